@@ -1,0 +1,209 @@
+"""The edge converter: untrusted JSON-like data to ``Call`` and values back to JSON.
+
+Unknown keys, wrong types and out-of-range values all become one
+``ValidationError`` naming every bad field by its dotted path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.errors import ForbiddenExtraKeysError, IterableValidationError
+
+from switchman._call import Call
+from switchman._errors import FieldError, ValidationError
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"must be a string; got {_json_type(value)}")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise TypeError(f"must be an integer; got {_json_type(value)}")
+    return value
+
+
+def _strict_float(value: Any, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"must be a number; got {_json_type(value)}")
+    return float(value)
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"must be true or false; got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "boolean"
+        case int() | float():
+            return "number"
+        case str():
+            return "string"
+        case list() | tuple():
+            return "array"
+        case dict():
+            return "object"
+    return type(value).__name__
+
+
+converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook(float, _strict_float)
+converter.register_structure_hook(bool, _strict_bool)
+
+
+def _join(path: str, name: str | int) -> str:
+    if isinstance(name, int):
+        return f"{path}[{name}]"
+    return f"{path}.{name}" if path else name
+
+
+def _flatten(exc: BaseException, path: str) -> list[FieldError]:
+    if isinstance(exc, ValidationError):
+        return list(exc.prefixed(path).fields) if path else list(exc.fields)
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [FieldError(_join(path, k), "unknown field") for k in sorted(exc.extra_fields)]
+    if isinstance(exc, IterableValidationError):
+        with_notes, others = exc.group_exceptions()
+        out = [e for sub, note in with_notes for e in _flatten(sub, _join(path, note.index))]
+        return out + [e for sub in others for e in _flatten(sub, path)]
+    if isinstance(exc, BaseExceptionGroup):
+        return [e for sub in exc.exceptions for e in _flatten(sub, path)]
+    return [FieldError(path or "body", str(exc) or type(exc).__name__)]
+
+
+def _make_attrs_hook(cls: type[Any]) -> Any:
+    """A structure hook for one of our frozen classes that reports every bad field.
+
+    Unknown keys, missing required keys and type errors are collected per field;
+    the class's own ``_problems`` check then runs on what did structure, so a
+    wrong type in one field does not hide an out-of-range value in another.
+    """
+    attrs.resolve_types(cls)
+    fields = attrs.fields(cls)
+    names = {f.name for f in fields}
+    problems = getattr(cls, "_problems", None)
+
+    def hook(data: Any, _: type) -> Any:
+        if not isinstance(data, dict):
+            raise TypeError(f"must be an object; got {_json_type(data)}")
+        errors = [FieldError(str(k), "unknown field") for k in data if k not in names]
+        values: dict[str, Any] = {}
+        for f in fields:
+            if f.name not in data:
+                if f.default is attrs.NOTHING:
+                    errors.append(FieldError(f.name, "is required"))
+                continue
+            raw = data[f.name]
+            if get_origin(f.type) is Literal:
+                if raw not in get_args(f.type):
+                    allowed = ", ".join(map(str, get_args(f.type)))
+                    errors.append(FieldError(f.name, f"must be one of {allowed}; got {raw!r}"))
+                else:
+                    values[f.name] = raw
+                continue
+            try:
+                values[f.name] = converter.structure(raw, f.type)
+            except Exception as exc:  # every structuring failure is reported, none raised
+                errors.extend(_flatten(exc, f.name))
+        if errors:
+            if problems is not None:
+                partial = SimpleNamespace(
+                    **{f.name: values.get(f.name, _default(f)) for f in fields}
+                )
+                bad = {e.field.split(".")[0].split("[")[0] for e in errors}
+                errors.extend(e for e in problems(partial) if e.field.split(".")[0] not in bad)
+            raise ValidationError(errors)
+        return cls(**values)
+
+    return hook
+
+
+def _default(f: attrs.Attribute[Any]) -> Any:
+    default: Any = f.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default.factory()
+    return None if f.default is attrs.NOTHING else f.default
+
+
+def _structure_array(value: Any, cls: Any) -> Any:
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"must be an array; got {_json_type(value)}")
+    (item,) = {a for a in get_args(cls) if a is not Ellipsis}
+    out = []
+    errors: list[FieldError] = []
+    for i, x in enumerate(value):
+        try:
+            out.append(converter.structure(x, item))
+        except Exception as exc:  # collected per index
+            errors.extend(_flatten(exc, f"[{i}]"))
+    if errors:
+        raise ValidationError(errors)
+    return tuple(out)
+
+
+def _structure_object(value: Any, _: Any) -> Any:
+    if not isinstance(value, dict):
+        raise TypeError(f"must be an object; got {_json_type(value)}")
+    return value
+
+
+def _is_schema_class(cls: Any) -> bool:
+    return attrs.has(cls) and getattr(cls, "__module__", "").startswith("switchman.")
+
+
+converter.register_structure_hook_factory(_is_schema_class, _make_attrs_hook)
+
+
+def _is_array(t: Any) -> bool:
+    args = get_args(t)
+    return get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _is_object(t: Any) -> bool:
+    return get_origin(t) in (Mapping, dict) or t is Mapping
+
+
+converter.register_structure_hook_func(_is_array, _structure_array)
+converter.register_structure_hook_func(_is_object, _structure_object)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build ``cls`` from untrusted data or raise ``ValidationError`` naming every bad field."""
+    if not isinstance(data, dict):
+        raise ValidationError([FieldError("body", "must be a JSON object")])
+    try:
+        return converter.structure(data, cls)
+    except ValidationError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ValidationError([FieldError("body", str(exc))]) from None
+
+
+def call_from_dict(data: Any) -> Call:
+    """A ``Call`` from a JSON object, as the gateway receives it."""
+    return structure(data, Call)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Any of switchman's frozen values as plain JSON-ready data."""
+    return converter.unstructure(value)

@@ -1,0 +1,210 @@
+"""The one exception tree of switchman.
+
+::
+
+    SwitchmanError
+     ├── ValidationError          bad input; names every bad field       (validation_error)
+     ├── PermissionDenied         override without acknowledgements, model not allowed
+     ├── BudgetExceeded           a budget cannot cover the reservation
+     ├── NoEligibleModel          every model was excluded, with reasons
+     ├── CallFailed               every attempt failed; carries the failed Result
+     └── ProviderError            one attempt against one provider failed
+          ├── RateLimited          429 and friends; ``retry_after`` seconds when known
+          ├── AttemptTimeout       ttft, stall or attempt deadline passed
+          ├── UpstreamError        5xx, 529, overloaded; ``status``
+          ├── TransientError       connect error or reset before any byte
+          ├── AuthError            bad or missing key; never retried
+          ├── ContextExceeded      prompt too long for the model
+          ├── ContentRejected      request rejected for its content (HTTP 400 policy)
+          ├── Refused              the model answered with a refusal or filtered output
+          ├── BadRequest           any other 4xx caused by the request
+          ├── BadReply             malformed body or stream
+          └── StreamBroken         stream cut or stalled after output began
+
+Error codes (``.code``) are the public strings of DESIGN.md; attempt outcomes
+(``.outcome``) are what the trace records for a failed attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import attrs
+
+if TYPE_CHECKING:
+    from switchman._result import Result
+
+
+class SwitchmanError(Exception):
+    """Root of every error switchman raises on purpose."""
+
+    code: ClassVar[str] = "error"
+
+
+@attrs.frozen
+class FieldError:
+    """One bad field: a dotted path (``params.temperature``) and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class ValidationError(SwitchmanError, ValueError):
+    """Input that does not describe a valid call; ``fields`` names every bad field."""
+
+    code = "validation_error"
+
+    def __init__(self, fields: Sequence[FieldError]) -> None:
+        self.fields = tuple(fields)
+        super().__init__("; ".join(f"{f.field}: {f.message}" for f in self.fields))
+
+    def prefixed(self, prefix: str) -> ValidationError:
+        """The same errors with ``prefix.`` before every field path."""
+        return ValidationError(
+            [
+                FieldError(_join(prefix, f.field) if f.field else prefix, f.message)
+                for f in self.fields
+            ]
+        )
+
+
+def _join(prefix: str, field: str) -> str:
+    return f"{prefix}{field}" if field.startswith("[") else f"{prefix}.{field}"
+
+
+class PermissionDenied(SwitchmanError):
+    code = "permission_denied"
+
+
+class BudgetExceeded(SwitchmanError):
+    code = "budget_exceeded"
+
+
+class NoEligibleModel(SwitchmanError):
+    code = "no_eligible_model"
+
+
+class CallFailed(SwitchmanError):
+    """Raised by ``Result.raise_for_status`` for a failed call; ``result`` says why."""
+
+    code = "all_models_failed"
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        first = result.errors[0] if result.errors else None
+        message = first.message if first is not None else "call failed"
+        super().__init__(message)
+
+    @property
+    def error_code(self) -> str:
+        return self.result.errors[0].code if self.result.errors else self.code
+
+
+class ProviderError(SwitchmanError):
+    """One attempt failed. ``outcome`` is the attempt outcome the trace records.
+
+    ``retry_same`` says whether the same model may be tried once more;
+    ``trips_breaker`` whether the failure counts against the model's health.
+    """
+
+    code = "all_models_failed"
+    outcome: ClassVar[str] = "error"
+    retry_same: ClassVar[bool] = False
+    trips_breaker: ClassVar[bool] = True
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status = status
+
+
+class RateLimited(ProviderError):
+    code = "rate_limited"
+    outcome = "rate_limited"
+    trips_breaker = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.retry_after = retry_after
+
+
+class AttemptTimeout(ProviderError):
+    code = "timeout"
+    outcome = "timeout"
+
+
+class UpstreamError(ProviderError):
+    retry_same = True
+
+
+class TransientError(ProviderError):
+    retry_same = True
+
+
+class AuthError(ProviderError):
+    code = "permission_denied"
+    trips_breaker = False
+
+
+class ContextExceeded(ProviderError):
+    outcome = "context_exceeded"
+    trips_breaker = False
+
+
+class ContentRejected(ProviderError):
+    code = "refused"
+    outcome = "content_filtered"
+    trips_breaker = False
+
+
+class Refused(ProviderError):
+    code = "refused"
+    outcome = "refused"
+    trips_breaker = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        content_filtered: bool = False,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.content_filtered = content_filtered
+
+    @property
+    def attempt_outcome(self) -> str:
+        return "content_filtered" if self.content_filtered else "refused"
+
+
+class BadRequest(ProviderError):
+    trips_breaker = False
+
+
+class BadReply(ProviderError):
+    pass
+
+
+class StreamBroken(ProviderError):
+    """A stream was cut or stalled after output began: a failure, never a success."""
+
+    outcome = "error"
+
+
+def attempt_outcome(exc: ProviderError) -> str:
+    """The trace outcome of a failed attempt."""
+    if isinstance(exc, Refused):
+        return exc.attempt_outcome
+    return exc.outcome

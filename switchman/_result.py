@@ -1,0 +1,160 @@
+"""``Result``, its ``Trace`` and the live ``TraceEvent``: frozen values out of the router."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+from switchman._errors import CallFailed
+
+Outcome = Literal[
+    "success",
+    "timeout",
+    "error",
+    "refused",
+    "content_filtered",
+    "rate_limited",
+    "context_exceeded",
+    "unavailable",
+    "cancelled",
+]
+EventType = Literal[
+    "call.accepted",
+    "call.routed",
+    "attempt.started",
+    "attempt.delta",
+    "attempt.finished",
+    "breaker.changed",
+    "budget.reserved",
+    "budget.settled",
+    "call.completed",
+    "call.failed",
+    "events.dropped",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class RedactionItem:
+    kind: str
+    count: int
+
+
+@attrs.frozen(kw_only=True)
+class RedactionReport:
+    performed: bool = False
+    items: tuple[RedactionItem, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class ErrorInfo:
+    code: str
+    message: str
+    provider: str | None = None
+    status: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Exclusion:
+    alias: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class EligibilityTrace:
+    eligible: tuple[str, ...] = ()
+    excluded: tuple[Exclusion, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Ranked:
+    alias: str
+    score: float
+    factors: Mapping[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class AttemptRecord:
+    n: int
+    alias: str
+    provider: str
+    started_at: float
+    ended_at: float
+    ttft_ms: float | None
+    outcome: Outcome
+    status_code: int | None = None
+    error: str | None = None
+    usage: Usage = attrs.field(factory=Usage)
+    cost_usd: float = 0.0
+    malformed_events: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class BudgetTrace:
+    reserved_usd: float = 0.0
+    settled_usd: float = 0.0
+    scopes: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Trace:
+    eligibility: EligibilityTrace = attrs.field(factory=EligibilityTrace)
+    ranking: tuple[Ranked, ...] = ()
+    attempts: tuple[AttemptRecord, ...] = ()
+    budget: BudgetTrace = attrs.field(factory=BudgetTrace)
+    outcome: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Result:
+    call_id: str
+    job_id: str | None = None
+    status: Literal["complete", "failed"]
+    answer: str = ""
+    model: str | None = None
+    provider: str | None = None
+    provider_model_id: str | None = None
+    usage: Usage = attrs.field(factory=Usage)
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    redaction: RedactionReport = attrs.field(factory=RedactionReport)
+    errors: tuple[ErrorInfo, ...] = ()
+    trace: Trace = attrs.field(factory=Trace)
+    simulated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+    def raise_for_status(self) -> Result:
+        """Return self when complete; raise ``CallFailed`` carrying self otherwise."""
+        if self.status != "complete":
+            raise CallFailed(self)
+        return self
+
+
+@attrs.frozen(kw_only=True)
+class TraceEvent:
+    """One live event. ``data`` holds the type's own fields (JSON-ready values)."""
+
+    type: EventType
+    call_id: str
+    job_id: str | None
+    ts: float
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    handle: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Delta:
+    """A piece of streamed answer text, already redacted."""
+
+    text: str

@@ -1,0 +1,105 @@
+"""The sans-I/O shape every wire format implements.
+
+An adapter turns a ``ProviderRequest`` into an ``HttpRequest`` and turns bytes
+back into ``Completion`` or a sequence of ``StreamEvent`` values, raising the
+``ProviderError`` branch that fits. It never touches the network: the one
+async step lives in ``switchman.adapters._http``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+
+from switchman._call import Message
+from switchman._result import Usage
+
+
+@attrs.frozen(kw_only=True)
+class ProviderRequest:
+    """What one attempt asks of one model, already resolved to the provider's model id.
+
+    ``messages`` may contain ``system`` turns; an adapter puts them where its
+    wire format wants them. A trailing ``assistant`` message is a prefill.
+    """
+
+    model_id: str
+    messages: tuple[Message, ...]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stream: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    json: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    usage: Usage
+    model_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ResponseStarted:
+    """The status line and headers arrived (fed to the rate budget)."""
+
+    status: int
+    headers: Mapping[str, str]
+
+
+@attrs.frozen(kw_only=True)
+class TextDelta:
+    text: str
+
+
+@attrs.frozen(kw_only=True)
+class Malformed:
+    """A stream event that could not be parsed and was skipped."""
+
+    detail: str
+
+
+@attrs.frozen(kw_only=True)
+class StreamEnd:
+    """The answer is complete: its finish reason, usage and the provider's model id."""
+
+    finish_reason: str | None
+    usage: Usage
+    model_id: str | None = None
+
+
+StreamEvent = ResponseStarted | TextDelta | Malformed | StreamEnd
+
+
+class StreamParser(Protocol):
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        """Parse the next bytes; raise a ``ProviderError`` for an error or refusal event."""
+        ...
+
+    def end(self) -> list[StreamEvent]:
+        """The connection closed: finish a complete answer, or raise ``StreamBroken``."""
+        ...
+
+
+class Adapter(Protocol):
+    """One wire format, configured for one provider (base URL, key, quirks)."""
+
+    def build_request(self, request: ProviderRequest) -> HttpRequest: ...
+
+    def parse_response(self, body: bytes) -> Completion: ...
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Exception: ...
+
+    def stream_parser(self) -> StreamParser: ...

@@ -1,0 +1,1 @@
+"""switchman.gateway."""
