@@ -1,0 +1,176 @@
+"""Circuit breaker per model: a pure state machine over monotonic ``now``.
+
+::
+
+    closed ──(failure rate over window, or N consecutive failures)──> open
+    open ──(now >= open_until; admits exactly one probe)──> half_open
+    half_open ──(probe succeeds)──> closed      window cleared, cool-down back to base
+    half_open ──(probe fails)──> open           cool-down x cooldown_factor, capped
+    half_open ──(probe neutral)──> half_open    probe slot freed; the next admit probes
+
+Only ``"failure"`` outcomes count against a model. ``"neutral"`` outcomes (a
+refusal, a 4xx caused by the request, a context-length error, a rate limit)
+never trip the breaker; in half-open they free the probe slot.
+
+Nothing here blocks, so nothing here can be cancelled midway: the provider actor
+owns a ``Breaker`` per model and replaces it with what these functions return.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+BreakerStateName = Literal["closed", "open", "half_open"]
+BreakerOutcome = Literal["success", "failure", "neutral"]
+
+
+@attrs.frozen(kw_only=True)
+class BreakerConfig:
+    """When to open, how long to stay open.
+
+    ``probe_timeout_s``: a probe that never reports back (a lost message) stops
+    blocking further probes after this long.
+    ``max_window_entries``: the rolling window keeps at most this many outcomes.
+    """
+
+    window_s: float = 60.0
+    min_calls: int = 5
+    failure_rate: float = 0.5
+    consecutive_failures: int = 5
+    cooldown_s: float = 5.0
+    cooldown_factor: float = 2.0
+    max_cooldown_s: float = 300.0
+    probe_timeout_s: float = 120.0
+    max_window_entries: int = 256
+
+
+@attrs.frozen(kw_only=True)
+class Breaker:
+    """The state of one model's breaker; the default is closed with an empty window.
+
+    ``window``: ``(time, ok)`` of counted outcomes, oldest first.
+    ``open_until``: meaningful only while open or half-open.
+    ``cooldown_s``: the cool-down of the latest trip (0 before any trip).
+    ``opened_at``: when the latest trip happened; outcomes of calls started
+    earlier are stale once the breaker is open or half-open.
+    ``trips``: how many times this breaker has opened in all (for status).
+    """
+
+    state: BreakerStateName = "closed"
+    window: tuple[tuple[float, bool], ...] = ()
+    consecutive_failures: int = 0
+    open_until: float = 0.0
+    opened_at: float | None = None
+    cooldown_s: float = 0.0
+    trips: int = 0
+    probe_in_flight: bool = False
+    probe_started_at: float | None = None
+
+    @property
+    def failures_in_window(self) -> int:
+        return sum(1 for _, ok in self.window if not ok)
+
+
+def breaker_admit(b: Breaker, cfg: BreakerConfig, now: float) -> tuple[bool, Breaker]:
+    """Whether a call may go to this model now, and the breaker after admitting it.
+
+    Closed admits. Open refuses until ``open_until``; at or after it the breaker
+    turns half-open and admits exactly one probe. Half-open refuses while its
+    probe is in flight (unless the probe is older than ``cfg.probe_timeout_s``).
+    """
+    if b.state == "closed":
+        return True, b
+    if b.state == "open":
+        if now < b.open_until:
+            return False, b
+        return True, attrs.evolve(b, state="half_open", probe_in_flight=True, probe_started_at=now)
+    # half_open
+    if b.probe_in_flight and not _probe_lost(b, cfg, now):
+        return False, b
+    return True, attrs.evolve(b, probe_in_flight=True, probe_started_at=now)
+
+
+def breaker_record(
+    b: Breaker,
+    cfg: BreakerConfig,
+    now: float,
+    outcome: BreakerOutcome,
+    *,
+    started_at: float | None = None,
+) -> Breaker:
+    """The breaker after a call to this model ended with ``outcome``.
+
+    ``started_at`` (optional) is when that call was admitted; when given, the
+    outcome of a call admitted before the latest trip is ignored while the
+    breaker is open or half-open (it says nothing about the model's recovery).
+    Outcomes arriving while open change nothing: the probe decides.
+    """
+    if b.state == "open":
+        return b
+    if b.state == "half_open":
+        if started_at is not None and b.opened_at is not None and started_at < b.opened_at:
+            return b
+        match outcome:
+            case "success":
+                return Breaker(trips=b.trips)
+            case "failure":
+                return _trip(b, cfg, now, grow=True)
+            case "neutral":
+                return attrs.evolve(b, probe_in_flight=False, probe_started_at=None)
+    # closed
+    if outcome == "neutral":
+        return b
+    ok = outcome == "success"
+    window = _pruned((*b.window, (now, ok)), cfg, now)
+    consecutive = 0 if ok else b.consecutive_failures + 1
+    b = attrs.evolve(b, window=window, consecutive_failures=consecutive)
+    if not ok and _should_trip(b, cfg):
+        return _trip(b, cfg, now, grow=False)
+    return b
+
+
+def breaker_retry_at(b: Breaker) -> float | None:
+    """When an open breaker will admit its probe; ``None`` unless open."""
+    return b.open_until if b.state == "open" else None
+
+
+def _should_trip(b: Breaker, cfg: BreakerConfig) -> bool:
+    if b.consecutive_failures >= cfg.consecutive_failures:
+        return True
+    calls = len(b.window)
+    return calls >= cfg.min_calls and b.failures_in_window / calls >= cfg.failure_rate
+
+
+def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:
+    base = min(cfg.cooldown_s, cfg.max_cooldown_s)
+    if grow and b.cooldown_s > 0:
+        cooldown = min(b.cooldown_s * cfg.cooldown_factor, cfg.max_cooldown_s)
+    else:
+        cooldown = base
+    open_until = now + cooldown
+    if b.state != "closed":
+        open_until = max(open_until, b.open_until)
+    return attrs.evolve(
+        b,
+        state="open",
+        open_until=open_until,
+        opened_at=now,
+        cooldown_s=cooldown,
+        trips=b.trips + 1,
+        probe_in_flight=False,
+        probe_started_at=None,
+    )
+
+
+def _pruned(
+    window: tuple[tuple[float, bool], ...], cfg: BreakerConfig, now: float
+) -> tuple[tuple[float, bool], ...]:
+    horizon = now - cfg.window_s
+    kept = tuple(entry for entry in window if entry[0] >= horizon)
+    return kept[-cfg.max_window_entries :] if cfg.max_window_entries > 0 else ()
+
+
+def _probe_lost(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
+    return b.probe_started_at is not None and now >= b.probe_started_at + cfg.probe_timeout_s

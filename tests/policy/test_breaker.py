@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from switchman.policy._breaker import (
+    Breaker,
+    BreakerConfig,
+    BreakerOutcome,
+    breaker_admit,
+    breaker_record,
+    breaker_retry_at,
+)
+
+CFG = BreakerConfig()
+
+
+def _feed(
+    b: Breaker, outcomes: list[BreakerOutcome], *, start: float = 0.0, step: float = 0.1
+) -> Breaker:
+    t = start
+    for outcome in outcomes:
+        ok, b = breaker_admit(b, CFG, t)
+        assert ok
+        b = breaker_record(b, CFG, t, outcome)
+        t += step
+    return b
+
+
+def _tripped(now: float = 0.0) -> Breaker:
+    """A breaker that tripped at ``now``, so open until ``now + 5``."""
+    b = Breaker()
+    for _ in range(CFG.consecutive_failures):
+        b = breaker_record(b, CFG, now, "failure")
+    assert b.state == "open"
+    assert b.open_until == now + CFG.cooldown_s
+    return b
+
+
+def test_default_is_closed_and_admits() -> None:
+    ok, b = breaker_admit(Breaker(), CFG, 123.0)
+    assert ok
+    assert b.state == "closed"
+    assert breaker_retry_at(b) is None
+
+
+def test_consecutive_failures_open_it() -> None:
+    b = _feed(Breaker(), ["failure"] * 4)
+    assert b.state == "closed"
+    b = breaker_record(b, CFG, 1.0, "failure")
+    assert b.state == "open"
+    assert b.open_until == pytest.approx(1.0 + CFG.cooldown_s)
+    assert breaker_retry_at(b) == b.open_until
+    assert b.trips == 1
+
+
+def test_success_resets_consecutive_count() -> None:
+    cfg = BreakerConfig(min_calls=100)  # rate rule out of the way
+    b = Breaker()
+    for i, outcome in enumerate(["failure"] * 4 + ["success"] + ["failure"] * 4):
+        b = breaker_record(b, cfg, i * 0.1, outcome)  # type: ignore[arg-type]
+    assert b.state == "closed"
+    assert b.consecutive_failures == 4
+
+
+def test_failure_rate_opens_once_min_calls_reached() -> None:
+    cfg = BreakerConfig(min_calls=6, failure_rate=0.5, consecutive_failures=100)
+    b = Breaker()
+    seq: list[BreakerOutcome] = ["failure", "success", "failure", "success", "failure"]
+    for i, outcome in enumerate(seq):
+        b = breaker_record(b, cfg, i, outcome)
+    # 3 failures of 5 calls = 60 % but below min_calls
+    assert b.state == "closed"
+    b = breaker_record(b, cfg, 5, "failure")  # 4 of 6
+    assert b.state == "open"
+
+
+@pytest.mark.parametrize(
+    ("failures", "successes", "opens"),
+    [(2, 3, False), (3, 2, True), (3, 7, False), (5, 5, True)],
+)
+def test_failure_rate_threshold(failures: int, successes: int, opens: bool) -> None:
+    cfg = BreakerConfig(min_calls=5, failure_rate=0.5, consecutive_failures=100)
+    b = Breaker()
+    t = 0.0
+    for _ in range(successes):
+        b = breaker_record(b, cfg, t, "success")
+        t += 1
+    for _ in range(failures):
+        b = breaker_record(b, cfg, t, "failure")
+        t += 1
+    assert (b.state == "open") is opens
+
+
+def test_exact_failure_rate_trips_despite_float_rounding() -> None:
+    cfg = BreakerConfig(min_calls=5, failure_rate=0.6, consecutive_failures=100)
+    b = Breaker()
+    for i, outcome in enumerate(["success", "success", "failure", "failure", "failure"]):
+        b = breaker_record(b, cfg, i, outcome)  # type: ignore[arg-type]
+    assert b.state == "open"
+
+
+def test_window_expiry_forgets_old_failures() -> None:
+    cfg = BreakerConfig(window_s=60.0, min_calls=5, failure_rate=0.5, consecutive_failures=100)
+    b = Breaker()
+    for i in range(4):
+        b = breaker_record(b, cfg, float(i), "failure")
+    b = breaker_record(b, cfg, 10.0, "success")
+    # 61 s after the failures they have left the window
+    b = breaker_record(b, cfg, 64.0, "failure")
+    assert b.state == "closed"
+    assert len(b.window) == 2
+    assert b.failures_in_window == 1
+
+
+def test_window_entry_exactly_window_s_old_still_counts() -> None:
+    cfg = BreakerConfig(window_s=10.0, min_calls=2, failure_rate=1.0, consecutive_failures=100)
+    b = breaker_record(Breaker(), cfg, 0.0, "failure")
+    b = breaker_record(b, cfg, 10.0, "failure")
+    assert b.state == "open"
+
+
+def test_window_is_bounded() -> None:
+    cfg = BreakerConfig(max_window_entries=16)
+    b = Breaker()
+    for i in range(100):
+        b = breaker_record(b, cfg, i * 0.001, "success")
+    assert len(b.window) == 16
+    assert b.window[-1][0] == pytest.approx(0.099)
+
+
+@given(st.lists(st.sampled_from(["neutral", "success"]), max_size=200))
+def test_neutral_outcomes_never_trip(outcomes: list[BreakerOutcome]) -> None:
+    b = Breaker()
+    for i, outcome in enumerate(outcomes):
+        b = breaker_record(b, CFG, i * 0.01, outcome)
+        assert b.state == "closed"
+
+
+def test_neutral_is_not_counted() -> None:
+    seq: list[BreakerOutcome] = ["failure"] * 4
+    b = _feed(Breaker(), seq + ["neutral"] * 10)
+    assert b.consecutive_failures == 4
+    assert len(b.window) == 4
+    b = breaker_record(b, CFG, 5.0, "failure")
+    assert b.state == "open"
+
+
+def test_open_refuses_until_exactly_open_until() -> None:
+    b = _tripped(0.0)
+    until = b.open_until
+    ok, after = breaker_admit(b, CFG, until - 1e-6)
+    assert not ok
+    assert after == b
+    ok, after = breaker_admit(b, CFG, until)
+    assert ok
+    assert after.state == "half_open"
+    assert after.probe_in_flight
+    assert breaker_retry_at(after) is None
+
+
+def test_half_open_admits_exactly_one_probe() -> None:
+    b = _tripped(0.0)
+    admitted = 0
+    for k in range(10):
+        ok, b = breaker_admit(b, CFG, 5.0 + k)
+        admitted += ok
+    assert admitted == 1
+    assert b.state == "half_open"
+
+
+def test_probe_success_closes_and_resets() -> None:
+    b = _tripped(0.0)
+    _, b = breaker_admit(b, CFG, 5.0)
+    b = breaker_record(b, CFG, 5.5, "success")
+    assert b.state == "closed"
+    assert b.window == ()
+    assert b.consecutive_failures == 0
+    assert b.trips == 1
+    # cool-down is back to base on the next trip
+    b = _feed(b, ["failure"] * 5, start=10.0)
+    assert b.state == "open"
+    assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s)  # type: ignore[operator]
+
+
+def test_cooldown_grows_on_repeated_trips_and_caps() -> None:
+    cfg = BreakerConfig(cooldown_s=5.0, cooldown_factor=2.0, max_cooldown_s=60.0)
+    b = Breaker()
+    for i in range(cfg.consecutive_failures):
+        b = breaker_record(b, cfg, 0.0 + i * 0.01, "failure")
+    cooldowns = [b.open_until - b.opened_at]  # type: ignore[operator]
+    for _ in range(6):
+        now = b.open_until
+        ok, b = breaker_admit(b, cfg, now)
+        assert ok
+        b = breaker_record(b, cfg, now + 0.2, "failure")
+        assert b.state == "open"
+        cooldowns.append(b.open_until - (now + 0.2))
+    assert cooldowns == pytest.approx([5, 10, 20, 40, 60, 60, 60])
+
+
+def test_base_cooldown_is_capped_too() -> None:
+    cfg = BreakerConfig(cooldown_s=500.0, max_cooldown_s=300.0, consecutive_failures=1)
+    b = breaker_record(Breaker(), cfg, 0.0, "failure")
+    assert b.open_until == pytest.approx(300.0)
+
+
+def test_neutral_probe_frees_the_slot() -> None:
+    b = _tripped(0.0)
+    _, b = breaker_admit(b, CFG, 5.0)
+    ok, _ = breaker_admit(b, CFG, 5.1)
+    assert not ok
+    b = breaker_record(b, CFG, 5.2, "neutral")
+    assert b.state == "half_open"
+    assert not b.probe_in_flight
+    ok, b = breaker_admit(b, CFG, 5.3)
+    assert ok
+    assert b.probe_in_flight
+    ok, _ = breaker_admit(b, CFG, 5.4)
+    assert not ok
+
+
+def test_lost_probe_stops_blocking_after_probe_timeout() -> None:
+    cfg = BreakerConfig(probe_timeout_s=30.0)
+    b = _tripped(0.0)
+    _, b = breaker_admit(b, cfg, 5.0)
+    ok, _ = breaker_admit(b, cfg, 34.9)
+    assert not ok
+    ok, b = breaker_admit(b, cfg, 35.0)
+    assert ok
+    assert b.probe_started_at == 35.0
+
+
+def test_outcomes_while_open_change_nothing() -> None:
+    b = _tripped(0.0)
+    outcomes: tuple[BreakerOutcome, ...] = ("failure", "success", "neutral")
+    for outcome in outcomes:
+        assert breaker_record(b, CFG, 1.0, outcome) == b
+
+
+def test_stale_outcome_in_half_open_is_ignored() -> None:
+    b = _tripped(10.0)
+    _, b = breaker_admit(b, CFG, b.open_until)
+    # a call admitted before the trip reports late: not the probe
+    assert breaker_record(b, CFG, 16.0, "success", started_at=9.0) == b
+    assert breaker_record(b, CFG, 16.0, "failure", started_at=9.0) == b
+    # the probe's own outcome counts
+    closed = breaker_record(b, CFG, 16.0, "success", started_at=b.probe_started_at)
+    assert closed.state == "closed"
+
+
+def test_retrip_never_shortens_open_until() -> None:
+    cfg = BreakerConfig(cooldown_s=5.0)
+    b = _tripped(0.0)
+    _, b = breaker_admit(b, cfg, b.open_until)
+    # a longer open_until carried over (e.g. restored from another instance) is kept
+    b = attrs.evolve(b, open_until=1000.0)
+    b = breaker_record(b, cfg, 6.0, "failure")
+    assert b.state == "open"
+    assert b.open_until == 1000.0
