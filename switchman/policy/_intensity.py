@@ -1,0 +1,42 @@
+"""Restart intensity of a supervisor: at most ``max_restarts`` restarts in any ``period_s``.
+
+Erlang/OTP's rule: a supervisor that would restart its children more than
+``max_restarts`` times within ``period_s`` seconds gives up and escalates to its
+parent instead. With the defaults (5 in 30 s) the sixth restart inside the window
+is refused; restarts spread out over time are always allowed.
+
+Nothing here blocks, so nothing here can be cancelled midway: the supervisor owns
+an ``Intensity`` and replaces it with what :func:`record_restart` returns, passing
+its monotonic clock (``trio.current_time()``) as ``now``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class Intensity:
+    """How many restarts are allowed per period, and the recent ones (monotonic times).
+
+    ``restarts``: times of the restarts still inside the window, oldest first; at most
+    ``max_restarts + 1`` are kept, which is all a decision needs.
+    ``max_restarts = 0`` refuses every restart.
+    """
+
+    max_restarts: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    period_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0.0))
+    restarts: tuple[float, ...] = ()
+
+
+def record_restart(state: Intensity, now: float) -> tuple[bool, Intensity]:
+    """Count a restart at ``now``; return whether it is allowed and the new state.
+
+    A restart exactly ``period_s`` before ``now`` has left the window. The refused
+    restart is recorded too, so a supervisor that keeps asking stays refused until
+    the window has emptied.
+    """
+    recent = (*(t for t in state.restarts if now - t < state.period_s), now)
+    recent = recent[-(state.max_restarts + 1) :]
+    allowed = len(recent) <= state.max_restarts
+    return allowed, attrs.evolve(state, restarts=recent)
