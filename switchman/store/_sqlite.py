@@ -1,0 +1,364 @@
+"""The embedded SQLite store: jobs, spend and learned statistics.
+
+One ``sqlite3`` connection per store, used by one worker thread at a time:
+every operation is a plain synchronous function run through
+``trio.to_thread.run_sync`` while holding a ``trio.Lock``. Why a lock and not a
+writer actor: the store is small request/reply work (a few hundred microseconds
+a statement), callers need the answer before they go on (a job must be on disk
+before its id is handed out), and a lock gives exactly that with no mailbox or
+reply channels; the lock also keeps reads and writes in submission order.
+
+Cancellation: waiting for the lock is cancellable and changes nothing; once a
+statement runs in its thread it is not abandoned (``to_thread.run_sync``
+waits for it), so a cancelled caller never leaves half a write behind.
+
+A job that was ``queued`` or ``running`` when its process died reads as
+``failed`` with reason ``"interrupted"`` after the next :func:`open_store`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+import attrs
+import trio
+
+JobStatus = Literal["queued", "running", "complete", "failed"]
+JOB_STATUSES: Final = ("queued", "running", "complete", "failed")
+FINISHED: Final = ("complete", "failed")
+MEMORY: Final = ":memory:"
+
+_KV_TABLES: Final = ("spend", "stats")
+#: prune old jobs after this many inserts (and on open)
+_PRUNE_EVERY: Final = 256
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    owner TEXT,
+    handle TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    reason TEXT,
+    call TEXT NOT NULL,
+    result TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submitted_at);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at);
+CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class JobRecord:
+    """One job as stored. Times are wall-clock seconds since the epoch."""
+
+    job_id: str
+    status: JobStatus
+    owner: str | None
+    handle: str
+    submitted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    reason: str | None = None
+    call: Mapping[str, Any] = attrs.field(factory=dict)
+    result: Mapping[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+def default_db_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/switchman/switchman.db``, else ``~/.local/share/switchman/switchman.db``."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local/share")
+    return Path(base) / "switchman" / "switchman.db"
+
+
+def _row(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        job_id=row["id"],
+        status=row["status"],
+        owner=row["owner"],
+        handle=row["handle"],
+        submitted_at=row["submitted_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        reason=row["reason"],
+        call=json.loads(row["call"]),
+        result=None if row["result"] is None else json.loads(row["result"]),
+    )
+
+
+class _Db:
+    """The synchronous half: every method runs in a worker thread, one at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        if path != MEMORY:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def add_job(self, job: JobRecord) -> None:
+        self.conn.execute(
+            "INSERT INTO jobs (id, status, owner, handle, submitted_at, call)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                job.job_id,
+                job.status,
+                job.owner,
+                job.handle,
+                job.submitted_at,
+                json.dumps(job.call, separators=(",", ":")),
+            ),
+        )
+
+    def mark_running(self, job_id: str, now: float) -> bool:
+        cur = self.conn.execute(
+            "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'",
+            (now, job_id),
+        )
+        return cur.rowcount > 0
+
+    def finish_job(
+        self,
+        job_id: str,
+        status: str,
+        result: Mapping[str, Any] | None,
+        reason: str | None,
+        now: float,
+    ) -> bool:
+        encoded = None if result is None else json.dumps(result, separators=(",", ":"))
+        cur = self.conn.execute(
+            "UPDATE jobs SET status = ?, result = ?, reason = ?, finished_at = ?,"
+            " started_at = COALESCE(started_at, ?)"
+            " WHERE id = ? AND status IN ('queued', 'running')",
+            (status, encoded, reason, now, now, job_id),
+        )
+        return cur.rowcount > 0
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _row(row)
+
+    def list_jobs(
+        self, owner: str | None, all_owners: bool, status: str | None, limit: int
+    ) -> list[JobRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if not all_owners:
+            where.append("owner IS ?")
+            args.append(owner)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY submitted_at DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        return [_row(r) for r in self.conn.execute(sql, args).fetchall()]
+
+    def job_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(JOB_STATUSES, 0)
+        for status, n in self.conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
+            counts[status] = n
+        return counts
+
+    def fail_unfinished(self, reason: str, now: float) -> int:
+        cur = self.conn.execute(
+            "UPDATE jobs SET status = 'failed', reason = ?, finished_at = ?"
+            " WHERE status IN ('queued', 'running')",
+            (reason, now),
+        )
+        return cur.rowcount
+
+    def prune(self, now: float, max_count: int, max_age_s: float) -> int:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            old = self.conn.execute(
+                "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND finished_at < ?",
+                (now - max_age_s,),
+            ).rowcount
+            extra = self.conn.execute(
+                "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND rowid IN ("
+                " SELECT rowid FROM jobs ORDER BY submitted_at DESC, rowid DESC"
+                " LIMIT -1 OFFSET ?)",
+                (max(max_count, 0),),
+            ).rowcount
+        return old + extra
+
+    def save_kv(self, table: str, data: Mapping[str, Any]) -> None:
+        if table not in _KV_TABLES:
+            raise ValueError(f"no such table: {table!r}")
+        rows = [(str(k), json.dumps(v, separators=(",", ":"))) for k, v in data.items()]
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(f"DELETE FROM {table}")
+            self.conn.executemany(f"INSERT INTO {table} (key, value) VALUES (?, ?)", rows)
+
+    def load_kv(self, table: str) -> dict[str, Any]:
+        if table not in _KV_TABLES:
+            raise ValueError(f"no such table: {table!r}")
+        rows = self.conn.execute(f"SELECT key, value FROM {table}").fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+
+class JobStore:
+    """Async face of the SQLite store. Build it with :func:`open_store`.
+
+    Every method may be cancelled while waiting for its turn (nothing happens
+    then); a statement already running completes before the cancellation lands.
+    """
+
+    def __init__(
+        self,
+        db: _Db,
+        *,
+        path: str,
+        retention_count: int,
+        retention_days: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._db = db
+        self._lock = trio.Lock()
+        self._inserts = 0
+        self.path = path
+        self.retention_count = retention_count
+        self.retention_days = retention_days
+        self.clock = clock
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._lock:
+            return await trio.to_thread.run_sync(fn, *args)
+
+    async def add_job(
+        self, *, job_id: str, owner: str | None, handle: str, call: Mapping[str, Any]
+    ) -> JobRecord:
+        """Record a new ``queued`` job; it is on disk when this returns."""
+        job = JobRecord(
+            job_id=job_id,
+            status="queued",
+            owner=owner,
+            handle=handle,
+            submitted_at=self.clock(),
+            call=call,
+        )
+        await self._run(self._db.add_job, job)
+        self._inserts += 1
+        if self._inserts % _PRUNE_EVERY == 0:
+            await self.prune()
+        return job
+
+    async def mark_running(self, job_id: str) -> bool:
+        """``queued`` → ``running``; False when the job is not queued."""
+        return await self._run(self._db.mark_running, job_id, self.clock())
+
+    async def finish_job(
+        self,
+        job_id: str,
+        *,
+        status: Literal["complete", "failed"],
+        result: Mapping[str, Any] | None,
+        reason: str | None = None,
+    ) -> bool:
+        """Set the final status and result; False when the job had already finished."""
+        return await self._run(self._db.finish_job, job_id, status, result, reason, self.clock())
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return await self._run(self._db.get_job, job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        owner: str | None = None,
+        all_owners: bool = False,
+        status: JobStatus | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Newest first: ``owner``'s jobs (None = jobs without owner), or everyone's."""
+        return await self._run(self._db.list_jobs, owner, all_owners, status, limit)
+
+    async def job_counts(self) -> dict[str, int]:
+        """Number of jobs in each status (every status present, zero included)."""
+        return await self._run(self._db.job_counts)
+
+    async def fail_unfinished(self, reason: str) -> int:
+        """Mark every queued or running job failed with ``reason``; how many were."""
+        return await self._run(self._db.fail_unfinished, reason, self.clock())
+
+    async def prune(self) -> int:
+        """Drop finished jobs past the retention age or beyond the newest ``retention_count``."""
+        return await self._run(
+            self._db.prune, self.clock(), self.retention_count, self.retention_days * 86_400
+        )
+
+    async def save_spend(self, data: Mapping[str, Any]) -> None:
+        """Replace the stored spend snapshot with ``data`` (JSON-able values), atomically."""
+        await self._run(self._db.save_kv, "spend", data)
+
+    async def load_spend(self) -> dict[str, Any]:
+        """The last snapshot given to :meth:`save_spend` (empty when none)."""
+        return await self._run(self._db.load_kv, "spend")
+
+    async def save_stats(self, data: Mapping[str, Any]) -> None:
+        """Replace the stored learned-statistics snapshot with ``data``, atomically."""
+        await self._run(self._db.save_kv, "stats", data)
+
+    async def load_stats(self) -> dict[str, Any]:
+        """The last snapshot given to :meth:`save_stats` (empty when none)."""
+        return await self._run(self._db.load_kv, "stats")
+
+
+@asynccontextmanager
+async def open_store(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    retention_count: int = 10_000,
+    retention_days: float = 7.0,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[JobStore]:
+    """Open (creating if needed) the store at ``path``; ``None`` = :func:`default_db_path`.
+
+    On open, jobs left queued or running by a previous process become failed
+    ("interrupted") and old finished jobs are pruned. ``":memory:"`` gives a
+    private in-memory store. The connection is closed on exit, even when the
+    block is cancelled (the close is shielded: it is short and bounded).
+    """
+    where = str(default_db_path() if path is None else path)
+    if where != MEMORY:
+        await trio.to_thread.run_sync(lambda: Path(where).parent.mkdir(parents=True, exist_ok=True))
+    db = await trio.to_thread.run_sync(_Db, where)
+    try:
+        store = JobStore(
+            db,
+            path=where,
+            retention_count=retention_count,
+            retention_days=retention_days,
+            clock=clock,
+        )
+        await store.fail_unfinished("interrupted")
+        await store.prune()
+        yield store
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(db.close)

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import switchman.store as store_pkg
+from switchman.store import JobStore, default_db_path, open_store
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def _add(store: JobStore, job_id: str, owner: str | None = "k1") -> None:
+    await store.add_job(job_id=job_id, owner=owner, handle="team", call={"prompt": job_id})
+
+
+def test_all_is_complete_and_sorted() -> None:
+    exported = [n for n in dir(store_pkg) if not n.startswith("_")]
+    assert sorted(store_pkg.__all__) == store_pkg.__all__
+    assert set(exported) - {"annotations"} <= set(store_pkg.__all__)
+
+
+def test_default_db_path_prefers_xdg_data_home() -> None:
+    assert default_db_path({"XDG_DATA_HOME": "/x/data", "HOME": "/h"}) == Path(
+        "/x/data/switchman/switchman.db"
+    )
+    assert default_db_path({"HOME": "/h"}) == Path("/h/.local/share/switchman/switchman.db")
+
+
+async def test_job_lifecycle_roundtrip() -> None:
+    clock = Clock()
+    async with open_store(":memory:", clock=clock) as store:
+        job = await store.add_job(
+            job_id="j1", owner="k1", handle="team-a", call={"prompt": "hi", "model": "auto"}
+        )
+        assert job.status == "queued" and job.submitted_at == clock.t
+        clock.t += 1
+        assert await store.mark_running("j1")
+        assert not await store.mark_running("j1")  # only from queued
+        running = await store.get_job("j1")
+        assert running is not None and running.status == "running"
+        assert running.started_at == clock.t
+        clock.t += 2
+        result = {"call_id": "c1", "status": "complete", "answer": "hello"}
+        assert await store.finish_job("j1", status="complete", result=result)
+        # a finished job stays finished: a late "shutdown" does not overwrite it
+        assert not await store.finish_job("j1", status="failed", result=None, reason="shutdown")
+        done = await store.get_job("j1")
+        assert done is not None
+        assert (done.status, done.result, done.reason) == ("complete", result, None)
+        assert done.call == {"prompt": "hi", "model": "auto"}
+        assert done.finished_at == clock.t and done.finished
+        assert await store.get_job("nope") is None
+
+
+async def test_list_jobs_filters_owner_status_and_limit_newest_first() -> None:
+    clock = Clock()
+    async with open_store(":memory:", clock=clock) as store:
+        for i in range(5):
+            clock.t += 1
+            await _add(store, f"a{i}", owner="k1")
+        await _add(store, "b0", owner="k2")
+        await _add(store, "n0", owner=None)
+        await store.finish_job("a1", status="failed", result=None, reason="x")
+        mine = await store.list_jobs(owner="k1")
+        assert [j.job_id for j in mine] == ["a4", "a3", "a2", "a1", "a0"]
+        assert [j.job_id for j in await store.list_jobs(owner="k1", limit=2)] == ["a4", "a3"]
+        failed = await store.list_jobs(owner="k1", status="failed")
+        assert [j.job_id for j in failed] == ["a1"]
+        assert [j.job_id for j in await store.list_jobs(owner=None)] == ["n0"]
+        assert len(await store.list_jobs(all_owners=True)) == 7
+        counts = await store.job_counts()
+        assert counts == {"queued": 6, "running": 0, "complete": 0, "failed": 1}
+
+
+async def test_jobs_survive_restart_and_unfinished_ones_read_as_interrupted(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "deep" / "dir" / "s.db"
+    async with open_store(path) as store:
+        await _add(store, "done")
+        await store.finish_job("done", status="complete", result={"answer": "42"})
+        await _add(store, "queued")
+        await _add(store, "running")
+        await store.mark_running("running")
+    async with open_store(path) as store:
+        done = await store.get_job("done")
+        assert done is not None and done.status == "complete"
+        assert done.result == {"answer": "42"}
+        for job_id in ("queued", "running"):
+            job = await store.get_job(job_id)
+            assert job is not None
+            assert (job.status, job.reason) == ("failed", "interrupted")
+            assert job.finished_at is not None
+
+
+async def test_memory_stores_are_private() -> None:
+    async with open_store(":memory:") as a, open_store(":memory:") as b:
+        await _add(a, "only-a")
+        assert await b.get_job("only-a") is None
+
+
+async def test_retention_by_age_keeps_unfinished_jobs() -> None:
+    clock = Clock()
+    async with open_store(":memory:", clock=clock, retention_days=1.0) as store:
+        await _add(store, "old-done")
+        await store.finish_job("old-done", status="complete", result={})
+        await _add(store, "old-running")
+        await store.mark_running("old-running")
+        clock.t += 86_400 * 2
+        await _add(store, "new-done")
+        await store.finish_job("new-done", status="complete", result={})
+        assert await store.prune() == 1
+        assert await store.get_job("old-done") is None
+        assert await store.get_job("old-running") is not None
+        assert await store.get_job("new-done") is not None
+
+
+async def test_retention_by_count_keeps_the_newest() -> None:
+    clock = Clock()
+    async with open_store(":memory:", clock=clock, retention_count=3) as store:
+        for i in range(6):
+            clock.t += 1
+            await _add(store, f"j{i}")
+            await store.finish_job(f"j{i}", status="complete", result={})
+        assert await store.prune() == 3
+        left = [j.job_id for j in await store.list_jobs(all_owners=True)]
+        assert left == ["j5", "j4", "j3"]
+
+
+async def test_retention_runs_on_open(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "s.db"
+    async with open_store(path, clock=clock) as store:
+        await _add(store, "old")
+        await store.finish_job("old", status="complete", result={})
+    clock.t += 86_400 * 30
+    async with open_store(path, clock=clock, retention_days=7) as store:
+        assert await store.get_job("old") is None
+
+
+@pytest.mark.parametrize("kind", ["spend", "stats"])
+async def test_key_value_snapshots_replace_and_persist(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with open_store(path) as store:
+        save = getattr(store, f"save_{kind}")
+        load = getattr(store, f"load_{kind}")
+        assert await load() == {}
+        await save({"team-a:day": {"usd": 1.5, "window": [1, 2]}, "global": 3})
+        await save({"team-a:day": {"usd": 2.0}})
+        assert await load() == {"team-a:day": {"usd": 2.0}}
+    async with open_store(path) as store:
+        assert await getattr(store, f"load_{kind}")() == {"team-a:day": {"usd": 2.0}}
+        other = "stats" if kind == "spend" else "spend"
+        assert await getattr(store, f"load_{other}")() == {}
