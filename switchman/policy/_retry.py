@@ -1,0 +1,150 @@
+"""What to do after a failed attempt: retry the same model, switch model, or stop.
+
+A pure decision over the error, the attempts already made on the model, ``now``
+and the call's ``deadline`` (both monotonic seconds). Nothing here blocks: the
+caller sleeps ``delay_s`` itself, inside its own cancel scope.
+
+Rules:
+
+* ``ContentRejected``: stop (the caller gets the provider's reason), or switch
+  when the route opted in to ``content_fallback``.
+* ``RateLimited``: retry the same model after ``retry_after`` when it is known,
+  short (``<= max_wait_s``), ends before the deadline and the model had fewer
+  than two attempts; otherwise switch.
+* Errors with ``retry_same`` (``UpstreamError``, ``TransientError``): retry once
+  after a jittered backoff of at least ``MIN_RETRY_GAP_S`` if that ends before the
+  deadline; otherwise switch. Never more than two attempts on one model.
+* Everything else (refusals, context length, auth, bad request, timeouts, broken
+  streams, bad replies): switch. A silent or cut provider is never retried.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+import attrs
+
+from switchman._errors import (
+    ContentRejected,
+    ContextExceeded,
+    ProviderError,
+    RateLimited,
+    Refused,
+)
+
+#: Two attempts on one model are never closer together than this.
+MIN_RETRY_GAP_S = 0.75
+#: At most this many attempts on one model per call.
+MAX_ATTEMPTS_PER_MODEL = 2
+
+RetryAction = Literal["retry", "switch", "stop"]
+
+
+@attrs.frozen(kw_only=True)
+class RetryDecision:
+    """``action`` to take after waiting ``delay_s`` (retry only); ``reason`` is for humans."""
+
+    action: RetryAction
+    delay_s: float = 0.0
+    reason: str = ""
+
+
+def backoff_delay(
+    retry_number: int, rng: random.Random, *, base_s: float = 0.25, cap_s: float = 2.0
+) -> float:
+    """Exponential backoff with full jitter: uniform in ``[0, min(cap_s, base_s * 2**(n-1))]``.
+
+    ``retry_number`` counts from 1 (the first retry). ``rng`` is the injected,
+    seedable source of randomness.
+    """
+    if retry_number < 1:
+        raise ValueError(f"retry_number counts from 1, got {retry_number}")
+    if base_s < 0 or cap_s < 0:
+        raise ValueError("base_s and cap_s must be >= 0")
+    # bound the exponent: past ~64 doublings the cap has long been reached
+    ceiling = min(cap_s, base_s * 2.0 ** min(retry_number - 1, 64))
+    return rng.uniform(0.0, ceiling)
+
+
+def decide_after_failure(
+    error: ProviderError,
+    *,
+    attempts_on_model: int,
+    now: float,
+    deadline: float,
+    rng: random.Random,
+    content_fallback: bool = False,
+    max_wait_s: float = 5.0,
+    backoff_base_s: float = 0.25,
+    backoff_cap_s: float = 2.0,
+) -> RetryDecision:
+    """Decide what follows a failed attempt.
+
+    ``attempts_on_model``: attempts already made on this model in this call,
+    the failed one included. ``deadline``: the call's overall deadline; a retry
+    is only offered when its wait ends strictly before it. ``backoff_base_s`` /
+    ``backoff_cap_s`` shape the jittered backoff of transient errors, which is
+    never below ``MIN_RETRY_GAP_S`` (with the defaults the first retry waits
+    exactly that floor, since its jitter ceiling is 0.25 s).
+    """
+    if isinstance(error, ContentRejected):
+        if content_fallback:
+            return RetryDecision(action="switch", reason="request rejected for its content")
+        return RetryDecision(action="stop", reason=f"request rejected: {error.message}")
+    if isinstance(error, RateLimited):
+        return _after_rate_limit(
+            error, attempts=attempts_on_model, now=now, deadline=deadline, max_wait=max_wait_s
+        )
+    if error.retry_same:
+        jitter = backoff_delay(
+            max(1, attempts_on_model), rng, base_s=backoff_base_s, cap_s=backoff_cap_s
+        )
+        delay = max(jitter, MIN_RETRY_GAP_S)
+        return _after_transient(
+            error, attempts=attempts_on_model, now=now, deadline=deadline, delay=delay
+        )
+    return RetryDecision(action="switch", reason=_switch_reason(error))
+
+
+def _after_rate_limit(
+    error: RateLimited, *, attempts: int, now: float, deadline: float, max_wait: float
+) -> RetryDecision:
+    wait = error.retry_after
+    if wait is None:
+        return RetryDecision(action="switch", reason="rate limited, no retry time given")
+    wait = max(0.0, wait)
+    if attempts >= MAX_ATTEMPTS_PER_MODEL:
+        return RetryDecision(action="switch", reason="rate limited again on this model")
+    if wait > max_wait:
+        return RetryDecision(action="switch", reason=f"rate limited for {wait:g} s, too long")
+    if now + wait >= deadline:
+        return RetryDecision(
+            action="switch", reason=f"rate limited for {wait:g} s, past the deadline"
+        )
+    return RetryDecision(action="retry", delay_s=wait, reason=f"rate limited, retry in {wait:g} s")
+
+
+def _after_transient(
+    error: ProviderError, *, attempts: int, now: float, deadline: float, delay: float
+) -> RetryDecision:
+    what = _describe(error)
+    if attempts >= MAX_ATTEMPTS_PER_MODEL:
+        return RetryDecision(action="switch", reason=f"{what} again on this model")
+    if now + delay >= deadline:
+        return RetryDecision(action="switch", reason=f"{what}, no time left to retry")
+    return RetryDecision(action="retry", delay_s=delay, reason=f"{what}, retry in {delay:.2f} s")
+
+
+def _describe(error: ProviderError) -> str:
+    if error.status is not None:
+        return f"upstream error {error.status}"
+    return type(error).__name__.lower().replace("error", " error").strip()
+
+
+def _switch_reason(error: ProviderError) -> str:
+    if isinstance(error, Refused):
+        return "the model refused"
+    if isinstance(error, ContextExceeded):
+        return "prompt too long for the model"
+    return f"{error.outcome}: {error.message}" if error.message else error.outcome

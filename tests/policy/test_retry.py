@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from switchman._errors import (
+    AttemptTimeout,
+    AuthError,
+    BadReply,
+    BadRequest,
+    ContentRejected,
+    ContextExceeded,
+    ProviderError,
+    RateLimited,
+    Refused,
+    StreamBroken,
+    TransientError,
+    UpstreamError,
+)
+from switchman.policy._retry import (
+    MIN_RETRY_GAP_S,
+    RetryDecision,
+    backoff_delay,
+    decide_after_failure,
+)
+
+
+def _decide(
+    error: ProviderError,
+    *,
+    attempts: int = 1,
+    now: float = 100.0,
+    deadline: float = 130.0,
+    seed: int = 0,
+    **kw: float | bool,
+) -> RetryDecision:
+    return decide_after_failure(
+        error,
+        attempts_on_model=attempts,
+        now=now,
+        deadline=deadline,
+        rng=random.Random(seed),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+# -- backoff -----------------------------------------------------------------
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.integers())
+def test_backoff_within_exponential_ceiling(n: int, seed: int) -> None:
+    d = backoff_delay(n, random.Random(seed), base_s=0.25, cap_s=2.0)
+    assert 0.0 <= d <= min(2.0, 0.25 * 2 ** min(n - 1, 64))
+
+
+def test_backoff_is_seeded_and_jittered() -> None:
+    a = [backoff_delay(3, random.Random(7)) for _ in range(3)]
+    assert a[0] == a[1] == a[2]
+    spread = {backoff_delay(3, random.Random(s)) for s in range(50)}
+    assert len(spread) > 40
+    assert max(spread) > 0.8  # ceiling for the 3rd retry is 1.0
+
+
+def test_backoff_grows_then_caps() -> None:
+    rng = random.Random(1)
+    means = [sum(backoff_delay(n, rng) for _ in range(2000)) / 2000 for n in (1, 2, 3, 4, 8)]
+    # full jitter: mean is half the ceiling (0.25, 0.5, 1, 2, 2) / 2
+    assert means == pytest.approx([0.125, 0.25, 0.5, 1.0, 1.0], rel=0.1)
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_backoff_rejects_bad_retry_number(n: int) -> None:
+    with pytest.raises(ValueError):
+        backoff_delay(n, random.Random(0))
+
+
+# -- content rejection ------------------------------------------------------
+
+
+def test_content_rejected_stops_with_provider_reason() -> None:
+    d = _decide(ContentRejected("violates usage policy", provider="openai", status=400))
+    assert d.action == "stop"
+    assert "violates usage policy" in d.reason
+
+
+def test_content_rejected_switches_when_route_opts_in() -> None:
+    d = _decide(ContentRejected("violates usage policy"), content_fallback=True)
+    assert d.action == "switch"
+
+
+# -- always switch -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        Refused("I can't help with that"),
+        Refused("filtered", content_filtered=True),
+        ContextExceeded("prompt is too long", status=400),
+        AuthError("invalid api key", status=401),
+        BadRequest("unknown parameter", status=400),
+        AttemptTimeout("no first token in 10 s"),
+        StreamBroken("stream cut after 120 tokens"),
+        BadReply("malformed JSON"),
+        ProviderError("something else"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_never_retried_on_same_model(error: ProviderError, attempts: int) -> None:
+    d = _decide(error, attempts=attempts, deadline=1e9)
+    assert d.action == "switch"
+    assert d.delay_s == 0.0
+    assert d.reason
+
+
+# -- rate limits --------------------------------------------------------------
+
+
+def test_short_retry_after_is_honoured() -> None:
+    d = _decide(RateLimited("slow down", retry_after=1.5))
+    assert d == RetryDecision(action="retry", delay_s=1.5, reason=d.reason)
+    assert "1.5" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "attempts", "now", "deadline", "max_wait", "action"),
+    [
+        (None, 1, 0.0, 100.0, 5.0, "switch"),  # no retry time known
+        (5.0, 1, 0.0, 100.0, 5.0, "retry"),  # exactly max_wait
+        (5.01, 1, 0.0, 100.0, 5.0, "switch"),  # longer than max_wait
+        (8.0, 1, 0.0, 100.0, 10.0, "retry"),  # caller allows longer waits
+        (2.0, 1, 0.0, 2.0, 5.0, "switch"),  # would end exactly at the deadline
+        (2.0, 1, 0.0, 2.001, 5.0, "retry"),  # ends just before it
+        (1.0, 2, 0.0, 100.0, 5.0, "switch"),  # second attempt already made
+        (0.0, 1, 0.0, 100.0, 5.0, "retry"),
+    ],
+)
+def test_rate_limit_branches(
+    retry_after: float | None,
+    attempts: int,
+    now: float,
+    deadline: float,
+    max_wait: float,
+    action: str,
+) -> None:
+    d = _decide(
+        RateLimited("429", retry_after=retry_after),
+        attempts=attempts,
+        now=now,
+        deadline=deadline,
+        max_wait_s=max_wait,
+    )
+    assert d.action == action
+    if action == "retry":
+        assert d.delay_s == retry_after
+
+
+def test_negative_retry_after_means_now() -> None:
+    d = _decide(RateLimited("429", retry_after=-3.0))
+    assert d.action == "retry"
+    assert d.delay_s == 0.0
+
+
+# -- transient / upstream --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error", [UpstreamError("503", status=503), TransientError("connection reset")]
+)
+def test_transient_retries_once_with_min_gap(error: ProviderError) -> None:
+    d = _decide(error, attempts=1)
+    assert d.action == "retry"
+    assert MIN_RETRY_GAP_S <= d.delay_s <= 2.0
+    d2 = _decide(error, attempts=2)
+    assert d2.action == "switch"
+
+
+@given(seed=st.integers(), attempts=st.integers(min_value=0, max_value=5))
+def test_transient_never_closer_than_gap_nor_more_than_two(seed: int, attempts: int) -> None:
+    d = _decide(UpstreamError("502", status=502), attempts=attempts, seed=seed, deadline=1e9)
+    if attempts >= 2:
+        assert d.action == "switch"
+    else:
+        assert d.action == "retry"
+        assert MIN_RETRY_GAP_S <= d.delay_s <= 2.0
+
+
+def test_first_transient_retry_waits_the_floor_by_default() -> None:
+    # full jitter of the first retry is at most 0.25 s, below the 0.75 s floor
+    delays = {_decide(UpstreamError("500", status=500), seed=s).delay_s for s in range(40)}
+    assert delays == {MIN_RETRY_GAP_S}
+
+
+def test_transient_backoff_uses_the_rng() -> None:
+    delays = [
+        _decide(UpstreamError("500", status=500), seed=s, backoff_base_s=2.0, backoff_cap_s=4.0)
+        for s in range(40)
+    ]
+    assert len({d.delay_s for d in delays}) > 20  # jitter above the floor on most seeds
+    assert all(MIN_RETRY_GAP_S <= d.delay_s <= 2.0 for d in delays)
+
+
+@pytest.mark.parametrize(
+    ("deadline", "action"),
+    [
+        (100.0 + MIN_RETRY_GAP_S, "switch"),
+        (100.0 + 0.5, "switch"),
+        (100.0 + MIN_RETRY_GAP_S + 0.001, "retry"),
+    ],
+)
+def test_transient_deadline_edges(deadline: float, action: str) -> None:
+    # base 0.25, first retry: the delay is exactly the 0.75 floor (jitter <= 0.25)
+    d = _decide(TransientError("reset"), now=100.0, deadline=deadline)
+    assert d.action == action
+    if action == "retry":
+        assert 100.0 + d.delay_s < deadline
+
+
+def test_upstream_reason_names_status() -> None:
+    d = _decide(UpstreamError("overloaded", status=529))
+    assert "529" in d.reason
