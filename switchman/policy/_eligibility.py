@@ -1,0 +1,192 @@
+"""Which models may serve a call, and with which sampling parameters.
+
+Pure functions over a ``Call`` and ``ModelSpec`` values: no I/O, no clock, no
+randomness. The dispatcher calls them once per call, on the hot path.
+
+``check_eligibility`` applies the rules of DESIGN.md in a fixed order and
+reports, for each excluded model, the *first* rule it fails, with the numbers
+that made it fail. ``request_params`` turns the call's params, verbosity and
+determinism into the sampling parameters of one ``ProviderRequest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any, Final
+
+import attrs
+
+from switchman._call import TRUST_RANK, Call
+from switchman._result import Exclusion
+from switchman.catalog._spec import ModelSpec
+
+#: output room a call needs when it does not set ``params.max_tokens``
+VERBOSITY_OUTPUT_TOKENS: Final = {"minimal": 256, "standard": 1024, "full": 4096}
+
+#: chars per token of the input estimate, and the per-message framing overhead
+_CHARS_PER_TOKEN: Final = 4
+_TOKENS_PER_MESSAGE: Final = 4
+
+
+def estimate_input_tokens(call: Call) -> int:
+    """Estimate the call's input size in tokens, without a tokenizer.
+
+    ``ceil(characters / 4) + 4 * messages``: about four characters per token
+    for English text and code, plus a few tokens of role framing per message
+    (a bare ``prompt`` counts as one message). It over- rather than
+    under-estimates typical text, which is the safe side for context-window
+    checks and budget reservations.
+    """
+    chars = call.prompt_chars()
+    messages = 1 if call.messages is None else len(call.messages)
+    return -(-chars // _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * messages
+
+
+def output_tokens(call: Call, model: ModelSpec) -> int:
+    """The output room to ask ``model`` for.
+
+    ``params.max_tokens`` when the caller set it, else the default of the
+    call's verbosity (``VERBOSITY_OUTPUT_TOKENS``); either way capped at the
+    model's ``max_output_tokens``.
+    """
+    wanted = call.params.max_tokens
+    if wanted is None:
+        wanted = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
+    return min(wanted, model.max_output_tokens)
+
+
+@attrs.frozen(kw_only=True)
+class Eligibility:
+    """The models that may serve a call (in the order given) and why the others may not."""
+
+    eligible: tuple[ModelSpec, ...]
+    excluded: tuple[Exclusion, ...]
+
+
+def is_allowed(model: ModelSpec, allowed: Sequence[str]) -> bool:
+    """Whether a caller allowed ``allowed`` (fnmatch patterns) may use ``model``.
+
+    A pattern matches the model's alias (``"claude-*"``) or ``provider/alias``
+    (``"openai/*"``). Matching is case-sensitive, as aliases are.
+    """
+    if "*" in allowed:
+        return True
+    qualified = f"{model.provider}/{model.alias}"
+    return any(fnmatchcase(model.alias, p) or fnmatchcase(qualified, p) for p in allowed)
+
+
+def _exclusion_reason(
+    call: Call,
+    model: ModelSpec,
+    input_tokens: int,
+    unavailable: Mapping[str, str],
+    allowed: Sequence[str],
+) -> str | None:
+    """The first eligibility rule ``model`` fails for ``call``, as a reason; None if none."""
+    if not model.enabled:
+        return "disabled"
+    intent = call.intent
+    if model.intents and intent != "unknown" and intent not in model.intents:
+        return f"intent {intent!r} not supported (supports: {', '.join(model.intents)})"
+    if TRUST_RANK[model.trust_tier] < TRUST_RANK[call.min_trust]:
+        return f"trust tier {model.trust_tier} below required {call.min_trust}"
+    if call.capabilities:
+        missing = [c for c in call.capabilities if c not in model.capabilities]
+        if missing:
+            return f"missing capabilities: {', '.join(missing)}"
+    params = call.params
+    if params.max_tokens is not None and params.max_tokens > model.max_output_tokens:
+        return (
+            f"max_tokens {params.max_tokens} above the model's limit of"
+            f" {model.max_output_tokens} output tokens"
+        )
+    out = output_tokens(call, model)
+    if input_tokens + out > model.context_window:
+        return (
+            f"context window {model.context_window} too small for"
+            f" {input_tokens} input + {out} output tokens"
+        )
+    if call.options.determinism == "strict" and not model.supports_seed:
+        return "determinism strict needs a seed, which the model does not support"
+    limit = call.options.max_cost_usd
+    if limit is not None:
+        cost = model.cost(input_tokens, out)
+        if cost > limit:
+            return (
+                f"estimated cost ${cost:.6f} ({input_tokens} input + {out} output tokens)"
+                f" above max_cost_usd ${limit:.6f}"
+            )
+    if not is_allowed(model, allowed):
+        return f"not allowed for this caller (allowed: {', '.join(allowed) or 'none'})"
+    return unavailable.get(model.alias)
+
+
+def check_eligibility(
+    call: Call,
+    models: Iterable[ModelSpec],
+    *,
+    input_tokens: int,
+    unavailable: Mapping[str, str],
+    allowed: Sequence[str] = ("*",),
+) -> Eligibility:
+    """Split ``models`` into those that may serve ``call`` and those that may not.
+
+    Rules, in order; an excluded model's reason is the first rule it fails:
+
+    1. disabled (``enabled`` false);
+    2. the call's intent is not among the model's ``intents`` (an empty list,
+       or intent ``"unknown"``, always passes);
+    3. trust tier below ``call.min_trust`` (untrusted < standard < trusted);
+    4. a capability the call requires is missing (each one named);
+    5. ``params.max_tokens`` above the model's ``max_output_tokens``;
+    6. the context window cannot hold ``input_tokens`` plus ``output_tokens()``;
+    7. determinism ``strict`` on a model without seed support;
+    8. estimated cost (input and output room at list price) above
+       ``options.max_cost_usd``;
+    9. none of the ``allowed`` patterns match (see ``is_allowed``);
+    10. ``unavailable`` names the alias (breaker open, rate budget empty,
+        provider disabled...): its reason is reported verbatim.
+
+    ``input_tokens`` is passed in (see ``estimate_input_tokens``) so one
+    estimate serves eligibility, scoring and the budget reservation.
+    Eligible models keep the order of ``models``.
+    """
+    eligible: list[ModelSpec] = []
+    excluded: list[Exclusion] = []
+    for model in models:
+        reason = _exclusion_reason(call, model, input_tokens, unavailable, allowed)
+        if reason is None:
+            eligible.append(model)
+        else:
+            excluded.append(Exclusion(alias=model.alias, reason=reason))
+    return Eligibility(eligible=tuple(eligible), excluded=tuple(excluded))
+
+
+def request_params(call: Call, model: ModelSpec) -> dict[str, Any]:
+    """Sampling parameters for one attempt of ``call`` on ``model``.
+
+    Keys ``temperature, top_p, max_tokens, seed, stop`` (``None`` = provider
+    default), ready for ``ProviderRequest(model_id=..., messages=..., **params)``.
+
+    - ``max_tokens`` is always ``output_tokens(call, model)``, so verbosity
+      bounds the answer even when the caller did not set it.
+    - determinism ``strict``: temperature 0 and the caller's seed (eligibility
+      already dropped models without seed support); ``top_p`` as given.
+    - ``best_effort``: temperature 0 unless the caller set one; the seed is
+      passed only when the model supports seeds.
+    - ``off``: as given, the seed dropped when the model does not support it.
+    """
+    params = call.params
+    determinism = call.options.determinism
+    temperature = params.temperature
+    if determinism == "strict" or (determinism == "best_effort" and temperature is None):
+        temperature = 0.0
+    seed = params.seed if model.supports_seed or determinism == "strict" else None
+    return {
+        "temperature": temperature,
+        "top_p": params.top_p,
+        "max_tokens": output_tokens(call, model),
+        "seed": seed,
+        "stop": params.stop,
+    }

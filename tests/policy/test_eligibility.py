@@ -1,0 +1,279 @@
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from switchman._call import Call, Message, Options, Params
+from switchman._result import Exclusion
+from switchman.catalog._spec import ModelSpec
+from switchman.policy._eligibility import (
+    VERBOSITY_OUTPUT_TOKENS,
+    check_eligibility,
+    estimate_input_tokens,
+    is_allowed,
+    output_tokens,
+    request_params,
+)
+
+
+def model(alias: str = "m", **kw: Any) -> ModelSpec:
+    kw.setdefault("provider", "openai")
+    kw.setdefault("model_id", alias + "-id")
+    return ModelSpec(alias=alias, **kw)
+
+
+def reason(call: Call, m: ModelSpec, input_tokens: int = 100, **kw: Any) -> str | None:
+    kw.setdefault("unavailable", {})
+    result = check_eligibility(call, [m], input_tokens=input_tokens, **kw)
+    if result.eligible:
+        assert result.eligible == (m,)
+        assert result.excluded == ()
+        return None
+    assert len(result.excluded) == 1
+    assert result.excluded[0].alias == m.alias
+    return result.excluded[0].reason
+
+
+# -- token estimates -------------------------------------------------------------------------
+
+
+def test_estimate_input_tokens_prompt_is_one_message() -> None:
+    assert estimate_input_tokens(Call(prompt="abcd" * 10)) == 10 + 4
+    # ceil: 41 characters need 11 tokens
+    assert estimate_input_tokens(Call(prompt="a" * 41)) == 11 + 4
+
+
+def test_estimate_input_tokens_counts_every_message() -> None:
+    call = Call(
+        messages=(
+            Message(role="system", content="be brief"),
+            Message(role="user", content="hi"),
+            Message(role="assistant", content="hello"),
+        )
+    )
+    # 8 + 2 + 5 = 15 characters -> 4 tokens, plus 3 messages * 4
+    assert estimate_input_tokens(call) == 4 + 12
+
+
+@pytest.mark.parametrize(("verbosity", "expected"), list(VERBOSITY_OUTPUT_TOKENS.items()))
+def test_output_tokens_follow_verbosity(verbosity: Any, expected: int) -> None:
+    call = Call(prompt="x", options=Options(verbosity=verbosity))
+    assert output_tokens(call, model()) == expected
+
+
+def test_output_tokens_prefer_max_tokens_and_cap_at_model_limit() -> None:
+    call = Call(prompt="x", params=Params(max_tokens=3000), options=Options(verbosity="minimal"))
+    assert output_tokens(call, model()) == 3000
+    assert output_tokens(call, model(max_output_tokens=2000)) == 2000
+    full = Call(prompt="x", options=Options(verbosity="full"))
+    assert output_tokens(full, model(max_output_tokens=1000)) == 1000
+
+
+# -- each rule, in order ---------------------------------------------------------------------
+
+
+def test_rules_apply_in_order_each_with_its_reason() -> None:
+    """A model failing every rule reports the first; fixing it reveals the next."""
+    call = Call(
+        prompt="x",
+        intent="code",
+        min_trust="trusted",
+        capabilities=("vision", "json"),
+        params=Params(max_tokens=5000, seed=7),
+        options=Options(determinism="strict", max_cost_usd=0.01),
+    )
+    m = model(
+        "bad",
+        provider="acme",
+        enabled=False,
+        intents=("summarize", "extract"),
+        trust_tier="standard",
+        capabilities=("json",),
+        max_output_tokens=4000,
+        context_window=5000,
+        supports_seed=False,
+        input_per_mtok=1000.0,
+        output_per_mtok=1000.0,
+    )
+    unavailable = {"bad": "breaker open until +4.2s"}
+    allowed = ("openai/*", "claude-*")
+    fixes: list[tuple[str, dict[str, Any]]] = [
+        ("disabled", {"enabled": True}),
+        ("intent 'code' not supported (supports: summarize, extract)", {"intents": ()}),
+        ("trust tier standard below required trusted", {"trust_tier": "trusted"}),
+        ("missing capabilities: vision", {"capabilities": ("vision", "json")}),
+        (
+            "max_tokens 5000 above the model's limit of 4000 output tokens",
+            {"max_output_tokens": 8192},
+        ),
+        (
+            "context window 5000 too small for 100 input + 5000 output tokens",
+            {"context_window": 8192},
+        ),
+        (
+            "determinism strict needs a seed, which the model does not support",
+            {"supports_seed": True},
+        ),
+        (
+            "estimated cost $5.100000 (100 input + 5000 output tokens)"
+            " above max_cost_usd $0.010000",
+            {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
+        ),
+        (
+            "not allowed for this caller (allowed: openai/*, claude-*)",
+            {"provider": "openai"},
+        ),
+        ("breaker open until +4.2s", {}),
+    ]
+    for expected, fix in fixes:
+        assert reason(call, m, unavailable=unavailable, allowed=allowed) == expected
+        m = attrs.evolve(m, **fix)
+    assert reason(call, m, unavailable={}, allowed=allowed) is None
+
+
+def test_intent_unknown_and_empty_intents_are_supported_by_every_model() -> None:
+    specialist = model(intents=("summarize",))
+    assert reason(Call(prompt="x"), specialist) is None
+    assert reason(Call(prompt="x", intent="summarize"), specialist) is None
+    assert reason(Call(prompt="x", intent="code"), model(intents=())) is None
+
+
+@pytest.mark.parametrize(
+    ("tier", "min_trust", "ok"),
+    [
+        ("untrusted", "untrusted", True),
+        ("untrusted", "standard", False),
+        ("standard", "standard", True),
+        ("standard", "trusted", False),
+        ("trusted", "standard", True),
+    ],
+)
+def test_trust_order(tier: Any, min_trust: Any, ok: bool) -> None:
+    r = reason(Call(prompt="x", min_trust=min_trust), model(trust_tier=tier))
+    assert (r is None) is ok
+
+
+def test_missing_capabilities_are_all_named() -> None:
+    call = Call(prompt="x", capabilities=("vision", "tools", "json"))
+    assert reason(call, model(capabilities=("json",))) == "missing capabilities: vision, tools"
+
+
+def test_verbosity_changes_the_output_room_needed() -> None:
+    m = model(context_window=2000, max_output_tokens=8192)
+    minimal = Call(prompt="x", options=Options(verbosity="minimal"))
+    full = Call(prompt="x", options=Options(verbosity="full"))
+    assert reason(minimal, m, input_tokens=1500) is None
+    assert (
+        reason(full, m, input_tokens=1500)
+        == "context window 2000 too small for 1500 input + 4096 output tokens"
+    )
+
+
+def test_cost_limit_uses_input_and_output_room() -> None:
+    m = model(input_per_mtok=10.0, output_per_mtok=100.0)
+    # 1000 input * $10/M + 1024 output * $100/M = $0.01 + $0.1024
+    at_limit = Call(prompt="x", options=Options(max_cost_usd=0.1124))
+    below = Call(prompt="x", options=Options(max_cost_usd=0.11))
+    assert reason(at_limit, m, input_tokens=1000) is None
+    assert reason(below, m, input_tokens=1000) == (
+        "estimated cost $0.112400 (1000 input + 1024 output tokens) above max_cost_usd $0.110000"
+    )
+    # minimal verbosity needs less output room, so the same budget fits
+    cheap = Call(prompt="x", options=Options(max_cost_usd=0.11, verbosity="minimal"))
+    assert reason(cheap, m, input_tokens=1000) is None
+
+
+def test_determinism_strict_excludes_only_models_without_seed() -> None:
+    call = Call(prompt="x", params=Params(seed=1), options=Options(determinism="strict"))
+    assert reason(call, model(supports_seed=True)) is None
+    best = Call(prompt="x", options=Options(determinism="best_effort"))
+    assert reason(best, model(supports_seed=False)) is None
+
+
+@pytest.mark.parametrize(
+    ("patterns", "ok"),
+    [
+        (("*",), True),
+        (("openai/*",), True),
+        (("anthropic/*",), False),
+        (("gpt-*",), True),
+        (("claude-*", "openai/gpt-fast"), True),
+        (("GPT-*",), False),
+        ((), False),
+    ],
+)
+def test_allowed_patterns_match_alias_or_provider(patterns: tuple[str, ...], ok: bool) -> None:
+    m = model("gpt-fast", provider="openai")
+    assert is_allowed(m, patterns) is ok
+    assert (reason(Call(prompt="x"), m, allowed=patterns) is None) is ok
+
+
+def test_unavailable_reason_is_reported_verbatim_and_others_unaffected() -> None:
+    models = [model("a"), model("b"), model("c")]
+    result = check_eligibility(
+        Call(prompt="x"),
+        models,
+        input_tokens=10,
+        unavailable={"b": "provider disabled: missing API key: set OPENAI_API_KEY"},
+    )
+    assert [m.alias for m in result.eligible] == ["a", "c"]
+    assert result.excluded == (
+        Exclusion(alias="b", reason="provider disabled: missing API key: set OPENAI_API_KEY"),
+    )
+
+
+def test_eligible_keep_input_order_and_excluded_follow_order() -> None:
+    models = [model("z"), model("y", enabled=False), model("x"), model("w", enabled=False)]
+    result = check_eligibility(Call(prompt="x"), models, input_tokens=10, unavailable={})
+    assert [m.alias for m in result.eligible] == ["z", "x"]
+    assert [e.alias for e in result.excluded] == ["y", "w"]
+
+
+# -- request parameters ----------------------------------------------------------------------
+
+
+def test_request_params_off_passes_params_and_verbosity_bounds_max_tokens() -> None:
+    call = Call(
+        prompt="x",
+        params=Params(temperature=0.7, top_p=0.9, seed=3, stop=("END",)),
+        options=Options(verbosity="minimal"),
+    )
+    assert request_params(call, model(supports_seed=True)) == {
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "max_tokens": 256,
+        "seed": 3,
+        "stop": ("END",),
+    }
+    # seed dropped where unsupported
+    assert request_params(call, model(supports_seed=False))["seed"] is None
+    full = attrs.evolve(call, options=Options(verbosity="full"))
+    assert request_params(full, model(max_output_tokens=2000))["max_tokens"] == 2000
+
+
+def test_request_params_strict_forces_temperature_zero_and_seed() -> None:
+    call = Call(
+        prompt="x",
+        params=Params(temperature=1.2, top_p=0.5, seed=42),
+        options=Options(determinism="strict"),
+    )
+    params = request_params(call, model(supports_seed=True))
+    assert params["temperature"] == 0.0
+    assert params["seed"] == 42
+    assert params["top_p"] == 0.5
+
+
+def test_request_params_best_effort() -> None:
+    unset = Call(prompt="x", params=Params(seed=9), options=Options(determinism="best_effort"))
+    assert request_params(unset, model(supports_seed=True))["temperature"] == 0.0
+    assert request_params(unset, model(supports_seed=True))["seed"] == 9
+    assert request_params(unset, model(supports_seed=False))["seed"] is None
+    given = attrs.evolve(unset, params=Params(temperature=0.4, seed=9))
+    assert request_params(given, model())["temperature"] == 0.4
+
+
+def test_request_params_explicit_max_tokens() -> None:
+    call = Call(prompt="x", params=Params(max_tokens=77), options=Options(verbosity="full"))
+    assert request_params(call, model())["max_tokens"] == 77
