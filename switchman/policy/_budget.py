@@ -1,0 +1,215 @@
+"""Budget arithmetic: reserve before an attempt, settle after, release on failure.
+
+Money is held as integer micro-dollars (no float drift); USD floats appear only
+at the boundary. Spend is kept per ``(scope, window key)``: a scope is
+``"global"``, ``"provider:<name>"`` or ``"caller:<handle>"``; a window key is a
+UTC calendar bucket such as ``"hour:2026-11-25T17"``, ``"day:2026-11-25"`` or
+``"month:2026-11"`` (see :func:`window_key`).
+
+A reservation charges every scope it names in the hour, day and month windows
+current when it was made, so spend stays visible per scope even without a limit
+on it; it is settled into those same windows even if the clock has since rolled
+over. A limit admits a reservation only if spent + reserved + amount fits in its
+current window, so with one owner applying these functions in turn (the ledger
+actor) concurrent calls can never overspend by their estimates.
+
+Nothing here blocks or can be cancelled midway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+Period = Literal["hour", "day", "month"]
+PERIODS: tuple[Period, ...] = ("hour", "day", "month")
+
+_MICROS_PER_USD = 1_000_000
+
+
+@attrs.frozen(kw_only=True)
+class Limit:
+    """At most ``limit_usd`` of spend in ``scope`` per calendar ``period`` (UTC)."""
+
+    scope: str
+    period: Period
+    limit_usd: float
+
+
+@attrs.frozen(kw_only=True)
+class Reservation:
+    """An open reservation: ``amount_micros`` held in each of ``windows``."""
+
+    id: str
+    scopes: tuple[str, ...]
+    amount_micros: int
+    windows: tuple[tuple[str, str], ...]  # (scope, window key) charged
+
+
+@attrs.frozen(kw_only=True)
+class Ledger:
+    """Settled spend per ``(scope, window key)`` in micro-dollars, and open reservations.
+
+    Treat both mappings as read-only: every function returns a new ``Ledger``.
+    """
+
+    spent: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
+    reservations: Mapping[str, Reservation] = attrs.field(factory=dict)
+
+
+def to_micros(usd: float) -> int:
+    """USD as integer micro-dollars, rounded to the nearest."""
+    return round(usd * _MICROS_PER_USD)
+
+
+def from_micros(micros: int) -> float:
+    return micros / _MICROS_PER_USD
+
+
+def window_key(period: Period, wall_now: float) -> str:
+    """The UTC calendar bucket of ``wall_now`` (Unix seconds) for ``period``."""
+    t = dt.datetime.fromtimestamp(wall_now, tz=dt.UTC)
+    match period:
+        case "hour":
+            return f"hour:{t:%Y-%m-%dT%H}"
+        case "day":
+            return f"day:{t:%Y-%m-%d}"
+        case "month":
+            return f"month:{t:%Y-%m}"
+    raise ValueError(f"unknown period {period!r}")
+
+
+def reserve(
+    ledger: Ledger,
+    limits: Sequence[Limit],
+    *,
+    scopes: Sequence[str],
+    amount_usd: float,
+    reservation_id: str,
+    wall_now: float,
+) -> tuple[Ledger, Limit | None]:
+    """Hold ``amount_usd`` against every scope in ``scopes``.
+
+    Every limit whose scope is in ``scopes`` must fit spent + reserved + amount
+    in its current window. If one does not, returns the ledger unchanged and the
+    first failing limit (in the order of ``limits``); otherwise the ledger with
+    the reservation and ``None``.
+
+    Raises ``ValueError`` for a negative amount or an id already open.
+    """
+    if amount_usd < 0:
+        raise ValueError(f"amount_usd must be >= 0, got {amount_usd}")
+    if reservation_id in ledger.reservations:
+        raise ValueError(f"reservation {reservation_id!r} is already open")
+    amount = to_micros(amount_usd)
+    wanted = set(scopes)
+    for limit in limits:
+        if limit.scope not in wanted:
+            continue
+        window = (limit.scope, window_key(limit.period, wall_now))
+        if _used(ledger, window) + amount > to_micros(limit.limit_usd):
+            return ledger, limit
+    unique_scopes = tuple(dict.fromkeys(scopes))
+    windows = tuple(
+        (scope, window_key(period, wall_now)) for scope in unique_scopes for period in PERIODS
+    )
+    reservation = Reservation(
+        id=reservation_id, scopes=unique_scopes, amount_micros=amount, windows=windows
+    )
+    return attrs.evolve(
+        ledger, reservations={**ledger.reservations, reservation_id: reservation}
+    ), None
+
+
+def settle(ledger: Ledger, reservation_id: str, *, actual_usd: float) -> Ledger:
+    """Turn a reservation into spend of ``actual_usd`` in the windows it was reserved in.
+
+    ``actual_usd`` may exceed the reservation (it is real spend). An unknown or
+    already settled / released id leaves the ledger unchanged.
+    """
+    if actual_usd < 0:
+        raise ValueError(f"actual_usd must be >= 0, got {actual_usd}")
+    reservation = ledger.reservations.get(reservation_id)
+    if reservation is None:
+        return ledger
+    actual = to_micros(actual_usd)
+    spent = dict(ledger.spent)
+    for window in reservation.windows:
+        spent[window] = spent.get(window, 0) + actual
+    return Ledger(spent=spent, reservations=_without(ledger.reservations, reservation_id))
+
+
+def release(ledger: Ledger, reservation_id: str) -> Ledger:
+    """Drop a reservation without spend (a failed attempt costs nothing); unknown id: unchanged."""
+    if reservation_id not in ledger.reservations:
+        return ledger
+    return attrs.evolve(ledger, reservations=_without(ledger.reservations, reservation_id))
+
+
+def remaining_usd(ledger: Ledger, limit: Limit, *, wall_now: float) -> float:
+    """What ``limit`` still allows in its current window (spent and reserved deducted; >= 0)."""
+    window = (limit.scope, window_key(limit.period, wall_now))
+    return from_micros(max(0, to_micros(limit.limit_usd) - _used(ledger, window)))
+
+
+def spent_usd(ledger: Ledger, scope: str, period: Period, *, wall_now: float) -> float:
+    """Settled spend of ``scope`` in the current ``period`` window (reservations excluded)."""
+    return from_micros(ledger.spent.get((scope, window_key(period, wall_now)), 0))
+
+
+def reserved_usd(ledger: Ledger, scope: str, period: Period, *, wall_now: float) -> float:
+    """Held by open reservations of ``scope`` in the current ``period`` window."""
+    return from_micros(_reserved(ledger, (scope, window_key(period, wall_now))))
+
+
+def prune(ledger: Ledger, *, wall_now: float) -> Ledger:
+    """Drop spend of windows that ended before the current hour / day / month.
+
+    Open reservations are kept; settling one into an old window later records
+    that spend again, to be pruned the next time.
+    """
+    current: dict[str, str] = {period: window_key(period, wall_now) for period in PERIODS}
+    spent = {
+        (scope, key): micros
+        for (scope, key), micros in ledger.spent.items()
+        if key >= current.get(key.partition(":")[0], "")
+    }
+    if len(spent) == len(ledger.spent):
+        return ledger
+    return attrs.evolve(ledger, spent=spent)
+
+
+def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
+    """Settled spend as JSON-able ``{scope: {window key: micros}}`` (reservations are not kept)."""
+    out: dict[str, dict[str, int]] = {}
+    for (scope, key), micros in sorted(ledger.spent.items()):
+        out.setdefault(scope, {})[key] = micros
+    return out
+
+
+def ledger_from_snapshot(data: Mapping[str, Any]) -> Ledger:
+    """The ledger a :func:`ledger_snapshot` describes; raises ``ValueError`` on a bad shape."""
+    spent: dict[tuple[str, str], int] = {}
+    for scope, windows in data.items():
+        if not isinstance(windows, Mapping):
+            raise ValueError(f"spend of {scope!r} is not a mapping")
+        for key, micros in windows.items():
+            if not isinstance(micros, int) or isinstance(micros, bool):
+                raise ValueError(f"spend of {scope!r} in {key!r} is not an integer")
+            spent[(str(scope), str(key))] = micros
+    return Ledger(spent=spent)
+
+
+def _used(ledger: Ledger, window: tuple[str, str]) -> int:
+    return ledger.spent.get(window, 0) + _reserved(ledger, window)
+
+
+def _reserved(ledger: Ledger, window: tuple[str, str]) -> int:
+    return sum(r.amount_micros for r in ledger.reservations.values() if window in r.windows)
+
+
+def _without(reservations: Mapping[str, Reservation], rid: str) -> dict[str, Reservation]:
+    return {k: v for k, v in reservations.items() if k != rid}

@@ -1,0 +1,321 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from switchman.policy._budget import (
+    PERIODS,
+    Ledger,
+    Limit,
+    Period,
+    ledger_from_snapshot,
+    ledger_snapshot,
+    prune,
+    release,
+    remaining_usd,
+    reserve,
+    reserved_usd,
+    settle,
+    spent_usd,
+    to_micros,
+    window_key,
+)
+
+
+def _ts(text: str) -> float:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
+
+
+T0 = _ts("2026-11-25T17:30:00")
+DAY = Limit(scope="global", period="day", limit_usd=1.0)
+
+
+@pytest.mark.parametrize(
+    ("period", "when", "key"),
+    [
+        ("hour", "2026-11-25T17:30:00", "hour:2026-11-25T17"),
+        ("day", "2026-11-25T17:30:00", "day:2026-11-25"),
+        ("month", "2026-11-25T17:30:00", "month:2026-11"),
+        ("hour", "2026-11-25T23:59:59.999", "hour:2026-11-25T23"),
+        ("hour", "2026-11-26T00:00:00", "hour:2026-11-26T00"),
+        ("day", "2026-12-31T23:59:59", "day:2026-12-31"),
+        ("month", "2027-01-01T00:00:00", "month:2027-01"),
+    ],
+)
+def test_window_key_is_utc(period: Period, when: str, key: str) -> None:
+    assert window_key(period, _ts(when)) == key
+
+
+def test_reserve_settle_release_roundtrip() -> None:
+    led, refused = reserve(
+        Ledger(), [DAY], scopes=["global"], amount_usd=0.4, reservation_id="a", wall_now=T0
+    )
+    assert refused is None
+    assert remaining_usd(led, DAY, wall_now=T0) == pytest.approx(0.6)
+    assert spent_usd(led, "global", "day", wall_now=T0) == 0.0
+    assert reserved_usd(led, "global", "day", wall_now=T0) == pytest.approx(0.4)
+    led = settle(led, "a", actual_usd=0.1)
+    assert spent_usd(led, "global", "day", wall_now=T0) == pytest.approx(0.1)
+    assert remaining_usd(led, DAY, wall_now=T0) == pytest.approx(0.9)
+    assert led.reservations == {}
+
+
+def test_reserve_refuses_with_the_failing_limit_and_keeps_ledger() -> None:
+    caller = Limit(scope="caller:team-a", period="hour", limit_usd=0.5)
+    limits = [DAY, caller]
+    led, refused = reserve(
+        Ledger(),
+        limits,
+        scopes=["global", "caller:team-a"],
+        amount_usd=0.3,
+        reservation_id="a",
+        wall_now=T0,
+    )
+    assert refused is None
+    before = led
+    led, refused = reserve(
+        led,
+        limits,
+        scopes=["global", "caller:team-a"],
+        amount_usd=0.3,
+        reservation_id="b",
+        wall_now=T0,
+    )
+    assert refused == caller
+    assert led is before
+    # another caller is not limited by team-a's limit
+    led, refused = reserve(
+        led, limits, scopes=["global", "caller:b"], amount_usd=0.3, reservation_id="c", wall_now=T0
+    )
+    assert refused is None
+    led, refused = reserve(
+        led, limits, scopes=["global"], amount_usd=0.5, reservation_id="d", wall_now=T0
+    )
+    assert refused == DAY
+
+
+def test_exact_fit_is_allowed_without_float_drift() -> None:
+    led = Ledger()
+    for i in range(10):
+        led, refused = reserve(
+            led, [DAY], scopes=["global"], amount_usd=0.1, reservation_id=str(i), wall_now=T0
+        )
+        assert refused is None
+    assert remaining_usd(led, DAY, wall_now=T0) == 0.0
+    led, refused = reserve(
+        led, [DAY], scopes=["global"], amount_usd=0.000001, reservation_id="x", wall_now=T0
+    )
+    assert refused == DAY
+
+
+def test_limits_of_other_scopes_do_not_apply() -> None:
+    zero = Limit(scope="provider:openai", period="day", limit_usd=0.0)
+    _, refused = reserve(
+        Ledger(),
+        [zero],
+        scopes=["global", "provider:anthropic"],
+        amount_usd=5.0,
+        reservation_id="a",
+        wall_now=T0,
+    )
+    assert refused is None
+
+
+def test_release_costs_nothing_and_twice_is_harmless() -> None:
+    led, _ = reserve(
+        Ledger(), [DAY], scopes=["global"], amount_usd=0.9, reservation_id="a", wall_now=T0
+    )
+    led = release(led, "a")
+    assert remaining_usd(led, DAY, wall_now=T0) == 1.0
+    assert release(led, "a") == led
+    assert settle(led, "a", actual_usd=0.5) == led
+    assert spent_usd(led, "global", "day", wall_now=T0) == 0.0
+
+
+def test_settle_twice_is_harmless() -> None:
+    led, _ = reserve(
+        Ledger(), [DAY], scopes=["global"], amount_usd=0.5, reservation_id="a", wall_now=T0
+    )
+    led = settle(led, "a", actual_usd=0.2)
+    assert settle(led, "a", actual_usd=0.2) == led
+    assert release(led, "a") == led
+    assert spent_usd(led, "global", "day", wall_now=T0) == pytest.approx(0.2)
+
+
+def test_settle_may_exceed_the_reservation() -> None:
+    led, _ = reserve(
+        Ledger(), [DAY], scopes=["global"], amount_usd=0.5, reservation_id="a", wall_now=T0
+    )
+    led = settle(led, "a", actual_usd=1.5)
+    assert spent_usd(led, "global", "day", wall_now=T0) == pytest.approx(1.5)
+    assert remaining_usd(led, DAY, wall_now=T0) == 0.0
+    _, refused = reserve(
+        led, [DAY], scopes=["global"], amount_usd=0.0, reservation_id="b", wall_now=T0
+    )
+    assert refused == DAY
+
+
+def test_spend_recorded_per_scope_and_period_without_limits() -> None:
+    led, _ = reserve(
+        Ledger(),
+        [],
+        scopes=["global", "provider:openai", "caller:a"],
+        amount_usd=0.25,
+        reservation_id="a",
+        wall_now=T0,
+    )
+    led = settle(led, "a", actual_usd=0.2)
+    for scope in ("global", "provider:openai", "caller:a"):
+        for period in PERIODS:
+            assert spent_usd(led, scope, period, wall_now=T0) == pytest.approx(0.2)
+    assert spent_usd(led, "provider:anthropic", "day", wall_now=T0) == 0.0
+
+
+def test_hour_rollover_frees_hourly_but_not_daily() -> None:
+    hourly = Limit(scope="global", period="hour", limit_usd=1.0)
+    daily = Limit(scope="global", period="day", limit_usd=1.5)
+    t = _ts("2026-11-25T17:59:59")
+    led, _ = reserve(
+        Ledger(), [hourly, daily], scopes=["global"], amount_usd=1.0, reservation_id="a", wall_now=t
+    )
+    led = settle(led, "a", actual_usd=1.0)
+    _, refused = reserve(
+        led, [hourly, daily], scopes=["global"], amount_usd=0.1, reservation_id="b", wall_now=t
+    )
+    assert refused == hourly
+    t2 = _ts("2026-11-25T18:00:00")
+    assert remaining_usd(led, hourly, wall_now=t2) == 1.0
+    _, refused = reserve(
+        led, [hourly, daily], scopes=["global"], amount_usd=0.6, reservation_id="b", wall_now=t2
+    )
+    assert refused == daily
+    _, refused = reserve(
+        led, [hourly, daily], scopes=["global"], amount_usd=0.5, reservation_id="b", wall_now=t2
+    )
+    assert refused is None
+
+
+def test_day_rollover_at_utc_midnight() -> None:
+    before = _ts("2026-11-25T23:59:59")
+    after = _ts("2026-11-26T00:00:00")
+    led, _ = reserve(
+        Ledger(), [DAY], scopes=["global"], amount_usd=1.0, reservation_id="a", wall_now=before
+    )
+    # still reserved: nothing left before midnight, everything after
+    assert remaining_usd(led, DAY, wall_now=before) == 0.0
+    assert remaining_usd(led, DAY, wall_now=after) == 1.0
+    # settled after midnight: charged to the day it was reserved in
+    led = settle(led, "a", actual_usd=0.7)
+    assert spent_usd(led, "global", "day", wall_now=before) == pytest.approx(0.7)
+    assert spent_usd(led, "global", "day", wall_now=after) == 0.0
+    month = Limit(scope="global", period="month", limit_usd=1.0)
+    assert remaining_usd(led, month, wall_now=after) == pytest.approx(0.3)
+
+
+def test_prune_drops_old_windows_only() -> None:
+    t = _ts("2026-11-25T17:10:00")
+    led, _ = reserve(Ledger(), [], scopes=["global"], amount_usd=1, reservation_id="a", wall_now=t)
+    led = settle(led, "a", actual_usd=0.5)
+    assert prune(led, wall_now=t) is led
+    later = prune(led, wall_now=_ts("2026-11-25T18:00:00"))
+    assert set(later.spent) == {("global", "day:2026-11-25"), ("global", "month:2026-11")}
+    next_month = prune(led, wall_now=_ts("2026-12-01T00:00:00"))
+    assert next_month.spent == {}
+    # a window in the future (clock stepped back) is kept
+    assert prune(led, wall_now=_ts("2026-11-25T16:00:00")) is led
+
+
+def test_prune_keeps_open_reservations() -> None:
+    led, _ = reserve(
+        Ledger(), [DAY], scopes=["global"], amount_usd=0.5, reservation_id="a", wall_now=T0
+    )
+    pruned = prune(led, wall_now=T0 + 86400 * 40)
+    assert pruned.reservations == led.reservations
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError):
+        reserve(Ledger(), [], scopes=["global"], amount_usd=-1, reservation_id="a", wall_now=T0)
+    led, _ = reserve(Ledger(), [], scopes=["global"], amount_usd=1, reservation_id="a", wall_now=T0)
+    with pytest.raises(ValueError):
+        reserve(led, [], scopes=["global"], amount_usd=1, reservation_id="a", wall_now=T0)
+    with pytest.raises(ValueError):
+        settle(led, "a", actual_usd=-0.1)
+
+
+def test_snapshot_roundtrip() -> None:
+    led, _ = reserve(
+        Ledger(), [], scopes=["global", "caller:a"], amount_usd=1, reservation_id="a", wall_now=T0
+    )
+    led = settle(led, "a", actual_usd=0.123456)
+    snap = ledger_snapshot(led)
+    assert snap["global"]["day:2026-11-25"] == 123456
+    back = ledger_from_snapshot(snap)
+    assert back.spent == led.spent
+    assert back.reservations == {}
+    with pytest.raises(ValueError):
+        ledger_from_snapshot({"global": {"day:2026-11-25": "lots"}})
+    with pytest.raises(ValueError):
+        ledger_from_snapshot({"global": 3})
+
+
+# -- Hypothesis: no interleaving overspends ------------------------------------
+
+_SCOPES = ("global", "provider:p", "caller:a", "caller:b")
+_LIMITS = (
+    Limit(scope="global", period="day", limit_usd=2.0),
+    Limit(scope="global", period="hour", limit_usd=0.9),
+    Limit(scope="provider:p", period="month", limit_usd=1.5),
+    Limit(scope="caller:a", period="hour", limit_usd=0.3),
+    Limit(scope="caller:b", period="day", limit_usd=0.7),
+)
+_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("reserve"),
+            st.lists(st.sampled_from(_SCOPES), min_size=1, max_size=4),
+            st.integers(min_value=0, max_value=600_000),  # micros
+        ),
+        st.tuples(st.just("settle"), st.integers(0, 30), st.floats(0.0, 1.0)),
+        st.tuples(st.just("release"), st.integers(0, 30)),
+        st.tuples(st.just("tick"), st.integers(0, 4 * 3600)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ops)
+def test_no_interleaving_exceeds_a_limit(ops: list[tuple[object, ...]]) -> None:
+    led = Ledger()
+    now = _ts("2026-11-25T22:30:00")  # crosses hour and day boundaries as it ticks
+    next_id = 0
+    for op in ops:
+        match op:
+            case ("reserve", scopes, micros):
+                led, _ = reserve(
+                    led,
+                    _LIMITS,
+                    scopes=scopes,  # type: ignore[arg-type]
+                    amount_usd=micros / 1e6,  # type: ignore[operator]
+                    reservation_id=str(next_id),
+                    wall_now=now,
+                )
+                next_id += 1
+            case ("settle", idx, fraction):
+                r = led.reservations.get(str(idx))
+                actual = (r.amount_micros * fraction) / 1e6 if r else 0.1  # type: ignore[operator]
+                led = settle(led, str(idx), actual_usd=actual)
+            case ("release", idx):
+                led = release(led, str(idx))
+            case ("tick", seconds):
+                now += seconds  # type: ignore[operator]
+        for limit in _LIMITS:
+            used = spent_usd(led, limit.scope, limit.period, wall_now=now) + reserved_usd(
+                led, limit.scope, limit.period, wall_now=now
+            )
+            assert to_micros(used) <= to_micros(limit.limit_usd), limit
+            assert remaining_usd(led, limit, wall_now=now) >= 0.0
