@@ -42,8 +42,10 @@ from switchman._result import (
     TraceEvent,
     Usage,
 )
+from switchman._router import Router, open_router, run_router
 from switchman._version import __version__
-from switchman.catalog import Config
+from switchman.actors import ModelStatus, ProviderStatus, RouterStatus
+from switchman.catalog import Config, load_config
 
 __all__ = [
     "AttemptRecord",
@@ -66,13 +68,17 @@ __all__ = [
     "Options",
     "Params",
     "PermissionDenied",
+    "ModelStatus",
     "ProviderError",
+    "ProviderStatus",
     "RateLimited",
     "RedactionOptions",
     "RedactionOverride",
     "RedactionReport",
     "Refused",
     "Result",
+    "Router",
+    "RouterStatus",
     "StreamBroken",
     "SwitchmanError",
     "Timeouts",
@@ -84,5 +90,8 @@ __all__ = [
     "ValidationError",
     "__version__",
     "call_from_dict",
+    "load_config",
+    "open_router",
+    "run_router",
     "to_jsonable",
 ]

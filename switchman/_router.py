@@ -1,0 +1,342 @@
+"""The router: the supervised actor tree, and the handle applications hold.
+
+::
+
+    open_router(config)                        one nursery owns everything
+     └─ root supervisor (one_for_one)
+         ├─ trace hub
+         ├─ ledger                 budgets
+         ├─ provider supervisor    one actor per enabled provider
+         └─ dispatcher             bouncer → eligibility → scoring → attempts → result
+
+Actors talk through bounded memory channels created here, so an actor restarted
+by its supervisor keeps its inbox. ``Router.aclose`` stops intake and shuts the
+tree down in reverse start order: the dispatcher drains in-flight calls for the
+grace period, then providers, ledger and hub stop.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import attrs
+import httpx
+import trio
+
+from switchman._call import Call
+from switchman._errors import FieldError, ValidationError
+from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
+from switchman.actors._board import (
+    ProviderSnapshot,
+    RouterStatus,
+    StatusBoard,
+    provider_status,
+)
+from switchman.actors._dispatcher import run_dispatcher
+from switchman.actors._env import DispatchEnv
+from switchman.actors._hub import TraceHub, run_trace_hub
+from switchman.actors._ledger import limited_scopes, limits_from_config, run_ledger
+from switchman.actors._messages import (
+    CancelCall,
+    DispatcherMessage,
+    FeedbackFor,
+    LedgerMessage,
+    ProviderMessage,
+    SpendQuery,
+    Submit,
+)
+from switchman.actors._provider import run_provider_actor
+from switchman.catalog._config import api_key, load_config
+from switchman.catalog._spec import Config, ModelSpec
+from switchman.policy._breaker import Breaker, BreakerConfig
+from switchman.policy._candidates import resolve_target
+from switchman.policy._intensity import Intensity
+from switchman.policy._ratelimit import new_budget
+from switchman.supervisor import ChildSpec, Supervisor, run_supervisor
+
+INBOX_SIZE = 256
+
+
+def _new_call_id() -> str:
+    return os.urandom(8).hex()
+
+
+def validate_call(call: Call, config: Config) -> None:
+    """What only the configuration can tell: the model, the fallbacks, strict determinism."""
+    errors: list[FieldError] = []
+    if resolve_target(call.model, config) is None:
+        errors.append(FieldError("model", f"unknown model or route {call.model!r}"))
+    for i, alias in enumerate(call.options.fallback):
+        if alias != "auto" and resolve_target(alias, config) != "model":
+            errors.append(FieldError(f"options.fallback[{i}]", f"unknown model alias {alias!r}"))
+    if call.options.determinism == "strict" and call.params.seed is None:
+        errors.append(FieldError("params.seed", "is required when options.determinism is strict"))
+    if errors:
+        raise ValidationError(errors)
+
+
+def _failed(call_id: str, job_id: str | None, code: str, message: str) -> Result:
+    return Result(
+        call_id=call_id,
+        job_id=job_id,
+        status="failed",
+        errors=(ErrorInfo(code=code, message=message),),
+        trace=Trace(outcome=code),
+    )
+
+
+@attrs.define(eq=False)
+class Router:
+    """The handle to a running router. Safe to share between tasks of its trio run."""
+
+    config: Config
+    _hub: TraceHub
+    _board: StatusBoard
+    _dispatch: trio.MemorySendChannel[DispatcherMessage]
+    _ledger: trio.MemorySendChannel[LedgerMessage]
+    _root: Supervisor
+    _started: float
+    _closed: bool = False
+
+    @property
+    def simulated(self) -> bool:
+        return self.config.simulated
+
+    async def call(self, call: Call, *, job_id: str | None = None) -> Result:
+        """Route ``call`` and return its result (``status`` "failed" with errors when no
+        model could answer). Raises ``ValidationError`` for a call the configuration
+        cannot serve (unknown model). Cancelled, the call's attempts are cancelled and
+        its reservations released."""
+        async with self._submit(call, job_id, stream=False) as replies:
+            async for item in replies:
+                if isinstance(item, Result):
+                    return item
+        return _failed("", job_id, "cancelled", "the router stopped before the call finished")
+
+    @asynccontextmanager
+    async def stream(
+        self, call: Call, *, job_id: str | None = None
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Delta | Result]]:
+        """Deltas of redacted answer text as they arrive, then exactly one ``Result``.
+
+        Leaving the block early cancels the call."""
+        async with self._submit(call, job_id, stream=True) as replies:
+            yield replies
+
+    @asynccontextmanager
+    async def _submit(
+        self, call: Call, job_id: str | None, *, stream: bool
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Delta | Result]]:
+        validate_call(call, self.config)
+        call_id = _new_call_id()
+        send, receive = trio.open_memory_channel[Delta | Result](16 if stream else 1)
+        async with receive:
+            try:
+                await self._dispatch.send(
+                    Submit(call=call, call_id=call_id, job_id=job_id, stream=stream, reply_to=send)
+                )
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                send.close()
+                fail_send, fail_receive = trio.open_memory_channel[Delta | Result](1)
+                fail_send.send_nowait(_failed(call_id, job_id, "cancelled", "the router is closed"))
+                fail_send.close()
+                async with fail_receive:
+                    yield fail_receive
+                return
+            try:
+                yield receive
+            finally:
+                if receive.statistics().open_send_channels > 0:  # still running: cancel it
+                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                        try:
+                            await self._dispatch.send(CancelCall(call_id=call_id))
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            pass
+
+    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]:
+        """Every trace event from now on; close the channel to unsubscribe. A subscriber
+        that falls ``buffer`` events behind loses events and is told how many."""
+        return self._hub.subscribe(buffer=buffer)
+
+    def status(self) -> RouterStatus:
+        now = trio.current_time()
+        snaps = self._board.snapshots()
+        return RouterStatus(
+            providers=tuple(provider_status(s, now) for s in snaps.values()),
+            uptime_s=now - self._started,
+            simulated=self.config.simulated,
+            in_flight_calls=0,
+        )
+
+    async def feedback(self, call_id: str, score: float, *, intent: str | None = None) -> None:
+        """Quality feedback (0..1) on a finished call, for learning. ``KeyError`` if unknown."""
+        if not 0.0 <= score <= 1.0:
+            raise ValidationError([FieldError("score", "must be between 0 and 1")])
+        send, receive = trio.open_memory_channel[bool](1)
+        async with receive:
+            await self._dispatch.send(FeedbackFor(call_id=call_id, score=score, reply_to=send))
+            try:
+                known = await receive.receive()
+            except trio.EndOfChannel:
+                known = False
+        if not known:
+            raise KeyError(call_id)
+
+    async def spend(self, scope: str = "global") -> dict[str, float]:
+        """USD spent in the current hour, day and month for ``scope``."""
+        send, receive = trio.open_memory_channel[dict[str, float]](1)
+        async with receive:
+            await self._ledger.send(SpendQuery(scope=scope, reply_to=send))
+            return await receive.receive()
+
+    async def aclose(self) -> None:
+        """Stop taking calls, drain in-flight ones for the grace period, stop every actor."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._root.shutdown()
+
+
+def _disabled_snapshot(
+    spec_models: tuple[ModelSpec, ...], config: Config, name: str
+) -> ProviderSnapshot:
+    return ProviderSnapshot(
+        spec=config.providers[name],
+        models=spec_models,
+        breakers={m.alias: Breaker() for m in spec_models},
+        rate=new_budget(None, None, trio.current_time()),
+        stats={},
+    )
+
+
+async def run_router(
+    config: Config | None = None,
+    *,
+    clients: Mapping[str, httpx.AsyncClient] | None = None,
+    env: Mapping[str, str] | None = None,
+    breaker: BreakerConfig | None = None,
+    task_status: trio.TaskStatus[Router] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a router until ``Router.aclose`` or cancellation; ``task_status.started(router)``.
+
+    ``clients`` maps provider names to httpx clients to use instead of opening
+    pooled ones (tests, benchmarks); ``env`` replaces ``os.environ`` for API keys.
+    """
+    if config is None:
+        config = load_config(None, env=env)
+    hub = TraceHub()
+    board = StatusBoard()
+    seed = config.router.seed
+    rng = random.Random(seed)
+    dispatch_send, dispatch_recv = trio.open_memory_channel[DispatcherMessage](INBOX_SIZE)
+    ledger_send, ledger_recv = trio.open_memory_channel[LedgerMessage](INBOX_SIZE)
+    limits = limits_from_config(config)
+
+    by_provider: dict[str, list[ModelSpec]] = {}
+    for m in config.models.values():
+        by_provider.setdefault(m.provider, []).append(m)
+
+    provider_specs: list[ChildSpec] = []
+    inboxes: dict[str, trio.MemorySendChannel[ProviderMessage]] = {}
+    for name, spec in config.providers.items():
+        models = tuple(by_provider.get(name, ()))
+        if spec.disabled_reason is not None or not models:
+            board.publish(name, _disabled_snapshot(models, config, name))
+            continue
+        send, receive = trio.open_memory_channel[ProviderMessage](INBOX_SIZE)
+        inboxes[name] = send
+        start = functools.partial(
+            run_provider_actor,
+            spec,
+            models,
+            receive,
+            board=board,
+            hub=hub,
+            api_key=api_key(spec, env),
+            breaker_cfg=breaker,
+            rng=random.Random(rng.random()),
+            client=(clients or {}).get(name),
+        )
+        provider_specs.append(
+            ChildSpec(id=f"provider:{name}", start=start, stop=send.close, shutdown_s=5.0)
+        )
+
+    models_in_service = tuple(m for m in config.models.values() if m.provider in config.providers)
+    dispatch_env = DispatchEnv(
+        config=config,
+        board=board,
+        hub=hub,
+        providers=inboxes,
+        ledger=ledger_send,
+        limited_scopes=limited_scopes(limits),
+        keys_by_handle={k.handle: k for k in config.keys},
+        models=models_in_service,
+        rng=random.Random(rng.random()),
+        wall=time.time,
+    )
+    specs = [
+        ChildSpec(id="trace-hub", start=functools.partial(run_trace_hub, hub), shutdown_s=0.0),
+        ChildSpec(
+            id="ledger",
+            start=functools.partial(run_ledger, ledger_recv, limits),
+            stop=ledger_send.close,
+            shutdown_s=5.0,
+        ),
+        ChildSpec(
+            id="providers",
+            start=functools.partial(
+                run_supervisor,
+                "providers",
+                provider_specs,
+                intensity=Intensity(max_restarts=5, period_s=30.0),
+            ),
+            shutdown_s=10.0,
+        ),
+        ChildSpec(
+            id="dispatcher",
+            start=functools.partial(run_dispatcher, dispatch_env, dispatch_recv),
+            stop=dispatch_send.close,
+            shutdown_s=config.server.grace_s + 5.0,
+        ),
+    ]
+    async with trio.open_nursery() as nursery:
+        root = await nursery.start(
+            functools.partial(
+                run_supervisor, "root", specs, intensity=Intensity(max_restarts=3, period_s=30.0)
+            )
+        )
+        router = Router(
+            config=config,
+            hub=hub,
+            board=board,
+            dispatch=dispatch_send,
+            ledger=ledger_send,
+            root=root,
+            started=trio.current_time(),
+        )
+        task_status.started(router)
+
+
+@asynccontextmanager
+async def open_router(
+    config: Config | None = None,
+    *,
+    clients: Mapping[str, httpx.AsyncClient] | None = None,
+    env: Mapping[str, str] | None = None,
+    breaker: BreakerConfig | None = None,
+) -> AsyncIterator[Router]:
+    """A running router for the duration of the block; closed (drained) on the way out."""
+    async with trio.open_nursery() as nursery:
+        router: Router = await nursery.start(
+            functools.partial(run_router, config, clients=clients, env=env, breaker=breaker)
+        )
+        try:
+            yield router
+        finally:
+            with trio.CancelScope(shield=True):
+                await router.aclose()

@@ -1,0 +1,459 @@
+"""Attempts with fallback: one call's walk down its candidate list.
+
+For each candidate: reserve the estimated cost, send an ``Attempt`` to the
+provider actor, read its reply under the call's deadlines (time to first token,
+stall between chunks, the attempt deadline, the call's hard deadline), forward
+redacted text when the caller streams, then settle or release the reservation and
+ask ``decide_after_failure`` what to do next.
+
+A stream that breaks after text reached the caller is continued, not restarted:
+the next model gets that text as an assistant prefill when it supports one, else a
+user turn asking it to continue; a repeated prefix is dropped. If nothing can
+continue, the call fails with the original break as its first error.
+
+Everything here runs inside one call task of the dispatcher; cancelling it (the
+caller went away, shutdown) cancels the attempt in flight, releases its
+reservation and closes its reply channel, all in shielded, bounded clean-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from typing import Any
+
+import attrs
+import trio
+
+from switchman._call import Call, Message
+from switchman._errors import (
+    AttemptTimeout,
+    BudgetExceeded,
+    ProviderError,
+    StreamBroken,
+    attempt_outcome,
+)
+from switchman._result import AttemptRecord, Delta, ErrorInfo, Result, TraceEvent, Usage
+from switchman.actors._env import DispatchEnv
+from switchman.actors._messages import (
+    Attempt,
+    AttemptFailed,
+    AttemptReply,
+    CancelAttempt,
+    Release,
+    Reserve,
+    Settle,
+    Unavailable,
+)
+from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
+from switchman.catalog._spec import ModelSpec
+from switchman.policy._budget import Limit
+from switchman.policy._eligibility import output_tokens, request_params
+from switchman.policy._redaction import StreamRedactor
+from switchman.policy._retry import decide_after_failure
+
+_attempt_ids = itertools.count(1)
+
+CONTINUE_PROMPT = (
+    "Your previous reply was cut off. Continue it exactly from where it stops, "
+    "without repeating any of it."
+)
+
+
+def error_info(exc: ProviderError) -> ErrorInfo:
+    return ErrorInfo(code=exc.code, message=exc.message, provider=exc.provider, status=exc.status)
+
+
+@attrs.define
+class CallRun:
+    """The working state of one call, owned by its task."""
+
+    call: Call
+    call_id: str
+    job_id: str | None
+    stream: bool
+    reply_to: trio.MemorySendChannel[Delta | Result]
+    input_tokens: int
+    deadline: float
+    started: float
+    redact: bool = True
+    attempts: list[AttemptRecord] = attrs.field(factory=list)
+    errors: list[ErrorInfo] = attrs.field(factory=list)
+    reserved_usd: float = 0.0
+    settled_usd: float = 0.0
+    budget_scopes: tuple[str, ...] = ()
+    #: raw text already handed to the caller's stream (through the redactor)
+    sent_raw: str = ""
+    sent_redacted: list[str] = attrs.field(factory=list)
+    redactor: StreamRedactor | None = None
+    break_error: ErrorInfo | None = None
+
+    def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
+        if env.hub.active:
+            env.hub.publish(
+                TraceEvent(
+                    type=type_,
+                    call_id=self.call_id,
+                    job_id=self.job_id,
+                    ts=env.wall(),
+                    data=data,
+                    handle=self.call.caller.handle,
+                )
+            )
+
+
+@attrs.frozen(kw_only=True)
+class Success:
+    model: ModelSpec
+    text: str
+    usage: Usage
+    cost_usd: float
+    ttft_ms: float | None
+    provider_model_id: str | None
+
+
+async def run_attempts(
+    env: DispatchEnv, run: CallRun, candidates: list[ModelSpec]
+) -> Success | None:
+    """Try ``candidates`` in order until one answers; None when all failed (see run.errors)."""
+    tries: Counter[str] = Counter()
+    i = 0
+    while i < len(candidates):
+        model = candidates[i]
+        now = trio.current_time()
+        if now >= run.deadline:
+            run.errors.append(ErrorInfo(code="timeout", message="the call's deadline passed"))
+            return None
+        tries[model.alias] += 1
+        outcome = await _one_attempt(env, run, model)
+        if isinstance(outcome, Success):
+            return outcome
+        if outcome is None:  # not attempted (budget, unavailable): next model
+            i += 1
+            continue
+        decision = decide_after_failure(
+            outcome,
+            attempts_on_model=tries[model.alias],
+            now=trio.current_time(),
+            deadline=run.deadline,
+            rng=env.rng,
+            content_fallback=_content_fallback(env, run.call),
+        )
+        if decision.action == "retry":
+            await trio.sleep(decision.delay_s)
+        elif decision.action == "switch":
+            i += 1
+        else:
+            return None
+    return None
+
+
+def _content_fallback(env: DispatchEnv, call: Call) -> bool:
+    route = env.config.routes.get(call.model)
+    return route is not None and route.fallback_on_content_rejection
+
+
+def _messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
+    messages = run.call.chat()
+    if not run.sent_raw:
+        return messages
+    prefill = Message(role="assistant", content=run.sent_raw)
+    if model.supports_prefill:
+        return (*messages, prefill)
+    return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))
+
+
+async def _reserve(
+    env: DispatchEnv, run: CallRun, rid: str, scopes: tuple[str, ...], amount: float
+) -> Limit | None:
+    send, receive = trio.open_memory_channel[Limit | None](1)
+    async with receive:
+        await env.ledger.send(Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send))
+        try:
+            return await receive.receive()
+        except trio.EndOfChannel:  # the ledger went away: fail closed
+            return Limit(scope="ledger", period="day", limit_usd=0.0)
+
+
+async def _release(env: DispatchEnv, rid: str) -> None:
+    """Give a reservation back (a failed attempt costs nothing).
+
+    Shielded and bounded, so it also runs when the call is being cancelled.
+    """
+    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+        try:
+            await env.ledger.send(Release(id=rid))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the ledger is gone, and its reservations with it
+
+
+async def _one_attempt(
+    env: DispatchEnv, run: CallRun, model: ModelSpec
+) -> Success | ProviderError | None:
+    n = len(run.attempts) + 1
+    call = run.call
+    out_tokens = output_tokens(call, model)
+    cont_tokens = math.ceil(len(run.sent_raw) / 4)
+    input_tokens = run.input_tokens + cont_tokens
+    scopes = ("global", f"provider:{model.provider}", f"caller:{call.caller.handle}")
+    reservation: str | None = None
+    estimate = model.cost(input_tokens, out_tokens)
+    if env.limited_scopes.intersection(scopes):
+        reservation = f"{run.call_id}:{n}"
+        refused = await _reserve(env, run, reservation, scopes, estimate)
+        if refused is not None:
+            message = (
+                f"{refused.scope} {refused.period} budget of ${refused.limit_usd:g} cannot cover "
+                f"the estimated ${estimate:.6f} for {model.alias}"
+            )
+            run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
+            run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)
+            return None
+        run.reserved_usd += estimate
+        run.budget_scopes = scopes
+        run.event(env, "budget.reserved", alias=model.alias, ok=True, amount_usd=estimate)
+    settled = False
+    try:
+        result = await _exchange(env, run, model, n, input_tokens, out_tokens)
+        if isinstance(result, Success) and reservation is not None:
+            with trio.CancelScope(shield=True):  # short: the ledger answers at once
+                await env.ledger.send(Settle(id=reservation, actual_usd=result.cost_usd))
+            settled = True
+            run.settled_usd += result.cost_usd
+            run.event(env, "budget.settled", alias=model.alias, amount_usd=result.cost_usd)
+        return result
+    finally:
+        if reservation is not None and not settled:
+            await _release(env, reservation)
+
+
+async def _exchange(
+    env: DispatchEnv, run: CallRun, model: ModelSpec, n: int, input_tokens: int, out_tokens: int
+) -> Success | ProviderError | None:
+    """Send one attempt and read its reply to the end, under every deadline."""
+    call = run.call
+    params = request_params(call, model)
+    params["max_tokens"] = out_tokens
+    request = ProviderRequest(
+        model_id=model.model_id, messages=_messages_for(run, model), stream=True, **params
+    )
+    timeouts = call.options.timeouts
+    rcfg = env.config.router
+    ttft_s = (timeouts.ttft_ms or rcfg.default_ttft_ms) / 1000.0
+    stall_s = rcfg.stall_ms / 1000.0
+    started = trio.current_time()
+    attempt_deadline = min(
+        run.deadline, started + (timeouts.soft_ms or rcfg.default_soft_ms) / 1000.0
+    )
+    attempt_id = next(_attempt_ids)
+    inbox = env.providers[model.provider]
+    send, receive = trio.open_memory_channel[AttemptReply](64)
+    run.event(env, "attempt.started", n=n, alias=model.alias, provider=model.provider)
+    wall_started = env.wall()
+
+    text: list[str] = []
+    ttft: float | None = None
+    malformed = 0
+    status_code: int | None = None
+    error: ProviderError | None = None
+    end: StreamEnd | None = None
+    unavailable: Unavailable | None = None
+    # continuing a broken stream without prefill: drop a repeated prefix
+    dedupe = bool(run.sent_raw) and not model.supports_prefill
+    pending = ""
+
+    try:
+        async with receive:
+            with trio.move_on_at(attempt_deadline):
+                await inbox.send(
+                    Attempt(
+                        id=attempt_id,
+                        model=model,
+                        request=request,
+                        intent=call.intent,
+                        deadline=attempt_deadline,
+                        ttft_s=ttft_s,
+                        stall_s=stall_s,
+                        input_tokens=input_tokens,
+                        reply_to=send,
+                    )
+                )
+            last = trio.current_time()
+            while error is None and end is None and unavailable is None:
+                limit = min(attempt_deadline, last + (stall_s if text else ttft_s))
+                reply: AttemptReply | None = None
+                with trio.move_on_at(limit):
+                    try:
+                        reply = await receive.receive()
+                    except trio.EndOfChannel:
+                        error = _stopped(model, text)
+                        break
+                now = trio.current_time()
+                if reply is None:
+                    _cancel_attempt(env, model, attempt_id)
+                    error = _timed_out(model, text, now, attempt_deadline, ttft_s, stall_s)
+                    break
+                last = now
+                match reply:
+                    case TextDelta(text=piece):
+                        if ttft is None:
+                            ttft = now - started
+                        if dedupe:
+                            pending += piece
+                            piece, pending, dedupe = _strip_repeat(run.sent_raw, pending)
+                            if not piece:
+                                continue
+                        text.append(piece)
+                        if run.stream:
+                            await _forward(env, run, piece, n)
+                    case Malformed():
+                        malformed += 1
+                    case StreamEnd():
+                        end = reply
+                    case AttemptFailed(error=exc):
+                        error = exc
+                    case Unavailable():
+                        unavailable = reply
+                    case _:
+                        status_code = getattr(reply, "status", status_code)
+    except BaseException:
+        _cancel_attempt(env, model, attempt_id)
+        raise
+    if dedupe and pending and end is not None:  # short answer that never passed the check
+        text.append(pending)
+        if run.stream:
+            await _forward(env, run, pending, n)
+    ended = env.wall()
+    ttft_ms = ttft * 1000.0 if ttft is not None else None
+    base: dict[str, Any] = dict(
+        n=n,
+        alias=model.alias,
+        provider=model.provider,
+        started_at=wall_started,
+        ended_at=ended,
+        ttft_ms=ttft_ms,
+        malformed_events=malformed,
+    )
+    if unavailable is not None:
+        record = AttemptRecord(outcome="unavailable", error=unavailable.reason, **base)
+        run.attempts.append(record)
+        run.errors.append(
+            ErrorInfo(
+                code="no_eligible_model",
+                message=f"{model.alias}: {unavailable.reason}",
+                provider=model.provider,
+            )
+        )
+        run.event(env, "attempt.finished", **_record_data(record))
+        return None
+    if end is not None:
+        answer = "".join(text)
+        usage = end.usage
+        if usage.output_tokens == 0 and answer:
+            usage = attrs.evolve(usage, output_tokens=math.ceil(len(answer) / 4))
+        if usage.input_tokens == 0:
+            usage = attrs.evolve(usage, input_tokens=input_tokens)
+        cost = model.cost(usage.input_tokens, usage.output_tokens)
+        record = AttemptRecord(
+            outcome="success", status_code=status_code or 200, usage=usage, cost_usd=cost, **base
+        )
+        run.attempts.append(record)
+        run.event(env, "attempt.finished", **_record_data(record))
+        return Success(
+            model=model,
+            text=answer,
+            usage=usage,
+            cost_usd=cost,
+            ttft_ms=ttft_ms,
+            provider_model_id=end.model_id or model.model_id,
+        )
+    assert error is not None
+    if error.provider is None:
+        error.provider = model.provider
+    record = AttemptRecord(
+        outcome=attempt_outcome(error),  # type: ignore[arg-type]
+        status_code=error.status,
+        error=error.message,
+        **base,
+    )
+    run.attempts.append(record)
+    info = error_info(error)
+    run.errors.append(info)
+    if run.stream and run.sent_raw and run.break_error is None:
+        run.break_error = info
+    run.event(env, "attempt.finished", **_record_data(record))
+    return error
+
+
+def _record_data(record: AttemptRecord) -> dict[str, Any]:
+    return {
+        "n": record.n,
+        "alias": record.alias,
+        "provider": record.provider,
+        "outcome": record.outcome,
+        "status_code": record.status_code,
+        "error": record.error,
+        "ttft_ms": record.ttft_ms,
+        "latency_ms": round((record.ended_at - record.started_at) * 1000.0, 3),
+        "cost_usd": record.cost_usd,
+    }
+
+
+async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
+    """Hand ``piece`` to the caller's stream through the redactor (hold-back window)."""
+    run.sent_raw += piece
+    safe = run.redactor.feed(piece) if run.redactor is not None else piece
+    if safe:
+        run.sent_redacted.append(safe)
+        if env.hub.active:
+            run.event(env, "attempt.delta", n=n, text=safe)
+        await run.reply_to.send(Delta(text=safe))
+
+
+def _strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
+    """Drop a repeated copy of ``sent`` at the start of a continuation.
+
+    Returns (text to forward now, text still held, still checking?).
+    """
+    want = sent.lstrip()
+    got = pending.lstrip()
+    if len(got) < len(want) and want.startswith(got):
+        return "", pending, True  # could still be a repeat: keep holding
+    if got.startswith(want):
+        return got[len(want) :], "", False
+    for k in range(min(len(want), len(got)), 19, -1):  # overlap of the tail, 20+ chars
+        if got.startswith(want[-k:]):
+            return got[k:], "", False
+    return pending, "", False
+
+
+def _cancel_attempt(env: DispatchEnv, model: ModelSpec, attempt_id: int) -> None:
+    try:
+        env.providers[model.provider].send_nowait(CancelAttempt(id=attempt_id))
+    except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the attempt still ends at its own deadline
+
+
+def _stopped(model: ModelSpec, text: list[str]) -> ProviderError:
+    message = "provider actor stopped during the attempt"
+    if text:
+        return StreamBroken(message, provider=model.provider)
+    return ProviderError(message, provider=model.provider)
+
+
+def _timed_out(
+    model: ModelSpec,
+    text: list[str],
+    now: float,
+    attempt_deadline: float,
+    ttft_s: float,
+    stall_s: float,
+) -> ProviderError:
+    if now >= attempt_deadline:
+        return AttemptTimeout("attempt deadline passed", provider=model.provider)
+    if text:
+        return StreamBroken(
+            f"stream stalled: no data for {stall_s:g}s after output began", provider=model.provider
+        )
+    return AttemptTimeout(f"no first token within {ttft_s:g}s", provider=model.provider)

@@ -1,0 +1,112 @@
+"""Published provider health: immutable snapshots on a board with one writer per provider.
+
+Each provider actor replaces its own ``ProviderSnapshot`` after every change; the
+dispatcher and the gateway only read. A snapshot is a frozen value built from the
+actor's frozen policy states, so a reader never sees a half-updated state (trio
+runs one task at a time, and the replacement is a single assignment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from switchman.catalog._spec import ModelSpec, ProviderSpec
+from switchman.policy._breaker import Breaker
+from switchman.policy._learning import ModelStats
+from switchman.policy._ratelimit import RateBudget, rate_headroom
+
+
+@attrs.frozen(kw_only=True)
+class ProviderSnapshot:
+    spec: ProviderSpec
+    models: tuple[ModelSpec, ...]
+    breakers: Mapping[str, Breaker]
+    rate: RateBudget
+    stats: Mapping[tuple[str, str], ModelStats]
+    in_flight: int = 0
+    misconfigured: str | None = None  # e.g. an auth error seen from the provider
+    restarts: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ModelStatus:
+    alias: str
+    model_id: str
+    breaker: str
+    retry_at: float | None
+    stats: Mapping[str, Mapping[str, float | None]]
+
+
+@attrs.frozen(kw_only=True)
+class ProviderStatus:
+    name: str
+    kind: str
+    disabled_reason: str | None
+    in_flight: int
+    max_concurrency: int
+    rate_headroom: Mapping[str, float | None]
+    models: tuple[ModelStatus, ...]
+
+
+@attrs.frozen(kw_only=True)
+class RouterStatus:
+    providers: tuple[ProviderStatus, ...]
+    uptime_s: float
+    simulated: bool
+    in_flight_calls: int
+
+
+class StatusBoard:
+    """Latest snapshot per provider name. Written only by that provider's actor."""
+
+    def __init__(self) -> None:
+        self._snapshots: dict[str, ProviderSnapshot] = {}
+
+    def publish(self, name: str, snapshot: ProviderSnapshot) -> None:
+        self._snapshots[name] = snapshot
+
+    def get(self, name: str) -> ProviderSnapshot | None:
+        return self._snapshots.get(name)
+
+    def snapshots(self) -> Mapping[str, ProviderSnapshot]:
+        return dict(self._snapshots)
+
+
+def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelStatus:
+    breaker = snap.breakers.get(model.alias, Breaker())
+    state = breaker.state
+    if state == "open" and breaker.open_until <= now:
+        state = "half_open"
+    stats: dict[str, dict[str, float | None]] = {}
+    for (alias, intent), st in snap.stats.items():
+        if alias == model.alias:
+            total = st.successes + st.failures + st.refusals
+            stats[intent] = {
+                "n": round(st.n, 3),
+                "success_rate": round(st.successes / total, 4) if total else None,
+                "refusal_rate": round(st.refusals / total, 4) if total else None,
+                "latency_ms": st.latency_ms,
+                "ttft_ms": st.ttft_ms,
+                "feedback": round(st.feedback_sum / st.feedback_n, 4) if st.feedback_n else None,
+            }
+    return ModelStatus(
+        alias=model.alias,
+        model_id=model.model_id,
+        breaker=state,
+        retry_at=breaker.open_until if state == "open" else None,
+        stats=stats,
+    )
+
+
+def provider_status(snap: ProviderSnapshot, now: float) -> ProviderStatus:
+    return ProviderStatus(
+        name=snap.spec.name,
+        kind=snap.spec.kind,
+        disabled_reason=snap.spec.disabled_reason or snap.misconfigured,
+        in_flight=snap.in_flight,
+        max_concurrency=snap.spec.max_concurrency,
+        rate_headroom=rate_headroom(snap.rate, now),
+        models=tuple(model_status(snap, m, now) for m in snap.models),
+    )

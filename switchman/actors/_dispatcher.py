@@ -1,0 +1,434 @@
+"""The dispatcher actor: every call, from admission to result.
+
+Each ``Submit`` becomes a task in the dispatcher's nursery (at most
+``router.capacity`` at once; past that the inbox waits, which is backpressure on
+callers), so one slow call never blocks another. A call goes through:
+
+    bouncer → eligibility → scoring → attempts with fallback → redaction → result
+
+The bouncer refuses what must not run (redaction off without its override and
+acknowledgements, a model the caller's key is not allowed). Eligibility and
+scoring are the pure policies, fed with the providers' published snapshots.
+Attempts and fallback are ``switchman.actors._attempts``.
+
+When the inbox ends (the router is closing) the dispatcher stops taking calls,
+lets running ones finish for ``grace_s`` and then cancels the rest; a cancelled
+call still answers its caller with a failed ``Result`` (code ``cancelled``).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any
+
+import attrs
+import trio
+
+from switchman._call import REDACTION_ACKNOWLEDGEMENTS, TRUST_RANK, Call, TrustTier
+from switchman._errors import PermissionDenied
+from switchman._result import (
+    BudgetTrace,
+    Delta,
+    EligibilityTrace,
+    ErrorInfo,
+    RedactionItem,
+    RedactionReport,
+    Result,
+    Trace,
+)
+from switchman.actors._attempts import CallRun, Success, run_attempts
+from switchman.actors._env import DispatchEnv
+from switchman.actors._messages import (
+    CancelCall,
+    DispatcherMessage,
+    Feedback,
+    FeedbackFor,
+    Submit,
+)
+from switchman.catalog._spec import ModelSpec
+from switchman.policy._breaker import breaker_retry_at
+from switchman.policy._candidates import plan_attempt_order
+from switchman.policy._eligibility import check_eligibility, estimate_input_tokens
+from switchman.policy._ratelimit import rate_headroom
+from switchman.policy._redaction import StreamRedactor, redact
+from switchman.policy._scoring import rank
+
+log = logging.getLogger("switchman.dispatcher")
+
+#: calls remembered for feedback (call id -> alias, intent)
+FEEDBACK_MEMORY = 10_000
+
+
+def redaction_enabled(call: Call) -> bool:
+    """False only for mode "off"; the bouncer has already checked the override."""
+    return call.options.redaction.mode != "off"
+
+
+def check_redaction_override(call: Call) -> None:
+    """Raise ``PermissionDenied`` unless turning redaction off is fully acknowledged."""
+    red = call.options.redaction
+    if red.mode != "off":
+        return
+    ov = red.override
+    missing = sorted(REDACTION_ACKNOWLEDGEMENTS - set(ov.acknowledgements if ov else ()))
+    if ov is None or not ov.enabled or missing or not ov.reason.strip():
+        need = ", ".join(sorted(REDACTION_ACKNOWLEDGEMENTS))
+        raise PermissionDenied(
+            "turning redaction off needs options.redaction.override with enabled=true, "
+            f"a reason and the acknowledgements [{need}]"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+        )
+
+
+def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
+    """Aliases the published snapshots say cannot serve now, with the reason."""
+    out: dict[str, str] = {}
+    for name, snap in env.board.snapshots().items():
+        if snap.spec.disabled_reason:
+            for m in snap.models:
+                out[m.alias] = f"provider disabled: {snap.spec.disabled_reason}"
+            continue
+        if snap.misconfigured:
+            for m in snap.models:
+                out[m.alias] = f"provider {name} misconfigured: {snap.misconfigured}"
+            continue
+        headroom = rate_headroom(snap.rate, now)
+        blocked = headroom.get("blocked_for_s") or 0.0
+        for m in snap.models:
+            b = snap.breakers.get(m.alias)
+            if b is not None and b.state != "closed":
+                retry_at = breaker_retry_at(b)
+                if b.state == "open" and retry_at is not None and retry_at > now:
+                    out[m.alias] = f"breaker open for {retry_at - now:.1f}s more"
+                elif b.probe_in_flight:
+                    out[m.alias] = "breaker half-open: probe in flight"
+            if m.alias not in out and blocked > 0:
+                out[m.alias] = f"rate budget empty for {blocked:.1f}s"
+    return out
+
+
+class _Dispatcher:
+    def __init__(self, env: DispatchEnv) -> None:
+        self.env = env
+        self.scopes: dict[str, trio.CancelScope] = {}
+        self.recent: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+        self._idle = trio.Event()
+
+    async def wait_idle(self) -> None:
+        """Return once no call is running."""
+        if self.scopes:
+            self._idle = trio.Event()
+            await self._idle.wait()
+
+    def allowed_patterns(self, call: Call) -> tuple[tuple[str, ...], TrustTier]:
+        key = self.env.keys_by_handle.get(call.caller.handle)
+        if key is None:
+            return ("*",), call.min_trust
+        trust = max(call.min_trust, key.min_trust, key=TRUST_RANK.__getitem__)
+        return key.models, trust
+
+    async def run_call(self, msg: Submit, scope: trio.CancelScope) -> None:
+        try:
+            result = await self._call(msg, scope)
+        finally:
+            del self.scopes[msg.call_id]
+            if not self.scopes:
+                self._idle.set()
+        with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+            try:
+                await msg.reply_to.send(result)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the caller left
+        msg.reply_to.close()
+
+    async def _call(self, msg: Submit, scope: trio.CancelScope) -> Result:
+        env = self.env
+        call = msg.call
+        now = trio.current_time()
+        hard = (call.options.timeouts.hard_ms or env.config.router.default_hard_ms) / 1000.0
+        run = CallRun(
+            call=call,
+            call_id=msg.call_id,
+            job_id=msg.job_id,
+            stream=msg.stream,
+            reply_to=msg.reply_to,
+            input_tokens=estimate_input_tokens(call),
+            deadline=now + hard,
+            started=now,
+            redact=redaction_enabled(call),
+        )
+        if msg.stream and run.redact:
+            run.redactor = StreamRedactor()
+        run.event(env, "call.accepted", model=call.model, intent=call.intent)
+        eligibility = EligibilityTrace()
+        ranking: tuple[Any, ...] = ()
+        success: Success | None = None
+        try:
+            with scope:
+                check_redaction_override(call)
+                patterns, min_trust = self.allowed_patterns(call)
+                if min_trust != call.min_trust:
+                    call = attrs.evolve(call, min_trust=min_trust)
+                    run.call = call
+                elig = check_eligibility(
+                    call,
+                    env.models,
+                    input_tokens=run.input_tokens,
+                    unavailable=unavailable_models(env, now),
+                    allowed=patterns,
+                )
+                eligibility = EligibilityTrace(
+                    eligible=tuple(m.alias for m in elig.eligible), excluded=elig.excluded
+                )
+                ranking = rank(
+                    call,
+                    elig.eligible,
+                    self._stats(),
+                    now=now,
+                    input_tokens=run.input_tokens,
+                    rng=env.rng,
+                    weights=env.weights,
+                    learning=env.learning,
+                    exploration=env.config.router.exploration,
+                )
+                order = plan_attempt_order(call, env.config, elig.eligible, ranking)
+                by_alias = {m.alias: m for m in elig.eligible}
+                candidates = [by_alias[a] for a in order if a in by_alias]
+                run.event(
+                    env,
+                    "call.routed",
+                    candidates=[m.alias for m in candidates],
+                    excluded=[{"alias": e.alias, "reason": e.reason} for e in elig.excluded],
+                    ranking=[{"alias": r.alias, "score": round(r.score, 4)} for r in ranking[:5]],
+                )
+                if not candidates:
+                    run.errors.append(_no_eligible(call, elig.excluded, by_alias))
+                else:
+                    with trio.move_on_at(run.deadline):
+                        success = await run_attempts(env, run, candidates)
+                    if success is None and trio.current_time() >= run.deadline:
+                        if not run.errors or run.errors[-1].code != "timeout":
+                            run.errors.append(
+                                ErrorInfo(code="timeout", message=f"no answer within {hard:g}s")
+                            )
+            if scope.cancelled_caught:
+                run.errors.append(ErrorInfo(code="cancelled", message="the call was cancelled"))
+        except PermissionDenied as exc:
+            run.errors.append(ErrorInfo(code=exc.code, message=str(exc)))
+        return await self._finish(run, success, eligibility, ranking)
+
+    def _stats(self) -> dict[tuple[str, str], Any]:
+        stats: dict[tuple[str, str], Any] = {}
+        for snap in self.env.board.snapshots().values():
+            stats.update(snap.stats)
+        return stats
+
+    async def _finish(
+        self,
+        run: CallRun,
+        success: Success | None,
+        eligibility: EligibilityTrace,
+        ranking: tuple[Any, ...],
+    ) -> Result:
+        env = self.env
+        latency_ms = (trio.current_time() - run.started) * 1000.0
+        items: tuple[RedactionItem, ...] = ()
+        answer = ""
+        if run.stream and run.redactor is not None:
+            tail = run.redactor.flush()
+            if tail:
+                run.sent_redacted.append(tail)
+                if success is not None:
+                    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                        try:
+                            await run.reply_to.send(Delta(text=tail))
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            pass
+            counts = run.redactor.counts
+            items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(counts.items()))
+            answer = "".join(run.sent_redacted)
+        elif success is not None:
+            if run.redact:
+                red = redact(success.text)
+                answer = red.text
+                items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(red.counts.items()))
+            else:
+                answer = success.text
+        elif run.stream:
+            answer = "".join(run.sent_redacted)
+        redaction = RedactionReport(performed=bool(items), items=items)
+        budget = BudgetTrace(
+            reserved_usd=run.reserved_usd, settled_usd=run.settled_usd, scopes=run.budget_scopes
+        )
+        if success is not None:
+            self._remember(run.call_id, success.model.alias, run.call.intent)
+            result = Result(
+                call_id=run.call_id,
+                job_id=run.job_id,
+                status="complete",
+                answer=answer,
+                model=success.model.alias,
+                provider=success.model.provider,
+                provider_model_id=success.provider_model_id,
+                usage=success.usage,
+                cost_usd=success.cost_usd,
+                latency_ms=latency_ms,
+                ttft_ms=success.ttft_ms,
+                redaction=redaction,
+                errors=(),
+                trace=Trace(
+                    eligibility=eligibility,
+                    ranking=ranking,
+                    attempts=tuple(run.attempts),
+                    budget=budget,
+                    outcome="success",
+                ),
+                simulated=env.config.simulated or success.model.provider == "sim",
+            )
+            run.event(
+                env,
+                "call.completed",
+                model=result.model,
+                provider=result.provider,
+                cost_usd=result.cost_usd,
+                latency_ms=round(latency_ms, 3),
+                attempts=len(run.attempts),
+            )
+            return result
+        errors = _summarise(run)
+        result = Result(
+            call_id=run.call_id,
+            job_id=run.job_id,
+            status="failed",
+            answer=answer,
+            latency_ms=latency_ms,
+            redaction=redaction,
+            errors=errors,
+            trace=Trace(
+                eligibility=eligibility,
+                ranking=ranking,
+                attempts=tuple(run.attempts),
+                budget=budget,
+                outcome=errors[0].code,
+            ),
+            simulated=env.config.simulated,
+        )
+        run.event(
+            env,
+            "call.failed",
+            code=errors[0].code,
+            message=errors[0].message,
+            attempts=len(run.attempts),
+        )
+        return result
+
+    def _remember(self, call_id: str, alias: str, intent: str) -> None:
+        self.recent[call_id] = (alias, intent)
+        if len(self.recent) > FEEDBACK_MEMORY:
+            self.recent.popitem(last=False)
+
+    async def feedback(self, msg: FeedbackFor) -> None:
+        known = self.recent.get(msg.call_id)
+        if known is not None:
+            alias, intent = known
+            provider = next((m.provider for m in self.env.models if m.alias == alias), None)
+            if provider is not None:
+                await self.env.providers[provider].send(
+                    Feedback(alias=alias, intent=intent, score=msg.score)
+                )
+        with msg.reply_to:
+            try:
+                msg.reply_to.send_nowait(known is not None)
+            except (trio.BrokenResourceError, trio.WouldBlock):
+                pass
+
+
+def _no_eligible(call: Call, excluded: Any, by_alias: dict[str, ModelSpec]) -> ErrorInfo:
+    if by_alias:
+        message = f"no eligible model for {call.model!r}: its chain has no eligible member"
+    else:
+        message = "no eligible model"
+    named = [e for e in excluded if e.alias == call.model]
+    shown = named or list(excluded)[:6]
+    if shown:
+        message += ": " + "; ".join(f"{e.alias}: {e.reason}" for e in shown)
+    return ErrorInfo(code="no_eligible_model", message=message)
+
+
+def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
+    """The caller's errors: the real cause first, then every attempt's own error."""
+    errors = list(run.errors)
+    if not errors:
+        return (ErrorInfo(code="all_models_failed", message="every model failed"),)
+    if run.break_error is not None:
+        first = run.break_error
+        lead = ErrorInfo(
+            code=first.code if first.code != "all_models_failed" else "all_models_failed",
+            message=f"the stream broke after output was sent and no model could continue it: "
+            f"{first.message}",
+            provider=first.provider,
+            status=first.status,
+        )
+        return (lead, *errors)
+    codes = {e.code for e in errors}
+    if codes == {"budget_exceeded"}:
+        return tuple(errors)
+    last = errors[-1]
+    if len(errors) == 1:
+        return (last,)
+    attempted = [e for e in errors if e.code not in ("budget_exceeded", "no_eligible_model")]
+    code = last.code
+    if len({e.code for e in attempted}) > 1 and code not in ("timeout", "cancelled"):
+        code = "all_models_failed"
+    where = f" ({last.provider}" + (f", HTTP {last.status}" if last.status else "") + ")"
+    lead = ErrorInfo(
+        code=code,
+        message=f"{len(run.attempts)} attempt(s) failed; last: {last.message}"
+        + (where if last.provider else ""),
+        provider=last.provider,
+        status=last.status,
+    )
+    return (lead, *errors)
+
+
+async def run_dispatcher(
+    env: DispatchEnv,
+    inbox: trio.MemoryReceiveChannel[DispatcherMessage],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Take calls until the inbox ends, then drain for the grace period and cancel the rest."""
+    dispatcher = _Dispatcher(env)
+    limiter = trio.CapacityLimiter(env.config.router.capacity)
+    async with trio.open_nursery() as nursery:
+        task_status.started()
+        async for msg in inbox:
+            match msg:
+                case Submit():
+                    await limiter.acquire_on_behalf_of(msg.call_id)
+                    scope = trio.CancelScope()
+                    dispatcher.scopes[msg.call_id] = scope
+                    nursery.start_soon(_limited, dispatcher, msg, scope, limiter)
+                case CancelCall(call_id=call_id):
+                    target = dispatcher.scopes.get(call_id)
+                    if target is not None:
+                        target.cancel()
+                case FeedbackFor():
+                    await dispatcher.feedback(msg)
+        with trio.move_on_after(env.config.server.grace_s):
+            await dispatcher.wait_idle()
+        for running in list(dispatcher.scopes.values()):
+            running.cancel()
+
+
+async def _limited(
+    dispatcher: _Dispatcher,
+    msg: Submit,
+    scope: trio.CancelScope,
+    limiter: trio.CapacityLimiter,
+) -> None:
+    try:
+        await dispatcher.run_call(msg, scope)
+    finally:
+        limiter.release_on_behalf_of(msg.call_id)

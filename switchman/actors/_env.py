@@ -1,0 +1,34 @@
+"""What the dispatcher's call tasks share: read-only wiring, built once by the router."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+
+import attrs
+import trio
+
+from switchman.actors._board import StatusBoard
+from switchman.actors._hub import TraceHub
+from switchman.actors._messages import LedgerMessage, ProviderMessage
+from switchman.catalog._spec import Config, KeySpec, ModelSpec
+from switchman.policy._learning import LearningConfig
+from switchman.policy._scoring import Weights
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class DispatchEnv:
+    config: Config
+    board: StatusBoard
+    hub: TraceHub
+    providers: Mapping[str, trio.MemorySendChannel[ProviderMessage]]
+    ledger: trio.MemorySendChannel[LedgerMessage]
+    #: scopes that carry a budget; when a call touches none, no reservation is needed
+    limited_scopes: frozenset[str]
+    keys_by_handle: Mapping[str, KeySpec]
+    models: tuple[ModelSpec, ...]
+    rng: random.Random
+    weights: Weights = attrs.field(factory=Weights)
+    learning: LearningConfig = attrs.field(factory=LearningConfig)
+    wall: Callable[[], float] = time.time

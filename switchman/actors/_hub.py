@@ -1,0 +1,107 @@
+"""The trace hub: fan-out of trace events to subscribers, each with a bounded buffer.
+
+Publishing never waits: an event goes into each subscriber's bounded channel with
+``send_nowait``; a full buffer drops the event and counts it, and the subscriber is
+told how many it lost (an ``events.dropped`` event) as soon as it has room again.
+So a slow subscriber loses events and never slows routing. With no subscriber,
+``active`` is false and callers skip building events at all.
+
+The hub is run by ``run_trace_hub`` under the root supervisor; when it stops it
+closes every subscriber's channel, so subscribers see end-of-channel.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from switchman._result import TraceEvent
+
+
+class _Subscriber:
+    __slots__ = ("dropped", "send")
+
+    def __init__(self, send: trio.MemorySendChannel[TraceEvent]) -> None:
+        self.send = send
+        self.dropped = 0
+
+
+@attrs.frozen(kw_only=True)
+class HubStatistics:
+    subscribers: int
+    published: int
+    dropped: int
+
+
+class TraceHub:
+    """Owned by its actor; ``publish`` and ``subscribe`` are safe to call from any task."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[_Subscriber] = []
+        self._published = 0
+        self._dropped = 0
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        """True when someone is listening: build events only then."""
+        return bool(self._subscribers)
+
+    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]:
+        """A receive channel of every event from now on; close it to unsubscribe."""
+        if buffer < 1:
+            raise ValueError("buffer must be at least 1")
+        send, receive = trio.open_memory_channel[TraceEvent](buffer)
+        if self._closed:
+            send.close()
+        else:
+            self._subscribers.append(_Subscriber(send))
+        return receive
+
+    def publish(self, event: TraceEvent) -> None:
+        """Deliver to every subscriber with room; never blocks."""
+        self._published += 1
+        gone: list[_Subscriber] = []
+        for sub in self._subscribers:
+            try:
+                if sub.dropped:
+                    sub.send.send_nowait(
+                        TraceEvent(
+                            type="events.dropped",
+                            call_id="",
+                            job_id=None,
+                            ts=event.ts,
+                            data={"count": sub.dropped},
+                        )
+                    )
+                    sub.dropped = 0
+                sub.send.send_nowait(event)
+            except trio.WouldBlock:
+                sub.dropped += 1
+                self._dropped += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                gone.append(sub)
+        for sub in gone:
+            self._subscribers.remove(sub)
+
+    def close(self) -> None:
+        self._closed = True
+        for sub in self._subscribers:
+            sub.send.close()
+        self._subscribers.clear()
+
+    def statistics(self) -> HubStatistics:
+        return HubStatistics(
+            subscribers=len(self._subscribers), published=self._published, dropped=self._dropped
+        )
+
+
+async def run_trace_hub(
+    hub: TraceHub, *, task_status: trio.TaskStatus[TraceHub] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve ``hub`` until cancelled; on the way out, close every subscription."""
+    try:
+        task_status.started(hub)
+        await trio.sleep_forever()
+    finally:
+        hub.close()

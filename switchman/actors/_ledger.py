@@ -1,0 +1,113 @@
+"""The ledger actor: budgets. Reserve before an attempt, settle to the real cost after.
+
+One actor owns the ``Ledger`` value and handles one message at a time, so two
+concurrent reservations can never both pass a limit that only covers one: the
+arithmetic itself is the pure ``switchman.policy._budget``.
+
+Spend can be persisted through ``on_change`` (called with the new ledger after
+every settle, off the hot path of reservations) and restored with ``initial``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import trio
+
+from switchman.actors._messages import LedgerMessage, Release, Reserve, Settle, SpendQuery
+from switchman.catalog._spec import Config
+from switchman.policy._budget import Ledger, Limit, Period, release, reserve, settle, spent_usd
+
+_PERIOD_KEYS: dict[str, Period] = {"hourly_usd": "hour", "daily_usd": "day", "monthly_usd": "month"}
+
+
+def limits_from_config(config: Config) -> tuple[Limit, ...]:
+    """Every budget of the config as a ``Limit`` on a scope (global, provider:X, caller:H)."""
+    out: list[Limit] = []
+    b = config.budgets
+    for period, value in (
+        ("hour", b.global_hourly_usd),
+        ("day", b.global_daily_usd),
+        ("month", b.global_monthly_usd),
+    ):
+        if value is not None:
+            out.append(Limit(scope="global", period=period, limit_usd=value))  # type: ignore[arg-type]
+    for scope_kind, table in (("provider", b.providers), ("caller", b.callers)):
+        for name, limits in table.items():
+            for key, value in limits.items():
+                if key in _PERIOD_KEYS:
+                    out.append(
+                        Limit(
+                            scope=f"{scope_kind}:{name}", period=_PERIOD_KEYS[key], limit_usd=value
+                        )
+                    )
+    for k in config.keys:
+        for key, value in (
+            ("hourly_usd", k.hourly_usd),
+            ("daily_usd", k.daily_usd),
+            ("monthly_usd", k.monthly_usd),
+        ):
+            if value is not None:
+                out.append(
+                    Limit(scope=f"caller:{k.handle}", period=_PERIOD_KEYS[key], limit_usd=value)
+                )
+    return tuple(out)
+
+
+def limited_scopes(limits: Iterable[Limit]) -> frozenset[str]:
+    return frozenset(limit.scope for limit in limits)
+
+
+async def run_ledger(
+    inbox: trio.MemoryReceiveChannel[LedgerMessage],
+    limits: tuple[Limit, ...],
+    *,
+    initial: Ledger | None = None,
+    wall: Callable[[], float] = time.time,
+    on_change: Callable[[Ledger], None] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve budget messages until the inbox ends.
+
+    Reservations are answered at once on their reply channel (the ``Limit`` that
+    refused, or None). Cancelled midway, nothing is half-applied: every message is
+    handled without a checkpoint.
+    """
+    ledger = initial if initial is not None else Ledger()
+    task_status.started()
+    async for msg in inbox:
+        match msg:
+            case Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=reply):
+                ledger, refused = reserve(
+                    ledger,
+                    limits,
+                    scopes=scopes,
+                    amount_usd=amount,
+                    reservation_id=rid,
+                    wall_now=wall(),
+                )
+                with reply:
+                    try:
+                        reply.send_nowait(refused)
+                    except (trio.BrokenResourceError, trio.WouldBlock):
+                        # the caller is gone: nobody will settle this
+                        ledger = release(ledger, rid)
+            case Settle(id=rid, actual_usd=actual):
+                ledger = settle(ledger, rid, actual_usd=actual)
+                if on_change is not None:
+                    on_change(ledger)
+            case Release(id=rid):
+                ledger = release(ledger, rid)
+            case SpendQuery(scope=scope, reply_to=reply):
+                now = wall()
+                with reply:
+                    try:
+                        reply.send_nowait(
+                            {
+                                p: spent_usd(ledger, scope, p, wall_now=now)
+                                for p in ("hour", "day", "month")
+                            }
+                        )
+                    except (trio.BrokenResourceError, trio.WouldBlock):
+                        pass

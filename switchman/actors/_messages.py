@@ -1,0 +1,142 @@
+"""Messages between actors: frozen values; a request that needs an answer carries its reply channel.
+
+Mailboxes and their closed unions:
+
+- provider actor inbox: ``Attempt | CancelAttempt | AttemptDone | Feedback``
+- an attempt's reply channel: ``Unavailable`` (at once, then closed) or stream events
+  (``ResponseStarted``, ``TextDelta``, ``Malformed``) ending in ``StreamEnd`` or
+  ``AttemptFailed``; a reply channel closed without either means the actor went away.
+- ledger inbox: ``Reserve | Settle | Release | SpendQuery``
+- dispatcher inbox: ``Submit | CancelCall | FeedbackFor``
+- a call's reply channel: ``Delta`` items (streaming only), then one ``Result``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from switchman._call import Call
+from switchman._errors import ProviderError
+from switchman._result import Delta, Result, Usage
+from switchman.adapters._base import ProviderRequest, StreamEvent
+from switchman.catalog._spec import ModelSpec
+
+if TYPE_CHECKING:
+    from switchman.policy._budget import Limit
+
+
+@attrs.frozen(kw_only=True)
+class Unavailable:
+    """The provider cannot serve this attempt now; ``retry_at`` is trio time, when known."""
+
+    reason: str
+    retry_at: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AttemptFailed:
+    error: ProviderError
+
+
+AttemptReply = Unavailable | AttemptFailed | StreamEvent
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Attempt:
+    id: int
+    model: ModelSpec
+    request: ProviderRequest
+    intent: str
+    deadline: float
+    ttft_s: float
+    stall_s: float
+    input_tokens: int
+    reply_to: trio.MemorySendChannel[AttemptReply]
+
+
+@attrs.frozen(kw_only=True)
+class CancelAttempt:
+    id: int
+
+
+@attrs.frozen(kw_only=True)
+class AttemptDone:
+    """Sent by an attempt task to its own actor, so health is updated in one place."""
+
+    id: int
+    alias: str
+    intent: str
+    outcome: str
+    started_at: float
+    ttft_s: float | None
+    usage: Usage | None
+    estimated_tokens: int
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+    error: ProviderError | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Feedback:
+    alias: str
+    intent: str
+    score: float
+
+
+ProviderMessage = Attempt | CancelAttempt | AttemptDone | Feedback
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Reserve:
+    id: str
+    scopes: tuple[str, ...]
+    amount_usd: float
+    reply_to: trio.MemorySendChannel[Limit | None]
+
+
+@attrs.frozen(kw_only=True)
+class Settle:
+    id: str
+    actual_usd: float
+
+
+@attrs.frozen(kw_only=True)
+class Release:
+    id: str
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class SpendQuery:
+    scope: str
+    reply_to: trio.MemorySendChannel[dict[str, float]]
+
+
+LedgerMessage = Reserve | Settle | Release | SpendQuery
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Submit:
+    call: Call
+    call_id: str
+    job_id: str | None
+    stream: bool
+    reply_to: trio.MemorySendChannel[Delta | Result]
+
+
+@attrs.frozen(kw_only=True)
+class CancelCall:
+    call_id: str
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class FeedbackFor:
+    call_id: str
+    score: float
+    reply_to: trio.MemorySendChannel[bool]
+
+
+DispatcherMessage = Submit | CancelCall | FeedbackFor

@@ -1,0 +1,369 @@
+"""The provider actor: one per provider, owning everything about talking to it.
+
+It owns the pooled httpx client (or the simulator), a circuit breaker per model,
+the provider's rate-limit budget, its concurrency limit and the decayed
+statistics per (model, intent). For each ``Attempt`` it decides admission from its
+own state and answers ``Unavailable`` at once when it cannot serve, so the
+dispatcher falls back instead of queueing blindly. Admitted attempts run as tasks
+in the actor's nursery and stream their events to the attempt's reply channel.
+
+Every state change goes through ``_ProviderState.handle``: inbox messages, and the
+``AttemptDone`` an attempt task hands over synchronously when it ends (no
+checkpoint in between, so no locks and no lost update even when the inbox is full).
+After each change a frozen ``ProviderSnapshot`` is published on the board.
+
+Crash and restart: the attempt tasks live in the actor's nursery, so a crash in
+the actor cancels them; each closes its reply channel on the way out, which the
+dispatcher reads as a failed attempt and falls back. The restarted actor picks up
+breakers, rate budget and statistics from its last published snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from typing import Literal
+
+import httpx
+import trio
+
+from switchman._errors import AttemptTimeout, AuthError, ProviderError, RateLimited, attempt_outcome
+from switchman._result import TraceEvent, Usage
+from switchman.actors._board import ProviderSnapshot, StatusBoard
+from switchman.actors._hub import TraceHub
+from switchman.actors._messages import (
+    Attempt,
+    AttemptDone,
+    AttemptFailed,
+    CancelAttempt,
+    Feedback,
+    ProviderMessage,
+    Unavailable,
+)
+from switchman.adapters._base import Adapter, ResponseStarted, StreamEnd, StreamEvent, TextDelta
+from switchman.catalog._spec import ModelSpec, ProviderSpec
+from switchman.policy._breaker import (
+    Breaker,
+    BreakerConfig,
+    breaker_admit,
+    breaker_record,
+    breaker_retry_at,
+)
+from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
+from switchman.policy._ratelimit import (
+    RateBudget,
+    new_budget,
+    rate_admit,
+    rate_observe,
+    rate_settle,
+)
+
+log = logging.getLogger("switchman.provider")
+
+#: how long a provider that rejected our key is kept out of routing
+MISCONFIGURED_HOLD_S = 300.0
+
+
+def _breaker_outcome(
+    outcome: str, error: ProviderError | None
+) -> Literal["success", "failure", "neutral"]:
+    if outcome == "success":
+        return "success"
+    if error is not None and error.trips_breaker:
+        return "failure"
+    return "neutral"
+
+
+class _ProviderState:
+    """The actor's state. Only its own actor task and its attempt tasks touch it."""
+
+    def __init__(
+        self,
+        spec: ProviderSpec,
+        models: tuple[ModelSpec, ...],
+        board: StatusBoard,
+        hub: TraceHub,
+        breaker_cfg: BreakerConfig,
+        learning_cfg: LearningConfig,
+    ) -> None:
+        self.spec = spec
+        self.models = models
+        self.board = board
+        self.hub = hub
+        self.breaker_cfg = breaker_cfg
+        self.learning_cfg = learning_cfg
+        now = trio.current_time()
+        previous = board.get(spec.name)
+        if previous is not None:  # a restart: carry health and learning over
+            self.breakers: dict[str, Breaker] = dict(previous.breakers)
+            self.rate: RateBudget = previous.rate
+            self.stats: dict[tuple[str, str], ModelStats] = dict(previous.stats)
+            self.restarts = previous.restarts + 1
+        else:
+            self.breakers = {m.alias: Breaker() for m in models}
+            self.rate = new_budget(spec.rpm, spec.tpm, now)
+            self.stats = {}
+            self.restarts = 0
+        self.in_flight = 0
+        self.misconfigured: str | None = None
+        self.misconfigured_until = 0.0
+        self.scopes: dict[int, trio.CancelScope] = {}
+        self.publish()
+
+    def publish(self) -> None:
+        self.board.publish(
+            self.spec.name,
+            ProviderSnapshot(
+                spec=self.spec,
+                models=self.models,
+                breakers=dict(self.breakers),
+                rate=self.rate,
+                stats=dict(self.stats),
+                in_flight=self.in_flight,
+                misconfigured=self.misconfigured,
+                restarts=self.restarts,
+            ),
+        )
+
+    def admit(self, msg: Attempt, now: float) -> Unavailable | None:
+        """Take the slot, the probe and the rate tokens for ``msg``, or say why not."""
+        alias = msg.model.alias
+        if self.misconfigured is not None and now < self.misconfigured_until:
+            return Unavailable(reason=f"provider misconfigured: {self.misconfigured}")
+        if self.in_flight >= self.spec.max_concurrency:
+            return Unavailable(reason=f"at concurrency limit {self.spec.max_concurrency}")
+        breaker = self.breakers.get(alias, Breaker())
+        admitted, new_breaker = breaker_admit(breaker, self.breaker_cfg, now)
+        if not admitted:
+            retry_at = breaker_retry_at(breaker)
+            return Unavailable(reason=f"breaker {breaker.state}", retry_at=retry_at)
+        tokens = msg.input_tokens + (msg.request.max_tokens or 0)
+        retry_at, new_rate = rate_admit(self.rate, now, tokens=tokens)
+        if retry_at is not None:
+            return Unavailable(reason="rate budget empty", retry_at=retry_at)
+        self._set_breaker(alias, breaker, new_breaker, now)
+        self.rate = new_rate
+        self.in_flight += 1
+        self.publish()
+        return None
+
+    def handle(self, msg: ProviderMessage) -> None:
+        now = trio.current_time()
+        match msg:
+            case AttemptDone():
+                self._done(msg, now)
+            case CancelAttempt(id=attempt_id):
+                scope = self.scopes.get(attempt_id)
+                if scope is not None:
+                    scope.cancel()
+            case Feedback(alias=alias, intent=intent, score=score):
+                for key in ((alias, intent), (alias, "*")):
+                    self.stats[key] = observe_feedback(
+                        self.stats.get(key), self.learning_cfg, now=now, score=score
+                    )
+                self.publish()
+            case Attempt():
+                raise TypeError("attempts are admitted by the actor loop, not handled here")
+            case _:
+                raise TypeError(f"provider actor got an unexpected message: {msg!r}")
+
+    def _done(self, msg: AttemptDone, now: float) -> None:
+        self.in_flight -= 1
+        breaker = self.breakers.get(msg.alias, Breaker())
+        outcome = _breaker_outcome(msg.outcome, msg.error)
+        self._set_breaker(
+            msg.alias, breaker, breaker_record(breaker, self.breaker_cfg, now, outcome), now
+        )
+        actual = msg.usage.input_tokens + msg.usage.output_tokens if msg.usage else 0
+        self.rate = rate_settle(
+            self.rate, now, estimated_tokens=msg.estimated_tokens, actual_tokens=actual
+        )
+        if msg.headers is not None and msg.status is not None:
+            self.rate = rate_observe(
+                self.rate, now, msg.headers, wall_now=time.time(), status=msg.status
+            )
+        elif isinstance(msg.error, RateLimited) and msg.error.retry_after is not None:
+            retry = str(msg.error.retry_after)
+            self.rate = rate_observe(
+                self.rate, now, {"retry-after": retry}, wall_now=time.time(), status=429
+            )
+        if isinstance(msg.error, AuthError):
+            self.misconfigured = f"auth error: {msg.error.message}"
+            self.misconfigured_until = now + MISCONFIGURED_HOLD_S
+        elif msg.outcome == "success":
+            self.misconfigured = None
+        latency_ms = (now - msg.started_at) * 1000.0
+        ttft_ms = msg.ttft_s * 1000.0 if msg.ttft_s is not None else None
+        for key in ((msg.alias, msg.intent), (msg.alias, "*")):
+            self.stats[key] = observe(
+                self.stats.get(key),
+                self.learning_cfg,
+                now=now,
+                outcome=msg.outcome,
+                latency_ms=latency_ms if msg.outcome == "success" else None,
+                ttft_ms=ttft_ms,
+            )
+        self.publish()
+
+    def _set_breaker(self, alias: str, old: Breaker, new: Breaker, now: float) -> None:
+        self.breakers[alias] = new
+        if old.state != new.state:
+            log.info("breaker %s %s -> %s", alias, old.state, new.state)
+            if self.hub.active:
+                self.hub.publish(
+                    TraceEvent(
+                        type="breaker.changed",
+                        call_id="",
+                        job_id=None,
+                        ts=time.time(),
+                        data={
+                            "alias": alias,
+                            "provider": self.spec.name,
+                            "from": old.state,
+                            "to": new.state,
+                            "retry_in_s": (
+                                round(r - now, 3)
+                                if (r := breaker_retry_at(new)) is not None
+                                else None
+                            ),
+                        },
+                    )
+                )
+
+
+async def run_provider_actor(
+    spec: ProviderSpec,
+    models: tuple[ModelSpec, ...],
+    inbox: trio.MemoryReceiveChannel[ProviderMessage],
+    *,
+    board: StatusBoard,
+    hub: TraceHub,
+    api_key: str | None = None,
+    breaker_cfg: BreakerConfig | None = None,
+    learning_cfg: LearningConfig | None = None,
+    rng: random.Random | None = None,
+    client: httpx.AsyncClient | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve attempts for ``spec`` until the inbox ends, then let running attempts finish.
+
+    ``client`` (tests, benchmarks) replaces the pooled client the actor would open;
+    the actor closes only a client it opened. Cancelled midway, running attempts are
+    cancelled and their reply channels closed, which their callers read as failure.
+    """
+    state = _ProviderState(
+        spec, models, board, hub, breaker_cfg or BreakerConfig(), learning_cfg or LearningConfig()
+    )
+    rng = rng or random.Random(spec.seed)
+    adapter: Adapter | None = None
+    async with AsyncExitStack() as stack:
+        if spec.kind != "sim":
+            from switchman.adapters._http import make_client
+            from switchman.adapters._registry import make_adapter
+
+            adapter = make_adapter(spec, api_key)
+            if client is None:
+                client = await stack.enter_async_context(make_client(spec))
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async for msg in inbox:
+                if isinstance(msg, Attempt):
+                    refusal = state.admit(msg, trio.current_time())
+                    if refusal is not None:
+                        with msg.reply_to:
+                            try:
+                                msg.reply_to.send_nowait(refusal)
+                            except (trio.BrokenResourceError, trio.WouldBlock):
+                                pass
+                        continue
+                    scope = trio.CancelScope(deadline=msg.deadline)
+                    state.scopes[msg.id] = scope
+                    nursery.start_soon(_run_attempt, state, msg, scope, adapter, client, rng)
+                else:
+                    state.handle(msg)
+
+
+async def _run_attempt(
+    state: _ProviderState,
+    msg: Attempt,
+    scope: trio.CancelScope,
+    adapter: Adapter | None,
+    client: httpx.AsyncClient | None,
+    rng: random.Random,
+) -> None:
+    """One admitted attempt. Always ends by handing an ``AttemptDone`` to the state
+    and closing the reply channel, whether it succeeded, failed or was cancelled."""
+    started = trio.current_time()
+    ttft: float | None = None
+    usage: Usage | None = None
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+    outcome = "cancelled"
+    error: ProviderError | None = None
+    reply = msg.reply_to
+
+    async def emit(event: StreamEvent) -> None:
+        nonlocal ttft, usage, status, headers
+        if isinstance(event, TextDelta):
+            if ttft is None:
+                ttft = trio.current_time() - started
+        elif isinstance(event, StreamEnd):
+            usage = event.usage
+        elif isinstance(event, ResponseStarted):
+            status, headers = event.status, event.headers
+        await reply.send(event)
+
+    try:
+        with reply:
+            try:
+                with scope:
+                    if adapter is None:
+                        from switchman.sim import run_sim_attempt
+
+                        await run_sim_attempt(msg.model, msg.request, rng, emit)
+                    else:
+                        from switchman.adapters._http import send_attempt
+
+                        assert client is not None
+                        await send_attempt(
+                            client,
+                            adapter,
+                            msg.request,
+                            emit,
+                            ttft_timeout_s=msg.ttft_s,
+                            stall_timeout_s=msg.stall_s,
+                        )
+                    outcome = "success"
+                if scope.cancelled_caught and outcome != "success":
+                    if trio.current_time() >= msg.deadline:
+                        error = AttemptTimeout("attempt deadline passed", provider=state.spec.name)
+                        outcome = "timeout"
+                        reply.send_nowait(AttemptFailed(error=error))
+            except ProviderError as exc:
+                error = exc
+                if exc.provider is None:
+                    exc.provider = state.spec.name
+                outcome = attempt_outcome(exc)
+                reply.send_nowait(AttemptFailed(error=exc))
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+        outcome = "cancelled" if outcome != "success" else outcome
+    finally:
+        state.scopes.pop(msg.id, None)
+        state.handle(
+            AttemptDone(
+                id=msg.id,
+                alias=msg.model.alias,
+                intent=msg.intent,
+                outcome=outcome,
+                started_at=started,
+                ttft_s=ttft,
+                usage=usage,
+                estimated_tokens=msg.input_tokens + (msg.request.max_tokens or 0),
+                status=status,
+                headers=headers,
+                error=error,
+            )
+        )
