@@ -1,0 +1,317 @@
+"""Rate-limit budget per provider: token buckets corrected by the provider's headers.
+
+Three things can hold a request back, all in monotonic seconds (``now``):
+
+* our own buckets from the configured ``rpm`` / ``tpm``: capacity ``rpm``
+  requests and ``tpm`` tokens, refilling continuously at ``rpm/60`` and
+  ``tpm/60`` per second;
+* the provider's own last word on what remains (``x-ratelimit-remaining-*``,
+  ``anthropic-ratelimit-*-remaining``) until its reset; a window that says
+  nothing remains holds requests back until that reset;
+* ``blocked_until``: a 429 said stop (``retry-after``, or a short default).
+
+Reset and retry times arrive as durations (``"1s"``, ``"6m0s"``, ``"20ms"``,
+``"2.5"``), RFC 3339 timestamps (Anthropic) or HTTP dates; wall-clock forms are
+turned into ``now``-relative times with ``wall_now`` (Unix seconds).
+
+The provider actor owns one ``RateBudget`` and replaces it with what these
+functions return; nothing here blocks or can be cancelled midway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import math
+import re
+from collections.abc import Mapping
+
+import attrs
+
+#: How long a 429 without any retry time blocks the provider.
+DEFAULT_BLOCK_S = 1.0
+#: Admission tolerance for float rounding of continuous refill.
+_EPS = 1e-9
+#: A bare number this large in a reset header is a Unix timestamp, not seconds.
+_EPOCH_THRESHOLD = 1e9
+
+#: (remaining header, reset header or None), lower-case
+_REQUEST_HEADERS: tuple[tuple[str, str | None], ...] = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),  # OpenAI, Groq, xAI
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("x-ratelimit-remaining-req-minute", None),  # Mistral
+    ("x-ratelimit-remaining", "x-ratelimit-reset"),  # Together
+)
+_TOKEN_HEADERS: tuple[tuple[str, str | None], ...] = (
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
+    ("x-ratelimit-remaining-tokens-minute", None),  # Mistral
+    ("x-tokenlimit-remaining", None),  # Together
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+@attrs.frozen(kw_only=True)
+class ProviderWindow:
+    """What the provider last said about one resource: ``remaining`` until ``reset_at``."""
+
+    remaining: float
+    reset_at: float
+
+
+@attrs.frozen(kw_only=True)
+class RateBudget:
+    """Rate-limit state of one provider; build it with :func:`new_budget`.
+
+    ``requests`` / ``tokens``: current bucket levels (meaningful when ``rpm`` /
+    ``tpm`` is set). ``updated_at``: when the buckets were last refilled.
+    ``provider_requests`` / ``provider_tokens``: the provider's own counters.
+    """
+
+    rpm: int | None = None
+    tpm: int | None = None
+    requests: float = 0.0
+    tokens: float = 0.0
+    updated_at: float = 0.0
+    blocked_until: float = -math.inf
+    provider_requests: ProviderWindow | None = None
+    provider_tokens: ProviderWindow | None = None
+
+
+def new_budget(rpm: int | None, tpm: int | None, now: float) -> RateBudget:
+    """A budget with full buckets; ``None`` means no configured limit."""
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive or None, got {value}")
+    return RateBudget(
+        rpm=rpm, tpm=tpm, requests=float(rpm or 0), tokens=float(tpm or 0), updated_at=now
+    )
+
+
+def rate_admit(b: RateBudget, now: float, *, tokens: int) -> tuple[float | None, RateBudget]:
+    """Take one request and ``tokens`` tokens if every limit allows it.
+
+    Returns ``(None, budget after)`` when admitted, or ``(retry_at, b)`` when not:
+    ``retry_at`` is the earliest ``now`` at which every limit that refused would
+    allow it. A request larger than the whole ``tpm`` only needs a full bucket
+    (the bucket then goes into debt), so it is delayed, never refused forever.
+    """
+    if tokens < 0:
+        raise ValueError(f"tokens must be >= 0, got {tokens}")
+    cur = _refill(b, now)
+    waits: list[float] = []
+    if cur.blocked_until > now:
+        waits.append(cur.blocked_until)
+    pr, pt = cur.provider_requests, cur.provider_tokens
+    if pr is not None and pr.remaining < 1:
+        waits.append(pr.reset_at)
+    if pt is not None and (pt.remaining <= 0 or pt.remaining < tokens):
+        waits.append(pt.reset_at)
+    if cur.rpm is not None and cur.requests < 1 - _EPS:
+        waits.append(now + (1 - cur.requests) * 60.0 / cur.rpm)
+    if cur.tpm is not None:
+        need = min(tokens, cur.tpm)
+        if cur.tokens < need - _EPS:
+            waits.append(now + (need - cur.tokens) * 60.0 / cur.tpm)
+    if waits:
+        return max(waits), b
+    return None, attrs.evolve(
+        cur,
+        requests=cur.requests - 1 if cur.rpm is not None else cur.requests,
+        tokens=cur.tokens - tokens if cur.tpm is not None else cur.tokens,
+        provider_requests=_take(pr, 1),
+        provider_tokens=_take(pt, tokens),
+    )
+
+
+def rate_settle(
+    b: RateBudget, now: float, *, estimated_tokens: int, actual_tokens: int
+) -> RateBudget:
+    """Correct the token bucket once a call's real usage is known.
+
+    Gives back ``estimated - actual`` (or takes the excess). The provider's own
+    counters are left alone: its next response headers already count the call.
+    """
+    cur = _refill(b, now)
+    if cur.tpm is None:
+        return cur
+    level = min(float(cur.tpm), cur.tokens + estimated_tokens - actual_tokens)
+    return attrs.evolve(cur, tokens=level)
+
+
+def rate_observe(
+    b: RateBudget,
+    now: float,
+    headers: Mapping[str, str],
+    *,
+    wall_now: float,
+    status: int,
+    retry_after: float | None = None,
+    default_block_s: float = DEFAULT_BLOCK_S,
+) -> RateBudget:
+    """Correct the budget from a response's headers (keys in any case).
+
+    Remaining-request / remaining-token headers replace the provider's counters
+    until their reset (a remaining without a reset header is trusted for
+    ``default_block_s``); one that says 0 holds requests back until that reset.
+    A 429 blocks the provider until its ``retry-after-ms`` / ``retry-after``, or
+    ``retry_after`` (seconds, e.g. Gemini's ``retryDelay`` read from the body),
+    or for ``default_block_s``. A block is never shortened.
+    """
+    h = _lower(headers)
+    cur = _refill(b, now)
+    reqs = _window(h, _REQUEST_HEADERS, now=now, wall_now=wall_now, default_s=default_block_s)
+    toks = _window(h, _TOKEN_HEADERS, now=now, wall_now=wall_now, default_s=default_block_s)
+    if reqs is not None:
+        cur = attrs.evolve(cur, provider_requests=reqs)
+    if toks is not None:
+        cur = attrs.evolve(cur, provider_tokens=toks)
+    if status == 429:
+        wait = parse_retry_after(h, wall_now=wall_now)
+        if wait is None:
+            wait = max(0.0, retry_after) if retry_after is not None else default_block_s
+        cur = attrs.evolve(cur, blocked_until=max(cur.blocked_until, now + wait))
+    return cur
+
+
+def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date).
+
+    ``None`` when neither is present or readable; never negative.
+    """
+    h = _lower(headers)
+    ms = _number(h.get("retry-after-ms"))
+    if ms is not None:
+        return max(0.0, ms / 1000.0)
+    raw = h.get("retry-after")
+    if raw is None:
+        return None
+    secs = _number(raw)
+    if secs is not None:
+        return max(0.0, secs)
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - wall_now)
+
+
+def rate_headroom(b: RateBudget, now: float) -> dict[str, float | None]:
+    """``{"requests", "tokens", "blocked_for_s"}`` for status displays.
+
+    ``requests`` / ``tokens``: what may be taken now, the lower of our bucket and
+    the provider's counter, ``None`` when neither is known. ``blocked_for_s``:
+    how long until a request could be admitted at all (0 when not blocked).
+    """
+    cur = _refill(b, now)
+    requests = _lowest(cur.requests if cur.rpm is not None else None, cur.provider_requests)
+    tokens = _lowest(cur.tokens if cur.tpm is not None else None, cur.provider_tokens)
+    until = cur.blocked_until
+    for window, need in ((cur.provider_requests, 1.0), (cur.provider_tokens, _EPS)):
+        if window is not None and window.remaining < need:
+            until = max(until, window.reset_at)
+    if cur.rpm is not None and cur.requests < 1 - _EPS:
+        until = max(until, now + (1 - cur.requests) * 60.0 / cur.rpm)
+    return {"requests": requests, "tokens": tokens, "blocked_for_s": max(0.0, until - now)}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a Go-style duration (``"6m0s"``, ``"20ms"``, ``"2m59.56s"``) or a bare number."""
+    text = text.strip()
+    plain = _number(text)
+    if plain is not None:
+        return plain
+    if not text or _DURATION_PART.sub("", text):
+        return None
+    return sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def _parse_reset(text: str, *, wall_now: float) -> float | None:
+    """Seconds until a reset given as a duration, a Unix time or an RFC 3339 timestamp."""
+    secs = parse_duration(text)
+    if secs is not None:
+        return secs - wall_now if secs > _EPOCH_THRESHOLD else secs
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp() - wall_now
+
+
+def _window(
+    h: Mapping[str, str],
+    families: tuple[tuple[str, str | None], ...],
+    *,
+    now: float,
+    wall_now: float,
+    default_s: float,
+) -> ProviderWindow | None:
+    """The tightest counter among the header families present (ties: the later reset)."""
+    best: ProviderWindow | None = None
+    for remaining_name, reset_name in families:
+        remaining = _number(h.get(remaining_name))
+        if remaining is None:
+            continue
+        raw_reset = h.get(reset_name) if reset_name is not None else None
+        reset_s = _parse_reset(raw_reset, wall_now=wall_now) if raw_reset is not None else None
+        if reset_s is None:
+            reset_s = default_s
+        window = ProviderWindow(remaining=max(0.0, remaining), reset_at=now + max(0.0, reset_s))
+        if best is None or (window.remaining, -window.reset_at) < (best.remaining, -best.reset_at):
+            best = window
+    return best
+
+
+def _refill(b: RateBudget, now: float) -> RateBudget:
+    elapsed = max(0.0, now - b.updated_at)
+    requests, tokens = b.requests, b.tokens
+    if b.rpm is not None:
+        requests = min(float(b.rpm), requests + elapsed * b.rpm / 60.0)
+    if b.tpm is not None:
+        tokens = min(float(b.tpm), tokens + elapsed * b.tpm / 60.0)
+    pr, pt = b.provider_requests, b.provider_tokens
+    if pr is not None and now >= pr.reset_at:
+        pr = None
+    if pt is not None and now >= pt.reset_at:
+        pt = None
+    return attrs.evolve(
+        b,
+        requests=requests,
+        tokens=tokens,
+        updated_at=max(b.updated_at, now),
+        provider_requests=pr,
+        provider_tokens=pt,
+    )
+
+
+def _take(window: ProviderWindow | None, amount: float) -> ProviderWindow | None:
+    if window is None:
+        return None
+    return attrs.evolve(window, remaining=max(0.0, window.remaining - amount))
+
+
+def _lowest(own: float | None, window: ProviderWindow | None) -> float | None:
+    values = [v for v in (own, window.remaining if window is not None else None) if v is not None]
+    return max(0.0, min(values)) if values else None
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v.strip() for k, v in headers.items()}
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

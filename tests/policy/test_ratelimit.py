@@ -1,0 +1,365 @@
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from switchman.policy._ratelimit import (
+    RateBudget,
+    new_budget,
+    parse_duration,
+    parse_retry_after,
+    rate_admit,
+    rate_headroom,
+    rate_observe,
+    rate_settle,
+)
+
+WALL = dt.datetime(2026, 11, 25, 17, 5, 0, tzinfo=dt.UTC).timestamp()
+
+
+def _admit_all(b: RateBudget, now: float, n: int, tokens: int = 0) -> RateBudget:
+    for _ in range(n):
+        retry_at, b = rate_admit(b, now, tokens=tokens)
+        assert retry_at is None
+    return b
+
+
+# -- own buckets ---------------------------------------------------------------
+
+
+def test_no_limits_always_admit() -> None:
+    b = new_budget(None, None, 0.0)
+    b = _admit_all(b, 0.0, 1000, tokens=10**6)
+    assert rate_headroom(b, 0.0) == {"requests": None, "tokens": None, "blocked_for_s": 0.0}
+
+
+def test_rpm_bucket_empties_and_refills() -> None:
+    b = _admit_all(new_budget(60, None, 0.0), 0.0, 60)
+    retry_at, after = rate_admit(b, 0.0, tokens=0)
+    assert retry_at == pytest.approx(1.0)  # one request per second
+    assert after == b
+    retry_at, _ = rate_admit(b, 0.999, tokens=0)
+    assert retry_at is not None
+    assert retry_at == pytest.approx(1.0)
+    # admitted exactly at the promised time despite float rounding of the refill
+    retry_at, b = rate_admit(b, retry_at, tokens=0)
+    assert retry_at is None
+    # after a long idle the bucket is full again but never above capacity
+    assert rate_headroom(b, 1000.0)["requests"] == 60.0
+
+
+def test_tpm_bucket_and_retry_time() -> None:
+    b = new_budget(None, 6000, 0.0)  # 100 tokens/s
+    retry_at, b = rate_admit(b, 0.0, tokens=5000)
+    assert retry_at is None
+    retry_at, same = rate_admit(b, 0.0, tokens=3000)
+    assert same == b
+    assert retry_at == pytest.approx(20.0)  # needs 2000 more at 100/s
+    retry_at, _ = rate_admit(b, 20.0, tokens=3000)
+    assert retry_at is None
+
+
+def test_request_larger_than_tpm_waits_for_full_bucket_only() -> None:
+    b = new_budget(None, 1000, 0.0)
+    b = _admit_all(b, 0.0, 1, tokens=500)
+    retry_at, _ = rate_admit(b, 0.0, tokens=5000)
+    assert retry_at == pytest.approx(30.0)  # refill the 500 missing at 1000/60 per s
+    retry_at, b = rate_admit(b, 30.0, tokens=5000)
+    assert retry_at is None
+    assert b.tokens == pytest.approx(-4000)  # debt, repaid by refill
+    retry_at, _ = rate_admit(b, 30.0, tokens=1)
+    assert retry_at is not None
+    assert retry_at > 30.0 + 240.0
+
+
+@given(
+    rpm=st.integers(1, 600),
+    times=st.lists(st.floats(0, 600, allow_nan=False), min_size=1, max_size=200),
+)
+def test_rpm_never_exceeded_in_any_minute(rpm: int, times: list[float]) -> None:
+    b = new_budget(rpm, None, 0.0)
+    admitted: list[float] = []
+    for t in sorted(times):
+        retry_at, b = rate_admit(b, t, tokens=0)
+        if retry_at is None:
+            admitted.append(t)
+        else:
+            assert retry_at > t
+    # a token bucket admits at most capacity + rate * span in any span
+    for i, start in enumerate(admitted):
+        in_minute = sum(1 for t in admitted[i:] if t < start + 60.0)
+        assert in_minute <= 2 * rpm
+
+
+@given(
+    rpm=st.one_of(st.none(), st.integers(1, 10_000)),
+    tpm=st.one_of(st.none(), st.integers(1, 10**6)),
+    calls=st.lists(
+        st.tuples(st.floats(0, 5, allow_nan=False), st.integers(0, 2 * 10**6)), max_size=50
+    ),
+)
+def test_retry_at_is_honest(
+    rpm: int | None, tpm: int | None, calls: list[tuple[float, int]]
+) -> None:
+    """Refused now, admitted at the promised time (float rounding included)."""
+    b = new_budget(rpm, tpm, 0.0)
+    now = 0.0
+    for step, tokens in calls:
+        now += step
+        retry_at, after = rate_admit(b, now, tokens=tokens)
+        if retry_at is not None:
+            assert retry_at > now
+            assert after == b
+            later, after = rate_admit(b, retry_at, tokens=tokens)
+            assert later is None
+            now = retry_at
+        b = after
+
+
+def test_settle_gives_back_and_takes() -> None:
+    b = new_budget(None, 1000, 0.0)
+    _, b = rate_admit(b, 0.0, tokens=800)
+    b = rate_settle(b, 0.0, estimated_tokens=800, actual_tokens=300)
+    assert b.tokens == pytest.approx(700)
+    b = rate_settle(b, 0.0, estimated_tokens=100, actual_tokens=900)
+    assert b.tokens == pytest.approx(-100)
+    # never above capacity
+    b = rate_settle(b, 0.0, estimated_tokens=10_000, actual_tokens=0)
+    assert b.tokens == 1000
+
+
+def test_settle_without_tpm_is_a_noop_on_tokens() -> None:
+    b = new_budget(10, None, 0.0)
+    assert rate_settle(b, 0.0, estimated_tokens=5, actual_tokens=50).tokens == b.tokens
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        new_budget(0, None, 0.0)
+    with pytest.raises(ValueError):
+        new_budget(None, -5, 0.0)
+    with pytest.raises(ValueError):
+        rate_admit(new_budget(None, None, 0.0), 0.0, tokens=-1)
+
+
+# -- provider headers ----------------------------------------------------------
+
+
+def test_openai_zero_remaining_tokens_blocks_until_reset() -> None:
+    b = new_budget(None, None, 100.0)
+    headers = {
+        "x-ratelimit-limit-requests": "10000",
+        "x-ratelimit-remaining-requests": "9998",
+        "x-ratelimit-reset-requests": "12ms",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "210ms",
+    }
+    b = rate_observe(b, 100.0, headers, wall_now=WALL, status=200)
+    retry_at, _ = rate_admit(b, 100.1, tokens=10)
+    assert retry_at == pytest.approx(100.21)
+    assert rate_headroom(b, 100.0)["blocked_for_s"] == pytest.approx(0.21)
+    retry_at, _ = rate_admit(b, 100.21, tokens=10)
+    assert retry_at is None
+
+
+def test_provider_remaining_counts_down_until_reset() -> None:
+    b = new_budget(None, None, 0.0)
+    headers = {"X-RateLimit-Remaining-Requests": "2", "X-RateLimit-Reset-Requests": "6m0s"}
+    b = rate_observe(b, 0.0, headers, wall_now=WALL, status=200)
+    b = _admit_all(b, 1.0, 2)
+    retry_at, _ = rate_admit(b, 2.0, tokens=0)
+    assert retry_at == pytest.approx(360.0)
+    assert rate_headroom(b, 2.0)["requests"] == 0.0
+    retry_at, _ = rate_admit(b, 360.0, tokens=0)
+    assert retry_at is None
+
+
+def test_provider_token_window_refuses_a_larger_request() -> None:
+    b = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"x-ratelimit-remaining-tokens": "500", "x-ratelimit-reset-tokens": "7.66s"},
+        wall_now=WALL,
+        status=200,
+    )
+    retry_at, _ = rate_admit(b, 0.0, tokens=1200)
+    assert retry_at == pytest.approx(7.66)
+    retry_at, b = rate_admit(b, 0.0, tokens=400)
+    assert retry_at is None
+    assert rate_headroom(b, 0.0)["tokens"] == pytest.approx(100)
+
+
+def test_anthropic_rfc3339_resets_use_wall_clock() -> None:
+    headers = {
+        "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2026-11-25T17:05:12Z",
+        "anthropic-ratelimit-input-tokens-remaining": "0",
+        "anthropic-ratelimit-input-tokens-reset": "2026-11-25T17:06:00Z",
+        "anthropic-ratelimit-output-tokens-remaining": "8000",
+        "anthropic-ratelimit-output-tokens-reset": "2026-11-25T17:05:00Z",
+    }
+    b = rate_observe(new_budget(None, None, 50.0), 50.0, headers, wall_now=WALL, status=200)
+    assert b.provider_requests is not None
+    assert b.provider_requests.reset_at == pytest.approx(62.0)
+    retry_at, _ = rate_admit(b, 50.0, tokens=10)
+    assert retry_at == pytest.approx(110.0)  # input tokens reset a minute later
+
+
+def test_together_and_mistral_headers() -> None:
+    together = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"},
+        wall_now=WALL,
+        status=200,
+    )
+    assert rate_admit(together, 0.5, tokens=0)[0] == pytest.approx(1.0)
+    mistral = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"x-ratelimit-remaining-req-minute": "0", "x-ratelimit-remaining-tokens-minute": "498112"},
+        wall_now=WALL,
+        status=200,
+    )
+    # no reset header: trusted for the default block only
+    assert rate_admit(mistral, 0.0, tokens=0)[0] == pytest.approx(1.0)
+    assert rate_admit(mistral, 1.0, tokens=0)[0] is None
+
+
+def test_reset_as_unix_timestamp() -> None:
+    b = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(WALL) + 30)},
+        wall_now=WALL,
+        status=200,
+    )
+    assert rate_admit(b, 0.0, tokens=0)[0] == pytest.approx(30.0)
+
+
+def test_fresh_headers_replace_old_counters() -> None:
+    b = new_budget(None, None, 0.0)
+    zero = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1m"}
+    b = rate_observe(b, 0.0, zero, wall_now=WALL, status=200)
+    assert rate_admit(b, 1.0, tokens=0)[0] == pytest.approx(60.0)
+    fresh = {"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "1m"}
+    b = rate_observe(b, 2.0, fresh, wall_now=WALL, status=200)
+    assert rate_admit(b, 2.0, tokens=0)[0] is None
+
+
+def test_garbage_headers_are_ignored() -> None:
+    b = new_budget(None, None, 0.0)
+    headers = {
+        "x-ratelimit-remaining-requests": "lots",
+        "x-ratelimit-remaining-tokens": "nan",
+        "retry-after": "soon",
+    }
+    after = rate_observe(b, 0.0, headers, wall_now=WALL, status=200)
+    assert after.provider_requests is None
+    assert after.provider_tokens is None
+    assert after.blocked_until == -math.inf
+
+
+# -- 429 and retry-after ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "12"}, 12.0),
+        ({"Retry-After": "1.5"}, 1.5),
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"retry-after-ms": "250", "retry-after": "3"}, 0.25),
+        ({"retry-after": "Wed, 25 Nov 2026 17:05:30 GMT"}, 30.0),
+        ({"retry-after": "Wed, 25 Nov 2026 17:04:00 GMT"}, 0.0),  # in the past
+        ({"retry-after": "-4"}, 0.0),
+        ({"retry-after": "whenever"}, None),
+        ({}, None),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], seconds: float | None) -> None:
+    got = parse_retry_after(headers, wall_now=WALL)
+    if seconds is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("2m59.56s", 179.56),
+        ("14m24s", 864.0),
+        ("1h2m3s", 3723.0),
+        ("2.5", 2.5),
+        ("30", 30.0),
+        ("500us", 0.0005),
+        ("", None),
+        ("1 minute", None),
+        ("5x", None),
+    ],
+)
+def test_parse_duration(text: str, seconds: float | None) -> None:
+    got = parse_duration(text)
+    if seconds is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(seconds)
+
+
+def test_429_with_retry_after_blocks_until_then() -> None:
+    b = new_budget(1000, None, 0.0)
+    b = rate_observe(b, 10.0, {"retry-after": "12"}, wall_now=WALL, status=429)
+    assert rate_admit(b, 21.9, tokens=0)[0] == pytest.approx(22.0)
+    assert rate_headroom(b, 12.0)["blocked_for_s"] == pytest.approx(10.0)
+    assert rate_admit(b, 22.0, tokens=0)[0] is None
+
+
+def test_429_without_time_blocks_the_default() -> None:
+    b = rate_observe(new_budget(None, None, 0.0), 5.0, {}, wall_now=WALL, status=429)
+    assert rate_admit(b, 5.0, tokens=0)[0] == pytest.approx(6.0)
+    assert rate_admit(b, 6.0, tokens=0)[0] is None
+
+
+def test_429_with_body_retry_delay() -> None:
+    # Gemini: the adapter read retryDelay "47s" from the body
+    b = rate_observe(
+        new_budget(None, None, 0.0), 0.0, {}, wall_now=WALL, status=429, retry_after=47.0
+    )
+    assert rate_admit(b, 1.0, tokens=0)[0] == pytest.approx(47.0)
+
+
+def test_retry_after_on_success_does_not_block() -> None:
+    b = rate_observe(
+        new_budget(None, None, 0.0), 0.0, {"retry-after": "30"}, wall_now=WALL, status=200
+    )
+    assert rate_admit(b, 0.0, tokens=0)[0] is None
+
+
+def test_block_is_never_shortened() -> None:
+    b = new_budget(None, None, 0.0)
+    b = rate_observe(b, 0.0, {"retry-after": "30"}, wall_now=WALL, status=429)
+    b = rate_observe(b, 1.0, {"retry-after": "1"}, wall_now=WALL, status=429)
+    assert rate_admit(b, 5.0, tokens=0)[0] == pytest.approx(30.0)
+
+
+def test_headroom_reports_lower_of_bucket_and_provider() -> None:
+    b = new_budget(100, 10_000, 0.0)
+    b = rate_observe(
+        b,
+        0.0,
+        {"x-ratelimit-remaining-requests": "7", "x-ratelimit-reset-requests": "10s"},
+        wall_now=WALL,
+        status=200,
+    )
+    room = rate_headroom(b, 0.0)
+    assert room == {"requests": 7.0, "tokens": 10_000.0, "blocked_for_s": 0.0}
+    # after the provider's reset only our bucket is left
+    assert rate_headroom(b, 10.0)["requests"] == 100.0
