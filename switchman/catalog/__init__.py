@@ -1,5 +1,7 @@
 """Built-in provider and model catalog, and configuration loading."""
 
+from switchman.catalog._catalog import Catalog, builtin_catalog, load_catalog, resolve
+from switchman.catalog._config import api_key, config_from_dict, default_config, load_config
 from switchman.catalog._spec import (
     BudgetsConfig,
     Config,
@@ -14,6 +16,7 @@ from switchman.catalog._spec import (
 
 __all__ = [
     "BudgetsConfig",
+    "Catalog",
     "Config",
     "KeySpec",
     "ModelSpec",
@@ -22,4 +25,11 @@ __all__ = [
     "RouterConfig",
     "ServerConfig",
     "SimProfile",
+    "api_key",
+    "builtin_catalog",
+    "config_from_dict",
+    "default_config",
+    "load_catalog",
+    "load_config",
+    "resolve",
 ]
