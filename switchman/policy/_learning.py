@@ -1,0 +1,177 @@
+"""Decayed statistics of what each model did, per (alias, intent).
+
+Two kinds of forgetting keep the router adaptive:
+
+- per observation: each new outcome multiplies the older outcome counts by
+  ``gamma`` (0.97: the last ~33 outcomes dominate), each new feedback score
+  does the same to the feedback counts;
+- per time: counts halve every ``half_life_s`` seconds without observations,
+  so a model not heard from in a while relaxes back to the prior and gets
+  explored again. ``decayed`` applies this when reading; ``observe`` and
+  ``observe_feedback`` apply it before adding the new observation.
+
+Latency and TTFT are EWMAs (``ewma_alpha``); their confidence is carried by
+``n`` (scoring blends them toward a neutral prior as ``n`` decays).
+
+Pure functions over frozen ``ModelStats``; ``now`` is any monotonic clock in
+seconds (the dispatcher passes ``trio.current_time()``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+#: outcomes that say something about the model itself
+SUCCESS_OUTCOMES: Final = frozenset({"success"})
+REFUSAL_OUTCOMES: Final = frozenset({"refused", "content_filtered"})
+FAILURE_OUTCOMES: Final = frozenset({"timeout", "error"})
+#: outcomes whose latency says nothing about the model's speed (a fast error)
+_NO_LATENCY_OUTCOMES: Final = frozenset({"error"})
+
+
+@attrs.frozen(kw_only=True)
+class ModelStats:
+    """Decayed counts and EWMAs for one (alias, intent).
+
+    ``n`` = successes + failures + refusals (all decayed alike). Latencies in
+    milliseconds, ``None`` until observed. ``updated_at`` is the ``now`` up to
+    which the counts are decayed.
+    """
+
+    n: float = 0.0
+    successes: float = 0.0
+    failures: float = 0.0
+    refusals: float = 0.0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    feedback_sum: float = 0.0
+    feedback_n: float = 0.0
+    updated_at: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class LearningConfig:
+    gamma: float = 0.97
+    half_life_s: float = 600.0
+    ewma_alpha: float = 0.2
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
+        if not self.half_life_s > 0.0:
+            raise ValueError(f"half_life_s must be positive; got {self.half_life_s!r}")
+        if not 0.0 < self.ewma_alpha <= 1.0:
+            raise ValueError(f"ewma_alpha must be in (0, 1]; got {self.ewma_alpha!r}")
+
+
+def time_decay(cfg: LearningConfig, elapsed_s: float) -> float:
+    """The factor counts are multiplied by after ``elapsed_s`` seconds (1 if none passed)."""
+    if elapsed_s <= 0.0:
+        return 1.0
+    return float(0.5 ** (elapsed_s / cfg.half_life_s))
+
+
+def decayed(stats: ModelStats, cfg: LearningConfig, now: float) -> ModelStats:
+    """``stats`` with its counts decayed by the time passed since ``updated_at``.
+
+    EWMAs are kept as they are; what fades is their weight ``n``. Returns
+    ``stats`` itself when no time has passed.
+    """
+    f = time_decay(cfg, now - stats.updated_at)
+    if f == 1.0:
+        return stats
+    return ModelStats(
+        n=stats.n * f,
+        successes=stats.successes * f,
+        failures=stats.failures * f,
+        refusals=stats.refusals * f,
+        latency_ms=stats.latency_ms,
+        ttft_ms=stats.ttft_ms,
+        feedback_sum=stats.feedback_sum * f,
+        feedback_n=stats.feedback_n * f,
+        updated_at=now,
+    )
+
+
+def _ewma(old: float | None, new: float | None, alpha: float) -> float | None:
+    if new is None:
+        return old
+    if old is None:
+        return new
+    return old + alpha * (new - old)
+
+
+def observe(
+    stats: ModelStats | None,
+    cfg: LearningConfig,
+    *,
+    now: float,
+    outcome: str,
+    latency_ms: float | None,
+    ttft_ms: float | None,
+) -> ModelStats:
+    """Add one attempt outcome (an ``AttemptRecord.outcome``) to ``stats``.
+
+    - ``success`` counts as a success;
+    - ``refused`` / ``content_filtered`` count as refusals (not successes);
+    - ``timeout`` / ``error`` count as failures;
+    - anything else (``rate_limited``, ``context_exceeded``, ``unavailable``,
+      ``cancelled``) is not the model's doing and is ignored entirely:
+      ``stats`` comes back unchanged (a fresh ``ModelStats()`` if None).
+
+    Older counts are first decayed to ``now``, then multiplied by ``gamma``.
+    ``latency_ms`` / ``ttft_ms`` (when given) feed the EWMAs, except for an
+    ``error``, whose quick failure says nothing about speed; a ``timeout``
+    does feed them, as it shows the model was slow.
+    """
+    if stats is None:
+        stats = ModelStats(updated_at=now)
+    success = outcome in SUCCESS_OUTCOMES
+    refusal = outcome in REFUSAL_OUTCOMES
+    failure = outcome in FAILURE_OUTCOMES
+    if not (success or refusal or failure):
+        return stats
+    tf = time_decay(cfg, now - stats.updated_at)
+    g = cfg.gamma * tf
+    if outcome in _NO_LATENCY_OUTCOMES:
+        latency_ms = ttft_ms = None
+    return ModelStats(
+        n=stats.n * g + 1.0,
+        successes=stats.successes * g + success,
+        failures=stats.failures * g + failure,
+        refusals=stats.refusals * g + refusal,
+        latency_ms=_ewma(stats.latency_ms, latency_ms, cfg.ewma_alpha),
+        ttft_ms=_ewma(stats.ttft_ms, ttft_ms, cfg.ewma_alpha),
+        feedback_sum=stats.feedback_sum * tf,
+        feedback_n=stats.feedback_n * tf,
+        updated_at=max(now, stats.updated_at),
+    )
+
+
+def observe_feedback(
+    stats: ModelStats | None, cfg: LearningConfig, *, now: float, score: float
+) -> ModelStats:
+    """Add one quality score (0..1, e.g. from ``POST /feedback``) to ``stats``.
+
+    Older counts are first decayed to ``now``; the older feedback counts are
+    then multiplied by ``gamma``. Raises ``ValueError`` for a score outside 0..1.
+    """
+    if not 0.0 <= score <= 1.0:
+        raise ValueError(f"feedback score must be between 0 and 1; got {score!r}")
+    if stats is None:
+        stats = ModelStats(updated_at=now)
+    tf = time_decay(cfg, now - stats.updated_at)
+    g = cfg.gamma * tf
+    return ModelStats(
+        n=stats.n * tf,
+        successes=stats.successes * tf,
+        failures=stats.failures * tf,
+        refusals=stats.refusals * tf,
+        latency_ms=stats.latency_ms,
+        ttft_ms=stats.ttft_ms,
+        feedback_sum=stats.feedback_sum * g + score,
+        feedback_n=stats.feedback_n * g + 1.0,
+        updated_at=max(now, stats.updated_at),
+    )

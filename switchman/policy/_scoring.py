@@ -1,0 +1,268 @@
+"""Ranking eligible models for a call: a weighted sum of explainable factors.
+
+Each factor is first normalised to 0..1 (1 = best), then multiplied by its
+weight; ``Ranked.factors`` keeps every weighted contribution, so the trace
+shows why a model ranked where it did. The factors:
+
+- ``trust``: untrusted 0, standard 0.5, trusted 1;
+- ``capability``: 1 when the call's intent is one the model specialises in
+  (listed in its ``intents`` or ``capabilities``), else the share of the
+  model's capability tags the call asks for (a model whose tags are all
+  wanted beats a generalist that has them among many);
+- ``cost``: estimated cost of the call (input plus output room at list
+  price) on a log scale relative to the cheapest candidate: 1 for the
+  cheapest, 0 for 1000 times dearer or more (costs below $0.000001 count as
+  $0.000001, so free models do not make every paid one worthless);
+- ``context``: share of the context window left after input and output room;
+- ``latency`` / ``ttft``: the fastest candidate's learned EWMA divided by
+  this model's, blended toward a neutral 0.5 by confidence ``n / (n + 2)``
+  (unknown = 0.5);
+- ``success``: success rate for the intent, Beta(1, 1) prior (mean 0.5);
+- ``refusal``: 1 - refusal rate, Beta(0.5, 4.5) prior (mean rate 0.1);
+- ``feedback``: mean feedback score, Beta(1, 1) prior (mean 0.5).
+
+``latency``, ``ttft`` and ``feedback`` describe answers that arrive, so
+their contributions are multiplied by the success rate: a model that is fast
+and liked when it works, but rarely works, does not stay on top.
+
+Learned statistics are looked up under ``(alias, call.intent)`` and, when
+missing, under ``(alias, "*")``: the dispatcher may keep such an aggregate
+over all intents (observe each outcome under both keys), which then serves
+intents a model has not been seen on. Counts are time-decayed to ``now``
+(see ``switchman.policy._learning``).
+
+Exploration (Thompson sampling): given an ``rng``, the success, refusal and
+feedback rates are drawn around their posterior means instead of taking the
+means: a symmetric triangular draw with the Beta posterior's standard
+deviation, clipped to 0..1 (a cheap stand-in for a Beta draw on the hot
+path); ``exploration`` scales the spread (0 = the means). With ``rng``
+None the ranking is deterministic. Ties keep the order of ``models``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from switchman._call import Call
+from switchman._result import Ranked
+from switchman.catalog._spec import ModelSpec
+from switchman.policy._eligibility import VERBOSITY_OUTPUT_TOKENS
+from switchman.policy._learning import LearningConfig, ModelStats
+
+TRUST_SCORE: Final = {"untrusted": 0.0, "standard": 0.5, "trusted": 1.0}
+#: Beta prior pseudo-counts (successes, non-successes) etc.
+SUCCESS_PRIOR: Final = (1.0, 1.0)
+REFUSAL_PRIOR: Final = (0.5, 4.5)
+FEEDBACK_PRIOR: Final = (1.0, 1.0)
+#: pseudo-observations behind the neutral latency prior
+LATENCY_PRIOR_N: Final = 2.0
+NEUTRAL: Final = 0.5
+COST_FLOOR_USD: Final = 1e-6
+COST_SPAN: Final = math.log(1000.0)
+
+FACTORS: Final = (
+    "trust",
+    "capability",
+    "cost",
+    "context",
+    "latency",
+    "ttft",
+    "success",
+    "refusal",
+    "feedback",
+)
+
+
+@attrs.frozen(kw_only=True)
+class Weights:
+    trust: float = 1.0
+    capability: float = 0.5
+    cost: float = 1.0
+    context: float = 0.25
+    latency: float = 0.75
+    ttft: float = 0.5
+    success: float = 2.0
+    refusal: float = 1.0
+    feedback: float = 1.5
+
+
+_DEFAULT_WEIGHTS: Final = Weights()
+_DEFAULT_LEARNING: Final = LearningConfig()
+#: sqrt(6): scales (U1 + U2 - 1), of variance 1/6, to unit variance
+_TRIANGULAR_SCALE: Final = math.sqrt(6.0)
+
+
+def rank(
+    call: Call,
+    models: Sequence[ModelSpec],
+    stats: Mapping[tuple[str, str], ModelStats],
+    *,
+    now: float,
+    input_tokens: int,
+    rng: random.Random | None,
+    weights: Weights = _DEFAULT_WEIGHTS,
+    learning: LearningConfig = _DEFAULT_LEARNING,
+    exploration: float = 1.0,
+) -> tuple[Ranked, ...]:
+    """Rank ``models`` for ``call``, best first (see the module docstring).
+
+    ``models`` are normally the eligible ones; ``input_tokens`` the same
+    estimate eligibility used. ``rng`` (seeded by the caller) turns on
+    Thompson sampling; the same seed and inputs give the same ranking.
+    """
+    if not models:
+        return ()
+    w = weights
+    intent = call.intent
+    asked = call.capabilities
+    wanted = call.params.max_tokens
+    if wanted is None:
+        wanted = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
+    if exploration <= 0.0:
+        rng = None
+    half_life = learning.half_life_s
+
+    # pass 1: per-model output room, cost, stats and their time decay; the best of each
+    outs: list[int] = []
+    costs: list[float] = []
+    found: list[ModelStats | None] = []
+    decay: list[float] = []
+    best_latency = math.inf
+    best_ttft = math.inf
+    for m in models:
+        out = wanted if wanted < m.max_output_tokens else m.max_output_tokens
+        outs.append(out)
+        costs.append((input_tokens * m.input_per_mtok + out * m.output_per_mtok) / 1e6)
+        s = stats.get((m.alias, intent))
+        if s is None:
+            s = stats.get((m.alias, "*"))
+        found.append(s)
+        if s is None:
+            decay.append(0.0)
+            continue
+        elapsed = now - s.updated_at
+        f = 0.5 ** (elapsed / half_life) if elapsed > 0.0 else 1.0
+        decay.append(f)
+        if s.latency_ms is not None and s.latency_ms < best_latency:
+            best_latency = s.latency_ms
+        if s.ttft_ms is not None and s.ttft_ms < best_ttft:
+            best_ttft = s.ttft_ms
+    cheapest = min(costs)
+    if cheapest < COST_FLOOR_USD:
+        cheapest = COST_FLOOR_USD
+
+    # pass 2: factors and scores
+    w_trust, w_capability, w_cost, w_context = w.trust, w.capability, w.cost, w.context
+    w_latency, w_ttft, w_success, w_refusal, w_feedback = (
+        w.latency,
+        w.ttft,
+        w.success,
+        w.refusal,
+        w.feedback,
+    )
+    s_a, s_ab = SUCCESS_PRIOR[0], SUCCESS_PRIOR[0] + SUCCESS_PRIOR[1]
+    r_a, r_ab = REFUSAL_PRIOR[0], REFUSAL_PRIOR[0] + REFUSAL_PRIOR[1]
+    f_a, f_ab = FEEDBACK_PRIOR[0], FEEDBACK_PRIOR[0] + FEEDBACK_PRIOR[1]
+    # the Thompson draws: mean + spread * sd * z, z a symmetric triangular variate of
+    # unit variance (two uniforms: a third of the cost of a Gaussian, bounded tails)
+    draw = rng.random if rng is not None else None
+    sqrt = math.sqrt
+    spread = exploration * _TRIANGULAR_SCALE
+    asked_set = frozenset(asked)
+    ranked: list[tuple[float, int, dict[str, float]]] = []
+    for i, m in enumerate(models):
+        caps = m.capabilities
+        if intent != "unknown" and (intent in m.intents or intent in caps):
+            capability = 1.0
+        elif asked_set and caps:
+            capability = len(asked_set.intersection(caps)) / len(caps)
+        else:
+            capability = 0.0
+        cost = costs[i]
+        cost_f = 1.0 - math.log(cost / cheapest) / COST_SPAN if cost > cheapest else 1.0
+        if cost_f < 0.0:
+            cost_f = 0.0
+        headroom = 1.0 - (input_tokens + outs[i]) / m.context_window
+        if headroom < 0.0:
+            headroom = 0.0
+
+        s = found[i]
+        latency = ttft = NEUTRAL
+        if s is None:
+            n = hits = refusals = fb_sum = fb_n = 0.0
+        else:
+            f = decay[i]
+            n = s.n * f
+            hits = s.successes * f
+            refusals = s.refusals * f
+            fb_sum = s.feedback_sum * f
+            fb_n = s.feedback_n * f
+            conf = n / (n + LATENCY_PRIOR_N)
+            if s.latency_ms is not None:
+                raw = best_latency / s.latency_ms if s.latency_ms > 0.0 else 1.0
+                latency = NEUTRAL + (raw - NEUTRAL) * conf
+            if s.ttft_ms is not None:
+                raw = best_ttft / s.ttft_ms if s.ttft_ms > 0.0 else 1.0
+                ttft = NEUTRAL + (raw - NEUTRAL) * conf
+        # Beta posterior means (a / (a + b)) of the success, refusal and feedback rates
+        ab = n + s_ab
+        success = (hits + s_a) / ab
+        rab = n + r_ab
+        refused = (refusals + r_a) / rab
+        fab = fb_n + f_ab
+        feedback = (fb_sum + f_a) / fab
+        if draw is not None:
+            success += (
+                spread * sqrt(success * (1.0 - success) / (ab + 1.0)) * (draw() + draw() - 1.0)
+            )
+            success = 0.0 if success < 0.0 else 1.0 if success > 1.0 else success
+            refused += (
+                spread * sqrt(refused * (1.0 - refused) / (rab + 1.0)) * (draw() + draw() - 1.0)
+            )
+            refused = 0.0 if refused < 0.0 else 1.0 if refused > 1.0 else refused
+            feedback += (
+                spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * (draw() + draw() - 1.0)
+            )
+            feedback = 0.0 if feedback < 0.0 else 1.0 if feedback > 1.0 else feedback
+
+        c_trust = w_trust * TRUST_SCORE[m.trust_tier]
+        c_capability = w_capability * capability
+        c_cost = w_cost * cost_f
+        c_context = w_context * headroom
+        c_latency = w_latency * latency * success
+        c_ttft = w_ttft * ttft * success
+        c_success = w_success * success
+        c_refusal = w_refusal * (1.0 - refused)
+        c_feedback = w_feedback * feedback * success
+        score = (
+            c_trust
+            + c_capability
+            + c_cost
+            + c_context
+            + c_latency
+            + c_ttft
+            + c_success
+            + c_refusal
+            + c_feedback
+        )
+        factors = {
+            "trust": c_trust,
+            "capability": c_capability,
+            "cost": c_cost,
+            "context": c_context,
+            "latency": c_latency,
+            "ttft": c_ttft,
+            "success": c_success,
+            "refusal": c_refusal,
+            "feedback": c_feedback,
+        }
+        ranked.append((-score, i, factors))
+    ranked.sort()
+    return tuple(
+        Ranked(alias=models[i].alias, score=-neg, factors=factors) for neg, i, factors in ranked
+    )

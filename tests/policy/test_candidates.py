@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+
+from switchman._call import Call, Options
+from switchman._result import Ranked
+from switchman.catalog._spec import Config, ModelSpec, RouteSpec
+from switchman.policy._candidates import plan_attempt_order, resolve_target
+
+ALIASES = ("a", "b", "c", "d", "e")
+MODELS = {alias: ModelSpec(alias=alias, provider="p", model_id=alias) for alias in ALIASES}
+CONFIG = Config(
+    models=MODELS,
+    routes={
+        "r": RouteSpec(name="r", chain=("c", "a", "e")),
+        "other": RouteSpec(name="other", chain=("d", "b")),
+        # a route named like a model alias
+        "b": RouteSpec(name="b", chain=("e", "d")),
+    },
+)
+#: the scorer's order
+RANKING = tuple(Ranked(alias=a, score=float(10 - i)) for i, a in enumerate("dbeca"))
+
+
+def plan(
+    model: str,
+    fallback: tuple[str, ...] = (),
+    eligible: tuple[str, ...] = ALIASES,
+) -> tuple[str, ...]:
+    call = Call(prompt="x", model=model, options=Options(fallback=fallback))
+    ranking = tuple(r for r in RANKING if r.alias in eligible)
+    return plan_attempt_order(call, CONFIG, [MODELS[a] for a in eligible], ranking)
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("auto", "auto"), ("r", "route"), ("a", "model"), ("b", "route"), ("nope", None)],
+)
+def test_resolve_target(name: str, target: str | None) -> None:
+    assert resolve_target(name, CONFIG) == target
+
+
+def test_auto_follows_the_ranking() -> None:
+    assert plan("auto") == ("d", "b", "e", "c", "a")
+    assert plan("auto", eligible=("a", "c", "d")) == ("d", "c", "a")
+
+
+def test_auto_skips_ranked_models_that_are_not_eligible() -> None:
+    call = Call(prompt="x")
+    assert plan_attempt_order(call, CONFIG, [MODELS["a"], MODELS["e"]], RANKING) == ("e", "a")
+
+
+def test_route_chain_in_order_then_nothing_else() -> None:
+    assert plan("r") == ("c", "a", "e")
+
+
+def test_route_skips_ineligible_chain_members() -> None:
+    assert plan("r", eligible=("a", "b", "d", "e")) == ("a", "e")
+    assert plan("r", eligible=("b", "d")) == ()
+
+
+def test_route_then_fallback_without_duplicates() -> None:
+    assert plan("r", fallback=("d", "a", "c", "d")) == ("c", "a", "e", "d")
+
+
+def test_model_alias_first_then_fallback_only() -> None:
+    assert plan("a") == ("a",)
+    assert plan("a", fallback=("c", "a", "e")) == ("a", "c", "e")
+    # an ineligible named model is skipped, its fallbacks still apply
+    assert plan("a", fallback=("c",), eligible=("b", "c")) == ("c",)
+
+
+def test_auto_in_fallback_adds_every_other_eligible_model_in_ranking_order() -> None:
+    assert plan("a", fallback=("auto",)) == ("a", "d", "b", "e", "c")
+    assert plan("a", fallback=("c", "auto")) == ("a", "c", "d", "b", "e")
+    assert plan("r", fallback=("auto",), eligible=("a", "b", "c")) == ("c", "a", "b")
+    # entries after "auto" are already in
+    assert plan("e", fallback=("auto", "b")) == ("e", "d", "b", "c", "a")
+
+
+def test_fallback_skips_ineligible_and_unknown_aliases() -> None:
+    assert plan("a", fallback=("ghost", "d", "e"), eligible=("a", "e")) == ("a", "e")
+
+
+def test_route_name_in_fallback_stands_for_its_chain() -> None:
+    assert plan("a", fallback=("other",)) == ("a", "d", "b")
+
+
+def test_route_wins_over_a_model_alias_of_the_same_name() -> None:
+    assert plan("b") == ("e", "d")
+    assert plan("a", fallback=("b",)) == ("a", "e", "d")
+
+
+def test_unknown_target_plans_nothing() -> None:
+    assert plan("nope", fallback=("auto",)) == ()

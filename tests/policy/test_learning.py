@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from switchman._call import Call
+from switchman.catalog._spec import ModelSpec
+from switchman.policy._learning import (
+    LearningConfig,
+    ModelStats,
+    decayed,
+    observe,
+    observe_feedback,
+    time_decay,
+)
+from switchman.policy._scoring import rank
+
+CFG = LearningConfig()
+
+
+def obs(
+    stats: ModelStats | None,
+    outcome: str,
+    *,
+    now: float = 0.0,
+    latency_ms: float | None = None,
+    ttft_ms: float | None = None,
+    cfg: LearningConfig = CFG,
+) -> ModelStats:
+    return observe(stats, cfg, now=now, outcome=outcome, latency_ms=latency_ms, ttft_ms=ttft_ms)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "successes", "failures", "refusals"),
+    [
+        ("success", 1.0, 0.0, 0.0),
+        ("refused", 0.0, 0.0, 1.0),
+        ("content_filtered", 0.0, 0.0, 1.0),
+        ("timeout", 0.0, 1.0, 0.0),
+        ("error", 0.0, 1.0, 0.0),
+    ],
+)
+def test_outcomes_are_counted_by_kind(
+    outcome: str, successes: float, failures: float, refusals: float
+) -> None:
+    s = obs(None, outcome, now=5.0)
+    assert (s.n, s.successes, s.failures, s.refusals) == (1.0, successes, failures, refusals)
+    assert s.updated_at == 5.0
+
+
+@pytest.mark.parametrize(
+    "outcome", ["rate_limited", "context_exceeded", "unavailable", "cancelled"]
+)
+def test_outcomes_not_the_models_fault_are_ignored(outcome: str) -> None:
+    before = obs(obs(None, "success", latency_ms=100.0), "error")
+    assert obs(before, outcome, now=50.0, latency_ms=9999.0, ttft_ms=9999.0) is before
+    assert obs(None, outcome, latency_ms=5.0) == ModelStats()
+
+
+def test_older_counts_decay_by_gamma_per_observation() -> None:
+    s = obs(obs(obs(None, "success"), "success"), "timeout")
+    g = CFG.gamma
+    assert s.n == pytest.approx(1 + g + g * g)
+    assert s.successes == pytest.approx(g + g * g)
+    assert s.failures == pytest.approx(1.0)
+
+
+def test_latency_and_ttft_are_ewmas_and_errors_do_not_feed_them() -> None:
+    s = obs(None, "success", latency_ms=100.0, ttft_ms=10.0)
+    assert (s.latency_ms, s.ttft_ms) == (100.0, 10.0)
+    s = obs(s, "success", latency_ms=200.0, ttft_ms=None)
+    assert s.latency_ms == pytest.approx(120.0)  # 100 + 0.2 * (200 - 100)
+    assert s.ttft_ms == 10.0
+    s2 = obs(s, "error", latency_ms=1.0, ttft_ms=1.0)
+    assert (s2.latency_ms, s2.ttft_ms) == (s.latency_ms, s.ttft_ms)
+    assert s2.failures == 1.0
+    # a timeout shows slowness: it does move the EWMA
+    s3 = obs(s, "timeout", latency_ms=30_000.0)
+    assert s3.latency_ms == pytest.approx(120.0 + 0.2 * (30_000.0 - 120.0))
+
+
+def test_feedback_accumulates_with_gamma() -> None:
+    s = observe_feedback(None, CFG, now=0.0, score=1.0)
+    s = observe_feedback(s, CFG, now=0.0, score=0.0)
+    assert s.feedback_sum == pytest.approx(CFG.gamma)
+    assert s.feedback_n == pytest.approx(1.0 + CFG.gamma)
+    assert s.n == 0.0
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        observe_feedback(s, CFG, now=0.0, score=1.5)
+
+
+def test_time_decay_halves_counts_per_half_life() -> None:
+    s = obs(obs(None, "success", latency_ms=300.0), "refused")
+    s = observe_feedback(s, CFG, now=0.0, score=0.8)
+    later = decayed(s, CFG, CFG.half_life_s)
+    assert later.n == pytest.approx(s.n / 2)
+    assert later.successes == pytest.approx(s.successes / 2)
+    assert later.refusals == pytest.approx(s.refusals / 2)
+    assert later.feedback_sum == pytest.approx(0.4)
+    assert later.feedback_n == pytest.approx(0.5)
+    assert later.latency_ms == 300.0
+    assert later.updated_at == CFG.half_life_s
+    assert decayed(s, CFG, 0.0) is s
+    assert time_decay(CFG, -5.0) == 1.0
+
+
+def test_observation_after_a_pause_first_applies_time_decay() -> None:
+    s = obs(None, "success", now=0.0)
+    s = obs(s, "success", now=CFG.half_life_s)
+    assert s.successes == pytest.approx(0.5 * CFG.gamma + 1.0)
+    s = observe_feedback(s, CFG, now=2 * CFG.half_life_s, score=1.0)
+    assert s.successes == pytest.approx((0.5 * CFG.gamma + 1.0) / 2)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"gamma": 0.0}, {"gamma": 1.5}, {"half_life_s": 0.0}, {"ewma_alpha": 0.0}]
+)
+def test_learning_config_rejects_nonsense(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        LearningConfig(**kw)
+
+
+# -- the router learns ------------------------------------------------------------------------
+
+A = ModelSpec(alias="a", provider="p", model_id="a")
+B = ModelSpec(alias="b", provider="q", model_id="b")
+CODE = Call(prompt="write a function", intent="code")
+
+
+class World:
+    """Two models serving intent "code", one observation each per simulated second."""
+
+    def __init__(self) -> None:
+        self.sim = random.Random(7)
+        self.stats: dict[tuple[str, str], ModelStats] = {}
+        self.now = 0.0
+
+    def attempt(self, alias: str, p_success: float, latency_ms: float, quality: float) -> None:
+        key = (alias, "code")
+        ok = self.sim.random() < p_success
+        lat = latency_ms * (0.8 + 0.4 * self.sim.random())
+        self.stats[key] = observe(
+            self.stats.get(key),
+            CFG,
+            now=self.now,
+            outcome="success" if ok else "error",
+            latency_ms=lat,
+            ttft_ms=lat / 4,
+        )
+        if ok and self.sim.random() < 0.3:
+            self.stats[key] = observe_feedback(self.stats[key], CFG, now=self.now, score=quality)
+
+    def tick(self, a_success: float) -> None:
+        self.now += 1.0
+        self.attempt("a", a_success, 400.0, 0.9)
+        self.attempt("b", 0.7, 1200.0, 0.5)
+
+    def leader(self) -> str:
+        return rank(CODE, [A, B], self.stats, now=self.now, input_tokens=10, rng=None)[0].alias
+
+    def a_first_share(self) -> int:
+        return sum(
+            rank(CODE, [A, B], self.stats, now=self.now, input_tokens=10, rng=random.Random(seed))[
+                0
+            ].alias
+            == "a"
+            for seed in range(200)
+        )
+
+
+def test_learns_the_better_model_then_notices_it_degrade() -> None:
+    world = World()
+    assert world.a_first_share() in range(60, 141)  # no knowledge: a coin toss
+    for _ in range(300):
+        world.tick(a_success=0.95)
+    assert world.leader() == "a"
+    assert world.a_first_share() >= 180
+
+    # a starts failing (fast errors: its latency EWMA stays good)
+    switched_after = None
+    for i in range(1, 101):
+        world.tick(a_success=0.1)
+        if world.leader() == "b":
+            switched_after = i
+            break
+    assert switched_after is not None
+    for _ in range(20):
+        world.tick(a_success=0.1)
+    assert world.leader() == "b"
+    assert world.a_first_share() <= 20
+
+
+def test_stats_relax_to_the_prior_after_several_half_lives() -> None:
+    world = World()
+    for _ in range(300):
+        world.tick(a_success=0.95)
+    fresh = rank(CODE, [A, B], {}, now=0.0, input_tokens=10, rng=None)
+    learned = rank(CODE, [A, B], world.stats, now=world.now, input_tokens=10, rng=None)
+    assert learned[0].score - learned[1].score > 1.0
+    later = world.now + 10 * CFG.half_life_s
+    relaxed = rank(CODE, [A, B], world.stats, now=later, input_tokens=10, rng=None)
+    assert relaxed[0].score - relaxed[1].score < 0.05
+    for r in relaxed:
+        for name, value in r.factors.items():
+            assert value == pytest.approx(fresh[0].factors[name], abs=0.02), name
+    a = decayed(world.stats[("a", "code")], CFG, later)
+    assert a.n < 0.05
+    assert a.feedback_n < 0.05

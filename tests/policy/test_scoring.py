@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from switchman._call import Call, Options
+from switchman.catalog._spec import ModelSpec
+from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
+from switchman.policy._scoring import FACTORS, Weights, rank
+
+CFG = LearningConfig()
+CALL = Call(prompt="hello")
+
+
+def model(alias: str, **kw: Any) -> ModelSpec:
+    kw.setdefault("provider", "p")
+    kw.setdefault("model_id", alias)
+    kw.setdefault("input_per_mtok", 1.0)
+    kw.setdefault("output_per_mtok", 1.0)
+    return ModelSpec(alias=alias, **kw)
+
+
+def order(models: list[ModelSpec], call: Call = CALL, **kw: Any) -> list[str]:
+    kw.setdefault("stats", {})
+    stats = kw.pop("stats")
+    kw.setdefault("rng", None)
+    kw.setdefault("now", 0.0)
+    kw.setdefault("input_tokens", 100)
+    return [r.alias for r in rank(call, models, stats, **kw)]
+
+
+def history(
+    outcomes: list[str], latency_ms: float | None = None, ttft_ms: float | None = None
+) -> ModelStats:
+    s: ModelStats | None = None
+    for outcome in outcomes:
+        s = observe(s, CFG, now=0.0, outcome=outcome, latency_ms=latency_ms, ttft_ms=ttft_ms)
+    assert s is not None
+    return s
+
+
+def test_empty() -> None:
+    assert rank(CALL, [], {}, now=0.0, input_tokens=1, rng=None) == ()
+
+
+def test_factors_are_all_present_and_sum_to_the_score() -> None:
+    ranking = rank(CALL, [model("a"), model("b")], {}, now=0.0, input_tokens=10, rng=None)
+    for r in ranking:
+        assert tuple(r.factors) == FACTORS
+        assert r.score == pytest.approx(sum(r.factors.values()))
+
+
+def test_prefers_cheaper_all_else_equal() -> None:
+    dear = model("dear", input_per_mtok=30.0, output_per_mtok=60.0)
+    cheap = model("cheap", input_per_mtok=0.3, output_per_mtok=0.6)
+    ranking = rank(CALL, [dear, cheap], {}, now=0.0, input_tokens=100, rng=None)
+    assert [r.alias for r in ranking] == ["cheap", "dear"]
+    assert ranking[0].factors["cost"] == 1.0
+    # 100x dearer on a 1000x log span: 1 - 2/3
+    assert ranking[1].factors["cost"] == pytest.approx(1 / 3)
+
+
+def test_cost_factor_floor_for_free_models() -> None:
+    free = model("free", input_per_mtok=0.0, output_per_mtok=0.0)
+    tiny = model("tiny", input_per_mtok=0.0, output_per_mtok=0.0001)  # ~$1e-7
+    paid = model("paid", input_per_mtok=10.0, output_per_mtok=10.0)
+    ranking = {
+        r.alias: r for r in rank(CALL, [paid, tiny, free], {}, now=0.0, input_tokens=100, rng=None)
+    }
+    assert ranking["free"].factors["cost"] == ranking["tiny"].factors["cost"] == 1.0
+    assert ranking["paid"].factors["cost"] == 0.0  # $0.01124 is > 1000x the floor
+
+
+def test_prefers_more_trusted_all_else_equal() -> None:
+    models = [
+        model("u", trust_tier="untrusted"),
+        model("s", trust_tier="standard"),
+        model("t", trust_tier="trusted"),
+    ]
+    ranking = rank(CALL, models, {}, now=0.0, input_tokens=10, rng=None)
+    assert [r.alias for r in ranking] == ["t", "s", "u"]
+    assert [r.factors["trust"] for r in ranking] == [1.0, 0.5, 0.0]
+
+
+def test_prefers_faster_all_else_equal() -> None:
+    stats = {
+        ("slow", "unknown"): history(["success"] * 20, latency_ms=3000.0, ttft_ms=900.0),
+        ("fast", "unknown"): history(["success"] * 20, latency_ms=500.0, ttft_ms=100.0),
+    }
+    ranking = rank(CALL, [model("slow"), model("fast")], stats, now=0.0, input_tokens=10, rng=None)
+    assert [r.alias for r in ranking] == ["fast", "slow"]
+    fast, slow = ranking
+    assert fast.factors["latency"] > slow.factors["latency"]
+    assert fast.factors["ttft"] > slow.factors["ttft"]
+    assert fast.factors["success"] == slow.factors["success"]
+
+
+def test_unknown_latency_is_neutral_between_fast_and_slow() -> None:
+    stats = {
+        ("slow", "unknown"): history(["success"] * 50, latency_ms=5000.0),
+        ("fast", "unknown"): history(["success"] * 50, latency_ms=500.0),
+        ("new", "unknown"): history(["success"] * 50),
+    }
+    ranking = {
+        r.alias: r.factors["latency"]
+        for r in rank(
+            CALL,
+            [model("slow"), model("fast"), model("new")],
+            stats,
+            now=0.0,
+            input_tokens=10,
+            rng=None,
+        )
+    }
+    assert ranking["fast"] > ranking["new"] > ranking["slow"]
+
+
+def test_refusals_and_failures_lower_the_rank() -> None:
+    stats = {
+        ("refuser", "unknown"): history(["success", "refused"] * 10),
+        ("failer", "unknown"): history(["success", "error"] * 10),
+        ("good", "unknown"): history(["success"] * 20),
+    }
+    ranking = rank(
+        CALL,
+        [model("refuser"), model("failer"), model("good")],
+        stats,
+        now=0.0,
+        input_tokens=10,
+        rng=None,
+    )
+    assert [r.alias for r in ranking] == ["good", "failer", "refuser"]
+    by = {r.alias: r.factors for r in ranking}
+    assert by["refuser"]["refusal"] < by["failer"]["refusal"] == by["good"]["refusal"]
+    assert by["good"]["success"] > by["failer"]["success"]
+
+
+def test_fast_liked_but_failing_model_does_not_win() -> None:
+    """Speed and feedback count only as far as the model answers at all."""
+    flaky = history(["error", "success"] * 10, latency_ms=100.0, ttft_ms=20.0)
+    steady = history(["success"] * 20, latency_ms=2000.0, ttft_ms=400.0)
+    for _ in range(10):
+        flaky = observe_feedback(flaky, CFG, now=0.0, score=1.0)
+        steady = observe_feedback(steady, CFG, now=0.0, score=0.5)
+    stats = {("flaky", "unknown"): flaky, ("steady", "unknown"): steady}
+    ranking = rank(
+        CALL, [model("flaky"), model("steady")], stats, now=0.0, input_tokens=10, rng=None
+    )
+    assert [r.alias for r in ranking] == ["steady", "flaky"]
+    steady_r, flaky_r = ranking
+    assert flaky_r.factors["latency"] > steady_r.factors["latency"]
+    assert steady_r.factors["success"] - flaky_r.factors["success"] > 0.5
+
+
+def test_capability_match_and_intent_specialists() -> None:
+    call = Call(prompt="x", intent="code", capabilities=("json",))
+    specialist = model("spec", intents=("code",))
+    tagged = model("tagged", capabilities=("code", "json"))
+    narrow = model("narrow", capabilities=("json",))
+    broad = model("broad", capabilities=("json", "vision", "tools", "audio"))
+    plain = model("plain")
+    by = {
+        r.alias: r.factors["capability"]
+        for r in rank(
+            call,
+            [plain, broad, narrow, tagged, specialist],
+            {},
+            now=0.0,
+            input_tokens=10,
+            rng=None,
+        )
+    }
+    assert by == {"spec": 0.5, "tagged": 0.5, "narrow": 0.5, "broad": 0.125, "plain": 0.0}
+
+
+def test_context_headroom_prefers_bigger_window() -> None:
+    small = model("small", context_window=4000)
+    big = model("big", context_window=200_000)
+    ranking = rank(CALL, [small, big], {}, now=0.0, input_tokens=976, rng=None)
+    assert [r.alias for r in ranking] == ["big", "small"]
+    # (976 + 1024) / 4000 used -> half left, times weight 0.25
+    assert ranking[1].factors["context"] == pytest.approx(0.125)
+    # verbosity changes the output room, hence the headroom
+    full = Call(prompt="x", options=Options(verbosity="full"))
+    r = rank(full, [small], {}, now=0.0, input_tokens=976, rng=None)[0]
+    assert r.factors["context"] == 0.0
+
+
+def test_weights_scale_contributions() -> None:
+    w = Weights(trust=0.0, cost=0.0, capability=0.0, context=0.0, latency=0.0, ttft=0.0,
+                success=0.0, refusal=0.0, feedback=3.0)  # fmt: skip
+    r = rank(CALL, [model("a")], {}, now=0.0, input_tokens=10, rng=None, weights=w)[0]
+    assert r.factors["feedback"] == pytest.approx(3.0 * 0.5 * 0.5)
+    assert r.score == pytest.approx(r.factors["feedback"])
+
+
+def test_stats_fall_back_to_the_all_intents_aggregate() -> None:
+    call = Call(prompt="x", intent="code")
+    good, bad = history(["success"] * 20), history(["error"] * 20)
+    # only aggregates: they decide
+    stats = {("a", "*"): bad, ("b", "*"): good}
+    assert order([model("a"), model("b")], call, stats=stats) == ["b", "a"]
+    # a per-intent entry wins over the aggregate
+    stats[("a", "code")] = good
+    stats[("b", "code")] = bad
+    assert order([model("a"), model("b")], call, stats=stats) == ["a", "b"]
+
+
+def test_ties_keep_input_order() -> None:
+    assert order([model("x"), model("y"), model("z")]) == ["x", "y", "z"]
+    assert order([model("z"), model("y"), model("x")]) == ["z", "y", "x"]
+
+
+def test_exploration_is_deterministic_for_a_seed_and_explores() -> None:
+    models = [model(c) for c in "abcde"]
+    stats = {("a", "unknown"): history(["success"] * 3), ("b", "unknown"): history(["error"])}
+
+    def draw(seed: int, exploration: float = 1.0) -> tuple[Any, ...]:
+        return rank(
+            CALL,
+            models,
+            stats,
+            now=0.0,
+            input_tokens=10,
+            rng=random.Random(seed),
+            exploration=exploration,
+        )
+
+    assert draw(123) == draw(123)
+    firsts = {draw(seed)[0].alias for seed in range(100)}
+    assert len(firsts) >= 3  # uncertain models all get a turn
+    # exploration 0 = the posterior means, whatever the rng
+    means = rank(CALL, models, stats, now=0.0, input_tokens=10, rng=None)
+    assert draw(5, exploration=0.0) == means
+    # a smaller exploration keeps draws closer to the means
+    spread_wide = sum(abs(draw(s)[0].score - means[0].score) for s in range(50))
+    spread_narrow = sum(abs(draw(s, 0.2)[0].score - means[0].score) for s in range(50))
+    assert spread_narrow < spread_wide / 2
+
+
+def test_sampled_rates_stay_in_range() -> None:
+    stats = {("a", "unknown"): history(["success"] * 2)}
+    for seed in range(200):
+        r = rank(CALL, [model("a")], stats, now=0.0, input_tokens=10, rng=random.Random(seed),
+                 exploration=5.0)[0]  # fmt: skip
+        assert 0.0 <= r.factors["success"] <= 2.0
+        assert 0.0 <= r.factors["refusal"] <= 1.0
+        assert 0.0 <= r.factors["feedback"] <= 1.5
