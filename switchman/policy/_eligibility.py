@@ -11,8 +11,10 @@ determinism into the sampling parameters of one ``ProviderRequest``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from fnmatch import fnmatchcase
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from fnmatch import translate
 from typing import Any, Final
 
 import attrs
@@ -64,6 +66,14 @@ class Eligibility:
     excluded: tuple[Exclusion, ...]
 
 
+@functools.lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled regex matching any of ``patterns`` (memoised: callers reuse few sets)."""
+    if not patterns:
+        return re.compile(r"(?!)").match  # matches nothing
+    return re.compile("|".join(translate(p) for p in patterns)).match
+
+
 def is_allowed(model: ModelSpec, allowed: Sequence[str]) -> bool:
     """Whether a caller allowed ``allowed`` (fnmatch patterns) may use ``model``.
 
@@ -72,8 +82,8 @@ def is_allowed(model: ModelSpec, allowed: Sequence[str]) -> bool:
     """
     if "*" in allowed:
         return True
-    qualified = f"{model.provider}/{model.alias}"
-    return any(fnmatchcase(model.alias, p) or fnmatchcase(qualified, p) for p in allowed)
+    match = _matcher(tuple(allowed))
+    return match(model.alias) is not None or match(f"{model.provider}/{model.alias}") is not None
 
 
 def _exclusion_reason(
