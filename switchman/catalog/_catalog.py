@@ -183,6 +183,8 @@ def build_model(
         data["sim"] = attrs.asdict(base.sim)
     data.update(defaults or {})
     data.update((k, v) for k, v in table.items() if k in MODEL_KEYS)
+    if base is not None and base.sim is not None and isinstance(table.get("sim"), dict):
+        data["sim"] = {**attrs.asdict(base.sim), **table["sim"]}  # a profile merges field by field
     intents = data.get("intents")
     if isinstance(intents, list | tuple):
         bad = [i for i, x in enumerate(intents) if x not in INTENTS]

@@ -201,6 +201,9 @@ class _Loader:
         for name, table in tables.items():
             path = f"providers.{name}"
             if name == SIM_PROVIDER:
+                if isinstance(table, dict) and table.get("kind", "sim") != "sim":
+                    self.errors.append(FieldError(f"{path}.kind", "the sim provider's kind is sim"))
+                    continue
                 base: ProviderSpec | None = self.catalog.sim_provider
             else:
                 base = providers.get(name)
@@ -214,9 +217,7 @@ class _Loader:
             )
             if isinstance(table, dict) and not isinstance(table.get("enabled", True), bool):
                 self.errors.append(FieldError(f"{path}.enabled", "must be true or false"))
-            if spec is not None and name == SIM_PROVIDER and spec.kind != "sim":
-                self.errors.append(FieldError(f"{path}.kind", "the sim provider's kind is sim"))
-            elif spec is not None:
+            if spec is not None:
                 providers[name] = spec
         return providers
 

@@ -1,0 +1,542 @@
+"""load_config: TOML merged over the catalog, keys from the environment, every error named."""
+
+from __future__ import annotations
+
+import logging
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchman._errors import ValidationError
+from switchman.catalog import (
+    Config,
+    ProviderSpec,
+    api_key,
+    builtin_catalog,
+    config_from_dict,
+    default_config,
+    load_config,
+    resolve,
+)
+
+OPENAI = {"OPENAI_API_KEY": "sk-openai-SECRET-0001"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "switchman.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config:
+    return load_config(write(tmp_path, text), env={} if env is None else env)
+
+
+def errors(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    with pytest.raises(ValidationError) as exc:
+        load(tmp_path, text, env)
+    return {f.field: f.message for f in exc.value.fields}
+
+
+def providers_of(config: Config, alias_or_route: str) -> set[str]:
+    return {m.provider for m in resolve(config, alias_or_route)}
+
+
+# -- no keys: the simulator fleet ------------------------------------------------
+
+
+def test_no_key_gives_the_sim_fleet() -> None:
+    config = default_config(env={})
+    assert config.simulated is True
+    sim = config.providers["sim"]
+    assert sim.kind == "sim" and sim.disabled_reason is None
+    assert {a for a in config.models if a.startswith("sim/")} == set(builtin_catalog().sim_models)
+    assert config.providers["openai"].disabled_reason == "missing API key: set OPENAI_API_KEY"
+    assert config.providers["gemini"].disabled_reason == "missing API key: set GEMINI_API_KEY"
+    assert config.providers["ollama"].disabled_reason == "not detected"
+    enabled = [p.name for p in config.providers.values() if p.disabled_reason is None]
+    assert enabled == ["sim"]
+
+
+def test_no_key_short_aliases_resolve_onto_sim_models() -> None:
+    config = default_config(env={})
+    for name in ("claude", "gpt", "gemini", "grok", "mistral", "llama", "sonar", "local"):
+        assert providers_of(config, name) == {"sim"}, name
+    # real models stay addressable, just disabled by their provider
+    assert config.models["openai/gpt-6-luna"].provider == "openai"
+
+
+def test_an_empty_key_counts_as_missing() -> None:
+    config = default_config(env={"OPENAI_API_KEY": ""})
+    assert config.simulated is True
+    assert config.providers["openai"].disabled_reason == "missing API key: set OPENAI_API_KEY"
+
+
+def test_some_key_means_real_providers_and_no_sim() -> None:
+    config = default_config(env=OPENAI)
+    assert config.simulated is False
+    assert "sim" not in config.providers
+    assert not any(a.startswith("sim/") for a in config.models)
+    assert config.providers["openai"].disabled_reason is None
+    assert config.providers["anthropic"].disabled_reason == "missing API key: set ANTHROPIC_API_KEY"
+    chain = config.routes["claude"].chain
+    assert chain[0] == "anthropic/claude-sonnet-5-5"
+    assert any(a.startswith("openai/") for a in chain)  # falls back to the provider with a key
+
+
+def test_ollama_alone_does_not_switch_the_simulator_off(tmp_path: Path) -> None:
+    config = load(tmp_path, "[providers.ollama]\n")
+    assert config.providers["ollama"].disabled_reason is None
+    assert config.providers["sim"].disabled_reason is None
+    assert providers_of(config, "local") == {"ollama"}  # its real models are usable
+    assert providers_of(config, "claude") == {"sim"}
+    assert config.simulated is False  # ollama answers for real
+
+
+def test_sim_on_request_next_to_real_providers(tmp_path: Path) -> None:
+    config = load(tmp_path, "[providers.sim]\nseed = 7\n", OPENAI)
+    assert config.providers["sim"].seed == 7
+    assert "sim/smart" in config.models
+    assert config.simulated is False
+    assert providers_of(config, "gpt") != {"sim"}
+
+
+def test_sim_seed(tmp_path: Path) -> None:
+    assert load(tmp_path, "[sim]\nseed = 42\n").providers["sim"].seed == 42
+
+
+# -- merging -------------------------------------------------------------------------
+
+
+def test_provider_table_overrides_fields_of_the_builtin(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [providers.openai]
+        rpm = 1000
+        max_concurrency = 8
+        headers = { OpenAI-Project = "proj_1" }
+        """,
+        OPENAI,
+    )
+    openai = config.providers["openai"]
+    assert (openai.rpm, openai.max_concurrency) == (1000, 8)
+    assert openai.headers == {"OpenAI-Project": "proj_1"}
+    builtin = builtin_catalog().providers["openai"]
+    assert (openai.base_url, openai.kind, openai.tpm) == (builtin.base_url, "openai", builtin.tpm)
+
+
+def test_new_provider_with_kind_and_its_models(tmp_path: Path) -> None:
+    text = """
+        [providers.proxy]
+        kind = "openai"
+        base_url = "http://127.0.0.1:9000/v1"
+        api_key_env = "PROXY_KEY"
+
+        [[models]]
+        alias = "proxy-big"
+        provider = "proxy"
+        model_id = "big-1"
+        input_per_mtok = 1.5
+        output_per_mtok = 6
+        intents = ["code", "reason"]
+        capabilities = ["code"]
+
+        [routes.work]
+        chain = ["proxy-big", "claude"]
+        """
+    config = load(tmp_path, text, {"PROXY_KEY": "pk-1"})
+    assert config.providers["proxy"].disabled_reason is None
+    big = config.models["proxy-big"]
+    assert (big.provider, big.model_id, big.output_per_mtok) == ("proxy", "big-1", 6.0)
+    assert big.intents == ("code", "reason")
+    chain = config.routes["work"].chain
+    assert chain[0] == "proxy-big"
+    assert chain[1:] == config.routes["claude"].chain  # a route in a chain stands for its chain
+    # the proxy's key counts as "some key": no simulator
+    assert config.simulated is False and "sim" not in config.providers
+    missing = load(tmp_path, text, {})
+    assert missing.providers["proxy"].disabled_reason == "missing API key: set PROXY_KEY"
+
+
+def test_keyless_provider_has_no_disabled_reason(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        '[providers.vllm]\nkind = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n',
+    )
+    assert config.providers["vllm"].disabled_reason is None
+    assert api_key(config.providers["vllm"], {}) is None
+
+
+def test_provider_can_be_disabled(tmp_path: Path) -> None:
+    config = load(tmp_path, "[providers.openai]\nenabled = false\n", OPENAI)
+    assert config.providers["openai"].disabled_reason == "disabled in configuration"
+
+
+def test_model_with_existing_alias_overrides_only_given_fields(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [[models]]
+        alias = "openai/gpt-6-luna"
+        trust_tier = "trusted"
+        enabled = false
+        """,
+        OPENAI,
+    )
+    luna = config.models["openai/gpt-6-luna"]
+    builtin = builtin_catalog().models["openai/gpt-6-luna"]
+    assert (luna.trust_tier, luna.enabled) == ("trusted", False)
+    assert (luna.model_id, luna.input_per_mtok, luna.capabilities) == (
+        builtin.model_id,
+        builtin.input_per_mtok,
+        builtin.capabilities,
+    )
+
+
+def test_sim_model_profile_can_be_tuned(tmp_path: Path) -> None:
+    config = load(tmp_path, '[[models]]\nalias = "sim/flaky"\nsim = { error_rate = 0.5 }\n')
+    profile = config.models["sim/flaky"].sim
+    assert profile is not None and profile.error_rate == 0.5
+    assert profile.cut_rate == builtin_catalog().sim_models["sim/flaky"].sim.cut_rate  # type: ignore[union-attr]
+
+
+DESIGN_EXAMPLE = """
+[server]
+host = "127.0.0.1"
+port = 8265
+
+[providers.openai]
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+max_concurrency = 64
+rpm = 500
+tpm = 200000
+
+[[models]]
+alias = "gpt-fast"
+provider = "openai"
+model_id = "gpt-6-luna"
+trust_tier = "standard"
+context_window = 272000
+max_output_tokens = 16000
+input_per_mtok = 0.25
+output_per_mtok = 2.0
+intents = []
+capabilities = ["code", "reason"]
+
+[routes.claude]
+chain = ["claude-sonnet", "gpt-fast", "gemini-flash"]
+
+[budgets]
+global_daily_usd = 50.0
+
+[[keys]]
+key_env = "SWITCHMAN_KEY_TEAM_A"
+handle = "team-a"
+daily_usd = 5.0
+models = ["*"]
+min_trust = "standard"
+"""
+
+
+def test_the_design_example_loads(tmp_path: Path) -> None:
+    env = {**OPENAI, "SWITCHMAN_KEY_TEAM_A": "team-a-SECRET-77"}
+    config = load(tmp_path, DESIGN_EXAMPLE, env)
+    # a model alias replaces the built-in route of the same name
+    assert config.models["gpt-fast"].model_id == "gpt-6-luna"
+    assert "gpt-fast" not in config.routes
+    chain = config.routes["claude"].chain
+    assert chain[0] == "anthropic/claude-sonnet-5-5"
+    assert "gpt-fast" in chain and chain.index("gpt-fast") > 0
+    assert len(chain) == len(set(chain))
+    assert all(a in config.models for a in chain)
+    assert config.budgets.global_daily_usd == 50.0
+    (key,) = config.keys
+    assert (key.handle, key.secret, key.daily_usd, key.min_trust) == (
+        "team-a",
+        "team-a-SECRET-77",
+        5.0,
+        "standard",
+    )
+    assert config.server.port == 8265
+
+
+def test_knobs(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [server]
+        port = 0
+        db = ":memory:"
+        [router]
+        capacity = 16
+        seed = 3
+        exploration = 0.5
+        """,
+    )
+    assert (config.server.port, config.server.db) == (0, ":memory:")
+    assert (config.router.capacity, config.router.seed, config.router.exploration) == (16, 3, 0.5)
+
+
+def test_budgets(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [budgets]
+        global_hourly_usd = 2
+        global_monthly_usd = 300.5
+        [budgets.providers.openai]
+        daily_usd = 10
+        [budgets.callers.alice]
+        hourly_usd = 0.5
+        monthly_usd = 20
+        """,
+    )
+    b = config.budgets
+    assert (b.global_hourly_usd, b.global_daily_usd, b.global_monthly_usd) == (2.0, None, 300.5)
+    assert b.providers == {"openai": {"daily_usd": 10.0}}
+    assert b.callers == {"alice": {"hourly_usd": 0.5, "monthly_usd": 20.0}}
+
+
+# -- keys and secrets -------------------------------------------------------------------
+
+
+def test_api_key_reads_the_environment() -> None:
+    openai = builtin_catalog().providers["openai"]
+    assert api_key(openai, OPENAI) == "sk-openai-SECRET-0001"
+    assert api_key(openai, {}) is None
+    assert api_key(openai, {"OPENAI_API_KEY": ""}) is None
+    assert api_key(builtin_catalog().providers["ollama"], OPENAI) is None
+    # env defaults to os.environ (read only)
+    path_provider = ProviderSpec(name="p", kind="openai", api_key_env="PATH")
+    assert api_key(path_provider) == os.environ.get("PATH")
+
+
+def test_gateway_key_without_its_secret_is_dropped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = """
+        [[keys]]
+        key_env = "KEY_A"
+        handle = "a"
+        [[keys]]
+        key_env = "KEY_B"
+        handle = "b"
+        admin = true
+        """
+    with caplog.at_level(logging.WARNING):
+        config = load(tmp_path, text, {"KEY_A": "a-SECRET-1"})
+    assert [k.handle for k in config.keys] == ["a"]
+    assert "KEY_B" in caplog.text and "'b'" in caplog.text
+    assert "a-SECRET-1" not in caplog.text
+
+
+def test_key_model_allow_list_expands_routes(tmp_path: Path) -> None:
+    text = """
+        [[keys]]
+        key_env = "KEY_A"
+        handle = "a"
+        models = ["claude", "openai/*", "sim/fast"]
+        """
+    config = load(tmp_path, text, {"KEY_A": "x"})
+    (key,) = config.keys
+    expected = dict.fromkeys((*config.routes["claude"].chain, "openai/*", "sim/fast"))
+    assert key.models == tuple(expected)
+    assert "sim/fast" in config.routes["claude"].chain  # listed once
+
+
+def test_repr_never_contains_a_secret(tmp_path: Path) -> None:
+    env = {
+        **OPENAI,
+        "ANTHROPIC_API_KEY": "sk-ant-SECRET-0002",
+        "SWITCHMAN_KEY_TEAM_A": "team-a-SECRET-77",
+    }
+    config = load(tmp_path, DESIGN_EXAMPLE, env)
+    assert config.keys[0].secret == "team-a-SECRET-77"
+    text = repr(config) + str(config)
+    for secret in env.values():
+        assert secret not in text
+    assert "SECRET" not in text
+
+
+# -- validation: every bad field named ----------------------------------------------------
+
+
+def test_errors_are_all_reported_at_once_by_toml_path(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        """
+        colour = "blue"
+        [server]
+        port = 70000
+        [router]
+        capacity = "many"
+        [providers.openai]
+        rpm = "fast"
+        timeout = 3
+        [providers.mystery]
+        base_url = "https://example.invalid"
+        [providers.weird]
+        kind = "grpc"
+        base_url = "https://example.invalid"
+
+        [[models]]
+        alias = "ok"
+        provider = "openai"
+        model_id = "m"
+
+        [[models]]
+        alias = "a"
+        provider = "openai"
+        model_id = "m"
+        intents = ["code", "poetry"]
+        trust_tier = "high"
+
+        [[models]]
+        alias = "b"
+        provider = "nowhere"
+        model_id = "m"
+
+        [[models]]
+        alias = "c"
+        provider = "openai"
+
+        [routes.mix]
+        chain = ["claude", "no-such-model"]
+        """,
+        OPENAI,
+    )
+    assert found == {
+        "colour": "unknown field",
+        "server.port": found["server.port"],
+        "router.capacity": found["router.capacity"],
+        "providers.openai.rpm": found["providers.openai.rpm"],
+        "providers.openai.timeout": "unknown field",
+        "providers.mystery.kind": found["providers.mystery.kind"],
+        "providers.weird.kind": found["providers.weird.kind"],
+        "models[1].intents[1]": found["models[1].intents[1]"],
+        "models[1].trust_tier": found["models[1].trust_tier"],
+        "models[2].provider": "unknown provider 'nowhere'",
+        "models[3].model_id": found["models[3].model_id"],
+        "routes.mix.chain[1]": "unknown model or route 'no-such-model'",
+    }
+    assert "65535" in found["server.port"]
+    assert "integer" in found["router.capacity"] and "integer" in found["providers.openai.rpm"]
+    assert "required" in found["providers.mystery.kind"]
+    assert "openai, anthropic, gemini, ollama, sim" in found["providers.weird.kind"]
+    assert "lookup" in found["models[1].intents[1]"]
+    assert "untrusted, standard, trusted" in found["models[1].trust_tier"]
+    assert "required" in found["models[3].model_id"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("providers = 3\n", "providers"),
+        ("models = { alias = 'x' }\n", "models"),
+        ("[providers.openai]\nrpm = 0\n", "providers.openai.rpm"),
+        ("[providers.openai]\nbase_url = 'api.openai.com'\n", "providers.openai.base_url"),
+        ("[providers.openai]\nheaders = { X = 1 }\n", "providers.openai.headers.X"),
+        ("[providers.openai]\nenabled = 'no'\n", "providers.openai.enabled"),
+        ("[providers.openai]\nname = 'x'\n", "providers.openai.name"),
+        ("[providers.openai]\ndisabled_reason = 'x'\n", "providers.openai.disabled_reason"),
+        ("[providers.sim]\nkind = 'openai'\n", "providers.sim.kind"),
+        ("[[models]]\nprovider = 'openai'\nmodel_id = 'x'\n", "models[0].alias"),
+        ("[[models]]\nalias = 'auto'\nprovider = 'openai'\nmodel_id = 'x'\n", "models[0].alias"),
+        ("[[models]]\nalias = 'openai/gpt-6-luna'\ncolor = 1\n", "models[0].color"),
+        (
+            "[[models]]\nalias = 'openai/gpt-6-luna'\ncontext_window = 0\n",
+            "models[0].context_window",
+        ),
+        (
+            "[[models]]\nalias = 'openai/gpt-6-luna'\noutput_per_mtok = -2\n",
+            "models[0].output_per_mtok",
+        ),
+        (
+            "[[models]]\nalias = 'openai/gpt-6-luna'\nsim = { error_rate = 0.1 }\n",
+            "models[0].sim",
+        ),
+        (
+            "[[models]]\nalias = 'sim/fast'\nsim = { refusal_rate = 1.5 }\n",
+            "models[0].sim.refusal_rate",
+        ),
+        (
+            "[[models]]\nalias = 'sim/fast'\nsim = { quality = { code = 2 } }\n",
+            "models[0].sim.quality.code",
+        ),
+        (
+            "[[models]]\nalias = 'x'\nprovider = 'openai'\nmodel_id = 'x'\n"
+            "[[models]]\nalias = 'x'\nprovider = 'openai'\nmodel_id = 'y'\n",
+            "models[1].alias",
+        ),
+        ("[routes.r]\nchain = []\n", "routes.r.chain"),
+        ("[routes.r]\nvia = ['claude']\n", "routes.r.chain"),
+        ("[routes.r]\nchain = 'claude'\n", "routes.r.chain"),
+        ("[routes.r]\nchain = ['claude']\nextra = 1\n", "routes.r.extra"),
+        ("[routes.'openai/gpt-6-luna']\nchain = ['claude']\n", "routes.openai/gpt-6-luna"),
+        ("[routes.auto]\nchain = ['claude']\n", "routes.auto"),
+        ("[routes.a]\nchain = ['b']\n[routes.b]\nchain = ['a']\n", "routes.b.chain[0]"),
+        ("[budgets]\nglobal_daily_usd = 'lots'\n", "budgets.global_daily_usd"),
+        ("[budgets]\nglobal_daily_usd = -1\n", "budgets.global_daily_usd"),
+        ("[budgets]\nweekly_usd = 1\n", "budgets.weekly_usd"),
+        ("[budgets.providers.nowhere]\ndaily_usd = 1\n", "budgets.providers.nowhere"),
+        ("[budgets.callers.bob]\nyearly_usd = 1\n", "budgets.callers.bob.yearly_usd"),
+        ("[[keys]]\nhandle = 'a'\n", "keys[0].key_env"),
+        ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nsecret = 'x'\n", "keys[0].secret"),
+        ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nmin_trust = 'max'\n", "keys[0].min_trust"),
+        ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\ndaily_usd = -5\n", "keys[0].daily_usd"),
+        ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nmodels = ['gpt', 'nope']\n", "keys[0].models[1]"),
+        (
+            "[[keys]]\nkey_env = 'K'\nhandle = 'a'\n[[keys]]\nkey_env = 'K2'\nhandle = 'a'\n",
+            "keys[1].handle",
+        ),
+        (
+            "[[keys]]\nkey_env = 'K'\nhandle = 'a'\n[[keys]]\nkey_env = 'K'\nhandle = 'b'\n",
+            "keys[1].key_env",
+        ),
+        ("[sim]\nseed = 'x'\n", "sim.seed"),
+        ("[sim]\nspeed = 1\n", "sim.speed"),
+        ("[server]\nport = 'http'\n", "server.port"),
+        ("[router]\nstall_ms = 0\n", "router.stall_ms"),
+    ],
+)
+def test_each_bad_field_is_named(tmp_path: Path, text: str, field: str) -> None:
+    found = errors(tmp_path, text, {"K": "k1", "K2": "k2"})
+    assert field in found, found
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server\nport = 1\n")
+    with pytest.raises(ValidationError) as exc:
+        load_config(path, env={})
+    (err,) = exc.value.fields
+    assert err.field == str(path) and "invalid TOML" in err.message
+
+
+def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_validation_error_is_the_public_one() -> None:
+    import switchman
+
+    with pytest.raises(switchman.ValidationError):
+        config_from_dict({"nonsense": 1}, env={})
+
+
+def test_default_config_is_load_config_none() -> None:
+    assert default_config(env=OPENAI) == load_config(None, env=OPENAI)
+    assert default_config(env={}) == config_from_dict({}, env={})
+
+
+def test_config_from_dict_takes_parsed_data() -> None:
+    data: dict[str, Any] = {"providers": {"openai": {"rpm": 7}}, "sim": {"seed": 1}}
+    config = config_from_dict(data, env={})
+    assert config.providers["openai"].rpm == 7
+    assert config.providers["sim"].seed == 1
