@@ -1,0 +1,490 @@
+"""The fake provider server: real HTTP/1.1 on real sockets (trio + h11), five wire formats.
+
+The model name in a request selects a behaviour (see ``plan_from_name``); the
+server follows the resulting ``Plan`` byte by byte, including what an ASGI
+framework cannot do: reset the connection before headers, cut a stream, or
+stall with the socket open. Every request is recorded as a ``ReceivedRequest``
+that tests read through the ``FakeProviderServer`` handle.
+
+Routes: ``POST .../chat/completions`` (OpenAI and compatibles), ``POST
+/v1/messages`` (Anthropic), ``POST /v1beta/models/{model}:generateContent`` and
+``:streamGenerateContent`` (Gemini), ``POST /api/chat`` and ``GET /api/tags``
+(Ollama), ``POST /v1/responses`` and ``/v1/agent`` (Perplexity's Agent API),
+``GET /v1/models``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http
+import json
+import re
+import socket
+import struct
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+import h11
+import trio
+
+from switchman.sim._plan import BEHAVIOURS, BehaviourState, Failure, Plan, plan_from_name
+from switchman.sim._wire import CREATED, BadBody, Exchange, Headers, Reply, Wire, json_reply
+from switchman.sim._wire_anthropic import AnthropicWire
+from switchman.sim._wire_gemini import GeminiWire
+from switchman.sim._wire_ollama import OllamaWire, tags_reply
+from switchman.sim._wire_openai import OpenAIWire, ResponsesWire
+
+_OPENAI: Final = OpenAIWire()
+_ANTHROPIC: Final = AnthropicWire()
+_GEMINI: Final = GeminiWire()
+_OLLAMA: Final = OllamaWire()
+_RESPONSES: Final = ResponsesWire()
+_GEMINI_PATH: Final = re.compile(
+    r"^/v1(?:beta|alpha)?/(?:models/)?(?P<model>[^:]+)"
+    r":(?P<method>generateContent|streamGenerateContent)$"
+)
+_SECRET_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
+)
+_KEY_PARAM: Final = re.compile(r"(?<=[?&]key=)[^&]*")
+_OVERLOADED: Final = Failure(kind="overloaded", status=529, message="Overloaded")
+_READ_SIZE: Final = 65536
+
+
+@attrs.frozen(kw_only=True)
+class FakeServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: added to the time to first token of every healthy answer
+    latency_ms: float = 0.0
+    #: oldest records are dropped beyond this many
+    max_records: int = 10_000
+    max_body_bytes: int = 32 * 1024 * 1024
+
+
+@attrs.frozen(kw_only=True)
+class ReceivedRequest:
+    """One request the fake server received, and what became of it.
+
+    Times are ``trio.current_time()``. ``headers`` have secret values masked;
+    ``body`` is the parsed JSON (``None`` when it did not parse). ``outcome``
+    is ``in_progress`` until the exchange ends, then the failure kind
+    (``rate_limited``, ``server_error``, ``unavailable``, ``overloaded``,
+    ``reset``, ``silent``, ``context_length``, ``content_policy``), the answer's
+    ending (``complete``, ``refusal``, ``cut``, ``stall``, ``error``),
+    ``client_closed`` when the client went away first, or ``bad_request`` /
+    ``not_found`` / ``listed``.
+    """
+
+    n: int
+    wire_format: str
+    method: str
+    path: str
+    model: str | None
+    behaviour: str | None
+    headers: Mapping[str, str]
+    body: Any
+    received_at: float
+    first_byte_at: float | None = None
+    ended_at: float | None = None
+    status: int | None = None
+    outcome: str = "in_progress"
+
+
+class FakeProviderServer:
+    """The handle of a running fake server: its address and what it received."""
+
+    def __init__(self, config: FakeServerConfig, port: int) -> None:
+        self.config = config
+        self.port = port
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        self.base_url = f"http://{host}:{port}"
+        self.state = BehaviourState()
+        self._records: dict[int, ReceivedRequest] = {}
+        self._count = 0
+
+    def requests(self, model: str | None = None) -> list[ReceivedRequest]:
+        """Recorded requests, oldest first; only those naming ``model`` when given."""
+        records = list(self._records.values())
+        if model is None:
+            return records
+        return [r for r in records if r.model == model]
+
+    def clear(self) -> None:
+        """Forget the recorded requests (behaviour state such as ``error-once`` is kept)."""
+        self._records.clear()
+
+    def reset_behaviours(self) -> None:
+        """Forget per-model behaviour state: ``error-once`` fails again, flapping restarts."""
+        self.state.clear()
+
+    def _record(self, **fields: Any) -> int:
+        self._count += 1
+        n = self._count
+        self._records[n] = ReceivedRequest(n=n, **fields)
+        while len(self._records) > self.config.max_records:
+            del self._records[next(iter(self._records))]
+        return n
+
+    def _update(self, n: int, **changes: Any) -> None:
+        record = self._records.get(n)
+        if record is not None:
+            self._records[n] = attrs.evolve(record, **changes)
+
+
+class _ClientGone(Exception):
+    """The client closed (or reset) its side of the connection."""
+
+
+class _Io:
+    """One connection: h11 state plus the socket, and the record of the current request."""
+
+    def __init__(self, stream: trio.SocketStream, server: FakeProviderServer) -> None:
+        self.stream = stream
+        self.conn = h11.Connection(h11.SERVER)
+        self.server = server
+        self.n = 0
+
+    async def _receive(self) -> bytes:
+        try:
+            return await self.stream.receive_some(_READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _ClientGone from exc
+
+    async def next_event(self) -> Any:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self.conn.receive_data(await self._receive())
+
+    async def _send(self, *events: Any) -> None:
+        data = b"".join(self.conn.send(event) or b"" for event in events)
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _ClientGone from exc
+
+    def _response(self, status: int, headers: list[tuple[str, str]]) -> h11.Response:
+        if self.n:
+            self.server._update(self.n, status=status, first_byte_at=trio.current_time())
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Overloaded" if status == 529 else ""
+        return h11.Response(status_code=status, headers=headers, reason=reason)
+
+    async def reply(self, reply: Reply) -> None:
+        headers = [
+            ("content-type", reply.content_type),
+            ("content-length", str(len(reply.body))),
+            *reply.headers,
+        ]
+        await self._send(
+            self._response(reply.status, headers), h11.Data(data=reply.body), h11.EndOfMessage()
+        )
+
+    async def start_stream(self, content_type: str, extra: Headers) -> None:
+        headers = [("content-type", content_type), ("cache-control", "no-cache"), *extra]
+        await self._send(self._response(200, headers))
+
+    async def data(self, data: bytes, *, end: bool = False) -> None:
+        events: list[Any] = [h11.Data(data=data)] if data else []
+        if end:
+            events.append(h11.EndOfMessage())
+        if events:
+            await self._send(*events)
+
+    async def partial(self, reply: Reply) -> None:
+        """Headers promising the whole body, then only its first half."""
+        headers = [
+            ("content-type", reply.content_type),
+            ("content-length", str(len(reply.body))),
+            *reply.headers,
+        ]
+        half = reply.body[: len(reply.body) // 2]
+        await self._send(self._response(reply.status, headers), h11.Data(data=half))
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, noticing (and raising ``_ClientGone``) if the client goes away meanwhile."""
+        if seconds <= 0:
+            return
+        with trio.move_on_after(seconds):
+            await self.wait_closed()
+            raise _ClientGone
+
+    async def wait_closed(self) -> None:
+        """Wait until the client closes the connection (data it sends meanwhile is kept)."""
+        while True:
+            try:
+                data = await self._receive()
+            except _ClientGone:
+                return
+            if not data:
+                return
+            self.conn.receive_data(data)
+
+    def reset(self) -> None:
+        """Close with a TCP reset instead of an orderly shutdown."""
+        self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _route(method: str, path: str) -> tuple[Wire, str | None, str] | None:
+    """(wire, model from the path, kind) where kind is ``chat``, ``stream`` (Gemini) or a GET."""
+    if method == "POST":
+        if path.endswith("/chat/completions"):
+            return _OPENAI, None, "chat"
+        if path == "/v1/messages":
+            return _ANTHROPIC, None, "chat"
+        if path == "/api/chat":
+            return _OLLAMA, None, "chat"
+        if path in ("/v1/responses", "/v1/agent", "/responses"):
+            return _RESPONSES, None, "chat"
+        match = _GEMINI_PATH.match(path)
+        if match:
+            model = urllib.parse.unquote(match["model"]).removeprefix("models/")
+            kind = "stream" if match["method"] == "streamGenerateContent" else "chat"
+            return _GEMINI, model, kind
+    elif method == "GET":
+        if path == "/api/tags":
+            return _OLLAMA, None, "tags"
+        if path in ("/v1/models", "/models"):
+            return _OPENAI, None, "models"
+    return None
+
+
+def _masked(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name in _SECRET_HEADERS:
+            scheme, _, rest = value.partition(" ")
+            value = f"{scheme} ***" if rest else "***"
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def _models_reply() -> Reply:
+    data = [
+        {"id": name, "object": "model", "created": CREATED, "owned_by": "switchman-sim"}
+        for name in BEHAVIOURS
+    ]
+    return json_reply(200, {"object": "list", "data": data})
+
+
+async def _read_body(io: _Io, request: h11.Request, limit: int) -> bytes | None:
+    """The whole body, or ``None`` when it exceeds ``limit``."""
+    for name, value in request.headers:
+        if name == b"content-length" and int(value) > limit:
+            return None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        event = await io.next_event()
+        if isinstance(event, h11.EndOfMessage):
+            return b"".join(parts)
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > limit:
+                return None
+            parts.append(event.data)
+        elif isinstance(event, h11.ConnectionClosed):
+            raise _ClientGone
+
+
+async def _play(io: _Io, wire: Wire, ex: Exchange) -> tuple[str, bool]:
+    """Carry out ``ex.plan`` on the connection: (outcome, whether the connection lives on)."""
+    plan = ex.plan
+    failure = plan.failure
+    if failure is not None:
+        if failure.kind == "silent":
+            await io.wait_closed()
+            return "silent", False
+        await io.pause(plan.ttft_s)
+        if failure.kind == "reset":
+            io.reset()
+            return "reset", False
+        await io.reply(wire.error(failure, ex))
+        return failure.kind, True
+    if not ex.parsed.request.stream:
+        return await _play_whole(io, wire, ex)
+    return await _play_stream(io, wire, ex, plan)
+
+
+async def _play_whole(io: _Io, wire: Wire, ex: Exchange) -> tuple[str, bool]:
+    plan = ex.plan
+    await io.pause(plan.ttft_s + sum(plan.delays))
+    if plan.ending == "error":
+        await io.reply(wire.error(_OVERLOADED, ex))
+        return "error", True
+    if plan.ending in ("cut", "stall"):
+        await io.partial(wire.whole(attrs.evolve(ex, plan=attrs.evolve(plan, ending="complete"))))
+        if plan.ending == "stall":
+            await io.wait_closed()
+        return plan.ending, False
+    await io.reply(wire.whole(ex))
+    return plan.ending, True
+
+
+async def _play_stream(io: _Io, wire: Wire, ex: Exchange, plan: Plan) -> tuple[str, bool]:
+    await io.start_stream(wire.stream_type, wire.ok_headers(ex))
+    await io.pause(plan.ttft_s)
+    buf = wire.head(ex)
+    if plan.ending == "refusal":
+        buf += wire.refusal(ex)
+        if plan.terminator:
+            buf += wire.terminator(ex)
+        await io.data(buf, end=True)
+        return "refusal", True
+    fill = wire.chunker(ex)
+    for i, chunk in enumerate(plan.delivered):
+        delay = plan.delays[i]
+        if delay > 0:
+            await io.data(buf)
+            buf = b""
+            await io.pause(delay)
+        if i == plan.malformed_at:
+            buf += wire.malformed(ex)
+        buf += fill(chunk)
+    if plan.ending == "complete":
+        buf += wire.finish(ex)
+        if plan.terminator:
+            buf += wire.terminator(ex)
+        await io.data(buf, end=True)
+        return "complete", True
+    if plan.ending == "error":
+        await io.data(buf + wire.mid_error(ex), end=True)
+        return "error", True
+    await io.data(buf)
+    if plan.ending == "stall":
+        await io.wait_closed()
+    return plan.ending, False
+
+
+async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) -> bool:
+    """Read one request's body, answer it, record it; whether the connection lives on."""
+    received_at = trio.current_time()
+    method = request.method.decode()
+    target = request.target.decode("latin-1")
+    path, _, query = target.partition("?")
+    route = _route(method, path)
+    body = await _read_body(io, request, server.config.max_body_bytes)
+    record = functools.partial(
+        server._record,
+        method=method,
+        path=_KEY_PARAM.sub("***", target),
+        headers=_masked(request.headers),
+        received_at=received_at,
+    )
+    if body is None:
+        io.n = record(wire_format="none", model=None, behaviour=None, body=None)
+        await io.reply(json_reply(413, {"error": {"message": "request body too large"}}))
+        return _ended(io, server, "bad_request", keep=False)
+    if route is None:
+        io.n = record(wire_format="none", model=None, behaviour=None, body=None)
+        await io.reply(_OPENAI.not_found(f"no route for {method} {path}"))
+        return _ended(io, server, "not_found")
+    wire, path_model, kind = route
+    if kind in ("tags", "models"):
+        io.n = record(wire_format=wire.name, model=None, behaviour=None, body=None)
+        await io.reply(tags_reply(BEHAVIOURS) if kind == "tags" else _models_reply())
+        return _ended(io, server, "listed")
+    obj: Any = None
+    try:
+        obj = json.loads(body)
+        sse = urllib.parse.parse_qs(query).get("alt") == ["sse"]
+        parsed = wire.parse(obj, path_model=path_model, stream=kind == "stream" and sse)
+    except (ValueError, BadBody) as exc:
+        io.n = record(wire_format=wire.name, model=path_model, behaviour=None, body=obj)
+        await io.reply(wire.bad_request(str(exc) if isinstance(exc, BadBody) else "invalid JSON"))
+        return _ended(io, server, "bad_request")
+    if kind == "stream" and not sse:
+        parsed = attrs.evolve(parsed, array=True)
+    plan = plan_from_name(parsed.model, parsed.request, now=received_at, state=server.state)
+    if server.config.latency_ms > 0 and plan.failure is None:
+        plan = attrs.evolve(plan, ttft_s=plan.ttft_s + server.config.latency_ms / 1000.0)
+    io.n = record(wire_format=wire.name, model=parsed.model, behaviour=plan.behaviour, body=obj)
+    try:
+        outcome, keep = await _play(io, wire, Exchange(plan=plan, parsed=parsed, id=f"sim{io.n}"))
+    except _ClientGone:
+        return _ended(io, server, "client_closed", keep=False)
+    return _ended(io, server, outcome, keep=keep)
+
+
+def _ended(io: _Io, server: FakeProviderServer, outcome: str, *, keep: bool = True) -> bool:
+    server._update(io.n, ended_at=trio.current_time(), outcome=outcome)
+    io.n = 0
+    return keep
+
+
+async def _serve_connection(server: FakeProviderServer, stream: trio.SocketStream) -> None:
+    io = _Io(stream, server)
+    try:
+        while True:
+            event = await io.next_event()
+            if not isinstance(event, h11.Request):
+                return
+            if not await _respond(io, server, event):
+                return
+            if io.conn.our_state is h11.MUST_CLOSE:
+                return
+            io.conn.start_next_cycle()
+    except (_ClientGone, h11.ProtocolError):
+        return
+    finally:
+        if io.n:
+            _ended(io, server, "client_closed", keep=False)
+        await trio.aclose_forcefully(stream)
+
+
+_DEFAULT_CONFIG: Final = FakeServerConfig()
+
+
+async def serve_fake_provider(
+    config: FakeServerConfig = _DEFAULT_CONFIG,
+    *,
+    task_status: trio.TaskStatus[FakeProviderServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the fake provider until cancelled; ``task_status.started`` gets the handle.
+
+    Listens on ``config.host``/``config.port`` (port 0 picks a free one; give a
+    numeric host so there is exactly one listener). Each connection is served
+    in this function's own nursery with keep-alive; cancelling it closes the
+    listener and every connection at once, mid-answer or not.
+    """
+    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    port = listeners[0].socket.getsockname()[1]
+    server = FakeProviderServer(config, port)
+    async with trio.open_nursery() as nursery:
+        handler = functools.partial(_serve_connection, server)
+        await nursery.start(trio.serve_listeners, handler, listeners)
+        task_status.started(server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m switchman.sim [--host H] [--port N] [--latency-ms MS]``: serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m switchman.sim",
+        description="A fake LLM provider over HTTP; the model name picks the behaviour: "
+        + ", ".join(BEHAVIOURS),
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8266)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    config = FakeServerConfig(host=args.host, port=args.port, latency_ms=args.latency_ms)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            server: FakeProviderServer = await nursery.start(serve_fake_provider, config)
+            print(f"fake provider listening on {server.base_url}", flush=True)
+
+    try:
+        trio.run(run)
+    except KeyboardInterrupt:
+        pass
+    return 0

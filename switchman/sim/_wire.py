@@ -1,0 +1,239 @@
+"""What the fake provider server says, byte for byte, in each wire format (sans-I/O).
+
+A ``Wire`` parses a request body into a ``ProviderRequest`` and renders the
+pieces of a reply: an error reply, a whole (non-streaming) body, and the
+events of a stream (head, text chunks, a malformed event, finish, terminator,
+refusal, mid-stream error). The server's executor decides *when* each piece
+goes out, following the ``Plan``; the wires only decide *what* it looks like.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from switchman._call import Message
+from switchman.adapters._base import ProviderRequest
+from switchman.sim._plan import Failure, Plan
+
+#: fixed timestamps keep bodies deterministic (2025-11-25T16:00:00Z)
+CREATED: Final = 1764086400
+CREATED_AT: Final = "2025-11-25T16:00:00.000000Z"
+#: placeholder string for ``filler``; JSON escapes it, so it cannot clash with real text
+SLOT: Final = "\x00"
+_SLOT_JSON: Final = b'"\\u0000"'
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class BadBody(ValueError):
+    """The request body does not describe a chat request in this wire format."""
+
+
+@attrs.frozen(kw_only=True)
+class Parsed:
+    """A request read off the wire: the model name as sent, and what it asks."""
+
+    model: str
+    request: ProviderRequest
+    include_usage: bool = False
+    #: Gemini's streamGenerateContent without alt=sse answers one JSON array
+    array: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Exchange:
+    """One reply being written: the plan, the request it answers and the reply's id."""
+
+    plan: Plan
+    parsed: Parsed
+    id: str
+
+    @property
+    def model(self) -> str:
+        return self.parsed.model
+
+
+@attrs.frozen(kw_only=True)
+class Reply:
+    """A whole HTTP reply."""
+
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_reply(status: int, obj: Any, headers: Headers = ()) -> Reply:
+    return Reply(status=status, headers=headers, body=dumps(obj))
+
+
+def filler(obj: Any, frame: Callable[[bytes], bytes]) -> Callable[[str], bytes]:
+    """A fast renderer of ``frame(dumps(obj))`` with the ``SLOT`` string in ``obj`` set to a text.
+
+    ``obj`` is encoded once; each call only encodes the text.
+    """
+    head, tail = frame(dumps(obj)).split(_SLOT_JSON)
+
+    def fill(text: str) -> bytes:
+        return head + json.dumps(text, ensure_ascii=False).encode() + tail
+
+    return fill
+
+
+def sse(obj: Any) -> bytes:
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+def named(event: str, obj: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
+
+
+def retry_headers(failure: Failure) -> Headers:
+    if failure.retry_after is None:
+        return ()
+    return (("retry-after", f"{failure.retry_after:g}"),)
+
+
+def answer_text(plan: Plan) -> str:
+    """The text a reply carries: the refusal's words for a refusal, else the delivered chunks."""
+    if plan.ending == "refusal":
+        return plan.refusal
+    return "".join(plan.delivered)
+
+
+# -- reading request bodies ----------------------------------------------------------------
+
+_ROLES: Final[Mapping[str, str]] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "model": "assistant",
+}
+
+
+def require_object(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise BadBody("the request body must be a JSON object")
+    return body
+
+
+def require_str(body: Mapping[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadBody(f"{key}: a non-empty string is required")
+    return value
+
+
+def positive_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def text_of(content: Any) -> str:
+    """Text of a message content: a string, or a list of text parts / blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
+        return "".join(parts)
+    return ""
+
+
+def chat_messages(items: Any, *, role_key: str = "role", content: str = "content") -> list[Message]:
+    """Messages from a list of ``{role, content}`` objects; roles outside chat turns are skipped."""
+    if not isinstance(items, list):
+        raise BadBody("messages: a list is required")
+    out: list[Message] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadBody("messages: every item must be an object")
+        role = _ROLES.get(str(item.get(role_key, "user")))
+        if role is not None:
+            out.append(Message(role=role, content=text_of(item.get(content))))  # type: ignore[arg-type]
+    return out
+
+
+def provider_request(
+    model: str,
+    messages: Sequence[Message],
+    *,
+    max_tokens: int | None,
+    stream: bool,
+    system: str = "",
+) -> ProviderRequest:
+    turns = tuple(messages)
+    if system:
+        turns = (Message(role="system", content=system), *turns)
+    return ProviderRequest(model_id=model, messages=turns, max_tokens=max_tokens, stream=stream)
+
+
+class Wire(abc.ABC):
+    """One wire format. Instances hold no state; one per format is enough."""
+
+    name: ClassVar[str]
+    stream_type: ClassVar[str] = "text/event-stream"
+
+    @abc.abstractmethod
+    def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
+        """Read a request body; ``BadBody`` when it is not a chat request."""
+
+    def ok_headers(self, ex: Exchange) -> Headers:
+        """Extra headers of a successful reply (rate-limit headroom and the like)."""
+        return ()
+
+    @abc.abstractmethod
+    def bad_request(self, message: str) -> Reply:
+        """A 400 in this format's error shape."""
+
+    @abc.abstractmethod
+    def not_found(self, message: str) -> Reply:
+        """A 404 in this format's error shape."""
+
+    @abc.abstractmethod
+    def error(self, failure: Failure, ex: Exchange) -> Reply:
+        """The reply to a failure plan (``reset`` and ``silent`` never get here)."""
+
+    @abc.abstractmethod
+    def whole(self, ex: Exchange) -> Reply:
+        """The non-streaming 200 reply: the answer, or the refusal."""
+
+    def head(self, ex: Exchange) -> bytes:
+        """Stream events before the first text chunk."""
+        return b""
+
+    @abc.abstractmethod
+    def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
+        """A renderer of one text-chunk event."""
+
+    @abc.abstractmethod
+    def malformed(self, ex: Exchange) -> bytes:
+        """One complete stream event whose payload does not parse."""
+
+    @abc.abstractmethod
+    def finish(self, ex: Exchange) -> bytes:
+        """Events carrying the finish reason and usage, before the terminator."""
+
+    def terminator(self, ex: Exchange) -> bytes:
+        """The format's end-of-stream marker (none for Gemini: the stream ends at EOF)."""
+        return b""
+
+    @abc.abstractmethod
+    def refusal(self, ex: Exchange) -> bytes:
+        """The events of a refused answer after ``head``, up to the terminator."""
+
+    @abc.abstractmethod
+    def mid_error(self, ex: Exchange) -> bytes:
+        """An error event after the stream began."""

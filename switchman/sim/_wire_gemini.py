@@ -1,0 +1,199 @@
+"""Gemini: ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``
+(``?alt=sse``: ``data:`` events with CRLF framing and no terminator; without it, one JSON array)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from switchman.sim._plan import Failure, Plan
+from switchman.sim._wire import (
+    SLOT,
+    BadBody,
+    Exchange,
+    Parsed,
+    Reply,
+    Wire,
+    chat_messages,
+    dumps,
+    filler,
+    json_reply,
+    positive_int,
+    provider_request,
+    require_object,
+    retry_headers,
+    text_of,
+)
+
+_CONTEXT_LIMIT: Final = 1_048_576
+_BLOCKED: Final = [
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+]
+
+
+def _status_body(code: int, status: str, message: str, details: list[Any] | None = None) -> Any:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def _sse_frame(data: bytes) -> bytes:
+    return b"data: " + data + b"\r\n\r\n"
+
+
+def _contents(items: Any) -> list[Any]:
+    if not isinstance(items, list):
+        raise BadBody("contents: a list is required")
+    return [
+        {"role": item.get("role", "user"), "content": item.get("parts")}
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
+class GeminiWire(Wire):
+    name = "gemini"
+
+    def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
+        obj = require_object(body)
+        if not path_model:
+            raise BadBody("the model belongs in the path: /v1beta/models/{model}:generateContent")
+        messages = chat_messages(_contents(obj.get("contents")))
+        config = obj.get("generationConfig") or obj.get("generation_config") or {}
+        max_tokens = (
+            positive_int(config.get("maxOutputTokens")) if isinstance(config, dict) else None
+        )
+        system = obj.get("systemInstruction") or obj.get("system_instruction") or {}
+        request = provider_request(
+            path_model,
+            messages,
+            max_tokens=max_tokens,
+            stream=stream,
+            system=text_of(system.get("parts")) if isinstance(system, dict) else "",
+        )
+        return Parsed(model=path_model, request=request)
+
+    def bad_request(self, message: str) -> Reply:
+        return json_reply(400, _status_body(400, "INVALID_ARGUMENT", message))
+
+    def not_found(self, message: str) -> Reply:
+        return json_reply(404, _status_body(404, "NOT_FOUND", message))
+
+    def error(self, failure: Failure, ex: Exchange) -> Reply:
+        match failure.kind:
+            case "rate_limited":
+                details: list[Any] = [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [
+                            {
+                                "quotaMetric": "generativelanguage.googleapis.com/"
+                                "generate_content_requests",
+                                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                                "quotaDimensions": {"location": "global", "model": ex.model},
+                            }
+                        ],
+                    }
+                ]
+                if failure.retry_after is not None:
+                    details.append(
+                        {
+                            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                            "retryDelay": f"{failure.retry_after:g}s",
+                        }
+                    )
+                message = (
+                    "You exceeded your current quota, please check your plan and billing details."
+                )
+                body = _status_body(429, "RESOURCE_EXHAUSTED", message, details)
+                return json_reply(429, body, retry_headers(failure))
+            case "server_error":
+                message = "An internal error has occurred. Please retry or report the problem."
+                return json_reply(500, _status_body(500, "INTERNAL", message))
+            case "context_length":
+                tokens = _CONTEXT_LIMIT + ex.plan.usage.input_tokens
+                message = (
+                    f"The input token count ({tokens}) exceeds the maximum number of tokens "
+                    f"allowed ({_CONTEXT_LIMIT})."
+                )
+                return json_reply(400, _status_body(400, "INVALID_ARGUMENT", message))
+            case "content_policy":
+                # Gemini rejects a prompt for its content with a 200 and no candidates.
+                body = {
+                    "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": _BLOCKED},
+                    "usageMetadata": self._usage(ex.plan, final=False),
+                    "modelVersion": ex.model,
+                    "responseId": ex.id,
+                }
+                if ex.parsed.request.stream:
+                    return Reply(
+                        status=200, body=_sse_frame(dumps(body)), content_type=self.stream_type
+                    )
+                return json_reply(200, [body] if ex.parsed.array else body)
+            case _:
+                message = "The model is overloaded. Please try again later."
+                return json_reply(503, _status_body(503, "UNAVAILABLE", message))
+
+    def _usage(self, plan: Plan, *, final: bool) -> dict[str, int]:
+        prompt = plan.usage.input_tokens
+        if not final:
+            return {"promptTokenCount": prompt, "totalTokenCount": prompt}
+        out = plan.usage.output_tokens
+        return {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": out,
+            "totalTokenCount": prompt + out,
+        }
+
+    def _chunk(self, ex: Exchange, text: str, finish: str | None, *, final: bool) -> Any:
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": text}], "role": "model"},
+            "index": 0,
+        }
+        if finish is not None:
+            candidate["finishReason"] = finish
+        return {
+            "candidates": [candidate],
+            "usageMetadata": self._usage(ex.plan, final=final),
+            "modelVersion": ex.model,
+            "responseId": ex.id,
+        }
+
+    def _refused(self, ex: Exchange) -> Any:
+        return {
+            "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": _BLOCKED}],
+            "usageMetadata": self._usage(ex.plan, final=False),
+            "modelVersion": ex.model,
+            "responseId": ex.id,
+        }
+
+    def _finish_reason(self, plan: Plan) -> str:
+        return "MAX_TOKENS" if plan.finish_reason == "length" else "STOP"
+
+    def whole(self, ex: Exchange) -> Reply:
+        plan = ex.plan
+        if plan.ending == "refusal":
+            body = self._refused(ex)
+            return json_reply(200, [body] if ex.parsed.array else body)
+        if ex.parsed.array:
+            parts = [self._chunk(ex, chunk, None, final=False) for chunk in plan.chunks]
+            parts.append(self._chunk(ex, "", self._finish_reason(plan), final=True))
+            return json_reply(200, parts)
+        return json_reply(200, self._chunk(ex, plan.text, self._finish_reason(plan), final=True))
+
+    def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
+        return filler(self._chunk(ex, SLOT, None, final=False), _sse_frame)
+
+    def malformed(self, ex: Exchange) -> bytes:
+        return b'data: {"candidates":[{"content":{"parts":[{"text":"\r\n\r\n'
+
+    def finish(self, ex: Exchange) -> bytes:
+        return _sse_frame(dumps(self._chunk(ex, "", self._finish_reason(ex.plan), final=True)))
+
+    def refusal(self, ex: Exchange) -> bytes:
+        return _sse_frame(dumps(self._refused(ex)))
+
+    def mid_error(self, ex: Exchange) -> bytes:
+        message = "The model is overloaded. Please try again later."
+        return _sse_frame(dumps(_status_body(503, "UNAVAILABLE", message)))
