@@ -1,0 +1,576 @@
+"""The gateway as one ASGI application: routes, auth, jobs, the OpenAI wire.
+
+Every route but ``/health`` needs a key when ``[[keys]]`` are configured (401
+without a valid one, 403 when the key may not do this); a key sees only its own
+jobs (another key's job answers 404). Errors are ``{error: {code, message,
+details?}}``; on ``/v1`` routes they take OpenAI's shape instead.
+
+Requests are served in hypercorn's tasks; calls run as jobs in the job
+nursery (see ``_jobs``), so a request that is cancelled (client gone) leaves
+its job running and stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import trio
+
+from switchman._call import Call
+from switchman._convert import call_from_dict
+from switchman._errors import ValidationError
+from switchman._result import Delta, Result
+from switchman._version import __version__
+from switchman.gateway import _openai
+from switchman.gateway._auth import (
+    Principal,
+    authenticate,
+    bind_principal,
+    model_allowed,
+    presented_key,
+    target_problems,
+)
+from switchman.gateway._http import (
+    ClientGone,
+    HttpError,
+    Message,
+    Receive,
+    Request,
+    Scope,
+    Send,
+    end_event_stream,
+    invalid,
+    send_event,
+    send_json,
+    send_text,
+    start_event_stream,
+)
+from switchman.gateway._jobs import Draining, JobRunner, Overloaded, failed_result
+from switchman.gateway._metrics import GatewayMetrics
+from switchman.gateway._openapi import openapi_document
+from switchman.gateway._protocol import RouterHandle
+from switchman.gateway._ws import serve_websocket
+from switchman.store import JOB_STATUSES, JobRecord, JobStore
+
+log = logging.getLogger("switchman.gateway")
+
+#: longest ``?wait=`` accepted, seconds
+MAX_WAIT_S: Final = 300.0
+MAX_JOBS_LIMIT: Final = 1000
+_PROMETHEUS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+Handler = Callable[..., Awaitable[None]]
+
+#: (method, path pattern, handler name); ``{name}`` matches one path segment
+ROUTES: Final = (
+    ("POST", "/call", "post_call"),
+    ("GET", "/result/{job_id}", "get_result"),
+    ("GET", "/jobs", "get_jobs"),
+    ("GET", "/health", "get_health"),
+    ("GET", "/providers", "get_providers"),
+    ("POST", "/feedback/{job_id}", "post_feedback"),
+    ("POST", "/v1/chat/completions", "post_chat_completions"),
+    ("GET", "/v1/models", "get_models"),
+    ("GET", "/metrics", "get_metrics"),
+    ("GET", "/openapi.json", "get_openapi"),
+    ("GET", "/ws", "websocket"),
+)
+_PUBLIC: Final = frozenset({"/health"})
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+
+
+_COMPILED: Final = tuple((m, _compile(p), p, h) for m, p, h in ROUTES)
+
+
+def job_body(record: JobRecord) -> dict[str, Any]:
+    """The public JSON of a job (``result`` only once it finished)."""
+    body: dict[str, Any] = {
+        "job_id": record.job_id,
+        "status": record.status,
+        "handle": record.handle,
+        "submitted_at": record.submitted_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+    }
+    if record.reason is not None:
+        body["reason"] = record.reason
+    if record.finished and record.result is not None:
+        body["result"] = record.result
+    return body
+
+
+def _job_summary(record: JobRecord) -> dict[str, Any]:
+    body = job_body(record)
+    result = body.pop("result", None)
+    body["requested_model"] = record.call.get("model")
+    body["model"] = result.get("model") if isinstance(result, Mapping) else None
+    return body
+
+
+def safe_url(url: str) -> str:
+    """A base URL without user info or query (where credentials could hide)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class Gateway:
+    """The ASGI app. ``wall_clock`` stamps OpenAI ``created`` fields."""
+
+    def __init__(
+        self,
+        router: RouterHandle,
+        store: JobStore,
+        runner: JobRunner,
+        metrics: GatewayMetrics,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router
+        self.config = router.config
+        self.store = store
+        self.runner = runner
+        self.metrics = metrics
+        self.wall_clock = wall_clock
+        #: set once every job has finished during shutdown: websockets close then
+        self.drained = trio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match scope["type"]:
+            case "http":
+                await self._http(scope, receive, send)
+            case "websocket":
+                await serve_websocket(self, scope, receive, send)
+            case "lifespan":
+                await _lifespan(receive, send)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
+        return authenticate(self.config.keys, presented_key(headers))
+
+    def _route(self, req: Request) -> tuple[str, str, dict[str, str]]:
+        allowed: list[str] = []
+        for method, regex, pattern, name in _COMPILED:
+            match = regex.match(req.path)
+            if match is None:
+                continue
+            if method == req.method:
+                return pattern, name, match.groupdict()
+            allowed.append(method)
+        if allowed:
+            raise HttpError(
+                405,
+                "method_not_allowed",
+                f"{req.method} is not allowed on {req.path}",
+                headers=[(b"allow", ", ".join(allowed).encode())],
+            )
+        raise HttpError(404, "not_found", f"no route {req.path}")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        req = Request(scope, receive)
+        started = False
+        status = 500
+        route = "unknown"
+
+        async def tracked(message: Message) -> None:
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+            await send(message)
+
+        openai = req.path.startswith("/v1/")
+        try:
+            route, name, params = self._route(req)
+            principal = self._principal(req, public=route in _PUBLIC)
+            handler: Handler = getattr(self, name)
+            await handler(req, tracked, principal, **params)
+        except HttpError as err:
+            if not started:
+                body = _openai.error_body(err) if openai else err.body()
+                await send_json(tracked, err.status, body, err.headers)
+        except ClientGone:
+            status = 499
+        except Exception:
+            log.exception("%s %s failed", req.method, req.path)
+            if not started:
+                oops = HttpError(500, "internal_error", "internal error")
+                body = _openai.error_body(oops) if openai else oops.body()
+                await send_json(tracked, 500, body)
+        finally:
+            self.metrics.http_requests.labels(route=route, status=str(status)).inc()
+
+    def _principal(self, req: Request, *, public: bool) -> Principal:
+        principal = self.authenticate(req.headers)
+        if principal is None:
+            if public:
+                return Principal(key_id="", handle="", admin=False, models=())
+            raise HttpError(
+                401,
+                "unauthorized",
+                "a valid gateway key is required (Authorization: Bearer <key> or x-api-key)",
+                headers=[(b"www-authenticate", b"Bearer")],
+            )
+        return principal
+
+    def admit(self, call: Call, principal: Principal) -> Call:
+        """The call as this caller may submit it: known models, allowed ones, its handle."""
+        unknown, denied = target_problems(principal, call, self.config)
+        if unknown:
+            raise invalid(unknown)
+        if denied:
+            details = [{"field": f, "message": m} for f, m in denied]
+            raise HttpError(
+                403, "permission_denied", "; ".join(m for _, m in denied), details=details
+            )
+        return bind_principal(call, principal)
+
+    async def submit(self, call: Call, principal: Principal, **kw: Any) -> str:
+        try:
+            return await self.runner.submit(call, owner=principal.key_id, **kw)
+        except Draining:
+            raise HttpError(503, "shutting_down", "the gateway is shutting down") from None
+        except Overloaded:
+            raise HttpError(
+                503,
+                "overloaded",
+                "too many calls in flight; retry shortly",
+                headers=[(b"retry-after", b"1")],
+            ) from None
+
+    async def visible_job(self, job_id: str, principal: Principal) -> JobRecord:
+        record = await self.store.get_job(job_id)
+        if record is None or not principal.owns(record.owner):
+            raise HttpError(404, "not_found", f"no job {job_id}")
+        return record
+
+    def _wait(self, req: Request) -> float:
+        return req.query_number("wait", low=0, high=MAX_WAIT_S) or 0.0
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def post_call(self, req: Request, send: Send, principal: Principal) -> None:
+        wait = self._wait(req)
+        body = await req.json(self.config.server.max_body_bytes)
+        try:
+            call = call_from_dict(body)
+        except ValidationError as exc:
+            raise invalid((f.field, f.message) for f in exc.fields) from None
+        call = self.admit(call, principal)
+        job_id = await self.submit(call, principal)
+        location = [(b"location", f"/result/{job_id}".encode())]
+        if wait > 0:
+            with trio.move_on_after(wait):
+                await self.runner.wait(job_id)
+            record = await self.store.get_job(job_id)
+            if record is not None and record.finished:
+                await send_json(send, 200, job_body(record), location)
+                return
+            status = record.status if record is not None else "queued"
+            await send_json(send, 202, {"job_id": job_id, "status": status}, location)
+            return
+        await send_json(send, 202, {"job_id": job_id, "status": "queued"}, location)
+
+    async def get_result(self, req: Request, send: Send, principal: Principal, job_id: str) -> None:
+        wait = self._wait(req)
+        record = await self.visible_job(job_id, principal)
+        if not record.finished and wait > 0:
+            with trio.move_on_after(wait):
+                await self.runner.wait(job_id)
+            record = await self.visible_job(job_id, principal)
+        await send_json(send, 200, job_body(record))
+
+    async def get_jobs(self, req: Request, send: Send, principal: Principal) -> None:
+        status = req.query.get("status") or None
+        problems: list[tuple[str, str]] = []
+        if status is not None and status not in JOB_STATUSES:
+            problems.append(("status", f"must be one of {', '.join(JOB_STATUSES)}"))
+        limit = 50
+        raw = req.query.get("limit")
+        if raw is not None:
+            if not raw.isdigit() or not 1 <= int(raw) <= MAX_JOBS_LIMIT:
+                problems.append(("limit", f"must be an integer between 1 and {MAX_JOBS_LIMIT}"))
+            else:
+                limit = int(raw)
+        if problems:
+            raise invalid(problems)
+        records = await self.store.list_jobs(
+            owner=principal.key_id,
+            all_owners=principal.sees_everything,
+            status=status,  # type: ignore[arg-type]
+            limit=limit,
+        )
+        await send_json(send, 200, {"jobs": [_job_summary(r) for r in records]})
+
+    async def post_feedback(
+        self, req: Request, send: Send, principal: Principal, job_id: str
+    ) -> None:
+        body = await req.json(self.config.server.max_body_bytes)
+        if not isinstance(body, dict):
+            raise invalid([("body", "must be a JSON object")])
+        problems = [(str(k), "unknown field") for k in body if k not in ("score", "intent")]
+        score = body.get("score")
+        if "score" not in body:
+            problems.append(("score", "is required"))
+        elif isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+            problems.append(("score", "must be a number between 0 and 1"))
+        intent = body.get("intent")
+        if intent is not None and not isinstance(intent, str):
+            problems.append(("intent", "must be a string"))
+        if problems:
+            raise invalid(problems)
+        record = await self.visible_job(job_id, principal)
+        result = record.result or {}
+        call_id = result.get("call_id") if record.finished else None
+        if not call_id:
+            raise HttpError(409, "not_finished", f"job {job_id} has no answered call to rate yet")
+        try:
+            await self.router.feedback(call_id, float(score), intent=intent)  # type: ignore[arg-type]
+        except KeyError:
+            raise HttpError(
+                404, "not_found", f"the router no longer knows call {call_id}"
+            ) from None
+        await send_json(send, 200, {"job_id": job_id, "call_id": call_id, "score": score})
+
+    # -- state --------------------------------------------------------------------------------
+
+    async def get_health(self, req: Request, send: Send, principal: Principal) -> None:
+        status = self.router.status()
+        usable = False
+        providers = []
+        for p in status.providers:
+            models = [{"alias": m.alias, "breaker": m.breaker} for m in p.models]
+            if p.disabled_reason is None and any(m.breaker != "open" for m in p.models):
+                usable = True
+            providers.append(
+                {
+                    "name": p.name,
+                    "kind": p.kind,
+                    "disabled": p.disabled_reason is not None,
+                    "models": models,
+                }
+            )
+        state = "ok" if usable else "degraded"
+        if self.runner.draining:
+            state = "draining"
+        body = {
+            "status": state,
+            "version": __version__,
+            "uptime_s": status.uptime_s,
+            "simulated": status.simulated,
+            "jobs": await self.store.job_counts(),
+            "jobs_in_flight": self.runner.in_flight,
+            "providers": providers,
+        }
+        await send_json(send, 503 if state == "draining" else 200, body)
+
+    async def get_providers(self, req: Request, send: Send, principal: Principal) -> None:
+        detailed = principal.sees_everything
+        live = {p.name: p for p in self.router.status().providers}
+        now = trio.current_time()
+        out = []
+        for name, spec in self.config.providers.items():
+            state = live.get(name)
+            models_live = {m.alias: m for m in state.models} if state is not None else {}
+            models = []
+            for alias, m in self.config.models.items():
+                if m.provider != name or not model_allowed(principal.models, alias, self.config):
+                    continue
+                ml = models_live.get(alias)
+                entry: dict[str, Any] = {
+                    "alias": alias,
+                    "model_id": m.model_id,
+                    "trust_tier": m.trust_tier,
+                    "context_window": m.context_window,
+                    "max_output_tokens": m.max_output_tokens,
+                    "input_per_mtok": m.input_per_mtok,
+                    "output_per_mtok": m.output_per_mtok,
+                    "intents": list(m.intents),
+                    "capabilities": list(m.capabilities),
+                    "enabled": m.enabled,
+                    "breaker": ml.breaker if ml is not None else "closed",
+                }
+                if detailed:
+                    retry_at = ml.retry_at if ml is not None else None
+                    entry["retry_in_s"] = None if retry_at is None else max(retry_at - now, 0.0)
+                    entry["stats"] = dict(ml.stats) if ml is not None else {}
+                    entry["supports_seed"] = m.supports_seed
+                    entry["supports_prefill"] = m.supports_prefill
+                models.append(entry)
+            if not models and not detailed:
+                continue
+            reason = state.disabled_reason if state is not None else spec.disabled_reason
+            provider: dict[str, Any] = {
+                "name": name,
+                "kind": spec.kind,
+                "disabled": reason is not None,
+                "models": models,
+            }
+            if detailed:
+                provider.update(
+                    disabled_reason=reason,
+                    base_url=safe_url(spec.base_url),
+                    max_concurrency=spec.max_concurrency,
+                    rpm=spec.rpm,
+                    tpm=spec.tpm,
+                    in_flight=state.in_flight if state is not None else 0,
+                    rate_headroom=dict(state.rate_headroom) if state is not None else {},
+                )
+            out.append(provider)
+        routes = {
+            name: list(r.chain)
+            for name, r in self.config.routes.items()
+            if detailed or any(model_allowed(principal.models, a, self.config) for a in r.chain)
+        }
+        body = {"providers": out, "routes": routes, "simulated": self.config.simulated}
+        await send_json(send, 200, body)
+
+    async def get_metrics(self, req: Request, send: Send, principal: Principal) -> None:
+        text = self.metrics.render(self.router.status(), jobs_in_flight=self.runner.in_flight)
+        await send_text(send, 200, text.decode(), _PROMETHEUS_TYPE)
+
+    async def get_openapi(self, req: Request, send: Send, principal: Principal) -> None:
+        await send_json(send, 200, openapi_document())
+
+    async def websocket(self, req: Request, send: Send, principal: Principal) -> None:
+        raise HttpError(426, "upgrade_required", "/ws speaks WebSocket only")
+
+    # -- OpenAI-compatible --------------------------------------------------------------------
+
+    async def get_models(self, req: Request, send: Send, principal: Principal) -> None:
+        created = 0
+        data = [{"id": "auto", "object": "model", "created": created, "owned_by": "switchman"}]
+        for alias, m in self.config.models.items():
+            if model_allowed(principal.models, alias, self.config):
+                data.append(
+                    {"id": alias, "object": "model", "created": created, "owned_by": m.provider}
+                )
+        for name, r in self.config.routes.items():
+            if any(model_allowed(principal.models, a, self.config) for a in r.chain):
+                data.append(
+                    {
+                        "id": name,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "switchman-route",
+                    }
+                )
+        await send_json(send, 200, {"object": "list", "data": data})
+
+    async def post_chat_completions(self, req: Request, send: Send, principal: Principal) -> None:
+        body = await req.json(self.config.server.max_body_bytes)
+        chat = _openai.chat_request(body)
+        unknown, _ = target_problems(principal, chat.call, self.config)
+        if unknown:
+            field, message = unknown[0]
+            raise HttpError(
+                404 if field == "model" else 400, "model_not_found", message, param=field
+            )
+        call = self.admit(chat.call, principal)
+        if chat.stream:
+            await self._chat_stream(send, call, principal, include_usage=chat.include_usage)
+            return
+        job_id = await self.submit(call, principal)
+        result = await self.runner.wait(job_id)
+        if result is None:
+            raise HttpError(500, "internal_error", "the job finished without a result")
+        headers = _openai.result_headers(result, job_id)
+        if not result.ok:
+            err = _openai.failure(result)
+            err_body = _openai.error_body(err) | {
+                "switchman": _openai.switchman_info(result, job_id)
+            }
+            await send_json(send, err.status, err_body, headers)
+            return
+        created = int(self.wall_clock())
+        out = _openai.completion_body(result, job_id=job_id, created=created, requested=call.model)
+        await send_json(send, 200, out, headers)
+
+    async def _chat_stream(
+        self, send: Send, call: Call, principal: Principal, *, include_usage: bool
+    ) -> None:
+        sink, items = trio.open_memory_channel[Delta | Result](0)
+        with items:
+            job_id = await self.submit(call, principal, sink=sink)
+            created = int(self.wall_clock())
+            first = await _next(items, job_id)
+            if isinstance(first, Result) and not first.ok:
+                err = _openai.failure(first)
+                err_body = _openai.error_body(err) | {
+                    "switchman": _openai.switchman_info(first, job_id)
+                }
+                await send_json(send, err.status, err_body, _openai.result_headers(first, job_id))
+                return
+            await start_event_stream(send, _openai.result_headers(None, job_id))
+
+            def chunk(delta: Mapping[str, Any] | None, **kw: Any) -> dict[str, Any]:
+                return _openai.chunk_body(
+                    job_id=job_id, created=created, model=call.model, delta=delta, **kw
+                )
+
+            await send_event(send, chunk({"role": "assistant", "content": ""}))
+            sent = False
+            item: Delta | Result = first
+            while isinstance(item, Delta):
+                if item.text:
+                    await send_event(send, chunk({"content": item.text}))
+                    sent = True
+                item = await _next(items, job_id)
+            result = item
+            if not result.ok:
+                err = _openai.failure(result)
+                await send_event(send, _openai.error_body(err))
+                await end_event_stream(send)
+                return
+            if not sent and result.answer:
+                await send_event(send, chunk({"content": result.answer}))
+            info = _openai.switchman_info(result, job_id)
+            model = result.model or call.model
+            final = _openai.chunk_body(
+                job_id=job_id,
+                created=created,
+                model=model,
+                delta={},
+                finish_reason="stop",
+                usage=None if include_usage else result.usage,
+                extra=info,
+            )
+            await send_event(send, final)
+            if include_usage:
+                usage_only = _openai.chunk_body(
+                    job_id=job_id, created=created, model=model, delta=None, usage=result.usage
+                )
+                await send_event(send, usage_only)
+            await send_event(send, "[DONE]")
+            await end_event_stream(send)
+
+
+async def _next(items: trio.MemoryReceiveChannel[Delta | Result], job_id: str) -> Delta | Result:
+    try:
+        return await items.receive()
+    except trio.EndOfChannel:
+        return failed_result(job_id, "internal_error", "the stream ended without a result")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

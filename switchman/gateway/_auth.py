@@ -1,0 +1,156 @@
+"""Gateway keys: who is calling, and what that caller may do.
+
+Pure functions over the configured ``[[keys]]``. A request presents its key as
+``Authorization: Bearer <key>`` or ``x-api-key: <key>``; the key is compared
+with every configured secret in constant time (``hmac.compare_digest``, no
+early exit), so timing tells nothing about which key nearly matched.
+
+With no keys configured the gateway is open (and serves loopback only): every
+request acts as :data:`OPEN`, which sees every job and every model.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Final
+
+import attrs
+
+from switchman._call import TRUST_RANK, Call, Caller, TrustTier
+from switchman.catalog import Config, KeySpec
+
+
+@attrs.frozen(kw_only=True)
+class Principal:
+    """The caller behind a request.
+
+    ``key_id`` (the key's ``key_env`` name, never the secret) owns the jobs it
+    submits; ``handle`` becomes ``Call.caller.handle``; ``None`` for both means
+    the open gateway.
+    """
+
+    key_id: str | None
+    handle: str | None
+    admin: bool
+    models: tuple[str, ...] = ("*",)
+    min_trust: TrustTier = "untrusted"
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.admin or self.key_id is None
+
+    def owns(self, owner: str | None) -> bool:
+        """Whether a job owned by ``owner`` is visible to this caller."""
+        return self.sees_everything or owner == self.key_id
+
+    def sees_handle(self, handle: str | None) -> bool:
+        """Whether a trace event of the caller ``handle`` is visible to this caller."""
+        return self.sees_everything or handle == self.handle
+
+
+OPEN: Final = Principal(key_id=None, handle=None, admin=True)
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a request presents (lower-cased header names), or None."""
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    key = headers.get("x-api-key", "").strip()
+    return key or None
+
+
+def authenticate(keys: Sequence[KeySpec], presented: str | None) -> Principal | None:
+    """The principal for ``presented``; :data:`OPEN` without keys; None when it matches none.
+
+    Every configured secret is compared (constant time each), whatever matches first.
+    """
+    if not keys:
+        return OPEN
+    if presented is None:
+        return None
+    given = presented.encode()
+    found: KeySpec | None = None
+    for spec in keys:
+        secret = (spec.secret or "").encode()
+        same = hmac.compare_digest(given, secret) and bool(secret)
+        if same and found is None:
+            found = spec
+    if found is None:
+        return None
+    return Principal(
+        key_id=found.key_env,
+        handle=found.handle,
+        admin=found.admin,
+        models=tuple(found.models),
+        min_trust=found.min_trust,
+    )
+
+
+def model_allowed(patterns: Sequence[str], alias: str, config: Config) -> bool:
+    """Whether an fnmatch pattern matches the alias or ``provider/alias``."""
+    spec = config.models.get(alias)
+    names = [alias] if spec is None else [alias, f"{spec.provider}/{alias}"]
+    return any(fnmatchcase(name, p) for p in patterns for name in names)
+
+
+def target_problems(
+    principal: Principal, call: Call, config: Config
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Check the models a call names: (unknown names → 422, names not allowed → 403).
+
+    ``model`` is ``auto``, a route (a route name wins over an alias of the same
+    name) or an alias; ``options.fallback`` entries are aliases or ``auto``.
+    A route is allowed when its name or any alias of its chain is allowed (the
+    router's eligibility drops the rest); ``auto`` when any model is.
+    """
+    unknown: list[tuple[str, str]] = []
+    denied: list[tuple[str, str]] = []
+    pats = principal.models
+
+    def allowed_any() -> bool:
+        return any(model_allowed(pats, a, config) for a in config.models)
+
+    name = call.model
+    if name == "auto":
+        if not allowed_any():
+            denied.append(("model", "this key may not use any model"))
+    elif name in config.routes:
+        chain = config.routes[name].chain
+        ok = any(fnmatchcase(name, p) for p in pats) or any(
+            model_allowed(pats, a, config) for a in chain
+        )
+        if not ok:
+            denied.append(("model", f"this key may not use route {name!r}"))
+    elif name in config.models:
+        if not model_allowed(pats, name, config):
+            denied.append(("model", f"this key may not use model {name!r}"))
+    else:
+        unknown.append(("model", f"unknown model or route {name!r}"))
+    for i, alias in enumerate(call.options.fallback):
+        field = f"options.fallback[{i}]"
+        if alias == "auto":
+            continue
+        if alias not in config.models:
+            unknown.append((field, f"unknown model {alias!r}"))
+        elif not model_allowed(pats, alias, config):
+            denied.append((field, f"this key may not use model {alias!r}"))
+    return unknown, denied
+
+
+def bind_principal(call: Call, principal: Principal) -> Call:
+    """The call as this caller may make it: its handle and key id, at least its trust."""
+    if principal.key_id is None:
+        return call
+    caller = Caller(
+        handle=principal.handle or call.caller.handle,
+        account_id=call.caller.account_id,
+        key_id=principal.key_id,
+    )
+    min_trust = call.min_trust
+    if TRUST_RANK[principal.min_trust] > TRUST_RANK[min_trust]:
+        min_trust = principal.min_trust
+    return attrs.evolve(call, caller=caller, min_trust=min_trust)

@@ -1,0 +1,195 @@
+"""Small ASGI helpers: requests with bounded bodies, JSON and event-stream replies.
+
+The gateway speaks raw ASGI (hypercorn's trio worker calls it), so these are
+the few pieces a framework would otherwise give: headers, query, a body read
+that refuses more than ``max_body_bytes`` (checking ``Content-Length`` first,
+then counting chunks), JSON errors of the shape ``{error: {code, message,
+details?}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+class HttpError(Exception):
+    """An answer other than success, raised by a handler and written by the app.
+
+    ``param`` is only used by the OpenAI-compatible routes (their error shape).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Sequence[Mapping[str, str]] | None = None,
+        param: str | None = None,
+        headers: Headers = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.param = param
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = list(self.details)
+        return {"error": error}
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+class Request:
+    """One HTTP request: method, path, query, headers; the body is read on demand."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: dict[str, str] = dict(
+            parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        )
+        self.headers: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body; ``HttpError(413)`` as soon as it is known to exceed ``limit``.
+
+        A declared ``Content-Length`` over the limit is refused before any byte
+        is read; a chunked body is counted as it arrives and refused at the
+        first chunk that passes the limit (the rest is never read).
+        """
+        declared = self.headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise HttpError(400, "bad_request", "invalid Content-Length header") from None
+            if size > limit:
+                raise _too_large(limit)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def json(self, limit: int) -> Any:
+        """The body parsed as JSON; ``HttpError(400)`` when it is not JSON."""
+        raw = await self.body(limit)
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HttpError(400, "bad_request", f"malformed JSON body: {exc}") from None
+
+    def query_number(self, name: str, *, low: float, high: float) -> float | None:
+        """A numeric query parameter within [low, high]; ``HttpError(422)`` naming it if not."""
+        raw = self.query.get(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not low <= value <= high:
+            raise invalid([(name, f"must be a number between {low:g} and {high:g}; got {raw!r}")])
+        return value
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+
+
+def invalid(fields: Iterable[tuple[str, str]]) -> HttpError:
+    """A 422 naming each bad field."""
+    details = [{"field": f, "message": m} for f, m in fields]
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return HttpError(422, "validation_error", message or "invalid request", details=details)
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def send_json(send: Send, status: int, data: Any, headers: Headers = ()) -> None:
+    body = dumps(data)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_text(send: Send, status: int, text: str, content_type: str) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def start_event_stream(send: Send, headers: Headers = ()) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                *headers,
+            ],
+        }
+    )
+
+
+async def send_event(send: Send, data: Any) -> None:
+    """One server-sent event ``data: <json>`` (or the literal ``[DONE]``)."""
+    payload = data.encode() if isinstance(data, str) else dumps(data)
+    await send(
+        {"type": "http.response.body", "body": b"data: " + payload + b"\n\n", "more_body": True}
+    )
+
+
+async def end_event_stream(send: Send) -> None:
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

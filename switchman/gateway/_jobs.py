@@ -1,0 +1,216 @@
+"""Jobs: every call the gateway takes is a job, stored before its id is handed out.
+
+A :class:`JobRunner` runs each job as a task in the nursery it is given (owned
+by ``serve_gateway``), so a job outlives the HTTP request that submitted it: a
+client may disconnect, the call still finishes and its result is stored.
+
+Lifecycle in the store: ``queued`` (on submit) → ``running`` (task started) →
+``complete`` | ``failed``. A job cancelled by shutdown is stored ``failed`` with
+reason ``"shutdown"`` in a shielded, bounded clean-up: nothing vanishes.
+
+Waiting: each in-flight job has a ``trio.Event`` set once its final record is
+stored, so long-polls and ``?wait=`` wake at once instead of polling the store.
+The map of in-flight jobs is this runner's private bookkeeping, not a channel
+between actors.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from switchman._call import Call
+from switchman._convert import to_jsonable
+from switchman._errors import ValidationError
+from switchman._result import Delta, ErrorInfo, Result
+from switchman.gateway._protocol import RouterHandle
+from switchman.store import JobStore
+
+log = logging.getLogger("switchman.gateway")
+
+StreamSink = trio.MemorySendChannel[Delta | Result]
+#: how long a cancelled job may take to store its "shutdown" failure and tell its stream
+_CLEANUP_S = 5.0
+
+
+class Draining(Exception):
+    """The gateway is shutting down and takes no new jobs."""
+
+
+class Overloaded(Exception):
+    """Too many jobs in flight."""
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex
+
+
+def failed_result(job_id: str, code: str, message: str) -> Result:
+    """A failed result for a job that never got one from the router."""
+    return Result(
+        call_id="",
+        job_id=job_id,
+        status="failed",
+        errors=(ErrorInfo(code=code, message=message),),
+    )
+
+
+@attrs.define
+class _Job:
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: Result | None = None
+
+
+class JobRunner:
+    """Submits calls as jobs into ``nursery`` and lets requests wait for them.
+
+    ``max_in_flight`` bounds how many jobs run at once (past it, submit raises
+    :class:`Overloaded`); after :meth:`start_draining`, submit raises
+    :class:`Draining`. Whoever owns ``nursery`` cancels it to stop the jobs.
+    """
+
+    def __init__(
+        self,
+        router: RouterHandle,
+        store: JobStore,
+        nursery: trio.Nursery,
+        *,
+        max_in_flight: int,
+        job_ids: Callable[[], str] = new_job_id,
+    ) -> None:
+        self._router = router
+        self._store = store
+        self._nursery = nursery
+        self._max = max_in_flight
+        self._job_ids = job_ids
+        self._jobs: dict[str, _Job] = {}
+        self._idle = trio.Event()
+        self._idle.set()
+        self.draining = False
+        self.drained = trio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._jobs)
+
+    async def submit(self, call: Call, *, owner: str | None, sink: StreamSink | None = None) -> str:
+        """Store ``call`` as a queued job and start it; returns the job id.
+
+        With ``sink`` the call is streamed: ``Delta`` items then the final
+        ``Result`` are sent to ``sink``, which the job closes when done (a sink
+        whose receiver went away is simply dropped; the job still completes).
+        If cancelled before the job is stored, nothing is submitted.
+        """
+        if self.draining:
+            raise Draining
+        if len(self._jobs) >= self._max:
+            raise Overloaded
+        job_id = self._job_ids()
+        await self._store.add_job(
+            job_id=job_id, owner=owner, handle=call.caller.handle, call=to_jsonable(call)
+        )
+        self._jobs[job_id] = _Job()
+        self._idle = trio.Event()
+        self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
+        return job_id
+
+    def is_running(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
+    async def wait(self, job_id: str) -> Result | None:
+        """Wait for a job of this process to finish; its result, or None when not in flight.
+
+        For a job that is not in flight here (finished earlier, or unknown),
+        returns None at once: read the store then. Callers bound the wait with
+        their own cancel scope; cancelling the wait does not touch the job.
+        """
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        await job.done.wait()
+        return job.result
+
+    def start_draining(self) -> None:
+        """Take no new jobs from now on."""
+        self.draining = True
+
+    async def wait_idle(self) -> None:
+        """Wait until no job is in flight."""
+        while self._jobs:
+            await self._idle.wait()
+
+    async def _run(self, job_id: str, call: Call, sink: StreamSink | None) -> None:
+        job = self._jobs[job_id]
+        try:
+            await self._store.mark_running(job_id)
+            result = await self._execute(job_id, call, sink)
+            await self._store.finish_job(job_id, status=result.status, result=to_jsonable(result))
+            job.result = result
+            if sink is not None:
+                await _deliver(sink, result)
+        finally:
+            if job.result is None:  # cancelled before its result was stored
+                with trio.CancelScope(shield=True), trio.move_on_after(_CLEANUP_S):
+                    await self._finish_cancelled(job, job_id, sink)
+            self._release(job_id)
+
+    async def _execute(self, job_id: str, call: Call, sink: StreamSink | None) -> Result:
+        """The router's result for the job; raises only ``trio.Cancelled``."""
+        try:
+            if sink is None:
+                result = await self._router.call(call, job_id=job_id)
+            else:
+                result = await self._stream(call, job_id, sink)
+        except ValidationError as exc:
+            result = failed_result(job_id, exc.code, str(exc))
+        except Exception:  # a router bug must not take the gateway down
+            log.exception("job %s: the router raised", job_id)
+            result = failed_result(job_id, "internal_error", "internal error in the router")
+        if result.job_id != job_id:
+            result = attrs.evolve(result, job_id=job_id)
+        return result
+
+    async def _finish_cancelled(self, job: _Job, job_id: str, sink: StreamSink | None) -> None:
+        job.result = failed_result(
+            job_id, "cancelled", "the gateway shut down before the call finished"
+        )
+        await self._store.finish_job(
+            job_id, status="failed", result=to_jsonable(job.result), reason="shutdown"
+        )
+        if sink is not None:
+            await _deliver(sink, job.result)
+
+    def _release(self, job_id: str) -> None:
+        job = self._jobs.pop(job_id)
+        job.done.set()
+        if not self._jobs:
+            self._idle.set()
+
+    async def _stream(self, call: Call, job_id: str, sink: StreamSink) -> Result:
+        result: Result | None = None
+        live: StreamSink | None = sink
+        async with self._router.stream(call, job_id=job_id) as items:
+            async for item in items:
+                if isinstance(item, Result):
+                    result = item
+                elif live is not None:
+                    try:
+                        await live.send(item)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        live = None  # the client left; the call still completes
+        if result is None:
+            return failed_result(job_id, "internal_error", "the stream ended without a result")
+        return result
+
+
+async def _deliver(sink: StreamSink, result: Result) -> None:
+    try:
+        await sink.send(result)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await sink.aclose()

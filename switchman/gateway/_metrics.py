@@ -1,0 +1,153 @@
+"""Prometheus metrics of the gateway, fed from the router's trace events.
+
+The registry belongs to one :class:`GatewayMetrics` (no global registry), so two
+gateways in one process, or two tests, never share counters.
+
+Trace event fields read (all optional; a missing one counts as ``"unknown"``):
+
+- ``call.completed`` / ``call.failed``: ``model``, ``latency_ms``
+- ``attempt.finished``: ``provider``, ``alias`` (or ``model``), ``outcome``,
+  ``ttft_ms``, ``cost_usd``
+- ``breaker.changed``: ``provider``, ``alias`` (or ``model``), ``state`` (or ``to``)
+- ``events.dropped``: ``count``
+
+Breaker states and in-flight counts are read from ``router.status()`` at each
+scrape, so they are right even for providers that never produced an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from switchman._result import TraceEvent
+from switchman.gateway._protocol import RouterStatusLike
+
+BREAKER_VALUE: Final = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+_LATENCY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_TTFT_BUCKETS: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def _label(data: Mapping[str, Any], *names: str) -> str:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value[:100]
+    return "unknown"
+
+
+def _number(data: Mapping[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+class GatewayMetrics:
+    """Counters, histograms and gauges in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls = Counter("switchman_calls", "Calls finished, by status", ["status"], registry=r)
+        self.attempts = Counter(
+            "switchman_attempts",
+            "Attempts finished, by provider, model and outcome",
+            ["provider", "model", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "switchman_call_latency_seconds",
+            "Latency of finished calls",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "switchman_ttft_seconds",
+            "Time to first token of attempts",
+            ["provider", "model"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.spend = Counter(
+            "switchman_spend_usd",
+            "Spend in USD, by provider and model",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "switchman_breaker_transitions",
+            "Breaker state changes, by the state entered",
+            ["provider", "model", "state"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "switchman_breaker_state",
+            "Breaker state per model: 0 closed, 1 half-open, 2 open",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "switchman_provider_in_flight",
+            "Attempts in flight per provider",
+            ["provider"],
+            registry=r,
+        )
+        self.jobs_in_flight = Gauge(
+            "switchman_gateway_jobs_in_flight", "Gateway jobs in flight", registry=r
+        )
+        self.events_dropped = Counter(
+            "switchman_events_dropped", "Trace events the metrics feed lost", registry=r
+        )
+        self.http_requests = Counter(
+            "switchman_http_requests",
+            "HTTP requests, by route and status",
+            ["route", "status"],
+            registry=r,
+        )
+
+    def observe(self, event: TraceEvent) -> None:
+        """Count one trace event."""
+        data = event.data
+        match event.type:
+            case "call.completed" | "call.failed":
+                status = "complete" if event.type == "call.completed" else "failed"
+                self.calls.labels(status=status).inc()
+                latency = _number(data, "latency_ms")
+                if latency is not None:
+                    self.latency.labels(model=_label(data, "model")).observe(latency / 1000)
+            case "attempt.finished":
+                provider = _label(data, "provider")
+                model = _label(data, "alias", "model")
+                self.attempts.labels(
+                    provider=provider, model=model, outcome=_label(data, "outcome")
+                ).inc()
+                ttft = _number(data, "ttft_ms")
+                if ttft is not None:
+                    self.ttft.labels(provider=provider, model=model).observe(ttft / 1000)
+                cost = _number(data, "cost_usd")
+                if cost:
+                    self.spend.labels(provider=provider, model=model).inc(cost)
+            case "breaker.changed":
+                self.breaker_transitions.labels(
+                    provider=_label(data, "provider"),
+                    model=_label(data, "alias", "model"),
+                    state=_label(data, "state", "to"),
+                ).inc()
+            case "events.dropped":
+                self.events_dropped.inc(_number(data, "count") or 1)
+            case _:
+                pass
+
+    def render(self, status: RouterStatusLike, *, jobs_in_flight: int) -> bytes:
+        """The Prometheus text exposition, gauges refreshed from ``status`` first."""
+        for provider in status.providers:
+            self.in_flight.labels(provider=provider.name).set(provider.in_flight)
+            for model in provider.models:
+                value = BREAKER_VALUE.get(model.breaker, -1.0)
+                self.breaker_state.labels(provider=provider.name, model=model.alias).set(value)
+        self.jobs_in_flight.set(jobs_in_flight)
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,306 @@
+"""The OpenAI-compatible wire: chat-completion requests in, completions and chunks out.
+
+Pure functions (no I/O) used by the ``/v1`` routes. Request fields mapped to a
+``Call``: ``messages`` (``developer`` is read as ``system``; content as a string
+or a list of text parts), ``model``, ``temperature``, ``top_p``,
+``max_completion_tokens`` (else ``max_tokens``), ``seed``, ``stop``, ``user``
+(the caller handle, and its account id), ``metadata``, and the extension
+``intent``. ``n`` must be 1. Every other field is ignored, as the SDK sends extras.
+
+Failed calls answer with the status of their first error code
+(:data:`FAILURE_STATUS`, also used for ``x-switchman-*`` consumers):
+
+=================== ====== ==============================================
+code                status why
+=================== ====== ==============================================
+validation_error    400    OpenAI answers bad values with 400
+permission_denied   403    the key may not do this
+budget_exceeded     402    a budget cannot cover the call
+no_eligible_model   503    no provider available for this call
+all_models_failed   503    every eligible provider failed
+rate_limited        503    every eligible provider is rate limited
+refused             422    the models refused the request's content
+timeout             504    the call's deadline passed
+cancelled           503    the gateway shut down before the call finished
+internal_error      500    a bug
+=================== ====== ==============================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from switchman._call import INTENTS, Call, Caller, Message, Params
+from switchman._errors import ValidationError
+from switchman._result import Result, Usage
+from switchman.gateway._http import Headers, HttpError
+
+FAILURE_STATUS: Final[Mapping[str, int]] = {
+    "validation_error": 400,
+    "permission_denied": 403,
+    "budget_exceeded": 402,
+    "no_eligible_model": 503,
+    "all_models_failed": 503,
+    "rate_limited": 503,
+    "refused": 422,
+    "timeout": 504,
+    "cancelled": 503,
+    "internal_error": 500,
+}
+
+_ERROR_TYPES: Final[Mapping[int, str]] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_ROLES: Final[Mapping[str, str]] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+
+
+@attrs.frozen(kw_only=True)
+class ChatRequest:
+    call: Call
+    stream: bool
+    include_usage: bool
+
+
+def error_body(err: HttpError) -> dict[str, Any]:
+    """OpenAI's error shape: ``{error: {message, type, param, code}}``."""
+    error: dict[str, Any] = {
+        "message": err.message,
+        "type": _ERROR_TYPES.get(err.status, "api_error"),
+        "param": err.param,
+        "code": err.code,
+    }
+    if err.details is not None:
+        error["details"] = list(err.details)
+    return {"error": error}
+
+
+def _text(content: Any, where: str, errors: list[tuple[str, str]]) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts: list[str] = []
+        for i, part in enumerate(content):
+            if isinstance(part, Mapping) and part.get("type") == "text":
+                if isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+                    continue
+            errors.append((f"{where}.content[{i}]", "only text content parts are supported"))
+        return "".join(parts)
+    errors.append((f"{where}.content", "must be a string or a list of text parts"))
+    return None
+
+
+def _messages(raw: Any, errors: list[tuple[str, str]]) -> list[Message]:
+    if not isinstance(raw, list) or not raw:
+        errors.append(("messages", "must be a non-empty array of messages"))
+        return []
+    out: list[Message] = []
+    for i, m in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(m, Mapping):
+            errors.append((where, "must be an object"))
+            continue
+        role = _ROLES.get(m.get("role"))  # type: ignore[arg-type]
+        if role is None:
+            errors.append((f"{where}.role", f"unsupported role {m.get('role')!r}"))
+        text = _text(m.get("content"), where, errors)
+        if role is not None and text is not None:
+            out.append(Message(role=role, content=text))  # type: ignore[arg-type]
+    return out
+
+
+def _stop(raw: Any) -> Any:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    return tuple(raw) if isinstance(raw, list) else raw
+
+
+def chat_request(body: Any) -> ChatRequest:
+    """A ``ChatRequest`` from a chat-completions body; ``HttpError(400)`` naming bad params."""
+    if not isinstance(body, Mapping):
+        raise HttpError(400, "invalid_request_error", "the body must be a JSON object")
+    errors: list[tuple[str, str]] = []
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        errors.append(("model", "must be a model alias, a route name or 'auto'"))
+    messages = _messages(body.get("messages"), errors)
+    n = body.get("n")
+    if n is not None and n != 1:
+        errors.append(("n", "only n = 1 is supported"))
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        errors.append(("stream", "must be true or false"))
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not isinstance(options, Mapping) or not isinstance(
+            options.get("include_usage", False), bool
+        ):
+            errors.append(("stream_options", "must be an object with a boolean include_usage"))
+        else:
+            include_usage = bool(options.get("include_usage", False))
+    user = body.get("user")
+    if user is not None and (not isinstance(user, str) or len(user) > 200):
+        errors.append(("user", "must be a string of at most 200 characters"))
+        user = None
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        errors.append(("metadata", "must be an object"))
+        metadata = None
+    intent = body.get("intent", "unknown")
+    if intent not in INTENTS:
+        errors.append(("intent", f"must be one of {', '.join(sorted(INTENTS))}"))
+        intent = "unknown"
+    max_tokens = body.get("max_completion_tokens")
+    max_name = "max_completion_tokens"
+    if max_tokens is None:
+        max_tokens, max_name = body.get("max_tokens"), "max_tokens"
+    params: Params | None = None
+    try:
+        params = Params(
+            temperature=body.get("temperature"),
+            top_p=body.get("top_p"),
+            max_tokens=max_tokens,
+            seed=body.get("seed"),
+            stop=_stop(body.get("stop")),
+        )
+    except ValidationError as exc:
+        for f in exc.fields:
+            errors.append((max_name if f.field == "max_tokens" else f.field, f.message))
+    except TypeError:
+        errors.append(("stop", "must be a string or an array of strings"))
+    call: Call | None = None
+    if not errors:
+        try:
+            call = Call(
+                messages=tuple(messages),
+                model=model,  # type: ignore[arg-type]
+                intent=intent,
+                caller=Caller(handle=user or "anonymous", account_id=user or ""),
+                params=params or Params(),
+                metadata=dict(metadata or {}),
+            )
+        except ValidationError as exc:
+            errors.extend((f.field, f.message) for f in exc.fields)
+    if errors or call is None:
+        param, message = errors[0]
+        raise HttpError(
+            400,
+            "invalid_value",
+            f"{param}: {message}",
+            param=param,
+            details=[{"field": f, "message": m} for f, m in errors],
+        )
+    return ChatRequest(call=call, stream=bool(stream), include_usage=include_usage)
+
+
+def fallbacks(result: Result) -> int:
+    """How many times the call moved on to another model."""
+    models = {attempt.alias for attempt in result.trace.attempts}
+    return max(len(models) - 1, 0)
+
+
+def result_headers(result: Result | None, job_id: str) -> Headers:
+    headers: list[tuple[bytes, bytes]] = [(b"x-switchman-job-id", job_id.encode())]
+    if result is not None:
+        headers += [
+            (b"x-switchman-model", (result.model or "").encode()),
+            (b"x-switchman-provider", (result.provider or "").encode()),
+            (b"x-switchman-attempts", str(len(result.trace.attempts)).encode()),
+            (b"x-switchman-fallbacks", str(fallbacks(result)).encode()),
+        ]
+    return headers
+
+
+def switchman_info(result: Result, job_id: str) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "call_id": result.call_id,
+        "model": result.model,
+        "provider": result.provider,
+        "attempts": len(result.trace.attempts),
+        "fallbacks": fallbacks(result),
+        "cost_usd": result.cost_usd,
+        "simulated": result.simulated,
+    }
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
+
+
+def completion_body(result: Result, *, job_id: str, created: int, requested: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{job_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": result.model or requested,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer, "refusal": None},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage_body(result.usage),
+        "system_fingerprint": None,
+        "switchman": switchman_info(result, job_id),
+    }
+
+
+def chunk_body(
+    *,
+    job_id: str,
+    created: int,
+    model: str,
+    delta: Mapping[str, Any] | None,
+    finish_reason: str | None = None,
+    usage: Usage | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``chat.completion.chunk``; ``delta=None`` gives the usage-only chunk (no choices)."""
+    body: dict[str, Any] = {
+        "id": f"chatcmpl-{job_id}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": []
+        if delta is None
+        else [{"index": 0, "delta": dict(delta), "finish_reason": finish_reason, "logprobs": None}],
+    }
+    if usage is not None:
+        body["usage"] = usage_body(usage)
+    if extra is not None:
+        body["switchman"] = dict(extra)
+    return body
+
+
+def failure(result: Result) -> HttpError:
+    """The HTTP error for a failed call, by its first error code."""
+    first = result.errors[0] if result.errors else None
+    code = first.code if first is not None else "all_models_failed"
+    message = first.message if first is not None else "the call failed"
+    return HttpError(FAILURE_STATUS.get(code, 503), code, message)

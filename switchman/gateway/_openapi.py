@@ -1,0 +1,437 @@
+"""The gateway's OpenAPI 3.1 description, written as data.
+
+A test checks that every route of the app is described here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Final
+
+from switchman._version import __version__
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_AUTH_ERRORS: Final = {
+    "401": _error("no valid gateway key (only when [[keys]] are configured)"),
+    "403": _error("the key may not do this"),
+}
+_JOB_ID: Final = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_WAIT: Final = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "wait up to this many seconds (0..300) for the job to finish",
+    "schema": {"type": "number", "minimum": 0, "maximum": 300},
+}
+_NUMBER_OR_NULL: Final = {"type": ["number", "null"]}
+_STRINGS: Final = {"type": "array", "items": {"type": "string"}}
+
+_SCHEMAS: Final[dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "field": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
+                    "type": {"type": "string", "description": "OpenAI-compatible routes only"},
+                    "param": {"type": ["string", "null"], "description": "/v1 routes only"},
+                },
+            }
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["role", "content"],
+        "additionalProperties": False,
+        "properties": {
+            "role": {"enum": ["system", "user", "assistant"]},
+            "content": {"type": "string"},
+        },
+    },
+    "Call": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Give exactly one of prompt or messages.",
+        "properties": {
+            "prompt": {"type": "string"},
+            "messages": {"type": "array", "items": _ref("Message")},
+            "model": {"type": "string", "default": "auto"},
+            "intent": {
+                "enum": [
+                    "lookup",
+                    "summarize",
+                    "extract",
+                    "compare",
+                    "draft",
+                    "classify",
+                    "reason",
+                    "critique",
+                    "translate",
+                    "code",
+                    "unknown",
+                ],
+                "default": "unknown",
+            },
+            "caller": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "handle": {"type": "string"},
+                    "account_id": {"type": "string"},
+                    "key_id": {"type": ["string", "null"]},
+                },
+            },
+            "min_trust": {"enum": ["untrusted", "standard", "trusted"]},
+            "capabilities": _STRINGS,
+            "params": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+                    "max_tokens": {"type": "integer", "minimum": 1},
+                    "seed": {"type": "integer", "minimum": 0},
+                    "stop": {**_STRINGS, "maxItems": 4},
+                },
+            },
+            "options": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "verbosity": {"enum": ["minimal", "standard", "full"]},
+                    "determinism": {"enum": ["strict", "best_effort", "off"]},
+                    "timeouts": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "ttft_ms": {"type": "integer"},
+                            "soft_ms": {"type": "integer"},
+                            "hard_ms": {"type": "integer"},
+                        },
+                    },
+                    "redaction": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "mode": {"enum": ["auto", "off"]},
+                            "override": {
+                                "type": "object",
+                                "properties": {
+                                    "enabled": {"type": "boolean"},
+                                    "acknowledgements": _STRINGS,
+                                    "reason": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                    "max_cost_usd": {"type": "number", "minimum": 0},
+                    "fallback": _STRINGS,
+                },
+            },
+            "metadata": {"type": "object"},
+        },
+    },
+    "Result": {
+        "type": "object",
+        "required": ["call_id", "status"],
+        "properties": {
+            "call_id": {"type": "string"},
+            "job_id": {"type": ["string", "null"]},
+            "status": {"enum": ["complete", "failed"]},
+            "answer": {"type": "string"},
+            "model": {"type": ["string", "null"]},
+            "provider": {"type": ["string", "null"]},
+            "provider_model_id": {"type": ["string", "null"]},
+            "usage": {
+                "type": "object",
+                "properties": {
+                    "input_tokens": {"type": "integer"},
+                    "output_tokens": {"type": "integer"},
+                },
+            },
+            "cost_usd": {"type": "number"},
+            "latency_ms": {"type": "number"},
+            "ttft_ms": _NUMBER_OR_NULL,
+            "redaction": {"type": "object"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "provider": {"type": ["string", "null"]},
+                        "status": {"type": ["integer", "null"]},
+                    },
+                },
+            },
+            "trace": {"type": "object"},
+            "simulated": {"type": "boolean"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["job_id", "status"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "status": {"enum": ["queued", "running", "complete", "failed"]},
+            "handle": {"type": "string"},
+            "submitted_at": {"type": "number"},
+            "started_at": _NUMBER_OR_NULL,
+            "finished_at": _NUMBER_OR_NULL,
+            "reason": {"type": "string", "description": "why it failed: shutdown, interrupted"},
+            "result": _ref("Result"),
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["job_id", "status"],
+        "properties": {"job_id": {"type": "string"}, "status": {"type": "string"}},
+    },
+    "Feedback": {
+        "type": "object",
+        "required": ["score"],
+        "additionalProperties": False,
+        "properties": {
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "intent": {"type": "string"},
+        },
+    },
+    "ChatCompletionRequest": {
+        "type": "object",
+        "required": ["model", "messages"],
+        "description": "OpenAI-compatible; fields not listed are ignored.",
+        "properties": {
+            "model": {"type": "string", "description": "an alias, a route or auto"},
+            "messages": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "role": {"enum": ["system", "developer", "user", "assistant"]},
+                        "content": {"type": ["string", "array"]},
+                    },
+                },
+            },
+            "temperature": {"type": "number"},
+            "top_p": {"type": "number"},
+            "max_tokens": {"type": "integer"},
+            "max_completion_tokens": {"type": "integer"},
+            "seed": {"type": "integer"},
+            "stop": {"type": ["string", "array"]},
+            "n": {"const": 1},
+            "stream": {"type": "boolean"},
+            "stream_options": {
+                "type": "object",
+                "properties": {"include_usage": {"type": "boolean"}},
+            },
+            "user": {"type": "string"},
+            "metadata": {"type": "object"},
+            "intent": {"type": "string", "description": "switchman extension"},
+        },
+    },
+    "ChatCompletion": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "chat.completion"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "choices": {"type": "array"},
+            "usage": {"type": "object"},
+            "switchman": {"type": "object"},
+        },
+    },
+}
+
+_DOCUMENT: Final[dict[str, Any]] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "switchman gateway",
+        "version": __version__,
+        "description": "LLM router gateway: jobs, live traces and an OpenAI-compatible API.",
+    },
+    "components": {
+        "schemas": _SCHEMAS,
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        },
+    },
+    "security": [{"bearer": []}, {"apiKey": []}],
+    "paths": {
+        "/call": {
+            "post": {
+                "summary": "Submit a call as a job",
+                "parameters": [_WAIT],
+                "requestBody": {"required": True, **_json(_ref("Call"), "the call")},
+                "responses": {
+                    "200": _json(_ref("Job"), "finished within ?wait"),
+                    "202": _json(_ref("Accepted"), "accepted; poll /result/{job_id}"),
+                    "400": _error("malformed JSON"),
+                    "413": _error("body too large"),
+                    "422": _error("invalid fields, each named in details"),
+                    "503": _error("shutting down or overloaded"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/result/{job_id}": {
+            "get": {
+                "summary": "A job and, once finished, its result",
+                "parameters": [_JOB_ID, _WAIT],
+                "responses": {
+                    "200": _json(_ref("Job"), "the job"),
+                    "404": _error("unknown job"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/jobs": {
+            "get": {
+                "summary": "Recent jobs (all callers' with an admin key)",
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"enum": ["queued", "running", "complete", "failed"]},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"jobs": {"type": "array"}}}, "jobs"
+                    ),
+                    "422": _error("bad status or limit"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Liveness, version, uptime, job counts, breakers (no key needed)",
+                "security": [],
+                "responses": {
+                    "200": _json({"type": "object"}, "ok or degraded"),
+                    "503": _json({"type": "object"}, "draining for shutdown"),
+                },
+            }
+        },
+        "/providers": {
+            "get": {
+                "summary": "Catalog with live state (details with an admin key)",
+                "responses": {"200": _json({"type": "object"}, "providers"), **_AUTH_ERRORS},
+            }
+        },
+        "/feedback/{job_id}": {
+            "post": {
+                "summary": "Quality feedback for a finished job",
+                "parameters": [_JOB_ID],
+                "requestBody": {"required": True, **_json(_ref("Feedback"), "the score")},
+                "responses": {
+                    "200": _json({"type": "object"}, "recorded"),
+                    "404": _error("unknown job"),
+                    "409": _error("job not finished"),
+                    "422": _error("invalid fields"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/chat/completions": {
+            "post": {
+                "summary": "OpenAI-compatible chat completions (stream: true gives SSE)",
+                "requestBody": {
+                    "required": True,
+                    **_json(_ref("ChatCompletionRequest"), "the request"),
+                },
+                "responses": {
+                    "200": {
+                        "description": "a completion, or an event stream of chunks",
+                        "content": {
+                            "application/json": {"schema": _ref("ChatCompletion")},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "400": _error("bad values"),
+                    "402": _error("budget exceeded"),
+                    "404": _error("unknown model"),
+                    "422": _error("refused by the models"),
+                    "503": _error("no provider available"),
+                    "504": _error("timeout"),
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/v1/models": {
+            "get": {
+                "summary": "OpenAI-compatible model list: auto, aliases and routes",
+                "responses": {"200": _json({"type": "object"}, "models"), **_AUTH_ERRORS},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_AUTH_ERRORS,
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **_AUTH_ERRORS},
+            }
+        },
+        "/ws": {
+            "get": {
+                "summary": "WebSocket: live trace events and results",
+                "description": (
+                    "Client messages: {type: subscribe, job_id?} and {type: call, call: Call}. "
+                    "Server messages: trace events {type, call_id, job_id, ts, ...}, "
+                    "{type: submitted, job_id}, {type: result, job_id, result}, "
+                    "{type: events.dropped, count} and {type: error, error: {code, message}}."
+                ),
+                "responses": {"101": {"description": "switching protocols"}, **_AUTH_ERRORS},
+            }
+        },
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the OpenAPI description."""
+    return copy.deepcopy(_DOCUMENT)

@@ -1,0 +1,72 @@
+"""What the gateway needs from the router: the ``RouterHandle`` protocol.
+
+The gateway codes against these protocols only, so it runs the same over the
+real router and over the in-memory fake of its tests. Status records are read
+through read-only properties, which frozen attrs classes satisfy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import trio
+
+from switchman._call import Call
+from switchman._result import Delta, Result, TraceEvent
+from switchman.catalog import Config
+
+
+class ModelStatusLike(Protocol):
+    @property
+    def alias(self) -> str: ...
+    @property
+    def breaker(self) -> str: ...  # "closed" | "open" | "half_open"
+    @property
+    def retry_at(self) -> float | None: ...  # trio clock
+    @property
+    def stats(self) -> Mapping[str, Any]: ...
+
+
+class ProviderStatusLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def disabled_reason(self) -> str | None: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def rate_headroom(self) -> Mapping[str, Any]: ...
+    @property
+    def models(self) -> Sequence[ModelStatusLike]: ...
+
+
+class RouterStatusLike(Protocol):
+    @property
+    def providers(self) -> Sequence[ProviderStatusLike]: ...
+    @property
+    def uptime_s(self) -> float: ...
+    @property
+    def simulated(self) -> bool: ...
+
+
+class RouterHandle(Protocol):
+    """The running router as the gateway uses it."""
+
+    @property
+    def config(self) -> Config: ...
+
+    async def call(self, call: Call, *, job_id: str | None = None) -> Result: ...
+
+    def stream(
+        self, call: Call, *, job_id: str | None = None
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Delta | Result]]: ...
+
+    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]: ...
+
+    def status(self) -> RouterStatusLike: ...
+
+    async def feedback(self, call_id: str, score: float, *, intent: str | None = None) -> None: ...

@@ -1,0 +1,232 @@
+"""``serve_gateway``: the gateway's hypercorn server, jobs and feeds, in one task.
+
+Layout (everything inside the caller's nursery, via this one task)::
+
+    serve_gateway
+     ├─ store            (opened here from config.server.db unless one is given)
+     ├─ metrics pump     router.subscribe() → GatewayMetrics
+     ├─ retention        prunes old jobs every few minutes
+     ├─ job host         the nursery every job runs in (JobRunner)
+     └─ hypercorn        trio worker serving the ASGI app
+
+Graceful shutdown, when ``shutdown_trigger`` returns: hypercorn stops
+accepting at once and idle connections close; no new job is taken; jobs in
+flight get ``config.server.grace_s`` to finish; then the rest are cancelled
+and stored as failed with reason ``"shutdown"``; websockets close once the
+results they owe are sent; hypercorn gives requests still open a few more
+seconds, then cancels them; the store closes. Cancelling ``serve_gateway``
+instead skips the grace period but still stores the cancelled jobs as failed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from typing import Any, Final
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from switchman.gateway._app import Gateway
+from switchman.gateway._jobs import JobRunner
+from switchman.gateway._metrics import GatewayMetrics
+from switchman.gateway._protocol import RouterHandle
+from switchman.store import JobStore, open_store
+
+log = logging.getLogger("switchman.gateway")
+
+#: how often old jobs are pruned
+RETENTION_EVERY_S: Final = 300.0
+#: extra time hypercorn gives open requests after the jobs' grace period
+_RESPONSE_MARGIN_S: Final = 5.0
+#: gateway jobs in flight per unit of router capacity
+_JOBS_PER_CAPACITY: Final = 4
+
+
+class InsecureBindError(ValueError):
+    """Refused to serve a non-loopback address without gateway keys."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, *, has_keys: bool, insecure: bool) -> None:
+    """Raise :class:`InsecureBindError` for an open gateway on a non-loopback host."""
+    if not has_keys and not insecure and not is_loopback(host):
+        raise InsecureBindError(
+            f"refusing to serve {host!r} without gateway keys: anyone who can reach it could "
+            "spend your provider budget. Configure [[keys]], bind 127.0.0.1, or pass "
+            "insecure=True (--insecure) if you really mean it."
+        )
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _address(bind: str) -> tuple[str, int]:
+    """``http://127.0.0.1:8265`` → ``("127.0.0.1", 8265)``."""
+    hostport = bind.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@contextmanager
+def _unwrapped() -> Iterator[None]:
+    """Raise the lone exception of a nursery's ExceptionGroup as itself."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            yield from _leaves(sub)
+    else:
+        yield exc
+
+
+async def serve_gateway(
+    router: RouterHandle,
+    *,
+    host: str,
+    port: int,
+    insecure: bool = False,
+    store: JobStore | None = None,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the gateway for ``router`` on ``host:port`` until shut down.
+
+    ``task_status.started((host, port))`` reports the bound address once it
+    listens (port 0 gives the real port). ``store`` defaults to one opened at
+    ``config.server.db`` (closed here on exit). When ``shutdown_trigger``
+    returns, the gateway shuts down gracefully (module docstring) and this
+    returns. Raises :class:`InsecureBindError` before binding a non-loopback
+    host without ``[[keys]]`` unless ``insecure``.
+    """
+    config = router.config
+    check_bind(host, has_keys=bool(config.keys), insecure=insecure)
+    with _unwrapped():
+        async with AsyncExitStack() as stack:
+            if store is None:
+                store = await stack.enter_async_context(
+                    open_store(
+                        config.server.db,
+                        retention_count=config.server.job_retention_count,
+                        retention_days=config.server.job_retention_days,
+                        clock=wall_clock,
+                    )
+                )
+            await _serve(
+                router,
+                store,
+                host=host,
+                port=port,
+                shutdown_trigger=shutdown_trigger,
+                wall_clock=wall_clock,
+                task_status=task_status,
+            )
+
+
+async def _serve(
+    router: RouterHandle,
+    store: JobStore,
+    *,
+    host: str,
+    port: int,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None,
+    wall_clock: Callable[[], float],
+    task_status: trio.TaskStatus[tuple[str, int]],
+) -> None:
+    config = router.config
+    grace = config.server.grace_s
+    metrics = GatewayMetrics()
+    shutdown = trio.Event()
+    server_done = trio.Event()
+    jobs_done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_pump_metrics, router, metrics)
+        nursery.start_soon(_retention, store)
+        job_nursery: trio.Nursery = await nursery.start(_host_jobs, jobs_done)
+        runner = JobRunner(
+            router,
+            store,
+            job_nursery,
+            max_in_flight=max(config.router.capacity * _JOBS_PER_CAPACITY, 1),
+        )
+        app = Gateway(router, store, runner, metrics, wall_clock=wall_clock)
+        hconfig = HypercornConfig()
+        hconfig.bind = [_bind(host, port)]
+        hconfig.graceful_timeout = grace + _RESPONSE_MARGIN_S
+        hconfig.accesslog = None
+        hconfig.errorlog = logging.getLogger("switchman.gateway.server")
+        hconfig.include_server_header = False
+
+        asgi: Any = app  # hypercorn's own ASGI types are narrower than our dict-based ones
+
+        async def run_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
+            try:
+                await serve(asgi, hconfig, shutdown_trigger=shutdown.wait, task_status=task_status)
+            finally:
+                server_done.set()
+
+        binds: list[str] = await nursery.start(run_server)
+        address = _address(binds[0])
+        log.info("gateway listening on %s:%d", *address)
+        task_status.started(address)
+        if shutdown_trigger is not None:
+            await shutdown_trigger()
+        else:
+            await trio.sleep_forever()
+        # graceful shutdown
+        shutdown.set()
+        runner.start_draining()
+        with trio.move_on_after(grace):
+            await runner.wait_idle()
+        job_nursery.cancel_scope.cancel()
+        await jobs_done.wait()
+        app.drained.set()
+        await server_done.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def _host_jobs(jobs_done: trio.Event, *, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+    """Own the nursery jobs run in; it ends when cancelled and every job cleaned up."""
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await trio.sleep_forever()
+    finally:
+        jobs_done.set()
+
+
+async def _pump_metrics(router: RouterHandle, metrics: GatewayMetrics) -> None:
+    with router.subscribe(buffer=4096) as events:
+        async for event in events:
+            metrics.observe(event)
+
+
+async def _retention(store: JobStore) -> None:
+    while True:
+        await trio.sleep(RETENTION_EVERY_S)
+        try:
+            await store.prune()
+        except Exception:  # a failed prune is retried next round, never fatal
+            log.exception("pruning old jobs failed")

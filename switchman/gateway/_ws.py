@@ -1,0 +1,252 @@
+"""The ``/ws`` websocket: live trace events and results on one socket.
+
+Client messages: ``{"type": "subscribe", "job_id": ...}`` (omit ``job_id`` for
+all of the caller's own events) and ``{"type": "call", "call": {...}}`` (submit
+a job, then receive its events and its result here). Server messages: trace
+events ``{type, call_id, job_id, ts, ...data}``, ``{"type": "submitted",
+"job_id"}``, ``{"type": "subscribed", "job_id"}``, ``{"type": "result",
+"job_id", "status", "result"}``, ``{"type": "events.dropped", "count"}`` and
+``{"type": "error", "error": {code, message, details?}}``.
+
+Each connection owns a nursery with a reader, a writer, a pump from its own
+router subscription, and one waiter per job whose result it owes. Everything
+sent goes through one bounded outbox read by the writer. Trace events are
+offered without waiting: when the outbox is full they are dropped and
+counted, and the client is told with ``events.dropped`` once there is room,
+so a slow client never slows routing. Results and errors wait for room.
+
+The connection ends when the client leaves (the nursery is cancelled; jobs
+it submitted keep running and are stored) or, at shutdown, once every job has
+finished and the results owed were sent (close code 1001).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from switchman._convert import call_from_dict, to_jsonable
+from switchman._errors import ValidationError
+from switchman._result import TraceEvent
+from switchman.gateway._auth import Principal
+from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps
+
+if TYPE_CHECKING:
+    from switchman.gateway._app import Gateway
+
+#: messages waiting for a slow client before trace events are dropped
+OUTBOX: Final = 256
+#: the per-connection router subscription buffer
+SUBSCRIPTION_BUFFER: Final = 1024
+_CLOSE: Final[dict[str, Any]] = {"type": "__close__"}
+_RESERVED: Final = frozenset({"type", "call_id", "job_id", "ts"})
+
+
+def event_message(event: TraceEvent) -> dict[str, Any]:
+    """The wire form of a trace event: ``{type, call_id, job_id, ts, ...data}``."""
+    out = {k: v for k, v in event.data.items() if k not in _RESERVED}
+    out.update(type=event.type, call_id=event.call_id, job_id=event.job_id, ts=event.ts)
+    return out
+
+
+def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = list(details)
+    return {"type": "error", "error": error}
+
+
+async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one websocket connection until the client or the gateway ends it."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())
+    }
+    principal = gw.authenticate(headers)
+    if principal is None:
+        await _reject(scope, send)
+        return
+    await send({"type": "websocket.accept"})
+    with gw.router.subscribe(buffer=SUBSCRIPTION_BUFFER) as events:
+        async with trio.open_nursery() as nursery:
+            conn = _Connection(gw, principal, send, nursery)
+            nursery.start_soon(conn.write_loop)
+            nursery.start_soon(conn.pump, events)
+            nursery.start_soon(conn.close_when_drained)
+            await conn.read_loop(receive)
+            nursery.cancel_scope.cancel()
+
+
+async def _reject(scope: Scope, send: Send) -> None:
+    err = HttpError(401, "unauthorized", "a valid gateway key is required")
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = dumps(err.body())
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+class _Connection:
+    def __init__(self, gw: Gateway, principal: Principal, send: Send, nursery: trio.Nursery):
+        self.gw = gw
+        self.principal = principal
+        self.send = send
+        self.nursery = nursery
+        self.outbox, self.out = trio.open_memory_channel[dict[str, Any]](OUTBOX)
+        self.dropped = 0
+        self.all_own = False
+        self.jobs: set[str] = set()
+        self.owed = 0
+        self.settled = trio.Event()
+        self.settled.set()
+
+    # -- outgoing -----------------------------------------------------------------------------
+
+    def offer(self, message: dict[str, Any]) -> None:
+        """Queue a trace event if there is room; count it as dropped if not."""
+        try:
+            self.outbox.send_nowait(message)
+        except trio.WouldBlock:
+            self.dropped += 1
+
+    async def write_loop(self) -> None:
+        async for message in self.out:
+            if message is _CLOSE:
+                await self._send({"type": "websocket.close", "code": 1001})
+                self.nursery.cancel_scope.cancel()
+                return
+            await self._send_text(message)
+            if self.dropped:
+                count, self.dropped = self.dropped, 0
+                await self._send_text({"type": "events.dropped", "count": count})
+
+    async def _send_text(self, message: Mapping[str, Any]) -> None:
+        text = json.dumps(message, separators=(",", ":"), default=str)
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            await self.send(message)
+        except Exception:  # the client is gone; the reader sees the disconnect and ends
+            self.nursery.cancel_scope.cancel()
+
+    async def pump(self, events: trio.MemoryReceiveChannel[TraceEvent]) -> None:
+        async for event in events:
+            if event.type == "events.dropped":
+                if self.all_own or self.jobs:
+                    count = event.data.get("count", 1)
+                    self.dropped += count if isinstance(count, int) else 1
+            elif (event.job_id is not None and event.job_id in self.jobs) or (
+                self.all_own and self.principal.sees_handle(event.handle)
+            ):
+                self.offer(event_message(event))
+
+    async def close_when_drained(self) -> None:
+        await self.gw.drained.wait()
+        with trio.move_on_after(2.0):
+            while self.owed:
+                await self.settled.wait()
+        await self.outbox.send(_CLOSE)
+
+    # -- incoming -----------------------------------------------------------------------------
+
+    async def read_loop(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message["type"] != "websocket.receive":
+                continue
+            text = message.get("text")
+            if text is None:
+                await self.outbox.send(_error("bad_request", "send JSON text messages"))
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                await self.outbox.send(_error("bad_request", f"malformed JSON: {exc}"))
+                continue
+            try:
+                await self.handle(data)
+            except HttpError as err:
+                await self.outbox.send(_error(err.code, err.message, err.details))
+
+    async def handle(self, data: Any) -> None:
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise HttpError(422, "validation_error", "each message is a JSON object with a type")
+        kind = data["type"]
+        allowed = {"subscribe": {"type", "job_id"}, "call": {"type", "call"}}.get(kind)
+        if allowed is None:
+            raise HttpError(422, "validation_error", f"unknown message type {kind!r}")
+        unknown = sorted(str(k) for k in data if k not in allowed)
+        if unknown:
+            details = [{"field": k, "message": "unknown field"} for k in unknown]
+            raise HttpError(422, "validation_error", "unknown fields", details=details)
+        if kind == "subscribe":
+            await self.subscribe(data.get("job_id"))
+        else:
+            await self.submit(data.get("call"))
+
+    async def subscribe(self, job_id: Any) -> None:
+        if job_id is None:
+            self.all_own = True
+            await self.outbox.send({"type": "subscribed", "job_id": None})
+            return
+        if not isinstance(job_id, str):
+            details = [{"field": "job_id", "message": "must be a string"}]
+            raise HttpError(422, "validation_error", "job_id must be a string", details=details)
+        await self.gw.visible_job(job_id, self.principal)
+        self.jobs.add(job_id)
+        await self.outbox.send({"type": "subscribed", "job_id": job_id})
+        self._owe(job_id)
+
+    async def submit(self, raw: Any) -> None:
+        try:
+            call = call_from_dict(raw if raw is not None else {})
+        except ValidationError as exc:
+            details = [{"field": f"call.{f.field}", "message": f.message} for f in exc.fields]
+            raise HttpError(422, "validation_error", str(exc), details=details) from None
+        call = self.gw.admit(call, self.principal)
+        job_id = await self.gw.submit(call, self.principal)
+        self.jobs.add(job_id)  # before any checkpoint: no event of the job can be missed
+        await self.outbox.send({"type": "submitted", "job_id": job_id})
+        self._owe(job_id)
+
+    def _owe(self, job_id: str) -> None:
+        if self.owed == 0:
+            self.settled = trio.Event()
+        self.owed += 1
+        self.nursery.start_soon(self._deliver_result, job_id)
+
+    async def _deliver_result(self, job_id: str) -> None:
+        try:
+            result = await self.gw.runner.wait(job_id)
+            body: Any = None if result is None else to_jsonable(result)
+            if body is None:
+                record = await self.gw.store.get_job(job_id)
+                if record is None or not record.finished:
+                    return
+                body = record.result
+            status = body.get("status") if isinstance(body, Mapping) else "failed"
+            await self.outbox.send(
+                {"type": "result", "job_id": job_id, "status": status, "result": body}
+            )
+        finally:
+            self.owed -= 1
+            if self.owed == 0:
+                self.settled.set()

@@ -1,0 +1,365 @@
+"""An in-memory router with the ``RouterHandle`` shape, and a gateway harness.
+
+Behaviour by model alias: ``fast`` answers at once, ``slow`` after
+``router.slow_s``, ``hang`` never, ``cut`` streams two deltas then fails,
+``nope`` / ``late`` / ``pricey`` / ``picky`` fail with no_eligible_model /
+timeout / budget_exceeded / refused. A prompt of ``"boom"`` makes the router
+raise (a router bug). ``auto`` and the route ``best`` answer as ``fast``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import attrs
+import httpx
+import trio
+
+from switchman._call import Call
+from switchman._errors import FieldError, ValidationError
+from switchman._result import (
+    AttemptRecord,
+    Delta,
+    ErrorInfo,
+    Result,
+    Trace,
+    TraceEvent,
+    Usage,
+)
+from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec, RouteSpec, ServerConfig
+from switchman.gateway import serve_gateway
+from switchman.store import JobStore
+
+FAILURES = {
+    "nope": ("no_eligible_model", "no model is eligible"),
+    "late": ("timeout", "the call's deadline passed"),
+    "pricey": ("budget_exceeded", "the daily budget of team-a is spent"),
+    "picky": ("refused", "every model refused"),
+}
+PROVIDER_SECRET = "sk-provider-SECRET-123"
+
+
+@attrs.frozen(kw_only=True)
+class ModelStatus:
+    alias: str
+    breaker: str = "closed"
+    retry_at: float | None = None
+    stats: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class ProviderStatus:
+    name: str
+    kind: str
+    disabled_reason: str | None = None
+    in_flight: int = 0
+    rate_headroom: Mapping[str, Any] = attrs.field(factory=dict)
+    models: tuple[ModelStatus, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class RouterStatus:
+    providers: tuple[ProviderStatus, ...]
+    uptime_s: float
+    simulated: bool
+
+
+def make_config(
+    *,
+    keys: Sequence[KeySpec] = (),
+    db: str = ":memory:",
+    grace_s: float = 2.0,
+    max_body_bytes: int = 64 * 1024,
+) -> Config:
+    providers = {
+        "sim": ProviderSpec(name="sim", kind="sim"),
+        "other": ProviderSpec(
+            name="other",
+            kind="openai",
+            base_url="https://user:sekrit-pass@api.example.com/v1?key=sekrit-query",
+            headers={"Authorization": f"Bearer {PROVIDER_SECRET}"},
+            api_key_env="OTHER_API_KEY",
+        ),
+    }
+    aliases = ["fast", "slow", "hang", "cut", *FAILURES]
+    models = {a: ModelSpec(alias=a, provider="sim", model_id=f"sim-{a}") for a in aliases}
+    models["gpt-x"] = ModelSpec(alias="gpt-x", provider="other", model_id="gpt-x-1")
+    return Config(
+        providers=providers,
+        models=models,
+        routes={"best": RouteSpec(name="best", chain=("fast", "slow"))},
+        keys=tuple(keys),
+        server=ServerConfig(db=db, grace_s=grace_s, max_body_bytes=max_body_bytes),
+        simulated=True,
+    )
+
+
+KEYS = (
+    KeySpec(key_env="KEY_A", handle="team-a", secret="secret-a", models=("fast", "slow", "sim/*")),
+    KeySpec(key_env="KEY_B", handle="team-b", secret="secret-b", min_trust="trusted"),
+    KeySpec(key_env="KEY_OPS", handle="ops", secret="secret-ops", admin=True),
+)
+
+
+def _answer(call: Call) -> str:
+    last = [m.content for m in call.chat() if m.role == "user"][-1]
+    return f"echo {last}"
+
+
+class FakeRouter:
+    def __init__(self, config: Config, *, slow_s: float = 0.3) -> None:
+        self.config = config
+        self.slow_s = slow_s
+        self.calls: list[tuple[Call, str | None]] = []
+        self.results: dict[str, Result] = {}
+        self.feedback_given: list[tuple[str, float, str | None]] = []
+        self.breakers: dict[str, str] = {}
+        self._subs: list[list[Any]] = []  # [send channel, dropped count]
+        self._n = 0
+        self._started = trio.current_time()
+
+    # -- events -------------------------------------------------------------------------------
+
+    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]:
+        send, receive = trio.open_memory_channel[TraceEvent](buffer)
+        self._subs.append([send, 0])
+        return receive
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def publish(self, event: TraceEvent) -> None:
+        for sub in list(self._subs):
+            send = sub[0]
+            try:
+                if sub[1]:
+                    send.send_nowait(
+                        TraceEvent(
+                            type="events.dropped",
+                            call_id="",
+                            job_id=None,
+                            ts=event.ts,
+                            data={"count": sub[1]},
+                        )
+                    )
+                    sub[1] = 0
+                send.send_nowait(event)
+            except trio.WouldBlock:
+                sub[1] += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subs.remove(sub)
+
+    def _event(self, type_: Any, call: Call, call_id: str, job_id: str | None, **data: Any) -> None:
+        self.publish(
+            TraceEvent(
+                type=type_,
+                call_id=call_id,
+                job_id=job_id,
+                ts=time.time(),
+                data=data,
+                handle=call.caller.handle,
+            )
+        )
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def _check(self, call: Call) -> str:
+        name = call.model
+        if name in ("auto", "best"):
+            return "fast"
+        if name not in self.config.models:
+            raise ValidationError([FieldError("model", f"unknown model or route {name!r}")])
+        return name
+
+    def _result(self, call: Call, call_id: str, job_id: str | None, alias: str) -> Result:
+        if alias in FAILURES or alias == "cut":
+            code, message = FAILURES.get(alias, ("all_models_failed", "the stream broke"))
+            result = Result(
+                call_id=call_id,
+                job_id=job_id,
+                status="failed",
+                errors=(ErrorInfo(code=code, message=message),),
+            )
+            self._event("call.failed", call, call_id, job_id, code=code, message=message)
+        else:
+            attempts = (
+                AttemptRecord(
+                    n=1,
+                    alias="slow",
+                    provider="sim",
+                    started_at=0.0,
+                    ended_at=0.1,
+                    ttft_ms=None,
+                    outcome="timeout",
+                ),
+                AttemptRecord(
+                    n=2,
+                    alias=alias,
+                    provider="sim",
+                    started_at=0.1,
+                    ended_at=0.2,
+                    ttft_ms=12.0,
+                    outcome="success",
+                    cost_usd=0.002,
+                ),
+            )
+            result = Result(
+                call_id=call_id,
+                job_id=job_id,
+                status="complete",
+                answer=_answer(call),
+                model=alias,
+                provider="sim",
+                provider_model_id=f"sim-{alias}",
+                usage=Usage(input_tokens=7, output_tokens=3),
+                cost_usd=0.002,
+                latency_ms=200.0,
+                trace=Trace(attempts=attempts, outcome="success"),
+                simulated=True,
+            )
+            self._event(
+                "attempt.finished",
+                call,
+                call_id,
+                job_id,
+                alias=alias,
+                provider="sim",
+                outcome="success",
+                ttft_ms=12.0,
+                cost_usd=0.002,
+            )
+            self._event("call.completed", call, call_id, job_id, model=alias, latency_ms=200.0)
+        self.results[call_id] = result
+        return result
+
+    async def _start(self, call: Call, job_id: str | None) -> tuple[str, str]:
+        alias = self._check(call)
+        if call.prompt == "boom":
+            raise RuntimeError("router bug")
+        self._n += 1
+        call_id = f"call-{self._n}"
+        self.calls.append((call, job_id))
+        self._event("call.accepted", call, call_id, job_id, model=call.model)
+        if alias == "slow":
+            await trio.sleep(self.slow_s)
+        elif alias == "hang":
+            await trio.sleep_forever()
+        return alias, call_id
+
+    async def call(self, call: Call, *, job_id: str | None = None) -> Result:
+        alias, call_id = await self._start(call, job_id)
+        return self._result(call, call_id, job_id, alias)
+
+    @asynccontextmanager
+    async def stream(
+        self, call: Call, *, job_id: str | None = None
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Delta | Result]]:
+        send, receive = trio.open_memory_channel[Delta | Result](0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._produce, call, job_id, send)
+            async with receive:
+                yield receive
+            nursery.cancel_scope.cancel()
+
+    async def _produce(
+        self, call: Call, job_id: str | None, send: trio.MemorySendChannel[Delta | Result]
+    ) -> None:
+        async with send:
+            alias, call_id = await self._start(call, job_id)
+            if alias in FAILURES:
+                await send.send(self._result(call, call_id, job_id, alias))
+                return
+            words = _answer(call).split(" ")
+            if alias == "cut":
+                words = words[:2]
+            for i, word in enumerate(words):
+                text = word if i == 0 else " " + word
+                self._event("attempt.delta", call, call_id, job_id, n=1, text=text)
+                await send.send(Delta(text=text))
+            await send.send(self._result(call, call_id, job_id, alias))
+
+    async def feedback(self, call_id: str, score: float, *, intent: str | None = None) -> None:
+        if call_id not in self.results:
+            raise KeyError(call_id)
+        self.feedback_given.append((call_id, score, intent))
+
+    def status(self) -> RouterStatus:
+        providers = []
+        for name, spec in self.config.providers.items():
+            models = tuple(
+                ModelStatus(
+                    alias=a,
+                    breaker=self.breakers.get(a, "closed"),
+                    retry_at=trio.current_time() + 5 if self.breakers.get(a) == "open" else None,
+                    stats={"unknown": {"n": 3.0, "success_rate": 1.0}},
+                )
+                for a, m in self.config.models.items()
+                if m.provider == name
+            )
+            providers.append(
+                ProviderStatus(
+                    name=name,
+                    kind=spec.kind,
+                    disabled_reason="missing API key: set OTHER_API_KEY"
+                    if name == "other"
+                    else None,
+                    in_flight=1 if name == "sim" else 0,
+                    rate_headroom={"rpm": 0.5},
+                    models=models,
+                )
+            )
+        return RouterStatus(
+            providers=tuple(providers),
+            uptime_s=trio.current_time() - self._started,
+            simulated=True,
+        )
+
+
+@attrs.define
+class Running:
+    client: httpx.AsyncClient
+    host: str
+    port: int
+    shutdown: trio.Event
+    router: Any
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws"
+
+
+@asynccontextmanager
+async def running_gateway(
+    router: Any, *, store: JobStore | None = None, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[Running]:
+    """The gateway on 127.0.0.1:0 with an httpx client; graceful shutdown on exit."""
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        host, port = await nursery.start(
+            partial(
+                serve_gateway,
+                router,
+                host="127.0.0.1",
+                port=0,
+                store=store,
+                shutdown_trigger=shutdown.wait,
+            )
+        )
+        async with httpx.AsyncClient(
+            base_url=f"http://{host}:{port}", headers=dict(headers or {}), timeout=10
+        ) as client:
+            yield Running(client=client, host=host, port=port, shutdown=shutdown, router=router)
+        shutdown.set()
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from switchman._call import Message
+from switchman._result import AttemptRecord, ErrorInfo, Result, Trace
+from switchman.gateway._http import HttpError
+from switchman.gateway._openai import FAILURE_STATUS, chat_request, failure, fallbacks
+
+
+def _body(**extra: Any) -> dict[str, Any]:
+    return {"model": "auto", "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+def test_maps_openai_fields_to_the_call() -> None:
+    chat = chat_request(
+        _body(
+            messages=[
+                {"role": "developer", "content": "be brief"},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                },
+                {"role": "assistant", "content": "ok", "name": "bot"},
+                {"role": "user", "content": "more"},
+            ],
+            model="best",
+            temperature=0.5,
+            top_p=0.9,
+            max_tokens=50,
+            seed=7,
+            stop="END",
+            user="alice",
+            metadata={"ticket": "42"},
+            intent="code",
+            stream=True,
+            stream_options={"include_usage": True},
+            frequency_penalty=0.1,  # unknown to switchman: ignored
+            logit_bias={"1": 2},
+        )
+    )
+    call = chat.call
+    assert call.messages == (
+        Message(role="system", content="be brief"),
+        Message(role="user", content="ab"),
+        Message(role="assistant", content="ok"),
+        Message(role="user", content="more"),
+    )
+    assert call.model == "best" and call.intent == "code"
+    assert (call.params.temperature, call.params.top_p, call.params.max_tokens) == (0.5, 0.9, 50)
+    assert (call.params.seed, call.params.stop) == (7, ("END",))
+    assert (call.caller.handle, call.caller.account_id) == ("alice", "alice")
+    assert call.metadata == {"ticket": "42"}
+    assert chat.stream and chat.include_usage
+
+
+def test_max_completion_tokens_wins_over_max_tokens() -> None:
+    chat = chat_request(_body(max_tokens=10, max_completion_tokens=20, stop=["a", "b"]))
+    assert chat.call.params.max_tokens == 20
+    assert chat.call.params.stop == ("a", "b")
+    assert not chat.stream and not chat.include_usage
+    assert chat.call.caller.handle == "anonymous"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"temperature": 3}, "temperature"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"top_p": -1}, "top_p"),
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"max_tokens": 1.5}, "max_tokens"),
+        ({"seed": -3}, "seed"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"stop": 5}, "stop"),
+        ({"n": 2}, "n"),
+        ({"stream": "yes"}, "stream"),
+        ({"stream_options": {"include_usage": "y"}}, "stream_options"),
+        ({"user": 5}, "user"),
+        ({"metadata": []}, "metadata"),
+        ({"intent": "dance"}, "intent"),
+        ({"model": ""}, "model"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages[0].content[0]",
+        ),
+        ({"messages": [{"role": "system", "content": "only system"}]}, "messages"),
+    ],
+)
+def test_bad_values_are_400_naming_the_param(extra: dict[str, Any], param: str) -> None:
+    with pytest.raises(HttpError) as info:
+        chat_request(_body(**extra))
+    assert info.value.status == 400
+    assert info.value.param == param
+
+
+def test_every_bad_param_is_listed() -> None:
+    with pytest.raises(HttpError) as info:
+        chat_request(_body(temperature=9, top_p=9))
+    details = info.value.details
+    assert details is not None
+    assert {d["field"] for d in details} == {"temperature", "top_p"}
+
+
+def test_non_object_body_is_400() -> None:
+    with pytest.raises(HttpError) as info:
+        chat_request([1, 2])
+    assert info.value.status == 400
+
+
+def _attempt(n: int, alias: str) -> AttemptRecord:
+    return AttemptRecord(
+        n=n, alias=alias, provider="p", started_at=0, ended_at=1, ttft_ms=None, outcome="error"
+    )
+
+
+def test_fallbacks_count_model_switches_not_retries() -> None:
+    def result(*aliases: str) -> Result:
+        attempts = tuple(_attempt(i, a) for i, a in enumerate(aliases))
+        return Result(call_id="c", status="complete", trace=Trace(attempts=attempts))
+
+    assert fallbacks(result()) == 0
+    assert fallbacks(result("a")) == 0
+    assert fallbacks(result("a", "a")) == 0
+    assert fallbacks(result("a", "a", "b", "c")) == 2
+
+
+@pytest.mark.parametrize(("code", "status"), sorted(FAILURE_STATUS.items()))
+def test_failed_results_map_to_their_status(code: str, status: int) -> None:
+    err = failure(
+        Result(call_id="c", status="failed", errors=(ErrorInfo(code=code, message="why"),))
+    )
+    assert (err.status, err.code, err.message) == (status, code, "why")
