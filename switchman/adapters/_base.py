@@ -96,6 +96,11 @@ class StreamParser(Protocol):
 class Adapter(Protocol):
     """One wire format, configured for one provider (base URL, key, quirks)."""
 
+    @property
+    def provider(self) -> str:
+        """The provider's name, set on every ``ProviderError`` the adapter raises."""
+        ...
+
     def build_request(self, request: ProviderRequest) -> HttpRequest: ...
 
     def parse_response(self, body: bytes) -> Completion: ...

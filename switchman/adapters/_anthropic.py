@@ -1,0 +1,241 @@
+"""Anthropic Messages API: ``POST {base}/v1/messages`` with named SSE events.
+
+Quirks handled here: ``x-api-key`` + ``anthropic-version`` headers, the system
+prompt as a top-level ``system`` field, ``max_tokens`` always sent (the API has
+no default), ``stop_sequences``, no seed, a trailing assistant message kept as a
+prefill (Anthropic continues it natively), ``stop_reason: refusal`` as
+``Refused``, and an ``event: error`` after HTTP 200 mapped into the error tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from switchman._errors import ProviderError, Refused
+from switchman._result import Usage
+from switchman.adapters._base import (
+    Completion,
+    HttpRequest,
+    Malformed,
+    ProviderRequest,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+)
+from switchman.adapters._sse import (
+    SseDecoder,
+    SseEvent,
+    bad_reply,
+    broken,
+    count,
+    load_json,
+    map_error,
+    obj,
+    stream_error,
+    string,
+)
+
+DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
+API_VERSION: Final = "2023-06-01"
+#: sent when the request names no limit: the API requires one
+DEFAULT_MAX_TOKENS: Final = 4096
+
+
+def _input_tokens(usage: dict[str, Any]) -> int:
+    """All input the model read: ``input_tokens`` excludes cache writes and reads."""
+    return (
+        count(usage.get("input_tokens"))
+        + count(usage.get("cache_creation_input_tokens"))
+        + count(usage.get("cache_read_input_tokens"))
+    )
+
+
+@attrs.frozen(kw_only=True)
+class AnthropicAdapter:
+    """The Messages API for one provider; ``api_key`` is never shown in a repr or error."""
+
+    provider: str = "anthropic"
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = attrs.field(default=None, repr=False)
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    def build_request(self, request: ProviderRequest) -> HttpRequest:
+        """The Messages body.
+
+        Consecutive turns of one role are joined (the API wants alternation); a
+        trailing assistant turn is the prefill, with trailing whitespace removed
+        (the API rejects it). Temperature is capped at 1.0, Anthropic's maximum;
+        ``top_p`` is sent only without ``temperature`` (current models refuse both).
+        """
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        turns: list[dict[str, Any]] = []
+        for m in request.messages:
+            if m.role == "system":
+                continue
+            if turns and turns[-1]["role"] == m.role:
+                turns[-1]["content"] += "\n\n" + m.content
+            else:
+                turns.append({"role": m.role, "content": m.content})
+        if turns and turns[-1]["role"] == "assistant":
+            turns[-1]["content"] = turns[-1]["content"].rstrip()
+        body: dict[str, Any] = {
+            "model": request.model_id,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": turns,
+        }
+        if system:
+            body["system"] = system
+        if request.temperature is not None:
+            body["temperature"] = min(request.temperature, 1.0)
+        elif request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
+        body["stream"] = request.stream
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if request.stream else "application/json",
+            "anthropic-version": API_VERSION,
+        }
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        headers.update(self.extra_headers)
+        return HttpRequest(
+            method="POST",
+            url=f"{self.base_url.rstrip('/')}/v1/messages",
+            headers=headers,
+            json=body,
+        )
+
+    def parse_response(self, body: bytes) -> Completion:
+        try:
+            data = obj(load_json(body))
+        except ValueError:
+            raise bad_reply(self.provider, "response body is not JSON") from None
+        if data.get("type") == "error" or "error" in data:
+            raise stream_error(self.provider, data, secret=self.api_key, output_began=False)
+        if data.get("type") != "message" and "content" not in data:
+            raise bad_reply(self.provider, "response is not a message")
+        stop_reason = string(data.get("stop_reason"))
+        if stop_reason == "refusal":
+            raise self._refused(data.get("stop_details"))
+        content = data.get("content")
+        blocks: list[Any] = content if isinstance(content, list) else []
+        text = "".join(
+            b["text"]
+            for b in blocks
+            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+        )
+        usage = obj(data.get("usage"))
+        return Completion(
+            text=text,
+            finish_reason=stop_reason,
+            usage=Usage(
+                input_tokens=_input_tokens(usage), output_tokens=count(usage.get("output_tokens"))
+            ),
+            model_id=string(data.get("model")),
+        )
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        return map_error(self.provider, status, headers, body, secret=self.api_key)
+
+    def stream_parser(self) -> _AnthropicStream:
+        return _AnthropicStream(self)
+
+    def _refused(self, details: Any) -> Refused:
+        details = obj(details)
+        reason = "the model refused to answer (stop_reason refusal)"
+        category = string(details.get("category"))
+        explanation = string(details.get("explanation"))
+        if category:
+            reason += f", category {category}"
+        if explanation:
+            reason += f": {explanation}"
+        return Refused(reason, provider=self.provider, status=200)
+
+
+class _AnthropicStream:
+    """``message_start`` ... ``content_block_delta`` ... ``message_delta`` ... ``message_stop``."""
+
+    def __init__(self, adapter: AnthropicAdapter) -> None:
+        self._adapter = adapter
+        self._sse = SseDecoder()
+        self._model: str | None = None
+        self._input = 0
+        self._output = 0
+        self._stop_reason: str | None = None
+        self._text = False
+        self._done = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        return self._handle(self._sse.feed(data))
+
+    def end(self) -> list[StreamEvent]:
+        events = self._handle(self._sse.close())
+        if self._done:
+            return events
+        if self._stop_reason is not None:
+            return [*events, self._end()]
+        raise broken(self._adapter.provider, self._text, "without message_delta/message_stop")
+
+    def _end(self) -> StreamEnd:
+        self._done = True
+        return StreamEnd(
+            finish_reason=self._stop_reason,
+            usage=Usage(input_tokens=self._input, output_tokens=self._output),
+            model_id=self._model,
+        )
+
+    def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in sse_events:
+            if self._done or sse.data is None:
+                continue
+            try:
+                payload = load_json(sse.data)
+            except ValueError:
+                events.append(
+                    Malformed(detail=f"{sse.event or 'event'} not JSON: {sse.data[:80]!r}")
+                )
+                continue
+            if not isinstance(payload, dict):
+                events.append(Malformed(detail=f"{sse.event or 'event'} is not a JSON object"))
+                continue
+            kind = string(payload.get("type")) or sse.event or ""
+            events.extend(self._event(kind, payload))
+        return events
+
+    def _event(self, kind: str, payload: dict[str, Any]) -> list[StreamEvent]:
+        adapter = self._adapter
+        if kind == "message_start":
+            message = obj(payload.get("message"))
+            self._model = string(message.get("model")) or self._model
+            usage = obj(message.get("usage"))
+            self._input = _input_tokens(usage)
+            self._output = count(usage.get("output_tokens"))
+        elif kind == "content_block_delta":
+            delta = obj(payload.get("delta"))
+            text = string(delta.get("text")) if delta.get("type") == "text_delta" else None
+            if text:
+                self._text = True
+                return [TextDelta(text=text)]
+        elif kind == "message_delta":
+            delta = obj(payload.get("delta"))
+            usage = obj(payload.get("usage"))
+            if "output_tokens" in usage:
+                self._output = count(usage.get("output_tokens"))
+            if usage.get("input_tokens") is not None:
+                self._input = _input_tokens(usage)
+            self._stop_reason = string(delta.get("stop_reason")) or self._stop_reason
+            if self._stop_reason == "refusal":
+                raise adapter._refused(delta.get("stop_details"))
+        elif kind == "message_stop":
+            return [self._end()]
+        elif kind == "error":
+            raise stream_error(
+                adapter.provider, payload, secret=adapter.api_key, output_began=self._text
+            )
+        return []

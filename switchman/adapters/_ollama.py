@@ -1,0 +1,175 @@
+"""Ollama's native chat API: ``POST {base}/api/chat``, NDJSON streaming.
+
+Sampling lives under ``options`` (``num_predict`` is the output limit), the
+stream is one JSON object per line and ends with the ``"done": true`` line that
+carries ``prompt_eval_count`` / ``eval_count``. ``stream`` defaults to true on
+the server, so it is always sent. No key locally; a key (Ollama cloud) is sent
+as a bearer token. ``discover_ollama_models`` lists the pulled models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+import httpx
+
+from switchman._errors import ProviderError
+from switchman.adapters._base import (
+    Completion,
+    HttpRequest,
+    Malformed,
+    ProviderRequest,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+)
+from switchman.adapters._sse import (
+    LineDecoder,
+    bad_reply,
+    broken,
+    load_json,
+    map_error,
+    obj,
+    stream_error,
+    string,
+    usage_of,
+)
+
+DEFAULT_BASE_URL: Final = "http://localhost:11434"
+
+
+@attrs.frozen(kw_only=True)
+class OllamaAdapter:
+    """One Ollama server (local, or the cloud with a key, never shown)."""
+
+    provider: str = "ollama"
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = attrs.field(default=None, repr=False)
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    def build_request(self, request: ProviderRequest) -> HttpRequest:
+        options: dict[str, Any] = {}
+        for key, value in (
+            ("temperature", request.temperature),
+            ("top_p", request.top_p),
+            ("num_predict", request.max_tokens),
+            ("seed", request.seed),
+        ):
+            if value is not None:
+                options[key] = value
+        if request.stop:
+            options["stop"] = list(request.stop)
+        body: dict[str, Any] = {
+            "model": request.model_id,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": request.stream,
+        }
+        if options:
+            body["options"] = options
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers.update(self.extra_headers)
+        return HttpRequest(
+            method="POST", url=f"{self.base_url.rstrip('/')}/api/chat", headers=headers, json=body
+        )
+
+    def parse_response(self, body: bytes) -> Completion:
+        try:
+            data = obj(load_json(body))
+        except ValueError:
+            raise bad_reply(self.provider, "response body is not JSON") from None
+        if "error" in data:
+            raise stream_error(self.provider, data, secret=self.api_key, output_began=False)
+        if "message" not in data:
+            raise bad_reply(self.provider, "response has no message")
+        return self._completion(data, string(obj(data.get("message")).get("content")) or "")
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        return map_error(self.provider, status, headers, body, secret=self.api_key)
+
+    def stream_parser(self) -> _OllamaStream:
+        return _OllamaStream(self)
+
+    @staticmethod
+    def _completion(data: dict[str, Any], text: str) -> Completion:
+        return Completion(
+            text=text,
+            finish_reason=string(data.get("done_reason")) or "stop",
+            usage=usage_of(data, "prompt_eval_count", "eval_count"),
+            model_id=string(data.get("model")),
+        )
+
+
+class _OllamaStream:
+    """One JSON object per line; the ``done: true`` line ends the answer."""
+
+    def __init__(self, adapter: OllamaAdapter) -> None:
+        self._adapter = adapter
+        self._lines = LineDecoder()
+        self._text = False
+        self._done = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        return self._handle(self._lines.feed(data))
+
+    def end(self) -> list[StreamEvent]:
+        events = self._handle(self._lines.close())
+        if self._done:
+            return events
+        raise broken(self._adapter.provider, self._text, 'without the "done": true line')
+
+    def _handle(self, lines: list[str]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for line in lines:
+            if self._done or not line.strip():
+                continue
+            try:
+                data = load_json(line)
+            except ValueError:
+                events.append(Malformed(detail=f"not JSON: {line[:80]!r}"))
+                continue
+            if not isinstance(data, dict):
+                events.append(Malformed(detail="line is not a JSON object"))
+                continue
+            if "error" in data:
+                adapter = self._adapter
+                raise stream_error(
+                    adapter.provider, data, secret=adapter.api_key, output_began=self._text
+                )
+            text = string(obj(data.get("message")).get("content"))
+            if text:
+                self._text = True
+                events.append(TextDelta(text=text))
+            if data.get("done") is True:
+                self._done = True
+                done = OllamaAdapter._completion(data, "")
+                events.append(
+                    StreamEnd(
+                        finish_reason=done.finish_reason, usage=done.usage, model_id=done.model_id
+                    )
+                )
+        return events
+
+
+async def discover_ollama_models(client: httpx.AsyncClient, base_url: str) -> list[str]:
+    """The model names an Ollama server has pulled (``GET {base}/api/tags``).
+
+    Returns ``[]`` when nothing answers, the answer is not 200 or not the
+    expected JSON; never raises for connection errors or timeouts (the client's
+    timeouts apply). Cancellation propagates; the response is closed either way.
+    """
+    try:
+        response = await client.get(f"{base_url.rstrip('/')}/api/tags")
+    except httpx.HTTPError:
+        return []
+    if response.status_code != 200:
+        return []
+    try:
+        models = obj(load_json(response.content)).get("models")
+    except ValueError:
+        return []
+    names = [string(obj(m).get("name")) for m in models] if isinstance(models, list) else []
+    return [n for n in names if n]

@@ -1,0 +1,463 @@
+"""OpenAI-compatible wire formats: Chat Completions, and the Responses format.
+
+``OpenAIChatAdapter`` speaks ``POST {base}/chat/completions`` for OpenAI, xAI,
+Mistral, Groq, Together, DeepSeek and any other OpenAI-compatible server, with
+each provider's quirks in a ``ChatFlavor`` chosen by provider name.
+
+``OpenAIResponsesAdapter`` speaks the Responses format (``POST {base}/v1/responses``).
+Perplexity retired Sonar Chat Completions on 2026-09-27; its current API, the
+Agent API, is served in this format, so Perplexity uses this adapter.
+
+Both are pure: request building and byte parsing, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from switchman._errors import ProviderError, Refused, UpstreamError
+from switchman._result import Usage
+from switchman.adapters._base import (
+    Completion,
+    HttpRequest,
+    Malformed,
+    ProviderRequest,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+)
+from switchman.adapters._sse import (
+    SseDecoder,
+    SseEvent,
+    bad_reply,
+    broken,
+    first,
+    load_json,
+    map_error,
+    obj,
+    stream_error,
+    string,
+    usage_of,
+)
+
+
+@attrs.frozen(kw_only=True)
+class ChatFlavor:
+    """What one OpenAI-compatible provider does differently from OpenAI's own API."""
+
+    base_url: str = ""
+    #: OpenAI's current models take ``developer`` where others take ``system``
+    system_role: str = "system"
+    #: OpenAI and Groq want ``max_completion_tokens`` (reasoning models reject ``max_tokens``)
+    max_tokens_field: str = "max_tokens"
+    #: Mistral calls it ``random_seed``; DeepSeek documents no seed at all
+    seed_field: str | None = "seed"
+    #: ask for the usage chunk with ``stream_options``; Mistral rejects it, Groq and
+    #: Together send usage anyway (Groq in ``x_groq.usage``)
+    stream_usage_option: bool = True
+    #: Mistral continues a trailing assistant message only when it says ``prefix: true``
+    assistant_prefix: bool = False
+
+
+FLAVORS: Final[Mapping[str, ChatFlavor]] = {
+    "openai": ChatFlavor(
+        base_url="https://api.openai.com/v1",
+        system_role="developer",
+        max_tokens_field="max_completion_tokens",
+    ),
+    "xai": ChatFlavor(base_url="https://api.x.ai/v1"),
+    "mistral": ChatFlavor(
+        base_url="https://api.mistral.ai/v1",
+        seed_field="random_seed",
+        stream_usage_option=False,
+        assistant_prefix=True,
+    ),
+    "groq": ChatFlavor(
+        base_url="https://api.groq.com/openai/v1",
+        max_tokens_field="max_completion_tokens",
+        stream_usage_option=False,
+    ),
+    "together": ChatFlavor(base_url="https://api.together.xyz/v1", stream_usage_option=False),
+    "deepseek": ChatFlavor(base_url="https://api.deepseek.com", seed_field=None),
+}
+PERPLEXITY_BASE_URL: Final = "https://api.perplexity.ai"
+
+#: finish reasons that mean the provider failed to produce the answer
+_FAILED_FINISH: Final = frozenset({"insufficient_system_resource", "error"})
+
+
+def _headers(api_key: str | None, stream: bool, extra: Mapping[str, str]) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    headers.update(extra)
+    return headers
+
+
+def _content_text(content: Any) -> str:
+    """Message content as text: a string, or (Mistral reasoning models) a list of chunks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            c["text"]
+            for c in content
+            if isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str)
+        )
+    return ""
+
+
+@attrs.frozen(kw_only=True)
+class OpenAIChatAdapter:
+    """Chat Completions for one provider; ``api_key`` is never shown in a repr or error."""
+
+    provider: str
+    base_url: str
+    api_key: str | None = attrs.field(default=None, repr=False)
+    flavor: ChatFlavor = ChatFlavor()
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    def build_request(self, request: ProviderRequest) -> HttpRequest:
+        flavor = self.flavor
+        messages: list[dict[str, Any]] = [
+            {
+                "role": flavor.system_role if m.role == "system" else m.role,
+                "content": m.content,
+            }
+            for m in request.messages
+        ]
+        if flavor.assistant_prefix and messages and messages[-1]["role"] == "assistant":
+            messages[-1]["prefix"] = True
+        body: dict[str, Any] = {"model": request.model_id, "messages": messages}
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.max_tokens is not None:
+            body[flavor.max_tokens_field] = request.max_tokens
+        if request.seed is not None and flavor.seed_field is not None:
+            body[flavor.seed_field] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        body["stream"] = request.stream
+        if request.stream and flavor.stream_usage_option:
+            body["stream_options"] = {"include_usage": True}
+        return HttpRequest(
+            method="POST",
+            url=f"{self.base_url.rstrip('/')}/chat/completions",
+            headers=_headers(self.api_key, request.stream, self.extra_headers),
+            json=body,
+        )
+
+    def parse_response(self, body: bytes) -> Completion:
+        try:
+            data = load_json(body)
+        except ValueError:
+            raise bad_reply(self.provider, "response body is not JSON") from None
+        data = obj(data)
+        if "error" in data:
+            raise stream_error(self.provider, data, secret=self.api_key, output_began=False)
+        choice = first(data.get("choices"))
+        if not choice:
+            raise bad_reply(self.provider, "response has no choices")
+        message = obj(choice.get("message"))
+        finish = string(choice.get("finish_reason")) or None
+        self._check_finish(finish, string(message.get("refusal")), output_began=False)
+        return Completion(
+            text=_content_text(message.get("content")),
+            finish_reason=finish,
+            usage=usage_of(data.get("usage"), "prompt_tokens", "completion_tokens"),
+            model_id=string(data.get("model")),
+        )
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        return map_error(self.provider, status, headers, body, secret=self.api_key)
+
+    def stream_parser(self) -> _ChatStream:
+        return _ChatStream(self)
+
+    def _check_finish(self, finish: str | None, refusal: str | None, *, output_began: bool) -> None:
+        """Raise for a refusal, a filtered answer or a provider-side failure."""
+        if refusal:
+            raise Refused(refusal, provider=self.provider, status=200)
+        if finish == "content_filter":
+            raise Refused(
+                "the answer was stopped by the provider's content filter (content_filter)",
+                provider=self.provider,
+                status=200,
+                content_filtered=True,
+            )
+        if finish in _FAILED_FINISH:
+            if output_began:
+                raise broken(self.provider, True, f"finish reason {finish}")
+            raise UpstreamError(
+                f"the provider could not finish the answer ({finish})",
+                provider=self.provider,
+                status=200,
+            )
+
+
+class _ChatStream:
+    """``data: {chunk}`` events until ``data: [DONE]``; comments and keep-alives skipped."""
+
+    def __init__(self, adapter: OpenAIChatAdapter) -> None:
+        self._adapter = adapter
+        self._sse = SseDecoder()
+        self._finish: str | None = None
+        self._usage = Usage()
+        self._model: str | None = None
+        self._refusal: list[str] = []
+        self._text = False
+        self._done = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        return self._handle(self._sse.feed(data))
+
+    def end(self) -> list[StreamEvent]:
+        events = self._handle(self._sse.close())
+        if self._done:
+            return events
+        if self._finish is not None:
+            return [*events, self._end()]
+        if self._refusal:
+            self._adapter._check_finish(None, "".join(self._refusal), output_began=self._text)
+        raise broken(self._adapter.provider, self._text, "without a finish reason")
+
+    def _end(self) -> StreamEnd:
+        self._done = True
+        return StreamEnd(finish_reason=self._finish, usage=self._usage, model_id=self._model)
+
+    def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in sse_events:
+            if self._done:
+                break
+            data = sse.data if sse.data is not None else sse.raw
+            if data is None:
+                continue
+            if data.strip() == "[DONE]":
+                events.append(self._end())
+                continue
+            try:
+                chunk = load_json(data)
+            except ValueError:
+                events.append(Malformed(detail=f"not JSON: {data[:80]!r}"))
+                continue
+            if not isinstance(chunk, dict):
+                events.append(Malformed(detail="chunk is not a JSON object"))
+                continue
+            events.extend(self._chunk(chunk))
+        return events
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        adapter = self._adapter
+        groq = obj(chunk.get("x_groq"))
+        if "error" in chunk or "error" in groq:
+            payload = chunk if "error" in chunk else {"error": groq["error"]}
+            raise stream_error(
+                adapter.provider, payload, secret=adapter.api_key, output_began=self._text
+            )
+        self._model = string(chunk.get("model")) or self._model
+        for usage in (chunk.get("usage"), groq.get("usage")):
+            if isinstance(usage, dict):
+                self._usage = usage_of(usage, "prompt_tokens", "completion_tokens")
+        events: list[StreamEvent] = []
+        choice = first(chunk.get("choices"))
+        delta = obj(choice.get("delta"))
+        text = _content_text(delta.get("content"))
+        if text:
+            self._text = True
+            events.append(TextDelta(text=text))
+        refusal = string(delta.get("refusal"))
+        if refusal:
+            self._refusal.append(refusal)
+        finish = string(choice.get("finish_reason")) or None
+        if finish is not None:
+            self._finish = finish
+            adapter._check_finish(finish, "".join(self._refusal), output_began=self._text)
+        return events
+
+
+# --------------------------------------------------------------------------- Responses
+
+
+def _responses_text(response: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for item in response.get("output", ()) if isinstance(response.get("output"), list) else ():
+        item = obj(item)
+        if item.get("type") != "message":
+            continue
+        for part in item.get("content", ()) if isinstance(item.get("content"), list) else ():
+            part = obj(part)
+            if part.get("type") == "output_text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+    return "".join(parts)
+
+
+def _responses_finish(response: dict[str, Any]) -> str | None:
+    status = string(response.get("status"))
+    if status == "completed":
+        return "stop"
+    if status == "incomplete":
+        reason = string(obj(response.get("incomplete_details")).get("reason"))
+        return "length" if reason == "max_output_tokens" else reason or "incomplete"
+    return status
+
+
+@attrs.frozen(kw_only=True)
+class OpenAIResponsesAdapter:
+    """The Responses format (Perplexity's Agent API); ``api_key`` is never shown."""
+
+    provider: str
+    base_url: str
+    api_key: str | None = attrs.field(default=None, repr=False)
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    def build_request(self, request: ProviderRequest) -> HttpRequest:
+        """``system`` turns become ``instructions``; sampling knobs the format lacks are dropped.
+
+        The Agent API documents ``temperature`` and ``max_output_tokens`` only:
+        ``top_p``, ``seed`` and ``stop`` are not sent.
+        """
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        body: dict[str, Any] = {
+            "model": request.model_id,
+            "input": [
+                {"role": m.role, "content": m.content}
+                for m in request.messages
+                if m.role != "system"
+            ],
+        }
+        if system:
+            body["instructions"] = system
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            body["max_output_tokens"] = request.max_tokens
+        body["stream"] = request.stream
+        base = self.base_url.rstrip("/")
+        url = f"{base}/responses" if base.endswith("/v1") else f"{base}/v1/responses"
+        return HttpRequest(
+            method="POST",
+            url=url,
+            headers=_headers(self.api_key, request.stream, self.extra_headers),
+            json=body,
+        )
+
+    def parse_response(self, body: bytes) -> Completion:
+        try:
+            data = obj(load_json(body))
+        except ValueError:
+            raise bad_reply(self.provider, "response body is not JSON") from None
+        if data.get("error") or data.get("status") == "failed":
+            raise self._failed(data, output_began=False)
+        if data.get("object") != "response" and "output" not in data:
+            raise bad_reply(self.provider, "response has no output")
+        return Completion(
+            text=_responses_text(data),
+            finish_reason=_responses_finish(data),
+            usage=usage_of(data.get("usage"), "input_tokens", "output_tokens"),
+            model_id=string(data.get("model")),
+        )
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
+        return map_error(self.provider, status, headers, body, secret=self.api_key)
+
+    def stream_parser(self) -> _ResponsesStream:
+        return _ResponsesStream(self)
+
+    def _failed(self, response: dict[str, Any], *, output_began: bool) -> ProviderError:
+        error = response.get("error") or {"message": "the response failed", "type": "api_error"}
+        return stream_error(
+            self.provider, {"error": error}, secret=self.api_key, output_began=output_began
+        )
+
+
+class _ResponsesStream:
+    """Typed events (``response.output_text.delta`` ...) until ``response.completed``."""
+
+    def __init__(self, adapter: OpenAIResponsesAdapter) -> None:
+        self._adapter = adapter
+        self._sse = SseDecoder()
+        self._model: str | None = None
+        self._finish: str | None = None
+        self._text = False
+        self._done = False
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        return self._handle(self._sse.feed(data))
+
+    def end(self) -> list[StreamEvent]:
+        events = self._handle(self._sse.close())
+        if self._done:
+            return events
+        if self._finish is not None:
+            self._done = True
+            return [
+                *events,
+                StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model),
+            ]
+        raise broken(self._adapter.provider, self._text, "without response.completed")
+
+    def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in sse_events:
+            if self._done or sse.data is None:
+                continue
+            if sse.data.strip() == "[DONE]":
+                if self._finish is not None:
+                    self._done = True
+                    events.append(
+                        StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model)
+                    )
+                continue
+            try:
+                payload = load_json(sse.data)
+            except ValueError:
+                events.append(Malformed(detail=f"not JSON: {sse.data[:80]!r}"))
+                continue
+            if not isinstance(payload, dict):
+                events.append(Malformed(detail="event is not a JSON object"))
+                continue
+            events.extend(self._event(string(payload.get("type")) or sse.event or "", payload))
+        return events
+
+    def _event(self, kind: str, payload: dict[str, Any]) -> list[StreamEvent]:
+        adapter = self._adapter
+        response = obj(payload.get("response"))
+        self._model = string(response.get("model")) or self._model
+        if kind == "response.output_text.delta":
+            text = string(payload.get("delta")) or ""
+            if text:
+                self._text = True
+                return [TextDelta(text=text)]
+        elif kind in ("response.output_text.done", "response.output_item.done"):
+            if kind == "response.output_text.done" or obj(payload.get("item")).get("type") == (
+                "message"
+            ):
+                self._finish = self._finish or "stop"
+        elif kind in ("response.completed", "response.incomplete"):
+            self._done = True
+            return [
+                StreamEnd(
+                    finish_reason=_responses_finish(response) or "stop",
+                    usage=usage_of(response.get("usage"), "input_tokens", "output_tokens"),
+                    model_id=self._model,
+                )
+            ]
+        elif kind == "response.failed":
+            raise adapter._failed(response, output_began=self._text)
+        elif kind == "error":
+            raise stream_error(
+                adapter.provider,
+                {"error": payload.get("error", payload)},
+                secret=adapter.api_key,
+                output_began=self._text,
+            )
+        return []

@@ -1,0 +1,76 @@
+"""Choose the adapter for a provider: wire format by ``kind``, quirks by ``name``."""
+
+from __future__ import annotations
+
+from switchman.adapters._anthropic import DEFAULT_BASE_URL as ANTHROPIC_BASE_URL
+from switchman.adapters._anthropic import AnthropicAdapter
+from switchman.adapters._base import Adapter
+from switchman.adapters._gemini import DEFAULT_BASE_URL as GEMINI_BASE_URL
+from switchman.adapters._gemini import GeminiAdapter
+from switchman.adapters._ollama import DEFAULT_BASE_URL as OLLAMA_BASE_URL
+from switchman.adapters._ollama import OllamaAdapter
+from switchman.adapters._openai import (
+    FLAVORS,
+    PERPLEXITY_BASE_URL,
+    ChatFlavor,
+    OpenAIChatAdapter,
+    OpenAIResponsesAdapter,
+)
+from switchman.catalog._spec import ProviderSpec
+
+
+def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
+    """The adapter for ``provider``, holding ``api_key`` (never shown in its repr).
+
+    ``provider.base_url`` replaces the wire format's default; ``provider.headers``
+    are added to every request. Kind ``openai`` takes per-provider quirks by name
+    (openai, xai, mistral, groq, together, deepseek; perplexity speaks the
+    Responses format of its Agent API); any other name gets plain Chat Completions
+    and must give a ``base_url``. Kind ``sim`` has no wire format: ``ValueError``.
+    """
+    name, headers = provider.name, dict(provider.headers)
+    match provider.kind:
+        case "openai" if name == "perplexity":
+            return OpenAIResponsesAdapter(
+                provider=name,
+                base_url=provider.base_url or PERPLEXITY_BASE_URL,
+                api_key=api_key,
+                extra_headers=headers,
+            )
+        case "openai":
+            flavor = FLAVORS.get(name, ChatFlavor())
+            base_url = provider.base_url or flavor.base_url
+            if not base_url:
+                raise ValueError(f"provider {name!r} of kind 'openai' needs a base_url")
+            return OpenAIChatAdapter(
+                provider=name,
+                base_url=base_url,
+                api_key=api_key,
+                flavor=flavor,
+                extra_headers=headers,
+            )
+        case "anthropic":
+            return AnthropicAdapter(
+                provider=name,
+                base_url=provider.base_url or ANTHROPIC_BASE_URL,
+                api_key=api_key,
+                extra_headers=headers,
+            )
+        case "gemini":
+            return GeminiAdapter(
+                provider=name,
+                base_url=provider.base_url or GEMINI_BASE_URL,
+                api_key=api_key,
+                extra_headers=headers,
+            )
+        case "ollama":
+            return OllamaAdapter(
+                provider=name,
+                base_url=provider.base_url or OLLAMA_BASE_URL,
+                api_key=api_key,
+                extra_headers=headers,
+            )
+        case _:
+            raise ValueError(
+                f"provider {name!r} has kind {provider.kind!r}, which has no HTTP wire format"
+            )

@@ -1,0 +1,442 @@
+"""Shared wire helpers: SSE and NDJSON framing, tolerant JSON access, error mapping.
+
+Everything here is pure (no I/O, no clock except the ``Retry-After`` HTTP-date
+form). The framing decoders are incremental: feed them bytes as they arrive,
+in chunks of any size, and ``close()`` them when the connection ends.
+
+Error mapping is shared because the providers disagree mostly in body shape,
+not in meaning: ``error_fields`` pulls a message and the codes out of any of
+the shapes in providers.md, and ``map_error`` turns status + codes + message
+into the one ``ProviderError`` branch that fits, with the API key scrubbed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email.utils
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from switchman._errors import (
+    AuthError,
+    BadReply,
+    BadRequest,
+    ContentRejected,
+    ContextExceeded,
+    ProviderError,
+    RateLimited,
+    Refused,
+    StreamBroken,
+    UpstreamError,
+)
+from switchman._result import Usage
+
+# --------------------------------------------------------------------------- framing
+
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
+
+
+class LineDecoder:
+    """Bytes in, complete text lines out (``\\n``, ``\\r\\n`` or ``\\r`` ends a line)."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+
+    def feed(self, data: bytes) -> list[str]:
+        self._buffer += self._utf8.decode(data)
+        # A trailing "\r" may be the first half of "\r\n": keep it for the next chunk.
+        hold = self._buffer.endswith("\r")
+        text = self._buffer[:-1] if hold else self._buffer
+        parts = _LINE_BREAK.split(text)
+        self._buffer = parts.pop() + ("\r" if hold else "")
+        return parts
+
+    def close(self) -> list[str]:
+        """The rest, as lines; a last line without its line break counts as a line."""
+        rest = self._buffer + self._utf8.decode(b"", final=True)
+        self._buffer = ""
+        lines = _LINE_BREAK.split(rest)
+        if lines and lines[-1] == "":
+            lines.pop()
+        return lines
+
+
+@attrs.frozen(kw_only=True)
+class SseEvent:
+    """One dispatched server-sent event.
+
+    ``data`` is None when the event had no ``data:`` line; ``raw`` holds lines
+    that are not SSE syntax at all (Gemini can send a bare JSON error mid-stream).
+    """
+
+    event: str | None = None
+    data: str | None = None
+    raw: str | None = None
+
+
+_FIELD: Final = re.compile(r"^(data|event|id|retry)(?::|$)")
+
+
+class SseDecoder:
+    """Incremental ``text/event-stream`` decoder: comments (``: keep-alive``) are dropped."""
+
+    def __init__(self) -> None:
+        self._lines = LineDecoder()
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._raw: list[str] = []
+
+    def feed(self, data: bytes) -> list[SseEvent]:
+        return self._take(self._lines.feed(data))
+
+    def close(self) -> list[SseEvent]:
+        """Flush: an event cut off before its blank line is still dispatched."""
+        events = self._take(self._lines.close())
+        pending = self._dispatch()
+        return [*events, pending] if pending is not None else events
+
+    def _take(self, lines: Iterable[str]) -> list[SseEvent]:
+        events: list[SseEvent] = []
+        for line in lines:
+            if line == "":
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+            elif line.startswith(":"):
+                continue
+            elif _FIELD.match(line):
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "data":
+                    self._data.append(value)
+                elif name == "event":
+                    self._event = value
+            else:
+                self._raw.append(line)
+        return events
+
+    def _dispatch(self) -> SseEvent | None:
+        if not self._data and not self._raw:
+            self._event = None
+            return None
+        event = SseEvent(
+            event=self._event,
+            data="\n".join(self._data) if self._data else None,
+            raw="\n".join(self._raw) if self._raw else None,
+        )
+        self._event, self._data, self._raw = None, [], []
+        return event
+
+
+# --------------------------------------------------------------------------- JSON access
+
+
+def load_json(body: bytes | str) -> Any:
+    """Parse a JSON body, tolerating leading blank keep-alive lines; ``ValueError`` if bad."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    return json.loads(text.strip())
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def first(value: Any) -> dict[str, Any]:
+    """The first element of a JSON array when it is an object, else an empty object."""
+    return obj(value[0]) if isinstance(value, list) and value else {}
+
+
+def string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def count(value: Any) -> int:
+    """A token count: a non-negative int, or 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(int(value), 0)
+
+
+def usage_of(data: Any, input_key: str, output_key: str) -> Usage:
+    data = obj(data)
+    return Usage(input_tokens=count(data.get(input_key)), output_tokens=count(data.get(output_key)))
+
+
+def snippet(body: bytes | str, limit: int = 200) -> str:
+    """A short, single-line, tag-free excerpt of a body for error messages."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    text = re.sub(r"<[^>]*>", " ", text)
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+# --------------------------------------------------------------------------- secrets
+
+_KEYLIKE: Final = re.compile(
+    r"""
+      \b(?:sk|pk|rk)-[A-Za-z0-9_\-]{6,}         # OpenAI / Anthropic / Together style
+    | \bxai-[A-Za-z0-9_\-]{6,}                  # xAI
+    | \bgsk_[A-Za-z0-9]{6,}                     # Groq
+    | \bAIza[0-9A-Za-z_\-]{10,}                 # Google
+    | (?i:bearer)\s+[A-Za-z0-9._~+/\-]{6,}=*    # an echoed Authorization header
+    | [^\s"',;:()]*\*{3,}[^\s"',;:().]*         # a masked key: sk-proj-****abcd, xa***yz
+    """,
+    re.VERBOSE,
+)
+_LONG_TOKEN: Final = re.compile(r"[A-Za-z0-9_\-]{32,}")
+REDACTED: Final = "[REDACTED]"
+
+
+def scrub(text: str, secret: str | None = None) -> str:
+    """Remove ``secret`` and anything that looks like an API key or token from ``text``."""
+    if secret:
+        text = text.replace(secret, REDACTED)
+    text = _KEYLIKE.sub(REDACTED, text)
+
+    def _long(match: re.Match[str]) -> str:
+        token = match.group(0)
+        has_digit = any(c.isdigit() for c in token)
+        has_alpha = any(c.isalpha() for c in token)
+        return REDACTED if has_digit and has_alpha else token
+
+    return _LONG_TOKEN.sub(_long, text)
+
+
+# --------------------------------------------------------------------------- retry hints
+
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_TRY_AGAIN: Final = re.compile(r"try again in\s+((?:\d+(?:\.\d+)?(?:ms|s|m|h))+)", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``"47s"``, ``"1.5s"``, ``"240ms"``, ``"6m0s"``; None if not a duration."""
+    text = text.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
+    """``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), in seconds."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    raw_ms = lower.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(float(raw_ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    raw = lower.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+# --------------------------------------------------------------------------- error mapping
+
+_AUTH_CODES: Final = frozenset(
+    {
+        "invalid_api_key",
+        "authentication_error",
+        "api_key_invalid",
+        "unauthenticated",
+        "permission_error",
+        "permission_denied",
+        "invalid_authentication",
+        "unauthorized",
+    }
+)
+_AUTH_TEXT: Final = re.compile(
+    r"(incorrect|invalid|bad|missing|expired|revoked|wrong)\s+(x-)?api[\s_-]?key"
+    r"|api[\s_-]?key\b[^.\n]{0,80}?\b(not\s+valid|invalid|expired|revoked)"
+    r"|authentication\s+fail|\bunauthori[sz]ed\b",
+    re.IGNORECASE,
+)
+_CONTEXT_CODES: Final = frozenset(
+    {"context_length_exceeded", "context_window_exceeded", "model_context_window_exceeded"}
+)
+_CONTEXT_TEXT: Final = re.compile(
+    r"context[\s_-]?(length|window)|prompt is too long|maximum context"
+    r"|input token count|too many (input |prompt )?tokens|reduce the length of the messages"
+    r"|exceeds the maximum number of tokens",
+    re.IGNORECASE,
+)
+_CONTENT_CODES: Final = frozenset(
+    {
+        "content_policy_violation",
+        "content_filter",
+        "content_policy",
+        "moderation_blocked",
+        "safety_violation",
+        "prompt_blocked",
+    }
+)
+_CONTENT_TEXT: Final = re.compile(
+    r"content (management )?polic|safety system|flagged by (our )?moderation"
+    r"|violates? (our|the) (usage|content) polic",
+    re.IGNORECASE,
+)
+_OVERLOAD_CODES: Final = frozenset({"overloaded_error", "overloaded", "capacity_exceeded"})
+#: canonical HTTP status of an error that arrives inside a 200 stream, by its type
+_STREAM_STATUS: Final = {
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "resource_exhausted": 429,
+    "overloaded_error": 529,
+    "unavailable": 503,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "invalid_request_error": 400,
+    "not_found_error": 404,
+    "timeout_error": 504,
+}
+
+
+@attrs.frozen(kw_only=True)
+class ErrorFields:
+    """What an error body says, whatever its shape."""
+
+    message: str
+    codes: tuple[str, ...] = ()
+    retry_after: float | None = None
+    status: int | None = None  # an integer ``code`` inside the body, when there is one
+
+
+def error_fields(payload: Any) -> ErrorFields:
+    """Message, codes and retry delay from any provider's error body.
+
+    Shapes: ``{"error": {"message", "type", "code", "status", "details"}}`` (OpenAI
+    family, Anthropic, Gemini, Perplexity), ``{"code": str, "error": str}`` (xAI),
+    ``{"error": str}`` (Ollama), ``{"message", "type", "code"}`` / ``{"detail": ...}``
+    (Mistral), ``[{"error": {...}}]`` (Gemini's OpenAI-compatible surface).
+    """
+    if isinstance(payload, list):
+        payload = first(payload)
+    payload = obj(payload)
+    inner = payload.get("error", payload)
+    codes: list[str] = []
+    retry_after: float | None = None
+    status: int | None = None
+    if isinstance(inner, str):
+        message = inner
+        inner = payload
+    else:
+        inner = obj(inner)
+        raw_message = inner.get("message", inner.get("detail", ""))
+        message = raw_message if isinstance(raw_message, str) else json.dumps(raw_message)
+    for key in ("type", "code", "status"):
+        value = inner.get(key)
+        if isinstance(value, str) and value:
+            codes.append(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            status = value
+    for detail in inner.get("details", ()) if isinstance(inner.get("details"), list) else ():
+        detail = obj(detail)
+        if isinstance(detail.get("reason"), str):
+            codes.append(detail["reason"])
+        delay = string(detail.get("retryDelay"))
+        if delay is not None:
+            retry_after = parse_duration(delay)
+    nested = obj(inner.get("details"))  # Anthropic: error.details.error_code
+    if isinstance(nested.get("error_code"), str):
+        codes.append(nested["error_code"])
+    return ErrorFields(message=message, codes=tuple(codes), retry_after=retry_after, status=status)
+
+
+def map_error(
+    provider: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secret: str | None,
+) -> ProviderError:
+    """The ``ProviderError`` for a non-2xx answer; never contains the API key."""
+    try:
+        fields = error_fields(load_json(body)) if body.strip() else ErrorFields(message="")
+    except ValueError:
+        fields = ErrorFields(message=snippet(body))
+    return classify(provider, status, headers, fields, secret=secret)
+
+
+def classify(
+    provider: str,
+    status: int,
+    headers: Mapping[str, str],
+    fields: ErrorFields,
+    *,
+    secret: str | None,
+) -> ProviderError:
+    """Status + codes + message -> the branch of the error tree that fits."""
+    codes = {c.lower() for c in fields.codes}
+    text = fields.message
+    message = scrub(text, secret)[:500] or f"HTTP {status}"
+    if fields.codes:
+        message = f"{message} [{', '.join(scrub(c, secret) for c in fields.codes[:3])}]"
+    if status == 429:
+        retry_after = retry_after_from_headers(headers)
+        if retry_after is None:
+            retry_after = fields.retry_after
+        if retry_after is None and (hint := _TRY_AGAIN.search(text)) is not None:
+            retry_after = parse_duration(hint.group(1))
+        return RateLimited(message, retry_after=retry_after, provider=provider, status=status)
+    if status >= 500 or codes & _OVERLOAD_CODES:
+        return UpstreamError(message, provider=provider, status=status)
+    if 400 <= status < 500:
+        if status in (401, 403) or codes & _AUTH_CODES or _AUTH_TEXT.search(text):
+            return AuthError(message, provider=provider, status=status)
+        if status == 413 or codes & _CONTEXT_CODES or _CONTEXT_TEXT.search(text):
+            return ContextExceeded(message, provider=provider, status=status)
+        if codes & _CONTENT_CODES or _CONTENT_TEXT.search(text):
+            return ContentRejected(message, provider=provider, status=status)
+        return BadRequest(message, provider=provider, status=status)
+    return BadReply(f"unexpected HTTP status {status}: {message}", provider=provider, status=status)
+
+
+def stream_error(
+    provider: str, payload: Any, *, secret: str | None, output_began: bool
+) -> ProviderError:
+    """An error that arrived inside a 200 answer (SSE ``error`` event, ``{"error": ...}`` line).
+
+    Before any text it maps like an HTTP error of the status its type implies
+    (``overloaded_error`` -> 529); after text was emitted it is ``StreamBroken``,
+    naming the cause, because the caller already holds part of the answer.
+    """
+    fields = error_fields(payload)
+    status = fields.status
+    if status is None:
+        status = next(
+            (_STREAM_STATUS[c.lower()] for c in fields.codes if c.lower() in _STREAM_STATUS), 500
+        )
+    error = classify(provider, status, {}, fields, secret=secret)
+    if output_began and not isinstance(error, Refused):
+        return StreamBroken(
+            f"stream failed after output began: {error.message}", provider=provider, status=status
+        )
+    return error
+
+
+def broken(provider: str, output_began: bool, detail: str) -> StreamBroken:
+    """The connection ended before the answer was complete."""
+    state = "after output began" if output_began else "before any output"
+    return StreamBroken(f"stream ended {state}, {detail}", provider=provider, status=200)
+
+
+def bad_reply(provider: str, detail: str, status: int = 200) -> BadReply:
+    return BadReply(detail, provider=provider, status=status)
