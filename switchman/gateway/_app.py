@@ -230,6 +230,8 @@ class Gateway:
     def admit(self, call: Call, principal: Principal) -> Call:
         """The call as this caller may submit it: known models, allowed ones, its handle."""
         unknown, denied = target_problems(principal, call, self.config)
+        if call.options.determinism == "strict" and call.params.seed is None:
+            unknown.append(("params.seed", "is required when options.determinism is strict"))
         if unknown:
             raise invalid(unknown)
         if denied:

@@ -1,0 +1,194 @@
+"""Bad input: 400 malformed, 422 naming each field, 413 too large, 404 unknown job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from switchman.gateway._app import Gateway
+from switchman.gateway._jobs import JobRunner
+from switchman.gateway._metrics import GatewayMetrics
+from switchman.store import open_store
+from tests.gateway._fakes import FakeRouter, make_config, running_gateway
+
+LIMIT = 2048
+
+
+def _fields(body: dict[str, Any]) -> set[str]:
+    return {d["field"] for d in body["error"]["details"]}
+
+
+async def test_malformed_json_is_400() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for path in ("/call", "/v1/chat/completions", "/feedback/job_x"):
+                r = await gw.client.post(
+                    path, content=b"{not json", headers={"content-type": "application/json"}
+                )
+                assert r.status_code == 400, path
+                assert "message" in r.json()["error"]
+            assert router.calls == []
+
+
+async def test_invalid_call_fields_are_422_naming_each_one() -> None:
+    router = FakeRouter(make_config())
+    body = {
+        "prompt": "x",
+        "model": "fast",
+        "colour": "red",
+        "params": {"temperature": 7, "top_p": "high"},
+        "options": {"verbosity": "loud"},
+    }
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/call", json=body)
+            assert r.status_code == 422
+            err = r.json()["error"]
+            assert err["code"] == "validation_error"
+            assert _fields(r.json()) == {
+                "colour",
+                "params.temperature",
+                "params.top_p",
+                "options.verbosity",
+            }
+            r = await gw.client.post("/call", json=[1])
+            assert r.status_code == 422 and _fields(r.json()) == {"body"}
+            assert router.calls == []
+
+
+async def test_unknown_models_are_422_before_a_job_exists() -> None:
+    router = FakeRouter(make_config())
+    body = {"prompt": "x", "model": "nosuch", "options": {"fallback": ["fast", "nada"]}}
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/call", json=body)
+            assert r.status_code == 422
+            assert _fields(r.json()) == {"model", "options.fallback[1]"}
+            strict = {"prompt": "x", "options": {"determinism": "strict"}}
+            r = await gw.client.post("/call", json=strict)
+            assert r.status_code == 422 and _fields(r.json()) == {"params.seed"}
+            assert (await gw.client.get("/jobs")).json()["jobs"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("wait=abc", "wait"), ("wait=-1", "wait"), ("wait=1000", "wait"), ("wait=nan", "wait")],
+)
+async def test_bad_wait_is_422(query: str, field: str) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post(f"/call?{query}", json={"prompt": "x"})
+            assert r.status_code == 422 and _fields(r.json()) == {field}
+            r = await gw.client.get(f"/result/job_x?{query}")
+            assert r.status_code == 422 and _fields(r.json()) == {field}
+
+
+async def test_bad_jobs_query_is_422_naming_each() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.get("/jobs", params={"status": "done", "limit": "0"})
+            assert r.status_code == 422 and _fields(r.json()) == {"status", "limit"}
+            r = await gw.client.get("/jobs", params={"limit": "x"})
+            assert r.status_code == 422 and _fields(r.json()) == {"limit"}
+
+
+async def test_bad_feedback_is_422_naming_each() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            job_id = (await gw.client.post("/call?wait=5", json={"prompt": "x"})).json()["job_id"]
+            r = await gw.client.post(f"/feedback/{job_id}", json={"score": 2, "why": "x"})
+            assert r.status_code == 422 and _fields(r.json()) == {"score", "why"}
+            r = await gw.client.post(f"/feedback/{job_id}", json={"score": True})
+            assert r.status_code == 422 and _fields(r.json()) == {"score"}
+            r = await gw.client.post(f"/feedback/{job_id}", json={})
+            assert r.status_code == 422 and _fields(r.json()) == {"score"}
+            assert router.feedback_given == []
+
+
+async def test_unknown_job_is_404() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for r in (
+                await gw.client.get("/result/job_nope"),
+                await gw.client.post("/feedback/job_nope", json={"score": 1}),
+            ):
+                assert r.status_code == 404
+                assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_too_large_bodies_are_413() -> None:
+    router = FakeRouter(make_config(max_body_bytes=LIMIT))
+    big = {"prompt": "x" * (LIMIT + 10)}
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/call", json=big)
+            assert r.status_code == 413
+            assert r.json()["error"]["code"] == "payload_too_large"
+
+            async def chunks() -> Any:  # no Content-Length: chunked transfer
+                for _ in range(10):
+                    yield b" " * 512
+
+            r = await gw.client.post("/call", content=chunks())
+            assert "content-length" not in r.request.headers
+            assert r.status_code == 413
+            r = await gw.client.post(
+                "/v1/chat/completions",
+                json={"model": "auto", "messages": [{"role": "user", "content": "x" * LIMIT}]},
+            )
+            assert r.status_code == 413
+            assert r.json()["error"]["type"] == "invalid_request_error"
+            assert router.calls == []
+            # a body just under the limit is fine
+            ok = await gw.client.post("/call", json={"prompt": "x" * (LIMIT - 100)})
+            assert ok.status_code == 202
+
+
+class _Receive:
+    """An ASGI receive that counts how much of the body the app pulled."""
+
+    def __init__(self, chunks: int, size: int) -> None:
+        self.left = chunks
+        self.size = size
+        self.calls = 0
+
+    async def __call__(self) -> dict[str, Any]:
+        self.calls += 1
+        self.left -= 1
+        return {"type": "http.request", "body": b"x" * self.size, "more_body": self.left > 0}
+
+
+async def _asgi_post(headers: list[tuple[bytes, bytes]], receive: _Receive) -> int:
+    router = FakeRouter(make_config(max_body_bytes=LIMIT))
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async with open_store(":memory:") as store, trio.open_nursery() as nursery:
+        runner = JobRunner(router, store, nursery, max_in_flight=4)
+        app = Gateway(router, store, runner, GatewayMetrics())
+        scope = {"type": "http", "method": "POST", "path": "/call", "headers": headers}
+        await app(scope, receive, send)  # type: ignore[arg-type]
+    return int(sent[0]["status"])
+
+
+async def test_declared_content_length_over_the_limit_reads_nothing() -> None:
+    receive = _Receive(chunks=1000, size=1024)
+    status = await _asgi_post([(b"content-length", str(1024 * 1000).encode())], receive)
+    assert status == 413
+    assert receive.calls == 0
+
+
+async def test_chunked_body_stops_being_read_at_the_limit() -> None:
+    receive = _Receive(chunks=1000, size=1024)
+    status = await _asgi_post([], receive)
+    assert status == 413
+    assert receive.calls == LIMIT // 1024 + 1

@@ -1,0 +1,235 @@
+"""The /ws websocket: submit, subscribe, isolation, bad messages, slow clients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+from trio_websocket import WebSocketConnection, open_websocket_url
+
+from switchman._result import TraceEvent
+from switchman.gateway._auth import OPEN
+from switchman.gateway._ws import OUTBOX, _Connection
+from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
+
+
+def _auth(secret: str) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {secret}".encode())]
+
+
+async def _send(ws: WebSocketConnection, message: Any) -> None:
+    await ws.send_message(json.dumps(message))
+
+
+async def _recv(ws: WebSocketConnection) -> dict[str, Any]:
+    message = await ws.get_message()
+    assert isinstance(message, str)
+    data = json.loads(message)
+    assert isinstance(data, dict)
+    return data
+
+
+async def _until_result(ws: WebSocketConnection) -> list[dict[str, Any]]:
+    seen = []
+    while True:
+        message = await _recv(ws)
+        seen.append(message)
+        if message["type"] == "result":
+            return seen
+
+
+async def test_submit_a_call_and_receive_its_events_and_result() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            await _send(ws, {"type": "call", "call": {"prompt": "hi", "model": "fast"}})
+            submitted = await _recv(ws)
+            assert submitted["type"] == "submitted"
+            job_id = submitted["job_id"]
+            seen = await _until_result(ws)
+            types = [m["type"] for m in seen]
+            assert types == ["call.accepted", "attempt.finished", "call.completed", "result"]
+            for event in seen[:-1]:
+                assert event["job_id"] == job_id and event["call_id"] == "call-1"
+                assert isinstance(event["ts"], float)
+            assert seen[1]["alias"] == "fast" and seen[1]["outcome"] == "success"
+            result = seen[-1]
+            assert result["job_id"] == job_id and result["status"] == "complete"
+            assert result["result"]["answer"] == "echo hi"
+            # the job is stored like any other
+            job = (await gw.client.get(f"/result/{job_id}")).json()
+            assert job["status"] == "complete"
+
+
+async def test_subscribe_to_a_job_submitted_over_http() -> None:
+    router = FakeRouter(make_config(), slow_s=0.5)
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            r = await gw.client.post("/call", json={"prompt": "later", "model": "slow"})
+            job_id = r.json()["job_id"]
+            await _send(ws, {"type": "subscribe", "job_id": job_id})
+            assert await _recv(ws) == {"type": "subscribed", "job_id": job_id}
+            seen = await _until_result(ws)
+            assert [m["type"] for m in seen][-2:] == ["call.completed", "result"]
+            assert seen[-1]["result"]["answer"] == "echo later"
+            # a finished job's result comes at once on subscribe
+            await _send(ws, {"type": "subscribe", "job_id": job_id})
+            assert (await _recv(ws))["type"] == "subscribed"
+            again = await _recv(ws)
+            assert again["type"] == "result" and again["result"]["answer"] == "echo later"
+
+
+async def test_subscribe_all_sees_only_the_keys_own_events() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=_auth("secret-a")) as ws_a,
+        ):
+            await _send(ws_a, {"type": "subscribe"})
+            assert await _recv(ws_a) == {"type": "subscribed", "job_id": None}
+            other = await gw.client.post(
+                "/call?wait=5", json={"prompt": "b"}, headers={"x-api-key": "secret-b"}
+            )
+            mine = await gw.client.post(
+                "/call?wait=5", json={"prompt": "a"}, headers={"x-api-key": "secret-a"}
+            )
+            first = await _recv(ws_a)
+            assert first["type"] == "call.accepted"
+            assert first["job_id"] == mine.json()["job_id"] != other.json()["job_id"]
+            # another key's job cannot be subscribed to: it does not exist for team-a
+            await _send(ws_a, {"type": "subscribe", "job_id": other.json()["job_id"]})
+            while (message := await _recv(ws_a))["type"] != "error":
+                assert message["job_id"] == mine.json()["job_id"]
+            assert message["error"]["code"] == "not_found"
+
+
+async def test_websocket_needs_a_valid_key_when_keys_exist() -> None:
+    # a raw upgrade request (trio-websocket leaks its socket on a rejected handshake)
+    upgrade = {
+        "connection": "Upgrade",
+        "upgrade": "websocket",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+    }
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for headers in ({}, {"authorization": "Bearer wrong"}):
+                async with httpx.AsyncClient(base_url=gw.base_url) as client:  # not reusable
+                    r = await client.get("/ws", headers=upgrade | headers)
+                assert r.status_code == 401
+                assert r.json()["error"]["code"] == "unauthorized"
+            assert router.subscribers == 1  # only the metrics feed: no socket subscribed
+            async with open_websocket_url(gw.ws_url, extra_headers=_auth("secret-b")) as ws:
+                await _send(ws, {"type": "subscribe"})
+                assert (await _recv(ws))["type"] == "subscribed"
+
+
+async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=_auth("secret-a")) as ws,
+        ):
+            await _send(ws, {"type": "call", "call": {"prompt": "x", "model": "gpt-x"}})
+            error = await _recv(ws)
+            assert error["type"] == "error"
+            assert error["error"]["code"] == "permission_denied"
+            assert router.calls == []
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "fields"),
+    [
+        ("{nope", "bad_request", None),
+        (json.dumps([1, 2]), "validation_error", None),
+        (json.dumps({"type": "dance"}), "validation_error", None),
+        (json.dumps({"type": "subscribe", "job": "x"}), "validation_error", {"job"}),
+        (json.dumps({"type": "subscribe", "job_id": 5}), "validation_error", {"job_id"}),
+        (json.dumps({"type": "subscribe", "job_id": "job_unknown"}), "not_found", None),
+        (
+            json.dumps({"type": "call", "call": {"prompt": "x", "params": {"temperature": 9}}}),
+            "validation_error",
+            {"call.params.temperature"},
+        ),
+        (
+            json.dumps({"type": "call", "call": {"prompt": "x", "model": "nosuch"}}),
+            "validation_error",
+            {"model"},
+        ),
+        (json.dumps({"type": "call"}), "validation_error", {"call.prompt"}),
+    ],
+)
+async def test_bad_client_messages_get_an_error_and_the_socket_lives_on(
+    message: str, code: str, fields: set[str] | None
+) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            await ws.send_message(message)
+            error = await _recv(ws)
+            assert error["type"] == "error" and error["error"]["code"] == code
+            assert error["error"]["message"]
+            if fields is not None:
+                assert {d["field"] for d in error["error"]["details"]} == fields
+            await _send(ws, {"type": "subscribe"})
+            assert (await _recv(ws))["type"] == "subscribed"
+
+
+async def test_binary_messages_are_refused() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            await ws.send_message(b"\x00\x01")
+            assert (await _recv(ws))["error"]["code"] == "bad_request"
+
+
+def _event(i: int) -> TraceEvent:
+    return TraceEvent(
+        type="attempt.delta", call_id="c", job_id="j", ts=float(i), data={"text": str(i)}
+    )
+
+
+async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> None:
+    sent: list[dict[str, Any]] = []
+    gate = trio.Event()
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await gate.wait()
+        sent.append(json.loads(message["text"]))
+
+    total = OUTBOX * 3
+    events_in, events_out = trio.open_memory_channel[TraceEvent](total + 1)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            conn = _Connection(None, OPEN, slow_send, nursery)  # type: ignore[arg-type]
+            conn.all_own = True
+            nursery.start_soon(conn.write_loop)
+            nursery.start_soon(conn.pump, events_out)
+            for i in range(total):
+                events_in.send_nowait(_event(i))
+            # the router's own drop notice for this subscriber is counted too
+            events_in.send_nowait(
+                TraceEvent(type="events.dropped", call_id="", job_id=None, ts=0, data={"count": 5})
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            # the feed was drained at once although the client has not taken a message
+            assert events_out.statistics().current_buffer_used == 0
+            assert sent == []
+            gate.set()
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    delivered = [m for m in sent if m["type"] == "attempt.delta"]
+    notices = [m for m in sent if m["type"] == "events.dropped"]
+    assert len(delivered) == OUTBOX + 1
+    assert sum(m["count"] for m in notices) == total - len(delivered) + 5
+    assert notices and sent[0]["type"] == "attempt.delta"  # told right after the first
+    # what got through is in order
+    texts = [int(m["text"]) for m in delivered]
+    assert texts == sorted(texts)
