@@ -210,7 +210,7 @@ class _GeminiStream:
                 break
             # A bare JSON error (no ``data:`` prefix) can arrive mid-stream.
             for text in (sse.data, sse.raw):
-                if text is None:
+                if text is None or self._done:
                     continue
                 try:
                     chunk = load_json(text)

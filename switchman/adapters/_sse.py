@@ -272,7 +272,7 @@ _CONTEXT_CODES: Final = frozenset(
     {"context_length_exceeded", "context_window_exceeded", "model_context_window_exceeded"}
 )
 _CONTEXT_TEXT: Final = re.compile(
-    r"context[\s_-]?(length|window)|prompt is too long|maximum context"
+    r"context[\s_-]?(length|window)|maximum context|(prompt|input) (is )?too long"
     r"|input token count|too many (input |prompt )?tokens|reduce the length of the messages"
     r"|exceeds the maximum number of tokens",
     re.IGNORECASE,
@@ -288,7 +288,8 @@ _CONTENT_CODES: Final = frozenset(
     }
 )
 _CONTENT_TEXT: Final = re.compile(
-    r"content (management )?polic|safety system|flagged by (our )?moderation"
+    r"content[\s_-]?(management |filtering |filter )?polic|safety system"
+    r"|blocked by (the |our |a )?(content|safety|moderation)|flagged by (our )?moderation"
     r"|violates? (our|the) (usage|content) polic",
     re.IGNORECASE,
 )
