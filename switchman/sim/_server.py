@@ -20,6 +20,7 @@ import functools
 import http
 import json
 import re
+import signal
 import socket
 import struct
 import urllib.parse
@@ -105,6 +106,7 @@ class FakeProviderServer:
         self.state = BehaviourState()
         self._records: dict[int, ReceivedRequest] = {}
         self._count = 0
+        self._changed = trio.Event()
 
     def requests(self, model: str | None = None) -> list[ReceivedRequest]:
         """Recorded requests, oldest first; only those naming ``model`` when given."""
@@ -117,6 +119,21 @@ class FakeProviderServer:
         """Forget the recorded requests (behaviour state such as ``error-once`` is kept)."""
         self._records.clear()
 
+    async def wait_ended(self, model: str | None = None) -> ReceivedRequest:
+        """Wait until the latest request (naming ``model``, when given) has ended; return it.
+
+        Cancellation just stops the wait.
+        """
+        while True:
+            records = self.requests(model)
+            if records and records[-1].outcome != "in_progress":
+                return records[-1]
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
     def reset_behaviours(self) -> None:
         """Forget per-model behaviour state: ``error-once`` fails again, flapping restarts."""
         self.state.clear()
@@ -127,12 +144,14 @@ class FakeProviderServer:
         self._records[n] = ReceivedRequest(n=n, **fields)
         while len(self._records) > self.config.max_records:
             del self._records[next(iter(self._records))]
+        self._notify()
         return n
 
     def _update(self, n: int, **changes: Any) -> None:
         record = self._records.get(n)
         if record is not None:
             self._records[n] = attrs.evolve(record, **changes)
+            self._notify()
 
 
 class _ClientGone(Exception):
@@ -146,7 +165,16 @@ class _Io:
         self.stream = stream
         self.conn = h11.Connection(h11.SERVER)
         self.server = server
+        #: the record of the request being answered (0: none) and whether it is settled
         self.n = 0
+        self.settled = False
+
+    def settle(self, outcome: str) -> None:
+        """Record the outcome just before the last bytes go out, so a client that has
+        read the whole reply always finds its record final."""
+        if self.n:
+            self.server._update(self.n, ended_at=trio.current_time(), outcome=outcome)
+            self.settled = True
 
     async def _receive(self) -> bytes:
         try:
@@ -177,24 +205,26 @@ class _Io:
             reason = "Overloaded" if status == 529 else ""
         return h11.Response(status_code=status, headers=headers, reason=reason)
 
-    async def reply(self, reply: Reply) -> None:
+    async def reply(self, reply: Reply, *, outcome: str) -> None:
         headers = [
             ("content-type", reply.content_type),
             ("content-length", str(len(reply.body))),
             *reply.headers,
         ]
-        await self._send(
-            self._response(reply.status, headers), h11.Data(data=reply.body), h11.EndOfMessage()
-        )
+        response = self._response(reply.status, headers)
+        self.settle(outcome)
+        await self._send(response, h11.Data(data=reply.body), h11.EndOfMessage())
 
     async def start_stream(self, content_type: str, extra: Headers) -> None:
         headers = [("content-type", content_type), ("cache-control", "no-cache"), *extra]
         await self._send(self._response(200, headers))
 
-    async def data(self, data: bytes, *, end: bool = False) -> None:
+    async def data(self, data: bytes, *, end: str | None = None) -> None:
+        """Send stream bytes; ``end`` (the outcome) also ends the reply."""
         events: list[Any] = [h11.Data(data=data)] if data else []
-        if end:
+        if end is not None:
             events.append(h11.EndOfMessage())
+            self.settle(end)
         if events:
             await self._send(*events)
 
@@ -308,7 +338,7 @@ async def _play(io: _Io, wire: Wire, ex: Exchange) -> tuple[str, bool]:
         if failure.kind == "reset":
             io.reset()
             return "reset", False
-        await io.reply(wire.error(failure, ex))
+        await io.reply(wire.error(failure, ex), outcome=failure.kind)
         return failure.kind, True
     if not ex.parsed.request.stream:
         return await _play_whole(io, wire, ex)
@@ -319,14 +349,14 @@ async def _play_whole(io: _Io, wire: Wire, ex: Exchange) -> tuple[str, bool]:
     plan = ex.plan
     await io.pause(plan.ttft_s + sum(plan.delays))
     if plan.ending == "error":
-        await io.reply(wire.error(_OVERLOADED, ex))
+        await io.reply(wire.error(_OVERLOADED, ex), outcome="error")
         return "error", True
     if plan.ending in ("cut", "stall"):
         await io.partial(wire.whole(attrs.evolve(ex, plan=attrs.evolve(plan, ending="complete"))))
         if plan.ending == "stall":
             await io.wait_closed()
         return plan.ending, False
-    await io.reply(wire.whole(ex))
+    await io.reply(wire.whole(ex), outcome=plan.ending)
     return plan.ending, True
 
 
@@ -338,7 +368,7 @@ async def _play_stream(io: _Io, wire: Wire, ex: Exchange, plan: Plan) -> tuple[s
         buf += wire.refusal(ex)
         if plan.terminator:
             buf += wire.terminator(ex)
-        await io.data(buf, end=True)
+        await io.data(buf, end="refusal")
         return "refusal", True
     fill = wire.chunker(ex)
     for i, chunk in enumerate(plan.delivered):
@@ -354,10 +384,10 @@ async def _play_stream(io: _Io, wire: Wire, ex: Exchange, plan: Plan) -> tuple[s
         buf += wire.finish(ex)
         if plan.terminator:
             buf += wire.terminator(ex)
-        await io.data(buf, end=True)
+        await io.data(buf, end="complete")
         return "complete", True
     if plan.ending == "error":
-        await io.data(buf + wire.mid_error(ex), end=True)
+        await io.data(buf + wire.mid_error(ex), end="error")
         return "error", True
     await io.data(buf)
     if plan.ending == "stall":
@@ -382,16 +412,19 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
     )
     if body is None:
         io.n = record(wire_format="none", model=None, behaviour=None, body=None)
-        await io.reply(json_reply(413, {"error": {"message": "request body too large"}}))
+        await io.reply(
+            json_reply(413, {"error": {"message": "request body too large"}}), outcome="bad_request"
+        )
         return _ended(io, server, "bad_request", keep=False)
     if route is None:
         io.n = record(wire_format="none", model=None, behaviour=None, body=None)
-        await io.reply(_OPENAI.not_found(f"no route for {method} {path}"))
+        await io.reply(_OPENAI.not_found(f"no route for {method} {path}"), outcome="not_found")
         return _ended(io, server, "not_found")
     wire, path_model, kind = route
     if kind in ("tags", "models"):
         io.n = record(wire_format=wire.name, model=None, behaviour=None, body=None)
-        await io.reply(tags_reply(BEHAVIOURS) if kind == "tags" else _models_reply())
+        listing = tags_reply(BEHAVIOURS) if kind == "tags" else _models_reply()
+        await io.reply(listing, outcome="listed")
         return _ended(io, server, "listed")
     obj: Any = None
     try:
@@ -400,7 +433,8 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
         parsed = wire.parse(obj, path_model=path_model, stream=kind == "stream" and sse)
     except (ValueError, BadBody) as exc:
         io.n = record(wire_format=wire.name, model=path_model, behaviour=None, body=obj)
-        await io.reply(wire.bad_request(str(exc) if isinstance(exc, BadBody) else "invalid JSON"))
+        message = str(exc) if isinstance(exc, BadBody) else "invalid JSON"
+        await io.reply(wire.bad_request(message), outcome="bad_request")
         return _ended(io, server, "bad_request")
     if kind == "stream" and not sse:
         parsed = attrs.evolve(parsed, array=True)
@@ -416,8 +450,10 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
 
 
 def _ended(io: _Io, server: FakeProviderServer, outcome: str, *, keep: bool = True) -> bool:
-    server._update(io.n, ended_at=trio.current_time(), outcome=outcome)
+    if not io.settled or outcome == "client_closed":
+        server._update(io.n, ended_at=trio.current_time(), outcome=outcome)
     io.n = 0
+    io.settled = False
     return keep
 
 
@@ -466,7 +502,10 @@ async def serve_fake_provider(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m switchman.sim [--host H] [--port N] [--latency-ms MS]``: serve until Ctrl-C."""
+    """``python -m switchman.sim [--host H] [--port N] [--latency-ms MS]``.
+
+    Serves until Ctrl-C or SIGTERM, then stops cleanly and returns 0.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m switchman.sim",
         description="A fake LLM provider over HTTP; the model name picks the behaviour: "
@@ -479,12 +518,13 @@ def main(argv: list[str] | None = None) -> int:
     config = FakeServerConfig(host=args.host, port=args.port, latency_ms=args.latency_ms)
 
     async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            server: FakeProviderServer = await nursery.start(serve_fake_provider, config)
-            print(f"fake provider listening on {server.base_url}", flush=True)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                server: FakeProviderServer = await nursery.start(serve_fake_provider, config)
+                print(f"fake provider listening on {server.base_url}", flush=True)
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
 
-    try:
-        trio.run(run)
-    except KeyboardInterrupt:
-        pass
+    trio.run(run)
     return 0
