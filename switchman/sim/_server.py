@@ -168,6 +168,8 @@ class _Io:
         #: the record of the request being answered (0: none) and whether it is settled
         self.n = 0
         self.settled = False
+        #: bytes rendered but not sent yet (headers waiting for the first body bytes)
+        self.held = b""
 
     def settle(self, outcome: str) -> None:
         """Record the outcome just before the last bytes go out, so a client that has
@@ -190,7 +192,8 @@ class _Io:
             self.conn.receive_data(await self._receive())
 
     async def _send(self, *events: Any) -> None:
-        data = b"".join(self.conn.send(event) or b"" for event in events)
+        data = self.held + b"".join(self.conn.send(event) or b"" for event in events)
+        self.held = b""
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -215,9 +218,14 @@ class _Io:
         self.settle(outcome)
         await self._send(response, h11.Data(data=reply.body), h11.EndOfMessage())
 
-    async def start_stream(self, content_type: str, extra: Headers) -> None:
+    async def start_stream(self, content_type: str, extra: Headers, *, hold: bool) -> None:
+        """Send the 200 headers of a stream; with ``hold``, send them with the first data."""
         headers = [("content-type", content_type), ("cache-control", "no-cache"), *extra]
-        await self._send(self._response(200, headers))
+        response = self._response(200, headers)
+        if hold:
+            self.held += self.conn.send(response) or b""
+        else:
+            await self._send(response)
 
     async def data(self, data: bytes, *, end: str | None = None) -> None:
         """Send stream bytes; ``end`` (the outcome) also ends the reply."""
@@ -225,7 +233,7 @@ class _Io:
         if end is not None:
             events.append(h11.EndOfMessage())
             self.settle(end)
-        if events:
+        if events or self.held:
             await self._send(*events)
 
     async def partial(self, reply: Reply) -> None:
@@ -248,6 +256,8 @@ class _Io:
 
     async def wait_closed(self) -> None:
         """Wait until the client closes the connection (data it sends meanwhile is kept)."""
+        if self.held:
+            await self._send()
         while True:
             try:
                 data = await self._receive()
@@ -361,7 +371,7 @@ async def _play_whole(io: _Io, wire: Wire, ex: Exchange) -> tuple[str, bool]:
 
 
 async def _play_stream(io: _Io, wire: Wire, ex: Exchange, plan: Plan) -> tuple[str, bool]:
-    await io.start_stream(wire.stream_type, wire.ok_headers(ex))
+    await io.start_stream(wire.stream_type, wire.ok_headers(ex), hold=plan.ttft_s <= 0)
     await io.pause(plan.ttft_s)
     buf = wire.head(ex)
     if plan.ending == "refusal":

@@ -303,3 +303,20 @@ async def test_python_dash_m_serves_until_interrupted() -> None:
                 await process.wait()
             if process.stdout is not None:
                 await process.stdout.aclose()
+
+
+async def test_a_stall_before_any_text_still_sends_the_headers(
+    server: FakeProviderServer, client: httpx.AsyncClient
+) -> None:
+    gemini = next(f for f in FORMATS if f.name == "gemini")
+    with trio.fail_after(5):
+        request = gemini.request(client, "stall", stream=True, max_tokens=2)  # one chunk
+        response = await client.send(request, stream=True)
+        try:
+            assert response.status_code == 200
+            with trio.move_on_after(0.2) as waited:
+                await response.aread()
+            assert waited.cancelled_caught
+        finally:
+            await response.aclose()
+        assert (await server.wait_ended("stall")).outcome == "stall"
