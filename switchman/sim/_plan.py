@@ -239,8 +239,11 @@ def _failure_plan(
     return Plan(behaviour=behaviour, model=model, failure=failure, ttft_s=after_s, usage=usage)
 
 
+_REFUSAL_WORDS: Final = len(REFUSAL_TEXT.split())
+
+
 def _refusal(plan: Plan) -> Plan:
-    words = len(REFUSAL_TEXT.split())
+    words = _REFUSAL_WORDS
     return attrs.evolve(
         plan,
         ending="refusal",
@@ -316,55 +319,63 @@ def plan_from_profile(
     A prompt whose estimated tokens exceed ``context_window`` fails with
     ``context_length``.
     """
-    plan = _answer_plan("healthy", model_alias, request)
-    if context_window is not None and plan.usage.input_tokens > context_window:
-        return _failure_plan(
-            "context-length",
-            model_alias,
-            Failure(
-                kind="context_length",
-                status=400,
-                message=f"prompt is too long: {plan.usage.input_tokens} tokens "
-                f"> {context_window} maximum",
-            ),
-            request,
-        )
+    answer = _answer_for(model_alias, request)
+    input_tokens = _input_tokens(request)
+    if context_window is not None and input_tokens > context_window:
+        message = f"prompt is too long: {input_tokens} tokens > {context_window} maximum"
+        too_long = Failure(kind="context_length", status=400, message=message)
+        return _failure_plan("context-length", model_alias, too_long, request)
     u = rng.random()
-    latency_s = profile.latency_ms / 1000.0
+    n = len(answer.chunks)
     ttft_s = profile.ttft_ms / 1000.0
-    if latency_s > 0 or ttft_s > 0 or profile.tokens_per_s > 0:
+    delays = answer.zero_delays
+    if profile.latency_ms > 0 or ttft_s > 0 or profile.tokens_per_s > 0:
         jitter = rng.uniform(0.8, 1.2)
         ttft_s *= jitter
-        latency_s *= jitter
-        n = len(plan.chunks)
-        stream_s = max(latency_s - ttft_s, 0.0)
+        stream_s = max(profile.latency_ms / 1000.0 * jitter - ttft_s, 0.0)
         if profile.tokens_per_s > 0:
-            stream_s = max(stream_s, plan.usage.output_tokens / profile.tokens_per_s * jitter)
+            stream_s = max(stream_s, answer.words / profile.tokens_per_s * jitter)
         if n > 1 and stream_s > 0:
-            step = stream_s / (n - 1)
-            plan = attrs.evolve(plan, delays=(0.0,) + (step,) * (n - 1))
+            delays = (0.0,) + (stream_s / (n - 1),) * (n - 1)
         elif n == 1:
             ttft_s += stream_s
-        plan = attrs.evolve(plan, ttft_s=ttft_s)
 
     failure = _profile_failure(rng, profile, u)
     if failure is not None:
         if failure.kind == "rate_limited":
             return _failure_plan("rate-limited", model_alias, failure, request)
-        return _failure_plan("error", model_alias, failure, request, after_s=plan.ttft_s)
+        return _failure_plan("error", model_alias, failure, request, after_s=ttft_s)
     u -= profile.rate_limit_rate + profile.error_rate
+    usage = Usage(input_tokens=input_tokens, output_tokens=answer.words)
+    behaviour, k = "healthy", 0
+    ending: Ending = "complete"
     if u < profile.refusal_rate:
-        return attrs.evolve(_refusal(plan), behaviour="refusal")
+        refusal_usage = Usage(input_tokens=input_tokens, output_tokens=_REFUSAL_WORDS)
+        return Plan(
+            behaviour="refusal",
+            model=model_alias,
+            ttft_s=ttft_s,
+            ending="refusal",
+            refusal=REFUSAL_TEXT,
+            finish_reason="refusal",
+            usage=refusal_usage,
+        )
     u -= profile.refusal_rate
-    n = len(plan.chunks)
     if u < profile.stall_rate:
-        k = rng.randrange(n) if n else 0
-        return attrs.evolve(plan, behaviour="stall", ending="stall", break_after=k)
-    u -= profile.stall_rate
-    if u < profile.cut_rate:
-        k = rng.randrange(1, n) if n > 1 else 0
-        return attrs.evolve(plan, behaviour="cut", ending="cut", break_after=k)
-    return plan
+        behaviour, ending, k = "stall", "stall", rng.randrange(n) if n else 0
+    elif u - profile.stall_rate < profile.cut_rate:
+        behaviour, ending, k = "cut", "cut", rng.randrange(1, n) if n > 1 else 0
+    return Plan(
+        behaviour=behaviour,
+        model=model_alias,
+        ttft_s=ttft_s,
+        chunks=answer.chunks,
+        delays=delays,
+        ending=ending,
+        break_after=k,
+        finish_reason=answer.finish_reason,
+        usage=usage,
+    )
 
 
 # -- the fake server's named behaviours ------------------------------------------------------

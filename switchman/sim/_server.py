@@ -103,7 +103,7 @@ class FakeProviderServer:
         self.port = port
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.base_url = f"http://{host}:{port}"
-        self.state = BehaviourState()
+        self._state = BehaviourState()
         self._records: dict[int, ReceivedRequest] = {}
         self._count = 0
         self._changed = trio.Event()
@@ -136,7 +136,7 @@ class FakeProviderServer:
 
     def reset_behaviours(self) -> None:
         """Forget per-model behaviour state: ``error-once`` fails again, flapping restarts."""
-        self.state.clear()
+        self._state.clear()
 
     def _record(self, **fields: Any) -> int:
         self._count += 1
@@ -448,7 +448,7 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
         return _ended(io, server, "bad_request")
     if kind == "stream" and not sse:
         parsed = attrs.evolve(parsed, array=True)
-    plan = plan_from_name(parsed.model, parsed.request, now=received_at, state=server.state)
+    plan = plan_from_name(parsed.model, parsed.request, now=received_at, state=server._state)
     if server.config.latency_ms > 0 and plan.failure is None:
         plan = attrs.evolve(plan, ttft_s=plan.ttft_s + server.config.latency_ms / 1000.0)
     io.n = record(wire_format=wire.name, model=parsed.model, behaviour=plan.behaviour, body=obj)
