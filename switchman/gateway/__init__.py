@@ -1,6 +1,6 @@
 """The gateway: HTTP API, OpenAI-compatible API and websocket, served by hypercorn."""
 
-from switchman.gateway._app import ROUTES, Gateway
+from switchman.gateway._app import Gateway
 from switchman.gateway._auth import Principal
 from switchman.gateway._jobs import JobRunner
 from switchman.gateway._metrics import GatewayMetrics
@@ -14,7 +14,6 @@ from switchman.gateway._protocol import (
 from switchman.gateway._serve import InsecureBindError, check_bind, serve_gateway
 
 __all__ = [
-    "ROUTES",
     "Gateway",
     "GatewayMetrics",
     "InsecureBindError",

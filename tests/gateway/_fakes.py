@@ -121,6 +121,7 @@ class FakeRouter:
         self._subs: list[list[Any]] = []  # [send channel, dropped count]
         self._n = 0
         self._started = trio.current_time()
+        self._new_call = trio.Event()
 
     # -- events -------------------------------------------------------------------------------
 
@@ -244,12 +245,19 @@ class FakeRouter:
         self._n += 1
         call_id = f"call-{self._n}"
         self.calls.append((call, job_id))
+        self._new_call.set()
+        self._new_call = trio.Event()
         self._event("call.accepted", call, call_id, job_id, model=call.model)
         if alias == "slow":
             await trio.sleep(self.slow_s)
         elif alias == "hang":
             await trio.sleep_forever()
         return alias, call_id
+
+    async def wait_for_calls(self, n: int) -> None:
+        """Wait until ``n`` calls have reached the router."""
+        while len(self.calls) < n:
+            await self._new_call.wait()
 
     async def call(self, call: Call, *, job_id: str | None = None) -> Result:
         alias, call_id = await self._start(call, job_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import trio
 
 from switchman._version import __version__
-from switchman.gateway import ROUTES, openapi_document
+from switchman.gateway import openapi_document
+from switchman.gateway._app import ROUTES
 from tests.gateway._fakes import PROVIDER_SECRET, FakeRouter, make_config, running_gateway
 
 

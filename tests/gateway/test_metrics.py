@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+from prometheus_client.parser import text_string_to_metric_families
+
+from switchman._result import TraceEvent
+from switchman.gateway import GatewayMetrics
+from tests.gateway._fakes import FakeRouter, make_config, running_gateway
+
+
+def _event(type_: Any, **data: Any) -> TraceEvent:
+    return TraceEvent(type=type_, call_id="c", job_id=None, ts=0.0, data=data)
+
+
+def test_trace_events_feed_the_counters() -> None:
+    m = GatewayMetrics()
+    m.observe(_event("call.completed", model="fast", latency_ms=250.0))
+    m.observe(_event("call.completed", model="fast", latency_ms=50.0))
+    m.observe(_event("call.failed", code="timeout"))
+    m.observe(
+        _event(
+            "attempt.finished",
+            alias="fast",
+            provider="sim",
+            outcome="success",
+            ttft_ms=40.0,
+            cost_usd=0.25,
+        )
+    )
+    m.observe(_event("attempt.finished", alias="slow", provider="sim", outcome="timeout"))
+    m.observe(_event("breaker.changed", alias="slow", provider="sim", to="open"))
+    m.observe(_event("events.dropped", count=7))
+    m.observe(_event("attempt.delta", text="ignored"))
+    value = m.registry.get_sample_value
+    assert value("switchman_calls_total", {"status": "complete"}) == 2
+    assert value("switchman_calls_total", {"status": "failed"}) == 1
+    assert value("switchman_call_latency_seconds_count", {"model": "fast"}) == 2
+    assert value("switchman_call_latency_seconds_sum", {"model": "fast"}) == 0.3
+    labels = {"provider": "sim", "model": "fast", "outcome": "success"}
+    assert value("switchman_attempts_total", labels) == 1
+    assert value("switchman_attempts_total", labels | {"model": "slow", "outcome": "timeout"}) == 1
+    assert value("switchman_ttft_seconds_sum", {"provider": "sim", "model": "fast"}) == 0.04
+    assert value("switchman_spend_usd_total", {"provider": "sim", "model": "fast"}) == 0.25
+    assert (
+        value(
+            "switchman_breaker_transitions_total",
+            {"provider": "sim", "model": "slow", "state": "open"},
+        )
+        == 1
+    )
+    assert value("switchman_events_dropped_total") == 7
+
+
+def test_each_gateway_has_its_own_registry() -> None:
+    a, b = GatewayMetrics(), GatewayMetrics()
+    a.observe(_event("call.failed"))
+    assert a.registry.get_sample_value("switchman_calls_total", {"status": "failed"}) == 1
+    assert b.registry.get_sample_value("switchman_calls_total", {"status": "failed"}) is None
+
+
+def test_odd_event_data_is_counted_as_unknown_not_raised() -> None:
+    m = GatewayMetrics()
+    m.observe(_event("attempt.finished", alias=5, ttft_ms="fast", cost_usd=-1))
+    labels = {"provider": "unknown", "model": "unknown", "outcome": "unknown"}
+    assert m.registry.get_sample_value("switchman_attempts_total", labels) == 1
+
+
+async def test_metrics_endpoint_serves_prometheus_text_fed_by_the_router() -> None:
+    router = FakeRouter(make_config())
+    router.breakers["slow"] = "open"
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "fast"})
+            await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "nope"})
+            await trio.testing.wait_all_tasks_blocked(0.05)
+            r = await gw.client.get("/metrics")
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/plain")
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(r.text)
+                for s in family.samples
+            }
+    assert samples[("switchman_calls_total", (("status", "complete"),))] == 1
+    assert samples[("switchman_calls_total", (("status", "failed"),))] == 1
+    assert samples[("switchman_breaker_state", (("model", "slow"), ("provider", "sim")))] == 2
+    assert samples[("switchman_breaker_state", (("model", "fast"), ("provider", "sim")))] == 0
+    assert samples[("switchman_provider_in_flight", (("provider", "sim"),))] == 1
+    spend = ("switchman_spend_usd_total", (("model", "fast"), ("provider", "sim")))
+    assert samples[spend] == 0.002
+    assert samples[("switchman_http_requests_total", (("route", "/call"), ("status", "200")))] == 2
