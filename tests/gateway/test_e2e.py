@@ -1,0 +1,120 @@
+"""End to end: the real router (simulator fleet, no provider keys) behind the gateway."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import openai
+import trio
+from trio_websocket import open_websocket_url
+
+import switchman
+from switchman.catalog import config_from_dict
+from tests.gateway._fakes import Running, running_gateway
+
+ENV = {"E2E_KEY_A": "e2e-secret-a", "E2E_KEY_B": "e2e-secret-b"}
+
+
+@asynccontextmanager
+async def real_gateway(tmp_path: Path, **extra: Any) -> AsyncIterator[Running]:
+    data = {"server": {"db": str(tmp_path / "e2e.db"), "grace_s": 2.0}, **extra}
+    config = config_from_dict(data, env=ENV)
+    assert config.simulated
+    async with switchman.open_router(config, env=ENV) as router, running_gateway(router) as gw:
+        yield gw
+
+
+async def test_a_call_through_the_real_router(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            body = {"prompt": "What is the capital of France?", "intent": "lookup"}
+            r = await gw.client.post("/call?wait=20", json=body)
+            assert r.status_code == 200
+            job = r.json()
+            assert job["status"] == "complete"
+            result = job["result"]
+            assert result["simulated"] is True and result["answer"]
+            assert result["job_id"] == job["job_id"]
+            assert result["trace"]["attempts"][-1]["outcome"] == "success"
+            health = (await gw.client.get("/health")).json()
+            assert health["simulated"] is True and health["status"] == "ok"
+            assert health["jobs"]["complete"] == 1
+            providers = (await gw.client.get("/providers")).json()["providers"]
+            sim = next(p for p in providers if p["kind"] == "sim")
+            assert sim["disabled"] is False and sim["models"]
+            r = await gw.client.post(f"/feedback/{job['job_id']}", json={"score": 0.9})
+            assert r.status_code == 200
+            metrics = (await gw.client.get("/metrics")).text
+            assert 'switchman_calls_total{status="complete"} 1.0' in metrics
+            assert "switchman_attempts_total{" in metrics
+
+
+async def test_websocket_sees_the_routing_decisions(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw, open_websocket_url(gw.ws_url) as ws:
+            call = {"prompt": "Explain recursion briefly", "intent": "reason"}
+            await ws.send_message(json.dumps({"type": "call", "call": call}))
+            types = []
+            while True:
+                message = json.loads(await ws.get_message())
+                types.append(message["type"])
+                if message["type"] == "result":
+                    break
+                if message["type"] not in ("submitted",):
+                    assert message["job_id"] and message["call_id"] and message["ts"]
+            assert message["status"] == "complete"
+            for expected in ("call.accepted", "call.routed", "attempt.started", "call.completed"):
+                assert expected in types
+
+
+async def test_openai_sdk_streams_through_the_real_router(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            client = openai.OpenAI(
+                base_url=f"{gw.base_url}/v1", api_key="x", max_retries=0, timeout=20
+            )
+            try:
+
+                def run() -> tuple[str, Any]:
+                    chunks = list(
+                        client.chat.completions.create(
+                            model="auto",
+                            messages=[{"role": "user", "content": "Say hello"}],
+                            stream=True,
+                            stream_options={"include_usage": True},
+                        )
+                    )
+                    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+                    return text, chunks[-1].usage
+
+                text, usage = await trio.to_thread.run_sync(run)
+                whole = await trio.to_thread.run_sync(
+                    lambda: client.chat.completions.create(
+                        model="auto", messages=[{"role": "user", "content": "Say hello"}]
+                    )
+                )
+            finally:
+                client.close()
+    assert text and usage is not None and usage.completion_tokens > 0
+    assert whole.choices[0].message.content
+
+
+async def test_keys_isolate_callers_with_the_real_router(tmp_path: Path) -> None:
+    keys = [
+        {"key_env": "E2E_KEY_A", "handle": "team-a"},
+        {"key_env": "E2E_KEY_B", "handle": "team-b"},
+    ]
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, keys=keys) as gw:
+            a = {"authorization": "Bearer e2e-secret-a"}
+            b = {"authorization": "Bearer e2e-secret-b"}
+            assert (await gw.client.post("/call", json={"prompt": "x"})).status_code == 401
+            r = await gw.client.post("/call?wait=20", json={"prompt": "hi"}, headers=a)
+            assert r.json()["status"] == "complete" and r.json()["handle"] == "team-a"
+            job_id = r.json()["job_id"]
+            assert (await gw.client.get(f"/result/{job_id}", headers=b)).status_code == 404
+            assert (await gw.client.get("/jobs", headers=b)).json()["jobs"] == []
