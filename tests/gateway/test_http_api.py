@@ -147,8 +147,10 @@ async def test_providers_shows_catalog_with_live_state_and_no_secrets() -> None:
             assert other["disabled_reason"] == "missing API key: set OTHER_API_KEY"
             assert other["base_url"] == "https://api.example.com/v1"
             assert body["routes"] == {"best": ["fast", "slow"]}
-            for text in (r.text, (await gw.client.get("/health")).text):
-                assert PROVIDER_SECRET not in text and "sekrit" not in text
+            await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "gpt-x"})
+            for path in ("/providers", "/health", "/metrics", "/v1/models", "/jobs"):
+                text = (await gw.client.get(path)).text
+                assert PROVIDER_SECRET not in text and "sekrit" not in text, path
 
 
 async def test_feedback_reaches_the_router() -> None:

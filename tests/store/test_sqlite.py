@@ -6,6 +6,7 @@ import pytest
 
 import switchman.store as store_pkg
 from switchman.store import JobStore, default_db_path, open_store
+from switchman.store._sqlite import _PRUNE_EVERY
 
 
 class Clock:
@@ -159,3 +160,15 @@ async def test_key_value_snapshots_replace_and_persist(kind: str, tmp_path: Path
         assert await getattr(store, f"load_{kind}")() == {"team-a:day": {"usd": 2.0}}
         other = "stats" if kind == "spend" else "spend"
         assert await getattr(store, f"load_{other}")() == {}
+
+
+async def test_old_jobs_are_pruned_as_new_ones_arrive() -> None:
+    clock = Clock()
+    async with open_store(":memory:", clock=clock, retention_count=10) as store:
+        for i in range(_PRUNE_EVERY):
+            clock.t += 1
+            await _add(store, f"j{i}")
+            await store.finish_job(f"j{i}", status="complete", result={})
+        left = await store.list_jobs(all_owners=True, limit=1000)
+        assert len(left) == 10
+        assert left[0].job_id == f"j{_PRUNE_EVERY - 1}"
