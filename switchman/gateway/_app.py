@@ -17,7 +17,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
@@ -25,7 +24,6 @@ from switchman._call import Call
 from switchman._convert import call_from_dict
 from switchman._errors import ValidationError
 from switchman._result import Delta, Result
-from switchman._version import __version__
 from switchman.gateway import _openai
 from switchman.gateway._auth import (
     Principal,
@@ -54,6 +52,7 @@ from switchman.gateway._jobs import Draining, JobRunner, Overloaded, failed_resu
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._openapi import openapi_document
 from switchman.gateway._protocol import RouterHandle
+from switchman.gateway._status import health_body, providers_body
 from switchman.gateway._ws import serve_websocket
 from switchman.store import JOB_STATUSES, JobRecord, JobStore
 
@@ -113,18 +112,6 @@ def _job_summary(record: JobRecord) -> dict[str, Any]:
     body["requested_model"] = record.call.get("model")
     body["model"] = result.get("model") if isinstance(result, Mapping) else None
     return body
-
-
-def safe_url(url: str) -> str:
-    """A base URL without user info or query (where credentials could hide)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class Gateway:
@@ -351,94 +338,16 @@ class Gateway:
     # -- state --------------------------------------------------------------------------------
 
     async def get_health(self, req: Request, send: Send, principal: Principal) -> None:
-        status = self.router.status()
-        usable = False
-        providers = []
-        for p in status.providers:
-            models = [{"alias": m.alias, "breaker": m.breaker} for m in p.models]
-            if p.disabled_reason is None and any(m.breaker != "open" for m in p.models):
-                usable = True
-            providers.append(
-                {
-                    "name": p.name,
-                    "kind": p.kind,
-                    "disabled": p.disabled_reason is not None,
-                    "models": models,
-                }
-            )
-        state = "ok" if usable else "degraded"
-        if self.runner.draining:
-            state = "draining"
-        body = {
-            "status": state,
-            "version": __version__,
-            "uptime_s": status.uptime_s,
-            "simulated": status.simulated,
-            "jobs": await self.store.job_counts(),
-            "jobs_in_flight": self.runner.in_flight,
-            "providers": providers,
-        }
-        await send_json(send, 503 if state == "draining" else 200, body)
+        body = health_body(
+            self.router.status(),
+            jobs=await self.store.job_counts(),
+            jobs_in_flight=self.runner.in_flight,
+            draining=self.runner.draining,
+        )
+        await send_json(send, 503 if body["status"] == "draining" else 200, body)
 
     async def get_providers(self, req: Request, send: Send, principal: Principal) -> None:
-        detailed = principal.sees_everything
-        live = {p.name: p for p in self.router.status().providers}
-        now = trio.current_time()
-        out = []
-        for name, spec in self.config.providers.items():
-            state = live.get(name)
-            models_live = {m.alias: m for m in state.models} if state is not None else {}
-            models = []
-            for alias, m in self.config.models.items():
-                if m.provider != name or not model_allowed(principal.models, alias, self.config):
-                    continue
-                ml = models_live.get(alias)
-                entry: dict[str, Any] = {
-                    "alias": alias,
-                    "model_id": m.model_id,
-                    "trust_tier": m.trust_tier,
-                    "context_window": m.context_window,
-                    "max_output_tokens": m.max_output_tokens,
-                    "input_per_mtok": m.input_per_mtok,
-                    "output_per_mtok": m.output_per_mtok,
-                    "intents": list(m.intents),
-                    "capabilities": list(m.capabilities),
-                    "enabled": m.enabled,
-                    "breaker": ml.breaker if ml is not None else "closed",
-                }
-                if detailed:
-                    retry_at = ml.retry_at if ml is not None else None
-                    entry["retry_in_s"] = None if retry_at is None else max(retry_at - now, 0.0)
-                    entry["stats"] = dict(ml.stats) if ml is not None else {}
-                    entry["supports_seed"] = m.supports_seed
-                    entry["supports_prefill"] = m.supports_prefill
-                models.append(entry)
-            if not models and not detailed:
-                continue
-            reason = state.disabled_reason if state is not None else spec.disabled_reason
-            provider: dict[str, Any] = {
-                "name": name,
-                "kind": spec.kind,
-                "disabled": reason is not None,
-                "models": models,
-            }
-            if detailed:
-                provider.update(
-                    disabled_reason=reason,
-                    base_url=safe_url(spec.base_url),
-                    max_concurrency=spec.max_concurrency,
-                    rpm=spec.rpm,
-                    tpm=spec.tpm,
-                    in_flight=state.in_flight if state is not None else 0,
-                    rate_headroom=dict(state.rate_headroom) if state is not None else {},
-                )
-            out.append(provider)
-        routes = {
-            name: list(r.chain)
-            for name, r in self.config.routes.items()
-            if detailed or any(model_allowed(principal.models, a, self.config) for a in r.chain)
-        }
-        body = {"providers": out, "routes": routes, "simulated": self.config.simulated}
+        body = providers_body(self.config, self.router.status(), principal, now=trio.current_time())
         await send_json(send, 200, body)
 
     async def get_metrics(self, req: Request, send: Send, principal: Principal) -> None:

@@ -1,0 +1,134 @@
+"""JSON views of the router's live state: ``/health`` and ``/providers``.
+
+Pure functions over the configuration, a status snapshot and the caller; the
+caller's allow-list decides which models it sees, and only a principal that
+sees everything (admin, or the open gateway) gets the operational details
+(in flight, rate headroom, learned stats, disabled reasons, base URLs).
+Nothing here ever includes provider headers or API keys; base URLs are
+stripped of user info and query strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from switchman._version import __version__
+from switchman.catalog import Config
+from switchman.gateway._auth import Principal, model_allowed
+from switchman.gateway._protocol import RouterStatusLike
+
+
+def safe_url(url: str) -> str:
+    """A base URL without user info or query (where credentials could hide)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    host = parts.hostname or ""
+    if port is not None:
+        host = f"{host}:{port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def health_body(
+    status: RouterStatusLike,
+    *,
+    jobs: Mapping[str, int],
+    jobs_in_flight: int,
+    draining: bool,
+) -> dict[str, Any]:
+    """``ok`` while some model of an enabled provider has a breaker not open,
+    ``degraded`` otherwise, ``draining`` during shutdown."""
+    usable = False
+    providers = []
+    for p in status.providers:
+        models = [{"alias": m.alias, "breaker": m.breaker} for m in p.models]
+        if p.disabled_reason is None and any(m.breaker != "open" for m in p.models):
+            usable = True
+        providers.append(
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "disabled": p.disabled_reason is not None,
+                "models": models,
+            }
+        )
+    state = "draining" if draining else "ok" if usable else "degraded"
+    return {
+        "status": state,
+        "version": __version__,
+        "uptime_s": status.uptime_s,
+        "simulated": status.simulated,
+        "jobs": dict(jobs),
+        "jobs_in_flight": jobs_in_flight,
+        "providers": providers,
+    }
+
+
+def providers_body(
+    config: Config, status: RouterStatusLike, principal: Principal, *, now: float
+) -> dict[str, Any]:
+    """The catalog with live state, as much of it as ``principal`` may see.
+
+    ``now`` is the trio clock the status's ``retry_at`` is on.
+    """
+    detailed = principal.sees_everything
+    live = {p.name: p for p in status.providers}
+    out = []
+    for name, spec in config.providers.items():
+        state = live.get(name)
+        models_live = {m.alias: m for m in state.models} if state is not None else {}
+        models = []
+        for alias, m in config.models.items():
+            if m.provider != name or not model_allowed(principal.models, alias, config):
+                continue
+            ml = models_live.get(alias)
+            entry: dict[str, Any] = {
+                "alias": alias,
+                "model_id": m.model_id,
+                "trust_tier": m.trust_tier,
+                "context_window": m.context_window,
+                "max_output_tokens": m.max_output_tokens,
+                "input_per_mtok": m.input_per_mtok,
+                "output_per_mtok": m.output_per_mtok,
+                "intents": list(m.intents),
+                "capabilities": list(m.capabilities),
+                "enabled": m.enabled,
+                "breaker": ml.breaker if ml is not None else "closed",
+            }
+            if detailed:
+                retry_at = ml.retry_at if ml is not None else None
+                entry["retry_in_s"] = None if retry_at is None else max(retry_at - now, 0.0)
+                entry["stats"] = dict(ml.stats) if ml is not None else {}
+                entry["supports_seed"] = m.supports_seed
+                entry["supports_prefill"] = m.supports_prefill
+            models.append(entry)
+        if not models and not detailed:
+            continue
+        reason = state.disabled_reason if state is not None else spec.disabled_reason
+        provider: dict[str, Any] = {
+            "name": name,
+            "kind": spec.kind,
+            "disabled": reason is not None,
+            "models": models,
+        }
+        if detailed:
+            provider.update(
+                disabled_reason=reason,
+                base_url=safe_url(spec.base_url),
+                max_concurrency=spec.max_concurrency,
+                rpm=spec.rpm,
+                tpm=spec.tpm,
+                in_flight=state.in_flight if state is not None else 0,
+                rate_headroom=dict(state.rate_headroom) if state is not None else {},
+            )
+        out.append(provider)
+    routes = {
+        name: list(r.chain)
+        for name, r in config.routes.items()
+        if detailed or any(model_allowed(principal.models, a, config) for a in r.chain)
+    }
+    return {"providers": out, "routes": routes, "simulated": config.simulated}
