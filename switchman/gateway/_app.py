@@ -110,7 +110,9 @@ def _job_summary(record: JobRecord) -> dict[str, Any]:
     body = job_body(record)
     result = body.pop("result", None)
     body["requested_model"] = record.call.get("model")
-    body["model"] = result.get("model") if isinstance(result, Mapping) else None
+    answered = result if isinstance(result, Mapping) else {}
+    body["model"] = answered.get("model")
+    body["cost_usd"] = answered.get("cost_usd")
     return body
 
 

@@ -95,6 +95,7 @@ async def test_jobs_lists_recent_jobs_with_filters() -> None:
             jobs = r.json()["jobs"]
             assert [j["job_id"] for j in jobs] == ids[::-1]
             assert jobs[0]["requested_model"] == "fast" and jobs[0]["model"] == "fast"
+            assert jobs[0]["cost_usd"] == 0.002 and jobs[1]["cost_usd"] == 0.0
             assert "result" not in jobs[0]
             r = await gw.client.get("/jobs", params={"status": "failed"})
             assert [j["job_id"] for j in r.json()["jobs"]] == [ids[1]]
