@@ -208,6 +208,10 @@ class Options:
         _choice(errors, "verbosity", v.verbosity, Verbosity)
         _choice(errors, "determinism", v.determinism, Determinism)
         _number(errors, "max_cost_usd", v.max_cost_usd, 0, 1_000_000)
+        if not isinstance(v.timeouts, Timeouts):
+            errors.append(FieldError("timeouts", "must be a Timeouts"))
+        if not isinstance(v.redaction, RedactionOptions):
+            errors.append(FieldError("redaction", "must be a RedactionOptions"))
         if not all(isinstance(a, str) and a for a in v.fallback):
             errors.append(FieldError("fallback", "must be a list of model aliases"))
         return errors
@@ -257,6 +261,9 @@ class Call:
             errors.append(FieldError("model", "must be a model alias, a route name or 'auto'"))
         _choice(errors, "intent", v.intent, Intent)
         _choice(errors, "min_trust", v.min_trust, TrustTier)
+        for name, kind in (("caller", Caller), ("params", Params), ("options", Options)):
+            if not isinstance(getattr(v, name), kind):
+                errors.append(FieldError(name, f"must be a {kind.__name__}"))
         if not all(isinstance(c, str) and c for c in v.capabilities):
             errors.append(FieldError("capabilities", "must be a list of capability tags"))
         return errors

@@ -21,7 +21,7 @@ import functools
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import attrs
@@ -50,12 +50,15 @@ from switchman.actors._messages import (
     SpendQuery,
     Submit,
 )
+from switchman.actors._persister import LedgerTap, Persistence, load_state, run_persister
 from switchman.actors._provider import run_provider_actor
 from switchman.catalog._config import api_key, load_config
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
+from switchman.policy._budget import Ledger
 from switchman.policy._candidates import resolve_target
 from switchman.policy._intensity import Intensity
+from switchman.policy._learning import ModelStats
 from switchman.policy._ratelimit import new_budget
 from switchman.supervisor import ChildSpec, Supervisor, run_supervisor
 
@@ -214,21 +217,35 @@ def _disabled_snapshot(
     )
 
 
+def _anchored_wall_clock() -> Callable[[], float]:
+    """Wall time for humans that moves with trio's clock (so MockClock tests see it move)."""
+    wall0 = time.time()
+    trio0 = trio.current_time()
+    return lambda: wall0 + (trio.current_time() - trio0)
+
+
 async def run_router(
     config: Config | None = None,
     *,
     clients: Mapping[str, httpx.AsyncClient] | None = None,
     env: Mapping[str, str] | None = None,
     breaker: BreakerConfig | None = None,
+    store: Persistence | None = None,
     task_status: trio.TaskStatus[Router] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a router until ``Router.aclose`` or cancellation; ``task_status.started(router)``.
 
     ``clients`` maps provider names to httpx clients to use instead of opening
-    pooled ones (tests, benchmarks); ``env`` replaces ``os.environ`` for API keys.
+    pooled ones (tests, benchmarks); ``env`` replaces ``os.environ`` for API keys;
+    ``store`` keeps spend and learned statistics across restarts.
     """
     if config is None:
         config = load_config(None, env=env)
+    initial_ledger: Ledger | None = None
+    initial_stats: dict[tuple[str, str], ModelStats] = {}
+    if store is not None:
+        initial_ledger, initial_stats = await load_state(store)
+    tap = LedgerTap()
     hub = TraceHub()
     board = StatusBoard()
     seed = config.router.seed
@@ -250,6 +267,7 @@ async def run_router(
             continue
         send, receive = trio.open_memory_channel[ProviderMessage](INBOX_SIZE)
         inboxes[name] = send
+        aliases = {m.alias for m in models}
         start = functools.partial(
             run_provider_actor,
             spec,
@@ -261,6 +279,7 @@ async def run_router(
             breaker_cfg=breaker,
             rng=random.Random(rng.random()),
             client=(clients or {}).get(name),
+            initial_stats={k: v for k, v in initial_stats.items() if k[0] in aliases},
         )
         provider_specs.append(
             ChildSpec(id=f"provider:{name}", start=start, stop=send.close, shutdown_s=5.0)
@@ -277,15 +296,28 @@ async def run_router(
         keys_by_handle={k.handle: k for k in config.keys},
         models=models_in_service,
         rng=random.Random(rng.random()),
-        wall=time.time,
+        wall=_anchored_wall_clock(),
     )
     specs = [
         ChildSpec(id="trace-hub", start=functools.partial(run_trace_hub, hub), shutdown_s=0.0),
         ChildSpec(
             id="ledger",
-            start=functools.partial(run_ledger, ledger_recv, limits),
+            start=functools.partial(
+                run_ledger, ledger_recv, limits, initial=initial_ledger, on_change=tap
+            ),
             stop=ledger_send.close,
             shutdown_s=5.0,
+        ),
+        *(
+            [
+                ChildSpec(
+                    id="persister",
+                    start=functools.partial(run_persister, store, board, tap),
+                    shutdown_s=0.0,
+                )
+            ]
+            if store is not None
+            else []
         ),
         ChildSpec(
             id="providers",
@@ -329,11 +361,14 @@ async def open_router(
     clients: Mapping[str, httpx.AsyncClient] | None = None,
     env: Mapping[str, str] | None = None,
     breaker: BreakerConfig | None = None,
+    store: Persistence | None = None,
 ) -> AsyncIterator[Router]:
     """A running router for the duration of the block; closed (drained) on the way out."""
     async with trio.open_nursery() as nursery:
         router: Router = await nursery.start(
-            functools.partial(run_router, config, clients=clients, env=env, breaker=breaker)
+            functools.partial(
+                run_router, config, clients=clients, env=env, breaker=breaker, store=store
+            )
         )
         try:
             yield router

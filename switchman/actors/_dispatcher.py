@@ -129,18 +129,33 @@ class _Dispatcher:
         return key.models, trust
 
     async def run_call(self, msg: Submit, scope: trio.CancelScope) -> None:
-        try:
-            result = await self._call(msg, scope)
-        finally:
-            del self.scopes[msg.call_id]
-            if not self.scopes:
-                self._idle.set()
-        with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+        """Run one call and always answer it: a bug in one call fails that call only."""
+        with msg.reply_to:
             try:
-                await msg.reply_to.send(result)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the caller left
-        msg.reply_to.close()
+                result = await self._call(msg, scope)
+            except Exception as exc:
+                log.exception("internal error in call %s", msg.call_id)
+                result = Result(
+                    call_id=msg.call_id,
+                    job_id=msg.job_id,
+                    status="failed",
+                    errors=(
+                        ErrorInfo(
+                            code="internal_error",
+                            message=f"internal error: {type(exc).__name__}: {exc}",
+                        ),
+                    ),
+                    trace=Trace(outcome="internal_error"),
+                )
+            finally:
+                del self.scopes[msg.call_id]
+                if not self.scopes:
+                    self._idle.set()
+            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                try:
+                    await msg.reply_to.send(result)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the caller left
 
     async def _call(self, msg: Submit, scope: trio.CancelScope) -> Result:
         env = self.env

@@ -88,6 +88,7 @@ class _ProviderState:
         hub: TraceHub,
         breaker_cfg: BreakerConfig,
         learning_cfg: LearningConfig,
+        initial_stats: Mapping[tuple[str, str], ModelStats],
     ) -> None:
         self.spec = spec
         self.models = models
@@ -105,7 +106,7 @@ class _ProviderState:
         else:
             self.breakers = {m.alias: Breaker() for m in models}
             self.rate = new_budget(spec.rpm, spec.tpm, now)
-            self.stats = {}
+            self.stats = dict(initial_stats)  # learned in an earlier run
             self.restarts = 0
         self.in_flight = 0
         self.misconfigured: str | None = None
@@ -175,20 +176,25 @@ class _ProviderState:
         breaker = self.breakers.get(msg.alias, Breaker())
         outcome = _breaker_outcome(msg.outcome, msg.error)
         self._set_breaker(
-            msg.alias, breaker, breaker_record(breaker, self.breaker_cfg, now, outcome), now
+            msg.alias,
+            breaker,
+            breaker_record(breaker, self.breaker_cfg, now, outcome, started_at=msg.started_at),
+            now,
         )
         actual = msg.usage.input_tokens + msg.usage.output_tokens if msg.usage else 0
         self.rate = rate_settle(
             self.rate, now, estimated_tokens=msg.estimated_tokens, actual_tokens=actual
         )
-        if msg.headers is not None and msg.status is not None:
+        limited = isinstance(msg.error, RateLimited)
+        if msg.headers is not None or limited:
+            retry_after = msg.error.retry_after if isinstance(msg.error, RateLimited) else None
             self.rate = rate_observe(
-                self.rate, now, msg.headers, wall_now=time.time(), status=msg.status
-            )
-        elif isinstance(msg.error, RateLimited) and msg.error.retry_after is not None:
-            retry = str(msg.error.retry_after)
-            self.rate = rate_observe(
-                self.rate, now, {"retry-after": retry}, wall_now=time.time(), status=429
+                self.rate,
+                now,
+                msg.headers or {},
+                wall_now=time.time(),
+                status=429 if limited else (msg.status or 200),
+                retry_after=retry_after,
             )
         if isinstance(msg.error, AuthError):
             self.misconfigured = f"auth error: {msg.error.message}"
@@ -203,7 +209,7 @@ class _ProviderState:
                 self.learning_cfg,
                 now=now,
                 outcome=msg.outcome,
-                latency_ms=latency_ms if msg.outcome == "success" else None,
+                latency_ms=latency_ms if msg.outcome in ("success", "timeout") else None,
                 ttft_ms=ttft_ms,
             )
         self.publish()
@@ -246,6 +252,7 @@ async def run_provider_actor(
     learning_cfg: LearningConfig | None = None,
     rng: random.Random | None = None,
     client: httpx.AsyncClient | None = None,
+    initial_stats: Mapping[tuple[str, str], ModelStats] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve attempts for ``spec`` until the inbox ends, then let running attempts finish.
@@ -255,7 +262,13 @@ async def run_provider_actor(
     cancelled and their reply channels closed, which their callers read as failure.
     """
     state = _ProviderState(
-        spec, models, board, hub, breaker_cfg or BreakerConfig(), learning_cfg or LearningConfig()
+        spec,
+        models,
+        board,
+        hub,
+        breaker_cfg or BreakerConfig(),
+        learning_cfg or LearningConfig(),
+        initial_stats or {},
     )
     rng = rng or random.Random(spec.seed)
     adapter: Adapter | None = None

@@ -1,0 +1,116 @@
+"""The live CLI commands over the gateway's websocket: ``watch`` and ``run --stream``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+
+from switchman.cli import EXIT_FAILED, EXIT_OK, CliError, _color, print_result
+
+_COLORS = {
+    "call.accepted": "36",
+    "call.routed": "36",
+    "attempt.started": "34",
+    "attempt.finished": "34",
+    "breaker.changed": "35;1",
+    "budget.reserved": "33",
+    "budget.settled": "33",
+    "call.completed": "32",
+    "call.failed": "31;1",
+    "events.dropped": "31",
+}
+
+
+def format_event(event: dict[str, Any]) -> str:
+    """One readable line per trace event."""
+    kind = event.get("type", "?")
+    ts = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
+    call = (event.get("call_id") or "")[:8]
+    skip = {"type", "ts", "call_id", "job_id", "handle", "text"}
+    fields = " ".join(
+        f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}"
+        for k, v in event.items()
+        if k not in skip and v is not None
+    )
+    if kind == "attempt.delta":
+        fields = repr(event.get("text", ""))[:60]
+    line = f"{ts} {kind:<17} {call:<8} {fields}"
+    return _color(line, _COLORS.get(kind, "0"))
+
+
+def _ws_url(args: argparse.Namespace) -> str:
+    return f"ws://{args.host}:{args.port}/ws"
+
+
+def _ws_headers() -> list[tuple[bytes, bytes]]:
+    key = os.environ.get("SWITCHMAN_API_KEY")
+    return [(b"authorization", f"Bearer {key}".encode())] if key else []
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    subscribe: dict[str, Any] = {"type": "subscribe"}
+    if args.job_id:
+        subscribe["job_id"] = args.job_id
+    seen = 0
+    async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
+        await ws.send_message(json.dumps(subscribe))
+        print(_color(f"watching {_ws_url(args)} (Ctrl-C to stop)", "2"), file=sys.stderr)
+        while True:
+            message = json.loads(await ws.get_message())
+            if message.get("type") == "error":
+                raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
+            if message.get("type") == "subscribed":
+                continue
+            print(format_event(message), flush=True)
+            seen += 1
+            if args.count and seen >= args.count:
+                return EXIT_OK
+
+
+async def _stream(args: argparse.Namespace, call: dict[str, Any]) -> int:
+    async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
+        await ws.send_message(json.dumps({"type": "call", "call": call}))
+        while True:
+            message = json.loads(await ws.get_message())
+            kind = message.get("type")
+            if kind == "attempt.delta":
+                print(message.get("text", ""), end="", flush=True)
+            elif kind == "result":
+                print()
+                result = message["result"]
+                if args.json:
+                    print(json.dumps(result, indent=2))
+                    return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
+                if result.get("status") == "complete":
+                    result = {**result, "answer": ""}  # already printed as it streamed
+                return print_result(result)
+            elif kind == "error":
+                raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
+
+
+def _run(fn: Any, *args: Any) -> int:
+    try:
+        code: int = trio.run(fn, *args)
+    except (OSError, HandshakeError):
+        raise CliError(
+            f"the switchman daemon is not running at {args[0].host}:{args[0].port}; "
+            f"start it with: switchman serve --port {args[0].port}"
+        ) from None
+    except ConnectionClosed:
+        raise CliError("the daemon closed the connection") from None
+    return code
+
+
+def watch(args: argparse.Namespace) -> int:
+    return _run(_watch, args)
+
+
+def stream_call(args: argparse.Namespace, call: dict[str, Any]) -> int:
+    return _run(_stream, args, call)

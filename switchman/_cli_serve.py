@@ -1,0 +1,95 @@
+"""``switchman serve``: the router, the SQLite store and the gateway in one process.
+
+SIGINT/SIGTERM stop it gracefully: the gateway stops accepting, in-flight calls
+get the grace period, what is left is cancelled and stored as failed, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import signal
+import sys
+
+import attrs
+import trio
+
+from switchman._router import open_router
+from switchman._version import __version__
+from switchman.catalog import Config, load_config
+from switchman.cli import EXIT_OK, CliError
+from switchman.gateway import InsecureBindError, serve_gateway
+from switchman.store import open_store
+
+
+def _config(args: argparse.Namespace) -> Config:
+    try:
+        config = load_config(args.config) if args.config else load_config(None)
+    except FileNotFoundError:
+        raise CliError(f"config file not found: {args.config}") from None
+    server = config.server
+    if args.db:
+        server = attrs.evolve(server, db=args.db)
+    if args.host is not None:
+        server = attrs.evolve(server, host=args.host)
+    if args.port is not None:
+        server = attrs.evolve(server, port=args.port)
+    return attrs.evolve(config, server=server)
+
+
+async def _wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            print(
+                f"switchman: {signal.Signals(signum).name}: stopping (grace period running)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+
+
+async def run_server(config: Config, *, insecure: bool = False) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    server = config.server
+    async with (
+        open_store(
+            server.db,
+            retention_count=server.job_retention_count,
+            retention_days=server.job_retention_days,
+        ) as store,
+        open_router(config, store=store) as router,
+        trio.open_nursery() as nursery,
+    ):
+        host, port = await nursery.start(
+            lambda task_status: serve_gateway(
+                router,
+                host=server.host,
+                port=server.port,
+                insecure=insecure,
+                store=store,
+                shutdown_trigger=_wait_for_signal,
+                task_status=task_status,
+            )
+        )
+        mode = "on the built-in simulator (answers are simulated)" if config.simulated else ""
+        enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
+        print(
+            f"switchman {__version__} serving on http://{host}:{port} {mode}\n"
+            f"  providers: {', '.join(enabled) or 'none'}\n"
+            f"  OpenAI-compatible base URL: http://{host}:{port}/v1\n"
+            f"  live traces: switchman watch --port {port}",
+            flush=True,
+        )
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        trio.run(functools.partial(run_server, config, insecure=args.insecure))
+    except* InsecureBindError as group:
+        raise CliError(str(group.exceptions[0])) from None
+    except* OSError as group:
+        raise CliError(
+            f"cannot serve on {config.server.host}:{config.server.port}: {group.exceptions[0]}"
+        ) from None
+    return EXIT_OK

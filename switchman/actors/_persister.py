@@ -1,0 +1,113 @@
+"""The persister: writes settled spend and learned statistics to the store, off the hot path.
+
+The ledger hands each new ``Ledger`` value to a ``LedgerTap`` (a plain assignment,
+no await); the persister saves the latest one, and the providers' published
+statistics, every ``period_s`` when they changed, and once more when it is
+stopped, so budgets and learning survive a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from switchman.actors._board import StatusBoard
+from switchman.policy._budget import Ledger, ledger_from_snapshot, ledger_snapshot
+from switchman.policy._learning import ModelStats
+
+log = logging.getLogger("switchman.persister")
+
+
+class Persistence(Protocol):
+    async def load_spend(self) -> dict[str, Any]: ...
+
+    async def save_spend(self, data: Mapping[str, Any]) -> None: ...
+
+    async def load_stats(self) -> dict[str, Any]: ...
+
+    async def save_stats(self, data: Mapping[str, Any]) -> None: ...
+
+
+class LedgerTap:
+    """The latest ledger value, set by the ledger actor after every settle."""
+
+    def __init__(self) -> None:
+        self.latest: Ledger | None = None
+        self.version = 0
+
+    def __call__(self, ledger: Ledger) -> None:
+        self.latest = ledger
+        self.version += 1
+
+
+def stats_to_json(stats: Mapping[tuple[str, str], ModelStats]) -> dict[str, Any]:
+    return {f"{alias}\t{intent}": attrs.asdict(st) for (alias, intent), st in stats.items()}
+
+
+def stats_from_json(data: Mapping[str, Any]) -> dict[tuple[str, str], ModelStats]:
+    out: dict[tuple[str, str], ModelStats] = {}
+    for key, value in data.items():
+        alias, _, intent = key.partition("\t")
+        try:
+            out[(alias, intent)] = ModelStats(**value)
+        except TypeError:
+            log.warning("ignoring stored statistics for %s: unexpected shape", key)
+    return out
+
+
+async def load_state(
+    store: Persistence,
+) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats]]:
+    """Spend and statistics from the last run (empty when none or unreadable)."""
+    ledger: Ledger | None = None
+    try:
+        spend = await store.load_spend()
+        if spend:
+            ledger = ledger_from_snapshot(spend)
+    except ValueError as exc:
+        log.warning("stored spend unreadable, starting from zero: %s", exc)
+    return ledger, stats_from_json(await store.load_stats())
+
+
+def _all_stats(board: StatusBoard) -> dict[tuple[str, str], ModelStats]:
+    out: dict[tuple[str, str], ModelStats] = {}
+    for snap in board.snapshots().values():
+        out.update(snap.stats)
+    return out
+
+
+async def run_persister(
+    store: Persistence,
+    board: StatusBoard,
+    tap: LedgerTap,
+    *,
+    period_s: float = 2.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Save changes every ``period_s``; on cancellation, one last shielded save."""
+    saved_version = tap.version
+    saved_stats: dict[tuple[str, str], ModelStats] = _all_stats(board)
+
+    async def flush() -> None:
+        nonlocal saved_version, saved_stats
+        if tap.version != saved_version and tap.latest is not None:
+            version = tap.version
+            await store.save_spend(ledger_snapshot(tap.latest))
+            saved_version = version
+        stats = _all_stats(board)
+        if stats != saved_stats:
+            await store.save_stats(stats_to_json(stats))
+            saved_stats = stats
+
+    task_status.started()
+    try:
+        while True:
+            await trio.sleep(period_s)
+            await flush()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+            await flush()

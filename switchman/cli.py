@@ -1,0 +1,279 @@
+"""The ``switchman`` command.
+
+``serve`` runs the daemon; ``run``, ``result``, ``jobs``, ``health``, ``providers``
+and ``watch`` are clients of it; ``demo`` runs everything in one process on the
+simulator; ``sim-server`` runs the fake provider server.
+
+Exit codes: 0 success, 1 the call failed, 2 usage or connection error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import httpx
+
+from switchman._version import __version__
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8265
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A usage or connection problem: printed, exit code 2."""
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    return f"http://{args.host}:{args.port}"
+
+
+def _headers() -> dict[str, str]:
+    key = os.environ.get("SWITCHMAN_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _request(
+    args: argparse.Namespace, method: str, path: str, *, timeout: float = 30.0, **kwargs: Any
+) -> httpx.Response:
+    url = _base_url(args) + path
+    try:
+        with httpx.Client(timeout=timeout, headers=_headers()) as client:
+            return client.request(method, url, **kwargs)
+    except httpx.ConnectError:
+        raise CliError(
+            f"the switchman daemon is not running at {_base_url(args)}; "
+            f"start it with: switchman serve --host {args.host} --port {args.port}"
+        ) from None
+    except httpx.TimeoutException:
+        raise CliError(f"the daemon at {_base_url(args)} did not answer in {timeout:g}s") from None
+
+
+def _json_or_error(resp: httpx.Response) -> Any:
+    try:
+        data = resp.json()
+    except ValueError:
+        raise CliError(f"unexpected answer from the daemon (HTTP {resp.status_code})") from None
+    if resp.status_code >= 400 and isinstance(data, dict) and "error" in data:
+        err = data["error"]
+        details = "".join(
+            f"\n  {d.get('field')}: {d.get('message')}" for d in err.get("details") or ()
+        )
+        raise CliError(f"{err.get('code')}: {err.get('message')}{details}")
+    return data
+
+
+def _color(text: str, code: str) -> str:
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        return f"\033[{code}m{text}\033[0m"
+    return text
+
+
+def print_result(result: dict[str, Any]) -> int:
+    """Human summary of a result; returns the exit code."""
+    if result.get("status") == "complete":
+        print(result.get("answer", ""))
+        print()
+        cost = result.get("cost_usd") or 0.0
+        sim = " (simulated)" if result.get("simulated") else ""
+        print(
+            _color(
+                f"model {result.get('model')} via {result.get('provider')}{sim}  "
+                f"cost ${cost:.6f}  latency {result.get('latency_ms', 0):.0f} ms",
+                "2",
+            )
+        )
+    else:
+        for err in result.get("errors") or ():
+            print(_color(f"error {err.get('code')}: {err.get('message')}", "31"), file=sys.stderr)
+    for a in (result.get("trace") or {}).get("attempts") or ():
+        line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
+        if a.get("error"):
+            line += f": {a['error']}"
+        print(_color(line, "2" if a["outcome"] == "success" else "33"))
+    return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    call: dict[str, Any] = {"prompt": args.prompt, "model": args.model, "intent": args.intent}
+    if args.stream:
+        from switchman._cli_live import stream_call
+
+        return stream_call(args, call)
+    resp = _request(
+        args, "POST", "/call", params={"wait": args.wait}, json=call, timeout=args.wait + 10
+    )
+    data = _json_or_error(resp)
+    if resp.status_code == 202:
+        print(
+            f"job {data['job_id']} is still {data['status']}; poll it with: "
+            f"switchman result {data['job_id']} --poll"
+        )
+        return EXIT_OK
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK if data.get("status") == "complete" else EXIT_FAILED
+    return print_result(data)
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    params = {"wait": 30} if args.poll else {}
+    while True:
+        resp = _request(args, "GET", f"/result/{args.job_id}", params=params, timeout=40)
+        data = _json_or_error(resp)
+        if not args.poll or data.get("status") in ("complete", "failed"):
+            break
+    if args.json or "result" not in data:
+        print(json.dumps(data, indent=2))
+        return EXIT_FAILED if data.get("status") == "failed" else EXIT_OK
+    return print_result(data["result"])
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.status:
+        params["status"] = args.status
+    data = _json_or_error(_request(args, "GET", "/jobs", params=params))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    jobs = data.get("jobs", data) if isinstance(data, dict) else data
+    for job in jobs:
+        result = job.get("result") or {}
+        print(
+            f"{job['job_id']}  {job['status']:<9} {result.get('model') or '-':<20} "
+            f"${(result.get('cost_usd') or 0):.6f}"
+        )
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    data = _json_or_error(_request(args, "GET", "/health"))
+    print(json.dumps(data, indent=2))
+    return EXIT_OK
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    data = _json_or_error(_request(args, "GET", "/providers"))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    for p in data.get("providers", ()):
+        state = p.get("disabled_reason") or "enabled"
+        print(f"{p['name']:<12} {p.get('kind', ''):<10} {state}  in flight {p.get('in_flight', 0)}")
+        for m in p.get("models", ()):
+            print(f"    {m['alias']:<32} breaker {m.get('breaker', '?')}")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from switchman._cli_live import watch
+
+    return watch(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from switchman._cli_serve import serve
+
+    return serve(args)
+
+
+def cmd_sim_server(args: argparse.Namespace) -> int:
+    from switchman.sim import main as sim_main
+
+    argv = ["--host", args.host, "--port", str(args.port), "--latency-ms", str(args.latency_ms)]
+    return sim_main(argv)
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=os.environ.get("SWITCHMAN_HOST", DEFAULT_HOST))
+    p.add_argument("--port", type=int, default=int(os.environ.get("SWITCHMAN_PORT", DEFAULT_PORT)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchman", description="LLM router and gateway")
+    parser.add_argument("--version", action="version", version=f"switchman {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway daemon")
+    p.add_argument("--host", default=None, help="default: [server] host, else 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default: [server] port, else 8265")
+    p.add_argument("--config", help="switchman.toml")
+    p.add_argument("--db", help="SQLite file for jobs, spend and learning (':memory:' for none)")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("run", help="submit a call to the daemon and print the answer")
+    _client_args(p)
+    p.add_argument("model", help="a model alias, a route name or 'auto'")
+    p.add_argument("prompt")
+    p.add_argument("--intent", default="unknown")
+    p.add_argument("--stream", action="store_true", help="print tokens as they arrive")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the answer")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("result", help="show a job's result")
+    _client_args(p)
+    p.add_argument("job_id")
+    p.add_argument("--poll", action="store_true", help="wait until the job has finished")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_result)
+
+    p = sub.add_parser("jobs", help="recent jobs")
+    _client_args(p)
+    p.add_argument("--status", choices=["queued", "running", "complete", "failed"])
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("health", help="daemon health")
+    _client_args(p)
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("providers", help="providers, models and breakers")
+    _client_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_providers)
+
+    p = sub.add_parser("watch", help="live trace stream")
+    _client_args(p)
+    p.add_argument("--job", dest="job_id", help="only this job's events")
+    p.add_argument("--count", type=int, default=0, help="stop after this many events (0 = never)")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("sim-server", help="fake provider server (all four wire formats)")
+    p.add_argument("--host", default=DEFAULT_HOST)
+    p.add_argument("--port", type=int, default=8300)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.set_defaults(func=cmd_sim_server)
+    return parser
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"switchman: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Small simulator fleets for router tests: every behaviour named, nothing random unless asked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from switchman.catalog import (
+    BudgetsConfig,
+    Config,
+    KeySpec,
+    ModelSpec,
+    ProviderSpec,
+    RouterConfig,
+    RouteSpec,
+    SimProfile,
+)
+
+
+def sim_model(alias: str, profile: SimProfile | None = None, **fields: Any) -> ModelSpec:
+    base: dict[str, Any] = dict(
+        alias=alias,
+        provider="sim",
+        model_id=alias,
+        trust_tier="standard",
+        context_window=32_000,
+        max_output_tokens=4_096,
+        input_per_mtok=1.0,
+        output_per_mtok=4.0,
+        supports_seed=True,
+        sim=profile or SimProfile(),
+    )
+    base.update(fields)
+    return ModelSpec(**base)
+
+
+def fleet(
+    *models: ModelSpec,
+    routes: Mapping[str, tuple[str, ...]] | None = None,
+    budgets: BudgetsConfig | None = None,
+    keys: tuple[KeySpec, ...] = (),
+    seed: int = 7,
+    **router: Any,
+) -> Config:
+    router_cfg = attrs.evolve(RouterConfig(seed=seed), **router)
+    return Config(
+        providers={
+            name: ProviderSpec(name=name, kind="sim", seed=seed, max_concurrency=1000)
+            for name in sorted({m.provider for m in models})
+        },
+        models={m.alias: m for m in models},
+        routes={n: RouteSpec(name=n, chain=c) for n, c in (routes or {}).items()},
+        budgets=budgets or BudgetsConfig(),
+        keys=keys,
+        router=router_cfg,
+        simulated=True,
+    )

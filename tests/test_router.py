@@ -1,0 +1,313 @@
+"""The whole router on the simulator: routing, every fallback trigger, budgets, resilience."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import pytest
+import trio
+
+import switchman
+from switchman import Call, Options, Params, Timeouts
+from switchman.catalog import BudgetsConfig, ServerConfig, SimProfile
+from switchman.sim import expected_answer
+
+from ._simfleet import fleet, sim_model
+
+GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
+
+
+async def test_call_answers_with_model_cost_and_trace(autojump_clock: trio.abc.Clock) -> None:
+    config = fleet(GOOD, sim_model("other", SimProfile(latency_ms=100), trust_tier="untrusted"))
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="What is the capital of France?", model="good"))
+    assert result.status == "complete"
+    assert result.model == "good" and result.provider == "sim"
+    assert result.simulated
+    assert result.answer == expected_answer("good", "What is the capital of France?", 1024)
+    assert result.usage.output_tokens > 0
+    expected_cost = GOOD.cost(result.usage.input_tokens, result.usage.output_tokens)
+    assert result.cost_usd == pytest.approx(expected_cost)
+    (attempt,) = result.trace.attempts
+    assert attempt.outcome == "success" and attempt.alias == "good"
+    assert attempt.cost_usd == pytest.approx(expected_cost)
+    assert result.trace.eligibility.eligible == ("good", "other")
+    assert {r.alias for r in result.trace.ranking} == {"good", "other"}
+    assert result.ttft_ms is not None and result.ttft_ms >= 50
+
+
+async def test_auto_excludes_with_reasons(autojump_clock: trio.abc.Clock) -> None:
+    config = fleet(GOOD, sim_model("weak", trust_tier="untrusted"))
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hi", model="auto", min_trust="standard"))
+    assert result.model == "good"
+    (excluded,) = result.trace.eligibility.excluded
+    assert excluded.alias == "weak" and "trust" in excluded.reason
+
+
+async def test_no_eligible_model_names_the_reasons(autojump_clock: trio.abc.Clock) -> None:
+    async with switchman.open_router(fleet(GOOD)) as router:
+        result = await router.call(Call(prompt="hi", min_trust="trusted"))
+    assert result.status == "failed"
+    assert result.errors[0].code == "no_eligible_model"
+    assert "good" in result.errors[0].message and "trust" in result.errors[0].message
+
+
+async def test_bad_calls_are_rejected_clearly(autojump_clock: trio.abc.Clock) -> None:
+    async with switchman.open_router(fleet(GOOD)) as router:
+        with pytest.raises(switchman.ValidationError, match="unknown model or route 'nope'"):
+            await router.call(Call(prompt="hi", model="nope"))
+        with pytest.raises(switchman.ValidationError, match=r"params\.seed"):
+            await router.call(Call(prompt="hi", options=Options(determinism="strict")))
+        with pytest.raises(switchman.ValidationError, match=r"options\.fallback\[0\]"):
+            await router.call(Call(prompt="hi", model="good", options=Options(fallback=("x",))))
+
+
+async def test_named_route_runs_its_chain_in_order(autojump_clock: trio.abc.Clock) -> None:
+    broken = sim_model("broken", SimProfile(error_rate=1.0))
+    config = fleet(broken, GOOD, sim_model("third"), routes={"team": ("broken", "good", "third")})
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hello", model="team"))
+    assert result.status == "complete" and result.model == "good"
+    aliases = [a.alias for a in result.trace.attempts]
+    assert aliases == ["broken", "broken", "good"]  # one retry of a 5xx, then the chain
+    first, second = result.trace.attempts[:2]
+    assert first.outcome == "error" and first.status_code is not None
+    assert second.started_at - first.ended_at >= 0.75  # backoff, no tight loop
+    assert result.cost_usd == pytest.approx(result.trace.attempts[-1].cost_usd)
+
+
+async def test_named_model_does_not_fall_back_unless_allowed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    broken = sim_model("broken", SimProfile(error_rate=1.0))
+    async with switchman.open_router(fleet(broken, GOOD)) as router:
+        alone = await router.call(Call(prompt="hello", model="broken"))
+        allowed = await router.call(
+            Call(prompt="hello", model="broken", options=Options(fallback=("good",)))
+        )
+    assert alone.status == "failed"
+    assert {a.alias for a in alone.trace.attempts} == {"broken"}
+    # the real cause, not a generic "all failed": the last attempt's own error
+    last = alone.trace.attempts[-1]
+    assert last.error is not None and last.error in alone.errors[0].message
+    assert [e.message for e in alone.errors[1:]] == [a.error for a in alone.trace.attempts]
+    assert allowed.status == "complete" and allowed.model == "good"
+
+
+@pytest.mark.parametrize(
+    ("profile", "outcome"),
+    [
+        (SimProfile(refusal_rate=1.0), "refused"),
+        (SimProfile(rate_limit_rate=1.0), "rate_limited"),
+        (SimProfile(stall_rate=1.0, tokens_per_s=50), "error"),
+        (SimProfile(cut_rate=1.0, tokens_per_s=50), "error"),
+        (SimProfile(ttft_ms=30_000), "timeout"),
+    ],
+    ids=["refusal", "rate-limit", "stall", "cut", "slow-first-token"],
+)
+async def test_every_fallback_trigger_switches_model(
+    autojump_clock: trio.abc.Clock, profile: SimProfile, outcome: str
+) -> None:
+    # a provider's rate limit covers all its models: the primary lives on its own provider
+    primary = sim_model("primary", profile, provider="sim-primary")
+    config = fleet(primary, GOOD, routes={"r": ("primary", "good")})
+    call = Call(prompt="tell me", model="r", options=Options(timeouts=Timeouts(ttft_ms=2_000)))
+    async with switchman.open_router(config) as router:
+        result = await router.call(call)
+    assert result.status == "complete", result.errors
+    assert result.model == "good"
+    assert result.answer == expected_answer("good", "tell me", 1024)  # whole, not truncated
+    assert result.trace.attempts[0].alias == "primary"
+    assert result.trace.attempts[0].outcome == outcome
+    assert result.trace.attempts[-1].outcome == "success"
+    assert result.cost_usd == pytest.approx(result.trace.attempts[-1].cost_usd)
+
+
+async def test_all_failing_gives_the_real_cause(autojump_clock: trio.abc.Clock) -> None:
+    config = fleet(
+        sim_model("a", SimProfile(refusal_rate=1.0)),
+        sim_model("b", SimProfile(refusal_rate=1.0)),
+        routes={"r": ("a", "b")},
+    )
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="x", model="r"))
+    assert result.status == "failed"
+    assert result.errors[0].code == "refused"
+    assert "a" in {e.provider or "" for e in result.errors} or len(result.errors) >= 3
+    assert result.cost_usd == 0.0
+
+
+async def test_overall_deadline_is_honoured(autojump_clock: trio.abc.Clock) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=60_000, ttft_ms=100))
+    async with switchman.open_router(fleet(slow)) as router:
+        start = trio.current_time()
+        result = await router.call(
+            Call(prompt="x", model="slow", options=Options(timeouts=Timeouts(hard_ms=3_000)))
+        )
+        elapsed = trio.current_time() - start
+    assert result.status == "failed"
+    assert result.errors[0].code == "timeout"
+    assert elapsed < 3.5
+
+
+async def test_stream_gives_deltas_then_the_result(autojump_clock: trio.abc.Clock) -> None:
+    streamy = sim_model("streamy", SimProfile(ttft_ms=20, tokens_per_s=200))
+    async with switchman.open_router(fleet(streamy)) as router:
+        deltas: list[str] = []
+        final = None
+        async with router.stream(Call(prompt="Explain recursion", model="streamy")) as events:
+            async for event in events:
+                if isinstance(event, switchman.Delta):
+                    assert final is None
+                    deltas.append(event.text)
+                else:
+                    final = event
+    assert final is not None and final.status == "complete"
+    assert len(deltas) > 1
+    assert "".join(deltas) == final.answer == expected_answer("streamy", "Explain recursion", 1024)
+
+
+async def test_broken_stream_is_continued_not_restarted(autojump_clock: trio.abc.Clock) -> None:
+    cut = sim_model("cut", SimProfile(cut_rate=1.0, tokens_per_s=100))
+    config = fleet(cut, sim_model("rescue", supports_prefill=True), routes={"r": ("cut", "rescue")})
+    async with switchman.open_router(config) as router:
+        deltas: list[str] = []
+        result = None
+        async with router.stream(Call(prompt="Explain recursion", model="r")) as events:
+            async for event in events:
+                if isinstance(event, switchman.Delta):
+                    deltas.append(event.text)
+                else:
+                    result = event
+    assert result is not None and result.status == "complete"
+    assert result.model == "rescue"
+    assert "".join(deltas) == result.answer
+    assert [a.outcome for a in result.trace.attempts] == ["error", "success"]
+
+
+async def test_stream_that_nobody_can_continue_ends_with_the_original_error(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cut = sim_model("cut", SimProfile(cut_rate=1.0, tokens_per_s=100))
+    async with switchman.open_router(fleet(cut)) as router:
+        result = None
+        got_text = False
+        async with router.stream(Call(prompt="Explain recursion", model="cut")) as events:
+            async for event in events:
+                if isinstance(event, switchman.Delta):
+                    got_text = True
+                else:
+                    result = event
+    assert got_text
+    assert result is not None and result.status == "failed"
+    assert "stream broke after output was sent" in result.errors[0].message
+
+
+async def test_redaction_of_answers_and_the_override(autojump_clock: trio.abc.Clock) -> None:
+    prompt = "Write to alice@example.com about the plan"
+    async with switchman.open_router(fleet(GOOD)) as router:
+        redacted = await router.call(Call(prompt=prompt, model="good"))
+        denied = await router.call(
+            Call(
+                prompt=prompt,
+                model="good",
+                options=Options(redaction=switchman.RedactionOptions(mode="off")),
+            )
+        )
+        override = switchman.RedactionOverride(
+            enabled=True,
+            acknowledgements=("output_may_contain_secrets", "output_may_contain_personal_data"),
+            reason="internal tooling test",
+        )
+        raw = await router.call(
+            Call(
+                prompt=prompt,
+                model="good",
+                options=Options(
+                    redaction=switchman.RedactionOptions(mode="off", override=override)
+                ),
+            )
+        )
+    raw_text = expected_answer("good", prompt, 1024)
+    if "alice@example.com" in raw_text:
+        assert "alice@example.com" not in redacted.answer
+        assert "[REDACTED:email]" in redacted.answer
+        assert redacted.redaction.performed
+        assert raw.answer == raw_text
+    assert denied.status == "failed" and denied.errors[0].code == "permission_denied"
+    assert "acknowledgements" in denied.errors[0].message
+
+
+async def test_budget_is_never_overspent_under_concurrency(autojump_clock: trio.abc.Clock) -> None:
+    model = sim_model(
+        "paid", SimProfile(latency_ms=200), input_per_mtok=100.0, output_per_mtok=400.0
+    )
+    call = Call(
+        prompt="a question of moderate size " * 4, model="paid", params=Params(max_tokens=100)
+    )
+    probe_config = fleet(model)
+    async with switchman.open_router(probe_config) as router:
+        one = await router.call(call)
+    limit = one.cost_usd * 40.5  # the estimate is above the real cost: fewer than 40 fit at once
+    config = fleet(model, budgets=BudgetsConfig(global_daily_usd=limit))
+    results: list[switchman.Result] = []
+    async with switchman.open_router(config) as router:
+
+        async def one_call() -> None:
+            results.append(await router.call(call))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(200):
+                nursery.start_soon(one_call)
+        spent = await router.spend("global")
+    done = [r for r in results if r.status == "complete"]
+    refused = [r for r in results if r.status == "failed"]
+    assert len(results) == 200
+    assert 0 < len(done) < 200
+    assert all(r.errors[-1].code == "budget_exceeded" for r in refused)
+    total = math.fsum(r.cost_usd for r in done)
+    assert total <= limit + 1e-9
+    assert spent["day"] == pytest.approx(total)
+
+
+async def test_cancelling_the_caller_cancels_attempts_and_releases_the_reservation(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=50_000, ttft_ms=10), input_per_mtok=1000.0)
+    call = Call(prompt="x" * 400, model="slow", params=Params(max_tokens=50))
+    estimate = slow.cost(104, 50)
+    config = fleet(slow, budgets=BudgetsConfig(global_daily_usd=estimate * 1.5))
+    async with switchman.open_router(config) as router:
+        with trio.move_on_after(1.0):
+            await router.call(call)
+        await trio.sleep(0.1)
+        (provider,) = router.status().providers
+        assert provider.in_flight == 0
+        # the whole budget is free again: a reservation of the same size passes
+        with trio.move_on_after(1.0) as scope:
+            await router.call(call)
+        assert scope.cancelled_caught  # it was admitted and running, not refused
+        assert (await router.spend("global"))["day"] == 0.0
+
+
+async def test_closing_the_router_mid_load_leaves_nothing_running(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=100_000, ttft_ms=10))
+    config = attrs.evolve(
+        fleet(slow, budgets=BudgetsConfig(global_daily_usd=100.0)),
+        server=ServerConfig(grace_s=1.0),
+    )
+    results: list[switchman.Result] = []
+    async with trio.open_nursery() as nursery, switchman.open_router(config) as router:
+
+        async def one_call() -> None:
+            results.append(await router.call(Call(prompt="x", model="slow")))
+
+        for _ in range(20):
+            nursery.start_soon(one_call)
+        await trio.sleep(0.5)
+    assert len(results) == 20
+    assert all(r.status == "failed" and r.errors[0].code == "cancelled" for r in results)
