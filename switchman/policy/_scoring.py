@@ -15,8 +15,8 @@ shows why a model ranked where it did. The factors:
   $0.000001, so free models do not make every paid one worthless);
 - ``context``: share of the context window left after input and output room;
 - ``latency`` / ``ttft``: the fastest candidate's learned EWMA divided by
-  this model's, blended toward a neutral 0.5 by confidence ``n / (n + 2)``
-  (unknown = 0.5);
+  this model's, blended toward an optimistic 1.0 by confidence ``n / (n + 2)``
+  (unknown = 1.0, as fast as the best, so an untried model can still win);
 - ``success``: success rate for the intent, Beta(1, 1) prior (mean 0.5);
 - ``refusal``: 1 - refusal rate, Beta(0.5, 4.5) prior (mean rate 0.1);
 - ``feedback``: mean feedback score, Beta(1, 1) prior (mean 0.5).
@@ -33,9 +33,10 @@ intents a model has not been seen on. Counts are time-decayed to ``now``
 
 Exploration (Thompson sampling): given an ``rng``, the success, refusal and
 feedback rates are drawn around their posterior means instead of taking the
-means: a symmetric triangular draw with the Beta posterior's standard
-deviation, clipped to 0..1 (a cheap stand-in for a Beta draw on the hot
-path); ``exploration`` scales the spread (0 = the means). With ``rng``
+means: a Gaussian draw with the Beta posterior's standard deviation, clipped to
+0..1 (a cheap stand-in for a Beta draw on the hot path, with real tails so an
+untried model keeps a fair chance); ``exploration`` scales the spread (0 = the
+means). With ``rng``
 None the ranking is deterministic. Ties keep the order of ``models``.
 """
 
@@ -62,6 +63,9 @@ FEEDBACK_PRIOR: Final = (1.0, 1.0)
 #: pseudo-observations behind the neutral latency prior
 LATENCY_PRIOR_N: Final = 2.0
 NEUTRAL: Final = 0.5
+#: an untried model is assumed as fast as the fastest until seen (optimism keeps
+#: exploration alive: a model never tried must be able to outrank a known one)
+UNKNOWN_SPEED: Final = 1.0
 COST_FLOOR_USD: Final = 1e-6
 COST_SPAN: Final = math.log(1000.0)
 
@@ -94,7 +98,6 @@ class Weights:
 _DEFAULT_WEIGHTS: Final = Weights()
 _DEFAULT_LEARNING: Final = LearningConfig()
 #: sqrt(6): scales (U1 + U2 - 1), of variance 1/6, to unit variance
-_TRIANGULAR_SCALE: Final = math.sqrt(6.0)
 
 
 def rank(
@@ -168,11 +171,11 @@ def rank(
     s_a, s_ab = SUCCESS_PRIOR[0], SUCCESS_PRIOR[0] + SUCCESS_PRIOR[1]
     r_a, r_ab = REFUSAL_PRIOR[0], REFUSAL_PRIOR[0] + REFUSAL_PRIOR[1]
     f_a, f_ab = FEEDBACK_PRIOR[0], FEEDBACK_PRIOR[0] + FEEDBACK_PRIOR[1]
-    # the Thompson draws: mean + spread * sd * z, z a symmetric triangular variate of
-    # unit variance (two uniforms: a third of the cost of a Gaussian, bounded tails)
-    draw = rng.random if rng is not None else None
+    # the Thompson draws: mean + spread * sd * z, z standard normal (a Gaussian stand-in
+    # for the Beta posterior: its tails keep an untried model's chances real)
+    draw = rng.gauss if rng is not None else None
     sqrt = math.sqrt
-    spread = exploration * _TRIANGULAR_SCALE
+    spread = exploration
     asked_set = frozenset(asked)
     ranked: list[tuple[float, int, dict[str, float]]] = []
     for i, m in enumerate(models):
@@ -192,7 +195,7 @@ def rank(
             headroom = 0.0
 
         s = found[i]
-        latency = ttft = NEUTRAL
+        latency = ttft = UNKNOWN_SPEED
         if s is None:
             n = hits = refusals = fb_sum = fb_n = 0.0
         else:
@@ -205,10 +208,10 @@ def rank(
             conf = n / (n + LATENCY_PRIOR_N)
             if s.latency_ms is not None:
                 raw = best_latency / s.latency_ms if s.latency_ms > 0.0 else 1.0
-                latency = NEUTRAL + (raw - NEUTRAL) * conf
+                latency = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
             if s.ttft_ms is not None:
                 raw = best_ttft / s.ttft_ms if s.ttft_ms > 0.0 else 1.0
-                ttft = NEUTRAL + (raw - NEUTRAL) * conf
+                ttft = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
         # Beta posterior means (a / (a + b)) of the success, refusal and feedback rates
         ab = n + s_ab
         success = (hits + s_a) / ab
@@ -217,17 +220,11 @@ def rank(
         fab = fb_n + f_ab
         feedback = (fb_sum + f_a) / fab
         if draw is not None:
-            success += (
-                spread * sqrt(success * (1.0 - success) / (ab + 1.0)) * (draw() + draw() - 1.0)
-            )
+            success += spread * sqrt(success * (1.0 - success) / (ab + 1.0)) * draw(0.0, 1.0)
             success = 0.0 if success < 0.0 else 1.0 if success > 1.0 else success
-            refused += (
-                spread * sqrt(refused * (1.0 - refused) / (rab + 1.0)) * (draw() + draw() - 1.0)
-            )
+            refused += spread * sqrt(refused * (1.0 - refused) / (rab + 1.0)) * draw(0.0, 1.0)
             refused = 0.0 if refused < 0.0 else 1.0 if refused > 1.0 else refused
-            feedback += (
-                spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * (draw() + draw() - 1.0)
-            )
+            feedback += spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * draw(0.0, 1.0)
             feedback = 0.0 if feedback < 0.0 else 1.0 if feedback > 1.0 else feedback
 
         c_trust = w_trust * TRUST_SCORE[m.trust_tier]

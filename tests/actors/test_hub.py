@@ -1,0 +1,62 @@
+"""The trace hub: fan-out, bounded buffers, dropped-event notices, unsubscribe."""
+
+from __future__ import annotations
+
+import trio
+
+from switchman._result import TraceEvent
+from switchman.actors import TraceHub, run_trace_hub
+
+
+def _event(n: int) -> TraceEvent:
+    return TraceEvent(type="call.accepted", call_id=str(n), job_id=None, ts=float(n))
+
+
+def test_publish_without_subscribers_is_inactive_and_cheap() -> None:
+    hub = TraceHub()
+    assert not hub.active
+    hub.publish(_event(1))
+    assert hub.statistics().published == 1
+
+
+def test_every_subscriber_gets_every_event_in_order() -> None:
+    hub = TraceHub()
+    a, b = hub.subscribe(buffer=10), hub.subscribe(buffer=10)
+    for n in range(5):
+        hub.publish(_event(n))
+    assert [a.receive_nowait().call_id for _ in range(5)] == ["0", "1", "2", "3", "4"]
+    assert [b.receive_nowait().call_id for _ in range(5)] == ["0", "1", "2", "3", "4"]
+
+
+def test_a_slow_subscriber_loses_events_is_told_and_never_blocks() -> None:
+    hub = TraceHub()
+    slow = hub.subscribe(buffer=2)
+    fast = hub.subscribe(buffer=100)
+    for n in range(10):
+        hub.publish(_event(n))  # never blocks, even with slow's buffer full
+    assert hub.statistics().dropped == 8
+    assert [slow.receive_nowait().call_id for _ in range(2)] == ["0", "1"]
+    hub.publish(_event(10))
+    notice = slow.receive_nowait()
+    assert notice.type == "events.dropped" and notice.data["count"] == 8
+    assert slow.receive_nowait().call_id == "10"
+    assert len([fast.receive_nowait() for _ in range(11)]) == 11  # the fast one lost nothing
+
+
+def test_closing_a_subscription_unsubscribes() -> None:
+    hub = TraceHub()
+    sub = hub.subscribe()
+    sub.close()
+    hub.publish(_event(1))
+    assert not hub.active
+
+
+async def test_stopping_the_hub_ends_every_subscription() -> None:
+    hub = TraceHub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_trace_hub, hub)
+        sub = hub.subscribe()
+        nursery.cancel_scope.cancel()
+    async with sub:
+        assert [e async for e in sub] == []
+    assert hub.subscribe().statistics().open_send_channels == 0

@@ -1,0 +1,51 @@
+"""The ledger actor: serialised reservations never overspend; settle and release."""
+
+from __future__ import annotations
+
+import trio
+
+from switchman.actors import run_ledger
+from switchman.actors._messages import Release, Reserve, Settle, SpendQuery
+from switchman.policy import Limit
+
+WALL = 1_800_000_000.0
+
+
+async def _reserve(inbox: trio.MemorySendChannel[object], rid: str, amount: float) -> Limit | None:
+    send, receive = trio.open_memory_channel[Limit | None](1)
+    await inbox.send(Reserve(id=rid, scopes=("global",), amount_usd=amount, reply_to=send))
+    return await receive.receive()
+
+
+async def test_concurrent_reservations_never_pass_a_limit_together() -> None:
+    limit = Limit(scope="global", period="day", limit_usd=1.0)
+    send, receive = trio.open_memory_channel[object](0)
+    granted: list[str] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_ledger(
+                receive,
+                (limit,),
+                wall=lambda: WALL,
+                task_status=task_status,  # type: ignore[arg-type]
+            )
+        )
+
+        async def ask(i: int) -> None:
+            if await _reserve(send, f"r{i}", 0.3) is None:
+                granted.append(f"r{i}")
+
+        async with trio.open_nursery() as asks:
+            for i in range(10):
+                asks.start_soon(ask, i)
+        assert len(granted) == 3  # 3 x 0.30 fits in 1.00, a fourth does not
+        await send.send(Settle(id=granted[0], actual_usd=0.1))
+        await send.send(Release(id=granted[1]))
+        assert await _reserve(send, "again", 0.5) is None  # 0.1 + 0.3 + 0.5 <= 1.0
+        refused = await _reserve(send, "too-much", 0.2)
+        assert refused == limit
+        reply_send, reply_receive = trio.open_memory_channel[dict[str, float]](1)
+        await send.send(SpendQuery(scope="global", reply_to=reply_send))
+        spent = await reply_receive.receive()
+        assert abs(spent["day"] - 0.1) < 1e-9
+        await send.aclose()

@@ -1,0 +1,73 @@
+"""Resilience: a provider actor crash is restarted and its calls still complete;
+budgets and learning survive a restart through the store."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import switchman
+from switchman import Call
+from switchman.actors import _provider
+from switchman.catalog import BudgetsConfig, SimProfile
+from switchman.store import open_store
+
+from ._simfleet import fleet, sim_model
+
+
+async def test_a_crashing_provider_actor_is_restarted_and_its_calls_fall_back(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fragile = sim_model("fragile", SimProfile(latency_ms=500, ttft_ms=100), provider="sim-a")
+    backup = sim_model("backup", SimProfile(latency_ms=50), provider="sim-b")
+    config = fleet(fragile, backup, routes={"r": ("fragile", "backup")})
+    real_record = _provider.breaker_record
+    crashes = 0
+
+    def buggy_record(*args: object, **kwargs: object) -> object:
+        nonlocal crashes
+        if crashes == 0:
+            crashes += 1
+            raise RuntimeError("injected bug in the provider actor")
+        return real_record(*args, **kwargs)  # type: ignore[arg-type]
+
+    results: list[switchman.Result] = []
+    async with switchman.open_router(config) as router:
+
+        async def one() -> None:
+            results.append(await router.call(Call(prompt="hello", model="r")))
+
+        monkeypatch.setattr(_provider, "breaker_record", buggy_record)
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(one)
+                await trio.sleep(0.01)
+        after = await router.call(Call(prompt="hello again", model="fragile"))
+        status = {p.name: p for p in router.status().providers}
+    assert crashes == 1
+    assert len(results) == 10
+    assert all(r.status == "complete" for r in results), [r.errors for r in results]
+    fell_back = [r for r in results if r.model == "backup"]
+    assert fell_back, "the calls held by the crashed actor were answered by the fallback"
+    assert any(
+        a.alias == "fragile" and a.outcome == "error" for r in fell_back for a in r.trace.attempts
+    )
+    assert after.status == "complete" and after.model == "fragile"  # restarted and serving
+    assert status["sim-a"].in_flight == 0
+
+
+async def test_spend_and_learning_survive_a_restart(tmp_path: object) -> None:
+    db = str(tmp_path) + "/switchman.db"  # type: ignore[operator]
+    paid = sim_model("paid", SimProfile(), input_per_mtok=1000.0, output_per_mtok=1000.0)
+    config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=100.0))
+    with trio.fail_after(30):
+        async with open_store(db) as store, switchman.open_router(config, store=store) as router:
+            first = await router.call(Call(prompt="remember me", model="paid", intent="code"))
+            await router.feedback(first.call_id, 0.9)
+        async with open_store(db) as store, switchman.open_router(config, store=store) as router:
+            spent = await router.spend("global")
+            (provider,) = router.status().providers
+    assert first.status == "complete"
+    assert spent["day"] == pytest.approx(first.cost_usd)
+    (model,) = provider.models
+    assert model.stats["code"]["n"] and model.stats["code"]["feedback"] == pytest.approx(0.9)
