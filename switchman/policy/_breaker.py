@@ -18,6 +18,8 @@ owns a ``Breaker`` per model and replaces it with what these functions return.
 
 from __future__ import annotations
 
+import bisect
+
 from typing import Literal
 
 import attrs
@@ -70,7 +72,7 @@ class Breaker:
 
     @property
     def failures_in_window(self) -> int:
-        return sum(1 for _, ok in self.window if not ok)
+        return [ok for _, ok in self.window].count(False)
 
 
 def breaker_admit(b: Breaker, cfg: BreakerConfig, now: float) -> tuple[bool, Breaker]:
@@ -167,9 +169,12 @@ def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:
 def _pruned(
     window: tuple[tuple[float, bool], ...], cfg: BreakerConfig, now: float
 ) -> tuple[tuple[float, bool], ...]:
-    horizon = now - cfg.window_s
-    kept = tuple(entry for entry in window if entry[0] >= horizon)
-    return kept[-cfg.max_window_entries :] if cfg.max_window_entries > 0 else ()
+    if cfg.max_window_entries <= 0:
+        return ()
+    # entries are appended in time order: the expired ones are a prefix
+    start = bisect.bisect_left(window, (now - cfg.window_s, False))
+    start = max(start, len(window) - cfg.max_window_entries)
+    return window[start:] if start else window
 
 
 def _probe_lost(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
