@@ -22,6 +22,11 @@ class SimProfile:
 
     Times in milliseconds, rates in 0..1. ``quality`` maps intent to a 0..1 answer
     quality the router can learn from feedback; missing intents use ``default_quality``.
+
+    Scheduled outages (seconds of trio time since the simulated provider started):
+    from ``outage_after_s`` on, the model answers every attempt with a 503 for
+    ``outage_for_s`` seconds; with ``outage_every_s`` the outage starts again every
+    that many seconds. ``outage_after_s = None`` (the default) means no outages.
     """
 
     latency_ms: float = 0.0
@@ -34,6 +39,9 @@ class SimProfile:
     cut_rate: float = 0.0
     default_quality: float = 0.7
     quality: Mapping[str, float] = attrs.field(factory=dict)
+    outage_after_s: float | None = None
+    outage_for_s: float = 0.0
+    outage_every_s: float | None = None
 
 
 @attrs.frozen(kw_only=True)

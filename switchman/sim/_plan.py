@@ -299,6 +299,31 @@ _PROFILE_ERRORS: Final = (
 )
 
 
+OUTAGE_MESSAGE: Final = "the service is unavailable (scheduled outage)"
+_OUTAGE: Final = Failure(kind="unavailable", status=503, message=OUTAGE_MESSAGE)
+
+
+def in_outage(profile: SimProfile, elapsed_s: float) -> bool:
+    """Whether ``profile``'s outage schedule has the model down ``elapsed_s`` seconds
+    after its provider started.
+
+    Down in ``[after, after + for)``, and with ``every`` set, in each
+    ``[after + k * every, after + k * every + for)`` for k = 1, 2, ... No
+    schedule (``outage_after_s`` unset) or a non-positive ``outage_for_s`` is
+    never down; an ``every`` not above ``for`` stays down from ``after`` on.
+    """
+    after = profile.outage_after_s
+    if after is None or profile.outage_for_s <= 0 or elapsed_s < after:
+        return False
+    since = elapsed_s - after
+    every = profile.outage_every_s
+    if every is not None and every > 0:
+        if every <= profile.outage_for_s:
+            return True
+        since %= every
+    return since < profile.outage_for_s
+
+
 def plan_from_profile(
     profile: SimProfile,
     request: ProviderRequest,
@@ -306,6 +331,7 @@ def plan_from_profile(
     *,
     model_alias: str,
     context_window: int | None = None,
+    elapsed_s: float | None = None,
 ) -> Plan:
     """Draw one attempt's plan from ``profile``; the same seeded ``rng`` gives the same plan.
 
@@ -317,7 +343,9 @@ def plan_from_profile(
     ``max(latency_ms - ttft_ms, words / tokens_per_s)``, all scaled by one
     jitter factor in 0.8..1.2; zero times draw no jitter and give zero delays.
     A prompt whose estimated tokens exceed ``context_window`` fails with
-    ``context_length``.
+    ``context_length``. ``elapsed_s`` (seconds since the simulated provider
+    started) inside a scheduled outage (``in_outage``) gives a 503
+    ``unavailable`` failure after ``ttft_ms``, drawing nothing from ``rng``.
     """
     answer = _answer_for(model_alias, request)
     input_tokens = _input_tokens(request)
@@ -325,6 +353,9 @@ def plan_from_profile(
         message = f"prompt is too long: {input_tokens} tokens > {context_window} maximum"
         too_long = Failure(kind="context_length", status=400, message=message)
         return _failure_plan("context-length", model_alias, too_long, request)
+    if elapsed_s is not None and in_outage(profile, elapsed_s):
+        after_s = profile.ttft_ms / 1000.0
+        return _failure_plan("outage", model_alias, _OUTAGE, request, after_s=after_s)
     u = rng.random()
     n = len(answer.chunks)
     ttft_s = profile.ttft_ms / 1000.0

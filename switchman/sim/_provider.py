@@ -133,11 +133,33 @@ async def _whole(plan: Plan, model: ModelSpec, emit: _Emit) -> None:
     await emit(_end(plan, model))
 
 
+#: per trio run: when each model with an outage schedule was first attempted
+#: (the fallback clock when the caller does not say when the provider started)
+_FIRST_ATTEMPT: Final = trio.lowlevel.RunVar[dict[str, float]]("switchman_sim_first_attempt")
+
+
+def _elapsed(model: ModelSpec, profile: SimProfile, started_at: float | None) -> float | None:
+    """Seconds on the provider's outage clock, or None when the profile has no schedule."""
+    if profile.outage_after_s is None:
+        return None
+    now = trio.current_time()
+    if started_at is None:
+        try:
+            first = _FIRST_ATTEMPT.get()
+        except LookupError:
+            first = {}
+            _FIRST_ATTEMPT.set(first)
+        started_at = first.setdefault(model.alias, now)
+    return now - started_at
+
+
 async def run_sim_attempt(
     model: ModelSpec,
     request: ProviderRequest,
     rng: random.Random,
     emit: Callable[[StreamEvent], Awaitable[None]],
+    *,
+    started_at: float | None = None,
 ) -> None:
     """Play one simulated attempt of ``model``: emit its events or raise its ``ProviderError``.
 
@@ -153,13 +175,20 @@ async def run_sim_attempt(
     forever: the caller's deadline or stall detection cancels it. Zero delays
     mean no sleeps at all. Cancellation at any point simply stops the attempt;
     there is nothing to close.
+
+    Scheduled outages (``SimProfile.outage_*``) run on trio time since
+    ``started_at`` (the ``trio.current_time()`` at which the provider started);
+    without it, since this model's first attempt in the current trio run. During
+    an outage every attempt raises ``UpstreamError`` with status 503.
     """
+    profile = model.sim or _DEFAULT_PROFILE
     plan = plan_from_profile(
-        model.sim or _DEFAULT_PROFILE,
+        profile,
         request,
         rng,
         model_alias=model.alias,
         context_window=model.context_window,
+        elapsed_s=_elapsed(model, profile, started_at),
     )
     if plan.failure is not None:
         await _fail(plan, plan.failure, model.provider, emit)
