@@ -1,0 +1,45 @@
+"""Every package re-exports exactly its public names, sorted; the embedding API exists."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+import trio
+
+import switchman
+
+PACKAGES = sorted(
+    {"switchman"}
+    | {f"switchman.{m.name}" for m in pkgutil.iter_modules(switchman.__path__) if m.ispkg}
+)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted_complete_and_importable(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    isort_style = sorted(exported, key=lambda n: (not n.isupper(), not n[:1].isupper(), n))
+    assert exported in (sorted(exported), isort_style)
+    for item in exported:
+        assert hasattr(module, item), f"{name}.{item}"
+    public = {
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_")
+        and not isinstance(v, type(importlib))
+        and getattr(v, "__module__", "").startswith("switchman")
+    }
+    assert public <= set(exported), f"{name} does not export {public - set(exported)}"
+
+
+async def test_run_router_in_an_application_nursery(autojump_clock: trio.abc.Clock) -> None:
+    async with trio.open_nursery() as nursery:
+        router = await nursery.start(switchman.run_router, None)
+        result = await router.call(switchman.Call(prompt="What is the capital of France?"))
+        assert result.status == "complete"
+        assert result.simulated or not router.config.simulated
+        status = router.status()
+        assert status.providers
+        await router.aclose()
