@@ -48,6 +48,7 @@ from switchman.actors._messages import (
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec
+from switchman.policy._breaker import Breaker, breaker_retry_at
 from switchman.policy._budget import Limit
 from switchman.policy._eligibility import output_tokens, request_params
 from switchman.policy._redaction import StreamRedactor
@@ -132,21 +133,33 @@ async def run_attempts(
         if outcome is None:  # not attempted (budget, unavailable): next model
             i += 1
             continue
+        now = trio.current_time()
         decision = decide_after_failure(
             outcome,
             attempts_on_model=tries[model.alias],
-            now=trio.current_time(),
+            now=now,
             deadline=run.deadline,
             rng=env.rng,
             content_fallback=_content_fallback(env, run.call),
         )
-        if decision.action == "retry":
+        if decision.action == "retry" and _held_back(env, model, now + decision.delay_s):
+            i += 1  # its breaker just opened: a retry would only be refused, after a wait
+        elif decision.action == "retry":
             await trio.sleep(decision.delay_s)
         elif decision.action == "switch":
             i += 1
         else:
             return None
     return None
+
+
+def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> bool:
+    """Whether ``model``'s breaker, as its provider last published it, is open past ``when``."""
+    snapshot = env.board.get(model.provider)
+    if snapshot is None:
+        return False
+    retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, Breaker()))
+    return retry_at is not None and retry_at > when
 
 
 def _content_fallback(env: DispatchEnv, call: Call) -> bool:

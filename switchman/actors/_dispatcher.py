@@ -252,14 +252,13 @@ class _Dispatcher:
         answer = ""
         if run.stream and run.redactor is not None:
             tail = run.redactor.flush()
-            if tail:
+            if tail:  # sent even when the call failed: the answer is what the caller read
                 run.sent_redacted.append(tail)
-                if success is not None:
-                    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-                        try:
-                            await run.reply_to.send(Delta(text=tail))
-                        except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            pass
+                with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                    try:
+                        await run.reply_to.send(Delta(text=tail))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
             counts = run.redactor.counts
             items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(counts.items()))
             answer = "".join(run.sent_redacted)
