@@ -330,8 +330,24 @@ async def _exchange(
                         unavailable = reply
                     case _:
                         status_code = getattr(reply, "status", status_code)
-    except BaseException:
+    except BaseException as exc:
         _cancel_attempt(env, model, attempt_id)
+        if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
+            hard_deadline = trio.current_time() >= run.deadline
+            record = AttemptRecord(
+                n=n,
+                alias=model.alias,
+                provider=model.provider,
+                started_at=wall_started,
+                ended_at=env.wall(),
+                ttft_ms=ttft * 1000.0 if ttft is not None else None,
+                outcome="timeout" if hard_deadline else "cancelled",
+                status_code=status_code,
+                error="the call's deadline passed" if hard_deadline else "the call was cancelled",
+                malformed_events=malformed,
+            )
+            run.attempts.append(record)
+            run.event(env, "attempt.finished", **_record_data(record))
         raise
     if dedupe and pending and end is not None:  # short answer that never passed the check
         text.append(pending)
