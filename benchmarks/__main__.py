@@ -1,0 +1,258 @@
+"""``python -m benchmarks [--smoke | --full] [--only a,b] [--no-litellm]``.
+
+Runs the scenarios in order, prints each table as it completes, and writes
+``<results>/<scenario>.json``, ``<results>/REPORT.md`` and the PNG plots. The
+quick profile (default) and ``--full`` write to ``benchmarks/results/``;
+``--smoke`` writes to its scratch folder unless ``--results`` says otherwise,
+never measures LiteLLM and never judges timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from benchmarks import (
+    _failover,
+    _gateway,
+    _inproc,
+    _learning,
+    _litellm,
+    _memory,
+    _plots,
+    _stream,
+    overhead,
+)
+from benchmarks._suite import PROFILES, Context, Scenario, Section
+from benchmarks._util import RESULTS_DIR, machine_info, markdown_table, write_json
+
+SCENARIOS: dict[str, Scenario] = {
+    "inproc": _inproc.run_section,
+    "gateway": _gateway.run,
+    "streaming": _stream.run,
+    "memory": _memory.run,
+    "failover": _failover.run,
+    "learning": _learning.run,
+}
+
+
+def overhead_section(ctx: Context) -> Section:
+    """The issue-2 figure: the router's own cost per call on the zero-latency simulator."""
+    calls = 200 if ctx.profile.name == "smoke" else 5000
+    data = trio.run(overhead.measure, calls, calls // 10)
+    md = (
+        f"Simulator at zero latency, {data['calls']} sequential calls "
+        f"(`python -m benchmarks.overhead`): median **{data['median_us']:.0f} µs** per call "
+        f"(p90 {data['p90_us']:.0f}, p99 {data['p99_us']:.0f}); CPU "
+        f"{data['cpu_us_per_call']:.0f} µs per call."
+    )
+    return Section(key="overhead", title="Router's own cost per call", markdown=md, data=data)
+
+
+def _get(sections: dict[str, Section], key: str, *path: str) -> Any:
+    section = sections.get(key)
+    value: Any = section.data if section is not None else None
+    for p in path:
+        if not isinstance(value, dict) or p not in value:
+            return None
+        value = value[p]
+    return value
+
+
+def headline(sections: dict[str, Section]) -> tuple[str, dict[str, Any]]:
+    """The figures the targets are about, measured value beside each target."""
+    rows: list[list[Any]] = []
+    data: dict[str, Any] = {}
+
+    def add(key: str, what: str, value: Any, target: str, met: bool | None) -> None:
+        data[key] = value
+        rows.append([what, value, target, "-" if met is None else ("met" if met else "not met")])
+
+    added = _get(sections, "inproc", "added", "switchman embedded", "added_p50_ms")
+    if added is not None:
+        add("added_p50_ms", "added latency p50, in-process (ms)", added, "< 0.3", added < 0.3)
+    ratio = _get(sections, "inproc", "cpu_ratio_litellm_over_switchman")
+    if ratio is not None:
+        add("cpu_ratio", "LiteLLM Router / switchman CPU per call", ratio, "≥ 10x", ratio >= 10)
+        added_ratio = _get(sections, "inproc", "added_cpu_ratio_litellm_over_switchman")
+        add("added_cpu_ratio", "same, CPU added over direct httpx", added_ratio, "-", None)
+    if "gateway" in sections:
+        points = sections["gateway"].data["points"]
+        gw = _gateway.ratio_at(points, 64, "switchman gateway", "LiteLLM proxy")
+        if gw is not None:
+            add(
+                "gateway_ratio_c64",
+                "gateway throughput vs LiteLLM proxy, c=64",
+                gw,
+                "≥ 4x",
+                gw >= 4,
+            )
+        direct = _gateway.ratio_at(points, 64, "switchman gateway", "direct")
+        if direct is not None:
+            add(
+                "gateway_share_of_direct_c64",
+                "gateway throughput / direct, c=64",
+                direct,
+                "-",
+                None,
+            )
+    growth = _get(sections, "memory", "series", "switchman gateway", "growth_pct")
+    if growth is not None:
+        add(
+            "rss_growth_pct",
+            "gateway RSS growth, first→last checkpoint (%)",
+            growth,
+            "within ±10%",
+            abs(growth) <= 10,
+        )
+    for system, key in (("switchman embedded", "ttft_embedded"), ("switchman gateway", "ttft_gw")):
+        ttft = _get(sections, "streaming", "added", system, "added_ttft_p50_ms")
+        if ttft is not None:
+            add(
+                key,
+                f"streaming TTFT overhead p50, {system.split()[1]} (ms)",
+                ttft,
+                "< 0.5",
+                ttft < 0.5,
+            )
+    own = _get(sections, "overhead", "median_us")
+    if own is not None:
+        add("router_own_us", "router's own cost per call, median (µs)", own, "-", None)
+    table = markdown_table(["figure", "measured", "target", ""], rows)
+    return table, data
+
+
+def report(ctx: Context, sections: dict[str, Section], plots: list[str], elapsed: float) -> str:
+    info = machine_info()
+    table, _ = headline(sections)
+    lines = [
+        f"# switchman benchmarks — {ctx.profile.name} profile",
+        "",
+        f"Measured {info['when']} on {info['platform']}, Python {info['python']}, "
+        f"{info['cpus']} CPUs (load average {info['loadavg_1m_at_start']} at the start). "
+        f"Suite time {elapsed:.0f} s."
+        + (f" LiteLLM {ctx.litellm.version}." if ctx.litellm else ""),
+        "",
+        "This machine has 2 cores shared by the load generator, the upstream and the system",
+        "under test (and by other work running at the same time): read ratios, not absolutes.",
+        "Method: `benchmarks/README.md`.",
+        "",
+        "## Headline",
+        "",
+        table,
+    ]
+    for section in sections.values():
+        lines += ["", f"## {section.title}", "", section.markdown]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _plots_for(sections: dict[str, Section], results: Path) -> list[str]:
+    drawn: list[str] = []
+    if "gateway" in sections:
+        drawn.append(
+            _plots.plot_latency_vs_load(
+                sections["gateway"].data, results / "latency_vs_load.png"
+            ).name
+        )
+    if "memory" in sections:
+        drawn.append(
+            _plots.plot_memory(sections["memory"].data, results / "memory_vs_calls.png").name
+        )
+    if "learning" in sections:
+        drawn.append(_plots.plot_regret(sections["learning"].data, results / "regret.png").name)
+    return drawn
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--smoke", action="store_true", help="tiny sizes, no LiteLLM (CI)")
+    size.add_argument("--full", action="store_true", help="the whole suite (long)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated scenarios: overhead," + ",".join(SCENARIOS),
+    )
+    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
+    parser.add_argument("--results", type=Path, help="where results go")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep logs and configs")
+    return parser.parse_args(argv)
+
+
+def setup_litellm(ctx: Context, skip: bool) -> None:
+    if not ctx.profile.litellm:
+        ctx.litellm_note = "LiteLLM is not measured in --smoke."
+    elif skip:
+        ctx.litellm_note = "LiteLLM skipped (--no-litellm)."
+    else:
+        try:
+            ctx.litellm = _litellm.ensure(log=ctx.workdir / "litellm-install.log")
+        except (_litellm.Unavailable, OSError) as exc:
+            ctx.litellm_note = f"LiteLLM could not be set up here: {exc}"
+    print(f"  LiteLLM: {ctx.litellm.version if ctx.litellm else ctx.litellm_note}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    profile = PROFILES["smoke" if args.smoke else "full" if args.full else "quick"]
+    wanted = ["overhead", *SCENARIOS]
+    if args.only:
+        chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = [s for s in chosen if s not in wanted]
+        if unknown:
+            print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        wanted = [s for s in wanted if s in chosen]
+    workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-"))
+    results = args.results or (workdir / "results" if profile.name == "smoke" else RESULTS_DIR)
+    results.mkdir(parents=True, exist_ok=True)
+    ctx = Context(profile=profile, workdir=workdir, results=results)
+    print(f"switchman benchmarks: {profile.name} profile; scratch {workdir}", flush=True)
+    started = time.perf_counter()
+    setup_litellm(ctx, args.no_litellm)
+    started = time.perf_counter()  # LiteLLM's one-time install is not part of the run
+    sections: dict[str, Section] = {}
+    try:
+        for key in wanted:
+            fn = overhead_section if key == "overhead" else SCENARIOS[key]
+            t0 = time.perf_counter()
+            print(f"\n== {key}", flush=True)
+            section = fn(ctx)
+            sections[key] = section
+            write_json(results / f"{key}.json", {"profile": profile.name, **section.data})
+            print(f"\n## {section.title}\n\n{section.markdown}\n", flush=True)
+            print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+        plots: list[str] = []
+        if _plots.available():
+            plots = _plots_for(sections, results)
+        else:
+            print("matplotlib is not installed: no plots (pip install -e '.[bench]')")
+        elapsed = time.perf_counter() - started
+        table, figures = headline(sections)
+        write_json(
+            results / "summary.json",
+            {
+                "profile": profile.name,
+                "machine": machine_info(),
+                "elapsed_s": elapsed,
+                "figures": figures,
+            },
+        )
+        (results / "REPORT.md").write_text(report(ctx, sections, plots, elapsed), "utf-8")
+        print(f"\n## Headline\n\n{table}\n\nresults in {results} ({elapsed:.0f} s)", flush=True)
+    finally:
+        if not args.keep_workdir and results.resolve().parent != workdir.resolve():
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

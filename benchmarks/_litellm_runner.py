@@ -1,0 +1,267 @@
+"""LiteLLM's side of the in-process scenarios, run by the Python of LiteLLM's own venv.
+
+``python _litellm_runner.py SPEC.json OUT.json``. This file imports only the
+standard library, httpx and litellm (it runs outside switchman's environment):
+asyncio, a ``litellm.Router`` and a plain ``httpx.AsyncClient`` baseline in the
+same event loop, measured in interleaved blocks exactly like the switchman
+side (``benchmarks._inproc``). SPEC's ``mode``:
+
+- ``inproc``: sequential calls; latency and process CPU per call;
+- ``stream``: sequential streamed calls; time to first content chunk and to
+  the end of the stream;
+- ``failover``: ``concurrency`` workers over a mix of model groups whose
+  primaries fail in different ways, with fallbacks to a healthy group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("LITELLM_TELEMETRY", "False")
+
+import httpx
+import litellm  # type: ignore[import-not-found,unused-ignore]
+
+litellm.suppress_debug_info = True
+litellm.telemetry = False
+PROMPT = "Say something short."
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def _summary(latencies: list[float], cpu_s: float, failures: int) -> dict[str, Any]:
+    ms = [x * 1000.0 for x in latencies]
+    calls = len(ms) + failures
+    return {
+        "n": float(len(ms)),
+        "p50_ms": _pct(ms, 50),
+        "p90_ms": _pct(ms, 90),
+        "p99_ms": _pct(ms, 99),
+        "mean_ms": sum(ms) / len(ms) if ms else math.nan,
+        "max_ms": max(ms) if ms else math.nan,
+        "calls": calls,
+        "failures": failures,
+        "cpu_us_per_call": cpu_s / calls * 1e6 if calls else math.nan,
+    }
+
+
+class _Series:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.cpu_s = 0.0
+        self.failures = 0
+
+
+async def _block(series: _Series, one: Callable[[], Awaitable[bool]], n: int, record: bool) -> None:
+    cpu0 = time.process_time()
+    lat: list[float] = []
+    failures = 0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        ok = await one()
+        lat.append(time.perf_counter() - t0)
+        failures += not ok
+    if record:
+        series.cpu_s += time.process_time() - cpu0
+        series.latencies.extend(lat)
+        series.failures += failures
+
+
+def _router(spec: dict[str, Any]) -> litellm.Router:
+    kwargs: dict[str, Any] = {"model_list": spec["model_list"]}
+    if spec.get("fallbacks"):
+        kwargs["fallbacks"] = [{k: v} for k, v in spec["fallbacks"].items()]
+    return litellm.Router(**kwargs)
+
+
+async def inproc(spec: dict[str, Any]) -> dict[str, Any]:
+    url = spec["upstream_url"] + "/v1/chat/completions"
+    router = _router(spec)
+    messages = [{"role": "user", "content": PROMPT}]
+    body = {"model": spec["model_id"], "messages": messages}
+    headers = {"authorization": f"Bearer {spec['api_key']}"}
+    direct, routed = _Series(), _Series()
+    async with httpx.AsyncClient() as client:
+
+        async def d() -> bool:
+            response = await client.post(url, json=body, headers=headers)
+            data = response.json()
+            return response.status_code == 200 and bool(data["choices"][0]["message"]["content"])
+
+        async def r() -> bool:
+            try:
+                response = await router.acompletion(model=spec["alias"], messages=messages)
+            except Exception:
+                return False
+            return bool(response.choices[0].message.content)
+
+        per_block = max(1, spec["calls"] // spec["rounds"])
+        await _block(direct, d, spec["warmup"], False)
+        await _block(routed, r, spec["warmup"], False)
+        for _ in range(spec["rounds"]):
+            await _block(direct, d, per_block, True)
+            await _block(routed, r, per_block, True)
+    return {
+        "direct (httpx, asyncio)": _summary(direct.latencies, direct.cpu_s, direct.failures),
+        "LiteLLM Router": _summary(routed.latencies, routed.cpu_s, routed.failures),
+    }
+
+
+def _first_content(line: str) -> bool:
+    if not line.startswith("data:") or "[DONE]" in line:
+        return False
+    try:
+        chunk = json.loads(line[5:])
+    except ValueError:
+        return False
+    choices = chunk.get("choices") or []
+    return bool(choices and (choices[0].get("delta") or {}).get("content"))
+
+
+async def stream(spec: dict[str, Any]) -> dict[str, Any]:
+    url = spec["upstream_url"] + "/v1/chat/completions"
+    router = _router(spec)
+    messages = [{"role": "user", "content": PROMPT}]
+    body = {"model": spec["model_id"], "messages": messages, "stream": True}
+    headers = {"authorization": f"Bearer {spec['api_key']}"}
+    out: dict[str, dict[str, list[float]]] = {
+        "direct (httpx, asyncio)": {"ttft": [], "total": [], "chunks": []},
+        "LiteLLM Router": {"ttft": [], "total": [], "chunks": []},
+    }
+    async with httpx.AsyncClient() as client:
+
+        async def d(record: bool) -> None:
+            t0 = time.perf_counter()
+            ttft = None
+            chunks = 0
+            async with client.stream("POST", url, json=body, headers=headers) as response:
+                async for line in response.aiter_lines():
+                    if _first_content(line):
+                        chunks += 1
+                        if ttft is None:
+                            ttft = time.perf_counter() - t0
+            if record and ttft is not None:
+                row = out["direct (httpx, asyncio)"]
+                row["ttft"].append(ttft)
+                row["total"].append(time.perf_counter() - t0)
+                row["chunks"].append(float(chunks))
+
+        async def r(record: bool) -> None:
+            t0 = time.perf_counter()
+            ttft = None
+            chunks = 0
+            response = await router.acompletion(model=spec["alias"], messages=messages, stream=True)
+            async for chunk in response:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    chunks += 1
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+            if record and ttft is not None:
+                row = out["LiteLLM Router"]
+                row["ttft"].append(ttft)
+                row["total"].append(time.perf_counter() - t0)
+                row["chunks"].append(float(chunks))
+
+        for _ in range(spec["warmup"]):
+            await d(False)
+            await r(False)
+        for _ in range(spec["calls"]):
+            await d(True)
+            await r(True)
+    return {name: _stream_summary(v) for name, v in out.items()}
+
+
+def _stream_summary(v: dict[str, list[float]]) -> dict[str, Any]:
+    ttft = [x * 1000.0 for x in v["ttft"]]
+    total = [x * 1000.0 for x in v["total"]]
+    chunks = v["chunks"]
+    return {
+        "n": len(ttft),
+        "ttft_p50_ms": _pct(ttft, 50),
+        "ttft_p99_ms": _pct(ttft, 99),
+        "total_p50_ms": _pct(total, 50),
+        "chunks_mean": sum(chunks) / len(chunks) if chunks else math.nan,
+    }
+
+
+async def failover(spec: dict[str, Any]) -> dict[str, Any]:
+    router = _router(spec)
+    messages = [{"role": "user", "content": PROMPT}]
+    plan: list[str] = spec["plan"]
+    latencies: list[float] = []
+    ok = 0
+    failed = 0
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal ok, failed, next_i
+        while next_i < len(plan):
+            group = plan[next_i]
+            next_i += 1
+            t0 = time.perf_counter()
+            try:
+                response = await asyncio.wait_for(
+                    router.acompletion(model=group, messages=messages), spec["timeout_s"]
+                )
+                good = bool(response.choices[0].message.content)
+            except Exception:
+                good = False
+            latencies.append(time.perf_counter() - t0)
+            ok += good
+            failed += not good
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
+    elapsed = time.perf_counter() - t0
+    ms = [x * 1000.0 for x in latencies]
+    return {
+        "calls": ok + failed,
+        "ok": ok,
+        "success_rate": ok / (ok + failed) if ok + failed else math.nan,
+        "p50_ms": _pct(ms, 50),
+        "p99_ms": _pct(ms, 99),
+        "throughput_rps": (ok + failed) / elapsed if elapsed > 0 else math.nan,
+    }
+
+
+MODES: dict[str, Callable[[dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "inproc": inproc,
+    "stream": stream,
+    "failover": failover,
+}
+
+
+def main() -> int:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        spec = json.load(f)
+    result: dict[str, Any] = asyncio.run(MODES[spec["mode"]](spec))
+    result["_litellm_version"] = getattr(litellm, "__version__", None) or _version()
+    with open(sys.argv[2], "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("litellm")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

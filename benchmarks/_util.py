@@ -1,0 +1,135 @@
+"""Small shared helpers: percentiles, markdown tables, JSON results, process metrics.
+
+Nothing here starts processes or runs an event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) by linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99, mean and max of durations given in seconds, in milliseconds."""
+    ms = [s * 1000.0 for s in seconds]
+    return {
+        "n": float(len(ms)),
+        "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": sum(ms) / len(ms) if ms else math.nan,
+        "max_ms": max(ms) if ms else math.nan,
+    }
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A table cell: floats to ``digits`` significant places, NaN/None as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if value == 0.0:
+            return "0"
+        if abs(value) >= 10 ** (digits + 1):
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{max(digits - 2, 1)}f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(cell) for cell in row) + " |")
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (math.nan, math.nan, math.nan)
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_1m_at_start": round(load[0], 2),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON (NaN becomes null), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", "utf-8")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` (psutil when installed, else /proc)."""
+    try:
+        import psutil  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return proc_rss_bytes(pid)
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds process ``pid`` has used (psutil, else /proc)."""
+    try:
+        import psutil  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return proc_cpu_seconds(pid)
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def proc_rss_bytes(pid: int) -> int:
+    """``VmRSS`` of ``/proc/<pid>/status`` (Linux)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise ProcessLookupError(pid)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``/proc/<pid>/stat`` in seconds (Linux)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

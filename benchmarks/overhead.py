@@ -1,0 +1,86 @@
+"""The router's own cost per call: ``python -m benchmarks.overhead [--calls N]``.
+
+An embedded router whose only model is the simulator at zero latency (no
+network, no sleeps), called sequentially: what remains is switchman itself:
+validation, the dispatcher and provider actor hops, eligibility, scoring,
+budget reservation and settlement, breaker and learning updates, trace
+records and events, redaction of the answer. Prints the median (and p90,
+p99) wall time per call in microseconds, and process CPU per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import trio
+
+import switchman
+from benchmarks._util import percentile
+from switchman.catalog import Config, ModelSpec, ProviderSpec, SimProfile
+
+PROMPT = "Say something short."
+
+
+def zero_latency_config() -> Config:
+    """One simulator provider and one model that answers at once, never fails."""
+    return Config(
+        providers={"sim": ProviderSpec(name="sim", kind="sim", max_concurrency=1024)},
+        models={
+            "instant": ModelSpec(
+                alias="instant",
+                provider="sim",
+                model_id="instant",
+                input_per_mtok=1.0,
+                output_per_mtok=2.0,
+                sim=SimProfile(),
+            )
+        },
+        simulated=True,
+    )
+
+
+async def measure(calls: int, warmup: int) -> dict[str, Any]:
+    """Sequential calls; per-call wall microseconds and CPU microseconds per call."""
+    call = switchman.Call(prompt=PROMPT, model="instant")
+    async with switchman.open_router(zero_latency_config()) as router:
+        for _ in range(warmup):
+            await router.call(call)
+        us: list[float] = []
+        failed = 0
+        cpu0 = time.process_time()
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            result = await router.call(call)
+            us.append((time.perf_counter() - t0) * 1e6)
+            failed += result.status != "complete"
+        cpu = time.process_time() - cpu0
+    return {
+        "calls": calls,
+        "failed": failed,
+        "median_us": percentile(us, 50),
+        "p90_us": percentile(us, 90),
+        "p99_us": percentile(us, 99),
+        "cpu_us_per_call": cpu / calls * 1e6,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__)
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--warmup", type=int, default=500)
+    args = parser.parse_args(argv)
+    out = trio.run(measure, args.calls, args.warmup)
+    print(
+        f"switchman router overhead, simulator at zero latency, {out['calls']} sequential calls:\n"
+        f"  median {out['median_us']:.0f} µs per call (p90 {out['p90_us']:.0f}, "
+        f"p99 {out['p99_us']:.0f}); CPU {out['cpu_us_per_call']:.0f} µs per call; "
+        f"{out['failed']} failed"
+    )
+    return 0 if out["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

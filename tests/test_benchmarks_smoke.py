@@ -1,0 +1,183 @@
+"""The benchmark suite's smoke profile, run in-process at its tiniest sizes.
+
+Timings are never asserted: only that every scenario runs, answers its calls
+and writes what the report needs. Processes (fake upstream, gateway) are real
+and on loopback; LiteLLM is never installed here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import trio
+
+from benchmarks import _configs, _failover, _learning, _litellm, _loadgen, _plots, _util
+from benchmarks.__main__ import main
+from switchman.sim import FakeServerConfig, serve_fake_provider
+
+
+def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
+    assert main(["--smoke", "--results", str(tmp_path)]) == 0
+
+    inproc = json.loads((tmp_path / "inproc.json").read_text())
+    assert inproc["rows"]["switchman embedded"]["failures"] == 0
+    assert inproc["rows"]["switchman embedded"]["calls"] > 0
+    assert "LiteLLM Router" not in inproc["rows"]
+    assert any("not measured in --smoke" in n for n in inproc["notes"])
+
+    gateway = json.loads((tmp_path / "gateway.json").read_text())
+    targets = {p["target"] for p in gateway["points"]}
+    assert targets == {"direct", "switchman gateway"}
+    assert all(p["ok"] > 0 and p["errors"] == 0 for p in gateway["points"])
+    assert gateway["upstream_ceiling"]["ok"] > 0
+
+    streaming = json.loads((tmp_path / "streaming.json").read_text())
+    for name in ("switchman embedded", "switchman gateway"):
+        assert streaming["rows"][name]["failures"] == 0
+        assert streaming["rows"][name]["chunks_mean"] > 1
+
+    memory = json.loads((tmp_path / "memory.json").read_text())
+    points = memory["series"]["switchman gateway"]["points"]
+    assert [p["calls"] for p in points] == [0, 50, 100, 150]
+    assert all(p["rss_mib"] > 10 and p["errors"] == 0 for p in points)
+
+    failover = json.loads((tmp_path / "failover.json").read_text())
+    rows = failover["rows"]
+    # fallback across providers rescues every call whose primary fails
+    assert rows["switchman embedded"]["success_rate"] == 1.0
+    assert rows["direct (no failover)"]["success_rate"] < 1.0
+
+    learning = json.loads((tmp_path / "learning.json").read_text())
+    assert learning["policies"]["oracle"]["total_regret"] == 0.0
+    assert len(learning["policies"]["round-robin"]["cumulative_regret"]) == 40
+
+    overhead = json.loads((tmp_path / "overhead.json").read_text())
+    assert overhead["failed"] == 0 and overhead["median_us"] > 0
+
+    report = (tmp_path / "REPORT.md").read_text()
+    for title in ("(a) In-process", "(b) Gateway", "(c) Streaming", "(d) Memory", "(e) Failover"):
+        assert title in report
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "added_p50_ms" in summary["figures"]
+
+
+def test_unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--smoke", "--only", "nonsense"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+
+
+async def test_load_loops_count_answers_and_errors() -> None:
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve_fake_provider, FakeServerConfig())
+            target = _loadgen.Target(name="fake", host="127.0.0.1", port=server.port)
+            good = await _loadgen.closed_loop(
+                target, _configs.chat_body("healthy"), concurrency=3, duration_s=60, max_requests=30
+            )
+            assert (good.ok, good.errors) == (30, 0)
+            assert len(good.latencies) == 30
+            bad = await _loadgen.closed_loop(
+                target, _configs.chat_body("down"), concurrency=2, duration_s=0.2
+            )
+            assert bad.ok == 0 and bad.errors > 0
+            assert set(bad.error_kinds) == {"http_503"}
+            opened = await _loadgen.open_loop(
+                target, _configs.chat_body("healthy"), rate=100, duration_s=0.3
+            )
+            assert opened.ok == 30 and opened.errors == 0
+            assert opened.row()["p99_ms"] >= opened.row()["p50_ms"] > 0
+            nursery.cancel_scope.cancel()
+
+
+def test_percentiles_tables_and_process_metrics() -> None:
+    assert _util.percentile([], 50) != _util.percentile([], 50)  # NaN
+    assert _util.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert _util.percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+    table = _util.markdown_table(["a", "b"], [["x", 1.23456], ["y", None]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 1.2 |", "| y | - |"]
+    pid = os.getpid()
+    assert _util.proc_rss_bytes(pid) > 1_000_000
+    assert abs(_util.proc_rss_bytes(pid) - _util.process_rss_bytes(pid)) < 50_000_000
+    assert _util.proc_cpu_seconds(pid) > 0
+    assert _util.process_cpu_seconds(pid) >= _util.proc_cpu_seconds(pid) - 0.1
+
+
+def test_failover_workload_and_configs() -> None:
+    plan = _failover.workload(1000)
+    share = sum(name != _configs.ALIAS for name in plan) / len(plan)
+    assert 0.15 < share < 0.25
+    assert plan == _failover.workload(1000)  # seeded: the same for every system
+    routes = _failover.routes()
+    toml = _configs.switchman_toml(
+        "http://127.0.0.1:1",
+        _failover.upstream_models(),
+        routes=routes,
+        provider_of={"fo-down": "primary"},
+    )
+    assert "[providers.primary]" in toml and "[providers.fake]" in toml
+    yaml = json.loads(_configs.litellm_proxy_yaml("http://u", {"m": "healthy"}, fallbacks=routes))
+    assert yaml["model_list"][0]["litellm_params"]["api_base"] == "http://u/v1"
+    assert yaml["router_settings"]["fallbacks"][0] == {"r-down": ["fo-down", "bench"]}
+
+
+def test_learning_oracle_has_no_regret_and_round_robin_has_some() -> None:
+    config = _learning.fleet_config()
+    fleet = _learning.sim_fleet(config)
+    assert len(fleet) >= 3
+    pick = _learning.policies(fleet)
+    oracle = pick["oracle"]
+    for intent in _learning.INTENTS:
+        best = max(_learning.expected_reward(m, intent) for m in fleet.values())
+        assert _learning.expected_reward(fleet[oracle(0, intent)], intent) == best
+    rr = {pick["round-robin"](n, "code") for n in range(len(fleet))}
+    assert rr == set(fleet)
+
+
+def test_litellm_venv_is_reused_and_runner_output_read(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    # a stand-in interpreter: reports a version, and "runs" the runner by writing its output
+    python.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-c" ]; then echo 9.9.9; exit 0; fi\n'
+        'echo \'{"mode_seen": true}\' > "$3"\n'
+    )
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    ll = _litellm.ensure(venv)
+    assert ll.version == "9.9.9" and ll.cli == venv / "bin" / "litellm"
+    out = _litellm.run_runner(ll, {"mode": "inproc"}, tmp_path / "work", timeout_s=10)
+    assert out == {"mode_seen": True}
+
+
+def test_plots_are_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    assert _plots.available()
+    gateway = {
+        "points": [
+            {
+                "target": t,
+                "mode": "closed",
+                "concurrency": c,
+                "throughput_rps": r,
+                "p50_ms": 1.0 * c,
+                "p99_ms": 2.0 * c,
+            }
+            for t, r in (("direct", 1000.0), ("gw", 300.0))
+            for c in (1, 16)
+        ]
+    }
+    memory = {
+        "series": {"gw": {"points": [{"calls": 0, "rss_mib": 40}, {"calls": 10, "rss_mib": 41}]}}
+    }
+    learning = {"policies": {"oracle": {"cumulative_regret": [0.0, 0.0]}}}
+    for path in (
+        _plots.plot_latency_vs_load(gateway, tmp_path / "a.png"),
+        _plots.plot_memory(memory, tmp_path / "b.png"),
+        _plots.plot_regret(learning, tmp_path / "c.png"),
+    ):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
