@@ -228,12 +228,13 @@ async def test_healthy_answers_whole_in_every_wire_format(
 class Expect:
     """What one provider playing a behaviour must lead to."""
 
-    #: who answers: the primary, the fallback, or nobody (a clean error)
+    #: who answers: "primary" or "fallback" (whole answers either way)
     answered_by: str
     #: the attempt outcomes in the trace, in order
     outcomes: tuple[str, ...]
     #: least time between two requests for the primary (retries only)
     min_gap: float = MIN_GAP_S
+    #: the answer, when it is not the answerer's simulated one
     answer: str | None = None
 
 
