@@ -386,11 +386,6 @@ async def test_slow_first_token_waited_for_within_ttft_and_abandoned_past_it(
             assert record.outcome == "client_closed"
 
 
-@pytest.mark.xfail(
-    reason="before the first token the HTTP layer also applies the router's stall limit, "
-    "so a call's own ttft_ms above stall_ms is cut short (switchman/adapters/_http.py _Timer)",
-    strict=True,
-)
 async def test_callers_ttft_above_the_stall_limit_is_honoured(
     open_fleet: OpenFleet, server: FakeProviderServer
 ) -> None:
@@ -560,11 +555,6 @@ async def test_content_policy_rejection_reaches_the_caller_unless_the_route_opts
             fleet.server.clear()
 
 
-@pytest.mark.xfail(
-    reason="the Gemini adapter maps a blocked prompt (200 + promptFeedback.blockReason) to "
-    "Refused, which switches model, not to ContentRejected like other providers' 400s",
-    strict=True,
-)
 async def test_gemini_blocked_prompt_is_not_routed_around(
     open_fleet: OpenFleet, server: FakeProviderServer
 ) -> None:

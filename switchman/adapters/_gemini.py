@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import attrs
 
-from switchman._errors import ProviderError, Refused
+from switchman._errors import ContentRejected, ProviderError, Refused
 from switchman._result import Usage
 from switchman.adapters._base import (
     Completion,
@@ -162,11 +162,11 @@ class GeminiAdapter:
         block = string(feedback.get("blockReason"))
         if not candidate and block:
             detail = string(feedback.get("blockReasonMessage"))
-            raise Refused(
+            # the request itself was rejected for its content: like a content-policy 400
+            raise ContentRejected(
                 f"the prompt was blocked ({block})" + (f": {detail}" if detail else ""),
                 provider=self.provider,
                 status=200,
-                content_filtered=True,
             )
         finish = string(candidate.get("finishReason"))
         if finish in FILTERED or finish == "LANGUAGE":

@@ -69,8 +69,11 @@ class _Timer:
         self.output_began = False
 
     def next_deadline(self) -> float:
-        deadline = trio.current_time() + self.stall_timeout_s
-        return deadline if self.output_began else min(deadline, self.ttft_deadline)
+        # before the first token only the caller's TTFT limit applies: a reasoning model
+        # may stay quiet (keep-alives, thinking) for longer than the stall limit
+        if not self.output_began:
+            return self.ttft_deadline
+        return trio.current_time() + self.stall_timeout_s
 
     def timeout(self, provider: str, status: int | None) -> ProviderError:
         if self.output_began:

@@ -2,6 +2,7 @@
 
 from switchman.catalog._catalog import Catalog, builtin_catalog, load_catalog, resolve
 from switchman.catalog._config import api_key, config_from_dict, default_config, load_config
+from switchman.catalog._discovery import discover_local_models, with_local_models
 from switchman.catalog._spec import (
     BudgetsConfig,
     Config,
@@ -29,7 +30,9 @@ __all__ = [
     "builtin_catalog",
     "config_from_dict",
     "default_config",
+    "discover_local_models",
     "load_catalog",
     "load_config",
     "resolve",
+    "with_local_models",
 ]

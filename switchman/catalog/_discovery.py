@@ -76,19 +76,24 @@ async def discover_local_models(
 def with_local_models(config: Config, names: Sequence[str]) -> Config:
     """``config`` with the Ollama models ``names`` installed (pure; see the module doc).
 
+    Catalog Ollama models that are not installed are disabled when the provider was
+    only "not detected"; explicitly configured ones are kept as written.
     A name the catalog already knows for the ``ollama`` provider (same model id,
     with or without ``:latest``) takes that entry's context window, output limit
     and capabilities; others get ``DEFAULT_CONTEXT_WINDOW``.
     """
     provider = config.providers[OLLAMA]
     installed = {_short(n) for n in names}
+    # the catalog's own Ollama entries are disabled when not installed; models of an
+    # Ollama provider the user configured explicitly are left as they were written
+    prune = provider.disabled_reason == NOT_DETECTED
     known: dict[str, ModelSpec] = {
         _short(m.model_id): m for m in config.models.values() if m.provider == OLLAMA
     }
     models: dict[str, ModelSpec] = {
         alias: (
             attrs.evolve(m, enabled=False)
-            if m.provider == OLLAMA and _short(m.model_id) not in installed
+            if prune and m.provider == OLLAMA and _short(m.model_id) not in installed
             else m
         )
         for alias, m in config.models.items()

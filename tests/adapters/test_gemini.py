@@ -12,6 +12,7 @@ from switchman._call import Message
 from switchman._errors import (
     AuthError,
     BadReply,
+    ContentRejected,
     ContextExceeded,
     RateLimited,
     Refused,
@@ -143,11 +144,11 @@ def test_thought_parts_are_skipped_and_thought_tokens_count_as_output() -> None:
     )
 
 
-def test_blocked_prompt_is_filtered_refusal_keeping_the_reason() -> None:
+def test_blocked_prompt_is_a_content_rejection_keeping_the_reason() -> None:
     body = facts()["extra_examples"]["example_refusal"]
-    with pytest.raises(Refused) as info:
+    with pytest.raises(ContentRejected) as info:
         adapter().parse_response(json.dumps(body).encode())
-    assert info.value.content_filtered and "SAFETY" in info.value.message
+    assert "SAFETY" in info.value.message
     assert (info.value.provider, info.value.status) == ("gemini", 200)
 
 
