@@ -262,7 +262,8 @@ async def _exchange(
     attempt_id = next(_attempt_ids)
     inbox = env.providers[model.provider]
     send, receive = trio.open_memory_channel[AttemptReply](64)
-    run.event(env, "attempt.started", n=n, alias=model.alias, provider=model.provider)
+    if env.hub.active:
+        run.event(env, "attempt.started", n=n, alias=model.alias, provider=model.provider)
     wall_started = env.wall()
 
     text: list[str] = []
@@ -278,58 +279,69 @@ async def _exchange(
 
     try:
         async with receive:
-            with trio.move_on_at(attempt_deadline):
-                await inbox.send(
-                    Attempt(
-                        id=attempt_id,
-                        model=model,
-                        request=request,
-                        intent=call.intent,
-                        deadline=attempt_deadline,
-                        ttft_s=ttft_s,
-                        stall_s=stall_s,
-                        input_tokens=input_tokens,
-                        reply_to=send,
-                    )
-                )
-            last = trio.current_time()
-            while error is None and end is None and unavailable is None:
-                limit = min(attempt_deadline, last + (stall_s if text else ttft_s))
-                reply: AttemptReply | None = None
-                with trio.move_on_at(limit):
-                    try:
-                        reply = await receive.receive()
+            attempt = Attempt(
+                id=attempt_id,
+                model=model,
+                request=request,
+                intent=call.intent,
+                deadline=attempt_deadline,
+                ttft_s=ttft_s,
+                stall_s=stall_s,
+                input_tokens=input_tokens,
+                reply_to=send,
+            )
+            try:
+                inbox.send_nowait(attempt)
+            except trio.WouldBlock:  # the provider's inbox is full: wait, up to the deadline
+                with trio.move_on_at(attempt_deadline):
+                    await inbox.send(attempt)
+            # one timer for the whole exchange: the TTFT deadline until text arrives,
+            # then the stall limit after each event; moved, never re-created per event
+            ttft_deadline = min(attempt_deadline, started + ttft_s)
+            timer = trio.CancelScope(deadline=ttft_deadline)
+            with timer:
+                while error is None and end is None and unavailable is None:
+                    try:  # drain what is already there without a checkpoint per event
+                        reply: AttemptReply = receive.receive_nowait()
+                    except trio.WouldBlock:
+                        try:
+                            reply = await receive.receive()
+                        except trio.EndOfChannel:
+                            error = _stopped(model, text)
+                            break
                     except trio.EndOfChannel:
                         error = _stopped(model, text)
                         break
-                now = trio.current_time()
-                if reply is None:
-                    _cancel_attempt(env, model, attempt_id)
-                    error = _timed_out(model, text, now, attempt_deadline, ttft_s, stall_s)
-                    break
-                last = now
-                match reply:
-                    case TextDelta(text=piece):
-                        if ttft is None:
-                            ttft = now - started
-                        if dedupe:
-                            pending += piece
-                            piece, pending, dedupe = _strip_repeat(run.sent_raw, pending)
-                            if not piece:
-                                continue
-                        text.append(piece)
-                        if run.stream:
-                            await _forward(env, run, piece, n)
-                    case Malformed():
-                        malformed += 1
-                    case StreamEnd():
-                        end = reply
-                    case AttemptFailed(error=exc):
-                        error = exc
-                    case Unavailable():
-                        unavailable = reply
-                    case _:
-                        status_code = getattr(reply, "status", status_code)
+                    match reply:
+                        case TextDelta(text=piece):
+                            now = trio.current_time()
+                            if ttft is None:
+                                ttft = now - started
+                            if dedupe:
+                                pending += piece
+                                piece, pending, dedupe = _strip_repeat(run.sent_raw, pending)
+                            if piece:
+                                text.append(piece)
+                                if run.stream:
+                                    timer.deadline = math.inf  # a slow reader is no stall
+                                    await _forward(env, run, piece, n)
+                                    now = trio.current_time()
+                            timer.deadline = min(attempt_deadline, now + stall_s)
+                        case Malformed():
+                            malformed += 1
+                        case StreamEnd():
+                            end = reply
+                        case AttemptFailed(error=exc):
+                            error = exc
+                        case Unavailable():
+                            unavailable = reply
+                        case _:
+                            status_code = getattr(reply, "status", status_code)
+            if timer.cancelled_caught:
+                _cancel_attempt(env, model, attempt_id)
+                error = _timed_out(
+                    model, text, trio.current_time(), attempt_deadline, ttft_s, stall_s
+                )
     except BaseException as exc:
         _cancel_attempt(env, model, attempt_id)
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
@@ -347,7 +359,8 @@ async def _exchange(
                 malformed_events=malformed,
             )
             run.attempts.append(record)
-            run.event(env, "attempt.finished", **_record_data(record))
+            if env.hub.active:
+                run.event(env, "attempt.finished", **_record_data(record))
         raise
     if dedupe and pending and end is not None:  # short answer that never passed the check
         text.append(pending)
@@ -374,7 +387,8 @@ async def _exchange(
                 provider=model.provider,
             )
         )
-        run.event(env, "attempt.finished", **_record_data(record))
+        if env.hub.active:
+            run.event(env, "attempt.finished", **_record_data(record))
         return None
     if end is not None:
         answer = "".join(text)
@@ -388,7 +402,8 @@ async def _exchange(
             outcome="success", status_code=status_code or 200, usage=usage, cost_usd=cost, **base
         )
         run.attempts.append(record)
-        run.event(env, "attempt.finished", **_record_data(record))
+        if env.hub.active:
+            run.event(env, "attempt.finished", **_record_data(record))
         return Success(
             model=model,
             text=answer,
@@ -411,7 +426,8 @@ async def _exchange(
     run.errors.append(info)
     if run.stream and run.sent_raw and run.break_error is None:
         run.break_error = info
-    run.event(env, "attempt.finished", **_record_data(record))
+    if env.hub.active:
+        run.event(env, "attempt.finished", **_record_data(record))
     return error
 
 

@@ -151,11 +151,16 @@ class _Dispatcher:
                 del self.scopes[msg.call_id]
                 if not self.scopes:
                     self._idle.set()
-            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-                try:
-                    await msg.reply_to.send(result)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass  # the caller left
+            try:
+                msg.reply_to.send_nowait(result)
+            except trio.WouldBlock:  # a streaming caller still reading: wait, briefly
+                with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                    try:
+                        await msg.reply_to.send(result)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the caller left
 
     async def _call(self, msg: Submit, scope: trio.CancelScope) -> Result:
         env = self.env
@@ -210,24 +215,25 @@ class _Dispatcher:
                 order = plan_attempt_order(call, env.config, elig.eligible, ranking)
                 by_alias = {m.alias: m for m in elig.eligible}
                 candidates = [by_alias[a] for a in order if a in by_alias]
-                run.event(
-                    env,
-                    "call.routed",
-                    candidates=[m.alias for m in candidates],
-                    excluded=[{"alias": e.alias, "reason": e.reason} for e in elig.excluded],
-                    ranking=[{"alias": r.alias, "score": round(r.score, 4)} for r in ranking[:5]],
-                )
+                if env.hub.active:
+                    run.event(
+                        env,
+                        "call.routed",
+                        candidates=[m.alias for m in candidates],
+                        excluded=[{"alias": e.alias, "reason": e.reason} for e in elig.excluded],
+                        ranking=[
+                            {"alias": r.alias, "score": round(r.score, 4)} for r in ranking[:5]
+                        ],
+                    )
                 if not candidates:
                     run.errors.append(_no_eligible(call, elig.excluded, by_alias))
                 else:
-                    with trio.move_on_at(run.deadline):
-                        success = await run_attempts(env, run, candidates)
-                    if success is None and trio.current_time() >= run.deadline:
-                        if not run.errors or run.errors[-1].code != "timeout":
-                            run.errors.append(
-                                ErrorInfo(code="timeout", message=f"no answer within {hard:g}s")
-                            )
-            if scope.cancelled_caught:
+                    scope.deadline = run.deadline  # the call's hard deadline
+                    success = await run_attempts(env, run, candidates)
+            timed_out = success is None and trio.current_time() >= run.deadline
+            if timed_out and (not run.errors or run.errors[-1].code != "timeout"):
+                run.errors.append(ErrorInfo(code="timeout", message=f"no answer within {hard:g}s"))
+            elif scope.cancelled_caught and not timed_out:
                 run.errors.append(ErrorInfo(code="cancelled", message="the call was cancelled"))
         except PermissionDenied as exc:
             run.errors.append(ErrorInfo(code=exc.code, message=str(exc)))

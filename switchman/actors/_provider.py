@@ -327,7 +327,10 @@ async def _run_attempt(
             usage = event.usage
         elif isinstance(event, ResponseStarted):
             status, headers = event.status, event.headers
-        await reply.send(event)
+        try:  # no checkpoint while the reader keeps up: events travel in batches
+            reply.send_nowait(event)
+        except trio.WouldBlock:
+            await reply.send(event)
 
     try:
         with reply:
