@@ -19,7 +19,6 @@ owns a ``Breaker`` per model and replaces it with what these functions return.
 from __future__ import annotations
 
 import bisect
-
 from typing import Literal
 
 import attrs
