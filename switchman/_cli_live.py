@@ -34,15 +34,35 @@ def format_event(event: dict[str, Any]) -> str:
     ts = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
     call = (event.get("call_id") or "")[:8]
     skip = {"type", "ts", "call_id", "job_id", "handle", "text"}
+    shown = dict(event)
+    excluded = shown.get("excluded")
+    if kind == "call.routed" and isinstance(excluded, list):
+        shown["excluded"] = _excluded_summary(excluded)
     fields = " ".join(
         f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}"
-        for k, v in event.items()
+        for k, v in shown.items()
         if k not in skip and v is not None
     )
     if kind == "attempt.delta":
         fields = repr(event.get("text", ""))[:60]
     line = f"{ts} {kind:<17} {call:<8} {fields}"
     return _color(line, _COLORS.get(kind, "0"))
+
+
+def _excluded_summary(excluded: list[Any]) -> str | None:
+    """``3 (breaker open for 2.0s more: a; provider disabled: ... x2)``: a routed event can
+    exclude every model of every disabled provider, too many to list one by one."""
+    if not excluded:
+        return None
+    by_reason: dict[str, list[str]] = {}
+    for item in excluded:
+        if isinstance(item, dict):
+            by_reason.setdefault(str(item.get("reason")), []).append(str(item.get("alias")))
+    parts = [
+        f"{reason}: {aliases[0]}" if len(aliases) == 1 else f"{reason} x{len(aliases)}"
+        for reason, aliases in by_reason.items()
+    ]
+    return f"{len(excluded)} ({'; '.join(parts)})"
 
 
 def _ws_url(args: argparse.Namespace) -> str:
@@ -75,22 +95,23 @@ async def _watch(args: argparse.Namespace) -> int:
 
 
 async def _stream(args: argparse.Namespace, call: dict[str, Any]) -> int:
+    streamed = False
     async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
         await ws.send_message(json.dumps({"type": "call", "call": call}))
         while True:
             message = json.loads(await ws.get_message())
             kind = message.get("type")
-            if kind == "attempt.delta":
+            if kind == "attempt.delta" and not args.json:
                 print(message.get("text", ""), end="", flush=True)
+                streamed = streamed or bool(message.get("text"))
             elif kind == "result":
-                print()
                 result = message["result"]
                 if args.json:
                     print(json.dumps(result, indent=2))
                     return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
-                if result.get("status") == "complete":
-                    result = {**result, "answer": ""}  # already printed as it streamed
-                return print_result(result)
+                if streamed:
+                    print()  # end the streamed text's line
+                return print_result(result, show_answer=not streamed)
             elif kind == "error":
                 raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
 

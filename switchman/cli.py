@@ -64,10 +64,13 @@ def _json_or_error(resp: httpx.Response) -> Any:
         raise CliError(f"unexpected answer from the daemon (HTTP {resp.status_code})") from None
     if resp.status_code >= 400 and isinstance(data, dict) and "error" in data:
         err = data["error"]
+        message = str(err.get("message"))
         details = "".join(
-            f"\n  {d.get('field')}: {d.get('message')}" for d in err.get("details") or ()
+            line
+            for d in err.get("details") or ()
+            if (line := f"\n  {d.get('field')}: {d.get('message')}").strip() not in message
         )
-        raise CliError(f"{err.get('code')}: {err.get('message')}{details}")
+        raise CliError(f"{err.get('code')}: {message}{details}")
     return data
 
 
@@ -77,11 +80,13 @@ def _color(text: str, code: str) -> str:
     return text
 
 
-def print_result(result: dict[str, Any]) -> int:
-    """Human summary of a result; returns the exit code."""
+def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
+    """Human summary of a result (the answer unless ``show_answer`` is false, e.g. when it
+    was already streamed); returns the exit code."""
     if result.get("status") == "complete":
-        print(result.get("answer", ""))
-        print()
+        if show_answer:
+            print(result.get("answer", ""))
+            print()
         cost = result.get("cost_usd") or 0.0
         sim = " (simulated)" if result.get("simulated") else ""
         print(
@@ -118,10 +123,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"switchman result {data['job_id']} --poll"
         )
         return EXIT_OK
-    if args.json:
+    result = data.get("result")  # the finished job carries its result
+    if not isinstance(result, dict):
         print(json.dumps(data, indent=2))
-        return EXIT_OK if data.get("status") == "complete" else EXIT_FAILED
-    return print_result(data)
+        return EXIT_FAILED if data.get("status") == "failed" else EXIT_OK
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
+    return print_result(result)
 
 
 def cmd_result(args: argparse.Namespace) -> int:
@@ -146,11 +155,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return EXIT_OK
     jobs = data.get("jobs", data) if isinstance(data, dict) else data
-    for job in jobs:
-        result = job.get("result") or {}
+    for job in jobs:  # summaries: model, requested_model and cost_usd at the top level
+        model = job.get("model") or job.get("requested_model") or "-"
+        reason = f"  ({job['reason']})" if job.get("reason") else ""
         print(
-            f"{job['job_id']}  {job['status']:<9} {result.get('model') or '-':<20} "
-            f"${(result.get('cost_usd') or 0):.6f}"
+            f"{job['job_id']}  {job['status']:<9} {model:<20} "
+            f"${(job.get('cost_usd') or 0):.6f}{reason}"
         )
     return EXIT_OK
 
@@ -184,6 +194,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from switchman._cli_serve import serve
 
     return serve(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.calls < 1 or args.concurrency < 1:
+        raise CliError("--calls and --concurrency must be at least 1")
+    from switchman._demo import demo
+
+    return demo(args)
 
 
 def cmd_sim_server(args: argparse.Namespace) -> int:
@@ -250,7 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=0, help="stop after this many events (0 = never)")
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("sim-server", help="fake provider server (all four wire formats)")
+    p = sub.add_parser(
+        "demo", help="the router on a simulated fleet with injected faults, live, then a summary"
+    )
+    p.add_argument("--calls", type=int, default=120, help="how many calls to drive")
+    p.add_argument("--concurrency", type=int, default=4, help="calls in flight at once")
+    p.add_argument("--seed", type=int, default=7, help="seed for the traffic and the simulator")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sim-server", help="fake provider server (all five wire formats)")
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=8300)
     p.add_argument("--latency-ms", type=float, default=0.0)
@@ -276,4 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # ``python -m switchman.cli`` runs this file as ``__main__``; the helpers it imports
+    # raise ``switchman.cli.CliError``, so run the canonical module's ``main``.
+    from switchman.cli import main as _main
+
+    raise SystemExit(_main())

@@ -1,0 +1,360 @@
+"""The ``switchman`` command as a user runs it: a real daemon subprocess, real clients.
+
+The daemon runs with a clean environment (no provider keys, so the built-in
+simulator answers), its own HOME and SQLite file, on a port the OS picks. Real
+clock, bounded waits; every subprocess is killed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+
+from switchman.sim import expected_answer
+
+CLI: tuple[str, ...] = (sys.executable, "-m", "switchman.cli")
+#: the prompt's default output room: the "standard" verbosity
+MAX_TOKENS = 1024
+BROKEN_AND_SLOW = """
+[server]
+grace_s = 1.0
+
+[[models]]
+alias = "sim/broken"
+provider = "sim"
+model_id = "broken"
+sim = { error_rate = 1.0 }
+
+[[models]]
+alias = "sim/sloth"
+provider = "sim"
+model_id = "sloth"
+sim = { latency_ms = 30000, ttft_ms = 100 }
+"""
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """No provider keys, no gateway key, a private HOME: what a fresh machine has."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@attrs.frozen
+class Daemon:
+    proc: subprocess.Popen[str]
+    port: int
+    home: Path
+    db: Path
+
+    def run(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return cli(self.home, *args, "--port", str(self.port), timeout=timeout)
+
+
+def cli(home: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        env=clean_env(home),
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first stdout line of ``proc``, read in a thread so the wait is bounded."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no output within {timeout}s") from None
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+@contextmanager
+def serving(home: Path, db: Path, *extra: str) -> Iterator[Daemon]:
+    """``switchman serve --port 0 --db DB`` until the block ends (then killed if still up)."""
+    stderr = (home / f"serve-{time.monotonic_ns()}.err").open("w")
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", "0", "--db", str(db), *extra],
+        env=clean_env(home),
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    try:
+        line = _first_line(proc, timeout=30)
+        match = re.search(r"serving on http://127\.0\.0\.1:(\d+)", line)
+        assert match is not None, f"unexpected first line {line!r}; stderr: {stderr.name}"
+        assert "simulator" in line
+        port = int(match.group(1))
+        deadline = time.monotonic() + 20
+        while httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the daemon never became healthy"
+            time.sleep(0.1)
+        yield Daemon(proc=proc, port=port, home=home, db=db)
+    finally:
+        _stop(proc)
+        stderr.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    home = tmp_path_factory.mktemp("home")
+    with serving(home, home / "jobs.db") as d:
+        yield d
+
+
+def _answered_by(stdout: str) -> str:
+    """The model of the ``model X via sim (simulated)  cost $C`` line, whose cost is > 0."""
+    match = re.search(r"^model (\S+) via sim \(simulated\)  cost \$(\d+\.\d+)", stdout, re.M)
+    assert match is not None, stdout
+    assert float(match.group(2)) > 0  # the simulator's prices are not zero
+    return match.group(1)
+
+
+def test_run_prints_the_answer_model_cost_and_attempts(daemon: Daemon) -> None:
+    done = daemon.run("run", "claude", "Explain recursion")
+    assert done.returncode == 0, done.stderr
+    model = _answered_by(done.stdout)
+    assert model.startswith("sim/")
+    answer = expected_answer(model, "Explain recursion", MAX_TOKENS)
+    assert done.stdout.startswith(answer + "\n")
+    assert re.search(rf"^  attempt 1: {re.escape(model)} \(sim\) success$", done.stdout, re.M)
+
+
+def test_run_json_prints_the_whole_result(daemon: Daemon) -> None:
+    done = daemon.run("run", "gpt", "What is a monad?", "--intent", "reason", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "complete"
+    assert result["job_id"].startswith("job_")
+    assert result["answer"] == expected_answer(result["model"], "What is a monad?", MAX_TOKENS)
+    assert result["cost_usd"] > 0 and result["simulated"] is True
+    assert result["trace"]["attempts"][-1]["outcome"] == "success"
+
+
+def test_run_stream_prints_the_answer_once_then_the_model(daemon: Daemon) -> None:
+    done = daemon.run("run", "claude", "Explain streaming", "--stream")
+    assert done.returncode == 0, done.stderr
+    model = _answered_by(done.stdout)
+    answer = expected_answer(model, "Explain streaming", MAX_TOKENS)
+    assert done.stdout.count(answer) == 1
+    assert done.stdout.index(answer) < done.stdout.index(f"model {model}")
+
+
+def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
+    submitted = daemon.run("run", "claude", "Poll me later", "--wait", "0")
+    assert submitted.returncode == 0, submitted.stderr
+    match = re.search(r"job (job_\w+) is still (queued|running); poll it with", submitted.stdout)
+    assert match is not None, submitted.stdout
+    job_id = match.group(1)
+
+    polled = daemon.run("result", job_id, "--poll")
+    assert polled.returncode == 0, polled.stderr
+    model = _answered_by(polled.stdout)
+    assert polled.stdout.startswith(expected_answer(model, "Poll me later", MAX_TOKENS))
+
+    listed = daemon.run("jobs")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(job_id)]
+    assert row.split()[1:3] == ["complete", model]
+    assert float(row.split()[3].lstrip("$")) > 0
+
+    as_json = json.loads(daemon.run("jobs", "--json", "--status", "complete").stdout)
+    assert job_id in {j["job_id"] for j in as_json["jobs"]}
+
+
+def test_health_and_providers(daemon: Daemon) -> None:
+    health = daemon.run("health")
+    assert health.returncode == 0, health.stderr
+    body = json.loads(health.stdout)
+    assert body["status"] == "ok" and body["simulated"] is True
+
+    providers = daemon.run("providers")
+    assert providers.returncode == 0, providers.stderr
+    out = providers.stdout
+    assert re.search(r"^sim +sim +enabled", out, re.M)
+    assert re.search(r"^openai +openai +missing API key: set OPENAI_API_KEY", out, re.M)
+    assert re.search(r"^    sim/balanced +breaker closed$", out, re.M)
+
+
+def test_watch_shows_the_events_of_a_call_running_meanwhile(daemon: Daemon) -> None:
+    watcher = subprocess.Popen(
+        [*CLI, "watch", "--count", "4", "--port", str(daemon.port)],
+        env=clean_env(daemon.home),
+        cwd=daemon.home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stderr is not None
+        ready: queue.Queue[str] = queue.Queue()
+        stderr = watcher.stderr
+        threading.Thread(target=lambda: ready.put(stderr.readline()), daemon=True).start()
+        assert "watching ws://" in ready.get(timeout=20)
+        for _ in range(5):  # the subscription is live soon after "watching"; bounded retries
+            assert daemon.run("run", "claude", "Watch this").returncode == 0
+            try:
+                watcher.wait(timeout=3)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        out, _ = watcher.communicate(timeout=10)
+        assert watcher.returncode == 0
+        lines = out.splitlines()
+        assert len(lines) == 4
+        kinds = [line.split()[1] for line in lines]
+        assert set(kinds) <= {
+            "call.accepted",
+            "call.routed",
+            "attempt.started",
+            "attempt.finished",
+            "call.completed",
+            "budget.reserved",
+            "budget.settled",
+        }
+        assert "call.accepted" in kinds or "call.routed" in kinds
+    finally:
+        _stop(watcher)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "claude", "hi"),
+        ("run", "claude", "hi", "--stream"),
+        ("watch",),
+        ("health",),
+    ],
+    ids=["run", "run-stream", "watch", "health"],
+)
+def test_without_a_daemon_exit_2_and_say_how_to_start_it(
+    tmp_path: Path, args: Sequence[str]
+) -> None:
+    port = _closed_port()
+    done = cli(tmp_path, *args, "--port", str(port))
+    assert done.returncode == 2
+    assert "not running" in done.stderr and "switchman serve" in done.stderr
+    assert f"--port {port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("run", "--bogus", "claude", "hi"), (), ("frobnicate",), ("demo", "--calls", "0")],
+    ids=["unknown-option", "no-command", "unknown-command", "bad-value"],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: Sequence[str]) -> None:
+    done = cli(tmp_path, *args)
+    assert done.returncode == 2
+    assert done.stderr.strip() and "Traceback" not in done.stderr
+
+
+def test_unknown_model_is_a_usage_error(daemon: Daemon) -> None:
+    done = daemon.run("run", "no-such-model", "hi")
+    assert done.returncode == 2
+    assert "unknown model or route 'no-such-model'" in done.stderr
+
+
+def test_failure_exit_1_and_shutdown_persistence(tmp_path: Path) -> None:
+    config = tmp_path / "switchman.toml"
+    config.write_text(BROKEN_AND_SLOW)
+    db = tmp_path / "jobs.db"
+    with serving(tmp_path, db, "--config", str(config)) as d:
+        failed = d.run("run", "sim/broken", "hi")
+        assert failed.returncode == 1
+        assert "all_models_failed" in failed.stderr
+        assert re.search(r"attempt 1: sim/broken \(sim\) error", failed.stdout)
+
+        slow = d.run("run", "sim/sloth", "Take your time", "--wait", "0.5")
+        assert slow.returncode == 0, slow.stderr
+        match = re.search(r"job (job_\w+) is still running", slow.stdout)
+        assert match is not None, slow.stdout
+        job_id = match.group(1)
+
+        d.proc.send_signal(signal.SIGINT)
+        assert d.proc.wait(timeout=20) == 0
+
+    with serving(tmp_path, db, "--config", str(config)) as again:
+        result = again.run("result", job_id, "--json")
+        assert result.returncode == 1
+        job = json.loads(result.stdout)
+        assert job["status"] == "failed" and job["reason"] == "shutdown"
+        assert job["result"]["errors"][0]["code"] == "cancelled"
+
+        shown = again.run("result", job_id)
+        assert shown.returncode == 1
+        assert "shut down before the call finished" in shown.stderr
+
+        listed = again.run("jobs").stdout
+        assert re.search(rf"^{job_id}  failed +sim/sloth .*\(shutdown\)$", listed, re.M)
+        assert re.search(r"failed +sim/broken", listed)
+
+
+def test_sim_server_starts_and_answers(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*CLI, "sim-server", "--port", "0"],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _first_line(proc, timeout=20)
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert match is not None, line
+        resp = httpx.post(
+            f"{match.group(1)}/v1/chat/completions",
+            json={"model": "healthy", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=10,
+        )
+        assert resp.status_code == 200
+        text = resp.json()["choices"][0]["message"]["content"]
+        assert text == expected_answer("healthy", "hi", None)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        _stop(proc)
