@@ -28,6 +28,7 @@ class ProviderSnapshot:
     in_flight: int = 0
     misconfigured: str | None = None  # e.g. an auth error seen from the provider
     restarts: int = 0
+    started_at: float = 0.0
 
 
 @attrs.frozen(kw_only=True)

@@ -260,6 +260,8 @@ class _Dispatcher:
             tail = run.redactor.flush()
             if tail:  # sent even when the call failed: the answer is what the caller read
                 run.sent_redacted.append(tail)
+                if env.hub.active:
+                    run.event(env, "attempt.delta", n=len(run.attempts), text=tail)
                 with trio.CancelScope(shield=True), trio.move_on_after(5.0):
                     try:
                         await run.reply_to.send(Delta(text=tail))

@@ -109,6 +109,8 @@ class _ProviderState:
             self.stats = dict(initial_stats)  # learned in an earlier run
             self.restarts = 0
         self.in_flight = 0
+        #: when this provider first started (outages of simulated models count from here)
+        self.started_at = previous.started_at if previous is not None else now
         self.misconfigured: str | None = None
         self.misconfigured_until = 0.0
         self.scopes: dict[int, trio.CancelScope] = {}
@@ -126,6 +128,7 @@ class _ProviderState:
                 in_flight=self.in_flight,
                 misconfigured=self.misconfigured,
                 restarts=self.restarts,
+                started_at=self.started_at,
             ),
         )
 
@@ -186,7 +189,7 @@ class _ProviderState:
             self.rate, now, estimated_tokens=msg.estimated_tokens, actual_tokens=actual
         )
         limited = isinstance(msg.error, RateLimited)
-        if msg.headers is not None or limited:
+        if msg.headers or limited:  # nothing to learn from an empty header set
             retry_after = msg.error.retry_after if isinstance(msg.error, RateLimited) else None
             self.rate = rate_observe(
                 self.rate,
@@ -339,7 +342,9 @@ async def _run_attempt(
                     if adapter is None:
                         from switchman.sim import run_sim_attempt
 
-                        await run_sim_attempt(msg.model, msg.request, rng, emit)
+                        await run_sim_attempt(
+                            msg.model, msg.request, rng, emit, started_at=state.started_at
+                        )
                     else:
                         from switchman.adapters._http import send_attempt
 

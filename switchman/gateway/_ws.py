@@ -30,7 +30,7 @@ import trio
 
 from switchman._convert import call_from_dict, to_jsonable
 from switchman._errors import ValidationError
-from switchman._result import TraceEvent
+from switchman._result import Delta, Result, TraceEvent
 from switchman.gateway._auth import Principal
 from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps
 
@@ -50,6 +50,12 @@ def event_message(event: TraceEvent) -> dict[str, Any]:
     out = {k: v for k, v in event.data.items() if k not in _RESERVED}
     out.update(type=event.type, call_id=event.call_id, job_id=event.job_id, ts=event.ts)
     return out
+
+
+async def _discard(items: trio.MemoryReceiveChannel[Delta | Result]) -> None:
+    async with items:
+        async for _ in items:
+            pass
 
 
 def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -222,7 +228,11 @@ class _Connection:
             details = [{"field": f"call.{f.field}", "message": f.message} for f in exc.fields]
             raise HttpError(422, "validation_error", str(exc), details=details) from None
         call = self.gw.admit(call, self.principal)
-        job_id = await self.gw.submit(call, self.principal)
+        # streamed, so its text travels live as attempt.delta events (already redacted);
+        # the deltas themselves are not needed here and are drained
+        sink, drain = trio.open_memory_channel[Delta | Result](64)
+        self.nursery.start_soon(_discard, drain)
+        job_id = await self.gw.submit(call, self.principal, sink=sink)
         self.jobs.add(job_id)  # before any checkpoint: no event of the job can be missed
         await self.outbox.send({"type": "submitted", "job_id": job_id})
         self._owe(job_id)

@@ -50,7 +50,11 @@ async def test_submit_a_call_and_receive_its_events_and_result() -> None:
             submitted = await _recv(ws)
             assert submitted["type"] == "submitted"
             job_id = submitted["job_id"]
-            seen = await _until_result(ws)
+            everything = await _until_result(ws)
+            # the call runs streamed: its text arrives live as attempt.delta events
+            deltas = [m["text"] for m in everything if m["type"] == "attempt.delta"]
+            assert "".join(deltas) == "echo hi"
+            seen = [m for m in everything if m["type"] != "attempt.delta"]
             types = [m["type"] for m in seen]
             assert types == ["call.accepted", "attempt.finished", "call.completed", "result"]
             for event in seen[:-1]:
