@@ -3,7 +3,7 @@
 Runs the scenarios in order, prints each table as it completes, and writes
 ``<results>/<scenario>.json``, ``<results>/REPORT.md`` and the PNG plots. The
 quick profile (default) and ``--full`` write to ``benchmarks/results/``;
-``--smoke`` writes to its scratch folder unless ``--results`` says otherwise,
+``--smoke`` writes to a scratch folder, removed at the end, unless ``--results`` says otherwise,
 never measures LiteLLM and never judges timings.
 """
 
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         (results / "REPORT.md").write_text(report(ctx, sections, plots, elapsed), "utf-8")
         print(f"\n## Headline\n\n{table}\n\nresults in {results} ({elapsed:.0f} s)", flush=True)
     finally:
-        if not args.keep_workdir and results.resolve().parent != workdir.resolve():
+        if not args.keep_workdir:  # smoke results inside it go too: the tables were printed
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
