@@ -288,7 +288,17 @@ async def run_router(
             ChildSpec(id=f"provider:{name}", start=start, stop=send.close, shutdown_s=5.0)
         )
 
-    models_in_service = tuple(m for m in config.models.values() if m.provider in config.providers)
+    in_service = set(inboxes)
+    models_in_service = tuple(m for m in config.models.values() if m.provider in in_service)
+    out_of_service = {
+        m.alias: (
+            f"provider disabled: {prov.disabled_reason}"
+            if (prov := config.providers.get(m.provider)) is not None and prov.disabled_reason
+            else f"provider {m.provider} is not configured"
+        )
+        for m in config.models.values()
+        if m.provider not in in_service
+    }
     dispatch_env = DispatchEnv(
         config=config,
         board=board,
@@ -298,6 +308,7 @@ async def run_router(
         limited_scopes=limited_scopes(limits),
         keys_by_handle={k.handle: k for k in config.keys},
         models=models_in_service,
+        out_of_service=out_of_service,
         rng=random.Random(rng.random()),
         wall=_anchored_wall_clock(),
     )

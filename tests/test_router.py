@@ -311,3 +311,34 @@ async def test_closing_the_router_mid_load_leaves_nothing_running(
         await trio.sleep(0.5)
     assert len(results) == 20
     assert all(r.status == "failed" and r.errors[0].code == "cancelled" for r in results)
+
+
+async def test_a_named_route_reports_members_whose_provider_is_out_of_service(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    base = fleet(GOOD, sim_model("offline", provider="sim-off"), routes={"r": ("offline", "good")})
+    providers = dict(base.providers)
+    providers["sim-off"] = attrs.evolve(
+        providers["sim-off"], disabled_reason="missing API key: set OFF_API_KEY"
+    )
+    config = attrs.evolve(base, providers=providers)
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hi", model="r"))
+        alone = await router.call(Call(prompt="hi", model="offline"))
+    assert result.status == "complete" and result.model == "good"
+    excluded = {e.alias: e.reason for e in result.trace.eligibility.excluded}
+    assert excluded["offline"] == "provider disabled: missing API key: set OFF_API_KEY"
+    assert alone.status == "failed" and alone.errors[0].code == "no_eligible_model"
+    assert "offline: provider disabled: missing API key" in alone.errors[0].message
+
+
+def test_only_a_short_pause_inside_the_deadline_is_waited_for() -> None:
+    from switchman._result import Exclusion
+    from switchman.actors._dispatcher import _short_wait
+
+    paused = [Exclusion(alias="a", reason="rate budget empty for 1.5s")]
+    assert _short_wait(paused, now=0.0, deadline=10.0) == pytest.approx(1.51)
+    assert _short_wait(paused, now=0.0, deadline=1.0) is None  # past the deadline
+    long = [Exclusion(alias="a", reason="breaker open for 40.0s more")]
+    assert _short_wait(long, now=0.0, deadline=100.0) is None
+    assert _short_wait([Exclusion(alias="a", reason="trust too low")], now=0, deadline=9) is None

@@ -32,6 +32,8 @@ from switchman._result import (
     Delta,
     EligibilityTrace,
     ErrorInfo,
+    Exclusion,
+    Ranked,
     RedactionItem,
     RedactionReport,
     Result,
@@ -49,7 +51,11 @@ from switchman.actors._messages import (
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
 from switchman.policy._candidates import plan_attempt_order
-from switchman.policy._eligibility import check_eligibility, estimate_input_tokens
+from switchman.policy._eligibility import (
+    Eligibility,
+    check_eligibility,
+    estimate_input_tokens,
+)
 from switchman.policy._ratelimit import rate_headroom
 from switchman.policy._redaction import StreamRedactor, redact
 from switchman.policy._scoring import rank
@@ -191,30 +197,17 @@ class _Dispatcher:
                 if min_trust != call.min_trust:
                     call = attrs.evolve(call, min_trust=min_trust)
                     run.call = call
-                elig = check_eligibility(
-                    call,
-                    env.models,
-                    input_tokens=run.input_tokens,
-                    unavailable=unavailable_models(env, now),
-                    allowed=patterns,
-                )
+                elig, ranking, candidates = self._select(call, run, patterns, now)
+                if not candidates:
+                    wait = _short_wait(elig.excluded, now, run.deadline)
+                    if wait is not None:  # e.g. a 429 paused the provider for a moment
+                        await trio.sleep(wait)
+                        now = trio.current_time()
+                        elig, ranking, candidates = self._select(call, run, patterns, now)
                 eligibility = EligibilityTrace(
                     eligible=tuple(m.alias for m in elig.eligible), excluded=elig.excluded
                 )
-                ranking = rank(
-                    call,
-                    elig.eligible,
-                    self._stats(),
-                    now=now,
-                    input_tokens=run.input_tokens,
-                    rng=env.rng,
-                    weights=env.weights,
-                    learning=env.learning,
-                    exploration=env.config.router.exploration,
-                )
-                order = plan_attempt_order(call, env.config, elig.eligible, ranking)
                 by_alias = {m.alias: m for m in elig.eligible}
-                candidates = [by_alias[a] for a in order if a in by_alias]
                 if env.hub.active:
                     run.event(
                         env,
@@ -238,6 +231,36 @@ class _Dispatcher:
         except PermissionDenied as exc:
             run.errors.append(ErrorInfo(code=exc.code, message=str(exc)))
         return await self._finish(run, success, eligibility, ranking)
+
+    def _select(
+        self, call: Call, run: CallRun, patterns: tuple[str, ...], now: float
+    ) -> tuple[Eligibility, tuple[Ranked, ...], list[ModelSpec]]:
+        """Eligibility, ranking and the attempt order for ``call`` as of ``now``."""
+        env = self.env
+        elig = check_eligibility(
+            call,
+            env.models,
+            input_tokens=run.input_tokens,
+            unavailable=unavailable_models(env, now),
+            allowed=patterns,
+        )
+        named = _out_of_service(env, call)
+        if named:
+            elig = Eligibility(eligible=elig.eligible, excluded=(*named, *elig.excluded))
+        ranking = rank(
+            call,
+            elig.eligible,
+            self._stats(),
+            now=now,
+            input_tokens=run.input_tokens,
+            rng=env.rng,
+            weights=env.weights,
+            learning=env.learning,
+            exploration=env.config.router.exploration,
+        )
+        order = plan_attempt_order(call, env.config, elig.eligible, ranking)
+        by_alias = {m.alias: m for m in elig.eligible}
+        return elig, ranking, [by_alias[a] for a in order if a in by_alias]
 
     def _stats(self) -> dict[tuple[str, str], Any]:
         stats: dict[tuple[str, str], Any] = {}
@@ -364,6 +387,40 @@ class _Dispatcher:
                 msg.reply_to.send_nowait(known is not None)
             except (trio.BrokenResourceError, trio.WouldBlock):
                 pass
+
+
+#: how long a call may wait for a model that is only briefly unavailable
+SHORT_WAIT_S = 5.0
+
+
+def _short_wait(excluded: Any, now: float, deadline: float) -> float | None:
+    """Seconds until the soonest model that is only paused (rate budget, breaker) is back,
+    when that is short and inside the call's deadline; None otherwise."""
+    waits = [
+        float(e.reason.split(" for ")[1].split("s")[0])
+        for e in excluded
+        if e.reason.startswith(("rate budget empty for ", "breaker open for "))
+    ]
+    if not waits:
+        return None
+    wait = min(waits) + 0.01
+    return wait if wait <= SHORT_WAIT_S and now + wait < deadline else None
+
+
+def _out_of_service(env: DispatchEnv, call: Call) -> tuple[Exclusion, ...]:
+    """Exclusions for the models a call names whose provider is not in service."""
+    if call.model == "auto" and not call.options.fallback:
+        return ()
+    names = [call.model, *call.options.fallback]
+    aliases: list[str] = []
+    for name in names:
+        route = env.config.routes.get(name)
+        aliases.extend(route.chain if route is not None else (name,))
+    return tuple(
+        Exclusion(alias=a, reason=env.out_of_service[a])
+        for a in dict.fromkeys(aliases)
+        if a in env.out_of_service
+    )
 
 
 def _no_eligible(call: Call, excluded: Any, by_alias: dict[str, ModelSpec]) -> ErrorInfo:

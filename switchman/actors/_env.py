@@ -27,7 +27,10 @@ class DispatchEnv:
     #: scopes that carry a budget; when a call touches none, no reservation is needed
     limited_scopes: frozenset[str]
     keys_by_handle: Mapping[str, KeySpec]
+    #: models whose provider is in service (the others are never candidates)
     models: tuple[ModelSpec, ...]
+    #: alias -> why its provider is not in service (reported when a call names it)
+    out_of_service: Mapping[str, str]
     rng: random.Random
     weights: Weights = attrs.field(factory=Weights)
     learning: LearningConfig = attrs.field(factory=LearningConfig)
