@@ -116,11 +116,30 @@ class Router:
         model could answer). Raises ``ValidationError`` for a call the configuration
         cannot serve (unknown model). Cancelled, the call's attempts are cancelled and
         its reservations released."""
-        async with self._submit(call, job_id, stream=False) as replies:
-            async for item in replies:
-                if isinstance(item, Result):
-                    return item
-        return _failed("", job_id, "cancelled", "the router stopped before the call finished")
+        validate_call(call, self.config)
+        call_id = _new_call_id()
+        send, receive = trio.open_memory_channel[Delta | Result](1)
+        submit = Submit(call=call, call_id=call_id, job_id=job_id, stream=False, reply_to=send)
+        try:
+            await self._dispatch.send(submit)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return _failed(call_id, job_id, "cancelled", "the router is closed")
+        with receive:
+            try:
+                item = await receive.receive()
+            except trio.EndOfChannel:
+                return _failed(
+                    call_id, job_id, "cancelled", "the router stopped before the call finished"
+                )
+            except BaseException:  # cancelled (or worse): the call must not go on alone
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    try:
+                        await self._dispatch.send(CancelCall(call_id=call_id))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+                raise
+        assert isinstance(item, Result)  # a non-streaming call gets no deltas
+        return item
 
     @asynccontextmanager
     async def stream(

@@ -304,6 +304,10 @@ async def _exchange(
                     try:  # drain what is already there without a checkpoint per event
                         reply: AttemptReply = receive.receive_nowait()
                     except trio.WouldBlock:
+                        # about to wait: the stall clock starts now (the last event was
+                        # just handled); moving the deadline only here keeps it cheap
+                        if text:
+                            timer.deadline = min(attempt_deadline, trio.current_time() + stall_s)
                         try:
                             reply = await receive.receive()
                         except trio.EndOfChannel:
@@ -314,19 +318,16 @@ async def _exchange(
                         break
                     match reply:
                         case TextDelta(text=piece):
-                            now = trio.current_time()
                             if ttft is None:
-                                ttft = now - started
+                                ttft = trio.current_time() - started
                             if dedupe:
                                 pending += piece
                                 piece, pending, dedupe = _strip_repeat(run.sent_raw, pending)
                             if piece:
                                 text.append(piece)
                                 if run.stream:
-                                    timer.deadline = math.inf  # a slow reader is no stall
+                                    timer.deadline = attempt_deadline  # a slow reader is no stall
                                     await _forward(env, run, piece, n)
-                                    now = trio.current_time()
-                            timer.deadline = min(attempt_deadline, now + stall_s)
                         case Malformed():
                             malformed += 1
                         case StreamEnd():
