@@ -342,3 +342,28 @@ def test_only_a_short_pause_inside_the_deadline_is_waited_for() -> None:
     long = [Exclusion(alias="a", reason="breaker open for 40.0s more")]
     assert _short_wait(long, now=0.0, deadline=100.0) is None
     assert _short_wait([Exclusion(alias="a", reason="trust too low")], now=0, deadline=9) is None
+
+
+def test_the_lead_error_is_the_providers_real_cause_not_a_later_breaker() -> None:
+    from switchman._result import ErrorInfo
+    from switchman.actors._attempts import CallRun
+    from switchman.actors._dispatcher import _summarise
+
+    send, _ = trio.open_memory_channel[object](1)
+    run = CallRun(
+        call=Call(prompt="x"),
+        call_id="c",
+        job_id=None,
+        stream=False,
+        reply_to=send,  # type: ignore[arg-type]
+        input_tokens=1,
+        deadline=10.0,
+        started=0.0,
+    )
+    run.errors = [
+        ErrorInfo(code="all_models_failed", message="scheduled outage", provider="a", status=503),
+        ErrorInfo(code="no_eligible_model", message="a: breaker open", provider="a"),
+    ]
+    lead, *rest = _summarise(run)
+    assert lead.status == 503 and "scheduled outage" in lead.message
+    assert rest == run.errors

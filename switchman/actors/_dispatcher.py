@@ -453,10 +453,16 @@ def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     codes = {e.code for e in errors}
     if codes == {"budget_exceeded"}:
         return tuple(errors)
-    last = errors[-1]
     if len(errors) == 1:
-        return (last,)
+        return (errors[0],)
     attempted = [e for e in errors if e.code not in ("budget_exceeded", "no_eligible_model")]
+    # the real cause is the last error a provider gave, not a later "breaker open" or
+    # budget refusal that only stopped the next try
+    last = (
+        errors[-1]
+        if errors[-1].code in ("timeout", "cancelled") or not attempted
+        else attempted[-1]
+    )
     code = last.code
     if len({e.code for e in attempted}) > 1 and code not in ("timeout", "cancelled"):
         code = "all_models_failed"
