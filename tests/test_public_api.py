@@ -43,3 +43,20 @@ async def test_run_router_in_an_application_nursery(autojump_clock: trio.abc.Clo
         status = router.status()
         assert status.providers
         await router.aclose()
+
+
+def test_the_readme_embedding_example_runs_on_the_simulator(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "embed.py"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(simulated)" in done.stdout
+    assert "-- answered by sim/" in done.stdout
