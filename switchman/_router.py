@@ -335,8 +335,13 @@ async def run_router(
         ChildSpec(id="trace-hub", start=functools.partial(run_trace_hub, hub), shutdown_s=0.0),
         ChildSpec(
             id="ledger",
-            start=functools.partial(
-                run_ledger, ledger_recv, limits, initial=initial_ledger, on_change=tap
+            # a restarted ledger carries on from the last settled state it handed out
+            start=lambda task_status: run_ledger(
+                ledger_recv,
+                limits,
+                initial=tap.latest if tap.latest is not None else initial_ledger,
+                on_change=tap,
+                task_status=task_status,
             ),
             stop=ledger_send.close,
             shutdown_s=5.0,

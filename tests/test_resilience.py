@@ -71,3 +71,30 @@ async def test_spend_and_learning_survive_a_restart(tmp_path: object) -> None:
     assert spent["day"] == pytest.approx(first.cost_usd)
     (model,) = provider.models
     assert model.stats["code"]["n"] and model.stats["code"]["feedback"] == pytest.approx(0.9)
+
+
+async def test_a_crashed_ledger_restarts_with_the_spend_it_had_settled(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from switchman.actors import _ledger
+
+    paid = sim_model("paid", SimProfile(latency_ms=10), input_per_mtok=1000.0)
+    config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=100.0))
+    real_settle = _ledger.settle
+    settles = 0
+
+    def crash_on_second(*args: object, **kwargs: object) -> object:
+        nonlocal settles
+        settles += 1
+        if settles == 2:
+            raise RuntimeError("injected bug in the ledger")
+        return real_settle(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_ledger, "settle", crash_on_second)
+    async with switchman.open_router(config) as router:
+        first = await router.call(Call(prompt="one", model="paid"))
+        await router.call(Call(prompt="two", model="paid"))  # its settle crashes the ledger
+        third = await router.call(Call(prompt="three", model="paid"))
+        spent = await router.spend("global")
+    assert first.status == third.status == "complete"
+    assert spent["day"] == pytest.approx(first.cost_usd + third.cost_usd)
