@@ -367,3 +367,17 @@ def test_the_lead_error_is_the_providers_real_cause_not_a_later_breaker() -> Non
     lead, *rest = _summarise(run)
     assert lead.status == 503 and "scheduled outage" in lead.message
     assert rest == run.errors
+
+
+async def test_leaving_a_stream_early_stops_the_call_quietly(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow = sim_model("slowstream", SimProfile(ttft_ms=10, tokens_per_s=5))
+    async with switchman.open_router(fleet(slow)) as router:
+        async with router.stream(Call(prompt="Explain recursion", model="slowstream")) as events:
+            first = await events.receive()
+            assert isinstance(first, switchman.Delta)
+        await trio.sleep(5)
+        (provider,) = router.status().providers
+        assert provider.in_flight == 0  # the attempt was cancelled, not left running
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]

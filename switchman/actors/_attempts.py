@@ -89,6 +89,8 @@ class CallRun:
     sent_redacted: list[str] = attrs.field(factory=list)
     redactor: StreamRedactor | None = None
     break_error: ErrorInfo | None = None
+    #: the call's own cancel scope: cancelled when the caller stops reading its stream
+    scope: trio.CancelScope | None = None
 
     def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
         if env.hub.active:
@@ -454,7 +456,14 @@ async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
         run.sent_redacted.append(safe)
         if env.hub.active:
             run.event(env, "attempt.delta", n=n, text=safe)
-        await run.reply_to.send(Delta(text=safe))
+        try:
+            await run.reply_to.send(Delta(text=safe))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # the caller left its stream: stop the call (its attempt and reservation too)
+            if run.scope is not None:
+                run.scope.cancel()
+            await trio.lowlevel.checkpoint()
+            raise
 
 
 def _strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:

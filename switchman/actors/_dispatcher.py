@@ -183,6 +183,7 @@ class _Dispatcher:
             deadline=now + hard,
             started=now,
             redact=redaction_enabled(call),
+            scope=scope,
         )
         if msg.stream and run.redact:
             run.redactor = StreamRedactor()
