@@ -67,17 +67,66 @@ async def measure(calls: int, warmup: int) -> dict[str, Any]:
     }
 
 
+async def hop_floor(calls: int, warmup: int) -> float:
+    """Baseline in the same run: bare trio doing only the hops a call makes.
+
+    caller → dispatcher inbox → spawned call task → provider inbox → spawned attempt
+    task → reply to the call task → reply to the caller, with no work at all: the part
+    of the router's cost that is the actor design itself. Median µs per round trip.
+    """
+    dispatch_send, dispatch_recv = trio.open_memory_channel[Any](256)
+    provider_send, provider_recv = trio.open_memory_channel[Any](256)
+
+    async def attempt(reply: Any) -> None:
+        reply.send_nowait("done")
+
+    async def provider(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async for reply in provider_recv:
+                nursery.start_soon(attempt, reply)
+
+    async def call_task(reply: Any) -> None:
+        send, receive = trio.open_memory_channel[Any](64)
+        provider_send.send_nowait(send)
+        await receive.receive()
+        reply.send_nowait("result")
+
+    async def dispatcher(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async for reply in dispatch_recv:
+                nursery.start_soon(call_task, reply)
+
+    us: list[float] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(provider)
+        await nursery.start(dispatcher)
+        for i in range(warmup + calls):
+            t0 = time.perf_counter()
+            send, receive = trio.open_memory_channel[Any](1)
+            await dispatch_send.send(send)
+            await receive.receive()
+            if i >= warmup:
+                us.append((time.perf_counter() - t0) * 1e6)
+        nursery.cancel_scope.cancel()
+    return percentile(us, 50)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__)
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=500)
     args = parser.parse_args(argv)
     out = trio.run(measure, args.calls, args.warmup)
+    floor = trio.run(hop_floor, args.calls, args.warmup)
     print(
         f"switchman router overhead, simulator at zero latency, {out['calls']} sequential calls:\n"
         f"  median {out['median_us']:.0f} µs per call (p90 {out['p90_us']:.0f}, "
         f"p99 {out['p99_us']:.0f}); CPU {out['cpu_us_per_call']:.0f} µs per call; "
-        f"{out['failed']} failed"
+        f"{out['failed']} failed\n"
+        f"  baseline, same run: bare trio making the same hops with no work: "
+        f"median {floor:.0f} µs"
     )
     return 0 if out["failed"] == 0 else 1
 
