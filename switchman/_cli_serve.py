@@ -37,49 +37,68 @@ def _config(args: argparse.Namespace) -> Config:
     return attrs.evolve(config, server=server)
 
 
-async def _wait_for_signal() -> None:
+async def _watch_signals(
+    stop: trio.Event,
+    everything: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """First SIGINT/SIGTERM: graceful stop. A second one: stop now, without the grace.
+
+    The receiver stays open for the whole life of the server, so a signal never turns
+    into a KeyboardInterrupt traceback."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
-            print(
-                f"switchman: {signal.Signals(signum).name}: stopping (grace period running)",
-                file=sys.stderr,
-                flush=True,
-            )
-            return
+            name = signal.Signals(signum).name
+            if not stop.is_set():
+                print(
+                    f"switchman: {name}: stopping (grace period running; again to stop now)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                stop.set()
+            else:
+                print(f"switchman: {name}: stopping now", file=sys.stderr, flush=True)
+                everything.cancel()
 
 
 async def run_server(config: Config, *, insecure: bool = False) -> None:
     """Serve until SIGINT or SIGTERM."""
     server = config.server
-    async with (
-        open_store(
-            server.db,
-            retention_count=server.job_retention_count,
-            retention_days=server.job_retention_days,
-        ) as store,
-        open_router(config, store=store) as router,
-        trio.open_nursery() as nursery,
-    ):
-        host, port = await nursery.start(
-            lambda task_status: serve_gateway(
-                router,
-                host=server.host,
-                port=server.port,
-                insecure=insecure,
-                store=store,
-                shutdown_trigger=_wait_for_signal,
-                task_status=task_status,
+    stop = trio.Event()
+    async with trio.open_nursery() as outer:
+        await outer.start(_watch_signals, stop, outer.cancel_scope)
+        async with (
+            open_store(
+                server.db,
+                retention_count=server.job_retention_count,
+                retention_days=server.job_retention_days,
+            ) as store,
+            open_router(config, store=store) as router,
+            trio.open_nursery() as nursery,
+        ):
+            host, port = await nursery.start(
+                lambda task_status: serve_gateway(
+                    router,
+                    host=server.host,
+                    port=server.port,
+                    insecure=insecure,
+                    store=store,
+                    shutdown_trigger=stop.wait,
+                    task_status=task_status,
+                )
             )
-        )
-        mode = "on the built-in simulator (answers are simulated)" if config.simulated else ""
-        enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
-        print(
-            f"switchman {__version__} serving on http://{host}:{port} {mode}\n"
-            f"  providers: {', '.join(enabled) or 'none'}\n"
-            f"  OpenAI-compatible base URL: http://{host}:{port}/v1\n"
-            f"  live traces: switchman watch --port {port}",
-            flush=True,
-        )
+            mode = "on the built-in simulator (answers are simulated)" if config.simulated else ""
+            enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
+            print(
+                f"switchman {__version__} serving on http://{host}:{port} {mode}\n"
+                f"  providers: {', '.join(enabled) or 'none'}\n"
+                f"  OpenAI-compatible base URL: http://{host}:{port}/v1\n"
+                f"  live traces: switchman watch --port {port}",
+                flush=True,
+            )
+        outer.cancel_scope.cancel()  # served and shut down: stop watching signals
 
 
 def serve(args: argparse.Namespace) -> int:
