@@ -381,3 +381,26 @@ async def test_leaving_a_stream_early_stops_the_call_quietly(
         (provider,) = router.status().providers
         assert provider.in_flight == 0  # the attempt was cancelled, not left running
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_the_dispatcher_runs_at_most_its_capacity_of_calls_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=1_000, ttft_ms=10))
+    config = fleet(slow, capacity=2)
+    peak = 0
+    async with switchman.open_router(config) as router:
+        results: list[switchman.Result] = []
+
+        async def one() -> None:
+            results.append(await router.call(Call(prompt="x", model="slow")))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(one)
+            while len(results) < 6:
+                (provider,) = router.status().providers
+                peak = max(peak, provider.in_flight)
+                await trio.sleep(0.05)
+    assert peak == 2
+    assert all(r.status == "complete" for r in results)

@@ -123,7 +123,11 @@ class _Dispatcher:
 
     async def wait_idle(self) -> None:
         """Return once no call is running."""
-        if self.scopes:
+        await self.wait_for_room(1)
+
+    async def wait_for_room(self, capacity: int) -> None:
+        """Return once fewer than ``capacity`` calls are running."""
+        while len(self.scopes) >= capacity:
             self._idle = trio.Event()
             await self._idle.wait()
 
@@ -155,8 +159,7 @@ class _Dispatcher:
                 )
             finally:
                 del self.scopes[msg.call_id]
-                if not self.scopes:
-                    self._idle.set()
+                self._idle.set()  # room for one more (and idle when none is left)
             try:
                 msg.reply_to.send_nowait(result)
             except trio.WouldBlock:  # a streaming caller still reading: wait, briefly
@@ -486,16 +489,17 @@ async def run_dispatcher(
 ) -> None:
     """Take calls until the inbox ends, then drain for the grace period and cancel the rest."""
     dispatcher = _Dispatcher(env)
-    limiter = trio.CapacityLimiter(env.config.router.capacity)
+    capacity = env.config.router.capacity
     async with trio.open_nursery() as nursery:
         task_status.started()
         async for msg in inbox:
             match msg:
                 case Submit():
-                    await limiter.acquire_on_behalf_of(msg.call_id)
+                    if len(dispatcher.scopes) >= capacity:  # backpressure on the inbox
+                        await dispatcher.wait_for_room(capacity)
                     scope = trio.CancelScope()
                     dispatcher.scopes[msg.call_id] = scope
-                    nursery.start_soon(_limited, dispatcher, msg, scope, limiter)
+                    nursery.start_soon(dispatcher.run_call, msg, scope)
                 case CancelCall(call_id=call_id):
                     target = dispatcher.scopes.get(call_id)
                     if target is not None:
@@ -508,13 +512,3 @@ async def run_dispatcher(
             running.cancel()
 
 
-async def _limited(
-    dispatcher: _Dispatcher,
-    msg: Submit,
-    scope: trio.CancelScope,
-    limiter: trio.CapacityLimiter,
-) -> None:
-    try:
-        await dispatcher.run_call(msg, scope)
-    finally:
-        limiter.release_on_behalf_of(msg.call_id)
