@@ -30,7 +30,10 @@ async def main() -> None:
                 else:
                     print(f"\n-- answered by {event.model}, {len(event.trace.attempts)} attempt(s)")
 
-        await router.feedback(result.call_id, 0.9)  # teach it what a good answer was
+        if result.ok:  # teach it what a good answer was (feedback is for answered calls)
+            await router.feedback(result.call_id, 0.9)
+        else:
+            print("failed:", [(e.code, e.message) for e in result.errors])
         for provider in router.status().providers:
             if provider.disabled_reason is None:
                 print(provider.name, [(m.alias, m.breaker) for m in provider.models])

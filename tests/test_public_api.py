@@ -57,6 +57,7 @@ def test_the_readme_embedding_example_runs_on_the_simulator(tmp_path: object) ->
     done = subprocess.run(
         [sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0, done.stderr
-    assert "(simulated)" in done.stdout
-    assert "-- answered by sim/" in done.stdout
+    output = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.returncode == 0, output
+    assert "(simulated)" in done.stdout, output
+    assert "-- answered by sim/" in done.stdout, output
