@@ -510,5 +510,3 @@ async def run_dispatcher(
             await dispatcher.wait_idle()
         for running in list(dispatcher.scopes.values()):
             running.cancel()
-
-
