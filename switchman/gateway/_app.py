@@ -367,13 +367,22 @@ class Gateway:
     async def get_models(self, req: Request, send: Send, principal: Principal) -> None:
         created = 0
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "switchman"}]
+        # only what can answer: models of providers in service, routes with such a member
+        usable = {
+            alias
+            for alias, m in self.config.models.items()
+            if m.enabled
+            and (p := self.config.providers.get(m.provider)) is not None
+            and p.disabled_reason is None
+            and model_allowed(principal.models, alias, self.config)
+        }
         for alias, m in self.config.models.items():
-            if model_allowed(principal.models, alias, self.config):
+            if alias in usable:
                 data.append(
                     {"id": alias, "object": "model", "created": created, "owned_by": m.provider}
                 )
         for name, r in self.config.routes.items():
-            if any(model_allowed(principal.models, a, self.config) for a in r.chain):
+            if any(a in usable for a in r.chain):
                 data.append(
                     {
                         "id": name,

@@ -53,6 +53,15 @@ async def test_a_call_through_the_real_router(tmp_path: Path) -> None:
             assert "switchman_attempts_total{" in metrics
 
 
+async def test_the_model_list_names_only_what_can_answer(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            listed = {m["id"] for m in (await gw.client.get("/v1/models")).json()["data"]}
+    assert {"auto", "sim/fast", "sim/smart", "claude", "gpt"} <= listed
+    # no key for OpenAI here: its models would only answer no_eligible_model
+    assert not any(m.startswith("openai/") for m in listed)
+
+
 async def test_websocket_sees_the_routing_decisions(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with real_gateway(tmp_path) as gw, open_websocket_url(gw.ws_url) as ws:
