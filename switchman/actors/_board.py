@@ -9,6 +9,7 @@ runs one task at a time, and the replacement is a single assignment).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import attrs
 
@@ -72,7 +73,8 @@ class StatusBoard:
         return self._snapshots.get(name)
 
     def snapshots(self) -> Mapping[str, ProviderSnapshot]:
-        return dict(self._snapshots)
+        """A read-only view (no copy: it is read on every call); iterate it without awaiting."""
+        return MappingProxyType(self._snapshots)
 
 
 def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelStatus:

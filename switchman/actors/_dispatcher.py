@@ -92,9 +92,7 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, snap in env.board.snapshots().items():
         if snap.spec.disabled_reason:
-            for m in snap.models:
-                out[m.alias] = f"provider disabled: {snap.spec.disabled_reason}"
-            continue
+            continue  # never candidates: ``env.out_of_service`` carries their reason
         if snap.misconfigured:
             for m in snap.models:
                 out[m.alias] = f"provider {name} misconfigured: {snap.misconfigured}"
