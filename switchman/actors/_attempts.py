@@ -263,7 +263,9 @@ async def _exchange(
     )
     attempt_id = next(_attempt_ids)
     inbox = env.providers[model.provider]
-    send, receive = trio.open_memory_channel[AttemptReply](64)
+    send: trio.MemorySendChannel[AttemptReply]
+    receive: trio.MemoryReceiveChannel[AttemptReply]
+    send, receive = trio.open_memory_channel(64)  # unsubscripted: no typing lookup per call
     if env.hub.active:
         run.event(env, "attempt.started", n=n, alias=model.alias, provider=model.provider)
     wall_started = env.wall()

@@ -192,6 +192,7 @@ class _Dispatcher:
         eligibility = EligibilityTrace()
         ranking: tuple[Any, ...] = ()
         success: Success | None = None
+        scope.deadline = run.deadline  # the call's hard deadline (set before entering: cheaper)
         try:
             with scope:
                 check_redaction_override(call)
@@ -223,7 +224,6 @@ class _Dispatcher:
                 if not candidates:
                     run.errors.append(_no_eligible(call, elig.excluded, by_alias))
                 else:
-                    scope.deadline = run.deadline  # the call's hard deadline
                     success = await run_attempts(env, run, candidates)
             timed_out = success is None and trio.current_time() >= run.deadline
             if timed_out and (not run.errors or run.errors[-1].code != "timeout"):

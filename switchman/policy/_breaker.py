@@ -126,7 +126,17 @@ def breaker_record(
     ok = outcome == "success"
     window = _pruned((*b.window, (now, ok)), cfg, now)
     consecutive = 0 if ok else b.consecutive_failures + 1
-    b = attrs.evolve(b, window=window, consecutive_failures=consecutive)
+    b = Breaker(  # built directly (the hot path): attrs.evolve introspects the class
+        state=b.state,
+        window=window,
+        consecutive_failures=consecutive,
+        open_until=b.open_until,
+        opened_at=b.opened_at,
+        cooldown_s=b.cooldown_s,
+        trips=b.trips,
+        probe_in_flight=b.probe_in_flight,
+        probe_started_at=b.probe_started_at,
+    )
     if not ok and _should_trip(b, cfg):
         return _trip(b, cfg, now, grow=False)
     return b

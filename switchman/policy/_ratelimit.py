@@ -119,10 +119,15 @@ def rate_admit(b: RateBudget, now: float, *, tokens: int) -> tuple[float | None,
             waits.append(now + (need - cur.tokens) * 60.0 / cur.tpm)
     if waits:
         return max(waits), b
-    return None, attrs.evolve(
-        cur,
+    if cur.rpm is None and cur.tpm is None and pr is None and pt is None:
+        return None, cur  # nothing is counted
+    return None, RateBudget(
+        rpm=cur.rpm,
+        tpm=cur.tpm,
         requests=cur.requests - 1 if cur.rpm is not None else cur.requests,
         tokens=cur.tokens - tokens if cur.tpm is not None else cur.tokens,
+        updated_at=cur.updated_at,
+        blocked_until=cur.blocked_until,
         provider_requests=_take(pr, 1),
         provider_tokens=_take(pt, tokens),
     )
@@ -271,6 +276,9 @@ def _window(
 
 
 def _refill(b: RateBudget, now: float) -> RateBudget:
+    if b.rpm is None and b.tpm is None and b.provider_requests is None:
+        if b.provider_tokens is None:
+            return b  # nothing that refills or expires: the hot path of an unlimited provider
     elapsed = max(0.0, now - b.updated_at)
     requests, tokens = b.requests, b.tokens
     if b.rpm is not None:
@@ -282,11 +290,13 @@ def _refill(b: RateBudget, now: float) -> RateBudget:
         pr = None
     if pt is not None and now >= pt.reset_at:
         pt = None
-    return attrs.evolve(
-        b,
+    return RateBudget(  # built directly: attrs.evolve introspects the class on every call
+        rpm=b.rpm,
+        tpm=b.tpm,
         requests=requests,
         tokens=tokens,
         updated_at=max(b.updated_at, now),
+        blocked_until=b.blocked_until,
         provider_requests=pr,
         provider_tokens=pt,
     )
