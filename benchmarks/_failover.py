@@ -12,8 +12,8 @@ and ``flapping-1-4``: 503 for one second in every five), falling back to
 - switchman embedded: routes ``r-<kind>`` = [failing primary, bench], the
   primaries on provider ``primary`` and bench on provider ``fake`` (failover
   across providers, both pointing at the same upstream); and once more with
-  all of them on one provider, because a 429 with Retry-After pauses the whole
-  provider in switchman's rate budget, healthy fallback included;
+  all of them on one provider, which shows that a 429 holds back only the model
+  it answered for: the healthy fallback on the same provider keeps serving;
 - LiteLLM ``Router`` (its venv): model groups with ``fallbacks`` to bench.
 
 Reported: success rate, p50/p99 latency, throughput; for switchman also the

@@ -110,7 +110,6 @@ async def test_named_model_does_not_fall_back_unless_allowed(
 async def test_every_fallback_trigger_switches_model(
     autojump_clock: trio.abc.Clock, profile: SimProfile, outcome: str
 ) -> None:
-    # a provider's rate limit covers all its models: the primary lives on its own provider
     primary = sim_model("primary", profile, provider="sim-primary")
     config = fleet(primary, GOOD, routes={"r": ("primary", "good")})
     call = Call(prompt="tell me", model="r", options=Options(timeouts=Timeouts(ttft_ms=2_000)))
@@ -123,6 +122,28 @@ async def test_every_fallback_trigger_switches_model(
     assert result.trace.attempts[0].outcome == outcome
     assert result.trace.attempts[-1].outcome == "success"
     assert result.cost_usd == pytest.approx(result.trace.attempts[-1].cost_usd)
+
+
+async def test_a_429_holds_back_only_the_model_it_answered_for(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # both on one provider: the sibling must stay usable while the limited model waits
+    limited = sim_model("limited", SimProfile(rate_limit_rate=1.0))
+    config = fleet(limited, GOOD, routes={"r": ("limited", "good")})
+    async with switchman.open_router(config) as router:
+        first = await router.call(Call(prompt="tell me", model="r"))
+        status = {m.alias: m for p in router.status().providers for m in p.models}
+        again = await router.call(Call(prompt="tell me", model="r"))
+    assert first.status == "complete" and first.model == "good"
+    # a short Retry-After is waited for once on the same model, then the sibling answers
+    assert [a.outcome for a in first.trace.attempts] == ["rate_limited"] * 2 + ["success"]
+    assert 0.0 < status["limited"].rate_limited_for_s <= 2.0  # the provider's Retry-After
+    assert status["good"].rate_limited_for_s == 0.0
+    # while held back, the limited model is not tried again: excluded with the reason
+    assert again.status == "complete" and again.model == "good"
+    assert [a.alias for a in again.trace.attempts] == ["good"]
+    excluded = {e.alias: e.reason for e in again.trace.eligibility.excluded}
+    assert excluded["limited"].startswith("rate limited for ")
 
 
 async def test_all_failing_gives_the_real_cause(autojump_clock: trio.abc.Clock) -> None:

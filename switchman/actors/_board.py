@@ -30,6 +30,8 @@ class ProviderSnapshot:
     misconfigured: str | None = None  # e.g. an auth error seen from the provider
     restarts: int = 0
     started_at: float = 0.0
+    #: alias -> trio time until which the provider asked (429) not to send to that model
+    held: Mapping[str, float] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -39,6 +41,8 @@ class ModelStatus:
     breaker: str
     retry_at: float | None
     stats: Mapping[str, Mapping[str, float | None]]
+    #: seconds the provider's last 429 for this model still holds it back (0 when none)
+    rate_limited_for_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -100,6 +104,7 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
         breaker=state,
         retry_at=breaker.open_until if state == "open" else None,
         stats=stats,
+        rate_limited_for_s=round(max(0.0, snap.held.get(model.alias, now) - now), 3),
     )
 
 

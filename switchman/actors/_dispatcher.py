@@ -99,6 +99,7 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
             continue
         headroom = rate_headroom(snap.rate, now)
         blocked = headroom.get("blocked_for_s") or 0.0
+        held = snap.held
         for m in snap.models:
             b = snap.breakers.get(m.alias)
             if b is not None and b.state != "closed":
@@ -109,6 +110,10 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
                     out[m.alias] = "breaker half-open: probe in flight"
             if m.alias not in out and blocked > 0:
                 out[m.alias] = f"rate budget empty for {blocked:.1f}s"
+            if m.alias not in out and held:
+                until = held.get(m.alias, now)
+                if until > now:
+                    out[m.alias] = f"rate limited for {until - now:.1f}s"
     return out
 
 
@@ -401,7 +406,7 @@ def _short_wait(excluded: Any, now: float, deadline: float) -> float | None:
     waits = [
         float(e.reason.split(" for ")[1].split("s")[0])
         for e in excluded
-        if e.reason.startswith(("rate budget empty for ", "breaker open for "))
+        if e.reason.startswith(("rate budget empty for ", "rate limited for ", "breaker open for "))
     ]
     if not waits:
         return None

@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from types import MappingProxyType
 from typing import Literal
 
 import httpx
@@ -54,8 +55,10 @@ from switchman.policy._breaker import (
 )
 from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
 from switchman.policy._ratelimit import (
+    DEFAULT_BLOCK_S,
     RateBudget,
     new_budget,
+    parse_retry_after,
     rate_admit,
     rate_observe,
     rate_settle,
@@ -65,6 +68,7 @@ log = logging.getLogger("switchman.provider")
 
 #: how long a provider that rejected our key is kept out of routing
 MISCONFIGURED_HOLD_S = 300.0
+_NONE_HELD: Mapping[str, float] = MappingProxyType({})
 
 
 def _breaker_outcome(
@@ -102,11 +106,13 @@ class _ProviderState:
             self.breakers: dict[str, Breaker] = dict(previous.breakers)
             self.rate: RateBudget = previous.rate
             self.stats: dict[tuple[str, str], ModelStats] = dict(previous.stats)
+            self.held: dict[str, float] = dict(previous.held)
             self.restarts = previous.restarts + 1
         else:
             self.breakers = {m.alias: Breaker() for m in models}
             self.rate = new_budget(spec.rpm, spec.tpm, now)
             self.stats = dict(initial_stats)  # learned in an earlier run
+            self.held = {}
             self.restarts = 0
         self.in_flight = 0
         #: when this provider first started (outages of simulated models count from here)
@@ -129,6 +135,7 @@ class _ProviderState:
                 misconfigured=self.misconfigured,
                 restarts=self.restarts,
                 started_at=self.started_at,
+                held=dict(self.held) if self.held else _NONE_HELD,
             ),
         )
 
@@ -144,6 +151,13 @@ class _ProviderState:
         if not admitted:
             retry_at = breaker_retry_at(breaker)
             return Unavailable(reason=f"breaker {breaker.state}", retry_at=retry_at)
+        held_until = self.held.get(alias)
+        if held_until is not None:
+            if now < held_until:
+                return Unavailable(
+                    reason=f"rate limited for {held_until - now:.1f}s", retry_at=held_until
+                )
+            del self.held[alias]
         tokens = msg.input_tokens + (msg.request.max_tokens or 0)
         retry_at, new_rate = rate_admit(self.rate, now, tokens=tokens)
         if retry_at is not None:
@@ -188,17 +202,17 @@ class _ProviderState:
         self.rate = rate_settle(
             self.rate, now, estimated_tokens=msg.estimated_tokens, actual_tokens=actual
         )
-        limited = isinstance(msg.error, RateLimited)
-        if msg.headers or limited:  # nothing to learn from an empty header set
-            retry_after = msg.error.retry_after if isinstance(msg.error, RateLimited) else None
-            self.rate = rate_observe(
-                self.rate,
-                now,
-                msg.headers or {},
-                wall_now=time.time(),
-                status=429 if limited else (msg.status or 200),
-                retry_after=retry_after,
-            )
+        if msg.headers:  # the provider's own counters (remaining 0 holds the provider back)
+            # passed as a 200: what a 429 holds back is the model (below), not the provider
+            self.rate = rate_observe(self.rate, now, msg.headers, wall_now=time.time(), status=200)
+        if isinstance(msg.error, RateLimited):
+            # a 429 holds back the model it answered for, not its siblings: providers
+            # limit per model, and a healthy fallback on the same provider must stay usable
+            wait = parse_retry_after(msg.headers or {}, wall_now=time.time())
+            if wait is None:
+                retry_after = msg.error.retry_after
+                wait = max(0.0, retry_after) if retry_after is not None else DEFAULT_BLOCK_S
+            self.held[msg.alias] = max(self.held.get(msg.alias, now), now + wait)
         if isinstance(msg.error, AuthError):
             self.misconfigured = f"auth error: {msg.error.message}"
             self.misconfigured_until = now + MISCONFIGURED_HOLD_S
