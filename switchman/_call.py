@@ -8,6 +8,7 @@ fails as clearly as a bad JSON body at the gateway (which goes through
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
@@ -53,8 +54,14 @@ def _raise_if(errors: list[FieldError]) -> None:
         raise ValidationError(errors)
 
 
+@functools.cache
+def _options(allowed: Any) -> tuple[str, ...]:
+    """The values of a ``Literal`` (cached: ``get_args`` is slow, and every call validates)."""
+    return get_args(allowed)
+
+
 def _choice(errors: list[FieldError], name: str, value: object, allowed: Any) -> None:
-    options = get_args(allowed)
+    options = _options(allowed)
     if value not in options:
         errors.append(FieldError(name, f"must be one of {', '.join(options)}; got {value!r}"))
 
