@@ -1,16 +1,29 @@
 """The one async step: send an adapter's request on a pooled client, stream events back.
 
 Everything provider-specific is in the adapter (pure); this module owns the
-I/O, the time limits and the mapping of httpx exceptions into the error tree,
-in one place (``_transport_error``).
+I/O, the time limits and the mapping of transport exceptions (httpx's and
+httpcore's) into the error tree, in one place (``_transport_error``).
+
+Two ways to the wire, one behaviour. A client made by ``make_client`` (or any
+``httpx.AsyncClient`` over a plain ``httpx.AsyncHTTPTransport``, with no proxy,
+auth, cookies, event hooks, query parameters or redirects to follow) sends
+straight through the httpcore connection pool under it: the request is built
+once, as the bytes httpx would send, and httpx's client layer (URL merging,
+cookie extraction, auth and redirect plumbing, response wrapping) is skipped.
+Any other client (mock or custom transports) goes through ``client.stream``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import functools
+import json
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Final, cast
 
+import attrs
+import httpcore
 import httpx
 import trio
 
@@ -24,6 +37,7 @@ from switchman._errors import (
 )
 from switchman.adapters._base import (
     Adapter,
+    HttpRequest,
     ProviderRequest,
     ResponseStarted,
     StreamEnd,
@@ -38,6 +52,20 @@ from switchman.catalog._spec import ProviderSpec
 MAX_ERROR_BODY: Final = 64 * 1024
 
 Emit = Callable[[StreamEvent], Awaitable[None]]
+
+#: what httpcore raises (it has no common base class); httpx maps the same set
+_CORE_ERRORS: Final = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+)
+_TRANSPORT_ERRORS: Final = (httpx.HTTPError, httpx.InvalidURL, *_CORE_ERRORS)
+#: content codings the direct path accepts, all undone here with zlib
+_DECODABLE: Final = frozenset({b"gzip", b"deflate", b"identity"})
+#: (status, lower-case headers, body chunks) of an opened response
+_Opened = tuple[int, dict[str, str], AsyncIterator[bytes]]
 
 
 def make_client(provider: ProviderSpec) -> httpx.AsyncClient:
@@ -114,7 +142,8 @@ async def send_attempt(
     no bytes for ``stall_timeout_s`` -> ``StreamBroken`` once text was emitted,
     else ``AttemptTimeout``. A stream that stalls after its finish reason is
     finalised as complete. Connection failures before any text ->
-    ``TransientError``; after text -> ``StreamBroken``.
+    ``TransientError``; after text -> ``StreamBroken``; a bad provider URL ->
+    ``BadRequest``.
 
     Cancellation: if the caller's scope is cancelled midway the response is
     closed (its connection is dropped, not returned to the pool) and
@@ -125,20 +154,21 @@ async def send_attempt(
     provider = adapter.provider
     status: int | None = None
     try:
+        pool = _pool_under(client)
+        target = _target(http.url) if pool is not None else None
         async with contextlib.AsyncExitStack() as stack:
             with trio.move_on_at(timer.ttft_deadline) as connecting:
-                response = await stack.enter_async_context(
-                    client.stream(http.method, http.url, headers=dict(http.headers), json=http.json)
-                )
+                if pool is not None and target is not None:
+                    opened = await _open_direct(stack, client, pool, target, http)
+                else:
+                    opened = await _open_httpx(stack, client, http)
             if connecting.cancelled_caught:
                 raise timer.timeout(provider, None)
-            status = response.status_code
-            await emit(ResponseStarted(status=status, headers=dict(response.headers.items())))
-            chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
-            stack.push_async_callback(_abandon, chunks)
+            status, headers, chunks = opened
+            await emit(ResponseStarted(status=status, headers=headers))
             if not 200 <= status < 300:
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
-                raise adapter.parse_error(status, dict(response.headers.items()), body or b"")
+                raise adapter.parse_error(status, headers, body or b"")
             if request.stream:
                 await _stream(chunks, adapter.stream_parser(), timer, emit, provider, status)
             else:
@@ -156,31 +186,250 @@ async def send_attempt(
                         model_id=completion.model_id,
                     )
                 )
-    except httpx.HTTPError as exc:
+    except _TRANSPORT_ERRORS as exc:
         raise _transport_error(exc, provider, status, timer.output_began) from exc
+
+
+async def _open_httpx(
+    stack: contextlib.AsyncExitStack, client: httpx.AsyncClient, http: HttpRequest
+) -> _Opened:
+    """Send through httpx's client layer; ``stack`` closes the response."""
+    response = await stack.enter_async_context(
+        client.stream(http.method, http.url, headers=dict(http.headers), json=http.json)
+    )
+    chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    stack.push_async_callback(_abandon, chunks)
+    return response.status_code, dict(response.headers.items()), chunks
+
+
+async def _open_direct(
+    stack: contextlib.AsyncExitStack,
+    client: httpx.AsyncClient,
+    pool: httpcore.AsyncConnectionPool,
+    target: _Target,
+    http: HttpRequest,
+) -> _Opened:
+    """Send straight through ``pool``, with what httpx would have sent; ``stack`` closes
+    the response (a response not read to its end drops its connection)."""
+    method = http.method.upper()
+    body = None
+    if http.json is not None:
+        text = json.dumps(http.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        body = text.encode()
+    sent = httpcore.Request(
+        method,
+        target.url,
+        headers=_request_headers(client.headers.raw, http.headers, target.host, method, body),
+        content=body,
+        extensions={"timeout": client.timeout.as_dict()},
+    )
+    response = await pool.handle_async_request(sent)
+    stack.push_async_callback(response.aclose)
+    raw = cast(AsyncGenerator[bytes, None], response.aiter_stream())
+    stack.push_async_callback(_abandon, raw)
+    headers = _response_headers(response.headers)
+    return response.status, headers, _decoded(raw, headers.get("content-encoding"))
+
+
+def _pool_under(client: httpx.AsyncClient) -> httpcore.AsyncConnectionPool | None:
+    """The httpcore pool under a plain client, or None when httpx's own path must be taken.
+
+    httpx keeps the pool private (``AsyncHTTPTransport._pool``) and its mounts in
+    ``_mounts`` (proxies from the environment): this is the one place that reaches
+    for them, and any surprise (another transport, a proxy, a later httpx without the
+    attribute) means the httpx path. So does anything the client layer would add to
+    the exchange: auth, cookies, event hooks, query parameters, redirects.
+    """
+    transport = getattr(client, "_transport", None)
+    if type(transport) is not httpx.AsyncHTTPTransport or getattr(client, "_mounts", True):
+        return None
+    pool = getattr(transport, "_pool", None)
+    if type(pool) is not httpcore.AsyncConnectionPool:
+        return None
+    hooks = client.event_hooks
+    if (
+        client.is_closed
+        or client.follow_redirects
+        or client.auth is not None
+        or client.params
+        or client.cookies
+        or hooks["request"]
+        or hooks["response"]
+    ):
+        return None
+    return pool
+
+
+@attrs.frozen
+class _Target:
+    """A request URL as httpx parses it: the pool's URL and the Host header's value."""
+
+    url: httpcore.URL
+    host: bytes
+
+
+@functools.lru_cache(maxsize=512)
+def _target(url: str) -> _Target | None:
+    """``url`` parsed once (an adapter sends a handful of distinct URLs); None for a URL
+    httpx treats specially (relative, or carrying credentials): it takes the httpx path.
+
+    Raises ``httpx.InvalidURL`` for a URL httpx would refuse.
+    """
+    parsed = httpx.URL(url)
+    if not parsed.is_absolute_url or parsed.userinfo:
+        return None
+    core = httpcore.URL(
+        scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+    )
+    return _Target(url=core, host=parsed.netloc)
+
+
+def _request_headers(
+    defaults: list[tuple[bytes, bytes]],
+    own: Mapping[str, str],
+    host: bytes,
+    method: str,
+    body: bytes | None,
+) -> list[tuple[bytes, bytes]]:
+    """The headers httpx would send, in its order: Host, the client's defaults less those
+    the adapter sets, the adapter's, then the JSON body's length and type.
+
+    Accept-Encoding is narrowed to the codings ``_decoded`` undoes.
+    """
+    mine = [(name.encode("ascii"), value.encode("ascii")) for name, value in own.items()]
+    names = {name.lower() for name, _ in mine}
+    headers = [(name, value) for name, value in defaults if name.lower() not in names]
+    headers += mine
+    names.update(name.lower() for name, _ in headers)
+    if body is not None:
+        if b"content-length" not in names:
+            headers.append((b"Content-Length", str(len(body)).encode()))
+        if b"content-type" not in names:
+            headers.append((b"Content-Type", b"application/json"))
+        names.add(b"content-length")
+    auto = [] if b"host" in names or not host else [(b"Host", host)]
+    if names.isdisjoint((b"content-length", b"transfer-encoding")) and method in (
+        "POST",
+        "PUT",
+        "PATCH",
+    ):
+        auto.append((b"Content-Length", b"0"))
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"accept-encoding":
+            codings = [c.strip() for c in value.split(b",")]
+            kept = [c for c in codings if c.partition(b";")[0].strip().lower() in _DECODABLE]
+            headers[i] = (name, b", ".join(kept) or b"identity")
+    return auto + headers
+
+
+def _response_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names to values, a repeated name's values joined by ", ", decoded as
+    ``httpx.Headers.items`` decodes them (ASCII, else UTF-8, else Latin-1)."""
+    for encoding in ("ascii", "utf-8"):
+        with contextlib.suppress(UnicodeDecodeError):
+            return _joined(raw, encoding)
+    return _joined(raw, "iso-8859-1")
+
+
+def _joined(raw: list[tuple[bytes, bytes]], encoding: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.lower().decode(encoding), value.decode(encoding)
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+class _Inflater:
+    """One content coding undone with zlib: gzip, or deflate (zlib-wrapped or, as some
+    servers send it, raw: the first bytes decide). Corrupt data -> ``httpx.DecodingError``."""
+
+    def __init__(self, coding: bytes) -> None:
+        self._try_raw = coding == b"deflate"
+        self._zlib = zlib.decompressobj(
+            zlib.MAX_WBITS | 16 if coding == b"gzip" else zlib.MAX_WBITS
+        )
+
+    def decode(self, data: bytes) -> bytes:
+        try:
+            out = self._zlib.decompress(data)
+        except zlib.error as exc:
+            if not self._try_raw:
+                raise httpx.DecodingError(str(exc)) from exc
+            self._try_raw = False
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self.decode(data)
+        self._try_raw = False
+        return out
+
+    def flush(self) -> bytes:
+        try:
+            return self._zlib.flush()
+        except zlib.error as exc:  # pragma: no cover - zlib's flush raises only on bad state
+            raise httpx.DecodingError(str(exc)) from exc
+
+
+class _Decoding:
+    """A body iterator with its content codings undone, last applied first."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], inflaters: list[_Inflater]) -> None:
+        self._chunks = chunks
+        self._inflaters = inflaters
+        self._ended = False
+
+    def __aiter__(self) -> _Decoding:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._ended:
+            try:
+                data = await self._chunks.__anext__()
+            except StopAsyncIteration:
+                self._ended = True
+                data = b""
+                for inflater in self._inflaters:
+                    data = inflater.decode(data) + inflater.flush()
+            else:
+                for inflater in self._inflaters:
+                    data = inflater.decode(data)
+            if data:
+                return data
+        raise StopAsyncIteration
+
+
+def _decoded(chunks: AsyncIterator[bytes], coding: str | None) -> AsyncIterator[bytes]:
+    """``chunks`` decoded per the Content-Encoding ``coding``; unknown codings are left
+    as they are (as httpx leaves them)."""
+    if not coding:
+        return chunks
+    names = [c.strip().lower().encode("latin-1") for c in coding.split(",")]
+    inflaters = [_Inflater(c) for c in reversed(names) if c in (b"gzip", b"deflate")]
+    return _Decoding(chunks, inflaters) if inflaters else chunks
 
 
 async def _abandon(chunks: AsyncGenerator[bytes, None]) -> None:
     """Finish a body iterator that was not read to the end, and every layer under it.
 
-    httpx's body iterators are async generators stacked on one another; closing
-    the top one would leave those below suspended for the garbage collector
-    (which trio warns about). Resuming it under an already cancelled scope makes
-    the next read raise ``Cancelled`` up through every layer, so each one ends
-    here and now; the response itself is closed right after, by its context.
+    httpx's and httpcore's body iterators are async generators stacked on one
+    another; closing the top one would leave those below suspended for the
+    garbage collector (which trio warns about). Resuming it under an already
+    cancelled scope makes the next read raise ``Cancelled`` up through every
+    layer, so each one ends here and now (httpcore drops the connection of a
+    response not read to its end); the response itself is closed right after,
+    by its context.
     """
     with trio.CancelScope() as scope:
         scope.cancel()
-        for _ in range(64):  # data already buffered is read without a checkpoint
+        # data already buffered is read without a checkpoint: at most one read's worth
+        for _ in range(65536):
             try:
                 await chunks.__anext__()
-            except (StopAsyncIteration, httpx.HTTPError):  # the body is discarded anyway
+            except (StopAsyncIteration, httpx.HTTPError, *_CORE_ERRORS):  # discarded anyway
                 break
     await chunks.aclose()
 
 
 async def _read_body(
-    chunks: AsyncGenerator[bytes, None], timer: _Timer, *, limit: int | None
+    chunks: AsyncIterator[bytes], timer: _Timer, *, limit: int | None
 ) -> bytes | None:
     """The whole body (an error body: up to ``limit``, whatever arrived before a timeout).
 
@@ -202,7 +451,7 @@ async def _read_body(
 
 
 async def _stream(
-    chunks: AsyncGenerator[bytes, None],
+    chunks: AsyncIterator[bytes],
     parser: StreamParser,
     timer: _Timer,
     emit: Emit,
@@ -238,20 +487,23 @@ async def _stream(
 
 
 def _transport_error(
-    exc: httpx.HTTPError, provider: str, status: int | None, output_began: bool
+    exc: Exception, provider: str, status: int | None, output_began: bool
 ) -> ProviderError:
-    """Every httpx exception, mapped into the error tree (the one place that does it)."""
+    """Every httpx or httpcore exception, mapped into the error tree (the one place that
+    does it); httpcore's classes mirror httpx's and map the same way."""
     detail = scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
     kind: type[ProviderError]
     if output_began:
         kind, what = StreamBroken, "connection lost after output began"
-    elif isinstance(exc, httpx.ConnectTimeout):
+    elif isinstance(exc, httpx.ConnectTimeout | httpcore.ConnectTimeout):
         kind, what = TransientError, "could not connect in time"
-    elif isinstance(exc, httpx.TimeoutException):
+    elif isinstance(exc, httpx.TimeoutException | httpcore.TimeoutException):
         kind, what = AttemptTimeout, "timed out"
-    elif isinstance(exc, httpx.UnsupportedProtocol):
+    elif isinstance(
+        exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpcore.UnsupportedProtocol
+    ):
         kind, what = BadRequest, "bad provider URL"
-    elif isinstance(exc, httpx.TransportError):
+    elif isinstance(exc, (httpx.TransportError, *_CORE_ERRORS)):
         kind, what = TransientError, "connection failed"
     else:
         kind, what = BadReply, "unreadable response"
