@@ -41,9 +41,8 @@ from switchman.gateway._http import (
     Request,
     Scope,
     Send,
-    end_event_stream,
     invalid,
-    send_event,
+    send_events,
     send_json,
     send_text,
     start_event_stream,
@@ -425,7 +424,9 @@ class Gateway:
     async def _chat_stream(
         self, send: Send, call: Call, principal: Principal, *, include_usage: bool
     ) -> None:
-        sink, items = trio.open_memory_channel[Delta | Result](0)
+        # a small buffer: deltas that arrive together leave in one write (one socket
+        # send for several events); the job still waits when the client reads slowly
+        sink, items = trio.open_memory_channel[Delta | Result](16)
         with items:
             job_id = await self.submit(call, principal, sink=sink)
             created = int(self.wall_clock())
@@ -444,41 +445,54 @@ class Gateway:
                     job_id=job_id, created=created, model=call.model, delta=delta, **kw
                 )
 
-            await send_event(send, chunk({"role": "assistant", "content": ""}))
+            pending: list[Any] = [chunk({"role": "assistant", "content": ""})]
             sent = False
             item: Delta | Result = first
             while isinstance(item, Delta):
                 if item.text:
-                    await send_event(send, chunk({"content": item.text}))
+                    pending.append(chunk({"content": item.text}))
                     sent = True
+                try:  # what is already there goes out in the same write
+                    item = items.receive_nowait()
+                    continue
+                except trio.WouldBlock:
+                    pass
+                except trio.EndOfChannel:
+                    item = failed_result(
+                        job_id, "internal_error", "the stream ended without a result"
+                    )
+                    break
+                await send_events(send, pending)
+                pending = []
                 item = await _next(items, job_id)
             result = item
             if not result.ok:
-                err = _openai.failure(result)
-                await send_event(send, _openai.error_body(err))
-                await end_event_stream(send)
+                pending.append(_openai.error_body(_openai.failure(result)))
+                await send_events(send, pending, last=True)
                 return
             if not sent and result.answer:
-                await send_event(send, chunk({"content": result.answer}))
+                pending.append(chunk({"content": result.answer}))
             info = _openai.switchman_info(result, job_id)
             model = result.model or call.model
-            final = _openai.chunk_body(
-                job_id=job_id,
-                created=created,
-                model=model,
-                delta={},
-                finish_reason="stop",
-                usage=None if include_usage else result.usage,
-                extra=info,
-            )
-            await send_event(send, final)
-            if include_usage:
-                usage_only = _openai.chunk_body(
-                    job_id=job_id, created=created, model=model, delta=None, usage=result.usage
+            pending.append(
+                _openai.chunk_body(
+                    job_id=job_id,
+                    created=created,
+                    model=model,
+                    delta={},
+                    finish_reason="stop",
+                    usage=None if include_usage else result.usage,
+                    extra=info,
                 )
-                await send_event(send, usage_only)
-            await send_event(send, "[DONE]")
-            await end_event_stream(send)
+            )
+            if include_usage:
+                pending.append(
+                    _openai.chunk_body(
+                        job_id=job_id, created=created, model=model, delta=None, usage=result.usage
+                    )
+                )
+            pending.append("[DONE]")
+            await send_events(send, pending, last=True)
 
 
 async def _next(items: trio.MemoryReceiveChannel[Delta | Result], job_id: str) -> Delta | Result:

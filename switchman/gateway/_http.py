@@ -183,13 +183,14 @@ async def start_event_stream(send: Send, headers: Headers = ()) -> None:
     )
 
 
-async def send_event(send: Send, data: Any) -> None:
-    """One server-sent event ``data: <json>`` (or the literal ``[DONE]``)."""
+def event_bytes(data: Any) -> bytes:
+    """One server-sent event ``data: <json>`` (or the literal ``[DONE]``), encoded."""
     payload = data.encode() if isinstance(data, str) else dumps(data)
-    await send(
-        {"type": "http.response.body", "body": b"data: " + payload + b"\n\n", "more_body": True}
-    )
+    return b"data: " + payload + b"\n\n"
 
 
-async def end_event_stream(send: Send) -> None:
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+async def send_events(send: Send, events: list[Any], *, last: bool = False) -> None:
+    """Several events in one write (one socket send, not one per event); ``last`` ends
+    the stream with them."""
+    body = b"".join(event_bytes(e) for e in events)
+    await send({"type": "http.response.body", "body": body, "more_body": not last})

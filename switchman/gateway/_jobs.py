@@ -4,9 +4,10 @@ A :class:`JobRunner` runs each job as a task in the nursery it is given (owned
 by ``serve_gateway``), so a job outlives the HTTP request that submitted it: a
 client may disconnect, the call still finishes and its result is stored.
 
-Lifecycle in the store: ``queued`` (on submit) → ``running`` (task started) →
-``complete`` | ``failed``. A job cancelled by shutdown is stored ``failed`` with
-reason ``"shutdown"`` in a shielded, bounded clean-up: nothing vanishes.
+Lifecycle in the store: ``running`` (stored on submit, as its task starts at
+once; the store's ``queued`` is for jobs that wait) → ``complete`` | ``failed``.
+A job cancelled by shutdown is stored ``failed`` with reason ``"shutdown"`` in a
+shielded, bounded clean-up: nothing vanishes.
 
 Waiting: each in-flight job has a ``trio.Event`` set once its final record is
 stored, so long-polls and ``?wait=`` wake at once instead of polling the store.
@@ -98,7 +99,7 @@ class JobRunner:
         return len(self._jobs)
 
     async def submit(self, call: Call, *, owner: str | None, sink: StreamSink | None = None) -> str:
-        """Store ``call`` as a queued job and start it; returns the job id.
+        """Store ``call`` as a running job and start it; returns the job id.
 
         With ``sink`` the call is streamed: ``Delta`` items then the final
         ``Result`` are sent to ``sink``, which the job closes when done (a sink
@@ -110,8 +111,14 @@ class JobRunner:
         if len(self._jobs) >= self._max:
             raise Overloaded
         job_id = self._job_ids()
+        # stored as running: the job starts right below (a separate queued -> running
+        # write cost a thread round trip before the call could begin)
         await self._store.add_job(
-            job_id=job_id, owner=owner, handle=call.caller.handle, call=to_jsonable(call)
+            job_id=job_id,
+            owner=owner,
+            handle=call.caller.handle,
+            call=to_jsonable(call),
+            running=True,
         )
         self._jobs[job_id] = _Job()
         self._idle = trio.Event()
@@ -146,7 +153,6 @@ class JobRunner:
     async def _run(self, job_id: str, call: Call, sink: StreamSink | None) -> None:
         job = self._jobs[job_id]
         try:
-            await self._store.mark_running(job_id)
             result = await self._execute(job_id, call, sink)
             await self._store.finish_job(job_id, status=result.status, result=to_jsonable(result))
             job.result = result

@@ -121,14 +121,15 @@ class _Db:
 
     def add_job(self, job: JobRecord) -> None:
         self.conn.execute(
-            "INSERT INTO jobs (id, status, owner, handle, submitted_at, call)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, status, owner, handle, submitted_at, started_at, call)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 job.job_id,
                 job.status,
                 job.owner,
                 job.handle,
                 job.submitted_at,
+                job.started_at,
                 json.dumps(job.call, separators=(",", ":")),
             ),
         )
@@ -302,15 +303,24 @@ class JobStore:
         self._ops.close()
 
     async def add_job(
-        self, *, job_id: str, owner: str | None, handle: str, call: Mapping[str, Any]
+        self,
+        *,
+        job_id: str,
+        owner: str | None,
+        handle: str,
+        call: Mapping[str, Any],
+        running: bool = False,
     ) -> JobRecord:
-        """Record a new ``queued`` job; it is on disk when this returns."""
+        """Record a new job, ``queued`` (or ``running`` from now, for a job that starts at
+        once: one write instead of two); it is on disk when this returns."""
+        now = self.clock()
         job = JobRecord(
             job_id=job_id,
-            status="queued",
+            status="running" if running else "queued",
             owner=owner,
             handle=handle,
-            submitted_at=self.clock(),
+            submitted_at=now,
+            started_at=now if running else None,
             call=call,
         )
         await self._run(self._db.add_job, job)
