@@ -1,10 +1,12 @@
 """Scenario (b): gateway throughput; and the fake upstream's own ceiling.
 
 Processes: the fake upstream (one), the gateway under test (one: switchman's,
-then LiteLLM's proxy, never both at once), and this process as the load
-generator (``benchmarks._loadgen``). "direct" sends the same requests straight
-to the upstream: the ceiling of upstream plus load generator, which no gateway
-can beat on this machine.
+then the bare relay, then LiteLLM's proxy, never two at once), and this process
+as the load generator (``benchmarks._loadgen``). "direct" sends the same
+requests straight to the upstream: the ceiling of upstream plus load generator,
+which no gateway can beat on this machine. The bare relay (hypercorn + httpx
+passing bytes on, ``benchmarks._relay_host``) is the ceiling of any gateway on
+switchman's stack: the extra HTTP hop alone.
 
 Per point: throughput (200 answers per second), p50/p99 latency, errors, and
 the CPU seconds the gateway process spent per answer.
@@ -21,7 +23,7 @@ import trio
 from benchmarks import _litellm
 from benchmarks._configs import ALIAS, chat_body, write_switchman_config
 from benchmarks._loadgen import LoadResult, Target, closed_loop, open_loop
-from benchmarks._procs import Child, switchman_gateway, upstream
+from benchmarks._procs import BARE_RELAY, Child, bare_relay, switchman_gateway, upstream
 from benchmarks._suite import Context, Section
 from benchmarks._util import fmt, markdown_table
 
@@ -84,6 +86,12 @@ def _switchman(ctx: Context, up: Child) -> Iterator[tuple[Target, Child]]:
 
 
 @contextlib.contextmanager
+def _bare_relay(ctx: Context, up: Child) -> Iterator[tuple[Target, Child]]:
+    with bare_relay(ctx.workdir / "relay", up.base_url) as relay:
+        yield Target(name=BARE_RELAY, host="127.0.0.1", port=relay.port), relay
+
+
+@contextlib.contextmanager
 def _litellm_proxy(ctx: Context, up: Child) -> Iterator[tuple[Target, Child]]:
     assert ctx.litellm is not None
     with _litellm.proxy(ctx.litellm, ctx.workdir / "ll", up.base_url, {ALIAS: "healthy"}) as px:
@@ -134,6 +142,9 @@ def run(ctx: Context) -> Section:
         _sweep(ctx, direct, chat_body("healthy"), None, rows)
         with _switchman(ctx, up) as (target, gw):
             _sweep(ctx, target, chat_body(ALIAS), gw, rows)
+        with _bare_relay(ctx, up) as (target, relay):
+            # the relay forwards the body unchanged: it names the upstream's model
+            _sweep(ctx, target, chat_body("healthy"), relay, rows)
         if ctx.litellm is not None:
             try:
                 with _litellm_proxy(ctx, up) as (target, px):
@@ -174,6 +185,9 @@ def render(data: dict[str, Any]) -> str:
         "",
         table,
     ]
+    hop = ratio_at(rows, 64, "switchman gateway", BARE_RELAY)
+    if hop is not None:
+        parts += ["", f"switchman gateway / {BARE_RELAY} throughput at c=64: **{hop:.2f}x**"]
     ratio = ratio_at(rows, 64, "switchman gateway", "LiteLLM proxy")
     if ratio is not None:
         parts += ["", f"switchman / LiteLLM proxy throughput at c=64: **{ratio:.2f}x**"]

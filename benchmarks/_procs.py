@@ -18,11 +18,14 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 import attrs
 
 from benchmarks._util import process_cpu_seconds, process_rss_bytes
 
+#: the bare relay's row name in every table (its launcher is ``bare_relay``)
+BARE_RELAY: Final = "bare relay (hypercorn + httpx)"
 _PORT_LINE = re.compile(rb"http://127\.0\.0\.1:(\d+)")
 
 
@@ -153,6 +156,17 @@ def switchman_gateway(
         "--db",
         str(db),
     ]
+    return run_child("switchman-gateway", argv, workdir, env={**env, "PYTHONPATH": _pythonpath()})
+
+
+def bare_relay(workdir: Path, upstream_url: str) -> contextlib.AbstractContextManager[Child]:
+    """The bare relay baseline (``benchmarks._relay_host``: hypercorn + one pooled httpx
+    client forwarding bytes to ``upstream_url``) in its own process."""
+    argv = [sys.executable, "-m", "benchmarks._relay_host", "--upstream", upstream_url]
+    return run_child("bare-relay", argv, workdir, env={"PYTHONPATH": _pythonpath()})
+
+
+def _pythonpath() -> str:
+    """This checkout first, so a child started in its work folder imports ``benchmarks``."""
     repo = str(Path(__file__).resolve().parent.parent)
-    pythonpath = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
-    return run_child("switchman-gateway", argv, workdir, env={**env, "PYTHONPATH": pythonpath})
+    return os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)

@@ -5,13 +5,16 @@ streamed request to the same upstream from the same process:
 
 - embedded: ``router.stream(call)`` vs httpx streaming, in this process;
 - gateway: switchman's gateway (SSE from ``/v1/chat/completions``) vs direct,
-  then LiteLLM's proxy vs direct, both from this process with httpx;
+  then the bare relay (hypercorn + httpx passing bytes on: the cost of the extra
+  hop alone) vs direct, then LiteLLM's proxy vs direct, all from this process
+  with httpx;
 - LiteLLM ``Router`` streaming vs httpx, in LiteLLM's venv.
 
 Time to first token (TTFT) = request start to the first non-empty content
 delta. Relay cost per chunk = (median of total - TTFT for the system - the same
 for direct) / the system's chunks per answer: what passing each later chunk on
-costs.
+costs. switchman's own share = its gateway's figures minus the bare relay's
+(each first taken over its own interleaved direct run).
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from benchmarks._configs import (
     litellm_model_list,
     write_switchman_config,
 )
-from benchmarks._procs import Child, switchman_gateway, upstream
+from benchmarks._procs import BARE_RELAY, Child, bare_relay, switchman_gateway, upstream
 from benchmarks._suite import Context, Section
-from benchmarks._util import markdown_table, percentile
+from benchmarks._util import fmt, markdown_table, percentile
 
 PROMPT = "Explain recursion briefly."
 #: one streamed call: (ttft seconds, total seconds, content chunks), or None if it failed
@@ -176,13 +179,15 @@ async def _over_http(
     headers: Mapping[str, str],
     calls: int,
     warmup: int,
+    model: str = ALIAS,
 ) -> Any:
+    """``gateway`` (asked for ``model``) and the upstream directly, call by call."""
     async with httpx.AsyncClient(timeout=30.0) as client:
         probes = {
             f"direct (for {name})": http_probe(
                 client, upstream_url + "/v1/chat/completions", "healthy", {}
             ),
-            name: http_probe(client, gateway.base_url + "/v1/chat/completions", ALIAS, headers),
+            name: http_probe(client, gateway.base_url + "/v1/chat/completions", model, headers),
         }
         return await interleaved(probes, calls=calls, warmup=warmup)
 
@@ -194,6 +199,20 @@ def overheads(rows: Mapping[str, Mapping[str, Any]], direct: str, system: str) -
     return {
         "added_ttft_p50_ms": s["ttft_p50_ms"] - d["ttft_p50_ms"],
         "relay_us_per_chunk": (s["tail_p50_ms"] - d["tail_p50_ms"]) / chunks * 1000.0,
+    }
+
+
+def own_share(added: Mapping[str, Mapping[str, float]], system: str, baseline: str) -> Any:
+    """``system``'s added TTFT and relay cost per chunk over ``baseline``'s (both already
+    over their own direct runs), or None unless both were measured."""
+    if system not in added or baseline not in added:
+        return None
+    s, b = added[system], added[baseline]
+    return {
+        "system": system,
+        "baseline": baseline,
+        "added_ttft_p50_ms": s["added_ttft_p50_ms"] - b["added_ttft_p50_ms"],
+        "relay_us_per_chunk": s["relay_us_per_chunk"] - b["relay_us_per_chunk"],
     }
 
 
@@ -211,6 +230,12 @@ def run(ctx: Context) -> Section:
             name = "switchman gateway"
             rows.update(trio.run(_over_http, up.base_url, name, gw, {}, calls, warmup))
             pairs.append((f"direct (for {name})", name))
+        with bare_relay(ctx.workdir / "relay", up.base_url) as relay:
+            # the relay forwards the body unchanged: it names the upstream's model
+            rows.update(
+                trio.run(_over_http, up.base_url, BARE_RELAY, relay, {}, calls, warmup, "healthy")
+            )
+            pairs.append((f"direct (for {BARE_RELAY})", BARE_RELAY))
         if ctx.litellm is not None:
             try:
                 _litellm_rows(ctx, up, calls, warmup, rows, pairs)
@@ -219,7 +244,14 @@ def run(ctx: Context) -> Section:
         elif ctx.litellm_note:
             notes.append(ctx.litellm_note)
     added = {system: overheads(rows, direct, system) for direct, system in pairs}
-    data = {"rows": rows, "pairs": pairs, "added": added, "notes": notes}
+    over_relay = own_share(added, "switchman gateway", BARE_RELAY)
+    data = {
+        "rows": rows,
+        "pairs": pairs,
+        "added": added,
+        "gateway_over_relay": over_relay,
+        "notes": notes,
+    }
     return Section(key="streaming", title="(c) Streaming", markdown=render(data), data=data)
 
 
@@ -281,5 +313,13 @@ def render(data: dict[str, Any]) -> str:
                     extra["relay_us_per_chunk"] if extra else None,
                 ]
             )
+    share = data.get("gateway_over_relay")
+    own = ""
+    if share is not None:
+        own = (
+            f"\n\nswitchman gateway over the {share['baseline']} (switchman's own share of the "
+            f"gateway figures): added TTFT p50 **{fmt(share['added_ttft_p50_ms'])} ms**, "
+            f"relay **{fmt(share['relay_us_per_chunk'])} µs/chunk**."
+        )
     notes = "".join(f"\n\n> {n}" for n in data["notes"])
-    return markdown_table(headers, out) + notes
+    return markdown_table(headers, out) + own + notes

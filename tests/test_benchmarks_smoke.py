@@ -12,11 +12,14 @@ import os
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
-from benchmarks import _configs, _failover, _learning, _litellm, _loadgen, _plots, _util
+from benchmarks import _configs, _failover, _learning, _litellm, _loadgen, _plots, _stream, _util
 from benchmarks.__main__ import main
+from benchmarks._procs import BARE_RELAY
+from benchmarks._relay_host import serve_relay
 from switchman.sim import FakeServerConfig, serve_fake_provider
 
 
@@ -31,14 +34,20 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
 
     gateway = json.loads((tmp_path / "gateway.json").read_text())
     targets = {p["target"] for p in gateway["points"]}
-    assert targets == {"direct", "switchman gateway"}
+    assert targets == {"direct", "switchman gateway", BARE_RELAY}
     assert all(p["ok"] > 0 and p["errors"] == 0 for p in gateway["points"])
     assert gateway["upstream_ceiling"]["ok"] > 0
 
     streaming = json.loads((tmp_path / "streaming.json").read_text())
-    for name in ("switchman embedded", "switchman gateway"):
+    for name in ("switchman embedded", "switchman gateway", BARE_RELAY):
         assert streaming["rows"][name]["failures"] == 0
         assert streaming["rows"][name]["chunks_mean"] > 1
+    assert [f"direct (for {BARE_RELAY})", BARE_RELAY] in streaming["pairs"]
+    share = streaming["gateway_over_relay"]
+    assert share["baseline"] == BARE_RELAY
+    gw, relay = streaming["added"]["switchman gateway"], streaming["added"][BARE_RELAY]
+    expected = gw["added_ttft_p50_ms"] - relay["added_ttft_p50_ms"]
+    assert share["added_ttft_p50_ms"] == pytest.approx(expected)
 
     memory = json.loads((tmp_path / "memory.json").read_text())
     points = memory["series"]["switchman gateway"]["points"]
@@ -61,6 +70,7 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     report = (tmp_path / "REPORT.md").read_text()
     for title in ("(a) In-process", "(b) Gateway", "(c) Streaming", "(d) Memory", "(e) Failover"):
         assert title in report
+    assert f"switchman gateway over the {BARE_RELAY}" in report
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "added_p50_ms" in summary["figures"]
 
@@ -90,6 +100,40 @@ async def test_load_loops_count_answers_and_errors() -> None:
             )
             assert opened.ok == 30 and opened.errors == 0
             assert opened.row()["p99_ms"] >= opened.row()["p50_ms"] > 0
+            nursery.cancel_scope.cancel()
+
+
+async def test_bare_relay_passes_answers_on_as_they_arrive() -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            up = await nursery.start(serve_fake_provider, FakeServerConfig())
+            host, port = await nursery.start(serve_relay, up.base_url)
+            url = f"http://{host}:{port}/v1/chat/completions"
+            auth = {"authorization": "Bearer sk-relayed"}
+            async with httpx.AsyncClient(timeout=10) as client:
+                body = json.loads(_configs.chat_body("healthy"))
+                ok = await client.post(url, json=body, headers=auth)
+                assert ok.status_code == 200
+                assert ok.headers["content-type"] == "application/json"
+                assert ok.json()["choices"][0]["message"]["content"]
+                seen = up.requests("healthy")[-1]
+                assert seen.body == body  # forwarded unchanged, with the caller's key
+                assert seen.headers["authorization"] == "Bearer ***"
+                # the upstream's error status and body come back as they are
+                down = await client.post(url, content=_configs.chat_body("down"))
+                assert down.status_code == 503
+                assert "overloaded or not ready" in down.json()["error"]["message"]
+                # the upstream dropping the connection before answering: 502
+                reset = await client.post(url, content=_configs.chat_body("reset"))
+                assert reset.status_code == 502
+                assert (await client.get(url)).status_code == 404
+                # a stream that stalls halfway: what came before the stall arrives anyway
+                stall = _configs.chat_body("stall", stream=True)
+                async with client.stream("POST", url, content=stall) as response:
+                    assert response.headers["content-type"].startswith("text/event-stream")
+                    lines = response.aiter_lines()
+                    while not _stream.content_of(await anext(lines)):
+                        pass
             nursery.cancel_scope.cancel()
 
 
