@@ -14,6 +14,7 @@
           ├── UpstreamError        5xx, 529, overloaded; ``status``
           ├── TransientError       connect error or reset before any byte
           ├── AuthError            bad or missing key; never retried
+          │    └── QuotaExhausted   the account's quota or credit is used up (billing)
           ├── ContextExceeded      prompt too long for the model
           ├── ContentRejected      request rejected for its content (HTTP 400 policy)
           ├── Refused              the model answered with a refusal or filtered output
@@ -155,6 +156,12 @@ class TransientError(ProviderError):
 class AuthError(ProviderError):
     code = "permission_denied"
     trips_breaker = False
+
+
+class QuotaExhausted(AuthError):
+    """The account's quota, credit or spend limit is used up (OpenAI ``insufficient_quota``,
+    Anthropic 402 ``billing_error`` or ``enforced_spend_limit_reached``): a billing matter,
+    not a rate limit, so it is never retried and the provider is held out like a bad key."""
 
 
 class ContextExceeded(ProviderError):

@@ -188,12 +188,38 @@ BAD_KEY_REPLIES: Final[Mapping[str, tuple[int, Any]]] = {
 }
 
 
+#: per provider: a billing refusal (providers.md: "do NOT retry"), served under
+#: ``/<provider>-quota/`` by the same server
+QUOTA_REPLIES: Final[Mapping[str, tuple[int, Any]]] = {
+    "openai-quota": (
+        429,
+        {
+            "error": {
+                "message": "You exceeded your current quota, please check your plan and "
+                "billing details.",
+                "type": "insufficient_quota",
+                "param": None,
+                "code": "insufficient_quota",
+            }
+        },
+    ),
+    "anthropic-quota": (
+        402,
+        {
+            "type": "error",
+            "error": {"type": "billing_error", "message": "Your credit balance is too low."},
+        },
+    ),
+}
+
+
 @attrs.define
 class KeyRejecter:
-    """A server that answers every request as a provider refusing our key.
+    """A server that answers every request as a provider refusing our key (or our bill).
 
     The first path segment names the provider whose reply it sends
-    (``BAD_KEY_REPLIES``); ``requests`` records ``(trio time, path)``.
+    (``BAD_KEY_REPLIES``, or ``QUOTA_REPLIES`` for ``<provider>-quota``);
+    ``requests`` records ``(trio time, path)``.
     """
 
     base_url: str
@@ -227,7 +253,8 @@ async def serve_key_rejecter(
                     path = event.target.decode("latin-1")
                     rejecter.requests.append((trio.current_time(), path))
                 elif isinstance(event, h11.EndOfMessage):
-                    status, body = BAD_KEY_REPLIES[path.split("/")[1]]
+                    name = path.split("/")[1]
+                    status, body = {**BAD_KEY_REPLIES, **QUOTA_REPLIES}[name]
                     payload = json.dumps(body).encode()
                     headers = [
                         ("content-type", "application/json"),

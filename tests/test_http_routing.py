@@ -45,6 +45,7 @@ from ._httpfleet import (
     MAX_TOKENS,
     PROMPT,
     PROVIDERS,
+    QUOTA_REPLIES,
     KeyRejecter,
     answer_of,
     ask,
@@ -339,12 +340,18 @@ def check_behaviour(fleet: Fleet, behaviour: str, p: str, result: Result, want: 
 
 
 async def check_answers_after(fleet: Fleet, behaviour: str, p: str) -> None:
-    # a provider that said 429 is held back for its Retry-After: its route still answers
-    target = f"route-{p}" if behaviour.startswith("rate-limited") else f"{p}/healthy"
-    result = await fleet.call(target)
+    if behaviour.startswith("rate-limited"):
+        # the model that said 429 is held back for its Retry-After: its route still answers
+        result = await fleet.call(f"route-{p}")
+        assert result.status == "complete", (behaviour, p, result.errors)
+    # the provider's other model answers at once: a 429 (and its x-ratelimit-* counters
+    # at 0) holds back the model it answered for, never its siblings
+    result = await fleet.call(f"{p}/healthy")
     assert result.status == "complete", (behaviour, p, result.errors)
-    if not behaviour.startswith("rate-limited"):
-        assert result.answer == answer_of(f"{p}/healthy")
+    assert result.answer == answer_of(f"{p}/healthy")
+    assert [a.outcome for a in result.trace.attempts] == ["success"], (behaviour, p)
+    if behaviour.startswith("rate-limited"):
+        assert result.latency_ms < 900, (p, result.latency_ms)  # not the 1 s hold
 
 
 # -- slow first token --------------------------------------------------------------------------
@@ -644,6 +651,32 @@ async def test_bad_key_is_an_auth_error_not_retried_and_marks_the_provider_misco
             again = await fleet.call(f"route-{p}")
             assert again.model == FALLBACK and rejecter.seen(p) == 1
     assert status["deepseek"].disabled_reason is None
+
+
+async def test_exhausted_quota_is_not_retried_and_holds_the_provider_out(
+    open_fleet: OpenFleet, server: FakeProviderServer, nursery: trio.Nursery
+) -> None:
+    rejecter: KeyRejecter = await nursery.start(serve_key_rejecter)
+    billed = ("openai", "anthropic")  # OpenAI 429 insufficient_quota, Anthropic 402
+    config = http_fleet(
+        server,
+        [*(model(p, "healthy") for p in billed), model("deepseek", "healthy")],
+        routes=routes_to_fallback("healthy", billed),
+        base_urls={p: f"{rejecter.base_url}/{p}-quota" for p in billed},
+    )
+    async with open_fleet(config) as fleet:
+        for p in billed:
+            result = await fleet.call(f"route-{p}")
+            assert result.model == FALLBACK and result.answer == answer_of(FALLBACK), p
+            (failed, _) = result.trace.attempts
+            assert failed.outcome == "error", p  # not "rate_limited": a 429 that is billing
+            assert failed.status_code == QUOTA_REPLIES[f"{p}-quota"][0], p
+            assert rejecter.seen(f"{p}-quota") == 1, p  # not retried, not waited for
+        status = {s.name: s for s in fleet.router.status().providers}
+        for p in billed:
+            assert (status[p].disabled_reason or "").startswith("quota exhausted"), status[p]
+            again = await fleet.call(f"route-{p}")  # held out: no more requests to it
+            assert again.model == FALLBACK and rejecter.seen(f"{p}-quota") == 1, p
 
 
 async def test_bad_key_alone_fails_cleanly_naming_the_cause(

@@ -30,8 +30,8 @@ class ProviderSnapshot:
     misconfigured: str | None = None  # e.g. an auth error seen from the provider
     restarts: int = 0
     started_at: float = 0.0
-    #: alias -> trio time until which the provider asked (429) not to send to that model
-    held: Mapping[str, float] = attrs.field(factory=dict)
+    #: alias -> what the provider said about that model (x-ratelimit-* counters, 429s)
+    model_rates: Mapping[str, RateBudget] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -41,7 +41,7 @@ class ModelStatus:
     breaker: str
     retry_at: float | None
     stats: Mapping[str, Mapping[str, float | None]]
-    #: seconds the provider's last 429 for this model still holds it back (0 when none)
+    #: seconds the provider's word (a 429, counters at 0) still holds this model back
     rate_limited_for_s: float = 0.0
 
 
@@ -104,8 +104,14 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
         breaker=state,
         retry_at=breaker.open_until if state == "open" else None,
         stats=stats,
-        rate_limited_for_s=round(max(0.0, snap.held.get(model.alias, now) - now), 3),
+        rate_limited_for_s=round(_blocked_for(snap.model_rates.get(model.alias), now), 3),
     )
+
+
+def _blocked_for(rate: RateBudget | None, now: float) -> float:
+    if rate is None:
+        return 0.0
+    return rate_headroom(rate, now).get("blocked_for_s") or 0.0
 
 
 def provider_status(snap: ProviderSnapshot, now: float) -> ProviderStatus:

@@ -99,7 +99,7 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
             continue
         headroom = rate_headroom(snap.rate, now)
         blocked = headroom.get("blocked_for_s") or 0.0
-        held = snap.held
+        model_rates = snap.model_rates
         for m in snap.models:
             b = snap.breakers.get(m.alias)
             if b is not None and b.state != "closed":
@@ -110,10 +110,11 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
                     out[m.alias] = "breaker half-open: probe in flight"
             if m.alias not in out and blocked > 0:
                 out[m.alias] = f"rate budget empty for {blocked:.1f}s"
-            if m.alias not in out and held:
-                until = held.get(m.alias, now)
-                if until > now:
-                    out[m.alias] = f"rate limited for {until - now:.1f}s"
+            if m.alias not in out and model_rates:
+                rate = model_rates.get(m.alias)
+                held = rate_headroom(rate, now)["blocked_for_s"] if rate is not None else 0.0
+                if held:
+                    out[m.alias] = f"rate limited for {held:.1f}s"
     return out
 
 

@@ -31,7 +31,14 @@ from typing import Literal
 import httpx
 import trio
 
-from switchman._errors import AttemptTimeout, AuthError, ProviderError, RateLimited, attempt_outcome
+from switchman._errors import (
+    AttemptTimeout,
+    AuthError,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    attempt_outcome,
+)
 from switchman._result import TraceEvent, Usage
 from switchman.actors._board import ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
@@ -55,10 +62,8 @@ from switchman.policy._breaker import (
 )
 from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
 from switchman.policy._ratelimit import (
-    DEFAULT_BLOCK_S,
     RateBudget,
     new_budget,
-    parse_retry_after,
     rate_admit,
     rate_observe,
     rate_settle,
@@ -68,7 +73,7 @@ log = logging.getLogger("switchman.provider")
 
 #: how long a provider that rejected our key is kept out of routing
 MISCONFIGURED_HOLD_S = 300.0
-_NONE_HELD: Mapping[str, float] = MappingProxyType({})
+_NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
 
 
 def _breaker_outcome(
@@ -106,13 +111,13 @@ class _ProviderState:
             self.breakers: dict[str, Breaker] = dict(previous.breakers)
             self.rate: RateBudget = previous.rate
             self.stats: dict[tuple[str, str], ModelStats] = dict(previous.stats)
-            self.held: dict[str, float] = dict(previous.held)
+            self.model_rates: dict[str, RateBudget] = dict(previous.model_rates)
             self.restarts = previous.restarts + 1
         else:
             self.breakers = {m.alias: Breaker() for m in models}
             self.rate = new_budget(spec.rpm, spec.tpm, now)
             self.stats = dict(initial_stats)  # learned in an earlier run
-            self.held = {}
+            self.model_rates = {}
             self.restarts = 0
         self.in_flight = 0
         #: when this provider first started (outages of simulated models count from here)
@@ -135,7 +140,7 @@ class _ProviderState:
                 misconfigured=self.misconfigured,
                 restarts=self.restarts,
                 started_at=self.started_at,
-                held=dict(self.held) if self.held else _NONE_HELD,
+                model_rates=dict(self.model_rates) if self.model_rates else _NO_MODEL_RATES,
             ),
         )
 
@@ -151,17 +156,19 @@ class _ProviderState:
         if not admitted:
             retry_at = breaker_retry_at(breaker)
             return Unavailable(reason=f"breaker {breaker.state}", retry_at=retry_at)
-        held_until = self.held.get(alias)
-        if held_until is not None:
-            if now < held_until:
-                return Unavailable(
-                    reason=f"rate limited for {held_until - now:.1f}s", retry_at=held_until
-                )
-            del self.held[alias]
         tokens = msg.input_tokens + (msg.request.max_tokens or 0)
+        model_rate = self.model_rates.get(alias)
+        if model_rate is not None:  # what the provider said about this model
+            retry_at, model_rate = rate_admit(model_rate, now, tokens=tokens)
+            if retry_at is not None:
+                return Unavailable(
+                    reason=f"rate limited for {retry_at - now:.1f}s", retry_at=retry_at
+                )
         retry_at, new_rate = rate_admit(self.rate, now, tokens=tokens)
         if retry_at is not None:
             return Unavailable(reason="rate budget empty", retry_at=retry_at)
+        if model_rate is not None:
+            self.model_rates[alias] = model_rate
         self._set_breaker(alias, breaker, new_breaker, now)
         self.rate = new_rate
         self.in_flight += 1
@@ -202,19 +209,23 @@ class _ProviderState:
         self.rate = rate_settle(
             self.rate, now, estimated_tokens=msg.estimated_tokens, actual_tokens=actual
         )
-        if msg.headers:  # the provider's own counters (remaining 0 holds the provider back)
-            # passed as a 200: what a 429 holds back is the model (below), not the provider
-            self.rate = rate_observe(self.rate, now, msg.headers, wall_now=time.time(), status=200)
-        if isinstance(msg.error, RateLimited):
-            # a 429 holds back the model it answered for, not its siblings: providers
-            # limit per model, and a healthy fallback on the same provider must stay usable
-            wait = parse_retry_after(msg.headers or {}, wall_now=time.time())
-            if wait is None:
-                retry_after = msg.error.retry_after
-                wait = max(0.0, retry_after) if retry_after is not None else DEFAULT_BLOCK_S
-            self.held[msg.alias] = max(self.held.get(msg.alias, now), now + wait)
+        limited = isinstance(msg.error, RateLimited)
+        if msg.headers or limited:
+            # the provider's counters (x-ratelimit-*) and a 429 hold back the model they
+            # answered for, not its siblings: providers limit per model, and a healthy
+            # fallback on the same provider must stay usable. Our own rpm/tpm stay per provider.
+            retry_after = msg.error.retry_after if isinstance(msg.error, RateLimited) else None
+            self.model_rates[msg.alias] = rate_observe(
+                self.model_rates.get(msg.alias) or new_budget(None, None, now),
+                now,
+                msg.headers or {},
+                wall_now=time.time(),
+                status=429 if limited else (msg.status or 200),
+                retry_after=retry_after,
+            )
         if isinstance(msg.error, AuthError):
-            self.misconfigured = f"auth error: {msg.error.message}"
+            kind = "quota exhausted" if isinstance(msg.error, QuotaExhausted) else "auth error"
+            self.misconfigured = f"{kind}: {msg.error.message}"
             self.misconfigured_until = now + MISCONFIGURED_HOLD_S
         elif msg.outcome == "success":
             self.misconfigured = None

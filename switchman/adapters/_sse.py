@@ -29,6 +29,7 @@ from switchman._errors import (
     ContentRejected,
     ContextExceeded,
     ProviderError,
+    QuotaExhausted,
     RateLimited,
     Refused,
     StreamBroken,
@@ -294,6 +295,10 @@ _CONTENT_TEXT: Final = re.compile(
     re.IGNORECASE,
 )
 _OVERLOAD_CODES: Final = frozenset({"overloaded_error", "overloaded", "capacity_exceeded"})
+#: billing, not rate: retrying cannot help until someone pays or raises the limit
+_QUOTA_CODES: Final = frozenset(
+    {"insufficient_quota", "billing_error", "enforced_spend_limit_reached"}
+)
 #: canonical HTTP status of an error that arrives inside a 200 stream, by its type
 _STREAM_STATUS: Final = {
     "rate_limit_error": 429,
@@ -390,6 +395,8 @@ def classify(
     message = scrub(text, secret)[:500] or f"HTTP {status}"
     if fields.codes:
         message = f"{message} [{', '.join(scrub(c, secret) for c in fields.codes[:3])}]"
+    if status == 402 or (400 <= status < 500 and codes & _QUOTA_CODES):
+        return QuotaExhausted(message, provider=provider, status=status)
     if status == 429:
         retry_after = retry_after_from_headers(headers)
         if retry_after is None:

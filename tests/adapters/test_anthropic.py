@@ -13,6 +13,7 @@ from switchman._errors import (
     AuthError,
     BadReply,
     ContextExceeded,
+    QuotaExhausted,
     RateLimited,
     Refused,
     StreamBroken,
@@ -253,6 +254,30 @@ def test_example_errors() -> None:
     context = a.parse_error(400, {}, json.dumps(extra["example_error_context"]).encode())
     assert isinstance(context, ContextExceeded) and "prompt is too long" in context.message
     assert all(e.provider == "anthropic" for e in (limited, auth, overloaded, context))
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (402, {"type": "billing_error", "message": "Your credit balance is too low."}),
+        (
+            429,
+            {
+                "type": "rate_limit_error",
+                "message": "Monthly spend limit reached.",
+                "details": {"error_code": "enforced_spend_limit_reached"},
+            },
+        ),
+    ],
+    ids=["402-billing", "429-spend-limit"],
+)
+def test_billing_errors_are_quota_exhausted_not_rate_limits(
+    status: int, error: dict[str, object]
+) -> None:
+    body = json.dumps({"type": "error", "error": error}).encode()
+    exc = adapter().parse_error(status, {"retry-after": "30"}, body)
+    assert isinstance(exc, QuotaExhausted) and not isinstance(exc, RateLimited)
+    assert exc.status == status and not exc.retry_same
 
 
 def test_key_never_in_error_or_repr() -> None:

@@ -16,6 +16,7 @@ from switchman._errors import (
     ContentRejected,
     ContextExceeded,
     ProviderError,
+    QuotaExhausted,
     RateLimited,
     Refused,
     StreamBroken,
@@ -415,8 +416,12 @@ def test_openai_extra_errors() -> None:
     a = adapter("openai")
     context = a.parse_error(400, {}, body_bytes(extra["example_error_context"]))
     assert isinstance(context, ContextExceeded) and "272000" in context.message
+    # billing, not a rate limit: "do NOT retry" (the provider facts)
     quota = a.parse_error(429, {}, body_bytes(extra["example_error_429_quota"]))
-    assert isinstance(quota, RateLimited) and quota.retry_after is None
+    assert isinstance(quota, QuotaExhausted) and not isinstance(quota, RateLimited)
+    assert not quota.retry_same and "insufficient_quota" in quota.message
+    limited = a.parse_error(429, {}, body_bytes(facts("openai")["example_error_429"]["body"]))
+    assert isinstance(limited, RateLimited)
     policy = a.parse_error(
         400,
         {},
@@ -434,12 +439,10 @@ def test_openai_extra_errors() -> None:
 
 
 def test_other_provider_specific_errors() -> None:
-    assert isinstance(
-        adapter("deepseek").parse_error(
-            402, {}, body_bytes(facts("deepseek")["extra_examples"]["example_error_402"])
-        ),
-        BadRequest,
+    balance = adapter("deepseek").parse_error(
+        402, {}, body_bytes(facts("deepseek")["extra_examples"]["example_error_402"])
     )
+    assert isinstance(balance, QuotaExhausted) and "Insufficient Balance" in balance.message
     assert isinstance(
         adapter("mistral").parse_error(
             422, {}, body_bytes(facts("mistral")["extra_examples"]["example_error_422"])
