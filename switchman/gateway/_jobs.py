@@ -64,11 +64,6 @@ def failed_result(job_id: str, code: str, message: str) -> Result:
 class _Job:
     done: trio.Event = attrs.field(factory=trio.Event)
     result: Result | None = None
-    #: set once the job's row is on disk (its final record may only follow that)
-    stored: trio.Event = attrs.field(factory=trio.Event)
-    #: the job's own scope: cancelled when its row could not be stored
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    unstored: bool = False
 
 
 class JobRunner:
@@ -103,60 +98,31 @@ class JobRunner:
     def in_flight(self) -> int:
         return len(self._jobs)
 
-    async def submit(
-        self,
-        call: Call,
-        *,
-        owner: str | None,
-        sink: StreamSink | None = None,
-        on_id: Callable[[str], None] | None = None,
-        start_early: bool = True,
-    ) -> str:
+    async def submit(self, call: Call, *, owner: str | None, sink: StreamSink | None = None) -> str:
         """Store ``call`` as a running job and start it; returns the job id.
 
         With ``sink`` the call is streamed: ``Delta`` items then the final
         ``Result`` are sent to ``sink``, which the job closes when done (a sink
         whose receiver went away is simply dropped; the job still completes).
-        ``on_id`` learns the job id before the job starts. With ``start_early``
-        the call starts while the job's row is written (the caller learns the id
-        and reads the answer only once the row is on disk); otherwise it starts
-        after (for a client promised its job id before any event of the job). If
-        the write fails or is cancelled, the job is cancelled, nothing of it is
-        stored, and the error propagates.
+        If cancelled before the job is stored, nothing is submitted.
         """
         if self.draining:
             raise Draining
         if len(self._jobs) >= self._max:
             raise Overloaded
         job_id = self._job_ids()
-        if on_id is not None:  # e.g. a websocket that must see the job's first events
-            on_id(job_id)
-        job = self._jobs[job_id] = _Job()
+        # stored as running: the job starts right below (a separate queued -> running
+        # write cost a thread round trip before the call could begin)
+        await self._store.add_job(
+            job_id=job_id,
+            owner=owner,
+            handle=call.caller.handle,
+            call=to_jsonable(call),
+            running=True,
+        )
+        self._jobs[job_id] = _Job()
         self._idle = trio.Event()
-        # the call starts while its row is written (the write's thread round trip overlaps
-        # the provider's first token); nobody learns the job id, or reads a byte of its
-        # answer, before the row is on disk, and its final record is only written after
-        if start_early:
-            self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
-        try:
-            # stored as running: the job has started (one write, not queued then running)
-            await self._store.add_job(
-                job_id=job_id,
-                owner=owner,
-                handle=call.caller.handle,
-                call=to_jsonable(call),
-                running=True,
-            )
-        except BaseException:  # not stored (cancelled, disk error): the job must not run
-            job.unstored = True
-            job.scope.cancel()
-            job.stored.set()
-            if not start_early:
-                self._release(job_id)  # never started
-            raise
-        job.stored.set()
-        if not start_early:
-            self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
+        self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
         return job_id
 
     def is_running(self, job_id: str) -> bool:
@@ -187,23 +153,14 @@ class JobRunner:
     async def _run(self, job_id: str, call: Call, sink: StreamSink | None) -> None:
         job = self._jobs[job_id]
         try:
-            with job.scope:
-                result = await self._execute(job_id, call, sink)
-                await job.stored.wait()  # the final record follows the row, never before
-                if not job.unstored:
-                    await self._store.finish_job(
-                        job_id, status=result.status, result=to_jsonable(result)
-                    )
-                    job.result = result
-                    if sink is not None:
-                        await _deliver(sink, result)
+            result = await self._execute(job_id, call, sink)
+            await self._store.finish_job(job_id, status=result.status, result=to_jsonable(result))
+            job.result = result
+            if sink is not None:
+                await _deliver(sink, result)
         finally:
-            if job.unstored:  # its submit failed: nothing to store, nobody to tell
-                if sink is not None:
-                    sink.close()
-            elif job.result is None:  # cancelled before its result was stored
+            if job.result is None:  # cancelled before its result was stored
                 with trio.CancelScope(shield=True), trio.move_on_after(_CLEANUP_S):
-                    await job.stored.wait()
                     await self._finish_cancelled(job, job_id, sink)
             self._release(job_id)
 

@@ -232,11 +232,8 @@ class _Connection:
         # the deltas themselves are not needed here and are drained
         sink, drain = trio.open_memory_channel[Delta | Result](64)
         self.nursery.start_soon(_discard, drain)
-        # stored before it starts, so "submitted" comes before any event of the job, and
-        # the id is known before then: no event of the job can be missed
-        job_id = await self.gw.submit(
-            call, self.principal, sink=sink, on_id=self.jobs.add, start_early=False
-        )
+        job_id = await self.gw.submit(call, self.principal, sink=sink)
+        self.jobs.add(job_id)  # before any checkpoint: no event of the job can be missed
         await self.outbox.send({"type": "submitted", "job_id": job_id})
         self._owe(job_id)
 
