@@ -109,6 +109,8 @@ class SseDecoder:
                 event = self._dispatch()
                 if event is not None:
                     events.append(event)
+            elif line.startswith("data:"):  # nearly every line: no regex for it
+                self._data.append(line[6:] if line.startswith("data: ") else line[5:])
             elif line.startswith(":"):
                 continue
             elif _FIELD.match(line):
@@ -141,7 +143,7 @@ class SseDecoder:
 def load_json(body: bytes | str) -> Any:
     """Parse a JSON body, tolerating leading blank keep-alive lines; ``ValueError`` if bad."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    return json.loads(text.strip())
+    return json.loads(text)  # json.loads itself skips surrounding whitespace
 
 
 def obj(value: Any) -> dict[str, Any]:
