@@ -52,6 +52,10 @@ class LineDecoder:
     def feed(self, data: bytes) -> list[str]:
         self._buffer += self._utf8.decode(data)
         # A trailing "\r" may be the first half of "\r\n": keep it for the next chunk.
+        if "\r" not in self._buffer:  # the usual case: plain "\n" line ends, no regex
+            parts = self._buffer.split("\n")
+            self._buffer = parts.pop()
+            return parts
         hold = self._buffer.endswith("\r")
         text = self._buffer[:-1] if hold else self._buffer
         parts = _LINE_BREAK.split(text)
