@@ -455,11 +455,28 @@ async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
     run.sent_raw += piece
     safe = run.redactor.feed(piece) if run.redactor is not None else piece
     if safe:
+        first = not run.sent_redacted
         run.sent_redacted.append(safe)
         if env.hub.active:
             run.event(env, "attempt.delta", n=n, text=safe)
+        delta = Delta(text=safe)
         try:
-            await run.reply_to.send(Delta(text=safe))
+            # the first text goes out at once (a checkpoint lets the reader run: time to
+            # first token); later deltas that arrived together travel on together, with
+            # no checkpoint while the reader keeps up
+            if first:
+                raise trio.WouldBlock
+            run.reply_to.send_nowait(delta)
+        except trio.WouldBlock:
+            try:
+                await run.reply_to.send(delta)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if run.scope is not None:
+                    run.scope.cancel()
+                await trio.lowlevel.checkpoint()
+                raise
+            if first:  # once more, so the reader surely runs before the rest is relayed
+                await trio.lowlevel.checkpoint()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # the caller left its stream: stop the call (its attempt and reservation too)
             if run.scope is not None:

@@ -451,8 +451,12 @@ class Gateway:
             while isinstance(item, Delta):
                 if item.text:
                     pending.append(chunk({"content": item.text}))
+                    first_text = not sent
                     sent = True
-                try:  # what is already there goes out in the same write
+                    if first_text:  # the first text goes out at once: time to first token
+                        await send_events(send, pending)
+                        pending = []
+                try:  # later text already there goes out in the same write
                     item = items.receive_nowait()
                     continue
                 except trio.WouldBlock:
@@ -462,6 +466,9 @@ class Gateway:
                         job_id, "internal_error", "the stream ended without a result"
                     )
                     break
+                if not pending:
+                    item = await _next(items, job_id)
+                    continue
                 await send_events(send, pending)
                 pending = []
                 item = await _next(items, job_id)

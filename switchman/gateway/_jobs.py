@@ -204,8 +204,13 @@ class JobRunner:
                 if isinstance(item, Result):
                     result = item
                 elif live is not None:
-                    try:
-                        await live.send(item)
+                    try:  # no checkpoint while the client keeps up (batches stay batches)
+                        live.send_nowait(item)
+                    except trio.WouldBlock:
+                        try:
+                            await live.send(item)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            live = None
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         live = None  # the client left; the call still completes
         if result is None:
