@@ -27,6 +27,7 @@ from benchmarks import (
     _litellm,
     _memory,
     _plots,
+    _procs,
     _stream,
     overhead,
 )
@@ -122,6 +123,11 @@ def headline(sections: dict[str, Section]) -> tuple[str, dict[str, Any]]:
                 "< 0.5",
                 ttft < 0.5,
             )
+    floor = _get(sections, "streaming", "added", _procs.BARE_RELAY, "added_ttft_p50_ms")
+    if floor is not None:  # what bounds the gateway figure: the extra HTTP hop itself
+        add("ttft_relay", "same, a bare hypercorn + httpx relay (ms)", floor, "-", None)
+        share = _get(sections, "streaming", "gateway_over_relay", "added_ttft_p50_ms")
+        add("ttft_gw_over_relay", "same, switchman gateway over that relay (ms)", share, "-", None)
     own = _get(sections, "overhead", "median_us")
     if own is not None:
         add("router_own_us", "router's own cost per call, median (µs)", own, "-", None)
