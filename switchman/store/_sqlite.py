@@ -2,11 +2,12 @@
 
 One ``sqlite3`` connection per store, used by one worker thread at a time:
 every operation is a plain synchronous function, queued to one writer task that
-runs whatever is waiting in a single ``trio.to_thread.run_sync`` trip (group
-commit), in submission order, and answers each caller on its own reply channel.
-Callers still get their answer before they go on (a job is on disk before its id
-is handed out), but under load many requests share one thread hop, which the
-benchmarks showed was most of a gateway request's cost.
+runs whatever is waiting in a single ``trio.to_thread.run_sync`` trip and a
+single transaction (group commit), in submission order, and answers each caller
+on its own reply channel. Callers still get their answer before they go on (a
+job is on disk before its id is handed out), but under load many requests share
+one thread hop and one commit, which the benchmarks showed was most of a gateway
+request's cost.
 
 Cancellation: waiting for the lock is cancellable and changes nothing; once a
 statement runs in its thread it is not abandoned (``to_thread.run_sync``
@@ -22,8 +23,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -102,6 +103,29 @@ def _row(row: sqlite3.Row) -> JobRecord:
         call=json.loads(row["call"]),
         result=None if row["result"] is None else json.loads(row["result"]),
     )
+
+
+@contextmanager
+def _atomic(conn: sqlite3.Connection) -> Iterator[None]:
+    """All of the block or none of it: its own transaction, or a savepoint inside the
+    batch's transaction (``_run_batch``) when there is one."""
+    if not conn.in_transaction:
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return
+    conn.execute("SAVEPOINT atomic")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK TO atomic")
+        conn.execute("RELEASE atomic")
+        raise
+    conn.execute("RELEASE atomic")
 
 
 class _Db:
@@ -195,8 +219,7 @@ class _Db:
         return cur.rowcount
 
     def prune(self, now: float, max_count: int, max_age_s: float) -> int:
-        with self.conn:
-            self.conn.execute("BEGIN")
+        with _atomic(self.conn):
             old = self.conn.execute(
                 "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND finished_at < ?",
                 (now - max_age_s,),
@@ -213,8 +236,7 @@ class _Db:
         if table not in _KV_TABLES:
             raise ValueError(f"no such table: {table!r}")
         rows = [(str(k), json.dumps(v, separators=(",", ":"))) for k, v in data.items()]
-        with self.conn:
-            self.conn.execute("BEGIN")
+        with _atomic(self.conn):
             self.conn.execute(f"DELETE FROM {table}")
             self.conn.executemany(f"INSERT INTO {table} (key, value) VALUES (?, ?)", rows)
 
@@ -232,8 +254,28 @@ _QUEUE: Final = 1024
 _BATCH: Final = 256
 
 
-def _run_batch(ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[outcome.Outcome[Any]]:
-    return [outcome.capture(fn, *args) for fn, args in ops]
+def _run_batch(
+    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[outcome.Outcome[Any]]:
+    """Run ``ops`` in order; several of them share one transaction (one commit, not one
+    each). A statement that fails is undone alone (SQLite rolls back just that
+    statement) and reported to its caller; if the commit itself fails, every
+    statement of the batch is reported failed and nothing of it stays."""
+    if len(ops) == 1:
+        fn, args = ops[0]
+        return [outcome.capture(fn, *args)]
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:  # e.g. locked by another process past busy_timeout
+        return [outcome.Error(exc) for _ in ops]
+    results = [outcome.capture(fn, *args) for fn, args in ops]
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [outcome.Error(exc) for _ in ops]
+    return results
 
 
 class JobStore:
@@ -290,7 +332,7 @@ class JobStore:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 ops = [(fn, args) for fn, args, _ in batch]
-                results = await trio.to_thread.run_sync(_run_batch, ops)
+                results = await trio.to_thread.run_sync(_run_batch, self._db.conn, ops)
                 for (_, _, reply), result in zip(batch, results, strict=True):
                     with reply:
                         try:

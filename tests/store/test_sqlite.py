@@ -172,3 +172,65 @@ async def test_old_jobs_are_pruned_as_new_ones_arrive() -> None:
         left = await store.list_jobs(all_owners=True, limit=1000)
         assert len(left) == 10
         assert left[0].job_id == f"j{_PRUNE_EVERY - 1}"
+
+
+async def test_a_batch_shares_one_commit_and_a_failing_statement_fails_alone(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    import trio
+
+    async with open_store(tmp_path / "jobs.db") as store:
+        await _add(store, "dup")
+        outcomes: dict[str, str] = {}
+
+        async def add(job_id: str) -> None:
+            try:
+                await _add(store, job_id)
+                outcomes[job_id] = "stored"
+            except sqlite3.IntegrityError:
+                outcomes[job_id] = "refused"
+
+        async with trio.open_nursery() as nursery:  # queued together: one batch
+            for job_id in ("a", "b", "dup", "c", "d"):
+                nursery.start_soon(add, job_id)
+            nursery.start_soon(store.prune)
+            nursery.start_soon(store.save_spend, {"global": 1.5})
+    assert outcomes == {
+        "a": "stored",
+        "b": "stored",
+        "dup": "refused",
+        "c": "stored",
+        "d": "stored",
+    }
+    async with open_store(tmp_path / "jobs.db") as again:  # all of it reached the disk
+        for job_id in ("a", "b", "c", "d", "dup"):
+            assert await again.get_job(job_id) is not None, job_id
+        assert await again.load_spend() == {"global": 1.5}
+
+
+def test_batched_statements_share_one_transaction_and_a_failed_commit_fails_them_all(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    import outcome
+
+    from switchman.store._sqlite import _Db, _run_batch
+
+    db = _Db(str(tmp_path / "b.db"))
+    commits: list[str] = []
+    db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    ok = _run_batch(db.conn, [(db.save_kv, ("spend", {"x": 1.0})), (db.load_kv, ("spend",))])
+    assert [o.unwrap() for o in ok] == [None, {"x": 1.0}]
+    assert commits == ["COMMIT"]  # one commit for the batch (save_kv used a savepoint)
+    # a commit that cannot happen: every statement of the batch reports it, none stays
+    blocker = sqlite3.connect(str(tmp_path / "b.db"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    db.conn.execute("PRAGMA busy_timeout=0")
+    failed = _run_batch(db.conn, [(db.save_kv, ("spend", {"y": 2.0})), (db.load_kv, ("spend",))])
+    assert all(isinstance(o, outcome.Error) for o in failed)
+    blocker.execute("ROLLBACK")
+    assert db.load_kv("spend") == {"x": 1.0}
+    assert not db.conn.in_transaction
