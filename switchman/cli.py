@@ -180,7 +180,9 @@ def cmd_providers(args: argparse.Namespace) -> int:
         state = p.get("disabled_reason") or "enabled"
         print(f"{p['name']:<12} {p.get('kind', ''):<10} {state}  in flight {p.get('in_flight', 0)}")
         for m in p.get("models", ()):
-            print(f"    {m['alias']:<32} breaker {m.get('breaker', '?')}")
+            held = m.get("rate_limited_for_s") or 0.0
+            limited = f"  rate limited {held:.1f}s more" if held > 0 else ""
+            print(f"    {m['alias']:<32} breaker {m.get('breaker', '?')}{limited}")
     return EXIT_OK
 
 

@@ -27,6 +27,8 @@ class ModelStatusLike(Protocol):
     def retry_at(self) -> float | None: ...  # trio clock
     @property
     def stats(self) -> Mapping[str, Any]: ...
+    @property
+    def rate_limited_for_s(self) -> float: ...  # a provider's 429 still holding it back
 
 
 class ProviderStatusLike(Protocol):

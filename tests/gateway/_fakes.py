@@ -49,6 +49,7 @@ class ModelStatus:
     breaker: str = "closed"
     retry_at: float | None = None
     stats: Mapping[str, Any] = attrs.field(factory=dict)
+    rate_limited_for_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +119,7 @@ class FakeRouter:
         self.results: dict[str, Result] = {}
         self.feedback_given: list[tuple[str, float, str | None]] = []
         self.breakers: dict[str, str] = {}
+        self.rate_limited: dict[str, float] = {}  # alias -> seconds a 429 still holds it
         self._subs: list[list[Any]] = []  # [send channel, dropped count]
         self._n = 0
         self._started = trio.current_time()
@@ -305,6 +307,7 @@ class FakeRouter:
                     breaker=self.breakers.get(a, "closed"),
                     retry_at=trio.current_time() + 5 if self.breakers.get(a) == "open" else None,
                     stats={"unknown": {"n": 3.0, "success_rate": 1.0}},
+                    rate_limited_for_s=self.rate_limited.get(a, 0.0),
                 )
                 for a, m in self.config.models.items()
                 if m.provider == name

@@ -132,6 +132,7 @@ async def test_health_is_degraded_when_every_model_is_open() -> None:
 async def test_providers_shows_catalog_with_live_state_and_no_secrets() -> None:
     router = FakeRouter(make_config())
     router.breakers["slow"] = "open"
+    router.rate_limited["fast"] = 1.5
     with trio.fail_after(10):
         async with running_gateway(router) as gw:
             r = await gw.client.get("/providers")
@@ -143,7 +144,9 @@ async def test_providers_shows_catalog_with_live_state_and_no_secrets() -> None:
             slow = next(m for m in sim["models"] if m["alias"] == "slow")
             assert slow["breaker"] == "open" and 0 < slow["retry_in_s"] <= 5
             assert slow["stats"] == {"unknown": {"n": 3.0, "success_rate": 1.0}}
-            assert slow["model_id"] == "sim-slow"
+            assert slow["model_id"] == "sim-slow" and slow["rate_limited_for_s"] == 0.0
+            fast = next(m for m in sim["models"] if m["alias"] == "fast")
+            assert fast["rate_limited_for_s"] == 1.5  # held back by the provider's 429
             assert other["disabled"] is True
             assert other["disabled_reason"] == "missing API key: set OTHER_API_KEY"
             assert other["base_url"] == "https://api.example.com/v1"
