@@ -56,7 +56,7 @@ from switchman.policy._eligibility import (
     check_eligibility,
     estimate_input_tokens,
 )
-from switchman.policy._ratelimit import rate_headroom
+from switchman.policy._ratelimit import rate_blocked_until
 from switchman.policy._redaction import StreamRedactor, redact
 from switchman.policy._scoring import rank
 
@@ -97,8 +97,7 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
             for m in snap.models:
                 out[m.alias] = f"provider {name} misconfigured: {snap.misconfigured}"
             continue
-        headroom = rate_headroom(snap.rate, now)
-        blocked = headroom.get("blocked_for_s") or 0.0
+        blocked = rate_blocked_until(snap.rate, now) - now
         model_rates = snap.model_rates
         for m in snap.models:
             b = snap.breakers.get(m.alias)
@@ -112,9 +111,8 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
                 out[m.alias] = f"rate budget empty for {blocked:.1f}s"
             if m.alias not in out and model_rates:
                 rate = model_rates.get(m.alias)
-                held = rate_headroom(rate, now)["blocked_for_s"] if rate is not None else 0.0
-                if held:
-                    out[m.alias] = f"rate limited for {held:.1f}s"
+                if rate is not None and (until := rate_blocked_until(rate, now)) > now:
+                    out[m.alias] = f"rate limited for {until - now:.1f}s"
     return out
 
 

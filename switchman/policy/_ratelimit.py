@@ -207,6 +207,23 @@ def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float |
     return max(0.0, when.timestamp() - wall_now)
 
 
+def rate_blocked_until(b: RateBudget, now: float) -> float:
+    """When a request could be admitted at all (``<= now`` when it could be now): the
+    ``blocked_for_s`` of :func:`rate_headroom` as a time, without building the rest
+    (it is read for every model on every call)."""
+    until = b.blocked_until
+    pr, pt = b.provider_requests, b.provider_tokens
+    if pr is not None and pr.remaining < 1.0 and pr.reset_at > until:
+        until = pr.reset_at
+    if pt is not None and pt.remaining < _EPS and pt.reset_at > until:
+        until = pt.reset_at
+    if b.rpm is not None:
+        requests = _refill(b, now).requests
+        if requests < 1 - _EPS:
+            until = max(until, now + (1 - requests) * 60.0 / b.rpm)
+    return until
+
+
 def rate_headroom(b: RateBudget, now: float) -> dict[str, float | None]:
     """``{"requests", "tokens", "blocked_for_s"}`` for status displays.
 

@@ -13,6 +13,7 @@ from switchman.policy._ratelimit import (
     parse_duration,
     parse_retry_after,
     rate_admit,
+    rate_blocked_until,
     rate_headroom,
     rate_observe,
     rate_settle,
@@ -363,3 +364,40 @@ def test_headroom_reports_lower_of_bucket_and_provider() -> None:
     assert room == {"requests": 7.0, "tokens": 10_000.0, "blocked_for_s": 0.0}
     # after the provider's reset only our bucket is left
     assert rate_headroom(b, 10.0)["requests"] == 100.0
+
+
+@given(
+    rpm=st.one_of(st.none(), st.integers(1, 600)),
+    admitted=st.integers(0, 20),
+    remaining_requests=st.one_of(st.none(), st.floats(0, 5)),
+    remaining_tokens=st.one_of(st.none(), st.floats(0, 5)),
+    reset_in=st.floats(0.01, 90),
+    block_for=st.one_of(st.none(), st.floats(0, 30)),
+    later=st.floats(0, 120),
+)
+def test_blocked_until_agrees_with_headroom(
+    rpm: int | None,
+    admitted: int,
+    remaining_requests: float | None,
+    remaining_tokens: float | None,
+    reset_in: float,
+    block_for: float | None,
+    later: float,
+) -> None:
+    # the dispatcher reads rate_blocked_until for every model on every call; the status
+    # shows rate_headroom: they must say the same
+    b = new_budget(rpm, None, 0.0)
+    for _ in range(admitted):
+        _, b = rate_admit(b, 0.0, tokens=0)
+    headers: dict[str, str] = {}
+    if remaining_requests is not None:
+        headers["x-ratelimit-remaining-requests"] = f"{remaining_requests:g}"
+        headers["x-ratelimit-reset-requests"] = f"{reset_in:g}s"
+    if remaining_tokens is not None:
+        headers["x-ratelimit-remaining-tokens"] = f"{remaining_tokens:g}"
+        headers["x-ratelimit-reset-tokens"] = f"{reset_in:g}s"
+    status = 429 if block_for is not None else 200
+    b = rate_observe(b, 0.0, headers, wall_now=WALL, status=status, retry_after=block_for)
+    blocked_for = rate_headroom(b, later)["blocked_for_s"]
+    assert blocked_for is not None
+    assert max(0.0, rate_blocked_until(b, later) - later) == pytest.approx(blocked_for, abs=1e-9)
