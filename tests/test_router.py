@@ -33,8 +33,28 @@ async def test_call_answers_with_model_cost_and_trace(autojump_clock: trio.abc.C
     assert attempt.outcome == "success" and attempt.alias == "good"
     assert attempt.cost_usd == pytest.approx(expected_cost)
     assert result.trace.eligibility.eligible == ("good", "other")
-    assert {r.alias for r in result.trace.ranking} == {"good", "other"}
+    # a named model is the only candidate: "other" is eligible, but this call cannot reach it
+    assert [r.alias for r in result.trace.ranking] == ["good"]
     assert result.ttft_ms is not None and result.ttft_ms >= 50
+
+
+async def test_only_what_a_call_can_reach_is_ranked(autojump_clock: trio.abc.Clock) -> None:
+    models = [sim_model(f"m{i}") for i in range(12)]
+    config = fleet(*models, routes={"pair": ("m3", "m7")})
+    async with switchman.open_router(config) as router:
+        auto = await router.call(Call(prompt="hi", model="auto"))
+        route = await router.call(Call(prompt="hi", model="pair"))
+        more = await router.call(
+            Call(prompt="hi", model="m1", options=Options(fallback=("m3", "m7")))
+        )
+        everything = await router.call(
+            Call(prompt="hi", model="m1", options=Options(fallback=("auto",)))
+        )
+    assert len(auto.trace.ranking) == 12
+    assert {r.alias for r in route.trace.ranking} == {"m3", "m7"}
+    assert {r.alias for r in more.trace.ranking} == {"m1", "m3", "m7"}
+    assert len(everything.trace.ranking) == 12  # "auto" as a fallback reaches every model
+    assert route.model in ("m3", "m7") and more.model == "m1"
 
 
 async def test_auto_excludes_with_reasons(autojump_clock: trio.abc.Clock) -> None:

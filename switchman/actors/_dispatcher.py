@@ -50,7 +50,7 @@ from switchman.actors._messages import (
 )
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
-from switchman.policy._candidates import plan_attempt_order
+from switchman.policy._candidates import plan_attempt_order, reachable
 from switchman.policy._eligibility import (
     Eligibility,
     check_eligibility,
@@ -253,9 +253,13 @@ class _Dispatcher:
         named = _out_of_service(env, call)
         if named:
             elig = Eligibility(eligible=elig.eligible, excluded=(*named, *elig.excluded))
+        reach = reachable(call, env.config)
+        candidates = (
+            elig.eligible if reach is None else [m for m in elig.eligible if m.alias in reach]
+        )
         ranking = rank(
             call,
-            elig.eligible,
+            candidates,
             self._stats(),
             now=now,
             input_tokens=run.input_tokens,
