@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -96,6 +97,14 @@ class Weights:
 
 
 _DEFAULT_WEIGHTS: Final = Weights()
+#: standard normal draws come from this fixed pool, picked by the caller's seeded rng
+#: (three indices from one ``getrandbits`` call): ``random.gauss`` in pure Python was a
+#: fifth of ranking a large catalog. 2**14 points reach past 3.8 standard deviations.
+_POOL_BITS: Final = 14
+_POOL_MASK: Final = (1 << _POOL_BITS) - 1
+_NORMALS: Final = tuple(
+    statistics.NormalDist().inv_cdf((i + 0.5) / (1 << _POOL_BITS)) for i in range(1 << _POOL_BITS)
+)
 _DEFAULT_LEARNING: Final = LearningConfig()
 #: sqrt(6): scales (U1 + U2 - 1), of variance 1/6, to unit variance
 
@@ -173,7 +182,7 @@ def rank(
     f_a, f_ab = FEEDBACK_PRIOR[0], FEEDBACK_PRIOR[0] + FEEDBACK_PRIOR[1]
     # the Thompson draws: mean + spread * sd * z, z standard normal (a Gaussian stand-in
     # for the Beta posterior: its tails keep an untried model's chances real)
-    draw = rng.gauss if rng is not None else None
+    bits = rng.getrandbits if rng is not None else None  # three pool indices per model
     sqrt = math.sqrt
     spread = exploration
     asked_set = frozenset(asked)
@@ -219,12 +228,16 @@ def rank(
         refused = (refusals + r_a) / rab
         fab = fb_n + f_ab
         feedback = (fb_sum + f_a) / fab
-        if draw is not None:
-            success += spread * sqrt(success * (1.0 - success) / (ab + 1.0)) * draw(0.0, 1.0)
+        if bits is not None:
+            r = bits(3 * _POOL_BITS)
+            z1 = _NORMALS[r & _POOL_MASK]
+            z2 = _NORMALS[(r >> _POOL_BITS) & _POOL_MASK]
+            z3 = _NORMALS[r >> (2 * _POOL_BITS)]
+            success += spread * sqrt(success * (1.0 - success) / (ab + 1.0)) * z1
             success = 0.0 if success < 0.0 else 1.0 if success > 1.0 else success
-            refused += spread * sqrt(refused * (1.0 - refused) / (rab + 1.0)) * draw(0.0, 1.0)
+            refused += spread * sqrt(refused * (1.0 - refused) / (rab + 1.0)) * z2
             refused = 0.0 if refused < 0.0 else 1.0 if refused > 1.0 else refused
-            feedback += spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * draw(0.0, 1.0)
+            feedback += spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * z3
             feedback = 0.0 if feedback < 0.0 else 1.0 if feedback > 1.0 else feedback
 
         c_trust = w_trust * TRUST_SCORE[m.trust_tier]
