@@ -10,6 +10,7 @@ never measures LiteLLM and never judges timings.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import tempfile
@@ -48,11 +49,27 @@ def overhead_section(ctx: Context) -> Section:
     """The issue-2 figure: the router's own cost per call on the zero-latency simulator."""
     calls = 200 if ctx.profile.name == "smoke" else 5000
     data = trio.run(overhead.measure, calls, calls // 10)
+    whole = {
+        target: trio.run(
+            functools.partial(
+                overhead.measure,
+                calls // 5,
+                calls // 50,
+                config=overhead.whole_catalog_config(),
+                model=target,
+                intent="lookup",
+            )
+        )["median_us"]
+        for target in ("auto", "claude")
+    }
+    data["whole_catalog_median_us"] = whole
     md = (
         f"Simulator at zero latency, {data['calls']} sequential calls "
         f"(`python -m benchmarks.overhead`): median **{data['median_us']:.0f} µs** per call "
         f"(p90 {data['p90_us']:.0f}, p99 {data['p99_us']:.0f}); CPU "
-        f"{data['cpu_us_per_call']:.0f} µs per call."
+        f"{data['cpu_us_per_call']:.0f} µs per call. With every catalog model on the simulator "
+        f"(10 providers): `auto` {whole['auto']:.0f} µs (every eligible model ranked), the "
+        f"route `claude` {whole['claude']:.0f} µs."
     )
     return Section(key="overhead", title="Router's own cost per call", markdown=md, data=data)
 

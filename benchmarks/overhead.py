@@ -11,6 +11,7 @@ p99) wall time per call in microseconds, and process CPU per call.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from typing import Any
@@ -19,6 +20,7 @@ import trio
 
 import switchman
 from benchmarks._util import percentile
+from switchman._call import Intent
 from switchman.catalog import Config, ModelSpec, ProviderSpec, SimProfile
 
 PROMPT = "Say something short."
@@ -42,10 +44,36 @@ def zero_latency_config() -> Config:
     )
 
 
-async def measure(calls: int, warmup: int) -> dict[str, Any]:
+def whole_catalog_config() -> Config:
+    """Every model of the built-in catalog (10 providers), each on a zero-latency simulator
+    under its own provider name: what routing costs when all providers have keys."""
+    import attrs
+
+    from switchman.catalog._catalog import builtin_catalog
+
+    catalog = builtin_catalog()
+    return Config(
+        providers={
+            name: ProviderSpec(name=name, kind="sim", max_concurrency=1024)
+            for name in catalog.providers
+        },
+        models={alias: attrs.evolve(m, sim=SimProfile()) for alias, m in catalog.models.items()},
+        routes=catalog.routes,
+        simulated=True,
+    )
+
+
+async def measure(
+    calls: int,
+    warmup: int,
+    *,
+    config: Config | None = None,
+    model: str = "instant",
+    intent: Intent = "unknown",
+) -> dict[str, Any]:
     """Sequential calls; per-call wall microseconds and CPU microseconds per call."""
-    call = switchman.Call(prompt=PROMPT, model="instant")
-    async with switchman.open_router(zero_latency_config()) as router:
+    call = switchman.Call(prompt=PROMPT, model=model, intent=intent)
+    async with switchman.open_router(config or zero_latency_config()) as router:
         for _ in range(warmup):
             await router.call(call)
         us: list[float] = []
@@ -150,6 +178,19 @@ def main(argv: list[str] | None = None) -> int:
     out = trio.run(measure, args.calls, args.warmup)
     floor = trio.run(hop_floor, args.calls, args.warmup)
     sim = trio.run(sim_floor, args.calls, args.warmup)
+    whole = {
+        target: trio.run(
+            functools.partial(
+                measure,
+                args.calls // 5,
+                args.warmup // 5,
+                config=whole_catalog_config(),
+                model=target,
+                intent="lookup",
+            )
+        )
+        for target in ("auto", "claude")
+    }
     print(
         f"switchman router overhead, simulator at zero latency, {out['calls']} sequential calls:\n"
         f"  median {out['median_us']:.0f} µs per call (p90 {out['p90_us']:.0f}, "
@@ -158,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  baseline, same run: bare trio making the same hops with no work: "
         f"median {floor:.0f} µs\n"
         f"  inside the figure but not the router's: the simulator's own work per attempt "
-        f"(plan, events): median {sim:.0f} µs"
+        f"(plan, events): median {sim:.0f} µs\n"
+        f"  with the whole catalog ({len(whole_catalog_config().models)} models, 10 providers) "
+        f"on the simulator: model=auto median {whole['auto']['median_us']:.0f} µs "
+        f"(every eligible model ranked), the route claude {whole['claude']['median_us']:.0f} µs"
     )
     return 0 if out["failed"] == 0 else 1
 
