@@ -176,9 +176,15 @@ def cmd_providers(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return EXIT_OK
-    for p in data.get("providers", ()):
-        state = p.get("disabled_reason") or "enabled"
-        print(f"{p['name']:<12} {p.get('kind', ''):<10} {state}  in flight {p.get('in_flight', 0)}")
+    providers = data.get("providers", ())
+    # the ones that can answer first, with their models; the others one line each
+    for p in sorted(providers, key=lambda p: bool(p.get("disabled_reason"))):
+        reason = p.get("disabled_reason")
+        if reason:
+            count = len(p.get("models", ()))
+            print(f"{p['name']:<12} {p.get('kind', ''):<10} {reason}  ({count} models)")
+            continue
+        print(f"{p['name']:<12} {p.get('kind', ''):<10} enabled  in flight {p.get('in_flight', 0)}")
         for m in p.get("models", ()):
             held = m.get("rate_limited_for_s") or 0.0
             limited = f"  rate limited {held:.1f}s more" if held > 0 else ""

@@ -209,8 +209,13 @@ def test_health_and_providers(daemon: Daemon) -> None:
     assert providers.returncode == 0, providers.stderr
     out = providers.stdout
     assert re.search(r"^sim +sim +enabled", out, re.M)
-    assert re.search(r"^openai +openai +missing API key: set OPENAI_API_KEY", out, re.M)
+    assert re.search(
+        r"^openai +openai +missing API key: set OPENAI_API_KEY +\(\d+ models\)$", out, re.M
+    )
     assert re.search(r"^    sim/balanced +breaker closed$", out, re.M)
+    # what can answer comes first; a provider that cannot is one line, its models not listed
+    assert out.index("sim/balanced") < out.index("missing API key")
+    assert "openai/" not in out
 
 
 def test_watch_shows_the_events_of_a_call_running_meanwhile(daemon: Daemon) -> None:
