@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -129,6 +129,10 @@ class Result:
     errors: tuple[ErrorInfo, ...] = ()
     trace: Trace = attrs.field(factory=Trace)
     simulated: bool = False
+    #: why the answering model stopped, in OpenAI's words: ``stop`` (it was done),
+    #: ``length`` (it reached ``max_tokens``: the answer is cut, by the caller's limit),
+    #: or the provider's own reason; None for a failed call
+    finish_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -158,3 +162,20 @@ class Delta:
     """A piece of streamed answer text, already redacted."""
 
     text: str
+
+
+#: every provider's word for "the model was done" and "it reached the token limit"
+_FINISHED: Final = frozenset({"stop", "end_turn", "stop_sequence", "eos", "completed"})
+_CUT: Final = frozenset({"length", "max_tokens", "max_output_tokens"})
+
+
+def normal_finish(reason: str | None) -> str | None:
+    """A provider's finish reason in OpenAI's words (``stop``, ``length``), else lowered."""
+    if reason is None:
+        return None
+    lowered = reason.lower()
+    if lowered in _FINISHED:
+        return "stop"
+    if lowered in _CUT:
+        return "length"
+    return lowered

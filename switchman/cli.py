@@ -96,6 +96,8 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
                 "2",
             )
         )
+        if result.get("finish_reason") == "length":
+            print(_color("  the answer stops at max_tokens (finish reason: length)", "33"))
     else:
         for err in result.get("errors") or ():
             print(_color(f"error {err.get('code')}: {err.get('message')}", "31"), file=sys.stderr)

@@ -23,7 +23,7 @@ import pytest
 import trio
 
 import switchman
-from switchman import Message, Result, Router, TraceEvent
+from switchman import Message, Params, Result, Router, TraceEvent
 from switchman.actors._attempts import CONTINUE_PROMPT
 from switchman.adapters import ProviderRequest
 from switchman.catalog import Config, config_from_dict
@@ -34,6 +34,7 @@ from switchman.sim import (
     BehaviourState,
     FakeProviderServer,
     FakeServerConfig,
+    expected_answer,
     plan_from_name,
     serve_fake_provider,
 )
@@ -220,6 +221,24 @@ async def test_healthy_answers_whole_in_every_wire_format(
     body = {p: server.requests(f"{p}/healthy")[0].body for p in ("openai", "mistral", "groq")}
     assert body["openai"]["stream_options"] == {"include_usage": True}
     assert "stream_options" not in body["mistral"] and "stream_options" not in body["groq"]
+
+
+async def test_an_answer_cut_at_max_tokens_says_length_in_every_wire_format(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    # each wire says it its own way (length, max_tokens, MAX_TOKENS, incomplete, done_reason)
+    providers = tuple(PROVIDERS)
+    config = http_fleet(server, [model(p, "healthy") for p in providers])
+    short = attrs.evolve(ask("x"), params=Params(max_tokens=5))
+    async with open_fleet(config) as fleet:
+        for p in providers:
+            alias = f"{p}/healthy"
+            whole = await fleet.call(alias)
+            with trio.fail_after(20):
+                cut = await fleet.router.call(attrs.evolve(short, model=alias))
+            assert whole.finish_reason == "stop", (p, whole.finish_reason)
+            assert cut.status == "complete" and cut.finish_reason == "length", (p, cut)
+            assert cut.answer == expected_answer(alias, PROMPT, 5), p
 
 
 # -- every behaviour, on every provider at once ------------------------------------------------

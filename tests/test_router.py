@@ -445,3 +445,32 @@ async def test_the_dispatcher_runs_at_most_its_capacity_of_calls_at_once(
                 await trio.sleep(0.05)
     assert peak == 2
     assert all(r.status == "complete" for r in results)
+
+
+async def test_an_answer_cut_at_max_tokens_says_so(autojump_clock: trio.abc.Clock) -> None:
+    async with switchman.open_router(fleet(GOOD)) as router:
+        whole = await router.call(Call(prompt="tell me", model="good"))
+        cut = await router.call(Call(prompt="tell me", model="good", params=Params(max_tokens=4)))
+    assert whole.finish_reason == "stop"
+    assert cut.status == "complete" and cut.finish_reason == "length"
+    assert cut.answer == expected_answer("good", "tell me", 4)
+
+
+@pytest.mark.parametrize(
+    ("said", "means"),
+    [
+        ("stop", "stop"),
+        ("end_turn", "stop"),  # Anthropic
+        ("stop_sequence", "stop"),
+        ("STOP", "stop"),  # Gemini
+        ("length", "length"),  # OpenAI family, Ollama
+        ("max_tokens", "length"),  # Anthropic
+        ("MAX_TOKENS", "length"),  # Gemini
+        ("tool_calls", "tool_calls"),
+        (None, None),
+    ],
+)
+def test_finish_reasons_are_told_in_openais_words(said: str | None, means: str | None) -> None:
+    from switchman._result import normal_finish
+
+    assert normal_finish(said) == means

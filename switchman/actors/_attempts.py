@@ -34,7 +34,15 @@ from switchman._errors import (
     StreamBroken,
     attempt_outcome,
 )
-from switchman._result import AttemptRecord, Delta, ErrorInfo, Result, TraceEvent, Usage
+from switchman._result import (
+    AttemptRecord,
+    Delta,
+    ErrorInfo,
+    Result,
+    TraceEvent,
+    Usage,
+    normal_finish,
+)
 from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import (
     Attempt,
@@ -114,6 +122,7 @@ class Success:
     cost_usd: float
     ttft_ms: float | None
     provider_model_id: str | None
+    finish_reason: str | None = None
 
 
 async def run_attempts(
@@ -416,6 +425,7 @@ async def _exchange(
             cost_usd=cost,
             ttft_ms=ttft_ms,
             provider_model_id=end.model_id or model.model_id,
+            finish_reason=normal_finish(end.finish_reason),
         )
     assert error is not None
     if error.provider is None:

@@ -340,6 +340,7 @@ class _Dispatcher:
                     outcome="success",
                 ),
                 simulated=env.config.simulated or success.model.provider == "sim",
+                finish_reason=success.finish_reason or "stop",
             )
             run.event(
                 env,

@@ -487,7 +487,7 @@ class Gateway:
                     created=created,
                     model=model,
                     delta={},
-                    finish_reason="stop",
+                    finish_reason=result.finish_reason or "stop",
                     usage=None if include_usage else result.usage,
                     extra=info,
                 )

@@ -261,7 +261,7 @@ def completion_body(result: Result, *, job_id: str, created: int, requested: str
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": result.answer, "refusal": None},
-                "finish_reason": "stop",
+                "finish_reason": result.finish_reason or "stop",
                 "logprobs": None,
             }
         ],

@@ -100,16 +100,32 @@ async def test_openai_sdk_streams_through_the_real_router(tmp_path: Path) -> Non
                     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
                     return text, chunks[-1].usage
 
+                def cut_short() -> tuple[Any, list[Any]]:
+                    asked = {
+                        "model": "auto",
+                        "messages": [{"role": "user", "content": "Say hello"}],
+                        "max_tokens": 3,
+                    }
+                    whole = client.chat.completions.create(**asked)  # type: ignore[call-overload]
+                    chunks = list(client.chat.completions.create(**asked, stream=True))  # type: ignore[call-overload]
+                    return whole, chunks
+
                 text, usage = await trio.to_thread.run_sync(run)
                 whole = await trio.to_thread.run_sync(
                     lambda: client.chat.completions.create(
                         model="auto", messages=[{"role": "user", "content": "Say hello"}]
                     )
                 )
+                short, short_chunks = await trio.to_thread.run_sync(cut_short)
             finally:
                 client.close()
     assert text and usage is not None and usage.completion_tokens > 0
-    assert whole.choices[0].message.content
+    assert whole.choices[0].message.content and whole.choices[0].finish_reason == "stop"
+    # an answer cut at max_tokens says so, as OpenAI does: never passed off as finished
+    assert short.choices[0].finish_reason == "length"
+    assert len(short.choices[0].message.content.split()) == 3
+    finishes = [c.choices[0].finish_reason for c in short_chunks if c.choices]
+    assert finishes[-1] == "length" and set(finishes[:-1]) == {None}
 
 
 async def test_keys_isolate_callers_with_the_real_router(tmp_path: Path) -> None:
