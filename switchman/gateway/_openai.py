@@ -133,6 +133,24 @@ def _stop(raw: Any) -> Any:
     return tuple(raw) if isinstance(raw, list) else raw
 
 
+def _unsupported(body: Mapping[str, Any], errors: list[tuple[str, str]]) -> None:
+    """Parameters that would change what the client gets back, which switchman does not do:
+    a clear 400 naming them, rather than a text answer the client did not ask for."""
+    for name in ("tools", "functions"):
+        if body.get(name):
+            errors.append((name, "tool and function calling are not supported"))
+    for name in ("tool_choice", "function_call"):
+        if body.get(name) not in (None, "none", "auto"):
+            errors.append((name, "tool and function calling are not supported"))
+    fmt = body.get("response_format")
+    if fmt is not None and fmt != {"type": "text"}:
+        errors.append(("response_format", "only text answers are supported"))
+    if body.get("logprobs"):
+        errors.append(("logprobs", "log probabilities are not supported"))
+    if body.get("audio") is not None or body.get("modalities") not in (None, ["text"]):
+        errors.append(("modalities", "only text output is supported"))
+
+
 def chat_request(body: Any) -> ChatRequest:
     """A ``ChatRequest`` from a chat-completions body; ``HttpError(400)`` naming bad params."""
     if not isinstance(body, Mapping):
@@ -145,6 +163,7 @@ def chat_request(body: Any) -> ChatRequest:
     n = body.get("n")
     if n is not None and n != 1:
         errors.append(("n", "only n = 1 is supported"))
+    _unsupported(body, errors)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         errors.append(("stream", "must be true or false"))

@@ -89,6 +89,13 @@ def test_max_completion_tokens_wins_over_max_tokens() -> None:
             "messages[0].content[0]",
         ),
         ({"messages": [{"role": "system", "content": "only system"}]}, "messages"),
+        # asking for what switchman does not do gets a 400, not a text answer in its place
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"logprobs": True}, "logprobs"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
     ],
 )
 def test_bad_values_are_400_naming_the_param(extra: dict[str, Any], param: str) -> None:
@@ -96,6 +103,22 @@ def test_bad_values_are_400_naming_the_param(extra: dict[str, Any], param: str) 
         chat_request(_body(**extra))
     assert info.value.status == 400
     assert info.value.param == param
+
+
+def test_harmless_defaults_of_sdks_are_accepted() -> None:
+    # what clients send by default must not be refused
+    chat = chat_request(
+        _body(
+            tools=[],
+            tool_choice="none",
+            response_format={"type": "text"},
+            logprobs=False,
+            modalities=["text"],
+            presence_penalty=0,
+            frequency_penalty=0,
+        )
+    )
+    assert chat.call.params.max_tokens is None
 
 
 def test_every_bad_param_is_listed() -> None:
