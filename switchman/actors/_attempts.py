@@ -195,7 +195,7 @@ async def _reserve(
     send: trio.MemorySendChannel[Limit | None]
     receive: trio.MemoryReceiveChannel[Limit | None]
     send, receive = trio.open_memory_channel(1)
-    async with receive:
+    with receive:
         await _to_ledger(env, Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send))
         try:
             return await receive.receive()
@@ -303,7 +303,7 @@ async def _exchange(
     pending = ""
 
     try:
-        async with receive:
+        with receive:
             attempt = Attempt(
                 id=attempt_id,
                 model=model,
