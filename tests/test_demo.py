@@ -70,7 +70,10 @@ def test_demo_cli_small_run_shows_fallbacks_breakers_and_adds_up(
     assert n["fallbacks1"] <= complete
     opened = re.search(r"lab-a/primary opened (\d+)x, closed (\d+)x", text)
     assert opened is not None, text
-    assert int(opened.group(1)) >= 1 and int(opened.group(2)) >= 1
+    # real time: whether a probe lands after the outage before 40 calls are done depends on
+    # the machine's load; the whole open -> half-open -> closed cycle is asserted on trio's
+    # virtual clock in test_live_view_and_budget_exhaustion_near_the_end
+    assert int(opened.group(1)) >= 1 and int(opened.group(2)) <= int(opened.group(1))
     rows = _model_rows(text)
     assert sum(a for a, _ in rows.values()) == complete == n["total0"]
     assert sum(s for _, s in rows.values()) == pytest.approx(n["budget0"], abs=1e-5)
