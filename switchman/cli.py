@@ -179,9 +179,14 @@ def cmd_providers(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return EXIT_OK
     providers = data.get("providers", ())
+
     # the ones that can answer first, with their models; the others one line each
-    for p in sorted(providers, key=lambda p: bool(p.get("disabled_reason"))):
-        reason = p.get("disabled_reason")
+    def reason_of(p: dict[str, Any]) -> str | None:
+        # admins see the reason; other keys only whether it is disabled
+        return p.get("disabled_reason") or ("disabled" if p.get("disabled") else None)
+
+    for p in sorted(providers, key=lambda p: reason_of(p) is not None):
+        reason = reason_of(p)
         if reason:
             count = len(p.get("models", ()))
             print(f"{p['name']:<12} {p.get('kind', ''):<10} {reason}  ({count} models)")
