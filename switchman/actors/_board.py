@@ -43,6 +43,9 @@ class ModelStatus:
     stats: Mapping[str, Mapping[str, float | None]]
     #: seconds the provider's word (a 429, counters at 0) still holds this model back
     rate_limited_for_s: float = 0.0
+    #: what the provider's own counters for this model say is left (``requests``,
+    #: ``tokens``; None when it never said), from its x-ratelimit-* headers
+    provider_remaining: Mapping[str, float | None] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -105,7 +108,15 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
         retry_at=breaker.open_until if state == "open" else None,
         stats=stats,
         rate_limited_for_s=round(_blocked_for(snap.model_rates.get(model.alias), now), 3),
+        provider_remaining=_remaining(snap.model_rates.get(model.alias), now),
     )
+
+
+def _remaining(rate: RateBudget | None, now: float) -> dict[str, float | None]:
+    if rate is None:
+        return {"requests": None, "tokens": None}
+    room = rate_headroom(rate, now)
+    return {"requests": room["requests"], "tokens": room["tokens"]}
 
 
 def _blocked_for(rate: RateBudget | None, now: float) -> float:

@@ -29,6 +29,8 @@ class ModelStatusLike(Protocol):
     def stats(self) -> Mapping[str, Any]: ...
     @property
     def rate_limited_for_s(self) -> float: ...  # a provider's 429 still holding it back
+    @property
+    def provider_remaining(self) -> Mapping[str, float | None]: ...  # its x-ratelimit-*
 
 
 class ProviderStatusLike(Protocol):

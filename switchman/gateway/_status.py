@@ -103,6 +103,7 @@ def providers_body(
                 retry_at = ml.retry_at if ml is not None else None
                 entry["retry_in_s"] = None if retry_at is None else max(retry_at - now, 0.0)
                 entry["rate_limited_for_s"] = ml.rate_limited_for_s if ml is not None else 0.0
+                entry["provider_remaining"] = dict(ml.provider_remaining) if ml is not None else {}
                 entry["stats"] = dict(ml.stats) if ml is not None else {}
                 entry["supports_seed"] = m.supports_seed
                 entry["supports_prefill"] = m.supports_prefill

@@ -50,6 +50,7 @@ class ModelStatus:
     retry_at: float | None = None
     stats: Mapping[str, Any] = attrs.field(factory=dict)
     rate_limited_for_s: float = 0.0
+    provider_remaining: Mapping[str, float | None] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)

@@ -147,6 +147,7 @@ async def test_providers_shows_catalog_with_live_state_and_no_secrets() -> None:
             assert slow["model_id"] == "sim-slow" and slow["rate_limited_for_s"] == 0.0
             fast = next(m for m in sim["models"] if m["alias"] == "fast")
             assert fast["rate_limited_for_s"] == 1.5  # held back by the provider's 429
+            assert slow["provider_remaining"] == {}  # the fake router's models say nothing
             assert other["disabled"] is True
             assert other["disabled_reason"] == "missing API key: set OTHER_API_KEY"
             assert other["base_url"] == "https://api.example.com/v1"

@@ -1,0 +1,38 @@
+"""Status read from a provider snapshot: what the provider said about each model."""
+
+from __future__ import annotations
+
+from switchman.actors._board import ProviderSnapshot, model_status
+from switchman.catalog import ModelSpec, ProviderSpec
+from switchman.policy._ratelimit import new_budget, rate_observe
+
+SPEC = ProviderSpec(name="openai", kind="openai", base_url="http://x.test/v1")
+LIMITED = ModelSpec(alias="openai/a", provider="openai", model_id="a")
+QUIET = ModelSpec(alias="openai/b", provider="openai", model_id="b")
+
+
+def test_a_model_shows_its_own_provider_counters_and_429_hold() -> None:
+    said = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"x-ratelimit-remaining-requests": "42", "x-ratelimit-reset-requests": "1m"},
+        wall_now=1e9,
+        status=429,
+        retry_after=3.0,
+    )
+    snap = ProviderSnapshot(
+        spec=SPEC,
+        models=(LIMITED, QUIET),
+        breakers={},
+        rate=new_budget(None, None, 0.0),
+        stats={},
+        model_rates={LIMITED.alias: said},
+    )
+    limited = model_status(snap, LIMITED, now=1.0)
+    assert limited.rate_limited_for_s == 2.0  # the 429's 3 s, one of them gone
+    assert limited.provider_remaining == {"requests": 42.0, "tokens": None}
+    quiet = model_status(snap, QUIET, now=1.0)  # a sibling is not held back
+    assert quiet.rate_limited_for_s == 0.0
+    assert quiet.provider_remaining == {"requests": None, "tokens": None}
+    later = model_status(snap, LIMITED, now=61.0)  # the counter's reset has passed
+    assert later.rate_limited_for_s == 0.0 and later.provider_remaining["requests"] is None
