@@ -141,12 +141,16 @@ def _chunked(words: list[str]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=4096)
 def _compose(model: str, topic: str, prompt_crc: int, max_tokens: int | None) -> _Answer:
     seed = zlib.crc32(model.encode(), prompt_crc)
-    natural = MAX_ANSWER_WORDS // 2 + seed % (MAX_ANSWER_WORDS // 2 + 1)
+    # whole sentences until at least ``target`` words, so a finished answer ends with its
+    # sentence (one cut mid-sentence would look truncated); the pool's sentences are at
+    # most 12 words, so the answer stays within MAX_ANSWER_WORDS
+    target = MAX_ANSWER_WORDS // 2 + seed % (MAX_ANSWER_WORDS // 2 - 11)
     words = f"Simulated answer from {model} about: {topic or '(nothing)'}...".split()
     i = 0
-    while len(words) < natural:
+    while len(words) < target:
         words.extend(_POOL[(seed + 7 * i) % len(_POOL)].split())
         i += 1
+    natural = len(words)
     limit = natural if max_tokens is None else max(1, min(natural, max_tokens))
     words = words[:limit]
     chunks = _chunked(words)

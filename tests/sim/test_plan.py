@@ -49,6 +49,7 @@ def test_expected_answer_names_model_and_prompt_and_is_stable() -> None:
     answer = expected_answer("sim/fast", "What is the capital of France?", None)
     assert answer.startswith("Simulated answer from sim/fast about: What is the capital of France?")
     assert MAX_ANSWER_WORDS // 2 <= len(answer.split()) <= MAX_ANSWER_WORDS
+    assert answer.endswith(".")  # whole sentences: a finished answer never looks cut off
     assert answer == expected_answer("sim/fast", "What is the capital of France?", None)
     assert answer != expected_answer("sim/smart", "What is the capital of France?", None)
 
