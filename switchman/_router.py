@@ -29,6 +29,7 @@ import httpx
 import trio
 
 from switchman._call import Call
+from switchman._channels import send_soon
 from switchman._errors import FieldError, ValidationError
 from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
 from switchman.actors._board import (
@@ -129,15 +130,8 @@ class Router:
         receive: trio.MemoryReceiveChannel[Delta | Result]
         send, receive = trio.open_memory_channel(1)
         submit = Submit(call=call, call_id=call_id, job_id=job_id, stream=False, reply_to=send)
-        try:
-            # no checkpoint of its own when the inbox has room: the wait for the reply
-            # below is one, and a scheduler pass fewer is measurable per call
-            self._dispatch.send_nowait(submit)
-        except trio.WouldBlock:
-            try:
-                await self._dispatch.send(submit)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return _failed(call_id, job_id, "cancelled", "the router is closed")
+        try:  # the wait for the reply below is the checkpoint
+            await send_soon(self._dispatch, submit)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return _failed(call_id, job_id, "cancelled", "the router is closed")
         with receive:
@@ -177,10 +171,7 @@ class Router:
         with receive:  # closing needs no checkpoint (``async with`` would add one)
             submit = Submit(call=call, call_id=call_id, job_id=job_id, stream=stream, reply_to=send)
             try:
-                try:
-                    self._dispatch.send_nowait(submit)
-                except trio.WouldBlock:
-                    await self._dispatch.send(submit)
+                await send_soon(self._dispatch, submit)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 send.close()
                 fail_send, fail_receive = trio.open_memory_channel[Delta | Result](1)

@@ -27,6 +27,7 @@ import attrs
 import trio
 
 from switchman._call import Call, Message
+from switchman._channels import send_soon
 from switchman._errors import (
     AttemptTimeout,
     BudgetExceeded,
@@ -49,7 +50,6 @@ from switchman.actors._messages import (
     AttemptFailed,
     AttemptReply,
     CancelAttempt,
-    LedgerMessage,
     Release,
     Reserve,
     Settle,
@@ -196,20 +196,13 @@ async def _reserve(
     receive: trio.MemoryReceiveChannel[Limit | None]
     send, receive = trio.open_memory_channel(1)
     with receive:
-        await _to_ledger(env, Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send))
+        await send_soon(
+            env.ledger, Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send)
+        )
         try:
             return await receive.receive()
         except trio.EndOfChannel:  # the ledger went away: fail closed
             return Limit(scope="ledger", period="day", limit_usd=0.0)
-
-
-async def _to_ledger(env: DispatchEnv, msg: LedgerMessage) -> None:
-    """Send ``msg`` to the ledger, without a checkpoint of its own when its inbox has room
-    (a scheduler pass per budget message is measurable on every call with a budget)."""
-    try:
-        env.ledger.send_nowait(msg)
-    except trio.WouldBlock:
-        await env.ledger.send(msg)
 
 
 async def _release(env: DispatchEnv, rid: str) -> None:
@@ -219,7 +212,7 @@ async def _release(env: DispatchEnv, rid: str) -> None:
     """
     with trio.CancelScope(shield=True), trio.move_on_after(5.0):
         try:
-            await _to_ledger(env, Release(id=rid))
+            await send_soon(env.ledger, Release(id=rid))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the ledger is gone, and its reservations with it
 
@@ -254,7 +247,7 @@ async def _one_attempt(
         result = await _exchange(env, run, model, n, input_tokens, out_tokens)
         if isinstance(result, Success) and reservation is not None:
             with trio.CancelScope(shield=True):  # short: the ledger answers at once
-                await _to_ledger(env, Settle(id=reservation, actual_usd=result.cost_usd))
+                await send_soon(env.ledger, Settle(id=reservation, actual_usd=result.cost_usd))
             settled = True
             run.settled_usd += result.cost_usd
             run.event(env, "budget.settled", alias=model.alias, amount_usd=result.cost_usd)
@@ -483,22 +476,13 @@ async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
             run.event(env, "attempt.delta", n=n, text=safe)
         delta = Delta(text=safe)
         try:
-            # the first text goes out at once (a checkpoint lets the reader run: time to
-            # first token); later deltas that arrived together travel on together, with
-            # no checkpoint while the reader keeps up
             if first:
-                raise trio.WouldBlock
-            run.reply_to.send_nowait(delta)
-        except trio.WouldBlock:
-            try:
+                # the first text goes out at once: two checkpoints, so the reader surely
+                # runs before the rest is relayed (time to first token)
                 await run.reply_to.send(delta)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                if run.scope is not None:
-                    run.scope.cancel()
                 await trio.lowlevel.checkpoint()
-                raise
-            if first:  # once more, so the reader surely runs before the rest is relayed
-                await trio.lowlevel.checkpoint()
+            else:  # later deltas that arrived together travel on together
+                await send_soon(run.reply_to, delta)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # the caller left its stream: stop the call (its attempt and reservation too)
             if run.scope is not None:

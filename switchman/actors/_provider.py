@@ -31,6 +31,7 @@ from typing import Literal
 import httpx
 import trio
 
+from switchman._channels import send_soon
 from switchman._errors import (
     AttemptTimeout,
     AuthError,
@@ -355,10 +356,7 @@ async def _run_attempt(
             usage = event.usage
         elif isinstance(event, ResponseStarted):
             status, headers = event.status, event.headers
-        try:  # no checkpoint while the reader keeps up: events travel in batches
-            reply.send_nowait(event)
-        except trio.WouldBlock:
-            await reply.send(event)
+        await send_soon(reply, event)  # events that arrive together travel together
 
     try:
         with reply:

@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from switchman._call import Call
+from switchman._channels import send_soon
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, ErrorInfo, Result
@@ -204,13 +205,8 @@ class JobRunner:
                 if isinstance(item, Result):
                     result = item
                 elif live is not None:
-                    try:  # no checkpoint while the client keeps up (batches stay batches)
-                        live.send_nowait(item)
-                    except trio.WouldBlock:
-                        try:
-                            await live.send(item)
-                        except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            live = None
+                    try:  # deltas that arrived together stay together
+                        await send_soon(live, item)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         live = None  # the client left; the call still completes
         if result is None:
