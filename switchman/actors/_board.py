@@ -101,28 +101,25 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
                 "ttft_ms": st.ttft_ms,
                 "feedback": round(st.feedback_sum / st.feedback_n, 4) if st.feedback_n else None,
             }
+    held_for, remaining = _held(snap.model_rates.get(model.alias), now)
     return ModelStatus(
         alias=model.alias,
         model_id=model.model_id,
         breaker=state,
         retry_at=breaker.open_until if state == "open" else None,
         stats=stats,
-        rate_limited_for_s=round(_blocked_for(snap.model_rates.get(model.alias), now), 3),
-        provider_remaining=_remaining(snap.model_rates.get(model.alias), now),
+        rate_limited_for_s=round(held_for, 3),
+        provider_remaining=remaining,
     )
 
 
-def _remaining(rate: RateBudget | None, now: float) -> dict[str, float | None]:
+def _held(rate: RateBudget | None, now: float) -> tuple[float, dict[str, float | None]]:
+    """How long the provider's word still holds a model back, and what its counters say
+    is left (requests, tokens)."""
     if rate is None:
-        return {"requests": None, "tokens": None}
+        return 0.0, {"requests": None, "tokens": None}
     room = rate_headroom(rate, now)
-    return {"requests": room["requests"], "tokens": room["tokens"]}
-
-
-def _blocked_for(rate: RateBudget | None, now: float) -> float:
-    if rate is None:
-        return 0.0
-    return rate_headroom(rate, now).get("blocked_for_s") or 0.0
+    return room["blocked_for_s"] or 0.0, {"requests": room["requests"], "tokens": room["tokens"]}
 
 
 def provider_status(snap: ProviderSnapshot, now: float) -> ProviderStatus:

@@ -208,9 +208,8 @@ def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float |
 
 
 def rate_blocked_until(b: RateBudget, now: float) -> float:
-    """When a request could be admitted at all (``<= now`` when it could be now): the
-    ``blocked_for_s`` of :func:`rate_headroom` as a time, without building the rest
-    (it is read for every model on every call)."""
+    """When a request could be admitted at all (``<= now`` when it could be now); read
+    for every model on every call, and the ``blocked_for_s`` of :func:`rate_headroom`."""
     until = b.blocked_until
     pr, pt = b.provider_requests, b.provider_tokens
     if pr is not None and pr.remaining < 1.0 and pr.reset_at > until:
@@ -234,13 +233,8 @@ def rate_headroom(b: RateBudget, now: float) -> dict[str, float | None]:
     cur = _refill(b, now)
     requests = _lowest(cur.requests if cur.rpm is not None else None, cur.provider_requests)
     tokens = _lowest(cur.tokens if cur.tpm is not None else None, cur.provider_tokens)
-    until = cur.blocked_until
-    for window, need in ((cur.provider_requests, 1.0), (cur.provider_tokens, _EPS)):
-        if window is not None and window.remaining < need:
-            until = max(until, window.reset_at)
-    if cur.rpm is not None and cur.requests < 1 - _EPS:
-        until = max(until, now + (1 - cur.requests) * 60.0 / cur.rpm)
-    return {"requests": requests, "tokens": tokens, "blocked_for_s": max(0.0, until - now)}
+    blocked_for = max(0.0, rate_blocked_until(cur, now) - now)
+    return {"requests": requests, "tokens": tokens, "blocked_for_s": blocked_for}
 
 
 def parse_duration(text: str) -> float | None:
