@@ -375,7 +375,7 @@ def test_headroom_reports_lower_of_bucket_and_provider() -> None:
     block_for=st.one_of(st.none(), st.floats(0, 30)),
     later=st.floats(0, 120),
 )
-def test_blocked_until_agrees_with_headroom(
+def test_blocked_until_is_when_admission_would_succeed(
     rpm: int | None,
     admitted: int,
     remaining_requests: float | None,
@@ -384,8 +384,8 @@ def test_blocked_until_agrees_with_headroom(
     block_for: float | None,
     later: float,
 ) -> None:
-    # the dispatcher reads rate_blocked_until for every model on every call; the status
-    # shows rate_headroom: they must say the same
+    # the dispatcher skips a model while rate_blocked_until is ahead, and the status shows
+    # it as blocked_for_s: both must say what admission itself would do
     b = new_budget(rpm, None, 0.0)
     for _ in range(admitted):
         _, b = rate_admit(b, 0.0, tokens=0)
@@ -398,6 +398,10 @@ def test_blocked_until_agrees_with_headroom(
         headers["x-ratelimit-reset-tokens"] = f"{reset_in:g}s"
     status = 429 if block_for is not None else 200
     b = rate_observe(b, 0.0, headers, wall_now=WALL, status=status, retry_after=block_for)
-    blocked_for = rate_headroom(b, later)["blocked_for_s"]
-    assert blocked_for is not None
-    assert max(0.0, rate_blocked_until(b, later) - later) == pytest.approx(blocked_for, abs=1e-9)
+    until = rate_blocked_until(b, later)
+    retry_at, _ = rate_admit(b, later, tokens=0)
+    if until > later:
+        assert retry_at == pytest.approx(until)
+    else:
+        assert retry_at is None
+    assert rate_headroom(b, later)["blocked_for_s"] == pytest.approx(max(0.0, until - later))
