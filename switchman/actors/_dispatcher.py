@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -50,7 +51,7 @@ from switchman.actors._messages import (
 )
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
-from switchman.policy._candidates import plan_attempt_order, reachable
+from switchman.policy._candidates import plan_attempt_order
 from switchman.policy._eligibility import (
     Eligibility,
     check_eligibility,
@@ -253,24 +254,30 @@ class _Dispatcher:
         named = _out_of_service(env, call)
         if named:
             elig = Eligibility(eligible=elig.eligible, excluded=(*named, *elig.excluded))
-        reach = reachable(call, env.config)
-        candidates = (
-            elig.eligible if reach is None else [m for m in elig.eligible if m.alias in reach]
-        )
-        ranking = rank(
-            call,
-            candidates,
-            self._stats(),
-            now=now,
-            input_tokens=run.input_tokens,
-            rng=env.rng,
-            weights=env.weights,
-            learning=env.learning,
-            exploration=env.config.router.exploration,
-        )
-        order = plan_attempt_order(call, env.config, elig.eligible, ranking)
         by_alias = {m.alias: m for m in elig.eligible}
-        return elig, ranking, [by_alias[a] for a in order if a in by_alias]
+
+        def ranked(models: Sequence[ModelSpec]) -> tuple[Ranked, ...]:
+            return rank(
+                call,
+                models,
+                self._stats(),
+                now=now,
+                input_tokens=run.input_tokens,
+                rng=env.rng,
+                weights=env.weights,
+                learning=env.learning,
+                exploration=env.config.router.exploration,
+            )
+
+        if call.model == "auto" or "auto" in call.options.fallback:
+            ranking = ranked(elig.eligible)  # every eligible model can be reached
+            order = plan_attempt_order(call, env.config, elig.eligible, ranking)
+        else:
+            # a named model or route reaches only its own chain: only those are scored
+            # (about 2 µs a model, and a trace of models the call could not use)
+            order = plan_attempt_order(call, env.config, elig.eligible, ())
+            ranking = ranked([by_alias[a] for a in order])
+        return elig, ranking, [by_alias[a] for a in order]
 
     def _stats(self) -> dict[tuple[str, str], Any]:
         stats: dict[tuple[str, str], Any] = {}

@@ -31,24 +31,6 @@ def resolve_target(name: str, config: Config) -> Target | None:
     return None
 
 
-def reachable(call: Call, config: Config) -> frozenset[str] | None:
-    """The aliases ``call`` can ever be sent to, or None when that is every eligible
-    model (``"auto"``, or ``"auto"`` among its fallbacks).
-
-    Only these need scoring: a named model or route never reaches the others, so
-    ranking them would cost time (about 2 µs a model) and fill the trace with
-    models the call could not use.
-    """
-    names = (call.model, *call.options.fallback)
-    if "auto" in names:
-        return None
-    out: set[str] = set()
-    for name in names:
-        route = config.routes.get(name)
-        out.update(route.chain if route is not None else (name,))
-    return frozenset(out)
-
-
 def plan_attempt_order(
     call: Call,
     config: Config,
