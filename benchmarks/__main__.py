@@ -10,7 +10,6 @@ never measures LiteLLM and never judges timings.
 from __future__ import annotations
 
 import argparse
-import functools
 import shutil
 import sys
 import tempfile
@@ -49,19 +48,7 @@ def overhead_section(ctx: Context) -> Section:
     """The issue-2 figure: the router's own cost per call on the zero-latency simulator."""
     calls = 200 if ctx.profile.name == "smoke" else 5000
     data = trio.run(overhead.measure, calls, calls // 10)
-    whole = {
-        target: trio.run(
-            functools.partial(
-                overhead.measure,
-                calls // 5,
-                calls // 50,
-                config=overhead.whole_catalog_config(),
-                model=target,
-                intent="lookup",
-            )
-        )["median_us"]
-        for target in ("auto", "claude")
-    }
+    whole = overhead.whole_catalog(calls // 5, calls // 50)
     data["whole_catalog_median_us"] = whole
     md = (
         f"Simulator at zero latency, {data['calls']} sequential calls "

@@ -63,6 +63,24 @@ def whole_catalog_config() -> Config:
     )
 
 
+def whole_catalog(calls: int, warmup: int) -> dict[str, float]:
+    """Median µs per call with ``whole_catalog_config``, for ``auto`` (every eligible model
+    ranked) and the route ``claude`` (its own chain only); each in its own trio run."""
+    return {
+        target: trio.run(
+            functools.partial(
+                measure,
+                calls,
+                warmup,
+                config=whole_catalog_config(),
+                model=target,
+                intent="lookup",
+            )
+        )["median_us"]
+        for target in ("auto", "claude")
+    }
+
+
 async def measure(
     calls: int,
     warmup: int,
@@ -178,19 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     out = trio.run(measure, args.calls, args.warmup)
     floor = trio.run(hop_floor, args.calls, args.warmup)
     sim = trio.run(sim_floor, args.calls, args.warmup)
-    whole = {
-        target: trio.run(
-            functools.partial(
-                measure,
-                args.calls // 5,
-                args.warmup // 5,
-                config=whole_catalog_config(),
-                model=target,
-                intent="lookup",
-            )
-        )
-        for target in ("auto", "claude")
-    }
+    whole = whole_catalog(args.calls // 5, args.warmup // 5)
     print(
         f"switchman router overhead, simulator at zero latency, {out['calls']} sequential calls:\n"
         f"  median {out['median_us']:.0f} µs per call (p90 {out['p90_us']:.0f}, "
@@ -201,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  inside the figure but not the router's: the simulator's own work per attempt "
         f"(plan, events): median {sim:.0f} µs\n"
         f"  with the whole catalog ({len(whole_catalog_config().models)} models, 10 providers) "
-        f"on the simulator: model=auto median {whole['auto']['median_us']:.0f} µs "
-        f"(every eligible model ranked), the route claude {whole['claude']['median_us']:.0f} µs"
+        f"on the simulator: model=auto median {whole['auto']:.0f} µs "
+        f"(every eligible model ranked), the route claude {whole['claude']:.0f} µs"
     )
     return 0 if out["failed"] == 0 else 1
 
