@@ -451,9 +451,8 @@ class Gateway:
             while isinstance(item, Delta):
                 if item.text:
                     pending.append(chunk({"content": item.text}))
-                    first_text = not sent
-                    sent = True
-                    if first_text:  # the first text goes out at once: time to first token
+                    if not sent:  # the first text goes out at once: time to first token
+                        sent = True
                         await send_events(send, pending)
                         pending = []
                 try:  # later text already there goes out in the same write
@@ -466,11 +465,9 @@ class Gateway:
                         job_id, "internal_error", "the stream ended without a result"
                     )
                     break
-                if not pending:
-                    item = await _next(items, job_id)
-                    continue
-                await send_events(send, pending)
-                pending = []
+                if pending:
+                    await send_events(send, pending)
+                    pending = []
                 item = await _next(items, job_id)
             result = item
             if not result.ok:
