@@ -109,7 +109,7 @@ def rate_admit(b: RateBudget, now: float, *, tokens: int) -> tuple[float | None,
     pr, pt = cur.provider_requests, cur.provider_tokens
     if pr is not None and pr.remaining < 1:
         waits.append(pr.reset_at)
-    if pt is not None and (pt.remaining <= 0 or pt.remaining < tokens):
+    if pt is not None and (pt.remaining < _EPS or pt.remaining < tokens):  # as rate_blocked_until
         waits.append(pt.reset_at)
     if cur.rpm is not None and cur.requests < 1 - _EPS:
         waits.append(now + (1 - cur.requests) * 60.0 / cur.rpm)

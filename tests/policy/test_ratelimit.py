@@ -4,7 +4,7 @@ import datetime as dt
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from switchman.policy._ratelimit import (
@@ -374,6 +374,15 @@ def test_headroom_reports_lower_of_bucket_and_provider() -> None:
     reset_in=st.floats(0.01, 90),
     block_for=st.one_of(st.none(), st.floats(0, 30)),
     later=st.floats(0, 120),
+)
+@example(  # a token counter a hair above zero: empty for both (Hypothesis found it)
+    rpm=None,
+    admitted=0,
+    remaining_requests=None,
+    remaining_tokens=1e-138,
+    reset_in=1.0,
+    block_for=None,
+    later=0.0,
 )
 def test_blocked_until_is_when_admission_would_succeed(
     rpm: int | None,
