@@ -29,7 +29,7 @@ import httpx
 import trio
 
 from switchman._call import Call
-from switchman._channels import send_soon
+from switchman._channels import open_channel, send_soon
 from switchman._errors import FieldError, ValidationError
 from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
 from switchman.actors._board import (
@@ -125,10 +125,9 @@ class Router:
         its reservations released."""
         validate_call(call, self.config)
         call_id = _new_call_id()
-        # unsubscripted: ``open_memory_channel[T]`` costs a typing lookup per call
         send: trio.MemorySendChannel[Delta | Result]
         receive: trio.MemoryReceiveChannel[Delta | Result]
-        send, receive = trio.open_memory_channel(1)
+        send, receive = open_channel(1)
         submit = Submit(call=call, call_id=call_id, job_id=job_id, stream=False, reply_to=send)
         try:  # the wait for the reply below is the checkpoint
             await send_soon(self._dispatch, submit)
@@ -167,7 +166,9 @@ class Router:
     ) -> AsyncIterator[trio.MemoryReceiveChannel[Delta | Result]]:
         validate_call(call, self.config)
         call_id = _new_call_id()
-        send, receive = trio.open_memory_channel[Delta | Result](16 if stream else 1)
+        send: trio.MemorySendChannel[Delta | Result]
+        receive: trio.MemoryReceiveChannel[Delta | Result]
+        send, receive = open_channel(16 if stream else 1)
         with receive:  # closing needs no checkpoint (``async with`` would add one)
             submit = Submit(call=call, call_id=call_id, job_id=job_id, stream=stream, reply_to=send)
             try:

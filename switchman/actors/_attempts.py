@@ -27,7 +27,7 @@ import attrs
 import trio
 
 from switchman._call import Call, Message
-from switchman._channels import send_soon
+from switchman._channels import open_channel, send_soon
 from switchman._errors import (
     AttemptTimeout,
     BudgetExceeded,
@@ -194,7 +194,7 @@ async def _reserve(
 ) -> Limit | None:
     send: trio.MemorySendChannel[Limit | None]
     receive: trio.MemoryReceiveChannel[Limit | None]
-    send, receive = trio.open_memory_channel(1)
+    send, receive = open_channel(1)
     with receive:
         await send_soon(
             env.ledger, Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send)
@@ -279,7 +279,7 @@ async def _exchange(
     inbox = env.providers[model.provider]
     send: trio.MemorySendChannel[AttemptReply]
     receive: trio.MemoryReceiveChannel[AttemptReply]
-    send, receive = trio.open_memory_channel(64)  # unsubscripted: no typing lookup per call
+    send, receive = open_channel(64)
     if env.hub.active:
         run.event(env, "attempt.started", n=n, alias=model.alias, provider=model.provider)
     wall_started = env.wall()

@@ -476,7 +476,7 @@ async def _stream(
             events = parser.end()
         else:
             events = parser.feed(chunk)
-        for event in events:
+        for event in _text_joined(events):
             if isinstance(event, TextDelta):
                 timer.output_began = True
             await emit(event)
@@ -486,6 +486,26 @@ async def _stream(
             raise BadReply(
                 "the stream ended without a final event", provider=provider, status=status
             )
+
+
+def _text_joined(events: list[StreamEvent]) -> list[StreamEvent]:
+    """``events`` with each run of adjacent text deltas as one delta: text that arrived in
+    one read travels on as one piece (one message per read, not one per SSE event)."""
+    if len(events) < 2:
+        return events
+    out: list[StreamEvent] = []
+    text: list[str] = []
+    for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+            continue
+        if text:
+            out.append(TextDelta(text="".join(text)))
+            text.clear()
+        out.append(event)
+    if text:
+        out.append(TextDelta(text="".join(text)))
+    return out
 
 
 def _transport_error(

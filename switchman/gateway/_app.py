@@ -21,6 +21,7 @@ from typing import Any, Final
 import trio
 
 from switchman._call import Call
+from switchman._channels import open_channel
 from switchman._convert import call_from_dict
 from switchman._errors import ValidationError
 from switchman._result import Delta, Result
@@ -426,7 +427,9 @@ class Gateway:
     ) -> None:
         # a small buffer: deltas that arrive together leave in one write (one socket
         # send for several events); the job still waits when the client reads slowly
-        sink, items = trio.open_memory_channel[Delta | Result](16)
+        sink: trio.MemorySendChannel[Delta | Result]
+        items: trio.MemoryReceiveChannel[Delta | Result]
+        sink, items = open_channel(16)
         with items:
             job_id = await self.submit(call, principal, sink=sink)
             created = int(self.wall_clock())

@@ -42,10 +42,6 @@ _OK: Final = ResponseStarted(status=200, headers=MappingProxyType({}))
 
 
 @functools.lru_cache(maxsize=4096)
-def _deltas(chunks: tuple[str, ...]) -> tuple[TextDelta, ...]:
-    return tuple(TextDelta(text=chunk) for chunk in chunks)
-
-
 def _error(failure: Failure, provider: str) -> ProviderError:
     match failure.kind:
         case "rate_limited":
@@ -103,14 +99,22 @@ async def _stream(plan: Plan, model: ModelSpec, emit: _Emit) -> None:
         await trio.sleep(plan.ttft_s)
     if plan.ending == "refusal":
         raise Refused(plan.refusal, provider=model.provider, status=200)
-    deltas = _deltas(plan.chunks)
+    # chunks due at the same instant go out as one delta, as one network read of
+    # several events would (the HTTP path joins the text of one read the same way)
+    held: list[str] = []
     stop = len(plan.delivered)
     for i in range(stop):
-        if plan.delays[i] > 0:
-            await trio.sleep(plan.delays[i])
-        if i == plan.malformed_at:
-            await emit(Malformed(detail="simulated malformed event"))
-        await emit(deltas[i])
+        if plan.delays[i] > 0 or i == plan.malformed_at:
+            if held:
+                await emit(TextDelta(text="".join(held)))
+                held.clear()
+            if plan.delays[i] > 0:
+                await trio.sleep(plan.delays[i])
+            if i == plan.malformed_at:
+                await emit(Malformed(detail="simulated malformed event"))
+        held.append(plan.chunks[i])
+    if held:
+        await emit(TextDelta(text="".join(held)))
     if plan.ending == "stall":
         await trio.sleep_forever()
     if plan.ending in ("cut", "error"):

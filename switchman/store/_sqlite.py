@@ -32,6 +32,8 @@ import attrs
 import outcome
 import trio
 
+from switchman._channels import open_channel
+
 JobStatus = Literal["queued", "running", "complete", "failed"]
 JOB_STATUSES: Final = ("queued", "running", "complete", "failed")
 FINISHED: Final = ("complete", "failed")
@@ -303,7 +305,9 @@ class JobStore:
         self.clock = clock
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        reply, answer = trio.open_memory_channel[outcome.Outcome[Any]](1)
+        reply: trio.MemorySendChannel[outcome.Outcome[Any]]
+        answer: trio.MemoryReceiveChannel[outcome.Outcome[Any]]
+        reply, answer = open_channel(1)
         await self._ops.send((fn, args, reply))
         with answer:
             result: T = (await answer.receive()).unwrap()

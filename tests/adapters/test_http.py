@@ -191,6 +191,18 @@ async def test_non_streaming_emits_one_delta_with_the_whole_text() -> None:
     assert json.loads(run.requests[0].content)["stream"] is False
 
 
+async def test_text_of_one_read_travels_as_one_delta_and_reads_stay_apart() -> None:
+    body = Script(
+        chunk("Par") + chunk("is") + chunk(" is"),  # one read carrying three events
+        0.01,
+        chunk(" the capital.") + chunk(finish="stop") + b"data: [DONE]\n\n",
+    )
+    run = await attempt(respond(body))
+    deltas = [e.text for e in run.events if isinstance(e, TextDelta)]
+    assert deltas == ["Paris is", " the capital."]
+    assert isinstance(run.events[-1], StreamEnd)
+
+
 async def test_malformed_event_is_emitted_and_the_stream_goes_on() -> None:
     body = Script(chunk("Par"), b"data: {oops\n\n", chunk("is", "stop"), b"data: [DONE]\n\n")
     run = await attempt(respond(body))

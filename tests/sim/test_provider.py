@@ -74,12 +74,12 @@ async def run(
 
 
 async def test_healthy_stream_emits_started_deltas_and_end() -> None:
-    rec = await run(model())
+    rec = await run(model(SimProfile(tokens_per_s=1000.0)))
     kinds = rec.kinds()
     assert kinds[0] is ResponseStarted
     assert kinds[-1] is StreamEnd
     assert set(kinds[1:-1]) == {TextDelta}
-    assert len(kinds) > 4
+    assert len(kinds) > 4  # one delta per chunk: each is due at its own time
     started = rec.events[0][1]
     assert isinstance(started, ResponseStarted) and started.status == 200
     assert rec.text == expected_answer("sim/test", PROMPT, None)
@@ -89,6 +89,12 @@ async def test_healthy_stream_emits_started_deltas_and_end() -> None:
     assert end.finish_reason == "stop"
     assert end.usage.output_tokens == len(rec.text.split())
     assert end.usage.input_tokens == (len(PROMPT) + 3) // 4
+
+
+async def test_chunks_due_at_the_same_instant_travel_as_one_delta() -> None:
+    rec = await run(model())  # zero latency: every chunk is due at once
+    assert rec.kinds() == [ResponseStarted, TextDelta, StreamEnd]
+    assert rec.text == expected_answer("sim/test", PROMPT, None)
 
 
 async def test_non_stream_emits_the_whole_answer_in_one_delta() -> None:
@@ -198,16 +204,12 @@ def _plan(**fields: object) -> Plan:
 async def test_malformed_event_is_emitted_before_its_chunk() -> None:
     rec = Recorder()
     await _stream(_plan(malformed_at=2), model(), rec)
-    assert rec.kinds() == [
-        ResponseStarted,
-        TextDelta,
-        TextDelta,
-        Malformed,
-        TextDelta,
-        TextDelta,
-        StreamEnd,
+    # chunks due together are joined, but never across the malformed event
+    assert rec.kinds() == [ResponseStarted, TextDelta, Malformed, TextDelta, StreamEnd]
+    assert [e.text for _, e in rec.events if isinstance(e, TextDelta)] == [
+        "one two",
+        " three four",
     ]
-    assert rec.text == "one two three four"
 
 
 async def test_error_event_before_output_is_upstream_and_after_is_broken() -> None:
