@@ -113,18 +113,24 @@ async def measure(
     }
 
 
-async def hop_floor(calls: int, warmup: int) -> float:
+async def hop_floor(calls: int, warmup: int, *, scopes: bool = False) -> float:
     """Baseline in the same run: bare trio doing only the hops a call makes.
 
     caller → dispatcher inbox → spawned call task → provider inbox → spawned attempt
     task → reply to the call task → reply to the caller, with no work at all: the part
     of the router's cost that is the actor design itself. Median µs per round trip.
+    ``scopes``: also the three cancel scopes with deadlines every call needs (the call's
+    hard deadline, the attempt's timer in the call task, the provider's attempt scope).
     """
     dispatch_send, dispatch_recv = trio.open_memory_channel[Any](256)
     provider_send, provider_recv = trio.open_memory_channel[Any](256)
 
     async def attempt(reply: Any) -> None:
-        reply.send_nowait("done")
+        if scopes:
+            with trio.CancelScope(deadline=trio.current_time() + 60.0):
+                reply.send_nowait("done")
+        else:
+            reply.send_nowait("done")
 
     async def provider(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -135,7 +141,12 @@ async def hop_floor(calls: int, warmup: int) -> float:
     async def call_task(reply: Any) -> None:
         send, receive = trio.open_memory_channel[Any](64)
         provider_send.send_nowait(send)
-        await receive.receive()
+        if scopes:
+            with trio.CancelScope(deadline=trio.current_time() + 60.0):
+                with trio.CancelScope(deadline=trio.current_time() + 30.0):
+                    await receive.receive()
+        else:
+            await receive.receive()
         reply.send_nowait("result")
 
     async def dispatcher(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -195,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = trio.run(measure, args.calls, args.warmup)
     floor = trio.run(hop_floor, args.calls, args.warmup)
+    scoped = trio.run(functools.partial(hop_floor, args.calls, args.warmup, scopes=True))
     sim = trio.run(sim_floor, args.calls, args.warmup)
     whole = whole_catalog(args.calls // 5, args.warmup // 5)
     print(
@@ -203,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {out['p99_us']:.0f}); CPU {out['cpu_us_per_call']:.0f} µs per call; "
         f"{out['failed']} failed\n"
         f"  baseline, same run: bare trio making the same hops with no work: "
-        f"median {floor:.0f} µs\n"
+        f"median {floor:.0f} µs; with the three deadline scopes every call enters "
+        f"(call, attempt timer, provider's attempt): {scoped:.0f} µs\n"
         f"  inside the figure but not the router's: the simulator's own work per attempt "
         f"(plan, events): median {sim:.0f} µs\n"
         f"  with the whole catalog ({len(whole_catalog_config().models)} models, 10 providers) "
