@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
 from typing import Any
 
 import attrs
@@ -130,7 +129,7 @@ async def run_attempts(
     env: DispatchEnv, run: CallRun, candidates: list[ModelSpec]
 ) -> Success | None:
     """Try ``candidates`` in order until one answers; None when all failed (see run.errors)."""
-    tries: Counter[str] = Counter()
+    tries: dict[str, int] = {}
     i = 0
     while i < len(candidates):
         model = candidates[i]
@@ -138,7 +137,7 @@ async def run_attempts(
         if now >= run.deadline:
             run.errors.append(ErrorInfo(code="timeout", message="the call's deadline passed"))
             return None
-        tries[model.alias] += 1
+        tries[model.alias] = tries.get(model.alias, 0) + 1
         outcome = await _one_attempt(env, run, model)
         if isinstance(outcome, Success):
             return outcome

@@ -193,7 +193,8 @@ class _Dispatcher:
         )
         if msg.stream and run.redact:
             run.redactor = StreamRedactor()
-        run.event(env, "call.accepted", model=call.model, intent=call.intent)
+        if env.hub.active:  # (the event's fields are not even built for nobody)
+            run.event(env, "call.accepted", model=call.model, intent=call.intent)
         eligibility = EligibilityTrace()
         ranking: tuple[Any, ...] = ()
         success: Success | None = None
@@ -349,15 +350,16 @@ class _Dispatcher:
                 simulated=env.config.simulated or success.model.provider == "sim",
                 finish_reason=success.finish_reason or "stop",
             )
-            run.event(
-                env,
-                "call.completed",
-                model=result.model,
-                provider=result.provider,
-                cost_usd=result.cost_usd,
-                latency_ms=round(latency_ms, 3),
-                attempts=len(run.attempts),
-            )
+            if env.hub.active:
+                run.event(
+                    env,
+                    "call.completed",
+                    model=result.model,
+                    provider=result.provider,
+                    cost_usd=result.cost_usd,
+                    latency_ms=round(latency_ms, 3),
+                    attempts=len(run.attempts),
+                )
             return result
         errors = _summarise(run)
         result = Result(

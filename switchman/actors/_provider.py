@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from types import MappingProxyType
 from typing import Literal
@@ -53,6 +53,8 @@ from switchman.actors._messages import (
     Unavailable,
 )
 from switchman.adapters._base import Adapter, ResponseStarted, StreamEnd, StreamEvent, TextDelta
+from switchman.adapters._http import make_client, send_attempt
+from switchman.adapters._registry import make_adapter
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import (
     Breaker,
@@ -75,6 +77,8 @@ log = logging.getLogger("switchman.provider")
 #: how long a provider that rejected our key is kept out of routing
 MISCONFIGURED_HOLD_S = 300.0
 _NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
+#: ``switchman.sim.run_sim_attempt``'s shape: what a ``kind = "sim"`` provider plays
+SimPlayer = Callable[..., Awaitable[None]]
 
 
 def _breaker_outcome(
@@ -301,11 +305,13 @@ async def run_provider_actor(
     )
     rng = rng or random.Random(spec.seed)
     adapter: Adapter | None = None
+    play_sim: SimPlayer | None = None
     async with AsyncExitStack() as stack:
-        if spec.kind != "sim":
-            from switchman.adapters._http import make_client
-            from switchman.adapters._registry import make_adapter
+        if spec.kind == "sim":
+            from switchman.sim import run_sim_attempt  # (the sim package is loaded on use)
 
+            play_sim = run_sim_attempt
+        else:
             adapter = make_adapter(spec, api_key)
             if client is None:
                 client = await stack.enter_async_context(make_client(spec))
@@ -323,7 +329,9 @@ async def run_provider_actor(
                         continue
                     scope = trio.CancelScope(deadline=msg.deadline)
                     state.scopes[msg.id] = scope
-                    nursery.start_soon(_run_attempt, state, msg, scope, adapter, client, rng)
+                    nursery.start_soon(
+                        _run_attempt, state, msg, scope, adapter, client, rng, play_sim
+                    )
                 else:
                     state.handle(msg)
 
@@ -335,6 +343,7 @@ async def _run_attempt(
     adapter: Adapter | None,
     client: httpx.AsyncClient | None,
     rng: random.Random,
+    play_sim: SimPlayer | None,
 ) -> None:
     """One admitted attempt. Always ends by handing an ``AttemptDone`` to the state
     and closing the reply channel, whether it succeeded, failed or was cancelled."""
@@ -362,16 +371,12 @@ async def _run_attempt(
         with reply:
             try:
                 with scope:
-                    if adapter is None:
-                        from switchman.sim import run_sim_attempt
-
-                        await run_sim_attempt(
+                    if play_sim is not None:
+                        await play_sim(
                             msg.model, msg.request, rng, emit, started_at=state.started_at
                         )
                     else:
-                        from switchman.adapters._http import send_attempt
-
-                        assert client is not None
+                        assert client is not None and adapter is not None
                         await send_attempt(
                             client,
                             adapter,
