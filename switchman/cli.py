@@ -169,8 +169,45 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     data = _json_or_error(_request(args, "GET", "/health"))
-    print(json.dumps(data, indent=2))
-    return EXIT_OK
+    state = data.get("status")
+    code = EXIT_OK if state == "ok" else EXIT_FAILED  # a probe can rely on it
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return code
+    where = " on the built-in simulator (answers are simulated)" if data.get("simulated") else ""
+    print(
+        _color(f"{state}", "32" if state == "ok" else "31")
+        + f"  switchman {data.get('version', '?')}, up {_duration(data.get('uptime_s') or 0)}"
+        + where
+    )
+    jobs = data.get("jobs") or {}
+    counts = ", ".join(f"{jobs.get(k, 0)} {k}" for k in ("complete", "failed", "running", "queued"))
+    print(f"jobs       {counts}; {data.get('jobs_in_flight', 0)} in flight")
+    disabled = []
+    for p in data.get("providers") or ():
+        if p.get("disabled"):
+            disabled.append(p["name"])
+            continue
+        models = p.get("models") or ()
+        by_state: dict[str, list[str]] = {}
+        for m in models:
+            by_state.setdefault(m.get("breaker", "?"), []).append(m["alias"])
+        closed = len(by_state.pop("closed", ()))
+        line = f"{p['name']:<10} {len(models)} models, breakers: {closed} closed"
+        for breaker, aliases in sorted(by_state.items()):
+            line += f", {breaker}: {' '.join(aliases)}"
+        print(f"provider   {line}")
+    if disabled:
+        print(f"disabled   {', '.join(disabled)} (switchman providers says why)")
+    return code
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m {seconds % 60:.0f}s"
+    return f"{seconds // 3600:.0f}h {seconds % 3600 // 60:.0f}m"
 
 
 def cmd_providers(args: argparse.Namespace) -> int:
@@ -268,8 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_jobs)
 
-    p = sub.add_parser("health", help="daemon health")
+    p = sub.add_parser(
+        "health",
+        help="daemon health: status, jobs, breakers",
+        description="Exit 0 when the daemon is ok, 1 when it is degraded (no model can "
+        "answer) or draining, 2 when it cannot be reached.",
+    )
     _client_args(p)
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("providers", help="providers, models and breakers")

@@ -202,7 +202,16 @@ def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
 def test_health_and_providers(daemon: Daemon) -> None:
     health = daemon.run("health")
     assert health.returncode == 0, health.stderr
-    body = json.loads(health.stdout)
+    lines = health.stdout.splitlines()
+    assert re.match(r"ok  switchman \S+, up \d+s on the built-in simulator", lines[0])
+    assert re.search(
+        r"^jobs +\d+ complete, \d+ failed, \d+ running, \d+ queued", health.stdout, re.M
+    )
+    assert re.search(r"^provider +sim +5 models, breakers: 5 closed$", health.stdout, re.M)
+    assert re.search(
+        r"^disabled +openai, anthropic, .*\(switchman providers says why\)$", health.stdout, re.M
+    )
+    body = json.loads(daemon.run("health", "--json").stdout)
     assert body["status"] == "ok" and body["simulated"] is True
 
     providers = daemon.run("providers")
@@ -363,3 +372,39 @@ def test_sim_server_starts_and_answers(tmp_path: Path) -> None:
         assert proc.wait(timeout=10) == 0
     finally:
         _stop(proc)
+
+
+def test_health_of_a_degraded_daemon_exits_1_and_names_the_open_breakers(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import switchman.cli
+
+    body = {
+        "status": "degraded",
+        "version": "0.1.0",
+        "uptime_s": 4000.0,
+        "simulated": False,
+        "jobs": {"queued": 0, "running": 1, "complete": 7, "failed": 3},
+        "jobs_in_flight": 1,
+        "providers": [
+            {
+                "name": "openai",
+                "kind": "openai",
+                "disabled": False,
+                "models": [
+                    {"alias": "openai/a", "breaker": "open"},
+                    {"alias": "openai/b", "breaker": "open"},
+                ],
+            },
+            {"name": "gemini", "kind": "gemini", "disabled": True, "models": []},
+        ],
+    }
+    monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=body))
+    assert switchman.cli.main(["health"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "degraded  switchman 0.1.0, up 1h 6m"
+    assert out[1] == "jobs       7 complete, 3 failed, 1 running, 0 queued; 1 in flight"
+    assert out[2] == "provider   openai     2 models, breakers: 0 closed, open: openai/a openai/b"
+    assert out[3] == "disabled   gemini (switchman providers says why)"
+    assert switchman.cli.main(["health", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == body
