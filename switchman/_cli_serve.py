@@ -10,6 +10,7 @@ import argparse
 import functools
 import signal
 import sys
+from typing import Any
 
 import attrs
 import trio
@@ -89,10 +90,10 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
                     task_status=task_status,
                 )
             )
-            mode = "on the built-in simulator (answers are simulated)" if config.simulated else ""
+            mode = " on the built-in simulator (answers are simulated)" if config.simulated else ""
             enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
             print(
-                f"switchman {__version__} serving on http://{host}:{port} {mode}\n"
+                f"switchman {__version__} serving on http://{host}:{port}{mode}\n"
                 f"  providers: {', '.join(enabled) or 'none'}\n"
                 f"  OpenAI-compatible base URL: http://{host}:{port}/v1\n"
                 f"  live traces: switchman watch --port {port}",
@@ -106,9 +107,17 @@ def serve(args: argparse.Namespace) -> int:
     try:
         trio.run(functools.partial(run_server, config, insecure=args.insecure))
     except* InsecureBindError as group:
-        raise CliError(str(group.exceptions[0])) from None
-    except* OSError as group:
+        raise CliError(str(_first_leaf(group))) from None
+    except* OSError as group:  # e.g. the port is taken
         raise CliError(
-            f"cannot serve on {config.server.host}:{config.server.port}: {group.exceptions[0]}"
+            f"cannot serve on {config.server.host}:{config.server.port}: {_first_leaf(group)}"
         ) from None
     return EXIT_OK
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first exception that is not a group (nurseries nest them)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

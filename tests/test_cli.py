@@ -408,3 +408,15 @@ def test_health_of_a_degraded_daemon_exits_1_and_names_the_open_breakers(
     assert out[3] == "disabled   gemini (switchman providers says why)"
     assert switchman.cli.main(["health", "--json"]) == 1
     assert json.loads(capsys.readouterr().out) == body
+
+
+def test_serve_on_a_taken_port_says_so_and_exits_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli(tmp_path, "serve", "--port", str(port), "--db", str(tmp_path / "j.db"))
+    assert done.returncode == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr
+    assert "in use" in done.stderr.lower() and "Trio nursery" not in done.stderr
+    assert "Traceback" not in done.stderr

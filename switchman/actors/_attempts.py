@@ -458,7 +458,7 @@ def _record_data(record: AttemptRecord) -> dict[str, Any]:
         "outcome": record.outcome,
         "status_code": record.status_code,
         "error": record.error,
-        "ttft_ms": record.ttft_ms,
+        "ttft_ms": round(record.ttft_ms, 3) if record.ttft_ms is not None else None,
         "latency_ms": round((record.ended_at - record.started_at) * 1000.0, 3),
         "cost_usd": record.cost_usd,
     }
