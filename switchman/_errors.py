@@ -200,6 +200,13 @@ class BadRequest(ProviderError):
     trips_breaker = False
 
 
+class ModelNotFound(BadRequest):
+    """The provider does not serve this model (a 404: an unknown or retired model id, a
+    model the key has no access to, an Ollama model not pulled, or a ``base_url`` that
+    points elsewhere). Never retried; the provider actor holds the model out for a while,
+    with this message as the reason, instead of trying it first on every call."""
+
+
 class BadReply(ProviderError):
     pass
 

@@ -232,6 +232,8 @@ def cmd_providers(args: argparse.Namespace) -> int:
         for m in p.get("models", ()):
             held = m.get("rate_limited_for_s") or 0.0
             limited = f"  rate limited {held:.1f}s more" if held > 0 else ""
+            if m.get("held_out"):
+                limited += f"  held out {m.get('held_for_s') or 0:.0f}s more: {m['held_out']}"
             print(f"    {m['alias']:<32} breaker {m.get('breaker', '?')}{limited}")
     return EXIT_OK
 

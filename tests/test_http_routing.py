@@ -284,6 +284,8 @@ def expect(behaviour: str, provider: str) -> Expect:
             return Expect(answered_by="primary", outcomes=("success",))
         case "context-length":
             return Expect(answered_by="fallback", outcomes=("context_exceeded", "success"))
+        case "not-found":  # the wire's own 404 for a model it does not serve: not retried
+            return Expect(answered_by="fallback", outcomes=("error", "success"))
         case "refusal" if provider in ("ollama", "perplexity"):
             # these wire formats have no refusal signal: a refusal is ordinary text
             return Expect(answered_by="primary", outcomes=("success",), answer=REFUSAL_TEXT)
@@ -307,6 +309,7 @@ BEHAVIOURS = (
     "malformed",
     "no-terminator",
     "context-length",
+    "not-found",
     "refusal",
     "healthy-latency-300",
 )
@@ -640,6 +643,33 @@ async def test_flapping_primary_is_served_by_its_fallback_then_wins_its_traffic_
     assert all(r.answer == answer_of(primary) for r in after)
     changes = [e.data for e in fleet.events if e.type == "breaker.changed"]
     assert changes[0]["to"] == "open" and changes[-1]["to"] == "closed"
+
+
+# -- a model the provider does not serve ----------------------------------------------------------
+
+
+async def test_a_model_the_provider_does_not_serve_is_held_out_with_its_404_as_the_reason(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    async with open_fleet(fleet_config(server, "not-found")) as fleet:
+        for p in PRIMARIES:
+            first = await fleet.call(f"route-{p}")
+            assert first.model == FALLBACK and first.answer == answer_of(FALLBACK), p
+            assert first.trace.attempts[0].status_code == 404, p
+        status = {m.alias: m for s in fleet.router.status().providers for m in s.models}
+        for p in PRIMARIES:
+            missing = status[f"{p}/not-found"]
+            assert (missing.held_out or "").startswith(f"not served by {p}: "), missing
+            assert 290 < missing.held_for_s <= 300 and missing.breaker == "closed", p
+            assert status[f"{p}/healthy"].held_out is None, p  # its siblings are not held
+            # held out: the next call goes straight to the fallback, saying why
+            again = await fleet.call(f"route-{p}")
+            assert [a.alias for a in again.trace.attempts] == [FALLBACK], p
+            assert len(fleet.seen(f"{p}/not-found")) == 1, p
+            excluded = dict((e.alias, e.reason) for e in again.trace.eligibility.excluded)
+            assert excluded[f"{p}/not-found"].startswith(f"not served by {p}: "), p
+        direct = await fleet.call("ollama/not-found")
+        assert direct.status == "failed" and "try pulling it first" in direct.errors[0].message
 
 
 # -- a bad key ------------------------------------------------------------------------------------

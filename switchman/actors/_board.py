@@ -20,6 +20,14 @@ from switchman.policy._ratelimit import RateBudget, rate_headroom
 
 
 @attrs.frozen(kw_only=True)
+class ModelHold:
+    """A model the provider actor keeps out of service until ``until`` (trio time)."""
+
+    reason: str
+    until: float
+
+
+@attrs.frozen(kw_only=True)
 class ProviderSnapshot:
     spec: ProviderSpec
     models: tuple[ModelSpec, ...]
@@ -28,10 +36,22 @@ class ProviderSnapshot:
     stats: Mapping[tuple[str, str], ModelStats]
     in_flight: int = 0
     misconfigured: str | None = None  # e.g. an auth error seen from the provider
+    misconfigured_until: float = 0.0  # trio time the provider is held out until
     restarts: int = 0
     started_at: float = 0.0
     #: alias -> what the provider said about that model (x-ratelimit-* counters, 429s)
     model_rates: Mapping[str, RateBudget] = attrs.field(factory=dict)
+    #: alias -> why the provider said it does not serve that model, and until when
+    model_holds: Mapping[str, ModelHold] = attrs.field(factory=dict)
+
+    def misconfigured_at(self, now: float) -> str | None:
+        """Why the whole provider is held out at ``now`` (None once the hold has passed:
+        the next attempt finds out whether it still holds)."""
+        return self.misconfigured if now < self.misconfigured_until else None
+
+    def held_at(self, alias: str, now: float) -> ModelHold | None:
+        hold = self.model_holds.get(alias) if self.model_holds else None
+        return hold if hold is not None and now < hold.until else None
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +66,10 @@ class ModelStatus:
     #: what the provider's own counters for this model say is left (``requests``,
     #: ``tokens``; None when it never said), from its x-ratelimit-* headers
     provider_remaining: Mapping[str, float | None] = attrs.field(factory=dict)
+    #: why the model is held out of service for now (e.g. the provider said it does not
+    #: serve it), None when it is not
+    held_out: str | None = None
+    held_for_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -102,6 +126,7 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
                 "feedback": round(st.feedback_sum / st.feedback_n, 4) if st.feedback_n else None,
             }
     held_for, remaining = _held(snap.model_rates.get(model.alias), now)
+    hold = snap.held_at(model.alias, now)
     return ModelStatus(
         alias=model.alias,
         model_id=model.model_id,
@@ -110,6 +135,8 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
         stats=stats,
         rate_limited_for_s=round(held_for, 3),
         provider_remaining=remaining,
+        held_out=hold.reason if hold is not None else None,
+        held_for_s=round(hold.until - now, 3) if hold is not None else 0.0,
     )
 
 
@@ -126,7 +153,7 @@ def provider_status(snap: ProviderSnapshot, now: float) -> ProviderStatus:
     return ProviderStatus(
         name=snap.spec.name,
         kind=snap.spec.kind,
-        disabled_reason=snap.spec.disabled_reason or snap.misconfigured,
+        disabled_reason=snap.spec.disabled_reason or snap.misconfigured_at(now),
         in_flight=snap.in_flight,
         max_concurrency=snap.spec.max_concurrency,
         rate_headroom=rate_headroom(snap.rate, now),

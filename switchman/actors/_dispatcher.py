@@ -94,13 +94,17 @@ def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
     for name, snap in env.board.snapshots().items():
         if snap.spec.disabled_reason:
             continue  # never candidates: ``env.out_of_service`` carries their reason
-        if snap.misconfigured:
+        if snap.misconfigured and now < snap.misconfigured_until:
             for m in snap.models:
                 out[m.alias] = f"provider {name} misconfigured: {snap.misconfigured}"
             continue
         blocked = rate_blocked_until(snap.rate, now) - now
         model_rates = snap.model_rates
+        holds = snap.model_holds
         for m in snap.models:
+            if holds and (hold := snap.held_at(m.alias, now)) is not None:
+                out[m.alias] = f"{hold.reason} (held out {hold.until - now:.0f}s more)"
+                continue
             b = snap.breakers.get(m.alias)
             if b is not None and b.state != "closed":
                 retry_at = breaker_retry_at(b)

@@ -35,13 +35,14 @@ from switchman._channels import send_soon
 from switchman._errors import (
     AttemptTimeout,
     AuthError,
+    ModelNotFound,
     ProviderError,
     QuotaExhausted,
     RateLimited,
     attempt_outcome,
 )
 from switchman._result import TraceEvent, Usage
-from switchman.actors._board import ProviderSnapshot, StatusBoard
+from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
     Attempt,
@@ -76,7 +77,10 @@ log = logging.getLogger("switchman.provider")
 
 #: how long a provider that rejected our key is kept out of routing
 MISCONFIGURED_HOLD_S = 300.0
+#: how long a model the provider says it does not serve (404) stays out of routing
+MODEL_NOT_FOUND_HOLD_S = 300.0
 _NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
+_NO_HOLDS: Mapping[str, ModelHold] = MappingProxyType({})
 #: ``switchman.sim.run_sim_attempt``'s shape: what a ``kind = "sim"`` provider plays
 SimPlayer = Callable[..., Awaitable[None]]
 
@@ -117,12 +121,14 @@ class _ProviderState:
             self.rate: RateBudget = previous.rate
             self.stats: dict[tuple[str, str], ModelStats] = dict(previous.stats)
             self.model_rates: dict[str, RateBudget] = dict(previous.model_rates)
+            self.holds: dict[str, ModelHold] = dict(previous.model_holds)
             self.restarts = previous.restarts + 1
         else:
             self.breakers = {m.alias: Breaker() for m in models}
             self.rate = new_budget(spec.rpm, spec.tpm, now)
             self.stats = dict(initial_stats)  # learned in an earlier run
             self.model_rates = {}
+            self.holds = {}
             self.restarts = 0
         self.in_flight = 0
         #: when this provider first started (outages of simulated models count from here)
@@ -143,9 +149,11 @@ class _ProviderState:
                 stats=dict(self.stats),
                 in_flight=self.in_flight,
                 misconfigured=self.misconfigured,
+                misconfigured_until=self.misconfigured_until,
                 restarts=self.restarts,
                 started_at=self.started_at,
                 model_rates=dict(self.model_rates) if self.model_rates else _NO_MODEL_RATES,
+                model_holds=dict(self.holds) if self.holds else _NO_HOLDS,
             ),
         )
 
@@ -154,6 +162,8 @@ class _ProviderState:
         alias = msg.model.alias
         if self.misconfigured is not None and now < self.misconfigured_until:
             return Unavailable(reason=f"provider misconfigured: {self.misconfigured}")
+        if self.holds and (hold := self.holds.get(alias)) is not None and now < hold.until:
+            return Unavailable(reason=hold.reason, retry_at=hold.until)
         if self.in_flight >= self.spec.max_concurrency:
             return Unavailable(reason=f"at concurrency limit {self.spec.max_concurrency}")
         breaker = self.breakers.get(alias, Breaker())
@@ -232,8 +242,15 @@ class _ProviderState:
             kind = "quota exhausted" if isinstance(msg.error, QuotaExhausted) else "auth error"
             self.misconfigured = f"{kind}: {msg.error.message}"
             self.misconfigured_until = now + MISCONFIGURED_HOLD_S
+        elif isinstance(msg.error, ModelNotFound):  # asking again will not change it soon
+            self.holds[msg.alias] = ModelHold(
+                reason=f"not served by {self.spec.name}: {msg.error.message}",
+                until=now + MODEL_NOT_FOUND_HOLD_S,
+            )
         elif msg.outcome == "success":
             self.misconfigured = None
+            if self.holds:
+                self.holds.pop(msg.alias, None)
         latency_ms = (now - msg.started_at) * 1000.0
         ttft_ms = msg.ttft_s * 1000.0 if msg.ttft_s is not None else None
         for key in ((msg.alias, msg.intent), (msg.alias, "*")):

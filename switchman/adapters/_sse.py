@@ -28,6 +28,7 @@ from switchman._errors import (
     BadRequest,
     ContentRejected,
     ContextExceeded,
+    ModelNotFound,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -305,6 +306,8 @@ _OVERLOAD_CODES: Final = frozenset({"overloaded_error", "overloaded", "capacity_
 _QUOTA_CODES: Final = frozenset(
     {"insufficient_quota", "billing_error", "enforced_spend_limit_reached"}
 )
+#: the model is not served there (each provider's 404 says so in its own words)
+_NOT_FOUND_CODES: Final = frozenset({"model_not_found", "not_found_error", "not_found"})
 #: canonical HTTP status of an error that arrives inside a 200 stream, by its type
 _STREAM_STATUS: Final = {
     "rate_limit_error": 429,
@@ -415,6 +418,8 @@ def classify(
     if 400 <= status < 500:
         if status in (401, 403) or codes & _AUTH_CODES or _AUTH_TEXT.search(text):
             return AuthError(message, provider=provider, status=status)
+        if status == 404 or codes & _NOT_FOUND_CODES:
+            return ModelNotFound(message, provider=provider, status=status)
         if status == 413 or codes & _CONTEXT_CODES or _CONTEXT_TEXT.search(text):
             return ContextExceeded(message, provider=provider, status=status)
         if codes & _CONTENT_CODES or _CONTENT_TEXT.search(text):

@@ -31,6 +31,10 @@ class ModelStatusLike(Protocol):
     def rate_limited_for_s(self) -> float: ...  # a provider's 429 still holding it back
     @property
     def provider_remaining(self) -> Mapping[str, float | None]: ...  # its x-ratelimit-*
+    @property
+    def held_out(self) -> str | None: ...  # why the provider said it does not serve it
+    @property
+    def held_for_s(self) -> float: ...
 
 
 class ProviderStatusLike(Protocol):

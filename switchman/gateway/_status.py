@@ -104,6 +104,8 @@ def providers_body(
                 entry["retry_in_s"] = None if retry_at is None else max(retry_at - now, 0.0)
                 entry["rate_limited_for_s"] = ml.rate_limited_for_s if ml is not None else 0.0
                 entry["provider_remaining"] = dict(ml.provider_remaining) if ml is not None else {}
+                entry["held_out"] = ml.held_out if ml is not None else None
+                entry["held_for_s"] = ml.held_for_s if ml is not None else 0.0
                 entry["stats"] = dict(ml.stats) if ml is not None else {}
                 entry["supports_seed"] = m.supports_seed
                 entry["supports_prefill"] = m.supports_prefill

@@ -37,6 +37,7 @@ FailureKind = Literal[
     "silent",
     "context_length",
     "content_policy",
+    "not_found",
 ]
 Ending = Literal["complete", "refusal", "cut", "stall", "error"]
 
@@ -277,6 +278,7 @@ _FAILURES: Final[dict[str, Failure]] = {
     "content-policy": Failure(
         kind="content_policy", status=400, message="the request was rejected by a content policy"
     ),
+    "not-found": Failure(kind="not_found", status=404, message="the model is not served here"),
 }
 _SERVER_ERROR: Final = Failure(kind="server_error", status=500, message="internal server error")
 
@@ -435,6 +437,7 @@ BEHAVIOURS: Final = (
     "error-after-200",
     "context-length",
     "content-policy",
+    "not-found",
     "refusal",
     "flapping-5",
     "flapping-2-3",
@@ -496,7 +499,8 @@ def plan_from_name(
     Names (after the last ``/``, before a ``:tag``): healthy, slow-ttft[-MS],
     rate-limited, rate-limited-no-retry-after, error-once, down, overloaded,
     reset, silent, cut, stall, malformed, no-terminator, error-after-200,
-    context-length, content-policy, refusal, flapping-S (503 for S seconds from
+    context-length, content-policy, not-found (the wire's 404 for an unknown model),
+    refusal, flapping-S (503 for S seconds from
     the first request for this name, then healthy), flapping-D-U (503 for D s,
     healthy for U s, repeating), healthy-latency-MS. Anything else is healthy.
     """

@@ -119,6 +119,8 @@ class AnthropicWire(Wire):
             case "content_policy":
                 message = "Output blocked by content filtering policy"
                 return json_reply(400, _error("invalid_request_error", message, rid))
+            case "not_found":
+                return json_reply(404, _error("not_found_error", f"model: {ex.model}", rid))
             case _:
                 return json_reply(529, _error("overloaded_error", "Overloaded", rid), retry)
 

@@ -131,6 +131,13 @@ class GeminiWire(Wire):
                         status=200, body=_sse_frame(dumps(body)), content_type=self.stream_type
                     )
                 return json_reply(200, [body] if ex.parsed.array else body)
+            case "not_found":
+                message = (
+                    f"models/{ex.model} is not found for API version v1beta, or is not "
+                    "supported for generateContent. Call ListModels to see the list of "
+                    "available models and their supported methods."
+                )
+                return json_reply(404, _status_body(404, "NOT_FOUND", message))
             case _:
                 message = "The model is overloaded. Please try again later."
                 return json_reply(503, _status_body(503, "UNAVAILABLE", message))

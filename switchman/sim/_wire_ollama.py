@@ -74,6 +74,9 @@ class OllamaWire(Wire):
                 return json_reply(400, {"error": message})
             case "content_policy":
                 return json_reply(400, {"error": "the request was blocked by a content policy"})
+            case "not_found":
+                message = f'model "{ex.model}" not found, try pulling it first'
+                return json_reply(404, {"error": message})
             case _:
                 message = "server busy, please try again.  maximum pending requests exceeded"
                 return json_reply(503, {"error": message})

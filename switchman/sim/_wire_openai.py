@@ -140,6 +140,10 @@ class OpenAIWire(Wire):
                 )
                 body = _openai_error(message, "invalid_request_error", "content_policy_violation")
                 return json_reply(400, body)
+            case "not_found":
+                message = f"The model `{model}` does not exist or you do not have access to it."
+                body = _openai_error(message, "invalid_request_error", "model_not_found")
+                return json_reply(404, body)
             case _:
                 message = "The server is overloaded or not ready yet."
                 return json_reply(503, _openai_error(message, "server_error", None))
@@ -282,6 +286,9 @@ class ResponsesWire(Wire):
             case "content_policy":
                 message = "The request was blocked by the content policy."
                 return json_reply(400, _pplx_error(message, "content_policy_violation", 400))
+            case "not_found":
+                message = f"Model '{ex.model}' not found"
+                return json_reply(404, _pplx_error(message, "not_found", 404))
             case _:
                 return json_reply(503, _pplx_error("Service unavailable", "server_error", 503))
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
+
 from switchman.actors._board import ProviderSnapshot, model_status
 from switchman.catalog import ModelSpec, ProviderSpec
 from switchman.policy._ratelimit import new_budget, rate_observe
@@ -36,3 +40,37 @@ def test_a_model_shows_its_own_provider_counters_and_429_hold() -> None:
     assert quiet.provider_remaining == {"requests": None, "tokens": None}
     later = model_status(snap, LIMITED, now=61.0)  # the counter's reset has passed
     assert later.rate_limited_for_s == 0.0 and later.provider_remaining["requests"] is None
+
+
+def test_holds_last_until_their_time_and_routing_agrees_with_status() -> None:
+    from types import SimpleNamespace
+
+    from switchman.actors._board import ModelHold, StatusBoard, provider_status
+    from switchman.actors._dispatcher import unavailable_models
+
+    missing = "not served by openai: The model `a` does not exist [model_not_found]"
+    snap = ProviderSnapshot(
+        spec=SPEC,
+        models=(LIMITED, QUIET),
+        breakers={},
+        rate=new_budget(None, None, 0.0),
+        stats={},
+        model_holds={LIMITED.alias: ModelHold(reason=missing, until=300.0)},
+    )
+    board = StatusBoard()
+    board.publish("openai", snap)
+    env: Any = SimpleNamespace(board=board)
+    held = model_status(snap, LIMITED, now=10.0)
+    assert (held.held_out, held.held_for_s) == (missing, 290.0)
+    assert model_status(snap, QUIET, now=10.0).held_out is None
+    assert unavailable_models(env, 10.0) == {LIMITED.alias: f"{missing} (held out 290s more)"}
+    # once the hold has passed, the next attempt finds out whether it still holds
+    assert model_status(snap, LIMITED, now=300.0).held_out is None
+    assert unavailable_models(env, 300.0) == {}
+
+    bad_key = attrs.evolve(snap, misconfigured="auth error: bad key", misconfigured_until=300.0)
+    board.publish("openai", bad_key)
+    assert provider_status(bad_key, 10.0).disabled_reason == "auth error: bad key"
+    assert set(unavailable_models(env, 10.0)) == {LIMITED.alias, QUIET.alias}
+    assert provider_status(bad_key, 300.0).disabled_reason is None
+    assert unavailable_models(env, 300.0) == {}  # was held out for good before

@@ -51,6 +51,8 @@ class ModelStatus:
     stats: Mapping[str, Any] = attrs.field(factory=dict)
     rate_limited_for_s: float = 0.0
     provider_remaining: Mapping[str, float | None] = attrs.field(factory=dict)
+    held_out: str | None = None
+    held_for_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
