@@ -32,8 +32,9 @@ async def test_call_answers_with_model_cost_and_trace(autojump_clock: trio.abc.C
     (attempt,) = result.trace.attempts
     assert attempt.outcome == "success" and attempt.alias == "good"
     assert attempt.cost_usd == pytest.approx(expected_cost)
-    assert result.trace.eligibility.eligible == ("good", "other")
-    # a named model is the only candidate: "other" is eligible, but this call cannot reach it
+    # a named model is the only candidate: "other" is neither checked nor scored for it
+    assert result.trace.eligibility.eligible == ("good",)
+    assert result.trace.eligibility.excluded == ()
     assert [r.alias for r in result.trace.ranking] == ["good"]
     assert result.ttft_ms is not None and result.ttft_ms >= 50
 
@@ -54,6 +55,10 @@ async def test_only_what_a_call_can_reach_is_ranked(autojump_clock: trio.abc.Clo
     assert {r.alias for r in route.trace.ranking} == {"m3", "m7"}
     assert {r.alias for r in more.trace.ranking} == {"m1", "m3", "m7"}
     assert len(everything.trace.ranking) == 12  # "auto" as a fallback reaches every model
+    # eligibility is checked for what a call can reach, in the order it names them
+    assert route.trace.eligibility.eligible == ("m3", "m7")
+    assert more.trace.eligibility.eligible == ("m1", "m3", "m7")
+    assert len(auto.trace.eligibility.eligible) == len(everything.trace.eligibility.eligible) == 12
     assert route.model in ("m3", "m7") and more.model == "m1"
 
 

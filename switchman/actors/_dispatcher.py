@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import attrs
@@ -51,7 +51,7 @@ from switchman.actors._messages import (
 )
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
-from switchman.policy._candidates import plan_attempt_order
+from switchman.policy._candidates import plan_attempt_order, reachable
 from switchman.policy._eligibility import (
     Eligibility,
     check_eligibility,
@@ -88,12 +88,17 @@ def check_redaction_override(call: Call) -> None:
         )
 
 
-def unavailable_models(env: DispatchEnv, now: float) -> dict[str, str]:
-    """Aliases the published snapshots say cannot serve now, with the reason."""
+def unavailable_models(
+    env: DispatchEnv, now: float, only: Collection[str] | None = None
+) -> dict[str, str]:
+    """Aliases the published snapshots say cannot serve now, with the reason (among
+    ``only``, when given)."""
     out: dict[str, str] = {}
     for name, snap in env.board.snapshots().items():
         if snap.spec.disabled_reason:
             continue  # never candidates: ``env.out_of_service`` carries their reason
+        if only is not None and not any(m.alias in only for m in snap.models):
+            continue
         if snap.misconfigured and now < snap.misconfigured_until:
             for m in snap.models:
                 out[m.alias] = f"provider {name} misconfigured: {snap.misconfigured}"
@@ -249,14 +254,15 @@ class _Dispatcher:
     ) -> tuple[Eligibility, tuple[Ranked, ...], list[ModelSpec]]:
         """Eligibility, ranking and the attempt order for ``call`` as of ``now``."""
         env = self.env
+        reach = reachable(call, env.config)  # None: any model; else only what it names
         elig = check_eligibility(
             call,
-            env.models,
+            env.models if reach is None else [env.by_alias[a] for a in reach if a in env.by_alias],
             input_tokens=run.input_tokens,
-            unavailable=unavailable_models(env, now),
+            unavailable=unavailable_models(env, now, reach),
             allowed=patterns,
         )
-        named = _out_of_service(env, call)
+        named = _out_of_service(env, reach)
         if named:
             elig = Eligibility(eligible=elig.eligible, excluded=(*named, *elig.excluded))
         by_alias = {m.alias: m for m in elig.eligible}
@@ -274,12 +280,12 @@ class _Dispatcher:
                 exploration=env.config.router.exploration,
             )
 
-        if call.model == "auto" or "auto" in call.options.fallback:
+        if reach is None:
             ranking = ranked(elig.eligible)  # every eligible model can be reached
             order = plan_attempt_order(call, env.config, elig.eligible, ranking)
         else:
-            # a named model or route reaches only its own chain: only those are scored
-            # (about 2 µs a model, and a trace of models the call could not use)
+            # a named model or route reaches only its own chain: only those were checked,
+            # and only those are scored (a trace of the models the call could use)
             order = plan_attempt_order(call, env.config, elig.eligible, ())
             ranking = ranked([by_alias[a] for a in order])
         return elig, ranking, [by_alias[a] for a in order]
@@ -431,19 +437,12 @@ def _short_wait(excluded: Any, now: float, deadline: float) -> float | None:
     return wait if wait <= SHORT_WAIT_S and now + wait < deadline else None
 
 
-def _out_of_service(env: DispatchEnv, call: Call) -> tuple[Exclusion, ...]:
-    """Exclusions for the models a call names whose provider is not in service."""
-    if call.model == "auto" and not call.options.fallback:
+def _out_of_service(env: DispatchEnv, reach: tuple[str, ...] | None) -> tuple[Exclusion, ...]:
+    """Exclusions for the models a call names (``reach``) whose provider is not in service."""
+    if reach is None or not env.out_of_service:
         return ()
-    names = [call.model, *call.options.fallback]
-    aliases: list[str] = []
-    for name in names:
-        route = env.config.routes.get(name)
-        aliases.extend(route.chain if route is not None else (name,))
     return tuple(
-        Exclusion(alias=a, reason=env.out_of_service[a])
-        for a in dict.fromkeys(aliases)
-        if a in env.out_of_service
+        Exclusion(alias=a, reason=env.out_of_service[a]) for a in reach if a in env.out_of_service
     )
 
 

@@ -31,6 +31,10 @@ class DispatchEnv:
     models: tuple[ModelSpec, ...]
     #: alias -> why its provider is not in service (reported when a call names it)
     out_of_service: Mapping[str, str]
+    #: ``models`` by alias
+    by_alias: Mapping[str, ModelSpec] = attrs.field(
+        default=attrs.Factory(lambda self: {m.alias: m for m in self.models}, takes_self=True)
+    )
     rng: random.Random
     weights: Weights = attrs.field(factory=Weights)
     learning: LearningConfig = attrs.field(factory=LearningConfig)

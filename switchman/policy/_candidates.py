@@ -31,6 +31,24 @@ def resolve_target(name: str, config: Config) -> Target | None:
     return None
 
 
+def reachable(call: Call, config: Config) -> tuple[str, ...] | None:
+    """Every alias ``call`` could ever try, in naming order; None when it may reach any
+    model (``"auto"``, or ``"auto"`` among its fallbacks).
+
+    What ``plan_attempt_order`` draws from before eligibility: the named model or the
+    route's chain, then each fallback (a route name standing for its chain). Models
+    outside it are neither checked for eligibility nor scored for a named call.
+    """
+    if call.model == "auto" or "auto" in call.options.fallback:
+        return None
+    order: dict[str, None] = {}
+    for name in (call.model, *call.options.fallback):
+        route = config.routes.get(name)
+        for alias in route.chain if route is not None else (name,):
+            order.setdefault(alias, None)
+    return tuple(order)
+
+
 def plan_attempt_order(
     call: Call,
     config: Config,
