@@ -672,6 +672,52 @@ async def test_a_model_the_provider_does_not_serve_is_held_out_with_its_404_as_t
         assert direct.status == "failed" and "try pulling it first" in direct.errors[0].message
 
 
+# -- a bug inside an attempt ----------------------------------------------------------------------
+
+
+async def test_a_bug_building_one_request_fails_that_attempt_not_the_provider_actor(
+    open_fleet: OpenFleet,
+    server: FakeProviderServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from switchman.adapters._openai import OpenAIChatAdapter
+
+    build = OpenAIChatAdapter.build_request
+
+    def buggy(self: OpenAIChatAdapter, request: ProviderRequest) -> Any:
+        if request.model_id == "openai/healthy":
+            raise UnicodeEncodeError("utf-8", "hi \ud800", 3, 4, "surrogates not allowed")
+        return build(self, request)
+
+    monkeypatch.setattr(OpenAIChatAdapter, "build_request", buggy)
+    config = http_fleet(
+        server,
+        [
+            model("openai", "healthy"),
+            model("openai", "healthy-latency-50"),
+            model("deepseek", "healthy"),
+        ],
+        routes={"route": ("openai/healthy", FALLBACK)},
+    )
+    async with open_fleet(config) as fleet:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:  # many at once, as the audit sent them
+                for _ in range(12):
+                    nursery.start_soon(fleet.call, "route")
+        for result in fleet.results:
+            assert result.model == FALLBACK, (result.errors, result.trace.attempts)
+            assert result.answer == answer_of(FALLBACK)
+            failed = result.trace.attempts[0]
+            assert failed.outcome == "error" and "UnicodeEncodeError" in (failed.error or "")
+        # the same actor still serves its other model: it never crashed
+        other = await fleet.call("openai/healthy-latency-50")
+        assert other.status == "complete" and other.provider == "openai"
+        assert not [r for r in caplog.records if "crashed" in r.getMessage()]
+        (openai,) = [p for p in fleet.router.status().providers if p.name == "openai"]
+        assert [m.breaker for m in openai.models] == ["closed", "closed"]  # not its fault
+
+
 # -- a bad key ------------------------------------------------------------------------------------
 
 

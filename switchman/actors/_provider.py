@@ -35,6 +35,7 @@ from switchman._channels import send_soon
 from switchman._errors import (
     AttemptTimeout,
     AuthError,
+    BadRequest,
     ModelNotFound,
     ProviderError,
     QuotaExhausted,
@@ -414,6 +415,16 @@ async def _run_attempt(
                     exc.provider = state.spec.name
                 outcome = attempt_outcome(exc)
                 reply.send_nowait(AttemptFailed(error=exc))
+            except Exception as exc:  # a bug on our side (e.g. a request we could not
+                # encode): this attempt fails, the actor and its other attempts carry on
+                log.error("attempt on %s failed inside switchman: %r", msg.model.alias, exc)
+                log.debug("where the attempt on %s failed", msg.model.alias, exc_info=True)
+                error = BadRequest(
+                    f"switchman could not complete the attempt: {type(exc).__name__}: {exc}",
+                    provider=state.spec.name,
+                )
+                outcome = attempt_outcome(error)
+                reply.send_nowait(AttemptFailed(error=error))
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
         outcome = "cancelled" if outcome != "success" else outcome
     finally:

@@ -138,7 +138,9 @@ class _Child:
 
 
 def _describe(exc: BaseException) -> str:
-    # type and message only: no traceback, no locals
+    """Type and message only (no traceback, no locals); a group names what it holds."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -285,6 +287,8 @@ class Supervisor:
         _log.warning(
             "supervisor %r: child %r crashed: %s", self._name, child.spec.id, child.last_error
         )
+        # the traceback only at debug level: a crash is a bug, and that is where it shows
+        _log.debug("supervisor %r: traceback of %r", self._name, child.spec.id, exc_info=error)
         if child.spec.on_crash is not None:
             try:
                 child.spec.on_crash(error)

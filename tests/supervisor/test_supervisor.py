@@ -567,3 +567,29 @@ def test_escalation_message() -> None:
     assert str(exc) == (
         "supervisor 'providers' gave up: restart intensity exceeded by child 'openai'"
     )
+
+
+async def test_a_crash_inside_a_childs_own_nursery_is_named_by_its_cause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def child(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started("c")
+
+        async def inner() -> None:
+            raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+
+        async with trio.open_nursery() as nursery:  # the group wraps the real cause
+            nursery.start_soon(inner)
+
+    spec = ChildSpec(id="c", start=child, restart="temporary")
+    with caplog.at_level(logging.DEBUG, logger="switchman.supervisor"):
+        async with trio.open_nursery() as nursery:
+            sup: Supervisor = await nursery.start(run_supervisor, "root", [spec])
+            await trio.testing.wait_all_tasks_blocked()
+            stats = sup.statistics().child("c")
+            await sup.shutdown()
+    assert stats.last_error is not None
+    assert stats.last_error.startswith("UnicodeEncodeError: 'utf-8' codec can't encode")
+    (warning,) = [r for r in caplog.records if "crashed" in r.getMessage()]
+    assert "UnicodeEncodeError" in warning.getMessage() and warning.exc_info is None
+    assert any(r.exc_info for r in caplog.records if r.levelno == logging.DEBUG)
