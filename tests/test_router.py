@@ -479,3 +479,29 @@ def test_finish_reasons_are_told_in_openais_words(said: str | None, means: str |
     from switchman._result import normal_finish
 
     assert normal_finish(said) == means
+
+
+async def test_time_limits_the_router_enforces_count_against_the_model(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    slow_first = sim_model("slow-first", SimProfile(ttft_ms=5_000))
+    stalls = sim_model("stalls", SimProfile(stall_rate=1.0, tokens_per_s=50.0))
+    config = fleet(slow_first, stalls, sim_model("steady"), stall_ms=300)
+    ttft = Options(timeouts=Timeouts(ttft_ms=200))
+    async with switchman.open_router(config) as router:
+        for alias in ("slow-first", "stalls"):
+            outcomes = []
+            for _ in range(6):
+                result = await router.call(
+                    Call(prompt="hi", model=alias, options=attrs.evolve(ttft, fallback=("steady",)))
+                )
+                assert result.model == "steady"
+                outcomes.append(result.trace.attempts[0].outcome)
+            # failures until the breaker opens (5 in a row), then it is routed around
+            assert outcomes[:5] == ["timeout" if alias == "slow-first" else "error"] * 5
+            assert outcomes[5] == "unavailable" or len(result.trace.attempts) == 1
+        status = {m.alias: m for p in router.status().providers for m in p.models}
+    for alias in ("slow-first", "stalls"):
+        assert status[alias].breaker == "open", alias
+        learned = status[alias].stats["*"]
+        assert learned["n"] and learned["n"] > 4 and learned["success_rate"] == 0.0, alias

@@ -356,14 +356,23 @@ async def _exchange(
                         case _:
                             status_code = getattr(reply, "status", status_code)
             if timer.cancelled_caught:
-                _cancel_attempt(env, model, attempt_id)
                 error = _timed_out(
                     model, text, trio.current_time(), attempt_deadline, ttft_s, stall_s
                 )
+                _cancel_attempt(env, model, attempt_id, error)
     except BaseException as exc:
-        _cancel_attempt(env, model, attempt_id)
+        hard_deadline = isinstance(exc, trio.Cancelled) and trio.current_time() >= run.deadline
+        # the call's deadline passing mid-attempt counts against the model; a caller
+        # that left does not
+        _cancel_attempt(
+            env,
+            model,
+            attempt_id,
+            AttemptTimeout("the call's deadline passed", provider=model.provider)
+            if hard_deadline
+            else None,
+        )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
-            hard_deadline = trio.current_time() >= run.deadline
             record = AttemptRecord(
                 n=n,
                 alias=model.alias,
@@ -507,9 +516,11 @@ def _strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
     return pending, "", False
 
 
-def _cancel_attempt(env: DispatchEnv, model: ModelSpec, attempt_id: int) -> None:
+def _cancel_attempt(
+    env: DispatchEnv, model: ModelSpec, attempt_id: int, reason: ProviderError | None = None
+) -> None:
     try:
-        env.providers[model.provider].send_nowait(CancelAttempt(id=attempt_id))
+        env.providers[model.provider].send_nowait(CancelAttempt(id=attempt_id, reason=reason))
     except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the attempt still ends at its own deadline
 

@@ -61,6 +61,9 @@ class Attempt:
 @attrs.frozen(kw_only=True)
 class CancelAttempt:
     id: int
+    #: why the dispatcher gave up on it (its time limits), so the actor's breaker and
+    #: statistics count the attempt as what it was; None when the caller left
+    reason: ProviderError | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -137,6 +137,8 @@ class _ProviderState:
         self.misconfigured: str | None = None
         self.misconfigured_until = 0.0
         self.scopes: dict[int, trio.CancelScope] = {}
+        #: attempt id -> the time limit the dispatcher cancelled it for
+        self.cancel_reasons: dict[int, ProviderError] = {}
         self.publish()
 
     def publish(self) -> None:
@@ -196,9 +198,11 @@ class _ProviderState:
         match msg:
             case AttemptDone():
                 self._done(msg, now)
-            case CancelAttempt(id=attempt_id):
+            case CancelAttempt(id=attempt_id, reason=reason):
                 scope = self.scopes.get(attempt_id)
                 if scope is not None:
+                    if reason is not None:  # its time ran out: that is how it is counted
+                        self.cancel_reasons[attempt_id] = reason
                     scope.cancel()
             case Feedback(alias=alias, intent=intent, score=score):
                 for key in ((alias, intent), (alias, "*")):
@@ -405,7 +409,12 @@ async def _run_attempt(
                         )
                     outcome = "success"
                 if scope.cancelled_caught and outcome != "success":
-                    if trio.current_time() >= msg.deadline:
+                    reason = (
+                        state.cancel_reasons.pop(msg.id, None) if state.cancel_reasons else None
+                    )
+                    if reason is not None:  # the caller's TTFT or stall limit: its reply
+                        error, outcome = reason, attempt_outcome(reason)  # is already made
+                    elif trio.current_time() >= msg.deadline:
                         error = AttemptTimeout("attempt deadline passed", provider=state.spec.name)
                         outcome = "timeout"
                         reply.send_nowait(AttemptFailed(error=error))
@@ -429,6 +438,8 @@ async def _run_attempt(
         outcome = "cancelled" if outcome != "success" else outcome
     finally:
         state.scopes.pop(msg.id, None)
+        if state.cancel_reasons:
+            state.cancel_reasons.pop(msg.id, None)
         state.handle(
             AttemptDone(
                 id=msg.id,
