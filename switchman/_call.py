@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
 
@@ -93,8 +94,83 @@ def _number(
         )
 
 
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent on as UTF-8 text (a lone surrogate), or None.
+
+    ``json.loads`` accepts ``"\\ud800"``; such a string can be neither encoded for a
+    provider nor written back in a JSON reply, so it is refused where it comes in.
+    """
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"must be valid Unicode text: lone surrogate at position {exc.start}"
+    return None
+
+
+def _text(errors: list[FieldError], name: str, value: object, *, empty: bool = False) -> None:
+    """A string that can be encoded; non-blank unless ``empty``."""
+    if not isinstance(value, str) or not (empty or value.strip()):
+        errors.append(
+            FieldError(name, "must be a string" if empty else "must be a non-empty string")
+        )
+        return
+    problem = text_problem(value)
+    if problem is not None:
+        errors.append(FieldError(name, problem))
+
+
+def _strings(
+    errors: list[FieldError], name: str, value: object, *, max_items: int | None = None
+) -> None:
+    """A list or tuple of non-empty strings. A bare string is refused: it would be
+    taken character by character (``stop="END"`` as three stop strings)."""
+    if isinstance(value, str):
+        errors.append(FieldError(name, "must be a list of strings, not a string"))
+        return
+    if not isinstance(value, list | tuple):
+        errors.append(FieldError(name, f"must be a list of strings; got {type(value).__name__}"))
+        return
+    if max_items is not None and len(value) > max_items:
+        errors.append(FieldError(name, f"must be at most {max_items} strings; got {len(value)}"))
+    for i, item in enumerate(value):
+        _text(errors, f"{name}[{i}]", item)
+
+
+def _json_text(errors: list[FieldError], name: str, value: object) -> None:
+    """Every string inside ``value`` (keys too) must be encodable; walked without recursion."""
+    pending: deque[tuple[str, object]] = deque([(name, value)])
+    while pending:
+        path, item = pending.popleft()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                errors.append(FieldError(path, problem))
+        elif isinstance(item, Mapping):
+            for key, sub in item.items():
+                if isinstance(key, str) and text_problem(key) is not None:
+                    errors.append(FieldError(path, f"key {key!r} {text_problem(key)}"))
+                    continue
+                pending.append((f"{path}.{key}", sub))
+        elif isinstance(item, list | tuple):
+            pending.extend((f"{path}[{i}]", sub) for i, sub in enumerate(item))
+
+
+def field_name(key: object) -> str:
+    """``key`` as it can appear in an error's field path: a lone surrogate is escaped
+    (``\\ud800``), so the error itself can always be written back as JSON."""
+    name = str(key)
+    if text_problem(name) is None:
+        return name
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @attrs.frozen(kw_only=True)
 class Message:
+    """One turn. The ``Call`` carrying it also checks ``content`` is non-empty, valid text
+    (``messages[1].content``); adapters and the simulator's wire build messages too."""
+
     role: Role
     content: str
 
@@ -108,6 +184,9 @@ class Message:
         if not isinstance(v.content, str):
             errors.append(FieldError("content", "must be a string"))
         return errors
+
+
+_MESSAGE_KEYS: Final = ("role", "content")
 
 
 @attrs.frozen(kw_only=True)
@@ -124,6 +203,11 @@ class Caller:
         errors: list[FieldError] = []
         if not isinstance(v.handle, str) or not v.handle or len(v.handle) > 200:
             errors.append(FieldError("handle", "must be a non-empty string of at most 200 chars"))
+        else:
+            _text(errors, "handle", v.handle)
+        _text(errors, "account_id", v.account_id, empty=True)
+        if v.key_id is not None:
+            _text(errors, "key_id", v.key_id, empty=True)
         return errors
 
 
@@ -145,8 +229,7 @@ class Params:
         _number(errors, "top_p", v.top_p, 0, 1)
         _number(errors, "max_tokens", v.max_tokens, 1, 10_000_000, integer=True)
         _number(errors, "seed", v.seed, 0, MAX_SEED, integer=True)
-        if len(v.stop) > 4 or not all(isinstance(s, str) and s for s in v.stop):
-            errors.append(FieldError("stop", "must be at most 4 non-empty strings"))
+        _strings(errors, "stop", v.stop, max_items=4)
         return errors
 
 
@@ -177,9 +260,26 @@ class Timeouts:
 
 @attrs.frozen(kw_only=True)
 class RedactionOverride:
+    """Turning redaction off: ``enabled`` must be ``True`` itself (not merely truthy), with
+    every acknowledgement and a reason; the dispatcher refuses anything less."""
+
     enabled: bool = False
     acknowledgements: tuple[str, ...] = ()
     reason: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        _raise_if(self._problems(self))
+
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        if not isinstance(v.enabled, bool):
+            errors.append(
+                FieldError("enabled", f"must be true or false; got {type(v.enabled).__name__}")
+            )
+        _strings(errors, "acknowledgements", v.acknowledgements)
+        _text(errors, "reason", v.reason, empty=True)
+        return errors
 
 
 @attrs.frozen(kw_only=True)
@@ -194,6 +294,8 @@ class RedactionOptions:
     def _problems(v: Any) -> list[FieldError]:
         errors: list[FieldError] = []
         _choice(errors, "mode", v.mode, RedactionMode)
+        if v.override is not None and not isinstance(v.override, RedactionOverride):
+            errors.append(FieldError("override", "must be a RedactionOverride or None"))
         return errors
 
 
@@ -219,20 +321,80 @@ class Options:
             errors.append(FieldError("timeouts", "must be a Timeouts"))
         if not isinstance(v.redaction, RedactionOptions):
             errors.append(FieldError("redaction", "must be a RedactionOptions"))
-        if not all(isinstance(a, str) and a for a in v.fallback):
-            errors.append(FieldError("fallback", "must be a list of model aliases"))
+        _strings(errors, "fallback", v.fallback)
         return errors
 
 
-def _messages(value: Any) -> tuple[Message, ...] | None:
-    if value is None:
-        return None
-    return tuple(m if isinstance(m, Message) else Message(**m) for m in value)
+def _messages(value: Any) -> Any:
+    """Messages as a tuple; a ``{"role", "content"}`` mapping that makes a valid
+    ``Message`` becomes one. Anything else is kept as given, for ``Call`` to name
+    (``messages[1].role``) beside its other errors instead of raising here."""
+    if not isinstance(value, list | tuple):
+        return value
+    return tuple(_message(m) for m in value)
+
+
+def _message(m: Any) -> Any:
+    if isinstance(m, Mapping) and set(m) == set(_MESSAGE_KEYS):
+        try:
+            return Message(role=m["role"], content=m["content"])
+        except ValidationError:
+            pass
+    return m
+
+
+def _message_problems(errors: list[FieldError], value: object) -> int:
+    """Problems of ``messages``; returns the characters of its valid contents."""
+    if isinstance(value, str):
+        errors.append(FieldError("messages", "must be a list of messages, not a string"))
+        return 0
+    if not isinstance(value, list | tuple):
+        kind = type(value).__name__
+        errors.append(FieldError("messages", f"must be a list of messages; got {kind}"))
+        return 0
+    before = len(errors)
+    roles: set[object] = set()
+    chars = 0
+    for i, m in enumerate(value):
+        where = f"messages[{i}]"
+        role: object
+        content: object
+        if isinstance(m, Message):
+            role, content = m.role, m.content
+        elif isinstance(m, Mapping):
+            errors.extend(
+                FieldError(f"{where}.{field_name(k)}", "unknown field")
+                for k in m
+                if k not in _MESSAGE_KEYS
+            )
+            errors.extend(
+                FieldError(f"{where}.{k}", "is required") for k in _MESSAGE_KEYS if k not in m
+            )
+            role, content = m.get("role"), m.get("content", "")
+            if "role" in m:
+                _choice(errors, f"{where}.role", role, Role)
+        else:
+            kind = type(m).__name__
+            errors.append(
+                FieldError(where, f"must be a Message or a role/content mapping; got {kind}")
+            )
+            continue
+        if not isinstance(m, Mapping) or "content" in m:
+            _text(errors, f"{where}.content", content)
+        roles.add(role)
+        chars += len(content) if isinstance(content, str) else 0
+    if len(errors) == before and "user" not in roles:
+        errors.append(FieldError("messages", "must contain at least one user message"))
+    return chars
 
 
 @attrs.frozen(kw_only=True)
 class Call:
-    """One request to the router. Give ``prompt`` or ``messages``, not both."""
+    """One request to the router. Give ``prompt`` or ``messages``, not both.
+
+    ``messages`` may be ``Message`` values or ``{"role": ..., "content": ...}`` mappings
+    (converted); every string must be valid Unicode text (no lone surrogates).
+    """
 
     prompt: str | None = None
     messages: tuple[Message, ...] | None = attrs.field(default=None, converter=_messages)
@@ -251,28 +413,32 @@ class Call:
     @staticmethod
     def _problems(v: Any) -> list[FieldError]:
         errors: list[FieldError] = []
+        chars = 0
         if (v.prompt is None) == (v.messages is None):
             errors.append(FieldError("prompt", "give exactly one of prompt or messages"))
         elif v.prompt is not None:
-            if not isinstance(v.prompt, str) or not v.prompt.strip():
-                errors.append(FieldError("prompt", "must be a non-empty string"))
-        elif v.messages is not None and not any(m.role == "user" for m in v.messages):
-            errors.append(FieldError("messages", "must contain at least one user message"))
-        chars = len(v.prompt) if isinstance(v.prompt, str) else 0
-        chars += sum(len(m.content) for m in v.messages or () if isinstance(m, Message))
+            _text(errors, "prompt", v.prompt)
+            chars = len(v.prompt) if isinstance(v.prompt, str) else 0
+        else:
+            chars = _message_problems(errors, v.messages)
         if not errors and chars > MAX_PROMPT_CHARS:
             errors.append(
                 FieldError("prompt", f"is too large: more than {MAX_PROMPT_CHARS} characters")
             )
         if not isinstance(v.model, str) or not v.model:
             errors.append(FieldError("model", "must be a model alias, a route name or 'auto'"))
+        else:
+            _text(errors, "model", v.model)
         _choice(errors, "intent", v.intent, Intent)
         _choice(errors, "min_trust", v.min_trust, TrustTier)
         for name, kind in (("caller", Caller), ("params", Params), ("options", Options)):
             if not isinstance(getattr(v, name), kind):
                 errors.append(FieldError(name, f"must be a {kind.__name__}"))
-        if not all(isinstance(c, str) and c for c in v.capabilities):
-            errors.append(FieldError("capabilities", "must be a list of capability tags"))
+        _strings(errors, "capabilities", v.capabilities)
+        if not isinstance(v.metadata, Mapping):
+            errors.append(FieldError("metadata", "must be a mapping (a JSON object)"))
+        else:
+            _json_text(errors, "metadata", v.metadata)
         return errors
 
     def prompt_chars(self) -> int:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import SimpleNamespace
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, Final, Literal, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
 from cattrs.errors import ForbiddenExtraKeysError, IterableValidationError
 
-from switchman._call import Call
+from switchman._call import Call, field_name
 from switchman._errors import FieldError, ValidationError
 
 T = TypeVar("T")
@@ -81,7 +81,10 @@ def _flatten(exc: BaseException, path: str) -> list[FieldError]:
     if isinstance(exc, ValidationError):
         return list(exc.prefixed(path).fields) if path else list(exc.fields)
     if isinstance(exc, ForbiddenExtraKeysError):
-        return [FieldError(_join(path, k), "unknown field") for k in sorted(exc.extra_fields)]
+        return [
+            FieldError(_join(path, field_name(k)), "unknown field")
+            for k in sorted(exc.extra_fields)
+        ]
     if isinstance(exc, IterableValidationError):
         with_notes, others = exc.group_exceptions()
         out = [e for sub, note in with_notes for e in _flatten(sub, _join(path, note.index))]
@@ -106,8 +109,9 @@ def _make_attrs_hook(cls: type[Any]) -> Any:
     def hook(data: Any, _: type) -> Any:
         if not isinstance(data, dict):
             raise TypeError(f"must be an object; got {_json_type(data)}")
-        errors = [FieldError(str(k), "unknown field") for k in data if k not in names]
+        errors = [FieldError(field_name(k), "unknown field") for k in data if k not in names]
         values: dict[str, Any] = {}
+        partly: dict[str, Any] = {}  # arrays of which some items structured
         for f in fields:
             if f.name not in data:
                 if f.default is attrs.NOTHING:
@@ -125,17 +129,57 @@ def _make_attrs_hook(cls: type[Any]) -> Any:
                 values[f.name] = converter.structure(raw, f.type)
             except Exception as exc:  # every structuring failure is reported, none raised
                 errors.extend(_flatten(exc, f.name))
+                if isinstance(exc, _ArrayErrors):
+                    partly[f.name] = exc.partial
         if errors:
             if problems is not None:
-                partial = SimpleNamespace(
-                    **{f.name: values.get(f.name, _default(f)) for f in fields}
-                )
-                bad = {e.field.split(".")[0].split("[")[0] for e in errors}
-                errors.extend(e for e in problems(partial) if e.field.split(".")[0] not in bad)
+                errors.extend(_beside(errors, problems, fields, {**partly, **values}))
             raise ValidationError(errors)
         return cls(**values)
 
     return hook
+
+
+class _Invalid:
+    """Stands in for a field that did not structure (its error is already reported)."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+_INVALID: Final = _Invalid()
+
+
+def _beside(
+    errors: list[FieldError],
+    problems: Any,
+    fields: tuple[attrs.Attribute[Any], ...],
+    values: dict[str, Any],
+) -> list[FieldError]:
+    """The class's own problems with what did structure, so a wrong type in one field does
+    not hide an out-of-range value in another (nor a bad item of an array its good ones).
+
+    A field that failed is given as an invalid placeholder (not its default, which could
+    make a cross-field rule misfire: ``messages`` failing is not ``messages`` absent). A
+    problem on a path already reported, or above or below one, is the same mistake seen
+    again and is left out.
+    """
+    failed = {e.field.split(".")[0].split("[")[0] for e in errors}
+    partial = SimpleNamespace(
+        **{
+            f.name: values[f.name]
+            if f.name in values
+            else (_INVALID if f.name in failed else _default(f))
+            for f in fields
+        }
+    )
+    return [e for e in problems(partial) if not any(_related(e.field, r.field) for r in errors)]
+
+
+def _related(a: str, b: str) -> bool:
+    """Whether one path is the other or lies under it (``messages`` and ``messages[0].role``)."""
+    short, long = sorted((a, b), key=len)
+    return long == short or long.startswith((short + ".", short + "["))
 
 
 def _default(f: attrs.Attribute[Any]) -> Any:
@@ -149,16 +193,26 @@ def _structure_array(value: Any, cls: Any) -> Any:
     if not isinstance(value, list | tuple):
         raise TypeError(f"must be an array; got {_json_type(value)}")
     (item,) = {a for a in get_args(cls) if a is not Ellipsis}
-    out = []
+    out: list[Any] = []
     errors: list[FieldError] = []
     for i, x in enumerate(value):
         try:
             out.append(converter.structure(x, item))
         except Exception as exc:  # collected per index
             errors.extend(_flatten(exc, f"[{i}]"))
+            out.append(_INVALID)
     if errors:
-        raise ValidationError(errors)
+        raise _ArrayErrors(errors, tuple(out))
     return tuple(out)
+
+
+class _ArrayErrors(ValidationError):
+    """The errors of an array's items, with the items that did structure (``partial``, the
+    others invalid placeholders) so the owning class still checks those."""
+
+    def __init__(self, fields: list[FieldError], partial: tuple[Any, ...]) -> None:
+        super().__init__(fields)
+        self.partial = partial
 
 
 def _structure_object(value: Any, _: Any) -> Any:
