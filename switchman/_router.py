@@ -411,15 +411,36 @@ async def open_router(
     breaker: BreakerConfig | None = None,
     store: Persistence | None = None,
 ) -> AsyncIterator[Router]:
-    """A running router for the duration of the block; closed (drained) on the way out."""
-    async with trio.open_nursery() as nursery:
-        router: Router = await nursery.start(
-            functools.partial(
-                run_router, config, clients=clients, env=env, breaker=breaker, store=store
+    """A running router for the duration of the block; closed (drained) on the way out.
+
+    An exception raised in the block (``ValidationError`` from ``router.call``, or the
+    application's own) comes out as itself, not inside the ``ExceptionGroup`` the
+    router's nursery would wrap it in; a group of several stays a group.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            router: Router = await nursery.start(
+                functools.partial(
+                    run_router, config, clients=clients, env=env, breaker=breaker, store=store
+                )
             )
-        )
-        try:
-            yield router
-        finally:
-            with trio.CancelScope(shield=True):
-                await router.aclose()
+            try:
+                yield router
+            finally:
+                with trio.CancelScope(shield=True):
+                    await router.aclose()
+    except BaseExceptionGroup as group:
+        only = _single(group)
+        if only is None:
+            raise
+        raise only from None
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception inside ``group`` (through nested groups of one), else None."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc

@@ -505,3 +505,18 @@ async def test_time_limits_the_router_enforces_count_against_the_model(
         assert status[alias].breaker == "open", alias
         learned = status[alias].stats["*"]
         assert learned["n"] and learned["n"] > 4 and learned["success_rate"] == 0.0, alias
+
+
+async def test_an_error_raised_in_the_router_block_comes_out_as_itself(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    with pytest.raises(ValueError, match="mine"):
+        async with switchman.open_router(fleet(GOOD)):
+            raise ValueError("mine")
+    with pytest.raises(switchman.ValidationError, match="unknown model or route 'nope'"):
+        async with switchman.open_router(fleet(GOOD)) as router:
+            await router.call(Call(prompt="hi", model="nope"))
+    with trio.move_on_after(1) as scope:  # cancellation passes through as trio expects
+        async with switchman.open_router(fleet(GOOD)):
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
