@@ -383,11 +383,13 @@ def test_only_a_short_pause_inside_the_deadline_is_waited_for() -> None:
     from switchman.actors._dispatcher import _short_wait
 
     paused = [Exclusion(alias="a", reason="rate budget empty for 1.5s")]
-    assert _short_wait(paused, now=0.0, deadline=10.0) == pytest.approx(1.51)
-    assert _short_wait(paused, now=0.0, deadline=1.0) is None  # past the deadline
+    back = {"a": 1.5}
+    assert _short_wait(paused, back, now=0.0, deadline=10.0) == pytest.approx(1.501)
+    assert _short_wait(paused, back, now=0.0, deadline=1.0) is None  # past the deadline
     long = [Exclusion(alias="a", reason="breaker open for 40.0s more")]
-    assert _short_wait(long, now=0.0, deadline=100.0) is None
-    assert _short_wait([Exclusion(alias="a", reason="trust too low")], now=0, deadline=9) is None
+    assert _short_wait(long, {"a": 40.0}, now=0.0, deadline=100.0) is None
+    other = [Exclusion(alias="b", reason="trust too low")]
+    assert _short_wait(other, back, now=0, deadline=9) is None
 
 
 def test_the_lead_error_is_the_providers_real_cause_not_a_later_breaker() -> None:

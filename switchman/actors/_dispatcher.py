@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -89,10 +89,14 @@ def check_redaction_override(call: Call) -> None:
 
 
 def unavailable_models(
-    env: DispatchEnv, now: float, only: Collection[str] | None = None
+    env: DispatchEnv,
+    now: float,
+    only: Collection[str] | None = None,
+    back_at: dict[str, float] | None = None,
 ) -> dict[str, str]:
     """Aliases the published snapshots say cannot serve now, with the reason (among
-    ``only``, when given)."""
+    ``only``, when given). ``back_at`` is filled with when each one that is only paused
+    (breaker open, rate budget empty, rate limited) can serve again."""
     out: dict[str, str] = {}
     for name, snap in env.board.snapshots().items():
         if snap.spec.disabled_reason:
@@ -115,14 +119,20 @@ def unavailable_models(
                 retry_at = breaker_retry_at(b)
                 if b.state == "open" and retry_at is not None and retry_at > now:
                     out[m.alias] = f"breaker open for {retry_at - now:.1f}s more"
+                    if back_at is not None:
+                        back_at[m.alias] = retry_at
                 elif b.probe_in_flight:
                     out[m.alias] = "breaker half-open: probe in flight"
             if m.alias not in out and blocked > 0:
                 out[m.alias] = f"rate budget empty for {blocked:.1f}s"
+                if back_at is not None:
+                    back_at[m.alias] = now + blocked
             if m.alias not in out and model_rates:
                 rate = model_rates.get(m.alias)
                 if rate is not None and (until := rate_blocked_until(rate, now)) > now:
                     out[m.alias] = f"rate limited for {until - now:.1f}s"
+                    if back_at is not None:
+                        back_at[m.alias] = until
     return out
 
 
@@ -215,13 +225,14 @@ class _Dispatcher:
                 if min_trust != call.min_trust:
                     call = attrs.evolve(call, min_trust=min_trust)
                     run.call = call
-                elig, ranking, candidates = self._select(call, run, patterns, now)
+                back_at: dict[str, float] = {}
+                elig, ranking, candidates = self._select(call, run, patterns, now, back_at)
                 if not candidates:
-                    wait = _short_wait(elig.excluded, now, run.deadline)
+                    wait = _short_wait(elig.excluded, back_at, now, run.deadline)
                     if wait is not None:  # e.g. a 429 paused the provider for a moment
                         await trio.sleep(wait)
                         now = trio.current_time()
-                        elig, ranking, candidates = self._select(call, run, patterns, now)
+                        elig, ranking, candidates = self._select(call, run, patterns, now, {})
                 eligibility = EligibilityTrace(
                     eligible=tuple(m.alias for m in elig.eligible), excluded=elig.excluded
                 )
@@ -250,16 +261,22 @@ class _Dispatcher:
         return await self._finish(run, success, eligibility, ranking)
 
     def _select(
-        self, call: Call, run: CallRun, patterns: tuple[str, ...], now: float
+        self,
+        call: Call,
+        run: CallRun,
+        patterns: tuple[str, ...],
+        now: float,
+        back_at: dict[str, float],
     ) -> tuple[Eligibility, tuple[Ranked, ...], list[ModelSpec]]:
-        """Eligibility, ranking and the attempt order for ``call`` as of ``now``."""
+        """Eligibility, ranking and the attempt order for ``call`` as of ``now``;
+        ``back_at`` gets when each model that is only paused can serve again."""
         env = self.env
         reach = reachable(call, env.config)  # None: any model; else only what it names
         elig = check_eligibility(
             call,
             env.models if reach is None else [env.by_alias[a] for a in reach if a in env.by_alias],
             input_tokens=run.input_tokens,
-            unavailable=unavailable_models(env, now, reach),
+            unavailable=unavailable_models(env, now, reach, back_at),
             allowed=patterns,
         )
         named = _out_of_service(env, reach)
@@ -423,17 +440,16 @@ class _Dispatcher:
 SHORT_WAIT_S = 5.0
 
 
-def _short_wait(excluded: Any, now: float, deadline: float) -> float | None:
-    """Seconds until the soonest model that is only paused (rate budget, breaker) is back,
-    when that is short and inside the call's deadline; None otherwise."""
-    waits = [
-        float(e.reason.split(" for ")[1].split("s")[0])
-        for e in excluded
-        if e.reason.startswith(("rate budget empty for ", "rate limited for ", "breaker open for "))
-    ]
+def _short_wait(
+    excluded: Any, back_at: Mapping[str, float], now: float, deadline: float
+) -> float | None:
+    """Seconds until the soonest excluded model that is only paused (rate budget, breaker)
+    is back (``back_at``, exact: not the rounded figure its reason shows), when that is
+    short and inside the call's deadline; None otherwise."""
+    waits = [back_at[e.alias] - now for e in excluded if e.alias in back_at]
     if not waits:
         return None
-    wait = min(waits) + 0.01
+    wait = max(min(waits), 0.0) + 0.001
     return wait if wait <= SHORT_WAIT_S and now + wait < deadline else None
 
 

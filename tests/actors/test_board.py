@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from switchman._result import Exclusion
 from switchman.actors._board import ProviderSnapshot, model_status
 from switchman.catalog import ModelSpec, ProviderSpec
 from switchman.policy._ratelimit import new_budget, rate_observe
@@ -74,3 +75,34 @@ def test_holds_last_until_their_time_and_routing_agrees_with_status() -> None:
     assert set(unavailable_models(env, 10.0)) == {LIMITED.alias, QUIET.alias}
     assert provider_status(bad_key, 300.0).disabled_reason is None
     assert unavailable_models(env, 300.0) == {}  # was held out for good before
+
+
+def test_routing_knows_exactly_when_a_paused_model_is_back() -> None:
+    from types import SimpleNamespace
+
+    from switchman.actors._board import StatusBoard
+    from switchman.actors._dispatcher import _short_wait, unavailable_models
+
+    said = rate_observe(  # a 429 with Retry-After: 1 at t=0
+        new_budget(None, None, 0.0), 0.0, {}, wall_now=1e9, status=429, retry_after=1.0
+    )
+    board = StatusBoard()
+    board.publish(
+        "openai",
+        ProviderSnapshot(
+            spec=SPEC,
+            models=(LIMITED, QUIET),
+            breakers={},
+            rate=new_budget(None, None, 0.0),
+            stats={},
+            model_rates={LIMITED.alias: said},
+        ),
+    )
+    env: Any = SimpleNamespace(board=board)
+    back: dict[str, float] = {}
+    reasons = unavailable_models(env, 0.67, None, back)
+    assert reasons == {LIMITED.alias: "rate limited for 0.3s"}  # rounded for people
+    assert back == {LIMITED.alias: 1.0}  # exact for the wait
+    excluded = [Exclusion(alias=LIMITED.alias, reason=reasons[LIMITED.alias])]
+    wait = _short_wait(excluded, back, 0.67, deadline=100.0)
+    assert wait is not None and 0.67 + wait > 1.0  # not the 0.31 s the text says
