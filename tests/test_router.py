@@ -323,7 +323,7 @@ async def test_cancelling_the_caller_cancels_attempts_and_releases_the_reservati
 ) -> None:
     slow = sim_model("slow", SimProfile(latency_ms=50_000, ttft_ms=10), input_per_mtok=1000.0)
     call = Call(prompt="x" * 400, model="slow", params=Params(max_tokens=50))
-    estimate = slow.cost(104, 50)
+    estimate = slow.cost(404, 50)  # what a reservation assumes: a token per byte, at most
     config = fleet(slow, budgets=BudgetsConfig(global_daily_usd=estimate * 1.5))
     async with switchman.open_router(config) as router:
         with trio.move_on_after(1.0):

@@ -58,7 +58,7 @@ from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, Text
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import Breaker, breaker_retry_at
 from switchman.policy._budget import Limit
-from switchman.policy._eligibility import output_tokens, request_params
+from switchman.policy._eligibility import max_input_tokens, output_tokens, request_params
 from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
 
@@ -226,14 +226,15 @@ async def _one_attempt(
     input_tokens = run.input_tokens + cont_tokens
     scopes = ("global", f"provider:{model.provider}", f"caller:{call.caller.handle}")
     reservation: str | None = None
-    estimate = model.cost(input_tokens, out_tokens)
     if env.limited_scopes.intersection(scopes):
+        # the most this attempt can cost, so that no budget is ever overspent
+        estimate = model.cost(max_input_tokens(call, run.sent_raw), out_tokens)
         reservation = f"{run.call_id}:{n}"
         refused = await _reserve(env, run, reservation, scopes, estimate)
         if refused is not None:
             message = (
                 f"{refused.scope} {refused.period} budget of ${refused.limit_usd:g} cannot cover "
-                f"the estimated ${estimate:.6f} for {model.alias}"
+                f"the ${estimate:.6f} {model.alias} could cost (prompt and max_tokens)"
             )
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
             run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)

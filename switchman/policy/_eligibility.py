@@ -37,12 +37,33 @@ def estimate_input_tokens(call: Call) -> int:
     ``ceil(characters / 4) + 4 * messages``: about four characters per token
     for English text and code, plus a few tokens of role framing per message
     (a bare ``prompt`` counts as one message). It over- rather than
-    under-estimates typical text, which is the safe side for context-window
-    checks and budget reservations.
+    under-estimates typical English text, the safe side for context-window checks
+    and scoring; budget reservations use the hard bound ``max_input_tokens``.
     """
     chars = call.prompt_chars()
     messages = 1 if call.messages is None else len(call.messages)
     return -(-chars // _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * messages
+
+
+def max_input_tokens(call: Call, continuation: str = "") -> int:
+    """The most input tokens the call can be billed for, without a tokenizer.
+
+    Tokenizers that fall back to bytes (every current model family) never make more
+    tokens than the text has UTF-8 bytes, so bytes plus the per-message framing is a
+    bound: what budget reservations use, so that a prompt in a script of several
+    bytes a character (where four characters a token is far too low) cannot overspend.
+    ``continuation`` is text already streamed that a continuing attempt sends again.
+    """
+    if call.messages is None:
+        size = len((call.prompt or "").encode())
+        messages = 1
+    else:
+        size = sum(len(m.content.encode()) for m in call.messages)
+        messages = len(call.messages)
+    if continuation:
+        size += len(continuation.encode())
+        messages += 2  # the assistant prefix, and possibly a "continue" turn
+    return size + _TOKENS_PER_MESSAGE * messages
 
 
 def output_tokens(call: Call, model: ModelSpec) -> int:

@@ -4,6 +4,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from switchman._call import Call, Message, Options, Params
 from switchman._result import Exclusion
@@ -13,6 +15,7 @@ from switchman.policy._eligibility import (
     check_eligibility,
     estimate_input_tokens,
     is_allowed,
+    max_input_tokens,
     output_tokens,
     request_params,
 )
@@ -277,3 +280,21 @@ def test_request_params_best_effort() -> None:
 def test_request_params_explicit_max_tokens() -> None:
     call = Call(prompt="x", params=Params(max_tokens=77), options=Options(verbosity="full"))
     assert request_params(call, model())["max_tokens"] == 77
+
+
+@given(st.text(min_size=1, max_size=300).filter(str.strip), st.text(max_size=100))
+def test_reservations_bound_any_byte_fallback_tokenizer(text: str, sent: str) -> None:
+    # a tokenizer that falls back to bytes makes at most one token per UTF-8 byte; the
+    # chars/4 estimate is far below that for CJK or emoji, which let budgets overspend
+    call = Call(prompt=text)
+    bound = max_input_tokens(call, sent)
+    assert bound >= len(text.encode()) + len(sent.encode())
+    assert bound >= estimate_input_tokens(call)
+
+
+def test_reservation_bound_counts_every_message_and_a_continuation() -> None:
+    call = Call(
+        messages=(Message(role="system", content="説明"), Message(role="user", content="ab"))
+    )
+    assert max_input_tokens(call) == 6 + 2 + 4 * 2  # "説明" is 6 bytes
+    assert max_input_tokens(call, "続き") == 6 + 2 + 6 + 4 * 4
