@@ -128,7 +128,14 @@ class Router:
         send: trio.MemorySendChannel[Delta | Result]
         receive: trio.MemoryReceiveChannel[Delta | Result]
         send, receive = open_channel(1)
-        submit = Submit(call=call, call_id=call_id, job_id=job_id, stream=False, reply_to=send)
+        submit = Submit(
+            call=call,
+            call_id=call_id,
+            job_id=job_id,
+            stream=False,
+            reply_to=send,
+            submitted_at=trio.current_time(),
+        )
         try:  # the wait for the reply below is the checkpoint
             await send_soon(self._dispatch, submit)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -170,7 +177,14 @@ class Router:
         receive: trio.MemoryReceiveChannel[Delta | Result]
         send, receive = open_channel(16 if stream else 1)
         with receive:  # closing needs no checkpoint (``async with`` would add one)
-            submit = Submit(call=call, call_id=call_id, job_id=job_id, stream=stream, reply_to=send)
+            submit = Submit(
+                call=call,
+                call_id=call_id,
+                job_id=job_id,
+                stream=stream,
+                reply_to=send,
+                submitted_at=trio.current_time(),
+            )
             try:
                 await send_soon(self._dispatch, submit)
             except (trio.BrokenResourceError, trio.ClosedResourceError):

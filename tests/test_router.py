@@ -522,3 +522,32 @@ async def test_an_error_raised_in_the_router_block_comes_out_as_itself(
         async with switchman.open_router(fleet(GOOD)):
             await trio.sleep_forever()
     assert scope.cancelled_caught
+
+
+async def test_hard_deadline_counts_from_submission_even_when_calls_wait_for_room(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=3_000, ttft_ms=10))
+    config = fleet(slow, GOOD, capacity=2)
+    ended: list[float] = []
+    async with switchman.open_router(config) as router:
+        done = await router.call(Call(prompt="hi", model="good"))
+        start = trio.current_time()
+
+        async def one() -> None:
+            result = await router.call(
+                Call(prompt="hi", model="slow", options=Options(timeouts=Timeouts(hard_ms=500)))
+            )
+            assert result.status == "failed" and result.errors[0].code == "timeout"
+            ended.append(trio.current_time() - start)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(one)
+            await trio.sleep(0.1)
+            t0 = trio.current_time()
+            await router.feedback(done.call_id, 0.9)  # the inbox still moves
+            assert trio.current_time() - t0 < 0.01
+    assert len(ended) == 6 and max(ended) <= 0.51  # not 1.0 and 1.5 s for the later ones
+    # attempts cut off by the deadline end quietly: no bug reported for a closed channel
+    assert not [r for r in caplog.records if "inside switchman" in r.getMessage()]

@@ -65,6 +65,8 @@ log = logging.getLogger("switchman.dispatcher")
 
 #: calls remembered for feedback (call id -> alias, intent)
 FEEDBACK_MEMORY = 10_000
+#: calls that may wait for a slot (beyond ``router.capacity``) before the inbox waits too
+BACKLOG = 1024
 
 
 def redaction_enabled(call: Call) -> bool:
@@ -142,6 +144,9 @@ class _Dispatcher:
         self.scopes: dict[str, trio.CancelScope] = {}
         self.recent: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         self._idle = trio.Event()
+        #: calls that may run at once; the others wait for a slot inside their own task,
+        #: under their own deadline (the inbox keeps moving: cancels, feedback)
+        self.slots = trio.CapacityLimiter(env.config.router.capacity)
 
     async def wait_idle(self) -> None:
         """Return once no call is running."""
@@ -197,6 +202,9 @@ class _Dispatcher:
         env = self.env
         call = msg.call
         now = trio.current_time()
+        started = now  # the caller's clock started when it submitted
+        if msg.submitted_at is not None and msg.submitted_at < now:
+            started = msg.submitted_at
         hard = (call.options.timeouts.hard_ms or env.config.router.default_hard_ms) / 1000.0
         run = CallRun(
             call=call,
@@ -205,8 +213,8 @@ class _Dispatcher:
             stream=msg.stream,
             reply_to=msg.reply_to,
             input_tokens=estimate_input_tokens(call),
-            deadline=now + hard,
-            started=now,
+            deadline=started + hard,
+            started=started,
             redact=redaction_enabled(call),
             scope=scope,
         )
@@ -218,8 +226,15 @@ class _Dispatcher:
         ranking: tuple[Any, ...] = ()
         success: Success | None = None
         scope.deadline = run.deadline  # the call's hard deadline (set before entering: cheaper)
+        slot = False
         try:
             with scope:
+                try:  # a slot, or the wait for one (bounded by the call's deadline)
+                    self.slots.acquire_nowait()
+                except trio.WouldBlock:
+                    await self.slots.acquire()
+                    now = trio.current_time()
+                slot = True
                 check_redaction_override(call)
                 patterns, min_trust = self.allowed_patterns(call)
                 if min_trust != call.min_trust:
@@ -258,6 +273,9 @@ class _Dispatcher:
                 run.errors.append(ErrorInfo(code="cancelled", message="the call was cancelled"))
         except PermissionDenied as exc:
             run.errors.append(ErrorInfo(code=exc.code, message=str(exc)))
+        finally:
+            if slot:
+                self.slots.release()
         return await self._finish(run, success, eligibility, ranking)
 
     def _select(
@@ -525,13 +543,16 @@ async def run_dispatcher(
     """Take calls until the inbox ends, then drain for the grace period and cancel the rest."""
     dispatcher = _Dispatcher(env)
     capacity = env.config.router.capacity
+    backlog = max(capacity, BACKLOG)
     async with trio.open_nursery() as nursery:
         task_status.started()
         async for msg in inbox:
             match msg:
                 case Submit():
-                    if len(dispatcher.scopes) >= capacity:  # backpressure on the inbox
-                        await dispatcher.wait_for_room(capacity)
+                    # calls past ``capacity`` wait for a slot in their own task, under their
+                    # own deadline; past ``backlog`` more, the inbox itself waits
+                    if len(dispatcher.scopes) >= capacity + backlog:
+                        await dispatcher.wait_for_room(capacity + backlog)
                     scope = trio.CancelScope()
                     dispatcher.scopes[msg.call_id] = scope
                     nursery.start_soon(dispatcher.run_call, msg, scope)

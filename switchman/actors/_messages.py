@@ -128,6 +128,9 @@ class Submit:
     job_id: str | None
     stream: bool
     reply_to: trio.MemorySendChannel[Delta | Result]
+    #: trio time the caller submitted it: the call's hard deadline counts from here,
+    #: so time spent waiting for room in the dispatcher is part of it (None: on arrival)
+    submitted_at: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -424,6 +424,8 @@ async def _run_attempt(
                     exc.provider = state.spec.name
                 outcome = attempt_outcome(exc)
                 reply.send_nowait(AttemptFailed(error=exc))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
+                raise  # the caller stopped reading: handled below
             except Exception as exc:  # a bug on our side (e.g. a request we could not
                 # encode): this attempt fails, the actor and its other attempts carry on
                 log.error("attempt on %s failed inside switchman: %r", msg.model.alias, exc)
