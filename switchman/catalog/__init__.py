@@ -1,7 +1,13 @@
 """Built-in provider and model catalog, and configuration loading."""
 
 from switchman.catalog._catalog import Catalog, builtin_catalog, load_catalog, resolve
-from switchman.catalog._config import api_key, config_from_dict, default_config, load_config
+from switchman.catalog._config import (
+    api_key,
+    config_from_dict,
+    default_config,
+    load_config,
+    validate_config,
+)
 from switchman.catalog._discovery import discover_local_models, with_local_models
 from switchman.catalog._spec import (
     BudgetsConfig,
@@ -34,5 +40,6 @@ __all__ = [
     "load_catalog",
     "load_config",
     "resolve",
+    "validate_config",
     "with_local_models",
 ]

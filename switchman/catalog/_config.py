@@ -18,6 +18,13 @@ provider key at all, the simulator fleet is switched on and the short routes
 Every mistake is reported at once in one ``ValidationError`` naming each bad
 field by its TOML path (``providers.openai.rpm``, ``models[2].provider``).
 Loading reads one file and blocks briefly; it has nothing to cancel.
+
+The loader deals with what is TOML's own (unknown keys, types, merging over
+the catalog, route names in chains and key allow-lists, ``[[models]]`` and
+``[[keys]]`` by index); the rules on values and on references between parts
+are ``validate_config``'s, which checks what the loader built (even when it
+already found mistakes, so all are reported together) and can check a
+``Config`` built in Python the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -57,7 +64,6 @@ log = logging.getLogger(__name__)
 _TOP_KEYS: Final = frozenset(
     {"server", "router", "sim", "providers", "models", "routes", "budgets", "keys"}
 )
-_LIMIT_KEYS: Final = frozenset({"hourly_usd", "daily_usd", "monthly_usd"})
 _KEY_KEYS: Final = frozenset(f.name for f in attrs.fields(KeySpec)) - {"secret"}
 NOT_DETECTED: Final = "not detected"
 DISABLED_BY_CONFIG: Final = "disabled in configuration"
@@ -81,7 +87,9 @@ def load_config(
     ``path`` None gives the defaults. ``env`` (default ``os.environ``) is where
     API keys and gateway key secrets are looked up; it is only read. Raises
     ``ValidationError`` naming every bad field, ``OSError`` if the file cannot
-    be read.
+    be read. What it returns passes ``validate_config``. A ``[[keys]]`` entry
+    whose variable is unset is dropped with a warning, unless none of them can
+    be used: then it is an error (a gateway must not run open by accident).
     """
     if path is None:
         return config_from_dict({}, env=env)
@@ -114,7 +122,8 @@ def _join(path: str, name: str | int) -> str:
 
 
 class _Loader:
-    """One load: collects every error, then either raises them all or builds the Config."""
+    """One load: builds the Config from what parses, checks it by ``validate_config``'s
+    rules, then raises every error found (TOML's and the rules') or returns it."""
 
     def __init__(self, data: Mapping[str, Any], env: Mapping[str, str], catalog: Catalog) -> None:
         self.data = data
@@ -145,15 +154,10 @@ class _Loader:
         keys = self.keys(models, routes, providers)
         server = self.knobs("server", ServerConfig)
         router = self.knobs("router", RouterConfig)
-        if server is not None:
-            self.check_server(server)
-        if router is not None:
-            self.check_router(router)
-        if self.errors:
-            raise ValidationError(self.errors)
-        assert server is not None and router is not None
         enabled = [p for p in providers.values() if p.disabled_reason is None]
-        return Config(
+        # built from what did parse (a part with a mistake is left out), then checked
+        # by validate_config's rules: their paths are the TOML ones for these parts
+        config = Config(
             providers=providers,
             models=models,
             routes=routes,
@@ -163,6 +167,10 @@ class _Loader:
             router=router,
             simulated=bool(enabled) and all(p.kind == "sim" for p in enabled),
         )
+        self.errors.extend(config_problems(config))
+        if self.errors:
+            raise ValidationError(list(dict.fromkeys(self.errors)))
+        return config
 
     # -- helpers -------------------------------------------------------------
 
@@ -184,15 +192,12 @@ class _Loader:
         return value
 
     def knobs(self, key: str, cls: type[Any]) -> Any:
+        """``[key]`` structured as ``cls``; its defaults (and the errors noted) if it does not."""
         try:
             return structure(self.table(key), cls)
         except ValidationError as exc:
             self.errors.extend(exc.prefixed(key).fields)
-            return None
-
-    def number_at_least(self, path: str, value: float | None, low: float) -> None:
-        if value is not None and not value >= low:
-            self.errors.append(FieldError(path, f"must be at least {low:g}; got {value!r}"))
+            return cls()
 
     # -- sections ------------------------------------------------------------
 
@@ -274,29 +279,22 @@ class _Loader:
                 continue
             seen[alias] = i
             base = models.get(alias)
-            if base is None:
-                missing = [k for k in ("provider", "model_id") if k not in table]
-                self.errors.extend(
-                    FieldError(f"{path}.{k}", "is required for a model not in the catalog")
-                    for k in missing
-                )
-                if missing:
-                    continue
-            spec = build_model(table, path=path, errors=self.errors, base=base)
-            if spec is None:
-                continue
-            provider = providers.get(spec.provider)
-            if provider is None:
-                self.errors.append(
-                    FieldError(f"{path}.provider", f"unknown provider {spec.provider!r}")
-                )
-                continue
-            if spec.sim is not None and provider.kind != "sim":
-                self.errors.append(
-                    FieldError(
-                        f"{path}.sim", 'only models of a kind = "sim" provider take a profile'
-                    )
-                )
+            missing = [] if base else [k for k in ("provider", "model_id") if k not in table]
+            self.errors.extend(
+                FieldError(f"{path}.{k}", "is required for a model not in the catalog")
+                for k in missing
+            )
+            spec = None
+            if not missing:
+                spec = build_model(table, path=path, errors=self.errors, base=base)
+            # checked even when the model has other mistakes: every one is reported
+            references = model_references(
+                table.get("provider", base.provider if base else None),
+                table.get("sim", base.sim if base else None),
+                providers,
+            )
+            self.errors.extend(_under(path, references))
+            if spec is None or references:
                 continue
             models[alias] = spec
             if alias in self.catalog.routes:
@@ -323,64 +321,31 @@ class _Loader:
                     routes[name] = self.catalog.sim_routes[name]
         for name, table in self.table("routes").items():
             path = f"routes.{name}"
-            if name in models:
-                self.errors.append(FieldError(path, f"{name!r} is already a model alias"))
-                continue
-            if name == "auto":
-                self.errors.append(FieldError(path, "'auto' is reserved"))
+            problem = route_name_problem(name, models)
+            if problem is not None:
+                self.errors.append(FieldError(path, problem))
                 continue
             user_route = build_route(name, table, path=path, errors=self.errors)
             if user_route is not None:
                 routes[name] = user_route
         flat, errors = flatten_routes(routes, models)
         self.errors.extend(errors)
-        return flat
+        # a chain left empty lost every entry to an error already reported
+        return {name: route for name, route in flat.items() if route.chain}
 
     def budgets(self, providers: Mapping[str, ProviderSpec]) -> BudgetsConfig:
+        """``[budgets]`` as written, amounts as floats; its values and provider names are
+        checked with the rest of the configuration (here too, if it has other mistakes)."""
         table = self.table("budgets")
-        allowed = {f.name for f in attrs.fields(BudgetsConfig)}
-        self.errors.extend(
-            FieldError(f"budgets.{k}", "unknown field") for k in table if k not in allowed
+        try:
+            budgets = structure(table, BudgetsConfig)
+        except ValidationError as exc:
+            self.errors.extend(exc.prefixed("budgets").fields)
+            self.errors.extend(budget_references(table.get("providers"), providers))
+            return BudgetsConfig()
+        return attrs.evolve(
+            budgets, providers=_floats(budgets.providers), callers=_floats(budgets.callers)
         )
-        values: dict[str, Any] = {}
-        for key in ("global_hourly_usd", "global_daily_usd", "global_monthly_usd"):
-            if key in table:
-                values[key] = self.usd(f"budgets.{key}", table[key])
-        for group in ("providers", "callers"):
-            out: dict[str, dict[str, float]] = {}
-            for name, limits in self.table(group, table, "budgets").items():
-                path = f"budgets.{group}.{name}"
-                if group == "providers" and name not in providers:
-                    self.errors.append(FieldError(path, f"unknown provider {name!r}"))
-                    continue
-                if not isinstance(limits, dict):
-                    self.errors.append(FieldError(path, "must be a table"))
-                    continue
-                self.errors.extend(
-                    FieldError(f"{path}.{k}", "unknown field")
-                    for k in limits
-                    if k not in _LIMIT_KEYS
-                )
-                out[name] = {
-                    k: v
-                    for k, v in (
-                        (k, self.usd(f"{path}.{k}", v))
-                        for k, v in limits.items()
-                        if k in _LIMIT_KEYS
-                    )
-                    if v is not None
-                }
-            values[group] = out
-        return BudgetsConfig(**values)
-
-    def usd(self, path: str, value: Any) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.errors.append(FieldError(path, "must be a number (USD)"))
-            return None
-        if not value >= 0:
-            self.errors.append(FieldError(path, f"must be at least 0; got {value!r}"))
-            return None
-        return float(value)
 
     def keys(
         self,
@@ -388,11 +353,16 @@ class _Loader:
         routes: Mapping[str, RouteSpec],
         providers: Mapping[str, ProviderSpec],
     ) -> tuple[KeySpec, ...]:
-        """Gateway keys; a key whose secret is not in the environment is dropped (logged)."""
-        out: list[KeySpec] = []
-        handles: dict[str, int] = {}
-        secrets: dict[str, int] = {}
-        for i, table in enumerate(self.array("keys")):
+        """Gateway keys, secrets from the environment.
+
+        A key whose variable is unset or empty is dropped (logged), unless no key at all
+        can be used: then the gateway would run open, and that is an error naming each
+        variable.
+        """
+        tables = self.array("keys")
+        parsed: list[tuple[int, KeySpec, bool]] = []  # TOML index, key, free of mistakes
+        missing: list[str] = []
+        for i, table in enumerate(tables):
             path = f"keys[{i}]"
             if not isinstance(table, dict):
                 self.errors.append(FieldError(path, "must be a table"))
@@ -407,36 +377,34 @@ class _Loader:
             except ValidationError as exc:
                 self.errors.extend(exc.prefixed(path).fields)
                 continue
-            for limit in ("hourly_usd", "daily_usd", "monthly_usd"):
-                self.number_at_least(f"{path}.{limit}", getattr(key, limit), 0)
-            if not key.key_env:
-                self.errors.append(FieldError(f"{path}.key_env", "must not be empty"))
-            if not key.handle:
-                self.errors.append(FieldError(f"{path}.handle", "must not be empty"))
-            elif key.handle in handles:
-                self.errors.append(
-                    FieldError(
-                        f"{path}.handle",
-                        f"{key.handle!r} is already used by keys[{handles[key.handle]}]",
-                    )
-                )
-            handles.setdefault(key.handle, i)
+            before = len(self.errors)
+            self.errors.extend(_under(path, KeySpec._problems(key)))
             patterns = self.key_models(path, key.models, models, routes, providers)
             secret = self.env.get(key.key_env) if key.key_env else None
-            if not secret:
+            if key.key_env and not secret:
+                state = "is empty" if key.key_env in self.env else "is not set"
+                missing.append(f"{key.key_env} {state}")
+            key = attrs.evolve(key, models=patterns, secret=secret or None)
+            parsed.append((i, key, len(self.errors) == before))
+        clashes = key_clashes([(i, key) for i, key, _ in parsed])
+        self.errors.extend(error for _, error in clashes)
+        clashing = {i for i, _ in clashes}
+        if tables and missing and not any(key.secret for _, key, _ in parsed):
+            self.errors.append(
+                FieldError(
+                    "keys", f"[[keys]] are configured but none can be used: {', '.join(missing)}"
+                )
+            )
+        out: list[KeySpec] = []
+        for i, key, clean in parsed:
+            if key.secret is None:
                 log.warning(
                     "gateway key for %r dropped: environment variable %s is not set",
                     key.handle,
                     key.key_env,
                 )
-                continue
-            if secret in secrets:
-                self.errors.append(
-                    FieldError(f"{path}.key_env", f"same secret as keys[{secrets[secret]}]")
-                )
-                continue
-            secrets[secret] = i
-            out.append(attrs.evolve(key, models=patterns, secret=secret))
+            elif clean and i not in clashing:
+                out.append(key)
         return tuple(out)
 
     def key_models(
@@ -455,7 +423,7 @@ class _Loader:
         for j, pattern in enumerate(patterns):
             if pattern in routes:
                 out.update(dict.fromkeys(routes[pattern].chain))
-            elif pattern in models or pattern in providers or _is_glob(pattern):
+            elif known_pattern(pattern, models, providers):
                 out[pattern] = None
             else:
                 self.errors.append(
@@ -465,22 +433,208 @@ class _Loader:
                 )
         return tuple(out)
 
-    def check_server(self, server: ServerConfig) -> None:
-        if not 0 <= server.port <= 65535:
-            self.errors.append(
-                FieldError("server.port", f"must be between 0 and 65535; got {server.port}")
-            )
-        self.number_at_least("server.max_body_bytes", server.max_body_bytes, 1)
-        self.number_at_least("server.job_retention_count", server.job_retention_count, 0)
-        self.number_at_least("server.job_retention_days", server.job_retention_days, 0)
-        self.number_at_least("server.grace_s", server.grace_s, 0)
-
-    def check_router(self, router: RouterConfig) -> None:
-        self.number_at_least("router.capacity", router.capacity, 1)
-        for name in ("default_ttft_ms", "default_soft_ms", "default_hard_ms", "stall_ms"):
-            self.number_at_least(f"router.{name}", getattr(router, name), 1)
-        self.number_at_least("router.exploration", router.exploration, 0)
-
 
 def _is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
+
+
+def _floats(tables: Mapping[str, Any]) -> dict[str, Any]:
+    """Budget amounts as floats (TOML's ``10`` is an int); anything else as it is."""
+    return {
+        name: {
+            k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+            for k, v in limits.items()
+        }
+        if isinstance(limits, Mapping)
+        else limits
+        for name, limits in tables.items()
+    }
+
+
+# -- the rules on values and references, shared with load_config --------------------------
+
+
+def validate_config(config: Config) -> None:
+    """Check a ``Config`` (built in Python, or changed with ``attrs.evolve``) by the rules
+    ``load_config`` applies.
+
+    Raises ``ValidationError`` whose ``fields`` name every problem by its path in the
+    ``Config``: ``router.capacity: must be at least 1; got 0``,
+    ``routes.fast.chain[1]: unknown model alias 'y'``, ``models.m.provider: unknown
+    provider 'p'``, ``budgets.global_daily_usd: must be at least 0; got -1``,
+    ``models.m.sim.error_rate: must be between 0 and 1; got 5.0``,
+    ``keys[0].secret: must be set``. Returns None when there is nothing to say.
+    Pure and quick; nothing to cancel.
+    """
+    errors = config_problems(config)
+    if errors:
+        raise ValidationError(errors)
+
+
+def config_problems(config: object) -> list[FieldError]:
+    """Every problem of ``config``, by path; empty when it is valid (see ``validate_config``).
+
+    Route chains must name model aliases (``load_config`` has flattened routes of
+    routes), and key allow-lists aliases, provider names or globs (it has expanded
+    route names).
+    """
+    if not isinstance(config, Config):
+        return [FieldError("config", f"must be a Config; got {type(config).__name__}")]
+    errors: list[FieldError] = []
+    providers = _section(errors, "providers", config.providers, ProviderSpec, "name")
+    models = _section(errors, "models", config.models, ModelSpec, "alias")
+    routes = _section(errors, "routes", config.routes, RouteSpec, "name")
+    for alias, model in models.items():
+        errors.extend(
+            _under(f"models.{alias}", model_references(model.provider, model.sim, providers))
+        )
+    for name, route in routes.items():
+        problem = route_name_problem(name, models)
+        if problem is not None:
+            errors.append(FieldError(f"routes.{name}", problem))
+        if isinstance(route.chain, list | tuple):
+            errors.extend(
+                FieldError(f"routes.{name}.chain[{i}]", f"unknown model alias {entry!r}")
+                for i, entry in enumerate(route.chain)
+                if isinstance(entry, str) and entry and entry not in models
+            )
+    _one(errors, "budgets", config.budgets, BudgetsConfig)
+    errors.extend(budget_references(getattr(config.budgets, "providers", None), providers))
+    errors.extend(_keys_problems(config.keys, models, routes, providers))
+    _one(errors, "server", config.server, ServerConfig)
+    _one(errors, "router", config.router, RouterConfig)
+    if not isinstance(config.simulated, bool):
+        errors.append(FieldError("simulated", "must be true or false"))
+    return errors
+
+
+def _under(path: str, errors: Sequence[FieldError]) -> list[FieldError]:
+    return [FieldError(_join(path, e.field) if e.field else path, e.message) for e in errors]
+
+
+def _one(errors: list[FieldError], path: str, value: object, cls: type[Any]) -> bool:
+    """``value`` is a ``cls`` with no problems of its own (noted under ``path`` if not)."""
+    if not isinstance(value, cls):
+        errors.append(FieldError(path, f"must be a {cls.__name__}; got {type(value).__name__}"))
+        return False
+    found = _under(path, cls._problems(value))
+    errors.extend(found)
+    return not found
+
+
+def _section(
+    errors: list[FieldError], path: str, table: object, cls: type[Any], key_field: str
+) -> dict[str, Any]:
+    """The entries of a name -> spec table that are ``cls`` values, each checked, and
+    named by the key it is under."""
+    if not isinstance(table, Mapping):
+        errors.append(FieldError(path, f"must be a mapping; got {type(table).__name__}"))
+        return {}
+    out: dict[str, Any] = {}
+    for name, spec in table.items():
+        where = f"{path}.{name}"
+        _one(errors, where, spec, cls)
+        if not isinstance(spec, cls):
+            continue
+        out[name] = spec
+        own = getattr(spec, key_field)
+        if own != name:
+            errors.append(
+                FieldError(f"{where}.{key_field}", f"must be its key {name!r}; got {own!r}")
+            )
+    return out
+
+
+def model_references(
+    provider: object, sim: object, providers: Mapping[str, ProviderSpec]
+) -> list[FieldError]:
+    """A model's provider exists, and only a simulated provider's model has a profile."""
+    if not isinstance(provider, str):
+        return []  # a wrong type is the model's own problem
+    spec = providers.get(provider)
+    if spec is None:
+        return [FieldError("provider", f"unknown provider {provider!r}")]
+    if sim is not None and spec.kind != "sim":
+        return [FieldError("sim", 'only models of a kind = "sim" provider take a profile')]
+    return []
+
+
+def budget_references(budgeted: object, providers: Mapping[str, ProviderSpec]) -> list[FieldError]:
+    """Each provider given a budget exists."""
+    if not isinstance(budgeted, Mapping):
+        return []  # the budgets' own problem
+    return [
+        FieldError(f"budgets.providers.{name}", f"unknown provider {name!r}")
+        for name in budgeted
+        if name not in providers
+    ]
+
+
+def route_name_problem(name: str, models: Mapping[str, ModelSpec]) -> str | None:
+    """Why ``name`` cannot name a route, or None."""
+    if name in models:
+        return f"{name!r} is already a model alias"
+    if name == "auto":
+        return "'auto' is reserved"
+    return None
+
+
+def known_pattern(
+    pattern: str, models: Mapping[str, ModelSpec], providers: Mapping[str, ProviderSpec]
+) -> bool:
+    """Whether a key's allow-list entry is a model alias, a provider name or a glob."""
+    return pattern in models or pattern in providers or _is_glob(pattern)
+
+
+def key_clashes(keys: Sequence[tuple[int, KeySpec]]) -> list[tuple[int, FieldError]]:
+    """A handle used twice, a secret shared: ``(i, error)`` for key ``keys[i]`` (``i`` as
+    given: the TOML index for ``load_config``)."""
+    handles: dict[str, int] = {}
+    secrets: dict[str, int] = {}
+    out: list[tuple[int, FieldError]] = []
+    for i, key in keys:
+        if isinstance(key.handle, str) and key.handle:
+            if key.handle in handles:
+                used = f"{key.handle!r} is already used by keys[{handles[key.handle]}]"
+                out.append((i, FieldError(f"keys[{i}].handle", used)))
+            handles.setdefault(key.handle, i)
+        if isinstance(key.secret, str) and key.secret:
+            if key.secret in secrets:
+                same = f"same secret as keys[{secrets[key.secret]}]"
+                out.append((i, FieldError(f"keys[{i}].key_env", same)))
+            secrets.setdefault(key.secret, i)
+    return out
+
+
+def _keys_problems(
+    keys: object,
+    models: Mapping[str, ModelSpec],
+    routes: Mapping[str, RouteSpec],
+    providers: Mapping[str, ProviderSpec],
+) -> list[FieldError]:
+    if isinstance(keys, str) or not isinstance(keys, list | tuple):
+        return [FieldError("keys", f"must be a tuple of KeySpec; got {type(keys).__name__}")]
+    errors: list[FieldError] = []
+    specs: list[tuple[int, KeySpec]] = []
+    for i, key in enumerate(keys):
+        where = f"keys[{i}]"
+        _one(errors, where, key, KeySpec)
+        if not isinstance(key, KeySpec):
+            continue
+        specs.append((i, key))
+        if not key.secret:
+            errors.append(
+                FieldError(f"{where}.secret", "must be set (load_config reads it from key_env)")
+            )
+        if not isinstance(key.models, list | tuple):
+            continue
+        for j, pattern in enumerate(key.models):
+            if not isinstance(pattern, str) or known_pattern(pattern, models, providers):
+                continue
+            if pattern in routes:
+                message = f"{pattern!r} is a route: list its model aliases"
+            else:
+                message = f"unknown model or provider {pattern!r}"
+            errors.append(FieldError(f"{where}.models[{j}]", message))
+    errors.extend(error for _, error in key_clashes(specs))
+    return errors

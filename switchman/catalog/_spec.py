@@ -2,18 +2,125 @@
 
 These are the shapes the TOML keys of DESIGN.md map onto, merged over the
 built-in catalog by ``load_config``. All frozen; ``attrs.evolve`` to change.
+
+Constructing one checks nothing (a ``Config`` is assembled piece by piece).
+Each class's ``_problems`` names what is wrong with one value, its types and
+ranges, field by field; ``validate_config`` applies them to a whole ``Config``
+with the references between its parts, and ``load_config`` uses the same.
+The edge converter also calls ``_problems`` when a TOML table does not
+structure, so a wrong type in one field does not hide a bad value beside it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Final, Literal, get_args
 
 import attrs
 
-from switchman._call import Intent, TrustTier
+from switchman._call import INTENTS, TRUST_TIERS, Intent, TrustTier
+from switchman._errors import FieldError
 
 Kind = Literal["openai", "anthropic", "gemini", "ollama", "sim"]
+KINDS: Final = get_args(Kind)
+#: the keys of a per-provider or per-caller budget table
+LIMIT_KEYS: Final = ("hourly_usd", "daily_usd", "monthly_usd")
+_INTENT_LIST: Final = ", ".join(sorted(INTENTS))
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _number(
+    errors: list[FieldError],
+    name: str,
+    value: object,
+    low: float,
+    *,
+    high: float | None = None,
+    integer: bool = False,
+    optional: bool = False,
+    strict: bool = False,
+    finite: bool = True,
+) -> None:
+    """A number (an ``int`` if ``integer``; never a bool) of at least ``low`` (above it if
+    ``strict``), at most ``high``; ``None`` only if ``optional``."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        kind = "an integer" if integer else "a number"
+        errors.append(FieldError(name, f"must be {kind}; got {_kind(value)}"))
+    elif math.isnan(value) or (finite and math.isinf(value)):
+        errors.append(FieldError(name, "must be finite"))
+    elif high is not None and not low <= value <= high:
+        errors.append(FieldError(name, f"must be between {low:g} and {high:g}; got {value!r}"))
+    elif value < low or (strict and value == low):
+        word = "greater than" if strict else "at least"
+        errors.append(FieldError(name, f"must be {word} {low:g}; got {value!r}"))
+
+
+def _fraction(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _choice(errors: list[FieldError], name: str, value: object, options: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in options:
+        errors.append(FieldError(name, f"must be one of {', '.join(options)}; got {value!r}"))
+
+
+def _flag(errors: list[FieldError], name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        errors.append(FieldError(name, f"must be true or false; got {_kind(value)}"))
+
+
+def _string(errors: list[FieldError], name: str, value: object, *, optional: bool = False) -> None:
+    """A string, maybe empty; ``None`` only if ``optional``."""
+    if not (isinstance(value, str) or (optional and value is None)):
+        kind = "a string or None" if optional else "a string"
+        errors.append(FieldError(name, f"must be {kind}; got {_kind(value)}"))
+
+
+def _name(errors: list[FieldError], name: str, value: object) -> None:
+    """A non-empty string."""
+    if not isinstance(value, str):
+        errors.append(FieldError(name, f"must be a string; got {_kind(value)}"))
+    elif not value:
+        errors.append(FieldError(name, "must not be empty"))
+
+
+def _strings(
+    errors: list[FieldError],
+    name: str,
+    value: object,
+    *,
+    allowed: frozenset[str] | None = None,
+) -> None:
+    """A list or tuple of non-empty strings (of ``allowed`` ones, when given). A bare
+    string is refused: it would be read character by character."""
+    if isinstance(value, str):
+        errors.append(FieldError(name, "must be a list of strings, not a string"))
+        return
+    if not isinstance(value, list | tuple):
+        errors.append(FieldError(name, f"must be a list of strings; got {_kind(value)}"))
+        return
+    for i, item in enumerate(value):
+        if allowed is not None:
+            if not isinstance(item, str) or item not in allowed:
+                errors.append(FieldError(f"{name}[{i}]", f"must be one of {_INTENT_LIST}"))
+        elif not isinstance(item, str) or not item:
+            errors.append(FieldError(f"{name}[{i}]", "must be a non-empty string"))
+
+
+def _nested(errors: list[FieldError], name: str, value: object, cls: type[Any]) -> None:
+    """``value`` is a ``cls`` (or None): its own problems, under ``name``."""
+    if value is None:
+        return
+    if not isinstance(value, cls):
+        errors.append(FieldError(name, f"must be a {cls.__name__} or None; got {_kind(value)}"))
+        return
+    errors.extend(FieldError(f"{name}.{e.field}", e.message) for e in cls._problems(value))
 
 
 @attrs.frozen(kw_only=True)
@@ -43,6 +150,39 @@ class SimProfile:
     outage_for_s: float = 0.0
     outage_every_s: float | None = None
 
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        for name in ("latency_ms", "ttft_ms", "tokens_per_s"):
+            _number(errors, name, getattr(v, name), 0)
+        for name in _SIM_RATES:
+            _number(errors, name, getattr(v, name), 0, high=1)
+        if not isinstance(v.quality, Mapping):
+            errors.append(FieldError("quality", f"must be a table; got {_kind(v.quality)}"))
+        else:
+            for intent, value in v.quality.items():
+                where = f"quality.{intent}"
+                if intent not in INTENTS:
+                    errors.append(FieldError(where, f"not an intent; use one of {_INTENT_LIST}"))
+                elif not _fraction(value):
+                    errors.append(
+                        FieldError(where, f"must be a number between 0 and 1; got {value!r}")
+                    )
+        _number(errors, "outage_after_s", v.outage_after_s, 0, optional=True, finite=False)
+        _number(errors, "outage_for_s", v.outage_for_s, 0, finite=False)
+        _number(errors, "outage_every_s", v.outage_every_s, 0, optional=True, finite=False)
+        return errors
+
+
+_SIM_RATES: Final = (
+    "error_rate",
+    "refusal_rate",
+    "rate_limit_rate",
+    "stall_rate",
+    "cut_rate",
+    "default_quality",
+)
+
 
 @attrs.frozen(kw_only=True)
 class ProviderSpec:
@@ -59,6 +199,33 @@ class ProviderSpec:
     #: set by load_config: why the provider cannot be used (missing key), else None
     disabled_reason: str | None = None
     seed: int = 0  # sim only
+
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        _name(errors, "name", v.name)
+        _choice(errors, "kind", v.kind, KINDS)
+        if not isinstance(v.base_url, str):
+            errors.append(FieldError("base_url", f"must be a string; got {_kind(v.base_url)}"))
+        elif v.kind != "sim" and not v.base_url.startswith(("http://", "https://")):
+            errors.append(FieldError("base_url", f"must be an http(s) URL; got {v.base_url!r}"))
+        _string(errors, "api_key_env", v.api_key_env, optional=True)
+        _number(errors, "max_concurrency", v.max_concurrency, 1, integer=True)
+        _number(errors, "rpm", v.rpm, 1, integer=True, optional=True)
+        _number(errors, "tpm", v.tpm, 1, integer=True, optional=True)
+        if not isinstance(v.headers, Mapping):
+            errors.append(FieldError("headers", f"must be a table; got {_kind(v.headers)}"))
+        else:
+            errors.extend(
+                FieldError(f"headers.{k}", "must be a string")
+                for k, value in v.headers.items()
+                if not isinstance(value, str)
+            )
+        _number(errors, "connect_timeout_s", v.connect_timeout_s, 0, strict=True)
+        _number(errors, "read_timeout_s", v.read_timeout_s, 0, strict=True)
+        _string(errors, "disabled_reason", v.disabled_reason, optional=True)
+        _number(errors, "seed", v.seed, -math.inf, integer=True)
+        return errors
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +245,26 @@ class ModelSpec:
     enabled: bool = True
     sim: SimProfile | None = None
 
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        alias = v.alias
+        if not isinstance(alias, str) or not alias or alias != alias.strip() or alias == "auto":
+            errors.append(FieldError("alias", f"{alias!r} cannot be an alias"))
+        _string(errors, "provider", v.provider)
+        _name(errors, "model_id", v.model_id)
+        _choice(errors, "trust_tier", v.trust_tier, TRUST_TIERS)
+        _number(errors, "context_window", v.context_window, 1, integer=True)
+        _number(errors, "max_output_tokens", v.max_output_tokens, 1, integer=True)
+        _number(errors, "input_per_mtok", v.input_per_mtok, 0)
+        _number(errors, "output_per_mtok", v.output_per_mtok, 0)
+        _strings(errors, "intents", v.intents, allowed=INTENTS)
+        _strings(errors, "capabilities", v.capabilities)
+        for name in ("supports_seed", "supports_prefill", "enabled"):
+            _flag(errors, name, getattr(v, name))
+        _nested(errors, "sim", v.sim, SimProfile)
+        return errors
+
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         """USD for the given token counts at this model's list prices."""
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
@@ -89,6 +276,16 @@ class RouteSpec:
     chain: tuple[str, ...]
     #: fall back when a provider rejects the request's content (HTTP 400 policy)
     fallback_on_content_rejection: bool = False
+
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        _name(errors, "name", v.name)
+        _strings(errors, "chain", v.chain)
+        if isinstance(v.chain, list | tuple) and not v.chain:
+            errors.append(FieldError("chain", "must name at least one model"))
+        _flag(errors, "fallback_on_content_rejection", v.fallback_on_content_rejection)
+        return errors
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +301,20 @@ class KeySpec:
     #: resolved from the environment by load_config; never printed
     secret: str | None = attrs.field(default=None, repr=False)
 
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        _name(errors, "key_env", v.key_env)
+        _name(errors, "handle", v.handle)
+        for name in LIMIT_KEYS:
+            _number(errors, name, getattr(v, name), 0, optional=True)
+        _strings(errors, "models", v.models)
+        _choice(errors, "min_trust", v.min_trust, TRUST_TIERS)
+        _flag(errors, "admin", v.admin)
+        if v.secret is not None and not isinstance(v.secret, str):
+            errors.append(FieldError("secret", f"must be a string; got {_kind(v.secret)}"))
+        return errors
+
 
 @attrs.frozen(kw_only=True)
 class BudgetsConfig:
@@ -115,6 +326,28 @@ class BudgetsConfig:
     #: per caller handle (embedding without gateway keys): {"daily_usd": ...}
     callers: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
 
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        for name in ("global_hourly_usd", "global_daily_usd", "global_monthly_usd"):
+            _number(errors, name, getattr(v, name), 0, optional=True)
+        for group in ("providers", "callers"):
+            tables = getattr(v, group)
+            if not isinstance(tables, Mapping):
+                errors.append(FieldError(group, f"must be a table; got {_kind(tables)}"))
+                continue
+            for name, limits in tables.items():
+                where = f"{group}.{name}"
+                if not isinstance(limits, Mapping):
+                    errors.append(FieldError(where, "must be a table"))
+                    continue
+                for key, value in limits.items():
+                    if key in LIMIT_KEYS:
+                        _number(errors, f"{where}.{key}", value, 0)
+                    else:
+                        errors.append(FieldError(f"{where}.{key}", "unknown field"))
+        return errors
+
 
 @attrs.frozen(kw_only=True)
 class ServerConfig:
@@ -125,6 +358,18 @@ class ServerConfig:
     job_retention_count: int = 10_000
     job_retention_days: float = 7.0
     grace_s: float = 10.0
+
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        _name(errors, "host", v.host)
+        _number(errors, "port", v.port, 0, high=65535, integer=True)
+        _number(errors, "max_body_bytes", v.max_body_bytes, 1, integer=True)
+        _string(errors, "db", v.db, optional=True)
+        _number(errors, "job_retention_count", v.job_retention_count, 0, integer=True)
+        _number(errors, "job_retention_days", v.job_retention_days, 0)
+        _number(errors, "grace_s", v.grace_s, 0)
+        return errors
 
 
 @attrs.frozen(kw_only=True)
@@ -138,6 +383,16 @@ class RouterConfig:
     stall_ms: int = 15_000
     seed: int | None = None
     exploration: float = 1.0
+
+    @staticmethod
+    def _problems(v: Any) -> list[FieldError]:
+        errors: list[FieldError] = []
+        _number(errors, "capacity", v.capacity, 1, integer=True)
+        for name in ("default_ttft_ms", "default_soft_ms", "default_hard_ms", "stall_ms"):
+            _number(errors, name, getattr(v, name), 1, integer=True)
+        _number(errors, "seed", v.seed, -math.inf, integer=True, optional=True)
+        _number(errors, "exploration", v.exploration, 0)
+        return errors
 
 
 @attrs.frozen(kw_only=True)

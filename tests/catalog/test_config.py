@@ -20,6 +20,7 @@ from switchman.catalog import (
     default_config,
     load_config,
     resolve,
+    validate_config,
 )
 
 OPENAI = {"OPENAI_API_KEY": "sk-openai-SECRET-0001"}
@@ -336,6 +337,32 @@ def test_gateway_key_without_its_secret_is_dropped_with_a_warning(
     assert "a-SECRET-1" not in caplog.text
 
 
+def test_gateway_keys_none_of_which_can_be_used_are_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = """
+        [[keys]]
+        key_env = "SWK_ADMIN"
+        handle = "admin"
+        admin = true
+        [[keys]]
+        key_env = "SWK_TEAM"
+        handle = "team"
+        """
+    # not an open gateway: every key was meant to be required
+    assert errors(tmp_path, text, {"SWK_TEAM": ""}) == {
+        "keys": "[[keys]] are configured but none can be used: "
+        "SWK_ADMIN is not set, SWK_TEAM is empty"
+    }
+    # one key that resolves is enough: the other is dropped, with the warning
+    with caplog.at_level(logging.WARNING):
+        config = load(tmp_path, text, {"SWK_TEAM": "team-secret"})
+    assert [k.handle for k in config.keys] == ["team"]
+    assert "SWK_ADMIN" in caplog.text
+    # no [[keys]] at all is an open gateway on purpose
+    assert load(tmp_path, "", {}).keys == ()
+
+
 def test_key_model_allow_list_expands_routes(tmp_path: Path) -> None:
     text = """
         [[keys]]
@@ -432,6 +459,96 @@ def test_errors_are_all_reported_at_once_by_toml_path(tmp_path: Path) -> None:
     assert "lookup" in found["models[1].intents[1]"]
     assert "untrusted, standard, trusted" in found["models[1].trust_tier"]
     assert "required" in found["models[3].model_id"]
+
+
+def test_a_models_mistakes_do_not_hide_each_other(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        """
+        [[models]]
+        alias = "a"
+        provider = "nowhere"
+        model_id = "m"
+        input_per_mtok = -1
+
+        [[models]]
+        alias = "b"
+        provider = "nowhere"
+
+        [[models]]
+        alias = "c"
+        provider = "openai"
+        model_id = "m"
+        context_window = "big"
+        output_per_mtok = -2
+
+        [[models]]
+        alias = "sim/fast"
+        [models.sim]
+        bogus = 1
+        error_rate = 5.0
+        """,
+    )
+    assert found == {
+        "models[0].provider": "unknown provider 'nowhere'",
+        "models[0].input_per_mtok": "must be at least 0; got -1.0",
+        "models[1].provider": "unknown provider 'nowhere'",
+        "models[1].model_id": "is required for a model not in the catalog",
+        "models[2].context_window": "must be an integer; got string",
+        "models[2].output_per_mtok": "must be at least 0; got -2.0",
+        "models[3].sim.bogus": "unknown field",
+        "models[3].sim.error_rate": "must be between 0 and 1; got 5.0",
+    }
+
+
+def test_other_sections_report_every_mistake_together(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        """
+        [server]
+        port = 70000
+        grace_s = -1
+        colour = 1
+        [router]
+        capacity = 0
+        stall_ms = "slow"
+        [providers.openai]
+        rpm = 0
+        colour = 1
+        [budgets]
+        global_daily_usd = -1
+        weekly_usd = 1
+        [budgets.providers.nowhere]
+        daily_usd = -3
+        [[keys]]
+        key_env = "K"
+        handle = ""
+        daily_usd = -5
+        colour = 1
+        """,
+        {**OPENAI, "K": "k1"},
+    )
+    assert set(found) == {
+        "server.port",
+        "server.grace_s",
+        "server.colour",
+        "router.capacity",
+        "router.stall_ms",
+        "providers.openai.rpm",
+        "providers.openai.colour",
+        "budgets.global_daily_usd",
+        "budgets.weekly_usd",
+        "budgets.providers.nowhere",
+        "budgets.providers.nowhere.daily_usd",
+        "keys[0].handle",
+        "keys[0].daily_usd",
+        "keys[0].colour",
+    }
+
+
+def test_what_load_config_returns_passes_validate_config(tmp_path: Path) -> None:
+    env = {**OPENAI, "SWITCHMAN_KEY_TEAM_A": "team-a-SECRET-77"}
+    assert validate_config(load(tmp_path, DESIGN_EXAMPLE, env)) is None
 
 
 @pytest.mark.parametrize(
