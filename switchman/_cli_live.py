@@ -10,9 +10,22 @@ import time
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    open_websocket_url,
+)
 
-from switchman.cli import EXIT_FAILED, EXIT_OK, CliError, _color, print_result
+from switchman.cli import (
+    API_KEY_ENV,
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    _color,
+    key_refused,
+    print_result,
+)
 
 _COLORS = {
     "call.accepted": "36",
@@ -70,7 +83,7 @@ def _ws_url(args: argparse.Namespace) -> str:
 
 
 def _ws_headers() -> list[tuple[bytes, bytes]]:
-    key = os.environ.get("SWITCHMAN_API_KEY")
+    key = os.environ.get(API_KEY_ENV)
     return [(b"authorization", f"Bearer {key}".encode())] if key else []
 
 
@@ -117,8 +130,15 @@ async def _stream(args: argparse.Namespace, call: dict[str, Any]) -> int:
 
 
 def _run(fn: Any, *args: Any) -> int:
+    where = f"{args[0].host}:{args[0].port}"
     try:
         code: int = trio.run(fn, *args)
+    except ConnectionRejected as exc:
+        if exc.status_code in (401, 403):
+            raise key_refused(where, exc.status_code, _rejection_message(exc.body)) from None
+        raise CliError(
+            f"the daemon at {where} refused the websocket (HTTP {exc.status_code})"
+        ) from None
     except (OSError, HandshakeError):
         raise CliError(
             f"the switchman daemon is not running at {args[0].host}:{args[0].port}; "
@@ -127,6 +147,17 @@ def _run(fn: Any, *args: Any) -> int:
     except ConnectionClosed:
         raise CliError("the daemon closed the connection") from None
     return code
+
+
+def _rejection_message(body: bytes | None) -> str:
+    """The ``error.message`` of a refused handshake's JSON body, or ``""``."""
+    try:
+        data = json.loads(body or b"")
+    except ValueError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
 
 
 def watch(args: argparse.Namespace) -> int:

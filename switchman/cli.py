@@ -4,7 +4,9 @@
 and ``watch`` are clients of it; ``demo`` runs everything in one process on the
 simulator; ``sim-server`` runs the fake provider server.
 
-Exit codes: 0 success, 1 the call failed, 2 usage or connection error.
+Exit codes: 0 success, 1 the call failed, 2 usage or connection error (a daemon
+not running, a gateway key missing or rejected), 3 ``run``'s job had not finished
+within ``--wait``. Clients send ``SWITCHMAN_API_KEY`` as their gateway key.
 """
 
 from __future__ import annotations
@@ -26,6 +28,33 @@ DEFAULT_PORT = 8265
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_PENDING = 3
+
+#: the environment variable whose value clients send as their gateway key
+API_KEY_ENV = "SWITCHMAN_API_KEY"
+
+_EPILOG = f"""\
+environment:
+  {API_KEY_ENV}    the gateway key the clients (run, result, jobs, providers,
+                       watch) send, when the daemon has [[keys]] configured
+  SWITCHMAN_HOST, SWITCHMAN_PORT
+                       where the clients find the daemon (default 127.0.0.1:8265)
+
+exit codes:
+  0 success
+  1 the call failed (or health: degraded or draining)
+  2 usage or connection error: daemon not running, gateway key missing or rejected
+  3 the job had not finished within --wait (run); poll it with switchman result
+"""
+_RUN_EPILOG = f"""\
+exit codes:
+  0 the answer was printed
+  1 the call failed
+  2 usage or connection error: daemon not running, gateway key missing or rejected
+    (set {API_KEY_ENV})
+  3 the job had not finished within --wait; its id is printed: poll it with
+    switchman result JOB_ID --poll
+"""
 
 
 class CliError(Exception):
@@ -37,8 +66,22 @@ def _base_url(args: argparse.Namespace) -> str:
 
 
 def _headers() -> dict[str, str]:
-    key = os.environ.get("SWITCHMAN_API_KEY")
+    key = os.environ.get(API_KEY_ENV)
     return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def key_refused(where: str, status: int, message: str = "") -> CliError:
+    """The error for a daemon at ``where`` (host:port) that answered 401 or 403: the key,
+    not the daemon, is the problem."""
+    if status == 401:
+        what = "rejected the key" if os.environ.get(API_KEY_ENV) else "needs a gateway key"
+        return CliError(
+            f"the daemon at {where} {what} (HTTP 401): set {API_KEY_ENV} to a gateway key"
+        )
+    return CliError(
+        f"the daemon at {where} rejected the key (HTTP {status}): "
+        f"{message or 'this key may not do this'}"
+    )
 
 
 def _request(
@@ -57,10 +100,21 @@ def _request(
         raise CliError(f"the daemon at {_base_url(args)} did not answer in {timeout:g}s") from None
 
 
+def _where(resp: httpx.Response) -> str:
+    """``host:port`` of the daemon that sent ``resp``."""
+    try:
+        url = resp.request.url
+    except RuntimeError:  # a response made without a request
+        return "?"
+    return f"{url.host}:{url.port}"
+
+
 def _json_or_error(resp: httpx.Response) -> Any:
     try:
         data = resp.json()
     except ValueError:
+        if resp.status_code in (401, 403):
+            raise key_refused(_where(resp), resp.status_code) from None
         raise CliError(f"unexpected answer from the daemon (HTTP {resp.status_code})") from None
     if resp.status_code >= 400 and isinstance(data, dict) and "error" in data:
         err = data["error"]
@@ -70,6 +124,8 @@ def _json_or_error(resp: httpx.Response) -> Any:
             for d in err.get("details") or ()
             if (line := f"\n  {d.get('field')}: {d.get('message')}").strip() not in message
         )
+        if resp.status_code in (401, 403):
+            raise key_refused(_where(resp), resp.status_code, message + details)
         raise CliError(f"{err.get('code')}: {message}{details}")
     return data
 
@@ -99,7 +155,7 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         if result.get("finish_reason") == "length":
             print(_color("  the answer stops at max_tokens (finish reason: length)", "33"))
     else:
-        for err in result.get("errors") or ():
+        for err in _errors_to_show(result):
             print(_color(f"error {err.get('code')}: {err.get('message')}", "31"), file=sys.stderr)
     for a in (result.get("trace") or {}).get("attempts") or ():
         line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
@@ -107,6 +163,24 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
             line += f": {a['error']}"
         print(_color(line, "2" if a["outcome"] == "success" else "33"))
     return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
+
+
+def _errors_to_show(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cause (the first error) and any other error no line already says: each
+    attempt's own error is on its attempt line, so it is not printed again."""
+    errors = [e for e in result.get("errors") or () if isinstance(e, dict)]
+    if not errors:
+        return []
+    attempts = (result.get("trace") or {}).get("attempts") or ()
+    said = [str(errors[0].get("message"))]
+    said += [str(a["error"]) for a in attempts if isinstance(a, dict) and a.get("error")]
+    shown = [errors[0]]
+    for err in errors[1:]:
+        message = str(err.get("message"))
+        if not any(message in s or s in message for s in said if s):
+            shown.append(err)
+            said.append(message)
+    return shown
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -120,11 +194,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     data = _json_or_error(resp)
     if resp.status_code == 202:
-        print(
-            f"job {data['job_id']} is still {data['status']}; poll it with: "
-            f"switchman result {data['job_id']} --poll"
-        )
-        return EXIT_OK
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print(
+                f"job {data['job_id']} is still {data['status']}: not finished within "
+                f"--wait {args.wait:g}s; poll it with: switchman result {data['job_id']} --poll"
+            )
+        return EXIT_PENDING
     result = data.get("result")  # the finished job carries its result
     if not isinstance(result, dict):
         print(json.dumps(data, indent=2))
@@ -271,7 +348,12 @@ def _client_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="switchman", description="LLM router and gateway")
+    parser = argparse.ArgumentParser(
+        prog="switchman",
+        description="LLM router and gateway",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"switchman {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -283,14 +365,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("run", help="submit a call to the daemon and print the answer")
+    p = sub.add_parser(
+        "run",
+        help="submit a call to the daemon and print the answer",
+        description="Submit a call to the daemon and print the answer, the model that "
+        "answered, its cost and the attempts.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _client_args(p)
     p.add_argument("model", help="a model alias, a route name or 'auto'")
     p.add_argument("prompt")
     p.add_argument("--intent", default="unknown")
     p.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the answer")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the answer (default 120); past it, exit 3 with the job id",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("result", help="show a job's result")

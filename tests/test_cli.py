@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,14 +67,18 @@ class Daemon:
     home: Path
     db: Path
 
-    def run(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return cli(self.home, *args, "--port", str(self.port), timeout=timeout)
+    def run(
+        self, *args: str, timeout: float = 30.0, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return cli(self.home, *args, "--port", str(self.port), timeout=timeout, env=env)
 
 
-def cli(home: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def cli(
+    home: Path, *args: str, timeout: float = 30.0, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args],
-        env=clean_env(home),
+        env=clean_env(home) | dict(env or {}),
         cwd=home,
         capture_output=True,
         text=True,
@@ -105,12 +109,14 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def serving(home: Path, db: Path, *extra: str) -> Iterator[Daemon]:
+def serving(
+    home: Path, db: Path, *extra: str, env: Mapping[str, str] | None = None
+) -> Iterator[Daemon]:
     """``switchman serve --port 0 --db DB`` until the block ends (then killed if still up)."""
     stderr = (home / f"serve-{time.monotonic_ns()}.err").open("w")
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", "0", "--db", str(db), *extra],
-        env=clean_env(home),
+        env=clean_env(home) | dict(env or {}),
         cwd=home,
         stdout=subprocess.PIPE,
         stderr=stderr,
@@ -179,8 +185,12 @@ def test_run_stream_prints_the_answer_once_then_the_model(daemon: Daemon) -> Non
 
 def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
     submitted = daemon.run("run", "claude", "Poll me later", "--wait", "0")
-    assert submitted.returncode == 0, submitted.stderr
-    match = re.search(r"job (job_\w+) is still (queued|running); poll it with", submitted.stdout)
+    # not finished: a script's `&&` must not go on as if it had the answer
+    assert submitted.returncode == 3, submitted.stderr
+    match = re.search(
+        r"job (job_\w+) is still (queued|running): not finished within --wait 0s; poll it with",
+        submitted.stdout,
+    )
     assert match is not None, submitted.stdout
     job_id = match.group(1)
 
@@ -319,11 +329,14 @@ def test_failure_exit_1_and_shutdown_persistence(tmp_path: Path) -> None:
     with serving(tmp_path, db, "--config", str(config)) as d:
         failed = d.run("run", "sim/broken", "hi")
         assert failed.returncode == 1
-        assert "all_models_failed" in failed.stderr
-        assert re.search(r"attempt 1: sim/broken \(sim\) error", failed.stdout)
+        # the cause once; each attempt's own error is on its attempt line
+        (error,) = [line for line in failed.stderr.splitlines() if line.startswith("error ")]
+        assert error.startswith("error all_models_failed: ")
+        attempts = re.findall(r"^  attempt \d+: sim/broken \(sim\) error: .+$", failed.stdout, re.M)
+        assert len(attempts) >= 2, failed.stdout
 
         slow = d.run("run", "sim/sloth", "Take your time", "--wait", "0.5")
-        assert slow.returncode == 0, slow.stderr
+        assert slow.returncode == 3, slow.stderr
         match = re.search(r"job (job_\w+) is still running", slow.stdout)
         assert match is not None, slow.stdout
         job_id = match.group(1)
@@ -420,3 +433,72 @@ def test_serve_on_a_taken_port_says_so_and_exits_2(tmp_path: Path) -> None:
     assert f"cannot serve on 127.0.0.1:{port}" in done.stderr
     assert "in use" in done.stderr.lower() and "Trio nursery" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+KEYED = """
+[[keys]]
+key_env = "SWITCHMAN_KEY_TEAM"
+handle = "team"
+models = ["sim/fast"]
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("run", "sim/fast", "hi"), ("run", "sim/fast", "hi", "--stream"), ("watch",), ("jobs",)],
+    ids=["run", "run-stream", "watch", "jobs"],
+)
+def test_a_missing_or_rejected_gateway_key_is_not_reported_as_a_daemon_down(
+    keyed_daemon: Daemon, args: Sequence[str]
+) -> None:
+    where = f"the daemon at 127.0.0.1:{keyed_daemon.port}"
+    missing = keyed_daemon.run(*args)
+    assert missing.returncode == 2
+    assert f"{where} needs a gateway key (HTTP 401)" in missing.stderr
+    assert "set SWITCHMAN_API_KEY to a gateway key" in missing.stderr
+    wrong = keyed_daemon.run(*args, env={"SWITCHMAN_API_KEY": "not-the-key"})
+    assert wrong.returncode == 2
+    assert f"{where} rejected the key (HTTP 401)" in wrong.stderr
+    assert "set SWITCHMAN_API_KEY to a gateway key" in wrong.stderr
+    for done in (missing, wrong):
+        assert "not running" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_key_that_may_not_use_a_model_is_told_so(keyed_daemon: Daemon) -> None:
+    key = {"SWITCHMAN_API_KEY": "team-secret"}
+    denied = keyed_daemon.run("run", "sim/balanced", "hi", env=key)
+    assert denied.returncode == 2
+    where = f"the daemon at 127.0.0.1:{keyed_daemon.port}"
+    assert f"{where} rejected the key (HTTP 403): this key may not use model 'sim/balanced'" in (
+        denied.stderr
+    )
+    streamed = keyed_daemon.run("run", "sim/balanced", "hi", "--stream", env=key)
+    assert streamed.returncode == 2
+    assert "this key may not use model 'sim/balanced'" in streamed.stderr
+    allowed = keyed_daemon.run("run", "sim/fast", "hi", env=key)
+    assert allowed.returncode == 0, allowed.stderr
+    assert _answered_by(allowed.stdout) == "sim/fast"
+
+
+@pytest.fixture(scope="module")
+def keyed_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    home = tmp_path_factory.mktemp("keyed")
+    config = home / "switchman.toml"
+    config.write_text(KEYED)
+    env = {"SWITCHMAN_KEY_TEAM": "team-secret"}
+    with serving(home, home / "jobs.db", "--config", str(config), env=env) as d:
+        yield d
+
+
+def test_help_documents_the_gateway_key_and_the_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from switchman.cli import main
+
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "SWITCHMAN_API_KEY" in text
+        assert "3 the job had not finished within --wait" in text

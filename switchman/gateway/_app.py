@@ -416,7 +416,7 @@ class Gateway:
             err_body = _openai.error_body(err) | {
                 "switchman": _openai.switchman_info(result, job_id)
             }
-            await send_json(send, err.status, err_body, headers)
+            await send_json(send, err.status, err_body, [*headers, *err.headers])
             return
         created = int(self.wall_clock())
         out = _openai.completion_body(result, job_id=job_id, created=created, requested=call.model)
@@ -439,7 +439,8 @@ class Gateway:
                 err_body = _openai.error_body(err) | {
                     "switchman": _openai.switchman_info(first, job_id)
                 }
-                await send_json(send, err.status, err_body, _openai.result_headers(first, job_id))
+                headers = [*_openai.result_headers(first, job_id), *err.headers]
+                await send_json(send, err.status, err_body, headers)
                 return
             await start_event_stream(send, _openai.result_headers(None, job_id))
 
@@ -479,25 +480,17 @@ class Gateway:
                 return
             if not sent and result.answer:
                 pending.append(chunk({"content": result.answer}))
-            info = _openai.switchman_info(result, job_id)
-            model = result.model or call.model
+            # every chunk names the requested model; the answerer is in ``switchman.model``
             pending.append(
-                _openai.chunk_body(
-                    job_id=job_id,
-                    created=created,
-                    model=model,
-                    delta={},
+                chunk(
+                    {},
                     finish_reason=result.finish_reason or "stop",
                     usage=None if include_usage else result.usage,
-                    extra=info,
+                    extra=_openai.switchman_info(result, job_id),
                 )
             )
             if include_usage:
-                pending.append(
-                    _openai.chunk_body(
-                        job_id=job_id, created=created, model=model, delta=None, usage=result.usage
-                    )
-                )
+                pending.append(chunk(None, usage=result.usage))
             pending.append("[DONE]")
             await send_events(send, pending, last=True)
 

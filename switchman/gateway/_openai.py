@@ -7,17 +7,35 @@ or a list of text parts), ``model``, ``temperature``, ``top_p``,
 (the caller handle, and its account id), ``metadata``, and the extension
 ``intent``. ``n`` must be 1. Every other field is ignored, as the SDK sends extras.
 
-Failed calls answer with the status of their first error code
-(:data:`FAILURE_STATUS`, also used for ``x-switchman-*`` consumers):
+Every chunk of a stream carries the same ``model``, as OpenAI's do: the name
+the request asked for (an alias, a route or ``auto``). The model that answers
+is not known when the first chunk leaves, and a stream that breaks can be
+continued by another model; the final chunk's ``switchman.model`` names the
+one that answered. A non-streamed completion names the answering alias.
+
+A failed call answers by its cause (:func:`failure`). Two causes come first,
+found in the attempts rather than the call's error code:
+
+- every attempt failed because of the request itself (the model's context
+  length, or a provider's 400, 413 or 422): **400** ``invalid_request_error``
+  with the provider's message, code ``context_length_exceeded`` (as OpenAI
+  answers) or ``invalid_request``; sending it again would fail again.
+- a provider rejected switchman's own provider key (its 401/403, or a used-up
+  quota: ``permission_denied`` from a provider): **502** ``upstream_error``,
+  code ``provider_key_rejected``, with ``x-should-retry: false`` (the official
+  SDK then does not retry). 403 is kept for the *gateway* key.
+
+Otherwise the status is that of the first error code (:data:`FAILURE_STATUS`,
+also used for ``x-switchman-*`` consumers):
 
 =================== ====== ==============================================
 code                status why
 =================== ====== ==============================================
 validation_error    400    OpenAI answers bad values with 400
-permission_denied   403    the key may not do this
+permission_denied   403    the gateway key may not do this
 budget_exceeded     402    a budget cannot cover the call
 no_eligible_model   503    no provider available for this call
-all_models_failed   503    every eligible provider failed
+all_models_failed   503    every eligible provider failed (not the request)
 rate_limited        503    every eligible provider is rate limited
 refused             422    the models refused the request's content
 timeout             504    the call's deadline passed
@@ -61,7 +79,10 @@ _ERROR_TYPES: Final[Mapping[int, str]] = {
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    502: "upstream_error",
 }
+#: provider statuses that say the request itself was at fault (sending it again fails again)
+_REQUEST_STATUSES: Final = frozenset({400, 413, 422})
 _ROLES: Final[Mapping[str, str]] = {
     "system": "system",
     "developer": "system",
@@ -317,9 +338,48 @@ def chunk_body(
     return body
 
 
+def _request_fault(result: Result) -> bool:
+    """Whether every failure of the call was caused by the request itself: each failed
+    attempt ran out of context or got a 400/413/422, and every error came from such an
+    attempt (none is a timeout, a budget, a model left out, a refusal...)."""
+    failed = [a for a in result.trace.attempts if a.outcome != "success"]
+    if not failed or not result.errors:
+        return False
+    if not all(
+        a.outcome == "context_exceeded"
+        or (a.outcome == "error" and a.status_code in _REQUEST_STATUSES)
+        for a in failed
+    ):
+        return False
+    context = any(a.outcome == "context_exceeded" for a in failed)
+    return all(
+        e.provider is not None
+        and e.code == "all_models_failed"
+        and (e.status in _REQUEST_STATUSES or context)
+        for e in result.errors
+    )
+
+
 def failure(result: Result) -> HttpError:
-    """The HTTP error for a failed call, by its first error code."""
+    """The HTTP error for a failed call: by its cause (see the module's docstring), else
+    by its first error code."""
     first = result.errors[0] if result.errors else None
+    if first is not None and _request_fault(result):
+        context = any(a.outcome == "context_exceeded" for a in result.trace.attempts)
+        code = "context_length_exceeded" if context else "invalid_request"
+        return HttpError(400, code, first.message)
+    if first is not None and first.code == "permission_denied" and first.provider is not None:
+        # the provider's own words: the last attempt's error (the lead one says "N attempts")
+        last = result.errors[-1]
+        said = last if last.code == first.code and last.provider == first.provider else first
+        status = f" (HTTP {said.status})" if said.status is not None else ""
+        return HttpError(
+            502,
+            "provider_key_rejected",
+            f"the provider {said.provider} rejected switchman's API key for it{status}: "
+            f"{said.message}",
+            headers=[(b"x-should-retry", b"false")],
+        )
     code = first.code if first is not None else "all_models_failed"
     message = first.message if first is not None else "the call failed"
     return HttpError(FAILURE_STATUS.get(code, 503), code, message)

@@ -6,7 +6,12 @@ a job, then receive its events and its result here). Server messages: trace
 events ``{type, call_id, job_id, ts, ...data}``, ``{"type": "submitted",
 "job_id"}``, ``{"type": "subscribed", "job_id"}``, ``{"type": "result",
 "job_id", "status", "result"}``, ``{"type": "events.dropped", "count"}`` and
-``{"type": "error", "error": {code, message, details?}}``.
+``{"type": "error", "error": {code, message, details?}}`` (a field of a submitted
+call is named ``call.<path>``, in the message as in the details).
+
+A subscriber of all its own events (``subscribe`` without ``job_id``) also
+gets ``breaker.changed`` for every model its key may use: those events belong
+to no caller.
 
 Each connection owns a nursery with a reader, a writer, a pump from its own
 router subscription, and one waiter per job whose result it owes. Everything
@@ -31,8 +36,8 @@ import trio
 from switchman._convert import call_from_dict, to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, Result, TraceEvent
-from switchman.gateway._auth import Principal
-from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps
+from switchman.gateway._auth import Principal, model_allowed
+from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps, invalid
 
 if TYPE_CHECKING:
     from switchman.gateway._app import Gateway
@@ -63,6 +68,17 @@ def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
     if details is not None:
         error["details"] = list(details)
     return {"type": "error", "error": error}
+
+
+def _within_call(err: HttpError) -> HttpError:
+    """``err`` with each field of its details under ``call.``, as the message's fields are."""
+    if not err.details:
+        return err
+    fields = [(f"call.{d['field']}", d["message"]) for d in err.details]
+    if err.status == 422:
+        return invalid(fields)
+    details = [{"field": f, "message": m} for f, m in fields]
+    return HttpError(err.status, err.code, err.message, details=details)
 
 
 async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,10 +173,22 @@ class _Connection:
                 if self.all_own or self.jobs:
                     count = event.data.get("count", 1)
                     self.dropped += count if isinstance(count, int) else 1
+            elif event.type == "breaker.changed":
+                if self.all_own and self.may_use(event.data.get("alias")):
+                    self.offer(event_message(event))
             elif (event.job_id is not None and event.job_id in self.jobs) or (
                 self.all_own and self.principal.sees_handle(event.handle)
             ):
                 self.offer(event_message(event))
+
+    def may_use(self, alias: Any) -> bool:
+        """Whether this connection's key may use the model ``alias`` (as ``/providers``
+        decides which models a key sees)."""
+        if self.principal.sees_everything:
+            return True
+        return isinstance(alias, str) and model_allowed(
+            self.principal.models, alias, self.gw.config
+        )
 
     async def close_when_drained(self) -> None:
         await self.gw.drained.wait()
@@ -201,8 +229,7 @@ class _Connection:
             raise HttpError(422, "validation_error", f"unknown message type {kind!r}")
         unknown = sorted(str(k) for k in data if k not in allowed)
         if unknown:
-            details = [{"field": k, "message": "unknown field"} for k in unknown]
-            raise HttpError(422, "validation_error", "unknown fields", details=details)
+            raise invalid((k, "unknown field") for k in unknown)
         if kind == "subscribe":
             await self.subscribe(data.get("job_id"))
         else:
@@ -214,8 +241,7 @@ class _Connection:
             await self.outbox.send({"type": "subscribed", "job_id": None})
             return
         if not isinstance(job_id, str):
-            details = [{"field": "job_id", "message": "must be a string"}]
-            raise HttpError(422, "validation_error", "job_id must be a string", details=details)
+            raise invalid([("job_id", "must be a string")])
         await self.gw.visible_job(job_id, self.principal)
         self.jobs.add(job_id)
         await self.outbox.send({"type": "subscribed", "job_id": job_id})
@@ -225,9 +251,11 @@ class _Connection:
         try:
             call = call_from_dict(raw if raw is not None else {})
         except ValidationError as exc:
-            details = [{"field": f"call.{f.field}", "message": f.message} for f in exc.fields]
-            raise HttpError(422, "validation_error", str(exc), details=details) from None
-        call = self.gw.admit(call, self.principal)
+            raise invalid((f.field, f.message) for f in exc.prefixed("call").fields) from None
+        try:
+            call = self.gw.admit(call, self.principal)
+        except HttpError as err:  # its fields are the call's: name them as such
+            raise _within_call(err) from None
         # streamed, so its text travels live as attempt.delta events (already redacted);
         # the deltas themselves are not needed here and are drained
         sink, drain = trio.open_memory_channel[Delta | Result](64)

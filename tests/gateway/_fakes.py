@@ -3,8 +3,10 @@
 Behaviour by model alias: ``fast`` answers at once, ``slow`` after
 ``router.slow_s``, ``hang`` never, ``cut`` streams two deltas then fails,
 ``nope`` / ``late`` / ``pricey`` / ``picky`` fail with no_eligible_model /
-timeout / budget_exceeded / refused. A prompt of ``"boom"`` makes the router
-raise (a router bug). ``auto`` and the route ``best`` answer as ``fast``.
+timeout / budget_exceeded / refused; ``toolong`` / ``strict`` / ``mixed`` /
+``keyless`` fail as providers make them fail (:data:`PROVIDER_FAILURES`). A
+prompt of ``"boom"`` makes the router raise (a router bug). ``auto`` and the
+route ``best`` answer as ``fast``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,25 @@ FAILURES = {
     "picky": ("refused", "every model refused"),
 }
 PROVIDER_SECRET = "sk-provider-SECRET-123"
+#: failures the providers cause, as the router reports them: alias -> each attempt's
+#: (outcome, provider status, provider message); the errors are the router's (the cause
+#: first, then each attempt's own when there are several)
+PROVIDER_FAILURES: dict[str, tuple[tuple[str, int | None, str], ...]] = {
+    # the prompt is longer than the model's context: the request's fault
+    "toolong": (("context_exceeded", 400, "maximum context length is 8192 tokens"),),
+    # two models, each answering 422 to a parameter: the request's fault
+    "strict": (
+        ("error", 422, "temperature is not supported with this model"),
+        ("error", 422, "temperature is not supported with this model"),
+    ),
+    # too long for one model, the other down: not only the request's fault
+    "mixed": (
+        ("context_exceeded", 400, "maximum context length is 8192 tokens"),
+        ("error", 500, "internal server error"),
+    ),
+    # the provider rejects switchman's provider key
+    "keyless": (("error", 401, "Incorrect API key provided"),),
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -89,7 +110,7 @@ def make_config(
             api_key_env="OTHER_API_KEY",
         ),
     }
-    aliases = ["fast", "slow", "hang", "cut", *FAILURES]
+    aliases = ["fast", "slow", "hang", "cut", *FAILURES, *PROVIDER_FAILURES]
     models = {a: ModelSpec(alias=a, provider="sim", model_id=f"sim-{a}") for a in aliases}
     models["gpt-x"] = ModelSpec(alias="gpt-x", provider="other", model_id="gpt-x-1")
     return Config(
@@ -182,7 +203,55 @@ class FakeRouter:
             raise ValidationError([FieldError("model", f"unknown model or route {name!r}")])
         return name
 
+    def _provider_failure(self, call: Call, call_id: str, job_id: str | None, alias: str) -> Result:
+        attempts = tuple(
+            AttemptRecord(
+                n=i + 1,
+                alias=alias,
+                provider="sim",
+                started_at=0.0,
+                ended_at=0.1,
+                ttft_ms=None,
+                outcome=outcome,  # type: ignore[arg-type]
+                status_code=status,
+                error=message,
+            )
+            for i, (outcome, status, message) in enumerate(PROVIDER_FAILURES[alias])
+        )
+        errors = tuple(
+            ErrorInfo(
+                code="permission_denied" if status == 401 else "all_models_failed",
+                message=message,
+                provider="sim",
+                status=status,
+            )
+            for _, status, message in PROVIDER_FAILURES[alias]
+        )
+        if len(errors) > 1:  # the cause first, as the router gives it
+            codes = {e.code for e in errors}
+            last = errors[-1]
+            lead = ErrorInfo(
+                code=last.code if len(codes) == 1 else "all_models_failed",
+                message=f"{len(errors)} attempt(s) failed; last: {last.message} "
+                f"(sim, HTTP {last.status})",
+                provider="sim",
+                status=last.status,
+            )
+            errors = (lead, *errors)
+        self._event("call.failed", call, call_id, job_id, code=errors[0].code)
+        return Result(
+            call_id=call_id,
+            job_id=job_id,
+            status="failed",
+            errors=errors,
+            trace=Trace(attempts=attempts, outcome="failed"),
+        )
+
     def _result(self, call: Call, call_id: str, job_id: str | None, alias: str) -> Result:
+        if alias in PROVIDER_FAILURES:
+            result = self._provider_failure(call, call_id, job_id, alias)
+            self.results[call_id] = result
+            return result
         if alias in FAILURES or alias == "cut":
             code, message = FAILURES.get(alias, ("all_models_failed", "the stream broke"))
             result = Result(
@@ -284,7 +353,7 @@ class FakeRouter:
     ) -> None:
         async with send:
             alias, call_id = await self._start(call, job_id)
-            if alias in FAILURES:
+            if alias in FAILURES or alias in PROVIDER_FAILURES:
                 await send.send(self._result(call, call_id, job_id, alias))
                 return
             words = _answer(call).split(" ")

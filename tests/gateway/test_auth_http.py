@@ -131,6 +131,10 @@ async def test_provider_details_need_an_admin_key() -> None:
                 "late",
                 "pricey",
                 "picky",
+                "toolong",
+                "strict",
+                "mixed",
+                "keyless",
             }
             full = (await gw.client.get("/providers", headers=OPS)).json()
             by_name = {p["name"]: p for p in full["providers"]}

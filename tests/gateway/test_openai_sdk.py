@@ -24,8 +24,10 @@ def sdk() -> Iterator[Factory]:
     """Make SDK clients for a base URL (and key); all are closed after the test."""
     clients: list[openai.OpenAI] = []
 
-    def make(base_url: str, key: str = "unused") -> openai.OpenAI:
-        client = openai.OpenAI(base_url=f"{base_url}/v1", api_key=key, max_retries=0, timeout=10)
+    def make(base_url: str, key: str = "unused", *, max_retries: int = 0) -> openai.OpenAI:
+        client = openai.OpenAI(
+            base_url=f"{base_url}/v1", api_key=key, max_retries=max_retries, timeout=10
+        )
         clients.append(client)
         return client
 
@@ -93,7 +95,11 @@ async def test_streaming_completion_with_usage(sdk: Factory) -> None:
             assert chunks[0].choices[0].delta.role == "assistant"
             finishing = [c for c in chunks if c.choices and c.choices[0].finish_reason]
             assert [c.choices[0].finish_reason for c in finishing] == ["stop"]
-            assert finishing[0].model == "fast"
+            # one model name for the whole stream, as OpenAI gives it: the one asked for;
+            # the model that answered is named by the final chunk's switchman block
+            assert {c.model for c in chunks} == {"best"}
+            extra = finishing[0].model_extra or {}
+            assert extra["switchman"]["model"] == "fast"
             last = chunks[-1]
             assert last.choices == [] and last.usage is not None
             assert last.usage.total_tokens == 10
@@ -146,6 +152,8 @@ async def test_a_stream_failing_after_output_ends_with_an_error_event(sdk: Facto
         ("late", 504, openai.InternalServerError),
         ("pricey", 402, openai.APIStatusError),
         ("picky", 422, openai.UnprocessableEntityError),
+        # too long for one model but another was down: retrying may help
+        ("mixed", 503, openai.InternalServerError),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
@@ -167,6 +175,56 @@ async def test_failed_calls_answer_with_a_fitting_status(
             assert isinstance(info.value, openai.APIStatusError)
             assert info.value.status_code == status
             assert info.value.response.headers["x-switchman-job-id"].startswith("job_")
+
+
+def _create(client: openai.OpenAI, model: str, *, stream: bool) -> Callable[[], None]:
+    def run() -> None:
+        result = client.chat.completions.create(model=model, messages=USER, stream=stream)  # type: ignore[call-overload]
+        if stream:
+            list(result)
+
+    return run
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_failing_because_of_the_request_is_a_400_the_sdk_does_not_repeat(
+    stream: bool, sdk: Factory
+) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url, max_retries=2)  # the SDK's own default
+            cases = [
+                ("toolong", "context_length_exceeded", "maximum context length is 8192 tokens"),
+                ("strict", "invalid_request", "temperature is not supported with this model"),
+            ]
+            for n, (model, code, said) in enumerate(cases, start=1):
+                with pytest.raises(openai.BadRequestError) as info:
+                    await _in_thread(_create(client, model, stream=stream))
+                assert info.value.status_code == 400
+                assert info.value.code == code
+                assert info.value.type == "invalid_request_error"
+                assert said in info.value.message  # the provider's own words
+                assert len(router.calls) == n  # one upstream call per SDK call: no retry
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_provider_rejecting_switchmans_key_is_a_502_the_sdk_does_not_repeat(
+    stream: bool, sdk: Factory
+) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url, max_retries=2)
+            with pytest.raises(openai.APIStatusError) as info:
+                await _in_thread(_create(client, "keyless", stream=stream))
+            # not 403: that is the gateway key's; this is the provider's answer to ours
+            assert info.value.status_code == 502
+            assert info.value.code == "provider_key_rejected"
+            assert info.value.type == "upstream_error"
+            assert "the provider sim rejected switchman's API key" in info.value.message
+            assert "Incorrect API key provided" in info.value.message
+            assert len(router.calls) == 1
 
 
 async def test_bad_values_and_unknown_models_in_openai_error_shape(sdk: Factory) -> None:

@@ -158,3 +158,108 @@ def test_failed_results_map_to_their_status(code: str, status: int) -> None:
         Result(call_id="c", status="failed", errors=(ErrorInfo(code=code, message="why"),))
     )
     assert (err.status, err.code, err.message) == (status, code, "why")
+
+
+def _failed(*attempts: tuple[str, int | None], lead: ErrorInfo | None = None) -> Result:
+    """A failed result as the router reports it: the cause first, then each attempt's error."""
+    records = tuple(
+        AttemptRecord(
+            n=i,
+            alias="m",
+            provider="p",
+            started_at=0,
+            ended_at=1,
+            ttft_ms=None,
+            outcome=outcome,  # type: ignore[arg-type]
+            status_code=status,
+        )
+        for i, (outcome, status) in enumerate(attempts, start=1)
+    )
+    codes = {
+        "context_exceeded": "all_models_failed",
+        "error": "all_models_failed",
+        "content_filtered": "refused",
+        "unavailable": "no_eligible_model",
+    }
+    errors = tuple(
+        ErrorInfo(
+            code="permission_denied" if status in (401, 403) else codes[outcome],
+            message=f"provider says {status}",
+            provider="p",
+            status=status,
+        )
+        for outcome, status in attempts
+    )
+    if lead is not None:
+        errors = (lead, *errors)
+    return Result(call_id="c", status="failed", errors=errors, trace=Trace(attempts=records))
+
+
+def _lead(code: str, status: int | None = None, provider: str | None = "p") -> ErrorInfo:
+    return ErrorInfo(code=code, message="2 attempt(s) failed", provider=provider, status=status)
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "code"),
+    [
+        # the request's own fault: sending it again fails again
+        (_failed(("context_exceeded", 400)), 400, "context_length_exceeded"),
+        (_failed(("context_exceeded", None)), 400, "context_length_exceeded"),
+        (_failed(("error", 413)), 400, "invalid_request"),
+        (_failed(("error", 422)), 400, "invalid_request"),
+        (
+            _failed(
+                ("error", 400), ("context_exceeded", 400), lead=_lead("all_models_failed", 400)
+            ),
+            400,
+            "context_length_exceeded",
+        ),
+        # not only the request's: another model was down, held out, or the deadline passed
+        (
+            _failed(
+                ("context_exceeded", 400), ("error", 500), lead=_lead("all_models_failed", 500)
+            ),
+            503,
+            "all_models_failed",
+        ),
+        (
+            _failed(("error", 400), ("unavailable", None), lead=_lead("all_models_failed", 400)),
+            503,
+            "all_models_failed",
+        ),
+        (
+            _failed(("context_exceeded", 400), lead=_lead("timeout", None, provider=None)),
+            504,
+            "timeout",
+        ),
+        # a model the provider does not serve, and content a provider refuses, keep theirs
+        (_failed(("error", 404)), 503, "all_models_failed"),
+        (_failed(("content_filtered", 400)), 422, "refused"),
+        # the provider rejects switchman's key: upstream, not the gateway key's 403
+        (_failed(("error", 401)), 502, "provider_key_rejected"),
+        (
+            _failed(("error", 403), ("error", 401), lead=_lead("permission_denied", 401)),
+            502,
+            "provider_key_rejected",
+        ),
+    ],
+)
+def test_failed_results_answer_by_their_cause(result: Result, status: int, code: str) -> None:
+    err = failure(result)
+    assert (err.status, err.code) == (status, code)
+    if status == 400:
+        assert err.message == result.errors[0].message
+    retry = dict(err.headers).get(b"x-should-retry")
+    assert retry == (b"false" if status == 502 else None)
+
+
+def test_a_provider_key_rejection_names_the_provider_and_its_words() -> None:
+    err = failure(_failed(("error", 403), ("error", 401), lead=_lead("permission_denied", 401)))
+    assert err.message == "the provider p rejected switchman's API key for it (HTTP 401): " + (
+        "provider says 401"
+    )
+    # a gateway-level denial (no provider) stays a 403
+    gateway = Result(
+        call_id="c", status="failed", errors=(ErrorInfo(code="permission_denied", message="no"),)
+    )
+    assert failure(gateway).status == 403

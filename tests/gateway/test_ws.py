@@ -134,6 +134,34 @@ async def test_websocket_needs_a_valid_key_when_keys_exist() -> None:
                 assert (await _recv(ws))["type"] == "subscribed"
 
 
+def _breaker(alias: str) -> TraceEvent:
+    data = {"alias": alias, "provider": "p", "from": "closed", "to": "open", "retry_in_s": 5.0}
+    return TraceEvent(type="breaker.changed", call_id="", job_id=None, ts=1.0, data=data)
+
+
+async def test_breaker_changes_reach_each_subscriber_whose_key_may_use_the_model() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            # team-a may use fast, slow and sim/*; team-b any model; neither is an admin
+            open_websocket_url(gw.ws_url, extra_headers=_auth("secret-a")) as ws_a,
+            open_websocket_url(gw.ws_url, extra_headers=_auth("secret-b")) as ws_b,
+        ):
+            for ws in (ws_a, ws_b):
+                await _send(ws, {"type": "subscribe"})
+                assert (await _recv(ws))["type"] == "subscribed"
+            router.publish(_breaker("gpt-x"))
+            router.publish(_breaker("fast"))
+            seen_a = await _recv(ws_a)
+            assert (seen_a["type"], seen_a["alias"], seen_a["to"]) == (
+                "breaker.changed",
+                "fast",
+                "open",
+            )
+            assert [(await _recv(ws_b))["alias"] for _ in range(2)] == ["gpt-x", "fast"]
+
+
 async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
     router = FakeRouter(make_config(keys=KEYS))
     with trio.fail_after(10):
@@ -163,9 +191,14 @@ async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
             {"call.params.temperature"},
         ),
         (
+            json.dumps({"type": "call", "call": {"prompt": "x", "bogus": 1}}),
+            "validation_error",
+            {"call.bogus"},
+        ),
+        (
             json.dumps({"type": "call", "call": {"prompt": "x", "model": "nosuch"}}),
             "validation_error",
-            {"model"},
+            {"call.model"},
         ),
         (json.dumps({"type": "call"}), "validation_error", {"call.prompt"}),
     ],
@@ -182,6 +215,9 @@ async def test_bad_client_messages_get_an_error_and_the_socket_lives_on(
             assert error["error"]["message"]
             if fields is not None:
                 assert {d["field"] for d in error["error"]["details"]} == fields
+                # the message names each field as the details do
+                for d in error["error"]["details"]:
+                    assert f"{d['field']}: {d['message']}" in error["error"]["message"]
             await _send(ws, {"type": "subscribe"})
             assert (await _recv(ws))["type"] == "subscribed"
 
