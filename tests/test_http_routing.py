@@ -460,6 +460,9 @@ async def test_stream_broken_mid_answer_is_continued_by_the_fallback(
             assert result.model == f"{fb}/healthy"
             assert text == result.answer  # what the caller read is the answer
             continuation = fleet.server.requests(f"{fb}/healthy")[-1].body
+            # it asks only for the room left, so the whole answer keeps to max_tokens
+            asked = dig(continuation, MAX_TOKENS_FIELD[fb])
+            assert asked == MAX_TOKENS - -(-len(sent) // 4), (route, asked)
             if fb == "anthropic":  # prefill: the text sent so far, continued
                 assert continuation["messages"][-1] == {"role": "assistant", "content": sent}
                 assert result.answer == sent + answer_of(f"{fb}/healthy")

@@ -221,8 +221,10 @@ async def _one_attempt(
 ) -> Success | ProviderError | None:
     n = len(run.attempts) + 1
     call = run.call
-    out_tokens = output_tokens(call, model)
     cont_tokens = math.ceil(len(run.sent_raw) / 4)
+    # a continuation asks only for what is left of the answer's room, so the whole
+    # answer the caller reads stays within its max_tokens
+    out_tokens = max(1, output_tokens(call, model) - cont_tokens)
     input_tokens = run.input_tokens + cont_tokens
     scopes = ("global", f"provider:{model.provider}", f"caller:{call.caller.handle}")
     reservation: str | None = None
