@@ -28,7 +28,7 @@ import attrs
 import httpx
 import trio
 
-from switchman._call import Call
+from switchman._call import INTENTS, Call
 from switchman._channels import open_channel, send_soon
 from switchman._errors import FieldError, ValidationError
 from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
@@ -217,16 +217,28 @@ class Router:
             providers=tuple(provider_status(s, now) for s in snaps.values()),
             uptime_s=now - self._started,
             simulated=self.config.simulated,
-            in_flight_calls=0,
+            in_flight_calls=self._board.calls_in_flight,
         )
 
     async def feedback(self, call_id: str, score: float, *, intent: str | None = None) -> None:
-        """Quality feedback (0..1) on a finished call, for learning. ``KeyError`` if unknown."""
-        if not 0.0 <= score <= 1.0:
-            raise ValidationError([FieldError("score", "must be between 0 and 1")])
+        """Quality feedback (0..1) on a finished call, for learning: credited to the model
+        that answered, for the call's intent (or ``intent`` when given). ``KeyError`` if
+        the router does not know the call (unknown, failed, or long forgotten);
+        ``trio.ClosedResourceError`` once the router is closed."""
+        errors: list[FieldError] = []
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            errors.append(FieldError("score", f"must be a number; got {type(score).__name__}"))
+        elif not 0.0 <= score <= 1.0:  # (NaN fails this too)
+            errors.append(FieldError("score", "must be between 0 and 1"))
+        if intent is not None and intent not in INTENTS:
+            errors.append(FieldError("intent", f"must be one of {', '.join(sorted(INTENTS))}"))
+        if errors:
+            raise ValidationError(errors)
         send, receive = trio.open_memory_channel[bool](1)
         async with receive:
-            await self._dispatch.send(FeedbackFor(call_id=call_id, score=score, reply_to=send))
+            await self._dispatch.send(
+                FeedbackFor(call_id=call_id, score=float(score), reply_to=send, intent=intent)
+            )
             try:
                 known = await receive.receive()
             except trio.EndOfChannel:
@@ -235,7 +247,24 @@ class Router:
             raise KeyError(call_id)
 
     async def spend(self, scope: str = "global") -> dict[str, float]:
-        """USD spent in the current hour, day and month for ``scope``."""
+        """USD spent in the current hour, day and month for ``scope``: ``"global"``,
+        ``"provider:NAME"`` or ``"caller:HANDLE"`` (``ValidationError`` for anything else,
+        or a provider the configuration does not have)."""
+        kind, _, name = scope.partition(":")
+        if not (
+            scope == "global"
+            or (kind == "provider" and name in self.config.providers)
+            or (kind == "caller" and name)
+        ):
+            raise ValidationError(
+                [
+                    FieldError(
+                        "scope",
+                        f"{scope!r} is not a budget scope: use global, provider:NAME "
+                        f"(one of {', '.join(self.config.providers)}) or caller:HANDLE",
+                    )
+                ]
+            )
         send, receive = trio.open_memory_channel[dict[str, float]](1)
         async with receive:
             await self._ledger.send(SpendQuery(scope=scope, reply_to=send))

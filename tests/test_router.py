@@ -7,6 +7,7 @@ import math
 import attrs
 import pytest
 import trio
+import trio.testing
 
 import switchman
 from switchman import Call, Options, Params, Timeouts
@@ -551,3 +552,30 @@ async def test_hard_deadline_counts_from_submission_even_when_calls_wait_for_roo
     assert len(ended) == 6 and max(ended) <= 0.51  # not 1.0 and 1.5 s for the later ones
     # attempts cut off by the deadline end quietly: no bug reported for a closed channel
     assert not [r for r in caplog.records if "inside switchman" in r.getMessage()]
+
+
+async def test_feedback_spend_and_status_say_what_is_wrong_and_what_is_running(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=5_000, ttft_ms=10))
+    async with switchman.open_router(fleet(slow, GOOD)) as router:
+        done = await router.call(Call(prompt="hi", model="good", intent="code"))
+        with pytest.raises(switchman.ValidationError, match="score: must be a number"):
+            await router.feedback(done.call_id, "high")  # type: ignore[arg-type]
+        with pytest.raises(switchman.ValidationError, match="intent: must be one of"):
+            await router.feedback(done.call_id, 0.5, intent="bogus")
+        await router.feedback(done.call_id, 1.0, intent="lookup")  # credited to lookup
+        await trio.testing.wait_all_tasks_blocked()
+        stats = {m.alias: m for p in router.status().providers for m in p.models}["good"].stats
+        assert stats["lookup"]["feedback"] == 1.0 and stats["code"]["feedback"] is None
+        with pytest.raises(switchman.ValidationError, match="'typo' is not a budget scope"):
+            await router.spend("typo")
+        with pytest.raises(switchman.ValidationError, match="provider:nope"):
+            await router.spend("provider:nope")
+        assert (await router.spend("caller:anyone"))["day"] == 0.0
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(router.call, Call(prompt="hi", model="slow"))
+            await trio.sleep(1.0)
+            assert router.status().in_flight_calls == 3
+        assert router.status().in_flight_calls == 0

@@ -92,10 +92,12 @@ class RouterStatus:
 
 
 class StatusBoard:
-    """Latest snapshot per provider name. Written only by that provider's actor."""
+    """Latest snapshot per provider name. Written only by that provider's actor; the
+    number of calls in flight, written only by the dispatcher."""
 
     def __init__(self) -> None:
         self._snapshots: dict[str, ProviderSnapshot] = {}
+        self.calls_in_flight = 0
 
     def publish(self, name: str, snapshot: ProviderSnapshot) -> None:
         self._snapshots[name] = snapshot

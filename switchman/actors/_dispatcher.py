@@ -186,6 +186,7 @@ class _Dispatcher:
                 )
             finally:
                 del self.scopes[msg.call_id]
+                self.env.board.calls_in_flight = len(self.scopes)
                 self._idle.set()  # room for one more (and idle when none is left)
             try:
                 msg.reply_to.send_nowait(result)
@@ -442,6 +443,7 @@ class _Dispatcher:
         known = self.recent.get(msg.call_id)
         if known is not None:
             alias, intent = known
+            intent = msg.intent or intent  # the caller may say what kind of call it was
             provider = next((m.provider for m in self.env.models if m.alias == alias), None)
             if provider is not None:
                 await self.env.providers[provider].send(
@@ -555,6 +557,7 @@ async def run_dispatcher(
                         await dispatcher.wait_for_room(capacity + backlog)
                     scope = trio.CancelScope()
                     dispatcher.scopes[msg.call_id] = scope
+                    env.board.calls_in_flight = len(dispatcher.scopes)
                     nursery.start_soon(dispatcher.run_call, msg, scope)
                 case CancelCall(call_id=call_id):
                     target = dispatcher.scopes.get(call_id)

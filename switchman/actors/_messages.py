@@ -143,6 +143,8 @@ class FeedbackFor:
     call_id: str
     score: float
     reply_to: trio.MemorySendChannel[bool]
+    #: learn the score for this intent instead of the one the call was made with
+    intent: str | None = None
 
 
 DispatcherMessage = Submit | CancelCall | FeedbackFor
