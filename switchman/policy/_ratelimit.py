@@ -30,8 +30,9 @@ import attrs
 
 #: How long a 429 without any retry time blocks the provider.
 DEFAULT_BLOCK_S = 1.0
-#: Admission tolerance for float rounding of continuous refill.
-_EPS = 1e-9
+#: Admission tolerance for float rounding of continuous refill, in requests or tokens
+#: (absolute: a bucket in debt by a million tokens refills with errors near 1e-9).
+_EPS = 1e-6
 #: A bare number this large in a reset header is a Unix timestamp, not seconds.
 _EPOCH_THRESHOLD = 1e9
 

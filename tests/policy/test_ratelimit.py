@@ -121,6 +121,24 @@ def test_retry_at_is_honest(
         b = after
 
 
+def test_retry_at_is_honest_for_a_bucket_deep_in_debt() -> None:
+    # found by the property test above: refilling a debt of a million tokens rounds by
+    # about 1e-9 of a token, which the old tolerance of 1e-9 did not absorb
+    calls = [
+        (2.008695346196489, 119259),
+        (0.0, 1834838),
+        (2.524805049824619, 1979272),
+        (1.5694675642368057, 1283534),
+        (0.0, 1161857),
+        (0.0, 1234066),
+        (0.0, 1939987),
+        (0.0, 1026936),
+        (2.7964082721614765, 1651757),
+        (1.8192262750003896, 1113711),
+    ]
+    test_retry_at_is_honest.hypothesis.inner_test(None, 576151, calls)  # type: ignore[attr-defined]
+
+
 def test_settle_gives_back_and_takes() -> None:
     b = new_budget(None, 1000, 0.0)
     _, b = rate_admit(b, 0.0, tokens=800)
