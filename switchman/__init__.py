@@ -46,7 +46,7 @@ from switchman._result import (
 from switchman._router import Router, open_router, run_router
 from switchman._version import __version__
 from switchman.actors import ModelStatus, ProviderStatus, RouterStatus
-from switchman.catalog import Config, load_config
+from switchman.catalog import Config, load_config, validate_config
 
 __all__ = [
     "AttemptRecord",
@@ -96,4 +96,5 @@ __all__ = [
     "open_router",
     "run_router",
     "to_jsonable",
+    "validate_config",
 ]

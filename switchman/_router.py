@@ -53,7 +53,7 @@ from switchman.actors._messages import (
 )
 from switchman.actors._persister import LedgerTap, Persistence, load_state, run_persister
 from switchman.actors._provider import run_provider_actor
-from switchman.catalog._config import api_key, load_config
+from switchman.catalog._config import api_key, load_config, validate_config
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
@@ -314,6 +314,8 @@ async def run_router(
     """
     if config is None:
         config = load_config(None, env=env)
+    else:  # one built in Python meets the same rules as one loaded from TOML
+        validate_config(config)
     if clients is None or "ollama" not in clients:
         config = await discover_local_models(config)  # a local Ollama joins as local/<name>
     initial_ledger: Ledger | None = None

@@ -579,3 +579,12 @@ async def test_feedback_spend_and_status_say_what_is_wrong_and_what_is_running(
             await trio.sleep(1.0)
             assert router.status().in_flight_calls == 3
         assert router.status().in_flight_calls == 0
+
+
+async def test_a_config_built_in_python_is_checked_before_the_router_starts() -> None:
+    bad = fleet(GOOD, capacity=0, routes={"r": ("good", "missing")})
+    with pytest.raises(switchman.ValidationError) as info:
+        async with switchman.open_router(bad):
+            raise AssertionError("the router should not have started")
+    fields = {f.field for f in info.value.fields}
+    assert {"router.capacity", "routes.r.chain[1]"} <= fields
