@@ -19,6 +19,7 @@
           ├── ContentRejected      request rejected for its content (HTTP 400 policy)
           ├── Refused              the model answered with a refusal or filtered output
           ├── BadRequest           any other 4xx caused by the request
+          │    └── ModelNotFound    404: the provider does not serve this model
           ├── BadReply             malformed body or stream
           └── StreamBroken         stream cut or stalled after output began
 

@@ -327,10 +327,16 @@ class Gateway:
         record = await self.visible_job(job_id, principal)
         result = record.result or {}
         call_id = result.get("call_id") if record.finished else None
+        if record.status == "failed":
+            raise HttpError(
+                409, "not_answered", f"job {job_id} failed: no model answered it, nothing to rate"
+            )
         if not call_id:
             raise HttpError(409, "not_finished", f"job {job_id} has no answered call to rate yet")
         try:
             await self.router.feedback(call_id, float(score), intent=intent)  # type: ignore[arg-type]
+        except ValidationError as exc:  # e.g. an intent switchman does not know
+            raise invalid((f.field, f.message) for f in exc.fields) from None
         except KeyError:
             raise HttpError(
                 404, "not_found", f"the router no longer knows call {call_id}"

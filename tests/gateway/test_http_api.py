@@ -182,6 +182,19 @@ async def test_feedback_on_an_unfinished_or_unanswered_job_is_409() -> None:
             assert router.feedback_given == []
 
 
+async def test_feedback_on_a_failed_job_says_nothing_answered_it() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "picky"})
+            assert r.json()["status"] == "failed"
+            r = await gw.client.post(f"/feedback/{r.json()['job_id']}", json={"score": 1})
+            assert r.status_code == 409
+            assert r.json()["error"]["code"] == "not_answered"
+            assert "no model answered it" in r.json()["error"]["message"]
+            assert router.feedback_given == []
+
+
 async def test_feedback_for_a_call_the_router_forgot_is_404() -> None:
     router = FakeRouter(make_config())
     with trio.fail_after(10):
