@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
+import urllib.parse
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Final, cast
@@ -53,6 +55,7 @@ from switchman.catalog._spec import ProviderSpec
 MAX_ERROR_BODY: Final = 64 * 1024
 
 Emit = Callable[[StreamEvent], Awaitable[None]]
+_log = logging.getLogger("switchman.http")
 
 #: what httpcore raises (it has no common base class); httpx maps the same set
 _CORE_ERRORS: Final = (
@@ -188,7 +191,7 @@ async def send_attempt(
                     )
                 )
     except _TRANSPORT_ERRORS as exc:
-        raise _transport_error(exc, provider, status, timer.output_began) from exc
+        raise _transport_error(exc, provider, status, timer.output_began, http.url) from exc
 
 
 async def _open_httpx(
@@ -509,11 +512,26 @@ def _text_joined(events: list[StreamEvent]) -> list[StreamEvent]:
 
 
 def _transport_error(
-    exc: Exception, provider: str, status: int | None, output_began: bool
+    exc: Exception, provider: str, status: int | None, output_began: bool, url: str = ""
 ) -> ProviderError:
     """Every httpx or httpcore exception, mapped into the error tree (the one place that
-    does it); httpcore's classes mirror httpx's and map the same way."""
+    does it); httpcore's classes mirror httpx's and map the same way.
+
+    The message names the provider, never its address: it reaches callers, who may not
+    see base URLs (a gateway shows them to admin keys only); the log keeps the address.
+    """
     detail = scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+    parts = urllib.parse.urlsplit(url) if url else None
+    host = parts.hostname if parts is not None else None
+    if parts is not None and host and host in detail:
+        _log.info("attempt on %s: %s", provider, detail)
+        try:
+            port = parts.port
+        except ValueError:  # a bad port: the URL is reported as bad anyway
+            port = None
+        if port is not None:
+            detail = detail.replace(f"{host}:{port}", f"{provider}'s host")
+        detail = detail.replace(host, f"{provider}'s host")
     kind: type[ProviderError]
     if output_began:
         kind, what = StreamBroken, "connection lost after output began"
