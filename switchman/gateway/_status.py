@@ -40,13 +40,16 @@ def health_body(
     jobs_in_flight: int,
     draining: bool,
 ) -> dict[str, Any]:
-    """``ok`` while some model of an enabled provider has a breaker not open,
-    ``degraded`` otherwise, ``draining`` during shutdown."""
+    """``ok`` while some model of an enabled provider that is not held out (a rejected
+    key, a 404) has a breaker not open, ``degraded`` otherwise, ``draining`` during
+    shutdown. A model never tried counts as usable: only trying it can tell."""
     usable = False
     providers = []
     for p in status.providers:
         models = [{"alias": m.alias, "breaker": m.breaker} for m in p.models]
-        if p.disabled_reason is None and any(m.breaker != "open" for m in p.models):
+        if p.disabled_reason is None and any(
+            m.breaker != "open" and m.held_out is None for m in p.models
+        ):
             usable = True
         providers.append(
             {

@@ -143,6 +143,8 @@ class FakeRouter:
         self.results: dict[str, Result] = {}
         self.feedback_given: list[tuple[str, float, str | None]] = []
         self.breakers: dict[str, str] = {}
+        #: alias -> why it is held out (e.g. the provider said 404)
+        self.held: dict[str, str] = {}
         self.rate_limited: dict[str, float] = {}  # alias -> seconds a 429 still holds it
         self._subs: list[list[Any]] = []  # [send channel, dropped count]
         self._n = 0
@@ -377,6 +379,7 @@ class FakeRouter:
                 ModelStatus(
                     alias=a,
                     breaker=self.breakers.get(a, "closed"),
+                    held_out=self.held.get(a),
                     retry_at=trio.current_time() + 5 if self.breakers.get(a) == "open" else None,
                     stats={"unknown": {"n": 3.0, "success_rate": 1.0}},
                     rate_limited_for_s=self.rate_limited.get(a, 0.0),

@@ -129,6 +129,19 @@ async def test_health_is_degraded_when_every_model_is_open() -> None:
             assert (await gw.client.get("/health")).json()["status"] == "degraded"
 
 
+async def test_health_is_degraded_when_the_only_closed_model_is_held_out() -> None:
+    router = FakeRouter(make_config())
+    for alias in router.config.models:
+        router.breakers[alias] = "open"
+    router.breakers["fast"] = "closed"
+    router.held["fast"] = "not served by sim: model not found"
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            assert (await gw.client.get("/health")).json()["status"] == "degraded"
+            router.held.clear()
+            assert (await gw.client.get("/health")).json()["status"] == "ok"
+
+
 async def test_providers_shows_catalog_with_live_state_and_no_secrets() -> None:
     router = FakeRouter(make_config())
     router.breakers["slow"] = "open"
