@@ -23,7 +23,7 @@ import attrs
 from switchman._call import INTENTS
 from switchman._convert import structure
 from switchman._errors import FieldError, ValidationError
-from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
+from switchman.catalog._spec import _SIM_RATES, Config, ModelSpec, ProviderSpec, RouteSpec
 
 SIM_PROVIDER: Final = "sim"
 #: keys a provider table may set (``name`` comes from the table's name)
@@ -42,14 +42,6 @@ PROVIDER_KEYS: Final = frozenset(
     }
 )
 MODEL_KEYS: Final = frozenset(f.name for f in attrs.fields(ModelSpec))
-_SIM_RATES: Final = (
-    "error_rate",
-    "refusal_rate",
-    "rate_limit_rate",
-    "stall_rate",
-    "cut_rate",
-    "default_quality",
-)
 _SIM_TIMES: Final = ("latency_ms", "ttft_ms", "tokens_per_s")
 _INTENT_LIST: Final = ", ".join(sorted(INTENTS))
 
