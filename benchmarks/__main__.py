@@ -71,14 +71,16 @@ def _get(sections: dict[str, Section], key: str, *path: str) -> Any:
     return value
 
 
-def headline(sections: dict[str, Section]) -> tuple[str, dict[str, Any]]:
-    """The figures the targets are about, measured value beside each target."""
+def headline(sections: dict[str, Section], *, judge: bool = True) -> tuple[str, dict[str, Any]]:
+    """The figures the targets are about, measured value beside each target; ``judge``
+    false (tiny smoke sizes) leaves the verdict column empty: those figures mean nothing."""
     rows: list[list[Any]] = []
     data: dict[str, Any] = {}
 
     def add(key: str, what: str, value: Any, target: str, met: bool | None) -> None:
         data[key] = value
-        rows.append([what, value, target, "-" if met is None else ("met" if met else "not met")])
+        verdict = "-" if met is None or not judge else ("met" if met else "not met")
+        rows.append([what, value, target, verdict])
 
     added = _get(sections, "inproc", "added", "switchman embedded", "added_p50_ms")
     if added is not None:
@@ -141,7 +143,7 @@ def headline(sections: dict[str, Section]) -> tuple[str, dict[str, Any]]:
 
 def report(ctx: Context, sections: dict[str, Section], plots: list[str], elapsed: float) -> str:
     info = machine_info()
-    table, _ = headline(sections)
+    table, _ = headline(sections, judge=ctx.profile.name != "smoke")
     lines = [
         f"# switchman benchmarks — {ctx.profile.name} profile",
         "",
@@ -246,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("matplotlib is not installed: no plots (pip install -e '.[bench]')")
         elapsed = time.perf_counter() - started
-        table, figures = headline(sections)
+        smoke = profile.name == "smoke"
+        table, figures = headline(sections, judge=not smoke)
         write_json(
             results / "summary.json",
             {
@@ -257,7 +260,15 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         (results / "REPORT.md").write_text(report(ctx, sections, plots, elapsed), "utf-8")
-        print(f"\n## Headline\n\n{table}\n\nresults in {results} ({elapsed:.0f} s)", flush=True)
+        kept = args.keep_workdir or not results.is_relative_to(workdir)
+        where = (
+            f"results in {results}"
+            if kept
+            else "results not kept (a smoke run's scratch is removed; --results DIR keeps them)"
+        )
+        if smoke:
+            where += "; smoke sizes are too small to judge a target by"
+        print(f"\n## Headline\n\n{table}\n\n{where} ({elapsed:.0f} s)", flush=True)
     finally:
         if not args.keep_workdir:  # smoke results inside it go too: the tables were printed
             shutil.rmtree(workdir, ignore_errors=True)
