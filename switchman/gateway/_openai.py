@@ -17,9 +17,12 @@ A failed call answers by its cause (:func:`failure`). Two causes come first,
 found in the attempts rather than the call's error code:
 
 - every attempt failed because of the request itself (the model's context
-  length, or a provider's 400, 413 or 422): **400** ``invalid_request_error``
-  with the provider's message, code ``context_length_exceeded`` (as OpenAI
-  answers) or ``invalid_request``; sending it again would fail again.
+  length, or a provider's 400, 413 or 422 other than a content-policy one): **400**
+  ``invalid_request_error`` with the provider's message, code
+  ``context_length_exceeded`` (as OpenAI answers) or ``invalid_request``; sending
+  it again would fail again. So is a prompt too long for every model the call
+  could use: the router tried none (``no_eligible_model``, each model left out for
+  its context window), and no provider would take it either.
 - a provider rejected switchman's own provider key (its 401/403, or a used-up
   quota: ``permission_denied`` from a provider): **502** ``upstream_error``,
   code ``provider_key_rejected``, with ``x-should-retry: false`` (the official
@@ -81,6 +84,8 @@ _ERROR_TYPES: Final[Mapping[int, str]] = {
     429: "rate_limit_error",
     502: "upstream_error",
 }
+#: how an eligibility exclusion for a too small context window begins (``policy._eligibility``)
+CONTEXT_EXCLUSION: Final = "context window "
 #: provider statuses that say the request itself was at fault (sending it again fails again)
 _REQUEST_STATUSES: Final = frozenset({400, 413, 422})
 _ROLES: Final[Mapping[str, str]] = {
@@ -360,10 +365,27 @@ def _request_fault(result: Result) -> bool:
     )
 
 
+def _too_long_for_all(result: Result) -> bool:
+    """Whether the router tried no model because the prompt fits none it could use: the
+    call failed ``no_eligible_model`` and every model was left out for its context
+    window (none for another reason: a breaker, a budget, the caller's allow-list)."""
+    excluded = result.trace.eligibility.excluded
+    return (
+        bool(result.errors)
+        and result.errors[0].code == "no_eligible_model"
+        and not result.trace.attempts
+        and not result.trace.eligibility.eligible
+        and bool(excluded)
+        and all(e.reason.startswith(CONTEXT_EXCLUSION) for e in excluded)
+    )
+
+
 def failure(result: Result) -> HttpError:
     """The HTTP error for a failed call: by its cause (see the module's docstring), else
     by its first error code."""
     first = result.errors[0] if result.errors else None
+    if first is not None and _too_long_for_all(result):
+        return HttpError(400, "context_length_exceeded", first.message)
     if first is not None and _request_fault(result):
         context = any(a.outcome == "context_exceeded" for a in result.trace.attempts)
         code = "context_length_exceeded" if context else "invalid_request"

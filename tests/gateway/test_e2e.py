@@ -150,3 +150,39 @@ async def test_keys_isolate_callers_with_the_real_router(tmp_path: Path) -> None
             job_id = r.json()["job_id"]
             assert (await gw.client.get(f"/result/{job_id}", headers=b)).status_code == 404
             assert (await gw.client.get("/jobs", headers=b)).json()["jobs"] == []
+
+
+async def test_a_prompt_too_long_for_every_model_is_a_400_the_sdk_does_not_resend(
+    tmp_path: Path,
+) -> None:
+    too_long = [{"role": "user", "content": "word " * 200000}]  # past sim/fast's window
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            client = openai.OpenAI(
+                base_url=f"{gw.base_url}/v1", api_key="x", max_retries=2, timeout=20
+            )
+
+            def run(stream: bool) -> openai.BadRequestError:
+                try:
+                    made = client.chat.completions.create(
+                        model="sim/fast",
+                        messages=too_long,  # type: ignore[arg-type]
+                        stream=stream,
+                    )
+                    if stream:
+                        list(made)  # type: ignore[call-overload]
+                except openai.BadRequestError as exc:
+                    return exc
+                raise AssertionError("a prompt too long for the model was answered")
+
+            try:
+                for stream in (False, True):
+                    err = await trio.to_thread.run_sync(run, stream)
+                    assert err.status_code == 400 and err.code == "context_length_exceeded"
+                    assert err.type == "invalid_request_error"
+                    assert "sim/fast: context window 32768 too small" in err.message
+            finally:
+                client.close()
+            # two SDK calls, two jobs: the SDK sent neither again
+            jobs = (await gw.client.get("/jobs")).json()["jobs"]
+            assert [j["status"] for j in jobs] == ["failed", "failed"]

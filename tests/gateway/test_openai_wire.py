@@ -5,9 +5,22 @@ from typing import Any
 import pytest
 
 from switchman._call import Message
-from switchman._result import AttemptRecord, ErrorInfo, Result, Trace
+from switchman._result import (
+    AttemptRecord,
+    EligibilityTrace,
+    ErrorInfo,
+    Exclusion,
+    Result,
+    Trace,
+)
 from switchman.gateway._http import HttpError
-from switchman.gateway._openai import FAILURE_STATUS, chat_request, failure, fallbacks
+from switchman.gateway._openai import (
+    FAILURE_STATUS,
+    chat_request,
+    error_body,
+    failure,
+    fallbacks,
+)
 
 
 def _body(**extra: Any) -> dict[str, Any]:
@@ -263,3 +276,39 @@ def test_a_provider_key_rejection_names_the_provider_and_its_words() -> None:
         call_id="c", status="failed", errors=(ErrorInfo(code="permission_denied", message="no"),)
     )
     assert failure(gateway).status == 403
+
+
+def _unrouted(*reasons: str) -> Result:
+    """A call the router tried no model for: each model left out for its reason."""
+    excluded = tuple(Exclusion(alias=f"m{i}", reason=r) for i, r in enumerate(reasons))
+    message = "no eligible model: " + "; ".join(f"{e.alias}: {e.reason}" for e in excluded)
+    return Result(
+        call_id="c",
+        status="failed",
+        errors=(ErrorInfo(code="no_eligible_model", message=message),),
+        trace=Trace(eligibility=EligibilityTrace(excluded=excluded)),
+    )
+
+
+TOO_SMALL = "context window 32768 too small for 250004 input + 1024 output tokens"
+
+
+def test_a_prompt_too_long_for_every_model_is_a_400_context_length_exceeded() -> None:
+    result = _unrouted(TOO_SMALL, TOO_SMALL.replace("32768", "131072"))
+    err = failure(result)
+    assert (err.status, err.code) == (400, "context_length_exceeded")
+    assert err.message == result.errors[0].message
+    assert error_body(err)["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    "reasons",
+    [
+        (TOO_SMALL, "breaker open for 4.0s more"),  # another model may be back soon
+        ("breaker open for 4.0s more",),
+        (),
+    ],
+)
+def test_no_eligible_model_for_another_reason_stays_503(reasons: tuple[str, ...]) -> None:
+    err = failure(_unrouted(*reasons))
+    assert (err.status, err.code) == (503, "no_eligible_model")
