@@ -14,6 +14,7 @@ from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
     HandshakeError,
+    WebSocketConnection,
     open_websocket_url,
 )
 
@@ -21,6 +22,7 @@ from switchman.cli import (
     API_KEY_ENV,
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_PENDING,
     CliError,
     _color,
     key_refused,
@@ -108,25 +110,54 @@ async def _watch(args: argparse.Namespace) -> int:
 
 
 async def _stream(args: argparse.Namespace, call: dict[str, Any]) -> int:
-    streamed = False
+    """Submit ``call`` over the websocket, print its text as it arrives, then the summary.
+
+    Past ``--wait`` seconds it stops reading (the job runs on in the daemon), prints the
+    job id and how to poll it, and returns ``EXIT_PENDING``.
+    """
+    seen: dict[str, Any] = {"streamed": False, "job_id": None}
     async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
         await ws.send_message(json.dumps({"type": "call", "call": call}))
-        while True:
-            message = json.loads(await ws.get_message())
-            kind = message.get("type")
-            if kind == "attempt.delta" and not args.json:
-                print(message.get("text", ""), end="", flush=True)
-                streamed = streamed or bool(message.get("text"))
-            elif kind == "result":
-                result = message["result"]
-                if args.json:
-                    print(json.dumps(result, indent=2))
-                    return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
-                if streamed:
-                    print()  # end the streamed text's line
-                return print_result(result, show_answer=not streamed)
-            elif kind == "error":
-                raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
+        with trio.move_on_after(args.wait):
+            return await _read_stream(ws, args, seen)
+    if seen["streamed"]:
+        print()  # end the streamed text's line
+    job_id = seen["job_id"]
+    if job_id is None:
+        raise CliError(f"the daemon had not taken the call within --wait {args.wait:g}s")
+    if args.json:
+        print(json.dumps({"job_id": job_id, "status": "running"}, indent=2))
+    else:
+        print(
+            f"job {job_id} is still running: not finished within --wait {args.wait:g}s; "
+            f"poll it with: switchman result {job_id} --poll"
+        )
+    return EXIT_PENDING
+
+
+async def _read_stream(
+    ws: WebSocketConnection, args: argparse.Namespace, seen: dict[str, Any]
+) -> int:
+    """Read the call's messages until its result (``seen`` notes the job id and whether
+    text was printed, for a caller that stops waiting)."""
+    while True:
+        message = json.loads(await ws.get_message())
+        kind = message.get("type")
+        if kind == "submitted":
+            seen["job_id"] = message.get("job_id")
+        elif kind == "attempt.delta" and not args.json:
+            print(message.get("text", ""), end="", flush=True)
+            seen["streamed"] = seen["streamed"] or bool(message.get("text"))
+        elif kind == "result":
+            result = message["result"]
+            if args.json:
+                print(json.dumps(result, indent=2))
+                return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
+            if seen["streamed"]:
+                print()  # end the streamed text's line
+            return print_result(result, show_answer=not seen["streamed"])
+        elif kind == "error":
+            raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
 
 
 def _run(fn: Any, *args: Any) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import trio
 
+from switchman._errors import ValidationError
 from switchman._router import open_router
 from switchman._version import __version__
 from switchman.catalog import Config, load_config
@@ -24,10 +25,16 @@ from switchman.store import open_store
 
 
 def _config(args: argparse.Namespace) -> Config:
+    """The configuration ``serve`` runs with; a ``CliError`` (exit 2) for a file that is
+    missing, unreadable or invalid, naming each mistake on its own line."""
     try:
         config = load_config(args.config) if args.config else load_config(None)
     except FileNotFoundError:
         raise CliError(f"config file not found: {args.config}") from None
+    except OSError as exc:  # a directory, no permission...
+        raise CliError(f"cannot read config file {args.config}: {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        raise CliError(invalid_config_message(args.config, exc)) from None
     server = config.server
     if args.db:
         server = attrs.evolve(server, db=args.db)
@@ -36,6 +43,16 @@ def _config(args: argparse.Namespace) -> Config:
     if args.port is not None:
         server = attrs.evolve(server, port=args.port)
     return attrs.evolve(config, server=server)
+
+
+def invalid_config_message(path: str | None, exc: ValidationError) -> str:
+    """``invalid configuration FILE:`` then ``  path: message`` per mistake; a TOML syntax
+    error (reported under the file's own name) is ``  invalid TOML: ...``."""
+    lines = [f"invalid configuration {path}:" if path else "invalid configuration:"]
+    for field in exc.fields:
+        where = "" if field.field in ("", path) else f"{field.field}: "
+        lines.append(f"  {where}{field.message}")
+    return "\n".join(lines)
 
 
 async def _watch_signals(

@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 import httpx
@@ -32,6 +32,11 @@ EXIT_PENDING = 3
 
 #: the environment variable whose value clients send as their gateway key
 API_KEY_ENV = "SWITCHMAN_API_KEY"
+#: where the clients find the daemon
+HOST_ENV = "SWITCHMAN_HOST"
+PORT_ENV = "SWITCHMAN_PORT"
+#: the commands that are clients of the daemon (``--host``, ``--port``, the variables)
+CLIENT_COMMANDS = ("run", "result", "jobs", "health", "providers", "watch")
 
 _EPILOG = f"""\
 environment:
@@ -342,9 +347,34 @@ def cmd_sim_server(args: argparse.Namespace) -> int:
     return sim_main(argv)
 
 
+def env_port(env: Mapping[str, str] | None = None) -> int:
+    """The daemon's port for the clients: ``SWITCHMAN_PORT``, else 8265; a ``CliError``
+    naming the variable when it is not a port number."""
+    raw = (os.environ if env is None else env).get(PORT_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_PORT
+    try:
+        port = int(raw.strip())
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise CliError(f"{PORT_ENV} must be a port number between 1 and 65535; got {raw!r}")
+    return port
+
+
 def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=os.environ.get("SWITCHMAN_HOST", DEFAULT_HOST))
-    p.add_argument("--port", type=int, default=int(os.environ.get("SWITCHMAN_PORT", DEFAULT_PORT)))
+    p.add_argument(
+        "--host",
+        default=os.environ.get(HOST_ENV, DEFAULT_HOST),
+        help=f"where the daemon is (default: ${HOST_ENV}, else {DEFAULT_HOST})",
+    )
+    # None: read from the environment once parsed (a bad value is a usage error then)
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"the daemon's port (default: ${PORT_ENV}, else {DEFAULT_PORT})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait",
         type=float,
         default=120.0,
-        help="seconds to wait for the answer (default 120); past it, exit 3 with the job id",
+        help="seconds to wait for the answer, streamed or not (default 120); past it, "
+        "stop waiting (the job runs on) and exit 3 with the job id",
     )
     p.set_defaults(func=cmd_run)
 
@@ -446,8 +477,17 @@ def _fail(message: str) -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    if ("-h" in words or "--help" in words) and command in (None, *CLIENT_COMMANDS):
+        try:  # its help says where the daemon is looked for: a bad variable first
+            env_port()
+        except CliError as exc:
+            _fail(str(exc))
     args = parser.parse_args(argv)
     try:
+        if args.command in CLIENT_COMMANDS and args.port is None:
+            args.port = env_port()
         code: int = args.func(args)
     except CliError as exc:
         _fail(str(exc))

@@ -341,6 +341,22 @@ def test_failure_exit_1_and_shutdown_persistence(tmp_path: Path) -> None:
         assert match is not None, slow.stdout
         job_id = match.group(1)
 
+        # --wait holds for a streamed call too: stop reading, name the job, exit 3
+        started = time.monotonic()
+        streamed = d.run("run", "sim/sloth", "Stream slowly", "--stream", "--wait", "1")
+        assert streamed.returncode == 3, streamed.stderr
+        assert time.monotonic() - started < 15  # not the sloth's 30 s
+        found = re.search(
+            r"job (job_\w+) is still running: not finished within --wait 1s; "
+            r"poll it with: switchman result (job_\w+) --poll",
+            streamed.stdout,
+        )
+        assert found is not None and found.group(1) == found.group(2), streamed.stdout
+        as_json = d.run("run", "sim/sloth", "x", "--stream", "--wait", "0.5", "--json")
+        assert as_json.returncode == 3, as_json.stderr
+        pending = json.loads(as_json.stdout)
+        assert pending["status"] == "running" and pending["job_id"].startswith("job_")
+
         d.proc.send_signal(signal.SIGINT)
         assert d.proc.wait(timeout=20) == 0
 
@@ -502,3 +518,62 @@ def test_help_documents_the_gateway_key_and_the_exit_codes(
         text = " ".join(capsys.readouterr().out.split())
         assert "SWITCHMAN_API_KEY" in text
         assert "3 the job had not finished within --wait" in text
+
+
+@pytest.mark.parametrize(
+    ("toml", "lines"),
+    [
+        (
+            '[router]\ncapacity = 0\n\n[[models]]\nalias = "x"\nprovider = "nope"\n'
+            'model_id = "m"\n',
+            [
+                "  models[0].provider: unknown provider 'nope'",
+                "  router.capacity: must be at least 1; got 0",
+            ],
+        ),
+        ("[router\ncapacity = 0\n", ["  invalid TOML: Expected ']' "]),
+    ],
+    ids=["bad-values", "toml-syntax"],
+)
+def test_serve_with_an_invalid_config_names_each_mistake_and_exits_2(
+    tmp_path: Path, toml: str, lines: list[str]
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    done = cli(tmp_path, "serve", "--config", str(config), "--port", "0", "--db", ":memory:")
+    assert done.returncode == 2
+    out = done.stderr.splitlines()
+    assert out[0] == f"switchman: invalid configuration {config}:"
+    for expected in lines:
+        assert any(line.startswith(expected) for line in out[1:]), done.stderr
+    assert len(out) == 1 + len(lines)
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("jobs",), ("run", "claude", "hi", "--stream"), ("--help",), ("jobs", "--help")],
+    ids=["jobs", "run-stream", "help", "jobs-help"],
+)
+def test_a_bad_switchman_port_is_a_usage_error_naming_it(
+    tmp_path: Path, args: Sequence[str]
+) -> None:
+    done = cli(tmp_path, *args, env={"SWITCHMAN_PORT": "abc"})
+    assert done.returncode == 2
+    assert done.stderr == (
+        "switchman: SWITCHMAN_PORT must be a port number between 1 and 65535; got 'abc'\n"
+    )
+
+
+def test_switchman_port_says_where_the_clients_look_and_port_wins_over_it(
+    tmp_path: Path,
+) -> None:
+    port = _closed_port()
+    by_env = cli(tmp_path, "jobs", env={"SWITCHMAN_PORT": str(port)})
+    assert by_env.returncode == 2 and f"not running at http://127.0.0.1:{port};" in by_env.stderr
+    # --port wins (even over a bad variable), and serve does not read the variable
+    other = _closed_port()
+    by_flag = cli(tmp_path, "jobs", "--port", str(other), env={"SWITCHMAN_PORT": "abc"})
+    assert by_flag.returncode == 2 and f"running at http://127.0.0.1:{other};" in by_flag.stderr
+    served = cli(tmp_path, "serve", "--help", env={"SWITCHMAN_PORT": "abc"})
+    assert served.returncode == 0 and "usage: switchman serve" in served.stdout
