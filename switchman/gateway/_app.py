@@ -23,7 +23,7 @@ import trio
 from switchman._call import Call
 from switchman._channels import open_channel
 from switchman._convert import call_from_dict
-from switchman._errors import ValidationError
+from switchman._errors import FieldError, ValidationError
 from switchman._result import Delta, Result
 from switchman.gateway import _openai
 from switchman.gateway._auth import (
@@ -33,6 +33,7 @@ from switchman.gateway._auth import (
     model_allowed,
     presented_key,
     target_problems,
+    unknown_targets,
 )
 from switchman.gateway._http import (
     ClientGone,
@@ -216,6 +217,20 @@ class Gateway:
             )
         return principal
 
+    def parse_call(self, raw: Any) -> Call:
+        """A ``Call`` from its JSON; ``ValidationError`` naming every bad field, an unknown
+        model among them (worded as :meth:`admit` words it for an otherwise valid call)."""
+        try:
+            return call_from_dict(raw)
+        except ValidationError as exc:
+            named = {f.field for f in exc.fields}
+            unknown = [
+                FieldError(field, message)
+                for field, message in unknown_targets(raw, self.config)
+                if field not in named
+            ]
+            raise ValidationError([*exc.fields, *unknown]) from None
+
     def admit(self, call: Call, principal: Principal) -> Call:
         """The call as this caller may submit it: known models, allowed ones, its handle."""
         unknown, denied = target_problems(principal, call, self.config)
@@ -258,7 +273,7 @@ class Gateway:
         wait = self._wait(req)
         body = await req.json(self.config.server.max_body_bytes)
         try:
-            call = call_from_dict(body)
+            call = self.parse_call(body)
         except ValidationError as exc:
             raise invalid((f.field, f.message) for f in exc.fields) from None
         call = self.admit(call, principal)

@@ -20,6 +20,7 @@ import attrs
 
 from switchman._call import TRUST_RANK, Call, Caller, TrustTier
 from switchman.catalog import Config, KeySpec
+from switchman.policy import resolve_target
 
 
 @attrs.frozen(kw_only=True)
@@ -129,16 +130,44 @@ def target_problems(
         if not model_allowed(pats, name, config):
             denied.append(("model", f"this key may not use model {name!r}"))
     else:
-        unknown.append(("model", f"unknown model or route {name!r}"))
+        unknown.append(("model", _unknown_model(name)))
     for i, alias in enumerate(call.options.fallback):
         field = f"options.fallback[{i}]"
         if alias == "auto":
             continue
         if alias not in config.models:
-            unknown.append((field, f"unknown model {alias!r}"))
+            unknown.append((field, _unknown_fallback(alias)))
         elif not model_allowed(pats, alias, config):
             denied.append((field, f"this key may not use model {alias!r}"))
     return unknown, denied
+
+
+def _unknown_model(name: str) -> str:
+    return f"unknown model or route {name!r}"
+
+
+def _unknown_fallback(alias: str) -> str:
+    return f"unknown model {alias!r}"
+
+
+def unknown_targets(raw: object, config: Config) -> list[tuple[str, str]]:
+    """The unknown names in a call's JSON that did not make a ``Call`` (other fields are
+    wrong), so they are reported with the rest, as :func:`target_problems` words them:
+    ``model`` (``auto`` when absent) and each string of ``options.fallback``. A value of
+    the wrong type is left to the call's own errors."""
+    if not isinstance(raw, Mapping):
+        return []
+    out: list[tuple[str, str]] = []
+    name = raw.get("model", "auto")
+    if isinstance(name, str) and name and resolve_target(name, config) is None:
+        out.append(("model", _unknown_model(name)))
+    options = raw.get("options")
+    fallback = options.get("fallback") if isinstance(options, Mapping) else None
+    if isinstance(fallback, list):
+        for i, alias in enumerate(fallback):
+            if isinstance(alias, str) and alias and alias != "auto" and alias not in config.models:
+                out.append((f"options.fallback[{i}]", _unknown_fallback(alias)))
+    return out
 
 
 def bind_principal(call: Call, principal: Principal) -> Call:

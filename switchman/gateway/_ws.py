@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from switchman._convert import call_from_dict, to_jsonable
+from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, Result, TraceEvent
 from switchman.gateway._auth import Principal, model_allowed
@@ -249,7 +249,7 @@ class _Connection:
 
     async def submit(self, raw: Any) -> None:
         try:
-            call = call_from_dict(raw if raw is not None else {})
+            call = self.gw.parse_call(raw if raw is not None else {})
         except ValidationError as exc:
             raise invalid((f.field, f.message) for f in exc.prefixed("call").fields) from None
         try:

@@ -74,6 +74,29 @@ async def test_unknown_models_are_422_before_a_job_exists() -> None:
             assert (await gw.client.get("/jobs")).json()["jobs"] == []
 
 
+async def test_an_unknown_model_is_named_beside_the_other_bad_fields() -> None:
+    router = FakeRouter(make_config())
+    body = {"prompt": 5, "model": "nosuch", "options": {"fallback": ["fast", "nada"]}}
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            alone = await gw.client.post("/call", json={"prompt": "x", "model": "nosuch"})
+            r = await gw.client.post("/call", json=body)
+            assert r.status_code == 422
+            assert _fields(r.json()) == {"prompt", "model", "options.fallback[1]"}
+            said = {d["field"]: d["message"] for d in r.json()["error"]["details"]}
+            # in the same words as when it is the only mistake
+            assert said["model"] == alone.json()["error"]["details"][0]["message"]
+            assert said["model"] == "unknown model or route 'nosuch'"
+            assert said["options.fallback[1]"] == "unknown model 'nada'"
+            # a model of the wrong type is the call's own error, named once
+            r = await gw.client.post("/call", json={"prompt": 5, "model": 7})
+            assert [d["field"] for d in r.json()["error"]["details"]].count("model") == 1
+            # known names are not reported
+            r = await gw.client.post("/call", json={"prompt": 5, "model": "best"})
+            assert _fields(r.json()) == {"prompt"}
+            assert router.calls == []
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [("wait=abc", "wait"), ("wait=-1", "wait"), ("wait=1000", "wait"), ("wait=nan", "wait")],

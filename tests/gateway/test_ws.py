@@ -200,6 +200,11 @@ async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
             "validation_error",
             {"call.model"},
         ),
+        (
+            json.dumps({"type": "call", "call": {"prompt": 5, "model": "nosuch"}}),
+            "validation_error",
+            {"call.prompt", "call.model"},
+        ),
         (json.dumps({"type": "call"}), "validation_error", {"call.prompt"}),
     ],
 )
