@@ -237,6 +237,16 @@ CASES: list[tuple[Callable[[Config], Config], str, str]] = [
         "keys[0].admin",
         "must be true or false; got str",
     ),
+    (
+        _keys(KeySpec(key_env="K", handle="a", secret="s", rpm=0)),
+        "keys[0].rpm",
+        "must be at least 1; got 0",
+    ),
+    (
+        _keys(KeySpec(key_env="K", handle="a", secret="s", rpm=1.5)),  # type: ignore[arg-type]
+        "keys[0].rpm",
+        "must be an integer; got float",
+    ),
 ]
 
 

@@ -298,6 +298,9 @@ class KeySpec:
     models: tuple[str, ...] = ("*",)
     min_trust: TrustTier = "untrusted"
     admin: bool = False
+    #: requests a minute the gateway takes from this key (``/call``, ``/v1/chat/completions``
+    #: and websocket calls together; a token bucket of this size), None for no limit
+    rpm: int | None = None
     #: resolved from the environment by load_config; never printed
     secret: str | None = attrs.field(default=None, repr=False)
 
@@ -308,6 +311,7 @@ class KeySpec:
         _name(errors, "handle", v.handle)
         for name in LIMIT_KEYS:
             _number(errors, name, getattr(v, name), 0, optional=True)
+        _number(errors, "rpm", v.rpm, 1, integer=True, optional=True)
         _strings(errors, "models", v.models)
         _choice(errors, "min_trust", v.min_trust, TRUST_TIERS)
         _flag(errors, "admin", v.admin)

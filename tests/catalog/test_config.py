@@ -377,6 +377,21 @@ def test_key_model_allow_list_expands_routes(tmp_path: Path) -> None:
     assert "sim/fast" in config.routes["claude"].chain  # listed once
 
 
+def test_a_key_may_have_a_request_rate(tmp_path: Path) -> None:
+    text = """
+        [[keys]]
+        key_env = "KEY_A"
+        handle = "a"
+        rpm = 30
+
+        [[keys]]
+        key_env = "KEY_B"
+        handle = "b"
+        """
+    config = load(tmp_path, text, {"KEY_A": "x", "KEY_B": "y"})
+    assert [(k.handle, k.rpm) for k in config.keys] == [("a", 30), ("b", None)]
+
+
 def test_repr_never_contains_a_secret(tmp_path: Path) -> None:
     env = {
         **OPENAI,
@@ -607,6 +622,8 @@ def test_what_load_config_returns_passes_validate_config(tmp_path: Path) -> None
         ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nsecret = 'x'\n", "keys[0].secret"),
         ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nmin_trust = 'max'\n", "keys[0].min_trust"),
         ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\ndaily_usd = -5\n", "keys[0].daily_usd"),
+        ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nrpm = 0\n", "keys[0].rpm"),
+        ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nrpm = 2.5\n", "keys[0].rpm"),
         ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nmodels = ['gpt', 'nope']\n", "keys[0].models[1]"),
         (
             "[[keys]]\nkey_env = 'K'\nhandle = 'a'\n[[keys]]\nkey_env = 'K2'\nhandle = 'a'\n",
