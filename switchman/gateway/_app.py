@@ -2,7 +2,9 @@
 
 Every route but ``/health`` needs a key when ``[[keys]]`` are configured (401
 without a valid one, 403 when the key may not do this); a key sees only its own
-jobs (another key's job answers 404). Errors are ``{error: {code, message,
+jobs (another key's job answers 404). A key with ``rpm`` is held to it on
+``/call``, ``/v1/chat/completions`` and websocket calls (429 ``rate_limited``
+with ``retry-after``, see ``_limits``). Errors are ``{error: {code, message,
 details?}}``; on ``/v1`` routes they take OpenAI's shape instead.
 
 Requests are served in hypercorn's tasks; calls run as jobs in the job
@@ -50,6 +52,7 @@ from switchman.gateway._http import (
     start_event_stream,
 )
 from switchman.gateway._jobs import Draining, JobRunner, Overloaded, failed_result
+from switchman.gateway._limits import KeyRates
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._openapi import openapi_document
 from switchman.gateway._protocol import RouterHandle
@@ -137,6 +140,7 @@ class Gateway:
         self.wall_clock = wall_clock
         #: set once every job has finished during shutdown: websockets close then
         self.drained = trio.Event()
+        self.rates = KeyRates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -217,6 +221,11 @@ class Gateway:
             )
         return principal
 
+    def take_request(self, principal: Principal) -> None:
+        """Count a call against its key's ``rpm``: ``HttpError(429)`` with ``retry-after``
+        when the key is over it (see ``_limits``)."""
+        self.rates.check(principal, trio.current_time())
+
     def parse_call(self, raw: Any) -> Call:
         """A ``Call`` from its JSON; ``ValidationError`` naming every bad field, an unknown
         model among them (worded as :meth:`admit` words it for an otherwise valid call)."""
@@ -271,6 +280,7 @@ class Gateway:
 
     async def post_call(self, req: Request, send: Send, principal: Principal) -> None:
         wait = self._wait(req)
+        self.take_request(principal)
         body = await req.json(self.config.server.max_body_bytes)
         try:
             call = self.parse_call(body)
@@ -415,6 +425,7 @@ class Gateway:
         await send_json(send, 200, {"object": "list", "data": data})
 
     async def post_chat_completions(self, req: Request, send: Send, principal: Principal) -> None:
+        self.take_request(principal)
         body = await req.json(self.config.server.max_body_bytes)
         chat = _openai.chat_request(body)
         unknown, _ = target_problems(principal, chat.call, self.config)

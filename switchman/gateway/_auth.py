@@ -37,6 +37,8 @@ class Principal:
     admin: bool
     models: tuple[str, ...] = ("*",)
     min_trust: TrustTier = "untrusted"
+    #: the key's requests a minute (``[[keys]] rpm``), None for no limit
+    rpm: int | None = None
 
     @property
     def sees_everything(self) -> bool:
@@ -88,6 +90,7 @@ def authenticate(keys: Sequence[KeySpec], presented: str | None) -> Principal | 
         admin=found.admin,
         models=tuple(found.models),
         min_trust=found.min_trust,
+        rpm=found.rpm,
     )
 
 

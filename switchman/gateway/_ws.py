@@ -7,7 +7,8 @@ events ``{type, call_id, job_id, ts, ...data}``, ``{"type": "submitted",
 "job_id"}``, ``{"type": "subscribed", "job_id"}``, ``{"type": "result",
 "job_id", "status", "result"}``, ``{"type": "events.dropped", "count"}`` and
 ``{"type": "error", "error": {code, message, details?}}`` (a field of a submitted
-call is named ``call.<path>``, in the message as in the details).
+call is named ``call.<path>``, in the message as in the details; a call over the
+key's ``rpm`` is ``rate_limited`` with ``retry_after_s``).
 
 A subscriber of all its own events (``subscribe`` without ``job_id``) also
 gets ``breaker.changed`` for every model its key may use: those events belong
@@ -38,6 +39,7 @@ from switchman._errors import ValidationError
 from switchman._result import Delta, Result, TraceEvent
 from switchman.gateway._auth import Principal, model_allowed
 from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps, invalid
+from switchman.gateway._limits import retry_after_s
 
 if TYPE_CHECKING:
     from switchman.gateway._app import Gateway
@@ -218,7 +220,11 @@ class _Connection:
             try:
                 await self.handle(data)
             except HttpError as err:
-                await self.outbox.send(_error(err.code, err.message, err.details))
+                error = _error(err.code, err.message, err.details)
+                retry = retry_after_s(err)
+                if retry is not None:  # over the key's rpm: when to send it again
+                    error["error"]["retry_after_s"] = retry
+                await self.outbox.send(error)
 
     async def handle(self, data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -248,6 +254,7 @@ class _Connection:
         self._owe(job_id)
 
     async def submit(self, raw: Any) -> None:
+        self.gw.take_request(self.principal)
         try:
             call = self.gw.parse_call(raw if raw is not None else {})
         except ValidationError as exc:
