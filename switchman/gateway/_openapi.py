@@ -19,13 +19,78 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+def _error(description: str, *headers: str) -> dict[str, Any]:
+    return _with_headers(_json(_ref("Error"), description), *headers)
 
 
-_AUTH_ERRORS: Final = {
+def _with_headers(response: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``response`` with the named response headers (``components.headers``) it sends."""
+    if not names:
+        return response
+    return {**response, "headers": {n: {"$ref": f"#/components/headers/{n}"} for n in names}}
+
+
+_UNAUTHORIZED: Final = {
     "401": _error("no valid gateway key (only when [[keys]] are configured)"),
-    "403": _error("the key may not do this"),
+}
+_AUTH_ERRORS: Final = {
+    **_UNAUTHORIZED,
+    "403": _error("the key may not use a model the call names (permission_denied)"),
+}
+_RATE_LIMITED: Final = {
+    "429": _error(
+        "the key is over its [[keys]] rpm (rate_limited); send it again after retry-after",
+        "retry-after",
+        "retry-after-ms",
+    ),
+}
+#: what a non-streamed /v1 answer (a completion or a failed call) says about its job
+_RESULT_HEADERS: Final = (
+    "x-switchman-job-id",
+    "x-switchman-model",
+    "x-switchman-provider",
+    "x-switchman-attempts",
+    "x-switchman-fallbacks",
+)
+_HEADERS: Final[dict[str, Any]] = {
+    "location": {
+        "description": "where the job is read: /result/{job_id}",
+        "schema": {"type": "string"},
+    },
+    "retry-after": {
+        "description": "whole seconds to wait before sending the request again",
+        "schema": {"type": "integer"},
+    },
+    "retry-after-ms": {
+        "description": "the same wait in milliseconds (read first by the official OpenAI SDKs)",
+        "schema": {"type": "integer"},
+    },
+    "x-should-retry": {
+        "description": "false: sending the same request again will not help (the SDKs obey it)",
+        "schema": {"const": "false"},
+    },
+    "x-switchman-job-id": {
+        "description": "the job behind the answer, readable at /result/{job_id}; the only "
+        "x-switchman header of a streamed answer, whose final chunk's switchman object "
+        "names the model, provider, attempts and fallbacks",
+        "schema": {"type": "string"},
+    },
+    "x-switchman-model": {
+        "description": "the alias that answered (empty when none did); not on streams",
+        "schema": {"type": "string"},
+    },
+    "x-switchman-provider": {
+        "description": "its provider (empty when none answered); not on streams",
+        "schema": {"type": "string"},
+    },
+    "x-switchman-attempts": {
+        "description": "attempts made, retries included; not on streams",
+        "schema": {"type": "integer"},
+    },
+    "x-switchman-fallbacks": {
+        "description": "times the call moved on to another model; not on streams",
+        "schema": {"type": "integer"},
+    },
 }
 _JOB_ID: Final = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _WAIT: Final = {
@@ -193,6 +258,11 @@ _SCHEMAS: Final[dict[str, Any]] = {
             },
             "trace": {"type": "object"},
             "simulated": {"type": "boolean"},
+            "finish_reason": {
+                "type": ["string", "null"],
+                "description": "stop; length when the answer reached max_tokens (cut by "
+                "the caller's limit); or the provider's own reason; null for a failed call",
+            },
         },
     },
     "Job": {
@@ -275,10 +345,13 @@ _DOCUMENT: Final[dict[str, Any]] = {
     "info": {
         "title": "switchman gateway",
         "version": __version__,
-        "description": "LLM router gateway: jobs, live traces and an OpenAI-compatible API.",
+        "description": "LLM router gateway: jobs, live traces and an OpenAI-compatible API. "
+        "Every route answers 405 (with allow) to a method it does not take, and 500 "
+        "internal_error to a bug.",
     },
     "components": {
         "schemas": _SCHEMAS,
+        "headers": _HEADERS,
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
@@ -292,12 +365,25 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 "parameters": [_WAIT],
                 "requestBody": {"required": True, **_json(_ref("Call"), "the call")},
                 "responses": {
-                    "200": _json(_ref("Job"), "finished within ?wait"),
-                    "202": _json(_ref("Accepted"), "accepted; poll /result/{job_id}"),
-                    "400": _error("malformed JSON"),
+                    "200": _with_headers(
+                        _json(
+                            _ref("Job"),
+                            "finished within ?wait: complete or failed (a call no model "
+                            "could answer is a failed job here, its result.errors say why)",
+                        ),
+                        "location",
+                    ),
+                    "202": _with_headers(
+                        _json(_ref("Accepted"), "accepted; poll /result/{job_id}"), "location"
+                    ),
+                    "400": _error("malformed JSON or Content-Length"),
                     "413": _error("body too large"),
-                    "422": _error("invalid fields, each named in details"),
-                    "503": _error("shutting down or overloaded"),
+                    "422": _error("invalid fields or ?wait, each named in details"),
+                    **_RATE_LIMITED,
+                    "503": _error(
+                        "shutting_down, or overloaded (too many calls in flight; retry-after)",
+                        "retry-after",
+                    ),
                     **_AUTH_ERRORS,
                 },
             }
@@ -307,9 +393,10 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 "summary": "A job and, once finished, its result",
                 "parameters": [_JOB_ID, _WAIT],
                 "responses": {
-                    "200": _json(_ref("Job"), "the job"),
-                    "404": _error("unknown job"),
-                    **_AUTH_ERRORS,
+                    "200": _json(_ref("Job"), "the job (its result once finished)"),
+                    "404": _error("unknown job, or another key's"),
+                    "422": _error("?wait is not a number between 0 and 300"),
+                    **_UNAUTHORIZED,
                 },
             }
         },
@@ -333,7 +420,7 @@ _DOCUMENT: Final[dict[str, Any]] = {
                         {"type": "object", "properties": {"jobs": {"type": "array"}}}, "jobs"
                     ),
                     "422": _error("bad status or limit"),
-                    **_AUTH_ERRORS,
+                    **_UNAUTHORIZED,
                 },
             }
         },
@@ -350,7 +437,7 @@ _DOCUMENT: Final[dict[str, Any]] = {
         "/providers": {
             "get": {
                 "summary": "Catalog with live state (details with an admin key)",
-                "responses": {"200": _json({"type": "object"}, "providers"), **_AUTH_ERRORS},
+                "responses": {"200": _json({"type": "object"}, "providers"), **_UNAUTHORIZED},
             }
         },
         "/feedback/{job_id}": {
@@ -360,10 +447,15 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 "requestBody": {"required": True, **_json(_ref("Feedback"), "the score")},
                 "responses": {
                     "200": _json({"type": "object"}, "recorded"),
-                    "404": _error("unknown job"),
-                    "409": _error("job not finished"),
-                    "422": _error("invalid fields"),
-                    **_AUTH_ERRORS,
+                    "400": _error("malformed JSON"),
+                    "404": _error("unknown job, or a call the router no longer knows"),
+                    "409": _error(
+                        "not_finished: the job has no answer yet; not_answered: it failed, "
+                        "no model answered it"
+                    ),
+                    "413": _error("body too large"),
+                    "422": _error("invalid fields (score, intent), each named in details"),
+                    **_UNAUTHORIZED,
                 },
             }
         },
@@ -375,20 +467,44 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     **_json(_ref("ChatCompletionRequest"), "the request"),
                 },
                 "responses": {
-                    "200": {
-                        "description": "a completion, or an event stream of chunks",
-                        "content": {
-                            "application/json": {"schema": _ref("ChatCompletion")},
-                            "text/event-stream": {"schema": {"type": "string"}},
+                    "200": _with_headers(
+                        {
+                            "description": "a completion (with every x-switchman header), or "
+                            "an event stream of chunks (x-switchman-job-id only; the final "
+                            "chunk's switchman object names the model that answered)",
+                            "content": {
+                                "application/json": {"schema": _ref("ChatCompletion")},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
                         },
-                    },
-                    "400": _error("bad values, or a request every provider rejected as such"),
-                    "402": _error("budget exceeded"),
+                        *_RESULT_HEADERS,
+                    ),
+                    "400": _error(
+                        "malformed JSON, bad values, or a request that fails by itself: too "
+                        "long for every model (context_length_exceeded) or rejected by the "
+                        "providers (invalid_request)",
+                        *_RESULT_HEADERS,
+                    ),
+                    "402": _error("budget exceeded", *_RESULT_HEADERS),
                     "404": _error("unknown model"),
-                    "422": _error("refused by the models"),
-                    "502": _error("a provider rejected switchman's own API key for it"),
-                    "503": _error("no provider available"),
-                    "504": _error("timeout"),
+                    "413": _error("body too large"),
+                    "422": _error(
+                        "refused: the models refused it, or a provider rejected its content",
+                        *_RESULT_HEADERS,
+                    ),
+                    **_RATE_LIMITED,
+                    "502": _error(
+                        "a provider rejected switchman's own API key for it",
+                        *_RESULT_HEADERS,
+                        "x-should-retry",
+                    ),
+                    "503": _error(
+                        "no provider available, every provider failed or rate limited, or "
+                        "shutting down / overloaded (retry-after)",
+                        *_RESULT_HEADERS,
+                        "retry-after",
+                    ),
+                    "504": _error("the call's deadline passed", *_RESULT_HEADERS),
                     **_AUTH_ERRORS,
                 },
             }
@@ -396,7 +512,7 @@ _DOCUMENT: Final[dict[str, Any]] = {
         "/v1/models": {
             "get": {
                 "summary": "OpenAI-compatible model list: auto, aliases and routes",
-                "responses": {"200": _json({"type": "object"}, "models"), **_AUTH_ERRORS},
+                "responses": {"200": _json({"type": "object"}, "models"), **_UNAUTHORIZED},
             }
         },
         "/metrics": {
@@ -407,14 +523,14 @@ _DOCUMENT: Final[dict[str, Any]] = {
                         "description": "text exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_AUTH_ERRORS,
+                    **_UNAUTHORIZED,
                 },
             }
         },
         "/openapi.json": {
             "get": {
                 "summary": "This document",
-                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **_AUTH_ERRORS},
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **_UNAUTHORIZED},
             }
         },
         "/ws": {
@@ -424,9 +540,16 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     "Client messages: {type: subscribe, job_id?} and {type: call, call: Call}. "
                     "Server messages: trace events {type, call_id, job_id, ts, ...}, "
                     "{type: submitted, job_id}, {type: result, job_id, result}, "
-                    "{type: events.dropped, count} and {type: error, error: {code, message}}."
+                    "{type: events.dropped, count} and {type: error, error: {code, message, "
+                    "details?, retry_after_s?}}: bad_request, validation_error, "
+                    "permission_denied (the key may not use a model), not_found, rate_limited "
+                    "(over the key's rpm, with retry_after_s), shutting_down, overloaded."
                 ),
-                "responses": {"101": {"description": "switching protocols"}, **_AUTH_ERRORS},
+                "responses": {
+                    "101": {"description": "switching protocols"},
+                    "426": _error("a plain HTTP request: /ws speaks WebSocket only"),
+                    **_UNAUTHORIZED,
+                },
             }
         },
     },

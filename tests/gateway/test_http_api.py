@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
+import httpx
 import trio
 
+from switchman._result import Result
 from switchman._version import __version__
+from switchman.catalog import KeySpec
 from switchman.gateway import openapi_document
 from switchman.gateway._app import ROUTES
-from tests.gateway._fakes import PROVIDER_SECRET, FakeRouter, make_config, running_gateway
+from tests.gateway._fakes import (
+    KEYS,
+    PROVIDER_SECRET,
+    FakeRouter,
+    bearer,
+    make_config,
+    running_gateway,
+)
 
 
 async def test_post_call_then_result() -> None:
@@ -232,6 +245,117 @@ async def test_openapi_describes_every_route() -> None:
             assert set(doc["paths"]) == {path for _, path, _ in ROUTES}
             for schema in ("Call", "Result", "Job", "Error", "ChatCompletionRequest"):
                 assert schema in doc["components"]["schemas"]
+
+
+def test_the_result_schema_lists_every_field_of_a_result() -> None:
+    listed = set(openapi_document()["components"]["schemas"]["Result"]["properties"])
+    assert listed == {f.name for f in attrs.fields(Result)}
+
+
+async def test_openapi_lists_every_status_each_route_answers() -> None:
+    limited = KeySpec(key_env="KEY_L", handle="limited", secret="secret-l", rpm=1)
+    router = FakeRouter(make_config(keys=(*KEYS, limited), max_body_bytes=1024))
+    doc = openapi_document()
+    seen: set[tuple[str, str, int]] = set()
+    a, ops, lim = bearer("secret-a"), bearer("secret-ops"), bearer("secret-l")
+    big = b"x" * 2048
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            c = gw.client
+
+            async def hit(method: str, route: str, url: str, **kw: Any) -> httpx.Response:
+                r = await c.request(method, url, **kw)
+                seen.add((route, method.lower(), r.status_code))
+                return r
+
+            done = await hit("POST", "/call", "/call?wait=5", json={"prompt": "x"}, headers=a)
+            job = done.json()["job_id"]
+            failed = await hit(
+                "POST", "/call", "/call?wait=5", headers=a, json={"prompt": "x", "model": "nope"}
+            )
+            assert failed.json()["status"] == "failed"  # a routing failure: 200, a failed job
+            for kw in (
+                {"json": {"prompt": "x"}},
+                {"json": {"prompt": "x"}, "headers": ops},
+                {"content": b"{no", "headers": a},
+                {"content": big, "headers": a},
+                {"json": {"prompt": 5}, "headers": a},
+                {"json": {"prompt": "x", "model": "gpt-x"}, "headers": a},
+                {"json": {"prompt": "x"}, "headers": lim},
+                {"json": {"prompt": "x"}, "headers": lim},
+            ):
+                await hit("POST", "/call", "/call", **kw)
+            await hit("POST", "/call", "/call?wait=x", json={"prompt": "x"}, headers=a)
+            r = "/result/{job_id}"
+            for url, kw in (
+                (f"/result/{job}", {"headers": a}),
+                (f"/result/{job}", {}),
+                ("/result/job_nope", {"headers": a}),
+                (f"/result/{job}?wait=-1", {"headers": a}),
+            ):
+                await hit("GET", r, url, **kw)
+            for url, kw in (
+                ("/jobs", {"headers": a}),
+                ("/jobs?limit=0", {"headers": a}),
+                ("/jobs", {}),
+            ):
+                await hit("GET", "/jobs", url, **kw)
+            await hit("GET", "/health", "/health")
+            for route in ("/providers", "/v1/models", "/metrics", "/openapi.json"):
+                await hit("GET", route, route, headers=a)
+                await hit("GET", route, route)
+            await hit("GET", "/ws", "/ws", headers=a)
+            f = "/feedback/{job_id}"
+            slow = (await c.post("/call", json={"prompt": "x", "model": "slow"}, headers=a)).json()
+            failed_job = failed.json()["job_id"]
+            for url, kw in (
+                (f"/feedback/{job}", {"json": {"score": 1}, "headers": a}),
+                (f"/feedback/{job}", {"content": b"{no", "headers": a}),
+                (f"/feedback/{job}", {"content": big, "headers": a}),
+                (f"/feedback/{job}", {"json": {"score": 5}, "headers": a}),
+                (f"/feedback/{job}", {"json": {"score": 1}}),
+                ("/feedback/job_nope", {"json": {"score": 1}, "headers": a}),
+                (f"/feedback/{slow['job_id']}", {"json": {"score": 1}, "headers": a}),
+                (f"/feedback/{failed_job}", {"json": {"score": 1}, "headers": a}),
+            ):
+                await hit("POST", f, url, **kw)
+            v1 = "/v1/chat/completions"
+            for model in ("fast", "nope", "late", "pricey", "picky", "toolong", "keyless"):
+                await hit("POST", v1, v1, json={**chat, "model": model}, headers=ops)
+            for kw in (
+                {"json": {**chat, "model": "fast", "temperature": 9}, "headers": ops},
+                {"json": {**chat, "model": "nosuch"}, "headers": ops},
+                {"json": {**chat, "model": "gpt-x"}, "headers": a},
+                {"content": big, "headers": ops},
+                {"json": {**chat, "model": "fast"}},
+                {"json": {**chat, "model": "fast"}, "headers": lim},
+            ):
+                await hit("POST", v1, v1, **kw)
+            streamed = await hit(
+                "POST", v1, v1, json={**chat, "model": "fast", "stream": True}, headers=ops
+            )
+            plain = await c.post(v1, json={**chat, "model": "fast"}, headers=ops)
+    unlisted = sorted(
+        (route, method, status)
+        for route, method, status in seen
+        if str(status) not in doc["paths"][route][method]["responses"]
+    )
+    assert unlisted == []
+    statuses = {(route, status) for route, _, status in seen}
+    for expected in [
+        ("/call", 429),
+        ("/result/{job_id}", 422),
+        ("/feedback/{job_id}", 409),
+        ("/v1/chat/completions", 413),
+        ("/v1/chat/completions", 429),
+    ]:
+        assert expected in statuses  # the requests above did reach each case
+    # the headers the document names are sent where it says
+    v1_ok = doc["paths"][v1]["post"]["responses"]["200"]["headers"]
+    assert set(v1_ok) <= set(plain.headers)
+    assert "x-switchman-job-id" in streamed.headers and "x-switchman-model" not in streamed.headers
+    assert set(doc["components"]["headers"]) >= set(v1_ok)
 
 
 async def test_unknown_route_is_404_and_wrong_method_405() -> None:
