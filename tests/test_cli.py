@@ -577,3 +577,15 @@ def test_switchman_port_says_where_the_clients_look_and_port_wins_over_it(
     assert by_flag.returncode == 2 and f"running at http://127.0.0.1:{other};" in by_flag.stderr
     served = cli(tmp_path, "serve", "--help", env={"SWITCHMAN_PORT": "abc"})
     assert served.returncode == 0 and "usage: switchman serve" in served.stdout
+
+
+def test_health_of_a_draining_daemon_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import switchman.cli
+
+    body = {"status": "draining", "version": "0.1.0", "uptime_s": 5.0, "providers": []}
+    answer = httpx.Response(503, json=body)
+    monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: answer)
+    assert switchman.cli.main(["health"]) == 1
+    assert capsys.readouterr().out.startswith("draining  switchman 0.1.0")
