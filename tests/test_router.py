@@ -489,14 +489,13 @@ async def test_time_limits_the_router_enforces_count_against_the_model(
 ) -> None:
     slow_first = sim_model("slow-first", SimProfile(ttft_ms=5_000))
     stalls = sim_model("stalls", SimProfile(stall_rate=1.0, tokens_per_s=50.0))
-    config = fleet(slow_first, stalls, sim_model("steady"), stall_ms=300)
-    ttft = Options(timeouts=Timeouts(ttft_ms=200))
+    config = fleet(slow_first, stalls, sim_model("steady"), stall_ms=300, default_ttft_ms=200)
     async with switchman.open_router(config) as router:
         for alias in ("slow-first", "stalls"):
             outcomes = []
             for _ in range(6):
                 result = await router.call(
-                    Call(prompt="hi", model=alias, options=attrs.evolve(ttft, fallback=("steady",)))
+                    Call(prompt="hi", model=alias, options=Options(fallback=("steady",)))
                 )
                 assert result.model == "steady"
                 outcomes.append(result.trace.attempts[0].outcome)
@@ -588,3 +587,24 @@ async def test_a_config_built_in_python_is_checked_before_the_router_starts() ->
             raise AssertionError("the router should not have started")
     fields = {f.field for f in info.value.fields}
     assert {"router.capacity", "routes.r.chain[1]"} <= fields
+
+
+async def test_a_callers_own_tighter_limits_do_not_count_against_the_model(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # one caller in a hurry must not lock a healthy model out for every other caller
+    slow = sim_model("slow", SimProfile(ttft_ms=800, latency_ms=900))
+    async with switchman.open_router(fleet(slow)) as router:
+        for limits in (Timeouts(hard_ms=100), Timeouts(ttft_ms=100), Timeouts(soft_ms=100)):
+            for _ in range(6):
+                hurried = await router.call(
+                    Call(prompt="hi", model="slow", options=Options(timeouts=limits))
+                )
+                assert hurried.status == "failed", limits
+                assert hurried.trace.attempts[0].outcome == "timeout", limits
+        (provider,) = router.status().providers
+        (model,) = provider.models
+        assert model.breaker == "closed"
+        assert "*" not in model.stats or not model.stats["*"]["n"]  # nothing learned from it
+        patient = await router.call(Call(prompt="hi", model="slow"))
+        assert patient.status == "complete"

@@ -55,7 +55,7 @@ from switchman.actors._messages import (
     Unavailable,
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
-from switchman.catalog._spec import ModelSpec
+from switchman.catalog._spec import ModelSpec, RouterConfig
 from switchman.policy._breaker import Breaker, breaker_retry_at
 from switchman.policy._budget import Limit
 from switchman.policy._eligibility import max_input_tokens, output_tokens, request_params
@@ -359,20 +359,21 @@ async def _exchange(
                         case _:
                             status_code = getattr(reply, "status", status_code)
             if timer.cancelled_caught:
-                error = _timed_out(
-                    model, text, trio.current_time(), attempt_deadline, ttft_s, stall_s
-                )
-                _cancel_attempt(env, model, attempt_id, error)
+                now = trio.current_time()
+                error = _timed_out(model, text, now, attempt_deadline, ttft_s, stall_s)
+                counts = not _callers_own_limit(call, rcfg, now, attempt_deadline, run, text)
+                _cancel_attempt(env, model, attempt_id, error if counts else None)
     except BaseException as exc:
         hard_deadline = isinstance(exc, trio.Cancelled) and trio.current_time() >= run.deadline
-        # the call's deadline passing mid-attempt counts against the model; a caller
-        # that left does not
+        # the call's deadline passing mid-attempt counts against the model, unless the
+        # caller chose it tighter than the router's default; a caller that left never does
+        counts = hard_deadline and not _tighter(timeouts.hard_ms, rcfg.default_hard_ms)
         _cancel_attempt(
             env,
             model,
             attempt_id,
             AttemptTimeout("the call's deadline passed", provider=model.provider)
-            if hard_deadline
+            if counts
             else None,
         )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
@@ -533,6 +534,33 @@ def _stopped(model: ModelSpec, text: list[str]) -> ProviderError:
     if text:
         return StreamBroken(message, provider=model.provider)
     return ProviderError(message, provider=model.provider)
+
+
+def _tighter(callers_ms: int | None, default_ms: int) -> bool:
+    """Whether a caller set this limit below the router's default for it."""
+    return callers_ms is not None and callers_ms < default_ms
+
+
+def _callers_own_limit(
+    call: Call,
+    rcfg: RouterConfig,
+    now: float,
+    attempt_deadline: float,
+    run: CallRun,
+    text: list[str],
+) -> bool:
+    """Whether the time limit that just cut an attempt off is one the caller set tighter
+    than the router's default. Such a timeout says more about the caller's hurry than about
+    the model, so it is not held against the model's breaker or statistics, which every
+    caller shares. A stall (no data for ``stall_ms`` once text began) always counts."""
+    t = call.options.timeouts
+    if now >= attempt_deadline:  # the attempt's deadline: the call's, or the soft one
+        if attempt_deadline >= run.deadline:
+            return _tighter(t.hard_ms, rcfg.default_hard_ms)
+        return _tighter(t.soft_ms, rcfg.default_soft_ms)
+    if text:
+        return False
+    return _tighter(t.ttft_ms, rcfg.default_ttft_ms)
 
 
 def _timed_out(

@@ -78,6 +78,9 @@ log = logging.getLogger("switchman.provider")
 
 #: how long a provider that rejected our key is kept out of routing
 MISCONFIGURED_HOLD_S = 300.0
+#: how long past an attempt's deadline its provider ends it, if the dispatcher has not
+#: (the dispatcher's own timer is the one that normally fires, at the deadline itself)
+BACKSTOP_S = 0.5
 #: how long a model the provider says it does not serve (404) stays out of routing
 MODEL_NOT_FOUND_HOLD_S = 300.0
 _NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
@@ -349,7 +352,9 @@ async def run_provider_actor(
                             except (trio.BrokenResourceError, trio.WouldBlock):
                                 pass
                         continue
-                    scope = trio.CancelScope(deadline=msg.deadline)
+                    # a backstop a moment past the attempt's deadline: the dispatcher
+                    # cancels it first, saying whether the timeout counts against the model
+                    scope = trio.CancelScope(deadline=msg.deadline + BACKSTOP_S)
                     state.scopes[msg.id] = scope
                     nursery.start_soon(
                         _run_attempt, state, msg, scope, adapter, client, rng, play_sim
@@ -414,7 +419,7 @@ async def _run_attempt(
                     )
                     if reason is not None:  # the caller's TTFT or stall limit: its reply
                         error, outcome = reason, attempt_outcome(reason)  # is already made
-                    elif trio.current_time() >= msg.deadline:
+                    elif trio.current_time() >= msg.deadline + BACKSTOP_S:
                         error = AttemptTimeout("attempt deadline passed", provider=state.spec.name)
                         outcome = "timeout"
                         reply.send_nowait(AttemptFailed(error=error))
