@@ -45,6 +45,7 @@ from switchman.actors._ledger import limited_scopes, limits_from_config, run_led
 from switchman.actors._messages import (
     CancelCall,
     DispatcherMessage,
+    FeedbackAnswer,
     FeedbackFor,
     LedgerMessage,
     ProviderMessage,
@@ -234,16 +235,20 @@ class Router:
             errors.append(FieldError("intent", f"must be one of {', '.join(sorted(INTENTS))}"))
         if errors:
             raise ValidationError(errors)
-        send, receive = trio.open_memory_channel[bool](1)
+        send, receive = trio.open_memory_channel[FeedbackAnswer](1)
         async with receive:
             await self._dispatch.send(
                 FeedbackFor(call_id=call_id, score=float(score), reply_to=send, intent=intent)
             )
             try:
-                known = await receive.receive()
+                answer = await receive.receive()
             except trio.EndOfChannel:
-                known = False
-        if not known:
+                answer = "unknown"
+        if answer == "rated":
+            raise ValidationError(
+                [FieldError("call_id", f"{call_id} was already rated: feedback counts once")]
+            )
+        if answer == "unknown":
             raise KeyError(call_id)
 
     async def spend(self, scope: str = "global") -> dict[str, float]:

@@ -564,6 +564,8 @@ async def test_feedback_spend_and_status_say_what_is_wrong_and_what_is_running(
         with pytest.raises(switchman.ValidationError, match="intent: must be one of"):
             await router.feedback(done.call_id, 0.5, intent="bogus")
         await router.feedback(done.call_id, 1.0, intent="lookup")  # credited to lookup
+        with pytest.raises(switchman.ValidationError, match="already rated"):
+            await router.feedback(done.call_id, 0.0, intent="lookup")  # counts once
         await trio.testing.wait_all_tasks_blocked()
         stats = {m.alias: m for p in router.status().providers for m in p.models}["good"].stats
         assert stats["lookup"]["feedback"] == 1.0 and stats["code"]["feedback"] is None
@@ -608,3 +610,26 @@ async def test_a_callers_own_tighter_limits_do_not_count_against_the_model(
         assert "*" not in model.stats or not model.stats["*"]["n"]  # nothing learned from it
         patient = await router.call(Call(prompt="hi", model="slow"))
         assert patient.status == "complete"
+
+
+async def test_a_streams_ttft_is_when_the_caller_got_its_first_text(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cuts = sim_model("cuts", SimProfile(cut_rate=1.0, ttft_ms=40, tokens_per_s=100.0))
+    late = sim_model("late", SimProfile(ttft_ms=300, tokens_per_s=100.0))
+    config = fleet(cuts, late, routes={"r": ("cuts", "late")})
+    async with switchman.open_router(config) as router:
+        for target, status in (("r", "complete"), ("cuts", "failed")):
+            start = trio.current_time()
+            first: float | None = None
+            result = None
+            async with router.stream(Call(prompt="hi there", model=target)) as events:
+                async for item in events:
+                    if isinstance(item, switchman.Delta) and first is None:
+                        first = trio.current_time() - start
+                    elif isinstance(item, switchman.Result):
+                        result = item
+            assert result is not None and result.status == status and first is not None
+            # the first text came from the attempt that broke, not the one that finished
+            assert result.ttft_ms == pytest.approx(first * 1000, abs=1.0), target
+            assert result.ttft_ms < 100

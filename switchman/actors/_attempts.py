@@ -95,6 +95,8 @@ class CallRun:
     #: raw text already handed to the caller's stream (through the redactor)
     sent_raw: str = ""
     sent_redacted: list[str] = attrs.field(factory=list)
+    #: trio time the caller's stream got its first text (whichever attempt sent it)
+    first_text_at: float | None = None
     redactor: StreamRedactor | None = None
     break_error: ErrorInfo | None = None
     #: the call's own cancel scope: cancelled when the caller stops reading its stream
@@ -483,6 +485,8 @@ async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
     safe = run.redactor.feed(piece) if run.redactor is not None else piece
     if safe:
         first = not run.sent_redacted
+        if first:
+            run.first_text_at = trio.current_time()
         run.sent_redacted.append(safe)
         if env.hub.active:
             run.event(env, "attempt.delta", n=n, text=safe)

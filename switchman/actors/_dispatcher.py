@@ -46,6 +46,7 @@ from switchman.actors._messages import (
     CancelCall,
     DispatcherMessage,
     Feedback,
+    FeedbackAnswer,
     FeedbackFor,
     Submit,
 )
@@ -143,6 +144,8 @@ class _Dispatcher:
         self.env = env
         self.scopes: dict[str, trio.CancelScope] = {}
         self.recent: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+        #: calls already rated (feedback counts once per call)
+        self.rated: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._idle = trio.Event()
         #: calls that may run at once; the others wait for a slot inside their own task,
         #: under their own deadline (the inbox keeps moving: cancels, feedback)
@@ -383,7 +386,13 @@ class _Dispatcher:
                 usage=success.usage,
                 cost_usd=success.cost_usd,
                 latency_ms=latency_ms,
-                ttft_ms=success.ttft_ms,
+                # as the caller saw it: a stream's first text, from the call's start (an
+                # earlier attempt may have sent it before breaking)
+                ttft_ms=(
+                    (run.first_text_at - run.started) * 1000.0
+                    if run.first_text_at is not None
+                    else success.ttft_ms
+                ),
                 redaction=redaction,
                 errors=(),
                 trace=Trace(
@@ -414,6 +423,11 @@ class _Dispatcher:
             status="failed",
             answer=answer,
             latency_ms=latency_ms,
+            ttft_ms=(
+                (run.first_text_at - run.started) * 1000.0
+                if run.first_text_at is not None
+                else None
+            ),
             redaction=redaction,
             errors=errors,
             trace=Trace(
@@ -440,18 +454,28 @@ class _Dispatcher:
             self.recent.popitem(last=False)
 
     async def feedback(self, msg: FeedbackFor) -> None:
-        known = self.recent.get(msg.call_id)
+        """Credit the score to the model that answered, once per call: a rated call is
+        forgotten (``"rated"`` from then on), so one client cannot outweigh the others by
+        rating the same answer again."""
+        known = self.recent.pop(msg.call_id, None)
+        answer: FeedbackAnswer = "unknown"
         if known is not None:
+            answer = "ok"
+            self.rated[msg.call_id] = None
+            if len(self.rated) > FEEDBACK_MEMORY:
+                self.rated.popitem(last=False)
             alias, intent = known
             intent = msg.intent or intent  # the caller may say what kind of call it was
-            provider = next((m.provider for m in self.env.models if m.alias == alias), None)
+            provider = self.env.by_alias[alias].provider if alias in self.env.by_alias else None
             if provider is not None:
                 await self.env.providers[provider].send(
                     Feedback(alias=alias, intent=intent, score=msg.score)
                 )
+        elif msg.call_id in self.rated:
+            answer = "rated"
         with msg.reply_to:
             try:
-                msg.reply_to.send_nowait(known is not None)
+                msg.reply_to.send_nowait(answer)
             except (trio.BrokenResourceError, trio.WouldBlock):
                 pass
 

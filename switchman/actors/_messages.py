@@ -14,7 +14,7 @@ Mailboxes and their closed unions:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import trio
@@ -138,11 +138,15 @@ class CancelCall:
     call_id: str
 
 
+#: the dispatcher's answer to feedback: credited, a call it does not know, or one already rated
+FeedbackAnswer = Literal["ok", "unknown", "rated"]
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class FeedbackFor:
     call_id: str
     score: float
-    reply_to: trio.MemorySendChannel[bool]
+    reply_to: trio.MemorySendChannel[FeedbackAnswer]
     #: learn the score for this intent instead of the one the call was made with
     intent: str | None = None
 
