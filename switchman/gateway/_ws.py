@@ -44,8 +44,10 @@ from switchman.gateway._limits import retry_after_s
 if TYPE_CHECKING:
     from switchman.gateway._app import Gateway
 
-#: messages waiting for a slow client before trace events are dropped
-OUTBOX: Final = 256
+#: messages waiting for a slow client before trace events are dropped (a burst of a few
+#: hundred calls a second is ~2,000 events: room for it, so a client that keeps up with
+#: the average is not told it is slow)
+OUTBOX: Final = 4096
 #: the per-connection router subscription buffer
 SUBSCRIPTION_BUFFER: Final = 1024
 _CLOSE: Final[dict[str, Any]] = {"type": "__close__"}
@@ -135,6 +137,8 @@ class _Connection:
         self.dropped = 0
         self.all_own = False
         self.jobs: set[str] = set()
+        #: jobs whose result this connection is waiting to send
+        self.awaiting: set[str] = set()
         self.owed = 0
         self.settled = trio.Event()
         self.settled.set()
@@ -251,7 +255,8 @@ class _Connection:
         await self.gw.visible_job(job_id, self.principal)
         self.jobs.add(job_id)
         await self.outbox.send({"type": "subscribed", "job_id": job_id})
-        self._owe(job_id)
+        if job_id not in self.awaiting:  # subscribed twice while it runs: one result
+            self._owe(job_id)
 
     async def submit(self, raw: Any) -> None:
         self.gw.take_request(self.principal)
@@ -276,6 +281,7 @@ class _Connection:
         if self.owed == 0:
             self.settled = trio.Event()
         self.owed += 1
+        self.awaiting.add(job_id)
         self.nursery.start_soon(self._deliver_result, job_id)
 
     async def _deliver_result(self, job_id: str) -> None:
@@ -292,6 +298,7 @@ class _Connection:
                 {"type": "result", "job_id": job_id, "status": status, "result": body}
             )
         finally:
+            self.awaiting.discard(job_id)
             self.owed -= 1
             if self.owed == 0:
                 self.settled.set()

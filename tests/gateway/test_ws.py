@@ -75,10 +75,12 @@ async def test_subscribe_to_a_job_submitted_over_http() -> None:
         async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
             r = await gw.client.post("/call", json={"prompt": "later", "model": "slow"})
             job_id = r.json()["job_id"]
-            await _send(ws, {"type": "subscribe", "job_id": job_id})
-            assert await _recv(ws) == {"type": "subscribed", "job_id": job_id}
+            for _ in range(3):  # subscribed three times while it runs: one result
+                await _send(ws, {"type": "subscribe", "job_id": job_id})
+                assert await _recv(ws) == {"type": "subscribed", "job_id": job_id}
             seen = await _until_result(ws)
             assert [m["type"] for m in seen][-2:] == ["call.completed", "result"]
+            assert [m["type"] for m in seen].count("call.completed") == 1
             assert seen[-1]["result"]["answer"] == "echo later"
             # a finished job's result comes at once on subscribe
             await _send(ws, {"type": "subscribe", "job_id": job_id})
