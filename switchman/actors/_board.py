@@ -15,7 +15,7 @@ import attrs
 
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import Breaker
-from switchman.policy._learning import ModelStats
+from switchman.policy._learning import LearningConfig, ModelStats, time_decay
 from switchman.policy._ratelimit import RateBudget, rate_headroom
 
 
@@ -43,6 +43,8 @@ class ProviderSnapshot:
     model_rates: Mapping[str, RateBudget] = attrs.field(factory=dict)
     #: alias -> why the provider said it does not serve that model, and until when
     model_holds: Mapping[str, ModelHold] = attrs.field(factory=dict)
+    #: how the provider's statistics fade (status shows them faded to now)
+    learning: LearningConfig = attrs.field(factory=LearningConfig)
 
     def misconfigured_at(self, now: float) -> str | None:
         """Why the whole provider is held out at ``now`` (None once the hold has passed:
@@ -120,7 +122,9 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
         if alias == model.alias:
             total = st.successes + st.failures + st.refusals
             stats[intent] = {
-                "n": round(st.n, 3),
+                # the weight of what was learned, faded to now as scoring fades it (each
+                # attempt adds 1; older ones count for less): not a count of calls
+                "n": round(st.n * time_decay(snap.learning, now - st.updated_at), 3),
                 "success_rate": round(st.successes / total, 4) if total else None,
                 "refusal_rate": round(st.refusals / total, 4) if total else None,
                 "latency_ms": st.latency_ms,

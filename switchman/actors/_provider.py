@@ -160,6 +160,7 @@ class _ProviderState:
                 started_at=self.started_at,
                 model_rates=dict(self.model_rates) if self.model_rates else _NO_MODEL_RATES,
                 model_holds=dict(self.holds) if self.holds else _NO_HOLDS,
+                learning=self.learning_cfg,
             ),
         )
 

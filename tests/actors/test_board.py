@@ -106,3 +106,21 @@ def test_routing_knows_exactly_when_a_paused_model_is_back() -> None:
     excluded = [Exclusion(alias=LIMITED.alias, reason=reasons[LIMITED.alias])]
     wait = _short_wait(excluded, back, 0.67, deadline=100.0)
     assert wait is not None and 0.67 + wait > 1.0  # not the 0.31 s the text says
+
+
+def test_learned_weight_in_status_fades_as_scoring_fades_it() -> None:
+    from switchman.policy._learning import LearningConfig, ModelStats
+
+    cfg = LearningConfig()
+    snap = ProviderSnapshot(
+        spec=SPEC,
+        models=(QUIET,),
+        breakers={},
+        rate=new_budget(None, None, 0.0),
+        stats={(QUIET.alias, "*"): ModelStats(n=10.0, successes=10.0, updated_at=0.0)},
+        learning=cfg,
+    )
+    assert model_status(snap, QUIET, now=0.0).stats["*"]["n"] == 10.0
+    later = model_status(snap, QUIET, now=cfg.half_life_s)
+    assert later.stats["*"]["n"] == 5.0  # a half-life later, it weighs half
+    assert later.stats["*"]["success_rate"] == 1.0  # rates do not fade
