@@ -524,7 +524,9 @@ async def test_call_deadline_mid_attempt_is_a_timeout_that_names_the_attempt(
 ) -> None:
     config = fleet_config(server, "silent", ("openai",))
     async with open_fleet(config) as fleet:
-        result = await fleet.call("route-openai", hard_ms=600)
+        # the model alone: with a fallback after it, its first-token wait would be capped at
+        # half the time left, leaving the fallback the rest (tested in test_router)
+        result = await fleet.call("openai/silent", hard_ms=600)
         assert result.status == "failed" and result.errors[0].code == "timeout"
         (attempt,) = result.trace.attempts  # the attempt the deadline cut is in the trace
         assert (attempt.alias, attempt.outcome) == ("openai/silent", "timeout")
@@ -535,9 +537,19 @@ async def test_call_deadline_mid_attempt_is_a_timeout_that_names_the_attempt(
             record = await server.wait_ended("openai/silent")
         assert record.ended_at is not None and record.ended_at - record.received_at < 1.0
         assert len(server.requests("openai/silent")) == 1
-        assert not server.requests(FALLBACK)  # no time was left for it
         after = await fleet.call("openai/healthy")
         assert after.status == "complete"
+
+
+async def test_a_silent_model_leaves_its_fallback_time_within_the_calls_deadline(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    async with open_fleet(fleet_config(server, "silent", ("openai",))) as fleet:
+        start = trio.current_time()
+        result = await fleet.call("route-openai", hard_ms=1_500)
+        assert result.status == "complete" and result.model == FALLBACK, result.errors
+        assert [a.outcome for a in result.trace.attempts] == ["timeout", "success"]
+        assert trio.current_time() - start < 1.5
 
 
 @pytest.mark.parametrize("behaviour", ["malformed", "no-terminator"])

@@ -633,3 +633,23 @@ async def test_a_streams_ttft_is_when_the_caller_got_its_first_text(
             # the first text came from the attempt that broke, not the one that finished
             assert result.ttft_ms == pytest.approx(first * 1000, abs=1.0), target
             assert result.ttft_ms < 100
+
+
+async def test_a_silent_first_model_leaves_its_fallback_time_within_a_tight_deadline(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    silent = sim_model("silent", SimProfile(ttft_ms=60_000))
+    config = fleet(silent, GOOD, routes={"r": ("silent", "good")}, default_ttft_ms=4_000)
+    async with switchman.open_router(config) as router:
+        for _ in range(6):
+            start = trio.current_time()
+            result = await router.call(
+                Call(prompt="hi", model="r", options=Options(timeouts=Timeouts(hard_ms=1_500)))
+            )
+            # its first-token wait is capped at half the time left, not the 4 s default
+            assert result.status == "complete" and result.model == "good", result.errors
+            assert trio.current_time() - start < 1.5
+            assert result.trace.attempts[0].outcome == "timeout"
+        (provider,) = router.status().providers
+        # a cap that came from this call's deadline is not held against the model
+        assert {m.alias: m.breaker for m in provider.models}["silent"] == "closed"

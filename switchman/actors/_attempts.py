@@ -140,7 +140,7 @@ async def run_attempts(
             run.errors.append(ErrorInfo(code="timeout", message="the call's deadline passed"))
             return None
         tries[model.alias] = tries.get(model.alias, 0) + 1
-        outcome = await _one_attempt(env, run, model)
+        outcome = await _one_attempt(env, run, model, leave_room=i + 1 < len(candidates))
         if isinstance(outcome, Success):
             return outcome
         if outcome is None:  # not attempted (budget, unavailable): next model
@@ -219,7 +219,7 @@ async def _release(env: DispatchEnv, rid: str) -> None:
 
 
 async def _one_attempt(
-    env: DispatchEnv, run: CallRun, model: ModelSpec
+    env: DispatchEnv, run: CallRun, model: ModelSpec, *, leave_room: bool = False
 ) -> Success | ProviderError | None:
     n = len(run.attempts) + 1
     call = run.call
@@ -248,7 +248,7 @@ async def _one_attempt(
         run.event(env, "budget.reserved", alias=model.alias, ok=True, amount_usd=estimate)
     settled = False
     try:
-        result = await _exchange(env, run, model, n, input_tokens, out_tokens)
+        result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
         if isinstance(result, Success) and reservation is not None:
             with trio.CancelScope(shield=True):  # short: the ledger answers at once
                 await send_soon(env.ledger, Settle(id=reservation, actual_usd=result.cost_usd))
@@ -262,9 +262,19 @@ async def _one_attempt(
 
 
 async def _exchange(
-    env: DispatchEnv, run: CallRun, model: ModelSpec, n: int, input_tokens: int, out_tokens: int
+    env: DispatchEnv,
+    run: CallRun,
+    model: ModelSpec,
+    n: int,
+    input_tokens: int,
+    out_tokens: int,
+    leave_room: bool = False,
 ) -> Success | ProviderError | None:
-    """Send one attempt and read its reply to the end, under every deadline."""
+    """Send one attempt and read its reply to the end, under every deadline.
+
+    ``leave_room``: other candidates follow, so the wait for a first token is at most half
+    of the call's time left, and a silent model cannot use up the time its fallbacks need.
+    """
     call = run.call
     params = request_params(call, model)
     params["max_tokens"] = out_tokens
@@ -276,6 +286,8 @@ async def _exchange(
     ttft_s = (timeouts.ttft_ms or rcfg.default_ttft_ms) / 1000.0
     stall_s = rcfg.stall_ms / 1000.0
     started = trio.current_time()
+    if leave_room:
+        ttft_s = min(ttft_s, (run.deadline - started) / 2)
     attempt_deadline = min(
         run.deadline, started + (timeouts.soft_ms or rcfg.default_soft_ms) / 1000.0
     )
@@ -363,7 +375,9 @@ async def _exchange(
             if timer.cancelled_caught:
                 now = trio.current_time()
                 error = _timed_out(model, text, now, attempt_deadline, ttft_s, stall_s)
-                counts = not _callers_own_limit(call, rcfg, now, attempt_deadline, run, text)
+                counts = not _callers_own_limit(
+                    call, rcfg, now, attempt_deadline, run, text, ttft_s
+                )
                 _cancel_attempt(env, model, attempt_id, error if counts else None)
     except BaseException as exc:
         hard_deadline = isinstance(exc, trio.Cancelled) and trio.current_time() >= run.deadline
@@ -552,11 +566,13 @@ def _callers_own_limit(
     attempt_deadline: float,
     run: CallRun,
     text: list[str],
+    ttft_s: float,
 ) -> bool:
-    """Whether the time limit that just cut an attempt off is one the caller set tighter
-    than the router's default. Such a timeout says more about the caller's hurry than about
-    the model, so it is not held against the model's breaker or statistics, which every
-    caller shares. A stall (no data for ``stall_ms`` once text began) always counts."""
+    """Whether the time limit that just cut an attempt off is tighter than the router's
+    default for it, because the caller set it so (or its deadline left the attempt only a
+    share of its time). Such a timeout says more about the caller's hurry than about the
+    model, so it is not held against the model's breaker or statistics, which every caller
+    shares. A stall (no data for ``stall_ms`` once text began) always counts."""
     t = call.options.timeouts
     if now >= attempt_deadline:  # the attempt's deadline: the call's, or the soft one
         if attempt_deadline >= run.deadline:
@@ -564,7 +580,7 @@ def _callers_own_limit(
         return _tighter(t.soft_ms, rcfg.default_soft_ms)
     if text:
         return False
-    return _tighter(t.ttft_ms, rcfg.default_ttft_ms)
+    return ttft_s * 1000.0 < rcfg.default_ttft_ms
 
 
 def _timed_out(
