@@ -98,3 +98,35 @@ async def test_a_crashed_ledger_restarts_with_the_spend_it_had_settled(
         spent = await router.spend("global")
     assert first.status == third.status == "complete"
     assert spent["day"] == pytest.approx(first.cost_usd + third.cost_usd)
+
+
+def test_learning_survives_a_restart_in_a_new_process_clock(tmp_path: object) -> None:
+    # each trio run (each process) has its own clock origin, up to days apart: stored
+    # times must not be read on another run's clock (the weight faded to ~0 on restart)
+    db = str(tmp_path) + "/switchman.db"  # type: ignore[operator]
+    config = fleet(sim_model("m"), sim_model("other"))
+
+    async def learn() -> float:
+        async with open_store(db) as store, switchman.open_router(config, store=store) as router:
+            for _ in range(5):
+                done = await router.call(Call(prompt="hi", model="m", intent="code"))
+                await router.feedback(done.call_id, 0.9)
+            return _weight(router)
+
+    async def reopen() -> tuple[float, float]:
+        async with open_store(db) as store, switchman.open_router(config, store=store) as router:
+            (provider,) = router.status().providers
+            stats = {m.alias: m for m in provider.models}["m"].stats["code"]
+            return _weight(router), stats["feedback"]
+
+    before = trio.run(learn)
+    after, feedback = trio.run(reopen)
+    assert before > 3 and after == pytest.approx(before, rel=0.01)
+    assert feedback == pytest.approx(0.9)
+
+
+def _weight(router: switchman.Router) -> float:
+    (provider,) = router.status().providers
+    n = {m.alias: m for m in provider.models}["m"].stats["code"]["n"]
+    assert isinstance(n, float)
+    return n

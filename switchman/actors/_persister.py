@@ -9,6 +9,7 @@ stopped, so budgets and learning survive a restart.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -44,17 +45,35 @@ class LedgerTap:
         self.version += 1
 
 
-def stats_to_json(stats: Mapping[tuple[str, str], ModelStats]) -> dict[str, Any]:
-    return {f"{alias}\t{intent}": attrs.asdict(st) for (alias, intent), st in stats.items()}
+def stats_to_json(
+    stats: Mapping[tuple[str, str], ModelStats], *, now: float, wall_now: float
+) -> dict[str, Any]:
+    """Statistics as stored: ``updated_at`` is on trio's clock, whose origin differs in
+    every process, so each one is stored as the wall-clock time it stands for."""
+    out: dict[str, Any] = {}
+    for (alias, intent), st in stats.items():
+        row = attrs.asdict(st)
+        row["updated_at"] = wall_now - (now - st.updated_at)
+        row["clock"] = "wall"
+        out[f"{alias}\t{intent}"] = row
+    return out
 
 
-def stats_from_json(data: Mapping[str, Any]) -> dict[tuple[str, str], ModelStats]:
+def stats_from_json(
+    data: Mapping[str, Any], *, now: float, wall_now: float
+) -> dict[tuple[str, str], ModelStats]:
+    """Stored statistics on this process's trio clock: as old as they are, so they fade
+    from where they were (a row stored before times were wall-clock counts as fresh)."""
     out: dict[tuple[str, str], ModelStats] = {}
     for key, value in data.items():
         alias, _, intent = key.partition("\t")
         try:
-            out[(alias, intent)] = ModelStats(**value)
-        except TypeError:
+            fields = dict(value)
+            wall = fields.pop("clock", None) == "wall"
+            age = max(0.0, wall_now - float(fields["updated_at"])) if wall else 0.0
+            fields["updated_at"] = now - age
+            out[(alias, intent)] = ModelStats(**fields)
+        except (TypeError, KeyError, ValueError):
             log.warning("ignoring stored statistics for %s: unexpected shape", key)
     return out
 
@@ -70,7 +89,8 @@ async def load_state(
             ledger = ledger_from_snapshot(spend)
     except ValueError as exc:
         log.warning("stored spend unreadable, starting from zero: %s", exc)
-    return ledger, stats_from_json(await store.load_stats())
+    stored = await store.load_stats()
+    return ledger, stats_from_json(stored, now=trio.current_time(), wall_now=time.time())
 
 
 def _all_stats(board: StatusBoard) -> dict[tuple[str, str], ModelStats]:
@@ -100,7 +120,9 @@ async def run_persister(
             saved_version = version
         stats = _all_stats(board)
         if stats != saved_stats:
-            await store.save_stats(stats_to_json(stats))
+            await store.save_stats(
+                stats_to_json(stats, now=trio.current_time(), wall_now=time.time())
+            )
             saved_stats = stats
 
     task_status.started()
