@@ -21,7 +21,7 @@ from switchman._version import __version__
 from switchman.catalog import Config, load_config
 from switchman.cli import EXIT_OK, CliError
 from switchman.gateway import InsecureBindError, serve_gateway
-from switchman.store import open_store
+from switchman.store import StoreError, open_store
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -124,6 +124,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         trio.run(functools.partial(run_server, config, insecure=args.insecure))
     except* InsecureBindError as group:
+        raise CliError(str(_first_leaf(group))) from None
+    except* StoreError as group:  # the --db file is in use, not SQLite, or read-only
         raise CliError(str(_first_leaf(group))) from None
     except* OSError as group:  # e.g. the port is taken
         raise CliError(

@@ -589,3 +589,26 @@ def test_health_of_a_draining_daemon_exits_1(
     monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: answer)
     assert switchman.cli.main(["health"]) == 1
     assert capsys.readouterr().out.startswith("draining  switchman 0.1.0")
+
+
+def test_a_second_daemon_on_the_same_db_is_refused_and_the_first_keeps_its_jobs(
+    daemon: Daemon,
+) -> None:
+    job = daemon.run("run", "claude", "Keep me", "--wait", "0")
+    job_id = re.search(r"job (job_\w+)", job.stdout)
+    assert job_id is not None, job.stdout
+    second = cli(daemon.home, "serve", "--port", "0", "--db", str(daemon.db))
+    assert second.returncode == 2
+    assert "is in use by another switchman process" in second.stderr
+    assert "Traceback" not in second.stderr
+    done = daemon.run("result", job_id.group(1), "--poll")
+    assert done.returncode == 0, done.stdout + done.stderr  # not failed as "interrupted"
+
+
+def test_serve_on_a_file_that_is_not_a_database_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    db.write_text("this is not sqlite " * 200)
+    done = cli(tmp_path, "serve", "--port", "0", "--db", str(db))
+    assert done.returncode == 2
+    assert f"cannot use {db} as the job store" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ from switchman.store._sqlite import (
     JobRecord,
     JobStatus,
     JobStore,
+    StoreError,
     default_db_path,
     open_store,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "JobStore",
+    "StoreError",
     "default_db_path",
     "open_store",
 ]

@@ -19,6 +19,8 @@ A job that was ``queued`` or ``running`` when its process died reads as
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -451,9 +453,53 @@ async def open_store(
     block is cancelled (the close is shielded: it is short and bounded).
     """
     where = str(default_db_path() if path is None else path)
-    if where != MEMORY:
-        await trio.to_thread.run_sync(lambda: Path(where).parent.mkdir(parents=True, exist_ok=True))
-    db = await trio.to_thread.run_sync(_Db, where)
+    with contextlib.ExitStack() as owned:
+        if where != MEMORY:
+            await trio.to_thread.run_sync(
+                lambda: Path(where).parent.mkdir(parents=True, exist_ok=True)
+            )
+            owned.enter_context(_exclusive(where))
+        try:
+            db = await trio.to_thread.run_sync(_Db, where)
+        except sqlite3.DatabaseError as exc:  # not a database, read-only, ...
+            raise StoreError(f"cannot use {where} as the job store: {exc}") from None
+        async with _opened(db, where, retention_count, retention_days, clock) as store:
+            yield store
+
+
+class StoreError(Exception):
+    """The store cannot be opened: its file is in use by another process, is not a
+    SQLite database, or cannot be written."""
+
+
+@contextmanager
+def _exclusive(where: str) -> Iterator[None]:
+    """Hold ``where``'s lock file for as long as the store is open: a second process on
+    the same file would fail the first one's running jobs as "interrupted" and write its
+    spend over the other's (a budget then counts only half of what was spent)."""
+    lock_path = where + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                f"{where} is in use by another switchman process (it holds {lock_path}); "
+                "give each daemon its own --db"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@asynccontextmanager
+async def _opened(
+    db: _Db,
+    where: str,
+    retention_count: int,
+    retention_days: float,
+    clock: Callable[[], float],
+) -> AsyncIterator[JobStore]:
     try:
         store = JobStore(
             db,
@@ -465,8 +511,11 @@ async def open_store(
         async with trio.open_nursery() as nursery:
             await nursery.start(store._serve)
             try:
-                await store.fail_unfinished("interrupted")
-                await store.prune()
+                try:
+                    await store.fail_unfinished("interrupted")
+                    await store.prune()
+                except sqlite3.DatabaseError as exc:  # e.g. a read-only file
+                    raise StoreError(f"cannot use {where} as the job store: {exc}") from None
                 yield store
             finally:
                 store.close()

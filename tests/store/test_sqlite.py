@@ -234,3 +234,27 @@ def test_batched_statements_share_one_transaction_and_a_failed_commit_fails_them
     blocker.execute("ROLLBACK")
     assert db.load_kv("spend") == {"x": 1.0}
     assert not db.conn.in_transaction
+
+
+async def test_one_process_at_a_time_owns_a_store_file(tmp_path: Path) -> None:
+    from switchman.store import StoreError
+
+    db = tmp_path / "jobs.db"
+    async with open_store(db) as first:
+        await first.add_job(job_id="job_1", owner=None, handle="h", call={"prompt": "x"})
+        with pytest.raises(StoreError, match="in use by another switchman process"):
+            async with open_store(db):
+                pass
+        assert (await first.get_job("job_1")) is not None  # the owner is untouched
+    async with open_store(db) as again:  # free once the owner has closed it
+        assert (await again.get_job("job_1")) is not None
+
+
+async def test_a_file_that_is_not_sqlite_is_named_in_a_clear_error(tmp_path: Path) -> None:
+    from switchman.store import StoreError
+
+    db = tmp_path / "notes.txt"
+    db.write_text("not a database at all, just some text " * 100)
+    with pytest.raises(StoreError, match=r"cannot use .*notes\.txt as the job store"):
+        async with open_store(db):
+            pass
