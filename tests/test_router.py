@@ -653,3 +653,20 @@ async def test_a_silent_first_model_leaves_its_fallback_time_within_a_tight_dead
         (provider,) = router.status().providers
         # a cap that came from this call's deadline is not held against the model
         assert {m.alias: m.breaker for m in provider.models}["silent"] == "closed"
+
+
+async def test_a_failed_calls_event_carries_its_latency(autojump_clock: trio.abc.Clock) -> None:
+    down = sim_model("down", SimProfile(error_rate=1.0, latency_ms=200))
+    async with switchman.open_router(fleet(down)) as router:
+        with router.subscribe() as events:
+            result = await router.call(Call(prompt="hi", model="down"))
+            await trio.testing.wait_all_tasks_blocked()
+            seen = []
+            while True:
+                try:
+                    seen.append(events.receive_nowait())
+                except trio.WouldBlock:
+                    break
+    assert result.status == "failed"
+    (failed,) = [e for e in seen if e.type == "call.failed"]
+    assert failed.data["latency_ms"] == pytest.approx(result.latency_ms, abs=0.01)

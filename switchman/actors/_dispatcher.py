@@ -445,6 +445,7 @@ class _Dispatcher:
             code=errors[0].code,
             message=errors[0].message,
             attempts=len(run.attempts),
+            latency_ms=round(latency_ms, 3),  # a slow failure counts in latency figures too
         )
         return result
 

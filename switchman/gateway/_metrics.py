@@ -60,7 +60,8 @@ class GatewayMetrics:
         )
         self.latency = Histogram(
             "switchman_call_latency_seconds",
-            "Latency of finished calls",
+            "Latency of finished calls, failed ones included (model: the one that "
+            "answered, 'unknown' for a failed call)",
             ["model"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
