@@ -54,6 +54,7 @@ async def test_a_crashing_provider_actor_is_restarted_and_its_calls_fall_back(
     )
     assert after.status == "complete" and after.model == "fragile"  # restarted and serving
     assert status["sim-a"].in_flight == 0
+    assert status["sim-a"].restarts == 1 and status["sim-b"].restarts == 0  # visible
 
 
 async def test_spend_and_learning_survive_a_restart(tmp_path: object) -> None:

@@ -83,6 +83,8 @@ class ProviderStatus:
     max_concurrency: int
     rate_headroom: Mapping[str, float | None]
     models: tuple[ModelStatus, ...]
+    #: times its actor crashed (a bug) and its supervisor restarted it
+    restarts: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -164,4 +166,5 @@ def provider_status(snap: ProviderSnapshot, now: float) -> ProviderStatus:
         max_concurrency=snap.spec.max_concurrency,
         rate_headroom=rate_headroom(snap.rate, now),
         models=tuple(model_status(snap, m, now) for m in snap.models),
+        restarts=snap.restarts,
     )

@@ -97,6 +97,12 @@ class GatewayMetrics:
             ["provider"],
             registry=r,
         )
+        self.restarts = Gauge(
+            "switchman_provider_restarts",
+            "Times a provider's actor crashed (a bug) and was restarted by its supervisor",
+            ["provider"],
+            registry=r,
+        )
         self.jobs_in_flight = Gauge(
             "switchman_gateway_jobs_in_flight", "Gateway jobs in flight", registry=r
         )
@@ -147,6 +153,7 @@ class GatewayMetrics:
         """The Prometheus text exposition, gauges refreshed from ``status`` first."""
         for provider in status.providers:
             self.in_flight.labels(provider=provider.name).set(provider.in_flight)
+            self.restarts.labels(provider=provider.name).set(provider.restarts)
             for model in provider.models:
                 value = BREAKER_VALUE.get(model.breaker, -1.0)
                 self.breaker_state.labels(provider=provider.name, model=model.alias).set(value)

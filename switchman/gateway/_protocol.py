@@ -50,6 +50,8 @@ class ProviderStatusLike(Protocol):
     def rate_headroom(self) -> Mapping[str, Any]: ...
     @property
     def models(self) -> Sequence[ModelStatusLike]: ...
+    @property
+    def restarts(self) -> int: ...  # its actor's restarts after a crash
 
 
 class RouterStatusLike(Protocol):

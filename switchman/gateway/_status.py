@@ -131,6 +131,7 @@ def providers_body(
                 tpm=spec.tpm,
                 in_flight=state.in_flight if state is not None else 0,
                 rate_headroom=dict(state.rate_headroom) if state is not None else {},
+                restarts=state.restarts if state is not None else 0,
             )
         out.append(provider)
     routes = {

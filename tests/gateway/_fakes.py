@@ -84,6 +84,7 @@ class ProviderStatus:
     in_flight: int = 0
     rate_headroom: Mapping[str, Any] = attrs.field(factory=dict)
     models: tuple[ModelStatus, ...] = ()
+    restarts: int = 0
 
 
 @attrs.frozen(kw_only=True)

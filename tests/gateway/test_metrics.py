@@ -89,6 +89,7 @@ async def test_metrics_endpoint_serves_prometheus_text_fed_by_the_router() -> No
     assert samples[("switchman_breaker_state", (("model", "slow"), ("provider", "sim")))] == 2
     assert samples[("switchman_breaker_state", (("model", "fast"), ("provider", "sim")))] == 0
     assert samples[("switchman_provider_in_flight", (("provider", "sim"),))] == 1
+    assert samples[("switchman_provider_restarts", (("provider", "sim"),))] == 0
     spend = ("switchman_spend_usd_total", (("model", "fast"), ("provider", "sim")))
     assert samples[spend] == 0.002
     assert samples[("switchman_http_requests_total", (("route", "/call"), ("status", "200")))] == 2
