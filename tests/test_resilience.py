@@ -3,6 +3,8 @@ budgets and learning survive a restart through the store."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import trio
 
@@ -131,3 +133,25 @@ def _weight(router: switchman.Router) -> float:
     n = {m.alias: m for m in provider.models}["m"].stats["code"]["n"]
     assert isinstance(n, float)
     return n
+
+
+async def test_spend_is_on_disk_moments_after_a_settle_not_at_the_next_period(
+    tmp_path: object,
+) -> None:
+    # a daemon killed outright keeps what it had settled until a moment before: budgets
+    # are checked against this after a restart
+    db = str(tmp_path) + "/switchman.db"  # type: ignore[operator]
+    paid = sim_model("paid", SimProfile(), input_per_mtok=1000.0, output_per_mtok=1000.0)
+    config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=100.0))
+    with trio.fail_after(10):
+        async with open_store(db) as store, switchman.open_router(config, store=store) as router:
+            result = await router.call(Call(prompt="pay for me", model="paid"))
+            await trio.sleep(0.3)  # well inside the 2 s statistics period
+            stored = await store.load_spend()
+    assert result.status == "complete"
+    from switchman.policy._budget import ledger_from_snapshot, spent_usd
+
+    ledger = ledger_from_snapshot(stored)
+    assert spent_usd(ledger, "global", "day", wall_now=time.time()) == pytest.approx(
+        result.cost_usd
+    )

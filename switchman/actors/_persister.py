@@ -39,10 +39,12 @@ class LedgerTap:
     def __init__(self) -> None:
         self.latest: Ledger | None = None
         self.version = 0
+        self.changed = trio.Event()
 
     def __call__(self, ledger: Ledger) -> None:
         self.latest = ledger
         self.version += 1
+        self.changed.set()
 
 
 def stats_to_json(
@@ -106,18 +108,28 @@ async def run_persister(
     tap: LedgerTap,
     *,
     period_s: float = 2.0,
+    spend_delay_s: float = 0.05,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Save changes every ``period_s``; on cancellation, one last shielded save."""
+    """Save spend ``spend_delay_s`` after it changes (settles that close together share one
+    write), statistics every ``period_s``; on cancellation, one last shielded save.
+
+    Spend is what a budget is checked against after a restart: a process killed outright
+    loses at most the settles of its last ``spend_delay_s``, not of its last ``period_s``.
+    """
     saved_version = tap.version
     saved_stats: dict[tuple[str, str], ModelStats] = _all_stats(board)
 
-    async def flush() -> None:
-        nonlocal saved_version, saved_stats
+    async def flush_spend() -> None:
+        nonlocal saved_version
         if tap.version != saved_version and tap.latest is not None:
             version = tap.version
             await store.save_spend(ledger_snapshot(tap.latest))
             saved_version = version
+
+    async def flush() -> None:
+        nonlocal saved_stats
+        await flush_spend()
         stats = _all_stats(board)
         if stats != saved_stats:
             await store.save_stats(
@@ -127,9 +139,20 @@ async def run_persister(
 
     task_status.started()
     try:
+        next_stats = trio.current_time() + period_s
         while True:
-            await trio.sleep(period_s)
-            await flush()
+            spent = False
+            with trio.move_on_at(next_stats):
+                if tap.version == saved_version:  # nothing unsaved yet: wait for a settle
+                    tap.changed = trio.Event()
+                    await tap.changed.wait()
+                await trio.sleep(spend_delay_s)  # let settles close together share a write
+                spent = True
+            if spent:  # (saved outside the timer: a write is never cut in the middle)
+                await flush_spend()
+            if trio.current_time() >= next_stats:
+                await flush()
+                next_stats = trio.current_time() + period_s
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(5.0):
             await flush()
