@@ -364,7 +364,10 @@ class Gateway:
             raise invalid((f.field, f.message) for f in exc.fields) from None
         except KeyError:
             raise HttpError(
-                404, "not_found", f"the router no longer knows call {call_id}"
+                404,
+                "not_found",
+                f"the router no longer remembers which model answered call {call_id}: "
+                "it has restarted since, or the call is older than the last 10,000 it keeps",
             ) from None
         await send_json(send, 200, {"job_id": job_id, "call_id": call_id, "score": score})
 
