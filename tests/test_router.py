@@ -670,3 +670,23 @@ async def test_a_failed_calls_event_carries_its_latency(autojump_clock: trio.abc
     assert result.status == "failed"
     (failed,) = [e for e in seen if e.type == "call.failed"]
     assert failed.data["latency_ms"] == pytest.approx(result.latency_ms, abs=0.01)
+
+
+async def test_spend_is_kept_per_caller_only_for_callers_with_a_key_or_a_budget(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    from switchman import Caller
+    from switchman.catalog import KeySpec
+
+    paid = sim_model("paid", SimProfile(), input_per_mtok=1000.0)
+    key = KeySpec(key_env="K", handle="team", secret="s" * 20)
+    budgets = BudgetsConfig(global_daily_usd=100.0, callers={"capped": {"daily_usd": 50.0}})
+    async with switchman.open_router(fleet(paid, budgets=budgets, keys=(key,))) as router:
+        for handle in ("team", "capped", "made-up-1", "made-up-2"):
+            await router.call(Call(prompt="hi", model="paid", caller=Caller(handle=handle)))
+        spent = {h: (await router.spend(f"caller:{h}"))["day"] for h in ("team", "capped")}
+        made_up = (await router.spend("caller:made-up-1"))["day"]
+        total = (await router.spend("global"))["day"]
+    assert spent["team"] > 0 and spent["capped"] > 0
+    assert made_up == 0.0  # a name the caller chose is not a ledger row of its own
+    assert total == pytest.approx(2 * spent["team"] + 2 * spent["capped"], rel=0.01)

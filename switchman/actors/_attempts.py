@@ -228,7 +228,14 @@ async def _one_attempt(
     # answer the caller reads stays within its max_tokens
     out_tokens = max(1, output_tokens(call, model) - cont_tokens)
     input_tokens = run.input_tokens + cont_tokens
-    scopes = ("global", f"provider:{model.provider}", f"caller:{call.caller.handle}")
+    handle = call.caller.handle
+    caller = f"caller:{handle}"
+    # a caller's spend is kept for a gateway key's handle or a caller with a budget; any
+    # other handle is the caller's own word, and would add a ledger row per name made up
+    if handle in env.keys_by_handle or caller in env.limited_scopes:
+        scopes: tuple[str, ...] = ("global", f"provider:{model.provider}", caller)
+    else:
+        scopes = ("global", f"provider:{model.provider}")
     reservation: str | None = None
     if env.limited_scopes.intersection(scopes):
         # the most this attempt can cost, so that no budget is ever overspent
