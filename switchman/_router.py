@@ -119,24 +119,40 @@ class Router:
     def simulated(self) -> bool:
         return self.config.simulated
 
+    def _submission(
+        self, call: Call, job_id: str | None, *, stream: bool
+    ) -> tuple[Submit, trio.MemoryReceiveChannel[Delta | Result]]:
+        """The message that submits ``call``, and the channel its replies come on.
+        Raises ``ValidationError`` for a call the configuration cannot serve."""
+        validate_call(call, self.config)
+        send: trio.MemorySendChannel[Delta | Result]
+        receive: trio.MemoryReceiveChannel[Delta | Result]
+        send, receive = open_channel(16 if stream else 1)
+        submit = Submit(
+            call=call,
+            call_id=_new_call_id(),
+            job_id=job_id,
+            stream=stream,
+            reply_to=send,
+            submitted_at=trio.current_time(),
+        )
+        return submit, receive
+
+    async def _cancel(self, call_id: str) -> None:
+        """Cancel a call still running (shielded and bounded: it runs while leaving)."""
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            try:
+                await self._dispatch.send(CancelCall(call_id=call_id))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
     async def call(self, call: Call, *, job_id: str | None = None) -> Result:
         """Route ``call`` and return its result (``status`` "failed" with errors when no
         model could answer). Raises ``ValidationError`` for a call the configuration
         cannot serve (unknown model). Cancelled, the call's attempts are cancelled and
         its reservations released."""
-        validate_call(call, self.config)
-        call_id = _new_call_id()
-        send: trio.MemorySendChannel[Delta | Result]
-        receive: trio.MemoryReceiveChannel[Delta | Result]
-        send, receive = open_channel(1)
-        submit = Submit(
-            call=call,
-            call_id=call_id,
-            job_id=job_id,
-            stream=False,
-            reply_to=send,
-            submitted_at=trio.current_time(),
-        )
+        submit, receive = self._submission(call, job_id, stream=False)
+        call_id = submit.call_id
         try:  # the wait for the reply below is the checkpoint
             await send_soon(self._dispatch, submit)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -149,11 +165,7 @@ class Router:
                     call_id, job_id, "cancelled", "the router stopped before the call finished"
                 )
             except BaseException:  # cancelled (or worse): the call must not go on alone
-                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                    try:
-                        await self._dispatch.send(CancelCall(call_id=call_id))
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass
+                await self._cancel(call_id)
                 raise
         assert isinstance(item, Result)  # a non-streaming call gets no deltas
         return item
@@ -165,31 +177,13 @@ class Router:
         """Deltas of redacted answer text as they arrive, then exactly one ``Result``.
 
         Leaving the block early cancels the call."""
-        async with self._submit(call, job_id, stream=True) as replies:
-            yield replies
-
-    @asynccontextmanager
-    async def _submit(
-        self, call: Call, job_id: str | None, *, stream: bool
-    ) -> AsyncIterator[trio.MemoryReceiveChannel[Delta | Result]]:
-        validate_call(call, self.config)
-        call_id = _new_call_id()
-        send: trio.MemorySendChannel[Delta | Result]
-        receive: trio.MemoryReceiveChannel[Delta | Result]
-        send, receive = open_channel(16 if stream else 1)
+        submit, receive = self._submission(call, job_id, stream=True)
+        call_id = submit.call_id
         with receive:  # closing needs no checkpoint (``async with`` would add one)
-            submit = Submit(
-                call=call,
-                call_id=call_id,
-                job_id=job_id,
-                stream=stream,
-                reply_to=send,
-                submitted_at=trio.current_time(),
-            )
             try:
                 await send_soon(self._dispatch, submit)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                send.close()
+                submit.reply_to.close()
                 fail_send, fail_receive = trio.open_memory_channel[Delta | Result](1)
                 fail_send.send_nowait(_failed(call_id, job_id, "cancelled", "the router is closed"))
                 fail_send.close()
@@ -200,11 +194,7 @@ class Router:
                 yield receive
             finally:
                 if receive.statistics().open_send_channels > 0:  # still running: cancel it
-                    with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                        try:
-                            await self._dispatch.send(CancelCall(call_id=call_id))
-                        except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            pass
+                    await self._cancel(call_id)
 
     def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]:
         """Every trace event from now on; close the channel to unsubscribe. A subscriber

@@ -255,7 +255,6 @@ class _Dispatcher:
                 eligibility = EligibilityTrace(
                     eligible=tuple(m.alias for m in elig.eligible), excluded=elig.excluded
                 )
-                by_alias = {m.alias: m for m in elig.eligible}
                 if env.hub.active:
                     run.event(
                         env,
@@ -267,7 +266,7 @@ class _Dispatcher:
                         ],
                     )
                 if not candidates:
-                    run.errors.append(_no_eligible(call, elig.excluded, by_alias))
+                    run.errors.append(_no_eligible(call, elig))
                 else:
                     success = await run_attempts(env, run, candidates)
             timed_out = success is None and trio.current_time() >= run.deadline
@@ -304,7 +303,7 @@ class _Dispatcher:
         named = _out_of_service(env, reach)
         if named:
             elig = Eligibility(eligible=elig.eligible, excluded=(*named, *elig.excluded))
-        by_alias = {m.alias: m for m in elig.eligible}
+        by_alias = env.by_alias  # every model of the call's eligibility is one of these
 
         def ranked(models: Sequence[ModelSpec]) -> tuple[Ranked, ...]:
             return rank(
@@ -507,8 +506,9 @@ def _out_of_service(env: DispatchEnv, reach: tuple[str, ...] | None) -> tuple[Ex
     )
 
 
-def _no_eligible(call: Call, excluded: Any, by_alias: dict[str, ModelSpec]) -> ErrorInfo:
-    if by_alias:
+def _no_eligible(call: Call, elig: Eligibility) -> ErrorInfo:
+    excluded = elig.excluded
+    if elig.eligible:
         message = f"no eligible model for {call.model!r}: its chain has no eligible member"
     else:
         message = "no eligible model"
