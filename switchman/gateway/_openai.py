@@ -58,6 +58,7 @@ from switchman._call import INTENTS, Call, Caller, Message, Params
 from switchman._errors import ValidationError
 from switchman._result import Result, Usage
 from switchman.gateway._http import Headers, HttpError
+from switchman.policy._eligibility import CONTEXT_EXCLUSION
 
 FAILURE_STATUS: Final[Mapping[str, int]] = {
     "validation_error": 400,
@@ -84,8 +85,6 @@ _ERROR_TYPES: Final[Mapping[int, str]] = {
     429: "rate_limit_error",
     502: "upstream_error",
 }
-#: how an eligibility exclusion for a too small context window begins (``policy._eligibility``)
-CONTEXT_EXCLUSION: Final = "context window "
 #: provider statuses that say the request itself was at fault (sending it again fails again)
 _REQUEST_STATUSES: Final = frozenset({400, 413, 422})
 _ROLES: Final[Mapping[str, str]] = {

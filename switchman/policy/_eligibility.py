@@ -31,6 +31,11 @@ _CHARS_PER_TOKEN: Final = 4
 _TOKENS_PER_MESSAGE: Final = 4
 
 
+#: how the exclusion of a model whose context window is too small begins (the gateway
+#: answers a call every model was excluded for this way as the request's own fault)
+CONTEXT_EXCLUSION: Final = "context window "
+
+
 def estimate_input_tokens(call: Call) -> int:
     """Estimate the call's input size in tokens, without a tokenizer.
 
@@ -135,7 +140,7 @@ def _exclusion_reason(
     out = output_tokens(call, model)
     if input_tokens + out > model.context_window:
         return (
-            f"context window {model.context_window} too small for"
+            f"{CONTEXT_EXCLUSION}{model.context_window} too small for"
             f" {input_tokens} input + {out} output tokens"
         )
     if call.options.determinism == "strict" and not model.supports_seed:
