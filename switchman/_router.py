@@ -211,12 +211,28 @@ class Router:
             in_flight_calls=self._board.calls_in_flight,
         )
 
-    async def feedback(self, call_id: str, score: float, *, intent: str | None = None) -> None:
+    async def feedback(
+        self,
+        call_id: str,
+        score: float,
+        *,
+        intent: str | None = None,
+        model: str | None = None,
+    ) -> None:
         """Quality feedback (0..1) on a finished call, for learning: credited to the model
-        that answered, for the call's intent (or ``intent`` when given). ``KeyError`` if
-        the router does not know the call (unknown, failed, or long forgotten);
+        that answered, for the call's intent (or ``intent`` when given), once per call.
+
+        The router remembers who answered its last 10,000 calls, in memory. For an older
+        call, or one from before a restart, pass the ``model`` (``result.model``) and the
+        call's ``intent`` that you kept: the score is credited to them. ``KeyError`` if the
+        router does not know the call and no ``model`` was given;
         ``trio.ClosedResourceError`` once the router is closed."""
         errors: list[FieldError] = []
+        if model is not None:
+            if model not in self.config.models:
+                errors.append(FieldError("model", f"{model!r} is not a model of this router"))
+            if intent is None:
+                errors.append(FieldError("intent", "is required with model (the call's intent)"))
         if isinstance(score, bool) or not isinstance(score, int | float):
             errors.append(FieldError("score", f"must be a number; got {type(score).__name__}"))
         elif not 0.0 <= score <= 1.0:  # (NaN fails this too)
@@ -228,7 +244,9 @@ class Router:
         send, receive = trio.open_memory_channel[FeedbackAnswer](1)
         async with receive:
             await self._dispatch.send(
-                FeedbackFor(call_id=call_id, score=float(score), reply_to=send, intent=intent)
+                FeedbackFor(
+                    call_id=call_id, score=float(score), reply_to=send, intent=intent, model=model
+                )
             )
             try:
                 answer = await receive.receive()

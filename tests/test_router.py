@@ -569,6 +569,18 @@ async def test_feedback_spend_and_status_say_what_is_wrong_and_what_is_running(
         await trio.testing.wait_all_tasks_blocked()
         stats = {m.alias: m for p in router.status().providers for m in p.models}["good"].stats
         assert stats["lookup"]["feedback"] == 1.0 and stats["code"]["feedback"] is None
+        with pytest.raises(KeyError):  # a call the router never saw, and no model named
+            await router.feedback("call_unknown", 0.5)
+        with pytest.raises(switchman.ValidationError) as info:
+            await router.feedback("call_unknown", 0.5, model="nope")
+        assert {f.field for f in info.value.fields} == {"model", "intent"}
+        # a call the router forgot (a restart): the caller says who answered, and the kind
+        await router.feedback("call_before_restart", 0.0, model="good", intent="code")
+        with pytest.raises(switchman.ValidationError, match="already rated"):
+            await router.feedback("call_before_restart", 1.0, model="good", intent="code")
+        await trio.testing.wait_all_tasks_blocked()
+        stats = {m.alias: m for p in router.status().providers for m in p.models}["good"].stats
+        assert stats["code"]["feedback"] == 0.0
         with pytest.raises(switchman.ValidationError, match="'typo' is not a budget scope"):
             await router.spend("typo")
         with pytest.raises(switchman.ValidationError, match="provider:nope"):

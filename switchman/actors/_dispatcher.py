@@ -459,6 +459,13 @@ class _Dispatcher:
         rating the same answer again."""
         known = self.recent.pop(msg.call_id, None)
         answer: FeedbackAnswer = "unknown"
+        if (
+            known is None
+            and msg.model is not None
+            and msg.intent is not None
+            and msg.call_id not in self.rated
+        ):  # forgotten (a restart), but the caller kept who answered it
+            known = (msg.model, msg.intent)
         if known is not None:
             answer = "ok"
             self.rated[msg.call_id] = None

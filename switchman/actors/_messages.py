@@ -149,6 +149,9 @@ class FeedbackFor:
     reply_to: trio.MemorySendChannel[FeedbackAnswer]
     #: learn the score for this intent instead of the one the call was made with
     intent: str | None = None
+    #: the alias that answered, for a call the dispatcher no longer remembers (a restart
+    #: since): the score is then credited to it, for ``intent``
+    model: str | None = None
 
 
 DispatcherMessage = Submit | CancelCall | FeedbackFor

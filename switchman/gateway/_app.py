@@ -358,16 +358,28 @@ class Gateway:
             )
         if not call_id:
             raise HttpError(409, "not_finished", f"job {job_id} has no answered call to rate yet")
+        # once per job, kept with the job so that it holds across restarts too; the job
+        # also says who answered, so a router restarted since can still credit it
+        if not await self.store.mark_rated(job_id):
+            raise HttpError(409, "already_rated", f"job {job_id} was already rated: it counts once")
+        model = result.get("model")
+        call_intent = record.call.get("intent")
         try:
-            await self.router.feedback(call_id, float(score), intent=intent)  # type: ignore[arg-type]
+            await self.router.feedback(
+                call_id,
+                float(score),  # type: ignore[arg-type]  # (checked above: a number)
+                intent=intent or (call_intent if isinstance(call_intent, str) else "unknown"),
+                model=model if isinstance(model, str) and model in self.config.models else None,
+            )
         except ValidationError as exc:  # e.g. an intent switchman does not know
+            await self.store.unmark_rated(job_id)
             raise invalid((f.field, f.message) for f in exc.fields) from None
         except KeyError:
+            await self.store.unmark_rated(job_id)
             raise HttpError(
                 404,
                 "not_found",
-                f"the router no longer remembers which model answered call {call_id}: "
-                "it has restarted since, or the call is older than the last 10,000 it keeps",
+                f"the model that answered job {job_id} ({model}) is no longer configured",
             ) from None
         await send_json(send, 200, {"job_id": job_id, "call_id": call_id, "score": score})
 

@@ -448,10 +448,12 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 "responses": {
                     "200": _json({"type": "object"}, "recorded"),
                     "400": _error("malformed JSON"),
-                    "404": _error("unknown job, or a call the router no longer knows"),
+                    "404": _error(
+                        "unknown job, or the model that answered is no longer configured"
+                    ),
                     "409": _error(
                         "not_finished: the job has no answer yet; not_answered: it failed, "
-                        "no model answered it"
+                        "no model answered it; already_rated: feedback counts once per job"
                     ),
                     "413": _error("body too large"),
                     "422": _error("invalid fields (score, intent), each named in details"),

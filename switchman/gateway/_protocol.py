@@ -79,4 +79,11 @@ class RouterHandle(Protocol):
 
     def status(self) -> RouterStatusLike: ...
 
-    async def feedback(self, call_id: str, score: float, *, intent: str | None = None) -> None: ...
+    async def feedback(
+        self,
+        call_id: str,
+        score: float,
+        *,
+        intent: str | None = None,
+        model: str | None = None,
+    ) -> None: ...

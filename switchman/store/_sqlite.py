@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     reason TEXT,
     call TEXT NOT NULL,
-    result TEXT
+    result TEXT,
+    rated_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submitted_at);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at);
@@ -81,6 +82,8 @@ class JobRecord:
     reason: str | None = None
     call: Mapping[str, Any] = attrs.field(factory=dict)
     result: Mapping[str, Any] | None = None
+    #: when the job's answer was rated (``POST /feedback``), None if never
+    rated_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -106,6 +109,7 @@ def _row(row: sqlite3.Row) -> JobRecord:
         reason=row["reason"],
         call=json.loads(row["call"]),
         result=None if row["result"] is None else json.loads(row["result"]),
+        rated_at=row["rated_at"],
     )
 
 
@@ -143,6 +147,9 @@ class _Db:
             self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(_SCHEMA)
+        columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(jobs)")}
+        if "rated_at" not in columns:  # a database from before feedback was kept
+            self.conn.execute("ALTER TABLE jobs ADD COLUMN rated_at REAL")
 
     def close(self) -> None:
         self.conn.close()
@@ -185,6 +192,15 @@ class _Db:
             (status, encoded, reason, now, now, job_id),
         )
         return cur.rowcount > 0
+
+    def mark_rated(self, job_id: str, now: float) -> bool:
+        cur = self.conn.execute(
+            "UPDATE jobs SET rated_at = ? WHERE id = ? AND rated_at IS NULL", (now, job_id)
+        )
+        return cur.rowcount > 0
+
+    def unmark_rated(self, job_id: str) -> None:
+        self.conn.execute("UPDATE jobs SET rated_at = NULL WHERE id = ?", (job_id,))
 
     def get_job(self, job_id: str) -> JobRecord | None:
         row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -391,6 +407,15 @@ class JobStore:
     ) -> bool:
         """Set the final status and result; False when the job had already finished."""
         return await self._run(self._db.finish_job, job_id, status, result, reason, self.clock())
+
+    async def mark_rated(self, job_id: str) -> bool:
+        """Record that ``job_id`` was rated; False when it already was (feedback counts
+        once per job, across restarts too)."""
+        return await self._run(self._db.mark_rated, job_id, self.clock())
+
+    async def unmark_rated(self, job_id: str) -> None:
+        """Undo :meth:`mark_rated` (the rating could not be credited after all)."""
+        await self._run(self._db.unmark_rated, job_id)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         return await self._run(self._db.get_job, job_id)

@@ -21,7 +21,7 @@ import attrs
 import httpx
 import trio
 
-from switchman._call import Call
+from switchman._call import INTENTS, Call
 from switchman._errors import FieldError, ValidationError
 from switchman._result import (
     AttemptRecord,
@@ -368,8 +368,17 @@ class FakeRouter:
                 await send.send(Delta(text=text))
             await send.send(self._result(call, call_id, job_id, alias))
 
-    async def feedback(self, call_id: str, score: float, *, intent: str | None = None) -> None:
-        if call_id not in self.results:
+    async def feedback(
+        self,
+        call_id: str,
+        score: float,
+        *,
+        intent: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        if intent is not None and intent not in INTENTS:  # as the router checks it
+            raise ValidationError([FieldError("intent", "must be a known intent")])
+        if call_id not in self.results and model is None:  # (as the router: forgotten)
             raise KeyError(call_id)
         self.feedback_given.append((call_id, score, intent))
 

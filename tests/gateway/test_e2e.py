@@ -186,3 +186,22 @@ async def test_a_prompt_too_long_for_every_model_is_a_400_the_sdk_does_not_resen
             # two SDK calls, two jobs: the SDK sent neither again
             jobs = (await gw.client.get("/jobs")).json()["jobs"]
             assert [j["status"] for j in jobs] == ["failed", "failed"]
+
+
+async def test_feedback_after_a_restart_is_credited_and_counts_once(tmp_path: Path) -> None:
+    """The job keeps who answered and whether it was rated: a daemon restarted since
+    still credits the rating to that model, once."""
+    with trio.fail_after(60):
+        async with real_gateway(tmp_path) as gw:
+            body = {"prompt": "Write a sort function", "intent": "code", "model": "sim/fast"}
+            job = (await gw.client.post("/call?wait=20", json=body)).json()
+            assert job["status"] == "complete"
+        async with real_gateway(tmp_path) as gw:  # a new router: it never saw the call
+            r = await gw.client.post(f"/feedback/{job['job_id']}", json={"score": 0.0})
+            assert r.status_code == 200, r.text
+            r = await gw.client.post(f"/feedback/{job['job_id']}", json={"score": 1.0})
+            assert r.status_code == 409
+            assert r.json()["error"]["code"] == "already_rated"
+            providers = (await gw.client.get("/providers")).json()["providers"]
+    models = {m["alias"]: m for p in providers for m in p["models"]}
+    assert models[job["result"]["model"]]["stats"]["code"]["feedback"] == 0.0

@@ -221,14 +221,32 @@ async def test_feedback_on_a_failed_job_says_nothing_answered_it() -> None:
             assert router.feedback_given == []
 
 
-async def test_feedback_for_a_call_the_router_forgot_is_404() -> None:
+async def test_feedback_counts_once_per_job_and_names_who_answered() -> None:
     router = FakeRouter(make_config())
     with trio.fail_after(10):
         async with running_gateway(router) as gw:
             r = await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "fast"})
-            router.results.clear()
-            r = await gw.client.post(f"/feedback/{r.json()['job_id']}", json={"score": 1})
-            assert r.status_code == 404
+            job_id, call_id = r.json()["job_id"], r.json()["result"]["call_id"]
+            router.results.clear()  # the router forgot the call: the job still says who
+            r = await gw.client.post(f"/feedback/{job_id}", json={"score": 1})
+            assert r.status_code == 200
+            assert router.feedback_given == [(call_id, 1.0, "unknown")]
+            r = await gw.client.post(f"/feedback/{job_id}", json={"score": 0})
+            assert r.status_code == 409
+            assert r.json()["error"]["code"] == "already_rated"
+            assert router.feedback_given == [(call_id, 1.0, "unknown")]
+
+
+async def test_feedback_the_router_refuses_leaves_the_job_unrated() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "fast"})
+            job_id = r.json()["job_id"]
+            r = await gw.client.post(f"/feedback/{job_id}", json={"score": 1, "intent": "bogus"})
+            assert r.status_code == 422
+            r = await gw.client.post(f"/feedback/{job_id}", json={"score": 1, "intent": "code"})
+            assert r.status_code == 200
 
 
 async def test_openapi_describes_every_route() -> None:

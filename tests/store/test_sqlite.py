@@ -258,3 +258,40 @@ async def test_a_file_that_is_not_sqlite_is_named_in_a_clear_error(tmp_path: Pat
     with pytest.raises(StoreError, match=r"cannot use .*notes\.txt as the job store"):
         async with open_store(db):
             pass
+
+
+async def test_a_job_is_rated_once_and_that_survives_a_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "jobs.db")
+    async with open_store(path) as store:
+        await store.add_job(job_id="j1", owner=None, handle="h", call={"prompt": "hi"})
+        assert await store.mark_rated("j1")
+        assert not await store.mark_rated("j1")
+        assert not await store.mark_rated("nope")  # no such job: nothing to rate
+    async with open_store(path) as store:
+        job = await store.get_job("j1")
+        assert job is not None and job.rated_at is not None
+        assert not await store.mark_rated("j1")
+        await store.unmark_rated("j1")  # the rating could not be credited after all
+        assert await store.mark_rated("j1")
+
+
+async def test_a_database_from_before_ratings_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, owner TEXT,"
+        " handle TEXT NOT NULL, submitted_at REAL NOT NULL, started_at REAL,"
+        " finished_at REAL, reason TEXT, call TEXT NOT NULL, result TEXT)"
+    )
+    conn.execute(
+        "INSERT INTO jobs (id, status, handle, submitted_at, call) VALUES"
+        " ('old', 'complete', 'h', 1.0, '{}')"
+    )
+    conn.commit()
+    conn.close()
+    async with open_store(str(path)) as store:
+        job = await store.get_job("old")
+        assert job is not None and job.rated_at is None
+        assert await store.mark_rated("old")
