@@ -164,9 +164,13 @@ class Delta:
     text: str
 
 
-#: every provider's word for "the model was done" and "it reached the token limit"
-_FINISHED: Final = frozenset({"stop", "end_turn", "stop_sequence", "eos", "completed"})
-_CUT: Final = frozenset({"length", "max_tokens", "max_output_tokens"})
+#: every provider's word for "the model was done" (xAI sends "" too) and "it reached a
+#: token limit" (the caller's max_tokens, or the context window: Mistral's
+#: ``model_length``, Anthropic's ``model_context_window_exceeded``)
+_FINISHED: Final = frozenset({"stop", "end_turn", "stop_sequence", "eos", "completed", ""})
+_CUT: Final = frozenset(
+    {"length", "max_tokens", "max_output_tokens", "model_length", "model_context_window_exceeded"}
+)
 
 
 def normal_finish(reason: str | None) -> str | None:
@@ -179,3 +183,11 @@ def normal_finish(reason: str | None) -> str | None:
     if lowered in _CUT:
         return "length"
     return lowered
+
+
+def finish_is_normal(reason: str | None) -> bool:
+    """Whether an answer that ended with ``reason`` is whole (``stop``) or cut at a token
+    limit (``length``, which the result reports). Anything else (Gemini ``OTHER`` or
+    ``MALFORMED_FUNCTION_CALL``, Anthropic ``pause_turn``, a tool call switchman never asked
+    for, Ollama ``unload``) means the text may be incomplete: the attempt failed."""
+    return reason is None or normal_finish(reason) in ("stop", "length")

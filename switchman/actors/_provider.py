@@ -35,14 +35,16 @@ from switchman._channels import send_soon
 from switchman._errors import (
     AttemptTimeout,
     AuthError,
+    BadReply,
     BadRequest,
     ModelNotFound,
     ProviderError,
     QuotaExhausted,
     RateLimited,
+    StreamBroken,
     attempt_outcome,
 )
-from switchman._result import TraceEvent, Usage
+from switchman._result import TraceEvent, Usage, finish_is_normal
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
@@ -391,6 +393,8 @@ async def _run_attempt(
                 ttft = trio.current_time() - started
         elif isinstance(event, StreamEnd):
             usage = event.usage
+            if not finish_is_normal(event.finish_reason):
+                raise _abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
         elif isinstance(event, ResponseStarted):
             status, headers = event.status, event.headers
         await send_soon(reply, event)  # events that arrive together travel together
@@ -463,3 +467,12 @@ async def _run_attempt(
                 error=error,
             )
         )
+
+
+def _abnormal_end(provider: str, output_began: bool, reason: str | None) -> ProviderError:
+    """An answer that ended for a reason other than done or a token limit: it may be
+    incomplete, so it is never a success (a stream that sent text is continued elsewhere)."""
+    message = f"the answer ended abnormally (finish reason {reason!r}): it may be incomplete"
+    if output_began:
+        return StreamBroken(message, provider=provider, status=200)
+    return BadReply(message, provider=provider, status=200)

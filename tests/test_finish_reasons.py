@@ -1,0 +1,156 @@
+"""Finish reasons through the real path: a provider over real HTTP that ends its answer
+with a word other than done or a token limit never hands back a success."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+import switchman
+from switchman import Call, Params
+from switchman._result import finish_is_normal, normal_finish
+from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec
+from tests._simfleet import sim_model
+
+KEY = "sk-test-finish-123456789"
+
+
+def _sse(text: str, finish: str) -> bytes:
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": text}}]},
+        {
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
+        },
+    ]
+    return b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+
+
+async def _read_request(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive_some(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += await stream.receive_some(65536)
+    return body
+
+
+async def _serve(finish: str, stream: trio.SocketStream) -> None:
+    """An OpenAI-wire upstream whose every answer ends with ``finish``."""
+    await _read_request(stream)
+    body = _sse("Paris is", finish)
+    head = (
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    await stream.send_all(head + body)
+    await stream.aclose()
+
+
+@asynccontextmanager
+async def upstream(finish: str) -> AsyncIterator[Config]:
+    """A router whose route ``r`` tries the upstream's model, then a simulated one."""
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(
+                trio.serve_tcp, functools.partial(_serve, finish), 0, host="127.0.0.1"
+            )
+        )
+        port = listeners[0].socket.getsockname()[1]
+        remote = ModelSpec(
+            alias="remote",
+            provider="mistral",
+            model_id="mistral-small-latest",
+            context_window=32_000,
+            max_output_tokens=4_096,
+            input_per_mtok=1.0,
+            output_per_mtok=3.0,
+        )
+        yield Config(
+            providers={
+                "mistral": ProviderSpec(
+                    name="mistral",
+                    kind="openai",
+                    base_url=f"http://127.0.0.1:{port}/v1",
+                    api_key_env="FINISH_TEST_KEY",
+                ),
+                "sim": ProviderSpec(name="sim", kind="sim"),
+            },
+            models={"remote": remote, "local": sim_model("local")},
+            routes={"r": RouteSpec(name="r", chain=("remote", "local"))},
+        )
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("finish", ["model_length", "length", "stop"])
+async def test_a_whole_or_token_limited_answer_is_the_answer(finish: str) -> None:
+    with trio.fail_after(20):
+        async with (
+            upstream(finish) as config,
+            switchman.open_router(config, env={"FINISH_TEST_KEY": KEY}) as router,
+        ):
+            result = await router.call(Call(prompt="Capital of France?", model="r"))
+    assert result.status == "complete" and result.model == "remote"
+    assert result.answer == "Paris is"
+    assert result.finish_reason == ("stop" if finish == "stop" else "length")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_abnormal_end_falls_back_and_is_never_a_success(stream: bool) -> None:
+    """``tool_calls`` (switchman asks for no tools): the text may be incomplete."""
+    with trio.fail_after(20):
+        async with (
+            upstream("tool_calls") as config,
+            switchman.open_router(config, env={"FINISH_TEST_KEY": KEY}) as router,
+        ):
+            call = Call(prompt="Capital of France?", model="r", params=Params(max_tokens=200))
+            if stream:
+                text = []
+                async with router.stream(call) as events:
+                    async for event in events:
+                        if isinstance(event, switchman.Delta):
+                            text.append(event.text)
+                        else:
+                            result = event
+                assert "".join(text) == result.answer
+            else:
+                result = await router.call(call)
+    first = result.trace.attempts[0]
+    assert first.alias == "remote" and first.outcome == "error"
+    assert first.error is not None and "finish reason 'tool_calls'" in first.error
+    assert result.status == "complete" and result.model == "local"
+    assert result.finish_reason in ("stop", "length")
+
+
+@pytest.mark.parametrize(
+    ("reason", "normal"),
+    [
+        (None, True),
+        ("", True),
+        ("STOP", True),
+        ("end_turn", True),
+        ("MAX_TOKENS", True),
+        ("model_context_window_exceeded", True),
+        ("OTHER", False),
+        ("MALFORMED_FUNCTION_CALL", False),
+        ("FINISH_REASON_UNSPECIFIED", False),
+        ("pause_turn", False),
+        ("tool_use", False),
+        ("unload", False),
+    ],
+)
+def test_which_finish_reasons_mean_the_answer_is_there(reason: str | None, normal: bool) -> None:
+    assert finish_is_normal(reason) is normal
+    if normal and reason is not None:
+        assert normal_finish(reason) in ("stop", "length")
