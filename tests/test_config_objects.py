@@ -303,3 +303,19 @@ def test_a_config_with_a_new_provider_model_and_route_passes(base: Config) -> No
         keys=(KeySpec(key_env="K", handle="a", secret="s", models=("mine", "sim/*")),),
     )
     assert validate_config(config) is None
+
+
+def test_long_input_prices_come_as_a_set_and_stop_support_is_a_model_key() -> None:
+    model = {"alias": "big", "provider": "sim", "model_id": "big", "long_input_above": 1000}
+    with pytest.raises(switchman.ValidationError) as info:
+        config_from_dict({"providers": {"sim": {}}, "models": [model]}, env=OPENAI)
+    assert {f.field: f.message for f in info.value.fields} == {
+        "models.big.long_input_per_mtok": "is required with long_input_above",
+        "models.big.long_output_per_mtok": "is required with long_input_above",
+    }
+    model.update(long_input_per_mtok=2.0, long_output_per_mtok=8.0, input_per_mtok=1.0)
+    model["supports_stop"] = False
+    config = config_from_dict({"providers": {"sim": {}}, "models": [model]}, env=OPENAI)
+    big = config.models["big"]
+    assert big.cost(1000, 0) == pytest.approx(0.001) and big.cost(1001, 0) == 0.002002
+    assert big.supports_stop is False

@@ -702,3 +702,38 @@ async def test_spend_is_kept_per_caller_only_for_callers_with_a_key_or_a_budget(
     assert spent["team"] > 0 and spent["capped"] > 0
     assert made_up == 0.0  # a name the caller chose is not a ledger row of its own
     assert total == pytest.approx(2 * spent["team"] + 2 * spent["capped"], rel=0.01)
+
+
+async def test_a_call_with_stop_skips_a_model_that_cannot_take_it_and_a_long_prompt_costs_more(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    no_stop = sim_model("no-stop", supports_stop=False)
+    tiered = sim_model(
+        "tiered",
+        long_input_above=50,
+        long_input_per_mtok=2.0,
+        long_output_per_mtok=8.0,
+    )
+    async with switchman.open_router(fleet(no_stop, tiered, routes={"r": ("no-stop",)})) as router:
+        with_stop = Call(
+            prompt="hi",
+            model="r",
+            params=Params(stop=("END",)),
+            options=Options(fallback=("tiered",)),
+        )
+        result = await router.call(with_stop)
+        assert result.status == "complete" and result.model == "tiered"
+        excluded = {e.alias: e.reason for e in result.trace.eligibility.excluded}
+        assert excluded["no-stop"] == "stop sequences, which the model does not take"
+        short = result.usage
+        assert short is not None and short.input_tokens <= 50
+        assert result.cost_usd == pytest.approx(
+            tiered.cost(short.input_tokens, short.output_tokens)
+        )
+        long = await router.call(Call(prompt="word " * 200, model="tiered"))
+        assert long.usage is not None and long.usage.input_tokens > 50
+        assert long.cost_usd == pytest.approx(
+            (long.usage.input_tokens * 2.0 + long.usage.output_tokens * 8.0) / 1e6
+        )
+        plain = await router.call(Call(prompt="hi", model="r"))
+        assert plain.model == "no-stop"

@@ -242,6 +242,13 @@ class ModelSpec:
     capabilities: tuple[str, ...] = ()
     supports_seed: bool = False
     supports_prefill: bool = False
+    #: takes ``stop`` sequences (xAI's grok-4 models and Perplexity's Agent API do not)
+    supports_stop: bool = True
+    #: a request whose input is above this many tokens is billed, whole, at the ``long_``
+    #: prices (OpenAI above 272k, Gemini above 200k, ...); None: one price at any size
+    long_input_above: int | None = None
+    long_input_per_mtok: float | None = None
+    long_output_per_mtok: float | None = None
     enabled: bool = True
     sim: SimProfile | None = None
 
@@ -260,13 +267,31 @@ class ModelSpec:
         _number(errors, "output_per_mtok", v.output_per_mtok, 0)
         _strings(errors, "intents", v.intents, allowed=INTENTS)
         _strings(errors, "capabilities", v.capabilities)
-        for name in ("supports_seed", "supports_prefill", "enabled"):
+        for name in ("supports_seed", "supports_prefill", "supports_stop", "enabled"):
             _flag(errors, name, getattr(v, name))
+        long_fields = ("long_input_above", "long_input_per_mtok", "long_output_per_mtok")
+        _number(errors, "long_input_above", v.long_input_above, 1, integer=True, optional=True)
+        _number(errors, "long_input_per_mtok", v.long_input_per_mtok, 0, optional=True)
+        _number(errors, "long_output_per_mtok", v.long_output_per_mtok, 0, optional=True)
+        given = [name for name in long_fields if getattr(v, name) is not None]
+        if given and len(given) != len(long_fields):
+            errors.extend(
+                FieldError(name, f"is required with {', '.join(given)}")
+                for name in long_fields
+                if name not in given
+            )
         _nested(errors, "sim", v.sim, SimProfile)
         return errors
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """USD for the given token counts at this model's list prices."""
+        """USD for the given token counts at this model's list prices (the long-input
+        prices when the input is above ``long_input_above``)."""
+        above = self.long_input_above
+        if above is not None and input_tokens > above:
+            return (
+                input_tokens * (self.long_input_per_mtok or 0.0)
+                + output_tokens * (self.long_output_per_mtok or 0.0)
+            ) / 1e6
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
 
 

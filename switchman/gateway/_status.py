@@ -112,6 +112,11 @@ def providers_body(
                 entry["stats"] = dict(ml.stats) if ml is not None else {}
                 entry["supports_seed"] = m.supports_seed
                 entry["supports_prefill"] = m.supports_prefill
+                entry["supports_stop"] = m.supports_stop
+            if m.long_input_above is not None:  # the price of a long prompt
+                entry["long_input_above"] = m.long_input_above
+                entry["long_input_per_mtok"] = m.long_input_per_mtok
+                entry["long_output_per_mtok"] = m.long_output_per_mtok
             models.append(entry)
         if not models and not detailed:
             continue

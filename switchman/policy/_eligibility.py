@@ -145,6 +145,8 @@ def _exclusion_reason(
         )
     if call.options.determinism == "strict" and not model.supports_seed:
         return "determinism strict needs a seed, which the model does not support"
+    if params.stop and not model.supports_stop:
+        return "stop sequences, which the model does not take"
     limit = call.options.max_cost_usd
     if limit is not None:
         cost = model.cost(input_tokens, out)
@@ -177,7 +179,9 @@ def check_eligibility(
     4. a capability the call requires is missing (each one named);
     5. ``params.max_tokens`` above the model's ``max_output_tokens``;
     6. the context window cannot hold ``input_tokens`` plus ``output_tokens()``;
-    7. determinism ``strict`` on a model without seed support;
+    7. determinism ``strict`` on a model without seed support; ``stop`` sequences on a
+       model that does not take them (its provider would refuse the request, or ignore
+       them);
     8. estimated cost (input and output room at list price) above
        ``options.max_cost_usd``;
     9. none of the ``allowed`` patterns match (see ``is_allowed``);

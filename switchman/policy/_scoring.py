@@ -149,7 +149,10 @@ def rank(
     for m in models:
         out = wanted if wanted < m.max_output_tokens else m.max_output_tokens
         outs.append(out)
-        costs.append((input_tokens * m.input_per_mtok + out * m.output_per_mtok) / 1e6)
+        if m.long_input_above is None or input_tokens <= m.long_input_above:
+            costs.append((input_tokens * m.input_per_mtok + out * m.output_per_mtok) / 1e6)
+        else:  # billed at its long-input prices
+            costs.append(m.cost(input_tokens, out))
         s = stats.get((m.alias, intent))
         if s is None:
             s = stats.get((m.alias, "*"))

@@ -138,6 +138,25 @@ def test_seed_and_prefill_support_follow_the_providers(cat: Catalog) -> None:
         assert flags(name) == {(False, False)}, name
 
 
+def test_stop_support_follows_the_providers(cat: Catalog) -> None:
+    no_stop = {m.alias for m in cat.models.values() if not m.supports_stop}
+    assert "xai/grok-4.7" in no_stop and "perplexity/perplexity/sonar" in no_stop
+    assert {a.split("/")[0] for a in no_stop} == {"xai", "perplexity"}
+    assert "xai/grok-build-0.1" not in no_stop  # providers.md names only grok-4, 3-mini, code-fast
+
+
+def test_a_long_prompt_is_priced_as_the_provider_bills_it(cat: Catalog) -> None:
+    gpt = cat.models["openai/gpt-5.4"]
+    assert gpt.cost(272_000, 1_000) == pytest.approx((272_000 * 2.5 + 1_000 * 15.0) / 1e6)
+    assert gpt.cost(272_001, 1_000) == pytest.approx((272_001 * 5.0 + 1_000 * 22.5) / 1e6)
+    haiku = cat.models["anthropic/claude-haiku-5-5"]
+    assert haiku.cost(100_001, 0) == pytest.approx(100_001 * 0.5 / 1e6)
+    gemini = cat.models["gemini/gemini-3.1-pro-preview"]
+    assert gemini.cost(200_001, 10) == pytest.approx((200_001 * 4.0 + 10 * 18.0) / 1e6)
+    # Perplexity serves gpt-5.4 at its own price, one price at any size
+    assert cat.models["perplexity/openai/gpt-5.4"].long_input_above is None
+
+
 def test_trust_tiers_are_consistent(cat: Catalog) -> None:
     tiers: dict[str, set[str]] = {}
     for m in cat.models.values():

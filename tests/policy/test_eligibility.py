@@ -84,12 +84,13 @@ def test_rules_apply_in_order_each_with_its_reason() -> None:
         intent="code",
         min_trust="trusted",
         capabilities=("vision", "json"),
-        params=Params(max_tokens=5000, seed=7),
+        params=Params(max_tokens=5000, seed=7, stop=("END",)),
         options=Options(determinism="strict", max_cost_usd=0.01),
     )
     m = model(
         "bad",
         provider="acme",
+        supports_stop=False,
         enabled=False,
         intents=("summarize", "extract"),
         trust_tier="standard",
@@ -119,6 +120,7 @@ def test_rules_apply_in_order_each_with_its_reason() -> None:
             "determinism strict needs a seed, which the model does not support",
             {"supports_seed": True},
         ),
+        ("stop sequences, which the model does not take", {"supports_stop": True}),
         (
             "estimated cost $5.100000 (100 input + 5000 output tokens)"
             " above max_cost_usd $0.010000",
