@@ -180,10 +180,11 @@ class _ProviderState:
         if not admitted:
             retry_at = breaker_retry_at(breaker)
             return Unavailable(reason=f"breaker {breaker.state}", retry_at=retry_at)
-        tokens = msg.input_tokens + (msg.request.max_tokens or 0)
+        room = msg.request.max_tokens or 0
+        tokens = msg.input_tokens + room
         model_rate = self.model_rates.get(alias)
         if model_rate is not None:  # what the provider said about this model
-            retry_at, model_rate = rate_admit(model_rate, now, tokens=tokens)
+            retry_at, model_rate = rate_admit(model_rate, now, tokens=tokens, output_tokens=room)
             if retry_at is not None:
                 return Unavailable(
                     reason=f"rate limited for {retry_at - now:.1f}s", retry_at=retry_at

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -43,13 +44,22 @@ _REQUEST_HEADERS: tuple[tuple[str, str | None], ...] = (
     ("x-ratelimit-remaining-req-minute", None),  # Mistral
     ("x-ratelimit-remaining", "x-ratelimit-reset"),  # Together
 )
+#: windows that count a request's input and output room together
 _TOKEN_HEADERS: tuple[tuple[str, str | None], ...] = (
     ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
-    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
-    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
-    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
     ("x-ratelimit-remaining-tokens-minute", None),  # Mistral
     ("x-tokenlimit-remaining", None),  # Together
+)
+#: Anthropic counts input and output tokens apart; its plain ``tokens`` family is the
+#: most restrictive of the two, so it is read only when the two are not given
+_INPUT_HEADERS: tuple[tuple[str, str | None], ...] = (
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+)
+_OUTPUT_HEADERS: tuple[tuple[str, str | None], ...] = (
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
+)
+_ANY_TOKEN_HEADERS: tuple[tuple[str, str | None], ...] = (
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
 )
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
@@ -70,7 +80,11 @@ class RateBudget:
 
     ``requests`` / ``tokens``: current bucket levels (meaningful when ``rpm`` /
     ``tpm`` is set). ``updated_at``: when the buckets were last refilled.
-    ``provider_requests`` / ``provider_tokens``: the provider's own counters.
+    ``provider_requests`` / ``provider_tokens``: the provider's own counters (tokens:
+    input and output room together). ``provider_input`` / ``provider_output``: counters
+    of input and of output tokens apart (Anthropic): a request needs its input to fit
+    the first; the second holds requests back only once it is used up (a model's answer
+    is rarely the whole of its ``max_tokens``).
     """
 
     rpm: int | None = None
@@ -81,6 +95,8 @@ class RateBudget:
     blocked_until: float = -math.inf
     provider_requests: ProviderWindow | None = None
     provider_tokens: ProviderWindow | None = None
+    provider_input: ProviderWindow | None = None
+    provider_output: ProviderWindow | None = None
 
 
 def new_budget(rpm: int | None, tpm: int | None, now: float) -> RateBudget:
@@ -93,8 +109,11 @@ def new_budget(rpm: int | None, tpm: int | None, now: float) -> RateBudget:
     )
 
 
-def rate_admit(b: RateBudget, now: float, *, tokens: int) -> tuple[float | None, RateBudget]:
-    """Take one request and ``tokens`` tokens if every limit allows it.
+def rate_admit(
+    b: RateBudget, now: float, *, tokens: int, output_tokens: int = 0
+) -> tuple[float | None, RateBudget]:
+    """Take one request and ``tokens`` tokens (of which ``output_tokens`` are the output
+    room) if every limit allows it.
 
     Returns ``(None, budget after)`` when admitted, or ``(retry_at, b)`` when not:
     ``retry_at`` is the earliest ``now`` at which every limit that refused would
@@ -112,6 +131,12 @@ def rate_admit(b: RateBudget, now: float, *, tokens: int) -> tuple[float | None,
         waits.append(pr.reset_at)
     if pt is not None and (pt.remaining < _EPS or pt.remaining < tokens):  # as rate_blocked_until
         waits.append(pt.reset_at)
+    pi, po = cur.provider_input, cur.provider_output
+    input_tokens = tokens - output_tokens
+    if pi is not None and (pi.remaining < _EPS or pi.remaining < input_tokens):
+        waits.append(pi.reset_at)
+    if po is not None and po.remaining < _EPS:
+        waits.append(po.reset_at)
     if cur.rpm is not None and cur.requests < 1 - _EPS:
         waits.append(now + (1 - cur.requests) * 60.0 / cur.rpm)
     if cur.tpm is not None:
@@ -120,8 +145,8 @@ def rate_admit(b: RateBudget, now: float, *, tokens: int) -> tuple[float | None,
             waits.append(now + (need - cur.tokens) * 60.0 / cur.tpm)
     if waits:
         return max(waits), b
-    if cur.rpm is None and cur.tpm is None and pr is None and pt is None:
-        return None, cur  # nothing is counted
+    if cur.rpm is None and cur.tpm is None and pr is None and pt is None and pi is None:
+        return None, cur  # nothing is counted (an output window alone takes nothing)
     return None, RateBudget(
         rpm=cur.rpm,
         tpm=cur.tpm,
@@ -131,6 +156,8 @@ def rate_admit(b: RateBudget, now: float, *, tokens: int) -> tuple[float | None,
         blocked_until=cur.blocked_until,
         provider_requests=_take(pr, 1),
         provider_tokens=_take(pt, tokens),
+        provider_input=_take(pi, input_tokens),
+        provider_output=po,
     )
 
 
@@ -170,12 +197,20 @@ def rate_observe(
     """
     h = _lower(headers)
     cur = _refill(b, now)
-    reqs = _window(h, _REQUEST_HEADERS, now=now, wall_now=wall_now, default_s=default_block_s)
-    toks = _window(h, _TOKEN_HEADERS, now=now, wall_now=wall_now, default_s=default_block_s)
+    window = functools.partial(_window, h, now=now, wall_now=wall_now, default_s=default_block_s)
+    reqs = window(_REQUEST_HEADERS)
+    toks = window(_TOKEN_HEADERS)
+    inputs, outputs = window(_INPUT_HEADERS), window(_OUTPUT_HEADERS)
+    if inputs is None and outputs is None:
+        inputs = window(_ANY_TOKEN_HEADERS)  # the tighter of the two, counted as input
     if reqs is not None:
         cur = attrs.evolve(cur, provider_requests=reqs)
     if toks is not None:
         cur = attrs.evolve(cur, provider_tokens=toks)
+    if inputs is not None:
+        cur = attrs.evolve(cur, provider_input=inputs)
+    if outputs is not None:
+        cur = attrs.evolve(cur, provider_output=outputs)
     if status == 429:
         wait = parse_retry_after(h, wall_now=wall_now)
         if wait is None:
@@ -217,6 +252,9 @@ def rate_blocked_until(b: RateBudget, now: float) -> float:
         until = pr.reset_at
     if pt is not None and pt.remaining < _EPS and pt.reset_at > until:
         until = pt.reset_at
+    for window in (b.provider_input, b.provider_output):
+        if window is not None and window.remaining < _EPS and window.reset_at > until:
+            until = window.reset_at
     if b.rpm is not None:
         requests = _refill(b, now).requests
         if requests < 1 - _EPS:
@@ -233,7 +271,9 @@ def rate_headroom(b: RateBudget, now: float) -> dict[str, float | None]:
     """
     cur = _refill(b, now)
     requests = _lowest(cur.requests if cur.rpm is not None else None, cur.provider_requests)
-    tokens = _lowest(cur.tokens if cur.tpm is not None else None, cur.provider_tokens)
+    tokens = _lowest(
+        cur.tokens if cur.tpm is not None else None, cur.provider_tokens, cur.provider_input
+    )
     blocked_for = max(0.0, rate_blocked_until(cur, now) - now)
     return {"requests": requests, "tokens": tokens, "blocked_for_s": blocked_for}
 
@@ -289,7 +329,7 @@ def _window(
 
 def _refill(b: RateBudget, now: float) -> RateBudget:
     if b.rpm is None and b.tpm is None and b.provider_requests is None:
-        if b.provider_tokens is None:
+        if b.provider_tokens is None and b.provider_input is None and b.provider_output is None:
             return b  # nothing that refills or expires: the hot path of an unlimited provider
     elapsed = max(0.0, now - b.updated_at)
     requests, tokens = b.requests, b.tokens
@@ -298,10 +338,15 @@ def _refill(b: RateBudget, now: float) -> RateBudget:
     if b.tpm is not None:
         tokens = min(float(b.tpm), tokens + elapsed * b.tpm / 60.0)
     pr, pt = b.provider_requests, b.provider_tokens
+    pi, po = b.provider_input, b.provider_output
     if pr is not None and now >= pr.reset_at:
         pr = None
     if pt is not None and now >= pt.reset_at:
         pt = None
+    if pi is not None and now >= pi.reset_at:
+        pi = None
+    if po is not None and now >= po.reset_at:
+        po = None
     return RateBudget(  # built directly: attrs.evolve introspects the class on every call
         rpm=b.rpm,
         tpm=b.tpm,
@@ -311,6 +356,8 @@ def _refill(b: RateBudget, now: float) -> RateBudget:
         blocked_until=b.blocked_until,
         provider_requests=pr,
         provider_tokens=pt,
+        provider_input=pi,
+        provider_output=po,
     )
 
 
@@ -320,8 +367,10 @@ def _take(window: ProviderWindow | None, amount: float) -> ProviderWindow | None
     return attrs.evolve(window, remaining=max(0.0, window.remaining - amount))
 
 
-def _lowest(own: float | None, window: ProviderWindow | None) -> float | None:
-    values = [v for v in (own, window.remaining if window is not None else None) if v is not None]
+def _lowest(own: float | None, *windows: ProviderWindow | None) -> float | None:
+    values = [w.remaining for w in windows if w is not None]
+    if own is not None:
+        values.append(own)
     return max(0.0, min(values)) if values else None
 
 

@@ -228,6 +228,48 @@ def test_anthropic_rfc3339_resets_use_wall_clock() -> None:
     assert retry_at == pytest.approx(110.0)  # input tokens reset a minute later
 
 
+def test_anthropic_counts_input_and_output_apart() -> None:
+    """A request needs its input to fit the input window; the output window (whose
+    remaining is usually far below input + max_tokens) holds back only when used up."""
+    headers = {
+        "anthropic-ratelimit-tokens-remaining": "7000",  # the tighter of the two
+        "anthropic-ratelimit-input-tokens-remaining": "29000",
+        "anthropic-ratelimit-input-tokens-reset": "2026-11-25T17:06:00Z",
+        "anthropic-ratelimit-output-tokens-remaining": "7000",
+        "anthropic-ratelimit-output-tokens-reset": "2026-11-25T17:05:00Z",
+    }
+    b = rate_observe(new_budget(None, None, 50.0), 50.0, headers, wall_now=WALL, status=200)
+    retry_at, after = rate_admit(b, 50.0, tokens=21_000, output_tokens=1_000)
+    assert retry_at is None
+    assert rate_headroom(after, 50.0)["tokens"] == pytest.approx(9_000)  # input left
+    retry_at, _ = rate_admit(b, 50.0, tokens=31_000, output_tokens=1_000)
+    assert retry_at == pytest.approx(110.0)  # 30k of input does not fit until the reset
+    spent = rate_observe(
+        b,
+        51.0,
+        {
+            **headers,
+            "anthropic-ratelimit-output-tokens-remaining": "0",
+            "anthropic-ratelimit-output-tokens-reset": "2026-11-25T17:05:30Z",
+        },
+        wall_now=WALL + 1,
+        status=200,
+    )
+    retry_at, _ = rate_admit(spent, 51.0, tokens=10, output_tokens=5)
+    assert retry_at == pytest.approx(80.0)  # the output window's reset
+    assert rate_blocked_until(spent, 51.0) == pytest.approx(80.0)
+    # only the combined family: it stands for input
+    only = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"anthropic-ratelimit-tokens-remaining": "100"},
+        wall_now=WALL,
+        status=200,
+    )
+    assert rate_admit(only, 0.0, tokens=150, output_tokens=100)[0] is None
+    assert rate_admit(only, 0.0, tokens=250, output_tokens=100)[0] is not None
+
+
 def test_together_and_mistral_headers() -> None:
     together = rate_observe(
         new_budget(None, None, 0.0),
