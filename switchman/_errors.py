@@ -147,7 +147,25 @@ class AttemptTimeout(ProviderError):
 
 
 class UpstreamError(ProviderError):
+    """5xx, 529, overloaded. What the provider said about retrying, when it said it:
+    ``retry_after``, seconds to wait (``retry-after-ms`` / ``retry-after`` on a 503 or
+    529, or Gemini's ``RetryInfo.retryDelay``); ``should_retry``, its ``x-should-retry``
+    header (False: the provider says another try will fail too)."""
+
     retry_same = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.retry_after = retry_after
+        self.should_retry = should_retry
 
 
 class TransientError(ProviderError):

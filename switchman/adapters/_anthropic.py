@@ -42,15 +42,15 @@ DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
 API_VERSION: Final = "2023-06-01"
 #: sent when the request names no limit: the API requires one
 DEFAULT_MAX_TOKENS: Final = 4096
+#: Anthropic's temperature range is 0-1 (switchman's, like OpenAI's, is 0-2)
+MAX_TEMPERATURE: Final = 1.0
+#: the usage fields that together are the input the model read
+_INPUT_FIELDS: Final = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 def _input_tokens(usage: dict[str, Any]) -> int:
     """All input the model read: ``input_tokens`` excludes cache writes and reads."""
-    return (
-        count(usage.get("input_tokens"))
-        + count(usage.get("cache_creation_input_tokens"))
-        + count(usage.get("cache_read_input_tokens"))
-    )
+    return sum(count(usage.get(name)) for name in _INPUT_FIELDS)
 
 
 @attrs.frozen(kw_only=True)
@@ -67,8 +67,9 @@ class AnthropicAdapter:
 
         Consecutive turns of one role are joined (the API wants alternation); a
         trailing assistant turn is the prefill, with trailing whitespace removed
-        (the API rejects it). Temperature is capped at 1.0, Anthropic's maximum;
-        ``top_p`` is sent only without ``temperature`` (current models refuse both).
+        (the API rejects it). ``temperature`` and ``top_p`` are both sent when set, as
+        the API takes them; temperature is clamped to Anthropic's 0-1 range (a value
+        above 1 is sent as 1.0), ``top_p`` (0-1 on both sides) is sent as it is.
         """
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         turns: list[dict[str, Any]] = []
@@ -89,8 +90,8 @@ class AnthropicAdapter:
         if system:
             body["system"] = system
         if request.temperature is not None:
-            body["temperature"] = min(request.temperature, 1.0)
-        elif request.top_p is not None:
+            body["temperature"] = min(request.temperature, MAX_TEMPERATURE)
+        if request.top_p is not None:
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)
@@ -164,7 +165,7 @@ class _AnthropicStream:
         self._adapter = adapter
         self._sse = SseDecoder()
         self._model: str | None = None
-        self._input = 0
+        self._input: dict[str, int] = {}
         self._output = 0
         self._stop_reason: str | None = None
         self._text = False
@@ -185,7 +186,7 @@ class _AnthropicStream:
         self._done = True
         return StreamEnd(
             finish_reason=self._stop_reason,
-            usage=Usage(input_tokens=self._input, output_tokens=self._output),
+            usage=Usage(input_tokens=sum(self._input.values()), output_tokens=self._output),
             model_id=self._model,
         )
 
@@ -214,7 +215,7 @@ class _AnthropicStream:
             message = obj(payload.get("message"))
             self._model = string(message.get("model")) or self._model
             usage = obj(message.get("usage"))
-            self._input = _input_tokens(usage)
+            self._input = {name: count(usage.get(name)) for name in _INPUT_FIELDS}
             self._output = count(usage.get("output_tokens"))
         elif kind == "content_block_delta":
             delta = obj(payload.get("delta"))
@@ -225,10 +226,12 @@ class _AnthropicStream:
         elif kind == "message_delta":
             delta = obj(payload.get("delta"))
             usage = obj(payload.get("usage"))
-            if "output_tokens" in usage:
+            # cumulative counts; a field left out (or null) keeps what message_start said
+            if usage.get("output_tokens") is not None:
                 self._output = count(usage.get("output_tokens"))
-            if usage.get("input_tokens") is not None:
-                self._input = _input_tokens(usage)
+            for name in _INPUT_FIELDS:
+                if usage.get(name) is not None:
+                    self._input[name] = count(usage.get(name))
             self._stop_reason = string(delta.get("stop_reason")) or self._stop_reason
             if self._stop_reason == "refusal":
                 raise adapter._refused(delta.get("stop_details"))

@@ -34,6 +34,7 @@ from switchman.adapters._sse import (
     SseEvent,
     bad_reply,
     broken,
+    count,
     first,
     load_json,
     map_error,
@@ -60,6 +61,14 @@ class ChatFlavor:
     stream_usage_option: bool = True
     #: Mistral continues a trailing assistant message only when it says ``prefix: true``
     assistant_prefix: bool = False
+    #: xAI's ``completion_tokens`` leaves out the reasoning tokens it bills as output
+    #: (``total_tokens`` = prompt + completion + reasoning); elsewhere (OpenAI, Groq,
+    #: DeepSeek) ``completion_tokens`` already includes them
+    completion_excludes_reasoning: bool = False
+    #: DeepSeek's V4 models think unless told not to, and while thinking they ignore
+    #: temperature / top_p and want ``reasoning_content`` back on every earlier assistant
+    #: turn (which a continuation's prefill cannot give): send ``thinking: disabled``
+    disable_thinking: bool = False
 
 
 FLAVORS: Final[Mapping[str, ChatFlavor]] = {
@@ -68,7 +77,7 @@ FLAVORS: Final[Mapping[str, ChatFlavor]] = {
         system_role="developer",
         max_tokens_field="max_completion_tokens",
     ),
-    "xai": ChatFlavor(base_url="https://api.x.ai/v1"),
+    "xai": ChatFlavor(base_url="https://api.x.ai/v1", completion_excludes_reasoning=True),
     "mistral": ChatFlavor(
         base_url="https://api.mistral.ai/v1",
         seed_field="random_seed",
@@ -81,7 +90,9 @@ FLAVORS: Final[Mapping[str, ChatFlavor]] = {
         stream_usage_option=False,
     ),
     "together": ChatFlavor(base_url="https://api.together.xyz/v1", stream_usage_option=False),
-    "deepseek": ChatFlavor(base_url="https://api.deepseek.com", seed_field=None),
+    "deepseek": ChatFlavor(
+        base_url="https://api.deepseek.com", seed_field=None, disable_thinking=True
+    ),
 }
 PERPLEXITY_BASE_URL: Final = "https://api.perplexity.ai"
 
@@ -100,8 +111,28 @@ def _headers(api_key: str | None, stream: bool, extra: Mapping[str, str]) -> dic
     return headers
 
 
+def _chat_usage(data: Any, flavor: ChatFlavor) -> Usage:
+    """Usage as billed: ``completion_tokens``, plus the reasoning tokens where the
+    provider counts them outside it (xAI: ``completion_tokens_details.reasoning_tokens``,
+    or ``total - prompt - completion`` when the details are missing)."""
+    usage = obj(data)
+    prompt = count(usage.get("prompt_tokens"))
+    output = count(usage.get("completion_tokens"))
+    if flavor.completion_excludes_reasoning:
+        details = obj(usage.get("completion_tokens_details"))
+        if "reasoning_tokens" in details:
+            output += count(details.get("reasoning_tokens"))
+        elif "total_tokens" in usage:
+            output = max(output, count(usage.get("total_tokens")) - prompt)
+    return Usage(input_tokens=prompt, output_tokens=output)
+
+
 def _content_text(content: Any) -> str:
-    """Message content as text: a string, or (Mistral reasoning models) a list of chunks."""
+    """Message content as text: a string, or (Mistral reasoning models) a list of chunks.
+
+    Reasoning never counts as answer text: DeepSeek's ``reasoning_content``, Groq's
+    ``reasoning`` and Mistral's ``thinking`` chunks are left out.
+    """
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -145,6 +176,8 @@ class OpenAIChatAdapter:
             body[flavor.seed_field] = request.seed
         if request.stop:
             body["stop"] = list(request.stop)
+        if flavor.disable_thinking:
+            body["thinking"] = {"type": "disabled"}
         body["stream"] = request.stream
         if request.stream and flavor.stream_usage_option:
             body["stream_options"] = {"include_usage": True}
@@ -172,7 +205,7 @@ class OpenAIChatAdapter:
         return Completion(
             text=_content_text(message.get("content")),
             finish_reason=finish,
-            usage=usage_of(data.get("usage"), "prompt_tokens", "completion_tokens"),
+            usage=_chat_usage(data.get("usage"), self.flavor),
             model_id=string(data.get("model")),
         )
 
@@ -266,7 +299,7 @@ class _ChatStream:
         self._model = string(chunk.get("model")) or self._model
         for usage in (chunk.get("usage"), groq.get("usage")):
             if isinstance(usage, dict):
-                self._usage = usage_of(usage, "prompt_tokens", "completion_tokens")
+                self._usage = _chat_usage(usage, adapter.flavor)
         events: list[StreamEvent] = []
         choice = first(chunk.get("choices"))
         delta = obj(choice.get("delta"))

@@ -306,8 +306,20 @@ _OVERLOAD_CODES: Final = frozenset({"overloaded_error", "overloaded", "capacity_
 _QUOTA_CODES: Final = frozenset(
     {"insufficient_quota", "billing_error", "enforced_spend_limit_reached"}
 )
-#: the model is not served there (each provider's 404 says so in its own words)
-_NOT_FOUND_CODES: Final = frozenset({"model_not_found", "not_found_error", "not_found"})
+#: the same, said only in words: xAI's 429 "has either used all available credits or
+#: reached its monthly spending limit" and 403 "doesn't have any credits or licenses yet"
+#: (its flat ``{code, error}`` body has no billing code), Anthropic's "credit balance is
+#: too low". A plain 429 keeps meaning a rate limit.
+_QUOTA_TEXT: Final = re.compile(
+    r"used all available credits|reached (its|your|the) monthly spending limit"
+    r"|(doesn't|does not|don't|do not) have any credits|credit balance is too low",
+    re.IGNORECASE,
+)
+#: the model is not served there (each provider's 404 says so in its own words;
+#: Perplexity answers an unknown model with 400 ``invalid_model``)
+_NOT_FOUND_CODES: Final = frozenset(
+    {"model_not_found", "not_found_error", "not_found", "invalid_model"}
+)
 #: canonical HTTP status of an error that arrives inside a 200 stream, by its type
 _STREAM_STATUS: Final = {
     "rate_limit_error": 429,
@@ -319,6 +331,10 @@ _STREAM_STATUS: Final = {
     "permission_error": 403,
     "invalid_request_error": 400,
     "not_found_error": 404,
+    "model_not_found": 404,
+    "invalid_model": 400,
+    "insufficient_quota": 429,
+    "billing_error": 402,
     "timeout_error": 504,
 }
 
@@ -353,8 +369,7 @@ def error_fields(payload: Any) -> ErrorFields:
         inner = payload
     else:
         inner = obj(inner)
-        raw_message = inner.get("message", inner.get("detail", ""))
-        message = raw_message if isinstance(raw_message, str) else json.dumps(raw_message)
+        message = _message_text(inner.get("message", inner.get("detail", "")))
     for key in ("type", "code", "status"):
         value = inner.get(key)
         if isinstance(value, str) and value:
@@ -372,6 +387,38 @@ def error_fields(payload: Any) -> ErrorFields:
     if isinstance(nested.get("error_code"), str):
         codes.append(nested["error_code"])
     return ErrorFields(message=message, codes=tuple(codes), retry_after=retry_after, status=status)
+
+
+def _message_text(value: Any) -> str:
+    """An error message as text: a string; a FastAPI ``detail`` list (Mistral's 422) as
+    ``"body.messages: Field required"``; an object holding a ``message`` or ``detail``
+    (Mistral's ``{"object": "error", "message": {"detail": [...]}}``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("message", "detail", "msg"):
+            if key in value:
+                return _message_text(value[key])
+        return json.dumps(value)
+    if isinstance(value, list):
+        parts: list[str] = []
+        for item in value:
+            item_obj = obj(item)
+            if isinstance(item_obj.get("msg"), str):
+                loc = item_obj.get("loc")
+                where = ".".join(str(p) for p in loc) if isinstance(loc, list) else ""
+                parts.append(f"{where}: {item_obj['msg']}" if where else item_obj["msg"])
+            else:
+                parts.append(_message_text(item))
+        return "; ".join(p for p in parts if p)
+    return "" if value is None else json.dumps(value)
+
+
+def should_retry_header(headers: Mapping[str, str]) -> bool | None:
+    """The ``x-should-retry`` header (Anthropic, OpenAI): True, False, or None if absent."""
+    raw = next((v for k, v in headers.items() if k.lower() == "x-should-retry"), None)
+    value = raw.strip().lower() if raw is not None else ""
+    return True if value == "true" else False if value == "false" else None
 
 
 def map_error(
@@ -404,7 +451,9 @@ def classify(
     message = scrub(text, secret)[:500] or f"HTTP {status}"
     if fields.codes:
         message = f"{message} [{', '.join(scrub(c, secret) for c in fields.codes[:3])}]"
-    if status == 402 or (400 <= status < 500 and codes & _QUOTA_CODES):
+    if status == 402 or (
+        400 <= status < 500 and (codes & _QUOTA_CODES or _QUOTA_TEXT.search(text))
+    ):
         return QuotaExhausted(message, provider=provider, status=status)
     if status == 429:
         retry_after = retry_after_from_headers(headers)
@@ -413,8 +462,17 @@ def classify(
         if retry_after is None and (hint := _TRY_AGAIN.search(text)) is not None:
             retry_after = parse_duration(hint.group(1))
         return RateLimited(message, retry_after=retry_after, provider=provider, status=status)
-    if status >= 500 or codes & _OVERLOAD_CODES:
-        return UpstreamError(message, provider=provider, status=status)
+    if status >= 500 or status == 409 or codes & _OVERLOAD_CODES:
+        # 409 conflict: transient, OpenAI's SDK retries it. The provider's own retry
+        # hints (503/529 ``retry-after``, ``x-should-retry``) travel with the error.
+        retry_after = retry_after_from_headers(headers)
+        return UpstreamError(
+            message,
+            provider=provider,
+            status=status,
+            retry_after=retry_after if retry_after is not None else fields.retry_after,
+            should_retry=should_retry_header(headers),
+        )
     if 400 <= status < 500:
         if status in (401, 403) or codes & _AUTH_CODES or _AUTH_TEXT.search(text):
             return AuthError(message, provider=provider, status=status)

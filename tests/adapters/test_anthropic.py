@@ -79,7 +79,14 @@ def event(kind: str, **data: Any) -> bytes:
 def test_request_shape_matches_the_example() -> None:
     f = facts()
     built = adapter().build_request(
-        request(temperature=0.2, max_tokens=1024, stop=("\n\nHuman:",), seed=7, stream=False)
+        request(
+            temperature=0.2,
+            top_p=0.9,
+            max_tokens=1024,
+            stop=("\n\nHuman:",),
+            seed=7,
+            stream=False,
+        )
     )
     assert built.url == f["base_url"] + f["chat_path"]
     assert built.headers["x-api-key"] == KEY
@@ -92,9 +99,12 @@ def test_request_shape_matches_the_example() -> None:
         "system": example["system"],
         "messages": example["messages"],
         "temperature": 0.2,
+        "top_p": 0.9,
         "stop_sequences": ["\n\nHuman:"],
         "stream": False,
     }
+    # the example sends temperature and top_p together, as sent here
+    assert (example["temperature"], example["top_p"]) == (0.2, 0.9)
 
 
 def test_max_tokens_is_always_sent_and_no_seed() -> None:
@@ -102,10 +112,23 @@ def test_max_tokens_is_always_sent_and_no_seed() -> None:
     assert body["max_tokens"] > 0 and "seed" not in body and body["stream"] is True
 
 
-def test_temperature_capped_and_top_p_only_alone() -> None:
-    assert adapter().build_request(request(temperature=1.7, top_p=0.5)).json["temperature"] == 1.0
-    assert "top_p" not in adapter().build_request(request(temperature=0.3, top_p=0.5)).json
-    assert adapter().build_request(request(top_p=0.5)).json["top_p"] == 0.5
+@pytest.mark.parametrize(
+    ("temperature", "top_p", "sent"),
+    [
+        (0.3, 0.5, {"temperature": 0.3, "top_p": 0.5}),  # both kept, neither dropped
+        (1.0, None, {"temperature": 1.0}),
+        (0.0, 1.0, {"temperature": 0.0, "top_p": 1.0}),
+        (1.7, 0.5, {"temperature": 1.0, "top_p": 0.5}),  # Anthropic's range ends at 1
+        (2.0, None, {"temperature": 1.0}),
+        (None, 0.5, {"top_p": 0.5}),
+        (None, None, {}),
+    ],
+)
+def test_temperature_and_top_p_mapping(
+    temperature: float | None, top_p: float | None, sent: dict[str, float]
+) -> None:
+    body = adapter().build_request(request(temperature=temperature, top_p=top_p)).json
+    assert {k: body[k] for k in ("temperature", "top_p") if k in body} == sent
 
 
 def test_trailing_assistant_message_is_a_prefill_and_turns_alternate() -> None:
@@ -183,6 +206,37 @@ def test_stream_transcript(bytewise: bool) -> None:
     assert not any(isinstance(e, Malformed) for e in events)
 
 
+def test_stream_usage_keeps_cache_counts_when_message_delta_restates_input() -> None:
+    raw = (
+        event(
+            "message_start",
+            message={
+                "model": "m",
+                "usage": {
+                    "input_tokens": 5,
+                    "cache_creation_input_tokens": 7,
+                    "cache_read_input_tokens": 11,
+                    "output_tokens": 1,
+                },
+            },
+        )
+        + event("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "h"})
+        + event("content_block_delta", index=0, delta={"type": "text_delta", "text": "ok"})
+        + event(
+            "message_delta",
+            delta={"stop_reason": "end_turn"},
+            usage={"input_tokens": 5, "output_tokens": 40},
+        )
+        + event("message_stop")
+    )
+    events = run_stream(raw)
+    assert text_of(events) == "ok"
+    # output_tokens includes the thinking tokens (billed as output): taken as it is
+    assert events[-1] == StreamEnd(
+        finish_reason="end_turn", usage=Usage(input_tokens=23, output_tokens=40), model_id="m"
+    )
+
+
 def test_stream_error_event_after_200_before_text() -> None:
     raw = facts()["extra_examples"]["example_stream_error"].encode()
     with pytest.raises(UpstreamError) as info:
@@ -251,6 +305,7 @@ def test_example_errors() -> None:
     extra = f["extra_examples"]
     overloaded = a.parse_error(529, {}, json.dumps(extra["example_error_529"]).encode())
     assert isinstance(overloaded, UpstreamError) and overloaded.status == 529
+    assert (overloaded.retry_after, overloaded.should_retry) == (None, None)
     context = a.parse_error(400, {}, json.dumps(extra["example_error_context"]).encode())
     assert isinstance(context, ContextExceeded) and "prompt is too long" in context.message
     assert all(e.provider == "anthropic" for e in (limited, auth, overloaded, context))
@@ -278,6 +333,37 @@ def test_billing_errors_are_quota_exhausted_not_rate_limits(
     exc = adapter().parse_error(status, {"retry-after": "30"}, body)
     assert isinstance(exc, QuotaExhausted) and not isinstance(exc, RateLimited)
     assert exc.status == status and not exc.retry_same
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after", "should_retry"),
+    [
+        ({"retry-after": "20", "x-should-retry": "true"}, 20.0, True),
+        ({"retry-after-ms": "2500"}, 2.5, None),
+        ({"x-should-retry": "false"}, None, False),
+    ],
+)
+def test_529_carries_retry_after_and_x_should_retry(
+    headers: dict[str, str], retry_after: float | None, should_retry: bool | None
+) -> None:
+    body = json.dumps(facts()["extra_examples"]["example_error_529"]).encode()
+    error = adapter().parse_error(529, headers, body)
+    assert isinstance(error, UpstreamError) and "Overloaded" in error.message
+    assert (error.retry_after, error.should_retry) == (retry_after, should_retry)
+
+
+def test_credit_balance_too_low_on_400_is_quota_exhausted() -> None:
+    body = json.dumps(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "message": "Your credit balance is too low to access the Anthropic API.",
+            },
+        }
+    ).encode()
+    error = adapter().parse_error(400, {}, body)
+    assert isinstance(error, QuotaExhausted) and "credit balance" in error.message
 
 
 def test_key_never_in_error_or_repr() -> None:

@@ -251,6 +251,28 @@ def test_errors() -> None:
     assert compat.provider == "gemini" and "web_search_options" in compat.message
 
 
+def test_retry_delay_in_the_body_is_the_wait_without_a_header() -> None:
+    example = facts()["example_error_429"]
+    assert "retry-after" not in {k.lower() for k in example["headers"]}
+    limited = adapter().parse_error(429, example["headers"], json.dumps(example["body"]).encode())
+    assert isinstance(limited, RateLimited) and limited.retry_after == 47.0
+    assert "You exceeded your current quota" in limited.message  # a rate limit, not billing
+    # a retry-after header, when one is sent, is the provider's latest word
+    header = adapter().parse_error(429, {"Retry-After": "3"}, json.dumps(example["body"]).encode())
+    assert isinstance(header, RateLimited) and header.retry_after == 3.0
+    overloaded = {
+        "error": {
+            "code": 503,
+            "message": "The model is overloaded. Please try again later.",
+            "status": "UNAVAILABLE",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "8s"}],
+        }
+    }
+    busy = adapter().parse_error(503, {}, json.dumps(overloaded).encode())
+    assert isinstance(busy, UpstreamError) and busy.retry_after == 8.0
+    assert busy.message.startswith("The model is overloaded.")
+
+
 def test_key_never_in_error_text() -> None:
     body = {"error": {"code": 400, "message": f"API key {KEY} not valid", "status": "X"}}
     error = adapter().parse_error(400, {}, json.dumps(body).encode())

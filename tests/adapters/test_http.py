@@ -17,6 +17,7 @@ from switchman._call import Message
 from switchman._errors import (
     AttemptTimeout,
     AuthError,
+    QuotaExhausted,
     RateLimited,
     StreamBroken,
     TransientError,
@@ -40,15 +41,22 @@ PROVIDERS_JSON = Path(__file__).parents[3] / "shared/providers/providers.json"
 KEY = "sk-live-0123456789abcdefghijKLMNOPqrst"
 OPENAI = ProviderSpec(name="openai", kind="openai", base_url="http://provider.test/v1")
 ANTHROPIC = ProviderSpec(name="anthropic", kind="anthropic", base_url="http://provider.test")
+XAI = ProviderSpec(name="xai", kind="openai", base_url="http://provider.test/v1")
+DEEPSEEK = ProviderSpec(name="deepseek", kind="openai", base_url="http://provider.test")
+GEMINI = ProviderSpec(name="gemini", kind="gemini", base_url="http://provider.test/v1beta")
 FOREVER = object()
 
 
-def transcript(name: str) -> bytes:
+def facts(name: str) -> dict[str, Any]:
     if not PROVIDERS_JSON.exists():
         pytest.skip(f"provider facts not found: {PROVIDERS_JSON} (shared/ beside the repo)")
     providers = json.loads(PROVIDERS_JSON.read_text())["providers"]
-    provider = next(p for p in providers if p["name"] == name)
-    return str(provider["example_stream_transcript"]["raw"]).encode()
+    provider: dict[str, Any] = next(p for p in providers if p["name"] == name)
+    return provider
+
+
+def transcript(name: str) -> bytes:
+    return str(facts(name)["example_stream_transcript"]["raw"]).encode()
 
 
 class Script(httpx.AsyncByteStream):
@@ -225,6 +233,24 @@ async def test_stall_after_finish_reason_finishes_the_answer(autojump_clock: Any
     assert body.closed
 
 
+async def test_xai_stream_bills_reasoning_tokens_as_output() -> None:
+    run = await attempt(respond(Script(transcript("xai"))), spec=XAI)
+    assert run.text == "Paris is the capital of France."
+    # completion_tokens 8 + completion_tokens_details.reasoning_tokens 98
+    assert run.events[-1] == StreamEnd(
+        finish_reason="stop", usage=Usage(input_tokens=21, output_tokens=106), model_id="grok-4.3"
+    )
+
+
+async def test_deepseek_asks_for_no_thinking_and_reasoning_is_not_answer_text() -> None:
+    run = await attempt(respond(Script(transcript("deepseek"))), spec=DEEPSEEK)
+    sent = json.loads(run.requests[0].content)
+    assert sent["thinking"] == {"type": "disabled"}
+    assert run.text == "Paris is the capital of France."  # "Capital of France." was reasoning
+    end = run.events[-1]
+    assert isinstance(end, StreamEnd) and end.usage == Usage(input_tokens=16, output_tokens=22)
+
+
 # --------------------------------------------------------------------------- failures
 
 
@@ -241,6 +267,36 @@ async def test_error_status_emits_started_then_raises() -> None:
     assert run.events[0].status == 429
     assert run.events[0].headers["x-ratelimit-remaining-tokens"] == "0"
     assert body.closed
+
+
+async def test_xai_credits_429_is_quota_exhausted_on_the_wire() -> None:
+    example = facts("xai")["example_error_429"]
+    body = Script(json.dumps(example["body"]).encode())
+    run = Run()
+    with pytest.raises(QuotaExhausted) as info:
+        await attempt(respond(body, 429, {"content-type": "application/json"}), spec=XAI, run=run)
+    assert not isinstance(info.value, RateLimited)
+    assert (info.value.provider, info.value.status) == ("xai", 429)
+    assert "monthly spending limit" in info.value.message
+    assert isinstance(run.events[0], ResponseStarted) and run.events[0].status == 429
+
+
+async def test_overloaded_529_brings_its_retry_hints() -> None:
+    example = facts("anthropic")["extra_examples"]["example_error_529"]
+    body = Script(json.dumps(example).encode())
+    headers = {"content-type": "application/json", "retry-after": "9", "x-should-retry": "true"}
+    with pytest.raises(UpstreamError) as info:
+        await attempt(respond(body, 529, headers), spec=ANTHROPIC)
+    assert (info.value.status, info.value.retry_after, info.value.should_retry) == (529, 9.0, True)
+    assert "Overloaded" in info.value.message
+
+
+async def test_gemini_retry_delay_in_the_body_on_the_wire() -> None:
+    example = facts("gemini")["example_error_429"]
+    body = Script(json.dumps(example["body"]).encode())
+    with pytest.raises(RateLimited) as info:
+        await attempt(respond(body, 429, {"content-type": "application/json"}), spec=GEMINI)
+    assert (info.value.provider, info.value.retry_after) == ("gemini", 47.0)
 
 
 async def test_no_response_within_ttft_is_a_timeout(autojump_clock: Any) -> None:

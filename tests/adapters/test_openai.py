@@ -15,6 +15,7 @@ from switchman._errors import (
     BadRequest,
     ContentRejected,
     ContextExceeded,
+    ModelNotFound,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -133,6 +134,24 @@ def test_request_quirks(name: str, tokens: str, seed: str | None, usage_option: 
     assert ("stream_options" in body) is usage_option
     if usage_option:
         assert body["stream_options"] == {"include_usage": True}
+    # only DeepSeek is told not to think (its V4 models think unless told otherwise)
+    assert ("thinking" in body) is (name == "deepseek")
+
+
+def test_deepseek_turns_thinking_off_so_sampling_and_continuations_work() -> None:
+    example = facts("deepseek")["example_request"]
+    assert example["thinking"] == {"type": "disabled"}
+    # a continuation: the text already streamed as an assistant turn, then a user nudge;
+    # in thinking mode DeepSeek wants reasoning_content back on that assistant turn
+    continuation = (
+        Message(role="user", content="Count to five."),
+        Message(role="assistant", content="1, 2,"),
+        Message(role="user", content="Continue exactly where you stopped."),
+    )
+    body = adapter("deepseek").build_request(request(messages=continuation)).json
+    assert body["thinking"] == example["thinking"]
+    assert (body["temperature"], body["top_p"]) == (0.2, 0.9)
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
 
 
 def test_request_leaves_out_unset_parameters() -> None:
@@ -178,9 +197,11 @@ def test_key_is_not_in_the_adapter_repr() -> None:
 
 # --------------------------------------------------------------------------- responses
 
+#: output tokens as billed: xAI's completion_tokens (8) leaves out its 98 reasoning tokens;
+#: OpenAI's, Groq's and DeepSeek's completion_tokens already include theirs
 EXPECTED_USAGE = {
     "openai": Usage(input_tokens=21, output_tokens=8),
-    "xai": Usage(input_tokens=21, output_tokens=8),
+    "xai": Usage(input_tokens=21, output_tokens=106),
     "mistral": Usage(input_tokens=16, output_tokens=9),
     "groq": Usage(input_tokens=84, output_tokens=25),
     "together": Usage(input_tokens=84, output_tokens=25),
@@ -204,16 +225,104 @@ def test_parse_example_success(name: str) -> None:
     assert completion.text == PARIS
     assert completion.finish_reason == "stop"
     assert completion.model_id == example["model"]
-    assert completion.usage == Usage(
-        input_tokens=example["usage"]["prompt_tokens"],
-        output_tokens=example["usage"]["completion_tokens"],
+    assert completion.usage == EXPECTED_SUCCESS_USAGE[name]
+
+
+EXPECTED_SUCCESS_USAGE = {
+    "openai": Usage(input_tokens=21, output_tokens=8),
+    # total_tokens 127 = 21 prompt + 8 completion + 98 reasoning, all 106 billed as output
+    "xai": Usage(input_tokens=21, output_tokens=106),
+    "mistral": Usage(input_tokens=16, output_tokens=9),
+    # reasoning_tokens (14, 13) are inside completion_tokens: not counted twice
+    "groq": Usage(input_tokens=84, output_tokens=25),
+    "together": Usage(input_tokens=84, output_tokens=25),
+    "deepseek": Usage(input_tokens=16, output_tokens=22),
+}
+
+
+def _usage_body(usage: dict[str, Any]) -> bytes:
+    choice = {"message": {"content": "ok"}, "finish_reason": "stop"}
+    return body_bytes({"model": "m", "choices": [choice], "usage": usage})
+
+
+def test_openai_reasoning_tokens_are_inside_completion_tokens() -> None:
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 300,
+        "total_tokens": 310,
+        "completion_tokens_details": {"reasoning_tokens": 256},
+    }
+    assert adapter("openai").parse_response(_usage_body(usage)).usage == Usage(
+        input_tokens=10, output_tokens=300
     )
+
+
+def test_xai_reasoning_tokens_are_billed_as_output() -> None:
+    details = {
+        "prompt_tokens": 21,
+        "completion_tokens": 8,
+        "total_tokens": 127,
+        "completion_tokens_details": {"reasoning_tokens": 98},
+    }
+    assert adapter("xai").parse_response(_usage_body(details)).usage == Usage(
+        input_tokens=21, output_tokens=106
+    )
+    # without the details, total = prompt + completion + reasoning still gives them
+    bare = {"prompt_tokens": 21, "completion_tokens": 8, "total_tokens": 127000}
+    assert adapter("xai").parse_response(_usage_body(bare)).usage == Usage(
+        input_tokens=21, output_tokens=126979
+    )
+    plain = {"prompt_tokens": 21, "completion_tokens": 8}
+    assert adapter("xai").parse_response(_usage_body(plain)).usage == Usage(
+        input_tokens=21, output_tokens=8
+    )
+
+
+def test_xai_streamed_usage_counts_reasoning_too() -> None:
+    usage = {
+        "prompt_tokens": 5,
+        "completion_tokens": 8,
+        "total_tokens": 127000,
+        "completion_tokens_details": {"reasoning_tokens": 126987},
+    }
+    raw = _sse(
+        _chunk("Paris"), _chunk(finish="stop"), {"model": "m", "choices": [], "usage": usage}
+    )
+    end = run_stream(adapter("xai"), raw)[-1]
+    assert isinstance(end, StreamEnd)
+    assert end.usage == Usage(input_tokens=5, output_tokens=126995)
 
 
 def test_deepseek_body_after_keep_alive_blank_lines() -> None:
     example = facts("deepseek")["example_success_response"]["body"]
     completion = adapter("deepseek").parse_response(b"\n\n\n" + body_bytes(example))
     assert completion.text == PARIS
+
+
+def test_deepseek_reasoning_content_is_never_answer_text() -> None:
+    thinking_only = {
+        "model": "deepseek-flash",
+        "choices": [
+            {
+                "message": {"content": None, "reasoning_content": "Let me think."},
+                "finish_reason": "length",
+            }
+        ],
+    }
+    completion = adapter("deepseek").parse_response(body_bytes(thinking_only))
+    assert completion.text == "" and completion.finish_reason == "length"
+    # a stream cut while the model was still reasoning had given no output yet
+    parser = adapter("deepseek").stream_parser()
+    events = parser.feed(
+        b": keep-alive\n\n"
+        + _sse(_chunk(None, reasoning_content="Capital"), _chunk(None, reasoning_content=" of"))[
+            : -len(b"data: [DONE]\n\n")
+        ]
+    )
+    assert text_of(events) == "" and not any(isinstance(e, Malformed) for e in events)
+    with pytest.raises(StreamBroken) as info:
+        parser.end()
+    assert "before any output" in info.value.message
 
 
 def test_mistral_chunked_content_is_joined() -> None:
@@ -395,8 +504,12 @@ def test_example_errors(name: str) -> None:
     limited = a.parse_error(
         429, f["example_error_429"]["headers"], body_bytes(f["example_error_429"]["body"])
     )
-    assert isinstance(limited, RateLimited)
-    assert limited.retry_after == {"openai": 1.0, "groq": 1.0}.get(name)
+    if name == "xai":  # xAI's documented 429 is its credits / spending-limit message
+        assert isinstance(limited, QuotaExhausted) and not isinstance(limited, RateLimited)
+        assert "used all available credits" in limited.message
+    else:
+        assert isinstance(limited, RateLimited)
+        assert limited.retry_after == {"openai": 1.0, "groq": 1.0}.get(name)
     auth = f["example_error_401"]
     error = a.parse_error(auth["http_status"], auth["headers"], body_bytes(auth["body"]))
     assert isinstance(error, AuthError), error
@@ -409,6 +522,121 @@ def test_xai_bad_key_answered_with_400_is_auth_error() -> None:
     error = adapter("xai").parse_error(400, {}, body_bytes(auth["body"]))
     assert isinstance(error, AuthError)
     assert "xa***yz" not in error.message and "Incorrect API key" in error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (
+            429,
+            "Your team 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0 has either used all available "
+            "credits or reached its monthly spending limit. To continue making API requests, "
+            "please purchase more credits or raise your spending limit.",
+        ),
+        (
+            403,
+            "Your newly created team doesn't have any credits or licenses yet. You can "
+            "purchase credits on https://console.x.ai.",
+        ),
+    ],
+    ids=["429-credits", "403-no-credits"],
+)
+def test_xai_credit_errors_are_quota_exhausted(status: int, message: str) -> None:
+    body = body_bytes({"code": "Some resource has been exhausted", "error": message})
+    error = adapter("xai").parse_error(status, {"retry-after": "5"}, body)
+    assert isinstance(error, QuotaExhausted) and not isinstance(error, RateLimited)
+    assert (error.provider, error.status) == ("xai", status) and not error.retry_same
+    assert "credits" in error.message
+
+
+def test_xai_plain_429_stays_a_rate_limit() -> None:
+    body = body_bytes(
+        {"code": "Some resource has been exhausted", "error": "Too many requests, slow down."}
+    )
+    error = adapter("xai").parse_error(429, {"retry-after": "2"}, body)
+    assert type(error) is RateLimited and error.retry_after == 2.0
+    assert "Too many requests" in error.message
+
+
+def test_xai_flat_error_body_keeps_its_message() -> None:
+    body = body_bytes(
+        {
+            "code": "Client specified an invalid argument",
+            "error": "Argument not supported on this model: presence_penalty",
+        }
+    )
+    error = adapter("xai").parse_error(400, {}, body)
+    assert type(error) is BadRequest
+    assert error.message.startswith("Argument not supported on this model: presence_penalty")
+    missing = adapter("xai").parse_error(
+        404, {}, body_bytes({"code": "Some requested entity was not found", "error": "no grok-9"})
+    )
+    assert isinstance(missing, ModelNotFound) and "no grok-9" in missing.message
+
+
+def test_mistral_error_shapes_keep_the_message() -> None:
+    f = facts("mistral")
+    a = adapter("mistral")
+    limited = a.parse_error(429, {}, body_bytes(f["example_error_429"]["body"]))
+    assert type(limited) is RateLimited and limited.message.startswith("Rate limit exceeded")
+    assert "rate_limited" in limited.message
+    auth = a.parse_error(401, {}, body_bytes(f["example_error_401"]["body"]))
+    assert isinstance(auth, AuthError) and auth.message == "Unauthorized"
+    detail_auth = a.parse_error(401, {}, body_bytes({"detail": "Unauthorized"}))
+    assert isinstance(detail_auth, AuthError) and detail_auth.message == "Unauthorized"
+    invalid = a.parse_error(422, {}, body_bytes(f["extra_examples"]["example_error_422"]))
+    assert type(invalid) is BadRequest and invalid.message == "body.messages: Field required"
+    nested = a.parse_error(
+        400,
+        {},
+        body_bytes(
+            {
+                "object": "error",
+                "message": {"detail": [{"loc": ["body", "top_p"], "msg": "must be <= 1"}]},
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        ),
+    )
+    assert type(nested) is BadRequest
+    assert nested.message.startswith("body.top_p: must be <= 1")
+    too_long = a.parse_error(
+        400,
+        {},
+        body_bytes(
+            {
+                "object": "error",
+                "message": "Prompt contains 300000 tokens, too large for model with 262144 "
+                "maximum context length",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "3051",
+            }
+        ),
+    )
+    assert isinstance(too_long, ContextExceeded)
+
+
+def test_overloaded_5xx_carries_the_providers_retry_hints() -> None:
+    body = body_bytes({"error": {"message": "The server is overloaded", "type": "server_error"}})
+    hinted = adapter("openai").parse_error(
+        503, {"retry-after-ms": "1500", "x-should-retry": "true"}, body
+    )
+    assert isinstance(hinted, UpstreamError) and hinted.status == 503
+    assert (hinted.retry_after, hinted.should_retry) == (1.5, True)
+    refused = adapter("openai").parse_error(503, {"x-should-retry": "false"}, body)
+    assert isinstance(refused, UpstreamError)
+    assert (refused.retry_after, refused.should_retry) == (None, False)
+    plain = adapter("openai").parse_error(500, {}, body)
+    assert isinstance(plain, UpstreamError)
+    assert (plain.retry_after, plain.should_retry) == (None, None)
+
+
+def test_openai_409_conflict_is_retried_like_an_upstream_error() -> None:
+    body = body_bytes({"error": {"message": "Conflict, please retry", "type": "conflict"}})
+    error = adapter("openai").parse_error(409, {}, body)
+    assert isinstance(error, UpstreamError) and error.retry_same and error.status == 409
 
 
 def test_openai_extra_errors() -> None:
@@ -571,8 +799,21 @@ def test_perplexity_failed_response_is_mapped() -> None:
 def test_perplexity_legacy_html_401_is_auth_error() -> None:
     html = facts("perplexity")["extra_examples"]["example_error_401_legacy_html"].encode()
     assert isinstance(perplexity().parse_error(401, {}, html), AuthError)
+
+
+def test_perplexity_invalid_model_is_model_not_found() -> None:
     bad_model = facts("perplexity")["extra_examples"]["example_error_400"]
-    assert isinstance(perplexity().parse_error(400, {}, body_bytes(bad_model)), BadRequest)
+    error = perplexity().parse_error(400, {}, body_bytes(bad_model))
+    assert isinstance(error, ModelNotFound) and error.status == 400
+    assert "Invalid model 'sonar-pro-online'" in error.message
+    # the same said inside a failed Agent API stream
+    failed = {
+        "type": "response.failed",
+        "response": {"status": "failed", "error": bad_model["error"]},
+    }
+    raw = b"event: response.failed\ndata: " + body_bytes(failed) + b"\n\n"
+    with pytest.raises(ModelNotFound):
+        run_stream(perplexity(), raw)
 
 
 def test_legacy_sonar_chat_format_still_parses_with_the_chat_adapter() -> None:

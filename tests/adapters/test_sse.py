@@ -16,6 +16,7 @@ from switchman._errors import (
     ContextExceeded,
     ModelNotFound,
     ProviderError,
+    QuotaExhausted,
     RateLimited,
     StreamBroken,
     UpstreamError,
@@ -29,6 +30,7 @@ from switchman.adapters._sse import (
     parse_duration,
     retry_after_from_headers,
     scrub,
+    should_retry_header,
     stream_error,
 )
 
@@ -163,7 +165,13 @@ def test_error_fields_reads_every_shape() -> None:
     )
     assert anthropic.codes == ("rate_limit_error", "enforced_spend")
     detail = error_fields({"detail": [{"msg": "Field required"}]})
-    assert "Field required" in detail.message
+    assert detail.message == "Field required"
+    located = error_fields(
+        {"detail": [{"loc": ["body", "model"], "msg": "x"}, {"loc": ["body", 0], "msg": "y"}]}
+    )
+    assert located.message == "body.model: x; body.0: y"
+    nested = error_fields({"object": "error", "message": {"detail": "Unauthorized"}})
+    assert nested.message == "Unauthorized"
 
 
 def _body(payload: object) -> bytes:
@@ -199,6 +207,11 @@ def _body(payload: object) -> bytes:
         (404, {"error": {"message": "model not found"}}, ModelNotFound),
         (404, {"error": {"type": "not_found_error", "message": "model: x"}}, ModelNotFound),
         (400, {"error": {"code": "model_not_found", "message": "no such model"}}, ModelNotFound),
+        (400, {"error": {"message": "x", "type": "invalid_model", "code": 400}}, ModelNotFound),
+        (409, {"error": {"message": "conflict"}}, UpstreamError),
+        (429, {"code": "c", "error": "Your team has used all available credits."}, QuotaExhausted),
+        (403, {"code": "c", "error": "Your team doesn't have any credits yet."}, QuotaExhausted),
+        (429, {"code": "Some resource has been exhausted", "error": "slow down"}, RateLimited),
         (400, {"error": {"message": "unknown field 'foo'"}}, BadRequest),
         (422, {"detail": [{"msg": "Field required"}]}, BadRequest),
         (302, {}, BadReply),
@@ -223,6 +236,31 @@ def test_map_error_rate_limit_retry_after_sources() -> None:
     assert isinstance(from_text, RateLimited) and from_text.retry_after == pytest.approx(0.24)
     unknown = map_error("p", 429, {}, _body({"error": "quota"}), secret=None)
     assert isinstance(unknown, RateLimited) and unknown.retry_after is None
+
+
+def test_map_error_5xx_retry_hints() -> None:
+    body = _body({"error": {"message": "busy"}})
+    header = map_error("p", 503, {"Retry-After": "4", "X-Should-Retry": "True"}, body, secret=None)
+    assert isinstance(header, UpstreamError)
+    assert (header.retry_after, header.should_retry) == (4.0, True)
+    in_body = _body({"error": {"message": "busy", "details": [{"retryDelay": "1.5s"}]}})
+    from_body = map_error("p", 503, {}, in_body, secret=None)
+    assert isinstance(from_body, UpstreamError) and from_body.retry_after == 1.5
+    no = map_error("p", 529, {"x-should-retry": "false"}, body, secret=None)
+    assert isinstance(no, UpstreamError) and (no.retry_after, no.should_retry) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-should-retry": "true"}, True),
+        ({"X-Should-Retry": " FALSE "}, False),
+        ({"x-should-retry": "maybe"}, None),
+        ({}, None),
+    ],
+)
+def test_should_retry_header(headers: dict[str, str], expected: bool | None) -> None:
+    assert should_retry_header(headers) is expected
 
 
 def test_map_error_handles_html_and_empty_bodies() -> None:
@@ -254,3 +292,14 @@ def test_stream_error_before_and_after_output() -> None:
         "g", {"error": {"code": 503, "message": "m"}}, secret=None, output_began=False
     )
     assert isinstance(coded, UpstreamError) and coded.status == 503
+    unknown_model = stream_error(
+        "x", {"error": {"type": "invalid_model", "message": "m"}}, secret=None, output_began=False
+    )
+    assert isinstance(unknown_model, ModelNotFound)
+    quota = stream_error(
+        "x",
+        {"error": {"code": "insufficient_quota", "message": "m"}},
+        secret=None,
+        output_began=False,
+    )
+    assert isinstance(quota, QuotaExhausted)
