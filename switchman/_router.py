@@ -403,12 +403,14 @@ async def run_router(
         ChildSpec(id="trace-hub", start=functools.partial(run_trace_hub, hub), shutdown_s=0.0),
         ChildSpec(
             id="ledger",
-            # a restarted ledger carries on from the last settled state it handed out
+            # a restarted ledger carries on from the last state it handed out, its open
+            # reservations included
             start=lambda task_status: run_ledger(
                 ledger_recv,
                 limits,
                 initial=tap.latest if tap.latest is not None else initial_ledger,
                 on_change=tap,
+                on_state=tap.hold,
                 task_status=task_status,
             ),
             stop=ledger_send.close,

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import trio
+import trio.testing
 
 import switchman
 from switchman import Call
@@ -101,6 +102,59 @@ async def test_a_crashed_ledger_restarts_with_the_spend_it_had_settled(
         spent = await router.spend("global")
     assert first.status == third.status == "complete"
     assert spent["day"] == pytest.approx(first.cost_usd + third.cost_usd)
+
+
+async def test_a_ledger_crash_mid_load_forgets_no_reservation_and_strands_no_caller(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger crashes on a reservation while others are open: the caller of that one
+    is answered (refused, not left waiting), the restarted ledger still holds every other
+    open reservation, and the budget is not overspent by a cent."""
+    from switchman.actors import _ledger
+
+    paid = sim_model("paid", SimProfile(latency_ms=200), input_per_mtok=1000.0)
+    config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=0.05))
+    real_reserve = _ledger.reserve
+    reserves = 0
+
+    def crash_on_the_tenth(*args: object, **kwargs: object) -> object:
+        nonlocal reserves
+        reserves += 1
+        if reserves == 10:
+            raise RuntimeError("injected bug in the ledger")
+        return real_reserve(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_ledger, "reserve", crash_on_the_tenth)
+    results: list[switchman.Result] = []
+    async with switchman.open_router(config) as router:
+
+        async def one(i: int) -> None:
+            results.append(await router.call(Call(prompt=f"call {i}", model="paid")))
+
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for i in range(60):
+                nursery.start_soon(one, i)
+        took = trio.current_time() - started
+        spent = await router.spend("global")
+    done = [r for r in results if r.status == "complete"]
+    assert len(results) == 60 and done
+    assert took < 5.0  # nobody waited out the call deadline for a lost reply
+    assert spent["day"] == pytest.approx(sum(r.cost_usd for r in done))
+    assert spent["day"] <= 0.05
+
+
+async def test_spend_is_tracked_without_any_budget(autojump_clock: trio.abc.Clock) -> None:
+    paid = sim_model("paid", SimProfile(latency_ms=10), input_per_mtok=1000.0)
+    async with switchman.open_router(fleet(paid)) as router:
+        results = [await router.call(Call(prompt=f"call {i}", model="paid")) for i in range(3)]
+        await trio.testing.wait_all_tasks_blocked()
+        total = sum(r.cost_usd for r in results)
+        assert total > 0
+        for scope in ("global", "provider:sim"):
+            spent = await router.spend(scope)
+            assert spent["hour"] == spent["day"] == spent["month"] == pytest.approx(total)
+        assert (await router.spend("caller:nobody"))["day"] == 0.0
 
 
 def test_learning_survives_a_restart_in_a_new_process_clock(tmp_path: object) -> None:

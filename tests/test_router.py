@@ -737,3 +737,24 @@ async def test_a_call_with_stop_skips_a_model_that_cannot_take_it_and_a_long_pro
         )
         plain = await router.call(Call(prompt="hi", model="r"))
         assert plain.model == "no-stop"
+
+
+async def test_two_aliases_of_one_upstream_model_share_its_attempts_and_breaker(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A [[models]] alias for a catalog model is still one model upstream: the call does
+    not try it twice under each name, and its breaker opens for both."""
+    failing = SimProfile(error_rate=1.0)
+    first = sim_model("upstream", failing)
+    second = sim_model("my-name-for-it", failing, model_id="upstream")
+    config = fleet(first, second, GOOD, routes={"r": ("upstream", "my-name-for-it", "good")})
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hi", model="r"))
+        assert result.status == "complete" and result.model == "good"
+        tried = [a.alias for a in result.trace.attempts]
+        assert tried == ["upstream", "upstream", "good"]  # a retry, then never again
+        for _ in range(3):
+            await router.call(Call(prompt="hi", model="r"))
+        await trio.testing.wait_all_tasks_blocked()
+        breakers = {m.alias: m.breaker for p in router.status().providers for m in p.models}
+        assert breakers["upstream"] == breakers["my-name-for-it"] == "open"

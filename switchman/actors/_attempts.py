@@ -52,22 +52,23 @@ from switchman.actors._messages import (
     Release,
     Reserve,
     Settle,
+    Spent,
     Unavailable,
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
 from switchman.policy._breaker import Breaker, breaker_retry_at
 from switchman.policy._budget import Limit
-from switchman.policy._eligibility import max_input_tokens, output_tokens, request_params
+from switchman.policy._eligibility import (
+    CONTINUE_PROMPT,
+    max_input_tokens,
+    output_tokens,
+    request_params,
+)
 from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
 
 _attempt_ids = itertools.count(1)
-
-CONTINUE_PROMPT = (
-    "Your previous reply was cut off. Continue it exactly from where it stops, "
-    "without repeating any of it."
-)
 
 
 def error_info(exc: ProviderError) -> ErrorInfo:
@@ -130,16 +131,25 @@ class Success:
 async def run_attempts(
     env: DispatchEnv, run: CallRun, candidates: list[ModelSpec]
 ) -> Success | None:
-    """Try ``candidates`` in order until one answers; None when all failed (see run.errors)."""
-    tries: dict[str, int] = {}
+    """Try ``candidates`` in order until one answers; None when all failed (see run.errors).
+
+    Attempts are counted per upstream model (provider and model id): two aliases of one
+    model do not get two tries each, and once the call switched away from a model, an
+    other alias of it later in the list is passed over."""
+    tries: dict[tuple[str, str], int] = {}
+    left: set[tuple[str, str]] = set()
     i = 0
     while i < len(candidates):
         model = candidates[i]
+        upstream = (model.provider, model.model_id)
+        if upstream in left:
+            i += 1
+            continue
         now = trio.current_time()
         if now >= run.deadline:
             run.errors.append(ErrorInfo(code="timeout", message="the call's deadline passed"))
             return None
-        tries[model.alias] = tries.get(model.alias, 0) + 1
+        tries[upstream] = tries.get(upstream, 0) + 1
         outcome = await _one_attempt(env, run, model, leave_room=i + 1 < len(candidates))
         if isinstance(outcome, Success):
             return outcome
@@ -149,7 +159,7 @@ async def run_attempts(
         now = trio.current_time()
         decision = decide_after_failure(
             outcome,
-            attempts_on_model=tries[model.alias],
+            attempts_on_model=tries[upstream],
             now=now,
             deadline=run.deadline,
             rng=env.rng,
@@ -157,10 +167,12 @@ async def run_attempts(
         )
         if decision.action == "retry" and _held_back(env, model, now + decision.delay_s):
             i += 1  # its breaker just opened: a retry would only be refused, after a wait
+            left.add(upstream)
         elif decision.action == "retry":
             await trio.sleep(decision.delay_s)
         elif decision.action == "switch":
             i += 1
+            left.add(upstream)
         else:
             return None
     return None
@@ -262,6 +274,14 @@ async def _one_attempt(
             settled = True
             run.settled_usd += result.cost_usd
             run.event(env, "budget.settled", alias=model.alias, amount_usd=result.cost_usd)
+        elif isinstance(result, Success) and result.cost_usd > 0.0:
+            # no budget to hold it against, but spend is tracked all the same (global,
+            # per provider, per key): told, not asked, so the call does not wait for it
+            with trio.CancelScope(shield=True):
+                try:
+                    await send_soon(env.ledger, Spent(scopes=scopes, actual_usd=result.cost_usd))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the router is closing: the ledger is gone
         return result
     finally:
         if reservation is not None and not settled:
@@ -447,8 +467,8 @@ async def _exchange(
     if end is not None:
         answer = "".join(text)
         usage = end.usage
-        if usage.output_tokens == 0 and answer:
-            usage = attrs.evolve(usage, output_tokens=math.ceil(len(answer) / 4))
+        if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
+            usage = attrs.evolve(usage, output_tokens=min(math.ceil(len(answer) / 4), out_tokens))
         if usage.input_tokens == 0:
             usage = attrs.evolve(usage, input_tokens=input_tokens)
         cost = model.cost(usage.input_tokens, usage.output_tokens)

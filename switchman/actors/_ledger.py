@@ -6,6 +6,9 @@ arithmetic itself is the pure ``switchman.policy._budget``.
 
 Spend can be persisted through ``on_change`` (called with the new ledger after
 every settle, off the hot path of reservations) and restored with ``initial``.
+``on_state`` sees the ledger after every change, reservations included: a ledger
+restarted after a crash carries on from it, so no reservation is forgotten (one
+forgotten would let its budget be spent twice) and none released comes back.
 """
 
 from __future__ import annotations
@@ -15,9 +18,18 @@ from collections.abc import Callable, Iterable
 
 import trio
 
-from switchman.actors._messages import LedgerMessage, Release, Reserve, Settle, SpendQuery
+from switchman.actors._messages import LedgerMessage, Release, Reserve, Settle, SpendQuery, Spent
 from switchman.catalog._spec import Config
-from switchman.policy._budget import Ledger, Limit, Period, release, reserve, settle, spent_usd
+from switchman.policy._budget import (
+    Ledger,
+    Limit,
+    Period,
+    record,
+    release,
+    reserve,
+    settle,
+    spent_usd,
+)
 
 _PERIOD_KEYS: dict[str, Period] = {"hourly_usd": "hour", "daily_usd": "day", "monthly_usd": "month"}
 
@@ -66,39 +78,54 @@ async def run_ledger(
     initial: Ledger | None = None,
     wall: Callable[[], float] = time.time,
     on_change: Callable[[Ledger], None] | None = None,
+    on_state: Callable[[Ledger], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve budget messages until the inbox ends.
 
     Reservations are answered at once on their reply channel (the ``Limit`` that
-    refused, or None). Cancelled midway, nothing is half-applied: every message is
-    handled without a checkpoint.
+    refused, or None); the reply channel is closed even when handling the message
+    fails, so its caller is never left waiting (it reads the closed channel as a
+    refusal). Cancelled midway, nothing is half-applied: every message is handled
+    without a checkpoint.
     """
     ledger = initial if initial is not None else Ledger()
     task_status.started()
     async for msg in inbox:
         match msg:
             case Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=reply):
-                ledger, refused = reserve(
-                    ledger,
-                    limits,
-                    scopes=scopes,
-                    amount_usd=amount,
-                    reservation_id=rid,
-                    wall_now=wall(),
-                )
                 with reply:
+                    ledger, refused = reserve(
+                        ledger,
+                        limits,
+                        scopes=scopes,
+                        amount_usd=amount,
+                        reservation_id=rid,
+                        wall_now=wall(),
+                    )
                     try:
                         reply.send_nowait(refused)
                     except (trio.BrokenResourceError, trio.WouldBlock):
                         # the caller is gone: nobody will settle this
                         ledger = release(ledger, rid)
+                if on_state is not None:
+                    on_state(ledger)
             case Settle(id=rid, actual_usd=actual):
                 ledger = settle(ledger, rid, actual_usd=actual)
+                if on_state is not None:
+                    on_state(ledger)
                 if on_change is not None:
                     on_change(ledger)
             case Release(id=rid):
                 ledger = release(ledger, rid)
+                if on_state is not None:
+                    on_state(ledger)
+            case Spent(scopes=scopes, actual_usd=actual):
+                ledger = record(ledger, scopes, actual_usd=actual, wall_now=wall())
+                if on_state is not None:
+                    on_state(ledger)
+                if on_change is not None:
+                    on_change(ledger)
             case SpendQuery(scope=scope, reply_to=reply):
                 now = wall()
                 with reply:

@@ -112,13 +112,21 @@ class Release:
     id: str
 
 
+@attrs.frozen(kw_only=True)
+class Spent:
+    """Spend without a reservation (no scope of it has a budget): kept so that it shows."""
+
+    scopes: tuple[str, ...]
+    actual_usd: float
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class SpendQuery:
     scope: str
     reply_to: trio.MemorySendChannel[dict[str, float]]
 
 
-LedgerMessage = Reserve | Settle | Release | SpendQuery
+LedgerMessage = Reserve | Settle | Release | Spent | SpendQuery
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -34,12 +34,17 @@ class Persistence(Protocol):
 
 
 class LedgerTap:
-    """The latest ledger value, set by the ledger actor after every settle."""
+    """The latest ledger value: ``hold`` is called by the ledger actor after every change
+    (what a restarted ledger resumes from), the tap itself after every settle (spend
+    changed: what the persister saves)."""
 
     def __init__(self) -> None:
         self.latest: Ledger | None = None
         self.version = 0
         self.changed = trio.Event()
+
+    def hold(self, ledger: Ledger) -> None:
+        self.latest = ledger
 
     def __call__(self, ledger: Ledger) -> None:
         self.latest = ledger

@@ -116,6 +116,14 @@ class _ProviderState:
     ) -> None:
         self.spec = spec
         self.models = models
+        #: the aliases of each upstream model: two aliases of one model (a catalog entry
+        #: and a [[models]] alias for it) share its breaker, its 429 hold and its 404
+        by_id: dict[str, list[str]] = {}
+        for m in models:
+            by_id.setdefault(m.model_id, []).append(m.alias)
+        self.same_model: dict[str, tuple[str, ...]] = {
+            alias: tuple(aliases) for aliases in by_id.values() for alias in aliases
+        }
         self.board = board
         self.hub = hub
         self.breaker_cfg = breaker_cfg
@@ -242,7 +250,7 @@ class _ProviderState:
             # answered for, not its siblings: providers limit per model, and a healthy
             # fallback on the same provider must stay usable. Our own rpm/tpm stay per provider.
             retry_after = msg.error.retry_after if isinstance(msg.error, RateLimited) else None
-            self.model_rates[msg.alias] = rate_observe(
+            observed = rate_observe(
                 self.model_rates.get(msg.alias) or new_budget(None, None, now),
                 now,
                 msg.headers or {},
@@ -250,19 +258,24 @@ class _ProviderState:
                 status=429 if limited else (msg.status or 200),
                 retry_after=retry_after,
             )
+            for alias in self.same_model.get(msg.alias, (msg.alias,)):
+                self.model_rates[alias] = observed
         if isinstance(msg.error, AuthError):
             kind = "quota exhausted" if isinstance(msg.error, QuotaExhausted) else "auth error"
             self.misconfigured = f"{kind}: {msg.error.message}"
             self.misconfigured_until = now + MISCONFIGURED_HOLD_S
         elif isinstance(msg.error, ModelNotFound):  # asking again will not change it soon
-            self.holds[msg.alias] = ModelHold(
+            hold = ModelHold(
                 reason=f"not served by {self.spec.name}: {msg.error.message}",
                 until=now + MODEL_NOT_FOUND_HOLD_S,
             )
+            for alias in self.same_model.get(msg.alias, (msg.alias,)):
+                self.holds[alias] = hold
         elif msg.outcome == "success":
             self.misconfigured = None
             if self.holds:
-                self.holds.pop(msg.alias, None)
+                for alias in self.same_model.get(msg.alias, (msg.alias,)):
+                    self.holds.pop(alias, None)
         latency_ms = (now - msg.started_at) * 1000.0
         ttft_ms = msg.ttft_s * 1000.0 if msg.ttft_s is not None else None
         for key in ((msg.alias, msg.intent), (msg.alias, "*")):
@@ -277,9 +290,13 @@ class _ProviderState:
         self.publish()
 
     def _set_breaker(self, alias: str, old: Breaker, new: Breaker, now: float) -> None:
-        self.breakers[alias] = new
-        if old.state != new.state:
-            log.info("breaker %s %s -> %s", alias, old.state, new.state)
+        siblings = self.same_model.get(alias, (alias,))
+        for sibling in siblings:
+            self.breakers[sibling] = new
+        if old.state == new.state:
+            return
+        for name in siblings:
+            log.info("breaker %s %s -> %s", name, old.state, new.state)
             if self.hub.active:
                 self.hub.publish(
                     TraceEvent(
@@ -288,7 +305,7 @@ class _ProviderState:
                         job_id=None,
                         ts=time.time(),
                         data={
-                            "alias": alias,
+                            "alias": name,
                             "provider": self.spec.name,
                             "from": old.state,
                             "to": new.state,

@@ -142,6 +142,20 @@ def settle(ledger: Ledger, reservation_id: str, *, actual_usd: float) -> Ledger:
     return Ledger(spent=spent, reservations=_without(ledger.reservations, reservation_id))
 
 
+def record(ledger: Ledger, scopes: Sequence[str], *, actual_usd: float, wall_now: float) -> Ledger:
+    """Spend of ``actual_usd`` in the current windows of ``scopes``, without a reservation:
+    for scopes no limit covers, whose spend is kept only to be seen."""
+    if actual_usd < 0:
+        raise ValueError(f"actual_usd must be >= 0, got {actual_usd}")
+    actual = to_micros(actual_usd)
+    spent = dict(ledger.spent)
+    for scope in dict.fromkeys(scopes):
+        for period in PERIODS:
+            window = (scope, window_key(period, wall_now))
+            spent[window] = spent.get(window, 0) + actual
+    return attrs.evolve(ledger, spent=spent)
+
+
 def release(ledger: Ledger, reservation_id: str) -> Ledger:
     """Drop a reservation without spend (a failed attempt costs nothing); unknown id: unchanged."""
     if reservation_id not in ledger.reservations:

@@ -29,6 +29,14 @@ VERBOSITY_OUTPUT_TOKENS: Final = {"minimal": 256, "standard": 1024, "full": 4096
 #: chars per token of the input estimate, and the per-message framing overhead
 _CHARS_PER_TOKEN: Final = 4
 _TOKENS_PER_MESSAGE: Final = 4
+#: what a chat request adds beyond its messages (the reply's priming, special tokens):
+#: part of the bound on what a request is billed, with a provider's margin
+_TOKENS_PER_REQUEST: Final = 16
+#: the user turn that asks a model without prefill to continue a cut answer
+CONTINUE_PROMPT: Final = (
+    "Your previous reply was cut off. Continue it exactly from where it stops, "
+    "without repeating any of it."
+)
 
 
 #: how the exclusion of a model whose context window is too small begins (the gateway
@@ -54,10 +62,11 @@ def max_input_tokens(call: Call, continuation: str = "") -> int:
     """The most input tokens the call can be billed for, without a tokenizer.
 
     Tokenizers that fall back to bytes (every current model family) never make more
-    tokens than the text has UTF-8 bytes, so bytes plus the per-message framing is a
-    bound: what budget reservations use, so that a prompt in a script of several
-    bytes a character (where four characters a token is far too low) cannot overspend.
-    ``continuation`` is text already streamed that a continuing attempt sends again.
+    tokens than the text has UTF-8 bytes, so bytes plus the per-message and per-request
+    framing is a bound: what budget reservations use, so that a prompt in a script of
+    several bytes a character (where four characters a token is far too low) cannot
+    overspend. ``continuation`` is text already streamed that a continuing attempt sends
+    again (with, at most, the turn asking to continue it).
     """
     if call.messages is None:
         size = len((call.prompt or "").encode())
@@ -66,9 +75,9 @@ def max_input_tokens(call: Call, continuation: str = "") -> int:
         size = sum(len(m.content.encode()) for m in call.messages)
         messages = len(call.messages)
     if continuation:
-        size += len(continuation.encode())
+        size += len(continuation.encode()) + len(CONTINUE_PROMPT)
         messages += 2  # the assistant prefix, and possibly a "continue" turn
-    return size + _TOKENS_PER_MESSAGE * messages
+    return size + _TOKENS_PER_MESSAGE * messages + _TOKENS_PER_REQUEST
 
 
 def output_tokens(call: Call, model: ModelSpec) -> int:

@@ -12,8 +12,12 @@ Rules:
   short (``<= max_wait_s``), ends before the deadline and the model had fewer
   than two attempts; otherwise switch.
 * Errors with ``retry_same`` (``UpstreamError``, ``TransientError``): retry once
-  after a jittered backoff of at least ``MIN_RETRY_GAP_S`` if that ends before the
-  deadline; otherwise switch. Never more than two attempts on one model.
+  after a jittered backoff of at least ``MIN_RETRY_GAP_S`` (or the provider's own
+  ``retry_after`` on a 503/529 when that is longer and at most ``max_wait_s``) if
+  that ends before the deadline; otherwise switch. A provider that says not to retry
+  (``x-should-retry: false``) is switched away from at once. Never more than two
+  attempts on one model. (A 429's Retry-After is the provider's to set: a retry
+  after it may come sooner than ``MIN_RETRY_GAP_S``, still at most twice.)
 * Everything else (refusals, context length, auth, bad request, timeouts, broken
   streams, bad replies): switch. A silent or cut provider is never retried.
 """
@@ -31,6 +35,7 @@ from switchman._errors import (
     ProviderError,
     RateLimited,
     Refused,
+    UpstreamError,
 )
 
 #: Two attempts on one model are never closer together than this.
@@ -97,10 +102,19 @@ def decide_after_failure(
             error, attempts=attempts_on_model, now=now, deadline=deadline, max_wait=max_wait_s
         )
     if error.retry_same:
+        if isinstance(error, UpstreamError) and error.should_retry is False:
+            return RetryDecision(action="switch", reason="the provider said not to retry")
         jitter = backoff_delay(
             max(1, attempts_on_model), rng, base_s=backoff_base_s, cap_s=backoff_cap_s
         )
         delay = max(jitter, MIN_RETRY_GAP_S)
+        asked = error.retry_after if isinstance(error, UpstreamError) else None
+        if asked is not None and asked > delay:
+            if asked > max_wait_s:
+                return RetryDecision(
+                    action="switch", reason=f"{_describe(error)}, back in {asked:g} s: too long"
+                )
+            delay = asked
         return _after_transient(
             error, attempts=attempts_on_model, now=now, deadline=deadline, delay=delay
         )

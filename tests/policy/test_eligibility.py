@@ -11,6 +11,7 @@ from switchman._call import Call, Message, Options, Params
 from switchman._result import Exclusion
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._eligibility import (
+    CONTINUE_PROMPT,
     VERBOSITY_OUTPUT_TOKENS,
     check_eligibility,
     estimate_input_tokens,
@@ -298,5 +299,9 @@ def test_reservation_bound_counts_every_message_and_a_continuation() -> None:
     call = Call(
         messages=(Message(role="system", content="説明"), Message(role="user", content="ab"))
     )
-    assert max_input_tokens(call) == 6 + 2 + 4 * 2  # "説明" is 6 bytes
-    assert max_input_tokens(call, "続き") == 6 + 2 + 6 + 4 * 4
+    # "説明" is 6 bytes; 4 tokens a message, 16 a request (the reply's priming)
+    assert max_input_tokens(call) == 6 + 2 + 4 * 2 + 16
+    # a continuation sends the text again, and maybe the turn asking to continue it
+    assert max_input_tokens(call, "続き") == 6 + 2 + 6 + len(CONTINUE_PROMPT) + 4 * 4 + 16
+    # a one-byte prompt is billed about 8 tokens by a chat API: the bound holds
+    assert max_input_tokens(Call(prompt="a")) >= 8

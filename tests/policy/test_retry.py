@@ -223,3 +223,19 @@ def test_transient_deadline_edges(deadline: float, action: str) -> None:
 def test_upstream_reason_names_status() -> None:
     d = _decide(UpstreamError("overloaded", status=529))
     assert "529" in d.reason
+
+
+def test_an_overloaded_provider_is_waited_for_as_it_asks_or_left_when_it_says_so() -> None:
+    asked = UpstreamError("overloaded", status=529, retry_after=2.0)
+    d = _decide(asked)
+    assert (d.action, d.delay_s) == ("retry", 2.0)
+    assert _decide(asked, attempts=2).action == "switch"  # still at most twice
+    soon = UpstreamError("overloaded", status=503, retry_after=0.1)
+    assert _decide(soon).delay_s == MIN_RETRY_GAP_S  # never closer than the floor
+    far = UpstreamError("overloaded", status=503, retry_after=30.0)
+    d = _decide(far)
+    assert d.action == "switch" and "30 s" in d.reason
+    assert _decide(asked, now=129.0).action == "switch"  # past the deadline
+    told = UpstreamError("overloaded", status=529, should_retry=False)
+    d = _decide(told)
+    assert d.action == "switch" and "not to retry" in d.reason
