@@ -280,7 +280,8 @@ class Router:
             )
         send, receive = trio.open_memory_channel[dict[str, float]](1)
         async with receive:
-            await self._ledger.send(SpendQuery(scope=scope, reply_to=send))
+            # through the dispatcher: it first hands the ledger the spend it has tracked
+            await self._dispatch.send(SpendQuery(scope=scope, reply_to=send))
             return await receive.receive()
 
     async def aclose(self) -> None:

@@ -77,6 +77,25 @@ async def test_spend_and_learning_survive_a_restart(tmp_path: object) -> None:
     assert model.stats["code"]["n"] and model.stats["code"]["feedback"] == pytest.approx(0.9)
 
 
+async def test_spend_without_a_budget_is_kept_to_the_last_call_across_a_restart(
+    tmp_path: object,
+) -> None:
+    db = str(tmp_path) + "/switchman.db"  # type: ignore[operator]
+    paid = sim_model("paid", SimProfile(), input_per_mtok=1000.0, output_per_mtok=1000.0)
+    with trio.fail_after(30):
+        async with (
+            open_store(db) as store,
+            switchman.open_router(fleet(paid), store=store) as router,
+        ):  # calls close together: their spend is handed over in one batch
+            results = [await router.call(Call(prompt=f"{i}", model="paid")) for i in range(5)]
+        async with (
+            open_store(db) as store,
+            switchman.open_router(fleet(paid), store=store) as router,
+        ):
+            spent = await router.spend("provider:sim")
+    assert spent["month"] == pytest.approx(sum(r.cost_usd for r in results))
+
+
 async def test_a_crashed_ledger_restarts_with_the_spend_it_had_settled(
     autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,7 +52,6 @@ from switchman.actors._messages import (
     Release,
     Reserve,
     Settle,
-    Spent,
     Unavailable,
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
@@ -102,6 +101,8 @@ class CallRun:
     break_error: ErrorInfo | None = None
     #: the call's own cancel scope: cancelled when the caller stops reading its stream
     scope: trio.CancelScope | None = None
+    #: spend no budget covers (scopes, USD): tracked by the dispatcher, not reserved
+    tracked: tuple[tuple[str, ...], float] | None = None
 
     def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
         if env.hub.active:
@@ -276,12 +277,8 @@ async def _one_attempt(
             run.event(env, "budget.settled", alias=model.alias, amount_usd=result.cost_usd)
         elif isinstance(result, Success) and result.cost_usd > 0.0:
             # no budget to hold it against, but spend is tracked all the same (global,
-            # per provider, per key): told, not asked, so the call does not wait for it
-            with trio.CancelScope(shield=True):
-                try:
-                    await send_soon(env.ledger, Spent(scopes=scopes, actual_usd=result.cost_usd))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass  # the router is closing: the ledger is gone
+            # per provider, per key): the dispatcher hands it to the ledger in batches
+            run.tracked = (scopes, result.cost_usd)
         return result
     finally:
         if reservation is not None and not settled:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ import attrs
 import trio
 
 from switchman._call import REDACTION_ACKNOWLEDGEMENTS, TRUST_RANK, Call, TrustTier
+from switchman._channels import send_soon
 from switchman._errors import PermissionDenied
 from switchman._result import (
     BudgetTrace,
@@ -48,6 +50,8 @@ from switchman.actors._messages import (
     Feedback,
     FeedbackAnswer,
     FeedbackFor,
+    SpendQuery,
+    Spent,
     Submit,
 )
 from switchman.catalog._spec import ModelSpec
@@ -66,6 +70,8 @@ log = logging.getLogger("switchman.dispatcher")
 
 #: calls remembered for feedback (call id -> alias, intent)
 FEEDBACK_MEMORY = 10_000
+#: how often, at most, spend that no budget covers is handed to the ledger
+SPEND_BATCH_S = 0.02
 #: calls that may wait for a slot (beyond ``router.capacity``) before the inbox waits too
 BACKLOG = 1024
 
@@ -150,6 +156,31 @@ class _Dispatcher:
         #: calls that may run at once; the others wait for a slot inside their own task,
         #: under their own deadline (the inbox keeps moving: cancels, feedback)
         self.slots = trio.CapacityLimiter(env.config.router.capacity)
+        #: spend no budget covers, not yet handed to the ledger: per scopes, USD
+        self.unsent: dict[tuple[str, ...], float] = {}
+        self.spend_sent_at = -math.inf
+
+    def track(self, scopes: tuple[str, ...], usd: float) -> None:
+        """Spend of a call that no budget covered: the ledger gets it at most every
+        ``SPEND_BATCH_S`` (one message for many calls), before any spend query, and at
+        shutdown. Only budgets need it at once, and those go through reservations."""
+        self.unsent[scopes] = self.unsent.get(scopes, 0.0) + usd
+        now = trio.current_time()
+        if now - self.spend_sent_at >= SPEND_BATCH_S:
+            self.send_spend(now)
+
+    def send_spend(self, now: float) -> None:
+        """Hand the ledger the spend tracked so far (what its inbox cannot take now
+        waits for the next time; a closed ledger means the router is closing)."""
+        self.spend_sent_at = now
+        for scopes, usd in list(self.unsent.items()):
+            try:
+                self.env.ledger.send_nowait(Spent(scopes=scopes, actual_usd=usd))
+            except trio.WouldBlock:
+                return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            del self.unsent[scopes]
 
     async def wait_idle(self) -> None:
         """Return once no call is running."""
@@ -372,6 +403,8 @@ class _Dispatcher:
         budget = BudgetTrace(
             reserved_usd=run.reserved_usd, settled_usd=run.settled_usd, scopes=run.budget_scopes
         )
+        if run.tracked is not None:
+            self.track(*run.tracked)
         if success is not None:
             self._remember(run.call_id, success.model.alias, run.call.intent)
             result = Result(
@@ -597,7 +630,14 @@ async def run_dispatcher(
                         target.cancel()
                 case FeedbackFor():
                     await dispatcher.feedback(msg)
+                case SpendQuery():
+                    dispatcher.send_spend(trio.current_time())  # (the ledger reads in order)
+                    try:
+                        await send_soon(env.ledger, msg)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        msg.reply_to.close()  # the ledger is gone: the query ends
         with trio.move_on_after(env.config.server.grace_s):
             await dispatcher.wait_idle()
         for running in list(dispatcher.scopes.values()):
             running.cancel()
+    dispatcher.send_spend(trio.current_time())  # what the last calls spent

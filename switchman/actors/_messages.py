@@ -7,7 +7,8 @@ Mailboxes and their closed unions:
   (``ResponseStarted``, ``TextDelta``, ``Malformed``) ending in ``StreamEnd`` or
   ``AttemptFailed``; a reply channel closed without either means the actor went away.
 - ledger inbox: ``Reserve | Settle | Release | SpendQuery``
-- dispatcher inbox: ``Submit | CancelCall | FeedbackFor``
+- dispatcher inbox: ``Submit | CancelCall | FeedbackFor | SpendQuery`` (a spend query
+  passes through the dispatcher, which first hands the ledger the spend it tracks)
 - a call's reply channel: ``Delta`` items (streaming only), then one ``Result``.
 """
 
@@ -162,4 +163,4 @@ class FeedbackFor:
     model: str | None = None
 
 
-DispatcherMessage = Submit | CancelCall | FeedbackFor
+DispatcherMessage = Submit | CancelCall | FeedbackFor | SpendQuery

@@ -19,6 +19,8 @@ Nothing here blocks or can be cancelled midway.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -71,15 +73,22 @@ def from_micros(micros: int) -> float:
 
 def window_key(period: Period, wall_now: float) -> str:
     """The UTC calendar bucket of ``wall_now`` (Unix seconds) for ``period``."""
-    t = dt.datetime.fromtimestamp(wall_now, tz=dt.UTC)
-    match period:
-        case "hour":
-            return f"hour:{t:%Y-%m-%dT%H}"
-        case "day":
-            return f"day:{t:%Y-%m-%d}"
-        case "month":
-            return f"month:{t:%Y-%m}"
-    raise ValueError(f"unknown period {period!r}")
+    keys = _window_keys(math.floor(wall_now / 3600.0))
+    if period not in keys:
+        raise ValueError(f"unknown period {period!r}")
+    return keys[period]
+
+
+@functools.lru_cache(maxsize=8)
+def _window_keys(hour: int) -> dict[str, str]:
+    """Every period's window key for a UTC hour (days and months begin on an hour, so
+    the hour decides them all): formatted once an hour, not on every reservation."""
+    t = dt.datetime.fromtimestamp(hour * 3600.0, tz=dt.UTC)
+    return {
+        "hour": f"hour:{t:%Y-%m-%dT%H}",
+        "day": f"day:{t:%Y-%m-%d}",
+        "month": f"month:{t:%Y-%m}",
+    }
 
 
 def reserve(
