@@ -758,3 +758,22 @@ async def test_two_aliases_of_one_upstream_model_share_its_attempts_and_breaker(
         await trio.testing.wait_all_tasks_blocked()
         breakers = {m.alias: m.breaker for p in router.status().providers for m in p.models}
         assert breakers["upstream"] == breakers["my-name-for-it"] == "open"
+
+
+async def test_a_fallback_the_budget_kept_out_is_named_in_the_lead_error(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cheap = sim_model("cheap", SimProfile(error_rate=1.0), input_per_mtok=0.01)
+    pricey = sim_model("pricey", input_per_mtok=10_000.0, output_per_mtok=10_000.0)
+    config = fleet(
+        cheap,
+        pricey,
+        routes={"r": ("cheap", "pricey")},
+        budgets=BudgetsConfig(global_daily_usd=0.5),
+    )
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hi", model="r"))
+    assert result.status == "failed"
+    lead = result.errors[0]
+    assert lead.provider == "sim" and "not tried: over budget" in lead.message
+    assert result.errors[-1].code == "budget_exceeded"

@@ -591,10 +591,14 @@ def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     if len({e.code for e in attempted}) > 1 and code not in ("timeout", "cancelled"):
         code = "all_models_failed"
     where = f" ({last.provider}" + (f", HTTP {last.status}" if last.status else "") + ")"
+    # a budget that kept a fallback from being tried is part of why the call failed
+    unaffordable = sum(e.code == "budget_exceeded" for e in errors)
+    over = f"; {unaffordable} more model(s) not tried: over budget" if unaffordable else ""
     lead = ErrorInfo(
         code=code,
         message=f"{len(run.attempts)} attempt(s) failed; last: {last.message}"
-        + (where if last.provider else ""),
+        + (where if last.provider else "")
+        + over,
         provider=last.provider,
         status=last.status,
     )
