@@ -38,6 +38,9 @@ FailureKind = Literal[
     "context_length",
     "content_policy",
     "not_found",
+    "bad_key",
+    "quota_exhausted",
+    "spend_limit",
 ]
 Ending = Literal["complete", "refusal", "cut", "stall", "error"]
 
@@ -220,6 +223,11 @@ def _answer_for(model: str, request: ProviderRequest) -> _Answer:
     return answer
 
 
+def answer_plan(behaviour: str, model: str, request: ProviderRequest) -> Plan:
+    """A healthy answer to ``request`` from ``model``, labelled ``behaviour``."""
+    return _answer_plan(behaviour, model, request)
+
+
 def _answer_plan(behaviour: str, model: str, request: ProviderRequest) -> Plan:
     answer = _answer_for(model, request)
     return Plan(
@@ -279,6 +287,13 @@ _FAILURES: Final[dict[str, Failure]] = {
         kind="content_policy", status=400, message="the request was rejected by a content policy"
     ),
     "not-found": Failure(kind="not_found", status=404, message="the model is not served here"),
+    "bad-key": Failure(kind="bad_key", status=401, message="the API key was rejected"),
+    "quota-exhausted": Failure(
+        kind="quota_exhausted", status=429, message="the account's credits or quota are used up"
+    ),
+    "spend-limit": Failure(
+        kind="spend_limit", status=429, message="the account's spending limit is reached"
+    ),
 }
 _SERVER_ERROR: Final = Failure(kind="server_error", status=500, message="internal server error")
 
@@ -438,6 +453,9 @@ BEHAVIOURS: Final = (
     "context-length",
     "content-policy",
     "not-found",
+    "bad-key",
+    "quota-exhausted",
+    "spend-limit",
     "refusal",
     "flapping-5",
     "flapping-2-3",
@@ -499,10 +517,12 @@ def plan_from_name(
     Names (after the last ``/``, before a ``:tag``): healthy, slow-ttft[-MS],
     rate-limited, rate-limited-no-retry-after, error-once, down, overloaded,
     reset, silent, cut, stall, malformed, no-terminator, error-after-200,
-    context-length, content-policy, not-found (the wire's 404 for an unknown model),
-    refusal, flapping-S (503 for S seconds from
-    the first request for this name, then healthy), flapping-D-U (503 for D s,
-    healthy for U s, repeating), healthy-latency-MS. Anything else is healthy.
+    context-length, content-policy, not-found (the provider's answer to an unknown model),
+    bad-key (the provider rejects the key), quota-exhausted (credits, balance or quota
+    used up), spend-limit (a monthly spending cap reached), refusal, flapping-S (503 for S
+    seconds from the first request for this name, then healthy), flapping-D-U (503 for
+    D s, healthy for U s, repeating), healthy-latency-MS. Anything else is healthy. Each
+    wire plays a failure the way its provider does (see the ``_wire_*`` modules).
     """
     name = behaviour_name(model)
     if name in _FAILURES:

@@ -11,6 +11,14 @@ Routes: ``POST .../chat/completions`` (OpenAI and compatibles), ``POST
 ``:streamGenerateContent`` (Gemini), ``POST /api/chat`` and ``GET /api/tags``
 (Ollama), ``POST /v1/responses`` and ``/v1/agent`` (Perplexity's Agent API),
 ``GET /v1/models``.
+
+A first path segment naming a provider (``/xai/v1/chat/completions``,
+``/groq/openai/v1/...``, ``/deepseek/chat/completions``, ``/anthropic/v1/messages``...)
+is dropped from the route and, for chat completions, picks that provider's flavour
+(``CHAT_FLAVOURS``); without one, chat completions speak ``FakeServerConfig.flavour``
+(OpenAI's by default). Each provider checks the request's headers as it does (its
+key where it looks for it; Anthropic's ``anthropic-version``) and refuses a request
+without them in its own way; any non-empty key is accepted.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import re
 import signal
 import socket
 import struct
+import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -32,17 +41,40 @@ import h11
 import trio
 
 from switchman.sim._plan import BEHAVIOURS, BehaviourState, Failure, Plan, plan_from_name
-from switchman.sim._wire import CREATED, BadBody, Exchange, Headers, Reply, Wire, json_reply
+from switchman.sim._wire import (
+    CREATED,
+    BadBody,
+    Exchange,
+    Headers,
+    Rejected,
+    Reply,
+    Wire,
+    json_reply,
+)
 from switchman.sim._wire_anthropic import AnthropicWire
+from switchman.sim._wire_deepseek import DeepSeekWire
 from switchman.sim._wire_gemini import GeminiWire
+from switchman.sim._wire_groq import GroqWire
+from switchman.sim._wire_mistral import MistralWire
 from switchman.sim._wire_ollama import OllamaWire, tags_reply
-from switchman.sim._wire_openai import OpenAIWire, ResponsesWire
+from switchman.sim._wire_openai import OpenAIWire
+from switchman.sim._wire_perplexity import ResponsesWire
+from switchman.sim._wire_together import TogetherWire
+from switchman.sim._wire_xai import XaiWire
 
 _OPENAI: Final = OpenAIWire()
 _ANTHROPIC: Final = AnthropicWire()
 _GEMINI: Final = GeminiWire()
 _OLLAMA: Final = OllamaWire()
 _RESPONSES: Final = ResponsesWire()
+_CHAT: Final[Mapping[str, Wire]] = {
+    wire.name: wire
+    for wire in (_OPENAI, XaiWire(), MistralWire(), GroqWire(), TogetherWire(), DeepSeekWire())
+}
+#: the providers whose chat completions the server speaks, each in its own flavour
+CHAT_FLAVOURS: Final = tuple(_CHAT)
+#: first path segments that name a provider (dropped from the route)
+_PREFIXES: Final = frozenset({*_CHAT, "anthropic", "gemini", "ollama", "perplexity"})
 _GEMINI_PATH: Final = re.compile(
     r"^/v1(?:beta|alpha)?/(?:models/)?(?P<model>[^:]+)"
     r":(?P<method>generateContent|streamGenerateContent)$"
@@ -59,6 +91,8 @@ _READ_SIZE: Final = 65536
 class FakeServerConfig:
     host: str = "127.0.0.1"
     port: int = 0
+    #: the provider whose flavour of chat completions a path without a provider prefix gets
+    flavour: str = "openai"
     #: added to the time to first token of every healthy answer
     latency_ms: float = 0.0
     #: oldest records are dropped beyond this many
@@ -74,10 +108,11 @@ class ReceivedRequest:
     ``body`` is the parsed JSON (``None`` when it did not parse). ``outcome``
     is ``in_progress`` until the exchange ends, then the failure kind
     (``rate_limited``, ``server_error``, ``unavailable``, ``overloaded``,
-    ``reset``, ``silent``, ``context_length``, ``content_policy``), the answer's
-    ending (``complete``, ``refusal``, ``cut``, ``stall``, ``error``),
-    ``client_closed`` when the client went away first, or ``bad_request`` /
-    ``not_found`` / ``listed``.
+    ``reset``, ``silent``, ``context_length``, ``content_policy``, ``not_found``,
+    ``bad_key``, ``quota_exhausted``, ``spend_limit``), the answer's ending
+    (``complete``, ``refusal``, ``cut``, ``stall``, ``error``), ``client_closed`` when
+    the client went away first, ``unauthorized`` (a header the provider requires, such
+    as its key, was missing), or ``bad_request`` / ``not_found`` / ``listed``.
     """
 
     n: int
@@ -272,11 +307,19 @@ class _Io:
         self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-def _route(method: str, path: str) -> tuple[Wire, str | None, str] | None:
-    """(wire, model from the path, kind) where kind is ``chat``, ``stream`` (Gemini) or a GET."""
+def _route(method: str, path: str, flavour: str) -> tuple[Wire, str | None, str] | None:
+    """(wire, model from the path, kind) where kind is ``chat``, ``stream`` (Gemini) or a GET.
+
+    A first segment naming a provider is dropped; for chat completions it replaces
+    ``flavour``.
+    """
+    first, _, rest = path.lstrip("/").partition("/")
+    if first in _PREFIXES:
+        path = "/" + rest
+        flavour = first if first in _CHAT else flavour
     if method == "POST":
         if path.endswith("/chat/completions"):
-            return _OPENAI, None, "chat"
+            return _CHAT[flavour], None, "chat"
         if path == "/v1/messages":
             return _ANTHROPIC, None, "chat"
         if path == "/api/chat":
@@ -306,6 +349,11 @@ def _masked(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
             value = f"{scheme} ***" if rest else "***"
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out
+
+
+def _plain(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Headers by lower-case name (the last of a repeated one), values unmasked."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
 
 
 def _models_reply() -> Reply:
@@ -371,9 +419,13 @@ async def _play_whole(io: _Io, wire: Wire, ex: Exchange) -> tuple[str, bool]:
 
 
 async def _play_stream(io: _Io, wire: Wire, ex: Exchange, plan: Plan) -> tuple[str, bool]:
+    preamble = wire.preamble(ex)
     await io.start_stream(wire.stream_type, wire.ok_headers(ex), hold=plan.ttft_s <= 0)
+    if preamble and plan.ttft_s > 0:  # what holds the stream open while the model waits
+        await io.data(preamble)
+        preamble = b""
     await io.pause(plan.ttft_s)
-    buf = wire.head(ex)
+    buf = preamble + wire.head(ex)
     if plan.ending == "refusal":
         buf += wire.refusal(ex)
         if plan.terminator:
@@ -411,7 +463,7 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
     method = request.method.decode()
     target = request.target.decode("latin-1")
     path, _, query = target.partition("?")
-    route = _route(method, path)
+    route = _route(method, path, server.config.flavour)
     body = await _read_body(io, request, server.config.max_body_bytes)
     record = functools.partial(
         server._record,
@@ -437,23 +489,44 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
         await io.reply(listing, outcome="listed")
         return _ended(io, server, "listed")
     obj: Any = None
+    sse = urllib.parse.parse_qs(query).get("alt") == ["sse"]
+    refusal: Reply | None = None
     try:
         obj = json.loads(body)
-        sse = urllib.parse.parse_qs(query).get("alt") == ["sse"]
         parsed = wire.parse(obj, path_model=path_model, stream=kind == "stream" and sse)
-    except (ValueError, BadBody) as exc:
-        io.n = record(wire_format=wire.name, model=path_model, behaviour=None, body=obj)
-        message = str(exc) if isinstance(exc, BadBody) else "invalid JSON"
-        await io.reply(wire.bad_request(message), outcome="bad_request")
-        return _ended(io, server, "bad_request")
+    except Rejected as exc:
+        refusal = exc.reply
+    except BadBody as exc:
+        refusal = wire.bad_request(str(exc))
+    except ValueError:
+        refusal = wire.bad_request("invalid JSON")
+    headers = _plain(request.headers)
+    params = dict(urllib.parse.parse_qsl(query))
+    unauthorized = wire.refuse_headers(headers, params)
+    turned_away = unauthorized if unauthorized is not None else refusal
+    if turned_away is not None:
+        model = obj.get("model") if isinstance(obj, dict) else None
+        model = model if isinstance(model, str) else path_model
+        io.n = record(wire_format=wire.name, model=model, behaviour=None, body=obj)
+        outcome = "unauthorized" if unauthorized is not None else "bad_request"
+        await io.reply(turned_away, outcome=outcome)
+        return _ended(io, server, outcome)
     if kind == "stream" and not sse:
         parsed = attrs.evolve(parsed, array=True)
     plan = plan_from_name(parsed.model, parsed.request, now=received_at, state=server._state)
+    plan = wire.replan(plan, parsed.request)
     if server.config.latency_ms > 0 and plan.failure is None:
         plan = attrs.evolve(plan, ttft_s=plan.ttft_s + server.config.latency_ms / 1000.0)
     io.n = record(wire_format=wire.name, model=parsed.model, behaviour=plan.behaviour, body=obj)
+    exchange = Exchange(
+        plan=plan,
+        parsed=parsed,
+        id=f"sim{io.n}",
+        wall=time.time(),
+        key=wire.api_key(headers, params) or "",
+    )
     try:
-        outcome, keep = await _play(io, wire, Exchange(plan=plan, parsed=parsed, id=f"sim{io.n}"))
+        outcome, keep = await _play(io, wire, exchange)
     except _ClientGone:
         return _ended(io, server, "client_closed", keep=False)
     return _ended(io, server, outcome, keep=keep)
@@ -502,6 +575,8 @@ async def serve_fake_provider(
     in this function's own nursery with keep-alive; cancelling it closes the
     listener and every connection at once, mid-answer or not.
     """
+    if config.flavour not in _CHAT:
+        raise ValueError(f"flavour must be one of {', '.join(_CHAT)}; got {config.flavour!r}")
     listeners = await trio.open_tcp_listeners(config.port, host=config.host)
     port = listeners[0].socket.getsockname()[1]
     server = FakeProviderServer(config, port)
@@ -512,7 +587,7 @@ async def serve_fake_provider(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m switchman.sim [--host H] [--port N] [--latency-ms MS]``.
+    """``python -m switchman.sim [--host H] [--port N] [--latency-ms MS] [--flavour NAME]``.
 
     Serves until Ctrl-C or SIGTERM, then stops cleanly and returns 0.
     """
@@ -524,8 +599,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8266)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--flavour",
+        choices=CHAT_FLAVOURS,
+        default="openai",
+        help="whose chat completions a path without a provider prefix speaks",
+    )
     args = parser.parse_args(argv)
-    config = FakeServerConfig(host=args.host, port=args.port, latency_ms=args.latency_ms)
+    config = FakeServerConfig(
+        host=args.host, port=args.port, latency_ms=args.latency_ms, flavour=args.flavour
+    )
 
     async def run() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

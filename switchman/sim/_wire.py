@@ -10,7 +10,9 @@ goes out, following the ``Plan``; the wires only decide *what* it looks like.
 from __future__ import annotations
 
 import abc
+import datetime
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
@@ -34,6 +36,14 @@ class BadBody(ValueError):
     """The request body does not describe a chat request in this wire format."""
 
 
+class Rejected(Exception):
+    """The provider refuses this request with ``reply`` (a parameter it does not take...)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
 @attrs.frozen(kw_only=True)
 class Parsed:
     """A request read off the wire: the model name as sent, and what it asks."""
@@ -43,6 +53,9 @@ class Parsed:
     include_usage: bool = False
     #: Gemini's streamGenerateContent without alt=sse answers one JSON array
     array: bool = False
+    #: the model thinks before answering and bills reasoning tokens (a reasoning family,
+    #: DeepSeek's default thinking mode)
+    thinking: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -52,6 +65,10 @@ class Exchange:
     plan: Plan
     parsed: Parsed
     id: str
+    #: wall-clock time the request arrived (Unix seconds), for timestamps in headers
+    wall: float = 0.0
+    #: the API key as sent ("" when none), for the masked echo of a rejected key
+    key: str = ""
 
     @property
     def model(self) -> str:
@@ -77,14 +94,15 @@ def json_reply(status: int, obj: Any, headers: Headers = ()) -> Reply:
 
 
 def filler(obj: Any, frame: Callable[[bytes], bytes]) -> Callable[[str], bytes]:
-    """A fast renderer of ``frame(dumps(obj))`` with the ``SLOT`` string in ``obj`` set to a text.
+    """A fast renderer of ``frame(dumps(obj))`` with every ``SLOT`` string in ``obj`` set to
+    one text.
 
     ``obj`` is encoded once; each call only encodes the text.
     """
-    head, tail = frame(dumps(obj)).split(_SLOT_JSON)
+    parts = frame(dumps(obj)).split(_SLOT_JSON)
 
     def fill(text: str) -> bytes:
-        return head + json.dumps(text, ensure_ascii=False).encode() + tail
+        return json.dumps(text, ensure_ascii=False).encode().join(parts)
 
     return fill
 
@@ -101,6 +119,37 @@ def retry_headers(failure: Failure) -> Headers:
     if failure.retry_after is None:
         return ()
     return (("retry-after", f"{failure.retry_after:g}"),)
+
+
+def rfc3339(unix: float) -> str:
+    """A whole-second UTC timestamp such as ``2026-11-25T17:05:12Z``, rounded up (never
+    earlier than ``unix``)."""
+    moment = datetime.datetime.fromtimestamp(math.ceil(unix), tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bearer(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; ``None`` when there is none."""
+    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def masked_key(key: str, *, keep_start: int, keep_end: int, stars: str = "****") -> str:
+    """A key as providers echo it in a bad-key message: its ends kept, the middle starred."""
+    if len(key) <= keep_start + keep_end + 4:
+        return stars
+    return key[:keep_start] + stars + (key[-keep_end:] if keep_end else "")
+
+
+def reasoning_tokens(plan: Plan) -> int:
+    """Reasoning tokens a thinking model bills for ``plan``'s answer (a function of it only)."""
+    return 2 * plan.usage.output_tokens + 5
+
+
+def thinking_text(plan: Plan) -> str:
+    """The visible chain of thought of a thinking model (DeepSeek ``reasoning_content``)."""
+    return f"The user asks something; I answer in {plan.usage.output_tokens} words."
 
 
 def answer_text(plan: Plan) -> str:
@@ -188,15 +237,42 @@ class Wire(abc.ABC):
 
     @abc.abstractmethod
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
-        """Read a request body; ``BadBody`` when it is not a chat request."""
+        """Read a request body; ``BadBody`` when it is not a chat request, ``Rejected``
+        when the provider refuses what it asks."""
+
+    def api_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        """The API key the request carries where this provider looks for it (``None``: none).
+
+        ``headers`` have lower-case names; ``query`` holds the URL's query parameters.
+        """
+        return bearer(headers)
+
+    def refuse_headers(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Reply | None:
+        """The provider's reply to a request missing a header it requires (its key...)."""
+        if self.api_key(headers, query) is None:
+            return self.no_key()
+        return None
+
+    @abc.abstractmethod
+    def no_key(self) -> Reply:
+        """The provider's reply to a request without a (valid) API key."""
+
+    def replan(self, plan: Plan, request: ProviderRequest) -> Plan:
+        """What this provider really does with ``plan`` (some never fail the way it says)."""
+        return plan
 
     def ok_headers(self, ex: Exchange) -> Headers:
         """Extra headers of a successful reply (rate-limit headroom and the like)."""
         return ()
 
+    def preamble(self, ex: Exchange) -> bytes:
+        """Stream bytes sent with the 200's headers, before the time to first token."""
+        return b""
+
     @abc.abstractmethod
     def bad_request(self, message: str) -> Reply:
-        """A 400 in this format's error shape."""
+        """The reply to a body that is no valid request: a 400 in this format's error shape
+        (Mistral's is a 422)."""
 
     @abc.abstractmethod
     def not_found(self, message: str) -> Reply:

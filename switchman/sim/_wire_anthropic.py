@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from switchman.sim._plan import Failure, Plan
@@ -12,8 +12,10 @@ from switchman.sim._wire import (
     Exchange,
     Headers,
     Parsed,
+    Rejected,
     Reply,
     Wire,
+    bearer,
     chat_messages,
     filler,
     json_reply,
@@ -23,12 +25,28 @@ from switchman.sim._wire import (
     require_object,
     require_str,
     retry_headers,
+    rfc3339,
     text_of,
 )
 
 _CONTEXT_LIMIT: Final = 200_000
-_RESET: Final = "2025-11-25T16:01:00Z"
 _STOP_DETAILS_CATEGORY: Final = "general_harms"
+_VERSION_REQUIRED: Final = "anthropic-version: header is required"
+#: per rate-limit family: its limit (a tier-4-like organisation)
+_LIMITS: Final = {
+    "requests": 4_000,
+    "tokens": 2_400_000,
+    "input-tokens": 2_000_000,
+    "output-tokens": 400_000,
+}
+_BILLING: Final = (
+    "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
+    "Billing to upgrade or purchase credits."
+)
+_SPEND_LIMIT: Final = (
+    "You have reached your specified workspace API usage limits. You will regain access "
+    "at the start of next month."
+)
 
 
 def _error(type_: str, message: str, request_id: str) -> dict[str, Any]:
@@ -55,16 +73,64 @@ def _sse_frame(data: bytes) -> bytes:
     return b"event: content_block_delta\ndata: " + data + b"\n\n"
 
 
+def _families(remaining: dict[str, int], wall: float, resets: dict[str, float] | None) -> Headers:
+    """``anthropic-ratelimit-<family>-{limit,remaining,reset}`` for each family; resets are
+    RFC 3339 times ``resets[family]`` seconds after ``wall`` (none when ``resets`` is None)."""
+    out: list[tuple[str, str]] = []
+    for family, limit in _LIMITS.items():
+        prefix = f"anthropic-ratelimit-{family}"
+        out += [(f"{prefix}-limit", str(limit)), (f"{prefix}-remaining", str(remaining[family]))]
+        if resets is not None:
+            out.append((f"{prefix}-reset", rfc3339(wall + resets[family])))
+    return tuple(out)
+
+
 class AnthropicWire(Wire):
     name = "anthropic"
 
+    def api_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        """``x-api-key``, or an ``Authorization: Bearer`` token (the SDK sends one of them)."""
+        return headers.get("x-api-key", "").strip() or bearer(headers)
+
+    def refuse_headers(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Reply | None:
+        """No key: 401; no ``anthropic-version``: 400."""
+        if self.api_key(headers, query) is None:
+            return self.no_key()
+        if not headers.get("anthropic-version", "").strip():
+            body = _error("invalid_request_error", _VERSION_REQUIRED, "req_version")
+            return json_reply(400, body)
+        return None
+
+    def no_key(self) -> Reply:
+        return json_reply(401, _error("authentication_error", "invalid x-api-key", "req_auth"))
+
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
+        """Also rejects (400) a turn whose role is not ``user`` or ``assistant`` (a system
+        prompt belongs in the top-level ``system``) and a temperature above 1."""
         obj = require_object(body)
         model = require_str(obj, "model")
         max_tokens = positive_int(obj.get("max_tokens"))
         if max_tokens is None:
             raise BadBody("max_tokens: Field required")
-        messages = chat_messages(obj.get("messages"))
+        items = obj.get("messages")
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            role = item.get("role") if isinstance(item, dict) else None
+            if role == "system":
+                message = (
+                    'messages: Unexpected role "system". The Messages API accepts a top-level '
+                    '`system` parameter, not "system" as an input message role.'
+                )
+                raise Rejected(self.bad_request(message))
+            if role not in ("user", "assistant"):
+                message = f"messages.{i}.role: Input should be 'user' or 'assistant'"
+                raise Rejected(self.bad_request(message))
+        temperature = obj.get("temperature")
+        if isinstance(temperature, int | float) and not 0 <= temperature <= 1:
+            message = "temperature: Input should be less than or equal to 1"
+            if temperature < 0:
+                message = "temperature: Input should be greater than or equal to 0"
+            raise Rejected(self.bad_request(message))
+        messages = chat_messages(items)
         request = provider_request(
             model,
             messages,
@@ -75,12 +141,16 @@ class AnthropicWire(Wire):
         return Parsed(model=model, request=request)
 
     def ok_headers(self, ex: Exchange) -> Headers:
-        return (
-            ("request-id", f"req_{ex.id}"),
-            ("anthropic-ratelimit-requests-limit", "4000"),
-            ("anthropic-ratelimit-requests-remaining", "3999"),
-            ("anthropic-ratelimit-requests-reset", _RESET),
-        )
+        """The four documented families, with headroom left and resets just ahead."""
+        usage = ex.plan.usage
+        remaining = {
+            "requests": _LIMITS["requests"] - 1,
+            "tokens": _LIMITS["tokens"] - usage.input_tokens - usage.output_tokens,
+            "input-tokens": _LIMITS["input-tokens"] - usage.input_tokens,
+            "output-tokens": _LIMITS["output-tokens"] - usage.output_tokens,
+        }
+        resets = {family: 1.0 for family in _LIMITS}
+        return (("request-id", f"req_{ex.id}"), *_families(remaining, ex.wall, resets))
 
     def bad_request(self, message: str) -> Reply:
         return json_reply(400, _error("invalid_request_error", message, "req_bad"))
@@ -93,25 +163,38 @@ class AnthropicWire(Wire):
         retry: Headers = (("x-should-retry", "true"),)
         match failure.kind:
             case "rate_limited":
+                # the requests family is spent; without a retry hint, no reset times either
+                remaining = dict(_LIMITS, requests=0)
+                resets = None
+                if failure.retry_after is not None:
+                    resets = {family: 60.0 for family in _LIMITS}
+                    resets["requests"] = failure.retry_after
                 headers = (
                     *retry_headers(failure),
-                    ("anthropic-ratelimit-requests-limit", "50"),
-                    ("anthropic-ratelimit-requests-remaining", "0"),
-                    ("anthropic-ratelimit-requests-reset", _RESET),
+                    *_families(remaining, ex.wall, resets),
                     ("request-id", rid),
                     *retry,
                 )
                 message = (
-                    "This request would exceed the rate limit for your organization of 50 "
-                    "requests per minute. Please try again later."
+                    "This request would exceed the rate limit for your organization of "
+                    f"{_LIMITS['requests']} requests per minute. For details, refer to: "
+                    "https://docs.claude.com/en/api/rate-limits. You can see the response "
+                    "headers for current usage. Please try again later."
                 )
                 return json_reply(429, _error("rate_limit_error", message, rid), headers)
+            case "bad_key":
+                body = _error("authentication_error", "invalid x-api-key", rid)
+                return json_reply(401, body, (("x-should-retry", "false"),))
+            case "quota_exhausted":
+                body = _error("billing_error", _BILLING, rid)
+                return json_reply(402, body, (("x-should-retry", "false"),))
+            case "spend_limit":
+                body = _error("rate_limit_error", _SPEND_LIMIT, rid)
+                body["error"]["details"] = {"error_code": "enforced_spend_limit_reached"}
+                return json_reply(429, body, (("request-id", rid), ("x-should-retry", "false")))
             case "server_error":
                 body = _error("api_error", "Internal server error", rid)
                 return json_reply(500, body, retry)
-            case "unavailable":
-                body = _error("api_error", "Service unavailable", rid)
-                return json_reply(503, body, retry)
             case "context_length":
                 tokens = _CONTEXT_LIMIT + ex.plan.usage.input_tokens
                 message = f"prompt is too long: {tokens} tokens > {_CONTEXT_LIMIT} maximum"
@@ -121,7 +204,7 @@ class AnthropicWire(Wire):
                 return json_reply(400, _error("invalid_request_error", message, rid))
             case "not_found":
                 return json_reply(404, _error("not_found_error", f"model: {ex.model}", rid))
-            case _:
+            case _:  # down or overloaded: the documented 529 (Anthropic lists no 503)
                 return json_reply(529, _error("overloaded_error", "Overloaded", rid), retry)
 
     def _usage(self, plan: Plan) -> dict[str, int]:

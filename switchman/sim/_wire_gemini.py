@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from switchman.sim._plan import Failure, Plan
@@ -20,12 +20,42 @@ from switchman.sim._wire import (
     json_reply,
     positive_int,
     provider_request,
+    reasoning_tokens,
     require_object,
-    retry_headers,
     text_of,
 )
 
 _CONTEXT_LIMIT: Final = 1_048_576
+#: model families (by name prefix) that think by default, reporting ``thoughtsTokenCount``
+_THINKERS: Final = (
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-3",
+    "gemini-4",
+    "gemini-pro-latest",
+    "gemini-flash-latest",
+)
+_BAD_KEY: Final = {
+    "error": {
+        "code": 400,
+        "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": "API key not valid. Please pass a valid API key.",
+            },
+        ],
+    }
+}
+_ROLES: Final = frozenset({"user", "model", "function"})
 _BLOCKED: Final = [
     {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
 ]
@@ -45,6 +75,9 @@ def _sse_frame(data: bytes) -> bytes:
 def _contents(items: Any) -> list[Any]:
     if not isinstance(items, list):
         raise BadBody("contents: a list is required")
+    for item in items:
+        if isinstance(item, dict) and item.get("role", "user") not in _ROLES:
+            raise BadBody("Please use a valid role: user, model.")
     return [
         {"role": item.get("role", "user"), "content": item.get("parts")}
         for item in items
@@ -52,8 +85,33 @@ def _contents(items: Any) -> list[Any]:
     ]
 
 
+def _quota_failure(model: str, quota_id: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
+            {
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                "quotaId": quota_id,
+                "quotaDimensions": {"location": "global", "model": model},
+            }
+        ],
+    }
+
+
 class GeminiWire(Wire):
+    """Errors are ``{"error": {code, message, status, details}}``; a bad or missing key is a
+    400 ``API_KEY_INVALID``; a 429 carries no header at all, its delay is the body's
+    ``RetryInfo.retryDelay``; thinking models report ``thoughtsTokenCount`` outside
+    ``candidatesTokenCount``."""
+
     name = "gemini"
+
+    def api_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        """``x-goog-api-key``, or the ``key`` query parameter."""
+        return headers.get("x-goog-api-key", "").strip() or query.get("key", "").strip() or None
+
+    def no_key(self) -> Reply:
+        return json_reply(400, _BAD_KEY)
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
         obj = require_object(body)
@@ -72,7 +130,8 @@ class GeminiWire(Wire):
             stream=stream,
             system=text_of(system.get("parts")) if isinstance(system, dict) else "",
         )
-        return Parsed(model=path_model, request=request)
+        thinking = path_model.startswith(_THINKERS) and "lite" not in path_model
+        return Parsed(model=path_model, request=request, thinking=thinking)
 
     def bad_request(self, message: str) -> Reply:
         return json_reply(400, _status_body(400, "INVALID_ARGUMENT", message))
@@ -83,19 +142,8 @@ class GeminiWire(Wire):
     def error(self, failure: Failure, ex: Exchange) -> Reply:
         match failure.kind:
             case "rate_limited":
-                details: list[Any] = [
-                    {
-                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                        "violations": [
-                            {
-                                "quotaMetric": "generativelanguage.googleapis.com/"
-                                "generate_content_requests",
-                                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-                                "quotaDimensions": {"location": "global", "model": ex.model},
-                            }
-                        ],
-                    }
-                ]
+                per_minute = "GenerateRequestsPerMinutePerProjectPerModel"
+                details: list[Any] = [_quota_failure(ex.model, per_minute)]
                 if failure.retry_after is not None:
                     details.append(
                         {
@@ -107,7 +155,21 @@ class GeminiWire(Wire):
                     "You exceeded your current quota, please check your plan and billing details."
                 )
                 body = _status_body(429, "RESOURCE_EXHAUSTED", message, details)
-                return json_reply(429, body, retry_headers(failure))
+                return json_reply(429, body)
+            case "quota_exhausted" | "spend_limit":
+                # no billing failure is documented: the day's quota is spent, no retry delay
+                per_day = "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+                message = (
+                    "You exceeded your current quota, please check your plan and billing "
+                    "details. For more information on this error, head to: "
+                    "https://ai.google.dev/gemini-api/docs/rate-limits."
+                )
+                body = _status_body(
+                    429, "RESOURCE_EXHAUSTED", message, [_quota_failure(ex.model, per_day)]
+                )
+                return json_reply(429, body)
+            case "bad_key":
+                return self.no_key()
             case "server_error":
                 message = "An internal error has occurred. Please retry or report the problem."
                 return json_reply(500, _status_body(500, "INTERNAL", message))
@@ -122,7 +184,7 @@ class GeminiWire(Wire):
                 # Gemini rejects a prompt for its content with a 200 and no candidates.
                 body = {
                     "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": _BLOCKED},
-                    "usageMetadata": self._usage(ex.plan, final=False),
+                    "usageMetadata": self._usage(ex, final=False),
                     "modelVersion": ex.model,
                     "responseId": ex.id,
                 }
@@ -142,16 +204,18 @@ class GeminiWire(Wire):
                 message = "The model is overloaded. Please try again later."
                 return json_reply(503, _status_body(503, "UNAVAILABLE", message))
 
-    def _usage(self, plan: Plan, *, final: bool) -> dict[str, int]:
+    def _usage(self, ex: Exchange, *, final: bool) -> dict[str, int]:
+        plan = ex.plan
         prompt = plan.usage.input_tokens
         if not final:
             return {"promptTokenCount": prompt, "totalTokenCount": prompt}
         out = plan.usage.output_tokens
-        return {
-            "promptTokenCount": prompt,
-            "candidatesTokenCount": out,
-            "totalTokenCount": prompt + out,
-        }
+        usage = {"promptTokenCount": prompt, "candidatesTokenCount": out}
+        thoughts = reasoning_tokens(plan) if ex.parsed.thinking else 0
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        usage["totalTokenCount"] = prompt + out + thoughts
+        return usage
 
     def _chunk(self, ex: Exchange, text: str, finish: str | None, *, final: bool) -> Any:
         candidate: dict[str, Any] = {
@@ -162,7 +226,7 @@ class GeminiWire(Wire):
             candidate["finishReason"] = finish
         return {
             "candidates": [candidate],
-            "usageMetadata": self._usage(ex.plan, final=final),
+            "usageMetadata": self._usage(ex, final=final),
             "modelVersion": ex.model,
             "responseId": ex.id,
         }
@@ -170,7 +234,7 @@ class GeminiWire(Wire):
     def _refused(self, ex: Exchange) -> Any:
         return {
             "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": _BLOCKED}],
-            "usageMetadata": self._usage(ex.plan, final=False),
+            "usageMetadata": self._usage(ex, final=False),
             "modelVersion": ex.model,
             "responseId": ex.id,
         }
@@ -202,5 +266,7 @@ class GeminiWire(Wire):
         return _sse_frame(dumps(self._refused(ex)))
 
     def mid_error(self, ex: Exchange) -> bytes:
+        """A raw JSON line, not a ``data:`` event (an SSE parser that drops unknown lines
+        loses it)."""
         message = "The model is overloaded. Please try again later."
-        return _sse_frame(dumps(_status_body(503, "UNAVAILABLE", message)))
+        return dumps(_status_body(503, "UNAVAILABLE", message)) + b"\r\n"

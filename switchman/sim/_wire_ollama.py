@@ -4,10 +4,11 @@ carries the counts) and ``GET /api/tags``."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from switchman.sim._plan import Failure
+from switchman.adapters._base import ProviderRequest
+from switchman.sim._plan import Failure, Plan, answer_plan
 from switchman.sim._wire import (
     CREATED_AT,
     SLOT,
@@ -24,7 +25,6 @@ from switchman.sim._wire import (
     provider_request,
     require_object,
     require_str,
-    retry_headers,
 )
 
 _NS_PER_WORD: Final = 20_000_000
@@ -35,8 +35,24 @@ def _line(data: bytes) -> bytes:
 
 
 class OllamaWire(Wire):
+    """Errors are ``{"error": str}``; a local server takes no key (a key, when sent, is a
+    Bearer token for ollama.com's cloud models); no rate-limit headers, not even on a 429;
+    a prompt longer than the context is cut to fit, not refused."""
+
     name = "ollama"
     stream_type = "application/x-ndjson"
+
+    def refuse_headers(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Reply | None:
+        return None
+
+    def no_key(self) -> Reply:
+        return json_reply(401, {"error": "unauthorized"})
+
+    def replan(self, plan: Plan, request: ProviderRequest) -> Plan:
+        """A prompt over the context length is truncated and answered, as Ollama does."""
+        if plan.failure is not None and plan.failure.kind == "context_length":
+            return answer_plan(plan.behaviour, plan.model, request)
+        return plan
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
         obj = require_object(body)
@@ -59,19 +75,15 @@ class OllamaWire(Wire):
 
     def error(self, failure: Failure, ex: Exchange) -> Reply:
         match failure.kind:
-            case "rate_limited":
+            case "rate_limited" | "quota_exhausted" | "spend_limit":
                 message = "you have reached your hourly usage limit, please try again later"
-                return json_reply(429, {"error": message}, retry_headers(failure))
+                return json_reply(429, {"error": message})
+            case "bad_key":
+                return self.no_key()
             case "server_error":
                 return json_reply(
                     500, {"error": "an error was encountered while running the model"}
                 )
-            case "context_length":
-                message = (
-                    f"the input length ({ex.plan.usage.input_tokens} tokens) exceeds the "
-                    "context length of the model"
-                )
-                return json_reply(400, {"error": message})
             case "content_policy":
                 return json_reply(400, {"error": "the request was blocked by a content policy"})
             case "not_found":

@@ -1,28 +1,34 @@
-"""OpenAI chat completions (also xAI, Mistral, Groq, Together, DeepSeek) and the
-Responses-style Agent API that replaced Perplexity's Sonar chat completions."""
+"""OpenAI chat completions: ``POST .../chat/completions``.
+
+``OpenAIWire`` is OpenAI's own flavour and the base of the OpenAI-compatible providers
+(``_wire_xai``, ``_wire_mistral``, ``_wire_groq``, ``_wire_together``, ``_wire_deepseek``),
+which change what their docs say differs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Final
 
 from switchman.sim._plan import Failure, Plan
 from switchman.sim._wire import (
     CREATED,
     SLOT,
-    BadBody,
     Exchange,
     Headers,
     Parsed,
+    Rejected,
     Reply,
     Wire,
     answer_text,
     chat_messages,
     filler,
     json_reply,
-    named,
+    masked_key,
     positive_int,
     provider_request,
+    reasoning_tokens,
     require_object,
     require_str,
     retry_headers,
@@ -36,31 +42,37 @@ _MALFORMED: Final = (
 _CONTEXT_LIMIT: Final = 128_000
 
 
-def _openai_error(
+def openai_error(
     message: str, type_: str, code: str | None, param: str | None = None
 ) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def _usage(plan: Plan) -> dict[str, Any]:
-    usage = plan.usage
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0},
-    }
-
-
-def _finish_reason(plan: Plan) -> str:
+def finish_reason(plan: Plan) -> str:
+    """``length`` for an answer cut at max_tokens, else ``stop``."""
     return "length" if plan.finish_reason == "length" else "stop"
 
 
+def sse_frame(data: bytes) -> bytes:
+    """``data: <payload>`` and the blank line that ends the event."""
+    return b"data: " + data + b"\n\n"
+
+
 class OpenAIWire(Wire):
-    """``POST .../chat/completions``: JSON, or SSE ``data:`` chunks ending with ``data: [DONE]``."""
+    """``POST .../chat/completions``: JSON, or SSE ``data:`` chunks ending with ``data: [DONE]``.
+
+    OpenAI's own flavour; the OpenAI-compatible providers subclass it
+    (``_wire_compat``) and change what differs: error shapes, rate-limit headers,
+    when usage is sent, what they reject.
+    """
 
     name = "openai"
+    #: model families (by name prefix) that think before answering, billing reasoning tokens
+    thinkers: ClassVar[tuple[str, ...]] = ("gpt-5", "o1", "o3", "o4")
+    #: model families (by name prefix) that reject ``stop``
+    no_stop: ClassVar[tuple[str, ...]] = ("o3", "o4-mini")
+
+    # -- requests ---------------------------------------------------------------------------
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
         obj = require_object(body)
@@ -69,6 +81,8 @@ class OpenAIWire(Wire):
         max_tokens = positive_int(obj.get("max_completion_tokens")) or positive_int(
             obj.get("max_tokens")
         )
+        name = model.rsplit("/", 1)[-1]
+        self.check(obj, name)
         options = obj.get("stream_options")
         return Parsed(
             model=model,
@@ -76,7 +90,46 @@ class OpenAIWire(Wire):
                 model, messages, max_tokens=max_tokens, stream=obj.get("stream") is True
             ),
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+            thinking=self.thinks(obj, name),
         )
+
+    def check(self, obj: Mapping[str, Any], name: str) -> None:
+        """Raise ``Rejected`` for what the provider refuses for model ``name`` (after the last /).
+
+        OpenAI's reasoning models (o-series, GPT-5) reject ``max_tokens``; o3 and o4-mini
+        reject ``stop``.
+        """
+        if "max_tokens" in obj and name.startswith(self.thinkers):
+            raise Rejected(self._unsupported("max_tokens", " Use 'max_completion_tokens' instead."))
+        if "stop" in obj and name.startswith(self.no_stop):
+            raise Rejected(self._unsupported("stop", ""))
+
+    def _unsupported(self, param: str, advice: str) -> Reply:
+        message = f"Unsupported parameter: '{param}' is not supported with this model.{advice}"
+        body = openai_error(message, "invalid_request_error", "unsupported_parameter", param)
+        return json_reply(400, body)
+
+    def thinks(self, obj: Mapping[str, Any], name: str) -> bool:
+        """Whether model ``name`` thinks (and bills reasoning tokens) for this request."""
+        return name.startswith(self.thinkers)
+
+    # -- what a reply carries -------------------------------------------------------------
+
+    def reply_id(self, ex: Exchange) -> str:
+        return f"chatcmpl-{ex.id}"
+
+    def usage(self, ex: Exchange) -> dict[str, Any]:
+        """The usage object; a thinking model's reasoning tokens are inside completion_tokens."""
+        usage = ex.plan.usage
+        reasoning = reasoning_tokens(ex.plan) if ex.parsed.thinking else 0
+        completion = usage.output_tokens + reasoning
+        return {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": completion,
+            "total_tokens": usage.input_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning},
+        }
 
     def ok_headers(self, ex: Exchange) -> Headers:
         return (
@@ -89,11 +142,24 @@ class OpenAIWire(Wire):
             ("x-ratelimit-reset-tokens", "300ms"),
         )
 
+    # -- errors ---------------------------------------------------------------------------
+
+    def no_key(self) -> Reply:
+        return self.bad_key("")
+
+    def bad_key(self, key: str) -> Reply:
+        shown = masked_key(key, keep_start=8, keep_end=4)
+        message = (
+            f"Incorrect API key provided: {shown}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys."
+        )
+        return json_reply(401, openai_error(message, "invalid_request_error", "invalid_api_key"))
+
     def bad_request(self, message: str) -> Reply:
-        return json_reply(400, _openai_error(message, "invalid_request_error", None))
+        return json_reply(400, openai_error(message, "invalid_request_error", None))
 
     def not_found(self, message: str) -> Reply:
-        return json_reply(404, _openai_error(message, "invalid_request_error", "not_found"))
+        return json_reply(404, openai_error(message, "invalid_request_error", "not_found"))
 
     def error(self, failure: Failure, ex: Exchange) -> Reply:
         model = ex.model
@@ -117,11 +183,19 @@ class OpenAIWire(Wire):
                     f"Rate limit reached for {model} in organization org-sim on requests per "
                     f"min (RPM): Limit 10000, Used 10000, Requested 1.{wait}"
                 )
-                body = _openai_error(message, "requests", "rate_limit_exceeded")
+                body = openai_error(message, "requests", "rate_limit_exceeded")
                 return json_reply(429, body, headers)
+            case "bad_key":
+                return self.bad_key(ex.key)
+            case "quota_exhausted" | "spend_limit":
+                message = (
+                    "You exceeded your current quota, please check your plan and billing details."
+                )
+                body = openai_error(message, "insufficient_quota", "insufficient_quota")
+                return json_reply(429, body)
             case "server_error":
                 message = "The server had an error while processing your request. Sorry about that!"
-                return json_reply(500, _openai_error(message, "server_error", None))
+                return json_reply(500, openai_error(message, "server_error", None))
             case "context_length":
                 tokens = _CONTEXT_LIMIT + ex.plan.usage.input_tokens
                 message = (
@@ -129,7 +203,7 @@ class OpenAIWire(Wire):
                     f"your messages resulted in {tokens} tokens. Please reduce the length of "
                     "the messages."
                 )
-                body = _openai_error(
+                body = openai_error(
                     message, "invalid_request_error", "context_length_exceeded", "messages"
                 )
                 return json_reply(400, body)
@@ -138,75 +212,85 @@ class OpenAIWire(Wire):
                     "Your request was rejected as a result of our safety system. Your prompt "
                     "may contain text that is not allowed by our safety system."
                 )
-                body = _openai_error(message, "invalid_request_error", "content_policy_violation")
+                body = openai_error(message, "invalid_request_error", "content_policy_violation")
                 return json_reply(400, body)
             case "not_found":
                 message = f"The model `{model}` does not exist or you do not have access to it."
-                body = _openai_error(message, "invalid_request_error", "model_not_found")
+                body = openai_error(message, "invalid_request_error", "model_not_found")
                 return json_reply(404, body)
             case _:
                 message = "The server is overloaded or not ready yet."
-                return json_reply(503, _openai_error(message, "server_error", None))
+                return json_reply(503, openai_error(message, "server_error", None))
 
-    def _base(self, ex: Exchange) -> dict[str, Any]:
+    # -- bodies and streams ---------------------------------------------------------------
+
+    def base(self, ex: Exchange) -> dict[str, Any]:
+        """The fields every chunk repeats."""
         return {
-            "id": f"chatcmpl-{ex.id}",
+            "id": self.reply_id(ex),
             "object": "chat.completion.chunk",
             "created": CREATED,
             "model": ex.model,
             "system_fingerprint": None,
         }
 
-    def _chunk(self, ex: Exchange, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        obj = self._base(ex)
+    def chunk(self, ex: Exchange, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        obj = self.base(ex)
         obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         if ex.parsed.include_usage:
             obj["usage"] = None
         return obj
 
-    def whole(self, ex: Exchange) -> Reply:
+    def message(self, ex: Exchange) -> dict[str, Any]:
+        """The non-streaming reply's ``choices[0].message``."""
         plan = ex.plan
         refused = plan.ending == "refusal"
-        message: dict[str, Any] = {
+        return {
             "role": "assistant",
             "content": None if refused else plan.text,
             "refusal": plan.refusal if refused else None,
             "annotations": [],
         }
-        body = {
-            "id": f"chatcmpl-{ex.id}",
+
+    def whole_body(self, ex: Exchange) -> dict[str, Any]:
+        return {
+            "id": self.reply_id(ex),
             "object": "chat.completion",
             "created": CREATED,
             "model": ex.model,
             "choices": [
                 {
                     "index": 0,
-                    "message": message,
+                    "message": self.message(ex),
                     "logprobs": None,
-                    "finish_reason": _finish_reason(plan),
+                    "finish_reason": finish_reason(ex.plan),
                 }
             ],
-            "usage": _usage(plan),
+            "usage": self.usage(ex),
             "service_tier": "default",
             "system_fingerprint": None,
         }
-        return json_reply(200, body, self.ok_headers(ex))
+
+    def whole(self, ex: Exchange) -> Reply:
+        return json_reply(200, self.whole_body(ex), self.ok_headers(ex))
 
     def head(self, ex: Exchange) -> bytes:
-        return sse(self._chunk(ex, {"role": "assistant", "content": "", "refusal": None}, None))
+        return sse(self.chunk(ex, {"role": "assistant", "content": "", "refusal": None}, None))
 
     def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
-        return filler(self._chunk(ex, {"content": SLOT}, None), _sse_frame)
+        return filler(self.chunk(ex, {"content": SLOT}, None), sse_frame)
 
     def malformed(self, ex: Exchange) -> bytes:
         return _MALFORMED
 
     def finish(self, ex: Exchange) -> bytes:
-        out = sse(self._chunk(ex, {}, _finish_reason(ex.plan)))
+        """The chunk with the finish reason; usage follows in a chunk of its own, only when
+        the request asked for it (``stream_options.include_usage``)."""
+        out = sse(self.chunk(ex, {}, finish_reason(ex.plan)))
         if ex.parsed.include_usage:
-            usage = self._base(ex)
+            usage = self.base(ex)
             usage["choices"] = []
-            usage["usage"] = _usage(ex.plan)
+            usage["usage"] = self.usage(ex)
             out += sse(usage)
         return out
 
@@ -214,194 +298,41 @@ class OpenAIWire(Wire):
         return b"data: [DONE]\n\n"
 
     def refusal(self, ex: Exchange) -> bytes:
-        return sse(self._chunk(ex, {"refusal": ex.plan.refusal}, None)) + self.finish(ex)
+        return sse(self.chunk(ex, {"refusal": ex.plan.refusal}, None)) + self.finish(ex)
 
     def mid_error(self, ex: Exchange) -> bytes:
         message = "The server had an error while processing your request. Sorry about that!"
-        return sse(_openai_error(message, "server_error", None))
+        return sse(openai_error(message, "server_error", None))
 
 
-def _sse_frame(data: bytes) -> bytes:
-    return b"data: " + data + b"\n\n"
+def reply_uuid(ex: Exchange) -> str:
+    """A UUID for the reply, fixed by its exchange id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"switchman-sim:{ex.id}"))
 
 
-# -- Perplexity's Agent API (OpenAI Responses-style) ----------------------------------------
+def reply_hex(ex: Exchange) -> str:
+    """``reply_uuid`` as 32 hex digits."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"switchman-sim:{ex.id}").hex
 
 
-def _responses_input(obj: dict[str, Any]) -> list[Any]:
-    messages: list[Any] = []
-    instructions = obj.get("instructions")
-    if isinstance(instructions, str) and instructions:
-        messages.append({"role": "system", "content": instructions})
-    items = obj.get("input")
-    if isinstance(items, str):
-        messages.append({"role": "user", "content": items})
-    elif isinstance(items, list):
-        messages.extend(items)
-    else:
-        raise BadBody("input: a string or a list of messages is required")
-    return messages
+def plain_usage(ex: Exchange) -> dict[str, int]:
+    """``{prompt_tokens, completion_tokens, total_tokens}`` of the plan."""
+    usage = ex.plan.usage
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
 
 
-class ResponsesWire(Wire):
-    """``POST /v1/responses`` (= ``/v1/agent``): a response object, or named SSE events
-    ending with ``response.completed``."""
+class PlainTextRefusal(OpenAIWire):
+    """A provider with no refusal field: a refusal is the model's ordinary answer text."""
 
-    name = "responses"
+    thinkers: ClassVar[tuple[str, ...]] = ()
+    no_stop: ClassVar[tuple[str, ...]] = ()
 
-    def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
-        obj = require_object(body)
-        model = obj.get("model") or obj.get("preset")
-        if not isinstance(model, str) or not model:
-            raise BadBody("model: a non-empty string (or a preset) is required")
-        messages = chat_messages(_responses_input(dict(obj)))
-        max_tokens = positive_int(obj.get("max_output_tokens"))
-        return Parsed(
-            model=model,
-            request=provider_request(
-                model, messages, max_tokens=max_tokens, stream=obj.get("stream") is True
-            ),
-        )
-
-    def bad_request(self, message: str) -> Reply:
-        return json_reply(400, _pplx_error(message, "invalid_request", 400))
-
-    def not_found(self, message: str) -> Reply:
-        return json_reply(404, _pplx_error(message, "not_found", 404))
-
-    def error(self, failure: Failure, ex: Exchange) -> Reply:
-        match failure.kind:
-            case "rate_limited":
-                body = _pplx_error(
-                    "Rate limit exceeded. Please retry after a short wait.",
-                    "rate_limit_exceeded",
-                    429,
-                )
-                return json_reply(429, body, retry_headers(failure))
-            case "server_error":
-                return json_reply(500, _pplx_error("Internal server error", "server_error", 500))
-            case "context_length":
-                message = f"Prompt too long: {ex.plan.usage.input_tokens} tokens over the limit"
-                return json_reply(400, _pplx_error(message, "invalid_request", 400))
-            case "content_policy":
-                message = "The request was blocked by the content policy."
-                return json_reply(400, _pplx_error(message, "content_policy_violation", 400))
-            case "not_found":
-                message = f"Model '{ex.model}' not found"
-                return json_reply(404, _pplx_error(message, "not_found", 404))
-            case _:
-                return json_reply(503, _pplx_error("Service unavailable", "server_error", 503))
-
-    def _message(self, ex: Exchange, status: str) -> dict[str, Any]:
-        content: list[dict[str, Any]] = []
-        if status == "completed":
-            content = [{"type": "output_text", "text": answer_text(ex.plan), "annotations": []}]
-        return {
-            "type": "message",
-            "id": f"msg_{ex.id}",
-            "role": "assistant",
-            "status": status,
-            "content": content,
-        }
-
-    def _response(self, ex: Exchange, status: str) -> dict[str, Any]:
-        plan = ex.plan
-        obj: dict[str, Any] = {
-            "id": f"resp_{ex.id}",
-            "object": "response",
-            "created_at": CREATED,
-            "model": ex.model,
-            "status": status,
-            "output": [],
-        }
-        if status in ("completed", "incomplete"):
-            obj["output"] = [self._message(ex, "completed")]
-            obj["usage"] = {
-                "input_tokens": plan.usage.input_tokens,
-                "output_tokens": plan.usage.output_tokens,
-                "total_tokens": plan.usage.input_tokens + plan.usage.output_tokens,
-            }
-        if status == "incomplete":
-            obj["incomplete_details"] = {"reason": "max_output_tokens"}
-        return obj
-
-    def _final_status(self, plan: Plan) -> str:
-        return "incomplete" if plan.finish_reason == "length" else "completed"
-
-    def whole(self, ex: Exchange) -> Reply:
-        return json_reply(200, self._response(ex, self._final_status(ex.plan)))
-
-    def head(self, ex: Exchange) -> bytes:
-        return named(
-            "response.created",
-            {"type": "response.created", "response": self._response(ex, "in_progress")},
-        ) + named(
-            "response.output_item.added",
-            {
-                "type": "response.output_item.added",
-                "output_index": 0,
-                "item": self._message(ex, "in_progress"),
-            },
-        )
-
-    def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
-        event = {
-            "type": "response.output_text.delta",
-            "item_id": f"msg_{ex.id}",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": SLOT,
-        }
-        return filler(event, _named_frame(b"response.output_text.delta"))
-
-    def malformed(self, ex: Exchange) -> bytes:
-        return (
-            b"event: response.output_text.delta\n"
-            b'data: {"type":"response.output_text.delta","delta":"\n\n'
-        )
-
-    def finish(self, ex: Exchange) -> bytes:
-        return named(
-            "response.output_text.done",
-            {
-                "type": "response.output_text.done",
-                "item_id": f"msg_{ex.id}",
-                "output_index": 0,
-                "content_index": 0,
-                "text": answer_text(ex.plan),
-            },
-        ) + named(
-            "response.output_item.done",
-            {
-                "type": "response.output_item.done",
-                "output_index": 0,
-                "item": self._message(ex, "completed"),
-            },
-        )
-
-    def terminator(self, ex: Exchange) -> bytes:
-        status = self._final_status(ex.plan)
-        return named(
-            "response.completed",
-            {"type": "response.completed", "response": self._response(ex, status)},
-        )
+    def message(self, ex: Exchange) -> dict[str, Any]:
+        return {"role": "assistant", "content": answer_text(ex.plan)}
 
     def refusal(self, ex: Exchange) -> bytes:
-        # Perplexity has no refusal signal: a refusal is ordinary answer text.
         return self.chunker(ex)(ex.plan.refusal) + self.finish(ex)
-
-    def mid_error(self, ex: Exchange) -> bytes:
-        response = self._response(ex, "failed")
-        response["error"] = {"code": "server_error", "message": "The model failed mid-answer."}
-        return named("response.failed", {"type": "response.failed", "response": response})
-
-
-def _pplx_error(message: str, type_: str, code: int) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "code": code}}
-
-
-def _named_frame(event: bytes) -> Callable[[bytes], bytes]:
-    def frame(data: bytes) -> bytes:
-        return b"event: " + event + b"\ndata: " + data + b"\n\n"
-
-    return frame

@@ -15,6 +15,14 @@ import trio
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 
 PROMPT = "What is the capital of France?"
+KEY = "sk-secret-value-0123456789"
+#: every provider's key header (and Anthropic's version), so any route accepts a request
+AUTH = {
+    "authorization": f"Bearer {KEY}",
+    "x-api-key": KEY,
+    "x-goog-api-key": KEY,
+    "anthropic-version": "2023-06-01",
+}
 
 
 @pytest.fixture
@@ -27,12 +35,20 @@ async def server() -> AsyncIterator[FakeProviderServer]:
 
 @pytest.fixture
 async def client(server: FakeProviderServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=5, headers=AUTH) as c:
+        yield c
+
+
+@pytest.fixture
+async def bare(server: FakeProviderServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sends no key and no provider header."""
     async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as c:
         yield c
 
 
 def sse_events(raw: str) -> list[tuple[str | None, str]]:
-    """(event name, data) per SSE event; accepts LF and CRLF framing."""
+    """(event name, data) per SSE event; accepts LF and CRLF framing; a raw JSON line (not
+    a ``data:`` field) counts as an event's data, as tolerant clients read it."""
     events: list[tuple[str | None, str]] = []
     for block in re.split(r"\r?\n\r?\n", raw):
         if not block.strip():
@@ -44,6 +60,8 @@ def sse_events(raw: str) -> list[tuple[str | None, str]]:
                 name = line[len("event:") :].strip()
             elif line.startswith("data:"):
                 data.append(line[len("data:") :].lstrip())
+            elif line.startswith("{"):  # a raw JSON line (Gemini's error mid-stream)
+                data.append(line)
         events.append((name, "\n".join(data)))
     return events
 
@@ -117,7 +135,7 @@ class Format:
             "POST",
             self.url(model, stream=stream),
             json=self.post_json(model, stream=stream, max_tokens=max_tokens),
-            headers={"authorization": "Bearer sk-secret-value", "x-api-key": "sk-secret-value"},
+            headers=AUTH,
         )
 
     def text_of(self, body: Any) -> str | None:

@@ -11,6 +11,7 @@ from switchman._call import Message
 from switchman.adapters._base import ProviderRequest
 from switchman.catalog import SimProfile
 from switchman.sim import (
+    BEHAVIOURS,
     REFUSAL_TEXT,
     BehaviourState,
     Plan,
@@ -239,6 +240,10 @@ def test_a_prompt_over_the_context_window_fails_with_context_length() -> None:
         ("silent", "silent", None, None),
         ("context-length", "context_length", 400, None),
         ("content-policy", "content_policy", 400, None),
+        ("not-found", "not_found", 404, None),
+        ("bad-key", "bad_key", 401, None),
+        ("quota-exhausted", "quota_exhausted", 429, None),
+        ("spend-limit", "spend_limit", 429, None),
     ],
 )
 def test_failure_names(
@@ -252,6 +257,12 @@ def test_failure_names(
         retry_after,
     )
     assert plan.behaviour == model
+
+
+def test_every_failure_name_is_listed_as_a_behaviour() -> None:
+    for name in ("bad-key", "quota-exhausted", "spend-limit", "not-found"):
+        assert name in BEHAVIOURS
+        assert named(name).failure is not None
 
 
 def test_answer_names() -> None:

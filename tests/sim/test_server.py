@@ -81,6 +81,7 @@ async def test_one_connection_serves_many_requests(server: FakeProviderServer) -
     body = json.dumps(OPENAI.post_json("healthy", stream=False)).encode()
     request = (
         b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"authorization: Bearer sk-x\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
     with trio.fail_after(5):
@@ -278,10 +279,10 @@ async def test_every_format_records_its_name(
     assert server.requests()[-1].wire_format == fmt.name
 
 
-async def test_python_dash_m_serves_until_interrupted() -> None:
+async def test_python_dash_m_serves_with_a_flavour_until_interrupted() -> None:
     with trio.fail_after(20):
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "switchman.sim", "--port", "0"],
+            [sys.executable, "-m", "switchman.sim", "--port", "0", "--flavour", "xai"],
             stdout=subprocess.PIPE,
         )
         try:
@@ -294,7 +295,12 @@ async def test_python_dash_m_serves_until_interrupted() -> None:
             base_url = text.rsplit(" ", 1)[-1]
             async with httpx.AsyncClient(base_url=base_url) as client:
                 response = await client.send(OPENAI.request(client, "healthy", stream=False))
+                keyless = await client.post(
+                    "/v1/chat/completions", json=OPENAI.post_json("healthy", stream=False)
+                )
             assert response.status_code == 200
+            assert keyless.status_code == 400  # --flavour xai: xAI's answer to a missing key
+            assert set(keyless.json()) == {"code", "error"}
             process.send_signal(signal.SIGINT)
             assert await process.wait() == 0
         finally:

@@ -1,0 +1,220 @@
+"""Perplexity's Agent API (``POST /v1/responses`` = ``/v1/agent``), the OpenAI
+Responses-style format that replaced its Sonar chat completions (retired 2026-09-27)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from switchman.sim._plan import Failure, Plan
+from switchman.sim._wire import (
+    CREATED,
+    SLOT,
+    BadBody,
+    Exchange,
+    Parsed,
+    Reply,
+    Wire,
+    answer_text,
+    chat_messages,
+    filler,
+    json_reply,
+    named,
+    positive_int,
+    provider_request,
+    require_object,
+)
+
+
+def _responses_input(obj: dict[str, Any]) -> list[Any]:
+    messages: list[Any] = []
+    instructions = obj.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append({"role": "system", "content": instructions})
+    items = obj.get("input")
+    if isinstance(items, str):
+        messages.append({"role": "user", "content": items})
+    elif isinstance(items, list):
+        messages.extend(items)
+    else:
+        raise BadBody("input: a string or a list of messages is required")
+    return messages
+
+
+class ResponsesWire(Wire):
+    """``POST /v1/responses`` (= ``/v1/agent``): a response object, or named SSE events
+    ending with ``response.completed``."""
+
+    name = "responses"
+
+    def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
+        obj = require_object(body)
+        model = obj.get("model") or obj.get("preset")
+        if not isinstance(model, str) or not model:
+            raise BadBody("model: a non-empty string (or a preset) is required")
+        messages = chat_messages(_responses_input(dict(obj)))
+        max_tokens = positive_int(obj.get("max_output_tokens"))
+        return Parsed(
+            model=model,
+            request=provider_request(
+                model, messages, max_tokens=max_tokens, stream=obj.get("stream") is True
+            ),
+        )
+
+    def no_key(self) -> Reply:
+        message = (
+            "Invalid API key provided. You can find your API key at "
+            "https://www.perplexity.ai/settings/api."
+        )
+        return json_reply(401, _pplx_error(message, "invalid_api_key", 401))
+
+    def bad_request(self, message: str) -> Reply:
+        return json_reply(400, _pplx_error(message, "invalid_request", 400))
+
+    def not_found(self, message: str) -> Reply:
+        return json_reply(404, _pplx_error(message, "not_found", 404))
+
+    def error(self, failure: Failure, ex: Exchange) -> Reply:
+        """Perplexity's ``{message, type, code: int}`` errors; its 429 carries no headers at
+        all (no retry hint), an unknown model is a 400 ``invalid_model``, and it documents
+        no billing failure: an exhausted quota is its plain 429."""
+        match failure.kind:
+            case "rate_limited" | "quota_exhausted" | "spend_limit":
+                body = _pplx_error(
+                    "Rate limit exceeded. Please retry after a short wait.",
+                    "rate_limit_exceeded",
+                    429,
+                )
+                return json_reply(429, body)
+            case "bad_key":
+                return self.no_key()
+            case "server_error":
+                return json_reply(500, _pplx_error("Internal server error", "server_error", 500))
+            case "context_length":
+                message = f"Prompt too long: {ex.plan.usage.input_tokens} tokens over the limit"
+                return json_reply(400, _pplx_error(message, "invalid_request", 400))
+            case "content_policy":
+                message = "The request was blocked by the content policy."
+                return json_reply(400, _pplx_error(message, "content_policy_violation", 400))
+            case "not_found":
+                message = (
+                    f"Invalid model '{ex.model}'. Permitted models can be found in the "
+                    "documentation at https://docs.perplexity.ai/guides/model-cards."
+                )
+                return json_reply(400, _pplx_error(message, "invalid_model", 400))
+            case _:
+                return json_reply(503, _pplx_error("Service unavailable", "server_error", 503))
+
+    def _message(self, ex: Exchange, status: str) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if status == "completed":
+            content = [{"type": "output_text", "text": answer_text(ex.plan), "annotations": []}]
+        return {
+            "type": "message",
+            "id": f"msg_{ex.id}",
+            "role": "assistant",
+            "status": status,
+            "content": content,
+        }
+
+    def _response(self, ex: Exchange, status: str) -> dict[str, Any]:
+        plan = ex.plan
+        obj: dict[str, Any] = {
+            "id": f"resp_{ex.id}",
+            "object": "response",
+            "created_at": CREATED,
+            "model": ex.model,
+            "status": status,
+            "output": [],
+        }
+        if status in ("completed", "incomplete"):
+            obj["output"] = [self._message(ex, "completed")]
+            obj["usage"] = {
+                "input_tokens": plan.usage.input_tokens,
+                "output_tokens": plan.usage.output_tokens,
+                "total_tokens": plan.usage.input_tokens + plan.usage.output_tokens,
+            }
+        if status == "incomplete":
+            obj["incomplete_details"] = {"reason": "max_output_tokens"}
+        return obj
+
+    def _final_status(self, plan: Plan) -> str:
+        return "incomplete" if plan.finish_reason == "length" else "completed"
+
+    def whole(self, ex: Exchange) -> Reply:
+        return json_reply(200, self._response(ex, self._final_status(ex.plan)))
+
+    def head(self, ex: Exchange) -> bytes:
+        return named(
+            "response.created",
+            {"type": "response.created", "response": self._response(ex, "in_progress")},
+        ) + named(
+            "response.output_item.added",
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": self._message(ex, "in_progress"),
+            },
+        )
+
+    def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
+        event = {
+            "type": "response.output_text.delta",
+            "item_id": f"msg_{ex.id}",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": SLOT,
+        }
+        return filler(event, _named_frame(b"response.output_text.delta"))
+
+    def malformed(self, ex: Exchange) -> bytes:
+        return (
+            b"event: response.output_text.delta\n"
+            b'data: {"type":"response.output_text.delta","delta":"\n\n'
+        )
+
+    def finish(self, ex: Exchange) -> bytes:
+        return named(
+            "response.output_text.done",
+            {
+                "type": "response.output_text.done",
+                "item_id": f"msg_{ex.id}",
+                "output_index": 0,
+                "content_index": 0,
+                "text": answer_text(ex.plan),
+            },
+        ) + named(
+            "response.output_item.done",
+            {
+                "type": "response.output_item.done",
+                "output_index": 0,
+                "item": self._message(ex, "completed"),
+            },
+        )
+
+    def terminator(self, ex: Exchange) -> bytes:
+        status = self._final_status(ex.plan)
+        return named(
+            "response.completed",
+            {"type": "response.completed", "response": self._response(ex, status)},
+        )
+
+    def refusal(self, ex: Exchange) -> bytes:
+        # Perplexity has no refusal signal: a refusal is ordinary answer text.
+        return self.chunker(ex)(ex.plan.refusal) + self.finish(ex)
+
+    def mid_error(self, ex: Exchange) -> bytes:
+        response = self._response(ex, "failed")
+        response["error"] = {"code": "server_error", "message": "The model failed mid-answer."}
+        return named("response.failed", {"type": "response.failed", "response": response})
+
+
+def _pplx_error(message: str, type_: str, code: int) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "code": code}}
+
+
+def _named_frame(event: bytes) -> Callable[[bytes], bytes]:
+    def frame(data: bytes) -> bytes:
+        return b"event: " + event + b"\ndata: " + data + b"\n\n"
+
+    return frame
