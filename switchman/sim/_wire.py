@@ -121,10 +121,11 @@ def retry_headers(failure: Failure) -> Headers:
     return (("retry-after", f"{failure.retry_after:g}"),)
 
 
-def rfc3339(unix: float) -> str:
+def rfc3339(unix: float, *, up: bool = True) -> str:
     """A whole-second UTC timestamp such as ``2026-11-25T17:05:12Z``, rounded up (never
-    earlier than ``unix``)."""
-    moment = datetime.datetime.fromtimestamp(math.ceil(unix), tz=datetime.UTC)
+    earlier than ``unix``) or, with ``up=False``, down (never later)."""
+    whole = math.ceil(unix) if up else math.floor(unix)
+    moment = datetime.datetime.fromtimestamp(whole, tz=datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -75,13 +75,16 @@ def _sse_frame(data: bytes) -> bytes:
 
 def _families(remaining: dict[str, int], wall: float, resets: dict[str, float] | None) -> Headers:
     """``anthropic-ratelimit-<family>-{limit,remaining,reset}`` for each family; resets are
-    RFC 3339 times ``resets[family]`` seconds after ``wall`` (none when ``resets`` is None)."""
+    RFC 3339 times ``resets[family]`` seconds after ``wall`` (none when ``resets`` is None):
+    a spent family's (remaining 0) rounded down, so it is never later than the 429's
+    ``retry-after``, the others rounded up, so they are never in the past."""
     out: list[tuple[str, str]] = []
     for family, limit in _LIMITS.items():
         prefix = f"anthropic-ratelimit-{family}"
         out += [(f"{prefix}-limit", str(limit)), (f"{prefix}-remaining", str(remaining[family]))]
         if resets is not None:
-            out.append((f"{prefix}-reset", rfc3339(wall + resets[family])))
+            up = remaining[family] > 0
+            out.append((f"{prefix}-reset", rfc3339(wall + resets[family], up=up)))
     return tuple(out)
 
 

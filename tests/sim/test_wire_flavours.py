@@ -684,7 +684,8 @@ async def test_anthropic_429_resets_follow_the_retry_hint(client: httpx.AsyncCli
         limited.headers["anthropic-ratelimit-requests-reset"], "%Y-%m-%dT%H:%M:%SZ"
     ).replace(tzinfo=datetime.UTC)
     now = datetime.datetime.now(datetime.UTC)
-    assert 0 < (reset - now).total_seconds() <= 2.1  # retry-after 1, in whole seconds
+    # the spent family frees up within the retry-after (1 s), in whole seconds
+    assert -0.5 < (reset - now).total_seconds() <= 1.0
     assert not [h for h in hintless.headers if h.endswith("-reset") or h == "retry-after"]
 
 
