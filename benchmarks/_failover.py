@@ -117,7 +117,9 @@ async def _direct(upstream_url: str, plan: list[str], concurrency: int) -> dict[
     names = {route_name(k): k for k in FAILING} | {ALIAS: "healthy"}
     url = upstream_url + "/v1/chat/completions"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=TIMEOUT_S) as client:
+    async with httpx.AsyncClient(
+        limits=limits, timeout=TIMEOUT_S, headers={"authorization": "Bearer sk-bench-direct"}
+    ) as client:
 
         async def one(name: str) -> bool:
             body = {"model": names[name], "messages": [{"role": "user", "content": PROMPT}]}

@@ -28,6 +28,8 @@ from benchmarks._suite import Context, Section
 from benchmarks._util import fmt, markdown_table
 
 _GATEWAY_ENV = {"SWITCHMAN_BENCH_UPSTREAM_KEY": "sk-bench-upstream"}
+#: the fake upstream wants a key, as OpenAI does: the direct baseline sends one too
+UPSTREAM_AUTH = {"authorization": "Bearer sk-bench-upstream"}
 
 
 def measure_point(
@@ -69,7 +71,7 @@ def measure_point(
 
 def ceiling(ctx: Context, up: Child) -> dict[str, Any]:
     """The upstream's own ceiling: direct requests per second at concurrency 64."""
-    target = Target(name="direct", host="127.0.0.1", port=up.port)
+    target = Target(name="direct", host="127.0.0.1", port=up.port, headers=UPSTREAM_AUTH)
     p = ctx.profile
     row = measure_point(
         target, chat_body("healthy"), up, concurrency=64, duration_s=p.point_s, warmup_s=p.warmup_s
@@ -88,7 +90,9 @@ def _switchman(ctx: Context, up: Child) -> Iterator[tuple[Target, Child]]:
 @contextlib.contextmanager
 def _bare_relay(ctx: Context, up: Child) -> Iterator[tuple[Target, Child]]:
     with bare_relay(ctx.workdir / "relay", up.base_url) as relay:
-        yield Target(name=BARE_RELAY, host="127.0.0.1", port=relay.port), relay
+        # the relay passes the caller's key on, as a proxy in front of a provider would
+        target = Target(name=BARE_RELAY, host="127.0.0.1", port=relay.port, headers=UPSTREAM_AUTH)
+        yield target, relay
 
 
 @contextlib.contextmanager
@@ -138,7 +142,7 @@ def run(ctx: Context) -> Section:
             f"upstream CPU {fmt(ceiling_row['server_cpu_share'])} cores",
             flush=True,
         )
-        direct = Target(name="direct", host="127.0.0.1", port=up.port)
+        direct = Target(name="direct", host="127.0.0.1", port=up.port, headers=UPSTREAM_AUTH)
         _sweep(ctx, direct, chat_body("healthy"), None, rows)
         with _switchman(ctx, up) as (target, gw):
             _sweep(ctx, target, chat_body(ALIAS), gw, rows)

@@ -45,6 +45,9 @@ PROMPT = "Explain recursion briefly."
 #: one streamed call: (ttft seconds, total seconds, content chunks), or None if it failed
 Probe = Callable[[], Awaitable[tuple[float, float, int] | None]]
 
+#: the upstream wants a key, as a provider does (direct runs and the relay send it)
+UPSTREAM_AUTH: Mapping[str, str] = {"authorization": f"Bearer {KEY_VALUE}"}
+
 
 class StreamSeries:
     def __init__(self) -> None:
@@ -165,7 +168,7 @@ async def _embedded(upstream_url: str, config: switchman.Config, calls: int, war
                 client,
                 upstream_url + "/v1/chat/completions",
                 "healthy",
-                {"authorization": f"Bearer {KEY_VALUE}"},
+                UPSTREAM_AUTH,
             ),
             "switchman embedded": router_probe(router, ALIAS),
         }
@@ -185,7 +188,7 @@ async def _over_http(
     async with httpx.AsyncClient(timeout=30.0) as client:
         probes = {
             f"direct (for {name})": http_probe(
-                client, upstream_url + "/v1/chat/completions", "healthy", {}
+                client, upstream_url + "/v1/chat/completions", "healthy", UPSTREAM_AUTH
             ),
             name: http_probe(client, gateway.base_url + "/v1/chat/completions", model, headers),
         }
@@ -233,7 +236,16 @@ def run(ctx: Context) -> Section:
         with bare_relay(ctx.workdir / "relay", up.base_url) as relay:
             # the relay forwards the body unchanged: it names the upstream's model
             rows.update(
-                trio.run(_over_http, up.base_url, BARE_RELAY, relay, {}, calls, warmup, "healthy")
+                trio.run(
+                    _over_http,
+                    up.base_url,
+                    BARE_RELAY,
+                    relay,
+                    UPSTREAM_AUTH,  # passed on to the upstream, which wants a key
+                    calls,
+                    warmup,
+                    "healthy",
+                )
             )
             pairs.append((f"direct (for {BARE_RELAY})", BARE_RELAY))
         if ctx.litellm is not None:

@@ -344,7 +344,7 @@ def cmd_sim_server(args: argparse.Namespace) -> int:
     from switchman.sim import main as sim_main
 
     argv = ["--host", args.host, "--port", str(args.port), "--latency-ms", str(args.latency_ms)]
-    return sim_main(argv)
+    return sim_main([*argv, "--flavour", args.flavour])
 
 
 def env_port(env: Mapping[str, str] | None = None) -> int:
@@ -466,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=8300)
     p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument(
+        "--flavour",
+        default="openai",
+        help="whose chat completions a path without a provider prefix (/xai/v1, ...) speaks",
+    )
     p.set_defaults(func=cmd_sim_server)
     return parser
 

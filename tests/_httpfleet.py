@@ -29,15 +29,15 @@ MAX_TOKENS: Final = 200
 
 #: provider name -> (wire kind, path under the fake server that is its base URL)
 PROVIDERS: Final[Mapping[str, tuple[Kind, str]]] = {
-    "openai": ("openai", "/v1"),
-    "anthropic": ("anthropic", ""),
-    "gemini": ("gemini", "/v1beta"),
-    "mistral": ("openai", "/v1"),
-    "groq": ("openai", "/v1"),
-    "deepseek": ("openai", "/v1"),
-    "xai": ("openai", "/v1"),
-    "perplexity": ("openai", ""),
-    "ollama": ("ollama", ""),
+    "openai": ("openai", "/openai/v1"),
+    "anthropic": ("anthropic", "/anthropic"),
+    "gemini": ("gemini", "/gemini/v1beta"),
+    "mistral": ("openai", "/mistral/v1"),
+    "groq": ("openai", "/groq/openai/v1"),
+    "deepseek": ("openai", "/deepseek"),
+    "xai": ("openai", "/xai/v1"),
+    "perplexity": ("openai", "/perplexity"),
+    "ollama": ("ollama", "/ollama"),
 }
 
 

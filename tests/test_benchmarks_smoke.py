@@ -84,7 +84,12 @@ async def test_load_loops_count_answers_and_errors() -> None:
     with trio.fail_after(15):
         async with trio.open_nursery() as nursery:
             server = await nursery.start(serve_fake_provider, FakeServerConfig())
-            target = _loadgen.Target(name="fake", host="127.0.0.1", port=server.port)
+            target = _loadgen.Target(
+                name="fake",
+                host="127.0.0.1",
+                port=server.port,
+                headers={"authorization": "Bearer sk-load"},  # the fake wants a key
+            )
             good = await _loadgen.closed_loop(
                 target, _configs.chat_body("healthy"), concurrency=3, duration_s=60, max_requests=30
             )
@@ -120,16 +125,16 @@ async def test_bare_relay_passes_answers_on_as_they_arrive() -> None:
                 assert seen.body == body  # forwarded unchanged, with the caller's key
                 assert seen.headers["authorization"] == "Bearer ***"
                 # the upstream's error status and body come back as they are
-                down = await client.post(url, content=_configs.chat_body("down"))
+                down = await client.post(url, content=_configs.chat_body("down"), headers=auth)
                 assert down.status_code == 503
                 assert "overloaded or not ready" in down.json()["error"]["message"]
                 # the upstream dropping the connection before answering: 502
-                reset = await client.post(url, content=_configs.chat_body("reset"))
+                reset = await client.post(url, content=_configs.chat_body("reset"), headers=auth)
                 assert reset.status_code == 502
                 assert (await client.get(url)).status_code == 404
                 # a stream that stalls halfway: what came before the stall arrives anyway
                 stall = _configs.chat_body("stall", stream=True)
-                async with client.stream("POST", url, content=stall) as response:
+                async with client.stream("POST", url, content=stall, headers=auth) as response:
                     assert response.headers["content-type"].startswith("text/event-stream")
                     lines = response.aiter_lines()
                     while not _stream.content_of(await anext(lines)):

@@ -394,6 +394,13 @@ def test_sim_server_starts_and_answers(tmp_path: Path) -> None:
             json={"model": "healthy", "messages": [{"role": "user", "content": "hi"}]},
             timeout=10,
         )
+        assert resp.status_code == 401  # as OpenAI: no key, no answer
+        resp = httpx.post(
+            f"{match.group(1)}/xai/v1/chat/completions",
+            json={"model": "healthy", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": "Bearer xai-fake"},
+            timeout=10,
+        )
         assert resp.status_code == 200
         text = resp.json()["choices"][0]["message"]["content"]
         assert text == expected_answer("healthy", "hi", None)

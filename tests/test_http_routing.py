@@ -258,9 +258,22 @@ class Expect:
     answer: str | None = None
 
 
+#: providers whose 429 carries no retry hint (providers.md: no rate-limit headers, or none
+#: documented): their rate-limited is like rate-limited-no-retry-after
+NO_RETRY_HINT = ("mistral", "perplexity", "ollama", "deepseek")
+#: providers without a refusal signal: a refusal is ordinary answer text
+PLAIN_REFUSAL = ("ollama", "perplexity", "mistral", "groq", "xai", "together")
+
+
 def expect(behaviour: str, provider: str) -> Expect:
     match behaviour:
-        case "rate-limited":  # the server says Retry-After: 1
+        case "rate-limited" if provider in NO_RETRY_HINT:
+            return Expect(answered_by="fallback", outcomes=("rate_limited", "success"))
+        case "overloaded" if provider == "mistral":  # "capacity exceeded" is a 429
+            return Expect(answered_by="fallback", outcomes=("rate_limited", "success"))
+        case "context-length" if provider == "ollama":  # cuts the prompt to fit, answers
+            return Expect(answered_by="primary", outcomes=("success",))
+        case "rate-limited":  # the server says Retry-After: 1 (Gemini: in the body)
             return Expect(
                 answered_by="fallback",
                 outcomes=("rate_limited", "rate_limited", "success"),
@@ -286,7 +299,7 @@ def expect(behaviour: str, provider: str) -> Expect:
             return Expect(answered_by="fallback", outcomes=("context_exceeded", "success"))
         case "not-found":  # the wire's own 404 for a model it does not serve: not retried
             return Expect(answered_by="fallback", outcomes=("error", "success"))
-        case "refusal" if provider in ("ollama", "perplexity"):
+        case "refusal" if provider in PLAIN_REFUSAL:
             # these wire formats have no refusal signal: a refusal is ordinary text
             return Expect(answered_by="primary", outcomes=("success",), answer=REFUSAL_TEXT)
         case "refusal":
@@ -594,7 +607,8 @@ async def test_content_policy_rejection_reaches_the_caller_unless_the_route_opts
             assert (error.code, error.provider, error.status) == ("refused", p, 400)
             reason = fleet.server.requests(primary)[0]
             assert reason.status == 400 and reason.outcome == "content_policy"
-            assert "polic" in error.message or "safety" in error.message, error.message
+            words = ("polic", "safety", "moderation")
+            assert any(w in error.message for w in words), error.message
             assert [a.outcome for a in result.trace.attempts] == ["content_filtered"]
             assert not fleet.server.requests(FALLBACK)  # not routed around
             opted = await fleet.call(f"opt-in-{p}")
@@ -670,7 +684,9 @@ async def test_a_model_the_provider_does_not_serve_is_held_out_with_its_404_as_t
         for p in PRIMARIES:
             first = await fleet.call(f"route-{p}")
             assert first.model == FALLBACK and first.answer == answer_of(FALLBACK), p
-            assert first.trace.attempts[0].status_code == 404, p
+            # Perplexity and Mistral say it with a 400 invalid_model
+            want = 400 if p in ("perplexity", "mistral") else 404
+            assert first.trace.attempts[0].status_code == want, p
         status = {m.alias: m for s in fleet.router.status().providers for m in s.models}
         for p in PRIMARIES:
             missing = status[f"{p}/not-found"]

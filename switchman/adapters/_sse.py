@@ -282,7 +282,8 @@ _CONTEXT_CODES: Final = frozenset(
 _CONTEXT_TEXT: Final = re.compile(
     r"context[\s_-]?(length|window)|maximum context|(prompt|input) (is )?too long"
     r"|input token count|too many (input |prompt )?tokens|reduce the length of the messages"
-    r"|exceeds the maximum number of tokens",
+    r"|exceeds the maximum number of tokens|maximum (prompt|input) length"
+    r"|tokens \+ `?max_new_tokens`? must be",
     re.IGNORECASE,
 )
 _CONTENT_CODES: Final = frozenset(

@@ -429,6 +429,15 @@ def _replaced_pool() -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport)
 
 
+class _TagAuth(httpx.Auth):
+    """A client-level auth flow that leaves the provider key's header alone (Basic auth
+    would replace it, and the provider answer 401)."""
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["x-client-tag"] = "1"
+        yield request
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -436,7 +445,7 @@ def _replaced_pool() -> httpx.AsyncClient:
         _replaced_pool,
         lambda: httpx.AsyncClient(mounts={"http://elsewhere.invalid": httpx.AsyncHTTPTransport()}),
         lambda: httpx.AsyncClient(cookies={"session": "1"}),
-        lambda: httpx.AsyncClient(auth=("user", "pass")),
+        lambda: httpx.AsyncClient(auth=_TagAuth()),
         lambda: httpx.AsyncClient(follow_redirects=True),
     ],
     ids=["subclassed", "replaced-pool", "mounts", "cookies", "auth", "redirects"],
