@@ -777,3 +777,33 @@ async def test_a_fallback_the_budget_kept_out_is_named_in_the_lead_error(
     lead = result.errors[0]
     assert lead.provider == "sim" and "not tried: over budget" in lead.message
     assert result.errors[-1].code == "budget_exceeded"
+
+
+async def test_calls_that_meet_a_half_open_probe_wait_for_it_rather_than_fail(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Twenty calls naming only B arrive as its cool-down ends: one is the probe, the
+    others are turned away while it is out; they wait for its outcome and are served."""
+    b = sim_model("b", SimProfile(latency_ms=300, outage_after_s=0.0, outage_for_s=2.0))
+    async with switchman.open_router(fleet(b)) as router:
+        while True:  # the outage opens its breaker
+            await router.call(Call(prompt="hi", model="b"))
+            await trio.testing.wait_all_tasks_blocked()
+            (model,) = router.status().providers[0].models
+            if model.breaker == "open":
+                break
+        assert model.retry_at is not None
+        await trio.sleep_until(model.retry_at + 0.01)  # the outage is over by now
+        results: list[switchman.Result] = []
+
+        async def one() -> None:
+            results.append(await router.call(Call(prompt="hi", model="b")))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(one)
+    assert [r.status for r in results] == ["complete"] * 20
+    probes = [r for r in results if len(r.trace.attempts) == 1]
+    assert len(probes) >= 1
+    turned_away = [a for r in results for a in r.trace.attempts if a.outcome == "unavailable"]
+    assert turned_away and all("half_open" in (a.error or "") for a in turned_away)

@@ -68,6 +68,8 @@ from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
 
 _attempt_ids = itertools.count(1)
+#: how long a call may wait, in all, for a model that is only briefly unavailable
+SHORT_WAIT_S = 5.0
 
 
 def error_info(exc: ProviderError) -> ErrorInfo:
@@ -103,6 +105,8 @@ class CallRun:
     scope: trio.CancelScope | None = None
     #: spend no budget covers (scopes, USD): tracked by the dispatcher, not reserved
     tracked: tuple[tuple[str, ...], float] | None = None
+    #: when the provider said the model it just turned away can serve again
+    back_at: float | None = None
 
     def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
         if env.hub.active:
@@ -139,6 +143,7 @@ async def run_attempts(
     other alias of it later in the list is passed over."""
     tries: dict[tuple[str, str], int] = {}
     left: set[tuple[str, str]] = set()
+    waited = 0.0
     i = 0
     while i < len(candidates):
         model = candidates[i]
@@ -155,6 +160,18 @@ async def run_attempts(
         if isinstance(outcome, Success):
             return outcome
         if outcome is None:  # not attempted (budget, unavailable): next model
+            tries[upstream] -= 1
+            back_at, run.back_at = run.back_at, None
+            now = trio.current_time()
+            if i + 1 == len(candidates) and back_at is not None:
+                # the last candidate is only paused (its half-open probe is out, its rate
+                # window resets): wait for it, briefly and inside the deadline, as for a
+                # model found paused before any attempt
+                wait = max(back_at - now, 0.0) + 0.001
+                if waited + wait <= SHORT_WAIT_S and now + wait < run.deadline:
+                    waited += wait
+                    await trio.sleep(wait)
+                    continue
             i += 1
             continue
         now = trio.current_time()
@@ -449,6 +466,7 @@ async def _exchange(
         malformed_events=malformed,
     )
     if unavailable is not None:
+        run.back_at = unavailable.retry_at
         record = AttemptRecord(outcome="unavailable", error=unavailable.reason, **base)
         run.attempts.append(record)
         run.errors.append(

@@ -42,7 +42,7 @@ from switchman._result import (
     Result,
     Trace,
 )
-from switchman.actors._attempts import CallRun, Success, run_attempts
+from switchman.actors._attempts import SHORT_WAIT_S, CallRun, Success, run_attempts
 from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import (
     CancelCall,
@@ -54,6 +54,7 @@ from switchman.actors._messages import (
     Spent,
     Submit,
 )
+from switchman.actors._provider import PROBE_POLL_S
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
 from switchman.policy._candidates import plan_attempt_order, reachable
@@ -132,6 +133,8 @@ def unavailable_models(
                         back_at[m.alias] = retry_at
                 elif b.probe_in_flight:
                     out[m.alias] = "breaker half-open: probe in flight"
+                    if back_at is not None:  # its outcome is due any moment: ask again
+                        back_at[m.alias] = now + PROBE_POLL_S
             if m.alias not in out and blocked > 0:
                 out[m.alias] = f"rate budget empty for {blocked:.1f}s"
                 if back_at is not None:
@@ -277,12 +280,18 @@ class _Dispatcher:
                     run.call = call
                 back_at: dict[str, float] = {}
                 elig, ranking, candidates = self._select(call, run, patterns, now, back_at)
-                if not candidates:
+                waited = 0.0
+                while not candidates:
                     wait = _short_wait(elig.excluded, back_at, now, run.deadline)
-                    if wait is not None:  # e.g. a 429 paused the provider for a moment
-                        await trio.sleep(wait)
-                        now = trio.current_time()
-                        elig, ranking, candidates = self._select(call, run, patterns, now, {})
+                    if wait is None or waited + wait > SHORT_WAIT_S:
+                        break
+                    # e.g. a 429 paused the provider for a moment, or a half-open breaker's
+                    # probe is out: wait for it, briefly, and choose again
+                    waited += wait
+                    await trio.sleep(wait)
+                    now = trio.current_time()
+                    back_at = {}
+                    elig, ranking, candidates = self._select(call, run, patterns, now, back_at)
                 eligibility = EligibilityTrace(
                     eligible=tuple(m.alias for m in elig.eligible), excluded=elig.excluded
                 )
@@ -518,10 +527,6 @@ class _Dispatcher:
                 msg.reply_to.send_nowait(answer)
             except (trio.BrokenResourceError, trio.WouldBlock):
                 pass
-
-
-#: how long a call may wait for a model that is only briefly unavailable
-SHORT_WAIT_S = 5.0
 
 
 def _short_wait(

@@ -85,6 +85,8 @@ MISCONFIGURED_HOLD_S = 300.0
 BACKSTOP_S = 0.5
 #: how long a model the provider says it does not serve (404) stays out of routing
 MODEL_NOT_FOUND_HOLD_S = 300.0
+#: when to ask again about a model whose half-open probe is in flight
+PROBE_POLL_S = 0.25
 _NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
 _NO_HOLDS: Mapping[str, ModelHold] = MappingProxyType({})
 #: ``switchman.sim.run_sim_attempt``'s shape: what a ``kind = "sim"`` provider plays
@@ -187,6 +189,8 @@ class _ProviderState:
         admitted, new_breaker = breaker_admit(breaker, self.breaker_cfg, now)
         if not admitted:
             retry_at = breaker_retry_at(breaker)
+            if retry_at is None and breaker.probe_in_flight:  # its outcome is due any moment
+                retry_at = now + PROBE_POLL_S
             return Unavailable(reason=f"breaker {breaker.state}", retry_at=retry_at)
         room = msg.request.max_tokens or 0
         tokens = msg.input_tokens + room
