@@ -211,6 +211,10 @@ async def test_healthy_answers_whole_in_every_wire_format(
             assert (result.status, result.model, result.provider) == ("complete", alias, p)
             assert result.answer == answer_of(alias)
             assert result.usage.output_tokens > 0 and result.cost_usd > 0
+            if p == "perplexity":  # it says what it billed, its search fee included
+                usage = result.usage
+                billed = usage.input_tokens * 0.25e-6 + usage.output_tokens * 2.5e-6 + 0.005
+                assert result.cost_usd == pytest.approx(billed)
             text, streamed = await fleet.stream(alias)
             assert streamed.status == "complete" and text == streamed.answer == answer_of(alias)
             first, second = server.requests(alias)

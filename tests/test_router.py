@@ -807,3 +807,19 @@ async def test_calls_that_meet_a_half_open_probe_wait_for_it_rather_than_fail(
     assert len(probes) >= 1
     turned_away = [a for r in results for a in r.trace.attempts if a.outcome == "unavailable"]
     assert turned_away and all("half_open" in (a.error or "") for a in turned_away)
+
+
+async def test_a_request_fee_is_part_of_the_cost_the_estimate_and_the_cap(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    searcher = sim_model("searcher", request_fee_usd=0.005)
+    async with switchman.open_router(fleet(searcher)) as router:
+        result = await router.call(Call(prompt="hi", model="searcher"))
+        assert result.usage is not None
+        tokens_only = (result.usage.input_tokens * 1.0 + result.usage.output_tokens * 4.0) / 1e6
+        assert result.cost_usd == pytest.approx(tokens_only + 0.005)
+        capped = await router.call(
+            Call(prompt="hi", model="searcher", options=Options(max_cost_usd=0.004))
+        )
+    assert capped.status == "failed"
+    assert "above max_cost_usd" in capped.trace.eligibility.excluded[0].reason

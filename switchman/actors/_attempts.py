@@ -486,7 +486,12 @@ async def _exchange(
             usage = attrs.evolve(usage, output_tokens=min(math.ceil(len(answer) / 4), out_tokens))
         if usage.input_tokens == 0:
             usage = attrs.evolve(usage, input_tokens=input_tokens)
-        cost = model.cost(usage.input_tokens, usage.output_tokens)
+        # what the provider says it billed, when it says (fees included), else list price
+        cost = (
+            end.cost_usd
+            if end.cost_usd is not None
+            else model.cost(usage.input_tokens, usage.output_tokens)
+        )
         record = AttemptRecord(
             outcome="success", status_code=status_code or 200, usage=usage, cost_usd=cost, **base
         )

@@ -49,6 +49,8 @@ class Completion:
     finish_reason: str | None
     usage: Usage
     model_id: str | None = None
+    #: what the provider says the request cost, fees included, when it says (Perplexity)
+    cost_usd: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +80,9 @@ class StreamEnd:
     finish_reason: str | None
     usage: Usage
     model_id: str | None = None
+    #: what the provider says the request cost, fees included, when it says (Perplexity's
+    #: ``usage.cost.total_cost``): the attempt's cost, rather than tokens at list price
+    cost_usd: float | None = None
 
 
 StreamEvent = ResponseStarted | TextDelta | Malformed | StreamEnd

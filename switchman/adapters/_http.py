@@ -188,6 +188,7 @@ async def send_attempt(
                         finish_reason=completion.finish_reason,
                         usage=completion.usage,
                         model_id=completion.model_id,
+                        cost_usd=completion.cost_usd,
                     )
                 )
     except _TRANSPORT_ERRORS as exc:

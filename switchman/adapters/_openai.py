@@ -333,6 +333,14 @@ def _responses_text(response: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _reported_cost(usage: Any) -> float | None:
+    """Perplexity's ``usage.cost.total_cost`` (tokens, request and tool fees), in USD."""
+    total = obj(obj(usage).get("cost")).get("total_cost")
+    if isinstance(total, bool) or not isinstance(total, int | float):
+        return None
+    return float(total) if 0.0 <= total < 1e6 else None
+
+
 def _responses_finish(response: dict[str, Any]) -> str | None:
     status = string(response.get("status"))
     if status == "completed":
@@ -397,6 +405,7 @@ class OpenAIResponsesAdapter:
             finish_reason=_responses_finish(data),
             usage=usage_of(data.get("usage"), "input_tokens", "output_tokens"),
             model_id=string(data.get("model")),
+            cost_usd=_reported_cost(data.get("usage")),
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -482,6 +491,7 @@ class _ResponsesStream:
                     finish_reason=_responses_finish(response) or "stop",
                     usage=usage_of(response.get("usage"), "input_tokens", "output_tokens"),
                     model_id=self._model,
+                    cost_usd=_reported_cost(response.get("usage")),
                 )
             ]
         elif kind == "response.failed":

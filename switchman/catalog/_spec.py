@@ -249,6 +249,8 @@ class ModelSpec:
     long_input_above: int | None = None
     long_input_per_mtok: float | None = None
     long_output_per_mtok: float | None = None
+    #: USD a request costs on top of its tokens (Perplexity's web search: $0.005)
+    request_fee_usd: float = 0.0
     enabled: bool = True
     sim: SimProfile | None = None
 
@@ -273,6 +275,7 @@ class ModelSpec:
         _number(errors, "long_input_above", v.long_input_above, 1, integer=True, optional=True)
         _number(errors, "long_input_per_mtok", v.long_input_per_mtok, 0, optional=True)
         _number(errors, "long_output_per_mtok", v.long_output_per_mtok, 0, optional=True)
+        _number(errors, "request_fee_usd", v.request_fee_usd, 0)
         given = [name for name in long_fields if getattr(v, name) is not None]
         if given and len(given) != len(long_fields):
             errors.extend(
@@ -285,14 +288,16 @@ class ModelSpec:
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         """USD for the given token counts at this model's list prices (the long-input
-        prices when the input is above ``long_input_above``)."""
+        prices when the input is above ``long_input_above``), plus its request fee."""
         above = self.long_input_above
         if above is not None and input_tokens > above:
             return (
                 input_tokens * (self.long_input_per_mtok or 0.0)
                 + output_tokens * (self.long_output_per_mtok or 0.0)
-            ) / 1e6
-        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+            ) / 1e6 + self.request_fee_usd
+        return (
+            input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok
+        ) / 1e6 + self.request_fee_usd
 
 
 @attrs.frozen(kw_only=True)

@@ -113,6 +113,8 @@ def providers_body(
                 entry["supports_seed"] = m.supports_seed
                 entry["supports_prefill"] = m.supports_prefill
                 entry["supports_stop"] = m.supports_stop
+            if m.request_fee_usd:
+                entry["request_fee_usd"] = m.request_fee_usd
             if m.long_input_above is not None:  # the price of a long prompt
                 entry["long_input_above"] = m.long_input_above
                 entry["long_input_per_mtok"] = m.long_input_per_mtok

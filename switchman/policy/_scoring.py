@@ -150,7 +150,10 @@ def rank(
         out = wanted if wanted < m.max_output_tokens else m.max_output_tokens
         outs.append(out)
         if m.long_input_above is None or input_tokens <= m.long_input_above:
-            costs.append((input_tokens * m.input_per_mtok + out * m.output_per_mtok) / 1e6)
+            costs.append(
+                (input_tokens * m.input_per_mtok + out * m.output_per_mtok) / 1e6
+                + m.request_fee_usd
+            )
         else:  # billed at its long-input prices
             costs.append(m.cost(input_tokens, out))
         s = stats.get((m.alias, intent))

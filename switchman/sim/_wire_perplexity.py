@@ -4,7 +4,7 @@ Responses-style format that replaced its Sonar chat completions (retired 2026-09
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from switchman.sim._plan import Failure, Plan
 from switchman.sim._wire import (
@@ -39,6 +39,13 @@ def _responses_input(obj: dict[str, Any]) -> list[Any]:
     else:
         raise BadBody("input: a string or a list of messages is required")
     return messages
+
+
+#: what the fake bills, as Perplexity's Agent API reports it in ``usage.cost``: perplexity/sonar's
+#: list prices per token and one web search per request
+SONAR_INPUT_PER_TOKEN: Final = 0.25 / 1e6
+SONAR_OUTPUT_PER_TOKEN: Final = 2.5 / 1e6
+SEARCH_FEE_USD: Final = 0.005
 
 
 class ResponsesWire(Wire):
@@ -129,10 +136,20 @@ class ResponsesWire(Wire):
         }
         if status in ("completed", "incomplete"):
             obj["output"] = [self._message(ex, "completed")]
+            input_cost = plan.usage.input_tokens * SONAR_INPUT_PER_TOKEN
+            output_cost = plan.usage.output_tokens * SONAR_OUTPUT_PER_TOKEN
             obj["usage"] = {
                 "input_tokens": plan.usage.input_tokens,
                 "output_tokens": plan.usage.output_tokens,
                 "total_tokens": plan.usage.input_tokens + plan.usage.output_tokens,
+                # what the request was billed, its web search included (§9 agent example)
+                "cost": {
+                    "currency": "USD",
+                    "input_cost": input_cost,
+                    "output_cost": output_cost,
+                    "tool_calls_cost": SEARCH_FEE_USD,
+                    "total_cost": round(input_cost + output_cost + SEARCH_FEE_USD, 9),
+                },
             }
         if status == "incomplete":
             obj["incomplete_details"] = {"reason": "max_output_tokens"}

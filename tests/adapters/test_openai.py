@@ -731,6 +731,8 @@ def test_perplexity_agent_success() -> None:
     assert completion.finish_reason == "stop"
     assert completion.usage == Usage(input_tokens=12, output_tokens=9)
     assert completion.model_id == "perplexity/sonar"
+    # what Perplexity billed, its search fee included (providers.md §9: total_cost)
+    assert completion.cost_usd == pytest.approx(0.0050255)
 
 
 def _responses_stream(*, completed: bool = True, cut: bool = False) -> bytes:
@@ -751,7 +753,11 @@ def _responses_stream(*, completed: bool = True, cut: bool = False) -> bytes:
             response={
                 "model": "perplexity/sonar",
                 "status": "completed",
-                "usage": {"input_tokens": 12, "output_tokens": 9},
+                "usage": {
+                    "input_tokens": 12,
+                    "output_tokens": 9,
+                    "cost": {"total_cost": 0.0050255, "tool_calls_cost": 0.005},
+                },
             },
         )
     return out
@@ -765,6 +771,7 @@ def test_perplexity_stream(bytewise: bool) -> None:
         finish_reason="stop",
         usage=Usage(input_tokens=12, output_tokens=9),
         model_id="perplexity/sonar",
+        cost_usd=0.0050255,  # what it billed, the search's tool fee included
     )
 
 
