@@ -256,7 +256,7 @@ async def _one_attempt(
     cont_tokens = math.ceil(len(run.sent_raw) / 4)
     # a continuation asks only for what is left of the answer's room, so the whole
     # answer the caller reads stays within its max_tokens
-    out_tokens = max(1, output_tokens(call, model) - cont_tokens)
+    out_tokens = max(1, output_tokens(call, model, run.input_tokens) - cont_tokens)
     input_tokens = run.input_tokens + cont_tokens
     handle = call.caller.handle
     caller = f"caller:{handle}"

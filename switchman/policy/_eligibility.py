@@ -23,8 +23,12 @@ from switchman._call import TRUST_RANK, Call
 from switchman._result import Exclusion
 from switchman.catalog._spec import ModelSpec
 
-#: output room a call needs when it does not set ``params.max_tokens``
+#: output room a call needs when it does not set ``params.max_tokens`` (a model must have
+#: it), and what it asks for then; "full" asks for more where there is room
 VERBOSITY_OUTPUT_TOKENS: Final = {"minimal": 256, "standard": 1024, "full": 4096}
+#: what verbosity "full" asks for, when the model's limit and its context window leave room
+#: (what an OpenAI-compatible request without max_tokens means: as long as it takes)
+FULL_OUTPUT_TOKENS: Final = 16_384
 
 #: chars per token of the input estimate, and the per-message framing overhead
 _CHARS_PER_TOKEN: Final = 4
@@ -80,17 +84,27 @@ def max_input_tokens(call: Call, continuation: str = "") -> int:
     return size + _TOKENS_PER_MESSAGE * messages + _TOKENS_PER_REQUEST
 
 
-def output_tokens(call: Call, model: ModelSpec) -> int:
+def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None) -> int:
     """The output room to ask ``model`` for.
 
     ``params.max_tokens`` when the caller set it, else the default of the
     call's verbosity (``VERBOSITY_OUTPUT_TOKENS``); either way capped at the
-    model's ``max_output_tokens``.
+    model's ``max_output_tokens``. Verbosity "full" asks for up to
+    ``FULL_OUTPUT_TOKENS``, as the model's limit and the room its context window
+    leaves after ``input_tokens`` allow, never less than its 4,096 (so a model
+    without that room is still excluded for its context window).
     """
     wanted = call.params.max_tokens
-    if wanted is None:
-        wanted = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
-    return min(wanted, model.max_output_tokens)
+    if wanted is not None:
+        return min(wanted, model.max_output_tokens)
+    verbosity = call.options.verbosity
+    room = min(VERBOSITY_OUTPUT_TOKENS[verbosity], model.max_output_tokens)
+    if verbosity != "full":
+        return room
+    out = min(FULL_OUTPUT_TOKENS, model.max_output_tokens)
+    if input_tokens is not None:
+        out = min(out, model.context_window - input_tokens)
+    return max(out, room)
 
 
 @attrs.frozen(kw_only=True)
@@ -146,7 +160,7 @@ def _exclusion_reason(
             f"max_tokens {params.max_tokens} above the model's limit of"
             f" {model.max_output_tokens} output tokens"
         )
-    out = output_tokens(call, model)
+    out = output_tokens(call, model, input_tokens)
     if input_tokens + out > model.context_window:
         return (
             f"{CONTEXT_EXCLUSION}{model.context_window} too small for"
@@ -212,7 +226,7 @@ def check_eligibility(
     return Eligibility(eligible=tuple(eligible), excluded=tuple(excluded))
 
 
-def request_params(call: Call, model: ModelSpec) -> dict[str, Any]:
+def request_params(call: Call, model: ModelSpec, input_tokens: int | None = None) -> dict[str, Any]:
     """Sampling parameters for one attempt of ``call`` on ``model``.
 
     Keys ``temperature, top_p, max_tokens, seed, stop`` (``None`` = provider
@@ -235,7 +249,7 @@ def request_params(call: Call, model: ModelSpec) -> dict[str, Any]:
     return {
         "temperature": temperature,
         "top_p": params.top_p,
-        "max_tokens": output_tokens(call, model),
+        "max_tokens": output_tokens(call, model, input_tokens),
         "seed": seed,
         "stop": params.stop,
     }

@@ -53,7 +53,7 @@ import attrs
 from switchman._call import Call
 from switchman._result import Ranked
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._eligibility import VERBOSITY_OUTPUT_TOKENS
+from switchman.policy._eligibility import VERBOSITY_OUTPUT_TOKENS, output_tokens
 from switchman.policy._learning import LearningConfig, ModelStats
 
 TRUST_SCORE: Final = {"untrusted": 0.0, "standard": 0.5, "trusted": 1.0}
@@ -133,6 +133,7 @@ def rank(
     intent = call.intent
     asked = call.capabilities
     wanted = call.params.max_tokens
+    full = wanted is None and call.options.verbosity == "full"  # room depends on the model
     if wanted is None:
         wanted = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
     if exploration <= 0.0:
@@ -147,7 +148,10 @@ def rank(
     best_latency = math.inf
     best_ttft = math.inf
     for m in models:
-        out = wanted if wanted < m.max_output_tokens else m.max_output_tokens
+        if full:
+            out = output_tokens(call, m, input_tokens)
+        else:
+            out = wanted if wanted < m.max_output_tokens else m.max_output_tokens
         outs.append(out)
         if m.long_input_above is None or input_tokens <= m.long_input_above:
             costs.append(

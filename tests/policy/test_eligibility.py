@@ -12,6 +12,7 @@ from switchman._result import Exclusion
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._eligibility import (
     CONTINUE_PROMPT,
+    FULL_OUTPUT_TOKENS,
     VERBOSITY_OUTPUT_TOKENS,
     check_eligibility,
     estimate_input_tokens,
@@ -64,7 +65,9 @@ def test_estimate_input_tokens_counts_every_message() -> None:
 @pytest.mark.parametrize(("verbosity", "expected"), list(VERBOSITY_OUTPUT_TOKENS.items()))
 def test_output_tokens_follow_verbosity(verbosity: Any, expected: int) -> None:
     call = Call(prompt="x", options=Options(verbosity=verbosity))
-    assert output_tokens(call, model()) == expected
+    # "full" asks for more where the model has it: its own 8,192 here
+    want = 8_192 if verbosity == "full" else expected
+    assert output_tokens(call, model(max_output_tokens=8_192)) == want
 
 
 def test_output_tokens_prefer_max_tokens_and_cap_at_model_limit() -> None:
@@ -305,3 +308,18 @@ def test_reservation_bound_counts_every_message_and_a_continuation() -> None:
     assert max_input_tokens(call, "続き") == 6 + 2 + 6 + len(CONTINUE_PROMPT) + 4 * 4 + 16
     # a one-byte prompt is billed about 8 tokens by a chat API: the bound holds
     assert max_input_tokens(Call(prompt="a")) >= 8
+
+
+def test_full_verbosity_asks_for_what_the_model_and_its_window_allow() -> None:
+    full = Call(prompt="x", options=Options(verbosity="full"))
+    big = model(context_window=200_000, max_output_tokens=64_000)
+    assert output_tokens(full, big, 1_000) == FULL_OUTPUT_TOKENS == 16_384
+    assert output_tokens(full, model(max_output_tokens=8_192), 1_000) == 8_192
+    tight = model(context_window=10_000, max_output_tokens=64_000)
+    assert output_tokens(full, tight, 4_000) == 6_000  # the room its window leaves
+    assert reason(full, tight, input_tokens=4_000) is None
+    # never less than the 4,096 "full" needs: a window without that room excludes it
+    assert output_tokens(full, tight, 8_000) == 4_096
+    assert reason(full, tight, input_tokens=8_000) is not None
+    # a caller's own max_tokens is what is asked, verbosity aside
+    assert output_tokens(Call(prompt="x", params=Params(max_tokens=50)), big, 1_000) == 50
