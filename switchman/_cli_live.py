@@ -43,25 +43,42 @@ _COLORS = {
 }
 
 
+#: how many names of a list (a call's candidates) a line shows before "+N more"
+_LIST_SHOWN = 5
+
+
 def format_event(event: dict[str, Any]) -> str:
-    """One readable line per trace event."""
+    """One readable line per trace event: its time, type, call (and job, the id ``switchman
+    result`` takes), then its fields, long lists shortened and figures rounded."""
     kind = event.get("type", "?")
     ts = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
     call = (event.get("call_id") or "")[:8]
+    job = event.get("job_id")
     skip = {"type", "ts", "call_id", "job_id", "handle", "text"}
     shown = dict(event)
     excluded = shown.get("excluded")
     if kind == "call.routed" and isinstance(excluded, list):
         shown["excluded"] = _excluded_summary(excluded)
     fields = " ".join(
-        f"{k}={json.dumps(v) if isinstance(v, list | dict) else v}"
-        for k, v in shown.items()
-        if k not in skip and v is not None
+        f"{k}={_value(v)}" for k, v in shown.items() if k not in skip and v is not None
     )
     if kind == "attempt.delta":
         fields = repr(event.get("text", ""))[:60]
-    line = f"{ts} {kind:<17} {call:<8} {fields}"
+    where = f"{call:<8}" + (f" {job}" if job and kind in ("call.accepted", "call.failed") else "")
+    line = f"{ts} {kind:<17} {where} {fields}"
     return _color(line, _COLORS.get(kind, "0"))
+
+
+def _value(v: Any) -> str:
+    """A field's value, short: lists past a few items end in ``+N more``, floats are
+    rounded to six significant figures."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list) and len(v) > _LIST_SHOWN:
+        return json.dumps(v[:_LIST_SHOWN])[:-1] + f", +{len(v) - _LIST_SHOWN} more]"
+    if isinstance(v, list | dict):
+        return json.dumps(v)
+    return str(v)
 
 
 def _excluded_summary(excluded: list[Any]) -> str | None:
@@ -90,6 +107,8 @@ def _ws_headers() -> list[tuple[bytes, bytes]]:
 
 
 async def _watch(args: argparse.Namespace) -> int:
+    """Print events until Ctrl-C, ``--count`` events, or (``--job``) the job's result;
+    the daemon stopping ends the watch too, with a word on stderr."""
     subscribe: dict[str, Any] = {"type": "subscribe"}
     if args.job_id:
         subscribe["job_id"] = args.job_id
@@ -98,11 +117,19 @@ async def _watch(args: argparse.Namespace) -> int:
         await ws.send_message(json.dumps(subscribe))
         print(_color(f"watching {_ws_url(args)} (Ctrl-C to stop)", "2"), file=sys.stderr)
         while True:
-            message = json.loads(await ws.get_message())
+            try:
+                message = json.loads(await ws.get_message())
+            except ConnectionClosed:
+                print(_color("the daemon stopped: the watch ends", "2"), file=sys.stderr)
+                return EXIT_OK
             if message.get("type") == "error":
                 raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
             if message.get("type") == "subscribed":
                 continue
+            if message.get("type") == "result" and args.job_id:
+                # the job is over: its outcome, as ``switchman result`` shows it, ends the watch
+                result = message.get("result") or {}
+                return print_result(result) if isinstance(result, dict) and result else EXIT_OK
             print(format_event(message), flush=True)
             seen += 1
             if args.count and seen >= args.count:
@@ -170,6 +197,8 @@ def _run(fn: Any, *args: Any) -> int:
         raise CliError(
             f"the daemon at {where} refused the websocket (HTTP {exc.status_code})"
         ) from None
+    except BrokenPipeError:
+        raise  # the reader of our output left (``watch | head``): not the daemon's doing
     except (OSError, HandshakeError):
         raise CliError(
             f"the switchman daemon is not running at {args[0].host}:{args[0].port}; "

@@ -150,10 +150,11 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
             print()
         cost = result.get("cost_usd") or 0.0
         sim = " (simulated)" if result.get("simulated") else ""
+        job = f"  job {result['job_id']}" if result.get("job_id") else ""
         print(
             _color(
                 f"model {result.get('model')} via {result.get('provider')}{sim}  "
-                f"cost ${cost:.6f}  latency {result.get('latency_ms', 0):.0f} ms",
+                f"cost ${cost:.6f}  latency {result.get('latency_ms', 0):.0f} ms{job}",
                 "2",
             )
         )
@@ -162,6 +163,8 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
     else:
         for err in _errors_to_show(result):
             print(_color(f"error {err.get('code')}: {err.get('message')}", "31"), file=sys.stderr)
+        if result.get("job_id"):
+            print(_color(f"job {result['job_id']}", "2"), file=sys.stderr)
     for a in (result.get("trace") or {}).get("attempts") or ():
         line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
         if a.get("error"):
@@ -224,9 +227,16 @@ def cmd_result(args: argparse.Namespace) -> int:
         data = _json_or_error(resp)
         if not args.poll or data.get("status") in ("complete", "failed"):
             break
+    status = data.get("status")
+    if status in ("queued", "running") and not args.json:
+        wait = f"switchman result {args.job_id} --poll"
+        print(f"job {args.job_id} is {status}; wait for it with: {wait}")
+        return EXIT_PENDING
     if args.json or "result" not in data:
         print(json.dumps(data, indent=2))
-        return EXIT_FAILED if data.get("status") == "failed" else EXIT_OK
+        if status in ("queued", "running"):
+            return EXIT_PENDING
+        return EXIT_FAILED if status == "failed" else EXIT_OK
     return print_result(data["result"])
 
 

@@ -619,3 +619,74 @@ def test_serve_on_a_file_that_is_not_a_database_says_so(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"cannot use {db} as the job store" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_result_of_an_unfinished_job_says_how_to_wait_and_exits_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import switchman.cli
+
+    body = {"job_id": "job_x", "status": "running"}
+    monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=body))
+    assert switchman.cli.main(["result", "job_x"]) == 3
+    assert "job job_x is running; wait for it with: switchman result job_x --poll" in (
+        capsys.readouterr().out
+    )
+    assert switchman.cli.main(["result", "job_x", "--json"]) == 3
+    assert json.loads(capsys.readouterr().out) == body
+
+
+def test_watch_of_a_finished_job_shows_its_outcome_and_ends(daemon: Daemon) -> None:
+    done = daemon.run("run", "claude", "Watch me end", "--json")
+    job_id = json.loads(done.stdout)["job_id"]
+    watched = daemon.run("watch", "--job", job_id)
+    assert watched.returncode == 0, watched.stderr
+    assert re.search(r"^model sim/\S+ via sim \(simulated\)", watched.stdout, re.M)
+
+
+def test_watch_into_a_reader_that_stops_early_ends_quietly(daemon: Daemon) -> None:
+    watcher = subprocess.Popen(
+        [*CLI, "watch", "--port", str(daemon.port)],
+        env=clean_env(daemon.home),
+        cwd=daemon.home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stderr is not None and watcher.stdout is not None
+        ready: queue.Queue[str] = queue.Queue()
+        stderr = watcher.stderr
+        threading.Thread(target=lambda: ready.put(stderr.readline()), daemon=True).start()
+        assert "watching ws://" in ready.get(timeout=20)
+        watcher.stdout.close()  # as `head` does once it has its lines
+        for _ in range(5):  # events to write into the closed pipe
+            assert daemon.run("run", "claude", "Nobody reads this").returncode == 0
+            try:
+                watcher.wait(timeout=3)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        assert watcher.wait(timeout=10) == 0
+        assert "not running" not in stderr.read()
+    finally:
+        _stop(watcher)
+
+
+def test_watch_lines_are_short_and_name_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    from switchman._cli_live import format_event
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    routed = {
+        "type": "call.routed",
+        "call_id": "0123456789abcdef",
+        "job_id": "job_abc",
+        "ts": 0.0,
+        "candidates": [f"provider/model-{i}" for i in range(39)],
+    }
+    line = format_event(routed)
+    assert "+34 more" in line and "model-5" not in line and len(line) < 200
+    accepted = {"type": "call.accepted", "call_id": "0123456789abcdef", "job_id": "job_abc"}
+    assert " 01234567 job_abc " in format_event(accepted) + " "
+    done = {"type": "call.completed", "call_id": "c", "cost_usd": 7.2e-05, "latency_ms": 3.78123}
+    assert "cost_usd=7.2e-05" in format_event(done) and "latency_ms=3.78123" in format_event(done)
