@@ -57,7 +57,7 @@ from switchman.actors._messages import (
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
 from switchman.policy._breaker import Breaker, breaker_retry_at
-from switchman.policy._budget import Limit
+from switchman.policy._budget import Limit, Refusal
 from switchman.policy._eligibility import (
     CONTINUE_PROMPT,
     max_input_tokens,
@@ -222,9 +222,9 @@ def _messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
 
 async def _reserve(
     env: DispatchEnv, run: CallRun, rid: str, scopes: tuple[str, ...], amount: float
-) -> Limit | None:
-    send: trio.MemorySendChannel[Limit | None]
-    receive: trio.MemoryReceiveChannel[Limit | None]
+) -> Refusal | None:
+    send: trio.MemorySendChannel[Refusal | None]
+    receive: trio.MemoryReceiveChannel[Refusal | None]
     send, receive = open_channel(1)
     with receive:
         await send_soon(
@@ -233,7 +233,8 @@ async def _reserve(
         try:
             return await receive.receive()
         except trio.EndOfChannel:  # the ledger went away: fail closed
-            return Limit(scope="ledger", period="day", limit_usd=0.0)
+            closed = Limit(scope="ledger", period="day", limit_usd=0.0)
+            return Refusal(limit=closed, available_usd=0.0, held_usd=0.0)
 
 
 async def _release(env: DispatchEnv, rid: str) -> None:
@@ -273,9 +274,16 @@ async def _one_attempt(
         reservation = f"{run.call_id}:{n}"
         refused = await _reserve(env, run, reservation, scopes, estimate)
         if refused is not None:
+            limit = refused.limit
+            held = (
+                f", ${refused.held_usd:.6f} of it held for calls in flight"
+                if refused.held_usd
+                else ""
+            )
             message = (
-                f"{refused.scope} {refused.period} budget of ${refused.limit_usd:g} cannot cover "
-                f"the ${estimate:.6f} {model.alias} could cost (prompt and max_tokens)"
+                f"{limit.scope} {limit.period} budget of ${limit.limit_usd:g} has "
+                f"${refused.available_usd:.6f} left{held}: it cannot cover the "
+                f"${estimate:.6f} {model.alias} could cost (prompt and max_tokens)"
             )
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
             run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)

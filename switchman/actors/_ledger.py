@@ -25,6 +25,7 @@ from switchman.policy._budget import (
     Limit,
     Period,
     record,
+    refusal,
     release,
     reserve,
     settle,
@@ -95,16 +96,18 @@ async def run_ledger(
         match msg:
             case Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=reply):
                 with reply:
+                    now = wall()
                     ledger, refused = reserve(
                         ledger,
                         limits,
                         scopes=scopes,
                         amount_usd=amount,
                         reservation_id=rid,
-                        wall_now=wall(),
+                        wall_now=now,
                     )
+                    answer = None if refused is None else refusal(ledger, refused, wall_now=now)
                     try:
-                        reply.send_nowait(refused)
+                        reply.send_nowait(answer)
                     except (trio.BrokenResourceError, trio.WouldBlock):
                         # the caller is gone: nobody will settle this
                         ledger = release(ledger, rid)

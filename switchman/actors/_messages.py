@@ -27,7 +27,7 @@ from switchman.adapters._base import ProviderRequest, StreamEvent
 from switchman.catalog._spec import ModelSpec
 
 if TYPE_CHECKING:
-    from switchman.policy._budget import Limit
+    from switchman.policy._budget import Refusal
 
 
 @attrs.frozen(kw_only=True)
@@ -99,7 +99,7 @@ class Reserve:
     id: str
     scopes: tuple[str, ...]
     amount_usd: float
-    reply_to: trio.MemorySendChannel[Limit | None]
+    reply_to: trio.MemorySendChannel[Refusal | None]
 
 
 @attrs.frozen(kw_only=True)

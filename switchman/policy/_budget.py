@@ -42,6 +42,25 @@ class Limit:
 
 
 @attrs.frozen(kw_only=True)
+class Refusal:
+    """Why a reservation was refused: ``limit``, with ``available_usd`` left in its window
+    (after spend and after ``held_usd`` held for calls in flight)."""
+
+    limit: Limit
+    available_usd: float
+    held_usd: float
+
+
+def refusal(ledger: Ledger, limit: Limit, *, wall_now: float) -> Refusal:
+    """The refusal ``limit`` makes, with what is left of it and what is held, as of now."""
+    return Refusal(
+        limit=limit,
+        available_usd=max(0.0, remaining_usd(ledger, limit, wall_now=wall_now)),
+        held_usd=reserved_usd(ledger, limit.scope, limit.period, wall_now=wall_now),
+    )
+
+
+@attrs.frozen(kw_only=True)
 class Reservation:
     """An open reservation: ``amount_micros`` held in each of ``windows``."""
 

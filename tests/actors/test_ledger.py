@@ -7,12 +7,15 @@ import trio
 from switchman.actors import run_ledger
 from switchman.actors._messages import Release, Reserve, Settle, SpendQuery
 from switchman.policy import Limit
+from switchman.policy._budget import Refusal
 
 WALL = 1_800_000_000.0
 
 
-async def _reserve(inbox: trio.MemorySendChannel[object], rid: str, amount: float) -> Limit | None:
-    send, receive = trio.open_memory_channel[Limit | None](1)
+async def _reserve(
+    inbox: trio.MemorySendChannel[object], rid: str, amount: float
+) -> Refusal | None:
+    send, receive = trio.open_memory_channel[Refusal | None](1)
     await inbox.send(Reserve(id=rid, scopes=("global",), amount_usd=amount, reply_to=send))
     return await receive.receive()
 
@@ -43,7 +46,10 @@ async def test_concurrent_reservations_never_pass_a_limit_together() -> None:
         await send.send(Release(id=granted[1]))
         assert await _reserve(send, "again", 0.5) is None  # 0.1 + 0.3 + 0.5 <= 1.0
         refused = await _reserve(send, "too-much", 0.2)
-        assert refused == limit
+        # the limit that refused, what is left of it, and what calls in flight hold
+        assert refused is not None and refused.limit == limit
+        assert abs(refused.available_usd - 0.1) < 1e-9  # 1.0 - 0.1 spent - 0.3 - 0.5 held
+        assert abs(refused.held_usd - 0.8) < 1e-9
         reply_send, reply_receive = trio.open_memory_channel[dict[str, float]](1)
         await send.send(SpendQuery(scope="global", reply_to=reply_send))
         spent = await reply_receive.receive()
