@@ -417,8 +417,15 @@ def format_summary(s: DemoSummary, *, color: bool = False) -> str:
 
 
 def _fallback_lines(result: Result) -> list[str]:
-    """One line per run of alike failed attempts (same model, outcome and error)."""
-    out: list[str] = []
+    """What kept a call from its first choice: each model passed over before any attempt
+    for its open breaker, each budget refusal, then one line per run of alike failed
+    attempts (same model, outcome and error)."""
+    out = [
+        f"-- {e.alias} skipped: {e.reason}"
+        for e in result.trace.eligibility.excluded
+        if "breaker" in e.reason
+    ]
+    out.extend(f"-- {e.message}" for e in result.errors if e.code == "budget_exceeded")
     failed = [a for a in result.trace.attempts if a.outcome != "success"]
     for (alias, outcome, status, error), run in itertools.groupby(
         failed, key=lambda a: (a.alias, a.outcome, a.status_code, a.error)
@@ -456,7 +463,8 @@ class LivePrinter:
         else:
             err = result.errors[0] if result.errors else None
             why = f"{err.code}: {err.message}" if err is not None else "unknown"
-            self.write(f"{head} {self.paint('FAILED ' + why, '31;1')}")
+            mode = " (stream)" if planned.stream else ""
+            self.write(f"{head} {self.paint('FAILED' + mode + ' ' + why, '31;1')}")
         for line in _fallback_lines(result):
             self.write(f"{'':29}{self.paint(line, '33')}")
 
@@ -466,9 +474,7 @@ class LivePrinter:
             retry = f" (probe in {d['retry_in_s']:g} s)" if d.get("retry_in_s") else ""
             text = f"breaker {d.get('alias')}: {d.get('from')} -> {d.get('to')}{retry}"
             self.write(f"{self._stamp()}  {self.paint(text, '35;1')}")
-        elif event.type == "budget.reserved" and not d.get("ok", True):
-            text = f"budget refused: {d.get('reason')}"
-            self.write(f"{self._stamp()}  {self.paint(text, '36')}")
+        # (a refused budget reservation is shown under its call's line, with its number)
 
 
 def _interesting(event: TraceEvent) -> bool:

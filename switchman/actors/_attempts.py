@@ -276,7 +276,7 @@ async def _one_attempt(
         if refused is not None:
             limit = refused.limit
             held = (
-                f", ${refused.held_usd:.6f} of it held for calls in flight"
+                f" (${refused.held_usd:.6f} more is held for calls in flight)"
                 if refused.held_usd
                 else ""
             )
