@@ -102,9 +102,8 @@ async def test_live_view_and_budget_exhaustion_near_the_end(
     assert re.search(r"^ +-- \S+ skipped: breaker open for [\d.]+s more", text, re.M)
 
     # the budget runs out near the end: calls fail for it only in the last part
-    failed_for_budget = [
-        int(m[0]) for m in re.findall(r"#(\d{3}) \S+ +FAILED( \(stream\))? budget_exceeded", text, re.M)
-    ]
+    budget_line = r"#(\d{3}) \S+ +FAILED( \(stream\))? budget_exceeded"
+    failed_for_budget = [int(m[0]) for m in re.findall(budget_line, text, re.M)]
     assert len(failed_for_budget) >= 3
     assert min(failed_for_budget) > 100  # none in the first half
     assert sorted(failed_for_budget)[len(failed_for_budget) // 2] > 140  # mostly at the end
