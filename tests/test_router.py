@@ -823,3 +823,35 @@ async def test_a_request_fee_is_part_of_the_cost_the_estimate_and_the_cap(
         )
     assert capped.status == "failed"
     assert "above max_cost_usd" in capped.trace.eligibility.excluded[0].reason
+
+
+async def test_the_events_say_why_each_attempt_follows_and_a_release_costs_nothing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    down = sim_model("down", SimProfile(error_rate=1.0, latency_ms=50))
+    config = fleet(
+        down, GOOD, routes={"r": ("down", "good")}, budgets=BudgetsConfig(global_daily_usd=10.0)
+    )
+    async with switchman.open_router(config) as router:
+        with router.subscribe() as events:
+            result = await router.call(Call(prompt="hi", model="r"))
+            await trio.testing.wait_all_tasks_blocked()
+            seen = []
+            while True:
+                try:
+                    seen.append(events.receive_nowait())
+                except trio.WouldBlock:
+                    break
+    assert result.status == "complete" and result.model == "good"
+    started = [e.data for e in seen if e.type == "attempt.started"]
+    assert [s["alias"] for s in started] == ["down", "down", "good"]
+    assert started[0]["after"] is None
+    assert started[1]["after"] == "retry: upstream error 529, retry in 0.75 s"
+    assert started[2]["after"].startswith("fallback: ")
+    settled = [e.data for e in seen if e.type == "budget.settled"]
+    assert [(s["alias"], s.get("released", False)) for s in settled] == [
+        ("down", True),
+        ("down", True),
+        ("good", False),
+    ]
+    assert settled[0]["amount_usd"] == 0.0

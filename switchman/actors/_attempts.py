@@ -107,6 +107,9 @@ class CallRun:
     tracked: tuple[tuple[str, ...], float] | None = None
     #: when the provider said the model it just turned away can serve again
     back_at: float | None = None
+    #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
+    #: "retry" (the same model again, after a backoff) or "fallback" (another model)
+    after: str | None = None
 
     def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
         if env.hub.active:
@@ -173,6 +176,7 @@ async def run_attempts(
                     await trio.sleep(wait)
                     continue
             i += 1
+            run.after = f"fallback: {model.alias} not tried"
             continue
         now = trio.current_time()
         decision = decide_after_failure(
@@ -186,11 +190,14 @@ async def run_attempts(
         if decision.action == "retry" and _held_back(env, model, now + decision.delay_s):
             i += 1  # its breaker just opened: a retry would only be refused, after a wait
             left.add(upstream)
+            run.after = "fallback"
         elif decision.action == "retry":
+            run.after = f"retry: {decision.reason}"
             await trio.sleep(decision.delay_s)
         elif decision.action == "switch":
             i += 1
             left.add(upstream)
+            run.after = f"fallback: {decision.reason}"
         else:
             return None
     return None
@@ -308,6 +315,8 @@ async def _one_attempt(
     finally:
         if reservation is not None and not settled:
             await _release(env, reservation)
+            # told as a settlement of nothing: a failed attempt costs nothing
+            run.event(env, "budget.settled", alias=model.alias, amount_usd=0.0, released=True)
 
 
 async def _exchange(
@@ -346,7 +355,14 @@ async def _exchange(
     receive: trio.MemoryReceiveChannel[AttemptReply]
     send, receive = open_channel(64)
     if env.hub.active:
-        run.event(env, "attempt.started", n=n, alias=model.alias, provider=model.provider)
+        run.event(
+            env,
+            "attempt.started",
+            n=n,
+            alias=model.alias,
+            provider=model.provider,
+            after=run.after,
+        )
     wall_started = env.wall()
 
     text: list[str] = []
