@@ -5,7 +5,8 @@ without a valid one, 403 when the key may not do this); a key sees only its own
 jobs (another key's job answers 404). A key with ``rpm`` is held to it on
 ``/call``, ``/v1/chat/completions`` and websocket calls (429 ``rate_limited``
 with ``retry-after``, see ``_limits``). Errors are ``{error: {code, message,
-details?}}``; on ``/v1`` routes they take OpenAI's shape instead.
+details?}}``; on ``/v1`` routes they take OpenAI's shape instead (see
+``_openai``; a 503 there says when to retry, see ``_causes``).
 
 Requests are served in hypercorn's tasks; calls run as jobs in the job
 nursery (see ``_jobs``), so a request that is cancelled (client gone) leaves
@@ -37,6 +38,7 @@ from switchman.gateway._auth import (
     target_problems,
     unknown_targets,
 )
+from switchman.gateway._causes import retry_headers, retry_hint, unrouted
 from switchman.gateway._http import (
     ClientGone,
     HttpError,
@@ -69,7 +71,8 @@ _PROMETHEUS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 Handler = Callable[..., Awaitable[None]]
 
-#: (method, path pattern, handler name); ``{name}`` matches one path segment
+#: (method, path pattern, handler name); ``{name}`` matches one path segment, except the
+#: names in ``_WHOLE_PATH``, which match the rest of the path (model ids have a ``/``)
 ROUTES: Final = (
     ("POST", "/call", "post_call"),
     ("GET", "/result/{job_id}", "get_result"),
@@ -79,18 +82,27 @@ ROUTES: Final = (
     ("POST", "/feedback/{job_id}", "post_feedback"),
     ("POST", "/v1/chat/completions", "post_chat_completions"),
     ("GET", "/v1/models", "get_models"),
+    ("GET", "/v1/models/{model}", "get_model"),
     ("GET", "/metrics", "get_metrics"),
     ("GET", "/openapi.json", "get_openapi"),
     ("GET", "/ws", "websocket"),
 )
 _PUBLIC: Final = frozenset({"/health"})
+_WHOLE_PATH: Final = frozenset({"model"})
+#: the failures a 503 tells a client when to retry (``_causes.retry_hint``)
+_HINTED: Final = frozenset({"no_eligible_model", "rate_limited", "all_models_failed"})
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+    def param(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"(?P<{name}>{'.+' if name in _WHOLE_PATH else '[^/]+'})"
+
+    return re.compile("^" + re.sub(r"\{(\w+)\}", param, pattern) + "$")
 
 
 _COMPILED: Final = tuple((m, _compile(p), p, h) for m, p, h in ROUTES)
+_V1_ROUTES: Final = ", ".join(f"{m} {p}" for m, p, _ in ROUTES if p.startswith("/v1/"))
 
 
 def job_body(record: JobRecord) -> dict[str, Any]:
@@ -121,7 +133,8 @@ def _job_summary(record: JobRecord) -> dict[str, Any]:
 
 
 class Gateway:
-    """The ASGI app. ``wall_clock`` stamps OpenAI ``created`` fields."""
+    """The ASGI app. ``wall_clock`` stamps OpenAI ``created`` fields (a model's is when
+    the gateway started)."""
 
     def __init__(
         self,
@@ -138,6 +151,7 @@ class Gateway:
         self.runner = runner
         self.metrics = metrics
         self.wall_clock = wall_clock
+        self.started = int(wall_clock())
         #: set once every job has finished during shutdown: websockets close then
         self.drained = trio.Event()
         self.rates = KeyRates()
@@ -171,6 +185,10 @@ class Gateway:
                 "method_not_allowed",
                 f"{req.method} is not allowed on {req.path}",
                 headers=[(b"allow", ", ".join(allowed).encode())],
+            )
+        if req.path.startswith("/v1/") or req.path == "/v1":
+            raise HttpError(
+                404, "not_found", f"no route {req.path}; the /v1 routes served: {_V1_ROUTES}"
             )
         raise HttpError(404, "not_found", f"no route {req.path}")
 
@@ -410,8 +428,9 @@ class Gateway:
 
     # -- OpenAI-compatible --------------------------------------------------------------------
 
-    async def get_models(self, req: Request, send: Send, principal: Principal) -> None:
-        created = 0
+    def _model_list(self, principal: Principal) -> list[dict[str, Any]]:
+        """The ``/v1/models`` entries ``principal`` sees."""
+        created = self.started
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "switchman"}]
         # only what can answer: models of providers in service, routes with such a member
         usable = {
@@ -437,7 +456,57 @@ class Gateway:
                         "owned_by": "switchman-route",
                     }
                 )
-        await send_json(send, 200, {"object": "list", "data": data})
+        return data
+
+    async def get_models(self, req: Request, send: Send, principal: Principal) -> None:
+        await send_json(send, 200, {"object": "list", "data": self._model_list(principal)})
+
+    async def get_model(self, req: Request, send: Send, principal: Principal, model: str) -> None:
+        """One entry of ``/v1/models`` (the SDK's ``models.retrieve``); 404 for any other."""
+        for entry in self._model_list(principal):
+            if entry["id"] == model:
+                await send_json(send, 200, entry)
+                return
+        raise HttpError(404, "model_not_found", _no_model(model), param="model")
+
+    def _failure(self, result: Result, call: Call, principal: Principal) -> HttpError:
+        """The ``/v1`` error for a failed call (``_openai.failure``); a 503 that may
+        pass says when to retry (``_causes``).
+
+        A 403 for models the key may not use becomes a 503 when the key may use other
+        models the call could reach, which the router did not consider: their providers
+        are out of service (``auto`` skips those without a word)."""
+        err = _openai.failure(result)
+        denied = err.status == 403 and bool(unrouted(result))
+        if not denied and (err.status != 503 or err.code not in _HINTED):
+            return err
+        wait = retry_hint(
+            result,
+            call,
+            self.config,
+            self.router.status(),
+            allowed=principal.models,
+            now=trio.current_time(),
+        )
+        if denied:
+            if wait is None:
+                return err
+            err = HttpError(
+                503,
+                "no_eligible_model",
+                "no eligible model: none of the models this key may use is in service",
+            )
+        hints = tuple(retry_headers(wait))
+        if not hints:
+            return err
+        return HttpError(
+            err.status,
+            err.code,
+            err.message,
+            details=err.details,
+            param=err.param,
+            headers=[*err.headers, *hints],
+        )
 
     async def post_chat_completions(self, req: Request, send: Send, principal: Principal) -> None:
         self.take_request(principal)
@@ -446,9 +515,9 @@ class Gateway:
         unknown, _ = target_problems(principal, chat.call, self.config)
         if unknown:
             field, message = unknown[0]
-            raise HttpError(
-                404 if field == "model" else 400, "model_not_found", message, param=field
-            )
+            if field == "model":
+                raise HttpError(404, "model_not_found", _no_model(chat.call.model), param=field)
+            raise HttpError(400, "model_not_found", message, param=field)
         call = self.admit(chat.call, principal)
         if chat.stream:
             await self._chat_stream(send, call, principal, include_usage=chat.include_usage)
@@ -459,7 +528,7 @@ class Gateway:
             raise HttpError(500, "internal_error", "the job finished without a result")
         headers = _openai.result_headers(result, job_id)
         if not result.ok:
-            err = _openai.failure(result)
+            err = self._failure(result, call, principal)
             err_body = _openai.error_body(err) | {
                 "switchman": _openai.switchman_info(result, job_id)
             }
@@ -482,7 +551,7 @@ class Gateway:
             created = int(self.wall_clock())
             first = await _next(items, job_id)
             if isinstance(first, Result) and not first.ok:
-                err = _openai.failure(first)
+                err = self._failure(first, call, principal)
                 err_body = _openai.error_body(err) | {
                     "switchman": _openai.switchman_info(first, job_id)
                 }
@@ -540,6 +609,10 @@ class Gateway:
                 pending.append(chunk(None, usage=result.usage))
             pending.append("[DONE]")
             await send_events(send, pending, last=True)
+
+
+def _no_model(name: str) -> str:
+    return f"unknown model or route {name!r}: GET /v1/models lists the ones this key may use"
 
 
 async def _next(items: trio.MemoryReceiveChannel[Delta | Result], job_id: str) -> Delta | Result:

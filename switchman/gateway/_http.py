@@ -5,6 +5,13 @@ the few pieces a framework would otherwise give: headers, query, a body read
 that refuses more than ``max_body_bytes`` (checking ``Content-Length`` first,
 then counting chunks), JSON errors of the shape ``{error: {code, message,
 details?}}``.
+
+A body over the limit is read to its end and dropped before the 413 leaves (at
+most :data:`DRAIN_FACTOR` times the limit, for at most :data:`DRAIN_S`): a server
+that answers and closes with the body still unread resets the connection, and a
+client still sending it (any async one: httpx, the OpenAI SDK's ``AsyncOpenAI``)
+sees the reset, not the 413, and retries. A body past that bound is not read: the
+413 is sent and the connection closed, which such a client may see as a reset.
 """
 
 from __future__ import annotations
@@ -12,14 +19,21 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl
+
+import trio
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = Sequence[tuple[bytes, bytes]]
+
+#: a body over the limit is read and dropped up to this many times the limit ...
+DRAIN_FACTOR: Final = 4
+#: ... and for at most this long, before the 413 is sent
+DRAIN_S: Final = 3.0
 
 
 class HttpError(Exception):
@@ -73,11 +87,13 @@ class Request:
             self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     async def body(self, limit: int) -> bytes:
-        """The whole body; ``HttpError(413)`` as soon as it is known to exceed ``limit``.
+        """The whole body; ``HttpError(413)`` once it is known to exceed ``limit``.
 
-        A declared ``Content-Length`` over the limit is refused before any byte
-        is read; a chunked body is counted as it arrives and refused at the
-        first chunk that passes the limit (the rest is never read).
+        A declared ``Content-Length`` over the limit is refused without keeping any
+        byte; a chunked body is counted as it arrives and refused at the first chunk
+        that passes the limit. Either way the rest is read and dropped first (see the
+        module's docstring), so the client reads the 413. ``ClientGone`` when the
+        client disconnects first. Cancelled midway, nothing is kept.
         """
         declared = self.headers.get("content-length")
         if declared is not None:
@@ -86,6 +102,8 @@ class Request:
             except ValueError:
                 raise HttpError(400, "bad_request", "invalid Content-Length header") from None
             if size > limit:
+                if size <= limit * DRAIN_FACTOR:
+                    await self._discard(limit, 0)
                 raise _too_large(limit)
         chunks: list[bytes] = []
         total = 0
@@ -95,11 +113,29 @@ class Request:
                 raise ClientGone
             chunk = message.get("body", b"")
             total += len(chunk)
+            more = bool(message.get("more_body", False))
             if total > limit:
+                chunks.clear()
+                if more:
+                    await self._discard(limit, total)
                 raise _too_large(limit)
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 return b"".join(chunks)
+
+    async def _discard(self, limit: int, seen: int) -> None:
+        """Read and drop the rest of a body over ``limit`` (``seen`` bytes of it read),
+        up to ``DRAIN_FACTOR * limit`` bytes in all and for ``DRAIN_S`` at most; returns
+        at its end or at either bound. ``ClientGone`` if the client disconnects."""
+        bound = limit * DRAIN_FACTOR
+        with trio.move_on_after(DRAIN_S):
+            while seen <= bound:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                seen += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
     async def json(self, limit: int) -> Any:
         """The body parsed as JSON; ``HttpError(400)`` when it is not JSON."""

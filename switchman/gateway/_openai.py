@@ -2,10 +2,18 @@
 
 Pure functions (no I/O) used by the ``/v1`` routes. Request fields mapped to a
 ``Call``: ``messages`` (``developer`` is read as ``system``; content as a string
-or a list of text parts), ``model``, ``temperature``, ``top_p``,
+or a list of text parts; an assistant turn with empty or whitespace-only content,
+as replayed histories have, is dropped), ``model``, ``temperature``, ``top_p``,
 ``max_completion_tokens`` (else ``max_tokens``), ``seed``, ``stop``, ``user``
 (the caller handle, and its account id), ``metadata``, and the extension
-``intent``. ``n`` must be 1. Every other field is ignored, as the SDK sends extras.
+``intent``. A request with neither ``max_completion_tokens`` nor ``max_tokens``
+asks for verbosity ``full`` (OpenAI's answer is as long as the model makes it;
+``full`` asks for up to 16,384 output tokens, capped at each model's own
+maximum), not the native API's ``standard``. ``n`` must be 1; tools, function
+calls (``tools``, an assistant turn's ``tool_calls``), non-text output and
+``logit_bias`` are refused with a 400 naming them (a logit bias cannot be
+honoured across providers, and a classifier relying on it would get unbiased
+labels). Every other field is ignored, as the SDK sends extras.
 
 Every chunk of a stream carries the same ``model``, as OpenAI's do: the name
 the request asked for (an alias, a route or ``auto``). The model that answers
@@ -13,20 +21,30 @@ is not known when the first chunk leaves, and a stream that breaks can be
 continued by another model; the final chunk's ``switchman.model`` names the
 one that answered. A non-streamed completion names the answering alias.
 
-A failed call answers by its cause (:func:`failure`). Two causes come first,
-found in the attempts rather than the call's error code:
+A failed call answers by its cause (:func:`failure`). Some causes come first,
+found in the attempts or the models left out rather than the call's error code:
 
 - every attempt failed because of the request itself (the model's context
   length, or a provider's 400, 413 or 422 other than a content-policy one): **400**
   ``invalid_request_error`` with the provider's message, code
   ``context_length_exceeded`` (as OpenAI answers) or ``invalid_request``; sending
-  it again would fail again. So is a prompt too long for every model the call
-  could use: the router tried none (``no_eligible_model``, each model left out for
-  its context window), and no provider would take it either.
+  it again would fail again.
+- the router tried no model (``no_eligible_model``) and every model the call could
+  use was left out for a reason of the request itself (see ``_causes``: its
+  intent, trust tier, capabilities, ``max_tokens``, the context window,
+  determinism, stop sequences, the cost cap), the others, if any, being models the
+  caller's key may not use: **400** naming the reasons, code
+  ``context_length_exceeded`` when each is the context window, else
+  ``invalid_request``. Every model left out because the key may not use it:
+  **403** ``permission_denied``. A model left out for its availability (a breaker,
+  a rate limit, a provider held out...) keeps the 503: it may be back.
 - a provider rejected switchman's own provider key (its 401/403, or a used-up
   quota: ``permission_denied`` from a provider): **502** ``upstream_error``,
   code ``provider_key_rejected``, with ``x-should-retry: false`` (the official
   SDK then does not retry). 403 is kept for the *gateway* key.
+- a timeout: **504** with ``x-should-retry: false``: the router already moved on
+  to other models inside the call's deadline, and the SDK's retries would triple
+  the wait and the spend.
 
 Otherwise the status is that of the first error code (:data:`FAILURE_STATUS`,
 also used for ``x-switchman-*`` consumers):
@@ -45,6 +63,15 @@ timeout             504    the call's deadline passed
 cancelled           503    the gateway shut down before the call finished
 internal_error      500    a bug
 =================== ====== ==============================================
+
+The gateway adds to a 503 ``no_eligible_model``, ``rate_limited`` or
+``all_models_failed`` when a model is back (``_causes.retry_hint``):
+``retry-after`` when it is soon, ``x-should-retry: false`` when it is not.
+
+Every answer about a job carries ``x-switchman-job-id`` and the same id as
+``x-request-id`` (the SDK's ``_request_id``); a non-streamed one adds
+``x-switchman-model`` and ``x-switchman-provider`` (omitted when no model
+answered), ``x-switchman-attempts`` and ``x-switchman-fallbacks``.
 """
 
 from __future__ import annotations
@@ -54,9 +81,10 @@ from typing import Any, Final
 
 import attrs
 
-from switchman._call import INTENTS, Call, Caller, Message, Params
+from switchman._call import INTENTS, Call, Caller, Message, Options, Params
 from switchman._errors import ValidationError
 from switchman._result import Result, Usage
+from switchman.gateway._causes import describe, exclusion_kind, unrouted
 from switchman.gateway._http import Headers, HttpError
 from switchman.policy._eligibility import CONTEXT_EXCLUSION
 
@@ -144,7 +172,17 @@ def _messages(raw: Any, errors: list[tuple[str, str]]) -> list[Message]:
         role = _ROLES.get(m.get("role"))  # type: ignore[arg-type]
         if role is None:
             errors.append((f"{where}.role", f"unsupported role {m.get('role')!r}"))
-        text = _text(m.get("content"), where, errors)
+        calls = [name for name in ("tool_calls", "function_call") if m.get(name)]
+        for name in calls:
+            errors.append((f"{where}.{name}", "tool and function calls are not supported"))
+        content = m.get("content")
+        if role == "assistant" and (content is None or content == []) and not calls:
+            continue  # an empty assistant turn (no tool call either): dropped
+        if content is None and calls:
+            continue  # the tool call is the error; a null content goes with it
+        text = _text(content, where, errors)
+        if role == "assistant" and text is not None and not text.strip():
+            continue  # replayed histories have empty assistant turns: nothing to send
         if role is not None and text is not None:
             out.append(Message(role=role, content=text))  # type: ignore[arg-type]
     return out
@@ -172,6 +210,13 @@ def _unsupported(body: Mapping[str, Any], errors: list[tuple[str, str]]) -> None
         errors.append(("response_format", "only text answers are supported"))
     if body.get("logprobs"):
         errors.append(("logprobs", "log probabilities are not supported"))
+    if body.get("logit_bias"):
+        errors.append(
+            (
+                "logit_bias",
+                "token biases are not supported: they cannot be honoured across providers",
+            )
+        )
     if body.get("audio") is not None or body.get("modalities") not in (None, ["text"]):
         errors.append(("modalities", "only text output is supported"))
 
@@ -240,10 +285,15 @@ def chat_request(body: Any) -> ChatRequest:
                 intent=intent,
                 caller=Caller(handle=user or "anonymous", account_id=user or ""),
                 params=params or Params(),
+                # no limit asked for: as long an answer as the model gives (OpenAI's way)
+                options=Options(verbosity="full" if max_tokens is None else "standard"),
                 metadata=dict(metadata or {}),
             )
         except ValidationError as exc:
-            errors.extend((f.field, f.message) for f in exc.fields)
+            # /v1 sends messages, never a prompt: the Call's size check names ``prompt``
+            errors.extend(
+                ("messages" if f.field == "prompt" else f.field, f.message) for f in exc.fields
+            )
     if errors or call is None:
         param, message = errors[0]
         raise HttpError(
@@ -263,11 +313,16 @@ def fallbacks(result: Result) -> int:
 
 
 def result_headers(result: Result | None, job_id: str) -> Headers:
-    headers: list[tuple[bytes, bytes]] = [(b"x-switchman-job-id", job_id.encode())]
+    """The headers of an answer about job ``job_id`` (``result`` None: a stream's, whose
+    result comes in its final chunk); the model and provider only when one answered."""
+    job = job_id.encode()
+    headers: list[tuple[bytes, bytes]] = [(b"x-switchman-job-id", job), (b"x-request-id", job)]
     if result is not None:
+        if result.model:
+            headers.append((b"x-switchman-model", result.model.encode()))
+        if result.provider:
+            headers.append((b"x-switchman-provider", result.provider.encode()))
         headers += [
-            (b"x-switchman-model", (result.model or "").encode()),
-            (b"x-switchman-provider", (result.provider or "").encode()),
             (b"x-switchman-attempts", str(len(result.trace.attempts)).encode()),
             (b"x-switchman-fallbacks", str(fallbacks(result)).encode()),
         ]
@@ -364,18 +419,27 @@ def _request_fault(result: Result) -> bool:
     )
 
 
-def _too_long_for_all(result: Result) -> bool:
-    """Whether the router tried no model because the prompt fits none it could use: the
-    call failed ``no_eligible_model`` and every model was left out for its context
-    window (none for another reason: a breaker, a budget, the caller's allow-list)."""
-    excluded = result.trace.eligibility.excluded
-    return (
-        bool(result.errors)
-        and result.errors[0].code == "no_eligible_model"
-        and not result.trace.attempts
-        and not result.trace.eligibility.eligible
-        and bool(excluded)
-        and all(e.reason.startswith(CONTEXT_EXCLUSION) for e in excluded)
+def _unroutable(result: Result) -> HttpError | None:
+    """The 400 or 403 for a call the router tried no model for, when no model it could
+    use was left out for its availability (see the module's docstring); else None."""
+    excluded = unrouted(result)
+    if not excluded:
+        return None
+    kinds = [exclusion_kind(e.reason) for e in excluded]
+    if "availability" in kinds:
+        return None
+    request = [e for e, kind in zip(excluded, kinds, strict=True) if kind == "request"]
+    if request:
+        context = all(e.reason.startswith(CONTEXT_EXCLUSION) for e in request)
+        return HttpError(
+            400,
+            "context_length_exceeded" if context else "invalid_request",
+            f"no eligible model for this request: {describe(request)}",
+        )
+    return HttpError(
+        403,
+        "permission_denied",
+        f"this key may use none of the models the call could use: {describe(excluded)}",
     )
 
 
@@ -383,8 +447,9 @@ def failure(result: Result) -> HttpError:
     """The HTTP error for a failed call: by its cause (see the module's docstring), else
     by its first error code."""
     first = result.errors[0] if result.errors else None
-    if first is not None and _too_long_for_all(result):
-        return HttpError(400, "context_length_exceeded", first.message)
+    unroutable = _unroutable(result)
+    if unroutable is not None:
+        return unroutable
     if first is not None and _request_fault(result):
         context = any(a.outcome == "context_exceeded" for a in result.trace.attempts)
         code = "context_length_exceeded" if context else "invalid_request"
@@ -403,4 +468,7 @@ def failure(result: Result) -> HttpError:
         )
     code = first.code if first is not None else "all_models_failed"
     message = first.message if first is not None else "the call failed"
-    return HttpError(FAILURE_STATUS.get(code, 503), code, message)
+    # the router already moved on to other models inside the deadline: sending it
+    # again (the SDK does, twice) triples the wait and the spend
+    no_retry = [(b"x-should-retry", b"false")] if code == "timeout" else []
+    return HttpError(FAILURE_STATUS.get(code, 503), code, message, headers=no_retry)

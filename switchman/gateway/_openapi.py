@@ -47,6 +47,7 @@ _RATE_LIMITED: Final = {
 #: what a non-streamed /v1 answer (a completion or a failed call) says about its job
 _RESULT_HEADERS: Final = (
     "x-switchman-job-id",
+    "x-request-id",
     "x-switchman-model",
     "x-switchman-provider",
     "x-switchman-attempts",
@@ -75,12 +76,16 @@ _HEADERS: Final[dict[str, Any]] = {
         "names the model, provider, attempts and fallbacks",
         "schema": {"type": "string"},
     },
+    "x-request-id": {
+        "description": "the same job id (the OpenAI SDKs' _request_id); on streams too",
+        "schema": {"type": "string"},
+    },
     "x-switchman-model": {
-        "description": "the alias that answered (empty when none did); not on streams",
+        "description": "the alias that answered (omitted when none did); not on streams",
         "schema": {"type": "string"},
     },
     "x-switchman-provider": {
-        "description": "its provider (empty when none answered); not on streams",
+        "description": "its provider (omitted when none answered); not on streams",
         "schema": {"type": "string"},
     },
     "x-switchman-attempts": {
@@ -296,7 +301,12 @@ _SCHEMAS: Final[dict[str, Any]] = {
     "ChatCompletionRequest": {
         "type": "object",
         "required": ["model", "messages"],
-        "description": "OpenAI-compatible; fields not listed are ignored.",
+        "description": "OpenAI-compatible; fields not listed are ignored, except what "
+        "switchman cannot do, refused with a 400 naming it: tools, functions, tool_choice, "
+        "an assistant turn's tool_calls, a non-text response_format, logprobs, audio, a "
+        "non-empty logit_bias, n > 1. Without max_tokens or max_completion_tokens the "
+        "call asks for verbosity full (up to 16,384 output tokens, capped at each model's "
+        "maximum). An assistant turn with empty content is dropped.",
         "properties": {
             "model": {"type": "string", "description": "an alias, a route or auto"},
             "messages": {
@@ -483,12 +493,18 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     ),
                     "400": _error(
                         "malformed JSON, bad values, or a request that fails by itself: too "
-                        "long for every model (context_length_exceeded) or rejected by the "
-                        "providers (invalid_request)",
+                        "long for every model (context_length_exceeded), rejected by the "
+                        "providers, or one no model it could use takes (intent, trust tier, "
+                        "max_tokens, stop sequences...: invalid_request, naming each reason)",
                         *_RESULT_HEADERS,
                     ),
                     "402": _error("budget exceeded", *_RESULT_HEADERS),
-                    "404": _error("unknown model"),
+                    "403": _error(
+                        "the key may not use a model the call names, or any model the "
+                        "call could use (permission_denied)",
+                        *_RESULT_HEADERS,
+                    ),
+                    "404": _error("unknown model (see GET /v1/models)"),
                     "413": _error("body too large"),
                     "422": _error(
                         "refused: the models refused it, or a provider rejected its content",
@@ -501,13 +517,21 @@ _DOCUMENT: Final[dict[str, Any]] = {
                         "x-should-retry",
                     ),
                     "503": _error(
-                        "no provider available, every provider failed or rate limited, or "
-                        "shutting down / overloaded (retry-after)",
+                        "no provider available, every provider failed or rate limited "
+                        "(retry-after when a model the call could use is back within 60 s; "
+                        "x-should-retry: false when none is back sooner), or shutting down "
+                        "/ overloaded (retry-after)",
                         *_RESULT_HEADERS,
                         "retry-after",
+                        "x-should-retry",
                     ),
-                    "504": _error("the call's deadline passed", *_RESULT_HEADERS),
-                    **_AUTH_ERRORS,
+                    "504": _error(
+                        "the call's deadline passed (the router already tried other models "
+                        "within it)",
+                        *_RESULT_HEADERS,
+                        "x-should-retry",
+                    ),
+                    **_UNAUTHORIZED,
                 },
             }
         },
@@ -515,6 +539,26 @@ _DOCUMENT: Final[dict[str, Any]] = {
             "get": {
                 "summary": "OpenAI-compatible model list: auto, aliases and routes",
                 "responses": {"200": _json({"type": "object"}, "models"), **_UNAUTHORIZED},
+            }
+        },
+        "/v1/models/{model}": {
+            "get": {
+                "summary": "One entry of /v1/models (the SDKs' models.retrieve)",
+                "parameters": [
+                    {
+                        "name": "model",
+                        "in": "path",
+                        "required": True,
+                        "description": "an id /v1/models lists; ids with a / (openai/gpt-4o) "
+                        "are taken as they are or percent-encoded",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json({"type": "object"}, "the model"),
+                    "404": _error("not a model this key sees in /v1/models (model_not_found)"),
+                    **_UNAUTHORIZED,
+                },
             }
         },
         "/metrics": {

@@ -6,7 +6,9 @@ Behaviour by model alias: ``fast`` answers at once, ``slow`` after
 timeout / budget_exceeded / refused; ``toolong`` / ``strict`` / ``mixed`` /
 ``keyless`` fail as providers make them fail (:data:`PROVIDER_FAILURES`). A
 prompt of ``"boom"`` makes the router raise (a router bug). ``auto`` and the
-route ``best`` answer as ``fast``.
+route ``best`` answer as ``fast``; ``sim/echo`` (an alias with a ``/``, as the
+catalog's) answers too. An alias in ``router.excluded`` fails
+``no_eligible_model``, its trace leaving out the models given, for their reasons.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from switchman._errors import FieldError, ValidationError
 from switchman._result import (
     AttemptRecord,
     Delta,
+    EligibilityTrace,
     ErrorInfo,
+    Exclusion,
     Result,
     Trace,
     TraceEvent,
@@ -111,7 +115,7 @@ def make_config(
             api_key_env="OTHER_API_KEY",
         ),
     }
-    aliases = ["fast", "slow", "hang", "cut", *FAILURES, *PROVIDER_FAILURES]
+    aliases = ["fast", "slow", "hang", "cut", *FAILURES, *PROVIDER_FAILURES, "sim/echo"]
     models = {a: ModelSpec(alias=a, provider="sim", model_id=f"sim-{a}") for a in aliases}
     models["gpt-x"] = ModelSpec(alias="gpt-x", provider="other", model_id="gpt-x-1")
     return Config(
@@ -144,9 +148,11 @@ class FakeRouter:
         self.results: dict[str, Result] = {}
         self.feedback_given: list[tuple[str, float, str | None]] = []
         self.breakers: dict[str, str] = {}
-        #: alias -> why it is held out (e.g. the provider said 404)
+        #: alias -> why it is held out (e.g. the provider said 404), for 300 s
         self.held: dict[str, str] = {}
         self.rate_limited: dict[str, float] = {}  # alias -> seconds a 429 still holds it
+        #: alias -> the models a call to it leaves out (``{alias: reason}``)
+        self.excluded: dict[str, dict[str, str]] = {}
         self._subs: list[list[Any]] = []  # [send channel, dropped count]
         self._n = 0
         self._started = trio.current_time()
@@ -250,7 +256,23 @@ class FakeRouter:
             trace=Trace(attempts=attempts, outcome="failed"),
         )
 
+    def _unrouted(self, call: Call, call_id: str, job_id: str | None, alias: str) -> Result:
+        excluded = tuple(Exclusion(alias=a, reason=r) for a, r in self.excluded[alias].items())
+        message = "no eligible model: " + "; ".join(f"{e.alias}: {e.reason}" for e in excluded)
+        self._event("call.failed", call, call_id, job_id, code="no_eligible_model")
+        return Result(
+            call_id=call_id,
+            job_id=job_id,
+            status="failed",
+            errors=(ErrorInfo(code="no_eligible_model", message=message),),
+            trace=Trace(eligibility=EligibilityTrace(excluded=excluded), outcome="failed"),
+        )
+
     def _result(self, call: Call, call_id: str, job_id: str | None, alias: str) -> Result:
+        if alias in self.excluded:
+            result = self._unrouted(call, call_id, job_id, alias)
+            self.results[call_id] = result
+            return result
         if alias in PROVIDER_FAILURES:
             result = self._provider_failure(call, call_id, job_id, alias)
             self.results[call_id] = result
@@ -356,7 +378,7 @@ class FakeRouter:
     ) -> None:
         async with send:
             alias, call_id = await self._start(call, job_id)
-            if alias in FAILURES or alias in PROVIDER_FAILURES:
+            if alias in FAILURES or alias in PROVIDER_FAILURES or alias in self.excluded:
                 await send.send(self._result(call, call_id, job_id, alias))
                 return
             words = _answer(call).split(" ")
@@ -390,6 +412,7 @@ class FakeRouter:
                     alias=a,
                     breaker=self.breakers.get(a, "closed"),
                     held_out=self.held.get(a),
+                    held_for_s=300.0 if a in self.held else 0.0,  # as a 404 hold
                     retry_at=trio.current_time() + 5 if self.breakers.get(a) == "open" else None,
                     stats={"unknown": {"n": 3.0, "success_rate": 1.0}},
                     rate_limited_for_s=self.rate_limited.get(a, 0.0),

@@ -135,6 +135,7 @@ async def test_provider_details_need_an_admin_key() -> None:
                 "strict",
                 "mixed",
                 "keyless",
+                "sim/echo",
             }
             full = (await gw.client.get("/providers", headers=OPS)).json()
             by_name = {p["name"]: p for p in full["providers"]}

@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from switchman.gateway._app import Gateway
+from switchman.gateway._http import DRAIN_FACTOR, DRAIN_S
 from switchman.gateway._jobs import JobRunner
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.store import open_store
@@ -218,15 +219,58 @@ async def _asgi_post(headers: list[tuple[bytes, bytes]], receive: _Receive) -> i
     return int(sent[0]["status"])
 
 
-async def test_declared_content_length_over_the_limit_reads_nothing() -> None:
+async def test_a_declared_content_length_far_over_the_limit_reads_nothing() -> None:
     receive = _Receive(chunks=1000, size=1024)
     status = await _asgi_post([(b"content-length", str(1024 * 1000).encode())], receive)
     assert status == 413
     assert receive.calls == 0
 
 
-async def test_chunked_body_stops_being_read_at_the_limit() -> None:
+async def test_a_body_a_little_over_the_limit_is_read_to_its_end_before_the_413() -> None:
+    # the client reads the 413 only if the server took the whole body (else: a reset)
+    for headers in ([(b"content-length", str(1024 * 5).encode())], []):
+        receive = _Receive(chunks=5, size=1024)
+        status = await _asgi_post(headers, receive)
+        assert status == 413
+        assert receive.calls == 5 and receive.left == 0
+
+
+async def test_a_chunked_body_stops_being_read_past_the_drain_bound() -> None:
     receive = _Receive(chunks=1000, size=1024)
     status = await _asgi_post([], receive)
     assert status == 413
-    assert receive.calls == LIMIT // 1024 + 1
+    assert receive.calls == DRAIN_FACTOR * LIMIT // 1024 + 1
+
+
+async def _raw_post(gw: Any, declared: int, body: bytes) -> tuple[bytes, float]:
+    """POST /call on a raw socket declaring ``declared`` body bytes and sending ``body``;
+    the whole answer (until the server closes) and how long its first bytes took."""
+    stream = await trio.open_tcp_stream(gw.host, gw.port)
+    async with stream:
+        head = (
+            "POST /call HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+            f"content-length: {declared}\r\n\r\n"
+        ).encode()
+        await stream.send_all(head + body)
+        started = trio.current_time()
+        first = await stream.receive_some()
+        took = trio.current_time() - started
+        answer = first
+        while chunk := await stream.receive_some():
+            answer += chunk
+    return answer, took
+
+
+async def test_a_body_that_stops_coming_gets_its_413_once_the_drain_time_is_up() -> None:
+    router = FakeRouter(make_config(max_body_bytes=LIMIT))
+    with trio.fail_after(DRAIN_S + 15):
+        async with running_gateway(router) as gw:
+            # half the declared body, then nothing: the server stops waiting for the rest
+            answer, took = await _raw_post(gw, LIMIT * 2, b"x" * LIMIT)
+            assert answer.startswith(b"HTTP/1.1 413")
+            assert DRAIN_S - 0.5 <= took <= DRAIN_S + 5
+            # past the bound it reads nothing: the 413 at once, and the connection closed
+            answer, took = await _raw_post(gw, LIMIT * (DRAIN_FACTOR + 1), b"")
+            assert answer.startswith(b"HTTP/1.1 413") and b"payload_too_large" in answer
+            assert took < DRAIN_S - 0.5
+    assert router.calls == []

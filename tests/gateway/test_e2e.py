@@ -9,18 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 import trio
 from trio_websocket import open_websocket_url
 
 import switchman
 from switchman.catalog import config_from_dict
+from switchman.policy import BreakerConfig
 from tests.gateway._fakes import Running, running_gateway
 
 ENV = {"E2E_KEY_A": "e2e-secret-a", "E2E_KEY_B": "e2e-secret-b"}
 
 
 @asynccontextmanager
-async def real_gateway(tmp_path: Path, **extra: Any) -> AsyncIterator[Running]:
+async def real_gateway(
+    tmp_path: Path, *, breaker: BreakerConfig | None = None, **extra: Any
+) -> AsyncIterator[Running]:
     # the default sim fleet stalls now and then (flaky: 3% of its answers); a stall is
     # found at stall_ms (15 s by default), which a loaded machine could push past the
     # tests' waits: 2 s keeps the real behaviour and the tests' time bounded
@@ -31,7 +35,10 @@ async def real_gateway(tmp_path: Path, **extra: Any) -> AsyncIterator[Running]:
     }
     config = config_from_dict(data, env=ENV)
     assert config.simulated
-    async with switchman.open_router(config, env=ENV) as router, running_gateway(router) as gw:
+    async with (
+        switchman.open_router(config, env=ENV, breaker=breaker) as router,
+        running_gateway(router) as gw,
+    ):
         yield gw
 
 
@@ -205,3 +212,89 @@ async def test_feedback_after_a_restart_is_credited_and_counts_once(tmp_path: Pa
             providers = (await gw.client.get("/providers")).json()["providers"]
     models = {m["alias"]: m for p in providers for m in p["models"]}
     assert models[job["result"]["model"]]["stats"]["code"]["feedback"] == 0.0
+
+
+#: models beside the simulator fleet, each unable to take some requests
+PICKY_MODELS = [
+    {"alias": "t/code", "provider": "sim", "model_id": "code", "intents": ["code"]},
+    {"alias": "t/nostop", "provider": "sim", "model_id": "nostop", "supports_stop": False},
+    {"alias": "t/standard", "provider": "sim", "model_id": "std", "trust_tier": "standard"},
+    {"alias": "t/broken", "provider": "sim", "model_id": "broken", "sim": {"error_rate": 1.0}},
+]
+PICKY_ROUTES = {"picky": {"chain": ["t/nostop", "t/code"]}}
+
+
+def _sdk(gw: Running, key: str = "x") -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=key, max_retries=2, timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "said"),
+    [
+        ("t/code", {"extra_body": {"intent": "lookup"}}, "t/code: intent 'lookup' not supported"),
+        ("t/nostop", {"stop": ["END"]}, "t/nostop: stop sequences, which the model does not"),
+        ("sim/fast", {"max_tokens": 1_000_000}, "sim/fast: max_tokens 1000000 above the model"),
+        # the key asks for trusted models
+        ("t/standard", {}, "t/standard: trust tier standard below required trusted"),
+        # the route's other model is not this key's: the one it may use cannot take it
+        ("picky", {"stop": ["END"]}, "t/nostop: stop sequences"),
+    ],
+)
+async def test_a_request_no_model_can_take_is_a_400_the_sdk_does_not_resend(
+    tmp_path: Path, model: str, extra: dict[str, Any], said: str
+) -> None:
+    keys = [
+        {"key_env": "E2E_KEY_A", "handle": "team-a", "models": ["sim/*", "t/*"]},
+        {"key_env": "E2E_KEY_B", "handle": "team-b", "min_trust": "trusted"},
+    ]
+    secret = "e2e-secret-b" if model == "t/standard" else "e2e-secret-a"
+    if model == "picky":
+        keys[0]["models"] = ["t/nostop"]
+    config = {"keys": keys, "models": PICKY_MODELS, "routes": PICKY_ROUTES}
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, **config) as gw:
+            client = _sdk(gw, secret)
+            try:
+                with pytest.raises(openai.BadRequestError) as info:
+                    await trio.to_thread.run_sync(
+                        lambda: client.chat.completions.create(
+                            model=model,
+                            messages=[{"role": "user", "content": "Say hello"}],
+                            **extra,
+                        )
+                    )
+            finally:
+                client.close()
+            err = info.value
+            assert (err.status_code, err.code) == (400, "invalid_request")
+            assert err.type == "invalid_request_error"
+            assert said in err.message
+            auth = {"authorization": f"Bearer {secret}"}
+            jobs = (await gw.client.get("/jobs", headers=auth)).json()["jobs"]
+            assert [j["status"] for j in jobs] == ["failed"]  # the SDK sent it once
+
+
+async def test_a_broken_model_s_503_says_when_its_breaker_lets_calls_through(
+    tmp_path: Path,
+) -> None:
+    breaker = BreakerConfig(consecutive_failures=1, cooldown_s=20.0)
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, breaker=breaker, models=PICKY_MODELS) as gw:
+            client = openai.OpenAI(
+                base_url=f"{gw.base_url}/v1", api_key="x", max_retries=0, timeout=20
+            )
+            try:
+                for code in ("all_models_failed", "no_eligible_model"):
+                    with pytest.raises(openai.InternalServerError) as info:
+                        await trio.to_thread.run_sync(
+                            lambda: client.chat.completions.create(
+                                model="t/broken",
+                                messages=[{"role": "user", "content": "Say hello"}],
+                            )
+                        )
+                    err = info.value
+                    assert (err.status_code, err.code) == (503, code)
+                    # its breaker opened for 20 s: whole seconds, rounded up
+                    assert 19 <= int(err.response.headers["retry-after"]) <= 20
+            finally:
+                client.close()

@@ -324,6 +324,14 @@ async def test_openapi_lists_every_status_each_route_answers() -> None:
                 await hit("GET", route, route, headers=a)
                 await hit("GET", route, route)
             await hit("GET", "/ws", "/ws", headers=a)
+            one = "/v1/models/{model}"
+            for url, kw in (
+                ("/v1/models/sim/echo", {"headers": a}),  # an id with a / (sim/*: a's)
+                ("/v1/models/sim%2Fecho", {"headers": a}),  # as the SDK sends it
+                ("/v1/models/gpt-x", {"headers": a}),  # not a's
+                ("/v1/models/fast", {}),
+            ):
+                await hit("GET", one, url, **kw)
             f = "/feedback/{job_id}"
             slow = (await c.post("/call", json={"prompt": "x", "model": "slow"}, headers=a)).json()
             failed_job = failed.json()["job_id"]
@@ -367,6 +375,8 @@ async def test_openapi_lists_every_status_each_route_answers() -> None:
         ("/feedback/{job_id}", 409),
         ("/v1/chat/completions", 413),
         ("/v1/chat/completions", 429),
+        ("/v1/models/{model}", 200),
+        ("/v1/models/{model}", 404),
     ]:
         assert expected in statuses  # the requests above did reach each case
     # the headers the document names are sent where it says

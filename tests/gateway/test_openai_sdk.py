@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 import openai
 import pytest
 import trio
 
+from switchman.catalog import KeySpec
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 
 T = TypeVar("T")
@@ -279,3 +282,266 @@ async def test_sdk_authenticates_with_a_gateway_key(sdk: Factory) -> None:
                 await _in_thread(
                     lambda: bad.chat.completions.create(model="auto", messages=USER)  # type: ignore[arg-type]
                 )
+
+
+async def test_without_max_tokens_the_call_asks_for_a_full_answer(sdk: Factory) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url)
+            await _in_thread(
+                lambda: client.chat.completions.create(model="fast", messages=USER)  # type: ignore[arg-type]
+            )
+            assert router.calls[-1][0].options.verbosity == "full"
+            await _in_thread(
+                lambda: client.chat.completions.create(
+                    model="fast",
+                    messages=USER,  # type: ignore[arg-type]
+                    max_completion_tokens=40,
+                )
+            )
+            call = router.calls[-1][0]
+            assert call.options.verbosity == "standard" and call.params.max_tokens == 40
+
+
+def _post_async(base_url: str, content: str, tries: int) -> list[str]:
+    """``AsyncOpenAI`` (on asyncio, in this thread) posting ``content``; what each try raised."""
+
+    async def main() -> list[str]:
+        client = openai.AsyncOpenAI(
+            base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=10
+        )
+        raised: list[str] = []
+        try:
+            for _ in range(tries):
+                try:
+                    await client.chat.completions.create(
+                        model="fast", messages=[{"role": "user", "content": content}]
+                    )
+                except openai.APIStatusError as exc:
+                    raised.append(f"{exc.status_code} {exc.code}")
+                except openai.APIError as exc:
+                    raised.append(type(exc).__name__)
+        finally:
+            await client.close()
+        return raised
+
+    return asyncio.run(main())
+
+
+async def test_an_async_client_reads_the_413_of_a_body_over_the_limit() -> None:
+    # the server reads the body it refuses: closing with it unread reset the connection,
+    # and an async client saw a connection error (and retried) instead of the 413
+    router = FakeRouter(make_config(max_body_bytes=2 * 1024 * 1024))
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            raised = await trio.to_thread.run_sync(_post_async, gw.base_url, "x" * 5_000_000, 3)
+            assert raised == ["413 payload_too_large"] * 3
+            # and the connection it kept still serves
+            assert await trio.to_thread.run_sync(_post_async, gw.base_url, "hi", 1) == []
+    assert router.calls[-1][0].messages[0].content == "hi"
+
+
+async def test_answers_carry_the_job_id_as_request_id_and_no_empty_headers(
+    sdk: Factory,
+) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url)
+            completion = await _in_thread(
+                lambda: client.chat.completions.create(model="fast", messages=USER)  # type: ignore[arg-type]
+            )
+            assert completion._request_id == completion.id.removeprefix("chatcmpl-")
+            with pytest.raises(openai.APIStatusError) as info:
+                await _in_thread(
+                    lambda: client.chat.completions.create(model="picky", messages=USER)  # type: ignore[arg-type]
+                )
+            headers = info.value.response.headers
+            assert info.value.request_id == headers["x-switchman-job-id"]
+            # no model answered: no model or provider header, rather than an empty one
+            assert "x-switchman-model" not in headers and "x-switchman-provider" not in headers
+            assert headers["x-switchman-attempts"] == "0"
+            stream = await _in_thread(
+                lambda: client.chat.completions.with_raw_response.create(
+                    model="fast",
+                    messages=USER,  # type: ignore[arg-type]
+                    stream=True,
+                )
+            )
+            assert stream.headers["x-request-id"] == stream.headers["x-switchman-job-id"]
+
+
+async def test_models_retrieve_sees_what_the_list_shows(sdk: Factory) -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            a = sdk(gw.base_url, "secret-a")  # fast, slow, sim/*: every sim model
+            listed = await _in_thread(lambda: list(a.models.list()))
+            assert all(m.created > 0 for m in listed)
+            assert len({m.created for m in listed}) == 1  # one date, stable
+            for entry in listed:
+                got = await _in_thread(partial(a.models.retrieve, entry.id))
+                assert got == entry
+            assert "sim/echo" in {m.id for m in listed}  # an id with a /
+            route = await _in_thread(lambda: a.models.retrieve("best"))
+            assert route.owned_by == "switchman-route"
+            # gpt-x is another provider's: not this key's, so not found, as in the list
+            with pytest.raises(openai.NotFoundError) as info:
+                await _in_thread(lambda: a.models.retrieve("gpt-x"))
+            assert info.value.code == "model_not_found"
+            assert "GET /v1/models" in info.value.message
+            ops = sdk(gw.base_url, "secret-ops")
+            assert (await _in_thread(lambda: ops.models.retrieve("gpt-x"))).owned_by == "other"
+            with pytest.raises(openai.NotFoundError):
+                await _in_thread(lambda: ops.models.retrieve("nosuch"))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_timeout_is_not_sent_again_by_the_sdk(stream: bool, sdk: Factory) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url, max_retries=2)  # the SDK's own default
+            with pytest.raises(openai.InternalServerError) as info:
+                await _in_thread(_create(client, "late", stream=stream))
+            assert info.value.status_code == 504
+            assert info.value.response.headers["x-should-retry"] == "false"
+            assert len(router.calls) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_503_says_when_a_model_is_back(stream: bool, sdk: Factory) -> None:
+    router = FakeRouter(make_config())
+    router.breakers["nope"] = "open"  # open for 5 s more
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url)
+            with pytest.raises(openai.InternalServerError) as info:
+                await _in_thread(_create(client, "nope", stream=stream))
+            assert info.value.status_code == 503
+            assert info.value.response.headers["retry-after"] == "5"
+            assert "x-should-retry" not in info.value.response.headers
+            # held out for minutes: the SDK is told not to try again (it tried 3 times)
+            router.breakers.clear()
+            router.held["nope"] = "not served by sim: no such model"
+            retrying = sdk(gw.base_url, max_retries=2)
+            with pytest.raises(openai.InternalServerError) as info:
+                await _in_thread(_create(retrying, "nope", stream=stream))
+            assert info.value.response.headers["x-should-retry"] == "false"
+            assert "retry-after" not in info.value.response.headers
+            assert len(router.calls) == 2
+            # a model that could serve now: nothing said, the SDK's own backoff
+            router.held.clear()
+            with pytest.raises(openai.InternalServerError) as info:
+                await _in_thread(_create(client, "nope", stream=stream))
+            headers = info.value.response.headers
+            assert "retry-after" not in headers and "x-should-retry" not in headers
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        (
+            [
+                *USER,
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c", "content": "sunny"},
+            ],
+            "messages[1].tool_calls",
+        ),
+        ([{"role": "user", "content": "x" * 1_000_001}], "messages"),
+    ],
+)
+async def test_message_shapes_switchman_cannot_take_are_named(
+    messages: list[dict[str, Any]], param: str, sdk: Factory
+) -> None:
+    router = FakeRouter(make_config(max_body_bytes=2 * 1024 * 1024))
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url)
+            with pytest.raises(openai.BadRequestError) as info:
+                await _in_thread(
+                    lambda: client.chat.completions.create(model="fast", messages=messages)  # type: ignore[arg-type]
+                )
+            assert info.value.param == param  # type: ignore[attr-defined]
+            assert router.calls == []
+
+
+async def test_replayed_empty_assistant_turns_are_dropped_and_logit_bias_refused(
+    sdk: Factory,
+) -> None:
+    router = FakeRouter(make_config())
+    history = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": "  \n"},
+        {"role": "user", "content": "again"},
+    ]
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url)
+            done = await _in_thread(
+                lambda: client.chat.completions.create(model="fast", messages=history)  # type: ignore[arg-type]
+            )
+            assert done.choices[0].message.content == "echo again"
+            sent = router.calls[-1][0].messages
+            assert sent is not None and [m.role for m in sent] == ["user"] * 3
+            with pytest.raises(openai.BadRequestError) as info:
+                await _in_thread(
+                    lambda: client.chat.completions.create(
+                        model="fast",
+                        messages=USER,  # type: ignore[arg-type]
+                        logit_bias={"1734": -100},
+                    )
+                )
+            assert info.value.param == "logit_bias"  # type: ignore[attr-defined]
+            assert len(router.calls) == 1
+
+
+async def test_unserved_v1_routes_say_what_is_served(sdk: Factory) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url)
+            with pytest.raises(openai.NotFoundError) as info:
+                await _in_thread(
+                    lambda: client.embeddings.create(model="fast", input="hello")  # type: ignore[arg-type]
+                )
+            for served in (
+                "POST /v1/chat/completions",
+                "GET /v1/models",
+                "GET /v1/models/{model}",
+            ):
+                assert served in info.value.message
+
+
+async def test_no_model_the_key_may_use_is_403_and_none_in_service_503(sdk: Factory) -> None:
+    only_fast = KeySpec(key_env="KEY_F", handle="f", secret="secret-f", models=("fast",))
+    only_other = KeySpec(key_env="KEY_O", handle="o", secret="secret-o", models=("gpt-x",))
+    router = FakeRouter(make_config(keys=(only_fast, only_other)))
+    not_allowed = "not allowed for this caller (allowed: fast)"
+    router.excluded["fast"] = {"fast": not_allowed, "slow": not_allowed}
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            f = sdk(gw.base_url, "secret-f", max_retries=2)
+            with pytest.raises(openai.PermissionDeniedError) as denied:
+                await _in_thread(_create(f, "best", stream=False))
+            assert denied.value.code == "permission_denied"
+            assert "this key may use none of the models" in denied.value.message
+            assert len(router.calls) == 1
+            # auto, for a key whose only model's provider is out of service: not the key's
+            # fault, and not soon either
+            o = sdk(gw.base_url, "secret-o", max_retries=2)
+            with pytest.raises(openai.InternalServerError) as down:
+                await _in_thread(_create(o, "auto", stream=False))
+            assert down.value.status_code == 503 and down.value.code == "no_eligible_model"
+            assert down.value.response.headers["x-should-retry"] == "false"
+            assert len(router.calls) == 2

@@ -51,7 +51,7 @@ def test_maps_openai_fields_to_the_call() -> None:
             stream=True,
             stream_options={"include_usage": True},
             frequency_penalty=0.1,  # unknown to switchman: ignored
-            logit_bias={"1": 2},
+            logit_bias={},
         )
     )
     call = chat.call
@@ -109,6 +109,31 @@ def test_max_completion_tokens_wins_over_max_tokens() -> None:
         ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"logprobs": True}, "logprobs"),
         ({"modalities": ["text", "audio"]}, "modalities"),
+        # a classifier's forced labels cannot be honoured across providers
+        ({"logit_bias": {"1734": -100}}, "logit_bias"),
+        # a replayed tool call names what is not supported, not its null content
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "weather?"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "c1",
+                                "type": "function",
+                                "function": {"name": "f", "arguments": "{}"},
+                            }
+                        ],
+                    },
+                    {"role": "user", "content": "and?"},
+                ]
+            },
+            "messages[1].tool_calls",
+        ),
+        # /v1 sends no prompt: the size limit names messages
+        ({"messages": [{"role": "user", "content": "x" * 1_000_001}]}, "messages"),
     ],
 )
 def test_bad_values_are_400_naming_the_param(extra: dict[str, Any], param: str) -> None:
@@ -116,6 +141,30 @@ def test_bad_values_are_400_naming_the_param(extra: dict[str, Any], param: str) 
         chat_request(_body(**extra))
     assert info.value.status == 400
     assert info.value.param == param
+
+
+def test_without_a_token_limit_the_call_asks_for_a_full_answer() -> None:
+    assert chat_request(_body()).call.options.verbosity == "full"
+    for limit in ({"max_tokens": 50}, {"max_completion_tokens": 50}):
+        call = chat_request(_body(**limit)).call
+        assert call.options.verbosity == "standard" and call.params.max_tokens == 50
+
+
+@pytest.mark.parametrize("empty", ["", "   \n", None, [], [{"type": "text", "text": " "}]])
+def test_an_empty_assistant_turn_of_a_replayed_history_is_dropped(empty: Any) -> None:
+    chat = chat_request(
+        _body(
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": empty},
+                {"role": "user", "content": "again"},
+            ]
+        )
+    )
+    assert chat.call.messages == (
+        Message(role="user", content="hi"),
+        Message(role="user", content="again"),
+    )
 
 
 def test_harmless_defaults_of_sdks_are_accepted() -> None:
@@ -262,8 +311,9 @@ def test_failed_results_answer_by_their_cause(result: Result, status: int, code:
     assert (err.status, err.code) == (status, code)
     if status == 400:
         assert err.message == result.errors[0].message
+    # the SDK is told not to resend a key rejection, nor a call whose deadline passed
     retry = dict(err.headers).get(b"x-should-retry")
-    assert retry == (b"false" if status == 502 else None)
+    assert retry == (b"false" if status in (502, 504) else None)
 
 
 def test_a_provider_key_rejection_names_the_provider_and_its_words() -> None:
@@ -297,7 +347,9 @@ def test_a_prompt_too_long_for_every_model_is_a_400_context_length_exceeded() ->
     result = _unrouted(TOO_SMALL, TOO_SMALL.replace("32768", "131072"))
     err = failure(result)
     assert (err.status, err.code) == (400, "context_length_exceeded")
-    assert err.message == result.errors[0].message
+    assert err.message == "no eligible model for this request: m0: " + TOO_SMALL + (
+        "; m1: " + TOO_SMALL.replace("32768", "131072")
+    )
     assert error_body(err)["error"]["type"] == "invalid_request_error"
 
 
