@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import attrs
 import pytest
@@ -855,3 +856,45 @@ async def test_the_events_say_why_each_attempt_follows_and_a_release_costs_nothi
         ("good", False),
     ]
     assert settled[0]["amount_usd"] == 0.0
+
+
+async def test_a_breaker_is_told_half_open_when_its_cool_down_ends_and_only_then(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    b = sim_model("b", SimProfile(latency_ms=50, outage_after_s=0.0, outage_for_s=6.0))
+    async with switchman.open_router(fleet(b)) as router:
+        with router.subscribe() as events:
+            for _ in range(10):  # the outage opens its breaker
+                await router.call(Call(prompt="hi", model="b"))
+                await trio.testing.wait_all_tasks_blocked()
+                if router.status().providers[0].models[0].breaker == "open":
+                    break
+            retry_at = router.status().providers[0].models[0].retry_at
+            assert retry_at is not None
+            # nothing calls it meanwhile; the outage is over by then
+            await trio.sleep_until(max(retry_at + 1.0, 6.5))
+            changes = []
+            while True:
+                try:
+                    event = events.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if event.type == "breaker.changed":
+                    changes.append((event.data["from"], event.data["to"], event.ts))
+            assert [c[:2] for c in changes] == [("closed", "open"), ("open", "half_open")]
+            assert router.status().providers[0].models[0].breaker == "half_open"
+            assert (await router.call(Call(prompt="hi", model="b"))).status == "complete"
+            await trio.testing.wait_all_tasks_blocked()
+            after = [
+                (e.data["from"], e.data["to"])
+                for e in iter(lambda: _next_or_none(events), None)
+                if e.type == "breaker.changed"
+            ]
+    assert after == [("half_open", "closed")]  # the probe's admission is not told again
+
+
+def _next_or_none(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> Any:
+    try:
+        return events.receive_nowait()
+    except trio.WouldBlock:
+        return None

@@ -152,6 +152,12 @@ class _ProviderState:
         self.misconfigured: str | None = None
         self.misconfigured_until = 0.0
         self.scopes: dict[int, trio.CancelScope] = {}
+        #: the actor's nursery, for the timers that announce a cool-down's end
+        self.nursery: trio.Nursery | None = None
+        #: per alias, the cool-down end already announced as half-open (not told twice)
+        self.announced: dict[str, float] = {}
+        #: the scopes of those timers
+        self.timers: set[trio.CancelScope] = set()
         #: attempt id -> the time limit the dispatcher cancelled it for
         self.cancel_reasons: dict[int, ProviderError] = {}
         self.publish()
@@ -299,8 +305,30 @@ class _ProviderState:
             self.breakers[sibling] = new
         if old.state == new.state:
             return
+        if new.state == "open" and self.nursery is not None:
+            # status views read it half-open once the cool-down ends; say so then, not
+            # only when the next call is let through as its probe
+            self.nursery.start_soon(_announce_half_open, self, alias, new.open_until)
+        if old.state == "open" and self.announced.get(alias) == old.open_until:
+            return  # its half-open was told when the cool-down ended
+        self._tell(siblings, old.state, new.state, new, now)
+
+    def announce_half_open(self, alias: str, open_until: float) -> None:
+        """The cool-down that ends at ``open_until`` is over and nothing was let through
+        yet: tell subscribers the breaker is half-open (it is, as status reads it)."""
+        breaker = self.breakers.get(alias)
+        if breaker is None or breaker.state != "open" or breaker.open_until != open_until:
+            return  # tripped again, or a probe already went (and that was told)
+        siblings = self.same_model.get(alias, (alias,))
+        for sibling in siblings:
+            self.announced[sibling] = open_until
+        self._tell(siblings, "open", "half_open", breaker, trio.current_time())
+
+    def _tell(
+        self, siblings: tuple[str, ...], old_state: str, new_state: str, new: Breaker, now: float
+    ) -> None:
         for name in siblings:
-            log.info("breaker %s %s -> %s", name, old.state, new.state)
+            log.info("breaker %s %s -> %s", name, old_state, new_state)
             if self.hub.active:
                 self.hub.publish(
                     TraceEvent(
@@ -311,11 +339,11 @@ class _ProviderState:
                         data={
                             "alias": name,
                             "provider": self.spec.name,
-                            "from": old.state,
-                            "to": new.state,
+                            "from": old_state,
+                            "to": new_state,
                             "retry_in_s": (
                                 round(r - now, 3)
-                                if (r := breaker_retry_at(new)) is not None
+                                if new_state == "open" and (r := breaker_retry_at(new)) is not None
                                 else None
                             ),
                         },
@@ -366,6 +394,7 @@ async def run_provider_actor(
             if client is None:
                 client = await stack.enter_async_context(make_client(spec))
         async with trio.open_nursery() as nursery:
+            state.nursery = nursery
             task_status.started()
             async for msg in inbox:
                 if isinstance(msg, Attempt):
@@ -386,6 +415,8 @@ async def run_provider_actor(
                     )
                 else:
                     state.handle(msg)
+            for timer in list(state.timers):  # no more calls: no cool-down left to tell of
+                timer.cancel()
 
 
 async def _run_attempt(
@@ -498,3 +529,15 @@ def _abnormal_end(provider: str, output_began: bool, reason: str | None) -> Prov
     if output_began:
         return StreamBroken(message, provider=provider, status=200)
     return BadReply(message, provider=provider, status=200)
+
+
+async def _announce_half_open(state: _ProviderState, alias: str, open_until: float) -> None:
+    """Wait out a breaker's cool-down, then tell that it is half-open (unless it changed).
+    Cancelled when the actor stops taking attempts: a timer never holds up shutdown."""
+    with trio.CancelScope() as scope:
+        state.timers.add(scope)
+        try:
+            await trio.sleep_until(open_until)
+            state.announce_half_open(alias, open_until)
+        finally:
+            state.timers.discard(scope)
