@@ -41,7 +41,7 @@ INTENTS: Final = frozenset(get_args(Intent))
 TRUST_TIERS: Final = ("untrusted", "standard", "trusted")
 TRUST_RANK: Final = {tier: rank for rank, tier in enumerate(TRUST_TIERS)}
 
-MAX_PROMPT_CHARS: Final = 1_000_000
+MAX_PROMPT_CHARS: Final = 4_000_000
 MAX_TIMEOUT_MS: Final = 600_000
 MAX_SEED: Final = 2**31 - 1
 #: acknowledgements a caller must give to turn redaction off
@@ -109,9 +109,12 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def _text(errors: list[FieldError], name: str, value: object, *, empty: bool = False) -> None:
-    """A string that can be encoded; non-blank unless ``empty``."""
-    if not isinstance(value, str) or not (empty or value.strip()):
+def _text(
+    errors: list[FieldError], name: str, value: object, *, empty: bool = False, blank: bool = False
+) -> None:
+    """A string that can be encoded; non-blank unless ``empty`` (anything) or ``blank``
+    (whitespace, as a stop sequence ``"\n"``, but not ``""``)."""
+    if not isinstance(value, str) or not (empty or value.strip() or (blank and value)):
         errors.append(
             FieldError(name, "must be a string" if empty else "must be a non-empty string")
         )
@@ -122,10 +125,16 @@ def _text(errors: list[FieldError], name: str, value: object, *, empty: bool = F
 
 
 def _strings(
-    errors: list[FieldError], name: str, value: object, *, max_items: int | None = None
+    errors: list[FieldError],
+    name: str,
+    value: object,
+    *,
+    max_items: int | None = None,
+    blank: bool = False,
 ) -> None:
-    """A list or tuple of non-empty strings. A bare string is refused: it would be
-    taken character by character (``stop="END"`` as three stop strings)."""
+    """A list or tuple of non-empty strings (whitespace-only ones too if ``blank``). A bare
+    string is refused: it would be taken character by character (``stop="END"`` as three
+    stop strings)."""
     if isinstance(value, str):
         errors.append(FieldError(name, "must be a list of strings, not a string"))
         return
@@ -135,7 +144,7 @@ def _strings(
     if max_items is not None and len(value) > max_items:
         errors.append(FieldError(name, f"must be at most {max_items} strings; got {len(value)}"))
     for i, item in enumerate(value):
-        _text(errors, f"{name}[{i}]", item)
+        _text(errors, f"{name}[{i}]", item, blank=blank)
 
 
 def _json_text(errors: list[FieldError], name: str, value: object) -> None:
@@ -229,7 +238,7 @@ class Params:
         _number(errors, "top_p", v.top_p, 0, 1)
         _number(errors, "max_tokens", v.max_tokens, 1, 10_000_000, integer=True)
         _number(errors, "seed", v.seed, 0, MAX_SEED, integer=True)
-        _strings(errors, "stop", v.stop, max_items=4)
+        _strings(errors, "stop", v.stop, max_items=4, blank=True)  # "\n" is a common stop
         return errors
 
 
@@ -422,8 +431,9 @@ class Call:
         else:
             chars = _message_problems(errors, v.messages)
         if not errors and chars > MAX_PROMPT_CHARS:
+            where = "prompt" if v.prompt is not None else "messages"
             errors.append(
-                FieldError("prompt", f"is too large: more than {MAX_PROMPT_CHARS} characters")
+                FieldError(where, f"is too large: more than {MAX_PROMPT_CHARS:,} characters")
             )
         if not isinstance(v.model, str) or not v.model:
             errors.append(FieldError("model", "must be a model alias, a route name or 'auto'"))

@@ -20,6 +20,7 @@ from switchman import (
     ValidationError,
     call_from_dict,
 )
+from switchman._call import MAX_PROMPT_CHARS
 
 
 def fields(exc: pytest.ExceptionInfo[ValidationError]) -> dict[str, str]:
@@ -99,7 +100,7 @@ def test_every_bad_field_is_named_at_once() -> None:
         ({"prompt": "   "}, "prompt"),
         ({}, "prompt"),
         ({"prompt": "a", "messages": [{"role": "user", "content": "b"}]}, "prompt"),
-        ({"prompt": "x" * 1_000_001}, "prompt"),
+        ({"prompt": "x" * (MAX_PROMPT_CHARS + 1)}, "prompt"),
         ({"messages": [{"role": "system", "content": "only a system turn"}]}, "messages"),
         ({"messages": [{"role": "bot", "content": "hi"}]}, "messages[0].role"),
         ({"messages": "hello"}, "messages"),
@@ -368,3 +369,12 @@ def test_an_unknown_key_with_a_lone_surrogate_is_named_encodably() -> None:
     with pytest.raises(ValidationError) as exc:
         call_from_dict(json.loads('{"prompt": "a", "x\\ud800": 1}'))
     assert fields(exc) == {"x\\ud800": "unknown field"}
+
+
+def test_a_stop_sequence_may_be_whitespace_but_not_empty() -> None:
+    from switchman import Params
+
+    assert Params(stop=("\n",)).stop == ("\n",)
+    assert tuple(Params(stop=["\n\n", " "]).stop) == ("\n\n", " ")
+    with pytest.raises(switchman.ValidationError, match=r"stop\[0\]: must be a non-empty string"):
+        Params(stop=("",))

@@ -955,3 +955,19 @@ async def test_discovery_with_a_given_client(server: FakeProviderServer) -> None
     assert len(made) == 1 and made[0].is_closed
     listed = server.requests()
     assert [(r.method, r.path, r.outcome) for r in listed] == [("GET", "/api/tags", "listed")]
+
+
+async def test_a_stop_sequence_ends_the_answer_over_every_wire_that_takes_one(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    providers = ("openai", "anthropic", "gemini", "mistral", "groq", "deepseek", "ollama")
+    config = http_fleet(server, [model(p, "healthy") for p in providers])
+    async with open_fleet(config) as fleet:
+        for p in providers:
+            alias = f"{p}/healthy"
+            call = attrs.evolve(ask(alias), params=Params(max_tokens=MAX_TOKENS, stop=(" about",)))
+            with trio.fail_after(20):
+                result = await fleet.router.call(call)
+            assert result.status == "complete", (p, result.errors)
+            assert result.answer == f"Simulated answer from {alias}", p
+            assert result.finish_reason == "stop", p

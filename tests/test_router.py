@@ -898,3 +898,15 @@ def _next_or_none(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> An
         return events.receive_nowait()
     except trio.WouldBlock:
         return None
+
+
+async def test_the_simulator_stops_at_a_stop_sequence(autojump_clock: trio.abc.Clock) -> None:
+    async with switchman.open_router(fleet(GOOD)) as router:
+        whole = await router.call(Call(prompt="Say hi", model="good"))
+        stopped = await router.call(
+            Call(prompt="Say hi", model="good", params=Params(stop=(" about", "zzz")))
+        )
+    assert whole.answer.startswith("Simulated answer from good about: Say hi")
+    assert stopped.answer == "Simulated answer from good"
+    assert stopped.finish_reason == "stop"
+    assert stopped.usage is not None and stopped.usage.output_tokens == 4

@@ -220,7 +220,35 @@ def _answer_for(model: str, request: ProviderRequest) -> _Answer:
     answer = _answer(model, _last_user(request), request.max_tokens)
     if request.messages and request.messages[-1].role == "assistant":
         answer = _prefilled(answer, request)
+    if request.stop:
+        answer = _stopped(answer, request.stop)
     return answer
+
+
+def _stopped(answer: _Answer, stop: tuple[str, ...] | list[str]) -> _Answer:
+    """The answer up to the first of the ``stop`` sequences in it (not included), as a
+    provider stops: finish reason ``stop``, whether or not it was cut at ``max_tokens``."""
+    found = [i for i in (answer.text.find(s) for s in stop if s) if i >= 0]
+    if not found:
+        return answer
+    end = min(found)
+    chunks: list[str] = []
+    taken = 0
+    for chunk in answer.chunks:
+        if taken + len(chunk) >= end:
+            if end > taken:
+                chunks.append(chunk[: end - taken])
+            break
+        chunks.append(chunk)
+        taken += len(chunk)
+    text = answer.text[:end]
+    return _Answer(
+        text=text,
+        chunks=tuple(chunks),
+        words=len(text.split()),
+        finish_reason="stop",
+        zero_delays=(0.0,) * len(chunks),
+    )
 
 
 def answer_plan(behaviour: str, model: str, request: ProviderRequest) -> Plan:

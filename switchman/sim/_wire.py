@@ -223,11 +223,25 @@ def provider_request(
     max_tokens: int | None,
     stream: bool,
     system: str = "",
+    stop: Any = None,
 ) -> ProviderRequest:
+    """What the fake answers: the chat, its output limit and its stop sequences (a string
+    or a list of them, as the wires send them; the answer ends before the first found)."""
     turns = tuple(messages)
     if system:
         turns = (Message(role="system", content=system), *turns)
-    return ProviderRequest(model_id=model, messages=turns, max_tokens=max_tokens, stream=stream)
+    return ProviderRequest(
+        model_id=model, messages=turns, max_tokens=max_tokens, stream=stream, stop=stops(stop)
+    )
+
+
+def stops(value: Any) -> tuple[str, ...]:
+    """Stop sequences as a wire gives them: one string, or a list of strings."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    if isinstance(value, list):
+        return tuple(s for s in value if isinstance(s, str) and s)
+    return ()
 
 
 class Wire(abc.ABC):

@@ -140,6 +140,7 @@ class AnthropicWire(Wire):
             max_tokens=max_tokens,
             stream=obj.get("stream") is True,
             system=text_of(obj.get("system")),
+            stop=obj.get("stop_sequences"),
         )
         return Parsed(model=model, request=request)
 

@@ -129,6 +129,7 @@ class GeminiWire(Wire):
             max_tokens=max_tokens,
             stream=stream,
             system=text_of(system.get("parts")) if isinstance(system, dict) else "",
+            stop=config.get("stopSequences") if isinstance(config, dict) else None,
         )
         thinking = path_model.startswith(_THINKERS) and "lite" not in path_model
         return Parsed(model=path_model, request=request, thinking=thinking)

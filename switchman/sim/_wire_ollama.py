@@ -64,6 +64,7 @@ class OllamaWire(Wire):
             chat_messages(obj.get("messages")),
             max_tokens=max_tokens,
             stream=obj.get("stream", True) is not False,
+            stop=options.get("stop") if isinstance(options, dict) else None,
         )
         return Parsed(model=model, request=request)
 

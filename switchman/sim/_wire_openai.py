@@ -87,7 +87,11 @@ class OpenAIWire(Wire):
         return Parsed(
             model=model,
             request=provider_request(
-                model, messages, max_tokens=max_tokens, stream=obj.get("stream") is True
+                model,
+                messages,
+                max_tokens=max_tokens,
+                stream=obj.get("stream") is True,
+                stop=obj.get("stop"),
             ),
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
             thinking=self.thinks(obj, name),

@@ -12,6 +12,7 @@ import openai
 import pytest
 import trio
 
+from switchman._call import MAX_PROMPT_CHARS
 from switchman.catalog import KeySpec
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 
@@ -456,13 +457,13 @@ async def test_a_503_says_when_a_model_is_back(stream: bool, sdk: Factory) -> No
             ],
             "messages[1].tool_calls",
         ),
-        ([{"role": "user", "content": "x" * 1_000_001}], "messages"),
+        ([{"role": "user", "content": "x" * (MAX_PROMPT_CHARS + 1)}], "messages"),
     ],
 )
 async def test_message_shapes_switchman_cannot_take_are_named(
     messages: list[dict[str, Any]], param: str, sdk: Factory
 ) -> None:
-    router = FakeRouter(make_config(max_body_bytes=2 * 1024 * 1024))
+    router = FakeRouter(make_config(max_body_bytes=2 * MAX_PROMPT_CHARS))
     with trio.fail_after(20):
         async with running_gateway(router) as gw:
             client = sdk(gw.base_url)

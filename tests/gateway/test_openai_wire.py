@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from switchman._call import Message
+from switchman._call import MAX_PROMPT_CHARS, Message
 from switchman._result import (
     AttemptRecord,
     EligibilityTrace,
@@ -133,7 +133,7 @@ def test_max_completion_tokens_wins_over_max_tokens() -> None:
             "messages[1].tool_calls",
         ),
         # /v1 sends no prompt: the size limit names messages
-        ({"messages": [{"role": "user", "content": "x" * 1_000_001}]}, "messages"),
+        ({"messages": [{"role": "user", "content": "x" * (MAX_PROMPT_CHARS + 1)}]}, "messages"),
     ],
 )
 def test_bad_values_are_400_naming_the_param(extra: dict[str, Any], param: str) -> None:
