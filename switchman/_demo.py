@@ -385,30 +385,34 @@ def format_summary(s: DemoSummary, *, color: bool = False) -> str:
         f"  calls      {s.calls}: complete {s.complete} ({rate}), failed {s.failed}, "
         f"streamed {s.streamed}",
         f"  failures   {failures}",
-        f"  fallbacks  {s.fallbacks} taken; {s.calls_with_fallback} calls answered after a "
-        f"fallback; {s.routed_around} routed around an open breaker",
+        f"  fallbacks  {s.fallbacks} taken; {s.calls_with_fallback} calls answered after one;",
+        f"             {s.routed_around} routed around an open breaker",
         f"  breakers   {breakers}",
         f"  budget     spent ${s.spend_usd:.6f} of ${s.budget_usd:.6f} global per hour "
-        f"({used:.1f}%); {s.budget_refusals} reservations refused",
+        f"({used:.1f}%);",
+        f"             {s.budget_refusals} reservations refused",
         f"  latency    p50 {s.p50_ms:.0f} ms, p99 {s.p99_ms:.0f} ms (complete calls)",
     ]
     if s.events_dropped:
         lines.append(f"  (the live view dropped {s.events_dropped} events)")
     kinds = sorted({k for t in s.models.values() for k in t.attempts})
+    widths = {k: max(len(k), 5) for k in kinds}  # each outcome column as wide as its name
     header = f"  {'model':<15} {'answered':>8} {'share':>6} {'spend $':>10}" + "".join(
-        f" {k:>12}" for k in kinds
+        f" {k:>{widths[k]}}" for k in kinds
     )
     lines += ["", f"  {'':<42} attempts by outcome", paint(header, "1")]
     for alias, t in s.models.items():
         share = f"{100 * t.answered / s.complete:.1f}%" if s.complete else "-"
         row = f"  {alias:<15} {t.answered:>8} {share:>6} {t.spend_usd:>10.6f}" + "".join(
-            f" {t.attempts.get(k, 0):>12}" for k in kinds
+            f" {t.attempts.get(k, 0):>{widths[k]}}" for k in kinds
         )
         lines.append(row)
     lines.append(
         f"  {'total':<15} {s.complete:>8} {'100%' if s.complete else '-':>6} "
         f"{s.spend_usd:>10.6f}"
-        + "".join(f" {sum(t.attempts.get(k, 0) for t in s.models.values()):>12}" for k in kinds)
+        + "".join(
+            f" {sum(t.attempts.get(k, 0) for t in s.models.values()):>{widths[k]}}" for k in kinds
+        )
     )
     return "\n".join(lines)
 
@@ -466,7 +470,7 @@ class LivePrinter:
             mode = " (stream)" if planned.stream else ""
             self.write(f"{head} {self.paint('FAILED' + mode + ' ' + why, '31;1')}")
         for line in _fallback_lines(result):
-            self.write(f"{'':29}{self.paint(line, '33')}")
+            self.write(f"{'':14}{self.paint(line, '33')}")  # under the call's number
 
     def event(self, event: TraceEvent) -> None:
         d = event.data
@@ -617,7 +621,7 @@ def _header(
     calls: int, concurrency: int, seed: int, budget: float, address: tuple[str, int] | None
 ) -> str:
     lines = [
-        f"switchman demo: {calls} calls, concurrency {concurrency}, seed {seed}, "
+        f"switchman demo: {calls} calls, concurrency {concurrency}, seed {seed},",
         "on a simulated fleet (no network, answers are simulated)",
     ]
     lines += [f"  {alias:<14} {what}" for alias, *_, what in _FLEET]

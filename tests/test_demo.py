@@ -37,8 +37,8 @@ def _summary_numbers(text: str) -> dict[str, float]:
     """The figures a reader takes from the printed summary."""
     patterns = {
         "calls": r"calls +(\d+): complete (\d+) \(([\d.]+)%\), failed (\d+), streamed (\d+)",
-        "fallbacks": r"fallbacks +(\d+) taken; (\d+) calls answered after a fallback; (\d+) routed",
-        "budget": r"spent \$([\d.]+) of \$([\d.]+) global per hour \(([\d.]+)%\); (\d+) reserv",
+        "fallbacks": r"fallbacks +(\d+) taken; (\d+) calls answered after one;\n +(\d+) routed",
+        "budget": r"spent \$([\d.]+) of \$([\d.]+) global per hour \(([\d.]+)%\);\n +(\d+) reserv",
         "latency": r"p50 (\d+) ms, p99 (\d+) ms",
         "total": r"^  total +(\d+) +\S+ +([\d.]+)",
     }
