@@ -122,6 +122,11 @@ class ProviderError(SwitchmanError):
         self.message = message
         self.provider = provider
         self.status = status
+        #: what the provider billed for this failed attempt, when it said so (an answer
+        #: that ended abnormally, with its usage): input and output tokens, and its own
+        #: cost figure when it gave one. Budgets count it; the result does not.
+        self.billed: tuple[int, int] | None = None
+        self.billed_cost_usd: float | None = None
 
 
 class RateLimited(ProviderError):

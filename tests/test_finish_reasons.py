@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import attrs
 import pytest
 import trio
 
@@ -154,3 +155,25 @@ def test_which_finish_reasons_mean_the_answer_is_there(reason: str | None, norma
     assert finish_is_normal(reason) is normal
     if normal and reason is not None:
         assert normal_finish(reason) in ("stop", "length")
+
+
+@pytest.mark.parametrize("budget", [None, 5.0])
+async def test_an_abnormal_end_is_still_spend_the_budget_counts(budget: float | None) -> None:
+    """The provider bills an answer that ended abnormally: the attempt fails, but its cost
+    is spend (settled against a budget, or tracked), not the $0 of an error."""
+    from switchman.catalog import BudgetsConfig
+
+    with trio.fail_after(20):
+        async with upstream("tool_calls") as config:
+            config = attrs.evolve(config, budgets=BudgetsConfig(global_daily_usd=budget))
+            async with switchman.open_router(config, env={"FINISH_TEST_KEY": KEY}) as router:
+                result = await router.call(Call(prompt="Capital of France?", model="r"))
+                spent = await router.spend("provider:mistral")
+    failed = result.trace.attempts[0]
+    assert failed.outcome == "error" and failed.usage is not None
+    assert (failed.usage.input_tokens, failed.usage.output_tokens) == (9, 4)
+    billed = (9 * 1.0 + 4 * 3.0) / 1e6
+    assert failed.cost_usd == pytest.approx(billed)
+    assert spent["day"] == pytest.approx(billed)
+    assert result.status == "complete" and result.model == "local"
+    assert result.cost_usd == result.trace.attempts[-1].cost_usd  # the answer's cost only

@@ -228,3 +228,37 @@ async def test_spend_is_on_disk_moments_after_a_settle_not_at_the_next_period(
     assert spent_usd(ledger, "global", "day", wall_now=time.time()) == pytest.approx(
         result.cost_usd
     )
+
+
+async def test_spend_without_a_budget_reaches_the_store_while_the_router_is_idle(
+    tmp_path: object,
+) -> None:
+    """Calls close together share a hand-over to the ledger; the last of them does not
+    wait for another call (or a clean close) to be saved: a daemon killed while idle
+    keeps what they spent."""
+    db = str(tmp_path) + "/switchman.db"  # type: ignore[operator]
+    paid = sim_model("paid", SimProfile(), input_per_mtok=1000.0, output_per_mtok=1000.0)
+    with trio.fail_after(30):
+        async with (
+            open_store(db) as store,
+            switchman.open_router(fleet(paid), store=store) as router,
+        ):
+            async with trio.open_nursery() as nursery:
+                results: list[switchman.Result] = []
+
+                async def one(i: int) -> None:
+                    results.append(await router.call(Call(prompt=f"{i}", model="paid")))
+
+                for i in range(10):
+                    nursery.start_soon(one, i)
+            await trio.sleep(0.5)  # idle: no call, no query, no close
+            saved = await store.load_spend()
+    total = sum(r.cost_usd for r in results)
+    month = [
+        v
+        for scope, windows in saved.items()
+        if scope == "provider:sim"
+        for k, v in windows.items()
+        if k.startswith("month")
+    ]
+    assert month and month[0] / 1e6 == pytest.approx(total)

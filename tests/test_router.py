@@ -910,3 +910,70 @@ async def test_the_simulator_stops_at_a_stop_sequence(autojump_clock: trio.abc.C
     assert stopped.answer == "Simulated answer from good"
     assert stopped.finish_reason == "stop"
     assert stopped.usage is not None and stopped.usage.output_tokens == 4
+
+
+async def test_waiting_for_a_probe_is_one_record_not_one_per_ask(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    slow = SimProfile(latency_ms=10_000, ttft_ms=5, outage_after_s=0.0, outage_for_s=4.0)
+    b = sim_model("b", slow)
+    async with switchman.open_router(fleet(b)) as router:
+        for _ in range(10):
+            await router.call(
+                Call(prompt="hi", model="b", options=Options(timeouts=Timeouts(hard_ms=3000)))
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            if router.status().providers[0].models[0].breaker == "open":
+                break
+        retry_at = router.status().providers[0].models[0].retry_at
+        assert retry_at is not None
+        await trio.sleep_until(max(retry_at, 4.5) + 0.01)
+        results: list[switchman.Result] = []
+
+        async def one() -> None:
+            quick = Options(timeouts=Timeouts(hard_ms=2000))
+            results.append(await router.call(Call(prompt="hi", model="b", options=quick)))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(one)
+    waiters = [r for r in results if r.status == "failed"]
+    assert waiters  # the probe takes 10 s: the others gave up at their deadline
+    turned = [[a for a in r.trace.attempts if a.outcome == "unavailable"] for r in waiters]
+    # (whether a call waits before choosing, or is turned away by the provider and asks
+    # again, depends on the order its task runs in: either way, one record at most)
+    assert all(len(t) <= 1 for t in turned), turned
+
+
+def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
+    from switchman._result import AttemptRecord, ErrorInfo
+    from switchman.actors._attempts import CallRun, _one_record_of_waiting
+
+    run = CallRun(
+        call=Call(prompt="hi"),
+        call_id="c",
+        job_id=None,
+        stream=False,
+        reply_to=None,  # type: ignore[arg-type]
+        input_tokens=1,
+        deadline=10.0,
+        started=0.0,
+    )
+
+    def refused(n: int) -> None:
+        record = AttemptRecord(
+            n=n,
+            alias="b",
+            provider="sim",
+            started_at=0.0,
+            ended_at=0.0,
+            ttft_ms=None,
+            outcome="unavailable",
+        )
+        run.attempts.append(record)
+        run.errors.append(ErrorInfo(code="no_eligible_model", message="b: breaker half_open"))
+        _one_record_of_waiting(run)
+
+    for n in range(1, 6):
+        refused(n)
+    assert len(run.attempts) == len(run.errors) == 1

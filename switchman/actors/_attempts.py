@@ -103,13 +103,18 @@ class CallRun:
     break_error: ErrorInfo | None = None
     #: the call's own cancel scope: cancelled when the caller stops reading its stream
     scope: trio.CancelScope | None = None
-    #: spend no budget covers (scopes, USD): tracked by the dispatcher, not reserved
-    tracked: tuple[tuple[str, ...], float] | None = None
+    #: spend no budget covers, per scopes (USD): tracked by the dispatcher, not reserved
+    tracked: dict[tuple[str, ...], float] | None = None
     #: when the provider said the model it just turned away can serve again
     back_at: float | None = None
     #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
     #: "retry" (the same model again, after a backoff) or "fallback" (another model)
     after: str | None = None
+
+    def track(self, scopes: tuple[str, ...], usd: float) -> None:
+        if self.tracked is None:
+            self.tracked = {}
+        self.tracked[scopes] = self.tracked.get(scopes, 0.0) + usd
 
     def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
         if env.hub.active:
@@ -164,6 +169,7 @@ async def run_attempts(
             return outcome
         if outcome is None:  # not attempted (budget, unavailable): next model
             tries[upstream] -= 1
+            _one_record_of_waiting(run)
             back_at, run.back_at = run.back_at, None
             now = trio.current_time()
             if i + 1 == len(candidates) and back_at is not None:
@@ -201,6 +207,20 @@ async def run_attempts(
         else:
             return None
     return None
+
+
+def _one_record_of_waiting(run: CallRun) -> None:
+    """Asking again and again for a paused model is one wait, not an attempt per ask: the
+    trace keeps the first refusal of a run of them (no request was sent for any)."""
+    attempts = run.attempts
+    if (
+        len(attempts) >= 2
+        and attempts[-1].outcome == attempts[-2].outcome == "unavailable"
+        and attempts[-1].alias == attempts[-2].alias
+    ):
+        attempts.pop()
+        if run.errors:
+            run.errors.pop()
 
 
 def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> bool:
@@ -310,7 +330,21 @@ async def _one_attempt(
         elif isinstance(result, Success) and result.cost_usd > 0.0:
             # no budget to hold it against, but spend is tracked all the same (global,
             # per provider, per key): the dispatcher hands it to the ledger in batches
-            run.tracked = (scopes, result.cost_usd)
+            run.track(scopes, result.cost_usd)
+        elif isinstance(result, ProviderError) and result.billed_cost_usd:
+            # failed here, but billed there (an answer that ended abnormally): it is spend
+            if reservation is not None:
+                with trio.CancelScope(shield=True):
+                    await send_soon(
+                        env.ledger, Settle(id=reservation, actual_usd=result.billed_cost_usd)
+                    )
+                settled = True
+                run.settled_usd += result.billed_cost_usd
+                run.event(
+                    env, "budget.settled", alias=model.alias, amount_usd=result.billed_cost_usd
+                )
+            else:
+                run.track(scopes, result.billed_cost_usd)
         return result
     finally:
         if reservation is not None and not settled:
@@ -534,11 +568,22 @@ async def _exchange(
     assert error is not None
     if error.provider is None:
         error.provider = model.provider
+    billed: dict[str, Any] = {}
+    if error.billed is not None:  # an answer the provider bills though it failed here
+        billed_in, billed_out = error.billed
+        usage = Usage(
+            input_tokens=billed_in or input_tokens,
+            output_tokens=billed_out or min(math.ceil(len("".join(text)) / 4), out_tokens),
+        )
+        if error.billed_cost_usd is None:
+            error.billed_cost_usd = model.cost(usage.input_tokens, usage.output_tokens)
+        billed = {"usage": usage, "cost_usd": error.billed_cost_usd}
     record = AttemptRecord(
         outcome=attempt_outcome(error),  # type: ignore[arg-type]
         status_code=error.status,
         error=error.message,
         **base,
+        **billed,
     )
     run.attempts.append(record)
     info = error_info(error)

@@ -162,6 +162,8 @@ class _Dispatcher:
         #: spend no budget covers, not yet handed to the ledger: per scopes, USD
         self.unsent: dict[tuple[str, ...], float] = {}
         self.spend_sent_at = -math.inf
+        #: set when spend waits in ``unsent``: the flusher hands it over within a batch time
+        self.spend_waiting = trio.Event()
 
     def track(self, scopes: tuple[str, ...], usd: float) -> None:
         """Spend of a call that no budget covered: the ledger gets it at most every
@@ -171,6 +173,20 @@ class _Dispatcher:
         now = trio.current_time()
         if now - self.spend_sent_at >= SPEND_BATCH_S:
             self.send_spend(now)
+        if self.unsent:
+            self.spend_waiting.set()  # (a no-op while the flusher already has it in hand)
+
+    async def flush_spend(self) -> None:
+        """Hand over spend left waiting at most ``SPEND_BATCH_S`` after it was tracked, so
+        it reaches the ledger (and the store) while the router is idle too. Runs until
+        cancelled."""
+        while True:
+            await self.spend_waiting.wait()
+            await trio.sleep(SPEND_BATCH_S)
+            self.spend_waiting = trio.Event()
+            self.send_spend(trio.current_time())
+            if self.unsent:  # the ledger's inbox was full: try again a batch time later
+                self.spend_waiting.set()
 
     def send_spend(self, now: float) -> None:
         """Hand the ledger the spend tracked so far (what its inbox cannot take now
@@ -413,7 +429,8 @@ class _Dispatcher:
             reserved_usd=run.reserved_usd, settled_usd=run.settled_usd, scopes=run.budget_scopes
         )
         if run.tracked is not None:
-            self.track(*run.tracked)
+            for scopes, usd in run.tracked.items():
+                self.track(scopes, usd)
         if success is not None:
             self._remember(run.call_id, success.model.alias, run.call.intent)
             result = Result(
@@ -621,6 +638,13 @@ async def run_dispatcher(
     capacity = env.config.router.capacity
     backlog = max(capacity, BACKLOG)
     async with trio.open_nursery() as nursery:
+        flusher = trio.CancelScope()
+
+        async def flush_spend() -> None:
+            with flusher:
+                await dispatcher.flush_spend()
+
+        nursery.start_soon(flush_spend)
         task_status.started()
         async for msg in inbox:
             match msg:
@@ -649,4 +673,5 @@ async def run_dispatcher(
             await dispatcher.wait_idle()
         for running in list(dispatcher.scopes.values()):
             running.cancel()
+        flusher.cancel()
     dispatcher.send_spend(trio.current_time())  # what the last calls spent

@@ -447,7 +447,11 @@ async def _run_attempt(
         elif isinstance(event, StreamEnd):
             usage = event.usage
             if not finish_is_normal(event.finish_reason):
-                raise _abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
+                error = _abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
+                # the provider bills this answer all the same: its usage goes with the error
+                error.billed = (event.usage.input_tokens, event.usage.output_tokens)
+                error.billed_cost_usd = event.cost_usd
+                raise error
         elif isinstance(event, ResponseStarted):
             status, headers = event.status, event.headers
         await send_soon(reply, event)  # events that arrive together travel together

@@ -34,6 +34,8 @@ Headers = Sequence[tuple[bytes, bytes]]
 DRAIN_FACTOR: Final = 4
 #: ... and for at most this long, before the 413 is sent
 DRAIN_S: Final = 3.0
+#: how long a request body may take to arrive, all of it
+BODY_READ_S: Final = 60.0
 
 
 class HttpError(Exception):
@@ -107,21 +109,27 @@ class Request:
                 raise _too_large(limit)
         chunks: list[bytes] = []
         total = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            more = bool(message.get("more_body", False))
-            if total > limit:
-                chunks.clear()
-                if more:
-                    await self._discard(limit, total)
-                raise _too_large(limit)
-            chunks.append(chunk)
-            if not more:
-                return b"".join(chunks)
+        # a client trickling its body (or stopping without ending it) would hold the
+        # connection, and a slot, for ever: the whole body has ``BODY_READ_S``
+        with trio.move_on_after(BODY_READ_S):
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                total += len(chunk)
+                more = bool(message.get("more_body", False))
+                if total > limit:
+                    chunks.clear()
+                    if more:
+                        await self._discard(limit, total)
+                    raise _too_large(limit)
+                chunks.append(chunk)
+                if not more:
+                    return b"".join(chunks)
+        raise HttpError(
+            408, "request_timeout", f"the request body did not arrive within {BODY_READ_S:g}s"
+        )
 
     async def _discard(self, limit: int, seen: int) -> None:
         """Read and drop the rest of a body over ``limit`` (``seen`` bytes of it read),

@@ -12,6 +12,7 @@ determinism into the sampling parameters of one ``ProviderRequest``.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import translate
@@ -29,6 +30,8 @@ VERBOSITY_OUTPUT_TOKENS: Final = {"minimal": 256, "standard": 1024, "full": 4096
 #: what verbosity "full" asks for, when the model's limit and its context window leave room
 #: (what an OpenAI-compatible request without max_tokens means: as long as it takes)
 FULL_OUTPUT_TOKENS: Final = 16_384
+#: how much denser than estimated the input may be when "full" sizes its output room
+FULL_INPUT_MARGIN: Final = 1.25
 
 #: chars per token of the input estimate, and the per-message framing overhead
 _CHARS_PER_TOKEN: Final = 4
@@ -103,7 +106,9 @@ def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None)
         return room
     out = min(FULL_OUTPUT_TOKENS, model.max_output_tokens)
     if input_tokens is not None:
-        out = min(out, model.context_window - input_tokens)
+        # the input is an estimate (four characters a token): leave it a quarter more room,
+        # so a prompt that tokenizes denser (code, CJK) does not overflow the window
+        out = min(out, model.context_window - math.ceil(input_tokens * FULL_INPUT_MARGIN))
     return max(out, room)
 
 

@@ -122,7 +122,9 @@ class XaiWire(PlainTextRefusal):
         return sse(chunk)
 
     def no_key(self) -> Reply:
-        return self.bad_key("")
+        # providers.md §4: a missing key is 401 (its body unverified); a wrong one is 400
+        message = "No API key provided. You can obtain an API key from https://console.x.ai."
+        return _xai(401, "The request does not have valid authentication credentials", message)
 
     def bad_key(self, key: str) -> Reply:
         shown = masked_key(key, keep_start=2, keep_end=2, stars="***")

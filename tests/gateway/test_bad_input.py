@@ -274,3 +274,20 @@ async def test_a_body_that_stops_coming_gets_its_413_once_the_drain_time_is_up()
             assert answer.startswith(b"HTTP/1.1 413") and b"payload_too_large" in answer
             assert took < DRAIN_S - 0.5
     assert router.calls == []
+
+
+async def test_a_body_that_never_finishes_coming_gets_a_408(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that sends part of its body (under the limit) and then nothing would hold
+    its connection for ever: the body has BODY_READ_S to arrive."""
+    from switchman.gateway import _http
+
+    monkeypatch.setattr(_http, "BODY_READ_S", 1.0)
+    router = FakeRouter(make_config(max_body_bytes=LIMIT))
+    with trio.fail_after(15):
+        async with running_gateway(router) as gw:
+            answer, took = await _raw_post(gw, LIMIT // 2, b'{"prompt": "')
+            assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+            assert 0.5 <= took <= 5
+    assert router.calls == []

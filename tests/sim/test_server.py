@@ -299,7 +299,7 @@ async def test_python_dash_m_serves_with_a_flavour_until_interrupted() -> None:
                     "/v1/chat/completions", json=OPENAI.post_json("healthy", stream=False)
                 )
             assert response.status_code == 200
-            assert keyless.status_code == 400  # --flavour xai: xAI's answer to a missing key
+            assert keyless.status_code == 401  # --flavour xai: xAI's answer to a missing key
             assert set(keyless.json()) == {"code", "error"}
             process.send_signal(signal.SIGINT)
             assert await process.wait() == 0

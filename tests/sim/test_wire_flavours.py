@@ -131,7 +131,7 @@ async def test_prefixes_route_the_other_formats_too(client: httpx.AsyncClient) -
 #: per flavour: status and a fragment of the body answering a request without a key
 NO_KEY = {
     "openai": (401, '"code":"invalid_api_key"'),
-    "xai": (400, '"code":"Client specified an invalid argument","error":"Incorrect API key'),
+    "xai": (401, '"error":"No API key provided'),  # a wrong key is its 400
     "mistral": (401, '{"message":"Unauthorized","request_id":'),
     "groq": (401, '{"error":{"message":"Invalid API Key","type":"invalid_request_error"'),
     "together": (401, '"code":"invalid_api_key"'),
