@@ -126,11 +126,15 @@ async def _watch(args: argparse.Namespace) -> int:
                 raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
             if message.get("type") == "subscribed":
                 continue
+            as_json = getattr(args, "json", False)
             if message.get("type") == "result" and args.job_id:
                 # the job is over: its outcome, as ``switchman result`` shows it, ends the watch
                 result = message.get("result") or {}
+                if as_json:
+                    print(json.dumps(message), flush=True)
+                    return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
                 return print_result(result) if isinstance(result, dict) and result else EXIT_OK
-            print(format_event(message), flush=True)
+            print(json.dumps(message) if as_json else format_event(message), flush=True)
             seen += 1
             if args.count and seen >= args.count:
                 return EXIT_OK

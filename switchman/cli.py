@@ -461,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(p)
     p.add_argument("--job", dest="job_id", help="only this job's events")
     p.add_argument("--count", type=int, default=0, help="stop after this many events (0 = never)")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per line, as the websocket sends it"
+    )
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser(

@@ -642,6 +642,10 @@ def test_watch_of_a_finished_job_shows_its_outcome_and_ends(daemon: Daemon) -> N
     watched = daemon.run("watch", "--job", job_id)
     assert watched.returncode == 0, watched.stderr
     assert re.search(r"^model sim/\S+ via sim \(simulated\)", watched.stdout, re.M)
+    as_json = daemon.run("watch", "--job", job_id, "--json")  # for a tool to read
+    assert as_json.returncode == 0, as_json.stderr
+    last = json.loads(as_json.stdout.splitlines()[-1])
+    assert last["type"] == "result" and last["result"]["job_id"] == job_id
 
 
 def test_watch_into_a_reader_that_stops_early_ends_quietly(daemon: Daemon) -> None:
