@@ -185,6 +185,10 @@ def _messages(raw: Any, errors: list[tuple[str, str]]) -> list[Message]:
             continue  # replayed histories have empty assistant turns: nothing to send
         if role is not None and text is not None:
             out.append(Message(role=role, content=text))  # type: ignore[arg-type]
+    if out and all(m.role == "system" for m in out):
+        # instructions alone, which OpenAI answers: the last of them is what the model is
+        # asked (providers such as Anthropic take no conversation without a user turn)
+        out[-1] = Message(role="user", content=out[-1].content)
     return out
 
 

@@ -101,7 +101,6 @@ def test_max_completion_tokens_wins_over_max_tokens() -> None:
             {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
             "messages[0].content[0]",
         ),
-        ({"messages": [{"role": "system", "content": "only system"}]}, "messages"),
         # asking for what switchman does not do gets a 400, not a text answer in its place
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"tool_choice": "required"}, "tool_choice"),
@@ -164,6 +163,21 @@ def test_an_empty_assistant_turn_of_a_replayed_history_is_dropped(empty: Any) ->
     assert chat.call.messages == (
         Message(role="user", content="hi"),
         Message(role="user", content="again"),
+    )
+
+
+def test_instructions_alone_are_answered_as_openai_does() -> None:
+    chat = chat_request(
+        _body(
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": "List three colours."},
+            ]
+        )
+    )
+    assert chat.call.messages == (
+        Message(role="system", content="Be brief."),
+        Message(role="user", content="List three colours."),
     )
 
 
