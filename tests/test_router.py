@@ -977,3 +977,19 @@ def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
     for n in range(1, 6):
         refused(n)
     assert len(run.attempts) == len(run.errors) == 1
+
+
+async def test_a_trip_is_told_after_the_attempt_that_caused_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    down = sim_model("down", SimProfile(error_rate=1.0, latency_ms=20))
+    async with switchman.open_router(fleet(down, GOOD, routes={"r": ("down", "good")})) as router:
+        with router.subscribe() as events:
+            for _ in range(4):
+                await router.call(Call(prompt="hi", model="r"))
+            await trio.testing.wait_all_tasks_blocked()
+            seen = [e for e in iter(lambda: _next_or_none(events), None)]
+    kinds = [(e.type, e.data.get("outcome") or e.data.get("to")) for e in seen]
+    trip = kinds.index(("breaker.changed", "open"))
+    failed = [i for i, k in enumerate(kinds) if k == ("attempt.finished", "error")]
+    assert failed and failed[-1] < trip  # the failure that tripped it is told first

@@ -327,10 +327,11 @@ class _ProviderState:
     def _tell(
         self, siblings: tuple[str, ...], old_state: str, new_state: str, new: Breaker, now: float
     ) -> None:
+        events: list[TraceEvent] = []
         for name in siblings:
             log.info("breaker %s %s -> %s", name, old_state, new_state)
             if self.hub.active:
-                self.hub.publish(
+                events.append(
                     TraceEvent(
                         type="breaker.changed",
                         call_id="",
@@ -349,6 +350,13 @@ class _ProviderState:
                         },
                     )
                 )
+        if not events:
+            return
+        if self.nursery is None:
+            for event in events:
+                self.hub.publish(event)
+        else:  # after the call's own attempt.finished, which this outcome caused
+            self.nursery.start_soon(_publish_after_the_call, self.hub, events)
 
 
 async def run_provider_actor(
@@ -545,3 +553,13 @@ async def _announce_half_open(state: _ProviderState, alias: str, open_until: flo
             state.announce_half_open(alias, open_until)
         finally:
             state.timers.discard(scope)
+
+
+async def _publish_after_the_call(hub: TraceHub, events: list[TraceEvent]) -> None:
+    """Publish breaker changes a moment later: the outcome that caused one reached its call
+    task first, and that task tells its ``attempt.finished`` in its next step, so a watcher
+    reads the attempt, then what it did to the breaker."""
+    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint()
+    for event in events:
+        hub.publish(event)
