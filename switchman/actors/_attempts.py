@@ -108,7 +108,7 @@ class CallRun:
     #: when the provider said the model it just turned away can serve again
     back_at: float | None = None
     #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
-    #: "retry" (the same model again, after a backoff) or "fallback" (another model)
+    #: "retry: <why>" (the same model again, after a backoff) or "fallback[: <why>]"
     after: str | None = None
 
     def track(self, scopes: tuple[str, ...], usd: float) -> None:
