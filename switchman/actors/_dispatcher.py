@@ -165,12 +165,11 @@ class _Dispatcher:
         #: set when spend waits in ``unsent``: the flusher hands it over within a batch time
         self.spend_waiting = trio.Event()
 
-    def track(self, scopes: tuple[str, ...], usd: float) -> None:
-        """Spend of a call that no budget covered: the ledger gets it at most every
-        ``SPEND_BATCH_S`` (one message for many calls), before any spend query, and at
+    def track(self, scopes: tuple[str, ...], usd: float, now: float) -> None:
+        """Spend of a call that no budget covered, as of ``now``: the ledger gets it at most
+        every ``SPEND_BATCH_S`` (one message for many calls), before any spend query, and at
         shutdown. Only budgets need it at once, and those go through reservations."""
         self.unsent[scopes] = self.unsent.get(scopes, 0.0) + usd
-        now = trio.current_time()
         if now - self.spend_sent_at >= SPEND_BATCH_S:
             self.send_spend(now)
         if self.unsent:
@@ -398,7 +397,8 @@ class _Dispatcher:
         ranking: tuple[Any, ...],
     ) -> Result:
         env = self.env
-        latency_ms = (trio.current_time() - run.started) * 1000.0
+        ended = trio.current_time()
+        latency_ms = (ended - run.started) * 1000.0
         items: tuple[RedactionItem, ...] = ()
         answer = ""
         if run.stream and run.redactor is not None:
@@ -430,7 +430,7 @@ class _Dispatcher:
         )
         if run.tracked is not None:
             for scopes, usd in run.tracked.items():
-                self.track(scopes, usd)
+                self.track(scopes, usd, ended)
         if success is not None:
             self._remember(run.call_id, success.model.alias, run.call.intent)
             result = Result(

@@ -212,7 +212,8 @@ class _ProviderState:
             return Unavailable(reason="rate budget empty", retry_at=retry_at)
         if model_rate is not None:
             self.model_rates[alias] = model_rate
-        self._set_breaker(alias, breaker, new_breaker, now)
+        if new_breaker is not breaker:  # (a closed breaker admits without a change)
+            self._set_breaker(alias, breaker, new_breaker, now)
         self.rate = new_rate
         self.in_flight += 1
         self.publish()
