@@ -53,6 +53,8 @@ class DeepSeekWire(OpenAIWire):
     name = "deepseek"
     thinkers: ClassVar[tuple[str, ...]] = ()
     no_stop: ClassVar[tuple[str, ...]] = ()
+    fingerprint: ClassVar[str | None] = "fp_sim_prod0623"
+    usage_slot: ClassVar[bool] = False
 
     def thinks(self, obj: Mapping[str, Any], name: str) -> bool:
         thinking = obj.get("thinking")
@@ -93,20 +95,6 @@ class DeepSeekWire(OpenAIWire):
     def preamble(self, ex: Exchange) -> bytes:
         return _KEEP_ALIVE
 
-    def base(self, ex: Exchange) -> dict[str, Any]:
-        return {
-            "id": self.reply_id(ex),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ex.model,
-            "system_fingerprint": "fp_sim_prod0623",
-        }
-
-    def chunk(self, ex: Exchange, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        obj = self.base(ex)
-        obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        return obj
-
     def message(self, ex: Exchange) -> dict[str, Any]:
         plan = ex.plan
         message: dict[str, Any] = {
@@ -135,7 +123,7 @@ class DeepSeekWire(OpenAIWire):
                 }
             ],
             "usage": self.usage(ex),
-            "system_fingerprint": "fp_sim_prod0623",
+            "system_fingerprint": self.fingerprint,
         }
 
     def whole(self, ex: Exchange) -> Reply:

@@ -33,6 +33,8 @@ class GroqWire(PlainTextRefusal):
     when asked for), a failure mid-answer as ``x_groq.error``."""
 
     name = "groq"
+    fingerprint = "fp_sim"
+    usage_slot = False
 
     def reply_id(self, ex: Exchange) -> str:
         return f"chatcmpl-{reply_uuid(ex)}"
@@ -60,20 +62,6 @@ class GroqWire(PlainTextRefusal):
             ("x-ratelimit-reset-tokens", "7.66ms"),
         )
 
-    def base(self, ex: Exchange) -> dict[str, Any]:
-        return {
-            "id": self.reply_id(ex),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ex.model,
-            "system_fingerprint": "fp_sim",
-        }
-
-    def chunk(self, ex: Exchange, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        obj = self.base(ex)
-        obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        return obj
-
     def whole_body(self, ex: Exchange) -> dict[str, Any]:
         return {
             "id": self.reply_id(ex),
@@ -90,7 +78,7 @@ class GroqWire(PlainTextRefusal):
             ],
             "usage": self.usage(ex),
             "usage_breakdown": None,
-            "system_fingerprint": "fp_sim",
+            "system_fingerprint": self.fingerprint,
             "x_groq": {"id": f"req_{ex.id}"},
             "service_tier": "on_demand",
         }

@@ -104,6 +104,7 @@ class MistralWire(PlainTextRefusal):
     problems as a 429, a failure mid-answer as ``finish_reason: "error"``."""
 
     name = "mistral"
+    has_fingerprint = False
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
         if isinstance(body, dict):
@@ -135,14 +136,6 @@ class MistralWire(PlainTextRefusal):
             ("x-ratelimit-remaining-tokens-minute", str(500_000 - ex.plan.usage.input_tokens)),
             ("x-ratelimit-tokens-query-cost", str(ex.plan.usage.input_tokens)),
         )
-
-    def base(self, ex: Exchange) -> dict[str, Any]:
-        return {
-            "id": self.reply_id(ex),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ex.model,
-        }
 
     def chunk(self, ex: Exchange, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         obj = self.base(ex)

@@ -71,6 +71,11 @@ class OpenAIWire(Wire):
     thinkers: ClassVar[tuple[str, ...]] = ("gpt-5", "o1", "o3", "o4")
     #: model families (by name prefix) that reject ``stop``
     no_stop: ClassVar[tuple[str, ...]] = ("o3", "o4-mini")
+    #: whether chunks carry ``system_fingerprint``, and its value
+    has_fingerprint: ClassVar[bool] = True
+    fingerprint: ClassVar[str | None] = None
+    #: whether a stream asked for usage carries ``usage: null`` on every chunk but the last
+    usage_slot: ClassVar[bool] = True
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -230,18 +235,20 @@ class OpenAIWire(Wire):
 
     def base(self, ex: Exchange) -> dict[str, Any]:
         """The fields every chunk repeats."""
-        return {
+        obj: dict[str, Any] = {
             "id": self.reply_id(ex),
             "object": "chat.completion.chunk",
             "created": CREATED,
             "model": ex.model,
-            "system_fingerprint": None,
         }
+        if self.has_fingerprint:
+            obj["system_fingerprint"] = self.fingerprint
+        return obj
 
     def chunk(self, ex: Exchange, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         obj = self.base(ex)
         obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        if ex.parsed.include_usage:
+        if self.usage_slot and ex.parsed.include_usage:
             obj["usage"] = None
         return obj
 

@@ -39,6 +39,7 @@ class TogetherWire(PlainTextRefusal):
     always in the final chunk, a used-up free tier as a 429 ``credit_limit``."""
 
     name = "together"
+    has_fingerprint = False
 
     def reply_id(self, ex: Exchange) -> str:
         return f"oSim{zlib.crc32(ex.id.encode()):08x}-{ex.id}"
@@ -54,14 +55,6 @@ class TogetherWire(PlainTextRefusal):
             ("x-tokenlimit-limit", "180000"),
             ("x-tokenlimit-remaining", str(180_000 - ex.plan.usage.input_tokens)),
         )
-
-    def base(self, ex: Exchange) -> dict[str, Any]:
-        return {
-            "id": self.reply_id(ex),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ex.model,
-        }
 
     def _stream_chunk(self, ex: Exchange, text: str, finish: str | None) -> dict[str, Any]:
         obj = self.base(ex)

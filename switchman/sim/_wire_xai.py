@@ -40,6 +40,7 @@ class XaiWire(PlainTextRefusal):
     reasoning models, usage in the finish chunk when asked for."""
 
     name = "xai"
+    has_fingerprint = False
     thinkers = ("grok-4", "grok-3-mini", "grok-code-fast")
 
     def check(self, obj: Mapping[str, Any], name: str) -> None:
@@ -80,14 +81,6 @@ class XaiWire(PlainTextRefusal):
 
     def ok_headers(self, ex: Exchange) -> Headers:
         return ()  # its rate-limit header names are not documented
-
-    def base(self, ex: Exchange) -> dict[str, Any]:
-        return {
-            "id": self.reply_id(ex),
-            "object": "chat.completion.chunk",
-            "created": CREATED,
-            "model": ex.model,
-        }
 
     def chunk(self, ex: Exchange, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         obj = self.base(ex)
