@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import attrs
 import pytest
@@ -674,12 +673,7 @@ async def test_a_failed_calls_event_carries_its_latency(autojump_clock: trio.abc
         with router.subscribe() as events:
             result = await router.call(Call(prompt="hi", model="down"))
             await trio.testing.wait_all_tasks_blocked()
-            seen = []
-            while True:
-                try:
-                    seen.append(events.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            seen = _drained(events)
     assert result.status == "failed"
     (failed,) = [e for e in seen if e.type == "call.failed"]
     assert failed.data["latency_ms"] == pytest.approx(result.latency_ms, abs=0.01)
@@ -837,12 +831,7 @@ async def test_the_events_say_why_each_attempt_follows_and_a_release_costs_nothi
         with router.subscribe() as events:
             result = await router.call(Call(prompt="hi", model="r"))
             await trio.testing.wait_all_tasks_blocked()
-            seen = []
-            while True:
-                try:
-                    seen.append(events.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            seen = _drained(events)
     assert result.status == "complete" and result.model == "good"
     started = [e.data for e in seen if e.type == "attempt.started"]
     assert [s["alias"] for s in started] == ["down", "down", "good"]
@@ -873,31 +862,31 @@ async def test_a_breaker_is_told_half_open_when_its_cool_down_ends_and_only_then
             assert retry_at is not None
             # nothing calls it meanwhile; the outage is over by then
             await trio.sleep_until(max(retry_at + 1.0, 6.5))
-            changes = []
-            while True:
-                try:
-                    event = events.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                if event.type == "breaker.changed":
-                    changes.append((event.data["from"], event.data["to"], event.ts))
-            assert [c[:2] for c in changes] == [("closed", "open"), ("open", "half_open")]
+            changes = [
+                (e.data["from"], e.data["to"])
+                for e in _drained(events)
+                if e.type == "breaker.changed"
+            ]
+            assert changes == [("closed", "open"), ("open", "half_open")]
             assert router.status().providers[0].models[0].breaker == "half_open"
             assert (await router.call(Call(prompt="hi", model="b"))).status == "complete"
             await trio.testing.wait_all_tasks_blocked()
             after = [
                 (e.data["from"], e.data["to"])
-                for e in iter(lambda: _next_or_none(events), None)
+                for e in _drained(events)
                 if e.type == "breaker.changed"
             ]
     assert after == [("half_open", "closed")]  # the probe's admission is not told again
 
 
-def _next_or_none(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> Any:
-    try:
-        return events.receive_nowait()
-    except trio.WouldBlock:
-        return None
+def _drained(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> list[switchman.TraceEvent]:
+    """The events waiting in ``events`` now, without waiting for more."""
+    out = []
+    while True:
+        try:
+            out.append(events.receive_nowait())
+        except trio.WouldBlock:
+            return out
 
 
 async def test_the_simulator_stops_at_a_stop_sequence(autojump_clock: trio.abc.Clock) -> None:
@@ -988,7 +977,7 @@ async def test_a_trip_is_told_after_the_attempt_that_caused_it(
             for _ in range(4):
                 await router.call(Call(prompt="hi", model="r"))
             await trio.testing.wait_all_tasks_blocked()
-            seen = [e for e in iter(lambda: _next_or_none(events), None)]
+            seen = _drained(events)
     kinds = [(e.type, e.data.get("outcome") or e.data.get("to")) for e in seen]
     trip = kinds.index(("breaker.changed", "open"))
     failed = [i for i, k in enumerate(kinds) if k == ("attempt.finished", "error")]
