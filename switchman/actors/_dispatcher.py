@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -161,19 +160,15 @@ class _Dispatcher:
         self.slots = trio.CapacityLimiter(env.config.router.capacity)
         #: spend no budget covers, not yet handed to the ledger: per scopes, USD
         self.unsent: dict[tuple[str, ...], float] = {}
-        self.spend_sent_at = -math.inf
         #: set when spend waits in ``unsent``: the flusher hands it over within a batch time
         self.spend_waiting = trio.Event()
 
-    def track(self, scopes: tuple[str, ...], usd: float, now: float) -> None:
-        """Spend of a call that no budget covered, as of ``now``: the ledger gets it at most
-        every ``SPEND_BATCH_S`` (one message for many calls), before any spend query, and at
-        shutdown. Only budgets need it at once, and those go through reservations."""
+    def track(self, scopes: tuple[str, ...], usd: float) -> None:
+        """Spend of a call that no budget covered: the ledger gets it within
+        ``SPEND_BATCH_S`` (one message for the calls of that time), before any spend query,
+        and at shutdown. Only budgets need it at once, and those go through reservations."""
         self.unsent[scopes] = self.unsent.get(scopes, 0.0) + usd
-        if now - self.spend_sent_at >= SPEND_BATCH_S:
-            self.send_spend(now)
-        if self.unsent:
-            self.spend_waiting.set()  # (a no-op while the flusher already has it in hand)
+        self.spend_waiting.set()  # (a no-op while the flusher already has it in hand)
 
     async def flush_spend(self) -> None:
         """Hand over spend left waiting at most ``SPEND_BATCH_S`` after it was tracked, so
@@ -183,14 +178,13 @@ class _Dispatcher:
             await self.spend_waiting.wait()
             await trio.sleep(SPEND_BATCH_S)
             self.spend_waiting = trio.Event()
-            self.send_spend(trio.current_time())
+            self.send_spend()
             if self.unsent:  # the ledger's inbox was full: try again a batch time later
                 self.spend_waiting.set()
 
-    def send_spend(self, now: float) -> None:
+    def send_spend(self) -> None:
         """Hand the ledger the spend tracked so far (what its inbox cannot take now
         waits for the next time; a closed ledger means the router is closing)."""
-        self.spend_sent_at = now
         for scopes, usd in list(self.unsent.items()):
             try:
                 self.env.ledger.send_nowait(Spent(scopes=scopes, actual_usd=usd))
@@ -397,8 +391,7 @@ class _Dispatcher:
         ranking: tuple[Any, ...],
     ) -> Result:
         env = self.env
-        ended = trio.current_time()
-        latency_ms = (ended - run.started) * 1000.0
+        latency_ms = (trio.current_time() - run.started) * 1000.0
         items: tuple[RedactionItem, ...] = ()
         answer = ""
         if run.stream and run.redactor is not None:
@@ -430,7 +423,7 @@ class _Dispatcher:
         )
         if run.tracked is not None:
             for scopes, usd in run.tracked.items():
-                self.track(scopes, usd, ended)
+                self.track(scopes, usd)
         if success is not None:
             self._remember(run.call_id, success.model.alias, run.call.intent)
             result = Result(
@@ -664,7 +657,7 @@ async def run_dispatcher(
                 case FeedbackFor():
                     await dispatcher.feedback(msg)
                 case SpendQuery():
-                    dispatcher.send_spend(trio.current_time())  # (the ledger reads in order)
+                    dispatcher.send_spend()  # (the ledger reads in order)
                     try:
                         await send_soon(env.ledger, msg)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -674,4 +667,4 @@ async def run_dispatcher(
         for running in list(dispatcher.scopes.values()):
             running.cancel()
         flusher.cancel()
-    dispatcher.send_spend(trio.current_time())  # what the last calls spent
+    dispatcher.send_spend()  # what the last calls spent

@@ -303,12 +303,12 @@ async def test_a_broken_model_s_503_says_when_its_breaker_lets_calls_through(
 async def test_a_conversation_of_instructions_alone_is_answered(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with real_gateway(tmp_path) as gw:
-            client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="x", max_retries=0)
-            reply = await trio.to_thread.run_sync(
-                lambda: client.chat.completions.create(
-                    model="sim/fast",
-                    messages=[{"role": "system", "content": "Name three colours."}],
+            with openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="x", max_retries=0) as client:
+                reply = await trio.to_thread.run_sync(
+                    lambda: client.chat.completions.create(
+                        model="sim/fast",
+                        messages=[{"role": "system", "content": "Name three colours."}],
+                    )
                 )
-            )
     assert reply.choices[0].message.content
     assert reply.choices[0].finish_reason in ("stop", "length")
