@@ -9,12 +9,14 @@ Layout (everything inside the caller's nursery, via this one task)::
      ├─ job host         the nursery every job runs in (JobRunner)
      └─ hypercorn        trio worker serving the ASGI app
 
-Graceful shutdown, when ``shutdown_trigger`` returns: hypercorn stops
-accepting at once and idle connections close; no new job is taken; jobs in
-flight get ``config.server.grace_s`` to finish; then the rest are cancelled
-and stored as failed with reason ``"shutdown"``; websockets close once the
-results they owe are sent; hypercorn gives requests still open a few more
-seconds, then cancels them; the store closes. Cancelling ``serve_gateway``
+Graceful shutdown, when ``shutdown_trigger`` returns: no new job is taken
+(a new call answers 503 ``shutting_down``, ``/health`` 503 ``draining``: the
+gateway keeps listening meanwhile, so load balancers and clients are told
+rather than refused); jobs in flight get ``config.server.grace_s`` to finish;
+then the rest are cancelled and stored as failed with reason ``"shutdown"``;
+websockets close once the results they owe are sent; only then does hypercorn
+stop accepting, close idle connections and give requests still open a few
+more seconds before cancelling them; the store closes. Cancelling ``serve_gateway``
 instead skips the grace period but still stores the cancelled jobs as failed.
 """
 
@@ -195,14 +197,15 @@ async def _serve(
             await shutdown_trigger()
         else:
             await trio.sleep_forever()
-        # graceful shutdown
-        shutdown.set()
+        # graceful shutdown: still listening while jobs drain, so a load balancer or
+        # client sees 503 (`/health` draining, new calls shutting_down), not a refusal
         runner.start_draining()
         with trio.move_on_after(grace):
             await runner.wait_idle()
         job_nursery.cancel_scope.cancel()
         await jobs_done.wait()
         app.drained.set()
+        shutdown.set()  # now hypercorn stops accepting; open requests get their margin
         await server_done.wait()
         nursery.cancel_scope.cancel()
 
