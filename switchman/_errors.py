@@ -30,7 +30,7 @@ Error codes (``.code``) are the public strings of DESIGN.md; attempt outcomes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import attrs
 
@@ -182,10 +182,23 @@ class AuthError(ProviderError):
     trips_breaker = False
 
 
+#: how a used-up quota's message begins (its code is ``permission_denied``, as a rejected
+#: key's: this tells the two apart where only the message travels, e.g. the gateway)
+QUOTA_EXHAUSTED: Final = "quota exhausted: "
+
+
 class QuotaExhausted(AuthError):
     """The account's quota, credit or spend limit is used up (OpenAI ``insufficient_quota``,
     Anthropic 402 ``billing_error`` or ``enforced_spend_limit_reached``): a billing matter,
-    not a rate limit, so it is never retried and the provider is held out like a bad key."""
+    not a rate limit, so it is never retried and the provider is held out like a bad key.
+    Its message begins with :data:`QUOTA_EXHAUSTED`."""
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, status: int | None = None
+    ) -> None:
+        if not message.startswith(QUOTA_EXHAUSTED):
+            message = QUOTA_EXHAUSTED + message
+        super().__init__(message, provider=provider, status=status)
 
 
 class ContextExceeded(ProviderError):

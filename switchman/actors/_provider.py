@@ -272,8 +272,9 @@ class _ProviderState:
             for alias in self.same_model.get(msg.alias, (msg.alias,)):
                 self.model_rates[alias] = observed
         if isinstance(msg.error, AuthError):
-            kind = "quota exhausted" if isinstance(msg.error, QuotaExhausted) else "auth error"
-            self.misconfigured = f"{kind}: {msg.error.message}"
+            # (a used-up quota's message says so itself)
+            kind = "" if isinstance(msg.error, QuotaExhausted) else "auth error: "
+            self.misconfigured = f"{kind}{msg.error.message}"
             self.misconfigured_until = now + MISCONFIGURED_HOLD_S
         elif isinstance(msg.error, ModelNotFound):  # asking again will not change it soon
             hold = ModelHold(

@@ -38,10 +38,12 @@ found in the attempts or the models left out rather than the call's error code:
   ``invalid_request``. Every model left out because the key may not use it:
   **403** ``permission_denied``. A model left out for its availability (a breaker,
   a rate limit, a provider held out...) keeps the 503: it may be back.
-- a provider rejected switchman's own provider key (its 401/403, or a used-up
-  quota: ``permission_denied`` from a provider): **502** ``upstream_error``,
-  code ``provider_key_rejected``, with ``x-should-retry: false`` (the official
-  SDK then does not retry). 403 is kept for the *gateway* key.
+- a provider rejected switchman's own provider key (its 401/403:
+  ``permission_denied`` from a provider): **502** ``upstream_error``, code
+  ``provider_key_rejected``, or ``provider_quota_exhausted`` when the key is good
+  but the account's quota, credit or spend limit is used up; with
+  ``x-should-retry: false`` (the official SDK then does not retry). 403 is kept
+  for the *gateway* key.
 - a timeout: **504** with ``x-should-retry: false``: the router already moved on
   to other models inside the call's deadline, and the SDK's retries would triple
   the wait and the spend.
@@ -82,7 +84,7 @@ from typing import Any, Final
 import attrs
 
 from switchman._call import INTENTS, Call, Caller, Message, Options, Params
-from switchman._errors import ValidationError
+from switchman._errors import QUOTA_EXHAUSTED, ValidationError
 from switchman._result import Result, Usage
 from switchman.gateway._causes import describe, exclusion_kind, unrouted
 from switchman.gateway._http import Headers, HttpError
@@ -463,6 +465,14 @@ def failure(result: Result) -> HttpError:
         last = result.errors[-1]
         said = last if last.code == first.code and last.provider == first.provider else first
         status = f" (HTTP {said.status})" if said.status is not None else ""
+        if said.message.startswith(QUOTA_EXHAUSTED):  # the key is good; the account is not
+            return HttpError(
+                502,
+                "provider_quota_exhausted",
+                f"the provider {said.provider} says switchman's account with it has no quota "
+                f"or credit left{status}: {said.message.removeprefix(QUOTA_EXHAUSTED)}",
+                headers=[(b"x-should-retry", b"false")],
+            )
         return HttpError(
             502,
             "provider_key_rejected",

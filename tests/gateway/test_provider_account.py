@@ -1,0 +1,59 @@
+"""A provider refusing switchman's own account, through the real path: the official SDK →
+the gateway → the real router → a fake provider server speaking OpenAI's and Anthropic's
+wire formats. A rejected key and a used-up quota are both 502s the SDK does not repeat,
+each named for what it is."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import openai
+import pytest
+import trio
+
+import switchman
+from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
+from tests._httpfleet import ENV, KEY, http_fleet, model
+from tests.gateway._fakes import running_gateway
+
+
+def _ask(base_url: str, alias: str) -> Any:
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=2) as client:
+        return client.chat.completions.create(
+            model=alias, messages=[{"role": "user", "content": "hi"}], max_tokens=50
+        )
+
+
+@pytest.mark.parametrize(
+    ("alias", "code", "said"),
+    [
+        ("openai/bad-key", "provider_key_rejected", "rejected switchman's API key"),
+        ("openai/quota-exhausted", "provider_quota_exhausted", "no quota or credit left"),
+        ("anthropic/spend-limit", "provider_quota_exhausted", "no quota or credit left"),
+    ],
+)
+async def test_a_rejected_key_and_a_used_up_quota_are_told_apart(
+    alias: str, code: str, said: str, nursery: trio.Nursery
+) -> None:
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    provider, behaviour = alias.split("/")
+    config = http_fleet(server, [model(provider, behaviour)])
+    with trio.fail_after(30):
+        async with (
+            switchman.open_router(config, env=ENV) as router,
+            running_gateway(router) as gw,
+        ):
+            with pytest.raises(openai.APIStatusError) as info:
+                await trio.to_thread.run_sync(functools.partial(_ask, gw.base_url, alias))
+            assert info.value.status_code == 502
+            assert info.value.code == code
+            assert said in info.value.message
+            assert KEY not in info.value.message
+            status = {p.name: p for p in router.status().providers}[provider]
+            reason = status.disabled_reason or ""
+    # sent once: the SDK was told not to repeat it (x-should-retry: false)
+    assert len(server.requests(alias)) == 1
+    # the provider is held out for what it is
+    expected = "auth error" if behaviour == "bad-key" else "quota exhausted"
+    assert reason.startswith(expected), reason
