@@ -352,6 +352,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sim_server(args: argparse.Namespace) -> int:
     from switchman.sim import main as sim_main
+    from switchman.sim._server import CHAT_FLAVOURS
+
+    if args.flavour not in CHAT_FLAVOURS:
+        raise CliError(
+            f"--flavour {args.flavour!r} is not one of {', '.join(CHAT_FLAVOURS)} (the others "
+            "speak their own paths: /anthropic, /gemini/v1beta, /perplexity, /ollama)"
+        )
 
     argv = ["--host", args.host, "--port", str(args.port), "--latency-ms", str(args.latency_ms)]
     return sim_main([*argv, "--flavour", args.flavour])
@@ -475,14 +482,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("sim-server", help="fake provider server (all five wire formats)")
+    p = sub.add_parser(
+        "sim-server", help="fake provider server (each provider's own wire format, by path)"
+    )
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=8300)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument(
         "--flavour",
         default="openai",
-        help="whose chat completions a path without a provider prefix (/xai/v1, ...) speaks",
+        help="whose chat completions a path without a provider prefix (/xai/v1, ...) speaks: "
+        "openai, xai, mistral, groq, together or deepseek (default: openai)",
     )
     p.set_defaults(func=cmd_sim_server)
     return parser
