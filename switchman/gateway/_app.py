@@ -605,8 +605,9 @@ class Gateway:
                     extra=_openai.switchman_info(result, job_id),
                 )
             )
-            if include_usage:
-                pending.append(chunk(None, usage=result.usage))
+            if include_usage:  # the last chunk names the answerer too, as without usage
+                info = _openai.switchman_info(result, job_id)
+                pending.append(chunk(None, usage=result.usage, extra=info))
             pending.append("[DONE]")
             await send_events(send, pending, last=True)
 
