@@ -30,6 +30,7 @@ from switchman._errors import (
     StreamBroken,
     SwitchmanError,
     TransientError,
+    UnknownCall,
     UpstreamError,
     ValidationError,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "Trace",
     "TraceEvent",
     "TransientError",
+    "UnknownCall",
     "UpstreamError",
     "Usage",
     "ValidationError",

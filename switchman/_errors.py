@@ -103,6 +103,23 @@ class CallFailed(SwitchmanError):
         return self.result.errors[0].code if self.result.errors else self.code
 
 
+class UnknownCall(KeyError):
+    """``Router.feedback`` for a call the router does not know (it remembers who answered
+    its last 10,000 calls since it started) and no ``model`` said who answered. A
+    ``KeyError`` whose message says what to do."""
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__(call_id)
+        self.call_id = call_id
+
+    def __str__(self) -> str:
+        return (
+            f"this router does not know call {self.call_id!r} (it remembers who answered its "
+            "last 10,000 calls since it started): pass model= (the result's model) and "
+            "intent= (the call's) to credit it"
+        )
+
+
 class ProviderError(SwitchmanError):
     """One attempt failed. ``outcome`` is the attempt outcome the trace records.
 

@@ -30,7 +30,7 @@ import trio
 
 from switchman._call import INTENTS, Call
 from switchman._channels import open_channel, send_soon
-from switchman._errors import FieldError, ValidationError
+from switchman._errors import FieldError, UnknownCall, ValidationError
 from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
 from switchman.actors._board import (
     ProviderSnapshot,
@@ -224,8 +224,8 @@ class Router:
 
         The router remembers who answered its last 10,000 calls, in memory. For an older
         call, or one from before a restart, pass the ``model`` (``result.model``) and the
-        call's ``intent`` that you kept: the score is credited to them. ``KeyError`` if the
-        router does not know the call and no ``model`` was given;
+        call's ``intent`` that you kept: the score is credited to them. ``UnknownCall`` (a
+        ``KeyError``) if the router does not know the call and no ``model`` was given;
         ``trio.ClosedResourceError`` once the router is closed."""
         errors: list[FieldError] = []
         if model is not None:
@@ -257,7 +257,7 @@ class Router:
                 [FieldError("call_id", f"{call_id} was already rated: feedback counts once")]
             )
         if answer == "unknown":
-            raise KeyError(call_id)
+            raise UnknownCall(call_id)
 
     async def spend(self, scope: str = "global") -> dict[str, float]:
         """USD spent in the current hour, day and month for ``scope``: ``"global"``,

@@ -569,8 +569,11 @@ async def test_feedback_spend_and_status_say_what_is_wrong_and_what_is_running(
         await trio.testing.wait_all_tasks_blocked()
         stats = {m.alias: m for p in router.status().providers for m in p.models}["good"].stats
         assert stats["lookup"]["feedback"] == 1.0 and stats["code"]["feedback"] is None
-        with pytest.raises(KeyError):  # a call the router never saw, and no model named
+        with pytest.raises(KeyError) as unknown:  # a call the router never saw, no model named
             await router.feedback("call_unknown", 0.5)
+        assert isinstance(unknown.value, switchman.UnknownCall)
+        assert "pass model= (the result's model) and intent=" in str(unknown.value)
+        assert "'call_unknown'" in str(unknown.value)
         with pytest.raises(switchman.ValidationError) as info:
             await router.feedback("call_unknown", 0.5, model="nope")
         assert {f.field for f in info.value.fields} == {"model", "intent"}
