@@ -985,3 +985,29 @@ async def test_a_trip_is_told_after_the_attempt_that_caused_it(
     trip = kinds.index(("breaker.changed", "open"))
     failed = [i for i, k in enumerate(kinds) if k == ("attempt.finished", "error")]
     assert failed and failed[-1] < trip  # the failure that tripped it is told first
+
+
+async def test_a_streams_held_back_tail_is_told_before_its_attempt_finished(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # an answer that ends in digits: the redactor holds them back (a number may go on), so
+    # they go out when the answer is whole: still as this attempt's delta, before it ends
+    streamy = sim_model("streamy", SimProfile(ttft_ms=20, tokens_per_s=200))
+    async with switchman.open_router(fleet(streamy)) as router:
+        with router.subscribe() as events:
+            deltas: list[str] = []
+            final = None
+            async with router.stream(Call(prompt="Count to 5", model="streamy")) as stream:
+                async for event in stream:
+                    if isinstance(event, switchman.Delta):
+                        deltas.append(event.text)
+                    else:
+                        final = event
+            await trio.testing.wait_all_tasks_blocked()
+            seen = [e.type for e in _drained(events)]
+    assert final is not None and final.status == "complete"
+    assert "".join(deltas) == final.answer
+    told = seen.index("attempt.finished")
+    assert seen.count("attempt.delta") >= 1
+    assert "attempt.delta" not in seen[told:], seen
+    assert seen[-1] == "call.completed"

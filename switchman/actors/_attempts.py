@@ -538,6 +538,10 @@ async def _exchange(
             run.event(env, "attempt.finished", **_record_data(record))
         return None
     if end is not None:
+        if run.stream and run.redactor is not None:
+            # the text the redactor still held back is this attempt's: it goes out now,
+            # before the attempt is told finished
+            await _flush_held_back(env, run, n)
         answer = "".join(text)
         usage = end.usage
         if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
@@ -635,6 +639,25 @@ async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
                 run.scope.cancel()
             await trio.lowlevel.checkpoint()
             raise
+
+
+async def _flush_held_back(env: DispatchEnv, run: CallRun, n: int) -> None:
+    """Send the caller's stream what the redactor held back, once the answer is whole."""
+    assert run.redactor is not None
+    tail = run.redactor.flush()
+    if not tail:
+        return
+    if run.first_text_at is None:  # the whole answer was short enough to be held back
+        run.first_text_at = trio.current_time()
+    run.sent_redacted.append(tail)
+    if env.hub.active:
+        run.event(env, "attempt.delta", n=n, text=tail)
+    # the answer is whole: even at the call's deadline, its end reaches a reader (briefly)
+    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+        try:
+            await send_soon(run.reply_to, Delta(text=tail))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the caller left; the answer is complete all the same
 
 
 def _strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
