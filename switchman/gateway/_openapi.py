@@ -58,6 +58,10 @@ _HEADERS: Final[dict[str, Any]] = {
         "description": "where the job is read: /result/{job_id}",
         "schema": {"type": "string"},
     },
+    "allow": {
+        "description": "the methods the route answers",
+        "schema": {"type": "string"},
+    },
     "retry-after": {
         "description": "whole seconds to wait before sending the request again",
         "schema": {"type": "integer"},
@@ -495,7 +499,9 @@ _DOCUMENT: Final[dict[str, Any]] = {
                         "malformed JSON, bad values, or a request that fails by itself: too "
                         "long for every model (context_length_exceeded), rejected by the "
                         "providers, or one no model it could use takes (intent, trust tier, "
-                        "max_tokens, stop sequences...: invalid_request, naming each reason)",
+                        "max_tokens, stop sequences...: invalid_request, naming each reason); "
+                        "the job headers only when a call ran (not for malformed JSON or bad "
+                        "values)",
                         *_RESULT_HEADERS,
                     ),
                     "402": _error("budget exceeded", *_RESULT_HEADERS),
@@ -512,7 +518,9 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     ),
                     **_RATE_LIMITED,
                     "502": _error(
-                        "a provider rejected switchman's own API key for it",
+                        "a provider rejected switchman's own API key for it "
+                        "(provider_key_rejected), or said switchman's account with it has no "
+                        "quota or credit left (provider_quota_exhausted)",
                         *_RESULT_HEADERS,
                         "x-should-retry",
                     ),
@@ -602,6 +610,30 @@ _DOCUMENT: Final[dict[str, Any]] = {
 }
 
 
+def _with_common_statuses(document: dict[str, Any]) -> dict[str, Any]:
+    """Every route answers another method with 405 (and ``allow``); every route that reads
+    a body answers 408 when the body does not arrive in time."""
+    for operations in document["paths"].values():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses.setdefault(
+                "405",
+                _with_headers(
+                    _error(f"another method than {method.upper()} (method_not_allowed)"),
+                    "allow",
+                ),
+            )
+            if "requestBody" in operation:
+                responses.setdefault(
+                    "408", _error("the body did not arrive within 60 s (request_timeout)")
+                )
+    return document
+
+
+#: what ``openapi_document`` copies
+_COMPLETE: Final = _with_common_statuses(_DOCUMENT)
+
+
 def openapi_document() -> dict[str, Any]:
     """A fresh copy of the OpenAPI description."""
-    return copy.deepcopy(_DOCUMENT)
+    return copy.deepcopy(_COMPLETE)
