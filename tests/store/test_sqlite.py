@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -219,21 +220,23 @@ def test_batched_statements_share_one_transaction_and_a_failed_commit_fails_them
 
     from switchman.store._sqlite import _Db, _run_batch
 
-    db = _Db(str(tmp_path / "b.db"))
-    commits: list[str] = []
-    db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-    ok = _run_batch(db.conn, [(db.save_kv, ("spend", {"x": 1.0})), (db.load_kv, ("spend",))])
-    assert [o.unwrap() for o in ok] == [None, {"x": 1.0}]
-    assert commits == ["COMMIT"]  # one commit for the batch (save_kv used a savepoint)
-    # a commit that cannot happen: every statement of the batch reports it, none stays
-    blocker = sqlite3.connect(str(tmp_path / "b.db"), isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    db.conn.execute("PRAGMA busy_timeout=0")
-    failed = _run_batch(db.conn, [(db.save_kv, ("spend", {"y": 2.0})), (db.load_kv, ("spend",))])
-    assert all(isinstance(o, outcome.Error) for o in failed)
-    blocker.execute("ROLLBACK")
-    assert db.load_kv("spend") == {"x": 1.0}
-    assert not db.conn.in_transaction
+    with closing(_Db(str(tmp_path / "b.db"))) as db:
+        commits: list[str] = []
+        db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        ok = _run_batch(db.conn, [(db.save_kv, ("spend", {"x": 1.0})), (db.load_kv, ("spend",))])
+        assert [o.unwrap() for o in ok] == [None, {"x": 1.0}]
+        assert commits == ["COMMIT"]  # one commit for the batch (save_kv used a savepoint)
+        # a commit that cannot happen: every statement of the batch reports it, none stays
+        with closing(sqlite3.connect(str(tmp_path / "b.db"), isolation_level=None)) as blocker:
+            blocker.execute("BEGIN EXCLUSIVE")
+            db.conn.execute("PRAGMA busy_timeout=0")
+            failed = _run_batch(
+                db.conn, [(db.save_kv, ("spend", {"y": 2.0})), (db.load_kv, ("spend",))]
+            )
+            assert all(isinstance(o, outcome.Error) for o in failed)
+            blocker.execute("ROLLBACK")
+        assert db.load_kv("spend") == {"x": 1.0}
+        assert not db.conn.in_transaction
 
 
 async def test_one_process_at_a_time_owns_a_store_file(tmp_path: Path) -> None:
@@ -279,18 +282,17 @@ async def test_a_database_from_before_ratings_gains_the_column(tmp_path: Path) -
     import sqlite3
 
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, owner TEXT,"
-        " handle TEXT NOT NULL, submitted_at REAL NOT NULL, started_at REAL,"
-        " finished_at REAL, reason TEXT, call TEXT NOT NULL, result TEXT)"
-    )
-    conn.execute(
-        "INSERT INTO jobs (id, status, handle, submitted_at, call) VALUES"
-        " ('old', 'complete', 'h', 1.0, '{}')"
-    )
-    conn.commit()
-    conn.close()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, owner TEXT,"
+            " handle TEXT NOT NULL, submitted_at REAL NOT NULL, started_at REAL,"
+            " finished_at REAL, reason TEXT, call TEXT NOT NULL, result TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO jobs (id, status, handle, submitted_at, call) VALUES"
+            " ('old', 'complete', 'h', 1.0, '{}')"
+        )
+        conn.commit()
     async with open_store(str(path)) as store:
         job = await store.get_job("old")
         assert job is not None and job.rated_at is None
