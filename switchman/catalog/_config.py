@@ -70,13 +70,29 @@ DISABLED_BY_CONFIG: Final = "disabled in configuration"
 
 
 def api_key(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> str | None:
-    """The provider's API key from the environment (``env`` defaults to ``os.environ``).
+    """The provider's API key from the environment (``env`` defaults to ``os.environ``),
+    without the whitespace around it (a secret file's trailing newline).
 
-    None when the provider needs no key or its variable is unset or empty.
+    None when the provider needs no key, its variable is unset or empty, or what it
+    holds cannot be a key (see ``key_problem``): such a key is never sent.
     """
     if not provider.api_key_env:
         return None
-    return (os.environ if env is None else env).get(provider.api_key_env) or None
+    value = clean_secret((os.environ if env is None else env).get(provider.api_key_env))
+    return value if value and key_problem(value) is None else None
+
+
+def clean_secret(value: str | None) -> str | None:
+    """A secret read from the environment, without surrounding whitespace; None if empty."""
+    return (value or "").strip() or None
+
+
+def key_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as a key in an HTTP header, or None. Never says the
+    value: the reason is shown wherever the provider's state is."""
+    if any(not ("!" <= ch <= "~") for ch in value):
+        return "holds whitespace or characters an HTTP header cannot carry (not printable ASCII)"
+    return None
 
 
 def load_config(
@@ -233,6 +249,9 @@ class _Loader:
         if p.kind == "sim":
             return None
         if p.api_key_env and api_key(p, self.env) is None:
+            value = clean_secret(self.env.get(p.api_key_env))
+            if value is not None and (problem := key_problem(value)) is not None:
+                return f"the API key in {p.api_key_env} {problem}"
             return f"missing API key: set {p.api_key_env}"
         if p.kind == "ollama" and p.name in self.catalog.providers and table is None:
             return NOT_DETECTED
@@ -378,10 +397,16 @@ class _Loader:
                 self.errors.extend(exc.prefixed(path).fields)
                 continue
             before = len(self.errors)
-            self.errors.extend(_under(path, KeySpec._problems(key)))
+            problems = _under(path, KeySpec._problems(key))
+            self.errors.extend(problems)
             patterns = self.key_models(path, key.models, models, routes, providers)
-            secret = self.env.get(key.key_env) if key.key_env else None
-            if key.key_env and not secret:
+            if any(p.field == f"{path}.key_env" for p in problems):
+                continue  # (not a variable's name: maybe the secret itself; never repeated)
+            secret = clean_secret(self.env.get(key.key_env)) if key.key_env else None
+            if secret is not None and (problem := key_problem(secret)) is not None:
+                missing.append(f"{key.key_env} {problem}")  # no client could send it
+                secret = None
+            elif key.key_env and not secret:
                 state = "is empty" if key.key_env in self.env else "is not set"
                 missing.append(f"{key.key_env} {state}")
             key = attrs.evolve(key, models=patterns, secret=secret or None)
@@ -399,7 +424,8 @@ class _Loader:
         for i, key, clean in parsed:
             if key.secret is None:
                 log.warning(
-                    "gateway key for %r dropped: environment variable %s is not set",
+                    "gateway key for %r dropped: environment variable %s is unset, empty or "
+                    "unusable",
                     key.handle,
                     key.key_env,
                 )

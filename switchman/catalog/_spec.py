@@ -14,6 +14,8 @@ structure, so a wrong type in one field does not hide a bad value beside it.
 from __future__ import annotations
 
 import math
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
 
@@ -80,6 +82,46 @@ def _string(errors: list[FieldError], name: str, value: object, *, optional: boo
     if not (isinstance(value, str) or (optional and value is None)):
         kind = "a string or None" if optional else "a string"
         errors.append(FieldError(name, f"must be {kind}; got {_kind(value)}"))
+
+
+#: an environment variable's name, as a shell takes it
+_ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(errors: list[FieldError], name: str, value: object, *, optional: bool) -> None:
+    """The name of an environment variable. The value is never echoed: a key pasted in
+    its place must not reach a log through the error."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        errors.append(FieldError(name, f"must be a string; got {_kind(value)}"))
+    elif not _ENV_NAME.fullmatch(value):
+        errors.append(
+            FieldError(
+                name,
+                "must be the name of an environment variable (letters, digits and _, not "
+                "starting with a digit); the key itself goes in that variable, not in the file",
+            )
+        )
+
+
+def _plain_url(errors: list[FieldError], name: str, value: str) -> None:
+    """No user, password, query or fragment in a provider's URL: keys go in headers,
+    from the environment, and what rides in a URL ends up in error messages and logs."""
+    try:
+        parts = urllib.parse.urlsplit(value)
+        secret = parts.username is not None or parts.password is not None
+    except ValueError:
+        errors.append(FieldError(name, "is not a valid URL"))
+        return
+    if secret or parts.query or parts.fragment:
+        errors.append(
+            FieldError(
+                name,
+                "must not carry a user, a password, a query or a fragment: the key comes "
+                "from api_key_env (other credentials from headers)",
+            )
+        )
 
 
 def _name(errors: list[FieldError], name: str, value: object) -> None:
@@ -209,7 +251,9 @@ class ProviderSpec:
             errors.append(FieldError("base_url", f"must be a string; got {_kind(v.base_url)}"))
         elif v.kind != "sim" and not v.base_url.startswith(("http://", "https://")):
             errors.append(FieldError("base_url", f"must be an http(s) URL; got {v.base_url!r}"))
-        _string(errors, "api_key_env", v.api_key_env, optional=True)
+        elif v.base_url:
+            _plain_url(errors, "base_url", v.base_url)
+        _env_name(errors, "api_key_env", v.api_key_env, optional=True)
         _number(errors, "max_concurrency", v.max_concurrency, 1, integer=True)
         _number(errors, "rpm", v.rpm, 1, integer=True, optional=True)
         _number(errors, "tpm", v.tpm, 1, integer=True, optional=True)
@@ -337,7 +381,7 @@ class KeySpec:
     @staticmethod
     def _problems(v: Any) -> list[FieldError]:
         errors: list[FieldError] = []
-        _name(errors, "key_env", v.key_env)
+        _env_name(errors, "key_env", v.key_env, optional=False)
         _name(errors, "handle", v.handle)
         for name in LIMIT_KEYS:
             _number(errors, name, getattr(v, name), 0, optional=True)
