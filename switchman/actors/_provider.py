@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from types import MappingProxyType
@@ -59,6 +60,7 @@ from switchman.actors._messages import (
 from switchman.adapters._base import Adapter, ResponseStarted, StreamEnd, StreamEvent, TextDelta
 from switchman.adapters._http import make_client, send_attempt
 from switchman.adapters._registry import make_adapter
+from switchman.adapters._sse import scrub
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import (
     Breaker,
@@ -160,6 +162,8 @@ class _ProviderState:
         self.timers: set[trio.CancelScope] = set()
         #: attempt id -> the time limit the dispatcher cancelled it for
         self.cancel_reasons: dict[int, ProviderError] = {}
+        #: the provider's API key: kept out of every message (never published)
+        self.secret: str | None = None
         self.publish()
 
     def publish(self) -> None:
@@ -391,6 +395,7 @@ async def run_provider_actor(
         learning_cfg or LearningConfig(),
         initial_stats or {},
     )
+    state.secret = api_key
     rng = rng or random.Random(spec.seed)
     adapter: Adapter | None = None
     play_sim: SimPlayer | None = None
@@ -505,11 +510,16 @@ async def _run_attempt(
                 raise  # the caller stopped reading: handled below
             except Exception as exc:  # a bug on our side (e.g. a request we could not
                 # encode): this attempt fails, the actor and its other attempts carry on
-                log.error("attempt on %s failed inside switchman: %r", msg.model.alias, exc)
-                log.debug("where the attempt on %s failed", msg.model.alias, exc_info=True)
+                # (its text may quote the request, the key included: scrubbed everywhere)
+                said = scrub(f"{type(exc).__name__}: {exc}", state.secret)
+                log.error("attempt on %s failed inside switchman: %s", msg.model.alias, said)
+                log.debug(
+                    "where the attempt on %s failed:\n%s",
+                    msg.model.alias,
+                    "".join(traceback.format_tb(exc.__traceback__)),
+                )
                 error = BadRequest(
-                    f"switchman could not complete the attempt: {type(exc).__name__}: {exc}",
-                    provider=state.spec.name,
+                    f"switchman could not complete the attempt: {said}", provider=state.spec.name
                 )
                 outcome = attempt_outcome(error)
                 reply.send_nowait(AttemptFailed(error=error))

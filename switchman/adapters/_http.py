@@ -192,7 +192,9 @@ async def send_attempt(
                     )
                 )
     except _TRANSPORT_ERRORS as exc:
-        raise _transport_error(exc, provider, status, timer.output_began, http.url) from exc
+        raise _transport_error(
+            exc, provider, status, timer.output_began, http.url, _secrets_of(http)
+        ) from exc
 
 
 async def _open_httpx(
@@ -512,16 +514,43 @@ def _text_joined(events: list[StreamEvent]) -> list[StreamEvent]:
     return out
 
 
+#: request headers whose values are credentials
+_AUTH_HEADERS: Final = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
+
+
+def _secrets_of(http: HttpRequest) -> tuple[str, ...]:
+    """The credentials ``http`` carries (its auth headers' values, and the token after a
+    ``Bearer``), to be kept out of any message about it."""
+    out: list[str] = []
+    for name, value in http.headers.items():
+        if name.lower() in _AUTH_HEADERS and value:
+            out.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic"):
+                out.append(token)
+    return tuple(out)
+
+
 def _transport_error(
-    exc: Exception, provider: str, status: int | None, output_began: bool, url: str = ""
+    exc: Exception,
+    provider: str,
+    status: int | None,
+    output_began: bool,
+    url: str = "",
+    secrets: tuple[str, ...] = (),
 ) -> ProviderError:
     """Every httpx or httpcore exception, mapped into the error tree (the one place that
     does it); httpcore's classes mirror httpx's and map the same way.
 
     The message names the provider, never its address: it reaches callers, who may not
     see base URLs (a gateway shows them to admin keys only); the log keeps the address.
+    Nor does it carry ``secrets`` (the request's credentials), in any form the exception
+    may show them.
     """
-    detail = scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+    detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    for secret in secrets:
+        detail = detail.replace(secret, "[REDACTED]").replace(repr(secret)[1:-1], "[REDACTED]")
+    detail = scrub(detail)
     parts = urllib.parse.urlsplit(url) if url else None
     host = parts.hostname if parts is not None else None
     if parts is not None and host and host in detail:
