@@ -63,6 +63,7 @@ from switchman.policy._candidates import resolve_target
 from switchman.policy._intensity import Intensity
 from switchman.policy._learning import ModelStats
 from switchman.policy._ratelimit import new_budget
+from switchman.policy._redaction import known_secrets
 from switchman.supervisor import ChildSpec, Supervisor, run_supervisor
 
 INBOX_SIZE = 256
@@ -399,6 +400,11 @@ async def run_router(
         out_of_service=out_of_service,
         rng=random.Random(rng.random()),
         wall=_anchored_wall_clock(),
+        # a model echoing the router's own keys (a prompt injection, a provider's error
+        # text in an answer) shows none of them, whatever their shape
+        secrets=known_secrets(
+            [api_key(p, env) for p in config.providers.values()] + [k.secret for k in config.keys]
+        ),
     )
     specs = [
         ChildSpec(id="trace-hub", start=functools.partial(run_trace_hub, hub), shutdown_s=0.0),

@@ -266,7 +266,7 @@ class _Dispatcher:
             scope=scope,
         )
         if msg.stream and run.redact:
-            run.redactor = StreamRedactor()
+            run.redactor = StreamRedactor(env.secrets)
         if env.hub.active:  # (the event's fields are not even built for nobody)
             run.event(env, "call.accepted", model=call.model, intent=call.intent)
         eligibility = EligibilityTrace()
@@ -410,7 +410,7 @@ class _Dispatcher:
             answer = "".join(run.sent_redacted)
         elif success is not None:
             if run.redact:
-                red = redact(success.text)
+                red = redact(success.text, env.secrets)
                 answer = red.text
                 items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(red.counts.items()))
             else:

@@ -39,3 +39,5 @@ class DispatchEnv:
     weights: Weights = attrs.field(factory=Weights)
     learning: LearningConfig = attrs.field(factory=LearningConfig)
     wall: Callable[[], float] = time.time
+    #: the router's provider keys and gateway key secrets: redacted from answers by value
+    secrets: tuple[str, ...] = attrs.field(default=(), repr=False)

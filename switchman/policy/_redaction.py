@@ -3,6 +3,9 @@
 ``redact(text)`` replaces every secret it finds by ``[REDACTED:<kind>]``; kinds are
 ``api_key``, ``bearer_token``, ``private_key``, ``jwt``, ``url_password``, ``email``,
 ``phone`` and ``card_number``. Only model output goes through here, never the prompt.
+``redact(text, secrets)`` (and ``StreamRedactor(secrets)``) also replace the exact values
+of ``secrets`` (``known_secrets``: the router's provider keys and gateway key secrets),
+as ``api_key``, whatever their shape.
 
 What counts as a phone or card number
 -------------------------------------
@@ -126,6 +129,10 @@ _API_KEY = re.compile(
     r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
     r"|[sr]k_live_[A-Za-z0-9]{16,}"  # Stripe
     r"|AIza[A-Za-z0-9_-]{35}"  # Google
+    r"|xai-[A-Za-z0-9]{20,}"  # xAI
+    r"|gsk_[A-Za-z0-9]{20,}"  # Groq
+    r"|pplx-[A-Za-z0-9]{20,}"  # Perplexity
+    r"|tgp_v1_[A-Za-z0-9_-]{20,}"  # Together
     rf")(?![{_KEY}])"
 )
 _JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*(?![{_KEY}])")
@@ -195,6 +202,10 @@ _TRIGGER_LITERALS: Final = (
     "github_pat_",
     "xox",
     "AIza",
+    "xai-",
+    "gsk_",
+    "pplx-",
+    "tgp_v1_",
     "earer",
     "EARER",
     "-----BEGIN",
@@ -213,8 +224,20 @@ def _maybe_triggered(text: str) -> bool:
         or "IA" in text  # AKIA, ASIA
         or "earer" in text
         or "EARER" in text
-        or ("-" in text and ("sk-" in text or "xox" in text or "-----BEGIN" in text))
-        or ("_" in text and ("_live_" in text or "gh" in text))
+        or (
+            "-" in text
+            and (
+                "sk-" in text
+                or "xox" in text
+                or "-----BEGIN" in text
+                or "xai-" in text
+                or "pplx-" in text
+            )
+        )
+        or (
+            "_" in text
+            and ("_live_" in text or "gh" in text or "gsk_" in text or "tgp_v1_" in text)
+        )
         or ("z" in text and "AIza" in text)
         or ("J" in text and "eyJ" in text)
         or _number_triggered(text)
@@ -318,7 +341,15 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
         "api_key",
         _API_KEY,
         _api_key_hit,
-        lambda s: "_" in s or "sk-" in s or "IA" in s or "AIza" in s or "xox" in s,
+        lambda s: (
+            "_" in s
+            or "sk-" in s
+            or "IA" in s
+            or "AIza" in s
+            or "xox" in s
+            or "xai-" in s
+            or "pplx-" in s
+        ),
     ),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
@@ -687,8 +718,45 @@ def redaction_report(counts: Mapping[str, int]) -> RedactionReport:
     return RedactionReport(performed=bool(items), items=items)
 
 
-def redact(text: str) -> Redacted:
-    """Replace every secret in ``text`` by ``[REDACTED:<kind>]`` and count them."""
+#: a configured secret shorter than this is not looked for by its value (too likely to
+#: be ordinary text); real provider keys are far longer
+KNOWN_SECRET_MIN: Final = 12
+
+
+def known_secrets(values: Iterable[str | None]) -> tuple[str, ...]:
+    """The secrets ``redact`` should find by their exact value (the router's provider
+    keys and gateway key secrets): those of ``KNOWN_SECRET_MIN`` characters or more,
+    without whitespace, longest first (so that one holding another goes whole)."""
+    found = {v for v in values if v and len(v) >= KNOWN_SECRET_MIN and not _WS.search(v)}
+    return tuple(sorted(found, key=lambda v: (-len(v), v)))
+
+
+def _known(text: str, secrets: tuple[str, ...], counts: dict[str, int]) -> str:
+    """``text`` with every exact occurrence of ``secrets`` replaced (as ``api_key``).
+
+    A secret holds no whitespace, so it never spans a break: a streamed answer, cut at
+    breaks, has each occurrence whole in one piece, as the whole answer has."""
+    for secret in secrets:
+        if secret in text:
+            counts["api_key"] = counts.get("api_key", 0) + text.count(secret)
+            text = text.replace(secret, tag("api_key"))
+    return text
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> Redacted:
+    """Replace every secret in ``text`` by ``[REDACTED:<kind>]`` and count them.
+
+    ``secrets`` (from ``known_secrets``) are also found by their exact value, whatever
+    their shape: the router passes its own provider keys and gateway key secrets."""
+    if not secrets:
+        return _redact_patterns(text)
+    done = _redact_patterns(text)
+    counts = dict(done.counts)
+    out = _known(done.text, secrets, counts)
+    return done if out is done.text else Redacted(text=out, counts=counts)
+
+
+def _redact_patterns(text: str) -> Redacted:
     if not _maybe_triggered(text):
         return Redacted(text=text)
     counts: dict[str, int] = {}
@@ -729,7 +797,8 @@ class StreamRedactor:
     which is what a cancelled stream wants.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        self._secrets = secrets  # found by value too (see ``redact``)
         self._held = ""  # text since the last break
         self._pending: list[str] = []  # chunks since, not yet joined
         self._checked = 0  # no cut c <= _checked of the joined text is a break
@@ -769,7 +838,7 @@ class StreamRedactor:
         return _frozen_counts(self._counts)
 
     def _take(self, text: str) -> str:
-        done = redact(text)
+        done = redact(text, self._secrets)
         for kind, n in done.counts.items():
             self._counts[kind] = self._counts.get(kind, 0) + n
         return done.text

@@ -25,6 +25,7 @@ from switchman.policy._redaction import (
     PEM_HOLD_LIMIT,
     Redacted,
     StreamRedactor,
+    known_secrets,
     redact,
     redaction_report,
     tag,
@@ -44,6 +45,15 @@ SLACK_USER = "xoxp-" + "2233445566-7788990011-AbCdEf123456"
 STRIPE = "sk_" + "live_4eC39HqLyjWDarjtT1zdp7dc"
 STRIPE_RESTRICTED = "rk_" + "live_51H8abcdEFGHijklMNOPqrst"
 GOOGLE = "AI" + "zaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"
+# the keys of the other providers switchman calls, in their documented shapes
+XAI = (
+    "xai"
+    + "-"
+    + "Zq8Tn2LkW4vB7yR1mC5xH9pD3sF6gJ0aQ2eU8iO4tY7wE1rK5zX9cV3bN6mL0hG2jP5sA8dF1gH4jK7lZ0x"
+)
+GROQ = "gsk" + "_" + "b7Xq2Lm9Wv4Tn8Rk3Jp6Hs1Df5Ga0Ze7Yc2Ub9Vi4Oq8Mw3Nx6Pt1Ks5"
+PERPLEXITY = "pplx" + "-" + "4f9c2b7e1a8d3f6c0b5e9a2d7f4c1b8e6a3d0f5c9b2e7a4d"
+TOGETHER = "tgp" + "_v1_" + "Kx3Lm8Qw2Er7Ty4Ui9Op1As6Df0Gh5Jk2Lz8Xc"
 
 JWT = (
     "eyJ" + "hbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
@@ -100,6 +110,10 @@ SECRETS: dict[str, list[str]] = {
         STRIPE,
         STRIPE_RESTRICTED,
         GOOGLE,
+        XAI,
+        GROQ,
+        PERPLEXITY,
+        TOGETHER,
     ],
     "jwt": [JWT, JWT_UNSIGNED, JWT_RS],
     "private_key": [RSA_KEY, OPENSSH_KEY, ENCRYPTED_KEY, PKCS8_KEY, PGP_KEY],
@@ -669,3 +683,56 @@ def test_numeric_stream_equals_whole_with_bounded_hold(case: tuple[str, list[int
     assert _stream(text, sizes) == (whole.text, whole.counts)
     if not whole.counts:  # then what comes out is what went in, so the lag shows
         assert _max_lag(text, sizes) <= NUMBER_HOLD_LIMIT
+
+
+# -- secrets known by value ---------------------------------------------------------------
+
+# a key of no recognisable shape (Mistral's are 32 letters and digits), and a gateway key
+MISTRAL_LIKE = "Qm7Xk2Lp9Wv4Tn8Rk3Jp6Hs1Df5Ga0Ze"
+GATEWAY_SECRET = "team-a-gateway-secret-7731"
+KNOWN = known_secrets([MISTRAL_LIKE, GATEWAY_SECRET, None, "short-one", "with space inside!"])
+
+
+def test_known_secrets_are_the_long_ones_without_whitespace_longest_first() -> None:
+    assert KNOWN == (MISTRAL_LIKE, GATEWAY_SECRET)
+    assert known_secrets(["abc" * 5, "abc" * 4 + "x" * 10]) == ("abc" * 4 + "x" * 10, "abc" * 5)
+
+
+def test_a_configured_secret_is_redacted_by_value_whatever_its_shape() -> None:
+    text = f"Your key is {MISTRAL_LIKE}, and the gateway's ({GATEWAY_SECRET}) too: {MISTRAL_LIKE}"
+    done = redact(text, KNOWN)
+    assert MISTRAL_LIKE not in done.text and GATEWAY_SECRET not in done.text
+    assert done.text.count("[REDACTED:api_key]") == 3
+    assert dict(done.counts) == {"api_key": 3}
+    # without them, the same text has nothing of a known shape in it
+    assert redact(text).text == text
+    # other secrets are still found, and counted beside them
+    mixed = redact(f"mail ops@example.com with {MISTRAL_LIKE}", KNOWN)
+    assert dict(mixed.counts) == {"api_key": 1, "email": 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([MISTRAL_LIKE, GATEWAY_SECRET, *PIECES]), st.text(max_size=4)),
+        max_size=16,
+    ),
+    st.sampled_from(["", " ", "\n", "x"]),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=30),
+)
+def test_known_secrets_stream_as_they_redact_whole(
+    parts: list[str], joiner: str, cuts: list[int]
+) -> None:
+    text = joiner.join(parts)
+    points = sorted({c for c in cuts if c <= len(text)})
+    sizes = [b - a for a, b in zip([0, *points], points, strict=False)]
+    whole = redact(text, KNOWN)
+    redactor = StreamRedactor(KNOWN)
+    out, pos = [], 0
+    for size in sizes:
+        out.append(redactor.feed(text[pos : pos + size]))
+        pos += size
+    out.append(redactor.feed(text[pos:]))
+    out.append(redactor.flush())
+    assert ("".join(out), dict(redactor.counts)) == (whole.text, dict(whole.counts))
+    assert MISTRAL_LIKE not in whole.text and GATEWAY_SECRET not in whole.text
