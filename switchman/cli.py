@@ -5,8 +5,10 @@ and ``watch`` are clients of it; ``demo`` runs everything in one process on the
 simulator; ``sim-server`` runs the fake provider server.
 
 Exit codes: 0 success, 1 the call failed, 2 usage or connection error (a daemon
-not running, a gateway key missing or rejected), 3 ``run``'s job had not finished
-within ``--wait``. Clients send ``SWITCHMAN_API_KEY`` as their gateway key.
+not running, a gateway key missing or rejected, a bad ``SWITCHMAN_PORT``, ``serve``
+given an invalid configuration), 3 the job had not finished (``run``'s within
+``--wait``, ``result``'s without ``--poll``). Clients send ``SWITCHMAN_API_KEY`` as
+their gateway key.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ environment:
 exit codes:
   0 success
   1 the call failed (or health: degraded or draining)
-  2 usage or connection error: daemon not running, gateway key missing or rejected
-  3 the job had not finished within --wait (run); poll it with switchman result
+  2 usage or connection error: daemon not running, gateway key missing or rejected,
+    a SWITCHMAN_PORT that is not a port, serve given an invalid configuration
+  3 the job had not finished: run's within --wait, or result's without --poll;
+    poll it with switchman result JOB_ID --poll
 """
 _RUN_EPILOG = f"""\
 exit codes:
@@ -320,13 +324,16 @@ def cmd_providers(args: argparse.Namespace) -> int:
             count = len(p.get("models", ()))
             print(f"{p['name']:<12} {p.get('kind', ''):<10} {reason}  ({count} models)")
             continue
-        print(f"{p['name']:<12} {p.get('kind', ''):<10} enabled  in flight {p.get('in_flight', 0)}")
+        # (a key that is not an admin is not shown calls in flight: say nothing then)
+        busy = f"  in flight {p['in_flight']}" if "in_flight" in p else ""
+        print(f"{p['name']:<12} {p.get('kind', ''):<10} enabled{busy}")
         for m in p.get("models", ()):
             held = m.get("rate_limited_for_s") or 0.0
             limited = f"  rate limited {held:.1f}s more" if held > 0 else ""
             if m.get("held_out"):
                 limited += f"  held out {m.get('held_for_s') or 0:.0f}s more: {m['held_out']}"
-            print(f"    {m['alias']:<32} breaker {m.get('breaker', '?')}{limited}")
+            seed = {True: "  seed", False: "  no seed"}.get(m.get("supports_seed"), "")
+            print(f"    {m['alias']:<32} breaker {m.get('breaker', '?'):<9}{seed}{limited}")
     return EXIT_OK
 
 

@@ -231,7 +231,8 @@ def test_health_and_providers(daemon: Daemon) -> None:
     assert re.search(
         r"^openai +openai +missing API key: set OPENAI_API_KEY +\(\d+ models\)$", out, re.M
     )
-    assert re.search(r"^    sim/balanced +breaker closed$", out, re.M)
+    assert re.search(r"^    sim/balanced +breaker closed +(no )?seed$", out, re.M)
+    assert re.search(r"^sim +sim +enabled  in flight \d+$", out, re.M)  # (no keys: all shown)
     # what can answer comes first; a provider that cannot is one line, its models not listed
     assert out.index("sim/balanced") < out.index("missing API key")
     assert "openai/" not in out
@@ -503,6 +504,21 @@ def test_a_key_that_may_not_use_a_model_is_told_so(keyed_daemon: Daemon) -> None
     assert _answered_by(allowed.stdout) == "sim/fast"
 
 
+def test_a_key_sees_what_each_model_takes_but_not_the_calls_in_flight(
+    keyed_daemon: Daemon,
+) -> None:
+    shown = keyed_daemon.run("providers", env={"SWITCHMAN_API_KEY": "team-secret"})
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^sim +sim +enabled$", shown.stdout, re.M)  # no "in flight 0" made up
+    assert re.search(r"^    sim/fast +breaker closed +(no )?seed$", shown.stdout, re.M)
+    body = json.loads(
+        keyed_daemon.run("providers", "--json", env={"SWITCHMAN_API_KEY": "team-secret"}).stdout
+    )
+    (fast,) = body["providers"][0]["models"]
+    assert {"supports_seed", "supports_stop", "supports_prefill"} <= set(fast)
+    assert "in_flight" not in body["providers"][0] and "stats" not in fast
+
+
 @pytest.fixture(scope="module")
 def keyed_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     home = tmp_path_factory.mktemp("keyed")
@@ -524,7 +540,7 @@ def test_help_documents_the_gateway_key_and_the_exit_codes(
         assert info.value.code == 0
         text = " ".join(capsys.readouterr().out.split())
         assert "SWITCHMAN_API_KEY" in text
-        assert "3 the job had not finished within --wait" in text
+        assert "3 the job had not finished" in text and "within --wait" in text
 
 
 @pytest.mark.parametrize(

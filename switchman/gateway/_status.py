@@ -110,9 +110,10 @@ def providers_body(
                 entry["held_out"] = ml.held_out if ml is not None else None
                 entry["held_for_s"] = ml.held_for_s if ml is not None else 0.0
                 entry["stats"] = dict(ml.stats) if ml is not None else {}
-                entry["supports_seed"] = m.supports_seed
-                entry["supports_prefill"] = m.supports_prefill
-                entry["supports_stop"] = m.supports_stop
+            # what a call may ask of it: every key needs that to choose its params
+            entry["supports_seed"] = m.supports_seed
+            entry["supports_prefill"] = m.supports_prefill
+            entry["supports_stop"] = m.supports_stop
             if m.request_fee_usd:
                 entry["request_fee_usd"] = m.request_fee_usd
             if m.long_input_above is not None:  # the price of a long prompt
