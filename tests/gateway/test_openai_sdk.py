@@ -370,6 +370,8 @@ async def test_answers_carry_the_job_id_as_request_id_and_no_empty_headers(
                     stream=True,
                 )
             )
+            # its body is not read: close it rather than leave the connection to the pool
+            stream.http_response.close()
             assert stream.headers["x-request-id"] == stream.headers["x-switchman-job-id"]
 
 
