@@ -378,6 +378,7 @@ async def run_router(
         )
 
     in_service = set(inboxes)
+    running = {m.alias for m in config.models.values() if m.provider in in_service}
     models_in_service = tuple(m for m in config.models.values() if m.provider in in_service)
     out_of_service = {
         m.alias: (
@@ -427,7 +428,15 @@ async def run_router(
             [
                 ChildSpec(
                     id="persister",
-                    start=functools.partial(run_persister, store, board, tap),
+                    start=functools.partial(
+                        run_persister,
+                        store,
+                        board,
+                        tap,
+                        # what was learned about models not running this time (their
+                        # provider has no key today, or they left the config for now)
+                        kept={k: v for k, v in initial_stats.items() if k[0] not in running},
+                    ),
                     shutdown_s=0.0,
                 )
             ]

@@ -77,6 +77,40 @@ async def test_spend_and_learning_survive_a_restart(tmp_path: object) -> None:
     assert model.stats["code"]["n"] and model.stats["code"]["feedback"] == pytest.approx(0.9)
 
 
+async def test_a_run_without_a_provider_keeps_what_was_learned_about_its_models(
+    tmp_path: object,
+) -> None:
+    import attrs
+
+    db = str(tmp_path) + "/switchman.db"  # type: ignore[operator]
+    a = sim_model("a", SimProfile(), provider="pa")
+    b = sim_model("b", SimProfile(), provider="pb")
+    both = fleet(a, b)
+    # its key unset for a day: the provider is disabled, its models not running
+    without_a = attrs.evolve(
+        both,
+        providers={
+            **both.providers,
+            "pa": attrs.evolve(both.providers["pa"], disabled_reason="missing API key: set K"),
+        },
+    )
+    with trio.fail_after(30):
+        async with open_store(db) as store, switchman.open_router(both, store=store) as router:
+            first = await router.call(Call(prompt="learn", model="a", intent="code"))
+            await router.feedback(first.call_id, 0.9)
+            await router.call(Call(prompt="learn", model="b", intent="code"))
+        async with (
+            open_store(db) as store,
+            switchman.open_router(without_a, store=store) as router,
+        ):
+            await router.call(Call(prompt="b alone", model="b", intent="code"))
+        async with open_store(db) as store, switchman.open_router(both, store=store) as router:
+            models = {m.alias: m for p in router.status().providers for m in p.models}
+    assert models["a"].stats["code"]["n"] > 0.9
+    assert models["a"].stats["code"]["feedback"] == pytest.approx(0.9)
+    assert models["b"].stats["code"]["n"] > 1.9  # and what the run without it learned
+
+
 async def test_spend_without_a_budget_is_kept_to_the_last_call_across_a_restart(
     tmp_path: object,
 ) -> None:

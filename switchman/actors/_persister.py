@@ -114,6 +114,7 @@ async def run_persister(
     *,
     period_s: float = 2.0,
     spend_delay_s: float = 0.05,
+    kept: Mapping[tuple[str, str], ModelStats] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Save spend ``spend_delay_s`` after it changes (settles that close together share one
@@ -121,9 +122,16 @@ async def run_persister(
 
     Spend is what a budget is checked against after a restart: a process killed outright
     loses at most the settles of its last ``spend_delay_s``, not of its last ``period_s``.
+    ``kept``: statistics of models that are not running now, saved along unchanged, so a
+    run without a provider (its key unset for a day) does not forget what was learned.
     """
+    kept = dict(kept or {})
+
+    def all_stats() -> dict[tuple[str, str], ModelStats]:
+        return {**kept, **_all_stats(board)}
+
     saved_version = tap.version
-    saved_stats: dict[tuple[str, str], ModelStats] = _all_stats(board)
+    saved_stats: dict[tuple[str, str], ModelStats] = all_stats()
 
     async def flush_spend() -> None:
         nonlocal saved_version
@@ -135,7 +143,7 @@ async def run_persister(
     async def flush() -> None:
         nonlocal saved_stats
         await flush_spend()
-        stats = _all_stats(board)
+        stats = all_stats()
         if stats != saved_stats:
             await store.save_stats(
                 stats_to_json(stats, now=trio.current_time(), wall_now=time.time())
