@@ -36,7 +36,11 @@ feedback rates are drawn around their posterior means instead of taking the
 means: a Gaussian draw with the Beta posterior's standard deviation, clipped to
 0..1 (a cheap stand-in for a Beta draw on the hot path, with real tails so an
 untried model keeps a fair chance); ``exploration`` scales the spread (0 = the
-means). With ``rng``
+means). The feedback rate is drawn only for a model that has been rated: calls
+teach success and refusal rates, so their spread narrows as traffic flows, but
+feedback comes only when callers send it, and a draw from its prior alone would
+add the same noise to every score for ever where nobody rates (a dearer twin of
+the best model took over a quarter of the calls). With ``rng``
 None the ranking is deterministic. Ties keep the order of ``models``.
 """
 
@@ -247,8 +251,9 @@ def rank(
             success = 0.0 if success < 0.0 else 1.0 if success > 1.0 else success
             refused += spread * sqrt(refused * (1.0 - refused) / (rab + 1.0)) * z2
             refused = 0.0 if refused < 0.0 else 1.0 if refused > 1.0 else refused
-            feedback += spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * z3
-            feedback = 0.0 if feedback < 0.0 else 1.0 if feedback > 1.0 else feedback
+            if fb_n > 0.0:  # (unrated: no draw, or the prior's spread would never shrink)
+                feedback += spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * z3
+                feedback = 0.0 if feedback < 0.0 else 1.0 if feedback > 1.0 else feedback
 
         c_trust = w_trust * TRUST_SCORE[m.trust_tier]
         c_capability = w_capability * capability

@@ -248,3 +248,19 @@ def test_sampled_rates_stay_in_range() -> None:
         assert 0.0 <= r.factors["success"] <= 2.0
         assert 0.0 <= r.factors["refusal"] <= 1.0
         assert 0.0 <= r.factors["feedback"] <= 1.5
+
+
+def test_where_nobody_rates_feedback_adds_no_noise_and_where_they_do_it_explores() -> None:
+    # twins, one ten times dearer, both well known; nobody sends feedback
+    cheap = model("cheap", input_per_mtok=1.0, output_per_mtok=1.0)
+    dear = model("dear", input_per_mtok=10.0, output_per_mtok=10.0)
+    known = history(["success"] * 50, latency_ms=300.0, ttft_ms=100.0)
+    stats = {("cheap", "unknown"): known, ("dear", "unknown"): known}
+    rng = random.Random(3)
+    firsts = [order([cheap, dear], stats=stats, rng=rng)[0] for _ in range(2000)]
+    assert firsts.count("dear") / len(firsts) < 0.08  # (it took 29% when unrated drew)
+    # rated alike, a few times each: feedback is uncertain, so it explores again
+    rated = {k: observe_feedback(v, CFG, now=0.0, score=0.8) for k, v in stats.items()}
+    rated = {k: observe_feedback(v, CFG, now=0.0, score=0.8) for k, v in rated.items()}
+    firsts = [order([cheap, dear], stats=rated, rng=rng)[0] for _ in range(2000)]
+    assert 0.08 < firsts.count("dear") / len(firsts) < 0.5
