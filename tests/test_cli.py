@@ -285,10 +285,14 @@ def test_watch_shows_the_events_of_a_call_running_meanwhile(daemon: Daemon) -> N
         _stop(watcher)
 
 
-def _closed_port() -> int:
+@contextmanager
+def _closed_port() -> Iterator[int]:
+    """A port nothing listens on, for the block: bound but never listening, so a
+    connection to it is refused, and no other socket can take it meanwhile (one closed
+    at once could be handed to another test's listener before it was used)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -304,8 +308,8 @@ def _closed_port() -> int:
 def test_without_a_daemon_exit_2_and_say_how_to_start_it(
     tmp_path: Path, args: Sequence[str]
 ) -> None:
-    port = _closed_port()
-    done = cli(tmp_path, *args, "--port", str(port))
+    with _closed_port() as port:
+        done = cli(tmp_path, *args, "--port", str(port))
     assert done.returncode == 2
     assert "not running" in done.stderr and "switchman serve" in done.stderr
     assert f"--port {port}" in done.stderr
@@ -597,12 +601,12 @@ def test_a_bad_switchman_port_is_a_usage_error_naming_it(
 def test_switchman_port_says_where_the_clients_look_and_port_wins_over_it(
     tmp_path: Path,
 ) -> None:
-    port = _closed_port()
-    by_env = cli(tmp_path, "jobs", env={"SWITCHMAN_PORT": str(port)})
+    with _closed_port() as port:
+        by_env = cli(tmp_path, "jobs", env={"SWITCHMAN_PORT": str(port)})
     assert by_env.returncode == 2 and f"not running at http://127.0.0.1:{port};" in by_env.stderr
     # --port wins (even over a bad variable), and serve does not read the variable
-    other = _closed_port()
-    by_flag = cli(tmp_path, "jobs", "--port", str(other), env={"SWITCHMAN_PORT": "abc"})
+    with _closed_port() as other:
+        by_flag = cli(tmp_path, "jobs", "--port", str(other), env={"SWITCHMAN_PORT": "abc"})
     assert by_flag.returncode == 2 and f"running at http://127.0.0.1:{other};" in by_flag.stderr
     served = cli(tmp_path, "serve", "--help", env={"SWITCHMAN_PORT": "abc"})
     assert served.returncode == 0 and "usage: switchman serve" in served.stdout

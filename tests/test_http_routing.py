@@ -13,8 +13,8 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -891,28 +891,32 @@ async def test_discovery_keeps_what_the_catalog_knows_of_an_installed_model() ->
     assert found.routes["local"].chain == ("local/llama3.2", "local/mystery:7b")
 
 
-def _closed_port() -> int:
+@contextmanager
+def _closed_port() -> Iterator[int]:
+    """A port nothing listens on, for the block: bound but never listening, so a
+    connection to it is refused, and no other socket can take it meanwhile (one closed
+    at once could be handed to another test's listener before it was used)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+        yield int(s.getsockname()[1])
 
 
 async def test_discovery_leaves_the_config_alone_when_nothing_answers(
     nursery: trio.Nursery,
 ) -> None:
     before = config_from_dict({}, env={})
-    closed = attrs.evolve(
-        before,
-        providers={
-            **before.providers,
-            "ollama": attrs.evolve(
-                before.providers["ollama"], base_url=f"http://127.0.0.1:{_closed_port()}"
-            ),
-        },
-    )
-    with trio.fail_after(2):
-        assert await discover_local_models(closed) is closed
+    with _closed_port() as closed_port:
+        closed = attrs.evolve(
+            before,
+            providers={
+                **before.providers,
+                "ollama": attrs.evolve(
+                    before.providers["ollama"], base_url=f"http://127.0.0.1:{closed_port}"
+                ),
+            },
+        )
+        with trio.fail_after(2):
+            assert await discover_local_models(closed) is closed
     # a server that accepts and never answers costs at most the discovery timeout
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]

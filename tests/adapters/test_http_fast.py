@@ -15,7 +15,8 @@ import gzip
 import json
 import socket
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -310,18 +311,23 @@ async def test_read_timeout_backstop_is_an_attempt_timeout(server: FakeProviderS
     assert isinstance(info.value.__cause__, httpcore.ReadTimeout)
 
 
-def _closed_port() -> int:
+@contextmanager
+def _closed_port() -> Iterator[int]:
+    """A port nothing listens on, for the block: bound but never listening, so a
+    connection to it is refused, and no other socket can take it meanwhile (one closed
+    at once could be handed to another test's listener before it was used)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 async def test_connection_refused_is_transient_and_keyless() -> None:
-    spec = spec_for(f"http://127.0.0.1:{_closed_port()}")
     run = Run()
-    async with make_client(spec) as client:
-        with pytest.raises(TransientError) as info:
-            await attempt(client, spec, request(), run)
+    with _closed_port() as port:
+        spec = spec_for(f"http://127.0.0.1:{port}")
+        async with make_client(spec) as client:
+            with pytest.raises(TransientError) as info:
+                await attempt(client, spec, request(), run)
     assert isinstance(info.value.__cause__, httpcore.ConnectError)
     assert run.events == [] and "connection failed" in info.value.message
     assert KEY not in str(info.value)
