@@ -47,6 +47,7 @@ from switchman.catalog._spec import (
     SimProfile,
 )
 from switchman.policy._breaker import BreakerConfig
+from switchman.sim._plan import rate_answer
 
 #: breakers that trip and recover within seconds, so a short demo shows both
 DEMO_BREAKER: Final = BreakerConfig(
@@ -82,8 +83,8 @@ _FLEET: Final[tuple[tuple[str, str, float, float, SimProfile, str], ...]] = (
         "standard",
         0.2,
         0.8,
-        SimProfile(latency_ms=120, ttft_ms=30, default_quality=0.6),
-        "cheap, quick, steady",
+        SimProfile(latency_ms=120, ttft_ms=30, default_quality=0.6, quality={"code": 0.3}),
+        "cheap, quick, steady; weak at code",
     ),
     (
         "lab-b/flaky",
@@ -106,8 +107,8 @@ _FLEET: Final[tuple[tuple[str, str, float, float, SimProfile, str], ...]] = (
         "trusted",
         6.0,
         24.0,
-        SimProfile(latency_ms=1500, ttft_ms=600, default_quality=0.95),
-        "strong but slow (1.5 s) and dear",
+        SimProfile(latency_ms=1500, ttft_ms=600, default_quality=0.8, quality={"reason": 0.98}),
+        "slow (1.5 s) and dear; the best at reasoning",
     ),
     (
         "lab-c/refuser",
@@ -266,6 +267,8 @@ class DemoSummary:
     p50_ms: float
     p99_ms: float
     events_dropped: int = 0
+    #: feedback the simulated users sent (``switchman.sim.rate_answer``), per answering model
+    ratings: Mapping[str, tuple[int, float]] = attrs.field(factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -291,8 +294,10 @@ def summarize(
     *,
     budget_usd: float,
     duration_s: float,
+    ratings: Sequence[tuple[str, float]] = (),
 ) -> DemoSummary:
-    """Tally finished calls and the breaker and budget events seen while they ran."""
+    """Tally finished calls and the breaker and budget events seen while they ran, and the
+    simulated users' ``ratings`` (model, score)."""
     answered: Counter[str] = Counter()
     outcomes: dict[str, Counter[str]] = {}
     spend: dict[str, float] = {}
@@ -355,6 +360,11 @@ def summarize(
         p50_ms=percentile(latencies, 50),
         p99_ms=percentile(latencies, 99),
         events_dropped=dropped,
+        ratings={
+            alias: (len(scores), sum(scores) / len(scores))
+            for alias in sorted({a for a, _ in ratings})
+            if (scores := [v for a, v in ratings if a == alias])
+        },
     )
 
 
@@ -393,6 +403,12 @@ def format_summary(s: DemoSummary, *, color: bool = False) -> str:
         f"             {s.budget_refusals} reservations refused",
         f"  latency    p50 {s.p50_ms:.0f} ms, p99 {s.p99_ms:.0f} ms (complete calls)",
     ]
+    if s.ratings:
+        rated = sum(n for n, _ in s.ratings.values())
+        lines.append(f"  feedback   {rated} answers rated by the simulated users; mean scores:")
+        means = [f"{a} {mean:.2f}" for a, (_, mean) in s.ratings.items()]
+        for i in range(0, len(means), 3):  # (three a line: it fits a terminal)
+            lines.append("             " + ", ".join(means[i : i + 3]))
     if s.events_dropped:
         lines.append(f"  (the live view dropped {s.events_dropped} events)")
     kinds = sorted({k for t in s.models.values() for k in t.attempts})
@@ -509,8 +525,14 @@ async def _drive(
     rng: random.Random,
     on_done: Callable[[PlannedCall, Result], None] | None,
     done: list[tuple[PlannedCall, Result]],
+    ratings: list[tuple[str, float]] | None = None,
 ) -> None:
-    """Run ``traffic`` with ``concurrency`` workers, each pausing briefly between calls."""
+    """Run ``traffic`` with ``concurrency`` workers, each pausing briefly between calls.
+
+    Each answer is rated, as a user would, by the answering model's simulated quality for
+    the call's intent (``switchman.sim.rate_answer``), and the score sent as feedback: that
+    is what the router learns answer quality from. ``ratings`` gets (model, score)."""
+    scorer = random.Random(rng.random())
     send, receive = trio.open_memory_channel[PlannedCall](0)
 
     async def worker(inbox: trio.MemoryReceiveChannel[PlannedCall], pause: random.Random) -> None:
@@ -518,6 +540,12 @@ async def _drive(
             async for planned in inbox:
                 result = await _one(router, planned)
                 done.append((planned, result))
+                model = router.config.models.get(result.model or "")
+                if result.ok and model is not None:
+                    score = rate_answer(model, planned.intent, scorer)
+                    await router.feedback(result.call_id, score)
+                    if ratings is not None:
+                        ratings.append((model.alias, score))
                 if on_done is not None:
                     on_done(planned, result)
                 await trio.sleep(pause.uniform(0.05, 0.25))
@@ -558,6 +586,7 @@ async def run_demo(
     budget = config.budgets.global_hourly_usd or 0.0
     events: list[TraceEvent] = []
     done: list[tuple[PlannedCall, Result]] = []
+    ratings: list[tuple[str, float]] = []
     async with AsyncExitStack() as stack:
         router = await stack.enter_async_context(open_router(config, breaker=DEMO_BREAKER))
         stop_gateway = trio.Event()
@@ -601,6 +630,7 @@ async def run_demo(
                     rng=rng,
                     on_done=None if quiet else printer.call,
                     done=done,
+                    ratings=ratings,
                 )
                 inner.cancel_scope.cancel()
             while True:  # what was published before the reader stopped
@@ -612,7 +642,7 @@ async def run_demo(
                     events.append(event)
         duration = trio.current_time() - t0
         stop_gateway.set()
-    summary = summarize(done, events, budget_usd=budget, duration_s=duration)
+    summary = summarize(done, events, budget_usd=budget, duration_s=duration, ratings=ratings)
     print(format_summary(summary, color=color), file=out, flush=True)
     return summary
 

@@ -43,3 +43,44 @@ async def test_routing_follows_quality_and_leaves_a_degraded_model(
     assert learned_share >= 0.8, learned_share
     assert after_share <= 0.3, after_share
     assert other_intent.status == "complete"
+
+
+async def test_per_intent_quality_is_learned_from_simulated_feedback(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # alike in speed, price and reliability; each writes better answers for one intent
+    coder = sim_model(
+        "coder", SimProfile(latency_ms=100, default_quality=0.5, quality={"code": 0.9})
+    )
+    writer = sim_model(
+        "writer", SimProfile(latency_ms=100, default_quality=0.5, quality={"summarize": 0.9})
+    )
+    config = fleet(coder, writer, seed=5)
+    users = random.Random(8)
+    chosen: dict[str, list[str]] = {"code": [], "summarize": []}
+    async with switchman.open_router(config) as router:
+        for n in range(400):
+            intent = "code" if n % 2 else "summarize"
+            result = await router.call(Call(prompt=f"task {n}", intent=intent))
+            assert result.model is not None
+            chosen[intent].append(result.model)
+            # the simulated user rates the answer by the model's quality for that intent
+            score = switchman.sim.rate_answer(config.models[result.model], intent, users)
+            await router.feedback(result.call_id, score)
+            await trio.sleep(0.5)
+    for intent, best in (("code", "coder"), ("summarize", "writer")):
+        assert set(chosen[intent][:100]) == {"coder", "writer"}, intent  # both were tried
+        late = chosen[intent][-60:].count(best) / 60
+        assert late >= 0.85, (intent, late)
+
+
+def test_a_simulated_users_scores_follow_the_models_quality_per_intent() -> None:
+    coder = sim_model("coder", SimProfile(default_quality=0.4, quality={"code": 0.9}))
+    rng = random.Random(1)
+    code = [switchman.sim.rate_answer(coder, "code", rng) for _ in range(500)]
+    other = [switchman.sim.rate_answer(coder, "lookup", rng) for _ in range(500)]
+    assert abs(sum(code) / 500 - 0.9) < 0.03 and abs(sum(other) / 500 - 0.4) < 0.03
+    assert all(0.0 <= s <= 1.0 for s in code + other)
+    assert switchman.sim.answer_quality(sim_model("plain", None), "code") == 0.7
+    again = random.Random(1)
+    assert [switchman.sim.rate_answer(coder, "code", again) for _ in range(500)] == code

@@ -3,7 +3,8 @@
 Both follow the same ``Plan`` values: ``plan_from_profile`` (a model's
 ``SimProfile`` and a seeded rng) drives ``run_sim_attempt``; ``plan_from_name``
 (the model name picks a behaviour) drives the HTTP server started with
-``serve_fake_provider`` or ``python -m switchman.sim``.
+``serve_fake_provider`` or ``python -m switchman.sim``. ``rate_answer`` is a
+simulated user's feedback score for an answer, from the model's per-intent quality.
 """
 
 from switchman.sim._plan import (
@@ -12,10 +13,12 @@ from switchman.sim._plan import (
     BehaviourState,
     Failure,
     Plan,
+    answer_quality,
     behaviour_name,
     expected_answer,
     plan_from_name,
     plan_from_profile,
+    rate_answer,
 )
 from switchman.sim._provider import run_sim_attempt
 from switchman.sim._server import (
@@ -35,11 +38,13 @@ __all__ = [
     "FakeServerConfig",
     "Plan",
     "ReceivedRequest",
+    "answer_quality",
     "behaviour_name",
     "expected_answer",
     "main",
     "plan_from_name",
     "plan_from_profile",
+    "rate_answer",
     "run_sim_attempt",
     "serve_fake_provider",
 ]

@@ -26,7 +26,7 @@ import attrs
 
 from switchman._result import Usage
 from switchman.adapters._base import ProviderRequest
-from switchman.catalog._spec import SimProfile
+from switchman.catalog._spec import ModelSpec, SimProfile
 
 FailureKind = Literal[
     "rate_limited",
@@ -586,3 +586,24 @@ def plan_from_name(
             return _failure_plan("flapping", model, _FAILURES["down"], request)
         return attrs.evolve(plan, behaviour="flapping")
     return plan
+
+
+#: how far a simulated user's score strays from a model's answer quality (standard deviation)
+RATING_SPREAD: Final = 0.1
+
+
+def answer_quality(model: ModelSpec, intent: str) -> float:
+    """How good ``model``'s simulated answers are for ``intent``, 0..1: its profile's
+    ``quality`` for that intent, else its ``default_quality`` (0.7 without a profile)."""
+    profile = model.sim or SimProfile()
+    return profile.quality.get(intent, profile.default_quality)
+
+
+def rate_answer(model: ModelSpec, intent: str, rng: random.Random) -> float:
+    """The score a simulated user gives an answer of ``model`` for ``intent`` (what it
+    would send as feedback): ``answer_quality`` with some noise, clipped to 0..1; the
+    same seeded ``rng`` gives the same scores. This is what lets learning from feedback
+    be seen on the simulator: the models' per-intent quality is only ever known to the
+    router through such scores."""
+    score = rng.gauss(answer_quality(model, intent), RATING_SPREAD)
+    return 0.0 if score < 0.0 else 1.0 if score > 1.0 else score
