@@ -376,17 +376,25 @@ class Gateway:
             )
         if not call_id:
             raise HttpError(409, "not_finished", f"job {job_id} has no answered call to rate yet")
+        call_intent = record.call.get("intent")
+        if not isinstance(call_intent, str):
+            call_intent = "unknown"
+        if intent is not None and intent != call_intent and call_intent != "unknown":
+            # an unclassified call may be classified now; a classified one keeps its kind,
+            # or one caller's rating could reach another kind of call's statistics
+            raise invalid(
+                [("intent", f"job {job_id} was a {call_intent!r} call; its intent is kept")]
+            )
         # once per job, kept with the job so that it holds across restarts too; the job
         # also says who answered, so a router restarted since can still credit it
         if not await self.store.mark_rated(job_id):
             raise HttpError(409, "already_rated", f"job {job_id} was already rated: it counts once")
         model = result.get("model")
-        call_intent = record.call.get("intent")
         try:
             await self.router.feedback(
                 call_id,
                 float(score),  # type: ignore[arg-type]  # (checked above: a number)
-                intent=intent or (call_intent if isinstance(call_intent, str) else "unknown"),
+                intent=intent or call_intent,
                 model=model if isinstance(model, str) and model in self.config.models else None,
             )
         except ValidationError as exc:  # e.g. an intent switchman does not know
