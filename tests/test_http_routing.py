@@ -24,11 +24,11 @@ import trio
 
 import switchman
 from switchman import Message, Params, Result, Router, TraceEvent
-from switchman.actors._attempts import CONTINUE_PROMPT
 from switchman.adapters import ProviderRequest
 from switchman.catalog import Config, config_from_dict
 from switchman.catalog._discovery import DEFAULT_CONTEXT_WINDOW, discover_local_models
 from switchman.policy._breaker import BreakerConfig
+from switchman.policy._eligibility import CONTINUE_PROMPT
 from switchman.sim import (
     REFUSAL_TEXT,
     BehaviourState,
