@@ -25,7 +25,7 @@ import trio
 import switchman
 from switchman import Message, Params, Result, Router, TraceEvent
 from switchman.adapters import ProviderRequest
-from switchman.catalog import Config, config_from_dict
+from switchman.catalog import BudgetsConfig, Config, config_from_dict
 from switchman.catalog._discovery import DEFAULT_CONTEXT_WINDOW, discover_local_models
 from switchman.policy._breaker import BreakerConfig
 from switchman.policy._eligibility import CONTINUE_PROMPT
@@ -979,3 +979,44 @@ async def test_a_stop_sequence_ends_the_answer_over_every_wire_that_takes_one(
             assert result.status == "complete", (p, result.errors)
             assert result.answer == f"Simulated answer from {alias}", p
             assert result.finish_reason == "stop", p
+
+
+@pytest.mark.parametrize(
+    "provider,thinker",
+    [
+        ("openai", "gpt-5.4-mini"),  # reasoning inside completion_tokens
+        ("xai", "grok-4.3"),  # reasoning billed outside completion_tokens
+        ("gemini", "gemini-3.8-flash"),  # thoughtsTokenCount beside candidatesTokenCount
+    ],
+)
+async def test_a_thinking_models_bill_stays_within_what_was_reserved(
+    open_fleet: OpenFleet,
+    server: FakeProviderServer,
+    provider: str,
+    thinker: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # its reasoning is billed as output, and counts against the request's output limit
+    # with the answer: the reservation (prompt and max_tokens) bounds the bill, so a
+    # budget of a few calls is never overspent
+    config = attrs.evolve(
+        http_fleet(server, [model(provider, thinker, model_id=thinker)]),
+        budgets=BudgetsConfig(global_daily_usd=0.0006),
+    )
+    async with open_fleet(config) as fleet:
+        tight = attrs.evolve(ask(f"{provider}/{thinker}"), params=Params(max_tokens=60))
+        results: list[Result] = []
+        for _ in range(12):  # an answer of about 40 words, and reasoning that wants 85 more
+            with trio.fail_after(20):
+                results.append(await fleet.router.call(tight))
+        fleet.results.extend(results)
+        assert len(server.requests(thinker)) == len([r for r in results if r.model])
+        spent = await fleet.router.spend("global")
+    answered = [r for r in results if r.status == "complete"]
+    assert answered and len(answered) < len(results)  # the budget ran out
+    for r in answered:
+        assert r.usage.output_tokens > len(r.answer.split())  # reasoning was billed
+        assert r.trace.budget.settled_usd <= r.trace.budget.reserved_usd + 1e-12
+    assert spent["day"] <= 0.0006 + 1e-12
+    assert "more than the" not in caplog.text  # (the router says so when a bill overruns)
+    assert spent["day"] == pytest.approx(sum(r.cost_usd for r in answered))

@@ -19,6 +19,7 @@ reservation and closes its reply channel, all in shielded, bounded clean-up.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from typing import Any
 
@@ -67,6 +68,7 @@ from switchman.policy._eligibility import (
 from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
 
+log = logging.getLogger("switchman.attempts")
 _attempt_ids = itertools.count(1)
 #: how long a call may wait, in all, for a model that is only briefly unavailable
 SHORT_WAIT_S = 5.0
@@ -322,6 +324,16 @@ async def _one_attempt(
     try:
         result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
         if isinstance(result, Success) and reservation is not None:
+            if result.cost_usd > estimate * (1.0 + 1e-9):
+                # a bill past what the request allowed: prices or limits in the catalog
+                # are wrong for it, and a budget could go over by the difference
+                log.warning(
+                    "%s billed $%.6f, more than the $%.6f reserved for its prompt and "
+                    "max_tokens: check its prices and output limit",
+                    model.alias,
+                    result.cost_usd,
+                    estimate,
+                )
             with trio.CancelScope(shield=True):  # short: the ledger answers at once
                 await send_soon(env.ledger, Settle(id=reservation, actual_usd=result.cost_usd))
             settled = True

@@ -127,6 +127,7 @@ def billed_output(server: FakeProviderServer, provider: str, model: str) -> int:
     max_tokens = None
     for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         max_tokens = max_tokens or body.get(key)
+    max_tokens = max_tokens or (body.get("generationConfig") or {}).get("maxOutputTokens")
     words = len(expected_answer(model, PROMPT, max_tokens).split())
     name = model.rsplit("/", 1)[-1]
     thinking = {
@@ -139,7 +140,7 @@ def billed_output(server: FakeProviderServer, provider: str, model: str) -> int:
         return words
     plan = answer_plan("healthy", model, request(model))
     return words + reasoning_tokens(
-        attrs.evolve(plan, usage=attrs.evolve(plan.usage, output_tokens=words))
+        attrs.evolve(plan, usage=attrs.evolve(plan.usage, output_tokens=words)), max_tokens
     )
 
 
@@ -171,6 +172,24 @@ async def test_reasoning_tokens_are_billed_output_once(
     provider: str, model: str, stream: bool, run: Any, server: FakeProviderServer
 ) -> None:
     got = await run(provider, request(model, stream=stream))
+    assert got.end.usage.output_tokens == billed_output(server, provider, model)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-5.4-mini"),
+        ("xai", "grok-4.3"),
+        ("gemini", "gemini-3.8-flash"),
+        ("deepseek", "healthy"),  # (thinking unless the request turns it off)
+    ],
+)
+async def test_reasoning_and_answer_together_stay_within_the_requests_limit(
+    provider: str, model: str, run: Any, server: FakeProviderServer
+) -> None:
+    # a limit the answer alone nearly fills: the reasoning gets what is left, no more
+    got = await run(provider, attrs.evolve(request(model), max_tokens=12))
+    assert got.end.usage.output_tokens <= 12
     assert got.end.usage.output_tokens == billed_output(server, provider, model)
 
 
