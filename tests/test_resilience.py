@@ -290,9 +290,9 @@ async def test_spend_without_a_budget_reaches_the_store_while_the_router_is_idle
     total = sum(r.cost_usd for r in results)
     month = [
         v
-        for scope, windows in saved.items()
+        for scope, windows in saved["nano_usd"].items()
         if scope == "provider:sim"
         for k, v in windows.items()
         if k.startswith("month")
     ]
-    assert month and month[0] / 1e6 == pytest.approx(total)
+    assert month and month[0] / 1e9 == pytest.approx(total)

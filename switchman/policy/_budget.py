@@ -1,6 +1,6 @@
 """Budget arithmetic: reserve before an attempt, settle after, release on failure.
 
-Money is held as integer micro-dollars (no float drift); USD floats appear only
+Money is held as integer nano-dollars (no float drift); USD floats appear only
 at the boundary. Spend is kept per ``(scope, window key)``: a scope is
 ``"global"``, ``"provider:<name>"`` or ``"caller:<handle>"``; a window key is a
 UTC calendar bucket such as ``"hour:2026-11-25T17"``, ``"day:2026-11-25"`` or
@@ -29,7 +29,11 @@ import attrs
 Period = Literal["hour", "day", "month"]
 PERIODS: tuple[Period, ...] = ("hour", "day", "month")
 
-_MICROS_PER_USD = 1_000_000
+#: spend is kept in whole nano-dollars: exact sums, and a call costing a fraction of a
+#: micro-dollar (a few tokens of a cheap model) still counts
+_NANOS_PER_USD = 1_000_000_000
+#: what an older snapshot's integers were in
+_NANOS_PER_MICRO = 1_000
 
 
 @attrs.frozen(kw_only=True)
@@ -62,17 +66,17 @@ def refusal(ledger: Ledger, limit: Limit, *, wall_now: float) -> Refusal:
 
 @attrs.frozen(kw_only=True)
 class Reservation:
-    """An open reservation: ``amount_micros`` held in each of ``windows``."""
+    """An open reservation: ``amount_nanos`` held in each of ``windows``."""
 
     id: str
     scopes: tuple[str, ...]
-    amount_micros: int
+    amount_nanos: int
     windows: tuple[tuple[str, str], ...]  # (scope, window key) charged
 
 
 @attrs.frozen(kw_only=True)
 class Ledger:
-    """Settled spend per ``(scope, window key)`` in micro-dollars, and open reservations.
+    """Settled spend per ``(scope, window key)`` in nano-dollars, and open reservations.
 
     Treat both mappings as read-only: every function returns a new ``Ledger``.
     """
@@ -81,13 +85,13 @@ class Ledger:
     reservations: Mapping[str, Reservation] = attrs.field(factory=dict)
 
 
-def to_micros(usd: float) -> int:
-    """USD as integer micro-dollars, rounded to the nearest."""
-    return round(usd * _MICROS_PER_USD)
+def to_nanos(usd: float) -> int:
+    """USD as integer nano-dollars, rounded to the nearest."""
+    return round(usd * _NANOS_PER_USD)
 
 
-def from_micros(micros: int) -> float:
-    return micros / _MICROS_PER_USD
+def from_nanos(nanos: int) -> float:
+    return nanos / _NANOS_PER_USD
 
 
 def window_key(period: Period, wall_now: float) -> str:
@@ -132,20 +136,20 @@ def reserve(
         raise ValueError(f"amount_usd must be >= 0, got {amount_usd}")
     if reservation_id in ledger.reservations:
         raise ValueError(f"reservation {reservation_id!r} is already open")
-    amount = to_micros(amount_usd)
+    amount = to_nanos(amount_usd)
     wanted = set(scopes)
     for limit in limits:
         if limit.scope not in wanted:
             continue
         window = (limit.scope, window_key(limit.period, wall_now))
-        if _used(ledger, window) + amount > to_micros(limit.limit_usd):
+        if _used(ledger, window) + amount > to_nanos(limit.limit_usd):
             return ledger, limit
     unique_scopes = tuple(dict.fromkeys(scopes))
     windows = tuple(
         (scope, window_key(period, wall_now)) for scope in unique_scopes for period in PERIODS
     )
     reservation = Reservation(
-        id=reservation_id, scopes=unique_scopes, amount_micros=amount, windows=windows
+        id=reservation_id, scopes=unique_scopes, amount_nanos=amount, windows=windows
     )
     return attrs.evolve(
         ledger, reservations={**ledger.reservations, reservation_id: reservation}
@@ -163,7 +167,7 @@ def settle(ledger: Ledger, reservation_id: str, *, actual_usd: float) -> Ledger:
     reservation = ledger.reservations.get(reservation_id)
     if reservation is None:
         return ledger
-    actual = to_micros(actual_usd)
+    actual = to_nanos(actual_usd)
     spent = dict(ledger.spent)
     for window in reservation.windows:
         spent[window] = spent.get(window, 0) + actual
@@ -175,7 +179,7 @@ def record(ledger: Ledger, scopes: Sequence[str], *, actual_usd: float, wall_now
     for scopes no limit covers, whose spend is kept only to be seen."""
     if actual_usd < 0:
         raise ValueError(f"actual_usd must be >= 0, got {actual_usd}")
-    actual = to_micros(actual_usd)
+    actual = to_nanos(actual_usd)
     spent = dict(ledger.spent)
     for scope in dict.fromkeys(scopes):
         for period in PERIODS:
@@ -194,17 +198,17 @@ def release(ledger: Ledger, reservation_id: str) -> Ledger:
 def remaining_usd(ledger: Ledger, limit: Limit, *, wall_now: float) -> float:
     """What ``limit`` still allows in its current window (spent and reserved deducted; >= 0)."""
     window = (limit.scope, window_key(limit.period, wall_now))
-    return from_micros(max(0, to_micros(limit.limit_usd) - _used(ledger, window)))
+    return from_nanos(max(0, to_nanos(limit.limit_usd) - _used(ledger, window)))
 
 
 def spent_usd(ledger: Ledger, scope: str, period: Period, *, wall_now: float) -> float:
     """Settled spend of ``scope`` in the current ``period`` window (reservations excluded)."""
-    return from_micros(ledger.spent.get((scope, window_key(period, wall_now)), 0))
+    return from_nanos(ledger.spent.get((scope, window_key(period, wall_now)), 0))
 
 
 def reserved_usd(ledger: Ledger, scope: str, period: Period, *, wall_now: float) -> float:
     """Held by open reservations of ``scope`` in the current ``period`` window."""
-    return from_micros(_reserved(ledger, (scope, window_key(period, wall_now))))
+    return from_nanos(_reserved(ledger, (scope, window_key(period, wall_now))))
 
 
 def prune(ledger: Ledger, *, wall_now: float) -> Ledger:
@@ -215,8 +219,8 @@ def prune(ledger: Ledger, *, wall_now: float) -> Ledger:
     """
     current: dict[str, str] = {period: window_key(period, wall_now) for period in PERIODS}
     spent = {
-        (scope, key): micros
-        for (scope, key), micros in ledger.spent.items()
+        (scope, key): nanos
+        for (scope, key), nanos in ledger.spent.items()
         if key >= current.get(key.partition(":")[0], "")
     }
     if len(spent) == len(ledger.spent):
@@ -225,23 +229,32 @@ def prune(ledger: Ledger, *, wall_now: float) -> Ledger:
 
 
 def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
-    """Settled spend as JSON-able ``{scope: {window key: micros}}`` (reservations are not kept)."""
+    """Settled spend as JSON-able ``{"nano_usd": {scope: {window key: nanos}}}``
+    (reservations are not kept)."""
     out: dict[str, dict[str, int]] = {}
-    for (scope, key), micros in sorted(ledger.spent.items()):
-        out.setdefault(scope, {})[key] = micros
-    return out
+    for (scope, key), nanos in sorted(ledger.spent.items()):
+        out.setdefault(scope, {})[key] = nanos
+    return {"nano_usd": out}
 
 
 def ledger_from_snapshot(data: Mapping[str, Any]) -> Ledger:
-    """The ledger a :func:`ledger_snapshot` describes; raises ``ValueError`` on a bad shape."""
+    """The ledger a :func:`ledger_snapshot` describes (or an older snapshot, in whole
+    micro-dollars: ``{scope: {window key: micros}}``); raises ``ValueError`` on a bad shape."""
+    scale = 1
+    if "nano_usd" in data:
+        data = data["nano_usd"]
+        if not isinstance(data, Mapping):
+            raise ValueError("nano_usd is not a mapping")
+    else:
+        scale = _NANOS_PER_MICRO
     spent: dict[tuple[str, str], int] = {}
     for scope, windows in data.items():
         if not isinstance(windows, Mapping):
             raise ValueError(f"spend of {scope!r} is not a mapping")
-        for key, micros in windows.items():
-            if not isinstance(micros, int) or isinstance(micros, bool):
+        for key, amount in windows.items():
+            if not isinstance(amount, int) or isinstance(amount, bool):
                 raise ValueError(f"spend of {scope!r} in {key!r} is not an integer")
-            spent[(str(scope), str(key))] = micros
+            spent[(str(scope), str(key))] = amount * scale
     return Ledger(spent=spent)
 
 
@@ -250,7 +263,7 @@ def _used(ledger: Ledger, window: tuple[str, str]) -> int:
 
 
 def _reserved(ledger: Ledger, window: tuple[str, str]) -> int:
-    return sum(r.amount_micros for r in ledger.reservations.values() if window in r.windows)
+    return sum(r.amount_nanos for r in ledger.reservations.values() if window in r.windows)
 
 
 def _without(reservations: Mapping[str, Reservation], rid: str) -> dict[str, Reservation]:

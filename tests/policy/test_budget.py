@@ -14,13 +14,14 @@ from switchman.policy._budget import (
     ledger_from_snapshot,
     ledger_snapshot,
     prune,
+    record,
     release,
     remaining_usd,
     reserve,
     reserved_usd,
     settle,
     spent_usd,
-    to_micros,
+    to_nanos,
     window_key,
 )
 
@@ -252,14 +253,28 @@ def test_snapshot_roundtrip() -> None:
     )
     led = settle(led, "a", actual_usd=0.123456)
     snap = ledger_snapshot(led)
-    assert snap["global"]["day:2026-11-25"] == 123456
+    assert snap["nano_usd"]["global"]["day:2026-11-25"] == 123_456_000
     back = ledger_from_snapshot(snap)
     assert back.spent == led.spent
     assert back.reservations == {}
+    # a snapshot written before nano-dollars was in micro-dollars: read as what it meant
+    older = ledger_from_snapshot({"global": {"day:2026-11-25": 123456}})
+    assert spent_usd(older, "global", "day", wall_now=T0) == pytest.approx(0.123456)
     with pytest.raises(ValueError):
         ledger_from_snapshot({"global": {"day:2026-11-25": "lots"}})
     with pytest.raises(ValueError):
         ledger_from_snapshot({"global": 3})
+    with pytest.raises(ValueError):
+        ledger_from_snapshot({"nano_usd": 3})
+
+
+def test_spend_below_a_micro_dollar_is_kept() -> None:
+    # a few tokens of a cheap model cost a fraction of a micro-dollar: a million of them
+    # are real money, and count against a budget
+    led = Ledger()
+    for _ in range(1000):
+        led = record(led, ["global"], actual_usd=3.2e-7, wall_now=T0)
+    assert spent_usd(led, "global", "day", wall_now=T0) == pytest.approx(3.2e-4)
 
 
 # -- Hypothesis: no interleaving overspends ------------------------------------
@@ -277,7 +292,7 @@ _ops = st.lists(
         st.tuples(
             st.just("reserve"),
             st.lists(st.sampled_from(_SCOPES), min_size=1, max_size=4),
-            st.integers(min_value=0, max_value=600_000),  # micros
+            st.integers(min_value=0, max_value=600_000),  # micro-dollars
         ),
         st.tuples(st.just("settle"), st.integers(0, 30), st.floats(0.0, 1.0)),
         st.tuples(st.just("release"), st.integers(0, 30)),
@@ -307,7 +322,7 @@ def test_no_interleaving_exceeds_a_limit(ops: list[tuple[object, ...]]) -> None:
                 next_id += 1
             case ("settle", idx, fraction):
                 r = led.reservations.get(str(idx))
-                actual = (r.amount_micros * fraction) / 1e6 if r else 0.1  # type: ignore[operator]
+                actual = (r.amount_nanos * fraction) / 1e9 if r else 0.1  # type: ignore[operator]
                 led = settle(led, str(idx), actual_usd=actual)
             case ("release", idx):
                 led = release(led, str(idx))
@@ -317,5 +332,5 @@ def test_no_interleaving_exceeds_a_limit(ops: list[tuple[object, ...]]) -> None:
             used = spent_usd(led, limit.scope, limit.period, wall_now=now) + reserved_usd(
                 led, limit.scope, limit.period, wall_now=now
             )
-            assert to_micros(used) <= to_micros(limit.limit_usd), limit
+            assert to_nanos(used) <= to_nanos(limit.limit_usd), limit
             assert remaining_usd(led, limit, wall_now=now) >= 0.0
