@@ -1,7 +1,7 @@
 """The ``switchman`` command.
 
-``serve`` runs the daemon; ``run``, ``result``, ``jobs``, ``health``, ``providers``
-and ``watch`` are clients of it; ``demo`` runs everything in one process on the
+``serve`` runs the daemon; ``run``, ``result``, ``jobs``, ``health``, ``providers``,
+``budgets`` and ``watch`` are clients of it; ``demo`` runs everything in one process on the
 simulator; ``sim-server`` runs the fake provider server.
 
 Exit codes: 0 success, 1 the call failed, 2 usage or connection error (a daemon
@@ -38,12 +38,12 @@ API_KEY_ENV = "SWITCHMAN_API_KEY"
 HOST_ENV = "SWITCHMAN_HOST"
 PORT_ENV = "SWITCHMAN_PORT"
 #: the commands that are clients of the daemon (``--host``, ``--port``, the variables)
-CLIENT_COMMANDS = ("run", "result", "jobs", "health", "providers", "watch")
+CLIENT_COMMANDS = ("run", "result", "jobs", "health", "providers", "budgets", "watch")
 
 _EPILOG = f"""\
 environment:
   {API_KEY_ENV}    the gateway key the clients (run, result, jobs, providers,
-                       watch) send, when the daemon has [[keys]] configured
+                       budgets, watch) send, when the daemon has [[keys]] configured
   SWITCHMAN_HOST, SWITCHMAN_PORT
                        where the clients find the daemon (default 127.0.0.1:8265)
 
@@ -337,6 +337,23 @@ def cmd_providers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_budgets(args: argparse.Namespace) -> int:
+    data = _json_or_error(_request(args, "GET", "/budgets"))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    for b in data.get("budgets", ()):
+        spent, limit, left = b.get("spent_usd", {}), b.get("limit_usd", {}), b.get("left_usd", {})
+        parts = []
+        for period in ("hour", "day", "month"):
+            part = f"{period} ${spent.get(period, 0.0):.6f}"
+            if period in limit:
+                part += f" of ${limit[period]:g} (${left.get(period, 0.0):.6f} left)"
+            parts.append(part)
+        print(f"{b.get('scope', '?'):<24} " + "   ".join(parts))
+    return EXIT_OK
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from switchman._cli_live import watch
 
@@ -470,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_providers)
+
+    p = sub.add_parser("budgets", help="spend this hour, day and month, against the budgets")
+    _client_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_budgets)
 
     p = sub.add_parser("watch", help="live trace stream")
     _client_args(p)

@@ -514,6 +514,23 @@ def test_a_key_that_may_not_use_a_model_is_told_so(keyed_daemon: Daemon) -> None
     assert _answered_by(allowed.stdout) == "sim/fast"
 
 
+def test_budgets_show_each_scopes_spend_and_a_key_its_own(
+    daemon: Daemon, keyed_daemon: Daemon
+) -> None:
+    daemon.run("run", "sim/fast", "hi")
+    shown = daemon.run("budgets")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("global ")
+    assert re.search(r"^provider:sim +hour \$\d+\.\d{6}   day \$\d", shown.stdout, re.M)
+    assert float(re.findall(r"day \$(\d+\.\d+)", lines[0])[0]) > 0
+    body = json.loads(daemon.run("budgets", "--json").stdout)
+    assert body["budgets"][0]["scope"] == "global"
+    mine = keyed_daemon.run("budgets", env={"SWITCHMAN_API_KEY": "team-secret"})
+    assert mine.returncode == 0, mine.stderr
+    assert [line.split()[0] for line in mine.stdout.splitlines()] == ["caller:team"]
+
+
 def test_a_key_sees_what_each_model_takes_but_not_the_calls_in_flight(
     keyed_daemon: Daemon,
 ) -> None:

@@ -58,7 +58,7 @@ from switchman.gateway._limits import KeyRates
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._openapi import openapi_document
 from switchman.gateway._protocol import RouterHandle
-from switchman.gateway._status import health_body, providers_body
+from switchman.gateway._status import budget_entry, budget_scopes, health_body, providers_body
 from switchman.gateway._ws import serve_websocket
 from switchman.store import JOB_STATUSES, JobRecord, JobStore
 
@@ -79,6 +79,7 @@ ROUTES: Final = (
     ("GET", "/jobs", "get_jobs"),
     ("GET", "/health", "get_health"),
     ("GET", "/providers", "get_providers"),
+    ("GET", "/budgets", "get_budgets"),
     ("POST", "/feedback/{job_id}", "post_feedback"),
     ("POST", "/v1/chat/completions", "post_chat_completions"),
     ("GET", "/v1/models", "get_models"),
@@ -423,6 +424,15 @@ class Gateway:
     async def get_providers(self, req: Request, send: Send, principal: Principal) -> None:
         body = providers_body(self.config, self.router.status(), principal, now=trio.current_time())
         await send_json(send, 200, body)
+
+    async def get_budgets(self, req: Request, send: Send, principal: Principal) -> None:
+        """Spend this hour, day and month per scope, with its limits and what is left: every
+        scope for an admin (or a gateway without keys), a key's own otherwise."""
+        budgets = [
+            budget_entry(self.config, scope, await self.router.spend(scope))
+            for scope in budget_scopes(self.config, principal)
+        ]
+        await send_json(send, 200, {"budgets": budgets})
 
     async def get_metrics(self, req: Request, send: Send, principal: Principal) -> None:
         text = self.metrics.render(self.router.status(), jobs_in_flight=self.runner.in_flight)

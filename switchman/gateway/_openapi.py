@@ -293,6 +293,26 @@ _SCHEMAS: Final[dict[str, Any]] = {
         "required": ["job_id", "status"],
         "properties": {"job_id": {"type": "string"}, "status": {"type": "string"}},
     },
+    "Budget": {
+        "type": "object",
+        "required": ["scope", "spent_usd", "limit_usd", "left_usd"],
+        "properties": {
+            "scope": {
+                "type": "string",
+                "description": "global, provider:NAME or caller:HANDLE",
+            },
+            "spent_usd": {
+                "type": "object",
+                "description": "USD spent this hour, day and month (UTC calendar periods)",
+                "properties": {p: {"type": "number"} for p in ("hour", "day", "month")},
+            },
+            "limit_usd": {
+                "type": "object",
+                "description": "the scope's budget per period, for the periods that have one",
+            },
+            "left_usd": {"type": "object", "description": "what is left of each limit"},
+        },
+    },
     "Feedback": {
         "type": "object",
         "required": ["score"],
@@ -452,6 +472,23 @@ _DOCUMENT: Final[dict[str, Any]] = {
             "get": {
                 "summary": "Catalog with live state (details with an admin key)",
                 "responses": {"200": _json({"type": "object"}, "providers"), **_UNAUTHORIZED},
+            }
+        },
+        "/budgets": {
+            "get": {
+                "summary": "Spend this hour, day and month (UTC) per scope, with its limits "
+                "and what is left (every scope with an admin key or without keys; a key's own "
+                "caller scope otherwise)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"budgets": {"type": "array", "items": _ref("Budget")}},
+                        },
+                        "spend per scope",
+                    ),
+                    **_UNAUTHORIZED,
+                },
             }
         },
         "/feedback/{job_id}": {

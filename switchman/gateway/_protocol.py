@@ -79,6 +79,8 @@ class RouterHandle(Protocol):
 
     def status(self) -> RouterStatusLike: ...
 
+    async def spend(self, scope: str = "global") -> dict[str, float]: ...
+
     async def feedback(
         self,
         call_id: str,

@@ -11,10 +11,11 @@ stripped of user info and query strings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from switchman._version import __version__
+from switchman.actors._ledger import limits_from_config
 from switchman.catalog import Config
 from switchman.gateway._auth import Principal, model_allowed
 from switchman.gateway._protocol import RouterStatusLike
@@ -148,3 +149,41 @@ def providers_body(
         if detailed or any(model_allowed(principal.models, a, config) for a in r.chain)
     }
     return {"providers": out, "routes": routes, "simulated": config.simulated}
+
+
+#: the periods a budget is kept for, in the order they are shown
+PERIODS: Final = ("hour", "day", "month")
+
+
+def budget_scopes(config: Config, principal: Principal) -> list[str]:
+    """The spend scopes ``principal`` may read: every one for the gateway without keys or
+    an admin key (global, each provider in service or with a budget, each key's handle
+    and each caller with a budget); a key's own handle otherwise."""
+    if not principal.sees_everything:
+        return [f"caller:{principal.handle}"]
+    limited = {limit.scope for limit in limits_from_config(config)}
+    providers = [
+        f"provider:{name}"
+        for name, spec in config.providers.items()
+        if spec.disabled_reason is None or f"provider:{name}" in limited
+    ]
+    handles = {k.handle for k in config.keys} | set(config.budgets.callers)
+    return ["global", *providers, *(f"caller:{h}" for h in sorted(handles))]
+
+
+def budget_entry(config: Config, scope: str, spent: Mapping[str, float]) -> dict[str, Any]:
+    """One scope's spend this hour, day and month (UTC), with its limits and what is left
+    of each (limits only for the periods that have one)."""
+    limits = {
+        limit.period: limit.limit_usd
+        for limit in limits_from_config(config)
+        if limit.scope == scope
+    }
+    return {
+        "scope": scope,
+        "spent_usd": {p: round(spent.get(p, 0.0), 9) for p in PERIODS},
+        "limit_usd": {p: limits[p] for p in PERIODS if p in limits},
+        "left_usd": {
+            p: round(max(limits[p] - spent.get(p, 0.0), 0.0), 9) for p in PERIODS if p in limits
+        },
+    }

@@ -147,6 +147,9 @@ class FakeRouter:
         self.calls: list[tuple[Call, str | None]] = []
         self.results: dict[str, Result] = {}
         self.feedback_given: list[tuple[str, float, str | None]] = []
+        self.spend_asked: list[str] = []
+        #: (caller handle, result) of each complete call: what it spent
+        self.paid: list[tuple[str, Result]] = []
         self.breakers: dict[str, str] = {}
         #: alias -> why it is held out (e.g. the provider said 404), for 300 s
         self.held: dict[str, str] = {}
@@ -157,6 +160,20 @@ class FakeRouter:
         self._n = 0
         self._started = trio.current_time()
         self._new_call = trio.Event()
+
+    async def spend(self, scope: str = "global") -> dict[str, float]:
+        """The cost of the complete calls in ``scope`` (caller:HANDLE by the call's handle,
+        provider:NAME by the answerer's, global all), for every period alike."""
+        kind, _, name = scope.partition(":")
+        total = 0.0
+        for handle, result in self.paid:
+            if (kind == "caller" and handle != name) or (
+                kind == "provider" and result.provider != name
+            ):
+                continue
+            total += result.cost_usd
+        self.spend_asked.append(scope)
+        return {"hour": total, "day": total, "month": total}
 
     # -- events -------------------------------------------------------------------------------
 
@@ -334,6 +351,7 @@ class FakeRouter:
                 cost_usd=0.002,
             )
             self._event("call.completed", call, call_id, job_id, model=alias, latency_ms=200.0)
+            self.paid.append((call.caller.handle, result))
         self.results[call_id] = result
         return result
 

@@ -1,0 +1,68 @@
+"""``GET /budgets``: spend per scope against its limits, through the real router; an admin
+(or a gateway without keys) reads every scope, a key its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import switchman
+from switchman.catalog import config_from_dict
+from tests.gateway._fakes import running_gateway
+
+ENV = {"GW_TEAM": "team-secret-0001", "GW_OPS": "ops-secret-0001"}
+TEAM = {"authorization": "Bearer team-secret-0001"}
+OPS = {"authorization": "Bearer ops-secret-0001"}
+
+
+def _config(tmp_path: Path) -> Any:
+    return config_from_dict(
+        {
+            "server": {"db": str(tmp_path / "b.db")},
+            "router": {"stall_ms": 2000, "seed": 3},
+            "budgets": {"global_daily_usd": 5.0, "providers": {"sim": {"monthly_usd": 9.0}}},
+            "keys": [
+                {"key_env": "GW_TEAM", "handle": "team", "daily_usd": 1.0, "models": ["*"]},
+                {"key_env": "GW_OPS", "handle": "ops", "admin": True, "models": ["*"]},
+            ],
+        },
+        env=ENV,
+    )
+
+
+async def test_spend_per_scope_with_its_limits_and_a_keys_own_view(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    with trio.fail_after(30):
+        async with (
+            switchman.open_router(config, env=ENV) as router,
+            running_gateway(router) as gw,
+        ):
+            costs = []
+            for headers in (TEAM, TEAM, OPS):
+                r = await gw.client.post(
+                    "/call?wait=20", json={"prompt": "hello", "model": "sim/fast"}, headers=headers
+                )
+                assert r.json()["status"] == "complete", r.json()
+                costs.append(r.json()["result"]["cost_usd"])
+            everything = (await gw.client.get("/budgets", headers=OPS)).json()["budgets"]
+            own = (await gw.client.get("/budgets", headers=TEAM)).json()["budgets"]
+            refused = await gw.client.get("/budgets")
+    assert refused.status_code == 401
+    by_scope = {b["scope"]: b for b in everything}
+    assert everything[0]["scope"] == "global"
+    assert {"global", "provider:sim", "caller:team", "caller:ops"} <= set(by_scope)
+    glob = by_scope["global"]
+    assert glob["spent_usd"]["day"] == pytest.approx(sum(costs), abs=1e-9)
+    assert glob["limit_usd"] == {"day": 5.0}
+    assert glob["left_usd"]["day"] == pytest.approx(5.0 - sum(costs), abs=1e-9)
+    assert by_scope["provider:sim"]["limit_usd"] == {"month": 9.0}
+    team = by_scope["caller:team"]
+    assert team["spent_usd"]["hour"] == pytest.approx(costs[0] + costs[1], abs=1e-9)
+    assert team["limit_usd"] == {"day": 1.0}
+    assert by_scope["caller:ops"]["spent_usd"]["day"] == pytest.approx(costs[2], abs=1e-9)
+    # a key sees only its own
+    assert [b["scope"] for b in own] == ["caller:team"]
+    assert own[0] == team
