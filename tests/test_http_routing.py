@@ -1020,3 +1020,28 @@ async def test_a_thinking_models_bill_stays_within_what_was_reserved(
     assert spent["day"] <= 0.0006 + 1e-12
     assert "more than the" not in caplog.text  # (the router says so when a bill overruns)
     assert spent["day"] == pytest.approx(sum(r.cost_usd for r in answered))
+
+
+async def test_a_stream_cut_after_output_began_is_billed_to_the_budget(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    # the provider generated what it sent before the connection broke, and bills it: the
+    # budget counts it (the result's cost stays the answering attempt's own)
+    config = attrs.evolve(
+        http_fleet(
+            server,
+            [model("openai", "cut"), model("openai", "healthy")],
+            routes={"r": ("openai/cut", "openai/healthy")},
+        ),
+        budgets=BudgetsConfig(global_daily_usd=1.0),
+    )
+    async with open_fleet(config) as fleet:
+        result = await fleet.call("r")
+        spent = await fleet.router.spend("global")
+    assert result.status == "complete" and result.model == "openai/healthy"
+    cut, answered = result.trace.attempts
+    assert cut.outcome == "error" and cut.usage is not None and cut.cost_usd > 0
+    assert 0 < cut.usage.output_tokens <= 200
+    assert result.cost_usd == answered.cost_usd  # the result: the answering attempt only
+    assert result.trace.budget.settled_usd == pytest.approx(cut.cost_usd + result.cost_usd)
+    assert spent["day"] == pytest.approx(cut.cost_usd + result.cost_usd)

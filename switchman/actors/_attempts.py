@@ -585,11 +585,16 @@ async def _exchange(
     if error.provider is None:
         error.provider = model.provider
     billed: dict[str, Any] = {}
+    if error.billed is None and text:
+        # the stream broke, stalled or errored after output began: the provider billed
+        # what it generated, though the answer is not whole (its usage, when it said)
+        error.billed = (0, 0)
     if error.billed is not None:  # an answer the provider bills though it failed here
         billed_in, billed_out = error.billed
         usage = Usage(
             input_tokens=billed_in or input_tokens,
-            output_tokens=billed_out or min(math.ceil(len("".join(text)) / 4), out_tokens),
+            output_tokens=billed_out
+            or _partial_usage(text, input_tokens, out_tokens).output_tokens,
         )
         if error.billed_cost_usd is None:
             error.billed_cost_usd = model.cost(usage.input_tokens, usage.output_tokens)
@@ -609,6 +614,15 @@ async def _exchange(
     if env.hub.active:
         run.event(env, "attempt.finished", **_record_data(record))
     return error
+
+
+def _partial_usage(text: list[str], input_tokens: int, out_tokens: int) -> Usage:
+    """What an answer cut short is billed for, when the provider did not say: the prompt,
+    and the text received (four characters a token, at most what was asked)."""
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=min(max(math.ceil(len("".join(text)) / 4), 1), out_tokens),
+    )
 
 
 def _record_data(record: AttemptRecord) -> dict[str, Any]:
