@@ -15,8 +15,10 @@ shows why a model ranked where it did. The factors:
   $0.000001, so free models do not make every paid one worthless);
 - ``context``: share of the context window left after input and output room;
 - ``latency`` / ``ttft``: the fastest candidate's learned EWMA divided by
-  this model's, blended toward an optimistic 1.0 by confidence ``n / (n + 2)``
-  (unknown = 1.0, as fast as the best, so an untried model can still win);
+  this model's, each plus ``LATENCY_FLOOR_MS`` (``TTFT_FLOOR_MS``) so that a few
+  milliseconds either way count for little, blended toward an optimistic 1.0 by
+  confidence ``n / (n + 2)`` (unknown = 1.0, as fast as the best, so an untried
+  model can still win);
 - ``success``: success rate for the intent, Beta(1, 1) prior (mean 0.5);
 - ``refusal``: 1 - refusal rate, Beta(0.5, 4.5) prior (mean rate 0.1);
 - ``feedback``: mean feedback score, Beta(1, 1) prior (mean 0.5).
@@ -72,6 +74,11 @@ NEUTRAL: Final = 0.5
 #: exploration alive: a model never tried must be able to outrank a known one)
 UNKNOWN_SPEED: Final = 1.0
 COST_FLOOR_USD: Final = 1e-6
+#: added to both sides of a latency (TTFT) ratio: differences far below this many
+#: milliseconds are not worth a dearer model, and one slow answer of a model that answers
+#: in 1 ms (against 0.7 ms) must not look like a 7x slower model for ever
+LATENCY_FLOOR_MS: Final = 100.0
+TTFT_FLOOR_MS: Final = 50.0
 COST_SPAN: Final = math.log(1000.0)
 
 FACTORS: Final = (
@@ -230,10 +237,10 @@ def rank(
             fb_n = s.feedback_n * f
             conf = n / (n + LATENCY_PRIOR_N)
             if s.latency_ms is not None:
-                raw = best_latency / s.latency_ms if s.latency_ms > 0.0 else 1.0
+                raw = (best_latency + LATENCY_FLOOR_MS) / (s.latency_ms + LATENCY_FLOOR_MS)
                 latency = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
             if s.ttft_ms is not None:
-                raw = best_ttft / s.ttft_ms if s.ttft_ms > 0.0 else 1.0
+                raw = (best_ttft + TTFT_FLOOR_MS) / (s.ttft_ms + TTFT_FLOOR_MS)
                 ttft = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
         # Beta posterior means (a / (a + b)) of the success, refusal and feedback rates
         ab = n + s_ab

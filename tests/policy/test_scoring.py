@@ -264,3 +264,24 @@ def test_where_nobody_rates_feedback_adds_no_noise_and_where_they_do_it_explores
     rated = {k: observe_feedback(v, CFG, now=0.0, score=0.8) for k, v in rated.items()}
     firsts = [order([cheap, dear], stats=rated, rng=rng)[0] for _ in range(2000)]
     assert 0.08 < firsts.count("dear") / len(firsts) < 0.5
+
+
+def test_a_few_milliseconds_of_latency_do_not_outweigh_a_tenfold_price() -> None:
+    # twins answering in about a millisecond; one slow answer moved the cheap one's
+    # average to 4.8 ms: it must not look several times slower than the dear one
+    cheap = model("cheap", input_per_mtok=1.0, output_per_mtok=1.0)
+    dear = model("dear", input_per_mtok=10.0, output_per_mtok=10.0)
+    stats = {
+        ("cheap", "unknown"): history(["success"] * 50, latency_ms=4.8, ttft_ms=2.0),
+        ("dear", "unknown"): history(["success"] * 50, latency_ms=0.7, ttft_ms=0.3),
+    }
+    rng = random.Random(5)
+    firsts = [order([cheap, dear], stats=stats, rng=rng)[0] for _ in range(1000)]
+    assert firsts.count("cheap") / len(firsts) > 0.9
+    # seconds apart, latency still decides between equally priced models
+    slow = history(["success"] * 50, latency_ms=6000.0, ttft_ms=2000.0)
+    quick = history(["success"] * 50, latency_ms=1500.0, ttft_ms=400.0)
+    same = {("cheap", "unknown"): slow, ("dear", "unknown"): quick}
+    twin = model("dear", input_per_mtok=1.0, output_per_mtok=1.0)
+    firsts = [order([cheap, twin], stats=same, rng=rng)[0] for _ in range(1000)]
+    assert firsts.count("dear") / len(firsts) > 0.9
