@@ -784,7 +784,7 @@ async def test_bad_key_is_an_auth_error_not_retried_and_marks_the_provider_misco
             assert status[p].models[0].breaker == "closed", p  # not tripped
         direct = await fleet.call("xai/healthy")
         assert direct.status == "failed"
-        assert "misconfigured" in direct.errors[0].message
+        assert "held out: auth error" in direct.errors[0].message
         for p in bad:  # kept out of routing now: no more requests with the bad key
             again = await fleet.call(f"route-{p}")
             assert again.model == FALLBACK and rejecter.seen(p) == 1
@@ -815,6 +815,8 @@ async def test_exhausted_quota_is_not_retried_and_holds_the_provider_out(
             assert (status[p].disabled_reason or "").startswith("quota exhausted"), status[p]
             again = await fleet.call(f"route-{p}")  # held out: no more requests to it
             assert again.model == FALLBACK and rejecter.seen(f"{p}-quota") == 1, p
+            direct = await fleet.call(f"{p}/healthy")
+            assert "held out: quota exhausted" in direct.errors[0].message, p
 
 
 async def test_bad_key_alone_fails_cleanly_naming_the_cause(

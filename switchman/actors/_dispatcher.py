@@ -114,7 +114,7 @@ def unavailable_models(
             continue
         if snap.misconfigured and now < snap.misconfigured_until:
             for m in snap.models:
-                out[m.alias] = f"provider {name} misconfigured: {snap.misconfigured}"
+                out[m.alias] = f"provider {name} held out: {snap.misconfigured}"
             continue
         blocked = rate_blocked_until(snap.rate, now) - now
         model_rates = snap.model_rates

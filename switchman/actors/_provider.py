@@ -190,7 +190,7 @@ class _ProviderState:
         """Take the slot, the probe and the rate tokens for ``msg``, or say why not."""
         alias = msg.model.alias
         if self.misconfigured is not None and now < self.misconfigured_until:
-            return Unavailable(reason=f"provider misconfigured: {self.misconfigured}")
+            return Unavailable(reason=f"provider held out: {self.misconfigured}")
         if self.holds and (hold := self.holds.get(alias)) is not None and now < hold.until:
             return Unavailable(reason=hold.reason, retry_at=hold.until)
         if self.in_flight >= self.spec.max_concurrency:

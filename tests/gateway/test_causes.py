@@ -66,7 +66,7 @@ AVAILABILITY_REASONS = (
     "breaker half-open: probe in flight",
     "rate budget empty for 2.0s",
     "rate limited for 12.3s",
-    "provider openai misconfigured: invalid api key (HTTP 401)",
+    "provider openai held out: auth error: invalid api key (HTTP 401)",
     "not served by openai: the model does not exist (held out 299s more)",
     "provider disabled: missing API key: set OPENAI_API_KEY",
     "provider local is not configured",
