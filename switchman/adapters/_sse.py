@@ -350,6 +350,13 @@ class ErrorFields:
     status: int | None = None  # an integer ``code`` inside the body, when there is one
 
 
+def _day_quota(codes: tuple[str, ...]) -> bool:
+    """A quota per day ran out (Gemini's QuotaFailure ``quotaId``, e.g.
+    ``GenerateRequestsPerDayPerProjectPerModel-FreeTier``): not back in minutes, so it is
+    a used-up quota, not a rate limit (a per-minute quota stays a rate limit)."""
+    return any("PerDay" in code for code in codes)
+
+
 def error_fields(payload: Any) -> ErrorFields:
     """Message, codes and retry delay from any provider's error body.
 
@@ -381,6 +388,12 @@ def error_fields(payload: Any) -> ErrorFields:
         detail = obj(detail)
         if isinstance(detail.get("reason"), str):
             codes.append(detail["reason"])
+        for violation in (
+            detail.get("violations", ()) if isinstance(detail.get("violations"), list) else ()
+        ):
+            quota = obj(violation).get("quotaId")  # Gemini's QuotaFailure: which quota ran out
+            if isinstance(quota, str) and quota:
+                codes.append(quota)
         delay = string(detail.get("retryDelay"))
         if delay is not None:
             retry_after = parse_duration(delay)
@@ -453,7 +466,8 @@ def classify(
     if fields.codes:
         message = f"{message} [{', '.join(scrub(c, secret) for c in fields.codes[:3])}]"
     if status == 402 or (
-        400 <= status < 500 and (codes & _QUOTA_CODES or _QUOTA_TEXT.search(text))
+        400 <= status < 500
+        and (codes & _QUOTA_CODES or _QUOTA_TEXT.search(text) or _day_quota(fields.codes))
     ):
         return QuotaExhausted(message, provider=provider, status=status)
     if status == 429:

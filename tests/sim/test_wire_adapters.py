@@ -226,12 +226,15 @@ async def test_a_used_up_quota(provider: str, run: Any) -> None:
     # upgrade to a paid plan" (providers.md §7): a free tier's per-minute limit. It stays a
     # rate limit (switched away from at once, held until its x-ratelimit-reset), not a
     # quota that would hold the provider out for five minutes.
-    expected = QuotaExhausted if provider in BILLED and provider != "together" else RateLimited
+    # Gemini documents no billing failure, but its QuotaFailure names the quota: a day's
+    # quota spent is not back in minutes, so it is a used-up quota (a minute's stays a 429)
+    used_up = (*BILLED, "gemini")
+    expected = QuotaExhausted if provider in used_up and provider != "together" else RateLimited
     with pytest.raises(expected):
         await run(provider, request("quota-exhausted"))
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic", "xai", "deepseek"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "xai", "deepseek", "gemini"])
 async def test_a_spending_cap_is_quota_exhausted(provider: str, run: Any) -> None:
     with pytest.raises(QuotaExhausted):
         await run(provider, request("spend-limit"))
