@@ -31,6 +31,7 @@ def _ask(base_url: str, alias: str) -> Any:
         ("openai/bad-key", "provider_key_rejected", "rejected switchman's API key"),
         ("openai/quota-exhausted", "provider_quota_exhausted", "no quota or credit left"),
         ("anthropic/spend-limit", "provider_quota_exhausted", "no quota or credit left"),
+        ("gemini/quota-exhausted", "provider_quota_exhausted", "no quota or credit left"),
     ],
 )
 async def test_a_rejected_key_and_a_used_up_quota_are_told_apart(
