@@ -49,7 +49,8 @@ environment:
 
 exit codes:
   0 success
-  1 the call failed (or health: degraded or draining)
+  1 the call failed, or the daemon could not take it now (HTTP 429 over the key's
+    rpm, 503 shutting down or overloaded); health: degraded or draining
   2 usage or connection error: daemon not running, gateway key missing or rejected,
     a SWITCHMAN_PORT that is not a port, serve given an invalid configuration
   3 the job had not finished: run's within --wait, or result's without --poll;
@@ -58,7 +59,7 @@ exit codes:
 _RUN_EPILOG = f"""\
 exit codes:
   0 the answer was printed
-  1 the call failed
+  1 the call failed, or the daemon could not take it now (429, 503)
   2 usage or connection error: daemon not running, gateway key missing or rejected
     (set {API_KEY_ENV})
   3 the job had not finished within --wait; its id is printed: poll it with
@@ -67,7 +68,12 @@ exit codes:
 
 
 class CliError(Exception):
-    """A usage or connection problem: printed, exit code 2."""
+    """A usage or connection problem: printed, exit code 2 (``exit_code`` says otherwise:
+    a daemon that could not take the call now is a failed call, 1)."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _base_url(args: argparse.Namespace) -> str:
@@ -135,7 +141,13 @@ def _json_or_error(resp: httpx.Response) -> Any:
         )
         if resp.status_code in (401, 403):
             raise key_refused(_where(resp), resp.status_code, message + details)
-        raise CliError(f"{err.get('code')}: {message}{details}")
+        # over the key's rate, shutting down, overloaded: the request was fine, the call
+        # was not taken now (try again later); anything else is the request's fault
+        busy = resp.status_code in (429, 503)
+        raise CliError(
+            f"{err.get('code')}: {message}{details}",
+            exit_code=EXIT_FAILED if busy else EXIT_USAGE,
+        )
     return data
 
 
@@ -527,9 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     print(f"switchman: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -540,14 +552,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:  # its help says where the daemon is looked for: a bad variable first
             env_port()
         except CliError as exc:
-            _fail(str(exc))
+            _fail(str(exc), exc.exit_code)
     args = parser.parse_args(argv)
     try:
         if args.command in CLIENT_COMMANDS and args.port is None:
             args.port = env_port()
         code: int = args.func(args)
     except CliError as exc:
-        _fail(str(exc))
+        _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `switchman jobs | head`: the reader left, not an error
