@@ -349,6 +349,11 @@ def cmd_providers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _usd(amount: float) -> str:
+    """Dollars to the micro-dollar, or to the nano-dollar below one (spend is kept so)."""
+    return f"${amount:.9f}" if 0.0 < amount < 1e-6 else f"${amount:.6f}"
+
+
 def cmd_budgets(args: argparse.Namespace) -> int:
     data = _json_or_error(_request(args, "GET", "/budgets"))
     if args.json:
@@ -358,9 +363,9 @@ def cmd_budgets(args: argparse.Namespace) -> int:
         spent, limit, left = b.get("spent_usd", {}), b.get("limit_usd", {}), b.get("left_usd", {})
         parts = []
         for period in ("hour", "day", "month"):
-            part = f"{period} ${spent.get(period, 0.0):.6f}"
+            part = f"{period} {_usd(spent.get(period, 0.0))}"
             if period in limit:
-                part += f" of ${limit[period]:g} (${left.get(period, 0.0):.6f} left)"
+                part += f" of ${limit[period]:g} ({_usd(left.get(period, 0.0))} left)"
             parts.append(part)
         print(f"{b.get('scope', '?'):<24} " + "   ".join(parts))
     return EXIT_OK

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import trio
 
-from switchman._call import Call
+from switchman._call import INTENTS, Call
 from switchman._channels import open_channel
 from switchman._convert import call_from_dict
 from switchman._errors import FieldError, ValidationError
@@ -366,6 +366,8 @@ class Gateway:
         intent = body.get("intent")
         if intent is not None and not isinstance(intent, str):
             problems.append(("intent", "must be a string"))
+        elif intent is not None and intent not in INTENTS:
+            problems.append(("intent", f"must be one of {', '.join(sorted(INTENTS))}"))
         if problems:
             raise invalid(problems)
         record = await self.visible_job(job_id, principal)

@@ -25,6 +25,11 @@ async def test_an_intent_in_feedback_classifies_an_unknown_call_but_never_reclas
             assert moved.status_code == 422
             (detail,) = moved.json()["error"]["details"]
             assert detail["field"] == "intent" and "'code' call" in detail["message"]
+            bogus = await gw.client.post(
+                f"/feedback/{coded['job_id']}", json={"score": 0.5, "intent": "chat"}
+            )
+            assert bogus.status_code == 422
+            assert "must be one of" in bogus.json()["error"]["details"][0]["message"]
             # refused, so not spent: the job can still be rated, as what it was
             same = await gw.client.post(
                 f"/feedback/{coded['job_id']}", json={"score": 0.7, "intent": "code"}
