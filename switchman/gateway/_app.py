@@ -177,9 +177,11 @@ class Gateway:
             match = regex.match(req.path)
             if match is None:
                 continue
-            if method == req.method:
+            if method == req.method or (req.method == "HEAD" and method == "GET"):
                 return pattern, name, match.groupdict()
             allowed.append(method)
+            if method == "GET":
+                allowed.append("HEAD")  # (a GET route answers HEAD too)
         if allowed:
             raise HttpError(
                 405,
@@ -199,11 +201,16 @@ class Gateway:
         status = 500
         route = "unknown"
 
+        head = req.method == "HEAD"
+
         async def tracked(message: Message) -> None:
             nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+            elif head and message["type"] == "http.response.body":
+                # HEAD: the GET's status and headers (its content-length too), no body
+                message = {**message, "body": b""}
             await send(message)
 
         openai = req.path.startswith("/v1/")

@@ -30,3 +30,20 @@ async def test_every_route_documents_and_answers_405_and_body_routes_document_40
                 assert {m.upper() for m in operations} <= allowed, (path, allowed)
                 checked += 1
             assert checked >= 10
+
+
+async def test_every_get_route_answers_head_with_its_headers_and_no_body() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            for path in ("/health", "/providers", "/v1/models", "/openapi.json", "/budgets"):
+                got = await gw.client.get(path)
+                head = await gw.client.head(path)
+                assert head.status_code == got.status_code == 200, path
+                assert head.content == b"", path
+                assert head.headers["content-length"] == str(len(got.content)), path
+                assert head.headers["content-type"] == got.headers["content-type"], path
+            refused = await gw.client.request("PATCH", "/health")
+            assert refused.headers["allow"] == "GET, HEAD"
+            posted = await gw.client.head("/call")  # a POST route: not a GET
+            assert posted.status_code == 405 and posted.headers["allow"] == "POST"
