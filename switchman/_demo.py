@@ -267,6 +267,8 @@ class DemoSummary:
     p50_ms: float
     p99_ms: float
     events_dropped: int = 0
+    #: of ``spend_usd``: what attempts that broke after output began were billed
+    cut_spend_usd: float = 0.0
     #: feedback the simulated users sent (``switchman.sim.rate_answer``), per answering model
     ratings: Mapping[str, tuple[int, float]] = attrs.field(factory=dict)
 
@@ -304,9 +306,12 @@ def summarize(
     failures: Counter[str] = Counter()
     fallbacks = calls_with_fallback = routed_around = 0
     latencies = []
+    cut = 0.0  # billed for attempts that failed after output began (streams cut short)
     for _, result in done:
         for a in result.trace.attempts:
             outcomes.setdefault(a.alias, Counter())[a.outcome] += 1
+            if a.outcome != "success" and a.cost_usd:
+                cut += a.cost_usd
         switches = _switches(result.trace.attempts)
         fallbacks += switches
         if any("breaker" in e.reason for e in result.trace.eligibility.excluded):
@@ -355,7 +360,8 @@ def summarize(
         breaker_opened=dict(sorted(opened.items())),
         breaker_closed=dict(sorted(closed.items())),
         budget_refusals=refusals,
-        spend_usd=sum(spend.values()),
+        spend_usd=sum(spend.values()) + cut,
+        cut_spend_usd=cut,
         budget_usd=budget_usd,
         p50_ms=percentile(latencies, 50),
         p99_ms=percentile(latencies, 99),
@@ -401,6 +407,11 @@ def format_summary(s: DemoSummary, *, color: bool = False) -> str:
         f"  budget     spent ${s.spend_usd:.6f} of ${s.budget_usd:.6f} global per hour "
         f"({used:.1f}%);",
         f"             {s.budget_refusals} reservations refused",
+        *(
+            [f"             ${s.cut_spend_usd:.6f} of it billed for answers cut short"]
+            if s.cut_spend_usd
+            else []
+        ),
         f"  latency    p50 {s.p50_ms:.0f} ms, p99 {s.p99_ms:.0f} ms (complete calls)",
     ]
     if s.ratings:
@@ -425,7 +436,7 @@ def format_summary(s: DemoSummary, *, color: bool = False) -> str:
         lines.append(row)
     lines.append(
         f"  {'total':<15} {s.complete:>8} {'100%' if s.complete else '-':>6} "
-        f"{s.spend_usd:>10.6f}"
+        f"{s.spend_usd - s.cut_spend_usd:>10.6f}"
         + "".join(
             f" {sum(t.attempts.get(k, 0) for t in s.models.values()):>{widths[k]}}" for k in kinds
         )
