@@ -480,10 +480,13 @@ async def open_store(
     where = str(default_db_path() if path is None else path)
     with contextlib.ExitStack() as owned:
         if where != MEMORY:
-            await trio.to_thread.run_sync(
-                lambda: Path(where).parent.mkdir(parents=True, exist_ok=True)
-            )
-            owned.enter_context(_exclusive(where))
+            try:
+                await trio.to_thread.run_sync(
+                    lambda: Path(where).parent.mkdir(parents=True, exist_ok=True)
+                )
+                owned.enter_context(_exclusive(where))
+            except OSError as exc:  # a directory that cannot be made, a read-only place...
+                raise StoreError(f"cannot use {where} as the job store: {exc}") from None
         try:
             db = await trio.to_thread.run_sync(_Db, where)
         except sqlite3.DatabaseError as exc:  # not a database, read-only, ...
@@ -502,7 +505,9 @@ def _exclusive(where: str) -> Iterator[None]:
     """Hold ``where``'s lock file for as long as the store is open: a second process on
     the same file would fail the first one's running jobs as "interrupted" and write its
     spend over the other's (a budget then counts only half of what was spent)."""
-    lock_path = where + ".lock"
+    # the file itself, however it is named (a symlink, another path to it): two daemons
+    # must never share one file through two names
+    lock_path = os.path.realpath(where) + ".lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -248,9 +248,24 @@ async def test_one_process_at_a_time_owns_a_store_file(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="in use by another switchman process"):
             async with open_store(db):
                 pass
+        link = tmp_path / "link.db"  # the same file under another name
+        link.symlink_to(db)
+        with pytest.raises(StoreError, match="in use by another switchman process"):
+            async with open_store(link):
+                pass
         assert (await first.get_job("job_1")) is not None  # the owner is untouched
     async with open_store(db) as again:  # free once the owner has closed it
         assert (await again.get_job("job_1")) is not None
+
+
+async def test_a_place_no_store_can_be_made_is_named_in_a_store_error(tmp_path: Path) -> None:
+    from switchman.store import StoreError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match=r"cannot use .*a-file/jobs\.db as the job store"):
+        async with open_store(blocker / "jobs.db"):  # its directory is a file
+            pass
 
 
 async def test_a_file_that_is_not_sqlite_is_named_in_a_clear_error(tmp_path: Path) -> None:
