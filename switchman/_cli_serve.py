@@ -1,13 +1,18 @@
 """``switchman serve``: the router, the SQLite store and the gateway in one process.
 
-SIGINT/SIGTERM stop it gracefully: the gateway stops accepting, in-flight calls
-get the grace period, what is left is cancelled and stored as failed, exit 0.
+SIGINT, SIGTERM and SIGHUP stop it gracefully: new calls are refused, in-flight calls
+get the grace period, what is left is cancelled and stored as failed, exit 0 (there is
+no reload: a changed configuration takes a restart). Logs go to stderr, one line each
+with time, level and logger, at ``--log-level`` (default ``$SWITCHMAN_LOG_LEVEL``, else
+info).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -61,11 +66,11 @@ async def _watch_signals(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """First SIGINT/SIGTERM: graceful stop. A second one: stop now, without the grace.
+    """First SIGINT/SIGTERM/SIGHUP: graceful stop. A second one: stop now, without the grace.
 
     The receiver stays open for the whole life of the server, so a signal never turns
     into a KeyboardInterrupt traceback."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         task_status.started()
         async for signum in signals:
             name = signal.Signals(signum).name
@@ -119,8 +124,45 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
         outer.cancel_scope.cancel()  # served and shut down: stop watching signals
 
 
+#: where ``serve`` reads its log level when ``--log-level`` is not given
+LOG_LEVEL_ENV = "SWITCHMAN_LOG_LEVEL"
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def setup_logging(level: str | None) -> None:
+    """Log to stderr at ``level`` (else ``$SWITCHMAN_LOG_LEVEL``, else info), one line each:
+    time, level, logger, message. httpx and httpcore stay at warning: a line per upstream
+    request is noise (switchman logs what goes wrong with them itself)."""
+    chosen = (level or os.environ.get(LOG_LEVEL_ENV) or "info").lower()
+    if chosen not in _LEVELS:
+        raise CliError(f"{LOG_LEVEL_ENV}={chosen!r}: use one of {', '.join(_LEVELS)}")
+    logging.basicConfig(
+        level=chosen.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def serve(args: argparse.Namespace) -> int:
+    setup_logging(getattr(args, "log_level", None))
     config = _config(args)
+    if config.simulated and args.config:
+        unset = sorted(
+            {
+                p.api_key_env
+                for p in config.providers.values()
+                if p.api_key_env and (p.disabled_reason or "").startswith("missing API key")
+            }
+        )
+        logging.getLogger("switchman.serve").warning(
+            "no provider of %s has its key set (%s): serving the built-in simulator, whose "
+            "answers are simulated",
+            args.config,
+            ", ".join(unset[:4]) + (", ..." if len(unset) > 4 else ""),
+        )
     try:
         trio.run(functools.partial(run_server, config, insecure=args.insecure))
     except* InsecureBindError as group:

@@ -451,6 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="switchman.toml")
     p.add_argument("--db", help="SQLite file for jobs, spend and learning (':memory:' for none)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys")
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=None,
+        help="what the daemon logs to stderr (default: $SWITCHMAN_LOG_LEVEL, else info: "
+        "breaker changes, providers held out, budgets refusing calls, restarts)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

@@ -737,3 +737,28 @@ def test_watch_lines_are_short_and_name_the_job(monkeypatch: pytest.MonkeyPatch)
     assert " 01234567 job_abc " in format_event(accepted) + " "
     done = {"type": "call.completed", "call_id": "c", "cost_usd": 7.2e-05, "latency_ms": 3.78123}
     assert "cost_usd=7.2e-05" in format_event(done) and "latency_ms=3.78123" in format_event(done)
+
+
+def test_sighup_stops_the_daemon_gracefully_and_it_logs_with_time_level_and_logger(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "switchman.toml"
+    config.write_text(BROKEN_AND_SLOW)
+    db = tmp_path / "jobs.db"
+    with serving(tmp_path, db, "--config", str(config), "--log-level", "info") as d:
+        d.proc.send_signal(signal.SIGHUP)  # (a closed terminal, a reload): not a kill
+        assert d.proc.wait(timeout=20) == 0
+    errs = sorted(tmp_path.glob("serve-*.err"))[-1].read_text()
+    assert "SIGHUP: stopping (grace period running" in errs
+    # logging is set up: time, level, logger, message (the simulator warning, for one)
+    assert re.search(
+        r"^\d{4}-\d\d-\d\d [\d:,]+ WARNING switchman\.serve: no provider of \S+ has its key",
+        errs,
+        re.M,
+    ), errs
+
+
+def test_an_unknown_log_level_in_the_environment_is_a_usage_error(tmp_path: Path) -> None:
+    done = cli(tmp_path, "serve", "--port", "0", env={"SWITCHMAN_LOG_LEVEL": "chatty"})
+    assert done.returncode == 2
+    assert "SWITCHMAN_LOG_LEVEL='chatty': use one of debug, info, warning, error" in done.stderr

@@ -792,7 +792,10 @@ async def test_bad_key_is_an_auth_error_not_retried_and_marks_the_provider_misco
 
 
 async def test_exhausted_quota_is_not_retried_and_holds_the_provider_out(
-    open_fleet: OpenFleet, server: FakeProviderServer, nursery: trio.Nursery
+    open_fleet: OpenFleet,
+    server: FakeProviderServer,
+    nursery: trio.Nursery,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     rejecter: KeyRejecter = await nursery.start(serve_key_rejecter)
     billed = ("openai", "anthropic")  # OpenAI 429 insufficient_quota, Anthropic 402
@@ -817,6 +820,8 @@ async def test_exhausted_quota_is_not_retried_and_holds_the_provider_out(
             assert again.model == FALLBACK and rejecter.seen(f"{p}-quota") == 1, p
             direct = await fleet.call(f"{p}/healthy")
             assert "held out: quota exhausted" in direct.errors[0].message, p
+            told = [r for r in caplog.records if f"provider {p} held out for 300 s" in r.message]
+            assert len(told) == 1 and told[0].levelname == "WARNING", p  # once, not per call
 
 
 async def test_bad_key_alone_fails_cleanly_naming_the_cause(

@@ -1011,3 +1011,17 @@ async def test_a_streams_held_back_tail_is_told_before_its_attempt_finished(
     assert seen.count("attempt.delta") >= 1
     assert "attempt.delta" not in seen[told:], seen
     assert seen[-1] == "call.completed"
+
+
+async def test_a_budget_that_starts_refusing_is_logged_once(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    paid = sim_model("paid", SimProfile(), input_per_mtok=1000.0, output_per_mtok=1000.0)
+    call = Call(prompt="hello", model="paid", params=Params(max_tokens=20))
+    config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=paid.cost(30, 20) * 1.5))
+    async with switchman.open_router(config) as router:
+        results = [await router.call(call) for _ in range(4)]
+    assert [r.status for r in results].count("failed") >= 2
+    told = [r for r in caplog.records if "is refusing calls" in r.getMessage()]
+    assert len(told) == 1 and told[0].levelname == "WARNING"
+    assert "the global day budget of $" in told[0].getMessage()

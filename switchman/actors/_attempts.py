@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import time
 from typing import Any
 
 import attrs
@@ -58,7 +59,7 @@ from switchman.actors._messages import (
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
 from switchman.policy._breaker import Breaker, breaker_retry_at
-from switchman.policy._budget import Limit, Refusal
+from switchman.policy._budget import Limit, Refusal, window_key
 from switchman.policy._eligibility import (
     CONTINUE_PROMPT,
     max_input_tokens,
@@ -266,6 +267,25 @@ async def _reserve(
             return Refusal(limit=closed, available_usd=0.0, held_usd=0.0)
 
 
+def _tell_budget_refusal(env: DispatchEnv, limit: Limit) -> None:
+    """Log, once per budget and period window, that a budget has started refusing calls
+    (an operator should know without reading every call's error)."""
+    told = env.told_refusals
+    key = (limit.scope, limit.period, window_key(limit.period, time.time()))
+    if key in told:
+        return
+    if len(told) > 10_000:
+        told.clear()
+    told.add(key)
+    log.warning(
+        "the %s %s budget of $%g is refusing calls it cannot cover (until the %s ends)",
+        limit.scope,
+        limit.period,
+        limit.limit_usd,
+        limit.period,
+    )
+
+
 async def _release(env: DispatchEnv, rid: str) -> None:
     """Give a reservation back (a failed attempt costs nothing).
 
@@ -316,6 +336,7 @@ async def _one_attempt(
             )
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
             run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)
+            _tell_budget_refusal(env, limit)
             return None
         run.reserved_usd += estimate
         run.budget_scopes = scopes

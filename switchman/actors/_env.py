@@ -41,3 +41,5 @@ class DispatchEnv:
     wall: Callable[[], float] = time.time
     #: the router's provider keys and gateway key secrets: redacted from answers by value
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
+    #: (scope, period, window) of the budgets already logged as refusing calls
+    told_refusals: set[tuple[str, str, str]] = attrs.field(factory=set)

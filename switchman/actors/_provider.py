@@ -278,6 +278,14 @@ class _ProviderState:
         if isinstance(msg.error, AuthError):
             # (a used-up quota's message says so itself)
             kind = "" if isinstance(msg.error, QuotaExhausted) else "auth error: "
+            if self.misconfigured is None:
+                log.warning(
+                    "provider %s held out for %.0f s: %s%s",
+                    self.spec.name,
+                    MISCONFIGURED_HOLD_S,
+                    kind,
+                    msg.error.message,
+                )
             self.misconfigured = f"{kind}{msg.error.message}"
             self.misconfigured_until = now + MISCONFIGURED_HOLD_S
         elif isinstance(msg.error, ModelNotFound):  # asking again will not change it soon
