@@ -444,6 +444,10 @@ class Gateway:
         await send_json(send, 200, {"budgets": budgets})
 
     async def get_metrics(self, req: Request, send: Send, principal: Principal) -> None:
+        if not principal.sees_everything:  # every model's and provider's figures
+            raise HttpError(
+                403, "permission_denied", "/metrics shows every team's traffic: use an admin key"
+            )
         text = self.metrics.render(self.router.status(), jobs_in_flight=self.runner.in_flight)
         await send_text(send, 200, text.decode(), _PROMETHEUS_TYPE)
 

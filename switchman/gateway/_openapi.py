@@ -608,13 +608,14 @@ _DOCUMENT: Final[dict[str, Any]] = {
         },
         "/metrics": {
             "get": {
-                "summary": "Prometheus metrics",
+                "summary": "Prometheus metrics (with [[keys]], an admin key's only)",
                 "responses": {
                     "200": {
                         "description": "text exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
                     **_UNAUTHORIZED,
+                    "403": _error("a key that is not an admin's (permission_denied)"),
                 },
             }
         },

@@ -137,6 +137,11 @@ async def test_provider_details_need_an_admin_key() -> None:
                 "keyless",
                 "sim/echo",
             }
+            # metrics show every team's models and providers: an admin's only
+            denied = await gw.client.get("/metrics", headers=A)
+            assert denied.status_code == 403
+            assert denied.json()["error"]["code"] == "permission_denied"
+            assert (await gw.client.get("/metrics", headers=OPS)).status_code == 200
             full = (await gw.client.get("/providers", headers=OPS)).json()
             by_name = {p["name"]: p for p in full["providers"]}
             assert by_name["sim"]["in_flight"] == 1
