@@ -5,7 +5,7 @@ gateways in one process, or two tests, never share counters.
 
 Trace event fields read (all optional; a missing one counts as ``"unknown"``):
 
-- ``call.completed`` / ``call.failed``: ``model``, ``latency_ms``
+- ``call.completed`` / ``call.failed``: ``model``, ``latency_ms``; ``code`` of a failure
 - ``attempt.finished``: ``provider``, ``alias`` (or ``model``), ``outcome``,
   ``ttft_ms``, ``cost_usd``
 - ``breaker.changed``: ``provider``, ``alias`` (or ``model``), ``state`` (or ``to``)
@@ -109,6 +109,20 @@ class GatewayMetrics:
         self.events_dropped = Counter(
             "switchman_events_dropped", "Trace events the metrics feed lost", registry=r
         )
+        self.failures = Counter(
+            "switchman_call_failures",
+            "Failed calls, by their error code (budget_exceeded, no_eligible_model, "
+            "all_models_failed, timeout, refused, rate_limited, cancelled, ...)",
+            ["code"],
+            registry=r,
+        )
+        self.available = Gauge(
+            "switchman_provider_available",
+            "1 when a provider can take attempts; 0 when it is disabled (no key, turned off) "
+            "or held out (its key rejected, its quota used up)",
+            ["provider"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "switchman_http_requests",
             "HTTP requests, by route and status",
@@ -122,6 +136,8 @@ class GatewayMetrics:
         match event.type:
             case "call.completed" | "call.failed":
                 status = "complete" if event.type == "call.completed" else "failed"
+                if status == "failed":
+                    self.failures.labels(code=_label(data, "code")).inc()
                 self.calls.labels(status=status).inc()
                 latency = _number(data, "latency_ms")
                 if latency is not None:
@@ -154,6 +170,7 @@ class GatewayMetrics:
         for provider in status.providers:
             self.in_flight.labels(provider=provider.name).set(provider.in_flight)
             self.restarts.labels(provider=provider.name).set(provider.restarts)
+            self.available.labels(provider=provider.name).set(provider.disabled_reason is None)
             for model in provider.models:
                 value = BREAKER_VALUE.get(model.breaker, -1.0)
                 self.breaker_state.labels(provider=provider.name, model=model.alias).set(value)

@@ -312,3 +312,27 @@ async def test_a_conversation_of_instructions_alone_is_answered(tmp_path: Path) 
                 )
     assert reply.choices[0].message.content
     assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+async def test_metrics_say_why_calls_failed_and_which_providers_can_serve(
+    tmp_path: Path,
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            for model in ("openai/gpt-4o-mini", "openai/gpt-4o-mini", "sim/fast"):
+                r = await gw.client.post("/call?wait=20", json={"prompt": "hi", "model": model})
+                assert r.status_code == 200
+            text = (await gw.client.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    failures = {
+        s.labels["code"]: s.value
+        for s in families["switchman_call_failures"].samples
+        if s.name.endswith("_total")
+    }
+    assert failures["no_eligible_model"] == 2.0  # no key for OpenAI here
+    available = {
+        s.labels["provider"]: s.value for s in families["switchman_provider_available"].samples
+    }
+    assert available["sim"] == 1.0 and available["openai"] == 0.0
