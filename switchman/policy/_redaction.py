@@ -77,7 +77,6 @@ Everything here is synchronous and pure; nothing can be cancelled midway.
 
 from __future__ import annotations
 
-import bisect
 import re
 import sys
 import types
@@ -85,9 +84,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 import attrs
-import phonenumbers
 
 from switchman._result import RedactionItem, RedactionReport
+from switchman.policy._numbers import SEP, number_hits
 
 #: Redaction kinds, in report order.
 KINDS: Final = (
@@ -153,34 +152,21 @@ _URL_PASSWORD = re.compile(
     r"(?P<password>[^\s/?#@]+)@"
 )
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])")
-# phone and card separators: at most three of them between two digits
-_SEP = r"[ \u00a0./()-]"
 _SEPARATORS: Final = frozenset(" \u00a0./()-")
 # a run of digits and separators starts after this: a character other than those, a
 # "(" (which may start a number), or four separators in a row
 _RUN_START = re.compile(r"[^0-9 \u00a0./)-]|[ \u00a0./()-]{4}")
-_DIGIT_RUN = re.compile(rf"(?<![\w+])\+?\(?[0-9](?:{_SEP}{{0,3}}[0-9])*(?!\w)")
-_DIGIT_GROUP = re.compile(r"[0-9]+")
 _DIGIT = re.compile(r"[0-9]")
 _WS = re.compile(r"\s")
-# a US number as people write it: 3-3-4, the area code in parentheses or the groups
-# apart (its punctuation is checked after: spaces alone do not make a phone number)
-_US_PHONE = re.compile(
-    r"(?<![\w+])(?<!\w[./-])"
-    r"(?:1[ \u00a0.-])?"
-    r"(?:\([0-9]{3}\)[ \u00a0]?|[0-9]{3}[ \u00a0.-])"
-    r"[0-9]{3}[ \u00a0.-][0-9]{4}"
-    r"(?!\w)(?![./-]\w)"
-)
-_SIX_MORE = rf"(?:{_SEP}{{0,3}}[0-9]){{6}}"
-# Every phone or card number _digit_hits finds contains a match of this, which starts
+_SIX_MORE = rf"(?:{SEP}{{0,3}}[0-9]){{6}}"
+# Every phone or card number number_hits finds contains a match of this, which starts
 # where a group of digits does. One character class comes first, so that re skips
 # fast to a digit, "+" or "(" (40 times faster on prose than alternatives each led by
 # a look-behind), and the look-behind right after it skips fast through digits.
 _NUMBER_TRIGGER = re.compile(
     r"[+(0-9](?<![0-9].)(?:"
     rf"(?<=\+)\(?[0-9]{_SIX_MORE}"  # international: "+" and seven digits
-    rf"|(?<=0)0{_SEP}{{0,3}}[1-9]{_SIX_MORE}"  # international: "00" and seven digits
+    rf"|(?<=0)0{SEP}{{0,3}}[1-9]{_SIX_MORE}"  # international: "00" and seven digits
     r"|(?<=[2-6])[0-9]{3}(?:[0-9]{9}|[ -][0-9]{4}(?:[0-9]{2})?(?![0-9]))"  # card
     r"|(?<=[0-9])[0-9]{2}(?:\)[ \u00a0]?|[ \u00a0.-])[0-9]{3}[ \u00a0.-][0-9]{4}"  # US
     r")"
@@ -368,177 +354,6 @@ def _pem_hits(block: str) -> Iterable[_Hit]:
         yield _Hit(m.start(), end, _RANK["private_key"], "private_key", tag("private_key"))
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for n, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if n % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _card_prefix_ok(digits: str, n: int) -> bool:
-    """A number of ``n`` digits starting with ``digits`` (four of them, or more)
-    starts like a card of a major network of that length (IIN ranges)."""
-    if digits[0] not in "23456":
-        return False
-    two, four = int(digits[:2]), int(digits[:4])
-    if digits[0] == "4":  # Visa
-        return n in (13, 16, 19)
-    if 51 <= two <= 55 or 2221 <= four <= 2720:  # Mastercard
-        return n == 16
-    if two in (34, 37):  # American Express
-        return n == 15
-    if 300 <= int(digits[:3]) <= 305 or two in (36, 38, 39):  # Diners Club
-        return n >= 14
-    if (
-        digits.startswith(("6011", "65", "62"))
-        or 644 <= int(digits[:3]) <= 649
-        or 3528 <= four <= 3589
-    ):
-        return n >= 16  # Discover, UnionPay, JCB
-    return False
-
-
-def _card_shape_ok(run: str, groups: list[re.Match[str]], a: int, b: int) -> bool:
-    """Groups ``a..b`` of ``run`` look like a card number: 4-4-4-4(-3), 4-6-5, or unbroken."""
-    if a == b:
-        return True
-    seps = {run[groups[i].end() : groups[i + 1].start()] for i in range(a, b)}
-    if seps != {" "} and seps != {"-"}:
-        return False
-    sizes = [len(groups[i].group()) for i in range(a, b + 1)]
-    return sizes[0] == 4 and all(s in (4, 6) for s in sizes[1:-1]) and 1 <= sizes[-1] <= 6
-
-
-def _in_list_of_fours(run: str, groups: list[re.Match[str]], a: int, b: int) -> bool:
-    """Groups ``a..b`` follow a group of four digits, or come before two, set apart
-    like them: a list (``2221 2222 2223 2224 2225 2226``) rather than a card."""
-    sep = run[groups[a].end() : groups[a + 1].start()]
-
-    def linked(k: int) -> bool:  # groups k - 1 and k hold four digits, set apart by sep
-        return (
-            len(groups[k - 1].group()) == 4 == len(groups[k].group())
-            and run[groups[k - 1].end() : groups[k].start()] == sep
-        )
-
-    return (a > 0 and linked(a)) or (b + 2 < len(groups) and linked(b + 1) and linked(b + 2))
-
-
-def _windows(
-    groups: list[re.Match[str]], lo: int, hi: int, take: Callable[[int, int, int], bool]
-) -> None:
-    """Offer ``take(a, b, n)`` each window of groups ``a..b`` holding ``n`` digits,
-    ``lo <= n <= hi``: leftmost first, then longest; after a taken window, go on
-    after it."""
-    cum = [0]
-    for g in groups:
-        cum.append(cum[-1] + len(g.group()))
-    a = 0
-    while a < len(groups):
-        following = a + 1
-        b = bisect.bisect_right(cum, cum[a] + hi) - 2  # the last b within ``hi`` digits
-        while b >= a and cum[b + 1] - cum[a] >= lo:
-            if take(a, b, cum[b + 1] - cum[a]):
-                following = b + 1
-                break
-            b -= 1
-        a = following
-
-
-def _card_hits(run: str, offset: int, groups: list[re.Match[str]]) -> list[_Hit]:
-    hits: list[_Hit] = []
-
-    def take(a: int, b: int, n: int) -> bool:
-        head = groups[a].group()
-        if a < b and (len(head) != 4 or _in_list_of_fours(run, groups, a, b)):
-            return False
-        if not _card_prefix_ok(head, n):
-            return False
-        if not _card_shape_ok(run, groups, a, b):
-            return False
-        if not _luhn_ok("".join(g.group() for g in groups[a : b + 1])):
-            return False
-        start, end = offset + groups[a].start(), offset + groups[b].end()
-        hits.append(_Hit(start, end, _RANK["card_number"], "card_number", tag("card_number")))
-        return True
-
-    _windows(groups, 13, 19, take)
-    return hits
-
-
-#: at most this many phonenumbers look-ups for one international run (~25 µs each)
-_PHONE_TRIES: Final = 8
-
-
-def _valid_phone(text: str, region: str | None) -> bool:
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return False
-    return bool(phonenumbers.is_valid_number(number))
-
-
-def _international_hit(run: str, offset: int, groups: list[re.Match[str]]) -> _Hit | None:
-    """The longest valid number made of the first groups of a run that starts with
-    ``+`` or ``00``, however it is grouped; what follows is left to the rest."""
-    plus = run.startswith("+")
-    skip = 0 if plus else 2  # the digits of the 00 prefix
-    cum = 0
-    ends = []  # (digits, end) after each group
-    for g in groups:
-        cum += len(g.group())
-        ends.append((cum - skip, g.end()))
-    tries = _PHONE_TRIES
-    for digits, end in reversed(ends):
-        if digits > 17:  # E.164 allows 15, a "(0)" and an odd digit aside
-            continue
-        if digits < 7 or tries == 0:
-            break
-        tries -= 1
-        candidate = run[:end] if plus else "+" + run[2:end]
-        if _valid_phone(candidate, None):
-            return _Hit(offset, offset + end, _RANK["phone"], "phone", tag("phone"))
-    return None
-
-
-def _dialled_abroad(groups: list[re.Match[str]]) -> bool:
-    """The groups start with "00" and a country code, then a group not led by a zero
-    (unlike a column of zero-padded numbers: ``0053 0323 00068``)."""
-    first = groups[0].group()
-    if not first.startswith("00") or len(first) > 5:
-        return False
-    if len(first) == 2:  # "00 44 20 ..."
-        groups = groups[1:]
-        first = "00" + groups[0].group() if groups else "000"
-    return first[2] != "0" and len(groups) > 1 and not groups[1].group().startswith("0")
-
-
-def _digit_hits(block: str) -> list[_Hit]:
-    hits: list[_Hit] = []
-    for m in _DIGIT_RUN.finditer(block):
-        run = m.group()
-        if len(run) < 7:
-            continue
-        groups = list(_DIGIT_GROUP.finditer(run))
-        ndigits = sum(len(g.group()) for g in groups)
-        if ndigits < 7:
-            continue
-        if run.startswith("+") or _dialled_abroad(groups):
-            hit = _international_hit(run, m.start(), groups)
-            if hit is not None:
-                hits.append(hit)
-        if ndigits >= 13 and not run.startswith("+"):
-            hits.extend(_card_hits(run, m.start(), groups))
-    if "-" in block or "." in block or "(" in block:
-        for m in _US_PHONE.finditer(block):
-            number = m.group()
-            if ("-" in number or "." in number or "(" in number) and _valid_phone(number, "US"):
-                hits.append(_Hit(m.start(), m.end(), _RANK["phone"], "phone", tag("phone")))
-    return hits
-
-
 def _redact_block(block: str, counts: dict[str, int]) -> str:
     """Redact one block, adding what it found to ``counts``."""
     hits: list[_Hit] = []
@@ -552,7 +367,7 @@ def _redact_block(block: str, counts: dict[str, int]) -> str:
     if "-----BEGIN" in block:
         hits.extend(_pem_hits(block))
     if _number_triggered(block):
-        hits.extend(_digit_hits(block))
+        hits.extend(_Hit(a, b, _RANK[k], k, tag(k)) for a, b, k in number_hits(block))
     if not hits:
         return block
     # leftmost first, then longest, then by rank; overlapping later hits lose
