@@ -143,17 +143,20 @@ def masked_key(key: str, *, keep_start: int, keep_end: int, stars: str = "****")
     return key[:keep_start] + stars + (key[-keep_end:] if keep_end else "")
 
 
-def reasoning_tokens(plan: Plan, max_tokens: int | None = None) -> int:
-    """Reasoning tokens a thinking model bills for ``plan``'s answer: two per answer token
-    and five, within ``max_tokens`` (the request's output limit) together with the answer.
+def reasoning_tokens(ex: Exchange) -> int:
+    """Reasoning tokens a thinking model bills for the plan's answer: none unless the
+    request thinks (``Parsed.thinking``), else two per answer token and five, within the
+    request's output limit together with the answer.
 
     Providers count reasoning and answer against one limit: OpenAI's
     ``max_completion_tokens``, Gemini's ``maxOutputTokens``, xAI's and DeepSeek's
     ``max_tokens``, wherever their usage reports the reasoning."""
-    wanted = 2 * plan.usage.output_tokens + 5
-    if max_tokens is not None:
-        wanted = min(wanted, max(max_tokens - plan.usage.output_tokens, 0))
-    return wanted
+    if not ex.parsed.thinking:
+        return 0
+    answer = ex.plan.usage.output_tokens
+    wanted = 2 * answer + 5
+    limit = ex.parsed.request.max_tokens
+    return wanted if limit is None else min(wanted, max(limit - answer, 0))
 
 
 def thinking_text(plan: Plan) -> str:

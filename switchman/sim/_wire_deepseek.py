@@ -77,9 +77,7 @@ class DeepSeekWire(OpenAIWire):
 
     def usage(self, ex: Exchange) -> dict[str, Any]:
         usage = ex.plan.usage
-        reasoning = (
-            reasoning_tokens(ex.plan, ex.parsed.request.max_tokens) if ex.parsed.thinking else 0
-        )
+        reasoning = reasoning_tokens(ex)
         completion = usage.output_tokens + reasoning
         return {
             "prompt_tokens": usage.input_tokens,

@@ -212,7 +212,7 @@ class GeminiWire(Wire):
             return {"promptTokenCount": prompt, "totalTokenCount": prompt}
         out = plan.usage.output_tokens
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": out}
-        thoughts = reasoning_tokens(plan, ex.parsed.request.max_tokens) if ex.parsed.thinking else 0
+        thoughts = reasoning_tokens(ex)
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts
         usage["totalTokenCount"] = prompt + out + thoughts

@@ -130,9 +130,7 @@ class OpenAIWire(Wire):
     def usage(self, ex: Exchange) -> dict[str, Any]:
         """The usage object; a thinking model's reasoning tokens are inside completion_tokens."""
         usage = ex.plan.usage
-        reasoning = (
-            reasoning_tokens(ex.plan, ex.parsed.request.max_tokens) if ex.parsed.thinking else 0
-        )
+        reasoning = reasoning_tokens(ex)
         completion = usage.output_tokens + reasoning
         return {
             "prompt_tokens": usage.input_tokens,

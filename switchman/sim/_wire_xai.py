@@ -57,9 +57,7 @@ class XaiWire(PlainTextRefusal):
     def usage(self, ex: Exchange) -> dict[str, Any]:
         """``completion_tokens`` leaves the reasoning out; ``total_tokens`` has it."""
         usage = ex.plan.usage
-        reasoning = (
-            reasoning_tokens(ex.plan, ex.parsed.request.max_tokens) if ex.parsed.thinking else 0
-        )
+        reasoning = reasoning_tokens(ex)
         billed_out = usage.output_tokens + reasoning
         return {
             "prompt_tokens": usage.input_tokens,

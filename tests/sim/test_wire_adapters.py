@@ -41,7 +41,7 @@ from switchman.catalog import ProviderSpec
 from switchman.catalog._spec import Kind
 from switchman.sim import REFUSAL_TEXT, FakeProviderServer, expected_answer
 from switchman.sim._plan import answer_plan
-from switchman.sim._wire import reasoning_tokens
+from switchman.sim._wire import Exchange, Parsed, reasoning_tokens
 
 KEY = "sk-test-SECRET123456789"
 PROMPT = "What is the capital of France?"
@@ -136,12 +136,10 @@ def billed_output(server: FakeProviderServer, provider: str, model: str) -> int:
         "gemini": name.startswith("gemini-3"),
         "deepseek": body.get("thinking") != {"type": "disabled"},
     }.get(provider, False)
-    if not thinking:
-        return words
     plan = answer_plan("healthy", model, request(model))
-    return words + reasoning_tokens(
-        attrs.evolve(plan, usage=attrs.evolve(plan.usage, output_tokens=words)), max_tokens
-    )
+    plan = attrs.evolve(plan, usage=attrs.evolve(plan.usage, output_tokens=words))
+    asked = Parsed(model=model, request=request(model, max_tokens=max_tokens), thinking=thinking)
+    return words + reasoning_tokens(Exchange(plan=plan, parsed=asked, id="x"))
 
 
 # -- answers ---------------------------------------------------------------------------------
