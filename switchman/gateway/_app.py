@@ -58,7 +58,13 @@ from switchman.gateway._limits import KeyRates
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._openapi import openapi_document
 from switchman.gateway._protocol import RouterHandle
-from switchman.gateway._status import budget_entry, budget_scopes, health_body, providers_body
+from switchman.gateway._status import (
+    budget_entry,
+    budget_limits,
+    budget_scopes,
+    health_body,
+    providers_body,
+)
 from switchman.gateway._ws import serve_websocket
 from switchman.store import JOB_STATUSES, JobRecord, JobStore
 
@@ -437,8 +443,9 @@ class Gateway:
     async def get_budgets(self, req: Request, send: Send, principal: Principal) -> None:
         """Spend this hour, day and month per scope, with its limits and what is left: every
         scope for an admin (or a gateway without keys), a key's own otherwise."""
+        limits = budget_limits(self.config)
         budgets = [
-            budget_entry(self.config, scope, await self.router.spend(scope))
+            budget_entry(scope, await self.router.spend(scope), limits.get(scope, {}))
             for scope in budget_scopes(self.config, principal)
         ]
         await send_json(send, 200, {"budgets": budgets})

@@ -161,7 +161,7 @@ def budget_scopes(config: Config, principal: Principal) -> list[str]:
     and each caller with a budget); a key's own handle otherwise."""
     if not principal.sees_everything:
         return [f"caller:{principal.handle}"]
-    limited = {limit.scope for limit in limits_from_config(config)}
+    limited = budget_limits(config)
     providers = [
         f"provider:{name}"
         for name, spec in config.providers.items()
@@ -171,14 +171,19 @@ def budget_scopes(config: Config, principal: Principal) -> list[str]:
     return ["global", *providers, *(f"caller:{h}" for h in sorted(handles))]
 
 
-def budget_entry(config: Config, scope: str, spent: Mapping[str, float]) -> dict[str, Any]:
-    """One scope's spend this hour, day and month (UTC), with its limits and what is left
-    of each (limits only for the periods that have one)."""
-    limits = {
-        limit.period: limit.limit_usd
-        for limit in limits_from_config(config)
-        if limit.scope == scope
-    }
+def budget_limits(config: Config) -> dict[str, dict[str, float]]:
+    """Every budget of ``config``: scope -> period -> USD."""
+    out: dict[str, dict[str, float]] = {}
+    for limit in limits_from_config(config):
+        out.setdefault(limit.scope, {})[limit.period] = limit.limit_usd
+    return out
+
+
+def budget_entry(
+    scope: str, spent: Mapping[str, float], limits: Mapping[str, float]
+) -> dict[str, Any]:
+    """One scope's spend this hour, day and month (UTC), with its ``limits`` (period ->
+    USD, from ``budget_limits``) and what is left of each."""
     return {
         "scope": scope,
         "spent_usd": {p: round(spent.get(p, 0.0), 9) for p in PERIODS},
