@@ -59,7 +59,7 @@ from switchman.actors._messages import (
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
 from switchman.policy._breaker import Breaker, breaker_retry_at
-from switchman.policy._budget import Limit, Refusal, window_key
+from switchman.policy._budget import Limit, Refusal, refusal_message, window_key
 from switchman.policy._eligibility import (
     CONTINUE_PROMPT,
     max_input_tokens,
@@ -323,17 +323,15 @@ async def _one_attempt(
         reservation = f"{run.call_id}:{n}"
         refused = await _reserve(env, run, reservation, scopes, estimate)
         if refused is not None:
+            key = env.keys_by_handle.get(handle)
+            message = refusal_message(
+                refused,
+                cost=f"the ${estimate:.6f} {model.alias} could cost (prompt and max_tokens)",
+                # a gateway key that is not an admin's sees its own budget's figures only
+                figures=key is None or key.admin or refused.limit.scope == caller,
+                wall_now=time.time(),
+            )
             limit = refused.limit
-            held = (
-                f" (${refused.held_usd:.6f} more is held for calls in flight)"
-                if refused.held_usd
-                else ""
-            )
-            message = (
-                f"{limit.scope} {limit.period} budget of ${limit.limit_usd:g} has "
-                f"${refused.available_usd:.6f} left{held}: it cannot cover the "
-                f"${estimate:.6f} {model.alias} could cost (prompt and max_tokens)"
-            )
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
             run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)
             _tell_budget_refusal(env, limit)

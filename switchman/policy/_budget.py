@@ -64,6 +64,29 @@ def refusal(ledger: Ledger, limit: Limit, *, wall_now: float) -> Refusal:
     )
 
 
+def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: float) -> str:
+    """Why ``refused`` stops a call that ``cost`` describes ("the $0.002 gpt could cost").
+
+    With ``figures``: the limit, what is left and what calls in flight hold. Without (a
+    gateway key told of a budget it shares with other teams, the global or a provider's):
+    the budget and when its window ends, since its figures would show the other teams'
+    spend and calls in flight."""
+    limit = refused.limit
+    if not figures:
+        end = window_end(limit.period, wall_now)
+        return (
+            f"the {limit.scope} {limit.period} budget cannot cover {cost}; "
+            f"it resets at {end:%Y-%m-%d %H:%M} UTC"
+        )
+    held = (
+        f" (${refused.held_usd:.6f} more is held for calls in flight)" if refused.held_usd else ""
+    )
+    return (
+        f"{limit.scope} {limit.period} budget of ${limit.limit_usd:g} has "
+        f"${refused.available_usd:.6f} left{held}: it cannot cover {cost}"
+    )
+
+
 @attrs.frozen(kw_only=True)
 class Reservation:
     """An open reservation: ``amount_nanos`` held in each of ``windows``."""
@@ -100,6 +123,18 @@ def window_key(period: Period, wall_now: float) -> str:
     if period not in keys:
         raise ValueError(f"unknown period {period!r}")
     return keys[period]
+
+
+def window_end(period: Period, wall_now: float) -> dt.datetime:
+    """When the UTC calendar bucket of ``wall_now`` for ``period`` ends (the next one begins)."""
+    t = dt.datetime.fromtimestamp(math.floor(wall_now / 3600.0) * 3600.0, tz=dt.UTC)
+    if period == "hour":
+        return t + dt.timedelta(hours=1)
+    if period == "day":
+        return t.replace(hour=0) + dt.timedelta(days=1)
+    if period == "month":
+        return t.replace(year=t.year + t.month // 12, month=t.month % 12 + 1, day=1, hour=0)
+    raise ValueError(f"unknown period {period!r}")
 
 
 @functools.lru_cache(maxsize=8)

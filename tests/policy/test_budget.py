@@ -334,3 +334,41 @@ def test_no_interleaving_exceeds_a_limit(ops: list[tuple[object, ...]]) -> None:
             )
             assert to_nanos(used) <= to_nanos(limit.limit_usd), limit
             assert remaining_usd(led, limit, wall_now=now) >= 0.0
+
+
+def test_window_end_is_the_next_windows_start() -> None:
+    import datetime as dt
+
+    from switchman.policy._budget import window_end
+
+    t = dt.datetime(2026, 12, 31, 23, 59, 59, tzinfo=dt.UTC).timestamp()
+    assert window_end("hour", t) == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    assert window_end("day", t) == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    assert window_end("month", t) == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    t = dt.datetime(2026, 2, 14, 8, 0, 0, tzinfo=dt.UTC).timestamp()
+    assert window_end("hour", t) == dt.datetime(2026, 2, 14, 9, tzinfo=dt.UTC)
+    assert window_end("day", t) == dt.datetime(2026, 2, 15, tzinfo=dt.UTC)
+    assert window_end("month", t) == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def test_a_refusal_without_figures_names_the_budget_and_its_reset() -> None:
+    import datetime as dt
+
+    from switchman.policy._budget import Limit, Refusal, refusal_message
+
+    refused = Refusal(
+        limit=Limit(scope="global", period="day", limit_usd=50.0),
+        available_usd=0.25,
+        held_usd=3.5,
+    )
+    t = dt.datetime(2026, 11, 26, 10, 30, tzinfo=dt.UTC).timestamp()
+    shown = refusal_message(refused, cost="the $1.000000 x could cost", figures=True, wall_now=t)
+    assert shown == (
+        "global day budget of $50 has $0.250000 left ($3.500000 more is held for calls in "
+        "flight): it cannot cover the $1.000000 x could cost"
+    )
+    hidden = refusal_message(refused, cost="the $1.000000 x could cost", figures=False, wall_now=t)
+    assert hidden == (
+        "the global day budget cannot cover the $1.000000 x could cost; "
+        "it resets at 2026-11-27 00:00 UTC"
+    )
