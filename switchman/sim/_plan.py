@@ -110,6 +110,8 @@ class Plan:
     terminator: bool = True
     refusal: str = ""
     finish_reason: str = "stop"
+    #: the request's stop sequence the answer ended at (not included), when it ended at one
+    stop_sequence: str | None = None
     usage: Usage = attrs.field(factory=Usage)
 
     @property
@@ -132,6 +134,7 @@ class _Answer:
     words: int
     finish_reason: str
     zero_delays: tuple[float, ...]
+    stop_sequence: str | None = None
 
 
 def _chunked(words: list[str]) -> tuple[str, ...]:
@@ -226,12 +229,17 @@ def _answer_for(model: str, request: ProviderRequest) -> _Answer:
 
 
 def _stopped(answer: _Answer, stop: tuple[str, ...] | list[str]) -> _Answer:
-    """The answer up to the first of the ``stop`` sequences in it (not included), as a
-    provider stops: finish reason ``stop``, whether or not it was cut at ``max_tokens``."""
-    found = [i for i in (answer.text.find(s) for s in stop if s) if i >= 0]
+    """The answer up to the first of the ``stop`` sequences to appear in it (not included),
+    as a provider stops: finish reason ``stop``, whether or not it was cut at ``max_tokens``,
+    and which sequence it was.
+
+    A model stops as soon as its text ends with a stop sequence, so the one that matched is
+    the one that is complete first (the earliest end; of two ending together, the longer).
+    """
+    found = [(i + len(s), i, s) for s in stop if s and (i := answer.text.find(s)) >= 0]
     if not found:
         return answer
-    end = min(found)
+    _, end, matched = min(found)
     chunks: list[str] = []
     taken = 0
     for chunk in answer.chunks:
@@ -248,6 +256,7 @@ def _stopped(answer: _Answer, stop: tuple[str, ...] | list[str]) -> _Answer:
         words=len(text.split()),
         finish_reason="stop",
         zero_delays=(0.0,) * len(chunks),
+        stop_sequence=matched,
     )
 
 
@@ -264,6 +273,7 @@ def _answer_plan(behaviour: str, model: str, request: ProviderRequest) -> Plan:
         chunks=answer.chunks,
         delays=answer.zero_delays,
         finish_reason=answer.finish_reason,
+        stop_sequence=answer.stop_sequence,
         usage=Usage(input_tokens=_input_tokens(request), output_tokens=answer.words),
     )
 
@@ -292,6 +302,7 @@ def _refusal(plan: Plan) -> Plan:
         delays=(),
         refusal=REFUSAL_TEXT,
         finish_reason="refusal",
+        stop_sequence=None,
         usage=attrs.evolve(plan.usage, output_tokens=words),
     )
 
@@ -454,6 +465,7 @@ def plan_from_profile(
         ending=ending,
         break_after=k,
         finish_reason=answer.finish_reason,
+        stop_sequence=answer.stop_sequence,
         usage=usage,
     )
 

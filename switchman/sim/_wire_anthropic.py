@@ -60,7 +60,14 @@ def _error(type_: str, message: str, request_id: str) -> dict[str, Any]:
 def _stop_reason(plan: Plan) -> str:
     if plan.ending == "refusal":
         return "refusal"
+    if plan.stop_sequence is not None:
+        return "stop_sequence"
     return "max_tokens" if plan.finish_reason == "length" else "end_turn"
+
+
+def _stop_sequence(plan: Plan) -> str | None:
+    """The stop sequence the answer ended at (``stop_reason: "stop_sequence"``), else None."""
+    return None if plan.ending == "refusal" else plan.stop_sequence
 
 
 def _stop_details(plan: Plan) -> dict[str, Any] | None:
@@ -229,7 +236,7 @@ class AnthropicWire(Wire):
             "model": ex.model,
             "content": content,
             "stop_reason": _stop_reason(plan),
-            "stop_sequence": None,
+            "stop_sequence": _stop_sequence(plan),
             "stop_details": _stop_details(plan),
             "usage": self._usage(plan),
         }
@@ -277,7 +284,7 @@ class AnthropicWire(Wire):
     def _message_delta(self, plan: Plan) -> bytes:
         delta = {
             "stop_reason": _stop_reason(plan),
-            "stop_sequence": None,
+            "stop_sequence": _stop_sequence(plan),
             "stop_details": _stop_details(plan),
         }
         return named(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import attrs
 import pytest
 
 from switchman._call import Message
@@ -21,6 +22,8 @@ from switchman.sim import (
     plan_from_profile,
 )
 from switchman.sim._plan import MAX_ANSWER_WORDS
+
+PROMPT = "What is the capital of France?"
 
 
 def request(
@@ -336,3 +339,19 @@ def test_flapping_down_up_cycles() -> None:
 
     times = [10.0, 11.5, 12.0, 14.9, 15.0, 16.9, 17.0, 20.0]
     assert [status(t) for t in times] == [503, 503, 200, 200, 503, 503, 200, 503]
+
+
+def test_the_stop_sequence_complete_first_ends_the_answer_and_is_named() -> None:
+    # the answer opens "Simulated answer from healthy ...": a model writing it completes
+    # "from" before "answer from healthy", though the latter starts earlier
+    req = attrs.evolve(request(), stop=("answer from healthy", "from", "absent"))
+    plan = named("healthy", req)
+    assert plan.text == "Simulated answer "
+    assert (plan.finish_reason, plan.stop_sequence) == ("stop", "from")
+    assert plan.usage.output_tokens == 2
+    # no stop sequence in the answer: none named
+    plain = named("healthy", attrs.evolve(request(), stop=("absent",)))
+    assert plain.stop_sequence is None and plain.text == expected_answer("healthy", PROMPT, None)
+    # a refusal ends at no stop sequence
+    refused = named("refusal", req)
+    assert refused.stop_sequence is None and refused.ending == "refusal"

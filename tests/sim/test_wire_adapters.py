@@ -28,6 +28,7 @@ from switchman._errors import (
     Refused,
     UpstreamError,
 )
+from switchman._result import normal_finish
 from switchman.adapters import (
     ProviderRequest,
     StreamEnd,
@@ -356,3 +357,14 @@ async def test_xai_grok_4_with_stop_is_rejected_as_a_bad_request(run: Any) -> No
     # the router keeps stop away from these models (eligibility); the wire refuses it
     with pytest.raises(BadRequest):
         await run("xai", request("grok-4.3", stop=("END",)))
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+async def test_an_anthropic_answer_ended_by_a_stop_sequence_finishes_normally(
+    stream: bool, run: Any
+) -> None:
+    got = await run("anthropic", request("healthy", stream=stream, stop=("capital", "answer")))
+    assert got.text == "Simulated "
+    # said as Anthropic says it, and taken for a whole answer ("stop"), not a cut one
+    assert got.end.finish_reason == "stop_sequence"
+    assert normal_finish(got.end.finish_reason) == "stop"
