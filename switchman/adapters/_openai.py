@@ -414,8 +414,15 @@ class OpenAIResponsesAdapter:
     def stream_parser(self) -> _ResponsesStream:
         return _ResponsesStream(self)
 
-    def _failed(self, response: dict[str, Any], *, output_began: bool) -> ProviderError:
-        error = response.get("error") or {"message": "the response failed", "type": "api_error"}
+    def _failed(self, failed: dict[str, Any], *, output_began: bool) -> ProviderError:
+        """The error a failed response carries: a ``response.failed`` event's top-level
+        ``error`` (perplexity-py's ``ResponseFailedEvent``), else the ``error`` of its
+        ``response`` (OpenAI's form) or of a failed non-streamed response."""
+        error = (
+            failed.get("error")
+            or obj(failed.get("response")).get("error")
+            or {"message": "the response failed", "type": "api_error"}
+        )
         return stream_error(
             self.provider, {"error": error}, secret=self.api_key, output_began=output_began
         )
@@ -495,7 +502,7 @@ class _ResponsesStream:
                 )
             ]
         elif kind == "response.failed":
-            raise adapter._failed(response, output_began=self._text)
+            raise adapter._failed(payload, output_began=self._text)
         elif kind == "error":
             raise stream_error(
                 adapter.provider,

@@ -46,6 +46,8 @@ def _responses_input(obj: dict[str, Any]) -> list[Any]:
 SONAR_INPUT_PER_TOKEN: Final = 0.25 / 1e6
 SONAR_OUTPUT_PER_TOKEN: Final = 2.5 / 1e6
 SEARCH_FEE_USD: Final = 0.005
+#: what a ``response.failed`` event says when the answer fails after it began
+MID_ANSWER_FAILURE: Final = "The model failed mid-answer."
 
 
 class ResponsesWire(Wire):
@@ -221,9 +223,10 @@ class ResponsesWire(Wire):
         return self.chunker(ex)(ex.plan.refusal) + self.finish(ex)
 
     def mid_error(self, ex: Exchange) -> bytes:
-        response = self._response(ex, "failed")
-        response["error"] = {"code": "server_error", "message": "The model failed mid-answer."}
-        return named("response.failed", {"type": "response.failed", "response": response})
+        """``response.failed`` with its ``error: {code, message}`` at the top level and no
+        ``response`` (perplexity-py's ``ResponseFailedEvent``)."""
+        error = {"code": "server_error", "message": MID_ANSWER_FAILURE}
+        return named("response.failed", {"type": "response.failed", "error": error})
 
 
 def _pplx_error(message: str, type_: str, code: int) -> dict[str, Any]:

@@ -803,6 +803,19 @@ def test_perplexity_failed_response_is_mapped() -> None:
         run_stream(perplexity(), raw)
 
 
+def test_perplexity_failed_event_with_its_error_at_the_top_level_is_mapped() -> None:
+    # perplexity-py's ResponseFailedEvent: a required top-level error, no response
+    failed = {
+        "type": "response.failed",
+        "error": {"code": "rate_limit_exceeded", "message": "slow down, please"},
+        "sequence_number": 3,
+    }
+    raw = b"event: response.failed\ndata: " + body_bytes(failed) + b"\n\n"
+    with pytest.raises(RateLimited) as caught:
+        run_stream(perplexity(), raw)
+    assert "slow down, please" in caught.value.message
+
+
 def test_perplexity_legacy_html_401_is_auth_error() -> None:
     html = facts("perplexity")["extra_examples"]["example_error_401_legacy_html"].encode()
     assert isinstance(perplexity().parse_error(401, {}, html), AuthError)

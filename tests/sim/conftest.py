@@ -207,7 +207,7 @@ class Format:
             elif name == "response.completed":
                 terminated, finish = True, obj["response"]["status"]
             elif name == "response.failed":
-                error = obj["response"]["error"]
+                error = obj["error"]
         return Streamed("".join(text), malformed, terminated, finish, error)
 
 

@@ -43,6 +43,7 @@ from switchman.catalog._spec import Kind
 from switchman.sim import REFUSAL_TEXT, FakeProviderServer, expected_answer
 from switchman.sim._plan import answer_plan
 from switchman.sim._wire import Exchange, Parsed, reasoning_tokens
+from switchman.sim._wire_perplexity import MID_ANSWER_FAILURE
 
 KEY = "sk-test-SECRET123456789"
 PROMPT = "What is the capital of France?"
@@ -368,3 +369,10 @@ async def test_an_anthropic_answer_ended_by_a_stop_sequence_finishes_normally(
     # said as Anthropic says it, and taken for a whole answer ("stop"), not a cut one
     assert got.end.finish_reason == "stop_sequence"
     assert normal_finish(got.end.finish_reason) == "stop"
+
+
+async def test_a_perplexity_failure_mid_answer_keeps_the_providers_message(run: Any) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await run("perplexity", request("error-after-200"))
+    assert MID_ANSWER_FAILURE in caught.value.message
+    assert not isinstance(caught.value, Refused)

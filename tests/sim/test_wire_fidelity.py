@@ -64,3 +64,18 @@ async def test_anthropic_without_a_matched_stop_sequence_ends_its_turn(
     with trio.fail_after(5):
         whole = await client.post("/anthropic/v1/messages", json=body, headers=ANTHROPIC)
     assert (whole.json()["stop_reason"], whole.json()["stop_sequence"]) == ("end_turn", None)
+
+
+# -- Perplexity's Agent API stream events ---------------------------------------------------
+
+
+async def test_perplexity_response_failed_has_its_error_at_the_top_level(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"model": "error-after-200", "input": PROMPT, "stream": True}
+    with trio.fail_after(5):
+        response = await client.post("/perplexity/v1/responses", json=body)
+    name, failed = named_events(response)[-1]
+    assert name == failed["type"] == "response.failed"
+    assert "response" not in failed
+    assert failed["error"] == {"code": "server_error", "message": "The model failed mid-answer."}
