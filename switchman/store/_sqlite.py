@@ -35,6 +35,7 @@ import outcome
 import trio
 
 from switchman._channels import open_channel
+from switchman.store._retention import fair_cap
 
 JobStatus = Literal["queued", "running", "complete", "failed"]
 JOB_STATUSES: Final = ("queued", "running", "complete", "failed")
@@ -244,12 +245,21 @@ class _Db:
                 "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND finished_at < ?",
                 (now - max_age_s,),
             ).rowcount
-            extra = self.conn.execute(
-                "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND rowid IN ("
-                " SELECT rowid FROM jobs ORDER BY submitted_at DESC, rowid DESC"
-                " LIMIT -1 OFFSET ?)",
-                (max(max_count, 0),),
-            ).rowcount
+            counts = dict(
+                self.conn.execute("SELECT owner, COUNT(*) FROM jobs GROUP BY owner").fetchall()
+            )
+            cap = fair_cap(counts.values(), max_count)
+            extra = 0
+            if cap is not None:
+                for owner, n in counts.items():
+                    if n <= cap:
+                        continue
+                    extra += self.conn.execute(
+                        "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND rowid IN ("
+                        " SELECT rowid FROM jobs WHERE owner IS ?"
+                        " ORDER BY submitted_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+                        (owner, cap),
+                    ).rowcount
         return old + extra
 
     def save_kv(self, table: str, data: Mapping[str, Any]) -> None:
@@ -440,7 +450,11 @@ class JobStore:
         return await self._run(self._db.fail_unfinished, reason, self.clock())
 
     async def prune(self) -> int:
-        """Drop finished jobs past the retention age or beyond the newest ``retention_count``."""
+        """Drop finished jobs past the retention age; then, when more than
+        ``retention_count`` jobs are left, each owner's oldest finished jobs beyond the
+        fair cap (:func:`~switchman.store._retention.fair_cap`: an owner holding no more
+        than its share loses none to another's traffic). Queued and running jobs are
+        never dropped, though they count. How many were dropped."""
         return await self._run(
             self._db.prune, self.clock(), self.retention_count, self.retention_days * 86_400
         )

@@ -136,6 +136,47 @@ async def test_retention_by_count_keeps_the_newest() -> None:
         assert left == ["j5", "j4", "j3"]
 
 
+async def test_retention_by_count_is_fair_between_owners() -> None:
+    """One owner's flood evicts its own oldest jobs, never those of an owner holding
+    no more than its share; the old rule kept the newest over everyone."""
+    clock = Clock()
+    async with open_store(":memory:", clock=clock, retention_count=10) as store:
+        clock.t += 1
+        await _add(store, "b-only", owner="team-b")
+        await store.finish_job("b-only", status="complete", result={})
+        for i in range(3):
+            clock.t += 1
+            await _add(store, f"c{i}", owner=None)
+            await store.finish_job(f"c{i}", status="failed", result={})
+        for i in range(20):
+            clock.t += 1
+            await _add(store, f"a{i}", owner="team-a")
+            await store.finish_job(f"a{i}", status="failed", result={})
+        assert await store.prune() == 14
+        assert await store.get_job("b-only") is not None
+        assert [j.job_id for j in await store.list_jobs(owner=None)] == ["c2", "c1", "c0"]
+        kept = [j.job_id for j in await store.list_jobs(owner="team-a", limit=100)]
+        assert kept == [f"a{i}" for i in range(19, 13, -1)]  # its newest 6 (cap 6: 1+3+6)
+
+
+async def test_fair_retention_never_drops_unfinished_jobs() -> None:
+    clock = Clock()
+    async with open_store(":memory:", clock=clock, retention_count=4) as store:
+        for i in range(4):
+            clock.t += 1
+            await _add(store, f"run{i}", owner="team-a")  # queued: never pruned
+        for i in range(4):
+            clock.t += 1
+            await _add(store, f"done{i}", owner="team-a")
+            await store.finish_job(f"done{i}", status="complete", result={})
+        await _add(store, "b", owner="team-b")
+        # cap 3: a keeps its newest 3 and loses its older finished one; its queued
+        # jobs stay though they are beyond the cap
+        assert await store.prune() == 1
+        left = {j.job_id for j in await store.list_jobs(all_owners=True, limit=100)}
+        assert left == {"run0", "run1", "run2", "run3", "done1", "done2", "done3", "b"}
+
+
 async def test_retention_runs_on_open(tmp_path: Path) -> None:
     clock = Clock()
     path = tmp_path / "s.db"
