@@ -1,5 +1,15 @@
 """Perplexity's Agent API (``POST /v1/responses`` = ``/v1/agent``), the OpenAI
-Responses-style format that replaced its Sonar chat completions (retired 2026-09-27)."""
+Responses-style format that replaced its Sonar chat completions (retired 2026-09-27).
+
+An answer cut at ``max_output_tokens`` is ``status: "incomplete"`` with
+``incomplete_details: {"reason": "max_output_tokens"}`` (whole, and in the stream's
+``response.completed``). That signal is ASSUMED, following the OpenAI Responses
+convention: providers.md documents none for the Agent API (its status enum is
+completed, failed, in_progress, queued, cancelled, requires_action; only the retired
+Sonar format documents ``finish_reason: "length"``). Whatever Perplexity really sends,
+an answer cut short must never read as a clean finish, so the fake says so in the
+one way the Responses format has.
+"""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from switchman._errors import (
     StreamBroken,
     UpstreamError,
 )
-from switchman._result import Usage
+from switchman._result import Usage, finish_is_normal, normal_finish
 from switchman.adapters import (
     Adapter,
     Malformed,
@@ -814,6 +814,38 @@ def test_perplexity_failed_event_with_its_error_at_the_top_level_is_mapped() -> 
     with pytest.raises(RateLimited) as caught:
         run_stream(perplexity(), raw)
     assert "slow down, please" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("details", "finish"),
+    [
+        ({"reason": "max_output_tokens"}, "length"),
+        ({"reason": "content_filter"}, "content_filter"),
+        (None, "incomplete"),
+    ],
+)
+def test_an_incomplete_perplexity_response_is_never_a_clean_finish(
+    details: dict[str, str] | None, finish: str
+) -> None:
+    response: dict[str, Any] = {
+        "object": "response",
+        "model": "perplexity/sonar",
+        "status": "incomplete",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "Paris is"}]}],
+    }
+    if details is not None:
+        response["incomplete_details"] = details
+    whole = perplexity().parse_response(body_bytes(response))
+    raw = b"event: response.completed\ndata: " + body_bytes(
+        {"type": "response.completed", "response": response}
+    )
+    streamed = run_stream(perplexity(), raw + b"\n\n")[-1]
+    assert isinstance(streamed, StreamEnd)
+    for reason in (whole.finish_reason, streamed.finish_reason):
+        assert reason == finish
+        assert normal_finish(reason) != "stop"
+    # cut at the output limit is a whole attempt that says so; anything else failed
+    assert finish_is_normal(whole.finish_reason) == (finish == "length")
 
 
 def test_perplexity_legacy_html_401_is_auth_error() -> None:

@@ -376,3 +376,14 @@ async def test_a_perplexity_failure_mid_answer_keeps_the_providers_message(run: 
         await run("perplexity", request("error-after-200"))
     assert MID_ANSWER_FAILURE in caught.value.message
     assert not isinstance(caught.value, Refused)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+@pytest.mark.parametrize("provider", ALL)
+async def test_an_answer_cut_at_the_output_limit_finishes_with_length(
+    provider: str, stream: bool, run: Any
+) -> None:
+    # (Perplexity's Agent API signal, status "incomplete", is assumed: see _wire_perplexity)
+    got = await run(provider, request("healthy", stream=stream, max_tokens=3))
+    assert got.text == expected_answer("healthy", PROMPT, 3)
+    assert normal_finish(got.end.finish_reason) == "length"
