@@ -171,6 +171,12 @@ def answer_text(plan: Plan) -> str:
     return "".join(plan.delivered)
 
 
+def delivered_tokens(plan: Plan) -> int:
+    """Output tokens of the text that went out (``answer_text``): what an answer that broke
+    off after it began (``ending == "error"``) bills, not the whole planned answer."""
+    return len(answer_text(plan).split())
+
+
 # -- reading request bodies ----------------------------------------------------------------
 
 _ROLES: Final[Mapping[str, str]] = {

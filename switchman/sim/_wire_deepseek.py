@@ -14,6 +14,7 @@ from switchman.sim._wire import (
     Headers,
     Rejected,
     Reply,
+    delivered_tokens,
     dumps,
     filler,
     json_reply,
@@ -75,10 +76,12 @@ class DeepSeekWire(OpenAIWire):
     def reply_id(self, ex: Exchange) -> str:
         return reply_uuid(ex)
 
-    def usage(self, ex: Exchange) -> dict[str, Any]:
+    def usage(self, ex: Exchange, answered: int | None = None) -> dict[str, Any]:
+        """The answer's tokens (``answered`` when given: what went out of an answer that
+        broke off) and the reasoning's, which went out whole before the answer."""
         usage = ex.plan.usage
         reasoning = reasoning_tokens(ex)
-        completion = usage.output_tokens + reasoning
+        completion = (usage.output_tokens if answered is None else answered) + reasoning
         return {
             "prompt_tokens": usage.input_tokens,
             "completion_tokens": completion,
@@ -145,10 +148,10 @@ class DeepSeekWire(OpenAIWire):
             delta["reasoning_content"] = None
         return filler(self.chunk(ex, delta, None), sse_frame)
 
-    def _final(self, ex: Exchange, finish: str) -> bytes:
+    def _final(self, ex: Exchange, finish: str, answered: int | None = None) -> bytes:
         chunk = self.chunk(ex, {"content": ""}, finish)
         if ex.parsed.include_usage:
-            chunk["usage"] = self.usage(ex)
+            chunk["usage"] = self.usage(ex, answered)
         return sse(chunk)
 
     def finish(self, ex: Exchange) -> bytes:
@@ -199,4 +202,7 @@ class DeepSeekWire(OpenAIWire):
                 return _deepseek(503, "Server Overloaded", "server_error")
 
     def mid_error(self, ex: Exchange) -> bytes:
-        return self._final(ex, "insufficient_system_resource") + self.terminator(ex)
+        """``finish_reason: "insufficient_system_resource"``; the usage (when asked for)
+        counts only the answer text that went out, and the reasoning."""
+        failed = "insufficient_system_resource"
+        return self._final(ex, failed, delivered_tokens(ex.plan)) + self.terminator(ex)

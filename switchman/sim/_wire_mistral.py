@@ -15,6 +15,7 @@ from switchman.sim._wire import (
     Rejected,
     Reply,
     answer_text,
+    delivered_tokens,
     json_reply,
     sse,
 )
@@ -125,8 +126,9 @@ class MistralWire(PlainTextRefusal):
     def reply_id(self, ex: Exchange) -> str:
         return f"cmpl-{reply_hex(ex)}"
 
-    def usage(self, ex: Exchange) -> dict[str, Any]:
-        return plain_usage(ex)
+    def usage(self, ex: Exchange, answered: int | None = None) -> dict[str, Any]:
+        """``answered``, when given, is the output counted (``plain_usage``)."""
+        return plain_usage(ex, answered)
 
     def ok_headers(self, ex: Exchange) -> Headers:
         return (
@@ -164,9 +166,9 @@ class MistralWire(PlainTextRefusal):
         """The finish chunk always carries the usage (Mistral takes no ``stream_options``)."""
         return self._final(ex, finish_reason(ex.plan))
 
-    def _final(self, ex: Exchange, finish: str) -> bytes:
+    def _final(self, ex: Exchange, finish: str, answered: int | None = None) -> bytes:
         chunk = self.chunk(ex, {"content": ""}, finish)
-        chunk["usage"] = self.usage(ex)
+        chunk["usage"] = self.usage(ex, answered)
         return sse(chunk)
 
     def no_key(self) -> Reply:
@@ -218,4 +220,5 @@ class MistralWire(PlainTextRefusal):
                 return _mistral(503, "Service unavailable", "service_unavailable", None)
 
     def mid_error(self, ex: Exchange) -> bytes:
-        return self._final(ex, "error") + self.terminator(ex)
+        """``finish_reason: "error"``; the usage counts only the text that went out."""
+        return self._final(ex, "error", delivered_tokens(ex.plan)) + self.terminator(ex)

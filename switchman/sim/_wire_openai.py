@@ -326,13 +326,15 @@ def reply_hex(ex: Exchange) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"switchman-sim:{ex.id}").hex
 
 
-def plain_usage(ex: Exchange) -> dict[str, int]:
-    """``{prompt_tokens, completion_tokens, total_tokens}`` of the plan."""
+def plain_usage(ex: Exchange, answered: int | None = None) -> dict[str, int]:
+    """``{prompt_tokens, completion_tokens, total_tokens}`` of the plan; ``answered``, when
+    given, is the output counted (what went out of an answer that broke off)."""
     usage = ex.plan.usage
+    output = usage.output_tokens if answered is None else answered
     return {
         "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "completion_tokens": output,
+        "total_tokens": usage.input_tokens + output,
     }
 
 

@@ -10,17 +10,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
 import httpx
+import pytest
 import trio
 
+from switchman._call import Message
+from switchman.adapters._base import ProviderRequest
+from switchman.sim._plan import answer_plan
+from switchman.sim._wire import Exchange, Parsed, Wire, reasoning_tokens
+from switchman.sim._wire_deepseek import DeepSeekWire
+from switchman.sim._wire_mistral import MistralWire
 from tests.sim.conftest import PROMPT, sse_events
 
 ANTHROPIC = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 
 
 def named_events(response: httpx.Response) -> list[tuple[str | None, Any]]:
-    """(event name, parsed data) of an SSE reply."""
-    return [(name, json.loads(data)) for name, data in sse_events(response.text) if data]
+    """(event name, parsed data) of an SSE reply (``data: [DONE]`` left out)."""
+    events = sse_events(response.text)
+    return [(name, json.loads(data)) for name, data in events if data and data != "[DONE]"]
 
 
 # -- Anthropic: which stop sequence ended the answer ----------------------------------------
@@ -79,3 +88,48 @@ async def test_perplexity_response_failed_has_its_error_at_the_top_level(
     assert name == failed["type"] == "response.failed"
     assert "response" not in failed
     assert failed["error"] == {"code": "server_error", "message": "The model failed mid-answer."}
+
+
+# -- usage of an answer that failed after it began ------------------------------------------
+
+
+async def test_a_failure_mid_answer_bills_only_what_went_out(client: httpx.AsyncClient) -> None:
+    # error-after-200 fails before its first chunk: no answer text went out
+    messages = [{"role": "user", "content": PROMPT}]
+    body = {"model": "error-after-200", "messages": messages, "stream": True}
+    with trio.fail_after(5):
+        mistral = await client.post("/mistral/v1/chat/completions", json=body)
+        deepseek = await client.post(
+            "/deepseek/chat/completions",
+            json={
+                **body,
+                "stream_options": {"include_usage": True},
+                "thinking": {"type": "disabled"},
+            },
+        )
+    for response, failed in ((mistral, "error"), (deepseek, "insufficient_system_resource")):
+        chunks = [data for _, data in named_events(response)]
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+        last = chunks[-1]
+        assert text == "" and last["choices"][0]["finish_reason"] == failed
+        assert last["usage"]["completion_tokens"] == 0
+        assert last["usage"]["total_tokens"] == last["usage"]["prompt_tokens"]
+
+
+@pytest.mark.parametrize("wire", [MistralWire(), DeepSeekWire()], ids=["mistral", "deepseek"])
+@pytest.mark.parametrize("thinking", [False, True], ids=["answer", "thinking"])
+def test_a_failure_after_some_chunks_bills_those_chunks(wire: Wire, thinking: bool) -> None:
+    req = ProviderRequest(
+        model_id="healthy", messages=(Message(role="user", content=PROMPT),), stream=True
+    )
+    plan = attrs.evolve(answer_plan("healthy", "healthy", req), ending="error", break_after=2)
+    parsed = Parsed(model="healthy", request=req, include_usage=True, thinking=thinking)
+    ex = Exchange(plan=plan, parsed=parsed, id="sim1")
+    data = next(d for _, d in sse_events(wire.mid_error(ex).decode()) if d != "[DONE]")
+    usage = json.loads(data)["usage"]
+    sent = len("".join(plan.chunks[:2]).split())
+    assert 0 < sent < plan.usage.output_tokens
+    # the reasoning (DeepSeek's, streamed whole before the answer) is billed as well
+    reasoning = reasoning_tokens(ex) if isinstance(wire, DeepSeekWire) else 0
+    assert usage["completion_tokens"] == sent + reasoning
+    assert usage["total_tokens"] == plan.usage.input_tokens + sent + reasoning
