@@ -219,10 +219,11 @@ CASES: list[tuple[Callable[[Config], Config], str, str]] = [
     (
         _keys(
             KeySpec(key_env="K", handle="a", secret="s1"),
-            KeySpec(key_env="K2", handle="a", secret="s2"),
+            KeySpec(key_env="K2", handle="a", secret="s2", models=("sim/fast",), daily_usd=1.0),
         ),
         "keys[1].handle",
-        "'a' is already used by keys[0]",
+        "'a' is already used by keys[0] with another models, daily_usd: keys sharing a "
+        "handle (a key being rotated) must agree on all but key_env",
     ),
     (
         _keys(

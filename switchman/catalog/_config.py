@@ -612,18 +612,39 @@ def known_pattern(
     return pattern in models or pattern in providers or _is_glob(pattern)
 
 
+#: what keys sharing a handle (a key being rotated) must agree on
+_SHARED_BY_HANDLE: Final = (
+    "admin",
+    "models",
+    "min_trust",
+    "rpm",
+    "hourly_usd",
+    "daily_usd",
+    "monthly_usd",
+)
+
+
 def key_clashes(keys: Sequence[tuple[int, KeySpec]]) -> list[tuple[int, FieldError]]:
-    """A handle used twice, a secret shared: ``(i, error)`` for key ``keys[i]`` (``i`` as
-    given: the TOML index for ``load_config``)."""
-    handles: dict[str, int] = {}
+    """A secret shared, a handle used twice with other settings: ``(i, error)`` for key
+    ``keys[i]`` (``i`` as given: the TOML index for ``load_config``).
+
+    Two keys may share a handle (a key being rotated: the new secret in another
+    variable), and then its jobs, spend and rate, when they agree on everything
+    but ``key_env``."""
+    handles: dict[str, tuple[int, KeySpec]] = {}
     secrets: dict[str, int] = {}
     out: list[tuple[int, FieldError]] = []
     for i, key in keys:
         if isinstance(key.handle, str) and key.handle:
-            if key.handle in handles:
-                used = f"{key.handle!r} is already used by keys[{handles[key.handle]}]"
+            first = handles.setdefault(key.handle, (i, key))
+            differ = [f for f in _SHARED_BY_HANDLE if getattr(key, f) != getattr(first[1], f)]
+            if differ:
+                used = (
+                    f"{key.handle!r} is already used by keys[{first[0]}] with another "
+                    f"{', '.join(differ)}: keys sharing a handle (a key being rotated) "
+                    "must agree on all but key_env"
+                )
                 out.append((i, FieldError(f"keys[{i}].handle", used)))
-            handles.setdefault(key.handle, i)
         if isinstance(key.secret, str) and key.secret:
             if key.secret in secrets:
                 same = f"same secret as keys[{secrets[key.secret]}]"

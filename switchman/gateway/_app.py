@@ -1,8 +1,8 @@
 """The gateway as one ASGI application: routes, auth, jobs, the OpenAI wire.
 
 Every route but ``/health`` needs a key when ``[[keys]]`` are configured (401
-without a valid one, 403 when the key may not do this); a key sees only its own
-jobs (another key's job answers 404). A key with ``rpm`` is held to it on
+without a valid one, 403 when the key may not do this); a key sees only its
+handle's jobs (another handle's job answers 404). A key with ``rpm`` is held to it on
 ``/call``, ``/v1/chat/completions`` and websocket calls (429 ``rate_limited``
 with ``retry-after``, see ``_limits``). Errors are ``{error: {code, message,
 details?}}``; on ``/v1`` routes they take OpenAI's shape instead (see
@@ -288,7 +288,7 @@ class Gateway:
 
     async def submit(self, call: Call, principal: Principal, **kw: Any) -> str:
         try:
-            return await self.runner.submit(call, owner=principal.key_id, **kw)
+            return await self.runner.submit(call, owner=principal.owner, **kw)
         except Draining:
             raise HttpError(503, "shutting_down", "the gateway is shutting down") from None
         except Overloaded:
@@ -357,7 +357,7 @@ class Gateway:
         if problems:
             raise invalid(problems)
         records = await self.store.list_jobs(
-            owner=principal.key_id,
+            owner=principal.owner,
             all_owners=principal.sees_everything,
             status=status,  # type: ignore[arg-type]
             limit=limit,

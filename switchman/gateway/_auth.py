@@ -27,9 +27,11 @@ from switchman.policy import resolve_target
 class Principal:
     """The caller behind a request.
 
-    ``key_id`` (the key's ``key_env`` name, never the secret) owns the jobs it
-    submits; ``handle`` becomes ``Call.caller.handle``; ``None`` for both means
-    the open gateway.
+    ``handle`` (the key's ``handle``) becomes ``Call.caller.handle`` and owns the jobs
+    it submits: two keys of one handle (a key being rotated) share them, and a
+    ``key_env`` variable given to another team brings none of them along. ``key_id``
+    (the key's ``key_env`` name, never the secret) says which key made a call.
+    ``None`` for both means the open gateway.
     """
 
     key_id: str | None
@@ -44,9 +46,15 @@ class Principal:
     def sees_everything(self) -> bool:
         return self.admin or self.key_id is None
 
+    @property
+    def owner(self) -> str | None:
+        """Who owns the jobs this caller submits: its handle; None for the open gateway."""
+        return None if self.key_id is None else self.handle
+
     def owns(self, owner: str | None) -> bool:
-        """Whether a job owned by ``owner`` is visible to this caller."""
-        return self.sees_everything or owner == self.key_id
+        """Whether a job owned by ``owner`` is visible to this caller (a job of the open
+        gateway, owned by None, only to one that sees everything)."""
+        return self.sees_everything or (owner is not None and owner == self.owner)
 
     def sees_handle(self, handle: str | None) -> bool:
         """Whether a trace event of the caller ``handle`` is visible to this caller."""

@@ -428,7 +428,7 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 "parameters": [_JOB_ID, _WAIT],
                 "responses": {
                     "200": _json(_ref("Job"), "the job (its result once finished)"),
-                    "404": _error("unknown job, or another key's"),
+                    "404": _error("unknown job, or another handle's"),
                     "422": _error("?wait is not a number between 0 and 300"),
                     **_UNAUTHORIZED,
                 },

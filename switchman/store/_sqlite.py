@@ -15,6 +15,10 @@ waits for it), so a cancelled caller never leaves half a write behind.
 
 A job that was ``queued`` or ``running`` when its process died reads as
 ``failed`` with reason ``"interrupted"`` after the next :func:`open_store`.
+
+A job's ``owner`` is who may read it: the gateway stores a key's handle there
+(None without keys). A database from before that (owners were the keys'
+variable names) is moved over on open, from the handle each row keeps.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ MEMORY: Final = ":memory:"
 _KV_TABLES: Final = ("spend", "stats")
 #: prune old jobs after this many inserts (and on open)
 _PRUNE_EVERY: Final = 256
+#: the schema version (``PRAGMA user_version``) from which a job's owner is its handle
+_OWNED_BY_HANDLE: Final = 1
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -151,6 +157,15 @@ class _Db:
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(jobs)")}
         if "rated_at" not in columns:  # a database from before feedback was kept
             self.conn.execute("ALTER TABLE jobs ADD COLUMN rated_at REAL")
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] < _OWNED_BY_HANDLE:
+            # a gateway key's jobs were owned by its variable's name (key_env): they are
+            # its handle's now, which every row keeps, so a variable given to another
+            # team brings none of them along
+            with _atomic(self.conn):
+                self.conn.execute(
+                    "UPDATE jobs SET owner = handle WHERE owner IS NOT NULL AND owner != handle"
+                )
+                self.conn.execute(f"PRAGMA user_version = {_OWNED_BY_HANDLE}")
 
     def close(self) -> None:
         self.conn.close()

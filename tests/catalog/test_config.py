@@ -392,6 +392,33 @@ def test_a_key_may_have_a_request_rate(tmp_path: Path) -> None:
     assert [(k.handle, k.rpm) for k in config.keys] == [("a", 30), ("b", None)]
 
 
+def test_two_keys_may_share_a_handle_when_they_agree_on_all_but_the_variable(
+    tmp_path: Path,
+) -> None:
+    rotation = """
+        [[keys]]
+        key_env = "KEY_OLD"
+        handle = "team"
+        daily_usd = 2.0
+        models = ["sim/fast"]
+
+        [[keys]]
+        key_env = "KEY_NEW"
+        handle = "team"
+        daily_usd = 2.0
+        models = ["sim/fast"]
+        """
+    env = {"KEY_OLD": "old-secret", "KEY_NEW": "new-secret"}
+    config = load(tmp_path, rotation, env)
+    assert [k.key_env for k in config.keys] == ["KEY_OLD", "KEY_NEW"]
+    assert {k.handle for k in config.keys} == {"team"}
+    found = errors(tmp_path, rotation.replace("daily_usd = 2.0\n        models", "models", 1), env)
+    assert found == {
+        "keys[1].handle": "'team' is already used by keys[0] with another daily_usd: keys "
+        "sharing a handle (a key being rotated) must agree on all but key_env"
+    }
+
+
 def test_repr_never_contains_a_secret(tmp_path: Path) -> None:
     env = {
         **OPENAI,
@@ -626,7 +653,8 @@ def test_what_load_config_returns_passes_validate_config(tmp_path: Path) -> None
         ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nrpm = 2.5\n", "keys[0].rpm"),
         ("[[keys]]\nkey_env = 'K'\nhandle = 'a'\nmodels = ['gpt', 'nope']\n", "keys[0].models[1]"),
         (
-            "[[keys]]\nkey_env = 'K'\nhandle = 'a'\n[[keys]]\nkey_env = 'K2'\nhandle = 'a'\n",
+            "[[keys]]\nkey_env = 'K'\nhandle = 'a'\n[[keys]]\nkey_env = 'K2'\nhandle = 'a'\n"
+            "admin = true\n",
             "keys[1].handle",
         ),
         (

@@ -57,7 +57,10 @@ def test_a_key_whose_secret_is_unset_never_matches() -> None:
 def test_ownership_and_event_visibility() -> None:
     a = authenticate(KEYS, "secret-a")
     assert a is not None
-    assert a.owns("KEY_A") and not a.owns("KEY_B") and not a.owns(None)
+    # jobs are the handle's, not the variable's
+    assert a.owner == "team-a" and OPEN.owner is None
+    assert a.owns("team-a") and not a.owns("KEY_A") and not a.owns("team-b")
+    assert not a.owns(None)  # the open gateway's jobs
     assert a.sees_handle("team-a") and not a.sees_handle("team-b")
 
 

@@ -3,12 +3,19 @@ what one team's key can do to, or learn of, another's."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
+from trio_websocket import open_websocket_url
 
-from switchman.store._sqlite import _PRUNE_EVERY
+from switchman.catalog import KeySpec
+from switchman.store._sqlite import _PRUNE_EVERY, _SCHEMA
 from tests.gateway._fakes import KEYS, FakeRouter, bearer, make_config, running_gateway
 
 A = bearer("secret-a")
@@ -37,3 +44,56 @@ async def test_one_teams_flood_of_jobs_never_evicts_another_teams_job(tmp_path: 
             ]
             kept = (await c.get("/jobs?limit=1000", headers=A)).json()["jobs"]
             assert len(kept) == 49  # a's newest 49: b keeps its one job of the 50
+
+
+def _old_database(path: Path) -> None:
+    """A store as the gateway left it when jobs were owned by the key's variable name."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(_SCHEMA)
+        conn.execute(
+            "INSERT INTO jobs (id, status, owner, handle, submitted_at, finished_at, call, result)"
+            " VALUES ('job_old', 'complete', 'KEY_A', 'team-a', ?, ?, ?, ?)",
+            (
+                time.time() - 60,
+                time.time() - 50,
+                json.dumps({"prompt": "team a's plan"}),
+                json.dumps({"answer": "team a's answer"}),
+            ),
+        )
+
+
+async def test_jobs_belong_to_the_handle_not_to_the_keys_variable(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    _old_database(db)
+    keys = (
+        # team a's variable went to a new team; team a rotates between two variables
+        KeySpec(key_env="KEY_A", handle="new-team", secret="secret-new"),
+        KeySpec(key_env="KEY_A2", handle="team-a", secret="secret-a2"),
+        KeySpec(key_env="KEY_A3", handle="team-a", secret="secret-a3"),
+    )
+    new, a2, a3 = bearer("secret-new"), bearer("secret-a2"), bearer("secret-a3")
+    router = FakeRouter(make_config(keys=keys, db=str(db)))
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            c = gw.client
+            assert (await c.get("/result/job_old", headers=new)).status_code == 404
+            assert (await c.get("/jobs", headers=new)).json()["jobs"] == []
+            ws_error = await _ws_subscribe(gw.ws_url, "secret-new", "job_old")
+            assert ws_error["error"]["code"] == "not_found"
+            old = await c.get("/result/job_old", headers=a2)
+            assert old.status_code == 200 and old.json()["result"]["answer"] == "team a's answer"
+            # two keys of one handle share its jobs, new ones too
+            job = (await c.post("/call?wait=5", json={"prompt": "x"}, headers=a2)).json()
+            assert (await c.get(f"/result/{job['job_id']}", headers=a3)).status_code == 200
+            listed = (await c.get("/jobs", headers=a3)).json()["jobs"]
+            assert [j["job_id"] for j in listed] == [job["job_id"], "job_old"]
+            r = await c.post(f"/feedback/{job['job_id']}", json={"score": 1}, headers=new)
+            assert r.status_code == 404
+            assert (await c.get(f"/result/{job['job_id']}", headers=new)).status_code == 404
+
+
+async def _ws_subscribe(url: str, secret: str, job_id: str) -> dict[str, Any]:
+    async with open_websocket_url(url, extra_headers=[("x-api-key", secret)]) as ws:
+        await ws.send_message(json.dumps({"type": "subscribe", "job_id": job_id}))
+        answer: dict[str, Any] = json.loads(await ws.get_message())
+        return answer
