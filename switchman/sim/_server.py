@@ -205,6 +205,8 @@ class _Io:
         self.settled = False
         #: bytes rendered but not sent yet (headers waiting for the first body bytes)
         self.held = b""
+        #: the wire format of the request being answered (its replies carry its request id)
+        self.wire: Wire = _OPENAI
 
     def settle(self, outcome: str) -> None:
         """Record the outcome just before the last bytes go out, so a client that has
@@ -244,6 +246,9 @@ class _Io:
         return h11.Response(status_code=status, headers=headers, reason=reason)
 
     async def reply(self, reply: Reply, *, outcome: str) -> None:
+        """Send a whole reply, with the request id where ``self.wire``'s provider sends one."""
+        if self.n:
+            reply = self.wire.stamped(reply, f"sim{self.n}")
         headers = [
             ("content-type", reply.content_type),
             ("content-length", str(len(reply.body))),
@@ -464,6 +469,7 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
     target = request.target.decode("latin-1")
     path, _, query = target.partition("?")
     route = _route(method, path, server.config.flavour)
+    io.wire = _OPENAI if route is None else route[0]
     body = await _read_body(io, request, server.config.max_body_bytes)
     record = functools.partial(
         server._record,

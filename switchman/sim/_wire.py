@@ -85,6 +85,13 @@ class Reply:
     content_type: str = "application/json"
 
 
+def with_header(reply: Reply, name: str, value: str) -> Reply:
+    """``reply`` with header ``name`` (lower-case) added, unless it has one already."""
+    if any(key == name for key, _ in reply.headers):
+        return reply
+    return attrs.evolve(reply, headers=(*reply.headers, (name, value)))
+
+
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -296,6 +303,11 @@ class Wire(abc.ABC):
     def ok_headers(self, ex: Exchange) -> Headers:
         """Extra headers of a successful reply (rate-limit headroom and the like)."""
         return ()
+
+    def stamped(self, reply: Reply, rid: str) -> Reply:
+        """``reply`` carrying the request id ``rid`` (``Exchange.id``) wherever this provider
+        sends one on every reply (a header, the error body); most send none."""
+        return reply
 
     def preamble(self, ex: Exchange) -> bytes:
         """Stream bytes sent with the 200's headers, before the time to first token."""

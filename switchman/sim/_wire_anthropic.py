@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+
+import attrs
 
 from switchman.sim._plan import Failure, Plan
 from switchman.sim._wire import (
@@ -17,6 +20,7 @@ from switchman.sim._wire import (
     Wire,
     bearer,
     chat_messages,
+    dumps,
     filler,
     json_reply,
     named,
@@ -27,6 +31,7 @@ from switchman.sim._wire import (
     retry_headers,
     rfc3339,
     text_of,
+    with_header,
 )
 
 _CONTEXT_LIMIT: Final = 200_000
@@ -49,12 +54,12 @@ _SPEND_LIMIT: Final = (
 )
 
 
-def _error(type_: str, message: str, request_id: str) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "error": {"type": type_, "message": message},
-        "request_id": request_id,
-    }
+def _error(type_: str, message: str, request_id: str | None = None) -> dict[str, Any]:
+    """An error body; without ``request_id``, ``AnthropicWire.stamped`` adds the reply's."""
+    body: dict[str, Any] = {"type": "error", "error": {"type": type_, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def _stop_reason(plan: Plan) -> str:
@@ -107,12 +112,24 @@ class AnthropicWire(Wire):
         if self.api_key(headers, query) is None:
             return self.no_key()
         if not headers.get("anthropic-version", "").strip():
-            body = _error("invalid_request_error", _VERSION_REQUIRED, "req_version")
+            body = _error("invalid_request_error", _VERSION_REQUIRED)
             return json_reply(400, body)
         return None
 
     def no_key(self) -> Reply:
-        return json_reply(401, _error("authentication_error", "invalid x-api-key", "req_auth"))
+        return json_reply(401, _error("authentication_error", "invalid x-api-key"))
+
+    def stamped(self, reply: Reply, rid: str) -> Reply:
+        """Every reply has a ``request-id`` header; an error's body repeats it as its
+        ``request_id`` (providers.md section 2)."""
+        reply = with_header(reply, "request-id", f"req_{rid}")
+        if reply.status < 400:
+            return reply
+        body = json.loads(reply.body)
+        if not isinstance(body, dict) or body.get("type") != "error":
+            return reply
+        body["request_id"] = dict(reply.headers)["request-id"]
+        return attrs.evolve(reply, body=dumps(body))
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
         """Also rejects (400) a turn whose role is not ``user`` or ``assistant`` (a system
@@ -164,10 +181,10 @@ class AnthropicWire(Wire):
         return (("request-id", f"req_{ex.id}"), *_families(remaining, ex.wall, resets))
 
     def bad_request(self, message: str) -> Reply:
-        return json_reply(400, _error("invalid_request_error", message, "req_bad"))
+        return json_reply(400, _error("invalid_request_error", message))
 
     def not_found(self, message: str) -> Reply:
-        return json_reply(404, _error("not_found_error", message, "req_missing"))
+        return json_reply(404, _error("not_found_error", message))
 
     def error(self, failure: Failure, ex: Exchange) -> Reply:
         rid = f"req_{ex.id}"

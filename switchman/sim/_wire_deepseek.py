@@ -52,6 +52,7 @@ class DeepSeekWire(OpenAIWire):
     ``finish_reason: "insufficient_system_resource"``."""
 
     name = "deepseek"
+    request_id_header = None  # none documented
     thinkers: ClassVar[tuple[str, ...]] = ()
     no_stop: ClassVar[tuple[str, ...]] = ()
     fingerprint: ClassVar[str | None] = "fp_sim_prod0623"

@@ -105,6 +105,7 @@ class MistralWire(PlainTextRefusal):
     problems as a 429, a failure mid-answer as ``finish_reason: "error"``."""
 
     name = "mistral"
+    request_id_header = None  # none documented
     has_fingerprint = False
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:

@@ -33,6 +33,7 @@ from switchman.sim._wire import (
     require_str,
     retry_headers,
     sse,
+    with_header,
 )
 
 _MALFORMED: Final = (
@@ -76,6 +77,8 @@ class OpenAIWire(Wire):
     fingerprint: ClassVar[str | None] = None
     #: whether a stream asked for usage carries ``usage: null`` on every chunk but the last
     usage_slot: ClassVar[bool] = True
+    #: the header every reply carries the request id in (``req_...``), where documented
+    request_id_header: ClassVar[str | None] = "x-request-id"
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -139,6 +142,12 @@ class OpenAIWire(Wire):
             "prompt_tokens_details": {"cached_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": reasoning},
         }
+
+    def stamped(self, reply: Reply, rid: str) -> Reply:
+        """Errors too carry ``x-request-id`` (providers.md: OpenAI's, Groq's)."""
+        if self.request_id_header is None:
+            return reply
+        return with_header(reply, self.request_id_header, f"req_{rid}")
 
     def ok_headers(self, ex: Exchange) -> Headers:
         return (

@@ -39,6 +39,7 @@ class TogetherWire(PlainTextRefusal):
     always in the final chunk, a used-up free tier as a 429 ``credit_limit``."""
 
     name = "together"
+    request_id_header = None  # none documented
     has_fingerprint = False
 
     def reply_id(self, ex: Exchange) -> str:

@@ -40,6 +40,7 @@ class XaiWire(PlainTextRefusal):
     reasoning models, usage in the finish chunk when asked for."""
 
     name = "xai"
+    request_id_header = None  # none documented
     has_fingerprint = False
     thinkers = ("grok-4", "grok-3-mini", "grok-code-fast")
 

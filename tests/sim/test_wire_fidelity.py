@@ -133,3 +133,86 @@ def test_a_failure_after_some_chunks_bills_those_chunks(wire: Wire, thinking: bo
     reasoning = reasoning_tokens(ex) if isinstance(wire, DeepSeekWire) else 0
     assert usage["completion_tokens"] == sent + reasoning
     assert usage["total_tokens"] == plan.usage.input_tokens + sent + reasoning
+
+
+# -- request ids on every reply where the provider documents them ---------------------------
+
+
+async def test_anthropic_errors_carry_their_request_id_in_the_header_and_the_body(
+    client: httpx.AsyncClient, bare: httpx.AsyncClient
+) -> None:
+    def body(model: str, **extra: Any) -> dict[str, Any]:
+        messages = [{"role": "user", "content": PROMPT}]
+        return {"model": model, "max_tokens": 50, "messages": messages, **extra}
+
+    url = "/anthropic/v1/messages"
+    with trio.fail_after(5):
+        replies = [
+            await client.post(url, json=body("context-length"), headers=ANTHROPIC),
+            await client.post(url, json=body("bad-key"), headers=ANTHROPIC),
+            await client.post(url, json=body("down"), headers=ANTHROPIC),
+            await client.post(url, json=body("rate-limited"), headers=ANTHROPIC),
+            await client.post(url, json=body("healthy", temperature=3), headers=ANTHROPIC),
+            await bare.post(url, json=body("healthy")),  # no key
+            await bare.post(url, json=body("healthy"), headers={"x-api-key": "k"}),  # no version
+        ]
+    ids = []
+    for reply in replies:
+        assert reply.status_code >= 400
+        assert reply.json()["type"] == "error"
+        assert reply.json()["request_id"] == reply.headers["request-id"]
+        assert reply.headers["request-id"].startswith("req_sim")
+        ids.append(reply.headers["request-id"])
+    assert len(set(ids)) == len(ids)
+
+
+async def test_openai_errors_carry_x_request_id(
+    client: httpx.AsyncClient, bare: httpx.AsyncClient
+) -> None:
+    url = "/openai/v1/chat/completions"
+    messages = [{"role": "user", "content": PROMPT}]
+    with trio.fail_after(5):
+        replies = [
+            await client.post(url, json={"model": "context-length", "messages": messages}),
+            await client.post(url, json={"model": "rate-limited", "messages": messages}),
+            await client.post(url, json={"model": "o3", "messages": messages, "stop": "x"}),
+            await bare.post(url, json={"model": "healthy", "messages": messages}),
+        ]
+    assert [r.status_code for r in replies] == [400, 429, 400, 401]
+    ids = [r.headers["x-request-id"] for r in replies]
+    assert all(i.startswith("req_sim") for i in ids) and len(set(ids)) == len(ids)
+
+
+async def test_groq_sends_x_request_id_on_every_reply(
+    client: httpx.AsyncClient, bare: httpx.AsyncClient
+) -> None:
+    url = "/groq/openai/v1/chat/completions"
+    messages = [{"role": "user", "content": PROMPT}]
+    with trio.fail_after(5):
+        replies = [
+            await client.post(url, json={"model": "healthy", "messages": messages}),
+            await client.post(url, json={"model": "healthy", "messages": messages, "stream": True}),
+            await client.post(url, json={"model": "down", "messages": messages}),
+            await client.post(url, json={"model": "context-length", "messages": messages}),
+            await client.post(url, json={"model": "rate-limited", "messages": messages}),
+            await client.post(url, json={"messages": messages}),  # no model
+            await bare.post(url, json={"model": "healthy", "messages": messages}),
+        ]
+    assert [r.status_code for r in replies] == [200, 200, 503, 400, 429, 400, 401]
+    assert all(r.headers["x-request-id"].startswith("req_sim") for r in replies)
+
+
+async def test_providers_that_document_no_request_id_send_none(
+    client: httpx.AsyncClient,
+) -> None:
+    messages = [{"role": "user", "content": PROMPT}]
+    with trio.fail_after(5):
+        for path in (
+            "/xai/v1/chat/completions",
+            "/mistral/v1/chat/completions",
+            "/together/v1/chat/completions",
+            "/deepseek/chat/completions",
+        ):
+            reply = await client.post(path, json={"model": "down", "messages": messages})
+            assert reply.status_code >= 400, path
+            assert not [h for h in reply.headers if "request-id" in h], path
