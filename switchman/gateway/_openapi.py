@@ -308,7 +308,8 @@ _SCHEMAS: Final[dict[str, Any]] = {
             },
             "limit_usd": {
                 "type": "object",
-                "description": "the scope's budget per period, for the periods that have one",
+                "description": "the scope's budget per period, for the periods that have "
+                "one (a handle limited by its key and by budgets.callers: the stricter)",
             },
             "left_usd": {"type": "object", "description": "what is left of each limit"},
         },

@@ -10,6 +10,7 @@ stripped of user info and query strings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,7 @@ from switchman.actors._ledger import limits_from_config
 from switchman.catalog import Config
 from switchman.gateway._auth import Principal, model_allowed
 from switchman.gateway._protocol import RouterStatusLike
+from switchman.policy._budget import from_nanos, to_nanos
 
 
 def safe_url(url: str) -> str:
@@ -172,10 +174,13 @@ def budget_scopes(config: Config, principal: Principal) -> list[str]:
 
 
 def budget_limits(config: Config) -> dict[str, dict[str, float]]:
-    """Every budget of ``config``: scope -> period -> USD."""
+    """Every budget of ``config``: scope -> period -> USD. A scope limited twice in one
+    period (a key's ``daily_usd`` and a ``[budgets.callers.HANDLE]`` entry) shows the
+    stricter limit: the ledger holds calls to both."""
     out: dict[str, dict[str, float]] = {}
     for limit in limits_from_config(config):
-        out.setdefault(limit.scope, {})[limit.period] = limit.limit_usd
+        periods = out.setdefault(limit.scope, {})
+        periods[limit.period] = min(limit.limit_usd, periods.get(limit.period, math.inf))
     return out
 
 
@@ -183,12 +188,15 @@ def budget_entry(
     scope: str, spent: Mapping[str, float], limits: Mapping[str, float]
 ) -> dict[str, Any]:
     """One scope's spend this hour, day and month (UTC), with its ``limits`` (period ->
-    USD, from ``budget_limits``) and what is left of each."""
+    USD, from ``budget_limits``) and what is left of each, counted in nano-dollars as
+    the ledger counts when it refuses a call."""
     return {
         "scope": scope,
         "spent_usd": {p: round(spent.get(p, 0.0), 9) for p in PERIODS},
         "limit_usd": {p: limits[p] for p in PERIODS if p in limits},
         "left_usd": {
-            p: round(max(limits[p] - spent.get(p, 0.0), 0.0), 9) for p in PERIODS if p in limits
+            p: from_nanos(max(to_nanos(limits[p]) - to_nanos(spent.get(p, 0.0)), 0))
+            for p in PERIODS
+            if p in limits
         },
     }

@@ -66,3 +66,45 @@ async def test_spend_per_scope_with_its_limits_and_a_keys_own_view(tmp_path: Pat
     # a key sees only its own
     assert [b["scope"] for b in own] == ["caller:team"]
     assert own[0] == team
+
+
+@pytest.mark.parametrize("stricter", ["key", "callers"])
+async def test_a_scope_limited_twice_shows_the_stricter_limit_the_ledger_holds_it_to(
+    tmp_path: Path, stricter: str
+) -> None:
+    tiny, loose = 0.000002, 3.0  # less than a call costs, and plenty
+    config = config_from_dict(
+        {
+            "server": {"db": str(tmp_path / "b.db")},
+            "router": {"stall_ms": 2000, "seed": 3},
+            "budgets": {
+                "callers": {"team": {"daily_usd": tiny if stricter == "callers" else loose}}
+            },
+            "keys": [
+                {
+                    "key_env": "GW_TEAM",
+                    "handle": "team",
+                    "daily_usd": tiny if stricter == "key" else loose,
+                    "models": ["*"],
+                },
+                {"key_env": "GW_OPS", "handle": "ops", "admin": True},
+            ],
+        },
+        env=ENV,
+    )
+    with trio.fail_after(30):
+        async with (
+            switchman.open_router(config, env=ENV) as router,
+            running_gateway(router) as gw,
+        ):
+            r = await gw.client.post(
+                "/call?wait=20", json={"prompt": "hello", "model": "sim/fast"}, headers=TEAM
+            )
+            own = (await gw.client.get("/budgets", headers=TEAM)).json()["budgets"]
+            everything = (await gw.client.get("/budgets", headers=OPS)).json()["budgets"]
+    assert r.json()["status"] == "failed"
+    assert r.json()["result"]["errors"][0]["code"] == "budget_exceeded"
+    (team,) = own
+    assert team["limit_usd"] == {"day": tiny}
+    assert team["left_usd"] == {"day": tiny}  # what is left is too little: refused
+    assert [b for b in everything if b["scope"] == "caller:team"] == [team]
