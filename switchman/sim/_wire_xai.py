@@ -4,16 +4,18 @@ errors (a bad key is a 400), reasoning tokens billed outside ``completion_tokens
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from switchman.sim._plan import Failure
 from switchman.sim._wire import (
     CREATED,
+    SLOT,
     Exchange,
     Headers,
     Rejected,
     Reply,
+    filler,
     json_reply,
     masked_key,
     reasoning_tokens,
@@ -24,6 +26,7 @@ from switchman.sim._wire_openai import (
     PlainTextRefusal,
     finish_reason,
     reply_uuid,
+    sse_frame,
 )
 
 _GRPC_INVALID: Final = "Client specified an invalid argument"
@@ -106,7 +109,23 @@ class XaiWire(PlainTextRefusal):
         }
 
     def head(self, ex: Exchange) -> bytes:
-        return b""  # the first chunk carries the role with the first text
+        return b""  # the first chunk carries the role with the first text (``chunker``)
+
+    def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
+        """The renderer of one stream's text chunks, called in order: the first carries
+        ``"role": "assistant"`` beside its text (providers.md section 4 transcript)."""
+        first = filler(self.chunk(ex, {"role": "assistant", "content": SLOT}, None), sse_frame)
+        rest = super().chunker(ex)
+        started = False
+
+        def fill(text: str) -> bytes:
+            nonlocal started
+            if started:
+                return rest(text)
+            started = True
+            return first(text)
+
+        return fill
 
     def finish(self, ex: Exchange) -> bytes:
         """The finish chunk carries the usage, when the request asked for it."""

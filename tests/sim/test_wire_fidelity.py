@@ -12,11 +12,14 @@ from typing import Any
 
 import attrs
 import httpx
+import openai
 import pytest
 import trio
+from openai.types.chat import ChatCompletionMessageParam
 
 from switchman._call import Message
 from switchman.adapters._base import ProviderRequest
+from switchman.sim import REFUSAL_TEXT, FakeProviderServer, expected_answer
 from switchman.sim._plan import answer_plan
 from switchman.sim._wire import Exchange, Parsed, Wire, reasoning_tokens
 from switchman.sim._wire_deepseek import DeepSeekWire
@@ -216,3 +219,36 @@ async def test_providers_that_document_no_request_id_send_none(
             reply = await client.post(path, json={"model": "down", "messages": messages})
             assert reply.status_code >= 400, path
             assert not [h for h in reply.headers if "request-id" in h], path
+
+
+# -- xAI streams -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["healthy", "refusal"])
+async def test_xai_streams_the_role_with_the_first_text(
+    model: str, client: httpx.AsyncClient
+) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    with trio.fail_after(5):
+        response = await client.post("/xai/v1/chat/completions", json=body)
+    deltas = [data["choices"][0]["delta"] for _, data in named_events(response)]
+    assert deltas[0]["role"] == "assistant" and deltas[0]["content"]
+    assert [d for d in deltas if "role" in d] == [deltas[0]]
+    text = "".join(d.get("content") or "" for d in deltas)
+    assert text == (REFUSAL_TEXT if model == "refusal" else expected_answer(model, PROMPT, None))
+
+
+def _xai_final_role(base_url: str) -> str:
+    client = openai.OpenAI(base_url=base_url + "/xai/v1", api_key="xai-k", max_retries=0)
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": PROMPT}]
+    with client, client.chat.completions.stream(model="grok-4.3", messages=messages) as stream:
+        for _ in stream:
+            pass
+        return stream.get_final_completion().choices[0].message.role
+
+
+async def test_the_openai_sdks_stream_helper_finds_the_xai_role(
+    server: FakeProviderServer,
+) -> None:
+    with trio.fail_after(10):
+        assert await trio.to_thread.run_sync(_xai_final_role, server.base_url) == "assistant"
