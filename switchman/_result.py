@@ -189,5 +189,7 @@ def finish_is_normal(reason: str | None) -> bool:
     """Whether an answer that ended with ``reason`` is whole (``stop``) or cut at a token
     limit (``length``, which the result reports). Anything else (Gemini ``OTHER`` or
     ``MALFORMED_FUNCTION_CALL``, Anthropic ``pause_turn``, a tool call switchman never asked
-    for, Ollama ``unload``) means the text may be incomplete: the attempt failed."""
-    return reason is None or normal_finish(reason) in ("stop", "length")
+    for, Ollama ``unload``) means the text may be incomplete: the attempt failed. So does no
+    reason at all: every provider here says why its answer ended (an end marker without one
+    is a broken upstream, or a proxy closing a cut stream cleanly)."""
+    return reason is not None and normal_finish(reason) in ("stop", "length")

@@ -137,7 +137,7 @@ async def test_an_abnormal_end_falls_back_and_is_never_a_success(stream: bool) -
 @pytest.mark.parametrize(
     ("reason", "normal"),
     [
-        (None, True),
+        (None, False),
         ("", True),
         ("STOP", True),
         ("end_turn", True),
@@ -176,4 +176,5 @@ async def test_an_abnormal_end_is_still_spend_the_budget_counts(budget: float | 
     assert failed.cost_usd == pytest.approx(billed)
     assert spent["day"] == pytest.approx(billed)
     assert result.status == "complete" and result.model == "local"
-    assert result.cost_usd == result.trace.attempts[-1].cost_usd  # the answer's cost only
+    # the call's cost: its answer, and what the failed attempt was billed
+    assert result.cost_usd == pytest.approx(result.trace.attempts[-1].cost_usd + billed)

@@ -147,7 +147,9 @@ async def test_every_fallback_trigger_switches_model(
     assert result.trace.attempts[0].alias == "primary"
     assert result.trace.attempts[0].outcome == outcome
     assert result.trace.attempts[-1].outcome == "success"
-    assert result.cost_usd == pytest.approx(result.trace.attempts[-1].cost_usd)
+    # the call's cost: the answer's, and what a stream cut after output began was billed
+    assert result.cost_usd == pytest.approx(sum(a.cost_usd for a in result.trace.attempts))
+    assert (result.cost_usd > result.trace.attempts[-1].cost_usd) == (outcome == "error")
 
 
 async def test_a_429_holds_back_only_the_model_it_answered_for(

@@ -22,7 +22,7 @@ import itertools
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import trio
@@ -33,7 +33,6 @@ from switchman._errors import (
     AttemptTimeout,
     BudgetExceeded,
     ProviderError,
-    StreamBroken,
     attempt_outcome,
 )
 from switchman._result import (
@@ -45,6 +44,7 @@ from switchman._result import (
     Usage,
     normal_finish,
 )
+from switchman.actors._attempt_ends import runaway, stopped, strip_repeat, timed_out
 from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import (
     Attempt,
@@ -58,6 +58,7 @@ from switchman.actors._messages import (
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
+from switchman.policy._billing import partial_usage, possible_bill
 from switchman.policy._breaker import Breaker, breaker_retry_at
 from switchman.policy._budget import Limit, Refusal, refusal_message, window_key
 from switchman.policy._eligibility import (
@@ -68,6 +69,10 @@ from switchman.policy._eligibility import (
 )
 from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
+
+#: the most characters one token of output can be (runs of spaces or repeated characters
+#: make long tokens): text past ``max_tokens`` times this is not an answer
+MAX_CHARS_PER_TOKEN: Final = 64
 
 log = logging.getLogger("switchman.attempts")
 _attempt_ids = itertools.count(1)
@@ -431,6 +436,8 @@ async def _exchange(
     wall_started = env.wall()
 
     text: list[str] = []
+    received = 0  # characters of text, against the most max_tokens can produce
+    most_chars = (out_tokens + 64) * MAX_CHARS_PER_TOKEN
     ttft: float | None = None
     malformed = 0
     status_code: int | None = None
@@ -475,18 +482,23 @@ async def _exchange(
                         try:
                             reply = await receive.receive()
                         except trio.EndOfChannel:
-                            error = _stopped(model, text)
+                            error = stopped(model, text)
                             break
                     except trio.EndOfChannel:
-                        error = _stopped(model, text)
+                        error = stopped(model, text)
                         break
                     match reply:
                         case TextDelta(text=piece):
                             if ttft is None:
                                 ttft = trio.current_time() - started
+                            received += len(piece)
+                            if received > most_chars:  # a runaway upstream: not an answer
+                                error = runaway(model, text, out_tokens, received)
+                                _cancel_attempt(env, model, attempt_id, error)
+                                break
                             if dedupe:
                                 pending += piece
-                                piece, pending, dedupe = _strip_repeat(run.sent_raw, pending)
+                                piece, pending, dedupe = strip_repeat(run.sent_raw, pending)
                             if piece:
                                 text.append(piece)
                                 if run.stream:
@@ -504,7 +516,7 @@ async def _exchange(
                             status_code = getattr(reply, "status", status_code)
             if timer.cancelled_caught:
                 now = trio.current_time()
-                error = _timed_out(model, text, now, attempt_deadline, ttft_s, stall_s)
+                error = timed_out(model, text, now, attempt_deadline, ttft_s, stall_s)
                 counts = not _callers_own_limit(
                     call, rcfg, now, attempt_deadline, run, text, ttft_s
                 )
@@ -585,6 +597,20 @@ async def _exchange(
             if end.cost_usd is not None
             else model.cost(usage.input_tokens, usage.output_tokens)
         )
+        bill = possible_bill(model, usage, cost, out_tokens)
+        if bill.held:
+            log.warning(
+                "%s reported %d input and %d output tokens, $%.6f: more than any request "
+                "could produce (context window %d, max_tokens %d); billed $%.6f at most",
+                model.alias,
+                usage.input_tokens,
+                usage.output_tokens,
+                cost,
+                model.context_window,
+                out_tokens,
+                bill.cost_usd,
+            )
+        usage, cost = bill.usage, bill.cost_usd
         record = AttemptRecord(
             outcome="success", status_code=status_code or 200, usage=usage, cost_usd=cost, **base
         )
@@ -612,8 +638,7 @@ async def _exchange(
         billed_in, billed_out = error.billed
         usage = Usage(
             input_tokens=billed_in or input_tokens,
-            output_tokens=billed_out
-            or _partial_usage(text, input_tokens, out_tokens).output_tokens,
+            output_tokens=billed_out or partial_usage(text, input_tokens, out_tokens).output_tokens,
         )
         if error.billed_cost_usd is None:
             error.billed_cost_usd = model.cost(usage.input_tokens, usage.output_tokens)
@@ -633,15 +658,6 @@ async def _exchange(
     if env.hub.active:
         run.event(env, "attempt.finished", **_record_data(record))
     return error
-
-
-def _partial_usage(text: list[str], input_tokens: int, out_tokens: int) -> Usage:
-    """What an answer cut short is billed for, when the provider did not say: the prompt,
-    and the text received (four characters a token, at most what was asked)."""
-    return Usage(
-        input_tokens=input_tokens,
-        output_tokens=min(max(math.ceil(len("".join(text)) / 4), 1), out_tokens),
-    )
 
 
 def _record_data(record: AttemptRecord) -> dict[str, Any]:
@@ -705,23 +721,6 @@ async def _flush_held_back(env: DispatchEnv, run: CallRun, n: int) -> None:
             pass  # the caller left; the answer is complete all the same
 
 
-def _strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
-    """Drop a repeated copy of ``sent`` at the start of a continuation.
-
-    Returns (text to forward now, text still held, still checking?).
-    """
-    want = sent.lstrip()
-    got = pending.lstrip()
-    if len(got) < len(want) and want.startswith(got):
-        return "", pending, True  # could still be a repeat: keep holding
-    if got.startswith(want):
-        return got[len(want) :], "", False
-    for k in range(min(len(want), len(got)), 19, -1):  # overlap of the tail, 20+ chars
-        if got.startswith(want[-k:]):
-            return got[k:], "", False
-    return pending, "", False
-
-
 def _cancel_attempt(
     env: DispatchEnv, model: ModelSpec, attempt_id: int, reason: ProviderError | None = None
 ) -> None:
@@ -729,13 +728,6 @@ def _cancel_attempt(
         env.providers[model.provider].send_nowait(CancelAttempt(id=attempt_id, reason=reason))
     except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the attempt still ends at its own deadline
-
-
-def _stopped(model: ModelSpec, text: list[str]) -> ProviderError:
-    message = "provider actor stopped during the attempt"
-    if text:
-        return StreamBroken(message, provider=model.provider)
-    return ProviderError(message, provider=model.provider)
 
 
 def _tighter(callers_ms: int | None, default_ms: int) -> bool:
@@ -765,20 +757,3 @@ def _callers_own_limit(
     if text:
         return False
     return ttft_s * 1000.0 < rcfg.default_ttft_ms
-
-
-def _timed_out(
-    model: ModelSpec,
-    text: list[str],
-    now: float,
-    attempt_deadline: float,
-    ttft_s: float,
-    stall_s: float,
-) -> ProviderError:
-    if now >= attempt_deadline:
-        return AttemptTimeout("attempt deadline passed", provider=model.provider)
-    if text:
-        return StreamBroken(
-            f"stream stalled: no data for {stall_s:g}s after output began", provider=model.provider
-        )
-    return AttemptTimeout(f"no first token within {ttft_s:g}s", provider=model.provider)

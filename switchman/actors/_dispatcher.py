@@ -435,7 +435,8 @@ class _Dispatcher:
                 provider=success.model.provider,
                 provider_model_id=success.provider_model_id,
                 usage=success.usage,
-                cost_usd=success.cost_usd,
+                # what the call cost: the answer, and what attempts cut short were billed
+                cost_usd=_spent(run, success.cost_usd),
                 latency_ms=latency_ms,
                 # as the caller saw it: a stream's first text, from the call's start (an
                 # earlier attempt may have sent it before breaking)
@@ -479,6 +480,7 @@ class _Dispatcher:
                 if run.first_text_at is not None
                 else None
             ),
+            cost_usd=_spent(run, 0.0),
             redaction=redaction,
             errors=errors,
             trace=Trace(
@@ -668,3 +670,9 @@ async def run_dispatcher(
             running.cancel()
         flusher.cancel()
     dispatcher.send_spend()  # what the last calls spent
+
+
+def _spent(run: CallRun, answered_usd: float) -> float:
+    """The call's cost: ``answered_usd`` for its answer, plus what each attempt that
+    failed was billed (a stream cut short after output began is paid for)."""
+    return answered_usd + sum(a.cost_usd for a in run.attempts if a.outcome != "success")

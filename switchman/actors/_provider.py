@@ -57,7 +57,14 @@ from switchman.actors._messages import (
     ProviderMessage,
     Unavailable,
 )
-from switchman.adapters._base import Adapter, ResponseStarted, StreamEnd, StreamEvent, TextDelta
+from switchman.adapters._base import (
+    Adapter,
+    Malformed,
+    ResponseStarted,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+)
 from switchman.adapters._http import make_client, send_attempt
 from switchman.adapters._registry import make_adapter
 from switchman.adapters._sse import scrub
@@ -477,6 +484,12 @@ async def _run_attempt(
                 raise error
         elif isinstance(event, ResponseStarted):
             status, headers = event.status, event.headers
+        elif isinstance(event, Malformed):
+            # an event that could not be read may have carried text: the answer would have
+            # a hole in it, so the attempt fails (the breaker counts it; another model, or
+            # a continuation, answers)
+            await send_soon(reply, event)
+            raise _garbled(state.spec.name, ttft is not None, scrub(event.detail, state.secret))
         await send_soon(reply, event)  # events that arrive together travel together
 
     try:
@@ -557,7 +570,21 @@ async def _run_attempt(
 def _abnormal_end(provider: str, output_began: bool, reason: str | None) -> ProviderError:
     """An answer that ended for a reason other than done or a token limit: it may be
     incomplete, so it is never a success (a stream that sent text is continued elsewhere)."""
-    message = f"the answer ended abnormally (finish reason {reason!r}): it may be incomplete"
+    message = (
+        f"the answer ended abnormally (finish reason {reason!r}): it may be incomplete"
+        if reason
+        else "the answer ended without a finish reason: it may be incomplete"
+    )
+    if output_began:
+        return StreamBroken(message, provider=provider, status=200)
+    return BadReply(message, provider=provider, status=200)
+
+
+def _garbled(provider: str, output_began: bool, detail: str) -> ProviderError:
+    """A stream event that could not be read: its text, if it had any, is lost."""
+    message = (
+        f"the stream carried an event switchman could not read ({detail}): text may be missing"
+    )
     if output_began:
         return StreamBroken(message, provider=provider, status=200)
     return BadReply(message, provider=provider, status=200)

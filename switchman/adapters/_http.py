@@ -48,7 +48,7 @@ from switchman.adapters._base import (
     StreamParser,
     TextDelta,
 )
-from switchman.adapters._sse import scrub
+from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
 from switchman.catalog._spec import ProviderSpec
 
 #: an error body is read up to this many bytes (the message is all we need)
@@ -173,6 +173,18 @@ async def send_attempt(
             if not 200 <= status < 300:
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
                 raise adapter.parse_error(status, headers, body or b"")
+            if "html" in headers.get("content-type", "").lower():
+                # a login page or a proxy's, though it says 200: no answer is in it
+                body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
+                said = snippet(body or b"")
+                for secret in _secrets_of(http):
+                    said = said.replace(secret, REDACTED)
+                raise bad_reply(
+                    provider,
+                    f"answered {status} with a web page ({headers['content-type']}), not a "
+                    f"model's answer: {scrub(said)}",
+                    status,
+                )
             if request.stream:
                 await _stream(chunks, adapter.stream_parser(), timer, emit, provider, status)
             else:

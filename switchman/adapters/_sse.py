@@ -47,7 +47,8 @@ class LineDecoder:
     """Bytes in, complete text lines out (``\\n``, ``\\r\\n`` or ``\\r`` ends a line)."""
 
     def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # a byte-order mark at the very start is not text (the SSE standard ignores it)
+        self._utf8 = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         self._buffer = ""
 
     def feed(self, data: bytes) -> list[str]:
