@@ -13,13 +13,13 @@ one way the Responses format has.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any, Final
 
 from switchman.sim._plan import Failure, Plan
 from switchman.sim._wire import (
     CREATED,
-    SLOT,
     BadBody,
     Exchange,
     Parsed,
@@ -27,7 +27,6 @@ from switchman.sim._wire import (
     Wire,
     answer_text,
     chat_messages,
-    filler,
     json_reply,
     named,
     positive_int,
@@ -62,7 +61,7 @@ MID_ANSWER_FAILURE: Final = "The model failed mid-answer."
 
 class ResponsesWire(Wire):
     """``POST /v1/responses`` (= ``/v1/agent``): a response object, or named SSE events
-    ending with ``response.completed``."""
+    ending with ``response.completed``, each with its ``sequence_number`` (0, 1, 2...)."""
 
     name = "responses"
 
@@ -174,27 +173,30 @@ class ResponsesWire(Wire):
         return json_reply(200, self._response(ex, self._final_status(ex.plan)))
 
     def head(self, ex: Exchange) -> bytes:
-        return named(
-            "response.created",
-            {"type": "response.created", "response": self._response(ex, "in_progress")},
-        ) + named(
+        """Events 0 and 1: ``response.created``, ``response.output_item.added``."""
+        return _event("response.created", 0, response=self._response(ex, "in_progress")) + _event(
             "response.output_item.added",
-            {
-                "type": "response.output_item.added",
-                "output_index": 0,
-                "item": self._message(ex, "in_progress"),
-            },
+            1,
+            output_index=0,
+            item=self._message(ex, "in_progress"),
         )
 
     def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
-        event = {
-            "type": "response.output_text.delta",
-            "item_id": f"msg_{ex.id}",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": SLOT,
-        }
-        return filler(event, _named_frame(b"response.output_text.delta"))
+        """The renderer of one stream's text deltas, called in order: events 2, 3, ..."""
+        item_id = f"msg_{ex.id}"
+        numbers = itertools.count(_FIRST_TEXT_EVENT)
+
+        def fill(text: str) -> bytes:
+            return _event(
+                "response.output_text.delta",
+                next(numbers),
+                item_id=item_id,
+                output_index=0,
+                content_index=0,
+                delta=text,
+            )
+
+        return fill
 
     def malformed(self, ex: Exchange) -> bytes:
         return (
@@ -203,30 +205,25 @@ class ResponsesWire(Wire):
         )
 
     def finish(self, ex: Exchange) -> bytes:
-        return named(
+        n = _after_text(ex.plan)
+        return _event(
             "response.output_text.done",
-            {
-                "type": "response.output_text.done",
-                "item_id": f"msg_{ex.id}",
-                "output_index": 0,
-                "content_index": 0,
-                "text": answer_text(ex.plan),
-            },
-        ) + named(
+            n,
+            item_id=f"msg_{ex.id}",
+            output_index=0,
+            content_index=0,
+            text=answer_text(ex.plan),
+        ) + _event(
             "response.output_item.done",
-            {
-                "type": "response.output_item.done",
-                "output_index": 0,
-                "item": self._message(ex, "completed"),
-            },
+            n + 1,
+            output_index=0,
+            item=self._message(ex, "completed"),
         )
 
     def terminator(self, ex: Exchange) -> bytes:
         status = self._final_status(ex.plan)
-        return named(
-            "response.completed",
-            {"type": "response.completed", "response": self._response(ex, status)},
-        )
+        n = _after_text(ex.plan) + 2
+        return _event("response.completed", n, response=self._response(ex, status))
 
     def refusal(self, ex: Exchange) -> bytes:
         # Perplexity has no refusal signal: a refusal is ordinary answer text.
@@ -236,15 +233,25 @@ class ResponsesWire(Wire):
         """``response.failed`` with its ``error: {code, message}`` at the top level and no
         ``response`` (perplexity-py's ``ResponseFailedEvent``)."""
         error = {"code": "server_error", "message": MID_ANSWER_FAILURE}
-        return named("response.failed", {"type": "response.failed", "error": error})
+        return _event("response.failed", _after_text(ex.plan), error=error)
+
+
+#: the sequence number of a stream's first text delta (after the two events of ``head``)
+_FIRST_TEXT_EVENT: Final = 2
+
+
+def _after_text(plan: Plan) -> int:
+    """The sequence number of the first event after the text deltas (one for a refusal,
+    whose words are its text; one per delivered chunk otherwise)."""
+    texts = 1 if plan.ending == "refusal" else len(plan.delivered)
+    return _FIRST_TEXT_EVENT + texts
+
+
+def _event(kind: str, sequence_number: int, **fields: Any) -> bytes:
+    """One named stream event: its ``type``, its fields and its ``sequence_number`` (every
+    event's, counting from 0, as perplexity-py's event types require)."""
+    return named(kind, {"type": kind, **fields, "sequence_number": sequence_number})
 
 
 def _pplx_error(message: str, type_: str, code: int) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "code": code}}
-
-
-def _named_frame(event: bytes) -> Callable[[bytes], bytes]:
-    def frame(data: bytes) -> bytes:
-        return b"event: " + event + b"\ndata: " + data + b"\n\n"
-
-    return frame

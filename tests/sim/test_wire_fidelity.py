@@ -252,3 +252,27 @@ async def test_the_openai_sdks_stream_helper_finds_the_xai_role(
 ) -> None:
     with trio.fail_after(10):
         assert await trio.to_thread.run_sync(_xai_final_role, server.base_url) == "assistant"
+
+
+@pytest.mark.parametrize(
+    "model", ["healthy", "refusal", "error-after-200", "malformed", "no-terminator"]
+)
+async def test_perplexity_stream_events_are_numbered_in_order(
+    model: str, client: httpx.AsyncClient
+) -> None:
+    body = {"model": model, "input": PROMPT, "stream": True}
+    with trio.fail_after(5):
+        response = await client.post("/perplexity/v1/responses", json=body)
+    events = []
+    for _, data in sse_events(response.text):
+        try:
+            events.append(json.loads(data))
+        except ValueError:
+            assert model == "malformed"  # the one broken event carries nothing to number
+    numbers = [e["sequence_number"] for e in events]
+    assert numbers == list(range(len(events))) and len(events) >= 3
+    assert all(type(n) is int for n in numbers)
+    last = {"healthy": "response.completed", "refusal": "response.completed"}
+    last |= {"error-after-200": "response.failed", "malformed": "response.completed"}
+    last["no-terminator"] = "response.output_item.done"
+    assert events[-1]["type"] == last[model]
