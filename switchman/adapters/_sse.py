@@ -41,6 +41,9 @@ from switchman._result import Usage
 # --------------------------------------------------------------------------- framing
 
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
+#: the longest line a stream may send: one event far past any answer is a broken upstream
+#: (an answer's text is bounded by its max_tokens, checked as it arrives)
+MAX_LINE_CHARS: Final = 16 * 1024 * 1024
 
 
 class LineDecoder:
@@ -53,6 +56,8 @@ class LineDecoder:
 
     def feed(self, data: bytes) -> list[str]:
         self._buffer += self._utf8.decode(data)
+        if len(self._buffer) > MAX_LINE_CHARS:
+            self._too_long()
         # A trailing "\r" may be the first half of "\r\n": keep it for the next chunk.
         if "\r" not in self._buffer:  # the usual case: plain "\n" line ends, no regex
             parts = self._buffer.split("\n")
@@ -63,6 +68,15 @@ class LineDecoder:
         parts = _LINE_BREAK.split(text)
         self._buffer = parts.pop() + ("\r" if hold else "")
         return parts
+
+    def _too_long(self) -> None:
+        """Raise ``StreamBroken`` if the unfinished line is past ``MAX_LINE_CHARS``."""
+        end = max(self._buffer.rfind("\n"), self._buffer.rfind("\r"))
+        if len(self._buffer) - end - 1 > MAX_LINE_CHARS:
+            raise StreamBroken(
+                f"a line of the stream passed {MAX_LINE_CHARS:,} characters without ending",
+                status=200,
+            )
 
     def close(self) -> list[str]:
         """The rest, as lines; a last line without its line break counts as a line."""

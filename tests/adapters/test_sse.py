@@ -303,3 +303,27 @@ def test_stream_error_before_and_after_output() -> None:
         output_began=False,
     )
     assert isinstance(quota, QuotaExhausted)
+
+
+def test_a_line_that_never_ends_is_a_broken_stream() -> None:
+    from switchman._errors import StreamBroken
+    from switchman.adapters._sse import MAX_LINE_CHARS, LineDecoder
+
+    decoder = LineDecoder()
+    chunk = b"x" * (1024 * 1024)
+    with pytest.raises(StreamBroken, match="without ending"):
+        for _ in range(MAX_LINE_CHARS // len(chunk) + 1):
+            decoder.feed(chunk)
+    # long lines that do end are fine, however much arrives
+    decoder = LineDecoder()
+    for _ in range(MAX_LINE_CHARS // len(chunk) + 4):
+        assert decoder.feed(chunk[:-1] + b"\n") == ["x" * (len(chunk) - 1)]
+
+
+def test_a_leading_byte_order_mark_is_not_text() -> None:
+    from switchman.adapters._sse import LineDecoder
+
+    decoder = LineDecoder()
+    assert decoder.feed(b"\xef\xbb") == []  # split across two reads
+    assert decoder.feed(b"\xbfdata: hi\n") == ["data: hi"]
+    assert decoder.feed(b"\xef\xbb\xbfdata: later\n") == ["\ufeffdata: later"]  # only the first
