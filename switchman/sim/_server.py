@@ -18,7 +18,10 @@ is dropped from the route and, for chat completions, picks that provider's flavo
 (``CHAT_FLAVOURS``); without one, chat completions speak ``FakeServerConfig.flavour``
 (OpenAI's by default). Each provider checks the request's headers as it does (its
 key where it looks for it; Anthropic's ``anthropic-version``) and refuses a request
-without them in its own way; any non-empty key is accepted.
+without them in its own way; any non-empty key is accepted. A path no route takes is
+a 404 in the error shape of the provider its first segment names (else the flavour's),
+and every whole reply carries the request id where that provider sends one
+(``Wire.stamped``).
 """
 
 from __future__ import annotations
@@ -73,8 +76,15 @@ _CHAT: Final[Mapping[str, Wire]] = {
 }
 #: the providers whose chat completions the server speaks, each in its own flavour
 CHAT_FLAVOURS: Final = tuple(_CHAT)
-#: first path segments that name a provider (dropped from the route)
-_PREFIXES: Final = frozenset({*_CHAT, "anthropic", "gemini", "ollama", "perplexity"})
+#: first path segments that name a provider (dropped from the route), and its wire
+_PREFIX_WIRES: Final[Mapping[str, Wire]] = {
+    **_CHAT,
+    "anthropic": _ANTHROPIC,
+    "gemini": _GEMINI,
+    "ollama": _OLLAMA,
+    "perplexity": _RESPONSES,
+}
+_PREFIXES: Final = frozenset(_PREFIX_WIRES)
 _GEMINI_PATH: Final = re.compile(
     r"^/v1(?:beta|alpha)?/(?:models/)?(?P<model>[^:]+)"
     r":(?P<method>generateContent|streamGenerateContent)$"
@@ -344,6 +354,13 @@ def _route(method: str, path: str, flavour: str) -> tuple[Wire, str | None, str]
     return None
 
 
+def _speaker(path: str, flavour: str) -> Wire:
+    """The wire whose error shape a request to ``path`` gets when no route takes it: the
+    provider its first segment names, else the chat completions of ``flavour``."""
+    first = path.lstrip("/").partition("/")[0]
+    return _PREFIX_WIRES.get(first, _CHAT[flavour])
+
+
 def _masked(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for raw_name, raw_value in headers:
@@ -469,7 +486,7 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
     target = request.target.decode("latin-1")
     path, _, query = target.partition("?")
     route = _route(method, path, server.config.flavour)
-    io.wire = _OPENAI if route is None else route[0]
+    io.wire = _speaker(path, server.config.flavour) if route is None else route[0]
     body = await _read_body(io, request, server.config.max_body_bytes)
     record = functools.partial(
         server._record,
@@ -486,7 +503,7 @@ async def _respond(io: _Io, server: FakeProviderServer, request: h11.Request) ->
         return _ended(io, server, "bad_request", keep=False)
     if route is None:
         io.n = record(wire_format="none", model=None, behaviour=None, body=None)
-        await io.reply(_OPENAI.not_found(f"no route for {method} {path}"), outcome="not_found")
+        await io.reply(io.wire.not_found(f"no route for {method} {path}"), outcome="not_found")
         return _ended(io, server, "not_found")
     wire, path_model, kind = route
     if kind in ("tags", "models"):

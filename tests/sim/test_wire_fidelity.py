@@ -276,3 +276,29 @@ async def test_perplexity_stream_events_are_numbered_in_order(
     last |= {"error-after-200": "response.failed", "malformed": "response.completed"}
     last["no-terminator"] = "response.output_item.done"
     assert events[-1]["type"] == last[model]
+
+
+# -- unknown routes ----------------------------------------------------------------------------
+
+
+async def test_an_unknown_route_is_a_404_in_its_providers_error_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    with trio.fail_after(5):
+        anthropic = await client.post("/anthropic/v1/complete", json={})
+        gemini = await client.post("/gemini/v1beta/models/healthy:countTokens", json={})
+        ollama = await client.post("/ollama/api/generate", json={})
+        perplexity = await client.post("/perplexity/v1/search", json={})
+        xai = await client.get("/xai/v1/language-models")
+        plain = await client.get("/v1/nothing-here")
+    replies = (anthropic, gemini, ollama, perplexity, xai, plain)
+    assert [r.status_code for r in replies] == [404] * 6
+    body = anthropic.json()
+    assert (body["type"], body["error"]["type"]) == ("error", "not_found_error")
+    assert body["request_id"] == anthropic.headers["request-id"]
+    assert gemini.json()["error"]["status"] == "NOT_FOUND"
+    assert gemini.json()["error"]["code"] == 404
+    assert isinstance(ollama.json()["error"], str) and "no route" in ollama.json()["error"]
+    assert perplexity.json()["error"]["code"] == 404
+    assert xai.json()["code"] == "Some requested entity was not found"
+    assert plain.json()["error"]["type"] == "invalid_request_error"  # OpenAI's, the flavour
