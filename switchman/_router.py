@@ -31,6 +31,7 @@ import trio
 from switchman._call import INTENTS, Call
 from switchman._channels import open_channel, send_soon
 from switchman._errors import FieldError, UnknownCall, ValidationError
+from switchman._logsecrets import hide_secrets
 from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
 from switchman.actors._board import (
     ProviderSnapshot,
@@ -460,22 +461,27 @@ async def run_router(
             shutdown_s=config.server.grace_s + 5.0,
         ),
     ]
-    async with trio.open_nursery() as nursery:
-        root = await nursery.start(
-            functools.partial(
-                run_supervisor, "root", specs, intensity=Intensity(max_restarts=3, period_s=30.0)
+    # the HTTP libraries' own debug lines show none of the secrets either
+    with hide_secrets(dispatch_env.secrets):
+        async with trio.open_nursery() as nursery:
+            root = await nursery.start(
+                functools.partial(
+                    run_supervisor,
+                    "root",
+                    specs,
+                    intensity=Intensity(max_restarts=3, period_s=30.0),
+                )
             )
-        )
-        router = Router(
-            config=config,
-            hub=hub,
-            board=board,
-            dispatch=dispatch_send,
-            ledger=ledger_send,
-            root=root,
-            started=trio.current_time(),
-        )
-        task_status.started(router)
+            router = Router(
+                config=config,
+                hub=hub,
+                board=board,
+                dispatch=dispatch_send,
+                ledger=ledger_send,
+                root=root,
+                started=trio.current_time(),
+            )
+            task_status.started(router)
 
 
 @asynccontextmanager

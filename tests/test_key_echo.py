@@ -90,6 +90,7 @@ async def serve_echo(*, task_status: trio.TaskStatus[Echo] = trio.TASK_STATUS_IG
                     text = f"You sent key {auth.removeprefix('Bearer ')} and said: {prompt}"
                     headers, payload = _answer(text, bool(request.get("stream")))
                     headers.append(("content-length", str(len(payload))))
+                    headers.append(("x-seen-authorization", auth))  # in a header too
                     for reply in (
                         h11.Response(status_code=200, headers=headers),
                         h11.Data(data=payload),
@@ -192,3 +193,22 @@ class _Wrapped:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._adapter, name)
+
+
+async def test_a_key_echoed_in_a_response_header_stays_out_of_the_http_libraries_logs(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpcore logs every response header at DEBUG: an application that turns it on
+    must not find the key the upstream echoed back in one."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    echo: Echo = await nursery.start(serve_echo)
+    with trio.fail_after(20):
+        async with switchman.open_router(_config(echo), env=ENV) as router:
+            result = await router.call(Call(prompt="hi", model="echo"))
+    assert result.status == "complete", result.errors
+    assert "x-seen-authorization" in caplog.text  # httpcore did log the headers
+    assert PROVIDER_KEY not in caplog.text
+    # and the filter left with the router
+    assert not logging.getLogger("httpcore.http11").filters
