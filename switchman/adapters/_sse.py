@@ -513,6 +513,15 @@ def classify(
         if codes & _CONTENT_CODES or _CONTENT_TEXT.search(text):
             return ContentRejected(message, provider=provider, status=status)
         return BadRequest(message, provider=provider, status=status)
+    if 300 <= status < 400:
+        # switchman follows no redirect: a key must not travel to wherever it points
+        where = scrub(headers.get("location", ""), secret)[:200] or "no location given"
+        return BadReply(
+            f"redirected (HTTP {status}) to {where}: switchman follows no redirects, so the "
+            "provider's base_url needs to name where it moved",
+            provider=provider,
+            status=status,
+        )
     return BadReply(f"unexpected HTTP status {status}: {message}", provider=provider, status=status)
 
 

@@ -327,3 +327,19 @@ def test_a_leading_byte_order_mark_is_not_text() -> None:
     assert decoder.feed(b"\xef\xbb") == []  # split across two reads
     assert decoder.feed(b"\xbfdata: hi\n") == ["data: hi"]
     assert decoder.feed(b"\xef\xbb\xbfdata: later\n") == ["\ufeffdata: later"]  # only the first
+
+
+def test_a_redirect_names_where_it_points_and_why_it_is_not_followed() -> None:
+    from switchman._errors import BadReply
+    from switchman.adapters._sse import ErrorFields, classify
+
+    error = classify(
+        "p",
+        301,
+        {"location": "https://api.example.com/v2/chat"},
+        ErrorFields(message=""),
+        secret=None,
+    )
+    assert isinstance(error, BadReply) and error.status == 301
+    assert "redirected (HTTP 301) to https://api.example.com/v2/chat" in str(error)
+    assert "base_url" in str(error)
