@@ -65,6 +65,7 @@ from switchman.gateway._status import (
     health_body,
     providers_body,
 )
+from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
 from switchman.store import JOB_STATUSES, JobRecord, JobStore
 
@@ -112,8 +113,9 @@ _COMPILED: Final = tuple((m, _compile(p), p, h) for m, p, h in ROUTES)
 _V1_ROUTES: Final = ", ".join(f"{m} {p}" for m, p, _ in ROUTES if p.startswith("/v1/"))
 
 
-def job_body(record: JobRecord) -> dict[str, Any]:
-    """The public JSON of a job (``result`` only once it finished)."""
+def job_body(record: JobRecord, view: PlatformView | None = None) -> dict[str, Any]:
+    """The public JSON of a job (``result`` only once it finished), its result as
+    ``view`` shows it (see ``_views``; None: as stored)."""
     body: dict[str, Any] = {
         "job_id": record.job_id,
         "status": record.status,
@@ -125,7 +127,7 @@ def job_body(record: JobRecord) -> dict[str, Any]:
     if record.reason is not None:
         body["reason"] = record.reason
     if record.finished and record.result is not None:
-        body["result"] = record.result
+        body["result"] = record.result if view is None else view.result(record.result)
     return body
 
 
@@ -176,6 +178,36 @@ class Gateway:
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
         return authenticate(self.config.keys, presented_key(headers))
+
+    def view(self, principal: Principal) -> PlatformView:
+        """Results as ``principal`` may see them (see ``_views``)."""
+        return PlatformView(principal, self.config)
+
+    def shown_error(self, err: HttpError, result: Result, principal: Principal) -> HttpError:
+        """A failed call's ``/v1`` error with its message as ``principal`` may read it (its
+        status and code are decided on the whole result)."""
+        view = self.view(principal)
+        if not view.limited:
+            return err
+        trace = result.trace
+        swaps = view.replacements(
+            [{"alias": e.alias, "reason": e.reason} for e in trace.eligibility.excluded],
+            [
+                {"provider": a.provider, "outcome": a.outcome, "error": a.error}
+                for a in trace.attempts
+            ],
+        )
+        message = view.text(err.message, swaps)
+        if message == err.message:
+            return err
+        return HttpError(
+            err.status,
+            err.code,
+            message,
+            details=err.details,
+            param=err.param,
+            headers=err.headers,
+        )
 
     def _route(self, req: Request) -> tuple[str, str, dict[str, str]]:
         allowed: list[str] = []
@@ -326,7 +358,7 @@ class Gateway:
                 await self.runner.wait(job_id)
             record = await self.store.get_job(job_id)
             if record is not None and record.finished:
-                await send_json(send, 200, job_body(record), location)
+                await send_json(send, 200, job_body(record, self.view(principal)), location)
                 return
             status = record.status if record is not None else "queued"
             await send_json(send, 202, {"job_id": job_id, "status": status}, location)
@@ -340,7 +372,7 @@ class Gateway:
             with trio.move_on_after(wait):
                 await self.runner.wait(job_id)
             record = await self.visible_job(job_id, principal)
-        await send_json(send, 200, job_body(record))
+        await send_json(send, 200, job_body(record, self.view(principal)))
 
     async def get_jobs(self, req: Request, send: Send, principal: Principal) -> None:
         status = req.query.get("status") or None
@@ -508,6 +540,10 @@ class Gateway:
         raise HttpError(404, "model_not_found", _no_model(model), param="model")
 
     def _failure(self, result: Result, call: Call, principal: Principal) -> HttpError:
+        """The ``/v1`` error for a failed call, its message as ``principal`` may read it."""
+        return self.shown_error(self._whole_failure(result, call, principal), result, principal)
+
+    def _whole_failure(self, result: Result, call: Call, principal: Principal) -> HttpError:
         """The ``/v1`` error for a failed call (``_openai.failure``); a 503 that may
         pass says when to retry (``_causes``).
 
@@ -629,7 +665,8 @@ class Gateway:
                 item = await _next(items, job_id)
             result = item
             if not result.ok:
-                pending.append(_openai.error_body(_openai.failure(result)))
+                err = self.shown_error(_openai.failure(result), result, principal)
+                pending.append(_openai.error_body(err))
                 await send_events(send, pending, last=True)
                 return
             if not sent and result.answer:

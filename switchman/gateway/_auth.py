@@ -109,6 +109,13 @@ def model_allowed(patterns: Sequence[str], alias: str, config: Config) -> bool:
     return any(fnmatchcase(name, p) for p in patterns for name in names)
 
 
+def may_reach(principal: Principal, alias: str, config: Config) -> bool:
+    """Whether a call of ``principal`` can reach the model ``alias`` at all: every model
+    for the admin and the gateway without keys, else those its ``models`` allow. What a
+    key may learn of the configuration's models (results, events, ``/providers``)."""
+    return principal.sees_everything or model_allowed(principal.models, alias, config)
+
+
 def target_problems(
     principal: Principal, call: Call, config: Config
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

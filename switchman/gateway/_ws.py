@@ -37,9 +37,10 @@ import trio
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, Result, TraceEvent
-from switchman.gateway._auth import Principal, model_allowed
+from switchman.gateway._auth import Principal, may_reach
 from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps, invalid
 from switchman.gateway._limits import retry_after_s
+from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
     from switchman.gateway._app import Gateway
@@ -134,6 +135,9 @@ class _Connection:
         self.send = send
         self.nursery = nursery
         self.outbox, self.out = trio.open_memory_channel[dict[str, Any]](OUTBOX)
+        #: the events and results as this key may see them (see ``_views``)
+        self.view = PlatformView(principal, gw.config)
+        self.texts = CallTexts(self.view)
         self.dropped = 0
         self.all_own = False
         self.jobs: set[str] = set()
@@ -185,16 +189,14 @@ class _Connection:
             elif (event.job_id is not None and event.job_id in self.jobs) or (
                 self.all_own and self.principal.sees_handle(event.handle)
             ):
-                self.offer(event_message(event))
+                self.offer(self.texts.shown(event_message(event)))
 
     def may_use(self, alias: Any) -> bool:
         """Whether this connection's key may use the model ``alias`` (as ``/providers``
         decides which models a key sees)."""
         if self.principal.sees_everything:
             return True
-        return isinstance(alias, str) and model_allowed(
-            self.principal.models, alias, self.gw.config
-        )
+        return isinstance(alias, str) and may_reach(self.principal, alias, self.gw.config)
 
     async def close_when_drained(self) -> None:
         await self.gw.drained.wait()
@@ -294,8 +296,9 @@ class _Connection:
                     return
                 body = record.result
             status = body.get("status") if isinstance(body, Mapping) else "failed"
+            shown = self.view.result(body)
             await self.outbox.send(
-                {"type": "result", "job_id": job_id, "status": status, "result": body}
+                {"type": "result", "job_id": job_id, "status": status, "result": shown}
             )
         finally:
             self.awaiting.discard(job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -255,7 +256,8 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
     events_in, events_out = trio.open_memory_channel[TraceEvent](total + 1)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            conn = _Connection(None, OPEN, slow_send, nursery)  # type: ignore[arg-type]
+            gw = SimpleNamespace(config=make_config())
+            conn = _Connection(gw, OPEN, slow_send, nursery)  # type: ignore[arg-type]
             conn.all_own = True
             nursery.start_soon(conn.write_loop)
             nursery.start_soon(conn.pump, events_out)
