@@ -42,8 +42,9 @@ CLIENT_COMMANDS = ("run", "result", "jobs", "health", "providers", "budgets", "w
 
 _EPILOG = f"""\
 environment:
-  {API_KEY_ENV}    the gateway key the clients (run, result, jobs, providers,
-                       budgets, watch) send, when the daemon has [[keys]] configured
+  {API_KEY_ENV}    the gateway key the clients (run, result, jobs, health,
+                       providers, budgets, watch) send, when the daemon has [[keys]]
+                       configured (health: an admin key shows more than the status)
   SWITCHMAN_HOST, SWITCHMAN_PORT
                        where the clients find the daemon (default 127.0.0.1:8265)
 
@@ -281,6 +282,17 @@ def cmd_health(args: argparse.Namespace) -> int:
     code = EXIT_OK if state == "ok" else EXIT_FAILED  # a probe can rely on it
     if args.json:
         print(json.dumps(data, indent=2))
+        return code
+    if set(data) == {"status"}:  # the daemon has keys, and this is not an admin's
+        hint = (
+            "this key is not an admin's"
+            if os.environ.get(API_KEY_ENV)
+            else f"set {API_KEY_ENV} to an admin key"
+        )
+        print(
+            _color(f"{state}", "32" if state == "ok" else "31")
+            + f"  (providers, breakers and jobs need an admin key: {hint})"
+        )
         return code
     where = " on the built-in simulator (answers are simulated)" if data.get("simulated") else ""
     print(

@@ -474,6 +474,11 @@ KEYED = """
 key_env = "SWITCHMAN_KEY_TEAM"
 handle = "team"
 models = ["sim/fast"]
+
+[[keys]]
+key_env = "SWITCHMAN_KEY_OPS"
+handle = "ops"
+admin = true
 """
 
 
@@ -531,6 +536,26 @@ def test_budgets_show_each_scopes_spend_and_a_key_its_own(
     assert [line.split()[0] for line in mine.stdout.splitlines()] == ["caller:team"]
 
 
+def test_health_shows_a_team_only_the_status_and_an_admin_everything(
+    keyed_daemon: Daemon,
+) -> None:
+    anyone = keyed_daemon.run("health")
+    assert anyone.returncode == 0, anyone.stderr
+    assert anyone.stdout == (
+        "ok  (providers, breakers and jobs need an admin key: set SWITCHMAN_API_KEY to an "
+        "admin key)\n"
+    )
+    team = keyed_daemon.run("health", env={"SWITCHMAN_API_KEY": "team-secret"})
+    assert team.returncode == 0, team.stderr
+    assert team.stdout.startswith("ok  (") and "this key is not an admin's" in team.stdout
+    as_json = keyed_daemon.run("health", "--json", env={"SWITCHMAN_API_KEY": "team-secret"})
+    assert json.loads(as_json.stdout) == {"status": "ok"}
+    admin = keyed_daemon.run("health", env={"SWITCHMAN_API_KEY": "ops-secret"})
+    assert admin.returncode == 0, admin.stderr
+    assert re.search(r"^provider +sim +\d+ models, breakers:", admin.stdout, re.M)
+    assert re.search(r"^jobs +\d+ complete", admin.stdout, re.M)
+
+
 def test_a_key_sees_what_each_model_takes_but_not_the_calls_in_flight(
     keyed_daemon: Daemon,
 ) -> None:
@@ -551,7 +576,7 @@ def keyed_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     home = tmp_path_factory.mktemp("keyed")
     config = home / "switchman.toml"
     config.write_text(KEYED)
-    env = {"SWITCHMAN_KEY_TEAM": "team-secret"}
+    env = {"SWITCHMAN_KEY_TEAM": "team-secret", "SWITCHMAN_KEY_OPS": "ops-secret"}
     with serving(home, home / "jobs.db", "--config", str(config), env=env) as d:
         yield d
 

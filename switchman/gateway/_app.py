@@ -460,12 +460,17 @@ class Gateway:
     # -- state --------------------------------------------------------------------------------
 
     async def get_health(self, req: Request, send: Send, principal: Principal) -> None:
+        """The status for anyone (a load balancer's probe needs no key); the providers,
+        models, breakers and job counts behind it for an admin key (or without keys)."""
+        full = principal.sees_everything
         body = health_body(
             self.router.status(),
-            jobs=await self.store.job_counts(),
+            jobs=await self.store.job_counts() if full else {},
             jobs_in_flight=self.runner.in_flight,
             draining=self.runner.draining,
         )
+        if not full:
+            body = {"status": body["status"]}
         await send_json(send, 503 if body["status"] == "draining" else 200, body)
 
     async def get_providers(self, req: Request, send: Send, principal: Principal) -> None:

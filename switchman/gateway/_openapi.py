@@ -110,6 +110,19 @@ _WAIT: Final = {
     "schema": {"type": "number", "minimum": 0, "maximum": 300},
 }
 _NUMBER_OR_NULL: Final = {"type": ["number", "null"]}
+_HEALTH: Final = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "draining"]},
+        "version": {"type": "string", "description": "admin key (or no keys) only"},
+        "uptime_s": {"type": "number", "description": "admin key (or no keys) only"},
+        "simulated": {"type": "boolean", "description": "admin key (or no keys) only"},
+        "jobs": {"type": "object", "description": "admin key (or no keys) only"},
+        "jobs_in_flight": {"type": "integer", "description": "admin key (or no keys) only"},
+        "providers": {"type": "array", "description": "admin key (or no keys) only"},
+    },
+}
 _STRINGS: Final = {"type": "array", "items": {"type": "string"}}
 
 _SCHEMAS: Final[dict[str, Any]] = {
@@ -461,11 +474,12 @@ _DOCUMENT: Final[dict[str, Any]] = {
         },
         "/health": {
             "get": {
-                "summary": "Liveness, version, uptime, job counts, breakers (no key needed)",
+                "summary": "Liveness for anyone (no key needed): {status}; with an admin key "
+                "(or without keys) also version, uptime, job counts, providers and breakers",
                 "security": [],
                 "responses": {
-                    "200": _json({"type": "object"}, "ok or degraded"),
-                    "503": _json({"type": "object"}, "draining for shutdown"),
+                    "200": _json(_HEALTH, "ok or degraded"),
+                    "503": _json(_HEALTH, "draining for shutdown"),
                 },
             }
         },

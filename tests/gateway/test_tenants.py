@@ -97,3 +97,31 @@ async def _ws_subscribe(url: str, secret: str, job_id: str) -> dict[str, Any]:
         await ws.send_message(json.dumps({"type": "subscribe", "job_id": job_id}))
         answer: dict[str, Any] = json.loads(await ws.get_message())
         return answer
+
+
+async def test_health_tells_anyone_the_status_and_only_an_admin_what_is_behind_it() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            c = gw.client
+            anyone = await c.get("/health")
+            wrong = await c.get("/health", headers=bearer("secret-z"))
+            team = await c.get("/health", headers=A)
+            admin = await c.get("/health", headers=OPS)
+            router.breakers = dict.fromkeys(router.config.models, "open")
+            degraded = await c.get("/health", headers=A)
+    for r in (anyone, wrong, team):
+        assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    assert (degraded.status_code, degraded.json()) == (200, {"status": "degraded"})
+    full = admin.json()
+    assert full["status"] == "ok"
+    assert {"version", "uptime_s", "jobs", "jobs_in_flight", "providers"} <= set(full)
+    assert "gpt-x" in {m["alias"] for p in full["providers"] for m in p["models"]}
+
+
+async def test_health_without_keys_is_whole_for_anyone() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            body = (await gw.client.get("/health")).json()
+    assert body["status"] == "ok" and "providers" in body and "jobs" in body
