@@ -1,7 +1,8 @@
 """The gateway as one ASGI application: routes, auth, jobs, the OpenAI wire.
 
 Every route but ``/health`` needs a key when ``[[keys]]`` are configured (401
-without a valid one, 403 when the key may not do this); a key sees only its
+without a valid one, 403 when the key may not do this), and so does learning that a
+path or a method is not served (404, 405: 401 before); a key sees only its
 handle's jobs (another handle's job answers 404). A key with ``rpm`` is held to it on
 ``/call``, ``/v1/chat/completions`` and websocket calls (429 ``rate_limited``
 with ``retry-after``, see ``_limits``). Errors are ``{error: {code, message,
@@ -253,7 +254,12 @@ class Gateway:
 
         openai = req.path.startswith("/v1/")
         try:
-            route, name, params = self._route(req)
+            try:
+                route, name, params = self._route(req)
+            except HttpError:  # 404, 405: with keys, only to a valid key (no mapping routes)
+                if req.path not in _PUBLIC:
+                    self._principal(req, public=False)
+                raise
             principal = self._principal(req, public=route in _PUBLIC)
             handler: Handler = getattr(self, name)
             await handler(req, tracked, principal, **params)

@@ -125,3 +125,37 @@ async def test_health_without_keys_is_whole_for_anyone() -> None:
         async with running_gateway(router) as gw:
             body = (await gw.client.get("/health")).json()
     assert body["status"] == "ok" and "providers" in body and "jobs" in body
+
+
+async def test_without_a_valid_key_no_route_can_be_mapped() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            c = gw.client
+            probes = [
+                ("GET", "/admin"),
+                ("POST", "/jobs"),
+                ("DELETE", "/result/x"),
+                ("GET", "/v1/x"),
+            ]
+            for method, path in probes:
+                for headers in ({}, bearer("secret-z")):
+                    r = await c.request(method, path, headers=headers)
+                    assert r.status_code == 401, (method, path)
+                    assert "allow" not in r.headers and r.headers["www-authenticate"] == "Bearer"
+                    assert path not in r.text
+            assert (await c.get("/v1/x")).json()["error"]["type"] == "authentication_error"
+            # with a key, what there is to know
+            assert (await c.get("/admin", headers=A)).status_code == 404
+            wrong = await c.post("/jobs", headers=A)
+            assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD"
+            assert (await c.post("/health")).status_code == 405  # /health needs no key
+    assert router.calls == []
+
+
+async def test_without_keys_unknown_routes_are_still_404_and_405() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            assert (await gw.client.get("/admin")).status_code == 404
+            assert (await gw.client.post("/jobs")).status_code == 405
