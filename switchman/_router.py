@@ -198,10 +198,13 @@ class Router:
                 if receive.statistics().open_send_channels > 0:  # still running: cancel it
                     await self._cancel(call_id)
 
-    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]:
-        """Every trace event from now on; close the channel to unsubscribe. A subscriber
-        that falls ``buffer`` events behind loses events and is told how many."""
-        return self._hub.subscribe(buffer=buffer)
+    def subscribe(
+        self, *, buffer: int = 256, accept: Callable[[TraceEvent], bool] | None = None
+    ) -> trio.MemoryReceiveChannel[TraceEvent]:
+        """Every trace event from now on (those ``accept`` returns true for, when given);
+        close the channel to unsubscribe. A subscriber that falls ``buffer`` events behind
+        loses events and is told how many (of those it accepts)."""
+        return self._hub.subscribe(buffer=buffer, accept=accept)
 
     def status(self) -> RouterStatus:
         now = trio.current_time()

@@ -12,17 +12,23 @@ closes every subscriber's channel, so subscribers see end-of-channel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import trio
 
 from switchman._result import TraceEvent
 
+#: which events a subscriber takes (see ``TraceHub.subscribe``)
+Accept = Callable[[TraceEvent], bool]
+
 
 class _Subscriber:
-    __slots__ = ("dropped", "send")
+    __slots__ = ("accept", "dropped", "send")
 
-    def __init__(self, send: trio.MemorySendChannel[TraceEvent]) -> None:
+    def __init__(self, send: trio.MemorySendChannel[TraceEvent], accept: Accept | None) -> None:
         self.send = send
+        self.accept = accept
         self.dropped = 0
 
 
@@ -47,15 +53,23 @@ class TraceHub:
         """True when someone is listening: build events only then."""
         return bool(self._subscribers)
 
-    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]:
-        """A receive channel of every event from now on; close it to unsubscribe."""
+    def subscribe(
+        self, *, buffer: int = 256, accept: Accept | None = None
+    ) -> trio.MemoryReceiveChannel[TraceEvent]:
+        """A receive channel of every event from now on; close it to unsubscribe.
+
+        With ``accept``, only the events it returns true for: the others are neither
+        delivered nor counted as dropped, so ``events.dropped`` counts only events the
+        subscriber wanted. ``accept`` runs in the publisher's task for every event: keep
+        it cheap; one that raises lets the event through.
+        """
         if buffer < 1:
             raise ValueError("buffer must be at least 1")
         send, receive = trio.open_memory_channel[TraceEvent](buffer)
         if self._closed:
             send.close()
         else:
-            self._subscribers.append(_Subscriber(send))
+            self._subscribers.append(_Subscriber(send, accept))
         return receive
 
     def publish(self, event: TraceEvent) -> None:
@@ -63,6 +77,8 @@ class TraceHub:
         self._published += 1
         gone: list[_Subscriber] = []
         for sub in self._subscribers:
+            if sub.accept is not None and not _accepts(sub.accept, event):
+                continue
             try:
                 if sub.dropped:
                     sub.send.send_nowait(
@@ -94,6 +110,13 @@ class TraceHub:
         return HubStatistics(
             subscribers=len(self._subscribers), published=self._published, dropped=self._dropped
         )
+
+
+def _accepts(accept: Accept, event: TraceEvent) -> bool:
+    try:
+        return accept(event)
+    except Exception:  # a subscriber's bug must not fail the call publishing the event
+        return True
 
 
 async def run_trace_hub(

@@ -7,7 +7,7 @@ through read-only properties, which frozen attrs classes satisfy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -75,7 +75,9 @@ class RouterHandle(Protocol):
         self, call: Call, *, job_id: str | None = None
     ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Delta | Result]]: ...
 
-    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]: ...
+    def subscribe(
+        self, *, buffer: int = 256, accept: Callable[[TraceEvent], bool] | None = None
+    ) -> trio.MemoryReceiveChannel[TraceEvent]: ...
 
     def status(self) -> RouterStatusLike: ...
 

@@ -15,7 +15,10 @@ gets ``breaker.changed`` for every model its key may use: those events belong
 to no caller.
 
 Each connection owns a nursery with a reader, a writer, a pump from its own
-router subscription, and one waiter per job whose result it owes. Everything
+router subscription (which takes only the connection's events: of the jobs it
+follows and, once it subscribed to them all, of its key's calls; so a burst of
+other callers' events never counts as its own lost ones), and one waiter per
+job whose result it owes. Everything
 sent goes through one bounded outbox read by the writer. Trace events are
 offered without waiting: when the outbox is full they are dropped and
 counted, and the client is told with ``events.dropped`` once there is room,
@@ -99,14 +102,17 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         await _reject(scope, send)
         return
     await send({"type": "websocket.accept"})
-    with gw.router.subscribe(buffer=SUBSCRIPTION_BUFFER) as events:
-        async with trio.open_nursery() as nursery:
-            conn = _Connection(gw, principal, send, nursery)
-            nursery.start_soon(conn.write_loop)
-            nursery.start_soon(conn.pump, events)
-            nursery.start_soon(conn.close_when_drained)
-            await conn.read_loop(receive)
-            nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        conn = _Connection(gw, principal, send, nursery)
+        # only this connection's events are taken from the router (and counted when it
+        # falls behind): events.dropped tells the client of its own events lost, not of
+        # every other caller's; the pump closes the subscription when it ends
+        events = gw.router.subscribe(buffer=SUBSCRIPTION_BUFFER, accept=conn.wants)
+        nursery.start_soon(conn.pump, events)
+        nursery.start_soon(conn.write_loop)
+        nursery.start_soon(conn.close_when_drained)
+        await conn.read_loop(receive)
+        nursery.cancel_scope.cancel()
 
 
 async def _reject(scope: Scope, send: Send) -> None:
@@ -177,18 +183,27 @@ class _Connection:
         except Exception:  # the client is gone; the reader sees the disconnect and ends
             self.nursery.cancel_scope.cancel()
 
+    def wants(self, event: TraceEvent) -> bool:
+        """Whether ``event`` is for this connection: of a job it follows, of its key's
+        calls once it subscribed to them all, or a breaker change of a model its key may
+        use. Cheap: the router's hub asks it of every event (``accept``)."""
+        if event.type == "breaker.changed":
+            return self.all_own and self.may_use(event.data.get("alias"))
+        return (event.job_id is not None and event.job_id in self.jobs) or (
+            self.all_own and self.principal.sees_handle(event.handle)
+        )
+
     async def pump(self, events: trio.MemoryReceiveChannel[TraceEvent]) -> None:
+        """Offer this connection's events to the outbox; closes ``events`` when it ends."""
+        with events:
+            await self._pump(events)
+
+    async def _pump(self, events: trio.MemoryReceiveChannel[TraceEvent]) -> None:
         async for event in events:
-            if event.type == "events.dropped":
-                if self.all_own or self.jobs:
-                    count = event.data.get("count", 1)
-                    self.dropped += count if isinstance(count, int) else 1
-            elif event.type == "breaker.changed":
-                if self.all_own and self.may_use(event.data.get("alias")):
-                    self.offer(event_message(event))
-            elif (event.job_id is not None and event.job_id in self.jobs) or (
-                self.all_own and self.principal.sees_handle(event.handle)
-            ):
+            if event.type == "events.dropped":  # the hub's count of this connection's own
+                count = event.data.get("count", 1)
+                self.dropped += count if isinstance(count, int) else 1
+            elif self.wants(event):  # (what it wanted when the event was published)
                 self.offer(self.texts.shown(event_message(event)))
 
     def may_use(self, alias: Any) -> bool:

@@ -60,3 +60,17 @@ async def test_stopping_the_hub_ends_every_subscription() -> None:
     async with sub:
         assert [e async for e in sub] == []
     assert hub.subscribe().statistics().open_send_channels == 0
+
+
+def test_a_filtered_subscriber_gets_and_loses_only_the_events_it_accepts() -> None:
+    hub = TraceHub()
+    mine = hub.subscribe(buffer=2, accept=lambda e: int(e.call_id) % 2 == 0)
+    broken = hub.subscribe(buffer=100, accept=lambda e: 1 // 0 == 0)  # lets everything by
+    for n in range(20):
+        hub.publish(_event(n))  # 10 odd ones it does not want: neither sent nor counted
+    assert [mine.receive_nowait().call_id for _ in range(2)] == ["0", "2"]
+    hub.publish(_event(20))
+    notice = mine.receive_nowait()
+    assert notice.type == "events.dropped" and notice.data == {"count": 8}  # 4, 6, ... 18
+    assert mine.receive_nowait().call_id == "20"
+    assert len([broken.receive_nowait() for _ in range(21)]) == 21

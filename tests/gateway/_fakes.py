@@ -14,7 +14,7 @@ catalog's) answers too. An alias in ``router.excluded`` fails
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ from switchman._result import (
     TraceEvent,
     Usage,
 )
+from switchman.actors import TraceHub
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec, RouteSpec, ServerConfig
 from switchman.gateway import serve_gateway
 from switchman.store import JobStore
@@ -156,7 +157,7 @@ class FakeRouter:
         self.rate_limited: dict[str, float] = {}  # alias -> seconds a 429 still holds it
         #: alias -> the models a call to it leaves out (``{alias: reason}``)
         self.excluded: dict[str, dict[str, str]] = {}
-        self._subs: list[list[Any]] = []  # [send channel, dropped count]
+        self._hub = TraceHub()
         self._n = 0
         self._started = trio.current_time()
         self._new_call = trio.Event()
@@ -177,35 +178,19 @@ class FakeRouter:
 
     # -- events -------------------------------------------------------------------------------
 
-    def subscribe(self, *, buffer: int = 256) -> trio.MemoryReceiveChannel[TraceEvent]:
-        send, receive = trio.open_memory_channel[TraceEvent](buffer)
-        self._subs.append([send, 0])
-        return receive
+    def subscribe(
+        self, *, buffer: int = 256, accept: Callable[[TraceEvent], bool] | None = None
+    ) -> trio.MemoryReceiveChannel[TraceEvent]:
+        return self._hub.subscribe(buffer=buffer, accept=accept)
 
     @property
     def subscribers(self) -> int:
-        return len(self._subs)
+        return self._hub.statistics().subscribers
 
     def publish(self, event: TraceEvent) -> None:
-        for sub in list(self._subs):
-            send = sub[0]
-            try:
-                if sub[1]:
-                    send.send_nowait(
-                        TraceEvent(
-                            type="events.dropped",
-                            call_id="",
-                            job_id=None,
-                            ts=event.ts,
-                            data={"count": sub[1]},
-                        )
-                    )
-                    sub[1] = 0
-                send.send_nowait(event)
-            except trio.WouldBlock:
-                sub[1] += 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subs.remove(sub)
+        """To every subscriber through the router's own hub (its buffers, filters and
+        dropped-event notices)."""
+        self._hub.publish(event)
 
     def _event(self, type_: Any, call: Call, call_id: str, job_id: str | None, **data: Any) -> None:
         self.publish(

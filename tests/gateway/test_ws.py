@@ -14,7 +14,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from switchman._result import TraceEvent
 from switchman.gateway._auth import OPEN
-from switchman.gateway._ws import OUTBOX, _Connection
+from switchman.gateway._ws import OUTBOX, SUBSCRIPTION_BUFFER, _Connection
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 
 
@@ -282,3 +282,30 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
     # what got through is in order
     texts = [int(m["text"]) for m in delivered]
     assert texts == sorted(texts)
+
+
+def _of(handle: str, n: int) -> TraceEvent:
+    return TraceEvent(
+        type="call.accepted", call_id=f"{handle}-{n}", job_id=None, ts=float(n), handle=handle
+    )
+
+
+async def test_events_dropped_counts_only_the_subscribers_own_events() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=_auth("secret-a")) as ws_a,
+        ):
+            await _send(ws_a, {"type": "subscribe"})
+            assert (await _recv(ws_a))["type"] == "subscribed"
+            # team b's burst, more than a subscription holds, all at once: none of it is a's
+            for n in range(3 * SUBSCRIPTION_BUFFER):
+                router.publish(_of("team-b", n))
+            router.publish(_of("team-a", 1))
+            router.publish(_of("team-a", 2))
+            seen = [await _recv(ws_a), await _recv(ws_a)]
+    assert [(m["type"], m["call_id"]) for m in seen] == [
+        ("call.accepted", "team-a-1"),
+        ("call.accepted", "team-a-2"),
+    ]
