@@ -65,6 +65,7 @@ from switchman.gateway._status import (
     budget_scopes,
     health_body,
     providers_body,
+    spending_callers,
 )
 from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
@@ -487,9 +488,13 @@ class Gateway:
         """Spend this hour, day and month per scope, with its limits and what is left: every
         scope for an admin (or a gateway without keys), a key's own otherwise."""
         limits = budget_limits(self.config)
+        spent_by: set[str] = set()
+        if principal.sees_everything:  # callers with spend, a key removed since among them
+            stored = await self.store.load_spend()
+            spent_by = spending_callers(stored, wall_now=self.wall_clock())
         budgets = [
             budget_entry(scope, await self.router.spend(scope), limits.get(scope, {}))
-            for scope in budget_scopes(self.config, principal)
+            for scope in budget_scopes(self.config, principal, spent_by=spent_by)
         ]
         await send_json(send, 200, {"budgets": budgets})
 

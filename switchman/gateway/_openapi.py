@@ -492,8 +492,9 @@ _DOCUMENT: Final[dict[str, Any]] = {
         "/budgets": {
             "get": {
                 "summary": "Spend this hour, day and month (UTC) per scope, with its limits "
-                "and what is left (every scope with an admin key or without keys; a key's own "
-                "caller scope otherwise)",
+                "and what is left (every scope with an admin key or without keys, a removed "
+                "key's handle with spend this month included; a key's own caller scope "
+                "otherwise)",
                 "responses": {
                     "200": _json(
                         {

@@ -11,7 +11,7 @@ stripped of user info and query strings.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +20,7 @@ from switchman.actors._ledger import limits_from_config
 from switchman.catalog import Config
 from switchman.gateway._auth import Principal, model_allowed
 from switchman.gateway._protocol import RouterStatusLike
-from switchman.policy._budget import from_nanos, to_nanos
+from switchman.policy._budget import from_nanos, ledger_from_snapshot, to_nanos, window_key
 
 
 def safe_url(url: str) -> str:
@@ -157,10 +157,13 @@ def providers_body(
 PERIODS: Final = ("hour", "day", "month")
 
 
-def budget_scopes(config: Config, principal: Principal) -> list[str]:
+def budget_scopes(
+    config: Config, principal: Principal, *, spent_by: Iterable[str] = ()
+) -> list[str]:
     """The spend scopes ``principal`` may read: every one for the gateway without keys or
-    an admin key (global, each provider in service or with a budget, each key's handle
-    and each caller with a budget); a key's own handle otherwise."""
+    an admin key (global, each provider in service or with a budget, each key's handle,
+    each caller with a budget, and each of ``spent_by``: the handles with spend in the
+    current windows, a key removed since among them); a key's own handle otherwise."""
     if not principal.sees_everything:
         return [f"caller:{principal.handle}"]
     limited = budget_limits(config)
@@ -169,8 +172,24 @@ def budget_scopes(config: Config, principal: Principal) -> list[str]:
         for name, spec in config.providers.items()
         if spec.disabled_reason is None or f"provider:{name}" in limited
     ]
-    handles = {k.handle for k in config.keys} | set(config.budgets.callers)
+    handles = {k.handle for k in config.keys} | set(config.budgets.callers) | set(spent_by)
     return ["global", *providers, *(f"caller:{h}" for h in sorted(handles))]
+
+
+def spending_callers(snapshot: Mapping[str, Any], *, wall_now: float) -> set[str]:
+    """The handles a stored spend snapshot (the ledger's, as the store keeps it) has spend
+    for in the current hour, day or month (UTC, ``wall_now`` in Unix seconds); none from a
+    snapshot that cannot be read."""
+    try:
+        ledger = ledger_from_snapshot(snapshot)
+    except ValueError:
+        return set()
+    current = {window_key(p, wall_now) for p in PERIODS}
+    return {
+        scope.removeprefix("caller:")
+        for (scope, key), nanos in ledger.spent.items()
+        if nanos > 0 and scope.startswith("caller:") and key in current
+    }
 
 
 def budget_limits(config: Config) -> dict[str, dict[str, float]]:

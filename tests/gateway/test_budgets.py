@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
 import switchman
 from switchman.catalog import config_from_dict
+from switchman.gateway._status import spending_callers
+from switchman.store import open_store
 from tests.gateway._fakes import running_gateway
 
 ENV = {"GW_TEAM": "team-secret-0001", "GW_OPS": "ops-secret-0001"}
@@ -108,3 +111,45 @@ async def test_a_scope_limited_twice_shows_the_stricter_limit_the_ledger_holds_i
     assert team["limit_usd"] == {"day": tiny}
     assert team["left_usd"] == {"day": tiny}  # what is left is too little: refused
     assert [b for b in everything if b["scope"] == "caller:team"] == [team]
+
+
+async def test_an_admin_still_sees_a_removed_keys_spend_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "b.db"
+    before = _config(tmp_path)
+    with trio.fail_after(30):
+        async with (
+            open_store(db) as store,
+            switchman.open_router(before, env=ENV, store=store) as router,
+            running_gateway(router, store=store) as gw,
+        ):
+            r = await gw.client.post(
+                "/call?wait=20", json={"prompt": "hello", "model": "sim/fast"}, headers=TEAM
+            )
+            cost = r.json()["result"]["cost_usd"]
+            assert cost > 0
+        # the team's key is removed; the day's spend stays
+        after = attrs.evolve(before, keys=tuple(k for k in before.keys if k.handle != "team"))
+        async with (
+            open_store(db) as store,
+            switchman.open_router(after, env=ENV, store=store) as router,
+            running_gateway(router, store=store) as gw,
+        ):
+            everything = (await gw.client.get("/budgets", headers=OPS)).json()["budgets"]
+    by_scope = {b["scope"]: b for b in everything}
+    assert by_scope["caller:team"]["spent_usd"]["day"] == pytest.approx(cost, abs=1e-9)
+    assert by_scope["caller:team"]["limit_usd"] == {}  # its key's budget went with it
+    assert by_scope["global"]["spent_usd"]["day"] == pytest.approx(cost, abs=1e-9)
+
+
+def test_callers_with_spend_are_those_of_the_current_windows() -> None:
+    now = 1_700_000_000.0  # 2023-11-14T22:13Z
+    snapshot = {
+        "nano_usd": {
+            "caller:gone": {"day:2023-11-14": 5},
+            "caller:last-month": {"month:2023-10": 7},
+            "caller:nothing": {"day:2023-11-14": 0},
+            "provider:sim": {"day:2023-11-14": 5},
+        }
+    }
+    assert spending_callers(snapshot, wall_now=now) == {"gone"}
+    assert spending_callers({"nano_usd": "garbled"}, wall_now=now) == set()
