@@ -23,6 +23,7 @@ from switchman.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PENDING,
+    EXIT_USAGE,
     CliError,
     _color,
     key_refused,
@@ -43,6 +44,8 @@ _COLORS = {
 }
 
 
+#: the websocket errors of a call the daemon could not take now (HTTP 429, 503): exit 1
+_BUSY = frozenset({"rate_limited", "shutting_down", "overloaded"})
 #: how many names of a list (a call's candidates) a line shows before "+N more"
 _LIST_SHOWN = 5
 
@@ -188,7 +191,16 @@ async def _read_stream(
                 print()  # end the streamed text's line
             return print_result(result, show_answer=not seen["streamed"])
         elif kind == "error":
-            raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
+            error = message["error"]
+            code = error.get("code")
+            if code == "permission_denied":  # the key was accepted; this call is not its
+                raise key_refused(f"{args.host}:{args.port}", 403, str(error.get("message")))
+            # the daemon could not take it now (as over HTTP: a failed call) or the call
+            # itself is wrong (a usage error)
+            busy = code in _BUSY
+            raise CliError(
+                f"{code}: {error.get('message')}", exit_code=EXIT_FAILED if busy else EXIT_USAGE
+            )
 
 
 def _run(fn: Any, *args: Any) -> int:

@@ -4,9 +4,10 @@
 ``budgets`` and ``watch`` are clients of it; ``demo`` runs everything in one process on the
 simulator; ``sim-server`` runs the fake provider server.
 
-Exit codes: 0 success, 1 the call failed, 2 usage or connection error (a daemon
-not running, a gateway key missing or rejected, a bad ``SWITCHMAN_PORT``, ``serve``
-given an invalid configuration), 3 the job had not finished (``run``'s within
+Exit codes: 0 success, 1 the call failed (or could not be served: the daemon busy, a
+model the key may not use), 2 usage or connection error (a daemon not running, a
+gateway key missing or rejected, a bad ``SWITCHMAN_PORT``, ``serve`` given an invalid
+configuration), 3 the job had not finished (``run``'s within
 ``--wait``, ``result``'s without ``--poll``). Clients send ``SWITCHMAN_API_KEY`` as
 their gateway key.
 """
@@ -51,18 +52,21 @@ environment:
 exit codes:
   0 success
   1 the call failed, or the daemon could not take it now (HTTP 429 over the key's
-    rpm, 503 shutting down or overloaded); health: degraded or draining
-  2 usage or connection error: daemon not running, gateway key missing or rejected,
-    a SWITCHMAN_PORT that is not a port, serve given an invalid configuration
+    rpm, 503 shutting down or overloaded), or the key may not make it (HTTP 403: a
+    model it may not use); health: degraded or draining
+  2 usage or connection error: daemon not running, gateway key missing or rejected
+    (HTTP 401), a SWITCHMAN_PORT that is not a port, serve given an invalid
+    configuration
   3 the job had not finished: run's within --wait, or result's without --poll;
     poll it with switchman result JOB_ID --poll
 """
 _RUN_EPILOG = f"""\
 exit codes:
   0 the answer was printed
-  1 the call failed, or the daemon could not take it now (429, 503)
+  1 the call failed, or the daemon could not take it now (429, 503), or the key
+    may not use that model (403)
   2 usage or connection error: daemon not running, gateway key missing or rejected
-    (set {API_KEY_ENV})
+    (401: set {API_KEY_ENV})
   3 the job had not finished within --wait; its id is printed: poll it with
     switchman result JOB_ID --poll
 """
@@ -87,16 +91,20 @@ def _headers() -> dict[str, str]:
 
 
 def key_refused(where: str, status: int, message: str = "") -> CliError:
-    """The error for a daemon at ``where`` (host:port) that answered 401 or 403: the key,
-    not the daemon, is the problem."""
+    """The error for a daemon at ``where`` (host:port) that answered 401 or 403.
+
+    401: the key is missing or rejected, not the daemon down (exit 2). 403: the key was
+    accepted and may not do this (a model it may not use): the daemon's own words, and
+    a call that cannot be served (exit 1)."""
     if status == 401:
         what = "rejected the key" if os.environ.get(API_KEY_ENV) else "needs a gateway key"
         return CliError(
             f"the daemon at {where} {what} (HTTP 401): set {API_KEY_ENV} to a gateway key"
         )
     return CliError(
-        f"the daemon at {where} rejected the key (HTTP {status}): "
-        f"{message or 'this key may not do this'}"
+        f"the daemon at {where} refused the call (HTTP {status}): "
+        f"{message or 'this key may not do this'}",
+        exit_code=EXIT_FAILED,
     )
 
 

@@ -505,15 +505,14 @@ def test_a_missing_or_rejected_gateway_key_is_not_reported_as_a_daemon_down(
 
 def test_a_key_that_may_not_use_a_model_is_told_so(keyed_daemon: Daemon) -> None:
     key = {"SWITCHMAN_API_KEY": "team-secret"}
-    denied = keyed_daemon.run("run", "sim/balanced", "hi", env=key)
-    assert denied.returncode == 2
     where = f"the daemon at 127.0.0.1:{keyed_daemon.port}"
-    assert f"{where} rejected the key (HTTP 403): this key may not use model 'sim/balanced'" in (
-        denied.stderr
-    )
-    streamed = keyed_daemon.run("run", "sim/balanced", "hi", "--stream", env=key)
-    assert streamed.returncode == 2
-    assert "this key may not use model 'sim/balanced'" in streamed.stderr
+    said = f"{where} refused the call (HTTP 403): this key may not use model 'sim/balanced'"
+    # the key was accepted: a call that cannot be served (1), not a usage error (2)
+    for extra in ((), ("--stream",)):
+        denied = keyed_daemon.run("run", "sim/balanced", "hi", *extra, env=key)
+        assert denied.returncode == 1, extra
+        assert said in denied.stderr, denied.stderr
+        assert "rejected the key" not in denied.stderr
     allowed = keyed_daemon.run("run", "sim/fast", "hi", env=key)
     assert allowed.returncode == 0, allowed.stderr
     assert _answered_by(allowed.stdout) == "sim/fast"
@@ -593,6 +592,8 @@ def test_help_documents_the_gateway_key_and_the_exit_codes(
         text = " ".join(capsys.readouterr().out.split())
         assert "SWITCHMAN_API_KEY" in text
         assert "3 the job had not finished" in text and "within --wait" in text
+        assert re.search(r"1 the call failed,.* may not .*\(HTTP 403|\(403\)", text)
+        assert re.search(r"2 usage or connection error: .*rejected \(HTTP 401|\(401", text)
 
 
 @pytest.mark.parametrize(
