@@ -479,6 +479,12 @@ models = ["sim/fast"]
 key_env = "SWITCHMAN_KEY_OPS"
 handle = "ops"
 admin = true
+
+[[keys]]
+key_env = "SWITCHMAN_KEY_SLOW"
+handle = "slow"
+models = ["sim/fast"]
+rpm = 1
 """
 
 
@@ -516,6 +522,16 @@ def test_a_key_that_may_not_use_a_model_is_told_so(keyed_daemon: Daemon) -> None
     allowed = keyed_daemon.run("run", "sim/fast", "hi", env=key)
     assert allowed.returncode == 0, allowed.stderr
     assert _answered_by(allowed.stdout) == "sim/fast"
+
+
+def test_a_call_over_the_keys_rate_exits_1_streamed_or_not(keyed_daemon: Daemon) -> None:
+    key = {"SWITCHMAN_API_KEY": "slow-secret"}  # one call a minute
+    first = keyed_daemon.run("run", "sim/fast", "hi", "--stream", env=key)
+    assert first.returncode == 0, first.stderr
+    for extra in (("--stream",), ()):
+        again = keyed_daemon.run("run", "sim/fast", "hi", *extra, env=key)
+        assert again.returncode == 1, (extra, again.stderr)
+        assert "rate_limited" in again.stderr
 
 
 def test_budgets_show_each_scopes_spend_and_a_key_its_own(
@@ -575,7 +591,11 @@ def keyed_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     home = tmp_path_factory.mktemp("keyed")
     config = home / "switchman.toml"
     config.write_text(KEYED)
-    env = {"SWITCHMAN_KEY_TEAM": "team-secret", "SWITCHMAN_KEY_OPS": "ops-secret"}
+    env = {
+        "SWITCHMAN_KEY_TEAM": "team-secret",
+        "SWITCHMAN_KEY_OPS": "ops-secret",
+        "SWITCHMAN_KEY_SLOW": "slow-secret",
+    }
     with serving(home, home / "jobs.db", "--config", str(config), env=env) as d:
         yield d
 
