@@ -202,14 +202,9 @@ CASES: list[tuple[Callable[[Config], Config], str, str]] = [
         "must be at least 0; got -5",
     ),
     (
-        _keys(KeySpec(key_env="K", handle="a", secret="s", models=("claude",))),
-        "keys[0].models[0]",
-        "'claude' is a route: list its model aliases",
-    ),
-    (
-        _keys(KeySpec(key_env="K", handle="a", secret="s", models=("nope",))),
-        "keys[0].models[0]",
-        "unknown model or provider 'nope'",
+        _keys(KeySpec(key_env="K", handle="a", secret="s", models=("claude", "nope"))),
+        "keys[0].models[1]",  # (a route's name grants the route)
+        "unknown model, route or provider 'nope'",
     ),
     (
         _keys(KeySpec(key_env="K", handle="a", secret="s", models="*")),  # type: ignore[arg-type]

@@ -54,6 +54,7 @@ from switchman.actors._messages import (
     Submit,
 )
 from switchman.actors._provider import PROBE_POLL_S
+from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
 from switchman.policy._candidates import plan_attempt_order, reachable
@@ -205,11 +206,14 @@ class _Dispatcher:
             await self._idle.wait()
 
     def allowed_patterns(self, call: Call) -> tuple[tuple[str, ...], TrustTier]:
+        """The models the caller's key lets this call use (a route the key names grants
+        that route's chain, for a call to it only: ``allowed_for``, as the gateway checks
+        it) and the trust it asks for; any model for a caller without a key."""
         key = self.env.keys_by_handle.get(call.caller.handle)
         if key is None:
             return ("*",), call.min_trust
         trust = max(call.min_trust, key.min_trust, key=TRUST_RANK.__getitem__)
-        return key.models, trust
+        return allowed_for(key.models, call.model, self.env.config.routes), trust
 
     async def run_call(self, msg: Submit, scope: trio.CancelScope) -> None:
         """Run one call and always answer it: a bug in one call fails that call only."""

@@ -20,7 +20,7 @@ field by its TOML path (``providers.openai.rpm``, ``models[2].provider``).
 Loading reads one file and blocks briefly; it has nothing to cancel.
 
 The loader deals with what is TOML's own (unknown keys, types, merging over
-the catalog, route names in chains and key allow-lists, ``[[models]]`` and
+the catalog, route names in chains, ``[[models]]`` and
 ``[[keys]]`` by index); the rules on values and on references between parts
 are ``validate_config``'s, which checks what the loader built (even when it
 already found mistakes, so all are reported together) and can check a
@@ -29,6 +29,7 @@ already found mistakes, so all are reported together) and can check a
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import tomllib
@@ -441,15 +442,11 @@ class _Loader:
         routes: Mapping[str, RouteSpec],
         providers: Mapping[str, ProviderSpec],
     ) -> tuple[str, ...]:
-        """A key's allow-list: fnmatch patterns over aliases and provider names.
-
-        A route name stands for its chain's aliases; a plain name must exist.
-        """
+        """A key's allow-list: fnmatch patterns over aliases and provider names, and route
+        names, each granting that route (:func:`allowed_for`); a plain name must exist."""
         out: dict[str, None] = {}
         for j, pattern in enumerate(patterns):
-            if pattern in routes:
-                out.update(dict.fromkeys(routes[pattern].chain))
-            elif known_pattern(pattern, models, providers):
+            if pattern in routes or known_pattern(pattern, models, providers):
                 out[pattern] = None
             else:
                 self.errors.append(
@@ -458,6 +455,24 @@ class _Loader:
                     )
                 )
         return tuple(out)
+
+
+def allowed_for(
+    patterns: Sequence[str], target: str, routes: Mapping[str, RouteSpec]
+) -> tuple[str, ...]:
+    """A key's allow-list (``KeySpec.models``) for one call to ``target``.
+
+    An entry that names a route grants that route, not its models: a call to the route
+    may try its whole chain (its models are added here, for this call only), while a
+    call naming one of them, ``auto``, or another route through them needs them allowed
+    otherwise. Any other entry (an alias, a provider, a glob) is a pattern as it is.
+    Shared by the gateway's checks and the router's eligibility, so both agree.
+    """
+    route = routes.get(target)
+    if route is None or target not in patterns:
+        return tuple(patterns)
+    granted = [glob.escape(alias) for alias in route.chain]
+    return tuple(dict.fromkeys((*patterns, *granted)))
 
 
 def _is_glob(pattern: str) -> bool:
@@ -501,8 +516,8 @@ def config_problems(config: object) -> list[FieldError]:
     """Every problem of ``config``, by path; empty when it is valid (see ``validate_config``).
 
     Route chains must name model aliases (``load_config`` has flattened routes of
-    routes), and key allow-lists aliases, provider names or globs (it has expanded
-    route names).
+    routes), and key allow-lists aliases, provider names, globs or route names (a route
+    name grants the route: :func:`allowed_for`).
     """
     if not isinstance(config, Config):
         return [FieldError("config", f"must be a Config; got {type(config).__name__}")]
@@ -676,12 +691,10 @@ def _keys_problems(
         if not isinstance(key.models, list | tuple):
             continue
         for j, pattern in enumerate(key.models):
-            if not isinstance(pattern, str) or known_pattern(pattern, models, providers):
+            if not isinstance(pattern, str) or pattern in routes:
                 continue
-            if pattern in routes:
-                message = f"{pattern!r} is a route: list its model aliases"
-            else:
-                message = f"unknown model or provider {pattern!r}"
-            errors.append(FieldError(f"{where}.models[{j}]", message))
+            if not known_pattern(pattern, models, providers):
+                message = f"unknown model, route or provider {pattern!r}"
+                errors.append(FieldError(f"{where}.models[{j}]", message))
     errors.extend(error for _, error in key_clashes(specs))
     return errors

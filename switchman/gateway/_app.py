@@ -29,11 +29,13 @@ from switchman._channels import open_channel
 from switchman._convert import call_from_dict
 from switchman._errors import FieldError, ValidationError
 from switchman._result import Delta, Result
+from switchman.catalog._config import allowed_for
 from switchman.gateway import _openai
 from switchman.gateway._auth import (
     Principal,
     authenticate,
     bind_principal,
+    call_patterns,
     model_allowed,
     presented_key,
     target_problems,
@@ -517,23 +519,30 @@ class Gateway:
     def _model_list(self, principal: Principal) -> list[dict[str, Any]]:
         """The ``/v1/models`` entries ``principal`` sees."""
         created = self.started
-        data = [{"id": "auto", "object": "model", "created": created, "owned_by": "switchman"}]
+        pats = principal.models
+        data = []
+        if any(model_allowed(pats, a, self.config) for a in self.config.models):
+            # (a key granted only routes may not call auto: it is not listed to it)
+            data.append(
+                {"id": "auto", "object": "model", "created": created, "owned_by": "switchman"}
+            )
         # only what can answer: models of providers in service, routes with such a member
-        usable = {
+        # that a call to the route may use (any of a route the key was granted by name)
+        serving = {
             alias
             for alias, m in self.config.models.items()
             if m.enabled
             and (p := self.config.providers.get(m.provider)) is not None
             and p.disabled_reason is None
-            and model_allowed(principal.models, alias, self.config)
         }
         for alias, m in self.config.models.items():
-            if alias in usable:
+            if alias in serving and model_allowed(pats, alias, self.config):
                 data.append(
                     {"id": alias, "object": "model", "created": created, "owned_by": m.provider}
                 )
         for name, r in self.config.routes.items():
-            if any(a in usable for a in r.chain):
+            route_pats = allowed_for(pats, name, self.config.routes)
+            if any(a in serving and model_allowed(route_pats, a, self.config) for a in r.chain):
                 data.append(
                     {
                         "id": name,
@@ -575,7 +584,7 @@ class Gateway:
             call,
             self.config,
             self.router.status(),
-            allowed=principal.models,
+            allowed=call_patterns(principal, call, self.config),
             now=trio.current_time(),
         )
         if denied:

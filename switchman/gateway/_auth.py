@@ -20,6 +20,7 @@ import attrs
 
 from switchman._call import TRUST_RANK, Call, Caller, TrustTier
 from switchman.catalog import Config, KeySpec
+from switchman.catalog._config import allowed_for
 from switchman.policy import resolve_target
 
 
@@ -103,17 +104,33 @@ def authenticate(keys: Sequence[KeySpec], presented: str | None) -> Principal | 
 
 
 def model_allowed(patterns: Sequence[str], alias: str, config: Config) -> bool:
-    """Whether an fnmatch pattern matches the alias or ``provider/alias``."""
+    """Whether an fnmatch pattern matches the alias or ``provider/alias`` (a route's name
+    is no pattern: it grants the route, not its models, see :func:`call_patterns`)."""
     spec = config.models.get(alias)
     names = [alias] if spec is None else [alias, f"{spec.provider}/{alias}"]
-    return any(fnmatchcase(name, p) for p in patterns for name in names)
+    return any(fnmatchcase(name, p) for p in patterns if p not in config.routes for name in names)
+
+
+def granted_routes(principal: Principal, config: Config) -> tuple[str, ...]:
+    """The routes ``principal``'s key names in its ``models``: it may call each (its whole
+    chain), whatever its other entries allow."""
+    return tuple(p for p in principal.models if p in config.routes)
+
+
+def call_patterns(principal: Principal, call: Call, config: Config) -> tuple[str, ...]:
+    """The allow-list for this call: the key's, and the chain of the route it calls when
+    the key was granted that route (as the router's eligibility has it)."""
+    return allowed_for(principal.models, call.model, config.routes)
 
 
 def may_reach(principal: Principal, alias: str, config: Config) -> bool:
     """Whether a call of ``principal`` can reach the model ``alias`` at all: every model
-    for the admin and the gateway without keys, else those its ``models`` allow. What a
-    key may learn of the configuration's models (results, events, ``/providers``)."""
-    return principal.sees_everything or model_allowed(principal.models, alias, config)
+    for the admin and the gateway without keys, else those its ``models`` allow and those
+    of the routes it was granted. What a key may learn of the configuration's models
+    (results, events, ``/providers``)."""
+    if principal.sees_everything or model_allowed(principal.models, alias, config):
+        return True
+    return any(alias in config.routes[r].chain for r in granted_routes(principal, config))
 
 
 def target_problems(
@@ -123,8 +140,11 @@ def target_problems(
 
     ``model`` is ``auto``, a route (a route name wins over an alias of the same
     name) or an alias; ``options.fallback`` entries are aliases or ``auto``.
-    A route is allowed when its name or any alias of its chain is allowed (the
-    router's eligibility drops the rest); ``auto`` when any model is.
+    A route is allowed when the key names it (its whole chain is tried), when a
+    glob matches its name or when a model of its chain is allowed (the router's
+    eligibility drops the models the key may not use); ``auto`` when any model is.
+    A route granted by name allows nothing else: not its models by name, not
+    ``auto``, not another route through them.
     """
     unknown: list[tuple[str, str]] = []
     denied: list[tuple[str, str]] = []

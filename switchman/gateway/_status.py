@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from switchman._version import __version__
 from switchman.actors._ledger import limits_from_config
 from switchman.catalog import Config
-from switchman.gateway._auth import Principal, model_allowed
+from switchman.gateway._auth import Principal, granted_routes, may_reach, model_allowed
 from switchman.gateway._protocol import RouterStatusLike
 from switchman.policy._budget import from_nanos, ledger_from_snapshot, to_nanos, window_key
 
@@ -89,7 +89,7 @@ def providers_body(
         models_live = {m.alias: m for m in state.models} if state is not None else {}
         models = []
         for alias, m in config.models.items():
-            if m.provider != name or not model_allowed(principal.models, alias, config):
+            if m.provider != name or not may_reach(principal, alias, config):
                 continue
             ml = models_live.get(alias)
             entry: dict[str, Any] = {
@@ -145,10 +145,13 @@ def providers_body(
                 restarts=state.restarts if state is not None else 0,
             )
         out.append(provider)
+    granted = granted_routes(principal, config)
     routes = {
         name: list(r.chain)
         for name, r in config.routes.items()
-        if detailed or any(model_allowed(principal.models, a, config) for a in r.chain)
+        if detailed
+        or name in granted
+        or any(model_allowed(principal.models, a, config) for a in r.chain)
     }
     return {"providers": out, "routes": routes, "simulated": config.simulated}
 

@@ -22,6 +22,7 @@ from switchman.catalog import (
     resolve,
     validate_config,
 )
+from switchman.catalog._config import allowed_for
 
 OPENAI = {"OPENAI_API_KEY": "sk-openai-SECRET-0001"}
 
@@ -363,18 +364,22 @@ def test_gateway_keys_none_of_which_can_be_used_are_an_error(
     assert load(tmp_path, "", {}).keys == ()
 
 
-def test_key_model_allow_list_expands_routes(tmp_path: Path) -> None:
+def test_a_route_in_a_key_allow_list_grants_the_route_alone(tmp_path: Path) -> None:
     text = """
         [[keys]]
         key_env = "KEY_A"
         handle = "a"
-        models = ["claude", "openai/*", "sim/fast"]
+        models = ["claude", "openai/*", "sim/fast", "claude"]
         """
     config = load(tmp_path, text, {"KEY_A": "x"})
     (key,) = config.keys
-    expected = dict.fromkeys((*config.routes["claude"].chain, "openai/*", "sim/fast"))
-    assert key.models == tuple(expected)
-    assert "sim/fast" in config.routes["claude"].chain  # listed once
+    assert key.models == ("claude", "openai/*", "sim/fast")  # kept as given, once each
+    chain = config.routes["claude"].chain
+    assert "sim/fast" in chain and "sim/smart" in chain
+    # a call to the route may use its chain; a call to anything else only what is listed
+    assert set(allowed_for(key.models, "claude", config.routes)) >= set(chain)
+    assert allowed_for(key.models, "sim/smart", config.routes) == key.models
+    assert allowed_for(key.models, "gpt", config.routes) == key.models  # not granted
 
 
 def test_a_key_may_have_a_request_rate(tmp_path: Path) -> None:

@@ -8,6 +8,9 @@ from switchman.gateway._auth import (
     OPEN,
     authenticate,
     bind_principal,
+    call_patterns,
+    granted_routes,
+    may_reach,
     model_allowed,
     presented_key,
     target_problems,
@@ -94,6 +97,33 @@ def test_auto_is_denied_to_a_key_allowed_no_model() -> None:
     assert principal is not None
     _, denied = target_problems(principal, Call(prompt="x"), CONFIG)
     assert denied == [("model", "this key may not use any model")]
+
+
+def test_a_route_granted_by_name_is_callable_alone() -> None:
+    # the route "best" is (fast, slow); the key names the route and gpt-x
+    keys = (KeySpec(key_env="K", handle="h", secret="s", models=("best", "gpt-x")),)
+    key = authenticate(keys, "s")
+    assert key is not None
+    assert granted_routes(key, CONFIG) == ("best",)
+    assert target_problems(key, Call(prompt="x", model="best"), CONFIG) == ([], [])
+    for name in ("fast", "slow"):  # its models, not by name
+        _, denied = target_problems(key, Call(prompt="x", model=name), CONFIG)
+        assert denied == [("model", f"this key may not use model {name!r}")]
+        assert not model_allowed(key.models, name, CONFIG)
+    via = Call(prompt="x", model="gpt-x", options=Options(fallback=("fast",)))
+    assert target_problems(key, via, CONFIG)[1] == [
+        ("options.fallback[0]", "this key may not use model 'fast'")
+    ]
+    # a call to the route may use its chain, as the router is told; its results name them
+    assert call_patterns(key, Call(prompt="x", model="best"), CONFIG) == (
+        "best",
+        "gpt-x",
+        "fast",
+        "slow",
+    )
+    assert call_patterns(key, Call(prompt="x", model="gpt-x"), CONFIG) == ("best", "gpt-x")
+    assert may_reach(key, "fast", CONFIG) and may_reach(key, "gpt-x", CONFIG)
+    assert not may_reach(key, "hang", CONFIG)
 
 
 def test_bind_principal_sets_handle_key_and_raises_trust() -> None:

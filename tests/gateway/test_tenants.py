@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import trio
 from trio_websocket import open_websocket_url
 
-from switchman.catalog import KeySpec
+import switchman
+from switchman.catalog import KeySpec, config_from_dict
 from switchman.store._sqlite import _PRUNE_EVERY, _SCHEMA
 from tests.gateway._fakes import KEYS, FakeRouter, bearer, make_config, running_gateway
 
@@ -159,3 +161,62 @@ async def test_without_keys_unknown_routes_are_still_404_and_405() -> None:
         async with running_gateway(router) as gw:
             assert (await gw.client.get("/admin")).status_code == 404
             assert (await gw.client.post("/jobs")).status_code == 405
+
+
+async def test_a_route_in_a_keys_models_grants_the_route_not_its_models(tmp_path: Path) -> None:
+    env = {"GW_TEAM_C": "team-c-secret-01", "GW_OPS": "ops-secret-0001"}
+    config = config_from_dict(
+        {
+            "server": {"db": str(tmp_path / "r.db")},
+            "router": {"stall_ms": 2000, "seed": 5},
+            "routes": {
+                "team-route": {"chain": ["sim/smart", "sim/balanced"]},
+                "mixed": {"chain": ["sim/smart", "sim/fast"]},
+            },
+            "keys": [
+                {"key_env": "GW_TEAM_C", "handle": "team-c", "models": ["team-route"]},
+                {"key_env": "GW_OPS", "handle": "ops", "admin": True},
+            ],
+        },
+        env=env,
+    )
+    (team_c, _) = config.keys
+    assert team_c.models == ("team-route",)  # kept as a route, not its chain
+    c_key = {"x-api-key": "team-c-secret-01"}
+
+    async def call(c: httpx.AsyncClient, **body: Any) -> httpx.Response:
+        return await c.post("/call?wait=20", json={"prompt": "hello", **body}, headers=c_key)
+
+    with trio.fail_after(30):
+        async with (
+            switchman.open_router(config, env=env) as router,
+            running_gateway(router) as gw,
+        ):
+            c = gw.client
+            routed = await call(c, model="team-route")
+            denied = {name: await call(c, model=name) for name in ("sim/smart", "auto", "mixed")}
+            fallback = await call(c, model="team-route", options={"fallback": ["sim/fast"]})
+            v1 = await c.post(
+                "/v1/chat/completions",
+                json={"model": "sim/smart", "messages": [{"role": "user", "content": "hi"}]},
+                headers=c_key,
+            )
+            listed = (await c.get("/v1/models", headers=c_key)).json()["data"]
+            one = await c.get("/v1/models/team-route", headers=c_key)
+            providers = (await c.get("/providers", headers=c_key)).json()
+    # the route answers, from its chain, the router's eligibility agreeing
+    result = routed.json()["result"]
+    assert routed.status_code == 200 and result["status"] == "complete", result
+    assert result["model"] in ("sim/smart", "sim/balanced")
+    assert not [
+        e for e in result["trace"]["eligibility"]["excluded"] if "not allowed" in e["reason"]
+    ]
+    # neither its models by name, nor auto over them, nor another route through them
+    for name, r in denied.items():
+        assert r.status_code == 403, (name, r.text)
+    assert fallback.status_code == 403
+    assert fallback.json()["error"]["details"][0]["field"] == "options.fallback[0]"
+    assert v1.status_code == 403
+    assert [m["id"] for m in listed] == ["team-route"]  # not auto, which it may not call
+    assert one.status_code == 200 and one.json()["owned_by"] == "switchman-route"
+    assert providers["routes"] == {"team-route": ["sim/smart", "sim/balanced"]}
