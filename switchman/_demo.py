@@ -310,15 +310,16 @@ def summarize(
     for _, result in done:
         for a in result.trace.attempts:
             outcomes.setdefault(a.alias, Counter())[a.outcome] += 1
-            if a.outcome != "success" and a.cost_usd:
-                cut += a.cost_usd
+            if a.cost_usd:  # what each model was billed: answers, and answers cut short
+                spend[a.alias] = spend.get(a.alias, 0.0) + a.cost_usd
+                if a.outcome != "success":
+                    cut += a.cost_usd
         switches = _switches(result.trace.attempts)
         fallbacks += switches
         if any("breaker" in e.reason for e in result.trace.eligibility.excluded):
             routed_around += 1
         if result.ok and result.model is not None:
             answered[result.model] += 1
-            spend[result.model] = spend.get(result.model, 0.0) + result.cost_usd
             latencies.append(result.latency_ms)
             calls_with_fallback += switches > 0
         else:
@@ -360,7 +361,7 @@ def summarize(
         breaker_opened=dict(sorted(opened.items())),
         breaker_closed=dict(sorted(closed.items())),
         budget_refusals=refusals,
-        spend_usd=sum(spend.values()) + cut,
+        spend_usd=sum(spend.values()),
         cut_spend_usd=cut,
         budget_usd=budget_usd,
         p50_ms=percentile(latencies, 50),
@@ -436,7 +437,7 @@ def format_summary(s: DemoSummary, *, color: bool = False) -> str:
         lines.append(row)
     lines.append(
         f"  {'total':<15} {s.complete:>8} {'100%' if s.complete else '-':>6} "
-        f"{s.spend_usd - s.cut_spend_usd:>10.6f}"
+        f"{s.spend_usd:>10.6f}"
         + "".join(
             f" {sum(t.attempts.get(k, 0) for t in s.models.values()):>{widths[k]}}" for k in kinds
         )
