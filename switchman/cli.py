@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from switchman._cli_args import MAX_WAIT_S, wait_arg
 from switchman._version import __version__
 
 DEFAULT_HOST = "127.0.0.1"
@@ -496,10 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument(
         "--wait",
-        type=float,
+        type=wait_arg,
         default=120.0,
-        help="seconds to wait for the answer, streamed or not (default 120); past it, "
-        "stop waiting (the job runs on) and exit 3 with the job id",
+        help=f"seconds to wait for the answer, streamed or not: 0 to {MAX_WAIT_S:g} "
+        "(default 120); past it, stop waiting (the job runs on) and exit 3 with the job id",
     )
     p.set_defaults(func=cmd_run)
 
