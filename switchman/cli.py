@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import httpx
 
-from switchman._cli_args import MAX_WAIT_S, wait_arg
+from switchman._cli_args import MAX_WAIT_S, port_arg, wait_arg
 from switchman._version import __version__
 
 DEFAULT_HOST = "127.0.0.1"
@@ -450,9 +450,9 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     # None: read from the environment once parsed (a bad value is a usage error then)
     p.add_argument(
         "--port",
-        type=int,
+        type=port_arg(allow_zero=False),
         default=None,
-        help=f"the daemon's port (default: ${PORT_ENV}, else {DEFAULT_PORT})",
+        help=f"the daemon's port, 1 to 65535 (default: ${PORT_ENV}, else {DEFAULT_PORT})",
     )
 
 
@@ -468,7 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the gateway daemon")
     p.add_argument("--host", default=None, help="default: [server] host, else 127.0.0.1")
-    p.add_argument("--port", type=int, default=None, help="default: [server] port, else 8265")
+    p.add_argument(
+        "--port",
+        type=port_arg(allow_zero=True),
+        default=None,
+        help="0 to 65535, 0: any free port (default: [server] port, else 8265)",
+    )
     p.add_argument("--config", help="switchman.toml")
     p.add_argument("--db", help="SQLite file for jobs, spend and learning (':memory:' for none)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys")

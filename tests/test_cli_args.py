@@ -98,6 +98,11 @@ def test_an_ipv6_address_is_bracketed_in_urls() -> None:
             ["run", "claude", "hi", "--stream", "--wait", "1000"],
             "--wait: must be from 0 to 300 seconds",
         ),
+        (["serve", "--port", "70000"], "--port: must be a port number from 0 to 65535"),
+        (["serve", "--port", "-1"], "--port: must be a port number from 0 to 65535"),
+        (["jobs", "--port", "0"], "--port: must be a port number from 1 to 65535"),
+        (["run", "claude", "hi", "--port", "99999"], "--port: must be a port number from 1"),
+        (["watch", "--port", "http"], "--port: 'http' is not a whole number"),
     ],
 )
 def test_a_bad_option_is_a_usage_error_before_anything_is_sent(
