@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import httpx
 
-from switchman._cli_args import MAX_WAIT_S, port_arg, wait_arg
+from switchman._cli_args import MAX_WAIT_S, host_arg, latency_arg, port_arg, wait_arg
 from switchman._version import __version__
 
 DEFAULT_HOST = "127.0.0.1"
@@ -423,7 +423,7 @@ def cmd_sim_server(args: argparse.Namespace) -> int:
         )
 
     argv = ["--host", args.host, "--port", str(args.port), "--latency-ms", str(args.latency_ms)]
-    return sim_main([*argv, "--flavour", args.flavour])
+    return sim_main([*argv, "--flavour", args.flavour], prog="switchman sim-server")
 
 
 def env_port(env: Mapping[str, str] | None = None) -> int:
@@ -564,9 +564,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sim-server", help="fake provider server (each provider's own wire format, by path)"
     )
-    p.add_argument("--host", default=DEFAULT_HOST)
-    p.add_argument("--port", type=int, default=8300)
-    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--host", type=host_arg, default=DEFAULT_HOST)
+    p.add_argument(
+        "--port", type=port_arg(allow_zero=True), default=8300, help="0 to 65535, 0: any free"
+    )
+    p.add_argument(
+        "--latency-ms", type=latency_arg, default=0.0, help="added to every answer, 0 or more"
+    )
     p.add_argument(
         "--flavour",
         default="openai",

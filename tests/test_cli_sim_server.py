@@ -1,12 +1,18 @@
-"""``switchman sim-server --flavour``: the names it takes, said in its help and its error; and
-which exit code a refusal by the daemon gives."""
+"""``switchman sim-server``: the flavours it takes, said in its help and its error; options out
+of range and a port in use refused in a line, exit 2; and which exit code a refusal by the
+daemon gives."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from switchman.sim._server import CHAT_FLAVOURS
-from tests.test_cli import cli
+from tests.test_cli import clean_env, cli
 
 
 def test_an_unknown_flavour_is_refused_naming_the_ones_there_are(tmp_path: Path) -> None:
@@ -29,7 +35,6 @@ def test_the_help_lists_the_flavours(tmp_path: Path) -> None:
 
 def test_a_daemon_that_cannot_take_the_call_now_is_a_failed_call_not_a_usage_error() -> None:
     import httpx
-    import pytest
 
     from switchman.cli import EXIT_FAILED, EXIT_USAGE, CliError, _json_or_error
 
@@ -50,3 +55,45 @@ def test_a_daemon_that_cannot_take_the_call_now_is_a_failed_call_not_a_usage_err
             _json_or_error(answer(status, code))
         assert info.value.exit_code == exit_code, (status, code)
         assert str(info.value).startswith(f"{code}: m")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--port", "70000"), "--port: must be a port number from 0 to 65535"),
+        (("--port", "-1"), "--port: must be a port number from 0 to 65535"),
+        (("--latency-ms", "-5"), "--latency-ms: must be 0 or more milliseconds"),
+        (("--latency-ms", "nan"), "--latency-ms: 'nan' is not a finite number"),
+    ],
+)
+@pytest.mark.parametrize("command", [("sim-server",), ()], ids=["switchman", "python-m"])
+def test_an_option_out_of_range_is_refused_not_wrapped_around(
+    tmp_path: Path, command: tuple[str, ...], args: tuple[str, ...], said: str
+) -> None:
+    if command:
+        done = cli(tmp_path, *command, *args, timeout=30)
+    else:  # python -m switchman.sim takes the same options
+        done = subprocess.run(
+            [sys.executable, "-m", "switchman.sim", *args],
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 2, done.stdout
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert "listening" not in done.stdout  # 70000 was 4464 once
+
+
+def test_a_port_in_use_is_said_in_a_line_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli(tmp_path, "sim-server", "--port", str(port), timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"switchman sim-server: cannot listen on 127.0.0.1:{port}: ")
+    assert "in use" in done.stderr.lower() and len(done.stderr.splitlines()) == 1
+    assert "Traceback" not in done.stderr and "ExceptionGroup" not in done.stderr

@@ -34,6 +34,7 @@ import re
 import signal
 import socket
 import struct
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,7 @@ import attrs
 import h11
 import trio
 
+from switchman._cli_args import host_arg, latency_arg, port_arg
 from switchman.sim._plan import BEHAVIOURS, BehaviourState, Failure, Plan, plan_from_name
 from switchman.sim._wire import (
     CREATED,
@@ -609,19 +611,25 @@ async def serve_fake_provider(
         task_status.started(server)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "python -m switchman.sim") -> int:
     """``python -m switchman.sim [--host H] [--port N] [--latency-ms MS] [--flavour NAME]``.
 
-    Serves until Ctrl-C or SIGTERM, then stops cleanly and returns 0.
+    Serves until Ctrl-C or SIGTERM, then stops cleanly and returns 0. An option out of
+    range is a usage error, and an address it cannot listen on (a port in use) is said
+    on stderr under ``prog``'s name: both exit 2.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m switchman.sim",
+        prog=prog,
         description="A fake LLM provider over HTTP; the model name picks the behaviour: "
         + ", ".join(BEHAVIOURS),
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8266)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--host", type=host_arg, default="127.0.0.1")
+    parser.add_argument(
+        "--port", type=port_arg(allow_zero=True), default=8266, help="0 to 65535, 0: any free"
+    )
+    parser.add_argument(
+        "--latency-ms", type=latency_arg, default=0.0, help="added to every answer, 0 or more"
+    )
     parser.add_argument(
         "--flavour",
         choices=CHAT_FLAVOURS,
@@ -642,5 +650,17 @@ def main(argv: list[str] | None = None) -> int:
                     nursery.cancel_scope.cancel()
                     break
 
-    trio.run(run)
-    return 0
+    refused: list[BaseException] = []
+    try:
+        trio.run(run)
+    except* OSError as group:  # the port is taken, the address is not this machine's...
+        refused.append(group)
+    if not refused:
+        return 0
+    exc = refused[0]
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    where = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"{prog}: cannot listen on {where}:{args.port}: {reason}", file=sys.stderr)
+    return 2
