@@ -23,7 +23,14 @@ from typing import Any, NoReturn
 
 import httpx
 
-from switchman._cli_args import MAX_WAIT_S, host_arg, latency_arg, port_arg, wait_arg
+from switchman._cli_args import (
+    MAX_WAIT_S,
+    count_arg,
+    host_arg,
+    latency_arg,
+    port_arg,
+    wait_arg,
+)
 from switchman._version import __version__
 
 DEFAULT_HOST = "127.0.0.1"
@@ -546,7 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("watch", help="live trace stream")
     _client_args(p)
     p.add_argument("--job", dest="job_id", help="only this job's events")
-    p.add_argument("--count", type=int, default=0, help="stop after this many events (0 = never)")
+    p.add_argument(
+        "--count",
+        type=count_arg,
+        default=None,
+        help="stop after this many events, 1 or more (default: never)",
+    )
     p.add_argument(
         "--json", action="store_true", help="one JSON object per line, as the websocket sends it"
     )

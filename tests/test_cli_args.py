@@ -103,6 +103,8 @@ def test_an_ipv6_address_is_bracketed_in_urls() -> None:
         (["jobs", "--port", "0"], "--port: must be a port number from 1 to 65535"),
         (["run", "claude", "hi", "--port", "99999"], "--port: must be a port number from 1"),
         (["watch", "--port", "http"], "--port: 'http' is not a whole number"),
+        (["watch", "--count", "-1"], "--count: must be 1 or more; got -1"),
+        (["watch", "--count", "0"], "--count: must be 1 or more; got 0"),
     ],
 )
 def test_a_bad_option_is_a_usage_error_before_anything_is_sent(
