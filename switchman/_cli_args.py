@@ -80,9 +80,10 @@ def count_arg(text: str) -> int:
     return value
 
 
-def host_problem(host: str) -> str | None:
+def host_problem(host: str, *, port_from: str = "--port") -> str | None:
     """Why ``host`` cannot be where a daemon is (None: it can). A host is a name or an IP
-    address, IPv6 with or without brackets, and never carries a port."""
+    address, IPv6 with or without brackets, and never carries a port (that is
+    ``port_from``'s)."""
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         ipaddress.ip_address(bare)
@@ -93,7 +94,7 @@ def host_problem(host: str) -> str | None:
     if host != bare:
         return "an IPv6 address inside its brackets"
     if ":" in host:
-        return "a host name or IP address, without a port (the port goes apart)"
+        return f"a host name or IP address without ':PORT' (the port is {port_from}'s)"
     if not _HOSTNAME.match(host):
         return "a host name or IP address (letters, digits, '.', '-')"
     return None

@@ -27,7 +27,9 @@ from switchman.cli import (
     CliError,
     _color,
     key_refused,
+    not_running,
     print_result,
+    where,
 )
 
 _COLORS = {
@@ -101,7 +103,7 @@ def _excluded_summary(excluded: list[Any]) -> str | None:
 
 
 def _ws_url(args: argparse.Namespace) -> str:
-    return f"ws://{args.host}:{args.port}/ws"
+    return f"ws://{where(args)}/ws"
 
 
 def _ws_headers() -> list[tuple[bytes, bytes]]:
@@ -194,7 +196,7 @@ async def _read_stream(
             error = message["error"]
             code = error.get("code")
             if code == "permission_denied":  # the key was accepted; this call is not its
-                raise key_refused(f"{args.host}:{args.port}", 403, str(error.get("message")))
+                raise key_refused(where(args), 403, str(error.get("message")))
             # the daemon could not take it now (as over HTTP: a failed call) or the call
             # itself is wrong (a usage error)
             busy = code in _BUSY
@@ -204,22 +206,19 @@ async def _read_stream(
 
 
 def _run(fn: Any, *args: Any) -> int:
-    where = f"{args[0].host}:{args[0].port}"
+    daemon = where(args[0])
     try:
         code: int = trio.run(fn, *args)
     except ConnectionRejected as exc:
         if exc.status_code in (401, 403):
-            raise key_refused(where, exc.status_code, _rejection_message(exc.body)) from None
+            raise key_refused(daemon, exc.status_code, _rejection_message(exc.body)) from None
         raise CliError(
-            f"the daemon at {where} refused the websocket (HTTP {exc.status_code})"
+            f"the daemon at {daemon} refused the websocket (HTTP {exc.status_code})"
         ) from None
     except BrokenPipeError:
         raise  # the reader of our output left (``watch | head``): not the daemon's doing
     except (OSError, HandshakeError):
-        raise CliError(
-            f"the switchman daemon is not running at {args[0].host}:{args[0].port}; "
-            f"start it with: switchman serve --port {args[0].port}"
-        ) from None
+        raise not_running(args[0], "ws") from None
     except ConnectionClosed:
         raise CliError("the daemon closed the connection") from None
     return code

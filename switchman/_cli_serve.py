@@ -20,11 +20,12 @@ from typing import Any
 import attrs
 import trio
 
+from switchman._cli_args import url_host
 from switchman._errors import ValidationError
 from switchman._router import open_router
 from switchman._version import __version__
 from switchman.catalog import Config, load_config
-from switchman.cli import EXIT_OK, CliError
+from switchman.cli import DEFAULT_HOST, EXIT_OK, CliError
 from switchman.gateway import InsecureBindError, serve_gateway
 from switchman.store import StoreError, open_store
 
@@ -114,11 +115,13 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
             )
             mode = " on the built-in simulator (answers are simulated)" if config.simulated else ""
             enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
+            url = f"http://{url_host(host)}:{port}"
+            watch = "" if host == DEFAULT_HOST else f" --host {host}"
             print(
-                f"switchman {__version__} serving on http://{host}:{port}{mode}\n"
+                f"switchman {__version__} serving on {url}{mode}\n"
                 f"  providers: {', '.join(enabled) or 'none'}\n"
-                f"  OpenAI-compatible base URL: http://{host}:{port}/v1\n"
-                f"  live traces: switchman watch --port {port}",
+                f"  OpenAI-compatible base URL: {url}/v1\n"
+                f"  live traces: switchman watch{watch} --port {port}",
                 flush=True,
             )
         outer.cancel_scope.cancel()  # served and shut down: stop watching signals
@@ -171,7 +174,8 @@ def serve(args: argparse.Namespace) -> int:
         raise CliError(str(_first_leaf(group))) from None
     except* OSError as group:  # e.g. the port is taken
         raise CliError(
-            f"cannot serve on {config.server.host}:{config.server.port}: {_first_leaf(group)}"
+            f"cannot serve on {url_host(config.server.host)}:{config.server.port}: "
+            f"{_first_leaf(group)}"
         ) from None
     return EXIT_OK
 

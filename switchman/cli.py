@@ -6,10 +6,10 @@ simulator; ``sim-server`` runs the fake provider server.
 
 Exit codes: 0 success, 1 the call failed (or could not be served: the daemon busy, a
 model the key may not use), 2 usage or connection error (a daemon not running, a
-gateway key missing or rejected, a bad ``SWITCHMAN_PORT``, ``serve`` given an invalid
-configuration), 3 the job had not finished (``run``'s within
-``--wait``, ``result``'s without ``--poll``). Clients send ``SWITCHMAN_API_KEY`` as
-their gateway key.
+gateway key missing or rejected, a bad ``SWITCHMAN_HOST`` or ``SWITCHMAN_PORT``, an
+option out of range, ``serve`` given an invalid configuration), 3 the job had not
+finished (``run``'s within ``--wait``, ``result``'s without ``--poll``). Clients send
+``SWITCHMAN_API_KEY`` as their gateway key.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ from switchman._cli_args import (
     MAX_WAIT_S,
     count_arg,
     host_arg,
+    host_problem,
     latency_arg,
     port_arg,
+    unbracketed,
+    url_host,
     wait_arg,
 )
 from switchman._version import __version__
@@ -55,7 +58,8 @@ environment:
                        providers, budgets, watch) send, when the daemon has [[keys]]
                        configured (health: an admin key shows more than the status)
   SWITCHMAN_HOST, SWITCHMAN_PORT
-                       where the clients find the daemon (default 127.0.0.1:8265)
+                       where the clients find the daemon (default 127.0.0.1:8265): a
+                       host name or IP address (::1 for IPv6, no :PORT), a port
 
 exit codes:
   0 success
@@ -63,8 +67,8 @@ exit codes:
     rpm, 503 shutting down or overloaded), or the key may not make it (HTTP 403: a
     model it may not use); health: degraded or draining
   2 usage or connection error: daemon not running, gateway key missing or rejected
-    (HTTP 401), a SWITCHMAN_PORT that is not a port, serve given an invalid
-    configuration
+    (HTTP 401), a SWITCHMAN_HOST or SWITCHMAN_PORT that is not a host or a
+    port, an option out of range, serve given an invalid configuration
   3 the job had not finished: run's within --wait, or result's without --poll;
     poll it with switchman result JOB_ID --poll
 """
@@ -90,7 +94,21 @@ class CliError(Exception):
 
 
 def _base_url(args: argparse.Namespace) -> str:
-    return f"http://{args.host}:{args.port}"
+    return f"http://{url_host(args.host)}:{args.port}"
+
+
+def where(args: argparse.Namespace) -> str:
+    """``host:port`` of the daemon the client looks for (``[::1]:8265`` for IPv6)."""
+    return f"{url_host(args.host)}:{args.port}"
+
+
+def not_running(args: argparse.Namespace, scheme: str = "http") -> CliError:
+    """The error for no daemon listening where the client looks, saying how to start one."""
+    host = "" if args.host == DEFAULT_HOST else f" --host {args.host}"
+    return CliError(
+        f"the switchman daemon is not running at {scheme}://{where(args)}; "
+        f"start it with: switchman serve{host} --port {args.port}"
+    )
 
 
 def _headers() -> dict[str, str]:
@@ -124,10 +142,7 @@ def _request(
         with httpx.Client(timeout=timeout, headers=_headers()) as client:
             return client.request(method, url, **kwargs)
     except httpx.ConnectError:
-        raise CliError(
-            f"the switchman daemon is not running at {_base_url(args)}; "
-            f"start it with: switchman serve --host {args.host} --port {args.port}"
-        ) from None
+        raise not_running(args) from None
     except httpx.TimeoutException:
         raise CliError(f"the daemon at {_base_url(args)} did not answer in {timeout:g}s") from None
 
@@ -138,7 +153,7 @@ def _where(resp: httpx.Response) -> str:
         url = resp.request.url
     except RuntimeError:  # a response made without a request
         return "?"
-    return f"{url.host}:{url.port}"
+    return f"{url_host(url.host)}:{url.port}"
 
 
 def _json_or_error(resp: httpx.Response) -> Any:
@@ -448,13 +463,28 @@ def env_port(env: Mapping[str, str] | None = None) -> int:
     return port
 
 
+def env_host(env: Mapping[str, str] | None = None) -> str:
+    """Where the clients find the daemon: ``SWITCHMAN_HOST``, else 127.0.0.1; a
+    ``CliError`` naming the variable when it is not a host name or IP address (one with a
+    port, say: the port is ``SWITCHMAN_PORT``'s)."""
+    raw = (os.environ if env is None else env).get(HOST_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_HOST
+    problem = host_problem(raw.strip(), port_from=PORT_ENV)
+    if problem is not None:
+        raise CliError(f"{HOST_ENV} must be {problem}; got {raw!r}")
+    return unbracketed(raw.strip())
+
+
 def _client_args(p: argparse.ArgumentParser) -> None:
+    # None: read from the environment once parsed (a bad value is a usage error then)
     p.add_argument(
         "--host",
-        default=os.environ.get(HOST_ENV, DEFAULT_HOST),
-        help=f"where the daemon is (default: ${HOST_ENV}, else {DEFAULT_HOST})",
+        type=host_arg,
+        default=None,
+        help=f"where the daemon is: a host name or IP address (default: ${HOST_ENV}, "
+        f"else {DEFAULT_HOST})",
     )
-    # None: read from the environment once parsed (a bad value is a usage error then)
     p.add_argument(
         "--port",
         type=port_arg(allow_zero=False),
@@ -474,7 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the gateway daemon")
-    p.add_argument("--host", default=None, help="default: [server] host, else 127.0.0.1")
+    p.add_argument(
+        "--host", type=host_arg, default=None, help="default: [server] host, else 127.0.0.1"
+    )
     p.add_argument(
         "--port",
         type=port_arg(allow_zero=True),
@@ -609,6 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail(str(exc), exc.exit_code)
     args = parser.parse_args(argv)
     try:
+        if args.command in CLIENT_COMMANDS and args.host is None:
+            args.host = env_host()
         if args.command in CLIENT_COMMANDS and args.port is None:
             args.port = env_port()
         code: int = args.func(args)
