@@ -631,15 +631,8 @@ def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    words = sys.argv[1:] if argv is None else list(argv)
-    command = next((w for w in words if not w.startswith("-")), None)
-    if ("-h" in words or "--help" in words) and command in (None, *CLIENT_COMMANDS):
-        try:  # its help says where the daemon is looked for: a bad variable first
-            env_port()
-        except CliError as exc:
-            _fail(str(exc), exc.exit_code)
-    args = parser.parse_args(argv)
+    # the variables are read once parsed: --help prints whatever they hold
+    args = build_parser().parse_args(argv)
     try:
         if args.command in CLIENT_COMMANDS and args.host is None:
             args.host = env_host()

@@ -647,9 +647,7 @@ def test_serve_with_an_invalid_config_names_each_mistake_and_exits_2(
 
 
 @pytest.mark.parametrize(
-    "args",
-    [("jobs",), ("run", "claude", "hi", "--stream"), ("--help",), ("jobs", "--help")],
-    ids=["jobs", "run-stream", "help", "jobs-help"],
+    "args", [("jobs",), ("run", "claude", "hi", "--stream")], ids=["jobs", "run-stream"]
 )
 def test_a_bad_switchman_port_is_a_usage_error_naming_it(
     tmp_path: Path, args: Sequence[str]
@@ -659,6 +657,24 @@ def test_a_bad_switchman_port_is_a_usage_error_naming_it(
     assert done.stderr == (
         "switchman: SWITCHMAN_PORT must be a port number between 1 and 65535; got 'abc'\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("jobs", "--help"), ("run", "-h"), ("watch", "--help")],
+    ids=["help", "jobs-help", "run-h", "watch-help"],
+)
+@pytest.mark.parametrize(
+    "env",
+    [{"SWITCHMAN_PORT": "abc"}, {"SWITCHMAN_HOST": "127.0.0.1:8265"}],
+    ids=["bad-port", "bad-host"],
+)
+def test_help_prints_whatever_the_variables_hold(
+    tmp_path: Path, args: Sequence[str], env: dict[str, str]
+) -> None:
+    done = cli(tmp_path, *args, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: switchman") and done.stderr == ""
 
 
 def test_switchman_port_says_where_the_clients_look_and_port_wins_over_it(
