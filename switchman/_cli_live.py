@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -19,13 +18,13 @@ from trio_websocket import (
 )
 
 from switchman.cli import (
-    API_KEY_ENV,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PENDING,
     EXIT_USAGE,
     CliError,
     _color,
+    api_key,
     key_refused,
     not_running,
     print_result,
@@ -107,7 +106,7 @@ def _ws_url(args: argparse.Namespace) -> str:
 
 
 def _ws_headers() -> list[tuple[bytes, bytes]]:
-    key = os.environ.get(API_KEY_ENV)
+    key = api_key()
     return [(b"authorization", f"Bearer {key}".encode())] if key else []
 
 

@@ -111,8 +111,24 @@ def not_running(args: argparse.Namespace, scheme: str = "http") -> CliError:
     )
 
 
+def api_key() -> str | None:
+    """``SWITCHMAN_API_KEY`` without the whitespace around it (None: unset or blank); a
+    ``CliError`` when it holds what no HTTP header can carry (a line break, a non-ASCII
+    letter...), never saying the value."""
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if not key:
+        return None
+    if not all(" " <= c <= "~" or c == "\t" for c in key):
+        raise CliError(f"{API_KEY_ENV} holds characters an HTTP header cannot carry")
+    return key
+
+
+def _key_given() -> bool:
+    return bool(os.environ.get(API_KEY_ENV, "").strip())
+
+
 def _headers() -> dict[str, str]:
-    key = os.environ.get(API_KEY_ENV)
+    key = api_key()
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
@@ -123,7 +139,7 @@ def key_refused(where: str, status: int, message: str = "") -> CliError:
     accepted and may not do this (a model it may not use): the daemon's own words, and
     a call that cannot be served (exit 1)."""
     if status == 401:
-        what = "rejected the key" if os.environ.get(API_KEY_ENV) else "needs a gateway key"
+        what = "rejected the key" if _key_given() else "needs a gateway key"
         return CliError(
             f"the daemon at {where} {what} (HTTP 401): set {API_KEY_ENV} to a gateway key"
         )
@@ -138,8 +154,9 @@ def _request(
     args: argparse.Namespace, method: str, path: str, *, timeout: float = 30.0, **kwargs: Any
 ) -> httpx.Response:
     url = _base_url(args) + path
+    headers = _headers()
     try:
-        with httpx.Client(timeout=timeout, headers=_headers()) as client:
+        with httpx.Client(timeout=timeout, headers=headers) as client:
             return client.request(method, url, **kwargs)
     except httpx.ConnectError:
         raise not_running(args) from None
@@ -316,9 +333,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         return code
     if set(data) == {"status"}:  # the daemon has keys, and this is not an admin's
         hint = (
-            "this key is not an admin's"
-            if os.environ.get(API_KEY_ENV)
-            else f"set {API_KEY_ENV} to an admin key"
+            "this key is not an admin's" if _key_given() else f"set {API_KEY_ENV} to an admin key"
         )
         print(
             _color(f"{state}", "32" if state == "ok" else "31")

@@ -586,6 +586,30 @@ def test_a_key_sees_what_each_model_takes_but_not_the_calls_in_flight(
     assert "in_flight" not in body["providers"][0] and "stats" not in fast
 
 
+def test_a_key_with_whitespace_around_it_is_sent_without(keyed_daemon: Daemon) -> None:
+    key = {"SWITCHMAN_API_KEY": "  team-secret\n"}  # as `export K=$(cat keyfile)` can give
+    for args in (("run", "sim/fast", "hi"), ("run", "sim/fast", "hi", "--stream"), ("jobs",)):
+        done = keyed_daemon.run(*args, env=key)
+        assert done.returncode == 0, (args, done.stderr)
+
+
+@pytest.mark.parametrize("key", ["t\u00ebam-secret", "team\nsecret", "team\x7fsecret"])
+@pytest.mark.parametrize(
+    "args",
+    [("run", "sim/fast", "hi"), ("run", "sim/fast", "hi", "--stream"), ("watch",), ("health",)],
+    ids=["run", "run-stream", "watch", "health"],
+)
+def test_a_key_no_header_can_carry_is_said_without_its_value(
+    tmp_path: Path, key: str, args: Sequence[str]
+) -> None:
+    with _closed_port() as port:  # refused before anything is sent
+        done = cli(tmp_path, *args, "--port", str(port), env={"SWITCHMAN_API_KEY": key})
+    assert done.returncode == 2
+    assert done.stderr == (
+        "switchman: SWITCHMAN_API_KEY holds characters an HTTP header cannot carry\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def keyed_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     home = tmp_path_factory.mktemp("keyed")
