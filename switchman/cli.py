@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 import httpx
 
@@ -66,7 +67,8 @@ exit codes:
   1 the call failed, or the daemon could not take it now (HTTP 429 over the key's
     rpm, 503 shutting down or overloaded), or the key may not make it (HTTP 403: a
     model it may not use); health: degraded or draining
-  2 usage or connection error: daemon not running, gateway key missing or rejected
+  2 usage or connection error: daemon not running, or closing the connection
+    mid-wait (the job id is named), gateway key missing or rejected
     (HTTP 401), a SWITCHMAN_HOST or SWITCHMAN_PORT that is not a host or a
     port, an option out of range, serve given an invalid configuration
   3 the job had not finished: run's within --wait, or result's without --poll;
@@ -77,8 +79,9 @@ exit codes:
   0 the answer was printed
   1 the call failed, or the daemon could not take it now (429, 503), or the key
     may not use that model (403)
-  2 usage or connection error: daemon not running, gateway key missing or rejected
-    (401: set {API_KEY_ENV})
+  2 usage or connection error: daemon not running, or closing the connection
+    mid-wait (the job id is named), gateway key missing or rejected (401: set
+    {API_KEY_ENV})
   3 the job had not finished within --wait; its id is printed: poll it with
     switchman result JOB_ID --poll
 """
@@ -150,18 +153,44 @@ def key_refused(where: str, status: int, message: str = "") -> CliError:
     )
 
 
+def poll_hint(job_id: str) -> str:
+    """How to get ``job_id``'s result later."""
+    return f"switchman result {job_id} --poll"
+
+
 def _request(
-    args: argparse.Namespace, method: str, path: str, *, timeout: float = 30.0, **kwargs: Any
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    *,
+    timeout: float = 30.0,
+    job_id: str | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
+    """One request to the daemon; a ``CliError`` (exit 2) when none is running there, it
+    does not answer in ``timeout`` seconds, or the connection breaks before its answer (a
+    daemon that stopped or was killed), naming ``job_id`` (the job the request is about)
+    with how to get its result once the daemon is back."""
     url = _base_url(args) + path
     headers = _headers()
+    later = f"; job {job_id}: {poll_hint(job_id)} once it is back" if job_id else ""
     try:
         with httpx.Client(timeout=timeout, headers=headers) as client:
             return client.request(method, url, **kwargs)
     except httpx.ConnectError:
-        raise not_running(args) from None
+        raise CliError(f"{not_running(args)}{later}") from None
     except httpx.TimeoutException:
-        raise CliError(f"the daemon at {_base_url(args)} did not answer in {timeout:g}s") from None
+        raise CliError(
+            f"the daemon at {_base_url(args)} did not answer in {timeout:g}s{later}"
+        ) from None
+    except httpx.TransportError:  # the connection broke: the daemon stopped or was killed
+        took = later or (
+            "; if it took the call, switchman jobs lists it" if path == "/call" else ""
+        )
+        raise CliError(
+            f"the daemon at {_base_url(args)} closed the connection before answering "
+            f"(did it stop?){took}"
+        ) from None
 
 
 def _where(resp: httpx.Response) -> str:
@@ -262,17 +291,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         from switchman._cli_live import stream_call
 
         return stream_call(args, call)
+    # taken first (wait 0: its job id at once), then waited for: whatever happens to the
+    # wait (the daemon stopping, Ctrl-C), the job can be named
+    submitted = _json_or_error(_request(args, "POST", "/call", params={"wait": 0}, json=call))
+    job_id = str(submitted["job_id"])
     resp = _request(
-        args, "POST", "/call", params={"wait": args.wait}, json=call, timeout=args.wait + 10
+        args,
+        "GET",
+        f"/result/{quote(job_id, safe='')}",
+        params={"wait": args.wait},
+        timeout=args.wait + 10,
+        job_id=job_id,
     )
     data = _json_or_error(resp)
-    if resp.status_code == 202:
+    if data.get("status") in ("queued", "running"):
         if args.json:
-            print(json.dumps(data, indent=2))
+            print(json.dumps({"job_id": job_id, "status": data["status"]}, indent=2))
         else:
             print(
-                f"job {data['job_id']} is still {data['status']}: not finished within "
-                f"--wait {args.wait:g}s; poll it with: switchman result {data['job_id']} --poll"
+                f"job {job_id} is still {data['status']}: not finished within "
+                f"--wait {args.wait:g}s; poll it with: {poll_hint(job_id)}"
             )
         return EXIT_PENDING
     result = data.get("result")  # the finished job carries its result
@@ -288,7 +326,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_result(args: argparse.Namespace) -> int:
     params = {"wait": 30} if args.poll else {}
     while True:
-        resp = _request(args, "GET", f"/result/{args.job_id}", params=params, timeout=40)
+        resp = _request(
+            args, "GET", f"/result/{args.job_id}", params=params, timeout=40, job_id=args.job_id
+        )
         data = _json_or_error(resp)
         if not args.poll or data.get("status") in ("complete", "failed"):
             break

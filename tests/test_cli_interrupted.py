@@ -1,0 +1,77 @@
+"""A ``switchman run`` whose wait is cut short (the daemon dying, Ctrl-C, ``--wait 0``) still
+names the job it submitted, so ``switchman result JOB --poll`` can pick it up.
+
+Real daemons (``serve`` subprocesses on the simulator) and real clients; real clock,
+bounded waits; every subprocess is killed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli import BROKEN_AND_SLOW, CLI, Daemon, _stop, clean_env, serving
+
+
+@pytest.fixture
+def slow_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon whose ``sim/sloth`` takes 30 s to answer."""
+    config = tmp_path / "switchman.toml"
+    config.write_text(BROKEN_AND_SLOW)
+    with serving(tmp_path, tmp_path / "jobs.db", "--config", str(config)) as d:
+        yield d
+
+
+def _client(daemon: Daemon, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, *args, "--port", str(daemon.port)],
+        env=clean_env(daemon.home),
+        cwd=daemon.home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _running_jobs(daemon: Daemon, count: int) -> list[str]:
+    """The ids of ``count`` running jobs, once the daemon has that many (bounded wait)."""
+    deadline = time.monotonic() + 20
+    while True:
+        jobs = httpx.get(
+            f"http://127.0.0.1:{daemon.port}/jobs", params={"status": "running"}, timeout=5
+        ).json()["jobs"]
+        if len(jobs) >= count:
+            return [j["job_id"] for j in jobs]
+        assert time.monotonic() < deadline, "the calls never started"
+        time.sleep(0.1)
+
+
+def _ended(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=20)
+    finally:
+        _stop(proc)
+    return proc.returncode, out, err
+
+
+def test_the_daemon_dying_mid_wait_names_the_job_and_exits_2(slow_daemon: Daemon) -> None:
+    run = _client(slow_daemon, "run", "sim/sloth", "Take your time")
+    try:
+        (job_id,) = _running_jobs(slow_daemon, 1)
+        poll = _client(slow_daemon, "result", job_id, "--poll")
+        time.sleep(1.0)  # both are waiting on the daemon now
+        slow_daemon.proc.kill()
+        for proc in (run, poll):
+            code, _, err = _ended(proc)
+            assert code == 2, err
+            assert "closed the connection before answering (did it stop?)" in err
+            assert f"job {job_id}: switchman result {job_id} --poll once it is back" in err
+            assert "Traceback" not in err
+    finally:
+        _stop(run)
