@@ -7,10 +7,9 @@ bounded waits; every subprocess is killed in ``finally``.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
