@@ -47,6 +47,8 @@ _COLORS = {
 
 #: the websocket errors of a call the daemon could not take now (HTTP 429, 503): exit 1
 _BUSY = frozenset({"rate_limited", "shutting_down", "overloaded"})
+#: how long past ``--wait`` a streamed call waits for the daemon to name the job it took
+_JOB_ID_WAIT_S = 10.0
 #: how many names of a list (a call's candidates) a line shows before "+N more"
 _LIST_SHOWN = 5
 
@@ -144,22 +146,30 @@ async def _watch(args: argparse.Namespace) -> int:
                 return EXIT_OK
 
 
-async def _stream(args: argparse.Namespace, call: dict[str, Any]) -> int:
+async def _stream(args: argparse.Namespace, call: dict[str, Any], seen: dict[str, Any]) -> int:
     """Submit ``call`` over the websocket, print its text as it arrives, then the summary.
 
-    Past ``--wait`` seconds it stops reading (the job runs on in the daemon), prints the
-    job id and how to poll it, and returns ``EXIT_PENDING``.
+    Past ``--wait`` seconds it stops reading the answer (the job runs on in the daemon),
+    prints the job id and how to poll it, and returns ``EXIT_PENDING``. Once the call is
+    sent the daemon may have taken it, so a wait over before the daemon named the job
+    still waits (``_JOB_ID_WAIT_S`` more) for its id. ``seen`` notes the job id as soon
+    as it is known, for a caller interrupted meanwhile.
     """
-    seen: dict[str, Any] = {"streamed": False, "job_id": None}
     async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
         await ws.send_message(json.dumps({"type": "call", "call": call}))
         with trio.move_on_after(args.wait):
             return await _read_stream(ws, args, seen)
+        if seen["job_id"] is None:
+            with trio.move_on_after(_JOB_ID_WAIT_S):
+                await _read_job_id(ws, args, seen)
     if seen["streamed"]:
         print()  # end the streamed text's line
     job_id = seen["job_id"]
     if job_id is None:
-        raise CliError(f"the daemon had not taken the call within --wait {args.wait:g}s")
+        raise CliError(
+            f"the daemon at {where(args)} did not say within {args.wait + _JOB_ID_WAIT_S:g}s "
+            "whether it took the call; if it did, switchman jobs lists it"
+        )
     if args.json:
         print(json.dumps({"job_id": job_id, "status": "running"}, indent=2))
     else:
@@ -192,16 +202,33 @@ async def _read_stream(
                 print()  # end the streamed text's line
             return print_result(result, show_answer=not seen["streamed"])
         elif kind == "error":
-            error = message["error"]
-            code = error.get("code")
-            if code == "permission_denied":  # the key was accepted; this call is not its
-                raise key_refused(where(args), 403, str(error.get("message")))
-            # the daemon could not take it now (as over HTTP: a failed call) or the call
-            # itself is wrong (a usage error)
-            busy = code in _BUSY
-            raise CliError(
-                f"{code}: {error.get('message')}", exit_code=EXIT_FAILED if busy else EXIT_USAGE
-            )
+            raise _refusal(args, message["error"])
+
+
+async def _read_job_id(
+    ws: WebSocketConnection, args: argparse.Namespace, seen: dict[str, Any]
+) -> None:
+    """Read until the daemon names the job it took the call as (into ``seen``), or raise
+    its refusal."""
+    while seen["job_id"] is None:
+        message = json.loads(await ws.get_message())
+        if message.get("type") == "submitted":
+            seen["job_id"] = message.get("job_id")
+        elif message.get("type") == "error":
+            raise _refusal(args, message["error"])
+
+
+def _refusal(args: argparse.Namespace, error: dict[str, Any]) -> CliError:
+    """The error for a call the daemon refused over the websocket."""
+    code = error.get("code")
+    if code == "permission_denied":  # the key was accepted; this call is not its
+        return key_refused(where(args), 403, str(error.get("message")))
+    # the daemon could not take it now (as over HTTP: a failed call) or the call
+    # itself is wrong (a usage error)
+    busy = code in _BUSY
+    return CliError(
+        f"{code}: {error.get('message')}", exit_code=EXIT_FAILED if busy else EXIT_USAGE
+    )
 
 
 def _run(fn: Any, *args: Any) -> int:
@@ -239,4 +266,5 @@ def watch(args: argparse.Namespace) -> int:
 
 
 def stream_call(args: argparse.Namespace, call: dict[str, Any]) -> int:
-    return _run(_stream, args, call)
+    seen: dict[str, Any] = {"streamed": False, "job_id": None}
+    return _run(_stream, args, call, seen)

@@ -7,6 +7,8 @@ bounded waits; every subprocess is killed in ``finally``.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -74,3 +76,26 @@ def test_the_daemon_dying_mid_wait_names_the_job_and_exits_2(slow_daemon: Daemon
             assert "Traceback" not in err
     finally:
         _stop(run)
+
+
+@pytest.mark.parametrize("model", ["sim/sloth", "sim/fast"])
+def test_a_streamed_call_given_no_wait_names_the_job_it_submitted(
+    slow_daemon: Daemon, model: str
+) -> None:
+    done = slow_daemon.run("run", model, "Stream me later", "--stream", "--wait", "0")
+    assert done.returncode == 3, done.stderr
+    out = done.stdout + done.stderr
+    found = re.search(
+        r"job (job_\w+) is still running: not finished within --wait 0s; "
+        r"poll it with: switchman result (job_\w+) --poll",
+        out,
+    )
+    assert found is not None and found.group(1) == found.group(2), out
+    if model == "sim/fast":  # the job ran on and answered
+        polled = slow_daemon.run("result", found.group(1), "--json", "--poll")
+        assert polled.returncode == 0, polled.stderr
+        assert json.loads(polled.stdout)["status"] == "complete"
+    else:  # it runs on
+        shown = slow_daemon.run("result", found.group(1), "--json")
+        assert shown.returncode == 3, shown.stderr
+        assert json.loads(shown.stdout)["status"] == "running"
