@@ -28,6 +28,7 @@ from switchman.cli import (
     key_refused,
     not_running,
     print_result,
+    say_interrupted,
     where,
 )
 
@@ -157,6 +158,7 @@ async def _stream(args: argparse.Namespace, call: dict[str, Any], seen: dict[str
     """
     async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
         await ws.send_message(json.dumps({"type": "call", "call": call}))
+        seen["sent"] = True
         with trio.move_on_after(args.wait):
             return await _read_stream(ws, args, seen)
         if seen["job_id"] is None:
@@ -235,6 +237,10 @@ def _run(fn: Any, *args: Any) -> int:
     daemon = where(args[0])
     try:
         code: int = trio.run(fn, *args)
+    except BaseExceptionGroup as group:  # Ctrl-C while a nursery ran: as itself
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+        raise KeyboardInterrupt from None
     except ConnectionRejected as exc:
         if exc.status_code in (401, 403):
             raise key_refused(daemon, exc.status_code, _rejection_message(exc.body)) from None
@@ -266,5 +272,14 @@ def watch(args: argparse.Namespace) -> int:
 
 
 def stream_call(args: argparse.Namespace, call: dict[str, Any]) -> int:
-    seen: dict[str, Any] = {"streamed": False, "job_id": None}
-    return _run(_stream, args, call, seen)
+    """``run --stream``; on Ctrl-C once the call is sent, says which job runs on (and
+    ends the line of text streamed so far) before the ``KeyboardInterrupt`` goes on."""
+    seen: dict[str, Any] = {"streamed": False, "job_id": None, "sent": False}
+    try:
+        return _run(_stream, args, call, seen)
+    except KeyboardInterrupt:
+        if seen["streamed"]:
+            print(flush=True)
+        if seen["sent"]:
+            say_interrupted(seen["job_id"])
+        raise

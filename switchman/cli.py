@@ -84,6 +84,7 @@ exit codes:
     {API_KEY_ENV})
   3 the job had not finished within --wait; its id is printed: poll it with
     switchman result JOB_ID --poll
+  130 interrupted (Ctrl-C): the job runs on in the daemon; its id is printed
 """
 
 
@@ -156,6 +157,19 @@ def key_refused(where: str, status: int, message: str = "") -> CliError:
 def poll_hint(job_id: str) -> str:
     """How to get ``job_id``'s result later."""
     return f"switchman result {job_id} --poll"
+
+
+def say_interrupted(job_id: str | None) -> None:
+    """On stderr, for a call interrupted (Ctrl-C) after it was sent: the job runs on in
+    the daemon, and how to get its result (``job_id`` None: the daemon had not named it)."""
+    if job_id:
+        line = f"interrupted; job {job_id} runs on in the daemon: {poll_hint(job_id)}"
+    else:
+        line = (
+            "interrupted before the daemon named the job; "
+            "if it took the call, switchman jobs lists it"
+        )
+    print(f"switchman: {line}", file=sys.stderr, flush=True)
 
 
 def _request(
@@ -293,16 +307,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         return stream_call(args, call)
     # taken first (wait 0: its job id at once), then waited for: whatever happens to the
     # wait (the daemon stopping, Ctrl-C), the job can be named
-    submitted = _json_or_error(_request(args, "POST", "/call", params={"wait": 0}, json=call))
+    try:
+        submitted = _json_or_error(_request(args, "POST", "/call", params={"wait": 0}, json=call))
+    except KeyboardInterrupt:
+        say_interrupted(None)
+        raise
     job_id = str(submitted["job_id"])
-    resp = _request(
-        args,
-        "GET",
-        f"/result/{quote(job_id, safe='')}",
-        params={"wait": args.wait},
-        timeout=args.wait + 10,
-        job_id=job_id,
-    )
+    try:
+        resp = _request(
+            args,
+            "GET",
+            f"/result/{quote(job_id, safe='')}",
+            params={"wait": args.wait},
+            timeout=args.wait + 10,
+            job_id=job_id,
+        )
+    except KeyboardInterrupt:
+        say_interrupted(job_id)
+        raise
     data = _json_or_error(resp)
     if data.get("status") in ("queued", "running"):
         if args.json:

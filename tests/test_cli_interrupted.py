@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -99,3 +100,25 @@ def test_a_streamed_call_given_no_wait_names_the_job_it_submitted(
         shown = slow_daemon.run("result", found.group(1), "--json")
         assert shown.returncode == 3, shown.stderr
         assert json.loads(shown.stdout)["status"] == "running"
+
+
+@pytest.mark.parametrize("extra", [(), ("--stream",)], ids=["waited", "streamed"])
+def test_ctrl_c_says_which_job_runs_on_and_exits_130(
+    slow_daemon: Daemon, extra: tuple[str, ...]
+) -> None:
+    run = _client(slow_daemon, "run", "sim/sloth", "Interrupt me", *extra)
+    try:
+        (job_id,) = _running_jobs(slow_daemon, 1)
+        time.sleep(1.0)  # waiting on the answer now (a streamed one has begun its text)
+        run.send_signal(signal.SIGINT)
+        code, out, err = _ended(run)
+    finally:
+        _stop(run)
+    assert code == 130
+    assert err.splitlines()[-1] == (
+        f"switchman: interrupted; job {job_id} runs on in the daemon: "
+        f"switchman result {job_id} --poll"
+    )
+    assert "Traceback" not in err
+    assert out == "" or out.endswith("\n")  # a streamed line is ended
+    assert job_id in _running_jobs(slow_daemon, 1)  # it does run on
