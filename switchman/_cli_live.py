@@ -27,6 +27,7 @@ from switchman.cli import (
     api_key,
     key_refused,
     not_running,
+    poll_hint,
     print_result,
     say_interrupted,
     where,
@@ -177,7 +178,8 @@ async def _stream(args: argparse.Namespace, call: dict[str, Any], seen: dict[str
     else:
         print(
             f"job {job_id} is still running: not finished within --wait {args.wait:g}s; "
-            f"poll it with: switchman result {job_id} --poll"
+            f"poll it with: {poll_hint(job_id)}",
+            file=sys.stderr,
         )
     return EXIT_PENDING
 

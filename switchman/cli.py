@@ -250,12 +250,13 @@ def _color(text: str, code: str) -> str:
 
 
 def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
-    """Human summary of a result (the answer unless ``show_answer`` is false, e.g. when it
-    was already streamed); returns the exit code."""
+    """A result for people: the answer alone on stdout (unless ``show_answer`` is false,
+    e.g. when it was already streamed), and on stderr the rest: the model, its cost and
+    the job, or the errors, and the attempts. Returns the exit code."""
     if result.get("status") == "complete":
         if show_answer:
-            print(result.get("answer", ""))
-            print()
+            print(result.get("answer", ""), flush=True)
+            print(file=sys.stderr)  # a blank line between the answer and the rest
         cost = result.get("cost_usd") or 0.0
         sim = " (simulated)" if result.get("simulated") else ""
         job = f"  job {result['job_id']}" if result.get("job_id") else ""
@@ -264,10 +265,14 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
                 f"model {result.get('model')} via {result.get('provider')}{sim}  "
                 f"cost ${cost:.6f}  latency {result.get('latency_ms', 0):.0f} ms{job}",
                 "2",
-            )
+            ),
+            file=sys.stderr,
         )
         if result.get("finish_reason") == "length":
-            print(_color("  the answer stops at max_tokens (finish reason: length)", "33"))
+            print(
+                _color("  the answer stops at max_tokens (finish reason: length)", "33"),
+                file=sys.stderr,
+            )
     else:
         for err in _errors_to_show(result):
             print(_color(f"error {err.get('code')}: {err.get('message')}", "31"), file=sys.stderr)
@@ -277,7 +282,7 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
         if a.get("error"):
             line += f": {a['error']}"
-        print(_color(line, "2" if a["outcome"] == "success" else "33"))
+        print(_color(line, "2" if a["outcome"] == "success" else "33"), file=sys.stderr)
     return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
 
 
@@ -332,7 +337,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(
                 f"job {job_id} is still {data['status']}: not finished within "
-                f"--wait {args.wait:g}s; poll it with: {poll_hint(job_id)}"
+                f"--wait {args.wait:g}s; poll it with: {poll_hint(job_id)}",
+                file=sys.stderr,
             )
         return EXIT_PENDING
     result = data.get("result")  # the finished job carries its result
@@ -357,7 +363,7 @@ def cmd_result(args: argparse.Namespace) -> int:
     status = data.get("status")
     if status in ("queued", "running") and not args.json:
         wait = f"switchman result {args.job_id} --poll"
-        print(f"job {args.job_id} is {status}; wait for it with: {wait}")
+        print(f"job {args.job_id} is {status}; wait for it with: {wait}", file=sys.stderr)
         return EXIT_PENDING
     if args.json or "result" not in data:
         print(json.dumps(data, indent=2))
@@ -605,8 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="submit a call to the daemon and print the answer",
-        description="Submit a call to the daemon and print the answer, the model that "
-        "answered, its cost and the attempts.",
+        description="Submit a call to the daemon. The answer goes alone to stdout (streamed\n"
+        "or not); the model that answered, its cost, the job and the attempts (or the\n"
+        "errors) go to stderr: ans=$(switchman run auto ...) holds just the answer.\n"
+        "--json prints the whole result on stdout.",
         epilog=_RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -145,10 +145,11 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         yield d
 
 
-def _answered_by(stdout: str) -> str:
-    """The model of the ``model X via sim (simulated)  cost $C`` line, whose cost is > 0."""
-    match = re.search(r"^model (\S+) via sim \(simulated\)  cost \$(\d+\.\d+)", stdout, re.M)
-    assert match is not None, stdout
+def _answered_by(stderr: str) -> str:
+    """The model of the ``model X via sim (simulated)  cost $C`` line (on stderr, the answer
+    alone on stdout), whose cost is > 0."""
+    match = re.search(r"^model (\S+) via sim \(simulated\)  cost \$(\d+\.\d+)", stderr, re.M)
+    assert match is not None, stderr
     assert float(match.group(2)) > 0  # the simulator's prices are not zero
     return match.group(1)
 
@@ -156,16 +157,16 @@ def _answered_by(stdout: str) -> str:
 def test_run_prints_the_answer_model_cost_and_attempts(daemon: Daemon) -> None:
     done = daemon.run("run", "claude", "Explain recursion")
     assert done.returncode == 0, done.stderr
-    model = _answered_by(done.stdout)
+    model = _answered_by(done.stderr)
     assert model.startswith("sim/")
     answer = expected_answer(model, "Explain recursion", MAX_TOKENS)
-    assert done.stdout.startswith(answer + "\n")
+    assert done.stdout == answer + "\n"  # the answer alone: `ans=$(switchman run ...)`
     # the simulator refuses now and then (rate limits, errors; 3% of sim/balanced's
     # answers): each try is listed, numbered, the last the one that answered
-    attempts = re.findall(r"^  attempt (\d+): (\S+) \(sim\) (\w+)", done.stdout, re.M)
-    assert [int(n) for n, _, _ in attempts] == list(range(1, len(attempts) + 1)), done.stdout
+    attempts = re.findall(r"^  attempt (\d+): (\S+) \(sim\) (\w+)", done.stderr, re.M)
+    assert [int(n) for n, _, _ in attempts] == list(range(1, len(attempts) + 1)), done.stderr
     assert re.search(
-        rf"^  attempt {len(attempts)}: {re.escape(model)} \(sim\) success$", done.stdout, re.M
+        rf"^  attempt {len(attempts)}: {re.escape(model)} \(sim\) success$", done.stderr, re.M
     )
 
 
@@ -183,10 +184,9 @@ def test_run_json_prints_the_whole_result(daemon: Daemon) -> None:
 def test_run_stream_prints_the_answer_once_then_the_model(daemon: Daemon) -> None:
     done = daemon.run("run", "claude", "Explain streaming", "--stream")
     assert done.returncode == 0, done.stderr
-    model = _answered_by(done.stdout)
+    model = _answered_by(done.stderr)
     answer = expected_answer(model, "Explain streaming", MAX_TOKENS)
-    assert done.stdout.count(answer) == 1
-    assert done.stdout.index(answer) < done.stdout.index(f"model {model}")
+    assert done.stdout == answer + "\n"  # streamed, once, alone
 
 
 def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
@@ -195,15 +195,16 @@ def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
     assert submitted.returncode == 3, submitted.stderr
     match = re.search(
         r"job (job_\w+) is still (queued|running): not finished within --wait 0s; poll it with",
-        submitted.stdout,
+        submitted.stderr,
     )
-    assert match is not None, submitted.stdout
+    assert match is not None, submitted.stderr
+    assert submitted.stdout == ""  # no answer
     job_id = match.group(1)
 
     polled = daemon.run("result", job_id, "--poll")
     assert polled.returncode == 0, polled.stderr
-    model = _answered_by(polled.stdout)
-    assert polled.stdout.startswith(expected_answer(model, "Poll me later", MAX_TOKENS))
+    model = _answered_by(polled.stderr)
+    assert polled.stdout == expected_answer(model, "Poll me later", MAX_TOKENS) + "\n"
 
     listed = daemon.run("jobs")
     assert listed.returncode == 0, listed.stderr
@@ -343,13 +344,14 @@ def test_failure_exit_1_and_shutdown_persistence(tmp_path: Path) -> None:
         # the cause once; each attempt's own error is on its attempt line
         (error,) = [line for line in failed.stderr.splitlines() if line.startswith("error ")]
         assert error.startswith("error all_models_failed: ")
-        attempts = re.findall(r"^  attempt \d+: sim/broken \(sim\) error: .+$", failed.stdout, re.M)
-        assert len(attempts) >= 2, failed.stdout
+        attempts = re.findall(r"^  attempt \d+: sim/broken \(sim\) error: .+$", failed.stderr, re.M)
+        assert len(attempts) >= 2, failed.stderr
+        assert failed.stdout == ""
 
         slow = d.run("run", "sim/sloth", "Take your time", "--wait", "0.5")
         assert slow.returncode == 3, slow.stderr
-        match = re.search(r"job (job_\w+) is still running", slow.stdout)
-        assert match is not None, slow.stdout
+        match = re.search(r"job (job_\w+) is still running", slow.stderr)
+        assert match is not None, slow.stderr
         job_id = match.group(1)
 
         # --wait holds for a streamed call too: stop reading, name the job, exit 3
@@ -360,9 +362,9 @@ def test_failure_exit_1_and_shutdown_persistence(tmp_path: Path) -> None:
         found = re.search(
             r"job (job_\w+) is still running: not finished within --wait 1s; "
             r"poll it with: switchman result (job_\w+) --poll",
-            streamed.stdout,
+            streamed.stderr,
         )
-        assert found is not None and found.group(1) == found.group(2), streamed.stdout
+        assert found is not None and found.group(1) == found.group(2), streamed.stderr
         as_json = d.run("run", "sim/sloth", "x", "--stream", "--wait", "0.5", "--json")
         assert as_json.returncode == 3, as_json.stderr
         pending = json.loads(as_json.stdout)
@@ -521,7 +523,7 @@ def test_a_key_that_may_not_use_a_model_is_told_so(keyed_daemon: Daemon) -> None
         assert "rejected the key" not in denied.stderr
     allowed = keyed_daemon.run("run", "sim/fast", "hi", env=key)
     assert allowed.returncode == 0, allowed.stderr
-    assert _answered_by(allowed.stdout) == "sim/fast"
+    assert _answered_by(allowed.stderr) == "sim/fast"
 
 
 def test_a_call_over_the_keys_rate_exits_1_streamed_or_not(keyed_daemon: Daemon) -> None:
@@ -731,8 +733,8 @@ def test_a_second_daemon_on_the_same_db_is_refused_and_the_first_keeps_its_jobs(
     daemon: Daemon,
 ) -> None:
     job = daemon.run("run", "claude", "Keep me", "--wait", "0")
-    job_id = re.search(r"job (job_\w+)", job.stdout)
-    assert job_id is not None, job.stdout
+    job_id = re.search(r"job (job_\w+)", job.stderr)
+    assert job_id is not None, job.stderr
     second = cli(daemon.home, "serve", "--port", "0", "--db", str(daemon.db))
     assert second.returncode == 2
     assert "is in use by another switchman process" in second.stderr
@@ -759,7 +761,7 @@ def test_result_of_an_unfinished_job_says_how_to_wait_and_exits_3(
     monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=body))
     assert switchman.cli.main(["result", "job_x"]) == 3
     assert "job job_x is running; wait for it with: switchman result job_x --poll" in (
-        capsys.readouterr().out
+        capsys.readouterr().err
     )
     assert switchman.cli.main(["result", "job_x", "--json"]) == 3
     assert json.loads(capsys.readouterr().out) == body
@@ -770,7 +772,7 @@ def test_watch_of_a_finished_job_shows_its_outcome_and_ends(daemon: Daemon) -> N
     job_id = json.loads(done.stdout)["job_id"]
     watched = daemon.run("watch", "--job", job_id)
     assert watched.returncode == 0, watched.stderr
-    assert re.search(r"^model sim/\S+ via sim \(simulated\)", watched.stdout, re.M)
+    assert re.search(r"^model sim/\S+ via sim \(simulated\)", watched.stderr, re.M)
     as_json = daemon.run("watch", "--job", job_id, "--json")  # for a tool to read
     assert as_json.returncode == 0, as_json.stderr
     last = json.loads(as_json.stdout.splitlines()[-1])
