@@ -27,6 +27,7 @@ from switchman.cli import (
     api_key,
     key_refused,
     not_running,
+    note,
     poll_hint,
     print_result,
     say_interrupted,
@@ -74,7 +75,7 @@ def format_event(event: dict[str, Any]) -> str:
         fields = repr(event.get("text", ""))[:60]
     where = f"{call:<8}" + (f" {job}" if job and kind in ("call.accepted", "call.failed") else "")
     line = f"{ts} {kind:<17} {where} {fields}"
-    return _color(line, _COLORS.get(kind, "0"))
+    return _color(line, _COLORS.get(kind, "0"), sys.stdout)
 
 
 def _value(v: Any) -> str:
@@ -123,12 +124,12 @@ async def _watch(args: argparse.Namespace) -> int:
     seen = 0
     async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
         await ws.send_message(json.dumps(subscribe))
-        print(_color(f"watching {_ws_url(args)} (Ctrl-C to stop)", "2"), file=sys.stderr)
+        note(f"watching {_ws_url(args)} (Ctrl-C to stop)", "2")
         while True:
             try:
                 message = json.loads(await ws.get_message())
             except ConnectionClosed:
-                print(_color("the daemon stopped: the watch ends", "2"), file=sys.stderr)
+                note("the daemon stopped: the watch ends", "2")
                 return EXIT_OK
             if message.get("type") == "error":
                 raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")

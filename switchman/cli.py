@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 from urllib.parse import quote
 
 import httpx
@@ -243,10 +243,17 @@ def _json_or_error(resp: httpx.Response) -> Any:
     return data
 
 
-def _color(text: str, code: str) -> str:
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+def _color(text: str, code: str, stream: TextIO) -> str:
+    """``text`` in the ANSI colour ``code`` when ``stream`` (where it is printed) is a
+    terminal and ``NO_COLOR`` is unset; else as it is."""
+    if stream.isatty() and not os.environ.get("NO_COLOR"):
         return f"\033[{code}m{text}\033[0m"
     return text
+
+
+def note(text: str, code: str) -> None:
+    """``text`` on stderr, in the colour ``code`` when stderr is a terminal."""
+    print(_color(text, code, sys.stderr), file=sys.stderr)
 
 
 def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
@@ -260,29 +267,23 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         cost = result.get("cost_usd") or 0.0
         sim = " (simulated)" if result.get("simulated") else ""
         job = f"  job {result['job_id']}" if result.get("job_id") else ""
-        print(
-            _color(
-                f"model {result.get('model')} via {result.get('provider')}{sim}  "
-                f"cost ${cost:.6f}  latency {result.get('latency_ms', 0):.0f} ms{job}",
-                "2",
-            ),
-            file=sys.stderr,
+        note(
+            f"model {result.get('model')} via {result.get('provider')}{sim}  "
+            f"cost ${cost:.6f}  latency {result.get('latency_ms', 0):.0f} ms{job}",
+            "2",
         )
         if result.get("finish_reason") == "length":
-            print(
-                _color("  the answer stops at max_tokens (finish reason: length)", "33"),
-                file=sys.stderr,
-            )
+            note("  the answer stops at max_tokens (finish reason: length)", "33")
     else:
         for err in _errors_to_show(result):
-            print(_color(f"error {err.get('code')}: {err.get('message')}", "31"), file=sys.stderr)
+            note(f"error {err.get('code')}: {err.get('message')}", "31")
         if result.get("job_id"):
-            print(_color(f"job {result['job_id']}", "2"), file=sys.stderr)
+            note(f"job {result['job_id']}", "2")
     for a in (result.get("trace") or {}).get("attempts") or ():
         line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
         if a.get("error"):
             line += f": {a['error']}"
-        print(_color(line, "2" if a["outcome"] == "success" else "33"), file=sys.stderr)
+        note(line, "2" if a["outcome"] == "success" else "33")
     return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
 
 
@@ -404,13 +405,13 @@ def cmd_health(args: argparse.Namespace) -> int:
             "this key is not an admin's" if _key_given() else f"set {API_KEY_ENV} to an admin key"
         )
         print(
-            _color(f"{state}", "32" if state == "ok" else "31")
+            _color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
             + f"  (providers, breakers and jobs need an admin key: {hint})"
         )
         return code
     where = " on the built-in simulator (answers are simulated)" if data.get("simulated") else ""
     print(
-        _color(f"{state}", "32" if state == "ok" else "31")
+        _color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
         + f"  switchman {data.get('version', '?')}, up {_duration(data.get('uptime_s') or 0)}"
         + where
     )

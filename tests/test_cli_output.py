@@ -1,0 +1,56 @@
+"""Where the clients' output goes, and in which colours: the answer alone on stdout, the
+rest on stderr, each stream coloured only when it is itself a terminal."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import pytest
+
+from switchman.cli import print_result
+
+RESULT: dict[str, Any] = {
+    "status": "complete",
+    "answer": "forty-two",
+    "model": "sim/fast",
+    "provider": "sim",
+    "simulated": True,
+    "cost_usd": 0.0001,
+    "latency_ms": 12.0,
+    "job_id": "job_1",
+    "trace": {"attempts": [{"n": 1, "alias": "sim/fast", "provider": "sim", "outcome": "success"}]},
+}
+
+
+class _Stream(io.StringIO):
+    def __init__(self, *, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize(("out_tty", "err_tty"), [(False, True), (True, False), (True, True)])
+def test_each_stream_is_coloured_when_it_is_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, out_tty: bool, err_tty: bool
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    out, err = _Stream(tty=out_tty), _Stream(tty=err_tty)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert print_result(RESULT) == 0
+    assert out.getvalue() == "forty-two\n"  # the answer is never painted
+    assert ("\033[" in err.getvalue()) is err_tty
+    assert "model sim/fast via sim (simulated)" in err.getvalue()
+
+
+def test_no_color_keeps_a_terminal_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    err = _Stream(tty=True)
+    monkeypatch.setattr(sys, "stdout", _Stream(tty=True))
+    monkeypatch.setattr(sys, "stderr", err)
+    print_result(RESULT)
+    assert "\033[" not in err.getvalue() and "attempt 1: sim/fast" in err.getvalue()
