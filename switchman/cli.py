@@ -305,8 +305,30 @@ def _errors_to_show(result: dict[str, Any]) -> list[dict[str, Any]]:
     return shown
 
 
+def read_prompt(given: str | None) -> str:
+    """The prompt: ``given``, or stdin's text when ``given`` is ``-`` or missing and stdin
+    is not a terminal (a pipe, a file: prompts past the command line's length limit).
+    The newlines ending stdin's text are dropped, as ``$(...)`` drops them. Blocks until
+    stdin ends. A ``CliError`` for no prompt at all, an empty one, or bytes that are not
+    UTF-8."""
+    if given is not None and given != "-":
+        return given
+    stdin = sys.stdin
+    if given is None and (stdin is None or stdin.isatty()):
+        raise CliError("run needs a prompt: give it after the model, or '-' to read it from stdin")
+    data = stdin.buffer.read() if stdin is not None else b""
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise CliError("the prompt on stdin is not UTF-8 text") from None
+    if not text.strip():
+        raise CliError("the prompt on stdin is empty")
+    return text
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    call: dict[str, Any] = {"prompt": args.prompt, "model": args.model, "intent": args.intent}
+    prompt = read_prompt(args.prompt)
+    call: dict[str, Any] = {"prompt": prompt, "model": args.model, "intent": args.intent}
     if args.stream:
         from switchman._cli_live import stream_call
 
@@ -621,7 +643,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _client_args(p)
     p.add_argument("model", help="a model alias, a route name or 'auto'")
-    p.add_argument("prompt")
+    p.add_argument(
+        "prompt",
+        nargs="?",
+        help="the prompt; '-', or none with stdin not a terminal, reads it from stdin "
+        "(echo hi | switchman run auto; for prompts longer than a command line takes)",
+    )
     p.add_argument("--intent", default="unknown")
     p.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")

@@ -68,22 +68,42 @@ class Daemon:
     db: Path
 
     def run(
-        self, *args: str, timeout: float = 30.0, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+        stdin: str | bytes | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return cli(self.home, *args, "--port", str(self.port), timeout=timeout, env=env)
+        return cli(
+            self.home, *args, "--port", str(self.port), timeout=timeout, env=env, stdin=stdin
+        )
 
 
 def cli(
-    home: Path, *args: str, timeout: float = 30.0, env: Mapping[str, str] | None = None
+    home: Path,
+    *args: str,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    stdin: str | bytes | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """``switchman ARGS`` as a user runs it, ``stdin`` piped in (None: empty, not a terminal)."""
+    proc = subprocess.Popen(
         [*CLI, *args],
         env=clean_env(home) | dict(env or {}),
         cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    try:
+        out, err = proc.communicate(data, timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
     )
 
 
