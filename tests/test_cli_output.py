@@ -1,15 +1,20 @@
 """Where the clients' output goes, and in which colours: the answer alone on stdout, the
-rest on stderr, each stream coloured only when it is itself a terminal."""
+rest on stderr, each stream coloured only when it is itself a terminal; and ``python -m
+switchman`` being the command."""
 
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from switchman._version import __version__
 from switchman.cli import print_result
+from tests.test_cli import clean_env
 
 RESULT: dict[str, Any] = {
     "status": "complete",
@@ -54,3 +59,27 @@ def test_no_color_keeps_a_terminal_plain(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(sys, "stderr", err)
     print_result(RESULT)
     assert "\033[" not in err.getvalue() and "attempt 1: sim/fast" in err.getvalue()
+
+
+def test_python_m_switchman_is_the_command(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "switchman", "--version"],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"switchman {__version__}\n"
+    usage = subprocess.run(
+        [sys.executable, "-m", "switchman", "run", "--wait", "nan", "auto", "hi"],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: switchman run")

@@ -1,0 +1,8 @@
+"""``python -m switchman``: the ``switchman`` command (``switchman.cli.main``)."""
+
+from __future__ import annotations
+
+from switchman.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
