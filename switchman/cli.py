@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, TextIO
@@ -374,12 +375,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return print_result(result)
 
 
+def job_id_arg(text: str) -> str:
+    """A job id as the daemon hands them out (``job_`` and hex): letters, digits, ``_``
+    and ``-``; anything else (an empty one, a path) is a usage error, never sent."""
+    if not _JOB_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a job id (they look like job_0123abcd...; switchman jobs lists them)"
+        )
+    return text
+
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
 def cmd_result(args: argparse.Namespace) -> int:
     params = {"wait": 30} if args.poll else {}
+    path = f"/result/{quote(args.job_id, safe='')}"
     while True:
-        resp = _request(
-            args, "GET", f"/result/{args.job_id}", params=params, timeout=40, job_id=args.job_id
-        )
+        resp = _request(args, "GET", path, params=params, timeout=40, job_id=args.job_id)
         data = _json_or_error(resp)
         if not args.poll or data.get("status") in ("complete", "failed"):
             break
@@ -450,13 +463,18 @@ def cmd_health(args: argparse.Namespace) -> int:
         for m in models:
             by_state.setdefault(m.get("breaker", "?"), []).append(m["alias"])
         closed = len(by_state.pop("closed", ()))
-        line = f"{p['name']:<10} {len(models)} models, breakers: {closed} closed"
+        line = f"{p['name']:<10} {_count(len(models), 'model')}, breakers: {closed} closed"
         for breaker, aliases in sorted(by_state.items()):
             line += f", {breaker}: {' '.join(aliases)}"
         print(f"provider   {line}")
     if disabled:
         print(f"disabled   {', '.join(disabled)} (switchman providers says why)")
     return code
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 model``, ``3 models``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _duration(seconds: float) -> str:
@@ -483,7 +501,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
         reason = reason_of(p)
         if reason:
             count = len(p.get("models", ()))
-            print(f"{p['name']:<12} {p.get('kind', ''):<10} {reason}  ({count} models)")
+            print(f"{p['name']:<12} {p.get('kind', ''):<10} {reason}  ({_count(count, 'model')})")
             continue
         # (a key that is not an admin is not shown calls in flight: say nothing then)
         busy = f"  in flight {p['in_flight']}" if "in_flight" in p else ""
@@ -663,7 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("result", help="show a job's result")
     _client_args(p)
-    p.add_argument("job_id")
+    p.add_argument("job_id", type=job_id_arg, help="as run printed it, or switchman jobs lists it")
     p.add_argument("--poll", action="store_true", help="wait until the job has finished")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_result)
@@ -697,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("watch", help="live trace stream")
     _client_args(p)
-    p.add_argument("--job", dest="job_id", help="only this job's events")
+    p.add_argument("--job", dest="job_id", type=job_id_arg, help="only this job's events")
     p.add_argument(
         "--count",
         type=count_arg,

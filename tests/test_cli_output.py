@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from switchman._version import __version__
-from switchman.cli import print_result
+from switchman.cli import main, print_result
 from tests.test_cli import clean_env
 
 RESULT: dict[str, Any] = {
@@ -83,3 +84,36 @@ def test_python_m_switchman_is_the_command(tmp_path: Path) -> None:
         check=False,
     )
     assert usage.returncode == 2 and usage.stderr.startswith("usage: switchman run")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["result", ""], ["result", "../../etc"], ["result", "job 1"], ["watch", "--job", "a/b"]],
+)
+def test_a_job_id_that_is_not_one_is_refused_before_anything_is_sent(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{argv[-1]!r} is not a job id (they look like job_0123abcd...;" in err
+
+
+def test_one_model_is_not_models(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import switchman.cli
+
+    providers = [
+        {"name": "a", "kind": "openai", "models": [{"alias": "a/x", "breaker": "closed"}]},
+        {"name": "b", "kind": "openai", "disabled": True, "models": [{"alias": "b/x"}]},
+    ]
+    health = {"status": "ok", "version": "0", "uptime_s": 1.0, "providers": providers}
+    monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=health))
+    assert main(["health"]) == 0
+    assert "provider   a          1 model, breakers: 1 closed" in capsys.readouterr().out
+    listed = {"providers": [{**providers[1], "disabled_reason": "missing API key"}]}
+    monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=listed))
+    assert main(["providers"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("missing API key  (1 model)")
