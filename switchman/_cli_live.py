@@ -25,6 +25,7 @@ from switchman.cli import (
     CliError,
     _color,
     api_key,
+    closed_early,
     key_refused,
     not_running,
     note,
@@ -161,11 +162,16 @@ async def _stream(args: argparse.Namespace, call: dict[str, Any], seen: dict[str
     async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
         await ws.send_message(json.dumps({"type": "call", "call": call}))
         seen["sent"] = True
-        with trio.move_on_after(args.wait):
-            return await _read_stream(ws, args, seen)
-        if seen["job_id"] is None:
-            with trio.move_on_after(_JOB_ID_WAIT_S):
-                await _read_job_id(ws, args, seen)
+        try:
+            with trio.move_on_after(args.wait):
+                return await _read_stream(ws, args, seen)
+            if seen["job_id"] is None:
+                with trio.move_on_after(_JOB_ID_WAIT_S):
+                    await _read_job_id(ws, args, seen)
+        except ConnectionClosed:  # the daemon stopped or was killed: name the job
+            if seen["streamed"]:
+                print()  # end the streamed text's line
+            raise closed_early(_ws_url(args), seen["job_id"], call_sent=True) from None
     if seen["streamed"]:
         print()  # end the streamed text's line
     job_id = seen["job_id"]

@@ -199,13 +199,20 @@ def _request(
             f"the daemon at {_base_url(args)} did not answer in {timeout:g}s{later}"
         ) from None
     except httpx.TransportError:  # the connection broke: the daemon stopped or was killed
-        took = later or (
-            "; if it took the call, switchman jobs lists it" if path == "/call" else ""
-        )
-        raise CliError(
-            f"the daemon at {_base_url(args)} closed the connection before answering "
-            f"(did it stop?){took}"
-        ) from None
+        raise closed_early(_base_url(args), job_id, call_sent=path == "/call") from None
+
+
+def closed_early(url: str, job_id: str | None, *, call_sent: bool) -> CliError:
+    """The error for a daemon (at ``url``) that closed the connection before its answer:
+    the job the wait was for and how to get its result once the daemon is back, else
+    (``call_sent``, no job id yet) where to look for a call it may have taken."""
+    if job_id:
+        then = f"; job {job_id}: {poll_hint(job_id)} once it is back"
+    else:
+        then = "; if it took the call, switchman jobs lists it" if call_sent else ""
+    return CliError(
+        f"the daemon at {url} closed the connection before answering (did it stop?){then}"
+    )
 
 
 def _where(resp: httpx.Response) -> str:

@@ -62,19 +62,23 @@ def _ended(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def test_the_daemon_dying_mid_wait_names_the_job_and_exits_2(slow_daemon: Daemon) -> None:
-    run = _client(slow_daemon, "run", "sim/sloth", "Take your time")
+@pytest.mark.parametrize("extra", [(), ("--stream",)], ids=["waited", "streamed"])
+def test_the_daemon_dying_mid_wait_names_the_job_and_exits_2(
+    slow_daemon: Daemon, extra: tuple[str, ...]
+) -> None:
+    run = _client(slow_daemon, "run", "sim/sloth", "Take your time", *extra)
     try:
         (job_id,) = _running_jobs(slow_daemon, 1)
         poll = _client(slow_daemon, "result", job_id, "--poll")
         time.sleep(1.0)  # both are waiting on the daemon now
         slow_daemon.proc.kill()
         for proc in (run, poll):
-            code, _, err = _ended(proc)
+            code, out, err = _ended(proc)
             assert code == 2, err
             assert "closed the connection before answering (did it stop?)" in err
             assert f"job {job_id}: switchman result {job_id} --poll once it is back" in err
             assert "Traceback" not in err
+            assert out == "" or out.endswith("\n")  # a streamed line is ended
     finally:
         _stop(run)
 
