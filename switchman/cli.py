@@ -427,7 +427,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     jobs = data.get("jobs", data) if isinstance(data, dict) else data
     for job in jobs:  # summaries: model, requested_model and cost_usd at the top level
         model = job.get("model") or job.get("requested_model") or "-"
-        reason = f"  ({job['reason']})" if job.get("reason") else ""
+        why = job.get("reason") or job.get("error_code")  # a failed job says why
+        reason = f"  ({why})" if why else ""
         print(
             f"{job['job_id']}  {job['status']:<9} {model:<20} "
             f"${(job.get('cost_usd') or 0):.6f}{reason}"

@@ -235,6 +235,19 @@ def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
     as_json = json.loads(daemon.run("jobs", "--json", "--status", "complete").stdout)
     assert job_id in {j["job_id"] for j in as_json["jobs"]}
 
+    # a failed job says why, in the listing
+    import httpx
+
+    failed = httpx.post(
+        f"http://127.0.0.1:{daemon.port}/call?wait=10",
+        json={"prompt": "too long", "model": "sim/fast", "params": {"max_tokens": 10**6}},
+        timeout=20,
+    ).json()
+    assert failed["status"] == "failed", failed
+    listed = daemon.run("jobs", "--status", "failed")
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(failed["job_id"])]
+    assert row.endswith("(no_eligible_model)"), row
+
 
 def test_health_and_providers(daemon: Daemon) -> None:
     health = daemon.run("health")

@@ -142,6 +142,10 @@ def _job_summary(record: JobRecord) -> dict[str, Any]:
     answered = result if isinstance(result, Mapping) else {}
     body["model"] = answered.get("model")
     body["cost_usd"] = answered.get("cost_usd")
+    # why a failed job failed, at a glance (its first error's code)
+    errors = answered.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else None
+    body["error_code"] = first.get("code") if isinstance(first, Mapping) else None
     return body
 
 

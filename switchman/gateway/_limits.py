@@ -52,8 +52,8 @@ class KeyRates:
         raise HttpError(
             429,
             "rate_limited",
-            f"the key {principal.handle!r} is over its rate of {principal.rpm} requests a "
-            f"minute; retry in {wait:.1f}s",
+            f"the key {principal.handle!r} is over its rate of {principal.rpm} "
+            f"request{'s' if principal.rpm != 1 else ''} a minute; retry in {wait:.1f}s",
             headers=[
                 (RETRY_AFTER, str(max(math.ceil(wait), 1)).encode()),
                 (b"retry-after-ms", str(max(math.ceil(wait * 1000), 1)).encode()),

@@ -109,6 +109,8 @@ async def test_jobs_lists_recent_jobs_with_filters() -> None:
             assert [j["job_id"] for j in jobs] == ids[::-1]
             assert jobs[0]["requested_model"] == "fast" and jobs[0]["model"] == "fast"
             assert jobs[0]["cost_usd"] == 0.002 and jobs[1]["cost_usd"] == 0.0
+            assert jobs[0]["error_code"] is None and jobs[1]["status"] == "failed"
+            assert jobs[1]["error_code"] is not None  # why it failed, at a glance
             assert "result" not in jobs[0]
             r = await gw.client.get("/jobs", params={"status": "failed"})
             assert [j["job_id"] for j in r.json()["jobs"]] == [ids[1]]

@@ -45,7 +45,7 @@ def test_a_refusal_is_a_429_with_retry_after_rounded_up() -> None:
         rates.check(limited, 0.5)
     err = info.value
     assert (err.status, err.code) == (429, "rate_limited")
-    assert "'r' is over its rate of 1 requests a minute; retry in 59.5s" in err.message
+    assert "'r' is over its rate of 1 request a minute; retry in 59.5s" in err.message
     assert dict(err.headers) == {b"retry-after": b"60", b"retry-after-ms": b"59500"}
     # no rpm, or the open gateway: never limited
     for principal in (OPEN, Principal(key_id="F", handle="free", admin=False)):
