@@ -597,20 +597,25 @@ async def _exchange(
             if end.cost_usd is not None
             else model.cost(usage.input_tokens, usage.output_tokens)
         )
-        bill = possible_bill(model, usage, cost, out_tokens)
-        if bill.held:
-            log.warning(
-                "%s reported %d input and %d output tokens, $%.6f: more than any request "
-                "could produce (context window %d, max_tokens %d); billed $%.6f at most",
-                model.alias,
-                usage.input_tokens,
-                usage.output_tokens,
-                cost,
-                model.context_window,
-                out_tokens,
-                bill.cost_usd,
-            )
-        usage, cost = bill.usage, bill.cost_usd
+        if (
+            end.cost_usd is not None  # (a cost from usage in bounds is in bounds)
+            or usage.input_tokens > model.context_window
+            or usage.output_tokens > out_tokens
+        ):
+            bill = possible_bill(model, usage, cost, out_tokens)
+            if bill.held:
+                log.warning(
+                    "%s reported %d input and %d output tokens, $%.6f: more than any request "
+                    "could produce (context window %d, max_tokens %d); billed $%.6f at most",
+                    model.alias,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    cost,
+                    model.context_window,
+                    out_tokens,
+                    bill.cost_usd,
+                )
+            usage, cost = bill.usage, bill.cost_usd
         record = AttemptRecord(
             outcome="success", status_code=status_code or 200, usage=usage, cost_usd=cost, **base
         )

@@ -679,4 +679,7 @@ async def run_dispatcher(
 def _spent(run: CallRun, answered_usd: float) -> float:
     """The call's cost: ``answered_usd`` for its answer, plus what each attempt that
     failed was billed (a stream cut short after output began is paid for)."""
-    return answered_usd + sum(a.cost_usd for a in run.attempts if a.outcome != "success")
+    attempts = run.attempts
+    if len(attempts) == 1 and answered_usd:  # the usual call: its one attempt answered
+        return answered_usd
+    return answered_usd + sum(a.cost_usd for a in attempts if a.outcome != "success")
