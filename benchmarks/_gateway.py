@@ -43,29 +43,38 @@ def measure_point(
     warmup_s: float,
 ) -> dict[str, Any]:
     """One closed-loop (``concurrency``) or open-loop (``rate``) point, with the
-    server process's CPU per answer when ``server`` is given."""
-    cpu0 = server.cpu_seconds() if server is not None else 0.0
+    server process's CPU per answer when ``server`` is given.
+
+    Closed loop: the answers completed in the measurement window and the server's CPU
+    seconds read at that window's two ends, so both figures cover the same time.
+    Open loop: a warm-up run at the same rate first; then the CPU from the first
+    scheduled request to the last answer, over every request of the schedule.
+    """
+    sample = server.cpu_seconds if server is not None else None
     result: LoadResult
     if concurrency:
         result = trio.run(
             lambda: closed_loop(
-                target, body, concurrency=concurrency, duration_s=duration_s, warmup_s=warmup_s
+                target,
+                body,
+                concurrency=concurrency,
+                duration_s=duration_s,
+                warmup_s=warmup_s,
+                sample=sample,
             )
         )
+        spent = result.sampled[1] - result.sampled[0] if result.sampled else 0.0
     else:
         if warmup_s > 0:
             trio.run(lambda: open_loop(target, body, rate=rate, duration_s=warmup_s))
-            cpu0 = server.cpu_seconds() if server is not None else 0.0
+        cpu0 = sample() if sample is not None else 0.0
         result = trio.run(lambda: open_loop(target, body, rate=rate, duration_s=duration_s))
+        spent = sample() - cpu0 if sample is not None else 0.0
     row = result.row()
     if server is not None:
-        # closed loop: the warm-up's CPU is included, so scale by the answers it had too
-        spent = server.cpu_seconds() - cpu0
         answers = result.ok + result.errors
-        if concurrency and warmup_s > 0 and result.duration_s > 0:
-            answers = int(answers * (1.0 + warmup_s / result.duration_s))
         row["server_cpu_us_per_answer"] = spent / answers * 1e6 if answers else float("nan")
-        row["server_cpu_share"] = spent / (result.duration_s + warmup_s)
+        row["server_cpu_share"] = spent / result.duration_s
     return row
 
 

@@ -7,22 +7,24 @@ and parses only the status line and the framing headers, so the load
 generator's own cost stays small and the same for every target.
 
 - closed loop: ``concurrency`` workers, each with its own connection, send the
-  next request as soon as the previous answer is in; the first ``warmup_s``
-  seconds are not counted.
+  next request as soon as the previous answer is in; after a warm-up (a time
+  *and* a few round trips per worker) the answers that complete inside a fixed
+  window are counted and divided by it (``Window``);
+- a counted run: exactly N requests, back to back (memory checkpoints);
 - open loop: requests start on a fixed schedule (``rate`` per second) whatever
   the answers do, each on an idle connection or a new one (at most
   ``max_connections``), and latency counts from the *scheduled* start, so a
   server that falls behind shows it (no coordinated omission).
 
-Everything runs in the caller's trio run; cancelling a loop closes its
-connections at once.
+Everything runs in the caller's trio run and reads trio's clock (so the
+arithmetic is testable on a fake clock with in-memory streams); cancelling a
+loop closes its connections at once.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -61,7 +63,7 @@ def render_request(target: Target, body: bytes) -> bytes:
 class Connection:
     """One keep-alive HTTP/1.1 connection. Not for concurrent use."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
         self._buf = bytearray()
         self.closed = False
@@ -155,7 +157,13 @@ class Connection:
 
 @attrs.frozen(kw_only=True)
 class LoadResult:
-    """What one loop measured. Latencies in seconds; throughput in answers per second."""
+    """What one loop measured. Latencies in seconds; throughput in answers per second.
+
+    ``duration_s`` is the time the answers were counted over: a closed loop's fixed
+    measurement window, or an open loop's (or a counted run's) time until its last answer.
+    ``sampled`` is what the caller's ``sample`` function read at the window's start and
+    end (a server's CPU seconds, say), or None.
+    """
 
     target: str
     mode: str
@@ -166,6 +174,10 @@ class LoadResult:
     errors: int
     error_kinds: Mapping[str, int]
     latencies: tuple[float, ...] = attrs.field(repr=False)
+    #: closed loop: how long the warm-up took and how many replies it saw
+    warmup_s: float = 0.0
+    warmup_replies: int = 0
+    sampled: tuple[float, float] | None = None
 
     @property
     def throughput(self) -> float:
@@ -179,6 +191,8 @@ class LoadResult:
             "concurrency": self.concurrency,
             "rate": self.rate,
             "duration_s": round(self.duration_s, 3),
+            "warmup_s": round(self.warmup_s, 3),
+            "warmup_replies": self.warmup_replies,
             "ok": self.ok,
             "errors": self.errors,
             "error_kinds": dict(self.error_kinds),
@@ -203,12 +217,77 @@ class _Tally:
         return sum(self.kinds.values())
 
 
+class Window:
+    """A closed loop's measurement window: the arithmetic, with no clock of its own.
+
+    The loop starts at ``start``. The warm-up lasts until ``warmup_s`` have passed
+    *and* ``warmup_replies`` replies (answers or errors) have come in, so a slow
+    server gets a few round trips per client before anything counts. The window
+    then runs ``duration_s``: a reply counts when it *completes* inside
+    ``(opens_at, closes_at]``, whenever its request started (the reply that ends
+    the warm-up does not count), so throughput is
+    completions in a fixed window divided by that window (a steady closed loop
+    completes as many requests in a window as it starts, without the bias of
+    counting starts and waiting for the stragglers). Replies before or after the
+    window are not counted. ``force_open(now)`` opens it at ``now`` if the warm-up
+    never gets its replies (a server too slow or down).
+    """
+
+    def __init__(
+        self, *, start: float, warmup_s: float, warmup_replies: int, duration_s: float
+    ) -> None:
+        self.start = start
+        self.warmup_s = warmup_s
+        self.warmup_replies = warmup_replies
+        self.duration_s = duration_s
+        self.opens_at: float | None = None
+        self.seen = 0
+        self.tally = _Tally()
+
+    @property
+    def closes_at(self) -> float | None:
+        return None if self.opens_at is None else self.opens_at + self.duration_s
+
+    def force_open(self, now: float) -> None:
+        if self.opens_at is None:
+            self.opens_at = max(now, self.start + self.warmup_s)
+
+    def record(self, done_at: float, latency: float, error: str | None) -> None:
+        """A reply completed at ``done_at`` after ``latency`` seconds; ``error`` names
+        what went wrong, None for a 200 answer."""
+        if self.opens_at is None:
+            self.seen += 1
+            if self.seen >= self.warmup_replies:
+                self.opens_at = max(done_at, self.start + self.warmup_s)
+        if self.opens_at is None or not self.opens_at < done_at <= self.opens_at + self.duration_s:
+            return
+        if error is None:
+            self.tally.ok += 1
+            self.tally.latencies.append(latency)
+        else:
+            self.tally.error(error)
+
+
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, ProtocolError):
         return "protocol"
     if isinstance(exc, trio.BrokenResourceError | ConnectionError):
         return "connection"
     return type(exc).__name__
+
+
+#: how a loop reaches the server: a fresh stream per connection
+Connect = Callable[[], Awaitable[trio.abc.Stream]]
+
+
+def _tcp(target: Target) -> Connect:
+    async def connect() -> trio.abc.Stream:
+        return await trio.open_tcp_stream(target.host, target.port)
+
+    return connect
+
+
+_FAILURES = (OSError, ProtocolError, trio.BrokenResourceError, trio.TooSlowError)
 
 
 async def closed_loop(
@@ -218,46 +297,126 @@ async def closed_loop(
     concurrency: int,
     duration_s: float,
     warmup_s: float = 0.0,
+    warmup_round_trips: float = 2.0,
+    max_warmup_s: float = 60.0,
     timeout_s: float = 30.0,
-    max_requests: int | None = None,
+    sample: Callable[[], float] | None = None,
+    connect: Connect | None = None,
 ) -> LoadResult:
-    """``concurrency`` workers send requests back to back for ``warmup_s + duration_s``,
-    or until ``max_requests`` have been started, whichever comes first.
+    """``concurrency`` workers send requests back to back; answers are counted in a
+    fixed window of ``duration_s`` (:class:`Window`) after a warm-up of at least
+    ``warmup_s`` and ``warmup_round_trips`` replies per worker (at most
+    ``max_warmup_s``: then the window opens anyway). Returns when the window closes;
+    requests still in flight then are cancelled and their connections closed.
 
-    Only answers to requests started after the warm-up count. A non-200 answer,
-    a broken connection or a request slower than ``timeout_s`` is an error (the
-    worker then reconnects).
+    A non-200 answer, a broken connection or a request slower than ``timeout_s`` is
+    an error (the worker then reconnects). ``sample`` (a server's CPU seconds, say) is
+    read as the window opens and as it closes. ``connect`` replaces the TCP
+    connection to ``target`` (tests: in-memory streams on a fake clock).
     """
     request = render_request(target, body)
-    tally = _Tally()
-    start = time.perf_counter()
-    measure_from = start + warmup_s
-    end = measure_from + duration_s
-    budget = [math.inf if max_requests is None else max_requests]
+    open_stream = connect or _tcp(target)
+    start = trio.current_time()
+    window = Window(
+        start=start,
+        warmup_s=warmup_s,
+        warmup_replies=max(1, math.ceil(concurrency * warmup_round_trips)),
+        duration_s=duration_s,
+    )
+    opened = trio.Event()
 
     async def worker() -> None:
         conn: Connection | None = None
         try:
-            while (t0 := time.perf_counter()) < end and budget[0] > 0:
-                budget[0] -= 1
-                counted = t0 >= measure_from
+            while True:
+                t0 = trio.current_time()
+                error: str | None = None
+                try:
+                    if conn is None or conn.closed:
+                        conn = Connection(await open_stream())
+                    with trio.fail_after(timeout_s):
+                        status, _ = await conn.exchange(request)
+                    if status != 200:
+                        error = f"http_{status}"
+                except _FAILURES as e:
+                    error = _error_kind(e)
+                    if conn is not None:
+                        await conn.aclose()
+                    conn = None
+                done = trio.current_time()
+                window.record(done, done - t0, error)
+                if window.opens_at is not None:
+                    opened.set()
+        finally:
+            if conn is not None:
+                await conn.aclose()
+
+    sampled: tuple[float, float] | None = None
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(worker)
+        with trio.move_on_at(start + max_warmup_s):
+            await opened.wait()
+        window.force_open(trio.current_time())
+        assert window.opens_at is not None and window.closes_at is not None
+        await trio.sleep_until(window.opens_at)
+        first = sample() if sample is not None else 0.0
+        await trio.sleep_until(window.closes_at)
+        if sample is not None:
+            sampled = (first, sample())
+        nursery.cancel_scope.cancel()
+    tally = window.tally
+    return LoadResult(
+        target=target.name,
+        mode="closed",
+        concurrency=concurrency,
+        duration_s=duration_s,
+        ok=tally.ok,
+        errors=tally.errors,
+        error_kinds=tally.kinds,
+        latencies=tuple(tally.latencies),
+        warmup_s=window.opens_at - start,
+        warmup_replies=window.seen,
+        sampled=sampled,
+    )
+
+
+async def send_requests(
+    target: Target,
+    body: bytes,
+    *,
+    concurrency: int,
+    requests: int,
+    timeout_s: float = 30.0,
+) -> LoadResult:
+    """Send exactly ``requests`` requests with ``concurrency`` workers back to back
+    (the memory scenario drives a gateway to its call checkpoints this way); every
+    reply counts. Cancelled midway, the connections close at once."""
+    request = render_request(target, body)
+    tally = _Tally()
+    left = [requests]
+    start = trio.current_time()
+
+    async def worker() -> None:
+        conn: Connection | None = None
+        try:
+            while left[0] > 0:
+                left[0] -= 1
+                t0 = trio.current_time()
                 try:
                     if conn is None or conn.closed:
                         conn = await Connection.open(target.host, target.port)
                     with trio.fail_after(timeout_s):
                         status, _ = await conn.exchange(request)
-                except (OSError, ProtocolError, trio.BrokenResourceError, trio.TooSlowError) as e:
-                    if counted:
-                        tally.error(_error_kind(e))
+                except _FAILURES as e:
+                    tally.error(_error_kind(e))
                     if conn is not None:
                         await conn.aclose()
                     conn = None
                     continue
-                if not counted:
-                    continue
                 if status == 200:
                     tally.ok += 1
-                    tally.latencies.append(time.perf_counter() - t0)
+                    tally.latencies.append(trio.current_time() - t0)
                 else:
                     tally.error(f"http_{status}")
         finally:
@@ -267,14 +426,11 @@ async def closed_loop(
     async with trio.open_nursery() as nursery:
         for _ in range(concurrency):
             nursery.start_soon(worker)
-    # the window: from the warm-up's end until the last reply (or the planned end)
-    finished = time.perf_counter()
-    elapsed = (max(finished, end) if max_requests is None else finished) - measure_from
     return LoadResult(
         target=target.name,
-        mode="closed",
+        mode="count",
         concurrency=concurrency,
-        duration_s=min(elapsed, duration_s + timeout_s),
+        duration_s=trio.current_time() - start,
         ok=tally.ok,
         errors=tally.errors,
         error_kinds=tally.kinds,
@@ -303,13 +459,12 @@ async def open_loop(
     slots = trio.Semaphore(max_connections)
     interval = 1.0 / rate
     total = max(1, int(rate * duration_s))
-    start = time.perf_counter() + 0.01
+    start = trio.current_time() + 0.01
 
     async def one(scheduled: float) -> None:
-        deadline = trio.current_time() + (scheduled + timeout_s - time.perf_counter())
         conn: Connection | None = None
         try:
-            with trio.fail_at(deadline):
+            with trio.fail_at(scheduled + timeout_s):
                 async with slots:
                     conn = idle.pop() if idle else await Connection.open(target.host, target.port)
                     status, _ = await conn.exchange(request)
@@ -322,7 +477,7 @@ async def open_loop(
             idle.append(conn)
         if status == 200:
             tally.ok += 1
-            tally.latencies.append(time.perf_counter() - scheduled)
+            tally.latencies.append(trio.current_time() - scheduled)
         else:
             tally.error(f"http_{status}")
 
@@ -330,14 +485,12 @@ async def open_loop(
         async with trio.open_nursery() as nursery:
             for i in range(total):
                 scheduled = start + i * interval
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    await trio.sleep(delay)
+                await trio.sleep_until(scheduled)
                 nursery.start_soon(one, scheduled)
     finally:
         for conn in idle:
             await conn.aclose()
-    elapsed = max(time.perf_counter() - start, duration_s)
+    elapsed = max(trio.current_time() - start, duration_s)
     return LoadResult(
         target=target.name,
         mode="open",

@@ -17,7 +17,7 @@ import trio
 
 from benchmarks import _litellm
 from benchmarks._configs import ALIAS, KEY_ENV, KEY_VALUE, chat_body, write_switchman_config
-from benchmarks._loadgen import Target, closed_loop
+from benchmarks._loadgen import Target, send_requests
 from benchmarks._procs import Child, switchman_gateway, upstream
 from benchmarks._suite import Context, Section
 from benchmarks._util import markdown_table
@@ -31,18 +31,14 @@ def rss_series(
     """Drive calls through ``target`` up to each checkpoint; RSS (MiB) there."""
     body = chat_body(ALIAS)
     warm = max(concurrency, checkpoints[0] // 10)
-    trio.run(
-        lambda: closed_loop(
-            target, body, concurrency=concurrency, duration_s=3600.0, max_requests=warm
-        )
-    )
+    trio.run(lambda: send_requests(target, body, concurrency=concurrency, requests=warm))
     points = [{"calls": 0, "rss_mib": server.rss_bytes() / MIB, "errors": 0}]
     done = 0
     errors = 0
     for checkpoint in checkpoints:
         todo = checkpoint - done
         drive = functools.partial(
-            closed_loop, target, body, concurrency=concurrency, duration_s=3600.0, max_requests=todo
+            send_requests, target, body, concurrency=concurrency, requests=todo
         )
         result = trio.run(drive)
         done = checkpoint

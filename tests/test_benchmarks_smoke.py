@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from benchmarks import _configs, _failover, _learning, _litellm, _loadgen, _plots, _stream, _util
 from benchmarks.__main__ import main
@@ -90,11 +91,15 @@ async def test_load_loops_count_answers_and_errors() -> None:
                 port=server.port,
                 headers={"authorization": "Bearer sk-load"},  # the fake wants a key
             )
-            good = await _loadgen.closed_loop(
-                target, _configs.chat_body("healthy"), concurrency=3, duration_s=60, max_requests=30
+            good = await _loadgen.send_requests(
+                target, _configs.chat_body("healthy"), concurrency=3, requests=30
             )
             assert (good.ok, good.errors) == (30, 0)
             assert len(good.latencies) == 30
+            timed = await _loadgen.closed_loop(
+                target, _configs.chat_body("healthy"), concurrency=2, duration_s=0.2
+            )
+            assert timed.ok > 0 and timed.errors == 0 and timed.duration_s == 0.2
             bad = await _loadgen.closed_loop(
                 target, _configs.chat_body("down"), concurrency=2, duration_s=0.2
             )
@@ -140,6 +145,93 @@ async def test_bare_relay_passes_answers_on_as_they_arrive() -> None:
                     while not _stream.content_of(await anext(lines)):
                         pass
             nursery.cancel_scope.cancel()
+
+
+def _edges(window: _loadgen.Window) -> tuple[float | None, float | None]:
+    return window.opens_at, window.closes_at
+
+
+def test_window_counts_completions_inside_it_after_the_warm_up() -> None:
+    w = _loadgen.Window(start=10.0, warmup_s=0.5, warmup_replies=3, duration_s=2.0)
+    w.record(10.1, 0.1, None)
+    w.record(10.2, 0.1, None)
+    assert _edges(w) == (None, None)  # two replies: the warm-up wants three
+    w.record(10.3, 0.3, None)
+    assert _edges(w) == (10.5, 12.5)  # replies in, the time not yet
+    w.record(10.5, 0.2, "http_503")  # at the opening instant: not inside
+    w.record(10.6, 0.4, None)
+    w.record(12.5, 1.9, "connection")  # started during the warm-up, completed inside
+    w.record(12.6, 0.1, None)  # after the window
+    assert (w.tally.ok, w.tally.latencies, w.tally.kinds) == (1, [0.4], {"connection": 1})
+    slow = _loadgen.Window(start=0.0, warmup_s=0.5, warmup_replies=2, duration_s=1.0)
+    slow.record(0.9, 0.9, None)
+    slow.record(1.8, 0.9, None)
+    assert slow.opens_at == 1.8  # the round trips took longer than the warm-up time
+    idle = _loadgen.Window(start=0.0, warmup_s=0.5, warmup_replies=100, duration_s=1.0)
+    idle.force_open(30.0)
+    assert idle.closes_at == 31.0
+
+
+class _FakeUpstream:
+    """In-memory HTTP/1.1 server for the load loops: answers each request after ``rtt``."""
+
+    def __init__(self, nursery: trio.Nursery, rtt: float, request_size: int) -> None:
+        self.nursery, self.rtt, self.size = nursery, rtt, request_size
+
+    async def connect(self) -> trio.abc.Stream:
+        client, server = trio.testing.memory_stream_pair()
+        self.nursery.start_soon(self._serve, server)
+        return client
+
+    async def _serve(self, stream: trio.abc.Stream) -> None:
+        buf = b""
+        while True:
+            while len(buf) < self.size:
+                data = await stream.receive_some()
+                if not data:
+                    return
+                buf += data
+            buf = buf[self.size :]
+            await trio.sleep(self.rtt)
+            await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+
+
+async def _fake_closed_loop(
+    rtt: float, *, concurrency: int, duration_s: float, warmup_s: float
+) -> _loadgen.LoadResult:
+    target = _loadgen.Target(name="fake", host="fake", port=1)
+    body = b"{}"
+    size = len(_loadgen.render_request(target, body))
+    async with trio.open_nursery() as nursery:
+        upstream = _FakeUpstream(nursery, rtt, size)
+        result = await _loadgen.closed_loop(
+            target,
+            body,
+            concurrency=concurrency,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            sample=trio.current_time,
+            connect=upstream.connect,
+        )
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def test_closed_loop_throughput_on_a_fake_clock(autojump_clock: trio.abc.Clock) -> None:
+    # 4 clients, 0.125 s a round trip: 32 answers a second, whatever the window
+    fast = await _fake_closed_loop(0.125, concurrency=4, duration_s=1.0, warmup_s=0.55)
+    assert (fast.ok, fast.errors, fast.duration_s) == (32, 0, 1.0)
+    assert fast.throughput == 32.0
+    assert fast.warmup_s == pytest.approx(0.55)
+    assert all(x == pytest.approx(0.125) for x in fast.latencies)
+    assert fast.sampled is not None  # read at the window's two ends
+    assert fast.sampled[1] - fast.sampled[0] == pytest.approx(1.0)
+    # a round trip (0.75 s) longer than the warm-up time (0.5 s): the warm-up waits for
+    # two replies per client, then 6.1 s hold 8 completions per client (5.33/s in truth)
+    slow = await _fake_closed_loop(0.75, concurrency=4, duration_s=6.1, warmup_s=0.5)
+    assert (slow.warmup_replies, slow.ok) == (8, 32)
+    assert slow.warmup_s == pytest.approx(1.5)
+    assert slow.throughput == pytest.approx(4 / 0.75, rel=0.02)
 
 
 def test_percentiles_tables_and_process_metrics() -> None:
