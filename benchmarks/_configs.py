@@ -23,6 +23,17 @@ KEY_VALUE: Final = "sk-bench-upstream"
 LITELLM_MASTER_KEY: Final = "sk-bench-0123456789abcdef0123456789abcdef"
 #: the alias every simple scenario calls
 ALIAS: Final = "bench"
+#: switchman's gateway runs with a key, as LiteLLM's proxy runs with its master key: both
+#: check the caller's key on every request (an admin key: no model or rate limits)
+GATEWAY_KEY_ENV: Final = "SWITCHMAN_BENCH_GATEWAY_KEY"
+GATEWAY_KEY: Final = "sk-bench-gateway-0123456789abcdef0123456789abcdef"
+#: the environment a switchman gateway process gets: the upstream's key and its own
+GATEWAY_ENV: Final = {KEY_ENV: KEY_VALUE, GATEWAY_KEY_ENV: GATEWAY_KEY}
+
+
+def gateway_auth() -> dict[str, str]:
+    """What a client of switchman's gateway sends (see ``GATEWAY_KEY``)."""
+    return {"authorization": f"Bearer {GATEWAY_KEY}"}
 
 
 def _toml_value(value: Any) -> str:
@@ -45,11 +56,13 @@ def switchman_toml(
     provider_of: Mapping[str, str] | None = None,
     max_concurrency: int = 1024,
     capacity: int = 4096,
+    gateway_key: bool = False,
 ) -> str:
     """TOML: OpenAI-compatible providers at ``upstream_url`` (``/v1`` appended), one
     model per ``alias -> upstream model name``, and optional ``routes``. Models are
     on provider ``fake`` unless ``provider_of`` names another for their alias (every
-    provider points at the same upstream)."""
+    provider points at the same upstream). ``gateway_key``: one admin ``[[keys]]``
+    entry whose secret is ``GATEWAY_KEY`` (from ``GATEWAY_KEY_ENV``)."""
     provider_of = provider_of or {}
     providers = sorted({provider_of.get(alias, "fake") for alias in models} or {"fake"})
     lines = [
@@ -82,6 +95,14 @@ def switchman_toml(
         ]
     for name, chain in (routes or {}).items():
         lines += [f"[routes.{name}]", f"chain = {_toml_value(list(chain))}", ""]
+    if gateway_key:
+        lines += [
+            "[[keys]]",
+            f"key_env = {_toml_value(GATEWAY_KEY_ENV)}",
+            'handle = "bench"',
+            "admin = true",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -93,13 +114,16 @@ def write_switchman_config(
     routes: Mapping[str, Sequence[str]] | None = None,
     provider_of: Mapping[str, str] | None = None,
     name: str = "switchman.toml",
+    gateway_key: bool = False,
 ) -> tuple[Path, Config]:
     """Write the TOML to ``workdir/<name>`` and load it as users would."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / name
-    toml = switchman_toml(upstream_url, models, routes=routes, provider_of=provider_of)
+    toml = switchman_toml(
+        upstream_url, models, routes=routes, provider_of=provider_of, gateway_key=gateway_key
+    )
     path.write_text(toml, "utf-8")
-    return path, load_config(path, env={KEY_ENV: KEY_VALUE})
+    return path, load_config(path, env=GATEWAY_ENV)
 
 
 def litellm_model_list(upstream_url: str, models: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -21,13 +21,18 @@ from typing import Any
 import trio
 
 from benchmarks import _litellm
-from benchmarks._configs import ALIAS, chat_body, write_switchman_config
+from benchmarks._configs import (
+    ALIAS,
+    GATEWAY_ENV,
+    chat_body,
+    gateway_auth,
+    write_switchman_config,
+)
 from benchmarks._loadgen import LoadResult, Target, closed_loop, open_loop
 from benchmarks._procs import BARE_RELAY, Child, bare_relay, switchman_gateway, upstream
 from benchmarks._suite import Context, Section
 from benchmarks._util import fmt, markdown_table
 
-_GATEWAY_ENV = {"SWITCHMAN_BENCH_UPSTREAM_KEY": "sk-bench-upstream"}
 #: the fake upstream wants a key, as OpenAI does: the direct baseline sends one too
 UPSTREAM_AUTH = {"authorization": "Bearer sk-bench-upstream"}
 
@@ -91,9 +96,15 @@ def ceiling(ctx: Context, up: Child) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _switchman(ctx: Context, up: Child) -> Iterator[tuple[Target, Child]]:
-    path, _ = write_switchman_config(ctx.workdir / "gw", up.base_url, {ALIAS: "healthy"})
-    with switchman_gateway(ctx.workdir / "gw", path, env=_GATEWAY_ENV) as gw:
-        yield Target(name="switchman gateway", host="127.0.0.1", port=gw.port), gw
+    path, _ = write_switchman_config(
+        ctx.workdir / "gw", up.base_url, {ALIAS: "healthy"}, gateway_key=True
+    )
+    with switchman_gateway(ctx.workdir / "gw", path, env=GATEWAY_ENV) as gw:
+        # a gateway key on every request, as LiteLLM's proxy gets its master key
+        target = Target(
+            name="switchman gateway", host="127.0.0.1", port=gw.port, headers=gateway_auth()
+        )
+        yield target, gw
 
 
 @contextlib.contextmanager

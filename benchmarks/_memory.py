@@ -16,7 +16,13 @@ from typing import Any
 import trio
 
 from benchmarks import _litellm
-from benchmarks._configs import ALIAS, KEY_ENV, KEY_VALUE, chat_body, write_switchman_config
+from benchmarks._configs import (
+    ALIAS,
+    GATEWAY_ENV,
+    chat_body,
+    gateway_auth,
+    write_switchman_config,
+)
 from benchmarks._loadgen import Target, send_requests
 from benchmarks._procs import Child, switchman_gateway, upstream
 from benchmarks._suite import Context, Section
@@ -62,9 +68,13 @@ def run(ctx: Context) -> Section:
     series: dict[str, Any] = {}
     notes: list[str] = []
     with upstream(ctx.workdir / "up") as up:
-        path, _ = write_switchman_config(ctx.workdir / "gw", up.base_url, {ALIAS: "healthy"})
-        with switchman_gateway(ctx.workdir / "gw", path, env={KEY_ENV: KEY_VALUE}) as gw:
-            target = Target(name="switchman gateway", host="127.0.0.1", port=gw.port)
+        path, _ = write_switchman_config(
+            ctx.workdir / "gw", up.base_url, {ALIAS: "healthy"}, gateway_key=True
+        )
+        with switchman_gateway(ctx.workdir / "gw", path, env=GATEWAY_ENV) as gw:
+            target = Target(
+                name="switchman gateway", host="127.0.0.1", port=gw.port, headers=gateway_auth()
+            )
             series[target.name] = rss_series(gw, target, p.memory_checkpoints, p.memory_concurrency)
         if p.memory_litellm and ctx.litellm is not None:
             try:

@@ -32,8 +32,9 @@ import switchman
 from benchmarks import _litellm
 from benchmarks._configs import (
     ALIAS,
-    KEY_ENV,
+    GATEWAY_ENV,
     KEY_VALUE,
+    gateway_auth,
     litellm_model_list,
     write_switchman_config,
 )
@@ -161,7 +162,7 @@ async def interleaved(
 async def _embedded(upstream_url: str, config: switchman.Config, calls: int, warmup: int) -> Any:
     async with (
         httpx.AsyncClient() as client,
-        switchman.open_router(config, env={KEY_ENV: KEY_VALUE}) as router,
+        switchman.open_router(config, env=GATEWAY_ENV) as router,
     ):
         probes = {
             "direct (httpx, trio)": http_probe(
@@ -226,12 +227,15 @@ def run(ctx: Context) -> Section:
     pairs: list[tuple[str, str]] = []
     notes: list[str] = []
     with upstream(ctx.workdir / "up") as up:
-        path, config = write_switchman_config(ctx.workdir / "gw", up.base_url, {ALIAS: "healthy"})
+        path, config = write_switchman_config(
+            ctx.workdir / "gw", up.base_url, {ALIAS: "healthy"}, gateway_key=True
+        )
         rows.update(trio.run(_embedded, up.base_url, config, calls, warmup))
         pairs.append(("direct (httpx, trio)", "switchman embedded"))
-        with switchman_gateway(ctx.workdir / "gw", path, env={KEY_ENV: KEY_VALUE}) as gw:
+        with switchman_gateway(ctx.workdir / "gw", path, env=GATEWAY_ENV) as gw:
             name = "switchman gateway"
-            rows.update(trio.run(_over_http, up.base_url, name, gw, {}, calls, warmup))
+            auth = gateway_auth()  # as LiteLLM's proxy gets its master key
+            rows.update(trio.run(_over_http, up.base_url, name, gw, auth, calls, warmup))
             pairs.append((f"direct (for {name})", name))
         with bare_relay(ctx.workdir / "relay", up.base_url) as relay:
             # the relay forwards the body unchanged: it names the upstream's model

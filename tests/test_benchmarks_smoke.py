@@ -7,6 +7,7 @@ and on loopback; LiteLLM is never installed here.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
@@ -17,11 +18,14 @@ import pytest
 import trio
 import trio.testing
 
+import switchman
 from benchmarks import _configs, _failover, _learning, _litellm, _loadgen, _plots, _stream, _util
 from benchmarks.__main__ import main
 from benchmarks._procs import BARE_RELAY
 from benchmarks._relay_host import serve_relay
+from switchman.gateway import serve_gateway
 from switchman.sim import FakeServerConfig, serve_fake_provider
+from switchman.store import open_store
 
 
 def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
@@ -232,6 +236,31 @@ async def test_closed_loop_throughput_on_a_fake_clock(autojump_clock: trio.abc.C
     assert (slow.warmup_replies, slow.ok) == (8, 32)
     assert slow.warmup_s == pytest.approx(1.5)
     assert slow.throughput == pytest.approx(4 / 0.75, rel=0.02)
+
+
+async def test_benchmark_gateway_checks_its_key(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            up = await nursery.start(serve_fake_provider, FakeServerConfig())
+            _, config = _configs.write_switchman_config(
+                tmp_path, up.base_url, {_configs.ALIAS: "healthy"}, gateway_key=True
+            )
+            assert [(k.handle, k.admin) for k in config.keys] == [("bench", True)]
+            async with (
+                open_store(":memory:") as store,
+                switchman.open_router(config, store=store, env=_configs.GATEWAY_ENV) as router,
+            ):
+                host, port = await nursery.start(
+                    functools.partial(serve_gateway, router, host="127.0.0.1", port=0, store=store)
+                )
+                url = f"http://{host}:{port}/v1/chat/completions"
+                body = _configs.chat_body(_configs.ALIAS)
+                async with httpx.AsyncClient(timeout=10) as client:
+                    refused = await client.post(url, content=body)
+                    assert refused.status_code == 401
+                    ok = await client.post(url, content=body, headers=_configs.gateway_auth())
+                    assert ok.status_code == 200
+                nursery.cancel_scope.cancel()
 
 
 def test_percentiles_tables_and_process_metrics() -> None:
