@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,18 @@ from benchmarks import (
     _plots,
     _procs,
     _stream,
+    _util,
     overhead,
 )
 from benchmarks._suite import PROFILES, Context, Scenario, Section
-from benchmarks._util import RESULTS_DIR, machine_info, markdown_table, write_json
+from benchmarks._util import (
+    RESULTS_DIR,
+    fmt_spread,
+    machine_info,
+    markdown_table,
+    spread,
+    write_json,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     "inproc": _inproc.run_section,
@@ -72,72 +81,103 @@ def _get(sections: dict[str, Section], key: str, *path: str) -> Any:
 
 
 def headline(sections: dict[str, Section], *, judge: bool = True) -> tuple[str, dict[str, Any]]:
-    """The figures the targets are about, measured value beside each target; ``judge``
-    false (tiny smoke sizes) leaves the verdict column empty: those figures mean nothing."""
+    """The figures the targets are about: the median over the runs, their range, the
+    target and the verdict (``met`` only if every run clears the target, ``not met`` if
+    none does, else ``within noise``). ``judge`` false (tiny smoke sizes) leaves the
+    verdict column empty: those figures mean nothing."""
     rows: list[list[Any]] = []
     data: dict[str, Any] = {}
+    ranges: dict[str, Any] = {}
+    verdicts: dict[str, str] = {}
 
-    def add(key: str, what: str, value: Any, target: str, met: bool | None) -> None:
-        data[key] = value
-        verdict = "-" if met is None or not judge else ("met" if met else "not met")
-        rows.append([what, value, target, verdict])
+    def add(
+        key: str,
+        what: str,
+        figure: Any,
+        target: str = "-",
+        passes: Callable[[float], bool] | None = None,
+    ) -> None:
+        if figure is None:
+            return
+        s = figure if isinstance(figure, dict) else spread([figure])
+        data[key] = s["median"]
+        ranges[key] = s
+        verdict = _util.verdict(s["values"], passes) if passes is not None else "-"
+        if passes is not None:
+            verdicts[key] = verdict
+        rows.append([what, fmt_spread(s), target, verdict if judge else "-"])
 
-    added = _get(sections, "inproc", "added", "switchman embedded", "added_p50_ms")
-    if added is not None:
-        add("added_p50_ms", "added latency p50, in-process (ms)", added, "< 0.3", added < 0.3)
-    ratio = _get(sections, "inproc", "cpu_ratio_litellm_over_switchman")
-    if ratio is not None:
-        add("cpu_ratio", "LiteLLM Router / switchman CPU per call", ratio, "≥ 10x", ratio >= 10)
-        added_ratio = _get(sections, "inproc", "added_cpu_ratio_litellm_over_switchman")
-        add("added_cpu_ratio", "same, CPU added over direct httpx", added_ratio, "-", None)
-    if "gateway" in sections:
-        points = sections["gateway"].data["points"]
-        gw = _gateway.ratio_at(points, 64, "switchman gateway", "LiteLLM proxy")
-        if gw is not None:
-            add(
-                "gateway_ratio_c64",
-                "gateway throughput vs LiteLLM proxy, c=64",
-                gw,
-                "≥ 4x",
-                gw >= 4,
-            )
-        direct = _gateway.ratio_at(points, 64, "switchman gateway", "direct")
-        if direct is not None:
-            add(
-                "gateway_share_of_direct_c64",
-                "gateway throughput / direct, c=64",
-                direct,
-                "-",
-                None,
-            )
-    growth = _get(sections, "memory", "series", "switchman gateway", "growth_pct")
-    if growth is not None:
-        add(
-            "rss_growth_pct",
-            "gateway RSS growth, first→last checkpoint (%)",
-            growth,
-            "within ±10%",
-            abs(growth) <= 10,
-        )
+    add(
+        "added_p50_ms",
+        "added latency p50, in-process (ms)",
+        _get(sections, "inproc", "spread", "added_p50_ms"),
+        "< 0.3",
+        lambda v: v < 0.3,
+    )
+    add(
+        "cpu_ratio",
+        "LiteLLM Router / switchman CPU per call",
+        _get(sections, "inproc", "spread", "cpu_ratio"),
+        "≥ 10x",
+        lambda v: v >= 10,
+    )
+    add(
+        "added_cpu_ratio",
+        "same, CPU added over direct httpx",
+        _get(sections, "inproc", "spread", "added_cpu_ratio"),
+    )
+    c = _get(sections, "gateway", "decisive_concurrency")
+    add(
+        "gateway_ratio_c64",
+        f"gateway throughput vs LiteLLM proxy, c={c}",
+        _get(sections, "gateway", "spread", "litellm_ratio_c64"),
+        "≥ 4x",
+        lambda v: v >= 4,
+    )
+    add(
+        "gateway_share_of_direct_c64",
+        f"gateway throughput / direct, c={c}",
+        _get(sections, "gateway", "spread", "direct_ratio_c64"),
+    )
+    add(
+        "gateway_cpu_ratio_c64",
+        f"LiteLLM proxy / switchman gateway CPU per answer, c={c}",
+        _get(sections, "gateway", "spread", "litellm_cpu_ratio_c64"),
+    )
+    add(
+        "rss_growth_pct",
+        "gateway RSS growth, first→last checkpoint (%)",
+        _get(sections, "memory", "series", "switchman gateway", "growth_pct"),
+        "within ±10%",
+        lambda v: abs(v) <= 10,
+    )
     for system, key in (("switchman embedded", "ttft_embedded"), ("switchman gateway", "ttft_gw")):
-        ttft = _get(sections, "streaming", "added", system, "added_ttft_p50_ms")
-        if ttft is not None:
-            add(
-                key,
-                f"streaming TTFT overhead p50, {system.split()[1]} (ms)",
-                ttft,
-                "< 0.5",
-                ttft < 0.5,
-            )
-    floor = _get(sections, "streaming", "added", _procs.BARE_RELAY, "added_ttft_p50_ms")
-    if floor is not None:  # what bounds the gateway figure: the extra HTTP hop itself
-        add("ttft_relay", "same, a bare hypercorn + httpx relay (ms)", floor, "-", None)
-        share = _get(sections, "streaming", "gateway_over_relay", "added_ttft_p50_ms")
-        add("ttft_gw_over_relay", "same, switchman gateway over that relay (ms)", share, "-", None)
-    own = _get(sections, "overhead", "median_us")
-    if own is not None:
-        add("router_own_us", "router's own cost per call, median (µs)", own, "-", None)
-    table = markdown_table(["figure", "measured", "target", ""], rows)
+        add(
+            key,
+            f"streaming TTFT overhead p50, {system.split()[1]} (ms)",
+            _get(sections, "streaming", "spread", system, "added_ttft_p50_ms"),
+            "< 0.5",
+            lambda v: v < 0.5,
+        )
+    # what bounds the gateway figure: the extra HTTP hop itself
+    add(
+        "ttft_relay",
+        "same, the bare relay (ms)",
+        _get(sections, "streaming", "spread", _procs.BARE_RELAY, "added_ttft_p50_ms"),
+    )
+    add(
+        "ttft_gw_over_relay",
+        "same, switchman gateway over that relay (ms)",
+        _get(sections, "streaming", "spread", "gateway_over_relay", "added_ttft_p50_ms"),
+    )
+    add(
+        "router_own_us",
+        "router's own cost per call, median (µs)",
+        _get(sections, "overhead", "median_us"),
+    )
+    table = markdown_table(["figure", "median (range, runs)", "target", "verdict"], rows)
+    data["ranges"] = ranges
+    data["verdicts"] = verdicts if judge else {}
     return table, data
 
 

@@ -1,12 +1,15 @@
 """Scenario (b): gateway throughput; and the fake upstream's own ceiling.
 
-Processes: the fake upstream (one), the gateway under test (one: switchman's,
-then the bare relay, then LiteLLM's proxy, never two at once), and this process
-as the load generator (``benchmarks._loadgen``). "direct" sends the same
-requests straight to the upstream: the ceiling of upstream plus load generator,
-which no gateway can beat on this machine. The bare relay (hypercorn + httpx
-passing bytes on, ``benchmarks._relay_host``) is the ceiling of any gateway on
-switchman's stack: the extra HTTP hop alone.
+Processes: the fake upstream (one), every gateway under test (switchman's, the
+bare relay, LiteLLM's proxy: all started first, the idle ones waiting while
+another is measured) and this process as the load generator
+(``benchmarks._loadgen``). Each load point is measured on each system in turn
+(direct, switchman, relay, LiteLLM), so drift in the machine's load hits them
+alike; the decisive point (c=64) is measured ``profile.repeats`` times with
+the order rotated, and its ratios are reported run by run (median and range).
+"direct" sends the same requests straight to the upstream: the ceiling of
+upstream plus load generator, which no gateway can beat on this machine. The
+bare relay (``benchmarks._relay_host``) is the extra HTTP hop alone.
 
 Per point: throughput (200 answers per second), p50/p99 latency, errors, and
 the CPU seconds the gateway process spent per answer.
@@ -31,7 +34,7 @@ from benchmarks._configs import (
 from benchmarks._loadgen import LoadResult, Target, closed_loop, open_loop
 from benchmarks._procs import BARE_RELAY, Child, bare_relay, switchman_gateway, upstream
 from benchmarks._suite import Context, Section
-from benchmarks._util import fmt, markdown_table
+from benchmarks._util import fmt, fmt_spread, markdown_table, spread
 
 #: the fake upstream wants a key, as OpenAI does: the direct baseline sends one too
 UPSTREAM_AUTH = {"authorization": "Bearer sk-bench-upstream"}
@@ -125,37 +128,33 @@ def _litellm_proxy(ctx: Context, up: Child) -> Iterator[tuple[Target, Child]]:
         yield target, px
 
 
-def _sweep(
-    ctx: Context, target: Target, body: bytes, server: Child | None, rows: list[dict[str, Any]]
-) -> None:
+def _loads(ctx: Context) -> list[tuple[int, float, int]]:
+    """(concurrency, rate, runs) of every point: closed loops, then open loops."""
     p = ctx.profile
-    for c in p.concurrencies:
-        row = measure_point(
-            target, body, server, concurrency=c, duration_s=p.point_s, warmup_s=p.warmup_s
-        )
-        rows.append(row)
-        _print_row(row)
-    for rate in p.rates:
-        row = measure_point(
-            target, body, server, rate=rate, duration_s=p.point_s, warmup_s=p.warmup_s / 2
-        )
-        rows.append(row)
-        _print_row(row)
+    closed = [(c, 0.0, p.repeats if c == p.decisive_concurrency else 1) for c in p.concurrencies]
+    return closed + [(0, rate, 1) for rate in p.rates]
 
 
 def _print_row(row: dict[str, Any]) -> None:
     load = f"c={row['concurrency']}" if row["mode"] == "closed" else f"rate={row['rate']:g}/s"
     print(
-        f"    {row['target']:<18} {load:<11} {fmt(row['throughput_rps']):>8} rps  "
+        f"    {row['target']:<31} {load:<11} {fmt(row['throughput_rps']):>8} rps  "
         f"p50 {fmt(row['p50_ms'])} ms  p99 {fmt(row['p99_ms'])} ms  errors {row['errors']}",
         flush=True,
     )
 
 
+System = tuple[Target, bytes, "Child | None"]
+
+
 def run(ctx: Context) -> Section:
-    rows: list[dict[str, Any]] = []
+    """Every system under test runs at once (idle ones wait); each load point is measured
+    on each system in turn, so drift in the machine's load hits them alike. The
+    decisive point (c=64) is measured ``repeats`` times, the order rotated each time."""
+    p = ctx.profile
+    raw: list[dict[str, Any]] = []
     notes: list[str] = []
-    with upstream(ctx.workdir / "up") as up:
+    with upstream(ctx.workdir / "up") as up, contextlib.ExitStack() as stack:
         ceiling_row = ceiling(ctx, up)
         print(
             f"  upstream ceiling (direct, c=64): {fmt(ceiling_row['throughput_rps'])} rps, "
@@ -163,21 +162,44 @@ def run(ctx: Context) -> Section:
             flush=True,
         )
         direct = Target(name="direct", host="127.0.0.1", port=up.port, headers=UPSTREAM_AUTH)
-        _sweep(ctx, direct, chat_body("healthy"), None, rows)
-        with _switchman(ctx, up) as (target, gw):
-            _sweep(ctx, target, chat_body(ALIAS), gw, rows)
-        with _bare_relay(ctx, up) as (target, relay):
-            # the relay forwards the body unchanged: it names the upstream's model
-            _sweep(ctx, target, chat_body("healthy"), relay, rows)
+        systems: list[System] = [(direct, chat_body("healthy"), None)]
+        target, gw = stack.enter_context(_switchman(ctx, up))
+        systems.append((target, chat_body(ALIAS), gw))
+        target, relay = stack.enter_context(_bare_relay(ctx, up))
+        # the relay forwards the body unchanged: it names the upstream's model
+        systems.append((target, chat_body("healthy"), relay))
         if ctx.litellm is not None:
             try:
-                with _litellm_proxy(ctx, up) as (target, px):
-                    _sweep(ctx, target, chat_body(ALIAS), px, rows)
+                target, px = stack.enter_context(_litellm_proxy(ctx, up))
+                systems.append((target, chat_body(ALIAS), px))
             except Exception as exc:  # the proxy failing to start is a finding, not a crash
                 notes.append(f"LiteLLM proxy could not run here: {exc}")
         elif ctx.litellm_note:
             notes.append(ctx.litellm_note)
-    data = {"upstream_ceiling": ceiling_row, "points": rows, "notes": notes}
+        for concurrency, rate, runs in _loads(ctx):
+            for r in range(runs):
+                for target, body, server in systems[r:] + systems[:r]:
+                    row = measure_point(
+                        target,
+                        body,
+                        server,
+                        concurrency=concurrency,
+                        rate=rate,
+                        duration_s=p.point_s,
+                        warmup_s=p.warmup_s if concurrency else p.warmup_s / 2,
+                    )
+                    row["run"] = r
+                    raw.append(row)
+                    _print_row(row)
+    decisive = p.decisive_concurrency
+    data = {
+        "upstream_ceiling": ceiling_row,
+        "decisive_concurrency": decisive,
+        "points": combine(raw),
+        "runs": raw,
+        "spread": spreads(raw, decisive),
+        "notes": notes,
+    }
     return Section(
         key="gateway",
         title="(b) Gateway throughput",
@@ -186,35 +208,100 @@ def run(ctx: Context) -> Section:
     )
 
 
-def ratio_at(rows: list[dict[str, Any]], concurrency: int, a: str, b: str) -> float | None:
-    """Throughput of ``a`` over ``b`` at a closed-loop concurrency, if both were measured."""
-    found = {
-        r["target"]: r["throughput_rps"]
-        for r in rows
+def _load_key(row: dict[str, Any]) -> tuple[str, str, int, float]:
+    return row["target"], row["mode"], row["concurrency"], row["rate"]
+
+
+def combine(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per system and load: a point measured more than once gets the median of
+    each figure, its run count and its throughputs."""
+    groups: dict[tuple[str, str, int, float], list[dict[str, Any]]] = {}
+    for row in raw:
+        groups.setdefault(_load_key(row), []).append(row)
+    out = []
+    for rows in groups.values():
+        if len(rows) == 1:
+            out.append({**rows[0], "runs": 1})
+            continue
+        merged: dict[str, Any] = dict(rows[0])
+        for key, value in rows[0].items():
+            if isinstance(value, int | float) and key not in ("run", "concurrency", "rate"):
+                merged[key] = spread([r.get(key, float("nan")) for r in rows])["median"]
+        merged["errors"] = sum(r["errors"] for r in rows)
+        merged["runs"] = len(rows)
+        merged["throughput_values"] = [r["throughput_rps"] for r in rows]
+        merged.pop("run", None)
+        out.append(merged)
+    return out
+
+
+def per_run_ratio(
+    raw: list[dict[str, Any]], concurrency: int, a: str, b: str, key: str = "throughput_rps"
+) -> list[float]:
+    """``a``'s figure over ``b``'s at a closed-loop ``concurrency``, run by run (each run's
+    pair measured one after the other)."""
+    at: dict[tuple[str, int], float] = {
+        (r["target"], r["run"]): r.get(key, float("nan"))
+        for r in raw
         if r["mode"] == "closed" and r["concurrency"] == concurrency
     }
-    if a in found and b in found and found[b]:
-        return float(found[a] / found[b])
-    return None
+    runs = sorted({run for _, run in at})
+    return [at[(a, run)] / at[(b, run)] for run in runs if (a, run) in at and (b, run) in at]
+
+
+def spreads(raw: list[dict[str, Any]], c: int) -> dict[str, Any]:
+    """The ratios the headline reads at concurrency ``c``: median and range over the runs
+    (keys say c64, the quick and full profiles' decisive point)."""
+    sm = "switchman gateway"
+    out = {
+        "direct_ratio_c64": spread(per_run_ratio(raw, c, sm, "direct")),
+        "relay_ratio_c64": spread(per_run_ratio(raw, c, sm, BARE_RELAY)),
+        "litellm_ratio_c64": spread(per_run_ratio(raw, c, sm, "LiteLLM proxy")),
+        "litellm_cpu_ratio_c64": spread(
+            per_run_ratio(raw, c, "LiteLLM proxy", sm, "server_cpu_us_per_answer")
+        ),
+    }
+    return {k: v for k, v in out.items() if v["runs"]}
 
 
 def render(data: dict[str, Any]) -> str:
     ceiling_row = data["upstream_ceiling"]
     rows = data["points"]
-    headers = ["target", "load", "rps", "p50 ms", "p99 ms", "errors", "gateway CPU µs/answer"]
-    table = markdown_table(headers, (_cells(r) for r in rows))
+    headers = [
+        "target",
+        "load",
+        "rps",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "gateway CPU µs/answer",
+        "runs",
+    ]
+    order = {name: i for i, name in enumerate(dict.fromkeys(r["target"] for r in rows))}
+    ordered = sorted(
+        rows, key=lambda r: (order[r["target"]], r["mode"], r["concurrency"], r["rate"])
+    )
+    table = markdown_table(headers, (_cells(r) for r in ordered))
     parts = [
         f"Upstream ceiling (direct, closed loop, c=64): **{fmt(ceiling_row['throughput_rps'])} "
         f"rps** with the upstream process at {fmt(ceiling_row['server_cpu_share'])} cores.",
         "",
+        "Every system ran at once (the idle ones waiting) and each load point was measured on "
+        f"each in turn; c={data['decisive_concurrency']} was measured in several runs, the "
+        "order rotated each time, and its row gives the medians (errors: the total).",
+        "",
         table,
     ]
-    hop = ratio_at(rows, 64, "switchman gateway", BARE_RELAY)
-    if hop is not None:
-        parts += ["", f"switchman gateway / {BARE_RELAY} throughput at c=64: **{hop:.2f}x**"]
-    ratio = ratio_at(rows, 64, "switchman gateway", "LiteLLM proxy")
-    if ratio is not None:
-        parts += ["", f"switchman / LiteLLM proxy throughput at c=64: **{ratio:.2f}x**"]
+    s = data["spread"]
+    lines = [
+        ("relay_ratio_c64", f"switchman gateway / {BARE_RELAY} throughput"),
+        ("litellm_ratio_c64", "switchman gateway / LiteLLM proxy throughput"),
+        ("litellm_cpu_ratio_c64", "LiteLLM proxy / switchman gateway CPU per answer"),
+    ]
+    for key, what in lines:
+        if key in s:
+            c = data["decisive_concurrency"]
+            parts += ["", f"{what} at c={c}, run by run: **{fmt_spread(s[key], 'x')}**"]
     parts += [f"\n> {n}" for n in data["notes"]]
     return "\n".join(parts)
 
@@ -229,4 +316,5 @@ def _cells(r: dict[str, Any]) -> list[Any]:
         r["p99_ms"],
         r["errors"],
         r.get("server_cpu_us_per_answer"),
+        r["runs"],
     ]

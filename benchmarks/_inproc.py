@@ -32,7 +32,7 @@ from benchmarks._configs import (
 )
 from benchmarks._procs import upstream
 from benchmarks._suite import Context, Section
-from benchmarks._util import markdown_table, summary_ms
+from benchmarks._util import fmt, fmt_spread, markdown_table, spread, summary_ms
 
 PROMPT = "Say something short."
 
@@ -144,44 +144,111 @@ DIRECT_ASYNCIO = "direct (httpx, asyncio)"
 PAIRS = ((DIRECT_TRIO, "switchman embedded"), (DIRECT_ASYNCIO, "LiteLLM Router"))
 
 
-def run_section(ctx: Context) -> Section:
-    """Scenario (a) for the suite: switchman here, LiteLLM in its venv, same upstream."""
+def _litellm_run(ctx: Context, base_url: str) -> dict[str, dict[str, Any]]:
+    """One run of LiteLLM's side in its own process (its venv)."""
+    assert ctx.litellm is not None
     p = ctx.profile
-    rows: dict[str, dict[str, Any]] = {}
+    spec = {
+        "mode": "inproc",
+        "upstream_url": base_url,
+        "model_id": "healthy",
+        "alias": ALIAS,
+        "api_key": KEY_VALUE,
+        "model_list": litellm_model_list(base_url, {ALIAS: "healthy"}),
+        "calls": p.inproc_calls,
+        "warmup": p.inproc_warmup,
+        "rounds": 5,
+    }
+    out: dict[str, dict[str, Any]] = _litellm.run_runner(
+        ctx.litellm, spec, ctx.workdir / "ll", timeout_s=900
+    )
+    out.pop("_litellm_version", None)
+    return out
+
+
+def derive(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One run's added figures per system and, with both measured, the CPU ratios."""
+    added_rows = {system: added(rows, direct, system) for direct, system in PAIRS if system in rows}
+    out: dict[str, Any] = {"added": added_rows}
+    sm, ll = added_rows.get("switchman embedded"), added_rows.get("LiteLLM Router")
+    if sm and ll:
+        out["cpu_ratio"] = (
+            rows["LiteLLM Router"]["cpu_us_per_call"]
+            / (rows["switchman embedded"]["cpu_us_per_call"])
+        )
+        out["added_cpu_ratio"] = ll["added_cpu_us_per_call"] / sm["added_cpu_us_per_call"]
+    return out
+
+
+def combine(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per system, the median over runs of each figure (calls and failures: the sum)."""
+    out: dict[str, dict[str, Any]] = {}
+    for system in runs[0]:
+        present = [run[system] for run in runs if system in run]
+        row: dict[str, Any] = {}
+        for key, value in present[0].items():
+            values = [r[key] for r in present]
+            if key in ("calls", "failures", "n"):
+                row[key] = sum(values)
+            elif isinstance(value, int | float):
+                row[key] = spread(values)["median"]
+        out[system] = row
+    return out
+
+
+def run_section(ctx: Context) -> Section:
+    """Scenario (a) for the suite: switchman here, LiteLLM in its venv, same upstream,
+    in ``repeats`` runs that alternate which goes first."""
+    p = ctx.profile
+    runs: list[dict[str, dict[str, Any]]] = []
     notes: list[str] = []
     with upstream(ctx.workdir / "up") as up:
         _, config = write_switchman_config(ctx.workdir / "inproc", up.base_url, {ALIAS: "healthy"})
-        rows.update(run(up.base_url, config, calls=p.inproc_calls, warmup=p.inproc_warmup))
-        if ctx.litellm is not None:
-            spec = {
-                "mode": "inproc",
-                "upstream_url": up.base_url,
-                "model_id": "healthy",
-                "alias": ALIAS,
-                "api_key": KEY_VALUE,
-                "model_list": litellm_model_list(up.base_url, {ALIAS: "healthy"}),
-                "calls": p.inproc_calls,
-                "warmup": p.inproc_warmup,
-                "rounds": 5,
-            }
-            try:
-                out = _litellm.run_runner(ctx.litellm, spec, ctx.workdir / "ll", timeout_s=900)
-                out.pop("_litellm_version", None)
-                rows.update(out)
-            except Exception as exc:  # reported, not fatal
-                notes.append(f"LiteLLM Router could not run here: {exc}")
-        elif ctx.litellm_note:
+        litellm_ok = ctx.litellm is not None
+        for i in range(p.repeats):
+            rows: dict[str, dict[str, Any]] = {}
+            order = ["switchman", "litellm"] if i % 2 == 0 else ["litellm", "switchman"]
+            for side in order:
+                if side == "switchman":
+                    rows.update(
+                        run(up.base_url, config, calls=p.inproc_calls, warmup=p.inproc_warmup)
+                    )
+                elif litellm_ok:
+                    try:
+                        rows.update(_litellm_run(ctx, up.base_url))
+                    except Exception as exc:  # reported, not fatal
+                        notes.append(f"LiteLLM Router could not run here: {exc}")
+                        litellm_ok = False
+            runs.append(rows)
+            _print_run(i, p.repeats, rows)
+        if ctx.litellm is None and ctx.litellm_note:
             notes.append(ctx.litellm_note)
-    extra = {system: added(rows, direct, system) for direct, system in PAIRS if system in rows}
-    data: dict[str, Any] = {"rows": rows, "added": extra, "notes": notes}
-    sm, ll = rows.get("switchman embedded"), rows.get("LiteLLM Router")
-    if sm and ll:
-        data["cpu_ratio_litellm_over_switchman"] = ll["cpu_us_per_call"] / sm["cpu_us_per_call"]
-        data["added_cpu_ratio_litellm_over_switchman"] = (
-            extra["LiteLLM Router"]["added_cpu_us_per_call"]
-            / extra["switchman embedded"]["added_cpu_us_per_call"]
-        )
+    per_run = [derive(rows) for rows in runs]
+    rows = combine(runs)
+    extra = {
+        system: {key: spread([d["added"][system][key] for d in per_run])["median"] for key in fig}
+        for system, fig in per_run[0]["added"].items()
+    }
+    spreads = {
+        "added_p50_ms": spread([d["added"]["switchman embedded"]["added_p50_ms"] for d in per_run]),
+    }
+    data: dict[str, Any] = {"rows": rows, "added": extra, "runs": runs, "notes": notes}
+    if all("cpu_ratio" in d for d in per_run):
+        spreads["cpu_ratio"] = spread([d["cpu_ratio"] for d in per_run])
+        spreads["added_cpu_ratio"] = spread([d["added_cpu_ratio"] for d in per_run])
+        data["cpu_ratio_litellm_over_switchman"] = spreads["cpu_ratio"]["median"]
+        data["added_cpu_ratio_litellm_over_switchman"] = spreads["added_cpu_ratio"]["median"]
+    data["spread"] = spreads
     return Section(key="inproc", title="(a) In-process overhead", markdown=render(data), data=data)
+
+
+def _print_run(i: int, n: int, rows: dict[str, dict[str, Any]]) -> None:
+    d = derive(rows)
+    parts = [
+        f"{system} +{fmt(a['added_p50_ms'])} ms p50, {fmt(rows[system]['cpu_us_per_call'])} µs CPU"
+        for system, a in d["added"].items()
+    ]
+    print(f"    run {i + 1}/{n}: " + "; ".join(parts), flush=True)
 
 
 def render(data: dict[str, Any]) -> str:
@@ -193,6 +260,7 @@ def render(data: dict[str, Any]) -> str:
         "added p99 ms",
         "CPU µs/call",
         "added CPU µs/call",
+        "calls",
         "failures",
     ]
     table = []
@@ -207,15 +275,26 @@ def render(data: dict[str, Any]) -> str:
                 a["added_p99_ms"] if a else None,
                 r["cpu_us_per_call"],
                 a["added_cpu_us_per_call"] if a else None,
+                r["calls"],
                 r["failures"],
             ]
         )
-    out = [markdown_table(headers, table)]
-    if "cpu_ratio_litellm_over_switchman" in data:
+    n = len(data["runs"])
+    out = [
+        f"Each figure is the median of {n} runs; in each run switchman and LiteLLM (taking "
+        "turns to go first) make their calls in blocks interleaved with their own direct "
+        "baseline. Calls and failures are totals over the runs.",
+        "",
+        markdown_table(headers, table),
+        "",
+        "switchman embedded, added latency p50 over direct: "
+        f"**{fmt_spread(data['spread']['added_p50_ms'], ' ms')}**.",
+    ]
+    if "cpu_ratio" in data["spread"]:
         out.append(
-            f"\nLiteLLM Router / switchman CPU per call: "
-            f"**{data['cpu_ratio_litellm_over_switchman']:.1f}x** total, "
-            f"**{data['added_cpu_ratio_litellm_over_switchman']:.1f}x** added over direct."
+            f"\nLiteLLM Router / switchman CPU per call, each run's two measured back to back: "
+            f"**{fmt_spread(data['spread']['cpu_ratio'], 'x')}** total, "
+            f"**{fmt_spread(data['spread']['added_cpu_ratio'], 'x')}** on CPU added over direct."
         )
     out += [f"\n> {n}" for n in data["notes"]]
     return "\n".join(out)

@@ -19,6 +19,7 @@ costs. switchman's own share = its gateway's figures minus the bare relay's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -40,7 +41,7 @@ from benchmarks._configs import (
 )
 from benchmarks._procs import BARE_RELAY, Child, bare_relay, switchman_gateway, upstream
 from benchmarks._suite import Context, Section
-from benchmarks._util import fmt, markdown_table, percentile
+from benchmarks._util import fmt_spread, markdown_table, percentile, spread
 
 PROMPT = "Explain recursion briefly."
 #: one streamed call: (ttft seconds, total seconds, content chunks), or None if it failed
@@ -220,86 +221,152 @@ def own_share(added: Mapping[str, Mapping[str, float]], system: str, baseline: s
     }
 
 
+#: one pair's measurement: its rows (the direct run and the system), in one run
+PairRun = Callable[[int, int], dict[str, dict[str, Any]]]
+
+
 def run(ctx: Context) -> Section:
+    """Every system's pair measured in ``profile.repeats`` runs (the pairs' order rotated
+    each run), with every gateway process started first; figures are medians over the
+    runs, and the added TTFT of each system is also given as a range over them."""
     p = ctx.profile
-    calls, warmup = p.stream_calls, max(2, p.stream_calls // 10)
-    rows: dict[str, dict[str, Any]] = {}
+    runs_n = max(1, p.repeats)
+    calls = max(1, p.stream_calls // runs_n)
+    warmup = max(2, calls // 10)
     pairs: list[tuple[str, str]] = []
+    measure: list[PairRun] = []
     notes: list[str] = []
-    with upstream(ctx.workdir / "up") as up:
+    runs: list[dict[str, dict[str, Any]]] = []
+    with upstream(ctx.workdir / "up") as up, contextlib.ExitStack() as stack:
         path, config = write_switchman_config(
             ctx.workdir / "gw", up.base_url, {ALIAS: "healthy"}, gateway_key=True
         )
-        rows.update(trio.run(_embedded, up.base_url, config, calls, warmup))
+        base = up.base_url
+        measure.append(lambda n, w: trio.run(_embedded, base, config, n, w))
         pairs.append(("direct (httpx, trio)", "switchman embedded"))
-        with switchman_gateway(ctx.workdir / "gw", path, env=GATEWAY_ENV) as gw:
-            name = "switchman gateway"
-            auth = gateway_auth()  # as LiteLLM's proxy gets its master key
-            rows.update(trio.run(_over_http, up.base_url, name, gw, auth, calls, warmup))
-            pairs.append((f"direct (for {name})", name))
-        with bare_relay(ctx.workdir / "relay", up.base_url) as relay:
-            # the relay forwards the body unchanged: it names the upstream's model
-            rows.update(
-                trio.run(
-                    _over_http,
-                    up.base_url,
-                    BARE_RELAY,
-                    relay,
-                    UPSTREAM_AUTH,  # passed on to the upstream, which wants a key
-                    calls,
-                    warmup,
-                    "healthy",
-                )
-            )
-            pairs.append((f"direct (for {BARE_RELAY})", BARE_RELAY))
+        gw = stack.enter_context(switchman_gateway(ctx.workdir / "gw", path, env=GATEWAY_ENV))
+        measure.append(_http_pair(base, "switchman gateway", gw, gateway_auth()))
+        pairs.append(("direct (for switchman gateway)", "switchman gateway"))
+        relay = stack.enter_context(bare_relay(ctx.workdir / "relay", base))
+        # the relay forwards the body unchanged: it names the upstream's model, and passes
+        # the caller's key on to the upstream, which wants one
+        measure.append(_http_pair(base, BARE_RELAY, relay, UPSTREAM_AUTH, model="healthy"))
+        pairs.append((f"direct (for {BARE_RELAY})", BARE_RELAY))
         if ctx.litellm is not None:
             try:
-                _litellm_rows(ctx, up, calls, warmup, rows, pairs)
+                _litellm_pairs(ctx, stack, up, measure, pairs)
             except Exception as exc:  # reported, not fatal: the switchman side still stands
                 notes.append(f"LiteLLM streaming could not run here: {exc}")
         elif ctx.litellm_note:
             notes.append(ctx.litellm_note)
-    added = {system: overheads(rows, direct, system) for direct, system in pairs}
-    over_relay = own_share(added, "switchman gateway", BARE_RELAY)
-    data = {
-        "rows": rows,
-        "pairs": pairs,
-        "added": added,
-        "gateway_over_relay": over_relay,
-        "notes": notes,
-    }
+        for r in range(runs_n):
+            rows: dict[str, dict[str, Any]] = {}
+            for one in measure[r:] + measure[:r]:
+                try:
+                    rows.update(one(calls, warmup))
+                except _litellm.Unavailable as exc:  # LiteLLM's runner: reported, not fatal
+                    notes.append(f"LiteLLM Router streaming could not run here: {exc}")
+            runs.append(rows)
+    data = summarize(runs, pairs, notes)
     return Section(key="streaming", title="(c) Streaming", markdown=render(data), data=data)
 
 
-def _litellm_rows(
+def summarize(
+    runs: list[dict[str, dict[str, Any]]], pairs: list[tuple[str, str]], notes: list[str]
+) -> dict[str, Any]:
+    """Rows (medians over runs; call and failure counts summed), each pair's added
+    figures (medians) and their spread over the runs, and switchman's share over the relay."""
+    pairs = [(d, s) for d, s in pairs if all(d in r and s in r for r in runs)]
+    names = [name for pair in pairs for name in pair]
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:
+        present = [run[name] for run in runs]
+        row: dict[str, Any] = {}
+        for key in present[0]:
+            values = [r[key] for r in present]
+            row[key] = sum(values) if key in ("n", "failures") else spread(values)["median"]
+        rows[name] = row
+    per_run = [{system: overheads(run, direct, system) for direct, system in pairs} for run in runs]
+    shares = [own_share(added, "switchman gateway", BARE_RELAY) for added in per_run]
+    spreads: dict[str, Any] = {
+        system: {key: spread([a[system][key] for a in per_run]) for key in per_run[0][system]}
+        for _, system in pairs
+    }
+    if all(share is not None for share in shares):
+        spreads["gateway_over_relay"] = {
+            key: spread([share[key] for share in shares])
+            for key in ("added_ttft_p50_ms", "relay_us_per_chunk")
+        }
+    added = {
+        system: {key: s["median"] for key, s in figures.items()}
+        for system, figures in spreads.items()
+        if system != "gateway_over_relay"
+    }
+    over_relay = None
+    if "gateway_over_relay" in spreads:
+        over_relay = {
+            "system": "switchman gateway",
+            "baseline": BARE_RELAY,
+            **{key: s["median"] for key, s in spreads["gateway_over_relay"].items()},
+        }
+    return {
+        "rows": rows,
+        "pairs": pairs,
+        "added": added,
+        "spread": spreads,
+        "gateway_over_relay": over_relay,
+        "runs": runs,
+        "notes": list(dict.fromkeys(notes)),
+    }
+
+
+def _http_pair(
+    base: str, name: str, server: Child, headers: Mapping[str, str], *, model: str = ALIAS
+) -> PairRun:
+    def one(calls: int, warmup: int) -> dict[str, dict[str, Any]]:
+        rows: dict[str, dict[str, Any]] = trio.run(
+            _over_http, base, name, server, headers, calls, warmup, model
+        )
+        return rows
+
+    return one
+
+
+def _litellm_pairs(
     ctx: Context,
+    stack: contextlib.ExitStack,
     up: Child,
-    calls: int,
-    warmup: int,
-    rows: dict[str, dict[str, Any]],
+    measure: list[PairRun],
     pairs: list[tuple[str, str]],
 ) -> None:
-    assert ctx.litellm is not None
-    spec = {
-        "mode": "stream",
-        "upstream_url": up.base_url,
-        "model_id": "healthy",
-        "alias": ALIAS,
-        "api_key": KEY_VALUE,
-        "model_list": litellm_model_list(up.base_url, {ALIAS: "healthy"}),
-        "calls": calls,
-        "warmup": warmup,
-    }
-    out = _litellm.run_runner(ctx.litellm, spec, ctx.workdir / "ll", timeout_s=600)
-    rows["direct (httpx, asyncio)"] = out["direct (httpx, asyncio)"]
-    rows["LiteLLM Router"] = out["LiteLLM Router"]
-    for row in (rows["direct (httpx, asyncio)"], rows["LiteLLM Router"]):
-        row.setdefault("tail_p50_ms", row["total_p50_ms"] - row["ttft_p50_ms"])
+    """LiteLLM's Router (its runner, in its venv, once per run) and its proxy."""
+    ll = ctx.litellm
+    assert ll is not None
+
+    def router(calls: int, warmup: int) -> dict[str, dict[str, Any]]:
+        spec = {
+            "mode": "stream",
+            "upstream_url": up.base_url,
+            "model_id": "healthy",
+            "alias": ALIAS,
+            "api_key": KEY_VALUE,
+            "model_list": litellm_model_list(up.base_url, {ALIAS: "healthy"}),
+            "calls": calls,
+            "warmup": warmup,
+        }
+        out = _litellm.run_runner(ll, spec, ctx.workdir / "ll", timeout_s=600)
+        rows = {name: out[name] for name in ("direct (httpx, asyncio)", "LiteLLM Router")}
+        for row in rows.values():
+            row.setdefault("tail_p50_ms", row["total_p50_ms"] - row["ttft_p50_ms"])
+        return rows
+
+    measure.append(router)
     pairs.append(("direct (httpx, asyncio)", "LiteLLM Router"))
     name = "LiteLLM proxy"
-    with _litellm.proxy(ctx.litellm, ctx.workdir / "ll", up.base_url, {ALIAS: "healthy"}) as px:
-        headers = _litellm.auth_headers()
-        rows.update(trio.run(_over_http, up.base_url, name, px, headers, calls, warmup))
+    px = stack.enter_context(
+        _litellm.proxy(ll, ctx.workdir / "ll", up.base_url, {ALIAS: "healthy"})
+    )
+    measure.append(_http_pair(up.base_url, name, px, _litellm.auth_headers()))
     pairs.append((f"direct (for {name})", name))
 
 
@@ -310,6 +377,7 @@ def render(data: dict[str, Any]) -> str:
         "TTFT p99 ms",
         "total p50 ms",
         "chunks",
+        "failures",
         "added TTFT p50 ms",
         "relay µs/chunk",
     ]
@@ -317,7 +385,7 @@ def render(data: dict[str, Any]) -> str:
     for direct, system in data["pairs"]:
         for name in (direct, system):
             r = data["rows"][name]
-            extra = data["added"].get(name) if name == system else None
+            extra = data["spread"].get(name) if name == system else None
             out.append(
                 [
                     name,
@@ -325,17 +393,24 @@ def render(data: dict[str, Any]) -> str:
                     r["ttft_p99_ms"],
                     r["total_p50_ms"],
                     r["chunks_mean"],
-                    extra["added_ttft_p50_ms"] if extra else None,
-                    extra["relay_us_per_chunk"] if extra else None,
+                    r.get("failures"),
+                    fmt_spread(extra["added_ttft_p50_ms"]) if extra else None,
+                    fmt_spread(extra["relay_us_per_chunk"]) if extra else None,
                 ]
             )
-    share = data.get("gateway_over_relay")
+    runs = len(data["runs"])
+    intro = (
+        f"{runs} runs; in each, every system's streamed calls alternate call by call with "
+        "direct calls to the upstream, and the systems take turns going first. Times are "
+        "medians over the runs; added figures give the median and range of the runs' values."
+    )
+    share = data["spread"].get("gateway_over_relay")
     own = ""
     if share is not None:
         own = (
-            f"\n\nswitchman gateway over the {share['baseline']} (switchman's own share of the "
-            f"gateway figures): added TTFT p50 **{fmt(share['added_ttft_p50_ms'])} ms**, "
-            f"relay **{fmt(share['relay_us_per_chunk'])} µs/chunk**."
+            f"\n\nswitchman gateway over the {BARE_RELAY} (switchman's own share of the "
+            f"gateway figures): added TTFT p50 **{fmt_spread(share['added_ttft_p50_ms'], ' ms')}**"
+            f", relay **{fmt_spread(share['relay_us_per_chunk'], ' µs/chunk')}**."
         )
     notes = "".join(f"\n\n> {n}" for n in data["notes"])
-    return markdown_table(headers, out) + own + notes
+    return intro + "\n\n" + markdown_table(headers, out) + own + notes

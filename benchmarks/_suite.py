@@ -23,15 +23,19 @@ class Profile:
     """Sizes for one run of the suite."""
 
     name: str
-    #: (a) sequential calls per system, and warm-up calls
+    #: runs of the figures the targets are judged on ((a), the c=64 gateway point, (c)),
+    #: alternated; the verdict reads their range
+    repeats: int
+    #: (a) sequential calls per system in each run, and warm-up calls
     inproc_calls: int
     inproc_warmup: int
-    #: (b) closed-loop concurrencies, open-loop rates, seconds per point, warm-up seconds
+    #: (b) closed-loop concurrencies (the decisive one measured ``repeats`` times), open-loop
+    #: rates, seconds per point, warm-up seconds
     concurrencies: tuple[int, ...]
     rates: tuple[float, ...]
     point_s: float
     warmup_s: float
-    #: (c) streamed calls per system
+    #: (c) streamed calls per system (over all runs)
     stream_calls: int
     #: (d) RSS checkpoints (calls through the gateway), and load concurrency
     memory_checkpoints: tuple[int, ...]
@@ -43,12 +47,15 @@ class Profile:
     learning_calls: int
     #: whether LiteLLM takes part
     litellm: bool = True
+    #: (b) the closed-loop concurrency the gateway ratios are read at
+    decisive_concurrency: int = 64
     #: load the memory scenario applies to LiteLLM's proxy too
     memory_litellm: bool = False
 
 
 SMOKE = Profile(
     name="smoke",
+    repeats=2,
     inproc_calls=20,
     inproc_warmup=5,
     concurrencies=(1, 4),
@@ -62,11 +69,13 @@ SMOKE = Profile(
     failover_concurrency=8,
     learning_calls=40,
     litellm=False,
+    decisive_concurrency=4,
 )
 QUICK = Profile(
     name="quick",
-    inproc_calls=1000,
-    inproc_warmup=200,
+    repeats=3,
+    inproc_calls=500,
+    inproc_warmup=100,
     concurrencies=(1, 16, 64, 256),
     rates=(100.0, 200.0),
     point_s=2.0,
@@ -80,7 +89,8 @@ QUICK = Profile(
 )
 FULL = Profile(
     name="full",
-    inproc_calls=5_000,
+    repeats=5,
+    inproc_calls=2_000,
     inproc_warmup=500,
     concurrencies=(1, 16, 64, 256),
     rates=(100.0, 200.0, 400.0, 800.0),

@@ -9,9 +9,10 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,39 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
         "mean_ms": sum(ms) / len(ms) if ms else math.nan,
         "max_ms": max(ms) if ms else math.nan,
     }
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Median, lowest and highest of one figure over repeated runs (NaN runs left out)."""
+    kept = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return {
+        "median": statistics.median(kept) if kept else math.nan,
+        "min": min(kept) if kept else math.nan,
+        "max": max(kept) if kept else math.nan,
+        "runs": len(kept),
+        "values": kept,
+    }
+
+
+def verdict(values: Sequence[float], passes: Callable[[float], bool]) -> str:
+    """``met`` when every run clears the target, ``not met`` when none does, else
+    ``within noise``; ``-`` with no runs."""
+    kept = [v for v in values if v is not None and math.isfinite(v)]
+    if not kept:
+        return "-"
+    cleared = [passes(v) for v in kept]
+    if all(cleared):
+        return "met"
+    return "not met" if not any(cleared) else "within noise"
+
+
+def fmt_spread(s: Mapping[str, Any], unit: str = "") -> str:
+    """``0.29 ms (0.27 to 0.31, 3 runs)``: a spread's median and range."""
+    if not s.get("runs"):
+        return "-"
+    if s["runs"] == 1:
+        return f"{fmt(s['median'])}{unit} (1 run)"
+    return f"{fmt(s['median'])}{unit} ({fmt(s['min'])} to {fmt(s['max'])}, {s['runs']} runs)"
 
 
 def fmt(value: Any, digits: int = 3) -> str:

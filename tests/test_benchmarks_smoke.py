@@ -33,7 +33,9 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
 
     inproc = json.loads((tmp_path / "inproc.json").read_text())
     assert inproc["rows"]["switchman embedded"]["failures"] == 0
-    assert inproc["rows"]["switchman embedded"]["calls"] > 0
+    assert len(inproc["runs"]) == 2  # the smoke profile's repeats
+    assert inproc["rows"]["switchman embedded"]["calls"] == 2 * 20
+    assert inproc["spread"]["added_p50_ms"]["runs"] == 2
     assert "LiteLLM Router" not in inproc["rows"]
     assert any("not measured in --smoke" in n for n in inproc["notes"])
 
@@ -42,17 +44,32 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     assert targets == {"direct", "switchman gateway", BARE_RELAY}
     assert all(p["ok"] > 0 and p["errors"] == 0 for p in gateway["points"])
     assert gateway["upstream_ceiling"]["ok"] > 0
+    # the decisive point (c=4 in smoke) twice per system, the order rotated; others once
+    decisive = [r for r in gateway["runs"] if r["mode"] == "closed" and r["concurrency"] == 4]
+    assert [r["target"] for r in decisive] == [
+        "direct",
+        "switchman gateway",
+        BARE_RELAY,
+        "switchman gateway",
+        BARE_RELAY,
+        "direct",
+    ]
+    assert len([r for r in gateway["runs"] if r["concurrency"] == 1]) == 3
+    relay_ratio = gateway["spread"]["relay_ratio_c64"]
+    by_run = {(r["target"], r["run"]): r["throughput_rps"] for r in decisive}
+    expected = [by_run[("switchman gateway", i)] / by_run[(BARE_RELAY, i)] for i in (0, 1)]
+    assert relay_ratio["values"] == pytest.approx(expected)
 
     streaming = json.loads((tmp_path / "streaming.json").read_text())
     for name in ("switchman embedded", "switchman gateway", BARE_RELAY):
         assert streaming["rows"][name]["failures"] == 0
         assert streaming["rows"][name]["chunks_mean"] > 1
     assert [f"direct (for {BARE_RELAY})", BARE_RELAY] in streaming["pairs"]
-    share = streaming["gateway_over_relay"]
-    assert share["baseline"] == BARE_RELAY
-    gw, relay = streaming["added"]["switchman gateway"], streaming["added"][BARE_RELAY]
-    expected = gw["added_ttft_p50_ms"] - relay["added_ttft_p50_ms"]
-    assert share["added_ttft_p50_ms"] == pytest.approx(expected)
+    assert len(streaming["runs"]) == 2
+    share = streaming["spread"]["gateway_over_relay"]["added_ttft_p50_ms"]
+    gw = streaming["spread"]["switchman gateway"]["added_ttft_p50_ms"]["values"]
+    relay = streaming["spread"][BARE_RELAY]["added_ttft_p50_ms"]["values"]
+    assert share["values"] == pytest.approx([a - b for a, b in zip(gw, relay, strict=True)])
 
     memory = json.loads((tmp_path / "memory.json").read_text())
     points = memory["series"]["switchman gateway"]["points"]
@@ -78,6 +95,8 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     assert f"switchman gateway over the {BARE_RELAY}" in report
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "added_p50_ms" in summary["figures"]
+    assert summary["figures"]["ranges"]["added_p50_ms"]["runs"] == 2
+    assert summary["figures"]["verdicts"] == {}  # smoke sizes judge nothing
 
 
 def test_unknown_scenario_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
