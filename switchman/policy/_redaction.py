@@ -119,21 +119,21 @@ def tag(kind: str) -> str:
 
 # characters a key or token is made of; a key must not be glued to more of them
 _KEY = "A-Za-z0-9_-"
-_API_KEY = re.compile(
-    rf"(?<![{_KEY}])(?:"
-    r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"  # OpenAI, Anthropic
-    r"|A[KS]IA[A-Z0-9]{16}"  # AWS access key id
-    r"|gh[opsur]_[A-Za-z0-9]{30,}"  # GitHub tokens
-    r"|github_pat_[A-Za-z0-9_]{22,}"  # GitHub fine-grained token
-    r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
-    r"|[sr]k_live_[A-Za-z0-9]{16,}"  # Stripe
-    r"|AIza[A-Za-z0-9_-]{35}"  # Google
-    r"|xai-[A-Za-z0-9]{20,}"  # xAI
-    r"|gsk_[A-Za-z0-9]{20,}"  # Groq
-    r"|pplx-[A-Za-z0-9]{20,}"  # Perplexity
-    r"|tgp_v1_[A-Za-z0-9_-]{20,}"  # Together
-    rf")(?![{_KEY}])"
+#: the key shapes looked for, each a regular expression of the key alone
+KEY_SHAPES: Final = (
+    r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
+    r"A[KS]IA[A-Z0-9]{16}",  # AWS access key id
+    r"gh[opsur]_[A-Za-z0-9]{30,}",  # GitHub tokens
+    r"github_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained token
+    r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
+    r"[sr]k_live_[A-Za-z0-9]{16,}",  # Stripe
+    r"AIza[A-Za-z0-9_-]{35}",  # Google
+    r"xai-[A-Za-z0-9]{20,}",  # xAI
+    r"gsk_[A-Za-z0-9]{20,}",  # Groq
+    r"pplx-[A-Za-z0-9]{20,}",  # Perplexity
+    r"tgp_v1_[A-Za-z0-9_-]{20,}",  # Together
 )
+_API_KEY = re.compile(rf"(?<![{_KEY}])(?:{'|'.join(KEY_SHAPES)})(?![{_KEY}])")
 _JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*(?![{_KEY}])")
 _BEARER = re.compile(
     r"\b(?:[Bb]earer|BEARER)[ \t]+"
@@ -149,7 +149,7 @@ _PEM = re.compile(
 )
 _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.-])(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)"
-    r"(?P<password>[^\s/?#@]+)@"
+    r"(?P<password>[^\s/?#@]+)@(?=[^\s@])"  # a host follows
 )
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])")
 _SEPARATORS: Final = frozenset(" \u00a0./()-")
@@ -222,7 +222,13 @@ def _maybe_triggered(text: str) -> bool:
         )
         or (
             "_" in text
-            and ("_live_" in text or "gh" in text or "gsk_" in text or "tgp_v1_" in text)
+            and (
+                "_live_" in text
+                or "gh" in text  # ghp_, gho_, ghs_, ghu_, ghr_
+                or "github_pat_" in text
+                or "gsk_" in text
+                or "tgp_v1_" in text
+            )
         )
         or ("z" in text and "AIza" in text)
         or ("J" in text and "eyJ" in text)
