@@ -25,7 +25,7 @@ import attrs
 from benchmarks._util import process_cpu_seconds, process_rss_bytes
 
 #: the bare relay's row name in every table (its launcher is ``bare_relay``)
-BARE_RELAY: Final = "bare relay (hypercorn + httpx)"
+BARE_RELAY: Final = "bare relay (hypercorn + httpcore)"
 _PORT_LINE = re.compile(rb"http://127\.0\.0\.1:(\d+)")
 
 
@@ -160,8 +160,8 @@ def switchman_gateway(
 
 
 def bare_relay(workdir: Path, upstream_url: str) -> contextlib.AbstractContextManager[Child]:
-    """The bare relay baseline (``benchmarks._relay_host``: hypercorn + one pooled httpx
-    client forwarding bytes to ``upstream_url``) in its own process."""
+    """The bare relay baseline (``benchmarks._relay_host``: hypercorn + one httpcore
+    connection pool forwarding bytes to ``upstream_url``) in its own process."""
     argv = [sys.executable, "-m", "benchmarks._relay_host", "--upstream", upstream_url]
     return run_child("bare-relay", argv, workdir, env={"PYTHONPATH": _pythonpath()})
 

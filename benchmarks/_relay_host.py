@@ -1,17 +1,20 @@
 """``python -m benchmarks._relay_host --upstream URL``: the bare relay baseline.
 
-The thinnest gateway on switchman's own stack (hypercorn's trio worker serving
-an ASGI app, httpx to the upstream), measured beside switchman's gateway so a
-reader can tell the cost of the extra HTTP hop itself from switchman's own work.
+The thinnest gateway on switchman's own stack, measured beside switchman's
+gateway so a reader can tell the cost of the extra HTTP hop itself from
+switchman's own work: hypercorn's trio worker serving an ASGI app (as
+switchman's gateway is served), and an ``httpcore.AsyncConnectionPool`` to the
+upstream, the same client path switchman's attempts take (``switchman.adapters
+._http`` sends straight through httpcore's pool, skipping httpx's client layer).
 
 ``POST /v1/chat/completions``: the request body is read whole and sent
-unchanged to ``{upstream}/v1/chat/completions`` through one pooled
-``httpx.AsyncClient`` (made once at start; the client's ``authorization``
-header goes along if it sent one). The upstream's status, content type,
-framing headers and body bytes come back as they arrive, chunk by chunk. No
-parsing, no validation, no store. Anything else is a 404; an upstream that
-cannot be reached is a 502; an upstream failing mid-answer aborts the
-connection (hypercorn closes it), as a proxy can only do once headers are out.
+unchanged to ``{upstream}/v1/chat/completions`` through the pool (made once at
+start; the client's ``authorization`` header goes along if it sent one). The
+upstream's status, content type, framing headers and body bytes come back as
+they arrive, chunk by chunk. No parsing, no validation, no store. Anything else
+is a 404; an upstream that cannot be reached is a 502; an upstream failing
+mid-answer aborts the connection (hypercorn closes it), as a proxy can only do
+once headers are out.
 
 It serves on a free loopback port, printed as ``relay on http://127.0.0.1:PORT``
 once it listens; SIGTERM or SIGINT stops it.
@@ -20,14 +23,16 @@ once it listens; SIGTERM or SIGINT stops it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
 import signal
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, cast
 
-import httpx
+import httpcore
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
@@ -42,14 +47,23 @@ PATH: Final = "/v1/chat/completions"
 _PASSED_BACK: Final = (b"content-type", b"content-length", b"content-encoding")
 #: pooled connections to the upstream, as many as switchman's benchmark config allows
 _POOL: Final = 1024
+#: what httpcore raises when the upstream cannot be reached or answers garbage
+_UPSTREAM_ERRORS: Final = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+)
+_TIMEOUTS: Final = {"connect": 60.0, "read": 60.0, "write": 60.0, "pool": None}
 
 
 class Relay:
-    """The relay's ASGI app: one path, forwarded as bytes through ``client``."""
+    """The relay's ASGI app: one path, forwarded as bytes through ``pool``."""
 
-    def __init__(self, client: httpx.AsyncClient, upstream: str) -> None:
-        self._client = client
-        self._url = upstream.rstrip("/") + PATH
+    def __init__(self, pool: httpcore.AsyncConnectionPool, upstream: str) -> None:
+        self._pool = pool
+        self._url = httpcore.URL(upstream.rstrip("/") + PATH)
+        self._host = self._url.host + (b":%d" % self._url.port if self._url.port else b"")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -62,32 +76,50 @@ class Relay:
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Forward one request. Cancelled midway (the client went away, or shutdown),
-        the upstream response is closed by ``client.stream``'s exit."""
+        the upstream response is closed here and its connection dropped."""
         body = await _read_body(receive)
-        headers = {"content-type": "application/json", "accept-encoding": "identity"}
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                headers["authorization"] = value.decode("latin-1")
-        request = self._client.build_request("POST", self._url, content=body, headers=headers)
+        headers = [
+            (b"host", self._host),
+            (b"content-type", b"application/json"),
+            (b"accept-encoding", b"identity"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        headers += [(name, value) for name, value in scope["headers"] if name == b"authorization"]
+        request = httpcore.Request(
+            "POST", self._url, headers=headers, content=body, extensions={"timeout": _TIMEOUTS}
+        )
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError:
+            response = await self._pool.handle_async_request(request)
+        except _UPSTREAM_ERRORS:
             await _plain(send, 502, b"upstream unreachable")
             return
+        chunks = cast(AsyncGenerator[bytes, None], response.aiter_stream())
         try:
             passed = [
                 (name.lower(), value)
-                for name, value in response.headers.raw
+                for name, value in response.headers
                 if name.lower() in _PASSED_BACK
             ]
             await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": passed}
+                {"type": "http.response.start", "status": response.status, "headers": passed}
             )
-            async for chunk in response.aiter_raw():
+            async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            await _finish(chunks)
             await response.aclose()
+
+
+async def _finish(chunks: AsyncGenerator[bytes, None]) -> None:
+    """End a body iterator (and httpcore's under it) here rather than in the garbage
+    collector: resumed under a cancelled scope, the next read raises through every layer."""
+    with (
+        trio.CancelScope(deadline=-math.inf),
+        contextlib.suppress(StopAsyncIteration, *_UPSTREAM_ERRORS),
+    ):
+        await chunks.__anext__()
+    await chunks.aclose()
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -136,8 +168,8 @@ async def serve_relay(
 
     ``task_status.started((host, port))`` reports the bound address once it
     listens (port 0 gives the real port). On shutdown hypercorn stops accepting
-    and gives open requests a second; then the pooled client closes. Cancelled,
-    the server and every request in flight are cancelled and the client closed.
+    and gives open requests a second; then the pool closes. Cancelled, the server
+    and every request in flight are cancelled and the pool closed.
     """
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
@@ -145,13 +177,13 @@ async def serve_relay(
     config.accesslog = None
     config.errorlog = logging.getLogger("benchmarks.relay")
     config.include_server_header = False
-    limits = httpx.Limits(max_connections=_POOL, max_keepalive_connections=_POOL)
-    timeout = httpx.Timeout(60.0, pool=None)
     async with (
-        httpx.AsyncClient(http1=True, http2=False, limits=limits, timeout=timeout) as client,
+        httpcore.AsyncConnectionPool(
+            max_connections=_POOL, max_keepalive_connections=_POOL, http1=True, http2=False
+        ) as pool,
         trio.open_nursery() as nursery,
     ):
-        app: Any = Relay(client, upstream)  # hypercorn's ASGI types are narrower than ours
+        app: Any = Relay(pool, upstream)  # hypercorn's ASGI types are narrower than ours
         trigger = shutdown_trigger or trio.sleep_forever
         binds: list[str] = await nursery.start(
             partial(serve, app, config, shutdown_trigger=trigger)

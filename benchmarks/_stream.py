@@ -5,7 +5,7 @@ streamed request to the same upstream from the same process:
 
 - embedded: ``router.stream(call)`` vs httpx streaming, in this process;
 - gateway: switchman's gateway (SSE from ``/v1/chat/completions``) vs direct,
-  then the bare relay (hypercorn + httpx passing bytes on: the cost of the extra
+  then the bare relay (hypercorn + httpcore passing bytes on: the cost of the extra
   hop alone) vs direct, then LiteLLM's proxy vs direct, all from this process
   with httpx;
 - LiteLLM ``Router`` streaming vs httpx, in LiteLLM's venv.
