@@ -30,7 +30,7 @@ Error codes (``.code``) are the public strings of DESIGN.md; attempt outcomes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 
@@ -144,6 +144,9 @@ class ProviderError(SwitchmanError):
         #: cost figure when it gave one. Budgets count it; the result does not.
         self.billed: tuple[int, int] | None = None
         self.billed_cost_usd: float | None = None
+        #: stream events parsed from the same read before the failure (text that came in
+        #: one network read with a provider's error event): delivered before it is raised
+        self.events_before: tuple[Any, ...] = ()
 
 
 class RateLimited(ProviderError):

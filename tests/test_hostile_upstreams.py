@@ -74,6 +74,11 @@ SCRIPTS: dict[str, Callable[[], tuple[bytes, bytes]]] = {
         _chunk({}, "stop", usage=USAGE),
         "data: [DONE]\n\n",
     ),
+    # text, then the provider's error event, in one network read
+    "error-mid": lambda: _stream(
+        _chunk({"content": "Some text "}),
+        'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n',
+    ),
     # a proxy's login page, with 200
     "html": lambda: (b"text/html; charset=utf-8", b"<html><body>Please sign in</body></html>"),
 }
@@ -203,3 +208,18 @@ async def test_absurd_usage_is_billed_at_most_what_the_request_allowed(
     # at most the model's context window of input and the 100 tokens of output asked for
     assert result.usage.input_tokens <= 32000 and result.usage.output_tokens <= 100
     assert result.cost_usd <= (32000 * 1.0 + 100 * 2.0) / 1e6
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_text_read_with_a_mid_stream_error_is_delivered_and_billed(
+    streamed: bool, nursery: trio.Nursery
+) -> None:
+    """The text that came in the same read as the provider's error event counts as output:
+    the attempt is billed as an answer cut short (however the network split the bytes)."""
+    upstream: Upstream = await nursery.start(serve_scripted)
+    result = await _ask(upstream, "error-mid", streamed=streamed)
+    cut = result.trace.attempts[0]
+    assert cut.alias == "error-mid" and cut.outcome == "error", cut
+    assert cut.error is not None and "after output began" in cut.error, cut.error
+    assert cut.cost_usd > 0 and cut.usage.output_tokens > 0, cut
+    assert result.status == "complete" and result.cost_usd > result.trace.attempts[-1].cost_usd

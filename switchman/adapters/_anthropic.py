@@ -192,21 +192,26 @@ class _AnthropicStream:
 
     def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse in sse_events:
-            if self._done or sse.data is None:
-                continue
-            try:
-                payload = load_json(sse.data)
-            except ValueError:
-                events.append(
-                    Malformed(detail=f"{sse.event or 'event'} not JSON: {sse.data[:80]!r}")
-                )
-                continue
-            if not isinstance(payload, dict):
-                events.append(Malformed(detail=f"{sse.event or 'event'} is not a JSON object"))
-                continue
-            kind = string(payload.get("type")) or sse.event or ""
-            events.extend(self._event(kind, payload))
+        try:
+            for sse in sse_events:
+                if self._done or sse.data is None:
+                    continue
+                try:
+                    payload = load_json(sse.data)
+                except ValueError:
+                    events.append(
+                        Malformed(detail=f"{sse.event or 'event'} not JSON: {sse.data[:80]!r}")
+                    )
+                    continue
+                if not isinstance(payload, dict):
+                    events.append(Malformed(detail=f"{sse.event or 'event'} is not a JSON object"))
+                    continue
+                kind = string(payload.get("type")) or sse.event or ""
+                events.extend(self._event(kind, payload))
+        except ProviderError as exc:
+            # text parsed from the same read as the failure still went out
+            exc.events_before = tuple(events)
+            raise
         return events
 
     def _event(self, kind: str, payload: dict[str, Any]) -> list[StreamEvent]:

@@ -205,24 +205,29 @@ class _GeminiStream:
 
     def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse in sse_events:
-            if self._done:
-                break
-            # A bare JSON error (no ``data:`` prefix) can arrive mid-stream.
-            for text in (sse.data, sse.raw):
-                if text is None or self._done:
-                    continue
-                try:
-                    chunk = load_json(text)
-                except ValueError:
-                    events.append(Malformed(detail=f"not JSON: {text[:80]!r}"))
-                    continue
-                if isinstance(chunk, list):
-                    chunk = first(chunk)
-                if not isinstance(chunk, dict):
-                    events.append(Malformed(detail="chunk is not a JSON object"))
-                    continue
-                events.extend(self._chunk(chunk))
+        try:
+            for sse in sse_events:
+                if self._done:
+                    break
+                # A bare JSON error (no ``data:`` prefix) can arrive mid-stream.
+                for text in (sse.data, sse.raw):
+                    if text is None or self._done:
+                        continue
+                    try:
+                        chunk = load_json(text)
+                    except ValueError:
+                        events.append(Malformed(detail=f"not JSON: {text[:80]!r}"))
+                        continue
+                    if isinstance(chunk, list):
+                        chunk = first(chunk)
+                    if not isinstance(chunk, dict):
+                        events.append(Malformed(detail="chunk is not a JSON object"))
+                        continue
+                    events.extend(self._chunk(chunk))
+        except ProviderError as exc:
+            # text parsed from the same read as the failure still went out
+            exc.events_before = tuple(events)
+            raise
         return events
 
     def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:

@@ -490,10 +490,17 @@ async def _stream(
                 events = parser.end()  # complete once its finish reason was seen
             except StreamBroken:
                 raise timer.timeout(provider, status) from None
-        elif chunk is None:
-            events = parser.end()
         else:
-            events = parser.feed(chunk)
+            try:
+                events = parser.end() if chunk is None else parser.feed(chunk)
+            except ProviderError as exc:
+                # what came in the same read before the failure went out all the same: it
+                # reaches the caller and is billed as the answer cut short it is
+                for event in _text_joined(list(exc.events_before)):
+                    if isinstance(event, TextDelta):
+                        timer.output_began = True
+                    await emit(event)
+                raise
         for event in _text_joined(events):
             if isinstance(event, TextDelta):
                 timer.output_began = True

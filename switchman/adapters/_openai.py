@@ -268,24 +268,29 @@ class _ChatStream:
 
     def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse in sse_events:
-            if self._done:
-                break
-            data = sse.data if sse.data is not None else sse.raw
-            if data is None:
-                continue
-            if data.strip() == "[DONE]":
-                events.append(self._end())
-                continue
-            try:
-                chunk = load_json(data)
-            except ValueError:
-                events.append(Malformed(detail=f"not JSON: {data[:80]!r}"))
-                continue
-            if not isinstance(chunk, dict):
-                events.append(Malformed(detail="chunk is not a JSON object"))
-                continue
-            events.extend(self._chunk(chunk))
+        try:
+            for sse in sse_events:
+                if self._done:
+                    break
+                data = sse.data if sse.data is not None else sse.raw
+                if data is None:
+                    continue
+                if data.strip() == "[DONE]":
+                    events.append(self._end())
+                    continue
+                try:
+                    chunk = load_json(data)
+                except ValueError:
+                    events.append(Malformed(detail=f"not JSON: {data[:80]!r}"))
+                    continue
+                if not isinstance(chunk, dict):
+                    events.append(Malformed(detail="chunk is not a JSON object"))
+                    continue
+                events.extend(self._chunk(chunk))
+        except ProviderError as exc:
+            # text parsed from the same read as the failure still went out
+            exc.events_before = tuple(events)
+            raise
         return events
 
     def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
@@ -456,25 +461,32 @@ class _ResponsesStream:
 
     def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for sse in sse_events:
-            if self._done or sse.data is None:
-                continue
-            if sse.data.strip() == "[DONE]":
-                if self._finish is not None:
-                    self._done = True
-                    events.append(
-                        StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model)
-                    )
-                continue
-            try:
-                payload = load_json(sse.data)
-            except ValueError:
-                events.append(Malformed(detail=f"not JSON: {sse.data[:80]!r}"))
-                continue
-            if not isinstance(payload, dict):
-                events.append(Malformed(detail="event is not a JSON object"))
-                continue
-            events.extend(self._event(string(payload.get("type")) or sse.event or "", payload))
+        try:
+            for sse in sse_events:
+                if self._done or sse.data is None:
+                    continue
+                if sse.data.strip() == "[DONE]":
+                    if self._finish is not None:
+                        self._done = True
+                        events.append(
+                            StreamEnd(
+                                finish_reason=self._finish, usage=Usage(), model_id=self._model
+                            )
+                        )
+                    continue
+                try:
+                    payload = load_json(sse.data)
+                except ValueError:
+                    events.append(Malformed(detail=f"not JSON: {sse.data[:80]!r}"))
+                    continue
+                if not isinstance(payload, dict):
+                    events.append(Malformed(detail="event is not a JSON object"))
+                    continue
+                events.extend(self._event(string(payload.get("type")) or sse.event or "", payload))
+        except ProviderError as exc:
+            # text parsed from the same read as the failure still went out
+            exc.events_before = tuple(events)
+            raise
         return events
 
     def _event(self, kind: str, payload: dict[str, Any]) -> list[StreamEvent]:
