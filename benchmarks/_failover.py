@@ -14,7 +14,9 @@ and ``flapping-1-4``: 503 for one second in every five), falling back to
   across providers, both pointing at the same upstream); and once more with
   all of them on one provider, which shows that a 429 holds back only the model
   it answered for: the healthy fallback on the same provider keeps serving;
-- LiteLLM ``Router`` (its venv): model groups with ``fallbacks`` to bench.
+- LiteLLM ``Router`` (its venv): model groups with ``fallbacks`` to bench, three
+  times: with LiteLLM's default ``num_retries``, with 1 (switchman retries a 5xx
+  once before falling back) and with 0.
 
 Reported: success rate, p50/p99 latency, throughput; for switchman also the
 outcome of every upstream attempt from the traces (circuit breakers soon stop
@@ -47,6 +49,12 @@ from benchmarks._suite import Context, Section
 from benchmarks._util import markdown_table, percentile
 
 FAILING: Final = ("down", "overloaded", "reset", "rate-limited", "cut", "flapping-1-4")
+#: LiteLLM's rows: (label, num_retries; None for its default, whose value the label shows)
+LITELLM_ROWS: Final = (
+    ("LiteLLM Router, default retries (num_retries={n})", None),
+    ("LiteLLM Router, num_retries=1", 1),
+    ("LiteLLM Router, num_retries=0", 0),
+)
 FAILING_SHARE: Final = 0.2
 PROMPT = "Say something short."
 TIMEOUT_S: Final = 30.0
@@ -187,9 +195,15 @@ def run(ctx: Context) -> Section:
                 "timeout_s": TIMEOUT_S,
             }
             try:
-                out = _litellm.run_runner(ctx.litellm, spec, ctx.workdir / "ll", timeout_s=900)
-                out.pop("_litellm_version", None)
-                rows["LiteLLM Router"] = out
+                for label, retries in LITELLM_ROWS:
+                    out = _litellm.run_runner(
+                        ctx.litellm,
+                        {**spec, "num_retries": retries},
+                        ctx.workdir / "ll",
+                        timeout_s=900,
+                    )
+                    out.pop("_litellm_version", None)
+                    rows[label.format(n=out.get("num_retries"))] = out
             except Exception as exc:  # reported, not fatal
                 notes.append(f"LiteLLM failover could not run here: {exc}")
         elif ctx.litellm_note:
@@ -209,6 +223,18 @@ def run(ctx: Context) -> Section:
     return Section(
         key="failover", title="(e) Failover under load", markdown=render(data), data=data
     )
+
+
+ROWS_MEAN: Final = (
+    "What each row does with a failing primary: *direct* nothing (the caller gets the "
+    "failure). *switchman* retries a 5xx, a 529 or a connection that fails before any output "
+    "once on the same model, at least 0.75 s later (until that model's breaker opens and it "
+    "is skipped), retries a 429 once after a short Retry-After, never retries a reply cut "
+    "mid-way, and otherwise falls back to the route's next model; *one provider* is the same "
+    "with the primaries and the fallback on one provider. *LiteLLM Router* retries the "
+    "primary `num_retries` times, then falls back to `bench`: its default, then 1 (as "
+    "switchman's one retry), then 0 (straight to the fallback)."
+)
 
 
 def render(data: dict[str, Any]) -> str:
@@ -232,6 +258,8 @@ def render(data: dict[str, Any]) -> str:
         f"({', '.join(data['kinds'])}); concurrency {data['concurrency']}.",
         "",
         table,
+        "",
+        ROWS_MEAN,
     ]
     sm = data["rows"].get("switchman embedded")
     if sm is not None:

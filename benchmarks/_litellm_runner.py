@@ -84,9 +84,13 @@ async def _block(series: _Series, one: Callable[[], Awaitable[bool]], n: int, re
 
 
 def _router(spec: dict[str, Any]) -> litellm.Router:
+    """A Router for the spec's model list; with its ``fallbacks`` and, when the spec gives
+    one, its ``num_retries`` (otherwise LiteLLM's default)."""
     kwargs: dict[str, Any] = {"model_list": spec["model_list"]}
     if spec.get("fallbacks"):
         kwargs["fallbacks"] = [{k: v} for k, v in spec["fallbacks"].items()]
+    if spec.get("num_retries") is not None:
+        kwargs["num_retries"] = spec["num_retries"]
     return litellm.Router(**kwargs)
 
 
@@ -231,6 +235,7 @@ async def failover(spec: dict[str, Any]) -> dict[str, Any]:
     elapsed = time.perf_counter() - t0
     ms = [x * 1000.0 for x in latencies]
     return {
+        "num_retries": router.num_retries,
         "calls": ok + failed,
         "ok": ok,
         "success_rate": ok / (ok + failed) if ok + failed else math.nan,

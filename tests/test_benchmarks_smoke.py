@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from benchmarks import _configs, _failover, _learning, _litellm, _loadgen, _plot
 from benchmarks.__main__ import main
 from benchmarks._procs import BARE_RELAY
 from benchmarks._relay_host import serve_relay
+from benchmarks._suite import SMOKE, Context
 from switchman.gateway import serve_gateway
 from switchman.sim import FakeServerConfig, serve_fake_provider
 from switchman.store import open_store
@@ -341,6 +343,38 @@ def test_litellm_venv_is_reused_and_runner_output_read(tmp_path: Path) -> None:
     assert ll.version == "9.9.9" and ll.cli == venv / "bin" / "litellm"
     out = _litellm.run_runner(ll, {"mode": "inproc"}, tmp_path / "work", timeout_s=10)
     assert out == {"mode_seen": True}
+
+
+def _fake_litellm(tmp_path: Path, result: str) -> _litellm.LiteLLM:
+    """A stand-in for LiteLLM's venv whose runner answers ``result`` (a Python expression
+    over ``spec``, the spec it was given) as its JSON output."""
+    python = tmp_path / "fake-venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    code = (
+        "import json, sys; spec = json.load(open(sys.argv[2])); "
+        f"json.dump({result}, open(sys.argv[3], 'w'))"
+    )
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{code}" "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+    return _litellm.LiteLLM(python=python, version="0-fake")
+
+
+def test_failover_runs_litellm_with_its_default_retries_one_and_none(tmp_path: Path) -> None:
+    ll = _fake_litellm(
+        tmp_path,
+        "{'num_retries': 2 if spec['num_retries'] is None else spec['num_retries'], "
+        "'calls': len(spec['plan']), 'ok': 1, 'success_rate': 0.5, 'p50_ms': 1.0, "
+        "'p99_ms': 2.0, 'throughput_rps': 3.0}",
+    )
+    ctx = Context(profile=SMOKE, workdir=tmp_path / "work", results=tmp_path, litellm=ll)
+    section = _failover.run(ctx)
+    rows = section.data["rows"]
+    assert [name for name in rows if name.startswith("LiteLLM")] == [
+        "LiteLLM Router, default retries (num_retries=2)",
+        "LiteLLM Router, num_retries=1",
+        "LiteLLM Router, num_retries=0",
+    ]
+    assert "retries the primary `num_retries` times" in section.markdown
 
 
 def test_plots_are_written(tmp_path: Path) -> None:
