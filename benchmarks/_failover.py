@@ -190,6 +190,7 @@ def run(ctx: Context) -> Section:
                     {ALIAS: "healthy", **{route_name(k): k for k in FAILING}},
                 ),
                 "fallbacks": {route_name(k): [ALIAS] for k in FAILING},
+                "prompt": PROMPT,
                 "plan": plan,
                 "concurrency": p.failover_concurrency,
                 "timeout_s": TIMEOUT_S,

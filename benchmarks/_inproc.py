@@ -155,6 +155,7 @@ def _litellm_run(ctx: Context, base_url: str) -> dict[str, dict[str, Any]]:
         "alias": ALIAS,
         "api_key": KEY_VALUE,
         "model_list": litellm_model_list(base_url, {ALIAS: "healthy"}),
+        "prompt": PROMPT,
         "calls": p.inproc_calls,
         "warmup": p.inproc_warmup,
         "rounds": 5,

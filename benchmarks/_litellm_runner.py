@@ -32,6 +32,7 @@ import litellm  # type: ignore[import-not-found,unused-ignore]
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
+#: the prompt when the spec gives none (the suite always gives the one its switchman side sends)
 PROMPT = "Say something short."
 
 
@@ -97,7 +98,7 @@ def _router(spec: dict[str, Any]) -> litellm.Router:
 async def inproc(spec: dict[str, Any]) -> dict[str, Any]:
     url = spec["upstream_url"] + "/v1/chat/completions"
     router = _router(spec)
-    messages = [{"role": "user", "content": PROMPT}]
+    messages = [{"role": "user", "content": spec.get("prompt", PROMPT)}]
     body = {"model": spec["model_id"], "messages": messages}
     headers = {"authorization": f"Bearer {spec['api_key']}"}
     direct, routed = _Series(), _Series()
@@ -138,75 +139,98 @@ def _first_content(line: str) -> bool:
     return bool(choices and (choices[0].get("delta") or {}).get("content"))
 
 
+class _Stream:
+    """Streamed calls of one system: TTFT, total and content chunks of each answered
+    call; a call that fails (an error, a non-200 status, no content) is counted, not
+    dropped."""
+
+    def __init__(self) -> None:
+        self.ttft: list[float] = []
+        self.total: list[float] = []
+        self.chunks: list[float] = []
+        self.failures = 0
+
+    def add(self, sample: tuple[float, float, int] | None) -> None:
+        if sample is None:
+            self.failures += 1
+        else:
+            self.ttft.append(sample[0])
+            self.total.append(sample[1])
+            self.chunks.append(float(sample[2]))
+
+    def summary(self) -> dict[str, Any]:
+        ttft = [x * 1000.0 for x in self.ttft]
+        total = [x * 1000.0 for x in self.total]
+        tail = [b - a for a, b in zip(ttft, total, strict=True)]
+        return {
+            "n": len(ttft),
+            "failures": self.failures,
+            "ttft_p50_ms": _pct(ttft, 50),
+            "ttft_p99_ms": _pct(ttft, 99),
+            "total_p50_ms": _pct(total, 50),
+            "tail_p50_ms": _pct(tail, 50),
+            "chunks_mean": sum(self.chunks) / len(self.chunks) if self.chunks else math.nan,
+        }
+
+
 async def stream(spec: dict[str, Any]) -> dict[str, Any]:
+    """Streamed calls, the Router and direct httpx alternating call by call, with the
+    spec's ``prompt`` (the one every system of the suite is asked)."""
     url = spec["upstream_url"] + "/v1/chat/completions"
     router = _router(spec)
-    messages = [{"role": "user", "content": PROMPT}]
+    messages = [{"role": "user", "content": spec.get("prompt", PROMPT)}]
     body = {"model": spec["model_id"], "messages": messages, "stream": True}
     headers = {"authorization": f"Bearer {spec['api_key']}"}
-    out: dict[str, dict[str, list[float]]] = {
-        "direct (httpx, asyncio)": {"ttft": [], "total": [], "chunks": []},
-        "LiteLLM Router": {"ttft": [], "total": [], "chunks": []},
-    }
+    out = {"direct (httpx, asyncio)": _Stream(), "LiteLLM Router": _Stream()}
     async with httpx.AsyncClient() as client:
 
-        async def d(record: bool) -> None:
+        async def d() -> tuple[float, float, int] | None:
             t0 = time.perf_counter()
             ttft = None
             chunks = 0
-            async with client.stream("POST", url, json=body, headers=headers) as response:
-                async for line in response.aiter_lines():
-                    if _first_content(line):
+            try:
+                async with client.stream("POST", url, json=body, headers=headers) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        return None
+                    async for line in response.aiter_lines():
+                        if _first_content(line):
+                            chunks += 1
+                            if ttft is None:
+                                ttft = time.perf_counter() - t0
+            except httpx.HTTPError:
+                return None
+            return None if ttft is None else (ttft, time.perf_counter() - t0, chunks)
+
+        async def r() -> tuple[float, float, int] | None:
+            t0 = time.perf_counter()
+            ttft = None
+            chunks = 0
+            try:
+                response = await router.acompletion(
+                    model=spec["alias"], messages=messages, stream=True
+                )
+                async for chunk in response:
+                    if chunk.choices and chunk.choices[0].delta.content:
                         chunks += 1
                         if ttft is None:
                             ttft = time.perf_counter() - t0
-            if record and ttft is not None:
-                row = out["direct (httpx, asyncio)"]
-                row["ttft"].append(ttft)
-                row["total"].append(time.perf_counter() - t0)
-                row["chunks"].append(float(chunks))
-
-        async def r(record: bool) -> None:
-            t0 = time.perf_counter()
-            ttft = None
-            chunks = 0
-            response = await router.acompletion(model=spec["alias"], messages=messages, stream=True)
-            async for chunk in response:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    chunks += 1
-                    if ttft is None:
-                        ttft = time.perf_counter() - t0
-            if record and ttft is not None:
-                row = out["LiteLLM Router"]
-                row["ttft"].append(ttft)
-                row["total"].append(time.perf_counter() - t0)
-                row["chunks"].append(float(chunks))
+            except Exception:
+                return None
+            return None if ttft is None else (ttft, time.perf_counter() - t0, chunks)
 
         for _ in range(spec["warmup"]):
-            await d(False)
-            await r(False)
+            await d()
+            await r()
         for _ in range(spec["calls"]):
-            await d(True)
-            await r(True)
-    return {name: _stream_summary(v) for name, v in out.items()}
-
-
-def _stream_summary(v: dict[str, list[float]]) -> dict[str, Any]:
-    ttft = [x * 1000.0 for x in v["ttft"]]
-    total = [x * 1000.0 for x in v["total"]]
-    chunks = v["chunks"]
-    return {
-        "n": len(ttft),
-        "ttft_p50_ms": _pct(ttft, 50),
-        "ttft_p99_ms": _pct(ttft, 99),
-        "total_p50_ms": _pct(total, 50),
-        "chunks_mean": sum(chunks) / len(chunks) if chunks else math.nan,
-    }
+            out["direct (httpx, asyncio)"].add(await d())
+            out["LiteLLM Router"].add(await r())
+    return {name: v.summary() for name, v in out.items()}
 
 
 async def failover(spec: dict[str, Any]) -> dict[str, Any]:
     router = _router(spec)
-    messages = [{"role": "user", "content": PROMPT}]
+    messages = [{"role": "user", "content": spec.get("prompt", PROMPT)}]
     plan: list[str] = spec["plan"]
     latencies: list[float] = []
     ok = 0

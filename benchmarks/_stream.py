@@ -10,11 +10,14 @@ streamed request to the same upstream from the same process:
   with httpx;
 - LiteLLM ``Router`` streaming vs httpx, in LiteLLM's venv.
 
+Every system is asked the same prompt (LiteLLM's runner gets it in its spec).
 Time to first token (TTFT) = request start to the first non-empty content
 delta. Relay cost per chunk = (median of total - TTFT for the system - the same
-for direct) / the system's chunks per answer: what passing each later chunk on
-costs. switchman's own share = its gateway's figures minus the bare relay's
-(each first taken over its own interleaved direct run).
+for direct) / the upstream's content chunks per answer (as the direct run read
+them; a system that merges chunks is not charged per chunk of its own count):
+what passing the rest of the answer on costs, per chunk the upstream sent.
+switchman's own share = its gateway's figures minus the bare relay's (each
+first taken over its own interleaved direct run).
 """
 
 from __future__ import annotations
@@ -198,9 +201,13 @@ async def _over_http(
 
 
 def overheads(rows: Mapping[str, Mapping[str, Any]], direct: str, system: str) -> dict[str, float]:
-    """Added TTFT (ms) and relay cost per chunk (µs) of ``system`` over ``direct``."""
+    """Added TTFT (ms) and relay cost per upstream chunk (µs) of ``system`` over ``direct``.
+
+    The divisor is the upstream's content chunks per answer (what the direct run read),
+    the same for every system: a system that merges chunks (switchman passes deltas that
+    arrived together as one) would otherwise be charged per chunk of its own count."""
     d, s = rows[direct], rows[system]
-    chunks = s["chunks_mean"] or float("nan")
+    chunks = d["chunks_mean"] or float("nan")
     return {
         "added_ttft_p50_ms": s["ttft_p50_ms"] - d["ttft_p50_ms"],
         "relay_us_per_chunk": (s["tail_p50_ms"] - d["tail_p50_ms"]) / chunks * 1000.0,
@@ -351,14 +358,12 @@ def _litellm_pairs(
             "alias": ALIAS,
             "api_key": KEY_VALUE,
             "model_list": litellm_model_list(up.base_url, {ALIAS: "healthy"}),
+            "prompt": PROMPT,  # the one every other system is asked
             "calls": calls,
             "warmup": warmup,
         }
         out = _litellm.run_runner(ll, spec, ctx.workdir / "ll", timeout_s=600)
-        rows = {name: out[name] for name in ("direct (httpx, asyncio)", "LiteLLM Router")}
-        for row in rows.values():
-            row.setdefault("tail_p50_ms", row["total_p50_ms"] - row["ttft_p50_ms"])
-        return rows
+        return {name: out[name] for name in ("direct (httpx, asyncio)", "LiteLLM Router")}
 
     measure.append(router)
     pairs.append(("direct (httpx, asyncio)", "LiteLLM Router"))
@@ -376,10 +381,10 @@ def render(data: dict[str, Any]) -> str:
         "TTFT p50 ms",
         "TTFT p99 ms",
         "total p50 ms",
-        "chunks",
+        "content chunks",
         "failures",
         "added TTFT p50 ms",
-        "relay µs/chunk",
+        "relay µs/upstream chunk",
     ]
     out = []
     for direct, system in data["pairs"]:
@@ -410,7 +415,7 @@ def render(data: dict[str, Any]) -> str:
         own = (
             f"\n\nswitchman gateway over the {BARE_RELAY} (switchman's own share of the "
             f"gateway figures): added TTFT p50 **{fmt_spread(share['added_ttft_p50_ms'], ' ms')}**"
-            f", relay **{fmt_spread(share['relay_us_per_chunk'], ' µs/chunk')}**."
+            f", relay **{fmt_spread(share['relay_us_per_chunk'], ' µs per upstream chunk')}**."
         )
     notes = "".join(f"\n\n> {n}" for n in data["notes"])
     return intro + "\n\n" + markdown_table(headers, out) + own + notes

@@ -284,6 +284,17 @@ async def test_benchmark_gateway_checks_its_key(tmp_path: Path) -> None:
                 nursery.cancel_scope.cancel()
 
 
+def test_stream_relay_cost_is_per_upstream_chunk() -> None:
+    rows = {
+        "direct": {"ttft_p50_ms": 1.0, "tail_p50_ms": 0.5, "chunks_mean": 9.0},
+        # merges the upstream's 9 chunks into 2, and takes 0.9 ms longer to pass them on
+        "merging": {"ttft_p50_ms": 1.5, "tail_p50_ms": 1.4, "chunks_mean": 2.0},
+    }
+    added = _stream.overheads(rows, "direct", "merging")
+    assert added["added_ttft_p50_ms"] == pytest.approx(0.5)
+    assert added["relay_us_per_chunk"] == pytest.approx(100.0)  # 900 µs / 9, not / 2
+
+
 def test_percentiles_tables_and_process_metrics() -> None:
     assert _util.percentile([], 50) != _util.percentile([], 50)  # NaN
     assert _util.percentile([3.0, 1.0, 2.0], 50) == 2.0
