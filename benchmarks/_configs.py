@@ -57,17 +57,20 @@ def switchman_toml(
     max_concurrency: int = 1024,
     capacity: int = 4096,
     gateway_key: bool = False,
+    job_retention: int | None = None,
 ) -> str:
     """TOML: OpenAI-compatible providers at ``upstream_url`` (``/v1`` appended), one
     model per ``alias -> upstream model name``, and optional ``routes``. Models are
     on provider ``fake`` unless ``provider_of`` names another for their alias (every
     provider points at the same upstream). ``gateway_key``: one admin ``[[keys]]``
-    entry whose secret is ``GATEWAY_KEY`` (from ``GATEWAY_KEY_ENV``)."""
+    entry whose secret is ``GATEWAY_KEY`` (from ``GATEWAY_KEY_ENV``); ``job_retention``:
+    the gateway's ``[server] job_retention_count``."""
     provider_of = provider_of or {}
     providers = sorted({provider_of.get(alias, "fake") for alias in models} or {"fake"})
     lines = [
         "[server]",
         "grace_s = 2.0",
+        *([f"job_retention_count = {job_retention}"] if job_retention is not None else []),
         "",
         "[router]",
         f"capacity = {capacity}",
@@ -115,12 +118,18 @@ def write_switchman_config(
     provider_of: Mapping[str, str] | None = None,
     name: str = "switchman.toml",
     gateway_key: bool = False,
+    job_retention: int | None = None,
 ) -> tuple[Path, Config]:
     """Write the TOML to ``workdir/<name>`` and load it as users would."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / name
     toml = switchman_toml(
-        upstream_url, models, routes=routes, provider_of=provider_of, gateway_key=gateway_key
+        upstream_url,
+        models,
+        routes=routes,
+        provider_of=provider_of,
+        gateway_key=gateway_key,
+        job_retention=job_retention,
     )
     path.write_text(toml, "utf-8")
     return path, load_config(path, env=GATEWAY_ENV)

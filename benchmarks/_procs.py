@@ -143,9 +143,14 @@ def upstream(workdir: Path, *, latency_ms: float = 0.0) -> contextlib.AbstractCo
 
 
 def switchman_gateway(
-    workdir: Path, config_toml: Path, *, env: Mapping[str, str]
+    workdir: Path,
+    config_toml: Path,
+    *,
+    env: Mapping[str, str],
+    prune_every_s: float | None = None,
 ) -> contextlib.AbstractContextManager[Child]:
-    """switchman's gateway (router + SQLite store + hypercorn) in its own process."""
+    """switchman's gateway (router + SQLite store in ``workdir/gateway.db`` + hypercorn)
+    in its own process; ``prune_every_s``: its job store pruned that often too."""
     db = workdir / "gateway.db"
     argv = [
         sys.executable,
@@ -156,6 +161,8 @@ def switchman_gateway(
         "--db",
         str(db),
     ]
+    if prune_every_s is not None:
+        argv += ["--prune-every", str(prune_every_s)]
     return run_child("switchman-gateway", argv, workdir, env={**env, "PYTHONPATH": _pythonpath()})
 
 

@@ -77,6 +77,10 @@ def test_smoke_profile_runs_every_scenario(tmp_path: Path) -> None:
     points = memory["series"]["switchman gateway"]["points"]
     assert [p["calls"] for p in points] == [0, 50, 100, 150]
     assert all(p["rss_mib"] > 10 and p["errors"] == 0 for p in points)
+    assert memory["job_retention"] == 25  # half the first checkpoint
+    assert all(isinstance(p["jobs"], int) for p in points)  # read from the store file
+    leak = memory["series"]["switchman gateway"]["visible_leak_bytes_per_call"]
+    assert leak == pytest.approx(points[1]["rss_mib"] * 1024 * 1024 * 0.1 / 100)
 
     failover = json.loads((tmp_path / "failover.json").read_text())
     rows = failover["rows"]
