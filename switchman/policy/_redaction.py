@@ -38,9 +38,12 @@ back, but give the same answer at ``c`` whatever lies before ``b``:
   (or no-break space) after a digit and at most two more separators, ``c - b`` is at
   most ``NUMBER_HOLD_LIMIT``, and a place where a number can start (the start of the
   run, a ``+``, a ``(``, or ``b``) lies at most 32 characters before ``c``;
-* the text before it, trailing whitespace aside, does not end in ``bearer``;
-* no ``-----BEGIN`` within the last ``PEM_HOLD_LIMIT`` characters still waits for its
-  ``-----END ...-----`` line or for a character that cannot occur in a PEM block.
+* the text before it does not end in ``bearer`` and at most 32 whitespace characters;
+* it is not inside what may still become a private key header (``-----BEGIN`` and
+  capitals, digits and spaces), and no private key header keeps it: a header
+  ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
+  same label) has ended, for ``PEM_HOLD_LIMIT`` characters from its BEGIN at most;
+  while one header keeps cuts, a later one starts no hold of its own.
 
 A cut meeting the first rule without looking at ``b`` at all (no digit before it) is a
 break whatever came before, so ``redact`` finds the breaks near a secret by going back
@@ -61,7 +64,13 @@ may be cut in two, and is then taken for part of the list.
 Hold-back: outside a ``Bearer`` or PEM hold, the held-back text is at most
 ``NUMBER_HOLD_LIMIT`` (96) characters followed by the word still arriving (the text
 after its last whitespace). A list of numbers separated by spaces lets go about every
-32 characters; a table or a CSV at each line end.
+32 characters; a table or a CSV at each line end. A certificate or a public key is
+not held (its label is known before its first line ends).
+
+Work grows in proportion to the text, whatever it holds: every rule reads a bounded
+distance back from a cut, the PEM holds come from one scan of the text (or of each
+chunk once, streamed), and a stream examines each cut once however long it is held
+(``tests/policy/test_redaction_work.py`` counts it).
 
 Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no
 ``bearer``, no ``-----BEGIN``, no ``+``/``00`` and seven digits, no card-shaped group,
@@ -77,6 +86,7 @@ Everything here is synchronous and pure; nothing can be cancelled midway.
 
 from __future__ import annotations
 
+import bisect
 import re
 import sys
 import types
@@ -393,34 +403,129 @@ def _redact_block(block: str, counts: dict[str, int]) -> str:
 
 # -- breaks -----------------------------------------------------------------------------
 
-_FOREVER: Final = sys.maxsize
-_PEM_STOP = re.compile(r"[^A-Za-z0-9+/=:,\s-]")  # a character no PEM block contains
+_OPEN: Final = sys.maxsize  # the end of a hold not yet known
+# a private key's header and END line; the label of an END must be its header's
+_PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+_PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+_PEM_LABEL_CHARS = re.compile(r"[A-Z0-9 ]*")
+_PEM_LABEL_MAX: Final = 57  # 40 + len("PRIVATE KEY BLOCK")
+_PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
+# what a stream keeps of the text before its last checked cut: every rule below reads
+# at most this far back from a cut
+_LOOKBACK: Final = 128
+# a Bearer holds a cut when this much whitespace at most lies between it and the cut
+_BEARER_GAP: Final = 32
 
 
-def _pem_holds(text: str) -> list[tuple[int, int]]:
-    """``(i, last)``: a ``-----BEGIN`` at ``i`` keeps every cut ``c`` with ``i < c <= last``.
+def _label_end(t: str, i: int, end: int) -> int:
+    """Where the run of label characters (capitals, digits, spaces) from ``i`` ends."""
+    m = _PEM_LABEL_CHARS.match(t, i, end)
+    return i if m is None else m.end()
 
-    The hold ends at ``i + PEM_HOLD_LIMIT``, or before the end of the first closing
-    found in ``text`` after the word BEGIN: an ``-----END`` followed by ``-----``, or a
-    character no PEM block contains. A closing not yet in ``text`` holds every cut the
-    text has so far, so the answer for a cut ``c`` depends on ``text[:c]`` only.
+
+def _pem_header_pending(t: str, i: int) -> bool:
+    """Whether ``t[i:]`` (``-----BEGIN`` and what follows) may still become a
+    private key header as more text arrives."""
+    r = _label_end(t, i + 10, len(t))
+    if r - i - 10 > _PEM_LABEL_MAX:
+        return False
+    if r == len(t):
+        return True
+    dashes = len(t) - r  # what follows the label must be the start of "-----"
+    return (
+        dashes < 5
+        and t.startswith("-" * dashes, r)
+        and t.endswith(("PRIVATE KEY", "PRIVATE KEY BLOCK"), i, r)
+    )
+
+
+class _PemHolds:
+    """The cuts private key blocks keep, over a text read from its start in one piece
+    (``redact``) or in many (``StreamRedactor``); positions count from the text's start.
+
+    A header ``-----BEGIN <label>-----`` (the label ending in ``PRIVATE KEY``) ending at
+    ``h`` keeps each cut ``c > h`` until its END line (same label, after it) has ended by
+    ``c``, for at most ``PEM_HOLD_LIMIT`` characters from its BEGIN. While one header
+    keeps cuts, a header after it starts no hold of its own (so holds never chain: a
+    stream is held back for one key's length at most). Whether ``c`` is kept depends on
+    the text before ``c`` only. Reading a text costs one scan of it, in any number of
+    pieces.
     """
-    holds = []
-    i = text.find("-----BEGIN")
-    while i >= 0:
-        body = i + len("-----BEGIN")
-        close = _FOREVER
-        stop = _PEM_STOP.search(text, body)
-        if stop is not None:
-            close = stop.end()
-        end = text.find("-----END", body)
-        if end >= 0:
-            dashes = text.find("-----", end + len("-----END"))
-            if dashes >= 0:
-                close = min(close, dashes + len("-----"))
-        holds.append((i, min(i + PEM_HOLD_LIMIT, close - 1)))
-        i = text.find("-----BEGIN", i + 1)
-    return holds
+
+    __slots__ = ("_active", "_begin_from", "_hi", "_lo", "_seen", "seen_begin")
+
+    def __init__(self) -> None:
+        self._seen = 0  # the text before this has been read
+        self._begin_from = 0  # a -----BEGIN from here on is not yet decided
+        self._lo: list[int] = []  # the kept cuts: lo < c <= hi, sorted and disjoint
+        self._hi: list[int] = []
+        self._active: tuple[int, int, str] | None = None  # (BEGIN, header end, label)
+        self.seen_begin = False  # a -----BEGIN was read
+
+    def read(self, t: str, off: int) -> None:
+        """Read ``t``, the text from ``off`` on: it reaches past what was read, and holds
+        the ``_PEM_LINE_MAX`` characters before that (or starts at a break)."""
+        end = off + len(t)
+        if t.find("-----", max(min(self._begin_from, self._seen - _PEM_LINE_MAX) - off, 0)) < 0:
+            self._begin_from = max(self._begin_from, end - 9)  # nothing new to read
+            self._expire(end)
+            self._seen = max(self._seen, end)
+            return
+        events: list[tuple[int, int, str]] = []  # (where it ends, where it starts, label)
+        i = t.find("-----BEGIN", max(self._begin_from - off, 0))
+        while i >= 0:
+            self.seen_begin = True
+            if m := _PEM_HEADER.match(t, i):
+                events.append((off + m.end(), off + i, "+" + m["label"]))
+            elif _pem_header_pending(t, i):
+                break
+            i = t.find("-----BEGIN", i + 1)
+        self._begin_from = off + i if i >= 0 else max(self._begin_from, end - 9)
+        for m in _PEM_END.finditer(t, max(self._seen - _PEM_LINE_MAX - off, 0)):
+            if off + m.end() > self._seen:
+                events.append((off + m.end(), off + m.start(), "-" + m["label"]))
+        events.sort()
+        for pos, start, label in events:
+            self._expire(pos)
+            if label[0] == "+":
+                if self._active is None:  # a header starts a hold only if none runs
+                    self._active = (start, pos, label[1:])
+                    self._lo.append(pos)
+                    self._hi.append(_OPEN)
+            elif self._active is not None:
+                _, h, held = self._active
+                if label[1:] == held and start >= h:
+                    self._hi[-1] = pos - 1
+                    self._active = None
+        self._expire(end)
+        self._seen = max(self._seen, end)
+
+    def _expire(self, pos: int) -> None:
+        if self._active is not None and self._active[0] + PEM_HOLD_LIMIT < pos:
+            self._hi[-1] = self._active[0] + PEM_HOLD_LIMIT
+            self._active = None
+
+    def keeps(self, c: int) -> bool:
+        """Whether a header keeps the cut ``c`` (the text before ``c`` has been read)."""
+        k = bisect.bisect_left(self._lo, c) - 1
+        return k >= 0 and c <= self._hi[k]
+
+    def forget(self, before: int) -> None:
+        """Drop what only keeps cuts before ``before``."""
+        k = bisect.bisect_left(self._hi, before)
+        if k > 32:
+            del self._lo[:k], self._hi[:k]
+
+
+class _Cuts:
+    """A text, or the last part of a stream (``t[i]`` is the stream's character
+    ``off + i``), with the pattern of its cut characters and its PEM holds."""
+
+    __slots__ = ("cut", "off", "pem", "t")
+
+    def __init__(self, t: str, off: int, cut: re.Pattern[str], pem: _PemHolds | None) -> None:
+        self.t, self.off, self.cut = t, off, cut
+        self.pem = pem if pem is not None and pem.seen_begin else None
 
 
 def _digit_before(text: str, c: int, b: int) -> int:
@@ -467,49 +572,66 @@ def _number_held(text: str, b: int, c: int) -> bool:
     return low == b or _RUN_START.search(text, low, g) is not None
 
 
-def _other_hold(text: str, c: int, pem: list[tuple[int, int]]) -> bool:
-    """A ``Bearer`` or a PEM block keeps the cut ``c``; reads ``text[:c]``."""
-    j = c - 1
-    while j > 0 and text[j - 1].isspace():
+def _word_held(t: str, c: int) -> bool:
+    """Whether the word before the whitespace ending at ``c`` waits for what follows:
+    ``Bearer`` and at most ``_BEARER_GAP`` whitespace characters; reads no further
+    back than that."""
+    j = c
+    while j > c - _BEARER_GAP and j > 0 and t[j - 1].isspace():
         j -= 1
-    if j >= 6 and text[j - 6 : j].lower() == "bearer":
+    if j == c or (j > 0 and t[j - 1].isspace()):  # no whitespace, or too much
+        return False
+    return j >= 6 and t[j - 6 : j].lower() == "bearer"
+
+
+def _pem_held(x: _Cuts, c: int) -> bool:
+    """Whether a private key block keeps the cut ``c``: a key's header keeps it, or
+    ``c`` is in what may still become one (``-----BEGIN`` and label characters)."""
+    if x.pem is None:
+        return False
+    if x.pem.keeps(x.off + c):
         return True
-    return any(i < c <= last for i, last in pem)
+    i = x.t.rfind("-----BEGIN", max(c - 10 - _PEM_LABEL_MAX, 0), c)
+    return i >= 0 and _label_end(x.t, i + 10, c) == c
 
 
-def _is_break(text: str, b: int, c: int, pem: list[tuple[int, int]]) -> bool:
-    """Whether the cut ``c`` (``text[c - 1]`` is whitespace) is a break, ``b`` being
-    the break before it."""
-    return not _number_held(text, b, c) and not _other_hold(text, c, pem)
+def _is_break(x: _Cuts, b: int, c: int) -> bool:
+    """Whether the cut ``c`` is a break, ``b`` being the break before it."""
+    t = x.t
+    return not _number_held(t, b, c) and not _word_held(t, c) and not _pem_held(x, c)
 
 
-def _surely_break(text: str, c: int, pem: list[tuple[int, int]]) -> bool:
+def _surely_break(x: _Cuts, c: int) -> bool:
     """Whether the cut ``c`` is a break whatever the break before it."""
-    return _digit_before(text, c, 0) < 0 and not _other_hold(text, c, pem)
+    t = x.t
+    return _digit_before(t, c, 0) < 0 and not _word_held(t, c) and not _pem_held(x, c)
 
 
-def _next_break(text: str, b: int, start: int, pem: list[tuple[int, int]]) -> int:
+def _next_break(x: _Cuts, b: int, start: int) -> int:
     """The first break after ``b`` among the cuts after ``start`` (no cut in
     ``b..start`` is one), or -1 if there is none."""
-    if start >= len(text):
-        return -1
-    for m in _WS.finditer(text, start):
-        if _is_break(text, b, m.end(), pem):
+    for m in x.cut.finditer(x.t, start):
+        if _is_break(x, b, m.end()):
             return m.end()
     return -1
 
 
-def _last_break(
-    text: str, upto: int, floor: int, checked: int, pem: list[tuple[int, int]]
-) -> tuple[int, int]:
+def _last_break(x: _Cuts, upto: int, floor: int, checked: int) -> tuple[int, int]:
     """The last break at or before ``upto`` and the break after it (-1 if none),
-    ``floor`` being a break before ``upto`` and no cut in ``floor..checked`` one."""
+    ``floor`` being a break before ``upto`` and no cut in ``floor..checked`` one.
+
+    It goes back from ``upto`` to a cut that is a break whatever came before, then
+    forward from there: the work is in proportion to ``upto - max(floor, checked)``."""
     b, start = floor, max(floor, checked)
-    for k in range(upto - 1, start - 1, -1):
-        if text[k].isspace() and _surely_break(text, k + 1, pem):
-            b = start = k + 1
-            break
-    while (following := _next_break(text, b, start, pem)) >= 0 and following <= upto:
+    hi = upto
+    while hi > start and b == floor:  # back, a slice at a time, to a sure break
+        lo = max(start, hi - 256)
+        for c in reversed([m.end() for m in x.cut.finditer(x.t, lo, hi)]):
+            if _surely_break(x, c):
+                b = start = c
+                break
+        hi = lo
+    while (following := _next_break(x, b, start)) >= 0 and following <= upto:
         b = start = following
     return b, following
 
@@ -569,25 +691,35 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> Redacted:
 
     ``secrets`` (from ``known_secrets``) are also found by their exact value, whatever
     their shape: the router passes its own provider keys and gateway key secrets."""
+    cut = _cut_pattern(secrets)
     if not secrets:
-        return _redact_patterns(text)
-    done = _redact_patterns(text)
+        return _redact_patterns(text, cut)
+    done = _redact_patterns(text, cut)
     counts = dict(done.counts)
     out = _known(done.text, secrets, counts)
     return done if out is done.text else Redacted(text=out, counts=counts)
 
 
-def _redact_patterns(text: str) -> Redacted:
+def _cut_pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """The characters a text is cut after: whitespace."""
+    return _WS
+
+
+def _redact_patterns(text: str, cut: re.Pattern[str] = _WS) -> Redacted:
     if not _maybe_triggered(text):
         return Redacted(text=text)
     counts: dict[str, int] = {}
-    pem = _pem_holds(text) if "-----BEGIN" in text else []
+    pem = None
+    if "-----BEGIN" in text:
+        pem = _PemHolds()
+        pem.read(text, 0)
+    x = _Cuts(text, 0, cut, pem)
     out: list[str] = []
     done = 0  # text[:done] is in out; it ends at a break
     for first, last in _trigger_spans(text):
         if last <= done:  # inside the blocks just redacted
             continue
-        b, end = _last_break(text, max(first, done), done, done, pem)
+        b, end = _last_break(x, max(first, done), done, done)
         out.append(text[done:b])
         while True:  # the blocks overlapping first..last
             if end < 0:
@@ -596,7 +728,7 @@ def _redact_patterns(text: str) -> Redacted:
             b = end
             if b >= last:
                 break
-            end = _next_break(text, b, b, pem)
+            end = _next_break(x, b, b)
         done = b
     out.append(text[done:])
     return Redacted(text="".join(out), counts=counts)
@@ -612,17 +744,22 @@ class StreamRedactor:
 
     What is held back is the text after the last break: usually the last word; more
     after a digit, but never more than ``NUMBER_HOLD_LIMIT`` characters before the
-    word still arriving; more after ``Bearer``, or inside a PEM block (up to
-    ``PEM_HOLD_LIMIT`` characters). Not thread-safe; one
-    instance per stream. Dropping it without ``flush()`` discards the held text,
-    which is what a cancelled stream wants.
+    word still arriving; more after ``Bearer``, or after a private key's header (until
+    its END line, ``PEM_HOLD_LIMIT`` characters at most). Each character is examined
+    a bounded number of times, however the text is cut into chunks and however long
+    it is held. Not thread-safe; one instance per stream. Dropping it without
+    ``flush()`` discards the held text, which is what a cancelled stream wants.
     """
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         self._secrets = secrets  # found by value too (see ``redact``)
-        self._held = ""  # text since the last break
-        self._pending: list[str] = []  # chunks since, not yet joined
-        self._checked = 0  # no cut c <= _checked of the joined text is a break
+        self._cut = _cut_pattern(secrets)
+        self._base = 0  # where the text held back starts (a break), from the stream's start
+        self._examined: list[str] = []  # the held text up to _checked
+        self._tail = ""  # its last _LOOKBACK characters
+        self._checked = 0  # no cut c with _base < c <= _checked is a break
+        self._pending: list[str] = []  # chunks since, not yet examined
+        self._pem = _PemHolds()
         self._counts: dict[str, int] = {}
         self._flushed = False
 
@@ -633,23 +770,32 @@ class StreamRedactor:
         if not chunk:
             return ""
         self._pending.append(chunk)
-        if not _WS.search(chunk):  # no whitespace, so no new break
+        if not self._cut.search(chunk):  # no new cut, so no new break
             return ""
-        text = self._held + "".join(self._pending)
+        new = chunk if len(self._pending) == 1 else "".join(self._pending)
         self._pending.clear()
-        pem = _pem_holds(text) if "-----BEGIN" in text else []
-        cut, _ = _last_break(text, len(text), 0, self._checked, pem)
-        if cut == 0:
-            self._held, self._checked = text, len(text)
+        off = self._checked - len(self._tail)  # the window: the tail, then the new text
+        window = self._tail + new
+        self._pem.read(window, off)
+        x = _Cuts(window, off, self._cut, self._pem)
+        cut, _ = _last_break(x, len(window), self._base - off, self._checked - off)
+        self._checked = off + len(window)  # the cuts after `cut` are not breaks, and stay so
+        if off + cut == self._base:  # no break in the new text
+            self._examined.append(new)
+            self._tail = window[-_LOOKBACK:]
             return ""
-        # the cuts after `cut` were just found not to be breaks, and stay so
-        self._held, self._checked = text[cut:], len(text) - cut
-        return self._take(text[:cut])
+        split = cut - len(self._tail)  # where the new text is cut
+        ready = "".join(self._examined) + new[:split]
+        rest = new[split:]
+        self._base = off + cut
+        self._examined, self._tail = [rest], rest[-_LOOKBACK:]
+        self._pem.forget(self._base)
+        return self._take(ready)
 
     def flush(self) -> str:
         """End of stream: everything held back, redacted. Later calls return ``""``."""
-        text = self._held + "".join(self._pending)
-        self._held, self._pending, self._checked = "", [], 0
+        text = "".join(self._examined) + "".join(self._pending)
+        self._examined, self._pending, self._tail = [], [], ""
         self._flushed = True
         return self._take(text) if text else ""
 
@@ -659,6 +805,8 @@ class StreamRedactor:
         return _frozen_counts(self._counts)
 
     def _take(self, text: str) -> str:
+        if not self._secrets and not _maybe_triggered(text):
+            return text
         done = redact(text, self._secrets)
         for kind, n in done.counts.items():
             self._counts[kind] = self._counts.get(kind, 0) + n

@@ -1,0 +1,76 @@
+"""The work redaction does grows in proportion to the text, whatever the text.
+
+Measured as the lines of ``switchman.policy._redaction`` and ``_numbers`` run (a
+trace, not a clock): doubling a text at most about doubles them, for ``redact`` and
+for a stream fed four characters at a time. Texts built to be slow (a private key
+header repeated, ``Bearer`` and a sea of spaces...) took time growing with the square
+of their length before: 256 KB of ``-----BEGIN `` held the loop 14 s, a 32 KB stream
+of it cost 157 s. Time itself is measured by ``/tmp``-free benchmarks, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from switchman.policy import _numbers, _redaction
+from switchman.policy._redaction import StreamRedactor, redact
+
+KEY_HEADER = "-----BEGIN RSA " + "PRIVATE KEY----- "
+
+TEXTS: dict[str, Callable[[int], str]] = {
+    "repeated -----BEGIN": lambda n: ("-----BEGIN " * n)[:n],
+    "repeated key headers": lambda n: (KEY_HEADER * n)[:n],
+    "key headers, one a line": lambda n: ((KEY_HEADER + "\n") * n)[:n],
+    "prose about PEM": lambda n: ("-----BEGIN is how PEM starts, then END lines " * n)[:n],
+    "Bearer and spaces": lambda n: "Bearer" + " " * (n - 7) + "x",
+    "@ soup": lambda n: ("a@b " * n)[:n],
+    "digits and spaces": lambda n: ("1 2 3 4 5 6 7 8 9 0 " * n)[:n],
+    "URL chain": lambda n: ("a://b:c@" * n)[:n],
+    "compact JSON with URLs": lambda n: json.dumps(
+        [{"u": f"https://h{i}.example.com/x", "password": f"p{i}!"} for i in range(n)],
+        separators=(",", ":"),
+    )[:n],
+}
+
+
+def _work(fn: Callable[[], Any]) -> int:
+    """How many lines of the redaction modules ``fn()`` runs."""
+    files = {_redaction.__file__, _numbers.__file__}
+    lines = 0
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return local
+
+    def calls(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code.co_filename in files else None
+
+    sys.settrace(calls)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return lines
+
+
+def _stream(text: str) -> str:
+    redactor = StreamRedactor()
+    out = [redactor.feed(text[i : i + 4]) for i in range(0, len(text), 4)]
+    return "".join([*out, redactor.flush()])
+
+
+@pytest.mark.parametrize("name", list(TEXTS))
+def test_work_grows_linearly(name: str) -> None:
+    small, large = TEXTS[name](1500), TEXTS[name](3000)
+    assert _stream(large) == redact(large).text
+    for run in (redact, _stream):
+        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
+        assert b <= 2.3 * a + 200, (run.__name__, a, b)
