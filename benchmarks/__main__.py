@@ -37,6 +37,7 @@ from benchmarks._suite import PROFILES, Context, Scenario, Section
 from benchmarks._util import (
     RESULTS_DIR,
     fmt_spread,
+    load_average,
     machine_info,
     markdown_table,
     spread,
@@ -182,13 +183,14 @@ def headline(sections: dict[str, Section], *, judge: bool = True) -> tuple[str, 
 
 
 def report(ctx: Context, sections: dict[str, Section], plots: list[str], elapsed: float) -> str:
-    info = machine_info()
+    info = ctx.machine
     table, _ = headline(sections, judge=ctx.profile.name != "smoke")
     lines = [
         f"# switchman benchmarks — {ctx.profile.name} profile",
         "",
-        f"Measured {info['when']} on {info['platform']}, Python {info['python']}, "
-        f"{info['cpus']} CPUs (load average {info['loadavg_1m_at_start']} at the start). "
+        f"Measured {info['when']} at commit `{info['commit']}` on {info['platform']}, Python "
+        f"{info['python']}, {info['cpus']} CPUs; load average {info['loadavg_1m_at_start']} "
+        f"at the start, {info['loadavg_1m_at_end']} at the end (1 minute). "
         f"Suite time {elapsed:.0f} s."
         + (f" LiteLLM {ctx.litellm.version}." if ctx.litellm else ""),
         "",
@@ -266,8 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="switchman-bench-"))
     results = args.results or (workdir / "results" if profile.name == "smoke" else RESULTS_DIR)
     results.mkdir(parents=True, exist_ok=True)
-    ctx = Context(profile=profile, workdir=workdir, results=results)
-    print(f"switchman benchmarks: {profile.name} profile; scratch {workdir}", flush=True)
+    ctx = Context(profile=profile, workdir=workdir, results=results, machine=machine_info())
+    print(
+        f"switchman benchmarks: {profile.name} profile at {ctx.machine['commit']}, load "
+        f"average {ctx.machine['loadavg_1m_at_start']}; scratch {workdir}",
+        flush=True,
+    )
     started = time.perf_counter()
     setup_litellm(ctx, args.no_litellm)
     started = time.perf_counter()  # LiteLLM's one-time install is not part of the run
@@ -288,13 +294,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("matplotlib is not installed: no plots (pip install -e '.[bench]')")
         elapsed = time.perf_counter() - started
+        ctx.machine["loadavg_1m_at_end"] = load_average()
         smoke = profile.name == "smoke"
         table, figures = headline(sections, judge=not smoke)
         write_json(
             results / "summary.json",
             {
                 "profile": profile.name,
-                "machine": machine_info(),
+                "machine": ctx.machine,
                 "elapsed_s": elapsed,
                 "figures": figures,
             },

@@ -119,6 +119,8 @@ class Context:
     litellm_note: str | None = None
     #: figures other scenarios' sections may quote (upstream ceiling...)
     notes: dict[str, Any] = attrs.field(factory=dict)
+    #: what the run measures on (``_util.machine_info``), read as it starts
+    machine: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)

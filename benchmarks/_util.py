@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -103,17 +104,46 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on."""
+def load_average() -> float:
+    """The 1-minute load average now (NaN where the platform has none)."""
     try:
-        load = os.getloadavg()
+        return round(os.getloadavg()[0], 2)
     except OSError:
-        load = (math.nan, math.nan, math.nan)
+        return math.nan
+
+
+def source_commit(repo: Path = RESULTS_DIR.parent.parent) -> str:
+    """The commit of ``repo`` being measured, ``+ uncommitted changes`` appended when
+    ``switchman/`` or ``benchmarks/`` (results aside) differ from it; ``unknown`` without git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        paths = ["switchman", "benchmarks", ":!benchmarks/results"]
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--", *paths],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on, read when called: at the start of a run."""
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "loadavg_1m_at_start": round(load[0], 2),
+        "commit": source_commit(),
+        "loadavg_1m_at_start": load_average(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
 
