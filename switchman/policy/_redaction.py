@@ -110,8 +110,10 @@ KINDS: Final = (
     "card_number",
 )
 
-#: A ``-----BEGIN`` holds a stream back for at most this many characters.
-PEM_HOLD_LIMIT: Final = 16_384
+#: A private key is redacted from its header to its END line if that ends within this
+#: many characters of its BEGIN (else through its body's base64 run); a stream is held
+#: back that long at most.
+PEM_HOLD_LIMIT: Final = 65_536
 #: Digits hold a stream back for at most this many characters before the word still
 #: arriving: a cut further from the last break is a break.
 NUMBER_HOLD_LIMIT: Final = 96
@@ -149,14 +151,11 @@ _BEARER = re.compile(
     r"\b(?:[Bb]earer|BEARER)[ \t]+"
     r"(?P<token>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)(?![A-Za-z0-9_~+/=-])"
 )
-_PEM_LABEL = r"-----{}[A-Z0-9 ]{{0,40}}PRIVATE KEY(?: BLOCK)?-----"
-_PEM = re.compile(
-    _PEM_LABEL.format("BEGIN")
-    + r"(?:[A-Za-z0-9+/=:,\s]|-(?!----))*"  # body: base64 lines and Proc-Type style headers
-    + "(?P<footer>"
-    + _PEM_LABEL.format("END")
-    + ")?"
-)
+# a private key's header and END line; an END closes the header of the same label
+_PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+_PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+# a key's body without its END line: base64 lines and Proc-Type style headers
+_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\s]++|-(?!----))*+")
 _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.-])(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)"
     r"(?P<password>[^\s/?#@]+)@(?=[^\s@])"  # a host follows
@@ -362,12 +361,22 @@ _RANK: Final = {
 
 
 def _pem_hits(block: str) -> Iterable[_Hit]:
-    for m in _PEM.finditer(block):
-        end = m.end()
-        if m.group("footer") is None:
-            # an unterminated block ends where its body does, trailing whitespace aside
-            end = m.start() + len(m.group().rstrip())
-        yield _Hit(m.start(), end, _RANK["private_key"], "private_key", tag("private_key"))
+    """Private keys: from a header to the END line of its label if that ends within
+    ``PEM_HOLD_LIMIT`` characters of its BEGIN, whatever lies between (``\\n`` escapes
+    of a JSON string, armor headers); else through the base64-ish run of its body."""
+    ends: dict[str, list[tuple[int, int]]] = {}
+    for m in _PEM_END.finditer(block):
+        ends.setdefault(m["label"], []).append(m.span())
+    for m in _PEM_HEADER.finditer(block):
+        i, h = m.span()
+        found = ends.get(m["label"], [])
+        k = bisect.bisect_left(found, (h, 0))
+        if k < len(found) and found[k][1] - i <= PEM_HOLD_LIMIT:
+            end = found[k][1]
+        else:  # no END in reach: the body, trailing whitespace aside
+            body = _PEM_BODY.match(block, h)
+            end = h if body is None else h + len(body.group().rstrip())
+        yield _Hit(i, end, _RANK["private_key"], "private_key", tag("private_key"))
 
 
 def _redact_block(block: str, counts: dict[str, int]) -> str:
@@ -404,9 +413,6 @@ def _redact_block(block: str, counts: dict[str, int]) -> str:
 # -- breaks -----------------------------------------------------------------------------
 
 _OPEN: Final = sys.maxsize  # the end of a hold not yet known
-# a private key's header and END line; the label of an END must be its header's
-_PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
-_PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 _PEM_LABEL_CHARS = re.compile(r"[A-Z0-9 ]*")
 _PEM_LABEL_MAX: Final = 57  # 40 + len("PRIVATE KEY BLOCK")
 _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
