@@ -38,7 +38,8 @@ PROMPT = "Say something short."
 
 
 class Series:
-    """Latencies (s) and CPU seconds accumulated over blocks."""
+    """Latencies (s) of every call, failed ones included, the failures among them, and
+    CPU seconds, accumulated over blocks."""
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
@@ -47,7 +48,7 @@ class Series:
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = summary_ms(self.latencies)
-        calls = len(self.latencies) + self.failures
+        calls = len(self.latencies)  # every call made, failed ones included
         out["calls"] = calls
         out["failures"] = self.failures
         out["cpu_us_per_call"] = self.cpu_s / calls * 1e6 if calls else float("nan")

@@ -47,8 +47,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _summary(latencies: list[float], cpu_s: float, failures: int) -> dict[str, Any]:
+    """``latencies`` holds every call, failed ones included (``failures`` of them)."""
     ms = [x * 1000.0 for x in latencies]
-    calls = len(ms) + failures
+    calls = len(ms)
     return {
         "n": float(len(ms)),
         "p50_ms": _pct(ms, 50),

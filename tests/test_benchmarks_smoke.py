@@ -21,7 +21,17 @@ import trio
 import trio.testing
 
 import switchman
-from benchmarks import _configs, _failover, _learning, _litellm, _loadgen, _plots, _stream, _util
+from benchmarks import (
+    _configs,
+    _failover,
+    _inproc,
+    _learning,
+    _litellm,
+    _loadgen,
+    _plots,
+    _stream,
+    _util,
+)
 from benchmarks.__main__ import main
 from benchmarks._procs import BARE_RELAY
 from benchmarks._relay_host import serve_relay
@@ -306,6 +316,21 @@ def test_stream_relay_cost_is_per_upstream_chunk() -> None:
     added = _stream.overheads(rows, "direct", "merging")
     assert added["added_ttft_p50_ms"] == pytest.approx(0.5)
     assert added["relay_us_per_chunk"] == pytest.approx(100.0)  # 900 µs / 9, not / 2
+
+
+async def test_inproc_counts_a_failed_call_once(autojump_clock: trio.abc.Clock) -> None:
+    outcomes = iter([True, False, True, True])
+
+    async def one() -> bool:
+        await trio.sleep(0.001)
+        return next(outcomes)
+
+    series = _inproc.Series()
+    await _inproc._block(series, one, 4, record=True)
+    series.cpu_s = 0.004  # what the block's process CPU would have been
+    summary = series.summary()
+    assert (summary["calls"], summary["failures"]) == (4, 1)
+    assert summary["cpu_us_per_call"] == pytest.approx(1000.0)  # 4 ms over 4 calls, not 5
 
 
 def test_percentiles_tables_and_process_metrics() -> None:
