@@ -126,3 +126,28 @@ def test_ctrl_c_says_which_job_runs_on_and_exits_130(
     assert "Traceback" not in err
     assert out == "" or out.endswith("\n")  # a streamed line is ended
     assert job_id in _running_jobs(slow_daemon, 1)  # it does run on
+
+
+def test_polling_a_job_the_dead_daemon_left_says_why_on_stderr(tmp_path: Path) -> None:
+    """After a kill, the restarted daemon marks the job interrupted: result --poll (what the
+    messages above advise) says so on stderr, stdout stays for answers, exit 1."""
+    config = tmp_path / "switchman.toml"
+    config.write_text(BROKEN_AND_SLOW)
+    db = tmp_path / "jobs.db"
+    with serving(tmp_path, db, "--config", str(config)) as first:
+        run = _client(first, "run", "sim/sloth", "Take your time")
+        try:
+            (job_id,) = _running_jobs(first, 1)
+            first.proc.kill()
+            _ended(run)
+        finally:
+            _stop(run)
+    with serving(tmp_path, db, "--config", str(config)) as again:
+        polled = again.run("result", job_id, "--poll")
+        as_json = again.run("result", job_id, "--json")
+    assert polled.returncode == 1, polled.stderr
+    assert polled.stdout == ""
+    assert polled.stderr.strip() == (
+        f"job {job_id} failed: the daemon stopped while it ran (it was killed or crashed)"
+    )
+    assert json.loads(as_json.stdout)["reason"] == "interrupted"

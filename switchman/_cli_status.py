@@ -1,0 +1,124 @@
+"""``switchman health``, ``providers`` and ``budgets``: the daemon's state, as read from
+its status routes and printed for a person (``--json`` for scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from switchman import cli
+from switchman.cli import API_KEY_ENV, EXIT_FAILED, EXIT_OK
+
+
+def health(args: argparse.Namespace) -> int:
+    data = cli._json_or_error(cli._request(args, "GET", "/health"))
+    state = data.get("status")
+    code = EXIT_OK if state == "ok" else EXIT_FAILED  # a probe can rely on it
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return code
+    if set(data) == {"status"}:  # the daemon has keys, and this is not an admin's
+        hint = (
+            "this key is not an admin's, or not a valid key"
+            if cli._key_given()
+            else f"set {API_KEY_ENV} to an admin key"
+        )
+        print(
+            cli._color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
+            + f"  (providers, breakers and jobs need an admin key: {hint})"
+        )
+        return code
+    where = " on the built-in simulator (answers are simulated)" if data.get("simulated") else ""
+    print(
+        cli._color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
+        + f"  switchman {data.get('version', '?')}, up {_duration(data.get('uptime_s') or 0)}"
+        + where
+    )
+    jobs = data.get("jobs") or {}
+    counts = ", ".join(f"{jobs.get(k, 0)} {k}" for k in ("complete", "failed", "running", "queued"))
+    print(f"jobs       {counts}; {data.get('jobs_in_flight', 0)} in flight")
+    disabled = []
+    for p in data.get("providers") or ():
+        if p.get("disabled"):
+            disabled.append(p["name"])
+            continue
+        models = p.get("models") or ()
+        by_state: dict[str, list[str]] = {}
+        for m in models:
+            by_state.setdefault(m.get("breaker", "?"), []).append(m["alias"])
+        closed = len(by_state.pop("closed", ()))
+        line = f"{p['name']:<10} {_count(len(models), 'model')}, breakers: {closed} closed"
+        for breaker, aliases in sorted(by_state.items()):
+            line += f", {breaker}: {' '.join(aliases)}"
+        print(f"provider   {line}")
+    if disabled:
+        print(f"disabled   {', '.join(disabled)} (switchman providers says why)")
+    return code
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 model``, ``3 models``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m {seconds % 60:.0f}s"
+    return f"{seconds // 3600:.0f}h {seconds % 3600 // 60:.0f}m"
+
+
+def providers(args: argparse.Namespace) -> int:
+    data = cli._json_or_error(cli._request(args, "GET", "/providers"))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    providers = data.get("providers", ())
+
+    # the ones that can answer first, with their models; the others one line each
+    def reason_of(p: dict[str, Any]) -> str | None:
+        # admins see the reason; other keys only whether it is disabled
+        return p.get("disabled_reason") or ("disabled" if p.get("disabled") else None)
+
+    for p in sorted(providers, key=lambda p: reason_of(p) is not None):
+        reason = reason_of(p)
+        if reason:
+            count = len(p.get("models", ()))
+            print(f"{p['name']:<12} {p.get('kind', ''):<10} {reason}  ({_count(count, 'model')})")
+            continue
+        # (a key that is not an admin is not shown calls in flight: say nothing then)
+        busy = f"  in flight {p['in_flight']}" if "in_flight" in p else ""
+        print(f"{p['name']:<12} {p.get('kind', ''):<10} enabled{busy}")
+        for m in p.get("models", ()):
+            held = m.get("rate_limited_for_s") or 0.0
+            limited = f"  rate limited {held:.1f}s more" if held > 0 else ""
+            if m.get("held_out"):
+                limited += f"  held out {m.get('held_for_s') or 0:.0f}s more: {m['held_out']}"
+            seed = {True: "  seed", False: "  no seed"}.get(m.get("supports_seed"), "")
+            print(f"    {m['alias']:<32} breaker {m.get('breaker', '?'):<9}{seed}{limited}")
+    return EXIT_OK
+
+
+def _usd(amount: float) -> str:
+    """Dollars to the micro-dollar, or to the nano-dollar below one (spend is kept so)."""
+    return f"${amount:.9f}" if 0.0 < amount < 1e-6 else f"${amount:.6f}"
+
+
+def budgets(args: argparse.Namespace) -> int:
+    data = cli._json_or_error(cli._request(args, "GET", "/budgets"))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    for b in data.get("budgets", ()):
+        spent, limit, left = b.get("spent_usd", {}), b.get("limit_usd", {}), b.get("left_usd", {})
+        parts = []
+        for period in ("hour", "day", "month"):
+            part = f"{period} {_usd(spent.get(period, 0.0))}"
+            if period in limit:
+                part += f" of ${limit[period]:g} ({_usd(left.get(period, 0.0))} left)"
+            parts.append(part)
+        print(f"{b.get('scope', '?'):<24} " + "   ".join(parts))
+    return EXIT_OK
