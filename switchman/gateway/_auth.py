@@ -156,7 +156,15 @@ def target_problems(
     name = call.model
     if name == "auto":
         if not allowed_any():
-            denied.append(("model", "this key may not use any model"))
+            routes = [p for p in pats if p in config.routes]
+            denied.append(
+                (
+                    "model",
+                    f"auto: this key may call only the route(s) {', '.join(map(repr, routes))}"
+                    if routes
+                    else "this key may not use any model",
+                )
+            )
     elif name in config.routes:
         chain = config.routes[name].chain
         ok = any(fnmatchcase(name, p) for p in pats) or any(

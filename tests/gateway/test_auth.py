@@ -126,6 +126,14 @@ def test_a_route_granted_by_name_is_callable_alone() -> None:
     assert not may_reach(key, "hang", CONFIG)
 
 
+def test_auto_for_a_key_given_only_routes_names_what_it_may_call() -> None:
+    keys = (KeySpec(key_env="K", handle="h", secret="s", models=("best",)),)
+    key = authenticate(keys, "s")
+    assert key is not None
+    _, denied = target_problems(key, Call(prompt="x", model="auto"), CONFIG)
+    assert denied == [("model", "auto: this key may call only the route(s) 'best'")]
+
+
 def test_bind_principal_sets_handle_key_and_raises_trust() -> None:
     b = authenticate(KEYS, "secret-b")
     assert b is not None
