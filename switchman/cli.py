@@ -271,7 +271,8 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
     if result.get("status") == "complete":
         if show_answer:
             print(result.get("answer", ""), flush=True)
-            print(file=sys.stderr)  # a blank line between the answer and the rest
+            if sys.stderr.isatty():  # on a terminal, a blank line after the answer
+                print(file=sys.stderr)
         cost = result.get("cost_usd") or 0.0
         sim = " (simulated)" if result.get("simulated") else ""
         job = f"  job {result['job_id']}" if result.get("job_id") else ""

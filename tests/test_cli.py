@@ -223,6 +223,7 @@ def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
 
     polled = daemon.run("result", job_id, "--poll")
     assert polled.returncode == 0, polled.stderr
+    assert polled.stderr.startswith("model "), polled.stderr  # no blank line in a log file
     model = _answered_by(polled.stderr)
     assert polled.stdout == expected_answer(model, "Poll me later", MAX_TOKENS) + "\n"
 
