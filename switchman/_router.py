@@ -86,8 +86,14 @@ def validate_call(call: Call, config: Config) -> None:
     if resolve_target(call.model, config) is None:
         errors.append(FieldError("model", f"unknown model or route {call.model!r}"))
     for i, alias in enumerate(call.options.fallback):
-        if alias != "auto" and resolve_target(alias, config) != "model":
-            errors.append(FieldError(f"options.fallback[{i}]", f"unknown model alias {alias!r}"))
+        if alias != "auto" and (kind := resolve_target(alias, config)) != "model":
+            why = (
+                f"{alias!r} is a route: fallbacks are model aliases (its chain is "
+                f"{', '.join(config.routes[alias].chain)})"
+                if kind == "route"
+                else f"unknown model alias {alias!r}"
+            )
+            errors.append(FieldError(f"options.fallback[{i}]", why))
     if call.options.determinism == "strict" and call.params.seed is None:
         errors.append(FieldError("params.seed", "is required when options.determinism is strict"))
     if errors:

@@ -88,6 +88,13 @@ async def test_bad_calls_are_rejected_clearly(autojump_clock: trio.abc.Clock) ->
             await router.call(Call(prompt="hi", options=Options(determinism="strict")))
         with pytest.raises(switchman.ValidationError, match=r"options\.fallback\[0\]"):
             await router.call(Call(prompt="hi", model="good", options=Options(fallback=("x",))))
+    routed = fleet(GOOD, sim_model("other"), routes={"team": ("good", "other")})
+    async with switchman.open_router(routed) as router:
+        with pytest.raises(
+            switchman.ValidationError,
+            match=r"'team' is a route: fallbacks are model aliases \(its chain is good, other\)",
+        ):
+            await router.call(Call(prompt="hi", model="good", options=Options(fallback=("team",))))
 
 
 async def test_named_route_runs_its_chain_in_order(autojump_clock: trio.abc.Clock) -> None:
