@@ -1,8 +1,11 @@
 """Redaction of secrets and personal data from model output, whole or streamed.
 
 ``redact(text)`` replaces every secret it finds by ``[REDACTED:<kind>]``; kinds are
-``api_key``, ``bearer_token``, ``private_key``, ``jwt``, ``url_password``, ``email``,
-``phone`` and ``card_number``. Only model output goes through here, never the prompt.
+``api_key``, ``bearer_token``, ``private_key``, ``jwt``, ``url_password``,
+``password``, ``email``, ``phone`` and ``card_number``. Only model output goes through
+here, never the prompt. A value is also taken for a secret by the name before it
+(``password=...``, ``"password": "..."``, ``aws_secret_access_key = ...``), unless it
+is a placeholder or code (``_named_value`` says which).
 ``redact(text, secrets)`` (and ``StreamRedactor(secrets)``) also replace the exact values
 of ``secrets`` (``known_secrets``: the router's provider keys and gateway key secrets),
 as ``api_key``, whatever their shape.
@@ -105,6 +108,7 @@ KINDS: Final = (
     "private_key",
     "jwt",
     "url_password",
+    "password",
     "email",
     "phone",
     "card_number",
@@ -161,6 +165,38 @@ _URL_PASSWORD = re.compile(
     r"(?P<password>[^\s/?#@]+)@(?=[^\s@])"  # a host follows
 )
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])")
+# A value given a name that says it is a secret: a password (``password=...``,
+# ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
+# (``aws_secret_access_key = ...``, ``SecretAccessKey``, ``SECRET_KEY``). The value
+# is ASCII without whitespace: quoted, or bare up to a quote, ``, ; & ) ] }``.
+_PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
+_SECRET_KEY_NAME = (
+    r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
+)
+_BARE = "".join(re.escape(chr(n)) for n in range(0x21, 0x7F) if chr(n) not in "\"'`,;&)]}")
+_NAMED_VALUE = (
+    r"[\"']?(?:[ \t]{0,16}(?P<sep>=>|:=|[=:])[ \t]{0,16}|[ \t]{1,16})"
+    rf"(?:\"(?P<dq>[!#-~]{{1,256}})\"|'(?P<sq>[!-&(-~]{{1,256}})'|(?P<bare>[{_BARE}]{{1,256}}))"
+)
+_PASSWORD = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _NAMED_VALUE)  # not /etc/passwd
+_SECRET_KEY = re.compile(_SECRET_KEY_NAME + _NAMED_VALUE)
+# what a name waits for at a cut: its separator or its value (or the rest of the name)
+_NAME_TAIL = re.compile(
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"']?[ \t]{{0,16}}(?:=>|:=|[=:])?[ \t]{{1,16}}\Z"
+    r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
+)
+# A value that stands for a secret rather than being one: wrapped or a variable
+# (<password>, {{x}}, ${X}, $X, %X%, [REDACTED:...]), masked (****, xxx, ...), an
+# upper-case name (PASSWORD, YOUR_PASSWORD), or a word about one (changeme,
+# your-password-here, mysecret).
+_PLACEHOLDER = re.compile(
+    r"[<{\[].*|\$(?:\{.*|\d+|[A-Za-z_]\w*)|%\w+%"
+    r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
+    r"|(?i:[a-z_-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z_-]*)"
+)
+# code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
+_CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
 _SEPARATORS: Final = frozenset(" \u00a0./()-")
 # a run of digits and separators starts after this: a character other than those, a
 # "(" (which may start a number), or four separators in a row
@@ -205,6 +241,10 @@ _TRIGGER_LITERALS: Final = (
     "EARER",
     "-----BEGIN",
     "eyJ",
+    "assw",  # password, passwd
+    "ASSW",
+    "ecret",  # secret key
+    "ECRET",
 )
 
 
@@ -239,6 +279,10 @@ def _maybe_triggered(text: str) -> bool:
                 or "tgp_v1_" in text
             )
         )
+        or "assw" in text  # password, passwd
+        or "ASSW" in text
+        or "ecret" in text  # secret key
+        or "ECRET" in text
         or ("z" in text and "AIza" in text)
         or ("J" in text and "eyJ" in text)
         or _number_triggered(text)
@@ -332,6 +376,53 @@ def _email_hit(m: re.Match[str]) -> str | None:
     return tag("email")
 
 
+def _named_value(m: re.Match[str], kind: str) -> str | None:
+    """The replacement of a value given a secret's name, or None if it is none.
+
+    A placeholder is left (see ``_PLACEHOLDER``), as is code (a bare value with a
+    bracket, a dotted name). A secret key's value has 16 characters or more, one a
+    digit. A password's: quoted, anything; bare after ``=`` or ``:``, four characters
+    or more with a digit or a symbol (``password: string`` is a type,
+    ``password=admin`` taken for a word); after a space alone (``password
+    Vm8#kq2Lp!zR``), quoted or eight characters or more of three kinds among lower
+    case, upper case, digits and symbols.
+    """
+    group = "dq" if m["dq"] is not None else "sq" if m["sq"] is not None else "bare"
+    value = m[group]
+    if group == "bare":
+        value = value.rstrip(".")  # the end of a sentence
+        if not value or _CODE.fullmatch(value):
+            return None
+    if _PLACEHOLDER.fullmatch(value):
+        return None
+    if kind == "api_key":
+        if len(value) < 16 or not _has_digit(value):
+            return None
+    elif group == "bare":
+        kinds = [
+            any(ch.islower() for ch in value),
+            any(ch.isupper() for ch in value),
+            _has_digit(value),
+            any(ch in _PASSWORD_SYMBOLS for ch in value),
+        ]
+        if m["sep"] is not None:
+            if len(value) < 4 or not (kinds[2] or kinds[3]):
+                return None
+        elif len(value) < 8 or sum(kinds) < 3:
+            return None
+    start = m.start(group) - m.start()
+    whole = m.group()
+    return whole[:start] + tag(kind) + whole[start + len(value) :]
+
+
+def _password_hit(m: re.Match[str]) -> str | None:
+    return _named_value(m, "password")
+
+
+def _secret_key_hit(m: re.Match[str]) -> str | None:
+    return _named_value(m, "api_key")
+
+
 _Replace = Callable[[re.Match[str]], str | None]
 # each pattern with a necessary condition for a match in a block, cheaper than a scan
 _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], bool]], ...]] = (
@@ -352,6 +443,8 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
             or "pplx-" in s
         ),
     ),
+    ("api_key", _SECRET_KEY, _secret_key_hit, lambda s: "ecret" in s or "ECRET" in s),
+    ("password", _PASSWORD, _password_hit, lambda s: "assw" in s or "ASSW" in s),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {
@@ -421,6 +514,7 @@ _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
 _LOOKBACK: Final = 128
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
+_NAME_ENDS: Final = frozenset("dDyYtTsS\"':=>")  # how _NAME_TAIL ends, whitespace aside
 
 
 def _label_end(t: str, i: int, end: int) -> int:
@@ -579,15 +673,25 @@ def _number_held(text: str, b: int, c: int) -> bool:
 
 
 def _word_held(t: str, c: int) -> bool:
-    """Whether the word before the whitespace ending at ``c`` waits for what follows:
-    ``Bearer`` and at most ``_BEARER_GAP`` whitespace characters; reads no further
-    back than that."""
+    """Whether the words before the whitespace ending at ``c`` wait for what follows:
+    ``Bearer`` and at most ``_BEARER_GAP`` whitespace characters, or a secret's name
+    (and its ``=`` or ``:``) waiting for its value; reads at most 80 characters back."""
     j = c
     while j > c - _BEARER_GAP and j > 0 and t[j - 1].isspace():
         j -= 1
     if j == c or (j > 0 and t[j - 1].isspace()):  # no whitespace, or too much
         return False
-    return j >= 6 and t[j - 6 : j].lower() == "bearer"
+    if j >= 6 and t[j - 6 : j].lower() == "bearer":
+        return True
+    if j == 0 or t[j - 1] not in _NAME_ENDS:
+        return False
+    lo = max(j - 48, 0)
+    return (
+        t.find("assw", lo, j) >= 0
+        or t.find("ASSW", lo, j) >= 0
+        or t.find("ecret", lo, j) >= 0
+        or t.find("ECRET", lo, j) >= 0
+    ) and _NAME_TAIL.search(t, max(c - 80, 0), c) is not None
 
 
 def _pem_held(x: _Cuts, c: int) -> bool:

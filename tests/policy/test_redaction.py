@@ -276,7 +276,8 @@ def test_counts_and_report() -> None:
     text = (
         f"{AWS} and {GITHUB}; mail jane@example.com or bob@example.org, "
         f"call +44 20 7946 0958, pay with 4111 1111 1111 1111, token {JWT}\n{RSA_KEY}\n"
-        "Authorization: Bearer abc123def456ghi789jkl012 at https://u:pw12@h.example.com"
+        "Authorization: Bearer abc123def456ghi789jkl012 at https://u:pw12@h.example.com\n"
+        "DB_PASSWORD=Zx9!qL2#vB7w"
     )
     done = redact(text)
     assert done.counts == {
@@ -285,12 +286,14 @@ def test_counts_and_report() -> None:
         "private_key": 1,
         "jwt": 1,
         "url_password": 1,
+        "password": 1,
         "email": 2,
         "phone": 1,
         "card_number": 1,
     }
     assert list(done.counts) == list(KINDS)
-    for secret in (AWS, GITHUB, JWT, "7946", "4111", "MIIEpAIBAAKCAQEA", "pw12", "abc123def"):
+    secrets = (AWS, GITHUB, JWT, "7946", "4111", "MIIEpAIBAAKCAQEA", "pw12", "abc123def", "Zx9")
+    for secret in secrets:
         assert secret not in done.text
     assert done.report() == redaction_report(done.counts)
     assert done.report().items[0] == RedactionItem(kind="api_key", count=2)
@@ -455,6 +458,13 @@ PIECES = [s for _, s in ALL_SECRETS] + [
     "/",
     "the",
     "token budget",
+    "password",
+    "DB_PASSWORD=",
+    "Secret key",
+    '"password": "',
+    "Zx9!qL2#vB7w",
+    "=",
+    '"',
     "日本語",
     "é",
 ]

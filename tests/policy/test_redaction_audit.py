@@ -93,3 +93,61 @@ def test_an_end_line_beyond_the_limit_is_not_reached_for() -> None:
     assert whole.text.startswith(tag("private_key") + "\n(then prose follows) (then")
     assert whole.text.endswith(end + " done")
     assert _stream(text, 512) == (whole.text, dict(whole.counts))
+
+
+# -- values named as secrets ---------------------------------------------------------
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY1x"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kind"),
+    [
+        ("password=E1nu9F4jHLeoZD\n", "E1nu9F4jHLeoZD", "password"),
+        ('DB_PASSWORD="Z$CP!5KKWef2%Z"\n', "Z$CP!5KKWef2%Z", "password"),
+        ("spring.datasource.password: q199UnBgCjhbrd", "q199UnBgCjhbrd", "password"),
+        ("MYSQL_ROOT_PASSWORD: Zx9!qL2#vB7w\n", "Zx9!qL2#vB7w", "password"),
+        (
+            "Server=tcp:db.example.net,1433;User ID=app;Password=Lxnr9x3!V9b%Df;Encrypt=True;",
+            "Lxnr9x3!V9b%Df",
+            "password",
+        ),
+        ('{"user": "app", "password": "p,a{s}s!w0"}', "p,a{s}s!w0", "password"),
+        ('{"user":"app","password":"hunter22"}', "hunter22", "password"),
+        ("log in with password Vm8#kq2Lp!zR then", "Vm8#kq2Lp!zR", "password"),
+        ("ALTER USER bob WITH PASSWORD 'S3cret!';", "S3cret!", "password"),
+        (f"aws_secret_access_key = {AWS_SECRET}\n", AWS_SECRET, "api_key"),
+        (f"export AWS_SECRET_ACCESS_KEY={AWS_SECRET}\n", AWS_SECRET, "api_key"),
+        (f'"SecretAccessKey": "{AWS_SECRET}",', AWS_SECRET, "api_key"),
+        (f"Secret key: {AWS_SECRET}\n", AWS_SECRET, "api_key"),
+    ],
+)
+def test_a_value_named_as_a_password_or_secret_key_is_redacted(
+    text: str, secret: str, kind: str
+) -> None:
+    out = _same_streamed(text)
+    assert secret not in out
+    assert tag(kind) in out
+    assert redact(text).counts == {kind: 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password = getpass.getpass('Password: ')",
+        "db_password = os.environ['DB_PASSWORD']",
+        "def login(username: str, password: str) -> bool:",
+        "password=password and password: ${{ secrets.DB_PASSWORD }}",
+        "PASSWORD=changeme, password: <password>, password: YOUR_PASSWORD",
+        'DB_PASSWORD="${DB_PASSWORD}" and password=**** or password: ...',
+        "POSTGRES_PASSWORD=mysecretpassword",
+        "password = self.password2 or password: 8 characters at least",
+        "Use a password manager; the password reset link expires.",
+        "cat /etc/passwd: root:x:0:0:root:/root:/bin/bash",
+        "Secret key: never share it. SECRET_KEY = os.environ['SECRET_KEY']",
+        "aws_secret_access_key = YOUR_SECRET_ACCESS_KEY",
+        "password=[REDACTED:password] is what redaction leaves",
+    ],
+)
+def test_a_placeholder_or_code_after_a_password_name_is_left(text: str) -> None:
+    assert _same_streamed(text) == text
