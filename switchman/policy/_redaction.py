@@ -160,10 +160,26 @@ _PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLO
 _PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 # a key's body without its END line: base64 lines and Proc-Type style headers
 _PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\s]++|-(?!----))*+")
+
+
+def _ascii_but(chars: str) -> str:
+    """A character class body: printable ASCII but a space and ``chars``."""
+    return "".join(re.escape(chr(n)) for n in range(0x21, 0x7F) if chr(n) not in chars)
+
+
+# scheme://user:password@host. The password runs to the last @ before the host: it may
+# hold @ # / ? (written unescaped), but after an @ no / ? # (those start the path, the
+# query or the fragment, where an @ is the URL's own: https://u:pw@host/x?mail=a@b.c)
+_URL_USER = _ascii_but("/?#@:'`<>\"")
+_URL_PASSWORD_HEAD = _ascii_but("@'`<>\"")  # before its first @
+_URL_PASSWORD_MORE = _ascii_but("@/?#'`<>\"")  # after an @
 _URL_PASSWORD = re.compile(
-    r"(?<![A-Za-z0-9+.-])(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)"
-    r"(?P<password>[^\s/?#@]+)@(?=[^\s@])"  # a host follows
+    r"(?<![A-Za-z0-9+.-])"
+    rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}:)"
+    rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:@[{_URL_PASSWORD_MORE}]{{1,64}}){{0,3}})"
+    r"@(?=[A-Za-z0-9\[])"  # a host follows
 )
+_PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])")
 # A value given a name that says it is a secret: a password (``password=...``,
 # ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
@@ -173,7 +189,7 @@ _PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
 _SECRET_KEY_NAME = (
     r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
 )
-_BARE = "".join(re.escape(chr(n)) for n in range(0x21, 0x7F) if chr(n) not in "\"'`,;&)]}")
+_BARE = _ascii_but("\"'`,;&)]}")
 _NAMED_VALUE = (
     r"[\"']?(?:[ \t]{0,16}(?P<sep>=>|:=|[=:])[ \t]{0,16}|[ \t]{1,16})"
     rf"(?:\"(?P<dq>[!#-~]{{1,256}})\"|'(?P<sq>[!-&(-~]{{1,256}})'|(?P<bare>[{_BARE}]{{1,256}}))"
@@ -368,7 +384,17 @@ def _bearer_hit(m: re.Match[str]) -> str | None:
     return None
 
 
+#: what a pattern's replace function returns for a placeholder: it is left as it is,
+#: and no other pattern finds anything inside it (``user:pass@example.com``)
+_KEEP: Final = "\x00keep"
+
+
 def _url_password_hit(m: re.Match[str]) -> str | None:
+    password = m.group("password")
+    if _PORT_AND_PATH.fullmatch(password):
+        return None  # https://host:8443/@user
+    if _PLACEHOLDER.fullmatch(password):
+        return _KEEP  # postgres://USER:PASSWORD@HOST, user:${DB_PASSWORD}@...
     return m.group("head") + tag("url_password") + "@"
 
 
@@ -480,7 +506,9 @@ def _redact_block(block: str, counts: dict[str, int]) -> str:
             continue
         for m in pattern.finditer(block):
             replacement = replace(m)
-            if replacement is not None:
+            if replacement is _KEEP:  # a placeholder: other patterns keep off it
+                hits.append(_Hit(m.start(), m.end(), _RANK[kind], "", m.group()))
+            elif replacement is not None:
                 hits.append(_Hit(m.start(), m.end(), _RANK[kind], kind, replacement))
     if "-----BEGIN" in block:
         hits.extend(_pem_hits(block))
@@ -497,7 +525,8 @@ def _redact_block(block: str, counts: dict[str, int]) -> str:
             continue
         out.append(block[pos : h.start])
         out.append(h.replacement)
-        counts[h.kind] = counts.get(h.kind, 0) + 1
+        if h.kind:  # else a placeholder, kept from other patterns
+            counts[h.kind] = counts.get(h.kind, 0) + 1
         pos = h.end
     out.append(block[pos:])
     return "".join(out)

@@ -151,3 +151,38 @@ def test_a_value_named_as_a_password_or_secret_key_is_redacted(
 )
 def test_a_placeholder_or_code_after_a_password_name_is_left(text: str) -> None:
     assert _same_streamed(text) == text
+
+
+# -- passwords in URLs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["p@ssw0rd!2024", "Tr0ub4dor#3", "s3cr3t/Key99", "hunter2?x9"])
+def test_a_url_password_with_at_hash_slash_or_question_mark_is_redacted_whole(
+    password: str,
+) -> None:
+    text = f"DATABASE_URL=postgres://admin:{password}@db.example.com:5432/app ok"
+    out = _same_streamed(text)
+    assert out == f"DATABASE_URL=postgres://admin:{tag('url_password')}@db.example.com:5432/app ok"
+    assert redact(text).counts == {"url_password": 1}
+
+
+def test_an_at_in_the_path_or_query_is_the_urls_own() -> None:
+    text = "https://u:pw12@registry.example.com/@types/node?cc=ops@example.com"
+    assert _same_streamed(text) == (
+        f"https://u:{tag('url_password')}@registry.example.com/@types/node?cc={tag('email')}"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mongodb://<username>:<password>@cluster0.example.net/test",
+        "postgresql://user:${DB_PASSWORD}@localhost:5432/app",
+        "postgres://USER:PASSWORD@HOST:PORT/DBNAME",
+        "https://user:pass@example.com/ and amqp://guest:****@rabbit:5672",
+        "https://example.com:8443/@alice is her profile",
+        f"postgres://app:{tag('url_password')}@db.example.com/app",
+    ],
+)
+def test_a_url_placeholder_is_left(text: str) -> None:
+    assert _same_streamed(text) == text
