@@ -66,14 +66,22 @@ def _card_prefix_ok(digits: str, n: int) -> bool:
 
 
 def _card_shape_ok(run: str, groups: list[re.Match[str]], a: int, b: int) -> bool:
-    """Groups ``a..b`` of ``run`` look like a card number: 4-4-4-4(-3), 4-6-5, or unbroken."""
+    """Groups ``a..b`` of ``run`` look like a card number: 4-4-4-4(-3) or 4-6-5 set apart
+    by spaces or by dashes, 4.4.4.4, or unbroken."""
     if a == b:
         return True
     seps = {run[groups[i].end() : groups[i + 1].start()] for i in range(a, b)}
+    sizes = [len(groups[i].group()) for i in range(a, b + 1)]
+    if seps == {"."}:
+        return sizes == [4, 4, 4, 4]
     if seps != {" "} and seps != {"-"}:
         return False
-    sizes = [len(groups[i].group()) for i in range(a, b + 1)]
     return sizes[0] == 4 and all(s in (4, 6) for s in sizes[1:-1]) and 1 <= sizes[-1] <= 6
+
+
+def _after_a_decimal_point(run: str, start: int) -> bool:
+    """The digits at ``start`` follow ``<digit>.``: a fraction (0.5401996580683129)."""
+    return start >= 2 and run[start - 1] == "." and "0" <= run[start - 2] <= "9"
 
 
 def _in_list_of_fours(run: str, groups: list[re.Match[str]], a: int, b: int) -> bool:
@@ -117,6 +125,8 @@ def _card_hits(run: str, offset: int, groups: list[re.Match[str]]) -> list[Numbe
     def take(a: int, b: int, n: int) -> bool:
         head = groups[a].group()
         if a < b and (len(head) != 4 or _in_list_of_fours(run, groups, a, b)):
+            return False
+        if _after_a_decimal_point(run, groups[a].start()):
             return False
         if not _card_prefix_ok(head, n):
             return False

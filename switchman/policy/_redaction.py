@@ -24,8 +24,9 @@ no-break space, ``. / ( ) -``) between two of them; a newline or a tab ends a ru
   ``1-800-555-0199``), and valid. Digits grouped by spaces alone (``202 555 0143``,
   a row of a table) or not at all (``4155552671``, an order number) are not phones.
 * A card number is 13 to 19 digits, unbroken or grouped 4-4-4-4(-3) or 4-6-5 by
-  spaces or by dashes (not amid a longer list of groups of four), of a major
-  network's prefix and length, passing the Luhn check.
+  spaces or by dashes, or 4.4.4.4 by dots (not amid a longer list of groups of four),
+  of a major network's prefix and length, passing the Luhn check, and not right
+  after a digit and a dot (the decimals of ``0.5401996580683129``).
 
 ``phonenumbers`` makes the final decision, but only on candidates of those shapes:
 text without a ``+``/``00`` run or a punctuated 3-3-4 group never reaches it.
@@ -228,7 +229,7 @@ _NUMBER_TRIGGER = re.compile(
     r"[+(0-9](?<![0-9].)(?:"
     rf"(?<=\+)\(?[0-9]{_SIX_MORE}"  # international: "+" and seven digits
     rf"|(?<=0)0{SEP}{{0,3}}[1-9]{_SIX_MORE}"  # international: "00" and seven digits
-    r"|(?<=[2-6])[0-9]{3}(?:[0-9]{9}|[ -][0-9]{4}(?:[0-9]{2})?(?![0-9]))"  # card
+    r"|(?<=[2-6])(?<![0-9]\.[2-6])[0-9]{3}(?:[0-9]{9}|[ .-][0-9]{4}(?:[0-9]{2})?(?![0-9]))"  # card
     r"|(?<=[0-9])[0-9]{2}(?:\)[ \u00a0]?|[ \u00a0.-])[0-9]{3}[ \u00a0.-][0-9]{4}"  # US
     r")"
 )

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from switchman.policy import _redaction
+from switchman.policy import _numbers, _redaction
 from switchman.policy._redaction import KEY_SHAPES, StreamRedactor, redact
 
 PATTERNS = [(kind, pattern, needs) for kind, pattern, _, needs in _redaction._PATTERNS]
@@ -96,3 +96,38 @@ def test_a_text_the_gate_turns_away_has_nothing_to_redact(parts: list[str]) -> N
     text = "".join(parts)
     if not _redaction._maybe_triggered(text):
         assert _redaction._redact_block(text, {}) == text
+
+
+NUMBER_PIECES = [
+    "4721.9511.0295.1591",
+    "4111 1111 1111 1111",
+    "5555-5555-5555-4444",
+    "378282246310005",
+    "0.5401996580683129",
+    "+44 20 7946 0958",
+    "0044 20 7946 0958",
+    "(415) 555-2671",
+    "415.555.2671",
+    "1-800-555-0199",
+    "2024",
+    "0.",
+    "1.",
+    "x=",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(NUMBER_PIECES), st.text(alphabet="0123456789 .-+()", max_size=8)),
+        max_size=8,
+    )
+)
+def test_every_phone_or_card_number_holds_a_number_trigger(parts: list[str]) -> None:
+    text = "".join(parts)
+    hits = _numbers.number_hits(text)
+    if hits:
+        assert _redaction._number_triggered(text)
+    spans = _redaction._trigger_spans(text)
+    for start, end, _ in hits:
+        assert any(a < end and start < b for a, b in spans), (text[start:end], spans)
