@@ -79,9 +79,9 @@ def _card_shape_ok(run: str, groups: list[re.Match[str]], a: int, b: int) -> boo
     return sizes[0] == 4 and all(s in (4, 6) for s in sizes[1:-1]) and 1 <= sizes[-1] <= 6
 
 
-def _after_a_decimal_point(run: str, start: int) -> bool:
+def _after_a_decimal_point(block: str, start: int) -> bool:
     """The digits at ``start`` follow ``<digit>.``: a fraction (0.5401996580683129)."""
-    return start >= 2 and run[start - 1] == "." and "0" <= run[start - 2] <= "9"
+    return start >= 2 and block[start - 1] == "." and "0" <= block[start - 2] <= "9"
 
 
 def _in_list_of_fours(run: str, groups: list[re.Match[str]], a: int, b: int) -> bool:
@@ -119,14 +119,16 @@ def _windows(
         a = following
 
 
-def _card_hits(run: str, offset: int, groups: list[re.Match[str]]) -> list[NumberHit]:
+def _card_hits(block: str, m: re.Match[str], groups: list[re.Match[str]]) -> list[NumberHit]:
+    """The card numbers in the run ``m`` of ``block``, its groups of digits ``groups``."""
+    run, offset = m.group(), m.start()
     hits: list[NumberHit] = []
 
     def take(a: int, b: int, n: int) -> bool:
         head = groups[a].group()
         if a < b and (len(head) != 4 or _in_list_of_fours(run, groups, a, b)):
             return False
-        if _after_a_decimal_point(run, groups[a].start()):
+        if _after_a_decimal_point(block, offset + groups[a].start()):
             return False
         if not _card_prefix_ok(head, n):
             return False
@@ -204,7 +206,7 @@ def number_hits(block: str) -> list[NumberHit]:
             if hit is not None:
                 hits.append(hit)
         if ndigits >= 13 and not run.startswith("+"):
-            hits.extend(_card_hits(run, m.start(), groups))
+            hits.extend(_card_hits(block, m, groups))
     if "-" in block or "." in block or "(" in block:
         for m in _US_PHONE.finditer(block):
             number = m.group()

@@ -201,7 +201,8 @@ def test_the_decimals_of_a_float_are_no_card_number() -> None:
 
 
 @pytest.mark.parametrize(
-    "card", ["4721.9511.0295.1591", "4721 9511 0295 1591", "4721-9511-0295-1591", "4721951102951591"]
+    "card",
+    ["4721.9511.0295.1591", "4721 9511 0295 1591", "4721-9511-0295-1591", "4721951102951591"],
 )
 def test_a_card_number_grouped_by_dots_spaces_or_dashes_is_redacted(card: str) -> None:
     assert _same_streamed(f"card {card} on file") == f"card {tag('card_number')} on file"
