@@ -153,7 +153,7 @@ KEY_SHAPES: Final = (
 _API_KEY = re.compile(rf"(?<![{_KEY}])(?:{'|'.join(KEY_SHAPES)})(?![{_KEY}])")
 _JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*(?![{_KEY}])")
 _BEARER = re.compile(
-    r"\b(?:[Bb]earer|BEARER)[ \t]+"
+    r"\b(?:[Bb]earer|BEARER)\s{1,32}"  # _BEARER_GAP
     r"(?P<token>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)(?![A-Za-z0-9_~+/=-])"
 )
 # a private key's header and END line; an END closes the header of the same label
@@ -181,7 +181,15 @@ _URL_PASSWORD = re.compile(
     r"@(?=[A-Za-z0-9\[])"  # a host follows
 )
 _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])")
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])(?<!://)"  # not a URL's user (https://user@host)
+    r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])"
+)
+# user@host in a command, not mail: a host spec (git@github.com:acme/x.git, scp f
+# deploy@web01.internal:/srv) or the argument of a remote shell (ssh ubuntu@ec2-...)
+_HOST_PATH = re.compile(r":[\w/~.$-]")
+_REMOTE_COMMAND = r"(?<![\w-])(?:ssh|scp|sftp|mosh|rsync|clone)[ \t]{1,8}"  # (git) clone
+_BEFORE_HOST = re.compile(_REMOTE_COMMAND + r"\Z")
 # A value given a name that says it is a secret: a password (``password=...``,
 # ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
 # (``aws_secret_access_key = ...``, ``SecretAccessKey``, ``SECRET_KEY``). The value
@@ -400,6 +408,9 @@ def _url_password_hit(m: re.Match[str]) -> str | None:
 
 
 def _email_hit(m: re.Match[str]) -> str | None:
+    block, start, end = m.string, m.start(), m.end()
+    if _HOST_PATH.match(block, end) or _BEFORE_HOST.search(block, max(start - 24, 0), start):
+        return None  # a host spec or a remote shell's argument: no mail address
     return tag("email")
 
 
@@ -545,6 +556,7 @@ _LOOKBACK: Final = 128
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
 _NAME_ENDS: Final = frozenset("dDyYtTsS\"':=>")  # how _NAME_TAIL ends, whitespace aside
+_COMMAND_ENDS: Final = frozenset(("ssh", "scp", "ftp", "osh", "ync", "one"))  # _BEFORE_HOST
 
 
 def _label_end(t: str, i: int, end: int) -> int:
@@ -704,8 +716,9 @@ def _number_held(text: str, b: int, c: int) -> bool:
 
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
-    ``Bearer`` and at most ``_BEARER_GAP`` whitespace characters, or a secret's name
-    (and its ``=`` or ``:``) waiting for its value; reads at most 80 characters back."""
+    ``Bearer`` and at most ``_BEARER_GAP`` whitespace characters, a secret's name (and
+    its ``=`` or ``:``) waiting for its value, or a remote shell (``ssh``) waiting for
+    its ``user@host``; reads at most 80 characters back."""
     j = c
     while j > c - _BEARER_GAP and j > 0 and t[j - 1].isspace():
         j -= 1
@@ -713,6 +726,8 @@ def _word_held(t: str, c: int) -> bool:
         return False
     if j >= 6 and t[j - 6 : j].lower() == "bearer":
         return True
+    if t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host: a remote shell's argument follows
+        return _BEFORE_HOST.search(t, max(c - 24, 0), c) is not None
     if j == 0 or t[j - 1] not in _NAME_ENDS:
         return False
     lo = max(j - 48, 0)

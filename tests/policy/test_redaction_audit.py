@@ -211,3 +211,44 @@ def test_a_card_number_grouped_by_dots_spaces_or_dashes_is_redacted(card: str) -
 def test_dotted_groups_in_a_longer_list_are_no_card() -> None:
     text = "build 1.4721.9511.0295.1591 and 4721.9511.0295.1591.2024.1234"
     assert _same_streamed(text) == text
+
+
+# -- user@host in commands, Bearer across a line -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Run: `git@github.com:acme/infra.git`",
+        "git clone git@github.com:acme/infra.git && git clone deploy@git.example.com",
+        "Run: `ssh ubuntu@ec2-3-120-45-6.eu-central-1.compute.amazonaws.com` first",
+        "scp file.txt deploy@web01.internal:/srv/app/ then rsync -a x backup@nas.local:~/x",
+        "mosh  admin@bastion.example.org",
+        "https://alice@example.com/repo.git",
+    ],
+)
+def test_user_at_host_in_a_command_is_no_email(text: str) -> None:
+    assert _same_streamed(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Contact jane@example.com: she knows", f"Contact {tag('email')}: she knows"),
+        ("mailto:jane@example.com", f"mailto:{tag('email')}"),
+        ("write to jane@example.com:)", f"write to {tag('email')}:)"),
+        ("the ssh key of jane@example.com", f"the ssh key of {tag('email')}"),
+        (
+            "git clone https://ghp_" + "c4sn4PPAq8h4P3H9h4u7JyFfTj8F31GRttDo@github.com/a/b.git",
+            f"git clone https://{tag('api_key')}@github.com/a/b.git",
+        ),
+    ],
+)
+def test_mail_addresses_are_still_found(text: str, expected: str) -> None:
+    assert _same_streamed(text) == expected
+
+
+@pytest.mark.parametrize("gap", ["\n", "\n    ", "\r\n\t", " \n "])
+def test_a_bearer_token_on_the_next_line_is_redacted(gap: str) -> None:
+    text = f"Authorization: Bearer{gap}hdQ2grE4RJgMDtYyd2zm1Cz3OcWqI5WjqJxR\nAccept: */*"
+    assert _same_streamed(text) == f"Authorization: Bearer{gap}{tag('bearer_token')}\nAccept: */*"
