@@ -33,48 +33,60 @@ text without a ``+``/``00`` run or a punctuated 3-3-4 group never reaches it.
 
 How the text is cut, and why streaming gives the same answer
 ------------------------------------------------------------
-The text is cut into *blocks* at *breaks*. A break is a position ``c`` just after a
-whitespace character where no secret can be open. Whether ``c`` is a break depends on
-the previous break ``b`` and on ``text[b:c]``; the Bearer and PEM rules read further
-back, but give the same answer at ``c`` whatever lies before ``b``:
+The text is cut into *blocks* at *breaks*. A break is a *cut* where no secret can be
+open; a cut is a position ``c`` just after whitespace, after CJK or fullwidth
+punctuation (the ideographic full stop and comma, corner brackets...) or after JSON's
+``, { } [ ]``: characters no pattern takes, but for URL passwords and named values
+(``password=...``), which may hold JSON's. Whether ``c`` is a break depends on the
+previous break ``b`` and on ``text[b:c]``; the rules reading further back give the
+same answer at ``c`` whatever lies before ``b``. A cut after JSON's punctuation is a
+break if no ``://`` nor a password's or secret key's name lies in ``text[b:c]``
+within its last 512 characters (no such match is longer) and no private key keeps
+it (the last rule below); any other cut if all of these hold:
 
 * no phone or card number may go on across it. One may if the whitespace is a space
   (or no-break space) after a digit and at most two more separators, ``c - b`` is at
   most ``NUMBER_HOLD_LIMIT``, and a place where a number can start (the start of the
   run, a ``+``, a ``(``, or ``b``) lies at most 32 characters before ``c``;
-* the text before it does not end in ``bearer`` and at most 32 whitespace characters;
+* the text before it does not end in ``bearer`` and at most 32 whitespace characters,
+  nor in a secret's name (and its ``=`` or ``:``) and a few spaces or tabs, nor in
+  ``ssh`` (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space;
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
   same label) has ended, for ``PEM_HOLD_LIMIT`` characters from its BEGIN at most;
   while one header keeps cuts, a later one starts no hold of its own.
 
-A cut meeting the first rule without looking at ``b`` at all (no digit before it) is a
-break whatever came before, so ``redact`` finds the breaks near a secret by going back
-to such a cut and forward from there. ``StreamRedactor`` holds back the text after the
-last break, which starts at a break too. Both therefore cut a text into the same
-blocks, whatever the chunking, and redact each block on its own: the concatenation of
-everything the streamer returns equals ``redact(whole).text``, with equal counts, by
-construction rather than by luck.
+Such a cut meeting the number rule without looking at ``b`` at all (no digit before
+it) is a break whatever came before, so ``redact`` finds the breaks near a secret by
+going back to such a cut and forward from there. ``StreamRedactor`` holds back the
+text after the last break, which starts at a break too. Both therefore cut a text
+into the same blocks, whatever the chunking, and redact each block on its own: the
+concatenation of everything the streamer returns equals ``redact(whole).text``, with
+equal counts, by construction rather than by luck.
 
-Every secret fits inside one block: patterns that never contain whitespace trivially
-so, and the three rules above keep together those that may (phone and card numbers,
-``Bearer <token>``, PEM blocks up to ``PEM_HOLD_LIMIT`` characters). The exception:
-a number starting more than 32 characters into its run (a card number at the end of a
-long list of numbers set apart by single spaces), or in a block already
+Every secret fits inside one block: patterns that never contain a cut character
+trivially so, and the rules above keep together those that may (URL passwords and
+named values, phone and card numbers, ``Bearer <token>``, private keys up to
+``PEM_HOLD_LIMIT`` characters). Secrets found by value: a character one of them
+holds is no cut character for ``redact(text, secrets)`` and its stream. The
+exception: a number starting more than 32 characters into its run (a card number at
+the end of a long list of numbers set apart by single spaces), or in a block already
 ``NUMBER_HOLD_LIMIT`` long (runs chained without a free whitespace, ``x=1 y=2 ...``),
 may be cut in two, and is then taken for part of the list.
 
 Hold-back: outside a ``Bearer`` or PEM hold, the held-back text is at most
 ``NUMBER_HOLD_LIMIT`` (96) characters followed by the word still arriving (the text
-after its last whitespace). A list of numbers separated by spaces lets go about every
-32 characters; a table or a CSV at each line end. A certificate or a public key is
-not held (its label is known before its first line ends).
+after its last cut). Chinese or Japanese prose goes out at each punctuation mark,
+compact JSON at each ``,`` (but for 512 characters after a URL or a password's
+name). A list of numbers separated by spaces lets go about every 32 characters; a
+table or a CSV at each line end. A certificate or a public key is not held (its
+label is known before its first line ends).
 
 Work grows in proportion to the text, whatever it holds: every rule reads a bounded
-distance back from a cut, the PEM holds come from one scan of the text (or of each
-chunk once, streamed), and a stream examines each cut once however long it is held
-(``tests/policy/test_redaction_work.py`` counts it).
+distance back from a cut, PEM holds and the places URLs and names start come from
+one scan of the text (or of each chunk once, streamed), and a stream examines each
+cut once however long it is held (``tests/policy/test_redaction_work.py`` counts it).
 
 Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no
 ``bearer``, no ``-----BEGIN``, no ``+``/``00`` and seven digits, no card-shaped group,
@@ -91,6 +103,7 @@ Everything here is synchronous and pure; nothing can be cancelled midway.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import sys
 import types
@@ -555,6 +568,19 @@ _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
 _LOOKBACK: Final = 128
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
+# Besides whitespace, a text is cut after characters no secret holds: CJK and fullwidth
+# punctuation (no pattern matches them: emails take letters and digits of any script,
+# everything else ASCII), and JSON's , { } [ ] -- which a URL's password or a named
+# value may hold, so a cut after one is no break within _JSON_REACH of where such a
+# secret may start (a "://", a password's or secret key's name: _BLOCKER)
+_CJK_CUTS: Final = "".join(
+    ch
+    for ch in map(chr, [*range(0x3000, 0x3040), *range(0xFE30, 0xFE50), *range(0xFF00, 0xFF66)])
+    if not ch.isspace() and not re.fullmatch(r"\w", ch)
+)
+_JSON_CUTS: Final = ",{}[]"
+_BLOCKER = re.compile(r"://|assw|ASSW|ecret|ECRET")
+_JSON_REACH: Final = 512  # longer than any URL password or named value match
 _NAME_ENDS: Final = frozenset("dDyYtTsS\"':=>")  # how _NAME_TAIL ends, whitespace aside
 _COMMAND_ENDS: Final = frozenset(("ssh", "scp", "ftp", "osh", "ync", "one"))  # _BEFORE_HOST
 
@@ -659,14 +685,54 @@ class _PemHolds:
             del self._lo[:k], self._hi[:k]
 
 
+class _Blockers:
+    """Where a secret holding JSON's , { } [ ] may start (``_BLOCKER``), over a text
+    read from its start in one piece or many; positions count from the text's start."""
+
+    __slots__ = ("_ends", "_seen", "_starts")
+
+    def __init__(self) -> None:
+        self._seen = 0
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def read(self, t: str, off: int) -> None:
+        """Read ``t``, the text from ``off`` on, past what was read (and from at most
+        four characters after its start, or from a break)."""
+        for m in _BLOCKER.finditer(t, max(self._seen - 4 - off, 0)):
+            if off + m.end() > self._seen:
+                self._starts.append(off + m.start())
+                self._ends.append(off + m.end())
+        self._seen = max(self._seen, off + len(t))
+
+    def blocks(self, lo: int, c: int) -> bool:
+        """Whether one starts at ``lo`` or after and ends by ``c``."""
+        k = bisect.bisect_right(self._ends, c) - 1
+        return k >= 0 and self._starts[k] >= lo
+
+    def forget(self, before: int) -> None:
+        """Drop those starting before ``before``."""
+        k = bisect.bisect_left(self._starts, before)
+        if k > 32:
+            del self._starts[:k], self._ends[:k]
+
+
 class _Cuts:
     """A text, or the last part of a stream (``t[i]`` is the stream's character
-    ``off + i``), with the pattern of its cut characters and its PEM holds."""
+    ``off + i``), with the pattern of its cut characters, its PEM holds and where
+    secrets holding JSON's punctuation may start."""
 
-    __slots__ = ("cut", "off", "pem", "t")
+    __slots__ = ("blockers", "cut", "off", "pem", "t")
 
-    def __init__(self, t: str, off: int, cut: re.Pattern[str], pem: _PemHolds | None) -> None:
-        self.t, self.off, self.cut = t, off, cut
+    def __init__(
+        self,
+        t: str,
+        off: int,
+        cut: re.Pattern[str],
+        pem: _PemHolds | None,
+        blockers: _Blockers | None,
+    ) -> None:
+        self.t, self.off, self.cut, self.blockers = t, off, cut, blockers
         self.pem = pem if pem is not None and pem.seen_begin else None
 
 
@@ -753,12 +819,19 @@ def _pem_held(x: _Cuts, c: int) -> bool:
 def _is_break(x: _Cuts, b: int, c: int) -> bool:
     """Whether the cut ``c`` is a break, ``b`` being the break before it."""
     t = x.t
+    ch = t[c - 1]
+    if ch in _JSON_CUTS:
+        blockers, lo = x.blockers, x.off + max(b, c - _JSON_REACH)
+        return not (blockers is not None and blockers.blocks(lo, x.off + c)) and not _pem_held(x, c)
     return not _number_held(t, b, c) and not _word_held(t, c) and not _pem_held(x, c)
 
 
 def _surely_break(x: _Cuts, c: int) -> bool:
-    """Whether the cut ``c`` is a break whatever the break before it."""
+    """Whether the cut ``c`` is a break whatever the break before it (a cut after
+    JSON's punctuation never is: it depends on where the break before it lies)."""
     t = x.t
+    if t[c - 1] in _JSON_CUTS:
+        return False
     return _digit_before(t, c, 0) < 0 and not _word_held(t, c) and not _pem_held(x, c)
 
 
@@ -855,20 +928,31 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> Redacted:
     return done if out is done.text else Redacted(text=out, counts=counts)
 
 
+@functools.lru_cache(maxsize=64)
 def _cut_pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
-    """The characters a text is cut after: whitespace."""
-    return _WS
+    """The characters a text is cut after: whitespace, JSON's ``, { } [ ]`` and CJK
+    punctuation, but those some of ``secrets`` hold (a break must not split a secret
+    found by value)."""
+    held = set("".join(secrets))
+    chars = "".join(ch for ch in _JSON_CUTS + _CJK_CUTS if ch not in held)
+    return re.compile(rf"[\s{re.escape(chars)}]")
 
 
-def _redact_patterns(text: str, cut: re.Pattern[str] = _WS) -> Redacted:
+_CUT: Final = _cut_pattern(())
+
+
+def _redact_patterns(text: str, cut: re.Pattern[str] = _CUT) -> Redacted:
     if not _maybe_triggered(text):
         return Redacted(text=text)
     counts: dict[str, int] = {}
-    pem = None
+    pem = blockers = None
     if "-----BEGIN" in text:
         pem = _PemHolds()
         pem.read(text, 0)
-    x = _Cuts(text, 0, cut, pem)
+    if _BLOCKER.search(text):
+        blockers = _Blockers()
+        blockers.read(text, 0)
+    x = _Cuts(text, 0, cut, pem, blockers)
     out: list[str] = []
     done = 0  # text[:done] is in out; it ends at a break
     for first, last in _trigger_spans(text):
@@ -915,6 +999,7 @@ class StreamRedactor:
         self._checked = 0  # no cut c with _base < c <= _checked is a break
         self._pending: list[str] = []  # chunks since, not yet examined
         self._pem = _PemHolds()
+        self._blockers = _Blockers()
         self._counts: dict[str, int] = {}
         self._flushed = False
 
@@ -932,7 +1017,8 @@ class StreamRedactor:
         off = self._checked - len(self._tail)  # the window: the tail, then the new text
         window = self._tail + new
         self._pem.read(window, off)
-        x = _Cuts(window, off, self._cut, self._pem)
+        self._blockers.read(window, off)
+        x = _Cuts(window, off, self._cut, self._pem, self._blockers)
         cut, _ = _last_break(x, len(window), self._base - off, self._checked - off)
         self._checked = off + len(window)  # the cuts after `cut` are not breaks, and stay so
         if off + cut == self._base:  # no break in the new text
@@ -945,6 +1031,7 @@ class StreamRedactor:
         self._base = off + cut
         self._examined, self._tail = [rest], rest[-_LOOKBACK:]
         self._pem.forget(self._base)
+        self._blockers.forget(self._base)
         return self._take(ready)
 
     def flush(self) -> str:
