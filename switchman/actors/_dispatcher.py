@@ -64,7 +64,7 @@ from switchman.policy._eligibility import (
     estimate_input_tokens,
 )
 from switchman.policy._ratelimit import rate_blocked_until
-from switchman.policy._redaction import StreamRedactor, redact
+from switchman.policy._redaction import REDACT_IN_THREAD_ABOVE, StreamRedactor, redact
 from switchman.policy._scoring import rank
 
 log = logging.getLogger("switchman.dispatcher")
@@ -414,7 +414,10 @@ class _Dispatcher:
             answer = "".join(run.sent_redacted)
         elif success is not None:
             if run.redact:
-                red = redact(success.text, env.secrets)
+                if len(success.text) > REDACT_IN_THREAD_ABOVE:  # off the loop; a cancel waits
+                    red = await trio.to_thread.run_sync(redact, success.text, env.secrets)
+                else:
+                    red = redact(success.text, env.secrets)
                 answer = red.text
                 items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(red.counts.items()))
             else:

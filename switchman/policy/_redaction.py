@@ -889,6 +889,10 @@ def redaction_report(counts: Mapping[str, int]) -> RedactionReport:
     return RedactionReport(performed=bool(items), items=items)
 
 
+#: an answer longer than this is redacted in a worker thread by the router (linear, but
+#: 1 MB of dense phone numbers takes about a second); a shorter one on its trio loop
+REDACT_IN_THREAD_ABOVE: Final = 32_768
+
 #: a configured secret shorter than this is not looked for by its value (too likely to
 #: be ordinary text); real provider keys are far longer
 KNOWN_SECRET_MIN: Final = 12
