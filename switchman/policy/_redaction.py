@@ -258,31 +258,17 @@ _NUMBER_TRIGGER = re.compile(
 # Whatever a pattern matches contains one of these, a character other than a space
 # and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
 # left as it is.
-_TRIGGER_LITERALS: Final = (
-    "sk-",
-    "_live_",
-    "AKIA",
-    "ASIA",
-    "ghp_",
-    "gho_",
-    "ghs_",
-    "ghu_",
-    "ghr_",
-    "github_pat_",
-    "xox",
-    "AIza",
-    "xai-",
-    "gsk_",
-    "pplx-",
-    "tgp_v1_",
-    "earer",
-    "EARER",
-    "-----BEGIN",
-    "eyJ",
-    "assw",  # password, passwd
-    "ASSW",
-    "ecret",  # secret key
-    "ECRET",
+_TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, literals)
+    ("-", ("sk-", "xai-", "pplx-", "-----BEGIN", "xox")),  # xox[abprs]-...
+    ("_", ("_live_", "ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_", "gsk_", "tgp_v1_")),
+    ("I", ("AKIA", "ASIA")),
+    ("z", ("AIza",)),
+    ("J", ("eyJ",)),
+    ("a", ("earer", "assw")),  # bearer, password, passwd
+    ("e", ("ecret",)),  # secret key
+    ("R", ("EARER",)),
+    ("W", ("ASSW",)),
+    ("Y", ("ECRET",)),  # SECRET...KEY
 )
 
 
@@ -296,7 +282,7 @@ def _maybe_triggered(text: str) -> bool:
         "@" in text
         or "IA" in text  # AKIA, ASIA
         or "earer" in text
-        or "EARER" in text
+        or ("R" in text and "EARER" in text)
         or (
             "-" in text
             and (
@@ -318,9 +304,9 @@ def _maybe_triggered(text: str) -> bool:
             )
         )
         or "assw" in text  # password, passwd
-        or "ASSW" in text
+        or ("W" in text and "ASSW" in text)
         or "ecret" in text  # secret key
-        or "ECRET" in text
+        or ("Y" in text and "ECRET" in text)  # SECRET...KEY
         or ("z" in text and "AIza" in text)
         or ("J" in text and "eyJ" in text)
         or _number_triggered(text)
@@ -354,11 +340,14 @@ def _plain_char(ch: str) -> bool:
 def _trigger_spans(text: str) -> list[tuple[int, int]]:
     """Spans such that every block holding a trigger overlaps one of them."""
     spans = []
-    for literal in _TRIGGER_LITERALS:
-        i = text.find(literal)
-        while i >= 0:
-            spans.append((i, i + len(literal)))
-            i = text.find(literal, i + 1)
+    for guard, literals in _TRIGGER_LITERALS:
+        if guard not in text:
+            continue
+        for literal in literals:
+            i = text.find(literal)
+            while i >= 0:
+                spans.append((i, i + len(literal)))
+                i = text.find(literal, i + 1)
     i = text.find("@")
     while i >= 0:
         if 0 < i < len(text) - 1 and _plain_char(text[i - 1]) and _plain_char(text[i + 1]):
@@ -581,7 +570,11 @@ _CJK_CUTS: Final = "".join(
 _JSON_CUTS: Final = ",{}[]"
 _BLOCKER = re.compile(r"://|assw|ASSW|ecret|ECRET")
 _JSON_REACH: Final = 512  # longer than any URL password or named value match
-_NAME_ENDS: Final = frozenset("dDyYtTsS\"':=>")  # how _NAME_TAIL ends, whitespace aside
+# how the words of _NAME_TAIL end, whitespace and a quote or separator aside
+_NAME_WORD_ENDS: Final = (
+    *("assword", "ASSWORD", "asswd", "ASSWD", "ey", "EY"),
+    *("ecret", "ECRET", "ccess", "CCESS"),
+)
 _COMMAND_ENDS: Final = frozenset(("ssh", "scp", "ftp", "osh", "ync", "one"))  # _BEFORE_HOST
 
 
@@ -679,9 +672,8 @@ class _PemHolds:
         return k >= 0 and c <= self._hi[k]
 
     def forget(self, before: int) -> None:
-        """Drop what only keeps cuts before ``before``."""
-        k = bisect.bisect_left(self._hi, before)
-        if k > 32:
+        """Drop what only keeps cuts before ``before`` (once there is enough of it)."""
+        if len(self._hi) > 64 and (k := bisect.bisect_left(self._hi, before)) > 32:
             del self._lo[:k], self._hi[:k]
 
 
@@ -711,29 +703,36 @@ class _Blockers:
         return k >= 0 and self._starts[k] >= lo
 
     def forget(self, before: int) -> None:
-        """Drop those starting before ``before``."""
-        k = bisect.bisect_left(self._starts, before)
-        if k > 32:
+        """Drop those starting before ``before`` (once there are enough of them)."""
+        if len(self._starts) > 64 and (k := bisect.bisect_left(self._starts, before)) > 32:
             del self._starts[:k], self._ends[:k]
 
 
 class _Cuts:
     """A text, or the last part of a stream (``t[i]`` is the stream's character
-    ``off + i``), with the pattern of its cut characters, its PEM holds and where
-    secrets holding JSON's punctuation may start."""
+    ``off + i``), with its cut characters, its PEM holds and where secrets holding
+    JSON's punctuation may start (found when first asked, for a whole text)."""
 
-    __slots__ = ("blockers", "cut", "off", "pem", "t")
+    __slots__ = ("_blockers", "chars", "cut", "off", "pem", "t")
 
     def __init__(
         self,
         t: str,
         off: int,
-        cut: re.Pattern[str],
+        cuts: tuple[re.Pattern[str], frozenset[str]],
         pem: _PemHolds | None,
         blockers: _Blockers | None,
     ) -> None:
-        self.t, self.off, self.cut, self.blockers = t, off, cut, blockers
+        self.t, self.off, self._blockers = t, off, blockers
+        self.cut, self.chars = cuts  # all cut characters; those but whitespace
         self.pem = pem if pem is not None and pem.seen_begin else None
+
+    def json_blocked(self, lo: int, c: int) -> bool:
+        """Whether a secret holding JSON's punctuation may start in ``lo..c``."""
+        if self._blockers is None:  # a whole text: read it now
+            self._blockers = _Blockers()
+            self._blockers.read(self.t, self.off)
+        return self._blockers.blocks(self.off + lo, self.off + c)
 
 
 def _digit_before(text: str, c: int, b: int) -> int:
@@ -792,9 +791,15 @@ def _word_held(t: str, c: int) -> bool:
         return False
     if j >= 6 and t[j - 6 : j].lower() == "bearer":
         return True
-    if t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host: a remote shell's argument follows
+    if j == 0:
+        return False
+    last = t[j - 1]
+    if last in "hpce" and t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host follows
         return _BEFORE_HOST.search(t, max(c - 24, 0), c) is not None
-    if j == 0 or t[j - 1] not in _NAME_ENDS:
+    if last.isalpha():  # the name ends here: password, passwd, secret key, secret access
+        if not t.endswith(_NAME_WORD_ENDS, max(j - 8, 0), j):
+            return False
+    elif last not in "\"':=>":  # or its quote or separator does
         return False
     lo = max(j - 48, 0)
     return (
@@ -821,8 +826,7 @@ def _is_break(x: _Cuts, b: int, c: int) -> bool:
     t = x.t
     ch = t[c - 1]
     if ch in _JSON_CUTS:
-        blockers, lo = x.blockers, x.off + max(b, c - _JSON_REACH)
-        return not (blockers is not None and blockers.blocks(lo, x.off + c)) and not _pem_held(x, c)
+        return not x.json_blocked(max(b, c - _JSON_REACH), c) and not _pem_held(x, c)
     return not _number_held(t, b, c) and not _word_held(t, c) and not _pem_held(x, c)
 
 
@@ -851,14 +855,12 @@ def _last_break(x: _Cuts, upto: int, floor: int, checked: int) -> tuple[int, int
     It goes back from ``upto`` to a cut that is a break whatever came before, then
     forward from there: the work is in proportion to ``upto - max(floor, checked)``."""
     b, start = floor, max(floor, checked)
-    hi = upto
-    while hi > start and b == floor:  # back, a slice at a time, to a sure break
-        lo = max(start, hi - 256)
-        for c in reversed([m.end() for m in x.cut.finditer(x.t, lo, hi)]):
-            if _surely_break(x, c):
-                b = start = c
-                break
-        hi = lo
+    t, chars = x.t, x.chars
+    for k in range(upto - 1, start - 1, -1):  # back to a sure break
+        ch = t[k]
+        if (ch.isspace() or ch in chars) and _surely_break(x, k + 1):
+            b = start = k + 1
+            break
     while (following := _next_break(x, b, start)) >= 0 and following <= upto:
         b = start = following
     return b, following
@@ -867,7 +869,12 @@ def _last_break(x: _Cuts, upto: int, floor: int, checked: int) -> tuple[int, int
 # -- public API ---------------------------------------------------------------------------
 
 
+_NO_COUNTS: Final[Mapping[str, int]] = types.MappingProxyType({})
+
+
 def _frozen_counts(counts: Mapping[str, int]) -> Mapping[str, int]:
+    if not counts:
+        return _NO_COUNTS
     return types.MappingProxyType({k: counts[k] for k in KINDS if counts.get(k)})
 
 
@@ -923,40 +930,36 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> Redacted:
 
     ``secrets`` (from ``known_secrets``) are also found by their exact value, whatever
     their shape: the router passes its own provider keys and gateway key secrets."""
-    cut = _cut_pattern(secrets)
     if not secrets:
-        return _redact_patterns(text, cut)
-    done = _redact_patterns(text, cut)
+        return _redact_patterns(text)
+    done = _redact_patterns(text, _cut_set(secrets))
     counts = dict(done.counts)
     out = _known(done.text, secrets, counts)
     return done if out is done.text else Redacted(text=out, counts=counts)
 
 
 @functools.lru_cache(maxsize=64)
-def _cut_pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
-    """The characters a text is cut after: whitespace, JSON's ``, { } [ ]`` and CJK
-    punctuation, but those some of ``secrets`` hold (a break must not split a secret
-    found by value)."""
+def _cut_set(secrets: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]]:
+    """The characters a text is cut after, as a pattern, and those but whitespace:
+    whitespace, JSON's ``, { } [ ]`` and CJK punctuation, but those some of
+    ``secrets`` hold (a break must not split a secret found by value)."""
     held = set("".join(secrets))
     chars = "".join(ch for ch in _JSON_CUTS + _CJK_CUTS if ch not in held)
-    return re.compile(rf"[\s{re.escape(chars)}]")
+    return re.compile(rf"[\s{re.escape(chars)}]"), frozenset(chars)
 
 
-_CUT: Final = _cut_pattern(())
+_CUTS: Final = _cut_set(())
 
 
-def _redact_patterns(text: str, cut: re.Pattern[str] = _CUT) -> Redacted:
+def _redact_patterns(text: str, cuts: tuple[re.Pattern[str], frozenset[str]] = _CUTS) -> Redacted:
     if not _maybe_triggered(text):
         return Redacted(text=text)
     counts: dict[str, int] = {}
-    pem = blockers = None
+    pem = None
     if "-----BEGIN" in text:
         pem = _PemHolds()
         pem.read(text, 0)
-    if _BLOCKER.search(text):
-        blockers = _Blockers()
-        blockers.read(text, 0)
-    x = _Cuts(text, 0, cut, pem, blockers)
+    x = _Cuts(text, 0, cuts, pem, None)
     out: list[str] = []
     done = 0  # text[:done] is in out; it ends at a break
     for first, last in _trigger_spans(text):
@@ -996,7 +999,7 @@ class StreamRedactor:
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         self._secrets = secrets  # found by value too (see ``redact``)
-        self._cut = _cut_pattern(secrets)
+        self._cuts = _cut_set(secrets)
         self._base = 0  # where the text held back starts (a break), from the stream's start
         self._examined: list[str] = []  # the held text up to _checked
         self._tail = ""  # its last _LOOKBACK characters
@@ -1014,7 +1017,7 @@ class StreamRedactor:
         if not chunk:
             return ""
         self._pending.append(chunk)
-        if not self._cut.search(chunk):  # no new cut, so no new break
+        if not self._cuts[0].search(chunk):  # no new cut, so no new break
             return ""
         new = chunk if len(self._pending) == 1 else "".join(self._pending)
         self._pending.clear()
@@ -1022,7 +1025,7 @@ class StreamRedactor:
         window = self._tail + new
         self._pem.read(window, off)
         self._blockers.read(window, off)
-        x = _Cuts(window, off, self._cut, self._pem, self._blockers)
+        x = _Cuts(window, off, self._cuts, self._pem, self._blockers)
         cut, _ = _last_break(x, len(window), self._base - off, self._checked - off)
         self._checked = off + len(window)  # the cuts after `cut` are not breaks, and stay so
         if off + cut == self._base:  # no break in the new text
