@@ -97,7 +97,10 @@ Otherwise only the blocks holding a trigger are examined (an email in 300 charac
 ~9 µs; a phone number: ~40 µs, mostly ``phonenumbers`` at ~25 µs a look-up, which is
 asked about the candidates above only, at most eight times for one run).
 
-Everything here is synchronous and pure; nothing can be cancelled midway.
+Everything here is synchronous and pure; nothing can be cancelled midway. The module
+runs past the style's 800 lines because the patterns, the rules keeping each whole
+and the stream are one argument; the number rules live in ``_numbers``, and PEM holds
+and named values could follow into modules of their own.
 """
 
 from __future__ import annotations
@@ -113,7 +116,13 @@ from typing import Final
 import attrs
 
 from switchman._result import RedactionItem, RedactionReport
-from switchman.policy._numbers import SEP, number_hits
+from switchman.policy._numbers import NUMBER_HOLD_LIMIT as NUMBER_HOLD_LIMIT
+from switchman.policy._numbers import NUMBER_TRIGGER as _NUMBER_TRIGGER
+from switchman.policy._numbers import digit_before as _digit_before
+from switchman.policy._numbers import has_ascii_digit as _has_ascii_digit
+from switchman.policy._numbers import number_held as _number_held
+from switchman.policy._numbers import number_hits
+from switchman.policy._numbers import number_triggered as _number_triggered
 
 #: Redaction kinds, in report order.
 KINDS: Final = (
@@ -132,12 +141,6 @@ KINDS: Final = (
 #: many characters of its BEGIN (else through its body's base64 run); a stream is held
 #: back that long at most.
 PEM_HOLD_LIMIT: Final = 65_536
-#: Digits hold a stream back for at most this many characters before the word still
-#: arriving: a cut further from the last break is a break.
-NUMBER_HOLD_LIMIT: Final = 96
-# a phone or card number is kept whole if it starts at most this many characters
-# before a cut inside it, counted from its run's start, a "+" or a "("
-_NUMBER_SPAN: Final = 32
 
 
 def tag(kind: str) -> str:
@@ -235,26 +238,8 @@ _PLACEHOLDER = re.compile(
 # code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
 _CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
-_SEPARATORS: Final = frozenset(" \u00a0./()-")
-# a run of digits and separators starts after this: a character other than those, a
-# "(" (which may start a number), or four separators in a row
-_RUN_START = re.compile(r"[^0-9 \u00a0./)-]|[ \u00a0./()-]{4}")
 _DIGIT = re.compile(r"[0-9]")
 _WS = re.compile(r"\s")
-_SIX_MORE = rf"(?:{SEP}{{0,3}}[0-9]){{6}}"
-# Every phone or card number number_hits finds contains a match of this, which starts
-# where a group of digits does. One character class comes first, so that re skips
-# fast to a digit, "+" or "(" (40 times faster on prose than alternatives each led by
-# a look-behind), and the look-behind right after it skips fast through digits.
-_NUMBER_TRIGGER = re.compile(
-    r"[+(0-9](?<![0-9].)(?:"
-    rf"(?<=\+)\(?[0-9]{_SIX_MORE}"  # international: "+" and seven digits
-    rf"|(?<=0)0{SEP}{{0,3}}[1-9]{_SIX_MORE}"  # international: "00" and seven digits
-    r"|(?<=[2-6])(?<![0-9]\.[2-6])[0-9]{3}(?:[0-9]{9}|[ .-][0-9]{4}(?:[0-9]{2})?(?![0-9]))"  # card
-    r"|(?<=[0-9])[0-9]{2}(?:\)[ \u00a0]?|[ \u00a0.-])[0-9]{3}[ \u00a0.-][0-9]{4}"  # US
-    r")"
-)
-
 # Whatever a pattern matches contains one of these, a character other than a space
 # and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
 # left as it is.
@@ -310,26 +295,6 @@ def _maybe_triggered(text: str) -> bool:
         or ("z" in text and "AIza" in text)
         or ("J" in text and "eyJ" in text)
         or _number_triggered(text)
-    )
-
-
-def _number_triggered(text: str) -> bool:
-    return _has_ascii_digit(text) and _NUMBER_TRIGGER.search(text) is not None
-
-
-def _has_ascii_digit(text: str) -> bool:
-    # ten memchr scans beat one regex scan by a factor of ten
-    return (
-        "0" in text
-        or "1" in text
-        or "2" in text
-        or "3" in text
-        or "4" in text
-        or "5" in text
-        or "6" in text
-        or "7" in text
-        or "8" in text
-        or "9" in text
     )
 
 
@@ -733,50 +698,6 @@ class _Cuts:
             self._blockers = _Blockers()
             self._blockers.read(self.t, self.off)
         return self._blockers.blocks(self.off + lo, self.off + c)
-
-
-def _digit_before(text: str, c: int, b: int) -> int:
-    """The digit a number could go on from across the cut ``c``, or -1.
-
-    That is a digit in ``text[b:c]`` followed only by separators up to ``c``, at most
-    three of them, the last the whitespace before ``c``, a space or no-break space.
-    """
-    ws = text[c - 1]
-    if ws != " " and ws != "\u00a0":
-        return -1
-    low = max(b, c - 4)
-    for d in range(c - 2, low - 1, -1):
-        ch = text[d]
-        if "0" <= ch <= "9":
-            return d
-        if ch not in _SEPARATORS:
-            return -1
-    return -1
-
-
-def _number_held(text: str, b: int, c: int) -> bool:
-    """Whether a phone or card number may go on across the cut ``c`` of the block
-    starting at ``b``; reads ``text[b:c]`` only.
-
-    It may if a place where one can start lies at most ``_NUMBER_SPAN`` characters
-    before ``c``, with only digits and separators in between: the start of the run
-    (of its second group if the first is glued to a word), a ``(``, a ``+``, the end
-    of four separators in a row, or ``b``.
-    """
-    d = _digit_before(text, c, b)
-    if d < 0 or c - b > NUMBER_HOLD_LIMIT:
-        return False
-    g = d  # the group of digits holding d starts at g
-    while g > b and "0" <= text[g - 1] <= "9":
-        g -= 1
-    if g == b:
-        return c - b <= _NUMBER_SPAN
-    ch = text[g - 1]
-    if ch not in _SEPARATORS:  # the run starts at g, unless glued to a word
-        return not (ch.isalnum() or ch == "_") and c - g <= _NUMBER_SPAN
-    # g is a later group of a run: whatever ends the run before it is within reach
-    low = max(b, c - _NUMBER_SPAN)
-    return low == b or _RUN_START.search(text, low, g) is not None
 
 
 def _word_held(t: str, c: int) -> bool:
