@@ -1,4 +1,4 @@
-"""The cheap gate of switchman.policy._redaction never skips what a pattern would find.
+"""The cheap gate of switchman.policy._patterns never skips what a pattern would find.
 
 ``redact`` first asks ``_maybe_triggered`` (a handful of substring tests) and, per
 pattern, a cheaper ``needs`` test; a text they turn away is returned as it is. So each
@@ -14,19 +14,20 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from switchman.policy import _numbers, _redaction
-from switchman.policy._redaction import KEY_SHAPES, StreamRedactor, redact
+from switchman.policy import _numbers, _patterns
+from switchman.policy._patterns import KEY_SHAPES
+from switchman.policy._redaction import StreamRedactor, redact
 
-PATTERNS = [(kind, pattern, needs) for kind, pattern, _, needs in _redaction._PATTERNS]
+PATTERNS = [(kind, pattern, needs) for kind, pattern, _, needs in _patterns._PATTERNS]
 AROUND = st.sampled_from(["", " ", "x", "=", '"', "\n", "see: ", " ok", "日本"])
 
 
 def _gate_holds(text: str, pattern: re.Pattern[str], needs: object) -> None:
     matches = list(pattern.finditer(text))
     assume(matches)
-    assert _redaction._maybe_triggered(text)
+    assert _patterns._maybe_triggered(text)
     assert callable(needs) and needs(text)
-    spans = _redaction._trigger_spans(text)
+    spans = _patterns._trigger_spans(text)
     for m in matches:  # a trigger overlaps every match, so its block is examined
         assert any(a < m.end() and m.start() < b for a, b in spans), (m.group(), spans)
 
@@ -38,7 +39,7 @@ def test_every_key_shape_passes_the_gate(shape: str, data: st.DataObject) -> Non
     key = data.draw(st.from_regex(shape, fullmatch=True))
     text = data.draw(AROUND) + key + data.draw(AROUND)
     needs = next(n for kind, _, n in PATTERNS if kind == "api_key")
-    _gate_holds(text, _redaction._API_KEY, needs)
+    _gate_holds(text, _patterns._API_KEY, needs)
 
 
 @pytest.mark.parametrize(("kind", "pattern", "needs"), PATTERNS, ids=[p[0] for p in PATTERNS])
@@ -94,8 +95,8 @@ PIECES = [
 )
 def test_a_text_the_gate_turns_away_has_nothing_to_redact(parts: list[str]) -> None:
     text = "".join(parts)
-    if not _redaction._maybe_triggered(text):
-        assert _redaction._redact_block(text, {}) == text
+    if not _patterns._maybe_triggered(text):
+        assert _patterns._redact_block(text, {}) == text
 
 
 NUMBER_PIECES = [
@@ -127,7 +128,7 @@ def test_every_phone_or_card_number_holds_a_number_trigger(parts: list[str]) -> 
     text = "".join(parts)
     hits = _numbers.number_hits(text)
     if hits:
-        assert _redaction._number_triggered(text)
-    spans = _redaction._trigger_spans(text)
+        assert _patterns._number_triggered(text)
+    spans = _patterns._trigger_spans(text)
     for start, end, _ in hits:
         assert any(a < end and start < b for a, b in spans), (text[start:end], spans)

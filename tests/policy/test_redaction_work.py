@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from switchman.policy import _numbers, _redaction
+from switchman.policy import _numbers, _patterns, _redaction
 from switchman.policy._redaction import StreamRedactor, redact
 
 KEY_HEADER = "-----BEGIN RSA " + "PRIVATE KEY----- "
@@ -41,7 +41,7 @@ TEXTS: dict[str, Callable[[int], str]] = {
 
 def _work(fn: Callable[[], Any]) -> int:
     """How many lines of the redaction modules ``fn()`` runs."""
-    files = {_redaction.__file__, _numbers.__file__}
+    files = {_redaction.__file__, _patterns.__file__, _numbers.__file__}
     lines = 0
 
     def local(frame: FrameType, event: str, arg: object) -> Any:

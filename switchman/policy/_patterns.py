@@ -1,0 +1,409 @@
+"""What redaction finds in a block of text: the kinds, the patterns of each (API keys,
+JWTs, Bearer tokens, private key blocks, URL passwords, named values such as
+``password=``, emails; phone and card numbers come from ``_numbers``), the cheap
+triggers that let a block without any skip every pattern, and ``_redact_block``, which
+replaces what they find in one block. ``_redaction`` cuts text into blocks (and a
+stream at its breaks) and is the public API; see its docstring for the rules.
+
+Pure and synchronous.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Iterable
+from typing import Final
+
+import attrs
+
+from switchman.policy._numbers import NUMBER_TRIGGER as _NUMBER_TRIGGER
+from switchman.policy._numbers import has_ascii_digit as _has_ascii_digit
+from switchman.policy._numbers import number_hits
+from switchman.policy._numbers import number_triggered as _number_triggered
+
+#: Redaction kinds, in report order.
+KINDS: Final = (
+    "api_key",
+    "bearer_token",
+    "private_key",
+    "jwt",
+    "url_password",
+    "password",
+    "email",
+    "phone",
+    "card_number",
+)
+
+#: A private key is redacted from its header to its END line if that ends within this
+#: many characters of its BEGIN (else through its body's base64 run); a stream is held
+#: back that long at most.
+PEM_HOLD_LIMIT: Final = 65_536
+
+
+def tag(kind: str) -> str:
+    """The replacement text for a secret of ``kind``."""
+    return f"[REDACTED:{kind}]"
+
+
+# -- patterns ------------------------------------------------------------------------
+
+# characters a key or token is made of; a key must not be glued to more of them
+_KEY = "A-Za-z0-9_-"
+#: the key shapes looked for, each a regular expression of the key alone
+KEY_SHAPES: Final = (
+    r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
+    r"A[KS]IA[A-Z0-9]{16}",  # AWS access key id
+    r"gh[opsur]_[A-Za-z0-9]{30,}",  # GitHub tokens
+    r"github_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained token
+    r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
+    r"[sr]k_live_[A-Za-z0-9]{16,}",  # Stripe
+    r"AIza[A-Za-z0-9_-]{35}",  # Google
+    r"xai-[A-Za-z0-9]{20,}",  # xAI
+    r"gsk_[A-Za-z0-9]{20,}",  # Groq
+    r"pplx-[A-Za-z0-9]{20,}",  # Perplexity
+    r"tgp_v1_[A-Za-z0-9_-]{20,}",  # Together
+)
+_API_KEY = re.compile(rf"(?<![{_KEY}])(?:{'|'.join(KEY_SHAPES)})(?![{_KEY}])")
+_JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*(?![{_KEY}])")
+_BEARER = re.compile(
+    r"\b(?:[Bb]earer|BEARER)\s{1,32}"  # _BEARER_GAP
+    r"(?P<token>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)(?![A-Za-z0-9_~+/=-])"
+)
+# a private key's header and END line; an END closes the header of the same label
+_PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+_PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
+# a key's body without its END line: base64 lines and Proc-Type style headers
+_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\s]++|-(?!----))*+")
+
+
+def _ascii_but(chars: str) -> str:
+    """A character class body: printable ASCII but a space and ``chars``."""
+    return "".join(re.escape(chr(n)) for n in range(0x21, 0x7F) if chr(n) not in chars)
+
+
+# scheme://user:password@host. The password runs to the last @ before the host: it may
+# hold @ # / ? (written unescaped), but after an @ no / ? # (those start the path, the
+# query or the fragment, where an @ is the URL's own: https://u:pw@host/x?mail=a@b.c)
+_URL_USER = _ascii_but("/?#@:'`<>\"")
+_URL_PASSWORD_HEAD = _ascii_but("@'`<>\"")  # before its first @
+_URL_PASSWORD_MORE = _ascii_but("@/?#'`<>\"")  # after an @
+_URL_PASSWORD = re.compile(
+    r"(?<![A-Za-z0-9+.-])"
+    rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}:)"
+    rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:@[{_URL_PASSWORD_MORE}]{{1,64}}){{0,3}})"
+    r"@(?=[A-Za-z0-9\[])"  # a host follows
+)
+_PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])(?<!://)"  # not a URL's user (https://user@host)
+    r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])"
+)
+# user@host in a command, not mail: a host spec (git@github.com:acme/x.git, scp f
+# deploy@web01.internal:/srv) or the argument of a remote shell (ssh ubuntu@ec2-...)
+_HOST_PATH = re.compile(r":[\w/~.$-]")
+_REMOTE_COMMAND = r"(?<![\w-])(?:ssh|scp|sftp|mosh|rsync|clone)[ \t]{1,8}"  # (git) clone
+_BEFORE_HOST = re.compile(_REMOTE_COMMAND + r"\Z")
+# A value given a name that says it is a secret: a password (``password=...``,
+# ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
+# (``aws_secret_access_key = ...``, ``SecretAccessKey``, ``SECRET_KEY``). The value
+# is ASCII without whitespace: quoted, or bare up to a quote, ``, ; & ) ] }``.
+_PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
+_SECRET_KEY_NAME = (
+    r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
+)
+_BARE = _ascii_but("\"'`,;&)]}")
+_NAMED_VALUE = (
+    r"[\"']?(?:[ \t]{0,16}(?P<sep>=>|:=|[=:])[ \t]{0,16}|[ \t]{1,16})"
+    rf"(?:\"(?P<dq>[!#-~]{{1,256}})\"|'(?P<sq>[!-&(-~]{{1,256}})'|(?P<bare>[{_BARE}]{{1,256}}))"
+)
+_PASSWORD = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _NAMED_VALUE)  # not /etc/passwd
+_SECRET_KEY = re.compile(_SECRET_KEY_NAME + _NAMED_VALUE)
+# what a name waits for at a cut: its separator or its value (or the rest of the name)
+_NAME_TAIL = re.compile(
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"']?[ \t]{{0,16}}(?:=>|:=|[=:])?[ \t]{{1,16}}\Z"
+    r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
+)
+# A value that stands for a secret rather than being one: wrapped or a variable
+# (<password>, {{x}}, ${X}, $X, %X%, [REDACTED:...]), masked (****, xxx, ...), an
+# upper-case name (PASSWORD, YOUR_PASSWORD), or a word about one (changeme,
+# your-password-here, mysecret).
+_PLACEHOLDER = re.compile(
+    r"[<{\[].*|\$(?:\{.*|\d+|[A-Za-z_]\w*)|%\w+%"
+    r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
+    r"|(?i:[a-z_-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z_-]*)"
+)
+# code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
+_CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
+_DIGIT = re.compile(r"[0-9]")
+_WS = re.compile(r"\s")
+# Whatever a pattern matches contains one of these, a character other than a space
+# and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
+# left as it is.
+_TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, literals)
+    ("-", ("sk-", "xai-", "pplx-", "-----BEGIN", "xox")),  # xox[abprs]-...
+    ("_", ("_live_", "ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_", "gsk_", "tgp_v1_")),
+    ("I", ("AKIA", "ASIA")),
+    ("z", ("AIza",)),
+    ("J", ("eyJ",)),
+    ("a", ("earer", "assw")),  # bearer, password, passwd
+    ("e", ("ecret",)),  # secret key
+    ("R", ("EARER",)),
+    ("W", ("ASSW",)),
+    ("Y", ("ECRET",)),  # SECRET...KEY
+)
+
+
+def _maybe_triggered(text: str) -> bool:
+    """A cheap necessary condition for a trigger in ``text``.
+
+    One-character tests are nearly free (memchr); longer ones are asked only when
+    a character they need is there.
+    """
+    return (
+        "@" in text
+        or "IA" in text  # AKIA, ASIA
+        or "earer" in text
+        or ("R" in text and "EARER" in text)
+        or (
+            "-" in text
+            and (
+                "sk-" in text
+                or "xox" in text
+                or "-----BEGIN" in text
+                or "xai-" in text
+                or "pplx-" in text
+            )
+        )
+        or (
+            "_" in text
+            and (
+                "_live_" in text
+                or "gh" in text  # ghp_, gho_, ghs_, ghu_, ghr_
+                or "github_pat_" in text
+                or "gsk_" in text
+                or "tgp_v1_" in text
+            )
+        )
+        or "assw" in text  # password, passwd
+        or ("W" in text and "ASSW" in text)
+        or "ecret" in text  # secret key
+        or ("Y" in text and "ECRET" in text)  # SECRET...KEY
+        or ("z" in text and "AIza" in text)
+        or ("J" in text and "eyJ" in text)
+        or _number_triggered(text)
+    )
+
+
+def _plain_char(ch: str) -> bool:
+    return ch != "@" and not ch.isspace()
+
+
+def _trigger_spans(text: str) -> list[tuple[int, int]]:
+    """Spans such that every block holding a trigger overlaps one of them."""
+    spans = []
+    for guard, literals in _TRIGGER_LITERALS:
+        if guard not in text:
+            continue
+        for literal in literals:
+            i = text.find(literal)
+            while i >= 0:
+                spans.append((i, i + len(literal)))
+                i = text.find(literal, i + 1)
+    i = text.find("@")
+    while i >= 0:
+        if 0 < i < len(text) - 1 and _plain_char(text[i - 1]) and _plain_char(text[i + 1]):
+            spans.append((i - 1, i + 2))
+        i = text.find("@", i + 1)
+    # a number trigger found in a block alone overlaps one found in the whole text
+    if _has_ascii_digit(text):
+        spans.extend(m.span() for m in _NUMBER_TRIGGER.finditer(text))
+    spans.sort()
+    return spans
+
+
+# -- one block ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Hit:
+    start: int
+    end: int
+    rank: int  # breaks ties between hits with the same span
+    kind: str
+    replacement: str
+
+
+def _has_digit(s: str) -> bool:
+    return _DIGIT.search(s) is not None
+
+
+def _api_key_hit(m: re.Match[str]) -> str | None:
+    key = m.group()
+    # a real key is random enough to hold a digit; AWS ids are checked by their shape
+    if key.startswith(("AKIA", "ASIA")) or _has_digit(key):
+        return tag("api_key")
+    return None
+
+
+def _jwt_hit(m: re.Match[str]) -> str | None:
+    return tag("jwt")
+
+
+def _bearer_hit(m: re.Match[str]) -> str | None:
+    token = m.group("token")
+    if len(token) >= 32 or (len(token) >= 16 and _has_digit(token)):
+        return m.group()[: m.start("token") - m.start()] + tag("bearer_token")
+    return None
+
+
+#: what a pattern's replace function returns for a placeholder: it is left as it is,
+#: and no other pattern finds anything inside it (``user:pass@example.com``)
+_KEEP: Final = "\x00keep"
+
+
+def _url_password_hit(m: re.Match[str]) -> str | None:
+    password = m.group("password")
+    if _PORT_AND_PATH.fullmatch(password):
+        return None  # https://host:8443/@user
+    if _PLACEHOLDER.fullmatch(password):
+        return _KEEP  # postgres://USER:PASSWORD@HOST, user:${DB_PASSWORD}@...
+    return m.group("head") + tag("url_password") + "@"
+
+
+def _email_hit(m: re.Match[str]) -> str | None:
+    block, start, end = m.string, m.start(), m.end()
+    if _HOST_PATH.match(block, end) or _BEFORE_HOST.search(block, max(start - 24, 0), start):
+        return None  # a host spec or a remote shell's argument: no mail address
+    return tag("email")
+
+
+def _named_value(m: re.Match[str], kind: str) -> str | None:
+    """The replacement of a value given a secret's name, or None if it is none.
+
+    A placeholder is left (see ``_PLACEHOLDER``), as is code (a bare value with a
+    bracket, a dotted name). A secret key's value has 16 characters or more, one a
+    digit. A password's: quoted, anything; bare after ``=`` or ``:``, four characters
+    or more with a digit or a symbol (``password: string`` is a type,
+    ``password=admin`` taken for a word); after a space alone (``password
+    Vm8#kq2Lp!zR``), quoted or eight characters or more of three kinds among lower
+    case, upper case, digits and symbols.
+    """
+    group = "dq" if m["dq"] is not None else "sq" if m["sq"] is not None else "bare"
+    value = m[group]
+    if group == "bare":
+        value = value.rstrip(".")  # the end of a sentence
+        if not value or _CODE.fullmatch(value):
+            return None
+    if _PLACEHOLDER.fullmatch(value):
+        return None
+    if kind == "api_key":
+        if len(value) < 16 or not _has_digit(value):
+            return None
+    elif group == "bare":
+        kinds = [
+            any(ch.islower() for ch in value),
+            any(ch.isupper() for ch in value),
+            _has_digit(value),
+            any(ch in _PASSWORD_SYMBOLS for ch in value),
+        ]
+        if m["sep"] is not None:
+            if len(value) < 4 or not (kinds[2] or kinds[3]):
+                return None
+        elif len(value) < 8 or sum(kinds) < 3:
+            return None
+    start = m.start(group) - m.start()
+    whole = m.group()
+    return whole[:start] + tag(kind) + whole[start + len(value) :]
+
+
+def _password_hit(m: re.Match[str]) -> str | None:
+    return _named_value(m, "password")
+
+
+def _secret_key_hit(m: re.Match[str]) -> str | None:
+    return _named_value(m, "api_key")
+
+
+_Replace = Callable[[re.Match[str]], str | None]
+# each pattern with a necessary condition for a match in a block, cheaper than a scan
+_PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], bool]], ...]] = (
+    ("bearer_token", _BEARER, _bearer_hit, lambda s: "earer" in s or "EARER" in s),
+    ("url_password", _URL_PASSWORD, _url_password_hit, lambda s: "://" in s),
+    ("jwt", _JWT, _jwt_hit, lambda s: "eyJ" in s),
+    (
+        "api_key",
+        _API_KEY,
+        _api_key_hit,
+        lambda s: (
+            "_" in s
+            or "sk-" in s
+            or "IA" in s
+            or "AIza" in s
+            or "xox" in s
+            or "xai-" in s
+            or "pplx-" in s
+        ),
+    ),
+    ("api_key", _SECRET_KEY, _secret_key_hit, lambda s: "ecret" in s or "ECRET" in s),
+    ("password", _PASSWORD, _password_hit, lambda s: "assw" in s or "ASSW" in s),
+    ("email", _EMAIL, _email_hit, lambda s: "@" in s),
+)
+_RANK: Final = {
+    kind: n
+    for n, kind in enumerate(("private_key", *(p[0] for p in _PATTERNS), "card_number", "phone"))
+}
+
+
+def _pem_hits(block: str) -> Iterable[_Hit]:
+    """Private keys: from a header to the END line of its label if that ends within
+    ``PEM_HOLD_LIMIT`` characters of its BEGIN, whatever lies between (``\\n`` escapes
+    of a JSON string, armor headers); else through the base64-ish run of its body."""
+    ends: dict[str, list[tuple[int, int]]] = {}
+    for m in _PEM_END.finditer(block):
+        ends.setdefault(m["label"], []).append(m.span())
+    for m in _PEM_HEADER.finditer(block):
+        i, h = m.span()
+        found = ends.get(m["label"], [])
+        k = bisect.bisect_left(found, (h, 0))
+        if k < len(found) and found[k][1] - i <= PEM_HOLD_LIMIT:
+            end = found[k][1]
+        else:  # no END in reach: the body, trailing whitespace aside
+            body = _PEM_BODY.match(block, h)
+            end = h if body is None else h + len(body.group().rstrip())
+        yield _Hit(i, end, _RANK["private_key"], "private_key", tag("private_key"))
+
+
+def _redact_block(block: str, counts: dict[str, int]) -> str:
+    """Redact one block, adding what it found to ``counts``."""
+    hits: list[_Hit] = []
+    for kind, pattern, replace, needs in _PATTERNS:
+        if not needs(block):
+            continue
+        for m in pattern.finditer(block):
+            replacement = replace(m)
+            if replacement is _KEEP:  # a placeholder: other patterns keep off it
+                hits.append(_Hit(m.start(), m.end(), _RANK[kind], "", m.group()))
+            elif replacement is not None:
+                hits.append(_Hit(m.start(), m.end(), _RANK[kind], kind, replacement))
+    if "-----BEGIN" in block:
+        hits.extend(_pem_hits(block))
+    if _number_triggered(block):
+        hits.extend(_Hit(a, b, _RANK[k], k, tag(k)) for a, b, k in number_hits(block))
+    if not hits:
+        return block
+    # leftmost first, then longest, then by rank; overlapping later hits lose
+    hits.sort(key=lambda h: (h.start, -h.end, h.rank))
+    out: list[str] = []
+    pos = 0
+    for h in hits:
+        if h.start < pos:
+            continue
+        out.append(block[pos : h.start])
+        out.append(h.replacement)
+        if h.kind:  # else a placeholder, kept from other patterns
+            counts[h.kind] = counts.get(h.kind, 0) + 1
+        pos = h.end
+    out.append(block[pos:])
+    return "".join(out)
