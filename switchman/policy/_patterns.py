@@ -100,8 +100,10 @@ _EMAIL = re.compile(
     r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])"
 )
 # user@host in a command, not mail: a host spec (git@github.com:acme/x.git, scp f
-# deploy@web01.internal:/srv) or the argument of a remote shell (ssh ubuntu@ec2-...)
-_HOST_PATH = re.compile(r":[\w/~.$-]")
+# deploy@web01.internal:/srv, nas:~/x) or the argument of a remote shell (ssh
+# ubuntu@ec2-...). A host spec's path starts with / or ~, or holds a / or ends in
+# .git: a word alone after the ":" is a password or a port (john@example.com:hunter2)
+_HOST_PATH = re.compile(r":(?:[/~]|[\w.$-]*(?:/|\.git(?![\w-])))")
 _REMOTE_COMMAND = r"(?<![\w-])(?:ssh|scp|sftp|mosh|rsync|clone)[ \t]{1,8}"  # (git) clone
 _BEFORE_HOST = re.compile(_REMOTE_COMMAND + r"\Z")
 # A value given a name that says it is a secret: a password (``password=...``,
