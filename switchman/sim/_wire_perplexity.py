@@ -13,6 +13,7 @@ one way the Responses format has.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any, Final
@@ -50,11 +51,31 @@ def _responses_input(obj: dict[str, Any]) -> list[Any]:
     return messages
 
 
-#: what the fake bills, as Perplexity's Agent API reports it in ``usage.cost``: perplexity/sonar's
-#: list prices per token and one web search per request
+#: what the fake bills, as Perplexity's Agent API reports it in ``usage.cost``: the model's list
+#: prices per token (the built-in catalog's, perplexity/sonar's for a model it does not list, such
+#: as a behaviour's name) and one web search per request
 SONAR_INPUT_PER_TOKEN: Final = 0.25 / 1e6
 SONAR_OUTPUT_PER_TOKEN: Final = 2.5 / 1e6
 SEARCH_FEE_USD: Final = 0.005
+
+
+@functools.cache
+def _prices() -> dict[str, tuple[float, float]]:
+    """Per Agent API model id: (input, output) USD per token, from the built-in catalog."""
+    from switchman.catalog._catalog import builtin_catalog
+
+    return {
+        m.model_id: (m.input_per_mtok / 1e6, m.output_per_mtok / 1e6)
+        for m in builtin_catalog().models.values()
+        if m.provider == "perplexity"
+    }
+
+
+def prices_of(model: str) -> tuple[float, float]:
+    """What the fake bills ``model`` per input and output token."""
+    return _prices().get(model, (SONAR_INPUT_PER_TOKEN, SONAR_OUTPUT_PER_TOKEN))
+
+
 #: what a ``response.failed`` event says when the answer fails after it began
 MID_ANSWER_FAILURE: Final = "The model failed mid-answer."
 
@@ -147,8 +168,9 @@ class ResponsesWire(Wire):
         }
         if status in ("completed", "incomplete"):
             obj["output"] = [self._message(ex, "completed")]
-            input_cost = plan.usage.input_tokens * SONAR_INPUT_PER_TOKEN
-            output_cost = plan.usage.output_tokens * SONAR_OUTPUT_PER_TOKEN
+            per_input, per_output = prices_of(ex.model)
+            input_cost = plan.usage.input_tokens * per_input
+            output_cost = plan.usage.output_tokens * per_output
             obj["usage"] = {
                 "input_tokens": plan.usage.input_tokens,
                 "output_tokens": plan.usage.output_tokens,

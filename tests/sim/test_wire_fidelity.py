@@ -302,3 +302,37 @@ async def test_an_unknown_route_is_a_404_in_its_providers_error_shape(
     assert perplexity.json()["error"]["code"] == 404
     assert xai.json()["code"] == "Some requested entity was not found"
     assert plain.json()["error"]["type"] == "invalid_request_error"  # OpenAI's, the flavour
+
+
+# -- Perplexity: what the Agent API bills is the model's price --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "per_mtok"),
+    [("openai/gpt-5.4", None), ("perplexity/sonar", (0.25, 2.5)), ("healthy", (0.25, 2.5))],
+)
+async def test_perplexity_bills_each_model_at_its_own_price(
+    client: httpx.AsyncClient, model: str, per_mtok: tuple[float, float] | None
+) -> None:
+    """The router settles a Perplexity answer on the cost it reports: the fake billed every
+    model at sonar's price, a sixth of what gpt-5.4 costs through Perplexity."""
+    from switchman.catalog._catalog import builtin_catalog
+
+    if per_mtok is None:  # the catalog's price for it
+        (spec,) = [
+            m
+            for m in builtin_catalog().models.values()
+            if m.provider == "perplexity" and m.model_id == model
+        ]
+        per_mtok = (spec.input_per_mtok, spec.output_per_mtok)
+    with trio.fail_after(5):
+        response = await client.post(
+            "/perplexity/v1/responses", json={"model": model, "input": PROMPT}
+        )
+    usage = response.json()["usage"]
+    cost = usage["cost"]
+    assert cost["input_cost"] == pytest.approx(usage["input_tokens"] * per_mtok[0] / 1e6)
+    assert cost["output_cost"] == pytest.approx(usage["output_tokens"] * per_mtok[1] / 1e6)
+    assert cost["total_cost"] == pytest.approx(
+        cost["input_cost"] + cost["output_cost"] + 0.005, abs=1e-9
+    )
