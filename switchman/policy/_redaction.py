@@ -45,9 +45,11 @@ within its last 512 characters (no such match is longer) and no private key keep
 it (the last rule below); any other cut if all of these hold:
 
 * no phone or card number may go on across it. One may if the whitespace is a space
-  (or no-break space) after a digit and at most two more separators, ``c - b`` is at
+  (or no-break space) after a digit and at most two more separators, ``c - b'`` is at
   most ``NUMBER_HOLD_LIMIT``, and a place where a number can start (the start of the
-  run, a ``+``, a ``(``, or ``b``) lies at most 32 characters before ``c``;
+  run, a ``+``, a ``(``, or ``b'``) lies at most 32 characters before ``c``, ``b'``
+  being ``b`` or, in a longer block, just after the last of JSON's punctuation in
+  ``text[b:c]`` (a cut a URL or a name kept: numbers in compact JSON are kept whole);
 * the text before it does not end in ``bearer`` and at most 32 whitespace characters,
   nor in a secret's name (and its ``=`` or ``:``) and a few spaces or tabs, nor in
   ``ssh`` (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space;
@@ -72,7 +74,8 @@ named values, phone and card numbers, ``Bearer <token>``, private keys up to
 holds is no cut character for ``redact(text, secrets)`` and its stream. The
 exception: a number starting more than 32 characters into its run (a card number at
 the end of a long list of numbers set apart by single spaces), or in a block already
-``NUMBER_HOLD_LIMIT`` long (runs chained without a free whitespace, ``x=1 y=2 ...``),
+``NUMBER_HOLD_LIMIT`` long since ``b'`` (runs chained without a free whitespace,
+``x=1 y=2 ...``),
 may be cut in two, and is then taken for part of the list.
 
 Hold-back: outside a ``Bearer`` or PEM hold, the held-back text is at most
@@ -364,13 +367,31 @@ def _pem_held(x: _Cuts, c: int) -> bool:
     return i >= 0 and _label_end(x.t, i + 10, c) == c
 
 
+def _number_from(x: _Cuts, b: int, c: int) -> int:
+    """Where the number rule counts the block before the cut ``c`` from: ``b``, or
+    just after the last of JSON's punctuation in ``t[b:c]`` if the block is longer
+    than ``NUMBER_HOLD_LIMIT`` (a cut there was no break only because a URL or a
+    secret's name came before: a number right after it is kept whole all the same);
+    reads ``NUMBER_HOLD_LIMIT + 1`` characters back at most."""
+    t = x.t
+    if c - b <= NUMBER_HOLD_LIMIT or _digit_before(t, c, b) < 0:
+        return b
+    lo = c - NUMBER_HOLD_LIMIT - 1
+    k = max((t.rfind(ch, lo, c) for ch in _JSON_CUTS if ch in x.chars), default=-1)
+    return k + 1 if k >= 0 else b
+
+
 def _is_break(x: _Cuts, b: int, c: int) -> bool:
     """Whether the cut ``c`` is a break, ``b`` being the break before it."""
     t = x.t
     ch = t[c - 1]
     if ch in _JSON_CUTS:
         return not x.json_blocked(max(b, c - _JSON_REACH), c) and not _pem_held(x, c)
-    return not _number_held(t, b, c) and not _word_held(t, c) and not _pem_held(x, c)
+    return (
+        not _number_held(t, _number_from(x, b, c), c)
+        and not _word_held(t, c)
+        and not _pem_held(x, c)
+    )
 
 
 def _surely_break(x: _Cuts, c: int) -> bool:

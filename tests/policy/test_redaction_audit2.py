@@ -6,6 +6,8 @@ leave this file alone.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from switchman.policy._redaction import StreamRedactor, redact, tag
@@ -55,3 +57,29 @@ def test_an_email_before_a_colon_and_a_word_is_redacted(text: str, expected: str
 )
 def test_a_host_spec_with_a_path_is_still_no_email(text: str) -> None:
     assert _same_streamed(text) == text
+
+
+# -- numbers in compact JSON held together for a URL or a password's name -------------
+
+
+def _records(fields: dict[str, str], n: int = 3) -> str:
+    return json.dumps([{"id": i, **fields} for i in range(n)], separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"password_hash": "$2b$12$abcdefghijklmnopqrstuv", "card": "4111 1111 1111 1111"},
+        {"password": "Xy9!kq", "card": "4111 1111 1111 1111", "phone": "+1 415 555 2671"},
+        {"site": "https://shop.example.com/account/settings", "card": "4111 1111 1111 1111"},
+        {"note": "x" * 90, "url": "https://example.com", "phone": "+44 20 7946 0958"},
+    ],
+)
+def test_spaced_numbers_in_compact_json_after_a_url_or_a_name_are_redacted(
+    fields: dict[str, str],
+) -> None:
+    out = _same_streamed(_records(fields))
+    assert "4111 1111" not in out
+    assert "555 2671" not in out
+    assert "7946 0958" not in out
+    assert out.count(tag("card_number")) == 3 * ("card" in fields)
