@@ -109,18 +109,32 @@ _BEFORE_HOST = re.compile(_REMOTE_COMMAND + r"\Z")
 # A value given a name that says it is a secret: a password (``password=...``,
 # ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
 # (``aws_secret_access_key = ...``, ``SecretAccessKey``, ``SECRET_KEY``). The value
-# is ASCII without whitespace: quoted, or bare up to a quote, ``, ; & ) ] }``.
+# is ASCII without whitespace but for spaces in a quoted value (``"correct horse 9"``,
+# at most QUOTED_SPACED characters: a stream holds back that long for one): quoted, or
+# bare up to a quote, ``, ; & ) ] }``.
 _PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
 _SECRET_KEY_NAME = (
     r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
 )
 _BARE = _ascii_but("\"'`,;&)]}")
+#: a quoted value after a secret's name may hold spaces if it is this long at most
+QUOTED_SPACED: Final = 48
+_NAME_SEP = r"[\"']?(?:[ \t]{0,16}(?P<sep>=>|:=|[=:])[ \t]{0,16}|[ \t]{1,16})"
+_SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
 _NAMED_VALUE = (
-    r"[\"']?(?:[ \t]{0,16}(?P<sep>=>|:=|[=:])[ \t]{0,16}|[ \t]{1,16})"
-    rf"(?:\"(?P<dq>[!#-~]{{1,256}})\"|'(?P<sq>[!-&(-~]{{1,256}})'|(?P<bare>[{_BARE}]{{1,256}}))"
+    _NAME_SEP
+    + rf"(?:\"(?P<dq>[!#-~]{{1,256}}|[ !#-~]{_SPACED})\""
+    + rf"|'(?P<sq>[!-&(-~]{{1,256}}|[ !-&(-~]{_SPACED})'"
+    + rf"|(?P<bare>[{_BARE}]{{1,256}}))"
 )
 _PASSWORD = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _NAMED_VALUE)  # not /etc/passwd
 _SECRET_KEY = re.compile(_SECRET_KEY_NAME + _NAMED_VALUE)
+# a quoted value after a name, still open at the end (a cut in it waits for the rest)
+_OPEN_VALUE = re.compile(
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})"
+    + _NAME_SEP.replace("?P<sep>", "?:")
+    + rf"(?:\"[ !#-~]{{0,{QUOTED_SPACED - 1}}}|'[ !-&(-~]{{0,{QUOTED_SPACED - 1}}})\Z"
+)
 # what a name waits for at a cut: its separator or its value (or the rest of the name)
 _NAME_TAIL = re.compile(
     rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"']?[ \t]{{0,16}}(?:=>|:=|[=:])?[ \t]{{1,16}}\Z"
@@ -133,7 +147,7 @@ _NAME_TAIL = re.compile(
 _PLACEHOLDER = re.compile(
     r"[<{\[].*|\$(?:\{.*|\d+|[A-Za-z_]\w*)|%\w+%"
     r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
-    r"|(?i:[a-z_-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z_-]*)"
+    r"|(?i:[a-z _-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z _-]*)"
 )
 # code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
 _CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")

@@ -52,7 +52,9 @@ it (the last rule below); any other cut if all of these hold:
   ``text[b:c]`` (a cut a URL or a name kept: numbers in compact JSON are kept whole);
 * the text before it does not end in ``bearer`` and at most 32 whitespace characters,
   nor in a secret's name (and its ``=`` or ``:``) and a few spaces or tabs, nor in
-  ``ssh`` (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space;
+  ``ssh`` (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor
+  in a quoted value after a secret's name opened less than ``QUOTED_SPACED`` (48)
+  characters before (``password: "correct horse``);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
@@ -125,11 +127,13 @@ from switchman.policy._numbers import number_held as _number_held
 from switchman.policy._patterns import (
     _BEFORE_HOST,
     _NAME_TAIL,
+    _OPEN_VALUE,
     _PEM_END,
     _PEM_HEADER,
     _WS,
     KINDS,
     PEM_HOLD_LIMIT,
+    QUOTED_SPACED,
     _maybe_triggered,
     _redact_block,
     _trigger_spans,
@@ -325,11 +329,30 @@ class _Cuts:
         return self._blockers.blocks(self.off + lo, self.off + c)
 
 
+def _in_open_value(t: str, c: int) -> bool:
+    """Whether ``c`` lies in a quoted value after a secret's name (``_OPEN_VALUE``)."""
+    lo = max(c - QUOTED_SPACED, 0)
+    if t.rfind('"', lo, c) < 0 and t.rfind("'", lo, c) < 0:
+        return False
+    lo = max(c - 110, 0)  # a name, its quote, separator and spaces, and the value
+    return (
+        t.find("assw", lo, c) >= 0
+        or t.find("ASSW", lo, c) >= 0
+        or t.find("ecret", lo, c) >= 0
+        or t.find("ECRET", lo, c) >= 0
+    ) and _OPEN_VALUE.search(t, lo, c) is not None
+
+
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
     ``Bearer`` and at most ``_BEARER_GAP`` whitespace characters, a secret's name (and
     its ``=`` or ``:``) waiting for its value, or a remote shell (``ssh``) waiting for
-    its ``user@host``; reads at most 80 characters back."""
+    its ``user@host``, or a quoted value after a secret's name, opened less than
+    ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
+    reads at most 110 characters back."""
+    if _in_open_value(t, c):
+        return True
+
     j = c
     while j > c - _BEARER_GAP and j > 0 and t[j - 1].isspace():
         j -= 1

@@ -83,3 +83,31 @@ def test_spaced_numbers_in_compact_json_after_a_url_or_a_name_are_redacted(
     assert "555 2671" not in out
     assert "7946 0958" not in out
     assert out.count(tag("card_number")) == 3 * ("card" in fields)
+
+
+# -- a quoted value holding a space -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"password": "my pass 2024!"}', '{"password": "%s"}'),
+        ("PGPASSWORD='S3cr3t pw' psql -h db", "PGPASSWORD='%s' psql -h db"),
+        ('password: "correct horse 9 battery" then', 'password: "%s" then'),
+        ('{"user":"bob","password":"a b, c d!"}', '{"user":"bob","password":"%s"}'),
+    ],
+)
+def test_a_quoted_password_holding_spaces_is_redacted(text: str, expected: str) -> None:
+    assert _same_streamed(text) == expected % tag("password")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'password: "your password here"',
+        'the password "" is empty, see "docs here"',
+        'password: "' + "a b " * 20 + '"',  # longer than QUOTED_SPACED: not one value
+    ],
+)
+def test_a_quoted_placeholder_or_a_long_phrase_is_left(text: str) -> None:
+    assert _same_streamed(text) == text
