@@ -84,13 +84,15 @@ def _ascii_but(chars: str) -> str:
 
 # scheme://user:password@host. The password runs to the last @ before the host: it may
 # hold @ # / ? (written unescaped), but after an @ no / ? # (those start the path, the
-# query or the fragment, where an @ is the URL's own: https://u:pw@host/x?mail=a@b.c)
+# query or the fragment, where an @ is the URL's own: https://u:pw@host/x?mail=a@b.c).
+# The user may hold one @ (smtp://alerts@example.com:pw@smtp.example.com): a password
+# is told from a port by the @ and the host that must follow it
 _URL_USER = _ascii_but("/?#@:'`<>\"")
 _URL_PASSWORD_HEAD = _ascii_but("@'`<>\"")  # before its first @
 _URL_PASSWORD_MORE = _ascii_but("@/?#'`<>\"")  # after an @
 _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.-])"
-    rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}:)"
+    rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}(?:@[{_URL_USER}]{{1,64}})?:)"
     rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:@[{_URL_PASSWORD_MORE}]{{1,64}}){{0,3}})"
     r"@(?=[A-Za-z0-9\[])"  # a host follows
 )

@@ -1,0 +1,62 @@
+"""Cases from the third redaction audit: secrets that leaked.
+
+Each test names what a user met. Secrets are fake and split so that secret scanners
+leave this file alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from switchman.policy._redaction import StreamRedactor, redact, tag
+
+
+def _stream(text: str, step: int) -> tuple[str, dict[str, int]]:
+    redactor = StreamRedactor()
+    out = [redactor.feed(text[i : i + step]) for i in range(0, len(text), step)]
+    out.append(redactor.flush())
+    return "".join(out), dict(redactor.counts)
+
+
+def _same_streamed(text: str) -> str:
+    """``redact(text).text``, checked equal to the stream at a few chunk sizes."""
+    whole = redact(text)
+    for step in (1, 3, 7, 64):
+        assert _stream(text, step) == (whole.text, dict(whole.counts)), step
+    return whole.text
+
+
+# -- a URL whose user holds an @ ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "smtp://alerts@example.com:" + "Sm7pPass!" + "@smtp.example.com:587",
+            "smtp://alerts@example.com:%s@smtp.example.com:587",
+        ),
+        (
+            'SMTP_URL="smtps://bot@corp.io:' + "p#ss@w0rd" + '@mail.corp.io:465" set',
+            'SMTP_URL="smtps://bot@corp.io:%s@mail.corp.io:465" set',
+        ),
+        (
+            '{"dsn":"postgres://app@corp.com:' + "Xy9kq2Lp" + '@db:5432/x","n":1}',
+            '{"dsn":"postgres://app@corp.com:%s@db:5432/x","n":1}',
+        ),
+    ],
+)
+def test_a_url_password_after_a_user_holding_an_at_is_redacted(text: str, expected: str) -> None:
+    assert _same_streamed(text) == expected % tag("url_password")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://alice@example.com:8443/@user",
+        "postgres://app@corp.com:${DB_PASSWORD}@db:5432/x",
+        "ssh://git@example.com:22/acme/x.git",
+    ],
+)
+def test_a_port_or_a_placeholder_after_a_user_holding_an_at_is_left(text: str) -> None:
+    assert _same_streamed(text) == text
