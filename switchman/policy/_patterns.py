@@ -112,8 +112,10 @@ _BEFORE_HOST = re.compile(_REMOTE_COMMAND + r"\Z")
 # ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
 # (``aws_secret_access_key = ...``, ``SecretAccessKey``, ``SECRET_KEY``). The value
 # is ASCII without whitespace but for spaces in a quoted value (``"correct horse 9"``,
-# at most QUOTED_SPACED characters: a stream holds back that long for one): quoted, or
-# bare up to a quote, ``, ; & ) ] }``.
+# at most QUOTED_SPACED characters: a stream holds back that long for one): quoted
+# (double, single or backticks: ``Password: `Tr0ub4dor&3` ``), or bare up to a quote,
+# ``, ; & ) ] }``. Markdown's closing ``**`` or ``__`` may stand between the name and
+# its separator or after it (``- **password**: x``, ``**Password:** x``).
 _PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
 _SECRET_KEY_NAME = (
     r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
@@ -121,12 +123,14 @@ _SECRET_KEY_NAME = (
 _BARE = _ascii_but("\"'`,;&)]}")
 #: a quoted value after a secret's name may hold spaces if it is this long at most
 QUOTED_SPACED: Final = 48
-_NAME_SEP = r"[\"']?(?:[ \t]{0,16}(?P<sep>=>|:=|[=:])[ \t]{0,16}|[ \t]{1,16})"
+_BOLD = r"(?:\*\*|__)?"  # markdown's closing bold
+_NAME_SEP = rf"[\"']?{_BOLD}(?:[ \t]{{0,16}}(?P<sep>=>|:=|[=:]){_BOLD}[ \t]{{0,16}}|[ \t]{{1,16}})"
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
 _NAMED_VALUE = (
     _NAME_SEP
     + rf"(?:\"(?P<dq>[!#-~]{{1,256}}|[ !#-~]{_SPACED})\""
     + rf"|'(?P<sq>[!-&(-~]{{1,256}}|[ !-&(-~]{_SPACED})'"
+    + rf"|`(?P<bq>[!-_a-~]{{1,256}}|[ !-_a-~]{_SPACED})`"
     + rf"|(?P<bare>[{_BARE}]{{1,256}}))"
 )
 _PASSWORD = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _NAMED_VALUE)  # not /etc/passwd
@@ -135,11 +139,13 @@ _SECRET_KEY = re.compile(_SECRET_KEY_NAME + _NAMED_VALUE)
 _OPEN_VALUE = re.compile(
     rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})"
     + _NAME_SEP.replace("?P<sep>", "?:")
-    + rf"(?:\"[ !#-~]{{0,{QUOTED_SPACED - 1}}}|'[ !-&(-~]{{0,{QUOTED_SPACED - 1}}})\Z"
+    + rf"(?:\"[ !#-~]{{0,{QUOTED_SPACED - 1}}}|'[ !-&(-~]{{0,{QUOTED_SPACED - 1}}}"
+    + rf"|`[ !-_a-~]{{0,{QUOTED_SPACED - 1}}})\Z"
 )
 # what a name waits for at a cut: its separator or its value (or the rest of the name)
 _NAME_TAIL = re.compile(
-    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"']?[ \t]{{0,16}}(?:=>|:=|[=:])?[ \t]{{1,16}}\Z"
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"']?{_BOLD}"
+    rf"[ \t]{{0,16}}(?:(?:=>|:=|[=:]){_BOLD})?[ \t]{{1,16}}\Z"
     r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
 )
 # A value that stands for a secret rather than being one: wrapped or a variable
@@ -308,7 +314,7 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
     Vm8#kq2Lp!zR``), quoted or eight characters or more of three kinds among lower
     case, upper case, digits and symbols.
     """
-    group = "dq" if m["dq"] is not None else "sq" if m["sq"] is not None else "bare"
+    group = next(g for g in ("dq", "sq", "bq", "bare") if m[g] is not None)
     value = m[group]
     if group == "bare":
         value = value.rstrip(".")  # the end of a sentence

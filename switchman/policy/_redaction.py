@@ -51,9 +51,10 @@ it (the last rule below); any other cut if all of these hold:
   being ``b`` or, in a longer block, just after the last of JSON's punctuation in
   ``text[b:c]`` (a cut a URL or a name kept: numbers in compact JSON are kept whole);
 * the text before it does not end in ``bearer`` and at most 32 whitespace characters,
-  nor in a secret's name (and its ``=`` or ``:``) and a few spaces or tabs, nor in
-  ``ssh`` (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor
-  in a quoted value after a secret's name opened less than ``QUOTED_SPACED`` (48)
+  nor in a secret's name (and its ``=`` or ``:``, markdown's ``**`` or ``__`` before or
+  after it) and a few spaces or tabs, nor in ``ssh`` (``scp``, ``sftp``, ``mosh``,
+  ``rsync``, ``clone``) and a space, nor in a quoted value (double or single quotes,
+  backticks) after a secret's name opened less than ``QUOTED_SPACED`` (48)
   characters before (``password: "correct horse``);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
@@ -332,7 +333,7 @@ class _Cuts:
 def _in_open_value(t: str, c: int) -> bool:
     """Whether ``c`` lies in a quoted value after a secret's name (``_OPEN_VALUE``)."""
     lo = max(c - QUOTED_SPACED, 0)
-    if t.rfind('"', lo, c) < 0 and t.rfind("'", lo, c) < 0:
+    if t.rfind('"', lo, c) < 0 and t.rfind("'", lo, c) < 0 and t.rfind("`", lo, c) < 0:
         return False
     lo = max(c - 110, 0)  # a name, its quote, separator and spaces, and the value
     return (
@@ -368,7 +369,7 @@ def _word_held(t: str, c: int) -> bool:
     if last.isalpha():  # the name ends here: password, passwd, secret key, secret access
         if not t.endswith(_NAME_WORD_ENDS, max(j - 8, 0), j):
             return False
-    elif last not in "\"':=>":  # or its quote or separator does
+    elif last not in "\"':=>*_":  # or its quote, separator or markdown's bold does
         return False
     lo = max(j - 48, 0)
     return (

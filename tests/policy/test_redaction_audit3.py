@@ -60,3 +60,46 @@ def test_a_url_password_after_a_user_holding_an_at_is_redacted(text: str, expect
 )
 def test_a_port_or_a_placeholder_after_a_user_holding_an_at_is_left(text: str) -> None:
     assert _same_streamed(text) == text
+
+
+# -- a password in markdown: bold names, values in backticks ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Password: `" + "Tr0ub4dor&3" + "`", "Password: `%s`"),
+        ("**Password:** " + "Summer2024!", "**Password:** %s"),
+        (
+            "- **password**: " + "Summer2024!" + "\n- **user**: bob",
+            "- **password**: %s\n- **user**: bob",
+        ),
+        ("__Password:__ " + "Summer2024!" + " (temporary)", "__Password:__ %s (temporary)"),
+        ("**DB_PASSWORD** = `" + "correct horse 9" + "` then", "**DB_PASSWORD** = `%s` then"),
+        ("**Password:** `" + "Tr0ub4dor&3" + "`", "**Password:** `%s`"),
+        ("**Password** " + "Vm8#kq2Lp!zR" + " for now", "**Password** %s for now"),
+    ],
+)
+def test_a_markdown_password_is_redacted(text: str, expected: str) -> None:
+    assert _same_streamed(text) == expected % tag("password")
+
+
+def test_a_markdown_secret_key_is_redacted() -> None:
+    text = "- **AWS secret access key**: `" + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "`"
+    assert _same_streamed(text) == f"- **AWS secret access key**: `{tag('api_key')}`"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "**Password:** at least 12 characters, one digit",
+        "- **password**: string, required",
+        "**Password:** `<your password>` and **User:** `admin`",
+        "Password: `$DB_PASSWORD` or `${PGPASSWORD}`",
+        "**Password:** ******** (hidden)",
+        "Set the `password` field in `config.toml`, then run `make`.",
+        "**Password** must be at least 8 characters long.",
+    ],
+)
+def test_a_markdown_placeholder_or_prose_about_passwords_is_left(text: str) -> None:
+    assert _same_streamed(text) == text
