@@ -11,24 +11,10 @@ import random
 
 import pytest
 
-from switchman.policy._redaction import PEM_HOLD_LIMIT, StreamRedactor, redact, tag
+from switchman.policy._redaction import PEM_HOLD_LIMIT, redact, tag
+from tests.policy._streamed import same_streamed, streamed
 
 RNG = random.Random(7)
-
-
-def _stream(text: str, step: int) -> tuple[str, dict[str, int]]:
-    redactor = StreamRedactor()
-    out = [redactor.feed(text[i : i + step]) for i in range(0, len(text), step)]
-    out.append(redactor.flush())
-    return "".join(out), dict(redactor.counts)
-
-
-def _same_streamed(text: str) -> str:
-    """``redact(text).text``, checked equal to the stream at a few chunk sizes."""
-    whole = redact(text)
-    for step in (1, 3, 7, 64):
-        assert _stream(text, step) == (whole.text, dict(whole.counts)), step
-    return whole.text
 
 
 def _b64_lines(n: int) -> list[str]:
@@ -45,7 +31,7 @@ def test_a_private_key_in_a_service_account_json_is_redacted_whole() -> None:
         '{\n  "type": "service_account",\n  "private_key": "' + key + '\\n",\n'
         '  "client_id": "1234"\n}'
     )
-    out = _same_streamed(text)
+    out = same_streamed(text)
     assert out == (
         '{\n  "type": "service_account",\n  "private_key": "'
         + tag("private_key")
@@ -73,7 +59,7 @@ def test_a_pgp_private_key_with_armor_headers_is_redacted_whole(armor: str) -> N
             "-----END PGP PRIVATE KEY BLOCK-----",
         ]
     )
-    out = _same_streamed(f"Exported:\n{block}\nImport it with gpg --import.")
+    out = same_streamed(f"Exported:\n{block}\nImport it with gpg --import.")
     assert out == f"Exported:\n{tag('private_key')}\nImport it with gpg --import."
 
 
@@ -81,7 +67,7 @@ def test_a_key_without_its_end_line_does_not_take_the_rest_of_the_answer() -> No
     body = _b64_lines(4)
     text = "\n".join(["-----BEGIN EC " + "PRIVATE KEY-----", *body])
     text += "\n\n(the output was cut here.) Store it safely; END of story.\n-----END RSA KEY"
-    out = _same_streamed(text)
+    out = same_streamed(text)
     assert out.startswith(tag("private_key") + "\n\n(the output was cut here.) Store it")
 
 
@@ -92,7 +78,7 @@ def test_an_end_line_beyond_the_limit_is_not_reached_for() -> None:
     whole = redact(text)
     assert whole.text.startswith(tag("private_key") + "\n(then prose follows) (then")
     assert whole.text.endswith(end + " done")
-    assert _stream(text, 512) == (whole.text, dict(whole.counts))
+    assert streamed(text, 512) == (whole.text, dict(whole.counts))
 
 
 # -- values named as secrets ---------------------------------------------------------
@@ -125,7 +111,7 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY1x"
 def test_a_value_named_as_a_password_or_secret_key_is_redacted(
     text: str, secret: str, kind: str
 ) -> None:
-    out = _same_streamed(text)
+    out = same_streamed(text)
     assert secret not in out
     assert tag(kind) in out
     assert redact(text).counts == {kind: 1}
@@ -150,7 +136,7 @@ def test_a_value_named_as_a_password_or_secret_key_is_redacted(
     ],
 )
 def test_a_placeholder_or_code_after_a_password_name_is_left(text: str) -> None:
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text
 
 
 # -- passwords in URLs -----------------------------------------------------------------
@@ -161,14 +147,14 @@ def test_a_url_password_with_at_hash_slash_or_question_mark_is_redacted_whole(
     password: str,
 ) -> None:
     text = f"DATABASE_URL=postgres://admin:{password}@db.example.com:5432/app ok"
-    out = _same_streamed(text)
+    out = same_streamed(text)
     assert out == f"DATABASE_URL=postgres://admin:{tag('url_password')}@db.example.com:5432/app ok"
     assert redact(text).counts == {"url_password": 1}
 
 
 def test_an_at_in_the_path_or_query_is_the_urls_own() -> None:
     text = "https://u:pw12@registry.example.com/@types/node?cc=ops@example.com"
-    assert _same_streamed(text) == (
+    assert same_streamed(text) == (
         f"https://u:{tag('url_password')}@registry.example.com/@types/node?cc={tag('email')}"
     )
 
@@ -185,7 +171,7 @@ def test_an_at_in_the_path_or_query_is_the_urls_own() -> None:
     ],
 )
 def test_a_url_placeholder_is_left(text: str) -> None:
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text
 
 
 # -- numbers -----------------------------------------------------------------------------
@@ -197,7 +183,7 @@ def test_the_decimals_of_a_float_are_no_card_number() -> None:
     text = "array([" + ", ".join(floats) + "])"
     assert redact(text).text == text  # 1.7% of them were taken for cards
     for line in ("mean=0.5401996580683129 std=0.1", "lat, lon = 48.4913123299834836, 2.35"):
-        assert _same_streamed(line) == line
+        assert same_streamed(line) == line
 
 
 @pytest.mark.parametrize(
@@ -205,12 +191,12 @@ def test_the_decimals_of_a_float_are_no_card_number() -> None:
     ["4721.9511.0295.1591", "4721 9511 0295 1591", "4721-9511-0295-1591", "4721951102951591"],
 )
 def test_a_card_number_grouped_by_dots_spaces_or_dashes_is_redacted(card: str) -> None:
-    assert _same_streamed(f"card {card} on file") == f"card {tag('card_number')} on file"
+    assert same_streamed(f"card {card} on file") == f"card {tag('card_number')} on file"
 
 
 def test_dotted_groups_in_a_longer_list_are_no_card() -> None:
     text = "build 1.4721.9511.0295.1591 and 4721.9511.0295.1591.2024.1234"
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text
 
 
 # -- user@host in commands, Bearer across a line -------------------------------------
@@ -228,7 +214,7 @@ def test_dotted_groups_in_a_longer_list_are_no_card() -> None:
     ],
 )
 def test_user_at_host_in_a_command_is_no_email(text: str) -> None:
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text
 
 
 @pytest.mark.parametrize(
@@ -245,10 +231,10 @@ def test_user_at_host_in_a_command_is_no_email(text: str) -> None:
     ],
 )
 def test_mail_addresses_are_still_found(text: str, expected: str) -> None:
-    assert _same_streamed(text) == expected
+    assert same_streamed(text) == expected
 
 
 @pytest.mark.parametrize("gap", ["\n", "\n    ", "\r\n\t", " \n "])
 def test_a_bearer_token_on_the_next_line_is_redacted(gap: str) -> None:
     text = f"Authorization: Bearer{gap}hdQ2grE4RJgMDtYyd2zm1Cz3OcWqI5WjqJxR\nAccept: */*"
-    assert _same_streamed(text) == f"Authorization: Bearer{gap}{tag('bearer_token')}\nAccept: */*"
+    assert same_streamed(text) == f"Authorization: Bearer{gap}{tag('bearer_token')}\nAccept: */*"

@@ -10,23 +10,8 @@ import json
 
 import pytest
 
-from switchman.policy._redaction import StreamRedactor, redact, tag
-
-
-def _stream(text: str, step: int) -> tuple[str, dict[str, int]]:
-    redactor = StreamRedactor()
-    out = [redactor.feed(text[i : i + step]) for i in range(0, len(text), step)]
-    out.append(redactor.flush())
-    return "".join(out), dict(redactor.counts)
-
-
-def _same_streamed(text: str) -> str:
-    """``redact(text).text``, checked equal to the stream at a few chunk sizes."""
-    whole = redact(text)
-    for step in (1, 3, 7, 64):
-        assert _stream(text, step) == (whole.text, dict(whole.counts)), step
-    return whole.text
-
+from switchman.policy._redaction import tag
+from tests.policy._streamed import same_streamed
 
 # -- an email before ":" and a word: a credential list, a port, not a host spec -------
 
@@ -43,7 +28,7 @@ def _same_streamed(text: str) -> str:
     ],
 )
 def test_an_email_before_a_colon_and_a_word_is_redacted(text: str, expected: str) -> None:
-    assert _same_streamed(text) == expected
+    assert same_streamed(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -56,7 +41,7 @@ def test_an_email_before_a_colon_and_a_word_is_redacted(text: str, expected: str
     ],
 )
 def test_a_host_spec_with_a_path_is_still_no_email(text: str) -> None:
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text
 
 
 # -- numbers in compact JSON held together for a URL or a password's name -------------
@@ -78,7 +63,7 @@ def _records(fields: dict[str, str], n: int = 3) -> str:
 def test_spaced_numbers_in_compact_json_after_a_url_or_a_name_are_redacted(
     fields: dict[str, str],
 ) -> None:
-    out = _same_streamed(_records(fields))
+    out = same_streamed(_records(fields))
     assert "4111 1111" not in out
     assert "555 2671" not in out
     assert "7946 0958" not in out
@@ -98,7 +83,7 @@ def test_spaced_numbers_in_compact_json_after_a_url_or_a_name_are_redacted(
     ],
 )
 def test_a_quoted_password_holding_spaces_is_redacted(text: str, expected: str) -> None:
-    assert _same_streamed(text) == expected % tag("password")
+    assert same_streamed(text) == expected % tag("password")
 
 
 @pytest.mark.parametrize(
@@ -110,4 +95,4 @@ def test_a_quoted_password_holding_spaces_is_redacted(text: str, expected: str) 
     ],
 )
 def test_a_quoted_placeholder_or_a_long_phrase_is_left(text: str) -> None:
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text

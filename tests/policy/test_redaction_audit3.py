@@ -8,23 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from switchman.policy._redaction import StreamRedactor, redact, tag
-
-
-def _stream(text: str, step: int) -> tuple[str, dict[str, int]]:
-    redactor = StreamRedactor()
-    out = [redactor.feed(text[i : i + step]) for i in range(0, len(text), step)]
-    out.append(redactor.flush())
-    return "".join(out), dict(redactor.counts)
-
-
-def _same_streamed(text: str) -> str:
-    """``redact(text).text``, checked equal to the stream at a few chunk sizes."""
-    whole = redact(text)
-    for step in (1, 3, 7, 64):
-        assert _stream(text, step) == (whole.text, dict(whole.counts)), step
-    return whole.text
-
+from switchman.policy._redaction import tag
+from tests.policy._streamed import same_streamed
 
 # -- a URL whose user holds an @ ------------------------------------------------------
 
@@ -47,7 +32,7 @@ def _same_streamed(text: str) -> str:
     ],
 )
 def test_a_url_password_after_a_user_holding_an_at_is_redacted(text: str, expected: str) -> None:
-    assert _same_streamed(text) == expected % tag("url_password")
+    assert same_streamed(text) == expected % tag("url_password")
 
 
 @pytest.mark.parametrize(
@@ -59,7 +44,7 @@ def test_a_url_password_after_a_user_holding_an_at_is_redacted(text: str, expect
     ],
 )
 def test_a_port_or_a_placeholder_after_a_user_holding_an_at_is_left(text: str) -> None:
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text
 
 
 # -- a password in markdown: bold names, values in backticks ----------------------------
@@ -81,12 +66,12 @@ def test_a_port_or_a_placeholder_after_a_user_holding_an_at_is_left(text: str) -
     ],
 )
 def test_a_markdown_password_is_redacted(text: str, expected: str) -> None:
-    assert _same_streamed(text) == expected % tag("password")
+    assert same_streamed(text) == expected % tag("password")
 
 
 def test_a_markdown_secret_key_is_redacted() -> None:
     text = "- **AWS secret access key**: `" + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "`"
-    assert _same_streamed(text) == f"- **AWS secret access key**: `{tag('api_key')}`"
+    assert same_streamed(text) == f"- **AWS secret access key**: `{tag('api_key')}`"
 
 
 @pytest.mark.parametrize(
@@ -102,4 +87,4 @@ def test_a_markdown_secret_key_is_redacted() -> None:
     ],
 )
 def test_a_markdown_placeholder_or_prose_about_passwords_is_left(text: str) -> None:
-    assert _same_streamed(text) == text
+    assert same_streamed(text) == text

@@ -1,0 +1,22 @@
+"""Redacting a text as a stream, for tests that check it against the whole."""
+
+from __future__ import annotations
+
+from switchman.policy._redaction import StreamRedactor, redact
+
+
+def streamed(text: str, step: int) -> tuple[str, dict[str, int]]:
+    """``text`` fed to a ``StreamRedactor`` ``step`` characters at a time: what came out,
+    and the counts."""
+    redactor = StreamRedactor()
+    out = [redactor.feed(text[i : i + step]) for i in range(0, len(text), step)]
+    out.append(redactor.flush())
+    return "".join(out), dict(redactor.counts)
+
+
+def same_streamed(text: str) -> str:
+    """``redact(text).text``, checked equal to the stream at a few chunk sizes."""
+    whole = redact(text)
+    for step in (1, 3, 7, 64):
+        assert streamed(text, step) == (whole.text, dict(whole.counts)), step
+    return whole.text
