@@ -60,7 +60,7 @@ from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._budget import Ledger
-from switchman.policy._candidates import resolve_target
+from switchman.policy._candidates import canonical_call, models_with_id, resolve_target
 from switchman.policy._intensity import Intensity
 from switchman.policy._learning import ModelStats
 from switchman.policy._ratelimit import new_budget
@@ -84,7 +84,15 @@ def validate_call(call: Call, config: Config) -> None:
     """What only the configuration can tell: the model, the fallbacks, strict determinism."""
     errors: list[FieldError] = []
     if resolve_target(call.model, config) is None:
-        errors.append(FieldError("model", f"unknown model or route {call.model!r}"))
+        several = models_with_id(call.model, config)
+        errors.append(
+            FieldError(
+                "model",
+                f"{call.model!r} is the id of several models: name one of {', '.join(several)}"
+                if several
+                else f"unknown model or route {call.model!r}",
+            )
+        )
     for i, alias in enumerate(call.options.fallback):
         if alias != "auto" and (kind := resolve_target(alias, config)) != "model":
             why = (
@@ -132,6 +140,7 @@ class Router:
     ) -> tuple[Submit, trio.MemoryReceiveChannel[Delta | Result]]:
         """The message that submits ``call``, and the channel its replies come on.
         Raises ``ValidationError`` for a call the configuration cannot serve."""
+        call = canonical_call(call, self.config)  # a model named by its provider's id
         validate_call(call, self.config)
         send: trio.MemorySendChannel[Delta | Result]
         receive: trio.MemoryReceiveChannel[Delta | Result]

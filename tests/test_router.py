@@ -97,6 +97,31 @@ async def test_bad_calls_are_rejected_clearly(autojump_clock: trio.abc.Clock) ->
             await router.call(Call(prompt="hi", model="good", options=Options(fallback=("team",))))
 
 
+async def test_a_model_named_by_its_providers_id_is_understood(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Applications hard-code the provider's model name (gpt-5.4-mini), not switchman's
+    alias (openai/gpt-5.4-mini): a model id that one model has reaches that model, as a
+    call's model and as a fallback; an id several models share asks for the alias."""
+    one = sim_model("lab/one", model_id="one-v2")
+    other = sim_model("lab/other", SimProfile(refusal_rate=1.0), model_id="other-v1")
+    twin_a = sim_model("a/shared", model_id="shared-7b")
+    twin_b = sim_model("b/shared", model_id="shared-7b")
+    async with switchman.open_router(fleet(one, other, twin_a, twin_b)) as router:
+        direct = await router.call(Call(prompt="hello", model="one-v2"))
+        fallen = await router.call(
+            Call(prompt="hello", model="other-v1", options=Options(fallback=("one-v2",)))
+        )
+        with pytest.raises(
+            switchman.ValidationError,
+            match=r"'shared-7b' is the id of several models: name one of a/shared, b/shared",
+        ):
+            await router.call(Call(prompt="hello", model="shared-7b"))
+    assert direct.status == "complete" and direct.model == "lab/one"
+    assert fallen.status == "complete" and fallen.model == "lab/one"
+    assert fallen.trace.attempts[0].alias == "lab/other"
+
+
 async def test_named_route_runs_its_chain_in_order(autojump_clock: trio.abc.Clock) -> None:
     broken = sim_model("broken", SimProfile(error_rate=1.0))
     config = fleet(broken, GOOD, sim_model("third"), routes={"team": ("broken", "good", "third")})

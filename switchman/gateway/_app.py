@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
+import attrs
 import trio
 
 from switchman._call import INTENTS, Call
@@ -71,6 +72,7 @@ from switchman.gateway._status import (
 )
 from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
+from switchman.policy._candidates import canonical_call
 from switchman.store import JOB_STATUSES, JobRecord, JobStore
 
 log = logging.getLogger("switchman.gateway")
@@ -318,7 +320,9 @@ class Gateway:
             raise ValidationError([*exc.fields, *unknown]) from None
 
     def admit(self, call: Call, principal: Principal) -> Call:
-        """The call as this caller may submit it: known models, allowed ones, its handle."""
+        """The call as this caller may submit it: known models (one named by its provider's
+        id is renamed to its alias), allowed ones, its handle."""
+        call = canonical_call(call, self.config)
         unknown, denied = target_problems(principal, call, self.config)
         if call.options.determinism == "strict" and call.params.seed is None:
             unknown.append(("params.seed", "is required when options.determinism is strict"))
@@ -615,6 +619,7 @@ class Gateway:
         self.take_request(principal)
         body = await req.json(self.config.server.max_body_bytes)
         chat = _openai.chat_request(body)
+        chat = attrs.evolve(chat, call=canonical_call(chat.call, self.config))
         unknown, _ = target_problems(principal, chat.call, self.config)
         if unknown:
             field, message = unknown[0]

@@ -22,6 +22,7 @@ from switchman._call import TRUST_RANK, Call, Caller, TrustTier
 from switchman.catalog import Config, KeySpec
 from switchman.catalog._config import allowed_for
 from switchman.policy import resolve_target
+from switchman.policy._candidates import model_named
 
 
 @attrs.frozen(kw_only=True)
@@ -205,13 +206,18 @@ def unknown_targets(raw: object, config: Config) -> list[tuple[str, str]]:
         return []
     out: list[tuple[str, str]] = []
     name = raw.get("model", "auto")
-    if isinstance(name, str) and name and resolve_target(name, config) is None:
+    if isinstance(name, str) and name and resolve_target(model_named(name, config), config) is None:
         out.append(("model", _unknown_model(name)))
     options = raw.get("options")
     fallback = options.get("fallback") if isinstance(options, Mapping) else None
     if isinstance(fallback, list):
         for i, alias in enumerate(fallback):
-            if isinstance(alias, str) and alias and alias != "auto" and alias not in config.models:
+            if (
+                isinstance(alias, str)
+                and alias
+                and alias != "auto"
+                and model_named(alias, config) not in config.models
+            ):
                 out.append((f"options.fallback[{i}]", _unknown_fallback(alias)))
     return out
 

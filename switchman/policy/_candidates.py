@@ -2,13 +2,18 @@
 
 ``call.model`` is ``"auto"``, a route name or a model alias. A route name
 that is also a model alias means the route (routes are the more specific,
-deliberate configuration). Pure functions; no I/O.
+deliberate configuration). An application that names a model the way its
+provider does (``gpt-5.4-mini``, ``claude-sonnet-5``: a model id, not the
+alias ``openai/gpt-5.4-mini``) is understood when exactly one model of the
+configuration has that id (``canonical_call``). Pure functions; no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal
+
+import attrs
 
 from switchman._call import Call
 from switchman._result import Ranked
@@ -29,6 +34,35 @@ def resolve_target(name: str, config: Config) -> Target | None:
     if name in config.models:
         return "model"
     return None
+
+
+def models_with_id(name: str, config: Config) -> list[str]:
+    """The aliases of the configuration's models whose provider id is ``name``."""
+    return [alias for alias, m in config.models.items() if m.model_id == name]
+
+
+def model_named(name: str, config: Config) -> str:
+    """``name`` as the configuration knows it: itself when it is ``"auto"``, a route or an
+    alias; else the alias of the one model whose provider id it is; else itself (unknown,
+    or the id of several models, which the caller must tell apart by alias)."""
+    if name == "auto" or name in config.routes or name in config.models:
+        return name
+    found = models_with_id(name, config)
+    return found[0] if len(found) == 1 else name
+
+
+def canonical_call(call: Call, config: Config) -> Call:
+    """``call`` with its model and fallbacks named as the configuration names them (see
+    ``model_named``): the same call when they already are."""
+    model = call.model
+    fallback = call.options.fallback
+    if not fallback and (model in config.models or model in config.routes or model == "auto"):
+        return call  # the usual call: nothing to rename
+    named = model_named(model, config)
+    renamed = tuple(model_named(a, config) for a in fallback)
+    if named == model and renamed == fallback:
+        return call
+    return attrs.evolve(call, model=named, options=attrs.evolve(call.options, fallback=renamed))
 
 
 def reachable(call: Call, config: Config) -> tuple[str, ...] | None:

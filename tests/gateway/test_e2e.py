@@ -142,6 +142,29 @@ async def test_openai_sdk_streams_through_the_real_router(tmp_path: Path) -> Non
     assert finishes[-1] == "length" and set(finishes[:-1]) == {None}
 
 
+async def test_the_openai_sdk_may_name_a_model_as_its_provider_does(tmp_path: Path) -> None:
+    """An application moved onto the gateway keeps its hard-coded model name: ``fast`` is
+    the provider's id of ``sim/fast``, on /v1 and on /call."""
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            client = openai.OpenAI(
+                base_url=f"{gw.base_url}/v1", api_key="x", max_retries=0, timeout=20
+            )
+            try:
+                answer = await trio.to_thread.run_sync(
+                    lambda: client.chat.completions.create(
+                        model="fast", messages=[{"role": "user", "content": "Say hello"}]
+                    )
+                )
+            finally:
+                client.close()
+            called = await gw.client.post("/call?wait=20", json={"prompt": "hi", "model": "fast"})
+            unknown = await gw.client.post("/call", json={"prompt": "hi", "model": "no-such-id"})
+    assert answer.choices[0].message.content and answer.model == "sim/fast"
+    assert called.json()["result"]["model"] == "sim/fast"
+    assert unknown.status_code == 422
+
+
 async def test_keys_isolate_callers_with_the_real_router(tmp_path: Path) -> None:
     keys = [
         {"key_env": "E2E_KEY_A", "handle": "team-a"},
