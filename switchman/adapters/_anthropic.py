@@ -30,6 +30,7 @@ from switchman.adapters._sse import (
     SseEvent,
     bad_reply,
     broken,
+    collect,
     count,
     load_json,
     map_error,
@@ -172,10 +173,10 @@ class _AnthropicStream:
         self._done = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(data))
+        return collect(self._handle, self._sse.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = self._handle(self._sse.close())
+        events = collect(self._handle, self._sse.close())
         if self._done:
             return events
         if self._stop_reason is not None:
@@ -190,29 +191,22 @@ class _AnthropicStream:
             model_id=self._model,
         )
 
-    def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        try:
-            for sse in sse_events:
-                if self._done or sse.data is None:
-                    continue
-                try:
-                    payload = load_json(sse.data)
-                except ValueError:
-                    events.append(
-                        Malformed(detail=f"{sse.event or 'event'} not JSON: {sse.data[:80]!r}")
-                    )
-                    continue
-                if not isinstance(payload, dict):
-                    events.append(Malformed(detail=f"{sse.event or 'event'} is not a JSON object"))
-                    continue
-                kind = string(payload.get("type")) or sse.event or ""
-                events.extend(self._event(kind, payload))
-        except ProviderError as exc:
-            # text parsed from the same read as the failure still went out
-            exc.events_before = tuple(events)
-            raise
-        return events
+    def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
+        for sse in sse_events:
+            if self._done or sse.data is None:
+                continue
+            try:
+                payload = load_json(sse.data)
+            except ValueError:
+                events.append(
+                    Malformed(detail=f"{sse.event or 'event'} not JSON: {sse.data[:80]!r}")
+                )
+                continue
+            if not isinstance(payload, dict):
+                events.append(Malformed(detail=f"{sse.event or 'event'} is not a JSON object"))
+                continue
+            kind = string(payload.get("type")) or sse.event or ""
+            events.extend(self._event(kind, payload))
 
     def _event(self, kind: str, payload: dict[str, Any]) -> list[StreamEvent]:
         adapter = self._adapter

@@ -32,6 +32,7 @@ from switchman.adapters._sse import (
     SseEvent,
     bad_reply,
     broken,
+    collect,
     count,
     first,
     load_json,
@@ -195,40 +196,33 @@ class _GeminiStream:
         self._done = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(data))
+        return collect(self._handle, self._sse.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = self._handle(self._sse.close())
+        events = collect(self._handle, self._sse.close())
         if self._done:
             return events
         raise broken(self._adapter.provider, self._text, "without a finishReason")
 
-    def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        try:
-            for sse in sse_events:
-                if self._done:
-                    break
-                # A bare JSON error (no ``data:`` prefix) can arrive mid-stream.
-                for text in (sse.data, sse.raw):
-                    if text is None or self._done:
-                        continue
-                    try:
-                        chunk = load_json(text)
-                    except ValueError:
-                        events.append(Malformed(detail=f"not JSON: {text[:80]!r}"))
-                        continue
-                    if isinstance(chunk, list):
-                        chunk = first(chunk)
-                    if not isinstance(chunk, dict):
-                        events.append(Malformed(detail="chunk is not a JSON object"))
-                        continue
-                    events.extend(self._chunk(chunk))
-        except ProviderError as exc:
-            # text parsed from the same read as the failure still went out
-            exc.events_before = tuple(events)
-            raise
-        return events
+    def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
+        for sse in sse_events:
+            if self._done:
+                break
+            # A bare JSON error (no ``data:`` prefix) can arrive mid-stream.
+            for text in (sse.data, sse.raw):
+                if text is None or self._done:
+                    continue
+                try:
+                    chunk = load_json(text)
+                except ValueError:
+                    events.append(Malformed(detail=f"not JSON: {text[:80]!r}"))
+                    continue
+                if isinstance(chunk, list):
+                    chunk = first(chunk)
+                if not isinstance(chunk, dict):
+                    events.append(Malformed(detail="chunk is not a JSON object"))
+                    continue
+                events.extend(self._chunk(chunk))
 
     def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         candidate = self._adapter._check(chunk, output_began=self._text) or {}

@@ -29,6 +29,7 @@ from switchman.adapters._sse import (
     LineDecoder,
     bad_reply,
     broken,
+    collect,
     load_json,
     map_error,
     obj,
@@ -113,52 +114,45 @@ class _OllamaStream:
         self._done = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        return self._handle(self._lines.feed(data))
+        return collect(self._handle, self._lines.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = self._handle(self._lines.close())
+        events = collect(self._handle, self._lines.close())
         if self._done:
             return events
         raise broken(self._adapter.provider, self._text, 'without the "done": true line')
 
-    def _handle(self, lines: list[str]) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        try:
-            for line in lines:
-                if self._done or not line.strip():
-                    continue
-                try:
-                    data = load_json(line)
-                except ValueError:
-                    events.append(Malformed(detail=f"not JSON: {line[:80]!r}"))
-                    continue
-                if not isinstance(data, dict):
-                    events.append(Malformed(detail="line is not a JSON object"))
-                    continue
-                if "error" in data:
-                    adapter = self._adapter
-                    raise stream_error(
-                        adapter.provider, data, secret=adapter.api_key, output_began=self._text
+    def _handle(self, lines: list[str], events: list[StreamEvent]) -> None:
+        for line in lines:
+            if self._done or not line.strip():
+                continue
+            try:
+                data = load_json(line)
+            except ValueError:
+                events.append(Malformed(detail=f"not JSON: {line[:80]!r}"))
+                continue
+            if not isinstance(data, dict):
+                events.append(Malformed(detail="line is not a JSON object"))
+                continue
+            if "error" in data:
+                adapter = self._adapter
+                raise stream_error(
+                    adapter.provider, data, secret=adapter.api_key, output_began=self._text
+                )
+            text = string(obj(data.get("message")).get("content"))
+            if text:
+                self._text = True
+                events.append(TextDelta(text=text))
+            if data.get("done") is True:
+                self._done = True
+                done = OllamaAdapter._completion(data, "")
+                events.append(
+                    StreamEnd(
+                        finish_reason=done.finish_reason,
+                        usage=done.usage,
+                        model_id=done.model_id,
                     )
-                text = string(obj(data.get("message")).get("content"))
-                if text:
-                    self._text = True
-                    events.append(TextDelta(text=text))
-                if data.get("done") is True:
-                    self._done = True
-                    done = OllamaAdapter._completion(data, "")
-                    events.append(
-                        StreamEnd(
-                            finish_reason=done.finish_reason,
-                            usage=done.usage,
-                            model_id=done.model_id,
-                        )
-                    )
-        except ProviderError as exc:
-            # text parsed from the same read as the failure still went out
-            exc.events_before = tuple(events)
-            raise
-        return events
+                )
 
 
 async def discover_ollama_models(client: httpx.AsyncClient, base_url: str) -> list[str]:

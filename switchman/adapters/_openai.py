@@ -34,6 +34,7 @@ from switchman.adapters._sse import (
     SseEvent,
     bad_reply,
     broken,
+    collect,
     count,
     first,
     load_json,
@@ -250,10 +251,10 @@ class _ChatStream:
         self._done = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(data))
+        return collect(self._handle, self._sse.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = self._handle(self._sse.close())
+        events = collect(self._handle, self._sse.close())
         if self._done:
             return events
         if self._finish is not None:
@@ -266,32 +267,25 @@ class _ChatStream:
         self._done = True
         return StreamEnd(finish_reason=self._finish, usage=self._usage, model_id=self._model)
 
-    def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        try:
-            for sse in sse_events:
-                if self._done:
-                    break
-                data = sse.data if sse.data is not None else sse.raw
-                if data is None:
-                    continue
-                if data.strip() == "[DONE]":
-                    events.append(self._end())
-                    continue
-                try:
-                    chunk = load_json(data)
-                except ValueError:
-                    events.append(Malformed(detail=f"not JSON: {data[:80]!r}"))
-                    continue
-                if not isinstance(chunk, dict):
-                    events.append(Malformed(detail="chunk is not a JSON object"))
-                    continue
-                events.extend(self._chunk(chunk))
-        except ProviderError as exc:
-            # text parsed from the same read as the failure still went out
-            exc.events_before = tuple(events)
-            raise
-        return events
+    def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
+        for sse in sse_events:
+            if self._done:
+                break
+            data = sse.data if sse.data is not None else sse.raw
+            if data is None:
+                continue
+            if data.strip() == "[DONE]":
+                events.append(self._end())
+                continue
+            try:
+                chunk = load_json(data)
+            except ValueError:
+                events.append(Malformed(detail=f"not JSON: {data[:80]!r}"))
+                continue
+            if not isinstance(chunk, dict):
+                events.append(Malformed(detail="chunk is not a JSON object"))
+                continue
+            events.extend(self._chunk(chunk))
 
     def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         adapter = self._adapter
@@ -445,10 +439,10 @@ class _ResponsesStream:
         self._done = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(data))
+        return collect(self._handle, self._sse.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = self._handle(self._sse.close())
+        events = collect(self._handle, self._sse.close())
         if self._done:
             return events
         if self._finish is not None:
@@ -459,35 +453,26 @@ class _ResponsesStream:
             ]
         raise broken(self._adapter.provider, self._text, "without response.completed")
 
-    def _handle(self, sse_events: list[SseEvent]) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        try:
-            for sse in sse_events:
-                if self._done or sse.data is None:
-                    continue
-                if sse.data.strip() == "[DONE]":
-                    if self._finish is not None:
-                        self._done = True
-                        events.append(
-                            StreamEnd(
-                                finish_reason=self._finish, usage=Usage(), model_id=self._model
-                            )
-                        )
-                    continue
-                try:
-                    payload = load_json(sse.data)
-                except ValueError:
-                    events.append(Malformed(detail=f"not JSON: {sse.data[:80]!r}"))
-                    continue
-                if not isinstance(payload, dict):
-                    events.append(Malformed(detail="event is not a JSON object"))
-                    continue
-                events.extend(self._event(string(payload.get("type")) or sse.event or "", payload))
-        except ProviderError as exc:
-            # text parsed from the same read as the failure still went out
-            exc.events_before = tuple(events)
-            raise
-        return events
+    def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
+        for sse in sse_events:
+            if self._done or sse.data is None:
+                continue
+            if sse.data.strip() == "[DONE]":
+                if self._finish is not None:
+                    self._done = True
+                    events.append(
+                        StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model)
+                    )
+                continue
+            try:
+                payload = load_json(sse.data)
+            except ValueError:
+                events.append(Malformed(detail=f"not JSON: {sse.data[:80]!r}"))
+                continue
+            if not isinstance(payload, dict):
+                events.append(Malformed(detail="event is not a JSON object"))
+                continue
+            events.extend(self._event(string(payload.get("type")) or sse.event or "", payload))
 
     def _event(self, kind: str, payload: dict[str, Any]) -> list[StreamEvent]:
         adapter = self._adapter

@@ -17,8 +17,8 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 
@@ -37,6 +37,29 @@ from switchman._errors import (
     UpstreamError,
 )
 from switchman._result import Usage
+
+if TYPE_CHECKING:
+    from switchman.adapters._base import StreamEvent
+
+T = TypeVar("T")
+
+
+def collect(
+    handle: Callable[[list[T], list[StreamEvent]], None], items: list[T]
+) -> list[StreamEvent]:
+    """The stream events a parser's ``handle`` makes of ``items`` (SSE events, lines).
+
+    A ``ProviderError`` it raises (a provider's error event) carries the events made
+    before it from the same read (``events_before``): the text that came with the error
+    still goes out, and is billed, however the network split the bytes."""
+    events: list[StreamEvent] = []
+    try:
+        handle(items, events)
+    except ProviderError as exc:
+        exc.events_before = tuple(events)
+        raise
+    return events
+
 
 # --------------------------------------------------------------------------- framing
 
