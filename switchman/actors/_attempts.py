@@ -58,7 +58,7 @@ from switchman.actors._messages import (
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
-from switchman.policy._billing import partial_usage, possible_bill
+from switchman.policy._billing import partial_output_tokens, possible_bill
 from switchman.policy._breaker import Breaker, breaker_retry_at
 from switchman.policy._budget import Limit, Refusal, refusal_message, window_key
 from switchman.policy._eligibility import (
@@ -643,7 +643,7 @@ async def _exchange(
         billed_in, billed_out = error.billed
         usage = Usage(
             input_tokens=billed_in or input_tokens,
-            output_tokens=billed_out or partial_usage(text, input_tokens, out_tokens).output_tokens,
+            output_tokens=billed_out or partial_output_tokens(text, out_tokens),
         )
         if error.billed_cost_usd is None:
             error.billed_cost_usd = model.cost(usage.input_tokens, usage.output_tokens)

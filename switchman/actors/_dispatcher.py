@@ -443,7 +443,7 @@ class _Dispatcher:
                 provider_model_id=success.provider_model_id,
                 usage=success.usage,
                 # what the call cost: the answer, and what attempts cut short were billed
-                cost_usd=_spent(run, success.cost_usd),
+                cost_usd=_spent(run),
                 latency_ms=latency_ms,
                 # as the caller saw it: a stream's first text, from the call's start (an
                 # earlier attempt may have sent it before breaking)
@@ -487,7 +487,7 @@ class _Dispatcher:
                 if run.first_text_at is not None
                 else None
             ),
-            cost_usd=_spent(run, 0.0),
+            cost_usd=_spent(run),
             redaction=redaction,
             errors=errors,
             trace=Trace(
@@ -679,10 +679,10 @@ async def run_dispatcher(
     dispatcher.send_spend()  # what the last calls spent
 
 
-def _spent(run: CallRun, answered_usd: float) -> float:
-    """The call's cost: ``answered_usd`` for its answer, plus what each attempt that
-    failed was billed (a stream cut short after output began is paid for)."""
+def _spent(run: CallRun) -> float:
+    """The call's cost: what each of its attempts was billed (the answer, and attempts cut
+    short after output began, which the provider bills too)."""
     attempts = run.attempts
-    if len(attempts) == 1 and answered_usd:  # the usual call: its one attempt answered
-        return answered_usd
-    return answered_usd + sum(a.cost_usd for a in attempts if a.outcome != "success")
+    if len(attempts) == 1:  # the usual call
+        return attempts[0].cost_usd
+    return sum(a.cost_usd for a in attempts)

@@ -4,7 +4,8 @@
 the model's context window of input and the ``max_tokens`` it was sent, at its list
 prices (plus its request fee). A buggy or hostile upstream that reports more would
 otherwise be billed, and one answer could lock every budget for the rest of its window.
-``partial_usage`` is what an answer cut short is billed for when the provider did not say.
+``partial_output_tokens`` is what an answer cut short is billed for as output when the
+provider did not say.
 """
 
 from __future__ import annotations
@@ -44,10 +45,7 @@ def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float, max_tokens: i
     return Bill(usage=usage, cost_usd=cost_usd, held=held)
 
 
-def partial_usage(text: list[str], input_tokens: int, max_tokens: int) -> Usage:
-    """What an answer cut short is billed for, when the provider did not say: the prompt,
-    and the text received (four characters a token, at most ``max_tokens``)."""
-    return Usage(
-        input_tokens=input_tokens,
-        output_tokens=min(max(math.ceil(len("".join(text)) / 4), 1), max_tokens),
-    )
+def partial_output_tokens(text: list[str], max_tokens: int) -> int:
+    """What an answer cut short is billed for as output, when the provider did not say:
+    the text received, four characters a token (at least one, at most ``max_tokens``)."""
+    return min(max(math.ceil(len("".join(text)) / 4), 1), max_tokens)
