@@ -1,6 +1,7 @@
 """How an attempt ended, when it did not end with its answer: the errors for an attempt
-cut off by a limit, for an upstream that would not stop, for a provider actor that went
-away; and the repeat a continuation drops. Pure: values in, an error or text out."""
+cut off by a limit, for an answer that ended abnormally or carried an unreadable event, for
+an upstream that would not stop, for a provider actor that went away; and the repeat a
+continuation drops. Pure: values in, an error or text out."""
 
 from __future__ import annotations
 
@@ -25,16 +26,43 @@ def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
     return pending, "", False
 
 
+def unusable(message: str, provider: str, output_began: bool) -> ProviderError:
+    """An answer that cannot be taken as it is: a stream cut short once text went out
+    (continued elsewhere), else a bad reply (another model answers)."""
+    if output_began:
+        return StreamBroken(message, provider=provider, status=200)
+    return BadReply(message, provider=provider, status=200)
+
+
+def abnormal_end(provider: str, output_began: bool, reason: str | None) -> ProviderError:
+    """An answer that ended for a reason other than done or a token limit, or for none:
+    it may be incomplete, so it is never a success."""
+    message = (
+        f"the answer ended abnormally (finish reason {reason!r}): it may be incomplete"
+        if reason
+        else "the answer ended without a finish reason: it may be incomplete"
+    )
+    return unusable(message, provider, output_began)
+
+
+def garbled(provider: str, output_began: bool, detail: str) -> ProviderError:
+    """A stream event that could not be read: its text, if it had any, is lost."""
+    return unusable(
+        f"the stream carried an event switchman could not read ({detail}): text may be missing",
+        provider,
+        output_began,
+    )
+
+
 def runaway(model: ModelSpec, text: list[str], out_tokens: int, received: int) -> ProviderError:
     """An upstream sending far more text than ``out_tokens`` can be: garbage, or a loop;
     kept, it would fill memory and the job store."""
-    message = (
+    return unusable(
         f"the answer grew past what max_tokens {out_tokens} allows ({received:,} characters "
-        "and counting): the upstream is not answering the request"
+        "and counting): the upstream is not answering the request",
+        model.provider,
+        bool(text),
     )
-    if text:
-        return StreamBroken(message, provider=model.provider, status=200)
-    return BadReply(message, provider=model.provider, status=200)
 
 
 def stopped(model: ModelSpec, text: list[str]) -> ProviderError:

@@ -36,16 +36,15 @@ from switchman._channels import send_soon
 from switchman._errors import (
     AttemptTimeout,
     AuthError,
-    BadReply,
     BadRequest,
     ModelNotFound,
     ProviderError,
     QuotaExhausted,
     RateLimited,
-    StreamBroken,
     attempt_outcome,
 )
 from switchman._result import TraceEvent, Usage, finish_is_normal
+from switchman.actors._attempt_ends import abnormal_end, garbled
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
@@ -477,7 +476,7 @@ async def _run_attempt(
         elif isinstance(event, StreamEnd):
             usage = event.usage
             if not finish_is_normal(event.finish_reason):
-                error = _abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
+                error = abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
                 # the provider bills this answer all the same: its usage goes with the error
                 error.billed = (event.usage.input_tokens, event.usage.output_tokens)
                 error.billed_cost_usd = event.cost_usd
@@ -489,7 +488,7 @@ async def _run_attempt(
             # a hole in it, so the attempt fails (the breaker counts it; another model, or
             # a continuation, answers)
             await send_soon(reply, event)
-            raise _garbled(state.spec.name, ttft is not None, scrub(event.detail, state.secret))
+            raise garbled(state.spec.name, ttft is not None, scrub(event.detail, state.secret))
         await send_soon(reply, event)  # events that arrive together travel together
 
     try:
@@ -565,29 +564,6 @@ async def _run_attempt(
                 error=error,
             )
         )
-
-
-def _abnormal_end(provider: str, output_began: bool, reason: str | None) -> ProviderError:
-    """An answer that ended for a reason other than done or a token limit: it may be
-    incomplete, so it is never a success (a stream that sent text is continued elsewhere)."""
-    message = (
-        f"the answer ended abnormally (finish reason {reason!r}): it may be incomplete"
-        if reason
-        else "the answer ended without a finish reason: it may be incomplete"
-    )
-    if output_began:
-        return StreamBroken(message, provider=provider, status=200)
-    return BadReply(message, provider=provider, status=200)
-
-
-def _garbled(provider: str, output_began: bool, detail: str) -> ProviderError:
-    """A stream event that could not be read: its text, if it had any, is lost."""
-    message = (
-        f"the stream carried an event switchman could not read ({detail}): text may be missing"
-    )
-    if output_began:
-        return StreamBroken(message, provider=provider, status=200)
-    return BadReply(message, provider=provider, status=200)
 
 
 async def _announce_half_open(state: _ProviderState, alias: str, open_until: float) -> None:
