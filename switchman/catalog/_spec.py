@@ -280,6 +280,10 @@ class ModelSpec:
     trust_tier: TrustTier = "standard"
     context_window: int = 128_000
     max_output_tokens: int = 8_192
+    #: the output counts against ``context_window`` (input + max_tokens must fit it, as
+    #: Anthropic's do); false where the window is the input's alone and output has its own
+    #: limit, ``max_output_tokens`` (OpenAI's GPT-5 family, Gemini). True is the safe side
+    context_includes_output: bool = True
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
     intents: tuple[Intent, ...] = ()  # empty = all
@@ -313,7 +317,13 @@ class ModelSpec:
         _number(errors, "output_per_mtok", v.output_per_mtok, 0)
         _strings(errors, "intents", v.intents, allowed=INTENTS)
         _strings(errors, "capabilities", v.capabilities)
-        for name in ("supports_seed", "supports_prefill", "supports_stop", "enabled"):
+        for name in (
+            "context_includes_output",
+            "supports_seed",
+            "supports_prefill",
+            "supports_stop",
+            "enabled",
+        ):
             _flag(errors, name, getattr(v, name))
         long_fields = ("long_input_above", "long_input_per_mtok", "long_output_per_mtok")
         _number(errors, "long_input_above", v.long_input_above, 1, integer=True, optional=True)

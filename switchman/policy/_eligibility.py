@@ -32,6 +32,10 @@ VERBOSITY_OUTPUT_TOKENS: Final = {"minimal": 256, "standard": 1024, "full": 4096
 FULL_OUTPUT_TOKENS: Final = 16_384
 #: how much denser than estimated the input may be when "full" sizes its output room
 FULL_INPUT_MARGIN: Final = 1.25
+#: the least output room a call that did not set ``params.max_tokens`` is shrunk to (or
+#: its verbosity's default, if smaller) on a model whose context window holds the output:
+#: a model with less room left after the prompt is excluded (see ``output_tokens``)
+MIN_DEFAULT_OUTPUT_TOKENS: Final = 1024
 
 #: chars per token of the input estimate, and the per-message framing overhead
 _CHARS_PER_TOKEN: Final = 4
@@ -88,28 +92,46 @@ def max_input_tokens(call: Call, continuation: str = "") -> int:
 
 
 def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None) -> int:
-    """The output room to ask ``model`` for.
+    """The output room to ask ``model`` for: what a request's ``max_tokens`` is built from.
 
-    ``params.max_tokens`` when the caller set it, else the default of the
-    call's verbosity (``VERBOSITY_OUTPUT_TOKENS``); either way capped at the
-    model's ``max_output_tokens``. Verbosity "full" asks for up to
-    ``FULL_OUTPUT_TOKENS``, as the model's limit and the room its context window
-    leaves after ``input_tokens`` allow, never less than its 4,096 (so a model
-    without that room is still excluded for its context window).
+    ``params.max_tokens`` when the caller set it, capped at the model's
+    ``max_output_tokens`` (never shrunk: if it does not fit the context window, the
+    model is excluded). Else a default budget: the call's verbosity
+    (``VERBOSITY_OUTPUT_TOKENS``), verbosity "full" up to ``FULL_OUTPUT_TOKENS``; either
+    way capped at ``max_output_tokens``.
+
+    With ``input_tokens``, on a model whose window holds the output too
+    (``context_includes_output``), a default budget shrinks to the room the window
+    leaves (verbosity "full" keeps a quarter of the input spare beyond that, as the
+    estimate may be low), but never below ``MIN_DEFAULT_OUTPUT_TOKENS`` or the default,
+    whichever is smaller: a model with less room than that is then excluded for its
+    context window, since ``input_tokens`` plus the result is above it. So a "full"
+    budget shrinks from up to 16,384 tokens down to 1,024 to fit a long prompt, while
+    "minimal" (256) and "standard" (1,024) are their own floor. Where the window is the
+    input's alone, nothing shrinks.
     """
     wanted = call.params.max_tokens
+    limit = model.max_output_tokens
     if wanted is not None:
-        return min(wanted, model.max_output_tokens)
+        return min(wanted, limit)
     verbosity = call.options.verbosity
-    room = min(VERBOSITY_OUTPUT_TOKENS[verbosity], model.max_output_tokens)
-    if verbosity != "full":
-        return room
-    out = min(FULL_OUTPUT_TOKENS, model.max_output_tokens)
-    if input_tokens is not None:
+    default = min(VERBOSITY_OUTPUT_TOKENS[verbosity], limit)
+    full = verbosity == "full"
+    out = min(FULL_OUTPUT_TOKENS, limit) if full else default
+    if input_tokens is None or not model.context_includes_output:
+        return out
+    window = model.context_window
+    left = window - input_tokens
+    if full:
         # the input is an estimate (four characters a token): leave it a quarter more room,
-        # so a prompt that tokenizes denser (code, CJK) does not overflow the window
-        out = min(out, model.context_window - math.ceil(input_tokens * FULL_INPUT_MARGIN))
-    return max(out, room)
+        # so a prompt that tokenizes denser (code, CJK) does not overflow the window; but
+        # never ask for less than the verbosity's own default where that fits
+        out = max(
+            min(out, window - math.ceil(input_tokens * FULL_INPUT_MARGIN)), min(default, left)
+        )
+    else:
+        out = min(out, left)
+    return max(out, min(MIN_DEFAULT_OUTPUT_TOKENS, default))
 
 
 @attrs.frozen(kw_only=True)
@@ -166,10 +188,12 @@ def _exclusion_reason(
             f" {model.max_output_tokens} output tokens"
         )
     out = output_tokens(call, model, input_tokens)
-    if input_tokens + out > model.context_window:
+    window = model.context_window
+    if input_tokens > window:
+        return f"{CONTEXT_EXCLUSION}{window} too small for {input_tokens} input tokens"
+    if model.context_includes_output and input_tokens + out > window:
         return (
-            f"{CONTEXT_EXCLUSION}{model.context_window} too small for"
-            f" {input_tokens} input + {out} output tokens"
+            f"{CONTEXT_EXCLUSION}{window} too small for {input_tokens} input + {out} output tokens"
         )
     if call.options.determinism == "strict" and not model.supports_seed:
         return "determinism strict needs a seed, which the model does not support"
@@ -206,7 +230,11 @@ def check_eligibility(
     3. trust tier below ``call.min_trust`` (untrusted < standard < trusted);
     4. a capability the call requires is missing (each one named);
     5. ``params.max_tokens`` above the model's ``max_output_tokens``;
-    6. the context window cannot hold ``input_tokens`` plus ``output_tokens()``;
+    6. the context window is below ``input_tokens``, or, on a model whose window holds
+       the output too (``context_includes_output``), below ``input_tokens`` plus
+       ``output_tokens()``: the caller's ``max_tokens``, else the default budget shrunk
+       to the room left, at least ``MIN_DEFAULT_OUTPUT_TOKENS`` (or the verbosity's
+       default, if smaller);
     7. determinism ``strict`` on a model without seed support; ``stop`` sequences on a
        model that does not take them (its provider would refuse the request, or ignore
        them);

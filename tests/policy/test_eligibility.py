@@ -174,10 +174,12 @@ def test_verbosity_changes_the_output_room_needed() -> None:
     minimal = Call(prompt="x", options=Options(verbosity="minimal"))
     full = Call(prompt="x", options=Options(verbosity="full"))
     assert reason(minimal, m, input_tokens=1500) is None
+    # "full" shrinks to the room left, but not below 1,024 tokens: 500 is too little
     assert (
         reason(full, m, input_tokens=1500)
-        == "context window 2000 too small for 1500 input + 4096 output tokens"
+        == "context window 2000 too small for 1500 input + 1024 output tokens"
     )
+    assert reason(full, m, input_tokens=900) is None
 
 
 def test_cost_limit_uses_input_and_output_room() -> None:
@@ -319,8 +321,11 @@ def test_full_verbosity_asks_for_what_the_model_and_its_window_allow() -> None:
     # the room its window leaves, with a quarter more for an input denser than estimated
     assert output_tokens(full, tight, 4_000) == 5_000
     assert reason(full, tight, input_tokens=4_000) is None
-    # never less than the 4,096 "full" needs: a window without that room excludes it
-    assert output_tokens(full, tight, 8_000) == 4_096
-    assert reason(full, tight, input_tokens=8_000) is not None
+    # below its 4,096 default it asks for the room left, to the last token
+    assert output_tokens(full, tight, 8_000) == 2_000
+    assert reason(full, tight, input_tokens=8_000) is None
+    # but never less than 1,024: a window without that room excludes the model
+    assert output_tokens(full, tight, 9_500) == 1_024
+    assert reason(full, tight, input_tokens=9_500) is not None
     # a caller's own max_tokens is what is asked, verbosity aside
     assert output_tokens(Call(prompt="x", params=Params(max_tokens=50)), big, 1_000) == 50
