@@ -56,8 +56,13 @@ KEY_SHAPES: Final = (
     r"A[KS]IA[A-Z0-9]{16}",  # AWS access key id
     r"gh[opsur]_[A-Za-z0-9]{30,}",  # GitHub tokens
     r"github_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained token
-    r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack
-    r"[sr]k_live_[A-Za-z0-9]{16,}",  # Stripe
+    r"(?:xoxe\.)?xox[abeprs]-[A-Za-z0-9-]{10,}",  # Slack, its refresh tokens (xoxe)
+    r"xapp-[A-Za-z0-9-]{10,}",  # Slack app-level token
+    r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
+    r"glpat-[A-Za-z0-9_-]{20,}",  # GitLab personal access token
+    r"hf_[A-Za-z0-9]{34}",  # Hugging Face
+    r"npm_[A-Za-z0-9]{36}",  # npm
+    r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",  # SendGrid
     r"AIza[A-Za-z0-9_-]{35}",  # Google
     r"xai-[A-Za-z0-9]{20,}",  # xAI
     r"gsk_[A-Za-z0-9]{20,}",  # Groq
@@ -166,10 +171,27 @@ _WS = re.compile(r"\s")
 # and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
 # left as it is.
 _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, literals)
-    ("-", ("sk-", "xai-", "pplx-", "-----BEGIN", "xox")),  # xox[abprs]-...
-    ("_", ("_live_", "ghp_", "gho_", "ghs_", "ghu_", "ghr_", "github_pat_", "gsk_", "tgp_v1_")),
+    ("-", ("sk-", "xai-", "pplx-", "-----BEGIN", "xox", "glpat-", "xapp-")),  # xox[abeprs]-
+    (
+        "_",
+        (
+            "_live_",
+            "k_test_",
+            "hf_",
+            "npm_",
+            "ghp_",
+            "gho_",
+            "ghs_",
+            "ghu_",
+            "ghr_",
+            "github_pat_",
+            "gsk_",
+            "tgp_v1_",
+        ),
+    ),
     ("I", ("AKIA", "ASIA")),
     ("z", ("AIza",)),
+    ("G", ("SG.",)),
     ("J", ("eyJ",)),
     ("a", ("earer", "assw")),  # bearer, password, passwd
     ("e", ("ecret",)),  # secret key
@@ -198,6 +220,8 @@ def _maybe_triggered(text: str) -> bool:
                 or "-----BEGIN" in text
                 or "xai-" in text
                 or "pplx-" in text
+                or "glpat-" in text
+                or "xapp-" in text
             )
         )
         or (
@@ -208,6 +232,9 @@ def _maybe_triggered(text: str) -> bool:
                 or "github_pat_" in text
                 or "gsk_" in text
                 or "tgp_v1_" in text
+                or "hf_" in text
+                or "npm_" in text
+                or "k_test_" in text
             )
         )
         or "assw" in text  # password, passwd
@@ -215,6 +242,7 @@ def _maybe_triggered(text: str) -> bool:
         or "ecret" in text  # secret key
         or ("Y" in text and "ECRET" in text)  # SECRET...KEY
         or ("z" in text and "AIza" in text)
+        or ("G" in text and "SG." in text)  # SendGrid
         or ("J" in text and "eyJ" in text)
         or _number_triggered(text)
     )
@@ -368,6 +396,9 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
             or "xox" in s
             or "xai-" in s
             or "pplx-" in s
+            or "glpat-" in s
+            or "xapp-" in s
+            or "SG." in s
         ),
     ),
     ("api_key", _SECRET_KEY, _secret_key_hit, lambda s: "ecret" in s or "ECRET" in s),
