@@ -291,8 +291,15 @@ def _has_digit(s: str) -> bool:
     return _DIGIT.search(s) is not None
 
 
+# what follows "sk-" in a branch or ticket name (sk-1042-fix-login-redirect): numbers and
+# short lower-case words joined by "-"; a key is random, mixing them within its parts
+_SK_WORDS = re.compile(r"(?:[0-9]+|[a-z]{1,12})(?:-(?:[0-9]+|[a-z]{1,12}))*")
+
+
 def _api_key_hit(m: re.Match[str]) -> str | None:
     key = m.group()
+    if key.startswith("sk-") and _SK_WORDS.fullmatch(key, 3):
+        return None  # a branch name
     # a real key is random enough to hold a digit; AWS ids are checked by their shape
     if key.startswith(("AKIA", "ASIA")) or _has_digit(key):
         return tag("api_key")

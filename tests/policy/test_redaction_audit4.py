@@ -65,3 +65,36 @@ def test_other_vendors_tokens_are_redacted(text: str, expected: str | None) -> N
 )
 def test_token_prefixes_alone_or_placeholders_are_left(text: str) -> None:
     assert same_streamed(text) == text
+
+
+# -- branch names starting with sk- ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "git checkout sk-1042-fix",
+        "merged feature/sk-12-login into main",
+        "feature/sk-1042-fix-login-redirect-loop",
+        "git checkout -b sk-12345-add-retry-to-client",
+        "git push origin sk-2024-11-fix-the-bug-in-auth-module",
+        '{"branch": "sk-proj-77-move-billing-to-new-service"}',
+    ],
+)
+def test_a_branch_named_sk_numbers_and_words_is_no_key(text: str) -> None:
+    assert same_streamed(text) == text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-" + "proj-Xa9Kd82LmQpz7Rt4VbN1cW3eYh6UjF0sGi5oPq2LkMn8AbCdEfGh",
+        "sk-" + "4f8Ke2LmQpz7Rt4VbN1cW3eYh6UjF0sGi5oPq2LkMn8AbCdE",
+        "sk-" + "ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-AbCdEfGhIjKlMnOpQrSt-AAAA",
+        "sk-" + "3f2a9b7c1d8e4f60a5b2c9d7e1f3a8b4",  # lower-case hex
+        "sk-" + "svcacct-k2j4h5g6f7d8s9a0q1w2e3r4t5y6u7i8o9p0",
+        "sk-" + "admin-12ab-34cd-56ef-78gh-90ij-12kl",
+    ],
+)
+def test_real_keys_starting_with_sk_are_still_redacted(key: str) -> None:
+    assert same_streamed(f"OPENAI_API_KEY={key} set") == f"OPENAI_API_KEY={KEY} set"
