@@ -33,6 +33,9 @@ class ProviderRequest:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     stream: bool = True
+    #: the model's context window (input and output tokens), when known: a wire format
+    #: that sizes the context per request (Ollama's ``num_ctx``) stays within it
+    context_window: int | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -1,6 +1,7 @@
 """Ollama's native chat API: ``POST {base}/api/chat``, NDJSON streaming.
 
-Sampling lives under ``options`` (``num_predict`` is the output limit), the
+Sampling lives under ``options`` (``num_predict`` is the output limit, ``num_ctx``
+the context the model runs with: see ``num_ctx``), the
 stream is one JSON object per line and ends with the ``"done": true`` line that
 carries ``prompt_eval_count`` / ``eval_count``. ``stream`` defaults to true on
 the server, so it is always sent. No key locally; a key (Ollama cloud) is sent
@@ -39,6 +40,35 @@ from switchman.adapters._sse import (
 )
 
 DEFAULT_BASE_URL: Final = "http://localhost:11434"
+#: the least ``num_ctx`` sent: Ollama's own default context (``OLLAMA_CONTEXT_LENGTH``
+#: unset), so a short prompt runs with the context the server loaded the model with
+MIN_NUM_CTX: Final = 4096
+#: UTF-8 bytes a token when sizing ``num_ctx``: a denser guess than the router's four
+#: characters a token (code, non-English text), since a context too small is cut
+#: silently while one too large costs only memory
+_BYTES_PER_TOKEN: Final = 3
+#: role framing per message
+_TOKENS_PER_MESSAGE: Final = 4
+
+
+def num_ctx(request: ProviderRequest) -> int:
+    """The context (``options.num_ctx``) to run ``request`` with.
+
+    Ollama runs a model with its own default context (a few thousand tokens) unless a
+    request says otherwise, and silently drops the start of a longer prompt. So: the
+    estimated input (UTF-8 bytes / 3, plus 4 a message) plus ``max_tokens``, rounded up
+    to a power of two, at least ``MIN_NUM_CTX``, at most the model's ``context_window``
+    when the request carries it. A power of two rather than a multiple of 1,024: Ollama
+    reloads the model when ``num_ctx`` changes, and a conversation growing turn by turn
+    then crosses a handful of sizes (4k, 8k, 16k...) instead of one every few turns, for
+    at most twice the KV cache the request needs.
+    """
+    size = sum(len(m.content.encode()) for m in request.messages)
+    tokens = -(-size // _BYTES_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(request.messages)
+    tokens += request.max_tokens or 0
+    ctx = max(MIN_NUM_CTX, 1 << (tokens - 1).bit_length())
+    window = request.context_window
+    return window if window is not None and ctx > window else ctx
 
 
 @attrs.frozen(kw_only=True)
@@ -62,13 +92,13 @@ class OllamaAdapter:
                 options[key] = value
         if request.stop:
             options["stop"] = list(request.stop)
+        options["num_ctx"] = num_ctx(request)
         body: dict[str, Any] = {
             "model": request.model_id,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": request.stream,
+            "options": options,
         }
-        if options:
-            body["options"] = options
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
