@@ -88,17 +88,27 @@ def _ascii_but(chars: str) -> str:
 
 
 # scheme://user:password@host. The password runs to the last @ before the host: it may
-# hold @ # / ? (written unescaped), but after an @ no / ? # (those start the path, the
-# query or the fragment, where an @ is the URL's own: https://u:pw@host/x?mail=a@b.c).
-# The user may hold one @ (smtp://alerts@example.com:pw@smtp.example.com): a password
-# is told from a port by the @ and the host that must follow it
+# hold @ # / ? (written unescaped). After an @, a host (a dotted name, a name and a
+# port, localhost) and then / ? or # start the path, the query or the fragment, where
+# an @ is the URL's own (https://u:pw@host.io/x?mail=a@b.c, git+https://u:pw@host.io/
+# a/b.git@v1): a part after an @ holds one / ? or # at most, and not after a host
+# (postgres://u:p@ss#w0rd@db). The user may hold one @
+# (smtp://alerts@example.com:pw@smtp.example.com): a password is told from a port by
+# the @ and the host that must follow it
 _URL_USER = _ascii_but("/?#@:'`<>\"")
 _URL_PASSWORD_HEAD = _ascii_but("@'`<>\"")  # before its first @
-_URL_PASSWORD_MORE = _ascii_but("@/?#'`<>\"")  # after an @
+_URL_PASSWORD_MORE = _ascii_but("@/?#'`<>\"")  # after an @, but for one / ? or #
+_URL_HOST_THEN_PATH = (
+    r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]*)?|[A-Za-z0-9-]+:[0-9]+|localhost)[/?#]"
+)
+_URL_PASSWORD_PART = (
+    rf"@(?!{_URL_HOST_THEN_PATH})[{_URL_PASSWORD_MORE}]{{1,64}}"
+    rf"(?:[/?#][{_URL_PASSWORD_MORE}]{{1,64}})?"
+)
 _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.-])"
     rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}(?:@[{_URL_USER}]{{1,64}})?:)"
-    rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:@[{_URL_PASSWORD_MORE}]{{1,64}}){{0,3}})"
+    rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:{_URL_PASSWORD_PART}){{0,3}})"
     r"@(?=[A-Za-z0-9\[])"  # a host follows
 )
 _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password

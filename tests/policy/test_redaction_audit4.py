@@ -98,3 +98,52 @@ def test_a_branch_named_sk_numbers_and_words_is_no_key(text: str) -> None:
 )
 def test_real_keys_starting_with_sk_are_still_redacted(key: str) -> None:
     assert same_streamed(f"OPENAI_API_KEY={key} set") == f"OPENAI_API_KEY={KEY} set"
+
+
+# -- a URL password holding # / or ? after an @ ------------------------------------------------
+
+URL_PASSWORD = tag("url_password")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgres://u:" + "p@ss#w0rd" + "@db:5432/x", f"postgres://u:{URL_PASSWORD}@db:5432/x"),
+        (
+            "DATABASE_URL=postgres://app:" + "Xy@9/kq2" + "@db.example.com:5432/app ok",
+            f"DATABASE_URL=postgres://app:{URL_PASSWORD}@db.example.com:5432/app ok",
+        ),
+        (
+            '{"url": "redis://:' + "a1@b?c" + '@cache:6379"}',
+            f'{{"url": "redis://:{URL_PASSWORD}@cache:6379"}}',
+        ),
+        (
+            "amqp://bot:" + "q@w#e@r/t9" + "@rabbit.internal:5672/vhost",
+            f"amqp://bot:{URL_PASSWORD}@rabbit.internal:5672/vhost",
+        ),
+    ],
+)
+def test_a_url_password_holding_a_hash_slash_or_question_mark_after_an_at_is_redacted(
+    text: str, expected: str
+) -> None:
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "https://u:pw12@host.io/x?mail=a@b.io",
+            f"https://u:{URL_PASSWORD}@host.io/x?mail={tag('email')}",
+        ),
+        (
+            "pip install git+https://u:" + "tok3n" + "@github.com/org/repo.git@v1.0",
+            f"pip install git+https://u:{URL_PASSWORD}@github.com/org/repo.git@v1.0",
+        ),
+        ("https://u:pw12@medium.com/@user", f"https://u:{URL_PASSWORD}@medium.com/@user"),
+        ("http://u:pw12@localhost:8080/x#a@b", f"http://u:{URL_PASSWORD}@localhost:8080/x#a@b"),
+        ("http://u:pw12@localhost/x?to=a@b", f"http://u:{URL_PASSWORD}@localhost/x?to=a@b"),
+    ],
+)
+def test_an_at_after_the_host_and_its_path_stays_the_urls(text: str, expected: str) -> None:
+    assert same_streamed(text) == expected
