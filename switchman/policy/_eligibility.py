@@ -122,16 +122,19 @@ def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None)
         return out
     window = model.context_window
     left = window - input_tokens
-    if full:
+    if not full:
+        if out <= left:  # the common case: it fits
+            return out
+        out = left
+    else:
         # the input is an estimate (four characters a token): leave it a quarter more room,
         # so a prompt that tokenizes denser (code, CJK) does not overflow the window; but
         # never ask for less than the verbosity's own default where that fits
         out = max(
             min(out, window - math.ceil(input_tokens * FULL_INPUT_MARGIN)), min(default, left)
         )
-    else:
-        out = min(out, left)
-    return max(out, min(MIN_DEFAULT_OUTPUT_TOKENS, default))
+    floor = default if default < MIN_DEFAULT_OUTPUT_TOKENS else MIN_DEFAULT_OUTPUT_TOKENS
+    return out if out > floor else floor
 
 
 @attrs.frozen(kw_only=True)
