@@ -10,6 +10,8 @@ Pure and synchronous.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import re
 from collections.abc import Callable, Iterable
@@ -74,6 +76,11 @@ _JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*
 _BEARER = re.compile(
     r"\b(?:[Bb]earer|BEARER)\s{1,32}"  # _BEARER_GAP
     r"(?P<token>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)(?![A-Za-z0-9_~+/=-])"
+)
+# HTTP Basic credentials: base64 of user:password (checked when found)
+_BASIC = re.compile(
+    r"\b(?:[Bb]asic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
+    r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
 )
 # a private key's header and END line; an END closes the header of the same label
 _PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
@@ -203,7 +210,8 @@ _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, lit
     ("z", ("AIza",)),
     ("G", ("SG.",)),
     ("J", ("eyJ",)),
-    ("a", ("earer", "assw")),  # bearer, password, passwd
+    ("a", ("earer", "assw", "asic")),  # bearer, password, passwd, basic
+    ("C", ("ASIC",)),  # BASIC
     ("e", ("ecret",)),  # secret key
     ("R", ("EARER",)),
     ("W", ("ASSW",)),
@@ -248,6 +256,8 @@ def _maybe_triggered(text: str) -> bool:
             )
         )
         or "assw" in text  # password, passwd
+        or "asic" in text  # Basic
+        or ("C" in text and "ASIC" in text)
         or ("W" in text and "ASSW" in text)
         or "ecret" in text  # secret key
         or ("Y" in text and "ECRET" in text)  # SECRET...KEY
@@ -325,6 +335,21 @@ def _bearer_hit(m: re.Match[str]) -> str | None:
     if len(token) >= 32 or (len(token) >= 16 and _has_digit(token)):
         return m.group()[: m.start("token") - m.start()] + tag("bearer_token")
     return None
+
+
+def _basic_hit(m: re.Match[str]) -> str | None:
+    """The credentials of ``Basic <base64>`` if they decode to ``user:password`` (text
+    of printable characters), the password no placeholder (``user:password``)."""
+    token = m.group("token")
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+        plain = raw.decode()
+    except (binascii.Error, ValueError):
+        return None
+    _, colon, password = plain.partition(":")
+    if not colon or not password or not plain.isprintable() or _PLACEHOLDER.fullmatch(password):
+        return None
+    return m.group()[: m.start("token") - m.start()] + tag("password")
 
 
 #: what a pattern's replace function returns for a placeholder: it is left as it is,
@@ -420,6 +445,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ),
     ("api_key", _SECRET_KEY, _secret_key_hit, lambda s: "ecret" in s or "ECRET" in s),
     ("password", _PASSWORD, _password_hit, lambda s: "assw" in s or "ASSW" in s),
+    ("password", _BASIC, _basic_hit, lambda s: "asic" in s or "ASIC" in s),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {

@@ -50,12 +50,12 @@ it (the last rule below); any other cut if all of these hold:
   run, a ``+``, a ``(``, or ``b'``) lies at most 32 characters before ``c``, ``b'``
   being ``b`` or, in a longer block, just after the last of JSON's punctuation in
   ``text[b:c]`` (a cut a URL or a name kept: numbers in compact JSON are kept whole);
-* the text before it does not end in ``bearer`` and at most 32 whitespace characters,
-  nor in a secret's name (and its ``=`` or ``:``, markdown's ``**`` or ``__`` before or
-  after it) and a few spaces or tabs, nor in ``ssh`` (``scp``, ``sftp``, ``mosh``,
-  ``rsync``, ``clone``) and a space, nor in a quoted value (double or single quotes,
-  backticks) after a secret's name opened less than ``QUOTED_SPACED`` (48)
-  characters before (``password: "correct horse``);
+* the text before it does not end in ``bearer`` (or ``basic``) and at most 32
+  whitespace characters, nor in a secret's name (and its ``=`` or ``:``, markdown's
+  ``**`` or ``__`` before or after it) and a few spaces or tabs, nor in ``ssh``
+  (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted
+  value (double or single quotes, backticks) after a secret's name opened less than
+  ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
@@ -346,7 +346,7 @@ def _in_open_value(t: str, c: int) -> bool:
 
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
-    ``Bearer`` and at most ``_BEARER_GAP`` whitespace characters, a secret's name (and
+    ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, a secret's name (and
     its ``=`` or ``:``) waiting for its value, or a remote shell (``ssh``) waiting for
     its ``user@host``, or a quoted value after a secret's name, opened less than
     ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
@@ -360,6 +360,8 @@ def _word_held(t: str, c: int) -> bool:
     if j == c or (j > 0 and t[j - 1].isspace()):  # no whitespace, or too much
         return False
     if j >= 6 and t[j - 6 : j].lower() == "bearer":
+        return True
+    if j >= 5 and t[j - 5 : j].lower() == "basic":  # Basic <user:password in base64>
         return True
     if j == 0:
         return False

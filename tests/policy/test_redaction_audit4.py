@@ -6,6 +6,8 @@ leave this file alone.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from switchman.policy._redaction import tag
@@ -147,3 +149,47 @@ def test_a_url_password_holding_a_hash_slash_or_question_mark_after_an_at_is_red
 )
 def test_an_at_after_the_host_and_its_path_stays_the_urls(text: str, expected: str) -> None:
     assert same_streamed(text) == expected
+
+
+# -- HTTP Basic credentials ----------------------------------------------------------------
+
+PASSWORD = tag("password")
+ADMIN = base64.b64encode(b"admin:" + b"S3cr3t!x").decode()  # fake
+DEPLOY = base64.b64encode(b"deploy:" + b"hunter2x").decode()
+BOT = base64.b64encode(b"bot:" + b"q9Zk-2024").decode()  # no padding
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"Authorization: Basic {ADMIN}\nAccept: */*",
+            f"Authorization: Basic {PASSWORD}\nAccept: */*",
+        ),
+        (
+            f'curl -H "Authorization: Basic {DEPLOY}" https://api.example.com',
+            f'curl -H "Authorization: Basic {PASSWORD}" https://api.example.com',
+        ),
+        (
+            f'headers = {{"Authorization": "Basic {BOT}", "X-Id": "1"}}',
+            f'headers = {{"Authorization": "Basic {PASSWORD}", "X-Id": "1"}}',
+        ),
+        (f"AUTHORIZATION: BASIC\n    {ADMIN} end", f"AUTHORIZATION: BASIC\n    {PASSWORD} end"),
+    ],
+)
+def test_http_basic_credentials_are_redacted(text: str, expected: str) -> None:
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Basic auth is the basic scheme; see Basic usage below.",
+        "Authorization: Basic " + base64.b64encode(b"username:password").decode(),
+        "Authorization: Basic <base64 of user:password>",
+        "Authorization: Basic ${CREDENTIALS}",
+        "Basic abcd1234 is no user:password",
+    ],
+)
+def test_basic_prose_placeholders_and_non_credentials_are_left(text: str) -> None:
+    assert same_streamed(text) == text
