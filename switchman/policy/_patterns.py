@@ -146,7 +146,7 @@ _BARE = _ascii_but("\"'`,;&)]}")
 #: a quoted value after a secret's name may hold spaces if it is this long at most
 QUOTED_SPACED: Final = 48
 _BOLD = r"(?:\*\*|__)?"  # markdown's closing bold
-_NAME_SEP = rf"[\"']?{_BOLD}(?:[ \t]{{0,16}}(?P<sep>=>|:=|[=:]){_BOLD}[ \t]{{0,16}}|[ \t]{{1,16}})"
+_NAME_SEP = rf"[\"']?{_BOLD}(?:[ \t]{{0,16}}(?P<sep>=>|:=|[=:|]){_BOLD}[ \t]{{0,16}}|[ \t]{{1,16}})"
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
 _NAMED_VALUE = (
     _NAME_SEP
@@ -167,7 +167,7 @@ _OPEN_VALUE = re.compile(
 # what a name waits for at a cut: its separator or its value (or the rest of the name)
 _NAME_TAIL = re.compile(
     rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"']?{_BOLD}"
-    rf"[ \t]{{0,16}}(?:(?:=>|:=|[=:]){_BOLD})?[ \t]{{1,16}}\Z"
+    rf"[ \t]{{0,16}}(?:(?:=>|:=|[=:|]){_BOLD})?[ \t]{{1,16}}\Z"
     r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
 )
 # A value that stands for a secret rather than being one: wrapped or a variable
@@ -179,6 +179,8 @@ _PLACEHOLDER = re.compile(
     r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
     r"|(?i:[a-z _-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z _-]*)"
 )
+# what stands before a secret's name in a table's cell: its | and the name's head
+_NAME_CELL = re.compile(r"\|[ \t]*[\w.*-]{0,48}\Z")
 # code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
 _CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
@@ -386,6 +388,11 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
     """
     group = next(g for g in ("dq", "sq", "bq", "bare") if m[g] is not None)
     value = m[group]
+    if m["sep"] == "|":  # a table's row: the name's cell opens the row or follows a |
+        if _NAME_CELL.search(m.string, max(m.start() - 64, 0), m.start()) is None:
+            return None  # a shell's pipe: echo $password | base64
+        if group == "bare":
+            value = value.partition("|")[0]  # |password|hunter2!x|
     if group == "bare":
         value = value.rstrip(".")  # the end of a sentence
         if not value or _CODE.fullmatch(value):

@@ -51,8 +51,9 @@ it (the last rule below); any other cut if all of these hold:
   being ``b`` or, in a longer block, just after the last of JSON's punctuation in
   ``text[b:c]`` (a cut a URL or a name kept: numbers in compact JSON are kept whole);
 * the text before it does not end in ``bearer`` (or ``basic``) and at most 32
-  whitespace characters, nor in a secret's name (and its ``=`` or ``:``, markdown's
-  ``**`` or ``__`` before or after it) and a few spaces or tabs, nor in ``ssh``
+  whitespace characters, nor in a secret's name (and its ``=``, ``:`` or a table's
+  ``|``, markdown's ``**`` or ``__`` before or after it) and a few spaces or tabs, nor
+  in a ``|`` after whitespace and spaces or tabs (a table's cell), nor in ``ssh``
   (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted
   value (double or single quotes, backticks) after a secret's name opened less than
   ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``);
@@ -346,8 +347,10 @@ def _in_open_value(t: str, c: int) -> bool:
 
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
-    ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, a secret's name (and
-    its ``=`` or ``:``) waiting for its value, or a remote shell (``ssh``) waiting for
+    ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, a
+    secret's name (and its ``=``, ``:`` or a table's ``|``) waiting for its value, a
+    table's cell opened (a ``|`` after whitespace, then spaces or tabs: a block holding
+    a cell that names a secret holds its ``|``), a remote shell (``ssh``) waiting for
     its ``user@host``, or a quoted value after a secret's name, opened less than
     ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
     reads at most 110 characters back."""
@@ -366,12 +369,14 @@ def _word_held(t: str, c: int) -> bool:
     if j == 0:
         return False
     last = t[j - 1]
+    if last == "|" and (j == 1 or t[j - 2] in " \t\n") and "\n" not in t[j:c]:
+        return True  # a table's cell opened: the block holds its | (a name's cell)
     if last in "hpce" and t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host follows
         return _BEFORE_HOST.search(t, max(c - 24, 0), c) is not None
     if last.isalpha():  # the name ends here: password, passwd, secret key, secret access
         if not t.endswith(_NAME_WORD_ENDS, max(j - 8, 0), j):
             return False
-    elif last not in "\"':=>*_":  # or its quote, separator or markdown's bold does
+    elif last not in "\"':=>*_|":  # or its quote, separator (a table's |), markdown's bold
         return False
     lo = max(j - 48, 0)
     return (

@@ -193,3 +193,51 @@ def test_http_basic_credentials_are_redacted(text: str, expected: str) -> None:
 )
 def test_basic_prose_placeholders_and_non_credentials_are_left(text: str) -> None:
     assert same_streamed(text) == text
+
+
+# -- a password in a markdown table's row --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("| password | " + "hunter2!x" + " |", "| password | %s |"),
+        ("| DB_PASSWORD | " + "s3cr3t-Val" + " |", "| DB_PASSWORD | %s |"),
+        (
+            "| Key | Value |\n|---|---|\n| user | bob |\n| password | " + "Summer2024!" + " |\n",
+            "| Key | Value |\n|---|---|\n| user | bob |\n| password | %s |\n",
+        ),
+        ("|password|" + "hunter2!x" + "|", "|password|%s|"),
+        (
+            "| **Password** | `" + "Tr0ub4dor&3" + "` | temporary |",
+            "| **Password** | `%s` | temporary |",
+        ),
+        ("| env | PGPASSWORD |\t" + "S3cr3t_pw" + "\t|", "| env | PGPASSWORD |\t%s\t|"),
+    ],
+)
+def test_a_password_in_a_table_row_is_redacted(text: str, expected: str) -> None:
+    assert same_streamed(text) == expected % tag("password")
+
+
+def test_a_secret_key_in_a_table_row_is_redacted() -> None:
+    text = "| AWS_SECRET_ACCESS_KEY | " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + " |"
+    assert same_streamed(text) == f"| AWS_SECRET_ACCESS_KEY | {KEY} |"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| password | `<password>` |",
+        "| DB_PASSWORD | ${DB_PASSWORD} |",
+        "| password | **** |",
+        "| password | your-password |",
+        "| Field | Type |\n|---|---|\n| password | string |\n| password_hash | bytes |",
+        "| password | required, 12+ chars |",
+        "echo $password | base64 -d",
+        "cat password.txt | sha256sum",
+        "grep password | head -n 10",
+        "| | | |\n| a | b | c |",
+    ],
+)
+def test_table_placeholders_types_and_shell_pipes_are_left(text: str) -> None:
+    assert same_streamed(text) == text

@@ -32,6 +32,9 @@ TEXTS: dict[str, Callable[[int], str]] = {
     "@ soup": lambda n: ("a@b " * n)[:n],
     "digits and spaces": lambda n: ("1 2 3 4 5 6 7 8 9 0 " * n)[:n],
     "URL chain": lambda n: ("a://b:c@" * n)[:n],
+    "empty table cells": lambda n: ("| " * n)[:n],
+    "a table of passwords": lambda n: ("| password | " * n)[:n],
+    "a table of Basic": lambda n: ("| Basic | x1 " * n)[:n],
     "compact JSON with URLs": lambda n: json.dumps(
         [{"u": f"https://h{i}.example.com/x", "password": f"p{i}!"} for i in range(n)],
         separators=(",", ":"),
