@@ -60,7 +60,12 @@ from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._budget import Ledger
-from switchman.policy._candidates import canonical_call, models_with_id, resolve_target
+from switchman.policy._candidates import (
+    canonical_call,
+    models_with_id,
+    resolve_target,
+    unknown_name,
+)
 from switchman.policy._intensity import Intensity
 from switchman.policy._learning import ModelStats
 from switchman.policy._ratelimit import new_budget
@@ -90,7 +95,7 @@ def validate_call(call: Call, config: Config) -> None:
                 "model",
                 f"{call.model!r} is the id of several models: name one of {', '.join(several)}"
                 if several
-                else f"unknown model or route {call.model!r}",
+                else unknown_name(call.model, config),
             )
         )
     for i, alias in enumerate(call.options.fallback):
@@ -99,7 +104,7 @@ def validate_call(call: Call, config: Config) -> None:
                 f"{alias!r} is a route: fallbacks are model aliases (its chain is "
                 f"{', '.join(config.routes[alias].chain)})"
                 if kind == "route"
-                else f"unknown model alias {alias!r}"
+                else unknown_name(alias, config, "model alias", config.models.__contains__)
             )
             errors.append(FieldError(f"options.fallback[{i}]", why))
     if call.options.determinism == "strict" and call.params.seed is None:

@@ -1059,3 +1059,21 @@ async def test_a_budget_that_starts_refusing_is_logged_once(
     told = [r for r in caplog.records if "is refusing calls" in r.getMessage()]
     assert len(told) == 1 and told[0].levelname == "WARNING"
     assert "the global day budget of $" in told[0].getMessage()
+
+
+async def test_a_misspelt_model_or_fallback_is_told_what_it_may_have_meant() -> None:
+    async with switchman.open_router(None) as router:  # the built-in catalog
+        with pytest.raises(switchman.ValidationError) as raised:
+            await router.call(
+                Call(
+                    prompt="hi",
+                    model="claude-sonet",
+                    options=switchman.Options(fallback=("gpt-5.4-mni",)),
+                )
+            )
+    said = {f.field: f.message for f in raised.value.fields}
+    assert "did you mean 'claude-sonnet'" in said["model"]  # the route
+    # a fallback is a model: the hint names models only, as the caller wrote theirs
+    assert said["options.fallback[0]"].startswith(
+        "unknown model alias 'gpt-5.4-mni'; did you mean 'gpt-5.4-mini'"
+    )

@@ -37,6 +37,7 @@ from switchman.gateway._auth import (
     authenticate,
     bind_principal,
     call_patterns,
+    knows,
     model_allowed,
     presented_key,
     target_problems,
@@ -72,7 +73,7 @@ from switchman.gateway._status import (
 )
 from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
-from switchman.policy._candidates import canonical_call
+from switchman.policy._candidates import canonical_call, unknown_name
 from switchman.store import JOB_STATUSES, JobRecord, JobStore
 
 log = logging.getLogger("switchman.gateway")
@@ -305,7 +306,7 @@ class Gateway:
         when the key is over it (see ``_limits``)."""
         self.rates.check(principal, trio.current_time())
 
-    def parse_call(self, raw: Any) -> Call:
+    def parse_call(self, raw: Any, principal: Principal | None = None) -> Call:
         """A ``Call`` from its JSON; ``ValidationError`` naming every bad field, an unknown
         model among them (worded as :meth:`admit` words it for an otherwise valid call)."""
         try:
@@ -314,7 +315,7 @@ class Gateway:
             named = {f.field for f in exc.fields}
             unknown = [
                 FieldError(field, message)
-                for field, message in unknown_targets(raw, self.config)
+                for field, message in unknown_targets(raw, self.config, principal)
                 if field not in named
             ]
             raise ValidationError([*exc.fields, *unknown]) from None
@@ -364,7 +365,7 @@ class Gateway:
         self.take_request(principal)
         body = await req.json(self.config.server.max_body_bytes)
         try:
-            call = self.parse_call(body)
+            call = self.parse_call(body, principal)
         except ValidationError as exc:
             raise invalid((f.field, f.message) for f in exc.fields) from None
         call = self.admit(call, principal)
@@ -570,7 +571,11 @@ class Gateway:
             if entry["id"] == model:
                 await send_json(send, 200, entry)
                 return
-        raise HttpError(404, "model_not_found", _no_model(model), param="model")
+        raise HttpError(404, "model_not_found", self._no_model(model, principal), param="model")
+
+    def _no_model(self, name: str, principal: Principal) -> str:
+        said = unknown_name(name, self.config, usable=knows(principal, self.config))
+        return f"{said} (GET /v1/models lists the ones this key may use)"
 
     def _failure(self, result: Result, call: Call, principal: Principal) -> HttpError:
         """The ``/v1`` error for a failed call, its message as ``principal`` may read it."""
@@ -624,7 +629,9 @@ class Gateway:
         if unknown:
             field, message = unknown[0]
             if field == "model":
-                raise HttpError(404, "model_not_found", _no_model(chat.call.model), param=field)
+                raise HttpError(
+                    404, "model_not_found", self._no_model(chat.call.model, principal), param=field
+                )
             raise HttpError(400, "model_not_found", message, param=field)
         call = self.admit(chat.call, principal)
         if chat.stream:
@@ -719,10 +726,6 @@ class Gateway:
                 pending.append(chunk(None, usage=result.usage, extra=info))
             pending.append("[DONE]")
             await send_events(send, pending, last=True)
-
-
-def _no_model(name: str) -> str:
-    return f"unknown model or route {name!r}: GET /v1/models lists the ones this key may use"
 
 
 async def _next(items: trio.MemoryReceiveChannel[Delta | Result], job_id: str) -> Delta | Result:

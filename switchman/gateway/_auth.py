@@ -12,7 +12,7 @@ request acts as :data:`OPEN`, which sees every job and every model.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
@@ -22,7 +22,7 @@ from switchman._call import TRUST_RANK, Call, Caller, TrustTier
 from switchman.catalog import Config, KeySpec
 from switchman.catalog._config import allowed_for
 from switchman.policy import resolve_target
-from switchman.policy._candidates import model_named
+from switchman.policy._candidates import model_named, unknown_name
 
 
 @attrs.frozen(kw_only=True)
@@ -134,6 +134,20 @@ def may_reach(principal: Principal, alias: str, config: Config) -> bool:
     return any(alias in config.routes[r].chain for r in granted_routes(principal, config))
 
 
+def knows(principal: Principal | None, config: Config) -> Callable[[str], bool] | None:
+    """Which routes and aliases an unknown name's hint may offer ``principal``: those it
+    may call (None: any, for the admin, the gateway without keys, or no principal)."""
+    if principal is None or principal.sees_everything:
+        return None
+
+    def usable(name: str) -> bool:
+        if name in config.routes:
+            return name in principal.models or any(fnmatchcase(name, p) for p in principal.models)
+        return may_reach(principal, name, config)
+
+    return usable
+
+
 def target_problems(
     principal: Principal, call: Call, config: Config
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -177,27 +191,35 @@ def target_problems(
         if not model_allowed(pats, name, config):
             denied.append(("model", f"this key may not use model {name!r}"))
     else:
-        unknown.append(("model", _unknown_model(name)))
+        unknown.append(("model", _unknown_model(name, config, principal)))
     for i, alias in enumerate(call.options.fallback):
         field = f"options.fallback[{i}]"
         if alias == "auto":
             continue
         if alias not in config.models:
-            unknown.append((field, _unknown_fallback(alias)))
+            unknown.append((field, _unknown_fallback(alias, config, principal)))
         elif not model_allowed(pats, alias, config):
             denied.append((field, f"this key may not use model {alias!r}"))
     return unknown, denied
 
 
-def _unknown_model(name: str) -> str:
-    return f"unknown model or route {name!r}"
+def _unknown_model(name: str, config: Config, principal: Principal | None) -> str:
+    return unknown_name(name, config, usable=knows(principal, config))
 
 
-def _unknown_fallback(alias: str) -> str:
-    return f"unknown model {alias!r}"
+def _unknown_fallback(alias: str, config: Config, principal: Principal | None) -> str:
+    usable = knows(principal, config)
+    return unknown_name(
+        alias,
+        config,
+        "model",
+        lambda n: n in config.models and (usable is None or usable(n)),
+    )
 
 
-def unknown_targets(raw: object, config: Config) -> list[tuple[str, str]]:
+def unknown_targets(
+    raw: object, config: Config, principal: Principal | None = None
+) -> list[tuple[str, str]]:
     """The unknown names in a call's JSON that did not make a ``Call`` (other fields are
     wrong), so they are reported with the rest, as :func:`target_problems` words them:
     ``model`` (``auto`` when absent) and each string of ``options.fallback``. A value of
@@ -207,7 +229,7 @@ def unknown_targets(raw: object, config: Config) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     name = raw.get("model", "auto")
     if isinstance(name, str) and name and resolve_target(model_named(name, config), config) is None:
-        out.append(("model", _unknown_model(name)))
+        out.append(("model", _unknown_model(name, config, principal)))
     options = raw.get("options")
     fallback = options.get("fallback") if isinstance(options, Mapping) else None
     if isinstance(fallback, list):
@@ -218,7 +240,7 @@ def unknown_targets(raw: object, config: Config) -> list[tuple[str, str]]:
                 and alias != "auto"
                 and model_named(alias, config) not in config.models
             ):
-                out.append((f"options.fallback[{i}]", _unknown_fallback(alias)))
+                out.append((f"options.fallback[{i}]", _unknown_fallback(alias, config, principal)))
     return out
 
 

@@ -278,7 +278,7 @@ class _Connection:
     async def submit(self, raw: Any) -> None:
         self.gw.take_request(self.principal)
         try:
-            call = self.gw.parse_call(raw if raw is not None else {})
+            call = self.gw.parse_call(raw if raw is not None else {}, self.principal)
         except ValidationError as exc:
             raise invalid((f.field, f.message) for f in exc.prefixed("call").fields) from None
         try:

@@ -10,7 +10,8 @@ configuration has that id (``canonical_call``). Pure functions; no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import attrs
@@ -49,6 +50,55 @@ def model_named(name: str, config: Config) -> str:
         return name
     found = models_with_id(name, config)
     return found[0] if len(found) == 1 else name
+
+
+def close_names(
+    name: str, config: Config, usable: Callable[[str], bool] | None = None
+) -> list[str]:
+    """Up to three names the configuration knows (routes, aliases, model ids) that look like
+    ``name``: a typo, another case, a dated or prefixed spelling. ``usable`` (a route or an
+    alias) keeps only what the caller may call, so a hint never names anything else.
+    For error messages only: it scans the whole configuration."""
+    names: dict[str, str] = {}  # as written -> the route or alias it stands for
+    for route in config.routes:
+        names[route] = route
+    ids: dict[str, list[str]] = {}
+    for alias, model in config.models.items():
+        names[alias] = alias
+        ids.setdefault(model.model_id, []).append(alias)
+    for model_id, aliases in ids.items():
+        if len(aliases) == 1:  # a bare id names a model only when it is one model's
+            names.setdefault(model_id, aliases[0])
+    if usable is not None:
+        names = {n: target for n, target in names.items() if usable(target)}
+    folded = name.casefold()
+    same = [n for n in names if n.casefold() == folded]
+    if same:
+        return same[:3]
+    bare: dict[str, list[str]] = {}  # compared without a provider's prefix
+    for n in names:
+        bare.setdefault(n.rsplit("/", 1)[-1].casefold(), []).append(n)
+    found = difflib.get_close_matches(folded.rsplit("/", 1)[-1], list(bare), n=3, cutoff=0.75)
+    # one name per model or route, written as the caller wrote theirs (with a prefix or not)
+    prefixed = "/" in name
+    chosen: dict[str, str] = {}
+    for written in (n for f in found for n in bare[f]):
+        target = names[written]
+        if target not in chosen or ("/" in written) == prefixed != ("/" in chosen[target]):
+            chosen[target] = written
+    return list(chosen.values())[:3]
+
+
+def unknown_name(
+    name: str,
+    config: Config,
+    what: str = "model or route",
+    usable: Callable[[str], bool] | None = None,
+) -> str:
+    """``unknown model or route 'x'``, with the names it may have meant (``close_names``)."""
+    close = close_names(name, config, usable)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return f"unknown {what} {name!r}{hint}"
 
 
 def canonical_call(call: Call, config: Config) -> Call:

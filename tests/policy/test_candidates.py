@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from switchman._call import Call, Options
 from switchman._result import Ranked
-from switchman.catalog._spec import Config, ModelSpec, RouteSpec
-from switchman.policy._candidates import plan_attempt_order, resolve_target
+from switchman.catalog._catalog import builtin_catalog
+from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
+from switchman.policy._candidates import (
+    close_names,
+    plan_attempt_order,
+    resolve_target,
+    unknown_name,
+)
 
 ALIASES = ("a", "b", "c", "d", "e")
 MODELS = {alias: ModelSpec(alias=alias, provider="p", model_id=alias) for alias in ALIASES}
@@ -93,3 +100,38 @@ def test_route_wins_over_a_model_alias_of_the_same_name() -> None:
 
 def test_unknown_target_plans_nothing() -> None:
     assert plan("nope", fallback=("auto",)) == ()
+
+
+def test_an_unknown_name_is_told_the_names_it_may_have_meant() -> None:
+    config = builtin_catalog()
+    assert unknown_name("gpt-5.4-mni", config).startswith(
+        "unknown model or route 'gpt-5.4-mni'; did you mean 'gpt-5.4-mini'"
+    )
+    # another case, a provider's prefix, a transposition
+    assert close_names("GPT-5.4-MINI", config) == ["gpt-5.4-mini"]
+    assert close_names("openai/gpt-5.4-mni", config)[0] == "openai/gpt-5.4-mini"
+    assert "claude-sonnet" in close_names("claude-sonet", config)
+    # nothing alike: no hint at all
+    assert unknown_name("zzz", config) == "unknown model or route 'zzz'"
+    # only what the caller may use is offered
+    only_anthropic = close_names("gpt-5.4-mni", config, lambda n: n.startswith("claude"))
+    assert only_anthropic == []
+
+
+def test_a_hint_never_offers_a_model_id_that_names_several_models() -> None:
+    base = ModelSpec(alias="a/x", provider="a", model_id="shared-1")
+    config = Config(
+        providers={
+            "a": ProviderSpec(name="a", kind="sim"),
+            "b": ProviderSpec(name="b", kind="sim"),
+        },
+        models={
+            "a/x": base,
+            "b/x": attrs.evolve(base, alias="b/x", provider="b"),
+        },
+        simulated=True,
+    )
+    # "shared-1" would not resolve (it is the id of two models): it is not offered
+    assert close_names("shared-2", config) == []
+    # the aliases with the same last part are both offered
+    assert sorted(close_names("c/x", config)) == ["a/x", "b/x"]

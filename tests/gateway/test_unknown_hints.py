@@ -1,0 +1,62 @@
+"""A misspelt model name is answered with the names it may have meant, and only with
+names the asking key may use: through the real server, on each way in."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+from trio_websocket import open_websocket_url
+
+from tests.gateway._fakes import KEYS, FakeRouter, bearer, make_config, running_gateway
+
+A = bearer("secret-a")  # may use fast, slow and sim/*
+OPS = bearer("secret-ops")  # the admin
+
+
+async def test_the_openai_endpoint_suggests_only_what_the_key_may_use() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    body = {"model": "gpt-y", "messages": [{"role": "user", "content": "hi"}]}
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            admin = await gw.client.post("/v1/chat/completions", json=body, headers=OPS)
+            assert admin.status_code == 404
+            assert "did you mean 'gpt-x'?" in admin.json()["error"]["message"]
+            team = await gw.client.post("/v1/chat/completions", json=body, headers=A)
+            assert team.status_code == 404
+            said = team.json()["error"]["message"]
+            assert said.startswith("unknown model or route 'gpt-y'") and "gpt-x" not in said
+            body["model"] = "FAST"
+            r = await gw.client.post("/v1/chat/completions", json=body, headers=A)
+            assert "did you mean 'fast'?" in r.json()["error"]["message"]
+            r = await gw.client.get("/v1/models/fsat", headers=A)
+            assert r.status_code == 404 and "did you mean 'fast'?" in r.json()["error"]["message"]
+            assert router.calls == []
+
+
+async def test_jobs_and_the_websocket_name_the_fields_with_their_hints() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    call = {"prompt": "x", "model": "fsat", "options": {"fallback": ["slwo"]}}
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/call", json=call, headers=A)
+            assert r.status_code == 422
+            said = {d["field"]: d["message"] for d in r.json()["error"]["details"]}
+            assert said == {
+                "model": "unknown model or route 'fsat'; did you mean 'fast'?",
+                "options.fallback[0]": "unknown model 'slwo'; did you mean 'slow'?",
+            }
+            # beside another bad field (the call does not parse): the same words
+            r = await gw.client.post("/call", json={**call, "prompt": 5}, headers=A)
+            said = {d["field"]: d["message"] for d in r.json()["error"]["details"]}
+            assert said["model"] == "unknown model or route 'fsat'; did you mean 'fast'?"
+            url = f"ws://{gw.host}:{gw.port}/ws"
+            async with open_websocket_url(url, extra_headers=[("x-api-key", "secret-a")]) as ws:
+                submit = {"type": "call", "call": {"prompt": 5, "model": "gpt-y"}}
+                await ws.send_message(json.dumps(submit))
+                reply = json.loads(await ws.get_message())
+                while reply.get("type") != "error":
+                    reply = json.loads(await ws.get_message())
+                text = json.dumps(reply)
+                assert "unknown model or route 'gpt-y'" in text and "gpt-x" not in text
+            assert router.calls == []
