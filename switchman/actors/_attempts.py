@@ -407,7 +407,11 @@ async def _exchange(
     params = request_params(call, model)
     params["max_tokens"] = out_tokens
     request = ProviderRequest(
-        model_id=model.model_id, messages=_messages_for(run, model), stream=True, **params
+        model_id=model.model_id,
+        messages=_messages_for(run, model),
+        stream=True,
+        context_window=model.context_window,
+        **params,
     )
     timeouts = call.options.timeouts
     rcfg = env.config.router

@@ -97,6 +97,7 @@ def providers_body(
                 "model_id": m.model_id,
                 "trust_tier": m.trust_tier,
                 "context_window": m.context_window,
+                "context_includes_output": m.context_includes_output,
                 "max_output_tokens": m.max_output_tokens,
                 "input_per_mtok": m.input_per_mtok,
                 "output_per_mtok": m.output_per_mtok,

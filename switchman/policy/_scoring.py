@@ -220,7 +220,8 @@ def rank(
         cost_f = 1.0 - math.log(cost / cheapest) / COST_SPAN if cost > cheapest else 1.0
         if cost_f < 0.0:
             cost_f = 0.0
-        headroom = 1.0 - (input_tokens + outs[i]) / m.context_window
+        used = input_tokens + outs[i] if m.context_includes_output else input_tokens
+        headroom = 1.0 - used / m.context_window
         if headroom < 0.0:
             headroom = 0.0
 

@@ -81,3 +81,19 @@ async def test_the_request_the_router_sends_carries_num_ctx() -> None:
     options = received.body["options"]
     assert options["num_predict"] == 500
     assert options["num_ctx"] == 16_384  # about 8,510 rounded up, not Ollama's 4,096
+
+
+async def test_the_router_caps_num_ctx_at_the_models_window() -> None:
+    prompt = "Summarize this. " + "lorem ipsum " * 2_000  # about 8,010 tokens: 16,384 uncapped
+    async with trio.open_nursery() as nursery:
+        server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+        config = http_fleet(server, [model("ollama", "ok", context_window=12_000)])
+        with trio.fail_after(10):
+            async with switchman.open_router(config, env=ENV) as router:
+                result = await router.call(
+                    Call(prompt=prompt, model="ollama/ok", params=Params(max_tokens=500))
+                )
+        nursery.cancel_scope.cancel()
+    assert result.status == "complete", result.errors
+    (received,) = server.requests("ollama/ok")
+    assert received.body["options"]["num_ctx"] == 12_000

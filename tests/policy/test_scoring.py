@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import attrs
 import pytest
 
 from switchman._call import Call, Options
@@ -186,6 +187,14 @@ def test_context_headroom_prefers_bigger_window() -> None:
     full = Call(prompt="x", options=Options(verbosity="full"))
     r = rank(full, [small], {}, now=0.0, input_tokens=976, rng=None)[0]
     assert r.factors["context"] == 0.0
+
+
+def test_headroom_counts_output_only_where_it_shares_the_window() -> None:
+    shared = model("shared", context_window=4000)
+    apart = attrs.evolve(model("apart", context_window=4000), context_includes_output=False)
+    by = {r.alias: r for r in rank(CALL, [shared, apart], {}, now=0.0, input_tokens=976, rng=None)}
+    assert by["shared"].factors["context"] == pytest.approx(0.125)  # (976 + 1024) of 4000
+    assert by["apart"].factors["context"] == pytest.approx(0.25 * (1 - 976 / 4000))
 
 
 def test_weights_scale_contributions() -> None:
