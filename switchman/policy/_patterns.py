@@ -77,9 +77,10 @@ _BEARER = re.compile(
     r"\b(?:[Bb]earer|BEARER)\s{1,32}"  # _BEARER_GAP
     r"(?P<token>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)(?![A-Za-z0-9_~+/=-])"
 )
-# HTTP Basic credentials: base64 of user:password (checked when found)
+# HTTP Basic credentials: base64 of user:password (checked when found); the scheme
+# capitalized as it is written (a lower-case "basic" would cost every prose a scan)
 _BASIC = re.compile(
-    r"\b(?:[Bb]asic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
+    r"\b(?:Basic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
     r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
 )
 # a private key's header and END line; an END closes the header of the same label
@@ -212,8 +213,8 @@ _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, lit
     ("z", ("AIza",)),
     ("G", ("SG.",)),
     ("J", ("eyJ",)),
-    ("a", ("earer", "assw", "asic")),  # bearer, password, passwd, basic
-    ("C", ("ASIC",)),  # BASIC
+    ("a", ("earer", "assw")),  # bearer, password, passwd
+    ("B", ("Basic", "BASIC")),
     ("e", ("ecret",)),  # secret key
     ("R", ("EARER",)),
     ("W", ("ASSW",)),
@@ -258,8 +259,7 @@ def _maybe_triggered(text: str) -> bool:
             )
         )
         or "assw" in text  # password, passwd
-        or "asic" in text  # Basic
-        or ("C" in text and "ASIC" in text)
+        or ("B" in text and ("Basic" in text or "BASIC" in text))
         or ("W" in text and "ASSW" in text)
         or "ecret" in text  # secret key
         or ("Y" in text and "ECRET" in text)  # SECRET...KEY
@@ -452,7 +452,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ),
     ("api_key", _SECRET_KEY, _secret_key_hit, lambda s: "ecret" in s or "ECRET" in s),
     ("password", _PASSWORD, _password_hit, lambda s: "assw" in s or "ASSW" in s),
-    ("password", _BASIC, _basic_hit, lambda s: "asic" in s or "ASIC" in s),
+    ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {
