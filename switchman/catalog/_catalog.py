@@ -64,6 +64,9 @@ class Catalog:
     sim_models: Mapping[str, ModelSpec]
     sim_routes: Mapping[str, RouteSpec]
     notes: Mapping[str, str] = attrs.field(factory=dict)
+    #: model ids the catalog leaves out on purpose (retired, deprecated, unpriced), and
+    #: why: said when a call names one
+    left_out: Mapping[str, str] = attrs.field(factory=dict)
 
 
 def model_alias(provider: str, model_id: str) -> str:
@@ -294,7 +297,8 @@ def load_catalog(data: Any) -> Catalog:
     errors: list[FieldError] = []
     if not isinstance(data, dict):
         raise ValidationError([FieldError("catalog", "must be an object")])
-    _unknown_keys(errors, "catalog", data, frozenset({"_notes", "providers", "routes", "sim"}))
+    top = frozenset({"_notes", "left_out", "providers", "routes", "sim"})
+    _unknown_keys(errors, "catalog", data, top)
     providers: dict[str, ProviderSpec] = {}
     models: dict[str, ModelSpec] = {}
     for name, table in _table(data, "providers", "catalog", errors).items():
@@ -333,6 +337,10 @@ def load_catalog(data: Any) -> Catalog:
     if not isinstance(notes, dict) or not all(isinstance(v, str) for v in notes.values()):
         errors.append(FieldError("catalog._notes", "must be an object of strings"))
         notes = {}
+    left_out = data.get("left_out", {})
+    if not isinstance(left_out, dict) or not all(isinstance(v, str) for v in left_out.values()):
+        errors.append(FieldError("catalog.left_out", "must be an object of strings"))
+        left_out = {}
     if errors or sim_provider is None:
         raise ValidationError(errors or [FieldError("catalog.sim.provider", "is invalid")])
     return Catalog(
@@ -343,6 +351,7 @@ def load_catalog(data: Any) -> Catalog:
         sim_models=sim_models,
         sim_routes=sim_routes,
         notes=notes,
+        left_out=left_out,
     )
 
 

@@ -96,8 +96,19 @@ def unknown_name(
     usable: Callable[[str], bool] | None = None,
 ) -> str:
     """``unknown model or route 'x'``, with the names it may have meant (``close_names``)."""
+    from switchman.catalog._catalog import builtin_catalog  # (error path only)
+
     close = close_names(name, config, usable)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    left_out = builtin_catalog().left_out
+    why = left_out.get(name)
+    if why is None and "/" in name:  # named with its provider: openai/o3
+        why = left_out.get(name.split("/", 1)[1])
+    if why is not None:
+        hint = (
+            f": the built-in catalog leaves it out ({why}); add it under [[models]] if your"
+            f" account still serves it{hint}"
+        )
     return f"unknown {what} {name!r}{hint}"
 
 

@@ -270,6 +270,7 @@ def test_load_catalog_roundtrip_of_the_shipped_file() -> None:
             "catalog.sim.models[0].sim.quality.poetry",
         ),
         (lambda d: d.update(extras={}), "catalog.extras"),
+        (lambda d: d.update(left_out={"o3": 3}), "catalog.left_out"),
         (
             lambda d: d["providers"]["openai"]["models"].append(
                 dict(d["providers"]["openai"]["models"][0])

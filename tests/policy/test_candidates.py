@@ -135,3 +135,16 @@ def test_a_hint_never_offers_a_model_id_that_names_several_models() -> None:
     assert close_names("shared-2", config) == []
     # the aliases with the same last part are both offered
     assert sorted(close_names("c/x", config)) == ["a/x", "b/x"]
+
+
+def test_a_model_the_catalog_leaves_out_is_told_why() -> None:
+    config = builtin_catalog()
+    said = unknown_name("deepseek-chat", config)
+    assert said.startswith("unknown model or route 'deepseek-chat': the built-in catalog")
+    assert "DeepSeek retired it on 2026-07-24" in said and "[[models]]" in said
+    assert "deprecates it on 2026-12-11" in unknown_name("openai/o3", config)
+    together = "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"
+    assert "Together deprecated it" in unknown_name(together, config)
+    # every id it names is indeed not in the catalog (a shipped id is never called left out)
+    shipped = {m.model_id for m in config.models.values()}
+    assert config.left_out and not shipped.intersection(config.left_out)
