@@ -83,6 +83,11 @@ _BASIC = re.compile(
     r"\b(?:Basic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
     r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
 )
+# curl's -u user:password (--user), quoted or not; the password is checked when found
+_USER_OPTION = re.compile(
+    r"(?<![\w-])(?:-u|--user)[ \t]{1,8}(?P<q>[\"']?)[^\s:\"'`$]{1,64}:"
+    r"(?P<password>[^\s\"'`]{1,128})(?P=q)(?![^\s;|&)])"
+)
 # a private key's header and END line; an END closes the header of the same label
 _PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 _PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
@@ -191,7 +196,7 @@ _WS = re.compile(r"\s")
 # and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
 # left as it is.
 _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, literals)
-    ("-", ("sk-", "xai-", "pplx-", "-----BEGIN", "xox", "glpat-", "xapp-")),  # xox[abeprs]-
+    ("-", ("sk-", "xai-", "pplx-", "-----BEGIN", "xox", "glpat-", "xapp-", "-u")),
     (
         "_",
         (
@@ -243,6 +248,7 @@ def _maybe_triggered(text: str) -> bool:
                 or "pplx-" in text
                 or "glpat-" in text
                 or "xapp-" in text
+                or "-u" in text  # curl -u user:password, --user
             )
         )
         or (
@@ -354,6 +360,22 @@ def _basic_hit(m: re.Match[str]) -> str | None:
     return m.group()[: m.start("token") - m.start()] + tag("password")
 
 
+def _user_option_hit(m: re.Match[str]) -> str | None:
+    """The password of ``-u user:password``: four characters or more, a digit or a
+    symbol in them but not all digits (``docker run -u 1000:1000``, a group), no
+    placeholder (``-u user:pass``, ``-u admin:$TOKEN``)."""
+    password = m.group("password")
+    if (
+        len(password) < 4
+        or password.isdigit()
+        or not (_has_digit(password) or any(ch in _PASSWORD_SYMBOLS for ch in password))
+        or _PLACEHOLDER.fullmatch(password)
+    ):
+        return None
+    start, end = m.start("password") - m.start(), m.end("password") - m.start()
+    return m.group()[:start] + tag("password") + m.group()[end:]
+
+
 #: what a pattern's replace function returns for a placeholder: it is left as it is,
 #: and no other pattern finds anything inside it (``user:pass@example.com``)
 _KEEP: Final = "\x00keep"
@@ -452,6 +474,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ),
     ("api_key", _SECRET_KEY, _secret_key_hit, lambda s: "ecret" in s or "ECRET" in s),
     ("password", _PASSWORD, _password_hit, lambda s: "assw" in s or "ASSW" in s),
+    ("password", _USER_OPTION, _user_option_hit, lambda s: "-u" in s),
     ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )

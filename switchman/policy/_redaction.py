@@ -53,7 +53,8 @@ it (the last rule below); any other cut if all of these hold:
 * the text before it does not end in ``bearer`` (or ``basic``) and at most 32
   whitespace characters, nor in a secret's name (and its ``=``, ``:`` or a table's
   ``|``, markdown's ``**`` or ``__`` before or after it) and a few spaces or tabs, nor
-  in a ``|`` after whitespace and spaces or tabs (a table's cell), nor in ``ssh``
+  in a ``|`` after whitespace and spaces or tabs (a table's cell), nor in curl's
+  ``-u`` or ``--user`` and spaces or tabs, nor in ``ssh``
   (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted
   value (double or single quotes, backticks) after a secret's name opened less than
   ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``);
@@ -350,7 +351,8 @@ def _word_held(t: str, c: int) -> bool:
     ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, a
     secret's name (and its ``=``, ``:`` or a table's ``|``) waiting for its value, a
     table's cell opened (a ``|`` after whitespace, then spaces or tabs: a block holding
-    a cell that names a secret holds its ``|``), a remote shell (``ssh``) waiting for
+    a cell that names a secret holds its ``|``), ``-u`` or ``--user`` waiting for its
+    ``user:password``, a remote shell (``ssh``) waiting for
     its ``user@host``, or a quoted value after a secret's name, opened less than
     ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
     reads at most 110 characters back."""
@@ -371,6 +373,8 @@ def _word_held(t: str, c: int) -> bool:
     last = t[j - 1]
     if last == "|" and (j == 1 or t[j - 2] in " \t\n") and "\n" not in t[j:c]:
         return True  # a table's cell opened: the block holds its | (a name's cell)
+    if last in "ur" and t.endswith(("-u", "--user"), max(j - 6, 0), j):  # curl -u user:pw
+        return j - (2 if last == "u" else 6) == 0 or t[j - (3 if last == "u" else 7)] in " \t\n"
     if last in "hpce" and t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host follows
         return _BEFORE_HOST.search(t, max(c - 24, 0), c) is not None
     if last.isalpha():  # the name ends here: password, passwd, secret key, secret access

@@ -241,3 +241,38 @@ def test_a_secret_key_in_a_table_row_is_redacted() -> None:
 )
 def test_table_placeholders_types_and_shell_pipes_are_left(text: str) -> None:
     assert same_streamed(text) == text
+
+
+# -- curl -u user:password -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "curl -u admin:" + "S3cr3tPw!" + " https://api.example.com",
+            "curl -u admin:%s https://api.example.com",
+        ),
+        ('curl --user "deploy:' + "hunter2!" + '" -X POST', 'curl --user "deploy:%s" -X POST'),
+        ("curl -s -u\t'bot:" + "Xy9kq2Lp" + "' $URL", "curl -s -u\t'bot:%s' $URL"),
+        ("$ curl -u ci:" + "gh-2024-rw" + "\n", "$ curl -u ci:%s\n"),
+    ],
+)
+def test_curl_user_passwords_are_redacted(text: str, expected: str) -> None:
+    assert same_streamed(text) == expected % tag("password")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "docker run -u 1000:1000 img",
+        "docker run --user node:node img",
+        "curl -u user:pass https://x and curl -u admin:$TOKEN",
+        "curl -u 'admin:<password>' https://x",
+        "git push -u origin main:main",
+        "sudo -u postgres psql",
+        "use -u to give the user",
+    ],
+)
+def test_user_options_without_a_password_are_left(text: str) -> None:
+    assert same_streamed(text) == text

@@ -35,6 +35,7 @@ TEXTS: dict[str, Callable[[int], str]] = {
     "empty table cells": lambda n: ("| " * n)[:n],
     "a table of passwords": lambda n: ("| password | " * n)[:n],
     "a table of Basic": lambda n: ("| Basic | x1 " * n)[:n],
+    "curl -u chain": lambda n: ("-u " * n)[:n],
     "compact JSON with URLs": lambda n: json.dumps(
         [{"u": f"https://h{i}.example.com/x", "password": f"p{i}!"} for i in range(n)],
         separators=(",", ":"),
