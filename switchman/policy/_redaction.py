@@ -97,11 +97,12 @@ one scan of the text (or of each chunk once, streamed), and a stream examines ea
 cut once however long it is held (``tests/policy/test_redaction_work.py`` counts it).
 
 Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no
-``bearer``, no ``Basic``, no ``-u``, no ``-----BEGIN``, no password's or secret key's name, no ``+``/``00`` and
-seven digits, no card-shaped group, no 3-3-4 group) costs about twenty substring
-tests, plus one regular-expression scan if it has digits: 1.4 µs for 300 characters
-of prose, 5 µs with numbers in it, 1.5 ms for a 2,000-line table of numbers (43 KB),
-1 ms for a CSV that size. Otherwise only the blocks holding a trigger are examined
+``bearer``, no ``Basic``, no ``-u``, no ``-----BEGIN``, no password's or secret key's
+name, no ``+``/``00`` and seven digits, no card-shaped group, no 3-3-4 group) costs
+about twenty substring tests, plus one regular-expression scan if it has digits:
+1.4 µs for 300 characters of prose, 5 µs with numbers in it, 1.5 ms for a 2,000-line
+table of numbers (43 KB), 1 ms for a CSV that size. Otherwise only the blocks holding a
+trigger are examined
 (an email in 300 characters: ~9 µs; a phone number: ~49 µs, mostly ``phonenumbers``
 at ~25 µs a look-up, which is asked about the candidates above only, at most eight
 times for one run).
