@@ -61,7 +61,10 @@ def num_ctx(request: ProviderRequest) -> int:
     when the request carries it. A power of two rather than a multiple of 1,024: Ollama
     reloads the model when ``num_ctx`` changes, and a conversation growing turn by turn
     then crosses a handful of sizes (4k, 8k, 16k...) instead of one every few turns, for
-    at most twice the KV cache the request needs.
+    at most twice the KV cache the request needs. Sent only above ``MIN_NUM_CTX``: any
+    other ``num_ctx`` than the one a model was loaded with makes Ollama reload it, so a
+    request that fits the default (or a server's larger ``OLLAMA_CONTEXT_LENGTH``) does
+    not ask for a context of its own.
     """
     size = sum(len(m.content.encode()) for m in request.messages)
     tokens = -(-size // _BYTES_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(request.messages)
@@ -92,13 +95,16 @@ class OllamaAdapter:
                 options[key] = value
         if request.stop:
             options["stop"] = list(request.stop)
-        options["num_ctx"] = num_ctx(request)
+        ctx = num_ctx(request)
+        if ctx > MIN_NUM_CTX:  # (a request that fits the default leaves the loaded model be)
+            options["num_ctx"] = ctx
         body: dict[str, Any] = {
             "model": request.model_id,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": request.stream,
-            "options": options,
         }
+        if options:
+            body["options"] = options
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"

@@ -84,7 +84,6 @@ def test_request_shape() -> None:
             "num_predict": 256,
             "seed": 7,
             "stop": ["END"],
-            "num_ctx": 4096,  # Ollama's default, the least sent
         },
     }
     assert set(built.json["options"]) <= set(example["options"])
@@ -98,7 +97,6 @@ def test_stream_flag_always_sent_and_cloud_key_as_bearer() -> None:
         "model": "m",
         "messages": [{"role": "user", "content": "hi"}],
         "stream": True,
-        "options": {"num_ctx": 4096},
     }
     assert built.headers["Authorization"] == "Bearer ollama-cloud-key-123"
 
