@@ -125,6 +125,10 @@ _URL_PASSWORD = re.compile(
     r"@(?=[A-Za-z0-9\[])"  # a host follows
 )
 _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
+# after an @ in a password, a name then / or ? (pw@host/bob@x) is a host and its path,
+# unless the host after the last @ has a port (p@ss/w0rd@db:5432): that @ is the URL's
+_NAME_THEN_PATH = re.compile(r"@[A-Za-z0-9-]+[/?]")
+_HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
 _EMAIL = re.compile(
     r"(?<![\w.%+-])(?<!://)"  # not a URL's user (https://user@host)
     r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])"
@@ -385,9 +389,12 @@ def _url_password_hit(m: re.Match[str]) -> str | None:
     password = m.group("password")
     if _PORT_AND_PATH.fullmatch(password):
         return None  # https://host:8443/@user
+    rest = "@"  # what follows the password in the match
+    if (at := _NAME_THEN_PATH.search(password)) and not _HOST_AND_PORT.match(m.string, m.end()):
+        password, rest = password[: at.start()], password[at.start() :] + rest
     if _PLACEHOLDER.fullmatch(password):
         return _KEEP  # postgres://USER:PASSWORD@HOST, user:${DB_PASSWORD}@...
-    return m.group("head") + tag("url_password") + "@"
+    return m.group("head") + tag("url_password") + rest
 
 
 def _email_hit(m: re.Match[str]) -> str | None:
