@@ -156,13 +156,18 @@ _BARE = _ascii_but("\"'`,;&)]}")
 #: a quoted value after a secret's name may hold spaces if it is this long at most
 QUOTED_SPACED: Final = 48
 _BOLD = r"(?:\*\*|__)?"  # markdown's closing bold
-_NAME_SEP = rf"[\"']?{_BOLD}(?:[ \t]{{0,16}}(?P<sep>=>|:=|[=:|]){_BOLD}[ \t]{{0,16}}|[ \t]{{1,16}})"
+_NAME_SEP = (
+    rf"[\"'`]?{_BOLD}"
+    rf"(?:[ \t]{{0,16}}(?P<sep>=>|:=|[=:]|(?P<pipe>\|)){_BOLD}[ \t]{{0,16}}|[ \t]{{1,16}})"
+)
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
 _NAMED_VALUE = (
     _NAME_SEP
     + rf"(?:\"(?P<dq>[!#-~]{{1,256}}|[ !#-~]{_SPACED})\""
     + rf"|'(?P<sq>[!-&(-~]{{1,256}}|[ !-&(-~]{_SPACED})'"
     + rf"|`(?P<bq>[!-_a-~]{{1,256}}|[ !-_a-~]{_SPACED})`"
+    # a table's cell, after a name's cell: up to its |, spaces and all
+    + rf"|(?(pipe)(?P<cell>[^\s|`\"'][^|\n]{{0,{QUOTED_SPACED - 1}}})(?=\|)|(?!))"
     + rf"|(?P<bare>[{_BARE}]{{1,256}}))"
 )
 _PASSWORD = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _NAMED_VALUE)  # not /etc/passwd
@@ -170,13 +175,18 @@ _SECRET_KEY = re.compile(_SECRET_KEY_NAME + _NAMED_VALUE)
 # a quoted value after a name, still open at the end (a cut in it waits for the rest)
 _OPEN_VALUE = re.compile(
     rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})"
-    + _NAME_SEP.replace("?P<sep>", "?:")
+    + _NAME_SEP.replace("?P<sep>", "?:").replace("?P<pipe>", "?:")
     + rf"(?:\"[ !#-~]{{0,{QUOTED_SPACED - 1}}}|'[ !-&(-~]{{0,{QUOTED_SPACED - 1}}}"
     + rf"|`[ !-_a-~]{{0,{QUOTED_SPACED - 1}}})\Z"
 )
+# a table's cell after a name's cell, still open at the end (a cut in it waits for its |)
+_OPEN_CELL = re.compile(
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"'`]?{_BOLD}[ \t]{{0,16}}\|{_BOLD}"
+    rf"[ \t]{{0,16}}[^|\n]{{0,{QUOTED_SPACED}}}\Z"
+)
 # what a name waits for at a cut: its separator or its value (or the rest of the name)
 _NAME_TAIL = re.compile(
-    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"']?{_BOLD}"
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"'`]?{_BOLD}"
     rf"[ \t]{{0,16}}(?:(?:=>|:=|[=:|]){_BOLD})?[ \t]{{1,16}}\Z"
     r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
 )
@@ -190,7 +200,14 @@ _PLACEHOLDER = re.compile(
     r"|(?i:[a-z _-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z _-]*)"
 )
 # what stands before a secret's name in a table's cell: its | and the name's head
-_NAME_CELL = re.compile(r"\|[ \t]*[\w.*-]{0,48}\Z")
+_NAME_CELL = re.compile(r"\|[ \t]*[\w.*`-]{0,48}\Z")
+# a table's cell with spaces that describes a field rather than holding its value
+# (required, 12+ chars; min 8 characters): prose punctuation, a rule's words, many words
+_CELL_PROSE = re.compile(
+    r".*(?:[,;:] |\.\Z|(?i:\b(?:chars?|characters?|min|minimum|max|maximum|required"
+    r"|optional|least|most|digits?|letters?|symbols?|length|long|string|default|none)\b))"
+    r"|(?:\S+ +){5,}\S+"
+)
 # code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
 _CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
@@ -413,10 +430,18 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
     or more with a digit or a symbol (``password: string`` is a type,
     ``password=admin`` taken for a word); after a space alone (``password
     Vm8#kq2Lp!zR``), quoted or eight characters or more of three kinds among lower
-    case, upper case, digits and symbols.
+    case, upper case, digits and symbols. In a table's row (after the name's cell and
+    its ``|``) the value is the next cell, spaces and all (``| password | my pass 2024
+    |``), and is taken as a bare value after ``=``, quoted or not (``| password |
+    `str` |`` is a type); a cell with spaces describing the field (``required, 12+
+    chars``: prose punctuation, a rule's words, six words or more) is left.
     """
-    group = next(g for g in ("dq", "sq", "bq", "bare") if m[g] is not None)
+    group = next(g for g in ("dq", "sq", "bq", "cell", "bare") if m[g] is not None)
     value = m[group]
+    if group == "cell":
+        value = value.rstrip()
+        if " " in value and _CELL_PROSE.match(value):
+            return None
     if m["sep"] == "|":  # a table's row: the name's cell opens the row or follows a |
         if _NAME_CELL.search(m.string, max(m.start() - 64, 0), m.start()) is None:
             return None  # a shell's pipe: echo $password | base64
@@ -424,14 +449,14 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
             value = value.partition("|")[0]  # |password|hunter2!x|
     if group == "bare":
         value = value.rstrip(".")  # the end of a sentence
-        if not value or _CODE.fullmatch(value):
-            return None
+    if group in ("bare", "cell") and (not value or _CODE.fullmatch(value)):
+        return None
     if _PLACEHOLDER.fullmatch(value):
         return None
     if kind == "api_key":
         if len(value) < 16 or not _has_digit(value):
             return None
-    elif group == "bare":
+    elif group in ("bare", "cell") or m["pipe"] is not None:  # in a table, `str` is a type
         kinds = [
             any(ch.islower() for ch in value),
             any(ch.isupper() for ch in value),

@@ -131,6 +131,7 @@ from switchman.policy._numbers import number_held as _number_held
 from switchman.policy._patterns import (
     _BEFORE_HOST,
     _NAME_TAIL,
+    _OPEN_CELL,
     _OPEN_VALUE,
     _PEM_END,
     _PEM_HEADER,
@@ -347,6 +348,20 @@ def _in_open_value(t: str, c: int) -> bool:
     ) and _OPEN_VALUE.search(t, lo, c) is not None
 
 
+def _in_open_cell(t: str, c: int) -> bool:
+    """Whether ``c`` lies in a table's cell after a cell naming a secret, its closing
+    ``|`` not yet there (``_OPEN_CELL``: ``| password | my pass``)."""
+    lo = max(c - 110, 0)  # a name, its quote, bold, |, spaces and the cell's value
+    if t.rfind("|", lo, c) < 0:
+        return False
+    return (
+        t.find("assw", lo, c) >= 0
+        or t.find("ASSW", lo, c) >= 0
+        or t.find("ecret", lo, c) >= 0
+        or t.find("ECRET", lo, c) >= 0
+    ) and _OPEN_CELL.search(t, lo, c) is not None
+
+
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
     ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, a
@@ -357,7 +372,7 @@ def _word_held(t: str, c: int) -> bool:
     its ``user@host``, or a quoted value after a secret's name, opened less than
     ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
     reads at most 110 characters back."""
-    if _in_open_value(t, c):
+    if _in_open_value(t, c) or _in_open_cell(t, c):
         return True
 
     j = c
@@ -381,7 +396,7 @@ def _word_held(t: str, c: int) -> bool:
     if last.isalpha():  # the name ends here: password, passwd, secret key, secret access
         if not t.endswith(_NAME_WORD_ENDS, max(j - 8, 0), j):
             return False
-    elif last not in "\"':=>*_|":  # or its quote, separator (a table's |), markdown's bold
+    elif last not in "\"'`:=>*_|":  # or its quote, separator (a table's |), markdown's bold
         return False
     lo = max(j - 48, 0)
     return (

@@ -39,3 +39,55 @@ def test_an_at_in_the_path_after_an_undotted_host_stays_the_urls(
     text: str, expected: str | None
 ) -> None:
     assert same_streamed(text) == (text if expected is None else expected)
+
+
+# -- a table's value cell holding spaces, a name's cell in backticks -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("| password | " + "my pass 2024" + " |", f"| password | {PASSWORD} |"),
+        ("|password|" + "my pass 2024" + "|", f"|password|{PASSWORD}|"),
+        (
+            "| user | password |\n|---|---|\n| bob | x |\n| password | " + "s3 cr3t!" + " |\n",
+            f"| user | password |\n|---|---|\n| bob | x |\n| password | {PASSWORD} |\n",
+        ),
+        (
+            "| **Password** | " + "open sesame 42" + " | prod |",
+            f"| **Password** | {PASSWORD} | prod |",
+        ),
+        ("| `DB_PASSWORD` | " + "s3cr3t-Val" + " |", f"| `DB_PASSWORD` | {PASSWORD} |"),
+        ("| `password` | " + "my pass 2024" + " |", f"| `password` | {PASSWORD} |"),
+        (
+            "| `AWS_SECRET_ACCESS_KEY` | " + "wJalrXUtnFEMI K7MDENG bPxRfiCY 1" + " |",
+            f"| `AWS_SECRET_ACCESS_KEY` | {tag('api_key')} |",
+        ),
+    ],
+)
+def test_a_table_value_with_spaces_or_a_backticked_name_is_redacted(
+    text: str, expected: str
+) -> None:
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| password | <password> |",
+        "| password | **** |",
+        "| password | your password here |",
+        "| password | string | the user's login password |",
+        "| `password` | `str` | required |",
+        "echo $password | base64 -d | sh 2 times",
+        "| password | " + "a description of the field, longer than any password cell is 12" + " |",
+        "see `password` for the 2 rules",
+        "| password | required, 12+ chars |",
+        "| password | min 8 characters |",
+        "| password | 2 digits and 1 symbol at least |",
+        "| password | set it on day 1 in the admin panel |",
+        "| password | Rotated every 90 days. |",
+    ],
+)
+def test_table_placeholders_types_pipes_and_long_cells_are_left(text: str) -> None:
+    assert same_streamed(text) == text
