@@ -43,6 +43,10 @@ KINDS: Final = (
 PEM_HOLD_LIMIT: Final = 65_536
 
 
+#: a quoted value after a secret's name (or curl's -u) may hold spaces if it is this long at most
+QUOTED_SPACED: Final = 48
+
+
 def tag(kind: str) -> str:
     """The replacement text for a secret of ``kind``."""
     return f"[REDACTED:{kind}]"
@@ -83,10 +87,19 @@ _BASIC = re.compile(
     r"\b(?:Basic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
     r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
 )
-# curl's -u user:password (--user), quoted or not; the password is checked when found
+# curl's -u user:password (--user), quoted or not; the password is checked when found.
+# Quoted, it may hold spaces if short (``-u 'bob:p@ss w0rd'``; a stream holds back a
+# cut in it: _OPEN_USER)
 _USER_OPTION = re.compile(
-    r"(?<![\w-])(?:-u|--user)[ \t]{1,8}(?P<q>[\"']?)[^\s:\"'`$]{1,64}:"
-    r"(?P<password>[^\s\"'`]{1,128})(?P=q)(?![^\s;|&)])"
+    r"(?<![\w-])(?:-u|--user)[ \t]{1,8}(?:"
+    r"(?P<q>[\"'])(?:[^\s:\"'`$]{1,64}:(?P<qpassword>[^\s\"'`]{1,128})"
+    rf"|[^\s:\"'`$]{{1,32}}:(?P<spaced>[^\"'`\n]{{1,{QUOTED_SPACED}}}))(?P=q)"
+    r"|[^\s:\"'`$]{1,64}:(?P<password>[^\s\"'`]{1,128}))(?![^\s;|&)])"
+)
+# a quoted user:password after -u, still open at the end (a cut in it waits for the rest)
+_OPEN_USER = re.compile(
+    r"(?<![\w-])(?:-u|--user)[ \t]{1,8}[\"'][^\s:\"'`$]{1,32}:"
+    rf"[^\"'`\n]{{0,{QUOTED_SPACED}}}\Z"
 )
 # a private key's header and END line; an END closes the header of the same label
 _PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
@@ -153,8 +166,6 @@ _SECRET_KEY_NAME = (
     r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
 )
 _BARE = _ascii_but("\"'`,;&)]}")
-#: a quoted value after a secret's name may hold spaces if it is this long at most
-QUOTED_SPACED: Final = 48
 _BOLD = r"(?:\*\*|__)?"  # markdown's closing bold
 _NAME_SEP = (
     rf"[\"'`]?{_BOLD}"
@@ -385,7 +396,8 @@ def _user_option_hit(m: re.Match[str]) -> str | None:
     """The password of ``-u user:password``: four characters or more, a digit or a
     symbol in them but not all digits (``docker run -u 1000:1000``, a group), no
     placeholder (``-u user:pass``, ``-u admin:$TOKEN``)."""
-    password = m.group("password")
+    group = next(g for g in ("qpassword", "spaced", "password") if m[g] is not None)
+    password = m[group]
     if (
         len(password) < 4
         or password.isdigit()
@@ -393,7 +405,7 @@ def _user_option_hit(m: re.Match[str]) -> str | None:
         or _PLACEHOLDER.fullmatch(password)
     ):
         return None
-    start, end = m.start("password") - m.start(), m.end("password") - m.start()
+    start, end = m.start(group) - m.start(), m.end(group) - m.start()
     return m.group()[:start] + tag("password") + m.group()[end:]
 
 

@@ -132,6 +132,7 @@ from switchman.policy._patterns import (
     _BEFORE_HOST,
     _NAME_TAIL,
     _OPEN_CELL,
+    _OPEN_USER,
     _OPEN_VALUE,
     _PEM_END,
     _PEM_HEADER,
@@ -362,6 +363,13 @@ def _in_open_cell(t: str, c: int) -> bool:
     ) and _OPEN_CELL.search(t, lo, c) is not None
 
 
+def _in_open_user(t: str, c: int) -> bool:
+    """Whether ``c`` lies in a quoted ``user:password`` after curl's ``-u`` or
+    ``--user``, its closing quote not yet there (``_OPEN_USER``: ``-u 'bob:p@ss``)."""
+    lo = max(c - 100, 0)  # --user, spaces, the quote, user:password
+    return t.find("-u", lo, c) >= 0 and _OPEN_USER.search(t, lo, c) is not None
+
+
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
     ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, a
@@ -372,7 +380,7 @@ def _word_held(t: str, c: int) -> bool:
     its ``user@host``, or a quoted value after a secret's name, opened less than
     ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
     reads at most 110 characters back."""
-    if _in_open_value(t, c) or _in_open_cell(t, c):
+    if _in_open_value(t, c) or _in_open_cell(t, c) or _in_open_user(t, c):
         return True
 
     j = c

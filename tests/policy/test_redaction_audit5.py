@@ -91,3 +91,43 @@ def test_a_table_value_with_spaces_or_a_backticked_name_is_redacted(
 )
 def test_table_placeholders_types_pipes_and_long_cells_are_left(text: str) -> None:
     assert same_streamed(text) == text
+
+
+# -- curl -u with a quoted password holding a space ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "curl -u 'bob:" + "p@ss w0rd" + "' https://api.example.com/x",
+            f"curl -u 'bob:{PASSWORD}' https://api.example.com/x",
+        ),
+        (
+            'curl -u "bob:' + "p@ss w0rd" + '" https://api.example.com/x',
+            f'curl -u "bob:{PASSWORD}" https://api.example.com/x',
+        ),
+        (
+            "curl --user 'admin:" + "correct horse 9" + "' -X POST",
+            f"curl --user 'admin:{PASSWORD}' -X POST",
+        ),
+        ("curl -u 'bob:" + "S3cr3tPw!" + "' x", f"curl -u 'bob:{PASSWORD}' x"),
+        ("curl -u bob:" + "S3cr3tPw!" + " x", f"curl -u bob:{PASSWORD} x"),
+    ],
+)
+def test_a_quoted_curl_password_with_a_space_is_redacted(text: str, expected: str) -> None:
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "curl -u 'bob:your password here' https://x.io",
+        "curl -u 'bob:$PASSWORD' https://x.io",
+        "curl -u 'bob:pass word' https://x.io",
+        "docker run -u '1000:1000' img 2 times",
+        "sort -u 'a: b c' 12 x",
+    ],
+)
+def test_quoted_user_options_without_a_password_are_left(text: str) -> None:
+    assert same_streamed(text) == text
