@@ -87,6 +87,14 @@ _BASIC = re.compile(
     r"\b(?:Basic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
     r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
 )
+# the same after an Authorization header's name, the scheme in any case (HTTP/2's
+# lower-case headers: authorization: basic ...); looked for only where "uthorization" is
+_AUTH_BASIC = re.compile(
+    r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?(?i:basic)\s{1,32}"
+    r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
+)
+# what holds a cut after an Authorization header's name: its scheme follows
+_AUTH_NAME = re.compile(r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?\Z")
 # curl's -u user:password (--user), quoted or not; the password is checked when found.
 # Quoted, it may hold spaces if short (``-u 'bob:p@ss w0rd'``; a stream holds back a
 # cut in it: _OPEN_USER)
@@ -252,6 +260,7 @@ _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, lit
     ("J", ("eyJ",)),
     ("a", ("earer", "assw")),  # bearer, password, passwd
     ("B", ("Basic", "BASIC")),
+    (":", ("uthorization",)),  # authorization: basic
     ("e", ("ecret",)),  # secret key
     ("R", ("EARER",)),
     ("W", ("ASSW",)),
@@ -298,6 +307,7 @@ def _maybe_triggered(text: str) -> bool:
         )
         or "assw" in text  # password, passwd
         or ("B" in text and ("Basic" in text or "BASIC" in text))
+        or (":" in text and "z" in text and "uthorization" in text)  # authorization: basic
         or ("W" in text and "ASSW" in text)
         or "ecret" in text  # secret key
         or ("Y" in text and "ECRET" in text)  # SECRET...KEY
@@ -520,6 +530,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ("password", _PASSWORD, _password_hit, lambda s: "assw" in s or "ASSW" in s),
     ("password", _USER_OPTION, _user_option_hit, lambda s: "-u" in s),
     ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
+    ("password", _AUTH_BASIC, _basic_hit, lambda s: "uthorization" in s),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {

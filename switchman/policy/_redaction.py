@@ -51,13 +51,16 @@ it (the last rule below); any other cut if all of these hold:
   being ``b`` or, in a longer block, just after the last of JSON's punctuation in
   ``text[b:c]`` (a cut a URL or a name kept: numbers in compact JSON are kept whole);
 * the text before it does not end in ``bearer`` (or ``basic``) and at most 32
-  whitespace characters, nor in a secret's name (and its ``=``, ``:`` or a table's
+  whitespace characters, nor in ``Authorization:`` (its scheme follows), nor in a
+  secret's name (and its ``=``, ``:`` or a table's
   ``|``, markdown's ``**`` or ``__`` before or after it) and a few spaces or tabs, nor
   in a ``|`` after whitespace and spaces or tabs (a table's cell), nor in curl's
   ``-u`` or ``--user`` and spaces or tabs, nor in ``ssh``
   (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted
   value (double or single quotes, backticks) after a secret's name opened less than
-  ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``);
+  ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``), nor in a
+  table's cell after a cell naming a secret (``| password | my pass``), nor in a
+  quoted ``user:password`` after ``-u`` (``-u 'bob:p@ss``);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
@@ -97,8 +100,9 @@ one scan of the text (or of each chunk once, streamed), and a stream examines ea
 cut once however long it is held (``tests/policy/test_redaction_work.py`` counts it).
 
 Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no
-``bearer``, no ``Basic``, no ``-u``, no ``-----BEGIN``, no password's or secret key's
-name, no ``+``/``00`` and seven digits, no card-shaped group, no 3-3-4 group) costs
+``bearer``, no ``Basic``, no ``authorization`` with a ``:``, no ``-u``, no
+``-----BEGIN``, no password's or secret key's name, no ``+``/``00`` and seven digits,
+no card-shaped group, no 3-3-4 group) costs
 about twenty substring tests, plus one regular-expression scan if it has digits:
 1.4 µs for 300 characters of prose, 5 µs with numbers in it, 1.5 ms for a 2,000-line
 table of numbers (43 KB), 1 ms for a CSV that size. Otherwise only the blocks holding a
@@ -129,6 +133,7 @@ from switchman.policy._numbers import NUMBER_HOLD_LIMIT as NUMBER_HOLD_LIMIT
 from switchman.policy._numbers import digit_before as _digit_before
 from switchman.policy._numbers import number_held as _number_held
 from switchman.policy._patterns import (
+    _AUTH_NAME,
     _BEFORE_HOST,
     _NAME_TAIL,
     _OPEN_CELL,
@@ -372,7 +377,8 @@ def _in_open_user(t: str, c: int) -> bool:
 
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
-    ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, a
+    ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, an
+    ``Authorization`` header's name (``authorization:``, its scheme follows), a
     secret's name (and its ``=``, ``:`` or a table's ``|``) waiting for its value, a
     table's cell opened (a ``|`` after whitespace, then spaces or tabs: a block holding
     a cell that names a secret holds its ``|``), ``-u`` or ``--user`` waiting for its
@@ -395,6 +401,12 @@ def _word_held(t: str, c: int) -> bool:
     if j == 0:
         return False
     last = t[j - 1]
+    if (
+        last in ":\"'"
+        and t.find("uthorization", max(j - 24, 0), j) >= 0
+        and _AUTH_NAME.search(t, max(j - 24, 0), j) is not None
+    ):
+        return True  # an Authorization header's name: its scheme follows
     if last == "|" and (j == 1 or t[j - 2] in " \t\n") and "\n" not in t[j:c]:
         return True  # a table's cell opened: the block holds its | (a name's cell)
     if last in "ur" and t.endswith(("-u", "--user"), max(j - 6, 0), j):  # curl -u user:pw

@@ -6,6 +6,8 @@ Secrets are fake and split so that secret scanners leave this file alone.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from switchman.policy._redaction import tag
@@ -130,4 +132,36 @@ def test_a_quoted_curl_password_with_a_space_is_redacted(text: str, expected: st
     ],
 )
 def test_quoted_user_options_without_a_password_are_left(text: str) -> None:
+    assert same_streamed(text) == text
+
+
+# -- a lower-case basic after an Authorization header's name -------------------------------------
+
+BOB = base64.b64encode(b"bob:" + b"hunter2x").decode()  # fake
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"authorization: basic {BOB}", f"authorization: basic {PASSWORD}"),
+        (f"-H 'authorization: basic {BOB}' \\\n", f"-H 'authorization: basic {PASSWORD}' \\\n"),
+        (f'{{"authorization": "basic {BOB}"}}', f'{{"authorization": "basic {PASSWORD}"}}'),
+        (f"Authorization:   basic   {BOB}\n", f"Authorization:   basic   {PASSWORD}\n"),
+        (f"Authorization: Basic {BOB}", f"Authorization: Basic {PASSWORD}"),
+    ],
+)
+def test_a_lower_case_basic_after_authorization_is_redacted(text: str, expected: str) -> None:
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"basic {BOB} alone is no header",
+        "authorization: basic auth is what the 2 services use",
+        "authorization: basic dXNlcjpwYXNzd29yZA==",  # user:password, a placeholder
+        "the authorization: it is basic",
+    ],
+)
+def test_lower_case_basic_without_a_header_or_credentials_is_left(text: str) -> None:
     assert same_streamed(text) == text
