@@ -73,7 +73,12 @@ from switchman.gateway._status import (
 )
 from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
-from switchman.policy._candidates import canonical_call, unknown_name
+from switchman.policy._candidates import (
+    canonical_call,
+    model_named,
+    resolve_target,
+    unknown_name,
+)
 from switchman.store import JOB_STATUSES, JobRecord, JobStore
 
 log = logging.getLogger("switchman.gateway")
@@ -566,12 +571,39 @@ class Gateway:
         await send_json(send, 200, {"object": "list", "data": self._model_list(principal)})
 
     async def get_model(self, req: Request, send: Send, principal: Principal, model: str) -> None:
-        """One entry of ``/v1/models`` (the SDK's ``models.retrieve``); 404 for any other."""
+        """One entry of ``/v1/models`` (the SDK's ``models.retrieve``; a provider's own id of
+        one model finds it, as a call's does); 404 for any other, saying why."""
+        named = model_named(model, self.config)
         for entry in self._model_list(principal):
-            if entry["id"] == model:
+            if entry["id"] == named:
                 await send_json(send, 200, entry)
                 return
-        raise HttpError(404, "model_not_found", self._no_model(model, principal), param="model")
+        if resolve_target(named, self.config) not in ("model", "route"):
+            said = self._no_model(model, principal)
+        else:  # known, but not listed: not this key's, or nothing of it is in service
+            _, denied = target_problems(principal, Call(prompt="?", model=named), self.config)
+            said = denied[0][1] if denied else self._not_serving(named, principal)
+        raise HttpError(404, "model_not_found", said, param="model")
+
+    def _not_serving(self, name: str, principal: Principal) -> str:
+        """Why the known model or route ``name`` cannot answer now (a provider's disabled
+        reason only to the admin, as ``/providers`` shows it)."""
+        config = self.config
+        models = (
+            [config.models[a] for a in config.routes[name].chain]
+            if name in config.routes
+            else [config.models[name]]
+        )
+        reasons = []
+        for m in models:
+            provider = config.providers.get(m.provider)
+            if not m.enabled:
+                reasons.append(f"{m.alias} is disabled in the configuration")
+            elif provider is not None and provider.disabled_reason is not None:
+                why = f": {provider.disabled_reason}" if principal.sees_everything else ""
+                reasons.append(f"{m.alias}: provider {m.provider} is not in service{why}")
+        kind = "route" if name in config.routes else "model"
+        return f"{kind} {name!r} cannot answer now ({'; '.join(reasons) or 'not in service'})"
 
     def _no_model(self, name: str, principal: Principal) -> str:
         said = unknown_name(name, self.config, usable=knows(principal, self.config))

@@ -71,6 +71,7 @@ def close_names(
             names.setdefault(model_id, aliases[0])
     if usable is not None:
         names = {n: target for n, target in names.items() if usable(target)}
+    names.pop(name, None)  # (never the name asked for: it is not what the caller meant)
     folded = name.casefold()
     same = [n for n in names if n.casefold() == folded]
     if same:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import trio
 from trio_websocket import open_websocket_url
 
@@ -60,3 +61,38 @@ async def test_jobs_and_the_websocket_name_the_fields_with_their_hints() -> None
                 text = json.dumps(reply)
                 assert "unknown model or route 'gpt-y'" in text and "gpt-x" not in text
             assert router.calls == []
+
+
+async def test_retrieving_a_known_model_that_cannot_answer_says_why() -> None:
+    config = make_config(keys=KEYS)
+    other = attrs.evolve(
+        config.providers["other"], disabled_reason="missing API key: set OTHER_API_KEY"
+    )
+    config = attrs.evolve(config, providers={**config.providers, "other": other})
+    router = FakeRouter(config)
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            r = await gw.client.get("/v1/models/gpt-x", headers=OPS)
+            assert r.status_code == 404
+            said = r.json()["error"]["message"]
+            assert said == (
+                "model 'gpt-x' cannot answer now (gpt-x: provider other is not in service:"
+                " missing API key: set OTHER_API_KEY)"
+            )
+            # by its provider's id too, and never "did you mean" itself
+            r = await gw.client.get("/v1/models/gpt-x-1", headers=OPS)
+            assert "cannot answer now" in r.json()["error"]["message"]
+            # a key that may not use it is told so; another key is not told the reason
+            r = await gw.client.get("/v1/models/gpt-x", headers=A)
+            assert r.json()["error"]["message"] == "this key may not use model 'gpt-x'"
+            r = await gw.client.get("/v1/models/gpt-x", headers=bearer("secret-b"))
+            said = r.json()["error"]["message"]
+            assert "not in service" in said and "OTHER_API_KEY" not in said
+
+
+async def test_a_model_is_retrieved_by_its_providers_id() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            r = await gw.client.get("/v1/models/gpt-x-1", headers=OPS)
+            assert r.status_code == 200 and r.json()["id"] == "gpt-x"
