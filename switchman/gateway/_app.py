@@ -583,6 +583,7 @@ class Gateway:
         else:  # known, but not listed: not this key's, or nothing of it is in service
             _, denied = target_problems(principal, Call(prompt="?", model=named), self.config)
             said = denied[0][1] if denied else self._not_serving(named, principal)
+            said = f"{said} (GET /v1/models lists the ones this key may use)"
         raise HttpError(404, "model_not_found", said, param="model")
 
     def _not_serving(self, name: str, principal: Principal) -> str:
