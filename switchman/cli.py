@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from switchman._call import INTENTS
 from switchman._cli_args import (
     MAX_WAIT_S,
     count_arg,
@@ -74,6 +75,15 @@ exit codes:
     port, an option out of range, serve given an invalid configuration
   3 the job had not finished: run's within --wait, or result's without --poll;
     poll it with switchman result JOB_ID --poll
+  130 interrupted (Ctrl-C); a job run or result waited for runs on in the daemon
+"""
+_RESULT_EPILOG = """\
+exit codes:
+  0 the job's answer was printed
+  1 the job failed
+  2 usage or connection error: daemon not running, no such job (of this key)
+  3 the job had not finished (without --poll); poll it with --poll
+  130 interrupted (Ctrl-C): the job runs on in the daemon
 """
 _RUN_EPILOG = f"""\
 exit codes:
@@ -601,7 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the prompt; '-', or none with stdin not a terminal, reads it from stdin "
         "(echo hi | switchman run auto; for prompts longer than a command line takes)",
     )
-    p.add_argument("--intent", default="unknown")
+    p.add_argument(
+        "--intent",
+        default="unknown",
+        choices=INTENTS,
+        metavar="INTENT",
+        help=f"what the call is for, which routing weighs: {', '.join(INTENTS)}",
+    )
     p.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument(
@@ -613,7 +629,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("result", help="show a job's result")
+    p = sub.add_parser(
+        "result",
+        help="show a job's result",
+        epilog=_RESULT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _client_args(p)
     p.add_argument("job_id", type=job_id_arg, help="as run printed it, or switchman jobs lists it")
     p.add_argument("--poll", action="store_true", help="wait until the job has finished")

@@ -123,3 +123,25 @@ def test_run_help_says_how_long_wait_may_be(capsys: pytest.CaptureFixture[str]) 
         main(["run", "--help"])
     assert info.value.code == 0
     assert "0 to 300 (default 120)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_every_help_with_exit_codes_names_ctrl_c(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["run", "--help"], ["result", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "130 interrupted (Ctrl-C)" in text, argv
+    with pytest.raises(SystemExit):
+        main(["result", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 the job failed" in text and "3 the job had not finished (without --poll)" in text
+
+
+def test_an_unknown_intent_is_a_usage_error_naming_the_intents(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "auto", "hi", "--intent", "bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--intent: invalid choice: 'bogus'" in err and "'summarize'" in err
