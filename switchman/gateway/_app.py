@@ -595,6 +595,9 @@ class Gateway:
             if name in config.routes
             else [config.models[name]]
         )
+        if not principal.sees_everything:  # a route's members this key may not use go unnamed
+            pats = call_patterns(principal, Call(prompt="?", model=name), config)
+            models = [m for m in models if model_allowed(pats, m.alias, config)]
         reasons = []
         for m in models:
             provider = config.providers.get(m.provider)

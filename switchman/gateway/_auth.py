@@ -140,10 +140,15 @@ def knows(principal: Principal | None, config: Config) -> Callable[[str], bool] 
     if principal is None or principal.sees_everything:
         return None
 
-    def usable(name: str) -> bool:
-        if name in config.routes:
-            return name in principal.models or any(fnmatchcase(name, p) for p in principal.models)
-        return may_reach(principal, name, config)
+    pats = principal.models
+
+    def usable(name: str) -> bool:  # as target_problems allows a call to name it
+        route = config.routes.get(name)
+        if route is not None:
+            return any(fnmatchcase(name, p) for p in pats) or any(
+                model_allowed(pats, a, config) for a in route.chain
+            )
+        return model_allowed(pats, name, config)  # (a granted route's chain is not by name)
 
     return usable
 

@@ -9,6 +9,7 @@ import attrs
 import trio
 from trio_websocket import open_websocket_url
 
+from switchman.catalog import KeySpec, ModelSpec, RouteSpec
 from tests.gateway._fakes import KEYS, FakeRouter, bearer, make_config, running_gateway
 
 A = bearer("secret-a")  # may use fast, slow and sim/*
@@ -97,3 +98,43 @@ async def test_a_model_is_retrieved_by_its_providers_id() -> None:
         async with running_gateway(router) as gw:
             r = await gw.client.get("/v1/models/gpt-x-1", headers=OPS)
             assert r.status_code == 200 and r.json()["id"] == "gpt-x"
+
+
+async def test_a_route_that_cannot_answer_names_only_the_members_the_key_may_use() -> None:
+    config = make_config(
+        keys=(*KEYS, KeySpec(key_env="KEY_Z", handle="z", secret="secret-z", models=("z",)))
+    )
+    down = "missing API key: set OTHER_API_KEY"
+    other = attrs.evolve(config.providers["other"], disabled_reason=down)
+    other2 = attrs.evolve(other, name="other2")
+    z = ModelSpec(alias="z", provider="other2", model_id="z-1")
+    config = attrs.evolve(
+        config,
+        providers={**config.providers, "other": other, "other2": other2},
+        models={**config.models, "z": z},
+        routes={**config.routes, "mix": RouteSpec(name="mix", chain=("gpt-x", "z"))},
+    )
+    router = FakeRouter(config)
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            r = await gw.client.get("/v1/models/mix", headers=bearer("secret-z"))
+            said = r.json()["error"]["message"]
+            assert said.startswith("route 'mix' cannot answer now (z: provider other2 is not")
+            assert "gpt-x" not in said
+            r = await gw.client.get("/v1/models/mix", headers=OPS)  # the admin: every member
+            assert "gpt-x" in r.json()["error"]["message"]
+
+
+async def test_a_key_granted_a_route_is_not_offered_its_members_by_name() -> None:
+    keys = (*KEYS, KeySpec(key_env="KEY_R", handle="r", secret="secret-r", models=("best",)))
+    router = FakeRouter(make_config(keys=keys))
+    body = {"model": "slwo", "messages": [{"role": "user", "content": "hi"}]}
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            # slow is in best's chain: the key reaches it through the route, not by name
+            r = await gw.client.post("/v1/chat/completions", json=body, headers=bearer("secret-r"))
+            said = r.json()["error"]["message"]
+            assert said.startswith("unknown model or route 'slwo'") and "'slow'" not in said
+            body["model"] = "bets"
+            r = await gw.client.post("/v1/chat/completions", json=body, headers=bearer("secret-r"))
+            assert "did you mean 'best'?" in r.json()["error"]["message"]
