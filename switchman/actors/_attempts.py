@@ -313,6 +313,17 @@ async def _one_attempt(
     # answer the caller reads stays within its max_tokens
     out_tokens = max(1, output_tokens(call, model, run.input_tokens) - cont_tokens)
     input_tokens = run.input_tokens + cont_tokens
+    if cont_tokens and not _fits(model, input_tokens, out_tokens):
+        # eligibility checked the prompt alone; a continuation carries the answer so far
+        run.errors.append(
+            ErrorInfo(
+                code="all_models_failed",
+                message=f"{model.alias}: context window {model.context_window} too small to"
+                f" continue the answer ({input_tokens} input tokens with the text so far)",
+                provider=model.provider,
+            )
+        )
+        return None
     handle = call.caller.handle
     caller = f"caller:{handle}"
     # a caller's spend is kept for a gateway key's handle or a caller with a budget; any
@@ -387,6 +398,15 @@ async def _one_attempt(
             await _release(env, reservation)
             # told as a settlement of nothing: a failed attempt costs nothing
             run.event(env, "budget.settled", alias=model.alias, amount_usd=0.0, released=True)
+
+
+def _fits(model: ModelSpec, input_tokens: int, out_tokens: int) -> bool:
+    """Whether ``model``'s context window holds the input (and the output, where it shares
+    the window), as eligibility has it."""
+    window = model.context_window
+    if model.context_includes_output:
+        return input_tokens + out_tokens <= window
+    return input_tokens <= window
 
 
 async def _exchange(
