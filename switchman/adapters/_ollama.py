@@ -49,6 +49,10 @@ MIN_NUM_CTX: Final = 4096
 _BYTES_PER_TOKEN: Final = 3
 #: role framing per message
 _TOKENS_PER_MESSAGE: Final = 4
+#: the most of ``max_tokens`` the context is sized for: an output budget is a ceiling,
+#: not what an answer takes (the router asks up to 16,384 when a call sets none), and an
+#: answer that runs longer makes Ollama shift its context, not cut the prompt
+ANSWER_ROOM: Final = 2048
 
 
 def num_ctx(request: ProviderRequest) -> int:
@@ -56,8 +60,8 @@ def num_ctx(request: ProviderRequest) -> int:
 
     Ollama runs a model with its own default context (a few thousand tokens) unless a
     request says otherwise, and silently drops the start of a longer prompt. So: the
-    estimated input (UTF-8 bytes / 3, plus 4 a message) plus ``max_tokens``, rounded up
-    to a power of two, at least ``MIN_NUM_CTX``, at most the model's ``context_window``
+    estimated input (UTF-8 bytes / 3, plus 4 a message) plus ``max_tokens`` (at most
+    ``ANSWER_ROOM`` of it), rounded up to a power of two, at least ``MIN_NUM_CTX``, at most the model's ``context_window``
     when the request carries it. A power of two rather than a multiple of 1,024: Ollama
     reloads the model when ``num_ctx`` changes, and a conversation growing turn by turn
     then crosses a handful of sizes (4k, 8k, 16k...) instead of one every few turns, for
@@ -68,7 +72,7 @@ def num_ctx(request: ProviderRequest) -> int:
     """
     size = sum(len(m.content.encode()) for m in request.messages)
     tokens = -(-size // _BYTES_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(request.messages)
-    tokens += request.max_tokens or 0
+    tokens += min(request.max_tokens or 0, ANSWER_ROOM)
     ctx = max(MIN_NUM_CTX, 1 << (tokens - 1).bit_length())
     window = request.context_window
     return window if window is not None and ctx > window else ctx

@@ -48,13 +48,22 @@ def test_the_context_holds_the_prompt_and_the_answer_rounded_up_to_a_power_of_tw
     # 30,000 bytes -> 10,000 tokens (+ 9 bytes and 8 of framing), plus 1,024 to answer
     long = "x" * 30_000
     assert sent_num_ctx(request(long)) == 16_384
-    # the answer's room counts: 4,000 more output tokens need the next size
-    assert sent_num_ctx(request(long, max_tokens=6_000)) == 16_384
-    assert sent_num_ctx(request(long, max_tokens=7_000)) == 32_768
+    # the answer's room counts, up to ANSWER_ROOM of it: an output budget is a ceiling
+    assert sent_num_ctx(request("x" * 45_000, max_tokens=1_000)) == 16_384
+    assert sent_num_ctx(request("x" * 45_000, max_tokens=2_000)) == 32_768
+    assert sent_num_ctx(request("x" * 45_000, max_tokens=16_384)) == 32_768
+
+
+def test_a_short_prompt_with_a_large_output_budget_leaves_the_model_as_loaded() -> None:
+    # what a /v1 call without max_tokens asks (16,384): the loaded model is not reloaded
+    adapter = make_adapter(ProviderSpec(name="ollama", kind="ollama"), None)
+    built = adapter.build_request(request("hi", max_tokens=16_384))
+    assert "num_ctx" not in built.json["options"]
+    assert built.json["options"]["num_predict"] == 16_384
     # characters of several bytes count for more (three bytes a token)
     assert sent_num_ctx(request("説" * 20_000)) == 32_768
     for n in (0, 1, 5_000, 12_289, 100_000, 400_000):
-        ctx = sent_num_ctx(request("y" * n, max_tokens=2_000))
+        ctx = sent_num_ctx(request("y" * n, max_tokens=2_000))  # (within ANSWER_ROOM)
         assert ctx >= n / 3 + 2_000 and ctx >= MIN_NUM_CTX
         assert ctx & (ctx - 1) == 0  # a power of two
         assert ctx < 2 * (n / 3 + 2_000 + 16) or ctx == MIN_NUM_CTX
