@@ -95,20 +95,45 @@ _AUTH_BASIC = re.compile(
 )
 # what holds a cut after an Authorization header's name: its scheme follows
 _AUTH_NAME = re.compile(r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?\Z")
-# curl's -u user:password (--user), quoted or not; the password is checked when found.
-# Quoted, it may hold spaces if short (``-u 'bob:p@ss w0rd'``; a stream holds back a
-# cut in it: _OPEN_USER)
+# curl's -u user:password (--user, --user=, -uuser:password attached), quoted or not; the
+# password is checked when found, and only on a curl command (``curl_before``: sort -u,
+# socat -u, redis-cli -u redis://... are no curl). Quoted, it may hold spaces if short
+# (``-u 'bob:p@ss w0rd'``; a stream holds back a cut in it: _OPEN_USER)
+_USER_FLAG = r"(?<![\w-])(?:-u[ \t]{0,8}|--user(?:[ \t]{1,8}|=))"
 _USER_OPTION = re.compile(
-    r"(?<![\w-])(?:-u|--user)[ \t]{1,8}(?:"
+    _USER_FLAG + r"(?:"
     r"(?P<q>[\"'])(?:[^\s:\"'`$]{1,64}:(?P<qpassword>[^\s\"'`]{1,128})"
     rf"|[^\s:\"'`$]{{1,32}}:(?P<spaced>[^\"'`\n]{{1,{QUOTED_SPACED}}}))(?P=q)"
     r"|[^\s:\"'`$]{1,64}:(?P<password>[^\s\"'`]{1,128}))(?![^\s;|&)])"
 )
 # a quoted user:password after -u, still open at the end (a cut in it waits for the rest)
 _OPEN_USER = re.compile(
-    r"(?<![\w-])(?:-u|--user)[ \t]{1,8}[\"'][^\s:\"'`$]{1,32}:"
+    _USER_FLAG + r"[\"'][^\s:\"'`$]{1,32}:"
     rf"[^\"'`\n]{{0,{QUOTED_SPACED}}}\Z"
 )
+#: how far back from a cut (or from -u) a curl command is looked for, on its line or
+#: lines continued by a backslash; a stream keeps more than this before its last cut
+CURL_REACH: Final = 200
+_NOT_WORD_END: Final = frozenset("_-./")
+
+
+def curl_before(t: str, i: int) -> bool:
+    """Whether ``t[:i]`` ends in a curl command: the word ``curl`` at most
+    ``CURL_REACH`` characters before ``i``, no newline between but after a backslash
+    (a continued line). Reads ``CURL_REACH + 1`` characters back at most."""
+    k = t.rfind("curl", max(i - CURL_REACH, 0), i)
+    if k < 0 or (k > 0 and (t[k - 1].isalnum() or t[k - 1] in _NOT_WORD_END)):
+        return False
+    if k + 4 < len(t) and k + 4 < i and not t[k + 4].isspace():
+        return False  # curly, curl.exe: no command word
+    n = t.find("\n", k, i)
+    while n >= 0:
+        if t[n - 1] != "\\":
+            return False
+        n = t.find("\n", n + 1, i)
+    return True
+
+
 # a private key's header and END line; an END closes the header of the same label
 _PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 _PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
@@ -406,10 +431,13 @@ def _user_option_hit(m: re.Match[str]) -> str | None:
     """The password of ``-u user:password``: four characters or more, a digit or a
     symbol in them but not all digits (``docker run -u 1000:1000``, a group), no
     placeholder (``-u user:pass``, ``-u admin:$TOKEN``)."""
+    if not curl_before(m.string, m.start()):
+        return None  # sort -u a:b, redis-cli -u redis://..., git diff -u HEAD~1:x
     group = next(g for g in ("qpassword", "spaced", "password") if m[g] is not None)
     password = m[group]
     if (
-        len(password) < 4
+        password.startswith("//")  # a URL: -u redis://user:password@host
+        or len(password) < 4
         or password.isdigit()
         or not (_has_digit(password) or any(ch in _PASSWORD_SYMBOLS for ch in password))
         or _PLACEHOLDER.fullmatch(password)

@@ -55,7 +55,10 @@ it (the last rule below); any other cut if all of these hold:
   secret's name (and its ``=``, ``:`` or a table's
   ``|``, markdown's ``**`` or ``__`` before or after it) and a few spaces or tabs, nor
   in a ``|`` after whitespace and spaces or tabs (a table's cell), nor in curl's
-  ``-u`` or ``--user`` and spaces or tabs, nor in ``ssh``
+  ``-u`` or ``--user`` and spaces or tabs, nor less than ``CURL_REACH`` (200)
+  characters after the word ``curl`` on its line or a line it continues (``\\`` at
+  a line's end; curl's ``-u user:password`` is redacted only with its curl in the
+  block), nor in ``ssh``
   (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted
   value (double or single quotes, backticks) after a secret's name opened less than
   ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``), nor in a
@@ -148,6 +151,7 @@ from switchman.policy._patterns import (
     _maybe_triggered,
     _redact_block,
     _trigger_spans,
+    curl_before,
     tag,
 )
 
@@ -159,7 +163,7 @@ _PEM_LABEL_MAX: Final = 57  # 40 + len("PRIVATE KEY BLOCK")
 _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
 # what a stream keeps of the text before its last checked cut: every rule below reads
 # at most this far back from a cut
-_LOOKBACK: Final = 128
+_LOOKBACK: Final = 256  # > CURL_REACH
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
 # Besides whitespace, a text is cut after characters no secret holds: CJK and fullwidth
@@ -387,6 +391,8 @@ def _word_held(t: str, c: int) -> bool:
     ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
     reads at most 110 characters back."""
     if _in_open_value(t, c) or _in_open_cell(t, c) or _in_open_user(t, c):
+        return True
+    if curl_before(t, c):  # its -u user:password may follow: a block holds the curl
         return True
 
     j = c
