@@ -252,6 +252,10 @@ _CELL_PROSE = re.compile(
     r"|optional|least|most|digits?|letters?|symbols?|length|long|string|default|none)\b))"
     r"|(?:\S+ +){5,}\S+"
 )
+# a table's cell giving a length rather than a value (8-64, 12 to 128 chars, 8..64)
+_LENGTH_RULE = re.compile(
+    r"[0-9]{1,4}[ \t]*(?:-|\u2013|\.\.|to)[ \t]*[0-9]{1,4}(?:[ \t]*(?i:chars?|characters?))?"
+)
 # code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
 _CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
@@ -492,6 +496,8 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
         value = value.rstrip()
         if " " in value and _CELL_PROSE.match(value):
             return None
+    if m["pipe"] is not None and _LENGTH_RULE.fullmatch(value.rstrip()):
+        return None  # | password | 8-64 |
     if m["sep"] == "|":  # a table's row: the name's cell opens the row or follows a |
         if _NAME_CELL.search(m.string, max(m.start() - 64, 0), m.start()) is None:
             return None  # a shell's pipe: echo $password | base64

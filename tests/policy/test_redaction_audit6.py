@@ -69,3 +69,24 @@ def test_curl_passwords_attached_or_after_other_options_are_redacted(
     text: str, expected: str
 ) -> None:
     assert same_streamed(text) == expected
+
+
+# -- a table's cell giving a length is a rule, not a value -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| password | 8-64 |",
+        "| password | 12 to 128 chars |",
+        "| password | 8..64 |",
+        "|password|8-64|",
+        "| `password` | `8-64` |",
+    ],
+)
+def test_a_length_rule_in_a_table_is_left(text: str) -> None:
+    assert same_streamed(text) == text
+
+
+def test_a_password_of_digits_and_a_dash_outside_a_length_is_redacted() -> None:
+    assert same_streamed("| password | 8-64-x2 |") == f"| password | {PASSWORD} |"
