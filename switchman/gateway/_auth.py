@@ -143,6 +143,8 @@ def knows(principal: Principal | None, config: Config) -> Callable[[str], bool] 
     pats = principal.models
 
     def usable(name: str) -> bool:  # as target_problems allows a call to name it
+        if name == "auto":
+            return any(model_allowed(pats, a, config) for a in config.models)
         route = config.routes.get(name)
         if route is not None:
             return any(fnmatchcase(name, p) for p in pats) or any(

@@ -11,8 +11,9 @@ configuration has that id (``canonical_call``). Pure functions; no I/O.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 
@@ -49,7 +50,18 @@ def model_named(name: str, config: Config) -> str:
     if name == "auto" or name in config.routes or name in config.models:
         return name
     found = models_with_id(name, config)
-    return found[0] if len(found) == 1 else name
+    if len(found) == 1:
+        return found[0]
+    if name.endswith(_LATEST):  # Ollama's tag for the untagged name: llama3.2:latest
+        bare = model_named(name[: -len(_LATEST)], config)
+        if bare in config.models:
+            return bare
+    return name
+
+
+_LATEST: Final = ":latest"
+#: a dated snapshot's suffix (gpt-4o-2024-08-06, claude-...-20250929): compared without it
+_DATED: Final = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
 def close_names(
@@ -59,7 +71,7 @@ def close_names(
     ``name``: a typo, another case, a dated or prefixed spelling. ``usable`` (a route or an
     alias) keeps only what the caller may call, so a hint never names anything else.
     For error messages only: it scans the whole configuration."""
-    names: dict[str, str] = {}  # as written -> the route or alias it stands for
+    names: dict[str, str] = {"auto": "auto"}  # as written -> the route or alias it stands for
     for route in config.routes:
         names[route] = route
     ids: dict[str, list[str]] = {}
@@ -72,7 +84,7 @@ def close_names(
     if usable is not None:
         names = {n: target for n, target in names.items() if usable(target)}
     names.pop(name, None)  # (never the name asked for: it is not what the caller meant)
-    folded = name.casefold()
+    folded = _DATED.sub("", name.casefold())
     same = [n for n in names if n.casefold() == folded]
     if same:
         return same[:3]
@@ -101,10 +113,11 @@ def unknown_name(
 
     close = close_names(name, config, usable)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-    left_out = builtin_catalog().left_out
+    left_out = builtin_catalog().left_out  # provider/model id -> why
     why = left_out.get(name)
-    if why is None and "/" in name:  # named with its provider: openai/o3
-        why = left_out.get(name.split("/", 1)[1])
+    if why is None:  # by the model id alone, when one provider's model has it
+        found = [k for k in left_out if k.split("/", 1)[1] == name]
+        why = left_out[found[0]] if len(found) == 1 else None
     if why is not None:
         hint = (
             f": the built-in catalog leaves it out ({why}); add it under [[models]] if your"

@@ -9,6 +9,7 @@ from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
 from switchman.policy._candidates import (
     close_names,
+    model_named,
     plan_attempt_order,
     resolve_target,
     unknown_name,
@@ -146,5 +147,20 @@ def test_a_model_the_catalog_leaves_out_is_told_why() -> None:
     together = "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"
     assert "Together deprecated it" in unknown_name(together, config)
     # every id it names is indeed not in the catalog (a shipped id is never called left out)
-    shipped = {m.model_id for m in config.models.values()}
+    shipped = {f"{m.provider}/{m.model_id}" for m in config.models.values()}
     assert config.left_out and not shipped.intersection(config.left_out)
+    # each reason is its provider's: another provider's prefix gets none
+    assert "DeepSeek" not in unknown_name("groq/deepseek-chat", config)
+    assert "OpenAI" not in unknown_name("anthropic/o3", config)
+    assert "retired Sonar" in unknown_name("sonar-deep-research", config)
+
+
+def test_dated_tagged_and_cased_spellings() -> None:
+    config = builtin_catalog()
+    assert close_names("gpt-4o-2024-08-06", config) == ["gpt-4o"]
+    assert close_names("openai/gpt-5.4-mini-2026-03-17", config) == ["openai/gpt-5.4-mini"]
+    assert close_names("AUTO", config) == ["auto"]
+    # Ollama's :latest is the untagged name: it resolves, as the untagged name does
+    assert model_named("llama3.2:latest", config) == "ollama/llama3.2"
+    assert model_named("ollama/llama3.2:latest", config) == "ollama/llama3.2"
+    assert model_named("nosuch:latest", config) == "nosuch:latest"
