@@ -145,9 +145,13 @@ from switchman.policy._patterns import (
     _PEM_END,
     _PEM_HEADER,
     _WS,
+    CURL_REACH,
     KINDS,
     PEM_HOLD_LIMIT,
     QUOTED_SPACED,
+    TABLE_GATE,
+    TableColumns,
+    _Columns,
     _maybe_triggered,
     _redact_block,
     _trigger_spans,
@@ -322,7 +326,7 @@ class _Cuts:
     ``off + i``), with its cut characters, its PEM holds and where secrets holding
     JSON's punctuation may start (found when first asked, for a whole text)."""
 
-    __slots__ = ("_blockers", "chars", "cut", "off", "pem", "t")
+    __slots__ = ("_blockers", "chars", "cut", "off", "pem", "t", "tables")
 
     def __init__(
         self,
@@ -331,8 +335,10 @@ class _Cuts:
         cuts: tuple[re.Pattern[str], frozenset[str]],
         pem: _PemHolds | None,
         blockers: _Blockers | None,
+        tables: TableColumns | None = None,
     ) -> None:
         self.t, self.off, self._blockers = t, off, blockers
+        self.tables = tables if tables is not None and tables.pipes else None  # rows to hold
         self.cut, self.chars = cuts  # all cut characters; those but whitespace
         self.pem = pem if pem is not None and pem.seen_begin else None
 
@@ -392,8 +398,8 @@ def _word_held(t: str, c: int) -> bool:
     reads at most 110 characters back."""
     if _in_open_value(t, c) or _in_open_cell(t, c) or _in_open_user(t, c):
         return True
-    if curl_before(t, c):  # its -u user:password may follow: a block holds the curl
-        return True
+    if t.rfind("curl", max(c - CURL_REACH, 0), c) >= 0 and curl_before(t, c):
+        return True  # its -u user:password may follow: a block holds the curl
 
     j = c
     while j > c - _BEARER_GAP and j > 0 and t[j - 1].isspace():
@@ -433,6 +439,11 @@ def _word_held(t: str, c: int) -> bool:
     ) and _NAME_TAIL.search(t, max(c - 80, 0), c) is not None
 
 
+def _row_held(x: _Cuts, c: int) -> bool:
+    """Whether a row of a table with a secret's column keeps the cut ``c``."""
+    return x.tables.holds(x.off + c) if x.tables is not None else False
+
+
 def _pem_held(x: _Cuts, c: int) -> bool:
     """Whether a private key block keeps the cut ``c``: a key's header keeps it, or
     ``c`` is in what may still become one (``-----BEGIN`` and label characters)."""
@@ -463,11 +474,16 @@ def _is_break(x: _Cuts, b: int, c: int) -> bool:
     t = x.t
     ch = t[c - 1]
     if ch in _JSON_CUTS:
-        return not x.json_blocked(max(b, c - _JSON_REACH), c) and not _pem_held(x, c)
+        return (
+            not x.json_blocked(max(b, c - _JSON_REACH), c)
+            and not _pem_held(x, c)
+            and (x.tables is None or not _row_held(x, c))
+        )
     return (
         not _number_held(t, _number_from(x, b, c), c)
         and not _word_held(t, c)
         and not _pem_held(x, c)
+        and (x.tables is None or not _row_held(x, c))
     )
 
 
@@ -477,7 +493,12 @@ def _surely_break(x: _Cuts, c: int) -> bool:
     t = x.t
     if t[c - 1] in _JSON_CUTS:
         return False
-    return _digit_before(t, c, 0) < 0 and not _word_held(t, c) and not _pem_held(x, c)
+    return (
+        _digit_before(t, c, 0) < 0
+        and not _word_held(t, c)
+        and not _pem_held(x, c)
+        and (x.tables is None or not _row_held(x, c))
+    )
 
 
 def _next_break(x: _Cuts, b: int, start: int) -> int:
@@ -573,7 +594,14 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> Redacted:
     their shape: the router passes its own provider keys and gateway key secrets."""
     if not secrets:
         return _redact_patterns(text)
-    done = _redact_patterns(text, _cut_set(secrets))
+    return _redact(text, secrets, None, 0)
+
+
+def _redact(text: str, secrets: tuple[str, ...], tables: TableColumns | None, off: int) -> Redacted:
+    """``redact``, of the text from ``off`` on of a stream whose tables ``tables`` read."""
+    if not secrets:
+        return _redact_patterns(text, _CUTS, tables, off)
+    done = _redact_patterns(text, _cut_set(secrets), tables, off)
     counts = dict(done.counts)
     out = _known(done.text, secrets, counts)
     return done if out is done.text else Redacted(text=out, counts=counts)
@@ -592,18 +620,40 @@ def _cut_set(secrets: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]]
 _CUTS: Final = _cut_set(())
 
 
-def _redact_patterns(text: str, cuts: tuple[re.Pattern[str], frozenset[str]] = _CUTS) -> Redacted:
-    if not _maybe_triggered(text):
+def _redact_patterns(
+    text: str,
+    cuts: tuple[re.Pattern[str], frozenset[str]] = _CUTS,
+    tables: TableColumns | None = None,
+    off: int = 0,
+) -> Redacted:
+    if not _maybe_triggered(text) and (tables is None or not tables.has_rows(off, len(text))):
         return Redacted(text=text)
+    return _redact_found(text, cuts, tables, off)
+
+
+def _redact_found(
+    text: str, cuts: tuple[re.Pattern[str], frozenset[str]], tables: TableColumns | None, off: int
+) -> Redacted:
+    """``_redact_patterns`` of a text with a trigger (apart, so that its comprehensions
+    cost the text without any nothing)."""
+    rows = tables.rows(off, off + len(text)) if tables is not None and tables.pipes else []
+    if tables is None and "\n" in text and TABLE_GATE.search(text):
+        tables = TableColumns()  # a whole text: its tables with a secret's column
+        tables.read(text, 0)
+        rows = tables.rows(0, len(text))
     counts: dict[str, int] = {}
     pem = None
     if "-----BEGIN" in text:
         pem = _PemHolds()
-        pem.read(text, 0)
-    x = _Cuts(text, 0, cuts, pem, None)
+        pem.read(text, off)
+    x = _Cuts(text, off, cuts, pem, None, tables)
+    spans = _trigger_spans(text)
+    if rows:  # a row's values are found by its table's header, perhaps in earlier blocks
+        spans = sorted([*spans, *((p - off, min(e, off + len(text)) - off) for p, e, _ in rows)])
+    starts = [p - off for p, _, _ in rows]
     out: list[str] = []
     done = 0  # text[:done] is in out; it ends at a break
-    for first, last in _trigger_spans(text):
+    for first, last in spans:
         if last <= done:  # inside the blocks just redacted
             continue
         b, end = _last_break(x, max(first, done), done, done)
@@ -611,7 +661,11 @@ def _redact_patterns(text: str, cuts: tuple[re.Pattern[str], frozenset[str]] = _
         while True:  # the blocks overlapping first..last
             if end < 0:
                 end = len(text)
-            out.append(_redact_block(text[b:end], counts))
+            inside: tuple[tuple[int, _Columns], ...] = ()
+            if starts:  # the rows of a table with a secret's column starting in the block
+                lo, hi = bisect.bisect_left(starts, b), bisect.bisect_left(starts, end)
+                inside = tuple((starts[k] - b, rows[k][2]) for k in range(lo, hi))
+            out.append(_redact_block(text[b:end], counts, inside))
             b = end
             if b >= last:
                 break
@@ -647,6 +701,7 @@ class StreamRedactor:
         self._checked = 0  # no cut c with _base < c <= _checked is a break
         self._pending: list[str] = []  # chunks since, not yet examined
         self._pem = _PemHolds()
+        self._tables = TableColumns()
         self._blockers = _Blockers()
         self._counts: dict[str, int] = {}
         self._flushed = False
@@ -666,7 +721,8 @@ class StreamRedactor:
         window = self._tail + new
         self._pem.read(window, off)
         self._blockers.read(window, off)
-        x = _Cuts(window, off, self._cuts, self._pem, self._blockers)
+        self._tables.read(window, off)
+        x = _Cuts(window, off, self._cuts, self._pem, self._blockers, self._tables)
         cut, _ = _last_break(x, len(window), self._base - off, self._checked - off)
         self._checked = off + len(window)  # the cuts after `cut` are not breaks, and stay so
         if off + cut == self._base:  # no break in the new text
@@ -676,28 +732,34 @@ class StreamRedactor:
         split = cut - len(self._tail)  # where the new text is cut
         ready = "".join(self._examined) + new[:split]
         rest = new[split:]
+        done = self._take(ready, self._base)
         self._base = off + cut
         self._examined, self._tail = [rest], rest[-_LOOKBACK:]
         self._pem.forget(self._base)
         self._blockers.forget(self._base)
-        return self._take(ready)
+        self._tables.forget(self._base)
+        return done
 
     def flush(self) -> str:
         """End of stream: everything held back, redacted. Later calls return ``""``."""
-        text = "".join(self._examined) + "".join(self._pending)
+        pending = "".join(self._pending)
+        self._tables.read(pending, self._checked)  # what no cut came after
+        text = "".join(self._examined) + pending
         self._examined, self._pending, self._tail = [], [], ""
         self._flushed = True
-        return self._take(text) if text else ""
+        return self._take(text, self._base) if text else ""
 
     @property
     def counts(self) -> Mapping[str, int]:
         """Secrets replaced so far, per kind (final after ``flush()``)."""
         return _frozen_counts(self._counts)
 
-    def _take(self, text: str) -> str:
-        if not self._secrets and not _maybe_triggered(text):
-            return text
-        done = redact(text, self._secrets)
+    def _take(self, text: str, off: int) -> str:
+        """Redact ``text``, the stream from ``off`` on (from a break to a break)."""
+        if self._secrets:
+            done = _redact(text, self._secrets, self._tables, off)
+        else:
+            done = _redact_patterns(text, self._cuts, self._tables, off)
         for kind, n in done.counts.items():
             self._counts[kind] = self._counts.get(kind, 0) + n
         return done.text

@@ -7,8 +7,10 @@ Secrets are fake and split so that secret scanners leave this file alone.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from switchman.policy._redaction import tag
+from switchman.policy._redaction import StreamRedactor, redact, tag
 from tests.policy._streamed import same_streamed
 
 URL_PASSWORD = tag("url_password")
@@ -90,3 +92,108 @@ def test_a_length_rule_in_a_table_is_left(text: str) -> None:
 
 def test_a_password_of_digits_and_a_dash_outside_a_length_is_redacted() -> None:
     assert same_streamed("| password | 8-64-x2 |") == f"| password | {PASSWORD} |"
+
+
+# -- a table whose header names a secret: that column's cells are values -------------------------
+
+HEAD3 = "| Service | Username | Password |\n|---|---|---|\n"
+HEAD2 = "| user | password |\n|---|---|\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            HEAD3 + "| Grafana | admin | " + "Gr@fana2024" + " |",
+            f"{HEAD3}| Grafana | admin | {PASSWORD} |",
+        ),
+        (HEAD2 + "| admin | " + "hunter2!x" + " |", f"{HEAD2}| admin | {PASSWORD} |"),
+        (
+            HEAD3 + "| Grafana | admin | " + "Gr@fana2024" + " |\n| Jenkins | root | `"
+            "j3nk!ns" + "` |\n| MinIO | minio | minioadmin |\n",
+            f"{HEAD3}| Grafana | admin | {PASSWORD} |\n| Jenkins | root | `{PASSWORD}` |\n"
+            "| MinIO | minio | minioadmin |\n",
+        ),
+        (
+            "  | **Default Password** | Host |\n  |:---|---:|\n  | " + "Adm1n!23" + " | db |\r\n",
+            f"  | **Default Password** | Host |\n  |:---|---:|\n  | {PASSWORD} | db |\r\n",
+        ),
+        (
+            "| App | `DB_PASSWORD` |\n| --- | --- |\n| api | " + "s3cr3t-Val 9" + " |",
+            f"| App | `DB_PASSWORD` |\n| --- | --- |\n| api | {PASSWORD} |",
+        ),
+        (
+            "| App | Client secret |\n|---|---|\n| web | " + "9fQx2LmZ7pRt4VbN8wKc" + " |",
+            f"| App | Client secret |\n|---|---|\n| web | {tag('api_key')} |",
+        ),
+        (
+            "Defaults:\n\n" + HEAD2 + "| a | " + "pa55,w0rd" + " |\n\nThen log in.",
+            f"Defaults:\n\n{HEAD2}| a | {PASSWORD} |\n\nThen log in.",
+        ),
+    ],
+)
+def test_a_secret_column_of_a_table_is_redacted(text: str, expected: str) -> None:
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        HEAD2 + "| admin | <password> |\n| bob | changeme |\n| eve | `********` |",
+        HEAD2 + "| admin | (none) |\n| bob | N/A |\n| eve | - |\n| x | 8-64 |",
+        HEAD2 + "| admin | admin |\n| bob | required, 12+ chars |\n| eve | `str` |",
+        # the table ends at a line that is no row; a table without a separator is none
+        HEAD2 + "| a | b |\nnot a row\n| admin | hunter2!x |",
+        HEAD2 + "| a | b |\n\n| x | y |\n|---|---|\n| admin | hunter2!x |",
+        "| user | password |\n| admin | hunter2!x 2 |",
+        # a column whose name only holds a secret's name
+        "| user | Password hash | Password policy |\n|---|---|---|\n| a | $2b$12$abc | 8-64 x2! |",
+        "| Model | Tokens |\n|---|---|\n| gpt | 128000 |",
+        "| secret key | a b | secret key | a b |",
+    ],
+)
+def test_other_cells_and_tables_are_left(text: str) -> None:
+    assert same_streamed(text) == text
+
+
+def test_a_stream_holds_a_row_until_its_line_ends() -> None:
+    redactor = StreamRedactor()
+    out = redactor.feed(HEAD2 + "| admin | ")
+    out += redactor.feed("hunter")
+    out += redactor.feed("2!x | more ")
+    assert "| admin |" not in out  # the row waits for its end
+    out += redactor.feed("words |\nafter")
+    assert out == f"{HEAD2}| admin | {PASSWORD} | more words |\n"
+    assert out + redactor.flush() == f"{HEAD2}| admin | {PASSWORD} | more words |\nafter"
+    assert redactor.counts == {"password": 1}
+
+
+# -- stream == whole around tables and curl commands ----------------------------------------------
+
+PIECES = [
+    *("| ", " |", "|", "|---|", "|---|---|", "| :-- |", "\n", "\r\n", " ", "  ", "\t", ","),
+    *("password", "Password", "| Password |", "Client secret", "| user |", "**", "`"),
+    *("hunter2!x", "Gr@fana2024", "8-64", "<password>", "admin", "x", "日本"),
+    *("curl ", "curl", "-u ", "-u", "--user=", "admin:", "S3cr3t!", "'", " \\\n", "redis://"),
+]
+
+
+@st.composite
+def table_texts_and_cuts(draw: st.DrawFn) -> tuple[str, list[int]]:
+    text = "".join(draw(st.lists(st.sampled_from(PIECES), max_size=40)))
+    points = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=30))))
+    return text, [b - a for a, b in zip([0, *points], points, strict=False)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(table_texts_and_cuts())
+def test_tables_and_curl_stream_as_whole_for_any_chunking(case: tuple[str, list[int]]) -> None:
+    text, sizes = case
+    whole = redact(text)
+    redactor = StreamRedactor()
+    out, i = [], 0
+    for n in [*sizes, len(text)]:
+        out.append(redactor.feed(text[i : i + n]))
+        i += n
+    out.append(redactor.flush())
+    assert ("".join(out), dict(redactor.counts)) == (whole.text, dict(whole.counts))

@@ -36,6 +36,12 @@ TEXTS: dict[str, Callable[[int], str]] = {
     "a table of passwords": lambda n: ("| password | " * n)[:n],
     "a table of Basic": lambda n: ("| Basic | x1 " * n)[:n],
     "curl -u chain": lambda n: ("-u " * n)[:n],
+    "curl and spaces": lambda n: ("curl " + " " * n)[:n],
+    "a table of passwords by column": lambda n: (
+        "| user | password |\n|---|---|\n" + "| a | b2!x |\n" * n
+    )[:n],
+    "one row under a password column": lambda n: ("| password |\n|---|\n" + "| a b " * n)[:n],
+    "table headers and separators": lambda n: ("| password |\n|---|\n" * n)[:n],
     "compact JSON with URLs": lambda n: json.dumps(
         [{"u": f"https://h{i}.example.com/x", "password": f"p{i}!"} for i in range(n)],
         separators=(",", ":"),
