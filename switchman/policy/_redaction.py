@@ -63,7 +63,11 @@ it (the last rule below); any other cut if all of these hold:
   value (double or single quotes, backticks) after a secret's name opened less than
   ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``), nor in a
   table's cell after a cell naming a secret (``| password | my pass``), nor in a
-  quoted ``user:password`` after ``-u`` (``-u 'bob:p@ss``);
+  quoted ``user:password`` after ``-u`` (``-u 'bob:p@ss``), nor inside a row of a
+  table whose header names a secret (``TableColumns``: from the row's first ``|`` to its
+  line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is such a row
+  depends on the lines before it, read once, so a block holds a row whole and its
+  secret column's cells are judged there);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
@@ -94,13 +98,15 @@ Hold-back: outside a ``Bearer`` or PEM hold, the held-back text is at most
 after its last cut). Chinese or Japanese prose goes out at each punctuation mark,
 compact JSON at each ``,`` (but for 512 characters after a URL or a password's
 name). A list of numbers separated by spaces lets go about every 32 characters; a
-table or a CSV at each line end. A certificate or a public key is not held (its
-label is known before its first line ends).
+table or a CSV at each line end (a table with a secret's column at each row's end, a
+curl command after 200 characters or its line's end). A certificate or a public key is
+not held (its label is known before its first line ends).
 
 Work grows in proportion to the text, whatever it holds: every rule reads a bounded
 distance back from a cut, PEM holds and the places URLs and names start come from
 one scan of the text (or of each chunk once, streamed), and a stream examines each
-cut once however long it is held (``tests/policy/test_redaction_work.py`` counts it).
+cut once however long it is held (``tests/policy/test_redaction_work.py`` counts it);
+the rows of tables with a secret's column come from one scan too.
 
 Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no
 ``bearer``, no ``Basic``, no ``authorization`` with a ``:``, no ``-u``, no
