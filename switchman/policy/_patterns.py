@@ -645,6 +645,9 @@ class TableColumns:
     def read(self, t: str, off: int) -> None:
         """Read ``t``, the text from ``off`` on, reaching past what was read."""
         i, end = max(self._seen - off, 0), len(t)
+        if self._first and (self._first != "|" or self._len >= ROW_LIMIT) and "\n" not in t[i:]:
+            self._seen = max(self._seen, off + end)  # the same line goes on: nothing to keep
+            return
         while i < end:
             n = t.find("\n", i)
             stop = end if n < 0 else n

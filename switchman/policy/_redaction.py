@@ -373,14 +373,15 @@ def _in_open_value(t: str, c: int) -> bool:
 def _in_open_cell(t: str, c: int) -> bool:
     """Whether ``c`` lies in a table's cell after a cell naming a secret, its closing
     ``|`` not yet there (``_OPEN_CELL``: ``| password | my pass``)."""
-    lo = max(c - 110, 0)  # a name, its quote, bold, |, spaces and the cell's value
-    if t.rfind("|", lo, c) < 0:
+    bar = t.rfind("|", max(c - 67, 0), c)  # the cell's |, bold, spaces and its value
+    if bar < 0:
         return False
+    lo = max(bar - 40, 0)  # the name (17 characters at most), its quote, bold and spaces
     return (
-        t.find("assw", lo, c) >= 0
-        or t.find("ASSW", lo, c) >= 0
-        or t.find("ecret", lo, c) >= 0
-        or t.find("ECRET", lo, c) >= 0
+        t.find("assw", lo, bar) >= 0
+        or t.find("ASSW", lo, bar) >= 0
+        or t.find("ecret", lo, bar) >= 0
+        or t.find("ECRET", lo, bar) >= 0
     ) and _OPEN_CELL.search(t, lo, c) is not None
 
 
