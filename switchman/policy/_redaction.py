@@ -41,8 +41,10 @@ punctuation (the ideographic full stop and comma, corner brackets...) or after J
 previous break ``b`` and on ``text[b:c]``; the rules reading further back give the
 same answer at ``c`` whatever lies before ``b``. A cut after JSON's punctuation is a
 break if no ``://`` nor a password's or secret key's name lies in ``text[b:c]``
-within its last 512 characters (no such match is longer) and no private key keeps
-it (the last rule below); any other cut if all of these hold:
+within its last 512 characters (no such match is longer) and no private key, curl
+command or table's row keeps it (the rules below); any other cut if all of these hold
+(a rule reading back past ``b`` takes a cut character there, JSON's too, for the text's
+start):
 
 * no phone or card number may go on across it. One may if the whitespace is a space
   (or no-break space) after a digit and at most two more separators, ``c - b'`` is at
@@ -392,6 +394,17 @@ def _in_open_user(t: str, c: int) -> bool:
     return t.find("-u", lo, c) >= 0 and _OPEN_USER.search(t, lo, c) is not None
 
 
+def _opens(ch: str) -> bool:
+    """Whether a word after ``ch`` starts one (a table's ``|``, ``-u``): after any cut
+    character, as at a block's start, which follows one."""
+    return ch.isspace() or ch in _JSON_CUTS or ch in _CJK_CUTS
+
+
+def _curl_held(t: str, c: int) -> bool:
+    """Whether a curl command keeps the cut ``c`` (its ``-u user:password`` may follow)."""
+    return t.rfind("curl", max(c - CURL_REACH, 0), c) >= 0 and curl_before(t, c)
+
+
 def _word_held(t: str, c: int) -> bool:
     """Whether the words before the whitespace ending at ``c`` wait for what follows:
     ``Bearer`` or ``Basic`` and at most ``_BEARER_GAP`` whitespace characters, an
@@ -405,8 +418,8 @@ def _word_held(t: str, c: int) -> bool:
     reads at most 110 characters back."""
     if _in_open_value(t, c) or _in_open_cell(t, c) or _in_open_user(t, c):
         return True
-    if t.rfind("curl", max(c - CURL_REACH, 0), c) >= 0 and curl_before(t, c):
-        return True  # its -u user:password may follow: a block holds the curl
+    if _curl_held(t, c):  # its -u user:password may follow: a block holds the curl
+        return True
 
     j = c
     while j > c - _BEARER_GAP and j > 0 and t[j - 1].isspace():
@@ -426,10 +439,10 @@ def _word_held(t: str, c: int) -> bool:
         and _AUTH_NAME.search(t, max(j - 24, 0), j) is not None
     ):
         return True  # an Authorization header's name: its scheme follows
-    if last == "|" and (j == 1 or t[j - 2] in " \t\n") and "\n" not in t[j:c]:
+    if last == "|" and (j == 1 or _opens(t[j - 2])) and "\n" not in t[j:c]:
         return True  # a table's cell opened: the block holds its | (a name's cell)
     if last in "ur" and t.endswith(("-u", "--user"), max(j - 6, 0), j):  # curl -u user:pw
-        return j - (2 if last == "u" else 6) == 0 or t[j - (3 if last == "u" else 7)] in " \t\n"
+        return j - (2 if last == "u" else 6) == 0 or _opens(t[j - (3 if last == "u" else 7)])
     if last in "hpce" and t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host follows
         return _BEFORE_HOST.search(t, max(c - 24, 0), c) is not None
     if last.isalpha():  # the name ends here: password, passwd, secret key, secret access
@@ -483,6 +496,7 @@ def _is_break(x: _Cuts, b: int, c: int) -> bool:
     if ch in _JSON_CUTS:
         return (
             not x.json_blocked(max(b, c - _JSON_REACH), c)
+            and not _curl_held(t, c)
             and not _pem_held(x, c)
             and (x.tables is None or not _row_held(x, c))
         )

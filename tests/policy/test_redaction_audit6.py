@@ -197,3 +197,16 @@ def test_tables_and_curl_stream_as_whole_for_any_chunking(case: tuple[str, list[
         i += n
     out.append(redactor.flush())
     assert ("".join(out), dict(redactor.counts)) == (whole.text, dict(whole.counts))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "curl ,t| Password|" + "u2!x",  # a JSON break after a curl's start held no more
+        ",| Password|" + "r2!x",  # a | after JSON's , opens a cell, as at a block's start
+        ",-u a:" + "b2!x",
+        'curl -X POST -d \'{"a":1,"b":[2]}\' -u admin:' + "S3cr3tPw!",
+    ],
+)
+def test_json_punctuation_cuts_agree_whole_and_streamed(text: str) -> None:
+    same_streamed(text)
