@@ -83,8 +83,11 @@ class JobRunner:
         *,
         max_in_flight: int,
         job_ids: Callable[[], str] = new_job_id,
+        on_result: Callable[[Result], None] | None = None,
     ) -> None:
+        """``on_result`` sees every job's final result (the gateway's metrics count them)."""
         self._router = router
+        self._on_result = on_result
         self._store = store
         self._nursery = nursery
         self._max = max_in_flight
@@ -193,6 +196,11 @@ class JobRunner:
 
     def _release(self, job_id: str) -> None:
         job = self._jobs.pop(job_id)
+        if self._on_result is not None and job.result is not None:
+            try:
+                self._on_result(job.result)
+            except Exception:  # counting must never fail a job
+                log.exception("job %s: counting its result failed", job_id)
         job.done.set()
         if not self._jobs:
             self._idle.set()

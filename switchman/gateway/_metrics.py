@@ -1,4 +1,12 @@
-"""Prometheus metrics of the gateway, fed from the router's trace events.
+"""Prometheus metrics of the gateway: calls and attempts counted from each job's result,
+breaker transitions from the router's trace events.
+
+Calls, failures, latency, attempts, time to first token and spend are counted by
+:meth:`GatewayMetrics.record` from every job's final result, as the job runner gets it:
+nothing is lost under load (fed from trace events, a full subscription buffer used to drop
+them, and the counters fell behind ``/health`` and ``/budgets``). :meth:`observe` still
+takes the trace events a result does not hold (``breaker.changed``, ``events.dropped``)
+and, for a feed of events alone, the call and attempt events.
 
 The registry belongs to one :class:`GatewayMetrics` (no global registry), so two
 gateways in one process, or two tests, never share counters.
@@ -22,7 +30,7 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from switchman._result import TraceEvent
+from switchman._result import Result, TraceEvent
 from switchman.gateway._protocol import RouterStatusLike
 
 BREAKER_VALUE: Final = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
@@ -164,6 +172,25 @@ class GatewayMetrics:
                 self.events_dropped.inc(_number(data, "count") or 1)
             case _:
                 pass
+
+    def record(self, result: Result) -> None:
+        """Count one finished call and its attempts, from its result."""
+        if result.status == "complete":
+            self.calls.labels(status="complete").inc()
+        else:
+            code = result.errors[0].code if result.errors else "unknown"
+            self.failures.labels(code=code[:100] or "unknown").inc()
+            self.calls.labels(status="failed").inc()
+        self.latency.labels(model=(result.model or "unknown")[:100]).observe(
+            max(result.latency_ms, 0.0) / 1000
+        )
+        for a in result.trace.attempts:
+            provider, model = a.provider[:100] or "unknown", a.alias[:100] or "unknown"
+            self.attempts.labels(provider=provider, model=model, outcome=a.outcome).inc()
+            if a.ttft_ms is not None and a.ttft_ms >= 0:
+                self.ttft.labels(provider=provider, model=model).observe(a.ttft_ms / 1000)
+            if a.cost_usd > 0:
+                self.spend.labels(provider=provider, model=model).inc(a.cost_usd)
 
     def render(self, status: RouterStatusLike, *, jobs_in_flight: int) -> bytes:
         """The Prometheus text exposition, gauges refreshed from ``status`` first."""

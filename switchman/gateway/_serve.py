@@ -4,7 +4,8 @@ Layout (everything inside the caller's nursery, via this one task)::
 
     serve_gateway
      ├─ store            (opened here from config.server.db unless one is given)
-     ├─ metrics pump     router.subscribe() → GatewayMetrics
+     ├─ metrics pump     router.subscribe() → GatewayMetrics (breaker changes; calls are
+     │                   counted from each job's result by the job runner)
      ├─ retention        prunes old jobs every few minutes
      ├─ job host         the nursery every job runs in (JobRunner)
      └─ hypercorn        trio worker serving the ASGI app
@@ -172,6 +173,7 @@ async def _serve(
             store,
             job_nursery,
             max_in_flight=max(config.router.capacity * _JOBS_PER_CAPACITY, 1),
+            on_result=metrics.record,
         )
         app = Gateway(router, store, runner, metrics, wall_clock=wall_clock)
         hconfig = HypercornConfig()
@@ -220,8 +222,12 @@ async def _host_jobs(jobs_done: trio.Event, *, task_status: trio.TaskStatus[trio
         jobs_done.set()
 
 
+#: the trace events the metrics take from the hub: the rest are counted from results
+_METRIC_EVENTS: Final = frozenset({"breaker.changed"})
+
+
 async def _pump_metrics(router: RouterHandle, metrics: GatewayMetrics) -> None:
-    with router.subscribe(buffer=4096) as events:
+    with router.subscribe(buffer=4096, accept=lambda e: e.type in _METRIC_EVENTS) as events:
         async for event in events:
             metrics.observe(event)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
@@ -93,3 +94,35 @@ async def test_metrics_endpoint_serves_prometheus_text_fed_by_the_router() -> No
     spend = ("switchman_spend_usd_total", (("model", "fast"), ("provider", "sim")))
     assert samples[spend] == 0.002
     assert samples[("switchman_http_requests_total", (("route", "/call"), ("status", "200")))] == 2
+
+
+class _LossyFeed(FakeRouter):
+    """A router whose trace feed loses every call and attempt event, as a full
+    subscription buffer does under load."""
+
+    def publish(self, event: TraceEvent) -> None:
+        if event.type.startswith(("call.", "attempt.")):
+            return
+        super().publish(event)
+
+
+async def test_calls_are_counted_from_results_even_when_the_trace_feed_loses_events() -> None:
+    router = _LossyFeed(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for model in ("fast", "fast", "nope"):
+                await gw.client.post("/call?wait=5", json={"prompt": "x", "model": model})
+            body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+            await gw.client.post("/v1/chat/completions", json=body)
+            r = await gw.client.get("/metrics")
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(r.text)
+                for s in family.samples
+            }
+    assert samples[("switchman_calls_total", (("status", "complete"),))] == 3
+    assert samples[("switchman_calls_total", (("status", "failed"),))] == 1
+    spend = ("switchman_spend_usd_total", (("model", "fast"), ("provider", "sim")))
+    assert samples[spend] == pytest.approx(0.006)
+    attempts = [v for (name, _), v in samples.items() if name == "switchman_attempts_total"]
+    assert sum(attempts) >= 3
