@@ -2,7 +2,8 @@
 
 SIGINT, SIGTERM and SIGHUP stop it gracefully: new calls are refused, in-flight calls
 get the grace period, what is left is cancelled and stored as failed, exit 0 (there is
-no reload: a changed configuration takes a restart). Logs go to stderr, one line each
+no reload: a changed configuration takes a restart). A stop always ends: past its time
+(``_Backstop``) the process exits with 1. Logs go to stderr, one line each
 with time, level and logger, at ``--log-level`` (default ``$SWITCHMAN_LOG_LEVEL``, else
 info).
 """
@@ -27,6 +28,7 @@ from switchman._version import __version__
 from switchman.catalog import Config, load_config
 from switchman.cli import DEFAULT_HOST, EXIT_OK, CliError
 from switchman.gateway import InsecureBindError, serve_gateway
+from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
 
 
@@ -61,13 +63,50 @@ def invalid_config_message(path: str | None, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+#: how long a stop may take past the grace period and hypercorn's margin for open
+#: responses, and after a second signal, before the process exits regardless
+STOP_SLACK_S = 5.0
+#: exit code of a stop that had to leave connections behind
+EXIT_FORCED = 1
+
+
+@attrs.define
+class _Backstop:
+    """The time by which a stopping server exits whatever still holds it: a connection
+    whose client stopped reading keeps hypercorn in a shielded send that no cancel ends
+    (a suspended ``switchman watch``, a dead peer behind a NAT)."""
+
+    scope: trio.CancelScope = attrs.field(factory=lambda: trio.CancelScope(shield=True))
+    done: bool = False
+
+    def by(self, when: float) -> None:
+        self.scope.deadline = min(self.scope.deadline, when)
+
+    async def run(self) -> None:
+        with self.scope:
+            await trio.sleep_forever()
+        if not self.done:
+            print(
+                "switchman: still stopping past its time (a client is not reading what it"
+                " was sent): exiting now",
+                file=sys.stderr,
+                flush=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_FORCED)
+
+
 async def _watch_signals(
     stop: trio.Event,
     everything: trio.CancelScope,
+    backstop: _Backstop,
+    within: float,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """First SIGINT/SIGTERM/SIGHUP: graceful stop. A second one: stop now, without the grace.
+    """First SIGINT/SIGTERM/SIGHUP: graceful stop, which must end ``within`` seconds. A
+    second one: stop now, without the grace, within ``STOP_SLACK_S``. Past either, the
+    process exits (``_Backstop``).
 
     The receiver stays open for the whole life of the server, so a signal never turns
     into a KeyboardInterrupt traceback."""
@@ -81,9 +120,11 @@ async def _watch_signals(
                     file=sys.stderr,
                     flush=True,
                 )
+                backstop.by(trio.current_time() + within)
                 stop.set()
             else:
                 print(f"switchman: {name}: stopping now", file=sys.stderr, flush=True)
+                backstop.by(trio.current_time() + STOP_SLACK_S)
                 everything.cancel()
 
 
@@ -91,40 +132,52 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
     """Serve until SIGINT or SIGTERM."""
     server = config.server
     stop = trio.Event()
+    backstop = _Backstop()
+    within = server.grace_s + RESPONSE_MARGIN_S + STOP_SLACK_S
     async with trio.open_nursery() as outer:
-        await outer.start(_watch_signals, stop, outer.cancel_scope)
-        async with (
-            open_store(
-                server.db,
-                retention_count=server.job_retention_count,
-                retention_days=server.job_retention_days,
-            ) as store,
-            open_router(config, store=store) as router,
-            trio.open_nursery() as nursery,
-        ):
-            host, port = await nursery.start(
-                lambda task_status: serve_gateway(
-                    router,
-                    host=server.host,
-                    port=server.port,
-                    insecure=insecure,
-                    store=store,
-                    shutdown_trigger=stop.wait,
-                    task_status=task_status,
-                )
-            )
-            mode = " on the built-in simulator (answers are simulated)" if config.simulated else ""
-            enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
-            url = f"http://{url_host(host)}:{port}"
-            watch = "" if host == DEFAULT_HOST else f" --host {host}"
-            print(
-                f"switchman {__version__} serving on {url}{mode}\n"
-                f"  providers: {', '.join(enabled) or 'none'}\n"
-                f"  OpenAI-compatible base URL: {url}/v1\n"
-                f"  live traces: switchman watch{watch} --port {port}",
-                flush=True,
-            )
+        outer.start_soon(backstop.run)
+        await outer.start(_watch_signals, stop, outer.cancel_scope, backstop, within)
+        try:
+            await _serve(config, stop, insecure=insecure)
+        finally:  # stopped in time (or failed to start): the backstop has nothing to do
+            backstop.done = True
+            backstop.scope.cancel()
         outer.cancel_scope.cancel()  # served and shut down: stop watching signals
+
+
+async def _serve(config: Config, stop: trio.Event, *, insecure: bool) -> None:
+    server = config.server
+    async with (
+        open_store(
+            server.db,
+            retention_count=server.job_retention_count,
+            retention_days=server.job_retention_days,
+        ) as store,
+        open_router(config, store=store) as router,
+        trio.open_nursery() as nursery,
+    ):
+        host, port = await nursery.start(
+            lambda task_status: serve_gateway(
+                router,
+                host=server.host,
+                port=server.port,
+                insecure=insecure,
+                store=store,
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
+            )
+        )
+        mode = " on the built-in simulator (answers are simulated)" if config.simulated else ""
+        enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
+        url = f"http://{url_host(host)}:{port}"
+        watch = "" if host == DEFAULT_HOST else f" --host {host}"
+        print(
+            f"switchman {__version__} serving on {url}{mode}\n"
+            f"  providers: {', '.join(enabled) or 'none'}\n"
+            f"  OpenAI-compatible base URL: {url}/v1\n"
+            f"  live traces: switchman watch{watch} --port {port}",
+            flush=True,
+        )
 
 
 #: where ``serve`` reads its log level when ``--log-level`` is not given

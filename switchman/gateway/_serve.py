@@ -44,8 +44,9 @@ log = logging.getLogger("switchman.gateway")
 
 #: how often old jobs are pruned
 RETENTION_EVERY_S: Final = 300.0
-#: extra time hypercorn gives open requests after the jobs' grace period
-_RESPONSE_MARGIN_S: Final = 5.0
+#: the time hypercorn gives requests still open once the jobs are done (after the grace
+#: period: hypercorn is told to stop only then)
+RESPONSE_MARGIN_S: Final = 5.0
 #: gateway jobs in flight per unit of router capacity
 _JOBS_PER_CAPACITY: Final = 4
 
@@ -178,7 +179,7 @@ async def _serve(
         app = Gateway(router, store, runner, metrics, wall_clock=wall_clock)
         hconfig = HypercornConfig()
         hconfig.bind = [_bind(host, port)]
-        hconfig.graceful_timeout = grace + _RESPONSE_MARGIN_S
+        hconfig.graceful_timeout = RESPONSE_MARGIN_S
         hconfig.accesslog = None
         hconfig.errorlog = logging.getLogger("switchman.gateway.server")
         hconfig.include_server_header = False

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, get_args
 
 import trio
 
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
-from switchman._result import Delta, Result, TraceEvent
+from switchman._result import Delta, EventType, Result, TraceEvent
 from switchman.gateway._auth import Principal, may_reach
 from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps, invalid
 from switchman.gateway._limits import retry_after_s
@@ -55,6 +55,8 @@ OUTBOX: Final = 4096
 #: the per-connection router subscription buffer
 SUBSCRIPTION_BUFFER: Final = 1024
 _CLOSE: Final[dict[str, Any]] = {"type": "__close__"}
+#: the types of trace event messages (droppable), as against results and replies
+_TRACE_TYPES: Final = frozenset(get_args(EventType))
 _RESERVED: Final = frozenset({"type", "call_id", "job_id", "ts"})
 
 
@@ -218,6 +220,21 @@ class _Connection:
         with trio.move_on_after(2.0):
             while self.owed:
                 await self.settled.wait()
+        # the trace events still queued are dropped: a client reading slowly would reach
+        # the close only behind thousands of them, past the server's time to stop. Results
+        # and replies stay, in their order.
+        kept: list[dict[str, Any]] = []
+        while True:
+            try:
+                message = self.out.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if message.get("type") in _TRACE_TYPES:
+                self.dropped += 1
+            else:
+                kept.append(message)
+        for message in kept:
+            self.outbox.send_nowait(message)  # (room: the outbox was just emptied)
         await self.outbox.send(_CLOSE)
 
     # -- incoming -----------------------------------------------------------------------------

@@ -309,3 +309,30 @@ async def test_events_dropped_counts_only_the_subscribers_own_events() -> None:
         ("call.accepted", "team-a-1"),
         ("call.accepted", "team-a-2"),
     ]
+
+
+async def test_a_closing_connection_drops_its_queued_events_not_its_results() -> None:
+    """At shutdown a slow reader is closed at once: the trace events still queued are
+    dropped (counted), the results and replies it is owed go out first, in order."""
+    from types import SimpleNamespace
+
+    from switchman.gateway._auth import Principal
+    from switchman.gateway._ws import _CLOSE, OUTBOX, _Connection
+
+    gw = SimpleNamespace(config=make_config(), drained=trio.Event())
+    async with trio.open_nursery() as nursery:
+        conn = _Connection(gw, Principal(key_id=None, handle=None, admin=True), None, nursery)  # type: ignore[arg-type]
+        for i in range(OUTBOX - 2):
+            conn.offer({"type": "attempt.delta", "call_id": f"c{i}", "text": "x"})
+        conn.outbox.send_nowait({"type": "result", "job_id": "job_1"})
+        conn.outbox.send_nowait({"type": "submitted", "job_id": "job_2"})
+        gw.drained.set()
+        with trio.fail_after(5):
+            await conn.close_when_drained()
+        left = [conn.out.receive_nowait() for _ in range(3)]
+    assert left[:2] == [
+        {"type": "result", "job_id": "job_1"},
+        {"type": "submitted", "job_id": "job_2"},
+    ]
+    assert left[2] is _CLOSE
+    assert conn.dropped == OUTBOX - 2

@@ -1,0 +1,72 @@
+"""A stop always ends: a websocket client that stops reading holds hypercorn in a send no
+cancel can end, and the daemon used to wait for it forever, even after a second signal.
+Now the stop ends within its time (grace, the responses' margin, a few seconds) or the
+process exits with 1, saying why. Through the real daemon and a real socket."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from trio_websocket import open_websocket_url
+
+from switchman._cli_serve import STOP_SLACK_S
+from switchman.gateway._serve import RESPONSE_MARGIN_S
+from tests.test_cli import Daemon, serving
+
+GRACE_S = 0.5
+CALLS = 600
+
+
+async def _stuck_subscriber_then(d: Daemon, signals: int) -> tuple[float, int]:
+    """A subscriber that never reads while the daemon answers CALLS calls; then
+    ``signals`` SIGTERMs half a second apart: (seconds to exit, exit code)."""
+    base = f"http://127.0.0.1:{d.port}"
+    async with open_websocket_url(f"ws://127.0.0.1:{d.port}/ws", message_queue_size=0) as ws:
+        await ws.send_message(json.dumps({"type": "subscribe"}))
+        assert json.loads(await ws.get_message())["type"] == "subscribed"
+        # from here on nothing is read: the daemon's sends to this socket fill and stop
+        async with httpx.AsyncClient(timeout=30) as client:
+            body = {"prompt": "Explain recursion. " * 20, "model": "sim/fast"}
+            body["params"] = {"max_tokens": 800}
+            for _ in range(CALLS):
+                assert (await client.post(f"{base}/call", json=body)).status_code == 202
+            deadline = trio.current_time() + 60
+            while (await client.get(f"{base}/jobs?status=running")).json()["jobs"]:
+                assert trio.current_time() < deadline
+                await trio.sleep(0.2)
+        started = time.monotonic()
+        for i in range(signals):
+            if i:
+                await trio.sleep(0.5)
+            d.proc.send_signal(signal.SIGTERM)
+        while d.proc.poll() is None:
+            assert time.monotonic() - started < 60, "the daemon never stopped"
+            await trio.sleep(0.05)
+        return time.monotonic() - started, d.proc.returncode
+
+
+def _stderr(home: Path) -> str:
+    return next(home.glob("serve-*.err")).read_text()
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["one-sigterm", "two-sigterms"])
+async def test_a_client_that_stops_reading_cannot_hold_the_stop(
+    tmp_path: Path, signals: int
+) -> None:
+    config = tmp_path / "switchman.toml"
+    config.write_text(f"[server]\ngrace_s = {GRACE_S}\n")
+    with serving(tmp_path, tmp_path / "jobs.db", "--config", str(config)) as d:
+        took, code = await _stuck_subscriber_then(d, signals)
+    err = _stderr(tmp_path)
+    print(f"signals={signals} took={took:.2f}s exit={code}")
+    limit = GRACE_S + RESPONSE_MARGIN_S + STOP_SLACK_S if signals == 1 else 0.5 + STOP_SLACK_S
+    assert took < limit + 3.0, (took, err[-2000:])
+    if code != 0:  # the client really held the stop: the backstop ended it, and said so
+        assert code == 1
+        assert "still stopping past its time (a client is not reading" in err
