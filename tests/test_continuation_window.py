@@ -23,13 +23,18 @@ async def _streamed(router: switchman.Router, call: Call) -> switchman.Result:
     raise AssertionError("no result")
 
 
+async def _continued_on(model: switchman.ModelSpec) -> switchman.Result:
+    """A call whose stream on ``a`` is cut, to be continued on ``model`` (alias b)."""
+    call = Call(prompt=PROMPT, model="r", options=Options(verbosity="standard"))
+    async with switchman.open_router(fleet(CUTS, model, routes={"r": ("a", "b")})) as router:
+        return await _streamed(router, call)
+
+
 async def test_a_model_too_small_for_the_continuation_is_passed_over(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     small = sim_model("b", context_window=32_000, context_includes_output=False)
-    call = Call(prompt=PROMPT, model="r", options=Options(verbosity="standard"))
-    async with switchman.open_router(fleet(CUTS, small, routes={"r": ("a", "b")})) as router:
-        result = await _streamed(router, call)
+    result = await _continued_on(small)
     assert result.status == "failed"
     assert [a.alias for a in result.trace.attempts] == ["a"]  # b was never sent it
     said = [e.message for e in result.errors]
@@ -40,8 +45,6 @@ async def test_a_model_that_holds_the_continuation_takes_it(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     roomy = sim_model("b", context_window=40_000, context_includes_output=False)
-    call = Call(prompt=PROMPT, model="r", options=Options(verbosity="standard"))
-    async with switchman.open_router(fleet(CUTS, roomy, routes={"r": ("a", "b")})) as router:
-        result = await _streamed(router, call)
+    result = await _continued_on(roomy)
     assert result.status == "complete", result.errors
     assert [a.alias for a in result.trace.attempts] == ["a", "b"]

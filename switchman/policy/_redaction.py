@@ -364,12 +364,7 @@ def _in_open_value(t: str, c: int) -> bool:
     if t.rfind('"', lo, c) < 0 and t.rfind("'", lo, c) < 0 and t.rfind("`", lo, c) < 0:
         return False
     lo = max(c - 110, 0)  # a name, its quote, separator and spaces, and the value
-    return (
-        t.find("assw", lo, c) >= 0
-        or t.find("ASSW", lo, c) >= 0
-        or t.find("ecret", lo, c) >= 0
-        or t.find("ECRET", lo, c) >= 0
-    ) and _OPEN_VALUE.search(t, lo, c) is not None
+    return _names_a_secret(t, lo, c) and _OPEN_VALUE.search(t, lo, c) is not None
 
 
 def _in_open_cell(t: str, c: int) -> bool:
@@ -379,12 +374,18 @@ def _in_open_cell(t: str, c: int) -> bool:
     if bar < 0:
         return False
     lo = max(bar - 40, 0)  # the name (17 characters at most), its quote, bold and spaces
+    return _names_a_secret(t, lo, bar) and _OPEN_CELL.search(t, lo, c) is not None
+
+
+def _names_a_secret(t: str, lo: int, hi: int) -> bool:
+    """Whether ``t[lo:hi]`` may hold a password's or a secret's name (the quick test
+    before a pattern is tried)."""
     return (
-        t.find("assw", lo, bar) >= 0
-        or t.find("ASSW", lo, bar) >= 0
-        or t.find("ecret", lo, bar) >= 0
-        or t.find("ECRET", lo, bar) >= 0
-    ) and _OPEN_CELL.search(t, lo, c) is not None
+        t.find("assw", lo, hi) >= 0
+        or t.find("ASSW", lo, hi) >= 0
+        or t.find("ecret", lo, hi) >= 0
+        or t.find("ECRET", lo, hi) >= 0
+    )
 
 
 def _in_open_user(t: str, c: int) -> bool:

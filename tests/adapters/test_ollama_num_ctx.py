@@ -79,11 +79,12 @@ def test_never_above_the_models_context_window() -> None:
     assert num_ctx(request(long, context_window=131_072)) == 65_536
 
 
-async def test_the_request_the_router_sends_carries_num_ctx() -> None:
-    prompt = "Summarize this. " + "lorem ipsum " * 2_000  # 24,016 bytes: about 8,010 tokens
+async def _sent_through_the_router(context_window: int) -> dict[str, object]:
+    """The options the fake Ollama server received for a call of about 8,010 tokens."""
+    prompt = "Summarize this. " + "lorem ipsum " * 2_000  # 24,016 bytes
     async with trio.open_nursery() as nursery:
         server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-        config = http_fleet(server, [model("ollama", "ok", context_window=131_072)])
+        config = http_fleet(server, [model("ollama", "ok", context_window=context_window)])
         with trio.fail_after(10):
             async with switchman.open_router(config, env=ENV) as router:
                 result = await router.call(
@@ -94,21 +95,15 @@ async def test_the_request_the_router_sends_carries_num_ctx() -> None:
     (received,) = server.requests("ollama/ok")
     assert received.wire_format == "ollama"
     options = received.body["options"]
+    assert isinstance(options, dict)
+    return options
+
+
+async def test_the_request_the_router_sends_carries_num_ctx() -> None:
+    options = await _sent_through_the_router(131_072)
     assert options["num_predict"] == 500
     assert options["num_ctx"] == 16_384  # about 8,510 rounded up, not Ollama's 4,096
 
 
 async def test_the_router_caps_num_ctx_at_the_models_window() -> None:
-    prompt = "Summarize this. " + "lorem ipsum " * 2_000  # about 8,010 tokens: 16,384 uncapped
-    async with trio.open_nursery() as nursery:
-        server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-        config = http_fleet(server, [model("ollama", "ok", context_window=12_000)])
-        with trio.fail_after(10):
-            async with switchman.open_router(config, env=ENV) as router:
-                result = await router.call(
-                    Call(prompt=prompt, model="ollama/ok", params=Params(max_tokens=500))
-                )
-        nursery.cancel_scope.cancel()
-    assert result.status == "complete", result.errors
-    (received,) = server.requests("ollama/ok")
-    assert received.body["options"]["num_ctx"] == 12_000
+    assert (await _sent_through_the_router(12_000))["num_ctx"] == 12_000  # 16,384 uncapped
