@@ -8,7 +8,7 @@ import trio
 
 import switchman
 from switchman import Call, Options
-from switchman.catalog import SimProfile
+from switchman.catalog import ModelSpec, SimProfile
 from tests._simfleet import fleet, sim_model
 
 CUTS = sim_model("a", SimProfile(cut_rate=1.0), context_window=40_000, supports_prefill=False)
@@ -23,7 +23,7 @@ async def _streamed(router: switchman.Router, call: Call) -> switchman.Result:
     raise AssertionError("no result")
 
 
-async def _continued_on(model: switchman.ModelSpec) -> switchman.Result:
+async def _continued_on(model: ModelSpec) -> switchman.Result:
     """A call whose stream on ``a`` is cut, to be continued on ``model`` (alias b)."""
     call = Call(prompt=PROMPT, model="r", options=Options(verbosity="standard"))
     async with switchman.open_router(fleet(CUTS, model, routes={"r": ("a", "b")})) as router:
