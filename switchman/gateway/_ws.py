@@ -55,6 +55,8 @@ OUTBOX: Final = 4096
 #: the per-connection router subscription buffer
 SUBSCRIPTION_BUFFER: Final = 1024
 _CLOSE: Final[dict[str, Any]] = {"type": "__close__"}
+#: how many jobs one connection follows before it lets the oldest finished ones go
+FOLLOWED: Final = 1024
 #: the types of trace event messages (droppable), as against results and replies
 _TRACE_TYPES: Final = frozenset(get_args(EventType))
 _RESERVED: Final = frozenset({"type", "call_id", "job_id", "ts"})
@@ -148,7 +150,9 @@ class _Connection:
         self.texts = CallTexts(self.view)
         self.dropped = 0
         self.all_own = False
-        self.jobs: set[str] = set()
+        #: the jobs it follows, oldest first (``follow``: a long-lived connection's set is
+        #: bounded, jobs long finished leaving it first)
+        self.jobs: dict[str, None] = {}
         #: jobs whose result this connection is waiting to send
         self.awaiting: set[str] = set()
         self.owed = 0
@@ -287,7 +291,7 @@ class _Connection:
         if not isinstance(job_id, str):
             raise invalid([("job_id", "must be a string")])
         await self.gw.visible_job(job_id, self.principal)
-        self.jobs.add(job_id)
+        self.follow(job_id)
         await self.outbox.send({"type": "subscribed", "job_id": job_id})
         if job_id not in self.awaiting:  # subscribed twice while it runs: one result
             self._owe(job_id)
@@ -307,9 +311,19 @@ class _Connection:
         sink, drain = trio.open_memory_channel[Delta | Result](64)
         self.nursery.start_soon(_discard, drain)
         job_id = await self.gw.submit(call, self.principal, sink=sink)
-        self.jobs.add(job_id)  # before any checkpoint: no event of the job can be missed
+        self.follow(job_id)  # before any checkpoint: no event of the job can be missed
         await self.outbox.send({"type": "submitted", "job_id": job_id})
         self._owe(job_id)
+
+    def follow(self, job_id: str) -> None:
+        """Take ``job_id``'s events from now on. Past ``FOLLOWED`` jobs, the oldest whose
+        result was sent are let go (their last events were published before their result,
+        long since)."""
+        self.jobs[job_id] = None
+        if len(self.jobs) > FOLLOWED:
+            done = [j for j in self.jobs if j not in self.awaiting and j != job_id]
+            for old in done[: len(self.jobs) // 4]:
+                del self.jobs[old]
 
     def _owe(self, job_id: str) -> None:
         if self.owed == 0:

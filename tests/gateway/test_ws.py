@@ -336,3 +336,21 @@ async def test_a_closing_connection_drops_its_queued_events_not_its_results() ->
     ]
     assert left[2] is _CLOSE
     assert conn.dropped == OUTBOX - 2
+
+
+async def test_a_long_lived_connection_follows_a_bounded_number_of_jobs() -> None:
+    from types import SimpleNamespace
+
+    from switchman.gateway._auth import Principal
+    from switchman.gateway._ws import FOLLOWED, _Connection
+
+    gw = SimpleNamespace(config=make_config(), drained=trio.Event())
+    async with trio.open_nursery() as nursery:
+        conn = _Connection(gw, Principal(key_id=None, handle=None, admin=True), None, nursery)  # type: ignore[arg-type]
+        conn.awaiting.add("job_running")
+        conn.follow("job_running")  # still owed its result: never let go
+        for i in range(5 * FOLLOWED):
+            conn.follow(f"job_{i}")
+        assert len(conn.jobs) <= FOLLOWED + 1
+        assert "job_running" in conn.jobs and f"job_{5 * FOLLOWED - 1}" in conn.jobs
+        assert "job_0" not in conn.jobs
