@@ -61,14 +61,14 @@ def num_ctx(request: ProviderRequest) -> int:
     Ollama runs a model with its own default context (a few thousand tokens) unless a
     request says otherwise, and silently drops the start of a longer prompt. So: the
     estimated input (UTF-8 bytes / 3, plus 4 a message) plus ``max_tokens`` (at most
-    ``ANSWER_ROOM`` of it), rounded up to a power of two, at least ``MIN_NUM_CTX``, at most the model's ``context_window``
-    when the request carries it. A power of two rather than a multiple of 1,024: Ollama
-    reloads the model when ``num_ctx`` changes, and a conversation growing turn by turn
-    then crosses a handful of sizes (4k, 8k, 16k...) instead of one every few turns, for
-    at most twice the KV cache the request needs. Sent only above ``MIN_NUM_CTX``: any
-    other ``num_ctx`` than the one a model was loaded with makes Ollama reload it, so a
-    request that fits the default (or a server's larger ``OLLAMA_CONTEXT_LENGTH``) does
-    not ask for a context of its own.
+    ``ANSWER_ROOM`` of it), rounded up to a power of two, at least ``MIN_NUM_CTX``, at most
+    the model's ``context_window`` when the request carries it. A power of two rather than a
+    multiple of 1,024: Ollama reloads the model when ``num_ctx`` changes, and a conversation
+    growing turn by turn then crosses a handful of sizes (4k, 8k, 16k...) instead of one
+    every few turns, for at most twice the KV cache the request needs. Sent only above
+    ``MIN_NUM_CTX``: any other ``num_ctx`` than the one a model was loaded with makes Ollama
+    reload it, so a request that fits the default (or a server's larger
+    ``OLLAMA_CONTEXT_LENGTH``) does not ask for a context of its own.
     """
     size = sum(len(m.content.encode()) for m in request.messages)
     tokens = -(-size // _BYTES_PER_TOKEN) + _TOKENS_PER_MESSAGE * len(request.messages)
