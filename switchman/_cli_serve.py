@@ -87,8 +87,8 @@ class _Backstop:
             await trio.sleep_forever()
         if not self.done:
             print(
-                "switchman: still stopping past its time (a client is not reading what it"
-                " was sent): exiting now",
+                "switchman: still stopping past its time (a client is not taking what it"
+                " was sent, or too slowly): exiting now",
                 file=sys.stderr,
                 flush=True,
             )

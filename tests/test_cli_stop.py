@@ -69,4 +69,4 @@ async def test_a_client_that_stops_reading_cannot_hold_the_stop(
     assert took < limit + 3.0, (took, err[-2000:])
     if code != 0:  # the client really held the stop: the backstop ended it, and said so
         assert code == 1
-        assert "still stopping past its time (a client is not reading" in err
+        assert "still stopping past its time (a client is not taking" in err

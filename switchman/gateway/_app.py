@@ -578,11 +578,16 @@ class Gateway:
             if entry["id"] == named:
                 await send_json(send, 200, entry)
                 return
-        if resolve_target(named, self.config) not in ("model", "route"):
+        if resolve_target(named, self.config) is None:
             said = self._no_model(model, principal)
         else:  # known, but not listed: not this key's, or nothing of it is in service
             _, denied = target_problems(principal, Call(prompt="?", model=named), self.config)
-            said = denied[0][1] if denied else self._not_serving(named, principal)
+            if denied:
+                said = denied[0][1]
+            elif named == "auto":
+                said = "auto cannot answer now (no model this key may use is in service)"
+            else:
+                said = self._not_serving(named, principal)
             said = f"{said} (GET /v1/models lists the ones this key may use)"
         raise HttpError(404, "model_not_found", said, param="model")
 

@@ -96,6 +96,8 @@ class JobRunner:
         self._idle = trio.Event()
         self._idle.set()
         self.draining = False
+        #: set when draining starts (``start_draining``)
+        self.stopping = trio.Event()
         self.drained = trio.Event()
 
     @property
@@ -148,6 +150,7 @@ class JobRunner:
     def start_draining(self) -> None:
         """Take no new jobs from now on."""
         self.draining = True
+        self.stopping.set()
 
     async def wait_idle(self) -> None:
         """Wait until no job is in flight."""

@@ -32,6 +32,7 @@ finished and the results owed were sent (close code 1001).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, get_args
 
@@ -47,6 +48,8 @@ from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
     from switchman.gateway._app import Gateway
+
+log = logging.getLogger("switchman.gateway")
 
 #: messages waiting for a slow client before trace events are dropped (a burst of a few
 #: hundred calls a second is ~2,000 events: room for it, so a client that keeps up with
@@ -162,22 +165,48 @@ class _Connection:
     # -- outgoing -----------------------------------------------------------------------------
 
     def offer(self, message: dict[str, Any]) -> None:
-        """Queue a trace event if there is room; count it as dropped if not."""
+        """Queue a trace event if there is room; count it as dropped if not. Once the
+        gateway is stopping, trace events are dropped: what the connection is owed
+        (results, replies) goes first, before the server's time to stop runs out."""
+        if self.gw.runner.draining:
+            self.dropped += 1
+            return
         try:
             self.outbox.send_nowait(message)
         except trio.WouldBlock:
             self.dropped += 1
 
     async def write_loop(self) -> None:
-        async for message in self.out:
-            if message is _CLOSE:
-                await self._send({"type": "websocket.close", "code": 1001})
-                self.nursery.cancel_scope.cancel()
-                return
-            await self._send_text(message)
-            if self.dropped:
-                count, self.dropped = self.dropped, 0
-                await self._send_text({"type": "events.dropped", "count": count})
+        try:
+            async for message in self.out:
+                if message is _CLOSE:
+                    await self._send({"type": "websocket.close", "code": 1001})
+                    self.nursery.cancel_scope.cancel()
+                    return
+                await self._send_text(message)
+                if self.dropped:
+                    count, self.dropped = self.dropped, 0
+                    await self._send_text({"type": "events.dropped", "count": count})
+        finally:
+            self._tell_unsent()
+
+    def _tell_unsent(self) -> None:
+        """Log the results still queued when the connection ends before sending them (at a
+        stop, a client reading too slowly for the time the server has left)."""
+        unsent = 0
+        while True:
+            try:
+                message = self.out.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            unsent += message.get("type") == "result"
+        if unsent:
+            log.warning(
+                "websocket of %s closed with %d result(s) not sent (the client read too"
+                " slowly or not at all); they stay in GET /result",
+                self.principal.handle or "the open gateway",
+                unsent,
+            )
 
     async def _send_text(self, message: Mapping[str, Any]) -> None:
         text = json.dumps(message, separators=(",", ":"), default=str)
@@ -220,13 +249,19 @@ class _Connection:
         return isinstance(alias, str) and may_reach(self.principal, alias, self.gw.config)
 
     async def close_when_drained(self) -> None:
+        await self.gw.runner.stopping.wait()
+        self._drop_queued_events()
         await self.gw.drained.wait()
         with trio.move_on_after(2.0):
             while self.owed:
                 await self.settled.wait()
-        # the trace events still queued are dropped: a client reading slowly would reach
-        # the close only behind thousands of them, past the server's time to stop. Results
-        # and replies stay, in their order.
+        self._drop_queued_events()
+        await self.outbox.send(_CLOSE)
+
+    def _drop_queued_events(self) -> None:
+        """Drop the trace events still queued: a client reading slowly would reach its
+        results and the close only behind thousands of them, past the server's time to
+        stop. Results and replies stay, in their order."""
         kept: list[dict[str, Any]] = []
         while True:
             try:
@@ -239,7 +274,6 @@ class _Connection:
                 kept.append(message)
         for message in kept:
             self.outbox.send_nowait(message)  # (room: the outbox was just emptied)
-        await self.outbox.send(_CLOSE)
 
     # -- incoming -----------------------------------------------------------------------------
 

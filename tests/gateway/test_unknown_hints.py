@@ -138,3 +138,16 @@ async def test_a_key_granted_a_route_is_not_offered_its_members_by_name() -> Non
             body["model"] = "bets"
             r = await gw.client.post("/v1/chat/completions", json=body, headers=bearer("secret-r"))
             assert "did you mean 'best'?" in r.json()["error"]["message"]
+
+
+async def test_retrieving_auto_says_why_a_key_granted_only_a_route_may_not_use_it() -> None:
+    keys = (*KEYS, KeySpec(key_env="KEY_R", handle="r", secret="secret-r", models=("best",)))
+    router = FakeRouter(make_config(keys=keys))
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            r = await gw.client.get("/v1/models/auto", headers=bearer("secret-r"))
+            assert r.status_code == 404
+            said = r.json()["error"]["message"]
+            assert said.startswith("auto: this key may call only the route(s) 'best'"), said
+            r = await gw.client.get("/v1/models/auto", headers=OPS)
+            assert r.status_code == 200

@@ -238,6 +238,14 @@ async def test_binary_messages_are_refused() -> None:
             assert (await _recv(ws))["error"]["code"] == "bad_request"
 
 
+class _Runner:
+    """The job runner as a connection reads it: draining or not."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.stopping = trio.Event()
+
+
 def _event(i: int) -> TraceEvent:
     return TraceEvent(
         type="attempt.delta", call_id="c", job_id="j", ts=float(i), data={"text": str(i)}
@@ -256,7 +264,7 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
     events_in, events_out = trio.open_memory_channel[TraceEvent](total + 1)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            gw = SimpleNamespace(config=make_config())
+            gw = SimpleNamespace(config=make_config(), runner=_Runner())
             conn = _Connection(gw, OPEN, slow_send, nursery)  # type: ignore[arg-type]
             conn.all_own = True
             nursery.start_soon(conn.write_loop)
@@ -319,13 +327,16 @@ async def test_a_closing_connection_drops_its_queued_events_not_its_results() ->
     from switchman.gateway._auth import Principal
     from switchman.gateway._ws import _CLOSE, OUTBOX, _Connection
 
-    gw = SimpleNamespace(config=make_config(), drained=trio.Event())
+    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
     async with trio.open_nursery() as nursery:
         conn = _Connection(gw, Principal(key_id=None, handle=None, admin=True), None, nursery)  # type: ignore[arg-type]
         for i in range(OUTBOX - 2):
             conn.offer({"type": "attempt.delta", "call_id": f"c{i}", "text": "x"})
         conn.outbox.send_nowait({"type": "result", "job_id": "job_1"})
         conn.outbox.send_nowait({"type": "submitted", "job_id": "job_2"})
+        gw.runner.draining = True
+        gw.runner.stopping.set()
+        conn.offer({"type": "attempt.delta", "call_id": "late", "text": "x"})  # stopping: dropped
         gw.drained.set()
         with trio.fail_after(5):
             await conn.close_when_drained()
@@ -335,7 +346,7 @@ async def test_a_closing_connection_drops_its_queued_events_not_its_results() ->
         {"type": "submitted", "job_id": "job_2"},
     ]
     assert left[2] is _CLOSE
-    assert conn.dropped == OUTBOX - 2
+    assert conn.dropped == OUTBOX - 2 + 1
 
 
 async def test_a_long_lived_connection_follows_a_bounded_number_of_jobs() -> None:
@@ -344,7 +355,7 @@ async def test_a_long_lived_connection_follows_a_bounded_number_of_jobs() -> Non
     from switchman.gateway._auth import Principal
     from switchman.gateway._ws import FOLLOWED, _Connection
 
-    gw = SimpleNamespace(config=make_config(), drained=trio.Event())
+    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
     async with trio.open_nursery() as nursery:
         conn = _Connection(gw, Principal(key_id=None, handle=None, admin=True), None, nursery)  # type: ignore[arg-type]
         conn.awaiting.add("job_running")
@@ -354,3 +365,29 @@ async def test_a_long_lived_connection_follows_a_bounded_number_of_jobs() -> Non
         assert len(conn.jobs) <= FOLLOWED + 1
         assert "job_running" in conn.jobs and f"job_{5 * FOLLOWED - 1}" in conn.jobs
         assert "job_0" not in conn.jobs
+
+
+async def test_results_a_connection_could_not_send_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from switchman.gateway._auth import Principal
+
+    blocked = trio.Event()
+
+    async def never_sends(message: dict[str, Any]) -> None:
+        await blocked.wait()  # a client that does not read
+
+    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
+    async with trio.open_nursery() as nursery:
+        team_a = Principal(key_id="K", handle="team-a", admin=False)
+        conn = _Connection(gw, team_a, never_sends, nursery)  # type: ignore[arg-type]
+        for i in range(3):
+            conn.outbox.send_nowait({"type": "result", "job_id": f"job_{i}"})
+        nursery.start_soon(conn.write_loop)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()  # the server's time to stop ran out
+    said = [r.getMessage() for r in caplog.records if r.name == "switchman.gateway"]
+    assert said == [
+        "websocket of team-a closed with 2 result(s) not sent (the client read too slowly"
+        " or not at all); they stay in GET /result"
+    ]
