@@ -13,8 +13,8 @@ import trio.testing
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from switchman._result import TraceEvent
-from switchman.gateway._auth import OPEN
-from switchman.gateway._ws import OUTBOX, SUBSCRIPTION_BUFFER, _Connection
+from switchman.gateway._auth import OPEN, Principal
+from switchman.gateway._ws import _CLOSE, FOLLOWED, OUTBOX, SUBSCRIPTION_BUFFER, _Connection
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 
 
@@ -246,6 +246,14 @@ class _Runner:
         self.stopping = trio.Event()
 
 
+def _connection(
+    nursery: trio.Nursery, send: Any = None, principal: Principal = OPEN
+) -> tuple[SimpleNamespace, _Connection]:
+    """A connection on a stand-in gateway (its config, drained event and job runner)."""
+    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
+    return gw, _Connection(gw, principal, send, nursery)  # type: ignore[arg-type]
+
+
 def _event(i: int) -> TraceEvent:
     return TraceEvent(
         type="attempt.delta", call_id="c", job_id="j", ts=float(i), data={"text": str(i)}
@@ -264,8 +272,7 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
     events_in, events_out = trio.open_memory_channel[TraceEvent](total + 1)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            gw = SimpleNamespace(config=make_config(), runner=_Runner())
-            conn = _Connection(gw, OPEN, slow_send, nursery)  # type: ignore[arg-type]
+            _, conn = _connection(nursery, slow_send)
             conn.all_own = True
             nursery.start_soon(conn.write_loop)
             nursery.start_soon(conn.pump, events_out)
@@ -322,14 +329,8 @@ async def test_events_dropped_counts_only_the_subscribers_own_events() -> None:
 async def test_a_closing_connection_drops_its_queued_events_not_its_results() -> None:
     """At shutdown a slow reader is closed at once: the trace events still queued are
     dropped (counted), the results and replies it is owed go out first, in order."""
-    from types import SimpleNamespace
-
-    from switchman.gateway._auth import Principal
-    from switchman.gateway._ws import _CLOSE, OUTBOX, _Connection
-
-    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
     async with trio.open_nursery() as nursery:
-        conn = _Connection(gw, Principal(key_id=None, handle=None, admin=True), None, nursery)  # type: ignore[arg-type]
+        gw, conn = _connection(nursery)
         for i in range(OUTBOX - 2):
             conn.offer({"type": "attempt.delta", "call_id": f"c{i}", "text": "x"})
         conn.outbox.send_nowait({"type": "result", "job_id": "job_1"})
@@ -350,14 +351,8 @@ async def test_a_closing_connection_drops_its_queued_events_not_its_results() ->
 
 
 async def test_a_long_lived_connection_follows_a_bounded_number_of_jobs() -> None:
-    from types import SimpleNamespace
-
-    from switchman.gateway._auth import Principal
-    from switchman.gateway._ws import FOLLOWED, _Connection
-
-    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
     async with trio.open_nursery() as nursery:
-        conn = _Connection(gw, Principal(key_id=None, handle=None, admin=True), None, nursery)  # type: ignore[arg-type]
+        _, conn = _connection(nursery)
         conn.awaiting.add("job_running")
         conn.follow("job_running")  # still owed its result: never let go
         for i in range(5 * FOLLOWED):
@@ -370,17 +365,14 @@ async def test_a_long_lived_connection_follows_a_bounded_number_of_jobs() -> Non
 async def test_results_a_connection_could_not_send_are_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from switchman.gateway._auth import Principal
-
     blocked = trio.Event()
 
     async def never_sends(message: dict[str, Any]) -> None:
         await blocked.wait()  # a client that does not read
 
-    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
     async with trio.open_nursery() as nursery:
         team_a = Principal(key_id="K", handle="team-a", admin=False)
-        conn = _Connection(gw, team_a, never_sends, nursery)  # type: ignore[arg-type]
+        _, conn = _connection(nursery, never_sends, team_a)
         for i in range(3):
             conn.outbox.send_nowait({"type": "result", "job_id": f"job_{i}"})
         nursery.start_soon(conn.write_loop)
