@@ -85,10 +85,12 @@ def cli(
     timeout: float = 30.0,
     env: Mapping[str, str] | None = None,
     stdin: str | bytes | None = None,
+    command: Sequence[str] = CLI,
 ) -> subprocess.CompletedProcess[str]:
-    """``switchman ARGS`` as a user runs it, ``stdin`` piped in (None: empty, not a terminal)."""
+    """``switchman ARGS`` as a user runs it, ``stdin`` piped in (None: empty, not a terminal);
+    ``command`` runs another entry point (``python -m switchman``, ``-m switchman.sim``)."""
     proc = subprocess.Popen(
-        [*CLI, *args],
+        [*command, *args],
         env=clean_env(home) | dict(env or {}),
         cwd=home,
         stdin=subprocess.PIPE,

@@ -5,7 +5,6 @@ switchman`` being the command."""
 from __future__ import annotations
 
 import io
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 
 from switchman._version import __version__
 from switchman.cli import main, print_result
-from tests.test_cli import clean_env
+from tests.test_cli import cli
 
 RESULT: dict[str, Any] = {
     "status": "complete",
@@ -63,26 +62,11 @@ def test_no_color_keeps_a_terminal_plain(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_python_m_switchman_is_the_command(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "switchman", "--version"],
-        env=clean_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    module = (sys.executable, "-m", "switchman")
+    done = cli(tmp_path, "--version", command=module)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"switchman {__version__}\n"
-    usage = subprocess.run(
-        [sys.executable, "-m", "switchman", "run", "--wait", "nan", "auto", "hi"],
-        env=clean_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    usage = cli(tmp_path, "run", "--wait", "nan", "auto", "hi", command=module)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: switchman run")
 
 

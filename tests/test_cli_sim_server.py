@@ -5,14 +5,13 @@ daemon gives."""
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from switchman.sim._server import CHAT_FLAVOURS
-from tests.test_cli import clean_env, cli
+from tests.test_cli import cli
 
 
 def test_an_unknown_flavour_is_refused_naming_the_ones_there_are(tmp_path: Path) -> None:
@@ -73,15 +72,7 @@ def test_an_option_out_of_range_is_refused_not_wrapped_around(
     if command:
         done = cli(tmp_path, *command, *args, timeout=30)
     else:  # python -m switchman.sim takes the same options
-        done = subprocess.run(
-            [sys.executable, "-m", "switchman.sim", *args],
-            env=clean_env(tmp_path),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        done = cli(tmp_path, *args, timeout=30, command=(sys.executable, "-m", "switchman.sim"))
     assert done.returncode == 2, done.stdout
     assert said in done.stderr and "Traceback" not in done.stderr
     assert "listening" not in done.stdout  # 70000 was 4464 once
