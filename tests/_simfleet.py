@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+import switchman
 from switchman.catalog import (
     BudgetsConfig,
     Config,
@@ -57,3 +58,19 @@ def fleet(
         router=router_cfg,
         simulated=True,
     )
+
+
+async def streamed(router: switchman.Router, call: switchman.Call) -> tuple[switchman.Result, str]:
+    """Stream ``call``: its final result and the text its deltas carried before it (a
+    delta after the result, or no result, fails the test)."""
+    pieces: list[str] = []
+    result: switchman.Result | None = None
+    async with router.stream(call) as events:
+        async for event in events:
+            assert result is None, "an event after the result"
+            if isinstance(event, switchman.Delta):
+                pieces.append(event.text)
+            else:
+                result = event
+    assert result is not None, "the stream ended without a result"
+    return result, "".join(pieces)

@@ -9,25 +9,18 @@ import trio
 import switchman
 from switchman import Call, Options
 from switchman.catalog import ModelSpec, SimProfile
-from tests._simfleet import fleet, sim_model
+from tests._simfleet import fleet, sim_model, streamed
 
 CUTS = sim_model("a", SimProfile(cut_rate=1.0), context_window=40_000, supports_prefill=False)
 PROMPT = "Summarize: " + "the quick brown fox " * 6398  # about 31,997 tokens
-
-
-async def _streamed(router: switchman.Router, call: Call) -> switchman.Result:
-    async with router.stream(call) as events:
-        async for event in events:
-            if isinstance(event, switchman.Result):
-                return event
-    raise AssertionError("no result")
 
 
 async def _continued_on(model: ModelSpec) -> switchman.Result:
     """A call whose stream on ``a`` is cut, to be continued on ``model`` (alias b)."""
     call = Call(prompt=PROMPT, model="r", options=Options(verbosity="standard"))
     async with switchman.open_router(fleet(CUTS, model, routes={"r": ("a", "b")})) as router:
-        return await _streamed(router, call)
+        result, _ = await streamed(router, call)
+        return result
 
 
 async def test_a_model_too_small_for_the_continuation_is_passed_over(

@@ -16,7 +16,7 @@ import switchman
 from switchman import Call, Params
 from switchman._result import finish_is_normal, normal_finish
 from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec
-from tests._simfleet import sim_model
+from tests._simfleet import sim_model, streamed
 
 KEY = "sk-test-finish-123456789"
 
@@ -117,14 +117,8 @@ async def test_an_abnormal_end_falls_back_and_is_never_a_success(stream: bool) -
         ):
             call = Call(prompt="Capital of France?", model="r", params=Params(max_tokens=200))
             if stream:
-                text = []
-                async with router.stream(call) as events:
-                    async for event in events:
-                        if isinstance(event, switchman.Delta):
-                            text.append(event.text)
-                        else:
-                            result = event
-                assert "".join(text) == result.answer
+                result, text = await streamed(router, call)
+                assert text == result.answer
             else:
                 result = await router.call(call)
     first = result.trace.attempts[0]

@@ -15,6 +15,7 @@ import trio
 import switchman
 from switchman import Call, Params
 from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec
+from tests._simfleet import streamed as streamed_call
 
 ENV = {"HOSTILE_KEY": "hostile-test-key-0001"}
 USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
@@ -157,14 +158,8 @@ async def _ask(upstream: Upstream, first: str, *, streamed: bool) -> switchman.R
         async with switchman.open_router(_config(upstream, first), env=ENV) as router:
             if not streamed:
                 return await router.call(call)
-            pieces: list[str] = []
-            async with router.stream(call) as events:
-                async for event in events:
-                    if isinstance(event, switchman.Delta):
-                        pieces.append(event.text)
-                    else:
-                        result = event
-            assert "".join(pieces) == result.answer
+            result, text = await streamed_call(router, call)
+            assert text == result.answer
             return result
 
 

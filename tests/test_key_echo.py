@@ -16,6 +16,7 @@ import trio
 import switchman
 from switchman import Call
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec
+from tests._simfleet import streamed as streamed_call
 
 # Mistral's keys are 32 letters and digits: no prefix tells them from other text
 PROVIDER_KEY = "Qm7Xk2Lp9Wv4Tn8Rk3Jp6Hs1Df5Ga0Ze"
@@ -135,14 +136,8 @@ async def test_the_routers_own_secrets_never_come_back_in_an_answer(
     with trio.fail_after(20):
         async with switchman.open_router(_config(echo), env=ENV) as router:
             if streamed:
-                pieces: list[str] = []
-                async with router.stream(call) as events:
-                    async for event in events:
-                        if isinstance(event, switchman.Delta):
-                            pieces.append(event.text)
-                        else:
-                            result = event
-                assert "".join(pieces) == result.answer
+                result, text = await streamed_call(router, call)
+                assert text == result.answer
             else:
                 result = await router.call(call)
     assert echo.seen == [f"Bearer {PROVIDER_KEY}"]  # it was sent, and echoed

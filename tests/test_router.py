@@ -14,7 +14,7 @@ from switchman import Call, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, ServerConfig, SimProfile
 from switchman.sim import expected_answer
 
-from ._simfleet import fleet, sim_model
+from ._simfleet import fleet, sim_model, streamed
 
 GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
 
@@ -254,17 +254,10 @@ async def test_broken_stream_is_continued_not_restarted(autojump_clock: trio.abc
     cut = sim_model("cut", SimProfile(cut_rate=1.0, tokens_per_s=100))
     config = fleet(cut, sim_model("rescue", supports_prefill=True), routes={"r": ("cut", "rescue")})
     async with switchman.open_router(config) as router:
-        deltas: list[str] = []
-        result = None
-        async with router.stream(Call(prompt="Explain recursion", model="r")) as events:
-            async for event in events:
-                if isinstance(event, switchman.Delta):
-                    deltas.append(event.text)
-                else:
-                    result = event
-    assert result is not None and result.status == "complete"
+        result, text = await streamed(router, Call(prompt="Explain recursion", model="r"))
+    assert result.status == "complete"
     assert result.model == "rescue"
-    assert "".join(deltas) == result.answer
+    assert text == result.answer
     assert [a.outcome for a in result.trace.attempts] == ["error", "success"]
 
 
