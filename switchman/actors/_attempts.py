@@ -63,6 +63,7 @@ from switchman.policy._breaker import Breaker, breaker_retry_at
 from switchman.policy._budget import Limit, Refusal, refusal_message, window_key
 from switchman.policy._eligibility import (
     CONTINUE_PROMPT,
+    fits_window,
     max_input_tokens,
     output_tokens,
     request_params,
@@ -313,7 +314,7 @@ async def _one_attempt(
     # answer the caller reads stays within its max_tokens
     out_tokens = max(1, output_tokens(call, model, run.input_tokens) - cont_tokens)
     input_tokens = run.input_tokens + cont_tokens
-    if cont_tokens and not _fits(model, input_tokens, out_tokens):
+    if cont_tokens and not fits_window(model, input_tokens, out_tokens):
         # eligibility checked the prompt alone; a continuation carries the answer so far
         run.errors.append(
             ErrorInfo(
@@ -398,15 +399,6 @@ async def _one_attempt(
             await _release(env, reservation)
             # told as a settlement of nothing: a failed attempt costs nothing
             run.event(env, "budget.settled", alias=model.alias, amount_usd=0.0, released=True)
-
-
-def _fits(model: ModelSpec, input_tokens: int, out_tokens: int) -> bool:
-    """Whether ``model``'s context window holds the input (and the output, where it shares
-    the window), as eligibility has it."""
-    window = model.context_window
-    if model.context_includes_output:
-        return input_tokens + out_tokens <= window
-    return input_tokens <= window
 
 
 async def _exchange(

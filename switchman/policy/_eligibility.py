@@ -137,6 +137,14 @@ def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None)
     return out if out > floor else floor
 
 
+def fits_window(model: ModelSpec, input_tokens: int, out_tokens: int) -> bool:
+    """Whether ``model``'s context window holds ``input_tokens``, and ``out_tokens`` too
+    where the output shares it (``context_includes_output``)."""
+    if model.context_includes_output:
+        return input_tokens + out_tokens <= model.context_window
+    return input_tokens <= model.context_window
+
+
 @attrs.frozen(kw_only=True)
 class Eligibility:
     """The models that may serve a call (in the order given) and why the others may not."""
@@ -191,10 +199,10 @@ def _exclusion_reason(
             f" {model.max_output_tokens} output tokens"
         )
     out = output_tokens(call, model, input_tokens)
-    window = model.context_window
-    if input_tokens > window:
-        return f"{CONTEXT_EXCLUSION}{window} too small for {input_tokens} input tokens"
-    if model.context_includes_output and input_tokens + out > window:
+    if not fits_window(model, input_tokens, out):
+        window = model.context_window
+        if input_tokens > window:
+            return f"{CONTEXT_EXCLUSION}{window} too small for {input_tokens} input tokens"
         return (
             f"{CONTEXT_EXCLUSION}{window} too small for {input_tokens} input + {out} output tokens"
         )
