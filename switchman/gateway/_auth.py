@@ -141,18 +141,22 @@ def knows(principal: Principal | None, config: Config) -> Callable[[str], bool] 
         return None
 
     pats = principal.models
+    return lambda name: may_name(pats, name, config)
 
-    def usable(name: str) -> bool:  # as target_problems allows a call to name it
-        if name == "auto":
-            return any(model_allowed(pats, a, config) for a in config.models)
-        route = config.routes.get(name)
-        if route is not None:
-            return any(fnmatchcase(name, p) for p in pats) or any(
-                model_allowed(pats, a, config) for a in route.chain
-            )
-        return model_allowed(pats, name, config)  # (a granted route's chain is not by name)
 
-    return usable
+def may_name(patterns: Sequence[str], name: str, config: Config) -> bool:
+    """Whether a key of ``patterns`` may name ``name`` as a call's model (see
+    :func:`target_problems`): ``auto`` when any model is allowed; a route when a glob
+    matches its name or a model of its chain is allowed; an alias when it is allowed
+    (a route granted by name does not allow its models by name)."""
+    if name == "auto":
+        return any(model_allowed(patterns, a, config) for a in config.models)
+    route = config.routes.get(name)
+    if route is not None:
+        return any(fnmatchcase(name, p) for p in patterns) or any(
+            model_allowed(patterns, a, config) for a in route.chain
+        )
+    return model_allowed(patterns, name, config)
 
 
 def target_problems(
@@ -171,13 +175,11 @@ def target_problems(
     unknown: list[tuple[str, str]] = []
     denied: list[tuple[str, str]] = []
     pats = principal.models
-
-    def allowed_any() -> bool:
-        return any(model_allowed(pats, a, config) for a in config.models)
-
     name = call.model
-    if name == "auto":
-        if not allowed_any():
+    if resolve_target(name, config) is None:
+        unknown.append(("model", _unknown_model(name, config, principal)))
+    elif not may_name(pats, name, config):
+        if name == "auto":
             routes = [p for p in pats if p in config.routes]
             denied.append(
                 (
@@ -187,18 +189,9 @@ def target_problems(
                     else "this key may not use any model",
                 )
             )
-    elif name in config.routes:
-        chain = config.routes[name].chain
-        ok = any(fnmatchcase(name, p) for p in pats) or any(
-            model_allowed(pats, a, config) for a in chain
-        )
-        if not ok:
-            denied.append(("model", f"this key may not use route {name!r}"))
-    elif name in config.models:
-        if not model_allowed(pats, name, config):
-            denied.append(("model", f"this key may not use model {name!r}"))
-    else:
-        unknown.append(("model", _unknown_model(name, config, principal)))
+        else:
+            kind = "route" if name in config.routes else "model"
+            denied.append(("model", f"this key may not use {kind} {name!r}"))
     for i, alias in enumerate(call.options.fallback):
         field = f"options.fallback[{i}]"
         if alias == "auto":
