@@ -95,7 +95,6 @@ class JobRunner:
         self._jobs: dict[str, _Job] = {}
         self._idle = trio.Event()
         self._idle.set()
-        self.draining = False
         #: set when draining starts (``start_draining``)
         self.stopping = trio.Event()
         self.drained = trio.Event()
@@ -147,9 +146,13 @@ class JobRunner:
         await job.done.wait()
         return job.result
 
+    @property
+    def draining(self) -> bool:
+        """Whether it takes no new jobs (``start_draining`` was called)."""
+        return self.stopping.is_set()
+
     def start_draining(self) -> None:
         """Take no new jobs from now on."""
-        self.draining = True
         self.stopping.set()
 
     async def wait_idle(self) -> None:

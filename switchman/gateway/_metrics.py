@@ -4,20 +4,13 @@ breaker transitions from the router's trace events.
 Calls, failures, latency, attempts, time to first token and spend are counted by
 :meth:`GatewayMetrics.record` from every job's final result, as the job runner gets it:
 nothing is lost under load (fed from trace events, a full subscription buffer used to drop
-them, and the counters fell behind ``/health`` and ``/budgets``). :meth:`observe` still
-takes the trace events a result does not hold (``breaker.changed``, ``events.dropped``)
-and, for a feed of events alone, the call and attempt events.
+them, and the counters fell behind ``/health`` and ``/budgets``). :meth:`observe` takes the
+trace events a result does not hold: ``breaker.changed`` (``provider``, ``alias`` or
+``model``, ``state`` or ``to``; a missing field counts as ``"unknown"``) and
+``events.dropped`` (``count``).
 
 The registry belongs to one :class:`GatewayMetrics` (no global registry), so two
 gateways in one process, or two tests, never share counters.
-
-Trace event fields read (all optional; a missing one counts as ``"unknown"``):
-
-- ``call.completed`` / ``call.failed``: ``model``, ``latency_ms``; ``code`` of a failure
-- ``attempt.finished``: ``provider``, ``alias`` (or ``model``), ``outcome``,
-  ``ttft_ms``, ``cost_usd``
-- ``breaker.changed``: ``provider``, ``alias`` (or ``model``), ``state`` (or ``to``)
-- ``events.dropped``: ``count``
 
 Breaker states and in-flight counts are read from ``router.status()`` at each
 scrape, so they are right even for providers that never produced an event.
@@ -139,29 +132,10 @@ class GatewayMetrics:
         )
 
     def observe(self, event: TraceEvent) -> None:
-        """Count one trace event."""
+        """Count one trace event: a breaker change, or the feed's own lost events (calls
+        and attempts are counted from results, :meth:`record`)."""
         data = event.data
         match event.type:
-            case "call.completed" | "call.failed":
-                status = "complete" if event.type == "call.completed" else "failed"
-                if status == "failed":
-                    self.failures.labels(code=_label(data, "code")).inc()
-                self.calls.labels(status=status).inc()
-                latency = _number(data, "latency_ms")
-                if latency is not None:
-                    self.latency.labels(model=_label(data, "model")).observe(latency / 1000)
-            case "attempt.finished":
-                provider = _label(data, "provider")
-                model = _label(data, "alias", "model")
-                self.attempts.labels(
-                    provider=provider, model=model, outcome=_label(data, "outcome")
-                ).inc()
-                ttft = _number(data, "ttft_ms")
-                if ttft is not None:
-                    self.ttft.labels(provider=provider, model=model).observe(ttft / 1000)
-                cost = _number(data, "cost_usd")
-                if cost:
-                    self.spend.labels(provider=provider, model=model).inc(cost)
             case "breaker.changed":
                 self.breaker_transitions.labels(
                     provider=_label(data, "provider"),

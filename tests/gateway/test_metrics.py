@@ -7,7 +7,7 @@ import trio
 import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
-from switchman._result import TraceEvent
+from switchman._result import AttemptRecord, ErrorInfo, Result, Trace, TraceEvent
 from switchman.gateway import GatewayMetrics
 from tests.gateway._fakes import FakeRouter, make_config, running_gateway
 
@@ -16,35 +16,48 @@ def _event(type_: Any, **data: Any) -> TraceEvent:
     return TraceEvent(type=type_, call_id="c", job_id=None, ts=0.0, data=data)
 
 
-def test_trace_events_feed_the_counters() -> None:
-    m = GatewayMetrics()
-    m.observe(_event("call.completed", model="fast", latency_ms=250.0))
-    m.observe(_event("call.completed", model="fast", latency_ms=50.0))
-    m.observe(_event("call.failed", code="timeout"))
-    m.observe(
-        _event(
-            "attempt.finished",
-            alias="fast",
-            provider="sim",
-            outcome="success",
-            ttft_ms=40.0,
-            cost_usd=0.25,
-        )
+def _attempt(alias: str, outcome: Any, **fields: Any) -> AttemptRecord:
+    return AttemptRecord(
+        n=1, alias=alias, provider="sim", started_at=0.0, ended_at=0.0, outcome=outcome, **fields
     )
-    m.observe(_event("attempt.finished", alias="slow", provider="sim", outcome="timeout"))
-    m.observe(_event("breaker.changed", alias="slow", provider="sim", to="open"))
-    m.observe(_event("events.dropped", count=7))
-    m.observe(_event("attempt.delta", text="ignored"))
+
+
+def _result(status: Any, **fields: Any) -> Result:
+    return Result(call_id="c", status=status, **fields)
+
+
+def test_results_feed_the_call_and_attempt_counters() -> None:
+    m = GatewayMetrics()
+    fast = _attempt("fast", "success", ttft_ms=40.0, cost_usd=0.25)
+    m.record(_result("complete", model="fast", latency_ms=250.0, trace=Trace(attempts=(fast,))))
+    m.record(_result("complete", model="fast", latency_ms=50.0))
+    slow = _attempt("slow", "timeout", ttft_ms=None)
+    timeout = ErrorInfo(code="timeout", message="no answer within 30s")
+    m.record(_result("failed", errors=(timeout,), trace=Trace(attempts=(slow,))))
     value = m.registry.get_sample_value
     assert value("switchman_calls_total", {"status": "complete"}) == 2
     assert value("switchman_calls_total", {"status": "failed"}) == 1
+    assert value("switchman_call_failures_total", {"code": "timeout"}) == 1
     assert value("switchman_call_latency_seconds_count", {"model": "fast"}) == 2
     assert value("switchman_call_latency_seconds_sum", {"model": "fast"}) == 0.3
+    assert value("switchman_call_latency_seconds_count", {"model": "unknown"}) == 1
     labels = {"provider": "sim", "model": "fast", "outcome": "success"}
     assert value("switchman_attempts_total", labels) == 1
     assert value("switchman_attempts_total", labels | {"model": "slow", "outcome": "timeout"}) == 1
     assert value("switchman_ttft_seconds_sum", {"provider": "sim", "model": "fast"}) == 0.04
+    assert value("switchman_ttft_seconds_count", {"provider": "sim", "model": "slow"}) is None
     assert value("switchman_spend_usd_total", {"provider": "sim", "model": "fast"}) == 0.25
+
+
+def test_trace_events_feed_the_breaker_and_drop_counters_only() -> None:
+    m = GatewayMetrics()
+    m.observe(_event("breaker.changed", alias="slow", provider="sim", to="open"))
+    m.observe(_event("events.dropped", count=7))
+    # calls and attempts are counted from results: their events count nothing
+    m.observe(_event("call.completed", model="fast", latency_ms=250.0))
+    m.observe(_event("attempt.finished", alias="fast", provider="sim", outcome="success"))
+    m.observe(_event("attempt.delta", text="ignored"))
+    value = m.registry.get_sample_value
     assert (
         value(
             "switchman_breaker_transitions_total",
@@ -53,20 +66,25 @@ def test_trace_events_feed_the_counters() -> None:
         == 1
     )
     assert value("switchman_events_dropped_total") == 7
+    assert value("switchman_calls_total", {"status": "complete"}) is None
+    labels = {"provider": "sim", "model": "fast", "outcome": "success"}
+    assert value("switchman_attempts_total", labels) is None
 
 
 def test_each_gateway_has_its_own_registry() -> None:
     a, b = GatewayMetrics(), GatewayMetrics()
-    a.observe(_event("call.failed"))
+    a.record(_result("failed"))
     assert a.registry.get_sample_value("switchman_calls_total", {"status": "failed"}) == 1
     assert b.registry.get_sample_value("switchman_calls_total", {"status": "failed"}) is None
 
 
 def test_odd_event_data_is_counted_as_unknown_not_raised() -> None:
     m = GatewayMetrics()
-    m.observe(_event("attempt.finished", alias=5, ttft_ms="fast", cost_usd=-1))
-    labels = {"provider": "unknown", "model": "unknown", "outcome": "unknown"}
-    assert m.registry.get_sample_value("switchman_attempts_total", labels) == 1
+    m.observe(_event("breaker.changed", alias=5, provider=None, to=3))
+    m.observe(_event("events.dropped", count="many"))
+    labels = {"provider": "unknown", "model": "unknown", "state": "unknown"}
+    assert m.registry.get_sample_value("switchman_breaker_transitions_total", labels) == 1
+    assert m.registry.get_sample_value("switchman_events_dropped_total") == 1
 
 
 async def test_metrics_endpoint_serves_prometheus_text_fed_by_the_router() -> None:

@@ -242,8 +242,11 @@ class _Runner:
     """The job runner as a connection reads it: draining or not."""
 
     def __init__(self) -> None:
-        self.draining = False
         self.stopping = trio.Event()
+
+    @property
+    def draining(self) -> bool:
+        return self.stopping.is_set()
 
 
 def _connection(
@@ -335,7 +338,6 @@ async def test_a_closing_connection_drops_its_queued_events_not_its_results() ->
             conn.offer({"type": "attempt.delta", "call_id": f"c{i}", "text": "x"})
         conn.outbox.send_nowait({"type": "result", "job_id": "job_1"})
         conn.outbox.send_nowait({"type": "submitted", "job_id": "job_2"})
-        gw.runner.draining = True
         gw.runner.stopping.set()
         conn.offer({"type": "attempt.delta", "call_id": "late", "text": "x"})  # stopping: dropped
         gw.drained.set()
