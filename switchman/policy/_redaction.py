@@ -499,13 +499,13 @@ def _is_break(x: _Cuts, b: int, c: int) -> bool:
             not x.json_blocked(max(b, c - _JSON_REACH), c)
             and not _curl_held(t, c)
             and not _pem_held(x, c)
-            and (x.tables is None or not _row_held(x, c))
+            and not _row_held(x, c)
         )
     return (
         not _number_held(t, _number_from(x, b, c), c)
         and not _word_held(t, c)
         and not _pem_held(x, c)
-        and (x.tables is None or not _row_held(x, c))
+        and not _row_held(x, c)
     )
 
 
@@ -519,7 +519,7 @@ def _surely_break(x: _Cuts, c: int) -> bool:
         _digit_before(t, c, 0) < 0
         and not _word_held(t, c)
         and not _pem_held(x, c)
-        and (x.tables is None or not _row_held(x, c))
+        and not _row_held(x, c)
     )
 
 
