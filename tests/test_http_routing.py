@@ -912,10 +912,42 @@ async def test_discovery_keeps_what_the_catalog_knows_of_an_installed_model() ->
     config = _ollama_config("http://127.0.0.1:9")
     found = with_local_models(config, ["llama3.2:latest", "mystery:7b"])
     known = found.models["local/llama3.2"]
-    assert known.model_id == "llama3.2:latest" and known.context_window == 131072
+    # the catalog's id: one model upstream with ollama/llama3.2
+    assert known.model_id == "llama3.2" and known.context_window == 131072
     assert found.models["ollama/llama3.2"].enabled  # installed: still usable by its alias
     assert found.models["local/mystery:7b"].context_window == DEFAULT_CONTEXT_WINDOW
     assert found.routes["local"].chain == ("local/llama3.2", "local/mystery:7b")
+
+
+async def test_an_installed_catalog_model_is_one_model_under_both_its_names(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    """Ollama has "healthy:latest" installed and the configuration knows "healthy": the
+    discovered local/healthy and ollama/healthy are one model upstream. Both names and
+    Ollama's own reach it, and what it learns under one name shows under the other."""
+    config = config_from_dict(
+        {
+            "providers": {"ollama": {"base_url": server.base_url}},
+            "models": [{"alias": "ollama/healthy", "provider": "ollama", "model_id": "healthy"}],
+        },
+        env={},
+    )
+    with trio.fail_after(2):
+        found = await discover_local_models(config)
+    assert found.models["local/healthy"].model_id == "healthy"
+    async with open_fleet(found) as fleet:
+        for name in ("local/healthy", "healthy:latest", "healthy"):
+            result = await fleet.call(name)
+            assert result.status == "complete", result.errors
+            assert result.model == (
+                "local/healthy" if name == "local/healthy" else "ollama/healthy"
+            )
+        assert len(server.requests("healthy")) == 3  # under the id Ollama serves it by
+        await trio.testing.wait_all_tasks_blocked()
+        models = {m.alias: m for p in fleet.router.status().providers for m in p.models}
+        learned = models["ollama/healthy"].stats["*"]
+        assert learned["n"] == pytest.approx(3.0, abs=0.1) and learned["success_rate"] == 1.0
+        assert models["local/healthy"].stats == models["ollama/healthy"].stats
 
 
 @contextmanager

@@ -102,12 +102,15 @@ async def test_a_model_named_by_its_providers_id_is_understood(
 ) -> None:
     """Applications hard-code the provider's model name (gpt-5.4-mini), not switchman's
     alias (openai/gpt-5.4-mini): a model id that one model has reaches that model, as a
-    call's model and as a fallback; an id several models share asks for the alias."""
+    call's model and as a fallback; so does one that two aliases of one provider's model
+    share (the first configured answers); an id models of two providers share asks for
+    the alias."""
     one = sim_model("lab/one", model_id="one-v2")
     other = sim_model("lab/other", SimProfile(refusal_rate=1.0), model_id="other-v1")
     twin_a = sim_model("a/shared", model_id="shared-7b")
-    twin_b = sim_model("b/shared", model_id="shared-7b")
-    async with switchman.open_router(fleet(one, other, twin_a, twin_b)) as router:
+    twin_b = sim_model("b/shared", model_id="shared-7b", provider="sim-b")
+    mine = sim_model("my/one", model_id="one-v2")  # a second alias of lab/one
+    async with switchman.open_router(fleet(one, other, twin_a, twin_b, mine)) as router:
         direct = await router.call(Call(prompt="hello", model="one-v2"))
         fallen = await router.call(
             Call(prompt="hello", model="other-v1", options=Options(fallback=("one-v2",)))
@@ -783,6 +786,31 @@ async def test_two_aliases_of_one_upstream_model_share_its_attempts_and_breaker(
         await trio.testing.wait_all_tasks_blocked()
         breakers = {m.alias: m.breaker for p in router.status().providers for m in p.models}
         assert breakers["upstream"] == breakers["my-name-for-it"] == "open"
+
+
+async def test_two_aliases_of_one_upstream_model_learn_as_one(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """What one alias of a model learns (outcomes, latency, feedback) its sibling knows:
+    they are one model upstream, so scoring must not see a fresh model under the other
+    name."""
+    slow = SimProfile(latency_ms=400)
+    first = sim_model("upstream", slow)
+    second = sim_model("my-name-for-it", slow, model_id="upstream")
+    async with switchman.open_router(fleet(first, second, GOOD)) as router:
+        results = [
+            await router.call(Call(prompt="hi", model="upstream", intent="lookup"))
+            for _ in range(3)
+        ]
+        assert {r.model for r in results} == {"upstream"}
+        await router.feedback(results[0].call_id, 0.2)
+        await trio.testing.wait_all_tasks_blocked()
+        models = {m.alias: m for p in router.status().providers for m in p.models}
+        learned = models["upstream"].stats
+        assert learned["lookup"]["n"] == pytest.approx(3.0, abs=0.1)
+        assert learned["lookup"]["feedback"] == 0.2
+        assert models["my-name-for-it"].stats == learned
+        assert models["good"].stats == {}
 
 
 async def test_a_fallback_the_budget_kept_out_is_named_in_the_lead_error(

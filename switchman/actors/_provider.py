@@ -127,7 +127,8 @@ class _ProviderState:
         self.spec = spec
         self.models = models
         #: the aliases of each upstream model: two aliases of one model (a catalog entry
-        #: and a [[models]] alias for it) share its breaker, its 429 hold and its 404
+        #: and a [[models]] alias for it) share its breaker, its learning, its 429 hold
+        #: and its 404
         by_id: dict[str, list[str]] = {}
         for m in models:
             by_id.setdefault(m.model_id, []).append(m.alias)
@@ -241,9 +242,13 @@ class _ProviderState:
                         self.cancel_reasons[attempt_id] = reason
                     scope.cancel()
             case Feedback(alias=alias, intent=intent, score=score):
-                for key in ((alias, intent), (alias, "*")):
-                    self.stats[key] = observe_feedback(
-                        self.stats.get(key), self.learning_cfg, now=now, score=score
+                for kind in (intent, "*"):
+                    self._learned(
+                        alias,
+                        kind,
+                        observe_feedback(
+                            self.stats.get((alias, kind)), self.learning_cfg, now=now, score=score
+                        ),
                     )
                 self.publish()
             case Attempt():
@@ -308,16 +313,23 @@ class _ProviderState:
                     self.holds.pop(alias, None)
         latency_ms = (now - msg.started_at) * 1000.0
         ttft_ms = msg.ttft_s * 1000.0 if msg.ttft_s is not None else None
-        for key in ((msg.alias, msg.intent), (msg.alias, "*")):
-            self.stats[key] = observe(
-                self.stats.get(key),
+        for intent in (msg.intent, "*"):
+            learned = observe(
+                self.stats.get((msg.alias, intent)),
                 self.learning_cfg,
                 now=now,
                 outcome=msg.outcome,
                 latency_ms=latency_ms if msg.outcome in ("success", "timeout") else None,
                 ttft_ms=ttft_ms,
             )
+            self._learned(msg.alias, intent, learned)
         self.publish()
+
+    def _learned(self, alias: str, intent: str, stats: ModelStats) -> None:
+        """What is now known of ``alias`` for ``intent``: of its siblings too, since they
+        are one model upstream."""
+        for sibling in self.same_model.get(alias, (alias,)):
+            self.stats[(sibling, intent)] = stats
 
     def _set_breaker(self, alias: str, old: Breaker, new: Breaker, now: float) -> None:
         siblings = self.same_model.get(alias, (alias,))

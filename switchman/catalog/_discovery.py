@@ -79,8 +79,10 @@ def with_local_models(config: Config, names: Sequence[str]) -> Config:
     Catalog Ollama models that are not installed are disabled when the provider was
     only "not detected"; explicitly configured ones are kept as written.
     A name the catalog already knows for the ``ollama`` provider (same model id,
-    with or without ``:latest``) takes that entry's context window, output limit
-    and capabilities; others get ``DEFAULT_CONTEXT_WINDOW``.
+    with or without ``:latest``) takes that entry's model id, context window, output
+    limit and capabilities, so ``local/<name>`` and the catalog alias are one model
+    upstream (one breaker, one learning, attempts counted once); others get
+    ``DEFAULT_CONTEXT_WINDOW``.
     """
     provider = config.providers[OLLAMA]
     installed = {_short(n) for n in names}
@@ -134,7 +136,9 @@ def _local_model(alias: str, model_id: str, known: ModelSpec | None) -> ModelSpe
     return ModelSpec(
         alias=alias,
         provider=OLLAMA,
-        model_id=model_id,
+        # the catalog's own id for it: Ollama serves "llama3.2" and "llama3.2:latest"
+        # alike, and the provider actor knows two aliases as one model by their id
+        model_id=known.model_id if known is not None else model_id,
         trust_tier="untrusted",
         context_window=context,
         max_output_tokens=min(max_output, context),

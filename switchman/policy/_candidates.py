@@ -43,14 +43,22 @@ def models_with_id(name: str, config: Config) -> list[str]:
     return [alias for alias, m in config.models.items() if m.model_id == name]
 
 
+def one_model(aliases: Sequence[str], config: Config) -> bool:
+    """Whether ``aliases`` (of one model id) are one model upstream: all of one provider
+    (a catalog entry and a [[models]] or discovered alias of it, which its provider
+    actor already treats as one: one breaker, one learning)."""
+    return bool(aliases) and len({config.models[a].provider for a in aliases}) == 1
+
+
 def model_named(name: str, config: Config) -> str:
     """``name`` as the configuration knows it: itself when it is ``"auto"``, a route or an
-    alias; else the alias of the one model whose provider id it is; else itself (unknown,
-    or the id of several models, which the caller must tell apart by alias)."""
+    alias; else the alias of the one model whose provider id it is (the first configured,
+    the catalog's, when several aliases of one provider share it); else itself (unknown,
+    or the id of models of several providers, which the caller must tell apart by alias)."""
     if name == "auto" or name in config.routes or name in config.models:
         return name
     found = models_with_id(name, config)
-    if len(found) == 1:
+    if one_model(found, config):
         return found[0]
     if name.endswith(_LATEST):  # Ollama's tag for the untagged name: llama3.2:latest
         bare = model_named(name[: -len(_LATEST)], config)
@@ -79,7 +87,7 @@ def close_names(
         names[alias] = alias
         ids.setdefault(model.model_id, []).append(alias)
     for model_id, aliases in ids.items():
-        if len(aliases) == 1:  # a bare id names a model only when it is one model's
+        if one_model(aliases, config):  # a bare id names a model only when it is one model's
             names.setdefault(model_id, aliases[0])
     if usable is not None:
         names = {n: target for n, target in names.items() if usable(target)}
