@@ -1,17 +1,19 @@
-"""What redaction finds in a block of text: the kinds, the patterns of each (API keys,
-JWTs, Bearer tokens, private key blocks, URL passwords, named values such as
-``password=``, emails; phone and card numbers come from ``_numbers``), the cheap
-triggers that let a block without any skip every pattern, and ``_redact_block``, which
-replaces what they find in one block. ``_redaction`` cuts text into blocks (and a
-stream at its breaks) and is the public API; see its docstring for the rules.
+"""What redaction finds in a block of text: the patterns of each kind and
+``_redact_block``, which replaces what they find in one block. Here: API keys, JWTs,
+private key blocks, emails and values given a secret's name (``password=``,
+``"secret_key": ...``), the cheap triggers that let a block without any skip every
+pattern, and the list of all patterns with their ranks. Credentials in HTTP's and
+command lines' forms (Bearer, Basic, curl's ``-u``, URL passwords) live in
+``_patterns_credentials``, a table's secret columns in ``_patterns_tables``, the words
+they share (kinds, names, placeholders) in ``_patterns_values``, phone and card
+numbers in ``_numbers``. ``_redaction`` cuts text into blocks (and a stream at its
+breaks, ``_redact_breaks``) and is the public API; see its docstring for the rules.
 
 Pure and synchronous.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import re
 from collections.abc import Callable, Iterable
@@ -23,34 +25,34 @@ from switchman.policy._numbers import NUMBER_TRIGGER as _NUMBER_TRIGGER
 from switchman.policy._numbers import has_ascii_digit as _has_ascii_digit
 from switchman.policy._numbers import number_hits
 from switchman.policy._numbers import number_triggered as _number_triggered
-
-#: Redaction kinds, in report order.
-KINDS: Final = (
-    "api_key",
-    "bearer_token",
-    "private_key",
-    "jwt",
-    "url_password",
-    "password",
-    "email",
-    "phone",
-    "card_number",
+from switchman.policy._patterns_credentials import (
+    _AUTH_BASIC,
+    _BASIC,
+    _BEARER,
+    _URL_PASSWORD,
+    _USER_OPTION,
+    _basic_hit,
+    _bearer_hit,
+    _url_password_hit,
+    _user_option_hit,
 )
-
-#: A private key is redacted from its header to its END line if that ends within this
-#: many characters of its BEGIN (else through its body's base64 run); a stream is held
-#: back that long at most.
-PEM_HOLD_LIMIT: Final = 65_536
-
-
-#: a quoted value after a secret's name (or curl's -u) may hold spaces if it is this long at most
-QUOTED_SPACED: Final = 48
-
-
-def tag(kind: str) -> str:
-    """The replacement text for a secret of ``kind``."""
-    return f"[REDACTED:{kind}]"
-
+from switchman.policy._patterns_tables import _column_hits, _Columns
+from switchman.policy._patterns_values import (
+    _CELL_PROSE,
+    _CODE,
+    _KEEP,
+    _LENGTH_RULE,
+    _PASSWORD_NAME,
+    _PASSWORD_SYMBOLS,
+    _PLACEHOLDER,
+    _SECRET_KEY_NAME,
+    _ascii_but,
+    _has_digit,
+)
+from switchman.policy._patterns_values import KINDS as KINDS
+from switchman.policy._patterns_values import PEM_HOLD_LIMIT as PEM_HOLD_LIMIT
+from switchman.policy._patterns_values import QUOTED_SPACED as QUOTED_SPACED
+from switchman.policy._patterns_values import tag as tag
 
 # -- patterns ------------------------------------------------------------------------
 
@@ -77,61 +79,6 @@ KEY_SHAPES: Final = (
 )
 _API_KEY = re.compile(rf"(?<![{_KEY}])(?:{'|'.join(KEY_SHAPES)})(?![{_KEY}])")
 _JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*(?![{_KEY}])")
-_BEARER = re.compile(
-    r"\b(?:[Bb]earer|BEARER)\s{1,32}"  # _BEARER_GAP
-    r"(?P<token>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)(?![A-Za-z0-9_~+/=-])"
-)
-# HTTP Basic credentials: base64 of user:password (checked when found); the scheme
-# capitalized as it is written (a lower-case "basic" would cost every prose a scan)
-_BASIC = re.compile(
-    r"\b(?:Basic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
-    r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
-)
-# the same after an Authorization header's name, the scheme in any case (HTTP/2's
-# lower-case headers: authorization: basic ...); looked for only where "uthorization" is
-_AUTH_BASIC = re.compile(
-    r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?(?i:basic)\s{1,32}"
-    r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
-)
-# what holds a cut after an Authorization header's name: its scheme follows
-_AUTH_NAME = re.compile(r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?\Z")
-# curl's -u user:password (--user, --user=, -uuser:password attached), quoted or not; the
-# password is checked when found, and only on a curl command (``curl_before``: sort -u,
-# socat -u, redis-cli -u redis://... are no curl). Quoted, it may hold spaces if short
-# (``-u 'bob:p@ss w0rd'``; a stream holds back a cut in it: _OPEN_USER)
-_USER_FLAG = r"(?<![\w-])(?:-u[ \t]{0,8}|--user(?:[ \t]{1,8}|=))"
-_USER_OPTION = re.compile(
-    _USER_FLAG + r"(?:"
-    r"(?P<q>[\"'])(?:[^\s:\"'`$]{1,64}:(?P<qpassword>[^\s\"'`]{1,128})"
-    rf"|[^\s:\"'`$]{{1,32}}:(?P<spaced>[^\"'`\n]{{1,{QUOTED_SPACED}}}))(?P=q)"
-    r"|[^\s:\"'`$]{1,64}:(?P<password>[^\s\"'`]{1,128}))(?![^\s;|&)])"
-)
-# a quoted user:password after -u, still open at the end (a cut in it waits for the rest)
-_OPEN_USER = re.compile(
-    _USER_FLAG + r"[\"'][^\s:\"'`$]{1,32}:"
-    rf"[^\"'`\n]{{0,{QUOTED_SPACED}}}\Z"
-)
-#: how far back from a cut (or from -u) a curl command is looked for, on its line or
-#: lines continued by a backslash; a stream keeps more than this before its last cut
-CURL_REACH: Final = 200
-_NOT_WORD_END: Final = frozenset("_-./")
-
-
-def curl_before(t: str, i: int) -> bool:
-    """Whether ``t[:i]`` ends in a curl command: the word ``curl`` at most
-    ``CURL_REACH`` characters before ``i``, no newline between but after a backslash
-    (a continued line). Reads ``CURL_REACH + 1`` characters back at most."""
-    k = t.rfind("curl", max(i - CURL_REACH, 0), i)
-    if k < 0 or (k > 0 and (t[k - 1].isalnum() or t[k - 1] in _NOT_WORD_END)):
-        return False
-    if k + 4 < len(t) and k + 4 < i and not t[k + 4].isspace():
-        return False  # curly, curl.exe: no command word
-    n = t.find("\n", k, i)
-    while n >= 0:
-        if t[n - 1] != "\\":
-            return False
-        n = t.find("\n", n + 1, i)
-    return True
 
 
 # a private key's header and END line; an END closes the header of the same label
@@ -141,40 +88,6 @@ _PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)
 _PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\s]++|-(?!----))*+")
 
 
-def _ascii_but(chars: str) -> str:
-    """A character class body: printable ASCII but a space and ``chars``."""
-    return "".join(re.escape(chr(n)) for n in range(0x21, 0x7F) if chr(n) not in chars)
-
-
-# scheme://user:password@host. The password runs to the last @ before the host: it may
-# hold @ # / ? (written unescaped). After an @, a host (a dotted name, a name and a
-# port, localhost) and then / ? or # start the path, the query or the fragment, where
-# an @ is the URL's own (https://u:pw@host.io/x?mail=a@b.c, git+https://u:pw@host.io/
-# a/b.git@v1): a part after an @ holds one / ? or # at most, and not after a host
-# (postgres://u:p@ss#w0rd@db). The user may hold one @
-# (smtp://alerts@example.com:pw@smtp.example.com): a password is told from a port by
-# the @ and the host that must follow it
-_URL_USER = _ascii_but("/?#@:'`<>\"")
-_URL_PASSWORD_HEAD = _ascii_but("@'`<>\"")  # before its first @
-_URL_PASSWORD_MORE = _ascii_but("@/?#'`<>\"")  # after an @, but for one / ? or #
-_URL_HOST_THEN_PATH = (
-    r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]*)?|[A-Za-z0-9-]+:[0-9]+|localhost)[/?#]"
-)
-_URL_PASSWORD_PART = (
-    rf"@(?!{_URL_HOST_THEN_PATH})[{_URL_PASSWORD_MORE}]{{1,64}}"
-    rf"(?:[/?#][{_URL_PASSWORD_MORE}]{{1,64}})?"
-)
-_URL_PASSWORD = re.compile(
-    r"(?<![A-Za-z0-9+.-])"
-    rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}(?:@[{_URL_USER}]{{1,64}})?:)"
-    rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:{_URL_PASSWORD_PART}){{0,3}})"
-    r"@(?=[A-Za-z0-9\[])"  # a host follows
-)
-_PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
-# after an @ in a password, a name then / or ? (pw@host/bob@x) is a host and its path,
-# unless the host after the last @ has a port (p@ss/w0rd@db:5432): that @ is the URL's
-_NAME_THEN_PATH = re.compile(r"@[A-Za-z0-9-]+[/?]")
-_HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
 _EMAIL = re.compile(
     r"(?<![\w.%+-])(?<!://)"  # not a URL's user (https://user@host)
     r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])"
@@ -194,10 +107,7 @@ _BEFORE_HOST = re.compile(_REMOTE_COMMAND + r"\Z")
 # (double, single or backticks: ``Password: `Tr0ub4dor&3` ``), or bare up to a quote,
 # ``, ; & ) ] }``. Markdown's closing ``**`` or ``__`` may stand between the name and
 # its separator or after it (``- **password**: x``, ``**Password:** x``).
-_PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
-_SECRET_KEY_NAME = (
-    r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
-)
+# (the names: _patterns_values)
 _BARE = _ascii_but("\"'`,;&)]}")
 _BOLD = r"(?:\*\*|__)?"  # markdown's closing bold
 _NAME_SEP = (
@@ -234,32 +144,8 @@ _NAME_TAIL = re.compile(
     rf"[ \t]{{0,16}}(?:(?:=>|:=|[=:|]){_BOLD})?[ \t]{{1,16}}\Z"
     r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
 )
-# A value that stands for a secret rather than being one: wrapped or a variable
-# (<password>, {{x}}, ${X}, $X, %X%, [REDACTED:...]), masked (****, xxx, ...), an
-# upper-case name (PASSWORD, YOUR_PASSWORD), or a word about one (changeme,
-# your-password-here, mysecret).
-_PLACEHOLDER = re.compile(
-    r"[<{\[].*|\$(?:\{.*|\d+|[A-Za-z_]\w*)|%\w+%"
-    r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
-    r"|(?i:[a-z _-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z _-]*)"
-)
 # what stands before a secret's name in a table's cell: its | and the name's head
 _NAME_CELL = re.compile(r"\|[ \t]*[\w.*`-]{0,48}\Z")
-# a table's cell with spaces that describes a field rather than holding its value
-# (required, 12+ chars; min 8 characters): prose punctuation, a rule's words, many words
-_CELL_PROSE = re.compile(
-    r".*(?:[,;:] |\.\Z|(?i:\b(?:chars?|characters?|min|minimum|max|maximum|required"
-    r"|optional|least|most|digits?|letters?|symbols?|length|long|string|default|none)\b))"
-    r"|(?:\S+ +){5,}\S+"
-)
-# a table's cell giving a length rather than a value (8-64, 12 to 128 chars, 8..64)
-_LENGTH_RULE = re.compile(
-    r"[0-9]{1,4}[ \t]*(?:-|\u2013|\.\.|to)[ \t]*[0-9]{1,4}(?:[ \t]*(?i:chars?|characters?))?"
-)
-# code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
-_CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
-_PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
-_DIGIT = re.compile(r"[0-9]")
 _WS = re.compile(r"\s")
 # Whatever a pattern matches contains one of these, a character other than a space
 # and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
@@ -386,10 +272,6 @@ class _Hit:
     replacement: str
 
 
-def _has_digit(s: str) -> bool:
-    return _DIGIT.search(s) is not None
-
-
 # what follows "sk-" in a branch or ticket name (sk-1042-fix-login-redirect): numbers and
 # short lower-case words joined by "-"; a key is random, mixing them within its parts
 _SK_WORDS = re.compile(r"(?:[0-9]+|[a-z]{1,12})(?:-(?:[0-9]+|[a-z]{1,12}))*")
@@ -407,65 +289,6 @@ def _api_key_hit(m: re.Match[str]) -> str | None:
 
 def _jwt_hit(m: re.Match[str]) -> str | None:
     return tag("jwt")
-
-
-def _bearer_hit(m: re.Match[str]) -> str | None:
-    token = m.group("token")
-    if len(token) >= 32 or (len(token) >= 16 and _has_digit(token)):
-        return m.group()[: m.start("token") - m.start()] + tag("bearer_token")
-    return None
-
-
-def _basic_hit(m: re.Match[str]) -> str | None:
-    """The credentials of ``Basic <base64>`` if they decode to ``user:password`` (text
-    of printable characters), the password no placeholder (``user:password``)."""
-    token = m.group("token")
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
-        plain = raw.decode()
-    except (binascii.Error, ValueError):
-        return None
-    _, colon, password = plain.partition(":")
-    if not colon or not password or not plain.isprintable() or _PLACEHOLDER.fullmatch(password):
-        return None
-    return m.group()[: m.start("token") - m.start()] + tag("password")
-
-
-def _user_option_hit(m: re.Match[str]) -> str | None:
-    """The password of ``-u user:password``: four characters or more, a digit or a
-    symbol in them but not all digits (``docker run -u 1000:1000``, a group), no
-    placeholder (``-u user:pass``, ``-u admin:$TOKEN``)."""
-    if not curl_before(m.string, m.start()):
-        return None  # sort -u a:b, redis-cli -u redis://..., git diff -u HEAD~1:x
-    group = next(g for g in ("qpassword", "spaced", "password") if m[g] is not None)
-    password = m[group]
-    if (
-        password.startswith("//")  # a URL: -u redis://user:password@host
-        or len(password) < 4
-        or password.isdigit()
-        or not (_has_digit(password) or any(ch in _PASSWORD_SYMBOLS for ch in password))
-        or _PLACEHOLDER.fullmatch(password)
-    ):
-        return None
-    start, end = m.start(group) - m.start(), m.end(group) - m.start()
-    return m.group()[:start] + tag("password") + m.group()[end:]
-
-
-#: what a pattern's replace function returns for a placeholder: it is left as it is,
-#: and no other pattern finds anything inside it (``user:pass@example.com``)
-_KEEP: Final = "\x00keep"
-
-
-def _url_password_hit(m: re.Match[str]) -> str | None:
-    password = m.group("password")
-    if _PORT_AND_PATH.fullmatch(password):
-        return None  # https://host:8443/@user
-    rest = "@"  # what follows the password in the match
-    if (at := _NAME_THEN_PATH.search(password)) and not _HOST_AND_PORT.match(m.string, m.end()):
-        password, rest = password[: at.start()], password[at.start() :] + rest
-    if _PLACEHOLDER.fullmatch(password):
-        return _KEEP  # postgres://USER:PASSWORD@HOST, user:${DB_PASSWORD}@...
-    return m.group("head") + tag("url_password") + rest
 
 
 def _email_hit(m: re.Match[str]) -> str | None:
@@ -592,164 +415,14 @@ def _pem_hits(block: str) -> Iterable[_Hit]:
         yield _Hit(i, end, _RANK["private_key"], "private_key", tag("private_key"))
 
 
-# -- a table's secret columns ----------------------------------------------------------
-
-#: a table's row longer than this (from its first |) holds no cut further on
-ROW_LIMIT: Final = 512
-_OPEN_ROW: Final = 1 << 62  # the end of a row not yet known
-# a table's header and separator rows (``| a | b |`` then ``|---|:--:|``)
-_SEPARATOR = re.compile(r"[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|[ \t]*\r?")
-TABLE_GATE = re.compile(r"\|[ \t]*:?-+:?[ \t]*\|")  # what every separator holds
-# a header's cell naming a secret: the name ends it, a word or two may lead
-_COLUMN_NAME = re.compile(
-    rf"(?:\A|(?<=[ _.-]))(?:(?P<password>{_PASSWORD_NAME})|{_SECRET_KEY_NAME}|[Ss]ecret|SECRET)"
-    r"[sS]?(?:[ \t]*\([^()]{0,32}\))?\Z"
-)
-_Columns = tuple[tuple[int, str], ...]  # (the cell's index from the row's first |, kind)
-
-
-def _secret_columns(header: str) -> _Columns:
-    """The cells of a table's header row that name a secret, and the kinds of their values."""
-    cells = header.strip().split("|")[1:-1]
-    found = []
-    for k, cell in enumerate(cells, 1):
-        name = cell.strip(" \t*`")
-        if len(name) <= 64 and (m := _COLUMN_NAME.search(name)):
-            found.append((k, "password" if m["password"] else "api_key"))
-    return tuple(found)
-
-
-class TableColumns:
-    """The rows of markdown tables whose header names a secret (``| Service | Password
-    |``, then ``|---|---|``), over a text read from its start in one piece or many;
-    positions count from the text's start. A row of such a table is each line after the
-    separator whose first character but spaces is a ``|``, until a line that is none.
-    The cuts in a row (from its ``|`` to its line's end, ``ROW_LIMIT`` characters at
-    most) are kept: a block holds a row whole. Whether a line is a row depends on the
-    lines before it only; reading a text costs one scan of it, in any number of pieces.
-    """
-
-    __slots__ = ("_cols", "_first", "_len", "_line", "_prev", "_seen", "cols", "ends", "pipes")
-
-    def __init__(self) -> None:
-        self._seen = 0
-        self._first = ""  # the current line's first character but spaces, once read
-        self._line: list[str] = []  # the current line from its |, if a table's (capped)
-        self._len = 0  # its length
-        self._prev: str | None = None  # the line before, if a table's row
-        self._cols: _Columns = ()  # the secret columns of the table the line is in
-        self.pipes: list[int] = []  # the rows' first |, sorted
-        self.ends: list[int] = []  # where each ends (its newline)
-        self.cols: list[_Columns] = []
-
-    def read(self, t: str, off: int) -> None:
-        """Read ``t``, the text from ``off`` on, reaching past what was read."""
-        i, end = max(self._seen - off, 0), len(t)
-        if self._first and (self._first != "|" or self._len >= ROW_LIMIT) and "\n" not in t[i:]:
-            self._seen = max(self._seen, off + end)  # the same line goes on: nothing to keep
-            return
-        while i < end:
-            n = t.find("\n", i)
-            stop = end if n < 0 else n
-            if not self._first and (m := _NOT_BLANK.search(t, i, stop)):
-                self._first, i = m.group(), m.start()
-                if self._first == "|" and self._cols:
-                    self.pipes.append(off + i)
-                    self.ends.append(_OPEN_ROW)
-                    self.cols.append(self._cols)
-            if self._first == "|" and self._len < ROW_LIMIT:
-                self._line.append(t[i : min(stop, i + ROW_LIMIT - self._len)])
-                self._len += len(self._line[-1])
-            if n < 0:
-                break
-            self._end_line(off + n)
-            i = n + 1
-        self._seen = max(self._seen, off + end)
-
-    def _end_line(self, n: int) -> None:
-        line = "".join(self._line) if self._first == "|" else None
-        if line is None:
-            self._cols, self._prev = (), None
-        elif self._cols:
-            if self.pipes and self.ends[-1] == _OPEN_ROW:
-                self.ends[-1] = n
-            self._prev = None
-        elif self._prev is not None and _SEPARATOR.fullmatch(line):
-            self._cols, self._prev = _secret_columns(self._prev), None
-        else:
-            self._prev = line
-        self._first, self._line, self._len = "", [], 0
-
-    def holds(self, c: int) -> bool:
-        """Whether a row keeps the cut ``c`` (the text before ``c`` has been read)."""
-        k = bisect.bisect_left(self.pipes, c) - 1
-        return k >= 0 and c <= self.ends[k] and c - self.pipes[k] <= ROW_LIMIT
-
-    def has_rows(self, lo: int, n: int) -> bool:
-        """Whether a row starts in ``lo..lo + n``."""
-        k = bisect.bisect_left(self.pipes, lo)
-        return k < len(self.pipes) and self.pipes[k] < lo + n
-
-    def rows(self, lo: int, hi: int) -> list[tuple[int, int, _Columns]]:
-        """The rows starting in ``lo..hi``: their first |, their end, their columns."""
-        a, b = bisect.bisect_left(self.pipes, lo), bisect.bisect_left(self.pipes, hi)
-        return [(self.pipes[k], self.ends[k], self.cols[k]) for k in range(a, b)]
-
-    def forget(self, before: int) -> None:
-        """Drop the rows starting before ``before`` (once there are enough of them)."""
-        if len(self.pipes) > 64 and (k := bisect.bisect_left(self.pipes, before)) > 32:
-            del self.pipes[:k], self.ends[:k], self.cols[:k]
-
-
-_NOT_BLANK = re.compile(r"[^ \t\r\f\v]")
-
-
-def _column_value(value: str, kind: str) -> bool:
-    """Whether a cell of a secret's column holds one: not a placeholder, a type, code,
-    a length or a cell describing the field; a password four characters or more with a
-    digit or a symbol, a secret key's value 16 or more with a digit."""
-    if len(value) > 1 and value[0] == value[-1] and value[0] in "`\"'":
-        value = value[1:-1]
-    if (
-        not value
-        or (" " in value and _CELL_PROSE.match(value))
-        or _LENGTH_RULE.fullmatch(value)
-        or _CODE.fullmatch(value)
-        or _PLACEHOLDER.fullmatch(value)
-    ):
-        return False
-    if kind == "api_key":
-        return len(value) >= 16 and _has_digit(value)
-    return len(value) >= 4 and (_has_digit(value) or any(c in _PASSWORD_SYMBOLS for c in value))
-
-
-def _column_hits(block: str, rows: Iterable[tuple[int, _Columns]]) -> Iterable[_Hit]:
-    """The values in the secret columns of the rows starting (their first |) in ``block``."""
-    for pipe, cols in rows:
-        stop = block.find("\n", pipe)
-        bars = [pipe]
-        j = block.find("|", pipe + 1, len(block) if stop < 0 else stop)
-        while j >= 0:
-            bars.append(j)
-            j = block.find("|", j + 1, len(block) if stop < 0 else stop)
-        for k, kind in cols:
-            if k >= len(bars):
-                break
-            cell = block[bars[k - 1] + 1 : bars[k]]
-            value = cell.strip()
-            if _column_value(value, kind):
-                start = bars[k - 1] + 1 + (len(cell) - len(cell.lstrip()))
-                if value[0] == value[-1] and value[0] in "`\"'" and len(value) > 1:
-                    start, value = start + 1, value[1:-1]
-                yield _Hit(start, start + len(value), _RANK[kind], kind, tag(kind))
-
-
 def _redact_block(
     block: str, counts: dict[str, int], rows: Iterable[tuple[int, _Columns]] = ()
 ) -> str:
     """Redact one block, adding what it found to ``counts``; ``rows``: the rows of
     tables with secret columns starting in it (their first |) and those columns."""
-    hits: list[_Hit] = list(_column_hits(block, rows)) if rows else []
+    hits: list[_Hit] = []
+    if rows:
+        hits.extend(_Hit(a, b, _RANK[k], k, tag(k)) for a, b, k in _column_hits(block, rows))
     for kind, pattern, replace, needs in _PATTERNS:
         if not needs(block):
             continue

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchman._result import RedactionItem, RedactionReport
-from switchman.policy import _redaction
+from switchman.policy import _redact_breaks
 from switchman.policy._redaction import (
     KINDS,
     NUMBER_HOLD_LIMIT,
@@ -624,14 +624,14 @@ def test_phone_look_ups_are_one_per_number(parse_calls: list[str]) -> None:
 
 def test_break_tests_grow_linearly_with_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
-    real = _redaction._number_held
+    real = _redact_breaks._number_held
 
     def counting(text: str, b: int, c: int) -> bool:
         nonlocal calls
         calls += 1
         return real(text, b, c)
 
-    monkeypatch.setattr(_redaction, "_number_held", counting)
+    monkeypatch.setattr(_redact_breaks, "_number_held", counting)
     for text in (_one_line_list(), _cubes_table()):
         calls = 0
         assert _stream(text, [1] * len(text)) == (text, {})

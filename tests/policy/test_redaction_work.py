@@ -1,7 +1,7 @@
 """The work redaction does grows in proportion to the text, whatever the text.
 
-Measured as the lines of ``switchman.policy._redaction`` and ``_numbers`` run (a
-trace, not a clock): doubling a text at most about doubles them, for ``redact`` and
+Measured as the lines of ``switchman.policy._redaction``, the modules it reads
+(``_redact_breaks``, ``_patterns*``) and ``_numbers`` run (a trace, not a clock): doubling a text at most about doubles them, for ``redact`` and
 for a stream fed four characters at a time. Texts built to be slow (a private key
 header repeated, ``Bearer`` and a sea of spaces...) took time growing with the square
 of their length before: 256 KB of ``-----BEGIN `` held the loop 14 s, a 32 KB stream
@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from switchman.policy import _numbers, _patterns, _redaction
+from switchman.policy import (
+    _numbers,
+    _patterns,
+    _patterns_credentials,
+    _patterns_tables,
+    _patterns_values,
+    _redact_breaks,
+    _redaction,
+)
 from switchman.policy._redaction import StreamRedactor, redact
 
 KEY_HEADER = "-----BEGIN RSA " + "PRIVATE KEY----- "
@@ -51,7 +59,8 @@ TEXTS: dict[str, Callable[[int], str]] = {
 
 def _work(fn: Callable[[], Any]) -> int:
     """How many lines of the redaction modules ``fn()`` runs."""
-    files = {_redaction.__file__, _patterns.__file__, _numbers.__file__}
+    modules = (_redaction, _redact_breaks, _patterns, _patterns_credentials, _patterns_tables)
+    files = {m.__file__ for m in (*modules, _patterns_values, _numbers)}
     lines = 0
 
     def local(frame: FrameType, event: str, arg: object) -> Any:

@@ -1,0 +1,168 @@
+"""The rules for credentials written the way HTTP and command lines carry them: a
+``Bearer`` token, ``Basic`` credentials (alone or after an ``Authorization`` header's
+name), curl's ``-u user:password`` (only on a curl command: ``curl_before``) and a
+URL's ``scheme://user:password@host``, each a pattern and the function that tells
+what of its match to replace. ``_patterns`` lists them with the other rules of a
+block; ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``, ``CURL_REACH`` and
+``curl_before`` to keep a cut that such a credential may still cross.
+
+Pure and synchronous.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Final
+
+from switchman.policy._patterns_values import (
+    _KEEP,
+    _PASSWORD_SYMBOLS,
+    _PLACEHOLDER,
+    QUOTED_SPACED,
+    _ascii_but,
+    _has_digit,
+    tag,
+)
+
+_BEARER = re.compile(
+    r"\b(?:[Bb]earer|BEARER)\s{1,32}"  # _BEARER_GAP
+    r"(?P<token>[A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)(?![A-Za-z0-9_~+/=-])"
+)
+# HTTP Basic credentials: base64 of user:password (checked when found); the scheme
+# capitalized as it is written (a lower-case "basic" would cost every prose a scan)
+_BASIC = re.compile(
+    r"\b(?:Basic|BASIC)\s{1,32}"  # _BEARER_GAP, as after Bearer
+    r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
+)
+# the same after an Authorization header's name, the scheme in any case (HTTP/2's
+# lower-case headers: authorization: basic ...); looked for only where "uthorization" is
+_AUTH_BASIC = re.compile(
+    r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?(?i:basic)\s{1,32}"
+    r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
+)
+# what holds a cut after an Authorization header's name: its scheme follows
+_AUTH_NAME = re.compile(r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?\Z")
+# curl's -u user:password (--user, --user=, -uuser:password attached), quoted or not; the
+# password is checked when found, and only on a curl command (``curl_before``: sort -u,
+# socat -u, redis-cli -u redis://... are no curl). Quoted, it may hold spaces if short
+# (``-u 'bob:p@ss w0rd'``; a stream holds back a cut in it: _OPEN_USER)
+_USER_FLAG = r"(?<![\w-])(?:-u[ \t]{0,8}|--user(?:[ \t]{1,8}|=))"
+_USER_OPTION = re.compile(
+    _USER_FLAG + r"(?:"
+    r"(?P<q>[\"'])(?:[^\s:\"'`$]{1,64}:(?P<qpassword>[^\s\"'`]{1,128})"
+    rf"|[^\s:\"'`$]{{1,32}}:(?P<spaced>[^\"'`\n]{{1,{QUOTED_SPACED}}}))(?P=q)"
+    r"|[^\s:\"'`$]{1,64}:(?P<password>[^\s\"'`]{1,128}))(?![^\s;|&)])"
+)
+# a quoted user:password after -u, still open at the end (a cut in it waits for the rest)
+_OPEN_USER = re.compile(
+    _USER_FLAG + r"[\"'][^\s:\"'`$]{1,32}:"
+    rf"[^\"'`\n]{{0,{QUOTED_SPACED}}}\Z"
+)
+#: how far back from a cut (or from -u) a curl command is looked for, on its line or
+#: lines continued by a backslash; a stream keeps more than this before its last cut
+CURL_REACH: Final = 200
+_NOT_WORD_END: Final = frozenset("_-./")
+
+
+def curl_before(t: str, i: int) -> bool:
+    """Whether ``t[:i]`` ends in a curl command: the word ``curl`` at most
+    ``CURL_REACH`` characters before ``i``, no newline between but after a backslash
+    (a continued line). Reads ``CURL_REACH + 1`` characters back at most."""
+    k = t.rfind("curl", max(i - CURL_REACH, 0), i)
+    if k < 0 or (k > 0 and (t[k - 1].isalnum() or t[k - 1] in _NOT_WORD_END)):
+        return False
+    if k + 4 < len(t) and k + 4 < i and not t[k + 4].isspace():
+        return False  # curly, curl.exe: no command word
+    n = t.find("\n", k, i)
+    while n >= 0:
+        if t[n - 1] != "\\":
+            return False
+        n = t.find("\n", n + 1, i)
+    return True
+
+
+# scheme://user:password@host. The password runs to the last @ before the host: it may
+# hold @ # / ? (written unescaped). After an @, a host (a dotted name, a name and a
+# port, localhost) and then / ? or # start the path, the query or the fragment, where
+# an @ is the URL's own (https://u:pw@host.io/x?mail=a@b.c, git+https://u:pw@host.io/
+# a/b.git@v1): a part after an @ holds one / ? or # at most, and not after a host
+# (postgres://u:p@ss#w0rd@db). The user may hold one @
+# (smtp://alerts@example.com:pw@smtp.example.com): a password is told from a port by
+# the @ and the host that must follow it
+_URL_USER = _ascii_but("/?#@:'`<>\"")
+_URL_PASSWORD_HEAD = _ascii_but("@'`<>\"")  # before its first @
+_URL_PASSWORD_MORE = _ascii_but("@/?#'`<>\"")  # after an @, but for one / ? or #
+_URL_HOST_THEN_PATH = (
+    r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]*)?|[A-Za-z0-9-]+:[0-9]+|localhost)[/?#]"
+)
+_URL_PASSWORD_PART = (
+    rf"@(?!{_URL_HOST_THEN_PATH})[{_URL_PASSWORD_MORE}]{{1,64}}"
+    rf"(?:[/?#][{_URL_PASSWORD_MORE}]{{1,64}})?"
+)
+_URL_PASSWORD = re.compile(
+    r"(?<![A-Za-z0-9+.-])"
+    rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}(?:@[{_URL_USER}]{{1,64}})?:)"
+    rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:{_URL_PASSWORD_PART}){{0,3}})"
+    r"@(?=[A-Za-z0-9\[])"  # a host follows
+)
+_PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
+# after an @ in a password, a name then / or ? (pw@host/bob@x) is a host and its path,
+# unless the host after the last @ has a port (p@ss/w0rd@db:5432): that @ is the URL's
+_NAME_THEN_PATH = re.compile(r"@[A-Za-z0-9-]+[/?]")
+_HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
+
+
+def _bearer_hit(m: re.Match[str]) -> str | None:
+    token = m.group("token")
+    if len(token) >= 32 or (len(token) >= 16 and _has_digit(token)):
+        return m.group()[: m.start("token") - m.start()] + tag("bearer_token")
+    return None
+
+
+def _basic_hit(m: re.Match[str]) -> str | None:
+    """The credentials of ``Basic <base64>`` if they decode to ``user:password`` (text
+    of printable characters), the password no placeholder (``user:password``)."""
+    token = m.group("token")
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+        plain = raw.decode()
+    except (binascii.Error, ValueError):
+        return None
+    _, colon, password = plain.partition(":")
+    if not colon or not password or not plain.isprintable() or _PLACEHOLDER.fullmatch(password):
+        return None
+    return m.group()[: m.start("token") - m.start()] + tag("password")
+
+
+def _user_option_hit(m: re.Match[str]) -> str | None:
+    """The password of ``-u user:password``: four characters or more, a digit or a
+    symbol in them but not all digits (``docker run -u 1000:1000``, a group), no
+    placeholder (``-u user:pass``, ``-u admin:$TOKEN``)."""
+    if not curl_before(m.string, m.start()):
+        return None  # sort -u a:b, redis-cli -u redis://..., git diff -u HEAD~1:x
+    group = next(g for g in ("qpassword", "spaced", "password") if m[g] is not None)
+    password = m[group]
+    if (
+        password.startswith("//")  # a URL: -u redis://user:password@host
+        or len(password) < 4
+        or password.isdigit()
+        or not (_has_digit(password) or any(ch in _PASSWORD_SYMBOLS for ch in password))
+        or _PLACEHOLDER.fullmatch(password)
+    ):
+        return None
+    start, end = m.start(group) - m.start(), m.end(group) - m.start()
+    return m.group()[:start] + tag("password") + m.group()[end:]
+
+
+def _url_password_hit(m: re.Match[str]) -> str | None:
+    password = m.group("password")
+    if _PORT_AND_PATH.fullmatch(password):
+        return None  # https://host:8443/@user
+    rest = "@"  # what follows the password in the match
+    if (at := _NAME_THEN_PATH.search(password)) and not _HOST_AND_PORT.match(m.string, m.end()):
+        password, rest = password[: at.start()], password[at.start() :] + rest
+    if _PLACEHOLDER.fullmatch(password):
+        return _KEEP  # postgres://USER:PASSWORD@HOST, user:${DB_PASSWORD}@...
+    return m.group("head") + tag("url_password") + rest

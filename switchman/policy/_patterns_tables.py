@@ -1,0 +1,179 @@
+"""The markdown tables whose header names a secret (``| Service | Password |`` then
+``|---|---|``): which header cells name one (``_secret_columns``), which lines are the
+rows of such a table over a text read in one piece or many (``TableColumns``, which
+also keeps each row's cuts so a block holds a row whole), and which of a row's cells in
+those columns hold a secret (``_column_hits``). ``_patterns`` redacts those cells;
+``_redaction`` and ``_redact_breaks`` read ``TableColumns``.
+
+Pure and synchronous.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from switchman.policy._patterns_values import (
+    _CELL_PROSE,
+    _CODE,
+    _LENGTH_RULE,
+    _PASSWORD_NAME,
+    _PASSWORD_SYMBOLS,
+    _PLACEHOLDER,
+    _SECRET_KEY_NAME,
+    _has_digit,
+)
+
+#: a table's row longer than this (from its first |) holds no cut further on
+ROW_LIMIT: Final = 512
+_OPEN_ROW: Final = 1 << 62  # the end of a row not yet known
+# a table's header and separator rows (``| a | b |`` then ``|---|:--:|``)
+_SEPARATOR = re.compile(r"[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|[ \t]*\r?")
+TABLE_GATE = re.compile(r"\|[ \t]*:?-+:?[ \t]*\|")  # what every separator holds
+# a header's cell naming a secret: the name ends it, a word or two may lead
+_COLUMN_NAME = re.compile(
+    rf"(?:\A|(?<=[ _.-]))(?:(?P<password>{_PASSWORD_NAME})|{_SECRET_KEY_NAME}|[Ss]ecret|SECRET)"
+    r"[sS]?(?:[ \t]*\([^()]{0,32}\))?\Z"
+)
+_Columns = tuple[tuple[int, str], ...]  # (the cell's index from the row's first |, kind)
+
+
+def _secret_columns(header: str) -> _Columns:
+    """The cells of a table's header row that name a secret, and the kinds of their values."""
+    cells = header.strip().split("|")[1:-1]
+    found = []
+    for k, cell in enumerate(cells, 1):
+        name = cell.strip(" \t*`")
+        if len(name) <= 64 and (m := _COLUMN_NAME.search(name)):
+            found.append((k, "password" if m["password"] else "api_key"))
+    return tuple(found)
+
+
+class TableColumns:
+    """The rows of markdown tables whose header names a secret (``| Service | Password
+    |``, then ``|---|---|``), over a text read from its start in one piece or many;
+    positions count from the text's start. A row of such a table is each line after the
+    separator whose first character but spaces is a ``|``, until a line that is none.
+    The cuts in a row (from its ``|`` to its line's end, ``ROW_LIMIT`` characters at
+    most) are kept: a block holds a row whole. Whether a line is a row depends on the
+    lines before it only; reading a text costs one scan of it, in any number of pieces.
+    """
+
+    __slots__ = ("_cols", "_first", "_len", "_line", "_prev", "_seen", "cols", "ends", "pipes")
+
+    def __init__(self) -> None:
+        self._seen = 0
+        self._first = ""  # the current line's first character but spaces, once read
+        self._line: list[str] = []  # the current line from its |, if a table's (capped)
+        self._len = 0  # its length
+        self._prev: str | None = None  # the line before, if a table's row
+        self._cols: _Columns = ()  # the secret columns of the table the line is in
+        self.pipes: list[int] = []  # the rows' first |, sorted
+        self.ends: list[int] = []  # where each ends (its newline)
+        self.cols: list[_Columns] = []
+
+    def read(self, t: str, off: int) -> None:
+        """Read ``t``, the text from ``off`` on, reaching past what was read."""
+        i, end = max(self._seen - off, 0), len(t)
+        if self._first and (self._first != "|" or self._len >= ROW_LIMIT) and "\n" not in t[i:]:
+            self._seen = max(self._seen, off + end)  # the same line goes on: nothing to keep
+            return
+        while i < end:
+            n = t.find("\n", i)
+            stop = end if n < 0 else n
+            if not self._first and (m := _NOT_BLANK.search(t, i, stop)):
+                self._first, i = m.group(), m.start()
+                if self._first == "|" and self._cols:
+                    self.pipes.append(off + i)
+                    self.ends.append(_OPEN_ROW)
+                    self.cols.append(self._cols)
+            if self._first == "|" and self._len < ROW_LIMIT:
+                self._line.append(t[i : min(stop, i + ROW_LIMIT - self._len)])
+                self._len += len(self._line[-1])
+            if n < 0:
+                break
+            self._end_line(off + n)
+            i = n + 1
+        self._seen = max(self._seen, off + end)
+
+    def _end_line(self, n: int) -> None:
+        line = "".join(self._line) if self._first == "|" else None
+        if line is None:
+            self._cols, self._prev = (), None
+        elif self._cols:
+            if self.pipes and self.ends[-1] == _OPEN_ROW:
+                self.ends[-1] = n
+            self._prev = None
+        elif self._prev is not None and _SEPARATOR.fullmatch(line):
+            self._cols, self._prev = _secret_columns(self._prev), None
+        else:
+            self._prev = line
+        self._first, self._line, self._len = "", [], 0
+
+    def holds(self, c: int) -> bool:
+        """Whether a row keeps the cut ``c`` (the text before ``c`` has been read)."""
+        k = bisect.bisect_left(self.pipes, c) - 1
+        return k >= 0 and c <= self.ends[k] and c - self.pipes[k] <= ROW_LIMIT
+
+    def has_rows(self, lo: int, n: int) -> bool:
+        """Whether a row starts in ``lo..lo + n``."""
+        k = bisect.bisect_left(self.pipes, lo)
+        return k < len(self.pipes) and self.pipes[k] < lo + n
+
+    def rows(self, lo: int, hi: int) -> list[tuple[int, int, _Columns]]:
+        """The rows starting in ``lo..hi``: their first |, their end, their columns."""
+        a, b = bisect.bisect_left(self.pipes, lo), bisect.bisect_left(self.pipes, hi)
+        return [(self.pipes[k], self.ends[k], self.cols[k]) for k in range(a, b)]
+
+    def forget(self, before: int) -> None:
+        """Drop the rows starting before ``before`` (once there are enough of them)."""
+        if len(self.pipes) > 64 and (k := bisect.bisect_left(self.pipes, before)) > 32:
+            del self.pipes[:k], self.ends[:k], self.cols[:k]
+
+
+_NOT_BLANK = re.compile(r"[^ \t\r\f\v]")
+
+
+def _column_value(value: str, kind: str) -> bool:
+    """Whether a cell of a secret's column holds one: not a placeholder, a type, code,
+    a length or a cell describing the field; a password four characters or more with a
+    digit or a symbol, a secret key's value 16 or more with a digit."""
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "`\"'":
+        value = value[1:-1]
+    if (
+        not value
+        or (" " in value and _CELL_PROSE.match(value))
+        or _LENGTH_RULE.fullmatch(value)
+        or _CODE.fullmatch(value)
+        or _PLACEHOLDER.fullmatch(value)
+    ):
+        return False
+    if kind == "api_key":
+        return len(value) >= 16 and _has_digit(value)
+    return len(value) >= 4 and (_has_digit(value) or any(c in _PASSWORD_SYMBOLS for c in value))
+
+
+def _column_hits(
+    block: str, rows: Iterable[tuple[int, _Columns]]
+) -> Iterable[tuple[int, int, str]]:
+    """The values in the secret columns of the rows starting (their first |) in ``block``:
+    where each starts and ends, and its kind."""
+    for pipe, cols in rows:
+        stop = block.find("\n", pipe)
+        bars = [pipe]
+        j = block.find("|", pipe + 1, len(block) if stop < 0 else stop)
+        while j >= 0:
+            bars.append(j)
+            j = block.find("|", j + 1, len(block) if stop < 0 else stop)
+        for k, kind in cols:
+            if k >= len(bars):
+                break
+            cell = block[bars[k - 1] + 1 : bars[k]]
+            value = cell.strip()
+            if _column_value(value, kind):
+                start = bars[k - 1] + 1 + (len(cell) - len(cell.lstrip()))
+                if value[0] == value[-1] and value[0] in "`\"'" and len(value) > 1:
+                    start, value = start + 1, value[1:-1]
+                yield start, start + len(value), kind

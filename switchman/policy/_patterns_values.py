@@ -1,0 +1,86 @@
+"""The words redaction's rules share: the kinds and their replacement text, the names
+that say a value is a secret (a password's, a secret key's), and the tests telling a
+secret's value from what only stands for one or describes it (a placeholder, code, a
+length, a field's description), with ``_KEEP``, which a rule answers for a placeholder.
+
+Read by ``_patterns`` (one block's rules), ``_patterns_credentials`` (HTTP and
+command-line credentials) and ``_patterns_tables`` (a table's secret columns).
+Pure and synchronous.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+#: Redaction kinds, in report order.
+KINDS: Final = (
+    "api_key",
+    "bearer_token",
+    "private_key",
+    "jwt",
+    "url_password",
+    "password",
+    "email",
+    "phone",
+    "card_number",
+)
+
+#: A private key is redacted from its header to its END line if that ends within this
+#: many characters of its BEGIN (else through its body's base64 run); a stream is held
+#: back that long at most.
+PEM_HOLD_LIMIT: Final = 65_536
+
+
+#: a quoted value after a secret's name (or curl's -u) may hold spaces if it is this long at most
+QUOTED_SPACED: Final = 48
+
+
+def tag(kind: str) -> str:
+    """The replacement text for a secret of ``kind``."""
+    return f"[REDACTED:{kind}]"
+
+
+def _ascii_but(chars: str) -> str:
+    """A character class body: printable ASCII but a space and ``chars``."""
+    return "".join(re.escape(chr(n)) for n in range(0x21, 0x7F) if chr(n) not in chars)
+
+
+# a password's and a secret key's names (see _patterns: the values they give)
+_PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
+_SECRET_KEY_NAME = (
+    r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
+)
+# A value that stands for a secret rather than being one: wrapped or a variable
+# (<password>, {{x}}, ${X}, $X, %X%, [REDACTED:...]), masked (****, xxx, ...), an
+# upper-case name (PASSWORD, YOUR_PASSWORD), or a word about one (changeme,
+# your-password-here, mysecret).
+_PLACEHOLDER = re.compile(
+    r"[<{\[].*|\$(?:\{.*|\d+|[A-Za-z_]\w*)|%\w+%"
+    r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
+    r"|(?i:[a-z _-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z _-]*)"
+)
+# a table's cell with spaces that describes a field rather than holding its value
+# (required, 12+ chars; min 8 characters): prose punctuation, a rule's words, many words
+_CELL_PROSE = re.compile(
+    r".*(?:[,;:] |\.\Z|(?i:\b(?:chars?|characters?|min|minimum|max|maximum|required"
+    r"|optional|least|most|digits?|letters?|symbols?|length|long|string|default|none)\b))"
+    r"|(?:\S+ +){5,}\S+"
+)
+# a table's cell giving a length rather than a value (8-64, 12 to 128 chars, 8..64)
+_LENGTH_RULE = re.compile(
+    r"[0-9]{1,4}[ \t]*(?:-|\u2013|\.\.|to)[ \t]*[0-9]{1,4}(?:[ \t]*(?i:chars?|characters?))?"
+)
+# code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
+_CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
+_DIGIT = re.compile(r"[0-9]")
+
+
+def _has_digit(s: str) -> bool:
+    return _DIGIT.search(s) is not None
+
+
+#: what a pattern's replace function returns for a placeholder: it is left as it is,
+#: and no other pattern finds anything inside it (``user:pass@example.com``)
+_KEEP: Final = "\x00keep"
