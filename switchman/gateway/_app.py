@@ -328,7 +328,7 @@ class Gateway:
     def admit(self, call: Call, principal: Principal) -> Call:
         """The call as this caller may submit it: known models (one named by its provider's
         id is renamed to its alias), allowed ones, its handle."""
-        call = canonical_call(call, self.config)
+        call = canonical_call(call, self.config, knows(principal, self.config))
         unknown, denied = target_problems(principal, call, self.config)
         if call.options.determinism == "strict" and call.params.seed is None:
             unknown.append(("params.seed", "is required when options.determinism is strict"))
@@ -573,7 +573,7 @@ class Gateway:
     async def get_model(self, req: Request, send: Send, principal: Principal, model: str) -> None:
         """One entry of ``/v1/models`` (the SDK's ``models.retrieve``; a provider's own id of
         one model finds it, as a call's does); 404 for any other, saying why."""
-        named = model_named(model, self.config)
+        named = model_named(model, self.config, knows(principal, self.config))
         for entry in self._model_list(principal):
             if entry["id"] == named:
                 await send_json(send, 200, entry)
@@ -665,7 +665,9 @@ class Gateway:
         self.take_request(principal)
         body = await req.json(self.config.server.max_body_bytes)
         chat = _openai.chat_request(body)
-        chat = attrs.evolve(chat, call=canonical_call(chat.call, self.config))
+        chat = attrs.evolve(
+            chat, call=canonical_call(chat.call, self.config, knows(principal, self.config))
+        )
         unknown, _ = target_problems(principal, chat.call, self.config)
         if unknown:
             field, message = unknown[0]

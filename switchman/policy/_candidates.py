@@ -50,18 +50,19 @@ def one_model(aliases: Sequence[str], config: Config) -> bool:
     return bool(aliases) and len({config.models[a].provider for a in aliases}) == 1
 
 
-def model_named(name: str, config: Config) -> str:
+def model_named(name: str, config: Config, usable: Callable[[str], bool] | None = None) -> str:
     """``name`` as the configuration knows it: itself when it is ``"auto"``, a route or an
-    alias; else the alias of the one model whose provider id it is (the first configured,
-    the catalog's, when several aliases of one provider share it); else itself (unknown,
-    or the id of models of several providers, which the caller must tell apart by alias)."""
+    alias; else the alias of the one model whose provider id it is (when several aliases
+    of one provider share it, the first configured that ``usable`` allows, or the first);
+    else itself (unknown, or the id of models of several providers, which the caller
+    must tell apart by alias)."""
     if name == "auto" or name in config.routes or name in config.models:
         return name
     found = models_with_id(name, config)
     if one_model(found, config):
-        return found[0]
+        return next((a for a in found if usable(a)), found[0]) if usable else found[0]
     if name.endswith(_LATEST):  # Ollama's tag for the untagged name: llama3.2:latest
-        bare = model_named(name[: -len(_LATEST)], config)
+        bare = model_named(name[: -len(_LATEST)], config, usable)
         if bare in config.models:
             return bare
     return name
@@ -134,15 +135,16 @@ def unknown_name(
     return f"unknown {what} {name!r}{hint}"
 
 
-def canonical_call(call: Call, config: Config) -> Call:
+def canonical_call(call: Call, config: Config, usable: Callable[[str], bool] | None = None) -> Call:
     """``call`` with its model and fallbacks named as the configuration names them (see
-    ``model_named``): the same call when they already are."""
+    ``model_named``; ``usable``: the aliases its caller may call): the same call when
+    they already are."""
     model = call.model
     fallback = call.options.fallback
     if not fallback and (model in config.models or model in config.routes or model == "auto"):
         return call  # the usual call: nothing to rename
-    named = model_named(model, config)
-    renamed = tuple(model_named(a, config) for a in fallback)
+    named = model_named(model, config, usable)
+    renamed = tuple(model_named(a, config, usable) for a in fallback)
     if named == model and renamed == fallback:
         return call
     return attrs.evolve(call, model=named, options=attrs.evolve(call.options, fallback=renamed))

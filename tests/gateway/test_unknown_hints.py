@@ -151,3 +151,29 @@ async def test_retrieving_auto_says_why_a_key_granted_only_a_route_may_not_use_i
             assert said.startswith("auto: this key may call only the route(s) 'best'"), said
             r = await gw.client.get("/v1/models/auto", headers=OPS)
             assert r.status_code == 200
+
+
+async def test_a_provider_id_two_aliases_share_reaches_the_one_the_key_may_use() -> None:
+    """``sim-fast`` is the id of ``fast`` and of ``house/fast``, one model upstream: a key
+    granted only ``house/*`` that names the id is served by ``house/fast``, not refused
+    for ``fast``; a key that may use both gets the first configured."""
+    config = make_config(keys=KEYS)
+    house = ModelSpec(alias="house/fast", provider="sim", model_id="sim-fast")
+    config = attrs.evolve(config, models={**config.models, house.alias: house})
+    house_key = KeySpec(key_env="KEY_H", handle="house", secret="secret-h", models=("house/*",))
+    config = attrs.evolve(config, keys=(*config.keys, house_key))
+    router = FakeRouter(config)
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            for key, alias in (("secret-h", "house/fast"), ("secret-ops", "fast")):
+                r = await gw.client.post(
+                    "/call?wait=10", json={"prompt": "x", "model": "sim-fast"}, headers=bearer(key)
+                )
+                assert r.status_code == 200, r.text
+                assert router.calls[-1][0].model == alias
+                body = {"model": "sim-fast", "messages": [{"role": "user", "content": "hi"}]}
+                r = await gw.client.post("/v1/chat/completions", json=body, headers=bearer(key))
+                assert r.status_code == 200, r.text
+                assert router.calls[-1][0].model == alias
+                r = await gw.client.get("/v1/models/sim-fast", headers=bearer(key))
+                assert r.status_code == 200 and r.json()["id"] == alias
