@@ -1,11 +1,12 @@
 """The work redaction does grows in proportion to the text, whatever the text.
 
 Measured as the lines of ``switchman.policy._redaction``, the modules it reads
-(``_redact_breaks``, ``_patterns*``) and ``_numbers`` run (a trace, not a clock): doubling a text at most about doubles them, for ``redact`` and
-for a stream fed four characters at a time. Texts built to be slow (a private key
-header repeated, ``Bearer`` and a sea of spaces...) took time growing with the square
-of their length before: 256 KB of ``-----BEGIN `` held the loop 14 s, a 32 KB stream
-of it cost 157 s. No clock is read here: the work is counted.
+(``_redact_breaks``, ``_patterns*``) and ``_numbers`` run (a trace, not a clock):
+doubling a text at most about doubles them, for ``redact`` and for a stream fed four
+characters at a time. Texts built to be slow (a private key header repeated, ``Bearer``
+and a sea of spaces...) took time growing with the square of their length before: 256 KB
+of ``-----BEGIN `` held the loop 14 s, a 32 KB stream of it cost 157 s. No clock is read
+here: the work is counted.
 """
 
 from __future__ import annotations
