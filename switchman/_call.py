@@ -8,7 +8,6 @@ fails as clearly as a bad JSON body at the gateway (which goes through
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -55,10 +54,19 @@ def _raise_if(errors: list[FieldError]) -> None:
         raise ValidationError(errors)
 
 
-@functools.cache
+#: id of a ``Literal`` -> (the Literal, its values); by identity, since hashing a
+#: ``Literal`` hashes all its values (about 1 µs for ``Intent``), and every call validates
+_OPTIONS: dict[int, tuple[Any, tuple[str, ...]]] = {}
+
+
 def _options(allowed: Any) -> tuple[str, ...]:
     """The values of a ``Literal`` (cached: ``get_args`` is slow, and every call validates)."""
-    return get_args(allowed)
+    hit = _OPTIONS.get(id(allowed))
+    if hit is not None and hit[0] is allowed:
+        return hit[1]
+    options: tuple[str, ...] = get_args(allowed)
+    _OPTIONS[id(allowed)] = (allowed, options)  # (kept alive here: its id stays its own)
+    return options
 
 
 def _choice(errors: list[FieldError], name: str, value: object, allowed: Any) -> None:
