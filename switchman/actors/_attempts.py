@@ -59,7 +59,7 @@ from switchman.actors._messages import (
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
 from switchman.policy._billing import partial_output_tokens, possible_bill
-from switchman.policy._breaker import Breaker, breaker_retry_at
+from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._budget import Limit, Refusal, refusal_message, window_key
 from switchman.policy._eligibility import (
     CONTINUE_PROMPT,
@@ -237,7 +237,7 @@ def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> bool:
     snapshot = env.board.get(model.provider)
     if snapshot is None:
         return False
-    retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, Breaker()))
+    retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, CLOSED_BREAKER))
     return retry_at is not None and retry_at > when
 
 

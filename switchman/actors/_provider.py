@@ -69,6 +69,7 @@ from switchman.adapters._registry import make_adapter
 from switchman.adapters._sse import scrub
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import (
+    CLOSED_BREAKER,
     Breaker,
     BreakerConfig,
     breaker_admit,
@@ -202,7 +203,7 @@ class _ProviderState:
             return Unavailable(reason=hold.reason, retry_at=hold.until)
         if self.in_flight >= self.spec.max_concurrency:
             return Unavailable(reason=f"at concurrency limit {self.spec.max_concurrency}")
-        breaker = self.breakers.get(alias, Breaker())
+        breaker = self.breakers.get(alias, CLOSED_BREAKER)
         admitted, new_breaker = breaker_admit(breaker, self.breaker_cfg, now)
         if not admitted:
             retry_at = breaker_retry_at(breaker)
@@ -258,7 +259,7 @@ class _ProviderState:
 
     def _done(self, msg: AttemptDone, now: float) -> None:
         self.in_flight -= 1
-        breaker = self.breakers.get(msg.alias, Breaker())
+        breaker = self.breakers.get(msg.alias, CLOSED_BREAKER)
         outcome = _breaker_outcome(msg.outcome, msg.error)
         self._set_breaker(
             msg.alias,

@@ -19,7 +19,7 @@ owns a ``Breaker`` per model and replaces it with what these functions return.
 from __future__ import annotations
 
 import bisect
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 
@@ -72,6 +72,10 @@ class Breaker:
     @property
     def failures_in_window(self) -> int:
         return [ok for _, ok in self.window].count(False)
+
+
+#: a closed breaker with an empty window: frozen, so one value serves every default
+CLOSED_BREAKER: Final = Breaker()
 
 
 def breaker_admit(b: Breaker, cfg: BreakerConfig, now: float) -> tuple[bool, Breaker]:
