@@ -148,6 +148,37 @@ def unavailable_models(
     return out
 
 
+class _Slots:
+    """At most ``capacity`` calls at once; the others wait their turn, first come first
+    served. What ``trio.CapacityLimiter`` does for the dispatcher, without its per-task
+    borrower bookkeeping (a ``current_task`` lookup and a set of borrowers each way),
+    which the hot path paid on every call. A released slot passes straight to the
+    longest waiter."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.taken = 0
+        self._waiting = trio.lowlevel.ParkingLot()
+
+    def take_nowait(self) -> bool:
+        """Take a slot if one is free (no checkpoint); False if all are taken."""
+        if self.taken < self.capacity:
+            self.taken += 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Wait for a slot that ``release`` hands over. Cancelled while waiting, the
+        task takes no slot and leaves the queue."""
+        await self._waiting.park()
+
+    def release(self) -> None:
+        if self._waiting:
+            self._waiting.unpark()  # the slot passes to the longest waiter as it is
+        else:
+            self.taken -= 1
+
+
 class _Dispatcher:
     def __init__(self, env: DispatchEnv) -> None:
         self.env = env
@@ -158,7 +189,7 @@ class _Dispatcher:
         self._idle = trio.Event()
         #: calls that may run at once; the others wait for a slot inside their own task,
         #: under their own deadline (the inbox keeps moving: cancels, feedback)
-        self.slots = trio.CapacityLimiter(env.config.router.capacity)
+        self.slots = _Slots(env.config.router.capacity)
         #: spend no budget covers, not yet handed to the ledger: per scopes, USD
         self.unsent: dict[tuple[str, ...], float] = {}
         #: set when spend waits in ``unsent``: the flusher hands it over within a batch time
@@ -280,10 +311,8 @@ class _Dispatcher:
         slot = False
         try:
             with scope:
-                try:  # a slot, or the wait for one (bounded by the call's deadline)
-                    self.slots.acquire_nowait()
-                except trio.WouldBlock:
-                    await self.slots.acquire()
+                if not self.slots.take_nowait():  # wait (bounded by the call's deadline)
+                    await self.slots.take()
                     now = trio.current_time()
                 slot = True
                 check_redaction_override(call)
@@ -357,29 +386,31 @@ class _Dispatcher:
         if named:
             elig = Eligibility(eligible=elig.eligible, excluded=(*named, *elig.excluded))
         by_alias = env.by_alias  # every model of the call's eligibility is one of these
-
-        def ranked(models: Sequence[ModelSpec]) -> tuple[Ranked, ...]:
-            return rank(
-                call,
-                models,
-                self._stats(),
-                now=now,
-                input_tokens=run.input_tokens,
-                rng=env.rng,
-                weights=env.weights,
-                learning=env.learning,
-                exploration=env.config.router.exploration,
-            )
-
-        if reach is None:
-            ranking = ranked(elig.eligible)  # every eligible model can be reached
+        if reach is None:  # every eligible model can be reached: all are scored
+            ranking = self._rank(call, run, elig.eligible, now)
             order = plan_attempt_order(call, env.config, elig.eligible, ranking)
-        else:
-            # a named model or route reaches only its own chain: only those were checked,
-            # and only those are scored (a trace of the models the call could use)
-            order = plan_attempt_order(call, env.config, elig.eligible, ())
-            ranking = ranked([by_alias[a] for a in order])
-        return elig, ranking, [by_alias[a] for a in order]
+            return elig, ranking, [by_alias[a] for a in order]
+        # a named model or route reaches only its own chain: only those were checked,
+        # and only those are scored (a trace of the models the call could use)
+        order = plan_attempt_order(call, env.config, elig.eligible, ())
+        candidates = [by_alias[a] for a in order]
+        return elig, self._rank(call, run, candidates, now), candidates
+
+    def _rank(
+        self, call: Call, run: CallRun, models: Sequence[ModelSpec], now: float
+    ) -> tuple[Ranked, ...]:
+        env = self.env
+        return rank(
+            call,
+            models,
+            self._stats(),
+            now=now,
+            input_tokens=run.input_tokens,
+            rng=env.rng,
+            weights=env.weights,
+            learning=env.learning,
+            exploration=env.config.router.exploration,
+        )
 
     def _stats(self) -> dict[tuple[str, str], Any]:
         stats: dict[tuple[str, str], Any] = {}
