@@ -102,8 +102,13 @@ async def _stream(plan: Plan, model: ModelSpec, emit: _Emit) -> None:
     # chunks due at the same instant go out as one delta, as one network read of
     # several events would (the HTTP path joins the text of one read the same way)
     held: list[str] = []
-    stop = len(plan.delivered)
-    for i in range(stop):
+    delivered = plan.delivered
+    stop = len(delivered)
+    walk = stop
+    if plan.malformed_at is None and not any(plan.delays[:stop]):
+        held.extend(delivered)  # all due at once (zero latency): one delta, no walk
+        walk = 0
+    for i in range(walk):
         if plan.delays[i] > 0 or i == plan.malformed_at:
             if held:
                 await emit(TextDelta(text="".join(held)))
