@@ -485,6 +485,48 @@ async def test_the_dispatcher_runs_at_most_its_capacity_of_calls_at_once(
     assert all(r.status == "complete" for r in results)
 
 
+async def test_calls_that_give_up_waiting_for_a_slot_take_none_and_the_rest_go_in_turn(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Capacity 1: while one call holds the slot, three wait; two of them run out of
+    time waiting (or are cancelled by their caller) and take no slot, the third gets the
+    slot when it frees, and the router serves at capacity afterwards."""
+    slow = sim_model("slow", SimProfile(latency_ms=1_000, ttft_ms=10))
+    config = fleet(slow, capacity=1)
+    order: list[str] = []
+    async with switchman.open_router(config) as router:
+
+        async def one(name: str, hard_ms: int | None = None) -> None:
+            timeouts = Timeouts(hard_ms=hard_ms) if hard_ms else Timeouts()
+            call = Call(prompt=name, model="slow", options=Options(timeouts=timeouts))
+            result = await router.call(call)
+            order.append(f"{name}:{result.status}")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, "holder")
+            await trio.sleep(0.1)
+            nursery.start_soon(one, "impatient", 300)
+            waiter = trio.CancelScope()  # its caller gives up on it while it waits
+
+            async def cancelled_waiter() -> None:
+                with waiter:
+                    await one("abandoned")
+
+            nursery.start_soon(cancelled_waiter)
+            await trio.sleep(0.01)
+            nursery.start_soon(one, "patient")
+            await trio.sleep(0.2)
+            waiter.cancel()
+        assert order[0] == "impatient:failed" and order[1:] == [
+            "holder:complete",
+            "patient:complete",
+        ]
+        later = await router.call(Call(prompt="after", model="slow"))
+        assert later.status == "complete"
+        (provider,) = router.status().providers
+        assert provider.in_flight == 0
+
+
 async def test_an_answer_cut_at_max_tokens_says_so(autojump_clock: trio.abc.Clock) -> None:
     async with switchman.open_router(fleet(GOOD)) as router:
         whole = await router.call(Call(prompt="tell me", model="good"))
