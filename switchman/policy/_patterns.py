@@ -3,11 +3,12 @@
 private key blocks, emails and values given a secret's name (``password=``,
 ``"secret_key": ...``), the cheap triggers that let a block without any skip every
 pattern, and the list of all patterns with their ranks. Credentials in HTTP's and
-command lines' forms (Bearer, Basic, curl's ``-u``, URL passwords) live in
-``_patterns_credentials``, a table's secret columns in ``_patterns_tables``, the words
-they share (kinds, names, placeholders) in ``_patterns_values``, phone and card
-numbers in ``_numbers``. ``_redaction`` cuts text into blocks (and a stream at its
-breaks, ``_redact_breaks``) and is the public API; see its docstring for the rules.
+command lines' forms (Bearer, Basic, a Python client's ``auth=``, curl's ``-u``, URL
+passwords) live in ``_patterns_credentials``, a table's secret columns in
+``_patterns_tables``, the words they share (kinds, names, placeholders) in
+``_patterns_values``, phone and card numbers in ``_numbers``. ``_redaction`` cuts text
+into blocks (and a stream at its breaks, ``_redact_breaks``) and is the public API; see
+its docstring for the rules.
 
 Pure and synchronous.
 """
@@ -29,10 +30,12 @@ from switchman.policy._patterns_credentials import (
     _AUTH_BASIC,
     _BASIC,
     _BEARER,
+    _PY_AUTH,
     _URL_PASSWORD,
     _USER_OPTION,
     _basic_hit,
     _bearer_hit,
+    _py_auth_hit,
     _url_password_hit,
     _user_option_hit,
 )
@@ -177,6 +180,7 @@ _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, lit
     ("B", ("Basic", "BASIC")),
     (":", ("uthorization",)),  # authorization: basic
     ("e", ("ecret",)),  # secret key
+    ("=", ("auth",)),  # auth=("user", "password")
     ("R", ("EARER",)),
     ("W", ("ASSW",)),
     ("Y", ("ECRET",)),  # SECRET...KEY
@@ -224,6 +228,7 @@ def _maybe_triggered(text: str) -> bool:
         or ("B" in text and ("Basic" in text or "BASIC" in text))
         or (":" in text and "z" in text and "uthorization" in text)  # authorization: basic
         or ("W" in text and "ASSW" in text)
+        or ("=" in text and "auth" in text)  # auth=("user", "password")
         or "ecret" in text  # secret key
         or ("Y" in text and "ECRET" in text)  # SECRET...KEY
         or ("z" in text and "AIza" in text)
@@ -388,6 +393,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ("password", _USER_OPTION, _user_option_hit, lambda s: "-u" in s),
     ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
     ("password", _AUTH_BASIC, _basic_hit, lambda s: "uthorization" in s),
+    ("password", _PY_AUTH, _py_auth_hit, lambda s: "auth" in s or "Basic" in s),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {

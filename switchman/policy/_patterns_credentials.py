@@ -1,10 +1,12 @@
 """The rules for credentials written the way HTTP and command lines carry them: a
 ``Bearer`` token, ``Basic`` credentials (alone or after an ``Authorization`` header's
-name), curl's ``-u user:password`` (only on a curl command: ``curl_before``) and a
-URL's ``scheme://user:password@host``, each a pattern and the function that tells
-what of its match to replace. ``_patterns`` lists them with the other rules of a
-block; ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``, ``CURL_REACH`` and
-``curl_before`` to keep a cut that such a credential may still cross.
+name), a Python HTTP client's (``auth=("user", "password")``, ``HTTPBasicAuth(...)``,
+``BasicAuth(...)``), curl's ``-u user:password`` (only on a curl command:
+``curl_before``) and a URL's ``scheme://user:password@host``, each a pattern and the
+function that tells what of its match to replace. ``_patterns`` lists them with the
+other rules of a block; ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``,
+``_OPEN_PY_AUTH``, ``CURL_REACH`` and ``curl_before`` to keep a cut that such a
+credential may still cross.
 
 Pure and synchronous.
 """
@@ -112,6 +114,32 @@ _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no passwor
 # unless the host after the last @ has a port (p@ss/w0rd@db:5432): that @ is the URL's
 _NAME_THEN_PATH = re.compile(r"@[A-Za-z0-9-]+[/?]")
 _HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
+# A Python HTTP client's Basic credentials: ``auth=("user", "password")`` (requests,
+# httpx; ``session.auth = (...)`` too), ``HTTPBasicAuth("user", "password")`` (requests),
+# ``BasicAuth("user", "password")`` (aiohttp, httpx): the second string literal is the
+# password (names are code: ``auth=(user, password)``). The user is a string without a
+# cut character (whitespace, JSON's , { } [ ]); the password one without, or with spaces
+# or JSON's punctuation if QUOTED_SPACED long at most (a stream holds back that long for
+# one: _OPEN_PY_AUTH)
+_PY_AUTH_HEAD = r"(?:(?<!\w)auth[ \t]{0,8}=[ \t]{0,8}\(|\b(?:HTTP)?BasicAuth\()\s{0,8}"
+_PY_AUTH_PLAIN = _ascii_but("\"'\\,{}[]")
+_PY_AUTH_SPACED = _ascii_but("\"'\\")
+_PY_AUTH = re.compile(
+    _PY_AUTH_HEAD + rf"(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,8}},\s{{0,8}}"
+    rf"(?P<q>[\"'])(?P<password>[{_PY_AUTH_PLAIN}]{{1,128}}"
+    rf"|[ {_PY_AUTH_SPACED}]{{1,{QUOTED_SPACED}}})(?P=q)"
+)
+# what a cut inside such credentials, before the password's closing quote, follows: the
+# word auth and its = (then the call's parenthesis), the parenthesis, the user, its comma,
+# or the password's opening quote and up to QUOTED_SPACED - 1 characters
+_OPEN_PY_AUTH = re.compile(
+    r"(?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z|"
+    + _PY_AUTH_HEAD
+    + rf"(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,8}}"
+    rf"(?:,\s{{0,8}}(?:[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"
+)
+#: how far back from a cut the start of _OPEN_PY_AUTH is looked for (its longest match)
+PY_AUTH_REACH: Final = 170
 
 
 def _bearer_hit(m: re.Match[str]) -> str | None:
@@ -153,6 +181,16 @@ def _user_option_hit(m: re.Match[str]) -> str | None:
     ):
         return None
     start, end = m.start(group) - m.start(), m.end(group) - m.start()
+    return m.group()[:start] + tag("password") + m.group()[end:]
+
+
+def _py_auth_hit(m: re.Match[str]) -> str | None:
+    """The password of a Python client's Basic credentials (``auth=("u", "pw")``), but
+    a placeholder (``auth=("user", "password")``, ``"<password>"``, ``"${PW}"``)."""
+    password = m["password"]
+    if not password.strip() or _PLACEHOLDER.fullmatch(password):
+        return None
+    start, end = m.start("password") - m.start(), m.end("password") - m.start()
     return m.group()[:start] + tag("password") + m.group()[end:]
 
 

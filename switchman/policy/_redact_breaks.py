@@ -5,13 +5,13 @@ open; a cut is a position ``c`` just after whitespace, after CJK or fullwidth
 punctuation (the ideographic full stop and comma, corner brackets...) or after JSON's
 ``, { } [ ]``: characters no pattern takes, but for URL passwords and named values
 (``password=...``), which may hold JSON's. Whether ``c`` is a break depends on the
-previous break ``b`` and on ``text[b:c]``; the rules reading further back give the
-same answer at ``c`` whatever lies before ``b``. A cut after JSON's punctuation is a
-break if no ``://`` nor a password's or secret key's name lies in ``text[b:c]``
-within its last 512 characters (no such match is longer) and no private key, curl
-command or table's row keeps it (the rules below); any other cut if all of these hold
-(a rule reading back past ``b`` takes a cut character there, JSON's too, for the text's
-start):
+previous break ``b`` and on ``text[b:c]``; the rules reading further back give the same
+answer at ``c`` whatever lies before ``b``. A cut after JSON's punctuation is a break if
+no ``://`` nor a password's or secret key's name lies in ``text[b:c]`` within its last
+512 characters (no such match is longer) and no private key, curl command, Python
+client's credentials or table's row keeps it (the rules below); any other cut if all of
+these hold (a rule reading back past ``b`` takes a cut character there, JSON's too, for
+the text's start):
 
 * no phone or card number may go on across it. One may if the whitespace is a space
   (or no-break space) after a digit and at most two more separators, ``c - b'`` is at
@@ -19,24 +19,24 @@ start):
   run, a ``+``, a ``(``, or ``b'``) lies at most 32 characters before ``c``, ``b'``
   being ``b`` or, in a longer block, just after the last of JSON's punctuation in
   ``text[b:c]`` (a cut a URL or a name kept: numbers in compact JSON are kept whole);
-* the text before it does not end in ``bearer`` (or ``basic``) and at most 32
-  whitespace characters, nor in ``Authorization:`` (its scheme follows), nor in a
-  secret's name (and its ``=``, ``:`` or a table's
-  ``|``, markdown's ``**`` or ``__`` before or after it) and a few spaces or tabs, nor
-  in a ``|`` after whitespace and spaces or tabs (a table's cell), nor in curl's
-  ``-u`` or ``--user`` and spaces or tabs, nor less than ``CURL_REACH`` (200)
-  characters after the word ``curl`` on its line or a line it continues (``\\`` at
-  a line's end; curl's ``-u user:password`` is redacted only with its curl in the
-  block), nor in ``ssh``
-  (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted
-  value (double or single quotes, backticks) after a secret's name opened less than
-  ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``), nor in a
-  table's cell after a cell naming a secret (``| password | my pass``), nor in a
-  quoted ``user:password`` after ``-u`` (``-u 'bob:p@ss``), nor inside a row of a
-  table whose header names a secret (``TableColumns``: from the row's first ``|`` to its
-  line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is such a row
-  depends on the lines before it, read once, so a block holds a row whole and its
-  secret column's cells are judged there);
+* the text before it does not end in ``bearer`` (or ``basic``) and at most 32 whitespace
+  characters, nor in ``Authorization:`` (its scheme follows), nor in a secret's name
+  (and its ``=``, ``:`` or a table's ``|``, markdown's ``**`` or ``__`` before or after
+  it) and a few spaces or tabs, nor in a ``|`` after whitespace and spaces or tabs (a
+  table's cell), nor in curl's ``-u`` or ``--user`` and spaces or tabs, nor less than
+  ``CURL_REACH`` (200) characters after the word ``curl`` on its line or a line it
+  continues (``\\`` at a line's end; curl's ``-u user:password`` is redacted only with
+  its curl in the block), nor in ``ssh`` (``scp``, ``sftp``, ``mosh``, ``rsync``,
+  ``clone``) and a space, nor in a quoted value (double or single quotes, backticks)
+  after a secret's name opened less than ``QUOTED_SPACED`` (48) characters before
+  (``password: "correct horse``), nor in a table's cell after a cell naming a secret
+  (``| password | my pass``), nor in a quoted ``user:password`` after ``-u`` (``-u
+  'bob:p@ss``), nor in a Python HTTP client's Basic credentials before its password's
+  closing quote (``auth = (``, ``auth=("u", "my pa``, ``BasicAuth("u",``), nor inside a
+  row of a table whose header names a secret (``TableColumns``: from the row's first
+  ``|`` to its line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is
+  such a row depends on the lines before it, read once, so a block holds a row whole and
+  its secret column's cells are judged there);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
@@ -73,7 +73,14 @@ from switchman.policy._patterns import (
     _PEM_END,
     _PEM_HEADER,
 )
-from switchman.policy._patterns_credentials import _AUTH_NAME, _OPEN_USER, CURL_REACH, curl_before
+from switchman.policy._patterns_credentials import (
+    _AUTH_NAME,
+    _OPEN_PY_AUTH,
+    _OPEN_USER,
+    CURL_REACH,
+    PY_AUTH_REACH,
+    curl_before,
+)
 from switchman.policy._patterns_tables import TableColumns
 from switchman.policy._patterns_values import PEM_HOLD_LIMIT, QUOTED_SPACED
 
@@ -240,9 +247,11 @@ class _Blockers:
 class _Cuts:
     """A text, or the last part of a stream (``t[i]`` is the stream's character
     ``off + i``), with its cut characters, its PEM holds and where secrets holding
-    JSON's punctuation may start (found when first asked, for a whole text)."""
+    JSON's punctuation may start (found when first asked, for a whole text), and
+    whether a Python client's credentials may keep a cut (``py_auth``: ``"uth"`` in it,
+    one scan, so that a text without spends nothing on them at each cut)."""
 
-    __slots__ = ("_blockers", "chars", "cut", "off", "pem", "t", "tables")
+    __slots__ = ("_blockers", "chars", "cut", "off", "pem", "py_auth", "t", "tables")
 
     def __init__(
         self,
@@ -257,6 +266,7 @@ class _Cuts:
         self.tables = tables if tables is not None and tables.pipes else None  # rows to hold
         self.cut, self.chars = cuts  # all cut characters; those but whitespace
         self.pem = pem if pem is not None and pem.seen_begin else None
+        self.py_auth = "uth" in t  # auth=(, BasicAuth(
 
     def json_blocked(self, lo: int, c: int) -> bool:
         """Whether a secret holding JSON's punctuation may start in ``lo..c``."""
@@ -301,6 +311,14 @@ def _in_open_user(t: str, c: int) -> bool:
     ``--user``, its closing quote not yet there (``_OPEN_USER``: ``-u 'bob:p@ss``)."""
     lo = max(c - 100, 0)  # --user, spaces, the quote, user:password
     return t.find("-u", lo, c) >= 0 and _OPEN_USER.search(t, lo, c) is not None
+
+
+def _in_py_auth(t: str, c: int) -> bool:
+    """Whether ``c`` lies in a Python client's Basic credentials before its password's
+    closing quote (``_OPEN_PY_AUTH``: ``auth = (``, ``auth=("u", "my pa``); reads
+    ``PY_AUTH_REACH`` characters back at most."""
+    lo = max(c - PY_AUTH_REACH, 0)
+    return t.find("uth", lo, c) >= 0 and _OPEN_PY_AUTH.search(t, lo, c) is not None
 
 
 def _opens(ch: str) -> bool:
@@ -373,6 +391,11 @@ def _row_held(x: _Cuts, c: int) -> bool:
     return x.tables.holds(x.off + c) if x.tables is not None else False
 
 
+def _py_auth_held(x: _Cuts, c: int) -> bool:
+    """Whether a Python client's Basic credentials keep the cut ``c`` (``_in_py_auth``)."""
+    return x.py_auth and _in_py_auth(x.t, c)
+
+
 def _pem_held(x: _Cuts, c: int) -> bool:
     """Whether a private key block keeps the cut ``c``: a key's header keeps it, or
     ``c`` is in what may still become one (``-----BEGIN`` and label characters)."""
@@ -406,12 +429,14 @@ def _is_break(x: _Cuts, b: int, c: int) -> bool:
         return (
             not x.json_blocked(max(b, c - _JSON_REACH), c)
             and not _curl_held(t, c)
+            and not _py_auth_held(x, c)
             and not _pem_held(x, c)
             and not _row_held(x, c)
         )
     return (
         not _number_held(t, _number_from(x, b, c), c)
         and not _word_held(t, c)
+        and not _py_auth_held(x, c)
         and not _pem_held(x, c)
         and not _row_held(x, c)
     )
@@ -426,6 +451,7 @@ def _surely_break(x: _Cuts, c: int) -> bool:
     return (
         _digit_before(t, c, 0) < 0
         and not _word_held(t, c)
+        and not _py_auth_held(x, c)
         and not _pem_held(x, c)
         and not _row_held(x, c)
     )

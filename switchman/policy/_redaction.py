@@ -72,9 +72,9 @@ one scan of the text (or of each chunk once, streamed), and a stream examines ea
 cut once however long it is held (``tests/policy/test_redaction_work.py`` counts it);
 the rows of tables with a secret's column come from one scan too.
 
-Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no
-``bearer``, no ``Basic``, no ``authorization`` with a ``:``, no ``-u``, no
-``-----BEGIN``, no password's or secret key's name, no ``+``/``00`` and seven digits,
+Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no ``bearer``,
+no ``Basic``, no ``authorization`` with a ``:``, no ``auth`` with an ``=``, no ``-u``,
+no ``-----BEGIN``, no password's or secret key's name, no ``+``/``00`` and seven digits,
 no card-shaped group, no 3-3-4 group) costs
 about twenty substring tests, plus one regular-expression scan if it has digits:
 1.4 µs for 300 characters of prose, 5 µs with numbers in it, 1.5 ms for a 2,000-line

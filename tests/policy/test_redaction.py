@@ -343,6 +343,8 @@ def _stream(text: str, sizes: list[int]) -> tuple[str, dict[str, int]]:
 ALL_SECRETS = [(kind, s) for kind, secrets in SECRETS.items() for s in secrets] + [
     ("bearer_token", "Bearer abc123def456ghi789jkl012"),
     ("url_password", "postgres://admin:s3cr3t@db.example.com/app"),
+    ("password", 'auth=("admin", "hunter2-pass")'),
+    ("password", "HTTPBasicAuth('svc', 'my pass, 9')"),
 ]
 
 

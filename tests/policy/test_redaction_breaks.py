@@ -101,6 +101,8 @@ PIECES = [
     "-----BEGIN RSA " + "PRIVATE KEY-----\n",
     "ssh ubuntu@ec2-3-120-45-6.compute.amazonaws.com",
     "0.5401996580683129",
+    'auth=("admin", "p,a}ss[1")',
+    "aiohttp.BasicAuth('u', 'my pass 9')",
 ]
 
 

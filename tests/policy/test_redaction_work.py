@@ -46,6 +46,8 @@ TEXTS: dict[str, Callable[[int], str]] = {
     "a table of Basic": lambda n: ("| Basic | x1 " * n)[:n],
     "curl -u chain": lambda n: ("-u " * n)[:n],
     "curl and spaces": lambda n: ("curl " + " " * n)[:n],
+    "Python credentials left open": lambda n: ('auth=("u", "p, ' * n)[:n],
+    "auth and spaces": lambda n: ("auth = ( " + " " * n)[:n],
     "a table of passwords by column": lambda n: (
         "| user | password |\n|---|---|\n" + "| a | b2!x |\n" * n
     )[:n],

@@ -1,0 +1,123 @@
+"""Redaction, seventh audit: a Python HTTP client's Basic credentials.
+
+Secrets below are fake and split into pieces so that secret scanners leave this file
+alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from switchman.policy import _patterns
+from switchman.policy._redaction import StreamRedactor, redact, tag
+from tests.policy._streamed import same_streamed
+
+PW = tag("password")
+KEY = tag("api_key")
+
+# -- a Python client's Basic credentials ------------------------------------------------
+
+PY_AUTH = [
+    (
+        "r = requests.get(url, auth=('admin', 'hunter2" + "-pass'))",
+        f"r = requests.get(url, auth=('admin', '{PW}'))",
+    ),
+    ('httpx.get(url, auth=("u", "p"))', f'httpx.get(url, auth=("u", "{PW}"))'),
+    ('session.auth = ("deploy", "Tr0ub4dor&3")', f'session.auth = ("deploy", "{PW}")'),
+    (
+        'requests.get(url, auth=HTTPBasicAuth("u", "p"))',
+        f'requests.get(url, auth=HTTPBasicAuth("u", "{PW}"))',
+    ),
+    (
+        'auth = requests.auth.HTTPBasicAuth("svc", "s3cr3t-Value")',
+        f'auth = requests.auth.HTTPBasicAuth("svc", "{PW}")',
+    ),
+    ('aiohttp.BasicAuth("u", "p")', f'aiohttp.BasicAuth("u", "{PW}")'),
+    ('httpx.BasicAuth("bob", "correct horse 9")', f'httpx.BasicAuth("bob", "{PW}")'),
+    ('httpx.BasicAuth("bob", "p,a{s}s[1]")', f'httpx.BasicAuth("bob", "{PW}")'),
+    # laid out over lines, as a formatter may
+    ('auth=(\n    "admin",\n    "hunter2!x",\n)', f'auth=(\n    "admin",\n    "{PW}",\n)'),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PY_AUTH)
+def test_a_python_clients_basic_password_is_redacted_and_its_user_kept(
+    text: str, expected: str
+) -> None:
+    done = redact(text)
+    assert (done.text, dict(done.counts)) == (expected, {"password": 1})
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "requests.get(url, auth=(user, password))",  # names: code
+        "requests.get(url, auth=None)",
+        'requests.get(url, auth=("user", "password"))',  # placeholders
+        'auth=("admin", "<password>")',
+        'auth=("admin", "${API_PASSWORD}")',
+        'auth=("admin", "")',
+        'oauth=("client", "x1")',  # another word
+        "The auth flow (see below) is simple, and auth=good enough.",
+    ],
+)
+def test_what_is_no_python_clients_password_is_left(text: str) -> None:
+    done = redact(text)
+    assert (done.text, dict(done.counts)) == (text, {})
+    assert same_streamed(text) == text
+
+
+@pytest.mark.parametrize(("text", "expected"), PY_AUTH)
+def test_python_credentials_stream_as_whole_split_at_every_point(text: str, expected: str) -> None:
+    text = f"Use this: {text}, then call it."
+    whole = redact(text)
+    assert whole.counts == {"password": 1}
+    for cut in range(len(text) + 1):
+        redactor = StreamRedactor()
+        out = redactor.feed(text[:cut]) + redactor.feed(text[cut:]) + redactor.flush()
+        assert (out, dict(redactor.counts)) == (whole.text, dict(whole.counts)), cut
+
+
+# -- stream == whole, any chunking -------------------------------------------------------
+
+AUTH_PIECES = [
+    *("auth", "auth=(", "auth = (", "BasicAuth(", "HTTPBasicAuth(", "aiohttp.", "oauth="),
+    *('"u"', "'admin'", '"', "'", ",", ", ", ")", "(", "=", " ", "\n", "\t", "{", "]"),
+    *('"hunter2!x"', "'p,a{s}s'", '"my pass 9"', '"password"', "user", "x1"),
+]
+PIECES = [*AUTH_PIECES, "日本", "。", "password=", "Basic "]
+
+
+@st.composite
+def texts_and_cuts(draw: st.DrawFn) -> tuple[str, list[int]]:
+    text = "".join(draw(st.lists(st.sampled_from(PIECES), max_size=40)))
+    points = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=30))))
+    return text, [b - a for a, b in zip([0, *points], points, strict=False)]
+
+
+@settings(max_examples=600, deadline=None)
+@given(texts_and_cuts())
+def test_python_credentials_stream_as_whole(case: tuple[str, list[int]]) -> None:
+    text, sizes = case
+    whole = redact(text)
+    redactor = StreamRedactor()
+    out, i = [], 0
+    for n in [*sizes, len(text)]:
+        out.append(redactor.feed(text[i : i + n]))
+        i += n
+    out.append(redactor.flush())
+    assert ("".join(out), dict(redactor.counts)) == (whole.text, dict(whole.counts))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(AUTH_PIECES), max_size=20))
+def test_no_break_cuts_a_python_clients_credentials(parts: list[str]) -> None:
+    """Redacted as one block, the text redacts the same: no break splits the
+    credentials (tables aside: their rows are found in the whole text only)."""
+    text = "".join(parts)
+    counts: dict[str, int] = {}
+    assert redact(text).text == _patterns._redact_block(text, counts)
+    assert redact(text).counts == counts
