@@ -209,6 +209,8 @@ def _maybe_triggered(text: str) -> bool:
                 or "glpat-" in text
                 or "xapp-" in text
                 or "-u" in text  # curl -u user:password, --user
+                # a table (its separator |---|) whose header may name a token's column
+                or ("|" in text and ("oken" in text or "OKEN" in text))
             )
         )
         or (

@@ -32,10 +32,15 @@ _OPEN_ROW: Final = 1 << 62  # the end of a row not yet known
 # a table's header and separator rows (``| a | b |`` then ``|---|:--:|``)
 _SEPARATOR = re.compile(r"[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|[ \t]*\r?")
 TABLE_GATE = re.compile(r"\|[ \t]*:?-+:?[ \t]*\|")  # what every separator holds
-# a header's cell naming a secret: the name ends it, a word or two may lead
+# a header's cell naming a secret: the name ends it, a word or two may lead. A token
+# only with a word saying whose (access, auth, API, refresh): a tokenizer's Token, a
+# usage table's Input tokens are no secret
+_TOKEN_NAME = (
+    r"(?:[Aa]ccess|ACCESS|O?[Aa]uth|O?AUTH|API|[Aa]pi|[Rr]efresh|REFRESH)[ _.-]?(?:[Tt]oken|TOKEN)"
+)
 _COLUMN_NAME = re.compile(
-    rf"(?:\A|(?<=[ _.-]))(?:(?P<password>{_PASSWORD_NAME})|{_SECRET_KEY_NAME}|[Ss]ecret|SECRET)"
-    r"[sS]?(?:[ \t]*\([^()]{0,32}\))?\Z"
+    rf"(?:\A|(?<=[ _.-]))(?:(?P<password>{_PASSWORD_NAME})|{_SECRET_KEY_NAME}|[Ss]ecret|SECRET"
+    rf"|{_TOKEN_NAME})[sS]?(?:[ \t]*\([^()]{{0,32}}\))?\Z"
 )
 _Columns = tuple[tuple[int, str], ...]  # (the cell's index from the row's first |, kind)
 

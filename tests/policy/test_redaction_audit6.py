@@ -175,6 +175,7 @@ PIECES = [
     *("password", "Password", "| Password |", "Client secret", "| user |", "**", "`"),
     *("hunter2!x", "Gr@fana2024", "8-64", "<password>", "admin", "x", "日本"),
     *("curl ", "curl", "-u ", "-u", "--user=", "admin:", "S3cr3t!", "'", " \\\n", "redis://"),
+    *("| Access token |", "| Token |", "tok_9f8e7d6c5b4a3210", "auth=(", '"u", ', '"p w"', ")"),
 ]
 
 

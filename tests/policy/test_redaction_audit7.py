@@ -1,4 +1,5 @@
-"""Redaction, seventh audit: a Python HTTP client's Basic credentials.
+"""Redaction, seventh audit: a Python HTTP client's Basic credentials, and a table's
+token and secret columns.
 
 Secrets below are fake and split into pieces so that secret scanners leave this file
 alone.
@@ -81,6 +82,75 @@ def test_python_credentials_stream_as_whole_split_at_every_point(text: str, expe
         assert (out, dict(redactor.counts)) == (whole.text, dict(whole.counts)), cut
 
 
+# -- a table's token and secret columns ---------------------------------------------------
+
+TOKEN = "tok_" + "9f8e7d6c5b4a3210zz"  # 16 or more, a digit: a column's secret key
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "API secret",
+        "Secret key",
+        "Client secret",
+        "Access token",
+        "Auth token",
+        "API token",
+        "Refresh token",
+        "OAuth token",
+        "ACCESS_TOKEN",
+        "Access tokens",
+    ],
+)
+def test_a_column_headed_by_a_secret_or_a_token_is_redacted(column: str) -> None:
+    text = (
+        f"| Service | {column} | Notes |\n|---|---|---|\n"
+        f"| billing | {TOKEN} | rotated |\n| mail | `{TOKEN}` | short x1 |\n"
+    )
+    expected = (
+        f"| Service | {column} | Notes |\n|---|---|---|\n"
+        f"| billing | {KEY} | rotated |\n| mail | `{KEY}` | short x1 |\n"
+    )
+    done = redact(text)
+    assert (done.text, dict(done.counts)) == (expected, {"api_key": 2})
+    assert same_streamed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a tokenizer's table: its Token column must survive
+        "| Token | ID | Count |\n|---|---|---|\n"
+        "| hello | 15339 | 3 |\n| ▁tokenization2024abc | 30001 | 1 |\n"
+        f"| {TOKEN} | 42 | 1 |\n",
+        f"| Tokens | Text |\n|---|---|\n| {TOKEN} | x |\n",
+        f"| Model | Input tokens | Output tokens |\n|---|---|---|\n| m1 | {TOKEN} | 12 |\n",
+        f"| Token ID | Piece |\n|---|---|\n| 1 | {TOKEN} |\n",
+    ],
+)
+def test_a_bare_token_column_is_left(text: str) -> None:
+    done = redact(text)
+    assert (done.text, dict(done.counts)) == (text, {})
+    assert same_streamed(text) == text
+
+
+def test_a_token_column_needs_no_other_trigger() -> None:
+    """The table's header is its only trigger: the gate lets it through."""
+    text = f"| Access token |\n|---|\n| {TOKEN} |\n"
+    assert _patterns._maybe_triggered(text)
+    assert redact(text).text == f"| Access token |\n|---|\n| {KEY} |\n"
+
+
+def test_a_token_table_streams_as_whole_split_at_every_point() -> None:
+    text = f"Keys:\n\n| Service | API token |\n|---|---|\n| billing | {TOKEN} |\n\nDone."
+    whole = redact(text)
+    assert whole.counts == {"api_key": 1}
+    for cut in range(len(text) + 1):
+        redactor = StreamRedactor()
+        out = redactor.feed(text[:cut]) + redactor.feed(text[cut:]) + redactor.flush()
+        assert (out, dict(redactor.counts)) == (whole.text, dict(whole.counts)), cut
+
+
 # -- stream == whole, any chunking -------------------------------------------------------
 
 AUTH_PIECES = [
@@ -88,7 +158,11 @@ AUTH_PIECES = [
     *('"u"', "'admin'", '"', "'", ",", ", ", ")", "(", "=", " ", "\n", "\t", "{", "]"),
     *('"hunter2!x"', "'p,a{s}s'", '"my pass 9"', '"password"', "user", "x1"),
 ]
-PIECES = [*AUTH_PIECES, "日本", "。", "password=", "Basic "]
+PIECES = [
+    *AUTH_PIECES,
+    *("| ", " |", "|---|", "|---|---|", "| Access token |", "| API secret |", "| Token |"),
+    *(TOKEN, "hunter2!x", "日本", "。", "password=", "Basic "),
+]
 
 
 @st.composite
@@ -100,7 +174,7 @@ def texts_and_cuts(draw: st.DrawFn) -> tuple[str, list[int]]:
 
 @settings(max_examples=600, deadline=None)
 @given(texts_and_cuts())
-def test_python_credentials_stream_as_whole(case: tuple[str, list[int]]) -> None:
+def test_credentials_and_token_tables_stream_as_whole(case: tuple[str, list[int]]) -> None:
     text, sizes = case
     whole = redact(text)
     redactor = StreamRedactor()
