@@ -46,13 +46,12 @@ from switchman._result import (
 )
 from switchman.actors._attempt_ends import runaway, stopped, strip_repeat, timed_out
 from switchman.actors._env import DispatchEnv
+from switchman.actors._holds import release_hold, reserve_hold, tell_budget_refusal
 from switchman.actors._messages import (
     Attempt,
     AttemptFailed,
     AttemptReply,
     CancelAttempt,
-    Release,
-    Reserve,
     Settle,
     Unavailable,
 )
@@ -60,7 +59,7 @@ from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, Text
 from switchman.catalog._spec import ModelSpec, RouterConfig
 from switchman.policy._billing import partial_output_tokens, possible_bill
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
-from switchman.policy._budget import Limit, Refusal, refusal_message, window_key
+from switchman.policy._budget import refusal_message
 from switchman.policy._eligibility import (
     CONTINUE_PROMPT,
     fits_window,
@@ -256,54 +255,6 @@ def _messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
     return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))
 
 
-async def _reserve(
-    env: DispatchEnv, run: CallRun, rid: str, scopes: tuple[str, ...], amount: float
-) -> Refusal | None:
-    send: trio.MemorySendChannel[Refusal | None]
-    receive: trio.MemoryReceiveChannel[Refusal | None]
-    send, receive = open_channel(1)
-    with receive:
-        await send_soon(
-            env.ledger, Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send)
-        )
-        try:
-            return await receive.receive()
-        except trio.EndOfChannel:  # the ledger went away: fail closed
-            closed = Limit(scope="ledger", period="day", limit_usd=0.0)
-            return Refusal(limit=closed, available_usd=0.0, held_usd=0.0)
-
-
-def _tell_budget_refusal(env: DispatchEnv, limit: Limit) -> None:
-    """Log, once per budget and period window, that a budget has started refusing calls
-    (an operator should know without reading every call's error)."""
-    told = env.told_refusals
-    key = (limit.scope, limit.period, window_key(limit.period, time.time()))
-    if key in told:
-        return
-    if len(told) > 10_000:
-        told.clear()
-    told.add(key)
-    log.warning(
-        "the %s %s budget of $%g is refusing calls it cannot cover (until the %s ends)",
-        limit.scope,
-        limit.period,
-        limit.limit_usd,
-        limit.period,
-    )
-
-
-async def _release(env: DispatchEnv, rid: str) -> None:
-    """Give a reservation back (a failed attempt costs nothing).
-
-    Shielded and bounded, so it also runs when the call is being cancelled.
-    """
-    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-        try:
-            await send_soon(env.ledger, Release(id=rid))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the ledger is gone, and its reservations with it
-
-
 async def _one_attempt(
     env: DispatchEnv, run: CallRun, model: ModelSpec, *, leave_room: bool = False
 ) -> Success | ProviderError | None:
@@ -338,7 +289,7 @@ async def _one_attempt(
         # the most this attempt can cost, so that no budget is ever overspent
         estimate = model.cost(max_input_tokens(call, run.sent_raw), out_tokens)
         reservation = f"{run.call_id}:{n}"
-        refused = await _reserve(env, run, reservation, scopes, estimate)
+        refused = await reserve_hold(env, reservation, scopes, estimate)
         if refused is not None:
             key = env.keys_by_handle.get(handle)
             message = refusal_message(
@@ -351,7 +302,7 @@ async def _one_attempt(
             limit = refused.limit
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
             run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)
-            _tell_budget_refusal(env, limit)
+            tell_budget_refusal(env, limit)
             return None
         run.reserved_usd += estimate
         run.budget_scopes = scopes
@@ -396,7 +347,7 @@ async def _one_attempt(
         return result
     finally:
         if reservation is not None and not settled:
-            await _release(env, reservation)
+            await release_hold(env, reservation)
             # told as a settlement of nothing: a failed attempt costs nothing
             run.event(env, "budget.settled", alias=model.alias, amount_usd=0.0, released=True)
 

@@ -1,0 +1,78 @@
+"""An attempt's hold on its budgets: the conversation with the ledger actor that
+reserves the most an attempt can cost before it starts, and gives the hold back when it
+ends without a bill (settling is the attempt's, which knows the cost). Each call of these
+runs in the call task of the dispatcher."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+
+from switchman._channels import open_channel, send_soon
+from switchman.actors._env import DispatchEnv
+from switchman.actors._messages import Release, Reserve
+from switchman.policy._budget import Limit, Refusal, window_key
+
+log = logging.getLogger("switchman.attempts")
+
+
+async def reserve_hold(
+    env: DispatchEnv, rid: str, scopes: tuple[str, ...], amount: float
+) -> Refusal | None:
+    """Ask the ledger to hold ``amount`` on ``scopes`` as reservation ``rid``: None when
+    it did, else the budget that refused. A ledger that went away refuses (fail closed).
+
+    Cancelled before the answer is read, the hold is released (shielded, bounded): the
+    ledger may have made it already, and no one else would.
+    """
+    send: trio.MemorySendChannel[Refusal | None]
+    receive: trio.MemoryReceiveChannel[Refusal | None]
+    send, receive = open_channel(1)
+    with receive:
+        try:
+            await send_soon(
+                env.ledger, Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send)
+            )
+            try:
+                return await receive.receive()
+            except trio.EndOfChannel:  # the ledger went away: fail closed
+                closed = Limit(scope="ledger", period="day", limit_usd=0.0)
+                return Refusal(limit=closed, available_usd=0.0, held_usd=0.0)
+        except BaseException:
+            # cancelled before the answer was read: the ledger may have reserved already
+            # (its answer left unread in the buffer), and no one would settle it
+            await release_hold(env, rid)
+            raise
+
+
+def tell_budget_refusal(env: DispatchEnv, limit: Limit) -> None:
+    """Log, once per budget and period window, that a budget has started refusing calls
+    (an operator should know without reading every call's error)."""
+    told = env.told_refusals
+    key = (limit.scope, limit.period, window_key(limit.period, time.time()))
+    if key in told:
+        return
+    if len(told) > 10_000:
+        told.clear()
+    told.add(key)
+    log.warning(
+        "the %s %s budget of $%g is refusing calls it cannot cover (until the %s ends)",
+        limit.scope,
+        limit.period,
+        limit.limit_usd,
+        limit.period,
+    )
+
+
+async def release_hold(env: DispatchEnv, rid: str) -> None:
+    """Give a reservation back (a failed attempt costs nothing).
+
+    Shielded and bounded, so it also runs when the call is being cancelled.
+    """
+    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+        try:
+            await send_soon(env.ledger, Release(id=rid))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the ledger is gone, and its reservations with it
