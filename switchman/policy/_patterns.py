@@ -39,7 +39,7 @@ from switchman.policy._patterns_credentials import (
     _url_password_hit,
     _user_option_hit,
 )
-from switchman.policy._patterns_tables import _column_hits, _Columns
+from switchman.policy._patterns_tables import _column_hits, _Columns, names_a_token
 from switchman.policy._patterns_values import (
     _CELL_PROSE,
     _CODE,
@@ -210,7 +210,7 @@ def _maybe_triggered(text: str) -> bool:
                 or "xapp-" in text
                 or "-u" in text  # curl -u user:password, --user
                 # a table (its separator |---|) whose header may name a token's column
-                or ("|" in text and ("oken" in text or "OKEN" in text))
+                or ("|" in text and names_a_token(text))
             )
         )
         or (

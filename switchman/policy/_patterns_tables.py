@@ -35,9 +35,24 @@ TABLE_GATE = re.compile(r"\|[ \t]*:?-+:?[ \t]*\|")  # what every separator holds
 # a header's cell naming a secret: the name ends it, a word or two may lead. A token
 # only with a word saying whose (access, auth, API, refresh): a tokenizer's Token, a
 # usage table's Input tokens are no secret
-_TOKEN_NAME = (
-    r"(?:[Aa]ccess|ACCESS|O?[Aa]uth|O?AUTH|API|[Aa]pi|[Rr]efresh|REFRESH)[ _.-]?(?:[Tt]oken|TOKEN)"
-)
+_TOKEN_LEAD = r"(?:[Aa]ccess|ACCESS|O?[Aa]uth|O?AUTH|API|[Aa]pi|[Rr]efresh|REFRESH)[ _.-]?"
+_TOKEN_NAME = _TOKEN_LEAD + r"(?:[Tt]oken|TOKEN)"
+_BEFORE_TOKEN = re.compile(_TOKEN_LEAD + r"\Z")
+
+
+def names_a_token(text: str) -> bool:
+    """Whether ``text`` holds a token's name a secret column may be headed by
+    (``_TOKEN_NAME``: ``Access token``, ``API_TOKEN``): a look at the few characters
+    before each ``oken`` or ``OKEN``, no scan of the text by a regular expression."""
+    for word in ("oken", "OKEN"):
+        i = text.find(word, 1)
+        while i >= 0:
+            if _BEFORE_TOKEN.search(text, max(i - 10, 0), i - 1):
+                return True
+            i = text.find(word, i + 1)
+    return False
+
+
 _COLUMN_NAME = re.compile(
     rf"(?:\A|(?<=[ _.-]))(?:(?P<password>{_PASSWORD_NAME})|{_SECRET_KEY_NAME}|[Ss]ecret|SECRET"
     rf"|{_TOKEN_NAME})[sS]?(?:[ \t]*\([^()]{{0,32}}\))?\Z"

@@ -111,6 +111,7 @@ def test_a_column_headed_by_a_secret_or_a_token_is_redacted(column: str) -> None
         f"| Service | {column} | Notes |\n|---|---|---|\n"
         f"| billing | {KEY} | rotated |\n| mail | `{KEY}` | short x1 |\n"
     )
+    assert _patterns._maybe_triggered(f"| {column} |\n|---|\n")  # the header alone
     done = redact(text)
     assert (done.text, dict(done.counts)) == (expected, {"api_key": 2})
     assert same_streamed(text) == expected
