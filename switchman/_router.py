@@ -172,7 +172,8 @@ class Router:
         """Route ``call`` and return its result (``status`` "failed" with errors when no
         model could answer). Raises ``ValidationError`` for a call the configuration
         cannot serve (unknown model). Cancelled, the call's attempts are cancelled and
-        its reservations released."""
+        its reservations released (an attempt that had begun its answer is billed what
+        it generated, as the provider bills it)."""
         submit, receive = self._submission(call, job_id, stream=False)
         call_id = submit.call_id
         try:  # the wait for the reply below is the checkpoint

@@ -352,21 +352,66 @@ async def test_budget_is_never_overspent_under_concurrency(autojump_clock: trio.
 async def test_cancelling_the_caller_cancels_attempts_and_releases_the_reservation(
     autojump_clock: trio.abc.Clock,
 ) -> None:
+    """A caller that leaves before any output costs nothing; one that leaves mid-answer
+    is billed what the provider generated until then (it bills it), never the whole
+    reservation, and the rest of the hold is free again."""
     slow = sim_model("slow", SimProfile(latency_ms=50_000, ttft_ms=10), input_per_mtok=1000.0)
-    call = Call(prompt="x" * 400, model="slow", params=Params(max_tokens=50))
+    mute = sim_model("mute", SimProfile(ttft_ms=50_000), input_per_mtok=1000.0)
+    call = Call(prompt="x" * 400, model="mute", params=Params(max_tokens=50))
     estimate = slow.cost(404, 50)  # what a reservation assumes: a token per byte, at most
-    config = fleet(slow, budgets=BudgetsConfig(global_daily_usd=estimate * 1.5))
+    config = fleet(slow, mute, budgets=BudgetsConfig(global_daily_usd=estimate * 1.5))
     async with switchman.open_router(config) as router:
+        events = router.subscribe(buffer=1000)
         with trio.move_on_after(1.0):
             await router.call(call)
         await trio.sleep(0.1)
+        assert (await router.spend("global"))["day"] == 0.0  # no output: nothing billed
+        # mid-answer: the prompt and the output so far
+        with trio.move_on_after(1.0) as scope:
+            await router.call(attrs.evolve(call, model="slow"))
+        assert scope.cancelled_caught  # it was admitted and running, not refused
+        await trio.sleep(0.1)
         (provider,) = router.status().providers
         assert provider.in_flight == 0
-        # the whole budget is free again: a reservation of the same size passes
+        spent = (await router.spend("global"))["day"]
+        assert slow.cost(100, 1) <= spent < estimate  # (a prompt of ~100 tokens)
+        settled = [e.data for e in _drain(events) if e.type == "budget.settled"]
+        assert settled[-1]["amount_usd"] == pytest.approx(spent)
+        # what was not billed is free again: a reservation of the same size passes
         with trio.move_on_after(1.0) as scope:
             await router.call(call)
-        assert scope.cancelled_caught  # it was admitted and running, not refused
-        assert (await router.spend("global"))["day"] == 0.0
+        assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("budget", [True, False])
+async def test_an_answer_the_hard_deadline_cut_is_billed_what_was_generated(
+    autojump_clock: trio.abc.Clock, budget: bool
+) -> None:
+    """The call's deadline cuts a stream midway: the provider billed the output so far,
+    so the failed result's cost, its attempt's and the spend all say so (settled against
+    the reservation with a budget, tracked without)."""
+    slow = sim_model("slow", SimProfile(latency_ms=50_000, ttft_ms=10), input_per_mtok=1000.0)
+    budgets = BudgetsConfig(global_daily_usd=100.0) if budget else None
+    call = Call(prompt="hello", model="slow", options=Options(timeouts=Timeouts(hard_ms=1_000)))
+    async with switchman.open_router(fleet(slow, budgets=budgets)) as router:
+        result = await router.call(call)
+        spent = (await router.spend("global"))["day"]
+    assert result.status == "failed" and result.errors[0].code == "timeout"
+    (attempt,) = result.trace.attempts
+    assert attempt.outcome == "timeout" and attempt.usage.output_tokens > 0
+    assert result.cost_usd == attempt.cost_usd == pytest.approx(spent)
+    assert spent > 0.0
+    if budget:
+        assert result.trace.budget.settled_usd == pytest.approx(spent)
+
+
+def _drain(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> list[switchman.TraceEvent]:
+    out = []
+    while True:
+        try:
+            out.append(events.receive_nowait())
+        except trio.WouldBlock:
+            return out
 
 
 async def test_closing_the_router_mid_load_leaves_nothing_running(

@@ -12,8 +12,9 @@ user turn asking it to continue; a repeated prefix is dropped. If nothing can
 continue, the call fails with the original break as its first error.
 
 Everything here runs inside one call task of the dispatcher; cancelling it (the
-caller went away, shutdown) cancels the attempt in flight, releases its
-reservation and closes its reply channel, all in shielded, bounded clean-up.
+caller went away, shutdown) cancels the attempt in flight, settles its reservation
+to what it generated (none: released) and closes its reply channel, all in shielded,
+bounded clean-up.
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ from switchman._result import (
 )
 from switchman.actors._attempt_ends import runaway, stopped, strip_repeat, timed_out
 from switchman.actors._env import DispatchEnv
-from switchman.actors._holds import release_hold, reserve_hold, tell_budget_refusal
+from switchman.actors._holds import (
+    release_hold,
+    reserve_hold,
+    settle_hold,
+    tell_budget_refusal,
+)
 from switchman.actors._messages import (
     Attempt,
     AttemptFailed,
     AttemptReply,
     CancelAttempt,
-    Settle,
     Unavailable,
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
@@ -118,6 +123,9 @@ class CallRun:
     #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
     #: "retry: <why>" (the same model again, after a backoff) or "fallback[: <why>]"
     after: str | None = None
+    #: what the attempt cancelled midway (the caller left, a deadline, a shutdown) was
+    #: billed for the output it had begun, USD: settled as it unwinds
+    cut_usd: float = 0.0
 
     def track(self, scopes: tuple[str, ...], usd: float) -> None:
         if self.tracked is None:
@@ -321,8 +329,7 @@ async def _one_attempt(
                     result.cost_usd,
                     estimate,
                 )
-            with trio.CancelScope(shield=True):  # short: the ledger answers at once
-                await send_soon(env.ledger, Settle(id=reservation, actual_usd=result.cost_usd))
+            await settle_hold(env, reservation, result.cost_usd)
             settled = True
             run.settled_usd += result.cost_usd
             run.event(env, "budget.settled", alias=model.alias, amount_usd=result.cost_usd)
@@ -333,10 +340,7 @@ async def _one_attempt(
         elif isinstance(result, ProviderError) and result.billed_cost_usd:
             # failed here, but billed there (an answer that ended abnormally): it is spend
             if reservation is not None:
-                with trio.CancelScope(shield=True):
-                    await send_soon(
-                        env.ledger, Settle(id=reservation, actual_usd=result.billed_cost_usd)
-                    )
+                await settle_hold(env, reservation, result.billed_cost_usd)
                 settled = True
                 run.settled_usd += result.billed_cost_usd
                 run.event(
@@ -346,10 +350,18 @@ async def _one_attempt(
                 run.track(scopes, result.billed_cost_usd)
         return result
     finally:
+        cut, run.cut_usd = run.cut_usd, 0.0  # cancelled after output began: billed
         if reservation is not None and not settled:
-            await release_hold(env, reservation)
-            # told as a settlement of nothing: a failed attempt costs nothing
-            run.event(env, "budget.settled", alias=model.alias, amount_usd=0.0, released=True)
+            if cut:
+                await settle_hold(env, reservation, cut)
+                run.settled_usd += cut
+                run.event(env, "budget.settled", alias=model.alias, amount_usd=cut)
+            else:
+                await release_hold(env, reservation)
+                # told as a settlement of nothing: a failed attempt costs nothing
+                run.event(env, "budget.settled", alias=model.alias, amount_usd=0.0, released=True)
+        elif cut:
+            run.track(scopes, cut)
 
 
 async def _exchange(
@@ -502,6 +514,14 @@ async def _exchange(
             else None,
         )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
+            billed: dict[str, Any] = {}
+            if text:  # output began: the provider bills what it generated, whoever left
+                usage = Usage(
+                    input_tokens=input_tokens,
+                    output_tokens=partial_output_tokens(text, out_tokens),
+                )
+                run.cut_usd = model.cost(usage.input_tokens, usage.output_tokens)
+                billed = {"usage": usage, "cost_usd": run.cut_usd}
             record = AttemptRecord(
                 n=n,
                 alias=model.alias,
@@ -513,6 +533,7 @@ async def _exchange(
                 status_code=status_code,
                 error="the call's deadline passed" if hard_deadline else "the call was cancelled",
                 malformed_events=malformed,
+                **billed,
             )
             run.attempts.append(record)
             if env.hub.active:
@@ -601,7 +622,7 @@ async def _exchange(
     assert error is not None
     if error.provider is None:
         error.provider = model.provider
-    billed: dict[str, Any] = {}
+    billed = {}
     if error.billed is None and text:
         # the stream broke, stalled or errored after output began: the provider billed
         # what it generated, though the answer is not whole (its usage, when it said)

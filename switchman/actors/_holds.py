@@ -1,7 +1,6 @@
 """An attempt's hold on its budgets: the conversation with the ledger actor that
-reserves the most an attempt can cost before it starts, and gives the hold back when it
-ends without a bill (settling is the attempt's, which knows the cost). Each call of these
-runs in the call task of the dispatcher."""
+reserves the most an attempt can cost before it starts, then settles it to the bill or
+gives it back when there is none. Each of these runs in the call task of the dispatcher."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import trio
 
 from switchman._channels import open_channel, send_soon
 from switchman.actors._env import DispatchEnv
-from switchman.actors._messages import Release, Reserve
+from switchman.actors._messages import Release, Reserve, Settle
 from switchman.policy._budget import Limit, Refusal, window_key
 
 log = logging.getLogger("switchman.attempts")
@@ -74,5 +73,17 @@ async def release_hold(env: DispatchEnv, rid: str) -> None:
     with trio.CancelScope(shield=True), trio.move_on_after(5.0):
         try:
             await send_soon(env.ledger, Release(id=rid))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the ledger is gone, and its reservations with it
+
+
+async def settle_hold(env: DispatchEnv, rid: str, usd: float) -> None:
+    """Turn a reservation into spend of ``usd`` (what the attempt was billed).
+
+    Shielded and bounded, like ``release_hold``: it also runs when the call is being
+    cancelled (an answer cut short is billed all the same)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+        try:
+            await send_soon(env.ledger, Settle(id=rid, actual_usd=usd))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the ledger is gone, and its reservations with it
