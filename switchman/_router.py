@@ -168,6 +168,15 @@ class Router:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 
+    async def cancel_job(self, job_id: str, reason: str) -> None:
+        """End the running call submitted for ``job_id`` now: whoever waits for it gets
+        its failed result (code ``cancelled``, ``reason`` its message), with the attempts
+        it made and what they were billed. A job with no call running: nothing."""
+        try:
+            await send_soon(self._dispatch, CancelCall(job_id=job_id, reason=reason))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the router is closed: its calls have ended
+
     async def call(self, call: Call, *, job_id: str | None = None) -> Result:
         """Route ``call`` and return its result (``status`` "failed" with errors when no
         model could answer). Raises ``ValidationError`` for a call the configuration

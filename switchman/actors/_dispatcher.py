@@ -183,6 +183,10 @@ class _Dispatcher:
     def __init__(self, env: DispatchEnv) -> None:
         self.env = env
         self.scopes: dict[str, trio.CancelScope] = {}
+        #: job id -> call id of the running calls submitted for a job (the gateway's)
+        self.jobs: dict[str, str] = {}
+        #: call id -> why it was cancelled, when whoever cancelled it said
+        self.reasons: dict[str, str] = {}
         self.recent: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         #: calls already rated (feedback counts once per call)
         self.rated: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -267,6 +271,10 @@ class _Dispatcher:
                 )
             finally:
                 del self.scopes[msg.call_id]
+                if msg.job_id is not None:
+                    self.jobs.pop(msg.job_id, None)
+                if self.reasons:
+                    self.reasons.pop(msg.call_id, None)
                 self.env.board.calls_in_flight = len(self.scopes)
                 self._idle.set()  # room for one more (and idle when none is left)
             try:
@@ -355,7 +363,8 @@ class _Dispatcher:
             if timed_out and (not run.errors or run.errors[-1].code != "timeout"):
                 run.errors.append(ErrorInfo(code="timeout", message=f"no answer within {hard:g}s"))
             elif scope.cancelled_caught and not timed_out:
-                run.errors.append(ErrorInfo(code="cancelled", message="the call was cancelled"))
+                why = self.reasons.get(run.call_id, "the call was cancelled")
+                run.errors.append(ErrorInfo(code="cancelled", message=why))
         except PermissionDenied as exc:
             run.errors.append(ErrorInfo(code=exc.code, message=str(exc)))
         finally:
@@ -688,11 +697,16 @@ async def run_dispatcher(
                         await dispatcher.wait_for_room(capacity + backlog)
                     scope = trio.CancelScope()
                     dispatcher.scopes[msg.call_id] = scope
+                    if msg.job_id is not None:
+                        dispatcher.jobs[msg.job_id] = msg.call_id
                     env.board.calls_in_flight = len(dispatcher.scopes)
                     nursery.start_soon(dispatcher.run_call, msg, scope)
-                case CancelCall(call_id=call_id):
-                    target = dispatcher.scopes.get(call_id)
-                    if target is not None:
+                case CancelCall(call_id=call_id, job_id=job_id, reason=reason):
+                    if call_id is None and job_id is not None:
+                        call_id = dispatcher.jobs.get(job_id)
+                    if call_id is not None and (target := dispatcher.scopes.get(call_id)):
+                        if reason is not None:
+                            dispatcher.reasons[call_id] = reason
                         target.cancel()
                 case FeedbackFor():
                     await dispatcher.feedback(msg)

@@ -144,7 +144,12 @@ class Submit:
 
 @attrs.frozen(kw_only=True)
 class CancelCall:
-    call_id: str
+    """Cancel a running call, named by its id or by its job's (the gateway's); it ends
+    with a failed result whose error (code ``cancelled``) says ``reason`` when given."""
+
+    call_id: str | None = None
+    job_id: str | None = None
+    reason: str | None = None
 
 
 #: the dispatcher's answer to feedback: credited, a call it does not know, or one already rated

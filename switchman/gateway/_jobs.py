@@ -6,8 +6,9 @@ client may disconnect, the call still finishes and its result is stored.
 
 Lifecycle in the store: ``running`` (stored on submit, as its task starts at
 once; the store's ``queued`` is for jobs that wait) → ``complete`` | ``failed``.
-A job cancelled by shutdown is stored ``failed`` with reason ``"shutdown"`` in a
-shielded, bounded clean-up: nothing vanishes.
+A job a shutdown cuts short is stored ``failed`` with reason ``"shutdown"``: the
+router's own result for it when the router ends it in time (``cut_short``), else a bare
+one, in a shielded, bounded clean-up: nothing vanishes.
 
 Waiting: each in-flight job has a ``trio.Event`` set once its final record is
 stored, so long-polls and ``?wait=`` wake at once instead of polling the store.
@@ -37,6 +38,10 @@ log = logging.getLogger("switchman.gateway")
 StreamSink = trio.MemorySendChannel[Delta | Result]
 #: how long a cancelled job may take to store its "shutdown" failure and tell its stream
 _CLEANUP_S = 5.0
+#: how long the router has to end the jobs a shutdown cuts short, with their own results
+_CUT_S = 2.0
+#: what a job cut short by a shutdown says
+SHUT_DOWN = "the gateway shut down before the call finished"
 
 
 class Draining(Exception):
@@ -97,6 +102,8 @@ class JobRunner:
         self._idle.set()
         #: set when draining starts (``start_draining``)
         self.stopping = trio.Event()
+        #: set when the jobs left are being cut short (``cut_short``)
+        self._cutting = False
         self.drained = trio.Event()
 
     @property
@@ -160,11 +167,28 @@ class JobRunner:
         while self._jobs:
             await self._idle.wait()
 
+    async def cut_short(self, *, within: float = _CUT_S) -> None:
+        """Have the router end every job still running, now (the grace period is over):
+        each stores the router's own failed result, with the attempts it made and what
+        they were billed, as a ``shutdown`` failure. Returns once no job is left, or
+        after ``within`` seconds; the owner of the nursery cancels what is left."""
+        self._cutting = True
+        with trio.move_on_after(within):
+            for job_id in list(self._jobs):
+                await self._router.cancel_job(job_id, SHUT_DOWN)
+            await self.wait_idle()
+
     async def _run(self, job_id: str, call: Call, sink: StreamSink | None) -> None:
         job = self._jobs[job_id]
         try:
             result = await self._execute(job_id, call, sink)
-            await self._store.finish_job(job_id, status=result.status, result=to_jsonable(result))
+            cut = self._cutting and any(e.code == "cancelled" for e in result.errors)
+            await self._store.finish_job(
+                job_id,
+                status=result.status,
+                result=to_jsonable(result),
+                reason="shutdown" if cut else None,
+            )
             job.result = result
             if sink is not None:
                 await _deliver(sink, result)
@@ -191,9 +215,7 @@ class JobRunner:
         return result
 
     async def _finish_cancelled(self, job: _Job, job_id: str, sink: StreamSink | None) -> None:
-        job.result = failed_result(
-            job_id, "cancelled", "the gateway shut down before the call finished"
-        )
+        job.result = failed_result(job_id, "cancelled", SHUT_DOWN)
         await self._store.finish_job(
             job_id, status="failed", result=to_jsonable(job.result), reason="shutdown"
         )

@@ -14,7 +14,8 @@ Graceful shutdown, when ``shutdown_trigger`` returns: no new job is taken
 (a new call answers 503 ``shutting_down``, ``/health`` 503 ``draining``: the
 gateway keeps listening meanwhile, so load balancers and clients are told
 rather than refused); jobs in flight get ``config.server.grace_s`` to finish;
-then the rest are cancelled and stored as failed with reason ``"shutdown"``;
+then the router ends the rest, and each is stored with the router's own failed
+result (its attempts, what they were billed) and reason ``"shutdown"``;
 websockets close once the results they owe are sent; only then does hypercorn
 stop accepting, close idle connections and give requests still open a few
 more seconds before cancelling them; the store closes. Cancelling ``serve_gateway``
@@ -205,6 +206,7 @@ async def _serve(
         runner.start_draining()
         with trio.move_on_after(grace):
             await runner.wait_idle()
+        await runner.cut_short()  # the router ends what is left, with its own results
         job_nursery.cancel_scope.cancel()
         await jobs_done.wait()
         app.drained.set()

@@ -158,6 +158,11 @@ class FakeRouter:
         #: alias -> the models a call to it leaves out (``{alias: reason}``)
         self.excluded: dict[str, dict[str, str]] = {}
         self._hub = TraceHub()
+        #: job id -> the scope its call waits in, and why a cancel_job cut it
+        self._waiting: dict[str, trio.CancelScope] = {}
+        self._cut: dict[str, str] = {}
+        #: the jobs cancel_job ended
+        self.cut_jobs: list[str] = []
         self._n = 0
         self._started = trio.current_time()
         self._new_call = trio.Event()
@@ -350,11 +355,43 @@ class FakeRouter:
         self._new_call.set()
         self._new_call = trio.Event()
         self._event("call.accepted", call, call_id, job_id, model=call.model)
-        if alias == "slow":
-            await trio.sleep(self.slow_s)
-        elif alias == "hang":
-            await trio.sleep_forever()
+        with trio.CancelScope() as waiting:
+            if job_id is not None:
+                self._waiting[job_id] = waiting
+            if alias == "slow":
+                await trio.sleep(self.slow_s)
+            elif alias == "hang":
+                await trio.sleep_forever()
+        if job_id is not None:
+            del self._waiting[job_id]
         return alias, call_id
+
+    async def cancel_job(self, job_id: str, reason: str) -> None:
+        """As the router: the job's call ends now with a failed result saying ``reason``."""
+        waiting = self._waiting.get(job_id)
+        if waiting is not None:
+            self._cut[job_id] = reason
+            self.cut_jobs.append(job_id)
+            waiting.cancel()
+
+    def _cut_result(self, call_id: str, job_id: str) -> Result:
+        attempt = AttemptRecord(
+            n=1,
+            alias="hang",
+            provider="sim",
+            started_at=0.0,
+            ended_at=0.1,
+            ttft_ms=None,
+            outcome="cancelled",
+            error="the call was cancelled",
+        )
+        return Result(
+            call_id=call_id,
+            job_id=job_id,
+            status="failed",
+            errors=(ErrorInfo(code="cancelled", message=self._cut[job_id]),),
+            trace=Trace(attempts=(attempt,), outcome="cancelled"),
+        )
 
     async def wait_for_calls(self, n: int) -> None:
         """Wait until ``n`` calls have reached the router."""
@@ -363,6 +400,8 @@ class FakeRouter:
 
     async def call(self, call: Call, *, job_id: str | None = None) -> Result:
         alias, call_id = await self._start(call, job_id)
+        if job_id in self._cut:
+            return self._cut_result(call_id, job_id)
         return self._result(call, call_id, job_id, alias)
 
     @asynccontextmanager
@@ -381,6 +420,9 @@ class FakeRouter:
     ) -> None:
         async with send:
             alias, call_id = await self._start(call, job_id)
+            if job_id is not None and job_id in self._cut:
+                await send.send(self._cut_result(call_id, job_id))
+                return
             if alias in FAILURES or alias in PROVIDER_FAILURES or alias in self.excluded:
                 await send.send(self._result(call, call_id, job_id, alias))
                 return

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,55 @@ def test_callers_with_spend_are_those_of_the_current_windows() -> None:
     }
     assert spending_callers(snapshot, wall_now=now) == {"gone"}
     assert spending_callers({"nano_usd": "garbled"}, wall_now=now) == set()
+
+
+async def test_a_job_a_shutdown_cuts_midway_is_stored_with_what_it_was_billed(
+    tmp_path: Path,
+) -> None:
+    """The grace period ends with a streamed answer half out: the router ends the job,
+    and the job is stored with its own result (its attempt, the output it was billed,
+    reason "shutdown"), which is what the budget settled; the client read that text."""
+    config = config_from_dict(
+        {
+            "server": {"db": str(tmp_path / "cut.db"), "grace_s": 0.5},
+            "budgets": {"global_daily_usd": 5.0},
+            "models": [
+                {
+                    "alias": "sim/sloth",
+                    "provider": "sim",
+                    "model_id": "sloth",
+                    "sim": {"latency_ms": 30_000, "ttft_ms": 50},
+                    "input_per_mtok": 10.0,
+                    "output_per_mtok": 20.0,
+                }
+            ],
+        },
+        env={},
+    )
+    body = {"model": "sim/sloth", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    read: list[str] = []
+    with trio.fail_after(30):
+        async with switchman.open_router(config, env={}) as router:
+            async with (
+                running_gateway(router) as gw,
+                gw.client.stream("POST", "/v1/chat/completions", json=body) as r,
+            ):
+                job_id = r.headers["x-switchman-job-id"]
+                async for line in r.aiter_lines():  # to the end the shutdown gives it
+                    chunk = json.loads(line[6:]) if line.startswith("data: {") else {}
+                    if chunk.get("choices"):
+                        read.append(chunk["choices"][0]["delta"].get("content") or "")
+                    if "".join(read):
+                        gw.shutdown.set()  # mid-answer: the grace period starts
+            spent = (await router.spend("global"))["day"]
+    async with open_store(str(tmp_path / "cut.db")) as store:
+        job = await store.get_job(job_id)
+    assert job is not None and (job.status, job.reason) == ("failed", "shutdown")
+    result = job.result
+    assert result["errors"][0]["code"] == "cancelled"
+    assert "shut down" in result["errors"][0]["message"]
+    (attempt,) = result["trace"]["attempts"]
+    assert attempt["outcome"] == "cancelled" and attempt["usage"]["output_tokens"] > 0
+    assert result["cost_usd"] == attempt["cost_usd"] == pytest.approx(spent)
+    assert spent > 0.0
+    assert result["answer"] == "".join(read)  # what the client read, and no more

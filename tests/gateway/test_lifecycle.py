@@ -139,7 +139,15 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_fails_the_rest(
     assert background_job.status == "complete"
     hung_job = await _read_job(db, hung["job_id"])
     assert (hung_job.status, hung_job.reason) == ("failed", "shutdown")
-    assert hung_job.result["errors"][0]["code"] == "cancelled"
+    # the router ended it and its own result was stored: its attempts, what they cost
+    assert hung["job_id"] in router.cut_jobs
+    assert hung_job.result["errors"][0] == {
+        "code": "cancelled",
+        "message": "the gateway shut down before the call finished",
+        "provider": None,
+        "status": None,
+    }
+    assert [a["outcome"] for a in hung_job.result["trace"]["attempts"]] == ["cancelled"]
     # the websocket got its (failed) result, then a going-away close
     results = [m for m in ws_seen if m["type"] == "result"]
     assert len(results) == 1 and results[0]["status"] == "failed"
