@@ -526,7 +526,14 @@ async def open_router(
     breaker: BreakerConfig | None = None,
     store: Persistence | None = None,
 ) -> AsyncIterator[Router]:
-    """A running router for the duration of the block; closed (drained) on the way out.
+    """A running router for the duration of the block; closed on the way out.
+
+    Left normally or by an exception, it stops taking calls and lets those in flight
+    finish for ``grace_s`` (``aclose``). Left by a cancellation (trio's "stop now": a
+    ``move_on_after`` around the block, a cancelled nursery), its actors stop at once:
+    calls still in flight end failed (``cancelled``, "the router stopped before the call
+    finished") and their trace events end with the hub. To drain on a shutdown signal of
+    your own, ``await router.aclose()`` before cancelling.
 
     An exception raised in the block (``ValidationError`` from ``router.call``, or the
     application's own) comes out as itself, not inside the ``ExceptionGroup`` the

@@ -414,6 +414,41 @@ def _drain(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> list[swit
             return out
 
 
+async def test_a_cancelled_router_block_stops_at_once_and_aclose_drains_first(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Callers outside the block: a cancellation of the block ends their calls at once,
+    failed and cancelled; ``aclose()`` before it lets them finish within the grace."""
+    slow = sim_model("slow", SimProfile(latency_ms=2_000, ttft_ms=10))
+    config = fleet(slow)  # (grace_s: 10 s)
+    for drain in (False, True):
+        results: list[switchman.Result] = []
+        async with trio.open_nursery() as callers:
+            with trio.move_on_after(5.0 if drain else 0.5):
+                async with switchman.open_router(config) as router:
+
+                    async def one(
+                        router: switchman.Router = router,
+                        results: list[switchman.Result] = results,
+                    ) -> None:
+                        results.append(await router.call(Call(prompt="x", model="slow")))
+
+                    for _ in range(3):
+                        callers.start_soon(one)
+                    if drain:
+                        await trio.sleep(0.1)
+                        await router.aclose()
+                    await trio.sleep_forever()
+            stopped_at = trio.current_time()
+        statuses = {(r.status, r.errors[0].code if r.errors else None) for r in results}
+        if drain:
+            assert statuses == {("complete", None)}
+        else:
+            assert statuses == {("failed", "cancelled")}
+            assert results[0].errors[0].message == "the router stopped before the call finished"
+        assert len(results) == 3 and trio.current_time() - stopped_at < 0.01
+
+
 async def test_closing_the_router_mid_load_leaves_nothing_running(
     autojump_clock: trio.abc.Clock,
 ) -> None:
