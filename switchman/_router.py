@@ -39,7 +39,7 @@ from switchman.actors._board import (
     StatusBoard,
     provider_status,
 )
-from switchman.actors._dispatcher import run_dispatcher
+from switchman.actors._dispatcher import STOPPED, run_dispatcher
 from switchman.actors._env import DispatchEnv
 from switchman.actors._hub import TraceHub, run_trace_hub
 from switchman.actors._ledger import limited_scopes, limits_from_config, run_ledger
@@ -193,9 +193,7 @@ class Router:
             try:
                 item = await receive.receive()
             except trio.EndOfChannel:
-                return _failed(
-                    call_id, job_id, "cancelled", "the router stopped before the call finished"
-                )
+                return _failed(call_id, job_id, "cancelled", STOPPED)
             except BaseException:  # cancelled (or worse): the call must not go on alone
                 await self._cancel(call_id)
                 raise

@@ -418,7 +418,8 @@ async def test_a_cancelled_router_block_stops_at_once_and_aclose_drains_first(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     """Callers outside the block: a cancellation of the block ends their calls at once,
-    failed and cancelled; ``aclose()`` before it lets them finish within the grace."""
+    failed and cancelled, each result still saying what its attempt did and was billed
+    (a stream's too, as its last item); ``aclose()`` before it lets them finish."""
     slow = sim_model("slow", SimProfile(latency_ms=2_000, ttft_ms=10))
     config = fleet(slow)  # (grace_s: 10 s)
     for drain in (False, True):
@@ -433,20 +434,33 @@ async def test_a_cancelled_router_block_stops_at_once_and_aclose_drains_first(
                     ) -> None:
                         results.append(await router.call(Call(prompt="x", model="slow")))
 
-                    for _ in range(3):
+                    async def streamed(
+                        router: switchman.Router = router,
+                        results: list[switchman.Result] = results,
+                    ) -> None:
+                        async with router.stream(Call(prompt="y", model="slow")) as items:
+                            last = [item async for item in items][-1]
+                        assert isinstance(last, switchman.Result)
+                        results.append(last)
+
+                    for _ in range(2):
                         callers.start_soon(one)
+                    callers.start_soon(streamed)
                     if drain:
                         await trio.sleep(0.1)
                         await router.aclose()
                     await trio.sleep_forever()
             stopped_at = trio.current_time()
-        statuses = {(r.status, r.errors[0].code if r.errors else None) for r in results}
-        if drain:
-            assert statuses == {("complete", None)}
-        else:
-            assert statuses == {("failed", "cancelled")}
-            assert results[0].errors[0].message == "the router stopped before the call finished"
         assert len(results) == 3 and trio.current_time() - stopped_at < 0.01
+        if drain:
+            assert {r.status for r in results} == {"complete"}
+            continue
+        for result in results:
+            assert (result.status, result.errors[0].code) == ("failed", "cancelled")
+            assert result.errors[0].message == "the router stopped before the call finished"
+            (attempt,) = result.trace.attempts
+            assert attempt.outcome == "cancelled" and attempt.cost_usd > 0.0
+            assert result.cost_usd == attempt.cost_usd
 
 
 async def test_closing_the_router_mid_load_leaves_nothing_running(

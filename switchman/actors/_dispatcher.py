@@ -13,7 +13,8 @@ Attempts and fallback are ``switchman.actors._attempts``.
 
 When the inbox ends (the router is closing) the dispatcher stops taking calls,
 lets running ones finish for ``grace_s`` and then cancels the rest; a cancelled
-call still answers its caller with a failed ``Result`` (code ``cancelled``).
+call still answers its caller with a failed ``Result`` (code ``cancelled``), and so
+does a call the router's own cancellation stops at once (within ``STOPPED_REPLY_S``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ FEEDBACK_MEMORY = 10_000
 SPEND_BATCH_S = 0.02
 #: calls that may wait for a slot (beyond ``router.capacity``) before the inbox waits too
 BACKLOG = 1024
+#: what a call says when the router stopped at once under it (its nursery cancelled)
+STOPPED = "the router stopped before the call finished"
+#: how long such a call may take to tell its caller what it did and cost
+STOPPED_REPLY_S = 1.0
 
 
 def redaction_enabled(call: Call) -> bool:
@@ -367,6 +372,17 @@ class _Dispatcher:
                 run.errors.append(ErrorInfo(code="cancelled", message=why))
         except PermissionDenied as exc:
             run.errors.append(ErrorInfo(code=exc.code, message=str(exc)))
+        except trio.Cancelled:
+            # the router stops at once (its nursery was cancelled, not this call's scope):
+            # the caller still learns what the call did and what its attempts cost
+            run.errors.append(ErrorInfo(code="cancelled", message=STOPPED))
+            with trio.CancelScope(shield=True), trio.move_on_after(STOPPED_REPLY_S):
+                result = await self._finish(run, success, eligibility, ranking)
+                try:
+                    await run.reply_to.send(result)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the caller left too
+            raise
         finally:
             if slot:
                 self.slots.release()
