@@ -1,8 +1,9 @@
 """``switchman serve``: the router, the SQLite store and the gateway in one process.
 
 SIGINT, SIGTERM and SIGHUP stop it gracefully: new calls are refused, in-flight calls
-get the grace period, what is left is cancelled and stored as failed, exit 0 (there is
-no reload: a changed configuration takes a restart). A stop always ends: past its time
+get the grace period, what is left is ended by the router and stored as failed with
+what it did and cost, exit 0 (there is no reload: a changed configuration takes a
+restart); a second signal ends the grace period there. A stop always ends: past its time
 (``_Backstop``) the process exits with 1. Logs go to stderr, one line each
 with time, level and logger, at ``--log-level`` (default ``$SWITCHMAN_LOG_LEVEL``, else
 info).
@@ -68,6 +69,9 @@ def invalid_config_message(path: str | None, exc: ValidationError) -> str:
 STOP_SLACK_S = 5.0
 #: exit code of a stop that had to leave connections behind
 EXIT_FORCED = 1
+#: after a second signal, how long the jobs left have to be ended by the router and
+#: stored with their results (what they were billed) before everything is cancelled
+HURRY_S = 1.0
 
 
 @attrs.define
@@ -98,6 +102,7 @@ class _Backstop:
 
 async def _watch_signals(
     stop: trio.Event,
+    hurry: trio.Event,
     everything: trio.CancelScope,
     backstop: _Backstop,
     within: float,
@@ -105,8 +110,10 @@ async def _watch_signals(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """First SIGINT/SIGTERM/SIGHUP: graceful stop, which must end ``within`` seconds. A
-    second one: stop now, without the grace, within ``STOP_SLACK_S``. Past either, the
-    process exits (``_Backstop``).
+    second one: stop now, without the rest of the grace: the jobs left are ended and
+    stored with their results (``hurry``), and everything is cancelled ``HURRY_S`` later
+    at the latest; a third cancels at once. Past ``STOP_SLACK_S`` after the second, or
+    ``within`` after the first, the process exits (``_Backstop``).
 
     The receiver stays open for the whole life of the server, so a signal never turns
     into a KeyboardInterrupt traceback."""
@@ -122,9 +129,13 @@ async def _watch_signals(
                 )
                 backstop.by(trio.current_time() + within)
                 stop.set()
-            else:
+            elif not hurry.is_set():
                 print(f"switchman: {name}: stopping now", file=sys.stderr, flush=True)
-                backstop.by(trio.current_time() + STOP_SLACK_S)
+                now = trio.current_time()
+                backstop.by(now + STOP_SLACK_S)
+                hurry.set()
+                everything.deadline = min(everything.deadline, now + HURRY_S)
+            else:
                 everything.cancel()
 
 
@@ -132,20 +143,21 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
     """Serve until SIGINT or SIGTERM."""
     server = config.server
     stop = trio.Event()
+    hurry = trio.Event()
     backstop = _Backstop()
     within = server.grace_s + RESPONSE_MARGIN_S + STOP_SLACK_S
     async with trio.open_nursery() as outer:
         outer.start_soon(backstop.run)
-        await outer.start(_watch_signals, stop, outer.cancel_scope, backstop, within)
+        await outer.start(_watch_signals, stop, hurry, outer.cancel_scope, backstop, within)
         try:
-            await _serve(config, stop, insecure=insecure)
+            await _serve(config, stop, hurry, insecure=insecure)
         finally:  # stopped in time (or failed to start): the backstop has nothing to do
             backstop.done = True
             backstop.scope.cancel()
         outer.cancel_scope.cancel()  # served and shut down: stop watching signals
 
 
-async def _serve(config: Config, stop: trio.Event, *, insecure: bool) -> None:
+async def _serve(config: Config, stop: trio.Event, hurry: trio.Event, *, insecure: bool) -> None:
     server = config.server
     async with (
         open_store(
@@ -164,6 +176,7 @@ async def _serve(config: Config, stop: trio.Event, *, insecure: bool) -> None:
                 insecure=insecure,
                 store=store,
                 shutdown_trigger=stop.wait,
+                end_grace=hurry.wait,
                 task_status=task_status,
             )
         )

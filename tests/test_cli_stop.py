@@ -70,3 +70,44 @@ async def test_a_client_that_stops_reading_cannot_hold_the_stop(
     if code != 0:  # the client really held the stop: the backstop ended it, and said so
         assert code == 1
         assert "still stopping past its time (a client is not taking" in err
+
+
+async def test_a_second_signal_still_stores_the_jobs_it_cuts_with_what_they_cost(
+    tmp_path: Path,
+) -> None:
+    """A second SIGTERM ends the grace period at once, but the jobs still running are
+    ended by the router and stored with their attempts and what their output was billed,
+    which the spend counts too (after a restart on the same database)."""
+    config = tmp_path / "switchman.toml"
+    config.write_text(
+        "[server]\ngrace_s = 30\n[budgets]\nglobal_daily_usd = 5.0\n"
+        '[[models]]\nalias = "sim/sloth"\nprovider = "sim"\nmodel_id = "sloth"\n'
+        "input_per_mtok = 10.0\noutput_per_mtok = 20.0\n"
+        "sim = { latency_ms = 30000, ttft_ms = 50 }\n"
+    )
+    db = tmp_path / "jobs.db"
+    with serving(tmp_path, db, "--config", str(config)) as d:
+        base = f"http://127.0.0.1:{d.port}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            body = {"prompt": "Take your time", "model": "sim/sloth"}
+            job_id = (await client.post(f"{base}/call", json=body)).json()["job_id"]
+            await trio.sleep(1.0)  # its answer has begun
+        started = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        await trio.sleep(0.3)
+        d.proc.send_signal(signal.SIGTERM)
+        while d.proc.poll() is None:
+            assert time.monotonic() - started < 10, "the daemon never stopped"
+            await trio.sleep(0.05)
+        took = time.monotonic() - started
+    assert took < 0.3 + 2.0, _stderr(tmp_path)[-2000:]
+    with serving(tmp_path, db, "--config", str(config)) as again:
+        base = f"http://127.0.0.1:{again.port}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            job = (await client.get(f"{base}/result/{job_id}")).json()
+            budgets = (await client.get(f"{base}/budgets")).json()["budgets"]
+    assert (job["status"], job["reason"]) == ("failed", "shutdown")
+    (attempt,) = job["result"]["trace"]["attempts"]
+    assert attempt["outcome"] == "cancelled" and attempt["cost_usd"] > 0
+    (total,) = [b for b in budgets if b["scope"] == "global"]
+    assert total["spent_usd"]["day"] == pytest.approx(job["result"]["cost_usd"])

@@ -114,6 +114,7 @@ async def serve_gateway(
     insecure: bool = False,
     store: JobStore | None = None,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    end_grace: Callable[[], Awaitable[object]] | None = None,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -123,8 +124,10 @@ async def serve_gateway(
     listens (port 0 gives the real port). ``store`` defaults to one opened at
     ``config.server.db`` (closed here on exit). When ``shutdown_trigger``
     returns, the gateway shuts down gracefully (module docstring) and this
-    returns. Raises :class:`InsecureBindError` before binding a non-loopback
-    host without ``[[keys]]`` unless ``insecure``.
+    returns; when ``end_grace`` returns during the grace period, the period ends
+    there (the jobs left are ended as when it runs out). Raises
+    :class:`InsecureBindError` before binding a non-loopback host without
+    ``[[keys]]`` unless ``insecure``.
     """
     config = router.config
     check_bind(host, has_keys=bool(config.keys), insecure=insecure)
@@ -145,6 +148,7 @@ async def serve_gateway(
                 host=host,
                 port=port,
                 shutdown_trigger=shutdown_trigger,
+                end_grace=end_grace,
                 wall_clock=wall_clock,
                 task_status=task_status,
             )
@@ -157,6 +161,7 @@ async def _serve(
     host: str,
     port: int,
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
+    end_grace: Callable[[], Awaitable[object]] | None,
     wall_clock: Callable[[], float],
     task_status: trio.TaskStatus[tuple[str, int]],
 ) -> None:
@@ -204,8 +209,12 @@ async def _serve(
         # graceful shutdown: still listening while jobs drain, so a load balancer or
         # client sees 503 (`/health` draining, new calls shutting_down), not a refusal
         runner.start_draining()
-        with trio.move_on_after(grace):
-            await runner.wait_idle()
+        async with trio.open_nursery() as grace_period:
+            if end_grace is not None:  # (ends the period early when it returns)
+                grace_period.start_soon(_end_on, end_grace, grace_period.cancel_scope)
+            with trio.move_on_after(grace):
+                await runner.wait_idle()
+            grace_period.cancel_scope.cancel()
         await runner.cut_short()  # the router ends what is left, with its own results
         job_nursery.cancel_scope.cancel()
         await jobs_done.wait()
@@ -213,6 +222,12 @@ async def _serve(
         shutdown.set()  # now hypercorn stops accepting; open requests get their margin
         await server_done.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _end_on(trigger: Callable[[], Awaitable[object]], scope: trio.CancelScope) -> None:
+    """Cancel ``scope`` once ``trigger`` returns."""
+    await trigger()
+    scope.cancel()
 
 
 async def _host_jobs(jobs_done: trio.Event, *, task_status: trio.TaskStatus[trio.Nursery]) -> None:
