@@ -296,8 +296,11 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
     else:
         for err in _errors_to_show(result):
             note(f"error {err.get('code')}: {err.get('message')}", "31")
-        if result.get("job_id"):
-            note(f"job {result['job_id']}", "2")
+        billed = result.get("cost_usd") or 0.0  # answers cut short are billed all the same
+        cost = f"cost ${billed:.6f}" if billed else ""
+        job = f"job {result['job_id']}" if result.get("job_id") else ""
+        if cost or job:
+            note("  ".join(x for x in (cost, job) if x), "2")
     for a in (result.get("trace") or {}).get("attempts") or ():
         line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
         if a.get("error"):

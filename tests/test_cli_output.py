@@ -61,6 +61,29 @@ def test_no_color_keeps_a_terminal_plain(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "\033[" not in err.getvalue() and "attempt 1: sim/fast" in err.getvalue()
 
 
+def test_a_failed_result_says_what_it_cost_when_it_cost_something(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer cut short is billed: its failed result says so beside the job; one that
+    cost nothing says only its job."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    cut = {
+        **RESULT,
+        "status": "failed",
+        "cost_usd": 0.000321,
+        "errors": [{"code": "cancelled", "message": "the gateway shut down"}],
+    }
+    for result, said in (
+        (cut, "cost $0.000321  job job_1"),
+        ({**cut, "cost_usd": 0.0}, "job job_1"),
+    ):
+        err = _Stream(tty=False)
+        monkeypatch.setattr(sys, "stdout", _Stream(tty=False))
+        monkeypatch.setattr(sys, "stderr", err)
+        assert print_result(result) == 1
+        assert said in err.getvalue().splitlines()
+
+
 def test_python_m_switchman_is_the_command(tmp_path: Path) -> None:
     module = (sys.executable, "-m", "switchman")
     done = cli(tmp_path, "--version", command=module)
