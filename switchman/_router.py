@@ -62,7 +62,6 @@ from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._budget import Ledger
 from switchman.policy._candidates import (
     canonical_call,
-    models_with_id,
     resolve_target,
     unknown_name,
 )
@@ -89,15 +88,7 @@ def validate_call(call: Call, config: Config) -> None:
     """What only the configuration can tell: the model, the fallbacks, strict determinism."""
     errors: list[FieldError] = []
     if resolve_target(call.model, config) is None:
-        several = models_with_id(call.model, config)
-        errors.append(
-            FieldError(
-                "model",
-                f"{call.model!r} is the id of several models: name one of {', '.join(several)}"
-                if several
-                else unknown_name(call.model, config),
-            )
-        )
+        errors.append(FieldError("model", unknown_name(call.model, config)))
     for i, alias in enumerate(call.options.fallback):
         if alias != "auto" and (kind := resolve_target(alias, config)) != "model":
             why = (

@@ -52,15 +52,19 @@ def one_model(aliases: Sequence[str], config: Config) -> bool:
 
 def model_named(name: str, config: Config, usable: Callable[[str], bool] | None = None) -> str:
     """``name`` as the configuration knows it: itself when it is ``"auto"``, a route or an
-    alias; else the alias of the one model whose provider id it is (when several aliases
-    of one provider share it, the first configured that ``usable`` allows, or the first);
-    else itself (unknown, or the id of models of several providers, which the caller
-    must tell apart by alias)."""
+    alias; else the alias of the one model whose provider id it is, among those
+    ``usable`` allows when they are one model, else among all (several aliases of one
+    provider's model: the first configured); else itself (unknown, or the id of models
+    of several providers, which the caller must tell apart by alias)."""
     if name == "auto" or name in config.routes or name in config.models:
         return name
     found = models_with_id(name, config)
+    if usable is not None and found:  # the models this caller may call, when that tells
+        mine = [a for a in found if usable(a)]
+        if one_model(mine, config):
+            return mine[0]
     if one_model(found, config):
-        return next((a for a in found if usable(a)), found[0]) if usable else found[0]
+        return found[0]
     if name.endswith(_LATEST):  # Ollama's tag for the untagged name: llama3.2:latest
         bare = model_named(name[: -len(_LATEST)], config, usable)
         if bare in config.models:
@@ -117,9 +121,13 @@ def unknown_name(
     what: str = "model or route",
     usable: Callable[[str], bool] | None = None,
 ) -> str:
-    """``unknown model or route 'x'``, with the names it may have meant (``close_names``)."""
+    """``unknown model or route 'x'``, with the names it may have meant (``close_names``);
+    for the id of models of several providers, which of them (those ``usable`` allows)."""
     from switchman.catalog._catalog import builtin_catalog  # (error path only)
 
+    several = [a for a in models_with_id(name, config) if usable is None or usable(a)]
+    if len(several) > 1:
+        return f"{name!r} is the id of several models: name one of {', '.join(several)}"
     close = close_names(name, config, usable)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
     left_out = builtin_catalog().left_out  # provider/model id -> why

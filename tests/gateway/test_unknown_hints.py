@@ -177,3 +177,27 @@ async def test_a_provider_id_two_aliases_share_reaches_the_one_the_key_may_use()
                 assert router.calls[-1][0].model == alias
                 r = await gw.client.get("/v1/models/sim-fast", headers=bearer(key))
                 assert r.status_code == 200 and r.json()["id"] == alias
+
+
+async def test_a_provider_id_models_of_two_providers_share_is_told_apart_by_key() -> None:
+    """``sim-fast`` is also the id of a model of the other provider: the admin, who may
+    use both, is asked to name one (only those it may use are named, on each way in);
+    team A, which may use only the simulator's, is served by it."""
+    config = make_config(keys=KEYS)
+    twin = ModelSpec(alias="other/fast", provider="other", model_id="sim-fast")
+    config = attrs.evolve(config, models={**config.models, twin.alias: twin})
+    router = FakeRouter(config)
+    said = "'sim-fast' is the id of several models: name one of fast, other/fast"
+    body = {"model": "sim-fast", "messages": [{"role": "user", "content": "hi"}]}
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post(
+                "/call", json={"prompt": "x", "model": "sim-fast"}, headers=OPS
+            )
+            assert r.status_code == 422
+            assert r.json()["error"]["details"][0]["message"] == said
+            r = await gw.client.post("/v1/chat/completions", json=body, headers=OPS)
+            assert r.status_code == 404 and r.json()["error"]["message"].startswith(said)
+            r = await gw.client.post("/v1/chat/completions", json=body, headers=A)
+            assert r.status_code == 200, r.text
+            assert router.calls[-1][0].model == "fast"
