@@ -531,7 +531,9 @@ async def _exchange(
                 ttft_ms=ttft * 1000.0 if ttft is not None else None,
                 outcome="timeout" if hard_deadline else "cancelled",
                 status_code=status_code,
-                error="the call's deadline passed" if hard_deadline else "the call was cancelled",
+                error="the call's deadline passed"
+                if hard_deadline
+                else env.cancel_reasons.get(run.call_id, "the call was cancelled"),
                 malformed_events=malformed,
                 **billed,
             )

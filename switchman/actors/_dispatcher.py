@@ -190,8 +190,6 @@ class _Dispatcher:
         self.scopes: dict[str, trio.CancelScope] = {}
         #: job id -> call id of the running calls submitted for a job (the gateway's)
         self.jobs: dict[str, str] = {}
-        #: call id -> why it was cancelled, when whoever cancelled it said
-        self.reasons: dict[str, str] = {}
         self.recent: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         #: calls already rated (feedback counts once per call)
         self.rated: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -278,8 +276,8 @@ class _Dispatcher:
                 del self.scopes[msg.call_id]
                 if msg.job_id is not None:
                     self.jobs.pop(msg.job_id, None)
-                if self.reasons:
-                    self.reasons.pop(msg.call_id, None)
+                if self.env.cancel_reasons:
+                    self.env.cancel_reasons.pop(msg.call_id, None)
                 self.env.board.calls_in_flight = len(self.scopes)
                 self._idle.set()  # room for one more (and idle when none is left)
             try:
@@ -368,7 +366,7 @@ class _Dispatcher:
             if timed_out and (not run.errors or run.errors[-1].code != "timeout"):
                 run.errors.append(ErrorInfo(code="timeout", message=f"no answer within {hard:g}s"))
             elif scope.cancelled_caught and not timed_out:
-                why = self.reasons.get(run.call_id, "the call was cancelled")
+                why = env.cancel_reasons.get(run.call_id, "the call was cancelled")
                 run.errors.append(ErrorInfo(code="cancelled", message=why))
         except PermissionDenied as exc:
             run.errors.append(ErrorInfo(code=exc.code, message=str(exc)))
@@ -722,7 +720,7 @@ async def run_dispatcher(
                         call_id = dispatcher.jobs.get(job_id)
                     if call_id is not None and (target := dispatcher.scopes.get(call_id)):
                         if reason is not None:
-                            dispatcher.reasons[call_id] = reason
+                            env.cancel_reasons[call_id] = reason
                         target.cancel()
                 case FeedbackFor():
                     await dispatcher.feedback(msg)

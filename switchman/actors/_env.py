@@ -43,3 +43,5 @@ class DispatchEnv:
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
     #: (scope, period, window) of the budgets already logged as refusing calls
     told_refusals: set[tuple[str, str, str]] = attrs.field(factory=set)
+    #: call id -> why whoever cancelled it said it was (the dispatcher's, for its calls)
+    cancel_reasons: dict[str, str] = attrs.field(factory=dict)

@@ -203,6 +203,7 @@ async def test_a_job_a_shutdown_cuts_midway_is_stored_with_what_it_was_billed(
     assert "shut down" in result["errors"][0]["message"]
     (attempt,) = result["trace"]["attempts"]
     assert attempt["outcome"] == "cancelled" and attempt["usage"]["output_tokens"] > 0
+    assert attempt["error"] == "the gateway shut down before the call finished"
     assert result["cost_usd"] == attempt["cost_usd"] == pytest.approx(spent)
     assert spent > 0.0
     assert result["answer"] == "".join(read)  # what the client read, and no more
