@@ -5,8 +5,8 @@ name), a Python HTTP client's (``auth=("user", "password")``, ``HTTPBasicAuth(..
 ``curl_before``) and a URL's ``scheme://user:password@host``, each a pattern and the
 function that tells what of its match to replace. ``_patterns`` lists them with the
 other rules of a block; ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``,
-``_OPEN_PY_AUTH``, ``CURL_REACH`` and ``curl_before`` to keep a cut that such a
-credential may still cross.
+``_OPEN_PY_AUTH_REVERSED``, ``PY_AUTH_REACH``, ``CURL_REACH`` and ``curl_before`` to
+keep a cut that such a credential may still cross.
 
 Pure and synchronous.
 """
@@ -120,26 +120,47 @@ _HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
 # password (names are code: ``auth=(user, password)``). The user is a string without a
 # cut character (whitespace, JSON's , { } [ ]); the password one without, or with spaces
 # or JSON's punctuation if QUOTED_SPACED long at most (a stream holds back that long for
-# one: _OPEN_PY_AUTH)
-_PY_AUTH_HEAD = r"(?:(?<!\w)auth[ \t]{0,8}=[ \t]{0,8}\(|\b(?:HTTP)?BasicAuth\()\s{0,8}"
+# one: _OPEN_PY_AUTH_REVERSED). Between the parenthesis, the user, its comma and the
+# password, PY_AUTH_GAP whitespace characters at most, newlines included: a formatter
+# puts a call's arguments on lines of their own, indented as deep as the code is (black:
+# ``auth=(``, then ``"admin",`` and ``"pw",`` each on a line indented 12 spaces), or one
+# aligns the password under the user (``auth=("admin",``, a line of 18 spaces, ``"pw")``)
+PY_AUTH_GAP: Final = 40
+_PY_AUTH_HEAD = (
+    r"(?:(?<!\w)auth[ \t]{0,8}=[ \t]{0,8}\(|\b(?:HTTP)?BasicAuth\()"
+    rf"\s{{0,{PY_AUTH_GAP}}}"
+)
 _PY_AUTH_PLAIN = _ascii_but("\"'\\,{}[]")
 _PY_AUTH_SPACED = _ascii_but("\"'\\")
 _PY_AUTH = re.compile(
-    _PY_AUTH_HEAD + rf"(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,8}},\s{{0,8}}"
+    _PY_AUTH_HEAD + rf"(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)"
+    rf"\s{{0,{PY_AUTH_GAP}}},\s{{0,{PY_AUTH_GAP}}}"
     rf"(?P<q>[\"'])(?P<password>[{_PY_AUTH_PLAIN}]{{1,128}}"
     rf"|[ {_PY_AUTH_SPACED}]{{1,{QUOTED_SPACED}}})(?P=q)"
 )
 # what a cut inside such credentials, before the password's closing quote, follows: the
 # word auth and its = (then the call's parenthesis), the parenthesis, the user, its comma,
-# or the password's opening quote and up to QUOTED_SPACED - 1 characters
-_OPEN_PY_AUTH = re.compile(
-    r"(?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z|"
-    + _PY_AUTH_HEAD
-    + rf"(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,8}}"
-    rf"(?:,\s{{0,8}}(?:[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"
+# or the password's opening quote and up to QUOTED_SPACED - 1 characters. It is written
+# backwards, to be matched at the cut in the reversed text (``_redact_breaks``): read
+# from the cut back, it fails within a few characters of most cuts, where a search for
+# its start would try every position up to PY_AUTH_REACH before the cut. Its runs are
+# possessive (``{0,40}+``): what follows each is a character the run does not take, so
+# giving some back never helps. Forwards, it is
+#   (?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z
+#   | _PY_AUTH_HEAD (?:"user"\s{0,GAP}(?:,\s{0,GAP}(?:"pass word)?)?)?\Z
+_OPEN_PY_AUTH_REVERSED = re.compile(
+    r"(?:[ \t]{0,8}+=)?[ \t]{0,8}+htua(?!\w)|"
+    rf"(?:(?:(?:[ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}}+[\"'])?\s{{0,{PY_AUTH_GAP}}}+,)?"
+    rf"\s{{0,{PY_AUTH_GAP}}}+(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}+(?P=uq))?"
+    rf"\s{{0,{PY_AUTH_GAP}}}+\((?:[ \t]{{0,8}}+=[ \t]{{0,8}}+htua(?!\w)|htuAcisaB(?:PTTH)?\b)"
 )
-#: how far back from a cut the start of _OPEN_PY_AUTH is looked for (its longest match)
-PY_AUTH_REACH: Final = 170
+#: how far back from a cut such open credentials may start: their longest match
+#: (``auth = (`` with 8 spaces each side, a gap, the quoted user, a gap, the comma, a
+#: gap, the password's quote and QUOTED_SPACED - 1 characters) and the character its
+#: (?<!\w) reads before it
+PY_AUTH_REACH: Final = (
+    22 + PY_AUTH_GAP + (64 + 2) + PY_AUTH_GAP + 1 + PY_AUTH_GAP + QUOTED_SPACED + 1
+)
 
 
 def _bearer_hit(m: re.Match[str]) -> str | None:

@@ -75,7 +75,7 @@ from switchman.policy._patterns import (
 )
 from switchman.policy._patterns_credentials import (
     _AUTH_NAME,
-    _OPEN_PY_AUTH,
+    _OPEN_PY_AUTH_REVERSED,
     _OPEN_USER,
     CURL_REACH,
     PY_AUTH_REACH,
@@ -90,7 +90,7 @@ _PEM_LABEL_MAX: Final = 57  # 40 + len("PRIVATE KEY BLOCK")
 _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
 # what a stream keeps of the text before its last checked cut: every rule below reads
 # at most this far back from a cut
-_LOOKBACK: Final = 256  # > CURL_REACH
+_LOOKBACK: Final = 288  # > CURL_REACH, PY_AUTH_REACH
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
 # Besides whitespace, a text is cut after characters no secret holds: CJK and fullwidth
@@ -106,6 +106,8 @@ _CJK_CUTS: Final = "".join(
 _JSON_CUTS: Final = ",{}[]"
 _BLOCKER = re.compile(r"://|assw|ASSW|ecret|ECRET")
 _JSON_REACH: Final = 512  # longer than any URL password or named value match
+_BACK_PART: Final = 2048  # _Cuts.backwards
+_PY_HELD_MAX: Final = 4096  # _Cuts.py_held
 # how the words of _NAME_TAIL end, whitespace and a quote or separator aside
 _NAME_WORD_ENDS: Final = (
     *("assword", "ASSWORD", "asswd", "ASSWD", "ey", "EY"),
@@ -249,9 +251,23 @@ class _Cuts:
     ``off + i``), with its cut characters, its PEM holds and where secrets holding
     JSON's punctuation may start (found when first asked, for a whole text), and
     whether a Python client's credentials may keep a cut (``py_auth``: ``"uth"`` in it,
-    one scan, so that a text without spends nothing on them at each cut)."""
+    one scan, so that a text without spends nothing on them at each cut) with a part of
+    the text backwards, where they are looked for (made when first asked, and again
+    when a cut lies outside it: a long text is not reversed whole for a few cuts) and
+    the cuts they were found to keep (``py_held``)."""
 
-    __slots__ = ("_blockers", "chars", "cut", "off", "pem", "py_auth", "t", "tables")
+    __slots__ = (
+        "_back",
+        "_blockers",
+        "chars",
+        "cut",
+        "off",
+        "pem",
+        "py_auth",
+        "py_held",
+        "t",
+        "tables",
+    )
 
     def __init__(
         self,
@@ -267,6 +283,10 @@ class _Cuts:
         self.cut, self.chars = cuts  # all cut characters; those but whitespace
         self.pem = pem if pem is not None and pem.seen_begin else None
         self.py_auth = "uth" in t  # auth=(, BasicAuth(
+        self._back: tuple[str, int, int] | None = None  # t[lo:hi] backwards, lo, hi
+        # cuts found held by a Python client's credentials: _last_break asks each cut
+        # twice, back to a sure break and forward from it (_PY_HELD_MAX of them at most)
+        self.py_held: set[int] | None = None
 
     def json_blocked(self, lo: int, c: int) -> bool:
         """Whether a secret holding JSON's punctuation may start in ``lo..c``."""
@@ -274,6 +294,16 @@ class _Cuts:
             self._blockers = _Blockers()
             self._blockers.read(self.t, self.off)
         return self._blockers.blocks(self.off + lo, self.off + c)
+
+    def backwards(self, lo: int, c: int) -> tuple[str, int]:
+        """A part of the text backwards holding ``t[lo:c]``, and where ``c`` is in it
+        (from there on, it reads ``t[c - 1]``, ``t[c - 2]``...); a new part reverses
+        ``_BACK_PART`` characters each side, for the cuts near ``c``."""
+        back = self._back
+        if back is None or lo < back[1] or c > back[2]:
+            part_lo, part_hi = max(lo - _BACK_PART, 0), min(c + _BACK_PART, len(self.t))
+            back = self._back = (self.t[part_lo:part_hi][::-1], part_lo, part_hi)
+        return back[0], back[2] - c
 
 
 def _in_open_value(t: str, c: int) -> bool:
@@ -313,14 +343,6 @@ def _in_open_user(t: str, c: int) -> bool:
     return t.find("-u", lo, c) >= 0 and _OPEN_USER.search(t, lo, c) is not None
 
 
-def _in_py_auth(t: str, c: int) -> bool:
-    """Whether ``c`` lies in a Python client's Basic credentials before its password's
-    closing quote (``_OPEN_PY_AUTH``: ``auth = (``, ``auth=("u", "my pa``); reads
-    ``PY_AUTH_REACH`` characters back at most."""
-    lo = max(c - PY_AUTH_REACH, 0)
-    return t.find("uth", lo, c) >= 0 and _OPEN_PY_AUTH.search(t, lo, c) is not None
-
-
 def _opens(ch: str) -> bool:
     """Whether a word after ``ch`` starts one (a table's ``|``, ``-u``): after any cut
     character, as at a block's start, which follows one."""
@@ -348,11 +370,15 @@ def _word_held(t: str, c: int) -> bool:
     if _curl_held(t, c):  # its -u user:password may follow: a block holds the curl
         return True
 
-    j = c
-    while j > c - _BEARER_GAP and j > 0 and t[j - 1].isspace():
-        j -= 1
-    if j == c or (j > 0 and t[j - 1].isspace()):  # no whitespace, or too much
+    if not t[c - 1].isspace():  # no whitespace before c
         return False
+    if c > 1 and not t[c - 2].isspace():
+        j = c - 1  # one whitespace character, the usual
+    else:  # where the run of whitespace before c starts, if _BEARER_GAP long at most
+        run = t[max(c - _BEARER_GAP, 0) : c]
+        j = c - len(run) + len(run.rstrip())
+        if j > 0 and t[j - 1].isspace():
+            return False
     if j >= 6 and t[j - 6 : j].lower() == "bearer":
         return True
     if j >= 5 and t[j - 5 : j].lower() == "basic":  # Basic <user:password in base64>
@@ -392,8 +418,24 @@ def _row_held(x: _Cuts, c: int) -> bool:
 
 
 def _py_auth_held(x: _Cuts, c: int) -> bool:
-    """Whether a Python client's Basic credentials keep the cut ``c`` (``_in_py_auth``)."""
-    return x.py_auth and _in_py_auth(x.t, c)
+    """Whether ``c`` lies in a Python client's Basic credentials before its password's
+    closing quote (``auth = (``, ``auth=("u", "my pa``): ``_OPEN_PY_AUTH_REVERSED``
+    matched from ``c`` back, in the reversed text; reads ``PY_AUTH_REACH`` characters
+    back at most (the longest such match and the character before it)."""
+    if not x.py_auth:
+        return False
+    if x.py_held is not None and c in x.py_held:
+        return True
+    lo = max(c - PY_AUTH_REACH, 0)
+    if x.t.find("uth", lo, c) < 0:
+        return False
+    back, at = x.backwards(lo, c)
+    if _OPEN_PY_AUTH_REVERSED.match(back, at) is None:
+        return False
+    if x.py_held is None or len(x.py_held) >= _PY_HELD_MAX:
+        x.py_held = set()
+    x.py_held.add(c)
+    return True
 
 
 def _pem_held(x: _Cuts, c: int) -> bool:
@@ -434,9 +476,9 @@ def _is_break(x: _Cuts, b: int, c: int) -> bool:
             and not _row_held(x, c)
         )
     return (
-        not _number_held(t, _number_from(x, b, c), c)
+        not _py_auth_held(x, c)  # first: a quick no without "uth", a quick yes inside
+        and not _number_held(t, _number_from(x, b, c), c)
         and not _word_held(t, c)
-        and not _py_auth_held(x, c)
         and not _pem_held(x, c)
         and not _row_held(x, c)
     )
@@ -449,9 +491,9 @@ def _surely_break(x: _Cuts, c: int) -> bool:
     if t[c - 1] in _JSON_CUTS:
         return False
     return (
-        _digit_before(t, c, 0) < 0
+        not _py_auth_held(x, c)  # first, as in _is_break
+        and _digit_before(t, c, 0) < 0
         and not _word_held(t, c)
-        and not _py_auth_held(x, c)
         and not _pem_held(x, c)
         and not _row_held(x, c)
     )

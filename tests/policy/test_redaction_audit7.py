@@ -7,11 +7,22 @@ alone.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchman.policy import _patterns
+from switchman.policy._patterns_credentials import (
+    _PY_AUTH_HEAD,
+    _PY_AUTH_PLAIN,
+    _PY_AUTH_SPACED,
+    PY_AUTH_GAP,
+    PY_AUTH_REACH,
+)
+from switchman.policy._patterns_values import QUOTED_SPACED
+from switchman.policy._redact_breaks import _CUTS, _LOOKBACK, _Cuts, _py_auth_held
 from switchman.policy._redaction import StreamRedactor, redact, tag
 from tests.policy._streamed import same_streamed
 
@@ -40,6 +51,23 @@ PY_AUTH = [
     ('httpx.BasicAuth("bob", "p,a{s}s[1]")', f'httpx.BasicAuth("bob", "{PW}")'),
     # laid out over lines, as a formatter may
     ('auth=(\n    "admin",\n    "hunter2!x",\n)', f'auth=(\n    "admin",\n    "{PW}",\n)'),
+    # indented deeper, as black nests a call's arguments, or aligned under the user
+    *(
+        (text.format(pw="Hunter2-secret" + "-pw"), text.format(pw=PW))
+        for text in (
+            "requests.post(\n    url,\n    auth=(\n        'admin',\n        '{pw}',\n    ),\n)",
+            "    auth=(\n        'admin',\n        '{pw}',\n    ),",
+            "auth=(\n        'admin',\n        '{pw}',\n)",
+            "auth=(\n    'admin',\n        '{pw}',\n)",
+            "auth=('admin',\n                  '{pw}')",
+            "HTTPBasicAuth(\n            'admin',\n            '{pw}',\n        )",
+            "            session.auth = (\n                'deploy',\n                '{pw}',\n"
+            "            )",
+            "auth=(\n\t\t\t\t'admin'\n\t\t\t\t,\n\t\t\t\t'{pw}')",
+            # the widest gaps: 40 whitespace characters each
+            "auth=(\n" + " " * 39 + "'admin'" + " " * 40 + ",\n" + " " * 39 + "'{pw}')",
+        )
+    ),
 ]
 
 
@@ -69,6 +97,45 @@ def test_what_is_no_python_clients_password_is_left(text: str) -> None:
     done = redact(text)
     assert (done.text, dict(done.counts)) == (text, {})
     assert same_streamed(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "auth=(\n" + " " * 40 + "'admin', 'Hunter2-x')",
+        "auth=('admin'" + " " * 41 + ", 'Hunter2-x')",
+        "auth=('admin',\n" + " " * 40 + "'Hunter2-x')",
+    ],
+)
+def test_a_gap_wider_than_forty_whitespace_characters_is_no_python_credentials(
+    text: str,
+) -> None:
+    """Past 40 whitespace characters between its parts, a tuple is not taken for
+    credentials, and a stream holds no longer than that for one."""
+    done = redact(text)
+    assert (done.text, dict(done.counts)) == (text, {})
+    assert same_streamed(text) == text
+
+
+def test_the_longest_open_python_credentials_stream_as_whole_split_at_every_point() -> None:
+    """``auth = (`` with 8 spaces each side of its ``=``, the widest gaps, the longest
+    user and a spaced password of QUOTED_SPACED characters, its last space at its end:
+    a cut anywhere in it is held, however far back its start."""
+    head, user = "auth" + " " * 8 + "=" + " " * 8 + "(", "u" * 64
+    password = "x" * 18 + "correct horse battery staple 9"  # 48: QUOTED_SPACED
+    gap = "\n" + " " * 39
+    text = f"Use: {head}{gap}'{user}'{gap},{gap}'{password}') now"
+    whole = redact(text)
+    assert whole.text == f"Use: {head}{gap}'{user}'{gap},{gap}'{PW}') now"
+    for cut in range(len(text) + 1):
+        for sizes in ((cut, len(text)), (cut, cut + 1, cut + 57, len(text))):
+            redactor = StreamRedactor()
+            out, i = [], 0
+            for j in sizes:
+                out.append(redactor.feed(text[i:j]))
+                i = max(i, j)
+            out.append(redactor.flush())
+            assert ("".join(out), dict(redactor.counts)) == (whole.text, {"password": 1}), sizes
 
 
 @pytest.mark.parametrize(("text", "expected"), PY_AUTH)
@@ -157,6 +224,7 @@ def test_a_token_table_streams_as_whole_split_at_every_point() -> None:
 AUTH_PIECES = [
     *("auth", "auth=(", "auth = (", "BasicAuth(", "HTTPBasicAuth(", "aiohttp.", "oauth="),
     *('"u"', "'admin'", '"', "'", ",", ", ", ")", "(", "=", " ", "\n", "\t", "{", "]"),
+    *("\n        ", "\n" + " " * 20, " " * 39, "\n\t\t\t", "\n" + " " * 40),
     *('"hunter2!x"', "'p,a{s}s'", '"my pass 9"', '"password"', "user", "x1"),
 ]
 PIECES = [
@@ -196,3 +264,51 @@ def test_no_break_cuts_a_python_clients_credentials(parts: list[str]) -> None:
     counts: dict[str, int] = {}
     assert redact(text).text == _patterns._redact_block(text, counts)
     assert redact(text).counts == counts
+
+
+# open credentials written forwards, searched for back from the cut: what the reversed
+# pattern matched from the cut back must answer
+_OPEN_FORWARDS = re.compile(
+    r"(?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z|"
+    + _PY_AUTH_HEAD
+    + rf"(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,{PY_AUTH_GAP}}}"
+    rf"(?:,\s{{0,{PY_AUTH_GAP}}}(?:[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*AUTH_PIECES, "xauth", "HTTP", "P", "_", "é", "\u3000"])))
+def test_open_credentials_are_found_backwards_as_forwards(parts: list[str]) -> None:
+    text = "".join(parts)
+    x = _Cuts(text, 0, _CUTS, None, None)
+    for c in range(len(text) + 1):
+        forwards = _OPEN_FORWARDS.search(text, max(c - PY_AUTH_REACH, 0), c) is not None
+        assert _py_auth_held(x, c) == forwards, c
+    assert _LOOKBACK > PY_AUTH_REACH  # a stream keeps what the check reads
+
+
+def test_open_credentials_are_found_backwards_in_a_long_text_read_either_way() -> None:
+    """A long text is reversed a part at a time: cuts asked in either order, far apart
+    and near a part's ends, answer as the forward search does."""
+    unit = "x " * 1500 + "auth=(\n" + " " * 39 + "'u',\n" + " " * 30 + "'p w x " + "y" * 9
+    text = unit * 3
+    forwards = [
+        _OPEN_FORWARDS.search(text, max(c - PY_AUTH_REACH, 0), c) is not None
+        for c in range(len(text) + 1)
+    ]
+    assert sum(forwards) > 3 * 60  # each unit's credentials, open over 60 cuts and more
+    for order in (range(len(text) + 1), range(len(text), -1, -1), range(0, len(text) + 1, 997)):
+        x = _Cuts(text, 0, _CUTS, None, None)
+        assert [c for c in order if _py_auth_held(x, c) != forwards[c]] == []
+
+
+def test_a_text_of_open_credentials_past_the_memo_of_held_cuts_redacts_as_one_block() -> None:
+    """Over 4,096 cuts kept (a check remembers that many), and a password at the end."""
+    text = ("auth=(\n" + " " * 39) * 150 + "'admin',\n" + " " * 39 + "'hunter2!x')"
+    x = _Cuts(text, 0, _CUTS, None, None)
+    cuts = [c for c in range(1, len(text) + 1) if text[c - 1].isspace()]
+    assert len(cuts) > 4096 and all(_py_auth_held(x, c) for c in cuts)
+    assert all(_py_auth_held(x, c) for c in cuts)  # again, after the memo was cleared
+    counts: dict[str, int] = {}
+    assert redact(text).text == _patterns._redact_block(text, counts) == same_streamed(text)
+    assert counts == {"password": 1}

@@ -48,6 +48,8 @@ TEXTS: dict[str, Callable[[int], str]] = {
     "curl and spaces": lambda n: ("curl " + " " * n)[:n],
     "Python credentials left open": lambda n: ('auth=("u", "p, ' * n)[:n],
     "auth and spaces": lambda n: ("auth = ( " + " " * n)[:n],
+    "auth and indented lines": lambda n: (("auth=(\n" + " " * 39) * n)[:n],
+    "a user and indented lines": lambda n: (("auth=('u'\n" + " " * 39 + ",\n" + " " * 39) * n)[:n],
     "a table of passwords by column": lambda n: (
         "| user | password |\n|---|---|\n" + "| a | b2!x |\n" * n
     )[:n],
