@@ -521,8 +521,14 @@ admin = true
 [[keys]]
 key_env = "SWITCHMAN_KEY_SLOW"
 handle = "slow"
-models = ["sim/fast"]
+models = ["sim/steady"]
 rpm = 1
+
+[[models]]  # never fails: the rate test must not meet the fleet's 1% of simulated errors
+alias = "sim/steady"
+provider = "sim"
+model_id = "steady"
+sim = { latency_ms = 50, ttft_ms = 10 }
 """
 
 
@@ -564,10 +570,10 @@ def test_a_key_that_may_not_use_a_model_is_told_so(keyed_daemon: Daemon) -> None
 
 def test_a_call_over_the_keys_rate_exits_1_streamed_or_not(keyed_daemon: Daemon) -> None:
     key = {"SWITCHMAN_API_KEY": "slow-secret"}  # one call a minute
-    first = keyed_daemon.run("run", "sim/fast", "hi", "--stream", env=key)
+    first = keyed_daemon.run("run", "sim/steady", "hi", "--stream", env=key)
     assert first.returncode == 0, first.stderr
     for extra in (("--stream",), ()):
-        again = keyed_daemon.run("run", "sim/fast", "hi", *extra, env=key)
+        again = keyed_daemon.run("run", "sim/steady", "hi", *extra, env=key)
         assert again.returncode == 1, (extra, again.stderr)
         assert "rate_limited" in again.stderr
 
