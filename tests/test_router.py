@@ -375,7 +375,7 @@ async def test_cancelling_the_caller_cancels_attempts_and_releases_the_reservati
         assert provider.in_flight == 0
         spent = (await router.spend("global"))["day"]
         assert slow.cost(100, 1) <= spent < estimate  # (a prompt of ~100 tokens)
-        settled = [e.data for e in _drain(events) if e.type == "budget.settled"]
+        settled = [e.data for e in _drained(events) if e.type == "budget.settled"]
         assert settled[-1]["amount_usd"] == pytest.approx(spent)
         # what was not billed is free again: a reservation of the same size passes
         with trio.move_on_after(1.0) as scope:
@@ -403,15 +403,6 @@ async def test_an_answer_the_hard_deadline_cut_is_billed_what_was_generated(
     assert spent > 0.0
     if budget:
         assert result.trace.budget.settled_usd == pytest.approx(spent)
-
-
-def _drain(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> list[switchman.TraceEvent]:
-    out = []
-    while True:
-        try:
-            out.append(events.receive_nowait())
-        except trio.WouldBlock:
-            return out
 
 
 async def test_a_cancelled_router_block_stops_at_once_and_aclose_drains_first(

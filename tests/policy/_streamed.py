@@ -20,3 +20,15 @@ def same_streamed(text: str) -> str:
     for step in (1, 3, 7, 64):
         assert streamed(text, step) == (whole.text, dict(whole.counts)), step
     return whole.text
+
+
+def streamed_in(text: str, sizes: list[int]) -> tuple[str, dict[str, int]]:
+    """``text`` fed to a ``StreamRedactor`` in chunks of ``sizes`` characters, then the
+    rest: what came out, and the counts."""
+    redactor = StreamRedactor()
+    out, i = [], 0
+    for n in [*sizes, len(text)]:
+        out.append(redactor.feed(text[i : i + n]))
+        i += n
+    out.append(redactor.flush())
+    return "".join(out), dict(redactor.counts)

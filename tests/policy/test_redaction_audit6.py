@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchman.policy._redaction import StreamRedactor, redact, tag
-from tests.policy._streamed import same_streamed
+from tests.policy._streamed import same_streamed, streamed_in
 
 URL_PASSWORD = tag("url_password")
 PASSWORD = tag("password")
@@ -191,13 +191,7 @@ def table_texts_and_cuts(draw: st.DrawFn) -> tuple[str, list[int]]:
 def test_tables_and_curl_stream_as_whole_for_any_chunking(case: tuple[str, list[int]]) -> None:
     text, sizes = case
     whole = redact(text)
-    redactor = StreamRedactor()
-    out, i = [], 0
-    for n in [*sizes, len(text)]:
-        out.append(redactor.feed(text[i : i + n]))
-        i += n
-    out.append(redactor.flush())
-    assert ("".join(out), dict(redactor.counts)) == (whole.text, dict(whole.counts))
+    assert streamed_in(text, sizes) == (whole.text, dict(whole.counts))
 
 
 @pytest.mark.parametrize(

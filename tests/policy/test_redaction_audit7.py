@@ -24,7 +24,7 @@ from switchman.policy._patterns_credentials import (
 from switchman.policy._patterns_values import QUOTED_SPACED
 from switchman.policy._redact_breaks import _CUTS, _LOOKBACK, _Cuts, _py_auth_held
 from switchman.policy._redaction import StreamRedactor, redact, tag
-from tests.policy._streamed import same_streamed
+from tests.policy._streamed import same_streamed, streamed_in
 
 PW = tag("password")
 KEY = tag("api_key")
@@ -144,9 +144,7 @@ def test_python_credentials_stream_as_whole_split_at_every_point(text: str, expe
     whole = redact(text)
     assert whole.counts == {"password": 1}
     for cut in range(len(text) + 1):
-        redactor = StreamRedactor()
-        out = redactor.feed(text[:cut]) + redactor.feed(text[cut:]) + redactor.flush()
-        assert (out, dict(redactor.counts)) == (whole.text, dict(whole.counts)), cut
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
 
 
 # -- a table's token and secret columns ---------------------------------------------------
@@ -214,9 +212,7 @@ def test_a_token_table_streams_as_whole_split_at_every_point() -> None:
     whole = redact(text)
     assert whole.counts == {"api_key": 1}
     for cut in range(len(text) + 1):
-        redactor = StreamRedactor()
-        out = redactor.feed(text[:cut]) + redactor.feed(text[cut:]) + redactor.flush()
-        assert (out, dict(redactor.counts)) == (whole.text, dict(whole.counts)), cut
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
 
 
 # -- stream == whole, any chunking -------------------------------------------------------
@@ -246,13 +242,7 @@ def texts_and_cuts(draw: st.DrawFn) -> tuple[str, list[int]]:
 def test_credentials_and_token_tables_stream_as_whole(case: tuple[str, list[int]]) -> None:
     text, sizes = case
     whole = redact(text)
-    redactor = StreamRedactor()
-    out, i = [], 0
-    for n in [*sizes, len(text)]:
-        out.append(redactor.feed(text[i : i + n]))
-        i += n
-    out.append(redactor.flush())
-    assert ("".join(out), dict(redactor.counts)) == (whole.text, dict(whole.counts))
+    assert streamed_in(text, sizes) == (whole.text, dict(whole.counts))
 
 
 @settings(max_examples=400, deadline=None)
