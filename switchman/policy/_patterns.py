@@ -181,6 +181,8 @@ _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, lit
     (":", ("uthorization",)),  # authorization: basic
     ("e", ("ecret",)),  # secret key
     ("=", ("auth",)),  # auth=("user", "password")
+    (":", ("auth'", 'auth"')),  # {'auth': ('user', 'password')}
+    ("D", ("DigestAuth(",)),  # HTTPDigestAuth("user", "password")
     ("R", ("EARER",)),
     ("W", ("ASSW",)),
     ("Y", ("ECRET",)),  # SECRET...KEY
@@ -230,7 +232,8 @@ def _maybe_triggered(text: str) -> bool:
         or ("B" in text and ("Basic" in text or "BASIC" in text))
         or (":" in text and "z" in text and "uthorization" in text)  # authorization: basic
         or ("W" in text and "ASSW" in text)
-        or ("=" in text and "auth" in text)  # auth=("user", "password")
+        or (("=" in text or ":" in text) and "auth" in text)  # auth=(...), {"auth": (...)}
+        or ("D" in text and "(" in text and "DigestAuth(" in text)
         or "ecret" in text  # secret key
         or ("Y" in text and "ECRET" in text)  # SECRET...KEY
         or ("z" in text and "AIza" in text)
@@ -395,7 +398,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ("password", _USER_OPTION, _user_option_hit, lambda s: "-u" in s),
     ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
     ("password", _AUTH_BASIC, _basic_hit, lambda s: "uthorization" in s),
-    ("password", _PY_AUTH, _py_auth_hit, lambda s: "auth" in s or "Basic" in s),
+    ("password", _PY_AUTH, _py_auth_hit, lambda s: "auth" in s or "Auth(" in s),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {

@@ -1,12 +1,13 @@
 """The rules for credentials written the way HTTP and command lines carry them: a
 ``Bearer`` token, ``Basic`` credentials (alone or after an ``Authorization`` header's
-name), a Python HTTP client's (``auth=("user", "password")``, ``HTTPBasicAuth(...)``,
-``BasicAuth(...)``), curl's ``-u user:password`` (only on a curl command:
-``curl_before``) and a URL's ``scheme://user:password@host``, each a pattern and the
-function that tells what of its match to replace. ``_patterns`` lists them with the
-other rules of a block; ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``,
-``_OPEN_PY_AUTH_REVERSED``, ``PY_AUTH_REACH``, ``CURL_REACH`` and ``curl_before`` to
-keep a cut that such a credential may still cross.
+name), a Python HTTP client's (``auth=("user", "password")``, ``{"auth": (...)}``,
+``HTTPBasicAuth(...)``, ``BasicAuth(...)``, ``HTTPDigestAuth(...)``), curl's ``-u
+user:password`` (only on a curl command: ``curl_before``) and a URL's
+``scheme://user:password@host``, each a pattern and the function that tells what of
+its match to replace. ``_patterns`` lists them with the other rules of a block;
+``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``, ``_OPEN_PY_AUTH_REVERSED``,
+``PY_AUTH_REACH``, ``CURL_REACH`` and ``curl_before`` to keep a cut that such a
+credential may still cross.
 
 Pure and synchronous.
 """
@@ -114,20 +115,24 @@ _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no passwor
 # unless the host after the last @ has a port (p@ss/w0rd@db:5432): that @ is the URL's
 _NAME_THEN_PATH = re.compile(r"@[A-Za-z0-9-]+[/?]")
 _HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
-# A Python HTTP client's Basic credentials: ``auth=("user", "password")`` (requests,
-# httpx; ``session.auth = (...)`` too), ``HTTPBasicAuth("user", "password")`` (requests),
-# ``BasicAuth("user", "password")`` (aiohttp, httpx): the second string literal is the
-# password (names are code: ``auth=(user, password)``). The user is a string without a
-# cut character (whitespace, JSON's , { } [ ]); the password one without, or with spaces
-# or JSON's punctuation if QUOTED_SPACED long at most (a stream holds back that long for
-# one: _OPEN_PY_AUTH_REVERSED). Between the parenthesis, the user, its comma and the
-# password, PY_AUTH_GAP whitespace characters at most, newlines included: a formatter
-# puts a call's arguments on lines of their own, indented as deep as the code is (black:
-# ``auth=(``, then ``"admin",`` and ``"pw",`` each on a line indented 12 spaces), or one
-# aligns the password under the user (``auth=("admin",``, a line of 18 spaces, ``"pw")``)
+# A Python HTTP client's Basic or Digest credentials: ``auth=("user", "password")``
+# (requests, httpx; ``session.auth = (...)`` too), the same in a dict of a call's
+# arguments (``{"auth": ("user", "password")}``, ``'auth': (...)``),
+# ``HTTPBasicAuth("user", "password")`` (requests), ``BasicAuth("user", "password")``
+# (aiohttp, httpx), ``HTTPDigestAuth(...)`` (requests), ``DigestAuth(...)`` (httpx): the
+# second string literal is the password (names are code: ``auth=(user, password)``). The
+# user is a string without a cut character (whitespace, JSON's , { } [ ]); the password
+# one without, or with spaces or JSON's punctuation if QUOTED_SPACED long at most (a
+# stream holds back that long for one: _OPEN_PY_AUTH_REVERSED). Between the parenthesis,
+# the user, its comma and the password, PY_AUTH_GAP whitespace characters at most,
+# newlines included: a formatter puts a call's arguments on lines of their own, indented
+# as deep as the code is (black: ``auth=(``, then ``"admin",`` and ``"pw",`` each on a
+# line indented 12 spaces), or one aligns the password under the user
+# (``auth=("admin",``, a line of 18 spaces, ``"pw")``)
 PY_AUTH_GAP: Final = 40
 _PY_AUTH_HEAD = (
-    r"(?:(?<!\w)auth[ \t]{0,8}=[ \t]{0,8}\(|\b(?:HTTP)?BasicAuth\()"
+    r"(?:(?<!\w)auth[ \t]{0,8}=[ \t]{0,8}\(|[\"']auth[\"'][ \t]{0,8}:[ \t]{0,8}\("
+    r"|\b(?:HTTP)?(?:Basic|Digest)Auth\()"
     rf"\s{{0,{PY_AUTH_GAP}}}"
 )
 _PY_AUTH_PLAIN = _ascii_but("\"'\\,{}[]")
@@ -139,28 +144,29 @@ _PY_AUTH = re.compile(
     rf"|[ {_PY_AUTH_SPACED}]{{1,{QUOTED_SPACED}}})(?P=q)"
 )
 # what a cut inside such credentials, before the password's closing quote, follows: the
-# word auth and its = (then the call's parenthesis), the parenthesis, the user, its comma,
-# or the password's opening quote and up to QUOTED_SPACED - 1 characters. It is written
+# word auth and its = (then the call's parenthesis), a dict's quoted key auth and its :,
+# the parenthesis, the user, its comma, or the password's opening quote and up to
+# QUOTED_SPACED - 1 characters. It is written
 # backwards, to be matched at the cut in the reversed text (``_redact_breaks``): read
 # from the cut back, it fails within a few characters of most cuts, where a search for
 # its start would try every position up to PY_AUTH_REACH before the cut. Its runs are
 # possessive (``{0,40}+``): what follows each is a character the run does not take, so
 # giving some back never helps. Forwards, it is
-#   (?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z
+#   (?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z | ["']auth["'][ \t]{0,8}(?::[ \t]{0,8})?\Z
 #   | _PY_AUTH_HEAD (?:"user"\s{0,GAP}(?:,\s{0,GAP}(?:"pass word)?)?)?\Z
 _OPEN_PY_AUTH_REVERSED = re.compile(
-    r"(?:[ \t]{0,8}+=)?[ \t]{0,8}+htua(?!\w)|"
+    r"(?:[ \t]{0,8}+=)?[ \t]{0,8}+htua(?!\w)|(?:[ \t]{0,8}+:)?[ \t]{0,8}+[\"']htua[\"']|"
     rf"(?:(?:(?:[ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}}+[\"'])?\s{{0,{PY_AUTH_GAP}}}+,)?"
     rf"\s{{0,{PY_AUTH_GAP}}}+(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}+(?P=uq))?"
-    rf"\s{{0,{PY_AUTH_GAP}}}+\((?:[ \t]{{0,8}}+=[ \t]{{0,8}}+htua(?!\w)|htuAcisaB(?:PTTH)?\b)"
+    rf"\s{{0,{PY_AUTH_GAP}}}+\((?:[ \t]{{0,8}}+=[ \t]{{0,8}}+htua(?!\w)"
+    r"|[ \t]{0,8}+:[ \t]{0,8}+[\"']htua[\"']|htuA(?:cisaB|tsegiD)(?:PTTH)?\b)"
 )
-#: how far back from a cut such open credentials may start: their longest match
-#: (``auth = (`` with 8 spaces each side, a gap, the quoted user, a gap, the comma, a
-#: gap, the password's quote and QUOTED_SPACED - 1 characters) and the character its
-#: (?<!\w) reads before it
-PY_AUTH_REACH: Final = (
-    22 + PY_AUTH_GAP + (64 + 2) + PY_AUTH_GAP + 1 + PY_AUTH_GAP + QUOTED_SPACED + 1
-)
+#: how far back from a cut such open credentials may start: their longest match (a
+#: dict's ``"auth" : (`` with 8 spaces each side of its colon, 24 characters, one more
+#: than ``auth = (`` so spaced and the character its (?<!\w) reads before it; a gap, the
+#: quoted user, a gap, the comma, a gap, the password's quote and QUOTED_SPACED - 1
+#: characters)
+PY_AUTH_REACH: Final = 24 + PY_AUTH_GAP + (64 + 2) + PY_AUTH_GAP + 1 + PY_AUTH_GAP + QUOTED_SPACED
 
 
 def _bearer_hit(m: re.Match[str]) -> str | None:
@@ -206,7 +212,7 @@ def _user_option_hit(m: re.Match[str]) -> str | None:
 
 
 def _py_auth_hit(m: re.Match[str]) -> str | None:
-    """The password of a Python client's Basic credentials (``auth=("u", "pw")``), but
+    """The password of a Python client's Basic or Digest credentials (``auth=("u", "pw")``), but
     a placeholder (``auth=("user", "password")``, ``"<password>"``, ``"${PW}"``)."""
     password = m["password"]
     if not password.strip() or _PLACEHOLDER.fullmatch(password):

@@ -31,8 +31,9 @@ the text's start):
   after a secret's name opened less than ``QUOTED_SPACED`` (48) characters before
   (``password: "correct horse``), nor in a table's cell after a cell naming a secret
   (``| password | my pass``), nor in a quoted ``user:password`` after ``-u`` (``-u
-  'bob:p@ss``), nor in a Python HTTP client's Basic credentials before its password's
-  closing quote (``auth = (``, ``auth=("u", "my pa``, ``BasicAuth("u",``), nor inside a
+  'bob:p@ss``), nor in a Python HTTP client's Basic or Digest credentials before its
+  password's closing quote (``auth = (``, ``auth=("u", "my pa``, ``"auth": (``,
+  ``BasicAuth("u",``, ``DigestAuth(``), nor inside a
   row of a table whose header names a secret (``TableColumns``: from the row's first
   ``|`` to its line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is
   such a row depends on the lines before it, read once, so a block holds a row whole and

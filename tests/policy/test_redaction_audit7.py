@@ -1,5 +1,6 @@
-"""Redaction, seventh audit: a Python HTTP client's Basic credentials, and a table's
-token and secret columns.
+"""Redaction, seventh audit: a Python HTTP client's Basic credentials (and, in the
+stream and backwards tests, its dict and Digest forms: ``test_redaction_audit8``), and a
+table's token and secret columns.
 
 Secrets below are fake and split into pieces so that secret scanners leave this file
 alone.
@@ -219,6 +220,7 @@ def test_a_token_table_streams_as_whole_split_at_every_point() -> None:
 
 AUTH_PIECES = [
     *("auth", "auth=(", "auth = (", "BasicAuth(", "HTTPBasicAuth(", "aiohttp.", "oauth="),
+    *('"auth": (', "{'auth' : (", '"auth"', "'auth'", ":", ": ", "DigestAuth(", "HTTPDigest"),
     *('"u"', "'admin'", '"', "'", ",", ", ", ")", "(", "=", " ", "\n", "\t", "{", "]"),
     *("\n        ", "\n" + " " * 20, " " * 39, "\n\t\t\t", "\n" + " " * 40),
     *('"hunter2!x"', "'p,a{s}s'", '"my pass 9"', '"password"', "user", "x1"),
@@ -259,7 +261,7 @@ def test_no_break_cuts_a_python_clients_credentials(parts: list[str]) -> None:
 # open credentials written forwards, searched for back from the cut: what the reversed
 # pattern matched from the cut back must answer
 _OPEN_FORWARDS = re.compile(
-    r"(?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z|"
+    r"(?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z|[\"']auth[\"'][ \t]{0,8}(?::[ \t]{0,8})?\Z|"
     + _PY_AUTH_HEAD
     + rf"(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,{PY_AUTH_GAP}}}"
     rf"(?:,\s{{0,{PY_AUTH_GAP}}}(?:[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"

@@ -50,6 +50,11 @@ TEXTS: dict[str, Callable[[int], str]] = {
     "auth and spaces": lambda n: ("auth = ( " + " " * n)[:n],
     "auth and indented lines": lambda n: (("auth=(\n" + " " * 39) * n)[:n],
     "a user and indented lines": lambda n: (("auth=('u'\n" + " " * 39 + ",\n" + " " * 39) * n)[:n],
+    "dict credentials left open": lambda n: ("{'auth': ('u', 'p, " * n)[:n],
+    "a dict's auth and spaces": lambda n: ('"auth" : ( ' + " " * n)[:n],
+    "Digest credentials and indented lines": lambda n: (
+        ("DigestAuth(\n" + " " * 39 + "'u',\n" + " " * 39) * n
+    )[:n],
     "a table of passwords by column": lambda n: (
         "| user | password |\n|---|---|\n" + "| a | b2!x |\n" * n
     )[:n],
