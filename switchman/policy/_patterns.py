@@ -118,17 +118,29 @@ _NAME_SEP = (
     rf"(?:[ \t]{{0,16}}(?P<sep>=>|:=|[=:]|(?P<pipe>\|)){_BOLD}[ \t]{{0,16}}|[ \t]{{1,16}})"
 )
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
-_NAMED_VALUE = (
-    _NAME_SEP
-    + rf"(?:\"(?P<dq>[!#-~]{{1,256}}|[ !#-~]{_SPACED})\""
-    + rf"|'(?P<sq>[!-&(-~]{{1,256}}|[ !-&(-~]{_SPACED})'"
-    + rf"|`(?P<bq>[!-_a-~]{{1,256}}|[ !-_a-~]{_SPACED})`"
-    # a table's cell, after a name's cell: up to its |, spaces and all
-    + rf"|(?(pipe)(?P<cell>[^\s|`\"'][^|\n]{{0,{QUOTED_SPACED - 1}}})(?=\|)|(?!))"
-    + rf"|(?P<bare>[{_BARE}]{{1,256}}))"
-)
+
+
+def _named_value_pattern(cell_end: str) -> str:
+    """A secret's value after its name, a table's cell ending where ``cell_end`` matches."""
+    return (
+        _NAME_SEP
+        + rf"(?:\"(?P<dq>[!#-~]{{1,256}}|[ !#-~]{_SPACED})\""
+        + rf"|'(?P<sq>[!-&(-~]{{1,256}}|[ !-&(-~]{_SPACED})'"
+        + rf"|`(?P<bq>[!-_a-~]{{1,256}}|[ !-_a-~]{_SPACED})`"
+        # a table's cell, after a name's cell: up to its |, spaces and all
+        + rf"|(?(pipe)(?P<cell>[^\s|`\"'][^|\n]{{0,{QUOTED_SPACED - 1}}})(?={cell_end})|(?!))"
+        + rf"|(?P<bare>[{_BARE}]{{1,256}}))"
+    )
+
+
+_NAMED_VALUE = _named_value_pattern(r"\|")
 _PASSWORD = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _NAMED_VALUE)  # not /etc/passwd
 _SECRET_KEY = re.compile(_SECRET_KEY_NAME + _NAMED_VALUE)
+# the same opening a row of a table without outer pipes, its cell perhaps the row's
+# last, without its | (``password | my pass 2024``: up to the line's end)
+_ROW_VALUE = _named_value_pattern(r"\||[ \t]*\r?(?:\n|\Z)")
+_PASSWORD_ROW = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _ROW_VALUE)
+_SECRET_KEY_ROW = re.compile(_SECRET_KEY_NAME + _ROW_VALUE)
 # a quoted value after a name, still open at the end (a cut in it waits for the rest)
 _OPEN_VALUE = re.compile(
     rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})"
@@ -149,6 +161,10 @@ _NAME_TAIL = re.compile(
 )
 # what stands before a secret's name in a table's cell: its | and the name's head
 _NAME_CELL = re.compile(r"\|[ \t]*[\w.*`-]{0,48}\Z")
+# the name's head in the first cell of a row without a leading | (``DB_PASSWORD | x``)
+_ROW_HEAD = re.compile(r"[\w.*`-]{0,48}")
+_ROW_NAMES: Final = (("assw", "password"), ("ASSW", "password"))
+_ROW_SECRET_NAMES: Final = (("ecret", "api_key"), ("ECRET", "api_key"))
 _WS = re.compile(r"\s")
 # Whatever a pattern matches contains one of these, a character other than a space
 # and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
@@ -308,7 +324,7 @@ def _email_hit(m: re.Match[str]) -> str | None:
     return tag("email")
 
 
-def _named_value(m: re.Match[str], kind: str) -> str | None:
+def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
     """The replacement of a value given a secret's name, or None if it is none.
 
     A placeholder is left (see ``_PLACEHOLDER``), as is code (a bare value with a
@@ -321,7 +337,10 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
     its ``|``) the value is the next cell, spaces and all (``| password | my pass 2024
     |``), and is taken as a bare value after ``=``, quoted or not (``| password |
     `str` |`` is a type); a cell with spaces describing the field (``required, 12+
-    chars``: prose punctuation, a rule's words, six words or more) is left.
+    chars``: prose punctuation, a rule's words, six words or more) is left. The name's
+    cell follows a ``|``, or opens a row of a table without outer pipes (``row``:
+    ``password | my pass 2024`` under a header and its delimiter row, the row's last
+    cell running to the line's end: ``_PASSWORD_ROW``).
     """
     group = next(g for g in ("dq", "sq", "bq", "cell", "bare") if m[g] is not None)
     value = m[group]
@@ -332,7 +351,7 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
     if m["pipe"] is not None and _LENGTH_RULE.fullmatch(value.rstrip()):
         return None  # | password | 8-64 |
     if m["sep"] == "|":  # a table's row: the name's cell opens the row or follows a |
-        if _NAME_CELL.search(m.string, max(m.start() - 64, 0), m.start()) is None:
+        if not row and _NAME_CELL.search(m.string, max(m.start() - 64, 0), m.start()) is None:
             return None  # a shell's pipe: echo $password | base64
         if group == "bare":
             value = value.partition("|")[0]  # |password|hunter2!x|
@@ -360,6 +379,25 @@ def _named_value(m: re.Match[str], kind: str) -> str | None:
     start = m.start(group) - m.start()
     whole = m.group()
     return whole[:start] + tag(kind) + whole[start + len(value) :]
+
+
+def _row_name_hits(block: str, lines: Iterable[int]) -> Iterable[_Hit]:
+    """The values after a secret's name opening a row of a table without outer pipes
+    (``password | hunter2``), ``lines`` being where such rows start in ``block``: the
+    name within the row's first ``[\\w.*`-]`` run of 48 characters and its own, its
+    separator a ``|``. Reads 72 characters of each row, and its value."""
+    for p in lines:
+        head = m.end() if (m := _ROW_HEAD.match(block, p)) else p  # the name starts by here
+        hi = min(len(block), p + 72)
+        for pattern, words in ((_PASSWORD_ROW, _ROW_NAMES), (_SECRET_KEY_ROW, _ROW_SECRET_NAMES)):
+            for word, kind in words:
+                i = block.find(word, p + 1, hi)
+                while i >= 0:
+                    q = i - 1  # the name's first letter
+                    if q <= head and (m := pattern.match(block, q)):
+                        if m["sep"] == "|" and (found := _named_value(m, kind, row=True)):
+                            yield _Hit(m.start(), m.end(), _RANK[kind], kind, found)
+                    i = block.find(word, i + 1, hi)
 
 
 def _password_hit(m: re.Match[str]) -> str | None:
@@ -427,13 +465,20 @@ def _pem_hits(block: str) -> Iterable[_Hit]:
 
 
 def _redact_block(
-    block: str, counts: dict[str, int], rows: Iterable[tuple[int, _Columns]] = ()
+    block: str,
+    counts: dict[str, int],
+    rows: Iterable[tuple[int, _Columns]] = (),
+    lines: Iterable[int] = (),
 ) -> str:
     """Redact one block, adding what it found to ``counts``; ``rows``: the rows of
-    tables with secret columns starting in it (their first |) and those columns."""
+    tables with secret columns starting in it (their first character but spaces) and
+    those columns; ``lines``: where the rows of tables without outer pipes start in it
+    (those not led by a |)."""
     hits: list[_Hit] = []
     if rows:
         hits.extend(_Hit(a, b, _RANK[k], k, tag(k)) for a, b, k in _column_hits(block, rows))
+    if lines:
+        hits.extend(_row_name_hits(block, lines))
     for kind, pattern, replace, needs in _PATTERNS:
         if not needs(block):
             continue

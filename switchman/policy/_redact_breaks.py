@@ -35,9 +35,10 @@ the text's start):
   password's closing quote (``auth = (``, ``auth=("u", "my pa``, ``"auth": (``,
   ``BasicAuth("u",``, ``DigestAuth(``), nor inside a
   row of a table whose header names a secret (``TableColumns``: from the row's first
-  ``|`` to its line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is
-  such a row depends on the lines before it, read once, so a block holds a row whole and
-  its secret column's cells are judged there);
+  character but spaces, its ``|`` or, in a table without outer pipes, its first cell's,
+  to its line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is such a
+  row depends on the lines before it, read once, so a block holds a row whole and its
+  secret column's cells are judged there);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the

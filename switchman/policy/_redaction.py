@@ -217,11 +217,12 @@ def _redact_found(
 ) -> Redacted:
     """``_redact_patterns`` of a text with a trigger (apart, so that its comprehensions
     cost the text without any nothing)."""
-    rows = tables.rows(off, off + len(text)) if tables is not None and tables.pipes else []
     if tables is None and "\n" in text and TABLE_GATE.search(text):
-        tables = TableColumns()  # a whole text: its tables with a secret's column
+        tables = TableColumns()  # a whole text: its tables
         tables.read(text, 0)
-        rows = tables.rows(0, len(text))
+    rows = tables.rows(off, off + len(text)) if tables is not None and tables.pipes else []
+    # where the rows of tables without outer pipes start (a secret's name may open them)
+    lines = [p - off for p in tables.line_starts(off, off + len(text))] if tables else []
     counts: dict[str, int] = {}
     pem = None
     if "-----BEGIN" in text:
@@ -246,7 +247,11 @@ def _redact_found(
             if starts:  # the rows of a table with a secret's column starting in the block
                 lo, hi = bisect.bisect_left(starts, b), bisect.bisect_left(starts, end)
                 inside = tuple((starts[k] - b, rows[k][2]) for k in range(lo, hi))
-            out.append(_redact_block(text[b:end], counts, inside))
+            opened: list[int] = []
+            if lines:  # the rows without a leading | starting in it
+                lo, hi = bisect.bisect_left(lines, b), bisect.bisect_left(lines, end)
+                opened = [p - b for p in lines[lo:hi]]
+            out.append(_redact_block(text[b:end], counts, inside, opened))
             b = end
             if b >= last:
                 break

@@ -176,6 +176,9 @@ PIECES = [
     *("hunter2!x", "Gr@fana2024", "8-64", "<password>", "admin", "x", "日本"),
     *("curl ", "curl", "-u ", "-u", "--user=", "admin:", "S3cr3t!", "'", " \\\n", "redis://"),
     *("| Access token |", "| Token |", "tok_9f8e7d6c5b4a3210", "auth=(", '"u", ', '"p w"', ")"),
+    # tables without outer pipes (test_redaction_audit8)
+    *("User | Password\n", "--- | ---", "---|---", ":--- | ---:", "\n---\n", " | ", "|-"),
+    *("password | ", "API token | x\n", "mysql", "cat x | grep y", "\n  ", "DB_PASSWORD |"),
 ]
 
 

@@ -60,6 +60,19 @@ TEXTS: dict[str, Callable[[int], str]] = {
     )[:n],
     "one row under a password column": lambda n: ("| password |\n|---|\n" + "| a b " * n)[:n],
     "table headers and separators": lambda n: ("| password |\n|---|\n" * n)[:n],
+    # tables without outer pipes: rows with no delimiter row, a table of passwords, rows a
+    # password's name opens, delimiter rows without a header, one endless row or line
+    "a | b | c rows without a delimiter row": lambda n: ("a | b | c\n" * n)[:n],
+    "a pipeless table of passwords": lambda n: ("user | password\n--- | ---\n" + "a | b2!x\n" * n)[
+        :n
+    ],
+    "pipeless rows opened by a password's name": lambda n: (
+        "k | v\n--- | ---\n" + "password | hunter2!x z\n" * n
+    )[:n],
+    "delimiter rows without a header": lambda n: ("--- | --- | x\n" * n)[:n],
+    "one endless delimiter row": lambda n: ("a | b\n" + "--- | " * n)[:n],
+    "one endless pipeless row": lambda n: ("user | password\n--- | ---\n" + "a b | " * n)[:n],
+    "headers and delimiter rows": lambda n: ("a | password\n--- | ---\n" * n)[:n],
     "compact JSON with URLs": lambda n: json.dumps(
         [{"u": f"https://h{i}.example.com/x", "password": f"p{i}!"} for i in range(n)],
         separators=(",", ":"),
