@@ -39,8 +39,17 @@ class HubStatistics:
     dropped: int
 
 
+#: every how many events the hub looks for subscribers that closed their channel
+SWEEP_EVERY = 64
+
+
 class TraceHub:
-    """Owned by its actor; ``publish`` and ``subscribe`` are safe to call from any task."""
+    """Owned by its actor; ``publish`` and ``subscribe`` are safe to call from any task.
+
+    A subscriber that closed its channel is dropped at its next delivery, at the next
+    ``subscribe``, or within ``SWEEP_EVERY`` events, whichever comes first (one whose
+    ``accept`` turns every event down gets no delivery to fail), so ``active`` turns
+    false again once nobody listens."""
 
     def __init__(self) -> None:
         self._subscribers: list[_Subscriber] = []
@@ -69,12 +78,21 @@ class TraceHub:
         if self._closed:
             send.close()
         else:
+            self._sweep()
             self._subscribers.append(_Subscriber(send, accept))
         return receive
+
+    def _sweep(self) -> None:
+        """Drop the subscribers that closed their receiving end."""
+        self._subscribers = [
+            sub for sub in self._subscribers if sub.send.statistics().open_receive_channels
+        ]
 
     def publish(self, event: TraceEvent) -> None:
         """Deliver to every subscriber with room; never blocks."""
         self._published += 1
+        if not self._published % SWEEP_EVERY:
+            self._sweep()
         gone: list[_Subscriber] = []
         for sub in self._subscribers:
             if sub.accept is not None and not _accepts(sub.accept, event):

@@ -51,6 +51,24 @@ def test_closing_a_subscription_unsubscribes() -> None:
     assert not hub.active
 
 
+def test_a_closed_subscription_that_turns_every_event_down_is_dropped_too() -> None:
+    """A filtered subscriber gets no delivery to fail once it closed (a websocket that
+    followed one job): it is dropped at the next subscribe or within SWEEP_EVERY events,
+    so the hub does not keep it, and ``active`` turns false again."""
+    from switchman.actors._hub import SWEEP_EVERY
+
+    hub = TraceHub()
+    for _ in range(100):  # connections that each followed a job, then left
+        hub.subscribe(accept=lambda e: False).close()
+    assert hub.statistics().subscribers == 1  # each subscribe dropped the one before
+    kept = hub.subscribe(accept=lambda e: False)
+    assert hub.statistics().subscribers == 1
+    kept.close()
+    for n in range(SWEEP_EVERY):
+        hub.publish(_event(n))
+    assert not hub.active and hub.statistics().subscribers == 0
+
+
 async def test_stopping_the_hub_ends_every_subscription() -> None:
     hub = TraceHub()
     async with trio.open_nursery() as nursery:

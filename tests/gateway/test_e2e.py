@@ -362,3 +362,27 @@ async def test_metrics_say_why_calls_failed_and_which_providers_can_serve(
         s.labels["provider"]: s.value for s in families["switchman_provider_available"].samples
     }
     assert available["sim"] == 1.0 and available["openai"] == 0.0
+
+
+async def test_websockets_that_leave_leave_no_subscription_behind(tmp_path: Path) -> None:
+    """Each websocket subscribes to the router's trace hub for its own jobs; one that
+    made a call and left, or left at once, must not stay subscribed (it used to: the hub
+    only noticed a closed subscriber when an event it accepted failed to go through, and
+    memory and every call's cost grew with each connection)."""
+    with trio.fail_after(60):
+        async with real_gateway(tmp_path) as gw:
+            hub = gw.router._hub
+            before = hub.statistics().subscribers
+            url = f"ws://{gw.host}:{gw.port}/ws"
+            for _ in range(20):
+                async with open_websocket_url(url) as ws:
+                    call = {"prompt": "hi", "model": "sim/fast"}
+                    await ws.send_message(json.dumps({"type": "call", "call": call}))
+                    while json.loads(await ws.get_message())["type"] != "result":
+                        pass
+            for _ in range(50):
+                async with open_websocket_url(url):
+                    pass
+            await trio.sleep(0.2)
+            # the last one may still be held until the next subscribe or events
+            assert hub.statistics().subscribers <= before + 1
