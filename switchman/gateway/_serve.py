@@ -186,6 +186,9 @@ async def _serve(
         hconfig = HypercornConfig()
         hconfig.bind = [_bind(host, port)]
         hconfig.graceful_timeout = RESPONSE_MARGIN_S
+        # a websocket message is held to what an HTTP body may be (hypercorn closes the
+        # socket, 1009, past it); its default, 16 MiB, let a message 4x a body be read
+        hconfig.websocket_max_message_size = config.server.max_body_bytes
         hconfig.accesslog = None
         hconfig.errorlog = logging.getLogger("switchman.gateway.server")
         hconfig.include_server_header = False

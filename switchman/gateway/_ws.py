@@ -42,7 +42,15 @@ from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, EventType, Result, TraceEvent
 from switchman.gateway._auth import Principal, may_reach
-from switchman.gateway._http import HttpError, Receive, Scope, Send, dumps, invalid
+from switchman.gateway._http import (
+    HttpError,
+    Receive,
+    Scope,
+    Send,
+    dumps,
+    invalid,
+    parse_json,
+)
 from switchman.gateway._limits import retry_after_s
 from switchman.gateway._views import CallTexts, PlatformView
 
@@ -123,7 +131,11 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
 
 
 async def _reject(scope: Scope, send: Send) -> None:
-    err = HttpError(401, "unauthorized", "a valid gateway key is required")
+    err = HttpError(
+        401,
+        "unauthorized",
+        "a valid gateway key is required (Authorization: Bearer <key> or x-api-key)",
+    )
     if "websocket.http.response" in scope.get("extensions", {}):
         body = dumps(err.body())
         await send(
@@ -289,7 +301,7 @@ class _Connection:
                 await self.outbox.send(_error("bad_request", "send JSON text messages"))
                 continue
             try:
-                data = json.loads(text)
+                data = parse_json(text)
             except ValueError as exc:
                 await self.outbox.send(_error("bad_request", f"malformed JSON: {exc}"))
                 continue
@@ -332,6 +344,8 @@ class _Connection:
 
     async def submit(self, raw: Any) -> None:
         self.gw.take_request(self.principal)
+        if raw is not None and not isinstance(raw, dict):
+            raise invalid([("call", "must be a JSON object")])
         try:
             call = self.gw.parse_call(raw if raw is not None else {}, self.principal)
         except ValidationError as exc:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from switchman._result import TraceEvent
 from switchman.gateway._auth import OPEN, Principal
@@ -131,6 +131,7 @@ async def test_websocket_needs_a_valid_key_when_keys_exist() -> None:
                     r = await client.get("/ws", headers=upgrade | headers)
                 assert r.status_code == 401
                 assert r.json()["error"]["code"] == "unauthorized"
+                assert "(Authorization: Bearer <key> or x-api-key)" in r.json()["error"]["message"]
             assert router.subscribers == 1  # only the metrics feed: no socket subscribed
             async with open_websocket_url(gw.ws_url, extra_headers=_auth("secret-b")) as ws:
                 await _send(ws, {"type": "subscribe"})
@@ -183,6 +184,14 @@ async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
     ("message", "code", "fields"),
     [
         ("{nope", "bad_request", None),
+        ("[" * 5_000 + "]" * 5_000, "bad_request", None),  # (a RecursionError: a 1011)
+        (
+            json.dumps(
+                {"type": "call", "call": {"prompt": "x", "metadata": {"a": [[[[[[]]]]]]}}}
+            ).replace("[[[[[[]]]]]]", "[" * 200 + "]" * 200),
+            "validation_error",
+            {"call.metadata"},
+        ),
         (json.dumps([1, 2]), "validation_error", None),
         (json.dumps({"type": "dance"}), "validation_error", None),
         (json.dumps({"type": "subscribe", "job": "x"}), "validation_error", {"job"}),
@@ -209,6 +218,7 @@ async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
             {"call.prompt", "call.model"},
         ),
         (json.dumps({"type": "call"}), "validation_error", {"call.prompt"}),
+        (json.dumps({"type": "call", "call": []}), "validation_error", {"call"}),
     ],
 )
 async def test_bad_client_messages_get_an_error_and_the_socket_lives_on(
@@ -385,3 +395,19 @@ async def test_results_a_connection_could_not_send_are_logged(
         "websocket of team-a closed with 2 result(s) not sent (the client read too slowly"
         " or not at all); they stay in GET /result"
     ]
+
+
+async def test_a_message_larger_than_a_body_may_be_closes_the_socket() -> None:
+    """A websocket message is held to ``server.max_body_bytes`` (64 KiB here), as an HTTP
+    body is; hypercorn's own limit was 16 MiB."""
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            call = {"prompt": "x" * 100_000}
+            await _send(ws, {"type": "call", "call": call})
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1009
+            # trio-websocket leaves the TCP stream open after a close the server started
+            await ws._stream.aclose()
+    assert router.calls == []
