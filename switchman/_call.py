@@ -155,23 +155,32 @@ def _strings(
         _text(errors, f"{name}[{i}]", item, blank=blank)
 
 
+#: how deep free-form JSON (``metadata``) may nest: results, traces and the job store
+#: write it back, and a document of hundreds of levels is no one's metadata
+MAX_JSON_DEPTH = 32
+
+
 def _json_text(errors: list[FieldError], name: str, value: object) -> None:
-    """Every string inside ``value`` (keys too) must be encodable; walked without recursion."""
-    pending: deque[tuple[str, object]] = deque([(name, value)])
+    """Every string inside ``value`` (keys too) must be encodable, and it nests at most
+    ``MAX_JSON_DEPTH`` levels; walked without recursion."""
+    pending: deque[tuple[str, object, int]] = deque([(name, value, 0)])
     while pending:
-        path, item = pending.popleft()
+        path, item, depth = pending.popleft()
         if isinstance(item, str):
             problem = text_problem(item)
             if problem is not None:
                 errors.append(FieldError(path, problem))
+        elif isinstance(item, Mapping | list | tuple) and depth >= MAX_JSON_DEPTH:
+            errors.append(FieldError(name, f"nests deeper than {MAX_JSON_DEPTH} levels"))
+            return
         elif isinstance(item, Mapping):
             for key, sub in item.items():
                 if isinstance(key, str) and text_problem(key) is not None:
                     errors.append(FieldError(path, f"key {key!r} {text_problem(key)}"))
                     continue
-                pending.append((f"{path}.{key}", sub))
+                pending.append((f"{path}.{key}", sub, depth + 1))
         elif isinstance(item, list | tuple):
-            pending.extend((f"{path}[{i}]", sub) for i, sub in enumerate(item))
+            pending.extend((f"{path}[{i}]", sub, depth + 1) for i, sub in enumerate(item))
 
 
 def field_name(key: object) -> str:

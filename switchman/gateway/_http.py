@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -80,7 +81,7 @@ class Request:
         self.scope = scope
         self.receive = receive
         self.method: str = scope["method"]
-        self.path: str = scope["path"]
+        self.path: str = _origin_form(scope["path"])
         self.query: dict[str, str] = dict(
             parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         )
@@ -149,8 +150,8 @@ class Request:
         """The body parsed as JSON; ``HttpError(400)`` when it is not JSON."""
         raw = await self.body(limit)
         try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
+            return parse_json(raw)
+        except ValueError as exc:
             raise HttpError(400, "bad_request", f"malformed JSON body: {exc}") from None
 
     def query_number(self, name: str, *, low: float, high: float) -> float | None:
@@ -165,6 +166,31 @@ class Request:
         if not math.isfinite(value) or not low <= value <= high:
             raise invalid([(name, f"must be a number between {low:g} and {high:g}; got {raw!r}")])
         return value
+
+
+def _origin_form(path: str) -> str:
+    """The path of a request target, also when a client sent it in absolute form
+    (``http://host:port/health``, which servers must accept: RFC 9112, 3.2.2)."""
+    if path.startswith(("http://", "https://")):
+        rest = path.split("://", 1)[1]
+        slash = rest.find("/")
+        return rest[slash:] if slash >= 0 else "/"
+    return path
+
+
+def parse_json(raw: str | bytes) -> Any:
+    """``raw`` parsed as JSON; ``ValueError`` saying why not, in the client's terms (a
+    document nested deeper than the parser goes, a number of more digits than it reads,
+    bytes that are not UTF-8)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:
+        if "int_max_str_digits" in str(exc):  # (its words are advice for the server)
+            most = sys.get_int_max_str_digits()
+            raise ValueError(f"a number of more than {most} digits") from None
+        raise
 
 
 def _too_large(limit: int) -> HttpError:

@@ -171,9 +171,11 @@ def _messages(raw: Any, errors: list[tuple[str, str]]) -> list[Message]:
         if not isinstance(m, Mapping):
             errors.append((where, "must be an object"))
             continue
-        role = _ROLES.get(m.get("role"))  # type: ignore[arg-type]
+        said = m.get("role")
+        role = _ROLES.get(said) if isinstance(said, str) else None
         if role is None:
-            errors.append((f"{where}.role", f"unsupported role {m.get('role')!r}"))
+            what = f"{said!r}" if said is None or isinstance(said, str) else type(said).__name__
+            errors.append((f"{where}.role", f"unsupported role {what}"))
         calls = [name for name in ("tool_calls", "function_call") if m.get(name)]
         for name in calls:
             errors.append((f"{where}.{name}", "tool and function calls are not supported"))
@@ -260,8 +262,8 @@ def chat_request(body: Any) -> ChatRequest:
     if metadata is not None and not isinstance(metadata, Mapping):
         errors.append(("metadata", "must be an object"))
         metadata = None
-    intent = body.get("intent", "unknown")
-    if intent not in INTENTS:
+    intent: Any = body.get("intent", "unknown")
+    if not isinstance(intent, str) or intent not in INTENTS:
         errors.append(("intent", f"must be one of {', '.join(sorted(INTENTS))}"))
         intent = "unknown"
     max_tokens = body.get("max_completion_tokens")

@@ -35,6 +35,61 @@ async def test_malformed_json_is_400() -> None:
             assert router.calls == []
 
 
+async def test_json_nested_past_the_parser_or_with_huge_numbers_is_400_saying_so() -> None:
+    """These used to answer 500 with a traceback in the log (a RecursionError), or a
+    message advising the server's Python; each way in says what is wrong instead."""
+    router = FakeRouter(make_config(max_body_bytes=2**20))
+    deep = b"[" * 100_000 + b"]" * 100_000
+    digits = b'{"prompt": "hi", "params": {"seed": ' + b"9" * 10_000 + b"}}"
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for path in ("/call", "/v1/chat/completions", "/feedback/job_x"):
+                for body, said in ((deep, "nested too deeply"), (digits, "more than 4300 digits")):
+                    r = await gw.client.post(path, content=body)
+                    assert r.status_code == 400, (path, r.text)
+                    assert said in r.json()["error"]["message"]
+            assert router.calls == []
+
+
+async def test_metadata_nested_deeper_than_it_may_be_is_named() -> None:
+    """Metadata is written back in results, traces and the store: 500 levels used to fail
+    the request with a 500 there, past validation."""
+    router = FakeRouter(make_config(max_body_bytes=2**20))
+    meta: Any = "leaf"
+    for _ in range(500):
+        meta = [meta]
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/call", json={"prompt": "hi", "metadata": {"x": meta}})
+            assert r.status_code == 422
+            assert r.json()["error"]["details"] == [
+                {"field": "metadata", "message": "nests deeper than 32 levels"}
+            ]
+            shallow = {"a": {"b": [[{"c": 1}]]}}
+            r = await gw.client.post("/call?wait=5", json={"prompt": "hi", "metadata": shallow})
+            assert r.status_code == 200
+            body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+            r = await gw.client.post("/v1/chat/completions", json={**body, "metadata": {"x": meta}})
+            assert r.status_code == 400 and r.json()["error"]["param"] == "metadata"
+
+
+async def test_v1_fields_of_the_wrong_type_are_400_naming_them() -> None:
+    """A role or an intent given as an array or object used to answer 500 (unhashable)."""
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for role in (["user"], {"x": 1}, 5):
+                body = {"model": "fast", "messages": [{"role": role, "content": "hi"}]}
+                r = await gw.client.post("/v1/chat/completions", json=body)
+                assert r.status_code == 400, r.text
+                assert r.json()["error"]["param"] == "messages[0].role"
+            for intent in (["code"], {"a": 1}):
+                body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+                r = await gw.client.post("/v1/chat/completions", json={**body, "intent": intent})
+                assert r.status_code == 400 and r.json()["error"]["param"] == "intent", r.text
+            assert router.calls == []
+
+
 async def test_invalid_call_fields_are_422_naming_each_one() -> None:
     router = FakeRouter(make_config())
     body = {
@@ -291,3 +346,21 @@ async def test_a_body_that_never_finishes_coming_gets_a_408(
             assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
             assert 0.5 <= took <= 5
     assert router.calls == []
+
+
+async def test_a_request_target_in_absolute_form_reaches_its_route() -> None:
+    """``GET http://host:port/health`` (RFC 9112, 3.2.2: servers must accept it) used to
+    answer 404 "no route http://..."."""
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            stream = await trio.open_tcp_stream(gw.host, gw.port)
+            async with stream:
+                target = f"http://{gw.host}:{gw.port}/health"
+                request = f"GET {target} HTTP/1.1\r\nHost: {gw.host}\r\nConnection: close\r\n\r\n"
+                await stream.send_all(request.encode())
+                reply = b""
+                while chunk := await stream.receive_some():
+                    reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    assert b'"status"' in reply
