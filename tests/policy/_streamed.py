@@ -14,9 +14,12 @@ def streamed(text: str, step: int) -> tuple[str, dict[str, int]]:
     return "".join(out), dict(redactor.counts)
 
 
-def same_streamed(text: str) -> str:
-    """``redact(text).text``, checked equal to the stream at a few chunk sizes."""
+def same_streamed(text: str, counts: dict[str, int] | None = None) -> str:
+    """``redact(text).text``, checked equal to the stream at a few chunk sizes (and its
+    counts equal to ``counts``, when given)."""
     whole = redact(text)
+    if counts is not None:
+        assert dict(whole.counts) == counts
     for step in (1, 3, 7, 64):
         assert streamed(text, step) == (whole.text, dict(whole.counts)), step
     return whole.text
