@@ -33,6 +33,7 @@ from switchman._result import Delta, Result
 from switchman.catalog._config import allowed_for
 from switchman.gateway import _openai
 from switchman.gateway._auth import (
+    SEVERAL_KEYS,
     Principal,
     authenticate,
     bind_principal,
@@ -40,6 +41,7 @@ from switchman.gateway._auth import (
     knows,
     model_allowed,
     presented_key,
+    presents_several_keys,
     target_problems,
     unknown_targets,
 )
@@ -294,6 +296,8 @@ class Gateway:
             self.metrics.http_requests.labels(route=route, status=str(status)).inc()
 
     def _principal(self, req: Request, *, public: bool) -> Principal:
+        if presents_several_keys(req.scope.get("headers", ())):
+            raise HttpError(400, "bad_request", SEVERAL_KEYS)
         principal = self.authenticate(req.headers)
         if principal is None:
             if public:

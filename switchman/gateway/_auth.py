@@ -12,7 +12,7 @@ request acts as :data:`OPEN`, which sees every job and every model.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
@@ -68,12 +68,41 @@ OPEN: Final = Principal(key_id=None, handle=None, admin=True)
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key a request presents (lower-cased header names), or None."""
-    auth = headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    token = _bearer(headers.get("authorization", ""))
+    if token is not None:
+        return token
     key = headers.get("x-api-key", "").strip()
     return key or None
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+#: the error of a request that :func:`presents_several_keys`
+SEVERAL_KEYS: Final = (
+    "the request presents more than one key (its Authorization and x-api-key headers name"
+    " different keys): send one"
+)
+
+
+def presents_several_keys(raw_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request's headers (as ASGI gives them) carry more than one distinct key:
+    two ``Authorization`` headers, or one beside an ``x-api-key``, naming different keys.
+    Which one counts would be the gateway's guess, so such a request is refused."""
+    seen: set[str] = set()
+    for name, value in raw_headers:
+        lower = name.lower()
+        if lower == b"authorization":
+            key = _bearer(value.decode("latin-1"))
+        elif lower == b"x-api-key":
+            key = value.decode("latin-1").strip() or None
+        else:
+            continue
+        if key is not None:
+            seen.add(key)
+    return len(seen) > 1
 
 
 def authenticate(keys: Sequence[KeySpec], presented: str | None) -> Principal | None:

@@ -645,7 +645,11 @@ _DOCUMENT: Final[dict[str, Any]] = {
             "get": {
                 "summary": "WebSocket: live trace events and results",
                 "description": (
-                    "Client messages: {type: subscribe, job_id?} and {type: call, call: Call}. "
+                    "Client messages: {type: subscribe, job_id?}, {type: call, call: Call} "
+                    "and {type: auth, key}: with gateway keys, a socket opened without one "
+                    "in its headers (a browser's) sends auth first, within 10 s, and is "
+                    "answered {type: authenticated, handle}; else an unauthorized error and "
+                    "close code 1008. "
                     "Server messages: trace events {type, call_id, job_id, ts, ...}, "
                     "{type: submitted, job_id}, {type: result, job_id, result}, "
                     "{type: events.dropped, count} and {type: error, error: {code, message, "
@@ -655,6 +659,7 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 ),
                 "responses": {
                     "101": {"description": "switching protocols"},
+                    "400": _error("the headers name two different keys"),
                     "426": _error("a plain HTTP request: /ws speaks WebSocket only"),
                     **_UNAUTHORIZED,
                 },

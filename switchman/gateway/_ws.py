@@ -1,8 +1,19 @@
 """The ``/ws`` websocket: live trace events and results on one socket.
 
 Client messages: ``{"type": "subscribe", "job_id": ...}`` (omit ``job_id`` for
-all of the caller's own events) and ``{"type": "call", "call": {...}}`` (submit
-a job, then receive its events and its result here). Server messages: trace
+all of the caller's own events), ``{"type": "call", "call": {...}}`` (submit
+a job, then receive its events and its result here) and ``{"type": "auth",
+"key": ...}``.
+
+With ``[[keys]]``, a socket takes its key from the upgrade request's headers, as
+HTTP does; a wrong key there is a 401 before the socket opens. A socket opened
+without a key (a browser cannot set headers on one) must send ``auth`` as its
+first message within ``AUTH_WAIT_S``: it is answered ``{"type":
+"authenticated", "handle"}``, and anything else (or nothing) gets an
+``unauthorized`` error and the close code 1008. Two different keys in the
+headers are refused (400).
+
+Server messages: trace
 events ``{type, call_id, job_id, ts, ...data}``, ``{"type": "submitted",
 "job_id"}``, ``{"type": "subscribed", "job_id"}``, ``{"type": "result",
 "job_id", "status", "result"}``, ``{"type": "events.dropped", "count"}`` and
@@ -31,6 +42,7 @@ finished and the results owed were sent (close code 1001).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -41,7 +53,14 @@ import trio
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, EventType, Result, TraceEvent
-from switchman.gateway._auth import Principal, may_reach
+from switchman.gateway._auth import (
+    SEVERAL_KEYS,
+    Principal,
+    authenticate,
+    may_reach,
+    presented_key,
+    presents_several_keys,
+)
 from switchman.gateway._http import (
     HttpError,
     Receive,
@@ -71,6 +90,22 @@ FOLLOWED: Final = 1024
 #: the types of trace event messages (droppable), as against results and replies
 _TRACE_TYPES: Final = frozenset(get_args(EventType))
 _RESERVED: Final = frozenset({"type", "call_id", "job_id", "ts"})
+#: the fields of each kind of client message
+_FIELDS: Final = {
+    "subscribe": {"type", "job_id"},
+    "call": {"type", "call"},
+    "auth": {"type", "key"},
+}
+#: how long a socket opened without a key has to send ``{"type": "auth", "key": ...}``
+AUTH_WAIT_S: Final = 10.0
+_ASK_KEY: Final = (
+    'send {"type": "auth", "key": "<key>"} first, or the key in the upgrade request\'s'
+    " Authorization: Bearer <key> or x-api-key header"
+)
+_NOT_VALID: Final = (
+    "a valid gateway key is required (Authorization: Bearer <key> or x-api-key, or an"
+    ' {"type": "auth", "key": "<key>"} message)'
+)
 
 
 def event_message(event: TraceEvent) -> dict[str, Any]:
@@ -109,14 +144,20 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
     message = await receive()
     if message["type"] != "websocket.connect":
         return
-    headers = {
-        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())
-    }
+    raw = scope.get("headers", ())
+    if presents_several_keys(raw):
+        await _reject(scope, send, HttpError(400, "bad_request", SEVERAL_KEYS))
+        return
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
     principal = gw.authenticate(headers)
-    if principal is None:
-        await _reject(scope, send)
+    if principal is None and presented_key(headers) is not None:
+        await _reject(scope, send, HttpError(401, "unauthorized", _NOT_VALID))
         return
     await send({"type": "websocket.accept"})
+    if principal is None:  # no key in the headers (a browser cannot set them): ask for it
+        principal = await _key_message(gw, receive, send)
+        if principal is None:
+            return
     async with trio.open_nursery() as nursery:
         conn = _Connection(gw, principal, send, nursery)
         # only this connection's events are taken from the router (and counted when it
@@ -130,18 +171,55 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         nursery.cancel_scope.cancel()
 
 
-async def _reject(scope: Scope, send: Send) -> None:
-    err = HttpError(
-        401,
-        "unauthorized",
-        "a valid gateway key is required (Authorization: Bearer <key> or x-api-key)",
-    )
+async def _key_message(gw: Gateway, receive: Receive, send: Send) -> Principal | None:
+    """The principal of a socket opened without a key, from its first message
+    ``{"type": "auth", "key": ...}`` sent within ``AUTH_WAIT_S``; None (the socket told
+    why and closed with 1008) for anything else, or when the client left."""
+    problem = f"no auth message within {AUTH_WAIT_S:g} s: {_ASK_KEY}"
+    with trio.move_on_after(AUTH_WAIT_S):
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        principal, problem = _auth_message(gw, message.get("text"))
+        if principal is not None:
+            await _send_raw(send, {"type": "authenticated", "handle": principal.handle})
+            return principal
+    await _send_raw(send, _error("unauthorized", problem))
+    with contextlib.suppress(Exception):  # (the client may be gone)
+        await send({"type": "websocket.close", "code": 1008})
+    return None
+
+
+def _auth_message(gw: Gateway, text: str | None) -> tuple[Principal | None, str]:
+    """The principal an ``auth`` message's key names, or None and what is wrong with it."""
+    try:
+        data = parse_json(text) if text is not None else None
+    except ValueError:
+        data = None
+    if not (isinstance(data, dict) and data.get("type") == "auth"):
+        return None, f"the first message must authenticate: {_ASK_KEY}"
+    unknown = sorted(str(k) for k in data if k not in ("type", "key"))
+    key = data.get("key")
+    if unknown or not isinstance(key, str) or not key.strip():
+        what = f"unknown field(s) {', '.join(unknown)}" if unknown else "no key"
+        return None, f"{what} in the auth message: {_ASK_KEY}"
+    principal = authenticate(gw.config.keys, key.strip())
+    return principal, _NOT_VALID
+
+
+async def _send_raw(send: Send, message: Mapping[str, Any]) -> None:
+    with contextlib.suppress(Exception):  # (the client may be gone)
+        text = json.dumps(message, separators=(",", ":"))
+        await send({"type": "websocket.send", "text": text})
+
+
+async def _reject(scope: Scope, send: Send, err: HttpError) -> None:
     if "websocket.http.response" in scope.get("extensions", {}):
         body = dumps(err.body())
         await send(
             {
                 "type": "websocket.http.response.start",
-                "status": 401,
+                "status": err.status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -318,7 +396,7 @@ class _Connection:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             raise HttpError(422, "validation_error", "each message is a JSON object with a type")
         kind = data["type"]
-        allowed = {"subscribe": {"type", "job_id"}, "call": {"type", "call"}}.get(kind)
+        allowed = _FIELDS.get(kind)
         if allowed is None:
             raise HttpError(422, "validation_error", f"unknown message type {kind!r}")
         unknown = sorted(str(k) for k in data if k not in allowed)
@@ -326,8 +404,28 @@ class _Connection:
             raise invalid((k, "unknown field") for k in unknown)
         if kind == "subscribe":
             await self.subscribe(data.get("job_id"))
+        elif kind == "auth":
+            await self.authenticated_again(data.get("key"))
         else:
             await self.submit(data.get("call"))
+
+    async def authenticated_again(self, key: Any) -> None:
+        """An ``auth`` message on a socket that has its key: the same key is confirmed (a
+        client that always sends one, to a gateway that took it from the headers or is
+        open); a socket serves one key, so another is refused."""
+        if not isinstance(key, str) or not key.strip():
+            raise invalid([("key", "must be a non-empty string")])
+        principal = authenticate(self.gw.config.keys, key.strip())
+        if principal is None:
+            raise HttpError(401, "unauthorized", _NOT_VALID)
+        if principal.key_id != self.principal.key_id:
+            raise HttpError(
+                400,
+                "bad_request",
+                "this socket already has another key: a socket serves one key (open another"
+                " socket for this one)",
+            )
+        await self.outbox.send({"type": "authenticated", "handle": principal.handle})
 
     async def subscribe(self, job_id: Any) -> None:
         if job_id is None:

@@ -1,0 +1,169 @@
+"""How a socket and a request present their key: the ``auth`` message a browser sends
+(it cannot set headers on a websocket), and more than one key refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+
+from switchman.gateway import _ws
+from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
+
+UPGRADE = {
+    "connection": "Upgrade",
+    "upgrade": "websocket",
+    "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "sec-websocket-version": "13",
+}
+
+
+async def _send(ws: WebSocketConnection, message: Any) -> None:
+    await ws.send_message(json.dumps(message))
+
+
+async def _recv(ws: WebSocketConnection) -> dict[str, Any]:
+    message = await ws.get_message()
+    assert isinstance(message, str)
+    data = json.loads(message)
+    assert isinstance(data, dict)
+    return data
+
+
+async def _refused(ws: WebSocketConnection) -> str:
+    """The ``unauthorized`` error a socket gets before its close with 1008; its message."""
+    error = await _recv(ws)
+    assert error["type"] == "error"
+    assert error["error"]["code"] == "unauthorized"
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.get_message()
+    assert closed.value.reason.code == 1008
+    # trio-websocket leaves the TCP stream open after a close the server started
+    await ws._stream.aclose()
+    message = error["error"]["message"]
+    assert isinstance(message, str)
+    return message
+
+
+async def test_a_socket_opened_without_a_key_authenticates_with_its_first_message() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            await _send(ws, {"type": "auth", "key": " secret-a "})
+            assert await _recv(ws) == {"type": "authenticated", "handle": "team-a"}
+            await _send(ws, {"type": "call", "call": {"prompt": "hi", "model": "fast"}})
+            submitted = await _recv(ws)
+            assert submitted["type"] == "submitted"
+            while (message := await _recv(ws))["type"] != "result":
+                pass
+            assert message["status"] == "complete"
+            # the job is team-a's, as one submitted with the key in a header
+            job = f"/result/{submitted['job_id']}"
+            mine = await gw.client.get(job, headers={"x-api-key": "secret-a"})
+            assert mine.status_code == 200
+            assert mine.json()["result"]["answer"] == "echo hi"
+            theirs = await gw.client.get(job, headers={"x-api-key": "secret-b"})
+            assert theirs.status_code == 404
+            # the key's limits hold: a model outside team-a's list is refused
+            await _send(ws, {"type": "call", "call": {"prompt": "x", "model": "gpt-x"}})
+            refused = await _recv(ws)
+            assert refused["type"] == "error"
+            assert refused["error"]["code"] == "permission_denied"
+
+
+@pytest.mark.parametrize(
+    ("first", "says"),
+    [
+        ({"type": "subscribe"}, "the first message must authenticate"),
+        ({"type": "auth", "key": "wrong"}, "a valid gateway key is required"),
+        ({"type": "auth"}, "no key in the auth message"),
+        ({"type": "auth", "key": "secret-a", "as": "ops"}, "unknown field(s) as"),
+        ("not json {", "the first message must authenticate"),
+    ],
+)
+async def test_a_socket_without_a_key_that_does_not_authenticate_first_is_closed(
+    first: Any, says: str
+) -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            await ws.send_message(first if isinstance(first, str) else json.dumps(first))
+            message = await _refused(ws)
+            assert says in message
+            assert "secret" not in message  # (a key sent is never echoed)
+            assert '{"type": "auth", "key": "<key>"}' in message
+            assert router.subscribers == 1  # only the metrics feed: nothing subscribed
+
+
+async def test_a_socket_that_sends_nothing_is_closed_when_its_time_to_authenticate_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_ws, "AUTH_WAIT_S", 0.3)
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            t0 = trio.current_time()
+            assert "no auth message within 0.3 s" in await _refused(ws)
+            assert trio.current_time() - t0 >= 0.3
+
+
+async def test_an_auth_message_on_a_socket_that_has_its_key() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    headers = [("authorization", "Bearer secret-a")]
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=headers) as ws,
+        ):
+            # the same key again: confirmed (a client that always sends one)
+            await _send(ws, {"type": "auth", "key": "secret-a"})
+            assert await _recv(ws) == {"type": "authenticated", "handle": "team-a"}
+            # another valid key: one socket serves one key
+            await _send(ws, {"type": "auth", "key": "secret-ops"})
+            other = await _recv(ws)
+            assert other["error"]["code"] == "bad_request"
+            assert "already has another key" in other["error"]["message"]
+            await _send(ws, {"type": "auth", "key": "nope"})
+            assert (await _recv(ws))["error"]["code"] == "unauthorized"
+            await _send(ws, {"type": "auth", "key": 7})
+            assert (await _recv(ws))["error"]["details"] == [
+                {"field": "key", "message": "must be a non-empty string"}
+            ]
+            # the socket stays open, with its own key
+            await _send(ws, {"type": "subscribe"})
+            assert await _recv(ws) == {"type": "subscribed", "job_id": None}
+
+
+async def test_an_open_gateway_confirms_any_auth_message() -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+            await _send(ws, {"type": "auth", "key": "anything"})
+            assert await _recv(ws) == {"type": "authenticated", "handle": None}
+
+
+async def test_two_different_keys_in_a_request_are_refused() -> None:
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for headers in (
+                [("authorization", "Bearer secret-a"), ("authorization", "Bearer secret-ops")],
+                [("authorization", "Bearer secret-a"), ("x-api-key", "secret-ops")],
+                [("x-api-key", "secret-b"), ("x-api-key", "secret-a")],
+            ):
+                r = await gw.client.get("/jobs", headers=headers)
+                assert r.status_code == 400, headers
+                assert r.json()["error"]["code"] == "bad_request"
+                assert "more than one key" in r.json()["error"]["message"]
+                assert "secret" not in r.text
+                async with httpx.AsyncClient(base_url=gw.base_url) as client:  # not reusable
+                    upgrade = await client.get("/ws", headers=list(UPGRADE.items()) + headers)
+                assert upgrade.status_code == 400
+                assert "more than one key" in upgrade.json()["error"]["message"]
+            # the same key twice names one key
+            same = [("authorization", "Bearer secret-a"), ("x-api-key", "secret-a")]
+            assert (await gw.client.get("/jobs", headers=same)).status_code == 200
