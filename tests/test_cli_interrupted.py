@@ -139,12 +139,17 @@ def test_polling_a_job_the_dead_daemon_left_says_why_on_stderr(tmp_path: Path) -
         try:
             (job_id,) = _running_jobs(first, 1)
             first.proc.kill()
+            killed_at = time.time()
             _ended(run)
         finally:
             _stop(run)
+    time.sleep(max(0.0, killed_at + 2.0 - time.time()))  # (restarted 2 s later at least)
     with serving(tmp_path, db, "--config", str(config)) as again:
         polled = again.run("result", job_id, "--poll")
         as_json = again.run("result", job_id, "--json")
+        job = httpx.get(f"http://127.0.0.1:{again.port}/result/{job_id}", timeout=5).json()
+    # it finished when the dead daemon was last known alive, not when the next one started
+    assert killed_at - 6.0 < job["finished_at"] <= killed_at
     assert polled.returncode == 1, polled.stderr
     assert polled.stdout == ""
     assert polled.stderr.strip() == (

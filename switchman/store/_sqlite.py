@@ -14,7 +14,9 @@ statement runs in its thread it is not abandoned (``to_thread.run_sync``
 waits for it), so a cancelled caller never leaves half a write behind.
 
 A job that was ``queued`` or ``running`` when its process died reads as
-``failed`` with reason ``"interrupted"`` after the next :func:`open_store`.
+``failed`` with reason ``"interrupted"`` after the next :func:`open_store`,
+finished when that process was last known alive (it records so every
+``BEAT_S`` seconds while its store is open).
 
 A job's ``owner`` is who may read it: the gateway stores a key's handle there
 (None without keys). A database from before that (owners were the keys'
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -46,7 +49,12 @@ JOB_STATUSES: Final = ("queued", "running", "complete", "failed")
 FINISHED: Final = ("complete", "failed")
 MEMORY: Final = ":memory:"
 
+log = logging.getLogger("switchman.store")
+
 _KV_TABLES: Final = ("spend", "stats")
+#: how often an open store records that its process is alive (a job left running by a
+#: killed process is stored as finished at the last record, at most this late)
+BEAT_S: Final = 5.0
 #: prune old jobs after this many inserts (and on open)
 _PRUNE_EVERY: Final = 256
 #: the schema version (``PRAGMA user_version``) from which a job's owner is its handle
@@ -70,6 +78,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submitted_at);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at);
 CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alive (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
 """
 
 T = TypeVar("T")
@@ -247,12 +256,20 @@ class _Db:
         return counts
 
     def fail_unfinished(self, reason: str, now: float) -> int:
+        # finished when the process that ran them was last known alive (its last beat,
+        # not this start, which may be days later), and never before a job began
+        row = self.conn.execute("SELECT at FROM alive WHERE id = 1").fetchone()
+        last = now if row is None else min(float(row[0]), now)
         cur = self.conn.execute(
-            "UPDATE jobs SET status = 'failed', reason = ?, finished_at = ?"
+            "UPDATE jobs SET status = 'failed', reason = ?,"
+            " finished_at = MAX(?, submitted_at, COALESCE(started_at, submitted_at))"
             " WHERE status IN ('queued', 'running')",
-            (reason, now),
+            (reason, last),
         )
         return cur.rowcount
+
+    def beat(self, now: float) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO alive (id, at) VALUES (1, ?)", (now,))
 
     def prune(self, now: float, max_count: int, max_age_s: float) -> int:
         with _atomic(self.conn):
@@ -461,8 +478,20 @@ class JobStore:
         return await self._run(self._db.job_counts)
 
     async def fail_unfinished(self, reason: str) -> int:
-        """Mark every queued or running job failed with ``reason``; how many were."""
+        """Mark every queued or running job failed with ``reason``, finished at the last
+        beat of the process that ran it (see :meth:`beat_forever`); how many were."""
         return await self._run(self._db.fail_unfinished, reason, self.clock())
+
+    async def beat_forever(self) -> None:
+        """Record every ``BEAT_S`` seconds that this process is alive: a job it leaves
+        running when it is killed is then stored as finished by then, not at the next
+        start. A beat that cannot be written is logged and tried again."""
+        while True:
+            try:
+                await self._run(self._db.beat, self.clock())
+            except sqlite3.Error as exc:
+                log.warning("cannot record that the store is in use: %s", exc)
+            await trio.sleep(BEAT_S)
 
     async def prune(self) -> int:
         """Drop finished jobs past the retention age; then, when more than
@@ -524,6 +553,11 @@ async def open_store(
             yield store
 
 
+async def _beat(store: JobStore, scope: trio.CancelScope) -> None:
+    with scope:
+        await store.beat_forever()
+
+
 class StoreError(Exception):
     """The store cannot be opened: its file is in use by another process, is not a
     SQLite database, or cannot be written."""
@@ -567,6 +601,7 @@ async def _opened(
             retention_days=retention_days,
             clock=clock,
         )
+        beating = trio.CancelScope()
         async with trio.open_nursery() as nursery:
             await nursery.start(store._serve)
             try:
@@ -575,8 +610,10 @@ async def _opened(
                     await store.prune()
                 except sqlite3.DatabaseError as exc:  # e.g. a read-only file
                     raise StoreError(f"cannot use {where} as the job store: {exc}") from None
+                nursery.start_soon(_beat, store, beating)
                 yield store
             finally:
+                beating.cancel()
                 store.close()
     finally:
         with trio.CancelScope(shield=True):

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+import trio
 
 import switchman.store as store_pkg
-from switchman.store import JobStore, default_db_path, open_store
+from switchman.store import JobStore, _sqlite, default_db_path, open_store
 from switchman.store._sqlite import _PRUNE_EVERY
 
 
@@ -100,6 +102,48 @@ async def test_jobs_survive_restart_and_unfinished_ones_read_as_interrupted(
             assert job is not None
             assert (job.status, job.reason) == ("failed", "interrupted")
             assert job.finished_at is not None
+
+
+async def test_an_interrupted_job_finished_when_its_process_was_last_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not when the next process started, which may be days later: the store records
+    every ``BEAT_S`` that its process is alive, and the last record is the finish."""
+    monkeypatch.setattr(_sqlite, "BEAT_S", 0.01)
+    path = tmp_path / "s.db"
+    clock = Clock(1_000.0)
+    async with open_store(path, clock=clock) as store:
+        await _add(store, "running")
+        await store.mark_running("running")
+        clock.t = 1_010.0
+        await trio.sleep(0.1)  # (beats at 1,010)
+    monkeypatch.setattr(_sqlite, "BEAT_S", 3_600.0)
+    async with open_store(path, clock=(clock := Clock(1_020.0))) as store:
+        running = await store.get_job("running")
+        assert running is not None and running.reason == "interrupted"
+        assert running.finished_at == 1_010.0
+        await trio.sleep(0.1)  # (its one beat, at 1,020)
+        # submitted after the last beat: finished when it was submitted
+        clock.t = 1_025.0
+        await _add(store, "late")
+    async with open_store(path, clock=Clock(90_000.0)) as store:
+        late = await store.get_job("late")
+        assert late is not None and late.reason == "interrupted"
+        assert late.finished_at == late.submitted_at == 1_025.0
+
+
+async def test_an_interrupted_job_of_a_store_that_never_beat_finishes_at_the_next_open(
+    tmp_path: Path,
+) -> None:
+    """A store file from before the beats (no record of its process being alive)."""
+    path = tmp_path / "s.db"
+    async with open_store(path, clock=Clock(1_000.0)) as store:
+        await _add(store, "running")
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DROP TABLE alive")
+    async with open_store(path, clock=Clock(5_000.0)) as store:
+        job = await store.get_job("running")
+        assert job is not None and job.finished_at == 5_000.0
 
 
 async def test_memory_stores_are_private() -> None:
