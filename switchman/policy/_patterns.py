@@ -38,6 +38,7 @@ from switchman.policy._patterns_credentials import (
     _py_auth_hit,
     _url_password_hit,
     _user_option_hit,
+    cred_heads,
 )
 from switchman.policy._patterns_tables import _column_hits, _Columns, names_a_token
 from switchman.policy._patterns_values import (
@@ -169,7 +170,7 @@ _WS = re.compile(r"\s")
 # Whatever a pattern matches contains one of these, a character other than a space
 # and "@" on each side of an "@", or a _NUMBER_TRIGGER match; a block without any is
 # left as it is.
-_TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, literals)
+_TRIGGER_LITERALS: Final = (  # (characters every match holding them holds one of, literals)
     ("-", ("sk-", "xai-", "pplx-", "-----BEGIN", "xox", "glpat-", "xapp-", "-u")),
     (
         "_",
@@ -196,8 +197,6 @@ _TRIGGER_LITERALS: Final = (  # (a character every match holding them holds, lit
     ("B", ("Basic", "BASIC")),
     (":", ("uthorization",)),  # authorization: basic
     ("e", ("ecret",)),  # secret key
-    ("=", ("auth",)),  # auth=("user", "password")
-    (":", ("auth'", 'auth"')),  # {'auth': ('user', 'password')}
     ("D", ("DigestAuth(",)),  # HTTPDigestAuth("user", "password")
     ("R", ("EARER",)),
     ("W", ("ASSW",)),
@@ -248,7 +247,13 @@ def _maybe_triggered(text: str) -> bool:
         or ("B" in text and ("Basic" in text or "BASIC" in text))
         or (":" in text and "z" in text and "uthorization" in text)  # authorization: basic
         or ("W" in text and "ASSW" in text)
-        or (("=" in text or ":" in text) and "auth" in text)  # auth=(...), {"auth": (...)}
+        or (  # auth=(...), {"auth": (...)}, AUTH = [...], credentials = (...)
+            ("(" in text or "[" in text)
+            and ("=" in text or ":" in text)
+            and ('"' in text or "'" in text)
+            and _cred_named(text)
+            and bool(cred_heads(text))
+        )
         or ("D" in text and "(" in text and "DigestAuth(" in text)
         or "ecret" in text  # secret key
         or ("Y" in text and "ECRET" in text)  # SECRET...KEY
@@ -259,6 +264,16 @@ def _maybe_triggered(text: str) -> bool:
     )
 
 
+def _cred_named(text: str) -> bool:
+    """Whether ``text`` may hold a name a Python client's credentials are given."""
+    return (
+        "uth" in text
+        or "redential" in text
+        or ("H" in text and "UTH" in text)
+        or ("D" in text and "REDENTIAL" in text)
+    )
+
+
 def _plain_char(ch: str) -> bool:
     return ch != "@" and not ch.isspace()
 
@@ -266,14 +281,16 @@ def _plain_char(ch: str) -> bool:
 def _trigger_spans(text: str) -> list[tuple[int, int]]:
     """Spans such that every block holding a trigger overlaps one of them."""
     spans = []
-    for guard, literals in _TRIGGER_LITERALS:
-        if guard not in text:
+    for guards, literals in _TRIGGER_LITERALS:
+        if not any(guard in text for guard in guards):
             continue
         for literal in literals:
             i = text.find(literal)
             while i >= 0:
                 spans.append((i, i + len(literal)))
                 i = text.find(literal, i + 1)
+    if "(" in text or "[" in text:  # auth=("user", "password"), AUTH = [...]
+        spans.extend(cred_heads(text))
     i = text.find("@")
     while i >= 0:
         if 0 < i < len(text) - 1 and _plain_char(text[i - 1]) and _plain_char(text[i + 1]):
@@ -436,7 +453,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ("password", _USER_OPTION, _user_option_hit, lambda s: "-u" in s),
     ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
     ("password", _AUTH_BASIC, _basic_hit, lambda s: "uthorization" in s),
-    ("password", _PY_AUTH, _py_auth_hit, lambda s: "auth" in s or "Auth(" in s),
+    ("password", _PY_AUTH, _py_auth_hit, lambda s: "Auth(" in s or _cred_named(s)),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {

@@ -116,24 +116,52 @@ _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no passwor
 _NAME_THEN_PATH = re.compile(r"@[A-Za-z0-9-]+[/?]")
 _HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
 # A Python HTTP client's Basic or Digest credentials: ``auth=("user", "password")``
-# (requests, httpx; ``session.auth = (...)`` too), the same in a dict of a call's
-# arguments (``{"auth": ("user", "password")}``, ``'auth': (...)``),
-# ``HTTPBasicAuth("user", "password")`` (requests), ``BasicAuth("user", "password")``
-# (aiohttp, httpx), ``HTTPDigestAuth(...)`` (requests), ``DigestAuth(...)`` (httpx): the
-# second string literal is the password (names are code: ``auth=(user, password)``). The
-# user is a string without a cut character (whitespace, JSON's , { } [ ]); the password
-# one without, or with spaces or JSON's punctuation if QUOTED_SPACED long at most (a
-# stream holds back that long for one: _OPEN_PY_AUTH_REVERSED). Between the parenthesis,
-# the user, its comma and the password, PY_AUTH_GAP whitespace characters at most,
-# newlines included: a formatter puts a call's arguments on lines of their own, indented
-# as deep as the code is (black: ``auth=(``, then ``"admin",`` and ``"pw",`` each on a
-# line indented 12 spaces), or one aligns the password under the user
-# (``auth=("admin",``, a line of 18 spaces, ``"pw")``)
+# (requests, httpx; ``session.auth = (...)`` too; a list as well: ``auth=["u", "p"]``), a
+# pair given a name that says it is one (``AUTH = ('admin', 'pw')``, ``BASIC_AUTH``, the
+# Elasticsearch clients' ``http_auth`` and ``basic_auth``, ``auth_pair``, ``credentials``:
+# ``_CRED_NAME``), the same in a dict of a call's arguments or a YAML mapping
+# (``{"auth": ("user", "password")}``, ``'http_auth': [...]``, ``basic_auth: ["u",
+# "p"]``), ``HTTPBasicAuth("user", "password")`` (requests), ``BasicAuth("user",
+# "password")`` (aiohttp, httpx), ``HTTPDigestAuth(...)`` (requests), ``DigestAuth(...)``
+# (httpx): the second string literal is the password (names are code: ``auth=(user,
+# password)``); a pair under another name (``PAIR = ('a', 'b')``) is left. The user is a
+# string without a cut character (whitespace, JSON's , { } [ ]); the password one
+# without, or with spaces or JSON's punctuation if QUOTED_SPACED long at most (a stream
+# holds back that long for one: _OPEN_PY_AUTH_REVERSED). Each side of the name's ``=`` or
+# ``:``, SEP_GAP spaces or tabs at most; between the parenthesis (or bracket), the user,
+# its comma and the password, PY_AUTH_GAP whitespace characters at most, newlines
+# included: a formatter puts a call's arguments on lines of their own, indented as deep
+# as the code is (black: ``auth=(``, then ``"admin",`` and ``"pw",`` each on a line
+# indented 12 spaces), or one aligns the password under the user (``auth=("admin",``, a
+# line of 18 spaces, ``"pw")``)
 PY_AUTH_GAP: Final = 40
+SEP_GAP: Final = 40
+# the name: auth or credentials as a word of it (alone, after a _ or a dot, or
+# capitalized after a lower-case word: basicAuth), perhaps followed by _pair, _tuple or
+# _info; not oauth, author, authority, auth_methods
+_CRED_WORD = r"(?:auth|AUTH|credentials?|CREDENTIALS?)"
+_CRED_CAMEL = r"(?:Auth|Credentials?)"
+_CRED_NAME = (
+    rf"(?:(?<![A-Za-z0-9]){_CRED_WORD}|(?<![A-Z]){_CRED_CAMEL})"
+    r"(?:_(?:pair|tuple|info|PAIR|TUPLE|INFO)|Pair|Tuple|Info)?(?![A-Za-z0-9_])"
+)
+_CRED_NAME_MAX: Final = 17  # the longest name it matches: CREDENTIALS_TUPLE
+#: the parts of those names looked for first: (a character the text must hold for the part
+#: to be there, or "", the part, how far before the part the name starts)
+CRED_PARTS: Final = (
+    ("", "uth", 1),  # auth, Auth
+    ("H", "UTH", 1),
+    ("", "redential", 1),  # credential(s), Credential(s)
+    ("D", "REDENTIAL", 1),
+)
 _PY_AUTH_HEAD = (
-    r"(?:(?<!\w)auth[ \t]{0,8}=[ \t]{0,8}\(|[\"']auth[\"'][ \t]{0,8}:[ \t]{0,8}\("
-    r"|\b(?:HTTP)?(?:Basic|Digest)Auth\()"
+    rf"(?:{_CRED_NAME}(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?[ \t]{{0,{SEP_GAP}}}:)"
+    rf"[ \t]{{0,{SEP_GAP}}}[(\[]|\b(?:HTTP)?(?:Basic|Digest)Auth\()"
     rf"\s{{0,{PY_AUTH_GAP}}}"
+)
+# such a name and what follows it up to the parenthesis
+_CRED_HEAD = re.compile(
+    _CRED_NAME + rf"(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?[ \t]{{0,{SEP_GAP}}}:)[ \t]{{0,{SEP_GAP}}}[(\[]"
 )
 _PY_AUTH_PLAIN = _ascii_but("\"'\\,{}[]")
 _PY_AUTH_SPACED = _ascii_but("\"'\\")
@@ -144,29 +172,61 @@ _PY_AUTH = re.compile(
     rf"|[ {_PY_AUTH_SPACED}]{{1,{QUOTED_SPACED}}})(?P=q)"
 )
 # what a cut inside such credentials, before the password's closing quote, follows: the
-# word auth and its = (then the call's parenthesis), a dict's quoted key auth and its :,
-# the parenthesis, the user, its comma, or the password's opening quote and up to
-# QUOTED_SPACED - 1 characters. It is written
-# backwards, to be matched at the cut in the reversed text (``_redact_breaks``): read
-# from the cut back, it fails within a few characters of most cuts, where a search for
-# its start would try every position up to PY_AUTH_REACH before the cut. Its runs are
-# possessive (``{0,40}+``): what follows each is a character the run does not take, so
-# giving some back never helps. Forwards, it is
-#   (?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z | ["']auth["'][ \t]{0,8}(?::[ \t]{0,8})?\Z
+# name, its = or : (a key's closing quote before it) and spaces, the parenthesis, the
+# user, its comma, or the password's opening quote and up to QUOTED_SPACED - 1
+# characters. It is written backwards, to be matched at the cut in the reversed text
+# (``_redact_breaks``): read from the cut back, it fails within a few characters of most
+# cuts, where a search for its start would try every position up to PY_AUTH_REACH
+# before the cut. Its runs are possessive (``{0,40}+``): what follows each is a
+# character the run does not take, so giving some back never helps. Forwards, it is
+#   NAME (?:[ \t]{0,S}=|["']?(?:[ \t]{0,S}:)?)[ \t]{0,S}\Z   (S: SEP_GAP)
 #   | _PY_AUTH_HEAD (?:"user"\s{0,GAP}(?:,\s{0,GAP}(?:"pass word)?)?)?\Z
+# (what follows the name is matched, so its lookahead holds; the lookbehind before it
+# is, backwards, a lookahead after it)
+_CRED_NAME_REVERSED = (
+    r"(?:(?:riap|elput|ofni|RIAP|ELPUT|OFNI)_|riaP|elpuT|ofnI)?"
+    r"(?:(?:htua|HTUA|s?laitnederc|S?LAITNEDERC)(?![A-Za-z0-9])"
+    r"|(?:htuA|s?laitnederC)(?![A-Z]))"
+)
+_SEP_REVERSED = rf"(?:=[ \t]{{0,{SEP_GAP}}}+|:[ \t]{{0,{SEP_GAP}}}+[\"']?)"
 _OPEN_PY_AUTH_REVERSED = re.compile(
-    r"(?:[ \t]{0,8}+=)?[ \t]{0,8}+htua(?!\w)|(?:[ \t]{0,8}+:)?[ \t]{0,8}+[\"']htua[\"']|"
+    rf"[ \t]{{0,{SEP_GAP}}}+(?:=[ \t]{{0,{SEP_GAP}}}+|(?::[ \t]{{0,{SEP_GAP}}}+)?[\"']?)"
+    rf"{_CRED_NAME_REVERSED}|"
     rf"(?:(?:(?:[ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}}+[\"'])?\s{{0,{PY_AUTH_GAP}}}+,)?"
     rf"\s{{0,{PY_AUTH_GAP}}}+(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}+(?P=uq))?"
-    rf"\s{{0,{PY_AUTH_GAP}}}+\((?:[ \t]{{0,8}}+=[ \t]{{0,8}}+htua(?!\w)"
-    r"|[ \t]{0,8}+:[ \t]{0,8}+[\"']htua[\"']|htuA(?:cisaB|tsegiD)(?:PTTH)?\b)"
+    rf"\s{{0,{PY_AUTH_GAP}}}+(?:[(\[][ \t]{{0,{SEP_GAP}}}+{_SEP_REVERSED}{_CRED_NAME_REVERSED}"
+    r"|\(htuA(?:cisaB|tsegiD)(?:PTTH)?\b)"
 )
-#: how far back from a cut such open credentials may start: their longest match (a
-#: dict's ``"auth" : (`` with 8 spaces each side of its colon, 24 characters, one more
-#: than ``auth = (`` so spaced and the character its (?<!\w) reads before it; a gap, the
-#: quoted user, a gap, the comma, a gap, the password's quote and QUOTED_SPACED - 1
-#: characters)
-PY_AUTH_REACH: Final = 24 + PY_AUTH_GAP + (64 + 2) + PY_AUTH_GAP + 1 + PY_AUTH_GAP + QUOTED_SPACED
+#: how far back from a cut such open credentials may start: their longest match (the
+#: character the name's lookbehind reads, a name of _CRED_NAME_MAX characters, its quote,
+#: SEP_GAP spaces each side of its = or :, the parenthesis; a gap, the quoted user, a
+#: gap, the comma, a gap, the password's quote and QUOTED_SPACED - 1 characters)
+PY_AUTH_REACH: Final = (
+    (1 + _CRED_NAME_MAX + 1 + SEP_GAP + 1 + SEP_GAP + 1)
+    + PY_AUTH_GAP
+    + (64 + 2)
+    + PY_AUTH_GAP
+    + 1
+    + PY_AUTH_GAP
+    + QUOTED_SPACED
+)
+
+
+def cred_heads(text: str) -> list[tuple[int, int]]:
+    """Where a name opens a Python client's credentials in ``text`` (``AUTH = (``,
+    ``"http_auth": [``): the spans of the names' parts (``_CRED_HEAD`` matched from where
+    each name starts). One substring test per part; a regular expression only where a
+    part is."""
+    found = []
+    for guard, part, back in CRED_PARTS:
+        if guard and guard not in text:
+            continue
+        i = text.find(part)
+        while i >= 0:
+            if i >= back and _CRED_HEAD.match(text, i - back):
+                found.append((i - back, i + len(part)))
+            i = text.find(part, i + 1)
+    return found
 
 
 def _bearer_hit(m: re.Match[str]) -> str | None:

@@ -33,7 +33,7 @@ the text's start):
   (``| password | my pass``), nor in a quoted ``user:password`` after ``-u`` (``-u
   'bob:p@ss``), nor in a Python HTTP client's Basic or Digest credentials before its
   password's closing quote (``auth = (``, ``auth=("u", "my pa``, ``"auth": (``,
-  ``BasicAuth("u",``, ``DigestAuth(``), nor inside a
+  ``AUTH = [``, ``credentials = ("u",``, ``BasicAuth("u",``, ``DigestAuth(``), nor inside a
   row of a table whose header names a secret (``TableColumns``: from the row's first
   character but spaces, its ``|`` or, in a table without outer pipes, its first cell's,
   to its line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is such a
@@ -79,6 +79,7 @@ from switchman.policy._patterns_credentials import (
     _AUTH_NAME,
     _OPEN_PY_AUTH_REVERSED,
     _OPEN_USER,
+    CRED_PARTS,
     CURL_REACH,
     PY_AUTH_REACH,
     curl_before,
@@ -92,7 +93,7 @@ _PEM_LABEL_MAX: Final = 57  # 40 + len("PRIVATE KEY BLOCK")
 _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
 # what a stream keeps of the text before its last checked cut: every rule below reads
 # at most this far back from a cut
-_LOOKBACK: Final = 288  # > CURL_REACH, PY_AUTH_REACH
+_LOOKBACK: Final = 352  # > CURL_REACH, PY_AUTH_REACH
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
 # Besides whitespace, a text is cut after characters no secret holds: CJK and fullwidth
@@ -252,8 +253,9 @@ class _Cuts:
     """A text, or the last part of a stream (``t[i]`` is the stream's character
     ``off + i``), with its cut characters, its PEM holds and where secrets holding
     JSON's punctuation may start (found when first asked, for a whole text), and
-    whether a Python client's credentials may keep a cut (``py_auth``: ``"uth"`` in it,
-    one scan, so that a text without spends nothing on them at each cut) with a part of
+    whether a Python client's credentials may keep a cut (``py_auth``: the parts of
+    their names in it, found once, so that a text without spends nothing on them at
+    each cut) with a part of
     the text backwards, where they are looked for (made when first asked, and again
     when a cut lies outside it: a long text is not reversed whole for a few cuts) and
     the cuts they were found to keep (``py_held``)."""
@@ -284,7 +286,8 @@ class _Cuts:
         self.tables = tables if tables is not None and tables.pipes else None  # rows to hold
         self.cut, self.chars = cuts  # all cut characters; those but whitespace
         self.pem = pem if pem is not None and pem.seen_begin else None
-        self.py_auth = "uth" in t  # auth=(, BasicAuth(
+        # auth=(, BasicAuth(, AUTH = (, credentials = (
+        self.py_auth = _cred_parts(t)
         self._back: tuple[str, int, int] | None = None  # t[lo:hi] backwards, lo, hi
         # cuts found held by a Python client's credentials: _last_break asks each cut
         # twice, back to a sure break and forward from it (_PY_HELD_MAX of them at most)
@@ -306,6 +309,13 @@ class _Cuts:
             part_lo, part_hi = max(lo - _BACK_PART, 0), min(c + _BACK_PART, len(self.t))
             back = self._back = (self.t[part_lo:part_hi][::-1], part_lo, part_hi)
         return back[0], back[2] - c
+
+
+def _cred_parts(t: str) -> tuple[str, ...]:
+    """The parts of the names of a Python client's credentials (``CRED_PARTS``) in ``t``."""
+    if "uth" not in t and "redential" not in t and "D" not in t and "H" not in t:
+        return ()  # the usual text: four substring tests
+    return tuple(p for g, p, _ in CRED_PARTS if (not g or g in t) and p in t)
 
 
 def _in_open_value(t: str, c: int) -> bool:
@@ -421,7 +431,7 @@ def _row_held(x: _Cuts, c: int) -> bool:
 
 def _py_auth_held(x: _Cuts, c: int) -> bool:
     """Whether ``c`` lies in a Python client's Basic credentials before its password's
-    closing quote (``auth = (``, ``auth=("u", "my pa``): ``_OPEN_PY_AUTH_REVERSED``
+    closing quote (``auth = (``, ``AUTH=["u", "my pa``): ``_OPEN_PY_AUTH_REVERSED``
     matched from ``c`` back, in the reversed text; reads ``PY_AUTH_REACH`` characters
     back at most (the longest such match and the character before it)."""
     if not x.py_auth:
@@ -429,7 +439,7 @@ def _py_auth_held(x: _Cuts, c: int) -> bool:
     if x.py_held is not None and c in x.py_held:
         return True
     lo = max(c - PY_AUTH_REACH, 0)
-    if x.t.find("uth", lo, c) < 0:
+    if all(x.t.find(w, lo, c) < 0 for w in x.py_auth):
         return False
     back, at = x.backwards(lo, c)
     if _OPEN_PY_AUTH_REVERSED.match(back, at) is None:
@@ -478,7 +488,7 @@ def _is_break(x: _Cuts, b: int, c: int) -> bool:
             and not _row_held(x, c)
         )
     return (
-        not _py_auth_held(x, c)  # first: a quick no without "uth", a quick yes inside
+        not _py_auth_held(x, c)  # first: a quick no without a name, a quick yes inside
         and not _number_held(t, _number_from(x, b, c), c)
         and not _word_held(t, c)
         and not _pem_held(x, c)

@@ -73,9 +73,10 @@ cut once however long it is held (``tests/policy/test_redaction_work.py`` counts
 the rows of tables with a secret's column come from one scan too.
 
 Cost: a text with no trigger at all (no ``@``, none of the key prefixes, no ``bearer``,
-no ``Basic``, no ``authorization`` with a ``:``, no ``auth`` with an ``=`` or a ``:``, no
-``DigestAuth(``, no ``-u``, no ``-----BEGIN``, no password's or secret key's name, no table
-with ``token`` in it, no ``+``/``00`` and seven digits, no card-shaped group, no 3-3-4 group) costs
+no ``Basic``, no ``authorization`` with a ``:``, no ``auth`` or ``credentials`` with an
+``=`` or a ``:`` and a parenthesis after them, no ``DigestAuth(``, no ``-u``, no
+``-----BEGIN``, no password's or secret key's name, no table with ``token`` in it, no
+``+``/``00`` and seven digits, no card-shaped group, no 3-3-4 group) costs
 about twenty substring tests, plus one regular-expression scan if it has digits:
 1.4 µs for 300 characters of prose, 5 µs with numbers in it, 1.5 ms for a 2,000-line
 table of numbers (43 KB), 1 ms for a CSV that size. Otherwise only the blocks holding a

@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 
 from switchman.policy import _patterns
 from switchman.policy._patterns_credentials import (
+    _CRED_NAME,
     _PY_AUTH_HEAD,
     _PY_AUTH_PLAIN,
     _PY_AUTH_SPACED,
     PY_AUTH_GAP,
     PY_AUTH_REACH,
+    SEP_GAP,
 )
 from switchman.policy._patterns_values import QUOTED_SPACED
 from switchman.policy._redact_breaks import _CUTS, _LOOKBACK, _Cuts, _py_auth_held
@@ -248,10 +250,25 @@ def test_no_break_cuts_a_python_clients_credentials(parts: list[str]) -> None:
     assert redact(text).counts == counts
 
 
+# the names of the ninth audit's credentials and their parts (test_redaction_audit9)
+NAMES = (
+    "AUTH",
+    "BASIC_",
+    "http_",
+    "_pair",
+    "credentials",
+    "Creds",
+    "basicAuth",
+    " = [",
+    ": [",
+    "o",
+)
+
 # open credentials written forwards, searched for back from the cut: what the reversed
 # pattern matched from the cut back must answer
 _OPEN_FORWARDS = re.compile(
-    r"(?<!\w)auth[ \t]{0,8}(?:=[ \t]{0,8})?\Z|[\"']auth[\"'][ \t]{0,8}(?::[ \t]{0,8})?\Z|"
+    rf"{_CRED_NAME}(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?(?:[ \t]{{0,{SEP_GAP}}}:)?)"
+    rf"[ \t]{{0,{SEP_GAP}}}\Z|"
     + _PY_AUTH_HEAD
     + rf"(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,{PY_AUTH_GAP}}}"
     rf"(?:,\s{{0,{PY_AUTH_GAP}}}(?:[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"
@@ -259,7 +276,7 @@ _OPEN_FORWARDS = re.compile(
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from([*AUTH_PIECES, "xauth", "HTTP", "P", "_", "é", "\u3000"])))
+@given(st.lists(st.sampled_from([*AUTH_PIECES, "xauth", "HTTP", "P", "_", "é", "\u3000", *NAMES])))
 def test_open_credentials_are_found_backwards_as_forwards(parts: list[str]) -> None:
     text = "".join(parts)
     x = _Cuts(text, 0, _CUTS, None, None)

@@ -1,0 +1,156 @@
+"""Redaction, ninth audit: a (user, password) pair given a credential's name outside a
+call, in a list, under the Elasticsearch clients' names, spaced widely; curl's -u with a
+password of letters; a URL password holding an @ and a ?.
+
+Secrets below are fake and split into pieces so that secret scanners leave this file
+alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from switchman.policy import _patterns
+from switchman.policy._redaction import redact, tag
+from tests.policy._streamed import same_streamed, streamed_in
+from tests.policy.test_redaction_work import _stream, _work
+
+PW = tag("password")
+HUNTER = "hunter2" + "-pw"
+
+# -- a pair given a credential's name, a list, http_auth, wide spacing -------------------
+
+NAMED_PAIRS = [
+    (f"AUTH = ('admin', '{HUNTER}')", f"AUTH = ('admin', '{PW}')"),
+    ('BASIC_AUTH = ("u", "S3cret' + '!x")', f'BASIC_AUTH = ("u", "{PW}")'),
+    ("auth_pair = ('svc', 'p@ssw0rd" + "-9')", f"auth_pair = ('svc', '{PW}')"),
+    ('credentials = ("bob", "Tr0ub4dor' + '&3")', f'credentials = ("bob", "{PW}")'),
+    ("self.DB_CREDENTIALS = ('bob', 'x1')", f"self.DB_CREDENTIALS = ('bob', '{PW}')"),
+    ("basicAuth = ('bob', 'x1')", f"basicAuth = ('bob', '{PW}')"),
+    # lists
+    (f'"auth": ["u", "{HUNTER}"]', f'"auth": ["u", "{PW}"]'),
+    ('auth=["u", "p"]', f'auth=["u", "{PW}"]'),
+    ('auth = ["u", "p"]', f'auth = ["u", "{PW}"]'),
+    ('basic_auth: ["admin", "p1"]', f'basic_auth: ["admin", "{PW}"]'),
+    # the Elasticsearch and OpenSearch clients
+    ('http_auth=("elastic", "changeme' + '-123")', f'http_auth=("elastic", "{PW}")'),
+    (
+        'es = Elasticsearch(hosts, basic_auth=("elastic", "x9-' + 'Qz"))',
+        f'es = Elasticsearch(hosts, basic_auth=("elastic", "{PW}"))',
+    ),
+    ("{'http_auth': ('admin', 'x1')}", f"{{'http_auth': ('admin', '{PW}')}}"),
+    # more than 8 spaces or tabs around the = or the :, up to 40
+    ("auth  =   ('u', 'p')", f"auth  =   ('u', '{PW}')"),
+    (
+        "auth" + " " * 40 + "=" + " " * 40 + "('u', 'p')",
+        "auth" + " " * 40 + "=" + " " * 40 + f"('u', '{PW}')",
+    ),
+    (
+        '"auth"' + "\t" * 12 + ":" + " " * 20 + "('u', 'p')",
+        '"auth"' + "\t" * 12 + ":" + " " * 20 + f"('u', '{PW}')",
+    ),
+    # black's layout
+    (
+        f"AUTH = (\n    'admin',\n    '{HUNTER}',\n)",
+        f"AUTH = (\n    'admin',\n    '{PW}',\n)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NAMED_PAIRS)
+def test_a_pair_named_as_credentials_loses_its_password_and_keeps_its_user(
+    text: str, expected: str
+) -> None:
+    assert same_streamed(text, {"password": 1}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PAIR = ('alpha', 'beta')",  # ordinary names
+        'colors = ("red", "blue")',
+        "author = ('Ann', 'Lee 2')",
+        "authority = ('a', 'b2')",
+        "oauth = ('client', 'x1')",
+        "OAUTH = ('client', 'x1')",
+        "auth_methods = ['basic', 'digest']",
+        "AUTH_TYPES = ('basic', 'bearer')",
+        "credentials_path = ('a', 'b2')",
+        "auth == ('u', 'p1')",  # a comparison
+        "auth = (user, password)",  # names: code
+        "AUTH = ('user', 'password')",  # placeholders
+        "credentials = ['admin', '<password>']",
+        "auth" + " " * 41 + "= ('u', 'p1')",  # past 40
+        "auth =\n    ('u', 'p1')",  # a newline before the parenthesis, as before
+        "'auth' (see below) is how it logs in: ('a', 'b2')",
+    ],
+)
+def test_a_pair_under_another_name_or_no_password_is_left(text: str) -> None:
+    assert same_streamed(text, {}) == text
+
+
+SPLIT_TEXTS = [
+    f"Set it: AUTH = ('admin', '{HUNTER}'), then call it.",
+    f'Use {{"http_auth": ["elastic",\n    "my pass 9"]}} and auth  =   ["u", "{HUNTER}"].',
+    "credentials" + " " * 40 + "=" + " " * 40 + "[\n" + " " * 39 + f"'u',\n   '{HUNTER}']",
+    f"basic_auth: ['admin', '{HUNTER}']\nPAIR = ('alpha', 'beta')\n",
+]
+
+
+@pytest.mark.parametrize("text", SPLIT_TEXTS)
+def test_named_pairs_stream_as_whole_split_at_every_point(text: str) -> None:
+    whole = redact(text)
+    assert whole.counts == {"password": text.count(HUNTER) + text.count("my pass 9")}
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+        assert streamed_in(text, [cut, 1, 1, 5]) == (whole.text, dict(whole.counts)), cut
+
+
+PIECES = [
+    *("AUTH", "auth", "BASIC_", "http_", "_pair", "credentials", "CREDENTIALS", "basicAuth"),
+    *(" = ", "=", ": ", '"', "'", "(", "[", " " * 39, "\t", "\n    ", ", ", ",\n", ")", "]"),
+    *("'u'", '"admin"', "'hunter2!x'", '"my pass 9"', "'p,a{s}s'", "PAIR", "o", "x "),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40), st.data())
+def test_named_pairs_stream_as_whole_in_any_chunks(parts: list[str], data: st.DataObject) -> None:
+    text = "".join(parts)
+    points = sorted(set(data.draw(st.lists(st.integers(0, len(text)), max_size=30))))
+    sizes = [b - a for a, b in zip([0, *points], points, strict=False)]
+    whole = redact(text)
+    assert streamed_in(text, sizes) == (whole.text, dict(whole.counts))
+    counts: dict[str, int] = {}  # no break splits the credentials
+    assert _patterns._redact_block(text, counts) == whole.text
+    assert counts == dict(whole.counts)
+
+
+def test_prose_naming_authors_or_credentials_without_a_pair_is_turned_away_by_the_gate() -> None:
+    """The gate asks for a name then its = or : and a parenthesis: prose mentioning an
+    author, authority or credentials (with a colon and parentheses) costs no block."""
+    text = "The author's note (see: credentials) says: auth is (mostly) done = fine."
+    assert not _patterns._maybe_triggered(text)
+    assert _patterns._maybe_triggered("x = 1; AUTH = ('u', 'p')")
+    assert _patterns._maybe_triggered('{"Credentials": ["u", "p"]}')
+
+
+# -- linear work ------------------------------------------------------------------------------
+
+ADVERSARIAL = {
+    "auth = ( repeated": lambda n: ("auth = ( " * n)[:n],
+    "AUTH = [ and spaces": lambda n: ("AUTH" + " " * 40 + "=" + " " * 40 + "[ " * n)[:n],
+    "credentials and a user, open": lambda n: ("credentials = ('u', 'p q " * n)[:n],
+    "http_auth keys": lambda n: ("{'http_auth': ('u', " * n)[:n],
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_work_grows_linearly_on_named_pairs(name: str) -> None:
+    small, large = ADVERSARIAL[name](1500), ADVERSARIAL[name](3000)
+    assert _stream(large) == redact(large).text
+    for run in (redact, _stream):
+        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
+        assert b <= 2.3 * a + 200, (run.__name__, a, b)
