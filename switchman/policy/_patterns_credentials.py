@@ -21,7 +21,6 @@ from typing import Final
 
 from switchman.policy._patterns_values import (
     _KEEP,
-    _PASSWORD_SYMBOLS,
     _PLACEHOLDER,
     QUOTED_SPACED,
     _ascii_but,
@@ -252,9 +251,9 @@ def _basic_hit(m: re.Match[str]) -> str | None:
 
 
 def _user_option_hit(m: re.Match[str]) -> str | None:
-    """The password of ``-u user:password``: four characters or more, a digit or a
-    symbol in them but not all digits (``docker run -u 1000:1000``, a group), no
-    placeholder (``-u user:pass``, ``-u admin:$TOKEN``)."""
+    """The password of ``-u user:password``: four characters or more (letters alone
+    too: ``curl -u admin:letmein``), not all digits (``docker run -u 1000:1000``, a
+    group), no placeholder (``-u user:pass``, ``-u admin:$TOKEN``)."""
     if not curl_before(m.string, m.start()):
         return None  # sort -u a:b, redis-cli -u redis://..., git diff -u HEAD~1:x
     group = next(g for g in ("qpassword", "spaced", "password") if m[g] is not None)
@@ -263,7 +262,6 @@ def _user_option_hit(m: re.Match[str]) -> str | None:
         password.startswith("//")  # a URL: -u redis://user:password@host
         or len(password) < 4
         or password.isdigit()
-        or not (_has_digit(password) or any(ch in _PASSWORD_SYMBOLS for ch in password))
         or _PLACEHOLDER.fullmatch(password)
     ):
         return None

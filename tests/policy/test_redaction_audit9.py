@@ -154,3 +154,49 @@ def test_work_grows_linearly_on_named_pairs(name: str) -> None:
     for run in (redact, _stream):
         a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
         assert b <= 2.3 * a + 200, (run.__name__, a, b)
+
+
+# -- curl -u user:password, the password letters alone --------------------------------------
+
+LETMEIN = "let" + "mein"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"curl -u admin:{LETMEIN} https://x.io", f"curl -u admin:{PW} https://x.io"),
+        (f"curl --user admin:{LETMEIN} https://x.io", f"curl --user admin:{PW} https://x.io"),
+        (f"curl --user=admin:{LETMEIN} x", f"curl --user=admin:{PW} x"),
+        (f"curl -u 'admin:{LETMEIN}' x", f"curl -u 'admin:{PW}' x"),
+        (f"$ curl -s \\\n  -u bob:{LETMEIN}Now\n", f"$ curl -s \\\n  -u bob:{PW}\n"),
+    ],
+)
+def test_a_curl_password_of_letters_alone_is_redacted(text: str, expected: str) -> None:
+    assert same_streamed(text, {"password": 1}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ps -u root",
+        "sort -u a:bcde",
+        "git push -u origin main:main",
+        "sudo -u postgres psql:abcd",
+        "docker run --user node:node img",
+        "curl -u user:pass https://x.io",  # placeholders
+        "curl -u admin:password https://x.io",
+        "curl -u admin:abc x",  # three letters
+        "curl -u 1000:1000 x",
+        "curl https://x.io\nsort -u a:bcde\n",  # another line
+    ],
+)
+def test_other_u_options_and_placeholders_survive(text: str) -> None:
+    assert same_streamed(text, {}) == text
+
+
+def test_a_curl_password_of_letters_streams_as_whole_split_at_every_point() -> None:
+    text = f"Run curl -X POST -u admin:{LETMEIN} https://x.io\nthen sort -u a:bcde."
+    whole = redact(text)
+    assert whole.counts == {"password": 1}
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
