@@ -111,8 +111,10 @@ _URL_PASSWORD = re.compile(
 )
 _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
 # after an @ in a password, a name then / or ? (pw@host/bob@x) is a host and its path,
-# unless the host after the last @ has a port (p@ss/w0rd@db:5432): that @ is the URL's
+# unless the host after the last @ has a port (p@ss/w0rd@db:5432): that @ is the URL's;
+# or a ? without a query's = or & after it (p@ss?w0rd@db/x): the password's own
 _NAME_THEN_PATH = re.compile(r"@[A-Za-z0-9-]+[/?]")
+_NO_QUERY = re.compile(r"[^=&]*")
 _HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
 # A Python HTTP client's Basic or Digest credentials: ``auth=("user", "password")``
 # (requests, httpx; ``session.auth = (...)`` too; a list as well: ``auth=["u", "p"]``), a
@@ -284,7 +286,11 @@ def _url_password_hit(m: re.Match[str]) -> str | None:
     if _PORT_AND_PATH.fullmatch(password):
         return None  # https://host:8443/@user
     rest = "@"  # what follows the password in the match
-    if (at := _NAME_THEN_PATH.search(password)) and not _HOST_AND_PORT.match(m.string, m.end()):
+    if (
+        (at := _NAME_THEN_PATH.search(password))
+        and not _HOST_AND_PORT.match(m.string, m.end())
+        and not (password[at.end() - 1] == "?" and _NO_QUERY.fullmatch(password, at.end()))
+    ):
         password, rest = password[: at.start()], password[at.start() :] + rest
     if _PLACEHOLDER.fullmatch(password):
         return _KEEP  # postgres://USER:PASSWORD@HOST, user:${DB_PASSWORD}@...

@@ -144,6 +144,8 @@ ADVERSARIAL = {
     "AUTH = [ and spaces": lambda n: ("AUTH" + " " * 40 + "=" + " " * 40 + "[ " * n)[:n],
     "credentials and a user, open": lambda n: ("credentials = ('u', 'p q " * n)[:n],
     "http_auth keys": lambda n: ("{'http_auth': ('u', " * n)[:n],
+    "a:b@ repeated": lambda n: ("a:b@" * n)[:n],
+    "URLs of @ and ?": lambda n: ("p://u:p@s?w@" * n)[:n],
 }
 
 
@@ -200,3 +202,71 @@ def test_a_curl_password_of_letters_streams_as_whole_split_at_every_point() -> N
     assert whole.counts == {"password": 1}
     for cut in range(len(text) + 1):
         assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+
+
+# -- a URL password holding an @ and a ?, no port ------------------------------------------------
+
+URL_PW = tag("url_password")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgres://u:" + "p@ss?w0rd" + "@db/x", f"postgres://u:{URL_PW}@db/x"),
+        ("postgres://u:" + "p@ss?w0rd" + "@db", f"postgres://u:{URL_PW}@db"),
+        (
+            "postgres://u:" + "p@ss?w0rd" + "@db.example.com/x",
+            f"postgres://u:{URL_PW}@db.example.com/x",
+        ),
+        ("https://u:" + "pa@ss" + "@host/path", f"https://u:{URL_PW}@host/path"),
+        ("https://u:" + "p@ss?w0rd" + "@db?x=1", f"https://u:{URL_PW}@db?x=1"),
+        (
+            '{"dsn": "postgres://u:' + "p@ss?w0rd" + '@db/x"}',
+            f'{{"dsn": "postgres://u:{URL_PW}@db/x"}}',
+        ),
+    ],
+)
+def test_a_url_password_holding_an_at_and_a_question_mark_is_redacted_whole(
+    text: str, expected: str
+) -> None:
+    assert same_streamed(text, {"url_password": 1}) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a query after the host: its = or & says so; an @ in a path after a host
+        ("https://u:" + "pw" + "@host?to=a@b", f"https://u:{URL_PW}@host?to=a@b"),
+        ("https://u:" + "pw" + "@host?a=1&b@c/x", f"https://u:{URL_PW}@host?a=1&b@c/x"),
+        ("https://u:" + "pw" + "@host/bob@x", f"https://u:{URL_PW}@host/bob@x"),
+        # no password: an email in a path, user@host
+        ("https://host/users/a@b.com/x", f"https://host/users/{tag('email')}/x"),
+        ("https://host/x?y@z/w", None),
+        ("ssh://git@host/x?y@z", None),
+        ("ssh deploy@web01 and user@host", None),
+    ],
+)
+def test_a_query_an_email_in_a_path_or_a_user_without_password_stays(
+    text: str, expected: str | None
+) -> None:
+    assert same_streamed(text) == (text if expected is None else expected)
+
+
+def test_a_url_password_with_an_at_and_a_question_mark_streams_as_whole_split_at_every_point() -> (
+    None
+):
+    text = "Connect to postgres://u:" + "p@ss?w0rd" + "@db/x, or https://u:pw@host?to=a@b."
+    whole = redact(text)
+    assert whole.counts == {"url_password": 2}
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+
+
+# -- YAML credentials under an auth: key ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["auth", "basic_auth", "credentials"])
+def test_yaml_credentials_under_an_auth_key_lose_their_password(key: str) -> None:
+    """The password: key's rule catches them already (item 5 of the brief: tested)."""
+    text = f"{key}:\n  username: admin\n  password: hunter2-" + "Pa55\n"
+    assert same_streamed(text, {"password": 1}) == f"{key}:\n  username: admin\n  password: {PW}\n"
