@@ -52,7 +52,8 @@ class Completion:
     finish_reason: str | None
     usage: Usage
     model_id: str | None = None
-    #: what the provider says the request cost, fees included, when it says (Perplexity)
+    #: what the provider says the request cost, fees included, when it says (Perplexity's
+    #: ``usage.cost.total_cost``, xAI's ``usage.cost_in_usd_ticks``)
     cost_usd: float | None = None
 
 
@@ -84,7 +85,8 @@ class StreamEnd:
     usage: Usage
     model_id: str | None = None
     #: what the provider says the request cost, fees included, when it says (Perplexity's
-    #: ``usage.cost.total_cost``): the attempt's cost, rather than tokens at list price
+    #: ``usage.cost.total_cost``, xAI's ``usage.cost_in_usd_ticks``): the attempt's cost,
+    #: rather than tokens at list price
     cost_usd: float | None = None
 
 

@@ -70,6 +70,9 @@ class ChatFlavor:
     #: temperature / top_p and want ``reasoning_content`` back on every earlier assistant
     #: turn (which a continuation's prefill cannot give): send ``thinking: disabled``
     disable_thinking: bool = False
+    #: xAI reports what it billed, ``usage.cost_in_usd_ticks`` (1e-10 USD a tick, cached
+    #: input discounts and search sources included): that is the attempt's cost
+    cost_in_ticks: bool = False
 
 
 FLAVORS: Final[Mapping[str, ChatFlavor]] = {
@@ -78,7 +81,9 @@ FLAVORS: Final[Mapping[str, ChatFlavor]] = {
         system_role="developer",
         max_tokens_field="max_completion_tokens",
     ),
-    "xai": ChatFlavor(base_url="https://api.x.ai/v1", completion_excludes_reasoning=True),
+    "xai": ChatFlavor(
+        base_url="https://api.x.ai/v1", completion_excludes_reasoning=True, cost_in_ticks=True
+    ),
     "mistral": ChatFlavor(
         base_url="https://api.mistral.ai/v1",
         seed_field="random_seed",
@@ -126,6 +131,19 @@ def _chat_usage(data: Any, flavor: ChatFlavor) -> Usage:
         elif "total_tokens" in usage:
             output = max(output, count(usage.get("total_tokens")) - prompt)
     return Usage(input_tokens=prompt, output_tokens=output)
+
+
+#: USD per xAI cost tick (providers.md: 10,000,000,000 ticks a dollar)
+_USD_PER_TICK: Final = 1e-10
+
+
+def _ticks_cost(usage: Any) -> float | None:
+    """xAI's ``usage.cost_in_usd_ticks`` in USD; None when absent or not a count."""
+    ticks = obj(usage).get("cost_in_usd_ticks")
+    if isinstance(ticks, bool) or not isinstance(ticks, int | float):
+        return None
+    # below a million dollars, as Perplexity's reported cost is held (a NaN fails too)
+    return ticks * _USD_PER_TICK if 0 <= ticks < 1e16 else None
 
 
 def _content_text(content: Any) -> str:
@@ -203,11 +221,14 @@ class OpenAIChatAdapter:
         message = obj(choice.get("message"))
         finish = string(choice.get("finish_reason")) or None
         self._check_finish(finish, string(message.get("refusal")), output_began=False)
+        flavor = self.flavor
+        usage = data.get("usage")
         return Completion(
             text=_content_text(message.get("content")),
             finish_reason=finish,
-            usage=_chat_usage(data.get("usage"), self.flavor),
+            usage=_chat_usage(usage, flavor),
             model_id=string(data.get("model")),
+            cost_usd=_ticks_cost(usage) if flavor.cost_in_ticks else None,
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -245,6 +266,7 @@ class _ChatStream:
         self._sse = SseDecoder()
         self._finish: str | None = None
         self._usage = Usage()
+        self._cost: float | None = None
         self._model: str | None = None
         self._refusal: list[str] = []
         self._text = False
@@ -265,7 +287,12 @@ class _ChatStream:
 
     def _end(self) -> StreamEnd:
         self._done = True
-        return StreamEnd(finish_reason=self._finish, usage=self._usage, model_id=self._model)
+        return StreamEnd(
+            finish_reason=self._finish,
+            usage=self._usage,
+            model_id=self._model,
+            cost_usd=self._cost,
+        )
 
     def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
         for sse in sse_events:
@@ -298,7 +325,10 @@ class _ChatStream:
         self._model = string(chunk.get("model")) or self._model
         for usage in (chunk.get("usage"), groq.get("usage")):
             if isinstance(usage, dict):
-                self._usage = _chat_usage(usage, adapter.flavor)
+                flavor = adapter.flavor
+                self._usage = _chat_usage(usage, flavor)
+                if flavor.cost_in_ticks:
+                    self._cost = _ticks_cost(usage)
         events: list[StreamEvent] = []
         choice = first(chunk.get("choices"))
         delta = obj(choice.get("delta"))

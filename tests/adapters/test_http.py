@@ -237,8 +237,12 @@ async def test_xai_stream_bills_reasoning_tokens_as_output() -> None:
     run = await attempt(respond(Script(transcript("xai"))), spec=XAI)
     assert run.text == "Paris is the capital of France."
     # completion_tokens 8 + completion_tokens_details.reasoning_tokens 98
+    # and its cost is what it says it billed: 2,912,500 ticks of 1e-10 USD
     assert run.events[-1] == StreamEnd(
-        finish_reason="stop", usage=Usage(input_tokens=21, output_tokens=106), model_id="grok-4.3"
+        finish_reason="stop",
+        usage=Usage(input_tokens=21, output_tokens=106),
+        model_id="grok-4.3",
+        cost_usd=2912500 * 1e-10,
     )
 
 

@@ -395,6 +395,8 @@ def test_stream_transcript(name: str, bytewise: bool) -> None:
             finish_reason="stop",
             usage=EXPECTED_USAGE[name],
             model_id=EXPECTED_MODEL[name],
+            # xAI says what it billed: cost_in_usd_ticks, 1e-10 USD a tick
+            cost_usd=2912500 * 1e-10 if name == "xai" else None,
         )
     ]
     assert isinstance(events[-1], StreamEnd)

@@ -1,0 +1,214 @@
+"""What a call costs, as each provider bills it, over real HTTP: a scripted upstream speaks
+the provider's wire (providers.md) with the usage and cost it reports, and the router's
+result, its attempt record and its budget spend must all carry what the provider billed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+import pytest
+import trio
+
+import switchman
+from switchman import Call, Params
+from switchman._result import Usage
+from switchman.adapters import StreamEnd, make_adapter
+from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec
+from tests._simfleet import streamed as streamed_call
+
+ENV: Final = {"MONEY_KEY": "money-audit-key-0001"}
+PROMPT: Final = "What is the capital of France?"
+
+#: model id -> the body the upstream answers with (always a stream: attempts stream)
+Script = Callable[[], bytes]
+
+
+def chat_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    body = {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}
+    return f"data: {json.dumps({**body, **extra})}\n\n"
+
+
+def chat_stream(text: str, usage: Mapping[str, Any]) -> bytes:
+    """An OpenAI-style stream: the text, then the finish reason with the usage."""
+    return "".join(
+        (
+            chat_chunk({"role": "assistant", "content": text}),
+            chat_chunk({}, "stop", usage=dict(usage)),
+            "data: [DONE]\n\n",
+        )
+    ).encode()
+
+
+@attrs.define
+class Upstream:
+    base_url: str
+    scripts: dict[str, Script]
+    asked: list[dict[str, Any]] = attrs.field(factory=list)
+
+
+async def serve_scripted(
+    scripts: dict[str, Script], *, task_status: trio.TaskStatus[Upstream] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """One request per connection, whatever the path; the reply is the script of the model
+    the body asks for, as a ``text/event-stream``."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    upstream = Upstream(base_url=f"http://127.0.0.1:{port}", scripts=scripts)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        data = b""
+        async with stream:
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(body) < length:
+                body += await stream.receive_some(65536)
+            asked = json.loads(body)
+            upstream.asked.append(asked)
+            payload = upstream.scripts[asked["model"]]()
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"content-length: " + str(len(payload)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + payload
+            )
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handle, listeners)
+        task_status.started(upstream)
+
+
+#: provider -> the path under the upstream that is its base URL
+PATHS: Final = {"xai": "/v1", "deepseek": "", "perplexity": "", "openai": "/v1"}
+
+
+def config(upstream: Upstream, *models: ModelSpec, caller_daily: float | None = None) -> Config:
+    providers = {
+        m.provider: ProviderSpec(
+            name=m.provider,
+            kind="openai",
+            base_url=upstream.base_url + PATHS[m.provider],
+            api_key_env="MONEY_KEY",
+        )
+        for m in models
+    }
+    callers = {"alice": {"daily_usd": caller_daily}} if caller_daily is not None else {}
+    return Config(
+        providers=providers,
+        models={m.alias: m for m in models},
+        budgets=BudgetsConfig(global_daily_usd=1000.0, callers=callers),
+    )
+
+
+def model(provider: str, model_id: str, **fields: Any) -> ModelSpec:
+    base: dict[str, Any] = dict(
+        alias=f"{provider}/{model_id}",
+        provider=provider,
+        model_id=model_id,
+        context_window=128_000,
+        max_output_tokens=8_192,
+        input_per_mtok=1.25,
+        output_per_mtok=2.5,
+    )
+    base.update(fields)
+    return ModelSpec(**base)
+
+
+async def ask(
+    upstream: Upstream, target: ModelSpec, *, streamed: bool, max_tokens: int = 2000
+) -> tuple[switchman.Result, float]:
+    """One call to ``target``; its result and the global spend it left."""
+    call = Call(prompt=PROMPT, model=target.alias, params=Params(max_tokens=max_tokens))
+    with trio.fail_after(20):
+        async with switchman.open_router(config(upstream, target), env=ENV) as router:
+            if streamed:
+                result, text = await streamed_call(router, call)
+                assert text == result.answer
+            else:
+                result = await router.call(call)
+            spent = await router.spend("global")
+    return result, spent["day"]
+
+
+# --------------------------------------------------------------------------- xAI ticks
+
+GROK: Final = model("xai", "grok-4.3")
+#: providers.md's xAI example: 21 in, 8 + 98 reasoning out, 2,912,500 ticks
+XAI_USAGE: Final = {
+    "prompt_tokens": 21,
+    "completion_tokens": 8,
+    "total_tokens": 127,
+    "completion_tokens_details": {"reasoning_tokens": 98},
+    "cost_in_usd_ticks": 2912500,
+}
+
+
+def test_xai_ticks_are_the_cost_the_adapter_reports() -> None:
+    adapter = make_adapter(ProviderSpec(name="xai", kind="openai"), "k")
+    body = {
+        "model": "grok-4.3",
+        "choices": [{"message": {"content": "Paris."}, "finish_reason": "stop"}],
+        "usage": XAI_USAGE,
+    }
+    whole = adapter.parse_response(json.dumps(body).encode())
+    assert whole.cost_usd == pytest.approx(2912500 * 1e-10)
+    parser = adapter.stream_parser()
+    events = [*parser.feed(chat_stream("Paris.", XAI_USAGE)), *parser.end()]
+    (end,) = [e for e in events if isinstance(e, StreamEnd)]
+    assert end.cost_usd == pytest.approx(2912500 * 1e-10)
+    assert end.usage == Usage(input_tokens=21, output_tokens=106)
+
+
+@pytest.mark.parametrize("ticks", [True, -5, "250", float("nan"), 1e30])
+def test_xai_ticks_that_are_no_count_leave_the_cost_to_list_prices(ticks: Any) -> None:
+    adapter = make_adapter(ProviderSpec(name="xai", kind="openai"), "k")
+    parser = adapter.stream_parser()
+    events = parser.feed(chat_stream("Paris.", {**XAI_USAGE, "cost_in_usd_ticks": ticks}))
+    (end,) = [e for e in [*events, *parser.end()] if isinstance(e, StreamEnd)]
+    assert end.cost_usd is None
+
+
+def test_ticks_are_read_from_xai_only() -> None:
+    adapter = make_adapter(ProviderSpec(name="openai", kind="openai"), "k")
+    parser = adapter.stream_parser()
+    events = [*parser.feed(chat_stream("Paris.", XAI_USAGE)), *parser.end()]
+    (end,) = [e for e in events if isinstance(e, StreamEnd)]
+    assert end.cost_usd is None
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize(
+    ("ticks", "why"),
+    [
+        (15_000_000, "below list: 800 of the 1,000 prompt tokens were cached"),
+        (275_000_000, "above list: 5 search sources"),
+    ],
+)
+async def test_an_xai_call_costs_its_ticks(
+    ticks: int, why: str, streamed: bool, nursery: trio.Nursery
+) -> None:
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 200,
+        "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 800},
+        "completion_tokens_details": {"reasoning_tokens": 300},
+        "cost_in_usd_ticks": ticks,
+    }
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"grok-4.3": lambda: chat_stream("Paris.", usage)}
+    )
+    result, spent = await ask(upstream, GROK, streamed=streamed)
+    assert result.status == "complete", result.errors
+    assert result.cost_usd == pytest.approx(ticks * 1e-10), why
+    assert result.trace.attempts[0].cost_usd == pytest.approx(ticks * 1e-10)
+    assert result.usage == Usage(input_tokens=1000, output_tokens=500)
+    assert spent == pytest.approx(ticks * 1e-10)
