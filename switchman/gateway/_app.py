@@ -62,6 +62,7 @@ from switchman.gateway._http import (
 )
 from switchman.gateway._jobs import Draining, JobRunner, Overloaded, failed_result
 from switchman.gateway._limits import KeyRates
+from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._openapi import openapi_document
 from switchman.gateway._protocol import RouterHandle
@@ -298,6 +299,8 @@ class Gateway:
     def _principal(self, req: Request, *, public: bool) -> Principal:
         if presents_several_keys(req.scope.get("headers", ())):
             raise HttpError(400, "bad_request", SEVERAL_KEYS)
+        if not self.config.keys and (problem := page_problem(req.headers)) is not None:
+            raise HttpError(403, "forbidden", problem)
         principal = self.authenticate(req.headers)
         if principal is None:
             if public:

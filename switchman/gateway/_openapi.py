@@ -30,12 +30,17 @@ def _with_headers(response: dict[str, Any], *names: str) -> dict[str, Any]:
     return {**response, "headers": {n: {"$ref": f"#/components/headers/{n}"} for n in names}}
 
 
+_PAGE: Final = (
+    "without [[keys]]: a request from a web page not of this machine, or addressed to a name"
+    " other than localhost (forbidden)"
+)
 _UNAUTHORIZED: Final = {
     "401": _error("no valid gateway key (only when [[keys]] are configured)"),
+    "403": _error(_PAGE),
 }
 _AUTH_ERRORS: Final = {
     **_UNAUTHORIZED,
-    "403": _error("the key may not use a model the call names (permission_denied)"),
+    "403": _error(f"the key may not use a model the call names (permission_denied); {_PAGE}"),
 }
 _RATE_LIMITED: Final = {
     "429": _error(
@@ -646,8 +651,8 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 "summary": "WebSocket: live trace events and results",
                 "description": (
                     "Client messages: {type: subscribe, job_id?}, {type: call, call: Call} "
-                    "and {type: auth, key}: with gateway keys, a socket opened without one "
-                    "in its headers (a browser's) sends auth first, within 10 s, and is "
+                    "and {type: auth, key}: with gateway keys, a page's socket (with Origin) "
+                    "opened without one in its headers sends auth first, within 10 s, and is "
                     "answered {type: authenticated, handle}; else an unauthorized error and "
                     "close code 1008. "
                     "Server messages: trace events {type, call_id, job_id, ts, ...}, "

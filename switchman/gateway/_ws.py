@@ -6,12 +6,12 @@ a job, then receive its events and its result here) and ``{"type": "auth",
 "key": ...}``.
 
 With ``[[keys]]``, a socket takes its key from the upgrade request's headers, as
-HTTP does; a wrong key there is a 401 before the socket opens. A socket opened
-without a key (a browser cannot set headers on one) must send ``auth`` as its
-first message within ``AUTH_WAIT_S``: it is answered ``{"type":
-"authenticated", "handle"}``, and anything else (or nothing) gets an
-``unauthorized`` error and the close code 1008. Two different keys in the
-headers are refused (400).
+HTTP does; a wrong key there, or none from a program, is a 401 before the
+socket opens. A browser cannot set headers on a socket: one opened by a page
+(its upgrade carries ``Origin``) without a key must send ``auth`` as its first
+message within ``AUTH_WAIT_S``: it is answered ``{"type": "authenticated",
+"handle"}``, and anything else (or nothing) gets an ``unauthorized`` error and
+the close code 1008. Two different keys in the headers are refused (400).
 
 Server messages: trace
 events ``{type, call_id, job_id, ts, ...data}``, ``{"type": "submitted",
@@ -71,6 +71,7 @@ from switchman.gateway._http import (
     parse_json,
 )
 from switchman.gateway._limits import retry_after_s
+from switchman.gateway._local import page_problem
 from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
@@ -149,12 +150,16 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         await _reject(scope, send, HttpError(400, "bad_request", SEVERAL_KEYS))
         return
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+    if not gw.config.keys and (problem := page_problem(headers)) is not None:
+        await _reject(scope, send, HttpError(403, "forbidden", problem))
+        return
     principal = gw.authenticate(headers)
-    if principal is None and presented_key(headers) is not None:
+    if principal is None and (presented_key(headers) is not None or "origin" not in headers):
+        # a wrong key, or no key from a program (which can set headers): 401 at once
         await _reject(scope, send, HttpError(401, "unauthorized", _NOT_VALID))
         return
     await send({"type": "websocket.accept"})
-    if principal is None:  # no key in the headers (a browser cannot set them): ask for it
+    if principal is None:  # a browser's socket (it cannot set headers): ask for the key
         principal = await _key_message(gw, receive, send)
         if principal is None:
             return

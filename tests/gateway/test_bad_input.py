@@ -303,7 +303,7 @@ async def _raw_post(gw: Any, declared: int, body: bytes) -> tuple[bytes, float]:
     stream = await trio.open_tcp_stream(gw.host, gw.port)
     async with stream:
         head = (
-            "POST /call HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+            "POST /call HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
             f"content-length: {declared}\r\n\r\n"
         ).encode()
         await stream.send_all(head + body)

@@ -126,13 +126,13 @@ async def test_websocket_needs_a_valid_key_when_keys_exist() -> None:
     router = FakeRouter(make_config(keys=KEYS))
     with trio.fail_after(10):
         async with running_gateway(router) as gw:
-            for headers in ({"authorization": "Bearer wrong"}, {"x-api-key": "wrong"}):
+            for headers in ({}, {"authorization": "Bearer wrong"}, {"x-api-key": "wrong"}):
                 async with httpx.AsyncClient(base_url=gw.base_url) as client:  # not reusable
                     r = await client.get("/ws", headers=upgrade | headers)
                 assert r.status_code == 401
                 assert r.json()["error"]["code"] == "unauthorized"
                 assert "(Authorization: Bearer <key> or x-api-key" in r.json()["error"]["message"]
-            # (a socket with no key at all opens, and must authenticate: test_ws_auth.py)
+            # (a browser's socket with no key opens, and must authenticate: test_ws_auth.py)
             assert router.subscribers == 1  # only the metrics feed: no socket subscribed
             async with open_websocket_url(gw.ws_url, extra_headers=_auth("secret-b")) as ws:
                 await _send(ws, {"type": "subscribe"})

@@ -1,5 +1,6 @@
 """How a socket and a request present their key: the ``auth`` message a browser sends
-(it cannot set headers on a websocket), and more than one key refused."""
+(it cannot set headers on a websocket; its upgrade carries ``Origin``), and more than one
+key refused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from switchman.gateway import _ws
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 
+#: what a browser's upgrade carries that a program's does not
+PAGE = [("origin", "http://localhost:5173")]
 UPGRADE = {
     "connection": "Upgrade",
     "upgrade": "websocket",
@@ -52,7 +55,10 @@ async def _refused(ws: WebSocketConnection) -> str:
 async def test_a_socket_opened_without_a_key_authenticates_with_its_first_message() -> None:
     router = FakeRouter(make_config(keys=KEYS))
     with trio.fail_after(10):
-        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=PAGE) as ws,
+        ):
             await _send(ws, {"type": "auth", "key": " secret-a "})
             assert await _recv(ws) == {"type": "authenticated", "handle": "team-a"}
             await _send(ws, {"type": "call", "call": {"prompt": "hi", "model": "fast"}})
@@ -90,7 +96,10 @@ async def test_a_socket_without_a_key_that_does_not_authenticate_first_is_closed
 ) -> None:
     router = FakeRouter(make_config(keys=KEYS))
     with trio.fail_after(10):
-        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=PAGE) as ws,
+        ):
             await ws.send_message(first if isinstance(first, str) else json.dumps(first))
             message = await _refused(ws)
             assert says in message
@@ -105,10 +114,27 @@ async def test_a_socket_that_sends_nothing_is_closed_when_its_time_to_authentica
     monkeypatch.setattr(_ws, "AUTH_WAIT_S", 0.3)
     router = FakeRouter(make_config(keys=KEYS))
     with trio.fail_after(10):
-        async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=PAGE) as ws,
+        ):
             t0 = trio.current_time()
             assert "no auth message within 0.3 s" in await _refused(ws)
             assert trio.current_time() - t0 >= 0.3
+
+
+async def test_a_program_without_a_key_still_gets_its_401_before_the_socket_opens() -> None:
+    """A program can set headers, and its client reports a 401 as such (the CLI says the
+    daemon needs a key): only a page's socket is opened to ask for the key."""
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            async with httpx.AsyncClient(base_url=gw.base_url) as client:  # not reusable
+                r = await client.get("/ws", headers=UPGRADE)
+            assert r.status_code == 401
+            async with httpx.AsyncClient(base_url=gw.base_url) as client:
+                r = await client.get("/ws", headers=UPGRADE | dict(PAGE))
+            assert r.status_code == 101
 
 
 async def test_an_auth_message_on_a_socket_that_has_its_key() -> None:

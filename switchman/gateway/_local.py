@@ -1,0 +1,80 @@
+"""What an open gateway (no ``[[keys]]``) answers: programs on this machine, not web pages.
+
+An open gateway serves loopback only, but a browser on the same machine reaches
+loopback too, on behalf of any page it shows. A page elsewhere cannot read an
+answer without CORS headers (which the gateway never sends), but it can *send*:
+a cross-site ``POST /call`` spends the provider budget, and a websocket, which
+has no same-origin rule, reads every call's events live. A page that renames
+itself to ``127.0.0.1`` (DNS rebinding) could read answers too.
+
+So an open gateway refuses, with a 403:
+
+- a request whose ``Origin`` (which browsers send on every websocket upgrade
+  and every cross-site ``POST``) is not a page of this machine: ``localhost``,
+  ``*.localhost`` or a loopback address, over http or https. ``null`` (a file
+  or sandboxed page) is refused too;
+- a request addressed (``Host``) to a name other than ``localhost`` /
+  ``*.localhost``: a rebinding page's own name. IP addresses pass (a
+  rebinding page cannot choose one as its name).
+
+Programs (curl, SDKs, the CLI) send no ``Origin`` and address the gateway as
+they reach it. A gateway with keys needs neither check: a page without the key
+gets a 401.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _local_name(host: str) -> bool:
+    host = host.rstrip(".").lower()
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def _host_part(value: str) -> str:
+    """The host of a ``Host`` header (``name:port``, ``[v6]:port``, or bare)."""
+    if value.startswith("["):
+        return value[: value.find("]") + 1] if "]" in value else value
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def local_origin(origin: str) -> bool:
+    """Whether ``origin`` is a page of this machine (http(s) on localhost or loopback)."""
+    try:
+        parts = urlsplit(origin.strip())
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    ip = _ip(host)
+    return ip.is_loopback if ip is not None else _local_name(host)
+
+
+def page_problem(headers: Mapping[str, str]) -> str | None:
+    """Why an open gateway refuses this request (lower-cased header names), or None."""
+    origin = headers.get("origin")
+    if origin is not None and not local_origin(origin):
+        return (
+            f"refused a request from the web page {origin[:200]!r}: a gateway without keys"
+            " answers programs and pages of this machine only (configure [[keys]] to serve"
+            " others)"
+        )
+    host = _host_part(headers.get("host", "").strip())
+    if host and _ip(host) is None and not _local_name(host):
+        return (
+            f"refused a request addressed to {host[:200]!r}: a gateway without keys answers"
+            " requests to localhost or an IP address only (a page could rename itself to"
+            " this machine; configure [[keys]] to serve other names)"
+        )
+    return None
