@@ -585,7 +585,7 @@ async def _exchange(
         cost = (
             end.cost_usd
             if end.cost_usd is not None
-            else model.cost(usage.input_tokens, usage.output_tokens)
+            else model.cost(usage.input_tokens, usage.output_tokens, end.cached_input_tokens)
         )
         if (
             end.cost_usd is not None  # (a cost from usage in bounds is in bounds)

@@ -55,6 +55,9 @@ class Completion:
     #: what the provider says the request cost, fees included, when it says (Perplexity's
     #: ``usage.cost.total_cost``, xAI's ``usage.cost_in_usd_ticks``)
     cost_usd: float | None = None
+    #: of ``usage.input_tokens``, those billed at the model's cached-input price (DeepSeek's
+    #: ``prompt_cache_hit_tokens``)
+    cached_input_tokens: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -88,6 +91,9 @@ class StreamEnd:
     #: ``usage.cost.total_cost``, xAI's ``usage.cost_in_usd_ticks``): the attempt's cost,
     #: rather than tokens at list price
     cost_usd: float | None = None
+    #: of ``usage.input_tokens``, those billed at the model's cached-input price (DeepSeek's
+    #: ``prompt_cache_hit_tokens``)
+    cached_input_tokens: int = 0
 
 
 StreamEvent = ResponseStarted | TextDelta | Malformed | StreamEnd

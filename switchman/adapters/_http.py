@@ -201,6 +201,7 @@ async def send_attempt(
                         usage=completion.usage,
                         model_id=completion.model_id,
                         cost_usd=completion.cost_usd,
+                        cached_input_tokens=completion.cached_input_tokens,
                     )
                 )
     except _TRANSPORT_ERRORS as exc:

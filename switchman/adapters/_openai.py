@@ -73,6 +73,9 @@ class ChatFlavor:
     #: xAI reports what it billed, ``usage.cost_in_usd_ticks`` (1e-10 USD a tick, cached
     #: input discounts and search sources included): that is the attempt's cost
     cost_in_ticks: bool = False
+    #: DeepSeek reports ``usage.prompt_cache_hit_tokens``, the prompt tokens it bills at
+    #: its cache-hit price (the model's ``cached_input_per_mtok``)
+    cache_hit_tokens: bool = False
 
 
 FLAVORS: Final[Mapping[str, ChatFlavor]] = {
@@ -97,7 +100,10 @@ FLAVORS: Final[Mapping[str, ChatFlavor]] = {
     ),
     "together": ChatFlavor(base_url="https://api.together.xyz/v1", stream_usage_option=False),
     "deepseek": ChatFlavor(
-        base_url="https://api.deepseek.com", seed_field=None, disable_thinking=True
+        base_url="https://api.deepseek.com",
+        seed_field=None,
+        disable_thinking=True,
+        cache_hit_tokens=True,
     ),
 }
 PERPLEXITY_BASE_URL: Final = "https://api.perplexity.ai"
@@ -144,6 +150,12 @@ def _ticks_cost(usage: Any) -> float | None:
         return None
     # below a million dollars, as Perplexity's reported cost is held (a NaN fails too)
     return ticks * _USD_PER_TICK if 0 <= ticks < 1e16 else None
+
+
+def _cache_hits(usage: Any) -> int:
+    """DeepSeek's ``usage.prompt_cache_hit_tokens``: prompt tokens billed at the cache-hit
+    price (``prompt_tokens`` counts them too)."""
+    return count(obj(usage).get("prompt_cache_hit_tokens"))
 
 
 def _content_text(content: Any) -> str:
@@ -229,6 +241,7 @@ class OpenAIChatAdapter:
             usage=_chat_usage(usage, flavor),
             model_id=string(data.get("model")),
             cost_usd=_ticks_cost(usage) if flavor.cost_in_ticks else None,
+            cached_input_tokens=_cache_hits(usage) if flavor.cache_hit_tokens else 0,
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -267,6 +280,7 @@ class _ChatStream:
         self._finish: str | None = None
         self._usage = Usage()
         self._cost: float | None = None
+        self._cached = 0
         self._model: str | None = None
         self._refusal: list[str] = []
         self._text = False
@@ -292,6 +306,7 @@ class _ChatStream:
             usage=self._usage,
             model_id=self._model,
             cost_usd=self._cost,
+            cached_input_tokens=self._cached,
         )
 
     def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
@@ -329,6 +344,8 @@ class _ChatStream:
                 self._usage = _chat_usage(usage, flavor)
                 if flavor.cost_in_ticks:
                     self._cost = _ticks_cost(usage)
+                if flavor.cache_hit_tokens:
+                    self._cached = _cache_hits(usage)
         events: list[StreamEvent] = []
         choice = first(chunk.get("choices"))
         delta = obj(choice.get("delta"))

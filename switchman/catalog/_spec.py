@@ -297,6 +297,9 @@ class ModelSpec:
     long_input_above: int | None = None
     long_input_per_mtok: float | None = None
     long_output_per_mtok: float | None = None
+    #: USD per 1M input tokens the provider reports served from its cache (DeepSeek's
+    #: ``prompt_cache_hit_tokens``); None: they cost ``input_per_mtok`` like the rest
+    cached_input_per_mtok: float | None = None
     #: USD a request costs on top of its tokens (Perplexity's web search: $0.005)
     request_fee_usd: float = 0.0
     enabled: bool = True
@@ -329,6 +332,7 @@ class ModelSpec:
         _number(errors, "long_input_above", v.long_input_above, 1, integer=True, optional=True)
         _number(errors, "long_input_per_mtok", v.long_input_per_mtok, 0, optional=True)
         _number(errors, "long_output_per_mtok", v.long_output_per_mtok, 0, optional=True)
+        _number(errors, "cached_input_per_mtok", v.cached_input_per_mtok, 0, optional=True)
         _number(errors, "request_fee_usd", v.request_fee_usd, 0)
         given = [name for name in long_fields if getattr(v, name) is not None]
         if given and len(given) != len(long_fields):
@@ -340,14 +344,26 @@ class ModelSpec:
         _nested(errors, "sim", v.sim, SimProfile)
         return errors
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
         """USD for the given token counts at this model's list prices (the long-input
-        prices when the input is above ``long_input_above``), plus its request fee."""
+        prices when the input is above ``long_input_above``), plus its request fee.
+
+        ``cached_input_tokens`` of the input (at most all of it) cost
+        ``cached_input_per_mtok`` where the model has one (not at long-input prices, which
+        bill the whole request)."""
         above = self.long_input_above
         if above is not None and input_tokens > above:
             return (
                 input_tokens * (self.long_input_per_mtok or 0.0)
                 + output_tokens * (self.long_output_per_mtok or 0.0)
+            ) / 1e6 + self.request_fee_usd
+        cached_price = self.cached_input_per_mtok
+        if cached_input_tokens > 0 and cached_price is not None:
+            cached = min(cached_input_tokens, input_tokens)
+            return (
+                (input_tokens - cached) * self.input_per_mtok
+                + cached * cached_price
+                + output_tokens * self.output_per_mtok
             ) / 1e6 + self.request_fee_usd
         return (
             input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok

@@ -16,7 +16,7 @@ import switchman
 from switchman import Call, Params
 from switchman._result import Usage
 from switchman.adapters import StreamEnd, make_adapter
-from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec
+from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, builtin_catalog
 from tests._simfleet import streamed as streamed_call
 
 ENV: Final = {"MONEY_KEY": "money-audit-key-0001"}
@@ -212,3 +212,61 @@ async def test_an_xai_call_costs_its_ticks(
     assert result.trace.attempts[0].cost_usd == pytest.approx(ticks * 1e-10)
     assert result.usage == Usage(input_tokens=1000, output_tokens=500)
     assert spent == pytest.approx(ticks * 1e-10)
+
+
+# --------------------------------------------------------------------------- DeepSeek cache
+
+#: the shipped catalog's model: its cache-hit price is providers.md's peak one, $0.006
+FLASH: Final = builtin_catalog().models["deepseek/deepseek-flash"]
+#: 1,000 prompt tokens of which 800 were cache hits, 100 out
+DEEPSEEK_USAGE: Final = {
+    "prompt_tokens": 1000,
+    "completion_tokens": 100,
+    "total_tokens": 1100,
+    "prompt_cache_hit_tokens": 800,
+    "prompt_cache_miss_tokens": 200,
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
+#: peak prices all day: misses $0.30, hits $0.006, output $1.20 a million
+DEEPSEEK_BILL: Final = (200 * 0.30 + 800 * 0.006 + 100 * 1.20) / 1e6
+
+
+def test_deepseek_cache_hits_are_what_the_adapter_reports() -> None:
+    adapter = make_adapter(ProviderSpec(name="deepseek", kind="openai"), "k")
+    body = {
+        "model": "deepseek-flash",
+        "choices": [{"message": {"content": "Paris."}, "finish_reason": "stop"}],
+        "usage": DEEPSEEK_USAGE,
+    }
+    whole = adapter.parse_response(json.dumps(body).encode())
+    assert whole.cached_input_tokens == 800 and whole.cost_usd is None
+    assert whole.usage == Usage(input_tokens=1000, output_tokens=100)
+    parser = adapter.stream_parser()
+    events = [*parser.feed(chat_stream("Paris.", DEEPSEEK_USAGE)), *parser.end()]
+    (end,) = [e for e in events if isinstance(e, StreamEnd)]
+    assert end.cached_input_tokens == 800 and end.usage.input_tokens == 1000
+
+
+def test_the_catalog_prices_deepseek_cache_hits_at_their_peak_price() -> None:
+    catalog = builtin_catalog().models
+    assert catalog["deepseek/deepseek-flash"].cached_input_per_mtok == 0.006
+    assert catalog["deepseek/deepseek-v4-pro"].cached_input_per_mtok == 0.044
+    assert FLASH.cost(1000, 100, 800) == pytest.approx(DEEPSEEK_BILL)
+    # hits past the prompt are no discount beyond it; a model without a cache price
+    # bills them as any input
+    assert FLASH.cost(1000, 100, 5000) == pytest.approx((1000 * 0.006 + 100 * 1.2) / 1e6)
+    assert GROK.cost(1000, 100, 800) == GROK.cost(1000, 100)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_deepseek_call_bills_cache_hits_at_the_cache_hit_price(
+    streamed: bool, nursery: trio.Nursery
+) -> None:
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"deepseek-flash": lambda: chat_stream("Paris.", DEEPSEEK_USAGE)}
+    )
+    result, spent = await ask(upstream, FLASH, streamed=streamed)
+    assert result.status == "complete", result.errors
+    assert result.usage == Usage(input_tokens=1000, output_tokens=100)
+    assert result.cost_usd == pytest.approx(DEEPSEEK_BILL)  # $0.0001848, not $0.00042
+    assert spent == pytest.approx(DEEPSEEK_BILL)
