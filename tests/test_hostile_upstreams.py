@@ -200,9 +200,9 @@ async def test_absurd_usage_is_billed_at_most_what_the_request_allowed(
     upstream: Upstream = await nursery.start(serve_scripted)
     result = await _ask(upstream, "absurd", streamed=False)
     assert result.model == "absurd" and result.status == "complete"
-    # at most the model's context window of input and the 100 tokens of output asked for
-    assert result.usage.input_tokens <= 32000 and result.usage.output_tokens <= 100
-    assert result.cost_usd <= (32000 * 1.0 + 100 * 2.0) / 1e6
+    # at most the model's context window of input and its 4,000 tokens of output
+    assert result.usage.input_tokens <= 32000 and result.usage.output_tokens <= 4000
+    assert result.cost_usd <= (32000 * 1.0 + 4000 * 2.0) / 1e6
 
 
 @pytest.mark.parametrize("streamed", [False, True])

@@ -415,8 +415,6 @@ async def _exchange(
     wall_started = env.wall()
 
     text: list[str] = []
-    received = 0  # characters of text, against the most max_tokens can produce
-    most_chars = (out_tokens + 64) * MAX_CHARS_PER_TOKEN
     ttft: float | None = None
     malformed = 0
     status_code: int | None = None
@@ -426,6 +424,9 @@ async def _exchange(
     # continuing a broken stream without prefill: drop a repeated prefix
     dedupe = bool(run.sent_raw) and not model.supports_prefill
     pending = ""
+    received = 0  # characters of text, against the most max_tokens can produce
+    # (and a continuation's repeat of the text so far, counted before it is dropped)
+    most_chars = out_tokens * MAX_CHARS_PER_TOKEN + (len(run.sent_raw) if dedupe else 0)
 
     try:
         with receive:
@@ -590,22 +591,31 @@ async def _exchange(
         if (
             end.cost_usd is not None  # (a cost from usage in bounds is in bounds)
             or usage.input_tokens > model.context_window
-            or usage.output_tokens > out_tokens
+            or usage.output_tokens > model.max_output_tokens
         ):
-            bill = possible_bill(model, usage, cost, out_tokens)
+            bill = possible_bill(model, usage, cost)
             if bill.held:
                 log.warning(
                     "%s reported %d input and %d output tokens, $%.6f: more than any request "
-                    "could produce (context window %d, max_tokens %d); billed $%.6f at most",
+                    "could produce (context window %d, max output %d); billed $%.6f at most",
                     model.alias,
                     usage.input_tokens,
                     usage.output_tokens,
                     cost,
                     model.context_window,
-                    out_tokens,
+                    model.max_output_tokens,
                     bill.cost_usd,
                 )
             usage, cost = bill.usage, bill.cost_usd
+        if usage.output_tokens > out_tokens:  # it ignored the limit, and bills past it
+            log.warning(
+                "%s reported %d output tokens, past the max_tokens %d it was sent: billed "
+                "as reported, $%.6f",
+                model.alias,
+                usage.output_tokens,
+                out_tokens,
+                cost,
+            )
         record = AttemptRecord(
             outcome="success", status_code=status_code or 200, usage=usage, cost_usd=cost, **base
         )

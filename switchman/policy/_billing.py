@@ -1,9 +1,12 @@
 """What an attempt is billed for, from what the provider reported (pure).
 
-``possible_bill`` holds a reported bill to what the request could have produced: at most
-the model's context window of input and the ``max_tokens`` it was sent, at its list
-prices (plus its request fee). A buggy or hostile upstream that reports more would
-otherwise be billed, and one answer could lock every budget for the rest of its window.
+``possible_bill`` holds a reported bill to what the *model* could have produced: at most
+its context window of input and its ``max_output_tokens`` of output, at its list prices
+(plus its request fee). Anything within that is billed as reported, even past the
+``max_tokens`` the request was sent: a provider that ignores the limit bills the tokens it
+generated all the same, and the budgets must count what is really spent (the attempt logs
+a warning). Only a report no request to the model could produce (a buggy or hostile
+upstream's) is held, so that one answer cannot lock every budget for the rest of its window.
 ``partial_output_tokens`` is what an answer cut short is billed for as output when the
 provider did not say.
 """
@@ -27,19 +30,19 @@ class Bill:
     held: bool
 
 
-def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float, max_tokens: int) -> Bill:
-    """``usage`` and ``cost_usd`` as reported, held to what a request to ``model`` with
-    ``max_tokens`` could have produced (see the module doc)."""
-    window = model.context_window
-    held = usage.input_tokens > window or usage.output_tokens > max_tokens
+def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
+    """``usage`` and ``cost_usd`` as reported, held to what a request to ``model`` could
+    have produced (see the module doc)."""
+    window, most_out = model.context_window, model.max_output_tokens
+    held = usage.input_tokens > window or usage.output_tokens > most_out
     if held:
         usage = Usage(
             input_tokens=min(usage.input_tokens, window),
-            output_tokens=min(usage.output_tokens, max_tokens),
+            output_tokens=min(usage.output_tokens, most_out),
         )
         most = model.cost(usage.input_tokens, usage.output_tokens)
     else:
-        most = model.cost(window, max_tokens)
+        most = model.cost(window, most_out)
     if cost_usd > most:
         return Bill(usage=usage, cost_usd=most, held=True)
     return Bill(usage=usage, cost_usd=cost_usd, held=held)

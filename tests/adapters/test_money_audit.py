@@ -270,3 +270,44 @@ async def test_a_deepseek_call_bills_cache_hits_at_the_cache_hit_price(
     assert result.usage == Usage(input_tokens=1000, output_tokens=100)
     assert result.cost_usd == pytest.approx(DEEPSEEK_BILL)  # $0.0001848, not $0.00042
     assert spent == pytest.approx(DEEPSEEK_BILL)
+
+
+# --------------------------------------------------------------------------- past max_tokens
+
+MINI: Final = model(
+    "openai", "gpt-5.4-mini", input_per_mtok=0.75, output_per_mtok=4.5, max_output_tokens=128_000
+)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_bill_past_max_tokens_is_billed_as_the_provider_reports_it(
+    streamed: bool, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upstream that ignores max_tokens 100 and bills 5,000 tokens of output: that is
+    what it charges, so that is the cost and the spend (it was held to 100 tokens)."""
+    usage = {"prompt_tokens": 20, "completion_tokens": 5000, "total_tokens": 5020}
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"gpt-5.4-mini": lambda: chat_stream("Paris.", usage)}
+    )
+    result, spent = await ask(upstream, MINI, streamed=streamed, max_tokens=100)
+    billed = (20 * 0.75 + 5000 * 4.5) / 1e6
+    assert result.status == "complete", result.errors
+    assert result.usage == Usage(input_tokens=20, output_tokens=5000)
+    assert result.cost_usd == pytest.approx(billed) and spent == pytest.approx(billed)
+    assert "past the max_tokens 100 it was sent" in caplog.text
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_text_past_what_a_small_max_tokens_allows_is_no_answer(
+    streamed: bool, nursery: trio.Nursery
+) -> None:
+    """max_tokens 10 allows 640 characters (64 a token): 3,001 are not an answer to the
+    request (they passed: the limit had 64 tokens of slack, 4,096 characters)."""
+    usage = {"prompt_tokens": 20, "completion_tokens": 700, "total_tokens": 720}
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"gpt-5.4-mini": lambda: chat_stream("word " * 600 + "!", usage)}
+    )
+    result, _ = await ask(upstream, MINI, streamed=streamed, max_tokens=10)
+    assert result.status == "failed"
+    (attempt,) = result.trace.attempts
+    assert attempt.error is not None and "grew past what max_tokens 10 allows" in attempt.error

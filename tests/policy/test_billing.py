@@ -20,22 +20,22 @@ MODEL = ModelSpec(
 
 
 def test_a_possible_bill_is_kept_as_reported() -> None:
-    bill = possible_bill(MODEL, Usage(input_tokens=900, output_tokens=100), 0.0011, 100)
+    bill = possible_bill(MODEL, Usage(input_tokens=900, output_tokens=100), 0.0011)
     assert bill.usage == Usage(input_tokens=900, output_tokens=100)
     assert bill.cost_usd == 0.0011 and not bill.held
 
 
-def test_usage_beyond_the_window_or_max_tokens_is_held_to_them() -> None:
-    bill = possible_bill(MODEL, Usage(input_tokens=10**12, output_tokens=10**12), 3e6, 100)
-    assert bill.usage == Usage(input_tokens=1000, output_tokens=100)
-    assert bill.cost_usd == pytest.approx((1000 * 1.0 + 100 * 2.0) / 1e6) and bill.held
+def test_usage_beyond_the_window_or_max_output_is_held_to_them() -> None:
+    bill = possible_bill(MODEL, Usage(input_tokens=10**12, output_tokens=10**12), 3e6)
+    assert bill.usage == Usage(input_tokens=1000, output_tokens=500)
+    assert bill.cost_usd == pytest.approx((1000 * 1.0 + 500 * 2.0) / 1e6) and bill.held
 
 
 def test_a_reported_cost_above_the_most_possible_is_held_to_it() -> None:
     # usage in bounds, but a cost no such usage could come to at these prices
-    bill = possible_bill(MODEL, Usage(input_tokens=10, output_tokens=10), 5.0, 100)
+    bill = possible_bill(MODEL, Usage(input_tokens=10, output_tokens=10), 5.0)
     assert bill.usage == Usage(input_tokens=10, output_tokens=10)
-    assert bill.cost_usd == pytest.approx((1000 * 1.0 + 100 * 2.0) / 1e6) and bill.held
+    assert bill.cost_usd == pytest.approx((1000 * 1.0 + 500 * 2.0) / 1e6) and bill.held
 
 
 def test_an_answer_cut_short_is_billed_for_what_arrived() -> None:
