@@ -7,7 +7,12 @@
      ├── PermissionDenied         override without acknowledgements, model not allowed
      ├── BudgetExceeded           a budget cannot cover the reservation
      ├── NoEligibleModel          every model was excluded, with reasons
-     ├── CallFailed               every attempt failed; carries the failed Result
+     ├── UnknownCall              feedback for a call the router does not know (a KeyError)
+     ├── CallFailed               a failed Result, raised by ``raise_for_status``; carries it
+     │    ├── CallCancelled        the call was cancelled (``cancelled``)
+     │    └── (private)            one per code, each also its code's class below or above:
+     │                             BudgetExceeded, NoEligibleModel, PermissionDenied,
+     │                             AttemptTimeout, RateLimited, Refused
      └── ProviderError            one attempt against one provider failed
           ├── RateLimited          429 and friends; ``retry_after`` seconds when known
           ├── AttemptTimeout       ttft, stall or attempt deadline passed
@@ -25,11 +30,16 @@
 
 Error codes (``.code``) are the public strings of DESIGN.md; attempt outcomes
 (``.outcome``) are what the trace records for a failed attempt.
+
+``Result.raise_for_status`` raises a ``CallFailed`` that is also the class of the
+result's code (:func:`failed_call_error`): ``except BudgetExceeded`` catches a call
+refused by a budget whether it came from ``raise_for_status`` or elsewhere, and
+``except CallFailed`` still catches every failed result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
@@ -87,26 +97,12 @@ class NoEligibleModel(SwitchmanError):
     code = "no_eligible_model"
 
 
-class CallFailed(SwitchmanError):
-    """Raised by ``Result.raise_for_status`` for a failed call; ``result`` says why."""
-
-    code = "all_models_failed"
-
-    def __init__(self, result: Result) -> None:
-        self.result = result
-        first = result.errors[0] if result.errors else None
-        message = first.message if first is not None else "call failed"
-        super().__init__(message)
-
-    @property
-    def error_code(self) -> str:
-        return self.result.errors[0].code if self.result.errors else self.code
-
-
-class UnknownCall(KeyError):
+class UnknownCall(SwitchmanError, KeyError):
     """``Router.feedback`` for a call the router does not know (it remembers who answered
     its last 10,000 calls since it started) and no ``model`` said who answered. A
-    ``KeyError`` whose message says what to do."""
+    ``SwitchmanError`` and a ``KeyError`` whose message says what to do."""
+
+    code = "unknown_call"
 
     def __init__(self, call_id: str) -> None:
         super().__init__(call_id)
@@ -272,6 +268,103 @@ class StreamBroken(ProviderError):
     """A stream was cut or stalled after output began: a failure, never a success."""
 
     outcome = "error"
+
+
+class CallFailed(SwitchmanError):
+    """Raised by ``Result.raise_for_status`` for a failed call; ``result`` says why.
+
+    What is raised is the class of the result's code (its first error's, the one the
+    trace's ``outcome`` holds), each a ``CallFailed`` too: see :func:`failed_call_error`.
+    ``code`` is that code; ``error_code`` the result's own (the same, except for a code
+    no class here stands for, e.g. ``internal_error``, raised as a plain ``CallFailed``).
+    """
+
+    code = "all_models_failed"
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        first = result.errors[0] if result.errors else None
+        message = first.message if first is not None else "call failed"
+        super().__init__(message)
+
+    @property
+    def error_code(self) -> str:
+        return self.result.errors[0].code if self.result.errors else self.code
+
+
+class CallCancelled(CallFailed):
+    """The call was cancelled (``cancel_job``, the router stopping): code ``cancelled``."""
+
+    code = "cancelled"
+
+
+# A failed result's code as the class that code names, and a CallFailed carrying the result
+
+
+class _FailedOverBudget(CallFailed, BudgetExceeded):
+    code = BudgetExceeded.code
+
+
+class _FailedNoEligibleModel(CallFailed, NoEligibleModel):
+    code = NoEligibleModel.code
+
+
+class _FailedPermissionDenied(CallFailed, PermissionDenied):
+    code = PermissionDenied.code
+
+
+class _FailedTimeout(CallFailed, AttemptTimeout):
+    code = AttemptTimeout.code
+
+
+class _FailedRateLimited(CallFailed, RateLimited):
+    code = RateLimited.code
+
+
+class _FailedRefused(CallFailed, Refused):
+    code = Refused.code
+
+
+_FAILED_BY_CODE: Final[Mapping[str, type[CallFailed]]] = {
+    cls.code: cls
+    for cls in (
+        _FailedOverBudget,
+        _FailedNoEligibleModel,
+        _FailedPermissionDenied,
+        _FailedTimeout,
+        _FailedRateLimited,
+        _FailedRefused,
+        CallCancelled,
+    )
+}
+
+
+def failed_call_error(result: Result) -> CallFailed:
+    """The exception ``result.raise_for_status()`` raises for a failed ``result``.
+
+    By the result's code (``result.errors[0].code``), an exception that is a
+    ``CallFailed`` carrying ``result`` and also:
+
+    ==================== ===========================================================
+    ``budget_exceeded``  ``BudgetExceeded``
+    ``no_eligible_model`` ``NoEligibleModel``
+    ``permission_denied`` ``PermissionDenied``
+    ``timeout``          ``AttemptTimeout`` (a ``ProviderError``; ``provider`` and
+                         ``status`` those of the error, when one gave it)
+    ``rate_limited``     ``RateLimited`` (a ``ProviderError``, as above)
+    ``refused``          ``Refused`` (a ``ProviderError``, as above)
+    ``cancelled``        ``CallCancelled``
+    anything else        ``CallFailed`` itself (``all_models_failed``, ``internal_error``)
+    ==================== ===========================================================
+
+    Its ``code`` is the result's code (``all_models_failed`` for a plain ``CallFailed``).
+    """
+    first = result.errors[0] if result.errors else None
+    exc = _FAILED_BY_CODE.get(first.code if first else CallFailed.code, CallFailed)(result)
+    if isinstance(exc, ProviderError) and first is not None:
+        exc.provider = first.provider  # who gave the error that ended the call
+        exc.status = first.status
+    return exc
 
 
 def attempt_outcome(exc: ProviderError) -> str:

@@ -7,7 +7,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from switchman._errors import CallFailed
+from switchman._errors import failed_call_error
 
 Outcome = Literal[
     "success",
@@ -139,9 +139,22 @@ class Result:
         return self.status == "complete"
 
     def raise_for_status(self) -> Result:
-        """Return self when complete; raise ``CallFailed`` carrying self otherwise."""
+        """Return self when complete; otherwise raise a ``CallFailed`` carrying self whose
+        class is also that of the result's code (``errors[0].code``), ``code`` that code:
+
+        - ``budget_exceeded``: ``BudgetExceeded``
+        - ``no_eligible_model``: ``NoEligibleModel``
+        - ``permission_denied``: ``PermissionDenied``
+        - ``timeout``: ``AttemptTimeout``
+        - ``rate_limited``: ``RateLimited``
+        - ``refused``: ``Refused``
+        - ``cancelled``: ``CallCancelled``
+        - ``all_models_failed`` and any other: ``CallFailed`` itself
+
+        So ``except BudgetExceeded`` and ``except CallFailed`` both catch a call a budget
+        refused (see ``switchman._errors.failed_call_error``)."""
         if self.status != "complete":
-            raise CallFailed(self)
+            raise failed_call_error(self)
         return self
 
 
