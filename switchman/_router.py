@@ -55,7 +55,7 @@ from switchman.actors._messages import (
 )
 from switchman.actors._persister import LedgerTap, Persistence, load_state, run_persister
 from switchman.actors._provider import run_provider_actor
-from switchman.catalog._config import api_key, load_config, validate_config
+from switchman.catalog._config import api_key, key_missing, load_config, validate_config
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
@@ -328,6 +328,33 @@ def _disabled_snapshot(
     )
 
 
+#: request headers that carry a credential: a provider given one needs no key from the env
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
+
+
+def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
+    """``config`` (built in Python) with load_config's key rule applied: a provider whose
+    API key ``env`` lacks is disabled with the reason load_config gives (``missing API
+    key: set X``), unless it is disabled already or its ``headers`` carry a credential.
+    And ``simulated`` when the config says so or every enabled provider is the
+    simulator (its results all say simulated)."""
+    providers = {
+        name: (
+            attrs.evolve(p, disabled_reason=reason)
+            if p.disabled_reason is None
+            and not any(h.lower() in _CREDENTIAL_HEADERS for h in p.headers)
+            and (reason := key_missing(p, env)) is not None
+            else p
+        )
+        for name, p in config.providers.items()
+    }
+    enabled = [p for p in providers.values() if p.disabled_reason is None]
+    simulated = config.simulated or (bool(enabled) and all(p.kind == "sim" for p in enabled))
+    if providers == config.providers and simulated == config.simulated:
+        return config
+    return attrs.evolve(config, providers=providers, simulated=simulated)
+
+
 def _anchored_wall_clock() -> Callable[[], float]:
     """Wall time for humans that moves with trio's clock (so MockClock tests see it move)."""
     wall0 = time.time()
@@ -354,6 +381,7 @@ async def run_router(
         config = load_config(None, env=env)
     else:  # one built in Python meets the same rules as one loaded from TOML
         validate_config(config)
+        config = _keys_checked(config, env)
     if clients is None or "ollama" not in clients:
         config = await discover_local_models(config)  # a local Ollama joins as local/<name>
     initial_ledger: Ledger | None = None

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import attrs
+import httpx
 import pytest
 import trio
 
@@ -9,7 +14,7 @@ import switchman
 from switchman import Call, Options, Timeouts
 from switchman._errors import failed_call_error
 from switchman._result import ErrorInfo, Result
-from switchman.catalog import BudgetsConfig, SimProfile
+from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, SimProfile
 
 from ._simfleet import fleet, sim_model
 
@@ -95,3 +100,137 @@ async def test_unknown_call_is_a_switchman_error_and_a_key_error(
     assert isinstance(info.value, KeyError)
     assert info.value.call_id == "never-seen"
     assert "pass model=" in str(info.value)
+
+
+# -- a hand-built Config: keys and the simulated flag -------------------------------------
+
+
+def _openai_fake(seen: list[str | None]) -> httpx.AsyncClient:
+    """An OpenAI-style provider answering "ok"; notes each request's Authorization."""
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        head = {"id": "chatcmpl-1", "created": 0, "model": "gpt-x"}
+        usage = {"prompt_tokens": 3, "completion_tokens": 1}
+        if json.loads(request.content).get("stream"):
+            events = [
+                {**head, "object": "chat.completion.chunk", "choices": [c]}
+                for c in (
+                    {"index": 0, "delta": {"content": "ok"}},
+                    {"index": 0, "delta": {}, "finish_reason": "stop"},
+                )
+            ]
+            events.append(
+                {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            )
+            sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, content=sse.encode()
+            )
+        message = {"role": "assistant", "content": "ok"}
+        body = {
+            **head,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+        return httpx.Response(200, json=body)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(reply))
+
+
+def _openai_config(**provider: Any) -> Config:
+    fields: dict[str, Any] = {"api_key_env": "OPENAI_KEY_NOT_SET", **provider}
+    spec = ProviderSpec(name="openai", kind="openai", base_url="http://openai.test/v1", **fields)
+    return Config(
+        providers={"openai": spec},
+        models={"g": ModelSpec(alias="g", provider="openai", model_id="gpt-x")},
+    )
+
+
+async def test_a_hand_built_provider_without_its_key_is_disabled_never_called() -> None:
+    seen: list[str | None] = []
+    with trio.fail_after(10):
+        async with switchman.open_router(
+            _openai_config(), clients={"openai": _openai_fake(seen)}, env={}
+        ) as router:
+            (status,) = router.status().providers
+            result = await router.call(Call(prompt="hi", model="g"))
+    assert status.disabled_reason == "missing API key: set OPENAI_KEY_NOT_SET"
+    # load_config says the same of a provider without its key
+    assert switchman.load_config(None, env={}).providers["openai"].disabled_reason == (
+        "missing API key: set OPENAI_API_KEY"
+    )
+    assert not result.ok and seen == []  # never called without its key
+    assert "missing API key: set OPENAI_KEY_NOT_SET" in result.errors[0].message
+    assert not router.simulated
+
+
+async def test_a_bad_key_in_the_environment_is_named_as_load_config_names_it() -> None:
+    with trio.fail_after(10):
+        async with switchman.open_router(
+            _openai_config(),
+            clients={"openai": _openai_fake([])},
+            env={"OPENAI_KEY_NOT_SET": "a b"},
+        ) as router:
+            (status,) = router.status().providers
+    assert status.disabled_reason is not None
+    assert status.disabled_reason.startswith("the API key in OPENAI_KEY_NOT_SET holds whitespace")
+
+
+@pytest.mark.parametrize(
+    ("provider", "env", "authorization"),
+    [
+        ({}, {"OPENAI_KEY_NOT_SET": "sk-test-1"}, "Bearer sk-test-1"),  # the key is set
+        ({"headers": {"Authorization": "Bearer hdr-2"}}, {}, "Bearer hdr-2"),  # in headers
+        ({"api_key_env": None}, {}, None),  # it needs none
+    ],
+)
+async def test_a_provider_with_its_key_is_called(
+    provider: dict[str, Any], env: dict[str, str], authorization: str | None
+) -> None:
+    seen: list[str | None] = []
+    with trio.fail_after(10):
+        async with switchman.open_router(
+            _openai_config(**provider), clients={"openai": _openai_fake(seen)}, env=env
+        ) as router:
+            (status,) = router.status().providers
+            result = await router.call(Call(prompt="hi", model="g"))
+    assert status.disabled_reason is None
+    assert result.ok, result.errors
+    assert result.answer == "ok" and seen == [authorization]
+
+
+async def test_a_disabled_reason_given_is_kept() -> None:
+    config = _openai_config(disabled_reason="off for the night")
+    with trio.fail_after(10):
+        async with switchman.open_router(config, clients={"openai": _openai_fake([])}) as router:
+            (status,) = router.status().providers
+    assert status.disabled_reason == "off for the night"
+
+
+async def test_only_simulators_make_a_simulated_router(autojump_clock: trio.abc.Clock) -> None:
+    config = attrs.evolve(fleet(GOOD), simulated=False)  # as a hand-built one is left
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hi", model="good"))
+        assert result.simulated
+        assert router.simulated and router.status().simulated
+        assert router.config.simulated
+
+
+async def test_a_real_provider_in_service_is_not_simulated(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    real = _openai_config(headers={"Authorization": "Bearer hdr"})
+    config = attrs.evolve(
+        fleet(GOOD),
+        providers={**fleet(GOOD).providers, **real.providers},
+        models={**fleet(GOOD).models, **real.models},
+        simulated=False,
+    )
+    async with switchman.open_router(config, clients={"openai": _openai_fake([])}) as router:
+        assert not router.simulated and not router.status().simulated
+    # the same real provider without its key: only the simulator is left in service
+    keyless = attrs.evolve(config, providers={**config.providers, **_openai_config().providers})
+    async with switchman.open_router(keyless, env={}) as router:
+        assert router.simulated and router.status().simulated

@@ -83,6 +83,22 @@ def api_key(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> str
     return value if value and key_problem(value) is None else None
 
 
+def key_missing(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> str | None:
+    """Why ``provider`` cannot be used for want of its API key (``missing API key: set
+    X``, or what is wrong with the key ``X`` holds), or None: it needs none (no
+    ``api_key_env``, or the simulator) or ``env`` (default ``os.environ``) has it.
+
+    ``load_config`` disables a provider for this reason; ``run_router`` applies it to a
+    ``Config`` built in Python, so a provider without its key is never called keyless.
+    """
+    if provider.kind == "sim" or not provider.api_key_env or api_key(provider, env) is not None:
+        return None
+    value = clean_secret((os.environ if env is None else env).get(provider.api_key_env))
+    if value is not None and (problem := key_problem(value)) is not None:
+        return f"the API key in {provider.api_key_env} {problem}"
+    return f"missing API key: set {provider.api_key_env}"
+
+
 def clean_secret(value: str | None) -> str | None:
     """A secret read from the environment, without surrounding whitespace; None if empty."""
     return (value or "").strip() or None
@@ -249,11 +265,8 @@ class _Loader:
             return DISABLED_BY_CONFIG
         if p.kind == "sim":
             return None
-        if p.api_key_env and api_key(p, self.env) is None:
-            value = clean_secret(self.env.get(p.api_key_env))
-            if value is not None and (problem := key_problem(value)) is not None:
-                return f"the API key in {p.api_key_env} {problem}"
-            return f"missing API key: set {p.api_key_env}"
+        if (reason := key_missing(p, self.env)) is not None:
+            return reason
         if p.kind == "ollama" and p.name in self.catalog.providers and table is None:
             return NOT_DETECTED
         return None
