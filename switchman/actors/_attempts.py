@@ -62,7 +62,7 @@ from switchman.actors._messages import (
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
-from switchman.policy._billing import partial_output_tokens, possible_bill
+from switchman.policy._billing import most_cost, partial_output_tokens, possible_bill
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._budget import refusal_message
 from switchman.policy._eligibility import (
@@ -295,7 +295,7 @@ async def _one_attempt(
     reservation: str | None = None
     if env.limited_scopes.intersection(scopes):
         # the most this attempt can cost, so that no budget is ever overspent
-        estimate = model.cost(max_input_tokens(call, run.sent_raw), out_tokens)
+        estimate = most_cost(model, max_input_tokens(call, run.sent_raw), out_tokens)
         reservation = f"{run.call_id}:{n}"
         refused = await reserve_hold(env, reservation, scopes, estimate)
         if refused is not None:

@@ -302,6 +302,11 @@ class ModelSpec:
     cached_input_per_mtok: float | None = None
     #: USD a request costs on top of its tokens (Perplexity's web search: $0.005)
     request_fee_usd: float = 0.0
+    #: the most one request's fees can come to, where the provider bills a number of them
+    #: the request does not bound (Perplexity's web searches, $0.005 each, as many as its
+    #: model makes): reserved before each attempt, and the most a reported cost is held to
+    #: beside the tokens; None: ``request_fee_usd``
+    max_request_fee_usd: float | None = None
     enabled: bool = True
     sim: SimProfile | None = None
 
@@ -334,6 +339,15 @@ class ModelSpec:
         _number(errors, "long_output_per_mtok", v.long_output_per_mtok, 0, optional=True)
         _number(errors, "cached_input_per_mtok", v.cached_input_per_mtok, 0, optional=True)
         _number(errors, "request_fee_usd", v.request_fee_usd, 0)
+        _number(errors, "max_request_fee_usd", v.max_request_fee_usd, 0, optional=True)
+        fee, most = v.request_fee_usd, v.max_request_fee_usd
+        if (
+            isinstance(most, int | float)
+            and isinstance(fee, int | float)
+            and not isinstance(most, bool)
+            and most < fee
+        ):
+            errors.append(FieldError("max_request_fee_usd", "must be at least request_fee_usd"))
         given = [name for name in long_fields if getattr(v, name) is not None]
         if given and len(given) != len(long_fields):
             errors.extend(

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import switchman
-from switchman import Call, Params
+from switchman import Call, Caller, Params
 from switchman._result import Usage
 from switchman.adapters import StreamEnd, make_adapter
 from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, builtin_catalog
@@ -48,6 +48,8 @@ class Upstream:
     base_url: str
     scripts: dict[str, Script]
     asked: list[dict[str, Any]] = attrs.field(factory=list)
+    #: seconds each answer waits before it is sent (calls overlap meanwhile)
+    delay: float = 0.0
 
 
 async def serve_scripted(
@@ -75,6 +77,7 @@ async def serve_scripted(
             asked = json.loads(body)
             upstream.asked.append(asked)
             payload = upstream.scripts[asked["model"]]()
+            await trio.sleep(upstream.delay)
             await stream.send_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                 b"content-length: " + str(len(payload)).encode() + b"\r\n"
@@ -311,3 +314,72 @@ async def test_text_past_what_a_small_max_tokens_allows_is_no_answer(
     assert result.status == "failed"
     (attempt,) = result.trace.attempts
     assert attempt.error is not None and "grew past what max_tokens 10 allows" in attempt.error
+
+
+# --------------------------------------------------------------------------- Perplexity
+
+SONAR: Final = builtin_catalog().models["perplexity/perplexity/sonar"]
+
+
+def responses_stream(text: str, usage: Mapping[str, Any]) -> bytes:
+    """The Agent API's stream (the Responses format): the text, then the completed response."""
+    events = (
+        {"type": "response.output_text.delta", "delta": text},
+        {
+            "type": "response.completed",
+            "response": {"model": "perplexity/sonar", "status": "completed", "usage": usage},
+        },
+    )
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode()
+
+
+#: three web searches: $0.015 of tool calls beside the tokens
+THREE_SEARCHES: Final = {
+    "input_tokens": 20,
+    "output_tokens": 50,
+    "total_tokens": 70,
+    "cost": {
+        "currency": "USD",
+        "input_cost": 5e-6,
+        "output_cost": 1.25e-4,
+        "tool_calls_cost": 0.015,
+        "total_cost": 0.01513,
+    },
+    "tool_calls_details": {"web_search": {"invocation": 3}},
+}
+
+
+async def test_concurrent_perplexity_calls_never_overspend_a_budget(nursery: trio.Nursery) -> None:
+    """20 calls at once against a $0.05 day: each is billed $0.01513 (three searches), far
+    more than its tokens and one search ($0.0053, all that was reserved: 9 ran, $0.136 was
+    spent). Five searches are reserved now, so what runs fits the budget."""
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"perplexity/sonar": lambda: responses_stream("Paris.", THREE_SEARCHES)}
+    )
+    upstream.delay = 0.3  # every call is in flight before any is billed
+    answered: list[switchman.Result] = []
+    call = Call(
+        prompt=PROMPT,
+        model=SONAR.alias,
+        caller=Caller(handle="alice"),
+        params=Params(max_tokens=100),
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(
+            config(upstream, SONAR, caller_daily=0.05), env=ENV
+        ) as router:
+
+            async def one() -> None:
+                result = await router.call(call)
+                if result.status == "complete":
+                    answered.append(result)
+
+            async with trio.open_nursery() as calls:
+                for _ in range(20):
+                    calls.start_soon(one)
+            spent = (await router.spend("caller:alice"))["day"]
+    assert answered and len(upstream.asked) == len(answered)
+    assert all(r.cost_usd == pytest.approx(0.01513) for r in answered)
+    assert spent == pytest.approx(0.01513 * len(answered))
+    assert spent <= 0.05
+    assert answered[0].trace.budget.reserved_usd >= 0.01513
