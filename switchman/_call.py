@@ -54,6 +54,13 @@ def _raise_if(errors: list[FieldError]) -> None:
         raise ValidationError(errors)
 
 
+def _tuple(value: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A list of strings as a tuple (so the frozen value holds a tuple, and a list may be
+    given); anything else is kept as given, for validation to name (a lone string
+    stays a string: ``stop="END"`` is an error, not three stop sequences)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 #: id of a ``Literal`` -> (the Literal, its values); by identity, since hashing a
 #: ``Literal`` hashes all its values (about 1 µs for ``Intent``), and every call validates
 _OPTIONS: dict[int, tuple[Any, tuple[str, ...]]] = {}
@@ -243,7 +250,7 @@ class Params:
     top_p: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
-    stop: tuple[str, ...] = ()
+    stop: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
     def __attrs_post_init__(self) -> None:
         _raise_if(self._problems(self))
@@ -290,7 +297,7 @@ class RedactionOverride:
     every acknowledgement and a reason; the dispatcher refuses anything less."""
 
     enabled: bool = False
-    acknowledgements: tuple[str, ...] = ()
+    acknowledgements: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     reason: str = ""
 
     def __attrs_post_init__(self) -> None:
@@ -332,7 +339,7 @@ class Options:
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     redaction: RedactionOptions = attrs.field(factory=RedactionOptions)
     max_cost_usd: float | None = None
-    fallback: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
     def __attrs_post_init__(self) -> None:
         _raise_if(self._problems(self))
@@ -428,7 +435,7 @@ class Call:
     intent: Intent = "unknown"
     caller: Caller = attrs.field(factory=Caller)
     min_trust: TrustTier = "untrusted"
-    capabilities: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     params: Params = attrs.field(factory=Params)
     options: Options = attrs.field(factory=Options)
     metadata: Mapping[str, Any] = attrs.field(factory=dict)

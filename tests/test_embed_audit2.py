@@ -234,3 +234,52 @@ async def test_a_real_provider_in_service_is_not_simulated(
     keyless = attrs.evolve(config, providers={**config.providers, **_openai_config().providers})
     async with switchman.open_router(keyless, env={}) as router:
         assert router.simulated and router.status().simulated
+
+
+# -- typing for strict users ---------------------------------------------------------------
+
+
+def test_lists_a_user_fills_are_held_as_tuples() -> None:
+    call = Call(
+        prompt="hi",
+        capabilities=["code"],
+        params=switchman.Params(stop=["\n\n", "END"]),
+        options=Options(
+            fallback=["good"],
+            redaction=switchman.RedactionOptions(
+                mode="off",
+                override=switchman.RedactionOverride(
+                    enabled=True, acknowledgements=["output_may_contain_secrets"], reason="r"
+                ),
+            ),
+        ),
+    )
+    assert call.capabilities == ("code",)
+    assert call.params.stop == ("\n\n", "END")
+    assert call.options.fallback == ("good",)
+    assert call.options.redaction.override is not None
+    assert call.options.redaction.override.acknowledgements == ("output_may_contain_secrets",)
+    hash(call.params)  # a frozen value of tuples hashes
+    assert call == attrs.evolve(call, capabilities=("code",))
+
+
+def test_a_lone_string_is_still_no_list_of_strings() -> None:
+    with pytest.raises(switchman.ValidationError, match="stop: must be a list of strings"):
+        switchman.Params(stop="END")  # type: ignore[arg-type]
+    with pytest.raises(switchman.ValidationError, match="capabilities"):
+        Call(prompt="hi", capabilities="code")  # type: ignore[arg-type]
+    with pytest.raises(switchman.ValidationError, match=r"fallback\[1\]"):
+        Options(fallback=["good", 3])  # type: ignore[list-item]
+
+
+def test_the_literal_types_of_public_signatures_are_exported() -> None:
+    from typing import get_args
+
+    assert "summarize" in get_args(switchman.Intent)
+    assert get_args(switchman.TrustTier) == ("untrusted", "standard", "trusted")
+    assert "user" in get_args(switchman.Role)
+    assert "minimal" in get_args(switchman.Verbosity)
+    assert "strict" in get_args(switchman.Determinism)
+    assert get_args(switchman.RedactionMode) == ("auto", "off")
+    assert "success" in get_args(switchman.Outcome)
+    assert "call.completed" in get_args(switchman.EventType)
