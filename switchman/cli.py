@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -274,6 +275,14 @@ def note(text: str, code: str) -> None:
     print(_color(text, code, sys.stderr), file=sys.stderr)
 
 
+def usd(amount: float) -> str:
+    """A cost for people: to the micro-dollar, or to two significant digits below $0.00001,
+    so that a cheap call reads ``$0.00000042``, not ``$0.000000``."""
+    if 0.0 < amount < 1e-5:
+        return f"${amount:.{min(1 - math.floor(math.log10(amount)), 15)}f}"
+    return f"${amount:.6f}"
+
+
 def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
     """A result for people: the answer alone on stdout (unless ``show_answer`` is false,
     e.g. when it was already streamed), and on stderr the rest: the model, its cost and
@@ -288,7 +297,7 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         job = f"  job {result['job_id']}" if result.get("job_id") else ""
         note(
             f"model {result.get('model')} via {result.get('provider')}{sim}  "
-            f"cost ${cost:.6f}  latency {result.get('latency_ms', 0):.0f} ms{job}",
+            f"cost {usd(cost)}  latency {result.get('latency_ms', 0):.0f} ms{job}",
             "2",
         )
         if result.get("finish_reason") == "length":
@@ -297,7 +306,7 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         for err in _errors_to_show(result):
             note(f"error {err.get('code')}: {err.get('message')}", "31")
         billed = result.get("cost_usd") or 0.0  # answers cut short are billed all the same
-        cost = f"cost ${billed:.6f}" if billed else ""
+        cost = f"cost {usd(billed)}" if billed else ""
         job = f"job {result['job_id']}" if result.get("job_id") else ""
         if cost or job:
             note("  ".join(x for x in (cost, job) if x), "2")
@@ -462,7 +471,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         reason = f"  ({why})" if why else ""
         print(
             f"{job['job_id']}  {job['status']:<9} {model:<20} "
-            f"${(job.get('cost_usd') or 0):.6f}{reason}"
+            f"{usd(job.get('cost_usd') or 0.0)}{reason}"
         )
     return EXIT_OK
 
