@@ -45,7 +45,10 @@ def _host_part(value: str) -> str:
     """The host of a ``Host`` header (``name:port``, ``[v6]:port``, or bare)."""
     if value.startswith("["):
         return value[: value.find("]") + 1] if "]" in value else value
-    return value.rpartition(":")[0] if value.count(":") == 1 else value
+    if value.count(":") > 1:  # an IPv6 address, with a port some clients add unbracketed
+        head = value.rpartition(":")[0]
+        return head if _ip(value) is None and _ip(head) is not None else value
+    return value.rpartition(":")[0] if ":" in value else value
 
 
 def local_origin(origin: str) -> bool:

@@ -65,6 +65,9 @@ def test_other_pages_are_not(origin: str) -> None:
         ("localhost:8265", False),
         ("localhost", False),
         ("[::1]:8265", False),
+        ("::1:8265", False),  # (trio-websocket's form)
+        ("::1", False),
+        ("evil.example:8265", True),
         ("10.0.0.7:8265", False),  # an address: not a name a page can give itself
         ("my.localhost.", False),
         ("rebind.evil.example:8265", True),
