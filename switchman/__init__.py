@@ -1,4 +1,19 @@
-"""switchman: an LLM router and gateway built as an actor runtime on trio."""
+"""switchman: an LLM router and gateway built as an actor runtime on trio.
+
+Embedding, inside a trio program::
+
+    async with switchman.open_router() as router:      # or open_router(load_config(path))
+        result = await router.call(switchman.Call(prompt="hi", model="auto"))
+        print(result.answer, result.model, result.cost_usd)
+
+``router.call`` returns a :class:`Result`, complete or failed, and never raises for a
+failed call (``result.raise_for_status()`` does); bad input raises
+:class:`ValidationError` naming every bad field. ``router.stream`` gives the redacted
+text as :class:`Delta` values, then the :class:`Result`. ``router.subscribe`` gives live
+:class:`TraceEvent` values, ``router.status()`` the providers' state, ``router.spend``
+what was spent, ``router.feedback`` teaches the router how good an answer was. With no
+provider key set, the built-in simulator answers and every result says so.
+"""
 
 from switchman._call import (
     Call,

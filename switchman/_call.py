@@ -224,6 +224,11 @@ _MESSAGE_KEYS: Final = ("role", "content")
 
 @attrs.frozen(kw_only=True)
 class Caller:
+    """Who makes the call: ``handle`` names the team or application (its spend, its
+    ``[budgets.callers.HANDLE]`` budget, its jobs); ``account_id`` is free for the
+    application's own use; ``key_id`` is the gateway key's variable name, which the gateway
+    sets (never the secret)."""
+
     handle: str = "anonymous"
     account_id: str = ""
     key_id: str | None = None
@@ -246,6 +251,11 @@ class Caller:
 
 @attrs.frozen(kw_only=True)
 class Params:
+    """Sampling, passed on to the model: ``temperature`` 0..2, ``top_p`` 0..1,
+    ``max_tokens`` ≥ 1 (None: what the verbosity asks for, within the model's room),
+    ``seed`` 0..2^31-1, ``stop`` at most 4 strings. Out-of-range values raise
+    ``ValidationError`` naming each field."""
+
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
@@ -317,6 +327,9 @@ class RedactionOverride:
 
 @attrs.frozen(kw_only=True)
 class RedactionOptions:
+    """Redaction of the answer: ``auto`` (always on); ``off`` only with an ``override``
+    whose acknowledgements are all given, else the call fails ``permission_denied``."""
+
     mode: RedactionMode = "auto"
     override: RedactionOverride | None = None
 
@@ -334,6 +347,17 @@ class RedactionOptions:
 
 @attrs.frozen(kw_only=True)
 class Options:
+    """How the call is run.
+
+    ``verbosity`` (``minimal``/``standard``/``full``) sets the output room a model must
+    have and the default ``max_tokens``; ``determinism`` ``strict`` needs a seed, forces
+    temperature 0 and skips models that cannot take a seed (``best_effort``: temperature 0
+    unless given, the seed where the model takes one); ``timeouts`` bound the first token,
+    each attempt and the whole call; ``max_cost_usd`` skips models whose estimated cost is
+    above it; ``fallback`` lists the models (aliases, routes) that may be tried after the
+    named model or route's own chain.
+    """
+
     verbosity: Verbosity = "standard"
     determinism: Determinism = "off"
     timeouts: Timeouts = attrs.field(factory=Timeouts)

@@ -86,14 +86,26 @@ def _join(prefix: str, field: str) -> str:
 
 
 class PermissionDenied(SwitchmanError):
+    """The caller may not do this: a model outside its allow-list, redaction turned off
+    without the override and its acknowledgements. Also the class of a failed result's
+    ``permission_denied`` (see :func:`failed_call_error`)."""
+
     code = "permission_denied"
 
 
 class BudgetExceeded(SwitchmanError):
+    """A budget (global, a provider's, a caller's) cannot hold the call's reservation, so it
+    was not sent. A failed result's code ``budget_exceeded``; its message names the budget
+    and its figures."""
+
     code = "budget_exceeded"
 
 
 class NoEligibleModel(SwitchmanError):
+    """No model may take the call (intent, trust, capabilities, context window, cost cap,
+    allow-list, breakers...): the result's trace says why each was left out. A failed
+    result's code ``no_eligible_model``."""
+
     code = "no_eligible_model"
 
 
@@ -146,6 +158,10 @@ class ProviderError(SwitchmanError):
 
 
 class RateLimited(ProviderError):
+    """A 429 (or the provider's counters at 0): ``retry_after`` seconds when the provider
+    said. Waited for when short and inside the deadline, else the call falls back. Never
+    trips the breaker."""
+
     code = "rate_limited"
     outcome = "rate_limited"
     trips_breaker = False
@@ -163,6 +179,10 @@ class RateLimited(ProviderError):
 
 
 class AttemptTimeout(ProviderError):
+    """An attempt passed its deadline, its time to first token, or stalled before output
+    (after output began it is :class:`StreamBroken`); or the call passed ``hard_ms``. Not
+    retried on the same model."""
+
     code = "timeout"
     outcome = "timeout"
 
@@ -190,10 +210,17 @@ class UpstreamError(ProviderError):
 
 
 class TransientError(ProviderError):
+    """The connection failed or could not be made in time, before any output: the same
+    model is tried once more, with backoff, before the call falls back."""
+
     retry_same = True
 
 
 class AuthError(ProviderError):
+    """The provider rejected switchman's own key for it (its 401/403): the whole provider is
+    held out for a while (``status()`` says why), since every call would meet the same
+    answer. Never trips a model's breaker; the caller's result says ``permission_denied``."""
+
     code = "permission_denied"
     trips_breaker = False
 
@@ -218,17 +245,26 @@ class QuotaExhausted(AuthError):
 
 
 class ContextExceeded(ProviderError):
+    """The provider says the prompt and ``max_tokens`` do not fit the model's window: never
+    retried on that model; the call falls back to one with more room."""
+
     outcome = "context_exceeded"
     trips_breaker = False
 
 
 class ContentRejected(ProviderError):
+    """The provider's content policy rejected the request (a 400 saying so): never retried
+    on that model; the call falls back."""
+
     code = "refused"
     outcome = "content_filtered"
     trips_breaker = False
 
 
 class Refused(ProviderError):
+    """The model answered with a refusal (OpenAI ``message.refusal``, a ``content_filter``
+    or ``refusal`` stop), not an answer: the call switches model."""
+
     code = "refused"
     outcome = "refused"
     trips_breaker = False
@@ -250,6 +286,10 @@ class Refused(ProviderError):
 
 
 class BadRequest(ProviderError):
+    """The provider refused the request itself (a 400 or 422 that is not about the
+    context or content): the request, not the model's health, so it never trips the
+    breaker, and the call falls back."""
+
     trips_breaker = False
 
 
@@ -261,7 +301,8 @@ class ModelNotFound(BadRequest):
 
 
 class BadReply(ProviderError):
-    pass
+    """The provider answered with something that is not its wire format (a web page, broken
+    JSON, an empty body, text past what ``max_tokens`` allows): a failed attempt."""
 
 
 class StreamBroken(ProviderError):

@@ -37,6 +37,9 @@ EventType = Literal[
 
 @attrs.frozen(kw_only=True)
 class Usage:
+    """Tokens an attempt was billed for: as the provider reported them (reasoning and
+    cached tokens included), else estimated from the text."""
+
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -49,12 +52,21 @@ class RedactionItem:
 
 @attrs.frozen(kw_only=True)
 class RedactionReport:
+    """What redaction did to the answer: ``performed`` (False only when a call turned it
+    off with the override) and a count per kind replaced (``api_key``, ``email``...)."""
+
     performed: bool = False
     items: tuple[RedactionItem, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class ErrorInfo:
+    """Why a call failed: ``code`` (``budget_exceeded``, ``no_eligible_model``,
+    ``all_models_failed``, ``timeout``, ``refused``, ``rate_limited``,
+    ``permission_denied``, ``cancelled``...), a message carrying the real cause (the
+    provider's own words, a refusal's reason), and the provider and HTTP status when one
+    said so. A failed result's first error is the call's; more follow for its attempts."""
+
     code: str
     message: str
     provider: str | None = None
@@ -82,6 +94,11 @@ class Ranked:
 
 @attrs.frozen(kw_only=True)
 class AttemptRecord:
+    """One attempt of a call, in order (``n`` from 1): the model (``alias``) and provider,
+    wall-clock ``started_at``/``ended_at`` (seconds since the epoch), time to first token,
+    the ``outcome`` and, failed, the HTTP status and the provider's error; the tokens and
+    cost it was billed (nothing for an attempt that failed before any output)."""
+
     n: int
     alias: str
     provider: str
@@ -105,6 +122,10 @@ class BudgetTrace:
 
 @attrs.frozen(kw_only=True)
 class Trace:
+    """How a call was routed: which models were eligible and why each other was left out,
+    the ranking with each model's score factors, every attempt, the budget's reservation
+    and settlement, and the call's outcome."""
+
     eligibility: EligibilityTrace = attrs.field(factory=EligibilityTrace)
     ranking: tuple[Ranked, ...] = ()
     attempts: tuple[AttemptRecord, ...] = ()
@@ -114,6 +135,16 @@ class Trace:
 
 @attrs.frozen(kw_only=True)
 class Result:
+    """What a call came to, complete or failed: the router returns it rather than raising
+    (``raise_for_status()`` raises a failed one).
+
+    ``answer`` is redacted, and whole (never a truncated answer marked complete); ``model``
+    and ``provider`` name who actually answered, ``usage`` is that attempt's, ``cost_usd``
+    what the call cost (its answer plus attempts cut short after output began);
+    ``latency_ms`` and ``ttft_ms`` are the caller's wait; ``errors`` say why a call failed;
+    ``trace`` how it was routed; ``simulated`` that the built-in simulator answered.
+    """
+
     call_id: str
     job_id: str | None = None
     status: Literal["complete", "failed"]

@@ -129,6 +129,7 @@ class Router:
 
     @property
     def simulated(self) -> bool:
+        """Whether the answers are simulated (every enabled provider is the simulator)."""
         return self.config.simulated
 
     def _submission(
@@ -226,6 +227,8 @@ class Router:
         return self._hub.subscribe(buffer=buffer, accept=accept)
 
     def status(self) -> RouterStatus:
+        """The providers' live state as their actors last published it (breakers, rate
+        limits, learned statistics, calls and attempts in flight); no checkpoint."""
         now = trio.current_time()
         snaps = self._board.snapshots()
         return RouterStatus(
@@ -555,6 +558,12 @@ async def open_router(
     An exception raised in the block (``ValidationError`` from ``router.call``, or the
     application's own) comes out as itself, not inside the ``ExceptionGroup`` the
     router's nursery would wrap it in; a group of several stays a group.
+
+    Opening raises ``ValidationError`` naming every problem of a ``config`` built in
+    Python (as ``load_config`` does for a file); a provider whose key variable is unset is
+    disabled, not an error. Each open asks a local Ollama for its models (at most 0.5 s).
+    Without ``store`` (``switchman.store.open_store``), spend and learning start afresh.
+    The arguments are ``run_router``'s.
     """
     try:
         async with trio.open_nursery() as nursery:

@@ -61,3 +61,20 @@ def test_the_readme_embedding_example_runs_on_the_simulator(tmp_path: object) ->
     assert done.returncode == 0, output
     assert "(simulated)" in done.stdout, output
     assert "-- answered by sim/" in done.stdout, output
+
+
+def test_every_public_class_and_function_says_what_it_is() -> None:
+    """``help()`` on any name ``switchman`` exports shows its own docstring, not attrs'
+    generated signature or nothing."""
+    import inspect
+
+    missing = []
+    for name in switchman.__all__:
+        obj = getattr(switchman, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            doc = inspect.getdoc(obj) if inspect.isfunction(obj) else obj.__doc__
+            if not doc or (inspect.isclass(obj) and doc.startswith(f"{obj.__name__}(")):
+                missing.append(name)
+    assert missing == []
+    for member in ("call", "stream", "subscribe", "status", "feedback", "spend", "aclose"):
+        assert inspect.getdoc(getattr(switchman.Router, member)), member

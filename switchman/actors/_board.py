@@ -58,6 +58,12 @@ class ProviderSnapshot:
 
 @attrs.frozen(kw_only=True)
 class ModelStatus:
+    """One model's live state: ``breaker`` (``closed``, ``open``, ``half_open``) and, open,
+    ``retry_at`` on trio's clock (``trio.current_time()``, not wall time) when it admits a
+    probe; ``stats`` per intent (``n``, the faded weight of what was learned;
+    ``success_rate``, ``refusal_rate``, ``latency_ms``, ``ttft_ms``, ``feedback``); what the
+    provider's rate limits and holds say of it."""
+
     alias: str
     model_id: str
     breaker: str
@@ -76,6 +82,11 @@ class ModelStatus:
 
 @attrs.frozen(kw_only=True)
 class ProviderStatus:
+    """One provider's live state: ``disabled_reason`` (no key, a key the provider rejected,
+    None when it serves), attempts ``in_flight`` against its ``max_concurrency``, its
+    rate-limit ``rate_headroom`` (``requests``, ``tokens``, ``blocked_for_s``) and its
+    models."""
+
     name: str
     kind: str
     disabled_reason: str | None
@@ -89,6 +100,9 @@ class ProviderStatus:
 
 @attrs.frozen(kw_only=True)
 class RouterStatus:
+    """``Router.status()``: every provider's state, seconds since the router started,
+    whether it runs on the simulator, and the calls in flight."""
+
     providers: tuple[ProviderStatus, ...]
     uptime_s: float
     simulated: bool

@@ -518,6 +518,11 @@ class RouterConfig:
 
 @attrs.frozen(kw_only=True)
 class Config:
+    """Everything a router runs with: providers, models (by alias), routes, budgets,
+    gateway keys, the server's and the router's settings. ``load_config(path)`` reads one
+    from TOML merged over the built-in catalog; one built in Python is checked by the same
+    rules when a router opens it (``validate_config``)."""
+
     providers: Mapping[str, ProviderSpec] = attrs.field(factory=dict)
     models: Mapping[str, ModelSpec] = attrs.field(factory=dict)
     routes: Mapping[str, RouteSpec] = attrs.field(factory=dict)
