@@ -68,7 +68,7 @@ from switchman._result import (
     TraceEvent,
     Usage,
 )
-from switchman._router import Router, open_router, run_router
+from switchman._router import Router, RouterClosed, open_router, run_router
 from switchman._version import __version__
 from switchman.actors import ModelStatus, ProviderStatus, RouterStatus
 from switchman.catalog import Config, load_config, validate_config
@@ -112,6 +112,7 @@ __all__ = [
     "Result",
     "Role",
     "Router",
+    "RouterClosed",
     "RouterStatus",
     "StreamBroken",
     "SwitchmanError",

@@ -30,7 +30,7 @@ import trio
 
 from switchman._call import INTENTS, Call
 from switchman._channels import open_channel, send_soon
-from switchman._errors import FieldError, UnknownCall, ValidationError
+from switchman._errors import FieldError, SwitchmanError, UnknownCall, ValidationError
 from switchman._logsecrets import hide_secrets
 from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
 from switchman.actors._board import (
@@ -112,6 +112,17 @@ def _failed(call_id: str, job_id: str | None, code: str, message: str) -> Result
         errors=(ErrorInfo(code=code, message=message),),
         trace=Trace(outcome=code),
     )
+
+
+class RouterClosed(SwitchmanError, trio.ClosedResourceError):
+    """``Router.feedback`` or ``Router.spend`` on a router that was closed (a
+    ``trio.ClosedResourceError`` too, as ``feedback`` raised before). A call on a closed
+    router is not an error: it returns a failed result (``cancelled``)."""
+
+    code = "router_closed"
+
+    def __init__(self) -> None:
+        super().__init__("the router is closed: open a new one (open_router) to go on")
 
 
 @attrs.define(eq=False)
@@ -253,7 +264,7 @@ class Router:
         call, or one from before a restart, pass the ``model`` (``result.model``) and the
         call's ``intent`` that you kept: the score is credited to them. ``UnknownCall`` (a
         ``KeyError``) if the router does not know the call and no ``model`` was given;
-        ``trio.ClosedResourceError`` once the router is closed."""
+        ``RouterClosed`` (a ``trio.ClosedResourceError``) once the router is closed."""
         errors: list[FieldError] = []
         if model is not None:
             if model not in self.config.models:
@@ -270,11 +281,13 @@ class Router:
             raise ValidationError(errors)
         send, receive = trio.open_memory_channel[FeedbackAnswer](1)
         async with receive:
-            await self._dispatch.send(
-                FeedbackFor(
-                    call_id=call_id, score=float(score), reply_to=send, intent=intent, model=model
-                )
+            message = FeedbackFor(
+                call_id=call_id, score=float(score), reply_to=send, intent=intent, model=model
             )
+            try:
+                await self._dispatch.send(message)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise RouterClosed() from None
             try:
                 answer = await receive.receive()
             except trio.EndOfChannel:
@@ -289,7 +302,8 @@ class Router:
     async def spend(self, scope: str = "global") -> dict[str, float]:
         """USD spent in the current hour, day and month for ``scope``: ``"global"``,
         ``"provider:NAME"`` or ``"caller:HANDLE"`` (``ValidationError`` for anything else,
-        or a provider the configuration does not have)."""
+        or a provider the configuration does not have; ``RouterClosed`` once the router is
+        closed)."""
         kind, _, name = scope.partition(":")
         if not (
             scope == "global"
@@ -308,8 +322,11 @@ class Router:
         send, receive = trio.open_memory_channel[dict[str, float]](1)
         async with receive:
             # through the dispatcher: it first hands the ledger the spend it has tracked
-            await self._dispatch.send(SpendQuery(scope=scope, reply_to=send))
-            return await receive.receive()
+            try:
+                await self._dispatch.send(SpendQuery(scope=scope, reply_to=send))
+                return await receive.receive()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
+                raise RouterClosed() from None
 
     async def aclose(self) -> None:
         """Stop taking calls, drain in-flight ones for the grace period, stop every actor."""

@@ -283,3 +283,21 @@ def test_the_literal_types_of_public_signatures_are_exported() -> None:
     assert get_args(switchman.RedactionMode) == ("auto", "off")
     assert "success" in get_args(switchman.Outcome)
     assert "call.completed" in get_args(switchman.EventType)
+
+
+async def test_feedback_and_spend_on_a_closed_router_raise_router_closed() -> None:
+    """A ``switchman`` error (and still the ``trio.ClosedResourceError`` feedback raised),
+    not trio's bare one; a call on a closed router stays a failed result."""
+    async with switchman.open_router() as router:
+        result = await router.call(switchman.Call(prompt="hi", model="auto"))
+    for attempt in (
+        router.feedback(result.call_id, 1.0),
+        router.spend("global"),
+    ):
+        with pytest.raises(switchman.RouterClosed) as raised:
+            await attempt
+        assert isinstance(raised.value, switchman.SwitchmanError)
+        assert isinstance(raised.value, trio.ClosedResourceError)
+        assert "the router is closed" in str(raised.value)
+    late = await router.call(switchman.Call(prompt="hi", model="auto"))
+    assert (late.status, late.errors[0].code) == ("failed", "cancelled")
