@@ -440,6 +440,7 @@ async def _exchange(
                 stall_s=stall_s,
                 input_tokens=input_tokens,
                 reply_to=send,
+                alternatives=leave_room,
             )
             try:
                 inbox.send_nowait(attempt)

@@ -57,6 +57,9 @@ class Attempt:
     stall_s: float
     input_tokens: int
     reply_to: trio.MemorySendChannel[AttemptReply]
+    #: the call has other models to try after this one: the actor may turn it away when
+    #: the model looks hung (``policy._silence``); the last one is always sent
+    alternatives: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
 import httpx
 import trio
@@ -84,6 +84,7 @@ from switchman.policy._ratelimit import (
     rate_observe,
     rate_settle,
 )
+from switchman.policy._silence import Waiting, silence
 
 log = logging.getLogger("switchman.provider")
 
@@ -96,6 +97,8 @@ BACKSTOP_S = 0.5
 MODEL_NOT_FOUND_HOLD_S = 300.0
 #: when to ask again about a model whose half-open probe is in flight
 PROBE_POLL_S = 0.25
+#: the outcomes of an attempt that never heard from its model
+_UNHEARD: Final = frozenset({"timeout", "cancelled"})
 _NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
 _NO_HOLDS: Mapping[str, ModelHold] = MappingProxyType({})
 #: ``switchman.sim.run_sim_attempt``'s shape: what a ``kind = "sim"`` provider plays
@@ -172,6 +175,10 @@ class _ProviderState:
         self.cancel_reasons: dict[int, ProviderError] = {}
         #: the provider's API key: kept out of every message (never published)
         self.secret: str | None = None
+        #: attempts in flight with no text yet, and when each upstream model last spoke
+        #: (gave text, or answered at all): what tells a hung model (``policy._silence``)
+        self.waiting: dict[int, Waiting] = {}
+        self.heard: dict[str, float] = {}
         self.publish()
 
     def publish(self) -> None:
@@ -203,6 +210,18 @@ class _ProviderState:
             return Unavailable(reason=hold.reason, retry_at=hold.until)
         if self.in_flight >= self.spec.max_concurrency:
             return Unavailable(reason=f"at concurrency limit {self.spec.max_concurrency}")
+        if msg.alternatives and self.waiting:
+            model_id = msg.model.model_id
+            learned = self.stats.get((alias, "*"))
+            problem = silence(
+                self.waiting.values(),
+                model_id,
+                heard_at=self.heard.get(model_id),
+                learned_ttft_ms=learned.ttft_ms if learned is not None else None,
+                now=now,
+            )
+            if problem is not None:
+                return Unavailable(reason=problem)
         breaker = self.breakers.get(alias, CLOSED_BREAKER)
         admitted, new_breaker = breaker_admit(breaker, self.breaker_cfg, now)
         if not admitted:
@@ -480,12 +499,17 @@ async def _run_attempt(
     outcome = "cancelled"
     error: ProviderError | None = None
     reply = msg.reply_to
+    model_id = msg.model.model_id
+    state.waiting[msg.id] = (model_id, started, msg.ttft_s)
 
     async def emit(event: StreamEvent) -> None:
         nonlocal ttft, usage, status, headers
         if isinstance(event, TextDelta):
             if ttft is None:
-                ttft = trio.current_time() - started
+                now = trio.current_time()
+                ttft = now - started
+                state.waiting.pop(msg.id, None)  # it spoke: not hung
+                state.heard[model_id] = now
         elif isinstance(event, StreamEnd):
             usage = event.usage
             if not finish_is_normal(event.finish_reason):
@@ -562,6 +586,8 @@ async def _run_attempt(
         state.scopes.pop(msg.id, None)
         if state.cancel_reasons:
             state.cancel_reasons.pop(msg.id, None)
+        if state.waiting.pop(msg.id, None) is not None and outcome not in _UNHEARD:
+            state.heard[model_id] = trio.current_time()  # it answered (an error is an answer)
         state.handle(
             AttemptDone(
                 id=msg.id,
