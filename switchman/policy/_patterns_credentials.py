@@ -2,7 +2,7 @@
 ``Bearer`` token, ``Basic`` credentials (alone or after an ``Authorization`` header's
 name), a Python HTTP client's (``auth=("user", "password")``, ``{"auth": (...)}``,
 ``HTTPBasicAuth(...)``, ``BasicAuth(...)``, ``HTTPDigestAuth(...)``), curl's ``-u
-user:password`` (only on a curl command: ``curl_before``) and a URL's
+user:password`` (only within a curl command: ``curl_before``) and a URL's
 ``scheme://user:password@host``, each a pattern and the function that tells what of
 its match to replace. ``_patterns`` lists them with the other rules of a block;
 ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``, ``_OPEN_PY_AUTH_REVERSED``,
@@ -66,17 +66,22 @@ _OPEN_USER = re.compile(
 #: lines continued by a backslash; a stream keeps more than this before its last cut
 CURL_REACH: Final = 200
 _NOT_WORD_END: Final = frozenset("_-./")
+# what ends a shell command on its line: a ; && || or | (curl x; sort -u a:bcde)
+_COMMAND_END = re.compile(r"[;|]|&&")
 
 
 def curl_before(t: str, i: int) -> bool:
     """Whether ``t[:i]`` ends in a curl command: the word ``curl`` at most
     ``CURL_REACH`` characters before ``i``, no newline between but after a backslash
-    (a continued line). Reads ``CURL_REACH + 1`` characters back at most."""
+    (a continued line), nor what ends a command (``;``, ``&&``, ``||``, ``|``). Reads
+    ``CURL_REACH + 1`` characters back at most."""
     k = t.rfind("curl", max(i - CURL_REACH, 0), i)
     if k < 0 or (k > 0 and (t[k - 1].isalnum() or t[k - 1] in _NOT_WORD_END)):
         return False
     if k + 4 < len(t) and k + 4 < i and not t[k + 4].isspace():
         return False  # curly, curl.exe: no command word
+    if _COMMAND_END.search(t, k + 4, i):
+        return False  # curl x; sort -u a:bcde: another command's -u
     n = t.find("\n", k, i)
     while n >= 0:
         if t[n - 1] != "\\":

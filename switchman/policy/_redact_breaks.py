@@ -25,20 +25,20 @@ the text's start):
   it) and a few spaces or tabs, nor in a ``|`` after whitespace and spaces or tabs (a
   table's cell), nor in curl's ``-u`` or ``--user`` and spaces or tabs, nor less than
   ``CURL_REACH`` (200) characters after the word ``curl`` on its line or a line it
-  continues (``\\`` at a line's end; curl's ``-u user:password`` is redacted only with
-  its curl in the block), nor in ``ssh`` (``scp``, ``sftp``, ``mosh``, ``rsync``,
-  ``clone``) and a space, nor in a quoted value (double or single quotes, backticks)
-  after a secret's name opened less than ``QUOTED_SPACED`` (48) characters before
-  (``password: "correct horse``), nor in a table's cell after a cell naming a secret
-  (``| password | my pass``), nor in a quoted ``user:password`` after ``-u`` (``-u
-  'bob:p@ss``), nor in a Python HTTP client's Basic or Digest credentials before its
-  password's closing quote (``auth = (``, ``auth=("u", "my pa``, ``"auth": (``,
-  ``AUTH = [``, ``credentials = ("u",``, ``BasicAuth("u",``, ``DigestAuth(``), nor inside a
-  row of a table whose header names a secret (``TableColumns``: from the row's first
-  character but spaces, its ``|`` or, in a table without outer pipes, its first cell's,
-  to its line's end, ``ROW_LIMIT`` (512) characters at most; whether a line is such a
-  row depends on the lines before it, read once, so a block holds a row whole and its
-  secret column's cells are judged there);
+  continues (``\\`` at a line's end), no ``;``, ``&&``, ``||`` nor ``|`` between (curl's
+  ``-u user:password`` is redacted only with its curl in the block), nor in ``ssh``
+  (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted value
+  (double or single quotes, backticks) after a secret's name opened less than
+  ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``), nor in a
+  table's cell after a cell naming a secret (``| password | my pass``), nor in a quoted
+  ``user:password`` after ``-u`` (``-u 'bob:p@ss``), nor in a Python HTTP client's Basic
+  or Digest credentials before its password's closing quote (``auth = (``, ``auth=("u",
+  "my pa``, ``"auth": (``, ``AUTH = [``, ``credentials = ("u",``, ``BasicAuth("u",``,
+  ``DigestAuth(``), nor inside a row of a table whose header names a secret
+  (``TableColumns``: from the row's first character but spaces, its ``|`` or, in a table
+  without outer pipes, its first cell's, to its line's end, ``ROW_LIMIT`` (512)
+  characters at most; whether a line is such a row depends on the lines before it, read
+  once, so a block holds a row whole and its secret column's cells are judged there);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the

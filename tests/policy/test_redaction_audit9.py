@@ -270,3 +270,61 @@ def test_yaml_credentials_under_an_auth_key_lose_their_password(key: str) -> Non
     """The password: key's rule catches them already (item 5 of the brief: tested)."""
     text = f"{key}:\n  username: admin\n  password: hunter2-" + "Pa55\n"
     assert same_streamed(text, {"password": 1}) == f"{key}:\n  username: admin\n  password: {PW}\n"
+
+
+# -- second round -------------------------------------------------------------------------------
+# -- curl's -u only within the curl command: up to ; && || | or the line's end ----------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "curl x; sort -u a:bcde",
+        "curl https://x.io && sort -u a:bcde",
+        "curl https://x.io || sort -u a:bcde",
+        "curl -s https://x.io | sort -u a:bcde",
+        "curl -s https://x.io|sudo -u svc:abcd id",
+        "curl -s \\\n  https://x.io; sort -u a:bcde",
+    ],
+)
+def test_a_u_option_after_the_curl_command_has_ended_is_left(text: str) -> None:
+    assert same_streamed(text, {}) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"curl -u admin:{LETMEIN}", f"curl -u admin:{PW}"),
+        (f"curl -s -u admin:{LETMEIN} -X POST url", f"curl -s -u admin:{PW} -X POST url"),
+        (f"cd /tmp; curl -u admin:{LETMEIN} x", f"cd /tmp; curl -u admin:{PW} x"),
+        (f"curl a | curl -u admin:{LETMEIN} b", f"curl a | curl -u admin:{PW} b"),
+        (f"curl -u admin:{LETMEIN} x | jq .", f"curl -u admin:{PW} x | jq ."),
+        (f"curl -u admin:{LETMEIN} x; sort -u a:bcde", f"curl -u admin:{PW} x; sort -u a:bcde"),
+    ],
+)
+def test_a_u_option_within_the_curl_command_is_still_caught(text: str, expected: str) -> None:
+    assert same_streamed(text, {"password": 1}) == expected
+
+
+def test_a_command_after_curl_streams_as_whole_split_at_every_point() -> None:
+    text = f"Run curl -X POST x.io; sort -u a:bcde && curl -u admin:{LETMEIN} y | sort -u b:cdef"
+    whole = redact(text)
+    assert whole.text.count(PW) == 1 and "a:bcde" in whole.text and "b:cdef" in whole.text
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+        assert streamed_in(text, [cut, 1, 2]) == (whole.text, dict(whole.counts)), cut
+
+
+ADVERSARIAL2 = {
+    "curl, ; and -u repeated": lambda n: ("curl x; -u a:bcde " * n)[:n],
+    "curl and | repeated": lambda n: ("curl " + "| " * n)[:n],
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL2))
+def test_work_grows_linearly_on_the_second_round_rules(name: str) -> None:
+    small, large = ADVERSARIAL2[name](1500), ADVERSARIAL2[name](3000)
+    assert _stream(large) == redact(large).text
+    for run in (redact, _stream):
+        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
+        assert b <= 2.3 * a + 200, (run.__name__, a, b)
