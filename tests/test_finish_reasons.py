@@ -16,6 +16,7 @@ import switchman
 from switchman import Call, Params
 from switchman._result import finish_is_normal, normal_finish
 from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec
+from tests._rawhttp import read_request_body
 from tests._simfleet import sim_model, streamed
 
 KEY = "sk-test-finish-123456789"
@@ -32,24 +33,9 @@ def _sse(text: str, finish: str) -> bytes:
     return b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
 
 
-async def _read_request(stream: trio.SocketStream) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += await stream.receive_some(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += await stream.receive_some(65536)
-    return body
-
-
 async def _serve(finish: str, stream: trio.SocketStream) -> None:
     """An OpenAI-wire upstream whose every answer ends with ``finish``."""
-    await _read_request(stream)
+    await read_request_body(stream)
     body = _sse("Paris is", finish)
     head = (
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"

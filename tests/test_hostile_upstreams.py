@@ -15,6 +15,7 @@ import trio
 import switchman
 from switchman import Call, Params
 from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec
+from tests._rawhttp import read_request_body
 from tests._simfleet import streamed as streamed_call
 
 ENV = {"HOSTILE_KEY": "hostile-test-key-0001"}
@@ -99,18 +100,8 @@ async def serve_scripted(
     upstream = Upstream(base_url=f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1")
 
     async def handle(stream: trio.SocketStream) -> None:
-        data = b""
         async with stream:
-            while b"\r\n\r\n" not in data:
-                data += await stream.receive_some(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(body) < length:
-                body += await stream.receive_some(65536)
+            body = await read_request_body(stream)
             model_id = json.loads(body)["model"]
             upstream.asked.append(model_id)
             content_type, payload = SCRIPTS[model_id]()

@@ -17,6 +17,7 @@ from switchman import Call, Caller, Params
 from switchman._result import Usage
 from switchman.adapters import StreamEnd, make_adapter
 from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, builtin_catalog
+from tests._rawhttp import read_request_body
 from tests._simfleet import streamed as streamed_call
 
 ENV: Final = {"MONEY_KEY": "money-audit-key-0001"}
@@ -62,18 +63,8 @@ async def serve_scripted(
     upstream = Upstream(base_url=f"http://127.0.0.1:{port}", scripts=scripts)
 
     async def handle(stream: trio.SocketStream) -> None:
-        data = b""
         async with stream:
-            while b"\r\n\r\n" not in data:
-                data += await stream.receive_some(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(body) < length:
-                body += await stream.receive_some(65536)
+            body = await read_request_body(stream)
             asked = json.loads(body)
             upstream.asked.append(asked)
             payload = upstream.scripts[asked["model"]]()

@@ -14,6 +14,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from switchman.gateway import _ws
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
+from tests.gateway.test_ws import _recv, _send
 
 #: what a browser's upgrade carries that a program's does not
 PAGE = [("origin", "http://localhost:5173")]
@@ -23,18 +24,6 @@ UPGRADE = {
     "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
     "sec-websocket-version": "13",
 }
-
-
-async def _send(ws: WebSocketConnection, message: Any) -> None:
-    await ws.send_message(json.dumps(message))
-
-
-async def _recv(ws: WebSocketConnection) -> dict[str, Any]:
-    message = await ws.get_message()
-    assert isinstance(message, str)
-    data = json.loads(message)
-    assert isinstance(data, dict)
-    return data
 
 
 async def _refused(ws: WebSocketConnection) -> str:
