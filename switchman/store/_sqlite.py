@@ -539,9 +539,7 @@ async def open_store(
     with contextlib.ExitStack() as owned:
         if where != MEMORY:
             try:
-                await trio.to_thread.run_sync(
-                    lambda: Path(where).parent.mkdir(parents=True, exist_ok=True)
-                )
+                await trio.to_thread.run_sync(_private_file, where)
                 owned.enter_context(_exclusive(where))
             except OSError as exc:  # a directory that cannot be made, a read-only place...
                 raise StoreError(f"cannot use {where} as the job store: {exc}") from None
@@ -556,6 +554,22 @@ async def open_store(
 async def _beat(store: JobStore, scope: trio.CancelScope) -> None:
     with scope:
         await store.beat_forever()
+
+
+def _private_file(where: str) -> None:
+    """Make ``where`` (and the folders to it) readable by this user only: it holds every
+    caller's prompts and answers. A new folder is made 0700, the file 0600; an existing
+    file is narrowed to 0600 (SQLite gives its ``-wal`` and ``-shm`` files the database
+    file's mode). The folders of an existing path are left as they are."""
+    path = Path(where)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            with contextlib.suppress(PermissionError):  # (another user's file: theirs to set)
+                os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 class StoreError(Exception):

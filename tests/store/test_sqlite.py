@@ -146,6 +146,33 @@ async def test_an_interrupted_job_of_a_store_that_never_beat_finishes_at_the_nex
         assert job is not None and job.finished_at == 5_000.0
 
 
+async def test_the_store_file_and_a_new_folder_are_readable_by_their_user_only(
+    tmp_path: Path,
+) -> None:
+    """They hold every caller's prompts and answers: not for other local users, whatever
+    the umask (022 made them 0644 in a 0755 folder)."""
+    import os
+    import stat
+
+    old_umask = os.umask(0o022)
+    try:
+        path = tmp_path / "new" / "switchman.db"
+        async with open_store(path) as store:
+            await _add(store, "a")
+            await store.finish_job("a", status="complete", result={"answer": "secret plans"})
+            files = [path, *path.parent.glob("switchman.db-*")]
+            assert {f.name for f in files} >= {"switchman.db", "switchman.db-wal"}
+            for f in files:
+                assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        # a file an older version left world-readable is narrowed when opened
+        path.chmod(0o644)
+        async with open_store(path):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(old_umask)
+
+
 async def test_memory_stores_are_private() -> None:
     async with open_store(":memory:") as a, open_store(":memory:") as b:
         await _add(a, "only-a")
