@@ -165,15 +165,21 @@ def _strings(
 #: how deep free-form JSON (``metadata``) may nest: results, traces and the job store
 #: write it back, and a document of hundreds of levels is no one's metadata
 MAX_JSON_DEPTH = 32
+#: how much text (strings and keys, in characters) free-form JSON may hold: every job
+#: stores it, and retention counts jobs, not bytes (3.5 MB a job let one key fill a disk)
+MAX_JSON_CHARS = 65_536
 
 
 def _json_text(errors: list[FieldError], name: str, value: object) -> None:
-    """Every string inside ``value`` (keys too) must be encodable, and it nests at most
-    ``MAX_JSON_DEPTH`` levels; walked without recursion."""
+    """Every string inside ``value`` (keys too) must be encodable, it nests at most
+    ``MAX_JSON_DEPTH`` levels and holds at most ``MAX_JSON_CHARS`` characters of text;
+    walked without recursion."""
     pending: deque[tuple[str, object, int]] = deque([(name, value, 0)])
+    chars = 0
     while pending:
         path, item, depth = pending.popleft()
         if isinstance(item, str):
+            chars += len(item)
             problem = text_problem(item)
             if problem is not None:
                 errors.append(FieldError(path, problem))
@@ -182,12 +188,18 @@ def _json_text(errors: list[FieldError], name: str, value: object) -> None:
             return
         elif isinstance(item, Mapping):
             for key, sub in item.items():
+                chars += len(key) if isinstance(key, str) else 0
                 if isinstance(key, str) and text_problem(key) is not None:
                     errors.append(FieldError(path, f"key {key!r} {text_problem(key)}"))
                     continue
                 pending.append((f"{path}.{key}", sub, depth + 1))
         elif isinstance(item, list | tuple):
             pending.extend((f"{path}[{i}]", sub, depth + 1) for i, sub in enumerate(item))
+        if chars > MAX_JSON_CHARS:
+            errors.append(
+                FieldError(name, f"holds more than {MAX_JSON_CHARS:,} characters of text")
+            )
+            return
 
 
 def field_name(key: object) -> str:

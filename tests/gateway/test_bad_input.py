@@ -51,6 +51,28 @@ async def test_json_nested_past_the_parser_or_with_huge_numbers_is_400_saying_so
             assert router.calls == []
 
 
+async def test_metadata_holding_more_text_than_it_may_is_named_and_nothing_is_stored() -> None:
+    """Every job stores its metadata and retention counts jobs, not bytes: 3.5 MB of
+    metadata a call let one key fill the disk with calls that failed and cost nothing."""
+    router = FakeRouter(make_config(max_body_bytes=2**22))
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            big = {"notes": ["x" * 60_000, "y" * 6_000]}
+            r = await gw.client.post("/call", json={"prompt": "hi", "metadata": big})
+            assert r.status_code == 422
+            assert r.json()["error"]["details"] == [
+                {"field": "metadata", "message": "holds more than 65,536 characters of text"}
+            ]
+            many_keys = {f"k{i:05}": i for i in range(20_000)}  # (keys count too)
+            r = await gw.client.post("/call", json={"prompt": "hi", "metadata": many_keys})
+            assert r.status_code == 422
+            assert (await gw.client.get("/jobs")).json()["jobs"] == []
+            fits = {"notes": "x" * 60_000}
+            r = await gw.client.post("/call?wait=5", json={"prompt": "hi", "metadata": fits})
+            assert r.status_code == 200
+    assert len(router.calls) == 1
+
+
 async def test_metadata_nested_deeper_than_it_may_be_is_named() -> None:
     """Metadata is written back in results, traces and the store: 500 levels used to fail
     the request with a 500 there, past validation."""
