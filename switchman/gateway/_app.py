@@ -353,13 +353,14 @@ class Gateway:
             return await self.runner.submit(call, owner=principal.owner, **kw)
         except Draining:
             raise HttpError(503, "shutting_down", "the gateway is shutting down") from None
-        except Overloaded:
-            raise HttpError(
-                503,
-                "overloaded",
-                "too many calls in flight; retry shortly",
-                headers=[(b"retry-after", b"1")],
-            ) from None
+        except Overloaded as full:
+            message = "too many calls in flight; retry shortly"
+            if full.owner_full is not None:
+                message = (
+                    f"this key's team has {full.owner_full} calls in flight, half of what the"
+                    " gateway runs at once; retry when some finish"
+                )
+            raise HttpError(503, "overloaded", message, headers=[(b"retry-after", b"1")]) from None
 
     async def visible_job(self, job_id: str, principal: Principal) -> JobRecord:
         record = await self.store.get_job(job_id)

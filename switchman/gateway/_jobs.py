@@ -49,7 +49,12 @@ class Draining(Exception):
 
 
 class Overloaded(Exception):
-    """Too many jobs in flight."""
+    """Too many jobs in flight: the gateway's, or (``owner_full``) the caller's own share."""
+
+    def __init__(self, *, owner_full: int | None = None) -> None:
+        super().__init__()
+        #: the caller's jobs in flight, when it is its share that is full
+        self.owner_full = owner_full
 
 
 def new_job_id() -> str:
@@ -68,6 +73,7 @@ def failed_result(job_id: str, code: str, message: str) -> Result:
 
 @attrs.define
 class _Job:
+    owner: str | None = None
     done: trio.Event = attrs.field(factory=trio.Event)
     result: Result | None = None
 
@@ -76,8 +82,10 @@ class JobRunner:
     """Submits calls as jobs into ``nursery`` and lets requests wait for them.
 
     ``max_in_flight`` bounds how many jobs run at once (past it, submit raises
-    :class:`Overloaded`); after :meth:`start_draining`, submit raises
-    :class:`Draining`. Whoever owns ``nursery`` cancels it to stop the jobs.
+    :class:`Overloaded`), and one owner (a key's handle) may hold at most half of them,
+    so that one team cannot fill the gateway for the others (the gateway without keys,
+    owner None, is one caller and may use it all); after :meth:`start_draining`, submit
+    raises :class:`Draining`. Whoever owns ``nursery`` cancels it to stop the jobs.
     """
 
     def __init__(
@@ -96,6 +104,9 @@ class JobRunner:
         self._store = store
         self._nursery = nursery
         self._max = max_in_flight
+        #: the most one owner may hold
+        self._owner_max = max(max_in_flight // 2, 1)
+        self._by_owner: dict[str, int] = {}
         self._job_ids = job_ids
         self._jobs: dict[str, _Job] = {}
         self._idle = trio.Event()
@@ -122,17 +133,26 @@ class JobRunner:
             raise Draining
         if len(self._jobs) >= self._max:
             raise Overloaded
+        held = self._by_owner.get(owner, 0) if owner is not None else 0
+        if held >= self._owner_max:
+            raise Overloaded(owner_full=held)
         job_id = self._job_ids()
-        # stored as running: the job starts right below (a separate queued -> running
-        # write cost a thread round trip before the call could begin)
-        await self._store.add_job(
-            job_id=job_id,
-            owner=owner,
-            handle=call.caller.handle,
-            call=to_jsonable(call),
-            running=True,
-        )
-        self._jobs[job_id] = _Job()
+        if owner is not None:  # (counted from here: the store's write is a checkpoint)
+            self._by_owner[owner] = held + 1
+        try:
+            # stored as running: the job starts right below (a separate queued -> running
+            # write cost a thread round trip before the call could begin)
+            await self._store.add_job(
+                job_id=job_id,
+                owner=owner,
+                handle=call.caller.handle,
+                call=to_jsonable(call),
+                running=True,
+            )
+        except BaseException:
+            self._forget_owner(owner)
+            raise
+        self._jobs[job_id] = _Job(owner=owner)
         self._idle = trio.Event()
         self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
         return job_id
@@ -222,8 +242,17 @@ class JobRunner:
         if sink is not None:
             await _deliver(sink, job.result)
 
+    def _forget_owner(self, owner: str | None) -> None:
+        if owner is not None:
+            left = self._by_owner.get(owner, 1) - 1
+            if left > 0:
+                self._by_owner[owner] = left
+            else:
+                self._by_owner.pop(owner, None)
+
     def _release(self, job_id: str) -> None:
         job = self._jobs.pop(job_id)
+        self._forget_owner(job.owner)
         if self._on_result is not None and job.result is not None:
             try:
                 self._on_result(job.result)
