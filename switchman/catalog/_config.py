@@ -32,6 +32,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -70,6 +71,10 @@ NOT_DETECTED: Final = "not detected"
 DISABLED_BY_CONFIG: Final = "disabled in configuration"
 
 
+#: below this many characters a gateway key is easy to guess: it is warned of
+MIN_GATEWAY_KEY_CHARS: Final = 16
+
+
 def api_key(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> str | None:
     """The provider's API key from the environment (``env`` defaults to ``os.environ``),
     without the whitespace around it (a secret file's trailing newline).
@@ -97,6 +102,44 @@ def key_missing(provider: ProviderSpec, env: Mapping[str, str] | None = None) ->
     if value is not None and (problem := key_problem(value)) is not None:
         return f"the API key in {provider.api_key_env} {problem}"
     return f"missing API key: set {provider.api_key_env}"
+
+
+#: a header whose name holds one of these words (any case) carries a credential: Azure's
+#: ``api-key``, a proxy's ``X-Acme-Token``, ``Authorization``, a ``Cookie``...
+_CREDENTIAL_NAME: Final = re.compile(r"auth|key|token|secret|password|cookie|credential", re.I)
+#: a credential header's value shorter than this is not taken for a secret: replacing
+#: it wherever it appears would redact ordinary words (``Basic``, a short tenant name)
+CREDENTIAL_MIN: Final = 8
+
+
+def header_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials among a provider's (or a request's) ``headers``, longest first:
+    the values of headers named like a credential (``auth``, ``key``, ``token``,
+    ``secret``, ``password``, ``cookie``, ``credential``), and for ``Bearer X`` or
+    ``Basic X`` also ``X``; none shorter than ``CREDENTIAL_MIN``. Other headers
+    (``anthropic-version: 2023-06-01``) are no secret. ``()`` for no headers."""
+    found: set[str] = set()
+    for name, raw in headers.items():
+        if not _CREDENTIAL_NAME.search(name):
+            continue
+        value = raw.strip()
+        scheme, _, token = value.partition(" ")
+        for v in (value, token.strip() if scheme.lower() in ("bearer", "basic") else ""):
+            if len(v) >= CREDENTIAL_MIN:
+                found.add(v)
+    return tuple(sorted(found, key=lambda v: (-len(v), v)))
+
+
+def provider_secrets(provider: ProviderSpec, key: str | None) -> tuple[str, ...]:
+    """Every credential ``provider`` is configured with: its API ``key`` (as
+    ``api_key`` read it) and its ``header_credentials``, longest first (so one holding
+    another is replaced whole). ``()`` for a provider with neither (the simulator)."""
+    if not provider.headers:
+        return (key,) if key else ()
+    found = set(header_credentials(provider.headers))
+    if key:
+        found.add(key)
+    return tuple(sorted(found, key=lambda v: (-len(v), v)))
 
 
 def clean_secret(value: str | None) -> str | None:
@@ -444,6 +487,15 @@ class _Loader:
                     key.key_env,
                 )
             elif clean and i not in clashing:
+                if len(key.secret) < MIN_GATEWAY_KEY_CHARS:
+                    log.warning(
+                        "gateway key for %r (%s) is only %d characters: anyone may guess it;"
+                        " use at least %d random ones",
+                        key.handle,
+                        key.key_env,
+                        len(key.secret),
+                        MIN_GATEWAY_KEY_CHARS,
+                    )
                 out.append(key)
         return tuple(out)
 

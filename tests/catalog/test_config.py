@@ -338,6 +338,28 @@ def test_gateway_key_without_its_secret_is_dropped_with_a_warning(
     assert "a-SECRET-1" not in caplog.text
 
 
+def test_a_gateway_key_short_enough_to_guess_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = """
+        [[keys]]
+        key_env = "KEY_A"
+        handle = "a"
+        [[keys]]
+        key_env = "KEY_B"
+        handle = "b"
+        """
+    env = {"KEY_A": "abc", "KEY_B": "long-enough-0123456789"}
+    with caplog.at_level(logging.WARNING):
+        config = load(tmp_path, text, env)
+    assert [k.handle for k in config.keys] == ["a", "b"]  # (kept: it is the operator's call)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "gateway key for 'a' (KEY_A) is only 3 characters: anyone may guess it; use at least"
+        " 16 random ones"
+    ]
+
+
 def test_gateway_keys_none_of_which_can_be_used_are_an_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
