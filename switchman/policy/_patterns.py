@@ -30,14 +30,17 @@ from switchman.policy._patterns_credentials import (
     _AUTH_BASIC,
     _BASIC,
     _BEARER,
+    _CRED_SCALAR,
     _PY_AUTH,
     _URL_PASSWORD,
     _USER_OPTION,
     _basic_hit,
     _bearer_hit,
+    _cred_scalar_hit,
     _py_auth_hit,
     _url_password_hit,
     _user_option_hit,
+    colon_named,
     cred_heads,
 )
 from switchman.policy._patterns_tables import _column_hits, _Columns, names_a_token
@@ -247,12 +250,8 @@ def _maybe_triggered(text: str) -> bool:
         or ("B" in text and ("Basic" in text or "BASIC" in text))
         or (":" in text and "z" in text and "uthorization" in text)  # authorization: basic
         or ("W" in text and "ASSW" in text)
-        or (  # auth=(...), {"auth": (...)}, AUTH = [...], credentials = (...)
-            ("(" in text or "[" in text)
-            and ("=" in text or ":" in text)
-            and ('"' in text or "'" in text)
-            and _cred_named(text)
-            and bool(cred_heads(text))
+        or (  # auth=(...), {"auth": (...)}, AUTH = [...], auth: user:pw, auth: [u, pw]
+            ("=" in text or ":" in text) and _cred_named(text) and _cred_headed(text)
         )
         or ("D" in text and "(" in text and "DigestAuth(" in text)
         or "ecret" in text  # secret key
@@ -262,6 +261,15 @@ def _maybe_triggered(text: str) -> bool:
         or ("J" in text and "eyJ" in text)
         or _number_triggered(text)
     )
+
+
+def _cred_headed(text: str) -> bool:
+    """Whether a name opens credentials in ``text`` (``cred_heads``), a text holding a
+    parenthesis or bracket and a quote (a Python client's) asked at once; any other
+    only if a name and its colon are there (``colon_named``: YAML's, unquoted)."""
+    if ("(" in text or "[" in text) and ('"' in text or "'" in text):
+        return bool(cred_heads(text))
+    return ":" in text and colon_named(text) and bool(cred_heads(text))
 
 
 def _cred_named(text: str) -> bool:
@@ -289,7 +297,7 @@ def _trigger_spans(text: str) -> list[tuple[int, int]]:
             while i >= 0:
                 spans.append((i, i + len(literal)))
                 i = text.find(literal, i + 1)
-    if "(" in text or "[" in text:  # auth=("user", "password"), AUTH = [...]
+    if "(" in text or "[" in text or ":" in text:  # auth=("u", "pw"), auth: u:pw
         spans.extend(cred_heads(text))
     i = text.find("@")
     while i >= 0:
@@ -454,6 +462,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
     ("password", _AUTH_BASIC, _basic_hit, lambda s: "uthorization" in s),
     ("password", _PY_AUTH, _py_auth_hit, lambda s: "Auth(" in s or _cred_named(s)),
+    ("password", _CRED_SCALAR, _cred_scalar_hit, lambda s: ":" in s and _cred_named(s)),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {

@@ -1,10 +1,10 @@
 """The rules for credentials written the way HTTP and command lines carry them: a
 ``Bearer`` token, ``Basic`` credentials (alone or after an ``Authorization`` header's
 name), a Python HTTP client's (``auth=("user", "password")``, ``{"auth": (...)}``,
-``HTTPBasicAuth(...)``, ``BasicAuth(...)``, ``HTTPDigestAuth(...)``), curl's ``-u
-user:password`` (only within a curl command: ``curl_before``) and a URL's
-``scheme://user:password@host``, each a pattern and the function that tells what of
-its match to replace. ``_patterns`` lists them with the other rules of a block;
+``HTTPBasicAuth(...)``, ``BasicAuth(...)``, ``HTTPDigestAuth(...)``), YAML's (``auth:
+admin:pw``), curl's ``-u user:password`` (only within a curl command: ``curl_before``)
+and a URL's ``scheme://user:password@host``, each a pattern and the function that tells
+what of its match to replace. ``_patterns`` lists them with the other rules of a block;
 ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``, ``_OPEN_PY_AUTH_REVERSED``,
 ``PY_AUTH_REACH``, ``CURL_REACH`` and ``curl_before`` to keep a cut that such a
 credential may still cross.
@@ -165,9 +165,23 @@ _PY_AUTH_HEAD = (
     rf"[ \t]{{0,{SEP_GAP}}}[(\[]|\b(?:HTTP)?(?:Basic|Digest)Auth\()"
     rf"\s{{0,{PY_AUTH_GAP}}}"
 )
-# such a name and what follows it up to the parenthesis
+# YAML's credentials under such a name as one scalar, user:password (``auth:
+# admin:hunter2``, ``basic_auth: "admin:pw"``, ``"auth": "u:pw"``). It holds no cut
+# character but the spaces after the name (held: _OPEN_PY_AUTH_REVERSED); the password
+# takes none (a stream holds none in it): a bare one ends at whitespace, JSON's , ] }
+# or the end
+_YAML_USER = _ascii_but(":\"'`$,{}[]()")
+_YAML_PASSWORD = _ascii_but("\"'`,{}[]")
+_YAML_SEP = rf"[\"']?[ \t]{{0,{SEP_GAP}}}:[ \t]{{0,{SEP_GAP}}}"
+_CRED_SCALAR = re.compile(
+    _CRED_NAME + _YAML_SEP + rf"(?:(?P<q>[\"'])[{_YAML_USER}]{{1,64}}:"
+    rf"(?P<qpassword>[{_YAML_PASSWORD}]{{1,128}})(?P=q)"
+    rf"|[{_YAML_USER}]{{1,64}}:(?P<password>[{_YAML_PASSWORD}]{{1,128}})(?![^\s,\]}}]))"
+)
+# such a name and what follows it up to the parenthesis (or a YAML scalar's user:)
 _CRED_HEAD = re.compile(
-    _CRED_NAME + rf"(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?[ \t]{{0,{SEP_GAP}}}:)[ \t]{{0,{SEP_GAP}}}[(\[]"
+    _CRED_NAME + rf"(?:[ \t]{{0,{SEP_GAP}}}=[ \t]{{0,{SEP_GAP}}}[(\[]"
+    rf"|{_YAML_SEP}(?:[(\[]|[\"']?[{_YAML_USER}]{{1,64}}:))"
 )
 _PY_AUTH_PLAIN = _ascii_but("\"'\\,{}[]")
 _PY_AUTH_SPACED = _ascii_but("\"'\\")
@@ -216,6 +230,33 @@ PY_AUTH_REACH: Final = (
     + PY_AUTH_GAP
     + QUOTED_SPACED
 )
+
+
+# the start of each name a credential's is (as CRED_PARTS, but "auth" and "Auth": truth,
+# south and youth hold "uth"), what may follow it in the name, and the name's colon: one of
+# them is in any text holding YAML's credentials (a search from a literal, in C: a text
+# without a parenthesis and a quote pays this, not a match at each "uth")
+_NAME_SUFFIX = r"(?:_(?:pair|tuple|info|PAIR|TUPLE|INFO)|Pair|Tuple|Info)?"
+_COLON_AFTER: Final = tuple(
+    (guard, part, re.compile(part + rest + _NAME_SUFFIX + rf"[\"']?[ \t]{{0,{SEP_GAP}}}:"))
+    for guard, part, rest in (
+        ("", "auth", ""),
+        ("A", "Auth", ""),
+        ("H", "UTH", ""),
+        ("", "redential", "s?"),
+        ("D", "REDENTIAL", "S?"),
+    )
+)
+
+
+def colon_named(text: str) -> bool:
+    """Whether ``text`` may hold a credential's name and its colon (``auth:``,
+    ``"basic_auth" :``): a necessary condition for YAML's credentials, cheaper than
+    ``cred_heads``."""
+    for guard, part, pattern in _COLON_AFTER:
+        if (not guard or guard in text) and part in text and pattern.search(text):
+            return True
+    return False
 
 
 def cred_heads(text: str) -> list[tuple[int, int]]:
@@ -300,3 +341,21 @@ def _url_password_hit(m: re.Match[str]) -> str | None:
     if _PLACEHOLDER.fullmatch(password):
         return _KEEP  # postgres://USER:PASSWORD@HOST, user:${DB_PASSWORD}@...
     return m.group("head") + tag("url_password") + rest
+
+
+def _cred_scalar_hit(m: re.Match[str]) -> str | None:
+    """The password of YAML's ``auth: user:password`` (``basic_auth: "u:pw"``,
+    ``credentials: admin:S3cret!x``): four characters or more, not digits and colons
+    alone (``auth: 10:30:00``), not a URL's rest (``auth: https://...``), no placeholder
+    (``auth: admin:${PW}``)."""
+    group = "qpassword" if m["qpassword"] is not None else "password"
+    password = m[group]
+    if (
+        password.startswith("//")
+        or len(password) < 4
+        or password.replace(":", "").isdigit()
+        or _PLACEHOLDER.fullmatch(password)
+    ):
+        return None
+    start, end = m.start(group) - m.start(), m.end(group) - m.start()
+    return m.group()[:start] + tag("password") + m.group()[end:]

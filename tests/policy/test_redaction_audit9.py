@@ -328,3 +328,104 @@ def test_work_grows_linearly_on_the_second_round_rules(name: str) -> None:
     for run in (redact, _stream):
         a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
         assert b <= 2.3 * a + 200, (run.__name__, a, b)
+
+
+# -- YAML credentials as one scalar under a credential's name ------------------------------------
+
+PA55 = "hunter2-" + "Pa55"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"auth: admin:{PA55}", f"auth: admin:{PW}"),
+        (f'basic_auth: "admin:{PA55}"', f'basic_auth: "admin:{PW}"'),
+        ("credentials: admin:S3cret" + "!x", f"credentials: admin:{PW}"),
+        (f"  CREDENTIALS:   admin:{PA55}  # prod\n", f"  CREDENTIALS:   admin:{PW}  # prod\n"),
+        ("proxy:\n  auth: 'svc:p@ss:w0rd'\n", f"proxy:\n  auth: 'svc:{PW}'\n"),
+        (f'{{"auth": "admin:{PA55}", "x": 1}}', f'{{"auth": "admin:{PW}", "x": 1}}'),
+        (f"{{auth: admin:{PA55}, x: 1}}", f"{{auth: admin:{PW}, x: 1}}"),
+    ],
+)
+def test_a_yaml_scalar_user_password_loses_its_password_and_keeps_its_user(
+    text: str, expected: str
+) -> None:
+    assert same_streamed(text, {"password": 1}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "auth: oauth2",
+        "auth: none",
+        "auth: ${AUTH}",
+        "time: 10:30:00",
+        "ratio: 16:9",
+        "auth: 10:30:00",  # digits and colons
+        "auth: admin:${PW}",  # placeholders
+        "auth: user:password",
+        "auth: admin:abc",  # three characters
+        "auth: https://example.com/login",  # a URL without password
+        "author: Ann:Lee-2x",  # no credential's name
+        "oauth: client:s3cret-x",
+    ],
+)
+def test_a_yaml_scalar_without_a_password_survives(text: str) -> None:
+    assert same_streamed(text, {}) == text
+
+
+def test_yaml_scalars_stream_as_whole_split_at_every_point() -> None:
+    text = f"db:\n  auth:   admin:{PA55}\n  time: 10:30:00\n  basic_auth: 'ops:{PA55}'\n"
+    whole = redact(text)
+    assert whole.counts == {"password": 2} and "10:30:00" in whole.text
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+        assert streamed_in(text, [cut, 1, 1, 3]) == (whole.text, dict(whole.counts)), cut
+
+
+YAML_PIECES = [
+    *("auth", "basic_auth", "credentials", "AUTH", ": ", ":", "=", "  ", "\n  ", '"', "'"),
+    *("[", "]", ", ", ",\n    ", "admin", "admin:", PA55, "apikey", "10:30", "x", "#"),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(YAML_PIECES), max_size=30), st.data())
+def test_yaml_credentials_stream_as_whole_in_any_chunks(
+    parts: list[str], data: st.DataObject
+) -> None:
+    text = "".join(parts)
+    points = sorted(set(data.draw(st.lists(st.integers(0, len(text)), max_size=30))))
+    sizes = [b - a for a, b in zip([0, *points], points, strict=False)]
+    whole = redact(text)
+    assert streamed_in(text, sizes) == (whole.text, dict(whole.counts))
+    counts: dict[str, int] = {}  # no break splits the credentials
+    assert _patterns._redact_block(text, counts) == whole.text
+    assert counts == dict(whole.counts)
+
+
+ADVERSARIAL3 = {
+    "auth: and a user repeated": lambda n: ("auth: admin:" * n)[:n],
+    "auth: [ and users, open": lambda n: ("auth: [admin, " * n)[:n],
+    "auth: and spaces": lambda n: ("auth:" + " " * n)[:n],
+    "a list of users": lambda n: ("auth: [" + "a, " * n)[:n],
+    "colons after auth": lambda n: ("auth: " + "a:" * n)[:n],
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL3))
+def test_work_grows_linearly_on_yaml_credentials(name: str) -> None:
+    small, large = ADVERSARIAL3[name](1500), ADVERSARIAL3[name](3000)
+    assert _stream(large) == redact(large).text
+    for run in (redact, _stream):
+        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
+        assert b <= 2.3 * a + 200, (run.__name__, a, b)
+
+
+def test_colon_prose_naming_authors_without_a_credential_is_turned_away_by_the_gate() -> None:
+    """Without a parenthesis and a quote, the gate asks for a credential's name and its
+    colon (``auth:``) before any match: prose about the truth or an author costs no block."""
+    assert not _patterns._maybe_triggered("Summary: the truth is the author wrote it at 10:30.")
+    assert not _patterns._maybe_triggered("Note: authentication (see below) is done.")
+    assert _patterns._maybe_triggered("auth: admin:x1y2")
+    assert _patterns._maybe_triggered('"basic_auth" : [admin, x]')
