@@ -30,12 +30,14 @@ from switchman.policy._patterns_credentials import (
     _AUTH_BASIC,
     _BASIC,
     _BEARER,
+    _CRED_LIST,
     _CRED_SCALAR,
     _PY_AUTH,
     _URL_PASSWORD,
     _USER_OPTION,
     _basic_hit,
     _bearer_hit,
+    _cred_list_hit,
     _cred_scalar_hit,
     _py_auth_hit,
     _url_password_hit,
@@ -463,6 +465,7 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
     ("password", _AUTH_BASIC, _basic_hit, lambda s: "uthorization" in s),
     ("password", _PY_AUTH, _py_auth_hit, lambda s: "Auth(" in s or _cred_named(s)),
     ("password", _CRED_SCALAR, _cred_scalar_hit, lambda s: ":" in s and _cred_named(s)),
+    ("password", _CRED_LIST, _cred_list_hit, lambda s: ":" in s and "[" in s and _cred_named(s)),
     ("email", _EMAIL, _email_hit, lambda s: "@" in s),
 )
 _RANK: Final = {

@@ -2,12 +2,12 @@
 ``Bearer`` token, ``Basic`` credentials (alone or after an ``Authorization`` header's
 name), a Python HTTP client's (``auth=("user", "password")``, ``{"auth": (...)}``,
 ``HTTPBasicAuth(...)``, ``BasicAuth(...)``, ``HTTPDigestAuth(...)``), YAML's (``auth:
-admin:pw``), curl's ``-u user:password`` (only within a curl command: ``curl_before``)
-and a URL's ``scheme://user:password@host``, each a pattern and the function that tells
-what of its match to replace. ``_patterns`` lists them with the other rules of a block;
-``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``, ``_OPEN_PY_AUTH_REVERSED``,
-``PY_AUTH_REACH``, ``CURL_REACH`` and ``curl_before`` to keep a cut that such a
-credential may still cross.
+admin:pw``, ``auth: [admin, pw]``), curl's ``-u user:password`` (only within a curl
+command: ``curl_before``) and a URL's ``scheme://user:password@host``, each a pattern
+and the function that tells what of its match to replace. ``_patterns`` lists them with
+the other rules of a block; ``_redact_breaks`` reads ``_AUTH_NAME``, ``_OPEN_USER``,
+``_OPEN_PY_AUTH_REVERSED``, ``PY_AUTH_REACH``, ``CURL_REACH`` and ``curl_before`` to
+keep a cut that such a credential may still cross.
 
 Pure and synchronous.
 """
@@ -166,10 +166,12 @@ _PY_AUTH_HEAD = (
     rf"\s{{0,{PY_AUTH_GAP}}}"
 )
 # YAML's credentials under such a name as one scalar, user:password (``auth:
-# admin:hunter2``, ``basic_auth: "admin:pw"``, ``"auth": "u:pw"``). It holds no cut
-# character but the spaces after the name (held: _OPEN_PY_AUTH_REVERSED); the password
-# takes none (a stream holds none in it): a bare one ends at whitespace, JSON's , ] }
-# or the end
+# admin:hunter2``, ``basic_auth: "admin:pw"``, ``"auth": "u:pw"``), or as a flow list of
+# two items, one at least unquoted (``basic_auth: [admin, hunter2]``, ``auth: [admin,
+# "pw-1"]``; two quoted items are _PY_AUTH's). Neither holds a cut character but the
+# spaces after the name (held: _OPEN_PY_AUTH_REVERSED) and, in a list, the bracket, the
+# comma and whitespace around the user (held too); the password takes none (a stream
+# holds none in it): a bare one ends at whitespace, JSON's , ] } or the end
 _YAML_USER = _ascii_but(":\"'`$,{}[]()")
 _YAML_PASSWORD = _ascii_but("\"'`,{}[]")
 _YAML_SEP = rf"[\"']?[ \t]{{0,{SEP_GAP}}}:[ \t]{{0,{SEP_GAP}}}"
@@ -190,6 +192,13 @@ _PY_AUTH = re.compile(
     rf"\s{{0,{PY_AUTH_GAP}}},\s{{0,{PY_AUTH_GAP}}}"
     rf"(?P<q>[\"'])(?P<password>[{_PY_AUTH_PLAIN}]{{1,128}}"
     rf"|[ {_PY_AUTH_SPACED}]{{1,{QUOTED_SPACED}}})(?P=q)"
+)
+_CRED_LIST = re.compile(
+    _CRED_NAME + _YAML_SEP + rf"\[\s{{0,{PY_AUTH_GAP}}}"
+    rf"(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)|[{_YAML_USER}]{{1,64}})"
+    rf"\s{{0,{PY_AUTH_GAP}}},\s{{0,{PY_AUTH_GAP}}}"
+    rf"(?:(?P<q>[\"'])(?P<qpassword>[{_PY_AUTH_PLAIN}]{{1,128}})(?P=q)"
+    rf"|(?P<password>[{_YAML_PASSWORD}]{{1,128}}))\]"
 )
 # what a cut inside such credentials, before the password's closing quote, follows: the
 # name, its = or : (a key's closing quote before it) and spaces, the parenthesis, the
@@ -213,7 +222,8 @@ _OPEN_PY_AUTH_REVERSED = re.compile(
     rf"[ \t]{{0,{SEP_GAP}}}+(?:=[ \t]{{0,{SEP_GAP}}}+|(?::[ \t]{{0,{SEP_GAP}}}+)?[\"']?)"
     rf"{_CRED_NAME_REVERSED}|"
     rf"(?:(?:(?:[ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}}+[\"'])?\s{{0,{PY_AUTH_GAP}}}+,)?"
-    rf"\s{{0,{PY_AUTH_GAP}}}+(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}+(?P=uq))?"
+    rf"\s{{0,{PY_AUTH_GAP}}}+(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}+(?P=uq)"
+    rf"|[{_YAML_USER}]{{1,64}}+))?"
     rf"\s{{0,{PY_AUTH_GAP}}}+(?:[(\[][ \t]{{0,{SEP_GAP}}}+{_SEP_REVERSED}{_CRED_NAME_REVERSED}"
     r"|\(htuA(?:cisaB|tsegiD)(?:PTTH)?\b)"
 )
@@ -356,6 +366,37 @@ def _cred_scalar_hit(m: re.Match[str]) -> str | None:
         or password.replace(":", "").isdigit()
         or _PLACEHOLDER.fullmatch(password)
     ):
+        return None
+    start, end = m.start(group) - m.start(), m.end(group) - m.start()
+    return m.group()[:start] + tag("password") + m.group()[end:]
+
+
+def _password_shaped(value: str) -> bool:
+    """Whether ``value`` mixes three kinds of characters of four (lower case, upper
+    case, digits, others) in four characters or more: a password (``hunter2-Pa55``,
+    ``pw-123x``), not a method's name (``oauth2``, ``apikey``, ``api_key``, ``basic``)."""
+    if len(value) < 4:
+        return False
+    kinds = (
+        any(ch.islower() for ch in value)
+        + any(ch.isupper() for ch in value)
+        + _has_digit(value)
+        + any(not ch.isalnum() for ch in value)
+    )
+    return kinds >= 3
+
+
+def _cred_list_hit(m: re.Match[str]) -> str | None:
+    """The password of a YAML flow list of two items under a credential's name
+    (``basic_auth: [admin, hunter2-Pa55]``, ``auth: [admin, "pw-123x"]``), one item
+    at least unquoted: the second item if it is shaped as a password
+    (``_password_shaped``: ``auth: [oauth2, apikey]`` lists methods) and no placeholder.
+    Two quoted items are ``_PY_AUTH``'s."""
+    if m["uq"] is not None and m["q"] is not None:
+        return None
+    group = "qpassword" if m["qpassword"] is not None else "password"
+    password = m[group]
+    if not _password_shaped(password) or _PLACEHOLDER.fullmatch(password):
         return None
     start, end = m.start(group) - m.start(), m.end(group) - m.start()
     return m.group()[:start] + tag("password") + m.group()[end:]

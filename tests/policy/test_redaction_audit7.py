@@ -20,6 +20,7 @@ from switchman.policy._patterns_credentials import (
     _PY_AUTH_HEAD,
     _PY_AUTH_PLAIN,
     _PY_AUTH_SPACED,
+    _YAML_USER,
     PY_AUTH_GAP,
     PY_AUTH_REACH,
     SEP_GAP,
@@ -270,7 +271,8 @@ _OPEN_FORWARDS = re.compile(
     rf"{_CRED_NAME}(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?(?:[ \t]{{0,{SEP_GAP}}}:)?)"
     rf"[ \t]{{0,{SEP_GAP}}}\Z|"
     + _PY_AUTH_HEAD
-    + rf"(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)\s{{0,{PY_AUTH_GAP}}}"
+    + rf"(?:(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)|[{_YAML_USER}]{{1,64}})"
+    rf"\s{{0,{PY_AUTH_GAP}}}"
     rf"(?:,\s{{0,{PY_AUTH_GAP}}}(?:[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"
 )
 

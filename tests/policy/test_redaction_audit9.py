@@ -383,6 +383,52 @@ def test_yaml_scalars_stream_as_whole_split_at_every_point() -> None:
         assert streamed_in(text, [cut, 1, 1, 3]) == (whole.text, dict(whole.counts)), cut
 
 
+# -- YAML flow lists under a credential's name ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"basic_auth: [admin, {PA55}]", f"basic_auth: [admin, {PW}]"),
+        ('auth: [admin, "pw-' + '123x"]', f'auth: [admin, "{PW}"]'),
+        ("auth: [admin, pw-" + "123x]", f"auth: [admin, {PW}]"),
+        (f"auth: ['admin', {PA55}]", f"auth: ['admin', {PW}]"),
+        (f"credentials: [ admin ,  {PA55}]", f"credentials: [ admin ,  {PW}]"),
+        (f"auth: [\n    admin,\n    {PA55}]", f"auth: [\n    admin,\n    {PW}]"),
+        (f'"auth": [admin, {PA55}]', f'"auth": [admin, {PW}]'),
+    ],
+)
+def test_a_yaml_flow_list_loses_its_password_and_keeps_its_user(text: str, expected: str) -> None:
+    assert same_streamed(text, {"password": 1}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tags: [a, b]",
+        "auth: [oauth2, apikey]",  # method names: fewer than three kinds of characters
+        "auth: [basic, api_key]",
+        "auth: [mtls, oauth2]",
+        "auth: [admin, abc]",
+        f"auth: [admin, {PA55}, extra]",  # three items: a list
+        "auth: [admin, ${PASSWORD}]",  # placeholders
+        "auth = (user, pw_Secret1)",  # Python: names are code
+        f"auth_methods: [admin, {PA55}]",  # no credential's name
+    ],
+)
+def test_a_yaml_flow_list_of_names_survives(text: str) -> None:
+    assert same_streamed(text, {}) == text
+
+
+def test_yaml_flow_lists_stream_as_whole_split_at_every_point() -> None:
+    text = f"a:\n  basic_auth: [admin,\n    {PA55}]\n  auth: [oauth2, apikey]\n  x: [u, Pw-9z]\n"
+    whole = redact(text)
+    assert whole.counts == {"password": 1} and "apikey" in whole.text and "Pw-9z" in whole.text
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+        assert streamed_in(text, [cut, 1, 1, 3]) == (whole.text, dict(whole.counts)), cut
+
+
 YAML_PIECES = [
     *("auth", "basic_auth", "credentials", "AUTH", ": ", ":", "=", "  ", "\n  ", '"', "'"),
     *("[", "]", ", ", ",\n    ", "admin", "admin:", PA55, "apikey", "10:30", "x", "#"),
