@@ -55,7 +55,13 @@ from switchman.actors._messages import (
 )
 from switchman.actors._persister import LedgerTap, Persistence, load_state, run_persister
 from switchman.actors._provider import run_provider_actor
-from switchman.catalog._config import api_key, key_missing, load_config, validate_config
+from switchman.catalog._config import (
+    api_key,
+    header_credentials,
+    key_missing,
+    load_config,
+    validate_config,
+)
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
@@ -348,6 +354,11 @@ def _disabled_snapshot(
     )
 
 
+def _longest_first(values: set[str]) -> tuple[str, ...]:
+    """``values`` longest first: one secret holding another is replaced whole."""
+    return tuple(sorted(values, key=lambda v: (-len(v), v)))
+
+
 #: request headers that carry a credential: a provider given one needs no key from the env
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
 
@@ -460,6 +471,8 @@ async def run_router(
         for m in config.models.values()
         if m.provider not in in_service
     }
+    #: the credentials in the providers' headers (``header_credentials``)
+    configured = [v for p in config.providers.values() for v in header_credentials(p.headers)]
     dispatch_env = DispatchEnv(
         config=config,
         board=board,
@@ -475,7 +488,9 @@ async def run_router(
         # a model echoing the router's own keys (a prompt injection, a provider's error
         # text in an answer) shows none of them, whatever their shape
         secrets=known_secrets(
-            [api_key(p, env) for p in config.providers.values()] + [k.secret for k in config.keys]
+            [api_key(p, env) for p in config.providers.values()]
+            + configured  # Azure's api-key, a proxy's token: secrets as much as a key
+            + [k.secret for k in config.keys]
         ),
     )
     specs = [
@@ -532,7 +547,8 @@ async def run_router(
         ),
     ]
     # the HTTP libraries' own debug lines show none of the secrets either
-    with hide_secrets(dispatch_env.secrets):
+    # (those of the headers' credentials too short for ``known_secrets`` included)
+    with hide_secrets(_longest_first({*dispatch_env.secrets, *configured})):
         async with trio.open_nursery() as nursery:
             root = await nursery.start(
                 functools.partial(

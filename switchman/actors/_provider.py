@@ -67,6 +67,7 @@ from switchman.adapters._base import (
 from switchman.adapters._http import make_client, send_attempt
 from switchman.adapters._registry import make_adapter
 from switchman.adapters._sse import scrub
+from switchman.catalog._config import provider_secrets
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import (
     CLOSED_BREAKER,
@@ -173,8 +174,9 @@ class _ProviderState:
         self.timers: set[trio.CancelScope] = set()
         #: attempt id -> the time limit the dispatcher cancelled it for
         self.cancel_reasons: dict[int, ProviderError] = {}
-        #: the provider's API key: kept out of every message (never published)
-        self.secret: str | None = None
+        #: every credential the provider is configured with (its API key, its credential
+        #: headers' values; ``provider_secrets``): kept out of every message (never published)
+        self.secret: tuple[str, ...] = ()
         #: attempts in flight with no text yet, and when each upstream model last spoke
         #: (gave text, or answered at all): what tells a hung model (``policy._silence``)
         self.waiting: dict[int, Waiting] = {}
@@ -441,7 +443,7 @@ async def run_provider_actor(
         learning_cfg or LearningConfig(),
         initial_stats or {},
     )
-    state.secret = api_key
+    state.secret = provider_secrets(spec, api_key)
     rng = rng or random.Random(spec.seed)
     adapter: Adapter | None = None
     play_sim: SimPlayer | None = None

@@ -49,6 +49,7 @@ from switchman.adapters._base import (
     TextDelta,
 )
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
+from switchman.catalog._config import header_credentials
 from switchman.catalog._spec import ProviderSpec
 
 #: an error body is read up to this many bytes (the message is all we need)
@@ -176,13 +177,11 @@ async def send_attempt(
             if "html" in headers.get("content-type", "").lower():
                 # a login page or a proxy's, though it says 200: no answer is in it
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
-                said = snippet(body or b"")
-                for secret in _secrets_of(http):
-                    said = said.replace(secret, REDACTED)
+                said = scrub(snippet(body or b""), _secrets_of(http))
                 raise bad_reply(
                     provider,
                     f"answered {status} with a web page ({headers['content-type']}), not a "
-                    f"model's answer: {scrub(said)}",
+                    f"model's answer: {said}",
                     status,
                 )
             if request.stream:
@@ -208,6 +207,9 @@ async def send_attempt(
         raise _transport_error(
             exc, provider, status, timer.output_began, http.url, _secrets_of(http)
         ) from exc
+    except ProviderError as exc:  # (the error path only: an answer pays nothing for it)
+        _scrubbed(exc, _secrets_of(http))
+        raise
 
 
 async def _open_httpx(
@@ -534,21 +536,25 @@ def _text_joined(events: list[StreamEvent]) -> list[StreamEvent]:
     return out
 
 
-#: request headers whose values are credentials
-_AUTH_HEADERS: Final = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
-
-
 def _secrets_of(http: HttpRequest) -> tuple[str, ...]:
-    """The credentials ``http`` carries (its auth headers' values, and the token after a
-    ``Bearer``), to be kept out of any message about it."""
-    out: list[str] = []
-    for name, value in http.headers.items():
-        if name.lower() in _AUTH_HEADERS and value:
-            out.append(value)
-            scheme, _, token = value.partition(" ")
-            if token and scheme.lower() in ("bearer", "basic"):
-                out.append(token)
-    return tuple(out)
+    """The credentials ``http`` carries, longest first, to be kept out of any message
+    about it: the values of its headers named like a credential (the API key's header,
+    and those the provider's ``headers`` add: Azure's ``api-key``, a proxy's token), and
+    the token after a ``Bearer`` or ``Basic`` (``catalog.header_credentials``)."""
+    return header_credentials(http.headers)
+
+
+def _scrubbed(exc: ProviderError, secrets: tuple[str, ...]) -> None:
+    """Remove ``secrets`` from ``exc``'s message, in place. The adapter removed its API
+    key already; the provider's credential headers, which an upstream may echo in an
+    error body, a ``Location`` or an error event, are removed here (by value only: the
+    rest of the message was scrubbed where it was made)."""
+    message = exc.message
+    for secret in secrets:
+        message = message.replace(secret, REDACTED)
+    if message != exc.message:
+        exc.message = message
+        exc.args = (message,)
 
 
 def _transport_error(
@@ -569,7 +575,7 @@ def _transport_error(
     """
     detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
     for secret in secrets:
-        detail = detail.replace(secret, "[REDACTED]").replace(repr(secret)[1:-1], "[REDACTED]")
+        detail = detail.replace(secret, REDACTED).replace(repr(secret)[1:-1], REDACTED)
     detail = scrub(detail)
     parts = urllib.parse.urlsplit(url) if url else None
     host = parts.hostname if parts is not None else None

@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import attrs
 
@@ -240,10 +240,22 @@ _LONG_TOKEN: Final = re.compile(r"[A-Za-z0-9_\-]{32,}")
 REDACTED: Final = "[REDACTED]"
 
 
-def scrub(text: str, secret: str | None = None) -> str:
-    """Remove ``secret`` and anything that looks like an API key or token from ``text``."""
+#: what ``scrub`` is told to remove by value: a provider's API key, or every credential it
+#: is configured with (``catalog.provider_secrets``: the key and its credential headers'
+#: values, longest first), or None
+Secret: TypeAlias = str | tuple[str, ...] | None
+
+
+def scrub(text: str, secret: Secret = None) -> str:
+    """Remove ``secret`` (one value, or each of several in their order: put the longest
+    first) and anything that looks like an API key or token from ``text``."""
     if secret:
-        text = text.replace(secret, REDACTED)
+        if isinstance(secret, str):
+            text = text.replace(secret, REDACTED)
+        else:
+            for value in secret:
+                if value:
+                    text = text.replace(value, REDACTED)
     text = _KEYLIKE.sub(REDACTED, text)
 
     def _long(match: re.Match[str]) -> str:
@@ -479,7 +491,7 @@ def map_error(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    secret: str | None,
+    secret: Secret,
 ) -> ProviderError:
     """The ``ProviderError`` for a non-2xx answer; never contains the API key."""
     try:
@@ -495,7 +507,7 @@ def classify(
     headers: Mapping[str, str],
     fields: ErrorFields,
     *,
-    secret: str | None,
+    secret: Secret,
 ) -> ProviderError:
     """Status + codes + message -> the branch of the error tree that fits."""
     codes = {c.lower() for c in fields.codes}
@@ -549,7 +561,7 @@ def classify(
 
 
 def stream_error(
-    provider: str, payload: Any, *, secret: str | None, output_began: bool
+    provider: str, payload: Any, *, secret: Secret, output_began: bool
 ) -> ProviderError:
     """An error that arrived inside a 200 answer (SSE ``error`` event, ``{"error": ...}`` line).
 
