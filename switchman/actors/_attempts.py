@@ -62,7 +62,7 @@ from switchman.actors._messages import (
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
-from switchman.policy._billing import most_cost, partial_output_tokens, possible_bill
+from switchman.policy._billing import cut_usage, most_cost, possible_bill
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._budget import refusal_message
 from switchman.policy._eligibility import (
@@ -379,6 +379,7 @@ async def _exchange(
     of the call's time left, and a silent model cannot use up the time its fallbacks need.
     """
     call = run.call
+    continued = run.sent_raw  # what this attempt sends again: in its bill's bound if cut
     params = request_params(call, model)
     params["max_tokens"] = out_tokens
     request = ProviderRequest(
@@ -518,10 +519,7 @@ async def _exchange(
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
             billed: dict[str, Any] = {}
             if text:  # output began: the provider bills what it generated, whoever left
-                usage = Usage(
-                    input_tokens=input_tokens,
-                    output_tokens=partial_output_tokens(text, out_tokens),
-                )
+                usage = cut_usage(model, call, continued, text, out_tokens)
                 run.cut_usd = model.cost(usage.input_tokens, usage.output_tokens)
                 billed = {"usage": usage, "cost_usd": run.cut_usd}
             record = AttemptRecord(
@@ -642,9 +640,10 @@ async def _exchange(
         error.billed = (0, 0)
     if error.billed is not None:  # an answer the provider bills though it failed here
         billed_in, billed_out = error.billed
+        cut = cut_usage(model, call, continued, text, out_tokens)  # where it did not say
         usage = Usage(
-            input_tokens=billed_in or input_tokens,
-            output_tokens=billed_out or partial_output_tokens(text, out_tokens),
+            input_tokens=billed_in or cut.input_tokens,
+            output_tokens=billed_out or cut.output_tokens,
         )
         if error.billed_cost_usd is None:
             error.billed_cost_usd = model.cost(usage.input_tokens, usage.output_tokens)

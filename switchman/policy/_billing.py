@@ -13,18 +13,29 @@ rest of its window.
 at list prices, plus the model's ``max_request_fee_usd`` where its provider bills fees the
 request does not bound (Perplexity's web searches), so concurrent calls cannot overspend.
 
-``partial_output_tokens`` is what an answer cut short is billed for as output when the
-provider did not say.
+``cut_usage`` is what an attempt cut short after its output began (its stream broke or
+stalled, the caller's own deadline passed, the caller left) is billed for when the provider
+did not say: an upper bound, so that a caller cutting its own calls cannot spend past its
+budget on text a provider counts as many tokens (emoji, CJK, rare scripts). Its input is
+``max_input_tokens``, the very bound its reservation was made with, held to the model's
+context window (a request beyond it is refused, and outputs nothing); its output is
+``partial_output_tokens``. Only cut attempts pay for the counting.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Final
 
 import attrs
 
+from switchman._call import Call
 from switchman._result import Usage
 from switchman.catalog._spec import ModelSpec
+from switchman.policy._eligibility import max_input_tokens
+
+#: the ASCII bytes, deleted to count the bytes of the rest of a text
+_ASCII: Final = bytes(range(128))
 
 
 @attrs.frozen(kw_only=True)
@@ -65,6 +76,36 @@ def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
 
 
 def partial_output_tokens(text: list[str], max_tokens: int) -> int:
-    """What an answer cut short is billed for as output, when the provider did not say:
-    the text received, four characters a token (at least one, at most ``max_tokens``)."""
-    return min(max(math.ceil(len("".join(text)) / 4), 1), max_tokens)
+    """What an answer cut short is billed for as output, when the provider did not say: at
+    least one token, at most ``max_tokens``, and between them
+
+        ceil(ASCII characters / 4) + UTF-8 bytes of the other characters
+
+    An upper bound that is still fair to plain text: a tokenizer that falls back to bytes
+    (every current model family) makes at most one token per byte, so text of other scripts
+    (emoji, CJK, Cyrillic...), which providers count far above four characters a token, is
+    billed at its bytes; English text and code, about four characters a token, at that. A
+    lone surrogate (a JSON escape no encoder would make) counts as its three bytes.
+    """
+    joined = "".join(text)
+    if joined.isascii():
+        tokens = math.ceil(len(joined) / 4)
+    else:
+        data = joined.encode("utf-8", "surrogatepass")
+        other = len(data.translate(None, _ASCII))
+        tokens = math.ceil((len(data) - other) / 4) + other
+    return min(max(tokens, 1), max_tokens)
+
+
+def cut_usage(
+    model: ModelSpec, call: Call, continuation: str, text: list[str], max_tokens: int
+) -> Usage:
+    """What an attempt of ``call`` on ``model`` cut short after its output ``text`` began is
+    billed for, when the provider did not say (see the module doc): as input the bound its
+    reservation was made with, ``max_input_tokens(call, continuation)`` (``continuation``:
+    the answer so far that the attempt sent again), at most ``model``'s context window; as
+    output ``partial_output_tokens(text, max_tokens)``."""
+    return Usage(
+        input_tokens=min(max_input_tokens(call, continuation), model.context_window),
+        output_tokens=partial_output_tokens(text, max_tokens),
+    )

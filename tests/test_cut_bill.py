@@ -1,0 +1,123 @@
+"""A call cut after its output began, over real HTTP: an upstream streams emoji, then stalls
+without saying what it billed. The caller's own ``hard_ms`` (or the router's stall limit)
+cuts the attempt, and its budget is settled to an upper bound of what the provider bills:
+the prompt as its reservation bounded it, a token per byte of the emoji received."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import attrs
+import pytest
+import trio
+
+import switchman
+from switchman import Call, Caller, Options, Params, Timeouts
+from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, RouterConfig
+from switchman.policy._eligibility import max_input_tokens
+from tests._rawhttp import read_request_body
+
+ENV = {"STALL_KEY": "stall-test-key-0001"}
+SMILE = "\U0001f642"  # four bytes of UTF-8
+CHUNKS = 40  # of ten emoji each: 400 emoji, 1,600 bytes
+MODEL = ModelSpec(
+    alias="emoji",
+    provider="stall",
+    model_id="emoji",
+    input_per_mtok=1.0,
+    output_per_mtok=2.0,
+    context_window=200_000,
+    max_output_tokens=8_000,
+)
+
+
+@attrs.define
+class Upstream:
+    base_url: str
+    streamed: trio.Event = attrs.field(factory=trio.Event)
+
+
+def _chunk(text: str) -> bytes:
+    choice = {"index": 0, "delta": {"content": text}, "finish_reason": None}
+    body = {"id": "c1", "object": "chat.completion.chunk", "model": "emoji", "choices": [choice]}
+    event = f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
+    return f"{len(event):x}\r\n".encode() + event + b"\r\n"  # one HTTP chunk
+
+
+async def serve_stalling(
+    *, task_status: trio.TaskStatus[Upstream] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """An OpenAI-wire upstream that streams emoji (no usage), then says nothing more."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    upstream = Upstream(base_url=f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1")
+
+    async def handle(stream: trio.SocketStream) -> None:
+        async with stream:
+            await read_request_body(stream)
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+            )
+            for _ in range(CHUNKS):
+                await stream.send_all(_chunk(SMILE * 10))
+            upstream.streamed.set()
+            await trio.sleep_forever()  # stalled: no end, no usage
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handle, listeners)
+        task_status.started(upstream)
+
+
+def _config(upstream: Upstream, router: RouterConfig) -> Config:
+    return Config(
+        providers={
+            "stall": ProviderSpec(
+                name="stall", kind="openai", base_url=upstream.base_url, api_key_env="STALL_KEY"
+            )
+        },
+        models={"emoji": MODEL},
+        budgets=BudgetsConfig(callers={"team": {"daily_usd": 10.0}}),
+        router=router,
+    )
+
+
+@pytest.mark.parametrize("cut_by", ["hard_ms", "stall"])
+async def test_a_cut_attempt_of_token_dense_text_settles_its_upper_bound(
+    cut_by: str, nursery: trio.Nursery
+) -> None:
+    upstream: Upstream = await nursery.start(serve_stalling)
+    if cut_by == "hard_ms":  # the caller's own deadline: the attempt is cancelled
+        router_config = RouterConfig()
+        options = Options(timeouts=Timeouts(hard_ms=1_500))
+    else:  # the router's stall limit: the attempt fails, its stream stalled
+        router_config = RouterConfig(stall_ms=500)
+        options = Options()
+    call = Call(
+        prompt="EMOJI " + SMILE * 2_000,  # 8,006 bytes; 2,006 characters
+        model="emoji",
+        params=Params(max_tokens=4_000),
+        caller=Caller(handle="team"),
+        options=options,
+    )
+    with trio.fail_after(15):
+        async with switchman.open_router(_config(upstream, router_config), env=ENV) as router:
+            result = await router.call(call)
+            spent = (await router.spend("caller:team"))["day"]
+    assert upstream.streamed.is_set()
+    assert result.status == "failed", result
+    (attempt,) = result.trace.attempts
+    assert attempt.outcome == ("timeout" if cut_by == "hard_ms" else "error"), attempt
+    # the prompt as the reservation bounds it, and a token per byte of the emoji received
+    received = CHUNKS * 10 * 4
+    assert attempt.usage.input_tokens == max_input_tokens(call) == 8_006 + 4 + 16
+    assert attempt.usage.output_tokens == received
+    bill = MODEL.cost(8_026, received)
+    assert attempt.cost_usd == pytest.approx(bill)
+    assert result.cost_usd == pytest.approx(bill)
+    assert spent == pytest.approx(bill)
+    assert result.trace.budget.settled_usd == pytest.approx(bill)
+    # (four characters a token billed 506 input and 100 output tokens: a fifth of this)
+    assert bill > 4 * MODEL.cost(math.ceil(2_006 / 4) + 4, CHUNKS * 10 // 4)
+    # and never above what was reserved: the prompt's bound and all of max_tokens
+    assert spent < MODEL.cost(8_026, 4_000)
