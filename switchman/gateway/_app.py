@@ -172,8 +172,12 @@ class Gateway:
         metrics: GatewayMetrics,
         *,
         wall_clock: Callable[[], float] = time.time,
+        check_host: bool = True,
     ) -> None:
+        """``check_host``: without keys, refuse requests addressed to other names than this
+        machine's (False for a gateway bound beyond loopback on purpose, ``insecure``)."""
         self.router = router
+        self.check_host = check_host
         self.config = router.config
         self.store = store
         self.runner = runner
@@ -194,6 +198,16 @@ class Gateway:
                 await _lifespan(receive, send)
 
     # -- plumbing -----------------------------------------------------------------------------
+
+    def refuse_pages(self, scope: Scope) -> None:
+        """Without keys, ``HttpError(403)`` for a web page not of this machine, or a request
+        addressed to another name (see ``_local``)."""
+        if not self.config.keys:
+            problem = page_problem(
+                scope.get("headers", ()), target=scope.get("path", ""), check_host=self.check_host
+            )
+            if problem is not None:
+                raise HttpError(403, "forbidden", problem)
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
         return authenticate(self.config.keys, presented_key(headers))
@@ -272,6 +286,7 @@ class Gateway:
 
         openai = req.path.startswith("/v1/")
         try:
+            self.refuse_pages(scope)
             try:
                 route, name, params = self._route(req)
             except HttpError:  # 404, 405: with keys, only to a valid key (no mapping routes)
@@ -299,8 +314,6 @@ class Gateway:
     def _principal(self, req: Request, *, public: bool) -> Principal:
         if presents_several_keys(req.scope.get("headers", ())):
             raise HttpError(400, "bad_request", SEVERAL_KEYS)
-        if not self.config.keys and (problem := page_problem(req.headers)) is not None:
-            raise HttpError(403, "forbidden", problem)
         principal = self.authenticate(req.headers)
         if principal is None:
             if public:

@@ -12,10 +12,14 @@ So an open gateway refuses, with a 403:
 - a request whose ``Origin`` (which browsers send on every websocket upgrade
   and every cross-site ``POST``) is not a page of this machine: ``localhost``,
   ``*.localhost`` or a loopback address, over http or https. ``null`` (a file
-  or sandboxed page) is refused too;
-- a request addressed (``Host``) to a name other than ``localhost`` /
-  ``*.localhost``: a rebinding page's own name. IP addresses pass (a
-  rebinding page cannot choose one as its name).
+  or sandboxed page) is refused too, and so is a request with several
+  ``Origin`` headers of which one is foreign;
+- a request addressed (``Host``, or the authority of an absolute-form target)
+  to a name other than ``localhost``, ``*.localhost`` or this machine's own
+  host name: a rebinding page's own name. IP addresses pass (a rebinding page
+  cannot choose one as its name). An open gateway bound to another address on
+  purpose (``--insecure``) is addressed by whatever names reach it: it checks
+  no name, only ``Origin``.
 
 Programs (curl, SDKs, the CLI) send no ``Origin`` and address the gateway as
 they reach it. A gateway with keys needs neither check: a page without the key
@@ -24,8 +28,10 @@ gets a 401.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 
@@ -64,20 +70,45 @@ def local_origin(origin: str) -> bool:
     return ip.is_loopback if ip is not None else _local_name(host)
 
 
-def page_problem(headers: Mapping[str, str]) -> str | None:
-    """Why an open gateway refuses this request (lower-cased header names), or None."""
-    origin = headers.get("origin")
-    if origin is not None and not local_origin(origin):
-        return (
-            f"refused a request from the web page {origin[:200]!r}: a gateway without keys"
-            " answers programs and pages of this machine only (configure [[keys]] to serve"
-            " others)"
-        )
-    host = _host_part(headers.get("host", "").strip())
-    if host and _ip(host) is None and not _local_name(host):
+def page_problem(
+    raw_headers: Iterable[tuple[bytes, bytes]], *, target: str = "", check_host: bool = True
+) -> str | None:
+    """Why an open gateway refuses this request, or None. ``raw_headers`` as ASGI gives
+    them; ``target`` the request target (an absolute-form one names the host itself);
+    ``check_host`` False for a gateway bound beyond loopback on purpose."""
+    host = ""
+    for name, raw in raw_headers:
+        lower = name.lower()
+        if lower == b"origin":
+            origin = raw.decode("latin-1")
+            if not local_origin(origin):
+                return (
+                    f"refused a request from the web page {origin[:200]!r}: a gateway without"
+                    " keys answers programs and pages of this machine only (configure [[keys]]"
+                    " to serve others)"
+                )
+        elif lower == b"host":
+            host = raw.decode("latin-1")
+    if not check_host:
+        return None
+    if target.startswith(("http://", "https://")):
+        host = urlsplit(target).netloc.rpartition("@")[2]
+    host = _host_part(host.strip())
+    if host and _ip(host) is None and not _local_name(host) and not _this_machine(host):
         return (
             f"refused a request addressed to {host[:200]!r}: a gateway without keys answers"
-            " requests to localhost or an IP address only (a page could rename itself to"
-            " this machine; configure [[keys]] to serve other names)"
+            " requests to localhost, this machine's name or an IP address only (a page could"
+            " rename itself to this machine; configure [[keys]] to serve other names)"
         )
     return None
+
+
+@functools.cache
+def _own_names() -> frozenset[str]:
+    """This machine's host name, whole and its first label (no DNS lookup)."""
+    name = socket.gethostname().rstrip(".").lower()
+    return frozenset({name, name.split(".")[0]} - {""})
+
+
+def _this_machine(host: str) -> bool:
+    return host.rstrip(".").lower() in _own_names()

@@ -150,6 +150,7 @@ async def serve_gateway(
                 shutdown_trigger=shutdown_trigger,
                 end_grace=end_grace,
                 wall_clock=wall_clock,
+                check_host=is_loopback(host),
                 task_status=task_status,
             )
 
@@ -163,6 +164,7 @@ async def _serve(
     shutdown_trigger: Callable[[], Awaitable[object]] | None,
     end_grace: Callable[[], Awaitable[object]] | None,
     wall_clock: Callable[[], float],
+    check_host: bool,
     task_status: trio.TaskStatus[tuple[str, int]],
 ) -> None:
     config = router.config
@@ -182,7 +184,7 @@ async def _serve(
             max_in_flight=max(config.router.capacity * _JOBS_PER_CAPACITY, 1),
             on_result=metrics.record,
         )
-        app = Gateway(router, store, runner, metrics, wall_clock=wall_clock)
+        app = Gateway(router, store, runner, metrics, wall_clock=wall_clock, check_host=check_host)
         hconfig = HypercornConfig()
         hconfig.bind = [_bind(host, port)]
         hconfig.graceful_timeout = RESPONSE_MARGIN_S

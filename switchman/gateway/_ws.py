@@ -63,6 +63,7 @@ from switchman.gateway._auth import (
 )
 from switchman.gateway._http import (
     HttpError,
+    Message,
     Receive,
     Scope,
     Send,
@@ -71,7 +72,6 @@ from switchman.gateway._http import (
     parse_json,
 )
 from switchman.gateway._limits import retry_after_s
-from switchman.gateway._local import page_problem
 from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
@@ -150,8 +150,10 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         await _reject(scope, send, HttpError(400, "bad_request", SEVERAL_KEYS))
         return
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
-    if not gw.config.keys and (problem := page_problem(headers)) is not None:
-        await _reject(scope, send, HttpError(403, "forbidden", problem))
+    try:
+        gw.refuse_pages(scope)
+    except HttpError as refused:
+        await _reject(scope, send, refused)
         return
     principal = gw.authenticate(headers)
     if principal is None and (presented_key(headers) is not None or "origin" not in headers):
@@ -179,20 +181,35 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
 async def _key_message(gw: Gateway, receive: Receive, send: Send) -> Principal | None:
     """The principal of a socket opened without a key, from its first message
     ``{"type": "auth", "key": ...}`` sent within ``AUTH_WAIT_S``; None (the socket told
-    why and closed with 1008) for anything else, or when the client left."""
+    why and closed with 1008) for anything else, or when the client left. Once the
+    gateway is stopping, a socket still waiting is closed at once (1001): it is owed
+    nothing, and must not hold the stop up."""
     problem = f"no auth message within {AUTH_WAIT_S:g} s: {_ASK_KEY}"
+    code = 1008
+    message: Message | None = None
     with trio.move_on_after(AUTH_WAIT_S):
-        message = await receive()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_when_set, gw.runner.stopping, nursery.cancel_scope)
+            message = await receive()
+            nursery.cancel_scope.cancel()
+    if message is None and gw.runner.stopping.is_set():
+        problem, code = "the gateway is shutting down", 1001
+    if message is not None:
         if message["type"] == "websocket.disconnect":
             return None
         principal, problem = _auth_message(gw, message.get("text"))
         if principal is not None:
             await _send_raw(send, {"type": "authenticated", "handle": principal.handle})
             return principal
-    await _send_raw(send, _error("unauthorized", problem))
+    await _send_raw(send, _error("unauthorized" if code == 1008 else "shutting_down", problem))
     with contextlib.suppress(Exception):  # (the client may be gone)
-        await send({"type": "websocket.close", "code": 1008})
+        await send({"type": "websocket.close", "code": code})
     return None
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _auth_message(gw: Gateway, text: str | None) -> tuple[Principal | None, str]:

@@ -14,6 +14,11 @@ from trio_websocket import open_websocket_url
 from switchman.gateway._local import local_origin, page_problem
 from tests.gateway._fakes import KEYS, FakeRouter, bearer, make_config, running_gateway
 
+
+def _raw(**headers: str) -> list[tuple[bytes, bytes]]:
+    return [(k.encode(), v.encode()) for k, v in headers.items()]
+
+
 UPGRADE = {
     "connection": "Upgrade",
     "upgrade": "websocket",
@@ -36,7 +41,7 @@ UPGRADE = {
 )
 def test_pages_of_this_machine_are_local(origin: str) -> None:
     assert local_origin(origin)
-    assert page_problem({"origin": origin}) is None
+    assert page_problem(_raw(origin=origin)) is None
 
 
 @pytest.mark.parametrize(
@@ -54,7 +59,7 @@ def test_pages_of_this_machine_are_local(origin: str) -> None:
 )
 def test_other_pages_are_not(origin: str) -> None:
     assert not local_origin(origin)
-    problem = page_problem({"origin": origin})
+    problem = page_problem(_raw(origin=origin))
     assert problem is not None and "configure [[keys]]" in problem
 
 
@@ -75,7 +80,31 @@ def test_other_pages_are_not(origin: str) -> None:
     ],
 )
 def test_requests_addressed_to_a_name_other_than_localhost(host: str, refused: bool) -> None:
-    assert (page_problem({"host": host}) is not None) is refused
+    assert (page_problem(_raw(host=host)) is not None) is refused
+    assert page_problem(_raw(host=host), check_host=False) is None  # (bound on purpose)
+
+
+def test_this_machines_own_name_is_local_but_not_a_look_alike() -> None:
+    import socket
+
+    own = socket.gethostname()
+    assert page_problem(_raw(host=f"{own}:8265")) is None
+    assert page_problem(_raw(host=f"{own.upper()}.")) is None
+    assert page_problem(_raw(host=f"{own}.evil.example:8265")) is not None
+
+
+def test_several_origins_are_refused_when_one_is_foreign() -> None:
+    both = [(b"origin", b"https://evil.example"), (b"origin", b"http://localhost:3000")]
+    assert page_problem(both) is not None
+    assert page_problem(list(reversed(both))) is not None
+
+
+def test_an_absolute_form_target_names_the_host() -> None:
+    """RFC 9112: the target's authority is the request's host, whatever ``Host`` says."""
+    headers = _raw(host="localhost:8265")
+    assert page_problem(headers, target="http://rebind.evil.example/call") is not None
+    assert page_problem(headers, target="http://u@127.0.0.1:8265/call") is None
+    assert page_problem(_raw(host="rebind.evil.example"), target="/call") is not None
 
 
 async def test_an_open_gateway_refuses_other_pages_and_names_and_runs_nothing_for_them() -> None:
@@ -101,6 +130,10 @@ async def test_an_open_gateway_refuses_other_pages_and_names_and_runs_nothing_fo
                     upgrade = await client.get("/ws", headers=UPGRADE | headers)
                 assert upgrade.status_code == 403
                 assert "configure [[keys]]" in upgrade.json()["error"]["message"]
+            # before routing: a method a route does not take is refused all the same
+            assert (
+                await gw.client.post("/health", headers={"origin": "https://evil.example"})
+            ).status_code == 403
             assert router.calls == []  # nothing ran for them
             assert (await gw.client.get("/jobs")).json()["jobs"] == []
             # a page of this machine, and a program addressing it by name, are served
@@ -122,3 +155,32 @@ async def test_a_gateway_with_keys_serves_any_page_that_has_a_key() -> None:
             r = await gw.client.get("/jobs", headers=elsewhere | bearer("secret-a"))
             assert r.status_code == 200
             assert (await gw.client.get("/jobs", headers=elsewhere)).status_code == 401
+
+
+async def test_an_open_gateway_bound_beyond_loopback_on_purpose_checks_no_name() -> None:
+    """``--insecure`` on 0.0.0.0 serves a LAN or a container network by its names; pages
+    of other origins are still refused."""
+    from functools import partial
+
+    from switchman.gateway import serve_gateway
+
+    router = FakeRouter(make_config())
+    shutdown = trio.Event()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            _, port = await nursery.start(
+                partial(
+                    serve_gateway,
+                    router,
+                    host="0.0.0.0",
+                    port=0,
+                    insecure=True,
+                    shutdown_trigger=shutdown.wait,
+                )
+            )
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                named = await client.get("/health", headers={"host": f"switchman:{port}"})
+                assert named.status_code == 200
+                page = await client.get("/health", headers={"origin": "https://evil.example"})
+                assert page.status_code == 403
+            shutdown.set()

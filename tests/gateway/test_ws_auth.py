@@ -182,3 +182,27 @@ async def test_two_different_keys_in_a_request_are_refused() -> None:
             # the same key twice names one key
             same = [("authorization", "Bearer secret-a"), ("x-api-key", "secret-a")]
             assert (await gw.client.get("/jobs", headers=same)).status_code == 200
+
+
+async def test_a_page_socket_still_waiting_for_its_key_does_not_hold_up_a_stop() -> None:
+    """It is owed nothing: closed at once (1001) when the gateway starts stopping, not when
+    its 10 s run out."""
+    router = FakeRouter(make_config(keys=KEYS))
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=PAGE) as ws,
+        ):
+            await trio.sleep(0.1)  # (the socket is open, waiting for its key)
+            t0 = trio.current_time()
+            gw.shutdown.set()
+            error = await _recv(ws)
+            assert error["error"] == {
+                "code": "shutting_down",
+                "message": "the gateway is shutting down",
+            }
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1001
+            assert trio.current_time() - t0 < 2.0
+            await ws._stream.aclose()
