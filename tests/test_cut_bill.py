@@ -1,7 +1,7 @@
 """A call cut after its output began, over real HTTP: an upstream streams emoji, then stalls
 without saying what it billed. The caller's own ``hard_ms`` (or the router's stall limit)
 cuts the attempt, and its budget is settled to an upper bound of what the provider bills:
-the prompt as its reservation bounded it, a token per byte of the emoji received."""
+four ASCII characters a token and a token per byte of the emoji, sent and received."""
 
 from __future__ import annotations
 
@@ -36,21 +36,28 @@ MODEL = ModelSpec(
 class Upstream:
     base_url: str
     streamed: trio.Event = attrs.field(factory=trio.Event)
+    #: end the answer normally (finish_reason stop), still without usage, instead of stalling
+    finish: bool = False
 
 
-def _chunk(text: str) -> bytes:
-    choice = {"index": 0, "delta": {"content": text}, "finish_reason": None}
+def _chunk(text: str, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
     body = {"id": "c1", "object": "chat.completion.chunk", "model": "emoji", "choices": [choice]}
-    event = f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
+    return _raw_chunk(f"data: {json.dumps(body, ensure_ascii=False)}\n\n".encode())
+
+
+def _raw_chunk(event: bytes) -> bytes:
     return f"{len(event):x}\r\n".encode() + event + b"\r\n"  # one HTTP chunk
 
 
 async def serve_stalling(
-    *, task_status: trio.TaskStatus[Upstream] = trio.TASK_STATUS_IGNORED
+    finish: bool = False, *, task_status: trio.TaskStatus[Upstream] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """An OpenAI-wire upstream that streams emoji (no usage), then says nothing more."""
+    """An OpenAI-wire upstream that streams emoji (no usage), then says nothing more (or,
+    ``finish``, ends the answer normally, still without usage)."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    upstream = Upstream(base_url=f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1")
+    port = listeners[0].socket.getsockname()[1]
+    upstream = Upstream(base_url=f"http://127.0.0.1:{port}/v1", finish=finish)
 
     async def handle(stream: trio.SocketStream) -> None:
         async with stream:
@@ -62,6 +69,10 @@ async def serve_stalling(
             for _ in range(CHUNKS):
                 await stream.send_all(_chunk(SMILE * 10))
             upstream.streamed.set()
+            if upstream.finish:  # the end of the answer, and still no usage
+                await stream.send_all(_chunk("", finish="stop") + _raw_chunk(b"data: [DONE]\n\n"))
+                await stream.send_all(b"0\r\n\r\n")
+                return
             await trio.sleep_forever()  # stalled: no end, no usage
 
     async with trio.open_nursery() as nursery:
@@ -108,11 +119,12 @@ async def test_a_cut_attempt_of_token_dense_text_settles_its_upper_bound(
     assert result.status == "failed", result
     (attempt,) = result.trace.attempts
     assert attempt.outcome == ("timeout" if cut_by == "hard_ms" else "error"), attempt
-    # the prompt as the reservation bounds it, and a token per byte of the emoji received
+    # a token per byte of the emoji (sent and received), "EMOJI " at four characters a
+    # token, and the framing; the prompt never above the reservation's bound
     received = CHUNKS * 10 * 4
-    assert attempt.usage.input_tokens == max_input_tokens(call) == 8_006 + 4 + 16
+    assert attempt.usage.input_tokens == 8_000 + 2 + 4 + 16 < max_input_tokens(call)
     assert attempt.usage.output_tokens == received
-    bill = MODEL.cost(8_026, received)
+    bill = MODEL.cost(8_022, received)
     assert attempt.cost_usd == pytest.approx(bill)
     assert result.cost_usd == pytest.approx(bill)
     assert spent == pytest.approx(bill)
@@ -121,3 +133,26 @@ async def test_a_cut_attempt_of_token_dense_text_settles_its_upper_bound(
     assert bill > 4 * MODEL.cost(math.ceil(2_006 / 4) + 4, CHUNKS * 10 // 4)
     # and never above what was reserved: the prompt's bound and all of max_tokens
     assert spent < MODEL.cost(8_026, 4_000)
+
+
+async def test_an_answer_that_ends_without_usage_is_billed_by_the_same_bound(
+    nursery: trio.Nursery,
+) -> None:
+    """A provider that says nothing of usage cannot be billed at four characters a token
+    for text it counts far higher: a successful answer is billed as a cut one is."""
+    upstream: Upstream = await nursery.start(serve_stalling, True)
+    call = Call(
+        prompt="EMOJI " + SMILE * 2_000,
+        model="emoji",
+        params=Params(max_tokens=4_000),
+        caller=Caller(handle="team"),
+    )
+    with trio.fail_after(15):
+        async with switchman.open_router(_config(upstream, RouterConfig()), env=ENV) as router:
+            result = await router.call(call)
+            spent = (await router.spend("caller:team"))["day"]
+    assert result.status == "complete", result.errors
+    assert result.answer == SMILE * 10 * CHUNKS
+    assert result.usage.input_tokens == 8_000 + 2 + 4 + 16
+    assert result.usage.output_tokens == CHUNKS * 10 * 4  # (it was 100, at 4 characters)
+    assert spent == pytest.approx(MODEL.cost(8_022, CHUNKS * 10 * 4))

@@ -62,7 +62,13 @@ from switchman.actors._messages import (
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
-from switchman.policy._billing import cut_usage, most_cost, possible_bill
+from switchman.policy._billing import (
+    cut_usage,
+    fair_input_tokens,
+    most_cost,
+    partial_output_tokens,
+    possible_bill,
+)
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._budget import refusal_message
 from switchman.policy._eligibility import (
@@ -578,9 +584,9 @@ async def _exchange(
         answer = "".join(text)
         usage = end.usage
         if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
-            usage = attrs.evolve(usage, output_tokens=min(math.ceil(len(answer) / 4), out_tokens))
-        if usage.input_tokens == 0:
-            usage = attrs.evolve(usage, input_tokens=input_tokens)
+            usage = attrs.evolve(usage, output_tokens=partial_output_tokens(text, out_tokens))
+        if usage.input_tokens == 0:  # (the bound a cut attempt is billed: fair to plain text)
+            usage = attrs.evolve(usage, input_tokens=fair_input_tokens(model, call, continued))
         # what the provider says it billed, when it says (fees included), else list price
         cost = (
             end.cost_usd

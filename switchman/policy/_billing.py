@@ -16,10 +16,11 @@ request does not bound (Perplexity's web searches), so concurrent calls cannot o
 ``cut_usage`` is what an attempt cut short after its output began (its stream broke or
 stalled, the caller's own deadline passed, the caller left) is billed for when the provider
 did not say: an upper bound, so that a caller cutting its own calls cannot spend past its
-budget on text a provider counts as many tokens (emoji, CJK, rare scripts). Its input is
-``max_input_tokens``, the very bound its reservation was made with, held to the model's
-context window (a request beyond it is refused, and outputs nothing); its output is
-``partial_output_tokens``. Only cut attempts pay for the counting.
+budget on text a provider counts as many tokens (emoji, CJK, rare scripts): its input and
+its output so far each by ``fair_tokens`` (four ASCII characters a token, a token per byte
+of anything else), the input never above ``max_input_tokens``, the very bound its
+reservation was made with, nor the model's context window. An answer that ends normally
+without usage is billed the same way. Only such attempts pay for the counting.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import attrs
 from switchman._call import Call
 from switchman._result import Usage
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._eligibility import max_input_tokens
+from switchman.policy._eligibility import CONTINUE_PROMPT, max_input_tokens
 
 #: the ASCII bytes, deleted to count the bytes of the rest of a text
 _ASCII: Final = bytes(range(128))
@@ -75,6 +76,28 @@ def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
     return Bill(usage=usage, cost_usd=cost_usd, held=held)
 
 
+def fair_tokens(text: str) -> int:
+    """``ceil(ASCII characters / 4) + UTF-8 bytes of the other characters``: an upper bound
+    on a text's tokens that is still fair to plain text (see ``partial_output_tokens``)."""
+    if text.isascii():
+        return math.ceil(len(text) / 4)
+    data = text.encode("utf-8", "surrogatepass")
+    other = len(data.translate(None, _ASCII))
+    return math.ceil((len(data) - other) / 4) + other
+
+
+def fair_input_tokens(model: ModelSpec, call: Call, continuation: str = "") -> int:
+    """What the input of an attempt is billed for when the provider did not say: its texts
+    by ``fair_tokens`` with the framing ``max_input_tokens`` counts, never above that bound
+    (the reservation's) nor the model's context window."""
+    texts = [call.prompt or ""] if call.messages is None else [m.content for m in call.messages]
+    if continuation:
+        texts += [continuation, CONTINUE_PROMPT]
+    bound = max_input_tokens(call, continuation)
+    framing = bound - sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    return min(sum(fair_tokens(t) for t in texts) + framing, bound, model.context_window)
+
+
 def partial_output_tokens(text: list[str], max_tokens: int) -> int:
     """What an answer cut short is billed for as output, when the provider did not say: at
     least one token, at most ``max_tokens``, and between them
@@ -87,25 +110,17 @@ def partial_output_tokens(text: list[str], max_tokens: int) -> int:
     billed at its bytes; English text and code, about four characters a token, at that. A
     lone surrogate (a JSON escape no encoder would make) counts as its three bytes.
     """
-    joined = "".join(text)
-    if joined.isascii():
-        tokens = math.ceil(len(joined) / 4)
-    else:
-        data = joined.encode("utf-8", "surrogatepass")
-        other = len(data.translate(None, _ASCII))
-        tokens = math.ceil((len(data) - other) / 4) + other
-    return min(max(tokens, 1), max_tokens)
+    return min(max(fair_tokens("".join(text)), 1), max_tokens)
 
 
 def cut_usage(
     model: ModelSpec, call: Call, continuation: str, text: list[str], max_tokens: int
 ) -> Usage:
     """What an attempt of ``call`` on ``model`` cut short after its output ``text`` began is
-    billed for, when the provider did not say (see the module doc): as input the bound its
-    reservation was made with, ``max_input_tokens(call, continuation)`` (``continuation``:
-    the answer so far that the attempt sent again), at most ``model``'s context window; as
-    output ``partial_output_tokens(text, max_tokens)``."""
+    billed for, when the provider did not say (see the module doc): as input
+    ``fair_input_tokens(model, call, continuation)`` (``continuation``: the answer so far
+    that the attempt sent again); as output ``partial_output_tokens(text, max_tokens)``."""
     return Usage(
-        input_tokens=min(max_input_tokens(call, continuation), model.context_window),
+        input_tokens=fair_input_tokens(model, call, continuation),
         output_tokens=partial_output_tokens(text, max_tokens),
     )

@@ -58,12 +58,16 @@ def test_a_lone_surrogate_from_an_upstream_counts_and_does_not_raise() -> None:
     assert partial_output_tokens(["ab\ud800"], 100) == 1 + 3
 
 
-def test_a_cut_attempts_input_is_its_reservations_bound() -> None:
+def test_a_cut_attempts_input_is_fair_to_plain_text_and_bytes_for_the_rest() -> None:
     prompt = "EMOJI " + SMILE * 20_000  # 80,006 UTF-8 bytes
     call = Call(prompt=prompt, model="m", params=Params(max_tokens=1000))
     usage = cut_usage(MODEL, call, "", [SMILE * 10], 1000)
-    # the bytes, a message's framing and the request's: what the reservation holds
-    assert usage.input_tokens == max_input_tokens(call) == 80_006 + 4 + 16
+    # the emoji's bytes, "EMOJI " at four characters a token, a message's framing and the
+    # request's; never above the reservation's bound (a token per byte of it all)
+    assert usage.input_tokens == 80_000 + 2 + 4 + 16
+    assert usage.input_tokens <= max_input_tokens(call) == 80_006 + 4 + 16
+    english = Call(prompt="plain English prompt " * 100, model="m")  # 2,100 characters
+    assert cut_usage(MODEL, english, "", ["ok"], 10).input_tokens == 525 + 4 + 16
     assert usage.output_tokens == 40
     # the old bill, four characters a token, said 5,006 input tokens and 10 output
     assert MODEL.cost(usage.input_tokens, usage.output_tokens) > 15 * MODEL.cost(5_006, 10)
@@ -73,8 +77,8 @@ def test_a_continuations_cut_bill_counts_the_text_it_sent_again() -> None:
     call = Call(prompt="hello", model="m")
     so_far = SMILE * 100
     usage = cut_usage(MODEL, call, so_far, ["abcd"], 1000)
-    assert usage.input_tokens == max_input_tokens(call, so_far)
-    assert usage.input_tokens == 5 + 400 + len(CONTINUE_PROMPT) + 4 * 3 + 16
+    assert usage.input_tokens <= max_input_tokens(call, so_far)
+    assert usage.input_tokens == 2 + 400 + -(-len(CONTINUE_PROMPT) // 4) + 4 * 3 + 16
     assert usage == Usage(input_tokens=usage.input_tokens, output_tokens=1)
 
 
