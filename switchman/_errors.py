@@ -332,6 +332,11 @@ class CallFailed(SwitchmanError):
     def error_code(self) -> str:
         return self.result.errors[0].code if self.result.errors else self.code
 
+    def __reduce__(self) -> tuple[Any, tuple[Result]]:
+        """Pickled as its result (a process pool, a task queue): unpickled, the same class
+        is raised for it again."""
+        return failed_call_error, (self.result,)
+
 
 class CallCancelled(CallFailed):
     """The call was cancelled (``cancel_job``, the router stopping): code ``cancelled``."""
@@ -365,6 +370,19 @@ class _FailedRateLimited(CallFailed, RateLimited):
 class _FailedRefused(CallFailed, Refused):
     code = Refused.code
 
+
+for _failed in (
+    _FailedOverBudget,
+    _FailedNoEligibleModel,
+    _FailedPermissionDenied,
+    _FailedTimeout,
+    _FailedRateLimited,
+    _FailedRefused,
+):
+    # a traceback names the class a caller catches: switchman.BudgetExceeded, not the
+    # private class that is also a CallFailed
+    _failed.__module__ = "switchman"
+    _failed.__qualname__ = _failed.__name__ = _failed.__bases__[1].__name__
 
 _FAILED_BY_CODE: Final[Mapping[str, type[CallFailed]]] = {
     cls.code: cls

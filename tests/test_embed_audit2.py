@@ -301,3 +301,30 @@ async def test_feedback_and_spend_on_a_closed_router_raise_router_closed() -> No
         assert "the router is closed" in str(raised.value)
     late = await router.call(switchman.Call(prompt="hi", model="auto"))
     assert (late.status, late.errors[0].code) == ("failed", "cancelled")
+
+
+@pytest.mark.parametrize(
+    ("code", "shown"),
+    [
+        ("budget_exceeded", "switchman.BudgetExceeded"),
+        ("no_eligible_model", "switchman.NoEligibleModel"),
+        ("timeout", "switchman.AttemptTimeout"),
+        ("cancelled", "switchman._errors.CallCancelled"),
+        ("internal_error", "switchman._errors.CallFailed"),
+    ],
+)
+def test_a_raised_failure_pickles_and_names_the_class_a_caller_catches(
+    code: str, shown: str
+) -> None:
+    """A process pool or a task queue carries it; a traceback shows what to catch."""
+    import pickle
+
+    result = Result(
+        call_id="c1", status="failed", errors=(ErrorInfo(code=code, message=f"why: {code}"),)
+    )
+    raised = failed_call_error(result)
+    again = pickle.loads(pickle.dumps(raised))
+    assert type(again) is type(raised)
+    assert again.result == result and str(again) == f"why: {code}"
+    assert isinstance(again, switchman.CallFailed)
+    assert f"{type(raised).__module__}.{type(raised).__qualname__}" == shown
