@@ -278,9 +278,9 @@ def _cred_named(text: str) -> bool:
     """Whether ``text`` may hold a name a Python client's credentials are given."""
     return (
         "uth" in text
-        or "redential" in text
+        or "red" in text  # credentials, creds
         or ("H" in text and "UTH" in text)
-        or ("D" in text and "REDENTIAL" in text)
+        or ("D" in text and "RED" in text)
     )
 
 

@@ -142,11 +142,11 @@ _HOST_AND_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9.-]+):[0-9]+")
 # line of 18 spaces, ``"pw")``)
 PY_AUTH_GAP: Final = 40
 SEP_GAP: Final = 40
-# the name: auth or credentials as a word of it (alone, after a _ or a dot, or
+# the name: auth, credentials or creds as a word of it (alone, after a _ or a dot, or
 # capitalized after a lower-case word: basicAuth), perhaps followed by _pair, _tuple or
 # _info; not oauth, author, authority, auth_methods
-_CRED_WORD = r"(?:auth|AUTH|credentials?|CREDENTIALS?)"
-_CRED_CAMEL = r"(?:Auth|Credentials?)"
+_CRED_WORD = r"(?:auth|AUTH|credentials?|CREDENTIALS?|creds|CREDS)"
+_CRED_CAMEL = r"(?:Auth|Credentials?|Creds)"
 _CRED_NAME = (
     rf"(?:(?<![A-Za-z0-9]){_CRED_WORD}|(?<![A-Z]){_CRED_CAMEL})"
     r"(?:_(?:pair|tuple|info|PAIR|TUPLE|INFO)|Pair|Tuple|Info)?(?![A-Za-z0-9_])"
@@ -157,8 +157,8 @@ _CRED_NAME_MAX: Final = 17  # the longest name it matches: CREDENTIALS_TUPLE
 CRED_PARTS: Final = (
     ("", "uth", 1),  # auth, Auth
     ("H", "UTH", 1),
-    ("", "redential", 1),  # credential(s), Credential(s)
-    ("D", "REDENTIAL", 1),
+    ("", "red", 1),  # credential(s), creds, Credential(s), Creds: one scan for both
+    ("D", "RED", 1),
 )
 _PY_AUTH_HEAD = (
     rf"(?:{_CRED_NAME}(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?[ \t]{{0,{SEP_GAP}}}:)"
@@ -214,8 +214,8 @@ _CRED_LIST = re.compile(
 # is, backwards, a lookahead after it)
 _CRED_NAME_REVERSED = (
     r"(?:(?:riap|elput|ofni|RIAP|ELPUT|OFNI)_|riaP|elpuT|ofnI)?"
-    r"(?:(?:htua|HTUA|s?laitnederc|S?LAITNEDERC)(?![A-Za-z0-9])"
-    r"|(?:htuA|s?laitnederC)(?![A-Z]))"
+    r"(?:(?:htua|HTUA|s?laitnederc|S?LAITNEDERC|sderc|SDERC)(?![A-Za-z0-9])"
+    r"|(?:htuA|s?laitnederC|sderC)(?![A-Z]))"
 )
 _SEP_REVERSED = rf"(?:=[ \t]{{0,{SEP_GAP}}}+|:[ \t]{{0,{SEP_GAP}}}+[\"']?)"
 _OPEN_PY_AUTH_REVERSED = re.compile(
@@ -253,8 +253,8 @@ _COLON_AFTER: Final = tuple(
         ("", "auth", ""),
         ("A", "Auth", ""),
         ("H", "UTH", ""),
-        ("", "redential", "s?"),
-        ("D", "REDENTIAL", "S?"),
+        ("", "red", "(?:entials?|s)"),
+        ("D", "RED", "(?:ENTIALS?|S)"),
     )
 )
 

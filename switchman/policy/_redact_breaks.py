@@ -313,7 +313,7 @@ class _Cuts:
 
 def _cred_parts(t: str) -> tuple[str, ...]:
     """The parts of the names of a Python client's credentials (``CRED_PARTS``) in ``t``."""
-    if "uth" not in t and "redential" not in t and "D" not in t and "H" not in t:
+    if "uth" not in t and "red" not in t and "D" not in t and "H" not in t:
         return ()  # the usual text: four substring tests
     return tuple(p for g, p, _ in CRED_PARTS if (not g or g in t) and p in t)
 

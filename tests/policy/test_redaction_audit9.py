@@ -475,3 +475,64 @@ def test_colon_prose_naming_authors_without_a_credential_is_turned_away_by_the_g
     assert not _patterns._maybe_triggered("Note: authentication (see below) is done.")
     assert _patterns._maybe_triggered("auth: admin:x1y2")
     assert _patterns._maybe_triggered('"basic_auth" : [admin, x]')
+
+
+# -- creds as a credential's name -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"CREDS = ('u', '{HUNTER}')", f"CREDS = ('u', '{PW}')"),
+        (f'db_creds = ["admin", "{HUNTER}"]', f'db_creds = ["admin", "{PW}"]'),
+        (f"dbCreds = ('admin', '{HUNTER}')", f"dbCreds = ('admin', '{PW}')"),
+        (f"{{'creds': ('u', '{HUNTER}')}}", f"{{'creds': ('u', '{PW}')}}"),
+        (f"creds: admin:{PA55}", f"creds: admin:{PW}"),
+        (f"creds: [admin, {PA55}]", f"creds: [admin, {PW}]"),
+        (
+            f"CREDS_PAIR = (\n    'admin',\n    '{HUNTER}',\n)",
+            f"CREDS_PAIR = (\n    'admin',\n    '{PW}',\n)",
+        ),
+    ],
+)
+def test_a_pair_named_creds_loses_its_password(text: str, expected: str) -> None:
+    assert same_streamed(text, {"password": 1}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "screds = ('a', 'b2')",
+        "credsfile = ('a', 'b2')",
+        "CREDS = (user, password)",
+        "creds: 10:30",
+        "The creds are (as usual) in the vault: see 'ops'.",
+    ],
+)
+def test_other_names_holding_creds_are_left(text: str) -> None:
+    assert same_streamed(text, {}) == text
+
+
+def test_creds_stream_as_whole_split_at_every_point() -> None:
+    text = f"Set CREDS = ('admin',\n    '{HUNTER}') and db_creds: [ops, {PA55}] then go."
+    whole = redact(text)
+    assert whole.counts == {"password": 2}
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+        assert streamed_in(text, [cut, 1, 1, 3]) == (whole.text, dict(whole.counts)), cut
+
+
+ADVERSARIAL4 = {
+    "CREDS = ( repeated": lambda n: ("CREDS = ('u', " * n)[:n],
+    "creds: [ repeated": lambda n: ("db_creds: [a, " * n)[:n],
+    "red words and = (": lambda n: ("stored = ('a', 'b') red: " * n)[:n],
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL4))
+def test_work_grows_linearly_on_creds(name: str) -> None:
+    small, large = ADVERSARIAL4[name](1500), ADVERSARIAL4[name](3000)
+    assert _stream(large) == redact(large).text
+    for run in (redact, _stream):
+        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
+        assert b <= 2.3 * a + 200, (run.__name__, a, b)
