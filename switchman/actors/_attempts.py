@@ -161,6 +161,8 @@ class Success:
     ttft_ms: float | None
     provider_model_id: str | None
     finish_reason: str | None = None
+    #: the bill was already logged as beyond what was asked (one warning per answer)
+    told: bool = False
 
 
 async def run_attempts(
@@ -325,7 +327,7 @@ async def _one_attempt(
     try:
         result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
         if isinstance(result, Success) and reservation is not None:
-            if result.cost_usd > estimate * (1.0 + 1e-9):
+            if result.cost_usd > estimate * (1.0 + 1e-9) and not result.told:
                 # a bill past what the request allowed: prices or limits in the catalog
                 # are wrong for it, and a budget could go over by the difference
                 log.warning(
@@ -593,6 +595,7 @@ async def _exchange(
             if end.cost_usd is not None
             else model.cost(usage.input_tokens, usage.output_tokens, end.cached_input_tokens)
         )
+        told = False
         if (
             end.cost_usd is not None  # (a cost from usage in bounds is in bounds)
             or usage.input_tokens > model.context_window
@@ -600,6 +603,7 @@ async def _exchange(
         ):
             bill = possible_bill(model, usage, cost)
             if bill.held:
+                told = True
                 log.warning(
                     "%s reported %d input and %d output tokens, $%.6f: more than any request "
                     "could produce (context window %d, max output %d); billed $%.6f at most",
@@ -612,7 +616,8 @@ async def _exchange(
                     bill.cost_usd,
                 )
             usage, cost = bill.usage, bill.cost_usd
-        if usage.output_tokens > out_tokens:  # it ignored the limit, and bills past it
+        if usage.output_tokens > out_tokens and not told:  # it ignored the limit: it bills
+            told = True
             log.warning(
                 "%s reported %d output tokens, past the max_tokens %d it was sent: billed "
                 "as reported, $%.6f",
@@ -635,6 +640,7 @@ async def _exchange(
             ttft_ms=ttft_ms,
             provider_model_id=end.model_id or model.model_id,
             finish_reason=normal_finish(end.finish_reason),
+            told=told,
         )
     assert error is not None
     if error.provider is None:

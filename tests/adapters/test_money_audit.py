@@ -288,7 +288,27 @@ async def test_a_bill_past_max_tokens_is_billed_as_the_provider_reports_it(
     assert result.status == "complete", result.errors
     assert result.usage == Usage(input_tokens=20, output_tokens=5000)
     assert result.cost_usd == pytest.approx(billed) and spent == pytest.approx(billed)
-    assert "past the max_tokens 100 it was sent" in caplog.text
+    # one warning for the one answer, with what the provider reported (not also "billed
+    # more than reserved" for the same bill)
+    said = [r.getMessage() for r in caplog.records if r.name == "switchman.attempts"]
+    assert len(said) == 1, said
+    assert "reported 5000 output tokens, past the max_tokens 100 it was sent" in said[0]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_bill_no_request_could_make_is_held_and_told_once_as_reported(
+    streamed: bool, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    usage = {"prompt_tokens": 20, "completion_tokens": 2_000_000, "total_tokens": 2_000_020}
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"gpt-5.4-mini": lambda: chat_stream("Paris.", usage)}
+    )
+    result, spent = await ask(upstream, MINI, streamed=streamed, max_tokens=100)
+    assert result.usage == Usage(input_tokens=20, output_tokens=128_000)  # (its max output)
+    said = [r.getMessage() for r in caplog.records if r.name == "switchman.attempts"]
+    assert len(said) == 1, said
+    assert "reported 20 input and 2000000 output tokens" in said[0]
+    assert spent == pytest.approx(result.cost_usd)
 
 
 @pytest.mark.parametrize("streamed", [False, True])
