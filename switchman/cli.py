@@ -277,9 +277,14 @@ def note(text: str, code: str) -> None:
 
 def usd(amount: float) -> str:
     """A cost for people: to the micro-dollar, or to two significant digits below $0.00001,
-    so that a cheap call reads ``$0.00000042``, not ``$0.000000``."""
+    so that a cheap call reads ``$0.00000042``, not ``$0.000000``; below a nano-dollar (what
+    spend is counted in) ``<$0.000000001``."""
+    if 0.0 < amount < 1e-9:
+        return "<$0.000000001"
     if 0.0 < amount < 1e-5:
-        return f"${amount:.{min(1 - math.floor(math.log10(amount)), 15)}f}"
+        digits = 1 - math.floor(math.log10(amount))
+        if round(amount, digits) < 1e-5:  # (9.96e-6 rounds to $0.000010: shown as such)
+            return f"${amount:.{digits}f}"
     return f"${amount:.6f}"
 
 
