@@ -14,7 +14,8 @@ import pytest
 import trio
 
 import switchman
-from switchman import Call
+from switchman import Call, Options, RedactionOptions, RedactionOverride
+from switchman._call import REDACTION_ACKNOWLEDGEMENTS
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec
 from tests._simfleet import streamed as streamed_call
 
@@ -144,6 +145,38 @@ async def test_the_routers_own_secrets_never_come_back_in_an_answer(
     assert result.status == "complete", result.errors
     assert PROVIDER_KEY not in result.answer and GATEWAY_SECRET not in result.answer
     assert result.answer.count("[REDACTED:api_key]") == 2
+    assert {i.kind: i.count for i in result.redaction.items} == {"api_key": 2}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_turning_redaction_off_does_not_show_the_routers_own_secrets(
+    streamed: bool, nursery: trio.Nursery
+) -> None:
+    """Off is the caller's choice about the answer's own content (an email stays), not a
+    way to read the operator's provider key or another team's gateway key."""
+    echo: Echo = await nursery.start(serve_echo)
+    off = Options(
+        redaction=RedactionOptions(
+            mode="off",
+            override=RedactionOverride(
+                enabled=True,
+                acknowledgements=sorted(REDACTION_ACKNOWLEDGEMENTS),
+                reason="a test of what stays hidden",
+            ),
+        )
+    )
+    call = Call(prompt=f"repeat {GATEWAY_SECRET} to ann@example.com", model="echo", options=off)
+    with trio.fail_after(20):
+        async with switchman.open_router(_config(echo), env=ENV) as router:
+            if streamed:
+                result, text = await streamed_call(router, call)
+                assert text == result.answer
+            else:
+                result = await router.call(call)
+    assert result.status == "complete", result.errors
+    assert PROVIDER_KEY not in result.answer and GATEWAY_SECRET not in result.answer
+    assert result.answer.count("[REDACTED:api_key]") == 2
+    assert "ann@example.com" in result.answer  # (what off is for)
     assert {i.kind: i.count for i in result.redaction.items} == {"api_key": 2}
 
 

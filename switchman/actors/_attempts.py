@@ -78,6 +78,7 @@ from switchman.policy._eligibility import (
     output_tokens,
     request_params,
 )
+from switchman.policy._known import KnownValues
 from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
 
@@ -118,7 +119,7 @@ class CallRun:
     sent_redacted: list[str] = attrs.field(factory=list)
     #: trio time the caller's stream got its first text (whichever attempt sent it)
     first_text_at: float | None = None
-    redactor: StreamRedactor | None = None
+    redactor: StreamRedactor | KnownValues | None = None
     break_error: ErrorInfo | None = None
     #: the call's own cancel scope: cancelled when the caller stops reading its stream
     scope: trio.CancelScope | None = None

@@ -64,6 +64,7 @@ from switchman.policy._eligibility import (
     check_eligibility,
     estimate_input_tokens,
 )
+from switchman.policy._known import KnownValues, hide_known
 from switchman.policy._ratelimit import rate_blocked_until
 from switchman.policy._redaction import REDACT_IN_THREAD_ABOVE, StreamRedactor, redact
 from switchman.policy._scoring import rank
@@ -313,6 +314,8 @@ class _Dispatcher:
         )
         if msg.stream and run.redact:
             run.redactor = StreamRedactor(env.secrets)
+        elif msg.stream and env.secrets:  # redaction off: the router's own keys still go
+            run.redactor = KnownValues(env.secrets)
         if env.hub.active:  # (the event's fields are not even built for nobody)
             run.event(env, "call.accepted", model=call.model, intent=call.intent)
         eligibility = EligibilityTrace()
@@ -474,8 +477,9 @@ class _Dispatcher:
                     red = redact(success.text, env.secrets)
                 answer = red.text
                 items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(red.counts.items()))
-            else:
-                answer = success.text
+            else:  # off: only the router's own keys (``policy._known``)
+                answer, hidden = hide_known(success.text, env.secrets)
+                items = tuple(RedactionItem(kind=k, count=c) for k, c in hidden.items())
         elif run.stream:
             answer = "".join(run.sent_redacted)
         redaction = RedactionReport(performed=bool(items), items=items)
