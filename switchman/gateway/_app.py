@@ -30,7 +30,6 @@ from switchman._channels import open_channel
 from switchman._convert import call_from_dict
 from switchman._errors import FieldError, ValidationError
 from switchman._result import Delta, Result
-from switchman.catalog._config import allowed_for
 from switchman.gateway import _openai
 from switchman.gateway._auth import (
     SEVERAL_KEYS,
@@ -39,7 +38,6 @@ from switchman.gateway._auth import (
     bind_principal,
     call_patterns,
     knows,
-    model_allowed,
     presented_key,
     presents_several_keys,
     target_problems,
@@ -64,6 +62,7 @@ from switchman.gateway._jobs import Draining, JobRunner, Overloaded, failed_resu
 from switchman.gateway._limits import KeyRates
 from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
+from switchman.gateway._models_view import model_list, not_serving
 from switchman.gateway._openapi import openapi_document
 from switchman.gateway._protocol import RouterHandle
 from switchman.gateway._status import (
@@ -187,6 +186,8 @@ class Gateway:
         #: set once every job has finished during shutdown: websockets close then
         self.drained = trio.Event()
         self.rates = KeyRates()
+        #: websockets open per team (a key's handle; None for the gateway without keys)
+        self.sockets: dict[str | None, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -551,51 +552,16 @@ class Gateway:
 
     # -- OpenAI-compatible --------------------------------------------------------------------
 
-    def _model_list(self, principal: Principal) -> list[dict[str, Any]]:
-        """The ``/v1/models`` entries ``principal`` sees."""
-        created = self.started
-        pats = principal.models
-        data = []
-        if any(model_allowed(pats, a, self.config) for a in self.config.models):
-            # (a key granted only routes may not call auto: it is not listed to it)
-            data.append(
-                {"id": "auto", "object": "model", "created": created, "owned_by": "switchman"}
-            )
-        # only what can answer: models of providers in service, routes with such a member
-        # that a call to the route may use (any of a route the key was granted by name)
-        serving = {
-            alias
-            for alias, m in self.config.models.items()
-            if m.enabled
-            and (p := self.config.providers.get(m.provider)) is not None
-            and p.disabled_reason is None
-        }
-        for alias, m in self.config.models.items():
-            if alias in serving and model_allowed(pats, alias, self.config):
-                data.append(
-                    {"id": alias, "object": "model", "created": created, "owned_by": m.provider}
-                )
-        for name, r in self.config.routes.items():
-            route_pats = allowed_for(pats, name, self.config.routes)
-            if any(a in serving and model_allowed(route_pats, a, self.config) for a in r.chain):
-                data.append(
-                    {
-                        "id": name,
-                        "object": "model",
-                        "created": created,
-                        "owned_by": "switchman-route",
-                    }
-                )
-        return data
-
     async def get_models(self, req: Request, send: Send, principal: Principal) -> None:
-        await send_json(send, 200, {"object": "list", "data": self._model_list(principal)})
+        await send_json(
+            send, 200, {"object": "list", "data": model_list(self.config, principal, self.started)}
+        )
 
     async def get_model(self, req: Request, send: Send, principal: Principal, model: str) -> None:
         """One entry of ``/v1/models`` (the SDK's ``models.retrieve``; a provider's own id of
         one model finds it, as a call's does); 404 for any other, saying why."""
         named = model_named(model, self.config, knows(principal, self.config))
-        for entry in self._model_list(principal):
+        for entry in model_list(self.config, principal, self.started):
             if entry["id"] == named:
                 await send_json(send, 200, entry)
                 return
@@ -608,32 +574,9 @@ class Gateway:
             elif named == "auto":
                 said = "auto cannot answer now (no model this key may use is in service)"
             else:
-                said = self._not_serving(named, principal)
+                said = not_serving(self.config, named, principal)
             said = f"{said} (GET /v1/models lists the ones this key may use)"
         raise HttpError(404, "model_not_found", said, param="model")
-
-    def _not_serving(self, name: str, principal: Principal) -> str:
-        """Why the known model or route ``name`` cannot answer now (a provider's disabled
-        reason only to the admin, as ``/providers`` shows it)."""
-        config = self.config
-        models = (
-            [config.models[a] for a in config.routes[name].chain]
-            if name in config.routes
-            else [config.models[name]]
-        )
-        if not principal.sees_everything:  # a route's members this key may not use go unnamed
-            pats = call_patterns(principal, Call(prompt="?", model=name), config)
-            models = [m for m in models if model_allowed(pats, m.alias, config)]
-        reasons = []
-        for m in models:
-            provider = config.providers.get(m.provider)
-            if not m.enabled:
-                reasons.append(f"{m.alias} is disabled in the configuration")
-            elif provider is not None and provider.disabled_reason is not None:
-                why = f": {provider.disabled_reason}" if principal.sees_everything else ""
-                reasons.append(f"{m.alias}: provider {m.provider} is not in service{why}")
-        kind = "route" if name in config.routes else "model"
-        return f"{kind} {name!r} cannot answer now ({'; '.join(reasons) or 'not in service'})"
 
     def _no_model(self, name: str, principal: Principal) -> str:
         said = unknown_name(name, self.config, usable=knows(principal, self.config))

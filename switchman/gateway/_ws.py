@@ -97,6 +97,9 @@ _FIELDS: Final = {
     "call": {"type", "call"},
     "auth": {"type", "key"},
 }
+#: websockets one team (a key's handle) may hold open at once: each costs a subscription
+#: and buffers, and one key must not take a gateway's memory from the others
+SOCKETS_PER_KEY: Final = 64
 #: how long a socket opened without a key has to send ``{"type": "auth", "key": ...}``
 AUTH_WAIT_S: Final = 10.0
 _ASK_KEY: Final = (
@@ -160,11 +163,42 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         # a wrong key, or no key from a program (which can set headers): 401 at once
         await _reject(scope, send, HttpError(401, "unauthorized", _NOT_VALID))
         return
+    if principal is not None and (full := _sockets_full(gw, principal)) is not None:
+        await _reject(scope, send, full)
+        return
     await send({"type": "websocket.accept"})
     if principal is None:  # a browser's socket (it cannot set headers): ask for the key
         principal = await _key_message(gw, receive, send)
         if principal is None:
             return
+    owner = principal.owner
+    gw.sockets[owner] = gw.sockets.get(owner, 0) + 1
+    try:
+        await _serve_connection(gw, principal, receive, send)
+    finally:
+        left = gw.sockets.get(owner, 1) - 1
+        if left > 0:
+            gw.sockets[owner] = left
+        else:
+            gw.sockets.pop(owner, None)
+
+
+def _sockets_full(gw: Gateway, principal: Principal) -> HttpError | None:
+    """A 429 when ``principal``'s team already holds ``SOCKETS_PER_KEY`` sockets (the
+    gateway without keys, one caller of its own machine, has no such limit)."""
+    held = gw.sockets.get(principal.owner, 0)
+    if principal.owner is None or held < SOCKETS_PER_KEY:
+        return None
+    return HttpError(
+        429,
+        "rate_limited",
+        f"this key's team has {held} websockets open, the most one team may hold: close one first",
+    )
+
+
+async def _serve_connection(
+    gw: Gateway, principal: Principal, receive: Receive, send: Send
+) -> None:
     async with trio.open_nursery() as nursery:
         conn = _Connection(gw, principal, send, nursery)
         # only this connection's events are taken from the router (and counted when it
@@ -198,9 +232,15 @@ async def _key_message(gw: Gateway, receive: Receive, send: Send) -> Principal |
         if message["type"] == "websocket.disconnect":
             return None
         principal, problem = _auth_message(gw, message.get("text"))
-        if principal is not None:
+        full = _sockets_full(gw, principal) if principal is not None else None
+        if principal is not None and full is None:
             await _send_raw(send, {"type": "authenticated", "handle": principal.handle})
             return principal
+        if full is not None:
+            await _send_raw(send, _error(full.code, full.message))
+            with contextlib.suppress(Exception):  # (the client may be gone)
+                await send({"type": "websocket.close", "code": 1008})
+            return None
     await _send_raw(send, _error("unauthorized" if code == 1008 else "shutting_down", problem))
     with contextlib.suppress(Exception):  # (the client may be gone)
         await send({"type": "websocket.close", "code": code})

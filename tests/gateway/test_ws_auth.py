@@ -206,3 +206,47 @@ async def test_a_page_socket_still_waiting_for_its_key_does_not_hold_up_a_stop()
             assert closed.value.reason.code == 1001
             assert trio.current_time() - t0 < 2.0
             await ws._stream.aclose()
+
+
+async def test_a_team_holds_a_bounded_number_of_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each socket costs a subscription and its buffers: one key cannot take the gateway's
+    memory from the others (thousands of sockets of one key doubled the daemon's RSS)."""
+    monkeypatch.setattr(_ws, "SOCKETS_PER_KEY", 2)
+    router = FakeRouter(make_config(keys=KEYS))
+    team_a = [("authorization", "Bearer secret-a")]
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=team_a),
+            open_websocket_url(gw.ws_url, extra_headers=team_a) as second,
+        ):
+            async with httpx.AsyncClient(base_url=gw.base_url) as client:  # not reusable
+                third = await client.get("/ws", headers=UPGRADE | dict(team_a))
+            assert third.status_code == 429
+            assert third.json()["error"]["code"] == "rate_limited"
+            assert "has 2 websockets open" in third.json()["error"]["message"]
+            # by its auth message too
+            async with open_websocket_url(gw.ws_url, extra_headers=PAGE) as page:
+                await _send(page, {"type": "auth", "key": "secret-a"})
+                refused = await _recv(page)
+                assert refused["error"]["code"] == "rate_limited"
+                with pytest.raises(ConnectionClosed):
+                    await page.get_message()
+                await page._stream.aclose()
+            # another team is not held back by it
+            b = [("authorization", "Bearer secret-b")]
+            async with open_websocket_url(gw.ws_url, extra_headers=b) as other:
+                await _send(other, {"type": "subscribe"})
+                assert (await _recv(other))["type"] == "subscribed"
+            # a socket closed gives its place back (once the server has seen it close)
+            await second.aclose()
+            statuses = []
+            for _ in range(100):
+                async with httpx.AsyncClient(base_url=gw.base_url) as client:
+                    statuses.append(
+                        (await client.get("/ws", headers=UPGRADE | dict(team_a))).status_code
+                    )
+                if statuses[-1] == 101:
+                    break
+                await trio.sleep(0.02)
+            assert statuses[-1] == 101 and set(statuses) <= {429, 101}

@@ -1,0 +1,68 @@
+"""What ``/v1/models`` lists for a key, and why a model it knows cannot answer now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchman._call import Call
+from switchman.catalog import Config
+from switchman.catalog._config import allowed_for
+from switchman.gateway._auth import Principal, call_patterns, model_allowed
+
+
+def model_list(config: Config, principal: Principal, created: int) -> list[dict[str, Any]]:
+    """The ``/v1/models`` entries ``principal`` sees (``created``: the gateway's start)."""
+    pats = principal.models
+    data = []
+    if any(model_allowed(pats, a, config) for a in config.models):
+        # (a key granted only routes may not call auto: it is not listed to it)
+        data.append({"id": "auto", "object": "model", "created": created, "owned_by": "switchman"})
+    # only what can answer: models of providers in service, routes with such a member
+    # that a call to the route may use (any of a route the key was granted by name)
+    serving = {
+        alias
+        for alias, m in config.models.items()
+        if m.enabled
+        and (p := config.providers.get(m.provider)) is not None
+        and p.disabled_reason is None
+    }
+    for alias, m in config.models.items():
+        if alias in serving and model_allowed(pats, alias, config):
+            data.append(
+                {"id": alias, "object": "model", "created": created, "owned_by": m.provider}
+            )
+    for name, r in config.routes.items():
+        route_pats = allowed_for(pats, name, config.routes)
+        if any(a in serving and model_allowed(route_pats, a, config) for a in r.chain):
+            data.append(
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "switchman-route",
+                }
+            )
+    return data
+
+
+def not_serving(config: Config, name: str, principal: Principal) -> str:
+    """Why the known model or route ``name`` cannot answer now (a provider's disabled
+    reason only to the admin, as ``/providers`` shows it)."""
+    models = (
+        [config.models[a] for a in config.routes[name].chain]
+        if name in config.routes
+        else [config.models[name]]
+    )
+    if not principal.sees_everything:  # a route's members this key may not use go unnamed
+        pats = call_patterns(principal, Call(prompt="?", model=name), config)
+        models = [m for m in models if model_allowed(pats, m.alias, config)]
+    reasons = []
+    for m in models:
+        provider = config.providers.get(m.provider)
+        if not m.enabled:
+            reasons.append(f"{m.alias} is disabled in the configuration")
+        elif provider is not None and provider.disabled_reason is not None:
+            why = f": {provider.disabled_reason}" if principal.sees_everything else ""
+            reasons.append(f"{m.alias}: provider {m.provider} is not in service{why}")
+    kind = "route" if name in config.routes else "model"
+    return f"{kind} {name!r} cannot answer now ({'; '.join(reasons) or 'not in service'})"
