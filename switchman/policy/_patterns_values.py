@@ -53,12 +53,22 @@ _SECRET_KEY_NAME = (
 )
 # A value that stands for a secret rather than being one: wrapped or a variable
 # (<password>, {{x}}, ${X}, $X, %X%, [REDACTED:...]), masked (****, xxx, ...), an
-# upper-case name (PASSWORD, YOUR_PASSWORD), or a word about one (changeme,
-# your-password-here, mysecret).
+# upper-case name (PASSWORD, YOUR_PASSWORD), or words that are one as a whole, in any
+# case, run together or joined by spaces, _ or - (password, your-password-here,
+# mysecret, changeme, example, db_pass): a word standing for the secret, perhaps after
+# words saying whose or which and before words saying where; one holding such a word
+# among others is a password (supersecret, compass, secretpw, Secretariat)
+_PH_SEP = r"[ _-]?"
+_PH_BEFORE = r"(?:your|my|the|some|a|an|new|old|example|sample|dummy|fake|test|user|db|app)"
+_PH_WORD = (
+    r"(?:pass(?:[ _-]?word|wd|[ _-]?phrase)?s?|pwd|secrets?|(?:api[ _-]?)?key|token"
+    r"|change[ _-]?me|example|placeholder|redacted|value)"
+)
+_PH_AFTER = r"(?:here|goes[ _-]?here|value|placeholder|example)"
 _PLACEHOLDER = re.compile(
     r"[<{\[].*|\$(?:\{.*|\d+|[A-Za-z_]\w*)|%\w+%"
     r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
-    r"|(?i:[a-z _-]*(?:pass|secret|your|change_?me|example|placeholder|redacted)[a-z _-]*)"
+    rf"|(?i:(?:{_PH_BEFORE}{_PH_SEP}){{0,3}}{_PH_WORD}(?:{_PH_SEP}(?:{_PH_WORD}|{_PH_AFTER})){{0,3}})"
 )
 # a table's cell with spaces that describes a field rather than holding its value
 # (required, 12+ chars; min 8 characters): prose punctuation, a rule's words, many words
