@@ -106,7 +106,7 @@ _URL_HOST_THEN_PATH = (
 )
 _URL_PASSWORD_PART = (
     rf"@(?!{_URL_HOST_THEN_PATH})[{_URL_PASSWORD_MORE}]{{1,64}}"
-    rf"(?:[/?#][{_URL_PASSWORD_MORE}]{{1,64}})?"
+    rf"(?:[/?#][{_URL_PASSWORD_MORE}]{{0,64}})?"  # p@ss?@db: the ? ends the password
 )
 _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.-])"

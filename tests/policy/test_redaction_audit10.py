@@ -145,3 +145,44 @@ def test_a_real_password_holding_a_placeholder_word_streams_as_whole_split_at_ev
     assert whole.counts == {"password": 2, "url_password": 1}
     for cut in range(len(text) + 1):
         assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+
+
+# -- item 2: a ? or # just before the host's @ ends the password -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgres://u:" + "p@ss?" + "@db/x", f"postgres://u:{URL_PW}@db/x"),
+        ("mysql://root:" + "s3cr@t?" + "@localhost/db", f"mysql://root:{URL_PW}@localhost/db"),
+        ("postgres://u:" + "p@ss#" + "@db/x", f"postgres://u:{URL_PW}@db/x"),
+        ("redis://:" + "p@ss?" + "@cache:6379/0", f"redis://:{URL_PW}@cache:6379/0"),
+    ],
+)
+def test_a_url_password_ending_in_a_question_mark_after_an_at_is_redacted_whole(
+    text: str, expected: str
+) -> None:
+    assert same_streamed(text, {"url_password": 1}) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://u:" + "pw" + "@host?to=a@b", f"https://u:{URL_PW}@host?to=a@b"),
+        ("https://u:" + "pw" + "@host/?to=a@b", f"https://u:{URL_PW}@host/?to=a@b"),
+        ("https://u:" + "pw" + "@host/@b", f"https://u:{URL_PW}@host/@b"),
+        ("https://u:" + "pw" + "@host/bob@x", f"https://u:{URL_PW}@host/bob@x"),
+        ("https://host/x?y@z/w", None),
+        ("https://host.io/?a@b", None),
+    ],
+)
+def test_a_query_or_path_after_the_host_still_stays(text: str, expected: str | None) -> None:
+    assert same_streamed(text) == (text if expected is None else expected)
+
+
+def test_a_url_password_ending_in_a_question_mark_streams_as_whole_split_at_every_point() -> None:
+    text = "Use mysql://root:" + "s3cr@t?" + "@localhost/db or https://u:pw@host/?to=a@b."
+    whole = redact(text)
+    assert whole.counts == {"url_password": 2}
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
