@@ -1,7 +1,8 @@
 """The rules for credentials written the way HTTP and command lines carry them: a
 ``Bearer`` token, ``Basic`` credentials (alone or after an ``Authorization`` header's
 name), a Python HTTP client's (``auth=("user", "password")``, ``{"auth": (...)}``,
-``HTTPBasicAuth(...)``, ``BasicAuth(...)``, ``HTTPDigestAuth(...)``), YAML's (``auth:
+``HTTPBasicAuth(...)``, ``BasicAuth(...)``, ``HTTPDigestAuth(...)``; annotated, by
+walrus, in PHP's arrays, its strings prefixed: ``_ASSIGN``, ``_OPENER``), YAML's (``auth:
 admin:pw``, ``auth: [admin, pw]``), curl's ``-u user:password`` (only within a curl
 command: ``curl_before``) and a URL's ``scheme://user:password@host``, each a pattern
 and the function that tells what of its match to replace. ``_patterns`` lists them with
@@ -160,9 +161,24 @@ CRED_PARTS: Final = (
     ("", "red", 1),  # credential(s), creds, Credential(s), Creds: one scan for both
     ("D", "RED", 1),
 )
+# what gives the name its value: = (Python), : (a dict's key, YAML), := (Python's walrus),
+# => (PHP's array key: 'auth' => [...]), or an annotated assignment's : and = (``AUTH:
+# Tuple[str, str] = (...)``: the annotation ANNOTATION_MAX characters at most, of ASCII
+# letters, digits, _ . , [ ] spaces and tabs); then what opens the pair: ( or [, PHP's
+# array(, or [( opening a list of pairs (its first pair's password is redacted)
+ANNOTATION_MAX: Final = 48
+_ANNOTATION = r"[A-Za-z0-9_.,\[\] \t]"
+_ASSIGN = (
+    rf"(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?[ \t]{{0,{SEP_GAP}}}"
+    rf"(?:=>|:(?:{_ANNOTATION}{{0,{ANNOTATION_MAX}}}=)?))"
+)
+_OPENER = r"(?:[Aa]rray\(|\[\s{0,8}\(|[(\[])"
+_OPENER_MAX: Final = 10  # [, 8 spaces, (
+# a string literal's prefix in Python (u'', b'', r'', f'', rb''...)
+_STR_PREFIX = r"[rRbBuUfF]{0,2}"
 _PY_AUTH_HEAD = (
-    rf"(?:{_CRED_NAME}(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?[ \t]{{0,{SEP_GAP}}}:)"
-    rf"[ \t]{{0,{SEP_GAP}}}[(\[]|\b(?:HTTP)?(?:Basic|Digest)Auth\()"
+    rf"(?:{_CRED_NAME}{_ASSIGN}"
+    rf"[ \t]{{0,{SEP_GAP}}}{_OPENER}|\b(?:HTTP)?(?:Basic|Digest)Auth\()"
     rf"\s{{0,{PY_AUTH_GAP}}}"
 )
 # YAML's credentials under such a name as one scalar, user:password (``auth:
@@ -182,15 +198,15 @@ _CRED_SCALAR = re.compile(
 )
 # such a name and what follows it up to the parenthesis (or a YAML scalar's user:)
 _CRED_HEAD = re.compile(
-    _CRED_NAME + rf"(?:[ \t]{{0,{SEP_GAP}}}=[ \t]{{0,{SEP_GAP}}}[(\[]"
+    _CRED_NAME + rf"(?:{_ASSIGN}[ \t]{{0,{SEP_GAP}}}{_OPENER}"
     rf"|{_YAML_SEP}(?:[(\[]|[\"']?[{_YAML_USER}]{{1,64}}:))"
 )
 _PY_AUTH_PLAIN = _ascii_but("\"'\\,{}[]")
 _PY_AUTH_SPACED = _ascii_but("\"'\\")
 _PY_AUTH = re.compile(
-    _PY_AUTH_HEAD + rf"(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)"
+    _PY_AUTH_HEAD + rf"{_STR_PREFIX}(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)"
     rf"\s{{0,{PY_AUTH_GAP}}},\s{{0,{PY_AUTH_GAP}}}"
-    rf"(?P<q>[\"'])(?P<password>[{_PY_AUTH_PLAIN}]{{1,128}}"
+    rf"{_STR_PREFIX}(?P<q>[\"'])(?P<password>[{_PY_AUTH_PLAIN}]{{1,128}}"
     rf"|[ {_PY_AUTH_SPACED}]{{1,{QUOTED_SPACED}}})(?P=q)"
 )
 _CRED_LIST = re.compile(
@@ -217,14 +233,26 @@ _CRED_NAME_REVERSED = (
     r"(?:(?:htua|HTUA|s?laitnederc|S?LAITNEDERC|sderc|SDERC)(?![A-Za-z0-9])"
     r"|(?:htuA|s?laitnederC|sderC)(?![A-Z]))"
 )
-_SEP_REVERSED = rf"(?:=[ \t]{{0,{SEP_GAP}}}+|:[ \t]{{0,{SEP_GAP}}}+[\"']?)"
+# (_ASSIGN backwards; the annotation's characters hold no : nor =, so its run is taken
+# whole)
+_YAML_COLON_REVERSED = rf":[ \t]{{0,{SEP_GAP}}}+[\"']?"
+_SEP_REVERSED = (
+    rf"(?:=(?:[ \t]{{0,{SEP_GAP}}}+|{_ANNOTATION}{{0,{ANNOTATION_MAX}}}+{_YAML_COLON_REVERSED})"
+    rf"|>={_YAML_COLON_REVERSED[1:]}|{_YAML_COLON_REVERSED})"
+)
 _OPEN_PY_AUTH_REVERSED = re.compile(
-    rf"[ \t]{{0,{SEP_GAP}}}+(?:=[ \t]{{0,{SEP_GAP}}}+|(?::[ \t]{{0,{SEP_GAP}}}+)?[\"']?)"
+    # a cut after the name and a part of what gives it its value
+    rf"[ \t]{{0,{SEP_GAP}}}+(?:=[ \t]{{0,{SEP_GAP}}}+"
+    rf"|=?{_ANNOTATION}{{0,{ANNOTATION_MAX}}}+{_YAML_COLON_REVERSED}"
+    rf"|(?:>?=[ \t]{{0,{SEP_GAP}}}+|:[ \t]{{0,{SEP_GAP}}}+)?[\"']?)"
     rf"{_CRED_NAME_REVERSED}|"
-    rf"(?:(?:(?:[ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}}+[\"'])?\s{{0,{PY_AUTH_GAP}}}+,)?"
-    rf"\s{{0,{PY_AUTH_GAP}}}+(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}+(?P=uq)"
+    # a cut after the pair's opening
+    rf"(?:(?:(?:[ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}}+[\"'][rRbBuUfF]{{0,2}}+)?"
+    rf"\s{{0,{PY_AUTH_GAP}}}+,)?"
+    rf"\s{{0,{PY_AUTH_GAP}}}+(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}+(?P=uq)[rRbBuUfF]{{0,2}}+"
     rf"|[{_YAML_USER}]{{1,64}}+))?"
-    rf"\s{{0,{PY_AUTH_GAP}}}+(?:[(\[][ \t]{{0,{SEP_GAP}}}+{_SEP_REVERSED}{_CRED_NAME_REVERSED}"
+    rf"\s{{0,{PY_AUTH_GAP}}}+(?:(?:\(yarr[aA]|\(\s{{0,8}}+\[|[(\[])[ \t]{{0,{SEP_GAP}}}+"
+    rf"{_SEP_REVERSED}{_CRED_NAME_REVERSED}"
     r"|\(htuA(?:cisaB|tsegiD)(?:PTTH)?\b)"
 )
 #: how far back from a cut such open credentials may start: their longest match (the
@@ -232,12 +260,13 @@ _OPEN_PY_AUTH_REVERSED = re.compile(
 #: SEP_GAP spaces each side of its = or :, the parenthesis; a gap, the quoted user, a
 #: gap, the comma, a gap, the password's quote and QUOTED_SPACED - 1 characters)
 PY_AUTH_REACH: Final = (
-    (1 + _CRED_NAME_MAX + 1 + SEP_GAP + 1 + SEP_GAP + 1)
+    (1 + _CRED_NAME_MAX + 1 + SEP_GAP + 1 + ANNOTATION_MAX + 1 + SEP_GAP + _OPENER_MAX)
     + PY_AUTH_GAP
-    + (64 + 2)
+    + (2 + 64 + 2)
     + PY_AUTH_GAP
     + 1
     + PY_AUTH_GAP
+    + 2
     + QUOTED_SPACED
 )
 

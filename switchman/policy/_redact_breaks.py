@@ -34,11 +34,12 @@ the text's start):
   ``user:password`` after ``-u`` (``-u 'bob:p@ss``), nor in a Python HTTP client's Basic
   or Digest credentials before its password's closing quote (``auth = (``, ``auth=("u",
   "my pa``, ``"auth": (``, ``AUTH = [``, ``credentials = ("u",``, ``BasicAuth("u",``,
-  ``DigestAuth(``), nor inside a row of a table whose header names a secret
-  (``TableColumns``: from the row's first character but spaces, its ``|`` or, in a table
-  without outer pipes, its first cell's, to its line's end, ``ROW_LIMIT`` (512)
-  characters at most; whether a line is such a row depends on the lines before it, read
-  once, so a block holds a row whole and its secret column's cells are judged there);
+  ``DigestAuth(``, ``AUTH: Tuple[str, ``, ``'auth' => array(``, ``auth=(u'u', rb'p``),
+  nor inside a row of a table whose header names a secret (``TableColumns``: from the
+  row's first character but spaces, its ``|`` or, in a table without outer pipes, its
+  first cell's, to its line's end, ``ROW_LIMIT`` (512) characters at most; whether a
+  line is such a row depends on the lines before it, read once, so a block holds a row
+  whole and its secret column's cells are judged there);
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
@@ -93,7 +94,7 @@ _PEM_LABEL_MAX: Final = 57  # 40 + len("PRIVATE KEY BLOCK")
 _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
 # what a stream keeps of the text before its last checked cut: every rule below reads
 # at most this far back from a cut
-_LOOKBACK: Final = 352  # > CURL_REACH, PY_AUTH_REACH
+_LOOKBACK: Final = 416  # > CURL_REACH, PY_AUTH_REACH
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
 # Besides whitespace, a text is cut after characters no secret holds: CJK and fullwidth

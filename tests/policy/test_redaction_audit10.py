@@ -9,11 +9,20 @@ alone.
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from switchman.policy import _patterns
+from switchman.policy._patterns_credentials import PY_AUTH_REACH
 from switchman.policy._patterns_values import _PLACEHOLDER
+from switchman.policy._redact_breaks import _CUTS, _LOOKBACK, _Cuts, _py_auth_held
 from switchman.policy._redaction import redact, tag
 from tests.policy._streamed import same_streamed, streamed_in
+from tests.policy.test_redaction_audit7 import _OPEN_FORWARDS
+from tests.policy.test_redaction_work import _stream, _work
 
 PW = tag("password")
 URL_PW = tag("url_password")
@@ -186,3 +195,106 @@ def test_a_url_password_ending_in_a_question_mark_streams_as_whole_split_at_ever
     assert whole.counts == {"url_password": 2}
     for cut in range(len(text) + 1):
         assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+
+
+# -- item 3: prefixed strings, annotations, a list's first pair, walrus, PHP -------------
+
+PX = "pw-" + "x1"
+SHAPES = [
+    ("AUTH = (u'admin', u'Sup3r" + "S3cret!')", f"AUTH = (u'admin', u'{PW}')"),
+    (f"AUTH = (b'admin', b'{PX}')", f"AUTH = (b'admin', b'{PW}')"),
+    (f"auth=(r'admin', rb'{PX}')", f"auth=(r'admin', rb'{PW}')"),
+    (f'auth=(f"admin", F"{PX}")', f'auth=(f"admin", F"{PW}")'),
+    (f"AUTH: Tuple[str, str] = ('admin', '{PX}')", f"AUTH: Tuple[str, str] = ('admin', '{PW}')"),
+    (f"auth: tuple[str, str]=('admin', '{PX}')", f"auth: tuple[str, str]=('admin', '{PW}')"),
+    (f"if (AUTH := ('admin', '{PX}')):", f"if (AUTH := ('admin', '{PW}')):"),
+    (f"$cfg = ['auth' => ['u', '{PX}']];", f"$cfg = ['auth' => ['u', '{PW}']];"),
+    (f"'auth' => array('u', '{PX}'),", f"'auth' => array('u', '{PW}'),"),
+    (f"$auth = Array('u', '{PX}');", f"$auth = Array('u', '{PW}');"),
+    (f"CREDENTIALS = [('admin', '{PX}')]", f"CREDENTIALS = [('admin', '{PW}')]"),
+    (f"creds = [\n    ('admin', '{PX}'),\n]", f"creds = [\n    ('admin', '{PW}'),\n]"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SHAPES)
+def test_new_shapes_of_a_named_pair_lose_their_password(text: str, expected: str) -> None:
+    assert same_streamed(text, {"password": 1}) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), SHAPES)
+def test_new_shapes_stream_as_whole_split_at_every_point(text: str, expected: str) -> None:
+    text = f"Config:\n{text}\nand more {text} done."
+    whole = redact(text)
+    assert whole.counts == {"password": 2}
+    for cut in range(len(text) + 1):
+        assert streamed_in(text, [cut]) == (whole.text, dict(whole.counts)), cut
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AUTH = (u'user', u'password')",  # placeholders
+        "auth: Tuple[str, str] = (user, password)",  # names: code
+        "AUTH: str = 'admin'",
+        "author: Tuple[str, str] = ('a', 'b-1x')",  # no credential's name
+        "x = array('u', 'pw-1x')",
+        "auth = (xu'admin', u'pw-1x')",
+    ],
+)
+def test_what_is_no_new_shape_is_left(text: str) -> None:
+    assert same_streamed(text) == text
+
+
+def test_a_lists_later_pairs_are_left() -> None:
+    """Only a list's first pair is read (its later ones are far from the name: holding a
+    stream for each would read back past every pair before it)."""
+    text = f"CREDENTIALS = [('admin', '{PX}'), ('bob', 'pw-2y')]"
+    assert same_streamed(text) == f"CREDENTIALS = [('admin', '{PW}'), ('bob', 'pw-2y')]"
+
+
+NEW_PIECES = [
+    *("AUTH", "auth", "creds", ": ", ":", " = ", "=", " := ", ":=", " => ", "'auth'"),
+    *("Tuple[", "str", ", ", "]", "[", "(", "array(", "[(", "u", "rb", "f"),
+    *("'admin'", "'u'", "'", '"', "'pw-1x'", "'my pass 9'", " ", "\n", " " * 39, ")"),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(NEW_PIECES), max_size=24))
+def test_new_shapes_found_backwards_as_forwards(parts: list[str]) -> None:
+    text = "".join(parts)
+    x = _Cuts(text, 0, _CUTS, None, None)
+    for c in range(len(text) + 1):
+        forwards = _OPEN_FORWARDS.search(text, max(c - PY_AUTH_REACH, 0), c) is not None
+        assert _py_auth_held(x, c) == forwards, c
+    assert _LOOKBACK > PY_AUTH_REACH
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(NEW_PIECES), max_size=30), st.data())
+def test_new_shapes_stream_as_whole_in_any_chunks(parts: list[str], data: st.DataObject) -> None:
+    text = "".join(parts)
+    points = sorted(set(data.draw(st.lists(st.integers(0, len(text)), max_size=20))))
+    whole = redact(text)
+    sizes = [b - a for a, b in zip([0, *points], points, strict=False)]
+    assert streamed_in(text, sizes) == (whole.text, dict(whole.counts))
+    counts: dict[str, int] = {}
+    assert whole.text == _patterns._redact_block(text, counts)  # no break cuts one
+
+
+ADVERSARIAL: dict[str, Callable[[int], str]] = {
+    "annotations": lambda n: ("AUTH: Tuple[str, str] = (" * n)[:n],
+    "open annotation": lambda n: "AUTH: " + ("a, [b] " * n)[: n - 6],
+    "walrus and arrows": lambda n: ("auth := ('u', 'auth' => array('u', " * n)[:n],
+    "prefixed users": lambda n: ("auth=(u'admin', rb'" * n)[:n],
+    "list openers": lambda n: ("creds = [ (" * n)[:n],
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_work_grows_linearly_on_new_shapes(name: str) -> None:
+    small, large = ADVERSARIAL[name](1500), ADVERSARIAL[name](3000)
+    assert _stream(large) == redact(large).text
+    for run in (redact, _stream):
+        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
+        assert b <= 2.3 * a + 200, (run.__name__, a, b)

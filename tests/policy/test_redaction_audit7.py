@@ -16,11 +16,14 @@ from hypothesis import strategies as st
 
 from switchman.policy import _patterns
 from switchman.policy._patterns_credentials import (
+    _ANNOTATION,
     _CRED_NAME,
     _PY_AUTH_HEAD,
     _PY_AUTH_PLAIN,
     _PY_AUTH_SPACED,
+    _STR_PREFIX,
     _YAML_USER,
+    ANNOTATION_MAX,
     PY_AUTH_GAP,
     PY_AUTH_REACH,
     SEP_GAP,
@@ -268,12 +271,14 @@ NAMES = (
 # open credentials written forwards, searched for back from the cut: what the reversed
 # pattern matched from the cut back must answer
 _OPEN_FORWARDS = re.compile(
-    rf"{_CRED_NAME}(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?(?:[ \t]{{0,{SEP_GAP}}}:)?)"
+    rf"{_CRED_NAME}(?:[ \t]{{0,{SEP_GAP}}}=|[\"']?(?:[ \t]{{0,{SEP_GAP}}}"
+    rf"(?:=>?|:(?:{_ANNOTATION}{{0,{ANNOTATION_MAX}}}=?)?))?)"
     rf"[ \t]{{0,{SEP_GAP}}}\Z|"
     + _PY_AUTH_HEAD
-    + rf"(?:(?:(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)|[{_YAML_USER}]{{1,64}})"
+    + rf"(?:(?:{_STR_PREFIX}(?P<uq>[\"'])[{_PY_AUTH_PLAIN}]{{0,64}}(?P=uq)|[{_YAML_USER}]{{1,64}})"
     rf"\s{{0,{PY_AUTH_GAP}}}"
-    rf"(?:,\s{{0,{PY_AUTH_GAP}}}(?:[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"
+    rf"(?:,\s{{0,{PY_AUTH_GAP}}}"
+    rf"(?:{_STR_PREFIX}[\"'][ {_PY_AUTH_SPACED}]{{0,{QUOTED_SPACED - 1}}})?)?)?\Z"
 )
 
 
