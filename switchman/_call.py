@@ -9,6 +9,7 @@ fails as clearly as a bad JSON body at the gateway (which goes through
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
@@ -122,6 +123,19 @@ def text_problem(value: str) -> str | None:
     except UnicodeEncodeError as exc:
         return f"must be valid Unicode text: lone surrogate at position {exc.start}"
     return None
+
+
+#: a UTF-16 surrogate: never a character of its own in a Python string from valid text
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(value: str) -> str:
+    """``value`` with every lone surrogate (an upstream's ``"\ud800"`` in JSON, which
+    ``json.loads`` keeps) replaced by U+FFFD, as a decoder replaces bytes it cannot read:
+    text that can be encoded, written back as JSON and stored. Cheap for ASCII."""
+    if value.isascii():
+        return value
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def _text(

@@ -32,6 +32,7 @@ from typing import Final, Literal
 import httpx
 import trio
 
+from switchman._call import valid_text
 from switchman._channels import send_soon
 from switchman._errors import (
     AttemptTimeout,
@@ -507,6 +508,8 @@ async def _run_attempt(
     async def emit(event: StreamEvent) -> None:
         nonlocal ttft, usage, status, headers
         if isinstance(event, TextDelta):
+            if not event.text.isascii() and (text := valid_text(event.text)) != event.text:
+                event = TextDelta(text=text)  # (a lone surrogate: what no decoder would give)
             if ttft is None:
                 now = trio.current_time()
                 ttft = now - started

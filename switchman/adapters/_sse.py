@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import attrs
 
+from switchman._call import valid_text
 from switchman._errors import (
     AuthError,
     BadReply,
@@ -248,7 +249,10 @@ Secret: TypeAlias = str | tuple[str, ...] | None
 
 def scrub(text: str, secret: Secret = None) -> str:
     """Remove ``secret`` (one value, or each of several in their order: put the longest
-    first) and anything that looks like an API key or token from ``text``."""
+    first) and anything that looks like an API key or token from ``text``; a lone
+    surrogate in it (an upstream's JSON escape) becomes U+FFFD, so the text can be sent
+    on and stored."""
+    text = valid_text(text)
     if secret:
         if isinstance(secret, str):
             text = text.replace(secret, REDACTED)

@@ -205,7 +205,8 @@ def invalid(fields: Iterable[tuple[str, str]]) -> HttpError:
 
 
 def dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    # ("replace": a lone surrogate that got this far becomes "?", not a 500 mid-answer)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 async def send_json(send: Send, status: int, data: Any, headers: Headers = ()) -> None:
@@ -255,7 +256,7 @@ async def start_event_stream(send: Send, headers: Headers = ()) -> None:
 
 def event_bytes(data: Any) -> bytes:
     """One server-sent event ``data: <json>`` (or the literal ``[DONE]``), encoded."""
-    payload = data.encode() if isinstance(data, str) else dumps(data)
+    payload = data.encode("utf-8", "replace") if isinstance(data, str) else dumps(data)
     return b"data: " + payload + b"\n\n"
 
 
