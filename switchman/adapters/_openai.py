@@ -13,6 +13,7 @@ Both are pure: request building and byte parsing, no I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -148,8 +149,9 @@ def _ticks_cost(usage: Any) -> float | None:
     ticks = obj(usage).get("cost_in_usd_ticks")
     if isinstance(ticks, bool) or not isinstance(ticks, int | float):
         return None
-    # below a million dollars, as Perplexity's reported cost is held (a NaN fails too)
-    return ticks * _USD_PER_TICK if 0 <= ticks < 1e16 else None
+    # any finite count is the bill as reported: one no request could make is held to the
+    # model's most, with a warning, where the attempt is billed (a NaN fails this too)
+    return ticks * _USD_PER_TICK if 0 <= ticks < math.inf else None
 
 
 def _cache_hits(usage: Any) -> int:
@@ -384,7 +386,7 @@ def _reported_cost(usage: Any) -> float | None:
     total = obj(obj(usage).get("cost")).get("total_cost")
     if isinstance(total, bool) or not isinstance(total, int | float):
         return None
-    return float(total) if 0.0 <= total < 1e6 else None
+    return float(total) if 0.0 <= total < math.inf else None  # (held as xAI's ticks are)
 
 
 def _responses_finish(response: dict[str, Any]) -> str | None:

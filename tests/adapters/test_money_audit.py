@@ -17,6 +17,7 @@ from switchman import Call, Caller, Params
 from switchman._result import Usage
 from switchman.adapters import StreamEnd, make_adapter
 from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, builtin_catalog
+from switchman.policy._billing import most_cost
 from tests._rawhttp import read_request_body
 from tests._simfleet import streamed as streamed_call
 
@@ -161,7 +162,7 @@ def test_xai_ticks_are_the_cost_the_adapter_reports() -> None:
     assert end.usage == Usage(input_tokens=21, output_tokens=106)
 
 
-@pytest.mark.parametrize("ticks", [True, -5, "250", float("nan"), 1e30])
+@pytest.mark.parametrize("ticks", [True, -5, "250", float("nan"), float("inf")])
 def test_xai_ticks_that_are_no_count_leave_the_cost_to_list_prices(ticks: Any) -> None:
     adapter = make_adapter(ProviderSpec(name="xai", kind="openai"), "k")
     parser = adapter.stream_parser()
@@ -206,6 +207,22 @@ async def test_an_xai_call_costs_its_ticks(
     assert result.trace.attempts[0].cost_usd == pytest.approx(ticks * 1e-10)
     assert result.usage == Usage(input_tokens=1000, output_tokens=500)
     assert spent == pytest.approx(ticks * 1e-10)
+
+
+async def test_a_tick_count_no_request_could_make_is_held_with_a_warning(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """10**18 ticks ($100 million) was ignored and the call billed at list price, silently:
+    it is the provider's word, held to the most the model could cost, and told."""
+    usage = {**XAI_USAGE, "cost_in_usd_ticks": 10**18}
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"grok-4.3": lambda: chat_stream("Paris.", usage)}
+    )
+    result, spent = await ask(upstream, GROK, streamed=False)
+    most = most_cost(GROK, GROK.context_window, GROK.max_output_tokens)
+    assert result.cost_usd == pytest.approx(most) and spent == pytest.approx(most)
+    said = [r.getMessage() for r in caplog.records if r.name == "switchman.attempts"]
+    assert len(said) == 1 and "more than any request could produce" in said[0], said
 
 
 # --------------------------------------------------------------------------- DeepSeek cache
