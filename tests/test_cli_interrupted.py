@@ -148,8 +148,12 @@ def test_polling_a_job_the_dead_daemon_left_says_why_on_stderr(tmp_path: Path) -
         polled = again.run("result", job_id, "--poll")
         as_json = again.run("result", job_id, "--json")
         job = httpx.get(f"http://127.0.0.1:{again.port}/result/{job_id}", timeout=5).json()
+        listed = httpx.get(f"http://127.0.0.1:{again.port}/jobs", timeout=5).json()["jobs"]
     # it finished when the dead daemon was last known alive, not when the next one started
     assert killed_at - 6.0 < job["finished_at"] <= killed_at
+    # /jobs says why at a glance, as for any failed job
+    (summary,) = [j for j in listed if j["job_id"] == job_id]
+    assert (summary["status"], summary["error_code"]) == ("failed", "interrupted")
     assert polled.returncode == 1, polled.stderr
     assert polled.stdout == ""
     assert polled.stderr.strip() == (

@@ -156,6 +156,8 @@ def _job_summary(record: JobRecord) -> dict[str, Any]:
     errors = answered.get("errors")
     first = errors[0] if isinstance(errors, list) and errors else None
     body["error_code"] = first.get("code") if isinstance(first, Mapping) else None
+    if body["error_code"] is None and record.status == "failed":
+        body["error_code"] = record.reason  # (the daemon stopped under it: no result)
     return body
 
 

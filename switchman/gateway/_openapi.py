@@ -36,11 +36,10 @@ _PAGE: Final = (
 )
 _UNAUTHORIZED: Final = {
     "401": _error("no valid gateway key (only when [[keys]] are configured)"),
-    "403": _error(_PAGE),
 }
 _AUTH_ERRORS: Final = {
     **_UNAUTHORIZED,
-    "403": _error(f"the key may not use a model the call names (permission_denied); {_PAGE}"),
+    "403": _error("the key may not use a model the call names (permission_denied)"),
 }
 _RATE_LIMITED: Final = {
     "429": _error(
@@ -664,8 +663,11 @@ _DOCUMENT: Final[dict[str, Any]] = {
                 ),
                 "responses": {
                     "101": {"description": "switching protocols"},
-                    "400": _error("the headers name two different keys"),
                     "426": _error("a plain HTTP request: /ws speaks WebSocket only"),
+                    "429": _error(
+                        "the key's team holds 64 websockets already (rate_limited); a page's"
+                        " socket is told so by an error after its auth message"
+                    ),
                     **_UNAUTHORIZED,
                 },
             }
@@ -674,12 +676,30 @@ _DOCUMENT: Final[dict[str, Any]] = {
 }
 
 
+#: what every route may answer before it is reached
+_SEVERAL_KEYS: Final = "the headers name two different keys (bad_request)"
+
+
+def _also(responses: dict[str, Any], status: str, description: str) -> None:
+    """``responses`` with ``status`` saying ``description`` too (after its own words)."""
+    if status not in responses:
+        responses[status] = _error(description)
+    elif description not in responses[status]["description"]:
+        responses[status] = {
+            **responses[status],
+            "description": f"{responses[status]['description']}; {description}",
+        }
+
+
 def _with_common_statuses(document: dict[str, Any]) -> dict[str, Any]:
-    """Every route answers another method with 405 (and ``allow``); every route that reads
-    a body answers 408 when the body does not arrive in time."""
+    """Every route answers another method with 405 (and ``allow``), two different keys in
+    its headers with 400, and, without keys, a page not of this machine with 403; every
+    route that reads a body answers 408 when the body does not arrive in time."""
     for operations in document["paths"].values():
         for method, operation in operations.items():
             responses = operation["responses"]
+            _also(responses, "400", _SEVERAL_KEYS)
+            _also(responses, "403", _PAGE)
             responses.setdefault(
                 "405",
                 _with_headers(

@@ -558,11 +558,13 @@ async def _beat(store: JobStore, scope: trio.CancelScope) -> None:
 
 def _private_file(where: str) -> None:
     """Make ``where`` (and the folders to it) readable by this user only: it holds every
-    caller's prompts and answers. A new folder is made 0700, the file 0600; an existing
+    caller's prompts and answers. Each folder it makes is 0700, the file 0600; an existing
     file is narrowed to 0600 (SQLite gives its ``-wal`` and ``-shm`` files the database
     file's mode). The folders of an existing path are left as they are."""
     path = Path(where)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    for folder in reversed(missing):  # (mkdir's mode would reach the last folder only)
+        folder.mkdir(mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         if os.fstat(fd).st_mode & 0o077:

@@ -49,3 +49,28 @@ async def test_every_get_route_answers_head_with_its_headers_and_no_body() -> No
             assert refused.headers["allow"] == "GET, HEAD"
             posted = await gw.client.head("/call")  # a POST route: not a GET
             assert posted.status_code == 405 and posted.headers["allow"] == "POST"
+
+
+async def test_every_route_documents_and_answers_two_keys_and_a_foreign_page() -> None:
+    """Every route, /health included, answers 400 to two different keys and, without keys,
+    403 to a page not of this machine: the description says so for each."""
+    router = FakeRouter(make_config())
+    two_keys = [("authorization", "Bearer a-key-1234567890"), ("x-api-key", "b-key-1234567890")]
+    page = {"origin": "https://evil.example"}
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            doc = (await gw.client.get("/openapi.json")).json()
+            for path, operations in doc["paths"].items():
+                concrete = path.replace("{job_id}", "job_x").replace("{model}", "fast")
+                for method, operation in operations.items():
+                    responses = operation["responses"]
+                    assert "two different keys" in responses["400"]["description"], path
+                    assert "web page not of this machine" in responses["403"]["description"]
+                    if path == "/ws":
+                        continue
+                    for headers, status in ((two_keys, 400), (page, 403)):
+                        answer = await gw.client.request(
+                            method.upper(), concrete, headers=headers, json={}
+                        )
+                        assert answer.status_code == status, (path, method, headers)
+            assert "429" in doc["paths"]["/ws"]["get"]["responses"]

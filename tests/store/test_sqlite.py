@@ -156,7 +156,7 @@ async def test_the_store_file_and_a_new_folder_are_readable_by_their_user_only(
 
     old_umask = os.umask(0o022)
     try:
-        path = tmp_path / "new" / "switchman.db"
+        path = tmp_path / "new" / "deeper" / "switchman.db"
         async with open_store(path) as store:
             await _add(store, "a")
             await store.finish_job("a", status="complete", result={"answer": "secret plans"})
@@ -164,7 +164,8 @@ async def test_the_store_file_and_a_new_folder_are_readable_by_their_user_only(
             assert {f.name for f in files} >= {"switchman.db", "switchman.db-wal"}
             for f in files:
                 assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
-        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        for folder in (path.parent, path.parent.parent):  # each folder it made
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
         # a file an older version left world-readable is narrowed when opened
         path.chmod(0o644)
         async with open_store(path):
