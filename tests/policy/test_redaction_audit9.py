@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from switchman.policy import _patterns
 from switchman.policy._redaction import redact, tag
 from tests.policy._streamed import same_streamed, streamed_in
-from tests.policy.test_redaction_work import _stream, _work
+from tests.policy.test_redaction_work import assert_linear_work
 
 PW = tag("password")
 HUNTER = "hunter2" + "-pw"
@@ -151,11 +151,7 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
 def test_work_grows_linearly_on_named_pairs(name: str) -> None:
-    small, large = ADVERSARIAL[name](1500), ADVERSARIAL[name](3000)
-    assert _stream(large) == redact(large).text
-    for run in (redact, _stream):
-        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
-        assert b <= 2.3 * a + 200, (run.__name__, a, b)
+    assert_linear_work(ADVERSARIAL[name])
 
 
 # -- curl -u user:password, the password letters alone --------------------------------------
@@ -323,11 +319,7 @@ ADVERSARIAL2 = {
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL2))
 def test_work_grows_linearly_on_the_second_round_rules(name: str) -> None:
-    small, large = ADVERSARIAL2[name](1500), ADVERSARIAL2[name](3000)
-    assert _stream(large) == redact(large).text
-    for run in (redact, _stream):
-        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
-        assert b <= 2.3 * a + 200, (run.__name__, a, b)
+    assert_linear_work(ADVERSARIAL2[name])
 
 
 # -- YAML credentials as one scalar under a credential's name ------------------------------------
@@ -461,11 +453,7 @@ ADVERSARIAL3 = {
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL3))
 def test_work_grows_linearly_on_yaml_credentials(name: str) -> None:
-    small, large = ADVERSARIAL3[name](1500), ADVERSARIAL3[name](3000)
-    assert _stream(large) == redact(large).text
-    for run in (redact, _stream):
-        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
-        assert b <= 2.3 * a + 200, (run.__name__, a, b)
+    assert_linear_work(ADVERSARIAL3[name])
 
 
 def test_colon_prose_naming_authors_without_a_credential_is_turned_away_by_the_gate() -> None:
@@ -531,8 +519,4 @@ ADVERSARIAL4 = {
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL4))
 def test_work_grows_linearly_on_creds(name: str) -> None:
-    small, large = ADVERSARIAL4[name](1500), ADVERSARIAL4[name](3000)
-    assert _stream(large) == redact(large).text
-    for run in (redact, _stream):
-        a, b = _work(lambda: run(small)), _work(lambda: run(large))  # noqa: B023
-        assert b <= 2.3 * a + 200, (run.__name__, a, b)
+    assert_linear_work(ADVERSARIAL4[name])
