@@ -29,6 +29,7 @@ from contextlib import AsyncExitStack
 from types import MappingProxyType
 from typing import Final, Literal
 
+import attrs
 import httpx
 import trio
 
@@ -141,6 +142,7 @@ class _ProviderState:
         self.same_model: dict[str, tuple[str, ...]] = {
             alias: tuple(aliases) for aliases in by_id.values() for alias in aliases
         }
+        self.by_alias: dict[str, ModelSpec] = {m.alias: m for m in models}
         self.board = board
         self.hub = hub
         self.breaker_cfg = breaker_cfg
@@ -290,6 +292,9 @@ class _ProviderState:
             now,
         )
         actual = msg.usage.input_tokens + msg.usage.output_tokens if msg.usage else 0
+        model = self.by_alias.get(msg.alias)
+        if model is not None:  # a garbage report must not empty the tpm budget for days
+            actual = min(actual, model.context_window + model.max_output_tokens)
         self.rate = rate_settle(
             self.rate, now, estimated_tokens=msg.estimated_tokens, actual_tokens=actual
         )
@@ -517,6 +522,9 @@ async def _run_attempt(
                 state.heard[model_id] = now
         elif isinstance(event, StreamEnd):
             usage = event.usage
+            said = event.model_id
+            if said is not None and said != model_id:  # the upstream's own words: shown
+                event = attrs.evolve(event, model_id=scrub(said, state.secret)[:200] or None)
             if not finish_is_normal(event.finish_reason):
                 error = abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
                 # the provider bills this answer all the same: its usage goes with the error

@@ -142,6 +142,9 @@ def _chat_usage(data: Any, flavor: ChatFlavor) -> Usage:
 
 #: USD per xAI cost tick (providers.md: 10,000,000,000 ticks a dollar)
 _USD_PER_TICK: Final = 1e-10
+#: a reported cost is kept below this many ticks (10**20 dollars) before it is a float: one
+#: of 400 digits is still the provider's (garbage) word, held where the attempt is billed
+_MOST_TICKS: Final = 10**30
 
 
 def _ticks_cost(usage: Any) -> float | None:
@@ -151,7 +154,9 @@ def _ticks_cost(usage: Any) -> float | None:
         return None
     # any finite count is the bill as reported: one no request could make is held to the
     # model's most, with a warning, where the attempt is billed (a NaN fails this too)
-    return ticks * _USD_PER_TICK if 0 <= ticks < math.inf else None
+    if not 0 <= ticks < math.inf:  # (a NaN fails this too)
+        return None
+    return min(ticks, _MOST_TICKS) * _USD_PER_TICK
 
 
 def _cache_hits(usage: Any) -> int:
@@ -386,7 +391,9 @@ def _reported_cost(usage: Any) -> float | None:
     total = obj(obj(usage).get("cost")).get("total_cost")
     if isinstance(total, bool) or not isinstance(total, int | float):
         return None
-    return float(total) if 0.0 <= total < math.inf else None  # (held as xAI's ticks are)
+    if not 0.0 <= total < math.inf:  # (a NaN fails this too)
+        return None
+    return float(min(total, _MOST_TICKS))  # (held where billed, as xAI's ticks are)
 
 
 def _responses_finish(response: dict[str, Any]) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -204,11 +205,19 @@ def string(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+#: more tokens than any request to any model: a figure past it is garbage, kept at this
+#: (billing holds it to the model's most, with a warning) so no arithmetic overflows
+MAX_COUNT: Final = 10**12
+
+
 def count(value: Any) -> int:
-    """A token count: a non-negative int, or 0."""
+    """A token count: a non-negative int (at most ``MAX_COUNT``), or 0 (not a number, or
+    not a finite one)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
-    return max(int(value), 0)
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return min(max(int(value), 0), MAX_COUNT)
 
 
 def usage_of(data: Any, input_key: str, output_key: str) -> Usage:
