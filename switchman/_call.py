@@ -179,21 +179,23 @@ def _strings(
 #: how deep free-form JSON (``metadata``) may nest: results, traces and the job store
 #: write it back, and a document of hundreds of levels is no one's metadata
 MAX_JSON_DEPTH = 32
-#: how much text (strings and keys, in characters) free-form JSON may hold: every job
-#: stores it, and retention counts jobs, not bytes (3.5 MB a job let one key fill a disk)
+#: how large free-form JSON may be, in characters as JSON (about: strings and keys with
+#: their quotes, 20 a number, separators): every job stores it, and retention counts jobs,
+#: not bytes (3.5 MB a job, of text or of numbers, let one key fill a disk)
 MAX_JSON_CHARS = 65_536
 
 
 def _json_text(errors: list[FieldError], name: str, value: object) -> None:
     """Every string inside ``value`` (keys too) must be encodable, it nests at most
-    ``MAX_JSON_DEPTH`` levels and holds at most ``MAX_JSON_CHARS`` characters of text;
+    ``MAX_JSON_DEPTH`` levels and comes to at most ``MAX_JSON_CHARS`` characters as JSON;
     walked without recursion."""
     pending: deque[tuple[str, object, int]] = deque([(name, value, 0)])
     chars = 0
     while pending:
         path, item, depth = pending.popleft()
+        chars += 1  # (its separator)
         if isinstance(item, str):
-            chars += len(item)
+            chars += len(item) + 2
             problem = text_problem(item)
             if problem is not None:
                 errors.append(FieldError(path, problem))
@@ -201,17 +203,21 @@ def _json_text(errors: list[FieldError], name: str, value: object) -> None:
             errors.append(FieldError(name, f"nests deeper than {MAX_JSON_DEPTH} levels"))
             return
         elif isinstance(item, Mapping):
+            chars += 2
             for key, sub in item.items():
-                chars += len(key) if isinstance(key, str) else 0
+                chars += len(key) + 3 if isinstance(key, str) else 3
                 if isinstance(key, str) and text_problem(key) is not None:
                     errors.append(FieldError(path, f"key {key!r} {text_problem(key)}"))
                     continue
                 pending.append((f"{path}.{key}", sub, depth + 1))
         elif isinstance(item, list | tuple):
+            chars += 2
             pending.extend((f"{path}[{i}]", sub, depth + 1) for i, sub in enumerate(item))
+        else:  # a number, true, false, null
+            chars += 20
         if chars > MAX_JSON_CHARS:
             errors.append(
-                FieldError(name, f"holds more than {MAX_JSON_CHARS:,} characters of text")
+                FieldError(name, f"comes to more than {MAX_JSON_CHARS:,} characters as JSON")
             )
             return
 

@@ -54,18 +54,23 @@ async def test_json_nested_past_the_parser_or_with_huge_numbers_is_400_saying_so
 async def test_metadata_holding_more_text_than_it_may_is_named_and_nothing_is_stored() -> None:
     """Every job stores its metadata and retention counts jobs, not bytes: 3.5 MB of
     metadata a call let one key fill the disk with calls that failed and cost nothing."""
-    router = FakeRouter(make_config(max_body_bytes=2**22))
+    router = FakeRouter(make_config(max_body_bytes=2**23))
     with trio.fail_after(10):
         async with running_gateway(router) as gw:
             big = {"notes": ["x" * 60_000, "y" * 6_000]}
             r = await gw.client.post("/call", json={"prompt": "hi", "metadata": big})
             assert r.status_code == 422
             assert r.json()["error"]["details"] == [
-                {"field": "metadata", "message": "holds more than 65,536 characters of text"}
+                {"field": "metadata", "message": "comes to more than 65,536 characters as JSON"}
             ]
-            many_keys = {f"k{i:05}": i for i in range(20_000)}  # (keys count too)
-            r = await gw.client.post("/call", json={"prompt": "hi", "metadata": many_keys})
-            assert r.status_code == 422
+            for large in (
+                {f"k{i:05}": i for i in range(20_000)},  # (keys count too)
+                {"n": [1234567890123] * 250_000},  # (numbers too: 3.7 MB of them)
+                {"e": [""] * 200_000},
+                {"l": [[]] * 200_000},
+            ):
+                r = await gw.client.post("/call", json={"prompt": "hi", "metadata": large})
+                assert r.status_code == 422
             assert (await gw.client.get("/jobs")).json()["jobs"] == []
             fits = {"notes": "x" * 60_000}
             r = await gw.client.post("/call?wait=5", json={"prompt": "hi", "metadata": fits})
