@@ -202,6 +202,10 @@ def test_credential_headers_are_found_by_name_and_other_headers_are_not() -> Non
             "X-Client-Secret": "client-secret-1",
             "X-Password": "hunter2hunter2",
             "X-Credential": "credential-99",
+            "X-Pass": "pass-value-1",
+            "X-Passphrase": "passphrase-value-2",
+            "X-Signature": "signature-value-3",
+            "X-Session": "session-value-4",
             "anthropic-version": VERSION,  # not a credential's name
             "X-Tenant": TENANT,
             "x-short-key": "abc1234",  # under 8 characters: would redact ordinary words
@@ -216,6 +220,10 @@ def test_credential_headers_are_found_by_name_and_other_headers_are_not() -> Non
         "client-secret-1",
         "hunter2hunter2",
         "credential-99",
+        "pass-value-1",
+        "passphrase-value-2",
+        "signature-value-3",
+        "session-value-4",
     }
     assert [len(v) for v in found] == sorted((len(v) for v in found), reverse=True)
     assert header_credentials({}) == ()

@@ -106,7 +106,9 @@ def key_missing(provider: ProviderSpec, env: Mapping[str, str] | None = None) ->
 
 #: a header whose name holds one of these words (any case) carries a credential: Azure's
 #: ``api-key``, a proxy's ``X-Acme-Token``, ``Authorization``, a ``Cookie``...
-_CREDENTIAL_NAME: Final = re.compile(r"auth|key|token|secret|password|cookie|credential", re.I)
+_CREDENTIAL_NAME: Final = re.compile(
+    r"auth|key|token|secret|pass|cookie|credential|signature|session", re.I
+)
 #: a credential header's value shorter than this is not taken for a secret: replacing
 #: it wherever it appears would redact ordinary words (``Basic``, a short tenant name)
 CREDENTIAL_MIN: Final = 8
@@ -115,9 +117,9 @@ CREDENTIAL_MIN: Final = 8
 def header_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
     """The credentials among a provider's (or a request's) ``headers``, longest first:
     the values of headers named like a credential (``auth``, ``key``, ``token``,
-    ``secret``, ``password``, ``cookie``, ``credential``), and for ``Bearer X`` or
-    ``Basic X`` also ``X``; none shorter than ``CREDENTIAL_MIN``. Other headers
-    (``anthropic-version: 2023-06-01``) are no secret. ``()`` for no headers."""
+    ``secret``, ``pass``, ``cookie``, ``credential``, ``signature``, ``session``), and
+    for ``Bearer X`` or ``Basic X`` also ``X``; none shorter than ``CREDENTIAL_MIN``. Other
+    headers (``anthropic-version: 2023-06-01``) are no secret. ``()`` for no headers."""
     found: set[str] = set()
     for name, raw in headers.items():
         if not _CREDENTIAL_NAME.search(name):

@@ -81,7 +81,8 @@ def page_problem(
         lower = name.lower()
         if lower == b"origin":
             origin = raw.decode("latin-1")
-            if not local_origin(origin):
+            # (an origin list, "a, b", is no browser's: each of it must be local)
+            if not all(local_origin(o) for o in origin.split(",")):
                 return (
                     f"refused a request from the web page {origin[:200]!r}: a gateway without"
                     " keys answers programs and pages of this machine only (configure [[keys]]"

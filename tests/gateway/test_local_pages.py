@@ -97,6 +97,8 @@ def test_several_origins_are_refused_when_one_is_foreign() -> None:
     both = [(b"origin", b"https://evil.example"), (b"origin", b"http://localhost:3000")]
     assert page_problem(both) is not None
     assert page_problem(list(reversed(both))) is not None
+    assert page_problem(_raw(origin="http://localhost:3000, https://evil.example")) is not None
+    assert page_problem(_raw(origin="http://localhost:3000, http://127.0.0.1")) is None
 
 
 def test_an_absolute_form_target_names_the_host() -> None:
