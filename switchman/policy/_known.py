@@ -10,51 +10,68 @@ same ``known_secrets`` that full redaction finds by value).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import re
 
 from switchman.policy._patterns_values import tag
 
 KIND = "api_key"
 
 
+@functools.lru_cache(maxsize=8)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """The secrets as one alternation, longest first: at each place the longest that
+    matches wins, and the text is read once, left to right, whole or streamed alike."""
+    return re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))
+
+
 def hide_known(text: str, secrets: tuple[str, ...]) -> tuple[str, dict[str, int]]:
-    """``text`` with every exact occurrence of ``secrets`` (longest first) replaced, and
-    how many were."""
-    found = 0
-    for secret in secrets:
-        if secret in text:
-            found += text.count(secret)
-            text = text.replace(secret, tag(KIND))
-    return text, ({KIND: found} if found else {})
+    """``text`` with every occurrence of ``secrets`` replaced, left to right (where two
+    overlap, the first to start goes), and how many were."""
+    if not secrets:
+        return text, {}
+    hidden, found = _pattern(secrets).subn(tag(KIND), text)
+    return hidden, ({KIND: found} if found else {})
 
 
 class KnownValues:
     """``hide_known`` over a stream: what ``feed``/``flush`` return, joined, equals
-    ``hide_known(whole text)[0]`` for any chunking. The last ``len(longest secret) - 1``
-    characters are held back, as the start of a secret may be among them."""
+    ``hide_known(whole text)[0]`` for any chunking. A place where a secret could still
+    start (the last ``len(longest secret) - 1`` characters) is held back until the text
+    after it decides it."""
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
         self._secrets = secrets
-        self._hold = max((len(s) for s in secrets), default=1) - 1
+        self._longest = max((len(s) for s in secrets), default=0)
         self._held = ""
         self._counts: dict[str, int] = {}
 
     def feed(self, chunk: str) -> str:
         """Take the next chunk; return the part now safe to emit (may be ``""``)."""
-        text, found = hide_known(self._held + chunk, self._secrets)
-        self._count(found)
-        cut = max(len(text) - self._hold, 0)
+        if not self._secrets:
+            return chunk
+        text = self._held + chunk
+        decided = len(text) - self._longest  # a match may start at or before this
+        out: list[str] = []
+        at = 0
+        for match in _pattern(self._secrets).finditer(text):
+            if match.start() > decided:
+                break
+            out += (text[at : match.start()], tag(KIND))
+            at = match.end()
+            self._counts[KIND] = self._counts.get(KIND, 0) + 1
+        cut = max(at, decided + 1)
+        out.append(text[at:cut])
         self._held = text[cut:]
-        return text[:cut]
+        return "".join(out)
 
     def flush(self) -> str:
-        """What is still held back, at the end of the stream."""
+        """The text still held back, decided at the end of the stream."""
         text, self._held = self._held, ""
-        return text
-
-    def _count(self, found: Mapping[str, int]) -> None:
+        hidden, found = hide_known(text, self._secrets)
         for kind, n in found.items():
             self._counts[kind] = self._counts.get(kind, 0) + n
+        return hidden
 
     @property
     def counts(self) -> dict[str, int]:

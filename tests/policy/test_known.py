@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from switchman.policy._known import KnownValues, hide_known
 
@@ -33,3 +35,27 @@ def test_stream_equals_whole_at_every_cut(size: int) -> None:
         out = "".join(stream.feed(p) for p in pieces) + stream.flush()
         assert out == whole, (first, size)
         assert stream.counts == counts
+
+
+#: keys whose ends overlap others' starts: the stream must still decide as the whole does
+OVERLAPPING = ("KEYAAAA0000-1", "0000-1BBBBKEY", "-1BBBB")
+
+
+@given(
+    pieces=st.lists(st.sampled_from([*OVERLAPPING, "KEYAAAA", "0000", "-1", "BBBB", " ", "x"])),
+    cuts=st.lists(st.integers(min_value=1, max_value=9), min_size=1),
+)
+@settings(max_examples=400, deadline=None)
+def test_overlapping_keys_stream_as_whole(pieces: list[str], cuts: list[int]) -> None:
+    text = "".join(pieces)
+    whole, counts = hide_known(text, OVERLAPPING)
+    stream = KnownValues(OVERLAPPING)
+    out, at, i = [], 0, 0
+    while at < len(text):
+        size = cuts[i % len(cuts)]
+        out.append(stream.feed(text[at : at + size]))
+        at, i = at + size, i + 1
+    assert "".join(out) + stream.flush() == whole
+    assert stream.counts == counts
+    for key in OVERLAPPING:  # (no key is left whole in what was shown)
+        assert key not in whole
