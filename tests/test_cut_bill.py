@@ -156,3 +156,37 @@ async def test_an_answer_that_ends_without_usage_is_billed_by_the_same_bound(
     assert result.usage.input_tokens == 8_000 + 2 + 4 + 16
     assert result.usage.output_tokens == CHUNKS * 10 * 4  # (it was 100, at 4 characters)
     assert spent == pytest.approx(MODEL.cost(8_022, CHUNKS * 10 * 4))
+
+
+async def test_a_continuation_that_only_repeated_the_answer_so_far_is_billed_for_it(
+    nursery: trio.Nursery,
+) -> None:
+    """A model without prefill, continuing a broken stream, first says again what was
+    already sent (switchman drops the repeat): it generated it all the same, and was sent the
+    prompt and the answer so far. It was billed nothing when it broke before new text."""
+    from tests.adapters.test_money_audit import ENV as MONEY_ENV
+    from tests.adapters.test_money_audit import chat_chunk, config, model, serve_scripted
+
+    said = "Hello world, and more. "
+
+    def unfinished() -> bytes:  # the text, then the end of the stream without a finish
+        return (chat_chunk({"content": said}) + "data: [DONE]\n\n").encode()
+
+    first, second = model("openai", "first"), model("openai", "second")
+    upstream = await nursery.start(serve_scripted, {"first": unfinished, "second": unfinished})
+    cfg = attrs.evolve(config(upstream, first, second), routes={})
+    call = Call(prompt="Say it.", model=first.alias, options=Options(fallback=(second.alias,)))
+    with trio.fail_after(15):
+        async with (
+            switchman.open_router(cfg, env=MONEY_ENV) as router,
+            router.stream(call) as items,
+        ):
+            got = [item async for item in items]
+    result = got[-1]
+    assert isinstance(result, switchman.Result) and result.status == "failed"
+    again = [a for a in result.trace.attempts if a.alias == second.alias]
+    assert again, result.trace.attempts
+    # its output: the repeat it generated; its input: the prompt and the answer so far
+    assert again[0].usage.output_tokens == math.ceil(len(said) / 4)
+    assert again[0].usage.input_tokens > math.ceil(len(said) / 4)
+    assert again[0].cost_usd > 0

@@ -434,6 +434,8 @@ async def _exchange(
     # continuing a broken stream without prefill: drop a repeated prefix
     dedupe = bool(run.sent_raw) and not model.supports_prefill
     pending = ""
+    # all the text such a continuation generated, its repeat included: what it is billed
+    raw: list[str] | None = [] if dedupe else None
     received = 0  # characters of text, against the most max_tokens can produce
     # (and a continuation's repeat of the text so far, counted before it is dropped)
     most_chars = out_tokens * MAX_CHARS_PER_TOKEN + (len(run.sent_raw) if dedupe else 0)
@@ -483,6 +485,8 @@ async def _exchange(
                             if ttft is None:
                                 ttft = trio.current_time() - started
                             received += len(piece)
+                            if raw is not None:
+                                raw.append(piece)
                             if received > most_chars:  # a runaway upstream: not an answer
                                 error = runaway(model, text, out_tokens, received)
                                 _cancel_attempt(env, model, attempt_id, error)
@@ -527,8 +531,9 @@ async def _exchange(
         )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
             billed: dict[str, Any] = {}
-            if text:  # output began: the provider bills what it generated, whoever left
-                usage = cut_usage(model, call, continued, text, out_tokens)
+            if received:  # output began: the provider bills what it generated, whoever left
+                generated = raw if raw is not None else text
+                usage = cut_usage(model, call, continued, generated, out_tokens)
                 run.cut_usd = model.cost(usage.input_tokens, usage.output_tokens)
                 billed = {"usage": usage, "cost_usd": run.cut_usd}
             record = AttemptRecord(
@@ -587,7 +592,8 @@ async def _exchange(
         answer = "".join(text)
         usage = end.usage
         if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
-            usage = attrs.evolve(usage, output_tokens=partial_output_tokens(text, out_tokens))
+            generated = raw if raw is not None else text  # (a continuation's repeat too)
+            usage = attrs.evolve(usage, output_tokens=partial_output_tokens(generated, out_tokens))
         if usage.input_tokens == 0:  # (the bound a cut attempt is billed: fair to plain text)
             usage = attrs.evolve(usage, input_tokens=fair_input_tokens(model, call, continued))
         # what the provider says it billed, when it says (fees included), else list price
@@ -647,13 +653,14 @@ async def _exchange(
     if error.provider is None:
         error.provider = model.provider
     billed = {}
-    if error.billed is None and text:
+    if error.billed is None and received:
         # the stream broke, stalled or errored after output began: the provider billed
         # what it generated, though the answer is not whole (its usage, when it said)
         error.billed = (0, 0)
     if error.billed is not None:  # an answer the provider bills though it failed here
         billed_in, billed_out = error.billed
-        cut = cut_usage(model, call, continued, text, out_tokens)  # where it did not say
+        generated = raw if raw is not None else text  # (a continuation's repeat too)
+        cut = cut_usage(model, call, continued, generated, out_tokens)  # where it did not say
         usage = Usage(
             input_tokens=billed_in or cut.input_tokens,
             output_tokens=billed_out or cut.output_tokens,
