@@ -16,10 +16,11 @@ its job running and stored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
 import attrs
@@ -109,6 +110,8 @@ ROUTES: Final = (
     ("GET", "/openapi.json", "get_openapi"),
     ("GET", "/ws", "websocket"),
 )
+#: ``?wait`` long-polls one team may hold at once (``Gateway._long_poll``)
+POLLS_PER_KEY: Final = 256
 _PUBLIC: Final = frozenset({"/health"})
 _WHOLE_PATH: Final = frozenset({"model"})
 #: the failures a 503 tells a client when to retry (``_causes.retry_hint``)
@@ -190,6 +193,8 @@ class Gateway:
         self.rates = KeyRates()
         #: websockets open per team (a key's handle; None for the gateway without keys)
         self.sockets: dict[str | None, int] = {}
+        #: ``?wait`` long-polls held per team (``_long_poll``)
+        self.polls: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -387,6 +392,27 @@ class Gateway:
     def _wait(self, req: Request) -> float:
         return req.query_number("wait", low=0, high=MAX_WAIT_S) or 0.0
 
+    @contextlib.contextmanager
+    def _long_poll(self, principal: Principal) -> Iterator[bool]:
+        """Whether this ``?wait`` may wait: a team (a key's handle) holds at most
+        ``POLLS_PER_KEY`` waits at once, and past them one answers at once, as if its wait
+        had run out (each held wait is a task and a connection: one key must not take the
+        gateway's memory). The gateway without keys is one caller: not bounded."""
+        owner = principal.owner
+        held = self.polls.get(owner, 0) if owner is not None else 0
+        if owner is None or held >= POLLS_PER_KEY:
+            yield owner is None
+            return
+        self.polls[owner] = held + 1
+        try:
+            yield True
+        finally:
+            left = self.polls.get(owner, 1) - 1
+            if left > 0:
+                self.polls[owner] = left
+            else:
+                self.polls.pop(owner, None)
+
     # -- jobs ---------------------------------------------------------------------------------
 
     async def post_call(self, req: Request, send: Send, principal: Principal) -> None:
@@ -401,8 +427,9 @@ class Gateway:
         job_id = await self.submit(call, principal)
         location = [(b"location", f"/result/{job_id}".encode())]
         if wait > 0:
-            with trio.move_on_after(wait):
-                await self.runner.wait(job_id)
+            with self._long_poll(principal) as may_wait, trio.move_on_after(wait):
+                if may_wait:
+                    await self.runner.wait(job_id)
             record = await self.store.get_job(job_id)
             if record is not None and record.finished:
                 await send_json(send, 200, job_body(record, self.view(principal)), location)
@@ -416,8 +443,9 @@ class Gateway:
         wait = self._wait(req)
         record = await self.visible_job(job_id, principal)
         if not record.finished and wait > 0:
-            with trio.move_on_after(wait):
-                await self.runner.wait(job_id)
+            with self._long_poll(principal) as may_wait, trio.move_on_after(wait):
+                if may_wait:
+                    await self.runner.wait(job_id)
             record = await self.visible_job(job_id, principal)
         await send_json(send, 200, job_body(record, self.view(principal)))
 

@@ -3,7 +3,10 @@ runs at once (``router.capacity`` x 4), so another team's call still runs."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import attrs
+import pytest
 import trio
 
 from switchman.catalog import RouterConfig
@@ -56,3 +59,36 @@ async def test_the_gateway_without_keys_is_one_caller_and_may_use_it_all() -> No
             full = await gw.client.post("/call", json=hang)
             assert full.status_code == 503
             assert full.json()["error"]["message"] == "too many calls in flight; retry shortly"
+
+
+async def test_a_team_holds_a_bounded_number_of_long_polls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each held ``?wait`` is a task and a connection: past a team's bound one answers at
+    once, as if its wait had run out, while other teams still wait."""
+    from switchman.gateway import _app
+
+    monkeypatch.setattr(_app, "POLLS_PER_KEY", 2)
+    router = FakeRouter(make_config(keys=KEYS))
+    hang = {"prompt": "wait", "model": "hang"}
+    team_a, team_b = bearer("secret-a"), bearer("secret-b")
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            job = (await gw.client.post("/call", json=hang, headers=team_a)).json()["job_id"]
+            other = (await gw.client.post("/call", json=hang, headers=team_b)).json()["job_id"]
+            async with trio.open_nursery() as polls:
+                for _ in range(2):  # the team's two waits, held
+                    polls.start_soon(
+                        partial(gw.client.get, f"/result/{job}?wait=30", headers=team_a)
+                    )
+                await router.wait_for_calls(2)
+                await trio.sleep(1.0)  # (both waits are held by now: loopback takes ms)
+                t0 = trio.current_time()
+                third = await gw.client.get(f"/result/{job}?wait=10", headers=team_a)
+                assert third.status_code == 200 and third.json()["status"] == "running"
+                assert trio.current_time() - t0 < 5  # at once, not after its 10 s
+                t0 = trio.current_time()
+                theirs = await gw.client.get(f"/result/{other}?wait=0.5", headers=team_b)
+                assert theirs.json()["status"] == "running"
+                assert trio.current_time() - t0 >= 0.45  # the other team's wait was held
+                polls.cancel_scope.cancel()
