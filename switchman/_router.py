@@ -359,10 +359,6 @@ def _longest_first(values: set[str]) -> tuple[str, ...]:
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
 
-#: request headers that carry a credential: a provider given one needs no key from the env
-_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "api-key"})
-
-
 def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
     """``config`` (built in Python) with load_config's key rule applied: a provider whose
     API key ``env`` lacks is disabled with the reason load_config gives (``missing API
@@ -373,7 +369,7 @@ def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
         name: (
             attrs.evolve(p, disabled_reason=reason)
             if p.disabled_reason is None
-            and not any(h.lower() in _CREDENTIAL_HEADERS for h in p.headers)
+            and not header_credentials(p.headers)  # (a credential there needs no key)
             and (reason := key_missing(p, env)) is not None
             else p
         )
