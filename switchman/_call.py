@@ -180,8 +180,8 @@ def _strings(
 #: write it back, and a document of hundreds of levels is no one's metadata
 MAX_JSON_DEPTH = 32
 #: how large free-form JSON may be, in characters as JSON (about: strings and keys with
-#: their quotes, 20 a number, separators): every job stores it, and retention counts jobs,
-#: not bytes (3.5 MB a job, of text or of numbers, let one key fill a disk)
+#: their quotes, a number's digits, separators): every job stores it, and retention counts
+#: jobs, not bytes (3.5 MB a job, of text or of numbers, let one key fill a disk)
 MAX_JSON_CHARS = 65_536
 
 
@@ -213,8 +213,16 @@ def _json_text(errors: list[FieldError], name: str, value: object) -> None:
         elif isinstance(item, list | tuple):
             chars += 2
             pending.extend((f"{path}[{i}]", sub, depth + 1) for i, sub in enumerate(item))
-        else:  # a number, true, false, null
-            chars += 20
+        elif item is None or isinstance(item, bool):
+            chars += 5
+        elif isinstance(item, int):  # (its digits, without writing a number of 400 out)
+            chars += int(item.bit_length() * 0.302) + 2
+        elif isinstance(item, float):
+            chars += 24
+            if not math.isfinite(item):
+                errors.append(FieldError(path, "must be a finite number (JSON has no NaN)"))
+        else:
+            errors.append(FieldError(path, f"is not a JSON value ({type(item).__name__})"))
         if chars > MAX_JSON_CHARS:
             errors.append(
                 FieldError(name, f"comes to more than {MAX_JSON_CHARS:,} characters as JSON")

@@ -57,6 +57,7 @@ from switchman.actors._persister import LedgerTap, Persistence, load_state, run_
 from switchman.actors._provider import run_provider_actor
 from switchman.catalog._config import (
     api_key,
+    credential_header,
     header_credentials,
     key_missing,
     load_config,
@@ -369,7 +370,7 @@ def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
         name: (
             attrs.evolve(p, disabled_reason=reason)
             if p.disabled_reason is None
-            and not header_credentials(p.headers)  # (a credential there needs no key)
+            and not any(credential_header(h) and v.strip() for h, v in p.headers.items())
             and (reason := key_missing(p, env)) is not None
             else p
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -378,3 +379,20 @@ def test_a_stop_sequence_may_be_whitespace_but_not_empty() -> None:
     assert tuple(Params(stop=["\n\n", " "]).stop) == ("\n\n", " ")
     with pytest.raises(switchman.ValidationError, match=r"stop\[0\]: must be a non-empty string"):
         Params(stop=("",))
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field", "said"),
+    [
+        ({"x": {1, 2}}, "metadata.x", "is not a JSON value (set)"),
+        ({"x": [b"raw"]}, "metadata.x[0]", "is not a JSON value (bytes)"),
+        ({"f": float("nan")}, "metadata.f", "must be a finite number (JSON has no NaN)"),
+        ({"n": [10**4000] * 20}, "metadata", "comes to more than 65,536 characters as JSON"),
+    ],
+)
+def test_metadata_is_json_and_held_to_its_size(metadata: Any, field: str, said: str) -> None:
+    """It is written back wherever the call goes (results, traces, the job store)."""
+    with pytest.raises(ValidationError) as exc:
+        Call(prompt="hi", metadata=metadata)
+    assert fields(exc)[field] == said
+    Call(prompt="hi", metadata={"ok": [1, 2.5, None, True, "x", {"deep": [10**30]}]})

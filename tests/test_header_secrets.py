@@ -23,7 +23,7 @@ import switchman
 from switchman import Call
 from switchman.adapters._sse import scrub
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec
-from switchman.catalog._config import header_credentials, provider_secrets
+from switchman.catalog._config import credential_header, header_credentials, provider_secrets
 from switchman.store import open_store
 from tests._simfleet import streamed as streamed_call
 from tests.gateway._fakes import running_gateway
@@ -227,6 +227,51 @@ def test_credential_headers_are_found_by_name_and_other_headers_are_not() -> Non
     }
     assert [len(v) for v in found] == sorted((len(v) for v in found), reverse=True)
     assert header_credentials({}) == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "carries"),
+    [
+        ("Authorization", True),
+        ("X-Auth-Token", True),
+        ("Ocp-Apim-Subscription-Key", True),
+        ("X-Private-Token", True),
+        ("X-JWT", True),
+        ("X-Session-Id", True),
+        ("X-Passthrough", False),  # (a word that begins with "pass" is not one)
+        ("X-Bypass-Cache", False),
+        ("X-Author", False),
+        ("X-Monkey-Id", False),
+        ("anthropic-version", False),
+    ],
+)
+def test_a_credential_header_is_known_by_a_word_of_its_name(name: str, carries: bool) -> None:
+    assert credential_header(name) is carries
+
+
+async def test_a_python_config_whose_key_is_in_a_short_header_is_not_disabled() -> None:
+    """A credential header of any length counts as the provider's key (it is not hidden
+    under 8 characters, but it is a key); a header that merely looks like one does not."""
+    url = "http://127.0.0.1:9/v1"  # (never asked: nothing is called)
+    with_key = ProviderSpec(
+        name="p", kind="openai", base_url=url, api_key_env="UNSET_X", headers={"api-key": "s7"}
+    )
+    passthrough = ProviderSpec(
+        name="q",
+        kind="openai",
+        base_url=url,
+        api_key_env="UNSET_Y",
+        headers={"X-Passthrough": "yes-please-1"},
+    )
+    models = {
+        "m": ModelSpec(alias="m", provider="p", model_id="m"),
+        "n": ModelSpec(alias="n", provider="q", model_id="n"),
+    }
+    config = Config(providers={"p": with_key, "q": passthrough}, models=models)
+    async with switchman.open_router(config, env={}) as router:
+        reasons = {p.name: p.disabled_reason for p in router.status().providers}
+    assert reasons["p"] is None
+    assert reasons["q"] is not None and "UNSET_Y" in reasons["q"]
 
 
 def test_a_providers_secrets_are_its_key_and_its_credential_headers() -> None:

@@ -106,9 +106,24 @@ def key_missing(provider: ProviderSpec, env: Mapping[str, str] | None = None) ->
 
 #: a header whose name holds one of these words (any case) carries a credential: Azure's
 #: ``api-key``, a proxy's ``X-Acme-Token``, ``Authorization``, a ``Cookie``...
-_CREDENTIAL_NAME: Final = re.compile(
-    r"auth|key|token|secret|pass|cookie|credential|signature|session", re.I
+#: the words of a header's name (split at ``-`` and ``_``) that say it carries a credential:
+#: ``X-Api-Key``, ``X-Proxy-Token``, ``Authorization``, ``X-Passphrase``; not
+#: ``X-Passthrough`` or ``X-Bypass-Cache``
+_CREDENTIAL_WORDS: Final = re.compile(
+    r"(?:auth(?:orization|entication|n|z)?"
+    r"|(?:api|access|secret|private|app|client|account|master|service|subscription)?keys?"
+    r"|(?:access|refresh|id|auth|bearer|session|api|csrf|xsrf)?tokens?"
+    r"|(?:client|app|api|shared)?secrets?|pass(?:word|wd|phrase)?|pwd|cookie"
+    r"|credentials?|signature|sig|session|sid|jwt|hmac|private)",
+    re.I,
 )
+
+
+def credential_header(name: str) -> bool:
+    """Whether a header named ``name`` carries a credential (by a word of its name)."""
+    return any(_CREDENTIAL_WORDS.fullmatch(word) for word in re.split(r"[-_]", name))
+
+
 #: a credential header's value shorter than this is not taken for a secret: replacing
 #: it wherever it appears would redact ordinary words (``Basic``, a short tenant name)
 CREDENTIAL_MIN: Final = 8
@@ -122,7 +137,7 @@ def header_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
     headers (``anthropic-version: 2023-06-01``) are no secret. ``()`` for no headers."""
     found: set[str] = set()
     for name, raw in headers.items():
-        if not _CREDENTIAL_NAME.search(name):
+        if not credential_header(name):
             continue
         value = raw.strip()
         scheme, _, token = value.partition(" ")

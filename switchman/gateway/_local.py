@@ -62,10 +62,13 @@ def local_origin(origin: str) -> bool:
     try:
         parts = urlsplit(origin.strip())
         host = parts.hostname
+        parts.port  # noqa: B018 (a port that is not one raises)
     except ValueError:
         return False
     if parts.scheme not in ("http", "https") or not host:
         return False
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return False  # (an origin is a scheme, a host and a port: nothing after)
     ip = _ip(host)
     return ip.is_loopback if ip is not None else _local_name(host)
 
@@ -81,8 +84,8 @@ def page_problem(
         lower = name.lower()
         if lower == b"origin":
             origin = raw.decode("latin-1")
-            # (an origin list, "a, b", is no browser's: each of it must be local)
-            if not all(local_origin(o) for o in origin.split(",")):
+            # (an origin list, "a b" or "a, b", is no browser's: each of it must be local)
+            if not all(local_origin(o) for o in origin.replace(",", " ").split() or [""]):
                 return (
                     f"refused a request from the web page {origin[:200]!r}: a gateway without"
                     " keys answers programs and pages of this machine only (configure [[keys]]"

@@ -166,14 +166,17 @@ def rate_settle(
 ) -> RateBudget:
     """Correct the token bucket once a call's real usage is known.
 
-    Gives back ``estimated - actual`` (or takes the excess). The provider's own
-    counters are left alone: its next response headers already count the call.
+    Gives back ``estimated - actual`` (or takes the excess), down to a debt of one
+    minute's tokens at most: a usage report past any request's (a garbage count, or
+    several at once) holds the provider back a minute at most, not for hours. The
+    provider's own counters are left alone: its next response headers already count the
+    call, and a real shortage shows there (and in its 429s).
     """
     cur = _refill(b, now)
     if cur.tpm is None:
         return cur
     level = min(float(cur.tpm), cur.tokens + estimated_tokens - actual_tokens)
-    return attrs.evolve(cur, tokens=level)
+    return attrs.evolve(cur, tokens=max(level, -float(cur.tpm)))
 
 
 def rate_observe(

@@ -68,6 +68,7 @@ async def test_metadata_holding_more_text_than_it_may_is_named_and_nothing_is_st
                 {"n": [1234567890123] * 250_000},  # (numbers too: 3.7 MB of them)
                 {"e": [""] * 200_000},
                 {"l": [[]] * 200_000},
+                {"b": [int("9" * 4_000)] * 900},  # (numbers by their digits: 3.6 MB)
             ):
                 r = await gw.client.post("/call", json={"prompt": "hi", "metadata": large})
                 assert r.status_code == 422

@@ -55,6 +55,9 @@ def test_pages_of_this_machine_are_local(origin: str) -> None:
         "ws://localhost",
         "http://[::1",
         "",
+        "http://localhost:3000/path",  # (an origin is a scheme, a host and a port)
+        "http://localhost:notaport",
+        "http://user@localhost",
     ],
 )
 def test_other_pages_are_not(origin: str) -> None:
@@ -98,6 +101,9 @@ def test_several_origins_are_refused_when_one_is_foreign() -> None:
     assert page_problem(both) is not None
     assert page_problem(list(reversed(both))) is not None
     assert page_problem(_raw(origin="http://localhost:3000, https://evil.example")) is not None
+    # (RFC 6454's lists are separated by spaces)
+    assert page_problem(_raw(origin="http://localhost:3000 http://evil.example")) is not None
+    assert page_problem(_raw(origin="http://localhost/ http://evil.example")) is not None
     assert page_problem(_raw(origin="http://localhost:3000, http://127.0.0.1")) is None
 
 

@@ -151,6 +151,18 @@ def test_settle_gives_back_and_takes() -> None:
     assert b.tokens == 1000
 
 
+def test_a_report_past_any_request_costs_a_minute_of_tokens_at_most() -> None:
+    """A garbage count (or several at once) must not hold the provider back for hours:
+    the bucket owes one minute's tokens at most, so it is back within a minute."""
+    b = new_budget(None, 1000, 0.0)
+    for _ in range(5):
+        b = rate_settle(b, 0.0, estimated_tokens=100, actual_tokens=10**12)
+    assert b.tokens == -1000
+    retry_at, _ = rate_admit(b, 0.0, tokens=100)
+    assert retry_at is not None and retry_at <= 66.0  # (-1000 to +100 at 1000 a minute)
+    assert rate_admit(b, 66.0, tokens=100)[0] is None
+
+
 def test_settle_without_tpm_is_a_noop_on_tokens() -> None:
     b = new_budget(10, None, 0.0)
     assert rate_settle(b, 0.0, estimated_tokens=5, actual_tokens=50).tokens == b.tokens
