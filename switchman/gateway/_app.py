@@ -60,7 +60,7 @@ from switchman.gateway._http import (
     start_event_stream,
 )
 from switchman.gateway._jobs import Draining, JobRunner, Overloaded, failed_result
-from switchman.gateway._limits import KeyRates
+from switchman.gateway._limits import Holdings, KeyRates
 from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._models_view import model_list, not_serving
@@ -192,9 +192,9 @@ class Gateway:
         self.drained = trio.Event()
         self.rates = KeyRates()
         #: websockets open per team (a key's handle; None for the gateway without keys)
-        self.sockets: dict[str | None, int] = {}
+        self.sockets = Holdings()
         #: ``?wait`` long-polls held per team (``_long_poll``)
-        self.polls: dict[str, int] = {}
+        self.polls = Holdings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -399,19 +399,11 @@ class Gateway:
         had run out (each held wait is a task and a connection: one key must not take the
         gateway's memory). The gateway without keys is one caller: not bounded."""
         owner = principal.owner
-        held = self.polls.get(owner, 0) if owner is not None else 0
-        if owner is None or held >= POLLS_PER_KEY:
-            yield owner is None
+        if owner is not None and self.polls.held(owner) >= POLLS_PER_KEY:
+            yield False
             return
-        self.polls[owner] = held + 1
-        try:
+        with self.polls.holding(owner):
             yield True
-        finally:
-            left = self.polls.get(owner, 1) - 1
-            if left > 0:
-                self.polls[owner] = left
-            else:
-                self.polls.pop(owner, None)
 
     # -- jobs ---------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from switchman._channels import send_soon
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, ErrorInfo, Result
+from switchman.gateway._limits import Holdings
 from switchman.gateway._protocol import RouterHandle
 from switchman.store import JobStore
 
@@ -106,7 +107,7 @@ class JobRunner:
         self._max = max_in_flight
         #: the most one owner may hold
         self._owner_max = max(max_in_flight // 2, 1)
-        self._by_owner: dict[str, int] = {}
+        self._by_owner = Holdings()
         self._job_ids = job_ids
         self._jobs: dict[str, _Job] = {}
         self._idle = trio.Event()
@@ -133,12 +134,11 @@ class JobRunner:
             raise Draining
         if len(self._jobs) >= self._max:
             raise Overloaded
-        held = self._by_owner.get(owner, 0) if owner is not None else 0
-        if held >= self._owner_max:
+        held = self._by_owner.held(owner)
+        if owner is not None and held >= self._owner_max:
             raise Overloaded(owner_full=held)
         job_id = self._job_ids()
-        if owner is not None:  # (counted from here: the store's write is a checkpoint)
-            self._by_owner[owner] = held + 1
+        self._by_owner.take(owner)  # (counted from here: the store's write is a checkpoint)
         try:
             # stored as running: the job starts right below (a separate queued -> running
             # write cost a thread round trip before the call could begin)
@@ -150,7 +150,7 @@ class JobRunner:
                 running=True,
             )
         except BaseException:
-            self._forget_owner(owner)
+            self._by_owner.give_back(owner)
             raise
         self._jobs[job_id] = _Job(owner=owner)
         self._idle = trio.Event()
@@ -242,17 +242,9 @@ class JobRunner:
         if sink is not None:
             await _deliver(sink, job.result)
 
-    def _forget_owner(self, owner: str | None) -> None:
-        if owner is not None:
-            left = self._by_owner.get(owner, 1) - 1
-            if left > 0:
-                self._by_owner[owner] = left
-            else:
-                self._by_owner.pop(owner, None)
-
     def _release(self, job_id: str) -> None:
         job = self._jobs.pop(job_id)
-        self._forget_owner(job.owner)
+        self._by_owner.give_back(job.owner)
         if self._on_result is not None and job.result is not None:
             try:
                 self._on_result(job.result)

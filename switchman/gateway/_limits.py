@@ -11,7 +11,9 @@ trio clock as ``now``. Nothing here blocks or can be cancelled midway.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Final
 
 from switchman.gateway._auth import Principal
@@ -20,6 +22,37 @@ from switchman.policy._ratelimit import RateBudget, new_budget, rate_admit
 
 #: the header a websocket error's ``retry_after_s`` is read from
 RETRY_AFTER: Final = b"retry-after"
+
+
+class Holdings:
+    """How many of something (jobs in flight, websockets, long-polls) each team holds: a
+    key's handle, ``None`` for the gateway without keys. A team holding none has no entry,
+    so the map is as large as the teams busy now."""
+
+    def __init__(self) -> None:
+        self._held: dict[str | None, int] = {}
+
+    def held(self, owner: str | None) -> int:
+        return self._held.get(owner, 0)
+
+    def take(self, owner: str | None) -> None:
+        self._held[owner] = self._held.get(owner, 0) + 1
+
+    def give_back(self, owner: str | None) -> None:
+        left = self._held.get(owner, 1) - 1
+        if left > 0:
+            self._held[owner] = left
+        else:
+            self._held.pop(owner, None)
+
+    @contextlib.contextmanager
+    def holding(self, owner: str | None) -> Iterator[None]:
+        """One more held by ``owner`` for the block, given back however it ends."""
+        self.take(owner)
+        try:
+            yield
+        finally:
+            self.give_back(owner)
 
 
 class KeyRates:

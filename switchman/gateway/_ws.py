@@ -171,22 +171,14 @@ async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Sen
         principal = await _key_message(gw, receive, send)
         if principal is None:
             return
-    owner = principal.owner
-    gw.sockets[owner] = gw.sockets.get(owner, 0) + 1
-    try:
+    with gw.sockets.holding(principal.owner):
         await _serve_connection(gw, principal, receive, send)
-    finally:
-        left = gw.sockets.get(owner, 1) - 1
-        if left > 0:
-            gw.sockets[owner] = left
-        else:
-            gw.sockets.pop(owner, None)
 
 
 def _sockets_full(gw: Gateway, principal: Principal) -> HttpError | None:
     """A 429 when ``principal``'s team already holds ``SOCKETS_PER_KEY`` sockets (the
     gateway without keys, one caller of its own machine, has no such limit)."""
-    held = gw.sockets.get(principal.owner, 0)
+    held = gw.sockets.held(principal.owner)
     if principal.owner is None or held < SOCKETS_PER_KEY:
         return None
     return HttpError(
