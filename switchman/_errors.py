@@ -40,7 +40,7 @@ refused by a budget whether it came from ``raise_for_status`` or elsewhere, and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 import attrs
 
@@ -344,58 +344,27 @@ class CallCancelled(CallFailed):
     code = "cancelled"
 
 
-# A failed result's code as the class that code names, and a CallFailed carrying the result
+def _failed_as(kind: type[SwitchmanError]) -> type[CallFailed]:
+    """A ``CallFailed`` that is also a ``kind``, for a failed result of ``kind``'s code. A
+    traceback names it as the class a caller catches (``switchman.BudgetExceeded``)."""
+    name = kind.__name__
+    made = type(name, (CallFailed, kind), {"code": kind.code, "__module__": "switchman"})
+    made.__qualname__ = name
+    return cast("type[CallFailed]", made)
 
 
-class _FailedOverBudget(CallFailed, BudgetExceeded):
-    code = BudgetExceeded.code
-
-
-class _FailedNoEligibleModel(CallFailed, NoEligibleModel):
-    code = NoEligibleModel.code
-
-
-class _FailedPermissionDenied(CallFailed, PermissionDenied):
-    code = PermissionDenied.code
-
-
-class _FailedTimeout(CallFailed, AttemptTimeout):
-    code = AttemptTimeout.code
-
-
-class _FailedRateLimited(CallFailed, RateLimited):
-    code = RateLimited.code
-
-
-class _FailedRefused(CallFailed, Refused):
-    code = Refused.code
-
-
-for _failed in (
-    _FailedOverBudget,
-    _FailedNoEligibleModel,
-    _FailedPermissionDenied,
-    _FailedTimeout,
-    _FailedRateLimited,
-    _FailedRefused,
-):
-    # a traceback names the class a caller catches: switchman.BudgetExceeded, not the
-    # private class that is also a CallFailed
-    _failed.__module__ = "switchman"
-    _failed.__qualname__ = _failed.__name__ = _failed.__bases__[1].__name__
-
+#: a failed result's code -> the class raised for it (a CallFailed carrying the result)
 _FAILED_BY_CODE: Final[Mapping[str, type[CallFailed]]] = {
-    cls.code: cls
-    for cls in (
-        _FailedOverBudget,
-        _FailedNoEligibleModel,
-        _FailedPermissionDenied,
-        _FailedTimeout,
-        _FailedRateLimited,
-        _FailedRefused,
-        CallCancelled,
+    kind.code: _failed_as(kind)
+    for kind in (
+        BudgetExceeded,
+        NoEligibleModel,
+        PermissionDenied,
+        AttemptTimeout,
+        RateLimited,
+        Refused,
     )
-}
+} | {CallCancelled.code: CallCancelled}
 
 
 def failed_call_error(result: Result) -> CallFailed:
