@@ -20,6 +20,7 @@ from switchman import Call, Options, Params, Timeouts
 from switchman.catalog import Config, ModelSpec, ProviderSpec, RouterConfig, RouteSpec
 from switchman.catalog._spec import Kind
 from switchman.sim import FakeProviderServer, expected_answer
+from tests._rawhttp import serve_h11
 
 #: the fake key every provider is given; it must never be shown anywhere
 KEY: Final = "sk-test-SECRET123456789"
@@ -237,38 +238,14 @@ async def serve_key_rejecter(
     port = listeners[0].socket.getsockname()[1]
     rejecter = KeyRejecter(base_url=f"http://127.0.0.1:{port}")
 
+    def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        path = head.target.decode("latin-1")
+        rejecter.requests.append((trio.current_time(), path))
+        status, reply = {**BAD_KEY_REPLIES, **QUOTA_REPLIES}[path.split("/")[1]]
+        return status, [("content-type", "application/json")], json.dumps(reply).encode()
+
     async def handle(stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        path = ""
-        async with stream:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    try:
-                        data = await stream.receive_some(65536)
-                    except trio.BrokenResourceError:
-                        return
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Request):
-                    path = event.target.decode("latin-1")
-                    rejecter.requests.append((trio.current_time(), path))
-                elif isinstance(event, h11.EndOfMessage):
-                    name = path.split("/")[1]
-                    status, body = {**BAD_KEY_REPLIES, **QUOTA_REPLIES}[name]
-                    payload = json.dumps(body).encode()
-                    headers = [
-                        ("content-type", "application/json"),
-                        ("content-length", str(len(payload))),
-                    ]
-                    for reply in (
-                        h11.Response(status_code=status, headers=headers),
-                        h11.Data(data=payload),
-                        h11.EndOfMessage(),
-                    ):
-                        await stream.send_all(conn.send(reply) or b"")
-                    conn.start_next_cycle()
-                elif not isinstance(event, h11.Data):  # the client closed the connection
-                    return
+        await serve_h11(stream, answer)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handle, listeners)

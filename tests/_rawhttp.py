@@ -1,7 +1,10 @@
-"""A request read off a raw socket, for the tests' one-request-per-connection upstreams."""
+"""Requests read off a raw socket, for the tests' own upstreams."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import h11
 import trio
 
 
@@ -20,3 +23,41 @@ async def read_request_body(stream: trio.SocketStream) -> bytes:
     while len(body) < length:
         body += await stream.receive_some(65536)
     return body
+
+
+#: what a test upstream answers a request (its head and body) with: a status, headers and
+#: a body (its content-length is added)
+Answer = Callable[[h11.Request, bytes], tuple[int, list[tuple[str, str]], bytes]]
+
+
+async def serve_h11(stream: trio.SocketStream, answer: Answer) -> None:
+    """Answer each HTTP/1.1 request on ``stream`` with ``answer``, keeping the connection
+    open between them, until the client closes it."""
+    conn = h11.Connection(h11.SERVER)
+    request: h11.Request | None = None
+    body = b""
+    async with stream:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                request, body = event, b""
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                status, headers, payload = answer(request, body)
+                headers = [*headers, ("content-length", str(len(payload)))]
+                for reply in (
+                    h11.Response(status_code=status, headers=headers),
+                    h11.Data(data=payload),
+                    h11.EndOfMessage(),
+                ):
+                    await stream.send_all(conn.send(reply) or b"")
+                conn.start_next_cycle()
+            else:  # the client closed the connection
+                return

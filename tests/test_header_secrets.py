@@ -25,6 +25,7 @@ from switchman.adapters._sse import scrub
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec
 from switchman.catalog._config import credential_header, header_credentials, provider_secrets
 from switchman.store import open_store
+from tests._rawhttp import serve_h11
 from tests._simfleet import streamed as streamed_call
 from tests.gateway._fakes import running_gateway
 
@@ -123,42 +124,16 @@ async def serve_upstream(
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     upstream = Upstream(base_url=f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}")
 
+    def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = {k.decode(): v.decode() for k, v in head.headers}
+        request = json.loads(body)
+        upstream.seen.append((headers.get("api-key", ""), headers.get("x-proxy-authorization", "")))
+        prompt = request["messages"][-1]["content"]
+        mode = next((m for m in MODES if m in prompt), "text")
+        return _reply(mode, bool(request.get("stream")))
+
     async def handle(stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        headers: dict[str, str] = {}
-        body = b""
-        async with stream:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    try:
-                        data = await stream.receive_some(65536)
-                    except trio.BrokenResourceError:
-                        return
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Request):
-                    headers = {k.decode(): v.decode() for k, v in event.headers}
-                    body = b""
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    request = json.loads(body)
-                    upstream.seen.append(
-                        (headers.get("api-key", ""), headers.get("x-proxy-authorization", ""))
-                    )
-                    prompt = request["messages"][-1]["content"]
-                    mode = next((m for m in MODES if m in prompt), "text")
-                    status, out, payload = _reply(mode, bool(request.get("stream")))
-                    out.append(("content-length", str(len(payload))))
-                    for reply in (
-                        h11.Response(status_code=status, headers=out),
-                        h11.Data(data=payload),
-                        h11.EndOfMessage(),
-                    ):
-                        await stream.send_all(conn.send(reply) or b"")
-                    conn.start_next_cycle()
-                else:
-                    return
+        await serve_h11(stream, answer)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handle, listeners)

@@ -17,6 +17,7 @@ import switchman
 from switchman import Call, Options, RedactionOptions, RedactionOverride
 from switchman._call import REDACTION_ACKNOWLEDGEMENTS
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec
+from tests._rawhttp import serve_h11
 from tests._simfleet import streamed as streamed_call
 
 # Mistral's keys are 32 letters and digits: no prefix tells them from other text
@@ -66,42 +67,18 @@ async def serve_echo(*, task_status: trio.TaskStatus[Echo] = trio.TASK_STATUS_IG
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     echo = Echo(base_url=f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}")
 
+    def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        auth = dict(head.headers).get(b"authorization", b"").decode()
+        request = json.loads(body)
+        prompt = request["messages"][-1]["content"]
+        echo.seen.append(auth)
+        # the key alone: no "Bearer" in front to give it away
+        text = f"You sent key {auth.removeprefix('Bearer ')} and said: {prompt}"
+        headers, payload = _answer(text, bool(request.get("stream")))
+        return 200, [*headers, ("x-seen-authorization", auth)], payload  # in a header too
+
     async def handle(stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        auth = ""
-        body = b""
-        async with stream:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    try:
-                        data = await stream.receive_some(65536)
-                    except trio.BrokenResourceError:
-                        return
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Request):
-                    auth = dict(event.headers).get(b"authorization", b"").decode()
-                    body = b""
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    request = json.loads(body)
-                    prompt = request["messages"][-1]["content"]
-                    echo.seen.append(auth)
-                    # the key alone: no "Bearer" in front to give it away
-                    text = f"You sent key {auth.removeprefix('Bearer ')} and said: {prompt}"
-                    headers, payload = _answer(text, bool(request.get("stream")))
-                    headers.append(("content-length", str(len(payload))))
-                    headers.append(("x-seen-authorization", auth))  # in a header too
-                    for reply in (
-                        h11.Response(status_code=200, headers=headers),
-                        h11.Data(data=payload),
-                        h11.EndOfMessage(),
-                    ):
-                        await stream.send_all(conn.send(reply) or b"")
-                    conn.start_next_cycle()
-                else:
-                    return
+        await serve_h11(stream, answer)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handle, listeners)
