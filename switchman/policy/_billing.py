@@ -33,7 +33,7 @@ import attrs
 from switchman._call import Call
 from switchman._result import Usage
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._eligibility import CONTINUE_PROMPT, max_input_tokens
+from switchman.policy._eligibility import input_framing, input_texts, max_input_tokens
 
 #: the ASCII bytes, deleted to count the bytes of the rest of a text
 _ASCII: Final = bytes(range(128))
@@ -90,12 +90,9 @@ def fair_input_tokens(model: ModelSpec, call: Call, continuation: str = "") -> i
     """What the input of an attempt is billed for when the provider did not say: its texts
     by ``fair_tokens`` with the framing ``max_input_tokens`` counts, never above that bound
     (the reservation's) nor the model's context window."""
-    texts = [call.prompt or ""] if call.messages is None else [m.content for m in call.messages]
-    if continuation:
-        texts += [continuation, CONTINUE_PROMPT]
+    fair = sum(map(fair_tokens, input_texts(call, continuation)))
     bound = max_input_tokens(call, continuation)
-    framing = bound - sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
-    return min(sum(fair_tokens(t) for t in texts) + framing, bound, model.context_window)
+    return min(fair + input_framing(call, continuation), bound, model.context_window)
 
 
 def partial_output_tokens(text: list[str], max_tokens: int) -> int:

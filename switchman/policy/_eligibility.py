@@ -79,16 +79,26 @@ def max_input_tokens(call: Call, continuation: str = "") -> int:
     overspend. ``continuation`` is text already streamed that a continuing attempt sends
     again (with, at most, the turn asking to continue it).
     """
-    if call.messages is None:
-        size = len((call.prompt or "").encode())
-        messages = 1
-    else:
-        size = sum(len(m.content.encode()) for m in call.messages)
-        messages = len(call.messages)
+    return sum(len(t.encode()) for t in input_texts(call, continuation)) + input_framing(
+        call, continuation
+    )
+
+
+def input_texts(call: Call, continuation: str = "") -> list[str]:
+    """The texts an attempt of ``call`` sends (with a continuation's answer so far and the
+    turn asking to continue it)."""
+    texts = [call.prompt or ""] if call.messages is None else [m.content for m in call.messages]
     if continuation:
-        size += len(continuation.encode()) + len(CONTINUE_PROMPT)
+        texts += [continuation, CONTINUE_PROMPT]
+    return texts
+
+
+def input_framing(call: Call, continuation: str = "") -> int:
+    """The tokens an attempt's input costs beside its texts: per message and per request."""
+    messages = 1 if call.messages is None else len(call.messages)
+    if continuation:
         messages += 2  # the assistant prefix, and possibly a "continue" turn
-    return size + _TOKENS_PER_MESSAGE * messages + _TOKENS_PER_REQUEST
+    return _TOKENS_PER_MESSAGE * messages + _TOKENS_PER_REQUEST
 
 
 def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None) -> int:
