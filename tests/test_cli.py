@@ -134,7 +134,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def serving(
     home: Path, db: Path, *extra: str, env: Mapping[str, str] | None = None
 ) -> Iterator[Daemon]:
-    """``switchman serve --port 0 --db DB`` until the block ends (then killed if still up)."""
+    """``switchman serve --port 0 --db DB`` until the block ends (then killed if still up).
+
+    Without a ``--config``, the default simulator fleet with a seeded router: its models
+    answer a few calls in a hundred with an error or a 429, and a test's calls (many name
+    one model alone) then meet the same ones on every run."""
+    if "--config" not in extra:
+        seeded = home / "seeded.toml"
+        seeded.write_text("[router]\nseed = 7\n")
+        extra = (*extra, "--config", str(seeded))
     stderr = (home / f"serve-{time.monotonic_ns()}.err").open("w")
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", "0", "--db", str(db), *extra],
