@@ -52,8 +52,9 @@ class RedactionItem:
 
 @attrs.frozen(kw_only=True)
 class RedactionReport:
-    """What redaction did to the answer: ``performed`` (False only when a call turned it
-    off with the override) and a count per kind replaced (``api_key``, ``email``...)."""
+    """What redaction did to the answer: ``performed`` (whether it replaced anything; an
+    answer with nothing to hide, or a call that turned redaction off, has False) and a count
+    per kind replaced (``api_key``, ``email``...)."""
 
     performed: bool = False
     items: tuple[RedactionItem, ...] = ()

@@ -661,8 +661,12 @@ class Gateway:
                 raise HttpError(
                     404, "model_not_found", self._no_model(chat.call.model, principal), param=field
                 )
-            raise HttpError(400, "model_not_found", message, param=field)
-        call = self.admit(chat.call, principal)
+            field = _openai.v1_field(field)
+            raise HttpError(400, "model_not_found", f"{field}: {message}", param=field)
+        try:
+            call = self.admit(chat.call, principal)
+        except HttpError as refused:
+            raise _openai.v1_error(refused) from None
         if chat.stream:
             await self._chat_stream(send, call, principal, include_usage=chat.include_usage)
             return

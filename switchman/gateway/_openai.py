@@ -5,8 +5,12 @@ Pure functions (no I/O) used by the ``/v1`` routes. Request fields mapped to a
 or a list of text parts; an assistant turn with empty or whitespace-only content,
 as replayed histories have, is dropped), ``model``, ``temperature``, ``top_p``,
 ``max_completion_tokens`` (else ``max_tokens``), ``seed``, ``stop``, ``user``
-(the caller handle, and its account id), ``metadata``, and the extension
-``intent``. A request with neither ``max_completion_tokens`` nor ``max_tokens``
+(the caller handle, and its account id), ``metadata``, the extension
+``intent``, and the extension object ``switchman`` (the SDK's ``extra_body``):
+the call's ``intent``, ``min_trust``, ``capabilities`` and ``options``, which the
+chat-completions body has no place for, each checked as ``/call`` checks it and
+a bad one named as the request spelled it (``switchman.options.fallback[0]``).
+A request with neither ``max_completion_tokens`` nor ``max_tokens``
 asks for verbosity ``full`` (OpenAI's answer is as long as the model makes it;
 ``full`` asks for up to 16,384 output tokens, capped at each model's own
 maximum), not the native API's ``standard``. ``n`` must be 1; tools, function
@@ -84,6 +88,7 @@ from typing import Any, Final
 import attrs
 
 from switchman._call import INTENTS, Call, Caller, Message, Options, Params
+from switchman._convert import structure
 from switchman._errors import QUOTA_EXHAUSTED, ValidationError
 from switchman._result import Result, Usage
 from switchman.gateway._causes import describe, exclusion_kind, unrouted
@@ -229,6 +234,51 @@ def _unsupported(body: Mapping[str, Any], errors: list[tuple[str, str]]) -> None
         errors.append(("modalities", "only text output is supported"))
 
 
+#: what the ``switchman`` object of a request may hold: the call's own fields that the
+#: chat-completions body has no place for
+EXTENSION_FIELDS: Final = ("intent", "min_trust", "capabilities", "options")
+
+
+def _extension(raw: Any, errors: list[tuple[str, str]]) -> Mapping[str, Any]:
+    """The request's ``switchman`` object (the SDK's ``extra_body``); its unknown keys named."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        errors.append(("switchman", f"must be an object with any of {', '.join(EXTENSION_FIELDS)}"))
+        return {}
+    for key in raw:
+        if key not in EXTENSION_FIELDS:
+            errors.append(
+                (f"switchman.{key}", f"unknown field; allowed: {', '.join(EXTENSION_FIELDS)}")
+            )
+    return raw
+
+
+def v1_field(field: str) -> str:
+    """A ``Call`` field's name as a chat-completions request spells it."""
+    if field == "prompt":  # /v1 sends messages, never a prompt: the size check names prompt
+        return "messages"
+    head = field.split(".")[0].split("[")[0]
+    if head == "params":
+        return field.removeprefix("params.")
+    if head in ("min_trust", "capabilities", "options"):
+        return f"switchman.{field}"
+    return field
+
+
+def v1_error(err: HttpError) -> HttpError:
+    """A gateway error about a call's fields, as ``/v1`` answers it: the fields named as the
+    request spelled them, and a bad value (a 422 elsewhere) a 400, OpenAI's status for it."""
+    details = [{**d, "field": v1_field(d["field"])} for d in err.details or ()]
+    if err.status != 422:
+        return HttpError(
+            err.status, err.code, err.message, details=details, param=err.param, headers=err.headers
+        )
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details) or err.message
+    param = details[0]["field"] if details else None
+    return HttpError(400, "invalid_value", message, param=param, details=details)
+
+
 def chat_request(body: Any) -> ChatRequest:
     """A ``ChatRequest`` from a chat-completions body; ``HttpError(400)`` naming bad params."""
     if not isinstance(body, Mapping):
@@ -262,14 +312,33 @@ def chat_request(body: Any) -> ChatRequest:
     if metadata is not None and not isinstance(metadata, Mapping):
         errors.append(("metadata", "must be an object"))
         metadata = None
-    intent: Any = body.get("intent", "unknown")
-    if not isinstance(intent, str) or intent not in INTENTS:
-        errors.append(("intent", f"must be one of {', '.join(sorted(INTENTS))}"))
+    ext = _extension(body.get("switchman"), errors)
+    intent_name = "switchman.intent" if "intent" in ext else "intent"
+    intent: Any = ext.get("intent", body.get("intent", "unknown"))
+    if "intent" in ext and "intent" in body and body["intent"] != ext["intent"]:
+        errors.append(("intent", "differs from switchman.intent: give one of them"))
+    elif not isinstance(intent, str) or intent not in INTENTS:
+        errors.append((intent_name, f"must be one of {', '.join(sorted(INTENTS))}"))
         intent = "unknown"
     max_tokens = body.get("max_completion_tokens")
     max_name = "max_completion_tokens"
     if max_tokens is None:
         max_tokens, max_name = body.get("max_tokens"), "max_tokens"
+    options = Options(verbosity="full" if max_tokens is None else "standard")
+    if "options" in ext:
+        try:
+            options = structure(ext["options"], Options)
+        except ValidationError as exc:
+            errors.extend(
+                (
+                    "switchman.options" if f.field == "body" else f"switchman.options.{f.field}",
+                    f.message,
+                )
+                for f in exc.fields
+            )
+        else:
+            if "verbosity" not in ext["options"] and max_tokens is None:
+                options = attrs.evolve(options, verbosity="full")
     params: Params | None = None
     try:
         params = Params(
@@ -292,16 +361,15 @@ def chat_request(body: Any) -> ChatRequest:
                 model=model,  # type: ignore[arg-type]
                 intent=intent,
                 caller=Caller(handle=user or "anonymous", account_id=user or ""),
+                min_trust=ext.get("min_trust", "untrusted"),
+                capabilities=ext.get("capabilities", ()),
                 params=params or Params(),
                 # no limit asked for: as long an answer as the model gives (OpenAI's way)
-                options=Options(verbosity="full" if max_tokens is None else "standard"),
+                options=options,
                 metadata=dict(metadata or {}),
             )
         except ValidationError as exc:
-            # /v1 sends messages, never a prompt: the Call's size check names ``prompt``
-            errors.extend(
-                ("messages" if f.field == "prompt" else f.field, f.message) for f in exc.fields
-            )
+            errors.extend((v1_field(f.field), f.message) for f in exc.fields)
     if errors or call is None:
         param, message = errors[0]
         raise HttpError(

@@ -129,6 +129,42 @@ _HEALTH: Final = {
 }
 _STRINGS: Final = {"type": "array", "items": {"type": "string"}}
 
+_TRUST: Final[dict[str, Any]] = {"enum": ["untrusted", "standard", "trusted"]}
+_OPTIONS: Final[dict[str, Any]] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "verbosity": {"enum": ["minimal", "standard", "full"]},
+        "determinism": {"enum": ["strict", "best_effort", "off"]},
+        "timeouts": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ttft_ms": {"type": "integer"},
+                "soft_ms": {"type": "integer"},
+                "hard_ms": {"type": "integer"},
+            },
+        },
+        "redaction": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "mode": {"enum": ["auto", "off"]},
+                "override": {
+                    "type": "object",
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "acknowledgements": _STRINGS,
+                        "reason": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "max_cost_usd": {"type": "number", "minimum": 0},
+        "fallback": _STRINGS,
+    },
+}
+
 _SCHEMAS: Final[dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -198,7 +234,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     "key_id": {"type": ["string", "null"]},
                 },
             },
-            "min_trust": {"enum": ["untrusted", "standard", "trusted"]},
+            "min_trust": _TRUST,
             "capabilities": _STRINGS,
             "params": {
                 "type": "object",
@@ -211,40 +247,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
                     "stop": {**_STRINGS, "maxItems": 4},
                 },
             },
-            "options": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "verbosity": {"enum": ["minimal", "standard", "full"]},
-                    "determinism": {"enum": ["strict", "best_effort", "off"]},
-                    "timeouts": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "ttft_ms": {"type": "integer"},
-                            "soft_ms": {"type": "integer"},
-                            "hard_ms": {"type": "integer"},
-                        },
-                    },
-                    "redaction": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "mode": {"enum": ["auto", "off"]},
-                            "override": {
-                                "type": "object",
-                                "properties": {
-                                    "enabled": {"type": "boolean"},
-                                    "acknowledgements": _STRINGS,
-                                    "reason": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                    "max_cost_usd": {"type": "number", "minimum": 0},
-                    "fallback": _STRINGS,
-                },
-            },
+            "options": _OPTIONS,
             "metadata": {"type": "object"},
         },
     },
@@ -376,6 +379,18 @@ _SCHEMAS: Final[dict[str, Any]] = {
             "user": {"type": "string"},
             "metadata": {"type": "object"},
             "intent": {"type": "string", "description": "switchman extension"},
+            "switchman": {
+                "type": "object",
+                "description": "switchman extension (the SDK's extra_body): the call's own "
+                "fields, as /call takes them",
+                "additionalProperties": False,
+                "properties": {
+                    "intent": {"type": "string"},
+                    "min_trust": _TRUST,
+                    "capabilities": _STRINGS,
+                    "options": _OPTIONS,
+                },
+            },
         },
     },
     "ChatCompletion": {
