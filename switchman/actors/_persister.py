@@ -17,7 +17,12 @@ import attrs
 import trio
 
 from switchman.actors._board import StatusBoard
-from switchman.policy._budget import Ledger, ledger_from_snapshot, ledger_snapshot
+from switchman.policy._budget import (
+    Ledger,
+    held_in_snapshot,
+    ledger_from_snapshot,
+    ledger_snapshot,
+)
 from switchman.policy._learning import ModelStats
 
 log = logging.getLogger("switchman.persister")
@@ -36,7 +41,9 @@ class Persistence(Protocol):
 class LedgerTap:
     """The latest ledger value: ``hold`` is called by the ledger actor after every change
     (what a restarted ledger resumes from), the tap itself after every settle (spend
-    changed: what the persister saves)."""
+    changed). The persister saves it when spend or the reservations held changed: a
+    process stopped outright then restarts with its attempts in flight counted as spent
+    (``ledger_from_snapshot``), not forgotten."""
 
     def __init__(self) -> None:
         self.latest: Ledger | None = None
@@ -44,7 +51,11 @@ class LedgerTap:
         self.changed = trio.Event()
 
     def hold(self, ledger: Ledger) -> None:
+        held = self.latest is None or ledger.reservations is not self.latest.reservations
         self.latest = ledger
+        if held:  # a reservation made or ended: the set a restart would count changed
+            self.version += 1
+            self.changed.set()
 
     def __call__(self, ledger: Ledger) -> None:
         self.latest = ledger
@@ -94,6 +105,14 @@ async def load_state(
         spend = await store.load_spend()
         if spend:
             ledger = ledger_from_snapshot(spend)
+            count, usd = held_in_snapshot(spend)
+            if count:
+                log.warning(
+                    "%d attempt(s) were in flight when switchman last stopped: the most they"
+                    " could cost, $%.6f, is counted as spent against their budgets",
+                    count,
+                    usd,
+                )
     except ValueError as exc:
         log.warning("stored spend unreadable, starting from zero: %s", exc)
     stored = await store.load_stats()

@@ -264,17 +264,55 @@ def prune(ledger: Ledger, *, wall_now: float) -> Ledger:
 
 
 def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
-    """Settled spend as JSON-able ``{"nano_usd": {scope: {window key: nanos}}}``
-    (reservations are not kept)."""
+    """Settled spend as JSON-able ``{"nano_usd": {scope: {window key: nanos}}}``, and
+    the open reservations as ``"held"``: ``[{"nanos": n, "windows": [[scope, key], ...]}]``
+    (attempts in flight, whose bills a process stopped outright never learns)."""
     out: dict[str, dict[str, int]] = {}
     for (scope, key), nanos in sorted(ledger.spent.items()):
         out.setdefault(scope, {})[key] = nanos
-    return {"nano_usd": out}
+    snap: dict[str, Any] = {"nano_usd": out}
+    if ledger.reservations:
+        snap["held"] = [
+            {"nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
+            for _, r in sorted(ledger.reservations.items())
+        ]
+    return snap
+
+
+def held_in_snapshot(data: Mapping[str, Any]) -> tuple[int, float]:
+    """How many reservations a snapshot holds, and their sum in USD (0 and 0.0 if none)."""
+    held = data.get("held") or []
+    if not isinstance(held, list):
+        return 0, 0.0
+    amounts = [h.get("nanos", 0) for h in held if isinstance(h, Mapping)]
+    return len(amounts), from_nanos(sum(a for a in amounts if isinstance(a, int)))
 
 
 def ledger_from_snapshot(data: Mapping[str, Any]) -> Ledger:
     """The ledger a :func:`ledger_snapshot` describes (or an older snapshot, in whole
-    micro-dollars: ``{scope: {window key: micros}}``); raises ``ValueError`` on a bad shape."""
+    micro-dollars: ``{scope: {window key: micros}}``); raises ``ValueError`` on a bad shape.
+
+    A reservation still held when the snapshot was taken is counted as spent, all of it,
+    in the windows it was held in: its attempt was in flight when the process stopped, so
+    what the provider billed for it is not known, and it may have been all of it. Counting
+    less could let a budget be overspent after a restart."""
+    spent = _settled_from_snapshot(data)
+    held = data.get("held", [])
+    if not isinstance(held, list):
+        raise ValueError("held is not a list")
+    for h in held:
+        nanos = h.get("nanos") if isinstance(h, Mapping) else None
+        windows = h.get("windows") if isinstance(h, Mapping) else None
+        if not isinstance(nanos, int) or isinstance(nanos, bool) or not isinstance(windows, list):
+            raise ValueError(f"a held reservation is not {{nanos, windows}}: {h!r}")
+        for w in windows:
+            if not (isinstance(w, list) and len(w) == 2 and all(isinstance(x, str) for x in w)):
+                raise ValueError(f"a held reservation's window is not [scope, key]: {w!r}")
+            spent[(w[0], w[1])] = spent.get((w[0], w[1]), 0) + nanos
+    return Ledger(spent=spent)
+
+
+def _settled_from_snapshot(data: Mapping[str, Any]) -> dict[tuple[str, str], int]:
     scale = 1
     if "nano_usd" in data:
         data = data["nano_usd"]
@@ -290,7 +328,7 @@ def ledger_from_snapshot(data: Mapping[str, Any]) -> Ledger:
             if not isinstance(amount, int) or isinstance(amount, bool):
                 raise ValueError(f"spend of {scope!r} in {key!r} is not an integer")
             spent[(str(scope), str(key))] = amount * scale
-    return Ledger(spent=spent)
+    return spent
 
 
 def _used(ledger: Ledger, window: tuple[str, str]) -> int:

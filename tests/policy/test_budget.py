@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from switchman.policy._budget import (
     Ledger,
     Limit,
     Period,
+    held_in_snapshot,
     ledger_from_snapshot,
     ledger_snapshot,
     prune,
@@ -372,3 +374,34 @@ def test_a_refusal_without_figures_names_the_budget_and_its_reset() -> None:
         "the global day budget cannot cover the $1.000000 x could cost; "
         "it resets at 2026-11-27 00:00 UTC"
     )
+
+
+def test_a_hold_in_a_snapshot_is_spent_after_a_restart() -> None:
+    # an attempt in flight when the process stopped: its bill is never learned, so all of
+    # what it held counts, in the windows it held it in (a later window owes nothing)
+    led, _ = reserve(
+        Ledger(), [], scopes=["global", "caller:a"], amount_usd=2, reservation_id="a", wall_now=T0
+    )
+    led, _ = reserve(led, [], scopes=["global"], amount_usd=1, reservation_id="b", wall_now=T0)
+    led = settle(led, "b", actual_usd=0.25)
+    snap = ledger_snapshot(led)
+    assert snap["held"] == [
+        {"nanos": 2_000_000_000, "windows": [list(w) for w in led.reservations["a"].windows]}
+    ]
+    assert held_in_snapshot(snap) == (1, 2.0)
+    back = ledger_from_snapshot(json.loads(json.dumps(snap)))
+    assert back.reservations == {}
+    assert spent_usd(back, "global", "day", wall_now=T0) == pytest.approx(2.25)
+    assert spent_usd(back, "caller:a", "month", wall_now=T0) == pytest.approx(2.0)
+    assert spent_usd(back, "global", "day", wall_now=T0 + 86_400) == 0.0
+    # no hold: no "held" at all, as snapshots written before it were
+    assert "held" not in ledger_snapshot(settle(led, "a", actual_usd=0.0))
+    assert held_in_snapshot({"nano_usd": {}}) == (0, 0.0)
+    for bad in (
+        {"nano_usd": {}, "held": {}},
+        {"nano_usd": {}, "held": [{"nanos": "2"}]},
+        {"nano_usd": {}, "held": [{"nanos": 2, "windows": [["global"]]}]},
+        {"nano_usd": {}, "held": [{"nanos": True, "windows": []}]},
+    ):
+        with pytest.raises(ValueError):
+            ledger_from_snapshot(bad)

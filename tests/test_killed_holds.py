@@ -1,0 +1,110 @@
+"""A daemon killed outright (SIGKILL) while attempts are in flight restarts with what
+they could cost counted as spent: their bills are never learned, and forgetting them
+could let a budget be overspent. Real daemons on the simulator, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli import serving
+
+# a model that takes 30 s to answer, at $1,000 per million tokens each way: a call sent
+# max_tokens 1,000 holds about $1 of the day's $5
+SLOW_AND_DEAR = """
+[server]
+grace_s = 1.0
+
+[budgets]
+global_daily_usd = 5.0
+
+[[models]]
+alias = "sim/dear"
+provider = "sim"
+model_id = "dear"
+input_per_mtok = 1000.0
+output_per_mtok = 1000.0
+sim = { latency_ms = 30000, ttft_ms = 100 }
+"""
+
+
+def _held(db: Path) -> list[dict[str, object]]:
+    """The reservations the store holds now (read as another process would)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT value FROM spend WHERE key = 'nano_usd'").fetchone()
+        held = conn.execute("SELECT value FROM spend WHERE key = 'held'").fetchone()
+    assert row is not None or held is None
+    return [] if held is None else list(json.loads(held[0]))
+
+
+def _day_spent(port: int) -> float:
+    budgets = httpx.get(f"http://127.0.0.1:{port}/budgets", timeout=5).json()["budgets"]
+    (glob,) = [b for b in budgets if b["scope"] == "global"]
+    return float(glob["spent_usd"]["day"])
+
+
+def test_attempts_in_flight_at_a_kill_count_as_spent_after_the_restart(tmp_path: Path) -> None:
+    config = tmp_path / "switchman.toml"
+    config.write_text(SLOW_AND_DEAR)
+    db = tmp_path / "jobs.db"
+    body = {"prompt": "Take your time", "model": "sim/dear", "params": {"max_tokens": 1000}}
+    with serving(tmp_path, db, "--config", str(config)) as daemon:
+        base = f"http://127.0.0.1:{daemon.port}"
+        job_ids = [
+            httpx.post(f"{base}/call", json=body, timeout=5).json()["job_id"] for _ in range(2)
+        ]
+        deadline = time.monotonic() + 20
+        while len(_held(db)) < 2:  # both attempts' holds are on disk
+            assert time.monotonic() < deadline, "the holds never reached the store"
+            time.sleep(0.05)
+        held = _held(db)
+        assert _day_spent(daemon.port) == 0.0  # held, not spent, while the process lives
+        daemon.proc.kill()
+        daemon.proc.wait(timeout=10)
+    bound = sum(int(h["nanos"]) for h in held) / 1e9  # type: ignore[call-overload]
+    assert 1.5 < bound < 2.5
+    with serving(tmp_path, db, "--config", str(config)) as again:
+        assert _day_spent(again.port) == pytest.approx(bound)
+        for job_id in job_ids:
+            job = httpx.get(f"http://127.0.0.1:{again.port}/result/{job_id}", timeout=5).json()
+            assert job["status"] == "failed"
+        # what is left of the $5 covers fewer such calls than if the holds were forgotten
+        each = bound / 2
+        fit = int((5.0 - bound) / each + 1e-9)
+        assert fit < int(5.0 / each + 1e-9)
+        base = f"http://127.0.0.1:{again.port}"
+        ids = [httpx.post(f"{base}/call", json=body, timeout=5).json()["job_id"] for _ in range(5)]
+        deadline = time.monotonic() + 20
+        while True:
+            jobs = [httpx.get(f"{base}/result/{i}", timeout=5).json() for i in ids]
+            refused = [j for j in jobs if j["status"] == "failed"]
+            if len(refused) >= 5 - fit or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)  # (no more refusals follow)
+        jobs = [httpx.get(f"{base}/result/{i}", timeout=5).json() for i in ids]
+        refused = [j for j in jobs if j["status"] == "failed"]
+        assert len(refused) == 5 - fit, (bound, jobs)
+        assert {j["result"]["errors"][0]["code"] for j in refused} == {"budget_exceeded"}
+    err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
+    assert "2 attempt(s) were in flight when switchman last stopped" in err
+
+
+def test_a_clean_stop_leaves_no_hold_behind(tmp_path: Path) -> None:
+    config = tmp_path / "switchman.toml"
+    config.write_text(SLOW_AND_DEAR.replace("latency_ms = 30000", "latency_ms = 0"))
+    db = tmp_path / "jobs.db"
+    body = {"prompt": "Be quick", "model": "sim/dear", "params": {"max_tokens": 1000}}
+    with serving(tmp_path, db, "--config", str(config)) as daemon:
+        done = httpx.post(f"http://127.0.0.1:{daemon.port}/call?wait=20", json=body, timeout=30)
+        assert done.json()["status"] == "complete"
+        cost = done.json()["result"]["cost_usd"]
+        time.sleep(0.3)
+        assert _held(db) == []
+    with serving(tmp_path, db, "--config", str(config)) as again:
+        assert _day_spent(again.port) == pytest.approx(cost)
