@@ -534,7 +534,8 @@ async def _exchange(
             if received:  # output began: the provider bills what it generated, whoever left
                 generated = raw if raw is not None else text
                 usage = cut_usage(model, call, continued, generated, out_tokens)
-                run.cut_usd = model.cost(usage.input_tokens, usage.output_tokens)
+                # (unsaid: its fees at the most they can be, as its reservation held them)
+                run.cut_usd = most_cost(model, usage.input_tokens, usage.output_tokens)
                 billed = {"usage": usage, "cost_usd": run.cut_usd}
             record = AttemptRecord(
                 n=n,
@@ -591,17 +592,20 @@ async def _exchange(
             await _flush_held_back(env, run, n)
         answer = "".join(text)
         usage = end.usage
+        unsaid = usage.output_tokens == 0 and usage.input_tokens == 0
         if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
             generated = raw if raw is not None else text  # (a continuation's repeat too)
             usage = attrs.evolve(usage, output_tokens=partial_output_tokens(generated, out_tokens))
         if usage.input_tokens == 0:  # (the bound a cut attempt is billed: fair to plain text)
             usage = attrs.evolve(usage, input_tokens=fair_input_tokens(model, call, continued))
-        # what the provider says it billed, when it says (fees included), else list price
-        cost = (
-            end.cost_usd
-            if end.cost_usd is not None
-            else model.cost(usage.input_tokens, usage.output_tokens, end.cached_input_tokens)
-        )
+        # what the provider says it billed, when it says (fees included), else list price;
+        # with no usage at all, its fees at the most they can be (Perplexity's come with it)
+        if end.cost_usd is not None:
+            cost = end.cost_usd
+        elif unsaid:
+            cost = most_cost(model, usage.input_tokens, usage.output_tokens)
+        else:
+            cost = model.cost(usage.input_tokens, usage.output_tokens, end.cached_input_tokens)
         told = False
         if (
             end.cost_usd is not None  # (a cost from usage in bounds is in bounds)
@@ -666,7 +670,11 @@ async def _exchange(
             output_tokens=billed_out or cut.output_tokens,
         )
         if error.billed_cost_usd is None:
-            error.billed_cost_usd = model.cost(usage.input_tokens, usage.output_tokens)
+            i, o = usage.input_tokens, usage.output_tokens
+            # (fees: unsaid, at the most they can be)
+            error.billed_cost_usd = (
+                model.cost(i, o) if billed_in or billed_out else most_cost(model, i, o)
+            )
         billed = {"usage": usage, "cost_usd": error.billed_cost_usd}
     record = AttemptRecord(
         outcome=attempt_outcome(error),  # type: ignore[arg-type]

@@ -172,6 +172,10 @@ class _AnthropicStream:
         self._text = False
         self._done = False
 
+    @property
+    def finished(self) -> bool:
+        return self._stop_reason is not None
+
     def feed(self, data: bytes) -> list[StreamEvent]:
         return collect(self._handle, self._sse.feed(data))
 
@@ -180,7 +184,8 @@ class _AnthropicStream:
         if self._done:
             return events
         if self._stop_reason is not None:
-            return [*events, self._end()]
+            # the text is whole; a ``message_stop`` the connection cut is not text
+            return [*(e for e in events if not isinstance(e, Malformed)), self._end()]
         raise broken(self._adapter.provider, self._text, "without message_delta/message_stop")
 
     def _end(self) -> StreamEnd:

@@ -100,6 +100,12 @@ StreamEvent = ResponseStarted | TextDelta | Malformed | StreamEnd
 
 
 class StreamParser(Protocol):
+    @property
+    def finished(self) -> bool:
+        """The answer's finish reason arrived: its text is whole, and only its end marker
+        (and usage) may still follow. A stream cut or stalled now is ended by ``end``."""
+        ...
+
     def feed(self, data: bytes) -> list[StreamEvent]:
         """Parse the next bytes; raise a ``ProviderError`` for an error or refusal event."""
         ...

@@ -145,10 +145,10 @@ async def send_attempt(
 
     Time limits: no first token within ``ttft_timeout_s`` -> ``AttemptTimeout``;
     no bytes for ``stall_timeout_s`` -> ``StreamBroken`` once text was emitted,
-    else ``AttemptTimeout``. A stream that stalls after its finish reason is
-    finalised as complete. Connection failures before any text ->
-    ``TransientError``; after text -> ``StreamBroken``; a bad provider URL ->
-    ``BadRequest``.
+    else ``AttemptTimeout``. A stream that stalls after its finish reason (for half the
+    stall limit) or whose connection breaks after it is finalised as complete.
+    Connection failures before any text -> ``TransientError``; after text ->
+    ``StreamBroken``; a bad provider URL -> ``BadRequest``.
 
     Cancellation: if the caller's scope is cancelled midway the response is
     closed (its connection is dropped, not returned to the pool) and
@@ -481,13 +481,27 @@ async def _stream(
     provider: str,
     status: int,
 ) -> None:
-    """Feed the parser until it yields ``StreamEnd`` (emitted once) or the body ends."""
+    """Feed the parser until it yields ``StreamEnd`` (emitted once) or the body ends.
+
+    Once the parser has the finish reason (``finished``), the text is whole: the end
+    marker is waited for at most half the stall limit (it normally follows at once; the
+    caller's own stall clock, started by the last text, must not run out first), and a
+    connection that breaks before it ends the answer rather than failing it.
+    """
+    finish_by: float | None = None
     while True:
-        with trio.move_on_at(timer.next_deadline()) as scope:
+        deadline = timer.next_deadline()
+        if finish_by is not None:
+            deadline = min(deadline, finish_by)
+        with trio.move_on_at(deadline) as scope:
             try:
                 chunk: bytes | None = await chunks.__anext__()
             except StopAsyncIteration:
                 chunk = None
+            except _TRANSPORT_ERRORS:
+                if not parser.finished:
+                    raise
+                chunk = None  # cut after the finish reason: what is missing is no text
         if scope.cancelled_caught:
             try:
                 events = parser.end()  # complete once its finish reason was seen
@@ -510,6 +524,8 @@ async def _stream(
             await emit(event)
             if isinstance(event, StreamEnd):
                 return
+        if finish_by is None and parser.finished:
+            finish_by = trio.current_time() + timer.stall_timeout_s / 2
         if scope.cancelled_caught or chunk is None:
             raise BadReply(
                 "the stream ended without a final event", provider=provider, status=status

@@ -153,6 +153,9 @@ class _OllamaStream:
         self._text = False
         self._done = False
 
+    #: the event with the finish reason is the last one: there is nothing after it to wait for
+    finished = False
+
     def feed(self, data: bytes) -> list[StreamEvent]:
         return collect(self._handle, self._lines.feed(data))
 

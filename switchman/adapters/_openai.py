@@ -293,6 +293,10 @@ class _ChatStream:
         self._text = False
         self._done = False
 
+    @property
+    def finished(self) -> bool:
+        return self._finish is not None
+
     def feed(self, data: bytes) -> list[StreamEvent]:
         return collect(self._handle, self._sse.feed(data))
 
@@ -301,7 +305,10 @@ class _ChatStream:
         if self._done:
             return events
         if self._finish is not None:
-            return [*events, self._end()]
+            # the text is whole; what the connection cut mid-event after it (a partial
+            # ``[DONE]`` or usage chunk) is not text, and does not make the answer garbled
+            kept = [e for e in events if not isinstance(e, Malformed)]
+            return [*kept, self._end()]
         if self._refusal:
             self._adapter._check_finish(None, "".join(self._refusal), output_began=self._text)
         raise broken(self._adapter.provider, self._text, "without a finish reason")
@@ -356,6 +363,10 @@ class _ChatStream:
         events: list[StreamEvent] = []
         choice = first(chunk.get("choices"))
         delta = obj(choice.get("delta"))
+        if "delta" not in choice and "message" in choice:
+            # a server that ignored "stream": true and sent the whole completion (as JSON,
+            # or as one event): its message is the text
+            delta = obj(choice.get("message"))
         text = _content_text(delta.get("content"))
         if text:
             self._text = True
@@ -494,6 +505,10 @@ class _ResponsesStream:
         self._text = False
         self._done = False
 
+    @property
+    def finished(self) -> bool:
+        return self._finish is not None
+
     def feed(self, data: bytes) -> list[StreamEvent]:
         return collect(self._handle, self._sse.feed(data))
 
@@ -502,9 +517,11 @@ class _ResponsesStream:
         if self._done:
             return events
         if self._finish is not None:
+            # the text is whole, its usage never came (``response.completed`` carries it):
+            # billed as an answer without usage is, fees at the most they can be
             self._done = True
             return [
-                *events,
+                *(e for e in events if not isinstance(e, Malformed)),
                 StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model),
             ]
         raise broken(self._adapter.provider, self._text, "without response.completed")

@@ -586,14 +586,31 @@ def stream_error(
     status = fields.status
     if status is None:
         status = next(
-            (_STREAM_STATUS[c.lower()] for c in fields.codes if c.lower() in _STREAM_STATUS), 500
+            (_STREAM_STATUS[c.lower()] for c in fields.codes if c.lower() in _STREAM_STATUS),
+            None,
         )
+    if status is None:  # words alone (Ollama's ``{"error": "..."}``): what they say
+        status = _status_from_words(fields.message)
     error = classify(provider, status, {}, fields, secret=secret)
     if output_began and not isinstance(error, Refused):
         return StreamBroken(
             f"stream failed after output began: {error.message}", provider=provider, status=status
         )
     return error
+
+
+#: an error's words that say it is a rate limit, when no status or code does
+_RATE_TEXT: Final = re.compile(r"too many requests|rate[\s_-]?limit", re.IGNORECASE)
+
+
+def _status_from_words(message: str) -> int:
+    """The HTTP status an error event with no status or code stands for, by its words: a
+    rate limit 429, a prompt too long for the context 400, anything else 500."""
+    if _RATE_TEXT.search(message):
+        return 429
+    if _CONTEXT_TEXT.search(message):
+        return 400
+    return 500
 
 
 def broken(provider: str, output_began: bool, detail: str) -> StreamBroken:
