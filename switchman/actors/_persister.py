@@ -3,15 +3,17 @@
 The ledger hands each new ``Ledger`` value to a ``LedgerTap`` (a plain assignment,
 no await); the persister saves the latest one, and the providers' published
 statistics, every ``period_s`` when they changed, and once more when it is
-stopped, so budgets and learning survive a restart.
+stopped, so budgets and learning survive a restart. A store that cannot be written
+for a while (disk full, locked) costs no crash: what was not saved is saved later.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol
 
 import attrs
 import trio
@@ -24,6 +26,7 @@ from switchman.policy._budget import (
     ledger_snapshot,
 )
 from switchman.policy._learning import ModelStats
+from switchman.store import StoreError
 
 log = logging.getLogger("switchman.persister")
 
@@ -126,6 +129,11 @@ def _all_stats(board: StatusBoard) -> dict[tuple[str, str], ModelStats]:
     return out
 
 
+#: what a store raises when it cannot be written now (disk full, locked, failing): the
+#: persister keeps what it could not save and tries again, never crashes for it
+STORE_ERRORS: Final = (sqlite3.Error, OSError, StoreError)
+
+
 async def run_persister(
     store: Persistence,
     board: StatusBoard,
@@ -133,6 +141,7 @@ async def run_persister(
     *,
     period_s: float = 2.0,
     spend_delay_s: float = 0.05,
+    retry_s: float = 1.0,
     kept: Mapping[tuple[str, str], ModelStats] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -143,31 +152,52 @@ async def run_persister(
     loses at most the settles of its last ``spend_delay_s``, not of its last ``period_s``.
     ``kept``: statistics of models that are not running now, saved along unchanged, so a
     run without a provider (its key unset for a day) does not forget what was learned.
+
+    A save the store refuses (``STORE_ERRORS``: its disk full, its lock held) is logged
+    once per streak of failures (and once when saving works again); what it would have
+    saved stays unsaved, tried again every ``retry_s``. A persister started again (by
+    its supervisor) saves the spend it finds, whatever its predecessor saved.
     """
     kept = dict(kept or {})
 
     def all_stats() -> dict[tuple[str, str], ModelStats]:
         return {**kept, **_all_stats(board)}
 
-    saved_version = tap.version
+    # a ledger already there may hold what a predecessor could not save: saved once more
+    saved_version = tap.version - 1 if tap.latest is not None else tap.version
     saved_stats: dict[tuple[str, str], ModelStats] = all_stats()
+    failing: str | None = None  # why saving fails, during a streak of failures
+
+    async def saved(what: str, save: Callable[[], Awaitable[None]]) -> bool:
+        nonlocal failing
+        try:
+            await save()
+        except STORE_ERRORS as exc:
+            if failing is None:
+                log.error("cannot save %s: %s (kept, tried again every %gs)", what, exc, retry_s)
+            failing = str(exc) or type(exc).__name__
+            return False
+        if failing is not None:
+            log.warning("spend and statistics are saved again")
+            failing = None
+        return True
 
     async def flush_spend() -> None:
         nonlocal saved_version
-        if tap.version != saved_version and tap.latest is not None:
+        latest = tap.latest
+        if tap.version != saved_version and latest is not None:
             version = tap.version
-            await store.save_spend(ledger_snapshot(tap.latest))
-            saved_version = version
+            if await saved("spend", lambda: store.save_spend(ledger_snapshot(latest))):
+                saved_version = version
 
     async def flush() -> None:
         nonlocal saved_stats
         await flush_spend()
         stats = all_stats()
         if stats != saved_stats:
-            await store.save_stats(
-                stats_to_json(stats, now=trio.current_time(), wall_now=time.time())
-            )
-            saved_stats = stats
+            data = stats_to_json(stats, now=trio.current_time(), wall_now=time.time())
+            if await saved("learned statistics", lambda: store.save_stats(data)):
+                saved_stats = stats
 
     task_status.started()
     try:
@@ -178,7 +208,8 @@ async def run_persister(
                 if tap.version == saved_version:  # nothing unsaved yet: wait for a settle
                     tap.changed = trio.Event()
                     await tap.changed.wait()
-                await trio.sleep(spend_delay_s)  # let settles close together share a write
+                # let settles close together share a write (after a failed one: wait more)
+                await trio.sleep(spend_delay_s if failing is None else retry_s)
                 spent = True
             if spent:  # (saved outside the timer: a write is never cut in the middle)
                 await flush_spend()

@@ -535,6 +535,7 @@ class Gateway:
             jobs=await self.store.job_counts() if full else {},
             jobs_in_flight=self.runner.in_flight,
             draining=self.runner.draining,
+            store_problem=self.store.problem,
         )
         if not full:
             body = {"status": body["status"]}

@@ -8,7 +8,9 @@ Lifecycle in the store: ``running`` (stored on submit, as its task starts at
 once; the store's ``queued`` is for jobs that wait) → ``complete`` | ``failed``.
 A job a shutdown cuts short is stored ``failed`` with reason ``"shutdown"``: the
 router's own result for it when the router ends it in time (``cut_short``), else a bare
-one, in a shielded, bounded clean-up: nothing vanishes.
+one, in a shielded, bounded clean-up: nothing vanishes. A store that cannot be written
+(disk full, locked) refuses new jobs (``HttpError`` 503 ``store_unavailable``) and keeps
+the results of the jobs in flight in memory until it can write them (see ``store``).
 
 Waiting: each in-flight job has a ``trio.Event`` set once its final record is
 stored, so long-polls and ``?wait=`` wake at once instead of polling the store.
@@ -30,9 +32,10 @@ from switchman._channels import send_soon
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, ErrorInfo, Result
+from switchman.gateway._http import HttpError
 from switchman.gateway._limits import Holdings
 from switchman.gateway._protocol import RouterHandle
-from switchman.store import JobStore
+from switchman.store import JobStore, StoreUnavailable
 
 log = logging.getLogger("switchman.gateway")
 
@@ -43,6 +46,8 @@ _CLEANUP_S = 5.0
 _CUT_S = 2.0
 #: what a job cut short by a shutdown says
 SHUT_DOWN = "the gateway shut down before the call finished"
+#: the ``retry-after`` of a call refused because the store cannot be written
+STORE_RETRY = b"2"
 
 
 class Draining(Exception):
@@ -128,7 +133,8 @@ class JobRunner:
         With ``sink`` the call is streamed: ``Delta`` items then the final
         ``Result`` are sent to ``sink``, which the job closes when done (a sink
         whose receiver went away is simply dropped; the job still completes).
-        If cancelled before the job is stored, nothing is submitted.
+        If cancelled before the job is stored, nothing is submitted. A store that cannot
+        be written now: ``HttpError`` 503 ``store_unavailable`` with ``retry-after``.
         """
         if self.draining:
             raise Draining
@@ -149,6 +155,11 @@ class JobRunner:
                 call=to_jsonable(call),
                 running=True,
             )
+        except StoreUnavailable as exc:  # full, locked: said once in the log by the store
+            self._by_owner.give_back(owner)
+            raise HttpError(
+                503, "store_unavailable", str(exc), headers=[(b"retry-after", STORE_RETRY)]
+            ) from None
         except BaseException:
             self._by_owner.give_back(owner)
             raise
@@ -203,12 +214,7 @@ class JobRunner:
         try:
             result = await self._execute(job_id, call, sink)
             cut = self._cutting and any(e.code == "cancelled" for e in result.errors)
-            await self._store.finish_job(
-                job_id,
-                status=result.status,
-                result=to_jsonable(result),
-                reason="shutdown" if cut else None,
-            )
+            await self._stored(job_id, result, reason="shutdown" if cut else None)
             job.result = result
             if sink is not None:
                 await _deliver(sink, result)
@@ -236,11 +242,21 @@ class JobRunner:
 
     async def _finish_cancelled(self, job: _Job, job_id: str, sink: StreamSink | None) -> None:
         job.result = failed_result(job_id, "cancelled", SHUT_DOWN)
-        await self._store.finish_job(
-            job_id, status="failed", result=to_jsonable(job.result), reason="shutdown"
-        )
+        await self._stored(job_id, job.result, reason="shutdown")
         if sink is not None:
             await _deliver(sink, job.result)
+
+    async def _stored(self, job_id: str, result: Result, *, reason: str | None) -> None:
+        """Store ``result`` as the job's final record. A store that cannot be written now
+        keeps it in memory and writes it later (``JobStore.finish_job``); any other failure
+        to store it is logged, never raised: the job's result is still delivered (and the
+        job reads as the store has it, ``interrupted`` after a restart)."""
+        try:
+            await self._store.finish_job(
+                job_id, status=result.status, result=to_jsonable(result), reason=reason
+            )
+        except Exception:
+            log.exception("job %s: its result could not be stored", job_id)
 
     def _release(self, job_id: str) -> None:
         job = self._jobs.pop(job_id)

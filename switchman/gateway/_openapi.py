@@ -125,6 +125,11 @@ _HEALTH: Final = {
         "jobs": {"type": "object", "description": "admin key (or no keys) only"},
         "jobs_in_flight": {"type": "integer", "description": "admin key (or no keys) only"},
         "providers": {"type": "array", "description": "admin key (or no keys) only"},
+        "store_problem": {
+            "type": "string",
+            "description": "why the job store cannot keep what it is given (degraded meanwhile);"
+            " admin key (or no keys) only",
+        },
     },
 }
 _STRINGS: Final = {"type": "array", "items": {"type": "string"}}
@@ -448,7 +453,8 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     "422": _error("invalid fields or ?wait, each named in details"),
                     **_RATE_LIMITED,
                     "503": _error(
-                        "shutting_down, or overloaded (too many calls in flight; retry-after)",
+                        "shutting_down, overloaded (too many calls in flight; retry-after),"
+                        " or store_unavailable (the job store cannot be written; retry-after)",
                         "retry-after",
                     ),
                     **_AUTH_ERRORS,
@@ -600,7 +606,7 @@ _DOCUMENT: Final[dict[str, Any]] = {
                         "no provider available, every provider failed or rate limited "
                         "(retry-after when a model the call could use is back within 60 s; "
                         "x-should-retry: false when none is back sooner), or shutting down "
-                        "/ overloaded (retry-after)",
+                        "/ overloaded / store_unavailable (retry-after)",
                         *_RESULT_HEADERS,
                         "retry-after",
                         "x-should-retry",
@@ -674,7 +680,8 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     "{type: events.dropped, count} and {type: error, error: {code, message, "
                     "details?, retry_after_s?}}: bad_request, validation_error, "
                     "permission_denied (the key may not use a model), not_found, rate_limited "
-                    "(over the key's rpm, with retry_after_s), shutting_down, overloaded."
+                    "(over the key's rpm, with retry_after_s), shutting_down, overloaded, "
+                    "store_unavailable."
                 ),
                 "responses": {
                     "101": {"description": "switching protocols"},

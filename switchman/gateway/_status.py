@@ -42,10 +42,13 @@ def health_body(
     jobs: Mapping[str, int],
     jobs_in_flight: int,
     draining: bool,
+    store_problem: str | None = None,
 ) -> dict[str, Any]:
     """``ok`` while some model of an enabled provider that is not held out (a rejected
     key, a 404) has a breaker not open, ``degraded`` otherwise, ``draining`` during
-    shutdown. A model never tried counts as usable: only trying it can tell."""
+    shutdown. A model never tried counts as usable: only trying it can tell.
+    ``store_problem`` (the job store cannot be written, its file was deleted...) makes it
+    ``degraded`` too, and is shown as ``store_problem``."""
     usable = False
     providers = []
     for p in status.providers:
@@ -62,8 +65,8 @@ def health_body(
                 "models": models,
             }
         )
-    state = "draining" if draining else "ok" if usable else "degraded"
-    return {
+    state = "draining" if draining else "ok" if usable and store_problem is None else "degraded"
+    body = {
         "status": state,
         "version": __version__,
         "uptime_s": status.uptime_s,
@@ -72,6 +75,9 @@ def health_body(
         "jobs_in_flight": jobs_in_flight,
         "providers": providers,
     }
+    if store_problem is not None:
+        body["store_problem"] = store_problem
+    return body
 
 
 def providers_body(

@@ -6,6 +6,7 @@ from switchman.store._sqlite import (
     JobStatus,
     JobStore,
     StoreError,
+    StoreUnavailable,
     default_db_path,
     open_store,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "StoreError",
+    "StoreUnavailable",
     "default_db_path",
     "open_store",
 ]

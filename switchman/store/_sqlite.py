@@ -21,6 +21,17 @@ finished when that process was last known alive (it records so every
 A job's ``owner`` is who may read it: the gateway stores a key's handle there
 (None without keys). A database from before that (owners were the keys'
 variable names) is moved over on open, from the handle each row keeps.
+
+A store that cannot be written (its disk full, a write limit, another process
+holding its lock past ``busy_timeout``) raises :class:`StoreUnavailable`, and
+says so in the log once per streak of failures, and once when it ends (writes
+have gone through for a heartbeat's period). A job's finish that cannot be
+written is not lost meanwhile: it is kept in memory, read back as finished by
+``get_job``, ``list_jobs`` and ``job_counts``, tried again every ``RETRY_S``
+and once more when the store closes; what is still unwritten then stays as the
+file has it (``interrupted`` at the next open). The heartbeat also checks that
+the file at the store's path is still the one open (not deleted, not replaced);
+:attr:`JobStore.problem` says what is wrong.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -59,6 +70,12 @@ BEAT_S: Final = 5.0
 _PRUNE_EVERY: Final = 256
 #: the schema version (``PRAGMA user_version``) from which a job's owner is its handle
 _OWNED_BY_HANDLE: Final = 1
+#: how long a statement waits for another process's write lock before it fails
+BUSY_TIMEOUT_S: Final = 5.0
+#: how often finished jobs that could not be written are tried again
+RETRY_S: Final = 1.0
+#: past this many finished jobs waiting to be written, no new job is taken
+_PENDING_MAX: Final = 1024
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -104,6 +121,34 @@ class JobRecord:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+
+class StoreError(Exception):
+    """The store cannot be opened: its file is in use by another process, is not a
+    SQLite database, or cannot be written (:class:`StoreUnavailable`: not now)."""
+
+
+@attrs.frozen(kw_only=True)
+class _Finish:
+    """A job's finish that could not be written yet (kept until it can be)."""
+
+    status: JobStatus
+    result: Mapping[str, Any] | None
+    reason: str | None
+    at: float
+
+    def over(self, record: JobRecord) -> JobRecord:
+        """``record`` (as stored: queued or running) as this finish leaves it."""
+        if record.finished:
+            return record
+        return attrs.evolve(
+            record,
+            status=self.status,
+            result=self.result,
+            reason=self.reason,
+            finished_at=self.at,
+            started_at=self.at if record.started_at is None else record.started_at,
+        )
 
 
 def default_db_path(env: Mapping[str, str] | None = None) -> Path:
@@ -155,13 +200,13 @@ def _atomic(conn: sqlite3.Connection) -> Iterator[None]:
 class _Db:
     """The synchronous half: every method runs in a worker thread, one at a time."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         if path != MEMORY:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.execute(f"PRAGMA busy_timeout={max(int(busy_timeout_s * 1000), 0)}")
         self.conn.executescript(_SCHEMA)
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(jobs)")}
         if "rated_at" not in columns:  # a database from before feedback was kept
@@ -218,6 +263,12 @@ class _Db:
         )
         return cur.rowcount > 0
 
+    def finish_jobs(self, finishes: Sequence[tuple[str, _Finish]]) -> None:
+        """Several finishes kept while the store could not be written: all or none."""
+        with _atomic(self.conn):
+            for job_id, f in finishes:
+                self.finish_job(job_id, f.status, f.result, f.reason, f.at)
+
     def mark_rated(self, job_id: str, now: float) -> bool:
         cur = self.conn.execute(
             "UPDATE jobs SET rated_at = ? WHERE id = ? AND rated_at IS NULL", (now, job_id)
@@ -232,27 +283,51 @@ class _Db:
         return None if row is None else _row(row)
 
     def list_jobs(
-        self, owner: str | None, all_owners: bool, status: str | None, limit: int
+        self,
+        owner: str | None,
+        all_owners: bool,
+        status: str | None,
+        limit: int,
+        finishing: Mapping[str, _Finish] | None = None,
     ) -> list[JobRecord]:
+        """``finishing``: finishes not written yet, read as if they were."""
+        finishing = finishing or {}
         where: list[str] = []
         args: list[Any] = []
         if not all_owners:
             where.append("owner IS ?")
             args.append(owner)
-        if status is not None:
-            where.append("status = ?")
-            args.append(status)
+        if status is not None:  # (a job finishing may be stored as another status)
+            also = ", ".join("?" * len(finishing))
+            where.append(f"(status = ? OR id IN ({also}))" if finishing else "status = ?")
+            args.extend([status, *finishing])
         sql = "SELECT * FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY submitted_at DESC, rowid DESC LIMIT ?"
-        args.append(limit)
-        return [_row(r) for r in self.conn.execute(sql, args).fetchall()]
+        args.append(limit + (len(finishing) if status is not None else 0))
+        records = [_row(r) for r in self.conn.execute(sql, args).fetchall()]
+        if finishing:
+            records = [
+                f.over(r) if (f := finishing.get(r.job_id)) is not None else r for r in records
+            ]
+            records = [r for r in records if status is None or r.status == status]
+        return records[:limit]
 
-    def job_counts(self) -> dict[str, int]:
+    def job_counts(self, finishing: Mapping[str, _Finish] | None = None) -> dict[str, int]:
+        """``finishing``: finishes not written yet, counted as if they were."""
         counts = dict.fromkeys(JOB_STATUSES, 0)
         for status, n in self.conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
             counts[status] = n
+        if finishing:
+            marks = ", ".join("?" * len(finishing))
+            stored = self.conn.execute(
+                f"SELECT id, status FROM jobs WHERE id IN ({marks})", list(finishing)
+            )
+            for job_id, status in stored:
+                if status not in FINISHED:
+                    counts[status] -= 1
+                    counts[finishing[job_id].status] += 1
         return counts
 
     def fail_unfinished(self, reason: str, now: float) -> int:
@@ -340,6 +415,41 @@ def _run_batch(
     return results
 
 
+#: the statements that only read: one that failed with its batch (whose commit, or
+#: whose taking of the write lock, failed) is run again alone, as a reader needs neither
+_READS: Final = frozenset({"get_job", "list_jobs", "job_counts", "load_kv"})
+
+
+def _reads(op: Callable[..., Any]) -> bool:
+    return getattr(op, "__name__", "") in _READS
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store cannot be used now (full, locked, an I/O error, a
+    file gone bad), not that a statement or its caller is wrong."""
+    return (
+        isinstance(exc, OSError | sqlite3.OperationalError)
+        or type(exc) is sqlite3.DatabaseError  # (malformed, not a database)
+    )
+
+
+def _alone(
+    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]
+) -> list[outcome.Outcome[Any]]:
+    """Run each of ``ops`` in its own (autocommit) statement."""
+    return [outcome.capture(fn, *args) for fn, args in ops]
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be written (or read) now: its disk is full, a file size limit is
+    reached, another process holds its lock past the busy timeout, its file fails.
+    ``reason`` is SQLite's (or the system's) own words."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class JobStore:
     """Async face of the SQLite store. Build it with :func:`open_store`.
 
@@ -355,7 +465,11 @@ class JobStore:
         retention_count: int,
         retention_days: float,
         clock: Callable[[], float],
+        beat_s: float | None = None,
+        fd: int | None = None,
     ) -> None:
+        """``fd``: a descriptor of the store's file, held open by the caller for as long as
+        the store is (the heartbeat checks that ``path`` still names that file)."""
         self._db = db
         self._ops, self._queue = trio.open_memory_channel[_Op](_QUEUE)
         self._inserts = 0
@@ -363,15 +477,84 @@ class JobStore:
         self.retention_count = retention_count
         self.retention_days = retention_days
         self.clock = clock
+        self._beat_s = beat_s
+        self._fd = fd
+        self._identity = None if fd is None else _identity(os.fstat(fd))
+        #: finishes that could not be written yet, by job id (``finish_job``)
+        self._pending: dict[str, _Finish] = {}
+        self._pending_added = trio.Event()
+        #: why writes fail (SQLite's words) during a streak of failures, else None
+        self._trouble: str | None = None
+        self._failed_at = 0.0
+        #: what is wrong with the file at ``path`` (deleted, replaced), None if nothing
+        self._file_trouble: str | None = None
+        #: set once open: trouble before that is the opener's to report (a ``StoreError``)
+        self._serving = False
+
+    @property
+    def problem(self) -> str | None:
+        """What keeps the store from keeping what it is given, None when nothing does:
+        its file deleted or replaced, or writes failing (SQLite's reason; until they have
+        gone through for a heartbeat's period)."""
+        if self._file_trouble is not None:
+            return self._file_trouble
+        if self._trouble is not None:
+            return f"the job store cannot be written: {self._trouble}"
+        return None
+
+    @property
+    def unwritten(self) -> int:
+        """How many finished jobs are kept in memory, waiting to be written."""
+        return len(self._pending)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the writer's thread; :class:`StoreUnavailable` when the
+        store cannot be used now (other errors as raised)."""
         reply: trio.MemorySendChannel[outcome.Outcome[Any]]
         answer: trio.MemoryReceiveChannel[outcome.Outcome[Any]]
         reply, answer = open_channel(1)
         await self._ops.send((fn, args, reply))
         with answer:
-            result: T = (await answer.receive()).unwrap()
+            done = await answer.receive()
+        writes = not _reads(fn)
+        if isinstance(done, outcome.Error) and _unavailable(done.error):
+            reason = str(done.error) or type(done.error).__name__
+            if writes:
+                self._failing(reason)
+            verb = "written" if writes else "read"
+            raise StoreUnavailable(
+                f"the job store cannot be {verb}: {reason}", reason=reason
+            ) from done.error
+        if writes and isinstance(done, outcome.Value):
+            self._writing()
+        result: T = done.unwrap()
         return result
+
+    def _failing(self, reason: str) -> None:
+        """A write failed: a streak of failures begins (said once), or goes on."""
+        if self._trouble is None and self._serving:
+            log.error(
+                "the job store %s cannot be written: %s (new calls are refused meanwhile,"
+                " finished jobs kept in memory until they can be written)",
+                self.path,
+                reason,
+            )
+        self._trouble = reason
+        self._failed_at = trio.current_time()
+
+    def _writing(self) -> None:
+        """A write went through: the streak of failures ends once none has failed for a
+        heartbeat's period (a full disk still takes a small write now and then)."""
+        if self._trouble is None:
+            return
+        if trio.current_time() - self._failed_at < self._beat_period():
+            return
+        if self._serving:
+            log.warning("the job store %s can be written again", self.path)
+        self._trouble = None
+
+    def _beat_period(self) -> float:
+        return BEAT_S if self._beat_s is None else self._beat_s
 
     async def _serve(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -397,6 +580,20 @@ class JobStore:
                         break
                 ops = [(fn, args) for fn, args, _ in batch]
                 results = await trio.to_thread.run_sync(_run_batch, self._db.conn, ops)
+                again = [
+                    i
+                    for i, (op, result) in enumerate(zip(ops, results, strict=True))
+                    if len(ops) > 1
+                    and _reads(op[0])
+                    and isinstance(result, outcome.Error)
+                    and _unavailable(result.error)
+                ]
+                if again:  # (failed with the batch's commit: a read needs no write lock)
+                    alone = await trio.to_thread.run_sync(
+                        _alone, self._db.conn, [ops[i] for i in again]
+                    )
+                    for i, result in zip(again, alone, strict=True):
+                        results[i] = result
                 for (_, _, reply), result in zip(batch, results, strict=True):
                     with reply:
                         try:
@@ -429,10 +626,16 @@ class JobStore:
             started_at=now if running else None,
             call=call,
         )
+        if len(self._pending) >= _PENDING_MAX:  # (each holds a result in memory)
+            reason = f"{len(self._pending)} finished jobs wait to be written"
+            if self._trouble is not None:
+                reason = f"{self._trouble}; {reason}"
+            raise StoreUnavailable(f"the job store cannot be written: {reason}", reason=reason)
         await self._run(self._db.add_job, job)
         self._inserts += 1
         if self._inserts % _PRUNE_EVERY == 0:
-            await self.prune()
+            with contextlib.suppress(StoreUnavailable):  # (the job is stored: tried later)
+                await self.prune()
         return job
 
     async def mark_running(self, job_id: str) -> bool:
@@ -447,8 +650,56 @@ class JobStore:
         result: Mapping[str, Any] | None,
         reason: str | None = None,
     ) -> bool:
-        """Set the final status and result; False when the job had already finished."""
-        return await self._run(self._db.finish_job, job_id, status, result, reason, self.clock())
+        """Set the final status and result; False when the job had already finished.
+
+        When the store cannot be written now, the finish is kept in memory (read back as
+        written) and tried again every ``RETRY_S``, and once more as the store closes:
+        this then returns True, as if written."""
+        if job_id in self._pending:
+            return False
+        now = self.clock()
+        try:
+            return await self._run(self._db.finish_job, job_id, status, result, reason, now)
+        except StoreUnavailable:
+            self._pending[job_id] = _Finish(status=status, result=result, reason=reason, at=now)
+            self._pending_added.set()
+            return True
+
+    async def write_unwritten(self) -> bool:
+        """Try once to write the finishes kept in memory, all in one transaction, else (a
+        nearly full disk may take a small one) one at a time until one fails; whether
+        none is left."""
+        taken = list(self._pending.items())
+        if not taken:
+            return True
+        try:
+            await self._run(self._db.finish_jobs, taken)
+            written = taken
+        except StoreUnavailable:
+            if len(taken) == 1:
+                return False
+            written = []
+            for one in taken:
+                try:
+                    await self._run(self._db.finish_jobs, [one])
+                except StoreUnavailable:
+                    break
+                written.append(one)
+        for job_id, finish in written:
+            if self._pending.get(job_id) is finish:
+                del self._pending[job_id]
+        if written:
+            log.info("wrote %d finished job(s) kept in memory to %s", len(written), self.path)
+        return not self._pending
+
+    async def _retry_forever(self) -> None:
+        """Write the finishes kept in memory, every ``RETRY_S`` while there are some."""
+        while True:
+            if not self._pending:
+                self._pending_added = trio.Event()
+                await self._pending_added.wait()
+            await trio.sleep(RETRY_S)
+            await self.write_unwritten()
 
     async def mark_rated(self, job_id: str) -> bool:
         """Record that ``job_id`` was rated; False when it already was (feedback counts
@@ -460,7 +711,9 @@ class JobStore:
         await self._run(self._db.unmark_rated, job_id)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        return await self._run(self._db.get_job, job_id)
+        record = await self._run(self._db.get_job, job_id)
+        finish = self._pending.get(job_id)
+        return record if record is None or finish is None else finish.over(record)
 
     async def list_jobs(
         self,
@@ -471,11 +724,12 @@ class JobStore:
         limit: int = 50,
     ) -> list[JobRecord]:
         """Newest first: ``owner``'s jobs (None = jobs without owner), or everyone's."""
-        return await self._run(self._db.list_jobs, owner, all_owners, status, limit)
+        pending = dict(self._pending)
+        return await self._run(self._db.list_jobs, owner, all_owners, status, limit, pending)
 
     async def job_counts(self) -> dict[str, int]:
         """Number of jobs in each status (every status present, zero included)."""
-        return await self._run(self._db.job_counts)
+        return await self._run(self._db.job_counts, dict(self._pending))
 
     async def fail_unfinished(self, reason: str) -> int:
         """Mark every queued or running job failed with ``reason``, finished at the last
@@ -485,13 +739,29 @@ class JobStore:
     async def beat_forever(self) -> None:
         """Record every ``BEAT_S`` seconds that this process is alive: a job it leaves
         running when it is killed is then stored as finished by then, not at the next
-        start. A beat that cannot be written is logged and tried again."""
+        start. A beat that cannot be written is tried again at the next (the store logs
+        its trouble once). Each beat first checks the file (:meth:`check_file`)."""
         while True:
-            try:
+            await self.check_file()
+            with contextlib.suppress(StoreUnavailable):
                 await self._run(self._db.beat, self.clock())
-            except sqlite3.Error as exc:
-                log.warning("cannot record that the store is in use: %s", exc)
-            await trio.sleep(BEAT_S)
+            await trio.sleep(self._beat_period())
+
+    async def check_file(self) -> str | None:
+        """Whether ``path`` still names the file this store has open: what is wrong if not
+        (deleted, replaced by another file: what is written from now on would be lost at
+        the next start), also in :attr:`problem`; logged once when it happens (and once
+        when it is right again)."""
+        if self._fd is None or self._identity is None:
+            return None
+        found = await trio.to_thread.run_sync(_file_trouble, self.path, self._fd, self._identity)
+        if found != self._file_trouble:
+            if found is not None:
+                log.error("%s", found)
+            else:
+                log.warning("the job store %s is its open file again", self.path)
+            self._file_trouble = found
+        return found
 
     async def prune(self) -> int:
         """Drop finished jobs past the retention age; then, when more than
@@ -527,33 +797,75 @@ async def open_store(
     retention_count: int = 10_000,
     retention_days: float = 7.0,
     clock: Callable[[], float] = time.time,
+    busy_timeout_s: float = BUSY_TIMEOUT_S,
+    beat_s: float | None = None,
 ) -> AsyncIterator[JobStore]:
     """Open (creating if needed) the store at ``path``; ``None`` = :func:`default_db_path`.
 
     On open, jobs left queued or running by a previous process become failed
     ("interrupted") and old finished jobs are pruned. ``":memory:"`` gives a
-    private in-memory store. The connection is closed on exit, even when the
-    block is cancelled (the close is shielded: it is short and bounded).
+    private in-memory store. ``busy_timeout_s``: how long a statement waits for
+    another process's write lock; ``beat_s``: the heartbeat's period (``BEAT_S``).
+    The connection is closed on exit, even when the block is cancelled (the close,
+    and one last try to write the finishes kept in memory, are shielded and bounded).
+    :class:`StoreError` when the file is in use by another process (under any of its
+    names: a symlink, a hard link), is not SQLite, or cannot be written.
     """
     where = str(default_db_path() if path is None else path)
     with contextlib.ExitStack() as owned:
+        fd: int | None = None
         if where != MEMORY:
             try:
                 await trio.to_thread.run_sync(_private_file, where)
-                owned.enter_context(_exclusive(where))
+                fd = owned.enter_context(_exclusive(where))
             except OSError as exc:  # a directory that cannot be made, a read-only place...
                 raise StoreError(f"cannot use {where} as the job store: {exc}") from None
         try:
-            db = await trio.to_thread.run_sync(_Db, where)
+            db = await trio.to_thread.run_sync(_Db, where, busy_timeout_s)
         except sqlite3.DatabaseError as exc:  # not a database, read-only, ...
             raise StoreError(f"cannot use {where} as the job store: {exc}") from None
-        async with _opened(db, where, retention_count, retention_days, clock) as store:
+        store = JobStore(
+            db,
+            path=where,
+            retention_count=retention_count,
+            retention_days=retention_days,
+            clock=clock,
+            beat_s=beat_s,
+            fd=fd,
+        )
+        # (the descriptor outlives the connection: closing it while SQLite holds its
+        # POSIX locks on the file would drop them, theirs being per process)
+        async with _opened(db, store, last_try_s=busy_timeout_s + 1.0):
             yield store
 
 
-async def _beat(store: JobStore, scope: trio.CancelScope) -> None:
+async def _background(store: JobStore, scope: trio.CancelScope) -> None:
+    """The heartbeat, and the retries of the finishes kept in memory, until ``scope``
+    is cancelled."""
     with scope:
-        await store.beat_forever()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.beat_forever)
+            nursery.start_soon(store._retry_forever)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _file_trouble(path: str, fd: int, identity: tuple[int, int]) -> str | None:
+    """What is wrong with ``path`` as the name of the open file ``fd`` (``identity``)."""
+    lost = "what switchman writes from now on is lost when it restarts"
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return f"the job store {path} was deleted while in use: {lost}"
+    except OSError as exc:
+        return f"the job store {path} cannot be checked: {exc.strerror or exc}"
+    if _identity(found) != identity:
+        return f"the job store {path} was replaced by another file while in use: {lost}"
+    if os.fstat(fd).st_nlink == 0:  # (gone under another name in the meantime)
+        return f"the job store {path} was deleted while in use: {lost}"
+    return None
 
 
 def _private_file(where: str) -> None:
@@ -574,63 +886,78 @@ def _private_file(where: str) -> None:
         os.close(fd)
 
 
-class StoreError(Exception):
-    """The store cannot be opened: its file is in use by another process, is not a
-    SQLite database, or cannot be written."""
-
-
 @contextmanager
-def _exclusive(where: str) -> Iterator[None]:
-    """Hold ``where``'s lock file for as long as the store is open: a second process on
-    the same file would fail the first one's running jobs as "interrupted" and write its
-    spend over the other's (a budget then counts only half of what was spent)."""
-    # the file itself, however it is named (a symlink, another path to it): two daemons
-    # must never share one file through two names
+def _exclusive(where: str) -> Iterator[int]:
+    """Hold ``where``'s lock file, and a lock on the database file itself, for as long as
+    the store is open; yields a descriptor of the database file. A second process on the
+    same file would fail the first one's running jobs as "interrupted" and write its spend
+    over the other's (a budget then counts only half of what was spent).
+
+    The lock file is named after the file's real path (a symlink finds it); a hard link
+    is another name of the same file, which only a lock on the file itself finds (``flock``:
+    apart from the POSIX locks SQLite takes on it, on Linux)."""
     lock_path = os.path.realpath(where) + ".lock"
+    in_use = (
+        f"{where} is in use by another switchman process (it holds {{held}}); "
+        "give each daemon its own --db"
+    )
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(
-                f"{where} is in use by another switchman process (it holds {lock_path}); "
-                "give each daemon its own --db"
-            ) from None
-        yield
+            raise StoreError(in_use.format(held=lock_path)) from None
+        db_fd = os.open(where, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(db_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(in_use.format(held=f"a lock on {where}")) from None
+            yield db_fd
+        finally:
+            os.close(db_fd)
     finally:
         os.close(fd)  # releases the lock
 
 
 @asynccontextmanager
-async def _opened(
-    db: _Db,
-    where: str,
-    retention_count: int,
-    retention_days: float,
-    clock: Callable[[], float],
-) -> AsyncIterator[JobStore]:
+async def _opened(db: _Db, store: JobStore, *, last_try_s: float) -> AsyncIterator[None]:
+    where = store.path
     try:
-        store = JobStore(
-            db,
-            path=where,
-            retention_count=retention_count,
-            retention_days=retention_days,
-            clock=clock,
-        )
-        beating = trio.CancelScope()
+        background = trio.CancelScope()
         async with trio.open_nursery() as nursery:
             await nursery.start(store._serve)
             try:
                 try:
                     await store.fail_unfinished("interrupted")
                     await store.prune()
-                except sqlite3.DatabaseError as exc:  # e.g. a read-only file
-                    raise StoreError(f"cannot use {where} as the job store: {exc}") from None
-                nursery.start_soon(_beat, store, beating)
-                yield store
+                except (sqlite3.DatabaseError, StoreUnavailable) as exc:  # e.g. read-only
+                    reason = exc.reason if isinstance(exc, StoreUnavailable) else exc
+                    raise StoreError(f"cannot use {where} as the job store: {reason}") from None
+                store._serving = True
+                nursery.start_soon(_background, store, background)
+                yield
             finally:
-                beating.cancel()
+                background.cancel()
+                await _last_try(store, within=last_try_s)
                 store.close()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(db.close)
+
+
+async def _last_try(store: JobStore, *, within: float) -> None:
+    """Write the finishes kept in memory, one last time (shielded, at most ``within``
+    seconds); say what is left unwritten."""
+    if not store.unwritten:
+        return
+    with trio.CancelScope(shield=True), trio.move_on_after(within):
+        await store.write_unwritten()
+    if store.unwritten:
+        log.error(
+            "%d finished job(s) could not be written to %s (%s): they read as"
+            " interrupted when it is next opened",
+            store.unwritten,
+            store.path,
+            store._trouble or "it took too long",
+        )
