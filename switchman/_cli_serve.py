@@ -232,17 +232,23 @@ def serve(args: argparse.Namespace) -> int:
             args.config,
             ", ".join(unset[:4]) + (", ..." if len(unset) > 4 else ""),
         )
+    # the refusal is raised after the ``except*`` clauses, not inside one: CPython 3.11.0
+    # to 3.11.3 (Debian 12's python3 is 3.11.2) wrap an exception raised there in an
+    # ExceptionGroup, a traceback and exit 1 instead of ``switchman: ...`` and exit 2
+    refused: CliError | None = None
     try:
         trio.run(functools.partial(run_server, config, insecure=args.insecure))
     except* InsecureBindError as group:
-        raise CliError(str(_first_leaf(group))) from None
+        refused = refused or CliError(str(_first_leaf(group)))
     except* StoreError as group:  # the --db file is in use, not SQLite, or read-only
-        raise CliError(str(_first_leaf(group))) from None
+        refused = refused or CliError(str(_first_leaf(group)))
     except* OSError as group:  # e.g. the port is taken
-        raise CliError(
+        refused = refused or CliError(
             f"cannot serve on {url_host(config.server.host)}:{config.server.port}: "
             f"{_first_leaf(group)}"
-        ) from None
+        )
+    if refused is not None:
+        raise refused
     return EXIT_OK
 
 

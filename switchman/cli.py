@@ -733,6 +733,23 @@ def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(code)
 
 
+def cli_error(group: BaseExceptionGroup[BaseException]) -> CliError | None:
+    """The first ``CliError`` of ``group`` when every exception in it (its nested groups
+    too) is one, else None. CPython 3.11.0 to 3.11.3 wrap an exception raised inside an
+    ``except*`` clause in an ExceptionGroup: unwrapped, a refusal stays a one-line
+    ``switchman: ...`` and exit 2, not a traceback."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    refusals = [exc for exc in leaves if isinstance(exc, CliError)]
+    return refusals[0] if refusals and len(refusals) == len(leaves) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # the variables are read once parsed: --help prints whatever they hold
     args = build_parser().parse_args(argv)
@@ -744,6 +761,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except CliError as exc:
         _fail(str(exc), exc.exit_code)
+    except ExceptionGroup as group:  # (see ``cli_error``)
+        refused = cli_error(group)
+        if refused is None:
+            raise
+        _fail(str(refused), refused.exit_code)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `switchman jobs | head`: the reader left, not an error
