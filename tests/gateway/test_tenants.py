@@ -17,7 +17,7 @@ from trio_websocket import open_websocket_url
 
 import switchman
 from switchman.catalog import KeySpec, config_from_dict
-from switchman.store._sqlite import _PRUNE_EVERY, _SCHEMA
+from switchman.store._db import _PRUNE_EVERY, _SCHEMA
 from tests.gateway._fakes import KEYS, FakeRouter, bearer, make_config, running_gateway
 
 A = bearer("secret-a")

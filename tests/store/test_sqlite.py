@@ -9,7 +9,7 @@ import trio
 
 import switchman.store as store_pkg
 from switchman.store import JobStore, _sqlite, default_db_path, open_store
-from switchman.store._sqlite import _PRUNE_EVERY
+from switchman.store._db import _PRUNE_EVERY
 
 
 class Clock:
@@ -331,7 +331,7 @@ def test_batched_statements_share_one_transaction_and_a_failed_commit_fails_them
 
     import outcome
 
-    from switchman.store._sqlite import _Db, _run_batch
+    from switchman.store._db import _Db, _run_batch
 
     with closing(_Db(str(tmp_path / "b.db"))) as db:
         commits: list[str] = []
