@@ -59,7 +59,7 @@ from switchman.gateway._http import (
     send_text,
     start_event_stream,
 )
-from switchman.gateway._jobs import Draining, JobRunner, Overloaded, failed_result
+from switchman.gateway._jobs import STORE_RETRY, Draining, JobRunner, Overloaded, failed_result
 from switchman.gateway._limits import Holdings, KeyRates
 from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
@@ -82,7 +82,7 @@ from switchman.policy._candidates import (
     resolve_target,
     unknown_name,
 )
-from switchman.store import JOB_STATUSES, JobRecord, JobStore
+from switchman.store import JOB_STATUSES, JobRecord, JobStore, StoreUnavailable
 
 log = logging.getLogger("switchman.gateway")
 
@@ -310,6 +310,13 @@ class Gateway:
                 await send_json(tracked, err.status, body, err.headers)
         except ClientGone:
             status = 499
+        except StoreUnavailable as exc:  # a read or write the store cannot do now (logged there)
+            if not started:
+                down = HttpError(
+                    503, "store_unavailable", str(exc), headers=[(b"retry-after", STORE_RETRY)]
+                )
+                body = _openai.error_body(down) if openai else down.body()
+                await send_json(tracked, 503, body, down.headers)
         except Exception:
             log.exception("%s %s failed", req.method, req.path)
             if not started:

@@ -161,3 +161,29 @@ async def test_a_result_the_store_fails_to_take_otherwise_is_logged_not_fatal(
             assert r.status_code == 200 and r.json()["status"] == "complete"
     said = [r for r in caplog.records if "its result could not be stored" in r.getMessage()]
     assert len(said) == 1 and said[0].exc_info is not None
+
+
+async def test_a_store_that_cannot_be_read_answers_503_not_500(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "jobs.db"
+    router = FakeRouter(make_config(db=str(db)))
+    with trio.fail_after(30):
+        async with (
+            open_store(db, busy_timeout_s=BUSY_S, beat_s=3600) as store,
+            running_gateway(router, store=store) as gw,
+        ):
+            r = await gw.client.post("/call?wait=5", json={"prompt": "hi", "model": "fast"})
+            job_id = r.json()["job_id"]
+            with closing(sqlite3.connect(db)) as other:  # the job into the file, off the WAL
+                other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with db.open("r+b") as f:  # the file overwritten in place (same inode): garbage
+                f.write(b"\x5a" * 65536)
+            for path in ("/jobs", f"/result/{job_id}"):
+                r = await gw.client.get(path)
+                assert r.status_code == 503, (path, r.text)
+                error = r.json()["error"]
+                assert error["code"] == "store_unavailable"
+                assert error["message"].startswith("the job store cannot be read: ")
+                assert r.headers["retry-after"] == "2"
+    assert not [rec for rec in caplog.records if rec.exc_info]  # no traceback per request
