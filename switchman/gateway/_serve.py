@@ -36,6 +36,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from switchman.gateway._app import Gateway
+from switchman.gateway._hypercorn import install as install_guard
 from switchman.gateway._jobs import JobRunner
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._protocol import RouterHandle
@@ -196,6 +197,7 @@ async def _serve(
         hconfig.include_server_header = False
 
         asgi: Any = app  # hypercorn's own ASGI types are narrower than our dict-based ones
+        install_guard()  # one socket's close racing its end must not stop the server
 
         async def run_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
             try:

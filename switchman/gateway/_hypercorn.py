@@ -1,0 +1,47 @@
+"""A guard around hypercorn's trio connection handler (hypercorn 0.18.0, its latest).
+
+hypercorn's ``TCPServer`` serialises its sends with a lock, but ends a connection
+(``_close``: ``send_eof``) outside it. A websocket the gateway closes while the client
+closes it too (a page's socket refused, closed by the page the moment the refusal arrives)
+then has hypercorn answer the client's close in one task while ``send_eof`` runs in
+another: trio raises ``BusyResourceError`` in the send, which hypercorn does not catch, and
+it ends the server's nursery: the whole gateway stopped for one socket, three sockets
+from any web page being enough at times.
+
+:func:`install` has hypercorn's trio worker use :class:`GuardedTCPServer`, which treats a
+send that meets the connection's end as the connection closing (as hypercorn treats a
+broken or closed stream already). Only that one exception, on that one path, changes.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import trio
+from hypercorn.events import Closed, Event, RawData
+from hypercorn.trio import run as _run
+from hypercorn.trio.tcp_server import TCPServer
+
+
+class GuardedTCPServer(TCPServer):
+    """hypercorn's connection handler, whose send that meets its own ``send_eof`` closes
+    the connection instead of raising out of the server."""
+
+    async def protocol_send(self, event: Event) -> None:
+        try:
+            await super().protocol_send(event)
+        except trio.BusyResourceError:
+            if not isinstance(event, RawData):
+                raise
+            # the stream is being ended by ``_close`` in another task: this send is too late
+            await self.protocol.handle(Closed())
+
+
+_ORIGINAL: Final = _run.TCPServer  # type: ignore[attr-defined]
+
+
+def install() -> None:
+    """Serve every connection of hypercorn's trio worker with :class:`GuardedTCPServer`
+    (idempotent; it names its handler class once, in ``hypercorn.trio.run``)."""
+    if _run.TCPServer is _ORIGINAL:  # type: ignore[attr-defined]
+        _run.TCPServer = GuardedTCPServer  # type: ignore[attr-defined]
