@@ -104,10 +104,20 @@ def _number(
         errors.append(FieldError(name, f"must be {kind}; got {type(value).__name__}"))
     elif isinstance(value, float) and not math.isfinite(value):
         errors.append(FieldError(name, "must be finite"))
-    elif not low <= float(value) <= high:  # type: ignore[arg-type]
+    elif not low <= value <= high:  # type: ignore[operator]
+        # (compared as they are: an integer too large for a float is out of range, not an
+        # OverflowError)
         errors.append(
-            FieldError(name, f"must be between {_fmt(low)} and {_fmt(high)}; got {value!r}")
+            FieldError(name, f"must be between {_fmt(low)} and {_fmt(high)}; got {_shown(value)}")
         )
+
+
+def _shown(value: object) -> str:
+    """``value`` as an error names it: a huge integer by its size (its repr could be
+    thousands of digits, and Python refuses past 4,300)."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return repr(value)
 
 
 def text_problem(value: str) -> str | None:

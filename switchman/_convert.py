@@ -6,6 +6,7 @@ Unknown keys, wrong types and out-of-range values all become one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any, Final, Literal, TypeVar, get_args, get_origin
@@ -39,7 +40,10 @@ def _strict_int(value: Any, _: type) -> int:
 def _strict_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"must be a number; got {_json_type(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer past any float: out of every range, named so
+        return math.inf if value > 0 else -math.inf
 
 
 def _strict_bool(value: Any, _: type) -> bool:

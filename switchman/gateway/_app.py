@@ -456,7 +456,9 @@ class Gateway:
         limit = 50
         raw = req.query.get("limit")
         if raw is not None:
-            if not raw.isdigit() or not 1 <= int(raw) <= MAX_JOBS_LIMIT:
+            # (ASCII digits alone: ``isdigit`` also takes "²" and "①", which int() refuses)
+            digits = raw.isascii() and raw.isdigit() and len(raw) <= 9
+            if not digits or not 1 <= int(raw) <= MAX_JOBS_LIMIT:
                 problems.append(("limit", f"must be an integer between 1 and {MAX_JOBS_LIMIT}"))
             else:
                 limit = int(raw)

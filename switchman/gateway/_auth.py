@@ -114,7 +114,8 @@ def authenticate(keys: Sequence[KeySpec], presented: str | None) -> Principal | 
         return OPEN
     if presented is None:
         return None
-    given = presented.encode()
+    # (a lone surrogate, which a JSON ``auth`` message can carry, matches no key)
+    given = presented.encode("utf-8", "surrogatepass")
     found: KeySpec | None = None
     for spec in keys:
         secret = (spec.secret or "").encode()

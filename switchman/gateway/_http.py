@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
@@ -159,13 +160,15 @@ class Request:
         raw = self.query.get(name)
         if raw is None:
             return None
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
+        # a plain decimal number: float() also takes "1_0", " 1" and other scripts' digits
+        value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
         if not math.isfinite(value) or not low <= value <= high:
             raise invalid([(name, f"must be a number between {low:g} and {high:g}; got {raw!r}")])
         return value
+
+
+#: a number as a query string writes it: ASCII digits, a point, an exponent
+_DECIMAL: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def _origin_form(path: str) -> str:

@@ -82,7 +82,8 @@ answered), ``x-switchman-attempts`` and ``x-switchman-fallbacks``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -166,11 +167,16 @@ def _text(content: Any, where: str, errors: list[tuple[str, str]]) -> str | None
     return None
 
 
-def _messages(raw: Any, errors: list[tuple[str, str]]) -> list[Message]:
+def _messages(
+    raw: Any, errors: list[tuple[str, str]], origin: list[int] | None = None
+) -> list[Message]:
+    """The messages of a request; ``origin`` gets the request's index of each one kept (an
+    empty assistant turn is dropped), so that an error about one names it as sent."""
     if not isinstance(raw, list) or not raw:
         errors.append(("messages", "must be a non-empty array of messages"))
         return []
     out: list[Message] = []
+    origin = [] if origin is None else origin
     for i, m in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(m, Mapping):
@@ -194,6 +200,7 @@ def _messages(raw: Any, errors: list[tuple[str, str]]) -> list[Message]:
             continue  # replayed histories have empty assistant turns: nothing to send
         if role is not None and text is not None:
             out.append(Message(role=role, content=text))  # type: ignore[arg-type]
+            origin.append(i)
     if out and all(m.role == "system" for m in out):
         # instructions alone, which OpenAI answers: the last of them is what the model is
         # asked (providers such as Anthropic take no conversation without a user turn)
@@ -254,13 +261,20 @@ def _extension(raw: Any, errors: list[tuple[str, str]]) -> Mapping[str, Any]:
     return raw
 
 
-def v1_field(field: str) -> str:
-    """A ``Call`` field's name as a chat-completions request spells it."""
+def v1_field(field: str, origin: Sequence[int] = ()) -> str:
+    """A ``Call`` field's name as a chat-completions request spells it (``origin``: the
+    request's index of each message the call kept)."""
     if field == "prompt":  # /v1 sends messages, never a prompt: the size check names prompt
         return "messages"
     head = field.split(".")[0].split("[")[0]
     if head == "params":
         return field.removeprefix("params.")
+    if head == "caller":  # the caller is the request's ``user``
+        return "user"
+    if head == "messages" and (found := re.match(r"messages\[(\d+)\]", field)):
+        k = int(found.group(1))
+        if k < len(origin):
+            return f"messages[{origin[k]}]{field[found.end() :]}"
     if head in ("min_trust", "capabilities", "options"):
         return f"switchman.{field}"
     return field
@@ -287,9 +301,10 @@ def chat_request(body: Any) -> ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         errors.append(("model", "must be a model alias, a route name or 'auto'"))
-    messages = _messages(body.get("messages"), errors)
+    origin: list[int] = []
+    messages = _messages(body.get("messages"), errors, origin)
     n = body.get("n")
-    if n is not None and n != 1:
+    if n is not None and (isinstance(n, bool) or n != 1):
         errors.append(("n", "only n = 1 is supported"))
     _unsupported(body, errors)
     stream = body.get("stream")
@@ -324,6 +339,11 @@ def chat_request(body: Any) -> ChatRequest:
     max_name = "max_completion_tokens"
     if max_tokens is None:
         max_tokens, max_name = body.get("max_tokens"), "max_tokens"
+    elif body.get("max_tokens") is not None:  # the one not used is still checked
+        try:
+            Params(max_tokens=body["max_tokens"])
+        except ValidationError as exc:
+            errors.extend(("max_tokens", f.message) for f in exc.fields)
     options = Options(verbosity="full" if max_tokens is None else "standard")
     if "options" in ext:
         try:
@@ -369,7 +389,7 @@ def chat_request(body: Any) -> ChatRequest:
                 metadata=dict(metadata or {}),
             )
         except ValidationError as exc:
-            errors.extend((v1_field(f.field), f.message) for f in exc.fields)
+            errors.extend((v1_field(f.field, origin), f.message) for f in exc.fields)
     if errors or call is None:
         param, message = errors[0]
         raise HttpError(

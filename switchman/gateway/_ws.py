@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, get_args
 
 import trio
 
+from switchman._call import text_problem
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, EventType, Result, TraceEvent
@@ -488,6 +489,8 @@ class _Connection:
             return
         if not isinstance(job_id, str):
             raise invalid([("job_id", "must be a string")])
+        if (problem := text_problem(job_id)) is not None:  # (a "\ud800" in its JSON)
+            raise invalid([("job_id", problem)])
         await self.gw.visible_job(job_id, self.principal)
         self.follow(job_id)
         await self.outbox.send({"type": "subscribed", "job_id": job_id})
