@@ -18,6 +18,7 @@ grace period, then providers, ledger and hub stop.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import random
 import time
@@ -66,7 +67,7 @@ from switchman.catalog._config import (
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
-from switchman.policy._budget import Ledger
+from switchman.policy._budget import Ledger, unclaimed_spend
 from switchman.policy._candidates import (
     canonical_call,
     resolve_target,
@@ -83,8 +84,26 @@ INBOX_SIZE = 256
 
 #: call ids: 64 random bits per call from a generator seeded once from the OS (a
 #: syscall per call cost more than the rest of building the call message)
+log = logging.getLogger("switchman.router")
 _ids = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
+def _tell_unclaimed(ledger: Ledger, config: Config) -> None:
+    """Log the spend this month of handles no gateway key or caller budget names now: a
+    handle renamed in the config starts its budgets from zero under its new name."""
+    claimed = frozenset(
+        [f"caller:{k.handle}" for k in config.keys]
+        + [f"caller:{h}" for h in config.budgets.callers]
+    )
+    for scope, usd in unclaimed_spend(ledger, claimed, wall_now=time.time()).items():
+        log.warning(
+            "%s spent $%.6f this month, and no gateway key or caller budget names %s now:"
+            " if it was renamed, the budgets of its new name start from zero",
+            scope,
+            usd,
+            scope.removeprefix("caller:"),
+        )
 
 
 def _new_call_id() -> str:
@@ -416,6 +435,8 @@ async def run_router(
     initial_stats: dict[tuple[str, str], ModelStats] = {}
     if store is not None:
         initial_ledger, initial_stats = await load_state(store)
+        if initial_ledger is not None:
+            _tell_unclaimed(initial_ledger, config)
     tap = LedgerTap()
     hub = TraceHub()
     board = StatusBoard()

@@ -279,6 +279,20 @@ def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
     return snap
 
 
+def unclaimed_spend(
+    ledger: Ledger, claimed: frozenset[str], *, wall_now: float
+) -> dict[str, float]:
+    """This month's spend of each caller scope (``caller:HANDLE``) not in ``claimed``: a
+    handle no key or budget names any more (renamed or removed), whose spend no budget
+    of the new name counts. Sorted by scope."""
+    month = window_key("month", wall_now)
+    out: dict[str, float] = {}
+    for (scope, key), nanos in sorted(ledger.spent.items()):
+        if key == month and scope.startswith("caller:") and scope not in claimed and nanos:
+            out[scope] = from_nanos(nanos)
+    return out
+
+
 def held_in_snapshot(data: Mapping[str, Any]) -> tuple[int, float]:
     """How many reservations a snapshot holds, and their sum in USD (0 and 0.0 if none)."""
     held = data.get("held") or []
