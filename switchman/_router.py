@@ -438,6 +438,10 @@ async def run_router(
         if initial_ledger is not None:
             _tell_unclaimed(initial_ledger, config)
     tap = LedgerTap()
+    if initial_ledger is not None:
+        # saved again at once, as it now is: the holds of attempts a killed process left
+        # are spent in it, and the next start must not count (or tell of) them again
+        tap(initial_ledger)
     hub = TraceHub()
     board = StatusBoard()
     seed = config.router.seed
@@ -513,21 +517,8 @@ async def run_router(
     )
     specs = [
         ChildSpec(id="trace-hub", start=functools.partial(run_trace_hub, hub), shutdown_s=0.0),
-        ChildSpec(
-            id="ledger",
-            # a restarted ledger carries on from the last state it handed out, its open
-            # reservations included
-            start=lambda task_status: run_ledger(
-                ledger_recv,
-                limits,
-                initial=tap.latest if tap.latest is not None else initial_ledger,
-                on_change=tap,
-                on_state=tap.hold,
-                task_status=task_status,
-            ),
-            stop=ledger_send.close,
-            shutdown_s=5.0,
-        ),
+        # the persister before the ledger: stopped after it, so its last save has every
+        # hold the calls cut at a stop gave back or settled (the ledger drains its inbox)
         *(
             [
                 ChildSpec(
@@ -546,6 +537,21 @@ async def run_router(
             ]
             if store is not None
             else []
+        ),
+        ChildSpec(
+            id="ledger",
+            # a restarted ledger carries on from the last state it handed out, its open
+            # reservations included
+            start=lambda task_status: run_ledger(
+                ledger_recv,
+                limits,
+                initial=tap.latest if tap.latest is not None else initial_ledger,
+                on_change=tap,
+                on_state=tap.hold,
+                task_status=task_status,
+            ),
+            stop=ledger_send.close,
+            shutdown_s=5.0,
         ),
         ChildSpec(
             id="providers",

@@ -5,6 +5,7 @@ could let a budget be overspent. Real daemons on the simulator, a real SQLite fi
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -68,6 +69,11 @@ def test_attempts_in_flight_at_a_kill_count_as_spent_after_the_restart(tmp_path:
         daemon.proc.wait(timeout=10)
     bound = sum(int(h["nanos"]) for h in held) / 1e9  # type: ignore[call-overload]
     assert 1.5 < bound < 2.5
+    with serving(tmp_path, db, "--config", str(config)) as idle:  # a start that spends nothing
+        assert _day_spent(idle.port) == pytest.approx(bound)
+        idle.proc.send_signal(signal.SIGTERM)
+        assert idle.proc.wait(timeout=20) == 0
+    assert _held(db) == []  # folded into the spend when that start saved it
     with serving(tmp_path, db, "--config", str(config)) as again:
         assert _day_spent(again.port) == pytest.approx(bound)
         for job_id in job_ids:
@@ -91,7 +97,17 @@ def test_attempts_in_flight_at_a_kill_count_as_spent_after_the_restart(tmp_path:
         refused = [j for j in jobs if j["status"] == "failed"]
         assert len(refused) == 5 - fit, (bound, jobs)
         assert {j["result"]["errors"][0]["code"] for j in refused} == {"budget_exceeded"}
+        # a clean stop (SIGTERM) with the calls it took in flight: cut at its grace, each
+        # billed what it generated or given back, and no hold left in the store
+        again.proc.send_signal(signal.SIGTERM)
+        assert again.proc.wait(timeout=20) == 0
+    assert _held(db) == []
+    with serving(tmp_path, db, "--config", str(config)) as third:
+        # the first kill's holds were folded into the spend when the second start saved
+        # it: counted once, and told once
+        assert bound <= _day_spent(third.port) < bound + 0.1
     err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
+    assert err.count("attempt(s) were in flight when switchman last stopped") == 1
     assert "2 attempt(s) were in flight when switchman last stopped" in err
 
 

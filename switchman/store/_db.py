@@ -39,6 +39,8 @@ _OWNED_BY_HANDLE: Final = 1
 BUSY_TIMEOUT_S: Final = 5.0
 #: how often finished jobs that could not be written are tried again
 RETRY_S: Final = 1.0
+#: how long a statement waits for another process's lock while writes are failing
+FAILING_BUSY_S: Final = 0.1
 #: past this many finished jobs waiting to be written, no new job is taken
 _PENDING_MAX: Final = 1024
 
@@ -171,6 +173,8 @@ class _Db:
         if path != MEMORY:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.busy_timeout_s = busy_timeout_s
+        self._busy_s = busy_timeout_s
         self.conn.execute(f"PRAGMA busy_timeout={max(int(busy_timeout_s * 1000), 0)}")
         self.conn.executescript(_SCHEMA)
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(jobs)")}
@@ -354,6 +358,17 @@ _Op = tuple[Callable[..., Any], tuple[Any, ...], "trio.MemorySendChannel[outcome
 _QUEUE: Final = 1024
 #: most statements run in one trip to the worker thread
 _BATCH: Final = 256
+
+
+def run_batch_waiting(
+    db: _Db, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]], busy_s: float
+) -> list[outcome.Outcome[Any]]:
+    """``_run_batch`` on ``db``, a statement waiting at most ``busy_s`` for another
+    process's lock (set on the connection only when it changes)."""
+    if busy_s != db._busy_s:
+        db.conn.execute(f"PRAGMA busy_timeout={max(int(busy_s * 1000), 0)}")
+        db._busy_s = busy_s
+    return _run_batch(db.conn, ops)
 
 
 def _run_batch(

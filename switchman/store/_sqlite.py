@@ -55,6 +55,7 @@ from switchman.store._db import (
     _QUEUE,
     BEAT_S,
     BUSY_TIMEOUT_S,
+    FAILING_BUSY_S,
     MEMORY,
     RETRY_S,
     JobRecord,
@@ -66,12 +67,16 @@ from switchman.store._db import (
     _Finish,
     _Op,
     _reads,
-    _run_batch,
     _unavailable,
     default_db_path,
     log,
+    run_batch_waiting,
 )
 from switchman.store._files import _exclusive, _file_trouble, _identity, _private_file
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 class StoreUnavailable(StoreError):
@@ -150,17 +155,12 @@ class JobStore:
         await self._ops.send((fn, args, reply))
         with answer:
             done = await answer.receive()
-        writes = not _reads(fn)
         if isinstance(done, outcome.Error) and _unavailable(done.error):
-            reason = str(done.error) or type(done.error).__name__
-            if writes:
-                self._failing(reason)
-            verb = "written" if writes else "read"
+            reason = _reason(done.error)
+            verb = "read" if _reads(fn) else "written"
             raise StoreUnavailable(
                 f"the job store cannot be {verb}: {reason}", reason=reason
             ) from done.error
-        if writes and isinstance(done, outcome.Value):
-            self._writing()
         result: T = done.unwrap()
         return result
 
@@ -213,7 +213,13 @@ class JobStore:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 ops = [(fn, args) for fn, args, _ in batch]
-                results = await trio.to_thread.run_sync(_run_batch, self._db.conn, ops)
+                # while writes fail (another process's lock, a full disk), a write waits
+                # briefly: reads and the new calls' 503s are not held behind it for the
+                # whole busy timeout, batch after batch
+                busy = self._db.busy_timeout_s
+                if self._trouble is not None:
+                    busy = min(busy, FAILING_BUSY_S)
+                results = await trio.to_thread.run_sync(run_batch_waiting, self._db, ops, busy)
                 again = [
                     i
                     for i, (op, result) in enumerate(zip(ops, results, strict=True))
@@ -228,6 +234,15 @@ class JobStore:
                     )
                     for i, result in zip(again, alone, strict=True):
                         results[i] = result
+                # (a streak of failing writes is known before the next batch starts: it
+                # waits briefly then, whatever the callers of this one are doing)
+                for (fn, _), result in zip(ops, results, strict=True):
+                    if _reads(fn):
+                        continue
+                    if isinstance(result, outcome.Error) and _unavailable(result.error):
+                        self._failing(_reason(result.error))
+                    elif isinstance(result, outcome.Value):
+                        self._writing()
                 for (_, _, reply), result in zip(batch, results, strict=True):
                     with reply:
                         try:

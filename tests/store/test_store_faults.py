@@ -302,3 +302,32 @@ async def test_a_router_whose_store_cannot_be_written_for_a_while_keeps_routing(
                     break
                 await trio.sleep(0.05)
             assert await saved() == pytest.approx(live)
+
+
+async def test_once_writes_fail_a_read_does_not_wait_behind_them_for_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    # the busy timeout (3 s) is how long a first write waits for another process's lock;
+    # once writes are failing, each waits briefly, so reads (a /result, /health's counts)
+    # queued behind the retries and the new jobs' writes are answered at once
+    db = tmp_path / "jobs.db"
+    async with open_store(db, busy_timeout_s=3.0, beat_s=3600) as store:
+        await store.add_job(job_id="done", owner="a", handle="a", call={}, running=True)
+        with locked(db):
+            with trio.fail_after(10):
+                assert await store.finish_job("done", status="complete", result={"answer": "1"})
+            assert store.problem is not None  # the streak began: said, and kept in memory
+            async with trio.open_nursery() as nursery:
+                for i in range(3):  # writes queued ahead of the reads: each would wait 3 s
+                    nursery.start_soon(_refused, store, f"new-{i}")
+                await trio.sleep(0.01)
+                with trio.fail_after(1.5):
+                    job = await store.get_job("done")
+                    counts = await store.job_counts()
+            assert job is not None and job.status == "complete"
+            assert counts["complete"] == 1
+
+
+async def _refused(store: Any, job_id: str) -> None:
+    with pytest.raises(StoreUnavailable):
+        await store.add_job(job_id=job_id, owner="a", handle="a", call={}, running=True)
