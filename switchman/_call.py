@@ -404,7 +404,7 @@ class Options:
     temperature 0 and skips models that cannot take a seed (``best_effort``: temperature 0
     unless given, the seed where the model takes one); ``timeouts`` bound the first token,
     each attempt and the whole call; ``max_cost_usd`` skips models whose estimated cost is
-    above it; ``fallback`` lists the models (aliases, routes) that may be tried after the
+    above it; ``fallback`` lists the models (aliases, or ``auto``) that may be tried after the
     named model or route's own chain.
     """
 

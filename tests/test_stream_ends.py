@@ -90,18 +90,60 @@ SCRIPTS: dict[str, Script] = {
     "whole-event": Script([b"data: " + json.dumps(WHOLE).encode() + b"\n\ndata: [DONE]\n\n"]),
     # Ollama's kind of error: words alone, before any text
     "rate-words": Script([b'data: {"error": "too many requests, slow down"}\n\n']),
+    # text after the finish reason: it was not the end, and what followed was cut
+    "fin-then-text-cut": Script(_chat(_chunk({"content": " and more"}))),
+    "fin-then-partial-cut": Script(_chat(_chunk({"content": " and more"})[:40])),
 }
 ANTHROPIC_SCRIPTS: dict[str, Script] = {
     "a-stall-after-stop": Script(ANTHROPIC, end="hold"),
     "a-cut-stop": Script([*ANTHROPIC, b"event: message_st"]),
+    "a-cut-stop-data": Script([*ANTHROPIC, b'event: message_stop\ndata: {"type": "mes']),
+    "a-stop-then-text-cut": Script(
+        [
+            *ANTHROPIC,
+            _event(
+                "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "!"}}
+            ),
+        ]
+    ),
 }
 RESPONSES_SCRIPTS: dict[str, Script] = {
-    # Perplexity: the text is done, then the connection closed before response.completed
+    # Perplexity: the message is done, then the connection closed before response.completed
     "p-cut-before-completed": Script(
         [
             _event("response.output_text.delta", {"delta": TEXT}),
             _event("response.output_text.done", {"text": TEXT}),
+            _event(
+                "response.output_item.done", {"item": {"type": "message", "status": "completed"}}
+            ),
         ]
+    ),
+    # a text part done is not the message done: another part may follow
+    "p-text-done-cut": Script(
+        [
+            _event("response.output_text.delta", {"delta": TEXT}),
+            _event("response.output_text.done", {"text": TEXT}),
+        ]
+    ),
+    # the message was cut by its token limit: a "length" end, not a "stop"
+    "p-incomplete-cut": Script(
+        [
+            _event("response.output_text.delta", {"delta": TEXT}),
+            _event(
+                "response.output_item.done", {"item": {"type": "message", "status": "incomplete"}}
+            ),
+        ]
+    ),
+    # a second message item after the first, then a stall
+    "p-two-items-stall": Script(
+        [
+            _event("response.output_text.delta", {"delta": TEXT}),
+            _event(
+                "response.output_item.done", {"item": {"type": "message", "status": "completed"}}
+            ),
+            _event("response.output_text.delta", {"delta": " more"}),
+        ],
+        end="hold",
     ),
 }
 ALL = {**SCRIPTS, **ANTHROPIC_SCRIPTS, **RESPONSES_SCRIPTS}
@@ -191,6 +233,33 @@ async def upstream(nursery: trio.Nursery) -> str:
 @pytest.mark.parametrize(
     "model",
     [
+        "fin-then-text-cut",
+        "fin-then-partial-cut",
+        "a-stop-then-text-cut",
+        "p-text-done-cut",
+        "p-two-items-stall",
+    ],
+)
+async def test_text_after_an_end_that_was_not_one_is_no_whole_answer(
+    upstream: str, model: str
+) -> None:
+    with trio.fail_after(10):
+        result = await _call(model)
+    assert result.status == "complete" and result.model == "fb"  # the fallback answered
+    assert result.trace.attempts[0].outcome != "success"
+
+
+async def test_a_message_cut_by_its_limit_ends_as_length(upstream: str) -> None:
+    with trio.fail_after(10):
+        result = await _call("p-incomplete-cut")
+    assert result.status == "complete" and result.model == "p-incomplete-cut"
+    assert result.finish_reason == "length"
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "a-cut-stop-data",
         "stall-after-finish",
         "cut-done",
         "short-length",

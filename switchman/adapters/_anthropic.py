@@ -180,12 +180,14 @@ class _AnthropicStream:
         return collect(self._handle, self._sse.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = collect(self._handle, self._sse.close())
+        rest = self._sse.close()
+        if self._stop_reason is not None:  # a ``message_stop`` the connection cut: no text
+            rest = [e for e in rest if e.event != "message_stop"]
+        events = collect(self._handle, rest)
         if self._done:
             return events
         if self._stop_reason is not None:
-            # the text is whole; a ``message_stop`` the connection cut is not text
-            return [*(e for e in events if not isinstance(e, Malformed)), self._end()]
+            return [*events, self._end()]
         raise broken(self._adapter.provider, self._text, "without message_delta/message_stop")
 
     def _end(self) -> StreamEnd:
@@ -226,6 +228,7 @@ class _AnthropicStream:
             text = string(delta.get("text")) if delta.get("type") == "text_delta" else None
             if text:
                 self._text = True
+                self._stop_reason = None  # more text: the stop reason before it was not the end
                 return [TextDelta(text=text)]
         elif kind == "message_delta":
             delta = obj(payload.get("delta"))

@@ -301,14 +301,16 @@ class _ChatStream:
         return collect(self._handle, self._sse.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = collect(self._handle, self._sse.close())
+        rest = self._sse.close()
+        if self._finish is not None:
+            # the text is whole; a ``[DONE]`` the connection cut is still the end (any other
+            # event cut short is unreadable: it may have held text)
+            rest = [e for e in rest if not "[DONE]".startswith((e.data or e.raw or "?").strip())]
+        events = collect(self._handle, rest)
         if self._done:
             return events
         if self._finish is not None:
-            # the text is whole; what the connection cut mid-event after it (a partial
-            # ``[DONE]`` or usage chunk) is not text, and does not make the answer garbled
-            kept = [e for e in events if not isinstance(e, Malformed)]
-            return [*kept, self._end()]
+            return [*events, self._end()]
         if self._refusal:
             self._adapter._check_finish(None, "".join(self._refusal), output_began=self._text)
         raise broken(self._adapter.provider, self._text, "without a finish reason")
@@ -370,6 +372,7 @@ class _ChatStream:
         text = _content_text(delta.get("content"))
         if text:
             self._text = True
+            self._finish = None  # more text: the finish reason before it was not the end
             events.append(TextDelta(text=text))
         refusal = string(delta.get("refusal"))
         if refusal:
@@ -513,7 +516,10 @@ class _ResponsesStream:
         return collect(self._handle, self._sse.feed(data))
 
     def end(self) -> list[StreamEvent]:
-        events = collect(self._handle, self._sse.close())
+        rest = self._sse.close()
+        if self._finish is not None:  # a ``response.completed`` the connection cut: no text
+            rest = [e for e in rest if e.event != "response.completed"]
+        events = collect(self._handle, rest)
         if self._done:
             return events
         if self._finish is not None:
@@ -521,7 +527,7 @@ class _ResponsesStream:
             # billed as an answer without usage is, fees at the most they can be
             self._done = True
             return [
-                *(e for e in events if not isinstance(e, Malformed)),
+                *events,
                 StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model),
             ]
         raise broken(self._adapter.provider, self._text, "without response.completed")
@@ -555,12 +561,16 @@ class _ResponsesStream:
             text = string(payload.get("delta")) or ""
             if text:
                 self._text = True
+                self._finish = None  # more text: what looked like the end was not
                 return [TextDelta(text=text)]
-        elif kind in ("response.output_text.done", "response.output_item.done"):
-            if kind == "response.output_text.done" or obj(payload.get("item")).get("type") == (
-                "message"
-            ):
-                self._finish = self._finish or "stop"
+        elif kind == "response.output_item.done":
+            # a message item done is the answer's end, as far as it goes: its status says
+            # whether it was cut ("incomplete": a token limit). ``response.completed``, with
+            # the usage, normally follows; a text part done is not the end (more may follow)
+            item = obj(payload.get("item"))
+            if item.get("type") == "message":
+                status = string(item.get("status"))
+                self._finish = "stop" if status in (None, "completed") else "length"
         elif kind in ("response.completed", "response.incomplete"):
             self._done = True
             return [

@@ -88,7 +88,7 @@ from typing import Any, Final
 
 import attrs
 
-from switchman._call import INTENTS, Call, Caller, Message, Options, Params
+from switchman._call import INTENTS, Call, Caller, Message, Options, Params, text_problem
 from switchman._convert import structure
 from switchman._errors import QUOTA_EXHAUSTED, ValidationError
 from switchman._result import Result, Usage
@@ -322,6 +322,9 @@ def chat_request(body: Any) -> ChatRequest:
     user = body.get("user")
     if user is not None and (not isinstance(user, str) or len(user) > 200):
         errors.append(("user", "must be a string of at most 200 characters"))
+        user = None
+    elif user is not None and (problem := text_problem(user)) is not None:
+        errors.append(("user", problem))
         user = None
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, Mapping):

@@ -114,6 +114,7 @@ async def test_a_lone_surrogate_as_a_key_is_refused_like_any_wrong_key() -> None
     ("extra", "param"),
     [
         ({"n": True}, "n"),
+        ({"user": "me\ud800"}, "user"),
         # the limit not used is still checked
         ({"max_tokens": -5, "max_completion_tokens": 5}, "max_tokens"),
         # an empty assistant turn is dropped: the bad message keeps its own index
