@@ -24,6 +24,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import httpx
@@ -31,6 +32,7 @@ import trio
 
 from switchman._call import INTENTS, Call
 from switchman._channels import open_channel, send_soon
+from switchman._convert import to_jsonable
 from switchman._errors import FieldError, SwitchmanError, UnknownCall, ValidationError
 from switchman._logsecrets import hide_secrets
 from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
@@ -87,6 +89,38 @@ INBOX_SIZE = 256
 log = logging.getLogger("switchman.router")
 _ids = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
+@runtime_checkable
+class BillsInterrupted(Protocol):
+    """A store of jobs that can give an interrupted job the result that says its cost."""
+
+    async def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int: ...
+
+
+async def _bill_interrupted(store: BillsInterrupted, held: Mapping[str, float]) -> None:
+    """Give each job a killed process left running the cost its attempts in flight are
+    counted at (what they held: the budgets count it too), so that ``/jobs`` says where
+    that spend went. Ids that are no job's (an embedded call's) change nothing."""
+    results = {
+        owner: to_jsonable(
+            Result(
+                call_id="",
+                job_id=owner,
+                status="failed",
+                cost_usd=usd,
+                errors=(
+                    ErrorInfo(
+                        code="interrupted",
+                        message="switchman stopped while the call ran; its attempts then in"
+                        f" flight are counted at the most they could cost, ${usd:.6f}",
+                    ),
+                ),
+            )
+        )
+        for owner, usd in held.items()
+    }
+    await store.bill_interrupted(results)
 
 
 def _tell_unclaimed(ledger: Ledger, config: Config) -> None:
@@ -434,9 +468,11 @@ async def run_router(
     initial_ledger: Ledger | None = None
     initial_stats: dict[tuple[str, str], ModelStats] = {}
     if store is not None:
-        initial_ledger, initial_stats = await load_state(store)
+        initial_ledger, initial_stats, held = await load_state(store)
         if initial_ledger is not None:
             _tell_unclaimed(initial_ledger, config)
+        if held and isinstance(store, BillsInterrupted):
+            await _bill_interrupted(store, held)
     tap = LedgerTap()
     if initial_ledger is not None:
         # saved again at once, as it now is: the holds of attempts a killed process left

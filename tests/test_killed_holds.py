@@ -79,6 +79,14 @@ def test_attempts_in_flight_at_a_kill_count_as_spent_after_the_restart(tmp_path:
         for job_id in job_ids:
             job = httpx.get(f"http://127.0.0.1:{again.port}/result/{job_id}", timeout=5).json()
             assert job["status"] == "failed"
+            # the job says where that spend went: what its attempt in flight held
+            (error,) = job["result"]["errors"]
+            assert error["code"] == "interrupted"
+            assert job["result"]["cost_usd"] == pytest.approx(bound / 2)
+        listed = httpx.get(f"http://127.0.0.1:{again.port}/jobs", timeout=5).json()["jobs"]
+        killed = {j["job_id"]: j for j in listed if j["job_id"] in job_ids}
+        assert {j["error_code"] for j in killed.values()} == {"interrupted"}
+        assert sum(j["cost_usd"] for j in killed.values()) == pytest.approx(bound)
         # what is left of the $5 covers fewer such calls than if the holds were forgotten
         each = bound / 2
         fit = int((5.0 - bound) / each + 1e-9)

@@ -305,7 +305,8 @@ async def _one_attempt(
     if env.limited_scopes.intersection(scopes):
         # the most this attempt can cost, so that no budget is ever overspent
         estimate = most_cost(model, max_input_tokens(call, run.sent_raw), out_tokens)
-        reservation = f"{run.call_id}:{n}"
+        # (named by its job when it has one: a process killed under it bills the job)
+        reservation = f"{run.job_id or run.call_id}:{n}"
         refused = await reserve_hold(env, reservation, scopes, estimate)
         if refused is not None:
             key = env.keys_by_handle.get(handle)

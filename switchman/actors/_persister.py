@@ -21,6 +21,7 @@ import trio
 from switchman.actors._board import StatusBoard
 from switchman.policy._budget import (
     Ledger,
+    held_by_owner,
     held_in_snapshot,
     ledger_from_snapshot,
     ledger_snapshot,
@@ -101,13 +102,16 @@ def stats_from_json(
 
 async def load_state(
     store: Persistence,
-) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats]]:
-    """Spend and statistics from the last run (empty when none or unreadable)."""
+) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats], dict[str, float]]:
+    """Spend and statistics from the last run (empty when none or unreadable), and what the
+    attempts in flight when it stopped held, by job (or call) id (``held_by_owner``)."""
     ledger: Ledger | None = None
+    held: dict[str, float] = {}
     try:
         spend = await store.load_spend()
         if spend:
             ledger = ledger_from_snapshot(spend)
+            held = held_by_owner(spend)
             count, usd = held_in_snapshot(spend)
             if count:
                 log.warning(
@@ -119,7 +123,8 @@ async def load_state(
     except ValueError as exc:
         log.warning("stored spend unreadable, starting from zero: %s", exc)
     stored = await store.load_stats()
-    return ledger, stats_from_json(stored, now=trio.current_time(), wall_now=time.time())
+    stats = stats_from_json(stored, now=trio.current_time(), wall_now=time.time())
+    return ledger, stats, held
 
 
 def _all_stats(board: StatusBoard) -> dict[tuple[str, str], ModelStats]:

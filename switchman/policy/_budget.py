@@ -273,7 +273,7 @@ def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
     snap: dict[str, Any] = {"nano_usd": out}
     if ledger.reservations:
         snap["held"] = [
-            {"nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
+            {"id": r.id, "nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
             for _, r in sorted(ledger.reservations.items())
         ]
     return snap
@@ -290,6 +290,20 @@ def unclaimed_spend(
     for (scope, key), nanos in sorted(ledger.spent.items()):
         if key == month and scope.startswith("caller:") and scope not in claimed and nanos:
             out[scope] = from_nanos(nanos)
+    return out
+
+
+def held_by_owner(data: Mapping[str, Any]) -> dict[str, float]:
+    """A snapshot's holds summed by what held them: a reservation ``OWNER:N`` (a job's
+    id, else its call's, and the attempt's number) counts for ``OWNER``; in USD."""
+    out: dict[str, float] = {}
+    held = data.get("held") or []
+    for h in held if isinstance(held, list) else ():
+        rid = h.get("id") if isinstance(h, Mapping) else None
+        nanos = h.get("nanos") if isinstance(h, Mapping) else None
+        if isinstance(rid, str) and ":" in rid and isinstance(nanos, int):
+            owner = rid.rpartition(":")[0]
+            out[owner] = out.get(owner, 0.0) + from_nanos(nanos)
     return out
 
 

@@ -312,6 +312,16 @@ class _Db:
         )
         return cur.rowcount
 
+    def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int:
+        rows = [(json.dumps(r, separators=(",", ":")), job_id) for job_id, r in results.items()]
+        with _atomic(self.conn):
+            cur = self.conn.executemany(
+                "UPDATE jobs SET result = ? WHERE id = ? AND status = 'failed'"
+                " AND reason = 'interrupted' AND result IS NULL",
+                rows,
+            )
+        return cur.rowcount
+
     def beat(self, now: float) -> None:
         self.conn.execute("INSERT OR REPLACE INTO alive (id, at) VALUES (1, ?)", (now,))
 

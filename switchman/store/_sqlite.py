@@ -385,6 +385,11 @@ class JobStore:
         beat of the process that ran it (see :meth:`beat_forever`); how many were."""
         return await self._run(self._db.fail_unfinished, reason, self.clock())
 
+    async def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int:
+        """Give each job of ``results`` that a stopped process left ``interrupted`` (and
+        without a result) that result; how many were. Others are left as they are."""
+        return await self._run(self._db.bill_interrupted, results)
+
     async def beat_forever(self) -> None:
         """Record every ``BEAT_S`` seconds that this process is alive: a job it leaves
         running when it is killed is then stored as finished by then, not at the next

@@ -12,6 +12,7 @@ from switchman.policy._budget import (
     Ledger,
     Limit,
     Period,
+    held_by_owner,
     held_in_snapshot,
     ledger_from_snapshot,
     ledger_snapshot,
@@ -386,7 +387,11 @@ def test_a_hold_in_a_snapshot_is_spent_after_a_restart() -> None:
     led = settle(led, "b", actual_usd=0.25)
     snap = ledger_snapshot(led)
     assert snap["held"] == [
-        {"nanos": 2_000_000_000, "windows": [list(w) for w in led.reservations["a"].windows]}
+        {
+            "id": "a",
+            "nanos": 2_000_000_000,
+            "windows": [list(w) for w in led.reservations["a"].windows],
+        }
     ]
     assert held_in_snapshot(snap) == (1, 2.0)
     back = ledger_from_snapshot(json.loads(json.dumps(snap)))
@@ -405,3 +410,15 @@ def test_a_hold_in_a_snapshot_is_spent_after_a_restart() -> None:
     ):
         with pytest.raises(ValueError):
             ledger_from_snapshot(bad)
+
+
+def test_holds_are_summed_by_what_held_them() -> None:
+    led = Ledger()
+    for rid, usd in (("job_1:1", 1.0), ("job_1:2", 0.5), ("job_2:1", 0.25), ("call:x:1", 2.0)):
+        led, _ = reserve(
+            led, [], scopes=["global"], amount_usd=usd, reservation_id=rid, wall_now=T0
+        )
+    owed = held_by_owner(json.loads(json.dumps(ledger_snapshot(led))))
+    assert owed == {"job_1": 1.5, "job_2": 0.25, "call:x": 2.0}
+    assert held_by_owner({"nano_usd": {}}) == {}
+    assert held_by_owner({"held": [{"nanos": 5}, "junk", {"id": "no-number", "nanos": 1}]}) == {}
