@@ -6,8 +6,7 @@ wrong. The real gateway on 127.0.0.1, a real SQLite file."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,11 @@ import trio
 
 from switchman.store import open_store
 from tests.gateway._fakes import KEYS, FakeRouter, bearer, make_config, running_gateway
+from tests.store.test_store_faults import _stored, locked
 
 #: how long the store waits for another process's lock in these tests
 BUSY_S = 0.05
 LOCKED = "the job store cannot be written: database is locked"
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Another process's write lock on ``path`` for the block (``BEGIN EXCLUSIVE``)."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as other:
-        other.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            other.execute("ROLLBACK")
-
-
-def _stored(path: Path, job_id: str) -> tuple[str, str | None]:
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        row = conn.execute("SELECT status, reason FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    assert row is not None
-    return row[0], row[1]
 
 
 async def test_calls_are_refused_with_503_and_results_kept_while_the_store_is_locked(
