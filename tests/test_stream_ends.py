@@ -92,7 +92,9 @@ SCRIPTS: dict[str, Script] = {
     "rate-words": Script([b'data: {"error": "too many requests, slow down"}\n\n']),
     # text after the finish reason: it was not the end, and what followed was cut
     "fin-then-text-cut": Script(_chat(_chunk({"content": " and more"}))),
-    "fin-then-partial-cut": Script(_chat(_chunk({"content": " and more"})[:40])),
+    # (cut inside its text, past its "content" key: a chunk cut before that key cannot be
+    # told from a cut usage chunk, and is taken as no loss)
+    "fin-then-partial-cut": Script(_chat(_chunk({"content": " and more"}).partition(b" and")[0])),
 }
 ANTHROPIC_SCRIPTS: dict[str, Script] = {
     "a-stall-after-stop": Script(ANTHROPIC, end="hold"),
@@ -309,3 +311,41 @@ async def test_a_responses_stream_cut_before_its_usage_is_billed_at_its_most_fee
         most_cost(model, usage.input_tokens, usage.output_tokens)
     )
     assert result.cost_usd > model.cost(usage.input_tokens, usage.output_tokens) + 0.019
+
+
+def _parse(kind: str, name: str, raw: bytes) -> list[Any]:
+    from switchman.adapters import make_adapter
+
+    adapter = make_adapter(ProviderSpec(name=name, kind=kind, base_url="http://x/v1"), "k")
+    parser = adapter.stream_parser()
+    return parser.feed(raw) + parser.end()
+
+
+WHOLE_CHAT = b"".join(_chat(b"data: [DONE]\n\n"))
+#: where the finish chunk ends: a cut anywhere after it leaves the text whole
+AFTER_FINISH = WHOLE_CHAT.index(b"data: {", len(_chat()[0]) + 10)
+
+
+def test_a_cut_anywhere_after_the_finish_chunk_leaves_the_answer_whole() -> None:
+    from switchman.adapters._base import Malformed, StreamEnd, TextDelta
+
+    for cut in range(AFTER_FINISH, len(WHOLE_CHAT) + 1):
+        events = _parse("openai", "up", WHOLE_CHAT[:cut])
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert text == TEXT and isinstance(events[-1], StreamEnd), cut
+        assert not any(isinstance(e, Malformed) for e in events), cut  # (that would fail it)
+
+
+def test_a_text_chunk_cut_after_the_finish_still_fails_the_answer() -> None:
+    from switchman._errors import ProviderError
+    from switchman.adapters._base import Malformed
+
+    more = _chunk({"content": " and more"})
+    raw = b"".join(_chat()) + more
+    # (cut before its "content" key has come, it cannot be told from a cut usage chunk)
+    for cut in range(more.index(b'"content"') + len(b'"content"'), len(more) - 2):
+        try:
+            events = _parse("openai", "up", raw[: len(raw) - len(more) + cut])
+        except ProviderError:
+            continue  # (the stream broke: the attempt fails)
+        assert any(isinstance(e, Malformed) for e in events), cut  # (garbled: it fails)

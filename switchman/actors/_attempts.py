@@ -23,6 +23,7 @@ import itertools
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -123,8 +124,10 @@ class CallRun:
     break_error: ErrorInfo | None = None
     #: the call's own cancel scope: cancelled when the caller stops reading its stream
     scope: trio.CancelScope | None = None
-    #: spend no budget covers, per scopes (USD): tracked by the dispatcher, not reserved
-    tracked: dict[tuple[str, ...], float] | None = None
+    #: where spend no budget covers goes as each attempt is billed (the dispatcher's
+    #: ``track``: to the ledger within a batch time, so a kill mid-call loses no earlier
+    #: attempt's bill); None: nowhere
+    spend: Callable[[tuple[str, ...], float], None] | None = None
     #: when the provider said the model it just turned away can serve again
     back_at: float | None = None
     #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
@@ -135,9 +138,8 @@ class CallRun:
     cut_usd: float = 0.0
 
     def track(self, scopes: tuple[str, ...], usd: float) -> None:
-        if self.tracked is None:
-            self.tracked = {}
-        self.tracked[scopes] = self.tracked.get(scopes, 0.0) + usd
+        if self.spend is not None:
+            self.spend(scopes, usd)
 
     def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
         if env.hub.active:
@@ -305,9 +307,9 @@ async def _one_attempt(
     if env.limited_scopes.intersection(scopes):
         # the most this attempt can cost, so that no budget is ever overspent
         estimate = most_cost(model, max_input_tokens(call, run.sent_raw), out_tokens)
-        # (named by its job when it has one: a process killed under it bills the job)
-        reservation = f"{run.job_id or run.call_id}:{n}"
-        refused = await reserve_hold(env, reservation, scopes, estimate)
+        reservation = f"{run.call_id}:{n}"
+        # (its job named: a process killed under it bills the job for it)
+        refused = await reserve_hold(env, reservation, scopes, estimate, run.job_id or "")
         if refused is not None:
             key = env.keys_by_handle.get(handle)
             message = refusal_message(

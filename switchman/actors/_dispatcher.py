@@ -311,6 +311,7 @@ class _Dispatcher:
             started=started,
             redact=redaction_enabled(call),
             scope=scope,
+            spend=self.track,
         )
         if msg.stream and run.redact:
             run.redactor = StreamRedactor(env.secrets)
@@ -486,9 +487,6 @@ class _Dispatcher:
         budget = BudgetTrace(
             reserved_usd=run.reserved_usd, settled_usd=run.settled_usd, scopes=run.budget_scopes
         )
-        if run.tracked is not None:
-            for scopes, usd in run.tracked.items():
-                self.track(scopes, usd)
         if success is not None:
             self._remember(run.call_id, success.model.alias, run.call.intent)
             result = Result(

@@ -18,7 +18,7 @@ log = logging.getLogger("switchman.attempts")
 
 
 async def reserve_hold(
-    env: DispatchEnv, rid: str, scopes: tuple[str, ...], amount: float
+    env: DispatchEnv, rid: str, scopes: tuple[str, ...], amount: float, owner: str = ""
 ) -> Refusal | None:
     """Ask the ledger to hold ``amount`` on ``scopes`` as reservation ``rid``: None when
     it did, else the budget that refused. A ledger that went away refuses (fail closed).
@@ -32,7 +32,8 @@ async def reserve_hold(
     with receive:
         try:
             await send_soon(
-                env.ledger, Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send)
+                env.ledger,
+                Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send, owner=owner),
             )
             try:
                 return await receive.receive()

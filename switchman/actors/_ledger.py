@@ -94,7 +94,7 @@ async def run_ledger(
     task_status.started()
     async for msg in inbox:
         match msg:
-            case Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=reply):
+            case Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=reply, owner=owner):
                 with reply:
                     now = wall()
                     ledger, refused = reserve(
@@ -104,6 +104,7 @@ async def run_ledger(
                         amount_usd=amount,
                         reservation_id=rid,
                         wall_now=now,
+                        owner=owner,
                     )
                     answer = None if refused is None else refusal(ledger, refused, wall_now=now)
                     try:

@@ -103,6 +103,8 @@ class Reserve:
     scopes: tuple[str, ...]
     amount_usd: float
     reply_to: trio.MemorySendChannel[Refusal | None]
+    #: the job it is for, if any (what a restart bills a killed job for)
+    owner: str = ""
 
 
 @attrs.frozen(kw_only=True)

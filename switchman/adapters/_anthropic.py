@@ -28,6 +28,7 @@ from switchman.adapters._base import (
 from switchman.adapters._sse import (
     SseDecoder,
     SseEvent,
+    after_the_end,
     bad_reply,
     broken,
     collect,
@@ -181,8 +182,8 @@ class _AnthropicStream:
 
     def end(self) -> list[StreamEvent]:
         rest = self._sse.close()
-        if self._stop_reason is not None:  # a ``message_stop`` the connection cut: no text
-            rest = [e for e in rest if e.event != "message_stop"]
+        if self._stop_reason is not None:  # a cut ``message_stop``: no text lost
+            rest = after_the_end(rest, "text_delta")
         events = collect(self._handle, rest)
         if self._done:
             return events

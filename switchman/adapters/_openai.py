@@ -33,6 +33,7 @@ from switchman.adapters._base import (
 from switchman.adapters._sse import (
     SseDecoder,
     SseEvent,
+    after_the_end,
     bad_reply,
     broken,
     collect,
@@ -303,9 +304,9 @@ class _ChatStream:
     def end(self) -> list[StreamEvent]:
         rest = self._sse.close()
         if self._finish is not None:
-            # the text is whole; a ``[DONE]`` the connection cut is still the end (any other
-            # event cut short is unreadable: it may have held text)
-            rest = [e for e in rest if not "[DONE]".startswith((e.data or e.raw or "?").strip())]
+            # the text is whole: a usage chunk or ``[DONE]`` the connection cut is no loss
+            # (a chunk cut short that may have held text still fails the answer)
+            rest = after_the_end(rest, '"content"')
         events = collect(self._handle, rest)
         if self._done:
             return events
@@ -517,8 +518,8 @@ class _ResponsesStream:
 
     def end(self) -> list[StreamEvent]:
         rest = self._sse.close()
-        if self._finish is not None:  # a ``response.completed`` the connection cut: no text
-            rest = [e for e in rest if e.event != "response.completed"]
+        if self._finish is not None:  # a cut ``response.completed``: no text lost
+            rest = after_the_end(rest, "output_text.delta")
         events = collect(self._handle, rest)
         if self._done:
             return events

@@ -191,6 +191,26 @@ def load_json(body: bytes | str) -> Any:
     return json.loads(text)  # json.loads itself skips surrounding whitespace
 
 
+def after_the_end(rest: list[SseEvent], text_mark: str) -> list[SseEvent]:
+    """The events a connection's end flushed once the answer's finish reason came, less
+    those cut short that cannot have held text: an event that names ``text_mark`` (its
+    kind of text event) or reads as JSON is kept, to be handled (or fail) as it would have;
+    the rest (a cut usage chunk or end marker, ``[DONE]`` included) is no loss."""
+    kept: list[SseEvent] = []
+    for event in rest:
+        body = event.data if event.data is not None else (event.raw or "")
+        if text_mark in f"{event.event or ''}{body}":
+            kept.append(event)
+            continue
+        try:
+            readable = isinstance(load_json(body), dict)
+        except ValueError:
+            readable = False
+        if readable:
+            kept.append(event)
+    return kept
+
+
 def obj(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one."""
     return value if isinstance(value, dict) else {}

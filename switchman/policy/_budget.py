@@ -89,12 +89,14 @@ def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: flo
 
 @attrs.frozen(kw_only=True)
 class Reservation:
-    """An open reservation: ``amount_nanos`` held in each of ``windows``."""
+    """An open reservation: ``amount_nanos`` held in each of ``windows``; ``owner``: the
+    job it is for, when it is one's (what a restart bills a killed job for)."""
 
     id: str
     scopes: tuple[str, ...]
     amount_nanos: int
     windows: tuple[tuple[str, str], ...]  # (scope, window key) charged
+    owner: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -157,6 +159,7 @@ def reserve(
     amount_usd: float,
     reservation_id: str,
     wall_now: float,
+    owner: str = "",
 ) -> tuple[Ledger, Limit | None]:
     """Hold ``amount_usd`` against every scope in ``scopes``.
 
@@ -184,7 +187,11 @@ def reserve(
         (scope, window_key(period, wall_now)) for scope in unique_scopes for period in PERIODS
     )
     reservation = Reservation(
-        id=reservation_id, scopes=unique_scopes, amount_nanos=amount, windows=windows
+        id=reservation_id,
+        scopes=unique_scopes,
+        amount_nanos=amount,
+        windows=windows,
+        owner=owner,
     )
     return attrs.evolve(
         ledger, reservations={**ledger.reservations, reservation_id: reservation}
@@ -273,7 +280,8 @@ def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
     snap: dict[str, Any] = {"nano_usd": out}
     if ledger.reservations:
         snap["held"] = [
-            {"id": r.id, "nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
+            {"nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
+            | ({"job": r.owner} if r.owner else {})
             for _, r in sorted(ledger.reservations.items())
         ]
     return snap
@@ -294,16 +302,14 @@ def unclaimed_spend(
 
 
 def held_by_owner(data: Mapping[str, Any]) -> dict[str, float]:
-    """A snapshot's holds summed by what held them: a reservation ``OWNER:N`` (a job's
-    id, else its call's, and the attempt's number) counts for ``OWNER``; in USD."""
+    """A snapshot's holds summed by the job each was for (those of no job left out); USD."""
     out: dict[str, float] = {}
     held = data.get("held") or []
     for h in held if isinstance(held, list) else ():
-        rid = h.get("id") if isinstance(h, Mapping) else None
+        job = h.get("job") if isinstance(h, Mapping) else None
         nanos = h.get("nanos") if isinstance(h, Mapping) else None
-        if isinstance(rid, str) and ":" in rid and isinstance(nanos, int):
-            owner = rid.rpartition(":")[0]
-            out[owner] = out.get(owner, 0.0) + from_nanos(nanos)
+        if isinstance(job, str) and job and isinstance(nanos, int):
+            out[job] = out.get(job, 0.0) + from_nanos(nanos)
     return out
 
 

@@ -239,7 +239,8 @@ class ResponsesWire(Wire):
             "response.output_item.done",
             n + 1,
             output_index=0,
-            item=self._message(ex, "completed"),
+            # (a message cut by its token limit is "incomplete", as the response is)
+            item=self._message(ex, self._final_status(ex.plan)),
         )
 
     def terminator(self, ex: Exchange) -> bytes:

@@ -388,7 +388,6 @@ def test_a_hold_in_a_snapshot_is_spent_after_a_restart() -> None:
     snap = ledger_snapshot(led)
     assert snap["held"] == [
         {
-            "id": "a",
             "nanos": 2_000_000_000,
             "windows": [list(w) for w in led.reservations["a"].windows],
         }
@@ -412,13 +411,18 @@ def test_a_hold_in_a_snapshot_is_spent_after_a_restart() -> None:
             ledger_from_snapshot(bad)
 
 
-def test_holds_are_summed_by_what_held_them() -> None:
+def test_holds_are_summed_by_the_job_each_was_for() -> None:
     led = Ledger()
-    for rid, usd in (("job_1:1", 1.0), ("job_1:2", 0.5), ("job_2:1", 0.25), ("call:x:1", 2.0)):
+    for rid, owner, usd in (
+        ("c1:1", "job_1", 1.0),
+        ("c1:2", "job_1", 0.5),
+        ("c2:1", "job_2", 0.25),
+        ("c3:1", "", 2.0),  # an embedded call's: no job to bill
+    ):
         led, _ = reserve(
-            led, [], scopes=["global"], amount_usd=usd, reservation_id=rid, wall_now=T0
+            led, [], scopes=["global"], amount_usd=usd, reservation_id=rid, wall_now=T0, owner=owner
         )
     owed = held_by_owner(json.loads(json.dumps(ledger_snapshot(led))))
-    assert owed == {"job_1": 1.5, "job_2": 0.25, "call:x": 2.0}
+    assert owed == {"job_1": 1.5, "job_2": 0.25}
     assert held_by_owner({"nano_usd": {}}) == {}
-    assert held_by_owner({"held": [{"nanos": 5}, "junk", {"id": "no-number", "nanos": 1}]}) == {}
+    assert held_by_owner({"held": [{"nanos": 5}, "junk", {"job": 3, "nanos": 1}]}) == {}

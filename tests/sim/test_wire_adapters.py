@@ -387,3 +387,13 @@ async def test_an_answer_cut_at_the_output_limit_finishes_with_length(
     got = await run(provider, request("healthy", stream=stream, max_tokens=3))
     assert got.text == expected_answer("healthy", PROMPT, 3)
     assert normal_finish(got.end.finish_reason) == "length"
+
+
+async def test_a_perplexity_answer_cut_at_its_limit_ends_as_length_without_its_terminator(
+    run: Any,
+) -> None:
+    # the message item done says "incomplete" itself: a stream that ends before
+    # response.completed still ends as a length end, not a stop
+    got = await run("perplexity", request("no-terminator", stream=True, max_tokens=3))
+    assert got.text == expected_answer("no-terminator", PROMPT, 3)
+    assert got.end.finish_reason == "length"
