@@ -349,3 +349,20 @@ def test_a_text_chunk_cut_after_the_finish_still_fails_the_answer() -> None:
         except ProviderError:
             continue  # (the stream broke: the attempt fails)
         assert any(isinstance(e, Malformed) for e in events), cut  # (garbled: it fails)
+
+
+def test_a_responses_answer_naming_its_own_event_kinds_survives_a_cut_completed() -> None:
+    from switchman.adapters._base import Malformed, StreamEnd, TextDelta
+
+    said = "Stream with response.output_text.delta events."
+    head = _event("response.output_text.delta", {"delta": said}) + _event(
+        "response.output_item.done", {"item": {"type": "message", "status": "completed"}}
+    )
+    # response.completed repeats the answer, its words included
+    done = {"response": {"status": "completed", "output": [{"type": "message", "text": said}]}}
+    raw = head + _event("response.completed", done)
+    for cut in range(len(head), len(raw)):
+        events = _parse("openai", "perplexity", raw[:cut])
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert text == said and isinstance(events[-1], StreamEnd), cut
+        assert not any(isinstance(e, Malformed) for e in events), cut

@@ -183,7 +183,7 @@ class _AnthropicStream:
     def end(self) -> list[StreamEvent]:
         rest = self._sse.close()
         if self._stop_reason is not None:  # a cut ``message_stop``: no text lost
-            rest = after_the_end(rest, "text_delta")
+            rest = after_the_end(rest, "content_block", typed=True)
         events = collect(self._handle, rest)
         if self._done:
             return events

@@ -519,7 +519,7 @@ class _ResponsesStream:
     def end(self) -> list[StreamEvent]:
         rest = self._sse.close()
         if self._finish is not None:  # a cut ``response.completed``: no text lost
-            rest = after_the_end(rest, "output_text.delta")
+            rest = after_the_end(rest, "output_text", typed=True)
         events = collect(self._handle, rest)
         if self._done:
             return events

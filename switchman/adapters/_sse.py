@@ -191,15 +191,27 @@ def load_json(body: bytes | str) -> Any:
     return json.loads(text)  # json.loads itself skips surrounding whitespace
 
 
-def after_the_end(rest: list[SseEvent], text_mark: str) -> list[SseEvent]:
+#: the ``type`` an event's JSON opens with, as far as it came (Anthropic's and the Responses
+#: format's events name their kind first)
+_LEADING_TYPE: Final = re.compile(r'\s*\{\s*"type"\s*:\s*"([^"]*)')
+
+
+def after_the_end(rest: list[SseEvent], text_mark: str, *, typed: bool = False) -> list[SseEvent]:
     """The events a connection's end flushed once the answer's finish reason came, less
-    those cut short that cannot have held text: an event that names ``text_mark`` (its
-    kind of text event) or reads as JSON is kept, to be handled (or fail) as it would have;
-    the rest (a cut usage chunk or end marker, ``[DONE]`` included) is no loss."""
+    those cut short that cannot have held text: an event that shows ``text_mark`` (its kind
+    of text event: in its ``event:`` name or leading ``type`` when ``typed``, else anywhere
+    in it) or reads as JSON is kept, to be handled (or fail) as it would have; the rest (a
+    cut usage chunk or end marker, ``[DONE]`` included) is no loss. An event cut before it
+    showed what it was is taken as no loss: after a finish reason, text is not expected."""
     kept: list[SseEvent] = []
     for event in rest:
         body = event.data if event.data is not None else (event.raw or "")
-        if text_mark in f"{event.event or ''}{body}":
+        if typed:
+            leading = _LEADING_TYPE.match(body)
+            shown = f"{event.event or ''} {leading.group(1) if leading else ''}"
+        else:
+            shown = body
+        if text_mark in shown:
             kept.append(event)
             continue
         try:

@@ -146,7 +146,7 @@ class ResponsesWire(Wire):
 
     def _message(self, ex: Exchange, status: str) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
-        if status == "completed":
+        if status in ("completed", "incomplete"):  # (a message in progress has none yet)
             content = [{"type": "output_text", "text": answer_text(ex.plan), "annotations": []}]
         return {
             "type": "message",
@@ -167,7 +167,7 @@ class ResponsesWire(Wire):
             "output": [],
         }
         if status in ("completed", "incomplete"):
-            obj["output"] = [self._message(ex, "completed")]
+            obj["output"] = [self._message(ex, status)]  # (its message as incomplete as it)
             per_input, per_output = prices_of(ex.model)
             input_cost = plan.usage.input_tokens * per_input
             output_cost = plan.usage.output_tokens * per_output
