@@ -37,11 +37,13 @@ class GuardedTCPServer(TCPServer):
             await self.protocol.handle(Closed())
 
 
-_ORIGINAL: Final = _run.TCPServer  # type: ignore[attr-defined]
+#: the handler class hypercorn's trio worker names (None if a release renamed it: the
+#: guard is then not installed, and its test says so)
+_ORIGINAL: Final = getattr(_run, "TCPServer", None)
 
 
 def install() -> None:
     """Serve every connection of hypercorn's trio worker with :class:`GuardedTCPServer`
     (idempotent; it names its handler class once, in ``hypercorn.trio.run``)."""
-    if _run.TCPServer is _ORIGINAL:  # type: ignore[attr-defined]
-        _run.TCPServer = GuardedTCPServer  # type: ignore[attr-defined]
+    if _ORIGINAL is TCPServer and getattr(_run, "TCPServer", None) is _ORIGINAL:
+        setattr(_run, "TCPServer", GuardedTCPServer)  # noqa: B010 (a module's global)
