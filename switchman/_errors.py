@@ -155,6 +155,10 @@ class ProviderError(SwitchmanError):
         #: stream events parsed from the same read before the failure (text that came in
         #: one network read with a provider's error event): delivered before it is raised
         self.events_before: tuple[Any, ...] = ()
+        #: the error a stream's error event carried, when this one stands for it (a stream
+        #: broken after its text began by a rate limit, an overload...): what the model's
+        #: provider actor learns from (a rate limit holds the model back, not its breaker)
+        self.cause: ProviderError | None = None
 
 
 class RateLimited(ProviderError):

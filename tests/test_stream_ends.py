@@ -90,6 +90,14 @@ SCRIPTS: dict[str, Script] = {
     "whole-event": Script([b"data: " + json.dumps(WHOLE).encode() + b"\n\ndata: [DONE]\n\n"]),
     # Ollama's kind of error: words alone, before any text
     "rate-words": Script([b'data: {"error": "too many requests, slow down"}\n\n']),
+    # a rate limit after the text began: the stream is broken, and the model held back
+    "rate-after-text": Script(
+        [
+            _chat()[0],
+            b'data: {"error": {"message": "Rate limit reached. Please try again in 30s.",'
+            b' "type": "requests", "code": "rate_limit_exceeded"}}\n\n',
+        ]
+    ),
     # text after the finish reason: it was not the end, and what followed was cut
     "fin-then-text-cut": Script(_chat(_chunk({"content": " and more"}))),
     # (cut inside its text, past its "content" key: a chunk cut before that key cannot be
@@ -366,3 +374,22 @@ def test_a_responses_answer_naming_its_own_event_kinds_survives_a_cut_completed(
         text = "".join(e.text for e in events if isinstance(e, TextDelta))
         assert text == said and isinstance(events[-1], StreamEnd), cut
         assert not any(isinstance(e, Malformed) for e in events), cut
+
+
+async def test_a_rate_limit_after_the_text_began_holds_the_model_back(upstream: str) -> None:
+    config = _config_with_stall(1000)
+    call = Call(
+        prompt="capital of France?", model="r-rate-after-text", params=Params(max_tokens=50)
+    )
+    with trio.fail_after(10):
+        async with switchman.open_router(config, env=ENV) as router:
+            first = await router.call(call)
+            second = await router.call(call)
+    # the first met the broken stream and was continued by the fallback
+    assert [a.alias for a in first.trace.attempts] == ["rate-after-text", "fb"]
+    assert first.status == "complete"
+    # the second does not send to the model until its retry-after (30 s) has passed
+    assert [a.alias for a in second.trace.attempts] == ["fb"]
+    assert "rate-after-text" not in second.trace.eligibility.eligible
+    (left_out,) = [e for e in second.trace.eligibility.excluded if e.alias == "rate-after-text"]
+    assert "rate" in left_out.reason, left_out

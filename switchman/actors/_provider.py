@@ -284,7 +284,9 @@ class _ProviderState:
     def _done(self, msg: AttemptDone, now: float) -> None:
         self.in_flight -= 1
         breaker = self.breakers.get(msg.alias, CLOSED_BREAKER)
-        outcome = _breaker_outcome(msg.outcome, msg.error)
+        # (a stream broken by a rate limit after its text began is the rate limit's)
+        error = msg.error.cause or msg.error if msg.error is not None else None
+        outcome = _breaker_outcome(msg.outcome, error)
         self._set_breaker(
             msg.alias,
             breaker,
@@ -298,12 +300,12 @@ class _ProviderState:
         self.rate = rate_settle(
             self.rate, now, estimated_tokens=msg.estimated_tokens, actual_tokens=actual
         )
-        limited = isinstance(msg.error, RateLimited)
+        limited = isinstance(error, RateLimited)
         if msg.headers or limited:
             # the provider's counters (x-ratelimit-*) and a 429 hold back the model they
             # answered for, not its siblings: providers limit per model, and a healthy
             # fallback on the same provider must stay usable. Our own rpm/tpm stay per provider.
-            retry_after = msg.error.retry_after if isinstance(msg.error, RateLimited) else None
+            retry_after = error.retry_after if isinstance(error, RateLimited) else None
             observed = rate_observe(
                 self.model_rates.get(msg.alias) or new_budget(None, None, now),
                 now,

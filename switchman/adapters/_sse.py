@@ -625,9 +625,11 @@ def stream_error(
         status = _status_from_words(fields.message)
     error = classify(provider, status, {}, fields, secret=secret)
     if output_began and not isinstance(error, Refused):
-        return StreamBroken(
+        broken = StreamBroken(
             f"stream failed after output began: {error.message}", provider=provider, status=status
         )
+        broken.cause = error
+        return broken
     return error
 
 
