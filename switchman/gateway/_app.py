@@ -59,7 +59,13 @@ from switchman.gateway._http import (
     send_text,
     start_event_stream,
 )
-from switchman.gateway._jobs import STORE_RETRY, Draining, JobRunner, Overloaded, failed_result
+from switchman.gateway._jobs import (
+    Draining,
+    JobRunner,
+    Overloaded,
+    failed_result,
+    store_unavailable,
+)
 from switchman.gateway._limits import Holdings, KeyRates
 from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
@@ -312,9 +318,7 @@ class Gateway:
             status = 499
         except StoreUnavailable as exc:  # a read or write the store cannot do now (logged there)
             if not started:
-                down = HttpError(
-                    503, "store_unavailable", str(exc), headers=[(b"retry-after", STORE_RETRY)]
-                )
+                down = store_unavailable(exc)
                 body = _openai.error_body(down) if openai else down.body()
                 await send_json(tracked, 503, body, down.headers)
         except Exception:

@@ -50,6 +50,12 @@ SHUT_DOWN = "the gateway shut down before the call finished"
 STORE_RETRY = b"2"
 
 
+def store_unavailable(exc: StoreUnavailable) -> HttpError:
+    """The answer to a request the store cannot serve now (full, locked, a file gone bad):
+    503 ``store_unavailable`` with its reason, and when to try again."""
+    return HttpError(503, "store_unavailable", str(exc), headers=[(b"retry-after", STORE_RETRY)])
+
+
 class Draining(Exception):
     """The gateway is shutting down and takes no new jobs."""
 
@@ -157,9 +163,7 @@ class JobRunner:
             )
         except StoreUnavailable as exc:  # full, locked: said once in the log by the store
             self._by_owner.give_back(owner)
-            raise HttpError(
-                503, "store_unavailable", str(exc), headers=[(b"retry-after", STORE_RETRY)]
-            ) from None
+            raise store_unavailable(exc) from None
         except BaseException:
             self._by_owner.give_back(owner)
             raise
