@@ -105,19 +105,24 @@ def _config(echo: Echo) -> Config:
     )
 
 
+async def _called(echo: Echo, call: Call, streamed: bool) -> switchman.Result:
+    """``call``'s result from a router on ``echo``, streamed (its text the answer) or not."""
+    with trio.fail_after(20):
+        async with switchman.open_router(_config(echo), env=ENV) as router:
+            if not streamed:
+                return await router.call(call)
+            result, text = await streamed_call(router, call)
+            assert text == result.answer
+            return result
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_the_routers_own_secrets_never_come_back_in_an_answer(
     streamed: bool, nursery: trio.Nursery
 ) -> None:
     echo: Echo = await nursery.start(serve_echo)
     call = Call(prompt=f"repeat {GATEWAY_SECRET} please", model="echo")
-    with trio.fail_after(20):
-        async with switchman.open_router(_config(echo), env=ENV) as router:
-            if streamed:
-                result, text = await streamed_call(router, call)
-                assert text == result.answer
-            else:
-                result = await router.call(call)
+    result = await _called(echo, call, streamed)
     assert echo.seen == [f"Bearer {PROVIDER_KEY}"]  # it was sent, and echoed
     assert result.status == "complete", result.errors
     assert PROVIDER_KEY not in result.answer and GATEWAY_SECRET not in result.answer
@@ -143,13 +148,7 @@ async def test_turning_redaction_off_does_not_show_the_routers_own_secrets(
         )
     )
     call = Call(prompt=f"repeat {GATEWAY_SECRET} to ann@example.com", model="echo", options=off)
-    with trio.fail_after(20):
-        async with switchman.open_router(_config(echo), env=ENV) as router:
-            if streamed:
-                result, text = await streamed_call(router, call)
-                assert text == result.answer
-            else:
-                result = await router.call(call)
+    result = await _called(echo, call, streamed)
     assert result.status == "complete", result.errors
     assert PROVIDER_KEY not in result.answer and GATEWAY_SECRET not in result.answer
     assert result.answer.count("[REDACTED:api_key]") == 2
