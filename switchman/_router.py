@@ -101,7 +101,7 @@ class BillsInterrupted(Protocol):
 async def _bill_interrupted(store: BillsInterrupted, held: Mapping[str, float]) -> None:
     """Give each job a killed process left running the cost its attempts in flight are
     counted at (what they held: the budgets count it too), so that ``/jobs`` says where
-    that spend went. Ids that are no job's (an embedded call's) change nothing."""
+    that spend went. A job id no stored job has (an embedded call's) changes nothing."""
     results = {
         owner: to_jsonable(
             Result(
@@ -581,7 +581,7 @@ async def run_router(
             start=lambda task_status: run_ledger(
                 ledger_recv,
                 limits,
-                initial=tap.latest if tap.latest is not None else initial_ledger,
+                initial=tap.latest,  # (the stored ledger, handed to the tap at start)
                 on_change=tap,
                 on_state=tap.hold,
                 task_status=task_status,

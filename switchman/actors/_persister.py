@@ -104,7 +104,7 @@ async def load_state(
     store: Persistence,
 ) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats], dict[str, float]]:
     """Spend and statistics from the last run (empty when none or unreadable), and what the
-    attempts in flight when it stopped held, by job (or call) id (``held_by_owner``)."""
+    attempts in flight when it stopped held, by the job each was for (``held_by_owner``)."""
     ledger: Ledger | None = None
     held: dict[str, float] = {}
     try:
