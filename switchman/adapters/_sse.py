@@ -13,7 +13,6 @@ into the one ``ProviderError`` branch that fits, with the API key scrubbed.
 from __future__ import annotations
 
 import codecs
-import email.utils
 import json
 import math
 import re
@@ -39,6 +38,7 @@ from switchman._errors import (
     UpstreamError,
 )
 from switchman._result import Usage
+from switchman.policy._ratelimit import MAX_HOLD_S, clamp_hold, parse_retry_after
 
 if TYPE_CHECKING:
     from switchman.adapters._base import StreamEvent
@@ -314,41 +314,29 @@ def scrub(text: str, secret: Secret = None) -> str:
 
 # --------------------------------------------------------------------------- retry hints
 
-_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_TRY_AGAIN: Final = re.compile(r"try again in\s+((?:\d+(?:\.\d+)?(?:ms|s|m|h))+)", re.IGNORECASE)
+_DURATION_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_TRY_AGAIN: Final = re.compile(
+    r"try again in\s+((?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+)", re.IGNORECASE
+)
 
 
 def parse_duration(text: str) -> float | None:
-    """Seconds in ``"47s"``, ``"1.5s"``, ``"240ms"``, ``"6m0s"``; None if not a duration."""
+    """Seconds in ``"47s"``, ``"1.5s"``, ``"240ms"``, ``"6m0s"`` (a body's retry hint:
+    Gemini's ``retryDelay``, "try again in ..."), held to ``MAX_HOLD_S`` (a number too
+    large for a float included); None if not a duration."""
     text = text.strip()
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
     scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(n) * scale[u] for n, u in parts)
+    return clamp_hold(sum(float(n) * scale[u] for n, u in parts))
 
 
 def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:
-    """``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), in seconds."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    raw_ms = lower.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            return max(float(raw_ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    raw = lower.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
+    """``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), in seconds from
+    now: the rate budget's own reading (``parse_retry_after``), so between 0 and
+    ``MAX_HOLD_S``, ``None`` when absent or unreadable; any text, it never raises."""
+    return parse_retry_after(headers, wall_now=time.time())
 
 
 # --------------------------------------------------------------------------- error mapping
@@ -571,6 +559,11 @@ def classify(
             retry_after = fields.retry_after
         if retry_after is None and (hint := _TRY_AGAIN.search(text)) is not None:
             retry_after = parse_duration(hint.group(1))
+        if retry_after is not None and retry_after >= MAX_HOLD_S:
+            message = (
+                f"{message} (asked to wait {MAX_HOLD_S:g} s or more: switchman holds the "
+                f"model {MAX_HOLD_S:g} s at most, then asks again)"
+            )
         return RateLimited(message, retry_after=retry_after, provider=provider, status=status)
     if status >= 500 or status == 409 or codes & _OVERLOAD_CODES:
         # 409 conflict: transient, OpenAI's SDK retries it. The provider's own retry

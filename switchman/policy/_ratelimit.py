@@ -12,7 +12,10 @@ Three things can hold a request back, all in monotonic seconds (``now``):
 
 Reset and retry times arrive as durations (``"1s"``, ``"6m0s"``, ``"20ms"``,
 ``"2.5"``), RFC 3339 timestamps (Anthropic) or HTTP dates; wall-clock forms are
-turned into ``now``-relative times with ``wall_now`` (Unix seconds).
+turned into ``now``-relative times with ``wall_now`` (Unix seconds). Whatever their
+text says, reading them never raises, and no hold is longer than ``MAX_HOLD_S`` (a
+time past it, a number too large for a float, a date in the year 9999: the model is
+asked again after ``MAX_HOLD_S``); ``inf`` and ``nan`` are not read as times at all.
 
 The provider actor owns one ``RateBudget`` and replaces it with what these
 functions return; nothing here blocks or can be cancelled midway.
@@ -26,43 +29,62 @@ import functools
 import math
 import re
 from collections.abc import Mapping
+from typing import Final, TypeAlias
 
 import attrs
 
 #: How long a 429 without any retry time blocks the provider.
 DEFAULT_BLOCK_S = 1.0
+#: The longest one thing a provider says holds a model back: a 429's retry time, or the
+#: reset of a window it says is used up. A provider that says "a day" is asked again
+#: hourly, and a skew of our clock against its wall-clock resets (Anthropic's RFC 3339
+#: times, HTTP dates) holds a model an hour at most.
+MAX_HOLD_S: Final = 3600.0
 #: Admission tolerance for float rounding of continuous refill, in requests or tokens
 #: (absolute: a bucket in debt by a million tokens refills with errors near 1e-9).
 _EPS = 1e-6
 #: A bare number this large in a reset header is a Unix timestamp, not seconds.
 _EPOCH_THRESHOLD = 1e9
 
-#: (remaining header, reset header or None), lower-case
-_REQUEST_HEADERS: tuple[tuple[str, str | None], ...] = (
-    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),  # OpenAI, Groq, xAI
-    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
-    ("x-ratelimit-remaining-req-minute", None),  # Mistral
-    ("x-ratelimit-remaining", "x-ratelimit-reset"),  # Together
+#: a provider's counter: (remaining header, reset header or None, the window's length in
+#: seconds when the header names it, else None), lower-case
+_Family: TypeAlias = tuple[str, str | None, float | None]
+
+_REQUEST_HEADERS: tuple[_Family, ...] = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", None),  # OpenAI, Groq, xAI
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", None),
+    ("x-ratelimit-remaining-req-minute", None, None),  # Mistral
+    ("x-ratelimit-remaining", "x-ratelimit-reset", None),  # Together
 )
 #: windows that count a request's input and output room together
-_TOKEN_HEADERS: tuple[tuple[str, str | None], ...] = (
-    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
-    ("x-ratelimit-remaining-tokens-minute", None),  # Mistral
-    ("x-tokenlimit-remaining", None),  # Together
+_TOKEN_HEADERS: tuple[_Family, ...] = (
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", None),
+    ("x-ratelimit-remaining-tokens-minute", None, None),  # Mistral
+    ("x-tokenlimit-remaining", None, None),  # Together
 )
 #: Anthropic counts input and output tokens apart; its plain ``tokens`` family is the
 #: most restrictive of the two, so it is read only when the two are not given
-_INPUT_HEADERS: tuple[tuple[str, str | None], ...] = (
-    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+_INPUT_HEADERS: tuple[_Family, ...] = (
+    (
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+        None,
+    ),
 )
-_OUTPUT_HEADERS: tuple[tuple[str, str | None], ...] = (
-    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
+_OUTPUT_HEADERS: tuple[_Family, ...] = (
+    (
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-reset",
+        None,
+    ),
 )
-_ANY_TOKEN_HEADERS: tuple[tuple[str, str | None], ...] = (
-    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+_ANY_TOKEN_HEADERS: tuple[_Family, ...] = (
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset", None),
 )
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|us|µs|ns|h|m|s)")
+#: a plain decimal number of seconds (no ``inf``, ``nan``, ``_`` or non-ASCII digits)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
@@ -195,8 +217,10 @@ def rate_observe(
     until their reset (a remaining without a reset header is trusted for
     ``default_block_s``); one that says 0 holds requests back until that reset.
     A 429 blocks the provider until its ``retry-after-ms`` / ``retry-after``, or
-    ``retry_after`` (seconds, e.g. Gemini's ``retryDelay`` read from the body),
-    or for ``default_block_s``. A block is never shortened.
+    ``retry_after`` (seconds, e.g. Gemini's ``retryDelay`` read from the body; NaN is
+    taken as not given), or for ``default_block_s``. A block is never shortened, and
+    no hold made here is longer than ``MAX_HOLD_S``, whatever the headers say (their
+    text never makes this raise).
     """
     h = _lower(headers)
     cur = _refill(b, now)
@@ -217,33 +241,41 @@ def rate_observe(
     if status == 429:
         wait = parse_retry_after(h, wall_now=wall_now)
         if wait is None:
-            wait = max(0.0, retry_after) if retry_after is not None else default_block_s
+            wait = clamp_hold(retry_after)
+        if wait is None:
+            wait = clamp_hold(default_block_s) or 0.0
         cur = attrs.evolve(cur, blocked_until=max(cur.blocked_until, now + wait))
     return cur
 
 
 def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or HTTP date).
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP
+    date), the one reading of them (the adapters' ``retry_after_from_headers`` is this).
 
-    ``None`` when neither is present or readable; never negative.
+    Between 0 (a date past) and ``MAX_HOLD_S`` (anything longer, a number too large for
+    a float included); ``None`` when neither is present or readable (``inf``, ``nan``,
+    words, a date no calendar has). Any text: this never raises.
     """
     h = _lower(headers)
-    ms = _number(h.get("retry-after-ms"))
+    raw_ms = h.get("retry-after-ms")
+    ms = _decimal(raw_ms) if raw_ms is not None else None
     if ms is not None:
-        return max(0.0, ms / 1000.0)
+        return clamp_hold(ms / 1000.0)
     raw = h.get("retry-after")
     if raw is None:
         return None
-    secs = _number(raw)
-    if secs is not None:
-        return max(0.0, secs)
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+    secs = _decimal(raw)
+    if secs is None:
+        secs = _http_date(raw, wall_now=wall_now)
+    return clamp_hold(secs)
+
+
+def clamp_hold(seconds: float | None) -> float | None:
+    """``seconds`` as a hold: at least 0 (a time past) and at most ``MAX_HOLD_S`` (a longer
+    one, ``inf`` included); ``None`` for ``None`` or NaN (no time said)."""
+    if seconds is None or math.isnan(seconds):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, when.timestamp() - wall_now)
+    return min(max(seconds, 0.0), MAX_HOLD_S)
 
 
 def rate_blocked_until(b: RateBudget, now: float) -> float:
@@ -282,49 +314,80 @@ def rate_headroom(b: RateBudget, now: float) -> dict[str, float | None]:
 
 
 def parse_duration(text: str) -> float | None:
-    """Seconds in a Go-style duration (``"6m0s"``, ``"20ms"``, ``"2m59.56s"``) or a bare number."""
+    """Seconds in a Go-style duration (``"6m0s"``, ``"20ms"``, ``"2m59.56s"``) or a bare
+    decimal number; ``inf`` when its number is too large for a float (what holds for it
+    is held to ``MAX_HOLD_S`` by ``clamp_hold``); ``None`` when it is neither."""
     text = text.strip()
-    plain = _number(text)
-    if plain is not None:
-        return plain
+    secs = _decimal(text)
+    return secs if secs is not None else _go_duration(text)
+
+
+def _go_duration(text: str) -> float | None:
+    """Seconds in a Go-style duration, ``inf`` when too large for a float; ``None`` if
+    ``text`` is not one."""
     if not text or _DURATION_PART.sub("", text):
         return None
     return sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
 
 
 def _parse_reset(text: str, *, wall_now: float) -> float | None:
-    """Seconds until a reset given as a duration, a Unix time or an RFC 3339 timestamp."""
-    secs = parse_duration(text)
-    if secs is not None:
-        return secs - wall_now if secs > _EPOCH_THRESHOLD else secs
+    """Seconds until a reset given as a duration, a Unix time or an RFC 3339 timestamp,
+    between 0 and ``MAX_HOLD_S``; ``None`` when unreadable."""
+    text = text.strip()
+    plain = _decimal(text)
+    if plain is not None:
+        return clamp_hold(plain - wall_now if plain > _EPOCH_THRESHOLD else plain)
+    secs = _go_duration(text)
+    if secs is None:
+        secs = _iso_time(text, wall_now=wall_now)
+    return clamp_hold(secs)
+
+
+def _http_date(text: str, *, wall_now: float) -> float | None:
+    """Seconds from ``wall_now`` to an HTTP date (negative when past); ``None`` when it is
+    none a calendar holds (a year of 20 digits overflows the parser, an offset of days)."""
     try:
-        when = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when.timestamp() - wall_now
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp() - wall_now
+
+
+def _iso_time(text: str, *, wall_now: float) -> float | None:
+    """Seconds from ``wall_now`` to an RFC 3339 time (negative when past); ``None`` when
+    ``text`` is not one."""
+    try:
+        when = dt.datetime.fromisoformat(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when.timestamp() - wall_now
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _window(
     h: Mapping[str, str],
-    families: tuple[tuple[str, str | None], ...],
+    families: tuple[_Family, ...],
     *,
     now: float,
     wall_now: float,
     default_s: float,
 ) -> ProviderWindow | None:
-    """The tightest counter among the header families present (ties: the later reset)."""
+    """The tightest counter among the header families present (ties: the later reset);
+    one without a readable reset is trusted for ``default_s``."""
     best: ProviderWindow | None = None
-    for remaining_name, reset_name in families:
+    for remaining_name, reset_name, _length in families:
         remaining = _number(h.get(remaining_name))
         if remaining is None:
             continue
+        remaining = max(0.0, remaining)
         raw_reset = h.get(reset_name) if reset_name is not None else None
         reset_s = _parse_reset(raw_reset, wall_now=wall_now) if raw_reset is not None else None
         if reset_s is None:
-            reset_s = default_s
-        window = ProviderWindow(remaining=max(0.0, remaining), reset_at=now + max(0.0, reset_s))
+            reset_s = clamp_hold(default_s) or 0.0
+        window = ProviderWindow(remaining=remaining, reset_at=now + reset_s)
         if best is None or (window.remaining, -window.reset_at) < (best.remaining, -best.reset_at):
             best = window
     return best
@@ -381,7 +444,15 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v.strip() for k, v in headers.items()}
 
 
+def _decimal(text: str) -> float | None:
+    """A plain decimal number (digits, a point, an exponent), ``inf`` when too large for a
+    float (a wait that long is held to ``MAX_HOLD_S``); ``None`` for anything else."""
+    text = text.strip()
+    return float(text) if _DECIMAL.fullmatch(text) else None
+
+
 def _number(text: str | None) -> float | None:
+    """A finite number (a counter); ``None`` when ``text`` is none."""
     if text is None:
         return None
     try:
