@@ -16,6 +16,9 @@ turned into ``now``-relative times with ``wall_now`` (Unix seconds). Whatever th
 text says, reading them never raises, and no hold is longer than ``MAX_HOLD_S`` (a
 time past it, a number too large for a float, a date in the year 9999: the model is
 asked again after ``MAX_HOLD_S``); ``inf`` and ``nan`` are not read as times at all.
+A window the provider says is used up without saying when it resets holds the model
+for that window's length when its header names it (Mistral's ``-minute``: 60 s), the
+most its counter can take to come back however the provider counts.
 
 The provider actor owns one ``RateBudget`` and replaces it with what these
 functions return; nothing here blocks or can be cancelled midway.
@@ -49,17 +52,20 @@ _EPOCH_THRESHOLD = 1e9
 #: a provider's counter: (remaining header, reset header or None, the window's length in
 #: seconds when the header names it, else None), lower-case
 _Family: TypeAlias = tuple[str, str | None, float | None]
+_MINUTE: Final = 60.0
+_MONTH: Final = 31 * 86400.0  # (held to MAX_HOLD_S)
 
 _REQUEST_HEADERS: tuple[_Family, ...] = (
     ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", None),  # OpenAI, Groq, xAI
     ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", None),
-    ("x-ratelimit-remaining-req-minute", None, None),  # Mistral
+    ("x-ratelimit-remaining-req-minute", None, _MINUTE),  # Mistral
     ("x-ratelimit-remaining", "x-ratelimit-reset", None),  # Together
 )
 #: windows that count a request's input and output room together
 _TOKEN_HEADERS: tuple[_Family, ...] = (
     ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", None),
-    ("x-ratelimit-remaining-tokens-minute", None, None),  # Mistral
+    ("x-ratelimit-remaining-tokens-minute", None, _MINUTE),  # Mistral
+    ("x-ratelimit-remaining-tokens-month", None, _MONTH),  # Mistral
     ("x-tokenlimit-remaining", None, None),  # Together
 )
 #: Anthropic counts input and output tokens apart; its plain ``tokens`` family is the
@@ -215,7 +221,8 @@ def rate_observe(
 
     Remaining-request / remaining-token headers replace the provider's counters
     until their reset (a remaining without a reset header is trusted for
-    ``default_block_s``); one that says 0 holds requests back until that reset.
+    ``default_block_s``, or when it says nothing remains, for its window's length if
+    the header names one); one that says 0 holds requests back until that reset.
     A 429 blocks the provider until its ``retry-after-ms`` / ``retry-after``, or
     ``retry_after`` (seconds, e.g. Gemini's ``retryDelay`` read from the body; NaN is
     taken as not given), or for ``default_block_s``. A block is never shortened, and
@@ -375,10 +382,14 @@ def _window(
     wall_now: float,
     default_s: float,
 ) -> ProviderWindow | None:
-    """The tightest counter among the header families present (ties: the later reset);
-    one without a readable reset is trusted for ``default_s``."""
+    """The tightest counter among the header families present (ties: the later reset).
+
+    A counter without a readable reset is trusted for ``default_s``; one that says less
+    than one is left holds for its window's length instead, when its name gives one (the
+    most the provider's counter can take to come back, whether its window is a fixed
+    minute or a sliding one: asked sooner, it answers 429s for the rest of it)."""
     best: ProviderWindow | None = None
-    for remaining_name, reset_name, _length in families:
+    for remaining_name, reset_name, length in families:
         remaining = _number(h.get(remaining_name))
         if remaining is None:
             continue
@@ -386,7 +397,8 @@ def _window(
         raw_reset = h.get(reset_name) if reset_name is not None else None
         reset_s = _parse_reset(raw_reset, wall_now=wall_now) if raw_reset is not None else None
         if reset_s is None:
-            reset_s = clamp_hold(default_s) or 0.0
+            used_up = length is not None and remaining < 1.0
+            reset_s = clamp_hold(length if used_up else default_s) or 0.0
         window = ProviderWindow(remaining=remaining, reset_at=now + reset_s)
         if best is None or (window.remaining, -window.reset_at) < (best.remaining, -best.reset_at):
             best = window

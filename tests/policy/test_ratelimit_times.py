@@ -203,6 +203,57 @@ def test_together_resets_are_capped(reset: str, held: float) -> None:
     assert _held_for(headers) == pytest.approx(held)
 
 
+# -- Mistral: windows named by their length, no reset header ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "held"),
+    [
+        ({"x-ratelimit-remaining-req-minute": "0"}, 60.0),
+        ({"x-ratelimit-remaining-tokens-minute": "0"}, 60.0),
+        ({"x-ratelimit-remaining-tokens-month": "0"}, MAX_HOLD_S),
+        (
+            {
+                "x-ratelimit-remaining-tokens-minute": "498112",
+                "x-ratelimit-remaining-tokens-month": "0",
+            },
+            MAX_HOLD_S,
+        ),
+        ({"x-ratelimit-remaining-req-minute": "3"}, 0.0),  # not used up: not held
+    ],
+)
+def test_mistral_used_up_windows_hold_their_length(headers: dict[str, str], held: float) -> None:
+    assert _held_for(headers) == pytest.approx(held)
+    assert _held_for(headers, status=429) == pytest.approx(max(held, DEFAULT_BLOCK_S))
+
+
+def test_mistral_counters_not_used_up_are_trusted_briefly() -> None:
+    """A counter with room left is trusted for the default only (each answer brings a new
+    one), so our own count of it running out does not hold the model a minute."""
+    b = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"x-ratelimit-remaining-req-minute": "1"},
+        wall_now=WALL,
+        status=200,
+    )
+    retry_at, taken = rate_admit(b, 0.0, tokens=0)
+    assert retry_at is None
+    assert rate_admit(taken, 0.5, tokens=0)[0] == pytest.approx(DEFAULT_BLOCK_S)
+
+
+def test_mistral_month_counter_is_read() -> None:
+    b = rate_observe(
+        new_budget(None, None, 0.0),
+        0.0,
+        {"x-ratelimit-remaining-tokens-month": "1000"},
+        wall_now=WALL,
+        status=200,
+    )
+    assert rate_headroom(b, 0.0)["tokens"] == 1000.0
+    assert rate_admit(b, 0.0, tokens=2000)[0] is not None
+
+
 # -- any text at all ---------------------------------------------------------------------
 
 _NAMES = (
