@@ -136,11 +136,11 @@ def text_problem(value: str) -> str | None:
 
 
 #: a UTF-16 surrogate: never a character of its own in a Python string from valid text
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 
 def valid_text(value: str) -> str:
-    """``value`` with every lone surrogate (an upstream's ``"\ud800"`` in JSON, which
+    """``value`` with every lone surrogate (an upstream's ``"\\ud800"`` in JSON, which
     ``json.loads`` keeps) replaced by U+FFFD, as a decoder replaces bytes it cannot read:
     text that can be encoded, written back as JSON and stored. Cheap for ASCII."""
     if value.isascii():

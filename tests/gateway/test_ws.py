@@ -185,7 +185,8 @@ async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
     ("message", "code", "fields"),
     [
         ("{nope", "bad_request", None),
-        ("[" * 5_000 + "]" * 5_000, "bad_request", None),  # (a RecursionError: a 1011)
+        # too deep for Python 3.11's json (a RecursionError: was a 1011), a list for 3.13's
+        ("[" * 5_000 + "]" * 5_000, ("bad_request", "validation_error"), None),
         (
             json.dumps(
                 {"type": "call", "call": {"prompt": "x", "metadata": {"a": [[[[[[]]]]]]}}}
@@ -223,14 +224,15 @@ async def test_a_key_may_not_submit_a_model_outside_its_allow_list() -> None:
     ],
 )
 async def test_bad_client_messages_get_an_error_and_the_socket_lives_on(
-    message: str, code: str, fields: set[str] | None
+    message: str, code: str | tuple[str, ...], fields: set[str] | None
 ) -> None:
     router = FakeRouter(make_config())
+    codes = (code,) if isinstance(code, str) else code
     with trio.fail_after(10):
         async with running_gateway(router) as gw, open_websocket_url(gw.ws_url) as ws:
             await ws.send_message(message)
             error = await _recv(ws)
-            assert error["type"] == "error" and error["error"]["code"] == code
+            assert error["type"] == "error" and error["error"]["code"] in codes
             assert error["error"]["message"]
             if fields is not None:
                 assert {d["field"] for d in error["error"]["details"]} == fields
