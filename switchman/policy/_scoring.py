@@ -11,8 +11,9 @@ shows why a model ranked where it did. The factors:
   wanted beats a generalist that has them among many);
 - ``cost``: estimated cost of the call (input plus output room at list
   price) on a log scale relative to the cheapest candidate: 1 for the
-  cheapest, 0 for 1000 times dearer or more (costs below $0.000001 count as
-  $0.000001, so free models do not make every paid one worthless);
+  cheapest, 0 for 1000 times dearer or more. A free model (below $0.000001)
+  scores 1 and the paid ones are scored against the cheapest paid one, so a
+  free model does not make every paid one worthless;
 - ``context``: share of the context window left after input and output room;
 - ``latency`` / ``ttft``: the fastest candidate's learned EWMA divided by
   this model's, each plus ``LATENCY_FLOOR_MS`` (``TTFT_FLOOR_MS``) so that a few
@@ -186,8 +187,8 @@ def rank(
         if s.ttft_ms is not None and s.ttft_ms < best_ttft:
             best_ttft = s.ttft_ms
     cheapest = min(costs)
-    if cheapest < COST_FLOOR_USD:
-        cheapest = COST_FLOOR_USD
+    if cheapest < COST_FLOOR_USD:  # a free model: the paid ones are scored among themselves
+        cheapest = min((c for c in costs if c >= COST_FLOOR_USD), default=COST_FLOOR_USD)
 
     # pass 2: factors and scores
     w_trust, w_capability, w_cost, w_context = w.trust, w.capability, w.cost, w.context

@@ -63,15 +63,21 @@ def test_prefers_cheaper_all_else_equal() -> None:
     assert ranking[1].factors["cost"] == pytest.approx(1 / 3)
 
 
-def test_cost_factor_floor_for_free_models() -> None:
+def test_free_models_leave_the_paid_ones_scored_among_themselves() -> None:
+    """A free model scores 1 for cost; the paid ones are scored against the cheapest paid
+    one (against a floor of $0.000001, any call above $0.001 scored 0 and cost stopped
+    counting among 66 of 87 models whenever a free one was eligible)."""
     free = model("free", input_per_mtok=0.0, output_per_mtok=0.0)
     tiny = model("tiny", input_per_mtok=0.0, output_per_mtok=0.0001)  # ~$1e-7
-    paid = model("paid", input_per_mtok=10.0, output_per_mtok=10.0)
+    paid = model("paid", input_per_mtok=0.3, output_per_mtok=0.6)
+    dear = model("dear", input_per_mtok=30.0, output_per_mtok=60.0)
     ranking = {
-        r.alias: r for r in rank(CALL, [paid, tiny, free], {}, now=0.0, input_tokens=100, rng=None)
+        r.alias: r
+        for r in rank(CALL, [dear, paid, tiny, free], {}, now=0.0, input_tokens=100, rng=None)
     }
     assert ranking["free"].factors["cost"] == ranking["tiny"].factors["cost"] == 1.0
-    assert ranking["paid"].factors["cost"] == 0.0  # $0.01124 is > 1000x the floor
+    assert ranking["paid"].factors["cost"] == 1.0
+    assert ranking["dear"].factors["cost"] == pytest.approx(1 / 3)  # 100x on a 1000x span
 
 
 def test_prefers_more_trusted_all_else_equal() -> None:
