@@ -15,7 +15,7 @@ import trio
 import switchman
 from switchman import Call, Caller, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, RouterConfig
-from switchman.policy._eligibility import max_input_tokens
+from switchman.policy._estimate import max_input_tokens
 from tests._rawhttp import read_request_body
 
 ENV = {"STALL_KEY": "stall-test-key-0001"}

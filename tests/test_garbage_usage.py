@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import switchman
-from switchman.policy._billing import most_cost
+from switchman.policy._estimate import most_cost
 from tests.adapters.test_money_audit import (
     ENV,
     GROK,

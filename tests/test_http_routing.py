@@ -28,7 +28,7 @@ from switchman.adapters import ProviderRequest
 from switchman.catalog import BudgetsConfig, Config, config_from_dict
 from switchman.catalog._discovery import DEFAULT_CONTEXT_WINDOW, discover_local_models
 from switchman.policy._breaker import BreakerConfig
-from switchman.policy._eligibility import CONTINUE_PROMPT
+from switchman.policy._estimate import CONTINUE_PROMPT
 from switchman.sim import (
     REFUSAL_TEXT,
     BehaviourState,

@@ -16,7 +16,7 @@ import trio
 import switchman
 from switchman import Call, Params
 from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec, SimProfile
-from switchman.policy._billing import most_cost
+from switchman.policy._estimate import most_cost
 from tests._rawhttp import read_request_body
 
 ENV = {"ENDS_KEY": "ends-test-key-0001"}

@@ -5,8 +5,9 @@ continuation drops. Pure: values in, an error or text out."""
 
 from __future__ import annotations
 
+from switchman._call import Timeouts
 from switchman._errors import AttemptTimeout, BadReply, ProviderError, StreamBroken
-from switchman.catalog._spec import ModelSpec
+from switchman.catalog._spec import ModelSpec, RouterConfig
 
 
 def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
@@ -88,3 +89,31 @@ def timed_out(
             provider=model.provider,
         )
     return AttemptTimeout(f"no first token within {ttft_s:.3g}s", provider=model.provider)
+
+
+def tighter(callers_ms: int | None, default_ms: int) -> bool:
+    """Whether a caller set this limit below the router's default for it."""
+    return callers_ms is not None and callers_ms < default_ms
+
+
+def callers_own_limit(
+    t: Timeouts,
+    rcfg: RouterConfig,
+    now: float,
+    attempt_deadline: float,
+    call_deadline: float,
+    text: list[str],
+    ttft_s: float,
+) -> bool:
+    """Whether the time limit that just cut an attempt off is tighter than the router's
+    default for it, because the caller set it so (or its deadline left the attempt only a
+    share of its time). Such a timeout says more about the caller's hurry than about the
+    model, so it is not held against the model's breaker or statistics, which every caller
+    shares. A stall (no data for ``stall_ms`` once text began) always counts."""
+    if now >= attempt_deadline:  # the attempt's deadline: the call's, or the soft one
+        if attempt_deadline >= call_deadline:
+            return tighter(t.hard_ms, rcfg.default_hard_ms)
+        return tighter(t.soft_ms, rcfg.default_soft_ms)
+    if text:
+        return False
+    return ttft_s * 1000.0 < rcfg.default_ttft_ms

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -34,6 +33,7 @@ from switchman._channels import open_channel, send_soon
 from switchman._errors import (
     AttemptTimeout,
     BudgetExceeded,
+    ContextExceeded,
     ProviderError,
     attempt_outcome,
 )
@@ -46,7 +46,14 @@ from switchman._result import (
     Usage,
     normal_finish,
 )
-from switchman.actors._attempt_ends import runaway, stopped, strip_repeat, timed_out
+from switchman.actors._attempt_ends import (
+    callers_own_limit,
+    runaway,
+    stopped,
+    strip_repeat,
+    tighter,
+    timed_out,
+)
 from switchman.actors._env import DispatchEnv
 from switchman.actors._holds import (
     release_hold,
@@ -62,23 +69,17 @@ from switchman.actors._messages import (
     Unavailable,
 )
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
-from switchman.catalog._spec import ModelSpec, RouterConfig
+from switchman.catalog._spec import ModelSpec
 from switchman.policy._billing import (
+    billed_input_tokens,
     cut_usage,
-    fair_input_tokens,
-    most_cost,
     partial_output_tokens,
     possible_bill,
 )
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._budget import refusal_message
-from switchman.policy._eligibility import (
-    CONTINUE_PROMPT,
-    fits_window,
-    max_input_tokens,
-    output_tokens,
-    request_params,
-)
+from switchman.policy._eligibility import cap_exceeded, fits_window, output_tokens, request_params
+from switchman.policy._estimate import CONTINUE_PROMPT, max_input_tokens, most_cost, text_tokens
 from switchman.policy._known import KnownValues
 from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
@@ -114,6 +115,9 @@ class CallRun:
     errors: list[ErrorInfo] = attrs.field(factory=list)
     reserved_usd: float = 0.0
     settled_usd: float = 0.0
+    #: billed and not held against a budget (see ``track``): with ``settled_usd``, what
+    #: the call's attempts have cost so far
+    tracked_usd: float = 0.0
     budget_scopes: tuple[str, ...] = ()
     #: raw text already handed to the caller's stream (through the redactor)
     sent_raw: str = ""
@@ -138,6 +142,7 @@ class CallRun:
     cut_usd: float = 0.0
 
     def track(self, scopes: tuple[str, ...], usd: float) -> None:
+        self.tracked_usd += usd
         if self.spend is not None:
             self.spend(scopes, usd)
 
@@ -175,15 +180,17 @@ async def run_attempts(
 
     Attempts are counted per upstream model (provider and model id): two aliases of one
     model do not get two tries each, and once the call switched away from a model, an
-    other alias of it later in the list is passed over."""
+    other alias of it later in the list is passed over. Once a provider said the input is
+    too long for a model, models whose context window is smaller are passed over."""
     tries: dict[tuple[str, str], int] = {}
     left: set[tuple[str, str]] = set()
+    too_long_for = 0  # the largest context window a provider said the input overflowed
     waited = 0.0
     i = 0
     while i < len(candidates):
         model = candidates[i]
         upstream = (model.provider, model.model_id)
-        if upstream in left:
+        if upstream in left or model.context_window < too_long_for:
             i += 1
             continue
         now = trio.current_time()
@@ -211,6 +218,9 @@ async def run_attempts(
             i += 1
             run.after = f"fallback: {model.alias} not tried"
             continue
+        if isinstance(outcome, ContextExceeded) and model.context_window > too_long_for:
+            # a smaller window cannot take it either (one as large may: tokenizers differ)
+            too_long_for = model.context_window
         now = trio.current_time()
         decision = decide_after_failure(
             outcome,
@@ -279,7 +289,7 @@ async def _one_attempt(
 ) -> Success | ProviderError | None:
     n = len(run.attempts) + 1
     call = run.call
-    cont_tokens = math.ceil(len(run.sent_raw) / 4)
+    cont_tokens = text_tokens(run.sent_raw)
     # a continuation asks only for what is left of the answer's room, so the whole
     # answer the caller reads stays within its max_tokens
     out_tokens = max(1, output_tokens(call, model, run.input_tokens) - cont_tokens)
@@ -295,6 +305,15 @@ async def _one_attempt(
             )
         )
         return None
+    spent = run.settled_usd + run.tracked_usd
+    if call.options.max_cost_usd is not None and (spent or cont_tokens):
+        # eligibility checked the prompt alone against the cap; later attempts count what
+        # the call was billed already (and a continuation, the text so far)
+        over = cap_exceeded(call, model, out_tokens, continuation=run.sent_raw, spent=spent)
+        if over is not None:
+            message = f"{model.alias}: {over}"
+            run.errors.append(ErrorInfo(code="no_eligible_model", message=message))
+            return None
     handle = call.caller.handle
     caller = f"caller:{handle}"
     # a caller's spend is kept for a gateway key's handle or a caller with a budget; any
@@ -515,15 +534,15 @@ async def _exchange(
             if timer.cancelled_caught:
                 now = trio.current_time()
                 error = timed_out(model, text, now, attempt_deadline, ttft_s, stall_s)
-                counts = not _callers_own_limit(
-                    call, rcfg, now, attempt_deadline, run, text, ttft_s
+                counts = not callers_own_limit(
+                    call.options.timeouts, rcfg, now, attempt_deadline, run.deadline, text, ttft_s
                 )
                 _cancel_attempt(env, model, attempt_id, error if counts else None)
     except BaseException as exc:
         hard_deadline = isinstance(exc, trio.Cancelled) and trio.current_time() >= run.deadline
         # the call's deadline passing mid-attempt counts against the model, unless the
         # caller chose it tighter than the router's default; a caller that left never does
-        counts = hard_deadline and not _tighter(timeouts.hard_ms, rcfg.default_hard_ms)
+        counts = hard_deadline and not tighter(timeouts.hard_ms, rcfg.default_hard_ms)
         _cancel_attempt(
             env,
             model,
@@ -600,7 +619,7 @@ async def _exchange(
             generated = raw if raw is not None else text  # (a continuation's repeat too)
             usage = attrs.evolve(usage, output_tokens=partial_output_tokens(generated, out_tokens))
         if usage.input_tokens == 0:  # (the bound a cut attempt is billed: fair to plain text)
-            usage = attrs.evolve(usage, input_tokens=fair_input_tokens(model, call, continued))
+            usage = attrs.evolve(usage, input_tokens=billed_input_tokens(model, call, continued))
         # what the provider says it billed, when it says (fees included), else list price;
         # with no usage at all, its fees at the most they can be (Perplexity's come with it)
         if end.cost_usd is not None:
@@ -764,32 +783,3 @@ def _cancel_attempt(
         env.providers[model.provider].send_nowait(CancelAttempt(id=attempt_id, reason=reason))
     except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the attempt still ends at its own deadline
-
-
-def _tighter(callers_ms: int | None, default_ms: int) -> bool:
-    """Whether a caller set this limit below the router's default for it."""
-    return callers_ms is not None and callers_ms < default_ms
-
-
-def _callers_own_limit(
-    call: Call,
-    rcfg: RouterConfig,
-    now: float,
-    attempt_deadline: float,
-    run: CallRun,
-    text: list[str],
-    ttft_s: float,
-) -> bool:
-    """Whether the time limit that just cut an attempt off is tighter than the router's
-    default for it, because the caller set it so (or its deadline left the attempt only a
-    share of its time). Such a timeout says more about the caller's hurry than about the
-    model, so it is not held against the model's breaker or statistics, which every caller
-    shares. A stall (no data for ``stall_ms`` once text began) always counts."""
-    t = call.options.timeouts
-    if now >= attempt_deadline:  # the attempt's deadline: the call's, or the soft one
-        if attempt_deadline >= run.deadline:
-            return _tighter(t.hard_ms, rcfg.default_hard_ms)
-        return _tighter(t.soft_ms, rcfg.default_soft_ms)
-    if text:
-        return False
-    return ttft_s * 1000.0 < rcfg.default_ttft_ms

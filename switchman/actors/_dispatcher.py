@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -59,11 +60,8 @@ from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
 from switchman.policy._candidates import plan_attempt_order, reachable
-from switchman.policy._eligibility import (
-    Eligibility,
-    check_eligibility,
-    estimate_input_tokens,
-)
+from switchman.policy._eligibility import Eligibility, check_eligibility
+from switchman.policy._estimate import estimate_input_tokens
 from switchman.policy._known import KnownValues, hide_known
 from switchman.policy._ratelimit import rate_blocked_until
 from switchman.policy._redaction import REDACT_IN_THREAD_ABOVE, StreamRedactor, redact
@@ -363,7 +361,7 @@ class _Dispatcher:
                         ],
                     )
                 if not candidates:
-                    run.errors.append(_no_eligible(call, elig))
+                    run.errors.append(_no_eligible(call, elig, env.config.models))
                 else:
                     success = await run_attempts(env, run, candidates)
             timed_out = success is None and trio.current_time() >= run.deadline
@@ -626,17 +624,48 @@ def _out_of_service(env: DispatchEnv, reach: tuple[str, ...] | None) -> tuple[Ex
     )
 
 
-def _no_eligible(call: Call, elig: Eligibility) -> ErrorInfo:
+def _no_eligible(call: Call, elig: Eligibility, models: Mapping[str, ModelSpec]) -> ErrorInfo:
     excluded = elig.excluded
     if elig.eligible:
         message = f"no eligible model for {call.model!r}: its chain has no eligible member"
     else:
         message = "no eligible model"
     named = [e for e in excluded if e.alias == call.model]
-    shown = named or list(excluded)[:6]
+    shown = named or _telling(call, excluded, models)
     if shown:
+        # each told as ``alias: reason``, which a key's view of the platform cuts whole
+        # when the key may not know the model (gateway/_views.py)
         message += ": " + "; ".join(f"{e.alias}: {e.reason}" for e in shown)
     return ErrorInfo(code="no_eligible_model", message=message)
+
+
+#: how many exclusions a "no eligible model" error tells (the trace has every one)
+_TOLD = 6
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _telling(
+    call: Call, excluded: Sequence[Exclusion], models: Mapping[str, ModelSpec]
+) -> list[Exclusion]:
+    """The exclusions that tell most of why nothing could serve ``call``: first those of
+    the models that have every capability it needs, then one of each kind of reason (alike
+    but for the figures), the rarest kind first, so the one model that needs only a lower
+    trust tier is not lost among ninety that lack a capability; then in catalog order."""
+    told: dict[str, Exclusion] = {}
+    wanted = set(call.capabilities)
+    if wanted:
+        for e in excluded:
+            model = models.get(e.alias)
+            if model is not None and wanted.issubset(model.capabilities):
+                told.setdefault(e.alias, e)
+    kinds: dict[str, list[Exclusion]] = {}
+    for e in excluded:
+        kinds.setdefault(_DIGITS.sub("#", e.reason), []).append(e)
+    for group in sorted(kinds.values(), key=len):
+        told.setdefault(group[0].alias, group[0])
+    for e in excluded:
+        told.setdefault(e.alias, e)
+    return list(told.values())[:_TOLD]
 
 
 def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
@@ -674,6 +703,8 @@ def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     # a budget that kept a fallback from being tried is part of why the call failed
     unaffordable = sum(e.code == "budget_exceeded" for e in errors)
     over = f"; {unaffordable} more model(s) not tried: over budget" if unaffordable else ""
+    capped = sum(e.code == "no_eligible_model" for e in errors)  # (the call's own cap)
+    over += f"; {capped} more model(s) not tried: over max_cost_usd" if capped else ""
     lead = ErrorInfo(
         code=code,
         message=f"{len(run.attempts)} attempt(s) failed; last: {last.message}"

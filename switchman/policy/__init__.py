@@ -13,10 +13,10 @@ from switchman.policy._candidates import plan_attempt_order, resolve_target
 from switchman.policy._eligibility import (
     Eligibility,
     check_eligibility,
-    estimate_input_tokens,
     output_tokens,
     request_params,
 )
+from switchman.policy._estimate import estimate_input_tokens
 from switchman.policy._intensity import Intensity, record_restart
 from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
 from switchman.policy._ratelimit import (

@@ -25,18 +25,12 @@ without usage is billed the same way. Only such attempts pay for the counting.
 
 from __future__ import annotations
 
-import math
-from typing import Final
-
 import attrs
 
 from switchman._call import Call
 from switchman._result import Usage
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._eligibility import input_framing, input_texts, max_input_tokens
-
-#: the ASCII bytes, deleted to count the bytes of the rest of a text
-_ASCII: Final = bytes(range(128))
+from switchman.policy._estimate import fair_input_tokens, fair_tokens, most_cost
 
 
 @attrs.frozen(kw_only=True)
@@ -46,16 +40,6 @@ class Bill:
     usage: Usage
     cost_usd: float
     held: bool
-
-
-def most_cost(model: ModelSpec, input_tokens: int, output_tokens: int) -> float:
-    """The most a request to ``model`` of these tokens can be billed: their list price with
-    its request fee, or its ``max_request_fee_usd`` where it has one."""
-    cost = model.cost(input_tokens, output_tokens)
-    most_fee = model.max_request_fee_usd
-    if most_fee is not None and most_fee > model.request_fee_usd:
-        return cost + (most_fee - model.request_fee_usd)
-    return cost
 
 
 def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
@@ -76,23 +60,10 @@ def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
     return Bill(usage=usage, cost_usd=cost_usd, held=held)
 
 
-def fair_tokens(text: str) -> int:
-    """``ceil(ASCII characters / 4) + UTF-8 bytes of the other characters``: an upper bound
-    on a text's tokens that is still fair to plain text (see ``partial_output_tokens``)."""
-    if text.isascii():
-        return math.ceil(len(text) / 4)
-    data = text.encode("utf-8", "surrogatepass")
-    other = len(data.translate(None, _ASCII))
-    return math.ceil((len(data) - other) / 4) + other
-
-
-def fair_input_tokens(model: ModelSpec, call: Call, continuation: str = "") -> int:
-    """What the input of an attempt is billed for when the provider did not say: its texts
-    by ``fair_tokens`` with the framing ``max_input_tokens`` counts, never above that bound
-    (the reservation's) nor the model's context window."""
-    fair = sum(map(fair_tokens, input_texts(call, continuation)))
-    bound = max_input_tokens(call, continuation)
-    return min(fair + input_framing(call, continuation), bound, model.context_window)
+def billed_input_tokens(model: ModelSpec, call: Call, continuation: str = "") -> int:
+    """What the input of an attempt is billed for when the provider did not say: the
+    estimate's ``fair_input_tokens``, never above the model's context window."""
+    return min(fair_input_tokens(call, continuation), model.context_window)
 
 
 def partial_output_tokens(text: list[str], max_tokens: int) -> int:
@@ -115,9 +86,9 @@ def cut_usage(
 ) -> Usage:
     """What an attempt of ``call`` on ``model`` cut short after its output ``text`` began is
     billed for, when the provider did not say (see the module doc): as input
-    ``fair_input_tokens(model, call, continuation)`` (``continuation``: the answer so far
+    ``billed_input_tokens(model, call, continuation)`` (``continuation``: the answer so far
     that the attempt sent again); as output ``partial_output_tokens(text, max_tokens)``."""
     return Usage(
-        input_tokens=fair_input_tokens(model, call, continuation),
+        input_tokens=billed_input_tokens(model, call, continuation),
         output_tokens=partial_output_tokens(text, max_tokens),
     )

@@ -190,7 +190,8 @@ def plan_attempt_order(
 
     ``options.fallback`` entries are model aliases, except that ``"auto"``
     means "then every other eligible model in ranking order" and a route name
-    stands for its chain. Nothing else is tried, so a named model or route
+    stands for its chain (the router refuses a route there before a call runs, with
+    its chain in the error: ``validate_call``). Nothing else is tried, so a named model or route
     without ``"auto"`` in its fallback never silently reaches other models.
     Ineligible or unknown aliases are skipped. An unknown ``call.model``
     gives ``()`` (the dispatcher checks ``resolve_target`` first).

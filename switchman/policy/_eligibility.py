@@ -23,6 +23,7 @@ import attrs
 from switchman._call import TRUST_RANK, Call
 from switchman._result import Exclusion
 from switchman.catalog._spec import ModelSpec
+from switchman.policy._estimate import fair_input_tokens, most_cost
 
 #: output room a call needs when it does not set ``params.max_tokens`` (a model must have
 #: it), and what it asks for then; "full" asks for more where there is room
@@ -37,68 +38,10 @@ FULL_INPUT_MARGIN: Final = 1.25
 #: a model with less room left after the prompt is excluded (see ``output_tokens``)
 MIN_DEFAULT_OUTPUT_TOKENS: Final = 1024
 
-#: chars per token of the input estimate, and the per-message framing overhead
-_CHARS_PER_TOKEN: Final = 4
-_TOKENS_PER_MESSAGE: Final = 4
-#: what a chat request adds beyond its messages (the reply's priming, special tokens):
-#: part of the bound on what a request is billed, with a provider's margin
-_TOKENS_PER_REQUEST: Final = 16
-#: the user turn that asks a model without prefill to continue a cut answer
-CONTINUE_PROMPT: Final = (
-    "Your previous reply was cut off. Continue it exactly from where it stops, "
-    "without repeating any of it."
-)
-
 
 #: how the exclusion of a model whose context window is too small begins (the gateway
 #: answers a call every model was excluded for this way as the request's own fault)
 CONTEXT_EXCLUSION: Final = "context window "
-
-
-def estimate_input_tokens(call: Call) -> int:
-    """Estimate the call's input size in tokens, without a tokenizer.
-
-    ``ceil(characters / 4) + 4 * messages``: about four characters per token
-    for English text and code, plus a few tokens of role framing per message
-    (a bare ``prompt`` counts as one message). It over- rather than
-    under-estimates typical English text, the safe side for context-window checks
-    and scoring; budget reservations use the hard bound ``max_input_tokens``.
-    """
-    chars = call.prompt_chars()
-    messages = 1 if call.messages is None else len(call.messages)
-    return -(-chars // _CHARS_PER_TOKEN) + _TOKENS_PER_MESSAGE * messages
-
-
-def max_input_tokens(call: Call, continuation: str = "") -> int:
-    """The most input tokens the call can be billed for, without a tokenizer.
-
-    Tokenizers that fall back to bytes (every current model family) never make more
-    tokens than the text has UTF-8 bytes, so bytes plus the per-message and per-request
-    framing is a bound: what budget reservations use, so that a prompt in a script of
-    several bytes a character (where four characters a token is far too low) cannot
-    overspend. ``continuation`` is text already streamed that a continuing attempt sends
-    again (with, at most, the turn asking to continue it).
-    """
-    return sum(len(t.encode()) for t in input_texts(call, continuation)) + input_framing(
-        call, continuation
-    )
-
-
-def input_texts(call: Call, continuation: str = "") -> list[str]:
-    """The texts an attempt of ``call`` sends (with a continuation's answer so far and the
-    turn asking to continue it)."""
-    texts = [call.prompt or ""] if call.messages is None else [m.content for m in call.messages]
-    if continuation:
-        texts += [continuation, CONTINUE_PROMPT]
-    return texts
-
-
-def input_framing(call: Call, continuation: str = "") -> int:
-    """The tokens an attempt's input costs beside its texts: per message and per request."""
-    messages = 1 if call.messages is None else len(call.messages)
-    if continuation:
-        messages += 2  # the assistant prefix, and possibly a "continue" turn
-    return _TOKENS_PER_MESSAGE * messages + _TOKENS_PER_REQUEST
 
 
 def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None) -> int:
@@ -220,17 +163,34 @@ def _exclusion_reason(
         return "determinism strict needs a seed, which the model does not support"
     if params.stop and not model.supports_stop:
         return "stop sequences, which the model does not take"
-    limit = call.options.max_cost_usd
-    if limit is not None:
-        cost = model.cost(input_tokens, out)
-        if cost > limit:
-            return (
-                f"estimated cost ${cost:.6f} ({input_tokens} input + {out} output tokens)"
-                f" above max_cost_usd ${limit:.6f}"
-            )
+    if call.options.max_cost_usd is not None:
+        over = cap_exceeded(call, model, out)
+        if over is not None:
+            return over
     if not is_allowed(model, allowed):
         return f"not allowed for this caller (allowed: {', '.join(allowed) or 'none'})"
     return unavailable.get(model.alias)
+
+
+def cap_exceeded(
+    call: Call, model: ModelSpec, out_tokens: int, *, continuation: str = "", spent: float = 0.0
+) -> str | None:
+    """Why an attempt of ``call`` on ``model`` asking for ``out_tokens`` could take the call
+    past its ``max_cost_usd`` (with ``spent`` USD already billed to earlier attempts of
+    it), or None. The input is counted by ``fair_input_tokens`` (a token per byte of text
+    in other scripts than ASCII) and priced with the most the model's fees can come to:
+    an estimate a prompt in any script is not billed far above at list prices."""
+    limit = call.options.max_cost_usd
+    if limit is None:
+        return None
+    input_tokens = min(fair_input_tokens(call, continuation), model.context_window)
+    cost = most_cost(model, input_tokens, out_tokens)
+    if spent + cost <= limit:
+        return None
+    estimate = f"estimated cost ${cost:.6f} ({input_tokens} input + {out_tokens} output tokens)"
+    if spent > 0.0:
+        estimate += f" with ${spent:.6f} already billed to the call"
+    return f"{estimate} above max_cost_usd ${limit:.6f}"
 
 
 def check_eligibility(
@@ -259,14 +219,13 @@ def check_eligibility(
     7. determinism ``strict`` on a model without seed support; ``stop`` sequences on a
        model that does not take them (its provider would refuse the request, or ignore
        them);
-    8. estimated cost (input and output room at list price) above
-       ``options.max_cost_usd``;
+    8. estimated cost above ``options.max_cost_usd`` (see ``cap_exceeded``);
     9. none of the ``allowed`` patterns match (see ``is_allowed``);
     10. ``unavailable`` names the alias (breaker open, rate budget empty,
         provider disabled...): its reason is reported verbatim.
 
     ``input_tokens`` is passed in (see ``estimate_input_tokens``) so one
-    estimate serves eligibility, scoring and the budget reservation.
+    estimate serves the windows here and scoring.
     Eligible models keep the order of ``models``.
     """
     eligible: list[ModelSpec] = []

@@ -17,7 +17,7 @@ from switchman import Call, Caller, Params
 from switchman._result import Usage
 from switchman.adapters import StreamEnd, make_adapter
 from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec, builtin_catalog
-from switchman.policy._billing import most_cost
+from switchman.policy._estimate import most_cost
 from tests._rawhttp import read_request_body
 from tests._simfleet import streamed as streamed_call
 

@@ -10,7 +10,7 @@ from switchman import Call, Params
 from switchman._result import Usage
 from switchman.catalog import ModelSpec
 from switchman.policy._billing import cut_usage, partial_output_tokens
-from switchman.policy._eligibility import CONTINUE_PROMPT, max_input_tokens
+from switchman.policy._estimate import CONTINUE_PROMPT, max_input_tokens
 
 MODEL = ModelSpec(
     alias="m",

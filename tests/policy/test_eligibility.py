@@ -11,16 +11,15 @@ from switchman._call import Call, Message, Options, Params
 from switchman._result import Exclusion
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._eligibility import (
-    CONTINUE_PROMPT,
     FULL_OUTPUT_TOKENS,
     VERBOSITY_OUTPUT_TOKENS,
+    cap_exceeded,
     check_eligibility,
-    estimate_input_tokens,
     is_allowed,
-    max_input_tokens,
     output_tokens,
     request_params,
 )
+from switchman.policy._estimate import CONTINUE_PROMPT, estimate_input_tokens, max_input_tokens
 
 
 def model(alias: str = "m", **kw: Any) -> ModelSpec:
@@ -58,8 +57,8 @@ def test_estimate_input_tokens_counts_every_message() -> None:
             Message(role="assistant", content="hello"),
         )
     )
-    # 8 + 2 + 5 = 15 characters -> 4 tokens, plus 3 messages * 4
-    assert estimate_input_tokens(call) == 4 + 12
+    # 8, 2 and 5 characters -> 2 + 1 + 2 tokens, plus 3 messages * 4
+    assert estimate_input_tokens(call) == 5 + 12
 
 
 @pytest.mark.parametrize(("verbosity", "expected"), list(VERBOSITY_OUTPUT_TOKENS.items()))
@@ -126,8 +125,8 @@ def test_rules_apply_in_order_each_with_its_reason() -> None:
         ),
         ("stop sequences, which the model does not take", {"supports_stop": True}),
         (
-            "estimated cost $5.100000 (100 input + 5000 output tokens)"
-            " above max_cost_usd $0.010000",
+            # (the cap counts the prompt's own text, "x": a token and 20 of framing)
+            "estimated cost $5.021000 (21 input + 5000 output tokens) above max_cost_usd $0.010000",
             {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
         ),
         (
@@ -184,16 +183,55 @@ def test_verbosity_changes_the_output_room_needed() -> None:
 
 def test_cost_limit_uses_input_and_output_room() -> None:
     m = model(input_per_mtok=10.0, output_per_mtok=100.0)
-    # 1000 input * $10/M + 1024 output * $100/M = $0.01 + $0.1024
-    at_limit = Call(prompt="x", options=Options(max_cost_usd=0.1124))
-    below = Call(prompt="x", options=Options(max_cost_usd=0.11))
+    # 3,920 ASCII characters: 980 tokens and 20 of framing; 1000 input * $10/M + 1024
+    # output * $100/M = $0.01 + $0.1024
+    prompt = "x" * 3920
+    at_limit = Call(prompt=prompt, options=Options(max_cost_usd=0.1124))
+    below = Call(prompt=prompt, options=Options(max_cost_usd=0.11))
     assert reason(at_limit, m, input_tokens=1000) is None
     assert reason(below, m, input_tokens=1000) == (
         "estimated cost $0.112400 (1000 input + 1024 output tokens) above max_cost_usd $0.110000"
     )
     # minimal verbosity needs less output room, so the same budget fits
-    cheap = Call(prompt="x", options=Options(max_cost_usd=0.11, verbosity="minimal"))
+    cheap = Call(prompt=prompt, options=Options(max_cost_usd=0.11, verbosity="minimal"))
     assert reason(cheap, m, input_tokens=1000) is None
+
+
+def test_cost_limit_counts_other_scripts_by_their_bytes() -> None:
+    """A CJK prompt is not priced at four characters a token: 20,000 CJK characters once
+    went to a model at a third of their cost and billed three times the cap."""
+    m = model(input_per_mtok=3.0, output_per_mtok=6.0)
+    call = Call(
+        prompt="中" * 20_000, params=Params(max_tokens=100), options=Options(max_cost_usd=0.05)
+    )
+    # the windows' estimate: a token a character; the cap's: a token a byte (60,000)
+    assert estimate_input_tokens(call) == 20_004
+    why = reason(call, m, input_tokens=estimate_input_tokens(call))
+    assert why is not None and why.startswith("estimated cost $0.180660 (60020 input")
+    ascii_call = attrs.evolve(call, prompt="x" * 20_000)
+    assert reason(ascii_call, m, input_tokens=estimate_input_tokens(ascii_call)) is None
+
+
+def test_cost_limit_prices_fees_at_their_most() -> None:
+    """A model whose provider bills fees the request does not bound (Perplexity's
+    searches) is priced at its most fee, as its reservation is."""
+    m = model(input_per_mtok=1.0, output_per_mtok=1.0, request_fee_usd=0.005)
+    most = attrs.evolve(m, max_request_fee_usd=0.025)
+    call = Call(prompt="x", params=Params(max_tokens=100), options=Options(max_cost_usd=0.01))
+    assert reason(call, m) is None
+    why = reason(call, most)
+    assert why is not None and why.startswith("estimated cost $0.025121")
+
+
+def test_cost_limit_counts_what_the_call_was_billed() -> None:
+    m = model(input_per_mtok=1.0, output_per_mtok=1.0)
+    call = Call(prompt="x", params=Params(max_tokens=100), options=Options(max_cost_usd=0.01))
+    assert cap_exceeded(call, m, 100, spent=0.0098) is None
+    assert cap_exceeded(call, m, 100, spent=0.00995) == (
+        "estimated cost $0.000121 (21 input + 100 output tokens) with $0.009950 already"
+        " billed to the call above max_cost_usd $0.010000"
+    )
+    assert cap_exceeded(attrs.evolve(call, options=Options()), m, 100, spent=1.0) is None
 
 
 def test_determinism_strict_excludes_only_models_without_seed() -> None:

@@ -9,7 +9,7 @@ import trio
 import switchman
 from switchman import Call, Options, Params
 from switchman.catalog import BudgetsConfig
-from switchman.policy._eligibility import estimate_input_tokens, max_input_tokens
+from switchman.policy._estimate import estimate_input_tokens, max_input_tokens
 from tests._simfleet import fleet, sim_model
 
 #: a window of 32,000 tokens holding input and output, up to 8,192 of output
@@ -44,3 +44,37 @@ async def test_a_long_prompt_with_the_default_output_is_served_within_the_window
     assert excluded.reason == (
         f"context window 32000 too small for {input_tokens} input + 4000 output tokens"
     )
+
+
+async def test_no_eligible_model_tells_the_models_with_the_capability_and_each_kind() -> None:
+    """With the whole catalog, a call needing search from a trusted model: the search
+    models (Perplexity's) are excluded for their trust tier. The error showed the first six
+    exclusions in catalog order and never said what kept the search models out."""
+    import attrs
+
+    from switchman.catalog import Config, ProviderSpec, SimProfile
+    from switchman.catalog._catalog import builtin_catalog
+
+    catalog = builtin_catalog()
+    config = Config(
+        providers={n: ProviderSpec(name=n, kind="sim") for n in catalog.providers},
+        models={a: attrs.evolve(m, sim=SimProfile()) for a, m in catalog.models.items()},
+        simulated=True,
+    )
+    search = [m.alias for m in config.models.values() if "search" in m.capabilities]
+    assert search and all(config.models[a].trust_tier != "trusted" for a in search)
+    call = Call(prompt="news?", capabilities=("search",), min_trust="trusted")
+    async with switchman.open_router(config) as router:
+        result = await router.call(call)
+    assert result.status == "failed"
+    message = result.errors[0].message
+    # the models that have search first (what kept them out), then one of each other kind
+    # of reason (not six "missing capabilities" in catalog order)
+    told = "; ".join(
+        f"{alias}: trust tier {config.models[alias].trust_tier} below required trusted"
+        for alias in search
+    )
+    assert message.startswith(f"no eligible model: {told}; ")
+    assert message.count("missing capabilities: search") == 1
+    assert "trust tier untrusted below required trusted" in message
+    assert len(result.trace.eligibility.excluded) == len(config.models)

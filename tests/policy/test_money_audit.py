@@ -7,7 +7,8 @@ import pytest
 
 from switchman._result import Usage
 from switchman.catalog import ModelSpec, builtin_catalog
-from switchman.policy._billing import most_cost, possible_bill
+from switchman.policy._billing import possible_bill
+from switchman.policy._estimate import most_cost
 
 #: gpt-5.4-mini's prices and limits (providers.md)
 MINI = ModelSpec(

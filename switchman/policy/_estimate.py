@@ -1,0 +1,121 @@
+"""What a call's input counts, and the most an attempt can cost, without a tokenizer.
+
+Three counts of a call's input, each erring on its own safe side (pure, cheap for ASCII):
+
+* ``estimate_input_tokens``: four ASCII characters a token, half a token per byte any
+  other character has beyond its first (a Cyrillic or Greek letter half a token, a CJK
+  character or a Devanagari letter one, an emoji one and a half: about what current
+  tokenizers make of them), plus the framing. What the context windows are checked
+  against and what ranking prices: too low costs an attempt that the provider refuses as
+  too long (the call falls back to a bigger window); too high would exclude a model the
+  prompt fits, with no way back, so it is not an upper bound.
+* ``fair_input_tokens``: four ASCII characters a token and a token per *byte* of anything
+  else, plus the framing, never above the bound below. What the cost cap
+  (``max_cost_usd``) is checked against, and what an attempt is billed for when its
+  provider did not say: a script tokenizers count far above four characters a token
+  cannot take a capped call past its cap at list prices.
+* ``max_input_tokens``: a token per UTF-8 byte plus the framing. Tokenizers that fall back
+  to bytes (every current model family) never make more, so it is a bound: what budget
+  reservations hold, so that no budget is overspent.
+
+``most_cost`` is the most a request of some size can be billed: list prices plus the most
+a provider's own fees can come to (Perplexity's searches).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from switchman._call import Call
+from switchman.catalog._spec import ModelSpec
+
+#: ASCII characters per token of the estimates, and the per-message framing overhead
+CHARS_PER_TOKEN: Final = 4
+TOKENS_PER_MESSAGE: Final = 4
+#: what a chat request adds beyond its messages (the reply's priming, special tokens):
+#: part of the bound on what a request is billed, with a provider's margin
+TOKENS_PER_REQUEST: Final = 16
+#: the user turn that asks a model without prefill to continue a cut answer
+CONTINUE_PROMPT: Final = (
+    "Your previous reply was cut off. Continue it exactly from where it stops, "
+    "without repeating any of it."
+)
+#: the ASCII bytes, deleted to count the bytes of the rest of a text
+_ASCII: Final = bytes(range(128))
+
+
+def text_tokens(text: str) -> int:
+    """``ceil(ASCII characters / 4) + ceil(bytes beyond the first of the others / 2)``: the
+    estimate of ``estimate_input_tokens`` (see the module)."""
+    if text.isascii():
+        return -(-len(text) // CHARS_PER_TOKEN)
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    extra = len(text.encode("utf-8", "surrogatepass")) - len(text)
+    return -(-ascii_chars // CHARS_PER_TOKEN) - (-extra // 2)
+
+
+def estimate_input_tokens(call: Call) -> int:
+    """The call's input size in tokens as the context windows are checked: ``text_tokens``
+    of its texts plus ``TOKENS_PER_MESSAGE`` per message (a bare prompt is one)."""
+    if call.messages is None:
+        return text_tokens(call.prompt or "") + TOKENS_PER_MESSAGE
+    return sum(text_tokens(m.content) for m in call.messages) + TOKENS_PER_MESSAGE * len(
+        call.messages
+    )
+
+
+def fair_tokens(text: str) -> int:
+    """``ceil(ASCII characters / 4) + UTF-8 bytes of the other characters``: an upper bound
+    on a text's tokens that is still fair to plain text (a lone surrogate counts as its
+    three bytes)."""
+    if text.isascii():
+        return math.ceil(len(text) / CHARS_PER_TOKEN)
+    data = text.encode("utf-8", "surrogatepass")
+    other = len(data.translate(None, _ASCII))
+    return math.ceil((len(data) - other) / CHARS_PER_TOKEN) + other
+
+
+def input_texts(call: Call, continuation: str = "") -> list[str]:
+    """The texts an attempt of ``call`` sends (with a continuation's answer so far and the
+    turn asking to continue it)."""
+    texts = [call.prompt or ""] if call.messages is None else [m.content for m in call.messages]
+    if continuation:
+        texts += [continuation, CONTINUE_PROMPT]
+    return texts
+
+
+def input_framing(call: Call, continuation: str = "") -> int:
+    """The tokens an attempt's input costs beside its texts: per message and per request."""
+    messages = 1 if call.messages is None else len(call.messages)
+    if continuation:
+        messages += 2  # the assistant prefix, and possibly a "continue" turn
+    return TOKENS_PER_MESSAGE * messages + TOKENS_PER_REQUEST
+
+
+def max_input_tokens(call: Call, continuation: str = "") -> int:
+    """The most input tokens the call can be billed for: a token per UTF-8 byte of its
+    texts plus the framing (see the module). ``continuation`` is text already streamed
+    that a continuing attempt sends again (with, at most, the turn asking to continue it).
+    """
+    return sum(len(t.encode()) for t in input_texts(call, continuation)) + input_framing(
+        call, continuation
+    )
+
+
+def fair_input_tokens(call: Call, continuation: str = "") -> int:
+    """The texts an attempt sends by ``fair_tokens`` with the framing ``max_input_tokens``
+    counts, never above that bound: what the cost cap is checked against, and (held to
+    the model's context window) what an input is billed for when its provider did not say."""
+    fair = sum(map(fair_tokens, input_texts(call, continuation)))
+    return min(fair + input_framing(call, continuation), max_input_tokens(call, continuation))
+
+
+def most_cost(model: ModelSpec, input_tokens: int, output_tokens: int) -> float:
+    """The most a request to ``model`` of these tokens can be billed: their list price with
+    its request fee, or its ``max_request_fee_usd`` where it has one."""
+    cost = model.cost(input_tokens, output_tokens)
+    most_fee = model.max_request_fee_usd
+    if most_fee is not None and most_fee > model.request_fee_usd:
+        return cost + (most_fee - model.request_fee_usd)
+    return cost
