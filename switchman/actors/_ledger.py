@@ -9,10 +9,15 @@ every settle, off the hot path of reservations) and restored with ``initial``.
 ``on_state`` sees the ledger after every change, reservations included: a ledger
 restarted after a crash carries on from it, so no reservation is forgotten (one
 forgotten would let its budget be spent twice) and none released comes back.
+
+Spend of windows that have ended (an hour, a day, a month before the current ones) is
+dropped the first time a message comes in each hour: the ledger, its every copy and its
+saved snapshot stay the size of the current windows, not of the process's whole history.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 
@@ -24,6 +29,7 @@ from switchman.policy._budget import (
     Ledger,
     Limit,
     Period,
+    prune,
     record,
     refusal,
     release,
@@ -91,8 +97,12 @@ async def run_ledger(
     without a checkpoint.
     """
     ledger = initial if initial is not None else Ledger()
+    prune_at = -math.inf  # when the current hour ends: ended windows are dropped then
     task_status.started()
     async for msg in inbox:
+        if (now := wall()) >= prune_at:
+            ledger = prune(ledger, wall_now=now)
+            prune_at = (math.floor(now / 3600.0) + 1.0) * 3600.0
         match msg:
             case Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=reply, owner=owner):
                 with reply:

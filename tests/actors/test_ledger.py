@@ -55,3 +55,49 @@ async def test_concurrent_reservations_never_pass_a_limit_together() -> None:
         spent = await reply_receive.receive()
         assert abs(spent["day"] - 0.1) < 1e-9
         await send.aclose()
+
+
+async def test_spend_of_ended_windows_is_dropped_each_hour() -> None:
+    """A year of hourly spend was kept for ever (109,644 entries for twelve scopes), copied
+    on every settle and saved whole after each: ended windows now go once an hour."""
+    from switchman.actors._messages import Spent
+    from switchman.policy._budget import Ledger, record, window_key
+
+    clock = [WALL]
+    old = Ledger()
+    for hours in range(1, 24 * 90):  # ninety days of it, an hour apart
+        old = record(old, ("global",), actual_usd=0.01, wall_now=WALL - 3600.0 * hours)
+    assert len(old.spent) > 24 * 90
+    states: list[Ledger] = []
+    send, receive = trio.open_memory_channel[object](0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_ledger(
+                receive,
+                (),
+                initial=old,
+                wall=lambda: clock[0],
+                on_state=states.append,
+                task_status=task_status,  # type: ignore[arg-type]
+            )
+        )
+        reply_send, reply_receive = trio.open_memory_channel[dict[str, float]](1)
+
+        async def spend(usd: float) -> dict[str, float]:
+            await send.send(Spent(scopes=("global",), actual_usd=usd))
+            # the query is answered after the spend is handled (and its state seen)
+            await send.send(SpendQuery(scope="global", reply_to=reply_send.clone()))
+            return await reply_receive.receive()
+
+        spent = await spend(0.5)
+        assert abs(spent["hour"] - 0.5) < 1e-9
+        kept = {key for _, key in states[-1].spent}
+        now = {window_key(p, WALL) for p in ("hour", "day", "month")}
+        assert kept == now  # this hour's, this day's and this month's: nothing older
+        # an hour on, the last hour's window goes too (the day's and month's stay)
+        clock[0] = WALL + 3600.0
+        await spend(0.25)
+        kept = {key for _, key in states[-1].spent}
+        assert window_key("hour", WALL) not in kept
+        assert window_key("hour", WALL + 3600.0) in kept
+        await send.aclose()
