@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 import attrs
@@ -200,17 +201,22 @@ _LEVELS = ("debug", "info", "warning", "error")
 
 def setup_logging(level: str | None) -> None:
     """Log to stderr at ``level`` (else ``$SWITCHMAN_LOG_LEVEL``, else info), one line each:
-    time, level, logger, message. httpx and httpcore stay at warning: a line per upstream
-    request is noise (switchman logs what goes wrong with them itself)."""
+    time (UTC, ISO 8601 with its ``Z``, as every time switchman shows), level, logger,
+    message. httpx and httpcore stay at warning: a line per upstream request is noise
+    (switchman logs what goes wrong with them itself)."""
     chosen = (level or os.environ.get(LOG_LEVEL_ENV) or "info").lower()
     if chosen not in _LEVELS:
         raise CliError(f"{LOG_LEVEL_ENV}={chosen!r}: use one of {', '.join(_LEVELS)}")
     logging.basicConfig(
         level=chosen.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
         stream=sys.stderr,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        if handler.formatter is not None:  # (local time, with no zone, by default)
+            handler.formatter.converter = time.gmtime
     for noisy in ("httpx", "httpcore", "hpack"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
