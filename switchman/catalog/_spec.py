@@ -478,6 +478,8 @@ class ServerConfig:
     db: str | None = None
     job_retention_count: int = 10_000
     job_retention_days: float = 7.0
+    #: megabytes (2**20 bytes) of calls and results the job store keeps, shared fairly
+    job_retention_mb: float = 1024.0
     grace_s: float = 10.0
 
     @staticmethod
@@ -489,6 +491,7 @@ class ServerConfig:
         _string(errors, "db", v.db, optional=True)
         _number(errors, "job_retention_count", v.job_retention_count, 0, integer=True)
         _number(errors, "job_retention_days", v.job_retention_days, 0)
+        _number(errors, "job_retention_mb", v.job_retention_mb, 0)
         _number(errors, "grace_s", v.grace_s, 0)
         return errors
 

@@ -5,6 +5,7 @@ See :mod:`switchman.store._sqlite` for the async face and what it promises."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +44,28 @@ RETRY_S: Final = 1.0
 FAILING_BUSY_S: Final = 0.1
 #: past this many finished jobs waiting to be written, no new job is taken
 _PENDING_MAX: Final = 1024
+#: a megabyte of ``job_retention_mb``
+MB: Final = 1 << 20
+#: prune after this share of the byte bound has been stored since the last prune (at
+#: least ``_PRUNE_BYTES_MIN``): a flood of large calls overshoots the bound by that much
+_PRUNE_SHARE: Final = 16
+_PRUNE_BYTES_MIN: Final = MB
+#: after a prune, free pages are given back to the disk when they come to this much, or
+#: to this share of the file (fewer are kept for the next jobs, which reuse them)
+_RECLAIM_AT: Final = 64 * MB
+_RECLAIM_SHARE: Final = 4
+#: a store made before stores gave space back is converted (a ``VACUUM`` at open, which
+#: copies what it holds) only when it holds at most this much
+_CONVERT_MAX: Final = 256 * MB
+#: the ``-wal`` file is cut back to this size once it has been written to the database
+_WAL_LIMIT: Final = 64 * MB
+#: a job's size: its call and result as stored (JSON, ASCII: a byte a character); rows
+#: from before ``size`` was kept count their text
+_SIZE: Final = "COALESCE(size, length(call) + COALESCE(length(result), 0))"
+#: when a job finishes: ``now`` (the one parameter), never before it was submitted or began
+#: (a wall clock stepped back mid-call); with ``started_at`` ``COALESCE(started_at, ?)``
+#: clamped the same way, ``submitted_at <= started_at <= finished_at`` always holds
+_NOT_BEFORE_START: Final = "MAX(?, submitted_at, COALESCE(started_at, submitted_at))"
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,13 +79,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT,
     call TEXT NOT NULL,
     result TEXT,
-    rated_at REAL
+    rated_at REAL,
+    size INTEGER
 );
-CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submitted_at);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at);
 CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alive (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL);
+"""
+#: after the columns a database from before may lack are added: an owner's jobs newest
+#: first, with their sizes (what the byte bound sums, read from the index alone, not from
+#: the rows' text); it replaces ``jobs_by_owner (owner, submitted_at)``
+_INDEXES: Final = """
+CREATE INDEX IF NOT EXISTS jobs_by_owner_size ON jobs (owner, submitted_at, size);
+DROP INDEX IF EXISTS jobs_by_owner;
 """
 
 T = TypeVar("T")
@@ -108,13 +138,17 @@ class _Finish:
         """``record`` (as stored: queued or running) as this finish leaves it."""
         if record.finished:
             return record
+        # (``_NOT_BEFORE_START``'s rule, as the finish will be written)
+        started = record.started_at
+        if started is None:
+            started = max(self.at, record.submitted_at)
         return attrs.evolve(
             record,
             status=self.status,
             result=self.result,
             reason=self.reason,
-            finished_at=self.at,
-            started_at=self.at if record.started_at is None else record.started_at,
+            started_at=started,
+            finished_at=max(self.at, started),
         )
 
 
@@ -170,16 +204,27 @@ class _Db:
     def __init__(self, path: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
+        self.path = path
         if path != MEMORY:
+            # a new file gives pruned jobs' pages back to the disk (``_reclaim``); set
+            # before its first table, it is kept in the file (an older file: ``convert``)
+            self.conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
         self.busy_timeout_s = busy_timeout_s
         self._busy_s = busy_timeout_s
+        #: free pages were given back inside a batch's transaction: the file shrinks at a
+        #: checkpoint once it is committed (``run_batch_waiting``)
+        self.checkpoint_due = False
         self.conn.execute(f"PRAGMA busy_timeout={max(int(busy_timeout_s * 1000), 0)}")
         self.conn.executescript(_SCHEMA)
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(jobs)")}
         if "rated_at" not in columns:  # a database from before feedback was kept
             self.conn.execute("ALTER TABLE jobs ADD COLUMN rated_at REAL")
+        if "size" not in columns:  # from before the byte bound (its rows count their text)
+            self.conn.execute("ALTER TABLE jobs ADD COLUMN size INTEGER")
+        self.conn.executescript(_INDEXES)
         if self.conn.execute("PRAGMA user_version").fetchone()[0] < _OWNED_BY_HANDLE:
             # a gateway key's jobs were owned by its variable's name (key_env): they are
             # its handle's now, which every row keeps, so a variable given to another
@@ -193,10 +238,12 @@ class _Db:
     def close(self) -> None:
         self.conn.close()
 
-    def add_job(self, job: JobRecord) -> None:
+    def add_job(self, job: JobRecord) -> int:
+        """Store ``job``; its size in bytes (its call, as stored)."""
+        call = json.dumps(job.call, separators=(",", ":"))
         self.conn.execute(
-            "INSERT INTO jobs (id, status, owner, handle, submitted_at, started_at, call)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, status, owner, handle, submitted_at, started_at, call, size)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job.job_id,
                 job.status,
@@ -204,13 +251,17 @@ class _Db:
                 job.handle,
                 job.submitted_at,
                 job.started_at,
-                json.dumps(job.call, separators=(",", ":")),
+                call,
+                len(call),
             ),
         )
+        return len(call)
 
     def mark_running(self, job_id: str, now: float) -> bool:
+        # (never before it was submitted: a wall clock stepped back since)
         cur = self.conn.execute(
-            "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'",
+            "UPDATE jobs SET status = 'running', started_at = MAX(?, submitted_at)"
+            " WHERE id = ? AND status = 'queued'",
             (now, job_id),
         )
         return cur.rowcount > 0
@@ -224,11 +275,14 @@ class _Db:
         now: float,
     ) -> bool:
         encoded = None if result is None else json.dumps(result, separators=(",", ":"))
+        # (a job not finished has no result: its size is its call's until now)
         cur = self.conn.execute(
-            "UPDATE jobs SET status = ?, result = ?, reason = ?, finished_at = ?,"
-            " started_at = COALESCE(started_at, ?)"
+            "UPDATE jobs SET status = ?, result = ?, reason = ?,"
+            f" finished_at = {_NOT_BEFORE_START},"
+            " started_at = COALESCE(started_at, MAX(?, submitted_at)),"
+            " size = COALESCE(size, length(call)) + ?"
             " WHERE id = ? AND status IN ('queued', 'running')",
-            (status, encoded, reason, now, now, job_id),
+            (status, encoded, reason, now, now, len(encoded or ""), job_id),
         )
         return cur.rowcount > 0
 
@@ -305,19 +359,19 @@ class _Db:
         row = self.conn.execute("SELECT at FROM alive WHERE id = 1").fetchone()
         last = now if row is None else min(float(row[0]), now)
         cur = self.conn.execute(
-            "UPDATE jobs SET status = 'failed', reason = ?,"
-            " finished_at = MAX(?, submitted_at, COALESCE(started_at, submitted_at))"
+            f"UPDATE jobs SET status = 'failed', reason = ?, finished_at = {_NOT_BEFORE_START}"
             " WHERE status IN ('queued', 'running')",
             (reason, last),
         )
         return cur.rowcount
 
     def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int:
-        rows = [(json.dumps(r, separators=(",", ":")), job_id) for job_id, r in results.items()]
+        encoded = [(json.dumps(r, separators=(",", ":")), job_id) for job_id, r in results.items()]
+        rows = [(text, len(text), job_id) for text, job_id in encoded]
         with _atomic(self.conn):
             cur = self.conn.executemany(
-                "UPDATE jobs SET result = ? WHERE id = ? AND status = 'failed'"
-                " AND reason = 'interrupted' AND result IS NULL",
+                "UPDATE jobs SET result = ?, size = COALESCE(size, length(call)) + ?"
+                " WHERE id = ? AND status = 'failed' AND reason = 'interrupted' AND result IS NULL",
                 rows,
             )
         return cur.rowcount
@@ -325,28 +379,126 @@ class _Db:
     def beat(self, now: float) -> None:
         self.conn.execute("INSERT OR REPLACE INTO alive (id, at) VALUES (1, ?)", (now,))
 
-    def prune(self, now: float, max_count: int, max_age_s: float) -> int:
+    def prune(self, now: float, max_count: int, max_age_s: float, max_bytes: int) -> int:
+        """Drop the finished jobs older than ``max_age_s``, then those beyond each owner's
+        fair share of ``max_count`` jobs, then of ``max_bytes`` bytes (``_beyond``); give
+        the space back to the disk when much is free (``_reclaim``). How many were dropped."""
         with _atomic(self.conn):
-            old = self.conn.execute(
+            dropped = self.conn.execute(
                 "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND finished_at < ?",
                 (now - max_age_s,),
             ).rowcount
-            counts = dict(
-                self.conn.execute("SELECT owner, COUNT(*) FROM jobs GROUP BY owner").fetchall()
+            counts = self.conn.execute("SELECT owner, COUNT(*) FROM jobs GROUP BY owner")
+            dropped += self._beyond(dict(counts.fetchall()), max_count, "1")
+            sizes = self.conn.execute(f"SELECT owner, SUM({_SIZE}) FROM jobs GROUP BY owner")
+            dropped += self._beyond(dict(sizes.fetchall()), max_bytes, _SIZE)
+        if dropped:
+            # (the jobs are dropped; space not given back now is at the next prune)
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._reclaim()
+        return dropped
+
+    def _beyond(self, totals: Mapping[str | None, int], bound: int, measure: str) -> int:
+        """Each owner whose ``totals`` (of ``measure`` over its jobs) come to more than
+        the fair cap of ``bound`` (:func:`fair_cap`) loses the finished jobs it holds
+        beyond the cap, counted from its newest (its queued and running jobs count, but
+        stay). How many were dropped."""
+        cap = fair_cap(totals.values(), bound)
+        if cap is None:
+            return 0
+        dropped = 0
+        for owner, total in totals.items():
+            if total <= cap:
+                continue
+            dropped += self.conn.execute(
+                "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND rowid IN ("
+                " SELECT rowid FROM (SELECT rowid, SUM(" + measure + ") OVER ("
+                "  ORDER BY submitted_at DESC, rowid DESC ROWS UNBOUNDED PRECEDING) AS upto"
+                "  FROM jobs WHERE owner IS ?)"
+                " WHERE upto > ?)",
+                (owner, cap),
+            ).rowcount
+        return dropped
+
+    def _pages(self) -> tuple[int, int, int]:
+        """The file's pages, how many of them are free, and the page size in bytes."""
+        (pages,) = self.conn.execute("PRAGMA page_count").fetchone()
+        (free,) = self.conn.execute("PRAGMA freelist_count").fetchone()
+        (size,) = self.conn.execute("PRAGMA page_size").fetchone()
+        return int(pages), int(free), int(size)
+
+    def _reclaim(self) -> int:
+        """Give the file's free pages back to the disk (``incremental_vacuum``) when they
+        come to ``_RECLAIM_AT`` bytes or ``1/_RECLAIM_SHARE`` of the file; the file shrinks
+        when the ``-wal`` is next written to it (at once when not inside a batch's
+        transaction). A file made before stores did so (``convert``) keeps its free pages
+        for the next jobs. How many pages were given back."""
+        if self.path == MEMORY or self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            return 0
+        pages, free, size = self._pages()
+        if not free or (free * size < _RECLAIM_AT and free * _RECLAIM_SHARE < pages):
+            return 0
+        with _atomic(self.conn):
+            # (one page a step: Python's sqlite3 steps a pragma once, whatever its count)
+            for _ in range(free):
+                self.conn.execute("PRAGMA incremental_vacuum(1)")
+        self.checkpoint_due = True
+        if not self.conn.in_transaction:
+            self.checkpoint()
+        return free
+
+    def checkpoint(self) -> None:
+        """Write the ``-wal`` to the file and empty it: the file takes the size its pages
+        come to (after ``_reclaim``). Outside a transaction only; a checkpoint that fails
+        is left to SQLite's own (after the next commits)."""
+        self.checkpoint_due = False
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def convert(self, max_bytes: int = _CONVERT_MAX) -> bool:
+        """Make a file from before stores gave space back (``auto_vacuum`` off) give it
+        back from now on: a ``VACUUM``, which copies what the file holds (so, only when it
+        holds at most ``max_bytes``; else a warning says how). Whether the file gives
+        space back now. A ``VACUUM`` that fails (no room for its copy) changes nothing."""
+        if self.path == MEMORY or self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 0:
+            return self.path != MEMORY
+        if self.conn.in_transaction:  # (VACUUM runs alone: tried at the next open)
+            return False
+        pages, free, size = self._pages()
+        held = (pages - free) * size
+        if held > max_bytes:
+            log.warning(
+                "the job store %s was made before switchman gave pruned jobs' space back to"
+                " the disk: it keeps its size (%d MB), reused by new jobs. To let it shrink,"
+                " stop switchman and run: sqlite3 %s 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;'"
+                " (it needs room for a copy of the %d MB it holds)",
+                self.path,
+                pages * size // MB,
+                self.path,
+                held // MB,
             )
-            cap = fair_cap(counts.values(), max_count)
-            extra = 0
-            if cap is not None:
-                for owner, n in counts.items():
-                    if n <= cap:
-                        continue
-                    extra += self.conn.execute(
-                        "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND rowid IN ("
-                        " SELECT rowid FROM jobs WHERE owner IS ?"
-                        " ORDER BY submitted_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
-                        (owner, cap),
-                    ).rowcount
-        return old + extra
+            return False
+        try:
+            self.conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self.conn.execute("VACUUM")
+        except sqlite3.Error as exc:
+            log.warning(
+                "the job store %s could not be made to give pruned jobs' space back to the"
+                " disk (%s): it keeps its size, reused by new jobs; tried again at the next"
+                " start",
+                self.path,
+                exc,
+            )
+            return False
+        self.checkpoint()
+        after, _, _ = self._pages()
+        log.info(
+            "the job store %s gives pruned jobs' space back to the disk from now on (%d MB"
+            " given back)",
+            self.path,
+            (pages - after) * size // MB,
+        )
+        return True
 
     def save_kv(self, table: str, data: Mapping[str, Any]) -> None:
         if table not in _KV_TABLES:
@@ -374,11 +526,15 @@ def run_batch_waiting(
     db: _Db, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]], busy_s: float
 ) -> list[outcome.Outcome[Any]]:
     """``_run_batch`` on ``db``, a statement waiting at most ``busy_s`` for another
-    process's lock (set on the connection only when it changes)."""
+    process's lock (set on the connection only when it changes); then the checkpoint a
+    ``_reclaim`` inside its transaction left due."""
     if busy_s != db._busy_s:
         db.conn.execute(f"PRAGMA busy_timeout={max(int(busy_s * 1000), 0)}")
         db._busy_s = busy_s
-    return _run_batch(db.conn, ops)
+    results = _run_batch(db.conn, ops)
+    if db.checkpoint_due and not db.conn.in_transaction:
+        db.checkpoint()
+    return results
 
 
 def _run_batch(

@@ -51,11 +51,14 @@ from switchman._channels import open_channel
 from switchman.store._db import (
     _BATCH,
     _PENDING_MAX,
+    _PRUNE_BYTES_MIN,
     _PRUNE_EVERY,
+    _PRUNE_SHARE,
     _QUEUE,
     BEAT_S,
     BUSY_TIMEOUT_S,
     FAILING_BUSY_S,
+    MB,
     MEMORY,
     RETRY_S,
     JobRecord,
@@ -103,6 +106,7 @@ class JobStore:
         path: str,
         retention_count: int,
         retention_days: float,
+        retention_mb: float = 1024.0,
         clock: Callable[[], float],
         beat_s: float | None = None,
         fd: int | None = None,
@@ -112,9 +116,12 @@ class JobStore:
         self._db = db
         self._ops, self._queue = trio.open_memory_channel[_Op](_QUEUE)
         self._inserts = 0
+        #: bytes of calls stored since the last prune
+        self._grown = 0
         self.path = path
         self.retention_count = retention_count
         self.retention_days = retention_days
+        self.retention_mb = retention_mb
         self.clock = clock
         self._beat_s = beat_s
         self._fd = fd
@@ -280,9 +287,11 @@ class JobStore:
             if self._trouble is not None:
                 reason = f"{self._trouble}; {reason}"
             raise StoreUnavailable(f"the job store cannot be written: {reason}", reason=reason)
-        await self._run(self._db.add_job, job)
+        self._grown += await self._run(self._db.add_job, job)
         self._inserts += 1
-        if self._inserts % _PRUNE_EVERY == 0:
+        # (large calls are pruned before they come to much more than the byte bound)
+        grown_max = max(self._max_bytes() // _PRUNE_SHARE, _PRUNE_BYTES_MIN)
+        if self._inserts % _PRUNE_EVERY == 0 or self._grown >= grown_max:
             with contextlib.suppress(StoreUnavailable):  # (the job is stored: tried later)
                 await self.prune()
         return job
@@ -417,14 +426,27 @@ class JobStore:
             self._file_trouble = found
         return found
 
+    def _max_bytes(self) -> int:
+        return int(self.retention_mb * MB)
+
     async def prune(self) -> int:
         """Drop finished jobs past the retention age; then, when more than
         ``retention_count`` jobs are left, each owner's oldest finished jobs beyond the
         fair cap (:func:`~switchman.store._retention.fair_cap`: an owner holding no more
-        than its share loses none to another's traffic). Queued and running jobs are
-        never dropped, though they count. How many were dropped."""
+        than its share loses none to another's traffic); then the same with the jobs'
+        bytes (their calls and results as stored) and ``retention_mb``. Queued and
+        running jobs are never dropped, though they count. The free space is given back
+        to the disk when it comes to much. How many jobs were dropped.
+
+        Also run every 256 new jobs, and when a sixteenth of ``retention_mb`` (at least a
+        megabyte) has been stored since the last prune."""
+        self._grown = 0
         return await self._run(
-            self._db.prune, self.clock(), self.retention_count, self.retention_days * 86_400
+            self._db.prune,
+            self.clock(),
+            self.retention_count,
+            self.retention_days * 86_400,
+            self._max_bytes(),
         )
 
     async def save_spend(self, data: Mapping[str, Any]) -> None:
@@ -450,6 +472,7 @@ async def open_store(
     *,
     retention_count: int = 10_000,
     retention_days: float = 7.0,
+    retention_mb: float = 1024.0,
     clock: Callable[[], float] = time.time,
     busy_timeout_s: float = BUSY_TIMEOUT_S,
     beat_s: float | None = None,
@@ -457,9 +480,13 @@ async def open_store(
     """Open (creating if needed) the store at ``path``; ``None`` = :func:`default_db_path`.
 
     On open, jobs left queued or running by a previous process become failed
-    ("interrupted") and old finished jobs are pruned. ``":memory:"`` gives a
-    private in-memory store. ``busy_timeout_s``: how long a statement waits for
-    another process's write lock; ``beat_s``: the heartbeat's period (``BEAT_S``).
+    ("interrupted") and old finished jobs are pruned (:meth:`JobStore.prune`: by age,
+    ``retention_count`` jobs and ``retention_mb`` megabytes of calls and results). A file
+    made before stores gave pruned jobs' space back to the disk is converted then (a
+    ``VACUUM``) when it holds at most 256 MB, else it keeps its size and a warning says
+    how to convert it. ``":memory:"`` gives a private in-memory store.
+    ``busy_timeout_s``: how long a statement waits for another process's write lock;
+    ``beat_s``: the heartbeat's period (``BEAT_S``).
     The connection is closed on exit, even when the block is cancelled (the close,
     and one last try to write the finishes kept in memory, are shielded and bounded).
     :class:`StoreError` when the file is in use by another process (under any of its
@@ -483,6 +510,7 @@ async def open_store(
             path=where,
             retention_count=retention_count,
             retention_days=retention_days,
+            retention_mb=retention_mb,
             clock=clock,
             beat_s=beat_s,
             fd=fd,
@@ -513,6 +541,7 @@ async def _opened(db: _Db, store: JobStore, *, last_try_s: float) -> AsyncIterat
                 try:
                     await store.fail_unfinished("interrupted")
                     await store.prune()
+                    await store._run(db.convert)
                 except (sqlite3.DatabaseError, StoreUnavailable) as exc:  # e.g. read-only
                     reason = exc.reason if isinstance(exc, StoreUnavailable) else exc
                     raise StoreError(f"cannot use {where} as the job store: {reason}") from None
