@@ -165,6 +165,7 @@ async def _serve(config: Config, stop: trio.Event, hurry: trio.Event, *, insecur
             server.db,
             retention_count=server.job_retention_count,
             retention_days=server.job_retention_days,
+            retention_mb=server.job_retention_mb,
         ) as store,
         open_router(config, store=store) as router,
         trio.open_nursery() as nursery,

@@ -140,6 +140,7 @@ async def serve_gateway(
                         config.server.db,
                         retention_count=config.server.job_retention_count,
                         retention_days=config.server.job_retention_days,
+                        retention_mb=config.server.job_retention_mb,
                         clock=wall_clock,
                     )
                 )

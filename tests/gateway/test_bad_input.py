@@ -52,7 +52,7 @@ async def test_json_nested_past_the_parser_or_with_huge_numbers_is_400_saying_so
 
 
 async def test_metadata_holding_more_text_than_it_may_is_named_and_nothing_is_stored() -> None:
-    """Every job stores its metadata and retention counts jobs, not bytes: 3.5 MB of
+    """Every job stores its metadata, and retention counted jobs, not bytes: 3.5 MB of
     metadata a call let one key fill the disk with calls that failed and cost nothing."""
     router = FakeRouter(make_config(max_body_bytes=2**23))
     with trio.fail_after(10):
