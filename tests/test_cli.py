@@ -891,9 +891,9 @@ def test_sighup_stops_the_daemon_gracefully_and_it_logs_with_time_level_and_logg
         assert d.proc.wait(timeout=20) == 0
     errs = sorted(tmp_path.glob("serve-*.err"))[-1].read_text()
     assert "SIGHUP: stopping (grace period running" in errs
-    # logging is set up: time, level, logger, message (the simulator warning, for one)
+    # logging is set up: time (UTC), level, logger, message (the simulator warning, for one)
     assert re.search(
-        r"^\d{4}-\d\d-\d\d [\d:,]+ WARNING switchman\.serve: no provider of \S+ has its key",
+        r"^\d{4}-\d\d-\d\dT[\d:.]+Z WARNING switchman\.serve: no provider of \S+ has its key",
         errs,
         re.M,
     ), errs

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -60,7 +59,7 @@ from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
 from switchman.policy._candidates import plan_attempt_order, reachable
-from switchman.policy._eligibility import Eligibility, check_eligibility
+from switchman.policy._eligibility import Eligibility, check_eligibility, exclusions_to_tell
 from switchman.policy._estimate import estimate_input_tokens
 from switchman.policy._known import KnownValues, hide_known
 from switchman.policy._ratelimit import rate_blocked_until
@@ -639,33 +638,18 @@ def _no_eligible(call: Call, elig: Eligibility, models: Mapping[str, ModelSpec])
     return ErrorInfo(code="no_eligible_model", message=message)
 
 
-#: how many exclusions a "no eligible model" error tells (the trace has every one)
-_TOLD = 6
-_DIGITS = re.compile(r"\d+(?:\.\d+)?")
-
-
 def _telling(
     call: Call, excluded: Sequence[Exclusion], models: Mapping[str, ModelSpec]
 ) -> list[Exclusion]:
-    """The exclusions that tell most of why nothing could serve ``call``: first those of
-    the models that have every capability it needs, then one of each kind of reason (alike
-    but for the figures), the rarest kind first, so the one model that needs only a lower
-    trust tier is not lost among ninety that lack a capability; then in catalog order."""
-    told: dict[str, Exclusion] = {}
+    """The exclusions to tell (``exclusions_to_tell``), first those of the models that
+    have every capability the call needs: what kept them out is what the caller wants."""
     wanted = set(call.capabilities)
-    if wanted:
-        for e in excluded:
-            model = models.get(e.alias)
-            if model is not None and wanted.issubset(model.capabilities):
-                told.setdefault(e.alias, e)
-    kinds: dict[str, list[Exclusion]] = {}
-    for e in excluded:
-        kinds.setdefault(_DIGITS.sub("#", e.reason), []).append(e)
-    for group in sorted(kinds.values(), key=len):
-        told.setdefault(group[0].alias, group[0])
-    for e in excluded:
-        told.setdefault(e.alias, e)
-    return list(told.values())[:_TOLD]
+    first = [
+        e
+        for e in excluded
+        if wanted and e.alias in models and wanted.issubset(models[e.alias].capabilities)
+    ]
+    return exclusions_to_tell(excluded, first)
 
 
 def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:

@@ -38,7 +38,7 @@ from switchman._result import Exclusion, Result
 from switchman.catalog import Config, resolve
 from switchman.gateway._auth import model_allowed
 from switchman.gateway._protocol import ModelStatusLike, ProviderStatusLike, RouterStatusLike
-from switchman.policy._eligibility import CONTEXT_EXCLUSION
+from switchman.policy._eligibility import CONTEXT_EXCLUSION, exclusions_to_tell
 
 ExclusionKind = Literal["request", "caller", "availability"]
 
@@ -57,8 +57,6 @@ REQUEST_REASONS: Final = (
 CALLER_REASON: Final = "not allowed for this caller"
 #: the longest wait ``retry-after`` is sent for; a longer one says not to retry
 MAX_RETRY_AFTER_S: Final = 60.0
-#: the most exclusions a message names
-_SHOWN: Final = 6
 
 
 def exclusion_kind(reason: str) -> ExclusionKind:
@@ -82,10 +80,10 @@ def unrouted(result: Result) -> tuple[Exclusion, ...]:
 
 
 def describe(excluded: Sequence[Exclusion]) -> str:
-    """``alias: reason; ...`` for the first few exclusions, and how many more."""
-    shown = "; ".join(f"{e.alias}: {e.reason}" for e in excluded[:_SHOWN])
-    more = len(excluded) - _SHOWN
-    return shown + (f"; and {more} more" if more > 0 else "")
+    """``alias: reason; ...`` for the exclusions that tell most (``exclusions_to_tell``):
+    each a fragment a key's view cuts whole, and no count of the rest (the trace has
+    them), which would tell a key how many models the platform has."""
+    return "; ".join(f"{e.alias}: {e.reason}" for e in exclusions_to_tell(excluded))
 
 
 def call_aliases(call: Call, config: Config) -> tuple[str, ...]:

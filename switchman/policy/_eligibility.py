@@ -266,3 +266,26 @@ def request_params(call: Call, model: ModelSpec, input_tokens: int | None = None
         "seed": seed,
         "stop": params.stop,
     }
+
+
+#: how many exclusions an error tells when no model may serve a call (the trace has all)
+EXCLUSIONS_TOLD: Final = 6
+_FIGURES: Final = re.compile(r"\d+(?:\.\d+)?")
+
+
+def exclusions_to_tell(
+    excluded: Sequence[Exclusion], first: Iterable[Exclusion] = ()
+) -> list[Exclusion]:
+    """The exclusions that tell most of why no model could serve a call: ``first``, then
+    one of each kind of reason (alike but for the figures), the rarest kind first, so the
+    one model that needs only a lower trust tier is not lost among ninety that lack a
+    capability; then in the order given. At most ``EXCLUSIONS_TOLD``."""
+    told: dict[str, Exclusion] = {e.alias: e for e in first}
+    kinds: dict[str, list[Exclusion]] = {}
+    for e in excluded:
+        kinds.setdefault(_FIGURES.sub("#", e.reason), []).append(e)
+    for group in sorted(kinds.values(), key=len):
+        told.setdefault(group[0].alias, group[0])
+    for e in excluded:
+        told.setdefault(e.alias, e)
+    return list(told.values())[:EXCLUSIONS_TOLD]
