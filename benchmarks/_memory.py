@@ -24,6 +24,7 @@ once they were full: about 200 bytes a call after 12,000 calls, and slowing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from pathlib import Path
@@ -59,7 +60,10 @@ def retention_for(checkpoints: tuple[int, ...]) -> int:
 def stored_jobs(db: Path) -> int | None:
     """Jobs in the gateway's store file (read-only; None if it cannot be read now)."""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0) as conn:
+        # (closing: a connection's own "with" commits and leaves it open)
+        with contextlib.closing(
+            sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+        ) as conn:
             return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
     except sqlite3.Error:
         return None

@@ -4,6 +4,7 @@ could let a budget be overspent. Real daemons on the simulator, a real SQLite fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -36,7 +37,8 @@ sim = { latency_ms = 30000, ttft_ms = 100 }
 
 def _held(db: Path) -> list[dict[str, object]]:
     """The reservations the store holds now (read as another process would)."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    # (closing: a connection's own "with" commits and leaves it open)
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         row = conn.execute("SELECT value FROM spend WHERE key = 'nano_usd'").fetchone()
         held = conn.execute("SELECT value FROM spend WHERE key = 'held'").fetchone()
     assert row is not None or held is None

@@ -48,7 +48,10 @@ def test_every_key_shape_passes_the_gate(shape: str, data: st.DataObject) -> Non
 def test_every_pattern_passes_the_gate(
     kind: str, pattern: re.Pattern[str], needs: object, data: st.DataObject
 ) -> None:
-    found = data.draw(st.from_regex(pattern))
+    try:
+        found = data.draw(st.from_regex(pattern))
+    except NotImplementedError as exc:  # Hypothesis reading Python 3.13's compiled regexes
+        pytest.skip(f"Hypothesis cannot generate from this pattern here: {exc}")
     _gate_holds(data.draw(AROUND) + found + data.draw(AROUND), pattern, needs)
 
 
