@@ -27,13 +27,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from switchman._result import Exclusion
 from switchman.catalog import Config
 from switchman.gateway._auth import Principal, may_reach
+from switchman.policy._eligibility import exclusions_to_tell
 
 #: how an attempt's error begins when its provider was held out as it was tried
 _HELD_OUT: Final = "provider held out:"
 #: (old, new) text: each ``old`` is replaced, in that order, wherever it appears
 Replacements = tuple[tuple[str, str], ...]
+#: the ``old`` of the pair whose ``new`` tells the exclusions a key may read, for a "no
+#: eligible model" message left with none (the router chose which to tell among all)
+_TOLD: Final = "\x00told"
+#: how such a message ends once every exclusion it told was cut
+_BARE: Final = ("no eligible model", "has no eligible member", "for this request")
 
 
 def unavailable(provider: str) -> str:
@@ -93,6 +100,8 @@ class PlatformView:
         if not self.limited:
             return ()
         out: list[tuple[str, str]] = []
+        visible: list[Exclusion] = []
+        cut = False
         for entry in excluded:
             alias, reason = entry.get("alias"), entry.get("reason")
             if not isinstance(alias, str) or not isinstance(reason, str):
@@ -100,9 +109,15 @@ class PlatformView:
             shown = self.exclusion(alias, reason)
             fragment = f"{alias}: {reason}"
             if shown is None:
+                cut = True
                 out += [(f"; {fragment}", ""), (f"{fragment}; ", ""), (fragment, "")]
-            elif shown != reason:
+                continue
+            visible.append(Exclusion(alias=alias, reason=shown))
+            if shown != reason:
                 out.append((fragment, f"{alias}: {shown}"))
+        if cut and visible:
+            told = "; ".join(f"{e.alias}: {e.reason}" for e in exclusions_to_tell(visible))
+            out.append((_TOLD, told))
         for attempt in attempts:
             provider, error = attempt.get("provider"), attempt.get("error")
             if not isinstance(provider, str) or not isinstance(error, str):
@@ -113,13 +128,20 @@ class PlatformView:
         return tuple(out)
 
     def text(self, text: str, replacements: Replacements) -> str:
-        """``text`` with ``replacements`` made (a message left ending in ``: `` loses it)."""
+        """``text`` with ``replacements`` made (a message left ending in ``: `` loses it); a
+        "no eligible model" message left with no exclusion tells those the key may read."""
         if not replacements:
             return text
+        told = ""
         for old, new in replacements:
-            if old in text:
+            if old == _TOLD:
+                told = new
+            elif old in text:
                 text = text.replace(old, new)
-        return text.removesuffix(": ")
+        text = text.removesuffix(": ")
+        if told and text.endswith(_BARE):
+            text = f"{text}: {told}"
+        return text
 
     def result(self, body: Any) -> Any:
         """A result's JSON (``to_jsonable(result)``, or as stored) as shown."""

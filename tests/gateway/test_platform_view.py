@@ -140,3 +140,48 @@ async def test_a_keys_websocket_events_and_results_are_cut_alike(nursery: trio.N
     )
     assert by_type["result"]["result"]["errors"][0]["message"] == by_type["call.failed"]["message"]
     _assert_nothing_internal(json.dumps(messages))
+
+
+async def test_a_key_is_told_why_its_own_models_were_left_out(nursery: trio.Nursery) -> None:
+    """A "no eligible model" message tells six exclusions, chosen among every model; when
+    all six were other teams' models, the key's view cut them and left it a bare "no
+    eligible model" (on /v1 "... for this request: and N more"). It now reads its own."""
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    others = ("openai", "anthropic", "gemini", "mistral", "groq", "deepseek", "xai")
+    config = http_fleet(
+        server, [*(model(p, "healthy") for p in others), model("perplexity", "healthy")]
+    )
+    config = attrs.evolve(
+        config,
+        keys=(
+            KeySpec(
+                key_env="KEY_A", handle="team-a", secret="secret-team-a", models=("perplexity/*",)
+            ),
+            KeySpec(key_env="KEY_OPS", handle="ops", secret="secret-ops-00", admin=True),
+        ),
+    )
+    call = {"prompt": "x", "options": {"max_cost_usd": 1e-9}}
+    with trio.fail_after(30):
+        async with switchman.open_router(config, env=ENV) as router, running_gateway(router) as gw:
+            mine = await gw.client.post("/call?wait=10", json=call, headers=A)
+            admin = await gw.client.post("/call?wait=10", json=call, headers=OPS)
+            v1 = await gw.client.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "auto",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "switchman": {"options": {"max_cost_usd": 1e-9}},
+                },
+                headers=A,
+            )
+    told = admin.json()["result"]["errors"][0]["message"]
+    assert "perplexity/healthy" not in told  # the router told six others
+    message = mine.json()["result"]["errors"][0]["message"]
+    assert message.startswith("no eligible model: perplexity/healthy: estimated cost $")
+    assert not any(f"{p}/healthy" in message for p in others)
+    assert v1.status_code == 400
+    v1_message = v1.json()["error"]["message"]
+    assert v1_message.startswith(
+        "no eligible model for this request: perplexity/healthy: estimated cost $"
+    )
+    assert "more" not in v1_message and not any(f"{p}/healthy" in v1_message for p in others)
