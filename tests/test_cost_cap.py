@@ -132,3 +132,23 @@ async def test_a_context_error_passes_over_smaller_windows(server: FakeProviderS
         (large.alias, "success"),
     ]
     assert server.requests(smaller.model_id) == []
+
+
+async def test_a_context_error_compares_the_room_each_window_leaves_the_input(
+    server: FakeProviderServer,
+) -> None:
+    """A 31,900-token window that is the input's alone leaves more room for it than a
+    32,000-token one holding 200 tokens of output too: it is asked, not passed over."""
+    first = model("openai", "context-length", context_window=32_000)
+    input_only = model("groq", "healthy", context_window=31_900, context_includes_output=False)
+    config = http_fleet(server, [first, input_only])
+    call = Call(
+        prompt=PROMPT,
+        model=first.alias,
+        params=Params(max_tokens=200),
+        options=Options(fallback=(input_only.alias,)),
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(call)
+    assert result.status == "complete" and result.model == input_only.alias

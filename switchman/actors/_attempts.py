@@ -181,16 +181,17 @@ async def run_attempts(
     Attempts are counted per upstream model (provider and model id): two aliases of one
     model do not get two tries each, and once the call switched away from a model, an
     other alias of it later in the list is passed over. Once a provider said the input is
-    too long for a model, models whose context window is smaller are passed over."""
+    too long for a model, models whose context window leaves the input less room are passed
+    over."""
     tries: dict[tuple[str, str], int] = {}
     left: set[tuple[str, str]] = set()
-    too_long_for = 0  # the largest context window a provider said the input overflowed
+    too_long_for = 0  # the most input room a provider said the input overflowed
     waited = 0.0
     i = 0
     while i < len(candidates):
         model = candidates[i]
         upstream = (model.provider, model.model_id)
-        if upstream in left or model.context_window < too_long_for:
+        if upstream in left or (too_long_for and _input_room(run, model) < too_long_for):
             i += 1
             continue
         now = trio.current_time()
@@ -218,9 +219,9 @@ async def run_attempts(
             i += 1
             run.after = f"fallback: {model.alias} not tried"
             continue
-        if isinstance(outcome, ContextExceeded) and model.context_window > too_long_for:
-            # a smaller window cannot take it either (one as large may: tokenizers differ)
-            too_long_for = model.context_window
+        if isinstance(outcome, ContextExceeded):
+            # less room cannot take it either (as much may: tokenizers differ)
+            too_long_for = max(too_long_for, _input_room(run, model))
         now = trio.current_time()
         decision = decide_after_failure(
             outcome,
@@ -244,6 +245,14 @@ async def run_attempts(
         else:
             return None
     return None
+
+
+def _input_room(run: CallRun, model: ModelSpec) -> int:
+    """The room ``model``'s context window leaves the input of ``run``'s call: all of it,
+    or what its output room leaves where the window holds the output too."""
+    if not model.context_includes_output:
+        return model.context_window
+    return model.context_window - output_tokens(run.call, model, run.input_tokens)
 
 
 def _one_record_of_waiting(run: CallRun) -> None:
