@@ -203,6 +203,13 @@ class _Db:
 
     def __init__(self, path: str, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            self._prepare(path, busy_timeout_s)
+        except BaseException:  # (a file that is not a database, locked, full: not left open)
+            self.conn.close()
+            raise
+
+    def _prepare(self, path: str, busy_timeout_s: float) -> None:
         self.conn.row_factory = sqlite3.Row
         self.path = path
         if path != MEMORY:

@@ -331,3 +331,35 @@ async def test_once_writes_fail_a_read_does_not_wait_behind_them_for_the_busy_ti
 async def _refused(store: Any, job_id: str) -> None:
     with pytest.raises(StoreUnavailable):
         await store.add_job(job_id=job_id, owner="a", handle="a", call={}, running=True)
+
+
+def test_a_file_that_is_not_a_database_leaves_no_connection_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening one failed after its connection was made, which was left to the garbage
+    collector (Python 3.13 warns of it): it is closed as the error leaves."""
+    import sqlite3
+
+    from switchman.store import _db
+
+    opened: list[sqlite3.Connection] = []
+    closed: list[sqlite3.Connection] = []
+
+    class Tracked(sqlite3.Connection):
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    real = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real(*args, factory=Tracked, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(_db.sqlite3, "connect", connect)
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database, " * 200)
+    with pytest.raises(sqlite3.DatabaseError):
+        _db._Db(str(path))
+    assert opened and opened == closed
