@@ -1134,23 +1134,30 @@ def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
         started=0.0,
     )
 
-    def refused(n: int) -> None:
+    def refused(n: int, at: float, why: str) -> None:
         record = AttemptRecord(
             n=n,
             alias="b",
             provider="sim",
-            started_at=0.0,
-            ended_at=0.0,
+            started_at=at,
+            ended_at=at + 0.001,
             ttft_ms=None,
             outcome="unavailable",
+            error=why,
         )
         run.attempts.append(record)
-        run.errors.append(ErrorInfo(code="no_eligible_model", message="b: breaker half_open"))
+        run.errors.append(ErrorInfo(code="no_eligible_model", message=f"b: {why}"))
         _one_record_of_waiting(run)
 
-    for n in range(1, 6):
-        refused(n)
+    for i in range(4):
+        refused(1, 0.25 * i, "breaker half_open")
+    refused(1, 1.0, "breaker open")
     assert len(run.attempts) == len(run.errors) == 1
+    # one wait, from the first ask to the latest, with the latest's reason (the first's
+    # was kept: a call refused "open" at the end still said "half_open")
+    (record,) = run.attempts
+    assert (record.started_at, record.ended_at) == (0.0, 1.001)
+    assert record.error == "breaker open" and run.errors[0].message == "b: breaker open"
 
 
 async def test_a_trip_is_told_after_the_attempt_that_caused_it(

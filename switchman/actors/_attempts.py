@@ -256,17 +256,19 @@ def _input_room(run: CallRun, model: ModelSpec) -> int:
 
 
 def _one_record_of_waiting(run: CallRun) -> None:
-    """Asking again and again for a paused model is one wait, not an attempt per ask: the
-    trace keeps the first refusal of a run of them (no request was sent for any)."""
+    """Asking again and again for a paused model is one wait, not an attempt per ask (no
+    request was sent for any): the trace keeps one refusal, from the first ask to the
+    latest, with the latest's reason. Each ask's events carry the same attempt number, so
+    a live reader sees the latest as a repeat of the one before it."""
     attempts = run.attempts
     if (
         len(attempts) >= 2
         and attempts[-1].outcome == attempts[-2].outcome == "unavailable"
         and attempts[-1].alias == attempts[-2].alias
     ):
-        attempts.pop()
-        if run.errors:
-            run.errors.pop()
+        attempts[-2:] = [attrs.evolve(attempts[-1], started_at=attempts[-2].started_at)]
+        if len(run.errors) >= 2:
+            del run.errors[-2]  # (the latest refusal's error is the last)
 
 
 def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> bool:
@@ -358,6 +360,8 @@ async def _one_attempt(
     settled = False
     try:
         result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
+        if result is None and reservation is not None:  # turned away: nothing was sent
+            run.reserved_usd -= estimate
         if isinstance(result, Success) and reservation is not None:
             if result.cost_usd > estimate * (1.0 + 1e-9) and not result.told:
                 # a bill past what the request allowed: prices or limits in the catalog
