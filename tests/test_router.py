@@ -1091,7 +1091,8 @@ async def test_waiting_for_a_probe_is_one_record_not_one_per_ask(
 ) -> None:
     slow = SimProfile(latency_ms=10_000, ttft_ms=5, outage_after_s=0.0, outage_for_s=4.0)
     b = sim_model("b", slow)
-    async with switchman.open_router(fleet(b)) as router:
+    budgeted = fleet(b, budgets=BudgetsConfig(global_daily_usd=100.0))
+    async with switchman.open_router(budgeted) as router:
         for _ in range(10):
             await router.call(
                 Call(prompt="hi", model="b", options=Options(timeouts=Timeouts(hard_ms=3000)))
@@ -1117,6 +1118,9 @@ async def test_waiting_for_a_probe_is_one_record_not_one_per_ask(
     # (whether a call waits before choosing, or is turned away by the provider and asks
     # again, depends on the order its task runs in: either way, one record at most)
     assert all(len(t) <= 1 for t in turned), turned
+    # asks turned away sent nothing: no reservation of theirs counts in the trace
+    turned_away = [r for r in waiters if all(a.outcome == "unavailable" for a in r.trace.attempts)]
+    assert turned_away and all(r.trace.budget.reserved_usd == 0.0 for r in turned_away)
 
 
 def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
