@@ -1236,3 +1236,19 @@ async def test_a_misspelt_model_or_fallback_is_told_what_it_may_have_meant() -> 
     assert said["options.fallback[0]"].startswith(
         "unknown model alias 'gpt-5.4-mni'; did you mean 'gpt-5.4-mini'"
     )
+
+
+async def test_the_traces_budget_scopes_name_every_provider_the_call_held_in(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """They named only the last attempt's: a call cut on one provider and answered on
+    another listed the second alone, though both held and billed."""
+    cut = sim_model("cut", SimProfile(cut_rate=1.0), provider="sim-a")
+    good = sim_model("good", provider="sim-b")
+    config = fleet(cut, good, budgets=BudgetsConfig(global_daily_usd=100.0))
+    async with switchman.open_router(config) as router:
+        result = await router.call(
+            Call(prompt="hi there", model="cut", options=Options(fallback=("good",)))
+        )
+    assert result.status == "complete" and result.model == "good"
+    assert result.trace.budget.scopes == ("global", "provider:sim-a", "provider:sim-b")

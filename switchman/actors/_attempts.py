@@ -355,7 +355,8 @@ async def _one_attempt(
             tell_budget_refusal(env, limit)
             return None
         run.reserved_usd += estimate
-        run.budget_scopes = scopes
+        if not set(scopes).issubset(run.budget_scopes):  # every scope the call held in
+            run.budget_scopes = tuple(dict.fromkeys((*run.budget_scopes, *scopes)))
         run.event(env, "budget.reserved", alias=model.alias, ok=True, amount_usd=estimate)
     settled = False
     try:
