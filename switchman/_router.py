@@ -70,7 +70,7 @@ from switchman.catalog._config import (
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
-from switchman.policy._budget import Ledger, unclaimed_spend
+from switchman.policy._budget import Held, Ledger, unclaimed_spend
 from switchman.policy._candidates import (
     canonical_call,
     resolve_target,
@@ -99,27 +99,30 @@ class BillsInterrupted(Protocol):
     async def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int: ...
 
 
-async def _bill_interrupted(store: BillsInterrupted, held: Mapping[str, float]) -> None:
+async def _bill_interrupted(store: BillsInterrupted, held: Mapping[str, Held]) -> None:
     """Give each job a killed process left running the cost its attempts in flight are
-    counted at (what they held: the budgets count it too), so that ``/jobs`` says where
-    that spend went. A job id no stored job has (an embedded call's) changes nothing."""
+    counted at (what they held: the budgets count it too), and the providers they were
+    sent to, so that ``/jobs`` says where that spend went. A job id no stored job has (an
+    embedded call's) changes nothing."""
     results = {
         owner: to_jsonable(
             Result(
                 call_id="",
                 job_id=owner,
                 status="failed",
-                cost_usd=usd,
+                cost_usd=h.usd,
                 errors=(
                     ErrorInfo(
                         code="interrupted",
                         message="switchman stopped while the call ran; its attempts then in"
-                        f" flight are counted at the most they could cost, ${usd:.6f}",
+                        + (f" flight on {', '.join(h.providers)}" if h.providers else " flight")
+                        + f" are counted at the most they could cost, ${h.usd:.6f}",
+                        provider=h.providers[0] if len(h.providers) == 1 else None,
                     ),
                 ),
             )
         )
-        for owner, usd in held.items()
+        for owner, h in held.items()
     }
     await store.bill_interrupted(results)
 

@@ -85,6 +85,9 @@ def test_attempts_in_flight_at_a_kill_count_as_spent_after_the_restart(tmp_path:
             (error,) = job["result"]["errors"]
             assert error["code"] == "interrupted"
             assert job["result"]["cost_usd"] == pytest.approx(bound / 2)
+            # and the provider it was sent to (no attempt of it is in the trace)
+            assert error["provider"] == "sim"
+            assert "in flight on sim are counted" in error["message"]
         listed = httpx.get(f"http://127.0.0.1:{again.port}/jobs", timeout=5).json()["jobs"]
         killed = {j["job_id"]: j for j in listed if j["job_id"] in job_ids}
         assert {j["error_code"] for j in killed.values()} == {"interrupted"}

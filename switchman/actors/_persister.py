@@ -20,6 +20,7 @@ import trio
 
 from switchman.actors._board import StatusBoard
 from switchman.policy._budget import (
+    Held,
     Ledger,
     held_by_owner,
     held_in_snapshot,
@@ -102,11 +103,11 @@ def stats_from_json(
 
 async def load_state(
     store: Persistence,
-) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats], dict[str, float]]:
+) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats], dict[str, Held]]:
     """Spend and statistics from the last run (empty when none or unreadable), and what the
     attempts in flight when it stopped held, by the job each was for (``held_by_owner``)."""
     ledger: Ledger | None = None
-    held: dict[str, float] = {}
+    held: dict[str, Held] = {}
     try:
         spend = await store.load_spend()
         if spend:

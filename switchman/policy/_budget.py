@@ -301,15 +301,35 @@ def unclaimed_spend(
     return out
 
 
-def held_by_owner(data: Mapping[str, Any]) -> dict[str, float]:
-    """A snapshot's holds summed by the job each was for (those of no job left out); USD."""
-    out: dict[str, float] = {}
+@attrs.frozen(kw_only=True)
+class Held:
+    """What a job's attempts in flight held: USD, and the providers they were sent to."""
+
+    usd: float
+    providers: tuple[str, ...] = ()
+
+
+def held_by_owner(data: Mapping[str, Any]) -> dict[str, Held]:
+    """A snapshot's holds summed by the job each was for (those of no job left out), with
+    the providers their windows name (``provider:NAME``)."""
+    out: dict[str, Held] = {}
     held = data.get("held") or []
     for h in held if isinstance(held, list) else ():
         job = h.get("job") if isinstance(h, Mapping) else None
         nanos = h.get("nanos") if isinstance(h, Mapping) else None
-        if isinstance(job, str) and job and isinstance(nanos, int):
-            out[job] = out.get(job, 0.0) + from_nanos(nanos)
+        if not (isinstance(job, str) and job and isinstance(nanos, int)):
+            continue
+        windows = h.get("windows")
+        named = [
+            w[0].removeprefix("provider:")
+            for w in (windows if isinstance(windows, list) else ())
+            if isinstance(w, list) and w and isinstance(w[0], str) and w[0].startswith("provider:")
+        ]
+        before = out.get(job, Held(usd=0.0))
+        out[job] = Held(
+            usd=before.usd + from_nanos(nanos),
+            providers=tuple(dict.fromkeys((*before.providers, *named))),
+        )
     return out
 
 

@@ -423,6 +423,7 @@ def test_holds_are_summed_by_the_job_each_was_for() -> None:
             led, [], scopes=["global"], amount_usd=usd, reservation_id=rid, wall_now=T0, owner=owner
         )
     owed = held_by_owner(json.loads(json.dumps(ledger_snapshot(led))))
-    assert owed == {"job_1": 1.5, "job_2": 0.25}
+    assert {job: h.usd for job, h in owed.items()} == {"job_1": 1.5, "job_2": 0.25}
+    assert owed["job_1"].providers == ()  # (held in the global scope alone)
     assert held_by_owner({"nano_usd": {}}) == {}
     assert held_by_owner({"held": [{"nanos": 5}, "junk", {"job": 3, "nanos": 1}]}) == {}
