@@ -25,19 +25,38 @@ A subscriber of all its own events (``subscribe`` without ``job_id``) also
 gets ``breaker.changed`` for every model its key may use: those events belong
 to no caller.
 
+A repeat ``subscribe`` to a job the socket follows queues no second copy of its
+result: while the result is owed (the job runs, or its result waits to go out)
+it is only acknowledged (``subscribed``); once the result went out, the next
+``subscribe`` sends it again, once (a client that lost it), and any later one
+is acknowledged ``{"type": "subscribed", "job_id", "already": "sent"}``, with
+nothing more (``GET /result/{job_id}`` has it at any time). So a socket is sent
+one job's result at most ``RESULT_COPIES`` times, and holds one copy at most.
+
 Each connection owns a nursery with a reader, a writer, a pump from its own
 router subscription (which takes only the connection's events: of the jobs it
 follows and, once it subscribed to them all, of its key's calls; so a burst of
-other callers' events never counts as its own lost ones), and one waiter per
-job whose result it owes. Everything
-sent goes through one bounded outbox read by the writer. Trace events are
-offered without waiting: when the outbox is full they are dropped and
-counted, and the client is told with ``events.dropped`` once there is room,
-so a slow client never slows routing. Results and errors wait for room.
+other callers' events never counts as its own lost ones), a watchdog, and one
+waiter per running job whose result it owes. Everything sent goes through one
+outbox read by the writer, bounded twice: ``OUTBOX`` messages and
+``OUTBOX_BYTES`` of their JSON text (the message being written counted until
+it is written). Trace events are offered without waiting: when they do not
+fit, or while a result or reply waits for room, they are dropped and counted
+(as the router's hub does for a slow subscriber), and the client is told with
+``events.dropped`` once there is room, so a slow client never slows routing.
+Results and replies wait for room, in turn, so none is lost: one larger than
+``OUTBOX_BYTES`` goes out alone once the outbox is empty. While one waits,
+the reader takes no further client message (backpressure: the client's own
+sends stall). A socket whose results or replies wait for room ``STALL_S``
+without a break, a reader that cannot keep up, is closed with 1008 and a
+reason, what it owed dropped at once (results stay in ``GET /result``) and a
+warning logged. (hypercorn shields a socket write: one the client never reads
+ends only when the client goes, and the close frame follows it.)
 
 The connection ends when the client leaves (the nursery is cancelled; jobs
 it submitted keep running and are stored) or, at shutdown, once every job has
-finished and the results owed were sent (close code 1001).
+finished and the results owed were sent (close code 1001). All it held is the
+connection's own: nothing of it outlives the socket.
 """
 
 from __future__ import annotations
@@ -48,6 +67,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, get_args
 
+import attrs
 import trio
 
 from switchman._call import text_problem
@@ -77,6 +97,7 @@ from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
     from switchman.gateway._app import Gateway
+    from switchman.store import JobRecord
 
 log = logging.getLogger("switchman.gateway")
 
@@ -84,6 +105,16 @@ log = logging.getLogger("switchman.gateway")
 #: hundred calls a second is ~2,000 events: room for it, so a client that keeps up with
 #: the average is not told it is slow)
 OUTBOX: Final = 4096
+#: the JSON text (ASCII: bytes on the wire) a socket may owe its client, queued or being
+#: written: room for ~128 results of 64 KB; past it trace events are dropped, and results
+#: and replies wait (the client's messages then unread)
+OUTBOX_BYTES: Final = 8 * 1024 * 1024
+#: how long a socket's results or replies may wait for room without a break before it is
+#: closed (1008) as a reader that cannot keep up (8 MiB in 30 s: 280 KB/s)
+STALL_S: Final = 30.0
+#: the most times a socket sends one job's result: when it first follows the job, and
+#: once more on a later subscribe (a client that lost it)
+RESULT_COPIES: Final = 2
 #: the per-connection router subscription buffer
 SUBSCRIPTION_BUFFER: Final = 1024
 _CLOSE: Final[dict[str, Any]] = {"type": "__close__"}
@@ -201,8 +232,12 @@ async def _serve_connection(
         nursery.start_soon(conn.pump, events)
         nursery.start_soon(conn.write_loop)
         nursery.start_soon(conn.close_when_drained)
+        nursery.start_soon(conn.watch_backlog)
         await conn.read_loop(receive)
         nursery.cancel_scope.cancel()
+    if conn.gave_up is not None:  # a reader that could not keep up: told why
+        with contextlib.suppress(Exception):  # (the client may be gone)
+            await send({"type": "websocket.close", "code": 1008, "reason": conn.gave_up})
 
 
 async def _key_message(gw: Gateway, receive: Receive, send: Send) -> Principal | None:
@@ -286,22 +321,70 @@ async def _reject(scope: Scope, send: Send, err: HttpError) -> None:
         await send({"type": "websocket.close", "code": 1008})
 
 
+@attrs.frozen
+class _Text:
+    """A message as it goes out: its JSON text, its type, and the job of a result."""
+
+    kind: str
+    text: str
+    job_id: str | None = None
+
+
+def _text(message: Mapping[str, Any]) -> _Text:
+    kind = str(message.get("type"))
+    job_id = message.get("job_id") if kind == "result" else None
+    text = json.dumps(message, separators=(",", ":"), default=str)
+    return _Text(kind, text, job_id if isinstance(job_id, str) else None)
+
+
+def _kind(message: Mapping[str, Any] | _Text) -> Any:
+    return message.kind if isinstance(message, _Text) else message.get("type")
+
+
+@attrs.frozen(kw_only=True)
+class OutboxStatistics:
+    """What a socket owes its client: ``messages`` in its outbox (the one being written
+    aside), ``text_bytes`` of JSON text and ``results`` among them (the one being written
+    included), and ``waiting``: results and replies waiting for room."""
+
+    messages: int
+    text_bytes: int
+    results: int
+    waiting: int
+
+
 class _Connection:
     def __init__(self, gw: Gateway, principal: Principal, send: Send, nursery: trio.Nursery):
         self.gw = gw
         self.principal = principal
         self.send = send
         self.nursery = nursery
-        self.outbox, self.out = trio.open_memory_channel[dict[str, Any]](OUTBOX)
+        self.outbox, self.out = trio.open_memory_channel[dict[str, Any] | _Text](OUTBOX)
+        #: the text of the messages queued and of the one being written; results among them
+        self.queued_bytes = 0
+        self.queued_results = 0
+        #: results and replies waiting for room (``_put``), the results among them; they
+        #: take it in turn (``_turn``), and are told of it by ``_progress``
+        self.waiting = 0
+        self.waiting_results = 0
+        self._turn = trio.Lock()
+        self._progress = trio.Event()
+        #: set while something waits for room; ``_room`` while nothing does
+        self._behind = trio.Event()
+        self._room = trio.Event()
+        self._room.set()
+        #: why the socket was closed as a reader that cannot keep up (``watch_backlog``)
+        self.gave_up: str | None = None
         #: the events and results as this key may see them (see ``_views``)
         self.view = PlatformView(principal, gw.config)
         self.texts = CallTexts(self.view)
         self.dropped = 0
         self.all_own = False
-        #: the jobs it follows, oldest first (``follow``: a long-lived connection's set is
-        #: bounded, jobs long finished leaving it first)
-        self.jobs: dict[str, None] = {}
-        #: jobs whose result this connection is waiting to send
+        #: the jobs it follows, oldest first, each with how many times its result was
+        #: written (``follow``: a long-lived connection's set is bounded, jobs long
+        #: finished leaving it first)
+        self.jobs: dict[str, int] = {}
+        #: jobs whose result this connection owes: waited for, or queued and not written
         self.awaiting: set[str] = set()
         self.owed = 0
         self.settled = trio.Event()
@@ -309,17 +392,132 @@ class _Connection:
 
     # -- outgoing -----------------------------------------------------------------------------
 
+    def statistics(self) -> OutboxStatistics:
+        return OutboxStatistics(
+            messages=self.outbox.statistics().current_buffer_used,
+            text_bytes=self.queued_bytes,
+            results=self.queued_results,
+            waiting=self.waiting,
+        )
+
+    def _fits(self, size: int) -> bool:
+        """Whether a message of ``size`` characters may be queued now: the outbox has a
+        free slot, and its text stays within ``OUTBOX_BYTES`` (one larger than that once
+        nothing else is owed). Nothing fits once the socket was given up."""
+        if self.gave_up is not None or self.outbox.statistics().current_buffer_used >= OUTBOX:
+            return False
+        return self.queued_bytes == 0 or self.queued_bytes + size <= OUTBOX_BYTES
+
+    def _queue(self, message: _Text) -> None:
+        self.outbox.send_nowait(message)
+        self.queued_bytes += len(message.text)
+        self.queued_results += message.kind == "result"
+
+    def _release(self, message: _Text, *, written: bool) -> None:
+        """``message`` is no longer owed: written to the client, or dropped."""
+        self.queued_bytes -= len(message.text)
+        if message.kind == "result" and message.job_id is not None:
+            self.queued_results -= 1
+            self.awaiting.discard(message.job_id)
+            if written and message.job_id in self.jobs:
+                self.jobs[message.job_id] += 1
+        self._progress.set()
+        self._progress = trio.Event()
+
+    def _mark(self) -> None:
+        """Keep ``_behind`` / ``_room`` in step with whether something waits for room."""
+        if (self.waiting > 0) == self._behind.is_set():
+            return
+        if self.waiting:
+            self._behind.set()
+            self._room = trio.Event()
+        else:
+            self._room.set()
+            self._behind = trio.Event()
+
     def offer(self, message: dict[str, Any]) -> None:
-        """Queue a trace event if there is room; count it as dropped if not. Once the
-        gateway is stopping, trace events are dropped: what the connection is owed
-        (results, replies) goes first, before the server's time to stop runs out."""
-        if self.gw.runner.draining:
+        """Queue a trace event if there is room; count it as dropped if not (or while a
+        result or reply waits for room: those go first). Once the gateway is stopping,
+        trace events are dropped: what the connection is owed (results, replies) goes
+        first, before the server's time to stop runs out."""
+        if (
+            self.gw.runner.draining
+            or self.waiting
+            or self.outbox.statistics().current_buffer_used >= OUTBOX
+        ):
             self.dropped += 1
             return
-        try:
-            self.outbox.send_nowait(message)
-        except trio.WouldBlock:
+        out = _text(message)
+        if self._fits(len(out.text)):
+            self._queue(out)
+        else:
             self.dropped += 1
+
+    async def _put(self, message: dict[str, Any]) -> None:
+        """Queue a result or reply, once it fits (``_fits``), after those that waited
+        before it. Cancelled while waiting, it is not queued."""
+        out = _text(message)
+        size = len(out.text)
+        if not self.waiting and self._fits(size):
+            self._queue(out)
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        self.waiting += 1
+        self.waiting_results += out.kind == "result"
+        self._mark()
+        try:
+            async with self._turn:
+                while not self._fits(size):
+                    await self._progress.wait()
+                self._queue(out)
+        finally:
+            self.waiting -= 1
+            self.waiting_results -= out.kind == "result"
+            self._mark()
+
+    async def watch_backlog(self) -> None:
+        """Close the socket (``_give_up``) once its results or replies have waited for
+        room ``STALL_S`` without a break; returns then (or runs until cancelled)."""
+        while True:
+            await self._behind.wait()
+            with trio.move_on_after(STALL_S) as waited:
+                await self._room.wait()
+            if waited.cancelled_caught:
+                self._give_up()
+                return
+
+    def _give_up(self) -> None:
+        """Drop what the socket owes, log it, and end the connection: it closes with 1008
+        and ``gave_up`` as the reason once its writer is out of its last write."""
+        self.gave_up = (
+            f"read too slowly: messages owed waited {STALL_S:g} s for room; results stay in"
+            " GET /result"
+        )
+        owed = self.statistics()
+        unsent = self._clear() + self.waiting_results
+        log.warning(
+            "websocket of %s closed (1008): it read too slowly (%d message(s), %d KiB owed,"
+            " %d more waited %g s for room); %d result(s) not sent stay in GET /result",
+            self.principal.handle or "the open gateway",
+            owed.messages,
+            owed.text_bytes // 1024,
+            owed.waiting,
+            STALL_S,
+            unsent,
+        )
+        self.nursery.cancel_scope.cancel()
+
+    def _clear(self) -> int:
+        """Empty the outbox; the number of results it held."""
+        results = 0
+        while True:
+            try:
+                message = self.out.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return results
+            results += _kind(message) == "result"
+            if isinstance(message, _Text):
+                self._release(message, written=False)
 
     async def write_loop(self) -> None:
         try:
@@ -328,7 +526,11 @@ class _Connection:
                     await self._send({"type": "websocket.close", "code": 1001})
                     self.nursery.cancel_scope.cancel()
                     return
-                await self._send_text(message)
+                if isinstance(message, _Text):
+                    await self._send({"type": "websocket.send", "text": message.text})
+                    self._release(message, written=True)
+                else:
+                    await self._send_text(message)
                 if self.dropped:
                     count, self.dropped = self.dropped, 0
                     await self._send_text({"type": "events.dropped", "count": count})
@@ -338,13 +540,7 @@ class _Connection:
     def _tell_unsent(self) -> None:
         """Log the results still queued when the connection ends before sending them (at a
         stop, a client reading too slowly for the time the server has left)."""
-        unsent = 0
-        while True:
-            try:
-                message = self.out.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-            unsent += message.get("type") == "result"
+        unsent = self._clear()
         if unsent:
             log.warning(
                 "websocket of %s closed with %d result(s) not sent (the client read too"
@@ -407,14 +603,16 @@ class _Connection:
         """Drop the trace events still queued: a client reading slowly would reach its
         results and the close only behind thousands of them, past the server's time to
         stop. Results and replies stay, in their order."""
-        kept: list[dict[str, Any]] = []
+        kept: list[dict[str, Any] | _Text] = []
         while True:
             try:
                 message = self.out.receive_nowait()
             except trio.WouldBlock:
                 break
-            if message.get("type") in _TRACE_TYPES:
+            if _kind(message) in _TRACE_TYPES:
                 self.dropped += 1
+                if isinstance(message, _Text):
+                    self._release(message, written=False)
             else:
                 kept.append(message)
         for message in kept:
@@ -423,6 +621,8 @@ class _Connection:
     # -- incoming -----------------------------------------------------------------------------
 
     async def read_loop(self, receive: Receive) -> None:
+        """Take the client's messages, one at a time: one whose reply (or result) waits
+        for room in the outbox holds the next back (``_put``)."""
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
@@ -431,12 +631,12 @@ class _Connection:
                 continue
             text = message.get("text")
             if text is None:
-                await self.outbox.send(_error("bad_request", "send JSON text messages"))
+                await self._put(_error("bad_request", "send JSON text messages"))
                 continue
             try:
                 data = parse_json(text)
             except ValueError as exc:
-                await self.outbox.send(_error("bad_request", f"malformed JSON: {exc}"))
+                await self._put(_error("bad_request", f"malformed JSON: {exc}"))
                 continue
             try:
                 await self.handle(data)
@@ -445,7 +645,7 @@ class _Connection:
                 retry = retry_after_s(err)
                 if retry is not None:  # over the key's rpm: when to send it again
                     error["error"]["retry_after_s"] = retry
-                await self.outbox.send(error)
+                await self._put(error)
 
     async def handle(self, data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -480,21 +680,39 @@ class _Connection:
                 "this socket already has another key: a socket serves one key (open another"
                 " socket for this one)",
             )
-        await self.outbox.send({"type": "authenticated", "handle": principal.handle})
+        await self._put({"type": "authenticated", "handle": principal.handle})
 
     async def subscribe(self, job_id: Any) -> None:
+        """Follow ``job_id`` (or, without one, all the key's own calls) and owe its result:
+        sent at once for a finished job (from the reader: a result that waits for room
+        holds the client's next message back), when it finishes for a running one. A
+        job it follows already is acknowledged with no second copy while one is owed, and
+        with none at all once ``RESULT_COPIES`` went out; it reads nothing from the
+        store then."""
         if job_id is None:
             self.all_own = True
-            await self.outbox.send({"type": "subscribed", "job_id": None})
+            await self._put({"type": "subscribed", "job_id": None})
             return
         if not isinstance(job_id, str):
             raise invalid([("job_id", "must be a string")])
         if (problem := text_problem(job_id)) is not None:  # (a "\ud800" in its JSON)
             raise invalid([("job_id", problem)])
-        await self.gw.visible_job(job_id, self.principal)
+        copies = self.jobs.get(job_id)
+        if copies is not None and (job_id in self.awaiting or copies >= RESULT_COPIES):
+            ack: dict[str, Any] = {"type": "subscribed", "job_id": job_id}
+            if job_id not in self.awaiting:
+                ack["already"] = "sent"
+            await self._put(ack)
+            return
+        record = await self.gw.visible_job(job_id, self.principal)
         self.follow(job_id)
-        await self.outbox.send({"type": "subscribed", "job_id": job_id})
-        if job_id not in self.awaiting:  # subscribed twice while it runs: one result
+        await self._put({"type": "subscribed", "job_id": job_id})
+        if job_id in self.awaiting:
+            return
+        if record.finished:  # (from the reader: it takes no message while this waits)
+            self._owing(job_id)
+            await self._deliver_result(job_id, record)
+        else:
             self._owe(job_id)
 
     async def submit(self, raw: Any) -> None:
@@ -515,42 +733,61 @@ class _Connection:
         self.nursery.start_soon(_discard, drain)
         job_id = await self.gw.submit(call, self.principal, sink=sink)
         self.follow(job_id)  # before any checkpoint: no event of the job can be missed
-        await self.outbox.send({"type": "submitted", "job_id": job_id})
+        await self._put({"type": "submitted", "job_id": job_id})
         self._owe(job_id)
 
     def follow(self, job_id: str) -> None:
         """Take ``job_id``'s events from now on. Past ``FOLLOWED`` jobs, the oldest whose
-        result was sent are let go (their last events were published before their result,
-        long since)."""
-        self.jobs[job_id] = None
+        result is not owed are let go (their last events were published before their
+        result, long since)."""
+        self.jobs.setdefault(job_id, 0)
         if len(self.jobs) > FOLLOWED:
             done = [j for j in self.jobs if j not in self.awaiting and j != job_id]
             for old in done[: len(self.jobs) // 4]:
                 del self.jobs[old]
 
-    def _owe(self, job_id: str) -> None:
+    def _owing(self, job_id: str) -> None:
         if self.owed == 0:
             self.settled = trio.Event()
         self.owed += 1
         self.awaiting.add(job_id)
+
+    def _owe(self, job_id: str) -> None:
+        self._owing(job_id)
         self.nursery.start_soon(self._deliver_result, job_id)
 
-    async def _deliver_result(self, job_id: str) -> None:
+    def _settle(self, job_id: str, *, queued: bool) -> None:
+        """The result of ``job_id`` is queued (owed until written), or will not be."""
+        if not queued:
+            self.awaiting.discard(job_id)
+        self.owed -= 1
+        if self.owed == 0:
+            self.settled.set()
+
+    async def _deliver_result(self, job_id: str, finished: JobRecord | None = None) -> None:
+        """Queue the result of ``job_id``: of a job that ran when followed once it finishes
+        (as the runner gives it, or as stored when it ran elsewhere; nothing if it has not
+        finished), or ``finished``'s, stored. Cancelled while it waits, nothing is queued."""
+        queued = False
         try:
-            result = await self.gw.runner.wait(job_id)
-            body: Any = None if result is None else to_jsonable(result)
-            if body is None:
-                record = await self.gw.store.get_job(job_id)
+            result = None if finished is not None else await self.gw.runner.wait(job_id)
+            if result is not None:
+                body: Any = to_jsonable(result)
+            else:
+                record = finished or await self.gw.store.get_job(job_id)
                 if record is None or not record.finished:
                     return
                 body = record.result
-            status = body.get("status") if isinstance(body, Mapping) else "failed"
-            shown = self.view.result(body)
-            await self.outbox.send(
-                {"type": "result", "job_id": job_id, "status": status, "result": shown}
-            )
+            await self._put(self._result_message(job_id, body))
+            queued = True
         finally:
-            self.awaiting.discard(job_id)
-            self.owed -= 1
-            if self.owed == 0:
-                self.settled.set()
+            self._settle(job_id, queued=queued)
+
+    def _result_message(self, job_id: str, body: Any) -> dict[str, Any]:
+        status = body.get("status") if isinstance(body, Mapping) else "failed"
+        return {
+            "type": "result",
+            "job_id": job_id,
+            "status": status,
+            "result": self.view.result(body),
+        }
