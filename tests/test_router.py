@@ -1153,10 +1153,12 @@ def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
         run.errors.append(ErrorInfo(code="no_eligible_model", message=f"b: {why}"))
         _one_record_of_waiting(run)
 
-    for i in range(4):
-        refused(1, 0.25 * i, "breaker half_open")
-    refused(1, 1.0, "breaker open")
+    refused(1, 0.0, "breaker half_open")
+    for i in range(1, 4):  # (each later ask numbered after the first's record)
+        refused(len(run.attempts) + 1, 0.25 * i, "breaker half_open")
+    refused(len(run.attempts) + 1, 1.0, "breaker open")
     assert len(run.attempts) == len(run.errors) == 1
+    assert run.attempts[0].n == 1  # the first ask's number: no attempt 1 went missing
     # one wait, from the first ask to the latest, with the latest's reason (the first's
     # was kept: a call refused "open" at the end still said "half_open")
     (record,) = run.attempts

@@ -1,12 +1,16 @@
 """How an attempt ended, when it did not end with its answer: the errors for an attempt
 cut off by a limit, for an answer that ended abnormally or carried an unreadable event, for
-an upstream that would not stop, for a provider actor that went away; and the repeat a
-continuation drops. Pure: values in, an error or text out."""
+an upstream that would not stop, for a provider actor that went away; the repeat a
+continuation drops; whether a timeout counts against the model; an ended attempt's event
+data. Pure: values in, an error, text or data out."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from switchman._call import Timeouts
 from switchman._errors import AttemptTimeout, BadReply, ProviderError, StreamBroken
+from switchman._result import AttemptRecord
 from switchman.catalog._spec import ModelSpec, RouterConfig
 
 
@@ -117,3 +121,18 @@ def callers_own_limit(
     if text:
         return False
     return ttft_s * 1000.0 < rcfg.default_ttft_ms
+
+
+def record_data(record: AttemptRecord) -> dict[str, Any]:
+    """An ended attempt as its ``attempt.finished`` event tells it."""
+    return {
+        "n": record.n,
+        "alias": record.alias,
+        "provider": record.provider,
+        "outcome": record.outcome,
+        "status_code": record.status_code,
+        "error": record.error,
+        "ttft_ms": round(record.ttft_ms, 3) if record.ttft_ms is not None else None,
+        "latency_ms": round((record.ended_at - record.started_at) * 1000.0, 3),
+        "cost_usd": record.cost_usd,
+    }

@@ -48,6 +48,7 @@ from switchman._result import (
 )
 from switchman.actors._attempt_ends import (
     callers_own_limit,
+    record_data,
     runaway,
     stopped,
     strip_repeat,
@@ -78,7 +79,13 @@ from switchman.policy._billing import (
 )
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._budget import refusal_message
-from switchman.policy._eligibility import cap_exceeded, fits_window, output_tokens, request_params
+from switchman.policy._eligibility import (
+    cap_exceeded,
+    fits_window,
+    input_room,
+    output_tokens,
+    request_params,
+)
 from switchman.policy._estimate import CONTINUE_PROMPT, max_input_tokens, most_cost, text_tokens
 from switchman.policy._known import KnownValues
 from switchman.policy._redaction import StreamRedactor
@@ -115,6 +122,8 @@ class CallRun:
     errors: list[ErrorInfo] = attrs.field(factory=list)
     reserved_usd: float = 0.0
     settled_usd: float = 0.0
+    #: the call's wall time less trio's (see ``wall``), once read
+    wall_offset: float | None = None
     #: billed and not held against a budget (see ``track``): with ``settled_usd``, what
     #: the call's attempts have cost so far
     tracked_usd: float = 0.0
@@ -141,6 +150,15 @@ class CallRun:
     #: billed for the output it had begun, USD: settled as it unwinds
     cut_usd: float = 0.0
 
+    def wall(self, env: DispatchEnv) -> float:
+        """Wall time for this call's trace: the router's wall clock as the call first read
+        it, then moving with trio's, so its times keep their order and agree with its
+        durations even when the wall clock is stepped meanwhile (a later call follows it)."""
+        now = trio.current_time()
+        if self.wall_offset is None:
+            self.wall_offset = env.wall() - now
+        return self.wall_offset + now
+
     def track(self, scopes: tuple[str, ...], usd: float) -> None:
         self.tracked_usd += usd
         if self.spend is not None:
@@ -153,7 +171,7 @@ class CallRun:
                     type=type_,
                     call_id=self.call_id,
                     job_id=self.job_id,
-                    ts=env.wall(),
+                    ts=self.wall(env),
                     data=data,
                     handle=self.call.caller.handle,
                 )
@@ -191,7 +209,9 @@ async def run_attempts(
     while i < len(candidates):
         model = candidates[i]
         upstream = (model.provider, model.model_id)
-        if upstream in left or (too_long_for and _input_room(run, model) < too_long_for):
+        if upstream in left or (
+            too_long_for and input_room(run.call, model, run.input_tokens) < too_long_for
+        ):
             i += 1
             continue
         now = trio.current_time()
@@ -221,7 +241,7 @@ async def run_attempts(
             continue
         if isinstance(outcome, ContextExceeded):
             # less room cannot take it either (as much may: tokenizers differ)
-            too_long_for = max(too_long_for, _input_room(run, model))
+            too_long_for = max(too_long_for, input_room(run.call, model, run.input_tokens))
         now = trio.current_time()
         decision = decide_after_failure(
             outcome,
@@ -247,26 +267,21 @@ async def run_attempts(
     return None
 
 
-def _input_room(run: CallRun, model: ModelSpec) -> int:
-    """The room ``model``'s context window leaves the input of ``run``'s call: all of it,
-    or what its output room leaves where the window holds the output too."""
-    if not model.context_includes_output:
-        return model.context_window
-    return model.context_window - output_tokens(run.call, model, run.input_tokens)
-
-
 def _one_record_of_waiting(run: CallRun) -> None:
     """Asking again and again for a paused model is one wait, not an attempt per ask (no
-    request was sent for any): the trace keeps one refusal, from the first ask to the
-    latest, with the latest's reason. Each ask's events carry the same attempt number, so
-    a live reader sees the latest as a repeat of the one before it."""
+    request was sent for any): the trace keeps one refusal, under the first ask's number,
+    from the first ask to the latest, with the latest's reason. The asks after the first
+    each carry the next number in their events (the number the model's attempt gets when
+    it is let in), so a live reader sees attempt n refused, then n + 1 refused again and
+    again until it runs."""
     attempts = run.attempts
     if (
         len(attempts) >= 2
         and attempts[-1].outcome == attempts[-2].outcome == "unavailable"
         and attempts[-1].alias == attempts[-2].alias
     ):
-        attempts[-2:] = [attrs.evolve(attempts[-1], started_at=attempts[-2].started_at)]
+        first, latest = attempts[-2], attempts[-1]
+        attempts[-2:] = [attrs.evolve(latest, n=first.n, started_at=first.started_at)]
         if len(run.errors) >= 2:
             del run.errors[-2]  # (the latest refusal's error is the last)
 
@@ -458,7 +473,7 @@ async def _exchange(
             provider=model.provider,
             after=run.after,
         )
-    wall_started = env.wall()
+    wall_started = run.wall(env)
 
     text: list[str] = []
     ttft: float | None = None
@@ -578,7 +593,7 @@ async def _exchange(
                 alias=model.alias,
                 provider=model.provider,
                 started_at=wall_started,
-                ended_at=env.wall(),
+                ended_at=run.wall(env),
                 ttft_ms=ttft * 1000.0 if ttft is not None else None,
                 outcome="timeout" if hard_deadline else "cancelled",
                 status_code=status_code,
@@ -590,13 +605,13 @@ async def _exchange(
             )
             run.attempts.append(record)
             if env.hub.active:
-                run.event(env, "attempt.finished", **_record_data(record))
+                run.event(env, "attempt.finished", **record_data(record))
         raise
     if dedupe and pending and end is not None:  # short answer that never passed the check
         text.append(pending)
         if run.stream:
             await _forward(env, run, pending, n)
-    ended = env.wall()
+    ended = run.wall(env)
     ttft_ms = ttft * 1000.0 if ttft is not None else None
     base: dict[str, Any] = dict(
         n=n,
@@ -619,7 +634,7 @@ async def _exchange(
             )
         )
         if env.hub.active:
-            run.event(env, "attempt.finished", **_record_data(record))
+            run.event(env, "attempt.finished", **record_data(record))
         return None
     if end is not None:
         if run.stream and run.redactor is not None:
@@ -678,7 +693,7 @@ async def _exchange(
         )
         run.attempts.append(record)
         if env.hub.active:
-            run.event(env, "attempt.finished", **_record_data(record))
+            run.event(env, "attempt.finished", **record_data(record))
         return Success(
             model=model,
             text=answer,
@@ -725,22 +740,8 @@ async def _exchange(
     if run.stream and run.sent_raw and run.break_error is None:
         run.break_error = info
     if env.hub.active:
-        run.event(env, "attempt.finished", **_record_data(record))
+        run.event(env, "attempt.finished", **record_data(record))
     return error
-
-
-def _record_data(record: AttemptRecord) -> dict[str, Any]:
-    return {
-        "n": record.n,
-        "alias": record.alias,
-        "provider": record.provider,
-        "outcome": record.outcome,
-        "status_code": record.status_code,
-        "error": record.error,
-        "ttft_ms": round(record.ttft_ms, 3) if record.ttft_ms is not None else None,
-        "latency_ms": round((record.ended_at - record.started_at) * 1000.0, 3),
-        "cost_usd": record.cost_usd,
-    }
 
 
 async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:

@@ -90,6 +90,14 @@ def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None)
     return out if out > floor else floor
 
 
+def input_room(call: Call, model: ModelSpec, input_tokens: int) -> int:
+    """The room ``model``'s context window leaves a call's input: all of it, or what its
+    output room (``output_tokens``) leaves where the window holds the output too."""
+    if not model.context_includes_output:
+        return model.context_window
+    return model.context_window - output_tokens(call, model, input_tokens)
+
+
 def fits_window(model: ModelSpec, input_tokens: int, out_tokens: int) -> bool:
     """Whether ``model``'s context window holds ``input_tokens``, and ``out_tokens`` too
     where the output shares it (``context_includes_output``)."""
