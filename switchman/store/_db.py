@@ -224,6 +224,8 @@ class _Db:
         #: free pages were given back inside a batch's transaction: the file shrinks at a
         #: checkpoint once it is committed (``run_batch_waiting``)
         self.checkpoint_due = False
+        #: bytes the jobs came to above the byte bound after the last prune (running ones)
+        self.over_bytes = 0
         self.conn.execute(f"PRAGMA busy_timeout={max(int(busy_timeout_s * 1000), 0)}")
         self.conn.executescript(_SCHEMA)
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(jobs)")}
@@ -399,6 +401,9 @@ class _Db:
             dropped += self._beyond(dict(counts.fetchall()), max_count, "1")
             sizes = self.conn.execute(f"SELECT owner, SUM({_SIZE}) FROM jobs GROUP BY owner")
             dropped += self._beyond(dict(sizes.fetchall()), max_bytes, _SIZE)
+            # what is left above the bound is queued and running jobs': pruned as they end
+            (left,) = self.conn.execute(f"SELECT COALESCE(SUM({_SIZE}), 0) FROM jobs").fetchone()
+            self.over_bytes = max(int(left) - max_bytes, 0)
         if dropped:
             # (the jobs are dropped; space not given back now is at the next prune)
             with contextlib.suppress(sqlite3.OperationalError):

@@ -290,11 +290,15 @@ class JobStore:
         self._grown += await self._run(self._db.add_job, job)
         self._inserts += 1
         # (large calls are pruned before they come to much more than the byte bound)
-        grown_max = max(self._max_bytes() // _PRUNE_SHARE, _PRUNE_BYTES_MIN)
-        if self._inserts % _PRUNE_EVERY == 0 or self._grown >= grown_max:
+        if self._inserts % _PRUNE_EVERY == 0 or self._grown >= self._grown_max():
             with contextlib.suppress(StoreUnavailable):  # (the job is stored: tried later)
                 await self.prune()
         return job
+
+    def _grown_max(self) -> int:
+        """How many bytes stored since the last prune (or left above the bound by running
+        jobs then) call for another."""
+        return max(self._max_bytes() // _PRUNE_SHARE, _PRUNE_BYTES_MIN)
 
     async def mark_running(self, job_id: str) -> bool:
         """``queued`` → ``running``; False when the job is not queued."""
@@ -317,11 +321,17 @@ class JobStore:
             return False
         now = self.clock()
         try:
-            return await self._run(self._db.finish_job, job_id, status, result, reason, now)
+            finished = await self._run(self._db.finish_job, job_id, status, result, reason, now)
         except StoreUnavailable:
             self._pending[job_id] = _Finish(status=status, result=result, reason=reason, at=now)
             self._pending_added.set()
             return True
+        if finished and self._grown >= self._grown_max():
+            # the store was above its byte bound with jobs running, which no prune drops:
+            # one that has ended can go now (a burst of large calls was kept 5 minutes)
+            with contextlib.suppress(StoreUnavailable):
+                await self.prune()
+        return finished
 
     async def write_unwritten(self) -> bool:
         """Try once to write the finishes kept in memory, all in one transaction, else (a
@@ -439,15 +449,17 @@ class JobStore:
         to the disk when it comes to much. How many jobs were dropped.
 
         Also run every 256 new jobs, and when a sixteenth of ``retention_mb`` (at least a
-        megabyte) has been stored since the last prune."""
-        self._grown = 0
-        return await self._run(
+        megabyte) has been stored since the last prune, or a job ends while its running
+        jobs kept the store that much above the bound."""
+        dropped = await self._run(
             self._db.prune,
             self.clock(),
             self.retention_count,
             self.retention_days * 86_400,
             self._max_bytes(),
         )
+        self._grown = self._db.over_bytes
+        return dropped
 
     async def save_spend(self, data: Mapping[str, Any]) -> None:
         """Replace the stored spend snapshot with ``data`` (JSON-able values), atomically."""

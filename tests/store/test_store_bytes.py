@@ -252,3 +252,20 @@ def test_space_given_back_inside_a_batch_shrinks_the_file_once_it_is_committed(
         assert _file_bytes(path) < full / 3
     finally:
         db.close()
+
+
+async def test_large_calls_that_were_running_are_pruned_as_they_end(tmp_path: Path) -> None:
+    """A burst of large calls all running at once: no prune can drop them while they run,
+    and once they had ended nothing pruned the store until its 5-minute prune (a 5 MB
+    bound held 11 MB of jobs). A job that ends while the store is that far over prunes."""
+    clock = Clock()
+    async with open_store(tmp_path / "jobs.db", clock=clock, retention_mb=1) as store:
+        ids = [f"j{i:02}" for i in range(30)]  # about 3 MB, all running
+        for job_id in ids:
+            await _big_job(store, clock, job_id, finish=False)
+        assert await _stored_bytes(store) > 2 * MB
+        for job_id in ids:
+            await store.finish_job(job_id, status="failed", result={"error": "too long"})
+        assert await _stored_bytes(store) <= 2 * MB  # (within a prune's margin, at most)
+        kept = await _ids(store)
+        assert kept == ids[::-1][: len(kept)]  # the newest
