@@ -205,8 +205,9 @@ async def test_a_client_that_does_not_read_is_closed_and_leaves_nothing_behind(
                 with pytest.raises(ConnectionClosed) as closed:
                     while True:  # now it reads: what was written, then the close
                         results += json.loads(await ws.get_message())["type"] == "result"
-                assert closed.value.reason.code == 1008
-                assert closed.value.reason.reason == (
+                reason = closed.value.reason
+                assert reason is not None and reason.code == 1008
+                assert reason.reason == (
                     "read too slowly: messages owed waited 1 s for room; results stay in"
                     " GET /result"
                 )
