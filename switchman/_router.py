@@ -99,7 +99,9 @@ class BillsInterrupted(Protocol):
     async def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int: ...
 
 
-async def _bill_interrupted(store: BillsInterrupted, held: Mapping[str, Held]) -> None:
+async def _bill_interrupted(
+    store: BillsInterrupted, held: Mapping[str, Held], *, simulated: bool = False
+) -> None:
     """Give each job a killed process left running the cost its attempts in flight are
     counted at (what they held: the budgets count it too), and the providers they were
     sent to, so that ``/jobs`` says where that spend went. A job id no stored job has (an
@@ -111,6 +113,7 @@ async def _bill_interrupted(store: BillsInterrupted, held: Mapping[str, Held]) -
                 job_id=owner,
                 status="failed",
                 cost_usd=h.usd,
+                simulated=simulated,
                 errors=(
                     ErrorInfo(
                         code="interrupted",
@@ -497,7 +500,7 @@ async def run_router(
         if initial_ledger is not None:
             _tell_unclaimed(initial_ledger, config)
         if held and isinstance(store, BillsInterrupted):
-            await _bill_interrupted(store, held)
+            await _bill_interrupted(store, held, simulated=config.simulated)
     tap = LedgerTap()
     if initial_ledger is not None:
         # saved again at once, as it now is: the holds of attempts a killed process left

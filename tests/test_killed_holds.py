@@ -87,6 +87,7 @@ def test_attempts_in_flight_at_a_kill_count_as_spent_after_the_restart(tmp_path:
             assert job["result"]["cost_usd"] == pytest.approx(bound / 2)
             # and the provider it was sent to (no attempt of it is in the trace)
             assert error["provider"] == "sim"
+            assert job["result"]["simulated"] is True  # (a daemon on the simulator alone)
             assert "in flight on sim are counted" in error["message"]
         listed = httpx.get(f"http://127.0.0.1:{again.port}/jobs", timeout=5).json()["jobs"]
         killed = {j["job_id"]: j for j in listed if j["job_id"] in job_ids}
