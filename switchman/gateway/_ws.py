@@ -44,14 +44,16 @@ it is written). Trace events are offered without waiting: when they do not
 fit, or while a result or reply waits for room, they are dropped and counted
 (as the router's hub does for a slow subscriber), and the client is told with
 ``events.dropped`` once there is room, so a slow client never slows routing.
-Results and replies wait for room, in turn, so none is lost: one larger than
+Results and replies wait for room, in turn, so none is lost: the trace events
+queued before them are dropped (counted) to make it, and one larger than
 ``OUTBOX_BYTES`` goes out alone once the outbox is empty. While one waits,
 the reader takes no further client message (backpressure: the client's own
-sends stall). A socket whose results or replies wait for room ``STALL_S``
-without a break, a reader that cannot keep up, is closed with 1008 and a
-reason, what it owed dropped at once (results stay in ``GET /result``) and a
-warning logged. (hypercorn shields a socket write: one the client never reads
-ends only when the client goes, and the close frame follows it.)
+sends stall). A socket whose results or replies wait for room while nothing is
+written to its client for ``STALL_S``, a reader that has stopped, is closed with
+1008 and a reason, what it owed dropped at once (results stay in
+``GET /result``) and a warning logged; one that reads slowly but steadily is
+not. (hypercorn shields a socket write: one the client never reads ends only
+when the client goes, and the close frame follows it.)
 
 The connection ends when the client leaves (the nursery is cancelled; jobs
 it submitted keep running and are stored) or, at shutdown, once every job has
@@ -109,8 +111,8 @@ OUTBOX: Final = 4096
 #: written: room for ~128 results of 64 KB; past it trace events are dropped, and results
 #: and replies wait (the client's messages then unread)
 OUTBOX_BYTES: Final = 8 * 1024 * 1024
-#: how long a socket's results or replies may wait for room without a break before it is
-#: closed (1008) as a reader that cannot keep up (8 MiB in 30 s: 280 KB/s)
+#: how long a socket's results or replies may wait for room while nothing is written to
+#: its client before it is closed (1008) as a reader that has stopped
 STALL_S: Final = 30.0
 #: the most times a socket sends one job's result: when it first follows the job, and
 #: once more on a later subscribe (a client that lost it)
@@ -369,10 +371,8 @@ class _Connection:
         self.waiting_results = 0
         self._turn = trio.Lock()
         self._progress = trio.Event()
-        #: set while something waits for room; ``_room`` while nothing does
+        #: set while something waits for room
         self._behind = trio.Event()
-        self._room = trio.Event()
-        self._room.set()
         #: why the socket was closed as a reader that cannot keep up (``watch_backlog``)
         self.gave_up: str | None = None
         #: the events and results as this key may see them (see ``_views``)
@@ -425,14 +425,12 @@ class _Connection:
         self._progress = trio.Event()
 
     def _mark(self) -> None:
-        """Keep ``_behind`` / ``_room`` in step with whether something waits for room."""
+        """Keep ``_behind`` in step with whether something waits for room."""
         if (self.waiting > 0) == self._behind.is_set():
             return
         if self.waiting:
             self._behind.set()
-            self._room = trio.Event()
         else:
-            self._room.set()
             self._behind = trio.Event()
 
     def offer(self, message: dict[str, Any]) -> None:
@@ -465,6 +463,7 @@ class _Connection:
         self.waiting += 1
         self.waiting_results += out.kind == "result"
         self._mark()
+        self._drop_queued_events()  # (what a client may lose, counted, makes the room)
         try:
             async with self._turn:
                 while not self._fits(size):
@@ -476,22 +475,25 @@ class _Connection:
             self._mark()
 
     async def watch_backlog(self) -> None:
-        """Close the socket (``_give_up``) once its results or replies have waited for
-        room ``STALL_S`` without a break; returns then (or runs until cancelled)."""
+        """Close the socket (``_give_up``) once its results or replies wait for room and
+        nothing was written to its client for ``STALL_S``; returns then (or runs until
+        cancelled). A reader slow but steady is never closed: each write restarts it."""
         while True:
             await self._behind.wait()
-            with trio.move_on_after(STALL_S) as waited:
-                await self._room.wait()
-            if waited.cancelled_caught:
-                self._give_up()
-                return
+            while self.waiting:
+                progress = self._progress  # (set as each message is written or dropped)
+                with trio.move_on_after(STALL_S) as waited:
+                    await progress.wait()
+                if waited.cancelled_caught and self.waiting:
+                    self._give_up()
+                    return
 
     def _give_up(self) -> None:
         """Drop what the socket owes, log it, and end the connection: it closes with 1008
         and ``gave_up`` as the reason once its writer is out of its last write."""
         self.gave_up = (
-            f"read too slowly: messages owed waited {STALL_S:g} s for room; results stay in"
-            " GET /result"
+            f"read too slowly: nothing was read for {STALL_S:g} s while messages waited for"
+            " room; results stay in GET /result"
         )
         owed = self.statistics()
         unsent = self._clear() + self.waiting_results

@@ -208,8 +208,8 @@ async def test_a_client_that_does_not_read_is_closed_and_leaves_nothing_behind(
                 reason = closed.value.reason
                 assert reason is not None and reason.code == 1008
                 assert reason.reason == (
-                    "read too slowly: messages owed waited 1 s for room; results stay in"
-                    " GET /result"
+                    "read too slowly: nothing was read for 1 s while messages waited for"
+                    " room; results stay in GET /result"
                 )
                 assert 0 < results < len(ids)
             # the connection is gone, its subscription closed (the hub lets it go at the
@@ -221,6 +221,30 @@ async def test_a_client_that_does_not_read_is_closed_and_leaves_nothing_behind(
     assert len(said) == 1 and said[0].startswith("websocket of the open gateway closed (1008):")
     assert " waited 1 s for room); " in said[0]
     assert said[0].endswith("result(s) not sent stay in GET /result")
+
+
+async def test_a_client_that_reads_slowly_but_steadily_gets_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through a real socket: a reader far slower than its results come, for six times
+    STALL_S, is never closed and reads every result (each write restarts the clock; the
+    case of results held behind queued events is the stand-in test below)."""
+    monkeypatch.setattr(_ws, "OUTBOX_BYTES", 256 * 1024)
+    monkeypatch.setattr(_ws, "STALL_S", 0.5)
+    with trio.fail_after(60):
+        async with _gateway(60, 64_000) as (gw, ids), _socket(gw) as ws:
+            for job_id in ids:
+                await _subscribe(ws, job_id)
+            await _wait_for(lambda: _connection().statistics().waiting > 0)
+            results: set[str] = set()
+            started = trio.current_time()
+            while len(results) < len(ids):
+                message = json.loads(await ws.get_message())
+                if message["type"] == "result":
+                    results.add(message["job_id"])
+                await trio.sleep(0.1)  # a slow reader: 60 results take 3 s, six STALL_S
+            assert trio.current_time() - started > 5 * _ws.STALL_S
+            assert results == set(ids) and _connection().gave_up is None
 
 
 def _stand_in(nursery: trio.Nursery, send: Any) -> _Connection:
@@ -258,3 +282,39 @@ async def test_a_result_larger_than_the_bound_goes_out_alone_and_events_wait_beh
         nursery.cancel_scope.cancel()
     assert [m["type"] for m in sent] == ["subscribed", "events.dropped", "result"]
     assert sent[1]["count"] == 3 and sent[2]["result"] == "x" * 50_000
+
+
+async def test_a_result_behind_queued_events_takes_their_room_and_a_steady_reader_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Big answers' deltas filled the bound; a result then waited behind them all, and a
+    client reading steadily at 115 KB/s was closed as if it had stopped (its results
+    waited STALL_S in all). Now the queued events are dropped (counted) to make room, and
+    the stall clock restarts with each write."""
+    monkeypatch.setattr(_ws, "OUTBOX_BYTES", 20_000)
+    monkeypatch.setattr(_ws, "STALL_S", 0.3)
+    sent: list[dict[str, Any]] = []
+
+    async def slow_send(message: dict[str, Any]) -> None:
+        await trio.sleep(0.1)  # a steady reader, slower than the results come
+        sent.append(json.loads(message["text"]))
+
+    result = {"type": "result", "status": "complete", "result": "y" * 6_000}
+    async with trio.open_nursery() as nursery:
+        conn = _stand_in(nursery, slow_send)
+        nursery.start_soon(conn.write_loop)
+        nursery.start_soon(conn.watch_backlog)
+        for i in range(300):
+            conn.offer({"type": "attempt.delta", "call_id": "c", "text": f"{i:04}" * 25})
+        assert conn.statistics().text_bytes > 15_000  # the deltas fill the bound
+        for n in range(12):  # results that keep one waiting for over a second in all
+            await conn._put({**result, "job_id": f"job_{n}"})
+        await _wait_for(lambda: conn.statistics().text_bytes == 0)
+        assert conn.gave_up is None
+        nursery.cancel_scope.cancel()
+    results = [m["job_id"] for m in sent if m["type"] == "result"]
+    assert results == [f"job_{n}" for n in range(12)]
+    # the deltas queued before the first waiting result went, and the client was told
+    told = sum(m["count"] for m in sent if m["type"] == "events.dropped")
+    deltas = sum(m["type"] == "attempt.delta" for m in sent)
+    assert told > 0 and told + deltas == 300
