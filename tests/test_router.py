@@ -1125,7 +1125,8 @@ async def test_waiting_for_a_probe_is_one_record_not_one_per_ask(
 
 def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
     from switchman._result import AttemptRecord, ErrorInfo
-    from switchman.actors._attempts import CallRun, _one_record_of_waiting
+    from switchman.actors._attempt_ends import merge_waiting
+    from switchman.actors._attempts import CallRun
 
     run = CallRun(
         call=Call(prompt="hi"),
@@ -1151,7 +1152,7 @@ def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
         )
         run.attempts.append(record)
         run.errors.append(ErrorInfo(code="no_eligible_model", message=f"b: {why}"))
-        _one_record_of_waiting(run)
+        merge_waiting(run.attempts, run.errors)
 
     refused(1, 0.0, "breaker half_open")
     for i in range(1, 4):  # (each later ask numbered after the first's record)

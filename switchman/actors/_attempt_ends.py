@@ -2,15 +2,17 @@
 cut off by a limit, for an answer that ended abnormally or carried an unreadable event, for
 an upstream that would not stop, for a provider actor that went away; the repeat a
 continuation drops; whether a timeout counts against the model; an ended attempt's event
-data. Pure: values in, an error, text or data out."""
+data; a wait for a paused model kept as one record. Pure: values in, an error, text or data out."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from switchman._call import Timeouts
 from switchman._errors import AttemptTimeout, BadReply, ProviderError, StreamBroken
-from switchman._result import AttemptRecord
+from switchman._result import AttemptRecord, ErrorInfo
 from switchman.catalog._spec import ModelSpec, RouterConfig
 
 
@@ -136,3 +138,21 @@ def record_data(record: AttemptRecord) -> dict[str, Any]:
         "latency_ms": round((record.ended_at - record.started_at) * 1000.0, 3),
         "cost_usd": record.cost_usd,
     }
+
+
+def merge_waiting(attempts: list[AttemptRecord], errors: list[ErrorInfo]) -> None:
+    """Asking again and again for a paused model is one wait, not an attempt per ask (no
+    request was sent for any): the trace keeps one refusal, under the first ask's number,
+    from the first ask to the latest, with the latest's reason (its error the last of
+    ``errors``). The asks after the first each carry the next number in their events (the
+    number the model's attempt gets when it is let in), so a live reader sees attempt n
+    refused, then n + 1 refused again and again until it runs."""
+    if (
+        len(attempts) >= 2
+        and attempts[-1].outcome == attempts[-2].outcome == "unavailable"
+        and attempts[-1].alias == attempts[-2].alias
+    ):
+        first, latest = attempts[-2], attempts[-1]
+        attempts[-2:] = [attrs.evolve(latest, n=first.n, started_at=first.started_at)]
+        if len(errors) >= 2:
+            del errors[-2]

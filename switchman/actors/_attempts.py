@@ -48,6 +48,7 @@ from switchman._result import (
 )
 from switchman.actors._attempt_ends import (
     callers_own_limit,
+    merge_waiting,
     record_data,
     runaway,
     stopped,
@@ -224,7 +225,7 @@ async def run_attempts(
             return outcome
         if outcome is None:  # not attempted (budget, unavailable): next model
             tries[upstream] -= 1
-            _one_record_of_waiting(run)
+            merge_waiting(run.attempts, run.errors)
             back_at, run.back_at = run.back_at, None
             now = trio.current_time()
             if i + 1 == len(candidates) and back_at is not None:
@@ -265,25 +266,6 @@ async def run_attempts(
         else:
             return None
     return None
-
-
-def _one_record_of_waiting(run: CallRun) -> None:
-    """Asking again and again for a paused model is one wait, not an attempt per ask (no
-    request was sent for any): the trace keeps one refusal, under the first ask's number,
-    from the first ask to the latest, with the latest's reason. The asks after the first
-    each carry the next number in their events (the number the model's attempt gets when
-    it is let in), so a live reader sees attempt n refused, then n + 1 refused again and
-    again until it runs."""
-    attempts = run.attempts
-    if (
-        len(attempts) >= 2
-        and attempts[-1].outcome == attempts[-2].outcome == "unavailable"
-        and attempts[-1].alias == attempts[-2].alias
-    ):
-        first, latest = attempts[-2], attempts[-1]
-        attempts[-2:] = [attrs.evolve(latest, n=first.n, started_at=first.started_at)]
-        if len(run.errors) >= 2:
-            del run.errors[-2]  # (the latest refusal's error is the last)
 
 
 def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> bool:
