@@ -38,7 +38,7 @@ from switchman._errors import (
     UpstreamError,
 )
 from switchman._result import Usage
-from switchman.policy._ratelimit import MAX_HOLD_S, clamp_hold, parse_retry_after
+from switchman.policy._ratelimit import MAX_HOLD_S, clamp_hold, go_duration, parse_retry_after
 
 if TYPE_CHECKING:
     from switchman.adapters._base import StreamEvent
@@ -314,7 +314,6 @@ def scrub(text: str, secret: Secret = None) -> str:
 
 # --------------------------------------------------------------------------- retry hints
 
-_DURATION_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _TRY_AGAIN: Final = re.compile(
     r"try again in\s+((?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+)", re.IGNORECASE
 )
@@ -323,13 +322,8 @@ _TRY_AGAIN: Final = re.compile(
 def parse_duration(text: str) -> float | None:
     """Seconds in ``"47s"``, ``"1.5s"``, ``"240ms"``, ``"6m0s"`` (a body's retry hint:
     Gemini's ``retryDelay``, "try again in ..."), held to ``MAX_HOLD_S`` (a number too
-    large for a float included); None if not a duration."""
-    text = text.strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return None
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return clamp_hold(sum(float(n) * scale[u] for n, u in parts))
+    large for a float included); None if not a duration (the rate budget's reading)."""
+    return clamp_hold(go_duration(text.strip()))
 
 
 def retry_after_from_headers(headers: Mapping[str, str]) -> float | None:

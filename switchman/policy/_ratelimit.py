@@ -326,12 +326,12 @@ def parse_duration(text: str) -> float | None:
     is held to ``MAX_HOLD_S`` by ``clamp_hold``); ``None`` when it is neither."""
     text = text.strip()
     secs = _decimal(text)
-    return secs if secs is not None else _go_duration(text)
+    return secs if secs is not None else go_duration(text)
 
 
-def _go_duration(text: str) -> float | None:
-    """Seconds in a Go-style duration, ``inf`` when too large for a float; ``None`` if
-    ``text`` is not one."""
+def go_duration(text: str) -> float | None:
+    """Seconds in a Go-style duration (a number with its unit, ``"47s"``, ``"6m0s"``,
+    ``"240ms"``), ``inf`` when too large for a float; ``None`` if ``text`` is not one."""
     if not text or _DURATION_PART.sub("", text):
         return None
     return sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(text))
@@ -344,7 +344,7 @@ def _parse_reset(text: str, *, wall_now: float) -> float | None:
     plain = _decimal(text)
     if plain is not None:
         return clamp_hold(plain - wall_now if plain > _EPOCH_THRESHOLD else plain)
-    secs = _go_duration(text)
+    secs = go_duration(text)
     if secs is None:
         secs = _iso_time(text, wall_now=wall_now)
     return clamp_hold(secs)
