@@ -1255,3 +1255,43 @@ async def test_the_traces_budget_scopes_name_every_provider_the_call_held_in(
         )
     assert result.status == "complete" and result.model == "good"
     assert result.trace.budget.scopes == ("global", "provider:sim-a", "provider:sim-b")
+
+
+def test_a_model_turned_away_is_not_told_as_over_the_calls_cap() -> None:
+    """A fallback turned away (its breaker open) shares its error code with one passed
+    over for the call's cost cap: the lead error said "1 more model(s) not tried: over
+    max_cost_usd" for a call with no cap."""
+    from switchman._result import AttemptRecord, ErrorInfo
+    from switchman.actors._attempts import CallRun
+    from switchman.actors._dispatcher import _summarise
+
+    run = CallRun(
+        call=Call(prompt="hi"),
+        call_id="c",
+        job_id=None,
+        stream=False,
+        reply_to=None,  # type: ignore[arg-type]
+        input_tokens=1,
+        deadline=10.0,
+        started=0.0,
+    )
+    for n, alias, outcome, error in ((1, "a", "error", "boom"), (2, "b", "unavailable", "open")):
+        run.attempts.append(
+            AttemptRecord(
+                n=n,
+                alias=alias,
+                provider="p",
+                started_at=0.0,
+                ended_at=0.0,
+                ttft_ms=None,
+                outcome=outcome,
+                error=error,
+            )
+        )
+    run.errors += [
+        ErrorInfo(code="all_models_failed", message="boom", provider="p", status=500),
+        ErrorInfo(code="no_eligible_model", message="b: breaker open", provider="p"),
+    ]
+    assert "max_cost_usd" not in _summarise(run)[0].message
+    run.over_cap = 1  # (one passed over for the cap, as _one_attempt counts it)
+    assert _summarise(run)[0].message.endswith("1 more model(s) not tried: over max_cost_usd")

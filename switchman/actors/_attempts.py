@@ -128,6 +128,8 @@ class CallRun:
     #: billed and not held against a budget (see ``track``): with ``settled_usd``, what
     #: the call's attempts have cost so far
     tracked_usd: float = 0.0
+    #: fallbacks passed over as what they could cost would take the call past its cap
+    over_cap: int = 0
     budget_scopes: tuple[str, ...] = ()
     #: raw text already handed to the caller's stream (through the redactor)
     sent_raw: str = ""
@@ -321,6 +323,7 @@ async def _one_attempt(
         if over is not None:
             message = f"{model.alias}: {over}"
             run.errors.append(ErrorInfo(code="no_eligible_model", message=message))
+            run.over_cap += 1
             return None
     handle = call.caller.handle
     caller = f"caller:{handle}"

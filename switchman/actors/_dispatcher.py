@@ -687,8 +687,8 @@ def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     # a budget that kept a fallback from being tried is part of why the call failed
     unaffordable = sum(e.code == "budget_exceeded" for e in errors)
     over = f"; {unaffordable} more model(s) not tried: over budget" if unaffordable else ""
-    capped = sum(e.code == "no_eligible_model" for e in errors)  # (the call's own cap)
-    over += f"; {capped} more model(s) not tried: over max_cost_usd" if capped else ""
+    if run.over_cap:  # (the call's own cap; a model turned away shares their code)
+        over += f"; {run.over_cap} more model(s) not tried: over max_cost_usd"
     lead = ErrorInfo(
         code=code,
         message=f"{len(run.attempts)} attempt(s) failed; last: {last.message}"
