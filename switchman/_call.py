@@ -549,11 +549,6 @@ class Call:
             _json_text(errors, "metadata", v.metadata)
         return errors
 
-    def prompt_chars(self) -> int:
-        if self.prompt is not None:
-            return len(self.prompt)
-        return sum(len(m.content) for m in self.messages or ())
-
     def chat(self) -> tuple[Message, ...]:
         """The conversation as messages (a bare prompt becomes one user turn)."""
         if self.messages is not None:
