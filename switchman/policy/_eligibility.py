@@ -140,8 +140,10 @@ def _exclusion_reason(
     input_tokens: int,
     unavailable: Mapping[str, str],
     allowed: Sequence[str],
+    cap_input: int,
 ) -> str | None:
-    """The first eligibility rule ``model`` fails for ``call``, as a reason; None if none."""
+    """The first eligibility rule ``model`` fails for ``call``, as a reason; None if none
+    (``cap_input``: the call's input as the cost cap counts it, ``fair_input_tokens``)."""
     if not model.enabled:
         return "disabled"
     intent = call.intent
@@ -172,7 +174,7 @@ def _exclusion_reason(
     if params.stop and not model.supports_stop:
         return "stop sequences, which the model does not take"
     if call.options.max_cost_usd is not None:
-        over = cap_exceeded(call, model, out)
+        over = cap_exceeded(call, model, out, fair_input=cap_input)
         if over is not None:
             return over
     if not is_allowed(model, allowed):
@@ -181,17 +183,26 @@ def _exclusion_reason(
 
 
 def cap_exceeded(
-    call: Call, model: ModelSpec, out_tokens: int, *, continuation: str = "", spent: float = 0.0
+    call: Call,
+    model: ModelSpec,
+    out_tokens: int,
+    *,
+    continuation: str = "",
+    spent: float = 0.0,
+    fair_input: int | None = None,
 ) -> str | None:
     """Why an attempt of ``call`` on ``model`` asking for ``out_tokens`` could take the call
     past its ``max_cost_usd`` (with ``spent`` USD already billed to earlier attempts of
     it), or None. The input is counted by ``fair_input_tokens`` (a token per byte of text
     in other scripts than ASCII) and priced with the most the model's fees can come to:
-    an estimate a prompt in any script is not billed far above at list prices."""
+    an estimate a prompt in any script is not billed far above at list prices
+    (``fair_input``: that count, when the caller has it already)."""
     limit = call.options.max_cost_usd
     if limit is None:
         return None
-    input_tokens = min(fair_input_tokens(call, continuation), model.context_window)
+    if fair_input is None:
+        fair_input = fair_input_tokens(call, continuation)
+    input_tokens = min(fair_input, model.context_window)
     cost = most_cost(model, input_tokens, out_tokens)
     if spent + cost <= limit:
         return None
@@ -238,8 +249,10 @@ def check_eligibility(
     """
     eligible: list[ModelSpec] = []
     excluded: list[Exclusion] = []
+    # (counted once for every model: the prompt may be long, in a script encoded to count)
+    cap_input = fair_input_tokens(call) if call.options.max_cost_usd is not None else 0
     for model in models:
-        reason = _exclusion_reason(call, model, input_tokens, unavailable, allowed)
+        reason = _exclusion_reason(call, model, input_tokens, unavailable, allowed, cap_input)
         if reason is None:
             eligible.append(model)
         else:
