@@ -71,6 +71,7 @@ from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._models_view import model_list, not_serving
 from switchman.gateway._openapi import openapi_document
+from switchman.gateway._outbox import TeamRoom
 from switchman.gateway._protocol import RouterHandle
 from switchman.gateway._status import (
     budget_entry,
@@ -199,6 +200,8 @@ class Gateway:
         self.rates = KeyRates()
         #: websockets open per team (a key's handle; None for the gateway without keys)
         self.sockets = Holdings()
+        #: the text each team's websockets owe their clients together (``_ws``)
+        self.outbox_room = TeamRoom()
         #: ``?wait`` long-polls held per team (``_long_poll``)
         self.polls = Holdings()
 

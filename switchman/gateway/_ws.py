@@ -33,27 +33,27 @@ is acknowledged ``{"type": "subscribed", "job_id", "already": "sent"}``, with
 nothing more (``GET /result/{job_id}`` has it at any time). So a socket is sent
 one job's result at most ``RESULT_COPIES`` times, and holds one copy at most.
 
-Each connection owns a nursery with a reader, a writer, a pump from its own
-router subscription (which takes only the connection's events: of the jobs it
-follows and, once it subscribed to them all, of its key's calls; so a burst of
-other callers' events never counts as its own lost ones), a watchdog, and one
-waiter per running job whose result it owes. Everything sent goes through one
-outbox read by the writer, bounded twice: ``OUTBOX`` messages and
-``OUTBOX_BYTES`` of their JSON text (the message being written counted until
-it is written). Trace events are offered without waiting: when they do not
-fit, or while a result or reply waits for room, they are dropped and counted
-(as the router's hub does for a slow subscriber), and the client is told with
-``events.dropped`` once there is room, so a slow client never slows routing.
-Results and replies wait for room, in turn, so none is lost: the trace events
-queued before them are dropped (counted) to make it, and one larger than
-``OUTBOX_BYTES`` goes out alone once the outbox is empty. While one waits,
-the reader takes no further client message (backpressure: the client's own
-sends stall). A socket whose results or replies wait for room while nothing is
-written to its client for ``STALL_S``, a reader that has stopped, is closed with
-1008 and a reason, what it owed dropped at once (results stay in
-``GET /result``) and a warning logged; one that reads slowly but steadily is
-not. (hypercorn shields a socket write: one the client never reads ends only
-when the client goes, and the close frame follows it.)
+Each connection owns a nursery with a reader, a writer, a pump from its own router
+subscription (which takes only the connection's events: of the jobs it follows and, once
+it subscribed to them all, of its key's calls; so a burst of other callers' events never
+counts as its own lost ones), a watchdog, and one waiter per running job whose result it
+owes. Everything sent goes through one outbox read by the writer, bounded twice:
+``OUTBOX`` messages and ``OUTBOX_BYTES`` of their JSON text (the message being written
+counted until it is written); and all the sockets of one team (a key's handle, or the
+gateway without keys) together owe at most ``TEAM_OUTBOX_BYTES`` of text, past one
+message each (a socket owing nothing always takes one, so each keeps moving). Trace
+events are offered without waiting: when they do not fit, or while a result or reply
+waits for room, they are dropped and counted (as the router's hub does for a slow
+subscriber), and the client is told with ``events.dropped`` once there is room, so a
+slow client never slows routing. Results and replies wait for room, in turn, so none is
+lost: the trace events queued before them are dropped (counted) to make it, and one
+larger than ``OUTBOX_BYTES`` goes out alone once the outbox is empty. While one waits,
+the reader takes no further client message (backpressure: the client's own sends stall).
+A socket whose results or replies wait for room while nothing is written to its client
+for ``STALL_S``, a reader that has stopped, is closed with 1008 and a reason, what it
+owed dropped at once (results stay in ``GET /result``) and a warning logged; one that
+reads slowly but steadily is not. (hypercorn shields a socket write: one the client
+never reads ends only when the client goes, and the close frame follows it.)
 
 The connection ends when the client leaves (the nursery is cancelled; jobs
 it submitted keep running and are stored) or, at shutdown, once every job has
@@ -69,7 +69,6 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, get_args
 
-import attrs
 import trio
 
 from switchman._call import text_problem
@@ -95,6 +94,7 @@ from switchman.gateway._http import (
     parse_json,
 )
 from switchman.gateway._limits import retry_after_s
+from switchman.gateway._outbox import OutboxStatistics, Text, as_text, kind_of
 from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
@@ -111,6 +111,10 @@ OUTBOX: Final = 4096
 #: written: room for ~128 results of 64 KB; past it trace events are dropped, and results
 #: and replies wait (the client's messages then unread)
 OUTBOX_BYTES: Final = 8 * 1024 * 1024
+#: the JSON text all the sockets of one team (a key's handle; the gateway without keys is
+#: one) may owe their clients together: without it, a team's ``SOCKETS_PER_KEY`` sockets
+#: that stop reading could hold 512 MiB
+TEAM_OUTBOX_BYTES: Final = 64 * 1024 * 1024
 #: how long a socket's results or replies may wait for room while nothing is written to
 #: its client before it is closed (1008) as a reader that has stopped
 STALL_S: Final = 30.0
@@ -225,18 +229,23 @@ def _sockets_full(gw: Gateway, principal: Principal) -> HttpError | None:
 async def _serve_connection(
     gw: Gateway, principal: Principal, receive: Receive, send: Send
 ) -> None:
-    async with trio.open_nursery() as nursery:
-        conn = _Connection(gw, principal, send, nursery)
-        # only this connection's events are taken from the router (and counted when it
-        # falls behind): events.dropped tells the client of its own events lost, not of
-        # every other caller's; the pump closes the subscription when it ends
-        events = gw.router.subscribe(buffer=SUBSCRIPTION_BUFFER, accept=conn.wants)
-        nursery.start_soon(conn.pump, events)
-        nursery.start_soon(conn.write_loop)
-        nursery.start_soon(conn.close_when_drained)
-        nursery.start_soon(conn.watch_backlog)
-        await conn.read_loop(receive)
-        nursery.cancel_scope.cancel()
+    conn: _Connection | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            conn = _Connection(gw, principal, send, nursery)
+            # only this connection's events are taken from the router (and counted when it
+            # falls behind): events.dropped tells the client of its own events lost, not of
+            # every other caller's; the pump closes the subscription when it ends
+            events = gw.router.subscribe(buffer=SUBSCRIPTION_BUFFER, accept=conn.wants)
+            nursery.start_soon(conn.pump, events)
+            nursery.start_soon(conn.write_loop)
+            nursery.start_soon(conn.close_when_drained)
+            nursery.start_soon(conn.watch_backlog)
+            await conn.read_loop(receive)
+            nursery.cancel_scope.cancel()
+    finally:  # (once its tasks are done: none gives back any more of it)
+        if conn is not None:
+            conn.give_back_room()
     if conn.gave_up is not None:  # a reader that could not keep up: told why
         with contextlib.suppress(Exception):  # (the client may be gone)
             await send({"type": "websocket.close", "code": 1008, "reason": conn.gave_up})
@@ -323,50 +332,19 @@ async def _reject(scope: Scope, send: Send, err: HttpError) -> None:
         await send({"type": "websocket.close", "code": 1008})
 
 
-@attrs.frozen
-class _Text:
-    """A message as it goes out: its JSON text, its type, and the job of a result."""
-
-    kind: str
-    text: str
-    job_id: str | None = None
-
-
-def _text(message: Mapping[str, Any]) -> _Text:
-    kind = str(message.get("type"))
-    job_id = message.get("job_id") if kind == "result" else None
-    text = json.dumps(message, separators=(",", ":"), default=str)
-    return _Text(kind, text, job_id if isinstance(job_id, str) else None)
-
-
-def _kind(message: Mapping[str, Any] | _Text) -> Any:
-    return message.kind if isinstance(message, _Text) else message.get("type")
-
-
-@attrs.frozen(kw_only=True)
-class OutboxStatistics:
-    """What a socket owes its client: ``messages`` in its outbox (the one being written
-    aside), ``text_bytes`` of JSON text and ``results`` among them (the one being written
-    included), and ``waiting``: results and replies waiting for room."""
-
-    messages: int
-    text_bytes: int
-    results: int
-    waiting: int
-
-
 class _Connection:
     def __init__(self, gw: Gateway, principal: Principal, send: Send, nursery: trio.Nursery):
         self.gw = gw
         self.principal = principal
         self.send = send
         self.nursery = nursery
-        self.outbox, self.out = trio.open_memory_channel[dict[str, Any] | _Text](OUTBOX)
+        self.outbox, self.out = trio.open_memory_channel[dict[str, Any] | Text](OUTBOX)
         #: the text of the messages queued and of the one being written; results among them
         self.queued_bytes = 0
         self.queued_results = 0
         #: results and replies waiting for room (``_put``), the results among them; they
-        #: take it in turn (``_turn``), and are told of it by ``_progress``
+        #: take it in turn (``_turn``), and are told of it by the team's ``freed`` event;
+        #: ``_progress`` is set as this socket's own messages are written or dropped
         self.waiting = 0
         self.waiting_results = 0
         self._turn = trio.Lock()
@@ -402,20 +380,35 @@ class _Connection:
 
     def _fits(self, size: int) -> bool:
         """Whether a message of ``size`` characters may be queued now: the outbox has a
-        free slot, and its text stays within ``OUTBOX_BYTES`` (one larger than that once
-        nothing else is owed). Nothing fits once the socket was given up."""
+        free slot, and its text stays within ``OUTBOX_BYTES`` and the team's within
+        ``TEAM_OUTBOX_BYTES`` (one message, however large, once the socket owes nothing
+        else: each socket of a team keeps moving). Nothing fits once the socket was given
+        up."""
         if self.gave_up is not None or self.outbox.statistics().current_buffer_used >= OUTBOX:
             return False
-        return self.queued_bytes == 0 or self.queued_bytes + size <= OUTBOX_BYTES
+        if self.queued_bytes == 0:
+            return True
+        return (
+            self.queued_bytes + size <= OUTBOX_BYTES
+            and self.gw.outbox_room.used(self.principal.owner) + size <= TEAM_OUTBOX_BYTES
+        )
 
-    def _queue(self, message: _Text) -> None:
+    def _queue(self, message: Text) -> None:
         self.outbox.send_nowait(message)
         self.queued_bytes += len(message.text)
         self.queued_results += message.kind == "result"
+        self.gw.outbox_room.take(self.principal.owner, len(message.text))
 
-    def _release(self, message: _Text, *, written: bool) -> None:
+    def give_back_room(self) -> None:
+        """The connection has ended: the team's room it still held (a message being
+        written when it ended) is given back."""
+        self.gw.outbox_room.give_back(self.principal.owner, self.queued_bytes)
+        self.queued_bytes = 0
+
+    def _release(self, message: Text, *, written: bool) -> None:
         """``message`` is no longer owed: written to the client, or dropped."""
         self.queued_bytes -= len(message.text)
+        self.gw.outbox_room.give_back(self.principal.owner, len(message.text))
         if message.kind == "result" and message.job_id is not None:
             self.queued_results -= 1
             self.awaiting.discard(message.job_id)
@@ -445,7 +438,7 @@ class _Connection:
         ):
             self.dropped += 1
             return
-        out = _text(message)
+        out = as_text(message)
         if self._fits(len(out.text)):
             self._queue(out)
         else:
@@ -454,7 +447,7 @@ class _Connection:
     async def _put(self, message: dict[str, Any]) -> None:
         """Queue a result or reply, once it fits (``_fits``), after those that waited
         before it. Cancelled while waiting, it is not queued."""
-        out = _text(message)
+        out = as_text(message)
         size = len(out.text)
         if not self.waiting and self._fits(size):
             self._queue(out)
@@ -466,8 +459,8 @@ class _Connection:
         self._drop_queued_events()  # (what a client may lose, counted, makes the room)
         try:
             async with self._turn:
-                while not self._fits(size):
-                    await self._progress.wait()
+                while not self._fits(size):  # (room: this socket's, or its team's)
+                    await self.gw.outbox_room.freed(self.principal.owner).wait()
                 self._queue(out)
         finally:
             self.waiting -= 1
@@ -517,8 +510,8 @@ class _Connection:
                 message = self.out.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 return results
-            results += _kind(message) == "result"
-            if isinstance(message, _Text):
+            results += kind_of(message) == "result"
+            if isinstance(message, Text):
                 self._release(message, written=False)
 
     async def write_loop(self) -> None:
@@ -528,7 +521,7 @@ class _Connection:
                     await self._send({"type": "websocket.close", "code": 1001})
                     self.nursery.cancel_scope.cancel()
                     return
-                if isinstance(message, _Text):
+                if isinstance(message, Text):
                     await self._send({"type": "websocket.send", "text": message.text})
                     self._release(message, written=True)
                 else:
@@ -605,15 +598,15 @@ class _Connection:
         """Drop the trace events still queued: a client reading slowly would reach its
         results and the close only behind thousands of them, past the server's time to
         stop. Results and replies stay, in their order."""
-        kept: list[dict[str, Any] | _Text] = []
+        kept: list[dict[str, Any] | Text] = []
         while True:
             try:
                 message = self.out.receive_nowait()
             except trio.WouldBlock:
                 break
-            if _kind(message) in _TRACE_TYPES:
+            if kind_of(message) in _TRACE_TYPES:
                 self.dropped += 1
-                if isinstance(message, _Text):
+                if isinstance(message, Text):
                     self._release(message, written=False)
             else:
                 kept.append(message)

@@ -14,6 +14,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from switchman._result import TraceEvent
 from switchman.gateway._auth import OPEN, Principal
+from switchman.gateway._outbox import TeamRoom
 from switchman.gateway._ws import _CLOSE, FOLLOWED, OUTBOX, SUBSCRIPTION_BUFFER, _Connection
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 
@@ -266,7 +267,9 @@ def _connection(
     nursery: trio.Nursery, send: Any = None, principal: Principal = OPEN
 ) -> tuple[SimpleNamespace, _Connection]:
     """A connection on a stand-in gateway (its config, drained event and job runner)."""
-    gw = SimpleNamespace(config=make_config(), drained=trio.Event(), runner=_Runner())
+    gw = SimpleNamespace(
+        config=make_config(), drained=trio.Event(), runner=_Runner(), outbox_room=TeamRoom()
+    )
     return gw, _Connection(gw, principal, send, nursery)  # type: ignore[arg-type]
 
 

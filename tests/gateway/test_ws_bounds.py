@@ -11,7 +11,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +22,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_st
 
 from switchman.gateway import _ws
 from switchman.gateway._auth import OPEN
+from switchman.gateway._outbox import TeamRoom
 from switchman.gateway._ws import RESULT_COPIES, _Connection
 from switchman.store import JobStore, open_store
 from tests.gateway._fakes import FakeRouter, Running, make_config, running_gateway
@@ -248,7 +249,9 @@ async def test_a_client_that_reads_slowly_but_steadily_gets_everything(
 
 
 def _stand_in(nursery: trio.Nursery, send: Any) -> _Connection:
-    gw = SimpleNamespace(config=make_config(), runner=SimpleNamespace(draining=False))
+    gw = SimpleNamespace(
+        config=make_config(), runner=SimpleNamespace(draining=False), outbox_room=TeamRoom()
+    )
     return _Connection(gw, OPEN, send, nursery)  # type: ignore[arg-type]
 
 
@@ -318,3 +321,63 @@ async def test_a_result_behind_queued_events_takes_their_room_and_a_steady_reade
     told = sum(m["count"] for m in sent if m["type"] == "events.dropped")
     deltas = sum(m["type"] == "attempt.delta" for m in sent)
     assert told > 0 and told + deltas == 300
+
+
+async def test_the_sockets_of_one_team_that_do_not_read_share_one_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four sockets of one team (the open gateway), none reading, each subscribed to 100
+    results of 64 KB (the kernel's buffers take about 4 MB of each socket's 6.4): each
+    socket's own bound would let the four hold four times as much as one, and a key's 64
+    sockets 512 MiB; together they hold at most TEAM_OUTBOX_BYTES, one result each past
+    it. Then a socket leaves mid-write and gives its room back; once the others read, each
+    gets every one of its results, and the team owes nothing after."""
+    monkeypatch.setattr(_ws, "TEAM_OUTBOX_BYTES", 2 * 1024 * 1024)
+    bound = _ws.TEAM_OUTBOX_BYTES
+    per_socket = 100
+    with trio.fail_after(90):
+        async with _gateway(4 * per_socket, 64_000) as (gw, ids), AsyncExitStack() as all_four:
+            stacks = [await all_four.enter_async_context(AsyncExitStack()) for _ in range(4)]
+            sockets = [await stack.enter_async_context(_socket(gw)) for stack in stacks]
+            mine = [ids[k * per_socket : (k + 1) * per_socket] for k in range(4)]
+            for ws, jobs in zip(sockets, mine, strict=True):
+                for job_id in jobs:
+                    await _subscribe(ws, job_id)
+
+            def owed() -> int:
+                return sum(c.statistics().text_bytes for c in _connections())
+
+            # each socket fills its kernel buffers, then its results wait for the team's room
+            await _wait_for(
+                lambda: (
+                    owed() > bound + 4 * 65_000
+                    or all(c.statistics().waiting for c in _connections())
+                )
+            )
+            connections = _connections()
+            room = connections[0].gw.outbox_room
+            for _ in range(10):
+                assert len(connections) == 4
+                assert all(c.statistics().waiting == 1 for c in connections)
+                assert owed() <= bound + 4 * 65_000
+                assert room.used(None) == owed()
+                await trio.sleep(0.05)
+            # one leaves while a write to it is held up: its room goes back to the team
+            # (the last opened: each socket's context holds a nursery inside the one before)
+            await stacks[-1].aclose()
+            await _wait_for(
+                lambda: (
+                    sum(c.statistics().waiting for c in connections) == 3
+                    and room.used(None) == owed()
+                )
+            )
+
+            async def read_all(ws: WebSocketConnection, jobs: list[str]) -> None:
+                seen = await _read(ws, per_socket, "result")
+                got = Counter(m["job_id"] for m in seen if m["type"] == "result")
+                assert got == Counter(jobs)
+
+            async with trio.open_nursery() as nursery:
+                for ws, jobs in zip(sockets[:-1], mine[:-1], strict=True):
+                    nursery.start_soon(read_all, ws, jobs)
+        assert room.used(None) == 0
