@@ -30,6 +30,7 @@ from switchman._version import __version__
 from switchman.catalog import Config, load_config
 from switchman.cli import DEFAULT_HOST, EXIT_OK, CliError
 from switchman.gateway import InsecureBindError, serve_gateway
+from switchman.gateway._outbox import tell_unsent_at_exit
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
 
@@ -97,6 +98,7 @@ class _Backstop:
                 file=sys.stderr,
                 flush=True,
             )
+            tell_unsent_at_exit()  # (the results they stay in GET /result for)
             logging.shutdown()
             os._exit(EXIT_FORCED)
 

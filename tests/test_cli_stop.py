@@ -15,6 +15,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
+from switchman import _cli_serve
 from switchman._cli_serve import STOP_SLACK_S
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from tests.test_cli import Daemon, serving
@@ -111,3 +112,26 @@ async def test_a_second_signal_still_stores_the_jobs_it_cuts_with_what_they_cost
     assert attempt["outcome"] == "cancelled" and attempt["cost_usd"] > 0
     (total,) = [b for b in budgets if b["scope"] == "global"]
     assert total["spent_usd"]["day"] == pytest.approx(job["result"]["cost_usd"])
+
+
+async def test_the_backstop_tells_what_open_sockets_still_owe_before_it_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its last words: the results each open websocket still owes are logged (they stay in
+    GET /result), then the process exits with 1."""
+    done: list[str] = []
+
+    class Exited(Exception):
+        pass
+
+    def exit_now(code: int) -> None:
+        done.append(f"exit {code}")
+        raise Exited
+
+    monkeypatch.setattr(_cli_serve, "tell_unsent_at_exit", lambda: done.append("told"))
+    monkeypatch.setattr(_cli_serve.os, "_exit", exit_now)
+    backstop = _cli_serve._Backstop()
+    backstop.by(trio.current_time())
+    with pytest.raises(Exited):
+        await backstop.run()
+    assert done == ["told", "exit 1"]

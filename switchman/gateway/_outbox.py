@@ -11,8 +11,9 @@ would be hundreds of MB.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, Protocol
 
 import attrs
 import trio
@@ -83,3 +84,18 @@ class TeamRoom:
         if event is None:
             event = self._freed[team] = trio.Event()
         return event
+
+
+class Owing(Protocol):
+    def tell_unsent(self) -> None: ...
+
+
+#: the websockets open in this process: a forced exit tells what each still owed
+OPEN_SOCKETS: Final[weakref.WeakSet[Owing]] = weakref.WeakSet()
+
+
+def tell_unsent_at_exit() -> None:
+    """Log the results each open websocket still owes its client (the process is about
+    to exit without a word more: a client that does not read held the stop up)."""
+    for socket in list(OPEN_SOCKETS):
+        socket.tell_unsent()

@@ -94,7 +94,7 @@ from switchman.gateway._http import (
     parse_json,
 )
 from switchman.gateway._limits import retry_after_s
-from switchman.gateway._outbox import OutboxStatistics, Text, as_text, kind_of
+from switchman.gateway._outbox import OPEN_SOCKETS, OutboxStatistics, Text, as_text, kind_of
 from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
@@ -233,6 +233,7 @@ async def _serve_connection(
     try:
         async with trio.open_nursery() as nursery:
             conn = _Connection(gw, principal, send, nursery)
+            OPEN_SOCKETS.add(conn)
             # only this connection's events are taken from the router (and counted when it
             # falls behind): events.dropped tells the client of its own events lost, not of
             # every other caller's; the pump closes the subscription when it ends
@@ -245,6 +246,7 @@ async def _serve_connection(
             nursery.cancel_scope.cancel()
     finally:  # (once its tasks are done: none gives back any more of it)
         if conn is not None:
+            OPEN_SOCKETS.discard(conn)
             conn.give_back_room()
     if conn.gave_up is not None:  # a reader that could not keep up: told why
         with contextlib.suppress(Exception):  # (the client may be gone)
@@ -530,12 +532,13 @@ class _Connection:
                     count, self.dropped = self.dropped, 0
                     await self._send_text({"type": "events.dropped", "count": count})
         finally:
-            self._tell_unsent()
+            self.tell_unsent()
 
-    def _tell_unsent(self) -> None:
-        """Log the results still queued when the connection ends before sending them (at a
-        stop, a client reading too slowly for the time the server has left)."""
-        unsent = self._clear()
+    def tell_unsent(self) -> None:
+        """Log the results still queued, or waiting for room, when the connection ends
+        before sending them (at a stop, a client reading too slowly for the time the
+        server has left; at a forced exit, ``tell_unsent_at_exit``)."""
+        unsent = self._clear() + self.waiting_results
         if unsent:
             log.warning(
                 "websocket of %s closed with %d result(s) not sent (the client read too"

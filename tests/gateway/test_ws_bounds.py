@@ -22,7 +22,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_st
 
 from switchman.gateway import _ws
 from switchman.gateway._auth import OPEN
-from switchman.gateway._outbox import TeamRoom
+from switchman.gateway._outbox import TeamRoom, tell_unsent_at_exit
 from switchman.gateway._ws import RESULT_COPIES, _Connection
 from switchman.store import JobStore, open_store
 from tests.gateway._fakes import FakeRouter, Running, make_config, running_gateway
@@ -381,3 +381,29 @@ async def test_the_sockets_of_one_team_that_do_not_read_share_one_bound(
                 for ws, jobs in zip(sockets[:-1], mine[:-1], strict=True):
                     nursery.start_soon(read_all, ws, jobs)
         assert room.used(None) == 0
+
+
+async def test_a_forced_exit_logs_the_results_a_socket_that_does_not_read_still_owes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon whose stop a non-reading client holds up exits at its backstop without
+    ending the connection: ``tell_unsent_at_exit`` (the backstop's last words) logs the
+    results still queued or waiting for room, as a connection that ends does."""
+    monkeypatch.setattr(_ws, "OUTBOX_BYTES", 256 * 1024)
+    with trio.fail_after(60):
+        async with _gateway(120, 64_000) as (gw, ids), _socket(gw) as ws:
+            for job_id in ids:
+                await _subscribe(ws, job_id)
+            await _wait_for(lambda: _connection().statistics().waiting > 0)
+            owed = _connection().statistics()
+            # those queued, but for the one being written (held up by the client), and the
+            # one waiting for room
+            unsent = owed.results - 1 + owed.waiting
+            assert unsent > 1
+            caplog.clear()
+            tell_unsent_at_exit()
+            said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert said == [
+                f"websocket of the open gateway closed with {unsent} result(s)"
+                " not sent (the client read too slowly or not at all); they stay in GET /result"
+            ]
