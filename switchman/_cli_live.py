@@ -58,10 +58,11 @@ _LIST_SHOWN = 5
 
 
 def format_event(event: dict[str, Any]) -> str:
-    """One readable line per trace event: its time, type, call (and job, the id ``switchman
+    """One readable line per trace event: its time (UTC), type, call (and job, the id ``switchman
     result`` takes), then its fields, long lists shortened and figures rounded."""
     kind = event.get("type", "?")
-    ts = time.strftime("%H:%M:%S", time.localtime(event.get("ts") or time.time()))
+    # UTC, marked, as the daemon's log lines and every time switchman shows
+    ts = time.strftime("%H:%M:%SZ", time.gmtime(event.get("ts") or time.time()))
     call = (event.get("call_id") or "")[:8]
     job = event.get("job_id")
     skip = {"type", "ts", "call_id", "job_id", "handle", "text"}

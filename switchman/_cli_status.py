@@ -121,4 +121,6 @@ def budgets(args: argparse.Namespace) -> int:
                 part += f" of ${limit[period]:g} ({_usd(left.get(period, 0.0))} left)"
             parts.append(part)
         print(f"{b.get('scope', '?'):<24} " + "   ".join(parts))
+    # (on stderr: a script reading the lines of stdout meets one line per scope)
+    print("spend in the current UTC hour, day and month", file=sys.stderr)
     return EXIT_OK

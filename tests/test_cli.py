@@ -592,6 +592,7 @@ def test_budgets_show_each_scopes_spend_and_a_key_its_own(
     daemon.run("run", "sim/fast", "hi")
     shown = daemon.run("budgets")
     assert shown.returncode == 0, shown.stderr
+    assert shown.stderr == "spend in the current UTC hour, day and month\n"
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("global ")
     assert re.search(r"^provider:sim +hour \$\d+\.\d{6}   day \$\d", shown.stdout, re.M)
@@ -869,10 +870,11 @@ def test_watch_lines_are_short_and_name_the_job(monkeypatch: pytest.MonkeyPatch)
         "type": "call.routed",
         "call_id": "0123456789abcdef",
         "job_id": "job_abc",
-        "ts": 0.0,
+        "ts": 3600.5,
         "candidates": [f"provider/model-{i}" for i in range(39)],
     }
     line = format_event(routed)
+    assert line.startswith("01:00:00Z ")  # (UTC, as the daemon logs)
     assert "+34 more" in line and "model-5" not in line and len(line) < 200
     accepted = {"type": "call.accepted", "call_id": "0123456789abcdef", "job_id": "job_abc"}
     assert " 01234567 job_abc " in format_event(accepted) + " "

@@ -489,9 +489,10 @@ class ServerConfig:
         _number(errors, "port", v.port, 0, high=65535, integer=True)
         _number(errors, "max_body_bytes", v.max_body_bytes, 1, integer=True)
         _string(errors, "db", v.db, optional=True)
-        _number(errors, "job_retention_count", v.job_retention_count, 0, integer=True)
-        _number(errors, "job_retention_days", v.job_retention_days, 0)
-        _number(errors, "job_retention_mb", v.job_retention_mb, 0)
+        # (none is 0, which would delete each job as it ends: "no limit" is a large number)
+        _number(errors, "job_retention_count", v.job_retention_count, 1, integer=True)
+        _number(errors, "job_retention_days", v.job_retention_days, 0, strict=True)
+        _number(errors, "job_retention_mb", v.job_retention_mb, 0, strict=True)
         _number(errors, "grace_s", v.grace_s, 0)
         return errors
 

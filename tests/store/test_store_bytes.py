@@ -198,16 +198,15 @@ def _config_errors(tmp_path: Path, text: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("value", "said"),
     [
-        ("-1", "must be at least 0; got -1.0"),
-        ("-0.5", "must be at least 0; got -0.5"),
+        ("-1", "must be greater than 0; got -1.0"),
+        ("-0.5", "must be greater than 0; got -0.5"),
+        ("0", "must be greater than 0; got 0.0"),  # (it would delete each job as it ends)
         ('"1GB"', "must be a number; got string"),
         ("true", "must be a number; got boolean"),
         ("inf", "must be finite"),
     ],
 )
-def test_job_retention_mb_must_be_a_number_of_at_least_0(
-    tmp_path: Path, value: str, said: str
-) -> None:
+def test_job_retention_mb_must_be_a_number_above_0(tmp_path: Path, value: str, said: str) -> None:
     found = _config_errors(tmp_path, f"[server]\njob_retention_mb = {value}\n")
     assert found == {"server.job_retention_mb": said}
 
@@ -269,3 +268,16 @@ async def test_large_calls_that_were_running_are_pruned_as_they_end(tmp_path: Pa
         assert await _stored_bytes(store) <= 2 * MB  # (within a prune's margin, at most)
         kept = await _ids(store)
         assert kept == ids[::-1][: len(kept)]  # the newest
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("job_retention_count", "must be at least 1; got 0"),
+        ("job_retention_days", "must be greater than 0; got 0.0"),
+    ],
+)
+def test_no_retention_bound_is_0(tmp_path: Path, key: str, said: str) -> None:
+    """0 jobs or 0 days would delete each job as it ends (its /result gone at once): a user
+    meaning "no limit" is told, not left to lose every job."""
+    assert _config_errors(tmp_path, f"[server]\n{key} = 0\n") == {f"server.{key}": said}
