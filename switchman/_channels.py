@@ -18,8 +18,11 @@ except ImportError:  # pragma: no cover - a trio that moved them
     _DIRECT = False
 
 
-def open_channel(size: int) -> tuple[trio.MemorySendChannel[Any], trio.MemoryReceiveChannel[Any]]:
-    """``trio.open_memory_channel(size)``, the same objects, for a channel opened per call.
+def open_channel(
+    size: int | float,
+) -> tuple[trio.MemorySendChannel[Any], trio.MemoryReceiveChannel[Any]]:
+    """``trio.open_memory_channel(size)``, the same objects, for a channel opened per call
+    (``size`` an int, or ``math.inf``).
 
     trio's function subscripts its generic classes with ``T`` on every call (a typing
     cache lookup and attribute forwarding: about 2 µs, twice per routed call); this

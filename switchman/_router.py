@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import random
 import sys
@@ -219,7 +220,11 @@ class Router:
         validate_call(call, self.config)
         send: trio.MemorySendChannel[Delta | Result]
         receive: trio.MemoryReceiveChannel[Delta | Result]
-        send, receive = open_channel(16 if stream else 1)
+        # a stream's replies never wait for its reader: one reading slowly (or not for a
+        # while) must not hold the attempt open past its deadline, keep the provider's
+        # slot or count against the model, nor lose its result; what waits for it is at
+        # most the answer's text, which its result holds anyway
+        send, receive = open_channel(math.inf if stream else 1)
         submit = Submit(
             call=call,
             call_id=_new_call_id(),
@@ -276,7 +281,8 @@ class Router:
     ) -> AsyncIterator[trio.MemoryReceiveChannel[Delta | Result]]:
         """Deltas of redacted answer text as they arrive, then exactly one ``Result``.
 
-        Leaving the block early cancels the call."""
+        The call never waits for the reader: a slow one finds the deltas queued, and the
+        result after them. Leaving the block early cancels the call."""
         submit, receive = self._submission(call, job_id, stream=True)
         call_id = submit.call_id
         with receive:  # closing needs no checkpoint (``async with`` would add one)

@@ -132,9 +132,9 @@ def ask(target: str, **timeouts: int) -> Call:
     )
 
 
-def answer_of(model_id: str, prompt: str = PROMPT) -> str:
+def answer_of(model_id: str, prompt: str = PROMPT, *, max_tokens: int = MAX_TOKENS) -> str:
     """The whole answer the fake server's ``model_id`` gives to ``prompt`` (``ask``'s)."""
-    return expected_answer(model_id, prompt, MAX_TOKENS)
+    return expected_answer(model_id, prompt, max_tokens)
 
 
 # -- a provider that rejects our key -----------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -706,11 +707,12 @@ class Gateway:
     async def _chat_stream(
         self, send: Send, call: Call, principal: Principal, *, include_usage: bool
     ) -> None:
-        # a small buffer: deltas that arrive together leave in one write (one socket
-        # send for several events); the job still waits when the client reads slowly
+        # deltas that arrive together leave in one write (one socket send for several
+        # events); the job never waits for a client reading slowly (or not at all): it
+        # ends, is stored and billed on the router's own time, its text queued here
         sink: trio.MemorySendChannel[Delta | Result]
         items: trio.MemoryReceiveChannel[Delta | Result]
-        sink, items = open_channel(16)
+        sink, items = open_channel(math.inf)
         with items:
             job_id = await self.submit(call, principal, sink=sink)
             created = int(self.wall_clock())

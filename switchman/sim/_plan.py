@@ -152,6 +152,8 @@ def _compose(model: str, topic: str, prompt_crc: int, max_tokens: int | None) ->
     # sentence (one cut mid-sentence would look truncated); the pool's sentences are at
     # most 12 words, so the answer stays within MAX_ANSWER_WORDS
     target = MAX_ANSWER_WORDS // 2 + seed % (MAX_ANSWER_WORDS // 2 - 11)
+    if (long := _numbers(behaviour_name(model), "long")) is not None and len(long) in (1, 2):
+        target = max(1, int(long[0]))  # the fake server's long-N: N words, or a few more
     words = f"Simulated answer from {model} about: {topic or '(nothing)'}...".split()
     i = 0
     while len(words) < target:
@@ -180,8 +182,9 @@ def expected_answer(model: str, prompt: str, max_tokens: int | None) -> str:
 
     It starts "Simulated answer from <model> about: <first words of the
     prompt>..." and is padded from a fixed sentence pool to 30..60 words
-    (chosen from a checksum of model and prompt), cut to ``max_tokens`` words
-    when that is lower (the finish reason is then ``length``).
+    (chosen from a checksum of model and prompt; at least N words, whole sentences,
+    for the fake server's ``long-N``), cut to ``max_tokens`` words when that is
+    lower (the finish reason is then ``length``).
     """
     return _answer(model, prompt, max_tokens).text
 
@@ -500,6 +503,8 @@ BEHAVIOURS: Final = (
     "flapping-5",
     "flapping-2-3",
     "healthy-latency-50",
+    "long-2000",
+    "long-600-5",
 )
 
 
@@ -561,7 +566,9 @@ def plan_from_name(
     bad-key (the provider rejects the key), quota-exhausted (credits, balance or quota
     used up), spend-limit (a monthly spending cap reached), refusal, flapping-S (503 for S
     seconds from the first request for this name, then healthy), flapping-D-U (503 for
-    D s, healthy for U s, repeating), healthy-latency-MS. Anything else is healthy. Each
+    D s, healthy for U s, repeating), healthy-latency-MS, long-N (a healthy answer of
+    at least N words, in chunks of four), long-N-MS (the same, MS ms between chunks).
+    Anything else is healthy. Each
     wire plays a failure the way its provider does (see the ``_wire_*`` modules).
     """
     name = behaviour_name(model)
@@ -587,6 +594,8 @@ def plan_from_name(
     if (ms := _numbers(name, "slow-ttft")) is not None and len(ms) <= 1:
         ttft = ms[0] / 1000.0 if ms else DEFAULT_SLOW_TTFT_S
         return attrs.evolve(plan, behaviour="slow-ttft", ttft_s=ttft)
+    if (long := _numbers(name, "long")) is not None and len(long) == 2:
+        return attrs.evolve(plan, behaviour="long", delays=(long[1] / 1000.0,) * len(plan.delays))
     if (ms := _numbers(name, "healthy-latency")) is not None and len(ms) == 1:
         return attrs.evolve(plan, behaviour="healthy-latency", ttft_s=ms[0] / 1000.0)
     if (secs := _numbers(name, "flapping")) is not None and 1 <= len(secs) <= 2:
