@@ -2,17 +2,21 @@
 cut off by a limit, for an answer that ended abnormally or carried an unreadable event, for
 an upstream that would not stop, for a provider actor that went away; the repeat a
 continuation drops; whether a timeout counts against the model; an ended attempt's event
-data; a wait for a paused model kept as one record. Pure: values in, an error, text or data out."""
+data; a wait for a paused model kept as one record. Pure: values in, an error, text or data
+out; but for the text a reply channel still held when its attempt ended (``texts_waiting``,
+``ClosingCounted``), taken from the channel without a checkpoint."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import attrs
+import trio
 
 from switchman._call import Timeouts
 from switchman._errors import AttemptTimeout, BadReply, ProviderError, StreamBroken
 from switchman._result import AttemptRecord, ErrorInfo
+from switchman.adapters._base import TextDelta
 from switchman.catalog._spec import ModelSpec, RouterConfig
 
 
@@ -156,3 +160,36 @@ def merge_waiting(attempts: list[AttemptRecord], errors: list[ErrorInfo]) -> Non
         attempts[-2:] = [attrs.evolve(latest, n=first.n, started_at=first.started_at)]
         if len(errors) >= 2:
             del errors[-2]
+
+
+def texts_waiting(replies: trio.MemoryReceiveChannel[Any]) -> list[str]:
+    """The text of the replies still waiting in an attempt's channel (taken, without a
+    checkpoint): the provider sent it, and bills it, though the call never read it."""
+    texts: list[str] = []
+    while True:
+        try:
+            reply = replies.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return texts
+        if isinstance(reply, TextDelta):
+            texts.append(reply.text)
+
+
+class ClosingCounted:
+    """Closes an attempt's reply channel at the end of the exchange (as ``with channel:``
+    does), first taking the text still waiting in it when the exchange ends by an
+    exception (the caller left, the call's deadline): ``texts``, billed with the rest."""
+
+    __slots__ = ("replies", "texts")
+
+    def __init__(self, replies: trio.MemoryReceiveChannel[Any]) -> None:
+        self.replies = replies
+        self.texts: list[str] = []
+
+    def __enter__(self) -> ClosingCounted:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self.texts = texts_waiting(self.replies)
+        self.replies.close()

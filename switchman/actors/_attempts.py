@@ -47,12 +47,14 @@ from switchman._result import (
     normal_finish,
 )
 from switchman.actors._attempt_ends import (
+    ClosingCounted,
     callers_own_limit,
     merge_waiting,
     record_data,
     runaway,
     stopped,
     strip_repeat,
+    texts_waiting,
     tighter,
     timed_out,
 )
@@ -476,8 +478,9 @@ async def _exchange(
     # (and a continuation's repeat of the text so far, counted before it is dropped)
     most_chars = out_tokens * MAX_CHARS_PER_TOKEN + (len(run.sent_raw) if dedupe else 0)
 
+    closing = ClosingCounted(receive)
     try:
-        with receive:
+        with closing:
             attempt = Attempt(
                 id=attempt_id,
                 model=model,
@@ -552,6 +555,8 @@ async def _exchange(
                     call.options.timeouts, rcfg, now, attempt_deadline, run.deadline, text, ttft_s
                 )
                 _cancel_attempt(env, model, attempt_id, error if counts else None)
+            if error is not None and received:  # (what waits unread was sent, and billed)
+                closing.texts = texts_waiting(receive)
     except BaseException as exc:
         hard_deadline = isinstance(exc, trio.Cancelled) and trio.current_time() >= run.deadline
         # the call's deadline passing mid-attempt counts against the model, unless the
@@ -568,7 +573,7 @@ async def _exchange(
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
             billed: dict[str, Any] = {}
             if received:  # output began: the provider bills what it generated, whoever left
-                generated = raw if raw is not None else text
+                generated = (raw if raw is not None else text) + closing.texts
                 usage = cut_usage(model, call, continued, generated, out_tokens)
                 # (unsaid: its fees at the most they can be, as its reservation held them)
                 run.cut_usd = most_cost(model, usage.input_tokens, usage.output_tokens)
@@ -699,7 +704,8 @@ async def _exchange(
         error.billed = (0, 0)
     if error.billed is not None:  # an answer the provider bills though it failed here
         billed_in, billed_out = error.billed
-        generated = raw if raw is not None else text  # (a continuation's repeat too)
+        # (a continuation's repeat too, and what was sent but left unread)
+        generated = (raw if raw is not None else text) + closing.texts
         cut = cut_usage(model, call, continued, generated, out_tokens)  # where it did not say
         usage = Usage(
             input_tokens=billed_in or cut.input_tokens,
