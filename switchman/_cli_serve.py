@@ -30,7 +30,7 @@ from switchman._version import __version__
 from switchman.catalog import Config, load_config
 from switchman.cli import DEFAULT_HOST, EXIT_OK, CliError
 from switchman.gateway import InsecureBindError, serve_gateway
-from switchman.gateway._outbox import tell_unsent_at_exit
+from switchman.gateway._outbox import Outboxes
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
 
@@ -84,6 +84,8 @@ class _Backstop:
 
     scope: trio.CancelScope = attrs.field(factory=lambda: trio.CancelScope(shield=True))
     done: bool = False
+    #: what the gateway's websockets owe their clients: told before the exit
+    outboxes: Outboxes = attrs.field(factory=Outboxes)
 
     def by(self, when: float) -> None:
         self.scope.deadline = min(self.scope.deadline, when)
@@ -98,7 +100,7 @@ class _Backstop:
                 file=sys.stderr,
                 flush=True,
             )
-            tell_unsent_at_exit()  # (the results they stay in GET /result for)
+            self.outboxes.tell_unsent()  # (results that stay in GET /result)
             logging.shutdown()
             os._exit(EXIT_FORCED)
 
@@ -153,14 +155,16 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
         outer.start_soon(backstop.run)
         await outer.start(_watch_signals, stop, hurry, outer.cancel_scope, backstop, within)
         try:
-            await _serve(config, stop, hurry, insecure=insecure)
+            await _serve(config, stop, hurry, backstop.outboxes, insecure=insecure)
         finally:  # stopped in time (or failed to start): the backstop has nothing to do
             backstop.done = True
             backstop.scope.cancel()
         outer.cancel_scope.cancel()  # served and shut down: stop watching signals
 
 
-async def _serve(config: Config, stop: trio.Event, hurry: trio.Event, *, insecure: bool) -> None:
+async def _serve(
+    config: Config, stop: trio.Event, hurry: trio.Event, outboxes: Outboxes, *, insecure: bool
+) -> None:
     server = config.server
     async with (
         open_store(
@@ -181,6 +185,7 @@ async def _serve(config: Config, stop: trio.Event, hurry: trio.Event, *, insecur
                 store=store,
                 shutdown_trigger=stop.wait,
                 end_grace=hurry.wait,
+                outboxes=outboxes,
                 task_status=task_status,
             )
         )

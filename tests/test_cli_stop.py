@@ -17,6 +17,7 @@ from trio_websocket import open_websocket_url
 
 from switchman import _cli_serve
 from switchman._cli_serve import STOP_SLACK_S
+from switchman.gateway._outbox import Outboxes
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from tests.test_cli import Daemon, serving
 
@@ -128,9 +129,12 @@ async def test_the_backstop_tells_what_open_sockets_still_owe_before_it_exits(
         done.append(f"exit {code}")
         raise Exited
 
-    monkeypatch.setattr(_cli_serve, "tell_unsent_at_exit", lambda: done.append("told"))
+    class Told(Outboxes):
+        def tell_unsent(self) -> None:
+            done.append("told")
+
     monkeypatch.setattr(_cli_serve.os, "_exit", exit_now)
-    backstop = _cli_serve._Backstop()
+    backstop = _cli_serve._Backstop(outboxes=Told())
     backstop.by(trio.current_time())
     with pytest.raises(Exited):
         await backstop.run()

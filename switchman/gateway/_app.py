@@ -72,7 +72,7 @@ from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
 from switchman.gateway._models_view import model_list, not_serving
 from switchman.gateway._openapi import openapi_document
-from switchman.gateway._outbox import TeamRoom
+from switchman.gateway._outbox import Outboxes
 from switchman.gateway._protocol import RouterHandle
 from switchman.gateway._status import (
     budget_entry,
@@ -185,9 +185,11 @@ class Gateway:
         *,
         wall_clock: Callable[[], float] = time.time,
         check_host: bool = True,
+        outboxes: Outboxes | None = None,
     ) -> None:
         """``check_host``: without keys, refuse requests addressed to other names than this
-        machine's (False for a gateway bound beyond loopback on purpose, ``insecure``)."""
+        machine's (False for a gateway bound beyond loopback on purpose, ``insecure``);
+        ``outboxes``: what its websockets owe (``_outbox``), a new one when None."""
         self.router = router
         self.check_host = check_host
         self.config = router.config
@@ -201,8 +203,8 @@ class Gateway:
         self.rates = KeyRates()
         #: websockets open per team (a key's handle; None for the gateway without keys)
         self.sockets = Holdings()
-        #: the text each team's websockets owe their clients together (``_ws``)
-        self.outbox_room = TeamRoom()
+        #: what its websockets owe their clients, per team and per open socket (``_ws``)
+        self.outboxes = outboxes or Outboxes()
         #: ``?wait`` long-polls held per team (``_long_poll``)
         self.polls = Holdings()
 

@@ -1,19 +1,19 @@
-"""What websockets owe their clients: each message as it goes out, and the room a team's
-sockets share.
+"""What websockets owe their clients: each message as it goes out, the room a team's
+sockets share, and what each open socket still owes.
 
 A socket's outbox is bounded on its own (``_ws.OUTBOX`` messages, ``_ws.OUTBOX_BYTES``
-of text); :class:`TeamRoom` bounds the text all the sockets of one team (a key's handle,
+of text); :class:`Outboxes` bounds the text all the sockets of one team (a key's handle,
 or the gateway without keys) owe together, so a team's many sockets that stop reading
 cannot take the daemon's memory: one socket's limit times the sockets a team may open
-would be hundreds of MB.
+would be hundreds of MB. It also knows a gateway's open sockets, so that a daemon forced
+to exit (a client not reading holds its stop up) can log what each still owed.
 """
 
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -51,14 +51,26 @@ class OutboxStatistics:
     waiting: int
 
 
-class TeamRoom:
-    """The text each team's sockets owe their clients together (queued, or being
-    written), and an event set whenever some of it is written or dropped, for the
-    messages that wait for room. A team owing nothing has no entry."""
+class Owing(Protocol):
+    def tell_unsent(self) -> None: ...
+
+
+class Outboxes:
+    """What a gateway's websockets owe their clients: the text each team's sockets owe
+    together (queued, or being written), with an event set whenever some of it is written
+    or dropped, for the messages that wait for room (a team owing nothing has no entry);
+    and the sockets ``open`` now."""
 
     def __init__(self) -> None:
         self._used: dict[str | None, int] = {}
         self._freed: dict[str | None, trio.Event] = {}
+        self.open: set[Owing] = set()
+
+    def tell_unsent(self) -> None:
+        """Log the results each open socket still owes its client: the process is about
+        to exit without a word more (a client that does not read held its stop up)."""
+        for socket in list(self.open):
+            socket.tell_unsent()
 
     def used(self, team: str | None) -> int:
         return self._used.get(team, 0)
@@ -84,18 +96,3 @@ class TeamRoom:
         if event is None:
             event = self._freed[team] = trio.Event()
         return event
-
-
-class Owing(Protocol):
-    def tell_unsent(self) -> None: ...
-
-
-#: the websockets open in this process: a forced exit tells what each still owed
-OPEN_SOCKETS: Final[weakref.WeakSet[Owing]] = weakref.WeakSet()
-
-
-def tell_unsent_at_exit() -> None:
-    """Log the results each open websocket still owes its client (the process is about
-    to exit without a word more: a client that does not read held the stop up)."""
-    for socket in list(OPEN_SOCKETS):
-        socket.tell_unsent()

@@ -39,6 +39,7 @@ from switchman.gateway._app import Gateway
 from switchman.gateway._hypercorn import install as install_guard
 from switchman.gateway._jobs import JobRunner
 from switchman.gateway._metrics import GatewayMetrics
+from switchman.gateway._outbox import Outboxes
 from switchman.gateway._protocol import RouterHandle
 from switchman.store import JobStore, open_store
 
@@ -117,6 +118,7 @@ async def serve_gateway(
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     end_grace: Callable[[], Awaitable[object]] | None = None,
     wall_clock: Callable[[], float] = time.time,
+    outboxes: Outboxes | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the gateway for ``router`` on ``host:port`` until shut down.
@@ -128,7 +130,8 @@ async def serve_gateway(
     returns; when ``end_grace`` returns during the grace period, the period ends
     there (the jobs left are ended as when it runs out). Raises
     :class:`InsecureBindError` before binding a non-loopback host without
-    ``[[keys]]`` unless ``insecure``.
+    ``[[keys]]`` unless ``insecure``. ``outboxes``: the caller's record of what the
+    websockets owe their clients (to tell at a forced exit), else the gateway's own.
     """
     config = router.config
     check_bind(host, has_keys=bool(config.keys), insecure=insecure)
@@ -153,6 +156,7 @@ async def serve_gateway(
                 end_grace=end_grace,
                 wall_clock=wall_clock,
                 check_host=is_loopback(host),
+                outboxes=outboxes,
                 task_status=task_status,
             )
 
@@ -167,6 +171,7 @@ async def _serve(
     end_grace: Callable[[], Awaitable[object]] | None,
     wall_clock: Callable[[], float],
     check_host: bool,
+    outboxes: Outboxes | None,
     task_status: trio.TaskStatus[tuple[str, int]],
 ) -> None:
     config = router.config
@@ -186,7 +191,15 @@ async def _serve(
             max_in_flight=max(config.router.capacity * _JOBS_PER_CAPACITY, 1),
             on_result=metrics.record,
         )
-        app = Gateway(router, store, runner, metrics, wall_clock=wall_clock, check_host=check_host)
+        app = Gateway(
+            router,
+            store,
+            runner,
+            metrics,
+            wall_clock=wall_clock,
+            check_host=check_host,
+            outboxes=outboxes,
+        )
         hconfig = HypercornConfig()
         hconfig.bind = [_bind(host, port)]
         hconfig.graceful_timeout = RESPONSE_MARGIN_S

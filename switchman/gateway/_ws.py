@@ -94,7 +94,7 @@ from switchman.gateway._http import (
     parse_json,
 )
 from switchman.gateway._limits import retry_after_s
-from switchman.gateway._outbox import OPEN_SOCKETS, OutboxStatistics, Text, as_text, kind_of
+from switchman.gateway._outbox import OutboxStatistics, Text, as_text, kind_of
 from switchman.gateway._views import CallTexts, PlatformView
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ async def _serve_connection(
     try:
         async with trio.open_nursery() as nursery:
             conn = _Connection(gw, principal, send, nursery)
-            OPEN_SOCKETS.add(conn)
+            gw.outboxes.open.add(conn)
             # only this connection's events are taken from the router (and counted when it
             # falls behind): events.dropped tells the client of its own events lost, not of
             # every other caller's; the pump closes the subscription when it ends
@@ -246,7 +246,7 @@ async def _serve_connection(
             nursery.cancel_scope.cancel()
     finally:  # (once its tasks are done: none gives back any more of it)
         if conn is not None:
-            OPEN_SOCKETS.discard(conn)
+            gw.outboxes.open.discard(conn)
             conn.give_back_room()
     if conn.gave_up is not None:  # a reader that could not keep up: told why
         with contextlib.suppress(Exception):  # (the client may be gone)
@@ -392,25 +392,25 @@ class _Connection:
             return True
         return (
             self.queued_bytes + size <= OUTBOX_BYTES
-            and self.gw.outbox_room.used(self.principal.owner) + size <= TEAM_OUTBOX_BYTES
+            and self.gw.outboxes.used(self.principal.owner) + size <= TEAM_OUTBOX_BYTES
         )
 
     def _queue(self, message: Text) -> None:
         self.outbox.send_nowait(message)
         self.queued_bytes += len(message.text)
         self.queued_results += message.kind == "result"
-        self.gw.outbox_room.take(self.principal.owner, len(message.text))
+        self.gw.outboxes.take(self.principal.owner, len(message.text))
 
     def give_back_room(self) -> None:
         """The connection has ended: the team's room it still held (a message being
         written when it ended) is given back."""
-        self.gw.outbox_room.give_back(self.principal.owner, self.queued_bytes)
+        self.gw.outboxes.give_back(self.principal.owner, self.queued_bytes)
         self.queued_bytes = 0
 
     def _release(self, message: Text, *, written: bool) -> None:
         """``message`` is no longer owed: written to the client, or dropped."""
         self.queued_bytes -= len(message.text)
-        self.gw.outbox_room.give_back(self.principal.owner, len(message.text))
+        self.gw.outboxes.give_back(self.principal.owner, len(message.text))
         if message.kind == "result" and message.job_id is not None:
             self.queued_results -= 1
             self.awaiting.discard(message.job_id)
@@ -462,7 +462,7 @@ class _Connection:
         try:
             async with self._turn:
                 while not self._fits(size):  # (room: this socket's, or its team's)
-                    await self.gw.outbox_room.freed(self.principal.owner).wait()
+                    await self.gw.outboxes.freed(self.principal.owner).wait()
                 self._queue(out)
         finally:
             self.waiting -= 1
@@ -537,7 +537,7 @@ class _Connection:
     def tell_unsent(self) -> None:
         """Log the results still queued, or waiting for room, when the connection ends
         before sending them (at a stop, a client reading too slowly for the time the
-        server has left; at a forced exit, ``tell_unsent_at_exit``)."""
+        server has left; at a forced exit, ``Outboxes.tell_unsent``)."""
         unsent = self._clear() + self.waiting_results
         if unsent:
             log.warning(
@@ -574,11 +574,18 @@ class _Connection:
 
     async def _pump(self, events: trio.MemoryReceiveChannel[TraceEvent]) -> None:
         async for event in events:
-            if event.type == "events.dropped":  # the hub's count of this connection's own
-                count = event.data.get("count", 1)
-                self.dropped += count if isinstance(count, int) else 1
-            elif self.wants(event):  # (what it wanted when the event was published)
-                self.offer(self.texts.shown(event_message(event)))
+            self._take(event)
+            # all that waits, in this pass: one a pass falls behind a busy router
+            with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+                while True:
+                    self._take(events.receive_nowait())
+
+    def _take(self, event: TraceEvent) -> None:
+        if event.type == "events.dropped":  # the hub's count of this connection's own
+            count = event.data.get("count", 1)
+            self.dropped += count if isinstance(count, int) else 1
+        elif self.wants(event):  # (what it wanted when the event was published)
+            self.offer(self.texts.shown(event_message(event)))
 
     def may_use(self, alias: Any) -> bool:
         """Whether this connection's key may use the model ``alias`` (as ``/providers``

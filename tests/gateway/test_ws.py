@@ -14,7 +14,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from switchman._result import TraceEvent
 from switchman.gateway._auth import OPEN, Principal
-from switchman.gateway._outbox import TeamRoom
+from switchman.gateway._outbox import Outboxes
 from switchman.gateway._ws import _CLOSE, FOLLOWED, OUTBOX, SUBSCRIPTION_BUFFER, _Connection
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 
@@ -268,7 +268,7 @@ def _connection(
 ) -> tuple[SimpleNamespace, _Connection]:
     """A connection on a stand-in gateway (its config, drained event and job runner)."""
     gw = SimpleNamespace(
-        config=make_config(), drained=trio.Event(), runner=_Runner(), outbox_room=TeamRoom()
+        config=make_config(), drained=trio.Event(), runner=_Runner(), outboxes=Outboxes()
     )
     return gw, _Connection(gw, principal, send, nursery)  # type: ignore[arg-type]
 
@@ -316,6 +316,34 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
     # what got through is in order
     texts = [int(m["text"]) for m in delivered]
     assert texts == sorted(texts)
+
+
+async def test_the_pump_takes_every_event_waiting_each_time_it_runs() -> None:
+    """A busy router publishes several events for each time a task runs: a pump that took
+    one event a turn fell behind, and its subscription dropped events (a watcher reading
+    promptly lost most of them under load). It now takes all that waits each turn."""
+    buffer, per_turn, turns = 64, 8, 500
+    events_in, events_out = trio.open_memory_channel[TraceEvent](buffer)
+    lost = 0
+
+    async def send(message: dict[str, Any]) -> None:  # a client that reads promptly
+        await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            _, conn = _connection(nursery, send)
+            conn.all_own = True
+            nursery.start_soon(conn.write_loop)
+            nursery.start_soon(conn.pump, events_out)
+            for turn in range(turns):  # (as the hub does: never waits, counts what has no room)
+                for i in range(per_turn):
+                    try:
+                        events_in.send_nowait(_event(turn * per_turn + i))
+                    except trio.WouldBlock:
+                        lost += 1
+                await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()
+    assert lost == 0
 
 
 def _of(handle: str, n: int) -> TraceEvent:

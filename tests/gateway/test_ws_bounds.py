@@ -22,7 +22,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_st
 
 from switchman.gateway import _ws
 from switchman.gateway._auth import OPEN
-from switchman.gateway._outbox import TeamRoom, tell_unsent_at_exit
+from switchman.gateway._outbox import Outboxes
 from switchman.gateway._ws import RESULT_COPIES, _Connection
 from switchman.store import JobStore, open_store
 from tests.gateway._fakes import FakeRouter, Running, make_config, running_gateway
@@ -250,7 +250,7 @@ async def test_a_client_that_reads_slowly_but_steadily_gets_everything(
 
 def _stand_in(nursery: trio.Nursery, send: Any) -> _Connection:
     gw = SimpleNamespace(
-        config=make_config(), runner=SimpleNamespace(draining=False), outbox_room=TeamRoom()
+        config=make_config(), runner=SimpleNamespace(draining=False), outboxes=Outboxes()
     )
     return _Connection(gw, OPEN, send, nursery)  # type: ignore[arg-type]
 
@@ -355,7 +355,7 @@ async def test_the_sockets_of_one_team_that_do_not_read_share_one_bound(
                 )
             )
             connections = _connections()
-            room = connections[0].gw.outbox_room
+            room = connections[0].gw.outboxes
             for _ in range(10):
                 assert len(connections) == 4
                 assert all(c.statistics().waiting == 1 for c in connections)
@@ -387,7 +387,7 @@ async def test_a_forced_exit_logs_the_results_a_socket_that_does_not_read_still_
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A daemon whose stop a non-reading client holds up exits at its backstop without
-    ending the connection: ``tell_unsent_at_exit`` (the backstop's last words) logs the
+    ending the connection: ``Outboxes.tell_unsent`` (the backstop's last words) logs the
     results still queued or waiting for room, as a connection that ends does."""
     monkeypatch.setattr(_ws, "OUTBOX_BYTES", 256 * 1024)
     with trio.fail_after(60):
@@ -401,7 +401,7 @@ async def test_a_forced_exit_logs_the_results_a_socket_that_does_not_read_still_
             unsent = owed.results - 1 + owed.waiting
             assert unsent > 1
             caplog.clear()
-            tell_unsent_at_exit()
+            _connection().gw.outboxes.tell_unsent()
             said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
             assert said == [
                 f"websocket of the open gateway closed with {unsent} result(s)"
