@@ -12,6 +12,7 @@ closes every subscriber's channel, so subscribers see end-of-channel.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import attrs
@@ -24,12 +25,23 @@ Accept = Callable[[TraceEvent], bool]
 
 
 class _Subscriber:
-    __slots__ = ("accept", "dropped", "send")
+    __slots__ = ("accept", "dropped", "receiver", "send")
 
-    def __init__(self, send: trio.MemorySendChannel[TraceEvent], accept: Accept | None) -> None:
+    def __init__(
+        self,
+        send: trio.MemorySendChannel[TraceEvent],
+        accept: Accept | None,
+        receiver: weakref.ref[trio.MemoryReceiveChannel[TraceEvent]],
+    ) -> None:
         self.send = send
         self.accept = accept
+        #: the subscriber's end, weakly: one dropped without being closed is gone too
+        self.receiver = receiver
         self.dropped = 0
+
+    @property
+    def gone(self) -> bool:
+        return self.receiver() is None or not self.send.statistics().open_receive_channels
 
 
 @attrs.frozen(kw_only=True)
@@ -48,8 +60,9 @@ class TraceHub:
 
     A subscriber that closed its channel is dropped at its next delivery, at the next
     ``subscribe``, or within ``SWEEP_EVERY`` events, whichever comes first (one whose
-    ``accept`` turns every event down gets no delivery to fail), so ``active`` turns
-    false again once nobody listens."""
+    ``accept`` turns every event down gets no delivery to fail); one that let its channel
+    go without closing it, at the next ``subscribe`` or within ``SWEEP_EVERY`` events. So
+    ``active`` turns false again once nobody listens."""
 
     def __init__(self) -> None:
         self._subscribers: list[_Subscriber] = []
@@ -79,14 +92,12 @@ class TraceHub:
             send.close()
         else:
             self._sweep()
-            self._subscribers.append(_Subscriber(send, accept))
+            self._subscribers.append(_Subscriber(send, accept, weakref.ref(receive)))
         return receive
 
     def _sweep(self) -> None:
-        """Drop the subscribers that closed their receiving end."""
-        self._subscribers = [
-            sub for sub in self._subscribers if sub.send.statistics().open_receive_channels
-        ]
+        """Drop the subscribers that closed their receiving end, or dropped it."""
+        self._subscribers = [sub for sub in self._subscribers if not sub.gone]
 
     def publish(self, event: TraceEvent) -> None:
         """Deliver to every subscriber with room; never blocks."""

@@ -6,6 +6,7 @@ import trio
 
 from switchman._result import TraceEvent
 from switchman.actors import TraceHub, run_trace_hub
+from switchman.actors._hub import SWEEP_EVERY
 
 
 def _event(n: int) -> TraceEvent:
@@ -67,6 +68,22 @@ def test_a_closed_subscription_that_turns_every_event_down_is_dropped_too() -> N
     for n in range(SWEEP_EVERY):
         hub.publish(_event(n))
     assert not hub.active and hub.statistics().subscribers == 0
+
+
+def test_a_subscription_let_go_without_closing_it_unsubscribes_too() -> None:
+    """An application that drops its channel without closing it: the hub stops filling a
+    buffer nobody reads (and, with no one else listening, events are no longer built)."""
+    hub = TraceHub()
+    kept = hub.subscribe(buffer=4)
+    hub.subscribe(buffer=4)  # (dropped at once: nobody holds it)
+    assert hub.statistics().subscribers == 2
+    for n in range(SWEEP_EVERY):
+        hub.publish(_event(n))
+    assert hub.statistics().subscribers == 1
+    del kept
+    for n in range(SWEEP_EVERY):
+        hub.publish(_event(n))
+    assert hub.statistics().subscribers == 0 and not hub.active
 
 
 async def test_stopping_the_hub_ends_every_subscription() -> None:
