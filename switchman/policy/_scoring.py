@@ -24,6 +24,8 @@ shows why a model ranked where it did. The factors:
 - ``refusal``: 1 - refusal rate, Beta(0.5, 4.5) prior (mean rate 0.1);
 - ``feedback``: mean feedback score, Beta(1, 1) prior (mean 0.5).
 
+- ``freshness``: only on a model put first to be heard from again (below).
+
 ``latency``, ``ttft`` and ``feedback`` describe answers that arrive, so
 their contributions are multiplied by the success rate: a model that is fast
 and liked when it works, but rarely works, does not stay on top.
@@ -43,8 +45,13 @@ means). The feedback rate is drawn only for a model that has been rated: calls
 teach success and refusal rates, so their spread narrows as traffic flows, but
 feedback comes only when callers send it, and a draw from its prior alone would
 add the same noise to every score for ever where nobody rates (a dearer twin of
-the best model took over a quarter of the calls). With ``rng``
-None the ranking is deterministic. Ties keep the order of ``models``.
+the best model took over a quarter of the calls). And in ``FRESHEN_SHARE`` of
+rankings (times ``exploration``) the model heard from least recently, ``STALE_S``
+ago or more and at most ``FRESHEN_COST`` times the best one's cost, is put first
+(its ``freshness`` factor lifting its score just above the best): estimates of a
+model that failed or slowed down for a while would otherwise stay as they were
+for as long as it is not tried, and a recovered model never be seen to recover.
+With ``rng`` None the ranking is deterministic. Ties keep the order of ``models``.
 """
 
 from __future__ import annotations
@@ -81,6 +88,16 @@ COST_FLOOR_USD: Final = 1e-6
 LATENCY_FLOOR_MS: Final = 100.0
 TTFT_FLOOR_MS: Final = 50.0
 COST_SPAN: Final = math.log(1000.0)
+#: with exploration on, the share of rankings (times ``exploration``) that put first the
+#: model heard from least recently, when that was ``STALE_S`` ago or more: a model that
+#: slowed down or failed for a while keeps the estimates it earned then, as nothing but a
+#: call to it shows its recovery, and would rank last for tens of minutes (its breaker,
+#: half-open, waits for a call to try it)
+FRESHEN_SHARE: Final = 0.02
+STALE_S: Final = 10.0
+#: a model put first so costs at most this many times the best-ranked one
+FRESHEN_COST: Final = 2.0
+_LIFT: Final = 1e-9
 
 FACTORS: Final = (
     "trust",
@@ -297,6 +314,31 @@ def rank(
         }
         ranked.append((-score, i, factors))
     ranked.sort()
+    if rng is not None and len(ranked) > 1 and rng.random() < FRESHEN_SHARE * spread:
+        _freshen(ranked, found, costs, now)
     return tuple(
         Ranked(alias=models[i].alias, score=-neg, factors=factors) for neg, i, factors in ranked
     )
+
+
+def _freshen(
+    ranked: list[tuple[float, int, dict[str, float]]],
+    found: Sequence[ModelStats | None],
+    costs: Sequence[float],
+    now: float,
+) -> None:
+    """Put first the model heard from least recently, if that was ``STALE_S`` ago or more
+    and it costs at most ``FRESHEN_COST`` times the best-ranked one (a model never tried
+    has its own chance: the optimistic prior); its ``freshness`` factor is what lifts it
+    there. In place."""
+    top_neg, top_i, _ = ranked[0]
+    most = max(costs[top_i] * FRESHEN_COST, COST_FLOOR_USD)
+    pick, oldest = 0, now - STALE_S
+    for k in range(1, len(ranked)):
+        s = found[ranked[k][1]]
+        if s is not None and s.updated_at <= oldest and costs[ranked[k][1]] <= most:
+            pick, oldest = k, s.updated_at
+    if pick:
+        neg, i, factors = ranked.pop(pick)
+        factors["freshness"] = neg - top_neg + _LIFT
+        ranked.insert(0, (top_neg - _LIFT, i, factors))

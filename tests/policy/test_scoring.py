@@ -9,7 +9,7 @@ import pytest
 from switchman._call import Call, Options
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
-from switchman.policy._scoring import FACTORS, Weights, rank
+from switchman.policy._scoring import FACTORS, FRESHEN_SHARE, STALE_S, Weights, rank
 
 CFG = LearningConfig()
 CALL = Call(prompt="hello")
@@ -300,3 +300,53 @@ def test_a_few_milliseconds_of_latency_do_not_outweigh_a_tenfold_price() -> None
     twin = model("dear", input_per_mtok=1.0, output_per_mtok=1.0)
     firsts = [order([cheap, twin], stats=same, rng=rng)[0] for _ in range(1000)]
     assert firsts.count("dear") / len(firsts) > 0.9
+
+
+def _stale_world(now: float) -> tuple[list[ModelSpec], dict[tuple[str, str], ModelStats]]:
+    """``good`` heard from just now; ``slow``, which failed and was slow a while ago and has
+    not been tried since; ``dear``, as stale, at ten times the price."""
+    models = [
+        model("good"),
+        model("slow"),
+        model("dear", input_per_mtok=10.0, output_per_mtok=10.0),
+    ]
+    good = attrs.evolve(history(["success"] * 30, 4.0, 2.0), updated_at=now)
+    slow = history(["timeout"] * 6 + ["success"] * 2, 2373.0, 2000.0)
+    dear = history(["success"] * 5, 2373.0, 2000.0)
+    stats = {("good", "unknown"): good, ("slow", "unknown"): slow, ("dear", "unknown"): dear}
+    return models, stats
+
+
+def test_a_model_not_heard_from_for_a_while_is_put_first_now_and_then() -> None:
+    """Its estimates would otherwise stay as they were while it ranks last, and a model
+    that recovered never be seen to: about FRESHEN_SHARE of rankings try it first (a
+    half-open breaker's probe comes of such a call), never a much dearer one."""
+    now = 60.0
+    models, stats = _stale_world(now)
+    rng = random.Random(7)
+    firsts = [rank(CALL, models, stats, now=now, input_tokens=100, rng=rng)[0] for _ in range(5000)]
+    freshened = [r for r in firsts if "freshness" in r.factors]
+    assert {r.alias for r in firsts} == {"good", "slow"}
+    assert {r.alias for r in freshened} == {"slow"}
+    assert 0.5 * FRESHEN_SHARE < len(freshened) / len(firsts) < 2 * FRESHEN_SHARE
+    # its score is lifted just above the best one's, and the factors still sum to it
+    r = freshened[0]
+    assert r.score == pytest.approx(sum(r.factors.values()))
+    ranking = rank(CALL, models, stats, now=now, input_tokens=100, rng=random.Random(7))
+    assert [x.alias for x in ranking][:1] == ["good"]
+
+
+@pytest.mark.parametrize("exploration", [0.0, 1.0])
+def test_a_model_heard_from_lately_or_no_exploration_is_not_put_first(
+    exploration: float,
+) -> None:
+    now = 60.0
+    models, stats = _stale_world(now)
+    if exploration:  # heard from STALE_S ago, no more
+        stats = {k: attrs.evolve(s, updated_at=now - STALE_S + 1) for k, s in stats.items()}
+    rng = random.Random(7)
+    for _ in range(2000):
+        ranking = rank(
+            CALL, models, stats, now=now, input_tokens=100, rng=rng, exploration=exploration
+        )
+        assert ranking[0].alias == "good" and "freshness" not in ranking[0].factors
