@@ -69,6 +69,7 @@ from switchman.actors._messages import (
     Attempt,
     AttemptFailed,
     AttemptReply,
+    CallersTimeout,
     CancelAttempt,
     Unavailable,
 )
@@ -554,7 +555,9 @@ async def _exchange(
                 counts = not callers_own_limit(
                     call.options.timeouts, rcfg, now, attempt_deadline, run.deadline, text, ttft_s
                 )
-                _cancel_attempt(env, model, attempt_id, error if counts else None)
+                _cancel_attempt(
+                    env, model, attempt_id, error if counts else CallersTimeout(error.message)
+                )
             if error is not None and received:  # (what waits unread was sent, and billed)
                 closing.texts = texts_waiting(receive)
     except BaseException as exc:
@@ -562,13 +565,16 @@ async def _exchange(
         # the call's deadline passing mid-attempt counts against the model, unless the
         # caller chose it tighter than the router's default; a caller that left never does
         counts = hard_deadline and not tighter(timeouts.hard_ms, rcfg.default_hard_ms)
+        passed = "the call's deadline passed"
         _cancel_attempt(
             env,
             model,
             attempt_id,
-            AttemptTimeout("the call's deadline passed", provider=model.provider)
+            AttemptTimeout(passed, provider=model.provider)
             if counts
-            else None,
+            else CallersTimeout(passed)
+            if hard_deadline
+            else None,  # (the caller left)
         )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
             billed: dict[str, Any] = {}

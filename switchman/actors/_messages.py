@@ -15,13 +15,13 @@ Mailboxes and their closed unions:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 import trio
 
 from switchman._call import Call
-from switchman._errors import ProviderError
+from switchman._errors import AttemptTimeout, ProviderError
 from switchman._result import Delta, Result, Usage
 from switchman.adapters._base import ProviderRequest, StreamEvent
 from switchman.catalog._spec import ModelSpec
@@ -60,6 +60,21 @@ class Attempt:
     #: the call has other models to try after this one: the actor may turn it away when
     #: the model looks hung (``policy._silence``); the last one is always sent
     alternatives: bool = False
+
+
+class CallersTimeout(AttemptTimeout):
+    """A ``CancelAttempt``'s reason when a limit the caller set tighter than the router's
+    default cut the attempt off: never held against the breaker (that is the caller's
+    hurry), but counted in the statistics when the model had waited well past what it is
+    known to take (``SLOW_AFTER_MS``, ``SLOW_FACTOR``): it was slow then, whoever asked."""
+
+    trips_breaker = False
+
+
+#: a callers' own limit counts in the statistics once the model had waited this long, and
+SLOW_AFTER_MS: Final = 1000.0
+#: this many times what it is known to take (to first token, or to the answer's end)
+SLOW_FACTOR: Final = 2.0
 
 
 @attrs.frozen(kw_only=True)

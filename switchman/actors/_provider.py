@@ -50,9 +50,12 @@ from switchman.actors._attempt_ends import abnormal_end, garbled
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
+    SLOW_AFTER_MS,
+    SLOW_FACTOR,
     Attempt,
     AttemptDone,
     AttemptFailed,
+    CallersTimeout,
     CancelAttempt,
     Feedback,
     ProviderMessage,
@@ -343,17 +346,30 @@ class _ProviderState:
                     self.holds.pop(alias, None)
         latency_ms = (now - msg.started_at) * 1000.0
         ttft_ms = msg.ttft_s * 1000.0 if msg.ttft_s is not None else None
+        learned_as = msg.outcome
+        if isinstance(error, CallersTimeout) and not self._slow(msg, latency_ms):
+            learned_as = "cancelled"  # the caller's hurry, not the model's slowness
         for intent in (msg.intent, "*"):
             learned = observe(
                 self.stats.get((msg.alias, intent)),
                 self.learning_cfg,
                 now=now,
-                outcome=msg.outcome,
+                outcome=learned_as,
                 latency_ms=latency_ms if msg.outcome in ("success", "timeout") else None,
                 ttft_ms=ttft_ms,
             )
             self._learned(msg.alias, intent, learned)
         self.publish()
+
+    def _slow(self, msg: AttemptDone, waited_ms: float) -> bool:
+        """Whether an attempt a caller's own limit cut off after ``waited_ms`` had waited
+        well past what the model is known to take: to its first token (none came), or to
+        the answer's end (``CallersTimeout``)."""
+        known = self.stats.get((msg.alias, msg.intent)) or self.stats.get((msg.alias, "*"))
+        usual = None
+        if known is not None:
+            usual = known.ttft_ms if msg.ttft_s is None else known.latency_ms
+        return waited_ms >= max(SLOW_AFTER_MS, SLOW_FACTOR * usual if usual else 0.0)
 
     def _learned(self, alias: str, intent: str, stats: ModelStats) -> None:
         """What is now known of ``alias`` for ``intent``: of its siblings too, since they
