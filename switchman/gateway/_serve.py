@@ -203,6 +203,7 @@ async def _serve(
         hconfig = HypercornConfig()
         hconfig.bind = [_bind(host, port)]
         hconfig.graceful_timeout = RESPONSE_MARGIN_S
+        hconfig.keep_alive_timeout = KEEP_ALIVE_S
         # a websocket message is held to what an HTTP body may be (hypercorn closes the
         # socket, 1009, past it); its default, 16 MiB, let a message 4x a body be read
         hconfig.websocket_max_message_size = config.server.max_body_bytes
@@ -260,6 +261,12 @@ async def _host_jobs(jobs_done: trio.Event, *, task_status: trio.TaskStatus[trio
     finally:
         jobs_done.set()
 
+
+#: how long an idle client connection is kept open: longer than clients keep theirs in
+#: their pools (httpx and the openai SDK 5 s, aiohttp 15 s), so the client always closes
+#: first; at hypercorn's 5 s both closed together now and then, and a request sent on the
+#: connection as the server closed it was reset (no job made)
+KEEP_ALIVE_S: Final = 75.0
 
 #: the trace events the metrics take from the hub: the rest are counted from results
 _METRIC_EVENTS: Final = frozenset({"breaker.changed"})

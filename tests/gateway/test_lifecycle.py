@@ -201,3 +201,40 @@ async def test_cancelling_the_gateway_stores_cancelled_jobs_as_failed(tmp_path: 
             nursery.cancel_scope.cancel()
     job = await _read_job(db, job_id)
     assert (job.status, job.reason) == ("failed", "shutdown")
+
+
+async def _response(stream: trio.SocketStream) -> bytes:
+    """One whole response (head and its content-length of body); b"" if the server closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some()
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[
+            1
+        ]
+    )
+    while len(body) < length:
+        body += await stream.receive_some()
+    return head
+
+
+async def test_an_idle_connection_outlives_a_clients_pool_keepalive() -> None:
+    """A connection a client left idle for 6 s (past httpx's and the SDK's 5 s pool
+    keep-alive, hypercorn's own default) still takes its next request: the client closes
+    an idle connection first, so a request it sends on one never meets the server's close
+    (reset, and no job made)."""
+    async with running_gateway(FakeRouter(make_config())) as gw:
+        stream = await trio.open_tcp_stream(gw.host, gw.port)
+        async with stream:
+            request = b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n"
+            heads = []
+            for wait in (0.0, 6.0):
+                await trio.sleep(wait)
+                await stream.send_all(request)
+                with trio.fail_after(5):
+                    heads.append(await _response(stream))
+    assert len(heads) == 2 and all(h.startswith(b"HTTP/1.1 200 ") for h in heads), heads
