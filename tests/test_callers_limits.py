@@ -10,7 +10,7 @@ from __future__ import annotations
 import trio
 
 import switchman
-from switchman import Call, Options, Timeouts
+from switchman import Call, Options, Params, Timeouts
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, PROMPT, http_fleet, model
 
@@ -56,3 +56,29 @@ async def test_a_model_slower_than_callers_limits_counts_in_its_statistics_not_b
 async def test_a_limit_shorter_than_a_second_says_nothing_of_the_model() -> None:
     stats, breaker = await _stats_after(2, ttft_ms=300)
     assert not stats.get("n") and breaker == "closed"
+
+
+async def test_an_answer_cut_by_a_callers_limit_once_its_text_flowed_was_not_slow() -> None:
+    """A healthy model streaming a long answer steadily, cut off by a caller's own soft
+    limit: the answer was longer than the caller would wait for; the model was not slow,
+    and its statistics do not count it (they did, and its success rate fell for every
+    caller)."""
+    async with trio.open_nursery() as nursery:
+        server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+        config = http_fleet(server, [model("openai", "long-2000-5")], default_soft_ms=30_000)
+        long = "openai/long-2000-5"  # 500 chunks, 5 ms apart: 2.5 s of answer
+        hurried = Call(
+            prompt=PROMPT,
+            model=long,
+            params=Params(max_tokens=4_000),
+            options=Options(timeouts=Timeouts(soft_ms=1_200)),
+        )
+        async with switchman.open_router(config, env=ENV) as router:
+            with trio.fail_after(30):
+                for _ in range(2):
+                    result = await router.call(hurried)
+                    assert [a.outcome for a in result.trace.attempts] == ["timeout"]
+            (provider,) = router.status().providers
+            (slow,) = provider.models
+        nursery.cancel_scope.cancel()
+    assert not slow.stats.get("unknown", {}).get("n"), slow.stats

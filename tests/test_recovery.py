@@ -42,9 +42,13 @@ async def test_a_recovered_model_is_tried_again_and_its_breaker_closes(
                     await trio.sleep(0.01)
             (provider,) = router.status().providers
             breakers = {m.alias: m.breaker for m in provider.models}
+            learned = {m.alias: m.stats.get("unknown", {}) for m in provider.models}
         nursery.cancel_scope.cancel()
     early = [m for t, m in answered if t < 2.0]
     late = [m for t, m in answered if t > 5.0]
     assert FLAPPING not in early  # it failed (503) and its breaker opened
     assert FLAPPING in late  # back, it was tried again and answers some calls
     assert breakers[FLAPPING] == "closed"
+    # its breaker closed on the probe: what it did while it failed is forgotten, and it
+    # is learned anew from its answers since (it kept the failures, ranked last, before)
+    assert learned[FLAPPING]["success_rate"] == 1.0, learned[FLAPPING]

@@ -418,10 +418,16 @@ class _Dispatcher:
         # and only those are scored (a trace of the models the call could use)
         order = plan_attempt_order(call, env.config, elig.eligible, ())
         candidates = [by_alias[a] for a in order]
-        return elig, self._rank(call, run, candidates, now), candidates
+        return elig, self._rank(call, run, candidates, now, freshen=False), candidates
 
     def _rank(
-        self, call: Call, run: CallRun, models: Sequence[ModelSpec], now: float
+        self,
+        call: Call,
+        run: CallRun,
+        models: Sequence[ModelSpec],
+        now: float,
+        *,
+        freshen: bool = True,
     ) -> tuple[Ranked, ...]:
         env = self.env
         return rank(
@@ -434,6 +440,7 @@ class _Dispatcher:
             weights=env.weights,
             learning=env.learning,
             exploration=env.config.router.exploration,
+            freshen=freshen,
         )
 
     def _stats(self) -> dict[tuple[str, str], Any]:

@@ -65,15 +65,16 @@ class Attempt:
 class CallersTimeout(AttemptTimeout):
     """A ``CancelAttempt``'s reason when a limit the caller set tighter than the router's
     default cut the attempt off: never held against the breaker (that is the caller's
-    hurry), but counted in the statistics when the model had waited well past what it is
-    known to take (``SLOW_AFTER_MS``, ``SLOW_FACTOR``): it was slow then, whoever asked."""
+    hurry), but counted in the statistics when no text had come and the model had waited
+    well past what it is known to take to its first token (``SLOW_AFTER_MS``,
+    ``SLOW_FACTOR``): it was slow then, whoever asked."""
 
     trips_breaker = False
 
 
 #: a callers' own limit counts in the statistics once the model had waited this long, and
 SLOW_AFTER_MS: Final = 1000.0
-#: this many times what it is known to take (to first token, or to the answer's end)
+#: this many times what it is known to take to its first token
 SLOW_FACTOR: Final = 2.0
 
 

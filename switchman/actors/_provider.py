@@ -362,13 +362,14 @@ class _ProviderState:
         self.publish()
 
     def _slow(self, msg: AttemptDone, waited_ms: float) -> bool:
-        """Whether an attempt a caller's own limit cut off after ``waited_ms`` had waited
-        well past what the model is known to take: to its first token (none came), or to
-        the answer's end (``CallersTimeout``)."""
+        """Whether an attempt a caller's own limit cut off after ``waited_ms`` without its
+        first token had waited well past what the model is known to take to it
+        (``CallersTimeout``). One cut once its text flowed was not slow: its answer was
+        longer than the caller would wait for."""
+        if msg.ttft_s is not None:
+            return False
         known = self.stats.get((msg.alias, msg.intent)) or self.stats.get((msg.alias, "*"))
-        usual = None
-        if known is not None:
-            usual = known.ttft_ms if msg.ttft_s is None else known.latency_ms
+        usual = known.ttft_ms if known is not None else None
         return waited_ms >= max(SLOW_AFTER_MS, SLOW_FACTOR * usual if usual else 0.0)
 
     def _learned(self, alias: str, intent: str, stats: ModelStats) -> None:
@@ -383,6 +384,8 @@ class _ProviderState:
             self.breakers[sibling] = new
         if old.state == new.state:
             return
+        if new.state == "closed":
+            self._forget_outage(siblings)
         if new.state == "open" and self.nursery is not None:
             # status views read it half-open once the cool-down ends; say so then, not
             # only when the next call is let through as its probe
@@ -390,6 +393,19 @@ class _ProviderState:
         if old.state == "open" and self.announced.get(alias) == old.open_until:
             return  # its half-open was told when the cool-down ended
         self._tell(siblings, old.state, new.state, new, now)
+
+    def _forget_outage(self, siblings: tuple[str, ...]) -> None:
+        """A breaker closed on its probe's success: what the model did while it failed
+        says nothing of it now, and would keep it ranked last until a long run of answers
+        outweighed it. Its counts and times start again (as a model not yet tried, so the
+        ranking's optimism brings it back); its feedback, on its answers' quality, stays."""
+        for key, stats in list(self.stats.items()):
+            if key[0] in siblings:
+                self.stats[key] = ModelStats(
+                    feedback_sum=stats.feedback_sum,
+                    feedback_n=stats.feedback_n,
+                    updated_at=stats.updated_at,
+                )
 
     def announce_half_open(self, alias: str, open_until: float) -> None:
         """The cool-down that ends at ``open_until`` is over and nothing was let through

@@ -46,8 +46,9 @@ teach success and refusal rates, so their spread narrows as traffic flows, but
 feedback comes only when callers send it, and a draw from its prior alone would
 add the same noise to every score for ever where nobody rates (a dearer twin of
 the best model took over a quarter of the calls). And in ``FRESHEN_SHARE`` of
-rankings (times ``exploration``) the model heard from least recently, ``STALE_S``
-ago or more and at most ``FRESHEN_COST`` times the best one's cost, is put first
+rankings (times ``exploration``, up to 1) the model heard from least recently,
+``STALE_S`` ago or more and at most ``FRESHEN_COST`` times the cost of the model
+ranked first, is put first
 (its ``freshness`` factor lifting its score just above the best): estimates of a
 model that failed or slowed down for a while would otherwise stay as they were
 for as long as it is not tried, and a recovered model never be seen to recover.
@@ -88,14 +89,14 @@ COST_FLOOR_USD: Final = 1e-6
 LATENCY_FLOOR_MS: Final = 100.0
 TTFT_FLOOR_MS: Final = 50.0
 COST_SPAN: Final = math.log(1000.0)
-#: with exploration on, the share of rankings (times ``exploration``) that put first the
-#: model heard from least recently, when that was ``STALE_S`` ago or more: a model that
-#: slowed down or failed for a while keeps the estimates it earned then, as nothing but a
-#: call to it shows its recovery, and would rank last for tens of minutes (its breaker,
-#: half-open, waits for a call to try it)
+#: with exploration on, the share of rankings (times ``exploration``, up to 1) that put
+#: first the model heard from least recently, when that was ``STALE_S`` ago or more: a
+#: model that slowed down or failed for a while keeps the estimates it earned then, as
+#: nothing but a call to it shows its recovery, and would rank last for tens of minutes
+#: (its breaker, half-open, waits for a call to try it)
 FRESHEN_SHARE: Final = 0.02
-STALE_S: Final = 10.0
-#: a model put first so costs at most this many times the best-ranked one
+STALE_S: Final = 5.0
+#: a model put first so costs at most this many times the model ranked first
 FRESHEN_COST: Final = 2.0
 _LIFT: Final = 1e-9
 
@@ -149,12 +150,15 @@ def rank(
     weights: Weights = _DEFAULT_WEIGHTS,
     learning: LearningConfig = _DEFAULT_LEARNING,
     exploration: float = 1.0,
+    freshen: bool = True,
 ) -> tuple[Ranked, ...]:
     """Rank ``models`` for ``call``, best first (see the module docstring).
 
     ``models`` are normally the eligible ones; ``input_tokens`` the same
     estimate eligibility used. ``rng`` (seeded by the caller) turns on
     Thompson sampling; the same seed and inputs give the same ranking.
+    ``freshen``: whether the model heard from least recently may be put first (not for a
+    ranking that does not order the attempts: a named route's).
     """
     if not models:
         return ()
@@ -314,7 +318,12 @@ def rank(
         }
         ranked.append((-score, i, factors))
     ranked.sort()
-    if rng is not None and len(ranked) > 1 and rng.random() < FRESHEN_SHARE * spread:
+    if (
+        freshen
+        and rng is not None
+        and len(ranked) > 1
+        and rng.random() < FRESHEN_SHARE * min(spread, 1.0)
+    ):
         _freshen(ranked, found, costs, now)
     return tuple(
         Ranked(alias=models[i].alias, score=-neg, factors=factors) for neg, i, factors in ranked

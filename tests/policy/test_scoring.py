@@ -350,3 +350,20 @@ def test_a_model_heard_from_lately_or_no_exploration_is_not_put_first(
             CALL, models, stats, now=now, input_tokens=100, rng=rng, exploration=exploration
         )
         assert ranking[0].alias == "good" and "freshness" not in ranking[0].factors
+
+
+def test_freshening_is_never_above_its_share_nor_where_it_is_not_asked_for() -> None:
+    """``exploration`` above 1 widens the draws, not the share put first to be heard from
+    (at 10 a fifth of calls went to the stalest model); a ranking asked not to freshen
+    (a named route's, which does not order its attempts) never does."""
+    now = 60.0
+    models, stats = _stale_world(now)
+    rng = random.Random(3)
+    wide = [
+        rank(CALL, models, stats, now=now, input_tokens=100, rng=rng, exploration=10.0)[0]
+        for _ in range(5000)
+    ]
+    assert sum("freshness" in r.factors for r in wide) / len(wide) < 2 * FRESHEN_SHARE
+    for _ in range(2000):
+        ranking = rank(CALL, models, stats, now=now, input_tokens=100, rng=rng, freshen=False)
+        assert all("freshness" not in r.factors for r in ranking)
