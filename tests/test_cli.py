@@ -905,3 +905,18 @@ def test_an_unknown_log_level_in_the_environment_is_a_usage_error(tmp_path: Path
     done = cli(tmp_path, "serve", "--port", "0", env={"SWITCHMAN_LOG_LEVEL": "chatty"})
     assert done.returncode == 2
     assert "SWITCHMAN_LOG_LEVEL='chatty': use one of debug, info, warning, error" in done.stderr
+
+
+def test_connections_their_clients_closed_are_let_go_at_once(tmp_path: Path) -> None:
+    """hypercorn kept a connection its client had closed (in CLOSE-WAIT, a file descriptor
+    held) until its keep-alive timer ran out, 75 s: a client opening a connection per
+    request could use up the daemon's descriptors. They go as their clients close them."""
+    with serving(tmp_path, tmp_path / "jobs.db") as d:
+        fds = Path(f"/proc/{d.proc.pid}/fd")
+        before = len(list(fds.iterdir()))
+        for _ in range(20):  # a new connection each, closed by the client after its answer
+            assert httpx.get(f"http://127.0.0.1:{d.port}/health", timeout=10).status_code == 200
+        deadline = time.monotonic() + 5
+        while (held := len(list(fds.iterdir()))) > before + 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert held <= before + 2, (before, held)

@@ -11,6 +11,8 @@ from any web page being enough at times.
 :func:`install` has hypercorn's trio worker use :class:`GuardedTCPServer`, which treats a
 send that meets the connection's end as the connection closing (as hypercorn treats a
 broken or closed stream already). Only that one exception, on that one path, changes.
+It also ends a connection as soon as its client has closed it, rather than when its
+keep-alive timer runs out.
 """
 
 from __future__ import annotations
@@ -18,16 +20,23 @@ from __future__ import annotations
 from typing import Final
 
 import trio
-from hypercorn.events import Closed, Event, RawData
+from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as _run
 from hypercorn.trio.tcp_server import TCPServer
 
 
 class GuardedTCPServer(TCPServer):
     """hypercorn's connection handler, whose send that meets its own ``send_eof`` closes
-    the connection instead of raising out of the server."""
+    the connection instead of raising out of the server, and which lets a connection its
+    client closed go at once (hypercorn kept it, in CLOSE-WAIT, until its keep-alive timer
+    ran out: with the gateway's 75 s, a client opening a connection per request could use
+    up the daemon's file descriptors)."""
+
+    _client_gone = False
 
     async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated) and event.idle and self._client_gone:
+            return  # nothing is left to keep alive
         try:
             await super().protocol_send(event)
         except trio.BusyResourceError:
@@ -35,6 +44,13 @@ class GuardedTCPServer(TCPServer):
                 raise
             # the stream is being ended by ``_close`` in another task: this send is too late
             await self.protocol.handle(Closed())
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # the client closed (or the stream broke): no keep-alive timer holds the
+        # connection's end back any more; what still runs for it (a response) ends as before
+        self._client_gone = True
+        await self.idle_task.stop()
 
 
 #: the handler class hypercorn's trio worker names (None if a release renamed it: the
