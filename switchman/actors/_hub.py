@@ -41,7 +41,10 @@ class _Subscriber:
 
     @property
     def gone(self) -> bool:
-        return self.receiver() is None or not self.send.statistics().open_receive_channels
+        """Closed, or let go unclosed: its one end is garbage (a clone of it, still open
+        but unseen here, counts as a second end, and keeps it)."""
+        ends = self.send.statistics().open_receive_channels
+        return ends == 0 or (ends == 1 and self.receiver() is None)
 
 
 @attrs.frozen(kw_only=True)

@@ -86,6 +86,22 @@ def test_a_subscription_let_go_without_closing_it_unsubscribes_too() -> None:
     assert hub.statistics().subscribers == 0 and not hub.active
 
 
+def test_a_subscription_read_through_a_clone_stays_when_its_first_end_is_let_go() -> None:
+    """``router.subscribe().clone()`` (trio's way to share a channel between tasks): the
+    clone is the subscription now, and gets every event (it got 41 of 150, then nothing,
+    and never an end)."""
+    hub = TraceHub()
+    first = hub.subscribe(buffer=4 * SWEEP_EVERY)
+    clone = first.clone()
+    del first
+    for n in range(3 * SWEEP_EVERY):
+        hub.publish(_event(n))
+    assert hub.statistics().subscribers == 1
+    assert [clone.receive_nowait().call_id for _ in range(3 * SWEEP_EVERY)] == [
+        str(n) for n in range(3 * SWEEP_EVERY)
+    ]
+
+
 async def test_stopping_the_hub_ends_every_subscription() -> None:
     hub = TraceHub()
     async with trio.open_nursery() as nursery:
