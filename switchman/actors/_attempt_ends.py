@@ -13,11 +13,11 @@ from typing import Any
 import attrs
 import trio
 
-from switchman._call import Timeouts
+from switchman._call import Call, Timeouts
 from switchman._errors import AttemptTimeout, BadReply, ProviderError, StreamBroken
 from switchman._result import AttemptRecord, ErrorInfo
 from switchman.adapters._base import TextDelta
-from switchman.catalog._spec import ModelSpec, RouterConfig
+from switchman.catalog._spec import Config, ModelSpec, RouterConfig
 
 
 def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
@@ -195,3 +195,13 @@ class ClosingCounted:
         if kind is not None:
             self.texts = texts_waiting(self.replies)
         self.replies.close()
+
+
+def error_info(exc: ProviderError) -> ErrorInfo:
+    return ErrorInfo(code=exc.code, message=exc.message, provider=exc.provider, status=exc.status)
+
+
+def content_fallback(config: Config, call: Call) -> bool:
+    """Whether ``call`` names a route that falls back on a content-policy rejection."""
+    route = config.routes.get(call.model)
+    return route is not None and route.fallback_on_content_rejection

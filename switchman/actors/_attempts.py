@@ -49,6 +49,8 @@ from switchman._result import (
 from switchman.actors._attempt_ends import (
     ClosingCounted,
     callers_own_limit,
+    content_fallback,
+    error_info,
     merge_waiting,
     record_data,
     runaway,
@@ -105,10 +107,6 @@ _attempt_ids = itertools.count(1)
 SHORT_WAIT_S = 5.0
 
 
-def error_info(exc: ProviderError) -> ErrorInfo:
-    return ErrorInfo(code=exc.code, message=exc.message, provider=exc.provider, status=exc.status)
-
-
 @attrs.define
 class CallRun:
     """The working state of one call, owned by its task."""
@@ -134,8 +132,9 @@ class CallRun:
     #: fallbacks passed over as what they could cost would take the call past its cap
     over_cap: int = 0
     budget_scopes: tuple[str, ...] = ()
-    #: raw text already handed to the caller's stream (through the redactor)
-    sent_raw: str = ""
+    #: raw text already handed to the caller's stream (through the redactor), in pieces
+    #: (``+=`` on an attribute copied it whole each time: 3 s for 20,000 pieces)
+    raw_pieces: list[str] = attrs.field(factory=list)
     sent_redacted: list[str] = attrs.field(factory=list)
     #: trio time the caller's stream got its first text (whichever attempt sent it)
     first_text_at: float | None = None
@@ -155,6 +154,13 @@ class CallRun:
     #: what the attempt cancelled midway (the caller left, a deadline, a shutdown) was
     #: billed for the output it had begun, USD: settled as it unwinds
     cut_usd: float = 0.0
+
+    @property
+    def sent_raw(self) -> str:
+        pieces = self.raw_pieces  # (joined once, when read)
+        if len(pieces) > 1:
+            pieces[:] = ["".join(pieces)]
+        return pieces[0] if pieces else ""
 
     def wall(self, env: DispatchEnv) -> float:
         """Wall time for this call's trace: the router's wall clock as the call first read
@@ -255,7 +261,7 @@ async def run_attempts(
             now=now,
             deadline=run.deadline,
             rng=env.rng,
-            content_fallback=_content_fallback(env, run.call),
+            content_fallback=content_fallback(env.config, run.call),
         )
         if decision.action == "retry" and _held_back(env, model, now + decision.delay_s):
             i += 1  # its breaker just opened: a retry would only be refused, after a wait
@@ -280,11 +286,6 @@ def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> bool:
         return False
     retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, CLOSED_BREAKER))
     return retry_at is not None and retry_at > when
-
-
-def _content_fallback(env: DispatchEnv, call: Call) -> bool:
-    route = env.config.routes.get(call.model)
-    return route is not None and route.fallback_on_content_rejection
 
 
 def _messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
@@ -743,7 +744,7 @@ async def _exchange(
 
 async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
     """Hand ``piece`` to the caller's stream through the redactor (hold-back window)."""
-    run.sent_raw += piece
+    run.raw_pieces.append(piece)
     safe = run.redactor.feed(piece) if run.redactor is not None else piece
     if safe:
         first = not run.sent_redacted
