@@ -559,7 +559,7 @@ async def _exchange(
                 _cancel_attempt(
                     env, model, attempt_id, error if counts else CallersTimeout(error.message)
                 )
-            if error is not None and received:  # (what waits unread was sent, and billed)
+            if error is not None:  # (what waits unread was sent, and is billed)
                 closing.texts = texts_waiting(receive)
     except BaseException as exc:
         hard_deadline = isinstance(exc, trio.Cancelled) and trio.current_time() >= run.deadline
@@ -579,7 +579,7 @@ async def _exchange(
         )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
             billed: dict[str, Any] = {}
-            if received:  # output began: the provider bills what it generated, whoever left
+            if received or closing.texts:  # output began: billed, whoever left
                 generated = (raw if raw is not None else text) + closing.texts
                 usage = cut_usage(model, call, continued, generated, out_tokens)
                 # (unsaid: its fees at the most they can be, as its reservation held them)
@@ -705,7 +705,7 @@ async def _exchange(
     if error.provider is None:
         error.provider = model.provider
     billed = {}
-    if error.billed is None and received:
+    if error.billed is None and (received or closing.texts):
         # the stream broke, stalled or errored after output began: the provider billed
         # what it generated, though the answer is not whole (its usage, when it said)
         error.billed = (0, 0)
