@@ -222,8 +222,8 @@ class Router:
         receive: trio.MemoryReceiveChannel[Delta | Result]
         # a stream's replies never wait for its reader: one reading slowly (or not for a
         # while) must not hold the attempt open past its deadline, keep the provider's
-        # slot or count against the model, nor lose its result; what waits for it is at
-        # most the answer's text, which its result holds anyway
+        # slot or count against the model, nor lose its result; what waits for it is the
+        # answer's deltas, as bounded as the answer (its max_tokens)
         send, receive = open_channel(math.inf if stream else 1)
         submit = Submit(
             call=call,

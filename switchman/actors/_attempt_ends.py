@@ -119,9 +119,9 @@ def callers_own_limit(
     default for it, because the caller set it so (or its deadline left the attempt only a
     share of its time). Such a timeout says more about the caller's hurry than about the
     model, so it is not held against the model's breaker, which every caller shares, and
-    counts in its statistics only when the model had waited well past what it is known to
-    take (``CallersTimeout``). A stall (no data for ``stall_ms`` once text began) always
-    counts."""
+    counts in its statistics only when no text had come and the model had waited well past
+    its known time to first token (``CallersTimeout``). A stall (no data for ``stall_ms``
+    once text began) always counts."""
     if now >= attempt_deadline:  # the attempt's deadline: the call's, or the soft one
         if attempt_deadline >= call_deadline:
             return tighter(t.hard_ms, rcfg.default_hard_ms)

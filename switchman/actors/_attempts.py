@@ -556,9 +556,8 @@ async def _exchange(
                 counts = not callers_own_limit(
                     call.options.timeouts, rcfg, now, attempt_deadline, run.deadline, text, ttft_s
                 )
-                _cancel_attempt(
-                    env, model, attempt_id, error if counts else CallersTimeout(error.message)
-                )
+                why = error if counts else CallersTimeout(error.message, provider=model.provider)
+                _cancel_attempt(env, model, attempt_id, why)
             if error is not None:  # (what waits unread was sent, and is billed)
                 closing.texts = texts_waiting(receive)
     except BaseException as exc:
@@ -573,7 +572,7 @@ async def _exchange(
             attempt_id,
             AttemptTimeout(passed, provider=model.provider)
             if counts
-            else CallersTimeout(passed)
+            else CallersTimeout(passed, provider=model.provider)
             if hard_deadline
             else None,  # (the caller left)
         )
