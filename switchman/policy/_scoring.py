@@ -48,10 +48,10 @@ add the same noise to every score for ever where nobody rates (a dearer twin of
 the best model took over a quarter of the calls). And in ``FRESHEN_SHARE`` of
 rankings (times ``exploration``, up to 1) the model heard from least recently,
 ``STALE_S`` ago or more and at most ``FRESHEN_COST`` times the cost of the model
-ranked first, is put first
-(its ``freshness`` factor lifting its score just above the best): estimates of a
-model that failed or slowed down for a while would otherwise stay as they were
-for as long as it is not tried, and a recovered model never be seen to recover.
+ranked first, is put first (its ``freshness`` factor lifting its score just above
+the best): estimates of a model that failed or slowed down for a while would
+otherwise stay as they were for as long as it is not tried, and a recovered model
+never be seen to recover.
 With ``rng`` None the ranking is deterministic. Ties keep the order of ``models``.
 """
 
