@@ -11,10 +11,27 @@ import trio.testing
 
 import switchman
 from switchman import Call, Options, Params, Timeouts
+from switchman.actors._attempts import CallRun
 from switchman.catalog import BudgetsConfig, ServerConfig, SimProfile
 from switchman.sim import expected_answer
 
 from ._simfleet import fleet, sim_model, streamed
+
+
+def _call_run(prompt: str) -> CallRun:
+    """A call's working state, for the pure steps tested on their own (summaries,
+    merged waits): nothing is sent on it."""
+    return CallRun(
+        call=Call(prompt=prompt),
+        call_id="c",
+        job_id=None,
+        stream=False,
+        reply_to=None,  # type: ignore[arg-type]
+        input_tokens=1,
+        deadline=10.0,
+        started=0.0,
+    )
+
 
 GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
 
@@ -510,20 +527,9 @@ def test_only_a_short_pause_inside_the_deadline_is_waited_for() -> None:
 
 def test_the_lead_error_is_the_providers_real_cause_not_a_later_breaker() -> None:
     from switchman._result import ErrorInfo
-    from switchman.actors._attempts import CallRun
     from switchman.actors._dispatcher import _summarise
 
-    send, _ = trio.open_memory_channel[object](1)
-    run = CallRun(
-        call=Call(prompt="x"),
-        call_id="c",
-        job_id=None,
-        stream=False,
-        reply_to=send,  # type: ignore[arg-type]
-        input_tokens=1,
-        deadline=10.0,
-        started=0.0,
-    )
+    run = _call_run("x")
     run.errors = [
         ErrorInfo(code="all_models_failed", message="scheduled outage", provider="a", status=503),
         ErrorInfo(code="no_eligible_model", message="a: breaker open", provider="a"),
@@ -1126,18 +1132,8 @@ async def test_waiting_for_a_probe_is_one_record_not_one_per_ask(
 def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
     from switchman._result import AttemptRecord, ErrorInfo
     from switchman.actors._attempt_ends import merge_waiting
-    from switchman.actors._attempts import CallRun
 
-    run = CallRun(
-        call=Call(prompt="hi"),
-        call_id="c",
-        job_id=None,
-        stream=False,
-        reply_to=None,  # type: ignore[arg-type]
-        input_tokens=1,
-        deadline=10.0,
-        started=0.0,
-    )
+    run = _call_run("hi")
 
     def refused(n: int, at: float, why: str) -> None:
         record = AttemptRecord(
@@ -1262,19 +1258,9 @@ def test_a_model_turned_away_is_not_told_as_over_the_calls_cap() -> None:
     over for the call's cost cap: the lead error said "1 more model(s) not tried: over
     max_cost_usd" for a call with no cap."""
     from switchman._result import AttemptRecord, ErrorInfo
-    from switchman.actors._attempts import CallRun
     from switchman.actors._dispatcher import _summarise
 
-    run = CallRun(
-        call=Call(prompt="hi"),
-        call_id="c",
-        job_id=None,
-        stream=False,
-        reply_to=None,  # type: ignore[arg-type]
-        input_tokens=1,
-        deadline=10.0,
-        started=0.0,
-    )
+    run = _call_run("hi")
     for n, alias, outcome, error in ((1, "a", "error", "boom"), (2, "b", "unavailable", "open")):
         run.attempts.append(
             AttemptRecord(
