@@ -229,11 +229,12 @@ async def test_a_client_that_reads_slowly_but_steadily_gets_everything(
 ) -> None:
     """Through a real socket: a reader far slower than its results come, for six times
     STALL_S, is never closed and reads every result (each write restarts the clock; the
-    case of results held behind queued events is the stand-in test below)."""
+    case of results held behind queued events is the stand-in test below). A read every
+    tenth of STALL_S: room for a busy machine's pauses, never a stall's length."""
     monkeypatch.setattr(_ws, "OUTBOX_BYTES", 256 * 1024)
-    monkeypatch.setattr(_ws, "STALL_S", 0.5)
+    monkeypatch.setattr(_ws, "STALL_S", 1.0)
     with trio.fail_after(60):
-        async with _gateway(60, 64_000) as (gw, ids), _socket(gw) as ws:
+        async with _gateway(100, 64_000) as (gw, ids), _socket(gw) as ws:
             for job_id in ids:
                 await _subscribe(ws, job_id)
             await _wait_for(lambda: _connection().statistics().waiting > 0)
@@ -243,7 +244,7 @@ async def test_a_client_that_reads_slowly_but_steadily_gets_everything(
                 message = json.loads(await ws.get_message())
                 if message["type"] == "result":
                     results.add(message["job_id"])
-                await trio.sleep(0.1)  # a slow reader: 60 results take 3 s, six STALL_S
+                await trio.sleep(0.1)  # a slow reader: 100 results take 10 s, ten STALL_S
             assert trio.current_time() - started > 5 * _ws.STALL_S
             assert results == set(ids) and _connection().gave_up is None
 
