@@ -70,7 +70,7 @@ from switchman._result import (
 )
 from switchman._router import Router, RouterClosed, open_router, run_router
 from switchman._version import __version__
-from switchman.actors import ModelStatus, ProviderStatus, RouterStatus
+from switchman.actors import ModelStatus, ProviderStatus, RouterStatus, Subscription
 from switchman.catalog import Config, load_config, validate_config
 
 __all__ = [
@@ -115,6 +115,7 @@ __all__ = [
     "RouterClosed",
     "RouterStatus",
     "StreamBroken",
+    "Subscription",
     "SwitchmanError",
     "Timeouts",
     "Trace",

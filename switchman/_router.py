@@ -46,7 +46,7 @@ from switchman.actors._board import (
 )
 from switchman.actors._dispatcher import STOPPED, run_dispatcher
 from switchman.actors._env import DispatchEnv
-from switchman.actors._hub import TraceHub, run_trace_hub
+from switchman.actors._hub import Subscription, TraceHub, run_trace_hub
 from switchman.actors._ledger import limited_scopes, limits_from_config, run_ledger
 from switchman.actors._messages import (
     CancelCall,
@@ -304,10 +304,12 @@ class Router:
 
     def subscribe(
         self, *, buffer: int = 256, accept: Callable[[TraceEvent], bool] | None = None
-    ) -> trio.MemoryReceiveChannel[TraceEvent]:
+    ) -> Subscription:
         """Every trace event from now on (those ``accept`` returns true for, when given);
         close the channel to unsubscribe. A subscriber that falls ``buffer`` events behind
-        loses events and is told how many (of those it accepts)."""
+        loses events and is told how many (of those it accepts). A plain ``async for``
+        keeps up: ``receive`` takes the events waiting without letting the router run
+        between them (see ``Subscription``)."""
         return self._hub.subscribe(buffer=buffer, accept=accept)
 
     def status(self) -> RouterStatus:

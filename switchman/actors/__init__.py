@@ -8,7 +8,7 @@ from switchman.actors._board import (
     StatusBoard,
 )
 from switchman.actors._dispatcher import run_dispatcher
-from switchman.actors._hub import HubStatistics, TraceHub, run_trace_hub
+from switchman.actors._hub import HubStatistics, Subscription, TraceHub, run_trace_hub
 from switchman.actors._ledger import limits_from_config, run_ledger
 from switchman.actors._provider import run_provider_actor
 
@@ -19,6 +19,7 @@ __all__ = [
     "ProviderStatus",
     "RouterStatus",
     "StatusBoard",
+    "Subscription",
     "TraceHub",
     "limits_from_config",
     "run_dispatcher",

@@ -2,9 +2,10 @@
 
 Publishing never waits: an event goes into each subscriber's bounded channel with
 ``send_nowait``; a full buffer drops the event and counts it, and the subscriber is
-told how many it lost (an ``events.dropped`` event) as soon as it has room again.
-So a slow subscriber loses events and never slows routing. With no subscriber,
-``active`` is false and callers skip building events at all.
+told how many it lost (an ``events.dropped`` event) before the next event it gets, or
+as soon as it has taken every event waiting, whichever comes first. So a slow
+subscriber loses events and never slows routing. With no subscriber, ``active`` is
+false and callers skip building events at all.
 
 The hub is run by ``run_trace_hub`` under the root supervisor; when it stops it
 closes every subscriber's channel, so subscribers see end-of-channel.
@@ -14,9 +15,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from types import TracebackType
+from typing import final
 
 import attrs
 import trio
+from trio.lowlevel import checkpoint_if_cancelled
 
 from switchman._result import TraceEvent
 
@@ -25,7 +29,7 @@ Accept = Callable[[TraceEvent], bool]
 
 
 class _Subscriber:
-    __slots__ = ("accept", "dropped", "receiver", "send")
+    __slots__ = ("accept", "dropped", "dropped_ts", "receiver", "send")
 
     def __init__(
         self,
@@ -38,6 +42,13 @@ class _Subscriber:
         #: the subscriber's end, weakly: one dropped without being closed is gone too
         self.receiver = receiver
         self.dropped = 0
+        self.dropped_ts = 0.0  # when the last of them was published
+
+    def notice(self, ts: float) -> TraceEvent:
+        """The ``events.dropped`` event for what was dropped so far."""
+        return TraceEvent(
+            type="events.dropped", call_id="", job_id=None, ts=ts, data={"count": self.dropped}
+        )
 
     @property
     def gone(self) -> bool:
@@ -45,6 +56,75 @@ class _Subscriber:
         but unseen here, counts as a second end, and keeps it)."""
         ends = self.send.statistics().open_receive_channels
         return ends == 0 or (ends == 1 and self.receiver() is None)
+
+
+@final
+class Subscription(trio.abc.ReceiveChannel[TraceEvent]):
+    """A subscriber's channel of trace events (what ``router.subscribe()`` returns).
+
+    ``receive`` takes an event already waiting at once: it raises ``Cancelled`` if the
+    task is cancelled, but lets other tasks run only when it has to wait for an event.
+    A busy router publishes several events each time a reader's task runs, so a reader
+    let go of the loop after each event would fall behind for good and lose most of
+    them; this way a plain ``async for`` keeps up. It holds the loop for at most its
+    buffer's worth of events in a row, since nothing is published meanwhile.
+
+    Once it has given every event waiting, one more says how many the hub dropped
+    while its buffer was full (``events.dropped``), if it dropped any and had no room
+    to say so since: a reader that catches up learns of its losses then, not with the
+    next event published. Otherwise it is a ``trio.MemoryReceiveChannel``'s other half:
+    ``receive_nowait``, ``clone``, ``statistics``, ``close`` and ``with``.
+    """
+
+    __slots__ = ("_events", "_sub")
+
+    def __init__(self, events: trio.MemoryReceiveChannel[TraceEvent], sub: _Subscriber) -> None:
+        self._events = events
+        self._sub = sub
+
+    def receive_nowait(self) -> TraceEvent:
+        """The next event waiting; raises ``trio.WouldBlock`` if there is none."""
+        try:
+            return self._events.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            sub = self._sub
+            if not sub.dropped:  # (a closed end raised ClosedResourceError instead)
+                raise
+            notice, sub.dropped = sub.notice(sub.dropped_ts), 0
+            return notice
+
+    async def receive(self) -> TraceEvent:
+        await checkpoint_if_cancelled()
+        try:
+            return self.receive_nowait()
+        except trio.WouldBlock:
+            return await self._events.receive()
+
+    def clone(self) -> Subscription:
+        """Another end of the same subscription (each event goes to one of them)."""
+        return Subscription(self._events.clone(), self._sub)
+
+    def statistics(self) -> trio.MemoryChannelStatistics:
+        return self._events.statistics()
+
+    def close(self) -> None:
+        """Unsubscribe (once every clone is closed too)."""
+        self._events.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @attrs.frozen(kw_only=True)
@@ -78,9 +158,7 @@ class TraceHub:
         """True when someone is listening: build events only then."""
         return bool(self._subscribers)
 
-    def subscribe(
-        self, *, buffer: int = 256, accept: Accept | None = None
-    ) -> trio.MemoryReceiveChannel[TraceEvent]:
+    def subscribe(self, *, buffer: int = 256, accept: Accept | None = None) -> Subscription:
         """A receive channel of every event from now on; close it to unsubscribe.
 
         With ``accept``, only the events it returns true for: the others are neither
@@ -91,12 +169,13 @@ class TraceHub:
         if buffer < 1:
             raise ValueError("buffer must be at least 1")
         send, receive = trio.open_memory_channel[TraceEvent](buffer)
+        sub = _Subscriber(send, accept, weakref.ref(receive))
         if self._closed:
             send.close()
         else:
             self._sweep()
-            self._subscribers.append(_Subscriber(send, accept, weakref.ref(receive)))
-        return receive
+            self._subscribers.append(sub)
+        return Subscription(receive, sub)
 
     def _sweep(self) -> None:
         """Drop the subscribers that closed their receiving end, or dropped it."""
@@ -112,20 +191,13 @@ class TraceHub:
             if sub.accept is not None and not _accepts(sub.accept, event):
                 continue
             try:
-                if sub.dropped:
-                    sub.send.send_nowait(
-                        TraceEvent(
-                            type="events.dropped",
-                            call_id="",
-                            job_id=None,
-                            ts=event.ts,
-                            data={"count": sub.dropped},
-                        )
-                    )
+                if sub.dropped:  # told before this event, if there is room
+                    sub.send.send_nowait(sub.notice(event.ts))
                     sub.dropped = 0
                 sub.send.send_nowait(event)
             except trio.WouldBlock:
                 sub.dropped += 1
+                sub.dropped_ts = event.ts
                 self._dropped += 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 gone.append(sub)

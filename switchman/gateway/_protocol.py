@@ -15,6 +15,7 @@ import trio
 
 from switchman._call import Call
 from switchman._result import Delta, Result, TraceEvent
+from switchman.actors import Subscription
 from switchman.catalog import Config
 
 
@@ -79,7 +80,7 @@ class RouterHandle(Protocol):
 
     def subscribe(
         self, *, buffer: int = 256, accept: Callable[[TraceEvent], bool] | None = None
-    ) -> trio.MemoryReceiveChannel[TraceEvent]: ...
+    ) -> Subscription: ...
 
     def status(self) -> RouterStatusLike: ...
 

@@ -75,6 +75,7 @@ from switchman._call import text_problem
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, EventType, Result, TraceEvent
+from switchman.actors import Subscription
 from switchman.gateway._auth import (
     SEVERAL_KEYS,
     Principal,
@@ -567,18 +568,13 @@ class _Connection:
             self.all_own and self.principal.sees_handle(event.handle)
         )
 
-    async def pump(self, events: trio.MemoryReceiveChannel[TraceEvent]) -> None:
-        """Offer this connection's events to the outbox; closes ``events`` when it ends."""
+    async def pump(self, events: Subscription) -> None:
+        """Offer this connection's events to the outbox; closes ``events`` when it ends
+        (it takes all that waits in each pass: one a pass would fall behind a busy
+        router)."""
         with events:
-            await self._pump(events)
-
-    async def _pump(self, events: trio.MemoryReceiveChannel[TraceEvent]) -> None:
-        async for event in events:
-            self._take(event)
-            # all that waits, in this pass: one a pass falls behind a busy router
-            with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
-                while True:
-                    self._take(events.receive_nowait())
+            async for event in events:
+                self._take(event)
 
     def _take(self, event: TraceEvent) -> None:
         if event.type == "events.dropped":  # the hub's count of this connection's own

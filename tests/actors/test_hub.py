@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
+import trio.testing
 
 from switchman._result import TraceEvent
-from switchman.actors import TraceHub, run_trace_hub
+from switchman.actors import Subscription, TraceHub, run_trace_hub
 from switchman.actors._hub import SWEEP_EVERY
 
 
@@ -125,3 +127,85 @@ def test_a_filtered_subscriber_gets_and_loses_only_the_events_it_accepts() -> No
     assert notice.type == "events.dropped" and notice.data == {"count": 8}  # 4, 6, ... 18
     assert mine.receive_nowait().call_id == "20"
     assert len([broken.receive_nowait() for _ in range(21)]) == 21
+
+
+async def test_a_plain_async_for_reader_keeps_up_with_a_busy_publisher() -> None:
+    """A busy router publishes several events each time a reader's task runs. A reader
+    that let the loop run after each event took one a turn, fell behind for good and
+    lost most of them; ``receive`` now takes what waits without letting go."""
+    hub = TraceHub()
+    got: list[str] = []
+    per_turn, turns = 8, 200
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+
+            async def read(events: Subscription) -> None:
+                async for event in events:
+                    got.append(event.call_id)
+
+            nursery.start_soon(read, hub.subscribe(buffer=16))
+            await trio.testing.wait_all_tasks_blocked()
+            for turn in range(turns):
+                for i in range(per_turn):
+                    hub.publish(_event(turn * per_turn + i))
+                await trio.lowlevel.checkpoint()
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    assert hub.statistics().dropped == 0
+    assert got == [str(n) for n in range(per_turn * turns)]
+
+
+async def test_receive_is_still_cancellable_with_events_waiting() -> None:
+    hub = TraceHub()
+    events = hub.subscribe(buffer=4)
+    hub.publish(_event(1))
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await events.receive()
+    assert scope.cancelled_caught
+    assert events.receive_nowait().call_id == "1"  # nothing taken by the cancelled one
+
+
+def test_a_reader_that_caught_up_is_told_of_its_losses_at_once() -> None:
+    """Not only with the next event published: a quiet router may publish none."""
+    hub = TraceHub()
+    events = hub.subscribe(buffer=2)
+    for n in range(5):
+        hub.publish(_event(n))
+    assert [events.receive_nowait().call_id for _ in range(2)] == ["0", "1"]
+    notice = events.receive_nowait()
+    assert notice.type == "events.dropped" and notice.data == {"count": 3}
+    assert notice.ts == 4.0  # when the last one lost was published
+    with pytest.raises(trio.WouldBlock):
+        events.receive_nowait()
+    hub.publish(_event(5))  # and not told twice
+    assert events.receive_nowait().call_id == "5"
+    assert hub.statistics().dropped == 3
+
+
+async def test_losses_are_told_before_the_end_of_the_subscription() -> None:
+    hub = TraceHub()
+    events = hub.subscribe(buffer=1)
+    for n in range(3):
+        hub.publish(_event(n))
+    hub.close()
+    got = [(e.type, e.data.get("count")) async for e in events]
+    assert got == [("call.accepted", None), ("events.dropped", 2)]
+
+
+def test_a_clone_shares_the_subscription_and_its_count() -> None:
+    hub = TraceHub()
+    with hub.subscribe(buffer=1) as events:
+        clone = events.clone()
+        for n in range(3):
+            hub.publish(_event(n))
+        assert clone.receive_nowait().call_id == "0"
+        assert events.receive_nowait().data == {"count": 2}
+        with pytest.raises(trio.WouldBlock):
+            clone.receive_nowait()
+        assert events.statistics().open_receive_channels == 2
+    clone.close()
+    hub.publish(_event(3))
+    assert not hub.active
+    with pytest.raises(trio.ClosedResourceError):
+        events.receive_nowait()

@@ -36,7 +36,7 @@ from switchman._result import (
     TraceEvent,
     Usage,
 )
-from switchman.actors import TraceHub
+from switchman.actors import Subscription, TraceHub
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec, RouteSpec, ServerConfig
 from switchman.gateway import serve_gateway
 from switchman.store import JobStore
@@ -185,7 +185,7 @@ class FakeRouter:
 
     def subscribe(
         self, *, buffer: int = 256, accept: Callable[[TraceEvent], bool] | None = None
-    ) -> trio.MemoryReceiveChannel[TraceEvent]:
+    ) -> Subscription:
         return self._hub.subscribe(buffer=buffer, accept=accept)
 
     @property

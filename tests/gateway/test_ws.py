@@ -13,6 +13,7 @@ import trio.testing
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from switchman._result import TraceEvent
+from switchman.actors import TraceHub
 from switchman.gateway._auth import OPEN, Principal
 from switchman.gateway._outbox import Outboxes
 from switchman.gateway._ws import _CLOSE, FOLLOWED, OUTBOX, SUBSCRIPTION_BUFFER, _Connection
@@ -288,7 +289,8 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
         sent.append(json.loads(message["text"]))
 
     total = OUTBOX * 3
-    events_in, events_out = trio.open_memory_channel[TraceEvent](total + 1)
+    hub = TraceHub()
+    events_out = hub.subscribe(buffer=total + 1)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             _, conn = _connection(nursery, slow_send)
@@ -296,9 +298,9 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
             nursery.start_soon(conn.write_loop)
             nursery.start_soon(conn.pump, events_out)
             for i in range(total):
-                events_in.send_nowait(_event(i))
+                hub.publish(_event(i))
             # the router's own drop notice for this subscriber is counted too
-            events_in.send_nowait(
+            hub.publish(
                 TraceEvent(type="events.dropped", call_id="", job_id=None, ts=0, data={"count": 5})
             )
             await trio.testing.wait_all_tasks_blocked()
@@ -310,7 +312,9 @@ async def test_a_slow_client_loses_events_counted_and_never_slows_the_feed() -> 
             nursery.cancel_scope.cancel()
     delivered = [m for m in sent if m["type"] == "attempt.delta"]
     notices = [m for m in sent if m["type"] == "events.dropped"]
-    assert len(delivered) == OUTBOX + 1
+    # the outbox's worth got through, and one more if the writer took the first event
+    # before the pump had offered them all (trio runs the two in either order)
+    assert len(delivered) in (OUTBOX, OUTBOX + 1)
     assert sum(m["count"] for m in notices) == total - len(delivered) + 5
     assert notices and sent[0]["type"] == "attempt.delta"  # told right after the first
     # what got through is in order
@@ -323,8 +327,8 @@ async def test_the_pump_takes_every_event_waiting_each_time_it_runs() -> None:
     one event a turn fell behind, and its subscription dropped events (a watcher reading
     promptly lost most of them under load). It now takes all that waits each turn."""
     buffer, per_turn, turns = 64, 8, 500
-    events_in, events_out = trio.open_memory_channel[TraceEvent](buffer)
-    lost = 0
+    hub = TraceHub()
+    events_out = hub.subscribe(buffer=buffer)
 
     async def send(message: dict[str, Any]) -> None:  # a client that reads promptly
         await trio.lowlevel.checkpoint()
@@ -335,15 +339,12 @@ async def test_the_pump_takes_every_event_waiting_each_time_it_runs() -> None:
             conn.all_own = True
             nursery.start_soon(conn.write_loop)
             nursery.start_soon(conn.pump, events_out)
-            for turn in range(turns):  # (as the hub does: never waits, counts what has no room)
+            for turn in range(turns):
                 for i in range(per_turn):
-                    try:
-                        events_in.send_nowait(_event(turn * per_turn + i))
-                    except trio.WouldBlock:
-                        lost += 1
+                    hub.publish(_event(turn * per_turn + i))
                 await trio.lowlevel.checkpoint()
             nursery.cancel_scope.cancel()
-    assert lost == 0
+    assert hub.statistics().dropped == 0
 
 
 def _of(handle: str, n: int) -> TraceEvent:
