@@ -123,8 +123,12 @@ class AnthropicAdapter:
         if data.get("type") != "message" and "content" not in data:
             raise bad_reply(self.provider, "response is not a message")
         stop_reason = string(data.get("stop_reason"))
+        usage = obj(data.get("usage"))
         if stop_reason == "refusal":
-            raise self._refused(data.get("stop_details"))
+            raise self._refused(
+                data.get("stop_details"),
+                (_input_tokens(usage), count(usage.get("output_tokens"))),
+            )
         content = data.get("content")
         blocks: list[Any] = content if isinstance(content, list) else []
         text = "".join(
@@ -132,7 +136,6 @@ class AnthropicAdapter:
             for b in blocks
             if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
         )
-        usage = obj(data.get("usage"))
         return Completion(
             text=text,
             finish_reason=stop_reason,
@@ -148,7 +151,10 @@ class AnthropicAdapter:
     def stream_parser(self) -> _AnthropicStream:
         return _AnthropicStream(self)
 
-    def _refused(self, details: Any) -> Refused:
+    def _refused(self, details: Any, usage: tuple[int, int]) -> Refused:
+        """The refusal ``details`` describe, billed the ``usage`` (input, output tokens) the
+        response reported: the provider bills a refusal as it bills an answer (none
+        reported: left unbilled)."""
         details = obj(details)
         reason = "the model refused to answer (stop_reason refusal)"
         category = string(details.get("category"))
@@ -157,7 +163,10 @@ class AnthropicAdapter:
             reason += f", category {category}"
         if explanation:
             reason += f": {explanation}"
-        return Refused(reason, provider=self.provider, status=200)
+        refused = Refused(reason, provider=self.provider, status=200)
+        if any(usage):
+            refused.billed = usage
+        return refused
 
 
 class _AnthropicStream:
@@ -242,7 +251,8 @@ class _AnthropicStream:
                     self._input[name] = count(usage.get(name))
             self._stop_reason = string(delta.get("stop_reason")) or self._stop_reason
             if self._stop_reason == "refusal":
-                raise adapter._refused(delta.get("stop_details"))
+                billed = (sum(self._input.values()), self._output)
+                raise adapter._refused(delta.get("stop_details"), billed)
         elif kind == "message_stop":
             return [self._end()]
         elif kind == "error":

@@ -68,6 +68,15 @@ def _usage(data: dict[str, Any]) -> Usage:
     )
 
 
+def _billed(error: ProviderError, usage: Usage | None) -> ProviderError:
+    """``error`` carrying the ``usage`` the provider reported for the blocked request or
+    answer (it bills it as it bills an answer's); none reported, or nothing in it:
+    unbilled."""
+    if usage is not None and (usage.input_tokens or usage.output_tokens):
+        error.billed = (usage.input_tokens, usage.output_tokens)
+    return error
+
+
 def _text(candidate: dict[str, Any]) -> str:
     parts = obj(candidate.get("content")).get("parts")
     return "".join(
@@ -154,29 +163,43 @@ class GeminiAdapter:
     def stream_parser(self) -> _GeminiStream:
         return _GeminiStream(self)
 
-    def _check(self, data: dict[str, Any], *, output_began: bool) -> dict[str, Any] | None:
-        """Raise for an error or a block; the first candidate, if any."""
+    def _check(
+        self, data: dict[str, Any], *, output_began: bool, usage: Usage | None = None
+    ) -> dict[str, Any] | None:
+        """Raise for an error or a block; the first candidate, if any.
+
+        A block is billed the ``usage`` reported with it (the response's own
+        ``usageMetadata`` unless a stream's earlier chunk said it): none, unbilled.
+        """
         if "error" in data:
             raise stream_error(self.provider, data, secret=self.api_key, output_began=output_began)
+        if usage is None and "usageMetadata" in data:
+            usage = _usage(data)
         candidate = first(data.get("candidates"))
         feedback = obj(data.get("promptFeedback"))
         block = string(feedback.get("blockReason"))
         if not candidate and block:
             detail = string(feedback.get("blockReasonMessage"))
             # the request itself was rejected for its content: like a content-policy 400
-            raise ContentRejected(
-                f"the prompt was blocked ({block})" + (f": {detail}" if detail else ""),
-                provider=self.provider,
-                status=200,
+            raise _billed(
+                ContentRejected(
+                    f"the prompt was blocked ({block})" + (f": {detail}" if detail else ""),
+                    provider=self.provider,
+                    status=200,
+                ),
+                usage,
             )
         finish = string(candidate.get("finishReason"))
         if finish in FILTERED or finish == "LANGUAGE":
             detail = string(candidate.get("finishMessage"))
-            raise Refused(
-                f"the answer was stopped ({finish})" + (f": {detail}" if detail else ""),
-                provider=self.provider,
-                status=200,
-                content_filtered=finish in FILTERED,
+            raise _billed(
+                Refused(
+                    f"the answer was stopped ({finish})" + (f": {detail}" if detail else ""),
+                    provider=self.provider,
+                    status=200,
+                    content_filtered=finish in FILTERED,
+                ),
+                usage,
             )
         return candidate or None
 
@@ -192,6 +215,7 @@ class _GeminiStream:
         self._sse = SseDecoder()
         self._model: str | None = None
         self._usage = Usage()
+        self._reported = False  # whether a chunk carried usageMetadata
         self._text = False
         self._done = False
 
@@ -228,10 +252,12 @@ class _GeminiStream:
                 events.extend(self._chunk(chunk))
 
     def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
-        candidate = self._adapter._check(chunk, output_began=self._text) or {}
-        self._model = string(chunk.get("modelVersion")) or self._model
-        if "usageMetadata" in chunk:
+        if "usageMetadata" in chunk and "error" not in chunk:
             self._usage = _usage(chunk)
+            self._reported = True
+        usage = self._usage if self._reported else None
+        candidate = self._adapter._check(chunk, output_began=self._text, usage=usage) or {}
+        self._model = string(chunk.get("modelVersion")) or self._model
         events: list[StreamEvent] = []
         text = _text(candidate)
         if text:

@@ -166,6 +166,19 @@ def _cache_hits(usage: Any) -> int:
     return count(obj(usage).get("prompt_cache_hit_tokens"))
 
 
+def _billed(error: ProviderError, usage: Any, flavor: ChatFlavor) -> ProviderError:
+    """``error`` carrying what its response's ``usage`` says the provider billed (a refusal
+    is billed like an answer: the prompt, and the refusal's words); left unbilled when
+    the response reported no usage, or none of it counted."""
+    if isinstance(usage, dict):
+        tokens = _chat_usage(usage, flavor)
+        cost = _ticks_cost(usage) if flavor.cost_in_ticks else None
+        if tokens.input_tokens or tokens.output_tokens or cost:
+            error.billed = (tokens.input_tokens, tokens.output_tokens)
+            error.billed_cost_usd = cost
+    return error
+
+
 def _content_text(content: Any) -> str:
     """Message content as text: a string, or (Mistral reasoning models) a list of chunks.
 
@@ -240,9 +253,12 @@ class OpenAIChatAdapter:
             raise bad_reply(self.provider, "response has no choices")
         message = obj(choice.get("message"))
         finish = string(choice.get("finish_reason")) or None
-        self._check_finish(finish, string(message.get("refusal")), output_began=False)
         flavor = self.flavor
         usage = data.get("usage")
+        refused = self._refused(finish, string(message.get("refusal")))
+        if refused is not None:
+            raise _billed(refused, usage, flavor)
+        self._check_finish(finish, output_began=False)
         return Completion(
             text=_content_text(message.get("content")),
             finish_reason=finish,
@@ -258,17 +274,21 @@ class OpenAIChatAdapter:
     def stream_parser(self) -> _ChatStream:
         return _ChatStream(self)
 
-    def _check_finish(self, finish: str | None, refusal: str | None, *, output_began: bool) -> None:
-        """Raise for a refusal, a filtered answer or a provider-side failure."""
+    def _refused(self, finish: str | None, refusal: str | None) -> Refused | None:
+        """The refusal or filtered answer this finish reason and refusal text say, if any."""
         if refusal:
-            raise Refused(refusal, provider=self.provider, status=200)
+            return Refused(refusal, provider=self.provider, status=200)
         if finish == "content_filter":
-            raise Refused(
+            return Refused(
                 "the answer was stopped by the provider's content filter (content_filter)",
                 provider=self.provider,
                 status=200,
                 content_filtered=True,
             )
+        return None
+
+    def _check_finish(self, finish: str | None, *, output_began: bool) -> None:
+        """Raise for a provider-side failure (a refusal is raised, billed, before)."""
         if finish in _FAILED_FINISH:
             if output_began:
                 raise broken(self.provider, True, f"finish reason {finish}")
@@ -291,6 +311,11 @@ class _ChatStream:
         self._cached = 0
         self._model: str | None = None
         self._refusal: list[str] = []
+        #: the last usage object a chunk carried: what a refusal is billed
+        self._reported: dict[str, Any] | None = None
+        #: a refusal whose finish came before its usage (OpenAI's own chunk, asked for with
+        #: ``stream_options``): raised, billed, when the usage or the stream's end comes
+        self._refused: Refused | None = None
         self._text = False
         self._done = False
 
@@ -310,11 +335,19 @@ class _ChatStream:
         events = collect(self._handle, rest)
         if self._done:
             return events
+        refused = self._refused
+        if refused is None:  # refusal text, and no finish reason
+            refused = self._adapter._refused(None, "".join(self._refusal))
+        if refused is not None:  # its usage never came, or came before it: billed as said
+            error = self._bill(refused)
+            error.events_before = tuple(events)
+            raise error
         if self._finish is not None:
             return [*events, self._end()]
-        if self._refusal:
-            self._adapter._check_finish(None, "".join(self._refusal), output_began=self._text)
         raise broken(self._adapter.provider, self._text, "without a finish reason")
+
+    def _bill(self, refused: Refused) -> ProviderError:
+        return _billed(refused, self._reported, self._adapter.flavor)
 
     def _end(self) -> StreamEnd:
         self._done = True
@@ -334,6 +367,8 @@ class _ChatStream:
             if data is None:
                 continue
             if data.strip() == "[DONE]":
+                if self._refused is not None:
+                    raise self._bill(self._refused)
                 events.append(self._end())
                 continue
             try:
@@ -355,14 +390,21 @@ class _ChatStream:
                 adapter.provider, payload, secret=adapter.api_key, output_began=self._text
             )
         self._model = string(chunk.get("model")) or self._model
+        reported = False
         for usage in (chunk.get("usage"), groq.get("usage")):
             if isinstance(usage, dict):
+                reported = True
+                self._reported = usage
                 flavor = adapter.flavor
                 self._usage = _chat_usage(usage, flavor)
                 if flavor.cost_in_ticks:
                     self._cost = _ticks_cost(usage)
                 if flavor.cache_hit_tokens:
                     self._cached = _cache_hits(usage)
+        if self._refused is not None:  # refused already: only its usage was waited for
+            if reported:
+                raise self._bill(self._refused)
+            return []
         events: list[StreamEvent] = []
         choice = first(chunk.get("choices"))
         delta = obj(choice.get("delta"))
@@ -381,7 +423,16 @@ class _ChatStream:
         finish = string(choice.get("finish_reason")) or None
         if finish is not None:
             self._finish = finish
-            adapter._check_finish(finish, "".join(self._refusal), output_began=self._text)
+            refused = adapter._refused(finish, "".join(self._refusal))
+            if refused is not None:
+                if reported:  # the finish chunk carries the usage (Groq, Together, Mistral)
+                    raise self._bill(refused)
+                # OpenAI's usage comes in a chunk of its own after the finish: the provider
+                # bills the refusal, so it is waited for (the end of the stream or ``[DONE]``
+                # raises it without). What came before it in this read goes out first.
+                self._refused = refused
+                return events
+            adapter._check_finish(finish, output_began=self._text)
         return events
 
 
