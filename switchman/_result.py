@@ -112,6 +112,20 @@ class AttemptRecord:
     usage: Usage = attrs.field(factory=Usage)
     cost_usd: float = 0.0
     malformed_events: int = 0
+    #: why this attempt was made after the one before: None for the first, else
+    #: ``retry: <why>`` (the same model again) or ``fallback[: <why>]`` (the next model)
+    after: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Wait:
+    """Time a call spent waiting that no attempt accounts for: ``ms`` before attempt
+    ``before_attempt`` (n from 1) and why (a free slot in the router, a model paused
+    for a moment, a backoff before a retry)."""
+
+    before_attempt: int
+    ms: float
+    reason: str
 
 
 @attrs.frozen(kw_only=True)
@@ -124,14 +138,26 @@ class BudgetTrace:
 @attrs.frozen(kw_only=True)
 class Trace:
     """How a call was routed: which models were eligible and why each other was left out,
-    the ranking with each model's score factors, every attempt, the budget's reservation
-    and settlement, and the call's outcome."""
+    the ranking with each model's score factors, every attempt (and why it followed the
+    one before), the waits outside any attempt, the candidates passed over once attempts
+    began, the budget's reservation and settlement, and the call's outcome."""
 
     eligibility: EligibilityTrace = attrs.field(factory=EligibilityTrace)
     ranking: tuple[Ranked, ...] = ()
     attempts: tuple[AttemptRecord, ...] = ()
     budget: BudgetTrace = attrs.field(factory=BudgetTrace)
     outcome: str = ""
+    #: wall-clock time the call was accepted: its ``latency_ms`` counts from here
+    started_at: float = 0.0
+    #: how the attempts were ordered: ``score`` (by the ranking) or ``named`` (the model
+    #: or route the call named, in its chain's order: the ranking is for information)
+    order: Literal["score", "named"] = "score"
+    #: the waits between ``started_at`` and the attempts, and between attempts
+    waits: tuple[Wait, ...] = ()
+    #: candidates not tried (again) once attempts began, and why: a budget's refusal, the
+    #: call's cost cap, a window too small to continue the answer, a breaker that opened
+    #: before a retry, a second alias of a model the call had switched away from
+    skipped: tuple[Exclusion, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

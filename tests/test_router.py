@@ -11,7 +11,7 @@ import trio.testing
 
 import switchman
 from switchman import Call, Options, Params, Timeouts
-from switchman.actors._attempts import CallRun
+from switchman.actors._callrun import CallRun
 from switchman.catalog import BudgetsConfig, ServerConfig, SimProfile
 from switchman.sim import expected_answer
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
 import trio
 
-from switchman._call import Call, Message
+from switchman._call import Message
 from switchman._channels import open_channel, send_soon
 from switchman._errors import (
     AttemptTimeout,
@@ -41,8 +40,6 @@ from switchman._result import (
     AttemptRecord,
     Delta,
     ErrorInfo,
-    Result,
-    TraceEvent,
     Usage,
     normal_finish,
 )
@@ -60,6 +57,7 @@ from switchman.actors._attempt_ends import (
     tighter,
     timed_out,
 )
+from switchman.actors._callrun import CallRun, Success
 from switchman.actors._env import DispatchEnv
 from switchman.actors._holds import (
     release_hold,
@@ -93,8 +91,6 @@ from switchman.policy._eligibility import (
     request_params,
 )
 from switchman.policy._estimate import CONTINUE_PROMPT, max_input_tokens, most_cost, text_tokens
-from switchman.policy._known import KnownValues
-from switchman.policy._redaction import StreamRedactor
 from switchman.policy._retry import decide_after_failure
 
 #: the most characters one token of output can be (runs of spaces or repeated characters
@@ -105,102 +101,6 @@ log = logging.getLogger("switchman.attempts")
 _attempt_ids = itertools.count(1)
 #: how long a call may wait, in all, for a model that is only briefly unavailable
 SHORT_WAIT_S = 5.0
-
-
-@attrs.define
-class CallRun:
-    """The working state of one call, owned by its task."""
-
-    call: Call
-    call_id: str
-    job_id: str | None
-    stream: bool
-    reply_to: trio.MemorySendChannel[Delta | Result]
-    input_tokens: int
-    deadline: float
-    started: float
-    redact: bool = True
-    attempts: list[AttemptRecord] = attrs.field(factory=list)
-    errors: list[ErrorInfo] = attrs.field(factory=list)
-    reserved_usd: float = 0.0
-    settled_usd: float = 0.0
-    #: the call's wall time less trio's (see ``wall``), once read
-    wall_offset: float | None = None
-    #: billed and not held against a budget (see ``track``): with ``settled_usd``, what
-    #: the call's attempts have cost so far
-    tracked_usd: float = 0.0
-    #: fallbacks passed over as what they could cost would take the call past its cap
-    over_cap: int = 0
-    budget_scopes: tuple[str, ...] = ()
-    #: raw text already handed to the caller's stream (through the redactor), in pieces
-    #: (``+=`` on an attribute copied it whole each time: 3 s for 20,000 pieces)
-    raw_pieces: list[str] = attrs.field(factory=list)
-    sent_redacted: list[str] = attrs.field(factory=list)
-    #: trio time the caller's stream got its first text (whichever attempt sent it)
-    first_text_at: float | None = None
-    redactor: StreamRedactor | KnownValues | None = None
-    break_error: ErrorInfo | None = None
-    #: the call's own cancel scope: cancelled when the caller stops reading its stream
-    scope: trio.CancelScope | None = None
-    #: where spend no budget covers goes as each attempt is billed (the dispatcher's
-    #: ``track``: to the ledger within a batch time, so a kill mid-call loses no earlier
-    #: attempt's bill); None: nowhere
-    spend: Callable[[tuple[str, ...], float], None] | None = None
-    #: when the provider said the model it just turned away can serve again
-    back_at: float | None = None
-    #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
-    #: "retry: <why>" (the same model again, after a backoff) or "fallback[: <why>]"
-    after: str | None = None
-    #: what the attempt cancelled midway (the caller left, a deadline, a shutdown) was
-    #: billed for the output it had begun, USD: settled as it unwinds
-    cut_usd: float = 0.0
-
-    @property
-    def sent_raw(self) -> str:
-        pieces = self.raw_pieces  # (joined once, when read)
-        if len(pieces) > 1:
-            pieces[:] = ["".join(pieces)]
-        return pieces[0] if pieces else ""
-
-    def wall(self, env: DispatchEnv) -> float:
-        """Wall time for this call's trace: the router's wall clock as the call first read
-        it, then moving with trio's, so its times keep their order and agree with its
-        durations even when the wall clock is stepped meanwhile (a later call follows it)."""
-        now = trio.current_time()
-        if self.wall_offset is None:
-            self.wall_offset = env.wall() - now
-        return self.wall_offset + now
-
-    def track(self, scopes: tuple[str, ...], usd: float) -> None:
-        self.tracked_usd += usd
-        if self.spend is not None:
-            self.spend(scopes, usd)
-
-    def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
-        if env.hub.active:
-            env.hub.publish(
-                TraceEvent(
-                    type=type_,
-                    call_id=self.call_id,
-                    job_id=self.job_id,
-                    ts=self.wall(env),
-                    data=data,
-                    handle=self.call.caller.handle,
-                )
-            )
-
-
-@attrs.frozen(kw_only=True)
-class Success:
-    model: ModelSpec
-    text: str
-    usage: Usage
-    cost_usd: float
-    ttft_ms: float | None
-    provider_model_id: str | None
-    finish_reason: str | None = None
-    #: the bill was already logged as beyond what was asked (one warning per answer)
-    told: bool = False
 
 
 async def run_attempts(
@@ -221,9 +121,15 @@ async def run_attempts(
     while i < len(candidates):
         model = candidates[i]
         upstream = (model.provider, model.model_id)
-        if upstream in left or (
-            too_long_for and input_room(run.call, model, run.input_tokens) < too_long_for
-        ):
+        if upstream in left:
+            run.skip(model.alias, "the same upstream model as one the call switched away from")
+            i += 1
+            continue
+        if too_long_for and input_room(run.call, model, run.input_tokens) < too_long_for:
+            run.skip(
+                model.alias,
+                "its window leaves the input less room than one a provider said it overflowed",
+            )
             i += 1
             continue
         now = trio.current_time()
@@ -247,6 +153,8 @@ async def run_attempts(
                 if waited + wait <= SHORT_WAIT_S and now + wait < run.deadline:
                     waited += wait
                     await trio.sleep(wait)
+                    reason = run.attempts[-1].error if run.attempts else None
+                    run.waited(now, f"{model.alias} paused: {reason or 'turned away'}")
                     continue
             i += 1
             run.after = f"fallback: {model.alias} not tried"
@@ -263,13 +171,17 @@ async def run_attempts(
             rng=env.rng,
             content_fallback=content_fallback(env.config, run.call),
         )
-        if decision.action == "retry" and _held_back(env, model, now + decision.delay_s):
+        held = _held_back(env, model, now + decision.delay_s) if decision.action == "retry" else 0
+        if held:
             i += 1  # its breaker just opened: a retry would only be refused, after a wait
             left.add(upstream)
-            run.after = "fallback"
+            why = f"not retried: its breaker opened, for {held - now:.1f}s"
+            run.skip(model.alias, why)
+            run.after = f"fallback: {model.alias} {why}"
         elif decision.action == "retry":
             run.after = f"retry: {decision.reason}"
             await trio.sleep(decision.delay_s)
+            run.waited(now, f"backoff before retrying {model.alias}: {decision.reason}")
         elif decision.action == "switch":
             i += 1
             left.add(upstream)
@@ -279,13 +191,14 @@ async def run_attempts(
     return None
 
 
-def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> bool:
-    """Whether ``model``'s breaker, as its provider last published it, is open past ``when``."""
+def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> float:
+    """When ``model``'s breaker, as its provider last published it, lets it be tried
+    again, if that is past ``when``; else 0."""
     snapshot = env.board.get(model.provider)
     if snapshot is None:
-        return False
+        return 0.0
     retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, CLOSED_BREAKER))
-    return retry_at is not None and retry_at > when
+    return retry_at if retry_at is not None and retry_at > when else 0.0
 
 
 def _messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
@@ -310,12 +223,14 @@ async def _one_attempt(
     input_tokens = run.input_tokens + cont_tokens
     if cont_tokens and not fits_window(model, input_tokens, out_tokens):
         # eligibility checked the prompt alone; a continuation carries the answer so far
+        why = (
+            f"context window {model.context_window} too small to continue the answer"
+            f" ({input_tokens} input tokens with the text so far)"
+        )
+        run.skip(model.alias, why)
         run.errors.append(
             ErrorInfo(
-                code="all_models_failed",
-                message=f"{model.alias}: context window {model.context_window} too small to"
-                f" continue the answer ({input_tokens} input tokens with the text so far)",
-                provider=model.provider,
+                code="all_models_failed", message=f"{model.alias}: {why}", provider=model.provider
             )
         )
         return None
@@ -326,6 +241,7 @@ async def _one_attempt(
         over = cap_exceeded(call, model, out_tokens, continuation=run.sent_raw, spent=spent)
         if over is not None:
             message = f"{model.alias}: {over}"
+            run.skip(model.alias, over)
             run.errors.append(ErrorInfo(code="no_eligible_model", message=message))
             run.over_cap += 1
             return None
@@ -354,6 +270,7 @@ async def _one_attempt(
                 wall_now=time.time(),
             )
             limit = refused.limit
+            run.skip(model.alias, message)
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
             run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)
             tell_budget_refusal(env, limit)
@@ -597,6 +514,7 @@ async def _exchange(
                 if hard_deadline
                 else env.cancel_reasons.get(run.call_id, "the call was cancelled"),
                 malformed_events=malformed,
+                after=run.after,
                 **billed,
             )
             run.attempts.append(record)
@@ -617,6 +535,7 @@ async def _exchange(
         ended_at=ended,
         ttft_ms=ttft_ms,
         malformed_events=malformed,
+        after=run.after,
     )
     if unavailable is not None:
         run.back_at = unavailable.retry_at
@@ -715,7 +634,8 @@ async def _exchange(
         cut = cut_usage(model, call, continued, generated, out_tokens)  # where it did not say
         usage = Usage(
             input_tokens=billed_in or cut.input_tokens,
-            output_tokens=billed_out or cut.output_tokens,
+            # (no text and no word of output, as a refusal reports it: none)
+            output_tokens=billed_out or (cut.output_tokens if generated else 0),
         )
         if error.billed_cost_usd is None:
             i, o = usage.input_tokens, usage.output_tokens

@@ -42,7 +42,8 @@ from switchman._result import (
     Result,
     Trace,
 )
-from switchman.actors._attempts import SHORT_WAIT_S, CallRun, Success, run_attempts
+from switchman.actors._attempts import SHORT_WAIT_S, run_attempts
+from switchman.actors._callrun import CallRun, Success
 from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import (
     CancelCall,
@@ -325,6 +326,8 @@ class _Dispatcher:
             with scope:
                 if not self.slots.take_nowait():  # wait (bounded by the call's deadline)
                     await self.slots.take()
+                    full = f"a free slot: the router's {self.slots.capacity} were all taken"
+                    run.waited(now, full)
                     now = trio.current_time()
                 slot = True
                 check_redaction_override(call)
@@ -343,6 +346,7 @@ class _Dispatcher:
                     # probe is out: wait for it, briefly, and choose again
                     waited += wait
                     await trio.sleep(wait)
+                    run.waited(now, _paused(elig.excluded, back_at))
                     now = trio.current_time()
                     back_at = {}
                     elig, ranking, candidates = self._select(call, run, patterns, now, back_at)
@@ -354,6 +358,7 @@ class _Dispatcher:
                         env,
                         "call.routed",
                         candidates=[m.alias for m in candidates],
+                        order=run.order,
                         excluded=[{"alias": e.alias, "reason": e.reason} for e in elig.excluded],
                         ranking=[
                             {"alias": r.alias, "score": round(r.score, 4)} for r in ranking[:5]
@@ -416,6 +421,7 @@ class _Dispatcher:
             return elig, ranking, [by_alias[a] for a in order]
         # a named model or route reaches only its own chain: only those were checked,
         # and only those are scored (a trace of the models the call could use)
+        run.order = "named"
         order = plan_attempt_order(call, env.config, elig.eligible, ())
         candidates = [by_alias[a] for a in order]
         return elig, self._rank(call, run, candidates, now, freshen=False), candidates
@@ -514,13 +520,7 @@ class _Dispatcher:
                 ),
                 redaction=redaction,
                 errors=(),
-                trace=Trace(
-                    eligibility=eligibility,
-                    ranking=ranking,
-                    attempts=tuple(run.attempts),
-                    budget=budget,
-                    outcome="success",
-                ),
+                trace=_trace(env, run, eligibility, ranking, budget, "success"),
                 simulated=env.config.simulated or success.model.provider == "sim",
                 finish_reason=success.finish_reason or "stop",
             )
@@ -550,13 +550,7 @@ class _Dispatcher:
             cost_usd=_spent(run),
             redaction=redaction,
             errors=errors,
-            trace=Trace(
-                eligibility=eligibility,
-                ranking=ranking,
-                attempts=tuple(run.attempts),
-                budget=budget,
-                outcome=errors[0].code,
-            ),
+            trace=_trace(env, run, eligibility, ranking, budget, errors[0].code),
             simulated=env.config.simulated,
         )
         run.event(
@@ -606,6 +600,35 @@ class _Dispatcher:
                 msg.reply_to.send_nowait(answer)
             except (trio.BrokenResourceError, trio.WouldBlock):
                 pass
+
+
+def _trace(
+    env: DispatchEnv,
+    run: CallRun,
+    eligibility: EligibilityTrace,
+    ranking: tuple[Any, ...],
+    budget: BudgetTrace,
+    outcome: str,
+) -> Trace:
+    return Trace(
+        eligibility=eligibility,
+        ranking=ranking,
+        attempts=tuple(run.attempts),
+        budget=budget,
+        outcome=outcome,
+        # (the wall clock as the call's attempts read it: their times and this agree)
+        started_at=run.wall(env) - (trio.current_time() - run.started),
+        order=run.order,
+        waits=tuple(run.waits) if run.waits else (),
+        skipped=tuple(run.skipped) if run.skipped else (),
+    )
+
+
+def _paused(excluded: Any, back_at: Mapping[str, float]) -> str:
+    """What a wait for the soonest of the paused models was for: its exclusion."""
+    soonest = min(back_at, key=back_at.__getitem__)
+    reason = next((e.reason for e in excluded if e.alias == soonest), "paused")
+    return f"{soonest}: {reason}"
 
 
 def _short_wait(

@@ -388,3 +388,32 @@ async def test_websockets_that_leave_leave_no_subscription_behind(tmp_path: Path
             await trio.sleep(0.2)
             # the last one may still be held until the next subscribe or events
             assert hub.statistics().subscribers <= before + 1
+
+
+async def test_the_stored_trace_says_why_each_attempt_followed_and_where_time_went(
+    tmp_path: Path,
+) -> None:
+    """Through the daemon's own store: each attempt's ``after``, the backoff as a wait,
+    the order the route imposed, and the wall-clock start the rest counts from."""
+    config = {"models": PICKY_MODELS, "routes": {"fallible": {"chain": ["t/broken", "sim/fast"]}}}
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, **config) as gw:
+            r = await gw.client.post("/call?wait=20", json={"prompt": "hi", "model": "fallible"})
+            assert r.status_code == 200, r.text
+            job_id = r.json()["job_id"]
+            stored = (await gw.client.get(f"/result/{job_id}")).json()
+    result = stored["result"]
+    assert result["status"] == "complete" and result["model"] == "sim/fast"
+    trace = result["trace"]
+    assert trace["order"] == "named"
+    attempts = trace["attempts"]
+    assert [a["alias"] for a in attempts] == ["t/broken", "t/broken", "sim/fast"]
+    assert attempts[0]["after"] is None
+    assert attempts[1]["after"].startswith("retry: upstream error 529")
+    assert attempts[2]["after"].startswith("fallback: ")
+    (wait,) = trace["waits"]
+    assert wait["before_attempt"] == 2 and wait["reason"].startswith("backoff before retrying")
+    spent = sum(a["ended_at"] - a["started_at"] for a in attempts) * 1000 + wait["ms"]
+    assert spent <= result["latency_ms"] + 1
+    assert trace["started_at"] <= attempts[0]["started_at"]
+    assert trace["skipped"] == []

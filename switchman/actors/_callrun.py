@@ -1,0 +1,140 @@
+"""One call's working state (``CallRun``), owned by its task in the dispatcher, and
+what a successful attempt hands back (``Success``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import attrs
+import trio
+
+from switchman._call import Call
+from switchman._result import (
+    AttemptRecord,
+    Delta,
+    ErrorInfo,
+    Exclusion,
+    Result,
+    TraceEvent,
+    Usage,
+    Wait,
+)
+from switchman.actors._env import DispatchEnv
+from switchman.catalog._spec import ModelSpec
+from switchman.policy._known import KnownValues
+from switchman.policy._redaction import StreamRedactor
+
+
+@attrs.define
+class CallRun:
+    """The working state of one call, owned by its task."""
+
+    call: Call
+    call_id: str
+    job_id: str | None
+    stream: bool
+    reply_to: trio.MemorySendChannel[Delta | Result]
+    input_tokens: int
+    deadline: float
+    started: float
+    redact: bool = True
+    attempts: list[AttemptRecord] = attrs.field(factory=list)
+    errors: list[ErrorInfo] = attrs.field(factory=list)
+    reserved_usd: float = 0.0
+    settled_usd: float = 0.0
+    #: the call's wall time less trio's (see ``wall``), once read
+    wall_offset: float | None = None
+    #: billed and not held against a budget (see ``track``): with ``settled_usd``, what
+    #: the call's attempts have cost so far
+    tracked_usd: float = 0.0
+    #: fallbacks passed over as what they could cost would take the call past its cap
+    over_cap: int = 0
+    budget_scopes: tuple[str, ...] = ()
+    #: raw text already handed to the caller's stream (through the redactor), in pieces
+    #: (``+=`` on an attribute copied it whole each time: 3 s for 20,000 pieces)
+    raw_pieces: list[str] = attrs.field(factory=list)
+    sent_redacted: list[str] = attrs.field(factory=list)
+    #: trio time the caller's stream got its first text (whichever attempt sent it)
+    first_text_at: float | None = None
+    redactor: StreamRedactor | KnownValues | None = None
+    break_error: ErrorInfo | None = None
+    #: the call's own cancel scope: cancelled when the caller stops reading its stream
+    scope: trio.CancelScope | None = None
+    #: where spend no budget covers goes as each attempt is billed (the dispatcher's
+    #: ``track``: to the ledger within a batch time, so a kill mid-call loses no earlier
+    #: attempt's bill); None: nowhere
+    spend: Callable[[tuple[str, ...], float], None] | None = None
+    #: when the provider said the model it just turned away can serve again
+    back_at: float | None = None
+    #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
+    #: "retry: <why>" (the same model again, after a backoff) or "fallback[: <why>]"
+    after: str | None = None
+    #: what the attempt cancelled midway (the caller left, a deadline, a shutdown) was
+    #: billed for the output it had begun, USD: settled as it unwinds
+    cut_usd: float = 0.0
+    #: how the attempts are ordered (``Trace.order``)
+    order: Literal["score", "named"] = "score"
+    #: ``Trace.waits`` and ``Trace.skipped`` (None until the first)
+    waits: list[Wait] | None = None
+    skipped: list[Exclusion] | None = None
+
+    @property
+    def sent_raw(self) -> str:
+        pieces = self.raw_pieces  # (joined once, when read)
+        if len(pieces) > 1:
+            pieces[:] = ["".join(pieces)]
+        return pieces[0] if pieces else ""
+
+    def wall(self, env: DispatchEnv) -> float:
+        """Wall time for this call's trace: the router's wall clock as the call first read
+        it, then moving with trio's, so its times keep their order and agree with its
+        durations even when the wall clock is stepped meanwhile (a later call follows it)."""
+        now = trio.current_time()
+        if self.wall_offset is None:
+            self.wall_offset = env.wall() - now
+        return self.wall_offset + now
+
+    def waited(self, since: float, reason: str) -> None:
+        """Note the wait from ``since`` (trio time) until now, before the next attempt."""
+        ms = (trio.current_time() - since) * 1000.0
+        if self.waits is None:
+            self.waits = []
+        self.waits.append(Wait(before_attempt=len(self.attempts) + 1, ms=ms, reason=reason))
+
+    def skip(self, alias: str, reason: str) -> None:
+        """Note a candidate not tried (again) once attempts began, and why."""
+        if self.skipped is None:
+            self.skipped = []
+        self.skipped.append(Exclusion(alias=alias, reason=reason))
+
+    def track(self, scopes: tuple[str, ...], usd: float) -> None:
+        self.tracked_usd += usd
+        if self.spend is not None:
+            self.spend(scopes, usd)
+
+    def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
+        if env.hub.active:
+            env.hub.publish(
+                TraceEvent(
+                    type=type_,
+                    call_id=self.call_id,
+                    job_id=self.job_id,
+                    ts=self.wall(env),
+                    data=data,
+                    handle=self.call.caller.handle,
+                )
+            )
+
+
+@attrs.frozen(kw_only=True)
+class Success:
+    model: ModelSpec
+    text: str
+    usage: Usage
+    cost_usd: float
+    ttft_ms: float | None
+    provider_model_id: str | None
+    finish_reason: str | None = None
+    #: the bill was already logged as beyond what was asked (one warning per answer)
+    told: bool = False

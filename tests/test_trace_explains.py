@@ -1,0 +1,113 @@
+"""A call's trace explains it on its own: why each attempt followed the one before, where
+the time went outside the attempts, and which candidates were passed over once attempts
+began (an audit could not tell these from the stored trace; only live events had some)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import switchman
+from switchman import Call, Params
+from switchman.catalog import BudgetsConfig, SimProfile
+from switchman.policy._breaker import BreakerConfig
+
+from ._simfleet import fleet, sim_model
+
+GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
+DOWN = sim_model("down", SimProfile(error_rate=1.0, latency_ms=50))
+
+
+def _accounted_ms(result: switchman.Result) -> float:
+    """The call's time as its trace accounts for it: attempts and waits."""
+    trace = result.trace
+    attempts = sum(a.ended_at - a.started_at for a in trace.attempts) * 1000.0
+    return attempts + sum(w.ms for w in trace.waits)
+
+
+async def test_a_wait_for_a_free_slot_is_in_the_trace(autojump_clock: trio.abc.Clock) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=500, ttft_ms=10))
+    results: dict[str, switchman.Result] = {}
+    async with switchman.open_router(fleet(slow, capacity=1)) as router:
+
+        async def one(name: str) -> None:
+            results[name] = await router.call(Call(prompt=name, model="slow"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, "first")
+            await trio.sleep(0.1)
+            nursery.start_soon(one, "second")
+    first, second = results["first"], results["second"]
+    assert first.trace.waits == ()
+    (wait,) = second.trace.waits
+    assert wait.before_attempt == 1
+    assert wait.reason == "a free slot: the router's 1 were all taken"
+    # from its start, 0.1 s after the first call's, until the first call was done
+    assert wait.ms == pytest.approx(first.latency_ms - 100, abs=2)
+    (attempt,) = second.trace.attempts
+    assert (attempt.started_at - second.trace.started_at) * 1000 == pytest.approx(wait.ms, abs=1)
+    assert _accounted_ms(second) == pytest.approx(second.latency_ms, abs=2)
+
+
+async def test_each_attempt_says_why_it_followed_and_a_backoff_is_a_wait(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    config = fleet(DOWN, GOOD, routes={"r": ("down", "good")})
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hi", model="r"))
+    assert result.status == "complete" and result.model == "good"
+    trace = result.trace
+    assert trace.order == "named"  # the route's chain, whatever the ranking says
+    afters = [a.after for a in trace.attempts]
+    assert afters[:2] == [None, "retry: upstream error 529, retry in 0.75 s"]
+    assert afters[2] is not None and afters[2].startswith("fallback: ")
+    (wait,) = trace.waits
+    assert wait.before_attempt == 2
+    assert wait.reason == "backoff before retrying down: upstream error 529, retry in 0.75 s"
+    assert wait.ms == pytest.approx(750, abs=1)
+    assert trace.skipped == ()
+    assert _accounted_ms(result) == pytest.approx(result.latency_ms, abs=2)
+
+
+async def test_auto_orders_by_score(autojump_clock: trio.abc.Clock) -> None:
+    async with switchman.open_router(fleet(GOOD)) as router:
+        result = await router.call(Call(prompt="hi"))
+    assert result.trace.order == "score"
+    assert result.trace.attempts[0].after is None
+
+
+async def test_a_retry_its_breaker_forbids_is_a_skip_with_the_time(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Its failure opened the breaker: no retry, and the trace says so (it said only
+    "fallback" in a live event)."""
+    breaker = BreakerConfig(consecutive_failures=1, cooldown_s=5.0)
+    config = fleet(DOWN, GOOD, routes={"r": ("down", "good")})
+    async with switchman.open_router(config, breaker=breaker) as router:
+        result = await router.call(Call(prompt="hi", model="r"))
+    assert result.model == "good"
+    assert [a.alias for a in result.trace.attempts] == ["down", "good"]
+    (skip,) = result.trace.skipped
+    assert skip.alias == "down"
+    assert skip.reason == "not retried: its breaker opened, for 5.0s"
+    assert result.trace.attempts[1].after == f"fallback: down {skip.reason}"
+
+
+async def test_a_model_its_budget_refused_is_a_skip_though_the_call_succeeded(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    pricey = sim_model("pricey", input_per_mtok=1000.0, output_per_mtok=1000.0)
+    config = fleet(
+        pricey,
+        GOOD,
+        routes={"r": ("pricey", "good")},
+        budgets=BudgetsConfig(global_daily_usd=0.05),
+    )
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="hi", model="r", params=Params(max_tokens=100)))
+    assert result.status == "complete" and result.model == "good"
+    assert "pricey" in result.trace.eligibility.eligible
+    assert [a.alias for a in result.trace.attempts] == ["good"]
+    (skip,) = result.trace.skipped
+    assert skip.alias == "pricey" and "budget" in skip.reason
+    assert result.trace.attempts[0].after == "fallback: pricey not tried"
