@@ -213,7 +213,10 @@ class _ProviderState:
         """Take the slot, the probe and the rate tokens for ``msg``, or say why not."""
         alias = msg.model.alias
         if self.misconfigured is not None and now < self.misconfigured_until:
-            return Unavailable(reason=f"provider held out: {self.misconfigured}")
+            left = self.misconfigured_until - now
+            return Unavailable(
+                reason=f"provider held out: {self.misconfigured} (for {left:.0f}s more)"
+            )
         if self.holds and (hold := self.holds.get(alias)) is not None and now < hold.until:
             return Unavailable(reason=hold.reason, retry_at=hold.until)
         if self.in_flight >= self.spec.max_concurrency:
@@ -236,7 +239,11 @@ class _ProviderState:
             retry_at = breaker_retry_at(breaker)
             if retry_at is None and breaker.probe_in_flight:  # its outcome is due any moment
                 retry_at = now + PROBE_POLL_S
-            return Unavailable(reason=f"breaker {breaker.state}", retry_at=retry_at)
+            if retry_at is None or breaker.probe_in_flight:
+                reason = f"breaker {breaker.state}: its probe is out"
+            else:
+                reason = f"breaker {breaker.state} for {retry_at - now:.1f}s more"
+            return Unavailable(reason=reason, retry_at=retry_at)
         room = msg.request.max_tokens or 0
         tokens = msg.input_tokens + room
         model_rate = self.model_rates.get(alias)
@@ -248,7 +255,9 @@ class _ProviderState:
                 )
         retry_at, new_rate = rate_admit(self.rate, now, tokens=tokens)
         if retry_at is not None:
-            return Unavailable(reason="rate budget empty", retry_at=retry_at)
+            return Unavailable(
+                reason=f"rate budget empty for {retry_at - now:.1f}s", retry_at=retry_at
+            )
         if model_rate is not None:
             self.model_rates[alias] = model_rate
         if new_breaker is not breaker:  # (a closed breaker admits without a change)
