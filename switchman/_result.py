@@ -113,8 +113,12 @@ class AttemptRecord:
     cost_usd: float = 0.0
     malformed_events: int = 0
     #: why this attempt was made after the one before: None for the first, else
-    #: ``retry: <why>`` (the same model again) or ``fallback[: <why>]`` (the next model)
+    #: ``retry: <why>`` (the same model again) or ``fallback[: <why>]`` (the next model);
+    #: a continuation of a broken stream says how much of the answer it continues
     after: str | None = None
+    #: the provider reported no usage (or not all of it): ``usage`` and ``cost_usd`` are
+    #: switchman's bound, at the most the text could have been billed, not its report
+    usage_estimated: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -4,15 +4,17 @@ began (an audit could not tell these from the stored trace; only live events had
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import trio
 
 import switchman
-from switchman import Call, Params
+from switchman import Call, Options, Params
 from switchman.catalog import BudgetsConfig, SimProfile
 from switchman.policy._breaker import BreakerConfig
 
-from ._simfleet import fleet, sim_model
+from ._simfleet import fleet, sim_model, streamed
 
 GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
 DOWN = sim_model("down", SimProfile(error_rate=1.0, latency_ms=50))
@@ -111,3 +113,35 @@ async def test_a_model_its_budget_refused_is_a_skip_though_the_call_succeeded(
     (skip,) = result.trace.skipped
     assert skip.alias == "pricey" and "budget" in skip.reason
     assert result.trace.attempts[0].after == "fallback: pricey not tried"
+
+
+async def test_a_continuation_says_so_and_a_cut_attempts_bill_is_marked_estimated(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cut = sim_model("cut", SimProfile(cut_rate=1.0, tokens_per_s=100))
+    config = fleet(cut, sim_model("rescue", supports_prefill=True), routes={"r": ("cut", "rescue")})
+    async with switchman.open_router(config) as router:
+        result, text = await streamed(router, Call(prompt="Explain recursion", model="r"))
+    assert result.status == "complete" and text == result.answer
+    broken, rescued = result.trace.attempts
+    # the simulator reports no usage for a cut answer: billed at switchman's bound
+    assert broken.outcome == "error" and broken.usage_estimated and broken.cost_usd > 0
+    assert rescued.outcome == "success" and not rescued.usage_estimated
+    assert rescued.after is not None and rescued.after.startswith("fallback: ")
+    sent = re.search(r"; it continues the ([\d,]+) characters already sent$", rescued.after)
+    assert sent is not None and 0 < int(sent[1].replace(",", "")) < len(result.answer)
+
+
+async def test_a_model_too_small_to_continue_is_a_skip(autojump_clock: trio.abc.Clock) -> None:
+    cuts = sim_model("a", SimProfile(cut_rate=1.0), context_window=40_000)
+    small = sim_model("b", context_window=32_000, context_includes_output=False)
+    call = Call(
+        prompt="Summarize: " + "the quick brown fox " * 6398,  # about 32,000 tokens
+        model="r",
+        options=Options(verbosity="standard"),
+    )
+    async with switchman.open_router(fleet(cuts, small, routes={"r": ("a", "b")})) as router:
+        result, _ = await streamed(router, call)
+    assert result.status == "failed"
+    (skip,) = result.trace.skipped
+    assert skip.alias == "b" and skip.reason.startswith("context window 32000 too small")

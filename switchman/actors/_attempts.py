@@ -370,14 +370,12 @@ async def _exchange(
     send: trio.MemorySendChannel[AttemptReply]
     receive: trio.MemoryReceiveChannel[AttemptReply]
     send, receive = open_channel(64)
+    after = run.after
+    if continued and after is not None:
+        after = f"{after}; it continues the {len(continued):,} characters already sent"
     if env.hub.active:
         run.event(
-            env,
-            "attempt.started",
-            n=n,
-            alias=model.alias,
-            provider=model.provider,
-            after=run.after,
+            env, "attempt.started", n=n, alias=model.alias, provider=model.provider, after=after
         )
     wall_started = run.wall(env)
 
@@ -500,7 +498,7 @@ async def _exchange(
                 usage = cut_usage(model, call, continued, generated, out_tokens)
                 # (unsaid: its fees at the most they can be, as its reservation held them)
                 run.cut_usd = most_cost(model, usage.input_tokens, usage.output_tokens)
-                billed = {"usage": usage, "cost_usd": run.cut_usd}
+                billed = {"usage": usage, "cost_usd": run.cut_usd, "usage_estimated": True}
             record = AttemptRecord(
                 n=n,
                 alias=model.alias,
@@ -514,7 +512,7 @@ async def _exchange(
                 if hard_deadline
                 else env.cancel_reasons.get(run.call_id, "the call was cancelled"),
                 malformed_events=malformed,
-                after=run.after,
+                after=after,
                 **billed,
             )
             run.attempts.append(record)
@@ -535,7 +533,7 @@ async def _exchange(
         ended_at=ended,
         ttft_ms=ttft_ms,
         malformed_events=malformed,
-        after=run.after,
+        after=after,
     )
     if unavailable is not None:
         run.back_at = unavailable.retry_at
@@ -559,6 +557,7 @@ async def _exchange(
         answer = "".join(text)
         usage = end.usage
         unsaid = usage.output_tokens == 0 and usage.input_tokens == 0
+        estimated = usage.input_tokens == 0 or (usage.output_tokens == 0 and bool(answer))
         if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
             generated = raw if raw is not None else text  # (a continuation's repeat too)
             usage = attrs.evolve(usage, output_tokens=partial_output_tokens(generated, out_tokens))
@@ -604,7 +603,12 @@ async def _exchange(
                 cost,
             )
         record = AttemptRecord(
-            outcome="success", status_code=status_code or 200, usage=usage, cost_usd=cost, **base
+            outcome="success",
+            status_code=status_code or 200,
+            usage=usage,
+            cost_usd=cost,
+            usage_estimated=estimated,
+            **base,
         )
         run.attempts.append(record)
         if env.hub.active:
@@ -643,7 +647,11 @@ async def _exchange(
             error.billed_cost_usd = (
                 model.cost(i, o) if billed_in or billed_out else most_cost(model, i, o)
             )
-        billed = {"usage": usage, "cost_usd": error.billed_cost_usd}
+        billed = {
+            "usage": usage,
+            "cost_usd": error.billed_cost_usd,
+            "usage_estimated": not billed_in or (not billed_out and bool(generated)),
+        }
     record = AttemptRecord(
         outcome=attempt_outcome(error),  # type: ignore[arg-type]
         status_code=error.status,
