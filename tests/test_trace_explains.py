@@ -8,6 +8,7 @@ import re
 
 import pytest
 import trio
+import trio.testing
 
 import switchman
 from switchman import Call, Options, Params
@@ -145,3 +146,30 @@ async def test_a_model_too_small_to_continue_is_a_skip(autojump_clock: trio.abc.
     assert result.status == "failed"
     (skip,) = result.trace.skipped
     assert skip.alias == "b" and skip.reason.startswith("context window 32000 too small")
+
+
+async def test_a_breaker_change_is_stamped_no_earlier_than_the_attempt_that_caused_it() -> None:
+    """It is published after the call's own ``attempt.finished`` (a watcher reads the
+    attempt, then what it did to the breaker), and was stamped before it: its time came
+    before the attempt's, against the order it arrived in."""
+    downs = [sim_model(f"down{i}", SimProfile(error_rate=1.0)) for i in range(30)]
+    # (its first failure opens it, for longer than a retry's backoff: no retry)
+    breaker = BreakerConfig(consecutive_failures=1, cooldown_s=5.0)
+    pairs: list[tuple[float, float]] = []
+    async with switchman.open_router(fleet(*downs), breaker=breaker) as router:
+        with router.subscribe(buffer=10_000) as events:
+            for down in downs:
+                await router.call(Call(prompt="hi", model=down.alias))
+            await trio.testing.wait_all_tasks_blocked()
+            finished = 0.0
+            while True:
+                try:
+                    event = events.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if event.type == "attempt.finished":
+                    finished = event.ts
+                elif event.type == "breaker.changed" and event.data["to"] == "open":
+                    pairs.append((finished, event.ts))
+    assert len(pairs) >= 20
+    assert all(opened >= attempt for attempt, opened in pairs), pairs

@@ -676,8 +676,10 @@ async def _announce_half_open(state: _ProviderState, alias: str, open_until: flo
 async def _publish_after_the_call(hub: TraceHub, events: list[TraceEvent]) -> None:
     """Publish breaker changes a moment later: the outcome that caused one reached its call
     task first, and that task tells its ``attempt.finished`` in its next step, so a watcher
-    reads the attempt, then what it did to the breaker."""
+    reads the attempt, then what it did to the breaker. Each is stamped as it goes out, so
+    its time is not before those of the events it follows."""
     await trio.lowlevel.checkpoint()
     await trio.lowlevel.checkpoint()
+    now = time.time()
     for event in events:
-        hub.publish(event)
+        hub.publish(attrs.evolve(event, ts=max(event.ts, now)))
