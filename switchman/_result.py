@@ -123,11 +123,11 @@ class AttemptRecord:
 
 @attrs.frozen(kw_only=True)
 class Wait:
-    """Time a call spent waiting that no attempt accounts for: ``ms`` before attempt
-    ``before_attempt`` (n from 1) and why (a free slot in the router, a model paused
-    for a moment, a backoff before a retry)."""
+    """Time a call spent waiting that no attempt accounts for: ``ms`` after attempt
+    ``after_attempt`` (0: before any) and why (its turn in the router, a model paused for
+    a moment, a backoff before a retry). A wait the call's end cut short counts too."""
 
-    before_attempt: int
+    after_attempt: int
     ms: float
     reason: str
 

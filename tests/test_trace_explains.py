@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 import switchman
-from switchman import Call, Options, Params
+from switchman import Call, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, SimProfile
 from switchman.policy._breaker import BreakerConfig
 
@@ -43,7 +43,7 @@ async def test_a_wait_for_a_free_slot_is_in_the_trace(autojump_clock: trio.abc.C
     first, second = results["first"], results["second"]
     assert first.trace.waits == ()
     (wait,) = second.trace.waits
-    assert wait.before_attempt == 1
+    assert wait.after_attempt == 0
     assert wait.reason == "a free slot: the router's 1 were all taken"
     # from its start, 0.1 s after the first call's, until the first call was done
     assert wait.ms == pytest.approx(first.latency_ms - 100, abs=2)
@@ -65,7 +65,7 @@ async def test_each_attempt_says_why_it_followed_and_a_backoff_is_a_wait(
     assert afters[:2] == [None, "retry: upstream error 529, retry in 0.75 s"]
     assert afters[2] is not None and afters[2].startswith("fallback: ")
     (wait,) = trace.waits
-    assert wait.before_attempt == 2
+    assert wait.after_attempt == 1
     assert wait.reason == "backoff before retrying down: upstream error 529, retry in 0.75 s"
     assert wait.ms == pytest.approx(750, abs=1)
     assert trace.skipped == ()
@@ -173,3 +173,50 @@ async def test_a_breaker_change_is_stamped_no_earlier_than_the_attempt_that_caus
                     pairs.append((finished, event.ts))
     assert len(pairs) >= 20
     assert all(opened >= attempt for attempt, opened in pairs), pairs
+
+
+async def test_time_is_accounted_once_when_calls_wait_on_a_flapping_breaker(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Calls that ask again and again for a model whose breaker keeps opening: the asks
+    are one record from the first to the latest, and the waits between them were counted
+    a second time (and numbered after attempts that never came)."""
+    flaky = sim_model("flaky", SimProfile(error_rate=0.7, latency_ms=40, ttft_ms=5))
+    breaker = BreakerConfig(consecutive_failures=1, cooldown_s=0.2)
+    results: list[switchman.Result] = []
+    async with switchman.open_router(fleet(flaky), breaker=breaker) as router:
+
+        async def one(i: int) -> None:
+            results.append(await router.call(Call(prompt=f"hi {i}", model="flaky")))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(one, i)
+    merged = [r for r in results if any(a.outcome == "unavailable" for a in r.trace.attempts)]
+    assert merged  # (the case in question happened)
+    for result in results:
+        assert _accounted_ms(result) == pytest.approx(result.latency_ms, abs=2), result.trace
+        assert all(0 <= w.after_attempt <= len(result.trace.attempts) for w in result.trace.waits)
+
+
+async def test_a_wait_the_deadline_cut_short_is_in_the_trace(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    slow = sim_model("slow", SimProfile(latency_ms=1_000, ttft_ms=10))
+    results: dict[str, switchman.Result] = {}
+    async with switchman.open_router(fleet(slow, capacity=1)) as router:
+
+        async def one(name: str, hard_ms: int) -> None:
+            timeouts = Timeouts(hard_ms=hard_ms)
+            call = Call(prompt=name, model="slow", options=Options(timeouts=timeouts))
+            results[name] = await router.call(call)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, "holder", 5_000)
+            await trio.sleep(0.1)
+            nursery.start_soon(one, "impatient", 300)
+    impatient = results["impatient"]
+    assert impatient.status == "failed" and impatient.trace.attempts == ()
+    (wait,) = impatient.trace.waits
+    assert wait.after_attempt == 0 and wait.reason.startswith("a free slot")
+    assert wait.ms == pytest.approx(300, abs=1) == pytest.approx(impatient.latency_ms, abs=1)

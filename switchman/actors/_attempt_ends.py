@@ -146,13 +146,13 @@ def record_data(record: AttemptRecord) -> dict[str, Any]:
     }
 
 
-def merge_waiting(attempts: list[AttemptRecord], errors: list[ErrorInfo]) -> None:
+def merge_waiting(attempts: list[AttemptRecord], errors: list[ErrorInfo]) -> bool:
     """Asking again and again for a paused model is one wait, not an attempt per ask (no
     request was sent for any): the trace keeps one refusal, under the first ask's number,
     from the first ask to the latest, with the latest's reason (its error the last of
     ``errors``). The asks after the first each carry the next number in their events (the
     number the model's attempt gets when it is let in), so a live reader sees attempt n
-    refused, then n + 1 refused again and again until it runs."""
+    refused, then n + 1 refused again and again until it runs. True if it merged."""
     if (
         len(attempts) >= 2
         and attempts[-1].outcome == attempts[-2].outcome == "unavailable"
@@ -162,6 +162,8 @@ def merge_waiting(attempts: list[AttemptRecord], errors: list[ErrorInfo]) -> Non
         attempts[-2:] = [attrs.evolve(latest, n=first.n, started_at=first.started_at)]
         if len(errors) >= 2:
             del errors[-2]
+        return True
+    return False
 
 
 def texts_waiting(replies: trio.MemoryReceiveChannel[Any]) -> list[str]:

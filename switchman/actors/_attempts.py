@@ -41,6 +41,7 @@ from switchman._result import (
     Delta,
     ErrorInfo,
     Usage,
+    Wait,
     normal_finish,
 )
 from switchman.actors._attempt_ends import (
@@ -117,6 +118,7 @@ async def run_attempts(
     left: set[tuple[str, str]] = set()
     too_long_for = 0  # the most input room a provider said the input overflowed
     waited = 0.0
+    paused: Wait | None = None  # the wait for a paused model before asking it again
     i = 0
     while i < len(candidates):
         model = candidates[i]
@@ -142,7 +144,9 @@ async def run_attempts(
             return outcome
         if outcome is None:  # not attempted (budget, unavailable): next model
             tries[upstream] -= 1
-            merge_waiting(run.attempts, run.errors)
+            if merge_waiting(run.attempts, run.errors) and paused and run.waits:
+                run.waits.remove(paused)  # the merged refusal's record now spans that wait
+            paused = None
             back_at, run.back_at = run.back_at, None
             now = trio.current_time()
             if i + 1 == len(candidates) and back_at is not None:
@@ -152,13 +156,15 @@ async def run_attempts(
                 wait = max(back_at - now, 0.0) + 0.001
                 if waited + wait <= SHORT_WAIT_S and now + wait < run.deadline:
                     waited += wait
-                    await trio.sleep(wait)
                     reason = run.attempts[-1].error if run.attempts else None
-                    run.waited(now, f"{model.alias} paused: {reason or 'turned away'}")
+                    with run.waiting(f"{model.alias} paused: {reason or 'turned away'}"):
+                        await trio.sleep(wait)
+                    paused = run.waits[-1] if run.waits else None
                     continue
             i += 1
             run.after = f"fallback: {model.alias} not tried"
             continue
+        paused = None
         if isinstance(outcome, ContextExceeded):
             # less room cannot take it either (as much may: tokenizers differ)
             too_long_for = max(too_long_for, input_room(run.call, model, run.input_tokens))
@@ -180,8 +186,8 @@ async def run_attempts(
             run.after = f"fallback: {model.alias} {why}"
         elif decision.action == "retry":
             run.after = f"retry: {decision.reason}"
-            await trio.sleep(decision.delay_s)
-            run.waited(now, f"backoff before retrying {model.alias}: {decision.reason}")
+            with run.waiting(f"backoff before retrying {model.alias}: {decision.reason}"):
+                await trio.sleep(decision.delay_s)
         elif decision.action == "switch":
             i += 1
             left.add(upstream)

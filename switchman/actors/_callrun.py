@@ -3,7 +3,8 @@ what a successful attempt hands back (``Success``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import attrs
@@ -100,7 +101,16 @@ class CallRun:
         ms = (trio.current_time() - since) * 1000.0
         if self.waits is None:
             self.waits = []
-        self.waits.append(Wait(before_attempt=len(self.attempts) + 1, ms=ms, reason=reason))
+        self.waits.append(Wait(after_attempt=len(self.attempts), ms=ms, reason=reason))
+
+    @contextlib.contextmanager
+    def waiting(self, reason: str) -> Iterator[None]:
+        """Note the wait inside the block, however it ends (a deadline, a cancellation)."""
+        since = trio.current_time()
+        try:
+            yield
+        finally:
+            self.waited(since, reason)
 
     def skip(self, alias: str, reason: str) -> None:
         """Note a candidate not tried (again) once attempts began, and why."""

@@ -79,6 +79,8 @@ BACKLOG = 1024
 STOPPED = "the router stopped before the call finished"
 #: how long such a call may take to tell its caller what it did and cost
 STOPPED_REPLY_S = 1.0
+#: a call that waited this long, or longer, for its task to start has that wait traced
+INBOX_WAIT_S = 0.001
 
 
 def redaction_enabled(call: Call) -> bool:
@@ -324,10 +326,12 @@ class _Dispatcher:
         slot = False
         try:
             with scope:
+                if now - started >= INBOX_WAIT_S:  # the dispatcher was busy: in the trace
+                    run.waited(started, "its turn in the dispatcher's inbox")
                 if not self.slots.take_nowait():  # wait (bounded by the call's deadline)
-                    await self.slots.take()
                     full = f"a free slot: the router's {self.slots.capacity} were all taken"
-                    run.waited(now, full)
+                    with run.waiting(full):
+                        await self.slots.take()
                     now = trio.current_time()
                 slot = True
                 check_redaction_override(call)
@@ -345,8 +349,8 @@ class _Dispatcher:
                     # e.g. a 429 paused the provider for a moment, or a half-open breaker's
                     # probe is out: wait for it, briefly, and choose again
                     waited += wait
-                    await trio.sleep(wait)
-                    run.waited(now, _paused(elig.excluded, back_at))
+                    with run.waiting(_paused(elig.excluded, back_at)):
+                        await trio.sleep(wait)
                     now = trio.current_time()
                     back_at = {}
                     elig, ranking, candidates = self._select(call, run, patterns, now, back_at)

@@ -412,7 +412,7 @@ async def test_the_stored_trace_says_why_each_attempt_followed_and_where_time_we
     assert attempts[1]["after"].startswith("retry: upstream error 529")
     assert attempts[2]["after"].startswith("fallback: ")
     (wait,) = trace["waits"]
-    assert wait["before_attempt"] == 2 and wait["reason"].startswith("backoff before retrying")
+    assert wait["after_attempt"] == 1 and wait["reason"].startswith("backoff before retrying")
     spent = sum(a["ended_at"] - a["started_at"] for a in attempts) * 1000 + wait["ms"]
     assert spent <= result["latency_ms"] + 1
     assert trace["started_at"] <= attempts[0]["started_at"]
