@@ -13,10 +13,11 @@ closes every subscriber's channel, so subscribers see end-of-channel.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import final
+from typing import Final, final
 
 import attrs
 import trio
@@ -29,7 +30,7 @@ Accept = Callable[[TraceEvent], bool]
 
 
 class _Subscriber:
-    __slots__ = ("accept", "dropped", "dropped_ts", "receiver", "send")
+    __slots__ = ("accept", "dropped", "dropped_ts", "receivers", "send")
 
     def __init__(
         self,
@@ -39,8 +40,9 @@ class _Subscriber:
     ) -> None:
         self.send = send
         self.accept = accept
-        #: the subscriber's end, weakly: one dropped without being closed is gone too
-        self.receiver = receiver
+        #: the subscriber's ends (its clones too), weakly: ends dropped without being
+        #: closed are gone too
+        self.receivers = [receiver]
         self.dropped = 0
         self.dropped_ts = 0.0  # when the last of them was published
 
@@ -52,10 +54,13 @@ class _Subscriber:
 
     @property
     def gone(self) -> bool:
-        """Closed, or let go unclosed: its one end is garbage (a clone of it, still open
-        but unseen here, counts as a second end, and keeps it)."""
+        """Closed, or let go unclosed: every end of it is closed or garbage."""
         ends = self.send.statistics().open_receive_channels
-        return ends == 0 or (ends == 1 and self.receiver() is None)
+        return ends == 0 or all(end() is None for end in self.receivers)
+
+
+#: how long a subscriber's reader may take events that wait before it lets others run
+SLICE_S: Final = 0.001
 
 
 @final
@@ -63,11 +68,12 @@ class Subscription(trio.abc.ReceiveChannel[TraceEvent]):
     """A subscriber's channel of trace events (what ``router.subscribe()`` returns).
 
     ``receive`` takes an event already waiting at once: it raises ``Cancelled`` if the
-    task is cancelled, but lets other tasks run only when it has to wait for an event.
-    A busy router publishes several events each time a reader's task runs, so a reader
-    let go of the loop after each event would fall behind for good and lose most of
-    them; this way a plain ``async for`` keeps up. It holds the loop for at most its
-    buffer's worth of events in a row, since nothing is published meanwhile.
+    task is cancelled, but lets other tasks run only when it has to wait for an event, or
+    once ``SLICE_S`` has passed since it last did. A busy router publishes several events
+    each time a reader's task runs, so a reader let go of the loop after each event
+    would fall behind for good and lose most of them; this way a plain ``async for``
+    keeps up. A reader that spends long on each event still lets the router run every
+    ``SLICE_S`` or so, and loses what its buffer cannot hold: it never slows routing.
 
     Once it has given every event waiting, one more says how many the hub dropped
     while its buffer was full (``events.dropped``), if it dropped any and had no room
@@ -76,11 +82,12 @@ class Subscription(trio.abc.ReceiveChannel[TraceEvent]):
     ``receive_nowait``, ``clone``, ``statistics``, ``close`` and ``with``.
     """
 
-    __slots__ = ("_events", "_sub")
+    __slots__ = ("_events", "_since", "_sub")
 
     def __init__(self, events: trio.MemoryReceiveChannel[TraceEvent], sub: _Subscriber) -> None:
         self._events = events
         self._sub = sub
+        self._since = -math.inf  # when it last let other tasks run (trio time)
 
     def receive_nowait(self) -> TraceEvent:
         """The next event waiting; raises ``trio.WouldBlock`` if there is none."""
@@ -96,13 +103,21 @@ class Subscription(trio.abc.ReceiveChannel[TraceEvent]):
     async def receive(self) -> TraceEvent:
         await checkpoint_if_cancelled()
         try:
-            return self.receive_nowait()
+            event = self.receive_nowait()
         except trio.WouldBlock:
-            return await self._events.receive()
+            event = await self._events.receive()
+            self._since = trio.current_time()
+            return event
+        if trio.current_time() - self._since >= SLICE_S:  # held the loop long enough
+            await trio.lowlevel.cancel_shielded_checkpoint()  # (the event is kept)
+            self._since = trio.current_time()
+        return event
 
     def clone(self) -> Subscription:
         """Another end of the same subscription (each event goes to one of them)."""
-        return Subscription(self._events.clone(), self._sub)
+        events = self._events.clone()
+        self._sub.receivers.append(weakref.ref(events))
+        return Subscription(events, self._sub)
 
     def statistics(self) -> trio.MemoryChannelStatistics:
         return self._events.statistics()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 import trio.testing
 
 from switchman._result import TraceEvent
 from switchman.actors import Subscription, TraceHub, run_trace_hub
-from switchman.actors._hub import SWEEP_EVERY
+from switchman.actors._hub import SLICE_S, SWEEP_EVERY
 
 
 def _event(n: int) -> TraceEvent:
@@ -102,6 +104,16 @@ def test_a_subscription_read_through_a_clone_stays_when_its_first_end_is_let_go(
     assert [clone.receive_nowait().call_id for _ in range(3 * SWEEP_EVERY)] == [
         str(n) for n in range(3 * SWEEP_EVERY)
     ]
+
+
+def test_a_subscription_and_its_clone_both_let_go_unsubscribe() -> None:
+    hub = TraceHub()
+    first = hub.subscribe(buffer=4)
+    clone = first.clone()
+    del first, clone
+    for n in range(SWEEP_EVERY):
+        hub.publish(_event(n))
+    assert hub.statistics().subscribers == 0 and not hub.active
 
 
 async def test_stopping_the_hub_ends_every_subscription() -> None:
@@ -209,3 +221,37 @@ def test_a_clone_shares_the_subscription_and_its_count() -> None:
     assert not hub.active
     with pytest.raises(trio.ClosedResourceError):
         events.receive_nowait()
+
+
+async def test_a_reader_slow_on_each_event_still_lets_others_run(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Taking what waits without letting go must not hold the loop for the whole buffer
+    when each event takes the reader long: it lets the others run every ``SLICE_S``."""
+    hub = TraceHub()
+    events = hub.subscribe(buffer=100)
+    for n in range(30):
+        hub.publish(_event(n))
+    taken = 0
+    seen: list[int] = []  # how many the reader had taken, each time the other task ran
+
+    async def reader() -> None:
+        nonlocal taken
+        async for _ in events:
+            taken += 1
+            mock_clock.jump(SLICE_S * 0.4)  # (the reader's work on the event)
+            if taken == 30:
+                return
+
+    async def other() -> None:
+        while taken < 30:
+            seen.append(taken)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        nursery.start_soon(other)
+    # three events a slice (0.4 of one each); the two tasks run in either order in a
+    # scheduler pass, so up to two slices fall between two turns of the other task
+    assert max(b - a for a, b in itertools.pairwise(seen)) <= 6
+    assert hub.statistics().dropped == 0
