@@ -77,7 +77,8 @@ The gateway adds to a 503 ``no_eligible_model``, ``rate_limited`` or
 Every answer about a job carries ``x-switchman-job-id`` and the same id as
 ``x-request-id`` (the SDK's ``_request_id``); a non-streamed one adds
 ``x-switchman-model`` and ``x-switchman-provider`` (omitted when no model
-answered), ``x-switchman-attempts`` and ``x-switchman-fallbacks``.
+answered), ``x-switchman-attempts``, ``x-switchman-fallbacks`` and
+``x-switchman-cost-usd``.
 """
 
 from __future__ import annotations
@@ -424,6 +425,7 @@ def result_headers(result: Result | None, job_id: str) -> Headers:
         headers += [
             (b"x-switchman-attempts", str(len(result.trace.attempts)).encode()),
             (b"x-switchman-fallbacks", str(fallbacks(result)).encode()),
+            (b"x-switchman-cost-usd", repr(round(result.cost_usd, 9)).encode()),
         ]
     return headers
 

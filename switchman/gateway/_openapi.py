@@ -56,6 +56,7 @@ _RESULT_HEADERS: Final = (
     "x-switchman-provider",
     "x-switchman-attempts",
     "x-switchman-fallbacks",
+    "x-switchman-cost-usd",
 )
 _HEADERS: Final[dict[str, Any]] = {
     "location": {
@@ -103,6 +104,11 @@ _HEADERS: Final[dict[str, Any]] = {
     "x-switchman-fallbacks": {
         "description": "times the call moved on to another model; not on streams",
         "schema": {"type": "integer"},
+    },
+    "x-switchman-cost-usd": {
+        "description": "what the call cost, USD (its answer, and what attempts cut short or "
+        "refused with usage were billed): the result's cost_usd; not on streams",
+        "schema": {"type": "number"},
     },
 }
 _JOB_ID: Final = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -417,3 +417,22 @@ async def test_the_stored_trace_says_why_each_attempt_followed_and_where_time_we
     assert spent <= result["latency_ms"] + 1
     assert trace["started_at"] <= attempts[0]["started_at"]
     assert trace["skipped"] == []
+
+
+async def test_the_cost_header_is_the_stored_results_cost(tmp_path: Path) -> None:
+    """A log or proxy that reads headers only sees what the call cost, through the real
+    router and the official SDK."""
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            client = _sdk(gw)
+            try:
+                raw = await trio.to_thread.run_sync(
+                    lambda: client.chat.completions.with_raw_response.create(
+                        model="auto", messages=[{"role": "user", "content": "Say hello"}]
+                    )
+                )
+            finally:
+                client.close()
+            job_id = raw.headers["x-switchman-job-id"]
+            stored = (await gw.client.get(f"/result/{job_id}")).json()["result"]
+    assert float(raw.headers["x-switchman-cost-usd"]) == stored["cost_usd"] > 0

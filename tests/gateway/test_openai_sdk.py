@@ -69,6 +69,7 @@ async def test_non_streaming_completion_with_switchman_headers(sdk: Factory) -> 
             assert raw.headers["x-switchman-attempts"] == "2"
             assert raw.headers["x-switchman-fallbacks"] == "1"
             job_id = raw.headers["x-switchman-job-id"]
+            cost = float(raw.headers["x-switchman-cost-usd"])
             assert completion.id == f"chatcmpl-{job_id}"
             call, routed_job = router.calls[-1]
             assert routed_job == job_id and call.params.temperature == 0.2
@@ -76,6 +77,7 @@ async def test_non_streaming_completion_with_switchman_headers(sdk: Factory) -> 
             # the job behind it is readable like any other
             job = (await gw.client.get(f"/result/{job_id}")).json()
             assert job["status"] == "complete" and job["result"]["answer"] == "echo hello there"
+            assert cost == job["result"]["cost_usd"] > 0
 
 
 async def test_streaming_completion_with_usage(sdk: Factory) -> None:
