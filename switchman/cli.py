@@ -315,12 +315,26 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         job = f"job {result['job_id']}" if result.get("job_id") else ""
         if cost or job:
             note("  ".join(x for x in (cost, job) if x), "2")
-    for a in (result.get("trace") or {}).get("attempts") or ():
+    trace = result.get("trace") or {}
+    attempts = trace.get("attempts") or ()
+    waits = [w for w in trace.get("waits") or () if isinstance(w, dict)]
+    for k, a in enumerate(attempts):
+        _print_waits(waits, k)
         line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
         if a.get("error"):
             line += f": {a['error']}"
         note(line, "2" if a["outcome"] == "success" else "33")
+    _print_waits(waits, len(attempts))
+    for skip in trace.get("skipped") or ():
+        note(f"  not tried: {skip.get('alias')}: {skip.get('reason')}", "33")
     return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
+
+
+def _print_waits(waits: list[dict[str, Any]], after: int) -> None:
+    """The trace's waits that came after attempt ``after`` (0: before any)."""
+    for wait in waits:
+        if wait.get("after_attempt") == after:
+            note(f"  waited {wait.get('ms', 0):.0f} ms for {wait.get('reason')}", "2")
 
 
 def _errors_to_show(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -84,6 +84,37 @@ def test_a_failed_result_says_what_it_cost_when_it_cost_something(
         assert said in err.getvalue().splitlines()
 
 
+def test_a_result_says_where_its_time_went_and_what_it_did_not_try(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    err = _Stream(tty=False)
+    monkeypatch.setattr(sys, "stdout", _Stream(tty=False))
+    monkeypatch.setattr(sys, "stderr", err)
+    attempt = {"alias": "down", "provider": "sim", "outcome": "error", "error": "Overloaded"}
+    trace = {
+        "attempts": [
+            {**attempt, "n": 1},
+            {**attempt, "n": 2},
+            {**RESULT["trace"]["attempts"][0], "n": 3},
+        ],
+        "waits": [
+            {"after_attempt": 0, "ms": 12.4, "reason": "a free slot: the router's 1 were taken"},
+            {"after_attempt": 1, "ms": 751.0, "reason": "backoff before retrying down"},
+        ],
+        "skipped": [{"alias": "pricey", "reason": "the global day budget is spent"}],
+    }
+    print_result({**RESULT, "trace": trace})
+    assert err.getvalue().splitlines()[1:] == [
+        "  waited 12 ms for a free slot: the router's 1 were taken",
+        "  attempt 1: down (sim) error: Overloaded",
+        "  waited 751 ms for backoff before retrying down",
+        "  attempt 2: down (sim) error: Overloaded",
+        "  attempt 3: sim/fast (sim) success",
+        "  not tried: pricey: the global day budget is spent",
+    ]
+
+
 def test_python_m_switchman_is_the_command(tmp_path: Path) -> None:
     module = (sys.executable, "-m", "switchman")
     done = cli(tmp_path, "--version", command=module)
