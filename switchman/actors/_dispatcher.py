@@ -621,11 +621,18 @@ def _trace(
         budget=budget,
         outcome=outcome,
         # (the wall clock as the call's attempts read it: their times and this agree)
-        started_at=run.wall(env) - (trio.current_time() - run.started),
+        started_at=_wall_offset(env, run) + run.started,
         order=run.order,
         waits=tuple(run.waits) if run.waits else (),
         skipped=tuple(run.skipped) if run.skipped else (),
     )
+
+
+def _wall_offset(env: DispatchEnv, run: CallRun) -> float:
+    if run.wall_offset is None:
+        run.wall(env)  # (sets it)
+    assert run.wall_offset is not None
+    return run.wall_offset
 
 
 def _paused(excluded: Any, back_at: Mapping[str, float]) -> str:

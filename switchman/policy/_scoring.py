@@ -113,9 +113,6 @@ FACTORS: Final = (
 )
 
 
-#: the factors' names, in the order ``rank`` computes them (then ``freshness``, when it
-#: lifted a model to the top)
-_NAMED: Final = (*FACTORS, "freshness")
 #: the ranking keeps each model's score, and the factors of the first this many: a whole
 #: catalog's (87 models for ``auto``) made a result's trace 27 KB, in every stored job
 FACTORS_KEPT: Final = 10
@@ -337,10 +334,29 @@ def rank(
         Ranked(
             alias=models[i].alias,
             score=-neg,
-            factors=dict(zip(_NAMED, factors, strict=False)) if k < FACTORS_KEPT else {},
+            factors=_named(factors) if k < FACTORS_KEPT else {},
         )
         for k, (neg, i, factors) in enumerate(ranked)
     )
+
+
+def _named(f: tuple[float, ...]) -> dict[str, float]:
+    """The factors ``f`` by name (in the order ``rank`` computes them, then ``freshness``
+    when it lifted a model to the top)."""
+    named = {
+        "trust": f[0],
+        "capability": f[1],
+        "cost": f[2],
+        "context": f[3],
+        "latency": f[4],
+        "ttft": f[5],
+        "success": f[6],
+        "refusal": f[7],
+        "feedback": f[8],
+    }
+    if len(f) > 9:
+        named["freshness"] = f[9]
+    return named
 
 
 def _freshen(
