@@ -322,6 +322,7 @@ class Router:
             uptime_s=now - self._started,
             simulated=self.config.simulated,
             in_flight_calls=self._board.calls_in_flight,
+            waiting_calls=self._board.calls_waiting,
         )
 
     async def feedback(

@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 import switchman
-from switchman import Call, Options, Params, Timeouts
+from switchman import Call, Caller, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, SimProfile
 from switchman.policy._breaker import BreakerConfig
 
@@ -220,3 +220,29 @@ async def test_a_wait_the_deadline_cut_short_is_in_the_trace(
     (wait,) = impatient.trace.waits
     assert wait.after_attempt == 0 and wait.reason.startswith("a free slot")
     assert wait.ms == pytest.approx(300, abs=1) == pytest.approx(impatient.latency_ms, abs=1)
+
+
+async def test_one_teams_flood_waits_behind_itself_not_in_front_of_others(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Capacity 2, team a sends 6 calls of 1 s, then team b one: b's call takes the next
+    slot that frees (it waited behind all of a's, about 3 s)."""
+    slow = sim_model("slow", SimProfile(latency_ms=1_000, ttft_ms=10))
+    done: dict[str, float] = {}
+    async with switchman.open_router(fleet(slow, capacity=2)) as router:
+        started = trio.current_time()
+
+        async def one(team: str, name: str) -> None:
+            call = Call(prompt=name, model="slow", caller=Caller(handle=team))
+            result = await router.call(call)
+            assert result.ok
+            done[name] = trio.current_time() - started
+
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(one, "a", f"a{i}")
+            await trio.sleep(0.1)
+            assert router.status().waiting_calls == 4
+            nursery.start_soon(one, "b", "b")
+    assert 1.0 < done["b"] < 2.2  # the first slot to free, at about 1 s: then its own 1 s
+    assert len(done) == 7  # and a's all ran, in their turn

@@ -101,12 +101,14 @@ class ProviderStatus:
 @attrs.frozen(kw_only=True)
 class RouterStatus:
     """``Router.status()``: every provider's state, seconds since the router started,
-    whether it runs on the simulator, and the calls in flight."""
+    whether it runs on the simulator, the calls in flight and, of those, the calls
+    waiting for one of the router's ``capacity`` slots."""
 
     providers: tuple[ProviderStatus, ...]
     uptime_s: float
     simulated: bool
     in_flight_calls: int
+    waiting_calls: int = 0
 
 
 class StatusBoard:
@@ -116,6 +118,7 @@ class StatusBoard:
     def __init__(self) -> None:
         self._snapshots: dict[str, ProviderSnapshot] = {}
         self.calls_in_flight = 0
+        self.calls_waiting = 0  # (of those, waiting for a slot: written by its ``Slots``)
 
     def publish(self, name: str, snapshot: ProviderSnapshot) -> None:
         self._snapshots[name] = snapshot

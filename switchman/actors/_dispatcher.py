@@ -56,6 +56,7 @@ from switchman.actors._messages import (
     Submit,
 )
 from switchman.actors._provider import PROBE_POLL_S
+from switchman.actors._slots import Slots
 from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._breaker import breaker_retry_at
@@ -154,37 +155,6 @@ def unavailable_models(
     return out
 
 
-class _Slots:
-    """At most ``capacity`` calls at once; the others wait their turn, first come first
-    served. What ``trio.CapacityLimiter`` does for the dispatcher, without its per-task
-    borrower bookkeeping (a ``current_task`` lookup and a set of borrowers each way),
-    which the hot path paid on every call. A released slot passes straight to the
-    longest waiter."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.taken = 0
-        self._waiting = trio.lowlevel.ParkingLot()
-
-    def take_nowait(self) -> bool:
-        """Take a slot if one is free (no checkpoint); False if all are taken."""
-        if self.taken < self.capacity:
-            self.taken += 1
-            return True
-        return False
-
-    async def take(self) -> None:
-        """Wait for a slot that ``release`` hands over. Cancelled while waiting, the
-        task takes no slot and leaves the queue."""
-        await self._waiting.park()
-
-    def release(self) -> None:
-        if self._waiting:
-            self._waiting.unpark()  # the slot passes to the longest waiter as it is
-        else:
-            self.taken -= 1
-
-
 class _Dispatcher:
     def __init__(self, env: DispatchEnv) -> None:
         self.env = env
@@ -197,7 +167,7 @@ class _Dispatcher:
         self._idle = trio.Event()
         #: calls that may run at once; the others wait for a slot inside their own task,
         #: under their own deadline (the inbox keeps moving: cancels, feedback)
-        self.slots = _Slots(env.config.router.capacity)
+        self.slots = Slots(env.config.router.capacity, env.board)
         #: spend no budget covers, not yet handed to the ledger: per scopes, USD
         self.unsent: dict[tuple[str, ...], float] = {}
         #: set when spend waits in ``unsent``: the flusher hands it over within a batch time
@@ -324,14 +294,15 @@ class _Dispatcher:
         success: Success | None = None
         scope.deadline = run.deadline  # the call's hard deadline (set before entering: cheaper)
         slot = False
+        who = call.caller.handle  # (whose turn a freed slot is: see ``Slots``)
         try:
             with scope:
                 if now - started >= INBOX_WAIT_S:  # the dispatcher was busy: in the trace
                     run.waited(started, "its turn in the dispatcher's inbox")
-                if not self.slots.take_nowait():  # wait (bounded by the call's deadline)
+                if not self.slots.take_nowait(who):  # wait (bounded by the call's deadline)
                     full = f"a free slot: the router's {self.slots.capacity} were all taken"
                     with run.waiting(full):
-                        await self.slots.take()
+                        await self.slots.take(who)
                     now = trio.current_time()
                 slot = True
                 check_redaction_override(call)
@@ -393,7 +364,7 @@ class _Dispatcher:
             raise
         finally:
             if slot:
-                self.slots.release()
+                self.slots.release(who)
         return await self._finish(run, success, eligibility, ranking)
 
     def _select(

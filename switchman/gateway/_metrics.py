@@ -104,6 +104,11 @@ class GatewayMetrics:
             ["provider"],
             registry=r,
         )
+        self.calls_waiting = Gauge(
+            "switchman_router_calls_waiting",
+            "Calls waiting for one of the router's capacity slots",
+            registry=r,
+        )
         self.jobs_in_flight = Gauge(
             "switchman_gateway_jobs_in_flight", "Gateway jobs in flight", registry=r
         )
@@ -176,4 +181,5 @@ class GatewayMetrics:
                 value = BREAKER_VALUE.get(model.breaker, -1.0)
                 self.breaker_state.labels(provider=provider.name, model=model.alias).set(value)
         self.jobs_in_flight.set(jobs_in_flight)
+        self.calls_waiting.set(status.waiting_calls)
         return bytes(generate_latest(self.registry))

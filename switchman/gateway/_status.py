@@ -73,6 +73,8 @@ def health_body(
         "simulated": status.simulated,
         "jobs": dict(jobs),
         "jobs_in_flight": jobs_in_flight,
+        # (of those, calls waiting for one of the router's capacity slots)
+        "calls_waiting": status.waiting_calls,
         "providers": providers,
     }
     if store_problem is not None:

@@ -97,6 +97,7 @@ class RouterStatus:
     providers: tuple[ProviderStatus, ...]
     uptime_s: float
     simulated: bool
+    waiting_calls: int = 0
 
 
 def make_config(

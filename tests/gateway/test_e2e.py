@@ -436,3 +436,21 @@ async def test_the_cost_header_is_the_stored_results_cost(tmp_path: Path) -> Non
             job_id = raw.headers["x-switchman-job-id"]
             stored = (await gw.client.get(f"/result/{job_id}")).json()["result"]
     assert float(raw.headers["x-switchman-cost-usd"]) == stored["cost_usd"] > 0
+
+
+async def test_health_and_metrics_show_calls_waiting_for_a_router_slot(tmp_path: Path) -> None:
+    slow = {"alias": "t/slow", "provider": "sim", "model_id": "slow", "sim": {"latency_ms": 2000}}
+    config = {"router": {"stall_ms": 2000, "seed": 7, "capacity": 1}, "models": [slow]}
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, **config) as gw:
+            for _ in range(3):
+                r = await gw.client.post("/call", json={"prompt": "hi", "model": "t/slow"})
+                assert r.status_code == 202, r.text
+            for _ in range(500):  # (the jobs start in their own tasks)
+                health = (await gw.client.get("/health")).json()
+                if health["calls_waiting"] == 2:
+                    break
+                await trio.sleep(0.01)
+            assert health["calls_waiting"] == 2 and health["jobs_in_flight"] == 3
+            metrics = (await gw.client.get("/metrics")).text
+    assert "switchman_router_calls_waiting 2.0" in metrics.splitlines()

@@ -1,0 +1,53 @@
+"""The dispatcher's slots: a freed slot goes to the caller running the fewest calls."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from switchman.actors._board import StatusBoard
+from switchman.actors._slots import Slots
+
+
+async def test_a_freed_slot_goes_to_the_caller_running_the_fewest() -> None:
+    board = StatusBoard()
+    slots = Slots(2, board)
+    assert slots.take_nowait("a") and slots.take_nowait("a")
+    assert not slots.take_nowait("b")
+    order: list[str] = []
+
+    async def wait(who: str, name: str) -> None:
+        await slots.take(who)
+        order.append(name)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(3):  # a floods first...
+            nursery.start_soon(wait, "a", f"a{i}")
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(wait, "b", "b0")  # ...then b asks once
+        await trio.testing.wait_all_tasks_blocked()
+        assert slots.waiting == board.calls_waiting == 4
+        slots.release("a")  # a runs 1, b none: b's turn, though a's waiters came first
+        await trio.testing.wait_all_tasks_blocked()
+        assert order == ["b0"]
+        slots.release("a")  # a runs none, b one: a's oldest
+        await trio.testing.wait_all_tasks_blocked()
+        assert order == ["b0", "a0"]
+        for who in ("b", "a"):
+            slots.release(who)
+            await trio.testing.wait_all_tasks_blocked()
+        assert order == ["b0", "a0", "a1", "a2"]
+    assert slots.taken == 2 and slots.held == {"a": 2} and slots.waiting == 0
+    slots.release("a")
+    slots.release("a")
+    assert slots.taken == 0 and slots.held == {}
+
+
+async def test_a_waiter_cancelled_leaves_the_queue_and_takes_no_slot() -> None:
+    slots = Slots(1)
+    assert slots.take_nowait("a")
+    with trio.move_on_after(0.01):
+        await slots.take("b")
+    assert slots.waiting == 0
+    slots.release("a")  # nobody waits: the slot is free again
+    assert slots.taken == 0 and slots.take_nowait("b")
