@@ -22,6 +22,14 @@ import trio
 from switchman.actors._board import StatusBoard
 
 
+class _Waiter:
+    __slots__ = ("arrival", "handed")
+
+    def __init__(self, arrival: int) -> None:
+        self.arrival = arrival
+        self.handed = trio.Event()
+
+
 class Slots:
     def __init__(self, capacity: int, board: StatusBoard | None = None) -> None:
         self.capacity = capacity
@@ -29,9 +37,8 @@ class Slots:
         #: slots each caller holds (those waiting hold none)
         self.held: dict[str, int] = {}
         self._board = board
-        self._lots: dict[str, trio.lowlevel.ParkingLot] = {}
-        #: per waiting caller, the arrival numbers of its waiters, oldest first
-        self._arrivals: dict[str, collections.deque[int]] = {}
+        #: per waiting caller, its waiters, oldest first (no empty queue is kept)
+        self._queues: dict[str, collections.deque[_Waiter]] = {}
         self._counter = itertools.count()
         self.waiting = 0
 
@@ -47,42 +54,45 @@ class Slots:
     async def take(self, who: str) -> None:
         """Wait for the slot ``release`` hands to ``who``. Cancelled while waiting, the
         task takes no slot and leaves the queue."""
-        lot = self._lots.get(who)
-        if lot is None:
-            lot = self._lots[who] = trio.lowlevel.ParkingLot()
-            self._arrivals[who] = collections.deque()
-        arrival = next(self._counter)
-        self._arrivals[who].append(arrival)
+        waiter = _Waiter(next(self._counter))
+        queue = self._queues.get(who)
+        if queue is None:
+            queue = self._queues[who] = collections.deque()
+        queue.append(waiter)
         self._count(1)
         try:
-            await lot.park()
-        except BaseException:  # (cancelled: it was not handed a slot)
-            self._arrivals[who].remove(arrival)
-            self._count(-1)
-            if not lot:
-                del self._lots[who], self._arrivals[who]
+            await waiter.handed.wait()
+        except BaseException:
+            if waiter.handed.is_set():  # (handed one as it was cancelled: it goes on)
+                self.release(who)
+            else:
+                queue.remove(waiter)
+                self._count(-1)
+                if not queue and self._queues.get(who) is queue:
+                    del self._queues[who]
             raise
 
     def release(self, who: str) -> None:
         """``who``'s call is done with its slot: it passes to the fairest waiter, or frees."""
-        left = self.held[who] - 1
+        held = self.held
+        left = held[who] - 1
         if left:
-            self.held[who] = left
+            held[who] = left
         else:
-            del self.held[who]
-        if not self._lots:
+            del held[who]
+        queues = self._queues
+        if not queues:
             self.taken -= 1
             return
-        held, arrivals = self.held, self._arrivals
         # the caller running the fewest calls, then the one whose oldest waiter came first
-        pick = min(self._lots, key=lambda w: (held.get(w, 0), arrivals[w][0]))
-        lot = self._lots[pick]
-        lot.unpark()  # (the slot passes as it is: ``taken`` unchanged)
-        arrivals[pick].popleft()
-        held[pick] = held.get(pick, 0) + 1
+        pick = min(queues, key=lambda w: (held.get(w, 0), queues[w][0].arrival))
+        queue = queues[pick]
+        waiter = queue.popleft()
+        if not queue:
+            del queues[pick]
+        held[pick] = held.get(pick, 0) + 1  # (the slot passes as it is: ``taken`` unchanged)
         self._count(-1)
-        if not lot:
-            del self._lots[pick], arrivals[pick]
+        waiter.handed.set()
 
     def _count(self, change: int) -> None:
         self.waiting += change

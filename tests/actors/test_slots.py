@@ -51,3 +51,16 @@ async def test_a_waiter_cancelled_leaves_the_queue_and_takes_no_slot() -> None:
     assert slots.waiting == 0
     slots.release("a")  # nobody waits: the slot is free again
     assert slots.taken == 0 and slots.take_nowait("b")
+
+
+async def test_many_waiters_of_one_caller_cancelled_at_once() -> None:
+    """(Their clean-ups run one after another, once all of them had left the queue.)"""
+    slots = Slots(1)
+    assert slots.take_nowait("a")
+    with trio.move_on_after(0.01):
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(slots.take, "a")
+    assert slots.waiting == 0
+    slots.release("a")
+    assert slots.taken == 0 and slots.held == {}
