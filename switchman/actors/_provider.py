@@ -220,7 +220,11 @@ class _ProviderState:
         if self.holds and (hold := self.holds.get(alias)) is not None and now < hold.until:
             return Unavailable(reason=hold.reason, retry_at=hold.until)
         if self.in_flight >= self.spec.max_concurrency:
-            return Unavailable(reason=f"at concurrency limit {self.spec.max_concurrency}")
+            # (a slot may free any moment: a call with nowhere else to go asks again soon)
+            return Unavailable(
+                reason=f"at concurrency limit {self.spec.max_concurrency}",
+                retry_at=now + PROBE_POLL_S,
+            )
         if msg.alternatives and self.waiting:
             model_id = msg.model.model_id
             learned = self.stats.get((alias, "*"))
