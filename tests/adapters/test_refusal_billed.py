@@ -6,7 +6,6 @@ every adapter that raises it. Where no usage came, nothing is made up: ``billed`
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,16 +13,7 @@ import pytest
 from switchman._errors import ContentRejected, ProviderError, Refused
 from switchman.adapters import StreamEvent, TextDelta, make_adapter
 from switchman.catalog import ProviderSpec
-
-PROVIDERS_JSON = Path(__file__).parents[3] / "shared/providers/providers.json"
-KEY = "sk-test-0123456789abcdefghijKLMNOP"
-
-
-def facts(name: str) -> dict[str, Any]:
-    if not PROVIDERS_JSON.exists():
-        pytest.skip(f"provider facts not found: {PROVIDERS_JSON} (shared/ beside the repo)")
-    providers = json.loads(PROVIDERS_JSON.read_text())["providers"]
-    return next(p for p in providers if p["name"] == name)
+from tests.adapters.test_openai import KEY, facts
 
 
 def adapter(name: str, kind: str = "openai") -> Any:
