@@ -1030,12 +1030,15 @@ async def test_the_events_say_why_each_attempt_follows_and_a_release_costs_nothi
     assert started[1]["after"] == "retry: upstream error 529, retry in 0.75 s"
     assert started[2]["after"].startswith("fallback: ")
     settled = [e.data for e in seen if e.type == "budget.settled"]
-    assert [(s["alias"], s.get("released", False)) for s in settled] == [
-        ("down", True),
-        ("down", True),
-        ("good", False),
+    # each names its attempt: two holds of one model are told apart by more than order
+    assert [(s["n"], s["alias"], s.get("released", False)) for s in settled] == [
+        (1, "down", True),
+        (2, "down", True),
+        (3, "good", False),
     ]
     assert settled[0]["amount_usd"] == 0.0
+    reserved = [e.data for e in seen if e.type == "budget.reserved"]
+    assert [(r["n"], r["alias"]) for r in reserved] == [(1, "down"), (2, "down"), (3, "good")]
 
 
 async def test_a_breaker_is_told_half_open_when_its_cool_down_ends_and_only_then(

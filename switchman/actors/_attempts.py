@@ -278,13 +278,13 @@ async def _one_attempt(
             limit = refused.limit
             run.skip(model.alias, message)
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
-            run.event(env, "budget.reserved", alias=model.alias, ok=False, reason=message)
+            run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
             tell_budget_refusal(env, limit)
             return None
         run.reserved_usd += estimate
         if not set(scopes).issubset(run.budget_scopes):  # every scope the call held in
             run.budget_scopes = tuple(dict.fromkeys((*run.budget_scopes, *scopes)))
-        run.event(env, "budget.reserved", alias=model.alias, ok=True, amount_usd=estimate)
+        run.event(env, "budget.reserved", n=n, alias=model.alias, ok=True, amount_usd=estimate)
     settled = False
     try:
         result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
@@ -304,7 +304,7 @@ async def _one_attempt(
             await settle_hold(env, reservation, result.cost_usd)
             settled = True
             run.settled_usd += result.cost_usd
-            run.event(env, "budget.settled", alias=model.alias, amount_usd=result.cost_usd)
+            run.event(env, "budget.settled", n=n, alias=model.alias, amount_usd=result.cost_usd)
         elif isinstance(result, Success) and result.cost_usd > 0.0:
             # no budget to hold it against, but spend is tracked all the same (global,
             # per provider, per key): the dispatcher hands it to the ledger in batches
@@ -316,7 +316,7 @@ async def _one_attempt(
                 settled = True
                 run.settled_usd += result.billed_cost_usd
                 run.event(
-                    env, "budget.settled", alias=model.alias, amount_usd=result.billed_cost_usd
+                    env, "budget.settled", n=n, alias=model.alias, amount_usd=result.billed_cost_usd
                 )
             else:
                 run.track(scopes, result.billed_cost_usd)
@@ -327,11 +327,13 @@ async def _one_attempt(
             if cut:
                 await settle_hold(env, reservation, cut)
                 run.settled_usd += cut
-                run.event(env, "budget.settled", alias=model.alias, amount_usd=cut)
+                run.event(env, "budget.settled", n=n, alias=model.alias, amount_usd=cut)
             else:
                 await release_hold(env, reservation)
                 # told as a settlement of nothing: a failed attempt costs nothing
-                run.event(env, "budget.settled", alias=model.alias, amount_usd=0.0, released=True)
+                run.event(
+                    env, "budget.settled", n=n, alias=model.alias, amount_usd=0.0, released=True
+                )
         elif cut:
             run.track(scopes, cut)
 
