@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import attrs
 import pytest
 import trio
 import trio.testing
@@ -247,35 +246,3 @@ async def test_one_teams_flood_waits_behind_itself_not_in_front_of_others(
             nursery.start_soon(one, "b", "b")
     assert 1.0 < done["b"] < 2.2  # the first slot to free, at about 1 s: then its own 1 s
     assert len(done) == 7  # and a's all ran, in their turn
-
-
-async def test_a_provider_at_its_concurrency_limit_is_waited_for_not_failed(
-    autojump_clock: trio.abc.Clock,
-) -> None:
-    """Another team's calls held every slot of the provider: a call with nowhere else to
-    go failed at once ("at concurrency limit"); it now asks again until a slot frees."""
-    slow = sim_model("slow", SimProfile(latency_ms=1_000, ttft_ms=10))
-    config = fleet(slow)
-    config = attrs.evolve(
-        config, providers={"sim": attrs.evolve(config.providers["sim"], max_concurrency=2)}
-    )
-    results: dict[str, switchman.Result] = {}
-    async with switchman.open_router(config) as router:
-
-        async def one(team: str, name: str) -> None:
-            call = Call(prompt=name, model="slow", caller=Caller(handle=team))
-            results[name] = await router.call(call)
-
-        async with trio.open_nursery() as nursery:
-            for i in range(2):
-                nursery.start_soon(one, "a", f"a{i}")
-            await trio.sleep(0.1)
-            nursery.start_soon(one, "b", "b")
-    b = results["b"]
-    assert b.status == "complete", b.errors
-    first, answered = b.trace.attempts
-    assert first.outcome == "unavailable" and first.error == "at concurrency limit 2"
-    assert answered.outcome == "success"
-    (wait,) = b.trace.waits
-    assert wait.reason == "slow paused: at concurrency limit 2"
-    assert 1.0 < b.latency_ms / 1000 + 0.1 < 2.4  # a's calls ended at about 1 s

@@ -148,17 +148,25 @@ async def run_attempts(
                 run.waits.remove(paused)  # the merged refusal's record now spans that wait
             paused = None
             back_at, run.back_at = run.back_at, None
+            busy, run.busy = run.busy, False
             now = trio.current_time()
             if i + 1 == len(candidates) and back_at is not None:
                 # the last candidate is only paused (its half-open probe is out, its rate
-                # window resets): wait for it, briefly and inside the deadline, as for a
-                # model found paused before any attempt
+                # window resets, its attempt slots are all taken): wait for it, briefly and
+                # inside the deadline, as for a model found paused before any attempt
                 wait = max(back_at - now, 0.0) + 0.001
                 if waited + wait <= SHORT_WAIT_S and now + wait < run.deadline:
-                    waited += wait
                     reason = run.attempts[-1].error if run.attempts else None
                     with run.waiting(f"{model.alias} paused: {reason or 'turned away'}"):
-                        await trio.sleep(wait)
+                        if busy:  # woken as an attempt on it ends (``wait`` at the most)
+                            waiters = env.slot_waiters.setdefault(
+                                model.provider, trio.lowlevel.ParkingLot()
+                            )
+                            with trio.move_on_after(wait):
+                                await waiters.park()
+                        else:
+                            await trio.sleep(wait)
+                    waited += trio.current_time() - now
                     paused = run.waits[-1] if run.waits else None
                     continue
             i += 1
@@ -286,8 +294,10 @@ async def _one_attempt(
             run.budget_scopes = tuple(dict.fromkeys((*run.budget_scopes, *scopes)))
         run.event(env, "budget.reserved", n=n, alias=model.alias, ok=True, amount_usd=estimate)
     settled = False
+    sent = True  # (it took one of the provider's attempt slots, and gives it back)
     try:
         result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
+        sent = result is not None
         if result is None and reservation is not None:  # turned away: nothing was sent
             run.reserved_usd -= estimate
         if isinstance(result, Success) and reservation is not None:
@@ -322,6 +332,8 @@ async def _one_attempt(
                 run.track(scopes, result.billed_cost_usd)
         return result
     finally:
+        if sent and (waiters := env.slot_waiters.get(model.provider)):
+            waiters.unpark()  # its slot is free: the longest waiting call asks for it
         cut, run.cut_usd = run.cut_usd, 0.0  # cancelled after output began: billed
         if reservation is not None and not settled:
             if cut:
@@ -544,7 +556,7 @@ async def _exchange(
         after=after,
     )
     if unavailable is not None:
-        run.back_at = unavailable.retry_at
+        run.back_at, run.busy = unavailable.retry_at, unavailable.busy
         record = AttemptRecord(outcome="unavailable", error=unavailable.reason, **base)
         run.attempts.append(record)
         run.errors.append(

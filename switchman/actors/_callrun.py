@@ -66,8 +66,10 @@ class CallRun:
     #: ``track``: to the ledger within a batch time, so a kill mid-call loses no earlier
     #: attempt's bill); None: nowhere
     spend: Callable[[tuple[str, ...], float], None] | None = None
-    #: when the provider said the model it just turned away can serve again
+    #: when the provider said the model it just turned away can serve again, and whether
+    #: it did so for having every attempt slot taken
     back_at: float | None = None
+    busy: bool = False
     #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
     #: "retry: <why>" (the same model again, after a backoff) or "fallback[: <why>]"
     after: str | None = None

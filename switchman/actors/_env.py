@@ -45,3 +45,7 @@ class DispatchEnv:
     told_refusals: set[tuple[str, str, str]] = attrs.field(factory=set)
     #: call id -> why whoever cancelled it said it was (the dispatcher's, for its calls)
     cancel_reasons: dict[str, str] = attrs.field(factory=dict)
+    #: provider -> the calls waiting for it to have an attempt slot free (its
+    #: ``max_concurrency`` all taken), each woken in turn as one of the calls' attempts
+    #: on it ends (the dispatcher's own tasks: every attempt is one of theirs)
+    slot_waiters: dict[str, trio.lowlevel.ParkingLot] = attrs.field(factory=dict)

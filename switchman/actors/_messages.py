@@ -36,6 +36,8 @@ class Unavailable:
 
     reason: str
     retry_at: float | None = None
+    #: at its concurrency limit: free again as soon as one of its attempts ends
+    busy: bool = False
 
 
 @attrs.frozen(kw_only=True)

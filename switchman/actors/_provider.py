@@ -103,6 +103,9 @@ BACKSTOP_S = 0.5
 MODEL_NOT_FOUND_HOLD_S = 300.0
 #: when to ask again about a model whose half-open probe is in flight
 PROBE_POLL_S = 0.25
+#: when a call turned away for every attempt slot being taken asks again at the latest
+#: (it is woken sooner, as an attempt on the provider ends)
+BUSY_POLL_S = 1.0
 #: the outcomes of an attempt that never heard from its model
 _UNHEARD: Final = frozenset({"timeout", "cancelled"})
 _NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
@@ -220,10 +223,12 @@ class _ProviderState:
         if self.holds and (hold := self.holds.get(alias)) is not None and now < hold.until:
             return Unavailable(reason=hold.reason, retry_at=hold.until)
         if self.in_flight >= self.spec.max_concurrency:
-            # (a slot may free any moment: a call with nowhere else to go asks again soon)
+            # (a call with nowhere else to go asks again as soon as one of the dispatcher's
+            # attempts on it ends, or at ``retry_at`` at the latest)
             return Unavailable(
                 reason=f"at concurrency limit {self.spec.max_concurrency}",
-                retry_at=now + PROBE_POLL_S,
+                retry_at=now + BUSY_POLL_S,
+                busy=True,
             )
         if msg.alternatives and self.waiting:
             model_id = msg.model.model_id

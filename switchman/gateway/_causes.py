@@ -57,6 +57,8 @@ REQUEST_REASONS: Final = (
 CALLER_REASON: Final = "not allowed for this caller"
 #: the longest wait ``retry-after`` is sent for; a longer one says not to retry
 MAX_RETRY_AFTER_S: Final = 60.0
+#: what a client is told to wait when the provider has every attempt slot taken
+BUSY_RETRY_S: Final = 1.0
 
 
 def exclusion_kind(reason: str) -> ExclusionKind:
@@ -150,6 +152,8 @@ def _wait(provider: ProviderStatusLike, model: ModelStatusLike, now: float) -> f
     blocked = provider.rate_headroom.get("blocked_for_s")
     if isinstance(blocked, int | float) and not isinstance(blocked, bool):
         waits.append(float(blocked))
+    if provider.in_flight >= provider.max_concurrency:  # a slot frees as an attempt ends
+        waits.append(BUSY_RETRY_S)
     return max(waits)
 
 

@@ -87,6 +87,7 @@ class ProviderStatus:
     kind: str
     disabled_reason: str | None = None
     in_flight: int = 0
+    max_concurrency: int = 64
     rate_headroom: Mapping[str, Any] = attrs.field(factory=dict)
     models: tuple[ModelStatus, ...] = ()
     restarts: int = 0

@@ -229,3 +229,15 @@ def test_a_half_open_breaker_may_serve_and_an_empty_rate_budget_holds_all_models
     status = attrs.evolve(status, providers=(sim, *status.providers[1:]))
     assert _hint(fast, status) == pytest.approx(2.5)
     assert list(retry_headers(2.5)) == [(b"retry-after", b"3")]
+
+
+def test_a_provider_with_every_attempt_slot_taken_says_retry_in_a_second() -> None:
+    """A call that waited its 5 s for a slot and got none: the SDK's own backoff resent it
+    at once, to wait its 5 s again (16 s for nothing in an audit)."""
+    fast = _call(model="fast")
+    status = _status(fast={})
+    full = attrs.evolve(status.providers[0], in_flight=8, max_concurrency=8)
+    assert _hint(fast, attrs.evolve(status, providers=(full, *status.providers[1:]))) == 1.0
+    assert list(retry_headers(1.0)) == [(b"retry-after", b"1")]
+    room = attrs.evolve(full, in_flight=7)
+    assert _hint(fast, attrs.evolve(status, providers=(room, *status.providers[1:]))) == 0.0
