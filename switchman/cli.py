@@ -323,11 +323,22 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
         if a.get("error"):
             line += f": {a['error']}"
+        took = _took_ms(a)
+        if took is not None:
+            line += f" ({took:,.0f} ms)"
         note(line, "2" if a["outcome"] == "success" else "33")
     _print_waits(waits, len(attempts))
     for skip in trace.get("skipped") or ():
         note(f"  not tried: {skip.get('alias')}: {skip.get('reason')}", "33")
     return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
+
+
+def _took_ms(attempt: dict[str, Any]) -> float | None:
+    """How long an attempt took (an ``unavailable`` one: the asks for a paused model)."""
+    start, end = attempt.get("started_at"), attempt.get("ended_at")
+    if isinstance(start, int | float) and isinstance(end, int | float) and end >= start:
+        return (end - start) * 1000.0
+    return None
 
 
 def _print_waits(waits: list[dict[str, Any]], after: int) -> None:

@@ -196,7 +196,9 @@ def test_run_prints_the_answer_model_cost_and_attempts(daemon: Daemon) -> None:
     attempts = re.findall(r"^  attempt (\d+): (\S+) \(sim\) (\w+)", done.stderr, re.M)
     assert [int(n) for n, _, _ in attempts] == list(range(1, len(attempts) + 1)), done.stderr
     assert re.search(
-        rf"^  attempt {len(attempts)}: {re.escape(model)} \(sim\) success$", done.stderr, re.M
+        rf"^  attempt {len(attempts)}: {re.escape(model)} \(sim\) success \([\d,]+ ms\)$",
+        done.stderr,
+        re.M,
     )
 
 

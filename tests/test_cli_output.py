@@ -96,7 +96,7 @@ def test_a_result_says_where_its_time_went_and_what_it_did_not_try(
         "attempts": [
             {**attempt, "n": 1},
             {**attempt, "n": 2},
-            {**RESULT["trace"]["attempts"][0], "n": 3},
+            {**RESULT["trace"]["attempts"][0], "n": 3, "started_at": 1.0, "ended_at": 5.8125},
         ],
         "waits": [
             {"after_attempt": 0, "ms": 12.4, "reason": "a free slot: the router's 1 were taken"},
@@ -110,7 +110,7 @@ def test_a_result_says_where_its_time_went_and_what_it_did_not_try(
         "  attempt 1: down (sim) error: Overloaded",
         "  waited 751 ms for backoff before retrying down",
         "  attempt 2: down (sim) error: Overloaded",
-        "  attempt 3: sim/fast (sim) success",
+        "  attempt 3: sim/fast (sim) success (4,812 ms)",
         "  not tried: pricey: the global day budget is spent",
     ]
 

@@ -425,9 +425,14 @@ def result_headers(result: Result | None, job_id: str) -> Headers:
         headers += [
             (b"x-switchman-attempts", str(len(result.trace.attempts)).encode()),
             (b"x-switchman-fallbacks", str(fallbacks(result)).encode()),
-            (b"x-switchman-cost-usd", repr(round(result.cost_usd, 9)).encode()),
+            (b"x-switchman-cost-usd", _decimal(result.cost_usd).encode()),
         ]
     return headers
+
+
+def _decimal(usd: float) -> str:
+    """``usd`` to the nano-dollar, in plain decimals (``0.000023``, never ``2.3e-05``)."""
+    return f"{usd:.9f}".rstrip("0").rstrip(".") or "0"
 
 
 def switchman_info(result: Result, job_id: str) -> dict[str, Any]:

@@ -378,3 +378,15 @@ def test_a_prompt_too_long_for_every_model_is_a_400_context_length_exceeded() ->
 def test_no_eligible_model_for_another_reason_stays_503(reasons: tuple[str, ...]) -> None:
     err = failure(_unrouted(*reasons))
     assert (err.status, err.code) == (503, "no_eligible_model")
+
+
+def test_the_cost_header_is_plain_decimals_to_the_nano_dollar() -> None:
+    from switchman.gateway._openai import _decimal
+
+    assert [_decimal(x) for x in (2.3e-05, 0.0, 1.5, 0.000000001, 12.3456789012)] == [
+        "0.000023",
+        "0",
+        "1.5",
+        "0.000000001",
+        "12.345678901",
+    ]
