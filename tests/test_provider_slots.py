@@ -64,3 +64,33 @@ async def test_freed_slots_are_taken_at_once(autojump_clock: trio.abc.Clock) -> 
                 nursery.start_soon(one, i)
     assert len(done) == 40
     assert max(done) < 1.2  # 10 rounds of 100 ms (and what each round's sim adds)
+
+
+async def test_teams_take_a_full_providers_freed_slots_in_turn(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Team a has six calls waiting for the provider's two slots when team b's one comes:
+    b's call is woken on the next turn, not after all of a's (first come, first served
+    held it three rounds)."""
+    results: dict[str, switchman.Result] = {}
+    async with switchman.open_router(_limited(2, 300)) as router:
+        start = trio.current_time()
+
+        async def one(team: str, name: str) -> None:
+            call = Call(prompt=name, model="slow", caller=Caller(handle=team))
+            results[name] = await router.call(call)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(8):
+                nursery.start_soon(one, "a", f"a{i}")
+                await trio.sleep(0.01)
+            await trio.sleep(0.1)
+            nursery.start_soon(one, "b", "b")
+    b = results["b"]
+    assert b.status == "complete", b.errors
+    answered = b.trace.attempts[-1]
+    assert answered.outcome == "success"
+    # the first of a's calls ended about 0.2 s after b came: b's turn came with the next
+    assert answered.started_at - b.trace.started_at < 0.5
+    assert all(r.status == "complete" for r in results.values())
+    assert trio.current_time() - start < 2.0

@@ -74,6 +74,7 @@ from switchman.actors._messages import (
     CancelAttempt,
     Unavailable,
 )
+from switchman.actors._slots import Turns
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._billing import (
@@ -159,11 +160,11 @@ async def run_attempts(
                     reason = run.attempts[-1].error if run.attempts else None
                     with run.waiting(f"{model.alias} paused: {reason or 'turned away'}"):
                         if busy:  # woken as an attempt on it ends (``wait`` at the most)
-                            waiters = env.slot_waiters.setdefault(
-                                model.provider, trio.lowlevel.ParkingLot()
-                            )
+                            turns = env.slot_waiters.get(model.provider)
+                            if turns is None:
+                                turns = env.slot_waiters[model.provider] = Turns()
                             with trio.move_on_after(wait):
-                                await waiters.park()
+                                await turns.wait(run.call.caller.handle)
                         else:
                             await trio.sleep(wait)
                     waited += trio.current_time() - now
@@ -332,8 +333,8 @@ async def _one_attempt(
                 run.track(scopes, result.billed_cost_usd)
         return result
     finally:
-        if sent and (waiters := env.slot_waiters.get(model.provider)):
-            waiters.unpark()  # its slot is free: the longest waiting call asks for it
+        if sent and (turns := env.slot_waiters.get(model.provider)) is not None:
+            turns.wake_one()  # its slot is free: the next caller in turn asks for it
         cut, run.cut_usd = run.cut_usd, 0.0  # cancelled after output began: billed
         if reservation is not None and not settled:
             if cut:

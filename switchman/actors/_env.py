@@ -12,6 +12,7 @@ import trio
 from switchman.actors._board import StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import LedgerMessage, ProviderMessage
+from switchman.actors._slots import Turns
 from switchman.catalog._spec import Config, KeySpec, ModelSpec
 from switchman.policy._learning import LearningConfig
 from switchman.policy._scoring import Weights
@@ -46,6 +47,6 @@ class DispatchEnv:
     #: call id -> why whoever cancelled it said it was (the dispatcher's, for its calls)
     cancel_reasons: dict[str, str] = attrs.field(factory=dict)
     #: provider -> the calls waiting for it to have an attempt slot free (its
-    #: ``max_concurrency`` all taken), each woken in turn as one of the calls' attempts
-    #: on it ends (the dispatcher's own tasks: every attempt is one of theirs)
-    slot_waiters: dict[str, trio.lowlevel.ParkingLot] = attrs.field(factory=dict)
+    #: ``max_concurrency`` all taken), one woken, caller by caller in turn, as one of the
+    #: calls' attempts on it ends (the dispatcher's own tasks: every attempt is theirs)
+    slot_waiters: dict[str, Turns] = attrs.field(factory=dict)

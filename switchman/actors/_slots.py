@@ -98,3 +98,46 @@ class Slots:
         self.waiting += change
         if self._board is not None:
             self._board.calls_waiting = self.waiting
+
+
+class Turns:
+    """The calls waiting for one provider to have an attempt slot free, woken one at a
+    time as its attempts end: in turn by caller (round robin, the oldest waiter of each),
+    so a team with many calls waiting does not hold back another's one."""
+
+    def __init__(self) -> None:
+        self._queues: collections.OrderedDict[str, collections.deque[trio.Event]] = (
+            collections.OrderedDict()
+        )
+        self.waiting = 0
+
+    async def wait(self, who: str) -> None:
+        """Until ``wake_one`` comes to this call's turn (cancel it to stop waiting)."""
+        woken = trio.Event()
+        queue = self._queues.get(who)
+        if queue is None:
+            queue = self._queues[who] = collections.deque()
+        queue.append(woken)
+        self.waiting += 1
+        try:
+            await woken.wait()
+        except BaseException:
+            if not woken.is_set():  # (left before its turn)
+                queue.remove(woken)
+                self.waiting -= 1
+                if not queue and self._queues.get(who) is queue:
+                    del self._queues[who]
+            raise
+
+    def wake_one(self) -> None:
+        """An attempt slot freed: the next caller in turn, its oldest waiter, asks for it."""
+        if not self._queues:
+            return
+        who, queue = next(iter(self._queues.items()))
+        woken = queue.popleft()
+        if queue:
+            self._queues.move_to_end(who)  # its next waiter after the other callers'
+        else:
+            del self._queues[who]
+        self.waiting -= 1
+        woken.set()

@@ -6,7 +6,7 @@ import trio
 import trio.testing
 
 from switchman.actors._board import StatusBoard
-from switchman.actors._slots import Slots
+from switchman.actors._slots import Slots, Turns
 
 
 async def test_a_freed_slot_goes_to_the_caller_running_the_fewest() -> None:
@@ -64,3 +64,29 @@ async def test_many_waiters_of_one_caller_cancelled_at_once() -> None:
     assert slots.waiting == 0
     slots.release("a")
     assert slots.taken == 0 and slots.held == {}
+
+
+async def test_callers_waiting_for_a_provider_are_woken_in_turn() -> None:
+    turns = Turns()
+    order: list[str] = []
+
+    async def wait(who: str, name: str) -> None:
+        await turns.wait(who)
+        order.append(name)
+
+    async with trio.open_nursery() as nursery:
+        for name in ("a0", "a1", "a2"):
+            nursery.start_soon(wait, "a", name)
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(wait, "b", "b0")
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.CancelScope() as gone:  # a waiter that leaves gives up its place
+            gone.cancel()
+            await turns.wait("c")
+        assert turns.waiting == 4
+        for _ in range(4):
+            turns.wake_one()
+            await trio.testing.wait_all_tasks_blocked()
+        turns.wake_one()  # (nobody left: nothing happens)
+    assert order == ["a0", "b0", "a1", "a2"]
+    assert turns.waiting == 0
