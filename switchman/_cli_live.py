@@ -17,18 +17,17 @@ from trio_websocket import (
     open_websocket_url,
 )
 
+from switchman._cli_print import color, note
 from switchman.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PENDING,
     EXIT_USAGE,
     CliError,
-    _color,
     api_key,
     closed_early,
     key_refused,
     not_running,
-    note,
     poll_hint,
     print_result,
     say_interrupted,
@@ -77,7 +76,7 @@ def format_event(event: dict[str, Any]) -> str:
         fields = repr(event.get("text", ""))[:60]
     where = f"{call:<8}" + (f" {job}" if job and kind in ("call.accepted", "call.failed") else "")
     line = f"{ts} {kind:<17} {where} {fields}"
-    return _color(line, _COLORS.get(kind, "0"), sys.stdout)
+    return color(line, _COLORS.get(kind, "0"), sys.stdout)
 
 
 def _value(v: Any) -> str:

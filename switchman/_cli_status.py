@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from switchman import cli
+from switchman._cli_print import color
 from switchman.cli import API_KEY_ENV, EXIT_FAILED, EXIT_OK
 
 
@@ -26,13 +27,13 @@ def health(args: argparse.Namespace) -> int:
             else f"set {API_KEY_ENV} to an admin key"
         )
         print(
-            cli._color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
+            color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
             + f"  (providers, breakers and jobs need an admin key: {hint})"
         )
         return code
     where = " on the built-in simulator (answers are simulated)" if data.get("simulated") else ""
     print(
-        cli._color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
+        color(f"{state}", "32" if state == "ok" else "31", sys.stdout)
         + f"  switchman {data.get('version', '?')}, up {_duration(data.get('uptime_s') or 0)}"
         + where
     )

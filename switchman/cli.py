@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -38,6 +37,7 @@ from switchman._cli_args import (
     url_host,
     wait_arg,
 )
+from switchman._cli_print import errors_to_show, note, print_trace, usd
 from switchman._version import __version__
 
 DEFAULT_HOST = "127.0.0.1"
@@ -262,32 +262,6 @@ def _json_or_error(resp: httpx.Response) -> Any:
     return data
 
 
-def _color(text: str, code: str, stream: TextIO) -> str:
-    """``text`` in the ANSI colour ``code`` when ``stream`` (where it is printed) is a
-    terminal and ``NO_COLOR`` is unset; else as it is."""
-    if stream.isatty() and not os.environ.get("NO_COLOR"):
-        return f"\033[{code}m{text}\033[0m"
-    return text
-
-
-def note(text: str, code: str) -> None:
-    """``text`` on stderr, in the colour ``code`` when stderr is a terminal."""
-    print(_color(text, code, sys.stderr), file=sys.stderr)
-
-
-def usd(amount: float) -> str:
-    """A cost for people: to the micro-dollar, or to two significant digits below $0.00001,
-    so that a cheap call reads ``$0.00000042``, not ``$0.000000``; below a nano-dollar (what
-    spend is counted in) ``<$0.000000001``."""
-    if 0.0 < amount < 1e-9:
-        return "<$0.000000001"
-    if 0.0 < amount < 1e-5:
-        digits = 1 - math.floor(math.log10(amount))
-        if round(amount, digits) < 1e-5:  # (9.96e-6 rounds to $0.000010: shown as such)
-            return f"${amount:.{digits}f}"
-    return f"${amount:.6f}"
-
-
 def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
     """A result for people: the answer alone on stdout (unless ``show_answer`` is false,
     e.g. when it was already streamed), and on stderr the rest: the model, its cost and
@@ -308,62 +282,15 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         if result.get("finish_reason") == "length":
             note("  the answer stops at max_tokens (finish reason: length)", "33")
     else:
-        for err in _errors_to_show(result):
+        for err in errors_to_show(result):
             note(f"error {err.get('code')}: {err.get('message')}", "31")
         billed = result.get("cost_usd") or 0.0  # answers cut short are billed all the same
         cost = f"cost {usd(billed)}" if billed else ""
         job = f"job {result['job_id']}" if result.get("job_id") else ""
         if cost or job:
             note("  ".join(x for x in (cost, job) if x), "2")
-    trace = result.get("trace") or {}
-    attempts = trace.get("attempts") or ()
-    waits = [w for w in trace.get("waits") or () if isinstance(w, dict)]
-    for k, a in enumerate(attempts):
-        _print_waits(waits, k)
-        line = f"  attempt {a['n']}: {a['alias']} ({a['provider']}) {a['outcome']}"
-        if a.get("error"):
-            line += f": {a['error']}"
-        took = _took_ms(a)
-        if took is not None:
-            line += f" ({took:,.0f} ms)"
-        note(line, "2" if a["outcome"] == "success" else "33")
-    _print_waits(waits, len(attempts))
-    for skip in trace.get("skipped") or ():
-        note(f"  not tried: {skip.get('alias')}: {skip.get('reason')}", "33")
+    print_trace(result)
     return EXIT_OK if result.get("status") == "complete" else EXIT_FAILED
-
-
-def _took_ms(attempt: dict[str, Any]) -> float | None:
-    """How long an attempt took (an ``unavailable`` one: the asks for a paused model)."""
-    start, end = attempt.get("started_at"), attempt.get("ended_at")
-    if isinstance(start, int | float) and isinstance(end, int | float) and end >= start:
-        return (end - start) * 1000.0
-    return None
-
-
-def _print_waits(waits: list[dict[str, Any]], after: int) -> None:
-    """The trace's waits that came after attempt ``after`` (0: before any)."""
-    for wait in waits:
-        if wait.get("after_attempt") == after:
-            note(f"  waited {wait.get('ms', 0):.0f} ms for {wait.get('reason')}", "2")
-
-
-def _errors_to_show(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The cause (the first error) and any other error no line already says: each
-    attempt's own error is on its attempt line, so it is not printed again."""
-    errors = [e for e in result.get("errors") or () if isinstance(e, dict)]
-    if not errors:
-        return []
-    attempts = (result.get("trace") or {}).get("attempts") or ()
-    said = [str(errors[0].get("message"))]
-    said += [str(a["error"]) for a in attempts if isinstance(a, dict) and a.get("error")]
-    shown = [errors[0]]
-    for err in errors[1:]:
-        message = str(err.get("message"))
-        if not any(message in s or s in message for s in said if s):
-            shown.append(err)
-            said.append(message)
-    return shown
 
 
 def read_prompt(given: str | None) -> str:
