@@ -19,21 +19,32 @@ def _limited(slots: int, latency_ms: float) -> Config:
     return attrs.evolve(config, providers={"sim": sim})
 
 
-async def test_a_call_waits_for_a_slot_not_failed(autojump_clock: trio.abc.Clock) -> None:
-    """Another team's calls held every slot: the call failed at once ("at concurrency
-    limit"); it now waits until a slot frees."""
+async def _a_then_b(
+    slots: int, latency_ms: float, a_calls: int, gap_s: float = 0.0
+) -> dict[str, switchman.Result]:
+    """Team a's calls (``gap_s`` apart), then 0.1 s later team b's one, each result by
+    name (a0, a1, ..., b)."""
     results: dict[str, switchman.Result] = {}
-    async with switchman.open_router(_limited(2, 1_000)) as router:
+    async with switchman.open_router(_limited(slots, latency_ms)) as router:
 
         async def one(team: str, name: str) -> None:
             call = Call(prompt=name, model="slow", caller=Caller(handle=team))
             results[name] = await router.call(call)
 
         async with trio.open_nursery() as nursery:
-            for i in range(2):
+            for i in range(a_calls):
                 nursery.start_soon(one, "a", f"a{i}")
+                if gap_s:
+                    await trio.sleep(gap_s)
             await trio.sleep(0.1)
             nursery.start_soon(one, "b", "b")
+    return results
+
+
+async def test_a_call_waits_for_a_slot_not_failed(autojump_clock: trio.abc.Clock) -> None:
+    """Another team's calls held every slot: the call failed at once ("at concurrency
+    limit"); it now waits until a slot frees."""
+    results = await _a_then_b(2, 1_000, 2)
     b = results["b"]
     assert b.status == "complete", b.errors
     first, answered = b.trace.attempts
@@ -72,20 +83,8 @@ async def test_teams_take_a_full_providers_freed_slots_in_turn(
     """Team a has six calls waiting for the provider's two slots when team b's one comes:
     b's call is woken on the next turn, not after all of a's (first come, first served
     held it three rounds)."""
-    results: dict[str, switchman.Result] = {}
-    async with switchman.open_router(_limited(2, 300)) as router:
-        start = trio.current_time()
-
-        async def one(team: str, name: str) -> None:
-            call = Call(prompt=name, model="slow", caller=Caller(handle=team))
-            results[name] = await router.call(call)
-
-        async with trio.open_nursery() as nursery:
-            for i in range(8):
-                nursery.start_soon(one, "a", f"a{i}")
-                await trio.sleep(0.01)
-            await trio.sleep(0.1)
-            nursery.start_soon(one, "b", "b")
+    start = trio.current_time()
+    results = await _a_then_b(2, 300, 8, gap_s=0.01)
     b = results["b"]
     assert b.status == "complete", b.errors
     answered = b.trace.attempts[-1]
