@@ -98,6 +98,12 @@ class CallRun:
             self.wall_offset = env.wall() - now
         return self.wall_offset + now
 
+    def wall_at(self, env: DispatchEnv, when: float) -> float:
+        """The wall time, on this call's clock (see ``wall``), of trio time ``when``."""
+        if self.wall_offset is None:
+            self.wall_offset = env.wall() - trio.current_time()
+        return self.wall_offset + when
+
     def waited(self, since: float, reason: str) -> None:
         """Note the wait from ``since`` (trio time) until now, before the next attempt."""
         ms = (trio.current_time() - since) * 1000.0

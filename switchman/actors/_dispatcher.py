@@ -592,21 +592,14 @@ def _trace(
         budget=budget,
         outcome=outcome,
         # (the wall clock as the call's attempts read it: their times and this agree)
-        started_at=_wall_offset(env, run) + run.started,
+        started_at=run.wall_at(env, run.started),
         order=run.order,
         waits=tuple(run.waits) if run.waits else (),
         skipped=tuple(run.skipped) if run.skipped else (),
     )
 
 
-def _wall_offset(env: DispatchEnv, run: CallRun) -> float:
-    if run.wall_offset is None:
-        run.wall(env)  # (sets it)
-    assert run.wall_offset is not None
-    return run.wall_offset
-
-
-def _paused(excluded: Any, back_at: Mapping[str, float]) -> str:
+def _paused(excluded: Sequence[Exclusion], back_at: Mapping[str, float]) -> str:
     """What a wait for the soonest of the paused models was for: its exclusion."""
     soonest = min(back_at, key=back_at.__getitem__)
     reason = next((e.reason for e in excluded if e.alias == soonest), "paused")
