@@ -309,6 +309,15 @@ class BadReply(ProviderError):
     JSON, an empty body, text past what ``max_tokens`` allows): a failed attempt."""
 
 
+class NoTextAtLimit(BadReply):
+    """The answer reached its token limit before any text: the model spent ``max_tokens``
+    on reasoning (billed as output) and said nothing. Not an answer, so another model
+    answers; not the model's health either (a larger ``max_tokens`` leaves it room), so
+    its breaker does not count it."""
+
+    trips_breaker = False
+
+
 class StreamBroken(ProviderError):
     """A stream was cut or stalled after output began: a failure, never a success."""
 

@@ -24,7 +24,7 @@ KEY = "sk-test-finish-123456789"
 
 def _sse(text: str, finish: str) -> bytes:
     chunks = [
-        {"choices": [{"index": 0, "delta": {"content": text}}]},
+        *([{"choices": [{"index": 0, "delta": {"content": text}}]}] if text else []),
         {
             "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
             "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13},
@@ -33,10 +33,10 @@ def _sse(text: str, finish: str) -> bytes:
     return b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
 
 
-async def _serve(finish: str, stream: trio.SocketStream) -> None:
-    """An OpenAI-wire upstream whose every answer ends with ``finish``."""
+async def _serve(finish: str, text: str, stream: trio.SocketStream) -> None:
+    """An OpenAI-wire upstream whose every answer is ``text`` and ends with ``finish``."""
     await read_request_body(stream)
-    body = _sse("Paris is", finish)
+    body = _sse(text, finish)
     head = (
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
@@ -46,12 +46,12 @@ async def _serve(finish: str, stream: trio.SocketStream) -> None:
 
 
 @asynccontextmanager
-async def upstream(finish: str) -> AsyncIterator[Config]:
+async def upstream(finish: str, text: str = "Paris is") -> AsyncIterator[Config]:
     """A router whose route ``r`` tries the upstream's model, then a simulated one."""
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
             functools.partial(
-                trio.serve_tcp, functools.partial(_serve, finish), 0, host="127.0.0.1"
+                trio.serve_tcp, functools.partial(_serve, finish, text), 0, host="127.0.0.1"
             )
         )
         port = listeners[0].socket.getsockname()[1]
@@ -112,6 +112,33 @@ async def test_an_abnormal_end_falls_back_and_is_never_a_success(stream: bool) -
     assert first.error is not None and "finish reason 'tool_calls'" in first.error
     assert result.status == "complete" and result.model == "local"
     assert result.finish_reason in ("stop", "length")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_no_text_at_the_token_limit_is_no_answer(stream: bool) -> None:
+    """A reasoning model that spent the whole of max_tokens thinking ends at ``length``
+    with no text: that is not an answer (the next model gives it), it is billed (the
+    reasoning was output), and it is not held against the model's health."""
+    with trio.fail_after(20):
+        async with (
+            upstream("length", text="") as config,
+            switchman.open_router(config, env={"FINISH_TEST_KEY": KEY}) as router,
+        ):
+            call = Call(prompt="Capital of France?", model="r", params=Params(max_tokens=64))
+            for _ in range(6):  # past the breaker's 5 consecutive failures: it stays closed
+                if stream:
+                    result, text = await streamed(router, call)
+                    assert text == result.answer
+                else:
+                    result = await router.call(call)
+                first = result.trace.attempts[0]
+                assert first.alias == "remote" and first.outcome == "error"
+                assert first.error is not None and "max_tokens 64 before any text" in first.error
+                assert first.usage is not None and first.usage.output_tokens == 4
+                assert first.cost_usd == pytest.approx((9 * 1.0 + 4 * 3.0) / 1e6)
+                assert result.status == "complete" and result.model == "local" and result.answer
+            (mistral,) = (p for p in router.status().providers if p.name == "mistral")
+    assert [m.breaker for m in mistral.models] == ["closed"]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,13 @@ import attrs
 import trio
 
 from switchman._call import Call, Timeouts
-from switchman._errors import AttemptTimeout, BadReply, ProviderError, StreamBroken
+from switchman._errors import (
+    AttemptTimeout,
+    BadReply,
+    NoTextAtLimit,
+    ProviderError,
+    StreamBroken,
+)
 from switchman._result import AttemptRecord, ErrorInfo
 from switchman.adapters._base import TextDelta
 from switchman.catalog._spec import Config, ModelSpec, RouterConfig
@@ -54,6 +60,18 @@ def abnormal_end(provider: str, output_began: bool, reason: str | None) -> Provi
         else "the answer ended without a finish reason: it may be incomplete"
     )
     return unusable(message, provider, output_began)
+
+
+def no_text_at_limit(provider: str, max_tokens: int | None) -> ProviderError:
+    """An answer that ended at its token limit with no text (a reasoning model that spent
+    the whole of ``max_tokens`` thinking): an empty answer is no answer."""
+    limit = f"max_tokens {max_tokens}" if max_tokens is not None else "its token limit"
+    return NoTextAtLimit(
+        f"the answer reached {limit} before any text (the model spent it on reasoning): "
+        "no answer; a larger max_tokens leaves it room",
+        provider=provider,
+        status=200,
+    )
 
 
 def garbled(provider: str, output_began: bool, detail: str) -> ProviderError:

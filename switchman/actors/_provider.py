@@ -45,8 +45,8 @@ from switchman._errors import (
     RateLimited,
     attempt_outcome,
 )
-from switchman._result import TraceEvent, Usage, finish_is_normal
-from switchman.actors._attempt_ends import abnormal_end, garbled
+from switchman._result import TraceEvent, Usage, finish_is_normal, normal_finish
+from switchman.actors._attempt_ends import abnormal_end, garbled, no_text_at_limit
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
@@ -577,8 +577,14 @@ async def _run_attempt(
             said = event.model_id
             if said is not None and said != model_id:  # the upstream's own words: shown
                 event = attrs.evolve(event, model_id=scrub(said, state.secret)[:200] or None)
-            if not finish_is_normal(event.finish_reason):
-                error = abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
+            normal = finish_is_normal(event.finish_reason)
+            # (no text at all at a token limit: the model spent it on reasoning)
+            if not normal or (ttft is None and normal_finish(event.finish_reason) == "length"):
+                error = (
+                    abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
+                    if not normal
+                    else no_text_at_limit(state.spec.name, msg.request.max_tokens)
+                )
                 # the provider bills this answer all the same: its usage goes with the error
                 error.billed = (event.usage.input_tokens, event.usage.output_tokens)
                 error.billed_cost_usd = event.cost_usd
