@@ -227,6 +227,26 @@ async def test_healthy_answers_whole_in_every_wire_format(
     assert "stream_options" not in body["mistral"] and "stream_options" not in body["groq"]
 
 
+async def test_temperature_and_top_p_together_reach_every_wire_format(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    """Claude's models refuse the two together (the fake says so, as Anthropic does): the
+    temperature goes alone there, and every provider answers."""
+    providers = tuple(PROVIDERS)
+    config = http_fleet(server, [model(p, "healthy") for p in providers])
+    sampled = attrs.evolve(
+        ask("x"), params=Params(max_tokens=MAX_TOKENS, temperature=0.3, top_p=0.5)
+    )
+    async with open_fleet(config) as fleet:
+        for p in providers:
+            alias = f"{p}/healthy"
+            with trio.fail_after(20):
+                result = await fleet.router.call(attrs.evolve(sampled, model=alias))
+            assert (result.status, result.model) == ("complete", alias), (p, result.errors)
+    sent = server.requests("anthropic/healthy")[0].body
+    assert sent["temperature"] == 0.3 and "top_p" not in sent
+
+
 async def test_an_answer_cut_at_max_tokens_says_length_in_every_wire_format(
     open_fleet: OpenFleet, server: FakeProviderServer
 ) -> None:

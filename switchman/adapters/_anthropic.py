@@ -69,9 +69,10 @@ class AnthropicAdapter:
 
         Consecutive turns of one role are joined (the API wants alternation); a
         trailing assistant turn is the prefill, with trailing whitespace removed
-        (the API rejects it). ``temperature`` and ``top_p`` are both sent when set, as
-        the API takes them; temperature is clamped to Anthropic's 0-1 range (a value
-        above 1 is sent as 1.0), ``top_p`` (0-1 on both sides) is sent as it is.
+        (the API rejects it). Temperature is clamped to Anthropic's 0-1 range (a value
+        above 1 is sent as 1.0); ``top_p`` (0-1 on both sides) is sent as it is, unless
+        a temperature is sent too: Claude's models since Sonnet 4.5 reject the two
+        together ("cannot both be specified"), and Anthropic advises setting one.
         """
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         turns: list[dict[str, Any]] = []
@@ -93,7 +94,7 @@ class AnthropicAdapter:
             body["system"] = system
         if request.temperature is not None:
             body["temperature"] = min(request.temperature, MAX_TEMPERATURE)
-        if request.top_p is not None:
+        elif request.top_p is not None:
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)

@@ -133,7 +133,9 @@ class AnthropicWire(Wire):
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
         """Also rejects (400) a turn whose role is not ``user`` or ``assistant`` (a system
-        prompt belongs in the top-level ``system``) and a temperature above 1."""
+        prompt belongs in the top-level ``system``), a temperature above 1, and
+        ``temperature`` with ``top_p`` (Claude's models since Sonnet 4.5 take one or the
+        other)."""
         obj = require_object(body)
         model = require_str(obj, "model")
         max_tokens = positive_int(obj.get("max_tokens"))
@@ -156,6 +158,12 @@ class AnthropicWire(Wire):
             message = "temperature: Input should be less than or equal to 1"
             if temperature < 0:
                 message = "temperature: Input should be greater than or equal to 0"
+            raise Rejected(self.bad_request(message))
+        if temperature is not None and obj.get("top_p") is not None:
+            message = (
+                "`temperature` and `top_p` cannot both be specified for this model. "
+                "Please use only one."
+            )
             raise Rejected(self.bad_request(message))
         messages = chat_messages(items)
         request = provider_request(
