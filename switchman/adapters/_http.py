@@ -48,6 +48,7 @@ from switchman.adapters._base import (
     StreamParser,
     TextDelta,
 )
+from switchman.adapters._pool import LeanPool, LeanTransport
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
 from switchman.catalog._config import header_credentials
 from switchman.catalog._spec import ProviderSpec
@@ -74,20 +75,23 @@ _Opened = tuple[int, dict[str, str], AsyncIterator[bytes]]
 
 
 def make_client(provider: ProviderSpec) -> httpx.AsyncClient:
-    """A pooled HTTP/1.1 client for one provider; its owner (the provider actor) closes it.
+    """A pooled HTTP/1.1 client for one provider (over a ``LeanPool``); its owner (the
+    provider actor) closes it.
 
     Connect timeout from ``provider.connect_timeout_s``; reads are bounded by
     ``provider.read_timeout_s`` as a backstop (``send_attempt``'s TTFT and stall
     limits are the real ones); at most ``max_concurrency`` connections.
     """
     size = max(provider.max_concurrency, 1)
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     return httpx.AsyncClient(
         http1=True,
         http2=False,
         timeout=httpx.Timeout(
             provider.read_timeout_s, connect=provider.connect_timeout_s, pool=None
         ),
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+        limits=limits,
+        transport=LeanTransport(limits),
         follow_redirects=False,
     )
 
@@ -253,6 +257,11 @@ async def _open_direct(
     return response.status, headers, _decoded(raw, headers.get("content-encoding"))
 
 
+#: the transports and pools whose exchange is httpcore's plain one (``make_client``'s own)
+_PLAIN_TRANSPORTS: Final = (httpx.AsyncHTTPTransport, LeanTransport)
+_PLAIN_POOLS: Final = (httpcore.AsyncConnectionPool, LeanPool)
+
+
 def _pool_under(client: httpx.AsyncClient) -> httpcore.AsyncConnectionPool | None:
     """The httpcore pool under a plain client, or None when httpx's own path must be taken.
 
@@ -263,10 +272,10 @@ def _pool_under(client: httpx.AsyncClient) -> httpcore.AsyncConnectionPool | Non
     the exchange: auth, cookies, event hooks, query parameters, redirects.
     """
     transport = getattr(client, "_transport", None)
-    if type(transport) is not httpx.AsyncHTTPTransport or getattr(client, "_mounts", True):
+    if type(transport) not in _PLAIN_TRANSPORTS or getattr(client, "_mounts", True):
         return None
     pool = getattr(transport, "_pool", None)
-    if type(pool) is not httpcore.AsyncConnectionPool:
+    if type(pool) not in _PLAIN_POOLS:
         return None
     hooks = client.event_hooks
     if (
