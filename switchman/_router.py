@@ -193,9 +193,18 @@ class RouterClosed(SwitchmanError, trio.ClosedResourceError):
         super().__init__("the router is closed: open a new one (open_router) to go on")
 
 
+#: what a router used from outside its own trio run says
+OTHER_RUN: Final = (
+    "this router runs in another trio run: call it from that run's tasks (from another "
+    "thread: trio.from_thread.run(router.call, call, trio_token=TOKEN), TOKEN being "
+    "trio.lowlevel.current_trio_token() taken in the router's run)"
+)
+
+
 @attrs.define(eq=False)
 class Router:
-    """The handle to a running router. Safe to share between tasks of its trio run."""
+    """The handle to a running router. Safe to share between tasks of its trio run; from
+    anywhere else (another run, a thread), ``RuntimeError`` (see ``OTHER_RUN``)."""
 
     config: Config
     _hub: TraceHub
@@ -205,6 +214,18 @@ class Router:
     _root: Supervisor
     _started: float
     _closed: bool = False
+    #: the root task of the trio run it runs in: the one run it serves
+    _run: object = attrs.field(factory=trio.lowlevel.current_root_task, repr=False)
+
+    def _here(self) -> None:
+        """Raise ``RuntimeError`` unless called from a task of the router's own trio run
+        (a call from another would wedge the dispatcher's inbox for good)."""
+        try:
+            here = trio.lowlevel.current_root_task()
+        except RuntimeError:  # (not in a trio run at all: a plain thread)
+            here = None
+        if here is not self._run:
+            raise RuntimeError(OTHER_RUN)
 
     @property
     def simulated(self) -> bool:
@@ -216,6 +237,12 @@ class Router:
     ) -> tuple[Submit, trio.MemoryReceiveChannel[Delta | Result]]:
         """The message that submits ``call``, and the channel its replies come on.
         Raises ``ValidationError`` for a call the configuration cannot serve."""
+        self._here()
+        if not isinstance(call, Call):
+            raise TypeError(
+                f"call: must be a switchman.Call, not {type(call).__name__} (from a dict: "
+                "switchman.call_from_dict)"
+            )
         call = canonical_call(call, self.config)  # a model named by its provider's id
         validate_call(call, self.config)
         send: trio.MemorySendChannel[Delta | Result]
@@ -247,6 +274,7 @@ class Router:
         """End the running call submitted for ``job_id`` now: whoever waits for it gets
         its failed result (code ``cancelled``, ``reason`` its message), with the attempts
         it made and what they were billed. A job with no call running: nothing."""
+        self._here()
         try:
             await send_soon(self._dispatch, CancelCall(job_id=job_id, reason=reason))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -261,8 +289,11 @@ class Router:
         submit, receive = self._submission(call, job_id, stream=False)
         call_id = submit.call_id
         try:  # the wait for the reply below is the checkpoint
+            if self._closed:
+                raise trio.ClosedResourceError
             await send_soon(self._dispatch, submit)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            await trio.lowlevel.checkpoint()
             return _failed(call_id, job_id, "cancelled", "the router is closed")
         with receive:
             try:
@@ -287,6 +318,8 @@ class Router:
         call_id = submit.call_id
         with receive:  # closing needs no checkpoint (``async with`` would add one)
             try:
+                if self._closed:
+                    raise trio.ClosedResourceError
                 await send_soon(self._dispatch, submit)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 submit.reply_to.close()
@@ -309,12 +342,15 @@ class Router:
         close the channel to unsubscribe. A subscriber that falls ``buffer`` events behind
         loses events and is told how many (of those it accepts). A plain ``async for``
         keeps up: ``receive`` takes the events waiting without letting the router run
-        between them (see ``Subscription``)."""
+        between them (see ``Subscription``). Once the router has closed, the channel
+        ends at once."""
+        self._here()
         return self._hub.subscribe(buffer=buffer, accept=accept)
 
     def status(self) -> RouterStatus:
         """The providers' live state as their actors last published it (breakers, rate
         limits, learned statistics, calls and attempts in flight); no checkpoint."""
+        self._here()
         now = trio.current_time()
         snaps = self._board.snapshots()
         return RouterStatus(
@@ -341,6 +377,9 @@ class Router:
         call's ``intent`` that you kept: the score is credited to them. ``UnknownCall`` (a
         ``KeyError``) if the router does not know the call and no ``model`` was given;
         ``RouterClosed`` (a ``trio.ClosedResourceError``) once the router is closed."""
+        self._here()
+        if self._closed:
+            raise RouterClosed()
         errors: list[FieldError] = []
         if model is not None:
             if model not in self.config.models:
@@ -380,6 +419,9 @@ class Router:
         ``"provider:NAME"`` or ``"caller:HANDLE"`` (``ValidationError`` for anything else,
         or a provider the configuration does not have; ``RouterClosed`` once the router is
         closed)."""
+        self._here()
+        if self._closed:
+            raise RouterClosed()
         kind, _, name = scope.partition(":")
         if not (
             scope == "global"

@@ -20,8 +20,9 @@ does a call the router's own cancellation stops at once (within ``STOPPED_REPLY_
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -55,16 +56,14 @@ from switchman.actors._messages import (
     Spent,
     Submit,
 )
-from switchman.actors._provider import PROBE_POLL_S
 from switchman.actors._slots import Slots
+from switchman.actors._unavailable import unavailable_models
 from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._breaker import breaker_retry_at
 from switchman.policy._candidates import plan_attempt_order, reachable
 from switchman.policy._eligibility import Eligibility, check_eligibility, exclusions_to_tell
 from switchman.policy._estimate import estimate_input_tokens
 from switchman.policy._known import KnownValues, hide_known
-from switchman.policy._ratelimit import rate_blocked_until
 from switchman.policy._redaction import REDACT_IN_THREAD_ABOVE, StreamRedactor, redact
 from switchman.policy._scoring import rank
 
@@ -103,56 +102,6 @@ def check_redaction_override(call: Call) -> None:
             f"a reason and the acknowledgements [{need}]"
             + (f"; missing: {', '.join(missing)}" if missing else "")
         )
-
-
-def unavailable_models(
-    env: DispatchEnv,
-    now: float,
-    only: Collection[str] | None = None,
-    back_at: dict[str, float] | None = None,
-) -> dict[str, str]:
-    """Aliases the published snapshots say cannot serve now, with the reason (among
-    ``only``, when given). ``back_at`` is filled with when each one that is only paused
-    (breaker open, rate budget empty, rate limited) can serve again."""
-    out: dict[str, str] = {}
-    for name, snap in env.board.snapshots().items():
-        if snap.spec.disabled_reason:
-            continue  # never candidates: ``env.out_of_service`` carries their reason
-        if only is not None and not any(m.alias in only for m in snap.models):
-            continue
-        if snap.misconfigured and now < snap.misconfigured_until:
-            for m in snap.models:
-                out[m.alias] = f"provider {name} held out: {snap.misconfigured}"
-            continue
-        blocked = rate_blocked_until(snap.rate, now) - now
-        model_rates = snap.model_rates
-        holds = snap.model_holds
-        for m in snap.models:
-            if holds and (hold := snap.held_at(m.alias, now)) is not None:
-                out[m.alias] = f"{hold.reason} (held out {hold.until - now:.0f}s more)"
-                continue
-            b = snap.breakers.get(m.alias)
-            if b is not None and b.state != "closed":
-                retry_at = breaker_retry_at(b)
-                if b.state == "open" and retry_at is not None and retry_at > now:
-                    out[m.alias] = f"breaker open for {retry_at - now:.1f}s more"
-                    if back_at is not None:
-                        back_at[m.alias] = retry_at
-                elif b.probe_in_flight:
-                    out[m.alias] = "breaker half-open: probe in flight"
-                    if back_at is not None:  # its outcome is due any moment: ask again
-                        back_at[m.alias] = now + PROBE_POLL_S
-            if m.alias not in out and blocked > 0:
-                out[m.alias] = f"rate budget empty for {blocked:.1f}s"
-                if back_at is not None:
-                    back_at[m.alias] = now + blocked
-            if m.alias not in out and model_rates:
-                rate = model_rates.get(m.alias)
-                if rate is not None and (until := rate_blocked_until(rate, now)) > now:
-                    out[m.alias] = f"rate limited for {until - now:.1f}s"
-                    if back_at is not None:
-                        back_at[m.alias] = until
-    return out
 
 
 class _Dispatcher:
@@ -724,40 +673,83 @@ async def run_dispatcher(
 
         nursery.start_soon(flush_spend)
         task_status.started()
-        async for msg in inbox:
-            match msg:
-                case Submit():
-                    # calls past ``capacity`` wait for a slot in their own task, under their
-                    # own deadline; past ``backlog`` more, the inbox itself waits
-                    if len(dispatcher.scopes) >= capacity + backlog:
-                        await dispatcher.wait_for_room(capacity + backlog)
-                    scope = trio.CancelScope()
-                    dispatcher.scopes[msg.call_id] = scope
-                    if msg.job_id is not None:
-                        dispatcher.jobs[msg.job_id] = msg.call_id
-                    env.board.calls_in_flight = len(dispatcher.scopes)
-                    nursery.start_soon(dispatcher.run_call, msg, scope)
-                case CancelCall(call_id=call_id, job_id=job_id, reason=reason):
-                    if call_id is None and job_id is not None:
-                        call_id = dispatcher.jobs.get(job_id)
-                    if call_id is not None and (target := dispatcher.scopes.get(call_id)):
-                        if reason is not None:
-                            env.cancel_reasons[call_id] = reason
-                        target.cancel()
-                case FeedbackFor():
-                    await dispatcher.feedback(msg)
-                case SpendQuery():
-                    dispatcher.send_spend()  # (the ledger reads in order)
-                    try:
-                        await send_soon(env.ledger, msg)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        msg.reply_to.close()  # the ledger is gone: the query ends
+        try:
+            await _serve_inbox(dispatcher, nursery, inbox, capacity, backlog)
+        except trio.Cancelled:  # the router stops now: no one would take what waits
+            _turn_away(inbox)
+            raise
         with trio.move_on_after(env.config.server.grace_s):
             await dispatcher.wait_idle()
         for running in list(dispatcher.scopes.values()):
             running.cancel()
         flusher.cancel()
     dispatcher.send_spend()  # what the last calls spent
+
+
+def _turn_away(inbox: trio.MemoryReceiveChannel[DispatcherMessage]) -> None:
+    """The router stopped at once (cancelled): answer every message still waiting in
+    ``inbox`` (a call with its failed result, "the router stopped before the call
+    finished"; a spend or feedback query with the end of its channel: ``RouterClosed``),
+    and
+    close ``inbox``, so later sends fail at once instead of waiting for ever."""
+    while True:
+        try:
+            msg = inbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            break
+        if isinstance(msg, Submit):  # (its reply channel has room: the call is not begun)
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                msg.reply_to.send_nowait(
+                    Result(
+                        call_id=msg.call_id,
+                        job_id=msg.job_id,
+                        status="failed",
+                        errors=(ErrorInfo(code="cancelled", message=STOPPED),),
+                        trace=Trace(outcome="cancelled"),
+                    )
+                )
+        if not isinstance(msg, CancelCall):
+            msg.reply_to.close()
+    inbox.close()
+
+
+async def _serve_inbox(
+    dispatcher: _Dispatcher,
+    nursery: trio.Nursery,
+    inbox: trio.MemoryReceiveChannel[DispatcherMessage],
+    capacity: int,
+    backlog: int,
+) -> None:
+    """Take each message of ``inbox`` until it ends: calls start as tasks of ``nursery``."""
+    env = dispatcher.env
+    async for msg in inbox:
+        match msg:
+            case Submit():
+                # calls past ``capacity`` wait for a slot in their own task, under their
+                # own deadline; past ``backlog`` more, the inbox itself waits
+                if len(dispatcher.scopes) >= capacity + backlog:
+                    await dispatcher.wait_for_room(capacity + backlog)
+                scope = trio.CancelScope()
+                dispatcher.scopes[msg.call_id] = scope
+                if msg.job_id is not None:
+                    dispatcher.jobs[msg.job_id] = msg.call_id
+                env.board.calls_in_flight = len(dispatcher.scopes)
+                nursery.start_soon(dispatcher.run_call, msg, scope)
+            case CancelCall(call_id=call_id, job_id=job_id, reason=reason):
+                if call_id is None and job_id is not None:
+                    call_id = dispatcher.jobs.get(job_id)
+                if call_id is not None and (target := dispatcher.scopes.get(call_id)):
+                    if reason is not None:
+                        env.cancel_reasons[call_id] = reason
+                    target.cancel()
+            case FeedbackFor():
+                await dispatcher.feedback(msg)
+            case SpendQuery():
+                dispatcher.send_spend()  # (the ledger reads in order)
+                try:
+                    await send_soon(env.ledger, msg)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    msg.reply_to.close()  # the ledger is gone: the query ends
 
 
 def _spent(run: CallRun) -> float:

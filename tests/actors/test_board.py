@@ -47,7 +47,7 @@ def test_holds_last_until_their_time_and_routing_agrees_with_status() -> None:
     from types import SimpleNamespace
 
     from switchman.actors._board import ModelHold, StatusBoard, provider_status
-    from switchman.actors._dispatcher import unavailable_models
+    from switchman.actors._unavailable import unavailable_models
 
     missing = "not served by openai: The model `a` does not exist [model_not_found]"
     snap = ProviderSnapshot(
@@ -81,7 +81,8 @@ def test_routing_knows_exactly_when_a_paused_model_is_back() -> None:
     from types import SimpleNamespace
 
     from switchman.actors._board import StatusBoard
-    from switchman.actors._dispatcher import _short_wait, unavailable_models
+    from switchman.actors._dispatcher import _short_wait
+    from switchman.actors._unavailable import unavailable_models
 
     said = rate_observe(  # a 429 with Retry-After: 1 at t=0
         new_budget(None, None, 0.0), 0.0, {}, wall_now=1e9, status=429, retry_after=1.0

@@ -1,0 +1,110 @@
+"""An embedded router left by a cancellation, used from outside its trio run, or handed
+something other than a Call: every caller hears, and nothing hangs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import trio
+
+import switchman
+from switchman import Call, Result
+from switchman._router import OTHER_RUN
+
+CALL = Call(prompt="hi", model="sim/fast")
+STOPPED = "the router stopped before the call finished"
+
+
+async def test_calls_waiting_when_the_block_is_cancelled_end_failed() -> None:
+    """Calls submitted just before ``open_router``'s block is cancelled (still in the
+    dispatcher's inbox) each get a failed result, streams their one final result."""
+    results: list[Result] = []
+    streamed: list[list[Any]] = []
+
+    async def call(router: switchman.Router) -> None:
+        results.append(await router.call(CALL))
+
+    async def stream(router: switchman.Router) -> None:
+        items: list[Any] = []
+        async with router.stream(CALL) as replies:
+            async for item in replies:
+                items.append(item)
+        streamed.append(items)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as callers:
+            with trio.CancelScope() as block:
+                async with switchman.open_router() as router:
+                    for _ in range(10):
+                        callers.start_soon(call, router)
+                        callers.start_soon(stream, router)
+                    await trio.sleep(0.001)  # the callers submit
+                    block.cancel()
+    assert len(results) == 10 and len(streamed) == 10
+    assert all(r.status == "failed" for r in results)
+    assert {r.errors[0].message for r in results} == {STOPPED}
+    for items in streamed:
+        assert isinstance(items[-1], Result) and items[-1].status == "failed"
+        assert [i for i in items if isinstance(i, Result)] == [items[-1]]
+
+
+async def test_a_router_left_by_a_cancellation_answers_at_once() -> None:
+    with trio.CancelScope() as block:
+        async with switchman.open_router() as router:
+            block.cancel()
+            await trio.sleep_forever()
+    with trio.fail_after(5):
+        result = await router.call(CALL)
+        assert (result.status, result.errors[0].message) == ("failed", "the router is closed")
+        async with router.stream(CALL) as replies:
+            items = [item async for item in replies]
+        assert len(items) == 1 and isinstance(items[0], Result) and items[0].status == "failed"
+        with pytest.raises(switchman.RouterClosed):
+            await router.spend()
+        with pytest.raises(switchman.RouterClosed):
+            await router.feedback("call-x", 1.0)
+        with router.subscribe() as events:  # the hub has ended: so does the channel
+            assert [event async for event in events] == []
+
+
+async def test_a_router_used_from_another_trio_run_says_so_and_keeps_serving() -> None:
+    """Another run's task on the router's channels would wedge its dispatcher for good."""
+    seen: list[BaseException] = []
+
+    def elsewhere(router: switchman.Router) -> None:
+        async def use() -> None:
+            await router.call(CALL)
+
+        try:
+            trio.run(use)
+        except BaseException as exc:
+            seen.append(exc)
+
+    with trio.fail_after(20):
+        async with switchman.open_router() as router:
+            worker = threading.Thread(target=elsewhere, args=(router,), daemon=True)
+            worker.start()
+            await trio.to_thread.run_sync(worker.join, 10.0)
+            assert not worker.is_alive()
+            with pytest.raises(RuntimeError, match="another trio run"):
+                await trio.to_thread.run_sync(router.status)
+            assert (await router.call(CALL)).status == "complete"
+            # the way trio gives: from a thread, into the router's own run
+            token = trio.lowlevel.current_trio_token()
+            result = await trio.to_thread.run_sync(
+                lambda: trio.from_thread.run(router.call, CALL, trio_token=token)
+            )
+            assert result.status == "complete"
+    assert [str(e) for e in seen] == [OTHER_RUN]
+
+
+async def test_a_dict_for_a_call_is_told_to_become_a_call() -> None:
+    told = r"must be a switchman\.Call, not dict.*call_from_dict"
+    async with switchman.open_router() as router:
+        with pytest.raises(TypeError, match=told):
+            await router.call({"prompt": "hi"})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=told):
+            async with router.stream({"prompt": "hi"}):  # type: ignore[arg-type]
+                pass
