@@ -247,6 +247,26 @@ async def test_temperature_and_top_p_together_reach_every_wire_format(
     assert sent["temperature"] == 0.3 and "top_p" not in sent
 
 
+async def test_a_reasoning_block_in_the_answers_text_is_taken_out(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    """``<think>...</think>`` before the answer, in its text (Groq's default for Qwen3,
+    open reasoning models on Together, Ollama): the caller gets the answer, whole and
+    streamed; the reasoning is billed as the output it is."""
+    providers = ("openai", "groq", "mistral", "deepseek", "xai", "ollama")
+    config = http_fleet(server, [model(p, "thinks-aloud") for p in providers])
+    async with open_fleet(config) as fleet:
+        for p in providers:
+            alias = f"{p}/thinks-aloud"
+            result = await fleet.call(alias)
+            assert (result.status, result.finish_reason) == ("complete", "stop"), p
+            assert result.answer == answer_of(alias), p
+            text, streamed = await fleet.stream(alias)
+            assert text == streamed.answer == answer_of(alias), p
+            words = len(answer_of(alias).split())
+            assert result.usage.output_tokens > words, p  # the reasoning is output too
+
+
 async def test_an_answer_cut_at_max_tokens_says_length_in_every_wire_format(
     open_fleet: OpenFleet, server: FakeProviderServer
 ) -> None:

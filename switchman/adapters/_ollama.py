@@ -38,6 +38,7 @@ from switchman.adapters._sse import (
     string,
     usage_of,
 )
+from switchman.adapters._think import ThinkBlock, without_think
 
 DEFAULT_BASE_URL: Final = "http://localhost:11434"
 #: the least ``num_ctx`` sent: Ollama's own default context (``OLLAMA_CONTEXT_LENGTH``
@@ -126,7 +127,8 @@ class OllamaAdapter:
             raise stream_error(self.provider, data, secret=self.api_key, output_began=False)
         if "message" not in data:
             raise bad_reply(self.provider, "response has no message")
-        return self._completion(data, string(obj(data.get("message")).get("content")) or "")
+        text = string(obj(data.get("message")).get("content")) or ""
+        return self._completion(data, without_think(text))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         return map_error(self.provider, status, headers, body, secret=self.api_key)
@@ -152,6 +154,7 @@ class _OllamaStream:
         self._lines = LineDecoder()
         self._text = False
         self._done = False
+        self._think = ThinkBlock()  # (a reasoning block at the answer's start is no answer)
 
     #: the event with the finish reason is the last one: there is nothing after it to wait for
     finished = False
@@ -182,7 +185,10 @@ class _OllamaStream:
                 raise stream_error(
                     adapter.provider, data, secret=adapter.api_key, output_began=self._text
                 )
-            text = string(obj(data.get("message")).get("content"))
+            raw = string(obj(data.get("message")).get("content"))
+            text = self._think.feed(raw) if raw else ""
+            if data.get("done") is True:
+                text += self._think.end()
             if text:
                 self._text = True
                 events.append(TextDelta(text=text))

@@ -46,6 +46,7 @@ from switchman.adapters._sse import (
     string,
     usage_of,
 )
+from switchman.adapters._think import ThinkBlock, without_think
 
 
 @attrs.frozen(kw_only=True)
@@ -260,7 +261,7 @@ class OpenAIChatAdapter:
             raise _billed(refused, usage, flavor)
         self._check_finish(finish, output_began=False)
         return Completion(
-            text=_content_text(message.get("content")),
+            text=without_think(_content_text(message.get("content"))),
             finish_reason=finish,
             usage=_chat_usage(usage, flavor),
             model_id=string(data.get("model")),
@@ -318,6 +319,7 @@ class _ChatStream:
         self._refused: Refused | None = None
         self._text = False
         self._done = False
+        self._think = ThinkBlock()
 
     @property
     def finished(self) -> bool:
@@ -412,17 +414,22 @@ class _ChatStream:
             # a server that ignored "stream": true and sent the whole completion (as JSON,
             # or as one event): its message is the text
             delta = obj(choice.get("message"))
-        text = _content_text(delta.get("content"))
-        if text:
-            self._text = True
+        raw = _content_text(delta.get("content"))
+        if raw:
             self._finish = None  # more text: the finish reason before it was not the end
-            events.append(TextDelta(text=text))
+            text = self._think.feed(raw)  # (a reasoning block at its start is no answer)
+            if text:
+                self._text = True
+                events.append(TextDelta(text=text))
         refusal = string(delta.get("refusal"))
         if refusal:
             self._refusal.append(refusal)
         finish = string(choice.get("finish_reason")) or None
         if finish is not None:
             self._finish = finish
+            if held := self._think.end():  # what looked like a block's start was answer
+                self._text = True
+                events.append(TextDelta(text=held))
             refused = adapter._refused(finish, "".join(self._refusal))
             if refused is not None:
                 if reported:  # the finish chunk carries the usage (Groq, Together, Mistral)

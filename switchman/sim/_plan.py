@@ -505,7 +505,12 @@ BEHAVIOURS: Final = (
     "healthy-latency-50",
     "long-2000",
     "long-600-5",
+    "thinks-aloud",
 )
+
+#: what ``thinks-aloud`` writes before its answer, in the answer's text (as Groq's "raw"
+#: reasoning format does), its tags split across chunks
+THINKING: Final = ("<thi", "nk>\nThe user asks ", "for a short answer.\n</th", "ink>\n\n")
 
 
 class BehaviourState:
@@ -567,7 +572,8 @@ def plan_from_name(
     used up), spend-limit (a monthly spending cap reached), refusal, flapping-S (503 for S
     seconds from the first request for this name, then healthy), flapping-D-U (503 for
     D s, healthy for U s, repeating), healthy-latency-MS, long-N (a healthy answer of
-    at least N words, in chunks of four), long-N-MS (the same, MS ms between chunks).
+    at least N words, in chunks of four), long-N-MS (the same, MS ms between chunks),
+    thinks-aloud (a healthy answer after a ``<think>`` block in its text, ``THINKING``).
     Anything else is healthy. Each
     wire plays a failure the way its provider does (see the ``_wire_*`` modules).
     """
@@ -591,6 +597,16 @@ def plan_from_name(
         return attrs.evolve(plan, behaviour=name, terminator=False)
     if name == "refusal":
         return attrs.evolve(_refusal(plan), behaviour=name)
+    if name == "thinks-aloud":
+        return attrs.evolve(
+            plan,
+            behaviour=name,
+            chunks=THINKING + plan.chunks,
+            delays=(0.0,) * len(THINKING) + plan.delays,
+            usage=attrs.evolve(
+                plan.usage, output_tokens=plan.usage.output_tokens + len("".join(THINKING).split())
+            ),
+        )
     if (ms := _numbers(name, "slow-ttft")) is not None and len(ms) <= 1:
         ttft = ms[0] / 1000.0 if ms else DEFAULT_SLOW_TTFT_S
         return attrs.evolve(plan, behaviour="slow-ttft", ttft_s=ttft)
