@@ -11,6 +11,21 @@ import trio
 import switchman
 
 
+def outcome(result: switchman.Result) -> str:
+    """What to tell the application's user, by the kind of failure (each raised class is
+    a ``switchman.CallFailed`` carrying the result)."""
+    try:
+        result.raise_for_status()
+    except switchman.BudgetExceeded as e:
+        return f"over budget, try later: {e}"
+    except switchman.NoEligibleModel as e:
+        reasons = e.result.trace.eligibility.excluded if e.result else ()
+        return f"no model could take it: {[(x.alias, x.reason) for x in reasons]}"
+    except switchman.CallFailed as e:
+        return f"failed ({e.code}): {e.result.errors[0].message}"
+    return "answered"
+
+
 async def main() -> None:
     async with switchman.open_router(switchman.load_config(None)) as router:
         result = await router.call(
@@ -33,7 +48,7 @@ async def main() -> None:
         if result.ok:  # teach it what a good answer was (feedback is for answered calls)
             await router.feedback(result.call_id, 0.9)
         else:
-            print("failed:", [(e.code, e.message) for e in result.errors])
+            print(outcome(result))
         for provider in router.status().providers:
             if provider.disabled_reason is None:
                 print(provider.name, [(m.alias, m.breaker) for m in provider.models])

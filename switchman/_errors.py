@@ -49,9 +49,12 @@ if TYPE_CHECKING:
 
 
 class SwitchmanError(Exception):
-    """Root of every error switchman raises on purpose."""
+    """Root of every error switchman raises on purpose. ``result``: the failed call's
+    result when ``Result.raise_for_status`` raised it (``except switchman.BudgetExceeded as
+    e: e.result``), else None."""
 
     code: ClassVar[str] = "error"
+    result: Result | None = None
 
 
 @attrs.frozen
@@ -334,6 +337,7 @@ class CallFailed(SwitchmanError):
     """
 
     code = "all_models_failed"
+    result: Result
 
     def __init__(self, result: Result) -> None:
         self.result = result
