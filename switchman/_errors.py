@@ -396,7 +396,8 @@ def failed_call_error(result: Result) -> CallFailed:
     ``permission_denied`` ``PermissionDenied``
     ``timeout``          ``AttemptTimeout`` (a ``ProviderError``; ``provider`` and
                          ``status`` those of the error, when one gave it)
-    ``rate_limited``     ``RateLimited`` (a ``ProviderError``, as above)
+    ``rate_limited``     ``RateLimited`` (a ``ProviderError``, as above; its
+                         ``retry_after`` what the provider said to wait, if it said)
     ``refused``          ``Refused`` (a ``ProviderError``, as above)
     ``cancelled``        ``CallCancelled``
     anything else        ``CallFailed`` itself (``all_models_failed``, ``internal_error``)
@@ -409,6 +410,8 @@ def failed_call_error(result: Result) -> CallFailed:
     if isinstance(exc, ProviderError) and first is not None:
         exc.provider = first.provider  # who gave the error that ended the call
         exc.status = first.status
+        if isinstance(exc, RateLimited):
+            exc.retry_after = first.retry_after_s  # (what the provider said to wait)
     return exc
 
 

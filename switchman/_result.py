@@ -66,12 +66,18 @@ class ErrorInfo:
     ``all_models_failed``, ``timeout``, ``refused``, ``rate_limited``,
     ``permission_denied``, ``cancelled``...), a message carrying the real cause (the
     provider's own words, a refusal's reason), and the provider and HTTP status when one
-    said so. A failed result's first error is the call's; more follow for its attempts."""
+    said so. ``retry_after_s``: for a rate limit, the seconds the provider said to wait
+    (its Retry-After), when it said; for ``no_eligible_model``, the seconds until the
+    soonest model left out only for now (a breaker's cool-down, a rate limit, every attempt
+    slot taken) is back, None when every model was left out for good or for what the call
+    asks (a window too small, a capability it lacks). A failed result's first error is the
+    call's; more follow for its attempts."""
 
     code: str
     message: str
     provider: str | None = None
     status: int | None = None
+    retry_after_s: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -247,6 +247,27 @@ async def test_temperature_and_top_p_together_reach_every_wire_format(
     assert sent["temperature"] == 0.3 and "top_p" not in sent
 
 
+async def test_a_call_that_ends_rate_limited_says_how_long_the_provider_asked_to_wait(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    """The provider's Retry-After (1 s from the fake) reaches the result's error and the
+    ``RateLimited`` a caller catches, without parsing a message."""
+    config = http_fleet(server, [model("openai", "rate-limited")])
+    async with open_fleet(config) as fleet:
+        result = await fleet.call("openai/rate-limited")
+    assert result.status == "failed"
+    lead = result.errors[0]
+    assert (lead.code, lead.provider, lead.status, lead.retry_after_s) == (
+        "rate_limited",
+        "openai",
+        429,
+        1.0,
+    )
+    with pytest.raises(switchman.RateLimited) as caught:
+        result.raise_for_status()
+    assert caught.value.retry_after == 1.0 and caught.value.result is result
+
+
 async def test_a_reasoning_block_in_the_answers_text_is_taken_out(
     open_fleet: OpenFleet, server: FakeProviderServer
 ) -> None:

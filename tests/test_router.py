@@ -95,6 +95,29 @@ async def test_no_eligible_model_names_the_reasons(autojump_clock: trio.abc.Cloc
     assert result.status == "failed"
     assert result.errors[0].code == "no_eligible_model"
     assert "good" in result.errors[0].message and "trust" in result.errors[0].message
+    assert result.errors[0].retry_after_s is None  # what the call asks: no point waiting
+
+
+async def test_no_eligible_model_for_now_says_when_one_is_back(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Its breaker open (a cool-down of 30 s), the only model the call names is left out
+    for now: the error says when it is back, and the exception a caller catches too."""
+    from switchman.policy._breaker import BreakerConfig
+
+    broken = sim_model("broken", SimProfile(error_rate=1.0))
+    breaker = BreakerConfig(consecutive_failures=2, min_calls=100, cooldown_s=30.0)
+    async with switchman.open_router(fleet(broken), breaker=breaker) as router:
+        for _ in range(2):
+            assert (await router.call(Call(prompt="hi", model="broken"))).status == "failed"
+        await trio.sleep(10.0)
+        result = await router.call(Call(prompt="hi", model="broken"))
+    lead = result.errors[0]
+    assert lead.code == "no_eligible_model" and "breaker open" in lead.message
+    assert lead.retry_after_s == pytest.approx(20.0, abs=0.1)
+    with pytest.raises(switchman.NoEligibleModel) as caught:
+        result.raise_for_status()
+    assert caught.value.result is result
 
 
 async def test_bad_calls_are_rejected_clearly(autojump_clock: trio.abc.Clock) -> None:

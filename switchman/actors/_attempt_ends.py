@@ -19,6 +19,7 @@ from switchman._errors import (
     BadReply,
     NoTextAtLimit,
     ProviderError,
+    RateLimited,
     StreamBroken,
 )
 from switchman._result import AttemptRecord, ErrorInfo
@@ -218,7 +219,13 @@ class ClosingCounted:
 
 
 def error_info(exc: ProviderError) -> ErrorInfo:
-    return ErrorInfo(code=exc.code, message=exc.message, provider=exc.provider, status=exc.status)
+    return ErrorInfo(
+        code=exc.code,
+        message=exc.message,
+        provider=exc.provider,
+        status=exc.status,
+        retry_after_s=exc.retry_after if isinstance(exc, RateLimited) else None,
+    )
 
 
 def content_fallback(config: Config, call: Call) -> bool:

@@ -289,7 +289,8 @@ class _Dispatcher:
                         ],
                     )
                 if not candidates:
-                    run.errors.append(_no_eligible(call, elig, env.config.models))
+                    soonest = _soonest(elig.excluded, back_at, now)
+                    run.errors.append(_no_eligible(call, elig, env.config.models, soonest))
                 else:
                     success = await run_attempts(env, run, candidates)
             timed_out = success is None and trio.current_time() >= run.deadline
@@ -577,7 +578,23 @@ def _out_of_service(env: DispatchEnv, reach: tuple[str, ...] | None) -> tuple[Ex
     )
 
 
-def _no_eligible(call: Call, elig: Eligibility, models: Mapping[str, ModelSpec]) -> ErrorInfo:
+def _soonest(
+    excluded: Sequence[Exclusion], back_at: Mapping[str, float], now: float
+) -> float | None:
+    """Seconds until the soonest excluded model that is only paused is back; None when
+    none is (every model is left out for good, or for what the call asks)."""
+    waits = [back_at[e.alias] - now for e in excluded if e.alias in back_at]
+    return round(max(min(waits), 0.0), 3) if waits else None
+
+
+def _no_eligible(
+    call: Call,
+    elig: Eligibility,
+    models: Mapping[str, ModelSpec],
+    retry_after_s: float | None = None,
+) -> ErrorInfo:
+    """The error of a call no model could take; ``retry_after_s``: when one of those only
+    paused (a breaker's cool-down, a rate limit, every attempt slot taken) is back."""
     excluded = elig.excluded
     if elig.eligible:
         message = f"no eligible model for {call.model!r}: its chain has no eligible member"
@@ -589,7 +606,7 @@ def _no_eligible(call: Call, elig: Eligibility, models: Mapping[str, ModelSpec])
         # each told as ``alias: reason``, which a key's view of the platform cuts whole
         # when the key may not know the model (gateway/_views.py)
         message += ": " + "; ".join(f"{e.alias}: {e.reason}" for e in shown)
-    return ErrorInfo(code="no_eligible_model", message=message)
+    return ErrorInfo(code="no_eligible_model", message=message, retry_after_s=retry_after_s)
 
 
 def _telling(
@@ -650,6 +667,7 @@ def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
         + over,
         provider=last.provider,
         status=last.status,
+        retry_after_s=last.retry_after_s if code in ("rate_limited", "no_eligible_model") else None,
     )
     return (lead, *errors)
 

@@ -293,6 +293,7 @@ _SCHEMAS: Final[dict[str, Any]] = {
                         "message": {"type": "string"},
                         "provider": {"type": ["string", "null"]},
                         "status": {"type": ["integer", "null"]},
+                        "retry_after_s": _NUMBER_OR_NULL,
                     },
                 },
             },
