@@ -418,7 +418,8 @@ class Router:
         """USD spent in the current hour, day and month for ``scope``: ``"global"``,
         ``"provider:NAME"`` or ``"caller:HANDLE"`` (``ValidationError`` for anything else,
         or a provider the configuration does not have; ``RouterClosed`` once the router is
-        closed)."""
+        closed). A caller's spend is kept for a gateway key's handle or a handle a budget
+        names; any other handle reads zero (it is the caller's own word)."""
         self._here()
         if self._closed:
             raise RouterClosed()

@@ -108,3 +108,10 @@ async def test_a_dict_for_a_call_is_told_to_become_a_call() -> None:
         with pytest.raises(TypeError, match=told):
             async with router.stream({"prompt": "hi"}):  # type: ignore[arg-type]
                 pass
+
+
+async def test_a_config_with_no_models_says_so() -> None:
+    async with switchman.open_router(switchman.Config()) as router:
+        result = await router.call(Call(prompt="hi"))
+    assert result.errors[0].code == "no_eligible_model"
+    assert result.errors[0].message == "no eligible model: the configuration has no models"

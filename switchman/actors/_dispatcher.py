@@ -598,6 +598,8 @@ def _no_eligible(
     excluded = elig.excluded
     if elig.eligible:
         message = f"no eligible model for {call.model!r}: its chain has no eligible member"
+    elif not models:
+        message = "no eligible model: the configuration has no models"
     else:
         message = "no eligible model"
     named = [e for e in excluded if e.alias == call.model]
