@@ -201,6 +201,9 @@ class Result:
     #: ``length`` (it reached ``max_tokens``: the answer is cut, by the caller's limit),
     #: or the provider's own reason; None for a failed call
     finish_reason: str | None = None
+    #: the URLs of the sources the answer cites, in the order of its ``[1]``, ``[2]``
+    #: markers (Perplexity's search results); empty for a model that cites none
+    citations: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -310,7 +310,9 @@ class Router:
     async def stream(
         self, call: Call, *, job_id: str | None = None
     ) -> AsyncIterator[trio.MemoryReceiveChannel[Delta | Result]]:
-        """Deltas of redacted answer text as they arrive, then exactly one ``Result``.
+        """Deltas of redacted answer text as they arrive, then exactly one ``Result``:
+        ``async with router.stream(call) as replies: async for item in replies: ...`` (a
+        context manager: the block's end cancels a call still running).
 
         The call never waits for the reader: a slow one finds the deltas queued, and the
         result after them. Leaving the block early cancels the call."""

@@ -155,3 +155,11 @@ def test_one_model_is_not_models(
     monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=listed))
     assert main(["providers"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("missing API key  (1 model)")
+
+
+def test_a_results_sources_are_listed_after_it(capsys: pytest.CaptureFixture[str]) -> None:
+    urls = ["https://en.wikipedia.org/wiki/Paris", "https://www.britannica.com/place/France"]
+    print_result({**RESULT, "citations": urls})
+    out, err = capsys.readouterr()
+    assert urls[0] not in out  # the answer alone on stdout
+    assert f"[1] {urls[0]}" in err and f"[2] {urls[1]}" in err

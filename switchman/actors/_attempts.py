@@ -643,6 +643,7 @@ async def _exchange(
             provider_model_id=end.model_id or model.model_id,
             finish_reason=normal_finish(end.finish_reason),
             told=told,
+            citations=end.citations,
         )
     assert error is not None
     if error.provider is None:

@@ -156,3 +156,5 @@ class Success:
     finish_reason: str | None = None
     #: the bill was already logged as beyond what was asked (one warning per answer)
     told: bool = False
+    #: the URLs of the sources the answer cites (Perplexity's search results)
+    citations: tuple[str, ...] = ()

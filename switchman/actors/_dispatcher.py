@@ -448,6 +448,7 @@ class _Dispatcher:
                 trace=_trace(env, run, eligibility, ranking, budget, "success"),
                 simulated=env.config.simulated or success.model.provider == "sim",
                 finish_reason=success.finish_reason or "stop",
+                citations=_shown_sources(success.citations, run.redact, env.secrets),
             )
             if env.hub.active:
                 run.event(
@@ -525,6 +526,19 @@ class _Dispatcher:
                 msg.reply_to.send_nowait(answer)
             except (trio.BrokenResourceError, trio.WouldBlock):
                 pass
+
+
+def _shown_sources(
+    citations: tuple[str, ...], redacting: bool, secrets: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The answer's sources, but for any whose URL carries what redaction hides (a token in
+    its query, an address, credentials): the provider's output, redacted as its answer is
+    (not one of the router's keys, whatever the call's redaction)."""
+    if not citations:
+        return citations
+    if redacting:
+        return tuple(url for url in citations if redact(url, secrets).text == url)
+    return tuple(url for url in citations if not hide_known(url, secrets)[1])
 
 
 def _trace(

@@ -58,6 +58,8 @@ class Completion:
     #: of ``usage.input_tokens``, those billed at the model's cached-input price (DeepSeek's
     #: ``prompt_cache_hit_tokens``)
     cached_input_tokens: int = 0
+    #: the URLs of the sources the answer cites (Perplexity's search results), in order
+    citations: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -94,6 +96,8 @@ class StreamEnd:
     #: of ``usage.input_tokens``, those billed at the model's cached-input price (DeepSeek's
     #: ``prompt_cache_hit_tokens``)
     cached_input_tokens: int = 0
+    #: the URLs of the sources the answer cites (Perplexity's search results), in order
+    citations: tuple[str, ...] = ()
 
 
 StreamEvent = ResponseStarted | TextDelta | Malformed | StreamEnd

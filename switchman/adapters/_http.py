@@ -205,6 +205,7 @@ async def send_attempt(
                         model_id=completion.model_id,
                         cost_usd=completion.cost_usd,
                         cached_input_tokens=completion.cached_input_tokens,
+                        citations=completion.citations,
                     )
                 )
     except _TRANSPORT_ERRORS as exc:

@@ -459,6 +459,30 @@ def _responses_text(response: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+#: the most sources an answer's citations keep (a search returns a handful)
+MAX_CITATIONS: Final = 50
+
+
+def _cited(item: Any, into: list[str]) -> None:
+    """Add the URLs of a ``search_results`` output item's results to ``into`` (in order,
+    each once): the sources a Perplexity answer's ``[1]``, ``[2]`` markers point to."""
+    item = obj(item)
+    if item.get("type") != "search_results":
+        return
+    for result in item.get("results", ()) if isinstance(item.get("results"), list) else ():
+        url = string(obj(result).get("url"))
+        if url and url.startswith(("https://", "http://")) and url not in into:
+            if len(into) < MAX_CITATIONS:
+                into.append(url[:2048])
+
+
+def _citations(response: dict[str, Any]) -> tuple[str, ...]:
+    found: list[str] = []
+    for item in response.get("output", ()) if isinstance(response.get("output"), list) else ():
+        _cited(item, found)
+    return tuple(found)
+
+
 def _reported_cost(usage: Any) -> float | None:
     """Perplexity's ``usage.cost.total_cost`` (tokens, request and tool fees), in USD."""
     total = obj(obj(usage).get("cost")).get("total_cost")
@@ -534,6 +558,7 @@ class OpenAIResponsesAdapter:
             usage=usage_of(data.get("usage"), "input_tokens", "output_tokens"),
             model_id=string(data.get("model")),
             cost_usd=_reported_cost(data.get("usage")),
+            citations=_citations(data),
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -566,6 +591,7 @@ class _ResponsesStream:
         self._finish: str | None = None
         self._text = False
         self._done = False
+        self._cited: list[str] = []  # the sources of search results items seen so far
 
     @property
     def finished(self) -> bool:
@@ -587,7 +613,12 @@ class _ResponsesStream:
             self._done = True
             return [
                 *events,
-                StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model),
+                StreamEnd(
+                    finish_reason=self._finish,
+                    usage=Usage(),
+                    model_id=self._model,
+                    citations=tuple(self._cited),
+                ),
             ]
         raise broken(self._adapter.provider, self._text, "without response.completed")
 
@@ -599,7 +630,12 @@ class _ResponsesStream:
                 if self._finish is not None:
                     self._done = True
                     events.append(
-                        StreamEnd(finish_reason=self._finish, usage=Usage(), model_id=self._model)
+                        StreamEnd(
+                            finish_reason=self._finish,
+                            usage=Usage(),
+                            model_id=self._model,
+                            citations=tuple(self._cited),
+                        )
                     )
                 continue
             try:
@@ -622,22 +658,28 @@ class _ResponsesStream:
                 self._text = True
                 self._finish = None  # more text: what looked like the end was not
                 return [TextDelta(text=text)]
-        elif kind == "response.output_item.done":
+        elif kind in ("response.output_item.added", "response.output_item.done"):
             # a message item done is the answer's end, as far as it goes: its status says
             # whether it was cut ("incomplete": a token limit). ``response.completed``, with
             # the usage, normally follows; a text part done is not the end (more may follow)
             item = obj(payload.get("item"))
-            if item.get("type") == "message":
+            _cited(item, self._cited)
+            if kind == "response.output_item.done" and item.get("type") == "message":
                 status = string(item.get("status"))
                 self._finish = "stop" if status in (None, "completed") else "length"
         elif kind in ("response.completed", "response.incomplete"):
             self._done = True
+            for item in (
+                response.get("output", ()) if isinstance(response.get("output"), list) else ()
+            ):
+                _cited(item, self._cited)
             return [
                 StreamEnd(
                     finish_reason=_responses_finish(response) or "stop",
                     usage=usage_of(response.get("usage"), "input_tokens", "output_tokens"),
                     model_id=self._model,
                     cost_usd=_reported_cost(response.get("usage")),
+                    citations=tuple(self._cited),
                 )
             ]
         elif kind == "response.failed":

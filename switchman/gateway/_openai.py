@@ -445,6 +445,7 @@ def switchman_info(result: Result, job_id: str) -> dict[str, Any]:
         "fallbacks": fallbacks(result),
         "cost_usd": result.cost_usd,
         "simulated": result.simulated,
+        "citations": list(result.citations),
     }
 
 
@@ -472,6 +473,8 @@ def completion_body(result: Result, *, job_id: str, created: int, requested: str
         ],
         "usage": usage_body(result.usage),
         "system_fingerprint": None,
+        # (where Perplexity's own chat completions put an answer's sources)
+        **({"citations": list(result.citations)} if result.citations else {}),
         "switchman": switchman_info(result, job_id),
     }
 

@@ -299,6 +299,12 @@ _SCHEMAS: Final[dict[str, Any]] = {
             },
             "trace": {"type": "object"},
             "simulated": {"type": "boolean"},
+            "citations": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "the URLs of the sources the answer cites, in the order of "
+                "its [1], [2] markers (Perplexity's search results); empty when none",
+            },
             "finish_reason": {
                 "type": ["string", "null"],
                 "description": "stop; length when the answer reached max_tokens (cut by "

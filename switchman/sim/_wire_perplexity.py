@@ -144,6 +144,18 @@ class ResponsesWire(Wire):
             case _:
                 return json_reply(503, _pplx_error("Service unavailable", "server_error", 503))
 
+    def _sources(self, ex: Exchange) -> dict[str, Any]:
+        """The web search the answer rests on: a ``search_results`` output item first, as
+        the Agent API's example response has it, with ``SOURCES`` as its results."""
+        return {
+            "type": "search_results",
+            "queries": [_query(ex)],
+            "results": [
+                {"id": i, "title": title, "url": url, "snippet": title, "source": "web"}
+                for i, (title, url) in enumerate(SOURCES, 1)
+            ],
+        }
+
     def _message(self, ex: Exchange, status: str) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         if status in ("completed", "incomplete"):  # (a message in progress has none yet)
@@ -167,7 +179,8 @@ class ResponsesWire(Wire):
             "output": [],
         }
         if status in ("completed", "incomplete"):
-            obj["output"] = [self._message(ex, status)]  # (its message as incomplete as it)
+            # (its message as incomplete as it)
+            obj["output"] = [self._sources(ex), self._message(ex, status)]
             per_input, per_output = prices_of(ex.model)
             input_cost = plan.usage.input_tokens * per_input
             output_cost = plan.usage.output_tokens * per_output
@@ -195,12 +208,19 @@ class ResponsesWire(Wire):
         return json_reply(200, self._response(ex, self._final_status(ex.plan)))
 
     def head(self, ex: Exchange) -> bytes:
-        """Events 0 and 1: ``response.created``, ``response.output_item.added``."""
-        return _event("response.created", 0, response=self._response(ex, "in_progress")) + _event(
-            "response.output_item.added",
-            1,
-            output_index=0,
-            item=self._message(ex, "in_progress"),
+        """Events 0 to 3: ``response.created``, the search results item (added, done), the
+        answer's message item added."""
+        sources = self._sources(ex)
+        return (
+            _event("response.created", 0, response=self._response(ex, "in_progress"))
+            + _event("response.output_item.added", 1, output_index=0, item=sources)
+            + _event("response.output_item.done", 2, output_index=0, item=sources)
+            + _event(
+                "response.output_item.added",
+                3,
+                output_index=MESSAGE_INDEX,
+                item=self._message(ex, "in_progress"),
+            )
         )
 
     def chunker(self, ex: Exchange) -> Callable[[str], bytes]:
@@ -213,7 +233,7 @@ class ResponsesWire(Wire):
                 "response.output_text.delta",
                 next(numbers),
                 item_id=item_id,
-                output_index=0,
+                output_index=MESSAGE_INDEX,
                 content_index=0,
                 delta=text,
             )
@@ -232,13 +252,13 @@ class ResponsesWire(Wire):
             "response.output_text.done",
             n,
             item_id=f"msg_{ex.id}",
-            output_index=0,
+            output_index=MESSAGE_INDEX,
             content_index=0,
             text=answer_text(ex.plan),
         ) + _event(
             "response.output_item.done",
             n + 1,
-            output_index=0,
+            output_index=MESSAGE_INDEX,
             # (a message cut by its token limit is "incomplete", as the response is)
             item=self._message(ex, self._final_status(ex.plan)),
         )
@@ -259,8 +279,15 @@ class ResponsesWire(Wire):
         return _event("response.failed", _after_text(ex.plan), error=error)
 
 
-#: the sequence number of a stream's first text delta (after the two events of ``head``)
-_FIRST_TEXT_EVENT: Final = 2
+#: the sequence number of a stream's first text delta (after the four events of ``head``)
+_FIRST_TEXT_EVENT: Final = 4
+#: the answer's message is the second output item, after the search results
+MESSAGE_INDEX: Final = 1
+#: the sources every answer's search found: (title, url)
+SOURCES: Final = (
+    ("Paris - Wikipedia", "https://en.wikipedia.org/wiki/Paris"),
+    ("France - Britannica", "https://www.britannica.com/place/France"),
+)
 
 
 def _after_text(plan: Plan) -> int:
@@ -268,6 +295,12 @@ def _after_text(plan: Plan) -> int:
     whose words are its text; one per delivered chunk otherwise)."""
     texts = 1 if plan.ending == "refusal" else len(plan.delivered)
     return _FIRST_TEXT_EVENT + texts
+
+
+def _query(ex: Exchange) -> str:
+    """What the search looked for: the question's first words."""
+    asked = [m.content for m in ex.parsed.request.messages if m.role == "user"]
+    return " ".join((asked[-1] if asked else "").split()[:8])
 
 
 def _event(kind: str, sequence_number: int, **fields: Any) -> bytes:

@@ -146,6 +146,7 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_fails_the_rest(
         "message": "the gateway shut down before the call finished",
         "provider": None,
         "status": None,
+        "retry_after_s": None,
     }
     assert [a["outcome"] for a in hung_job.result["trace"]["attempts"]] == ["cancelled"]
     # the websocket got its (failed) result, then a going-away close

@@ -132,9 +132,9 @@ async def test_perplexity_agent_path(client: httpx.AsyncClient) -> None:
         response = await client.post("/v1/agent", json={"model": "perplexity/sonar", "input": "hi"})
     body = response.json()
     assert body["object"] == "response" and body["status"] == "completed"
-    assert body["output"][0]["content"][0]["text"] == expected_answer(
-        "perplexity/sonar", "hi", None
-    )
+    sources, message = body["output"]  # the search first, as the Agent API's example
+    assert sources["type"] == "search_results" and sources["results"][0]["url"].startswith("https")
+    assert message["content"][0]["text"] == expected_answer("perplexity/sonar", "hi", None)
 
 
 async def test_ollama_streams_by_default(client: httpx.AsyncClient) -> None:
