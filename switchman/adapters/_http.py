@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import urllib.parse
+import urllib.request
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Final, cast
@@ -91,9 +92,17 @@ def make_client(provider: ProviderSpec) -> httpx.AsyncClient:
             provider.read_timeout_s, connect=provider.connect_timeout_s, pool=None
         ),
         limits=limits,
-        transport=LeanTransport(limits),
+        # a proxy in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY): httpx's own
+        # transports, which honour it and NO_PROXY (httpx reads them only without a
+        # transport given), and httpx's own path to the wire
+        transport=None if _proxied() else LeanTransport(limits),
         follow_redirects=False,
     )
+
+
+def _proxied() -> bool:
+    """Whether the environment names a proxy for HTTP(S) requests (as httpx reads it)."""
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
 
 
 class _Timer:

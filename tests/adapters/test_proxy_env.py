@@ -1,0 +1,79 @@
+"""A proxy named in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) carries every
+provider request, as httpx honours it, through the real path: a router over a forward proxy
+on loopback in front of the fake provider server."""
+
+from __future__ import annotations
+
+import functools
+
+import httpx
+import pytest
+import trio
+
+import switchman
+from switchman import Call
+from switchman.adapters import make_client
+from switchman.adapters._pool import LeanTransport
+from switchman.catalog import ProviderSpec
+from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
+from tests._httpfleet import ENV, http_fleet, model
+
+
+async def _forward(seen: list[str], stream: trio.SocketStream) -> None:
+    """One request in absolute form (``POST http://host/path``), passed on, answered whole."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = await stream.receive_some(65536)
+        if not data:
+            return
+        head += data
+    head, _, body = head.partition(b"\r\n\r\n")
+    request_line, *lines = head.decode().split("\r\n")
+    method, target, _ = request_line.split(" ")
+    seen.append(f"{method} {target}")
+    headers = dict(line.split(": ", 1) for line in lines)
+    headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
+    length = int(next((v for k, v in headers.items() if k.lower() == "content-length"), "0"))
+    while len(body) < length:
+        body += await stream.receive_some(65536)
+    async with httpx.AsyncClient(trust_env=False) as client:
+        reply = await client.request(method, target, content=body, headers=headers)
+    head_out = (
+        f"HTTP/1.1 {reply.status_code} OK\r\n"
+        f"content-type: {reply.headers.get('content-type', '')}\r\n"
+        f"content-length: {len(reply.content)}\r\nconnection: close\r\n\r\n"
+    )
+    await stream.send_all(head_out.encode() + reply.content)
+    await stream.aclose()
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY", "http_proxy"])
+async def test_a_proxy_in_the_environment_carries_the_provider_requests(
+    variable: str, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    seen: list[str] = []
+    listeners = await nursery.start(
+        functools.partial(trio.serve_tcp, functools.partial(_forward, seen), 0, host="127.0.0.1")
+    )
+    port = listeners[0].socket.getsockname()[1]
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
+    config = http_fleet(server, [model("openai", "healthy")])
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(Call(prompt="hi", model="openai/healthy"))
+    assert result.status == "complete"
+    assert seen == [f"POST {server.base_url}/openai/v1/chat/completions"]
+
+
+def test_without_a_proxy_the_client_runs_on_the_lean_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    client = make_client(ProviderSpec(name="p", kind="openai"))
+    assert isinstance(client._transport, LeanTransport)  # type: ignore[attr-defined]
