@@ -451,6 +451,7 @@ class Router:
 
     async def aclose(self) -> None:
         """Stop taking calls, drain in-flight ones for the grace period, stop every actor."""
+        self._here()
         if self._closed:
             return
         self._closed = True

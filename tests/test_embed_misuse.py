@@ -77,10 +77,11 @@ async def test_a_router_used_from_another_trio_run_says_so_and_keeps_serving() -
         async def use() -> None:
             await router.call(CALL)
 
-        try:
-            trio.run(use)
-        except BaseException as exc:
-            seen.append(exc)
+        for run in (use, router.aclose):  # (closing it from there would wedge it too)
+            try:
+                trio.run(run)
+            except BaseException as exc:
+                seen.append(exc)
 
     with trio.fail_after(20):
         async with switchman.open_router() as router:
@@ -97,7 +98,7 @@ async def test_a_router_used_from_another_trio_run_says_so_and_keeps_serving() -
                 lambda: trio.from_thread.run(router.call, CALL, trio_token=token)
             )
             assert result.status == "complete"
-    assert [str(e) for e in seen] == [OTHER_RUN]
+    assert [str(e) for e in seen] == [OTHER_RUN, OTHER_RUN]
 
 
 async def test_a_dict_for_a_call_is_told_to_become_a_call() -> None:
@@ -115,3 +116,31 @@ async def test_a_config_with_no_models_says_so() -> None:
         result = await router.call(Call(prompt="hi"))
     assert result.errors[0].code == "no_eligible_model"
     assert result.errors[0].message == "no eligible model: the configuration has no models"
+
+
+async def test_a_call_the_dispatcher_holds_waiting_for_room_is_answered_too(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Past ``capacity`` + the backlog, the dispatcher waits for room with the next call in
+    hand: cancelled there, that call is answered as those in its inbox are."""
+    from switchman.actors._dispatcher import BACKLOG
+    from switchman.catalog import SimProfile
+    from tests._simfleet import fleet, sim_model
+
+    config = fleet(sim_model("slow", SimProfile(latency_ms=3_000.0)), capacity=1)
+    calls = 1 + BACKLOG + 20
+    results: list[Result] = []
+
+    async def call(router: switchman.Router) -> None:
+        results.append(await router.call(Call(prompt="hi", model="slow")))
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as callers:
+            with trio.CancelScope() as block:
+                async with switchman.open_router(config) as router:
+                    for _ in range(calls):
+                        callers.start_soon(call, router)
+                    await trio.sleep(0.5)
+                    block.cancel()
+    assert len(results) == calls
+    assert {r.status for r in results} == {"failed"}

@@ -707,10 +707,11 @@ async def run_dispatcher(
 
         nursery.start_soon(flush_spend)
         task_status.started()
+        held: list[DispatcherMessage] = []  # the message being handled, until it is
         try:
-            await _serve_inbox(dispatcher, nursery, inbox, capacity, backlog)
+            await _serve_inbox(dispatcher, nursery, inbox, capacity, backlog, held)
         except trio.Cancelled:  # the router stops now: no one would take what waits
-            _turn_away(inbox)
+            _turn_away(held, inbox)
             raise
         with trio.move_on_after(env.config.server.grace_s):
             await dispatcher.wait_idle()
@@ -720,17 +721,22 @@ async def run_dispatcher(
     dispatcher.send_spend()  # what the last calls spent
 
 
-def _turn_away(inbox: trio.MemoryReceiveChannel[DispatcherMessage]) -> None:
+def _turn_away(
+    held: list[DispatcherMessage], inbox: trio.MemoryReceiveChannel[DispatcherMessage]
+) -> None:
     """The router stopped at once (cancelled): answer every message still waiting in
     ``inbox`` (a call with its failed result, "the router stopped before the call
     finished"; a spend or feedback query with the end of its channel: ``RouterClosed``),
     and
     close ``inbox``, so later sends fail at once instead of waiting for ever."""
     while True:
-        try:
-            msg = inbox.receive_nowait()
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            break
+        if held:  # (the one the dispatcher held when cancelled, waiting for room or else)
+            msg = held.pop()
+        else:
+            try:
+                msg = inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
         if isinstance(msg, Submit):  # (its reply channel has room: the call is not begun)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 msg.reply_to.send_nowait(
@@ -753,10 +759,14 @@ async def _serve_inbox(
     inbox: trio.MemoryReceiveChannel[DispatcherMessage],
     capacity: int,
     backlog: int,
+    held: list[DispatcherMessage],
 ) -> None:
-    """Take each message of ``inbox`` until it ends: calls start as tasks of ``nursery``."""
+    """Take each message of ``inbox`` until it ends: calls start as tasks of ``nursery``.
+    ``held`` has the message being handled while its handling waits (for room, for a
+    provider's or the ledger's inbox), so a cancellation there still answers it."""
     env = dispatcher.env
     async for msg in inbox:
+        held[:] = [msg]
         match msg:
             case Submit():
                 # calls past ``capacity`` wait for a slot in their own task, under their
@@ -784,6 +794,7 @@ async def _serve_inbox(
                     await send_soon(env.ledger, msg)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     msg.reply_to.close()  # the ledger is gone: the query ends
+        held.clear()
 
 
 def _spent(run: CallRun) -> float:
