@@ -312,11 +312,11 @@ class BadReply(ProviderError):
     JSON, an empty body, text past what ``max_tokens`` allows): a failed attempt."""
 
 
-class NoTextAtLimit(BadReply):
-    """The answer reached its token limit before any text: the model spent ``max_tokens``
-    on reasoning (billed as output) and said nothing. Not an answer, so another model
-    answers; not the model's health either (a larger ``max_tokens`` leaves it room), so
-    its breaker does not count it."""
+class NoAnswerText(BadReply):
+    """The answer ended with no text, or only white space: the model spent ``max_tokens``
+    on reasoning (billed as output), or reasoned aloud and a stop sequence cut it there, or
+    said nothing. Not an answer, so another model answers; not counted against the model's
+    breaker (a larger ``max_tokens``, or another stop sequence, leaves it room)."""
 
     trips_breaker = False
 

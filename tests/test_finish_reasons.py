@@ -114,14 +114,27 @@ async def test_an_abnormal_end_falls_back_and_is_never_a_success(stream: bool) -
     assert result.finish_reason in ("stop", "length")
 
 
+@pytest.mark.parametrize(
+    ("finish", "text", "said"),
+    [
+        ("length", "", "max_tokens 64 before any text"),
+        ("length", " \n ", "max_tokens 64 before any text"),
+        ("stop", "", "(finish reason 'stop') with no text"),
+        ("stop", "\n\n", "(finish reason 'stop') with no text"),
+        # reasoning aloud, cut inside it by a stop sequence: the block is no answer
+        ("stop", "<think>The user asks", "(finish reason 'stop') with no text"),
+        ("length", "<think>The user asks</think>\n", "max_tokens 64 before any text"),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
-async def test_no_text_at_the_token_limit_is_no_answer(stream: bool) -> None:
+async def test_no_text_is_no_answer(stream: bool, finish: str, text: str, said: str) -> None:
     """A reasoning model that spent the whole of max_tokens thinking ends at ``length``
-    with no text: that is not an answer (the next model gives it), it is billed (the
+    with no text (or white space); one that reasoned aloud, cut by a stop sequence, at
+    ``stop``: that is not an answer (the next model gives it), it is billed (the
     reasoning was output), and it is not held against the model's health."""
     with trio.fail_after(20):
         async with (
-            upstream("length", text="") as config,
+            upstream(finish, text=text) as config,
             switchman.open_router(config, env={"FINISH_TEST_KEY": KEY}) as router,
         ):
             call = Call(prompt="Capital of France?", model="r", params=Params(max_tokens=64))
@@ -133,7 +146,7 @@ async def test_no_text_at_the_token_limit_is_no_answer(stream: bool) -> None:
                     result = await router.call(call)
                 first = result.trace.attempts[0]
                 assert first.alias == "remote" and first.outcome == "error"
-                assert first.error is not None and "max_tokens 64 before any text" in first.error
+                assert first.error is not None and said in first.error
                 assert first.usage is not None and first.usage.output_tokens == 4
                 assert first.cost_usd == pytest.approx((9 * 1.0 + 4 * 3.0) / 1e6)
                 assert result.status == "complete" and result.model == "local" and result.answer

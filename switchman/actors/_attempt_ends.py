@@ -17,7 +17,7 @@ from switchman._call import Call, Timeouts
 from switchman._errors import (
     AttemptTimeout,
     BadReply,
-    NoTextAtLimit,
+    NoAnswerText,
     ProviderError,
     RateLimited,
     StreamBroken,
@@ -63,16 +63,23 @@ def abnormal_end(provider: str, output_began: bool, reason: str | None) -> Provi
     return unusable(message, provider, output_began)
 
 
-def no_text_at_limit(provider: str, max_tokens: int | None) -> ProviderError:
-    """An answer that ended at its token limit with no text (a reasoning model that spent
-    the whole of ``max_tokens`` thinking): an empty answer is no answer."""
-    limit = f"max_tokens {max_tokens}" if max_tokens is not None else "its token limit"
-    return NoTextAtLimit(
-        f"the answer reached {limit} before any text (the model spent it on reasoning): "
-        "no answer; a larger max_tokens leaves it room",
-        provider=provider,
-        status=200,
-    )
+def no_text(provider: str, finish: str, max_tokens: int | None) -> ProviderError:
+    """An answer that ended with no text but white space (``finish`` its normal finish
+    reason): at its token limit, a reasoning model that spent the whole of ``max_tokens``
+    thinking; at a stop, one that reasoned aloud and was cut there, or said nothing. An
+    empty answer is no answer."""
+    if finish == "length":
+        limit = f"max_tokens {max_tokens}" if max_tokens is not None else "its token limit"
+        message = (
+            f"the answer reached {limit} before any text (the model spent it on reasoning): "
+            "no answer; a larger max_tokens leaves it room"
+        )
+    else:
+        message = (
+            f"the answer ended (finish reason {finish!r}) with no text: no answer (a model "
+            "that reasons aloud may have been cut inside its reasoning by a stop sequence)"
+        )
+    return NoAnswerText(message, provider=provider, status=200)
 
 
 def garbled(provider: str, output_began: bool, detail: str) -> ProviderError:

@@ -430,6 +430,7 @@ async def _exchange(
                 input_tokens=input_tokens,
                 reply_to=send,
                 alternatives=leave_room,
+                continues=bool(continued),
             )
             try:
                 inbox.send_nowait(attempt)

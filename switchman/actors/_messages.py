@@ -62,6 +62,8 @@ class Attempt:
     #: the call has other models to try after this one: the actor may turn it away when
     #: the model looks hung (``policy._silence``); the last one is always sent
     alternatives: bool = False
+    #: it continues an answer a broken stream had begun: it may add nothing
+    continues: bool = False
 
 
 class CallersTimeout(AttemptTimeout):

@@ -46,7 +46,7 @@ from switchman._errors import (
     attempt_outcome,
 )
 from switchman._result import TraceEvent, Usage, finish_is_normal, normal_finish
-from switchman.actors._attempt_ends import abnormal_end, garbled, no_text_at_limit
+from switchman.actors._attempt_ends import abnormal_end, garbled, no_text
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
@@ -558,15 +558,18 @@ async def _run_attempt(
     headers: Mapping[str, str] | None = None
     outcome = "cancelled"
     error: ProviderError | None = None
+    worded = False  # text came that is more than white space
     reply = msg.reply_to
     model_id = msg.model.model_id
     state.waiting[msg.id] = (model_id, started, msg.ttft_s)
 
     async def emit(event: StreamEvent) -> None:
-        nonlocal ttft, usage, status, headers
+        nonlocal ttft, usage, status, headers, worded
         if isinstance(event, TextDelta):
             if not event.text.isascii() and (text := valid_text(event.text)) != event.text:
                 event = TextDelta(text=text)  # (a lone surrogate: what no decoder would give)
+            if not worded and not event.text.isspace():
+                worded = True  # (checked until the first word: once an attempt, mostly)
             if ttft is None:
                 now = trio.current_time()
                 ttft = now - started
@@ -578,12 +581,17 @@ async def _run_attempt(
             if said is not None and said != model_id:  # the upstream's own words: shown
                 event = attrs.evolve(event, model_id=scrub(said, state.secret)[:200] or None)
             normal = finish_is_normal(event.finish_reason)
-            # (no text at all at a token limit: the model spent it on reasoning)
-            if not normal or (ttft is None and normal_finish(event.finish_reason) == "length"):
+            # (an answer of no text but white space is no answer; a continuation may add
+            # nothing: the answer was whole)
+            if not normal or (not worded and not msg.continues):
                 error = (
                     abnormal_end(state.spec.name, ttft is not None, event.finish_reason)
                     if not normal
-                    else no_text_at_limit(state.spec.name, msg.request.max_tokens)
+                    else no_text(
+                        state.spec.name,
+                        normal_finish(event.finish_reason) or "stop",
+                        msg.request.max_tokens,
+                    )
                 )
                 # the provider bills this answer all the same: its usage goes with the error
                 error.billed = (event.usage.input_tokens, event.usage.output_tokens)
