@@ -3,8 +3,10 @@
 Models that reason aloud put it in the answer's own text when the provider is not asked to
 keep it apart: ``<think>...</think>`` then the answer (Groq's default "raw" reasoning format
 for Qwen3, open reasoning models on Together, Ollama's thinking models). It is not the
-answer: the caller, the redaction, the stop sequences and the answer's length see only
-what follows it. The provider bills it all the same (its usage counts it as output).
+answer: the caller, the redaction and the answer's length see only what follows it. The
+provider bills it all the same (its usage counts it as output), and its stop sequences
+apply inside it too: one that cuts the answer there leaves no text, which fails the attempt
+(``actors._attempt_ends.no_text``). A block is closed by its first ``</think>``.
 
 Only a block at the very start counts (after white space): a ``<think>`` later in an
 answer is the answer's own text. Text that starts like the tag is held until it is clear;
