@@ -448,7 +448,9 @@ class _Dispatcher:
                 trace=_trace(env, run, eligibility, ranking, budget, "success"),
                 simulated=env.config.simulated or success.model.provider == "sim",
                 finish_reason=success.finish_reason or "stop",
-                citations=_shown_sources(success.citations, run.redact, env.secrets),
+                citations=_shown_sources(success.citations, run.redact, env.secrets)
+                if success.citations
+                else (),
             )
             if env.hub.active:
                 run.event(
@@ -766,7 +768,7 @@ async def _serve_inbox(
     provider's or the ledger's inbox), so a cancellation there still answers it."""
     env = dispatcher.env
     async for msg in inbox:
-        held[:] = [msg]
+        held.append(msg)
         match msg:
             case Submit():
                 # calls past ``capacity`` wait for a slot in their own task, under their
