@@ -80,6 +80,15 @@ async def upstream(finish: str, text: str = "Paris is") -> AsyncIterator[Config]
         nursery.cancel_scope.cancel()
 
 
+async def _ask(router: switchman.Router, call: Call, stream: bool) -> switchman.Result:
+    """``call``'s result, streamed (the streamed text and the answer agreeing) or not."""
+    if not stream:
+        return await router.call(call)
+    result, text = await streamed(router, call)
+    assert text == result.answer
+    return result
+
+
 @pytest.mark.parametrize("finish", ["model_length", "length", "stop"])
 async def test_a_whole_or_token_limited_answer_is_the_answer(finish: str) -> None:
     with trio.fail_after(20):
@@ -102,11 +111,7 @@ async def test_an_abnormal_end_falls_back_and_is_never_a_success(stream: bool) -
             switchman.open_router(config, env={"FINISH_TEST_KEY": KEY}) as router,
         ):
             call = Call(prompt="Capital of France?", model="r", params=Params(max_tokens=200))
-            if stream:
-                result, text = await streamed(router, call)
-                assert text == result.answer
-            else:
-                result = await router.call(call)
+            result = await _ask(router, call, stream)
     first = result.trace.attempts[0]
     assert first.alias == "remote" and first.outcome == "error"
     assert first.error is not None and "finish reason 'tool_calls'" in first.error
@@ -139,11 +144,7 @@ async def test_no_text_is_no_answer(stream: bool, finish: str, text: str, said: 
         ):
             call = Call(prompt="Capital of France?", model="r", params=Params(max_tokens=64))
             for _ in range(6):  # past the breaker's 5 consecutive failures: it stays closed
-                if stream:
-                    result, text = await streamed(router, call)
-                    assert text == result.answer
-                else:
-                    result = await router.call(call)
+                result = await _ask(router, call, stream)
                 first = result.trace.attempts[0]
                 assert first.alias == "remote" and first.outcome == "error"
                 assert first.error is not None and said in first.error
