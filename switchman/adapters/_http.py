@@ -20,11 +20,12 @@ import functools
 import json
 import logging
 import math
+import os
 import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import attrs
 import httpcore
@@ -85,24 +86,53 @@ def make_client(provider: ProviderSpec) -> httpx.AsyncClient:
     """
     size = max(provider.max_concurrency, 1)
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-    return httpx.AsyncClient(
+    settings: dict[str, Any] = dict(
         http1=True,
         http2=False,
         timeout=httpx.Timeout(
             provider.read_timeout_s, connect=provider.connect_timeout_s, pool=None
         ),
         limits=limits,
-        # a proxy in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY): httpx's own
-        # transports, which honour it and NO_PROXY (httpx reads them only without a
-        # transport given), and httpx's own path to the wire
-        transport=None if _proxied() else LeanTransport(limits),
         follow_redirects=False,
     )
+    if proxy_variables():
+        # a proxy in the environment: httpx's own transports, which honour it and NO_PROXY
+        # (httpx reads them only without a transport given), and httpx's own path
+        client = proxied_client(f"provider {provider.name}", **settings)
+        if client is not None:
+            return client
+    return httpx.AsyncClient(**settings, transport=LeanTransport(limits))
 
 
-def _proxied() -> bool:
-    """Whether the environment names a proxy for HTTP(S) requests (as httpx reads it)."""
-    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
+def proxy_variables() -> list[str]:
+    """The environment's variables that name a proxy for HTTP(S) requests, as httpx reads
+    them (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, in either case)."""
+    if not any(s in ("http", "https", "all") for s in urllib.request.getproxies()):
+        return []
+    names = [f"{s}_PROXY" for s in ("HTTP", "HTTPS", "ALL")]
+    return [n for name in names for n in (name, name.lower()) if os.environ.get(n)]
+
+
+def proxied_client(who: str, **settings: Any) -> httpx.AsyncClient | None:
+    """An httpx client through the environment's proxy; None, with a warning naming the
+    variables, when httpx cannot use it (a SOCKS proxy without the ``socksio`` package, a
+    URL it does not take): ``who`` then connects directly rather than not at all. The
+    proxy's URL is never shown (it may carry credentials)."""
+    try:
+        return httpx.AsyncClient(**settings)
+    except (ImportError, ValueError, httpx.InvalidURL) as exc:
+        why = (
+            "a SOCKS proxy needs the socksio package"
+            if isinstance(exc, ImportError)
+            else "httpx does not take its URL"
+        )
+        _log.warning(
+            "the proxy %s names cannot be used (%s): %s connects directly",
+            " and ".join(proxy_variables()),
+            why,
+            who,
+        )
+        return None
 
 
 class _Timer:

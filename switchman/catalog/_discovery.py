@@ -14,12 +14,13 @@ The only I/O is that one request; building the new ``Config`` is pure
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 import attrs
 import httpx
 import trio
 
+from switchman.adapters._http import proxied_client, proxy_variables
 from switchman.adapters._ollama import DEFAULT_BASE_URL, discover_ollama_models
 from switchman.catalog._config import NOT_DETECTED
 from switchman.catalog._spec import Config, ModelSpec, RouteSpec
@@ -37,7 +38,14 @@ DEFAULT_MAX_OUTPUT: Final = 4096
 
 
 def _default_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S), follow_redirects=False)
+    settings: dict[str, Any] = dict(
+        timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S), follow_redirects=False
+    )
+    if proxy_variables():  # (one httpx cannot use: asked directly, with a warning)
+        client = proxied_client("Ollama discovery", **settings)
+        if client is not None:
+            return client
+    return httpx.AsyncClient(**settings, trust_env=False)
 
 
 def _short(name: str) -> str:

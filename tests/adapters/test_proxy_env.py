@@ -77,3 +77,39 @@ def test_without_a_proxy_the_client_runs_on_the_lean_pool(
         monkeypatch.delenv(name.lower(), raising=False)
     client = make_client(ProviderSpec(name="p", kind="openai"))
     assert isinstance(client._transport, LeanTransport)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("socks5://user:secret-pw@127.0.0.1:1", "a SOCKS proxy needs the socksio package"),
+        ("ftp://user:secret-pw@127.0.0.1:1", "httpx does not take its URL"),
+    ],
+)
+async def test_a_proxy_httpx_cannot_use_is_warned_of_and_the_router_still_serves(
+    url: str,
+    why: str,
+    nursery: trio.Nursery,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A desktop's SOCKS proxy (socksio, httpx's SOCKS extra, not installed) or a URL
+    httpx does not take: the router starts, its providers connect directly, and the
+    warning names the variable, never the URL (it carries credentials)."""
+    import importlib.util
+
+    if url.startswith("socks") and importlib.util.find_spec("socksio") is not None:
+        pytest.skip("socksio is installed: httpx can use the SOCKS proxy")
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("ALL_PROXY", url)
+    config = http_fleet(server, [model("openai", "healthy")])
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(Call(prompt="hi", model="openai/healthy"))
+    assert result.status == "complete"
+    said = [r.getMessage() for r in caplog.records if "proxy" in r.getMessage()]
+    assert said and all("ALL_PROXY" in m and why in m for m in said)
+    assert not any("secret-pw" in m for m in said)
