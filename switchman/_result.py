@@ -202,7 +202,8 @@ class Result:
     #: or the provider's own reason; None for a failed call
     finish_reason: str | None = None
     #: the URLs of the sources the answer cites, in the order of its ``[1]``, ``[2]``
-    #: markers (Perplexity's search results); empty for a model that cites none
+    #: markers (Perplexity's search results), ``""`` in place of one left out (a URL
+    #: carrying what redaction hides, or no web link); empty for a model that cites none
     citations: tuple[str, ...] = ()
 
     @property

@@ -409,6 +409,8 @@ class Router:
                 answer = await receive.receive()
             except trio.EndOfChannel:
                 answer = "unknown"
+        if answer == "closed":
+            raise RouterClosed()
         if answer == "rated":
             raise ValidationError(
                 [FieldError("call_id", f"{call_id} was already rated: feedback counts once")]

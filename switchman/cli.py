@@ -282,7 +282,8 @@ def print_result(result: dict[str, Any], *, show_answer: bool = True) -> int:
         if result.get("finish_reason") == "length":
             note("  the answer stops at max_tokens (finish reason: length)", "33")
         for n, url in enumerate(result.get("citations") or (), 1):
-            note(f"  [{n}] {url}", "2")  # the sources its [1], [2] markers point to
+            # the sources its [1], [2] markers point to (one left out: redacted, or no link)
+            note(f"  [{n}] {url or '(left out)'}", "2")
     else:
         for err in errors_to_show(result):
             note(f"error {err.get('code')}: {err.get('message')}", "31")

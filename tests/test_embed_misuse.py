@@ -144,3 +144,28 @@ async def test_a_call_the_dispatcher_holds_waiting_for_room_is_answered_too(
                     block.cancel()
     assert len(results) == calls
     assert {r.status for r in results} == {"failed"}
+
+
+async def test_feedback_waiting_when_the_block_is_cancelled_hears_the_router_closed() -> None:
+    """Not ``UnknownCall``: the router knew the call; it stopped before it took the score."""
+    told: list[str] = []
+
+    async def rate(router: switchman.Router, call_id: str) -> None:
+        try:
+            await router.feedback(call_id, 0.5)
+            told.append("taken")
+        except switchman.RouterClosed:
+            told.append("closed")
+        except switchman.UnknownCall:
+            told.append("unknown")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as callers:
+            with trio.CancelScope() as block:
+                async with switchman.open_router() as router:
+                    answered = [await router.call(CALL) for _ in range(10)]
+                    for result in answered:
+                        callers.start_soon(rate, router, result.call_id)
+                    await trio.lowlevel.checkpoint()
+                    block.cancel()
+    assert len(told) == 10 and "unknown" not in told and "closed" in told

@@ -533,14 +533,13 @@ class _Dispatcher:
 def _shown_sources(
     citations: tuple[str, ...], redacting: bool, secrets: tuple[str, ...]
 ) -> tuple[str, ...]:
-    """The answer's sources, but for any whose URL carries what redaction hides (a token in
-    its query, an address, credentials): the provider's output, redacted as its answer is
-    (not one of the router's keys, whatever the call's redaction)."""
-    if not citations:
-        return citations
+    """The answer's sources, ``""`` in place of any whose URL carries what redaction hides
+    (a token in its query, an address, credentials), so the numbers still match: the
+    provider's output, redacted as its answer is (one of the router's own keys, whatever
+    the call's redaction)."""
     if redacting:
-        return tuple(url for url in citations if redact(url, secrets).text == url)
-    return tuple(url for url in citations if not hide_known(url, secrets)[1])
+        return tuple(url if redact(url, secrets).text == url else "" for url in citations)
+    return tuple("" if hide_known(url, secrets)[1] else url for url in citations)
 
 
 def _trace(
@@ -750,6 +749,9 @@ def _turn_away(
                         trace=Trace(outcome="cancelled"),
                     )
                 )
+        elif isinstance(msg, FeedbackFor):
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                msg.reply_to.send_nowait("closed")  # (not "unknown": the router stopped)
         if not isinstance(msg, CancelCall):
             msg.reply_to.close()
     inbox.close()

@@ -178,7 +178,8 @@ class CancelCall:
 
 
 #: the dispatcher's answer to feedback: credited, a call it does not know, or one already rated
-FeedbackAnswer = Literal["ok", "unknown", "rated"]
+#: ``closed``: the router stopped before it could take the feedback
+FeedbackAnswer = Literal["ok", "unknown", "rated", "closed"]
 
 
 @attrs.frozen(kw_only=True, eq=False)

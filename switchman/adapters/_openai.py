@@ -459,28 +459,37 @@ def _responses_text(response: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-#: the most sources an answer's citations keep (a search returns a handful)
+#: the most sources an answer's citations keep (a search returns a handful), and the
+#: longest URL one may have (a longer one is no link anyone follows: left out)
 MAX_CITATIONS: Final = 50
+MAX_URL: Final = 2048
 
 
-def _cited(item: Any, into: list[str]) -> None:
-    """Add the URLs of a ``search_results`` output item's results to ``into`` (in order,
-    each once): the sources a Perplexity answer's ``[1]``, ``[2]`` markers point to."""
+def _sources(item: Any) -> list[str] | None:
+    """The URLs of a ``search_results`` output item's results, in order: the sources a
+    Perplexity answer's ``[1]``, ``[2]`` markers point to. One entry per result, ``""``
+    for one without a web URL (so the numbers still match); None for another item."""
     item = obj(item)
     if item.get("type") != "search_results":
-        return
-    for result in item.get("results", ()) if isinstance(item.get("results"), list) else ():
-        url = string(obj(result).get("url"))
-        if url and url.startswith(("https://", "http://")) and url not in into:
-            if len(into) < MAX_CITATIONS:
-                into.append(url[:2048])
+        return None
+    results = item.get("results")
+    urls: list[str] = []
+    for result in results[:MAX_CITATIONS] if isinstance(results, list) else ():
+        url = (string(obj(result).get("url")) or "").strip()
+        web = len(url) <= MAX_URL and url.lower().startswith(("https://", "http://"))
+        urls.append(url if web else "")
+    return urls
 
 
-def _citations(response: dict[str, Any]) -> tuple[str, ...]:
-    found: list[str] = []
-    for item in response.get("output", ()) if isinstance(response.get("output"), list) else ():
-        _cited(item, found)
-    return tuple(found)
+def _citations(items: Any) -> tuple[str, ...] | None:
+    """The sources of the ``search_results`` items among ``items`` (a response's
+    ``output``), in order; None when there is none."""
+    found: list[str] | None = None
+    for item in items if isinstance(items, list) else ():
+        urls = _sources(item)
+        if urls is not None:
+            found = (found or []) + urls
+    return None if found is None else tuple(found[:MAX_CITATIONS])
 
 
 def _reported_cost(usage: Any) -> float | None:
@@ -558,7 +567,7 @@ class OpenAIResponsesAdapter:
             usage=usage_of(data.get("usage"), "input_tokens", "output_tokens"),
             model_id=string(data.get("model")),
             cost_usd=_reported_cost(data.get("usage")),
-            citations=_citations(data),
+            citations=_citations(data.get("output")) or (),
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -591,7 +600,8 @@ class _ResponsesStream:
         self._finish: str | None = None
         self._text = False
         self._done = False
-        self._cited: list[str] = []  # the sources of search results items seen so far
+        #: the sources of each search results item seen so far, by its place in the output
+        self._searches: dict[int, list[str]] = {}
 
     @property
     def finished(self) -> bool:
@@ -617,10 +627,15 @@ class _ResponsesStream:
                     finish_reason=self._finish,
                     usage=Usage(),
                     model_id=self._model,
-                    citations=tuple(self._cited),
+                    citations=self._cited(),
                 ),
             ]
         raise broken(self._adapter.provider, self._text, "without response.completed")
+
+    def _cited(self) -> tuple[str, ...]:
+        """The sources of the search results items the stream has carried, in order."""
+        found = [url for _, urls in sorted(self._searches.items()) for url in urls]
+        return tuple(found[:MAX_CITATIONS])
 
     def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
         for sse in sse_events:
@@ -634,7 +649,7 @@ class _ResponsesStream:
                             finish_reason=self._finish,
                             usage=Usage(),
                             model_id=self._model,
-                            citations=tuple(self._cited),
+                            citations=self._cited(),
                         )
                     )
                 continue
@@ -663,23 +678,23 @@ class _ResponsesStream:
             # whether it was cut ("incomplete": a token limit). ``response.completed``, with
             # the usage, normally follows; a text part done is not the end (more may follow)
             item = obj(payload.get("item"))
-            _cited(item, self._cited)
+            urls = _sources(item)
+            if urls is not None:
+                at = payload.get("output_index")
+                self._searches[at if isinstance(at, int) else len(self._searches)] = urls
             if kind == "response.output_item.done" and item.get("type") == "message":
                 status = string(item.get("status"))
                 self._finish = "stop" if status in (None, "completed") else "length"
         elif kind in ("response.completed", "response.incomplete"):
             self._done = True
-            for item in (
-                response.get("output", ()) if isinstance(response.get("output"), list) else ()
-            ):
-                _cited(item, self._cited)
+            whole = _citations(response.get("output"))  # (the whole output: it decides)
             return [
                 StreamEnd(
                     finish_reason=_responses_finish(response) or "stop",
                     usage=usage_of(response.get("usage"), "input_tokens", "output_tokens"),
                     model_id=self._model,
                     cost_usd=_reported_cost(response.get("usage")),
-                    citations=tuple(self._cited),
+                    citations=whole if whole is not None else self._cited(),
                 )
             ]
         elif kind == "response.failed":

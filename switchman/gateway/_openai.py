@@ -503,6 +503,8 @@ def chunk_body(
         body["usage"] = usage_body(usage)
     if extra is not None:
         body["switchman"] = dict(extra)
+        if extra.get("citations"):  # (where Perplexity's own chunks carry them too)
+            body["citations"] = list(extra["citations"])
     return body
 
 

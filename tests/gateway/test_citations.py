@@ -55,16 +55,22 @@ async def test_a_search_models_sources_reach_the_result_and_the_sdk(
     assert other.citations == ()  # a model that cites nothing
     assert completion.model_extra["citations"] == URLS
     assert completion.model_extra["switchman"]["citations"] == URLS
-    last = chunks[-1].model_extra["switchman"]
-    assert last["citations"] == URLS
+    last = chunks[-1].model_extra
+    assert last["citations"] == last["switchman"]["citations"] == URLS
 
 
 def test_a_source_whose_url_carries_what_redaction_hides_is_not_shown() -> None:
     from switchman.actors._dispatcher import _shown_sources
 
     token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
-    urls = (URLS[0], f"https://example.com/doc?access={token}", "https://x.org/?to=ann@example.com")
-    assert _shown_sources(urls, True, ()) == (URLS[0],)
+    urls = (
+        f"https://example.com/doc?access={token}",
+        URLS[0],
+        "https://x.org/?to=ann@example.com",
+        URLS[1],
+    )
+    # left out in place: the answer's [2] and [4] still point to their sources
+    assert _shown_sources(urls, True, ()) == ("", URLS[0], "", URLS[1])
     # redaction off: only the router's own keys are kept out
     key = "sk-test-SECRET123456789"
-    assert _shown_sources((*urls, f"https://e.com/?k={key}"), False, (key,)) == urls
+    assert _shown_sources((*urls, f"https://e.com/?k={key}"), False, (key,)) == (*urls, "")
