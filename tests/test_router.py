@@ -550,7 +550,7 @@ def test_only_a_short_pause_inside_the_deadline_is_waited_for() -> None:
 
 def test_the_lead_error_is_the_providers_real_cause_not_a_later_breaker() -> None:
     from switchman._result import ErrorInfo
-    from switchman.actors._dispatcher import _summarise
+    from switchman.actors._failure import summarise as _summarise
 
     run = _call_run("x")
     run.errors = [
@@ -1284,7 +1284,7 @@ def test_a_model_turned_away_is_not_told_as_over_the_calls_cap() -> None:
     over for the call's cost cap: the lead error said "1 more model(s) not tried: over
     max_cost_usd" for a call with no cap."""
     from switchman._result import AttemptRecord, ErrorInfo
-    from switchman.actors._dispatcher import _summarise
+    from switchman.actors._failure import summarise as _summarise
 
     run = _call_run("hi")
     for n, alias, outcome, error in ((1, "a", "error", "boom"), (2, "b", "unavailable", "open")):

@@ -46,6 +46,7 @@ from switchman._result import (
 from switchman.actors._attempts import SHORT_WAIT_S, run_attempts
 from switchman.actors._callrun import CallRun, Success
 from switchman.actors._env import DispatchEnv
+from switchman.actors._failure import no_eligible, soonest_back, summarise
 from switchman.actors._messages import (
     CancelCall,
     DispatcherMessage,
@@ -61,7 +62,7 @@ from switchman.actors._unavailable import unavailable_models
 from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._candidates import plan_attempt_order, reachable
-from switchman.policy._eligibility import Eligibility, check_eligibility, exclusions_to_tell
+from switchman.policy._eligibility import Eligibility, check_eligibility
 from switchman.policy._estimate import estimate_input_tokens
 from switchman.policy._known import KnownValues, hide_known
 from switchman.policy._redaction import REDACT_IN_THREAD_ABOVE, StreamRedactor, redact
@@ -289,8 +290,8 @@ class _Dispatcher:
                         ],
                     )
                 if not candidates:
-                    soonest = _soonest(elig.excluded, back_at, now)
-                    run.errors.append(_no_eligible(call, elig, env.config.models, soonest))
+                    soonest = soonest_back(elig.excluded, back_at, now)
+                    run.errors.append(no_eligible(call, elig, env.config.models, soonest))
                 else:
                     success = await run_attempts(env, run, candidates)
             timed_out = success is None and trio.current_time() >= run.deadline
@@ -463,7 +464,7 @@ class _Dispatcher:
                     attempts=len(run.attempts),
                 )
             return result
-        errors = _summarise(run)
+        errors = summarise(run)
         result = Result(
             call_id=run.call_id,
             job_id=run.job_id,
@@ -591,102 +592,6 @@ def _out_of_service(env: DispatchEnv, reach: tuple[str, ...] | None) -> tuple[Ex
     return tuple(
         Exclusion(alias=a, reason=env.out_of_service[a]) for a in reach if a in env.out_of_service
     )
-
-
-def _soonest(
-    excluded: Sequence[Exclusion], back_at: Mapping[str, float], now: float
-) -> float | None:
-    """Seconds until the soonest excluded model that is only paused is back; None when
-    none is (every model is left out for good, or for what the call asks)."""
-    waits = [back_at[e.alias] - now for e in excluded if e.alias in back_at]
-    return round(max(min(waits), 0.0), 3) if waits else None
-
-
-def _no_eligible(
-    call: Call,
-    elig: Eligibility,
-    models: Mapping[str, ModelSpec],
-    retry_after_s: float | None = None,
-) -> ErrorInfo:
-    """The error of a call no model could take; ``retry_after_s``: when one of those only
-    paused (a breaker's cool-down, a rate limit, every attempt slot taken) is back."""
-    excluded = elig.excluded
-    if elig.eligible:
-        message = f"no eligible model for {call.model!r}: its chain has no eligible member"
-    elif not models:
-        message = "no eligible model: the configuration has no models"
-    else:
-        message = "no eligible model"
-    named = [e for e in excluded if e.alias == call.model]
-    shown = named or _telling(call, excluded, models)
-    if shown:
-        # each told as ``alias: reason``, which a key's view of the platform cuts whole
-        # when the key may not know the model (gateway/_views.py)
-        message += ": " + "; ".join(f"{e.alias}: {e.reason}" for e in shown)
-    return ErrorInfo(code="no_eligible_model", message=message, retry_after_s=retry_after_s)
-
-
-def _telling(
-    call: Call, excluded: Sequence[Exclusion], models: Mapping[str, ModelSpec]
-) -> list[Exclusion]:
-    """The exclusions to tell (``exclusions_to_tell``), first those of the models that
-    have every capability the call needs: what kept them out is what the caller wants."""
-    wanted = set(call.capabilities)
-    first = [
-        e
-        for e in excluded
-        if wanted and e.alias in models and wanted.issubset(models[e.alias].capabilities)
-    ]
-    return exclusions_to_tell(excluded, first)
-
-
-def _summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
-    """The caller's errors: the real cause first, then every attempt's own error."""
-    errors = list(run.errors)
-    if not errors:
-        return (ErrorInfo(code="all_models_failed", message="every model failed"),)
-    if run.break_error is not None:
-        first = run.break_error
-        lead = ErrorInfo(
-            code=first.code if first.code != "all_models_failed" else "all_models_failed",
-            message=f"the stream broke after output was sent and no model could continue it: "
-            f"{first.message}",
-            provider=first.provider,
-            status=first.status,
-        )
-        return (lead, *errors)
-    codes = {e.code for e in errors}
-    if codes == {"budget_exceeded"}:
-        return tuple(errors)
-    if len(errors) == 1:
-        return (errors[0],)
-    attempted = [e for e in errors if e.code not in ("budget_exceeded", "no_eligible_model")]
-    # the real cause is the last error a provider gave, not a later "breaker open" or
-    # budget refusal that only stopped the next try
-    last = (
-        errors[-1]
-        if errors[-1].code in ("timeout", "cancelled") or not attempted
-        else attempted[-1]
-    )
-    code = last.code
-    if len({e.code for e in attempted}) > 1 and code not in ("timeout", "cancelled"):
-        code = "all_models_failed"
-    where = f" ({last.provider}" + (f", HTTP {last.status}" if last.status else "") + ")"
-    # a budget that kept a fallback from being tried is part of why the call failed
-    unaffordable = sum(e.code == "budget_exceeded" for e in errors)
-    over = f"; {unaffordable} more model(s) not tried: over budget" if unaffordable else ""
-    if run.over_cap:  # (the call's own cap; a model turned away shares their code)
-        over += f"; {run.over_cap} more model(s) not tried: over max_cost_usd"
-    lead = ErrorInfo(
-        code=code,
-        message=f"{len(run.attempts)} attempt(s) failed; last: {last.message}"
-        + (where if last.provider else "")
-        + over,
-        provider=last.provider,
-        status=last.status,
-        retry_after_s=last.retry_after_s if code in ("rate_limited", "no_eligible_model") else None,
-    )
-    return (lead, *errors)
 
 
 async def run_dispatcher(
