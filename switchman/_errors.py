@@ -312,6 +312,10 @@ class BadReply(ProviderError):
     JSON, an empty body, text past what ``max_tokens`` allows): a failed attempt."""
 
 
+#: how the message of a ``NoAnswerText`` begins (the gateway tells such a failure by it)
+NO_ANSWER: Final = "no answer: "
+
+
 class NoAnswerText(BadReply):
     """The answer ended with no text, or only white space: the model spent ``max_tokens``
     on reasoning (billed as output), or reasoned aloud and a stop sequence cut it there, or

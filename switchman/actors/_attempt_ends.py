@@ -15,6 +15,7 @@ import trio
 
 from switchman._call import Call, Timeouts
 from switchman._errors import (
+    NO_ANSWER,
     AttemptTimeout,
     BadReply,
     NoAnswerText,
@@ -71,13 +72,13 @@ def no_text(provider: str, finish: str, max_tokens: int | None) -> ProviderError
     if finish == "length":
         limit = f"max_tokens {max_tokens}" if max_tokens is not None else "its token limit"
         message = (
-            f"the answer reached {limit} before any text (the model spent it on reasoning): "
-            "no answer; a larger max_tokens leaves it room"
+            f"{NO_ANSWER}it reached {limit} before any text (the model spent it on "
+            "reasoning); a larger max_tokens leaves it room"
         )
     else:
         message = (
-            f"the answer ended (finish reason {finish!r}) with no text: no answer (a model "
-            "that reasons aloud may have been cut inside its reasoning by a stop sequence)"
+            f"{NO_ANSWER}it ended (finish reason {finish!r}) with no text (a model that "
+            "reasons aloud may have been cut inside its reasoning by a stop sequence)"
         )
     return NoAnswerText(message, provider=provider, status=200)
 

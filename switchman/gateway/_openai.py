@@ -50,7 +50,9 @@ found in the attempts or the models left out rather than the call's error code:
   for the *gateway* key.
 - a timeout: **504** with ``x-should-retry: false``: the router already moved on
   to other models inside the call's deadline, and the SDK's retries would triple
-  the wait and the spend.
+  the wait and the spend. So does a call every model it tried answered with no text
+  (its 503 carries ``x-should-retry: false``): each try is billed, and the same request
+  would do it again.
 
 Otherwise the status is that of the first error code (:data:`FAILURE_STATUS`,
 also used for ``x-switchman-*`` consumers):
@@ -91,7 +93,7 @@ import attrs
 
 from switchman._call import INTENTS, Call, Caller, Message, Options, Params, text_problem
 from switchman._convert import structure
-from switchman._errors import QUOTA_EXHAUSTED, ValidationError
+from switchman._errors import NO_ANSWER, QUOTA_EXHAUSTED, ValidationError
 from switchman._result import Result, Usage
 from switchman.gateway._causes import describe, exclusion_kind, unrouted
 from switchman.gateway._http import Headers, HttpError
@@ -587,7 +589,10 @@ def failure(result: Result) -> HttpError:
         )
     code = first.code if first is not None else "all_models_failed"
     message = first.message if first is not None else "the call failed"
-    # the router already moved on to other models inside the deadline: sending it
-    # again (the SDK does, twice) triples the wait and the spend
-    no_retry = [(b"x-should-retry", b"false")] if code == "timeout" else []
+    # the router already moved on to other models inside the deadline, or every model it
+    # tried answered with no text (billed; the same request would do it again): sending
+    # it again (the SDK does, twice) triples the wait and the spend
+    failed = [a for a in result.trace.attempts if a.outcome != "success"]
+    textless = bool(failed) and all((a.error or "").startswith(NO_ANSWER) for a in failed)
+    no_retry = [(b"x-should-retry", b"false")] if code == "timeout" or textless else []
     return HttpError(FAILURE_STATUS.get(code, 503), code, message, headers=no_retry)
