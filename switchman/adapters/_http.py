@@ -15,6 +15,7 @@ Any other client (mock or custom transports) goes through ``client.stream``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import json
@@ -605,8 +606,29 @@ def _secrets_of(http: HttpRequest) -> tuple[str, ...]:
     """The credentials ``http`` carries, longest first, to be kept out of any message
     about it: the values of its headers named like a credential (the API key's header,
     and those the provider's ``headers`` add: Azure's ``api-key``, a proxy's token), and
-    the token after a ``Bearer`` or ``Basic`` (``catalog.header_credentials``)."""
-    return header_credentials(http.headers)
+    the token after a ``Bearer`` or ``Basic`` (``catalog.header_credentials``); and those
+    of a proxy the environment names (``_proxy_credentials``)."""
+    found = header_credentials(http.headers)
+    if not proxy_variables():
+        return found
+    return tuple(sorted({*found, *_proxy_credentials()}, key=len, reverse=True))
+
+
+def _proxy_credentials() -> tuple[str, ...]:
+    """The credentials the environment's proxy URLs carry: the ``Basic`` token httpx sends
+    from them (a proxy may echo it in its refusal), and the password when it is long
+    enough to find by value without catching ordinary words (8 characters or more)."""
+    found: list[str] = []
+    for url in urllib.request.getproxies().values():
+        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        if parts.password is None:
+            continue
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password)
+        found.append(base64.b64encode(f"{user}:{password}".encode()).decode())
+        if len(password) >= 8:
+            found.append(password)
+    return tuple(sorted(set(found), key=len, reverse=True))
 
 
 def _scrubbed(exc: ProviderError, secrets: tuple[str, ...]) -> None:

@@ -113,3 +113,49 @@ async def test_a_proxy_httpx_cannot_use_is_warned_of_and_the_router_still_serves
     said = [r.getMessage() for r in caplog.records if "proxy" in r.getMessage()]
     assert said and all("ALL_PROXY" in m and why in m for m in said)
     assert not any("secret-pw" in m for m in said)
+
+
+async def _refuse_echoing(stream: trio.SocketStream) -> None:
+    """A proxy that refuses (407) with the request's headers in its body, its own
+    ``Proxy-Authorization`` among them, as some do."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = await stream.receive_some(65536)
+        if not data:
+            return
+        head += data
+    body = head.partition(b"\r\n\r\n")[0]
+    reply = (
+        b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-type: text/plain\r\n"
+        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+        + body
+    )
+    await stream.send_all(reply)
+    await stream.aclose()
+
+
+@pytest.mark.parametrize("credentials", ["user:pw", "alice:s3cr3t-long-enough"])
+async def test_a_proxy_echoing_its_credentials_never_shows_them(
+    credentials: str, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    listeners = await nursery.start(
+        functools.partial(trio.serve_tcp, _refuse_echoing, 0, host="127.0.0.1")
+    )
+    port = listeners[0].socket.getsockname()[1]
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://{credentials}@127.0.0.1:{port}")
+    config = http_fleet(server, [model("openai", "healthy")])
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(Call(prompt="hi", model="openai/healthy"))
+    shown = repr(result)
+    assert result.status == "failed" and "407" in shown  # the proxy's refusal, told
+    token = base64.b64encode(credentials.encode()).decode()
+    password = credentials.split(":", 1)[1]
+    assert token not in shown
+    assert len(password) < 8 or password not in shown
