@@ -19,15 +19,29 @@ from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provi
 from tests._httpfleet import ENV, http_fleet, model
 
 
-async def _forward(seen: list[str], stream: trio.SocketStream) -> None:
-    """One request in absolute form (``POST http://host/path``), passed on, answered whole."""
+async def _read_head(stream: trio.SocketStream) -> bytes | None:
+    """A request's head and what came after it, once the blank line has come."""
     head = b""
     while b"\r\n\r\n" not in head:
         data = await stream.receive_some(65536)
         if not data:
-            return
+            return None
         head += data
-    head, _, body = head.partition(b"\r\n\r\n")
+    return head
+
+
+def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+async def _forward(seen: list[str], stream: trio.SocketStream) -> None:
+    """One request in absolute form (``POST http://host/path``), passed on, answered whole."""
+    read = await _read_head(stream)
+    if read is None:
+        return
+    head, _, body = read.partition(b"\r\n\r\n")
     request_line, *lines = head.decode().split("\r\n")
     method, target, _ = request_line.split(" ")
     seen.append(f"{method} {target}")
@@ -57,9 +71,7 @@ async def test_a_proxy_in_the_environment_carries_the_provider_requests(
         functools.partial(trio.serve_tcp, functools.partial(_forward, seen), 0, host="127.0.0.1")
     )
     port = listeners[0].socket.getsockname()[1]
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    _no_proxies(monkeypatch)
     monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
     config = http_fleet(server, [model("openai", "healthy")])
     with trio.fail_after(20):
@@ -72,11 +84,9 @@ async def test_a_proxy_in_the_environment_carries_the_provider_requests(
 def test_without_a_proxy_the_client_runs_on_the_lean_pool(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    _no_proxies(monkeypatch)
     client = make_client(ProviderSpec(name="p", kind="openai"))
-    assert isinstance(client._transport, LeanTransport)  # type: ignore[attr-defined]
+    assert isinstance(client._transport, LeanTransport)
 
 
 @pytest.mark.parametrize(
@@ -101,9 +111,7 @@ async def test_a_proxy_httpx_cannot_use_is_warned_of_and_the_router_still_serves
     if url.startswith("socks") and importlib.util.find_spec("socksio") is not None:
         pytest.skip("socksio is installed: httpx can use the SOCKS proxy")
     server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    _no_proxies(monkeypatch)
     monkeypatch.setenv("ALL_PROXY", url)
     config = http_fleet(server, [model("openai", "healthy")])
     with trio.fail_after(20):
@@ -118,13 +126,10 @@ async def test_a_proxy_httpx_cannot_use_is_warned_of_and_the_router_still_serves
 async def _refuse_echoing(stream: trio.SocketStream) -> None:
     """A proxy that refuses (407) with the request's headers in its body, its own
     ``Proxy-Authorization`` among them, as some do."""
-    head = b""
-    while b"\r\n\r\n" not in head:
-        data = await stream.receive_some(65536)
-        if not data:
-            return
-        head += data
-    body = head.partition(b"\r\n\r\n")[0]
+    read = await _read_head(stream)
+    if read is None:
+        return
+    body = read.partition(b"\r\n\r\n")[0]
     reply = (
         b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-type: text/plain\r\n"
         + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
@@ -145,9 +150,7 @@ async def test_a_proxy_echoing_its_credentials_never_shows_them(
         functools.partial(trio.serve_tcp, _refuse_echoing, 0, host="127.0.0.1")
     )
     port = listeners[0].socket.getsockname()[1]
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    _no_proxies(monkeypatch)
     monkeypatch.setenv("HTTP_PROXY", f"http://{credentials}@127.0.0.1:{port}")
     config = http_fleet(server, [model("openai", "healthy")])
     with trio.fail_after(20):
