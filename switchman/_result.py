@@ -230,6 +230,17 @@ class Result:
         return self
 
 
+def failed(call_id: str, job_id: str | None, code: str, message: str) -> Result:
+    """The result of a call that ended before any attempt: its one error, ``code``."""
+    return Result(
+        call_id=call_id,
+        job_id=job_id,
+        status="failed",
+        errors=(ErrorInfo(code=code, message=message),),
+        trace=Trace(outcome=code),
+    )
+
+
 @attrs.frozen(kw_only=True)
 class TraceEvent:
     """One live event. ``data`` holds the type's own fields (JSON-ready values)."""

@@ -37,7 +37,7 @@ from switchman._channels import open_channel, send_soon
 from switchman._convert import to_jsonable
 from switchman._errors import FieldError, SwitchmanError, UnknownCall, ValidationError
 from switchman._logsecrets import hide_secrets
-from switchman._result import Delta, ErrorInfo, Result, Trace, TraceEvent
+from switchman._result import Delta, ErrorInfo, Result, TraceEvent, failed
 from switchman.actors._board import (
     ProviderSnapshot,
     RouterStatus,
@@ -172,16 +172,6 @@ def validate_call(call: Call, config: Config) -> None:
         raise ValidationError(errors)
 
 
-def _failed(call_id: str, job_id: str | None, code: str, message: str) -> Result:
-    return Result(
-        call_id=call_id,
-        job_id=job_id,
-        status="failed",
-        errors=(ErrorInfo(code=code, message=message),),
-        trace=Trace(outcome=code),
-    )
-
-
 class RouterClosed(SwitchmanError, trio.ClosedResourceError):
     """``Router.feedback`` or ``Router.spend`` on a router that was closed (a
     ``trio.ClosedResourceError`` too, as ``feedback`` raised before). A call on a closed
@@ -294,12 +284,12 @@ class Router:
             await send_soon(self._dispatch, submit)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             await trio.lowlevel.checkpoint()
-            return _failed(call_id, job_id, "cancelled", "the router is closed")
+            return failed(call_id, job_id, "cancelled", "the router is closed")
         with receive:
             try:
                 item = await receive.receive()
             except trio.EndOfChannel:
-                return _failed(call_id, job_id, "cancelled", STOPPED)
+                return failed(call_id, job_id, "cancelled", STOPPED)
             except BaseException:  # cancelled (or worse): the call must not go on alone
                 await self._cancel(call_id)
                 raise
@@ -326,7 +316,7 @@ class Router:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 submit.reply_to.close()
                 fail_send, fail_receive = trio.open_memory_channel[Delta | Result](1)
-                fail_send.send_nowait(_failed(call_id, job_id, "cancelled", "the router is closed"))
+                fail_send.send_nowait(failed(call_id, job_id, "cancelled", "the router is closed"))
                 fail_send.close()
                 async with fail_receive:
                     yield fail_receive

@@ -42,6 +42,7 @@ from switchman._result import (
     RedactionReport,
     Result,
     Trace,
+    failed,
 )
 from switchman.actors._attempts import SHORT_WAIT_S, run_attempts
 from switchman.actors._callrun import CallRun, Success
@@ -630,11 +631,11 @@ async def run_dispatcher(
 def _turn_away(
     held: list[DispatcherMessage], inbox: trio.MemoryReceiveChannel[DispatcherMessage]
 ) -> None:
-    """The router stopped at once (cancelled): answer every message still waiting in
-    ``inbox`` (a call with its failed result, "the router stopped before the call
-    finished"; a spend or feedback query with the end of its channel: ``RouterClosed``),
-    and
-    close ``inbox``, so later sends fail at once instead of waiting for ever."""
+    """The router stopped at once (cancelled): answer the message it ``held`` and every
+    one still waiting in ``inbox`` (a call with its failed result, "the router stopped
+    before the call finished"; a feedback query with ``closed`` and a spend query with the
+    end of its channel, both ``RouterClosed`` to their callers), and close ``inbox``, so
+    later sends fail at once instead of waiting for ever."""
     while True:
         if held:  # (the one the dispatcher held when cancelled, waiting for room or else)
             msg = held.pop()
@@ -645,15 +646,7 @@ def _turn_away(
                 break
         if isinstance(msg, Submit):  # (its reply channel has room: the call is not begun)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                msg.reply_to.send_nowait(
-                    Result(
-                        call_id=msg.call_id,
-                        job_id=msg.job_id,
-                        status="failed",
-                        errors=(ErrorInfo(code="cancelled", message=STOPPED),),
-                        trace=Trace(outcome="cancelled"),
-                    )
-                )
+                msg.reply_to.send_nowait(failed(msg.call_id, msg.job_id, "cancelled", STOPPED))
         elif isinstance(msg, FeedbackFor):
             with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                 msg.reply_to.send_nowait("closed")  # (not "unknown": the router stopped)
