@@ -60,6 +60,11 @@ def fleet(
     )
 
 
+def routed(*models: ModelSpec, **fields: Any) -> Config:
+    """``fleet(*models)`` with the route ``r``: the models, in the order given."""
+    return fleet(*models, routes={"r": tuple(m.alias for m in models)}, **fields)
+
+
 async def streamed(router: switchman.Router, call: switchman.Call) -> tuple[switchman.Result, str]:
     """Stream ``call``: its final result and the text its deltas carried before it (a
     delta after the result, or no result, fails the test)."""

@@ -15,7 +15,7 @@ from switchman.actors._callrun import CallRun
 from switchman.catalog import BudgetsConfig, ServerConfig, SimProfile
 from switchman.sim import expected_answer
 
-from ._simfleet import fleet, sim_model, streamed
+from ._simfleet import fleet, routed, sim_model, streamed
 
 
 def _call_run(prompt: str) -> CallRun:
@@ -212,7 +212,7 @@ async def test_every_fallback_trigger_switches_model(
     autojump_clock: trio.abc.Clock, profile: SimProfile, outcome: str
 ) -> None:
     primary = sim_model("primary", profile, provider="sim-primary")
-    config = fleet(primary, GOOD, routes={"r": ("primary", "good")})
+    config = routed(primary, GOOD)
     call = Call(prompt="tell me", model="r", options=Options(timeouts=Timeouts(ttft_ms=2_000)))
     async with switchman.open_router(config) as router:
         result = await router.call(call)
@@ -232,7 +232,7 @@ async def test_a_429_holds_back_only_the_model_it_answered_for(
 ) -> None:
     # both on one provider: the sibling must stay usable while the limited model waits
     limited = sim_model("limited", SimProfile(rate_limit_rate=1.0))
-    config = fleet(limited, GOOD, routes={"r": ("limited", "good")})
+    config = routed(limited, GOOD)
     async with switchman.open_router(config) as router:
         first = await router.call(Call(prompt="tell me", model="r"))
         status = {m.alias: m for p in router.status().providers for m in p.models}
@@ -295,7 +295,7 @@ async def test_stream_gives_deltas_then_the_result(autojump_clock: trio.abc.Cloc
 
 async def test_broken_stream_is_continued_not_restarted(autojump_clock: trio.abc.Clock) -> None:
     cut = sim_model("cut", SimProfile(cut_rate=1.0, tokens_per_s=100))
-    config = fleet(cut, sim_model("rescue", supports_prefill=True), routes={"r": ("cut", "rescue")})
+    config = routed(cut, sim_model("rescue", supports_prefill=True))
     async with switchman.open_router(config) as router:
         result, text = await streamed(router, Call(prompt="Explain recursion", model="r"))
     assert result.status == "complete"
@@ -974,12 +974,7 @@ async def test_a_fallback_the_budget_kept_out_is_named_in_the_lead_error(
 ) -> None:
     cheap = sim_model("cheap", SimProfile(error_rate=1.0), input_per_mtok=0.01)
     pricey = sim_model("pricey", input_per_mtok=10_000.0, output_per_mtok=10_000.0)
-    config = fleet(
-        cheap,
-        pricey,
-        routes={"r": ("cheap", "pricey")},
-        budgets=BudgetsConfig(global_daily_usd=0.5),
-    )
+    config = routed(cheap, pricey, budgets=BudgetsConfig(global_daily_usd=0.5))
     async with switchman.open_router(config) as router:
         result = await router.call(Call(prompt="hi", model="r"))
     assert result.status == "failed"

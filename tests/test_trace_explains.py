@@ -15,7 +15,7 @@ from switchman import Call, Caller, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, SimProfile
 from switchman.policy._breaker import BreakerConfig
 
-from ._simfleet import fleet, sim_model, streamed
+from ._simfleet import fleet, routed, sim_model, streamed
 
 GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
 DOWN = sim_model("down", SimProfile(error_rate=1.0, latency_ms=50))
@@ -55,7 +55,7 @@ async def test_a_wait_for_a_free_slot_is_in_the_trace(autojump_clock: trio.abc.C
 async def test_each_attempt_says_why_it_followed_and_a_backoff_is_a_wait(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    config = fleet(DOWN, GOOD, routes={"r": ("down", "good")})
+    config = routed(DOWN, GOOD)
     async with switchman.open_router(config) as router:
         result = await router.call(Call(prompt="hi", model="r"))
     assert result.status == "complete" and result.model == "good"
@@ -85,7 +85,7 @@ async def test_a_retry_its_breaker_forbids_is_a_skip_with_the_time(
     """Its failure opened the breaker: no retry, and the trace says so (it said only
     "fallback" in a live event)."""
     breaker = BreakerConfig(consecutive_failures=1, cooldown_s=5.0)
-    config = fleet(DOWN, GOOD, routes={"r": ("down", "good")})
+    config = routed(DOWN, GOOD)
     async with switchman.open_router(config, breaker=breaker) as router:
         result = await router.call(Call(prompt="hi", model="r"))
     assert result.model == "good"
@@ -100,12 +100,7 @@ async def test_a_model_its_budget_refused_is_a_skip_though_the_call_succeeded(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     pricey = sim_model("pricey", input_per_mtok=1000.0, output_per_mtok=1000.0)
-    config = fleet(
-        pricey,
-        GOOD,
-        routes={"r": ("pricey", "good")},
-        budgets=BudgetsConfig(global_daily_usd=0.05),
-    )
+    config = routed(pricey, GOOD, budgets=BudgetsConfig(global_daily_usd=0.05))
     async with switchman.open_router(config) as router:
         result = await router.call(Call(prompt="hi", model="r", params=Params(max_tokens=100)))
     assert result.status == "complete" and result.model == "good"
@@ -120,7 +115,7 @@ async def test_a_continuation_says_so_and_a_cut_attempts_bill_is_marked_estimate
     autojump_clock: trio.abc.Clock,
 ) -> None:
     cut = sim_model("cut", SimProfile(cut_rate=1.0, tokens_per_s=100))
-    config = fleet(cut, sim_model("rescue", supports_prefill=True), routes={"r": ("cut", "rescue")})
+    config = routed(cut, sim_model("rescue", supports_prefill=True))
     async with switchman.open_router(config) as router:
         result, text = await streamed(router, Call(prompt="Explain recursion", model="r"))
     assert result.status == "complete" and text == result.answer
