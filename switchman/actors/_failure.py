@@ -1,7 +1,6 @@
-"""What a call no model answered says: its lead error (the real cause, first), the error of
-a call no model could take (with the reasons that tell, and when one is back), and how long
-the router itself holds back a model a provider rate limited. Pure, but for reading the
-published snapshots."""
+"""What a call no model answered says: its lead error (the real cause, first, with when
+to retry for a rate limit), and the error of a call no model could take (with the reasons
+that tell, and when one left out for now is back). Pure."""
 
 from __future__ import annotations
 

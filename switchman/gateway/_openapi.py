@@ -303,7 +303,8 @@ _SCHEMAS: Final[dict[str, Any]] = {
                 "type": "array",
                 "items": {"type": "string"},
                 "description": "the URLs of the sources the answer cites, in the order of "
-                "its [1], [2] markers (Perplexity's search results); empty when none",
+                "its [1], [2] markers (Perplexity's search results), an empty string in "
+                "place of one left out; empty when none",
             },
             "finish_reason": {
                 "type": ["string", "null"],
