@@ -15,6 +15,8 @@ from switchman._router import OTHER_RUN
 
 CALL = Call(prompt="hi", model="sim/fast")
 STOPPED = "the router stopped before the call finished"
+# a call the dispatcher had already handed to its provider when the block was cancelled
+MID_ATTEMPT = "provider actor stopped during the attempt"
 
 
 async def test_calls_waiting_when_the_block_is_cancelled_end_failed() -> None:
@@ -37,14 +39,16 @@ async def test_calls_waiting_when_the_block_is_cancelled_end_failed() -> None:
         async with trio.open_nursery() as callers:
             with trio.CancelScope() as block:
                 async with switchman.open_router() as router:
-                    for _ in range(10):
+                    for _ in range(50):  # more than the dispatcher routes in the pause
                         callers.start_soon(call, router)
                         callers.start_soon(stream, router)
                     await trio.sleep(0.001)  # the callers submit
                     block.cancel()
-    assert len(results) == 10 and len(streamed) == 10
+    assert len(results) == 50 and len(streamed) == 50
     assert all(r.status == "failed" for r in results)
-    assert {r.errors[0].message for r in results} == {STOPPED}
+    # (on a slow machine a call may get as far as its attempt before the cancellation)
+    messages = {r.errors[0].message for r in results}
+    assert STOPPED in messages and messages <= {STOPPED, MID_ATTEMPT}
     for items in streamed:
         assert isinstance(items[-1], Result) and items[-1].status == "failed"
         assert [i for i in items if isinstance(i, Result)] == [items[-1]]
