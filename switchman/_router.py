@@ -62,7 +62,6 @@ from switchman.actors._persister import LedgerTap, Persistence, load_state, run_
 from switchman.actors._provider import run_provider_actor
 from switchman.catalog._config import (
     api_key,
-    credential_header,
     header_credentials,
     key_missing,
     load_config,
@@ -470,15 +469,14 @@ def _longest_first(values: set[str]) -> tuple[str, ...]:
 def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
     """``config`` (built in Python) with load_config's key rule applied: a provider whose
     API key ``env`` lacks is disabled with the reason load_config gives (``missing API
-    key: set X``), unless it is disabled already or its ``headers`` carry a credential.
+    key: set X``; not when its ``headers`` carry a credential), unless it is disabled
+    already.
     And ``simulated`` when the config says so or every enabled provider is the
     simulator (its results all say simulated)."""
     providers = {
         name: (
             attrs.evolve(p, disabled_reason=reason)
-            if p.disabled_reason is None
-            and not any(credential_header(h) and v.strip() for h, v in p.headers.items())
-            and (reason := key_missing(p, env)) is not None
+            if p.disabled_reason is None and (reason := key_missing(p, env)) is not None
             else p
         )
         for name, p in config.providers.items()

@@ -259,7 +259,7 @@ def test_a_providers_secrets_are_its_key_and_its_credential_headers() -> None:
     )
     assert provider_secrets(spec, None) == (f"Bearer {PROXY}", AZURE, PROXY)
     assert provider_secrets(ProviderSpec(name="s", kind="sim"), None) == ()
-    assert provider_secrets(ProviderSpec(name="o", kind="openai"), "k") == ("k",)
+    assert provider_secrets(ProviderSpec(name="o", kind="openai"), "key-0001") == ("key-0001",)
 
 
 def test_scrub_takes_several_secrets() -> None:

@@ -288,19 +288,22 @@ REDACTED: Final = "[REDACTED]"
 Secret: TypeAlias = str | tuple[str, ...] | None
 
 
+#: a secret shorter than this is not looked for by value: no provider issues such a key, and
+#: the placeholders local servers take (``EMPTY``, ``ollama``, ``model``) are words an
+#: error uses (``catalog.CREDENTIAL_MIN``, the same for credential headers)
+SECRET_MIN: Final = 8
+
+
 def scrub(text: str, secret: Secret = None) -> str:
     """Remove ``secret`` (one value, or each of several in their order: put the longest
-    first) and anything that looks like an API key or token from ``text``; a lone
-    surrogate in it (an upstream's JSON escape) becomes U+FFFD, so the text can be sent
-    on and stored."""
+    first; none shorter than ``SECRET_MIN``) and anything that looks like an API key or
+    token from ``text``; a lone surrogate in it (an upstream's JSON escape) becomes
+    U+FFFD, so the text can be sent on and stored."""
     text = valid_text(text)
     if secret:
-        if isinstance(secret, str):
-            text = text.replace(secret, REDACTED)
-        else:
-            for value in secret:
-                if value:
-                    text = text.replace(value, REDACTED)
+        for value in (secret,) if isinstance(secret, str) else secret:
+            if len(value) >= SECRET_MIN:
+                text = text.replace(value, REDACTED)
     text = _KEYLIKE.sub(REDACTED, text)
 
     def _long(match: re.Match[str]) -> str:

@@ -91,12 +91,15 @@ def api_key(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> str
 def key_missing(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> str | None:
     """Why ``provider`` cannot be used for want of its API key (``missing API key: set
     X``, or what is wrong with the key ``X`` holds), or None: it needs none (no
-    ``api_key_env``, or the simulator) or ``env`` (default ``os.environ``) has it.
+    ``api_key_env``, or the simulator), ``env`` (default ``os.environ``) has it, or its
+    ``headers`` carry a credential (a proxy's ``Authorization``, Azure's ``api-key``).
 
     ``load_config`` disables a provider for this reason; ``run_router`` applies it to a
     ``Config`` built in Python, so a provider without its key is never called keyless.
     """
     if provider.kind == "sim" or not provider.api_key_env or api_key(provider, env) is not None:
+        return None
+    if any(credential_header(name) and value.strip() for name, value in provider.headers.items()):
         return None
     value = clean_secret((os.environ if env is None else env).get(provider.api_key_env))
     if value is not None and (problem := key_problem(value)) is not None:
@@ -150,7 +153,11 @@ def header_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
 def provider_secrets(provider: ProviderSpec, key: str | None) -> tuple[str, ...]:
     """Every credential ``provider`` is configured with: its API ``key`` (as
     ``api_key`` read it) and its ``header_credentials``, longest first (so one holding
-    another is replaced whole). ``()`` for a provider with neither (the simulator)."""
+    another is replaced whole); none shorter than ``CREDENTIAL_MIN`` (a local server's
+    placeholder key, ``EMPTY``, is no secret and a word errors use). ``()`` for a
+    provider with none (the simulator)."""
+    if key is not None and len(key) < CREDENTIAL_MIN:
+        key = None
     if not provider.headers:
         return (key,) if key else ()
     found = set(header_credentials(provider.headers))

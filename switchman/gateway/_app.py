@@ -353,7 +353,9 @@ class Gateway:
 
     def take_request(self, principal: Principal) -> None:
         """Count a call against its key's ``rpm``: ``HttpError(429)`` with ``retry-after``
-        when the key is over it (see ``_limits``)."""
+        when the key is over it (see ``_limits``). Taken once the call is known to be one
+        the key may make: a request refused for itself (a bad field, a model the key may
+        not use) is told why, and counts for nothing."""
         self.rates.check(principal, trio.current_time())
 
     def parse_call(self, raw: Any, principal: Principal | None = None) -> Call:
@@ -426,13 +428,13 @@ class Gateway:
 
     async def post_call(self, req: Request, send: Send, principal: Principal) -> None:
         wait = self._wait(req)
-        self.take_request(principal)
         body = await req.json(self.config.server.max_body_bytes)
         try:
             call = self.parse_call(body, principal)
         except ValidationError as exc:
             raise invalid((f.field, f.message) for f in exc.fields) from None
         call = self.admit(call, principal)
+        self.take_request(principal)
         job_id = await self.submit(call, principal)
         location = [(b"location", f"/result/{job_id}".encode())]
         if wait > 0:
@@ -668,7 +670,6 @@ class Gateway:
         )
 
     async def post_chat_completions(self, req: Request, send: Send, principal: Principal) -> None:
-        self.take_request(principal)
         body = await req.json(self.config.server.max_body_bytes)
         chat = _openai.chat_request(body)
         chat = attrs.evolve(
@@ -687,6 +688,7 @@ class Gateway:
             call = self.admit(chat.call, principal)
         except HttpError as refused:
             raise _openai.v1_error(refused) from None
+        self.take_request(principal)
         if chat.stream:
             await self._chat_stream(send, call, principal, include_usage=chat.include_usage)
             return

@@ -717,7 +717,6 @@ class _Connection:
             self._owe(job_id)
 
     async def submit(self, raw: Any) -> None:
-        self.gw.take_request(self.principal)
         if raw is not None and not isinstance(raw, dict):
             raise invalid([("call", "must be a JSON object")])
         try:
@@ -728,6 +727,7 @@ class _Connection:
             call = self.gw.admit(call, self.principal)
         except HttpError as err:  # its fields are the call's: name them as such
             raise _within_call(err) from None
+        self.gw.take_request(self.principal)
         # streamed, so its text travels live as attempt.delta events (already redacted);
         # the deltas themselves are not needed here and are drained
         sink, drain = trio.open_memory_channel[Delta | Result](64)

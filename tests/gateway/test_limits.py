@@ -81,6 +81,46 @@ async def test_http_calls_over_a_keys_rpm_are_429_per_key() -> None:
             assert len(router.calls) == 2 + 5 + 1  # the refused ones never reached it
 
 
+async def test_a_request_refused_for_itself_is_told_why_and_takes_nothing_from_the_rpm() -> None:
+    """A bad field or a model the key may not use answers its own 422/400/403/404 however
+    many came before, and leaves the key's calls a minute to its real calls."""
+    keys = (KeySpec(key_env="KEY_R", handle="r", secret="secret-r", rpm=2, models=("fast",)),)
+    router = FakeRouter(make_config(keys=keys))
+    r_key = bearer("secret-r")
+    refused = [
+        ("/call", {"prompt": "hi", "model": "slow"}, 403),  # not this key's
+        ("/call", {"prompt": "hi", "model": "fast", "params": {"temperature": 9}}, 422),
+        ("/call", {"prompt": "", "model": "fast"}, 422),
+        ("/v1/chat/completions", {"model": "slow", "messages": USER}, 403),
+        ("/v1/chat/completions", {"model": "no-such", "messages": USER}, 404),
+        ("/v1/chat/completions", {"model": "fast", "messages": USER, "n": 3}, 400),
+    ]
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            for _ in range(2):  # twice the key's rpm of them
+                for path, body, status in refused:
+                    r = await gw.client.post(path, json=body, headers=r_key)
+                    assert r.status_code == status, (path, body, r.text)
+            ws_refused = json.dumps({"type": "call", "call": {"prompt": "hi", "model": "slow"}})
+            auth = [(b"authorization", b"Bearer secret-r")]
+            async with open_websocket_url(gw.ws_url, extra_headers=auth) as ws:
+                for _ in range(3):
+                    await ws.send_message(ws_refused)
+                    error = json.loads(await ws.get_message())
+                    assert error["error"]["code"] == "permission_denied", error
+            call = {"prompt": "hi", "model": "fast"}
+            assert (await gw.client.post("/call", json=call, headers=r_key)).status_code == 202
+            chat = {"model": "fast", "messages": USER}
+            r = await gw.client.post("/v1/chat/completions", json=chat, headers=r_key)
+            assert r.status_code == 200
+            r = await gw.client.post("/call", json=call, headers=r_key)
+            assert r.status_code == 429  # the two real calls used it up
+            # over the rate, a bad request is still told what is wrong with it
+            r = await gw.client.post("/call", json=refused[1][1], headers=r_key)
+            assert r.status_code == 422 and "temperature" in r.text
+            assert len(router.calls) == 2
+
+
 async def test_a_websocket_call_over_the_rpm_gets_an_error_and_the_socket_lives_on() -> None:
     router = FakeRouter(make_config(keys=_keys(1)))
     auth = [(b"authorization", b"Bearer secret-r")]
