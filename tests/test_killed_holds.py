@@ -138,3 +138,49 @@ def test_a_clean_stop_leaves_no_hold_behind(tmp_path: Path) -> None:
         assert _held(db) == []
     with serving(tmp_path, db, "--config", str(config)) as again:
         assert _day_spent(again.port) == pytest.approx(cost)
+
+
+def test_an_attempt_whose_job_was_stored_before_the_kill_counts_at_its_bill(
+    tmp_path: Path,
+) -> None:
+    """A job's result reaches the store before its attempt's settlement is saved (spend is
+    saved in batches): a kill between the two leaves the hold of an attempt that ended.
+    The restart counts that attempt at what the stored result says it was billed, not at
+    the most it could have cost. (The store is put back as such a kill leaves it: the
+    spend saved while the attempt was in flight, the job's result stored after.)"""
+    config = tmp_path / "switchman.toml"
+    config.write_text(SLOW_AND_DEAR.replace("latency_ms = 30000", "latency_ms = 1500"))
+    db = tmp_path / "jobs.db"
+    body = {"prompt": "Take a moment", "model": "sim/dear", "params": {"max_tokens": 1000}}
+    with serving(tmp_path, db, "--config", str(config)) as daemon:
+        base = f"http://127.0.0.1:{daemon.port}"
+        job_id = httpx.post(f"{base}/call", json=body, timeout=5).json()["job_id"]
+        deadline = time.monotonic() + 20
+        while not (held := _held(db)):
+            assert time.monotonic() < deadline, "the hold never reached the store"
+            time.sleep(0.02)
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            in_flight = conn.execute("SELECT key, value FROM spend").fetchall()
+        done = httpx.get(f"{base}/result/{job_id}?wait=20", timeout=30).json()
+        assert done["status"] == "complete"
+        cost = done["result"]["cost_usd"]
+        daemon.proc.kill()
+        daemon.proc.wait(timeout=10)
+    (hold,) = held
+    assert hold["job"] == job_id and hold["attempt"] == 1
+    bound = int(hold["nanos"]) / 1e9  # type: ignore[call-overload]
+    assert 0 < cost < bound / 5  # the bill is far below what was held
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("DELETE FROM spend")
+        conn.executemany("INSERT INTO spend (key, value) VALUES (?, ?)", in_flight)
+    with serving(tmp_path, db, "--config", str(config)) as again:
+        assert _day_spent(again.port) == pytest.approx(cost)
+        job = httpx.get(f"http://127.0.0.1:{again.port}/result/{job_id}", timeout=5).json()
+        assert (job["status"], job["result"]["cost_usd"]) == ("complete", cost)
+        again.proc.send_signal(signal.SIGTERM)
+        assert again.proc.wait(timeout=20) == 0
+    assert _held(db) == []
+    with serving(tmp_path, db, "--config", str(config)) as third:  # counted once
+        assert _day_spent(third.port) == pytest.approx(cost)
+    err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
+    assert "attempt(s) were in flight when switchman last stopped" not in err

@@ -82,9 +82,7 @@ def test_a_toml_provider_with_neither_its_key_nor_a_credential_header_is_disable
 
 
 @pytest.mark.parametrize("placeholder", ["EMPTY", "model", "ollama", "not"])
-async def test_a_placeholder_key_does_not_garble_an_error(
-    tmp_path: Path, placeholder: str
-) -> None:
+async def test_a_placeholder_key_does_not_garble_an_error(tmp_path: Path, placeholder: str) -> None:
     """A local server's dummy key is a word the provider's error uses: the error reads as
     the provider wrote it."""
     async with trio.open_nursery() as nursery:

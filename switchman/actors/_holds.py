@@ -18,10 +18,16 @@ log = logging.getLogger("switchman.attempts")
 
 
 async def reserve_hold(
-    env: DispatchEnv, rid: str, scopes: tuple[str, ...], amount: float, owner: str = ""
+    env: DispatchEnv,
+    rid: str,
+    scopes: tuple[str, ...],
+    amount: float,
+    owner: str = "",
+    attempt: int = 0,
 ) -> Refusal | None:
-    """Ask the ledger to hold ``amount`` on ``scopes`` as reservation ``rid``: None when
-    it did, else the budget that refused. A ledger that went away refuses (fail closed).
+    """Ask the ledger to hold ``amount`` on ``scopes`` as reservation ``rid`` (for attempt
+    ``attempt`` of job ``owner``, if one): None when it did, else the budget that refused.
+    A ledger that went away refuses (fail closed).
 
     Cancelled before the answer is read, the hold is released (shielded, bounded): the
     ledger may have made it already, and no one else would.
@@ -33,7 +39,14 @@ async def reserve_hold(
         try:
             await send_soon(
                 env.ledger,
-                Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=send, owner=owner),
+                Reserve(
+                    id=rid,
+                    scopes=scopes,
+                    amount_usd=amount,
+                    reply_to=send,
+                    owner=owner,
+                    attempt=attempt,
+                ),
             )
             try:
                 return await receive.receive()

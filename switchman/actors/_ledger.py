@@ -104,7 +104,9 @@ async def run_ledger(
             ledger = prune(ledger, wall_now=now)
             prune_at = (math.floor(now / 3600.0) + 1.0) * 3600.0
         match msg:
-            case Reserve(id=rid, scopes=scopes, amount_usd=amount, reply_to=reply, owner=owner):
+            case Reserve(
+                id=rid, scopes=scopes, amount_usd=amount, reply_to=reply, owner=owner, attempt=n
+            ):
                 with reply:
                     now = wall()
                     ledger, refused = reserve(
@@ -115,6 +117,7 @@ async def run_ledger(
                         reservation_id=rid,
                         wall_now=now,
                         owner=owner,
+                        attempt=n,
                     )
                     answer = None if refused is None else refusal(ledger, refused, wall_now=now)
                     try:

@@ -123,8 +123,10 @@ class Reserve:
     scopes: tuple[str, ...]
     amount_usd: float
     reply_to: trio.MemorySendChannel[Refusal | None]
-    #: the job it is for, if any (what a restart bills a killed job for)
+    #: the job it is for, if any (what a restart bills a killed job for), and which of its
+    #: attempts (``AttemptRecord.n``)
     owner: str = ""
+    attempt: int = 0
 
 
 @attrs.frozen(kw_only=True)

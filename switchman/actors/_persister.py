@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 import trio
@@ -26,6 +26,7 @@ from switchman.policy._budget import (
     held_in_snapshot,
     ledger_from_snapshot,
     ledger_snapshot,
+    settle_stored,
 )
 from switchman.policy._learning import ModelStats
 from switchman.store import StoreError
@@ -41,6 +42,24 @@ class Persistence(Protocol):
     async def load_stats(self) -> dict[str, Any]: ...
 
     async def save_stats(self, data: Mapping[str, Any]) -> None: ...
+
+
+class _Job(Protocol):
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def result(self) -> Mapping[str, Any] | None: ...
+
+
+@runtime_checkable
+class ReadsJobs(Protocol):
+    """A store that keeps the gateway's jobs (``switchman.store.JobStore``)."""
+
+    async def get_job(self, job_id: str) -> _Job | None: ...
 
 
 class LedgerTap:
@@ -110,6 +129,8 @@ async def load_state(
     held: dict[str, Held] = {}
     try:
         spend = await store.load_spend()
+        if spend and isinstance(store, ReadsJobs):
+            spend = await _settled_by_results(store, spend)
         if spend:
             ledger = ledger_from_snapshot(spend)
             held = held_by_owner(spend)
@@ -126,6 +147,37 @@ async def load_state(
     stored = await store.load_stats()
     stats = stats_from_json(stored, now=trio.current_time(), wall_now=time.time())
     return ledger, stats, held
+
+
+async def _settled_by_results(store: ReadsJobs, spend: Mapping[str, Any]) -> dict[str, Any]:
+    """``spend`` with the holds of attempts whose jobs' results were stored settled to what
+    those results say they were billed (``settle_stored``): the result of a job reaches the
+    store before the settlement of its last attempt is saved, and a process stopped in
+    between must not count that attempt at the most it could have cost."""
+    billed: dict[tuple[str, int], float] = {}
+    held = spend.get("held")
+    for h in held if isinstance(held, list) else ():
+        job = h.get("job") if isinstance(h, Mapping) else None
+        n = h.get("attempt") if isinstance(h, Mapping) else None
+        if not (isinstance(job, str) and job and isinstance(n, int) and n > 0):
+            continue
+        record = await store.get_job(job)
+        if record is None or not record.finished or record.reason == "interrupted":
+            continue
+        trace = (record.result or {}).get("trace")
+        attempts = trace.get("attempts") if isinstance(trace, Mapping) else None
+        for a in attempts if isinstance(attempts, list) else ():
+            cost = a.get("cost_usd") if isinstance(a, Mapping) else None
+            if a.get("n") == n and isinstance(cost, (int, float)) and cost >= 0:
+                billed[(job, n)] = float(cost)
+    if billed:
+        log.info(
+            "%d attempt(s) in flight when switchman last stopped had ended, their jobs' results"
+            " stored: counted at what they were billed, $%.6f",
+            len(billed),
+            sum(billed.values()),
+        )
+    return settle_stored(spend, billed)
 
 
 def _all_stats(board: StatusBoard) -> dict[tuple[str, str], ModelStats]:

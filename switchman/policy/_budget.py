@@ -90,13 +90,15 @@ def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: flo
 @attrs.frozen(kw_only=True)
 class Reservation:
     """An open reservation: ``amount_nanos`` held in each of ``windows``; ``owner``: the
-    job it is for, when it is one's (what a restart bills a killed job for)."""
+    job it is for, when it is one's (what a restart bills a killed job for), and
+    ``attempt`` which of its attempts (``AttemptRecord.n``; 0: not said)."""
 
     id: str
     scopes: tuple[str, ...]
     amount_nanos: int
     windows: tuple[tuple[str, str], ...]  # (scope, window key) charged
     owner: str = ""
+    attempt: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -160,6 +162,7 @@ def reserve(
     reservation_id: str,
     wall_now: float,
     owner: str = "",
+    attempt: int = 0,
 ) -> tuple[Ledger, Limit | None]:
     """Hold ``amount_usd`` against every scope in ``scopes``.
 
@@ -192,6 +195,7 @@ def reserve(
         amount_nanos=amount,
         windows=windows,
         owner=owner,
+        attempt=attempt,
     )
     return attrs.evolve(
         ledger, reservations={**ledger.reservations, reservation_id: reservation}
@@ -281,7 +285,7 @@ def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
     if ledger.reservations:
         snap["held"] = [
             {"nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
-            | ({"job": r.owner} if r.owner else {})
+            | ({"job": r.owner, "attempt": r.attempt} if r.owner else {})
             for _, r in sorted(ledger.reservations.items())
         ]
     return snap
@@ -364,6 +368,41 @@ def ledger_from_snapshot(data: Mapping[str, Any]) -> Ledger:
                 raise ValueError(f"a held reservation's window is not [scope, key]: {w!r}")
             spent[(w[0], w[1])] = spent.get((w[0], w[1]), 0) + nanos
     return Ledger(spent=spent)
+
+
+def settle_stored(
+    data: Mapping[str, Any], billed: Mapping[tuple[str, int], float]
+) -> dict[str, Any]:
+    """``data`` (a ``ledger_snapshot``) with each hold for attempt ``n`` of job ``j`` that
+    ``billed`` has (``billed[(j, n)]``, what the job's stored result says the attempt was
+    billed) settled to that: out of ``held``, the bill added to the settled spend of the
+    windows it was held in. A job's result can reach the store before its last attempt's
+    settlement is saved; a process stopped in between left the hold of an attempt that had
+    ended. Holds of another shape are left for ``ledger_from_snapshot`` to judge."""
+    held, settled = data.get("held"), data.get("nano_usd")
+    if not billed or not isinstance(held, list) or not isinstance(settled, Mapping):
+        return dict(data)
+    spend = {s: dict(w) if isinstance(w, Mapping) else w for s, w in settled.items()}
+    left: list[Any] = []
+    for h in held:
+        ok = isinstance(h, Mapping) and isinstance(h.get("job"), str)
+        usd = billed.get((h["job"], h.get("attempt"))) if ok else None
+        windows = h.get("windows") if ok else None
+        if (
+            usd is None
+            or not isinstance(windows, list)
+            or not all(_is_window(w) and isinstance(spend.get(w[0], {}), dict) for w in windows)
+        ):
+            left.append(h)
+            continue
+        for scope, window in windows:
+            into = spend.setdefault(scope, {})
+            into[window] = into.get(window, 0) + to_nanos(usd)
+    return {**data, "nano_usd": spend, "held": left}
+
+
+def _is_window(w: Any) -> bool:
+    return isinstance(w, list) and len(w) == 2 and all(isinstance(x, str) for x in w)
 
 
 def _settled_from_snapshot(data: Mapping[str, Any]) -> dict[tuple[str, str], int]:

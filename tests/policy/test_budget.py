@@ -23,6 +23,7 @@ from switchman.policy._budget import (
     reserve,
     reserved_usd,
     settle,
+    settle_stored,
     spent_usd,
     to_nanos,
     window_key,
@@ -427,3 +428,39 @@ def test_holds_are_summed_by_the_job_each_was_for() -> None:
     assert owed["job_1"].providers == ()  # (held in the global scope alone)
     assert held_by_owner({"nano_usd": {}}) == {}
     assert held_by_owner({"held": [{"nanos": 5}, "junk", {"job": 3, "nanos": 1}]}) == {}
+
+
+def test_holds_whose_attempts_were_billed_in_stored_results_are_settled_to_those_bills() -> None:
+    led = Ledger()
+    held = (("c1:1", "job_1", 1, 1.0), ("c1:2", "job_1", 2, 0.5), ("c2:1", "job_2", 1, 0.25))
+    for rid, owner, n, usd in held:
+        led, _ = reserve(
+            led,
+            [],
+            scopes=["global", "caller:a"],
+            amount_usd=usd,
+            reservation_id=rid,
+            wall_now=T0,
+            owner=owner,
+            attempt=n,
+        )
+    led = record(led, ["global"], actual_usd=0.125, wall_now=T0)
+    snap = json.loads(json.dumps(ledger_snapshot(led)))
+    assert [(h["job"], h["attempt"]) for h in snap["held"]] == [
+        ("job_1", 1),
+        ("job_1", 2),
+        ("job_2", 1),
+    ]
+    # job_1's result was stored: attempt 1 billed 0.01, attempt 2 nothing (it failed)
+    fixed = settle_stored(snap, {("job_1", 1): 0.01, ("job_1", 2): 0.0, ("job_9", 1): 5.0})
+    after = ledger_from_snapshot(fixed)
+    assert spent_usd(after, "global", "day", wall_now=T0) == pytest.approx(0.125 + 0.01 + 0.25)
+    assert spent_usd(after, "caller:a", "month", wall_now=T0) == pytest.approx(0.01 + 0.25)
+    assert {j: h.usd for j, h in held_by_owner(fixed).items()} == {"job_2": 0.25}
+    assert held_in_snapshot(fixed) == (1, 0.25)
+    assert settle_stored(snap, {}) == snap  # nothing known: every hold stays spent
+    # holds of an older shape (no attempt) or a bad one are left as they are
+    old = {"nano_usd": {}, "held": [{"nanos": 5, "windows": [["global", "d"]], "job": "job_1"}]}
+    assert settle_stored(old, {("job_1", 1): 0.0}) == old
+    odd = {"nano_usd": {}, "held": [{"nanos": 5, "windows": ["global"], "job": "j", "attempt": 1}]}
+    assert settle_stored(odd, {("j", 1): 0.0}) == odd
