@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import tomllib
 from typing import Any
 
 import attrs
@@ -28,8 +29,9 @@ from switchman._errors import ValidationError
 from switchman._router import open_router
 from switchman._version import __version__
 from switchman.catalog import Config, load_config
+from switchman.catalog._config import DISABLED_BY_CONFIG
 from switchman.cli import DEFAULT_HOST, EXIT_OK, CliError
-from switchman.gateway import InsecureBindError, serve_gateway
+from switchman.gateway import InsecureBindError, check_bind, serve_gateway
 from switchman.gateway._outbox import Outboxes
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
@@ -229,23 +231,67 @@ def setup_logging(level: str | None) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def serve(args: argparse.Namespace) -> int:
-    setup_logging(getattr(args, "log_level", None))
-    config = _config(args)
-    if config.simulated and args.config:
-        unset = sorted(
+def named_providers(path: str, config: Config) -> list[str]:
+    """The providers the configuration file at ``path`` names, in its order: its
+    ``[providers.X]`` tables, its models' providers, and those of the models its routes
+    chain (a catalog model's provider too). The file was read and checked already."""
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    tables = data.get("providers")
+    names = list(tables) if isinstance(tables, dict) else []
+    models = data.get("models")
+    for m in models if isinstance(models, list) else ():
+        if isinstance(m, dict) and isinstance(m.get("provider"), str):
+            names.append(m["provider"])
+    for route in config.routes.values():
+        names += [config.models[a].provider for a in route.chain if a in config.models]
+    return [n for n in dict.fromkeys(names) if n in config.providers]
+
+
+def _tell_out_of_service(path: str, config: Config) -> None:
+    """Warn of each provider the file names that cannot be used (its key unset or unfit,
+    a local server not found), naming why: its models, and the routes through them, would
+    otherwise fall to others, or to the simulator, without a word. One the file turns off
+    (``enabled = false``) is meant, and not told."""
+    log = logging.getLogger("switchman.serve")
+    named = named_providers(path, config)
+    out = {
+        n: reason
+        for n in named
+        if (reason := config.providers[n].disabled_reason) not in (None, DISABLED_BY_CONFIG)
+    }
+    for name, reason in out.items():
+        log.warning("provider %s, which %s names, is out of service: %s", name, path, reason)
+    if config.simulated:
+        named_unset = [
+            var
+            for n in out
+            if (var := config.providers[n].api_key_env) and out[n].startswith("missing API key")
+        ]
+        unset = named_unset or sorted(
             {
                 p.api_key_env
                 for p in config.providers.values()
                 if p.api_key_env and (p.disabled_reason or "").startswith("missing API key")
             }
         )
-        logging.getLogger("switchman.serve").warning(
+        log.warning(
             "no provider of %s has its key set (%s): serving the built-in simulator, whose "
             "answers are simulated",
-            args.config,
+            path,
             ", ".join(unset[:4]) + (", ..." if len(unset) > 4 else ""),
         )
+
+
+def serve(args: argparse.Namespace) -> int:
+    setup_logging(getattr(args, "log_level", None))
+    config = _config(args)
+    try:  # before anything starts: nothing to stop
+        check_bind(config.server.host, has_keys=bool(config.keys), insecure=args.insecure)
+    except InsecureBindError as exc:
+        raise CliError(str(exc)) from None
+    if args.config:
+        _tell_out_of_service(args.config, config)
     # the refusal is raised after the ``except*`` clauses, not inside one: CPython 3.11.0
     # to 3.11.3 (Debian 12's python3 is 3.11.2) wrap an exception raised there in an
     # ExceptionGroup, a traceback and exit 1 instead of ``switchman: ...`` and exit 2

@@ -1,0 +1,76 @@
+"""What ``switchman serve`` tells an operator at start, through the real command: each
+provider the configuration names that cannot be used, and why; a refused bind before
+anything starts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.test_cli import CLI, clean_env, serving
+
+NAMED = """
+[providers.mistral]
+max_concurrency = 8
+
+[providers.acme]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "ACME_KEY_UNSET"
+
+[providers.groq]
+enabled = false
+
+[[models]]
+alias = "acme-fast"
+provider = "acme"
+model_id = "a"
+
+[routes.house]
+chain = ["anthropic/claude-sonnet-5-5", "acme-fast"]
+"""
+
+
+def test_each_provider_the_file_names_without_its_key_is_told_with_its_variable(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "switchman.toml"
+    config.write_text(NAMED)
+    with serving(tmp_path, tmp_path / "jobs.db", "--config", str(config)) as daemon:
+        assert httpx.get(f"http://127.0.0.1:{daemon.port}/health", timeout=5).status_code == 200
+    err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
+    for provider, variable in (
+        ("mistral", "MISTRAL_API_KEY"),  # a table of its own
+        ("acme", "ACME_KEY_UNSET"),  # a model's provider
+        ("anthropic", "ANTHROPIC_API_KEY"),  # a route's chain
+    ):
+        assert (
+            f"provider {provider}, which {config} names, is out of service: "
+            f"missing API key: set {variable}"
+        ) in err, err
+    assert "provider groq" not in err  # turned off in the file: meant
+    assert "provider openai" not in err  # the catalog's, not the file's
+    # the simulator serves instead, and the warning names the file's own variables
+    assert (
+        "has its key set (MISTRAL_API_KEY, ACME_KEY_UNSET, ANTHROPIC_API_KEY): serving the "
+        "built-in simulator"
+    ) in err
+
+
+def test_an_open_gateway_on_a_public_address_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [*CLI, "serve", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "j.db")],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("switchman: refusing to serve '0.0.0.0' without gateway keys")
+    assert "INFO" not in done.stderr  # no supervisor started and stopped first
+    assert not (tmp_path / "j.db").exists()
