@@ -60,13 +60,8 @@ from switchman.actors._messages import (
 )
 from switchman.actors._persister import LedgerTap, Persistence, load_state, run_persister
 from switchman.actors._provider import run_provider_actor
-from switchman.catalog._config import (
-    api_key,
-    header_credentials,
-    key_missing,
-    load_config,
-    validate_config,
-)
+from switchman.catalog._config import api_key, key_missing, load_config, validate_config
+from switchman.catalog._credentials import header_credentials
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig

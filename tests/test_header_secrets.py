@@ -23,7 +23,11 @@ import switchman
 from switchman import Call
 from switchman.adapters._sse import scrub
 from switchman.catalog import Config, KeySpec, ModelSpec, ProviderSpec
-from switchman.catalog._config import credential_header, header_credentials, provider_secrets
+from switchman.catalog._credentials import (
+    credential_header,
+    header_credentials,
+    provider_secrets,
+)
 from switchman.store import open_store
 from tests._rawhttp import serve_h11
 from tests._simfleet import streamed as streamed_call

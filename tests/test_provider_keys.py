@@ -14,7 +14,7 @@ import switchman
 from switchman import Call, Params
 from switchman.adapters._sse import scrub
 from switchman.catalog import load_config
-from switchman.catalog._config import provider_secrets
+from switchman.catalog._credentials import provider_secrets
 from switchman.catalog._spec import ProviderSpec
 from switchman.sim import FakeProviderServer
 from switchman.sim._server import serve_fake_provider

@@ -72,7 +72,7 @@ from switchman.adapters._base import (
 from switchman.adapters._http import make_client, send_attempt
 from switchman.adapters._registry import make_adapter
 from switchman.adapters._sse import scrub
-from switchman.catalog._config import provider_secrets
+from switchman.catalog._credentials import provider_secrets
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import (
     CLOSED_BREAKER,

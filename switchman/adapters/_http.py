@@ -53,7 +53,7 @@ from switchman.adapters._base import (
 )
 from switchman.adapters._pool import LeanPool, LeanTransport
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
-from switchman.catalog._config import header_credentials
+from switchman.catalog._credentials import header_credentials
 from switchman.catalog._spec import ProviderSpec
 
 #: an error body is read up to this many bytes (the message is all we need)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -50,6 +49,7 @@ from switchman.catalog._catalog import (
     builtin_catalog,
     flatten_routes,
 )
+from switchman.catalog._credentials import credential_header
 from switchman.catalog._spec import (
     BudgetsConfig,
     Config,
@@ -107,65 +107,6 @@ def key_missing(provider: ProviderSpec, env: Mapping[str, str] | None = None) ->
     return f"missing API key: set {provider.api_key_env}"
 
 
-#: a header whose name holds one of these words (any case) carries a credential: Azure's
-#: ``api-key``, a proxy's ``X-Acme-Token``, ``Authorization``, a ``Cookie``...
-#: the words of a header's name (split at ``-`` and ``_``) that say it carries a credential:
-#: ``X-Api-Key``, ``X-Proxy-Token``, ``Authorization``, ``X-Passphrase``; not
-#: ``X-Passthrough`` or ``X-Bypass-Cache``
-_CREDENTIAL_WORDS: Final = re.compile(
-    r"(?:auth(?:orization|entication|n|z)?"
-    r"|(?:api|access|secret|private|app|client|account|master|service|subscription)?keys?"
-    r"|(?:access|refresh|id|auth|bearer|session|api|csrf|xsrf)?tokens?"
-    r"|(?:client|app|api|shared)?secrets?|pass(?:word|wd|phrase)?|pwd|cookie"
-    r"|credentials?|signature|sig|session|sid|jwt|hmac|private)",
-    re.I,
-)
-
-
-def credential_header(name: str) -> bool:
-    """Whether a header named ``name`` carries a credential (by a word of its name)."""
-    return any(_CREDENTIAL_WORDS.fullmatch(word) for word in re.split(r"[-_]", name))
-
-
-#: a credential header's value shorter than this is not taken for a secret: replacing
-#: it wherever it appears would redact ordinary words (``Basic``, a short tenant name)
-CREDENTIAL_MIN: Final = 8
-
-
-def header_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The credentials among a provider's (or a request's) ``headers``, longest first:
-    the values of headers named like a credential (``auth``, ``key``, ``token``,
-    ``secret``, ``pass``, ``cookie``, ``credential``, ``signature``, ``session``), and
-    for ``Bearer X`` or ``Basic X`` also ``X``; none shorter than ``CREDENTIAL_MIN``. Other
-    headers (``anthropic-version: 2023-06-01``) are no secret. ``()`` for no headers."""
-    found: set[str] = set()
-    for name, raw in headers.items():
-        if not credential_header(name):
-            continue
-        value = raw.strip()
-        scheme, _, token = value.partition(" ")
-        for v in (value, token.strip() if scheme.lower() in ("bearer", "basic") else ""):
-            if len(v) >= CREDENTIAL_MIN:
-                found.add(v)
-    return tuple(sorted(found, key=lambda v: (-len(v), v)))
-
-
-def provider_secrets(provider: ProviderSpec, key: str | None) -> tuple[str, ...]:
-    """Every credential ``provider`` is configured with: its API ``key`` (as
-    ``api_key`` read it) and its ``header_credentials``, longest first (so one holding
-    another is replaced whole); none shorter than ``CREDENTIAL_MIN`` (a local server's
-    placeholder key, ``EMPTY``, is no secret and a word errors use). ``()`` for a
-    provider with none (the simulator)."""
-    if key is not None and len(key) < CREDENTIAL_MIN:
-        key = None
-    if not provider.headers:
-        return (key,) if key else ()
-    found = set(header_credentials(provider.headers))
-    if key:
-        found.add(key)
-    return tuple(sorted(found, key=lambda v: (-len(v), v)))
-
-
 def clean_secret(value: str | None) -> str | None:
     """A secret read from the environment, without surrounding whitespace; None if empty."""
     return (value or "").strip() or None
@@ -221,6 +162,18 @@ def _join(path: str, name: str | int) -> str:
     return f"{path}[{name}]" if isinstance(name, int) else f"{path}.{name}"
 
 
+def _beside_the_broken(errors: list[FieldError], broken: set[str]) -> list[FieldError]:
+    """``errors`` once each, without those that only say a name is unknown where the name
+    is one the file defines with mistakes of its own (already reported): one typo in a
+    model is one line, not one more per route and key that names the model."""
+    named = {repr(name) for name in broken}
+    return [
+        e
+        for e in dict.fromkeys(errors)
+        if not (e.message.startswith("unknown ") and e.message.rpartition(" ")[2] in named)
+    ]
+
+
 class _Loader:
     """One load: builds the Config from what parses, checks it by ``validate_config``'s
     rules, then raises every error found (TOML's and the rules') or returns it."""
@@ -230,6 +183,9 @@ class _Loader:
         self.env = env
         self.catalog = catalog
         self.errors: list[FieldError] = []
+        #: providers and model aliases the file defines that were left out for mistakes of
+        #: their own (reported): a reference to one is not another mistake to report
+        self.broken: set[str] = set()
 
     def load(self) -> Config:
         if not isinstance(self.data, Mapping):
@@ -269,7 +225,7 @@ class _Loader:
         )
         self.errors.extend(config_problems(config))
         if self.errors:
-            raise ValidationError(list(dict.fromkeys(self.errors)))
+            raise ValidationError(_beside_the_broken(self.errors, self.broken))
         return config
 
     # -- helpers -------------------------------------------------------------
@@ -324,6 +280,8 @@ class _Loader:
                 self.errors.append(FieldError(f"{path}.enabled", "must be true or false"))
             if spec is not None:
                 providers[name] = spec
+            elif name not in providers:
+                self.broken.add(name)
         return providers
 
     def disabled_reason(self, p: ProviderSpec, tables: Mapping[str, Any]) -> str | None:
@@ -395,6 +353,7 @@ class _Loader:
             )
             self.errors.extend(_under(path, references))
             if spec is None or references:
+                self.broken.add(alias)
                 continue
             models[alias] = spec
             if alias in self.catalog.routes:

@@ -729,3 +729,59 @@ def test_config_from_dict_takes_parsed_data() -> None:
     config = config_from_dict(data, env={})
     assert config.providers["openai"].rpm == 7
     assert config.providers["sim"].seed == 1
+
+
+@pytest.mark.parametrize(
+    ("mistake", "field"),
+    [
+        ("output_per_mtk = 1.0", "models[0].output_per_mtk"),
+        ("context_window = 0", "models[0].context_window"),
+        ('trust_tier = "gold"', "models[0].trust_tier"),
+    ],
+)
+def test_one_mistake_in_a_model_is_one_error_not_one_per_reference(
+    tmp_path: Path, mistake: str, field: str
+) -> None:
+    """The routes and keys naming a model left out for its own mistake are not reported as
+    naming an unknown model: that would send the operator after mistakes that are not."""
+    text = f"""
+    [[models]]
+    alias = "acme-fast"
+    provider = "openai"
+    model_id = "acme-1"
+    {mistake}
+
+    [routes.house]
+    chain = ["acme-fast", "gpt"]
+
+    [[keys]]
+    key_env = "TEAM_KEY"
+    handle = "team"
+    models = ["house", "acme-fast"]
+    """
+    found = errors(tmp_path, text, {**OPENAI, "TEAM_KEY": "team-secret-0123456789"})
+    assert list(found) == [field], found
+
+
+def test_a_provider_with_a_bad_kind_is_one_error_not_one_per_model(tmp_path: Path) -> None:
+    text = """
+    [providers.acme]
+    kind = "openia"
+    base_url = "http://127.0.0.1:9/v1"
+
+    [[models]]
+    alias = "acme-fast"
+    provider = "acme"
+    model_id = "a"
+
+    [routes.house]
+    chain = ["acme-fast"]
+
+    [budgets.providers.acme]
+    daily_usd = 1.0
+    """
+    found = errors(tmp_path, text)
+    assert list(found) == ["providers.acme.kind"], found
+    # a name no part of the file defines is still unknown wherever it is named
+    found = errors(tmp_path, '[routes.house]\nchain = ["no-such-model"]\n')
+    assert found == {"routes.house.chain[0]": "unknown model or route 'no-such-model'"}
