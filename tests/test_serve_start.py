@@ -4,6 +4,8 @@ anything starts."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -74,3 +76,20 @@ def test_an_open_gateway_on_a_public_address_is_refused_before_anything_starts(
     assert done.stderr.startswith("switchman: refusing to serve '0.0.0.0' without gateway keys")
     assert "INFO" not in done.stderr  # no supervisor started and stopped first
     assert not (tmp_path / "j.db").exists()
+
+
+def test_a_store_from_a_newer_switchman_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    done = subprocess.run(
+        [*CLI, "serve", "--port", "0", "--db", str(db)],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"cannot use {db} as the job store: a newer switchman wrote it" in done.stderr
+    assert "run that version, or give this one another store" in done.stderr

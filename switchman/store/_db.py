@@ -36,6 +36,9 @@ BEAT_S: Final = 5.0
 _PRUNE_EVERY: Final = 256
 #: the schema version (``PRAGMA user_version``) from which a job's owner is its handle
 _OWNED_BY_HANDLE: Final = 1
+#: the newest schema this code knows: a store a later version wrote is not opened (this
+#: code could misread it, and would write rows that version does not expect)
+SCHEMA_VERSION: Final = _OWNED_BY_HANDLE
 #: how long a statement waits for another process's write lock before it fails
 BUSY_TIMEOUT_S: Final = 5.0
 #: how often finished jobs that could not be written are tried again
@@ -212,6 +215,13 @@ class _Db:
     def _prepare(self, path: str, busy_timeout_s: float) -> None:
         self.conn.row_factory = sqlite3.Row
         self.path = path
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"cannot use {path} as the job store: a newer switchman wrote it (schema "
+                f"version {version}; this one knows up to {SCHEMA_VERSION}): run that "
+                "version, or give this one another store"
+            )
         if path != MEMORY:
             # a new file gives pruned jobs' pages back to the disk (``_reclaim``); set
             # before its first table, it is kept in the file (an older file: ``convert``)

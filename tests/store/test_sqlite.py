@@ -425,3 +425,24 @@ async def test_a_database_from_before_ratings_gains_the_column(tmp_path: Path) -
         job = await store.get_job("old")
         assert job is not None and job.rated_at is None
         assert await store.mark_rated("old")
+
+
+async def test_a_store_a_newer_switchman_wrote_is_not_opened(tmp_path: Path) -> None:
+    from switchman.store import StoreError
+    from switchman.store._db import SCHEMA_VERSION
+
+    db = tmp_path / "jobs.db"
+    async with open_store(str(db)):
+        pass
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.execute("CREATE TABLE later (x)")  # something this version does not know
+    before = db.read_bytes()
+    with pytest.raises(StoreError) as info:
+        async with open_store(str(db)):
+            pass
+    assert f"schema version {SCHEMA_VERSION + 1}; this one knows up to {SCHEMA_VERSION}" in str(
+        info.value
+    )
+    assert str(db) in str(info.value)
+    assert db.read_bytes() == before  # untouched: no table, pragma or row of this version's
