@@ -124,6 +124,47 @@ def _plain_url(errors: list[FieldError], name: str, value: str) -> None:
         )
 
 
+#: the ends of a ``base_url`` that are an endpoint's path, not the API root: each wire
+#: kind adds its own (``/chat/completions``, ``/v1/messages``, ``/models/M:action``,
+#: ``/api/chat``), and would add it again after these
+_ENDPOINTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "openai": ("/chat/completions", "/completions", "/responses"),
+    "anthropic": ("/v1/messages", "/messages", "/v1"),
+    "gemini": ("/models", ":generatecontent", ":streamgeneratecontent"),
+    "ollama": ("/api/chat", "/api/generate", "/api", "/v1"),
+}
+_ADDS: Final[Mapping[str, str]] = {
+    "openai": "/chat/completions",
+    "anthropic": "/v1/messages",
+    "gemini": "/models/MODEL:streamGenerateContent",
+    "ollama": "/api/chat",
+}
+
+
+def _api_root(errors: list[FieldError], kind: object, value: str) -> None:
+    """A ``base_url`` is the API root its provider's docs give; one ending in the path of
+    the endpoint switchman adds for its kind would be sent to that path twice (a 404 on
+    every call, and its models' calls quietly falling to others)."""
+    if not isinstance(kind, str) or kind not in _ENDPOINTS:
+        return
+    path = urllib.parse.urlsplit(value).path.rstrip("/").lower()
+    tail = next((t for t in _ENDPOINTS[kind] if path.endswith(t)), None)
+    if tail is None:
+        return
+    hint = (
+        ' (Ollama\'s OpenAI-compatible /v1 is kind = "openai")'
+        if kind == "ollama" and tail == "/v1"
+        else ""
+    )
+    errors.append(
+        FieldError(
+            "base_url",
+            f"is the API root, without {tail!r}: switchman adds {_ADDS[kind]} to it for "
+            f"kind {kind!r}{hint}",
+        )
+    )
+
+
 def _name(errors: list[FieldError], name: str, value: object) -> None:
     """A non-empty string."""
     if not isinstance(value, str):
@@ -253,6 +294,7 @@ class ProviderSpec:
             errors.append(FieldError("base_url", f"must be an http(s) URL; got {v.base_url!r}"))
         elif v.base_url:
             _plain_url(errors, "base_url", v.base_url)
+            _api_root(errors, v.kind, v.base_url)
         _env_name(errors, "api_key_env", v.api_key_env, optional=True)
         _number(errors, "max_concurrency", v.max_concurrency, 1, integer=True)
         _number(errors, "rpm", v.rpm, 1, integer=True, optional=True)

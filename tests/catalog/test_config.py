@@ -785,3 +785,41 @@ def test_a_provider_with_a_bad_kind_is_one_error_not_one_per_model(tmp_path: Pat
     # a name no part of the file defines is still unknown wherever it is named
     found = errors(tmp_path, '[routes.house]\nchain = ["no-such-model"]\n')
     assert found == {"routes.house.chain[0]": "unknown model or route 'no-such-model'"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "tail"),
+    [
+        ("anthropic", "https://proxy.example/anthropic/v1/messages", "/v1/messages"),
+        ("anthropic", "https://api.anthropic.com/v1/", "/v1"),
+        ("openai", "https://api.openai.com/v1/chat/completions", "/chat/completions"),
+        ("gemini", "https://generativelanguage.googleapis.com/v1beta/models", "/models"),
+        ("ollama", "http://localhost:11434/api/chat", "/api/chat"),
+        ("ollama", "http://localhost:11434/v1", "/v1"),
+    ],
+)
+def test_a_base_url_ending_in_the_endpoint_switchman_adds_is_an_error(
+    tmp_path: Path, kind: str, url: str, tail: str
+) -> None:
+    text = f"""
+    [providers.edge]
+    kind = "{kind}"
+    base_url = "{url}"
+    """
+    found = errors(tmp_path, text)
+    assert list(found) == ["providers.edge.base_url"], found
+    assert found["providers.edge.base_url"].startswith(f"is the API root, without {tail!r}")
+
+
+def test_the_catalogs_api_roots_and_a_proxys_prefix_are_fine(tmp_path: Path) -> None:
+    text = """
+    [providers.edge]
+    kind = "anthropic"
+    base_url = "https://gateway.example/anthropic"
+
+    [providers.mirror]
+    kind = "openai"
+    base_url = "https://gateway.example/openai/v1"
+    """
+    config = load(tmp_path, text)
+    assert config.providers["edge"].base_url == "https://gateway.example/anthropic"
