@@ -965,6 +965,10 @@ async def test_discovery_adds_installed_models_and_routes_local_to_them(
         assert (result.status, result.model) == ("complete", "local/healthy"), result.errors
         assert result.answer == answer_of("healthy:latest")
         assert server.requests("healthy:latest")[0].wire_format == "ollama"
+        # Ollama's own names for it, tagged or not, as Ollama reads them
+        for name in ("healthy:latest", "healthy"):
+            result = await fleet.call(name)
+            assert (result.status, result.model) == ("complete", "local/healthy"), name
 
 
 async def test_discovery_keeps_what_the_catalog_knows_of_an_installed_model() -> None:

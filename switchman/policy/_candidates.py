@@ -54,22 +54,32 @@ def model_named(name: str, config: Config, usable: Callable[[str], bool] | None 
     """``name`` as the configuration knows it: itself when it is ``"auto"``, a route or an
     alias; else the alias of the one model whose provider id it is, among those
     ``usable`` allows when they are one model, else among all (several aliases of one
-    provider's model: the first configured); else itself (unknown, or the id of models
-    of several providers, which the caller must tell apart by alias)."""
+    provider's model: the first configured); Ollama's tags read as Ollama reads them
+    (``llama3.2`` is ``llama3.2:latest``, and the other way round); else itself (unknown,
+    or the id of models of several providers, which the caller must tell apart by alias)."""
     if name == "auto" or name in config.routes or name in config.models:
         return name
+    if (alias := _by_id(name, config, usable)) is not None:
+        return alias
+    if name.endswith(_LATEST):  # Ollama's tag for the untagged name: llama3.2:latest
+        bare = name[: -len(_LATEST)]
+        if bare in config.models:
+            return bare
+        alias = _by_id(bare, config, usable)
+    elif ":" not in name:  # the untagged name of a model pulled as llama3.2:latest
+        alias = _by_id(name + _LATEST, config, usable)
+    return name if alias is None else alias
+
+
+def _by_id(name: str, config: Config, usable: Callable[[str], bool] | None) -> str | None:
+    """The alias of the one model whose provider id is ``name`` (among those ``usable``
+    allows first), or None."""
     found = models_with_id(name, config)
     if usable is not None and found:  # the models this caller may call, when that tells
         mine = [a for a in found if usable(a)]
         if one_model(mine, config):
             return mine[0]
-    if one_model(found, config):
-        return found[0]
-    if name.endswith(_LATEST):  # Ollama's tag for the untagged name: llama3.2:latest
-        bare = model_named(name[: -len(_LATEST)], config, usable)
-        if bare in config.models:
-            return bare
-    return name
+    return found[0] if one_model(found, config) else None
 
 
 _LATEST: Final = ":latest"

@@ -164,3 +164,16 @@ def test_dated_tagged_and_cased_spellings() -> None:
     assert model_named("llama3.2:latest", config) == "ollama/llama3.2"
     assert model_named("ollama/llama3.2:latest", config) == "ollama/llama3.2"
     assert model_named("nosuch:latest", config) == "nosuch:latest"
+    # and the untagged name is the model pulled as :latest
+    pulled = attrs.evolve(
+        config,
+        models={
+            **config.models,
+            "local/qwen3": ModelSpec(
+                alias="local/qwen3", provider="ollama", model_id="qwen3:latest"
+            ),
+        },
+    )
+    assert model_named("qwen3", pulled) == "local/qwen3"
+    assert model_named("qwen3:latest", pulled) == "local/qwen3"
+    assert model_named("qwen3:7b", pulled) == "qwen3:7b"  # another tag is another model
