@@ -73,7 +73,9 @@ exit codes:
   2 usage or connection error: daemon not running, or closing the connection
     mid-wait (the job id is named), gateway key missing or rejected
     (HTTP 401), a SWITCHMAN_HOST or SWITCHMAN_PORT that is not a host or a
-    port, an option out of range, serve given an invalid configuration
+    port, an option out of range, an unknown model or route (with the names
+    it may have meant), an unknown job for result, serve given an invalid
+    configuration
   3 the job had not finished: run's within --wait, or result's without --poll;
     poll it with switchman result JOB_ID --poll
   130 interrupted (Ctrl-C); a job run or result waited for runs on in the daemon
@@ -624,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
         "health",
         help="daemon health: status, jobs, breakers",
         description="Exit 0 when the daemon is ok, 1 when it is degraded (no model can "
-        "answer) or draining, 2 when it cannot be reached.",
+        "answer, or its store cannot be written) or draining, 2 when it cannot be reached.",
     )
     _client_args(p)
     p.add_argument("--json", action="store_true")
