@@ -76,20 +76,17 @@ from switchman.gateway._outbox import Outboxes
 from switchman.gateway._protocol import RouterHandle
 from switchman.gateway._status import (
     budget_entry,
+    budget_figures,
     budget_limits,
     budget_scopes,
+    global_left,
     health_body,
     providers_body,
     spending_callers,
 )
 from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
-from switchman.policy._candidates import (
-    canonical_call,
-    model_named,
-    resolve_target,
-    unknown_name,
-)
+from switchman.policy._candidates import canonical_call, model_named, resolve_target, unknown_name
 from switchman.store import JOB_STATUSES, JobRecord, JobStore, StoreUnavailable
 
 log = logging.getLogger("switchman.gateway")
@@ -352,10 +349,8 @@ class Gateway:
         return principal
 
     def take_request(self, principal: Principal) -> None:
-        """Count a call against its key's ``rpm``: ``HttpError(429)`` with ``retry-after``
-        when the key is over it (see ``_limits``). Taken once the call is known to be one
-        the key may make: a request refused for itself (a bad field, a model the key may
-        not use) is told why, and counts for nothing."""
+        """Count a call against its key's ``rpm`` (429 over it, see ``_limits``); once the
+        call is one the key may make: one refused for itself is told why, and counts not."""
         self.rates.check(principal, trio.current_time())
 
     def parse_call(self, raw: Any, principal: Principal | None = None) -> Call:
@@ -557,6 +552,7 @@ class Gateway:
             jobs_in_flight=self.runner.in_flight,
             draining=self.runner.draining,
             store_problem=self.store.problem,
+            budget_left=await global_left(self.router, self.config),
         )
         if not full:
             body = {"status": body["status"]}
@@ -585,7 +581,9 @@ class Gateway:
             raise HttpError(
                 403, "permission_denied", "/metrics shows every team's traffic: use an admin key"
             )
-        text = self.metrics.render(self.router.status(), jobs_in_flight=self.runner.in_flight)
+        budgets = await budget_figures(self.router, self.config)
+        status, jobs = self.router.status(), self.runner.in_flight
+        text = self.metrics.render(status, jobs_in_flight=jobs, budgets=budgets)
         await send_text(send, 200, text.decode(), _PROMETHEUS_TYPE)
 
     async def get_openapi(self, req: Request, send: Send, principal: Principal) -> None:

@@ -129,6 +129,19 @@ class GatewayMetrics:
             ["provider"],
             registry=r,
         )
+        self.budget_spent = Gauge(
+            "switchman_budget_spent_usd",
+            "USD spent this hour, day and month (UTC) by each budgeted scope: global, "
+            "provider:NAME, caller:HANDLE",
+            ["scope", "period"],
+            registry=r,
+        )
+        self.budget_limit = Gauge(
+            "switchman_budget_limit_usd",
+            "Each budget's limit, by scope and period (alert on spent over limit)",
+            ["scope", "period"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "switchman_http_requests",
             "HTTP requests, by route and status",
@@ -171,8 +184,19 @@ class GatewayMetrics:
             if a.cost_usd > 0:
                 self.spend.labels(provider=provider, model=model).inc(a.cost_usd)
 
-    def render(self, status: RouterStatusLike, *, jobs_in_flight: int) -> bytes:
-        """The Prometheus text exposition, gauges refreshed from ``status`` first."""
+    def render(
+        self,
+        status: RouterStatusLike,
+        *,
+        jobs_in_flight: int,
+        budgets: Mapping[str, tuple[Mapping[str, float], Mapping[str, float]]] | None = None,
+    ) -> bytes:
+        """The Prometheus text exposition, gauges refreshed from ``status`` first, and from
+        ``budgets`` (scope -> (spent, limits), each by period) the budgets' gauges."""
+        for scope, (spent, limits) in (budgets or {}).items():
+            for period, limit in limits.items():
+                self.budget_limit.labels(scope=scope, period=period).set(limit)
+                self.budget_spent.labels(scope=scope, period=period).set(spent.get(period, 0.0))
         for provider in status.providers:
             self.in_flight.labels(provider=provider.name).set(provider.in_flight)
             self.restarts.labels(provider=provider.name).set(provider.restarts)

@@ -136,6 +136,12 @@ _HEALTH: Final = {
             "description": "why the job store cannot keep what it is given (degraded meanwhile);"
             " admin key (or no keys) only",
         },
+        "global_budget_left_usd": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "what is left of each global budget by period (hour, day, month;"
+            " degraded while one has nothing left); admin key (or no keys) only",
+        },
     },
 }
 _STRINGS: Final = {"type": "array", "items": {"type": "string"}}

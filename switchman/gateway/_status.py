@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+import trio
+
 from switchman._version import __version__
 from switchman.actors._ledger import limits_from_config
 from switchman.catalog import Config
@@ -43,12 +45,15 @@ def health_body(
     jobs_in_flight: int,
     draining: bool,
     store_problem: str | None = None,
+    budget_left: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """``ok`` while some model of an enabled provider that is not held out (a rejected
     key, a 404) has a breaker not open, ``degraded`` otherwise, ``draining`` during
     shutdown. A model never tried counts as usable: only trying it can tell.
     ``store_problem`` (the job store cannot be written, its file was deleted...) makes it
-    ``degraded`` too, and is shown as ``store_problem``."""
+    ``degraded`` too, and is shown as ``store_problem``; so does a global budget with
+    nothing left (``budget_left``: what is left of each, by period, shown as
+    ``global_budget_left_usd``): no call can be served until its period ends."""
     usable = False
     providers = []
     for p in status.providers:
@@ -65,7 +70,9 @@ def health_body(
                 "models": models,
             }
         )
-    state = "draining" if draining else "ok" if usable and store_problem is None else "degraded"
+    spent = any(left <= 0.0 for left in (budget_left or {}).values())
+    healthy = usable and store_problem is None and not spent
+    state = "draining" if draining else "ok" if healthy else "degraded"
     body = {
         "status": state,
         "version": __version__,
@@ -79,6 +86,8 @@ def health_body(
     }
     if store_problem is not None:
         body["store_problem"] = store_problem
+    if budget_left:
+        body["global_budget_left_usd"] = dict(budget_left)
     return body
 
 
@@ -213,6 +222,27 @@ def budget_limits(config: Config) -> dict[str, dict[str, float]]:
         periods = out.setdefault(limit.scope, {})
         periods[limit.period] = min(limit.limit_usd, periods.get(limit.period, math.inf))
     return out
+
+
+async def budget_figures(
+    router: Any, config: Config
+) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+    """Each budgeted scope's spend and limits, by period (for ``/metrics``)."""
+    return {scope: (await router.spend(scope), lim) for scope, lim in budget_limits(config).items()}
+
+
+async def global_left(router: Any, config: Config) -> dict[str, float]:
+    """What is left of each global budget, by period (none without one; none from a router
+    that closed meanwhile)."""
+    limits = budget_limits(config).get("global")
+    if not limits:
+        return {}
+    try:
+        spent = await router.spend()
+    except trio.ClosedResourceError:  # (RouterClosed is one)
+        return {}
+    left: dict[str, float] = budget_entry("global", spent, limits)["left_usd"]
+    return left
 
 
 def budget_entry(

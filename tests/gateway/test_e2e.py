@@ -454,3 +454,30 @@ async def test_health_and_metrics_show_calls_waiting_for_a_router_slot(tmp_path:
             assert health["calls_waiting"] == 2 and health["jobs_in_flight"] == 3
             metrics = (await gw.client.get("/metrics")).text
     assert "switchman_router_calls_waiting 2.0" in metrics.splitlines()
+
+
+async def test_a_global_budget_used_up_makes_health_degraded_and_metrics_show_each_budget(
+    tmp_path: Path,
+) -> None:
+    """Every call is refused once the global budget has nothing left: /health says so (a
+    platform team's monitor sees it), and /metrics has each budget's spend and limit."""
+    # four output tokens at $0.10 each: one call of max_tokens 4 spends the day's $0.40
+    dear = {"alias": "t/dear", "provider": "sim", "model_id": "dear", "output_per_mtok": 1e5}
+    budgets = {"global_daily_usd": 0.4, "providers": {"sim": {"monthly_usd": 40.0}}}
+    body = {"prompt": "hi", "model": "t/dear", "params": {"max_tokens": 4}}
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, models=[dear], budgets=budgets) as gw:
+            health = (await gw.client.get("/health")).json()
+            assert health["status"] == "ok" and health["global_budget_left_usd"] == {"day": 0.4}
+            done = (await gw.client.post("/call?wait=10", json=body)).json()
+            assert done["status"] == "complete" and done["result"]["cost_usd"] == 0.4, done
+            health = (await gw.client.get("/health")).json()
+            metrics = (await gw.client.get("/metrics")).text.splitlines()
+            refused = (await gw.client.post("/call?wait=10", json=body)).json()
+    assert refused["result"]["errors"][0]["code"] == "budget_exceeded"
+    assert health["status"] == "degraded", health
+    assert health["global_budget_left_usd"] == {"day": 0.0}
+    assert 'switchman_budget_limit_usd{period="day",scope="global"} 0.4' in metrics
+    assert 'switchman_budget_spent_usd{period="day",scope="global"} 0.4' in metrics
+    assert 'switchman_budget_limit_usd{period="month",scope="provider:sim"} 40.0' in metrics
+    assert 'switchman_budget_spent_usd{period="month",scope="provider:sim"} 0.4' in metrics
