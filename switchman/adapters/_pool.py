@@ -12,12 +12,20 @@ one tried), closed connections are dropped each time (a state, no system call), 
 whole pool is swept for expired idle connections at most once a ``SWEEP_S``. Everything
 else (connecting, HTTP/1.1; no proxies: a client with one takes httpx's own path) is
 httpcore's. ``python -m benchmarks.pool`` measures the two pools side by side.
+
+One thing httpcore does not do, it does: a request sent on a kept-alive connection that the
+server closed meanwhile (its idle timeout ran out as the request went: the server hung up,
+or reset the connection, before any answer) is sent again at once on a new connection. It
+was never read (a server does not close a connection it is answering on), so this is no
+retry: without it the attempt failed for nothing, counted against the model's breaker, and
+waited out a retry's backoff (about 3 calls in 1,000 against servers with short idle
+timeouts). A new connection that fails is a failure as ever.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Final
+from typing import Any, Final
 
 import httpcore
 import httpx
@@ -25,6 +33,12 @@ import httpx
 #: how often, at most, every idle connection is checked for an expired keep-alive or a
 #: server that hung up (a connection about to be reused is checked each time)
 SWEEP_S: Final = 1.0
+#: how a kept-alive connection the server closed before answering fails: it hung up
+#: ("Server disconnected without sending a response"), reset it, or the write broke
+STALE: Final = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
+#: a request whose body is bytes (the adapters' JSON, or httpx's ``json=``): one that can
+#: be sent again
+_BYTES: Final = (type(httpcore.Request("GET", "http://x/", content=b"").stream), httpx.ByteStream)
 
 
 class LeanPool(httpcore.AsyncConnectionPool):
@@ -32,6 +46,31 @@ class LeanPool(httpcore.AsyncConnectionPool):
     connections and one socket check per request (see the module docstring)."""
 
     _next_sweep: float = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: the requests (by ``id``) last given a connection that had served others
+        self._on_reused: set[int] = set()
+        #: the requests (by ``id``) to be given a new connection: theirs had gone stale
+        self._fresh: set[int] = set()
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        """httpcore's, and a request that failed on a kept-alive connection before any
+        answer is sent once more at once, on a new connection (see the module docstring)."""
+        key = id(request)
+        try:
+            return await super().handle_async_request(request)
+        except STALE:
+            if key not in self._on_reused or not isinstance(request.stream, _BYTES):
+                raise
+        finally:
+            self._on_reused.discard(key)
+        self._fresh.add(key)
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            self._fresh.discard(key)
+            self._on_reused.discard(key)
 
     def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
         """What httpcore's does (called as a request arrives or leaves): drop closed
@@ -65,8 +104,9 @@ class LeanPool(httpcore.AsyncConnectionPool):
             if not pool_request.is_queued():
                 continue
             origin = pool_request.request.url.origin
+            key = id(pool_request.request)
             chosen: httpcore.AsyncConnectionInterface | None = None
-            i = 0
+            i = len(connections) if key in self._fresh else 0
             while i < len(connections):
                 connection = connections[i]
                 if connection.can_handle_request(origin) and connection.is_available():
@@ -86,6 +126,9 @@ class LeanPool(httpcore.AsyncConnectionPool):
                     closing.append(idle)
                 chosen = self.create_connection(origin)
                 connections.append(chosen)
+                self._on_reused.discard(key)
+            else:
+                self._on_reused.add(key)
             pool_request.assign_to_connection(chosen)
         return closing
 

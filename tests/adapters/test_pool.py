@@ -4,6 +4,8 @@ bookkeeping done lazily (the connection handed out is the one checked)."""
 from __future__ import annotations
 
 import functools
+import socket
+import struct
 
 import attrs
 import h11
@@ -22,6 +24,11 @@ class Server:
     same, as a server whose idle timeout is short does)."""
 
     hang_up_after: float | None = None
+    #: on the request after this many on one connection, the server closes it unanswered
+    #: (its idle timeout ran out as the request came), or resets it (``reset``)
+    drop_after: int | None = None
+    reset: bool = False
+    dropped: int = 0
     connections: int = 0
     open_now: int = 0
     most_open: int = 0
@@ -32,6 +39,7 @@ class Server:
         self.open_now += 1
         self.most_open = max(self.most_open, self.open_now)
         conn = h11.Connection(h11.SERVER)
+        served = 0
         try:
             while True:
                 event = conn.next_event()
@@ -44,6 +52,14 @@ class Server:
                 if isinstance(event, h11.ConnectionClosed):
                     return
                 if isinstance(event, h11.EndOfMessage):
+                    if self.drop_after is not None and served >= self.drop_after:
+                        self.dropped += 1
+                        if self.reset:  # an RST, not a FIN
+                            stream.socket.setsockopt(
+                                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                            )
+                        return
+                    served += 1
                     await trio.sleep(0.01)  # (concurrent requests overlap)
                     body = b"ok"
                     headers = [("content-length", str(len(body)))]
@@ -155,3 +171,25 @@ async def test_idle_connections_past_their_keep_alive_are_closed_by_the_sweep(
         assert len(pool_of(c).connections) == 1
         await trio.sleep(0.2)
         assert server.open_now == 1 and server.connections == 2
+
+
+@pytest.mark.parametrize("reset", [False, True])
+async def test_a_request_on_a_connection_the_server_closed_meanwhile_goes_again_on_a_new_one(
+    nursery: trio.Nursery, reset: bool
+) -> None:
+    """The server closes (or resets) a kept-alive connection as the next request arrives,
+    before any answer: the request is sent once more at once, on a new connection, and
+    answered; it fails only when a new connection fails too."""
+    server = await serving(nursery, Server(drop_after=1, reset=reset))
+    async with client(4) as c:
+        with trio.fail_after(5):
+            for _ in range(4):
+                r = await c.post(server.url, json={"n": 1})
+                assert r.text == "ok"
+    assert server.dropped == 3 and server.connections == 4
+    # a new connection the server drops is a failure, as ever (never a loop)
+    server = await serving(nursery, Server(drop_after=0, reset=reset))
+    async with client(4) as c:
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            await c.post(server.url, json={"n": 1})
+    assert server.dropped == 1 and server.connections == 1
