@@ -243,8 +243,10 @@ def named_providers(path: str, config: Config) -> list[str]:
     for m in models if isinstance(models, list) else ():
         if isinstance(m, dict) and isinstance(m.get("provider"), str):
             names.append(m["provider"])
-    for route in config.routes.values():
-        names += [config.models[a].provider for a in route.chain if a in config.models]
+    routes = data.get("routes")  # the file's own (the catalog's name every provider)
+    for name in routes if isinstance(routes, dict) else ():
+        chain = config.routes[name].chain if name in config.routes else ()
+        names += [config.models[a].provider for a in chain if a in config.models]
     return [n for n in dict.fromkeys(names) if n in config.providers]
 
 

@@ -162,16 +162,25 @@ def _join(path: str, name: str | int) -> str:
     return f"{path}[{name}]" if isinstance(name, int) else f"{path}.{name}"
 
 
-def _beside_the_broken(errors: list[FieldError], broken: set[str]) -> list[FieldError]:
+def _beside_the_broken(
+    errors: list[FieldError], providers: set[str], models: set[str]
+) -> list[FieldError]:
     """``errors`` once each, without those that only say a name is unknown where the name
-    is one the file defines with mistakes of its own (already reported): one typo in a
-    model is one line, not one more per route and key that names the model."""
-    named = {repr(name) for name in broken}
-    return [
-        e
-        for e in dict.fromkeys(errors)
-        if not (e.message.startswith("unknown ") and e.message.rpartition(" ")[2] in named)
-    ]
+    is one the file defines, of the kind the error looks for, with mistakes of its own
+    (already reported): one typo in a model is one line, not one more per route and key
+    that names the model. A route naming a broken provider is still a mistake."""
+    looked_for = {
+        "unknown provider": {repr(n) for n in providers},
+        "unknown model or route": {repr(n) for n in models},
+        "unknown model alias": {repr(n) for n in models},
+        "unknown model, route or provider": {repr(n) for n in providers | models},
+    }
+    kept = []
+    for e in dict.fromkeys(errors):
+        what, _, name = e.message.rpartition(" ")
+        if name not in looked_for.get(what, ()):
+            kept.append(e)
+    return kept
 
 
 class _Loader:
@@ -185,7 +194,8 @@ class _Loader:
         self.errors: list[FieldError] = []
         #: providers and model aliases the file defines that were left out for mistakes of
         #: their own (reported): a reference to one is not another mistake to report
-        self.broken: set[str] = set()
+        self.broken_providers: set[str] = set()
+        self.broken_models: set[str] = set()
 
     def load(self) -> Config:
         if not isinstance(self.data, Mapping):
@@ -225,7 +235,9 @@ class _Loader:
         )
         self.errors.extend(config_problems(config))
         if self.errors:
-            raise ValidationError(_beside_the_broken(self.errors, self.broken))
+            raise ValidationError(
+                _beside_the_broken(self.errors, self.broken_providers, self.broken_models)
+            )
         return config
 
     # -- helpers -------------------------------------------------------------
@@ -281,7 +293,7 @@ class _Loader:
             if spec is not None:
                 providers[name] = spec
             elif name not in providers:
-                self.broken.add(name)
+                self.broken_providers.add(name)
         return providers
 
     def disabled_reason(self, p: ProviderSpec, tables: Mapping[str, Any]) -> str | None:
@@ -353,7 +365,7 @@ class _Loader:
             )
             self.errors.extend(_under(path, references))
             if spec is None or references:
-                self.broken.add(alias)
+                self.broken_models.add(alias)
                 continue
             models[alias] = spec
             if alias in self.catalog.routes:

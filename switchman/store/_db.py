@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -201,6 +202,17 @@ def _atomic(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("RELEASE atomic")
 
 
+def _schema_version(path: str) -> int:
+    """The schema version of the store at ``path``, read without writing to it (a
+    connection that writes would fold a WAL file into it on closing); 0 when new."""
+    if path == MEMORY or not os.path.exists(path):
+        return 0
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
 class _Db:
     """The synchronous half: every method runs in a worker thread, one at a time."""
 
@@ -215,7 +227,7 @@ class _Db:
     def _prepare(self, path: str, busy_timeout_s: float) -> None:
         self.conn.row_factory = sqlite3.Row
         self.path = path
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        version = _schema_version(path)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"cannot use {path} as the job store: a newer switchman wrote it (schema "

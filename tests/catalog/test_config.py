@@ -823,3 +823,30 @@ def test_the_catalogs_api_roots_and_a_proxys_prefix_are_fine(tmp_path: Path) -> 
     """
     config = load(tmp_path, text)
     assert config.providers["edge"].base_url == "https://gateway.example/anthropic"
+
+
+def test_a_name_of_the_wrong_kind_is_still_a_mistake_beside_a_broken_one(tmp_path: Path) -> None:
+    """A broken provider does not excuse a route naming it (a chain names models and
+    routes); a broken model does not excuse a budget for a provider of its name."""
+    text = """
+    [providers.acme]
+    kind = "opnai"
+    base_url = "http://127.0.0.1:9/v1"
+
+    [routes.main]
+    chain = ["acme"]
+    """
+    found = errors(tmp_path, text)
+    assert set(found) == {"providers.acme.kind", "routes.main.chain[0]"}, found
+    text = """
+    [[models]]
+    alias = "acme"
+    provider = "openai"
+    model_id = "a"
+    context_window = 0
+
+    [budgets.providers.acme]
+    daily_usd = 1.0
+    """
+    found = errors(tmp_path, text, OPENAI)
+    assert set(found) == {"models[0].context_window", "budgets.providers.acme"}, found
