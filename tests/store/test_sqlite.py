@@ -427,6 +427,11 @@ async def test_a_database_from_before_ratings_gains_the_column(tmp_path: Path) -
         assert await store.mark_rated("old")
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """What the files of a store hold but its -shm (a reader's index: reading marks it)."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix != ".db-shm"}
+
+
 async def test_a_store_a_newer_switchman_wrote_is_not_opened(tmp_path: Path) -> None:
     from switchman.store import StoreError
     from switchman.store._db import SCHEMA_VERSION
@@ -438,8 +443,7 @@ async def test_a_store_a_newer_switchman_wrote_is_not_opened(tmp_path: Path) -> 
     later.execute("PRAGMA wal_autocheckpoint = 0")
     later.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     later.execute("CREATE TABLE later (x)")  # something this version does not know
-    # (the -shm file is a reader's index: reading it marks it)
-    files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".db-shm"}
+    files = _files(tmp_path)
     assert "jobs.db-wal" in files
     with pytest.raises(StoreError) as info:
         async with open_store(str(db)):
@@ -449,5 +453,5 @@ async def test_a_store_a_newer_switchman_wrote_is_not_opened(tmp_path: Path) -> 
     )
     assert str(db) in str(info.value)
     # untouched: no table, pragma or row of this version's, its WAL left as it was
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".db-shm"} == files
+    assert _files(tmp_path) == files
     later.close()
