@@ -43,6 +43,7 @@ from switchman.actors._board import (
     RouterStatus,
     StatusBoard,
     provider_status,
+    refusing_now,
 )
 from switchman.actors._dispatcher import STOPPED, run_dispatcher
 from switchman.actors._env import DispatchEnv
@@ -345,6 +346,7 @@ class Router:
             simulated=self.config.simulated,
             in_flight_calls=self._board.calls_in_flight,
             waiting_calls=self._board.calls_waiting,
+            global_budget_refusing=refusing_now(self._board.global_refusing, time.time()),
         )
 
     async def feedback(

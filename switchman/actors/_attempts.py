@@ -61,6 +61,7 @@ from switchman.actors._attempt_ends import (
 from switchman.actors._callrun import CallRun, Success
 from switchman.actors._env import DispatchEnv
 from switchman.actors._holds import (
+    budget_held,
     release_hold,
     reserve_hold,
     settle_hold,
@@ -290,6 +291,7 @@ async def _one_attempt(
             run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
             tell_budget_refusal(env, limit)
             return None
+        budget_held(env)
         run.reserved_usd += estimate
         if not set(scopes).issubset(run.budget_scopes):  # every scope the call held in
             run.budget_scopes = tuple(dict.fromkeys((*run.budget_scopes, *scopes)))

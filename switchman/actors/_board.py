@@ -15,6 +15,7 @@ import attrs
 
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import Breaker
+from switchman.policy._budget import Period, window_key
 from switchman.policy._learning import LearningConfig, ModelStats, time_decay
 from switchman.policy._ratelimit import RateBudget, rate_headroom
 
@@ -109,6 +110,15 @@ class RouterStatus:
     simulated: bool
     in_flight_calls: int
     waiting_calls: int = 0
+    #: the periods (hour, day, month) whose global budget refused the last attempt it was
+    #: asked to hold, in the current window: calls that could cost more than it has left
+    #: are refused until that window ends
+    global_budget_refusing: tuple[str, ...] = ()
+
+
+def refusing_now(refusing: Mapping[Period, str], wall_now: float) -> tuple[Period, ...]:
+    """The periods of ``StatusBoard.global_refusing`` whose window is the current one."""
+    return tuple(p for p, window in refusing.items() if window == window_key(p, wall_now))
 
 
 class StatusBoard:
@@ -119,6 +129,10 @@ class StatusBoard:
         self._snapshots: dict[str, ProviderSnapshot] = {}
         self.calls_in_flight = 0
         self.calls_waiting = 0  # (of those, waiting for a slot: written by its ``Slots``)
+        #: period -> the window in which the global budget refused the last attempt it
+        #: was asked to hold (written by the call tasks: set on a refusal, cleared when it
+        #: holds one again)
+        self.global_refusing: dict[Period, str] = {}
 
     def publish(self, name: str, snapshot: ProviderSnapshot) -> None:
         self._snapshots[name] = snapshot

@@ -62,9 +62,13 @@ async def reserve_hold(
 
 def tell_budget_refusal(env: DispatchEnv, limit: Limit) -> None:
     """Log, once per budget and period window, that a budget has started refusing calls
-    (an operator should know without reading every call's error)."""
+    (an operator should know without reading every call's error); a global budget's is on
+    the status board until it holds an attempt again (``budget_held``)."""
     told = env.told_refusals
-    key = (limit.scope, limit.period, window_key(limit.period, time.time()))
+    window = window_key(limit.period, time.time())
+    if limit.scope == "global":
+        env.board.global_refusing[limit.period] = window
+    key = (limit.scope, limit.period, window)
     if key in told:
         return
     if len(told) > 10_000:
@@ -77,6 +81,13 @@ def tell_budget_refusal(env: DispatchEnv, limit: Limit) -> None:
         limit.limit_usd,
         limit.period,
     )
+
+
+def budget_held(env: DispatchEnv) -> None:
+    """An attempt's hold was made: the global budget (if any) took it, and is not refusing
+    (``RouterStatus.global_budget_refusing``)."""
+    if env.board.global_refusing:
+        env.board.global_refusing.clear()
 
 
 async def release_hold(env: DispatchEnv, rid: str) -> None:

@@ -142,6 +142,12 @@ _HEALTH: Final = {
             "description": "what is left of each global budget by period (hour, day, month;"
             " degraded while one has nothing left); admin key (or no keys) only",
         },
+        "global_budget_refusing": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the periods whose global budget refused the last attempt it was"
+            " asked to hold (degraded meanwhile); admin key (or no keys) only",
+        },
     },
 }
 _STRINGS: Final = {"type": "array", "items": {"type": "string"}}

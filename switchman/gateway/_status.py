@@ -53,7 +53,9 @@ def health_body(
     ``store_problem`` (the job store cannot be written, its file was deleted...) makes it
     ``degraded`` too, and is shown as ``store_problem``; so does a global budget with
     nothing left (``budget_left``: what is left of each, by period, shown as
-    ``global_budget_left_usd``): no call can be served until its period ends."""
+    ``global_budget_left_usd``) or that refused the last attempt it was asked to hold
+    (``global_budget_refusing``: calls that could cost more than is left are refused
+    until its period ends)."""
     usable = False
     providers = []
     for p in status.providers:
@@ -70,7 +72,8 @@ def health_body(
                 "models": models,
             }
         )
-    spent = any(left <= 0.0 for left in (budget_left or {}).values())
+    refusing = tuple(status.global_budget_refusing)
+    spent = refusing or any(left <= 0.0 for left in (budget_left or {}).values())
     healthy = usable and store_problem is None and not spent
     state = "draining" if draining else "ok" if healthy else "degraded"
     body = {
@@ -88,6 +91,8 @@ def health_body(
         body["store_problem"] = store_problem
     if budget_left:
         body["global_budget_left_usd"] = dict(budget_left)
+    if refusing:
+        body["global_budget_refusing"] = list(refusing)
     return body
 
 

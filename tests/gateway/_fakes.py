@@ -99,6 +99,7 @@ class RouterStatus:
     uptime_s: float
     simulated: bool
     waiting_calls: int = 0
+    global_budget_refusing: tuple[str, ...] = ()
 
 
 def make_config(

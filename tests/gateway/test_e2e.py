@@ -459,25 +459,38 @@ async def test_health_and_metrics_show_calls_waiting_for_a_router_slot(tmp_path:
 async def test_a_global_budget_used_up_makes_health_degraded_and_metrics_show_each_budget(
     tmp_path: Path,
 ) -> None:
-    """Every call is refused once the global budget has nothing left: /health says so (a
+    """A global budget refusing calls, or with nothing left, makes /health degraded (a
     platform team's monitor sees it), and /metrics has each budget's spend and limit."""
-    # four output tokens at $0.10 each: one call of max_tokens 4 spends the day's $0.40
+    # an output token costs $0.10: max_tokens 4 holds and spends $0.40, max_tokens 1 $0.10
     dear = {"alias": "t/dear", "provider": "sim", "model_id": "dear", "output_per_mtok": 1e5}
-    budgets = {"global_daily_usd": 0.4, "providers": {"sim": {"monthly_usd": 40.0}}}
-    body = {"prompt": "hi", "model": "t/dear", "params": {"max_tokens": 4}}
+    budgets = {"global_daily_usd": 0.5, "providers": {"sim": {"monthly_usd": 40.0}}}
+    four = {"prompt": "hi", "model": "t/dear", "params": {"max_tokens": 4}}
+    one = {"prompt": "hi", "model": "t/dear", "params": {"max_tokens": 1}}
+
+    async def health_after(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        done = (await gw.client.post("/call?wait=10", json=body)).json()
+        return done, (await gw.client.get("/health")).json()
+
     with trio.fail_after(30):
         async with real_gateway(tmp_path, models=[dear], budgets=budgets) as gw:
             health = (await gw.client.get("/health")).json()
-            assert health["status"] == "ok" and health["global_budget_left_usd"] == {"day": 0.4}
-            done = (await gw.client.post("/call?wait=10", json=body)).json()
+            assert health["status"] == "ok" and health["global_budget_left_usd"] == {"day": 0.5}
+            done, health = await health_after(four)
             assert done["status"] == "complete" and done["result"]["cost_usd"] == 0.4, done
-            health = (await gw.client.get("/health")).json()
+            # $0.10 left, and nothing refused yet: ok
+            assert health["status"] == "ok" and "global_budget_refusing" not in health
+            done, health = await health_after(four)  # $0.40 more: refused
+            assert done["result"]["errors"][0]["code"] == "budget_exceeded"
+            assert health["status"] == "degraded", health
+            assert health["global_budget_refusing"] == ["day"]
+            assert health["global_budget_left_usd"] == {"day": 0.1}
+            done, health = await health_after(one)  # what is left still holds a short call
+            assert done["status"] == "complete", done
+            assert "global_budget_refusing" not in health  # it held one: not refusing
+            assert health["status"] == "degraded"  # but nothing is left now
+            assert health["global_budget_left_usd"] == {"day": 0.0}
             metrics = (await gw.client.get("/metrics")).text.splitlines()
-            refused = (await gw.client.post("/call?wait=10", json=body)).json()
-    assert refused["result"]["errors"][0]["code"] == "budget_exceeded"
-    assert health["status"] == "degraded", health
-    assert health["global_budget_left_usd"] == {"day": 0.0}
-    assert 'switchman_budget_limit_usd{period="day",scope="global"} 0.4' in metrics
-    assert 'switchman_budget_spent_usd{period="day",scope="global"} 0.4' in metrics
+    assert 'switchman_budget_limit_usd{period="day",scope="global"} 0.5' in metrics
+    assert 'switchman_budget_spent_usd{period="day",scope="global"} 0.5' in metrics
     assert 'switchman_budget_limit_usd{period="month",scope="provider:sim"} 40.0' in metrics
-    assert 'switchman_budget_spent_usd{period="month",scope="provider:sim"} 0.4' in metrics
+    assert 'switchman_budget_spent_usd{period="month",scope="provider:sim"} 0.5' in metrics
