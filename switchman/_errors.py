@@ -18,6 +18,7 @@
           ├── AttemptTimeout       ttft, stall or attempt deadline passed
           ├── UpstreamError        5xx, 529, overloaded; ``status``
           ├── TransientError       connect error or reset before any byte
+          │    └── ResentFailed     the pool sent it again on a new connection: failed too
           ├── AuthError            bad or missing key; never retried
           │    └── QuotaExhausted   the account's quota or credit is used up (billing)
           ├── ContextExceeded      prompt too long for the model
@@ -221,6 +222,15 @@ class TransientError(ProviderError):
     model is tried once more, with backoff, before the call falls back."""
 
     retry_same = True
+
+
+class ResentFailed(TransientError):
+    """A request the connection pool sent again at once on a new connection (its
+    kept-alive one had gone stale) failed there too: the provider may have had it twice,
+    as a retry would have given it, so the call falls back without trying the model
+    again."""
+
+    retry_same = False
 
 
 class AuthError(ProviderError):

@@ -29,6 +29,9 @@ class Upstream:
     (or resets) the connection as the second arrives, unanswered."""
 
     reset: bool
+    #: every request after the first is read, and the connection reset unanswered (a
+    #: backend that falls over on each request), on new connections as on kept ones
+    fallen: bool = False
     base_url: str = ""
     connections: int = 0
     answered: int = 0
@@ -38,6 +41,12 @@ class Upstream:
         self.connections += 1
         async with stream:
             await read_request_body(stream)
+            if self.fallen and self.answered:
+                self.dropped += 1
+                stream.socket.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                return
             events = [
                 {"choices": [{"index": 0, "delta": {"content": ANSWER}, "finish_reason": None}]},
                 {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
@@ -91,3 +100,26 @@ async def test_a_kept_alive_connection_the_server_closed_costs_no_attempt(
     assert upstream.answered == 5 and upstream.dropped == 4 and upstream.connections == 5
     (model,) = provider.models
     assert model.breaker == "closed" and model.stats["*"]["success_rate"] == 1.0
+
+
+async def test_a_backend_that_resets_every_request_gets_it_twice_as_a_retry_would(
+    nursery: trio.Nursery,
+) -> None:
+    """Read and reset at once looks like a stale connection: the request goes again on a
+    new connection, which resets too. That was the model's retry: the call falls back (here
+    to nothing) without a third send, and the upstream had it twice, as before."""
+    upstream = Upstream(reset=True, fallen=True)
+    serve = functools.partial(trio.serve_tcp, upstream.handle, 0, host="127.0.0.1")
+    listeners = await nursery.start(serve)
+    upstream.base_url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1"
+    call = Call(
+        prompt="What is the capital of France?", model="edge/m", params=Params(max_tokens=50)
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(_config(upstream), env=ENV) as router:
+            assert (await router.call(call)).status == "complete"  # (a kept connection)
+            failed = await router.call(call)
+    assert failed.status == "failed"
+    (attempt,) = failed.trace.attempts
+    assert attempt.outcome == "error" and "sent again on a new connection" in (attempt.error or "")
+    assert upstream.dropped == 2  # the kept connection, then one new one: no more

@@ -38,6 +38,7 @@ from switchman._errors import (
     BadReply,
     BadRequest,
     ProviderError,
+    ResentFailed,
     StreamBroken,
     TransientError,
 )
@@ -51,7 +52,7 @@ from switchman.adapters._base import (
     StreamParser,
     TextDelta,
 )
-from switchman.adapters._pool import LeanPool, LeanTransport
+from switchman.adapters._pool import LeanPool, LeanTransport, SentTwice
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
 from switchman.catalog._credentials import header_credentials
 from switchman.catalog._spec import ProviderSpec
@@ -686,6 +687,8 @@ def _transport_error(
         exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpcore.UnsupportedProtocol
     ):
         kind, what = BadRequest, "bad provider URL"
+    elif isinstance(exc, SentTwice):
+        kind, what = ResentFailed, "connection failed"
     elif isinstance(exc, (httpx.TransportError, *_CORE_ERRORS)):
         kind, what = TransientError, "connection failed"
     else:

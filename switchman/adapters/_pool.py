@@ -14,17 +14,24 @@ else (connecting, HTTP/1.1; no proxies: a client with one takes httpx's own path
 httpcore's. ``python -m benchmarks.pool`` measures the two pools side by side.
 
 One thing httpcore does not do, it does: a request sent on a kept-alive connection that the
-server closed meanwhile (its idle timeout ran out as the request went: the server hung up,
-or reset the connection, before any answer) is sent again at once on a new connection. It
-was never read (a server does not close a connection it is answering on), so this is no
-retry: without it the attempt failed for nothing, counted against the model's breaker, and
-waited out a retry's backoff (about 3 calls in 1,000 against servers with short idle
-timeouts). A new connection that fails is a failure as ever.
+server closed meanwhile (its idle timeout ran out as the request went) is sent again at once
+on a new connection. Without it the attempt failed for nothing, counted against the model's
+breaker, and waited out a retry's backoff (about 3 calls in 1,000 against servers with short
+idle timeouts). Such a close shows within a round trip of the request (``RESEND_WITHIN_S``)
+as the server hanging up or resetting the connection without a byte of answer (the pool's
+connections count what they read for the request: ``_Counted``); a failure later, after
+some of an answer, or of another kind, is not re-sent. A server that read the request and
+fell over at once looks the same; so a re-sent request that fails again on its new
+connection raises ``SentTwice``, and the model is not tried again (``ResentFailed``): the
+upstream has it at most twice, as a failed attempt and its retry would give it.
 """
 
 from __future__ import annotations
 
+import contextvars
+import ssl
 import time
+from collections.abc import Iterable
 from typing import Any, Final
 
 import httpcore
@@ -36,6 +43,83 @@ SWEEP_S: Final = 1.0
 #: how a kept-alive connection the server closed before answering fails: it hung up
 #: ("Server disconnected without sending a response"), reset it, or the write broke
 STALE: Final = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
+#: a stale connection's failure comes within a round trip of the request; one later is the
+#: server's own (it may have worked on the request), and not re-sent
+RESEND_WITHIN_S: Final = 1.0
+
+
+#: the bytes of answer the request the current task is sending has read (``_Counted``)
+_read: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "switchman_pool_read", default=None
+)
+
+
+class _Counted(httpcore.AsyncNetworkStream):
+    """A connection's socket that counts what it reads for the request in hand (httpcore
+    reads an answer in the task that sent its request). (The ``timeout`` parameters are
+    httpcore's interface: ASYNC109 does not apply.)"""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        data = await self._stream.read(max_bytes, timeout)
+        if data and (count := _read.get()) is not None:
+            count[0] += len(data)
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> httpcore.AsyncNetworkStream:
+        return _Counted(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _CountingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's trio backend, its connections ``_Counted``."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.TrioBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _Counted(stream)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Counted(await self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class SentTwice(httpcore.NetworkError):
+    """A request re-sent on a new connection (its kept-alive one had gone stale) failed
+    there too: the upstream may have had it twice, so it is not sent a third time."""
+
+
 #: a request whose body is bytes (the adapters' JSON, or httpx's ``json=``): one that can
 #: be sent again
 _BYTES: Final = (type(httpcore.Request("GET", "http://x/", content=b"").stream), httpx.ByteStream)
@@ -58,16 +142,27 @@ class LeanPool(httpcore.AsyncConnectionPool):
         """httpcore's, and a request that failed on a kept-alive connection before any
         answer is sent once more at once, on a new connection (see the module docstring)."""
         key = id(request)
+        sent_at = time.monotonic()
+        read = [0]
+        counting = _read.set(read)
         try:
             return await super().handle_async_request(request)
         except STALE:
-            if key not in self._on_reused or not isinstance(request.stream, _BYTES):
+            if not (
+                key in self._on_reused
+                and isinstance(request.stream, _BYTES)
+                and not read[0]
+                and time.monotonic() - sent_at <= RESEND_WITHIN_S
+            ):
                 raise
         finally:
+            _read.reset(counting)
             self._on_reused.discard(key)
         self._fresh.add(key)
         try:
             return await super().handle_async_request(request)
+        except STALE as exc:
+            raise SentTwice(f"{exc} (sent again on a new connection: the same)") from exc
         finally:
             self._fresh.discard(key)
             self._on_reused.discard(key)
@@ -140,6 +235,7 @@ class LeanTransport(httpx.AsyncHTTPTransport):
         super().__init__(http1=True, http2=False, limits=limits)
         # (the pool httpx made holds nothing yet: it is dropped unused)
         self._pool = LeanPool(
+            network_backend=_CountingBackend(),
             ssl_context=httpx.create_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

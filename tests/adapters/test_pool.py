@@ -28,6 +28,10 @@ class Server:
     #: (its idle timeout ran out as the request came), or resets it (``reset``)
     drop_after: int | None = None
     reset: bool = False
+    #: before dropping: how long it works on the request, and what it sends of an answer
+    drop_after_s: float = 0.0
+    drop_sending: bytes = b""
+    received: int = 0
     dropped: int = 0
     connections: int = 0
     open_now: int = 0
@@ -52,8 +56,11 @@ class Server:
                 if isinstance(event, h11.ConnectionClosed):
                     return
                 if isinstance(event, h11.EndOfMessage):
+                    self.received += 1
                     if self.drop_after is not None and served >= self.drop_after:
                         self.dropped += 1
+                        await trio.sleep(self.drop_after_s)
+                        await stream.send_all(self.drop_sending)
                         if self.reset:  # an RST, not a FIN
                             stream.socket.setsockopt(
                                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -193,3 +200,27 @@ async def test_a_request_on_a_connection_the_server_closed_meanwhile_goes_again_
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             await c.post(server.url, json={"n": 1})
     assert server.dropped == 1 and server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("after_s", "sending", "reset"),
+    [
+        (0.3, b"", True),  # it worked on the request first: its own failure
+        (0.0, b"HTTP/1.1 200 OK\r\n", False),  # it began an answer, then hung up
+    ],
+)
+async def test_a_server_that_read_the_request_does_not_get_it_again(
+    nursery: trio.Nursery,
+    monkeypatch: pytest.MonkeyPatch,
+    after_s: float,
+    sending: bytes,
+    reset: bool,
+) -> None:
+    monkeypatch.setattr(_pool, "RESEND_WITHIN_S", 0.2)
+    server = Server(drop_after=1, reset=reset, drop_after_s=after_s, drop_sending=sending)
+    await serving(nursery, server)
+    async with client(4) as c:
+        assert (await c.post(server.url, json={"n": 1})).text == "ok"
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            await c.post(server.url, json={"n": 2})
+    assert server.received == 2 and server.connections == 1
