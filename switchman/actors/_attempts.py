@@ -289,7 +289,7 @@ async def _one_attempt(
             run.skip(model.alias, message)
             run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
             run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
-            tell_budget_refusal(env, limit)
+            tell_budget_refusal(env, limit, estimate)
             return None
         budget_held(env)
         run.reserved_usd += estimate

@@ -111,8 +111,8 @@ class RouterStatus:
     in_flight_calls: int
     waiting_calls: int = 0
     #: the periods (hour, day, month) whose global budget refused the last attempt it was
-    #: asked to hold, in the current window: calls that could cost more than it has left
-    #: are refused until that window ends
+    #: asked to hold, in the current window (one asking more than its whole limit aside):
+    #: calls that could cost more than it has left are refused until that window ends
     global_budget_refusing: tuple[str, ...] = ()
 
 

@@ -60,13 +60,15 @@ async def reserve_hold(
             raise
 
 
-def tell_budget_refusal(env: DispatchEnv, limit: Limit) -> None:
+def tell_budget_refusal(env: DispatchEnv, limit: Limit, asked_usd: float) -> None:
     """Log, once per budget and period window, that a budget has started refusing calls
     (an operator should know without reading every call's error); a global budget's is on
-    the status board until it holds an attempt again (``budget_held``)."""
+    the status board until it holds an attempt again (``budget_held``), unless what was
+    asked is more than its whole limit (that call could never fit: it says nothing of what
+    the budget has left)."""
     told = env.told_refusals
     window = window_key(limit.period, time.time())
-    if limit.scope == "global":
+    if limit.scope == "global" and asked_usd <= limit.limit_usd:
         env.board.global_refusing[limit.period] = window
     key = (limit.scope, limit.period, window)
     if key in told:

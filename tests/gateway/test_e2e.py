@@ -484,11 +484,18 @@ async def test_a_global_budget_used_up_makes_health_degraded_and_metrics_show_ea
             assert health["status"] == "degraded", health
             assert health["global_budget_refusing"] == ["day"]
             assert health["global_budget_left_usd"] == {"day": 0.1}
+            huge = {**four, "params": {"max_tokens": 100}}  # $10: more than the whole budget
+            done, health = await health_after(huge)
+            assert done["result"]["errors"][0]["code"] == "budget_exceeded"
+            assert health["global_budget_refusing"] == ["day"]  # (from the call before)
             done, health = await health_after(one)  # what is left still holds a short call
             assert done["status"] == "complete", done
             assert "global_budget_refusing" not in health  # it held one: not refusing
             assert health["status"] == "degraded"  # but nothing is left now
             assert health["global_budget_left_usd"] == {"day": 0.0}
+            done, health = await health_after(huge)  # refused: it could never have fit
+            assert done["result"]["errors"][0]["code"] == "budget_exceeded"
+            assert "global_budget_refusing" not in health
             metrics = (await gw.client.get("/metrics")).text.splitlines()
     assert 'switchman_budget_limit_usd{period="day",scope="global"} 0.5' in metrics
     assert 'switchman_budget_spent_usd{period="day",scope="global"} 0.5' in metrics
