@@ -32,7 +32,6 @@ class Upstream:
     #: every request after the first is read, and the connection reset unanswered (a
     #: backend that falls over on each request), on new connections as on kept ones
     fallen: bool = False
-    base_url: str = ""
     connections: int = 0
     answered: int = 0
     dropped: int = 0
@@ -71,10 +70,15 @@ class Upstream:
                 )
 
 
-def _config(upstream: Upstream) -> Config:
-    spec = ProviderSpec(
-        name="edge", kind="openai", base_url=upstream.base_url, api_key_env="EDGE_KEY"
-    )
+CALL = Call(prompt="What is the capital of France?", model="edge/m", params=Params(max_tokens=50))
+
+
+async def _serving(nursery: trio.Nursery, upstream: Upstream) -> Config:
+    """``upstream`` listening on loopback, and a config whose one model it serves."""
+    serve = functools.partial(trio.serve_tcp, upstream.handle, 0, host="127.0.0.1")
+    listeners = await nursery.start(serve)
+    base_url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1"
+    spec = ProviderSpec(name="edge", kind="openai", base_url=base_url, api_key_env="EDGE_KEY")
     model = ModelSpec(alias="edge/m", provider="edge", model_id="m")
     return Config(providers={"edge": spec}, models={"edge/m": model}, router=RouterConfig(seed=3))
 
@@ -84,15 +88,10 @@ async def test_a_kept_alive_connection_the_server_closed_costs_no_attempt(
     nursery: trio.Nursery, reset: bool
 ) -> None:
     upstream = Upstream(reset=reset)
-    serve = functools.partial(trio.serve_tcp, upstream.handle, 0, host="127.0.0.1")
-    listeners = await nursery.start(serve)
-    upstream.base_url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1"
-    call = Call(
-        prompt="What is the capital of France?", model="edge/m", params=Params(max_tokens=50)
-    )
+    config = await _serving(nursery, upstream)
     with trio.fail_after(20):
-        async with switchman.open_router(_config(upstream), env=ENV) as router:
-            results = [await router.call(call) for _ in range(5)]
+        async with switchman.open_router(config, env=ENV) as router:
+            results = [await router.call(CALL) for _ in range(5)]
             (provider,) = router.status().providers
     for result in results:
         assert (result.status, result.answer) == ("complete", ANSWER), result.errors
@@ -109,16 +108,11 @@ async def test_a_backend_that_resets_every_request_gets_it_twice_as_a_retry_woul
     new connection, which resets too. That was the model's retry: the call falls back (here
     to nothing) without a third send, and the upstream had it twice, as before."""
     upstream = Upstream(reset=True, fallen=True)
-    serve = functools.partial(trio.serve_tcp, upstream.handle, 0, host="127.0.0.1")
-    listeners = await nursery.start(serve)
-    upstream.base_url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/v1"
-    call = Call(
-        prompt="What is the capital of France?", model="edge/m", params=Params(max_tokens=50)
-    )
+    config = await _serving(nursery, upstream)
     with trio.fail_after(20):
-        async with switchman.open_router(_config(upstream), env=ENV) as router:
-            assert (await router.call(call)).status == "complete"  # (a kept connection)
-            failed = await router.call(call)
+        async with switchman.open_router(config, env=ENV) as router:
+            assert (await router.call(CALL)).status == "complete"  # (a kept connection)
+            failed = await router.call(CALL)
     assert failed.status == "failed"
     (attempt,) = failed.trace.attempts
     assert attempt.outcome == "error" and "sent again on a new connection" in (attempt.error or "")
