@@ -131,8 +131,11 @@ _ENDPOINTS: Final[Mapping[str, tuple[str, ...]]] = {
     "openai": ("/chat/completions", "/completions", "/responses"),
     "anthropic": ("/v1/messages", "/messages", "/v1"),
     "gemini": ("/models", ":generatecontent", ":streamgeneratecontent"),
-    "ollama": ("/api/chat", "/api/generate", "/api", "/v1"),
+    "ollama": ("/api/chat", "/api/generate", "/api/tags", "/api", "/v1"),
 }
+#: a path segment under which a kind's endpoints live, nothing of an API root after it (a
+#: Gemini model's own path; a proxy's prefix may well hold ``/api/``, so not Ollama's)
+_INNER: Final[Mapping[str, str]] = {"gemini": "/models/"}
 _ADDS: Final[Mapping[str, str]] = {
     "openai": "/chat/completions",
     "anthropic": "/v1/messages",
@@ -149,6 +152,9 @@ def _api_root(errors: list[FieldError], kind: object, value: str) -> None:
         return
     path = urllib.parse.urlsplit(value).path.rstrip("/").lower()
     tail = next((t for t in _ENDPOINTS[kind] if path.endswith(t)), None)
+    inner = _INNER.get(kind)
+    if tail is None and inner is not None and inner in path:  # a model's path
+        tail = path[path.index(inner) :]
     if tail is None:
         return
     hint = (

@@ -796,6 +796,12 @@ def test_a_provider_with_a_bad_kind_is_one_error_not_one_per_model(tmp_path: Pat
         ("gemini", "https://generativelanguage.googleapis.com/v1beta/models", "/models"),
         ("ollama", "http://localhost:11434/api/chat", "/api/chat"),
         ("ollama", "http://localhost:11434/v1", "/v1"),
+        ("ollama", "http://localhost:11434/api/tags", "/api/tags"),
+        (
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-3-flash",
+            "/models/gemini-3-flash",
+        ),
     ],
 )
 def test_a_base_url_ending_in_the_endpoint_switchman_adds_is_an_error(
@@ -820,6 +826,10 @@ def test_the_catalogs_api_roots_and_a_proxys_prefix_are_fine(tmp_path: Path) -> 
     [providers.mirror]
     kind = "openai"
     base_url = "https://gateway.example/openai/v1"
+
+    [providers.lan]
+    kind = "ollama"
+    base_url = "https://gateway.example/api/ollama"
     """
     config = load(tmp_path, text)
     assert config.providers["edge"].base_url == "https://gateway.example/anthropic"
