@@ -56,6 +56,15 @@ def health(args: argparse.Namespace) -> int:
         print(f"provider   {line}")
     if disabled:
         print(f"disabled   {', '.join(disabled)} (switchman providers says why)")
+    if (problem := data.get("store_problem")) is not None:
+        print(f"store      {problem}")
+    left = data.get("global_budget_left_usd") or {}
+    refusing = data.get("global_budget_refusing") or ()
+    if left:
+        line = ", ".join(f"${usd:.6f} left this {period}" for period, usd in left.items())
+        if refusing:
+            line += f"; refusing calls that could cost more ({', '.join(refusing)})"
+        print(f"budget     global: {line}")
     return code
 
 

@@ -493,6 +493,9 @@ def test_health_of_a_degraded_daemon_exits_1_and_names_the_open_breakers(
             },
             {"name": "gemini", "kind": "gemini", "disabled": True, "models": []},
         ],
+        "store_problem": "the job store cannot be written: database or disk is full",
+        "global_budget_left_usd": {"day": 0.1, "month": 40.5},
+        "global_budget_refusing": ["day"],
     }
     monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=body))
     assert switchman.cli.main(["health"]) == 1
@@ -501,6 +504,11 @@ def test_health_of_a_degraded_daemon_exits_1_and_names_the_open_breakers(
     assert out[1] == "jobs       7 complete, 3 failed, 1 running, 0 queued; 1 in flight"
     assert out[2] == "provider   openai     2 models, breakers: 0 closed, open: openai/a openai/b"
     assert out[3] == "disabled   gemini (switchman providers says why)"
+    assert out[4] == "store      the job store cannot be written: database or disk is full"
+    assert out[5] == (
+        "budget     global: $0.100000 left this day, $40.500000 left this month; "
+        "refusing calls that could cost more (day)"
+    )
     assert switchman.cli.main(["health", "--json"]) == 1
     assert json.loads(capsys.readouterr().out) == body
 

@@ -94,3 +94,24 @@ def test_a_store_from_a_newer_switchman_is_refused_with_what_to_do(tmp_path: Pat
     assert done.returncode == 2, done.stderr
     assert f"cannot use {db} as the job store: a newer switchman wrote it" in done.stderr
     assert "run that version, or give this one another store" in done.stderr
+
+
+def test_health_says_when_the_global_budget_has_run_out(tmp_path: Path) -> None:
+    """Through the real daemon and CLI: the day's budget spent by one call, `switchman
+    health` exits 1 and says it is the budget."""
+    config = tmp_path / "switchman.toml"
+    config.write_text(
+        '[budgets]\nglobal_daily_usd = 0.4\n\n[[models]]\nalias = "t/dear"\nprovider = '
+        '"sim"\nmodel_id = "dear"\noutput_per_mtok = 100000.0\n'
+    )
+    with serving(tmp_path, tmp_path / "jobs.db", "--config", str(config)) as daemon:
+        ok = daemon.run("health")
+        assert ok.returncode == 0 and "budget     global: $0.400000 left this day" in ok.stdout
+        body = {"prompt": "hi", "model": "t/dear", "params": {"max_tokens": 4}}
+        base = f"http://127.0.0.1:{daemon.port}"
+        done = httpx.post(f"{base}/call?wait=20", json=body, timeout=30).json()
+        assert done["status"] == "complete" and done["result"]["cost_usd"] == 0.4, done
+        spent = daemon.run("health")
+    assert spent.returncode == 1
+    assert spent.stdout.startswith("degraded")
+    assert "budget     global: $0.000000 left this day" in spent.stdout
