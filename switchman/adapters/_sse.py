@@ -38,6 +38,7 @@ from switchman._errors import (
     UpstreamError,
 )
 from switchman._result import Usage
+from switchman.catalog._credentials import CREDENTIAL_MIN
 from switchman.policy._ratelimit import MAX_HOLD_S, clamp_hold, go_duration, parse_retry_after
 
 if TYPE_CHECKING:
@@ -288,21 +289,16 @@ REDACTED: Final = "[REDACTED]"
 Secret: TypeAlias = str | tuple[str, ...] | None
 
 
-#: a secret shorter than this is not looked for by value: no provider issues such a key, and
-#: the placeholders local servers take (``EMPTY``, ``ollama``, ``model``) are words an
-#: error uses (``catalog.CREDENTIAL_MIN``, the same for credential headers)
-SECRET_MIN: Final = 8
-
-
 def scrub(text: str, secret: Secret = None) -> str:
     """Remove ``secret`` (one value, or each of several in their order: put the longest
-    first; none shorter than ``SECRET_MIN``) and anything that looks like an API key or
+    first; none shorter than ``CREDENTIAL_MIN``: a local server's placeholder key,
+    ``EMPTY``, is a word errors use) and anything that looks like an API key or
     token from ``text``; a lone surrogate in it (an upstream's JSON escape) becomes
     U+FFFD, so the text can be sent on and stored."""
     text = valid_text(text)
     if secret:
         for value in (secret,) if isinstance(secret, str) else secret:
-            if len(value) >= SECRET_MIN:
+            if len(value) >= CREDENTIAL_MIN:
                 text = text.replace(value, REDACTED)
     text = _KEYLIKE.sub(REDACTED, text)
 

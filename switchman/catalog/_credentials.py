@@ -28,8 +28,9 @@ def credential_header(name: str) -> bool:
     return any(_CREDENTIAL_WORDS.fullmatch(word) for word in re.split(r"[-_]", name))
 
 
-#: a credential header's value shorter than this is not taken for a secret: replacing
-#: it wherever it appears would redact ordinary words (``Basic``, a short tenant name)
+#: a credential (a header's value, a provider's key) shorter than this is not taken for a
+#: secret: replacing it wherever it appears would redact ordinary words (``Basic``, a short
+#: tenant name, a local server's placeholder key ``EMPTY``); no provider issues such keys
 CREDENTIAL_MIN: Final = 8
 
 
