@@ -216,3 +216,18 @@ async def test_a_key_echoed_in_a_response_header_stays_out_of_the_http_libraries
     assert PROVIDER_KEY not in caplog.text
     # and the filter left with the router
     assert not logging.getLogger("httpcore.http11").filters
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_redaction_counts_are_listed_in_one_order_streamed_or_not(
+    streamed: bool, nursery: trio.Nursery
+) -> None:
+    """``result.redaction.items`` lists kinds in the one order of ``KINDS`` (as
+    ``Redacted.report()`` does), whether the answer was streamed or not, so a consumer
+    comparing reports sees the same list for the same answer."""
+    echo: Echo = await nursery.start(serve_echo)
+    prompt = "card 4111 1111 1111 1111, phone +14155552671, mail ann@acme.io"
+    result = await _called(echo, Call(prompt=prompt, model="echo"), streamed)
+    assert result.status == "complete", result.errors
+    kinds = [i.kind for i in result.redaction.items]
+    assert kinds == ["api_key", "email", "phone", "card_number"]

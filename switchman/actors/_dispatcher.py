@@ -66,7 +66,12 @@ from switchman.policy._candidates import plan_attempt_order, reachable
 from switchman.policy._eligibility import Eligibility, check_eligibility
 from switchman.policy._estimate import estimate_input_tokens
 from switchman.policy._known import KnownValues, hide_known
-from switchman.policy._redaction import REDACT_IN_THREAD_ABOVE, StreamRedactor, redact
+from switchman.policy._redaction import (
+    REDACT_IN_THREAD_ABOVE,
+    StreamRedactor,
+    redact,
+    redaction_report,
+)
 from switchman.policy._scoring import rank
 
 log = logging.getLogger("switchman.dispatcher")
@@ -404,8 +409,7 @@ class _Dispatcher:
                         await run.reply_to.send(Delta(text=tail))
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass
-            counts = run.redactor.counts
-            items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(counts.items()))
+            items = redaction_report(run.redactor.counts).items
             answer = "".join(run.sent_redacted)
         elif success is not None:
             if run.redact:
@@ -414,10 +418,10 @@ class _Dispatcher:
                 else:
                     red = redact(success.text, env.secrets)
                 answer = red.text
-                items = tuple(RedactionItem(kind=k, count=c) for k, c in sorted(red.counts.items()))
+                items = redaction_report(red.counts).items
             else:  # off: only the router's own keys (``policy._known``)
                 answer, hidden = hide_known(success.text, env.secrets)
-                items = tuple(RedactionItem(kind=k, count=c) for k, c in hidden.items())
+                items = redaction_report(hidden).items
         elif run.stream:
             answer = "".join(run.sent_redacted)
         redaction = RedactionReport(performed=bool(items), items=items)
