@@ -10,29 +10,26 @@ details?}}``; on ``/v1`` routes they take OpenAI's shape instead (see
 ``_openai``; a 503 there says when to retry, see ``_causes``).
 
 Requests are served in hypercorn's tasks; calls run as jobs in the job
-nursery (see ``_jobs``), so a request that is cancelled (client gone) leaves
-its job running and stored.
+nursery (see ``_jobs``), so a request that is cancelled leaves its job running and
+stored (a ``/v1`` client that disconnects cancels its call: see ``_v1``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
-import attrs
 import trio
 
 from switchman._call import INTENTS, Call
-from switchman._channels import open_channel
 from switchman._convert import call_from_dict
 from switchman._errors import FieldError, ValidationError
-from switchman._result import Delta, Result
-from switchman.gateway import _openai
+from switchman._result import Result
+from switchman.gateway import _openai, _v1
 from switchman.gateway._auth import (
     SEVERAL_KEYS,
     Principal,
@@ -55,16 +52,13 @@ from switchman.gateway._http import (
     Scope,
     Send,
     invalid,
-    send_events,
     send_json,
     send_text,
-    start_event_stream,
 )
 from switchman.gateway._jobs import (
     Draining,
     JobRunner,
     Overloaded,
-    failed_result,
     store_unavailable,
 )
 from switchman.gateway._limits import Holdings, KeyRates
@@ -608,7 +602,7 @@ class Gateway:
                 await send_json(send, 200, entry)
                 return
         if resolve_target(named, self.config) is None:
-            said = self._no_model(model, principal)
+            said = self.no_model(model, principal)
         else:  # known, but not listed: not this key's, or nothing of it is in service
             _, denied = target_problems(principal, Call(prompt="?", model=named), self.config)
             if denied:
@@ -620,11 +614,11 @@ class Gateway:
             said = f"{said} (GET /v1/models lists the ones this key may use)"
         raise HttpError(404, "model_not_found", said, param="model")
 
-    def _no_model(self, name: str, principal: Principal) -> str:
+    def no_model(self, name: str, principal: Principal) -> str:
         said = unknown_name(name, self.config, usable=knows(principal, self.config))
         return f"{said} (GET /v1/models lists the ones this key may use)"
 
-    def _failure(self, result: Result, call: Call, principal: Principal) -> HttpError:
+    def failure(self, result: Result, call: Call, principal: Principal) -> HttpError:
         """The ``/v1`` error for a failed call, its message as ``principal`` may read it."""
         return self.shown_error(self._whole_failure(result, call, principal), result, principal)
 
@@ -668,125 +662,7 @@ class Gateway:
         )
 
     async def post_chat_completions(self, req: Request, send: Send, principal: Principal) -> None:
-        body = await req.json(self.config.server.max_body_bytes)
-        chat = _openai.chat_request(body)
-        chat = attrs.evolve(
-            chat, call=canonical_call(chat.call, self.config, knows(principal, self.config))
-        )
-        unknown, _ = target_problems(principal, chat.call, self.config)
-        if unknown:
-            field, message = unknown[0]
-            if field == "model":
-                raise HttpError(
-                    404, "model_not_found", self._no_model(chat.call.model, principal), param=field
-                )
-            field = _openai.v1_field(field)
-            raise HttpError(400, "model_not_found", f"{field}: {message}", param=field)
-        try:
-            call = self.admit(chat.call, principal)
-        except HttpError as refused:
-            raise _openai.v1_error(refused) from None
-        self.take_request(principal)
-        if chat.stream:
-            await self._chat_stream(send, call, principal, include_usage=chat.include_usage)
-            return
-        job_id = await self.submit(call, principal)
-        result = await self.runner.wait(job_id)
-        if result is None:
-            raise HttpError(500, "internal_error", "the job finished without a result")
-        headers = _openai.result_headers(result, job_id)
-        if not result.ok:
-            err = self._failure(result, call, principal)
-            err_body = _openai.error_body(err) | {
-                "switchman": _openai.switchman_info(result, job_id)
-            }
-            await send_json(send, err.status, err_body, [*headers, *err.headers])
-            return
-        created = int(self.wall_clock())
-        out = _openai.completion_body(result, job_id=job_id, created=created, requested=call.model)
-        await send_json(send, 200, out, headers)
-
-    async def _chat_stream(
-        self, send: Send, call: Call, principal: Principal, *, include_usage: bool
-    ) -> None:
-        # deltas that arrive together leave in one write (one socket send for several
-        # events); the job never waits for a client reading slowly (or not at all): it
-        # ends, is stored and billed on the router's own time, its text queued here
-        sink: trio.MemorySendChannel[Delta | Result]
-        items: trio.MemoryReceiveChannel[Delta | Result]
-        sink, items = open_channel(math.inf)
-        with items:
-            job_id = await self.submit(call, principal, sink=sink)
-            created = int(self.wall_clock())
-            first = await _next(items, job_id)
-            if isinstance(first, Result) and not first.ok:
-                err = self._failure(first, call, principal)
-                err_body = _openai.error_body(err) | {
-                    "switchman": _openai.switchman_info(first, job_id)
-                }
-                headers = [*_openai.result_headers(first, job_id), *err.headers]
-                await send_json(send, err.status, err_body, headers)
-                return
-            await start_event_stream(send, _openai.result_headers(None, job_id))
-
-            def chunk(delta: Mapping[str, Any] | None, **kw: Any) -> dict[str, Any]:
-                return _openai.chunk_body(
-                    job_id=job_id, created=created, model=call.model, delta=delta, **kw
-                )
-
-            pending: list[Any] = [chunk({"role": "assistant", "content": ""})]
-            sent = False
-            item: Delta | Result = first
-            while isinstance(item, Delta):
-                if item.text:
-                    pending.append(chunk({"content": item.text}))
-                    if not sent:  # the first text goes out at once: time to first token
-                        sent = True
-                        await send_events(send, pending)
-                        pending = []
-                try:  # later text already there goes out in the same write
-                    item = items.receive_nowait()
-                    continue
-                except trio.WouldBlock:
-                    pass
-                except trio.EndOfChannel:
-                    item = failed_result(
-                        job_id, "internal_error", "the stream ended without a result"
-                    )
-                    break
-                if pending:
-                    await send_events(send, pending)
-                    pending = []
-                item = await _next(items, job_id)
-            result = item
-            if not result.ok:
-                err = self.shown_error(_openai.failure(result), result, principal)
-                pending.append(_openai.error_body(err))
-                await send_events(send, pending, last=True)
-                return
-            if not sent and result.answer:
-                pending.append(chunk({"content": result.answer}))
-            # every chunk names the requested model; the answerer is in ``switchman.model``
-            pending.append(
-                chunk(
-                    {},
-                    finish_reason=result.finish_reason or "stop",
-                    usage=None if include_usage else result.usage,
-                    extra=_openai.switchman_info(result, job_id),
-                )
-            )
-            if include_usage:  # the last chunk names the answerer too, as without usage
-                info = _openai.switchman_info(result, job_id)
-                pending.append(chunk(None, usage=result.usage, extra=info))
-            pending.append("[DONE]")
-            await send_events(send, pending, last=True)
-
-
-async def _next(items: trio.MemoryReceiveChannel[Delta | Result], job_id: str) -> Delta | Result:
-    try:
-        return await items.receive()
-    except trio.EndOfChannel:
-        return failed_result(job_id, "internal_error", "the stream ended without a result")
+        await _v1.post_chat_completions(self, req, send, principal)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -188,6 +188,16 @@ class JobRunner:
         await job.done.wait()
         return job.result
 
+    async def cancel(self, job_id: str, reason: str) -> bool:
+        """End the job's call now, if it is still running here (whether it was): it is
+        stored failed, code ``cancelled`` with ``reason``, with the attempts it made and
+        what they were billed."""
+        job = self._jobs.get(job_id)
+        if job is None or job.result is not None:
+            return False
+        await self._router.cancel_job(job_id, reason)
+        return True
+
     @property
     def draining(self) -> bool:
         """Whether it takes no new jobs (``start_draining`` was called)."""

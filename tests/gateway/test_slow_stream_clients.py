@@ -45,8 +45,13 @@ async def test_a_stream_client_that_stops_reading_leaves_its_job_to_end_and_be_s
     job_ids: list[str] = []
     started_answer = trio.Event()
 
+    bodies = [{"type": "http.request", "body": body, "more_body": False}]
+
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
+        if bodies:
+            return bodies.pop()
+        await trio.sleep_forever()  # (the client stays: it never disconnects)
+        raise AssertionError
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
