@@ -15,9 +15,12 @@ asks for verbosity ``full`` (OpenAI's answer is as long as the model makes it;
 ``full`` asks for up to 16,384 output tokens, capped at each model's own
 maximum), not the native API's ``standard``. ``n`` must be 1; tools, function
 calls (``tools``, an assistant turn's ``tool_calls``), non-text output and
-``logit_bias`` are refused with a 400 naming them (a logit bias cannot be
-honoured across providers, and a classifier relying on it would get unbiased
-labels). Every other field is ignored, as the SDK sends extras.
+``logit_bias``, log probabilities and ``web_search_options`` are refused with a
+400 naming them (a logit bias cannot be honoured across providers, and a
+classifier relying on it would get unbiased labels; a web search asked for would
+silently not happen), and so are penalties outside -2..2 and ``stream_options``
+without ``stream``, as OpenAI refuses them. Every other field is ignored, as the SDK
+sends extras.
 
 Every chunk of a stream carries the same ``model``, as OpenAI's do: the name
 the request asked for (an alias, a route or ``auto``). The model that answers
@@ -233,6 +236,22 @@ def _unsupported(body: Mapping[str, Any], errors: list[tuple[str, str]]) -> None
         errors.append(("response_format", "only text answers are supported"))
     if body.get("logprobs"):
         errors.append(("logprobs", "log probabilities are not supported"))
+    if body.get("top_logprobs") is not None:
+        errors.append(("top_logprobs", "log probabilities are not supported"))
+    if body.get("web_search_options") is not None:
+        errors.append(
+            (
+                "web_search_options",
+                "web search options are not supported: they cannot be honoured across"
+                " providers (a search model, such as Perplexity's sonar, searches on its own)",
+            )
+        )
+    for name in ("presence_penalty", "frequency_penalty"):
+        value = body.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not -2 <= value <= 2
+        ):
+            errors.append((name, "must be a number between -2 and 2"))
     if body.get("logit_bias"):
         errors.append(
             (
@@ -315,7 +334,9 @@ def chat_request(body: Any) -> ChatRequest:
         errors.append(("stream", "must be true or false"))
     options = body.get("stream_options")
     include_usage = False
-    if options is not None:
+    if options is not None and stream is not True:
+        errors.append(("stream_options", "only allowed when stream is true"))
+    elif options is not None:
         if not isinstance(options, Mapping) or not isinstance(
             options.get("include_usage", False), bool
         ):
@@ -548,6 +569,7 @@ def _unroutable(result: Result) -> HttpError | None:
             400,
             "context_length_exceeded" if context else "invalid_request",
             f"no eligible model for this request: {describe(request)}",
+            param="messages" if context else None,  # (where OpenAI points a context error)
         )
     return HttpError(
         403,
@@ -566,7 +588,7 @@ def failure(result: Result) -> HttpError:
     if first is not None and _request_fault(result):
         context = any(a.outcome == "context_exceeded" for a in result.trace.attempts)
         code = "context_length_exceeded" if context else "invalid_request"
-        return HttpError(400, code, first.message)
+        return HttpError(400, code, first.message, param="messages" if context else None)
     if first is not None and first.code == "permission_denied" and first.provider is not None:
         # the provider's own words: the last attempt's error (the lead one says "N attempts")
         last = result.errors[-1]

@@ -211,6 +211,8 @@ async def test_a_call_failing_because_of_the_request_is_a_400_the_sdk_does_not_r
                 assert info.value.code == code
                 assert info.value.type == "invalid_request_error"
                 assert said in info.value.message  # the provider's own words
+                # (where OpenAI points a context error)
+                assert info.value.param == ("messages" if n == 1 else None)
                 assert len(router.calls) == n  # one upstream call per SDK call: no retry
 
 
@@ -550,3 +552,48 @@ async def test_no_model_the_key_may_use_is_403_and_none_in_service_503(sdk: Fact
             assert down.value.status_code == 503 and down.value.code == "no_eligible_model"
             assert down.value.response.headers["x-should-retry"] == "false"
             assert len(router.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        (
+            {"extra_body": {"web_search_options": {"search_context_size": "high"}}},
+            "web_search_options",
+        ),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"presence_penalty": 5}, "presence_penalty"),
+        ({"frequency_penalty": -2.5}, "frequency_penalty"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ],
+)
+async def test_fields_that_would_be_dropped_silently_are_refused_naming_them(
+    fields: dict[str, Any], param: str, sdk: Factory
+) -> None:
+    """A web search asked for and not made, log probabilities asked for and not given,
+    out-of-range penalties and ``stream_options`` without a stream (which OpenAI refuses)
+    were answered 200 as if honoured; each is a 400 naming the field, and nothing is
+    routed. Penalties in range are still accepted."""
+    router = FakeRouter(make_config())
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            client = sdk(gw.base_url)
+            with pytest.raises(openai.BadRequestError) as info:
+                await _in_thread(
+                    lambda: client.chat.completions.create(
+                        model="fast",
+                        messages=USER,  # type: ignore[arg-type]
+                        **fields,
+                    )
+                )
+            assert info.value.param == param  # type: ignore[attr-defined]
+            assert router.calls == []
+            done = await _in_thread(
+                lambda: client.chat.completions.create(
+                    model="fast",
+                    messages=USER,  # type: ignore[arg-type]
+                    presence_penalty=1.5,
+                    frequency_penalty=-2,
+                )
+            )
+            assert done.choices[0].message.content == "echo hello there"

@@ -360,7 +360,7 @@ TOO_SMALL = "context window 32768 too small for 250004 input + 1024 output token
 def test_a_prompt_too_long_for_every_model_is_a_400_context_length_exceeded() -> None:
     result = _unrouted(TOO_SMALL, TOO_SMALL.replace("32768", "131072"))
     err = failure(result)
-    assert (err.status, err.code) == (400, "context_length_exceeded")
+    assert (err.status, err.code, err.param) == (400, "context_length_exceeded", "messages")
     assert err.message == "no eligible model for this request: m0: " + TOO_SMALL + (
         "; m1: " + TOO_SMALL.replace("32768", "131072")
     )
