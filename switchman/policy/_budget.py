@@ -64,6 +64,12 @@ def refusal(ledger: Ledger, limit: Limit, *, wall_now: float) -> Refusal:
     )
 
 
+def _plain(usd: float) -> str:
+    """A configured limit as written in a config, never in an exponent: ``50``, ``0.5``,
+    ``0.00001`` (``:g`` gave ``1e-05``)."""
+    return f"{usd:.9f}".rstrip("0").rstrip(".") or "0"
+
+
 def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: float) -> str:
     """Why ``refused`` stops a call that ``cost`` describes ("the $0.002 gpt could cost").
 
@@ -82,7 +88,7 @@ def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: flo
         f" (${refused.held_usd:.6f} more is held for calls in flight)" if refused.held_usd else ""
     )
     return (
-        f"{limit.scope} {limit.period} budget of ${limit.limit_usd:g} has "
+        f"{limit.scope} {limit.period} budget of ${_plain(limit.limit_usd)} has "
         f"${refused.available_usd:.6f} left{held}: it cannot cover {cost}"
     )
 

@@ -63,7 +63,7 @@ async def test_a_shared_budget_refuses_a_team_without_its_figures(tmp_path: Path
     assert re.search(r"it resets at \d{4}-\d\d-\d\d 00:00 UTC$", team), team
     assert f"{TINY:g}" not in team and "left" not in team and "in flight" not in team
     # the admin sees the figures
-    assert ops.startswith(f"global day budget of ${TINY:g} has $"), ops
+    assert ops.startswith(f"global day budget of ${TINY:.4f} has $"), ops
     assert "left" in ops
 
 
@@ -75,4 +75,4 @@ async def test_a_teams_own_budget_shows_its_figures(tmp_path: Path) -> None:
             running_gateway(router) as gw,
         ):
             team = await _refusal(gw, TEAM)
-    assert team.startswith(f"caller:team day budget of ${TINY:g} has $"), team
+    assert team.startswith(f"caller:team day budget of ${TINY:.4f} has $"), team

@@ -464,3 +464,19 @@ def test_holds_whose_attempts_were_billed_in_stored_results_are_settled_to_those
     assert settle_stored(old, {("job_1", 1): 0.0}) == old
     odd = {"nano_usd": {}, "held": [{"nanos": 5, "windows": ["global"], "job": "j", "attempt": 1}]}
     assert settle_stored(odd, {("j", 1): 0.0}) == odd
+
+
+def test_a_small_limit_reads_as_configured_not_in_an_exponent() -> None:
+    import datetime as dt
+
+    from switchman.policy._budget import Limit, Refusal, refusal_message
+
+    t = dt.datetime(2026, 11, 26, 10, 30, tzinfo=dt.UTC).timestamp()
+    for limit, shown in ((0.00001, "$0.00001"), (0.5, "$0.5"), (1250.0, "$1250")):
+        refused = Refusal(
+            limit=Limit(scope="global", period="day", limit_usd=limit),
+            available_usd=0.0,
+            held_usd=0,
+        )
+        said = refusal_message(refused, cost="the $1.000000 x could cost", figures=True, wall_now=t)
+        assert said.startswith(f"global day budget of {shown} has $0.000000 left"), said
