@@ -44,6 +44,13 @@ TRUST_RANK: Final = {tier: rank for rank, tier in enumerate(TRUST_TIERS)}
 MAX_PROMPT_CHARS: Final = 4_000_000
 MAX_TIMEOUT_MS: Final = 600_000
 MAX_SEED: Final = 2**31 - 1
+#: the longest model, route or capability name a call may give (every catalog name is far
+#: shorter; an error quoting a longer one would echo it back)
+MAX_NAME_CHARS: Final = 256
+#: the most models ``options.fallback`` may list, and capabilities a call may require (an
+#: unknown name is looked up for what it may have meant: a list of thousands held the loop)
+MAX_FALLBACK: Final = 32
+MAX_CAPABILITIES: Final = 32
 #: acknowledgements a caller must give to turn redaction off
 REDACTION_ACKNOWLEDGEMENTS: Final = frozenset(
     {"output_may_contain_secrets", "output_may_contain_personal_data"}
@@ -149,14 +156,23 @@ def valid_text(value: str) -> str:
 
 
 def _text(
-    errors: list[FieldError], name: str, value: object, *, empty: bool = False, blank: bool = False
+    errors: list[FieldError],
+    name: str,
+    value: object,
+    *,
+    empty: bool = False,
+    blank: bool = False,
+    max_chars: int | None = None,
 ) -> None:
     """A string that can be encoded; non-blank unless ``empty`` (anything) or ``blank``
-    (whitespace, as a stop sequence ``"\n"``, but not ``""``)."""
+    (whitespace, as a stop sequence ``"\n"``, but not ``""``); at most ``max_chars``."""
     if not isinstance(value, str) or not (empty or value.strip() or (blank and value)):
         errors.append(
             FieldError(name, "must be a string" if empty else "must be a non-empty string")
         )
+        return
+    if max_chars is not None and len(value) > max_chars:
+        errors.append(FieldError(name, f"must be at most {max_chars} characters; got {len(value)}"))
         return
     problem = text_problem(value)
     if problem is not None:
@@ -170,10 +186,11 @@ def _strings(
     *,
     max_items: int | None = None,
     blank: bool = False,
+    max_chars: int | None = None,
 ) -> None:
-    """A list or tuple of non-empty strings (whitespace-only ones too if ``blank``). A bare
-    string is refused: it would be taken character by character (``stop="END"`` as three
-    stop strings)."""
+    """A list or tuple of at most ``max_items`` non-empty strings (whitespace-only ones too
+    if ``blank``) of at most ``max_chars`` each. A bare string is refused: it would be taken
+    character by character (``stop="END"`` as three stop strings)."""
     if isinstance(value, str):
         errors.append(FieldError(name, "must be a list of strings, not a string"))
         return
@@ -182,8 +199,9 @@ def _strings(
         return
     if max_items is not None and len(value) > max_items:
         errors.append(FieldError(name, f"must be at most {max_items} strings; got {len(value)}"))
+        return  # (not one error per item of a list of thousands)
     for i, item in enumerate(value):
-        _text(errors, f"{name}[{i}]", item, blank=blank)
+        _text(errors, f"{name}[{i}]", item, blank=blank, max_chars=max_chars)
 
 
 #: how deep free-form JSON (``metadata``) may nest: results, traces and the job store
@@ -428,7 +446,7 @@ class Options:
             errors.append(FieldError("timeouts", "must be a Timeouts"))
         if not isinstance(v.redaction, RedactionOptions):
             errors.append(FieldError("redaction", "must be a RedactionOptions"))
-        _strings(errors, "fallback", v.fallback)
+        _strings(errors, "fallback", v.fallback, max_items=MAX_FALLBACK, max_chars=MAX_NAME_CHARS)
         return errors
 
 
@@ -536,13 +554,19 @@ class Call:
         if not isinstance(v.model, str) or not v.model:
             errors.append(FieldError("model", "must be a model alias, a route name or 'auto'"))
         else:
-            _text(errors, "model", v.model)
+            _text(errors, "model", v.model, max_chars=MAX_NAME_CHARS)
         _choice(errors, "intent", v.intent, Intent)
         _choice(errors, "min_trust", v.min_trust, TrustTier)
         for name, kind in (("caller", Caller), ("params", Params), ("options", Options)):
             if not isinstance(getattr(v, name), kind):
                 errors.append(FieldError(name, f"must be a {kind.__name__}"))
-        _strings(errors, "capabilities", v.capabilities)
+        _strings(
+            errors,
+            "capabilities",
+            v.capabilities,
+            max_items=MAX_CAPABILITIES,
+            max_chars=MAX_NAME_CHARS,
+        )
         if not isinstance(v.metadata, Mapping):
             errors.append(FieldError("metadata", "must be a mapping (a JSON object)"))
         else:

@@ -18,7 +18,7 @@ from typing import Final
 
 import attrs
 
-from switchman._call import TRUST_RANK, Call, Caller, TrustTier
+from switchman._call import MAX_FALLBACK, MAX_NAME_CHARS, TRUST_RANK, Call, Caller, TrustTier
 from switchman.catalog import Config, KeySpec
 from switchman.catalog._config import allowed_for
 from switchman.policy import resolve_target
@@ -258,15 +258,19 @@ def unknown_targets(
         return []
     out: list[tuple[str, str]] = []
     name = raw.get("model", "auto")
-    if isinstance(name, str) and name and resolve_target(model_named(name, config), config) is None:
+    if (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME_CHARS  # (a longer one: the call's own error says so)
+        and resolve_target(model_named(name, config), config) is None
+    ):
         out.append(("model", _unknown_model(name, config, principal)))
     options = raw.get("options")
     fallback = options.get("fallback") if isinstance(options, Mapping) else None
-    if isinstance(fallback, list):
+    if isinstance(fallback, list) and len(fallback) <= MAX_FALLBACK:
         for i, alias in enumerate(fallback):
             if (
                 isinstance(alias, str)
-                and alias
+                and 0 < len(alias) <= MAX_NAME_CHARS
                 and alias != "auto"
                 and model_named(alias, config) not in config.models
             ):
