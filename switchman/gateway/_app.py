@@ -194,6 +194,8 @@ class Gateway:
         self.rates = KeyRates()
         #: websockets open per team (a key's handle; None for the gateway without keys)
         self.sockets = Holdings()
+        #: websockets opened without a key that are still to authenticate (``_ws_open``)
+        self.awaiting_auth = 0
         #: what its websockets owe their clients, per team and per open socket (``_ws``)
         self.outboxes = outboxes or Outboxes()
         #: ``?wait`` long-polls held per team (``_long_poll``)

@@ -77,26 +77,22 @@ from switchman._errors import ValidationError
 from switchman._result import Delta, EventType, Result, TraceEvent
 from switchman.actors import Subscription
 from switchman.gateway._auth import (
-    SEVERAL_KEYS,
     Principal,
     authenticate,
     may_reach,
-    presented_key,
-    presents_several_keys,
 )
 from switchman.gateway._http import (
     HttpError,
-    Message,
     Receive,
     Scope,
     Send,
-    dumps,
     invalid,
     parse_json,
 )
 from switchman.gateway._limits import retry_after_s
 from switchman.gateway._outbox import OutboxStatistics, Text, as_text, kind_of
 from switchman.gateway._views import CallTexts, PlatformView
+from switchman.gateway._ws_open import NOT_VALID, error_message, open_socket
 
 if TYPE_CHECKING:
     from switchman.gateway._app import Gateway
@@ -136,19 +132,6 @@ _FIELDS: Final = {
     "call": {"type", "call"},
     "auth": {"type", "key"},
 }
-#: websockets one team (a key's handle) may hold open at once: each costs a subscription
-#: and buffers, and one key must not take a gateway's memory from the others
-SOCKETS_PER_KEY: Final = 64
-#: how long a socket opened without a key has to send ``{"type": "auth", "key": ...}``
-AUTH_WAIT_S: Final = 10.0
-_ASK_KEY: Final = (
-    'send {"type": "auth", "key": "<key>"} first, or the key in the upgrade request\'s'
-    " Authorization: Bearer <key> or x-api-key header"
-)
-_NOT_VALID: Final = (
-    "a valid gateway key is required (Authorization: Bearer <key> or x-api-key, or an"
-    ' {"type": "auth", "key": "<key>"} message)'
-)
 
 
 def event_message(event: TraceEvent) -> dict[str, Any]:
@@ -164,13 +147,6 @@ async def _discard(items: trio.MemoryReceiveChannel[Delta | Result]) -> None:
             pass
 
 
-def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = list(details)
-    return {"type": "error", "error": error}
-
-
 def _within_call(err: HttpError) -> HttpError:
     """``err`` with each field of its details under ``call.``, as the message's fields are."""
     if not err.details:
@@ -184,47 +160,11 @@ def _within_call(err: HttpError) -> HttpError:
 
 async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
     """Serve one websocket connection until the client or the gateway ends it."""
-    message = await receive()
-    if message["type"] != "websocket.connect":
+    principal = await open_socket(gw, scope, receive, send)
+    if principal is None:
         return
-    raw = scope.get("headers", ())
-    if presents_several_keys(raw):
-        await _reject(scope, send, HttpError(400, "bad_request", SEVERAL_KEYS))
-        return
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
-    try:
-        gw.refuse_pages(scope)
-    except HttpError as refused:
-        await _reject(scope, send, refused)
-        return
-    principal = gw.authenticate(headers)
-    if principal is None and (presented_key(headers) is not None or "origin" not in headers):
-        # a wrong key, or no key from a program (which can set headers): 401 at once
-        await _reject(scope, send, HttpError(401, "unauthorized", _NOT_VALID))
-        return
-    if principal is not None and (full := _sockets_full(gw, principal)) is not None:
-        await _reject(scope, send, full)
-        return
-    await send({"type": "websocket.accept"})
-    if principal is None:  # a browser's socket (it cannot set headers): ask for the key
-        principal = await _key_message(gw, receive, send)
-        if principal is None:
-            return
     with gw.sockets.holding(principal.owner):
         await _serve_connection(gw, principal, receive, send)
-
-
-def _sockets_full(gw: Gateway, principal: Principal) -> HttpError | None:
-    """A 429 when ``principal``'s team already holds ``SOCKETS_PER_KEY`` sockets (the
-    gateway without keys, one caller of its own machine, has no such limit)."""
-    held = gw.sockets.held(principal.owner)
-    if principal.owner is None or held < SOCKETS_PER_KEY:
-        return None
-    return HttpError(
-        429,
-        "rate_limited",
-        f"this key's team has {held} websockets open, the most one team may hold: close one first",
-    )
 
 
 async def _serve_connection(
@@ -252,87 +192,6 @@ async def _serve_connection(
     if conn.gave_up is not None:  # a reader that could not keep up: told why
         with contextlib.suppress(Exception):  # (the client may be gone)
             await send({"type": "websocket.close", "code": 1008, "reason": conn.gave_up})
-
-
-async def _key_message(gw: Gateway, receive: Receive, send: Send) -> Principal | None:
-    """The principal of a socket opened without a key, from its first message
-    ``{"type": "auth", "key": ...}`` sent within ``AUTH_WAIT_S``; None (the socket told
-    why and closed with 1008) for anything else, or when the client left. Once the
-    gateway is stopping, a socket still waiting is closed at once (1001): it is owed
-    nothing, and must not hold the stop up."""
-    problem = f"no auth message within {AUTH_WAIT_S:g} s: {_ASK_KEY}"
-    code = 1008
-    message: Message | None = None
-    with trio.move_on_after(AUTH_WAIT_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_when_set, gw.runner.stopping, nursery.cancel_scope)
-            message = await receive()
-            nursery.cancel_scope.cancel()
-    if message is None and gw.runner.stopping.is_set():
-        problem, code = "the gateway is shutting down", 1001
-    if message is not None:
-        if message["type"] == "websocket.disconnect":
-            return None
-        principal, problem = _auth_message(gw, message.get("text"))
-        full = _sockets_full(gw, principal) if principal is not None else None
-        if principal is not None and full is None:
-            await _send_raw(send, {"type": "authenticated", "handle": principal.handle})
-            return principal
-        if full is not None:
-            await _send_raw(send, _error(full.code, full.message))
-            with contextlib.suppress(Exception):  # (the client may be gone)
-                await send({"type": "websocket.close", "code": 1008})
-            return None
-    await _send_raw(send, _error("unauthorized" if code == 1008 else "shutting_down", problem))
-    with contextlib.suppress(Exception):  # (the client may be gone)
-        await send({"type": "websocket.close", "code": code})
-    return None
-
-
-async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
-
-
-def _auth_message(gw: Gateway, text: str | None) -> tuple[Principal | None, str]:
-    """The principal an ``auth`` message's key names, or None and what is wrong with it."""
-    try:
-        data = parse_json(text) if text is not None else None
-    except ValueError:
-        data = None
-    if not (isinstance(data, dict) and data.get("type") == "auth"):
-        return None, f"the first message must authenticate: {_ASK_KEY}"
-    unknown = sorted(str(k) for k in data if k not in ("type", "key"))
-    key = data.get("key")
-    if unknown or not isinstance(key, str) or not key.strip():
-        what = f"unknown field(s) {', '.join(unknown)}" if unknown else "no key"
-        return None, f"{what} in the auth message: {_ASK_KEY}"
-    principal = authenticate(gw.config.keys, key.strip())
-    return principal, _NOT_VALID
-
-
-async def _send_raw(send: Send, message: Mapping[str, Any]) -> None:
-    with contextlib.suppress(Exception):  # (the client may be gone)
-        text = json.dumps(message, separators=(",", ":"))
-        await send({"type": "websocket.send", "text": text})
-
-
-async def _reject(scope: Scope, send: Send, err: HttpError) -> None:
-    if "websocket.http.response" in scope.get("extensions", {}):
-        body = dumps(err.body())
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": err.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
 
 
 class _Connection:
@@ -632,17 +491,17 @@ class _Connection:
                 continue
             text = message.get("text")
             if text is None:
-                await self._put(_error("bad_request", "send JSON text messages"))
+                await self._put(error_message("bad_request", "send JSON text messages"))
                 continue
             try:
                 data = parse_json(text)
             except ValueError as exc:
-                await self._put(_error("bad_request", f"malformed JSON: {exc}"))
+                await self._put(error_message("bad_request", f"malformed JSON: {exc}"))
                 continue
             try:
                 await self.handle(data)
             except HttpError as err:
-                error = _error(err.code, err.message, err.details)
+                error = error_message(err.code, err.message, err.details)
                 retry = retry_after_s(err)
                 if retry is not None:  # over the key's rpm: when to send it again
                     error["error"]["retry_after_s"] = retry
@@ -673,7 +532,7 @@ class _Connection:
             raise invalid([("key", "must be a non-empty string")])
         principal = authenticate(self.gw.config.keys, key.strip())
         if principal is None:
-            raise HttpError(401, "unauthorized", _NOT_VALID)
+            raise HttpError(401, "unauthorized", NOT_VALID)
         if principal.key_id != self.principal.key_id:
             raise HttpError(
                 400,

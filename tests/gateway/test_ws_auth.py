@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
-from switchman.gateway import _ws
+from switchman.gateway import _ws_open
 from tests.gateway._fakes import KEYS, FakeRouter, make_config, running_gateway
 from tests.gateway.test_ws import _recv, _send
 
@@ -100,7 +100,7 @@ async def test_a_socket_without_a_key_that_does_not_authenticate_first_is_closed
 async def test_a_socket_that_sends_nothing_is_closed_when_its_time_to_authenticate_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_ws, "AUTH_WAIT_S", 0.3)
+    monkeypatch.setattr(_ws_open, "AUTH_WAIT_S", 0.3)
     router = FakeRouter(make_config(keys=KEYS))
     with trio.fail_after(10):
         async with (
@@ -211,7 +211,7 @@ async def test_a_page_socket_still_waiting_for_its_key_does_not_hold_up_a_stop()
 async def test_a_team_holds_a_bounded_number_of_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each socket costs a subscription and its buffers: one key cannot take the gateway's
     memory from the others (thousands of sockets of one key doubled the daemon's RSS)."""
-    monkeypatch.setattr(_ws, "SOCKETS_PER_KEY", 2)
+    monkeypatch.setattr(_ws_open, "SOCKETS_PER_KEY", 2)
     router = FakeRouter(make_config(keys=KEYS))
     team_a = [("authorization", "Bearer secret-a")]
     with trio.fail_after(10):
@@ -250,3 +250,35 @@ async def test_a_team_holds_a_bounded_number_of_sockets(monkeypatch: pytest.Monk
                     break
                 await trio.sleep(0.02)
             assert statuses[-1] == 101 and set(statuses) <= {429, 101}
+
+
+async def test_sockets_waiting_to_authenticate_are_bounded_across_the_gateway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page's socket opened without a key costs a connection and a task for up to 10 s
+    before it must authenticate, and no team's bound holds it (it has no team yet): 2,000
+    were accepted in 2.3 s. At most ``AWAITING_AUTH`` wait at once; past them the upgrade
+    is a 429, and a socket that authenticated gives its place back."""
+    monkeypatch.setattr(_ws_open, "AWAITING_AUTH", 2)
+    router = FakeRouter(make_config(keys=KEYS))
+    page_upgrade = UPGRADE | dict(PAGE)
+    with trio.fail_after(10):
+        async with (
+            running_gateway(router) as gw,
+            open_websocket_url(gw.ws_url, extra_headers=PAGE) as first,
+            open_websocket_url(gw.ws_url, extra_headers=PAGE),
+        ):
+            async with httpx.AsyncClient(base_url=gw.base_url) as client:  # not reusable
+                third = await client.get("/ws", headers=page_upgrade)
+            assert third.status_code == 429
+            assert "waiting to authenticate" in third.json()["error"]["message"]
+            # a socket with its key in the upgrade never waits: not held back
+            team_a = [("authorization", "Bearer secret-a")]
+            async with open_websocket_url(gw.ws_url, extra_headers=team_a) as keyed:
+                await _send(keyed, {"type": "subscribe"})
+                assert (await _recv(keyed))["type"] == "subscribed"
+            await _send(first, {"type": "auth", "key": "secret-a"})
+            assert (await _recv(first))["type"] == "authenticated"
+            async with httpx.AsyncClient(base_url=gw.base_url) as client:
+                fourth = await client.get("/ws", headers=page_upgrade)
+            assert fourth.status_code == 101
