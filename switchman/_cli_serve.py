@@ -32,6 +32,7 @@ from switchman.catalog import Config, load_config
 from switchman.catalog._config import DISABLED_BY_CONFIG
 from switchman.cli import DEFAULT_HOST, EXIT_OK, CliError
 from switchman.gateway import InsecureBindError, check_bind, serve_gateway
+from switchman.gateway._hypercorn import raise_file_limit
 from switchman.gateway._outbox import Outboxes
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
@@ -294,6 +295,7 @@ def serve(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.config:
         _tell_out_of_service(args.config, config)
+    raise_file_limit()  # (the daemon's clients and its providers' connections are files)
     # the refusal is raised after the ``except*`` clauses, not inside one: CPython 3.11.0
     # to 3.11.3 (Debian 12's python3 is 3.11.2) wrap an exception raised there in an
     # ExceptionGroup, a traceback and exit 1 instead of ``switchman: ...`` and exit 2

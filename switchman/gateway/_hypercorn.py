@@ -12,17 +12,66 @@ from any web page being enough at times.
 send that meets the connection's end as the connection closing (as hypercorn treats a
 broken or closed stream already). Only that one exception, on that one path, changes.
 It also ends a connection as soon as its client has closed it, rather than when its
-keep-alive timer runs out.
+keep-alive timer runs out; drops one whose client has read nothing of a write for
+``WRITE_STALL_S`` (hypercorn shields its writes with no time limit: a client that sends
+requests and never reads the answers held its connection for ever, its idle timer stopped
+mid-response); and takes at most ``connection_limit()`` connections at once, answering
+any past them 503 and closing it at once, so clients cannot use up the process's file
+descriptors (20,000 idle connections did: new clients then timed out, the log filled with
+``EMFILE`` tracebacks, and the providers' own connections could not be opened either).
 """
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+import resource
+from typing import ClassVar, Final
 
 import trio
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as _run
 from hypercorn.trio.tcp_server import TCPServer
+
+log = logging.getLogger("switchman.gateway.server")
+
+#: how long a write to a client may go without the client reading any of it
+WRITE_STALL_S: Final = 30.0
+#: a write is made in slices of this size, each given ``WRITE_STALL_S``: a slow but steady
+#: reader of a large answer is not dropped, one that reads nothing is
+_SLICE: Final = 64 * 1024
+#: what a connection past the limit is answered before it is closed
+_FULL_BODY: Final = (
+    b'{"error":{"code":"overloaded","message":"too many connections are open; retry shortly"}}'
+)
+_FULL: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(_FULL_BODY), _FULL_BODY)
+)
+
+
+def connection_limit() -> int:
+    """How many client connections the process takes at once: its file-descriptor limit,
+    less what the providers' connections, the store and the log need (a quarter of it,
+    between 256 and 2,048)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    reserve = min(max(256, soft // 4), 2048)
+    return max(64, soft - reserve)
+
+
+def raise_file_limit() -> None:
+    """Raise the process's soft file-descriptor limit to its hard limit (at most 65,536),
+    as servers do: a soft limit of 1,024, a common default, would cap the daemon at 768
+    clients. Left as it is where the system refuses."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65_536 if hard == resource.RLIM_INFINITY else min(hard, 65_536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
 
 
 class GuardedTCPServer(TCPServer):
@@ -33,10 +82,42 @@ class GuardedTCPServer(TCPServer):
     up the daemon's file descriptors)."""
 
     _client_gone = False
+    #: connections open now, in the process; past ``limit`` a new one is refused
+    open_now: ClassVar[int] = 0
+    limit: ClassVar[int] = 1 << 20
+    #: whether connections are being refused (said once in the log per streak)
+    _full: ClassVar[bool] = False
+
+    async def run(self) -> None:
+        cls = GuardedTCPServer
+        if cls.open_now >= cls.limit:
+            if not cls._full:
+                cls._full = True
+                log.warning(
+                    "%d client connections are open, the most this process takes (see its"
+                    " file limit, ulimit -n): new ones are answered 503 until some close",
+                    cls.open_now,
+                )
+            with trio.move_on_after(1.0):
+                try:
+                    await self.stream.send_all(_FULL)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+            await self.stream.aclose()
+            return
+        cls._full = False
+        cls.open_now += 1
+        try:
+            await super().run()
+        finally:
+            cls.open_now -= 1
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated) and event.idle and self._client_gone:
             return  # nothing is left to keep alive
+        if isinstance(event, RawData):
+            await self._send_data(event.data)
+            return
         try:
             await super().protocol_send(event)
         except trio.BusyResourceError:
@@ -44,6 +125,25 @@ class GuardedTCPServer(TCPServer):
                 raise
             # the stream is being ended by ``_close`` in another task: this send is too late
             await self.protocol.handle(Closed())
+
+    async def _send_data(self, data: bytes) -> None:
+        """hypercorn's write (serialised, shielded), in slices each given ``WRITE_STALL_S``:
+        a client that reads none of it is dropped, as one that closed is."""
+        async with self.send_lock:
+            try:
+                with trio.CancelScope(shield=True):
+                    view = memoryview(data)
+                    for start in range(0, len(view), _SLICE):
+                        with trio.fail_after(WRITE_STALL_S):
+                            await self.stream.send_all(view[start : start + _SLICE])
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
+            except trio.BusyResourceError:
+                # the stream is being ended by ``_close`` in another task: too late
+                await self.protocol.handle(Closed())
+            except trio.TooSlowError:  # a client that reads nothing: dropped
+                await self.stream.aclose()
+                await self.protocol.handle(Closed())
 
     async def _read_data(self) -> None:
         await super()._read_data()
@@ -61,5 +161,6 @@ _ORIGINAL: Final = getattr(_run, "TCPServer", None)
 def install() -> None:
     """Serve every connection of hypercorn's trio worker with :class:`GuardedTCPServer`
     (idempotent; it names its handler class once, in ``hypercorn.trio.run``)."""
+    GuardedTCPServer.limit = connection_limit()
     if _ORIGINAL is TCPServer and getattr(_run, "TCPServer", None) is _ORIGINAL:
         setattr(_run, "TCPServer", GuardedTCPServer)  # noqa: B010 (a module's global)

@@ -53,7 +53,7 @@ A socket whose results or replies wait for room while nothing is written to its 
 for ``STALL_S``, a reader that has stopped, is closed with 1008 and a reason, what it
 owed dropped at once (results stay in ``GET /result``) and a warning logged; one that
 reads slowly but steadily is not. (hypercorn shields a socket write: one the client
-never reads ends only when the client goes, and the close frame follows it.)
+reads none of for ``_hypercorn.WRITE_STALL_S`` drops the connection.)
 
 The connection ends when the client leaves (the nursery is cancelled; jobs
 it submitted keep running and are stored) or, at shutdown, once every job has

@@ -1,0 +1,88 @@
+"""The gateway's client connections are bounded, over real sockets: a connection past
+the process's limit is answered 503 and closed at once (20,000 idle connections used up
+the daemon's file descriptors: new clients timed out and the providers' own connections
+could not be opened), and a client that reads none of a write for ``WRITE_STALL_S`` is
+dropped (hypercorn shields its writes with no time limit: a client sending requests and
+never reading the answers held its connection for ever)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from switchman.gateway import _hypercorn
+from switchman.gateway._hypercorn import GuardedTCPServer, connection_limit
+from tests.gateway._fakes import FakeRouter, make_config, running_gateway
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".encode()
+
+
+async def _read_to_end(stream: trio.SocketStream) -> bytes:
+    """What the server sent until it closed (or reset) the connection."""
+    got = bytearray()
+    while True:
+        try:
+            data = await stream.receive_some(1 << 16)
+        except trio.BrokenResourceError:  # a reset: requests it did not read were pending
+            return bytes(got)
+        if not data:
+            return bytes(got)
+        got += data
+
+
+def test_the_limit_leaves_room_for_the_providers_connections() -> None:
+    limit = connection_limit()
+    assert limit >= 64
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY:
+        assert soft - limit >= min(256, soft // 4)
+
+
+async def test_a_connection_past_the_limit_is_answered_503_and_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    router = FakeRouter(make_config())
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            idle = [await trio.open_tcp_stream(gw.host, gw.port) for _ in range(2)]
+            await trio.sleep(0.2)  # (accepted: counted as open)
+            monkeypatch.setattr(GuardedTCPServer, "limit", GuardedTCPServer.open_now)
+            past = await trio.open_tcp_stream(gw.host, gw.port)
+            await past.send_all(_get("/health"))
+            answer = await _read_to_end(past)
+            assert answer.startswith(b"HTTP/1.1 503 ")
+            assert b"retry-after: 1" in answer and b"too many connections" in answer
+            await past.aclose()
+            await idle[0].aclose()  # one goes: a new client is served again
+            with trio.fail_after(5):
+                while True:
+                    again = await trio.open_tcp_stream(gw.host, gw.port)
+                    await again.send_all(_get("/health"))
+                    head = await again.receive_some(1 << 16)
+                    await again.aclose()
+                    if head.startswith(b"HTTP/1.1 200 "):
+                        break
+                    await trio.sleep(0.05)  # (until the server has seen the close)
+            await idle[1].aclose()
+
+
+async def test_a_client_that_reads_nothing_of_its_answers_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_hypercorn, "WRITE_STALL_S", 0.5)
+    router = FakeRouter(make_config())
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            size = len((await gw.client.get("/openapi.json")).content)
+            stream = await trio.open_tcp_stream(gw.host, gw.port)
+            # far more answers than the socket buffers between the two hold
+            await stream.send_all(_get("/openapi.json") * (40_000_000 // size + 1))
+            await trio.sleep(2.0)  # reading nothing
+            with trio.fail_after(10):  # (before: open until the client went)
+                await _read_to_end(stream)
+            await stream.aclose()
+            assert (await gw.client.get("/health")).status_code == 200
