@@ -385,7 +385,7 @@ class Gateway:
         except Draining:
             raise HttpError(503, "shutting_down", "the gateway is shutting down") from None
         except Overloaded as full:
-            message = "too many calls in flight; retry shortly"
+            message = full.said or "too many calls in flight; retry shortly"
             if full.owner_full is not None:
                 message = (
                     f"this key's team has {full.owner_full} calls in flight, half of what the"

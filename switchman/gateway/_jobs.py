@@ -61,12 +61,26 @@ class Draining(Exception):
 
 
 class Overloaded(Exception):
-    """Too many jobs in flight: the gateway's, or (``owner_full``) the caller's own share."""
+    """Too many jobs in flight: the gateway's, or (``owner_full``) the caller's own share;
+    or too much prompt text in them (``said``: which, in words)."""
 
-    def __init__(self, *, owner_full: int | None = None) -> None:
+    def __init__(self, *, owner_full: int | None = None, said: str | None = None) -> None:
         super().__init__()
         #: the caller's jobs in flight, when it is its share that is full
         self.owner_full = owner_full
+        self.said = said
+
+
+def prompt_chars(call: Call) -> int:
+    """The characters of a call's prompt or messages: what its job holds (a few times over:
+    the request, the call, the stored job, the provider's request)."""
+    if call.messages is not None:
+        return sum(len(m.content) for m in call.messages)
+    return len(call.prompt or "")
+
+
+def _mb(chars: int) -> str:
+    return f"{chars / 1_048_576:.1f} MB"
 
 
 def new_job_id() -> str:
@@ -86,6 +100,8 @@ def failed_result(job_id: str, code: str, message: str) -> Result:
 @attrs.define
 class _Job:
     owner: str | None = None
+    #: its prompt's characters (``prompt_chars``)
+    chars: int = 0
     done: trio.Event = attrs.field(factory=trio.Event)
     result: Result | None = None
 
@@ -107,6 +123,7 @@ class JobRunner:
         nursery: trio.Nursery,
         *,
         max_in_flight: int,
+        max_prompt_chars: int | None = None,
         job_ids: Callable[[], str] = new_job_id,
         on_result: Callable[[Result], None] | None = None,
     ) -> None:
@@ -119,6 +136,10 @@ class JobRunner:
         #: the most one owner may hold
         self._owner_max = max(max_in_flight // 2, 1)
         self._by_owner = Holdings()
+        #: the prompt text jobs in flight may hold, and one owner half of it
+        self._max_chars = max_prompt_chars
+        self._chars_by_owner = Holdings()
+        self._chars = 0
         self._job_ids = job_ids
         self._jobs: dict[str, _Job] = {}
         self._idle = trio.Event()
@@ -149,8 +170,11 @@ class JobRunner:
         held = self._by_owner.held(owner)
         if owner is not None and held >= self._owner_max:
             raise Overloaded(owner_full=held)
+        size = prompt_chars(call)
+        self._check_room(owner, size)
         job_id = self._job_ids()
         self._by_owner.take(owner)  # (counted from here: the store's write is a checkpoint)
+        self._take_chars(owner, size)
         try:
             # stored as running: the job starts right below (a separate queued -> running
             # write cost a thread round trip before the call could begin)
@@ -163,14 +187,42 @@ class JobRunner:
             )
         except StoreUnavailable as exc:  # full, locked: said once in the log by the store
             self._by_owner.give_back(owner)
+            self._take_chars(owner, -size)
             raise store_unavailable(exc) from None
         except BaseException:
             self._by_owner.give_back(owner)
+            self._take_chars(owner, -size)
             raise
-        self._jobs[job_id] = _Job(owner=owner)
+        self._jobs[job_id] = _Job(owner=owner, chars=size)
         self._idle = trio.Event()
         self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
         return job_id
+
+    def _check_room(self, owner: str | None, size: int) -> None:
+        """``Overloaded`` when a prompt of ``size`` characters would take the prompt text
+        held in flight past ``max_prompt_chars``, or its owner's past half of it (one job
+        alone always has room)."""
+        most = self._max_chars
+        if most is None:
+            return
+        if self._chars and self._chars + size > most:
+            raise Overloaded(
+                said=f"the calls in flight hold {_mb(self._chars)} of prompts, the most the"
+                f" gateway holds at once ({_mb(most)}); retry shortly"
+            )
+        held = self._chars_by_owner.held(owner)
+        if owner is not None and held and held + size > most // 2:
+            raise Overloaded(
+                said=f"this key's team has {_mb(held)} of prompts in calls in flight, half of"
+                " what the gateway holds at once; retry when some finish"
+            )
+
+    def _take_chars(self, owner: str | None, size: int) -> None:
+        self._chars += size
+        if size >= 0:
+            self._chars_by_owner.take(owner, size)
+        else:
+            self._chars_by_owner.give_back(owner, -size)
 
     def is_running(self, job_id: str) -> bool:
         return job_id in self._jobs
@@ -275,6 +327,7 @@ class JobRunner:
     def _release(self, job_id: str) -> None:
         job = self._jobs.pop(job_id)
         self._by_owner.give_back(job.owner)
+        self._take_chars(job.owner, -job.chars)
         if self._on_result is not None and job.result is not None:
             try:
                 self._on_result(job.result)

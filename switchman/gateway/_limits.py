@@ -35,11 +35,11 @@ class Holdings:
     def held(self, owner: str | None) -> int:
         return self._held.get(owner, 0)
 
-    def take(self, owner: str | None) -> None:
-        self._held[owner] = self._held.get(owner, 0) + 1
+    def take(self, owner: str | None, amount: int = 1) -> None:
+        self._held[owner] = self._held.get(owner, 0) + amount
 
-    def give_back(self, owner: str | None) -> None:
-        left = self._held.get(owner, 1) - 1
+    def give_back(self, owner: str | None, amount: int = 1) -> None:
+        left = self._held.get(owner, amount) - amount
         if left > 0:
             self._held[owner] = left
         else:

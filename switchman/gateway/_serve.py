@@ -52,6 +52,10 @@ RETENTION_EVERY_S: Final = 300.0
 RESPONSE_MARGIN_S: Final = 5.0
 #: gateway jobs in flight per unit of router capacity
 _JOBS_PER_CAPACITY: Final = 4
+#: the prompt text the jobs in flight may hold, in request bodies of the largest size (32
+#: of 4 MiB by default: 128 MiB, a team half of it); each job holds its prompt a few times
+#: over, so this bounds the memory calls in flight take, which a job count alone did not
+_PROMPT_BODIES: Final = 32
 
 
 class InsecureBindError(ValueError):
@@ -189,6 +193,7 @@ async def _serve(
             store,
             job_nursery,
             max_in_flight=max(config.router.capacity * _JOBS_PER_CAPACITY, 1),
+            max_prompt_chars=config.server.max_body_bytes * _PROMPT_BODIES,
             on_result=metrics.record,
         )
         app = Gateway(

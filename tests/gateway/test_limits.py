@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import openai
 import pytest
 import trio
@@ -190,3 +191,40 @@ async def test_the_openai_sdk_waits_out_the_retry_after_and_gets_its_answer() ->
             assert raw.retries_taken >= 1 and waited >= wait + 2.0 - 0.01
             assert info.value.status_code == 429 and info.value.code == "rate_limited"
             assert "retry-after" in info.value.response.headers
+
+
+async def test_the_prompt_text_of_calls_in_flight_is_bounded_per_team_and_in_all() -> None:
+    """Each job in flight holds its prompt a few times over: 90 calls of 3.5 MB prompts to
+    a silent model took the daemon to 1 GB, and one team's share of the job count was
+    2,048 of them. The prompt text in flight is bounded to 32 request bodies of the
+    largest size, a team half of it: past it, 503 ``overloaded`` saying so, with
+    ``retry-after``, and nothing is routed; a team's calls that end give their room back."""
+    keys = (
+        KeySpec(key_env="KEY_A", handle="a", secret="secret-a"),
+        KeySpec(key_env="KEY_B", handle="b", secret="secret-b"),
+    )
+    router = FakeRouter(make_config(keys=keys, max_body_bytes=64 * 1024))  # 2 MiB in all
+    big = "x" * 60_000  # a team may hold 17 of them (1 MiB)
+
+    async def call(key: str, model: str = "hang") -> httpx.Response:
+        return await gw.client.post(
+            "/call", json={"prompt": big, "model": model}, headers=bearer(key)
+        )
+
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            a = [await call("secret-a") for _ in range(18)]
+            assert [r.status_code for r in a] == [202] * 17 + [503]
+            refused = a[-1].json()["error"]
+            assert refused["code"] == "overloaded"
+            assert "this key's team has 1.0 MB of prompts in calls in flight" in refused["message"]
+            assert a[-1].headers["retry-after"] == "1"
+            b = [await call("secret-b") for _ in range(18)]  # the gateway's 2 MiB are full
+            assert [r.status_code for r in b] == [202] * 17 + [503]
+            assert "the most the gateway holds at once (2.0 MB)" in b[-1].json()["error"]["message"]
+            small = await gw.client.post(
+                "/call", json={"prompt": "hi", "model": "hang"}, headers=bearer("secret-b")
+            )
+            assert small.status_code == 202  # room is counted in characters, not calls
+            routed = len(router.calls)
+    assert routed == 17 + 17 + 1
