@@ -201,6 +201,8 @@ class Router:
     _closed: bool = False
     #: the root task of the trio run it runs in: the one run it serves
     _run: object = attrs.field(factory=trio.lowlevel.current_root_task, repr=False)
+    #: the spend the persister saves, when there is a store and a budget (``spend_saved``)
+    _saving: LedgerTap | None = None
 
     def _here(self) -> None:
         """Raise ``RuntimeError`` unless called from a task of the router's own trio run
@@ -436,6 +438,20 @@ class Router:
                 return await receive.receive()
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
                 raise RouterClosed() from None
+
+    async def spend_saved(self, *, within: float = 1.0) -> bool:
+        """Wait until the spend of every attempt settled so far is in the store (``within``
+        seconds at most; whether it is). The gateway stores a job's result after it, so a
+        process killed between the two never loses a finished call's spend from its
+        budgets. At once without a store or a budget."""
+        self._here()
+        if self._saving is None or self._closed:
+            return True
+        try:  # (through the ledger: it has taken every settle sent before this)
+            await self.spend("global")
+        except RouterClosed:
+            return True
+        return await self._saving.wait_saved(within=within)
 
     async def aclose(self) -> None:
         """Stop taking calls, drain in-flight ones for the grace period, stop every actor."""
@@ -696,6 +712,7 @@ async def run_router(
                 ledger=ledger_send,
                 root=root,
                 started=trio.current_time(),
+                saving=tap if store is not None and limits else None,
             )
             task_status.started(router)
 

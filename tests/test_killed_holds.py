@@ -184,3 +184,32 @@ def test_an_attempt_whose_job_was_stored_before_the_kill_counts_at_its_bill(
         assert _day_spent(third.port) == pytest.approx(cost)
     err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
     assert "attempt(s) were in flight when switchman last stopped" not in err
+
+
+def test_a_kill_right_after_answers_loses_none_of_their_spend(tmp_path: Path) -> None:
+    """Spend is saved 50 ms after it is settled (settles close together share a write), and
+    a job's result was stored before that: a daemon killed just after answering restarted
+    without the spend of the calls it had just answered, and its budgets could then be
+    overspent by as much. A finished job's spend is now saved before its result is stored,
+    so what the answers said they cost is what the restart counts, to the nano-dollar."""
+    config = tmp_path / "switchman.toml"
+    # answered at once: the hold and its settle fall within the same 50 ms, neither saved
+    instant = SLOW_AND_DEAR.replace(
+        "latency_ms = 30000, ttft_ms = 100", "latency_ms = 0, ttft_ms = 0"
+    )
+    assert instant != SLOW_AND_DEAR
+    config.write_text(instant)
+    db = tmp_path / "jobs.db"
+    body = {"prompt": "Be quick", "model": "sim/dear", "params": {"max_tokens": 100}}
+    billed = 0.0
+    for _ in range(3):  # each start answers calls and is killed at once after
+        with serving(tmp_path, db, "--config", str(config)) as daemon:
+            base = f"http://127.0.0.1:{daemon.port}"
+            for _ in range(2):
+                done = httpx.post(f"{base}/call?wait=20", json=body, timeout=30).json()
+                assert done["status"] == "complete", done
+                billed += done["result"]["cost_usd"]
+            daemon.proc.kill()  # (within a millisecond or two of the last answer)
+            daemon.proc.wait(timeout=10)
+    with serving(tmp_path, db, "--config", str(config)) as again:
+        assert _day_spent(again.port) == pytest.approx(billed, abs=1e-9)

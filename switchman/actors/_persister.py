@@ -73,6 +73,27 @@ class LedgerTap:
         self.latest: Ledger | None = None
         self.version = 0
         self.changed = trio.Event()
+        #: the version the store has (``run_persister`` says so after each save)
+        self.saved_version = 0
+        self._saved = trio.Event()
+        #: set to have the persister save now rather than after its delay (``wait_saved``)
+        self.urgent = trio.Event()
+
+    def mark_saved(self, version: int) -> None:
+        self.saved_version = max(self.saved_version, version)
+        self._saved.set()
+        self._saved = trio.Event()
+
+    async def wait_saved(self, *, within: float) -> bool:
+        """Wait, ``within`` seconds at most, until the store has what the tap holds now,
+        saved at once rather than after the persister's delay; whether it has (not while
+        the store refuses writes)."""
+        version = self.version
+        with trio.move_on_after(within):
+            while self.saved_version < version:
+                self.urgent.set()
+                await self._saved.wait()
+        return self.saved_version >= version
 
     def hold(self, ledger: Ledger) -> None:
         held = self.latest is None or ledger.reservations is not self.latest.reservations
@@ -207,7 +228,9 @@ async def run_persister(
     write), statistics every ``period_s``; on cancellation, one last shielded save.
 
     Spend is what a budget is checked against after a restart: a process killed outright
-    loses at most the settles of its last ``spend_delay_s``, not of its last ``period_s``.
+    loses at most the settles of its last ``spend_delay_s``, not of its last ``period_s``;
+    and none of a gateway job whose result was stored, which waits for its spend to be
+    saved first (``LedgerTap.wait_saved``, which has it saved at once).
     ``kept``: statistics of models that are not running now, saved along unchanged, so a
     run without a provider (its key unset for a day) does not forget what was learned.
 
@@ -245,8 +268,10 @@ async def run_persister(
         latest = tap.latest
         if tap.version != saved_version and latest is not None:
             version = tap.version
+            tap.urgent = trio.Event()  # (asked for from here on: for a later version)
             if await saved("spend", lambda: store.save_spend(ledger_snapshot(latest))):
                 saved_version = version
+                tap.mark_saved(version)
 
     async def flush() -> None:
         nonlocal saved_stats
@@ -266,8 +291,13 @@ async def run_persister(
                 if tap.version == saved_version:  # nothing unsaved yet: wait for a settle
                     tap.changed = trio.Event()
                     await tap.changed.wait()
-                # let settles close together share a write (after a failed one: wait more)
-                await trio.sleep(spend_delay_s if failing is None else retry_s)
+                # let settles close together share a write (after a failed one: wait more),
+                # unless a job waits to store its result (``LedgerTap.wait_saved``)
+                if failing is None:
+                    with trio.move_on_after(spend_delay_s):
+                        await tap.urgent.wait()
+                else:
+                    await trio.sleep(retry_s)
                 spent = True
             if spent:  # (saved outside the timer: a write is never cut in the middle)
                 await flush_spend()

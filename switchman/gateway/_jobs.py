@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Final
 
 import attrs
 import trio
@@ -46,6 +47,9 @@ _CLEANUP_S = 5.0
 _CUT_S = 2.0
 #: what a job cut short by a shutdown says
 SHUT_DOWN = "the gateway shut down before the call finished"
+#: the longest a finished job waits for its spend to be saved before its result is stored
+#: (a store refusing writes: the result is not held up for it)
+_SPEND_SAVED_S: Final = 1.0
 #: the ``retry-after`` of a call refused because the store cannot be written
 STORE_RETRY = b"2"
 
@@ -279,6 +283,10 @@ class JobRunner:
         job = self._jobs[job_id]
         try:
             result = await self._execute(job_id, call, sink)
+            if result.cost_usd > 0:  # its spend saved first: a kill between loses none
+                # (shielded: a stop now must not turn the finished call into a cut one)
+                with trio.CancelScope(shield=True), trio.move_on_after(_SPEND_SAVED_S):
+                    await self._router.spend_saved(within=_SPEND_SAVED_S)
             cut = self._cutting and any(e.code == "cancelled" for e in result.errors)
             await self._stored(job_id, result, reason="shutdown" if cut else None)
             job.result = result

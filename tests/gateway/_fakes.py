@@ -369,6 +369,9 @@ class FakeRouter:
             del self._waiting[job_id]
         return alias, call_id
 
+    async def spend_saved(self, *, within: float = 1.0) -> bool:
+        return True
+
     async def cancel_job(self, job_id: str, reason: str) -> None:
         """As the router: the job's call ends now with a failed result saying ``reason``."""
         waiting = self._waiting.get(job_id)

@@ -5,6 +5,7 @@ process's lock is a second connection holding ``BEGIN EXCLUSIVE``."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
@@ -270,6 +271,31 @@ async def test_a_restarted_persister_saves_what_its_predecessor_had_not(
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert store.spend == [{"nano_usd": {"global": {"d:2026-01-01": 500}}}]
+
+
+async def test_a_wait_for_spend_to_be_saved_has_it_saved_at_once_and_is_bounded(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """``wait_saved`` (a finished job's spend before its result) has the persister save
+    now rather than after its 50 ms, and gives up after ``within`` while the store
+    refuses writes, saying so: a job's result is never held up for long."""
+    store = FlakyStore()
+    tap = LedgerTap()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            functools.partial(run_persister, store, StatusBoard(), tap, spend_delay_s=30.0)
+        )
+        tap(_spent(100))
+        t0 = trio.current_time()
+        assert await tap.wait_saved(within=5.0)
+        assert trio.current_time() - t0 < 1.0  # not the 30 s delay
+        assert store.spend[-1] == {"nano_usd": {"global": {"d:2026-01-01": 100}}}
+        store.full = True
+        tap(_spent(200))
+        t0 = trio.current_time()
+        assert not await tap.wait_saved(within=2.0)
+        assert trio.current_time() - t0 == pytest.approx(2.0)
+        nursery.cancel_scope.cancel()
 
 
 async def test_a_router_whose_store_cannot_be_written_for_a_while_keeps_routing(
