@@ -323,7 +323,7 @@ async def test_stream_that_nobody_can_continue_ends_with_the_original_error(
 
 
 async def test_redaction_of_answers_and_the_override(autojump_clock: trio.abc.Clock) -> None:
-    prompt = "Write to alice@example.com about the plan"
+    prompt = "Write to alice@acme.io about the plan"
     async with switchman.open_router(fleet(GOOD)) as router:
         redacted = await router.call(Call(prompt=prompt, model="good"))
         denied = await router.call(
@@ -348,8 +348,8 @@ async def test_redaction_of_answers_and_the_override(autojump_clock: trio.abc.Cl
             )
         )
     raw_text = expected_answer("good", prompt, 1024)
-    if "alice@example.com" in raw_text:
-        assert "alice@example.com" not in redacted.answer
+    if "alice@acme.io" in raw_text:
+        assert "alice@acme.io" not in redacted.answer
         assert "[REDACTED:email]" in redacted.answer
         assert redacted.redaction.performed
         assert raw.answer == raw_text

@@ -34,11 +34,19 @@ def hide_known(text: str, secrets: tuple[str, ...]) -> tuple[str, dict[str, int]
     return hidden, ({KIND: found} if found else {})
 
 
+@functools.lru_cache(maxsize=8)
+def _prefixes(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """The proper prefixes of ``secrets`` (where one could still be arriving), and their
+    first characters."""
+    found = frozenset(s[:n] for s in secrets for n in range(1, len(s)))
+    return found, frozenset(p[0] for p in found)
+
+
 class KnownValues:
     """``hide_known`` over a stream: what ``feed``/``flush`` return, joined, equals
-    ``hide_known(whole text)[0]`` for any chunking. A place where a secret could still
-    start (the last ``len(longest secret) - 1`` characters) is held back until the text
-    after it decides it."""
+    ``hide_known(whole text)[0]`` for any chunking. The longest end of the text that
+    begins a secret (a proper prefix of one: where a secret could still be arriving) is
+    held back until the text after it decides it; the rest goes out at once."""
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
         self._secrets = secrets
@@ -46,21 +54,33 @@ class KnownValues:
         self._held = ""
         self._counts: dict[str, int] = {}
 
+    def _open_from(self, text: str, lo: int, hi: int) -> int:
+        """The first place in ``lo..hi`` (``hi`` included) where a secret may start and
+        the text ends before it would: its rest may still arrive. -1 if none."""
+        prefixes, firsts = _prefixes(self._secrets)
+        for q in range(max(lo, len(text) - self._longest + 1), min(hi, len(text) - 1) + 1):
+            if text[q] in firsts and text[q:] in prefixes:
+                return q
+        return -1
+
     def feed(self, chunk: str) -> str:
         """Take the next chunk; return the part now safe to emit (may be ``""``)."""
         if not self._secrets:
             return chunk
         text = self._held + chunk
-        decided = len(text) - self._longest  # a match may start at or before this
         out: list[str] = []
         at = 0
+        cut = -1  # where the text held back starts
         for match in _pattern(self._secrets).finditer(text):
-            if match.start() > decided:
+            # a secret still arriving at or before this match would change it
+            if (cut := self._open_from(text, at, match.start())) >= 0:
                 break
             out += (text[at : match.start()], tag(KIND))
             at = match.end()
             self._counts[KIND] = self._counts.get(KIND, 0) + 1
-        cut = max(at, decided + 1)
+        if cut < 0:
+            cut = self._open_from(text, at, len(text))
+            cut = len(text) if cut < 0 else cut
         out.append(text[at:cut])
         self._held = text[cut:]
         return "".join(out)

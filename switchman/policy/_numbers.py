@@ -19,19 +19,32 @@ import phonenumbers
 #: (start, end, kind) of a number found in a block
 NumberHit = tuple[int, int, str]
 
+# the spaces a number's groups may be set apart by: a space, a no-break space (U+00A0), a
+# thin space (U+2009) or a narrow no-break space (U+202F); and the dashes a phone's may
+# be: a hyphen-minus, a non-breaking hyphen (U+2011) or an en dash (U+2013)
+_SPACES = " \u00a0\u2009\u202f"
+_DASHES = "\u2011\u2013-"
 # phone and card separators: at most three of them between two digits
-SEP = r"[ \u00a0./()-]"
+SEP = rf"[{_SPACES}./(){_DASHES}]"
+# what a number must not be glued to: an ASCII letter, digit or _, or a Latin letter with
+# an accent (Latin-1, Latin Extended-A and B). A letter of another script may touch it
+# (Chinese, Japanese, Korean and Cyrillic text glue numbers to words: 卡号4111..., тел+7...)
+WORD = "A-Za-z0-9_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
 _DIGIT_GROUP = re.compile(r"[0-9]+")
-_DIGIT_RUN = re.compile(rf"(?<![\w+])\+?\(?[0-9](?:{SEP}{{0,3}}[0-9])*(?!\w)")
+_DIGIT_RUN = re.compile(rf"(?<![{WORD}+])\+?\(?[0-9](?:{SEP}{{0,3}}[0-9])*(?![{WORD}])")
 # a US number as people write it: 3-3-4, the area code in parentheses or the groups
 # apart (its punctuation is checked after: spaces alone do not make a phone number)
+_US_SEP = rf"[{_SPACES}.{_DASHES}]"
 _US_PHONE = re.compile(
-    r"(?<![\w+])(?<!\w[./-])"
-    r"(?:1[ \u00a0.-])?"
-    r"(?:\([0-9]{3}\)[ \u00a0]?|[0-9]{3}[ \u00a0.-])"
-    r"[0-9]{3}[ \u00a0.-][0-9]{4}"
-    r"(?!\w)(?![./-]\w)"
+    rf"(?<![{WORD}+])(?<![{WORD}][./{_DASHES}])"
+    rf"(?:1{_US_SEP})?"
+    rf"(?:\([0-9]{{3}}\)[{_SPACES}]?|[0-9]{{3}}{_US_SEP})"
+    rf"[0-9]{{3}}{_US_SEP}[0-9]{{4}}"
+    rf"(?![{WORD}])(?![./{_DASHES}][{WORD}])"
 )
+# the separators phonenumbers does not read as such, as ones it does
+_US_PUNCTUATED = re.compile(rf"[.({_DASHES}]")  # a US number's punctuation (not spaces alone)
+_PHONE_SEPARATORS: Final = str.maketrans({"\u2009": " ", "\u202f": " "})
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -47,36 +60,47 @@ def _luhn_ok(digits: str) -> bool:
 def _card_prefix_ok(digits: str, n: int) -> bool:
     """A number of ``n`` digits starting with ``digits`` (four of them, or more)
     starts like a card of a major network of that length (IIN ranges)."""
-    if digits[0] not in "23456":
+    if digits[0] not in "2345689":
         return False
-    two, four = int(digits[:2]), int(digits[:4])
-    if digits[0] == "4":  # Visa
+    two, three, four = int(digits[:2]), int(digits[:3]), int(digits[:4])
+    if digits[0] == "4":  # Visa (and Elo's 4 ranges)
         return n in (13, 16, 19)
     if 51 <= two <= 55 or 2221 <= four <= 2720:  # Mastercard
         return n == 16
     if two in (34, 37):  # American Express
         return n == 15
-    if 300 <= int(digits[:3]) <= 305 or two in (36, 38, 39):  # Diners Club
+    if 300 <= three <= 305 or two in (36, 38, 39):  # Diners Club
         return n >= 14
-    if (
-        digits.startswith(("6011", "65", "62"))
-        or 644 <= int(digits[:3]) <= 649
-        or 3528 <= four <= 3589
+    if n >= 16 and (
+        digits.startswith(("6011", "65", "62")) or 644 <= three <= 649 or 3528 <= four <= 3589
     ):
-        return n >= 16  # Discover, UnionPay, JCB
-    return False
+        return True  # Discover, UnionPay, JCB
+    if 2200 <= four <= 2204:  # Mir
+        return n >= 16
+    # Maestro (50, 56-69; 12 digits too, left: too many other numbers have 12), which
+    # holds Elo's, Verve's and RuPay's 50, 60 and 65 ranges
+    if two == 50 or 56 <= two <= 69:
+        return True
+    if two in (81, 82) or three == 508:  # RuPay
+        return n == 16
+    return four == 9792 and n == 16  # Troy
+
+
+#: what may set a card's groups apart (one of them throughout)
+_CARD_SEPARATORS: Final = frozenset((*_SPACES, "-"))
 
 
 def _card_shape_ok(run: str, groups: list[re.Match[str]], a: int, b: int) -> bool:
     """Groups ``a..b`` of ``run`` look like a card number: 4-4-4-4(-3) or 4-6-5 set apart
-    by spaces or by dashes, 4.4.4.4, or unbroken."""
+    by spaces (or no-break, thin or narrow no-break spaces) or by dashes, 4.4.4.4, or
+    unbroken."""
     if a == b:
         return True
     seps = {run[groups[i].end() : groups[i + 1].start()] for i in range(a, b)}
     sizes = [len(groups[i].group()) for i in range(a, b + 1)]
     if seps == {"."}:
         return sizes == [4, 4, 4, 4]
-    if seps != {" "} and seps != {"-"}:
+    if len(seps) != 1 or (seps.pop() not in _CARD_SEPARATORS):
         return False
     return sizes[0] == 4 and all(s in (4, 6) for s in sizes[1:-1]) and 1 <= sizes[-1] <= 6
 
@@ -152,7 +176,7 @@ _PHONE_TRIES: Final = 8
 
 def _valid_phone(text: str, region: str | None) -> bool:
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text.translate(_PHONE_SEPARATORS), region)
     except phonenumbers.NumberParseException:
         return False
     return bool(phonenumbers.is_valid_number(number))
@@ -209,10 +233,10 @@ def number_hits(block: str) -> list[NumberHit]:
                 hits.append(hit)
         if ndigits >= 13 and not run.startswith("+"):
             hits.extend(_card_hits(block, m, groups))
-    if "-" in block or "." in block or "(" in block:
+    if "-" in block or "." in block or "(" in block or not block.isascii():
         for m in _US_PHONE.finditer(block):
             number = m.group()
-            if ("-" in number or "." in number or "(" in number) and _valid_phone(number, "US"):
+            if _US_PUNCTUATED.search(number) and _valid_phone(number, "US"):
                 hits.append((m.start(), m.end(), "phone"))
     return hits
 
@@ -226,10 +250,11 @@ NUMBER_HOLD_LIMIT: Final = 96
 # before a cut inside it, counted from its run's start, a "+" or a "("
 _NUMBER_SPAN: Final = 32
 
-_SEPARATORS: Final = frozenset(" \u00a0./()-")
+_SEPARATORS: Final = frozenset(f"{_SPACES}./(){_DASHES}")
 # a run of digits and separators starts after this: a character other than those, a
 # "(" (which may start a number), or four separators in a row
-_RUN_START = re.compile(r"[^0-9 \u00a0./)-]|[ \u00a0./()-]{4}")
+_RUN_START = re.compile(rf"[^0-9{_SPACES}./){_DASHES}]|{SEP}{{4}}")
+_GLUED = re.compile(f"[{WORD}]")
 _SIX_MORE = rf"(?:{SEP}{{0,3}}[0-9]){{6}}"
 # Every phone or card number number_hits finds contains a match of this, which starts
 # where a group of digits does. One character class comes first, so that re skips
@@ -239,8 +264,9 @@ NUMBER_TRIGGER = re.compile(
     r"[+(0-9](?<![0-9].)(?:"
     rf"(?<=\+)\(?[0-9]{_SIX_MORE}"  # international: "+" and seven digits
     rf"|(?<=0)0{SEP}{{0,3}}[1-9]{_SIX_MORE}"  # international: "00" and seven digits
-    r"|(?<=[2-6])(?<![0-9]\.[2-6])[0-9]{3}(?:[0-9]{9}|[ .-][0-9]{4}(?:[0-9]{2})?(?![0-9]))"  # card
-    r"|(?<=[0-9])[0-9]{2}(?:\)[ \u00a0]?|[ \u00a0.-])[0-9]{3}[ \u00a0.-][0-9]{4}"  # US
+    r"|(?<=[2-689])(?<![0-9]\.[2-689])[0-9]{3}"  # card
+    rf"(?:[0-9]{{9}}|[{_SPACES}.-][0-9]{{4}}(?:[0-9]{{2}})?(?![0-9]))"
+    rf"|(?<=[0-9])[0-9]{{2}}(?:\)[{_SPACES}]?|{_US_SEP})[0-9]{{3}}{_US_SEP}[0-9]{{4}}"  # US
     r")"
 )
 
@@ -271,10 +297,10 @@ def digit_before(text: str, c: int, b: int) -> int:
     """The digit a number could go on from across the cut ``c``, or -1.
 
     That is a digit in ``text[b:c]`` followed only by separators up to ``c``, at most
-    three of them, the last the whitespace before ``c``, a space or no-break space.
+    three of them, the last the whitespace before ``c``, a space, a no-break space, a
+    thin space or a narrow no-break space.
     """
-    ws = text[c - 1]
-    if ws != " " and ws != "\u00a0":
+    if text[c - 1] not in _SPACES:
         return -1
     low = max(b, c - 4)
     for d in range(c - 2, low - 1, -1):
@@ -304,8 +330,8 @@ def number_held(text: str, b: int, c: int) -> bool:
     if g == b:
         return c - b <= _NUMBER_SPAN
     ch = text[g - 1]
-    if ch not in _SEPARATORS:  # the run starts at g, unless glued to a word
-        return not (ch.isalnum() or ch == "_") and c - g <= _NUMBER_SPAN
+    if ch not in _SEPARATORS:  # the run starts at g, unless glued to a word (_DIGIT_RUN's)
+        return _GLUED.match(ch) is None and c - g <= _NUMBER_SPAN
     # g is a later group of a run: whatever ends the run before it is within reach
     low = max(b, c - _NUMBER_SPAN)
     return low == b or _RUN_START.search(text, low, g) is not None

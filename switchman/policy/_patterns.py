@@ -28,6 +28,7 @@ from switchman.policy._numbers import number_hits
 from switchman.policy._numbers import number_triggered as _number_triggered
 from switchman.policy._patterns_credentials import (
     _AUTH_BASIC,
+    _AUTH_TOKEN,
     _BASIC,
     _BEARER,
     _CRED_LIST,
@@ -35,6 +36,7 @@ from switchman.policy._patterns_credentials import (
     _PY_AUTH,
     _URL_PASSWORD,
     _USER_OPTION,
+    _auth_token_hit,
     _basic_hit,
     _bearer_hit,
     _cred_list_hit,
@@ -55,8 +57,9 @@ from switchman.policy._patterns_values import (
     _PASSWORD_SYMBOLS,
     _PLACEHOLDER,
     _SECRET_KEY_NAME,
-    _ascii_but,
+    _TOKEN_NAME,
     _has_digit,
+    _value_but,
 )
 from switchman.policy._patterns_values import KINDS as KINDS
 from switchman.policy._patterns_values import PEM_HOLD_LIMIT as PEM_HOLD_LIMIT
@@ -93,31 +96,176 @@ _JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*
 # a private key's header and END line; an END closes the header of the same label
 _PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 _PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
-# a key's body without its END line: base64 lines and Proc-Type style headers
-_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\s]++|-(?!----))*+")
+# A key's body without its END line: base64 lines (indented or not, no space inside
+# but between runs of 32 or more: a key pasted on one line; a shorter run ends its
+# line), or runs of 32 or more on the header's line; armor headers right after the
+# header's line (``Proc-Type: 4,ENCRYPTED``, ``Version: GnuPG v2``) and the blank line
+# after them
+_B64 = "A-Za-z0-9+/="
+_PEM_BODY = re.compile(
+    rf"(?:(?:[ \t]++[{_B64}]{{32,}}+)++"
+    r"|(?:[ \t]*+\r?\n[ \t]*+[A-Za-z][A-Za-z0-9-]{0,40}+:[ \t][^\r\n]*+)++"
+    r"(?:[ \t]*+\r?\n[ \t]*+(?=\r?\n))?)?"
+    rf"(?:[ \t]*+\r?\n[ \t]*+(?:[{_B64}]{{32,}}+[ \t]++)*"
+    rf"(?:[{_B64}]{{32,}}+|[{_B64}]++(?=[ \t]*+(?:\r?\n|\Z))))*+"
+)
+_PEM_TOKEN = re.compile(r"\S+")
+_PEM_BLANKS = re.compile(r"\s+")
+_PEM_ARMOR = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,40}:")  # an armor header's name
+_PEM_NOT_KEY = re.compile(r"[^A-Za-z0-9+/=\\\"',]")  # none of a key's (base64, JSON's)
 
 
-_EMAIL = re.compile(
-    r"(?<![\w.%+-])(?<!://)"  # not a URL's user (https://user@host)
-    r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-]|\.[\w-])"
+class PemProse:
+    """Where the text after a private key's header stops being a key: the first sign of
+    prose, read once in any number of pieces. A key is base64 lines, armor headers
+    right after its header's line (``Proc-Type: 4,ENCRYPTED``), a JSON string's ``\\n``
+    escapes, then its END line; on a line, a word (a run without whitespace) shorter
+    than 32 characters or holding others than base64's and JSON's is followed by none
+    but an END line's (``-----END``...): a second word after it is prose, the sign
+    being its end (``and then``: ``then``'s). A key whose header a string's escape
+    follows (``-----\\n``: JSON's) shows none (its armor headers hold spaces, not
+    on lines of their own). A stream's holds end there
+    (``_redact_breaks``), and a header's block pairs it with an END only before."""
+
+    __slots__ = (
+        "_end",
+        "_escaped",
+        "_first",
+        "_gap_lines",
+        "_head",
+        "_in_word",
+        "_key",
+        "_len",
+        "_rest",
+        "_tail",
+        "_weak",
+        "_zone",
+    )
+
+    def __init__(self) -> None:
+        self._first = True  # the next word is its line's first
+        self._zone = 1  # 1: the header's line, 2: armor headers may follow, 0: neither
+        self._rest = False  # the rest of the line is an armor header's or an END line's
+        self._weak = False  # the word before on this line is no key's run
+        self._gap_lines = 0  # newlines in the whitespace read since the last word
+        self._in_word = False  # a word reaches the end of what was read
+        self._head = ""  # the word's first 48 characters
+        self._tail = ""  # its last 7
+        self._len = 0  # its length
+        self._key = True  # whether it holds a key's characters only
+        self._end = False  # whether it holds "-----END"
+        self._escaped = False  # the key is in a string, its newlines escaped: no prose told
+
+    def read(self, t: str, i: int, end: int) -> int:
+        """Read ``t[i:end]``, what follows what was read: the place in ``t`` where prose
+        is certain (a word's end), or -1."""
+        while i < end:
+            if not self._in_word:
+                if (m := _PEM_BLANKS.match(t, i, end)) is not None:
+                    self._gap_lines += t.count("\n", i, m.end())
+                    i = m.end()
+                    if i == end:
+                        return -1
+                if self._gap_lines:
+                    self._new_line()
+                self._in_word, self._head, self._tail, self._len = True, "", "", 0
+                self._key, self._end = True, False
+            m = _PEM_TOKEN.match(t, i, end)
+            j = i if m is None else m.end()
+            piece = t[i:j]
+            if len(self._head) < 48:
+                self._head += piece[: 48 - len(self._head)]
+            if self._key and _PEM_NOT_KEY.search(piece):
+                self._key = False
+            if not self._end and "-----END" in self._tail + piece:
+                self._end = True
+            self._tail, self._len = (self._tail + piece)[-7:], self._len + j - i
+            i = j
+            if j == end:
+                return -1  # the word may go on
+            self._in_word = False
+            if self._word_done():
+                return j
+        return -1
+
+    def _new_line(self) -> None:
+        if self._zone == 1:  # the header's line held no word: armor headers may follow
+            self._zone = 2
+        if self._gap_lines > 1:  # a blank line ends them
+            self._zone = 0
+        self._first, self._rest, self._weak, self._gap_lines = True, False, False, 0
+
+    def _word_done(self) -> bool:
+        """A word has ended: whether it shows prose."""
+        first = self._first
+        self._first = False
+        if self._rest:
+            return False
+        if self._end:  # an END line (glued to a JSON string's escapes too)
+            self._rest = True
+            return False
+        if first and self._zone == 2 and _PEM_ARMOR.fullmatch(self._head):
+            self._rest = True  # an armor header: Name: value
+            return False
+        if first and self._zone == 1 and self._head.startswith("\\"):
+            self._escaped = True  # a string's escapes (JSON's "\n"): its lines are no lines
+        if self._escaped:
+            return False
+        self._zone = 0
+        if self._weak:
+            return True
+        self._weak = not (self._key and self._len >= 32)
+        return False
+
+
+# An email address: its local part and its domain each in Latin letters (ASCII, and
+# accented: müller@bücher.de) or each in letters of other scripts (用户@例子.广告,
+# иван@почта.рф; a domain of those under an ASCII top-level one: 例子.cn), digits in
+# either. Where the script changes, the address ends: text glued to it in another
+# script is no part of it (请发送邮件至support@example.com我们会).
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"  # its letters
+_L = f"{_LATIN}0-9"  # Latin letters and digits
+_N = f"^\\W_{_LATIN}"  # (negated) letters and digits of other scripts
+_LOCAL = rf"(?:(?<![{_L}_.%+-])(?<!://)[{_L}_.%+-]+|(?<![{_N}])(?<![.%+-])(?:[{_N}]|[.%+-])+)"
+_LATIN_DOMAIN = rf"[{_L}-]+(?:\.[{_L}-]+)*\.[{_LATIN}]{{2,}}(?![{_L}_-]|\.[{_L}_-])"
+_OTHER_DOMAIN = (
+    rf"(?:[{_N}]|-)+(?:\.(?:[{_N}]|-)+)*\."
+    rf"(?:(?:[^\W\d_{_LATIN}]){{2,}}(?![{_N}])(?![_-]|\.[{_N}_-])"
+    rf"|[A-Za-z]{{2,}}(?![{_L}_-]|\.[{_L}_-]))"
+)
+_EMAIL = re.compile(rf"{_LOCAL}@(?:{_LATIN_DOMAIN}|{_OTHER_DOMAIN})")
+# the domains reserved for examples (RFC 2606, RFC 6761): no one's address
+_RESERVED_DOMAIN = re.compile(
+    r"(?:.*\.)?example\.(?:com|net|org)|(?:.*\.)?(?:example|test|invalid|localhost)",
+    re.IGNORECASE,
 )
 # user@host in a command, not mail: a host spec (git@github.com:acme/x.git, scp f
 # deploy@web01.internal:/srv, nas:~/x) or the argument of a remote shell (ssh
 # ubuntu@ec2-...). A host spec's path starts with / or ~, or holds a / or ends in
 # .git: a word alone after the ":" is a password or a port (john@example.com:hunter2)
 _HOST_PATH = re.compile(r":(?:[/~]|[\w.$-]*(?:/|\.git(?![\w-])))")
-_REMOTE_COMMAND = r"(?<![\w-])(?:ssh|scp|sftp|mosh|rsync|clone)[ \t]{1,8}"  # (git) clone
-_BEFORE_HOST = re.compile(_REMOTE_COMMAND + r"\Z")
+# the command, then options and their arguments on its line (ssh -i ~/.ssh/k.pem -p 2222,
+# ssh -o StrictHostKeyChecking=no, ssh -J bastion@jump.corp.net), then the address
+_REMOTE_COMMAND = r"(?<![\w-])(?:ssh(?:-copy-id)?|scp|sftp|mosh|rsync|clone)"  # (git) clone
+_BEFORE_HOST = re.compile(
+    _REMOTE_COMMAND
+    + r"(?:[ \t]{1,8}-[^\s]{0,64}+(?:[ \t]{1,8}[^\s-][^\s]{0,128}+)?){0,8}[ \t]{1,8}\Z"
+)
+#: how far before an address its command is looked for (its options between)
+HOST_REACH: Final = 240
 # A value given a name that says it is a secret: a password (``password=...``,
 # ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
 # (``aws_secret_access_key = ...``, ``SecretAccessKey``, ``SECRET_KEY``). The value
-# is ASCII without whitespace but for spaces in a quoted value (``"correct horse 9"``,
-# at most QUOTED_SPACED characters: a stream holds back that long for one): quoted
+# is printable ASCII or letters and digits of any script (``Contraseña2024!``), without
+# whitespace but for spaces in a quoted value (``"correct horse 9"``, at most
+# QUOTED_SPACED characters: a stream holds back that long for one): quoted
 # (double, single or backticks: ``Password: `Tr0ub4dor&3` ``), or bare up to a quote,
 # ``, ; & ) ] }``. Markdown's closing ``**`` or ``__`` may stand between the name and
 # its separator or after it (``- **password**: x``, ``**Password:** x``).
 # (the names: _patterns_values)
-_BARE = _ascii_but("\"'`,;&)]}")
+_BARE = _value_but("\"'`,;&)]}")
+# a quoted value's characters: a value's but its quote, a space too if short
+_DQ, _SQ, _BQ = r"\w!#-~", r"\w!-&(-~", r"\w!-_a-~"
 _BOLD = r"(?:\*\*|__)?"  # markdown's closing bold
 _NAME_SEP = (
     rf"[\"'`]?{_BOLD}"
@@ -126,13 +274,14 @@ _NAME_SEP = (
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
 
 
-def _named_value_pattern(cell_end: str) -> str:
-    """A secret's value after its name, a table's cell ending where ``cell_end`` matches."""
+def _named_value_pattern(cell_end: str, sep: str = _NAME_SEP) -> str:
+    """A secret's value after its name and ``sep``, a table's cell ending where
+    ``cell_end`` matches."""
     return (
-        _NAME_SEP
-        + rf"(?:\"(?P<dq>[!#-~]{{1,256}}|[ !#-~]{_SPACED})\""
-        + rf"|'(?P<sq>[!-&(-~]{{1,256}}|[ !-&(-~]{_SPACED})'"
-        + rf"|`(?P<bq>[!-_a-~]{{1,256}}|[ !-_a-~]{_SPACED})`"
+        sep
+        + rf"(?:\"(?P<dq>[{_DQ}]{{1,256}}|[ {_DQ}]{_SPACED})\""
+        + rf"|'(?P<sq>[{_SQ}]{{1,256}}|[ {_SQ}]{_SPACED})'"
+        + rf"|`(?P<bq>[{_BQ}]{{1,256}}|[ {_BQ}]{_SPACED})`"
         # a table's cell, after a name's cell: up to its |, spaces and all
         + rf"|(?(pipe)(?P<cell>[^\s|`\"'][^|\n]{{0,{QUOTED_SPACED - 1}}})(?={cell_end})|(?!))"
         + rf"|(?P<bare>[{_BARE}]{{1,256}}))"
@@ -142,6 +291,12 @@ def _named_value_pattern(cell_end: str) -> str:
 _NAMED_VALUE = _named_value_pattern(r"\|")
 _PASSWORD = re.compile(r"(?<![/\\])" + _PASSWORD_NAME + _NAMED_VALUE)  # not /etc/passwd
 _SECRET_KEY = re.compile(_SECRET_KEY_NAME + _NAMED_VALUE)
+# a key's or token's value after its name, unprefixed (``GITHUB_TOKEN=...``,
+# ``client_secret: ...``, ``"api_key": "..."``; _TOKEN_NAME) and its = or :
+_TOKEN_SEP = (  # an = or : (no table's |: its group never takes part)
+    rf"[\"'`]?{_BOLD}[ \t]{{0,16}}(?P<sep>=>|:=|[=:])(?P<pipe>(?!x)x)?{_BOLD}[ \t]{{0,16}}"
+)
+_TOKEN_NAMED = re.compile(_TOKEN_NAME + _named_value_pattern(r"\|", _TOKEN_SEP))
 # the same opening a row of a table without outer pipes, its cell perhaps the row's
 # last, without its | (``password | my pass 2024``: up to the line's end)
 _ROW_VALUE = _named_value_pattern(r"\||[ \t]*\r?(?:\n|\Z)")
@@ -151,8 +306,8 @@ _SECRET_KEY_ROW = re.compile(_SECRET_KEY_NAME + _ROW_VALUE)
 _OPEN_VALUE = re.compile(
     rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})"
     + _NAME_SEP.replace("?P<sep>", "?:").replace("?P<pipe>", "?:")
-    + rf"(?:\"[ !#-~]{{0,{QUOTED_SPACED - 1}}}|'[ !-&(-~]{{0,{QUOTED_SPACED - 1}}}"
-    + rf"|`[ !-_a-~]{{0,{QUOTED_SPACED - 1}}})\Z"
+    + rf"(?:\"[ {_DQ}]{{0,{QUOTED_SPACED - 1}}}|'[ {_SQ}]{{0,{QUOTED_SPACED - 1}}}"
+    + rf"|`[ {_BQ}]{{0,{QUOTED_SPACED - 1}}})\Z"
 )
 # a table's cell after a name's cell, still open at the end (a cut in it waits for its |)
 _OPEN_CELL = re.compile(
@@ -161,7 +316,7 @@ _OPEN_CELL = re.compile(
 )
 # what a name waits for at a cut: its separator or its value (or the rest of the name)
 _NAME_TAIL = re.compile(
-    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME})[\"'`]?{_BOLD}"
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME}|{_TOKEN_NAME})[\"'`]?{_BOLD}"
     rf"[ \t]{{0,16}}(?:(?:=>|:=|[=:|]){_BOLD})?[ \t]{{1,16}}\Z"
     r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
 )
@@ -205,7 +360,14 @@ _TRIGGER_LITERALS: Final = (  # (characters every match holding them holds one o
     ("D", ("DigestAuth(",)),  # HTTPDigestAuth("user", "password")
     ("R", ("EARER",)),
     ("W", ("ASSW",)),
-    ("Y", ("ECRET",)),  # SECRET...KEY
+    ("E", ("ECRET",)),  # SECRET...KEY, API_SECRET
+    # a key's or token's name (_TOKEN_NAME, _token_named)
+    ("p", ("pi_", "pi-", "pik", "piK", "assphrase")),
+    ("P", ("PI_", "PI-", "PIK", "PIk", "ASSPHRASE")),
+    ("k", ("_token", "-token")),
+    ("T", ("Token", "_TOKEN", "-TOKEN")),
+    ("c", ("ccountK", "ccountk", "ccount_", "ccount-")),
+    ("C", ("CCOUNT",)),
 )
 
 
@@ -256,12 +418,33 @@ def _maybe_triggered(text: str) -> bool:
             ("=" in text or ":" in text) and _cred_named(text) and _cred_headed(text)
         )
         or ("D" in text and "(" in text and "DigestAuth(" in text)
+        or _token_named(text)
         or "ecret" in text  # secret key
-        or ("Y" in text and "ECRET" in text)  # SECRET...KEY
+        or ("C" in text and "ECRET" in text)  # SECRET_KEY, API_SECRET
         or ("z" in text and "AIza" in text)
         or ("G" in text and "SG." in text)  # SendGrid
         or ("J" in text and "eyJ" in text)
         or _number_triggered(text)
+    )
+
+
+def _token_named(text: str) -> bool:
+    """Whether ``text`` may hold a key's or token's name and its ``=`` or ``:``
+    (``_TOKEN_NAMED``; a secret's is asked apart, by ``ecret``). One-character tests
+    first: prose pays little."""
+    if "=" not in text and ":" not in text:
+        return False
+    return (
+        ("_" in text and ("pi_" in text or "PI_" in text or "_to" in text or "_TO" in text))
+        or ("-" in text and ("pi-" in text or "PI-" in text or "-to" in text or "-TO" in text))
+        or ("K" in text and ("piK" in text or "PIK" in text or "ccountK" in text))
+        or ("k" in text and ("pik" in text or "PIk" in text or "ccountk" in text))
+        or ("T" in text and "Token" in text)
+        or ("_" in text and "ccount_" in text)
+        or ("C" in text and "CCOUNT" in text)
+        or ("-" in text and "ccount-" in text)
+        or ("h" in text and "assphrase" in text)
+        or ("H" in text and "ASSPHRASE" in text)
     )
 
 
@@ -346,7 +529,11 @@ def _jwt_hit(m: re.Match[str]) -> str | None:
 
 def _email_hit(m: re.Match[str]) -> str | None:
     block, start, end = m.string, m.start(), m.end()
-    if _HOST_PATH.match(block, end) or _BEFORE_HOST.search(block, max(start - 24, 0), start):
+    if _RESERVED_DOMAIN.fullmatch(block, block.index("@", start) + 1, end):
+        return None  # user@example.com, a@b.test: an example, no one's address
+    if _HOST_PATH.match(block, end) or _BEFORE_HOST.search(
+        block, max(start - HOST_REACH, 0), start
+    ):
         return None  # a host spec or a remote shell's argument: no mail address
     return tag("email")
 
@@ -427,6 +614,21 @@ def _row_name_hits(block: str, lines: Iterable[int]) -> Iterable[_Hit]:
                     i = block.find(word, i + 1, hi)
 
 
+# a token's value: letters and digits both, no space nor JSON's punctuation
+_TOKEN_VALUE = re.compile(r"(?=[^0-9]*[0-9])(?=.*[^\W\d_])[^\s,{}\[\]]+")
+
+
+def _token_hit(m: re.Match[str]) -> str | None:
+    """A key's or token's value after its unprefixed name (``_TOKEN_NAMED``) and its ``=``
+    or ``:``: as a secret key's (16 characters or more, a digit in them, no
+    placeholder or code), without spaces, a letter in it (``max_token: 4096``,
+    ``api_key=os.environ[...]``, ``token: str`` are left)."""
+    value = next(m[g] for g in ("dq", "sq", "bq", "bare") if m[g] is not None)
+    if not _TOKEN_VALUE.fullmatch(value.rstrip(".")):
+        return None
+    return _named_value(m, "api_key")
+
+
 def _password_hit(m: re.Match[str]) -> str | None:
     return _named_value(m, "password")
 
@@ -459,6 +661,13 @@ _PATTERNS: Final[tuple[tuple[str, re.Pattern[str], _Replace, Callable[[str], boo
         ),
     ),
     ("api_key", _SECRET_KEY, _secret_key_hit, lambda s: "ecret" in s or "ECRET" in s),
+    (
+        "api_key",
+        _TOKEN_NAMED,
+        _token_hit,
+        lambda s: "ecret" in s or "ECRET" in s or _token_named(s),
+    ),
+    ("api_key", _AUTH_TOKEN, _auth_token_hit, lambda s: "uthorization" in s),
     ("password", _PASSWORD, _password_hit, lambda s: "assw" in s or "ASSW" in s),
     ("password", _USER_OPTION, _user_option_hit, lambda s: "-u" in s),
     ("password", _BASIC, _basic_hit, lambda s: "Basic" in s or "BASIC" in s),
@@ -477,7 +686,8 @@ _RANK: Final = {
 def _pem_hits(block: str) -> Iterable[_Hit]:
     """Private keys: from a header to the END line of its label if that ends within
     ``PEM_HOLD_LIMIT`` characters of its BEGIN, whatever lies between (``\\n`` escapes
-    of a JSON string, armor headers); else through the base64-ish run of its body."""
+    of a JSON string, armor headers) but prose (``PemProse``); else through its body
+    (``_PEM_BODY``: base64 lines, and armor headers right after it)."""
     ends: dict[str, list[tuple[int, int]]] = {}
     for m in _PEM_END.finditer(block):
         ends.setdefault(m["label"], []).append(m.span())
@@ -485,9 +695,13 @@ def _pem_hits(block: str) -> Iterable[_Hit]:
         i, h = m.span()
         found = ends.get(m["label"], [])
         k = bisect.bisect_left(found, (h, 0))
-        if k < len(found) and found[k][1] - i <= PEM_HOLD_LIMIT:
+        if (
+            k < len(found)
+            and found[k][1] - i <= PEM_HOLD_LIMIT
+            and PemProse().read(block, h, found[k][0]) < 0
+        ):
             end = found[k][1]
-        else:  # no END in reach: the body, trailing whitespace aside
+        else:  # no END in reach, or prose before it: the body, trailing whitespace aside
             body = _PEM_BODY.match(block, h)
             end = h if body is None else h + len(body.group().rstrip())
         yield _Hit(i, end, _RANK["private_key"], "private_key", tag("private_key"))

@@ -45,6 +45,12 @@ _AUTH_BASIC = re.compile(
     r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?(?i:basic)\s{1,32}"
     r"(?P<token>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=_-])"
 )
+# a token after an Authorization header's name and the scheme Token (Django REST
+# framework's, and others': ``Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b``)
+_AUTH_TOKEN = re.compile(
+    r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?(?:Token|TOKEN|token)[ \t]{1,8}"
+    r"(?P<token>[A-Za-z0-9._~+/=-]{16,512})(?![A-Za-z0-9._~+/=-])"
+)
 # what holds a cut after an Authorization header's name: its scheme follows
 _AUTH_NAME = re.compile(r"[Aa]uthorization[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?\Z")
 # curl's -u user:password (--user, --user=, -uuser:password attached), quoted or not; the
@@ -113,7 +119,7 @@ _URL_PASSWORD = re.compile(
     r"(?<![A-Za-z0-9+.-])"
     rf"(?P<head>[A-Za-z][A-Za-z0-9+.-]{{0,31}}://[{_URL_USER}]{{0,64}}(?:@[{_URL_USER}]{{1,64}})?:)"
     rf"(?P<password>[{_URL_PASSWORD_HEAD}]{{1,128}}(?:{_URL_PASSWORD_PART}){{0,3}})"
-    r"@(?=[A-Za-z0-9\[])"  # a host follows
+    r"@(?=[^\W_]|\[)"  # a host follows (例子.cn too)
 )
 _PORT_AND_PATH = re.compile(r"[0-9]+/.*")  # https://host:8443/@user: no password
 # after an @ in a password, a name then / or ? (pw@host/bob@x) is a host and its path,
@@ -320,6 +326,14 @@ def _bearer_hit(m: re.Match[str]) -> str | None:
     if len(token) >= 32 or (len(token) >= 16 and _has_digit(token)):
         return m.group()[: m.start("token") - m.start()] + tag("bearer_token")
     return None
+
+
+def _auth_token_hit(m: re.Match[str]) -> str | None:
+    """The token of ``Authorization: Token <token>``: a digit in it, no placeholder."""
+    token = m["token"]
+    if not _has_digit(token) or _PLACEHOLDER.fullmatch(token):
+        return None
+    return m.group()[: m.start("token") - m.start()] + tag("api_key")
 
 
 def _basic_hit(m: re.Match[str]) -> str | None:

@@ -46,10 +46,32 @@ def _ascii_but(chars: str) -> str:
     return "".join(re.escape(chr(n)) for n in range(0x21, 0x7F) if chr(n) not in chars)
 
 
+def _value_but(chars: str) -> str:
+    """A character class body: a value's characters, printable ASCII but a space and
+    ``chars``, and the letters and digits of any script (``Contraseña2024!``, Cyrillic,
+    Chinese; no whitespace, punctuation of other scripts or control character)."""
+    return r"\w" + _ascii_but(chars)
+
+
 # a password's and a secret key's names (see _patterns: the values they give)
 _PASSWORD_NAME = r"(?:[Pp]assw(?:or)?d|PASSW(?:OR)?D)"
 _SECRET_KEY_NAME = (
     r"(?:[Ss]ecret[ _.-]?(?:[Aa]ccess[ _.-]?)?[Kk]ey|SECRET[ _.-]?(?:ACCESS[ _.-]?)?KEY)"
+)
+# the names of a key or token without a provider's prefix (their values: _patterns): an
+# API key's (api_key, apiKey, x-api-key, DATADOG_API_KEY, --api-key), a token's or a
+# secret's after a word (GITHUB_TOKEN, TWILIO_AUTH_TOKEN, access_token, x-auth-token,
+# client_secret, API_SECRET; accessToken, clientSecret), an account key's (Azure's
+# AccountKey=) and a passphrase's; not max_tokens, api_key_id
+_WORD_PART = r"[A-Za-z0-9]{1,32}+[_-]"
+_TOKEN_NAME = (
+    r"(?<![A-Za-z0-9_-])-{0,2}(?:"
+    rf"(?:{_WORD_PART}){{0,4}}(?:[Aa]pi|API)[_-]?(?:[Kk]ey|KEY)"
+    rf"|(?:{_WORD_PART}){{1,4}}(?:[Tt]oken|TOKEN|[Ss]ecret|SECRET)"
+    r"|[a-z][a-z0-9]{1,31}+(?:[A-Z][a-z0-9]{1,31}+){0,3}(?:Token|Secret)"
+    r"|(?:[Aa]ccount|ACCOUNT)[_-]?(?:[Kk]ey|KEY)"
+    r"|[Pp]assphrase|PASSPHRASE"
+    r")(?![A-Za-z0-9_-])"
 )
 # A value that stands for a secret rather than being one: wrapped or a variable
 # (<password>, {{x}}, ${X}, $X, %X%, [REDACTED:...]), masked (****, xxx, ...), an

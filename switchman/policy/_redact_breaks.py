@@ -27,7 +27,8 @@ the text's start):
   ``CURL_REACH`` (200) characters after the word ``curl`` on its line or a line it
   continues (``\\`` at a line's end), no ``;``, ``&&``, ``||`` nor ``|`` between (curl's
   ``-u user:password`` is redacted only with its curl in the block), nor in ``ssh``
-  (``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``) and a space, nor in a quoted value
+  (``ssh-copy-id``, ``scp``, ``sftp``, ``mosh``, ``rsync``, ``clone``), its options on its
+  line (a word led by ``-``, and its argument: ``-p 2222``) and a space, nor in a quoted value
   (double or single quotes, backticks) after a secret's name opened less than
   ``QUOTED_SPACED`` (48) characters before (``password: "correct horse``), nor in a
   table's cell after a cell naming a secret (``| password | my pass``), nor in a quoted
@@ -43,8 +44,9 @@ the text's start):
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
-  same label) has ended, for ``PEM_HOLD_LIMIT`` characters from its BEGIN at most;
-  while one header keeps cuts, a later one starts no hold of its own.
+  same label) has ended, or until prose follows it (``_patterns.PemProse``), for
+  ``PEM_HOLD_LIMIT`` characters from its BEGIN at most; a header whose BEGIN a hold
+  kept holds for what is left of that hold's bound.
 
 Such a cut meeting the number rule without looking at ``b`` at all (no digit before
 it) is a break whatever came before (``_surely_break``): ``_last_break`` goes back to
@@ -75,6 +77,8 @@ from switchman.policy._patterns import (
     _OPEN_VALUE,
     _PEM_END,
     _PEM_HEADER,
+    HOST_REACH,
+    PemProse,
 )
 from switchman.policy._patterns_credentials import (
     _AUTH_NAME,
@@ -88,13 +92,14 @@ from switchman.policy._patterns_credentials import (
 from switchman.policy._patterns_tables import TableColumns
 from switchman.policy._patterns_values import PEM_HOLD_LIMIT, QUOTED_SPACED
 
+_NAME_TAIL_REACH: Final = 96  # a name (a longer one is not waited for), its separator, spaces
 _OPEN: Final = sys.maxsize  # the end of a hold not yet known
 _PEM_LABEL_CHARS = re.compile(r"[A-Z0-9 ]*")
 _PEM_LABEL_MAX: Final = 57  # 40 + len("PRIVATE KEY BLOCK")
 _PEM_LINE_MAX: Final = 72  # the longest header: "-----BEGIN", a label, "-----"
 # what a stream keeps of the text before its last checked cut: every rule below reads
 # at most this far back from a cut
-_LOOKBACK: Final = 416  # > CURL_REACH, PY_AUTH_REACH
+_LOOKBACK: Final = 416  # > CURL_REACH, PY_AUTH_REACH, HOST_REACH, _NAME_TAIL_REACH
 # a Bearer holds a cut when this much whitespace at most lies between it and the cut
 _BEARER_GAP: Final = 32
 # Besides whitespace, a text is cut after characters no secret holds: CJK and fullwidth
@@ -115,9 +120,9 @@ _PY_HELD_MAX: Final = 4096  # _Cuts.py_held
 # how the words of _NAME_TAIL end, whitespace and a quote or separator aside
 _NAME_WORD_ENDS: Final = (
     *("assword", "ASSWORD", "asswd", "ASSWD", "ey", "EY"),
-    *("ecret", "ECRET", "ccess", "CCESS"),
+    *("ecret", "ECRET", "ccess", "CCESS", "oken", "OKEN", "hrase", "HRASE"),
 )
-_COMMAND_ENDS: Final = frozenset(("ssh", "scp", "ftp", "osh", "ync", "one"))  # _BEFORE_HOST
+_COMMAND_ENDS: Final = frozenset(("ssh", "scp", "ftp", "osh", "ync", "one", "-id"))  # _BEFORE_HOST
 
 
 def _label_end(t: str, i: int, end: int) -> int:
@@ -148,14 +153,27 @@ class _PemHolds:
 
     A header ``-----BEGIN <label>-----`` (the label ending in ``PRIVATE KEY``) ending at
     ``h`` keeps each cut ``c > h`` until its END line (same label, after it) has ended by
-    ``c``, for at most ``PEM_HOLD_LIMIT`` characters from its BEGIN. While one header
-    keeps cuts, a header after it starts no hold of its own (so holds never chain: a
-    stream is held back for one key's length at most). Whether ``c`` is kept depends on
-    the text before ``c`` only. Reading a text costs one scan of it, in any number of
+    ``c``, or until the text after ``h`` shows prose (``PemProse``: a word's end, ``c``
+    after it), for at most ``PEM_HOLD_LIMIT`` characters from its BEGIN. A header whose
+    BEGIN lies before the end of a hold (its words were the prose that ended it) holds
+    on for what is left of that bound (so a stream is held back for ``PEM_HOLD_LIMIT``
+    at most, however many headers follow each other). Whether ``c`` is kept depends
+    on the text before ``c`` only. Reading a text costs one scan of it, in any number of
     pieces.
     """
 
-    __slots__ = ("_active", "_begin_from", "_hi", "_lo", "_seen", "seen_begin")
+    __slots__ = (
+        "_active",
+        "_begin_from",
+        "_chain",
+        "_free",
+        "_hi",
+        "_lo",
+        "_prose",
+        "_prose_at",
+        "_seen",
+        "seen_begin",
+    )
 
     def __init__(self) -> None:
         self._seen = 0  # the text before this has been read
@@ -163,7 +181,25 @@ class _PemHolds:
         self._lo: list[int] = []  # the kept cuts: lo < c <= hi, sorted and disjoint
         self._hi: list[int] = []
         self._active: tuple[int, int, str] | None = None  # (BEGIN, header end, label)
+        self._free = -1  # where the last hold ended: a header after it starts a new one
+        self._chain = 0  # where the last hold's bound counts from
+        self._prose = PemProse()  # the active hold's text, read for prose
+        self._prose_at = 0  # read up to here
         self.seen_begin = False  # a -----BEGIN was read
+
+    def _read_prose(self, t: str, off: int, upto: int) -> None:
+        """Read the active hold's text up to ``upto`` for prose; end the hold at it."""
+        if self._active is None:
+            return
+        begin, h, _ = self._active
+        lo, upto = max(self._prose_at, h), min(upto, begin + PEM_HOLD_LIMIT + 1)
+        if lo >= upto:
+            return
+        self._prose_at = upto
+        p = self._prose.read(t, lo - off, upto - off)
+        if p >= 0:
+            self._hi[-1] = self._free = off + p
+            self._active = None
 
     def read(self, t: str, off: int) -> None:
         """Read ``t``, the text from ``off`` on: it reaches past what was read, and holds
@@ -171,6 +207,7 @@ class _PemHolds:
         end = off + len(t)
         if t.find("-----", max(min(self._begin_from, self._seen - _PEM_LINE_MAX) - off, 0)) < 0:
             self._begin_from = max(self._begin_from, end - 9)  # nothing new to read
+            self._read_prose(t, off, end)
             self._expire(end)
             self._seen = max(self._seen, end)
             return
@@ -189,23 +226,30 @@ class _PemHolds:
                 events.append((off + m.end(), off + m.start(), "-" + m["label"]))
         events.sort()
         for pos, start, label in events:
+            self._read_prose(t, off, pos)
             self._expire(pos)
             if label[0] == "+":
-                if self._active is None:  # a header starts a hold only if none runs
-                    self._active = (start, pos, label[1:])
+                # a header starts a hold if none runs; one whose BEGIN the hold before
+                # ran past (the prose that ended it was this header) goes on from it,
+                # bounded from where it began
+                begin = start if start > self._free else self._chain
+                if self._active is None and pos - begin <= PEM_HOLD_LIMIT:
+                    self._active, self._chain = (begin, pos, label[1:]), begin
                     self._lo.append(pos)
                     self._hi.append(_OPEN)
+                    self._prose, self._prose_at = PemProse(), pos
             elif self._active is not None:
                 _, h, held = self._active
                 if label[1:] == held and start >= h:
-                    self._hi[-1] = pos - 1
+                    self._hi[-1] = self._free = pos - 1
                     self._active = None
+        self._read_prose(t, off, end)
         self._expire(end)
         self._seen = max(self._seen, end)
 
     def _expire(self, pos: int) -> None:
         if self._active is not None and self._active[0] + PEM_HOLD_LIMIT < pos:
-            self._hi[-1] = self._active[0] + PEM_HOLD_LIMIT
+            self._hi[-1] = self._free = self._active[0] + PEM_HOLD_LIMIT
             self._active = None
 
     def keeps(self, c: int) -> bool:
@@ -374,10 +418,10 @@ def _word_held(t: str, c: int) -> bool:
     secret's name (and its ``=``, ``:`` or a table's ``|``) waiting for its value, a
     table's cell opened (a ``|`` after whitespace, then spaces or tabs: a block holding
     a cell that names a secret holds its ``|``), ``-u`` or ``--user`` waiting for its
-    ``user:password``, a remote shell (``ssh``) waiting for
+    ``user:password``, a remote shell (``ssh``, its options after it) waiting for
     its ``user@host``, or a quoted value after a secret's name, opened less than
-    ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces);
-    reads at most 110 characters back."""
+    ``QUOTED_SPACED`` characters before ``c`` and still open (it may hold spaces),
+    ``Authorization: Token``; reads at most ``HOST_REACH`` (240) characters back."""
     if _in_open_value(t, c) or _in_open_cell(t, c) or _in_open_user(t, c):
         return True
     if _curl_held(t, c):  # its -u user:password may follow: a block holds the curl
@@ -396,6 +440,12 @@ def _word_held(t: str, c: int) -> bool:
         return True
     if j >= 5 and t[j - 5 : j].lower() == "basic":  # Basic <user:password in base64>
         return True
+    if (
+        j >= 5
+        and t[j - 5 : j].lower() == "token"
+        and _AUTH_NAME.search(t, max(j - 29, 0), j - 5) is not None
+    ):
+        return True  # Authorization: Token <token>
     if j == 0:
         return False
     last = t[j - 1]
@@ -409,8 +459,14 @@ def _word_held(t: str, c: int) -> bool:
         return True  # a table's cell opened: the block holds its | (a name's cell)
     if last in "ur" and t.endswith(("-u", "--user"), max(j - 6, 0), j):  # curl -u user:pw
         return j - (2 if last == "u" else 6) == 0 or _opens(t[j - (3 if last == "u" else 7)])
-    if last in "hpce" and t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host follows
+    if last in "hpced" and t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host follows
         return _BEFORE_HOST.search(t, max(c - 24, 0), c) is not None
+    if (
+        t.find("-", max(j - 128, 0), j) >= 0
+        and _after_option(t, j)
+        and _BEFORE_HOST.search(t, max(c - HOST_REACH, 0), c) is not None
+    ):
+        return True  # ssh -p 2222 (user@host follows)
     if last.isalpha():  # the name ends here: password, passwd, secret key, secret access
         if not t.endswith(_NAME_WORD_ENDS, max(j - 8, 0), j):
             return False
@@ -419,10 +475,33 @@ def _word_held(t: str, c: int) -> bool:
     lo = max(j - 48, 0)
     return (
         t.find("assw", lo, j) >= 0
-        or t.find("ASSW", lo, j) >= 0
         or t.find("ecret", lo, j) >= 0
+        or t.find("ey", lo, j) >= 0
+        or t.find("oken", lo, j) >= 0
+        or t.find("ASSW", lo, j) >= 0
         or t.find("ECRET", lo, j) >= 0
-    ) and _NAME_TAIL.search(t, max(c - 80, 0), c) is not None
+        or t.find("EY", lo, j) >= 0
+        or t.find("OKEN", lo, j) >= 0
+        or t.find("hrase", lo, j) >= 0
+        or t.find("HRASE", lo, j) >= 0
+    ) and _NAME_TAIL.search(t, max(c - _NAME_TAIL_REACH, 0), c) is not None
+
+
+def _after_option(t: str, j: int) -> bool:
+    """Whether the word ending at ``j`` on its line, or the word before it, starts with a
+    ``-`` (a command's option, or its argument: ``-p 2222``); reads 128 characters back
+    at most."""
+    lo = max(j - 128, 0)
+    k = max(t.rfind(" ", lo, j), t.rfind("\t", lo, j), t.rfind("\n", lo, j))
+    if t.startswith("-", k + 1):
+        return True
+    if k <= lo or t[k] == "\n":
+        return False
+    i = k  # the spaces before the word
+    while i > lo and t[i - 1] in " \t":
+        i -= 1
+    k = max(t.rfind(" ", lo, i), t.rfind("\t", lo, i), t.rfind("\n", lo, i))
+    return k + 1 < i and t[k + 1] == "-"
 
 
 def _row_held(x: _Cuts, c: int) -> bool:

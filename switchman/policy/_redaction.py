@@ -13,7 +13,10 @@ as ``api_key``, whatever their shape.
 What counts as a phone or card number
 -------------------------------------
 Numbers are looked for in *runs*: digits with at most three separators (space,
-no-break space, ``. / ( ) -``) between two of them; a newline or a tab ends a run.
+no-break, thin or narrow no-break space, ``. / ( ) -``, a non-breaking hyphen, an en
+dash) between two of them; a newline or a tab ends a run. A run is not glued to a Latin
+letter (accented too), a digit or ``_``; letters of other scripts may touch it
+(``卡号4111...``).
 
 * An international phone number starts a run with ``+`` (or with ``00`` and a
   country code set apart, the next group not led by a zero), and is valid for
@@ -24,7 +27,7 @@ no-break space, ``. / ( ) -``) between two of them; a newline or a tab ends a ru
   ``1-800-555-0199``), and valid. Digits grouped by spaces alone (``202 555 0143``,
   a row of a table) or not at all (``4155552671``, an order number) are not phones.
 * A card number is 13 to 19 digits, unbroken or grouped 4-4-4-4(-3) or 4-6-5 by
-  spaces or by dashes, or 4.4.4.4 by dots (not amid a longer list of groups of four),
+  spaces (of one kind) or by dashes, or 4.4.4.4 by dots (not amid a longer list of groups of four),
   of a major network's prefix and length, passing the Luhn check, and not right
   after a digit and a dot (the decimals of ``0.5401996580683129``).
 

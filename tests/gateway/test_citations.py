@@ -66,7 +66,7 @@ def test_a_source_whose_url_carries_what_redaction_hides_is_not_shown() -> None:
     urls = (
         f"https://example.com/doc?access={token}",
         URLS[0],
-        "https://x.org/?to=ann@example.com",
+        "https://x.org/?to=ann@acme.io",
         URLS[1],
     )
     # left out in place: the answer's [2] and [4] still point to their sources

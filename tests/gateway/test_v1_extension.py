@@ -192,12 +192,12 @@ async def test_redaction_off_through_v1_needs_its_whole_override(tmp_path: Path)
             assert "missing: output_may_contain_personal_data" in info.value.message
             override["acknowledgements"] = sorted(REDACTION_ACKNOWLEDGEMENTS)
             # the simulator's answer opens with the prompt's first words: the address
-            mail = [{"role": "user", "content": "write to ann@example.com today"}]
+            mail = [{"role": "user", "content": "write to ann@acme.io today"}]
             raw = await _create(
                 _sdk(gw), model="sim/balanced", extra_body={"switchman": sw}, messages=mail
             )
-            assert "ann@example.com" in raw.parse().choices[0].message.content
+            assert "ann@acme.io" in raw.parse().choices[0].message.content
             # and without the extension, the answer is redacted as always
             raw = await _create(_sdk(gw), model="sim/balanced", messages=mail)
             answer = raw.parse().choices[0].message.content
-            assert "ann@example.com" not in answer and "[REDACTED:email]" in answer
+            assert "ann@acme.io" not in answer and "[REDACTED:email]" in answer

@@ -153,7 +153,7 @@ def test_a_url_password_with_at_hash_slash_or_question_mark_is_redacted_whole(
 
 
 def test_an_at_in_the_path_or_query_is_the_urls_own() -> None:
-    text = "https://u:pw12@registry.example.com/@types/node?cc=ops@example.com"
+    text = "https://u:pw12@registry.example.com/@types/node?cc=ops@acme.io"
     assert same_streamed(text) == (
         f"https://u:{tag('url_password')}@registry.example.com/@types/node?cc={tag('email')}"
     )
@@ -220,10 +220,10 @@ def test_user_at_host_in_a_command_is_no_email(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Contact jane@example.com: she knows", f"Contact {tag('email')}: she knows"),
-        ("mailto:jane@example.com", f"mailto:{tag('email')}"),
-        ("write to jane@example.com:)", f"write to {tag('email')}:)"),
-        ("the ssh key of jane@example.com", f"the ssh key of {tag('email')}"),
+        ("Contact jane@acme.io: she knows", f"Contact {tag('email')}: she knows"),
+        ("mailto:jane@acme.io", f"mailto:{tag('email')}"),
+        ("write to jane@acme.io:)", f"write to {tag('email')}:)"),
+        ("the ssh key of jane@acme.io", f"the ssh key of {tag('email')}"),
         (
             "git clone https://ghp_" + "c4sn4PPAq8h4P3H9h4u7JyFfTj8F31GRttDo@github.com/a/b.git",
             f"git clone https://{tag('api_key')}@github.com/a/b.git",

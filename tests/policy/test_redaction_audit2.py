@@ -19,10 +19,10 @@ from tests.policy._streamed import same_streamed
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("john@example.com:hunter2", f"{tag('email')}:hunter2"),
-        ("user john@example.com:42 logged in", f"user {tag('email')}:42 logged in"),
+        ("john@acme.io:hunter2", f"{tag('email')}:hunter2"),
+        ("user john@acme.io:42 logged in", f"user {tag('email')}:42 logged in"),
         (
-            "alice@example.com:Pa55word\nbob@example.org:qwerty",
+            "alice@acme.io:Pa55word\nbob@acme.org:qwerty",
             f"{tag('email')}:Pa55word\n{tag('email')}:qwerty",
         ),
     ],
