@@ -38,10 +38,19 @@ EventType = Literal[
 @attrs.frozen(kw_only=True)
 class Usage:
     """Tokens an attempt was billed for: as the provider reported them (reasoning and
-    cached tokens included), else estimated from the text."""
+    cached tokens included), else estimated from the text.
+
+    Of them, as the provider reported them (0: it reported none): ``cached_input_tokens``,
+    the input read from its prompt cache (OpenAI's ``prompt_tokens_details.cached_tokens``,
+    DeepSeek's ``prompt_cache_hit_tokens``, Anthropic's ``cache_read_input_tokens``,
+    Gemini's ``cachedContentTokenCount``), never above ``input_tokens``; and
+    ``reasoning_tokens``, the output the model spent reasoning (thinking) before its
+    answer, never above ``output_tokens``."""
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @attrs.frozen(kw_only=True)

@@ -15,7 +15,6 @@ from typing import Any, Final
 import attrs
 
 from switchman._errors import ProviderError, Refused
-from switchman._result import Usage
 from switchman.adapters._base import (
     Completion,
     HttpRequest,
@@ -33,6 +32,7 @@ from switchman.adapters._sse import (
     broken,
     collect,
     count,
+    detailed_usage,
     load_json,
     map_error,
     obj,
@@ -53,6 +53,12 @@ _INPUT_FIELDS: Final = ("input_tokens", "cache_creation_input_tokens", "cache_re
 def _input_tokens(usage: dict[str, Any]) -> int:
     """All input the model read: ``input_tokens`` excludes cache writes and reads."""
     return sum(count(usage.get(name)) for name in _INPUT_FIELDS)
+
+
+def _thinking(usage: dict[str, Any]) -> Any:
+    """The output the model spent thinking, where reported (``output_tokens_details.
+    thinking_tokens``, part of ``output_tokens``); None when not."""
+    return obj(usage.get("output_tokens_details")).get("thinking_tokens")
 
 
 @attrs.frozen(kw_only=True)
@@ -140,8 +146,11 @@ class AnthropicAdapter:
         return Completion(
             text=text,
             finish_reason=stop_reason,
-            usage=Usage(
-                input_tokens=_input_tokens(usage), output_tokens=count(usage.get("output_tokens"))
+            usage=detailed_usage(
+                _input_tokens(usage),
+                count(usage.get("output_tokens")),
+                usage.get("cache_read_input_tokens"),
+                _thinking(usage),
             ),
             model_id=string(data.get("model")),
         )
@@ -179,6 +188,7 @@ class _AnthropicStream:
         self._model: str | None = None
         self._input: dict[str, int] = {}
         self._output = 0
+        self._thinking: Any = None
         self._stop_reason: str | None = None
         self._text = False
         self._done = False
@@ -205,7 +215,12 @@ class _AnthropicStream:
         self._done = True
         return StreamEnd(
             finish_reason=self._stop_reason,
-            usage=Usage(input_tokens=sum(self._input.values()), output_tokens=self._output),
+            usage=detailed_usage(
+                sum(self._input.values()),
+                self._output,
+                self._input.get("cache_read_input_tokens"),
+                self._thinking,
+            ),
             model_id=self._model,
         )
 
@@ -234,6 +249,7 @@ class _AnthropicStream:
             usage = obj(message.get("usage"))
             self._input = {name: count(usage.get(name)) for name in _INPUT_FIELDS}
             self._output = count(usage.get("output_tokens"))
+            self._thinking = _thinking(usage)
         elif kind == "content_block_delta":
             delta = obj(payload.get("delta"))
             text = string(delta.get("text")) if delta.get("type") == "text_delta" else None
@@ -247,6 +263,8 @@ class _AnthropicStream:
             # cumulative counts; a field left out (or null) keeps what message_start said
             if usage.get("output_tokens") is not None:
                 self._output = count(usage.get("output_tokens"))
+            if _thinking(usage) is not None:
+                self._thinking = _thinking(usage)
             for name in _INPUT_FIELDS:
                 if usage.get(name) is not None:
                     self._input[name] = count(usage.get(name))

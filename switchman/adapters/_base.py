@@ -55,8 +55,9 @@ class Completion:
     #: what the provider says the request cost, fees included, when it says (Perplexity's
     #: ``usage.cost.total_cost``, xAI's ``usage.cost_in_usd_ticks``)
     cost_usd: float | None = None
-    #: of ``usage.input_tokens``, those billed at the model's cached-input price (DeepSeek's
-    #: ``prompt_cache_hit_tokens``)
+    #: of ``usage.input_tokens``, those billed at the model's cached-input price: DeepSeek's
+    #: ``prompt_cache_hit_tokens``, its ``usage.cached_input_tokens`` (others report cache
+    #: hits in their usage too, billed at the input price)
     cached_input_tokens: int = 0
     #: the URLs of the sources the answer cites (Perplexity's search results), in order
     citations: tuple[str, ...] = ()
@@ -93,8 +94,9 @@ class StreamEnd:
     #: ``usage.cost.total_cost``, xAI's ``usage.cost_in_usd_ticks``): the attempt's cost,
     #: rather than tokens at list price
     cost_usd: float | None = None
-    #: of ``usage.input_tokens``, those billed at the model's cached-input price (DeepSeek's
-    #: ``prompt_cache_hit_tokens``)
+    #: of ``usage.input_tokens``, those billed at the model's cached-input price: DeepSeek's
+    #: ``prompt_cache_hit_tokens``, its ``usage.cached_input_tokens`` (others report cache
+    #: hits in their usage too, billed at the input price)
     cached_input_tokens: int = 0
     #: the URLs of the sources the answer cites (Perplexity's search results), in order
     citations: tuple[str, ...] = ()

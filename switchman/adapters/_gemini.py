@@ -34,6 +34,7 @@ from switchman.adapters._sse import (
     broken,
     collect,
     count,
+    detailed_usage,
     first,
     load_json,
     map_error,
@@ -59,12 +60,15 @@ FILTERED: Final = frozenset(
 
 
 def _usage(data: dict[str, Any]) -> Usage:
-    """Thinking tokens are billed as output but counted outside ``candidatesTokenCount``."""
+    """Thinking tokens are billed as output but counted outside ``candidatesTokenCount``;
+    ``cachedContentTokenCount`` is the part of ``promptTokenCount`` read from cache."""
     meta = obj(data.get("usageMetadata"))
-    return Usage(
-        input_tokens=count(meta.get("promptTokenCount")),
-        output_tokens=count(meta.get("candidatesTokenCount"))
-        + count(meta.get("thoughtsTokenCount")),
+    thoughts = count(meta.get("thoughtsTokenCount"))
+    return detailed_usage(
+        count(meta.get("promptTokenCount")),
+        count(meta.get("candidatesTokenCount")) + thoughts,
+        meta.get("cachedContentTokenCount"),
+        thoughts,
     )
 
 

@@ -38,13 +38,13 @@ from switchman.adapters._sse import (
     broken,
     collect,
     count,
+    detailed_usage,
     first,
     load_json,
     map_error,
     obj,
     stream_error,
     string,
-    usage_of,
 )
 from switchman.adapters._think import ThinkBlock, without_think
 
@@ -129,17 +129,27 @@ def _headers(api_key: str | None, stream: bool, extra: Mapping[str, str]) -> dic
 def _chat_usage(data: Any, flavor: ChatFlavor) -> Usage:
     """Usage as billed: ``completion_tokens``, plus the reasoning tokens where the
     provider counts them outside it (xAI: ``completion_tokens_details.reasoning_tokens``,
-    or ``total - prompt - completion`` when the details are missing)."""
+    or ``total - prompt - completion`` when the details are missing).
+
+    Of it, the reasoning (``completion_tokens_details.reasoning_tokens``) and the prompt
+    tokens read from cache: ``prompt_tokens_details.cached_tokens``, DeepSeek's
+    ``prompt_cache_hit_tokens`` (which it bills at its cache-hit price)."""
     usage = obj(data)
     prompt = count(usage.get("prompt_tokens"))
-    output = count(usage.get("completion_tokens"))
+    completion = count(usage.get("completion_tokens"))
+    details = obj(usage.get("completion_tokens_details"))
+    reasoning = count(details.get("reasoning_tokens"))
+    output = completion
     if flavor.completion_excludes_reasoning:
-        details = obj(usage.get("completion_tokens_details"))
         if "reasoning_tokens" in details:
-            output += count(details.get("reasoning_tokens"))
+            output += reasoning
         elif "total_tokens" in usage:
             output = max(output, count(usage.get("total_tokens")) - prompt)
-    return Usage(input_tokens=prompt, output_tokens=output)
+            reasoning = output - completion
+    cached = obj(usage.get("prompt_tokens_details")).get("cached_tokens")
+    if flavor.cache_hit_tokens and "prompt_cache_hit_tokens" in usage:
+        cached = usage.get("prompt_cache_hit_tokens")
+    return detailed_usage(prompt, output, cached, reasoning)
 
 
 #: USD per xAI cost tick (providers.md: 10,000,000,000 ticks a dollar)
@@ -161,10 +171,10 @@ def _ticks_cost(usage: Any) -> float | None:
     return min(ticks, _MOST_TICKS) * _USD_PER_TICK
 
 
-def _cache_hits(usage: Any) -> int:
-    """DeepSeek's ``usage.prompt_cache_hit_tokens``: prompt tokens billed at the cache-hit
-    price (``prompt_tokens`` counts them too)."""
-    return count(obj(usage).get("prompt_cache_hit_tokens"))
+def _billed_cached(usage: Usage, flavor: ChatFlavor) -> int:
+    """Of ``usage``'s input, what is billed at the model's cached-input price: the cache
+    hits of a provider that bills them apart (DeepSeek), the same count ``usage`` reports."""
+    return usage.cached_input_tokens if flavor.cache_hit_tokens else 0
 
 
 def _billed(error: ProviderError, usage: Any, flavor: ChatFlavor) -> ProviderError:
@@ -260,13 +270,14 @@ class OpenAIChatAdapter:
         if refused is not None:
             raise _billed(refused, usage, flavor)
         self._check_finish(finish, output_began=False)
+        tokens = _chat_usage(usage, flavor)
         return Completion(
             text=without_think(_content_text(message.get("content"))),
             finish_reason=finish,
-            usage=_chat_usage(usage, flavor),
+            usage=tokens,
             model_id=string(data.get("model")),
             cost_usd=_ticks_cost(usage) if flavor.cost_in_ticks else None,
-            cached_input_tokens=_cache_hits(usage) if flavor.cache_hit_tokens else 0,
+            cached_input_tokens=_billed_cached(tokens, flavor),
         )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
@@ -401,8 +412,7 @@ class _ChatStream:
                 self._usage = _chat_usage(usage, flavor)
                 if flavor.cost_in_ticks:
                     self._cost = _ticks_cost(usage)
-                if flavor.cache_hit_tokens:
-                    self._cached = _cache_hits(usage)
+                self._cached = _billed_cached(self._usage, flavor)
         if self._refused is not None:  # refused already: only its usage was waited for
             if reported:
                 raise self._bill(self._refused)
@@ -492,6 +502,22 @@ def _citations(items: Any) -> tuple[str, ...] | None:
     return None if found is None else tuple(found[:MAX_CITATIONS])
 
 
+def _responses_usage(data: Any) -> Usage:
+    """A Responses ``usage``: ``input_tokens`` and ``output_tokens``; of them the input
+    read from cache (``input_tokens_details.cached_tokens``, Perplexity's
+    ``cache_read_input_tokens``) and the reasoning (``output_tokens_details.
+    reasoning_tokens``, Perplexity's legacy ``reasoning_tokens``)."""
+    usage = obj(data)
+    cache = obj(usage.get("input_tokens_details"))
+    thought = obj(usage.get("output_tokens_details"))
+    return detailed_usage(
+        count(usage.get("input_tokens")),
+        count(usage.get("output_tokens")),
+        cache.get("cached_tokens", cache.get("cache_read_input_tokens")),
+        thought.get("reasoning_tokens", usage.get("reasoning_tokens")),
+    )
+
+
 def _reported_cost(usage: Any) -> float | None:
     """Perplexity's ``usage.cost.total_cost`` (tokens, request and tool fees), in USD."""
     total = obj(obj(usage).get("cost")).get("total_cost")
@@ -564,7 +590,7 @@ class OpenAIResponsesAdapter:
         return Completion(
             text=_responses_text(data),
             finish_reason=_responses_finish(data),
-            usage=usage_of(data.get("usage"), "input_tokens", "output_tokens"),
+            usage=_responses_usage(data.get("usage")),
             model_id=string(data.get("model")),
             cost_usd=_reported_cost(data.get("usage")),
             citations=_citations(data.get("output")) or (),
@@ -691,7 +717,7 @@ class _ResponsesStream:
             return [
                 StreamEnd(
                     finish_reason=_responses_finish(response) or "stop",
-                    usage=usage_of(response.get("usage"), "input_tokens", "output_tokens"),
+                    usage=_responses_usage(response.get("usage")),
                     model_id=self._model,
                     cost_usd=_reported_cost(response.get("usage")),
                     citations=whole if whole is not None else self._cited(),

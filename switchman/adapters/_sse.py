@@ -258,6 +258,18 @@ def usage_of(data: Any, input_key: str, output_key: str) -> Usage:
     return Usage(input_tokens=count(data.get(input_key)), output_tokens=count(data.get(output_key)))
 
 
+def detailed_usage(input_tokens: int, output_tokens: int, cached: Any, reasoning: Any) -> Usage:
+    """Usage with the provider's ``cached`` input and ``reasoning`` output counts (raw
+    values: what is no count is 0), each held to the total it is part of (a report past it
+    says no more than all of it was)."""
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=min(count(cached), input_tokens),
+        reasoning_tokens=min(count(reasoning), output_tokens),
+    )
+
+
 def snippet(body: bytes | str, limit: int = 200) -> str:
     """A short, single-line, tag-free excerpt of a body for error messages."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body

@@ -472,11 +472,16 @@ def switchman_info(result: Result, job_id: str) -> dict[str, Any]:
     }
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
+def usage_body(usage: Usage) -> dict[str, Any]:
+    """OpenAI's usage object, details always there as OpenAI sends them: the prompt tokens
+    read from cache and the completion's reasoning tokens (0 when the provider reported
+    none)."""
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 
 

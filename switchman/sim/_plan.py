@@ -506,6 +506,7 @@ BEHAVIOURS: Final = (
     "long-2000",
     "long-600-5",
     "thinks-aloud",
+    "cached",
 )
 
 #: what ``thinks-aloud`` writes before its answer, in the answer's text (as Groq's "raw"
@@ -573,8 +574,9 @@ def plan_from_name(
     seconds from the first request for this name, then healthy), flapping-D-U (503 for
     D s, healthy for U s, repeating), healthy-latency-MS, long-N (a healthy answer of
     at least N words, in chunks of four), long-N-MS (the same, MS ms between chunks),
-    thinks-aloud (a healthy answer after a ``<think>`` block in its text, ``THINKING``).
-    Anything else is healthy. Each
+    thinks-aloud (a healthy answer after a ``<think>`` block in its text, ``THINKING``),
+    cached (a healthy answer whose usage reports half its prompt, rounded up, read from
+    the provider's cache, where the wire reports cache hits). Anything else is healthy. Each
     wire plays a failure the way its provider does (see the ``_wire_*`` modules).
     """
     name = behaviour_name(model)
@@ -606,6 +608,11 @@ def plan_from_name(
             usage=attrs.evolve(
                 plan.usage, output_tokens=plan.usage.output_tokens + len("".join(THINKING).split())
             ),
+        )
+    if name == "cached":
+        hits = (plan.usage.input_tokens + 1) // 2
+        return attrs.evolve(
+            plan, behaviour=name, usage=attrs.evolve(plan.usage, cached_input_tokens=hits)
         )
     if (ms := _numbers(name, "slow-ttft")) is not None and len(ms) <= 1:
         ttft = ms[0] / 1000.0 if ms else DEFAULT_SLOW_TTFT_S

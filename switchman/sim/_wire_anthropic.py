@@ -244,10 +244,12 @@ class AnthropicWire(Wire):
                 return json_reply(529, _error("overloaded_error", "Overloaded", rid), retry)
 
     def _usage(self, plan: Plan) -> dict[str, int]:
+        """``input_tokens`` leaves out what was read from cache (``cache_read_input_tokens``)."""
+        cached = plan.usage.cached_input_tokens
         return {
-            "input_tokens": plan.usage.input_tokens,
+            "input_tokens": plan.usage.input_tokens - cached,
             "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_read_input_tokens": cached,
             "output_tokens": plan.usage.output_tokens,
         }
 

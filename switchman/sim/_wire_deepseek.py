@@ -87,10 +87,10 @@ class DeepSeekWire(OpenAIWire):
             "prompt_tokens": usage.input_tokens,
             "completion_tokens": completion,
             "total_tokens": usage.input_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
             "completion_tokens_details": {"reasoning_tokens": reasoning},
-            "prompt_cache_hit_tokens": 0,
-            "prompt_cache_miss_tokens": usage.input_tokens,
+            "prompt_cache_hit_tokens": usage.cached_input_tokens,
+            "prompt_cache_miss_tokens": usage.input_tokens - usage.cached_input_tokens,
         }
 
     def ok_headers(self, ex: Exchange) -> Headers:

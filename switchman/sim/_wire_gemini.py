@@ -208,10 +208,14 @@ class GeminiWire(Wire):
     def _usage(self, ex: Exchange, *, final: bool) -> dict[str, int]:
         plan = ex.plan
         prompt = plan.usage.input_tokens
+        cached = plan.usage.cached_input_tokens
         if not final:
-            return {"promptTokenCount": prompt, "totalTokenCount": prompt}
+            early = {"promptTokenCount": prompt, "totalTokenCount": prompt}
+            return {**early, "cachedContentTokenCount": cached} if cached else early
         out = plan.usage.output_tokens
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": out}
+        if cached:  # (part of promptTokenCount)
+            usage["cachedContentTokenCount"] = cached
         thoughts = reasoning_tokens(ex)
         if thoughts:
             usage["thoughtsTokenCount"] = thoughts

@@ -139,7 +139,7 @@ class OpenAIWire(Wire):
             "prompt_tokens": usage.input_tokens,
             "completion_tokens": completion,
             "total_tokens": usage.input_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
             "completion_tokens_details": {"reasoning_tokens": reasoning},
         }
 

@@ -71,7 +71,7 @@ class XaiWire(PlainTextRefusal):
                 "text_tokens": usage.input_tokens,
                 "audio_tokens": 0,
                 "image_tokens": 0,
-                "cached_tokens": 0,
+                "cached_tokens": usage.cached_input_tokens,
             },
             "completion_tokens_details": {
                 "reasoning_tokens": reasoning,

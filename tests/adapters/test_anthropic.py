@@ -175,7 +175,8 @@ def test_input_tokens_include_cache_reads_and_writes() -> None:
     }
     completion = adapter().parse_response(json.dumps(body).encode())
     assert completion.text == "ok"
-    assert completion.usage == Usage(input_tokens=23, output_tokens=2)
+    # (of them, the cache reads were read from cache)
+    assert completion.usage == Usage(input_tokens=23, output_tokens=2, cached_input_tokens=11)
 
 
 def test_refusal_keeps_the_category() -> None:
@@ -233,7 +234,9 @@ def test_stream_usage_keeps_cache_counts_when_message_delta_restates_input() -> 
     assert text_of(events) == "ok"
     # output_tokens includes the thinking tokens (billed as output): taken as it is
     assert events[-1] == StreamEnd(
-        finish_reason="end_turn", usage=Usage(input_tokens=23, output_tokens=40), model_id="m"
+        finish_reason="end_turn",
+        usage=Usage(input_tokens=23, output_tokens=40, cached_input_tokens=11),
+        model_id="m",
     )
 
 

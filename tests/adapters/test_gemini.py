@@ -140,7 +140,7 @@ def test_thought_parts_are_skipped_and_thought_tokens_count_as_output() -> None:
     }
     completion = adapter().parse_response(json.dumps(body).encode())
     assert completion.text == "Paris" and completion.usage == Usage(
-        input_tokens=3, output_tokens=10
+        input_tokens=3, output_tokens=10, reasoning_tokens=9
     )
 
 

@@ -242,7 +242,7 @@ async def test_xai_stream_bills_reasoning_tokens_as_output() -> None:
     # and its cost is what it says it billed: 2,912,500 ticks of 1e-10 USD
     assert run.events[-1] == StreamEnd(
         finish_reason="stop",
-        usage=Usage(input_tokens=21, output_tokens=106),
+        usage=Usage(input_tokens=21, output_tokens=106, reasoning_tokens=98),
         model_id="grok-4.3",
         cost_usd=2912500 * 1e-10,
     )
@@ -254,7 +254,8 @@ async def test_deepseek_asks_for_no_thinking_and_reasoning_is_not_answer_text() 
     assert sent["thinking"] == {"type": "disabled"}
     assert run.text == "Paris is the capital of France."  # "Capital of France." was reasoning
     end = run.events[-1]
-    assert isinstance(end, StreamEnd) and end.usage == Usage(input_tokens=16, output_tokens=22)
+    assert isinstance(end, StreamEnd)
+    assert end.usage == Usage(input_tokens=16, output_tokens=22, reasoning_tokens=13)
 
 
 # --------------------------------------------------------------------------- failures

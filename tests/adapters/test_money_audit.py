@@ -159,7 +159,7 @@ def test_xai_ticks_are_the_cost_the_adapter_reports() -> None:
     events = [*parser.feed(chat_stream("Paris.", XAI_USAGE)), *parser.end()]
     (end,) = [e for e in events if isinstance(e, StreamEnd)]
     assert end.cost_usd == pytest.approx(2912500 * 1e-10)
-    assert end.usage == Usage(input_tokens=21, output_tokens=106)
+    assert end.usage == Usage(input_tokens=21, output_tokens=106, reasoning_tokens=98)
 
 
 @pytest.mark.parametrize("ticks", [True, -5, "250", float("nan"), float("inf")])
@@ -205,7 +205,9 @@ async def test_an_xai_call_costs_its_ticks(
     assert result.status == "complete", result.errors
     assert result.cost_usd == pytest.approx(ticks * 1e-10), why
     assert result.trace.attempts[0].cost_usd == pytest.approx(ticks * 1e-10)
-    assert result.usage == Usage(input_tokens=1000, output_tokens=500)
+    assert result.usage == Usage(
+        input_tokens=1000, output_tokens=500, cached_input_tokens=800, reasoning_tokens=300
+    )
     assert spent == pytest.approx(ticks * 1e-10)
 
 
@@ -251,7 +253,7 @@ def test_deepseek_cache_hits_are_what_the_adapter_reports() -> None:
     }
     whole = adapter.parse_response(json.dumps(body).encode())
     assert whole.cached_input_tokens == 800 and whole.cost_usd is None
-    assert whole.usage == Usage(input_tokens=1000, output_tokens=100)
+    assert whole.usage == Usage(input_tokens=1000, output_tokens=100, cached_input_tokens=800)
     parser = adapter.stream_parser()
     events = [*parser.feed(chat_stream("Paris.", DEEPSEEK_USAGE)), *parser.end()]
     (end,) = [e for e in events if isinstance(e, StreamEnd)]
@@ -278,7 +280,7 @@ async def test_a_deepseek_call_bills_cache_hits_at_the_cache_hit_price(
     )
     result, spent = await ask(upstream, FLASH, streamed=streamed)
     assert result.status == "complete", result.errors
-    assert result.usage == Usage(input_tokens=1000, output_tokens=100)
+    assert result.usage == Usage(input_tokens=1000, output_tokens=100, cached_input_tokens=800)
     assert result.cost_usd == pytest.approx(DEEPSEEK_BILL)  # $0.0001848, not $0.00042
     assert spent == pytest.approx(DEEPSEEK_BILL)
 

@@ -201,11 +201,11 @@ def test_key_is_not_in_the_adapter_repr() -> None:
 #: OpenAI's, Groq's and DeepSeek's completion_tokens already include theirs
 EXPECTED_USAGE = {
     "openai": Usage(input_tokens=21, output_tokens=8),
-    "xai": Usage(input_tokens=21, output_tokens=106),
+    "xai": Usage(input_tokens=21, output_tokens=106, reasoning_tokens=98),
     "mistral": Usage(input_tokens=16, output_tokens=9),
     "groq": Usage(input_tokens=84, output_tokens=25),
     "together": Usage(input_tokens=84, output_tokens=25),
-    "deepseek": Usage(input_tokens=16, output_tokens=22),
+    "deepseek": Usage(input_tokens=16, output_tokens=22, reasoning_tokens=13),
 }
 
 EXPECTED_MODEL = {
@@ -231,12 +231,12 @@ def test_parse_example_success(name: str) -> None:
 EXPECTED_SUCCESS_USAGE = {
     "openai": Usage(input_tokens=21, output_tokens=8),
     # total_tokens 127 = 21 prompt + 8 completion + 98 reasoning, all 106 billed as output
-    "xai": Usage(input_tokens=21, output_tokens=106),
+    "xai": Usage(input_tokens=21, output_tokens=106, reasoning_tokens=98),
     "mistral": Usage(input_tokens=16, output_tokens=9),
     # reasoning_tokens (14, 13) are inside completion_tokens: not counted twice
-    "groq": Usage(input_tokens=84, output_tokens=25),
+    "groq": Usage(input_tokens=84, output_tokens=25, reasoning_tokens=14),
     "together": Usage(input_tokens=84, output_tokens=25),
-    "deepseek": Usage(input_tokens=16, output_tokens=22),
+    "deepseek": Usage(input_tokens=16, output_tokens=22, reasoning_tokens=13),
 }
 
 
@@ -253,7 +253,7 @@ def test_openai_reasoning_tokens_are_inside_completion_tokens() -> None:
         "completion_tokens_details": {"reasoning_tokens": 256},
     }
     assert adapter("openai").parse_response(_usage_body(usage)).usage == Usage(
-        input_tokens=10, output_tokens=300
+        input_tokens=10, output_tokens=300, reasoning_tokens=256
     )
 
 
@@ -265,12 +265,12 @@ def test_xai_reasoning_tokens_are_billed_as_output() -> None:
         "completion_tokens_details": {"reasoning_tokens": 98},
     }
     assert adapter("xai").parse_response(_usage_body(details)).usage == Usage(
-        input_tokens=21, output_tokens=106
+        input_tokens=21, output_tokens=106, reasoning_tokens=98
     )
     # without the details, total = prompt + completion + reasoning still gives them
     bare = {"prompt_tokens": 21, "completion_tokens": 8, "total_tokens": 127000}
     assert adapter("xai").parse_response(_usage_body(bare)).usage == Usage(
-        input_tokens=21, output_tokens=126979
+        input_tokens=21, output_tokens=126979, reasoning_tokens=126971
     )
     plain = {"prompt_tokens": 21, "completion_tokens": 8}
     assert adapter("xai").parse_response(_usage_body(plain)).usage == Usage(
@@ -290,7 +290,7 @@ def test_xai_streamed_usage_counts_reasoning_too() -> None:
     )
     end = run_stream(adapter("xai"), raw)[-1]
     assert isinstance(end, StreamEnd)
-    assert end.usage == Usage(input_tokens=5, output_tokens=126995)
+    assert end.usage == Usage(input_tokens=5, output_tokens=126995, reasoning_tokens=126987)
 
 
 def test_deepseek_body_after_keep_alive_blank_lines() -> None:
