@@ -138,6 +138,12 @@ def _make_attrs_hook(cls: type[Any]) -> Any:
         if errors:
             if problems is not None:
                 errors.extend(_beside(errors, problems, fields, {**partly, **values}))
+            if len(errors) > MAX_ERRORS:  # (a request of thousands of mistakes: a short answer)
+                more = len(errors) - MAX_ERRORS
+                errors = [
+                    *errors[:MAX_ERRORS],
+                    FieldError("body", f"{more} more problems not listed"),
+                ]
             raise ValidationError(errors)
         return cls(**values)
 
@@ -177,13 +183,24 @@ def _beside(
             for f in fields
         }
     )
-    return [e for e in problems(partial) if not any(_related(e.field, r.field) for r in errors)]
+    # (a set of the paths reported and every path above them: each problem is looked up
+    # once, not against every error, which took seconds for arrays of thousands)
+    reported = {e.field for e in errors}
+    above = {p for e in errors for p in _ancestors(e.field)}
+    return [
+        e
+        for e in problems(partial)
+        if not (
+            e.field in reported
+            or e.field in above
+            or any(p in reported for p in _ancestors(e.field))
+        )
+    ]
 
 
-def _related(a: str, b: str) -> bool:
-    """Whether one path is the other or lies under it (``messages`` and ``messages[0].role``)."""
-    short, long = sorted((a, b), key=len)
-    return long == short or long.startswith((short + ".", short + "["))
+def _ancestors(path: str) -> list[str]:
+    """The paths above ``path``: ``messages[0].role`` -> ``messages``, ``messages[0]``."""
+    return [path[:i] for i, c in enumerate(path) if c in ".[" and i > 0]
 
 
 def _default(f: attrs.Attribute[Any]) -> Any:
@@ -193,18 +210,42 @@ def _default(f: attrs.Attribute[Any]) -> Any:
     return None if f.default is attrs.NOTHING else f.default
 
 
+#: the most items an array of a request may hold (a conversation of 10,000 messages is
+#: longer than any model's context; checking 2 million numbers held the loop for seconds)
+MAX_ARRAY: Final = 10_000
+#: the problems one request is told of; past them, one says how many more there were
+MAX_ERRORS: Final = 64
+#: the items of one array whose errors are told one by one; past them, one error says how
+#: many more failed
+MAX_ITEM_ERRORS: Final = 16
+
+
 def _structure_array(value: Any, cls: Any) -> Any:
     if not isinstance(value, list | tuple):
         raise TypeError(f"must be an array; got {_json_type(value)}")
+    if len(value) > MAX_ARRAY:  # (each item is checked on the gateway's loop)
+        raise TypeError(f"must have at most {MAX_ARRAY:,} items; got {len(value):,}")
     (item,) = {a for a in get_args(cls) if a is not Ellipsis}
     out: list[Any] = []
     errors: list[FieldError] = []
+    bad: list[int] = []  # the items that failed
     for i, x in enumerate(value):
         try:
             out.append(converter.structure(x, item))
         except Exception as exc:  # collected per index
-            errors.extend(_flatten(exc, f"[{i}]"))
+            bad.append(i)
+            if len(bad) <= MAX_ITEM_ERRORS:
+                errors.extend(_flatten(exc, f"[{i}]"))
             out.append(_INVALID)
+    if len(bad) > MAX_ITEM_ERRORS:  # (not one error per item of an array of thousands)
+        more = len(bad) - MAX_ITEM_ERRORS
+        errors.append(
+            FieldError(
+                f"[{bad[MAX_ITEM_ERRORS]}]", f"is wrong too, and {more - 1} more items after it"
+            )
+            if more > 1
+            else FieldError(f"[{bad[MAX_ITEM_ERRORS]}]", "is wrong too")
+        )
     if errors:
         raise _ArrayErrors(errors, tuple(out))
     return tuple(out)

@@ -12,7 +12,8 @@ from any web page being enough at times.
 send that meets the connection's end as the connection closing (as hypercorn treats a
 broken or closed stream already). Only that one exception, on that one path, changes.
 It also ends a connection as soon as its client has closed it, rather than when its
-keep-alive timer runs out; drops one whose client has read nothing of a write for
+keep-alive timer runs out; ends one (not the server) where hypercorn answers bytes that
+follow a response already finished; drops one whose client has read nothing of a write for
 ``WRITE_STALL_S`` (hypercorn shields its writes with no time limit: a client that sends
 requests and never reads the answers held its connection for ever, its idle timer stopped
 mid-response); and takes at most ``connection_limit()`` connections at once, answering
@@ -23,10 +24,15 @@ descriptors (20,000 idle connections did: new clients then timed out, the log fi
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import resource
+import struct
+import termios
 from typing import ClassVar, Final
 
+import h11
 import trio
 from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio import run as _run
@@ -36,9 +42,45 @@ log = logging.getLogger("switchman.gateway.server")
 
 #: how long a write to a client may go without the client reading any of it
 WRITE_STALL_S: Final = 30.0
-#: a write is made in slices of this size, each given ``WRITE_STALL_S``: a slow but steady
-#: reader of a large answer is not dropped, one that reads nothing is
-_SLICE: Final = 64 * 1024
+
+
+class _Stalled(Exception):
+    """The client read none of a write for ``WRITE_STALL_S``."""
+
+
+def _unsent(sock: trio.socket.SocketType) -> int | None:
+    """The bytes the system still holds to send on ``sock`` (not yet acknowledged by the
+    client: Linux's ``SIOCOUTQ``), or None where it cannot tell."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError, AttributeError):
+        return None
+    value: int = struct.unpack("i", raw)[0]
+    return value
+
+
+async def _send_watched(sock: trio.socket.SocketType, data: bytes) -> None:
+    """Send ``data`` whole; ``_Stalled`` once the client has read nothing for about
+    ``WRITE_STALL_S``. A send that must wait is looked at every half of it: the client is
+    still reading if the system holds less for it than at the look before (a socket
+    becomes writable again only once much of its buffer drained, which a slow but steady
+    reader can take longer than that to do). A send that needs no wait costs nothing more."""
+    view = memoryview(data)
+    held: int | None = None  # what the system held for the client at the last look
+    while view:
+        with trio.move_on_after(WRITE_STALL_S / 2) as waited:
+            sent = await sock.send(view)
+        if not waited.cancelled_caught:
+            view, held = view[sent:], None
+            continue
+        now = _unsent(sock)
+        if now is None:  # (it cannot tell: the client is given the benefit of the doubt)
+            continue
+        if held is not None and now >= held:
+            raise _Stalled
+        held = now
+
+
 #: what a connection past the limit is answered before it is closed
 _FULL_BODY: Final = (
     b'{"error":{"code":"overloaded","message":"too many connections are open; retry shortly"}}'
@@ -127,26 +169,36 @@ class GuardedTCPServer(TCPServer):
             await self.protocol.handle(Closed())
 
     async def _send_data(self, data: bytes) -> None:
-        """hypercorn's write (serialised, shielded), in slices each given ``WRITE_STALL_S``:
-        a client that reads none of it is dropped, as one that closed is."""
+        """hypercorn's write (serialised, shielded), dropping a client that reads none of
+        it for ``WRITE_STALL_S`` (``_send_watched``), as one that closed is."""
         async with self.send_lock:
             try:
                 with trio.CancelScope(shield=True):
-                    view = memoryview(data)
-                    for start in range(0, len(view), _SLICE):
-                        with trio.fail_after(WRITE_STALL_S):
-                            await self.stream.send_all(view[start : start + _SLICE])
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    sock = getattr(self.stream, "socket", None)  # (TLS: not watched)
+                    if isinstance(sock, trio.socket.SocketType):
+                        await _send_watched(sock, data)
+                    else:
+                        await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 await self.protocol.handle(Closed())
             except trio.BusyResourceError:
                 # the stream is being ended by ``_close`` in another task: too late
                 await self.protocol.handle(Closed())
-            except trio.TooSlowError:  # a client that reads nothing: dropped
-                await self.stream.aclose()
+            except _Stalled:  # a client that reads nothing: dropped
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self.stream.aclose()
                 await self.protocol.handle(Closed())
 
     async def _read_data(self) -> None:
-        await super()._read_data()
+        try:
+            await super()._read_data()
+        except h11.LocalProtocolError:
+            # hypercorn answering bytes that follow a response it already finished (a
+            # refused websocket upgrade's, then anything): h11 refuses the second answer,
+            # which hypercorn does not catch, and it ended the whole server. It ends this
+            # connection instead.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.stream.aclose()
         # the client closed (or the stream broke): no keep-alive timer holds the
         # connection's end back any more; what still runs for it (a response) ends as before
         self._client_gone = True

@@ -82,17 +82,20 @@ async def open_socket(gw: Gateway, scope: Scope, receive: Receive, send: Send) -
     if principal is not None and (full := _sockets_full(gw, principal)) is not None:
         await _reject(scope, send, full)
         return None
-    if principal is None and gw.awaiting_auth >= AWAITING_AUTH:
+    if principal is not None:
+        await send({"type": "websocket.accept"})
+        return principal
+    # a browser's socket (it cannot set headers): ask for the key; counted from the check,
+    # before the accept (a checkpoint), so that sockets opening together cannot all pass
+    if gw.awaiting_auth >= AWAITING_AUTH:
         await _reject(scope, send, _TOO_MANY_WAITING)
         return None
-    await send({"type": "websocket.accept"})
-    if principal is None:  # a browser's socket (it cannot set headers): ask for the key
-        gw.awaiting_auth += 1
-        try:
-            principal = await _key_message(gw, receive, send)
-        finally:
-            gw.awaiting_auth -= 1
-    return principal
+    gw.awaiting_auth += 1
+    try:
+        await send({"type": "websocket.accept"})
+        return await _key_message(gw, receive, send)
+    finally:
+        gw.awaiting_auth -= 1
 
 
 def _sockets_full(gw: Gateway, principal: Principal) -> HttpError | None:

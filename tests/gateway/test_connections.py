@@ -86,3 +86,65 @@ async def test_a_client_that_reads_nothing_of_its_answers_is_dropped(
                 await _read_to_end(stream)
             await stream.aclose()
             assert (await gw.client.get("/health")).status_code == 200
+
+
+@pytest.mark.parametrize("refusal", ["wrong key", "too many waiting"])
+async def test_bytes_after_a_refused_websocket_upgrade_end_that_connection_not_the_gateway(
+    refusal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hypercorn answers bytes that follow a refused upgrade with a second response, which
+    h11 refuses with an exception hypercorn does not catch: any client, without a key,
+    could stop the whole gateway (every job in flight lost) with one request and a byte."""
+    from switchman.gateway import _ws_open
+    from tests.gateway._fakes import KEYS
+
+    monkeypatch.setattr(_ws_open, "AWAITING_AUTH", 0)
+    router = FakeRouter(make_config(keys=KEYS))
+    header = (
+        "authorization: Bearer wrong-key\r\n"
+        if refusal == "wrong key"
+        else "origin: http://localhost:5173\r\n"
+    )
+    upgrade = (
+        "GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n"
+        f"{header}\r\n"
+    ).encode()
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            stream = await trio.open_tcp_stream(gw.host, gw.port)
+            await stream.send_all(upgrade)
+            answer = await stream.receive_some(1 << 16)
+            assert answer.startswith((b"HTTP/1.1 401 ", b"HTTP/1.1 429 "))
+            await stream.send_all(b"hello")  # anything at all
+            await _read_to_end(stream)
+            await stream.aclose()
+            health = await gw.client.get("/health", headers={"authorization": "Bearer secret-a"})
+            assert health.status_code == 200
+
+
+async def test_a_slow_but_steady_reader_is_not_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client reading steadily, if slowly, keeps its connection, though its socket turns
+    writable again only once much of its buffer drained (each 64 KiB of a write given
+    ``WRITE_STALL_S`` dropped a reader below 2.2 KB/s mid-answer); one that stops is
+    dropped. The system's count of what the client has not yet read tells them apart."""
+    import socket
+
+    monkeypatch.setattr(_hypercorn, "WRITE_STALL_S", 1.0)
+    router = FakeRouter(make_config())
+    with trio.fail_after(30):
+        async with running_gateway(router) as gw:
+            size = len((await gw.client.get("/openapi.json")).content)
+            sock = trio.socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # (small windows)
+            await sock.connect((gw.host, gw.port))
+            stream = trio.SocketStream(sock)
+            await stream.send_all(_get("/openapi.json") * (8_000_000 // size + 1))
+            await trio.sleep(0.3)  # the buffers between fill up
+            for _ in range(15):  # 3 s at 40 KB/s, never 0.5 s without reading
+                assert await stream.receive_some(8192), "dropped while reading steadily"
+                await trio.sleep(0.2)
+            await trio.sleep(3.0)  # then reading nothing
+            with trio.fail_after(10):
+                await _read_to_end(stream)
+            await stream.aclose()
