@@ -77,10 +77,11 @@ def _card_prefix_ok(digits: str, n: int) -> bool:
         return True  # Discover, UnionPay, JCB
     if 2200 <= four <= 2204:  # Mir
         return n >= 16
-    # Maestro (50, 56-69; 12 digits too, left: too many other numbers have 12), which
-    # holds Elo's, Verve's and RuPay's 50, 60 and 65 ranges
+    # Maestro (50, 56-69) at 16 to 19 digits, which holds Elo's, Verve's and RuPay's 50,
+    # 60 and 65 ranges; its 12 to 15 are left: too many other numbers have them (an
+    # EAN-13 barcode, 690... in China)
     if two == 50 or 56 <= two <= 69:
-        return True
+        return n >= 16
     if two in (81, 82) or three == 508:  # RuPay
         return n == 16
     return four == 9792 and n == 16  # Troy

@@ -58,7 +58,9 @@ from switchman.policy._patterns_values import (
     _PLACEHOLDER,
     _SECRET_KEY_NAME,
     _TOKEN_NAME,
+    _bare_value,
     _has_digit,
+    _other_script_prose,
     _value_but,
 )
 from switchman.policy._patterns_values import KINDS as KINDS
@@ -96,144 +98,39 @@ _JWT = re.compile(rf"(?<![{_KEY}])eyJ[{_KEY}]{{10,}}\.[{_KEY}]{{10,}}\.[{_KEY}]*
 # a private key's header and END line; an END closes the header of the same label
 _PEM_HEADER = re.compile(r"-----BEGIN(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
 _PEM_END = re.compile(r"-----END(?P<label>[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?)-----")
-# A key's body without its END line: base64 lines (indented or not, no space inside
-# but between runs of 32 or more: a key pasted on one line; a shorter run ends its
-# line), or runs of 32 or more on the header's line; armor headers right after the
-# header's line (``Proc-Type: 4,ENCRYPTED``, ``Version: GnuPG v2``) and the blank line
-# after them
-_B64 = "A-Za-z0-9+/="
-_PEM_BODY = re.compile(
-    rf"(?:(?:[ \t]++[{_B64}]{{32,}}+)++"
-    r"|(?:[ \t]*+\r?\n[ \t]*+[A-Za-z][A-Za-z0-9-]{0,40}+:[ \t][^\r\n]*+)++"
-    r"(?:[ \t]*+\r?\n[ \t]*+(?=\r?\n))?)?"
-    rf"(?:[ \t]*+\r?\n[ \t]*+(?:[{_B64}]{{32,}}+[ \t]++)*"
-    rf"(?:[{_B64}]{{32,}}+|[{_B64}]++(?=[ \t]*+(?:\r?\n|\Z))))*+"
-)
-_PEM_TOKEN = re.compile(r"\S+")
-_PEM_BLANKS = re.compile(r"\s+")
-_PEM_ARMOR = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,40}:")  # an armor header's name
-_PEM_NOT_KEY = re.compile(r"[^A-Za-z0-9+/=\\\"',]")  # none of a key's (base64, JSON's)
-
-
-class PemProse:
-    """Where the text after a private key's header stops being a key: the first sign of
-    prose, read once in any number of pieces. A key is base64 lines, armor headers
-    right after its header's line (``Proc-Type: 4,ENCRYPTED``), a JSON string's ``\\n``
-    escapes, then its END line; on a line, a word (a run without whitespace) shorter
-    than 32 characters or holding others than base64's and JSON's is followed by none
-    but an END line's (``-----END``...): a second word after it is prose, the sign
-    being its end (``and then``: ``then``'s). A key whose header a string's escape
-    follows (``-----\\n``: JSON's) shows none (its armor headers hold spaces, not
-    on lines of their own). A stream's holds end there
-    (``_redact_breaks``), and a header's block pairs it with an END only before."""
-
-    __slots__ = (
-        "_end",
-        "_escaped",
-        "_first",
-        "_gap_lines",
-        "_head",
-        "_in_word",
-        "_key",
-        "_len",
-        "_rest",
-        "_tail",
-        "_weak",
-        "_zone",
-    )
-
-    def __init__(self) -> None:
-        self._first = True  # the next word is its line's first
-        self._zone = 1  # 1: the header's line, 2: armor headers may follow, 0: neither
-        self._rest = False  # the rest of the line is an armor header's or an END line's
-        self._weak = False  # the word before on this line is no key's run
-        self._gap_lines = 0  # newlines in the whitespace read since the last word
-        self._in_word = False  # a word reaches the end of what was read
-        self._head = ""  # the word's first 48 characters
-        self._tail = ""  # its last 7
-        self._len = 0  # its length
-        self._key = True  # whether it holds a key's characters only
-        self._end = False  # whether it holds "-----END"
-        self._escaped = False  # the key is in a string, its newlines escaped: no prose told
-
-    def read(self, t: str, i: int, end: int) -> int:
-        """Read ``t[i:end]``, what follows what was read: the place in ``t`` where prose
-        is certain (a word's end), or -1."""
-        while i < end:
-            if not self._in_word:
-                if (m := _PEM_BLANKS.match(t, i, end)) is not None:
-                    self._gap_lines += t.count("\n", i, m.end())
-                    i = m.end()
-                    if i == end:
-                        return -1
-                if self._gap_lines:
-                    self._new_line()
-                self._in_word, self._head, self._tail, self._len = True, "", "", 0
-                self._key, self._end = True, False
-            m = _PEM_TOKEN.match(t, i, end)
-            j = i if m is None else m.end()
-            piece = t[i:j]
-            if len(self._head) < 48:
-                self._head += piece[: 48 - len(self._head)]
-            if self._key and _PEM_NOT_KEY.search(piece):
-                self._key = False
-            if not self._end and "-----END" in self._tail + piece:
-                self._end = True
-            self._tail, self._len = (self._tail + piece)[-7:], self._len + j - i
-            i = j
-            if j == end:
-                return -1  # the word may go on
-            self._in_word = False
-            if self._word_done():
-                return j
-        return -1
-
-    def _new_line(self) -> None:
-        if self._zone == 1:  # the header's line held no word: armor headers may follow
-            self._zone = 2
-        if self._gap_lines > 1:  # a blank line ends them
-            self._zone = 0
-        self._first, self._rest, self._weak, self._gap_lines = True, False, False, 0
-
-    def _word_done(self) -> bool:
-        """A word has ended: whether it shows prose."""
-        first = self._first
-        self._first = False
-        if self._rest:
-            return False
-        if self._end:  # an END line (glued to a JSON string's escapes too)
-            self._rest = True
-            return False
-        if first and self._zone == 2 and _PEM_ARMOR.fullmatch(self._head):
-            self._rest = True  # an armor header: Name: value
-            return False
-        if first and self._zone == 1 and self._head.startswith("\\"):
-            self._escaped = True  # a string's escapes (JSON's "\n"): its lines are no lines
-        if self._escaped:
-            return False
-        self._zone = 0
-        if self._weak:
-            return True
-        self._weak = not (self._key and self._len >= 32)
-        return False
+# a key's body without its END line: base64 lines and Proc-Type style headers
+_PEM_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\s]++|-(?!----))*+")
+# in a body without its END line, a blank line (or more) and the next line's indent;
+# the blank line right after the header's line (GnuPG's armor) is the body's own
+_PEM_GAP = re.compile(r"\r?\n[ \t]*+\r?\n\s*+")
+_PEM_HEAD_GAP = re.compile(r"[ \t]*+\r?\n(?:[ \t]*+\r?\n)*+")
+# a key's line: a base64 run of 32 or more, or a whole line of base64 (its last one)
+_PEM_LINE = re.compile(r"[A-Za-z0-9+/=]{32}|[A-Za-z0-9+/=]++[ \t]*+(?:\r?\n|\Z)")
 
 
 # An email address: its local part and its domain each in Latin letters (ASCII, and
 # accented: müller@bücher.de) or each in letters of other scripts (用户@例子.广告,
 # иван@почта.рф; a domain of those under an ASCII top-level one: 例子.cn), digits in
 # either. Where the script changes, the address ends: text glued to it in another
-# script is no part of it (请发送邮件至support@example.com我们会).
+# script is no part of it (请发送邮件至support@example.com我们会). A local part of other
+# scripts holds no ASCII digit before a Latin domain: those digits are the address
+# (QQ mail's, glued to Chinese: 我的邮箱是123456789@qq.com).
 _LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"  # its letters
 _L = f"{_LATIN}0-9"  # Latin letters and digits
 _N = f"^\\W_{_LATIN}"  # (negated) letters and digits of other scripts
-_LOCAL = rf"(?:(?<![{_L}_.%+-])(?<!://)[{_L}_.%+-]+|(?<![{_N}])(?<![.%+-])(?:[{_N}]|[.%+-])+)"
+_LATIN_LOCAL = rf"(?<![{_L}_.%+-])(?<!://)[{_L}_.%+-]+"
+_OTHER_LOCAL = rf"(?<![{_N}])(?<![.%+-])(?:[{_N}]|[.%+-])+"
+_OTHER_LOCAL_LETTERS = rf"(?<![{_N}])(?<![.%+-])(?:(?![0-9])[{_N}]|[.%+-])+"
 _LATIN_DOMAIN = rf"[{_L}-]+(?:\.[{_L}-]+)*\.[{_LATIN}]{{2,}}(?![{_L}_-]|\.[{_L}_-])"
 _OTHER_DOMAIN = (
     rf"(?:[{_N}]|-)+(?:\.(?:[{_N}]|-)+)*\."
     rf"(?:(?:[^\W\d_{_LATIN}]){{2,}}(?![{_N}])(?![_-]|\.[{_N}_-])"
     rf"|[A-Za-z]{{2,}}(?![{_L}_-]|\.[{_L}_-]))"
 )
-_EMAIL = re.compile(rf"{_LOCAL}@(?:{_LATIN_DOMAIN}|{_OTHER_DOMAIN})")
+_EMAIL = re.compile(
+    rf"{_LATIN_LOCAL}@(?:{_LATIN_DOMAIN}|{_OTHER_DOMAIN})"
+    rf"|{_OTHER_LOCAL}@{_OTHER_DOMAIN}|{_OTHER_LOCAL_LETTERS}@{_LATIN_DOMAIN}"
+)
 # the domains reserved for examples (RFC 2606, RFC 6761): no one's address
 _RESERVED_DOMAIN = re.compile(
     r"(?:.*\.)?example\.(?:com|net|org)|(?:.*\.)?(?:example|test|invalid|localhost)",
@@ -245,14 +142,54 @@ _RESERVED_DOMAIN = re.compile(
 # .git: a word alone after the ":" is a password or a port (john@example.com:hunter2)
 _HOST_PATH = re.compile(r":(?:[/~]|[\w.$-]*(?:/|\.git(?![\w-])))")
 # the command, then options and their arguments on its line (ssh -i ~/.ssh/k.pem -p 2222,
-# ssh -o StrictHostKeyChecking=no, ssh -J bastion@jump.corp.net), then the address
+# ssh -o StrictHostKeyChecking=no, ssh -J bastion@jump.corp.net), then the address: an
+# option is a word led by one or two -, and more (a lone - or -- is none, but a last --
+# ending the options); an option takes one argument at most, so a second word after it
+# is prose, which ends the command (scp -r often - ask admin@acme.io)
 _REMOTE_COMMAND = r"(?<![\w-])(?:ssh(?:-copy-id)?|scp|sftp|mosh|rsync|clone)"  # (git) clone
 _BEFORE_HOST = re.compile(
     _REMOTE_COMMAND
-    + r"(?:[ \t]{1,8}-[^\s]{0,64}+(?:[ \t]{1,8}[^\s-][^\s]{0,128}+)?){0,8}[ \t]{1,8}\Z"
+    + r"(?:[ \t]{1,8}-{1,2}+[^\s-][^\s]{0,63}+(?:[ \t]{1,8}[^\s-][^\s]{0,128}+)?){0,8}"
+    + r"(?:[ \t]{1,8}--)?[ \t]{1,8}\Z"
 )
 #: how far before an address its command is looked for (its options between)
 HOST_REACH: Final = 240
+_COMMAND_AT = re.compile(_REMOTE_COMMAND + r"[ \t]")
+_COMMAND_WORD = re.compile(r"ssh|scp|sftp|mosh|rsync|clone")
+
+
+def before_host(t: str, c: int) -> bool:
+    """Whether a remote shell's command and its options (``_BEFORE_HOST``) end at ``c``
+    on its line, within ``HOST_REACH`` characters: a user@host there is no address.
+    The commands before ``c`` are tried from the last: one that is a word of its own
+    decides (had an earlier one reached ``c``, this one, an option's argument, would
+    too), so a text pays a few searches for literals per place, not a match at each."""
+    lo = max(c - HOST_REACH, 0)
+    lo = t.rfind("\n", lo, c) + 1 or lo
+    if (t.find("s", lo, c) < 0 and t.find("clone", lo, c) < 0) or _COMMAND_WORD.search(
+        t, lo, c
+    ) is None:
+        return False  # no command (all but clone hold an s)
+    end = c
+    while True:
+        p = max(
+            t.rfind("ssh", lo, end),
+            t.rfind("scp", lo, end),
+            t.rfind("sftp", lo, end),
+            t.rfind("mosh", lo, end),
+            t.rfind("rsync", lo, end),
+            t.rfind("clone", lo, end),
+        )
+        if p < 0:
+            return False
+        if _COMMAND_AT.match(t, p, c) is not None:
+            if _BEFORE_HOST.match(t, p, c) is not None:
+                return True
+            if p == lo or t[p - 1] in " \t":
+                return False
+        end = p + 2  # none there (.ssh/, sshd), or one ending a word: the one before it
+
+
 # A value given a name that says it is a secret: a password (``password=...``,
 # ``DB_PASSWORD: ...``, ``"password": "..."``, ``Password=...;``) or a secret key
 # (``aws_secret_access_key = ...``, ``SecretAccessKey``, ``SECRET_KEY``). The value
@@ -315,11 +252,14 @@ _OPEN_CELL = re.compile(
     rf"[ \t]{{0,16}}[^|\n]{{0,{QUOTED_SPACED}}}\Z"
 )
 # what a name waits for at a cut: its separator or its value (or the rest of the name)
+# (a password's or secret key's name, and a token's apart: _redact_breaks asks each
+# only if its words' letters are there)
+_NAME_TAIL_SEP = rf"[\"'`]?{_BOLD}[ \t]{{0,16}}(?:(?:=>|:=|[=:|]){_BOLD})?[ \t]{{1,16}}\Z"
 _NAME_TAIL = re.compile(
-    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME}|{_TOKEN_NAME})[\"'`]?{_BOLD}"
-    rf"[ \t]{{0,16}}(?:(?:=>|:=|[=:|]){_BOLD})?[ \t]{{1,16}}\Z"
+    rf"(?:{_PASSWORD_NAME}|{_SECRET_KEY_NAME}){_NAME_TAIL_SEP}"
     r"|(?:[Ss]ecret(?:[ _.-]?[Aa]ccess)?|SECRET(?:[ _.-]?ACCESS)?) \Z"
 )
+_TOKEN_TAIL = re.compile(_TOKEN_NAME + _NAME_TAIL_SEP)
 # what stands before a secret's name in a table's cell: its | and the name's head
 _NAME_CELL = re.compile(r"\|[ \t]*[\w.*`-]{0,48}\Z")
 # the name's head in the first cell of a row without a leading | (``DB_PASSWORD | x``)
@@ -531,9 +471,7 @@ def _email_hit(m: re.Match[str]) -> str | None:
     block, start, end = m.string, m.start(), m.end()
     if _RESERVED_DOMAIN.fullmatch(block, block.index("@", start) + 1, end):
         return None  # user@example.com, a@b.test: an example, no one's address
-    if _HOST_PATH.match(block, end) or _BEFORE_HOST.search(
-        block, max(start - HOST_REACH, 0), start
-    ):
+    if _HOST_PATH.match(block, end) or before_host(block, start):
         return None  # a host spec or a remote shell's argument: no mail address
     return tag("email")
 
@@ -554,7 +492,10 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
     chars``: prose punctuation, a rule's words, six words or more) is left. The name's
     cell follows a ``|``, or opens a row of a table without outer pipes (``row``:
     ``password | my pass 2024`` under a header and its delimiter row, the row's last
-    cell running to the line's end: ``_PASSWORD_ROW``).
+    cell running to the line's end: ``_PASSWORD_ROW``). A bare value ends before a
+    Chinese, Japanese or Korean letter (``password: 至少8个字符`` is prose); a bare value
+    or a cell holding a letter not ASCII's needs a digit and a symbol too
+    (``Contraseña2024!``, not ``größer8Zeichen``).
     """
     group = next(g for g in ("dq", "sq", "bq", "cell", "bare") if m[g] is not None)
     value = m[group]
@@ -570,8 +511,10 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
         if group == "bare":
             value = value.partition("|")[0]  # |password|hunter2!x|
     if group == "bare":
-        value = value.rstrip(".")  # the end of a sentence
-    if group in ("bare", "cell") and (not value or _CODE.fullmatch(value)):
+        value = _bare_value(value).rstrip(".")  # the end of a sentence
+    if group in ("bare", "cell") and (
+        not value or _CODE.fullmatch(value) or _other_script_prose(value)
+    ):
         return None
     if _PLACEHOLDER.fullmatch(value):
         return None
@@ -616,16 +559,44 @@ def _row_name_hits(block: str, lines: Iterable[int]) -> Iterable[_Hit]:
 
 # a token's value: letters and digits both, no space nor JSON's punctuation
 _TOKEN_VALUE = re.compile(r"(?=[^0-9]*[0-9])(?=.*[^\W\d_])[^\s,{}\[\]]+")
+# the words of a name (next_page_token, nextPageToken, NEXT_PAGE_TOKEN: next, page, token)
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+# a token's name with one of these words names no secret: a page's, a cursor's, an
+# idempotency key's or a cache's token (nextPageToken, continuation_token, syncToken)
+_PUBLIC_TOKEN_WORDS: Final = frozenset(
+    (
+        *("page", "paging", "pagination", "next", "continuation", "cursor", "sync"),
+        *("resume", "skip", "delta", "idempotency", "idempotence", "cache", "etag"),
+    )
+)
+# a value standing for a token rather than being one (your_api_key_here_123,
+# REPLACE_ME_WITH_SECRET_1, changeme2024, xxxx1234, sk-...)
+_TOKEN_PLACEHOLDER = re.compile(
+    r"(?i:(?<![a-z])(?:your|my)[_-]|replace|placeholder|change[_-]?me|example|sample"
+    r"|dummy|insert|[_-]here(?![a-z])|xxxx|\.\.\.)"
+)
 
 
 def _token_hit(m: re.Match[str]) -> str | None:
     """A key's or token's value after its unprefixed name (``_TOKEN_NAMED``) and its ``=``
     or ``:``: as a secret key's (16 characters or more, a digit in them, no
     placeholder or code), without spaces, a letter in it (``max_token: 4096``,
-    ``api_key=os.environ[...]``, ``token: str`` are left)."""
-    value = next(m[g] for g in ("dq", "sq", "bq", "bare") if m[g] is not None)
-    if not _TOKEN_VALUE.fullmatch(value.rstrip(".")):
+    ``api_key=os.environ[...]``, ``token: str`` are left). A placeholder's words
+    (``your_api_key_here_123``, ``REPLACE_ME_1``: ``_TOKEN_PLACEHOLDER``), a JWT (the
+    ``jwt`` pattern's) and a page's, cursor's, idempotency key's or cache's token
+    (``nextPageToken``: ``_PUBLIC_TOKEN_WORDS``) are left to others or alone; a
+    session's token is a secret."""
+    if m["bare"] is not None:
+        value = _bare_value(m["bare"])
+    else:
+        value = next(m[g] for g in ("dq", "sq", "bq") if m[g] is not None)
+    if not _TOKEN_VALUE.fullmatch(value.rstrip(".")) or _TOKEN_PLACEHOLDER.search(value):
         return None
+    if _JWT.fullmatch(value):
+        return None  # a JWT, the jwt pattern's
+    name = m.string[m.start() : m.start("sep")]
+    if any(w.lower() in _PUBLIC_TOKEN_WORDS for w in _NAME_WORDS.findall(name)):
+        return None  # nextPageToken, idempotency_token: no secret
     return _named_value(m, "api_key")
 
 
@@ -683,11 +654,27 @@ _RANK: Final = {
 }
 
 
+def _pem_body_end(block: str, h: int) -> int:
+    """Where the body of a key whose header ends at ``h`` and has no END line in reach
+    ends: the base64-ish run after it (``_PEM_BODY``: base64 lines, armor headers), but
+    a blank line followed by a line that is not base64 (prose after a header named in
+    a sentence) ends it before; a blank line right after the header's line does not
+    (GnuPG's armor). Trailing whitespace aside."""
+    body = _PEM_BODY.match(block, h)
+    end = h if body is None else body.end()
+    head = _PEM_HEAD_GAP.match(block, h, end)
+    for gap in _PEM_GAP.finditer(block, h if head is None else head.end(), end):
+        if _PEM_LINE.match(block, gap.end()) is None:
+            end = gap.start()
+            break
+    return h + len(block[h:end].rstrip())
+
+
 def _pem_hits(block: str) -> Iterable[_Hit]:
     """Private keys: from a header to the END line of its label if that ends within
     ``PEM_HOLD_LIMIT`` characters of its BEGIN, whatever lies between (``\\n`` escapes
-    of a JSON string, armor headers) but prose (``PemProse``); else through its body
-    (``_PEM_BODY``: base64 lines, and armor headers right after it)."""
+    of a JSON string, armor headers); else through the base64-ish run of its body, up to
+    a blank line followed by a line that is no key's (``_pem_body_end``)."""
     ends: dict[str, list[tuple[int, int]]] = {}
     for m in _PEM_END.finditer(block):
         ends.setdefault(m["label"], []).append(m.span())
@@ -695,15 +682,10 @@ def _pem_hits(block: str) -> Iterable[_Hit]:
         i, h = m.span()
         found = ends.get(m["label"], [])
         k = bisect.bisect_left(found, (h, 0))
-        if (
-            k < len(found)
-            and found[k][1] - i <= PEM_HOLD_LIMIT
-            and PemProse().read(block, h, found[k][0]) < 0
-        ):
+        if k < len(found) and found[k][1] - i <= PEM_HOLD_LIMIT:
             end = found[k][1]
-        else:  # no END in reach, or prose before it: the body, trailing whitespace aside
-            body = _PEM_BODY.match(block, h)
-            end = h if body is None else h + len(body.group().rstrip())
+        else:  # no END in reach: the body, trailing whitespace aside
+            end = _pem_body_end(block, h)
         yield _Hit(i, end, _RANK["private_key"], "private_key", tag("private_key"))
 
 

@@ -107,10 +107,34 @@ _LENGTH_RULE = re.compile(
 _CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
 _DIGIT = re.compile(r"[0-9]")
+# Chinese, Japanese and Korean letters (Han, kana, Hangul, and their marks): a value
+# written without quotes ends before them, as a sentence in those scripts runs on
+# without a space (``password: 至少8个字符``, ``api_key: 在控制台获取apikey2024``)
+_CJK_LETTER = re.compile(
+    "[\u1100-\u11ff\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303c"
+    "\u3040-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff"
+    "\uff66-\uffdc\U00020000-\U0003ffff]"
+)
 
 
 def _has_digit(s: str) -> bool:
     return _DIGIT.search(s) is not None
+
+
+def _bare_value(value: str) -> str:
+    """A value written without quotes, up to its first Chinese, Japanese or Korean
+    letter (``_CJK_LETTER``)."""
+    m = _CJK_LETTER.search(value)
+    return value if m is None else value[: m.start()]
+
+
+def _other_script_prose(value: str) -> bool:
+    """Whether ``value``, written without quotes, holds a letter other than ASCII's
+    yet not letters, digits and a symbol (``_PASSWORD_SYMBOLS``) all three: a word of
+    prose (``größer8Zeichen``) rather than a password (``Contraseña2024!``)."""
+    if value.isascii() or not any(ch.isalpha() and not ch.isascii() for ch in value):
+        return False
+    return not (_has_digit(value) and any(ch in _PASSWORD_SYMBOLS for ch in value))
 
 
 #: what a pattern's replace function returns for a placeholder: it is left as it is,

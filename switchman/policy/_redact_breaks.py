@@ -44,9 +44,8 @@ the text's start):
 * it is not inside what may still become a private key header (``-----BEGIN`` and
   capitals, digits and spaces), and no private key header keeps it: a header
   ``-----BEGIN ... PRIVATE KEY-----`` keeps the cuts after it until its END line (the
-  same label) has ended, or until prose follows it (``_patterns.PemProse``), for
-  ``PEM_HOLD_LIMIT`` characters from its BEGIN at most; a header whose BEGIN a hold
-  kept holds for what is left of that hold's bound.
+  same label) has ended, for ``PEM_HOLD_LIMIT`` characters from its BEGIN at most;
+  while one header keeps cuts, a later one starts no hold of its own.
 
 Such a cut meeting the number rule without looking at ``b`` at all (no digit before
 it) is a break whatever came before (``_surely_break``): ``_last_break`` goes back to
@@ -77,8 +76,8 @@ from switchman.policy._patterns import (
     _OPEN_VALUE,
     _PEM_END,
     _PEM_HEADER,
-    HOST_REACH,
-    PemProse,
+    _TOKEN_TAIL,
+    before_host,
 )
 from switchman.policy._patterns_credentials import (
     _AUTH_NAME,
@@ -153,27 +152,14 @@ class _PemHolds:
 
     A header ``-----BEGIN <label>-----`` (the label ending in ``PRIVATE KEY``) ending at
     ``h`` keeps each cut ``c > h`` until its END line (same label, after it) has ended by
-    ``c``, or until the text after ``h`` shows prose (``PemProse``: a word's end, ``c``
-    after it), for at most ``PEM_HOLD_LIMIT`` characters from its BEGIN. A header whose
-    BEGIN lies before the end of a hold (its words were the prose that ended it) holds
-    on for what is left of that bound (so a stream is held back for ``PEM_HOLD_LIMIT``
-    at most, however many headers follow each other). Whether ``c`` is kept depends
-    on the text before ``c`` only. Reading a text costs one scan of it, in any number of
+    ``c``, for at most ``PEM_HOLD_LIMIT`` characters from its BEGIN. While one header
+    keeps cuts, a header after it starts no hold of its own (so holds never chain: a
+    stream is held back for one key's length at most). Whether ``c`` is kept depends on
+    the text before ``c`` only. Reading a text costs one scan of it, in any number of
     pieces.
     """
 
-    __slots__ = (
-        "_active",
-        "_begin_from",
-        "_chain",
-        "_free",
-        "_hi",
-        "_lo",
-        "_prose",
-        "_prose_at",
-        "_seen",
-        "seen_begin",
-    )
+    __slots__ = ("_active", "_begin_from", "_hi", "_lo", "_seen", "seen_begin")
 
     def __init__(self) -> None:
         self._seen = 0  # the text before this has been read
@@ -181,25 +167,7 @@ class _PemHolds:
         self._lo: list[int] = []  # the kept cuts: lo < c <= hi, sorted and disjoint
         self._hi: list[int] = []
         self._active: tuple[int, int, str] | None = None  # (BEGIN, header end, label)
-        self._free = -1  # where the last hold ended: a header after it starts a new one
-        self._chain = 0  # where the last hold's bound counts from
-        self._prose = PemProse()  # the active hold's text, read for prose
-        self._prose_at = 0  # read up to here
         self.seen_begin = False  # a -----BEGIN was read
-
-    def _read_prose(self, t: str, off: int, upto: int) -> None:
-        """Read the active hold's text up to ``upto`` for prose; end the hold at it."""
-        if self._active is None:
-            return
-        begin, h, _ = self._active
-        lo, upto = max(self._prose_at, h), min(upto, begin + PEM_HOLD_LIMIT + 1)
-        if lo >= upto:
-            return
-        self._prose_at = upto
-        p = self._prose.read(t, lo - off, upto - off)
-        if p >= 0:
-            self._hi[-1] = self._free = off + p
-            self._active = None
 
     def read(self, t: str, off: int) -> None:
         """Read ``t``, the text from ``off`` on: it reaches past what was read, and holds
@@ -207,7 +175,6 @@ class _PemHolds:
         end = off + len(t)
         if t.find("-----", max(min(self._begin_from, self._seen - _PEM_LINE_MAX) - off, 0)) < 0:
             self._begin_from = max(self._begin_from, end - 9)  # nothing new to read
-            self._read_prose(t, off, end)
             self._expire(end)
             self._seen = max(self._seen, end)
             return
@@ -226,30 +193,23 @@ class _PemHolds:
                 events.append((off + m.end(), off + m.start(), "-" + m["label"]))
         events.sort()
         for pos, start, label in events:
-            self._read_prose(t, off, pos)
             self._expire(pos)
             if label[0] == "+":
-                # a header starts a hold if none runs; one whose BEGIN the hold before
-                # ran past (the prose that ended it was this header) goes on from it,
-                # bounded from where it began
-                begin = start if start > self._free else self._chain
-                if self._active is None and pos - begin <= PEM_HOLD_LIMIT:
-                    self._active, self._chain = (begin, pos, label[1:]), begin
+                if self._active is None:  # a header starts a hold only if none runs
+                    self._active = (start, pos, label[1:])
                     self._lo.append(pos)
                     self._hi.append(_OPEN)
-                    self._prose, self._prose_at = PemProse(), pos
             elif self._active is not None:
                 _, h, held = self._active
                 if label[1:] == held and start >= h:
-                    self._hi[-1] = self._free = pos - 1
+                    self._hi[-1] = pos - 1
                     self._active = None
-        self._read_prose(t, off, end)
         self._expire(end)
         self._seen = max(self._seen, end)
 
     def _expire(self, pos: int) -> None:
         if self._active is not None and self._active[0] + PEM_HOLD_LIMIT < pos:
-            self._hi[-1] = self._free = self._active[0] + PEM_HOLD_LIMIT
+            self._hi[-1] = self._active[0] + PEM_HOLD_LIMIT
             self._active = None
 
     def keeps(self, c: int) -> bool:
@@ -461,11 +421,7 @@ def _word_held(t: str, c: int) -> bool:
         return j - (2 if last == "u" else 6) == 0 or _opens(t[j - (3 if last == "u" else 7)])
     if last in "hpced" and t[j - 3 : j] in _COMMAND_ENDS:  # ssh user@host follows
         return _BEFORE_HOST.search(t, max(c - 24, 0), c) is not None
-    if (
-        t.find("-", max(j - 128, 0), j) >= 0
-        and _after_option(t, j)
-        and _BEFORE_HOST.search(t, max(c - HOST_REACH, 0), c) is not None
-    ):
+    if t.find("-", max(j - 128, 0), j) >= 0 and before_host(t, c):
         return True  # ssh -p 2222 (user@host follows)
     if last.isalpha():  # the name ends here: password, passwd, secret key, secret access
         if not t.endswith(_NAME_WORD_ENDS, max(j - 8, 0), j):
@@ -473,35 +429,23 @@ def _word_held(t: str, c: int) -> bool:
     elif last not in "\"'`:=>*_|":  # or its quote, separator (a table's |), markdown's bold
         return False
     lo = max(j - 48, 0)
-    return (
+    if (
         t.find("assw", lo, j) >= 0
         or t.find("ecret", lo, j) >= 0
-        or t.find("ey", lo, j) >= 0
-        or t.find("oken", lo, j) >= 0
         or t.find("ASSW", lo, j) >= 0
         or t.find("ECRET", lo, j) >= 0
+    ) and _NAME_TAIL.search(t, max(c - 80, 0), c) is not None:
+        return True
+    return (
+        t.find("ey", lo, j) >= 0
+        or t.find("oken", lo, j) >= 0
+        or t.find("ecret", lo, j) >= 0
         or t.find("EY", lo, j) >= 0
         or t.find("OKEN", lo, j) >= 0
+        or t.find("ECRET", lo, j) >= 0
         or t.find("hrase", lo, j) >= 0
         or t.find("HRASE", lo, j) >= 0
-    ) and _NAME_TAIL.search(t, max(c - _NAME_TAIL_REACH, 0), c) is not None
-
-
-def _after_option(t: str, j: int) -> bool:
-    """Whether the word ending at ``j`` on its line, or the word before it, starts with a
-    ``-`` (a command's option, or its argument: ``-p 2222``); reads 128 characters back
-    at most."""
-    lo = max(j - 128, 0)
-    k = max(t.rfind(" ", lo, j), t.rfind("\t", lo, j), t.rfind("\n", lo, j))
-    if t.startswith("-", k + 1):
-        return True
-    if k <= lo or t[k] == "\n":
-        return False
-    i = k  # the spaces before the word
-    while i > lo and t[i - 1] in " \t":
-        i -= 1
-    k = max(t.rfind(" ", lo, i), t.rfind("\t", lo, i), t.rfind("\n", lo, i))
-    return k + 1 < i and t[k + 1] == "-"
+    ) and _TOKEN_TAIL.search(t, max(c - _NAME_TAIL_REACH, 0), c) is not None
 
 
 def _row_held(x: _Cuts, c: int) -> bool:
