@@ -282,3 +282,36 @@ async def test_sockets_waiting_to_authenticate_are_bounded_across_the_gateway(
             async with httpx.AsyncClient(base_url=gw.base_url) as client:
                 fourth = await client.get("/ws", headers=page_upgrade)
             assert fourth.status_code == 101
+
+
+async def test_sockets_opening_together_pass_the_bound_no_more_than_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The count is taken before the accept (a checkpoint): counted after it, a burst of
+    3,000 page sockets got 881 accepted past a bound of 256."""
+    monkeypatch.setattr(_ws_open, "AWAITING_AUTH", 3)
+    router = FakeRouter(make_config(keys=KEYS))
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n"
+        b"origin: http://localhost:5173\r\n\r\n"
+    )
+    statuses: list[bytes] = []
+    streams: list[trio.SocketStream] = []
+
+    async def open_one(host: str, port: int) -> None:
+        stream = await trio.open_tcp_stream(host, port)
+        streams.append(stream)
+        await stream.send_all(upgrade)
+        statuses.append((await stream.receive_some(1 << 16)).split(b" ")[1])
+
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            async with trio.open_nursery() as nursery:
+                for _ in range(40):
+                    nursery.start_soon(open_one, gw.host, gw.port)
+            for stream in streams:
+                await stream.aclose()
+    assert len(statuses) == 40
+    assert statuses.count(b"101") == 3
+    assert statuses.count(b"429") == 37
