@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, get_args
 
 import attrs
 
-from switchman._call import INTENTS, TRUST_TIERS, Intent, TrustTier
+from switchman._call import INTENTS, MAX_NAME_CHARS, TRUST_TIERS, Intent, TrustTier
 from switchman._errors import FieldError
 
 Kind = Literal["openai", "anthropic", "gemini", "ollama", "sim"]
@@ -364,6 +364,8 @@ class ModelSpec:
         alias = v.alias
         if not isinstance(alias, str) or not alias or alias != alias.strip() or alias == "auto":
             errors.append(FieldError("alias", f"{alias!r} cannot be an alias"))
+        elif len(alias) > MAX_NAME_CHARS:  # (no call could name it)
+            errors.append(FieldError("alias", f"must be at most {MAX_NAME_CHARS} characters"))
         _string(errors, "provider", v.provider)
         _name(errors, "model_id", v.model_id)
         _choice(errors, "trust_tier", v.trust_tier, TRUST_TIERS)
@@ -443,6 +445,8 @@ class RouteSpec:
     def _problems(v: Any) -> list[FieldError]:
         errors: list[FieldError] = []
         _name(errors, "name", v.name)
+        if isinstance(v.name, str) and len(v.name) > MAX_NAME_CHARS:  # (no call could name it)
+            errors.append(FieldError("name", f"must be at most {MAX_NAME_CHARS} characters"))
         _strings(errors, "chain", v.chain)
         if isinstance(v.chain, list | tuple) and not v.chain:
             errors.append(FieldError("chain", "must name at least one model"))

@@ -860,3 +860,19 @@ def test_a_name_of_the_wrong_kind_is_still_a_mistake_beside_a_broken_one(tmp_pat
     """
     found = errors(tmp_path, text, OPENAI)
     assert set(found) == {"models[0].context_window", "budgets.providers.acme"}, found
+
+
+def test_an_alias_or_route_name_no_call_could_name_is_refused(tmp_path: Path) -> None:
+    """A call names at most 256 characters: a longer alias or route name loaded, and every
+    call naming it was refused."""
+    long = "m" * 257
+    path = tmp_path / "switchman.toml"
+    path.write_text(
+        f'[[models]]\nalias = "{long}"\nprovider = "sim"\nmodel_id = "x"\n\n'
+        f'[routes."{"r" * 257}"]\nchain = ["sim/fast"]\n'
+    )
+    with pytest.raises(ValidationError) as info:
+        load_config(path)
+    said = str(info.value)
+    assert "alias: must be at most 256 characters" in said
+    assert "name: must be at most 256 characters" in said
