@@ -20,9 +20,10 @@ between actors.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import attrs
@@ -106,6 +107,8 @@ class _Job:
     owner: str | None = None
     #: its prompt's characters (``prompt_chars``)
     chars: int = 0
+    #: scopes cancelled when it ends (``JobRunner.interrupted_when_done``)
+    interrupts: list[trio.CancelScope] = attrs.field(factory=list)
     done: trio.Event = attrs.field(factory=trio.Event)
     result: Result | None = None
 
@@ -244,6 +247,25 @@ class JobRunner:
         await job.done.wait()
         return job.result
 
+    @contextlib.contextmanager
+    def interrupted_when_done(self, job_id: str) -> Iterator[Callable[[], Result | None]]:
+        """A block cancelled when the job ends (at once if it is not running here), which
+        gives what reads the job's result once it has ended: a request waits in it for
+        something else, its client's disconnect, without a task of its own to wait for
+        the job."""
+        scope = trio.CancelScope()
+        job = self._jobs.get(job_id) or _Job()
+        if job.result is not None or job_id not in self._jobs:
+            scope.cancel()
+        else:
+            job.interrupts.append(scope)
+        try:
+            with scope:
+                yield lambda: job.result
+        finally:
+            if scope in job.interrupts:
+                job.interrupts.remove(scope)
+
     async def cancel(self, job_id: str, reason: str) -> bool:
         """End the job's call now, if it is still running here (whether it was): it is
         stored failed, code ``cancelled`` with ``reason``, with the attempts it made and
@@ -342,6 +364,8 @@ class JobRunner:
             except Exception:  # counting must never fail a job
                 log.exception("job %s: counting its result failed", job_id)
         job.done.set()
+        for scope in job.interrupts:
+            scope.cancel()
         if not self._jobs:
             self._idle.set()
 
