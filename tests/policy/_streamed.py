@@ -35,3 +35,16 @@ def streamed_in(text: str, sizes: list[int]) -> tuple[str, dict[str, int]]:
         i += n
     out.append(redactor.flush())
     return "".join(out), dict(redactor.counts)
+
+
+def check(text: str, expected: str, counts: dict[str, int] | None = None) -> None:
+    """``redact(text)`` gives ``expected`` (and ``counts``), and so does the stream cut
+    in two at every place, and fed one character at a time."""
+    whole = redact(text)
+    assert whole.text == expected
+    if counts is not None:
+        assert dict(whole.counts) == counts
+    done = (whole.text, dict(whole.counts))
+    for i in range(len(text) + 1):
+        assert streamed_in(text, [i]) == done, i
+    assert streamed(text, 1) == done

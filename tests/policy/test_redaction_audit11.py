@@ -17,23 +17,10 @@ from hypothesis import strategies as st
 
 from switchman.policy._known import KnownValues, hide_known
 from switchman.policy._redaction import StreamRedactor, redact, tag
-from tests.policy._streamed import streamed, streamed_in
+from tests.policy._streamed import check
 
 CARD, PHONE, EMAIL = tag("card_number"), tag("phone"), tag("email")
 PW, KEY, PEM, URL_PW = tag("password"), tag("api_key"), tag("private_key"), tag("url_password")
-
-
-def check(text: str, expected: str, counts: dict[str, int] | None = None) -> None:
-    """``redact(text)`` gives ``expected`` (and ``counts``), and so does the stream cut
-    in two at every place, and fed one character at a time."""
-    whole = redact(text)
-    assert whole.text == expected
-    if counts is not None:
-        assert dict(whole.counts) == counts
-    done = (whole.text, dict(whole.counts))
-    for i in range(len(text) + 1):
-        assert streamed_in(text, [i]) == done, i
-    assert streamed(text, 1) == done
 
 
 def luhn(prefix: str, n: int) -> str:

@@ -17,23 +17,10 @@ import time
 import pytest
 
 from switchman.policy._redaction import redact, tag
-from tests.policy._streamed import streamed, streamed_in
+from tests.policy._streamed import check
 
 PEM, PW, KEY, JWT = tag("private_key"), tag("password"), tag("api_key"), tag("jwt")
 EMAIL, CARD = tag("email"), tag("card_number")
-
-
-def check(text: str, expected: str, counts: dict[str, int] | None = None) -> None:
-    """``redact(text)`` gives ``expected`` (and ``counts``), and so does the stream cut
-    in two at every place, and fed one character at a time."""
-    whole = redact(text)
-    assert whole.text == expected
-    if counts is not None:
-        assert dict(whole.counts) == counts
-    done = (whole.text, dict(whole.counts))
-    for i in range(len(text) + 1):
-        assert streamed_in(text, [i]) == done, i
-    assert streamed(text, 1) == done
 
 
 # -- F1, F2: a private key quoted, commented, numbered, cut, or in GnuPG's armor ---------
