@@ -92,6 +92,27 @@ _FULL: Final = (
 )
 
 
+class _QuietSecondAnswers(logging.Filter):
+    """Leaves out hypercorn's traceback for an app whose answer h11 refused as a second one
+    on its connection (``GuardedTCPServer.run``): a client sending bytes with a refused
+    websocket upgrade would otherwise write one to the log each time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not _is_second_answer(exc)
+
+
+def _is_second_answer(exc: BaseException | None) -> bool:
+    if isinstance(exc, h11.LocalProtocolError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_second_answer(e) for e in exc.exceptions)
+    return False
+
+
+log.addFilter(_QuietSecondAnswers())
+
+
 def connection_limit() -> int:
     """How many client connections the process takes at once: its file-descriptor limit,
     less what the providers' connections, the store and the log need (a quarter of it,
@@ -151,6 +172,14 @@ class GuardedTCPServer(TCPServer):
         cls.open_now += 1
         try:
             await super().run()
+        except* h11.LocalProtocolError:
+            # hypercorn answering twice on one connection (bytes that came with a websocket
+            # upgrade the app refuses: hypercorn answers them 400, then the app's refusal
+            # or hypercorn's own 500 is a second answer), from any of its tasks: h11
+            # refuses it, hypercorn does not catch that, and it ended the whole server.
+            # It ends this connection instead.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.stream.aclose()
         finally:
             cls.open_now -= 1
 

@@ -95,7 +95,7 @@ from typing import Any, Final
 import attrs
 
 from switchman._call import INTENTS, Call, Caller, Message, Options, Params, text_problem
-from switchman._convert import structure
+from switchman._convert import MAX_ARRAY, MAX_ERRORS, structure
 from switchman._errors import NO_ANSWER, QUOTA_EXHAUSTED, ValidationError
 from switchman._result import Result, Usage
 from switchman.gateway._causes import describe, exclusion_kind, unrouted
@@ -180,6 +180,9 @@ def _messages(
     empty assistant turn is dropped), so that an error about one names it as sent."""
     if not isinstance(raw, list) or not raw:
         errors.append(("messages", "must be a non-empty array of messages"))
+        return []
+    if len(raw) > MAX_ARRAY:  # (as ``/call`` bounds an array: each is read on the loop)
+        errors.append(("messages", f"must have at most {MAX_ARRAY:,} items; got {len(raw):,}"))
         return []
     out: list[Message] = []
     origin = [] if origin is None else origin
@@ -417,6 +420,9 @@ def chat_request(body: Any) -> ChatRequest:
             )
         except ValidationError as exc:
             errors.extend((v1_field(f.field, origin), f.message) for f in exc.fields)
+    if len(errors) > MAX_ERRORS:  # (a request of thousands of mistakes: a short answer)
+        more = len(errors) - MAX_ERRORS
+        errors = [*errors[:MAX_ERRORS], ("body", f"{more} more problems not listed")]
     if errors or call is None:
         param, message = errors[0]
         raise HttpError(

@@ -7,6 +7,8 @@ never reading the answers held its connection for ever)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import trio
 
@@ -88,9 +90,10 @@ async def test_a_client_that_reads_nothing_of_its_answers_is_dropped(
             assert (await gw.client.get("/health")).status_code == 200
 
 
-@pytest.mark.parametrize("refusal", ["wrong key", "too many waiting"])
+@pytest.mark.parametrize("together", [False, True], ids=["after the answer", "with the upgrade"])
+@pytest.mark.parametrize("refusal", ["wrong key", "too many waiting", "foreign page"])
 async def test_bytes_after_a_refused_websocket_upgrade_end_that_connection_not_the_gateway(
-    refusal: str, monkeypatch: pytest.MonkeyPatch
+    refusal: str, together: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """hypercorn answers bytes that follow a refused upgrade with a second response, which
     h11 refuses with an exception hypercorn does not catch: any client, without a key,
@@ -100,11 +103,11 @@ async def test_bytes_after_a_refused_websocket_upgrade_end_that_connection_not_t
 
     monkeypatch.setattr(_ws_open, "AWAITING_AUTH", 0)
     router = FakeRouter(make_config(keys=KEYS))
-    header = (
-        "authorization: Bearer wrong-key\r\n"
-        if refusal == "wrong key"
-        else "origin: http://localhost:5173\r\n"
-    )
+    header = {
+        "wrong key": "authorization: Bearer wrong-key\r\n",
+        "too many waiting": "origin: http://localhost:5173\r\n",
+        "foreign page": "origin: http://evil.example\r\n",
+    }[refusal]
     upgrade = (
         "GET /ws HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
         "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n"
@@ -112,15 +115,22 @@ async def test_bytes_after_a_refused_websocket_upgrade_end_that_connection_not_t
     ).encode()
     with trio.fail_after(20):
         async with running_gateway(router) as gw:
-            stream = await trio.open_tcp_stream(gw.host, gw.port)
-            await stream.send_all(upgrade)
-            answer = await stream.receive_some(1 << 16)
-            assert answer.startswith((b"HTTP/1.1 401 ", b"HTTP/1.1 429 "))
-            await stream.send_all(b"hello")  # anything at all
-            await _read_to_end(stream)
-            await stream.aclose()
+            for _ in range(3):
+                stream = await trio.open_tcp_stream(gw.host, gw.port)
+                if together:  # in one packet: hypercorn answers the bytes first
+                    await stream.send_all(upgrade + b"hello")
+                    await _read_to_end(stream)
+                else:
+                    await stream.send_all(upgrade)
+                    answer = await stream.receive_some(1 << 16)
+                    assert answer.startswith((b"HTTP/1.1 401 ", b"HTTP/1.1 429 ", b"HTTP/1.1 403 "))
+                    await stream.send_all(b"hello")  # anything at all
+                    await _read_to_end(stream)
+                await stream.aclose()
             health = await gw.client.get("/health", headers={"authorization": "Bearer secret-a"})
             assert health.status_code == 200
+    # and the log holds no traceback for each such client
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_a_slow_but_steady_reader_is_not_dropped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -100,4 +100,12 @@ async def test_the_gateway_answers_an_array_of_bad_items_shortly() -> None:
         async with running_gateway(router) as gw:
             r = await gw.client.post("/call", json={"model": "fast", "messages": [1] * 8_000})
             assert r.status_code == 422 and len(r.content) < 10_000
+            # the OpenAI-compatible route reads its messages itself: bounded alike
+            v1 = "/v1/chat/completions"
+            r = await gw.client.post(v1, json={"model": "fast", "messages": [1] * 8_000})
+            assert r.status_code == 400 and len(r.content) < 10_000
+            assert r.json()["error"]["param"] == "messages[0]"
+            r = await gw.client.post(v1, json={"model": "fast", "messages": [1] * 10_001})
+            assert r.status_code == 400
+            assert "must have at most 10,000 items" in r.json()["error"]["message"]
             assert (await gw.client.get("/health")).status_code == 200
