@@ -172,12 +172,14 @@ class GuardedTCPServer(TCPServer):
         cls.open_now += 1
         try:
             await super().run()
-        except* h11.LocalProtocolError:
+        except* Exception as group:
             # hypercorn answering twice on one connection (bytes that came with a websocket
             # upgrade the app refuses: hypercorn answers them 400, then the app's refusal
             # or hypercorn's own 500 is a second answer), from any of its tasks: h11
             # refuses it, hypercorn does not catch that, and it ended the whole server.
-            # It ends this connection instead.
+            # It, or any other failure of one connection, ends that connection instead.
+            if not _is_second_answer(group):
+                log.error("a connection failed; it is closed", exc_info=group)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self.stream.aclose()
         finally:

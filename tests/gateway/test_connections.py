@@ -158,3 +158,30 @@ async def test_a_slow_but_steady_reader_is_not_dropped(monkeypatch: pytest.Monke
             with trio.fail_after(10):
                 await _read_to_end(stream)
             await stream.aclose()
+
+
+async def test_any_failure_of_one_connection_ends_that_connection_not_the_gateway(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever escapes hypercorn's handling of one connection (a bug of its or of a
+    library under it) is logged and closes that connection; it ended the server."""
+    failing = True
+    read = GuardedTCPServer._read_data
+
+    async def read_or_fail(self: GuardedTCPServer) -> None:
+        nonlocal failing
+        if failing:
+            failing = False
+            raise RuntimeError("a bug in reading one connection")
+        await read(self)
+
+    monkeypatch.setattr(GuardedTCPServer, "_read_data", read_or_fail)
+    router = FakeRouter(make_config())
+    with trio.fail_after(20):
+        async with running_gateway(router) as gw:
+            broken = await trio.open_tcp_stream(gw.host, gw.port)
+            await _read_to_end(broken)  # closed by the server
+            await broken.aclose()
+            assert (await gw.client.get("/health")).status_code == 200
+    [logged] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert logged.getMessage() == "a connection failed; it is closed"
