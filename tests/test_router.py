@@ -1302,3 +1302,26 @@ def test_a_model_turned_away_is_not_told_as_over_the_calls_cap() -> None:
     assert "max_cost_usd" not in _summarise(run)[0].message
     run.over_cap = 1  # (one passed over for the cap, as _one_attempt counts it)
     assert _summarise(run)[0].message.endswith("1 more model(s) not tried: over max_cost_usd")
+
+
+def test_a_cut_call_leads_with_the_cut_told_once_then_what_failed_before_it() -> None:
+    """A call cut (its client gone) after an attempt had failed led with "1 attempt(s)
+    failed; last: the client disconnected ..." (the cut blamed on the attempts) and told
+    the cut twice."""
+    from switchman._result import ErrorInfo
+    from switchman.actors._failure import summarise as _summarise
+
+    gone = "the client disconnected before the answer was complete"
+    run = _call_run("x")
+    run.errors = [
+        ErrorInfo(code="rate_limited", message="slow down", provider="openai", status=429),
+        ErrorInfo(code="cancelled", message=gone),
+    ]
+    lead, *rest = _summarise(run)
+    assert (lead.code, lead.message) == (
+        "cancelled",
+        f"{gone}; before it, 1 error(s), the last: slow down (openai, HTTP 429)",
+    )
+    assert rest == run.errors[:1]
+    run.errors = [ErrorInfo(code="cancelled", message=gone)]  # nothing before: as it is
+    assert _summarise(run) == (run.errors[0],)
