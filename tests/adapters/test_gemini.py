@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,17 +29,14 @@ from switchman.adapters import (
     make_adapter,
 )
 from switchman.catalog import ProviderSpec
+from tests.adapters._facts import provider_facts
 
-PROVIDERS_JSON = Path(__file__).parents[3] / "shared/providers/providers.json"
 KEY = "AIzaSyTESTKEY0123456789abcdefghijklmn"
 PARIS = "Paris is the capital of France."
 
 
 def facts() -> dict[str, Any]:
-    if not PROVIDERS_JSON.exists():
-        pytest.skip(f"provider facts not found: {PROVIDERS_JSON} (shared/ beside the repo)")
-    providers = json.loads(PROVIDERS_JSON.read_text())["providers"]
-    return next(p for p in providers if p["name"] == "gemini")
+    return provider_facts("gemini")
 
 
 def adapter() -> GeminiAdapter:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -36,8 +35,8 @@ from switchman.adapters import (
     send_attempt,
 )
 from switchman.catalog import ProviderSpec
+from tests.adapters._facts import provider_facts as facts
 
-PROVIDERS_JSON = Path(__file__).parents[3] / "shared/providers/providers.json"
 KEY = "sk-live-0123456789abcdefghijKLMNOPqrst"
 OPENAI = ProviderSpec(name="openai", kind="openai", base_url="http://provider.test/v1")
 ANTHROPIC = ProviderSpec(name="anthropic", kind="anthropic", base_url="http://provider.test")
@@ -45,14 +44,6 @@ XAI = ProviderSpec(name="xai", kind="openai", base_url="http://provider.test/v1"
 DEEPSEEK = ProviderSpec(name="deepseek", kind="openai", base_url="http://provider.test")
 GEMINI = ProviderSpec(name="gemini", kind="gemini", base_url="http://provider.test/v1beta")
 FOREVER = object()
-
-
-def facts(name: str) -> dict[str, Any]:
-    if not PROVIDERS_JSON.exists():
-        pytest.skip(f"provider facts not found: {PROVIDERS_JSON} (shared/ beside the repo)")
-    providers = json.loads(PROVIDERS_JSON.read_text())["providers"]
-    provider: dict[str, Any] = next(p for p in providers if p["name"] == name)
-    return provider
 
 
 def transcript(name: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,16 +23,13 @@ from switchman.adapters import (
     make_adapter,
 )
 from switchman.catalog import ProviderSpec
+from tests.adapters._facts import provider_facts
 
-PROVIDERS_JSON = Path(__file__).parents[3] / "shared/providers/providers.json"
 PARIS = "Paris is the capital of France."
 
 
 def facts() -> dict[str, Any]:
-    if not PROVIDERS_JSON.exists():
-        pytest.skip(f"provider facts not found: {PROVIDERS_JSON} (shared/ beside the repo)")
-    providers = json.loads(PROVIDERS_JSON.read_text())["providers"]
-    return next(p for p in providers if p["name"] == "ollama")
+    return provider_facts("ollama")
 
 
 def adapter(key: str | None = None) -> OllamaAdapter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,18 +35,11 @@ from switchman.adapters import (
     make_adapter,
 )
 from switchman.catalog import ProviderSpec
+from tests.adapters._facts import provider_facts as facts
 
-PROVIDERS_JSON = Path(__file__).parents[3] / "shared/providers/providers.json"
 KEY = "sk-test-0123456789abcdefghijKLMNOP"
 CHAT = ["openai", "xai", "mistral", "groq", "together", "deepseek"]
 PARIS = "Paris is the capital of France."
-
-
-def facts(name: str) -> dict[str, Any]:
-    if not PROVIDERS_JSON.exists():
-        pytest.skip(f"provider facts not found: {PROVIDERS_JSON} (shared/ beside the repo)")
-    providers = json.loads(PROVIDERS_JSON.read_text())["providers"]
-    return next(p for p in providers if p["name"] == name)
 
 
 def adapter(name: str) -> Any:
