@@ -7,7 +7,7 @@ Unknown keys, wrong types and out-of-range values all become one
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, Final, Literal, TypeVar, get_args, get_origin
 
@@ -138,13 +138,7 @@ def _make_attrs_hook(cls: type[Any]) -> Any:
         if errors:
             if problems is not None:
                 errors.extend(_beside(errors, problems, fields, {**partly, **values}))
-            if len(errors) > MAX_ERRORS:  # (a request of thousands of mistakes: a short answer)
-                more = len(errors) - MAX_ERRORS
-                errors = [
-                    *errors[:MAX_ERRORS],
-                    FieldError("body", f"{more} more problems not listed"),
-                ]
-            raise ValidationError(errors)
+            raise ValidationError(capped(errors, FieldError))
         return cls(**values)
 
     return hook
@@ -215,6 +209,19 @@ def _default(f: attrs.Attribute[Any]) -> Any:
 MAX_ARRAY: Final = 10_000
 #: the problems one request is told of; past them, one says how many more there were
 MAX_ERRORS: Final = 64
+
+
+def capped(errors: list[T], item: Callable[[str, str], T]) -> list[T]:
+    """``errors``, at most ``MAX_ERRORS`` of them and then one (``item(field, message)``)
+    saying how many more there were: a request of thousands of mistakes, a short answer."""
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    return [
+        *errors[:MAX_ERRORS],
+        item("body", f"{len(errors) - MAX_ERRORS} more problems not listed"),
+    ]
+
+
 #: the items of one array whose errors are told one by one; past them, one error says how
 #: many more failed
 MAX_ITEM_ERRORS: Final = 16

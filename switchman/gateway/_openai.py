@@ -95,7 +95,7 @@ from typing import Any, Final
 import attrs
 
 from switchman._call import INTENTS, Call, Caller, Message, Options, Params, text_problem
-from switchman._convert import MAX_ARRAY, MAX_ERRORS, structure
+from switchman._convert import MAX_ARRAY, capped, structure
 from switchman._errors import NO_ANSWER, QUOTA_EXHAUSTED, ValidationError
 from switchman._result import Result, Usage
 from switchman.gateway._causes import describe, exclusion_kind, unrouted
@@ -420,9 +420,7 @@ def chat_request(body: Any) -> ChatRequest:
             )
         except ValidationError as exc:
             errors.extend((v1_field(f.field, origin), f.message) for f in exc.fields)
-    if len(errors) > MAX_ERRORS:  # (a request of thousands of mistakes: a short answer)
-        more = len(errors) - MAX_ERRORS
-        errors = [*errors[:MAX_ERRORS], ("body", f"{more} more problems not listed")]
+    errors = capped(errors, lambda field, message: (field, message))
     if errors or call is None:
         param, message = errors[0]
         raise HttpError(
