@@ -64,8 +64,9 @@ _CONVERT_MAX: Final = 256 * MB
 #: the ``-wal`` file is cut back to this size once it has been written to the database
 _WAL_LIMIT: Final = 64 * MB
 #: a job's size: its call and result as stored (JSON, ASCII: a byte a character); rows
-#: from before ``size`` was kept count their text
-_SIZE: Final = "COALESCE(size, length(call) + COALESCE(length(result), 0))"
+#: from before ``size`` was kept are given theirs at open (``_sized``), so a sum of sizes
+#: reads an index alone, never the rows' text
+_SIZE: Final = "size"
 #: when a job finishes: ``now`` (the one parameter), never before it was submitted or began
 #: (a wall clock stepped back mid-call); with ``started_at`` ``COALESCE(started_at, ?)``
 #: clamped the same way, ``submitted_at <= started_at <= finished_at`` always holds
@@ -253,8 +254,9 @@ class _Db:
         columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(jobs)")}
         if "rated_at" not in columns:  # a database from before feedback was kept
             self.conn.execute("ALTER TABLE jobs ADD COLUMN rated_at REAL")
-        if "size" not in columns:  # from before the byte bound (its rows count their text)
+        if "size" not in columns:  # from before the byte bound
             self.conn.execute("ALTER TABLE jobs ADD COLUMN size INTEGER")
+        self._sized()
         self.conn.executescript(_INDEXES)
         if self.conn.execute("PRAGMA user_version").fetchone()[0] < _OWNED_BY_HANDLE:
             # a gateway key's jobs were owned by its variable's name (key_env): they are
@@ -265,6 +267,13 @@ class _Db:
                     "UPDATE jobs SET owner = handle WHERE owner IS NOT NULL AND owner != handle"
                 )
                 self.conn.execute(f"PRAGMA user_version = {_OWNED_BY_HANDLE}")
+
+    def _sized(self) -> None:
+        """Give the rows written without a size (by a switchman from before the byte
+        bound, which may also have written to this file since) theirs: their text."""
+        self.conn.execute(
+            "UPDATE jobs SET size = length(call) + COALESCE(length(result), 0) WHERE size IS NULL"
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -415,8 +424,11 @@ class _Db:
         fair share of ``max_count`` jobs, then of ``max_bytes`` bytes (``_beyond``); give
         the space back to the disk when much is free (``_reclaim``). How many were dropped."""
         with _atomic(self.conn):
+            # (a job ends after it was submitted: the index of status and submission finds
+            # the few old enough, where status alone read every finished job's row)
             dropped = self.conn.execute(
-                "DELETE FROM jobs WHERE status IN ('complete', 'failed') AND finished_at < ?",
+                "DELETE FROM jobs WHERE status IN ('complete', 'failed')"
+                " AND submitted_at < ?1 AND finished_at < ?1",
                 (now - max_age_s,),
             ).rowcount
             counts = self.conn.execute("SELECT owner, COUNT(*) FROM jobs GROUP BY owner")

@@ -281,3 +281,66 @@ def test_no_retention_bound_is_0(tmp_path: Path, key: str, said: str) -> None:
     """0 jobs or 0 days would delete each job as it ends (its /result gone at once): a user
     meaning "no limit" is told, not left to lose every job."""
     assert _config_errors(tmp_path, f"[server]\n{key} = 0\n") == {f"server.{key}": said}
+
+
+def _plans(conn: sqlite3.Connection, statements: list[str]) -> list[str]:
+    """What SQLite does for each of ``statements`` (as run, parameters bound), a step each."""
+    steps = []
+    for sql in statements:
+        if sql.split(None, 1)[0].upper() in {"SELECT", "DELETE", "UPDATE"}:
+            steps += [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+    return steps
+
+
+def test_a_prune_reads_indexes_not_every_jobs_row(tmp_path: Path) -> None:
+    """A prune runs every 256 jobs: each of its reads of ``jobs`` seeks an index or reads
+    one alone (sizes, owners, submission times), never every job's row (at 10,000 jobs
+    a scan of them held every write up for tens of milliseconds), whichever bound it
+    applies: age, count, bytes."""
+    db = _Db(str(tmp_path / "jobs.db"))
+    try:
+        for i in range(40):
+            job = JobRecord(
+                job_id=f"j{i:02}",
+                status="running",
+                owner=f"team-{i % 2}",
+                handle="h",
+                submitted_at=1_000.0 + i,
+                started_at=1_000.0 + i,
+                call={"prompt": "x" * 2_000},
+            )
+            db.add_job(job)
+            db.finish_job(job.job_id, "complete", {"answer": "y" * 2_000}, None, 1_000.5 + i)
+        ran: list[str] = []
+        db.conn.set_trace_callback(ran.append)
+        # every bound bites: ten jobs past the age, 20 beyond the count, 30 KB the bytes
+        assert db.prune(1_010.0 + 86_400.0, 20, 86_400.0, 30_000) > 10
+        db.conn.set_trace_callback(None)
+        steps = _plans(db.conn, ran)
+        assert any("jobs_by_status" in s for s in steps)  # the age bound's seek
+        assert any("COVERING INDEX jobs_by_owner_size" in s for s in steps)
+        scans = [s for s in steps if s.startswith("SCAN jobs") and "COVERING INDEX" not in s]
+        assert scans == [], steps
+    finally:
+        db.close()
+
+
+def test_an_older_stores_jobs_are_given_their_sizes_as_it_opens(tmp_path: Path) -> None:
+    """Rows written without a size (by a switchman from before the byte bound, even after
+    this one used the file) get their text's as the store opens: the bound sums sizes."""
+    path = tmp_path / "jobs.db"
+    _legacy_store(path, 3)
+    _Db(str(path)).close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute(  # an older switchman again, after this one
+            "INSERT INTO jobs (id, status, owner, handle, submitted_at, call, result)"
+            " VALUES ('later', 'complete', 'team-a', 'team-a', 2e6, '{\"p\":1}', '{}')"
+        )
+    db = _Db(str(path))
+    try:
+        sizes = dict(db.conn.execute("SELECT id, size FROM jobs").fetchall())
+        assert sizes["later"] == len('{"p":1}') + len("{}")
+        assert sizes["old00"] == len(json.dumps({"prompt": BIG})) + len("{}")
+        assert None not in sizes.values()
+    finally:
+        db.close()
