@@ -73,7 +73,7 @@ from switchman.policy._candidates import (
     unknown_name,
 )
 from switchman.policy._intensity import Intensity
-from switchman.policy._learning import ModelStats
+from switchman.policy._learning import LearningConfig, ModelStats
 from switchman.policy._ratelimit import new_budget
 from switchman.policy._redaction import known_secrets
 from switchman.supervisor import ChildSpec, Supervisor, run_supervisor
@@ -571,6 +571,10 @@ async def run_router(
     dispatch_send, dispatch_recv = trio.open_memory_channel[DispatcherMessage](INBOX_SIZE)
     ledger_send, ledger_recv = trio.open_memory_channel[LedgerMessage](INBOX_SIZE)
     limits = limits_from_config(config)
+    learning = LearningConfig(
+        half_life_s=config.router.learning_half_life_s,
+        failure_half_life_s=config.router.failure_half_life_s,
+    )
 
     by_provider: dict[str, list[ModelSpec]] = {}
     for m in config.models.values():
@@ -595,6 +599,7 @@ async def run_router(
             hub=hub,
             api_key=api_key(spec, env),
             breaker_cfg=breaker,
+            learning_cfg=learning,
             rng=random.Random(rng.random()),
             client=(clients or {}).get(name),
             initial_stats={k: v for k, v in initial_stats.items() if k[0] in aliases},
@@ -628,6 +633,7 @@ async def run_router(
         models=models_in_service,
         out_of_service=out_of_service,
         rng=random.Random(rng.random()),
+        learning=learning,
         wall=_anchored_wall_clock(),
         # a model echoing the router's own keys (a prompt injection, a provider's error
         # text in an answer) shows none of them, whatever their shape

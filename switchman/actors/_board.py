@@ -16,7 +16,7 @@ import attrs
 from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import Breaker
 from switchman.policy._budget import Period, window_key
-from switchman.policy._learning import LearningConfig, ModelStats, time_decay
+from switchman.policy._learning import LearningConfig, ModelStats, decayed
 from switchman.policy._ratelimit import RateBudget, rate_headroom
 
 
@@ -153,11 +153,13 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
     stats: dict[str, dict[str, float | None]] = {}
     for (alias, intent), st in snap.stats.items():
         if alias == model.alias:
+            # faded to now as scoring fades them (failures sooner than the rest)
+            st = decayed(st, snap.learning, now)
             total = st.successes + st.failures + st.refusals
             stats[intent] = {
-                # the weight of what was learned, faded to now as scoring fades it (each
-                # attempt adds 1; older ones count for less): not a count of calls
-                "n": round(st.n * time_decay(snap.learning, now - st.updated_at), 3),
+                # the weight of what was learned (each attempt adds 1; older ones count
+                # for less): not a count of calls
+                "n": round(st.n, 3),
                 "success_rate": round(st.successes / total, 4) if total else None,
                 "refusal_rate": round(st.refusals / total, 4) if total else None,
                 "latency_ms": st.latency_ms,

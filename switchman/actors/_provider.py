@@ -415,11 +415,16 @@ class _ProviderState:
     def _forget_outage(self, siblings: tuple[str, ...]) -> None:
         """A breaker closed on its probe's success: what the model did while it failed
         says nothing of it now, and would keep it ranked last until a long run of answers
-        outweighed it. Its counts and times start again (as a model not yet tried, so the
-        ranking's optimism brings it back); its feedback, on its answers' quality, stays."""
+        outweighed it. Its failures and its times (an outage's timeouts fed them) are
+        dropped; what it was before stays: its answers and refusals, and its feedback (as
+        a model not yet tried, it ranked below a model answering all along for some 25
+        minutes at a call every 20 seconds, until enough answers outweighed the prior)."""
         for key, stats in list(self.stats.items()):
             if key[0] in siblings:
                 self.stats[key] = ModelStats(
+                    n=stats.successes + stats.refusals,
+                    successes=stats.successes,
+                    refusals=stats.refusals,
                     feedback_sum=stats.feedback_sum,
                     feedback_n=stats.feedback_n,
                     updated_at=stats.updated_at,

@@ -560,6 +560,10 @@ class RouterConfig:
     stall_ms: int = 15_000
     seed: int | None = None
     exploration: float = 1.0
+    #: what was learned of a model (per intent) counts half after this long without news
+    learning_half_life_s: float = 21_600.0
+    #: ... and its failures after this long (outages end)
+    failure_half_life_s: float = 600.0
 
     @staticmethod
     def _problems(v: Any) -> list[FieldError]:
@@ -569,6 +573,8 @@ class RouterConfig:
             _number(errors, name, getattr(v, name), 1, integer=True)
         _number(errors, "seed", v.seed, -math.inf, integer=True, optional=True)
         _number(errors, "exploration", v.exploration, 0)
+        _number(errors, "learning_half_life_s", v.learning_half_life_s, 0, strict=True)
+        _number(errors, "failure_half_life_s", v.failure_half_life_s, 0, strict=True)
         return errors
 
 

@@ -5,10 +5,15 @@ Two kinds of forgetting keep the router adaptive:
 - per observation: each new outcome multiplies the older outcome counts by
   ``gamma`` (0.97: the last ~33 outcomes dominate), each new feedback score
   does the same to the feedback counts;
-- per time: counts halve every ``half_life_s`` seconds without observations,
-  so a model not heard from in a while relaxes back to the prior and gets
-  explored again. ``decayed`` applies this when reading; ``observe`` and
-  ``observe_feedback`` apply it before adding the new observation.
+- per time: counts halve every ``half_life_s`` seconds (6 hours) without
+  observations, and failures every ``failure_half_life_s`` (10 minutes): what a
+  model is (how it answers, what it refuses, what callers think of it) is kept
+  through a quiet night, while that it failed is soon forgotten (outages end), so
+  a model that failed for a while is tried again. ``decayed`` applies this when
+  reading; ``observe`` and ``observe_feedback`` apply it before adding the new
+  observation. (One half-life of 10 minutes for everything left a gateway calling
+  a few times an hour knowing nothing: every model back at the prior, explored
+  again and again.)
 
 Latency and TTFT are EWMAs (``ewma_alpha``); their confidence is carried by
 ``n`` (scoring blends them toward a neutral prior as ``n`` decays).
@@ -54,7 +59,8 @@ class ModelStats:
 @attrs.frozen(kw_only=True)
 class LearningConfig:
     gamma: float = 0.97
-    half_life_s: float = 600.0
+    half_life_s: float = 21_600.0
+    failure_half_life_s: float = 600.0
     ewma_alpha: float = 0.2
 
     def __attrs_post_init__(self) -> None:
@@ -62,31 +68,45 @@ class LearningConfig:
             raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
         if not self.half_life_s > 0.0:
             raise ValueError(f"half_life_s must be positive; got {self.half_life_s!r}")
+        if not self.failure_half_life_s > 0.0:
+            raise ValueError(
+                f"failure_half_life_s must be positive; got {self.failure_half_life_s!r}"
+            )
         if not 0.0 < self.ewma_alpha <= 1.0:
             raise ValueError(f"ewma_alpha must be in (0, 1]; got {self.ewma_alpha!r}")
 
 
 def time_decay(cfg: LearningConfig, elapsed_s: float) -> float:
-    """The factor counts are multiplied by after ``elapsed_s`` seconds (1 if none passed)."""
+    """The factor counts other than failures are multiplied by after ``elapsed_s``
+    seconds (1 if none passed)."""
     if elapsed_s <= 0.0:
         return 1.0
     return float(0.5 ** (elapsed_s / cfg.half_life_s))
 
 
+def failure_decay(cfg: LearningConfig, elapsed_s: float) -> float:
+    """The factor failure counts are multiplied by after ``elapsed_s`` seconds."""
+    if elapsed_s <= 0.0:
+        return 1.0
+    return float(0.5 ** (elapsed_s / cfg.failure_half_life_s))
+
+
 def decayed(stats: ModelStats, cfg: LearningConfig, now: float) -> ModelStats:
     """``stats`` with its counts decayed by the time passed since ``updated_at``.
 
-    EWMAs are kept as they are; what fades is their weight ``n``. Returns
-    ``stats`` itself when no time has passed.
+    EWMAs are kept as they are; what fades is their weight ``n`` (the sum of the
+    counts). Returns ``stats`` itself when no time has passed.
     """
     f = time_decay(cfg, now - stats.updated_at)
     if f == 1.0:
         return stats
+    ff = failure_decay(cfg, now - stats.updated_at)
+    successes, failures, refusals = stats.successes * f, stats.failures * ff, stats.refusals * f
     return ModelStats(
-        n=stats.n * f,
-        successes=stats.successes * f,
-        failures=stats.failures * f,
-        refusals=stats.refusals * f,
+        n=successes + failures + refusals,
+        successes=successes,
+        failures=failures,
+        refusals=refusals,
         latency_ms=stats.latency_ms,
         ttft_ms=stats.ttft_ms,
         feedback_sum=stats.feedback_sum * f,
@@ -135,13 +155,17 @@ def observe(
         return stats
     tf = time_decay(cfg, now - stats.updated_at)
     g = cfg.gamma * tf
+    gf = cfg.gamma * failure_decay(cfg, now - stats.updated_at)
     if outcome in _NO_LATENCY_OUTCOMES:
         latency_ms = ttft_ms = None
+    successes = stats.successes * g + success
+    failures = stats.failures * gf + failure
+    refusals = stats.refusals * g + refusal
     return ModelStats(
-        n=stats.n * g + 1.0,
-        successes=stats.successes * g + success,
-        failures=stats.failures * g + failure,
-        refusals=stats.refusals * g + refusal,
+        n=successes + failures + refusals,
+        successes=successes,
+        failures=failures,
+        refusals=refusals,
         latency_ms=_ewma(stats.latency_ms, latency_ms, cfg.ewma_alpha),
         ttft_ms=_ewma(stats.ttft_ms, ttft_ms, cfg.ewma_alpha),
         feedback_sum=stats.feedback_sum * tf,
@@ -164,10 +188,11 @@ def observe_feedback(
         stats = ModelStats(updated_at=now)
     tf = time_decay(cfg, now - stats.updated_at)
     g = cfg.gamma * tf
+    failures = stats.failures * failure_decay(cfg, now - stats.updated_at)
     return ModelStats(
-        n=stats.n * tf,
+        n=stats.successes * tf + failures + stats.refusals * tf,
         successes=stats.successes * tf,
-        failures=stats.failures * tf,
+        failures=failures,
         refusals=stats.refusals * tf,
         latency_ms=stats.latency_ms,
         ttft_ms=stats.ttft_ms,

@@ -41,7 +41,12 @@ feedback rates are drawn around their posterior means instead of taking the
 means: a Gaussian draw with the Beta posterior's standard deviation, clipped to
 0..1 (a cheap stand-in for a Beta draw on the hot path, with real tails so an
 untried model keeps a fair chance); ``exploration`` scales the spread (0 = the
-means). The feedback rate is drawn only for a model that has been rated: calls
+means). Only a model costing at most ``EXPLORE_COST`` times the model the means put
+first is drawn, save in ``DEAR_SHARE`` of rankings (times ``exploration``): untried
+models all look alike, and with some sixty of them in a catalog one's draw came out
+on top in most rankings, so ``auto`` kept trying the dearest at random (25-35 times
+the cost of its best choice at a call a minute).
+The feedback rate is drawn only for a model that has been rated: calls
 teach success and refusal rates, so their spread narrows as traffic flows, but
 feedback comes only when callers send it, and a draw from its prior alone would
 add the same noise to every score for ever where nobody rates (a dearer twin of
@@ -96,8 +101,15 @@ COST_SPAN: Final = math.log(1000.0)
 #: (its breaker, half-open, waits for a call to try it)
 FRESHEN_SHARE: Final = 0.02
 STALE_S: Final = 5.0
+#: a Thompson draw may put first only a model that costs at most this many times the
+#: model the learned means put first: exploring the catalog's dearest models by luck made
+#: ``auto`` cost 25-35 times its best choice, every model looking alike untried
+EXPLORE_COST: Final = 2.0
+#: ... except in this share of rankings (times ``exploration``, up to 1), where every
+#: model's rates are drawn: a dearer model that answers better is found, at that cost
+DEAR_SHARE: Final = 0.05
 #: a model put first so costs at most this many times the model ranked first
-FRESHEN_COST: Final = 2.0
+FRESHEN_COST: Final = EXPLORE_COST
 _LIFT: Final = 1e-9
 
 FACTORS: Final = (
@@ -113,11 +125,6 @@ FACTORS: Final = (
 )
 
 
-#: the ranking keeps each model's score, and the factors of the first this many: a whole
-#: catalog's (87 models for ``auto``) made a result's trace 27 KB, in every stored job
-FACTORS_KEPT: Final = 10
-
-
 @attrs.frozen(kw_only=True)
 class Weights:
     trust: float = 1.0
@@ -129,6 +136,11 @@ class Weights:
     success: float = 2.0
     refusal: float = 1.0
     feedback: float = 1.5
+
+
+#: the ranking keeps each model's score, and the factors of the first this many: a whole
+#: catalog's (87 models for ``auto``) made a result's trace 27 KB, in every stored job
+FACTORS_KEPT: Final = 10
 
 
 _DEFAULT_WEIGHTS: Final = Weights()
@@ -177,12 +189,14 @@ def rank(
     if exploration <= 0.0:
         rng = None
     half_life = learning.half_life_s
+    failure_half_life = learning.failure_half_life_s
 
     # pass 1: per-model output room, cost, stats and their time decay; the best of each
     outs: list[int] = []
     costs: list[float] = []
     found: list[ModelStats | None] = []
     decay: list[float] = []
+    failing: list[float] = []  # (the failures' decay)
     best_latency = math.inf
     best_ttft = math.inf
     for m in models:
@@ -204,10 +218,15 @@ def rank(
         found.append(s)
         if s is None:
             decay.append(0.0)
+            failing.append(0.0)
             continue
         elapsed = now - s.updated_at
-        f = 0.5 ** (elapsed / half_life) if elapsed > 0.0 else 1.0
-        decay.append(f)
+        if elapsed > 0.0:
+            decay.append(0.5 ** (elapsed / half_life))
+            failing.append(0.5 ** (elapsed / failure_half_life))
+        else:
+            decay.append(1.0)
+            failing.append(1.0)
         if s.latency_ms is not None and s.latency_ms < best_latency:
             best_latency = s.latency_ms
         if s.ttft_ms is not None and s.ttft_ms < best_ttft:
@@ -234,7 +253,10 @@ def rank(
     sqrt = math.sqrt
     spread = exploration
     asked_set = frozenset(asked)
-    ranked: list[tuple[float, int, tuple[float, ...]]] = []
+    # pass 2: each model's fixed factors and its learned rates' means, and the model the
+    # means put first (the leader)
+    rows: list[tuple[float, ...]] = []
+    leader, leader_score = 0, -math.inf
     for i, m in enumerate(models):
         caps = m.capabilities
         if intent != "unknown" and (intent in m.intents or intent in caps):
@@ -258,9 +280,9 @@ def rank(
             n = hits = refusals = fb_sum = fb_n = 0.0
         else:
             f = decay[i]
-            n = s.n * f
             hits = s.successes * f
             refusals = s.refusals * f
+            n = hits + s.failures * failing[i] + refusals
             fb_sum = s.feedback_sum * f
             fb_n = s.feedback_n * f
             conf = n / (n + LATENCY_PRIOR_N)
@@ -277,7 +299,48 @@ def rank(
         refused = (refusals + r_a) / rab
         fab = fb_n + f_ab
         feedback = (fb_sum + f_a) / fab
-        if bits is not None:
+        c_trust = w_trust * TRUST_SCORE[m.trust_tier]
+        c_capability = w_capability * capability
+        c_cost = w_cost * cost_f
+        c_context = w_context * headroom
+        mean = (
+            c_trust
+            + c_capability
+            + c_cost
+            + c_context
+            + (w_latency * latency + w_ttft * ttft + w_feedback * feedback + w_success) * success
+            + w_refusal * (1.0 - refused)
+        )
+        if mean > leader_score:
+            leader, leader_score = i, mean
+        rows.append(
+            (
+                c_trust,
+                c_capability,
+                c_cost,
+                c_context,
+                latency,
+                ttft,
+                success,
+                ab,
+                refused,
+                rab,
+                feedback,
+                fab,
+                fb_n,
+            )
+        )
+
+    # pass 3: the Thompson draws, for the models that cost at most ``EXPLORE_COST`` times
+    # the leader (a dearer model is put first by what is known of it, never by luck)
+    dearest = max(costs[leader] * EXPLORE_COST, COST_FLOOR_USD)
+    if bits is not None and rng is not None and rng.random() < DEAR_SHARE * min(spread, 1.0):
+        dearest = math.inf  # (now and then every model's draw: a dearer one may be better)
+    ranked: list[tuple[float, int, tuple[float, ...]]] = []
+    for i, row in enumerate(rows):
+        c_trust, c_capability, c_cost, c_context, latency, ttft = row[:6]
+        success, ab, refused, rab, feedback, fab, fb_n = row[6:]
+        if bits is not None and costs[i] <= dearest:
             r = bits(3 * _POOL_BITS)
             z1 = _NORMALS[r & _POOL_MASK]
             z2 = _NORMALS[(r >> _POOL_BITS) & _POOL_MASK]
@@ -289,11 +352,6 @@ def rank(
             if fb_n > 0.0:  # (unrated: no draw, or the prior's spread would never shrink)
                 feedback += spread * sqrt(feedback * (1.0 - feedback) / (fab + 1.0)) * z3
                 feedback = 0.0 if feedback < 0.0 else 1.0 if feedback > 1.0 else feedback
-
-        c_trust = w_trust * TRUST_SCORE[m.trust_tier]
-        c_capability = w_capability * capability
-        c_cost = w_cost * cost_f
-        c_context = w_context * headroom
         c_latency = w_latency * latency * success
         c_ttft = w_ttft * ttft * success
         c_success = w_success * success

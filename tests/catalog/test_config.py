@@ -279,10 +279,23 @@ def test_knobs(tmp_path: Path) -> None:
         capacity = 16
         seed = 3
         exploration = 0.5
+        learning_half_life_s = 3600
+        failure_half_life_s = 90.5
         """,
     )
     assert (config.server.port, config.server.db) == (0, ":memory:")
     assert (config.router.capacity, config.router.seed, config.router.exploration) == (16, 3, 0.5)
+    assert config.router.learning_half_life_s == 3600
+    assert config.router.failure_half_life_s == 90.5
+
+
+def test_learning_half_lives_must_be_positive(tmp_path: Path) -> None:
+    path = tmp_path / "switchman.toml"
+    path.write_text("[router]\nlearning_half_life_s = 0\nfailure_half_life_s = -1\n", "utf-8")
+    with pytest.raises(ValidationError) as exc:
+        load_config(path, env={})
+    fields = {f.field for f in exc.value.fields}
+    assert {"router.learning_half_life_s", "router.failure_half_life_s"} <= fields, fields
 
 
 def test_budgets(tmp_path: Path) -> None:

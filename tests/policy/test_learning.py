@@ -207,3 +207,29 @@ def test_stats_relax_to_the_prior_after_several_half_lives() -> None:
     a = decayed(world.stats[("a", "code")], CFG, later)
     assert a.n < 0.05
     assert a.feedback_n < 0.05
+
+
+def test_failures_fade_sooner_than_what_a_model_is() -> None:
+    """An outage's failures count half after ``failure_half_life_s`` (ten minutes); the
+    successes, refusals and feedback after ``half_life_s`` (six hours): a quiet night
+    keeps what was learned, and a model that failed for a while is tried again."""
+    s: ModelStats | None = None
+    for outcome in ["success"] * 10 + ["refused"] * 2 + ["error"] * 10:
+        s = observe(s, CFG, now=0.0, outcome=outcome, latency_ms=100.0, ttft_ms=50.0)
+    assert s is not None
+    s = observe_feedback(s, CFG, now=0.0, score=0.8)
+    later = decayed(s, CFG, CFG.failure_half_life_s)
+    assert later.failures == pytest.approx(s.failures / 2)
+    kept = 0.5 ** (CFG.failure_half_life_s / CFG.half_life_s)
+    assert later.successes == pytest.approx(s.successes * kept)
+    assert later.refusals == pytest.approx(s.refusals * kept)
+    assert later.feedback_n == pytest.approx(s.feedback_n * kept)
+    assert later.n == pytest.approx(later.successes + later.failures + later.refusals)
+    # an hour on: the failures are all but gone, the rest mostly kept
+    hour = decayed(s, CFG, 3_600.0)
+    assert hour.failures < s.failures / 50 and hour.successes > s.successes * 0.85
+    # the next outcome decays them alike, then adds itself
+    nxt = observe(s, CFG, now=3_600.0, outcome="success", latency_ms=None, ttft_ms=None)
+    assert nxt.failures == pytest.approx(hour.failures * CFG.gamma)
+    assert nxt.successes == pytest.approx(hour.successes * CFG.gamma + 1)
+    assert CFG.half_life_s == 6 * 3_600.0 and CFG.failure_half_life_s == 600.0

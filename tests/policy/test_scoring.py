@@ -10,6 +10,8 @@ from switchman._call import Call, Options
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
 from switchman.policy._scoring import (
+    DEAR_SHARE,
+    EXPLORE_COST,
     FACTORS,
     FACTORS_KEPT,
     FRESHEN_SHARE,
@@ -386,3 +388,31 @@ def test_the_ranking_keeps_every_score_and_the_first_tens_factors() -> None:
         assert set(r.factors) == set(FACTORS)
         assert sum(r.factors.values()) == pytest.approx(r.score)
     assert all(r.factors == {} for r in ranked[FACTORS_KEPT:])
+
+
+def _firsts(models: list[ModelSpec], stats: dict[tuple[str, str], ModelStats], n: int) -> list[str]:
+    rng = random.Random(4)
+    return [
+        rank(CALL, models, stats, now=0.0, input_tokens=100, rng=rng)[0].alias for _ in range(n)
+    ]
+
+
+def test_a_draw_puts_a_dearer_model_first_only_in_its_share() -> None:
+    """Untried models look alike (the prior): a model dearer than ``EXPLORE_COST`` times
+    the one the means put first is put first by a draw only in ``DEAR_SHARE`` of the
+    rankings (and where its draw then wins), however many of them there are; one
+    within that price is explored freely."""
+    known = history(["success"] * 30)
+    cheap = model("cheap", input_per_mtok=0.1, output_per_mtok=0.1)
+    dear = [
+        model(f"dear{i}", input_per_mtok=3.0, output_per_mtok=3.0, trust_tier="trusted")
+        for i in range(40)
+    ]
+    assert EXPLORE_COST < 3.0 / 0.1
+    firsts = _firsts([cheap, *dear], {("cheap", "unknown"): known}, 4_000)
+    dear_share = sum(a != "cheap" for a in firsts) / len(firsts)
+    assert 0 < dear_share <= DEAR_SHARE * 1.3, dear_share
+    # near in price, untried: explored whenever its draw wins
+    near = [model(f"near{i}", input_per_mtok=0.15, output_per_mtok=0.15) for i in range(40)]
+    firsts = _firsts([cheap, *near], {("cheap", "unknown"): known}, 1_000)
+    assert sum(a != "cheap" for a in firsts) / len(firsts) > 0.5

@@ -1,0 +1,139 @@
+"""What ``auto`` chooses, at a gateway's quiet pace too (a call a minute, or every five
+minutes): what the router learned lasts, it settles on the models that serve the call at
+the best price instead of exploring a wide catalog's dearest models by luck, a model that
+failed for a while gets its traffic back, and the configuration's half-lives are the
+ones it uses. Virtual time: the simulator's answers and the pauses between calls
+cost no real time."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import trio
+
+import switchman
+from switchman import Call
+from switchman.catalog import SimProfile
+from switchman.sim import rate_answer
+
+from ._simfleet import fleet, sim_model
+
+HEALTHY = SimProfile(latency_ms=800, ttft_ms=300)
+
+
+async def test_auto_over_a_wide_catalog_settles_on_its_cheap_models(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Four cheap standard models and thirty trusted ones at 15 to 60 times the price, all
+    healthy and untried, as a real catalog's are: a call a minute for five hours costs
+    about what the cheap ones cost (it cost 25 to 35 times that, about a tenth of the calls
+    going to the dearest models, when every untried model's draw could put it first)."""
+    cheap = [
+        sim_model(f"cheap{i}", HEALTHY, input_per_mtok=0.1 + i / 50, output_per_mtok=0.4 + i / 20)
+        for i in range(4)
+    ]
+    dear = [
+        sim_model(
+            f"dear{i}",
+            HEALTHY,
+            trust_tier="trusted",
+            input_per_mtok=1.5 + i / 10,
+            output_per_mtok=6.0 + i,
+            context_window=200_000,
+        )
+        for i in range(30)
+    ]
+    costs: list[float] = []
+    chosen: list[str] = []
+    async with switchman.open_router(fleet(*cheap, *dear, seed=11)) as router:
+        for _ in range(300):
+            result = await router.call(
+                Call(prompt="Summarise the tides. " * 20, intent="summarize")
+            )
+            assert result.status == "complete" and result.model is not None
+            costs.append(result.cost_usd)
+            chosen.append(result.model)
+            await trio.sleep(60)
+    cheapest = min(c for c, m in zip(costs, chosen, strict=True) if m == "cheap0")
+    later = costs[100:]
+    assert sum(later) / len(later) < 3 * cheapest, sum(later) / len(later) / cheapest
+    assert sum(m.startswith("dear") for m in chosen[100:]) <= 10
+
+
+async def test_per_intent_feedback_is_kept_at_a_call_every_five_minutes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Feedback comes seldom: what it taught lasts hours, not ten minutes (each model at
+    the prior again by the next call, the better one got half the calls)."""
+    a = sim_model(
+        "a",
+        SimProfile(latency_ms=500, default_quality=0.5, quality={"code": 0.9, "summarize": 0.4}),
+    )
+    b = sim_model(
+        "b",
+        SimProfile(latency_ms=500, default_quality=0.5, quality={"code": 0.4, "summarize": 0.9}),
+    )
+    config = fleet(a, b, seed=3)
+    users = random.Random(3)
+    chosen: dict[str, list[str]] = {"code": [], "summarize": []}
+    async with switchman.open_router(config) as router:
+        for i in range(240):
+            intent = "code" if i % 2 else "summarize"
+            result = await router.call(Call(prompt=f"task {i}", intent=intent))
+            assert result.model is not None
+            chosen[intent].append(result.model)
+            await router.feedback(
+                result.call_id, rate_answer(config.models[result.model], intent, users)
+            )
+            await trio.sleep(300)
+    assert chosen["code"][60:].count("a") / 60 >= 0.8
+    assert chosen["summarize"][60:].count("b") / 60 >= 0.8
+
+
+async def test_a_model_that_failed_for_a_while_gets_its_traffic_back(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The cheaper model is down for ten minutes (its calls fall back to the other): its
+    failures fade in minutes, what it was before in hours, so once it is back it takes
+    the calls again, a call every twenty seconds."""
+    main = sim_model(
+        "main",
+        SimProfile(latency_ms=500, outage_after_s=1_200, outage_for_s=600),
+        input_per_mtok=0.5,
+    )
+    spare = sim_model("spare", SimProfile(latency_ms=500), input_per_mtok=2.0, output_per_mtok=16.0)
+    chosen: list[str] = []
+    async with switchman.open_router(fleet(main, spare, seed=5)) as router:
+        for _ in range(300):  # 100 minutes
+            result = await router.call(Call(prompt="hello", intent="lookup"))
+            assert result.status == "complete" and result.model is not None
+            chosen.append(result.model)
+            await trio.sleep(20)
+    assert chosen[:60].count("main") >= 50  # before the outage
+    assert chosen[60:90].count("main") <= 10  # during it
+    assert chosen[-90:].count("main") >= 80  # the last half hour
+
+
+def _weight(router: switchman.Router, alias: str, intent: str) -> float:
+    (model,) = [m for p in router.status().providers for m in p.models if m.alias == alias]
+    n = model.stats[intent]["n"]
+    assert n is not None
+    return n
+
+
+async def test_the_half_lives_are_the_configurations(autojump_clock: trio.abc.Clock) -> None:
+    """``[router] learning_half_life_s`` and ``failure_half_life_s`` set how fast what was
+    learned fades: the weight ``status()`` shows halves in each."""
+    good = sim_model("good", SimProfile(latency_ms=10))
+    bad = sim_model("bad", SimProfile(latency_ms=10, error_rate=1.0))
+    config = fleet(good, bad, seed=1, learning_half_life_s=120.0, failure_half_life_s=30.0)
+    async with switchman.open_router(config) as router:
+        await router.call(Call(prompt="hi", model="good", intent="lookup"))
+        failed = await router.call(Call(prompt="hi", model="bad", intent="lookup"))
+        assert failed.status == "failed"
+        answered, failures = _weight(router, "good", "lookup"), _weight(router, "bad", "lookup")
+        await trio.sleep(30)
+        assert _weight(router, "bad", "lookup") == pytest.approx(failures / 2, abs=0.002)
+        await trio.sleep(90)
+        assert _weight(router, "good", "lookup") == pytest.approx(answered / 2, abs=0.002)
