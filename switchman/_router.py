@@ -634,6 +634,7 @@ async def run_router(
         out_of_service=out_of_service,
         rng=random.Random(rng.random()),
         learning=learning,
+        weights=config.router.weights,
         wall=_anchored_wall_clock(),
         # a model echoing the router's own keys (a prompt injection, a provider's error
         # text in an answer) shows none of them, whatever their shape

@@ -1,8 +1,8 @@
 """What ``auto`` chooses, at a gateway's quiet pace too (a call a minute, or every five
 minutes): what the router learned lasts, it settles on the models that serve the call at
 the best price instead of exploring a wide catalog's dearest models by luck, a model that
-failed for a while gets its traffic back, and the configuration's half-lives are the
-ones it uses. Virtual time: the simulator's answers and the pauses between calls
+failed for a while gets its traffic back, and the configuration's half-lives and weights
+are the ones it uses. Virtual time: the simulator's answers and the pauses between calls
 cost no real time."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import trio
 
 import switchman
 from switchman import Call
-from switchman.catalog import SimProfile
+from switchman.catalog import SimProfile, Weights
 from switchman.sim import rate_answer
 
 from ._simfleet import fleet, sim_model
@@ -137,3 +137,19 @@ async def test_the_half_lives_are_the_configurations(autojump_clock: trio.abc.Cl
         assert _weight(router, "bad", "lookup") == pytest.approx(failures / 2, abs=0.002)
         await trio.sleep(90)
         assert _weight(router, "good", "lookup") == pytest.approx(answered / 2, abs=0.002)
+
+
+async def test_the_weights_are_the_configurations(autojump_clock: trio.abc.Clock) -> None:
+    """``[router.weights]``: by default a trusted model at 20 times the price ranks above
+    a standard one (a trust tier is worth about 32 times the price); a smaller trust
+    weight turns that round, and the trace's factors are the weights' products."""
+    cheap = sim_model("cheap", HEALTHY, input_per_mtok=0.1, output_per_mtok=0.4)
+    dear = sim_model("dear", HEALTHY, trust_tier="trusted", input_per_mtok=2.0, output_per_mtok=8.0)
+    for weights, first in ((Weights(), "dear"), (Weights(trust=0.25), "cheap")):
+        config = fleet(cheap, dear, seed=1, exploration=0.0, weights=weights)
+        async with switchman.open_router(config) as router:
+            result = await router.call(Call(prompt="hello", intent="lookup"))
+        assert result.model == first
+        factors = {r.alias: r.factors for r in result.trace.ranking}
+        assert factors["dear"]["trust"] == weights.trust
+        assert factors["cheap"]["trust"] == weights.trust / 2

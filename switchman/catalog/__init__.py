@@ -19,6 +19,7 @@ from switchman.catalog._spec import (
     RouteSpec,
     ServerConfig,
     SimProfile,
+    Weights,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "RouterConfig",
     "ServerConfig",
     "SimProfile",
+    "Weights",
     "api_key",
     "builtin_catalog",
     "config_from_dict",

@@ -68,11 +68,10 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-import attrs
-
 from switchman._call import Call
 from switchman._result import Ranked
 from switchman.catalog._spec import ModelSpec
+from switchman.catalog._spec import Weights as Weights
 from switchman.policy._eligibility import VERBOSITY_OUTPUT_TOKENS, output_tokens
 from switchman.policy._learning import LearningConfig, ModelStats
 
@@ -123,19 +122,6 @@ FACTORS: Final = (
     "refusal",
     "feedback",
 )
-
-
-@attrs.frozen(kw_only=True)
-class Weights:
-    trust: float = 1.0
-    capability: float = 0.5
-    cost: float = 1.0
-    context: float = 0.25
-    latency: float = 0.75
-    ttft: float = 0.5
-    success: float = 2.0
-    refusal: float = 1.0
-    feedback: float = 1.5
 
 
 #: the ranking keeps each model's score, and the factors of the first this many: a whole
