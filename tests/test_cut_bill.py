@@ -190,3 +190,27 @@ async def test_a_continuation_that_only_repeated_the_answer_so_far_is_billed_for
     assert again[0].usage.output_tokens == math.ceil(len(said) / 4)
     assert again[0].usage.input_tokens > math.ceil(len(said) / 4)
     assert again[0].cost_usd > 0
+
+
+async def test_a_call_stops_after_three_attempts_billed_for_broken_answers(
+    nursery: trio.Nursery,
+) -> None:
+    """Five models behind one upstream that breaks every answer off (it stalls after
+    output began): each attempt is billed, so the call stops after three, the other two
+    passed over with why (it paid every model of a catalog before)."""
+    upstream: Upstream = await nursery.start(serve_stalling)
+    models = {
+        f"emoji{i}": attrs.evolve(MODEL, alias=f"emoji{i}", model_id=f"emoji-{i}") for i in range(5)
+    }
+    config = attrs.evolve(_config(upstream, RouterConfig(stall_ms=300)), models=models)
+    call = Call(prompt="EMOJI " + SMILE * 20, caller=Caller(handle="team"))
+    with trio.fail_after(15):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(call)
+            spent = (await router.spend("caller:team"))["day"]
+    assert result.status == "failed", result
+    assert [a.outcome for a in result.trace.attempts] == ["error"] * 3
+    assert all(a.cost_usd > 0 for a in result.trace.attempts)
+    assert spent == pytest.approx(sum(a.cost_usd for a in result.trace.attempts))
+    stopped = [s.alias for s in result.trace.skipped if "stopped after 3" in s.reason]
+    assert len(stopped) == 2, result.trace.skipped

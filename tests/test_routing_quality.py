@@ -153,3 +153,22 @@ async def test_the_weights_are_the_configurations(autojump_clock: trio.abc.Clock
         factors = {r.alias: r.factors for r in result.trace.ranking}
         assert factors["dear"]["trust"] == weights.trust
         assert factors["cheap"]["trust"] == weights.trust / 2
+
+
+async def test_a_call_stops_after_three_failed_attempts_that_were_billed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Every model breaks its answer off after output began (a proxy cutting long
+    streams): each such attempt is billed, and the call stops after three of them instead
+    of paying every model of the catalog for a broken answer; the models not tried are
+    in the trace with why."""
+    cutting = SimProfile(latency_ms=200, ttft_ms=50, tokens_per_s=200, cut_rate=1.0)
+    models = [sim_model(f"m{i}", cutting) for i in range(8)]
+    async with switchman.open_router(fleet(*models, seed=2)) as router:
+        result = await router.call(Call(prompt="Summarise the tides. " * 50, intent="summarize"))
+    assert result.status == "failed"
+    billed = [a for a in result.trace.attempts if a.cost_usd > 0]
+    assert len(billed) == 3 == len(result.trace.attempts), result.trace.attempts
+    assert result.cost_usd == pytest.approx(sum(a.cost_usd for a in billed))
+    stopped = [s for s in result.trace.skipped if "stopped after 3 failed attempts" in s.reason]
+    assert len(stopped) == 5, result.trace.skipped

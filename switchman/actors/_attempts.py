@@ -106,6 +106,12 @@ _attempt_ids = itertools.count(1)
 SHORT_WAIT_S = 5.0
 
 
+#: a call stops falling back after this many of its attempts failed and were billed (their
+#: answers broke off, or were refused with usage): a prompt every model breaks off on (a
+#: proxy cutting long streams), at half a million tokens, was billed $80 over 54 models
+MAX_BILLED_FAILURES: Final = 3
+
+
 async def run_attempts(
     env: DispatchEnv, run: CallRun, candidates: list[ModelSpec]
 ) -> Success | None:
@@ -121,6 +127,7 @@ async def run_attempts(
     too_long_for = 0  # the most input room a provider said the input overflowed
     waited = 0.0
     paused: Wait | None = None  # the wait for a paused model before asking it again
+    billed = 0  # attempts that failed and were billed
     i = 0
     while i < len(candidates):
         model = candidates[i]
@@ -202,6 +209,12 @@ async def run_attempts(
             i += 1
             left.add(upstream)
             run.after = f"fallback: {decision.reason}"
+            billed += outcome.billed_cost_usd is not None and outcome.billed_cost_usd > 0.0
+            if billed >= MAX_BILLED_FAILURES:
+                why = f"the call stopped after {billed} failed attempts that were billed"
+                for model in candidates[i:]:
+                    run.skip(model.alias, why)
+                return None
         else:
             return None
     return None
