@@ -93,6 +93,8 @@ def host_problem(host: str, *, port_from: str = "--port") -> str | None:
         return None
     if host != bare:
         return "an IPv6 address inside its brackets"
+    if "://" in host or "/" in host:
+        return "a host name or IP address, not a URL"
     if ":" in host:
         return f"a host name or IP address without ':PORT' (the port is {port_from}'s)"
     if not _HOSTNAME.match(host):

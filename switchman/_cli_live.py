@@ -34,6 +34,9 @@ from switchman.cli import (
     where,
 )
 
+#: the close code of a websocket message larger than the daemon takes
+TOO_BIG = 1009
+
 _COLORS = {
     "call.accepted": "36",
     "call.routed": "36",
@@ -129,9 +132,9 @@ async def _watch(args: argparse.Namespace) -> int:
         while True:
             try:
                 message = json.loads(await ws.get_message())
-            except ConnectionClosed:
+            except ConnectionClosed:  # (a script watching must not take it for a clean end)
                 note("the daemon stopped: the watch ends", "2")
-                return EXIT_OK
+                return EXIT_USAGE
             if message.get("type") == "error":
                 raise CliError(f"{message['error'].get('code')}: {message['error'].get('message')}")
             if message.get("type") == "subscribed":
@@ -168,9 +171,14 @@ async def _stream(args: argparse.Namespace, call: dict[str, Any], seen: dict[str
             if seen["job_id"] is None:
                 with trio.move_on_after(_JOB_ID_WAIT_S):
                     await _read_job_id(ws, args, seen)
-        except ConnectionClosed:  # the daemon stopped or was killed: name the job
+        except ConnectionClosed as exc:  # the daemon stopped or was killed: name the job
             if seen["streamed"]:
                 print()  # end the streamed text's line
+            if exc.reason is not None and exc.reason.code == TOO_BIG:
+                raise CliError(  # (it read no call: the message was larger than it takes)
+                    "payload_too_large: the call is larger than the daemon takes "
+                    "(its server.max_body_bytes)"
+                ) from None
             raise closed_early(_ws_url(args), seen["job_id"], call_sent=True) from None
     if seen["streamed"]:
         print()  # end the streamed text's line

@@ -215,7 +215,7 @@ def setup_logging(level: str | None) -> None:
     time (UTC, ISO 8601 with its ``Z``, as every time switchman shows), level, logger,
     message. httpx and httpcore stay at warning: a line per upstream request is noise
     (switchman logs what goes wrong with them itself)."""
-    chosen = (level or os.environ.get(LOG_LEVEL_ENV) or "info").lower()
+    chosen = (level or os.environ.get(LOG_LEVEL_ENV, "").strip() or "info").lower()
     if chosen not in _LEVELS:
         raise CliError(f"{LOG_LEVEL_ENV}={chosen!r}: use one of {', '.join(_LEVELS)}")
     logging.basicConfig(

@@ -15,9 +15,11 @@ finished (``run``'s within ``--wait``, ``result``'s without ``--poll``). Clients
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -250,7 +252,8 @@ def _json_or_error(resp: httpx.Response) -> Any:
         details = "".join(
             line
             for d in err.get("details") or ()
-            if (line := f"\n  {d.get('field')}: {d.get('message')}").strip() not in message
+            if (line := f"\n  {d.get('field')}: {d.get('message')}")
+            and str(d.get("message")) not in message
         )
         if resp.status_code in (401, 403):
             raise key_refused(_where(resp), resp.status_code, message + details)
@@ -319,8 +322,19 @@ def read_prompt(given: str | None) -> str:
     return text
 
 
+def _unicode_arg(name: str, value: str) -> str:
+    """``value`` as given on the command line; a ``CliError`` when it holds bytes that are
+    not UTF-8 (which Python keeps as lone surrogates, no request can carry)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CliError(f"the {name} is not UTF-8 text: a byte that is not UTF-8 in it") from None
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    prompt = read_prompt(args.prompt)
+    _unicode_arg("model", args.model)
+    prompt = _unicode_arg("prompt", read_prompt(args.prompt))
     call: dict[str, Any] = {"prompt": prompt, "model": args.model, "intent": args.intent}
     if args.stream:
         from switchman._cli_live import stream_call
@@ -593,7 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"what the call is for, which routing weighs: {', '.join(INTENTS)}",
     )
     p.add_argument("--stream", action="store_true", help="print tokens as they arrive")
-    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole result as JSON (GET /result's .result; past --wait, the job's "
+        "id and status)",
+    )
     p.add_argument(
         "--wait",
         type=wait_arg,
@@ -612,14 +631,18 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(p)
     p.add_argument("job_id", type=job_id_arg, help="as run printed it, or switchman jobs lists it")
     p.add_argument("--poll", action="store_true", help="wait until the job has finished")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json", action="store_true", help="print the job as JSON: its result is in .result"
+    )
     p.set_defaults(func=cmd_result)
 
     p = sub.add_parser("jobs", help="recent jobs")
     _client_args(p)
-    p.add_argument("--status", choices=["queued", "running", "complete", "failed"])
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--status", choices=["queued", "running", "complete", "failed"], help="only these jobs"
+    )
+    p.add_argument("--limit", type=int, default=20, help="at most this many, 1 to 1000 (20)")
+    p.add_argument("--json", action="store_true", help="print the jobs as JSON")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser(
@@ -629,17 +652,17 @@ def build_parser() -> argparse.ArgumentParser:
         "answer, or its store cannot be written) or draining, 2 when it cannot be reached.",
     )
     _client_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print GET /health's answer")
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("providers", help="providers, models and breakers")
     _client_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print GET /providers's answer")
     p.set_defaults(func=cmd_providers)
 
     p = sub.add_parser("budgets", help="spend this hour, day and month, against the budgets")
     _client_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print GET /budgets's answer")
     p.set_defaults(func=cmd_budgets)
 
     p = sub.add_parser("watch", help="live trace stream")
@@ -707,9 +730,28 @@ def cli_error(group: BaseExceptionGroup[BaseException]) -> CliError | None:
     return refusals[0] if refusals and len(refusals) == len(leaves) else None
 
 
+#: the signal that stopped a client (SIGTERM and SIGHUP are taken as Ctrl-C is)
+_stopped_by: list[int] = []
+
+
+def _as_interrupt(signum: int, _frame: object) -> None:
+    """A client told to stop (``timeout``, a cancelled CI job, a closed terminal) stops as
+    on Ctrl-C: the job it waited for is named, and it exits 128 + the signal's number."""
+    _stopped_by.append(signum)
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # the variables are read once parsed: --help prints whatever they hold
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _as_interrupt)
+        # an answer a stdout cannot encode (PYTHONIOENCODING=ascii) loses characters, not
+        # the whole answer to a traceback once it is billed
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(errors="replace")
     try:
         if args.command in CLIENT_COMMANDS and args.host is None:
             args.host = env_host()
@@ -724,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _fail(str(refused), refused.exit_code)
     except KeyboardInterrupt:
-        return 130
+        return 128 + (_stopped_by[0] if _stopped_by else signal.SIGINT)
     except BrokenPipeError:  # e.g. `switchman jobs | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

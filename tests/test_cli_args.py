@@ -72,7 +72,7 @@ def test_a_host_is_a_name_or_an_address(host: str) -> None:
         ("localhost:80", "without ':PORT' (the port is --port's)"),
         ("a b", "a host name or IP address"),
         ("", "a host name or IP address"),
-        ("http://x", "without ':PORT' (the port is --port's)"),
+        ("http://x", "a host name or IP address, not a URL"),
         ("[nope]", "IPv6 address inside its brackets"),
         ("-x", "a host name or IP address"),
     ],

@@ -106,19 +106,28 @@ def test_a_streamed_call_given_no_wait_names_the_job_it_submitted(
         assert json.loads(shown.stdout)["status"] == "running"
 
 
-@pytest.mark.parametrize("extra", [(), ("--stream",)], ids=["waited", "streamed"])
-def test_ctrl_c_says_which_job_runs_on_and_exits_130(
-    slow_daemon: Daemon, extra: tuple[str, ...]
+@pytest.mark.parametrize(
+    ("extra", "signum"),
+    [
+        ((), signal.SIGINT),
+        (("--stream",), signal.SIGINT),
+        ((), signal.SIGTERM),  # `timeout 60 switchman run ...`, a cancelled CI job
+        (("--stream",), signal.SIGHUP),  # its terminal closed
+    ],
+    ids=["waited", "streamed", "waited-sigterm", "streamed-sighup"],
+)
+def test_ctrl_c_or_a_stop_signal_says_which_job_runs_on_and_exits_128_plus_it(
+    slow_daemon: Daemon, extra: tuple[str, ...], signum: signal.Signals
 ) -> None:
     run = _client(slow_daemon, "run", "sim/sloth", "Interrupt me", *extra)
     try:
         (job_id,) = _running_jobs(slow_daemon, 1)
         time.sleep(1.0)  # waiting on the answer now (a streamed one has begun its text)
-        run.send_signal(signal.SIGINT)
+        run.send_signal(signum)
         code, out, err = _ended(run)
     finally:
         _stop(run)
-    assert code == 130
+    assert code == 128 + signum  # 130 for Ctrl-C
     assert err.splitlines()[-1] == (
         f"switchman: interrupted; job {job_id} runs on in the daemon: "
         f"switchman result {job_id} --poll"
