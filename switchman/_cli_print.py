@@ -63,10 +63,15 @@ def _took_ms(attempt: dict[str, Any]) -> float | None:
     return None
 
 
+#: a wait shorter than this is left out of what people read (``--json`` has it): a
+#: millisecond in the dispatcher's inbox is no news
+SHOWN_WAIT_MS = 10.0
+
+
 def _print_waits(waits: list[dict[str, Any]], after: int) -> None:
     """The trace's waits that came after attempt ``after`` (0: before any)."""
     for wait in waits:
-        if wait.get("after_attempt") == after:
+        if wait.get("after_attempt") == after and (wait.get("ms") or 0) >= SHOWN_WAIT_MS:
             note(f"  waited {wait.get('ms', 0):.0f} ms for {wait.get('reason')}", "2")
 
 

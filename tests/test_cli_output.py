@@ -101,6 +101,8 @@ def test_a_result_says_where_its_time_went_and_what_it_did_not_try(
         "waits": [
             {"after_attempt": 0, "ms": 12.4, "reason": "a free slot: the router's 1 were taken"},
             {"after_attempt": 1, "ms": 751.0, "reason": "backoff before retrying down"},
+            # (a millisecond in the inbox is no news to a reader: --json has it)
+            {"after_attempt": 2, "ms": 1.2, "reason": "its turn in the dispatcher's inbox"},
         ],
         "skipped": [{"alias": "pricey", "reason": "the global day budget is spent"}],
     }
