@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,8 @@ import pytest
 
 from switchman._cli_serve import LOG_LEVEL_ENV, setup_logging
 from switchman.cli import CliError, _json_or_error, env_host
-from tests.test_cli import CLI, Daemon, _stop, clean_env, cli, serving
+from tests.test_cli import Daemon, _stop, cli, serving
+from tests.test_cli_interrupted import _client
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +67,7 @@ def test_a_streamed_call_larger_than_the_daemon_takes_says_so(small_daemon: Daem
 def test_a_watch_whose_daemon_dies_exits_2(tmp_path: Path) -> None:
     """`switchman watch || alert` alerts: the daemon going away is no clean end."""
     with serving(tmp_path, tmp_path / "jobs.db") as daemon:
-        watcher = subprocess.Popen(
-            [*CLI, "watch", "--port", str(daemon.port)],
-            env=clean_env(daemon.home),
-            cwd=daemon.home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        watcher = _client(daemon, "watch")
         try:
             time.sleep(2.0)  # subscribed by now
             daemon.proc.send_signal(signal.SIGKILL)
