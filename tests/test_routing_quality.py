@@ -91,6 +91,33 @@ async def test_per_intent_feedback_is_kept_at_a_call_every_five_minutes(
     assert chosen["summarize"][60:].count("b") / 60 >= 0.8
 
 
+async def test_a_dearer_model_that_answers_better_is_found_where_callers_rate_answers(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Three times the price, far better answers: with every answer rated, ``auto`` tries
+    it and keeps it (before, only models within twice the leader's price were drawn, and
+    it was never tried)."""
+    plain = sim_model("plain", SimProfile(latency_ms=500, default_quality=0.5))
+    fine = sim_model(
+        "fine",
+        SimProfile(latency_ms=500, default_quality=0.95),
+        input_per_mtok=3.0,
+        output_per_mtok=12.0,
+    )
+    config = fleet(plain, fine, seed=7)
+    users = random.Random(7)
+    chosen: list[str] = []
+    async with switchman.open_router(config) as router:
+        for _ in range(300):
+            result = await router.call(Call(prompt="Summarise the tides.", intent="summarize"))
+            assert result.model is not None
+            chosen.append(result.model)
+            score = rate_answer(config.models[result.model], "summarize", users)
+            await router.feedback(result.call_id, score)
+            await trio.sleep(60)
+    assert chosen[-100:].count("fine") >= 80, chosen.count("fine")
+
+
 async def test_a_model_that_failed_for_a_while_gets_its_traffic_back(
     autojump_clock: trio.abc.Clock,
 ) -> None:

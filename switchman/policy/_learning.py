@@ -9,7 +9,9 @@ Two kinds of forgetting keep the router adaptive:
   observations, and failures every ``failure_half_life_s`` (10 minutes): what a
   model is (how it answers, what it refuses, what callers think of it) is kept
   through a quiet night, while that it failed is soon forgotten (outages end), so
-  a model that failed for a while is tried again. ``decayed`` applies this when
+  a model that failed for a while is tried again. Its latency averages fade the same
+  way: a new measure after a quiet spell replaces most of the old average, and
+  scoring trusts an average by its failures' clock. ``decayed`` applies this when
   reading; ``observe`` and ``observe_feedback`` apply it before adding the new
   observation. (One half-life of 10 minutes for everything left a gateway calling
   a few times an hour knowing nothing: every model back at the prior, explored
@@ -115,12 +117,17 @@ def decayed(stats: ModelStats, cfg: LearningConfig, now: float) -> ModelStats:
     )
 
 
-def _ewma(old: float | None, new: float | None, alpha: float) -> float | None:
+def _ewma(old: float | None, new: float | None, alpha: float, fresh: float) -> float | None:
+    """``new`` folded into the average ``old`` with weight ``alpha``, more where the old
+    average is stale (``fresh``, 1 for a just measured one, down to 0 for one long ago:
+    it carries that much of its weight, and an answer after a quiet hour is mostly what
+    counts of a model's speed)."""
     if new is None:
         return old
     if old is None:
         return new
-    return old + alpha * (new - old)
+    keep = (1.0 - alpha) * fresh
+    return old * keep + new * (1.0 - keep)
 
 
 def observe(
@@ -155,7 +162,8 @@ def observe(
         return stats
     tf = time_decay(cfg, now - stats.updated_at)
     g = cfg.gamma * tf
-    gf = cfg.gamma * failure_decay(cfg, now - stats.updated_at)
+    ff = failure_decay(cfg, now - stats.updated_at)
+    gf = cfg.gamma * ff
     if outcome in _NO_LATENCY_OUTCOMES:
         latency_ms = ttft_ms = None
     successes = stats.successes * g + success
@@ -166,8 +174,9 @@ def observe(
         successes=successes,
         failures=failures,
         refusals=refusals,
-        latency_ms=_ewma(stats.latency_ms, latency_ms, cfg.ewma_alpha),
-        ttft_ms=_ewma(stats.ttft_ms, ttft_ms, cfg.ewma_alpha),
+        # (how fast it is can change as soon as whether it fails)
+        latency_ms=_ewma(stats.latency_ms, latency_ms, cfg.ewma_alpha, ff),
+        ttft_ms=_ewma(stats.ttft_ms, ttft_ms, cfg.ewma_alpha, ff),
         feedback_sum=stats.feedback_sum * tf,
         feedback_n=stats.feedback_n * tf,
         updated_at=max(now, stats.updated_at),

@@ -42,10 +42,11 @@ means: a Gaussian draw with the Beta posterior's standard deviation, clipped to
 0..1 (a cheap stand-in for a Beta draw on the hot path, with real tails so an
 untried model keeps a fair chance); ``exploration`` scales the spread (0 = the
 means). Only a model costing at most ``EXPLORE_COST`` times the model the means put
-first is drawn, save in ``DEAR_SHARE`` of rankings (times ``exploration``): untried
-models all look alike, and with some sixty of them in a catalog one's draw came out
-on top in most rankings, so ``auto`` kept trying the dearest at random (25-35 times
-the cost of its best choice at a call a minute).
+first is drawn, save in ``DEAR_SHARE`` of rankings (times ``exploration``) and where
+callers rate the answers (feedback): untried models all look alike, and with some
+sixty of them in a catalog one's draw came out on top in most rankings, so ``auto``
+kept trying the dearest at random (25-35 times the cost of its best choice at a call a
+minute), with nothing to learn from it that callers had asked for.
 The feedback rate is drawn only for a model that has been rated: calls
 teach success and refusal rates, so their spread narrows as traffic flows, but
 feedback comes only when callers send it, and a draw from its prior alone would
@@ -107,6 +108,10 @@ EXPLORE_COST: Final = 2.0
 #: ... except in this share of rankings (times ``exploration``, up to 1), where every
 #: model's rates are drawn: a dearer model that answers better is found, at that cost
 DEAR_SHARE: Final = 0.05
+#: ... and where callers rate the answers (one of the models holds this much feedback,
+#: faded): what a model's answers are worth shows only once it is tried, so every model
+#: is drawn (a better model at three times the price was never tried otherwise)
+RATED: Final = 0.05
 #: a model put first so costs at most this many times the model ranked first
 FRESHEN_COST: Final = EXPLORE_COST
 _LIFT: Final = 1e-9
@@ -183,6 +188,7 @@ def rank(
     found: list[ModelStats | None] = []
     decay: list[float] = []
     failing: list[float] = []  # (the failures' decay)
+    rated = False  # whether callers rate these models' answers (for this intent)
     best_latency = math.inf
     best_ttft = math.inf
     for m in models:
@@ -213,6 +219,8 @@ def rank(
         else:
             decay.append(1.0)
             failing.append(1.0)
+        if s.feedback_n * decay[-1] >= RATED:
+            rated = True
         if s.latency_ms is not None and s.latency_ms < best_latency:
             best_latency = s.latency_ms
         if s.ttft_ms is not None and s.ttft_ms < best_ttft:
@@ -271,7 +279,11 @@ def rank(
             n = hits + s.failures * failing[i] + refusals
             fb_sum = s.feedback_sum * f
             fb_n = s.feedback_n * f
-            conf = n / (n + LATENCY_PRIOR_N)
+            # how fast it is can change as soon as whether it fails: what was measured
+            # counts for as long as its failures do (a slow spell kept a cheap model
+            # ranked last for hours, nothing but a call to it showing it fast again)
+            quick = (s.successes + s.failures + s.refusals) * failing[i]
+            conf = quick / (quick + LATENCY_PRIOR_N)
             if s.latency_ms is not None:
                 raw = (best_latency + LATENCY_FLOOR_MS) / (s.latency_ms + LATENCY_FLOOR_MS)
                 latency = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
@@ -318,9 +330,14 @@ def rank(
         )
 
     # pass 3: the Thompson draws, for the models that cost at most ``EXPLORE_COST`` times
-    # the leader (a dearer model is put first by what is known of it, never by luck)
+    # the leader (a dearer model is put first by what is known of it, never by luck),
+    # unless callers rate the answers: only trying a model shows how good its answers are
     dearest = max(costs[leader] * EXPLORE_COST, COST_FLOOR_USD)
-    if bits is not None and rng is not None and rng.random() < DEAR_SHARE * min(spread, 1.0):
+    if (
+        bits is not None
+        and rng is not None
+        and (rated or rng.random() < DEAR_SHARE * min(spread, 1.0))
+    ):
         dearest = math.inf  # (now and then every model's draw: a dearer one may be better)
     ranked: list[tuple[float, int, tuple[float, ...]]] = []
     for i, row in enumerate(rows):

@@ -233,3 +233,18 @@ def test_failures_fade_sooner_than_what_a_model_is() -> None:
     assert nxt.failures == pytest.approx(hour.failures * CFG.gamma)
     assert nxt.successes == pytest.approx(hour.successes * CFG.gamma + 1)
     assert CFG.half_life_s == 6 * 3_600.0 and CFG.failure_half_life_s == 600.0
+
+
+def test_a_speed_measured_long_ago_gives_way_to_one_measured_now() -> None:
+    """One slow answer, then a quiet hour, then a fast one: the average is mostly the fast
+    one (a slow spell long past said little of the model now); within a minute the usual
+    ``ewma_alpha`` holds."""
+    s: ModelStats | None = None
+    for k in range(30):
+        s = observe(s, CFG, now=float(k), outcome="success", latency_ms=800.0, ttft_ms=300.0)
+    s = observe(s, CFG, now=30.0, outcome="success", latency_ms=8_000.0, ttft_ms=4_000.0)
+    assert s is not None and s.latency_ms == pytest.approx(800 + 0.2 * 7_200, rel=0.01)
+    soon = observe(s, CFG, now=40.0, outcome="success", latency_ms=800.0, ttft_ms=300.0)
+    assert soon.latency_ms == pytest.approx(s.latency_ms * 0.8 + 800 * 0.2, rel=0.01)
+    later = observe(s, CFG, now=3_630.0, outcome="success", latency_ms=800.0, ttft_ms=300.0)
+    assert later.latency_ms is not None and later.latency_ms < 830.0

@@ -416,3 +416,32 @@ def test_a_draw_puts_a_dearer_model_first_only_in_its_share() -> None:
     near = [model(f"near{i}", input_per_mtok=0.15, output_per_mtok=0.15) for i in range(40)]
     firsts = _firsts([cheap, *near], {("cheap", "unknown"): known}, 1_000)
     assert sum(a != "cheap" for a in firsts) / len(firsts) > 0.5
+
+
+def test_a_speed_not_measured_for_a_while_counts_for_less() -> None:
+    """A cheaper model measured slow once, an hour ago, and not tried since: its speed
+    counts for little by now (it kept a cheap model ranked last for hours)."""
+    cheap = model("cheap", input_per_mtok=0.25, output_per_mtok=0.25)
+    other = model("other")
+    s: ModelStats | None = None
+    for k in range(30):
+        s = observe(s, CFG, now=float(k), outcome="success", latency_ms=800.0, ttft_ms=300.0)
+    s = observe(s, CFG, now=30.0, outcome="success", latency_ms=20_000.0, ttft_ms=9_000.0)
+    assert s is not None
+    stats = {("cheap", "unknown"): s, ("other", "unknown"): history(["success"] * 30, 800, 300)}
+    stats[("other", "unknown")] = attrs.evolve(stats[("other", "unknown")], updated_at=3_600.0)
+    assert order([cheap, other], stats=stats, now=40.0) == ["other", "cheap"]
+    assert order([cheap, other], stats=stats, now=3_600.0) == ["cheap", "other"]
+
+
+def test_where_callers_rate_answers_a_dearer_model_is_drawn_too() -> None:
+    """Feedback in use (a model rated): an untried model three times the price gets its
+    draws in every ranking, as only trying it shows whether its answers are better."""
+    rated = attrs.evolve(history(["success"] * 30), feedback_sum=15.0, feedback_n=30.0)
+    cheap = model("cheap", input_per_mtok=0.1, output_per_mtok=0.1)
+    dear = model("dear", input_per_mtok=0.3, output_per_mtok=0.3)
+    unrated = history(["success"] * 30)
+    without = _firsts([cheap, dear], {("cheap", "unknown"): unrated}, 2_000)
+    with_feedback = _firsts([cheap, dear], {("cheap", "unknown"): rated}, 2_000)
+    assert without.count("dear") < with_feedback.count("dear")
+    assert with_feedback.count("dear") > 20
