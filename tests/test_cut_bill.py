@@ -192,15 +192,19 @@ async def test_a_continuation_that_only_repeated_the_answer_so_far_is_billed_for
     assert again[0].cost_usd > 0
 
 
-async def test_a_call_stops_after_three_attempts_billed_for_broken_answers(
+async def test_a_call_stops_once_its_broken_answers_were_billed_three_answers_worth(
     nursery: trio.Nursery,
 ) -> None:
-    """Five models behind one upstream that breaks every answer off (it stalls after
-    output began): each attempt is billed, so the call stops after three, the other two
-    passed over with why (it paid every model of a catalog before)."""
+    """Six models behind one upstream that breaks every answer off (it stalls after
+    output began): each attempt is billed, so the call stops once the bills come to three
+    answers' worth, the models left passed over with why (it paid every model of a
+    catalog before)."""
     upstream: Upstream = await nursery.start(serve_stalling)
     models = {
-        f"emoji{i}": attrs.evolve(MODEL, alias=f"emoji{i}", model_id=f"emoji-{i}") for i in range(5)
+        f"emoji{i}": attrs.evolve(
+            MODEL, alias=f"emoji{i}", model_id=f"emoji-{i}", output_per_mtok=20.0
+        )
+        for i in range(6)
     }
     config = attrs.evolve(_config(upstream, RouterConfig(stall_ms=300)), models=models)
     call = Call(prompt="EMOJI " + SMILE * 20, caller=Caller(handle="team"))
@@ -209,8 +213,10 @@ async def test_a_call_stops_after_three_attempts_billed_for_broken_answers(
             result = await router.call(call)
             spent = (await router.spend("caller:team"))["day"]
     assert result.status == "failed", result
-    assert [a.outcome for a in result.trace.attempts] == ["error"] * 3
-    assert all(a.cost_usd > 0 for a in result.trace.attempts)
-    assert spent == pytest.approx(sum(a.cost_usd for a in result.trace.attempts))
-    stopped = [s.alias for s in result.trace.skipped if "stopped after 3" in s.reason]
-    assert len(stopped) == 2, result.trace.skipped
+    attempts = result.trace.attempts
+    assert 2 <= len(attempts) < 6 and {a.outcome for a in attempts} == {"error"}, attempts
+    assert all(a.cost_usd > 0 for a in attempts)
+    assert spent == pytest.approx(sum(a.cost_usd for a in attempts))
+    stopped = [s.alias for s in result.trace.skipped if s.reason.startswith("the call stopped")]
+    assert len(stopped) == 6 - len(attempts), result.trace.skipped
+    assert "the call stopped: its failed attempts were billed" in result.errors[0].message

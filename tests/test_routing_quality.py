@@ -15,6 +15,8 @@ import trio
 import switchman
 from switchman import Call
 from switchman.catalog import SimProfile, Weights
+from switchman.policy import estimate_input_tokens
+from switchman.policy._eligibility import output_tokens
 from switchman.sim import rate_answer
 
 from ._simfleet import fleet, sim_model
@@ -182,20 +184,42 @@ async def test_the_weights_are_the_configurations(autojump_clock: trio.abc.Clock
         assert factors["cheap"]["trust"] == weights.trust / 2
 
 
-async def test_a_call_stops_after_three_failed_attempts_that_were_billed(
+async def test_a_call_stops_once_its_failures_were_billed_three_answers_worth(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     """Every model breaks its answer off after output began (a proxy cutting long
-    streams): each such attempt is billed, and the call stops after three of them instead
-    of paying every model of the catalog for a broken answer; the models not tried are
-    in the trace with why."""
+    streams), each such attempt billed: the call stops once those bills come to three
+    times what an answer could cost, instead of paying every model of the catalog for a
+    broken answer; the models not tried are in the trace, and the error says why."""
     cutting = SimProfile(latency_ms=200, ttft_ms=50, tokens_per_s=200, cut_rate=1.0)
-    models = [sim_model(f"m{i}", cutting) for i in range(8)]
+    models = [
+        sim_model(f"m{i}", cutting, input_per_mtok=5.0, output_per_mtok=20.0) for i in range(12)
+    ]
+    call = Call(prompt="Summarise the tides. " * 4_000, intent="summarize")
     async with switchman.open_router(fleet(*models, seed=2)) as router:
-        result = await router.call(Call(prompt="Summarise the tides. " * 50, intent="summarize"))
+        result = await router.call(call)
     assert result.status == "failed"
-    billed = [a for a in result.trace.attempts if a.cost_usd > 0]
-    assert len(billed) == 3 == len(result.trace.attempts), result.trace.attempts
-    assert result.cost_usd == pytest.approx(sum(a.cost_usd for a in billed))
-    stopped = [s for s in result.trace.skipped if "stopped after 3 failed attempts" in s.reason]
-    assert len(stopped) == 5, result.trace.skipped
+    attempts = result.trace.attempts
+    assert all(a.cost_usd > 0 for a in attempts) and 3 <= len(attempts) < 12, attempts
+    answer = models[0].cost(estimate_input_tokens(call), output_tokens(call, models[0], 0))
+    billed = [a.cost_usd for a in attempts]
+    assert sum(billed) >= 3 * answer > sum(billed[:-1])
+    assert result.cost_usd == pytest.approx(sum(billed))
+    stopped = [s for s in result.trace.skipped if s.reason.startswith("the call stopped")]
+    assert len(stopped) == 12 - len(attempts), result.trace.skipped
+    assert "the call stopped: its failed attempts were billed" in result.errors[0].message
+
+
+async def test_cheap_billed_failures_do_not_stop_a_call_a_next_model_answers(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Seven models in a row break off short answers, billed a few millionths of a dollar
+    each: the eighth answers (the stop is for failures that cost money)."""
+    cutting = SimProfile(latency_ms=200, ttft_ms=50, tokens_per_s=200, cut_rate=1.0)
+    models = [sim_model(f"m{i}", cutting) for i in range(7)]
+    models.append(sim_model("m7", HEALTHY))
+    config = fleet(*models, seed=2, routes={"chain": tuple(m.alias for m in models)})
+    async with switchman.open_router(config) as router:
+        result = await router.call(Call(prompt="Summarise the tides.", model="chain"))
+    assert result.status == "complete" and result.model == "m7", result.errors
+    assert sum(a.cost_usd > 0 and a.outcome == "error" for a in result.trace.attempts) == 7

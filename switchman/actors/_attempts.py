@@ -106,10 +106,14 @@ _attempt_ids = itertools.count(1)
 SHORT_WAIT_S = 5.0
 
 
-#: a call stops falling back after this many of its attempts failed and were billed (their
-#: answers broke off, or were refused with usage): a prompt every model breaks off on (a
-#: proxy cutting long streams), at half a million tokens, was billed $80 over 54 models
-MAX_BILLED_FAILURES: Final = 3
+#: a call stops falling back once its failed attempts were billed this many times what an
+#: answer from the model it tried first could cost (their answers broke off, or were
+#: refused with usage): a prompt every model breaks off on (a proxy cutting long streams),
+#: at half a million tokens, was billed $80 over 54 models
+FAILED_ANSWERS: Final = 3
+#: ... and at least this much: a few cheap refusals must not stop a call a next model
+#: would answer (three reasoning models that spent a 40-token limit thinking, $0.00006)
+FAILED_FLOOR_USD: Final = 0.01
 
 
 async def run_attempts(
@@ -127,7 +131,7 @@ async def run_attempts(
     too_long_for = 0  # the most input room a provider said the input overflowed
     waited = 0.0
     paused: Wait | None = None  # the wait for a paused model before asking it again
-    billed = 0  # attempts that failed and were billed
+    billed = 0.0  # what the attempts that failed were billed
     i = 0
     while i < len(candidates):
         model = candidates[i]
@@ -209,15 +213,26 @@ async def run_attempts(
             i += 1
             left.add(upstream)
             run.after = f"fallback: {decision.reason}"
-            billed += outcome.billed_cost_usd is not None and outcome.billed_cost_usd > 0.0
-            if billed >= MAX_BILLED_FAILURES:
-                why = f"the call stopped after {billed} failed attempts that were billed"
+            billed += outcome.billed_cost_usd or 0.0
+            if billed >= max(FAILED_ANSWERS * _answer_cost(run, candidates[0]), FAILED_FLOOR_USD):
+                why = (
+                    f"the call stopped: its failed attempts were billed ${billed:.6f}, "
+                    f"{FAILED_ANSWERS} times what an answer could cost or more"
+                )
                 for model in candidates[i:]:
                     run.skip(model.alias, why)
+                if i < len(candidates):
+                    run.stopped = f"{why} ({len(candidates) - i} more model(s) not tried)"
                 return None
         else:
             return None
     return None
+
+
+def _answer_cost(run: CallRun, model: ModelSpec) -> float:
+    """What an answer from ``model`` can cost the call: its prompt, as estimated, and its
+    output room."""
+    return most_cost(model, run.input_tokens, output_tokens(run.call, model, run.input_tokens))
 
 
 def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> float:

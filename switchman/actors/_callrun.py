@@ -51,6 +51,8 @@ class CallRun:
     tracked_usd: float = 0.0
     #: fallbacks passed over as what they could cost would take the call past its cap
     over_cap: int = 0
+    #: why the call stopped falling back with models left (its failures' bills), else None
+    stopped: str | None = None
     budget_scopes: tuple[str, ...] = ()
     #: raw text already handed to the caller's stream (through the redactor), in pieces
     #: (``+=`` on an attribute copied it whole each time: 3 s for 20,000 pieces)

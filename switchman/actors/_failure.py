@@ -70,7 +70,7 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
         lead = ErrorInfo(
             code=first.code if first.code != "all_models_failed" else "all_models_failed",
             message=f"the stream broke after output was sent and no model could continue it: "
-            f"{first.message}",
+            f"{first.message}" + (f"; {run.stopped}" if run.stopped else ""),
             provider=first.provider,
             status=first.status,
         )
@@ -110,9 +110,10 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     over = f"; {unaffordable} more model(s) not tried: over budget" if unaffordable else ""
     if run.over_cap:  # (the call's own cap; a model turned away shares their code)
         over += f"; {run.over_cap} more model(s) not tried: over max_cost_usd"
+    stopped = f", and {run.stopped}" if run.stopped else ""
     lead = ErrorInfo(
         code=code,
-        message=f"{len(run.attempts)} attempt(s) failed; last: {last.message}"
+        message=f"{len(run.attempts)} attempt(s) failed{stopped}; last: {last.message}"
         + (where if last.provider else "")
         + over,
         provider=last.provider,
