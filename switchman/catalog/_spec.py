@@ -549,6 +549,10 @@ class ServerConfig:
         return errors
 
 
+#: the most a ranking factor's weight can be: far past any trade-off between factors
+MAX_WEIGHT: Final = 1_000.0
+
+
 @attrs.frozen(kw_only=True)
 class Weights:
     """How much each of the ranking's factors (``switchman.policy._scoring``) counts: each
@@ -570,7 +574,8 @@ class Weights:
     def _problems(v: Any) -> list[FieldError]:
         errors: list[FieldError] = []
         for name in attrs.fields_dict(Weights):
-            _number(errors, name, getattr(v, name), 0)
+            # (1e308 made every score infinite, and a result's JSON invalid)
+            _number(errors, name, getattr(v, name), 0, high=MAX_WEIGHT)
         return errors
 
 

@@ -65,8 +65,9 @@ _CONVERT_MAX: Final = 256 * MB
 _WAL_LIMIT: Final = 64 * MB
 #: a job's size: its call and result as stored (JSON, ASCII: a byte a character); rows
 #: from before ``size`` was kept are given theirs at open (``_sized``), so a sum of sizes
-#: reads an index alone, never the rows' text
-_SIZE: Final = "size"
+#: reads an index alone, never the rows' text (a row an older switchman writes while
+#: this one runs counts 0 until the next open: a sum of none is not NULL)
+_SIZE: Final = "COALESCE(size, 0)"
 #: when a job finishes: ``now`` (the one parameter), never before it was submitted or began
 #: (a wall clock stepped back mid-call); with ``started_at`` ``COALESCE(started_at, ?)``
 #: clamped the same way, ``submitted_at <= started_at <= finished_at`` always holds

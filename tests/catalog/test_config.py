@@ -889,3 +889,15 @@ def test_an_alias_or_route_name_no_call_could_name_is_refused(tmp_path: Path) ->
     said = str(info.value)
     assert "alias: must be at most 256 characters" in said
     assert "name: must be at most 256 characters" in said
+
+
+def test_weights_are_bounded(tmp_path: Path) -> None:
+    """A weight of 1e308 made every score infinite (a tie, and `Infinity` in a result's
+    JSON): weights are 0 to 1,000."""
+    path = tmp_path / "switchman.toml"
+    path.write_text("[router.weights]\ntrust = 1e308\ncost = -1\n", "utf-8")
+    with pytest.raises(ValidationError) as exc:
+        load_config(path, env={})
+    said = {f.field: f.message for f in exc.value.fields}
+    assert set(said) == {"router.weights.trust", "router.weights.cost"}, said
+    assert "1000" in said["router.weights.trust"]

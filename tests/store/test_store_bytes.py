@@ -344,3 +344,19 @@ def test_an_older_stores_jobs_are_given_their_sizes_as_it_opens(tmp_path: Path) 
         assert None not in sizes.values()
     finally:
         db.close()
+
+
+def test_rows_without_a_size_written_while_it_runs_do_not_break_a_prune(tmp_path: Path) -> None:
+    """An owner whose every row an older switchman wrote without a size while this one
+    had the file open: its sum is 0 until the next open gives them theirs, not NULL (a
+    prune raised TypeError on it, every 256th job)."""
+    db = _Db(str(tmp_path / "jobs.db"))
+    try:
+        db.conn.executemany(
+            "INSERT INTO jobs (id, status, owner, handle, submitted_at, finished_at, call)"
+            " VALUES (?, 'complete', 'old-team', 'old-team', ?, ?, '{}')",
+            [(f"o{i}", 1_000.0 + i, 1_000.5 + i) for i in range(5)],
+        )
+        assert db.prune(2_000.0, 3, 86_400.0, 10**9) == 2  # the count bound still bites
+    finally:
+        db.close()
