@@ -609,47 +609,57 @@ async def run_dispatcher(
     dispatcher = _Dispatcher(env)
     capacity = env.config.router.capacity
     backlog = max(capacity, BACKLOG)
-    async with trio.open_nursery() as nursery:
-        flusher = trio.CancelScope()
+    try:
+        async with trio.open_nursery() as nursery:
+            flusher = trio.CancelScope()
 
-        async def flush_spend() -> None:
-            with flusher:
-                await dispatcher.flush_spend()
+            async def flush_spend() -> None:
+                with flusher:
+                    await dispatcher.flush_spend()
 
-        nursery.start_soon(flush_spend)
-        task_status.started()
-        held: list[DispatcherMessage] = []  # the message being handled, until it is
-        try:
-            await _serve_inbox(dispatcher, nursery, inbox, capacity, backlog, held)
-        except trio.Cancelled:  # the router stops now: no one would take what waits
-            _turn_away(held, inbox)
-            raise
-        with trio.move_on_after(env.config.server.grace_s):
-            await dispatcher.wait_idle()
-        for running in list(dispatcher.scopes.values()):
-            running.cancel()
-        flusher.cancel()
-    dispatcher.send_spend()  # what the last calls spent
+            nursery.start_soon(flush_spend)
+            task_status.started()
+            held: list[DispatcherMessage] = []  # the message being handled, until it is
+            try:
+                await _serve_inbox(dispatcher, nursery, inbox, capacity, backlog, held)
+            except trio.Cancelled:  # the router stops now: no one would take what waits
+                _turn_away(held, inbox)
+                raise
+            except Exception:  # a bug: the restarted dispatcher serves what waits, but
+                _turn_away(held, None)  # the message in hand would wait for ever
+                raise
+            with trio.move_on_after(env.config.server.grace_s):
+                await dispatcher.wait_idle()
+            for running in list(dispatcher.scopes.values()):
+                running.cancel()
+            flusher.cancel()
+    finally:
+        dispatcher.send_spend()  # what the last calls spent (a crash loses none of it)
 
 
 def _turn_away(
-    held: list[DispatcherMessage], inbox: trio.MemoryReceiveChannel[DispatcherMessage]
+    held: list[DispatcherMessage], inbox: trio.MemoryReceiveChannel[DispatcherMessage] | None
 ) -> None:
     """The router stopped at once (cancelled): answer the message it ``held`` and every
     one still waiting in ``inbox`` (a call with its failed result, "the router stopped
     before the call finished"; a feedback query with ``closed`` and a spend query with the
     end of its channel, both ``RouterClosed`` to their callers), and close ``inbox``, so
-    later sends fail at once instead of waiting for ever."""
+    later sends fail at once instead of waiting for ever. Without ``inbox`` (the
+    dispatcher crashed, and its restart serves what waits), the held message alone."""
     while True:
         if held:  # (the one the dispatcher held when cancelled, waiting for room or else)
             msg = held.pop()
+        elif inbox is None:
+            return
         else:
             try:
                 msg = inbox.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
         if isinstance(msg, Submit):  # (its reply channel has room: the call is not begun)
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            with contextlib.suppress(
+                trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError
+            ):
                 msg.reply_to.send_nowait(failed(msg.call_id, msg.job_id, "cancelled", STOPPED))
         elif isinstance(msg, FeedbackFor):
             with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):

@@ -219,6 +219,10 @@ class TraceHub:
         for sub in gone:
             self._subscribers.remove(sub)
 
+    def reopen(self) -> None:
+        """Take subscriptions again (after ``close``: the hub's actor restarted)."""
+        self._closed = False
+
     def close(self) -> None:
         self._closed = True
         for sub in self._subscribers:
@@ -241,7 +245,9 @@ def _accepts(accept: Accept, event: TraceEvent) -> bool:
 async def run_trace_hub(
     hub: TraceHub, *, task_status: trio.TaskStatus[TraceHub] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve ``hub`` until cancelled; on the way out, close every subscription."""
+    """Serve ``hub`` until cancelled; on the way out, close every subscription (a hub
+    restarted after a crash takes subscriptions again)."""
+    hub.reopen()
     try:
         task_status.started(hub)
         await trio.sleep_forever()

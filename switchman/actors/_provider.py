@@ -156,7 +156,13 @@ class _ProviderState:
         now = trio.current_time()
         previous = board.get(spec.name)
         if previous is not None:  # a restart: carry health and learning over
-            self.breakers: dict[str, Breaker] = dict(previous.breakers)
+            # (a probe out then was lost with the attempts: the next call may probe)
+            self.breakers: dict[str, Breaker] = {
+                alias: attrs.evolve(b, probe_in_flight=False, probe_started_at=None)
+                if b.probe_in_flight
+                else b
+                for alias, b in previous.breakers.items()
+            }
             self.rate: RateBudget = previous.rate
             self.stats: dict[tuple[str, str], ModelStats] = dict(previous.stats)
             self.model_rates: dict[str, RateBudget] = dict(previous.model_rates)
@@ -524,7 +530,11 @@ async def run_provider_actor(
             task_status.started()
             async for msg in inbox:
                 if isinstance(msg, Attempt):
-                    refusal = state.admit(msg, trio.current_time())
+                    try:
+                        refusal = state.admit(msg, trio.current_time())
+                    except BaseException:  # (its caller learns at once: no attempt runs)
+                        msg.reply_to.close()
+                        raise
                     if refusal is not None:
                         with msg.reply_to:
                             try:

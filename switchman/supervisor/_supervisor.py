@@ -12,12 +12,13 @@ the next one starts. A wrapper catches the ``Exception`` its child raises, so a
 crash never cancels the siblings, and sends the exit to the supervisor's loop. The
 loop alone owns the children's state: it restarts only the child that exited
 (``one_for_one``), counting every restart against the restart intensity
-(:mod:`switchman.policy._intensity`). One restart too many stops the remaining
+(:mod:`switchman.policy._intensity`). One restart too many cancels the remaining
 children in reverse start order and raises :class:`SupervisorEscalation`, which a
 parent supervisor sees as a crash of that child.
 
-Stopping a child (shutdown or escalation): ``spec.stop()`` asks it to finish, the
-supervisor waits up to ``spec.shutdown_s`` for it to return, then cancels its scope.
+Stopping a child (shutdown): ``spec.stop()`` asks it to finish, the supervisor waits
+up to ``spec.shutdown_s`` for it to return, then cancels its scope. Giving up cancels
+at once: a ``stop`` (an inbox closed) could end what a restart by the parent needs.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ class Supervisor:
                     case _Exited() as exited:
                         await self._on_exit(nursery, exited)
         except _Escalate as escalate:
-            await self._stop_all(exits)
+            await self._cancel_all(exits)
             return escalate
         await self._stop_all(exits)
         return None
@@ -305,6 +306,18 @@ class Supervisor:
         for child in reversed(self._children.values()):
             if child.running:
                 await self._stop(child, exits)
+
+    async def _cancel_all(self, exits: trio.MemoryReceiveChannel[_Message]) -> None:
+        """Cancel the running children in reverse start order, without their ``stop``:
+        giving up is a failure, and a ``stop`` may end what a restart needs again (an
+        actor's inbox closed is closed for the actor a parent restarts, which then ended
+        at once: one burst of crashes left every provider dead for good)."""
+        for child in reversed(self._children.values()):
+            if child.running:
+                child.stopping = True
+                assert child.scope is not None
+                child.scope.cancel()
+                await self._wait_exit(child, exits)
 
     async def _stop(self, child: _Child, exits: trio.MemoryReceiveChannel[_Message]) -> None:
         child.stopping = True

@@ -1,0 +1,151 @@
+"""Crashes injected into the actors other tests leave alone, through the whole router on
+the simulator: a burst of provider crashes that makes their supervisor give up, a
+provider crashing with a half-open probe out or while it admits an attempt, the
+dispatcher's own loop, the trace hub. Every call ends, with a cause, and what restarts
+serves again."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+import switchman
+from switchman import Call, Options, Timeouts
+from switchman._result import TraceEvent
+from switchman.actors import _dispatcher, _provider
+from switchman.actors._board import StatusBoard
+from switchman.actors._hub import TraceHub, run_trace_hub
+from switchman.catalog import SimProfile
+from switchman.policy._breaker import Breaker, BreakerConfig
+from switchman.policy._learning import LearningConfig
+
+from ._simfleet import fleet, sim_model
+
+FAST = SimProfile(latency_ms=50)
+
+
+def _two_providers() -> switchman.Config:
+    a = sim_model("a", FAST, provider="sim-a")
+    b = sim_model("b", FAST, provider="sim-b")
+    return fleet(a, b, routes={"ab": ("a", "b")})
+
+
+async def test_a_burst_of_provider_crashes_leaves_every_provider_serving(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six crashes of one provider actor within 30 s: the providers' supervisor gives
+    up and the root restarts it; every provider then serves again (its siblings' inboxes
+    were closed by a graceful stop before, and the router died of the churn)."""
+    real_admit = _provider._ProviderState.admit
+    crashes = 0
+
+    def admit(state: _provider._ProviderState, msg: object, now: float) -> object:
+        nonlocal crashes
+        if state.spec.name == "sim-a" and crashes < 6:
+            crashes += 1
+            raise RuntimeError("injected crash")
+        return real_admit(state, msg, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_provider._ProviderState, "admit", admit)
+    async with switchman.open_router(_two_providers()) as router:
+        quick = Options(timeouts=Timeouts(ttft_ms=1_000))  # (six crashes within 30 s)
+        during = [await router.call(Call(prompt="hi", model="ab", options=quick)) for _ in range(6)]
+        await trio.sleep(1)
+        after_a = await router.call(Call(prompt="hi", model="a"))
+        after_b = await router.call(Call(prompt="hi", model="b"))
+    assert crashes == 6
+    # (the sixth crash restarts every provider: the attempt on b then in flight is cut)
+    assert all(r.status == "complete" and r.model == "b" for r in during[:5])
+    assert after_a.status == "complete" and after_b.status == "complete", (
+        after_a.errors,
+        after_b.errors,
+    )
+
+
+async def test_an_attempt_whose_admission_crashed_fails_at_once(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider actor crashes while it admits an attempt: the call learns it at
+    once and falls back (it waited out the whole time to first token before)."""
+    real_admit = _provider._ProviderState.admit
+    crashed = False
+
+    def admit(state: _provider._ProviderState, msg: object, now: float) -> object:
+        nonlocal crashed
+        if state.spec.name == "sim-a" and not crashed:
+            crashed = True
+            raise RuntimeError("injected crash")
+        return real_admit(state, msg, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_provider._ProviderState, "admit", admit)
+    async with switchman.open_router(_two_providers()) as router:
+        started = trio.current_time()
+        result = await router.call(Call(prompt="hi", model="ab"))
+        took = trio.current_time() - started
+    assert result.status == "complete" and result.model == "b", result.errors
+    assert took < 1.0, took  # not the 15 s first-token limit
+
+
+async def test_a_provider_restarted_with_a_probe_out_lets_the_next_call_probe(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A restart loses the attempts the crashed actor ran, its half-open probe with
+    them: the restarted actor starts with no probe out (the model was half-open with a
+    probe in flight for good, every call refused, until the router restarted)."""
+    config = _two_providers()
+    spec, models = config.providers["sim-a"], (config.models["a"],)
+    board, hub = StatusBoard(), TraceHub()
+    first = _provider._ProviderState(
+        spec, models, board, hub, BreakerConfig(), LearningConfig(), {}
+    )
+    first.breakers["a"] = Breaker(state="half_open", probe_in_flight=True, probe_started_at=0.0)
+    first.publish()
+    restarted = _provider._ProviderState(
+        spec, models, board, hub, BreakerConfig(), LearningConfig(), {}
+    )
+    assert restarted.restarts == 1
+    assert not restarted.breakers["a"].probe_in_flight
+    assert restarted.breakers["a"].state == "half_open"  # its next call is the probe
+
+
+async def test_a_crash_of_the_dispatchers_loop_answers_the_message_in_hand(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher's loop fails while it handles a feedback query: the query is
+    answered (it waited for ever before), the restarted dispatcher serves the next
+    calls, and no spend is lost."""
+    real = _dispatcher._Dispatcher.feedback
+    crashed = False
+
+    async def feedback(self: _dispatcher._Dispatcher, msg: object) -> None:
+        nonlocal crashed
+        if not crashed:
+            crashed = True
+            raise RuntimeError("injected crash")
+        await real(self, msg)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_dispatcher._Dispatcher, "feedback", feedback)
+    async with switchman.open_router(_two_providers()) as router:
+        first = await router.call(Call(prompt="hi", model="a"))
+        with trio.fail_after(30), pytest.raises(switchman.RouterClosed):
+            await router.feedback(first.call_id, 0.9)
+        second = await router.call(Call(prompt="hi again", model="a"))
+        spent = (await router.spend("global"))["day"]
+    assert second.status == "complete"
+    assert spent == pytest.approx(first.cost_usd + second.cost_usd)
+
+
+async def test_a_restarted_trace_hub_takes_subscriptions_again() -> None:
+    """The hub's actor ended (a crash: its way out closes every subscription) and its
+    supervisor starts it again: subscriptions are taken again (closed for good before)."""
+    hub = TraceHub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_trace_hub, hub)
+        hub.close()  # what the crashed actor's way out did
+        await nursery.start(run_trace_hub, hub)  # the restart
+        subscription = hub.subscribe()
+        assert hub.statistics().subscribers == 1
+        hub.publish(TraceEvent(type="call.accepted", call_id="c1", job_id=None, ts=0.0))
+        assert subscription.receive_nowait().call_id == "c1"
+        nursery.cancel_scope.cancel()
