@@ -195,6 +195,11 @@ async def test_a_ledger_crash_mid_load_forgets_no_reservation_and_strands_no_cal
     assert took < 5.0  # nobody waited out the call deadline for a lost reply
     assert spent["day"] == pytest.approx(sum(r.cost_usd for r in done))
     assert spent["day"] <= 0.05
+    # the one the crash turned away is told that, not of a "ledger day budget of $0"
+    turned_away = [e.message for r in results for e in r.errors if "ledger" in e.message]
+    assert turned_away and all(
+        "the budgets could not be checked (their ledger failed)" in m for m in turned_away
+    ), turned_away
 
 
 async def test_spend_is_tracked_without_any_budget(autojump_clock: trio.abc.Clock) -> None:

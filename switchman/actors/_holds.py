@@ -12,7 +12,7 @@ import trio
 from switchman._channels import open_channel, send_soon
 from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import Release, Reserve, Settle
-from switchman.policy._budget import Limit, Refusal, window_key
+from switchman.policy._budget import NO_LEDGER, Limit, Refusal, window_key
 
 log = logging.getLogger("switchman.attempts")
 
@@ -51,7 +51,7 @@ async def reserve_hold(
             try:
                 return await receive.receive()
             except trio.EndOfChannel:  # the ledger went away: fail closed
-                closed = Limit(scope="ledger", period="day", limit_usd=0.0)
+                closed = Limit(scope=NO_LEDGER, period="day", limit_usd=0.0)
                 return Refusal(limit=closed, available_usd=0.0, held_usd=0.0)
         except BaseException:
             # cancelled before the answer was read: the ledger may have reserved already
@@ -66,6 +66,9 @@ def tell_budget_refusal(env: DispatchEnv, limit: Limit, asked_usd: float) -> Non
     the status board until it holds an attempt again (``budget_held``), unless what was
     asked is more than its whole limit (that call could never fit: it says nothing of what
     the budget has left)."""
+    if limit.scope == NO_LEDGER:  # (no budget refused: the ledger failed, and says so)
+        log.error("a reservation got no answer from the budget ledger: its attempt not sent")
+        return
     told = env.told_refusals
     window = window_key(limit.period, time.time())
     if limit.scope == "global" and asked_usd <= limit.limit_usd:

@@ -70,6 +70,11 @@ def _plain(usd: float) -> str:
     return f"{usd:.9f}".rstrip("0").rstrip(".") or "0"
 
 
+#: the scope of the refusal a caller reads when the ledger never answered its reserve (it
+#: failed or stopped): no budget was checked, so the attempt is not sent (fail closed)
+NO_LEDGER = "ledger"
+
+
 def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: float) -> str:
     """Why ``refused`` stops a call that ``cost`` describes ("the $0.002 gpt could cost").
 
@@ -78,6 +83,8 @@ def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: flo
     the budget and when its window ends, since its figures would show the other teams'
     spend and calls in flight."""
     limit = refused.limit
+    if limit.scope == NO_LEDGER:
+        return f"the budgets could not be checked (their ledger failed): {cost} was not sent"
     if not figures:
         end = window_end(limit.period, wall_now)
         return (
