@@ -13,10 +13,10 @@ import trio.testing
 import switchman
 from switchman import Call, Options, Timeouts
 from switchman._result import TraceEvent
-from switchman.actors import _dispatcher, _provider
+from switchman.actors import _attempts, _dispatcher, _provider
 from switchman.actors._board import StatusBoard
 from switchman.actors._hub import TraceHub, run_trace_hub
-from switchman.catalog import SimProfile
+from switchman.catalog import BudgetsConfig, SimProfile
 from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._learning import LearningConfig
 
@@ -149,3 +149,33 @@ async def test_a_restarted_trace_hub_takes_subscriptions_again() -> None:
         hub.publish(TraceEvent(type="call.accepted", call_id="c1", job_id=None, ts=0.0))
         assert subscription.receive_nowait().call_id == "c1"
         nursery.cancel_scope.cancel()
+
+
+async def test_a_bug_after_an_answer_was_billed_counts_its_hold_spent(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call fails inside the router after the provider answered (and billed): its
+    hold is counted spent at the most the attempt could cost, not released (the bill no
+    budget then counted could take the spend past a limit)."""
+    paid = sim_model("paid", FAST, input_per_mtok=100.0, output_per_mtok=100.0)
+    config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=10.0))
+    real = _attempts.normal_finish
+    calls = 0
+
+    def buggy(reason: str | None) -> str | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("injected bug after the answer")
+        return real(reason)
+
+    monkeypatch.setattr(_attempts, "normal_finish", buggy)
+    async with switchman.open_router(config) as router:
+        failed = await router.call(Call(prompt="hi", model="paid"))
+        spent = (await router.spend("global"))["day"]
+        fine = await router.call(Call(prompt="hi", model="paid"))
+        after = (await router.spend("global"))["day"]
+    assert failed.status == "failed" and failed.errors[0].code == "internal_error"
+    assert spent > fine.cost_usd > 0  # the most it could cost, above what an answer costs
+    assert failed.cost_usd == pytest.approx(spent)
+    assert after == pytest.approx(spent + fine.cost_usd)

@@ -362,6 +362,16 @@ async def _one_attempt(
             else:
                 run.track(scopes, result.billed_cost_usd)
         return result
+    except Exception:  # a bug: the provider may have billed what the call never learned
+        if reservation is not None and not settled and not run.cut_usd:
+            run.cut_usd = estimate  # (counted at the most it could cost: never overspent)
+            log.error(
+                "attempt %d on %s failed inside the router; its hold, $%.6f, is counted spent",
+                n,
+                model.alias,
+                estimate,
+            )
+        raise
     finally:
         if sent and (turns := env.slot_waiters.get(model.provider)) is not None:
             turns.wake_one()  # its slot is free: the next caller in turn asks for it

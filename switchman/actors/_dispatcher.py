@@ -117,6 +117,8 @@ class _Dispatcher:
         self.scopes: dict[str, trio.CancelScope] = {}
         #: job id -> call id of the running calls submitted for a job (the gateway's)
         self.jobs: dict[str, str] = {}
+        #: call id -> what it has done, for a call a bug ends (its attempts' bills)
+        self.runs: dict[str, CallRun] = {}
         self.recent: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         #: calls already rated (feedback counts once per call)
         self.rated: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -187,6 +189,7 @@ class _Dispatcher:
                 result = await self._call(msg, scope)
             except Exception as exc:
                 log.exception("internal error in call %s", msg.call_id)
+                run = self.runs.get(msg.call_id)
                 result = Result(
                     call_id=msg.call_id,
                     job_id=msg.job_id,
@@ -197,9 +200,16 @@ class _Dispatcher:
                             message=f"internal error: {type(exc).__name__}: {exc}",
                         ),
                     ),
-                    trace=Trace(outcome="internal_error"),
+                    # what its attempts were billed, as a budget counted it: a caller
+                    # told 0 would pay again for what it retried
+                    cost_usd=0.0 if run is None else run.settled_usd + run.tracked_usd,
+                    trace=Trace(
+                        outcome="internal_error",
+                        attempts=() if run is None else tuple(run.attempts),
+                    ),
                 )
             finally:
+                self.runs.pop(msg.call_id, None)
                 del self.scopes[msg.call_id]
                 if msg.job_id is not None:
                     self.jobs.pop(msg.job_id, None)
@@ -239,6 +249,7 @@ class _Dispatcher:
             scope=scope,
             spend=self.track,
         )
+        self.runs[msg.call_id] = run
         if msg.stream and run.redact:
             run.redactor = StreamRedactor(env.secrets)
         elif msg.stream and env.secrets:  # redaction off: the router's own keys still go
