@@ -6,6 +6,8 @@ serves again."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 import trio.testing
@@ -13,12 +15,13 @@ import trio.testing
 import switchman
 from switchman import Call, Options, Timeouts
 from switchman._result import TraceEvent
-from switchman.actors import _attempts, _dispatcher, _provider
+from switchman.actors import _attempts, _dispatcher, _persister, _provider
 from switchman.actors._board import StatusBoard
 from switchman.actors._hub import TraceHub, run_trace_hub
 from switchman.catalog import BudgetsConfig, SimProfile
 from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._learning import LearningConfig
+from switchman.store import open_store
 
 from ._simfleet import fleet, sim_model
 
@@ -179,3 +182,27 @@ async def test_a_bug_after_an_answer_was_billed_counts_its_hold_spent(
     assert spent > fine.cost_usd > 0  # the most it could cost, above what an answer costs
     assert failed.cost_usd == pytest.approx(spent)
     assert after == pytest.approx(spent + fine.cost_usd)
+
+
+async def test_a_bug_in_saving_spend_fails_the_save_not_the_router(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every save of the spend raises (a bug, not the store refusing): it is logged and
+    tried again; calls go on (the persister crashed on each, and the root supervisor gave
+    up within a second, the router dead)."""
+
+    def broken(ledger: object) -> object:
+        raise TypeError("injected bug in the snapshot")
+
+    monkeypatch.setattr(_persister, "ledger_snapshot", broken)
+    async with (
+        open_store(str(tmp_path / "jobs.db")) as store,
+        switchman.open_router(_two_providers(), store=store) as router,
+    ):
+        results = []
+        for _ in range(20):
+            results.append(await router.call(Call(prompt="hi", model="a")))
+            await trio.sleep(0.5)
+        persister = router._root.statistics().child("persister")
+    assert all(r.status == "complete" for r in results)
+    assert persister.restarts == 0

@@ -234,9 +234,10 @@ async def run_persister(
     ``kept``: statistics of models that are not running now, saved along unchanged, so a
     run without a provider (its key unset for a day) does not forget what was learned.
 
-    A save the store refuses (``STORE_ERRORS``: its disk full, its lock held) is logged
-    once per streak of failures (and once when saving works again); what it would have
-    saved stays unsaved, tried again every ``retry_s``. A persister started again (by
+    A save that fails (the store refuses it, ``STORE_ERRORS``: its disk full, its lock
+    held; or a bug, logged with its traceback) is logged once per streak of failures (and
+    once when saving works again); what it would have saved stays unsaved, tried again
+    every ``retry_s``. A persister started again (by
     its supervisor) saves the spend it finds, whatever its predecessor saved.
     """
     kept = dict(kept or {})
@@ -253,9 +254,15 @@ async def run_persister(
         nonlocal failing
         try:
             await save()
-        except STORE_ERRORS as exc:
-            if failing is None:
-                log.error("cannot save %s: %s (kept, tried again every %gs)", what, exc, retry_s)
+        except Exception as exc:  # a bug too: saving fails, routing goes on (a crash each
+            if failing is None:  # time gave the root supervisor up within a second)
+                log.error(
+                    "cannot save %s: %s (kept, tried again every %gs)",
+                    what,
+                    str(exc) or type(exc).__name__,
+                    retry_s,
+                    exc_info=not isinstance(exc, STORE_ERRORS),
+                )
             failing = str(exc) or type(exc).__name__
             return False
         if failing is not None:
