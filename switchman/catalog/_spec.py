@@ -592,7 +592,8 @@ class RouterConfig:
     exploration: float = 1.0
     #: what was learned of a model (per intent) counts half after this long without news
     learning_half_life_s: float = 21_600.0
-    #: ... and its failures and measured speed after this long (outages and slow spells end)
+    #: ... and its failures after this long (outages end); a speed measured this long ago
+    #: gives way to a new measure
     failure_half_life_s: float = 600.0
     weights: Weights = attrs.field(factory=Weights)
 

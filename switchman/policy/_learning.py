@@ -10,8 +10,9 @@ Two kinds of forgetting keep the router adaptive:
   model is (how it answers, what it refuses, what callers think of it) is kept
   through a quiet night, while that it failed is soon forgotten (outages end), so
   a model that failed for a while is tried again. Its latency averages fade the same
-  way: a new measure after a quiet spell replaces most of the old average, and
-  scoring trusts an average by its failures' clock. ``decayed`` applies this when
+  way, for what a new measure replaces: one after a quiet spell replaces most of the
+  old average (scoring still trusts the average by ``n``: a model slow every time stays
+  slow between its calls). ``decayed`` applies this when
   reading; ``observe`` and ``observe_feedback`` apply it before adding the new
   observation. (One half-life of 10 minutes for everything left a gateway calling
   a few times an hour knowing nothing: every model back at the prior, explored

@@ -108,10 +108,13 @@ EXPLORE_COST: Final = 2.0
 #: ... except in this share of rankings (times ``exploration``, up to 1), where every
 #: model's rates are drawn: a dearer model that answers better is found, at that cost
 DEAR_SHARE: Final = 0.05
-#: ... and where callers rate the answers (one of the models holds this much feedback,
-#: faded): what a model's answers are worth shows only once it is tried, so every model
-#: is drawn (a better model at three times the price was never tried otherwise)
-RATED: Final = 0.05
+#: ... and where callers rate the answers: at least this share of what the model the
+#: means put first answered was rated (and ``RATED_MIN`` ratings, faded). What a model's
+#: answers are worth shows only once it is tried, so every model is drawn (a better model
+#: at three times the price was never tried otherwise); one stray rating is not enough
+#: (it made an intent's calls cost 13-22 times the cheapest model's for a day)
+RATED_SHARE: Final = 0.25
+RATED_MIN: Final = 3.0
 #: a model put first so costs at most this many times the model ranked first
 FRESHEN_COST: Final = EXPLORE_COST
 _LIFT: Final = 1e-9
@@ -188,7 +191,6 @@ def rank(
     found: list[ModelStats | None] = []
     decay: list[float] = []
     failing: list[float] = []  # (the failures' decay)
-    rated = False  # whether callers rate these models' answers (for this intent)
     best_latency = math.inf
     best_ttft = math.inf
     for m in models:
@@ -219,8 +221,6 @@ def rank(
         else:
             decay.append(1.0)
             failing.append(1.0)
-        if s.feedback_n * decay[-1] >= RATED:
-            rated = True
         if s.latency_ms is not None and s.latency_ms < best_latency:
             best_latency = s.latency_ms
         if s.ttft_ms is not None and s.ttft_ms < best_ttft:
@@ -279,11 +279,7 @@ def rank(
             n = hits + s.failures * failing[i] + refusals
             fb_sum = s.feedback_sum * f
             fb_n = s.feedback_n * f
-            # how fast it is can change as soon as whether it fails: what was measured
-            # counts for as long as its failures do (a slow spell kept a cheap model
-            # ranked last for hours, nothing but a call to it showing it fast again)
-            quick = (s.successes + s.failures + s.refusals) * failing[i]
-            conf = quick / (quick + LATENCY_PRIOR_N)
+            conf = n / (n + LATENCY_PRIOR_N)
             if s.latency_ms is not None:
                 raw = (best_latency + LATENCY_FLOOR_MS) / (s.latency_ms + LATENCY_FLOOR_MS)
                 latency = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
@@ -331,8 +327,15 @@ def rank(
 
     # pass 3: the Thompson draws, for the models that cost at most ``EXPLORE_COST`` times
     # the leader (a dearer model is put first by what is known of it, never by luck),
-    # unless callers rate the answers: only trying a model shows how good its answers are
+    # unless callers rate the leader's answers: only trying a model shows how good its
+    # answers are
     dearest = max(costs[leader] * EXPLORE_COST, COST_FLOOR_USD)
+    known = found[leader]
+    rated = (
+        known is not None
+        and (fb := known.feedback_n * decay[leader]) >= RATED_MIN
+        and fb >= RATED_SHARE * known.n * decay[leader]
+    )
     if (
         bits is not None
         and rng is not None

@@ -418,30 +418,37 @@ def test_a_draw_puts_a_dearer_model_first_only_in_its_share() -> None:
     assert sum(a != "cheap" for a in firsts) / len(firsts) > 0.5
 
 
-def test_a_speed_not_measured_for_a_while_counts_for_less() -> None:
-    """A cheaper model measured slow once, an hour ago, and not tried since: its speed
-    counts for little by now (it kept a cheap model ranked last for hours)."""
-    cheap = model("cheap", input_per_mtok=0.25, output_per_mtok=0.25)
+def test_a_speed_measured_before_a_quiet_spell_still_counts() -> None:
+    """A cheaper model measured slow, then not tried for an hour: it is still what it was
+    last seen to be (its slowness fading with the failures' clock had a model slow every
+    time tried again and again at quiet traffic); the next measure of it, after the
+    quiet spell, replaces most of that (``_learning``'s average)."""
+    cheap = model("cheap", input_per_mtok=0.1, output_per_mtok=0.1)
     other = model("other")
     s: ModelStats | None = None
     for k in range(30):
-        s = observe(s, CFG, now=float(k), outcome="success", latency_ms=800.0, ttft_ms=300.0)
-    s = observe(s, CFG, now=30.0, outcome="success", latency_ms=20_000.0, ttft_ms=9_000.0)
+        s = observe(s, CFG, now=float(k), outcome="success", latency_ms=20_000.0, ttft_ms=9_000.0)
     assert s is not None
     stats = {("cheap", "unknown"): s, ("other", "unknown"): history(["success"] * 30, 800, 300)}
     stats[("other", "unknown")] = attrs.evolve(stats[("other", "unknown")], updated_at=3_600.0)
-    assert order([cheap, other], stats=stats, now=40.0) == ["other", "cheap"]
+    assert order([cheap, other], stats=stats, now=3_600.0) == ["other", "cheap"]
+    fast = observe(s, CFG, now=3_600.0, outcome="success", latency_ms=800.0, ttft_ms=300.0)
+    stats[("cheap", "unknown")] = fast
     assert order([cheap, other], stats=stats, now=3_600.0) == ["cheap", "other"]
 
 
 def test_where_callers_rate_answers_a_dearer_model_is_drawn_too() -> None:
-    """Feedback in use (a model rated): an untried model three times the price gets its
-    draws in every ranking, as only trying it shows whether its answers are better."""
+    """Feedback in use (a quarter or more of the leader's answers rated): an untried model
+    three times the price gets its draws in every ranking, as only trying it shows
+    whether its answers are better; one stray rating does not open that."""
     rated = attrs.evolve(history(["success"] * 30), feedback_sum=15.0, feedback_n=30.0)
     cheap = model("cheap", input_per_mtok=0.1, output_per_mtok=0.1)
     dear = model("dear", input_per_mtok=0.3, output_per_mtok=0.3)
     unrated = history(["success"] * 30)
+    stray = attrs.evolve(unrated, feedback_sum=0.8, feedback_n=1.0)  # one caller, once
     without = _firsts([cheap, dear], {("cheap", "unknown"): unrated}, 2_000)
+    once = _firsts([cheap, dear], {("cheap", "unknown"): stray}, 2_000)
     with_feedback = _firsts([cheap, dear], {("cheap", "unknown"): rated}, 2_000)
     assert without.count("dear") < with_feedback.count("dear")
+    assert once.count("dear") < with_feedback.count("dear") / 2
     assert with_feedback.count("dear") > 20
