@@ -15,6 +15,7 @@ finished (``run``'s within ``--wait``, ``result``'s without ``--poll``). Clients
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -746,7 +747,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in CLIENT_COMMANDS:
         for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, _as_interrupt)
+            with contextlib.suppress(ValueError):  # (``main`` run outside the main thread)
+                signal.signal(signum, _as_interrupt)
         # an answer a stdout cannot encode (PYTHONIOENCODING=ascii) loses characters, not
         # the whole answer to a traceback once it is billed
         for stream in (sys.stdout, sys.stderr):
