@@ -89,6 +89,18 @@ def _join(prefix: str, field: str) -> str:
     return f"{prefix}{field}" if field.startswith("[") else f"{prefix}.{field}"
 
 
+class RouterFailed(SwitchmanError):
+    """``Router.feedback`` or ``Router.spend`` asked while a part of the router failed (a
+    bug, logged) and restarted: nothing was recorded or read; asking again works."""
+
+    code = "internal_error"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the router failed while handling this (a bug, logged; it restarted): try again"
+        )
+
+
 class PermissionDenied(SwitchmanError):
     """The caller may not do this: a model outside its allow-list, redaction turned off
     without the override and its acknowledgements. Also the class of a failed result's

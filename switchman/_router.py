@@ -35,7 +35,13 @@ import trio
 from switchman._call import INTENTS, Call
 from switchman._channels import open_channel, send_soon
 from switchman._convert import to_jsonable
-from switchman._errors import FieldError, SwitchmanError, UnknownCall, ValidationError
+from switchman._errors import (
+    FieldError,
+    RouterFailed,
+    SwitchmanError,
+    UnknownCall,
+    ValidationError,
+)
 from switchman._logsecrets import hide_secrets
 from switchman._result import Delta, ErrorInfo, Result, TraceEvent, failed
 from switchman.actors._board import (
@@ -398,7 +404,7 @@ class Router:
             except trio.EndOfChannel:
                 answer = "unknown"
         if answer == "closed":
-            raise RouterClosed()
+            raise self._gone()
         if answer == "rated":
             raise ValidationError(
                 [FieldError("call_id", f"{call_id} was already rated: feedback counts once")]
@@ -437,7 +443,14 @@ class Router:
                 await self._dispatch.send(SpendQuery(scope=scope, reply_to=send))
                 return await receive.receive()
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
-                raise RouterClosed() from None
+                raise self._gone() from None
+
+    def _gone(self) -> SwitchmanError:
+        """Why a query the dispatcher took went unanswered: the router closed (its inbox
+        closed with it), or the dispatcher failed and restarted (its inbox open still)."""
+        if self._closed or self._dispatch.statistics().open_receive_channels == 0:
+            return RouterClosed()
+        return RouterFailed()
 
     async def spend_saved(self, *, within: float = 1.0) -> bool:
         """Wait until the spend of every attempt settled so far is in the store (``within``

@@ -131,7 +131,7 @@ async def test_a_crash_of_the_dispatchers_loop_answers_the_message_in_hand(
     monkeypatch.setattr(_dispatcher._Dispatcher, "feedback", feedback)
     async with switchman.open_router(_two_providers()) as router:
         first = await router.call(Call(prompt="hi", model="a"))
-        with trio.fail_after(30), pytest.raises(switchman.RouterClosed):
+        with trio.fail_after(30), pytest.raises(switchman.RouterFailed):
             await router.feedback(first.call_id, 0.9)
         second = await router.call(Call(prompt="hi again", model="a"))
         spent = (await router.spend("global"))["day"]
@@ -185,11 +185,15 @@ async def test_a_bug_after_an_answer_was_billed_counts_its_hold_spent(
 
 
 async def test_a_bug_in_saving_spend_fails_the_save_not_the_router(
-    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    autojump_clock: trio.abc.Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Every save of the spend raises (a bug, not the store refusing): it is logged and
-    tried again; calls go on (the persister crashed on each, and the root supervisor gave
-    up within a second, the router dead)."""
+    """Every save of the spend raises (a bug, not the store refusing): it is logged once
+    and tried again; calls go on (the persister crashed on each, and the root supervisor
+    gave up within a second, the router dead); statistics saved meanwhile do not say that
+    spend is saved again."""
 
     def broken(ledger: object) -> object:
         raise TypeError("injected bug in the snapshot")
@@ -206,3 +210,59 @@ async def test_a_bug_in_saving_spend_fails_the_save_not_the_router(
         persister = router._root.statistics().child("persister")
     assert all(r.status == "complete" for r in results)
     assert persister.restarts == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "switchman.persister"]
+    assert sum(m.startswith("cannot save spend") for m in said) == 1, said
+    assert not any("saved again" in m for m in said), said
+
+
+async def test_a_bug_before_an_attempt_is_sent_charges_nothing(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call fails inside the router before its attempt reaches the provider: nothing
+    was billed, so nothing is counted, and its hold is released."""
+    paid = sim_model("paid", FAST, input_per_mtok=100.0, output_per_mtok=100.0)
+    config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=10.0))
+
+    def buggy(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("injected bug before the attempt is sent")
+
+    monkeypatch.setattr(_attempts, "request_params", buggy)
+    async with switchman.open_router(config) as router:
+        failed = await router.call(Call(prompt="hi", model="paid"))
+        spent = (await router.spend("global"))["day"]
+    assert failed.status == "failed" and failed.errors[0].code == "internal_error"
+    assert failed.cost_usd == 0.0 and spent == 0.0
+
+
+async def test_a_bug_after_an_answer_without_a_budget_is_spend_all_the_same(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No budget holds it, yet the provider billed it: the spend is tracked (at the most
+    it could cost), the result says so, and live subscribers see the call fail."""
+    paid = sim_model("paid", FAST, input_per_mtok=100.0, output_per_mtok=100.0)
+    real = _attempts.normal_finish
+    calls = 0
+
+    def buggy(reason: str | None) -> str | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("injected bug after the answer")
+        return real(reason)
+
+    monkeypatch.setattr(_attempts, "normal_finish", buggy)
+    async with switchman.open_router(fleet(paid)) as router:
+        with router.subscribe() as events:
+            failed = await router.call(Call(prompt="hi", model="paid"))
+            await trio.sleep(1)
+            seen = []
+            while True:
+                try:
+                    seen.append(events.receive_nowait())
+                except trio.WouldBlock:
+                    break
+        spent = (await router.spend("global"))["day"]
+    assert failed.errors[0].code == "internal_error"
+    assert spent > 0 and failed.cost_usd == pytest.approx(spent)
+    ends = [e for e in seen if e.type == "call.failed" and e.call_id == failed.call_id]
+    assert ends and ends[0].data["code"] == "internal_error"

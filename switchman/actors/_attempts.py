@@ -363,14 +363,19 @@ async def _one_attempt(
                 run.track(scopes, result.billed_cost_usd)
         return result
     except Exception:  # a bug: the provider may have billed what the call never learned
-        if reservation is not None and not settled and not run.cut_usd:
-            run.cut_usd = estimate  # (counted at the most it could cost: never overspent)
+        if run.handed == n and not settled and not run.cut_usd:
+            most = most_cost(model, max_input_tokens(call, run.sent_raw), out_tokens)
             log.error(
-                "attempt %d on %s failed inside the router; its hold, $%.6f, is counted spent",
+                "attempt %d on %s failed inside the router after it was sent: counted at"
+                " the most it could cost, $%.6f",
                 n,
                 model.alias,
-                estimate,
+                most,
             )
+            if reservation is not None:
+                run.cut_usd = most  # (settled below: never overspent)
+            else:
+                run.track(scopes, most)
         raise
     finally:
         if sent and (turns := env.slot_waiters.get(model.provider)) is not None:
@@ -477,6 +482,7 @@ async def _exchange(
             except trio.WouldBlock:  # the provider's inbox is full: wait, up to the deadline
                 with trio.move_on_at(attempt_deadline):
                     await inbox.send(attempt)
+            run.handed = n
             # one timer for the whole exchange: the TTFT deadline until text arrives,
             # then the stall limit after each event; moved, never re-created per event
             ttft_deadline = min(attempt_deadline, started + ttft_s)

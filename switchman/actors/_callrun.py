@@ -53,6 +53,8 @@ class CallRun:
     over_cap: int = 0
     #: why the call stopped falling back with models left (its failures' bills), else None
     stopped: str | None = None
+    #: the attempt last handed to a provider's actor (its number; 0: none yet)
+    handed: int = 0
     budget_scopes: tuple[str, ...] = ()
     #: raw text already handed to the caller's stream (through the redactor), in pieces
     #: (``+=`` on an attribute copied it whole each time: 3 s for 20,000 pieces)

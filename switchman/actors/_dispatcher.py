@@ -208,6 +208,14 @@ class _Dispatcher:
                         attempts=() if run is None else tuple(run.attempts),
                     ),
                 )
+                if run is not None:  # (live subscribers see the call end)
+                    run.event(
+                        self.env,
+                        "call.failed",
+                        code="internal_error",
+                        message=result.errors[0].message,
+                        attempts=len(run.attempts),
+                    )
             finally:
                 self.runs.pop(msg.call_id, None)
                 del self.scopes[msg.call_id]

@@ -248,14 +248,15 @@ async def run_persister(
     # a ledger already there may hold what a predecessor could not save: saved once more
     saved_version = tap.version - 1 if tap.latest is not None else tap.version
     saved_stats: dict[tuple[str, str], ModelStats] = all_stats()
-    failing: str | None = None  # why saving fails, during a streak of failures
+    #: what cannot be saved ("spend", "learned statistics") and why, during a streak of
+    #: failures of it (each its own: statistics saved again say nothing of spend)
+    failing: dict[str, str] = {}
 
     async def saved(what: str, save: Callable[[], Awaitable[None]]) -> bool:
-        nonlocal failing
         try:
             await save()
         except Exception as exc:  # a bug too: saving fails, routing goes on (a crash each
-            if failing is None:  # time gave the root supervisor up within a second)
+            if what not in failing:  # time gave the root supervisor up within a second)
                 log.error(
                     "cannot save %s: %s (kept, tried again every %gs)",
                     what,
@@ -263,11 +264,10 @@ async def run_persister(
                     retry_s,
                     exc_info=not isinstance(exc, STORE_ERRORS),
                 )
-            failing = str(exc) or type(exc).__name__
+            failing[what] = str(exc) or type(exc).__name__
             return False
-        if failing is not None:
-            log.warning("spend and statistics are saved again")
-            failing = None
+        if failing.pop(what, None) is not None:
+            log.warning("%s saved again", what)
         return True
 
     async def flush_spend() -> None:
@@ -300,7 +300,7 @@ async def run_persister(
                     await tap.changed.wait()
                 # let settles close together share a write (after a failed one: wait more),
                 # unless a job waits to store its result (``LedgerTap.wait_saved``)
-                if failing is None:
+                if "spend" not in failing:
                     with trio.move_on_after(spend_delay_s):
                         await tap.urgent.wait()
                 else:
