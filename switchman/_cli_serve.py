@@ -210,14 +210,22 @@ LOG_LEVEL_ENV = "SWITCHMAN_LOG_LEVEL"
 _LEVELS = ("debug", "info", "warning", "error")
 
 
-def setup_logging(level: str | None) -> None:
-    """Log to stderr at ``level`` (else ``$SWITCHMAN_LOG_LEVEL``, else info), one line each:
-    time (UTC, ISO 8601 with its ``Z``, as every time switchman shows), level, logger,
-    message. httpx and httpcore stay at warning: a line per upstream request is noise
-    (switchman logs what goes wrong with them itself)."""
+def log_level(level: str | None) -> str:
+    """The level to log at: ``level`` (``--log-level``), else ``$SWITCHMAN_LOG_LEVEL``
+    (white space around it dropped, any case), else info; a ``CliError`` naming the
+    variable for anything else."""
     chosen = (level or os.environ.get(LOG_LEVEL_ENV, "").strip() or "info").lower()
     if chosen not in _LEVELS:
         raise CliError(f"{LOG_LEVEL_ENV}={chosen!r}: use one of {', '.join(_LEVELS)}")
+    return chosen
+
+
+def setup_logging(level: str | None) -> None:
+    """Log to stderr at ``log_level(level)``, one line each: time (UTC, ISO 8601 with its
+    ``Z``, as every time switchman shows), level, logger, message. httpx and httpcore stay
+    at warning: a line per upstream request is noise (switchman logs what goes wrong with
+    them itself)."""
+    chosen = log_level(level)
     logging.basicConfig(
         level=chosen.upper(),
         format="%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s",

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from switchman._cli_serve import LOG_LEVEL_ENV, setup_logging
+from switchman._cli_serve import LOG_LEVEL_ENV, log_level
 from switchman.cli import CliError, _json_or_error, env_host
 from tests.test_cli import Daemon, _stop, cli, serving
 from tests.test_cli_interrupted import _client
@@ -101,7 +101,8 @@ def test_a_url_where_a_host_belongs_is_named_as_such() -> None:
 def test_the_log_level_variable_is_read_as_the_flag_is(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whitespace around it dropped and any case, as the other variables are read."""
     monkeypatch.setenv(LOG_LEVEL_ENV, " Debug ")
-    setup_logging(None)  # (no refusal; the test run's handlers keep the root's level)
+    assert log_level(None) == "debug"
+    assert log_level("warning") == "warning"  # (the flag wins)
     monkeypatch.setenv(LOG_LEVEL_ENV, "loud")
     with pytest.raises(CliError, match="SWITCHMAN_LOG_LEVEL='loud': use one of"):
-        setup_logging(None)
+        log_level(None)
