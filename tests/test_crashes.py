@@ -34,6 +34,22 @@ def _two_providers() -> switchman.Config:
     return fleet(a, b, routes={"ab": ("a", "b")})
 
 
+def _fail_the_first_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the router once an answer has ended (the provider billed it): the first
+    call's finish raises."""
+    real = _attempts.normal_finish
+    calls = 0
+
+    def buggy(reason: str | None) -> str | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("injected bug after the answer")
+        return real(reason)
+
+    monkeypatch.setattr(_attempts, "normal_finish", buggy)
+
+
 async def test_a_burst_of_provider_crashes_leaves_every_provider_serving(
     autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,17 +178,7 @@ async def test_a_bug_after_an_answer_was_billed_counts_its_hold_spent(
     budget then counted could take the spend past a limit)."""
     paid = sim_model("paid", FAST, input_per_mtok=100.0, output_per_mtok=100.0)
     config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=10.0))
-    real = _attempts.normal_finish
-    calls = 0
-
-    def buggy(reason: str | None) -> str | None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("injected bug after the answer")
-        return real(reason)
-
-    monkeypatch.setattr(_attempts, "normal_finish", buggy)
+    _fail_the_first_finish(monkeypatch)
     async with switchman.open_router(config) as router:
         failed = await router.call(Call(prompt="hi", model="paid"))
         spent = (await router.spend("global"))["day"]
@@ -240,17 +246,7 @@ async def test_a_bug_after_an_answer_without_a_budget_is_spend_all_the_same(
     """No budget holds it, yet the provider billed it: the spend is tracked (at the most
     it could cost), the result says so, and live subscribers see the call fail."""
     paid = sim_model("paid", FAST, input_per_mtok=100.0, output_per_mtok=100.0)
-    real = _attempts.normal_finish
-    calls = 0
-
-    def buggy(reason: str | None) -> str | None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("injected bug after the answer")
-        return real(reason)
-
-    monkeypatch.setattr(_attempts, "normal_finish", buggy)
+    _fail_the_first_finish(monkeypatch)
     async with switchman.open_router(fleet(paid)) as router:
         with router.subscribe() as events:
             failed = await router.call(Call(prompt="hi", model="paid"))
