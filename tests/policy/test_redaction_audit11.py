@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchman.policy._known import KnownValues, hide_known
+from switchman.policy._known import KnownValues
 from switchman.policy._redaction import StreamRedactor, redact, tag
 from tests.policy._streamed import check
+from tests.policy.test_known import streams_as_whole
 
 CARD, PHONE, EMAIL = tag("card_number"), tag("phone"), tag("email")
 PW, KEY, PEM, URL_PW = tag("password"), tag("api_key"), tag("private_key"), tag("url_password")
@@ -249,18 +250,7 @@ OVERLAPPING = ("KEYAAAA0000-1", "0000-1BBBBKEY", "-1BBBB", "AAAA0000")
 def test_known_values_stream_as_whole_holding_only_a_secrets_start(
     pieces: list[str], cuts: list[int]
 ) -> None:
-    text = "".join(pieces)
-    whole, counts = hide_known(text, OVERLAPPING)
-    stream = KnownValues(OVERLAPPING)
-    out, at, i = [], 0, 0
-    while at < len(text):
-        size = cuts[i % len(cuts)]
-        out.append(stream.feed(text[at : at + size]))
-        at, i = at + size, i + 1
-        held = stream._held
-        assert not held or any(s.startswith(held) and s != held for s in OVERLAPPING)
-    assert "".join(out) + stream.flush() == whole
-    assert stream.counts == counts
+    streams_as_whole(OVERLAPPING, "".join(pieces), cuts)
 
 
 # -- 7: card networks and separators ------------------------------------------------------
