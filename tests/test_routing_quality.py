@@ -144,6 +144,33 @@ async def test_a_model_that_failed_for_a_while_gets_its_traffic_back(
     assert chosen[-90:].count("main") >= 80  # the last half hour
 
 
+async def test_a_model_failing_one_call_in_five_loses_the_first_attempts(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The cheapest model fails a fifth of its attempts, for good, and a call comes every
+    fifteen minutes: its failures come alone, between answers, and count as long as its
+    answers do, so ``status()`` reads it about 80% successful and the first attempts go
+    to the model that answers every time (every failure fading in ten minutes, it read
+    99.96% successful, took most first attempts, and one call in eight fell back)."""
+    flaky = sim_model(
+        "flaky", SimProfile(latency_ms=800, ttft_ms=300, error_rate=0.2), input_per_mtok=1.0
+    )
+    sound = sim_model(
+        "sound", SimProfile(latency_ms=800, ttft_ms=300), input_per_mtok=1.5, output_per_mtok=6.0
+    )
+    first: list[str] = []
+    async with switchman.open_router(fleet(flaky, sound, seed=7)) as router:
+        for _ in range(300):
+            result = await router.call(Call(prompt="Summarise the tides.", intent="summarize"))
+            assert result.status == "complete"
+            first.append(result.trace.attempts[0].alias)
+            await trio.sleep(900)
+        (model,) = [m for p in router.status().providers for m in p.models if m.alias == "flaky"]
+        rate = model.stats["summarize"]["success_rate"]
+    assert rate is not None and 0.6 < rate < 0.9, rate
+    assert first[100:].count("sound") >= 140, first[100:].count("sound")
+
+
 def _weight(router: switchman.Router, alias: str, intent: str) -> float:
     (model,) = [m for p in router.status().providers for m in p.models if m.alias == alias]
     n = model.stats[intent]["n"]

@@ -422,18 +422,21 @@ class _ProviderState:
         """A breaker closed on its probe's success: what the model did while it failed
         says nothing of it now, and would keep it ranked last until a long run of answers
         outweighed it. Its failures and its times (an outage's timeouts fed them) are
-        dropped; what it was before stays: its answers and refusals, and its feedback (as
-        a model not yet tried, it ranked below a model answering all along for some 25
-        minutes at a call every 20 seconds, until enough answers outweighed the prior)."""
+        dropped; what it was before stays: its answers and refusals, the failures that
+        came alone between them, and its feedback (as a model not yet tried, it ranked
+        below a model answering all along for some 25 minutes at a call every 20
+        seconds, until enough answers outweighed the prior)."""
         for key, stats in list(self.stats.items()):
             if key[0] in siblings:
                 self.stats[key] = ModelStats(
-                    n=stats.successes + stats.refusals,
+                    n=stats.successes + stats.lasting + stats.refusals,
                     successes=stats.successes,
+                    failures=stats.lasting,
                     refusals=stats.refusals,
                     feedback_sum=stats.feedback_sum,
                     feedback_n=stats.feedback_n,
                     updated_at=stats.updated_at,
+                    lasting=stats.lasting,
                 )
 
     def announce_half_open(self, alias: str, open_until: float) -> None:

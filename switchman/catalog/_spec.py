@@ -592,8 +592,9 @@ class RouterConfig:
     exploration: float = 1.0
     #: what was learned of a model (per intent) counts half after this long without news
     learning_half_life_s: float = 21_600.0
-    #: ... and its failures after this long (outages end); a speed measured this long ago
-    #: gives way to a new measure
+    #: ... and its failures in a row after this long (outages end; a failure alone
+    #: between answers lasts as they do); a speed measured this long ago gives way to a
+    #: new measure
     failure_half_life_s: float = 600.0
     weights: Weights = attrs.field(factory=Weights)
 

@@ -6,10 +6,14 @@ Two kinds of forgetting keep the router adaptive:
   ``gamma`` (0.97: the last ~33 outcomes dominate), each new feedback score
   does the same to the feedback counts;
 - per time: counts halve every ``half_life_s`` seconds (6 hours) without
-  observations, and failures every ``failure_half_life_s`` (10 minutes): what a
-  model is (how it answers, what it refuses, what callers think of it) is kept
-  through a quiet night, while that it failed is soon forgotten (outages end), so
-  a model that failed for a while is tried again. Its latency averages fade the same
+  observations, and failures in a row every ``failure_half_life_s`` (10 minutes):
+  what a model is (how it answers, what it refuses, what callers think of it, how
+  often it fails between answers) is kept through a quiet night, while a run of
+  failures is soon forgotten (outages end), so a model that failed for a while is
+  tried again. A failure that came alone, an answer after it, is what the model is
+  (``lasting``): it fades on the long clock (when every failure faded in minutes, a
+  model failing one call in five read 99.96% successful at a call every 15 minutes,
+  and kept most first attempts). Its latency averages fade the same
   way, for what a new measure replaces: one after a quiet spell replaces most of the
   old average (scoring still trusts the average by ``n``: a model slow every time stays
   slow between its calls). ``decayed`` applies this when
@@ -43,7 +47,9 @@ _NO_LATENCY_OUTCOMES: Final = frozenset({"error"})
 class ModelStats:
     """Decayed counts and EWMAs for one (alias, intent).
 
-    ``n`` = successes + failures + refusals (all decayed alike). Latencies in
+    ``n`` = successes + failures + refusals. ``lasting`` is the part of ``failures``
+    that came alone, between answers (it decays as successes do; the rest as failures
+    do), ``streak`` the failures since the last answer or refusal. Latencies in
     milliseconds, ``None`` until observed. ``updated_at`` is the ``now`` up to
     which the counts are decayed.
     """
@@ -57,6 +63,8 @@ class ModelStats:
     feedback_sum: float = 0.0
     feedback_n: float = 0.0
     updated_at: float = 0.0
+    lasting: float = 0.0
+    streak: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -104,7 +112,9 @@ def decayed(stats: ModelStats, cfg: LearningConfig, now: float) -> ModelStats:
     if f == 1.0:
         return stats
     ff = failure_decay(cfg, now - stats.updated_at)
-    successes, failures, refusals = stats.successes * f, stats.failures * ff, stats.refusals * f
+    lasting = stats.lasting * f
+    successes, refusals = stats.successes * f, stats.refusals * f
+    failures = lasting + (stats.failures - stats.lasting) * ff
     return ModelStats(
         n=successes + failures + refusals,
         successes=successes,
@@ -115,6 +125,8 @@ def decayed(stats: ModelStats, cfg: LearningConfig, now: float) -> ModelStats:
         feedback_sum=stats.feedback_sum * f,
         feedback_n=stats.feedback_n * f,
         updated_at=now,
+        lasting=lasting,
+        streak=stats.streak,
     )
 
 
@@ -144,7 +156,8 @@ def observe(
 
     - ``success`` counts as a success;
     - ``refused`` / ``content_filtered`` count as refusals (not successes);
-    - ``timeout`` / ``error`` count as failures;
+    - ``timeout`` / ``error`` count as failures (one that came alone, an answer or
+      refusal next, becomes ``lasting``: it fades on the long clock);
     - anything else (``rate_limited``, ``context_exceeded``, ``unavailable``,
       ``cancelled``) is not the model's doing and is ignored entirely:
       ``stats`` comes back unchanged (a fresh ``ModelStats()`` if None).
@@ -167,9 +180,18 @@ def observe(
     gf = cfg.gamma * ff
     if outcome in _NO_LATENCY_OUTCOMES:
         latency_ms = ttft_ms = None
+    lasting = stats.lasting * g
+    running = (stats.failures - stats.lasting) * gf + failure  # (failures in a row)
+    streak = stats.streak + 1 if failure else 0
+    if stats.streak == 1 and not failure:
+        # the model's last failure came alone: what it is, not an outage; it moves to
+        # the long clock, at the weight it would have had there
+        moved = gf if gf < running else running
+        running -= moved
+        lasting += g
     successes = stats.successes * g + success
-    failures = stats.failures * gf + failure
     refusals = stats.refusals * g + refusal
+    failures = lasting + running
     return ModelStats(
         n=successes + failures + refusals,
         successes=successes,
@@ -181,6 +203,8 @@ def observe(
         feedback_sum=stats.feedback_sum * tf,
         feedback_n=stats.feedback_n * tf,
         updated_at=max(now, stats.updated_at),
+        lasting=lasting,
+        streak=streak,
     )
 
 
@@ -198,7 +222,10 @@ def observe_feedback(
         stats = ModelStats(updated_at=now)
     tf = time_decay(cfg, now - stats.updated_at)
     g = cfg.gamma * tf
-    failures = stats.failures * failure_decay(cfg, now - stats.updated_at)
+    lasting = stats.lasting * tf
+    failures = lasting + (stats.failures - stats.lasting) * failure_decay(
+        cfg, now - stats.updated_at
+    )
     return ModelStats(
         n=stats.successes * tf + failures + stats.refusals * tf,
         successes=stats.successes * tf,
@@ -209,4 +236,6 @@ def observe_feedback(
         feedback_sum=stats.feedback_sum * g + score,
         feedback_n=stats.feedback_n * g + 1.0,
         updated_at=max(now, stats.updated_at),
+        lasting=lasting,
+        streak=stats.streak,
     )

@@ -276,7 +276,7 @@ def rank(
             f = decay[i]
             hits = s.successes * f
             refusals = s.refusals * f
-            n = hits + s.failures * failing[i] + refusals
+            n = hits + s.lasting * f + (s.failures - s.lasting) * failing[i] + refusals
             fb_sum = s.feedback_sum * f
             fb_n = s.feedback_n * f
             conf = n / (n + LATENCY_PRIOR_N)

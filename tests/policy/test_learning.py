@@ -235,6 +235,33 @@ def test_failures_fade_sooner_than_what_a_model_is() -> None:
     assert CFG.half_life_s == 6 * 3_600.0 and CFG.failure_half_life_s == 600.0
 
 
+def test_a_failure_that_comes_alone_is_what_the_model_is() -> None:
+    """A model failing one call in five, a call every fifteen minutes: its failures come
+    alone, between answers, and fade as its answers do, so its success rate reads about
+    80% (99.96% when every failure faded in ten minutes). A run of failures, an outage,
+    still fades in minutes."""
+    s: ModelStats | None = None
+    for i in range(201):
+        outcome = "error" if i % 5 == 4 else "success"
+        s = observe(s, CFG, now=i * 900.0, outcome=outcome, latency_ms=None, ttft_ms=None)
+    assert s is not None
+    now = decayed(s, CFG, 201 * 900.0)
+    assert 0.72 < now.successes / now.n < 0.88, now.successes / now.n
+    assert now.lasting == pytest.approx(now.failures, rel=0.05)
+    # one failure, then an answer: the failure is kept as long as the answers
+    one = obs(obs(obs(None, "success"), "error", now=60.0), "success", now=120.0)
+    assert one.streak == 0 and one.lasting == pytest.approx(one.failures)
+    hour = decayed(one, CFG, 3_720.0)
+    assert hour.failures == pytest.approx(one.failures * time_decay(CFG, 3_600.0))
+    # ten in a row, then an answer: an outage's failures are not what the model is
+    out = obs(None, "success")
+    for t in range(1, 11):
+        out = obs(out, "error", now=t * 60.0)
+    assert out.streak == 10 and out.lasting == 0.0
+    back = obs(out, "success", now=3_600.0)
+    assert back.streak == 0 and back.lasting == 0.0 and back.failures < 0.3
+
+
 def test_a_speed_measured_long_ago_gives_way_to_one_measured_now() -> None:
     """One slow answer, then a quiet hour, then a fast one: the average is mostly the fast
     one (a slow spell long past said little of the model now); within a minute the usual
