@@ -85,7 +85,7 @@ from switchman.policy._billing import (
     possible_bill,
 )
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
-from switchman.policy._budget import refusal_message
+from switchman.policy._budget import NO_LEDGER, refusal_message
 from switchman.policy._eligibility import (
     cap_exceeded,
     fits_window,
@@ -315,7 +315,9 @@ async def _one_attempt(
             )
             limit = refused.limit
             run.skip(model.alias, message)
-            run.errors.append(ErrorInfo(code=BudgetExceeded.code, message=message))
+            # (a ledger that never answered is a bug, not a budget: a 500, not a 402)
+            code = "internal_error" if limit.scope == NO_LEDGER else BudgetExceeded.code
+            run.errors.append(ErrorInfo(code=code, message=message))
             run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
             tell_budget_refusal(env, limit, estimate)
             return None
