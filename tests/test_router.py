@@ -227,6 +227,25 @@ async def test_every_fallback_trigger_switches_model(
     assert (result.cost_usd > result.trace.attempts[-1].cost_usd) == (outcome == "error")
 
 
+async def test_ttft_is_the_callers_wait_streamed_or_not(autojump_clock: trio.abc.Clock) -> None:
+    """The first model's first token never comes (2 s, then the fallback answers with its
+    first token 50 ms in): the caller waited over 2 s for it, streamed or not (not
+    streamed, the answering attempt's own 50 ms was reported)."""
+    mute = sim_model("mute", SimProfile(ttft_ms=30_000), provider="sim-primary")
+    config = routed(mute, GOOD)
+    call = Call(prompt="tell me", model="r", options=Options(timeouts=Timeouts(ttft_ms=2_000)))
+    async with switchman.open_router(config) as router:
+        whole = await router.call(call)
+        streamed_result, _ = await streamed(router, call)
+    for result in (whole, streamed_result):
+        assert result.status == "complete" and result.model == "good"
+        answering = result.trace.attempts[-1].ttft_ms
+        assert answering is not None and answering < 100
+        assert result.ttft_ms is not None
+        assert 2_000 + answering <= result.ttft_ms + 1 and result.ttft_ms <= result.latency_ms
+    assert whole.ttft_ms == pytest.approx(streamed_result.ttft_ms, abs=50)
+
+
 async def test_a_429_holds_back_only_the_model_it_answered_for(
     autojump_clock: trio.abc.Clock,
 ) -> None:

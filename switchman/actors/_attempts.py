@@ -689,6 +689,7 @@ async def _exchange(
             usage=usage,
             cost_usd=cost,
             ttft_ms=ttft_ms,
+            first_token_at=started + ttft if ttft is not None else None,
             provider_model_id=end.model_id or model.model_id,
             finish_reason=normal_finish(end.finish_reason),
             told=told,

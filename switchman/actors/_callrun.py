@@ -158,6 +158,8 @@ class Success:
     ttft_ms: float | None
     provider_model_id: str | None
     finish_reason: str | None = None
+    #: trio time its first token came (its attempt may have begun long after the call)
+    first_token_at: float | None = None
     #: the bill was already logged as beyond what was asked (one warning per answer)
     told: bool = False
     #: the URLs of the sources the answer cites (Perplexity's search results)

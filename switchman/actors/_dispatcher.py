@@ -461,12 +461,15 @@ class _Dispatcher:
                 # what the call cost: the answer, and what attempts cut short were billed
                 cost_usd=_spent(run),
                 latency_ms=latency_ms,
-                # as the caller saw it: a stream's first text, from the call's start (an
-                # earlier attempt may have sent it before breaking)
+                # as the caller saw it, from the call's start: a stream's first text (an
+                # earlier attempt may have sent it before breaking), else the answering
+                # attempt's first token (after the attempts and waits before it)
                 ttft_ms=(
                     (run.first_text_at - run.started) * 1000.0
                     if run.first_text_at is not None
-                    else success.ttft_ms
+                    else (success.first_token_at - run.started) * 1000.0
+                    if success.first_token_at is not None
+                    else None
                 ),
                 redaction=redaction,
                 errors=(),
