@@ -281,10 +281,20 @@ LISTEN_BACKLOG: Final = 1024
 _METRIC_EVENTS: Final = frozenset({"breaker.changed"})
 
 
+#: how soon the metrics feed subscribes again once its subscription ended
+RESUBSCRIBE_S: Final = 0.5
+
+
 async def _pump_metrics(router: RouterHandle, metrics: GatewayMetrics) -> None:
-    with router.subscribe(buffer=4096, accept=lambda e: e.type in _METRIC_EVENTS) as events:
-        async for event in events:
-            metrics.observe(event)
+    """Feed the breaker events to ``metrics``, for as long as the gateway runs: a trace
+    hub that restarted (a crash) ended the subscription, and it is taken again (once, the
+    breaker transitions froze for good)."""
+    while True:
+        with router.subscribe(buffer=4096, accept=lambda e: e.type in _METRIC_EVENTS) as events:
+            async for event in events:
+                metrics.observe(event)
+        log.warning("the trace hub ended the metrics' subscription (it restarted): taken again")
+        await trio.sleep(RESUBSCRIBE_S)
 
 
 async def _retention(store: JobStore) -> None:

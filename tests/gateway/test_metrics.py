@@ -7,6 +7,8 @@ import trio
 import trio.testing
 from prometheus_client.parser import text_string_to_metric_families
 
+import switchman
+from switchman import Call
 from switchman._result import AttemptRecord, ErrorInfo, Result, Trace, TraceEvent
 from switchman.gateway import GatewayMetrics
 from tests.gateway._fakes import FakeRouter, make_config, running_gateway
@@ -144,3 +146,31 @@ async def test_calls_are_counted_from_results_even_when_the_trace_feed_loses_eve
     assert samples[spend] == pytest.approx(0.006)
     attempts = [v for (name, _), v in samples.items() if name == "switchman_attempts_total"]
     assert sum(attempts) >= 3
+
+
+async def test_the_breaker_feed_is_taken_again_after_the_trace_hub_restarts(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A restarted trace hub ends every subscription: the metrics' feed subscribes again,
+    and the breaker transitions after it are counted (they froze for good before)."""
+    from switchman.catalog import SimProfile
+    from switchman.gateway._serve import RESUBSCRIBE_S, _pump_metrics
+    from tests._simfleet import fleet, sim_model
+
+    down = sim_model("down", SimProfile(latency_ms=50, error_rate=1.0))
+    metrics = GatewayMetrics()
+    opened = {"provider": "sim", "model": "down", "state": "open"}
+    async with switchman.open_router(fleet(down)) as router, trio.open_nursery() as nursery:
+        nursery.start_soon(_pump_metrics, router, metrics)
+        await trio.testing.wait_all_tasks_blocked()
+        hub = router._hub
+        hub.close()  # the hub actor's way out, on a crash ...
+        hub.reopen()  # ... and its restart
+        await trio.sleep(RESUBSCRIBE_S * 2)
+        assert hub.statistics().subscribers == 1
+        for _ in range(10):  # its failures open its breaker
+            await router.call(Call(prompt="hi", model="down"))
+            await trio.testing.wait_all_tasks_blocked()
+        value = metrics.registry.get_sample_value("switchman_breaker_transitions_total", opened)
+        assert value == 1
+        nursery.cancel_scope.cancel()
