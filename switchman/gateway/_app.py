@@ -112,6 +112,9 @@ ROUTES: Final = (
 #: ``?wait`` long-polls one team may hold at once (``Gateway._long_poll``)
 POLLS_PER_KEY: Final = 256
 _PUBLIC: Final = frozenset({"/health"})
+#: the handlers that make a job of a call: one refused before its job counts in
+#: ``switchman_calls_refused_total``
+_CALLS: Final = frozenset({"post_call", "post_chat_completions"})
 _WHOLE_PATH: Final = frozenset({"model"})
 #: the failures a 503 tells a client when to retry (``_causes.retry_hint``)
 _HINTED: Final = frozenset({"no_eligible_model", "rate_limited", "all_models_failed"})
@@ -284,6 +287,7 @@ class Gateway:
         started = False
         status = 500
         route = "unknown"
+        calling = False
 
         head = req.method == "HEAD"
 
@@ -308,8 +312,11 @@ class Gateway:
                 raise
             principal = self._principal(req, public=route in _PUBLIC)
             handler: Handler = getattr(self, name)
+            calling = name in _CALLS
             await handler(req, tracked, principal, **params)
         except HttpError as err:
+            if calling and req.job_id is None:
+                self.metrics.refused.labels(code=err.code[:100]).inc()
             if not started:
                 body = _openai.error_body(err) if openai else err.body()
                 await send_json(tracked, err.status, body, err.headers)
@@ -426,7 +433,7 @@ class Gateway:
             raise invalid((f.field, f.message) for f in exc.fields) from None
         call = self.admit(call, principal)
         self.take_request(principal)
-        job_id = await self.submit(call, principal)
+        job_id = req.job_id = await self.submit(call, principal)
         location = [(b"location", f"/result/{job_id}".encode())]
         if wait > 0:
             with self._long_poll(principal) as may_wait, trio.move_on_after(wait):

@@ -89,6 +89,8 @@ class Request:
         self.headers: dict[str, str] = {}
         for name, value in scope.get("headers", ()):
             self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        #: the job this request made, once made (a call refused before it counts as such)
+        self.job_id: str | None = None
 
     async def body(self, limit: int) -> bytes:
         """The whole body; ``HttpError(413)`` once it is known to exceed ``limit``.

@@ -18,10 +18,11 @@ scrape, so they are right even for providers that never produced an event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from switchman._result import Result, TraceEvent
 from switchman.gateway._protocol import RouterStatusLike
@@ -46,12 +47,28 @@ def _number(data: Mapping[str, Any], name: str) -> float | None:
     return None
 
 
+class _WithoutCreated:
+    """``registry``'s families without the ``*_created`` series prometheus_client adds to
+    every counter and histogram (a start time per series, which doubled the series; a
+    scraper tells a counter's reset from its values)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
+
+
 class GatewayMetrics:
     """Counters, histograms and gauges in a registry of their own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self._exposed = CollectorRegistry(auto_describe=False)
+        self._exposed.register(_WithoutCreated(r))
         self.calls = Counter("switchman_calls", "Calls finished, by status", ["status"], registry=r)
         self.attempts = Counter(
             "switchman_attempts",
@@ -98,10 +115,20 @@ class GatewayMetrics:
             ["provider"],
             registry=r,
         )
-        self.restarts = Gauge(
+        self.restarts = Counter(
             "switchman_provider_restarts",
             "Times a provider's actor crashed (a bug) and was restarted by its supervisor",
             ["provider"],
+            registry=r,
+        )
+        #: the restarts each provider's status said at the last scrape
+        self._restarts_seen: dict[str, int] = {}
+        self.model_available = Gauge(
+            "switchman_model_available",
+            "1 when a model can take an attempt now; 0 when its breaker is open, its "
+            "provider holds it out (a 404: it does not serve it) or holds it back (a 429), "
+            "or its provider is unavailable",
+            ["provider", "model"],
             registry=r,
         )
         self.calls_waiting = Gauge(
@@ -114,6 +141,15 @@ class GatewayMetrics:
         )
         self.events_dropped = Counter(
             "switchman_events_dropped", "Trace events the metrics feed lost", registry=r
+        )
+        self.refused = Counter(
+            "switchman_calls_refused",
+            "Calls refused before they ran (no job made: HTTP 4xx/503, or a websocket error), "
+            "by the code the client was told (validation_error, permission_denied, "
+            "rate_limited, overloaded; on /v1 OpenAI's, invalid_value...); not in "
+            "switchman_calls_total",
+            ["code"],
+            registry=r,
         )
         self.failures = Counter(
             "switchman_call_failures",
@@ -199,11 +235,21 @@ class GatewayMetrics:
                 self.budget_spent.labels(scope=scope, period=period).set(spent.get(period, 0.0))
         for provider in status.providers:
             self.in_flight.labels(provider=provider.name).set(provider.in_flight)
-            self.restarts.labels(provider=provider.name).set(provider.restarts)
-            self.available.labels(provider=provider.name).set(provider.disabled_reason is None)
+            seen = self._restarts_seen.get(provider.name, 0)
+            self.restarts.labels(provider=provider.name).inc(max(provider.restarts - seen, 0))
+            self._restarts_seen[provider.name] = max(seen, provider.restarts)
+            up = provider.disabled_reason is None
+            self.available.labels(provider=provider.name).set(up)
             for model in provider.models:
                 value = BREAKER_VALUE.get(model.breaker, -1.0)
                 self.breaker_state.labels(provider=provider.name, model=model.alias).set(value)
+                usable = (
+                    up
+                    and model.breaker != "open"
+                    and model.held_out is None
+                    and model.rate_limited_for_s <= 0.0
+                )
+                self.model_available.labels(provider=provider.name, model=model.alias).set(usable)
         self.jobs_in_flight.set(jobs_in_flight)
         self.calls_waiting.set(status.waiting_calls)
-        return bytes(generate_latest(self.registry))
+        return bytes(generate_latest(self._exposed))

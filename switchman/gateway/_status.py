@@ -59,7 +59,12 @@ def health_body(
     usable = False
     providers = []
     for p in status.providers:
-        models = [{"alias": m.alias, "breaker": m.breaker} for m in p.models]
+        models: list[dict[str, Any]] = [
+            # a model its provider holds out (a 404: it does not serve it) says why
+            {"alias": m.alias, "breaker": m.breaker}
+            | ({"held_out": m.held_out} if m.held_out is not None else {})
+            for m in p.models
+        ]
         if p.disabled_reason is None and any(
             m.breaker != "open" and m.held_out is None for m in p.models
         ):

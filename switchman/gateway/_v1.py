@@ -87,7 +87,7 @@ async def post_chat_completions(
     gateway.take_request(principal)
     runner = gateway.runner
     if not chat.stream:
-        job_id = await gateway.submit(call, principal)
+        job_id = req.job_id = await gateway.submit(call, principal)
         result, gone = await _wait_or_gone(req.receive, runner, job_id)
         await _chat_whole(gateway, result, job_id, send, call, principal)
         if gone:
@@ -100,7 +100,7 @@ async def post_chat_completions(
     items: trio.MemoryReceiveChannel[Delta | Result]
     sink, items = open_channel(math.inf)
     with items:
-        job_id = await gateway.submit(call, principal, sink=sink)
+        job_id = req.job_id = await gateway.submit(call, principal, sink=sink)
         stream = _chat_stream(gateway, items, job_id, send, call, principal, chat.include_usage)
         await _watched(req.receive, runner, job_id, stream)
 

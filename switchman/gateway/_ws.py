@@ -83,6 +83,7 @@ from switchman.gateway._auth import (
 )
 from switchman.gateway._http import (
     HttpError,
+    Message,
     Receive,
     Scope,
     Send,
@@ -159,8 +160,27 @@ def _within_call(err: HttpError) -> HttpError:
 
 
 async def serve_websocket(gw: Gateway, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one websocket connection until the client or the gateway ends it."""
-    principal = await open_socket(gw, scope, receive, send)
+    """Serve one websocket connection until the client or the gateway ends it. Its opening
+    counts in ``switchman_http_requests_total`` as ``/ws``: 101 accepted, else the status
+    it was refused with (499 for a client gone before either)."""
+    status = 499
+
+    async def tracked(message: Message) -> None:
+        nonlocal status
+        kind = message["type"]
+        if kind == "websocket.accept":
+            status = 101
+        elif kind == "websocket.http.response.start":
+            status = message["status"]
+        elif kind == "websocket.close" and status == 499:
+            status = 403  # (a close before the accept is a 403 to the client)
+        await send(message)
+
+    try:
+        principal = await open_socket(gw, scope, receive, tracked)
+    finally:
+        route = "/ws" if scope.get("path") == "/ws" else "unknown"
+        gw.metrics.http_requests.labels(route=route, status=str(status)).inc()
     if principal is None:
         return
     with gw.sockets.holding(principal.owner):
@@ -576,6 +596,17 @@ class _Connection:
             self._owe(job_id)
 
     async def submit(self, raw: Any) -> None:
+        try:
+            job_id = await self._made(raw)
+        except HttpError as err:  # refused before its job was made
+            self.gw.metrics.refused.labels(code=err.code[:100]).inc()
+            raise
+        self.follow(job_id)  # before any checkpoint: no event of the job can be missed
+        await self._put({"type": "submitted", "job_id": job_id})
+        self._owe(job_id)
+
+    async def _made(self, raw: Any) -> str:
+        """The job of the call ``raw`` asks for, made (``HttpError`` when it is refused)."""
         if raw is not None and not isinstance(raw, dict):
             raise invalid([("call", "must be a JSON object")])
         try:
@@ -591,10 +622,7 @@ class _Connection:
         # the deltas themselves are not needed here and are drained
         sink, drain = trio.open_memory_channel[Delta | Result](64)
         self.nursery.start_soon(_discard, drain)
-        job_id = await self.gw.submit(call, self.principal, sink=sink)
-        self.follow(job_id)  # before any checkpoint: no event of the job can be missed
-        await self._put({"type": "submitted", "job_id": job_id})
-        self._owe(job_id)
+        return await self.gw.submit(call, self.principal, sink=sink)
 
     def follow(self, job_id: str) -> None:
         """Take ``job_id``'s events from now on. Past ``FOLLOWED`` jobs, the oldest whose

@@ -152,9 +152,22 @@ async def test_health_is_degraded_when_the_only_closed_model_is_held_out() -> No
     router.held["fast"] = "not served by sim: model not found"
     with trio.fail_after(10):
         async with running_gateway(router) as gw:
-            assert (await gw.client.get("/health")).json()["status"] == "degraded"
+            health = (await gw.client.get("/health")).json()
+            assert health["status"] == "degraded"
+            # the model says why it is out (its breaker alone read closed)
+            (sim,) = [p for p in health["providers"] if p["name"] == "sim"]
+            fast = next(m for m in sim["models"] if m["alias"] == "fast")
+            assert fast == {
+                "alias": "fast",
+                "breaker": "closed",
+                "held_out": "not served by sim: model not found",
+            }
+            metrics = (await gw.client.get("/metrics")).text.splitlines()
+            assert 'switchman_model_available{model="fast",provider="sim"} 0.0' in metrics
             router.held.clear()
-            assert (await gw.client.get("/health")).json()["status"] == "ok"
+            health = (await gw.client.get("/health")).json()
+            assert health["status"] == "ok"
+            assert "held_out" not in str(health)
 
 
 async def test_providers_shows_catalog_with_live_state_and_no_secrets() -> None:

@@ -96,6 +96,11 @@ async def test_metrics_endpoint_serves_prometheus_text_fed_by_the_router() -> No
         async with running_gateway(router) as gw:
             await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "fast"})
             await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "nope"})
+            # refused before a job was made: counted as such, not as calls
+            refused = await gw.client.post("/call", json={"prompt": ""})
+            assert refused.status_code == 422
+            body = {"model": "fast", "messages": [], "temperature": 9}
+            assert (await gw.client.post("/v1/chat/completions", json=body)).status_code == 400
             await trio.testing.wait_all_tasks_blocked(0.05)
             r = await gw.client.get("/metrics")
             assert r.status_code == 200
@@ -110,7 +115,13 @@ async def test_metrics_endpoint_serves_prometheus_text_fed_by_the_router() -> No
     assert samples[("switchman_breaker_state", (("model", "slow"), ("provider", "sim")))] == 2
     assert samples[("switchman_breaker_state", (("model", "fast"), ("provider", "sim")))] == 0
     assert samples[("switchman_provider_in_flight", (("provider", "sim"),))] == 1
-    assert samples[("switchman_provider_restarts", (("provider", "sim"),))] == 0
+    assert samples[("switchman_provider_restarts_total", (("provider", "sim"),))] == 0
+    assert samples[("switchman_model_available", (("model", "slow"), ("provider", "sim")))] == 0
+    assert samples[("switchman_model_available", (("model", "fast"), ("provider", "sim")))] == 1
+    assert samples[("switchman_calls_refused_total", (("code", "validation_error"),))] == 1
+    assert samples[("switchman_calls_refused_total", (("code", "invalid_value"),))] == 1
+    # no *_created series (a start time for each, doubling them)
+    assert not [name for name, _ in samples if name.endswith("_created")]
     spend = ("switchman_spend_usd_total", (("model", "fast"), ("provider", "sim")))
     assert samples[spend] == 0.002
     assert samples[("switchman_http_requests_total", (("route", "/call"), ("status", "200")))] == 2

@@ -139,6 +139,15 @@ async def test_websocket_needs_a_valid_key_when_keys_exist() -> None:
             async with open_websocket_url(gw.ws_url, extra_headers=_auth("secret-b")) as ws:
                 await _send(ws, {"type": "subscribe"})
                 assert (await _recv(ws))["type"] == "subscribed"
+                await _send(ws, {"type": "call", "call": {"prompt": ""}})
+                assert (await _recv(ws))["error"]["code"] == "validation_error"
+            # the openings count as /ws requests, the refused call as a call refused
+            scraped = await gw.client.get("/metrics", headers={"x-api-key": "secret-ops"})
+            lines = scraped.text.splitlines()
+            assert 'switchman_http_requests_total{route="/ws",status="401"} 3.0' in lines
+            assert 'switchman_http_requests_total{route="/ws",status="101"} 1.0' in lines
+            assert 'switchman_calls_refused_total{code="validation_error"} 1.0' in lines
+            assert not [line for line in lines if line.startswith("switchman_calls_total")]
 
 
 def _breaker(alias: str) -> TraceEvent:
