@@ -649,6 +649,7 @@ async def run_router(
         learning=learning,
         weights=config.router.weights,
         wall=_anchored_wall_clock(),
+        holds_saved=tap.holds_saved if store is not None else None,
         # a model echoing the router's own keys (a prompt injection, a provider's error
         # text in an answer) shows none of them, whatever their shape
         secrets=known_secrets(

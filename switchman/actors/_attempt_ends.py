@@ -8,6 +8,7 @@ out; but for the text a reply channel still held when its attempt ended (``texts
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
@@ -240,3 +241,15 @@ def content_fallback(config: Config, call: Call) -> bool:
     """Whether ``call`` names a route that falls back on a content-policy rejection."""
     route = config.routes.get(call.model)
     return route is not None and route.fallback_on_content_rejection
+
+
+def over_reserved(alias: str, cost_usd: float, reserved_usd: float) -> None:
+    """Log a bill past what the request allowed: prices or limits in the catalog are wrong
+    for the model, and a budget could go over by the difference."""
+    logging.getLogger("switchman.attempts").warning(
+        "%s billed $%.6f, more than the $%.6f reserved for its prompt and "
+        "max_tokens: check its prices and output limit",
+        alias,
+        cost_usd,
+        reserved_usd,
+    )

@@ -50,6 +50,7 @@ from switchman.actors._attempt_ends import (
     content_fallback,
     error_info,
     merge_waiting,
+    over_reserved,
     record_data,
     runaway,
     stopped,
@@ -329,21 +330,17 @@ async def _one_attempt(
     settled = False
     sent = True  # (it took one of the provider's attempt slots, and gives it back)
     try:
+        if reservation is not None and env.holds_saved is not None:
+            sent = False  # its hold saved before it goes: a process killed counts it
+            await env.holds_saved()
+            sent = True
         result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
         sent = result is not None
         if result is None and reservation is not None:  # turned away: nothing was sent
             run.reserved_usd -= estimate
         if isinstance(result, Success) and reservation is not None:
             if result.cost_usd > estimate * (1.0 + 1e-9) and not result.told:
-                # a bill past what the request allowed: prices or limits in the catalog
-                # are wrong for it, and a budget could go over by the difference
-                log.warning(
-                    "%s billed $%.6f, more than the $%.6f reserved for its prompt and "
-                    "max_tokens: check its prices and output limit",
-                    model.alias,
-                    result.cost_usd,
-                    estimate,
-                )
+                over_reserved(model.alias, result.cost_usd, estimate)
             await settle_hold(env, reservation, result.cost_usd)
             settled = True
             run.settled_usd += result.cost_usd

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 import trio
@@ -50,3 +50,6 @@ class DispatchEnv:
     #: ``max_concurrency`` all taken), one woken, caller by caller in turn, as one of the
     #: calls' attempts on it ends (the dispatcher's own tasks: every attempt is theirs)
     slot_waiters: dict[str, Turns] = attrs.field(factory=dict)
+    #: with a store: returns once the reservations held now are saved (an attempt under a
+    #: budget is sent then: a process killed outright counts it when it restarts)
+    holds_saved: Callable[[], Awaitable[None]] | None = None
