@@ -28,6 +28,11 @@ Kind = Literal["openai", "anthropic", "gemini", "ollama", "sim"]
 KINDS: Final = get_args(Kind)
 #: the keys of a per-provider or per-caller budget table
 LIMIT_KEYS: Final = ("hourly_usd", "daily_usd", "monthly_usd")
+#: the largest budget limit (USD) and price (USD per million tokens, or a request's fee)
+#: taken: far above any real one, and below what the ledger's nano-dollars can count (a
+#: limit of 1e300 passed, then crashed the ledger at every reservation)
+MAX_BUDGET_USD: Final = 1e12
+MAX_PRICE_USD: Final = 1e6
 _INTENT_LIST: Final = ", ".join(sorted(INTENTS))
 
 
@@ -371,8 +376,8 @@ class ModelSpec:
         _choice(errors, "trust_tier", v.trust_tier, TRUST_TIERS)
         _number(errors, "context_window", v.context_window, 1, integer=True)
         _number(errors, "max_output_tokens", v.max_output_tokens, 1, integer=True)
-        _number(errors, "input_per_mtok", v.input_per_mtok, 0)
-        _number(errors, "output_per_mtok", v.output_per_mtok, 0)
+        _number(errors, "input_per_mtok", v.input_per_mtok, 0, high=MAX_PRICE_USD)
+        _number(errors, "output_per_mtok", v.output_per_mtok, 0, high=MAX_PRICE_USD)
         _strings(errors, "intents", v.intents, allowed=INTENTS)
         _strings(errors, "capabilities", v.capabilities)
         for name in (
@@ -385,11 +390,39 @@ class ModelSpec:
             _flag(errors, name, getattr(v, name))
         long_fields = ("long_input_above", "long_input_per_mtok", "long_output_per_mtok")
         _number(errors, "long_input_above", v.long_input_above, 1, integer=True, optional=True)
-        _number(errors, "long_input_per_mtok", v.long_input_per_mtok, 0, optional=True)
-        _number(errors, "long_output_per_mtok", v.long_output_per_mtok, 0, optional=True)
-        _number(errors, "cached_input_per_mtok", v.cached_input_per_mtok, 0, optional=True)
-        _number(errors, "request_fee_usd", v.request_fee_usd, 0)
-        _number(errors, "max_request_fee_usd", v.max_request_fee_usd, 0, optional=True)
+        _number(
+            errors,
+            "long_input_per_mtok",
+            v.long_input_per_mtok,
+            0,
+            high=MAX_PRICE_USD,
+            optional=True,
+        )
+        _number(
+            errors,
+            "long_output_per_mtok",
+            v.long_output_per_mtok,
+            0,
+            high=MAX_PRICE_USD,
+            optional=True,
+        )
+        _number(
+            errors,
+            "cached_input_per_mtok",
+            v.cached_input_per_mtok,
+            0,
+            high=MAX_PRICE_USD,
+            optional=True,
+        )
+        _number(errors, "request_fee_usd", v.request_fee_usd, 0, high=MAX_PRICE_USD)
+        _number(
+            errors,
+            "max_request_fee_usd",
+            v.max_request_fee_usd,
+            0,
+            high=MAX_PRICE_USD,
+            optional=True,
+        )
         fee, most = v.request_fee_usd, v.max_request_fee_usd
         if (
             isinstance(most, int | float)
@@ -479,7 +512,7 @@ class KeySpec:
         _env_name(errors, "key_env", v.key_env, optional=False)
         _name(errors, "handle", v.handle)
         for name in LIMIT_KEYS:
-            _number(errors, name, getattr(v, name), 0, optional=True)
+            _number(errors, name, getattr(v, name), 0, high=MAX_BUDGET_USD, optional=True)
         _number(errors, "rpm", v.rpm, 1, integer=True, optional=True)
         _strings(errors, "models", v.models)
         _choice(errors, "min_trust", v.min_trust, TRUST_TIERS)
@@ -503,7 +536,7 @@ class BudgetsConfig:
     def _problems(v: Any) -> list[FieldError]:
         errors: list[FieldError] = []
         for name in ("global_hourly_usd", "global_daily_usd", "global_monthly_usd"):
-            _number(errors, name, getattr(v, name), 0, optional=True)
+            _number(errors, name, getattr(v, name), 0, high=MAX_BUDGET_USD, optional=True)
         for group in ("providers", "callers"):
             tables = getattr(v, group)
             if not isinstance(tables, Mapping):
@@ -516,7 +549,7 @@ class BudgetsConfig:
                     continue
                 for key, value in limits.items():
                     if key in LIMIT_KEYS:
-                        _number(errors, f"{where}.{key}", value, 0)
+                        _number(errors, f"{where}.{key}", value, 0, high=MAX_BUDGET_USD)
                     else:
                         errors.append(FieldError(f"{where}.{key}", "unknown field"))
         return errors

@@ -318,6 +318,34 @@ def test_budgets(tmp_path: Path) -> None:
     assert b.callers == {"alice": {"hourly_usd": 0.5, "monthly_usd": 20.0}}
 
 
+def test_a_limit_or_price_too_large_to_count_is_refused_at_load(tmp_path: Path) -> None:
+    """A limit of 1e300 passed, then crashed the ledger at every reservation (nano-dollars
+    of it overflow); a price that large did the same to every bill."""
+    path = write(
+        tmp_path,
+        """
+        [budgets]
+        global_monthly_usd = 1e300
+        [budgets.providers.sim]
+        daily_usd = 2e12
+        [[models]]
+        alias = "sim/pricey"
+        provider = "sim"
+        model_id = "pricey"
+        input_per_mtok = 1e300
+        """,
+    )
+    with pytest.raises(ValidationError) as exc:
+        load_config(path, env={})
+    problems = {f.field: f.message for f in exc.value.fields}
+    assert problems["budgets.global_monthly_usd"] == "must be between 0 and 1e+12; got 1e+300"
+    assert problems["budgets.providers.sim.daily_usd"].startswith("must be between 0 and 1e+12")
+    assert problems["models.sim/pricey.input_per_mtok"].startswith("must be between 0 and 1e+06")
+    # the largest limit taken is counted, to the nano-dollar
+    big = load(tmp_path, "[budgets]\nglobal_monthly_usd = 1e12\n")
+    assert big.budgets.global_monthly_usd == 1e12
+
+
 # -- keys and secrets -------------------------------------------------------------------
 
 
@@ -577,7 +605,7 @@ def test_a_models_mistakes_do_not_hide_each_other(tmp_path: Path) -> None:
         "models[1].provider": "unknown provider 'nowhere'",
         "models[1].model_id": "is required for a model not in the catalog",
         "models[2].context_window": "must be an integer; got string",
-        "models[2].output_per_mtok": "must be at least 0; got -2.0",
+        "models[2].output_per_mtok": "must be between 0 and 1e+06; got -2.0",
         "models[3].sim.bogus": "unknown field",
         "models[3].sim.error_rate": "must be between 0 and 1; got 5.0",
     }
