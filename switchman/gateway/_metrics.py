@@ -218,7 +218,8 @@ class GatewayMetrics:
             if a.ttft_ms is not None and a.ttft_ms >= 0:
                 self.ttft.labels(provider=provider, model=model).observe(a.ttft_ms / 1000)
             if a.cost_usd > 0:
-                self.spend.labels(provider=provider, model=model).inc(a.cost_usd)
+                # (to the nano-dollar, as the ledger counts it: the sums then agree)
+                self.spend.labels(provider=provider, model=model).inc(round(a.cost_usd, 9))
 
     def render(
         self,
