@@ -342,6 +342,12 @@ class Router:
         self._here()
         return self._hub.subscribe(buffer=buffer, accept=accept)
 
+    def queued_jobs(self) -> frozenset[str]:
+        """The ``job_id`` of each call waiting for one of the router's ``capacity`` slots
+        (a gateway shows its job ``queued``); no checkpoint."""
+        self._here()
+        return frozenset(self._board.queued_jobs)
+
     def status(self) -> RouterStatus:
         """The providers' live state as their actors last published it (breakers, rate
         limits, learned statistics, calls and attempts in flight); no checkpoint."""

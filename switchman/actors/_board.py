@@ -129,6 +129,8 @@ class StatusBoard:
         self._snapshots: dict[str, ProviderSnapshot] = {}
         self.calls_in_flight = 0
         self.calls_waiting = 0  # (of those, waiting for a slot: written by its ``Slots``)
+        #: the job ids of the calls waiting for a slot (``Router.queued_jobs``)
+        self.queued_jobs: set[str] = set()
         #: period -> the window in which the global budget refused the last attempt it
         #: was asked to hold (written by the call tasks: set on a refusal, cleared when it
         #: holds one again)

@@ -88,6 +88,9 @@ STOPPED = "the router stopped before the call finished"
 STOPPED_REPLY_S = 1.0
 #: a call that waited this long, or longer, for its task to start has that wait traced
 INBOX_WAIT_S = 0.001
+#: how a call's wait for one of the router's capacity slots begins, in its trace's
+#: ``waits`` (a gateway reads from it when its job started)
+SLOT_WAIT = "a free slot"
 
 
 def redaction_enabled(call: Call) -> bool:
@@ -275,9 +278,16 @@ class _Dispatcher:
                 if now - started >= INBOX_WAIT_S:  # the dispatcher was busy: in the trace
                     run.waited(started, "its turn in the dispatcher's inbox")
                 if not self.slots.take_nowait(who):  # wait (bounded by the call's deadline)
-                    full = f"a free slot: the router's {self.slots.capacity} were all taken"
-                    with run.waiting(full):
-                        await self.slots.take(who)
+                    full = f"{SLOT_WAIT}: the router's {self.slots.capacity} were all taken"
+                    job = msg.job_id
+                    try:
+                        if job is not None:  # (its job shows queued meanwhile)
+                            env.board.queued_jobs.add(job)
+                        with run.waiting(full):
+                            await self.slots.take(who)
+                    finally:
+                        if job is not None:
+                            env.board.queued_jobs.discard(job)
                     now = trio.current_time()
                 slot = True
                 check_redaction_override(call)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
+import attrs
 import trio
 
 from switchman._call import INTENTS, Call
@@ -81,7 +82,7 @@ from switchman.gateway._status import (
 from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
 from switchman.policy._candidates import canonical_call, model_named, resolve_target, unknown_name
-from switchman.store import JOB_STATUSES, JobRecord, JobStore, StoreUnavailable
+from switchman.store import JOB_STATUSES, JobRecord, JobStatus, JobStore, StoreUnavailable
 
 log = logging.getLogger("switchman.gateway")
 
@@ -148,6 +149,15 @@ def job_body(record: JobRecord, view: PlatformView | None = None) -> dict[str, A
     if record.finished and record.result is not None:
         body["result"] = record.result if view is None else view.result(record.result)
     return body
+
+
+def shown(record: JobRecord, queued: frozenset[str]) -> JobRecord:
+    """``record`` as a client is shown it: stored ``running`` (each job is, from its
+    submit: one write, not two), but ``queued`` while its call waits for one of the
+    router's slots (in ``queued``), not started yet."""
+    if record.status == "running" and record.job_id in queued:
+        return attrs.evolve(record, status="queued", started_at=None)
+    return record
 
 
 def _job_summary(record: JobRecord) -> dict[str, Any]:
@@ -404,7 +414,33 @@ class Gateway:
         record = await self.store.get_job(job_id)
         if record is None or not principal.owns(record.owner):
             raise HttpError(404, "not_found", f"no job {job_id}")
-        return record
+        return shown(record, self.router.queued_jobs())
+
+    async def _jobs(
+        self, principal: Principal, status: JobStatus | None, limit: int
+    ) -> list[JobRecord]:
+        """The newest ``limit`` jobs ``principal`` sees, of ``status``, as ``shown``: a
+        running job whose call waits for a router slot is ``queued``."""
+        queued = self.router.queued_jobs()
+        stored: JobStatus | None = "running" if status == "queued" and queued else status
+        records = await self.store.list_jobs(
+            owner=principal.owner,
+            all_owners=principal.sees_everything,
+            status=stored,
+            limit=limit + len(queued) if status in ("queued", "running") else limit,
+        )
+        if status == "queued" and queued:  # (none is stored queued: each starts running)
+            records += await self.store.list_jobs(
+                owner=principal.owner,
+                all_owners=principal.sees_everything,
+                status="queued",
+                limit=limit,
+            )
+            records.sort(key=lambda r: r.submitted_at, reverse=True)
+        records = [shown(r, queued) for r in records]
+        if status is not None:
+            records = [r for r in records if r.status == status]
+        return records[:limit]
 
     def _wait(self, req: Request) -> float:
         return req.query_number("wait", low=0, high=MAX_WAIT_S) or 0.0
@@ -440,6 +476,8 @@ class Gateway:
                 if may_wait:
                     await self.runner.wait(job_id)
             record = await self.store.get_job(job_id)
+            if record is not None:
+                record = shown(record, self.router.queued_jobs())
             if record is not None and record.finished:
                 await send_json(send, 200, job_body(record, self.view(principal)), location)
                 return
@@ -474,12 +512,7 @@ class Gateway:
                 limit = int(raw)
         if problems:
             raise invalid(problems)
-        records = await self.store.list_jobs(
-            owner=principal.owner,
-            all_owners=principal.sees_everything,
-            status=status,  # type: ignore[arg-type]
-            limit=limit,
-        )
+        records = await self._jobs(principal, status, limit)  # type: ignore[arg-type]
         await send_json(send, 200, {"jobs": [_job_summary(r) for r in records]})
 
     async def post_feedback(
@@ -549,9 +582,13 @@ class Gateway:
         """The status for anyone (a load balancer's probe needs no key); the providers,
         models, breakers and job counts behind it for an admin key (or without keys)."""
         full = principal.sees_everything
+        jobs = await self.store.job_counts() if full else {}
+        if jobs and (queued := len(self.router.queued_jobs())):  # (stored running: see shown)
+            queued = min(queued, jobs.get("running", 0))
+            jobs = jobs | {"running": jobs["running"] - queued, "queued": jobs["queued"] + queued}
         body = health_body(
             self.router.status(),
-            jobs=await self.store.job_counts() if full else {},
+            jobs=jobs,
             jobs_in_flight=self.runner.in_flight,
             draining=self.runner.draining,
             store_problem=self.store.problem,

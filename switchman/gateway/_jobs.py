@@ -5,7 +5,9 @@ by ``serve_gateway``), so a job outlives the HTTP request that submitted it: a
 client may disconnect, the call still finishes and its result is stored.
 
 Lifecycle in the store: ``running`` (stored on submit, as its task starts at
-once; the store's ``queued`` is for jobs that wait) → ``complete`` | ``failed``.
+once) → ``complete`` | ``failed``. A job whose call waits for one of the router's slots is
+shown ``queued`` meanwhile (``_app.shown``, from ``Router.queued_jobs``), and its finish
+writes when it took the slot as its ``started_at``.
 A job a shutdown cuts short is stored ``failed`` with reason ``"shutdown"``: the
 router's own result for it when the router ends it in time (``cut_short``), else a bare
 one, in a shielded, bounded clean-up: nothing vanishes. A store that cannot be written
@@ -34,6 +36,7 @@ from switchman._channels import send_soon
 from switchman._convert import to_jsonable
 from switchman._errors import ValidationError
 from switchman._result import Delta, ErrorInfo, Result
+from switchman.actors._dispatcher import SLOT_WAIT
 from switchman.gateway._http import HttpError
 from switchman.gateway._limits import Holdings
 from switchman.gateway._protocol import RouterHandle
@@ -349,7 +352,11 @@ class JobRunner:
         job reads as the store has it, ``interrupted`` after a restart)."""
         try:
             await self._store.finish_job(
-                job_id, status=result.status, result=to_jsonable(result), reason=reason
+                job_id,
+                status=result.status,
+                result=to_jsonable(result),
+                reason=reason,
+                started_at=_slot_taken_at(result),
             )
         except Exception:
             log.exception("job %s: its result could not be stored", job_id)
@@ -393,3 +400,14 @@ async def _deliver(sink: StreamSink, result: Result) -> None:
         pass
     finally:
         await sink.aclose()
+
+
+def _slot_taken_at(result: Result) -> float | None:
+    """When ``result``'s call took one of the router's slots, if it waited for one (its job,
+    stored running at its submit, was ``queued`` until then: see ``_app.shown``)."""
+    waited = sum(
+        w.ms for w in result.trace.waits if w.after_attempt == 0 and w.reason.startswith(SLOT_WAIT)
+    )
+    if not waited or not result.trace.started_at:
+        return None
+    return result.trace.started_at + waited / 1000.0

@@ -92,6 +92,8 @@ class RouterHandle(Protocol):
 
     def status(self) -> RouterStatusLike: ...
 
+    def queued_jobs(self) -> frozenset[str]: ...  # jobs whose calls wait for a slot
+
     async def spend(self, scope: str = "global") -> dict[str, float]: ...
 
     async def feedback(

@@ -139,6 +139,8 @@ class _Finish:
     result: Mapping[str, Any] | None
     reason: str | None
     at: float
+    #: when the job began, where it waited to (a router slot) after it was stored running
+    started: float | None = None
 
     def over(self, record: JobRecord) -> JobRecord:
         """``record`` (as stored: queued or running) as this finish leaves it."""
@@ -146,7 +148,9 @@ class _Finish:
             return record
         # (``_NOT_BEFORE_START``'s rule, as the finish will be written)
         started = record.started_at
-        if started is None:
+        if self.started is not None:
+            started = max(self.started, record.submitted_at)
+        elif started is None:
             started = max(self.at, record.submitted_at)
         return attrs.evolve(
             record,
@@ -314,16 +318,18 @@ class _Db:
         result: Mapping[str, Any] | None,
         reason: str | None,
         now: float,
+        started: float | None = None,
     ) -> bool:
         encoded = None if result is None else json.dumps(result, separators=(",", ":"))
-        # (a job not finished has no result: its size is its call's until now)
+        # (a job not finished has no result: its size is its call's until now; ``started``
+        # given, it began then: SQLite's MAX of a NULL is NULL)
         cur = self.conn.execute(
             "UPDATE jobs SET status = ?, result = ?, reason = ?,"
             f" finished_at = {_NOT_BEFORE_START},"
-            " started_at = COALESCE(started_at, MAX(?, submitted_at)),"
+            " started_at = COALESCE(MAX(?, submitted_at), started_at, MAX(?, submitted_at)),"
             " size = COALESCE(size, length(call)) + ?"
             " WHERE id = ? AND status IN ('queued', 'running')",
-            (status, encoded, reason, now, now, len(encoded or ""), job_id),
+            (status, encoded, reason, now, started, now, len(encoded or ""), job_id),
         )
         return cur.rowcount > 0
 
@@ -331,7 +337,7 @@ class _Db:
         """Several finishes kept while the store could not be written: all or none."""
         with _atomic(self.conn):
             for job_id, f in finishes:
-                self.finish_job(job_id, f.status, f.result, f.reason, f.at)
+                self.finish_job(job_id, f.status, f.result, f.reason, f.at, f.started)
 
     def mark_rated(self, job_id: str, now: float) -> bool:
         cur = self.conn.execute(

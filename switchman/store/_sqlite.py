@@ -311,8 +311,10 @@ class JobStore:
         status: Literal["complete", "failed"],
         result: Mapping[str, Any] | None,
         reason: str | None = None,
+        started_at: float | None = None,
     ) -> bool:
         """Set the final status and result; False when the job had already finished.
+        ``started_at``: when it began, for a job stored running that waited first.
 
         When the store cannot be written now, the finish is kept in memory (read back as
         written) and tried again every ``RETRY_S``, and once more as the store closes:
@@ -321,9 +323,13 @@ class JobStore:
             return False
         now = self.clock()
         try:
-            finished = await self._run(self._db.finish_job, job_id, status, result, reason, now)
+            finished = await self._run(
+                self._db.finish_job, job_id, status, result, reason, now, started_at
+            )
         except StoreUnavailable:
-            self._pending[job_id] = _Finish(status=status, result=result, reason=reason, at=now)
+            self._pending[job_id] = _Finish(
+                status=status, result=result, reason=reason, at=now, started=started_at
+            )
             self._pending_added.set()
             return True
         if finished and self._grown >= self._grown_max():

@@ -157,6 +157,8 @@ class FakeRouter:
         self.breakers: dict[str, str] = {}
         #: alias -> why it is held out (e.g. the provider said 404), for 300 s
         self.held: dict[str, str] = {}
+        #: job ids of calls waiting for a router slot (``queued_jobs``)
+        self.queued: set[str] = set()
         self.rate_limited: dict[str, float] = {}  # alias -> seconds a 429 still holds it
         #: alias -> the models a call to it leaves out (``{alias: reason}``)
         self.excluded: dict[str, dict[str, str]] = {}
@@ -454,6 +456,9 @@ class FakeRouter:
         if call_id not in self.results and model is None:  # (as the router: forgotten)
             raise KeyError(call_id)
         self.feedback_given.append((call_id, score, intent))
+
+    def queued_jobs(self) -> frozenset[str]:
+        return frozenset(self.queued)
 
     def status(self) -> RouterStatus:
         providers = []

@@ -501,3 +501,37 @@ async def test_a_global_budget_used_up_makes_health_degraded_and_metrics_show_ea
     assert 'switchman_budget_spent_usd{period="day",scope="global"} 0.5' in metrics
     assert 'switchman_budget_limit_usd{period="month",scope="provider:sim"} 40.0' in metrics
     assert 'switchman_budget_spent_usd{period="month",scope="provider:sim"} 0.5' in metrics
+
+
+async def test_a_job_waiting_for_a_router_slot_shows_queued(tmp_path: Path) -> None:
+    """The router runs one call at a time: the jobs behind the first read ``queued`` (not
+    started) while their calls wait for the slot, in ``/result``, ``/jobs`` and
+    ``/health``, then ``running``; each one's ``started_at`` is when it took the slot
+    (every job read ``running`` from its submit, and ``started_at`` its submit time)."""
+    slow = {"alias": "sim/slow", "provider": "sim", "model_id": "slow"}
+    slow["sim"] = {"latency_ms": 1200, "ttft_ms": 50}
+    router = {"stall_ms": 2000, "seed": 7, "capacity": 1}
+    with trio.fail_after(60):
+        async with real_gateway(tmp_path, router=router, models=[slow]) as gw:
+            ids = []
+            for i in range(3):
+                body = {"prompt": f"call {i}", "model": "sim/slow"}
+                ids.append((await gw.client.post("/call", json=body)).json()["job_id"])
+            await trio.sleep(0.4)
+            first, second, third = [(await gw.client.get(f"/result/{j}")).json() for j in ids]
+            assert first["status"] == "running" and first["started_at"] is not None
+            assert second["status"] == third["status"] == "queued"
+            assert second["started_at"] is None
+            queued = (await gw.client.get("/jobs?status=queued")).json()["jobs"]
+            assert {j["job_id"] for j in queued} == set(ids[1:])
+            running = (await gw.client.get("/jobs?status=running")).json()["jobs"]
+            assert [j["job_id"] for j in running] == ids[:1]
+            jobs = (await gw.client.get("/health")).json()["jobs"]
+            assert (jobs["queued"], jobs["running"]) == (2, 1)
+            done = (await gw.client.get(f"/result/{ids[2]}?wait=20")).json()
+            assert done["status"] == "complete"
+            finished = [(await gw.client.get(f"/result/{j}")).json() for j in ids]
+    waited = [j["started_at"] - j["submitted_at"] for j in finished]
+    assert waited[0] < 0.5 and 1.0 < waited[1] < waited[2], waited
+    for job in finished:
+        assert job["started_at"] <= job["finished_at"]

@@ -118,3 +118,27 @@ async def test_a_finish_kept_in_memory_reads_and_is_written_in_order(tmp_path: P
         assert await store.write_unwritten()
     assert _stored_times(path, "run") == (1_000_000.0,) * 3
     assert _stored_times(path, "queue") == (1_000_000.0,) * 3
+
+
+async def test_a_job_stored_running_that_waited_starts_when_its_finish_says(
+    tmp_path: Path,
+) -> None:
+    """A job stored running at its submit whose call waited for a router slot is finished
+    with when it took the slot: its start, written and kept in memory alike (and never
+    before its submit, whatever the clock said)."""
+    clock = Clock()
+    path = tmp_path / "jobs.db"
+    async with open_store(path, clock=clock, busy_timeout_s=BUSY_S, beat_s=3600) as store:
+        for job in ("waited", "kept", "early"):
+            await _add(store, job, running=True)
+        clock.t += 10
+        assert await store.finish_job("waited", status="complete", result={}, started_at=1e6 + 4)
+        assert _in_order(await store.get_job("waited")) == (1e6, 1e6 + 4, 1e6 + 10)
+        assert await store.finish_job("early", status="complete", result={}, started_at=1e6 - 9)
+        assert _in_order(await store.get_job("early")) == (1e6, 1e6, 1e6 + 10)
+        with locked(path):
+            assert await store.finish_job("kept", status="failed", result=None, started_at=1e6 + 7)
+            assert _in_order(await store.get_job("kept")) == (1e6, 1e6 + 7, 1e6 + 10)
+        assert await store.write_unwritten()
+    assert _stored_times(path, "waited") == (1e6, 1e6 + 4, 1e6 + 10)
+    assert _stored_times(path, "kept") == (1e6, 1e6 + 7, 1e6 + 10)
