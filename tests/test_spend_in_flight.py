@@ -5,6 +5,7 @@ router on the simulator."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,27 @@ async def test_a_store_refusing_writes_does_not_hold_attempts_back(
                 for i in range(20):
                     result = await router.call(Call(prompt=f"call {i}", model="quick"))
                     assert result.status == "complete"
+
+
+async def test_spend_no_budget_holds_counts_in_the_hour_its_attempt_began(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call begun a second before the hour turns and answered after: its spend counts in
+    the hour it began, with a budget (its reservation's periods) or without (it counted in
+    the next hour then: /budgets mixed the two)."""
+    from switchman.actors import _ledger
+
+    offset = time.time() - trio.current_time()  # the router's wall clock, on virtual time
+    monkeypatch.setitem(
+        _ledger.run_ledger.__kwdefaults__, "wall", lambda: offset + trio.current_time()
+    )
+    slow = sim_model("slow", SimProfile(latency_ms=3_000.0), input_per_mtok=1000.0)
+    for budgets in (BudgetsConfig(), BudgetsConfig(global_daily_usd=100.0)):
+        async with switchman.open_router(fleet(slow, budgets=budgets)) as router:
+            now = offset + trio.current_time()
+            await trio.sleep(3600.0 - now % 3600.0 - 1.0)  # a second before the hour ends
+            result = await router.call(Call(prompt="hello", model="slow"))
+            assert result.status == "complete" and result.cost_usd > 0
+            assert (offset + trio.current_time()) % 3600.0 < 60.0  # (answered in the next)
+            spent = await router.spend("global")
+        assert spent["hour"] == 0.0, (budgets, spent)

@@ -298,6 +298,7 @@ async def _one_attempt(
         scopes: tuple[str, ...] = ("global", f"provider:{model.provider}", caller)
     else:
         scopes = ("global", f"provider:{model.provider}")
+    began = trio.current_time()  # (spend no budget holds counts in the periods of now too)
     reservation: str | None = None
     if env.limited_scopes.intersection(scopes):
         # the most this attempt can cost, so that no budget is ever overspent
@@ -348,7 +349,7 @@ async def _one_attempt(
         elif isinstance(result, Success) and result.cost_usd > 0.0:
             # no budget to hold it against, but spend is tracked all the same (global,
             # per provider, per key): the dispatcher hands it to the ledger in batches
-            run.track(scopes, result.cost_usd)
+            run.track(scopes, result.cost_usd, run.wall_at(env, began))
         elif isinstance(result, ProviderError) and result.billed_cost_usd:
             # failed here, but billed there (an answer that ended abnormally): it is spend
             if reservation is not None:
@@ -359,7 +360,7 @@ async def _one_attempt(
                     env, "budget.settled", n=n, alias=model.alias, amount_usd=result.billed_cost_usd
                 )
             else:
-                run.track(scopes, result.billed_cost_usd)
+                run.track(scopes, result.billed_cost_usd, run.wall_at(env, began))
         return result
     except Exception:  # a bug: the provider may have billed what the call never learned
         if run.handed == n and not settled and not run.cut_usd:
@@ -374,7 +375,7 @@ async def _one_attempt(
             if reservation is not None:
                 run.cut_usd = most  # (settled below: never overspent)
             else:
-                run.track(scopes, most)
+                run.track(scopes, most, run.wall_at(env, began))
         raise
     finally:
         if sent and (turns := env.slot_waiters.get(model.provider)) is not None:
@@ -392,7 +393,7 @@ async def _one_attempt(
                     env, "budget.settled", n=n, alias=model.alias, amount_usd=0.0, released=True
                 )
         elif cut:
-            run.track(scopes, cut)
+            run.track(scopes, cut, run.wall_at(env, began))
 
 
 async def _exchange(

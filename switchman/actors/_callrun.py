@@ -69,7 +69,7 @@ class CallRun:
     #: where spend no budget covers goes as each attempt is billed (the dispatcher's
     #: ``track``: to the ledger within a batch time, so a kill mid-call loses no earlier
     #: attempt's bill); None: nowhere
-    spend: Callable[[tuple[str, ...], float], None] | None = None
+    spend: Callable[[tuple[str, ...], float, float], None] | None = None
     #: when the provider said the model it just turned away can serve again, and whether
     #: it did so for having every attempt slot taken
     back_at: float | None = None
@@ -130,10 +130,12 @@ class CallRun:
             self.skipped = []
         self.skipped.append(Exclusion(alias=alias, reason=reason))
 
-    def track(self, scopes: tuple[str, ...], usd: float) -> None:
+    def track(self, scopes: tuple[str, ...], usd: float, at: float) -> None:
+        """Spend no budget holds, in the periods of ``at`` (wall time its attempt began, as
+        a reservation's spend counts in the periods it was made in)."""
         self.tracked_usd += usd
         if self.spend is not None:
-            self.spend(scopes, usd)
+            self.spend(scopes, usd, at)
 
     def event(self, env: DispatchEnv, type_: Any, **data: Any) -> None:
         if env.hub.active:

@@ -129,16 +129,19 @@ class _Dispatcher:
         #: calls that may run at once; the others wait for a slot inside their own task,
         #: under their own deadline (the inbox keeps moving: cancels, feedback)
         self.slots = Slots(env.config.router.capacity, env.board)
-        #: spend no budget covers, not yet handed to the ledger: per scopes, USD
-        self.unsent: dict[tuple[str, ...], float] = {}
+        #: spend no budget covers, not yet handed to the ledger: per scopes and UTC hour
+        #: its attempts began in (which sets its periods), USD
+        self.unsent: dict[tuple[tuple[str, ...], int], float] = {}
         #: set when spend waits in ``unsent``: the flusher hands it over within a batch time
         self.spend_waiting = trio.Event()
 
-    def track(self, scopes: tuple[str, ...], usd: float) -> None:
-        """Spend of a call that no budget covered: the ledger gets it within
-        ``SPEND_BATCH_S`` (one message for the calls of that time), before any spend query,
-        and at shutdown. Only budgets need it at once, and those go through reservations."""
-        self.unsent[scopes] = self.unsent.get(scopes, 0.0) + usd
+    def track(self, scopes: tuple[str, ...], usd: float, at: float) -> None:
+        """Spend of a call that no budget covered, in the periods of ``at``: the ledger
+        gets it within ``SPEND_BATCH_S`` (one message for the calls of that time), before
+        any spend query, and at shutdown. Only budgets need it at once, and those go
+        through reservations."""
+        key = (scopes, int(at // 3600.0))
+        self.unsent[key] = self.unsent.get(key, 0.0) + usd
         self.spend_waiting.set()  # (a no-op while the flusher already has it in hand)
 
     async def flush_spend(self) -> None:
@@ -156,14 +159,15 @@ class _Dispatcher:
     def send_spend(self) -> None:
         """Hand the ledger the spend tracked so far (what its inbox cannot take now
         waits for the next time; a closed ledger means the router is closing)."""
-        for scopes, usd in list(self.unsent.items()):
+        for key, usd in list(self.unsent.items()):
+            scopes, hour = key
             try:
-                self.env.ledger.send_nowait(Spent(scopes=scopes, actual_usd=usd))
+                self.env.ledger.send_nowait(Spent(scopes=scopes, actual_usd=usd, at=hour * 3600.0))
             except trio.WouldBlock:
                 return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
-            del self.unsent[scopes]
+            del self.unsent[key]
 
     async def wait_idle(self) -> None:
         """Return once no call is running."""

@@ -137,8 +137,10 @@ async def run_ledger(
                 ledger = release(ledger, rid)
                 if on_state is not None:
                     on_state(ledger)
-            case Spent(scopes=scopes, actual_usd=actual):
-                ledger = record(ledger, scopes, actual_usd=actual, wall_now=wall())
+            case Spent(scopes=scopes, actual_usd=actual, at=at):
+                ledger = record(
+                    ledger, scopes, actual_usd=actual, wall_now=wall() if at is None else at
+                )
                 if on_state is not None:
                     on_state(ledger)
                 if on_change is not None:

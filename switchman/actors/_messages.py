@@ -146,6 +146,8 @@ class Spent:
 
     scopes: tuple[str, ...]
     actual_usd: float
+    #: a wall time in the periods it counts in (its attempts began then); None: now
+    at: float | None = None
 
 
 @attrs.frozen(kw_only=True, eq=False)
