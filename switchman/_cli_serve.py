@@ -30,7 +30,7 @@ from switchman._router import open_router
 from switchman._version import __version__
 from switchman.catalog import Config, load_config
 from switchman.catalog._config import DISABLED_BY_CONFIG
-from switchman.cli import DEFAULT_HOST, EXIT_OK, CliError
+from switchman.cli import DEFAULT_HOST, EXIT_OK, PORT_ENV, CliError, env_port
 from switchman.gateway import InsecureBindError, check_bind, serve_gateway
 from switchman.gateway._hypercorn import raise_file_limit
 from switchman.gateway._outbox import Outboxes
@@ -56,6 +56,10 @@ def _config(args: argparse.Namespace) -> Config:
         server = attrs.evolve(server, host=args.host)
     if args.port is not None:
         server = attrs.evolve(server, port=args.port)
+    elif os.environ.get(PORT_ENV, "").strip():
+        # where the clients look for it (exported for them, the daemon went to 8265 and
+        # every client of that shell found nothing)
+        server = attrs.evolve(server, port=env_port())
     return attrs.evolve(config, server=server)
 
 

@@ -568,7 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=port_arg(allow_zero=True),
         default=None,
-        help="0 to 65535, 0: any free port (default: [server] port, else 8265)",
+        help=f"0 to 65535, 0: any free port (default: ${PORT_ENV}, else [server] port, else "
+        f"{DEFAULT_PORT})",
     )
     p.add_argument("--config", help="switchman.toml")
     p.add_argument("--db", help="SQLite file for jobs, spend and learning (':memory:' for none)")

@@ -773,12 +773,38 @@ def test_switchman_port_says_where_the_clients_look_and_port_wins_over_it(
     with _closed_port() as port:
         by_env = cli(tmp_path, "jobs", env={"SWITCHMAN_PORT": str(port)})
     assert by_env.returncode == 2 and f"not running at http://127.0.0.1:{port};" in by_env.stderr
-    # --port wins (even over a bad variable), and serve does not read the variable
+    # --port wins (even over a bad variable); serve's help prints whatever it holds
     with _closed_port() as other:
         by_flag = cli(tmp_path, "jobs", "--port", str(other), env={"SWITCHMAN_PORT": "abc"})
     assert by_flag.returncode == 2 and f"running at http://127.0.0.1:{other};" in by_flag.stderr
     served = cli(tmp_path, "serve", "--help", env={"SWITCHMAN_PORT": "abc"})
     assert served.returncode == 0 and "usage: switchman serve" in served.stdout
+    bad = cli(tmp_path, "serve", "--db", ":memory:", env={"SWITCHMAN_PORT": "abc"})
+    assert bad.returncode == 2 and "SWITCHMAN_PORT must be a port number" in bad.stderr
+
+
+def test_serve_listens_where_switchman_port_tells_the_clients_to_look(tmp_path: Path) -> None:
+    """``export SWITCHMAN_PORT=...`` for the clients: the daemon started in that shell
+    listens there too (it went to 8265, and every client of the shell found nothing)."""
+    with _closed_port() as port:
+        pass  # (free again, for the daemon)
+    env = {"SWITCHMAN_PORT": str(port)}
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--db", str(tmp_path / "jobs.db")],
+        env=clean_env(tmp_path) | env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert f"serving on http://127.0.0.1:{port} " in _first_line(proc, timeout=30)
+        deadline = time.monotonic() + 20
+        while cli(tmp_path, "health", env=env).returncode != 0:
+            assert time.monotonic() < deadline, "the clients never found the daemon"
+            time.sleep(0.2)
+    finally:
+        _stop(proc)
 
 
 def test_health_of_a_draining_daemon_exits_1(
