@@ -33,6 +33,9 @@ LIMIT_KEYS: Final = ("hourly_usd", "daily_usd", "monthly_usd")
 #: limit of 1e300 passed, then crashed the ledger at every reservation)
 MAX_BUDGET_USD: Final = 1e12
 MAX_PRICE_USD: Final = 1e6
+#: a bound this high is there for the ledger's sake: a number below the low end is told
+#: only that (not "between 0 and 1e+12")
+BIG: Final = MAX_PRICE_USD
 _INTENT_LIST: Final = ", ".join(sorted(INTENTS))
 
 
@@ -61,7 +64,7 @@ def _number(
         errors.append(FieldError(name, f"must be {kind}; got {_kind(value)}"))
     elif math.isnan(value) or (finite and math.isinf(value)):
         errors.append(FieldError(name, "must be finite"))
-    elif high is not None and not low <= value <= high:
+    elif high is not None and not low <= value <= high and not (high >= BIG and value < low):
         errors.append(FieldError(name, f"must be between {low:g} and {high:g}; got {value!r}"))
     elif value < low or (strict and value == low):
         word = "greater than" if strict else "at least"

@@ -605,7 +605,7 @@ def test_a_models_mistakes_do_not_hide_each_other(tmp_path: Path) -> None:
         "models[1].provider": "unknown provider 'nowhere'",
         "models[1].model_id": "is required for a model not in the catalog",
         "models[2].context_window": "must be an integer; got string",
-        "models[2].output_per_mtok": "must be between 0 and 1e+06; got -2.0",
+        "models[2].output_per_mtok": "must be at least 0; got -2.0",
         "models[3].sim.bogus": "unknown field",
         "models[3].sim.error_rate": "must be between 0 and 1; got 5.0",
     }
