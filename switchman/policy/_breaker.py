@@ -4,9 +4,14 @@
 
     closed ──(failure rate over window, or N consecutive failures)──> open
     open ──(now >= open_until; admits exactly one probe)──> half_open
-    half_open ──(probe succeeds)──> closed      window cleared, cool-down back to base
+    half_open ──(probe succeeds)──> closed      window cleared, cool-down remembered
     half_open ──(probe fails)──> open           cool-down x cooldown_factor, capped
     half_open ──(probe neutral)──> half_open    probe slot freed; the next admit probes
+
+A trip soon after the breaker closed (within ``window_s``, or twice its last cool-down if
+longer) is a re-trip too: the cool-down grows from the last one, never shorter (a model
+flapping, one probe answered between outages, was probed again every base cool-down for
+ever); a trip later than that starts from the base cool-down.
 
 Only ``"failure"`` outcomes count against a model. ``"neutral"`` outcomes (a
 refusal, a 4xx caused by the request, a context-length error, a rate limit)
@@ -57,6 +62,7 @@ class Breaker:
     ``opened_at``: when the latest trip happened; outcomes of calls started
     earlier are stale once the breaker is open or half-open.
     ``trips``: how many times this breaker has opened in all (for status).
+    ``closed_at``: when its probe last closed it (a trip soon after is a re-trip).
     """
 
     state: BreakerStateName = "closed"
@@ -68,6 +74,7 @@ class Breaker:
     trips: int = 0
     probe_in_flight: bool = False
     probe_started_at: float | None = None
+    closed_at: float | None = None
 
     @property
     def failures_in_window(self) -> int:
@@ -118,8 +125,8 @@ def breaker_record(
         if started_at is not None and b.opened_at is not None and started_at < b.opened_at:
             return b
         match outcome:
-            case "success":
-                return Breaker(trips=b.trips)
+            case "success":  # (its cool-down kept: a trip soon after grows it)
+                return Breaker(trips=b.trips, cooldown_s=b.cooldown_s, closed_at=now)
             case "failure":
                 return _trip(b, cfg, now, grow=True)
             case "neutral":
@@ -140,9 +147,10 @@ def breaker_record(
         trips=b.trips,
         probe_in_flight=b.probe_in_flight,
         probe_started_at=b.probe_started_at,
+        closed_at=b.closed_at,
     )
     if not ok and _should_trip(b, cfg):
-        return _trip(b, cfg, now, grow=False)
+        return _trip(b, cfg, now, grow=_flapping(b, cfg, now))
     return b
 
 
@@ -156,6 +164,13 @@ def _should_trip(b: Breaker, cfg: BreakerConfig) -> bool:
         return True
     calls = len(b.window)
     return calls >= cfg.min_calls and b.failures_in_window / calls >= cfg.failure_rate
+
+
+def _flapping(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
+    """Whether a trip now comes soon after the breaker closed (a re-trip)."""
+    if b.closed_at is None:
+        return False
+    return now - b.closed_at < max(cfg.window_s, b.cooldown_s * cfg.cooldown_factor)
 
 
 def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:

@@ -18,13 +18,18 @@ CFG = BreakerConfig()
 
 
 def _feed(
-    b: Breaker, outcomes: list[BreakerOutcome], *, start: float = 0.0, step: float = 0.1
+    b: Breaker,
+    outcomes: list[BreakerOutcome],
+    *,
+    start: float = 0.0,
+    step: float = 0.1,
+    cfg: BreakerConfig = CFG,
 ) -> Breaker:
     t = start
     for outcome in outcomes:
-        ok, b = breaker_admit(b, CFG, t)
+        ok, b = breaker_admit(b, cfg, t)
         assert ok
-        b = breaker_record(b, CFG, t, outcome)
+        b = breaker_record(b, cfg, t, outcome)
         t += step
     return b
 
@@ -174,15 +179,40 @@ def test_half_open_admits_exactly_one_probe() -> None:
 def test_probe_success_closes_and_resets() -> None:
     b = _tripped(0.0)
     _, b = breaker_admit(b, CFG, 5.0)
-    b = breaker_record(b, CFG, 5.5, "success")
-    assert b.state == "closed"
-    assert b.window == ()
-    assert b.consecutive_failures == 0
-    assert b.trips == 1
-    # cool-down is back to base on the next trip
-    b = _feed(b, ["failure"] * 5, start=10.0)
+    closed = breaker_record(b, CFG, 5.5, "success")
+    assert closed.state == "closed"
+    assert closed.window == ()
+    assert closed.consecutive_failures == 0
+    assert closed.trips == 1
+    # a trip soon after is a re-trip: its cool-down grows from the last one
+    b = _feed(closed, ["failure"] * 5, start=10.0)
+    assert b.state == "open"
+    assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s * 2)  # type: ignore[operator]
+    # a trip long after (a new outage) starts from the base again
+    b = _feed(closed, ["failure"] * 5, start=600.0)
     assert b.state == "open"
     assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s)  # type: ignore[operator]
+
+
+def test_a_flapping_model_s_cool_down_is_never_shortened() -> None:
+    """Outages with one answered probe between them: each trip's cool-down is at least the
+    last one's, up to the cap (one good probe brought it back to 5 s, and the model was
+    probed every 5 s for ever)."""
+    cfg = BreakerConfig(cooldown_s=5.0, cooldown_factor=2.0, max_cooldown_s=60.0)
+    b = _feed(Breaker(), ["failure"] * cfg.consecutive_failures, start=0.0, cfg=cfg)
+    cooldowns = []
+    for cycle in range(8):
+        cooldowns.append(b.open_until - b.opened_at)  # type: ignore[operator]
+        now = b.open_until
+        ok, b = breaker_admit(b, cfg, now)
+        assert ok and b.state == "half_open"
+        probe = "success" if cycle % 2 == 0 else "failure"  # answered, then not, ...
+        b = breaker_record(b, cfg, now + 0.1, probe)
+        if b.state == "closed":  # flaps again at once
+            b = _feed(b, ["failure"] * cfg.consecutive_failures, start=now + 1.0, cfg=cfg)
+        assert b.state == "open"
+    assert cooldowns == sorted(cooldowns), cooldowns
+    assert cooldowns[-1] == 60.0
 
 
 def test_cooldown_grows_on_repeated_trips_and_caps() -> None:
