@@ -49,9 +49,10 @@ def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None)
 
     ``params.max_tokens`` when the caller set it, capped at the model's
     ``max_output_tokens`` (never shrunk: if it does not fit the context window, the
-    model is excluded). Else a default budget: the call's verbosity
-    (``VERBOSITY_OUTPUT_TOKENS``), verbosity "full" up to ``FULL_OUTPUT_TOKENS``; either
-    way capped at ``max_output_tokens``.
+    model is excluded; eligibility excludes a model below it too). Else a default budget:
+    the call's verbosity (``VERBOSITY_OUTPUT_TOKENS``, which eligibility requires a model
+    to have room for), verbosity "full" up to ``FULL_OUTPUT_TOKENS``; either way capped at
+    ``max_output_tokens``.
 
     With ``input_tokens``, on a model whose window holds the output too
     (``context_includes_output``), a default budget shrinks to the room the window
@@ -161,6 +162,13 @@ def _exclusion_reason(
             f"max_tokens {params.max_tokens} above the model's limit of"
             f" {model.max_output_tokens} output tokens"
         )
+    room = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
+    if params.max_tokens is None and model.max_output_tokens < room:
+        # (it was sent its own limit instead, and a "full" answer came back cut short)
+        return (
+            f"verbosity {call.options.verbosity} needs room for {room} output tokens; the"
+            f" model's limit is {model.max_output_tokens} (send max_tokens to use it)"
+        )
     out = output_tokens(call, model, input_tokens)
     if not fits_window(model, input_tokens, out):
         window = model.context_window
@@ -229,7 +237,9 @@ def check_eligibility(
        or intent ``"unknown"``, always passes);
     3. trust tier below ``call.min_trust`` (untrusted < standard < trusted);
     4. a capability the call requires is missing (each one named);
-    5. ``params.max_tokens`` above the model's ``max_output_tokens``;
+    5. ``params.max_tokens`` above the model's ``max_output_tokens``; without it, the
+       model's ``max_output_tokens`` below the verbosity's room
+       (``VERBOSITY_OUTPUT_TOKENS``: 256, 1,024, 4,096);
     6. the context window is below ``input_tokens``, or, on a model whose window holds
        the output too (``context_includes_output``), below ``input_tokens`` plus
        ``output_tokens()``: the caller's ``max_tokens``, else the default budget shrunk

@@ -181,6 +181,26 @@ def test_verbosity_changes_the_output_room_needed() -> None:
     assert reason(full, m, input_tokens=900) is None
 
 
+def test_verbosity_needs_a_model_with_room_for_its_output() -> None:
+    """A model whose output limit is below the verbosity's room is left out, saying so (it
+    was sent its own limit, 300 tokens, for a "full" answer); a call's own max_tokens is
+    held to the limit instead, and a verbosity within it passes."""
+    short = model(max_output_tokens=300)
+    full = Call(prompt="x", options=Options(verbosity="full"))
+    assert reason(full, short) == (
+        "verbosity full needs room for 4096 output tokens; the model's limit is 300"
+        " (send max_tokens to use it)"
+    )
+    standard = Call(prompt="x", options=Options(verbosity="standard"))
+    assert reason(standard, short) == (
+        "verbosity standard needs room for 1024 output tokens; the model's limit is 300"
+        " (send max_tokens to use it)"
+    )
+    assert reason(Call(prompt="x", options=Options(verbosity="minimal")), short) is None
+    asked = Call(prompt="x", params=Params(max_tokens=200), options=Options(verbosity="full"))
+    assert reason(asked, short) is None
+
+
 def test_cost_limit_uses_input_and_output_room() -> None:
     m = model(input_per_mtok=10.0, output_per_mtok=100.0)
     # 3,920 ASCII characters: 980 tokens and 20 of framing; 1000 input * $10/M + 1024
