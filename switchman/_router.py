@@ -67,6 +67,7 @@ from switchman.actors._messages import (
 )
 from switchman.actors._persister import LedgerTap, Persistence, load_state, run_persister
 from switchman.actors._provider import run_provider_actor
+from switchman.actors._room import BudgetRoom
 from switchman.catalog._config import api_key, key_missing, load_config, validate_config
 from switchman.catalog._credentials import header_credentials
 from switchman.catalog._discovery import discover_local_models
@@ -525,6 +526,13 @@ def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
 REANCHOR_S: Final = 1.0
 
 
+def _held_now(tap: LedgerTap, room: BudgetRoom, ledger: Ledger) -> None:
+    """The ledger after a change: its holds to save (``tap``), and the calls waiting for
+    budget room woken if one ended (``room``)."""
+    tap.hold(ledger)
+    room(ledger)
+
+
 def _anchored_wall_clock() -> Callable[[], float]:
     """Wall time for humans that moves with trio's clock: the times of one call's trace
     agree with its durations, and MockClock tests see it move. Under the system clock it
@@ -696,7 +704,7 @@ async def run_router(
                 limits,
                 initial=tap.latest,  # (the stored ledger, handed to the tap at start)
                 on_change=tap,
-                on_state=tap.hold,
+                on_state=functools.partial(_held_now, tap, dispatch_env.budget_room),
                 task_status=task_status,
             ),
             stop=ledger_send.close,

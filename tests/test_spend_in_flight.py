@@ -137,3 +137,36 @@ async def test_spend_no_budget_holds_counts_in_the_hour_its_attempt_began(
             assert (offset + trio.current_time()) % 3600.0 < 60.0  # (answered in the next)
             spent = await router.spend("global")
         assert spent["hour"] == 0.0, (budgets, spent)
+
+
+async def test_a_burst_waits_for_the_room_its_own_calls_in_flight_hold(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Twenty calls at once against a budget that holds four of them at a time (each holds
+    what it could cost, and is billed a tenth of it): the others wait for room as the
+    first ones settle, and all twenty are answered within the budget (all but four were
+    refused at once, the budget 3% spent). Room the budget has spent is not waited for."""
+    m = sim_model("m", SimProfile(latency_ms=800.0), input_per_mtok=1.0, output_per_mtok=4.0)
+    config = fleet(m, budgets=BudgetsConfig(global_daily_usd=0.02))
+    results: list[switchman.Result] = []
+    async with switchman.open_router(config) as router:
+
+        async def one(i: int) -> None:
+            results.append(await router.call(Call(prompt=f"call {i}", model="m")))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(one, i)
+        spent = (await router.spend("global"))["day"]
+        assert all(r.status == "complete" for r in results), [r.errors for r in results]
+        assert spent == pytest.approx(sum(r.cost_usd for r in results)) and spent <= 0.02
+        waited = [w for r in results for w in r.trace.waits if w.reason.startswith("budget room")]
+        assert len(waited) >= 16 and all(w.ms > 0 for w in waited)
+        # the room is spent, not held: refused at once, no wait
+        tight = fleet(m, budgets=BudgetsConfig(global_daily_usd=spent + 0.001))
+    async with switchman.open_router(tight) as router:
+        await router.call(Call(prompt="first", model="m"))
+        started = trio.current_time()
+        refused = await router.call(Call(prompt="x" * 4000, model="m"))
+        assert refused.status == "failed" and refused.errors[0].code == "budget_exceeded"
+        assert trio.current_time() == started and not refused.trace.waits

@@ -36,14 +36,7 @@ from switchman._errors import (
     ProviderError,
     attempt_outcome,
 )
-from switchman._result import (
-    AttemptRecord,
-    Delta,
-    ErrorInfo,
-    Usage,
-    Wait,
-    normal_finish,
-)
+from switchman._result import AttemptRecord, Delta, ErrorInfo, Usage, Wait, normal_finish
 from switchman.actors._attempt_ends import (
     ClosingCounted,
     callers_own_limit,
@@ -67,6 +60,7 @@ from switchman.actors._holds import (
     reserve_hold,
     settle_hold,
     tell_budget_refusal,
+    wait_for_room,
 )
 from switchman.actors._messages import (
     Attempt,
@@ -133,6 +127,7 @@ async def run_attempts(
     waited = 0.0
     paused: Wait | None = None  # the wait for a paused model before asking it again
     billed = 0.0  # what the attempts that failed were billed
+    budget_waited = 0.0  # for budget room the calls in flight held
     i = 0
     while i < len(candidates):
         model = candidates[i]
@@ -163,6 +158,11 @@ async def run_attempts(
             paused = None
             back_at, run.back_at = run.back_at, None
             busy, run.busy = run.busy, False
+            later, run.room_later = run.room_later, False
+            if later and i + 1 == len(candidates):  # the budget's room is held: wait for it
+                if (took := await wait_for_room(env, run, model.alias, budget_waited)) is not None:
+                    budget_waited += took
+                    continue
             now = trio.current_time()
             if i + 1 == len(candidates) and back_at is not None:
                 # the last candidate is only paused (its half-open probe is out, its rate
@@ -322,6 +322,8 @@ async def _one_attempt(
             run.errors.append(ErrorInfo(code=code, message=message))
             run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
             tell_budget_refusal(env, limit, estimate)
+            # (what calls in flight hold would cover it: it may wait for them, run_attempts)
+            run.room_later = 0 < estimate <= refused.available_usd + refused.held_usd
             return None
         budget_held(env)
         run.reserved_usd += estimate

@@ -74,6 +74,8 @@ class CallRun:
     #: it did so for having every attempt slot taken
     back_at: float | None = None
     busy: bool = False
+    #: the last attempt was refused by a budget whose room calls in flight hold
+    room_later: bool = False
     #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
     #: "retry: <why>" (the same model again, after a backoff) or "fallback[: <why>]"
     after: str | None = None

@@ -12,6 +12,7 @@ import trio
 from switchman.actors._board import StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import LedgerMessage, ProviderMessage
+from switchman.actors._room import BudgetRoom
 from switchman.actors._slots import Turns
 from switchman.catalog._spec import Config, KeySpec, ModelSpec
 from switchman.policy._learning import LearningConfig
@@ -53,3 +54,5 @@ class DispatchEnv:
     #: with a store: returns once the reservations held now are saved (an attempt under a
     #: budget is sent then: a process killed outright counts it when it restarts)
     holds_saved: Callable[[], Awaitable[None]] | None = None
+    #: wakes the calls waiting for budget room as reservations end (the ledger calls it)
+    budget_room: BudgetRoom = attrs.field(factory=BudgetRoom)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 import trio
 
 from switchman._channels import open_channel, send_soon
+from switchman.actors._callrun import CallRun
 from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import Release, Reserve, Settle
 from switchman.policy._budget import NO_LEDGER, Limit, Refusal, window_key
@@ -117,3 +119,30 @@ async def settle_hold(env: DispatchEnv, rid: str, usd: float) -> None:
             await send_soon(env.ledger, Settle(id=rid, actual_usd=usd))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the ledger is gone, and its reservations with it
+
+
+#: the longest a call waits, in all, for budget room that calls in flight hold
+BUDGET_WAIT_S: Final = 30.0
+
+
+async def wait_for_room(env: DispatchEnv, run: CallRun, alias: str, waited: float) -> float | None:
+    """``alias``'s attempt was refused by a budget whose room calls in flight hold: wait
+    for one of their reservations to end, inside the call's deadline and ``BUDGET_WAIT_S``
+    in all (``waited`` so far). The time waited when one ended (the refusal is taken back:
+    the model is asked again), else None (the refusal stands)."""
+    now = trio.current_time()
+    end = min(run.deadline, now + BUDGET_WAIT_S - waited)
+    if end <= now:
+        return None
+    freed = False
+    with run.waiting(f"budget room for {alias}: calls in flight held it"):
+        with trio.move_on_at(end):
+            await env.budget_room.wait()
+            freed = True
+    if not freed:
+        return None
+    if run.skipped and run.skipped[-1].alias == alias:
+        run.skipped.pop()
+    if run.errors and run.errors[-1].code == "budget_exceeded":
+        run.errors.pop()
+    return trio.current_time() - now
