@@ -110,6 +110,7 @@ BUSY_POLL_S = 1.0
 _UNHEARD: Final = frozenset({"timeout", "cancelled"})
 _NO_MODEL_RATES: Mapping[str, RateBudget] = MappingProxyType({})
 _NO_HOLDS: Mapping[str, ModelHold] = MappingProxyType({})
+_NOTHING_SENT: Final = (0, 0.0, 0.0)
 #: ``switchman.sim.run_sim_attempt``'s shape: what a ``kind = "sim"`` provider plays
 SimPlayer = Callable[..., Awaitable[None]]
 
@@ -196,6 +197,10 @@ class _ProviderState:
         #: (gave text, or answered at all): what tells a hung model (``policy._silence``)
         self.waiting: dict[int, Waiting] = {}
         self.heard: dict[str, float] = {}
+        #: per upstream model (its first alias), requests, tokens and input tokens sent in
+        #: all; per attempt in flight, those counts when it was sent (``_sent_since``)
+        self.sent: dict[str, tuple[int, float, float]] = {}
+        self.sent_at: dict[int, tuple[int, float, float]] = {}
         self.publish()
 
     def publish(self) -> None:
@@ -278,6 +283,10 @@ class _ProviderState:
         if new_breaker is not breaker:  # (a closed breaker admits without a change)
             self._set_breaker(alias, breaker, new_breaker, now)
         self.rate = new_rate
+        upstream = self.same_model.get(alias, (alias,))[0]
+        sent = self.sent.get(upstream, _NOTHING_SENT)
+        sent = (sent[0] + 1, sent[1] + tokens, sent[2] + msg.input_tokens)
+        self.sent[upstream] = self.sent_at[msg.id] = sent
         self.in_flight += 1
         self.publish()
         return None
@@ -308,8 +317,18 @@ class _ProviderState:
             case _:
                 raise TypeError(f"provider actor got an unexpected message: {msg!r}")
 
+    def _sent_since(self, msg: AttemptDone) -> tuple[int, float, float]:
+        """What was sent to ``msg``'s model after it: not in the counters its answer's
+        headers say yet (a burst sent before the first answer came back went past them)."""
+        at = self.sent_at.pop(msg.id, None)
+        if at is None:
+            return _NOTHING_SENT
+        now = self.sent.get(self.same_model.get(msg.alias, (msg.alias,))[0], at)
+        return (now[0] - at[0], now[1] - at[1], now[2] - at[2])
+
     def _done(self, msg: AttemptDone, now: float) -> None:
         self.in_flight -= 1
+        sent_since = self._sent_since(msg)
         breaker = self.breakers.get(msg.alias, CLOSED_BREAKER)
         # (a stream broken by a rate limit after its text began is the rate limit's)
         error = msg.error.cause or msg.error if msg.error is not None else None
@@ -340,6 +359,7 @@ class _ProviderState:
                 wall_now=time.time(),
                 status=429 if limited else (msg.status or 200),
                 retry_after=retry_after,
+                sent_since=sent_since,
             )
             for alias in self.same_model.get(msg.alias, (msg.alias,)):
                 self.model_rates[alias] = observed

@@ -6,8 +6,13 @@ Three things can hold a request back, all in monotonic seconds (``now``):
   requests and ``tpm`` tokens, refilling continuously at ``rpm/60`` and
   ``tpm/60`` per second;
 * the provider's own last word on what remains (``x-ratelimit-remaining-*``,
-  ``anthropic-ratelimit-*-remaining``) until its reset; a window that says
-  nothing remains holds requests back until that reset;
+  ``anthropic-ratelimit-*-remaining``), less what was sent since the request it
+  answered (those are not in its count yet); a window that says nothing remains holds
+  requests back. Where it says its limit too, its counter is followed as a bucket that
+  refills at the rate its reset implies (the providers' reset is when it is full again:
+  OpenAI's "9998 of 10000, 12ms" is 10,000 a minute), past that reset, until it says
+  more (once it reset, everything went out at once: 6.4 times a provider's stated limit,
+  every window); without a limit, until that reset;
 * ``blocked_until``: a 429 said stop (``retry-after``, or a short default).
 
 Reset and retry times arrive as durations (``"1s"``, ``"6m0s"``, ``"20ms"``,
@@ -50,23 +55,42 @@ _EPS = 1e-6
 _EPOCH_THRESHOLD = 1e9
 
 #: a provider's counter: (remaining header, reset header or None, the window's length in
-#: seconds when the header names it, else None), lower-case
-_Family: TypeAlias = tuple[str, str | None, float | None]
+#: seconds when the header names it, else None, limit header or None), lower-case
+_Family: TypeAlias = tuple[str, str | None, float | None, str | None]
 _MINUTE: Final = 60.0
 _MONTH: Final = 31 * 86400.0  # (held to MAX_HOLD_S)
+#: the least a 429 holds a model back, whatever its retry time says (``retry-after: 0``
+#: from a model answering every call 429 had it asked 939 times in 1.5 s)
+MIN_429_HOLD_S: Final = 0.25
 
 _REQUEST_HEADERS: tuple[_Family, ...] = (
-    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", None),  # OpenAI, Groq, xAI
-    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", None),
-    ("x-ratelimit-remaining-req-minute", None, _MINUTE),  # Mistral
-    ("x-ratelimit-remaining", "x-ratelimit-reset", None),  # Together
+    # OpenAI, Groq, xAI
+    (
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        None,
+        "x-ratelimit-limit-requests",
+    ),
+    (
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+        None,
+        "anthropic-ratelimit-requests-limit",
+    ),
+    ("x-ratelimit-remaining-req-minute", None, _MINUTE, "x-ratelimit-limit-req-minute"),  # Mistral
+    ("x-ratelimit-remaining", "x-ratelimit-reset", None, "x-ratelimit-limit"),  # Together
 )
 #: windows that count a request's input and output room together
 _TOKEN_HEADERS: tuple[_Family, ...] = (
-    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", None),
-    ("x-ratelimit-remaining-tokens-minute", None, _MINUTE),  # Mistral
-    ("x-ratelimit-remaining-tokens-month", None, _MONTH),  # Mistral
-    ("x-tokenlimit-remaining", None, None),  # Together
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", None, "x-ratelimit-limit-tokens"),
+    (
+        "x-ratelimit-remaining-tokens-minute",
+        None,
+        _MINUTE,
+        "x-ratelimit-limit-tokens-minute",
+    ),  # Mistral
+    ("x-ratelimit-remaining-tokens-month", None, _MONTH, "x-ratelimit-limit-tokens-month"),
+    ("x-tokenlimit-remaining", None, None, "x-tokenlimit-limit"),  # Together
 )
 #: Anthropic counts input and output tokens apart; its plain ``tokens`` family is the
 #: most restrictive of the two, so it is read only when the two are not given
@@ -75,6 +99,7 @@ _INPUT_HEADERS: tuple[_Family, ...] = (
         "anthropic-ratelimit-input-tokens-remaining",
         "anthropic-ratelimit-input-tokens-reset",
         None,
+        "anthropic-ratelimit-input-tokens-limit",
     ),
 )
 _OUTPUT_HEADERS: tuple[_Family, ...] = (
@@ -82,10 +107,16 @@ _OUTPUT_HEADERS: tuple[_Family, ...] = (
         "anthropic-ratelimit-output-tokens-remaining",
         "anthropic-ratelimit-output-tokens-reset",
         None,
+        "anthropic-ratelimit-output-tokens-limit",
     ),
 )
 _ANY_TOKEN_HEADERS: tuple[_Family, ...] = (
-    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset", None),
+    (
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+        None,
+        "anthropic-ratelimit-tokens-limit",
+    ),
 )
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|us|µs|ns|h|m|s)")
@@ -96,10 +127,24 @@ _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6
 
 @attrs.frozen(kw_only=True)
 class ProviderWindow:
-    """What the provider last said about one resource: ``remaining`` until ``reset_at``."""
+    """What the provider last said about one resource: ``remaining`` (less what was sent
+    since) until ``reset_at``. With its ``limit`` known, a bucket refilling at ``rate``
+    per second from ``as_of`` (the time ``remaining`` was counted): it does not end at
+    its reset, and ``remaining`` is brought up to date (``_refill``) as time passes."""
 
     remaining: float
     reset_at: float
+    limit: float | None = None
+    rate: float | None = None
+    as_of: float = 0.0
+
+    def free_at(self, need: float, now: float) -> float:
+        """When ``need`` will be there (``reset_at`` for a window without a rate): at
+        most ``MAX_HOLD_S`` from ``now``."""
+        if self.rate is None:
+            return self.reset_at
+        short = min(need, self.limit or need) - self.remaining
+        return now + min(max(short, 0.0) / self.rate, MAX_HOLD_S)
 
 
 @attrs.frozen(kw_only=True)
@@ -156,15 +201,15 @@ def rate_admit(
         waits.append(cur.blocked_until)
     pr, pt = cur.provider_requests, cur.provider_tokens
     if pr is not None and pr.remaining < 1:
-        waits.append(pr.reset_at)
+        waits.append(pr.free_at(1.0, now))
     if pt is not None and (pt.remaining < _EPS or pt.remaining < tokens):  # as rate_blocked_until
-        waits.append(pt.reset_at)
+        waits.append(pt.free_at(float(tokens), now))
     pi, po = cur.provider_input, cur.provider_output
     input_tokens = tokens - output_tokens
     if pi is not None and (pi.remaining < _EPS or pi.remaining < input_tokens):
-        waits.append(pi.reset_at)
+        waits.append(pi.free_at(float(input_tokens), now))
     if po is not None and po.remaining < _EPS:
-        waits.append(po.reset_at)
+        waits.append(po.free_at(1.0, now))
     if cur.rpm is not None and cur.requests < 1 - _EPS:
         waits.append(now + (1 - cur.requests) * 60.0 / cur.rpm)
     if cur.tpm is not None:
@@ -216,8 +261,12 @@ def rate_observe(
     status: int,
     retry_after: float | None = None,
     default_block_s: float = DEFAULT_BLOCK_S,
+    sent_since: tuple[int, float, float] = (0, 0.0, 0.0),
 ) -> RateBudget:
     """Correct the budget from a response's headers (keys in any case).
+
+    ``sent_since``: the requests, tokens and input tokens sent to the model since the
+    request this answers (its counters do not count them yet: they come off them).
 
     Remaining-request / remaining-token headers replace the provider's counters
     until their reset (a remaining without a reset header is trusted for
@@ -232,11 +281,13 @@ def rate_observe(
     h = _lower(headers)
     cur = _refill(b, now)
     window = functools.partial(_window, h, now=now, wall_now=wall_now, default_s=default_block_s)
-    reqs = window(_REQUEST_HEADERS)
-    toks = window(_TOKEN_HEADERS)
-    inputs, outputs = window(_INPUT_HEADERS), window(_OUTPUT_HEADERS)
-    if inputs is None and outputs is None:
-        inputs = window(_ANY_TOKEN_HEADERS)  # the tighter of the two, counted as input
+    requests, tokens, input_tokens = sent_since
+    reqs = window(_REQUEST_HEADERS, sent=requests, before=cur.provider_requests)
+    toks = window(_TOKEN_HEADERS, sent=tokens, before=cur.provider_tokens)
+    inputs = window(_INPUT_HEADERS, sent=input_tokens, before=cur.provider_input)
+    outputs = window(_OUTPUT_HEADERS, sent=0.0, before=cur.provider_output)
+    if inputs is None and outputs is None:  # the tighter of the two, counted as input
+        inputs = window(_ANY_TOKEN_HEADERS, sent=input_tokens, before=cur.provider_input)
     if reqs is not None:
         cur = attrs.evolve(cur, provider_requests=reqs)
     if toks is not None:
@@ -251,6 +302,7 @@ def rate_observe(
             wait = clamp_hold(retry_after)
         if wait is None:
             wait = clamp_hold(default_block_s) or 0.0
+        wait = max(wait, MIN_429_HOLD_S)
         cur = attrs.evolve(cur, blocked_until=max(cur.blocked_until, now + wait))
     return cur
 
@@ -289,14 +341,20 @@ def rate_blocked_until(b: RateBudget, now: float) -> float:
     """When a request could be admitted at all (``<= now`` when it could be now); read
     for every model on every call, and the ``blocked_for_s`` of :func:`rate_headroom`."""
     until = b.blocked_until
-    pr, pt = b.provider_requests, b.provider_tokens
-    if pr is not None and pr.remaining < 1.0 and pr.reset_at > until:
-        until = pr.reset_at
-    if pt is not None and pt.remaining < _EPS and pt.reset_at > until:
-        until = pt.reset_at
-    for window in (b.provider_input, b.provider_output):
-        if window is not None and window.remaining < _EPS and window.reset_at > until:
-            until = window.reset_at
+    for window, need in (
+        (b.provider_requests, 1.0),
+        (b.provider_tokens, _EPS),
+        (b.provider_input, _EPS),
+        (b.provider_output, _EPS),
+    ):
+        if window is None:
+            continue
+        if window.rate is not None:
+            window = _level(window, now)
+        elif now >= window.reset_at:
+            continue
+        if window.remaining < need and (free := window.free_at(need, now)) > until:
+            until = free
     if b.rpm is not None:
         requests = _refill(b, now).requests
         if requests < 1 - _EPS:
@@ -381,25 +439,46 @@ def _window(
     now: float,
     wall_now: float,
     default_s: float,
+    sent: float,
+    before: ProviderWindow | None,
 ) -> ProviderWindow | None:
-    """The tightest counter among the header families present (ties: the later reset).
+    """The tightest counter among the header families present (ties: the later reset),
+    less ``sent`` (what went out since the request it answers).
 
     A counter without a readable reset is trusted for ``default_s``; one that says less
     than one is left holds for its window's length instead, when its name gives one (the
     most the provider's counter can take to come back, whether its window is a fixed
-    minute or a sliding one: asked sooner, it answers 429s for the rest of it)."""
+    minute or a sliding one: asked sooner, it answers 429s for the rest of it). With its
+    limit said, it refills at the rate its reset implies (what is missing of the limit,
+    over the time to its reset), or at the limit over its window's length, or at the rate
+    ``before`` had for that limit (a full counter says no rate)."""
     best: ProviderWindow | None = None
-    for remaining_name, reset_name, length in families:
-        remaining = _number(h.get(remaining_name))
-        if remaining is None:
+    for remaining_name, reset_name, length, limit_name in families:
+        said = _number(h.get(remaining_name))
+        if said is None:
             continue
-        remaining = max(0.0, remaining)
+        said = max(0.0, said)
         raw_reset = h.get(reset_name) if reset_name is not None else None
         reset_s = _parse_reset(raw_reset, wall_now=wall_now) if raw_reset is not None else None
+        limit = _number(h.get(limit_name)) if limit_name is not None else None
+        rate: float | None = None
+        if limit is not None and limit >= 1.0 and said <= limit:
+            if reset_s is not None and reset_s > 0.0 and said < limit:
+                rate = (limit - said) / reset_s
+            elif length is not None:
+                rate = limit / length
+            elif before is not None and before.limit == limit:
+                rate = before.rate
         if reset_s is None:
-            used_up = length is not None and remaining < 1.0
+            used_up = length is not None and said < 1.0
             reset_s = clamp_hold(length if used_up else default_s) or 0.0
-        window = ProviderWindow(remaining=remaining, reset_at=now + reset_s)
+        window = ProviderWindow(
+            remaining=max(0.0, said - sent),
+            reset_at=now + reset_s,
+            limit=limit if rate is not None else None,
+            rate=rate,
+            as_of=now,
+        )
         if best is None or (window.remaining, -window.reset_at) < (best.remaining, -best.reset_at):
             best = window
     return best
@@ -415,16 +494,10 @@ def _refill(b: RateBudget, now: float) -> RateBudget:
         requests = min(float(b.rpm), requests + elapsed * b.rpm / 60.0)
     if b.tpm is not None:
         tokens = min(float(b.tpm), tokens + elapsed * b.tpm / 60.0)
-    pr, pt = b.provider_requests, b.provider_tokens
-    pi, po = b.provider_input, b.provider_output
-    if pr is not None and now >= pr.reset_at:
-        pr = None
-    if pt is not None and now >= pt.reset_at:
-        pt = None
-    if pi is not None and now >= pi.reset_at:
-        pi = None
-    if po is not None and now >= po.reset_at:
-        po = None
+    pr = _refilled(b.provider_requests, now)
+    pt = _refilled(b.provider_tokens, now)
+    pi = _refilled(b.provider_input, now)
+    po = _refilled(b.provider_output, now)
     return RateBudget(  # built directly: attrs.evolve introspects the class on every call
         rpm=b.rpm,
         tpm=b.tpm,
@@ -436,6 +509,32 @@ def _refill(b: RateBudget, now: float) -> RateBudget:
         provider_tokens=pt,
         provider_input=pi,
         provider_output=po,
+    )
+
+
+def _refilled(window: ProviderWindow | None, now: float) -> ProviderWindow | None:
+    """``window`` as of ``now``: a bucket (its rate known) refilled, never ended; else
+    ended (None) once its reset came."""
+    if window is None:
+        return None
+    if window.rate is not None:
+        return _level(window, now)
+    return None if now >= window.reset_at else window
+
+
+def _level(window: ProviderWindow, now: float) -> ProviderWindow:
+    """A bucket ``window`` refilled to ``now``."""
+    elapsed = now - window.as_of
+    if elapsed <= 0.0 or window.rate is None:
+        return window
+    full = window.limit if window.limit is not None else math.inf
+    level = min(full, window.remaining + elapsed * window.rate)
+    return ProviderWindow(
+        remaining=level,
+        reset_at=window.reset_at,
+        limit=window.limit,
+        rate=window.rate,
+        as_of=now,
     )
 
 

@@ -17,7 +17,9 @@ Rules:
   that ends before the deadline; otherwise switch. A provider that says not to retry
   (``x-should-retry: false``) is switched away from at once. Never more than two
   attempts on one model. (A 429's Retry-After is the provider's to set: a retry
-  after it may come sooner than ``MIN_RETRY_GAP_S``, still at most twice.)
+  after it may come sooner than ``MIN_RETRY_GAP_S``, still at most twice; it waits a
+  little more, up to ``RATE_JITTER`` of it at random and at least ``MIN_429_WAIT_S``,
+  so the calls a 429 turned away do not all come back at the same instant, its reset.)
 * Everything else (refusals, context length, auth, bad request, timeouts, broken
   streams, bad replies): switch. A silent or cut provider is never retried.
 """
@@ -40,6 +42,10 @@ from switchman._errors import (
 
 #: Two attempts on one model are never closer together than this.
 MIN_RETRY_GAP_S = 0.75
+#: the share of a 429's Retry-After a retry may wait beyond it (drawn), and the least it
+#: waits (``retry-after: 0`` from a model answering every call 429: 939 requests in 1.5 s)
+RATE_JITTER = 0.2
+MIN_429_WAIT_S = 0.25
 #: At most this many attempts on one model per call.
 MAX_ATTEMPTS_PER_MODEL = 2
 
@@ -99,7 +105,12 @@ def decide_after_failure(
         return RetryDecision(action="stop", reason=f"request rejected: {error.message}")
     if isinstance(error, RateLimited):
         return _after_rate_limit(
-            error, attempts=attempts_on_model, now=now, deadline=deadline, max_wait=max_wait_s
+            error,
+            attempts=attempts_on_model,
+            now=now,
+            deadline=deadline,
+            max_wait=max_wait_s,
+            rng=rng,
         )
     if error.retry_same:
         if isinstance(error, UpstreamError) and error.should_retry is False:
@@ -122,21 +133,33 @@ def decide_after_failure(
 
 
 def _after_rate_limit(
-    error: RateLimited, *, attempts: int, now: float, deadline: float, max_wait: float
+    error: RateLimited,
+    *,
+    attempts: int,
+    now: float,
+    deadline: float,
+    max_wait: float,
+    rng: random.Random,
 ) -> RetryDecision:
-    wait = error.retry_after
-    if wait is None:
+    said = error.retry_after
+    if said is None:
         return RetryDecision(action="switch", reason="rate limited, no retry time given")
-    wait = max(0.0, wait)
+    said = max(0.0, said)
     if attempts >= MAX_ATTEMPTS_PER_MODEL:
         return RetryDecision(action="switch", reason="rate limited again on this model")
-    if wait > max_wait:
-        return RetryDecision(action="switch", reason=f"rate limited for {wait:g} s, too long")
-    if now + wait >= deadline:
+    if said > max_wait:
+        return RetryDecision(action="switch", reason=f"rate limited for {said:g} s, too long")
+    if now + said >= deadline:
         return RetryDecision(
-            action="switch", reason=f"rate limited for {wait:g} s, past the deadline"
+            action="switch", reason=f"rate limited for {said:g} s, past the deadline"
         )
-    return RetryDecision(action="retry", delay_s=wait, reason=f"rate limited, retry in {wait:g} s")
+    # a little more than it said (calls it turned away together come back apart), inside
+    # the deadline
+    wait = max(MIN_429_WAIT_S, said) * (1.0 + rng.uniform(0.0, RATE_JITTER))
+    wait = min(wait, max(said, (deadline - now) * 0.99))
+    return RetryDecision(
+        action="retry", delay_s=wait, reason=f"rate limited, retry in {wait:.2f} s"
+    )
 
 
 def _after_transient(

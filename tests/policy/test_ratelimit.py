@@ -8,6 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from switchman.policy._ratelimit import (
+    MIN_429_HOLD_S,
     RateBudget,
     new_budget,
     parse_duration,
@@ -487,3 +488,43 @@ def test_blocked_until_is_when_admission_would_succeed(
     else:
         assert retry_at is None
     assert rate_headroom(b, later)["blocked_for_s"] == pytest.approx(max(0.0, until - later))
+
+
+def test_a_stated_limit_is_followed_past_its_reset_as_a_bucket() -> None:
+    """ "0 of 10, full again in 2 s": it refills at 5 a second, and once full it stays
+    counted (it ended at its reset before, and every call then went out at once)."""
+    said = {
+        "x-ratelimit-limit-requests": "10",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "2s",
+    }
+    b = rate_observe(new_budget(None, None, 0.0), 0.0, said, wall_now=WALL, status=200)
+    retry_at, _ = rate_admit(b, 0.0, tokens=0)
+    assert retry_at == pytest.approx(0.2)  # one request back after a fifth of a second
+    assert rate_blocked_until(b, 0.0) == pytest.approx(0.2)
+    b = _admit_all(b, 5.0, 10)  # full again: ten go, long after its reset
+    retry_at, _ = rate_admit(b, 5.0, tokens=0)
+    assert retry_at == pytest.approx(5.2)  # and the eleventh waits for its turn
+    assert rate_headroom(b, 5.0)["requests"] == pytest.approx(0.0)
+
+
+def test_what_was_sent_since_an_answer_comes_off_its_count() -> None:
+    """An answer says 5 of 10 are left; 3 more went out after its request: 2 are left."""
+    said = {
+        "x-ratelimit-limit-requests": "10",
+        "x-ratelimit-remaining-requests": "5",
+        "x-ratelimit-reset-requests": "10s",
+    }
+    b = rate_observe(
+        new_budget(None, None, 0.0), 0.0, said, wall_now=WALL, status=200, sent_since=(3, 0, 0)
+    )
+    b = _admit_all(b, 0.0, 2)
+    assert rate_admit(b, 0.0, tokens=0)[0] is not None
+
+
+def test_a_429_holds_its_model_a_moment_whatever_it_says() -> None:
+    for said in ("0", "-5"):
+        b = rate_observe(
+            new_budget(None, None, 0.0), 0.0, {"retry-after": said}, wall_now=WALL, status=429
+        )
+        assert rate_blocked_until(b, 0.0) == pytest.approx(MIN_429_HOLD_S)

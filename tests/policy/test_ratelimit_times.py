@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from switchman.policy._ratelimit import (
     DEFAULT_BLOCK_S,
     MAX_HOLD_S,
+    MIN_429_HOLD_S,
     clamp_hold,
     new_budget,
     parse_duration,
@@ -136,7 +137,7 @@ def test_a_429_holds_at_most_the_cap(headers: dict[str, str], held: float) -> No
         (math.inf, MAX_HOLD_S),  # what the adapter's float() made of "inf" and "1e400"
         (1e12, MAX_HOLD_S),
         (math.nan, DEFAULT_BLOCK_S),  # ... and of "nan": no time said
-        (-math.inf, 0.0),
+        (-math.inf, MIN_429_HOLD_S),  # (a 429 holds a moment at least)
         (47.0, 47.0),
     ],
 )

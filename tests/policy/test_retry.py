@@ -21,7 +21,9 @@ from switchman._errors import (
     UpstreamError,
 )
 from switchman.policy._retry import (
+    MIN_429_WAIT_S,
     MIN_RETRY_GAP_S,
+    RATE_JITTER,
     RetryDecision,
     backoff_delay,
     decide_after_failure,
@@ -121,9 +123,13 @@ def test_never_retried_on_same_model(error: ProviderError, attempts: int) -> Non
 
 
 def test_short_retry_after_is_honoured() -> None:
+    """Retried after what it said, and a little more at random (up to a fifth of it: the
+    calls a 429 turned away together do not all come back at its reset)."""
     d = _decide(RateLimited("slow down", retry_after=1.5))
-    assert d == RetryDecision(action="retry", delay_s=1.5, reason=d.reason)
-    assert "1.5" in d.reason
+    assert d.action == "retry" and 1.5 <= d.delay_s <= 1.5 * (1 + RATE_JITTER)
+    assert f"{d.delay_s:.2f}" in d.reason
+    delays = {_decide(RateLimited("429", retry_after=1.5), seed=i).delay_s for i in range(20)}
+    assert len(delays) == 20
 
 
 @pytest.mark.parametrize(
@@ -156,13 +162,18 @@ def test_rate_limit_branches(
     )
     assert d.action == action
     if action == "retry":
-        assert d.delay_s == retry_after
+        assert retry_after is not None
+        least = max(retry_after, MIN_429_WAIT_S)
+        assert least <= d.delay_s <= least * (1 + RATE_JITTER) and now + d.delay_s < deadline
 
 
-def test_negative_retry_after_means_now() -> None:
-    d = _decide(RateLimited("429", retry_after=-3.0))
-    assert d.action == "retry"
-    assert d.delay_s == 0.0
+def test_a_retry_after_of_zero_or_less_still_waits_a_moment() -> None:
+    """A model answering every call 429 with ``retry-after: 0`` was asked again at once
+    (939 requests inside 1.5 s across calls): a retry waits ``MIN_429_WAIT_S`` at least."""
+    for said in (0.0, -3.0):
+        d = _decide(RateLimited("429", retry_after=said))
+        assert d.action == "retry"
+        assert MIN_429_WAIT_S <= d.delay_s <= MIN_429_WAIT_S * (1 + RATE_JITTER)
 
 
 # -- transient / upstream --------------------------------------------------------
