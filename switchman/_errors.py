@@ -266,11 +266,21 @@ class QuotaExhausted(AuthError):
     Its message begins with :data:`QUOTA_EXHAUSTED`."""
 
     def __init__(
-        self, message: str, *, provider: str | None = None, status: int | None = None
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        per_model: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         if not message.startswith(QUOTA_EXHAUSTED):
             message = QUOTA_EXHAUSTED + message
         super().__init__(message, provider=provider, status=status)
+        #: the quota is the model's own (Gemini's ``...PerDayPerProjectPerModel``): only
+        #: that model is held out, for ``retry_after`` when the provider said it
+        self.per_model = per_model
+        self.retry_after = retry_after
 
 
 class ContextExceeded(ProviderError):

@@ -85,6 +85,7 @@ from switchman.policy._breaker import (
 from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
 from switchman.policy._ratelimit import (
     RateBudget,
+    clamp_hold,
     new_budget,
     rate_admit,
     rate_observe,
@@ -363,7 +364,14 @@ class _ProviderState:
             )
             for alias in self.same_model.get(msg.alias, (msg.alias,)):
                 self.model_rates[alias] = observed
-        if isinstance(msg.error, AuthError):
+        if isinstance(msg.error, QuotaExhausted) and msg.error.per_model:
+            # the model's own quota (Gemini's per model per day): its siblings on the
+            # provider have their own, and serve on
+            wait = clamp_hold(msg.error.retry_after) or MISCONFIGURED_HOLD_S
+            hold = ModelHold(reason=msg.error.message, until=now + wait)
+            for alias in self.same_model.get(msg.alias, (msg.alias,)):
+                self.holds[alias] = hold
+        elif isinstance(msg.error, AuthError):
             # (a used-up quota's message says so itself)
             kind = "" if isinstance(msg.error, QuotaExhausted) else "auth error: "
             if self.misconfigured is None:

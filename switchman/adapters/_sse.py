@@ -557,7 +557,14 @@ def classify(
         400 <= status < 500
         and (codes & _QUOTA_CODES or _QUOTA_TEXT.search(text) or _day_quota(fields.codes))
     ):
-        return QuotaExhausted(message, provider=provider, status=status)
+        per_model = any("PerModel" in code for code in fields.codes)
+        return QuotaExhausted(
+            message,
+            provider=provider,
+            status=status,
+            per_model=per_model,
+            retry_after=fields.retry_after if per_model else None,
+        )
     if status == 429:
         retry_after = retry_after_from_headers(headers)
         if retry_after is None:

@@ -51,3 +51,21 @@ def test_a_minutes_quota_is_a_rate_limit_and_a_days_a_used_up_quota() -> None:
     assert isinstance(day, QuotaExhausted)
     assert day.message.startswith("quota exhausted: You exceeded your current quota")
     assert "PerDay" in day.message  # which quota, as the provider named it
+
+
+def test_a_models_own_days_quota_says_so_with_its_retry_delay() -> None:
+    """``...PerDayPerProjectPerModel``: the model's own quota (the provider holds out that
+    model alone, its siblings have their own); a project-wide one is not the model's."""
+    own = map_error(
+        "gemini",
+        429,
+        {},
+        _exhausted("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "33s"),
+        secret=None,
+    )
+    assert isinstance(own, QuotaExhausted) and own.per_model and own.retry_after == 33.0
+    shared = map_error(
+        "gemini", 429, {}, _exhausted("GenerateRequestsPerDayPerProject", "33s"), secret=None
+    )
+    assert isinstance(shared, QuotaExhausted) and not shared.per_model
+    assert shared.retry_after is None

@@ -14,7 +14,7 @@ import trio
 
 import switchman
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
-from tests._httpfleet import ENV, KEY, http_fleet, model
+from tests._httpfleet import ENV, KEY, ask, http_fleet, model
 from tests.gateway._fakes import running_gateway
 
 
@@ -53,8 +53,31 @@ async def test_a_rejected_key_and_a_used_up_quota_are_told_apart(
             assert KEY not in info.value.message
             status = {p.name: p for p in router.status().providers}[provider]
             reason = status.disabled_reason or ""
+            (held,) = status.models
     # sent once: the SDK was told not to repeat it (x-should-retry: false)
     assert len(server.requests(alias)) == 1
-    # the provider is held out for what it is
+    # the provider is held out for what it is; Gemini's quota per day is the model's own
+    # (GenerateRequestsPerDayPerProjectPerModel): that model alone is
     expected = "auth error" if behaviour == "bad-key" else "quota exhausted"
-    assert reason.startswith(expected), reason
+    if provider == "gemini":
+        assert reason == "" and (held.held_out or "").startswith(expected), held
+    else:
+        assert reason.startswith(expected), reason
+
+
+async def test_a_models_own_used_up_quota_holds_that_model_alone(nursery: trio.Nursery) -> None:
+    """Gemini's per-model daily quota ran out for one model: its sibling on the provider,
+    with its own quota, keeps answering (the whole provider was held out for 5 minutes)."""
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    spent, fine = model("gemini", "quota-exhausted"), model("gemini", "healthy")
+    config = http_fleet(server, [spent, fine], routes={"r": (spent.alias, fine.alias)})
+    with trio.fail_after(30):
+        async with switchman.open_router(config, env=ENV) as router:
+            first = await router.call(ask("r"))
+            second = await router.call(ask("r"))
+            (gemini,) = [p for p in router.status().providers if p.name == "gemini"]
+    assert (first.status, first.model) == (second.status, second.model) == ("complete", fine.alias)
+    assert gemini.disabled_reason is None
+    held = {m.alias: m.held_out for m in gemini.models}
+    assert (held[spent.alias] or "").startswith("quota exhausted") and held[fine.alias] is None
+    assert len(server.requests(spent.alias)) == 1  # held: not asked again
