@@ -162,13 +162,6 @@ def _exclusion_reason(
             f"max_tokens {params.max_tokens} above the model's limit of"
             f" {model.max_output_tokens} output tokens"
         )
-    room = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
-    if params.max_tokens is None and model.max_output_tokens < room:
-        # (it was sent its own limit instead, and a "full" answer came back cut short)
-        return (
-            f"verbosity {call.options.verbosity} needs room for {room} output tokens; the"
-            f" model's limit is {model.max_output_tokens} (send max_tokens to use it)"
-        )
     out = output_tokens(call, model, input_tokens)
     if not fits_window(model, input_tokens, out):
         window = model.context_window
@@ -239,7 +232,8 @@ def check_eligibility(
     4. a capability the call requires is missing (each one named);
     5. ``params.max_tokens`` above the model's ``max_output_tokens``; without it, the
        model's ``max_output_tokens`` below the verbosity's room
-       (``VERBOSITY_OUTPUT_TOKENS``: 256, 1,024, 4,096);
+       (``VERBOSITY_OUTPUT_TOKENS``: 256, 1,024, 4,096) when other eligible models have
+       that room (``_roomy``);
     6. the context window is below ``input_tokens``, or, on a model whose window holds
        the output too (``context_includes_output``), below ``input_tokens`` plus
        ``output_tokens()``: the caller's ``max_tokens``, else the default budget shrunk
@@ -267,7 +261,30 @@ def check_eligibility(
             eligible.append(model)
         else:
             excluded.append(Exclusion(alias=model.alias, reason=reason))
+    if call.params.max_tokens is None and len(eligible) > 1:
+        _roomy(call, eligible, excluded)
     return Eligibility(eligible=tuple(eligible), excluded=tuple(excluded))
+
+
+def _roomy(call: Call, eligible: list[ModelSpec], excluded: list[Exclusion]) -> None:
+    """Leave out the models whose output limit is below the call's verbosity's room, when
+    others have it (a model below it was sent its own limit, and a "full" answer came back
+    cut short); a model the call named, or a route all of whose models are below it, still
+    serves it (an OpenAI-style request without ``max_tokens`` asks for "full": as long as
+    the model allows)."""
+    room = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
+    short = [m for m in eligible if m.max_output_tokens < room]
+    if not short or len(short) == len(eligible):
+        return
+    for model in short:
+        eligible.remove(model)
+        excluded.append(
+            Exclusion(
+                alias=model.alias,
+                reason=f"verbosity {call.options.verbosity} needs room for {room} output"
+                f" tokens; the model's limit is {model.max_output_tokens} (others have it)",
+            )
+        )
 
 
 def request_params(call: Call, model: ModelSpec, input_tokens: int | None = None) -> dict[str, Any]:

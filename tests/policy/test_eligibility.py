@@ -181,24 +181,34 @@ def test_verbosity_changes_the_output_room_needed() -> None:
     assert reason(full, m, input_tokens=900) is None
 
 
-def test_verbosity_needs_a_model_with_room_for_its_output() -> None:
-    """A model whose output limit is below the verbosity's room is left out, saying so (it
-    was sent its own limit, 300 tokens, for a "full" answer); a call's own max_tokens is
-    held to the limit instead, and a verbosity within it passes."""
-    short = model(max_output_tokens=300)
+def test_verbosity_prefers_the_models_with_room_for_its_output() -> None:
+    """A model whose output limit is below the verbosity's room is left out, saying so,
+    when other models have that room (it was sent its own limit, 300 tokens, for a "full"
+    answer); alone, as a named model is, it still serves; a call's own max_tokens is held
+    to the limit instead."""
+    short, roomy = model("short", max_output_tokens=300), model("roomy", max_output_tokens=8192)
     full = Call(prompt="x", options=Options(verbosity="full"))
-    assert reason(full, short) == (
-        "verbosity full needs room for 4096 output tokens; the model's limit is 300"
-        " (send max_tokens to use it)"
+    both = check_eligibility(full, [short, roomy], input_tokens=100, unavailable={})
+    assert [m.alias for m in both.eligible] == ["roomy"]
+    assert both.excluded == (
+        Exclusion(
+            alias="short",
+            reason="verbosity full needs room for 4096 output tokens; the model's limit is"
+            " 300 (others have it)",
+        ),
     )
-    standard = Call(prompt="x", options=Options(verbosity="standard"))
-    assert reason(standard, short) == (
-        "verbosity standard needs room for 1024 output tokens; the model's limit is 300"
-        " (send max_tokens to use it)"
+    alone = check_eligibility(full, [short], input_tokens=100, unavailable={})
+    assert [m.alias for m in alone.eligible] == ["short"]
+    minimal = Call(prompt="x", options=Options(verbosity="minimal"))
+    assert (
+        len(check_eligibility(minimal, [short, roomy], input_tokens=100, unavailable={}).eligible)
+        == 2
     )
-    assert reason(Call(prompt="x", options=Options(verbosity="minimal")), short) is None
     asked = Call(prompt="x", params=Params(max_tokens=200), options=Options(verbosity="full"))
-    assert reason(asked, short) is None
+    assert (
+        len(check_eligibility(asked, [short, roomy], input_tokens=100, unavailable={}).eligible)
+        == 2
+    )
 
 
 def test_cost_limit_uses_input_and_output_room() -> None:
