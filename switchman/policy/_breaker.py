@@ -8,10 +8,11 @@
     half_open ──(probe fails)──> open           cool-down x cooldown_factor, capped
     half_open ──(probe neutral)──> half_open    probe slot freed; the next admit probes
 
-A trip soon after the breaker closed (within ``window_s``, or twice its last cool-down if
-longer) is a re-trip too: the cool-down grows from the last one, never shorter (a model
-flapping, one probe answered between outages, was probed again every base cool-down for
-ever); a trip later than that starts from the base cool-down.
+A trip soon after the breaker closed (within ``window_s``) is a re-trip too: the cool-down
+grows from the last one, never shorter (a model flapping, one probe answered between
+outages, was probed again every base cool-down for ever); a trip later than that starts
+from the base cool-down (a model that answered a minute since has recovered: a blip then
+must not hold it out for the long cool-down its outage grew).
 
 Only ``"failure"`` outcomes count against a model. ``"neutral"`` outcomes (a
 refusal, a 4xx caused by the request, a context-length error, a rate limit)
@@ -170,7 +171,7 @@ def _flapping(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
     """Whether a trip now comes soon after the breaker closed (a re-trip)."""
     if b.closed_at is None:
         return False
-    return now - b.closed_at < max(cfg.window_s, b.cooldown_s * cfg.cooldown_factor)
+    return now - b.closed_at < cfg.window_s
 
 
 def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:

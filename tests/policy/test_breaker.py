@@ -188,7 +188,11 @@ def test_probe_success_closes_and_resets() -> None:
     b = _feed(closed, ["failure"] * 5, start=10.0)
     assert b.state == "open"
     assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s * 2)  # type: ignore[operator]
-    # a trip long after (a new outage) starts from the base again
+    # a trip more than a minute after (it recovered: a new outage, a blip) starts from
+    # the base again, however long the last cool-down grew
+    long = attrs.evolve(closed, cooldown_s=300.0)
+    b = _feed(long, ["failure"] * 5, start=5.5 + CFG.window_s + 1.0)
+    assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s)  # type: ignore[operator]
     b = _feed(closed, ["failure"] * 5, start=600.0)
     assert b.state == "open"
     assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s)  # type: ignore[operator]
