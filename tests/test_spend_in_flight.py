@@ -13,7 +13,7 @@ import pytest
 import trio
 
 import switchman
-from switchman import Call, Params
+from switchman import Call, Caller, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, SimProfile
 from tests._simfleet import fleet, sim_model
 
@@ -162,6 +162,10 @@ async def test_a_burst_waits_for_the_room_its_own_calls_in_flight_hold(
         assert spent == pytest.approx(sum(r.cost_usd for r in results)) and spent <= 0.02
         waited = [w for r in results for w in r.trace.waits if w.reason.startswith("budget room")]
         assert len(waited) >= 16 and all(w.ms > 0 for w in waited)
+        # one wait each in its trace, however often the room it saw went to another (a wait
+        # and a refusal for every hold that ended meanwhile, before)
+        each = [sum(w.reason.startswith("budget room") for w in r.trace.waits) for r in results]
+        assert max(each) == 1, sorted(each)
         # the room is spent, not held: refused at once, no wait
         tight = fleet(m, budgets=BudgetsConfig(global_daily_usd=spent + 0.001))
     async with switchman.open_router(tight) as router:
@@ -170,3 +174,49 @@ async def test_a_burst_waits_for_the_room_its_own_calls_in_flight_hold(
         refused = await router.call(Call(prompt="x" * 4000, model="m"))
         assert refused.status == "failed" and refused.errors[0].code == "budget_exceeded"
         assert trio.current_time() == started and not refused.trace.waits
+
+
+async def test_a_wait_for_budget_room_ends_before_the_deadline_and_before_a_slot_is_needed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A call of a team whose budget one long call holds waits for room, but: with a
+    5 s deadline, it is refused (budget_exceeded, not the deadline's timeout) before the
+    deadline; and once another caller waits for one of the router's slots, it gives its
+    slot up (it held one idle while other teams queued)."""
+    slow = sim_model("slow", SimProfile(latency_ms=45_000.0), input_per_mtok=1.0)
+    budgets = BudgetsConfig(callers={"tight": {"daily_usd": 0.005}})
+    tight = Caller(handle="tight")
+    async with (
+        switchman.open_router(fleet(slow, budgets=budgets, capacity=2)) as router,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(router.call, Call(prompt="long", model="slow", caller=tight))
+        await trio.sleep(1.0)
+        hurried = Call(
+            prompt="soon",
+            model="slow",
+            caller=tight,
+            options=Options(timeouts=Timeouts(hard_ms=5_000)),
+        )
+        started = trio.current_time()
+        refused = await router.call(hurried)
+        assert refused.errors[0].code == "budget_exceeded", refused.errors
+        assert 3.5 <= trio.current_time() - started < 5.0
+        assert [w.reason for w in refused.trace.waits] == [
+            "budget room for slow: calls in flight held it"
+        ]
+        # a wait for room gives the slot up once another call needs it
+        waiting: list[switchman.Result] = []
+
+        async def patient() -> None:
+            waiting.append(await router.call(Call(prompt="later", model="slow", caller=tight)))
+
+        nursery.start_soon(patient)
+        await trio.sleep(2.0)
+        assert router.status().in_flight_calls == 2 and not waiting  # it waits for room
+        started = trio.current_time()
+        other = await router.call(Call(prompt="other team", model="slow"))
+        assert other.status == "complete"
+        assert waiting and waiting[0].errors[0].code == "budget_exceeded"
+        assert trio.current_time() - started < 46.0  # (not behind the wait for room)
+        nursery.cancel_scope.cancel()

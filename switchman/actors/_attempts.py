@@ -158,9 +158,10 @@ async def run_attempts(
             paused = None
             back_at, run.back_at = run.back_at, None
             busy, run.busy = run.busy, False
-            later, run.room_later = run.room_later, False
+            later, run.room_later = run.room_later, None
             if later and i + 1 == len(candidates):  # the budget's room is held: wait for it
-                if (took := await wait_for_room(env, run, model.alias, budget_waited)) is not None:
+                took = await wait_for_room(env, run, model.alias, *later, budget_waited)
+                if took is not None:
                     budget_waited += took
                     continue
             now = trio.current_time()
@@ -323,7 +324,8 @@ async def _one_attempt(
             run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
             tell_budget_refusal(env, limit, estimate)
             # (what calls in flight hold would cover it: it may wait for them, run_attempts)
-            run.room_later = 0 < estimate <= refused.available_usd + refused.held_usd
+            if 0 < estimate <= refused.available_usd + refused.held_usd:
+                run.room_later = (refused, estimate)
             return None
         budget_held(env)
         run.reserved_usd += estimate

@@ -23,6 +23,7 @@ from switchman._result import (
 )
 from switchman.actors._env import DispatchEnv
 from switchman.catalog._spec import ModelSpec
+from switchman.policy._budget import Refusal
 from switchman.policy._known import KnownValues
 from switchman.policy._redaction import StreamRedactor
 
@@ -74,8 +75,9 @@ class CallRun:
     #: it did so for having every attempt slot taken
     back_at: float | None = None
     busy: bool = False
-    #: the last attempt was refused by a budget whose room calls in flight hold
-    room_later: bool = False
+    #: the last attempt was refused by a budget whose room calls in flight hold: that
+    #: refusal, and what the attempt could cost
+    room_later: tuple[Refusal, float] | None = None
     #: what the next attempt follows, for its ``attempt.started`` event: None (the first),
     #: "retry: <why>" (the same model again, after a backoff) or "fallback[: <why>]"
     after: str | None = None

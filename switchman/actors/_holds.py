@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Final
 
+import attrs
 import trio
 
 from switchman._channels import open_channel, send_soon
@@ -123,23 +124,43 @@ async def settle_hold(env: DispatchEnv, rid: str, usd: float) -> None:
 
 #: the longest a call waits, in all, for budget room that calls in flight hold
 BUDGET_WAIT_S: Final = 30.0
+#: ... ending this long before its deadline at the latest (its refusal then stands: a
+#: budget_exceeded, not the deadline's timeout, says why it was not sent)
+ROOM_MARGIN_S: Final = 1.0
+#: how often a waiting call looks whether calls wait for a router slot (it gives its up)
+ROOM_LOOK_S: Final = 0.25
 
 
-async def wait_for_room(env: DispatchEnv, run: CallRun, alias: str, waited: float) -> float | None:
-    """``alias``'s attempt was refused by a budget whose room calls in flight hold: wait
-    for one of their reservations to end, inside the call's deadline and ``BUDGET_WAIT_S``
-    in all (``waited`` so far). The time waited when one ended (the refusal is taken back:
-    the model is asked again), else None (the refusal stands)."""
+async def wait_for_room(
+    env: DispatchEnv, run: CallRun, alias: str, refused: Refusal, need_usd: float, waited: float
+) -> float | None:
+    """``alias``'s attempt, which could cost ``need_usd``, was refused by ``refused``'s
+    budget whose room calls in flight hold: wait until their reservations ending leave it
+    that room, inside the call's deadline (``ROOM_MARGIN_S`` before it) and
+    ``BUDGET_WAIT_S`` in all (``waited`` so far), and while no call waits for one of the
+    router's slots (a call waiting for budget room must not hold one another caller
+    could use). The time waited when there is room (the refusal is taken back: the model
+    is asked again), else None (the refusal stands)."""
     now = trio.current_time()
-    end = min(run.deadline, now + BUDGET_WAIT_S - waited)
-    if end <= now:
+    end = min(run.deadline - ROOM_MARGIN_S, now + BUDGET_WAIT_S - waited)
+    room = env.budget_room
+    if end <= now or env.board.calls_waiting:
         return None
-    freed = False
-    with run.waiting(f"budget room for {alias}: calls in flight held it"):
-        with trio.move_on_at(end):
-            await env.budget_room.wait()
-            freed = True
-    if not freed:
+    reason = f"budget room for {alias}: calls in flight held it"
+    with run.waiting(reason):
+        while True:
+            with trio.move_on_at(min(end, trio.current_time() + ROOM_LOOK_S)):
+                await room.wait()
+            fits = room.fits(refused.limit, need_usd)
+            if fits:
+                break
+            if fits is None or trio.current_time() >= end or env.board.calls_waiting:
+                break
+    waits = run.waits or []
+    if len(waits) >= 2 and waits[-2].reason == reason == waits[-1].reason:
+        # one wait, however often it asked in between (the room it saw went to another)
+        waits[-2:] = [attrs.evolve(waits[-2], ms=waits[-2].ms + waits[-1].ms)]
+    if not fits:
         return None
     if run.skipped and run.skipped[-1].alias == alias:
         run.skipped.pop()

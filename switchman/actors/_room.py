@@ -8,9 +8,12 @@ hold waits instead, briefly, for an attempt to settle or give its hold back, and
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import trio
+
+from switchman.policy._budget import Ledger, Limit, remaining_usd, spent_usd
 
 
 class BudgetRoom:
@@ -20,13 +23,28 @@ class BudgetRoom:
     def __init__(self) -> None:
         self._held = 0
         self._freed: trio.Event | None = None
+        self._ledger: Ledger | None = None
 
     def __call__(self, ledger: Any) -> None:
+        self._ledger = ledger
         held = len(ledger.reservations)
         if held < self._held and self._freed is not None:
             self._freed.set()
             self._freed = None
         self._held = held
+
+    def fits(self, limit: Limit, usd: float) -> bool | None:
+        """Whether ``limit`` has ``usd`` left now, as the ledger last stood (the reservation
+        is asked for again only then: a call waking at every hold that ends, and asking,
+        filled its trace with refusals); None when it never will this period, its spend
+        alone leaving less."""
+        ledger = self._ledger
+        if ledger is None:
+            return True
+        now = time.time()
+        if limit.limit_usd - spent_usd(ledger, limit.scope, limit.period, wall_now=now) < usd:
+            return None
+        return remaining_usd(ledger, limit, wall_now=now) >= usd
 
     async def wait(self) -> None:
         """Return once a reservation ends."""
