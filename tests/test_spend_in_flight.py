@@ -220,3 +220,37 @@ async def test_a_wait_for_budget_room_ends_before_the_deadline_and_before_a_slot
         assert waiting and waiting[0].errors[0].code == "budget_exceeded"
         assert trio.current_time() - started < 46.0  # (not behind the wait for room)
         nursery.cancel_scope.cancel()
+
+
+class _SlowStore:
+    """A store whose every save of spend takes 3 s (a disk that crawls)."""
+
+    async def load_spend(self) -> dict[str, Any]:
+        return {}
+
+    async def load_stats(self) -> dict[str, Any]:
+        return {}
+
+    async def save_spend(self, data: object) -> None:
+        await trio.sleep(3.0)
+
+    async def save_stats(self, data: object) -> None:
+        pass
+
+
+async def test_a_slow_store_holds_up_an_attempt_a_second_at_most_and_says_so(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Each save of spend takes 3 s: an attempt waits a second for its hold to be saved,
+    in its trace, and the next ones do not wait while that save is still going (each
+    call took a second longer, unexplained, before)."""
+    quick = sim_model("quick", SimProfile(latency_ms=20.0), input_per_mtok=1.0)
+    config = fleet(quick, budgets=BudgetsConfig(global_daily_usd=100.0))
+    async with switchman.open_router(config, store=_SlowStore()) as router:
+        started = trio.current_time()
+        results = [await router.call(Call(prompt=f"call {i}", model="quick")) for i in range(10)]
+        took = trio.current_time() - started
+    assert all(r.status == "complete" for r in results)
+    first = [w.reason for w in results[0].trace.waits]
+    assert first == ["its budget hold saved to the store"], first
+    assert took < 4.0, took  # (virtual time: ten waits of a second were 10.2 s)

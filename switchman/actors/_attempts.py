@@ -56,6 +56,7 @@ from switchman.actors._callrun import CallRun, Success
 from switchman.actors._env import DispatchEnv
 from switchman.actors._holds import (
     budget_held,
+    hold_saved,
     release_hold,
     reserve_hold,
     settle_hold,
@@ -333,11 +334,10 @@ async def _one_attempt(
             run.budget_scopes = tuple(dict.fromkeys((*run.budget_scopes, *scopes)))
         run.event(env, "budget.reserved", n=n, alias=model.alias, ok=True, amount_usd=estimate)
     settled = False
-    sent = True  # (it took one of the provider's attempt slots, and gives it back)
+    sent = reservation is None or env.holds_saved is None  # (took a slot: gives it back)
     try:
-        if reservation is not None and env.holds_saved is not None:
-            sent = False  # its hold saved before it goes: a process killed counts it
-            await env.holds_saved()
+        if not sent:  # its hold saved before it goes: a process killed counts it
+            await hold_saved(env, run)
             sent = True
         result = await _exchange(env, run, model, n, input_tokens, out_tokens, leave_room)
         sent = result is not None

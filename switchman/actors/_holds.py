@@ -167,3 +167,19 @@ async def wait_for_room(
     if run.errors and run.errors[-1].code == "budget_exceeded":
         run.errors.pop()
     return trio.current_time() - now
+
+
+#: a wait for a hold to be saved this long or longer is in the call's trace
+SAVE_SHOWN_S: Final = 0.01
+
+
+async def hold_saved(env: DispatchEnv, run: CallRun) -> None:
+    """Wait until the store has the attempt's reservation (``DispatchEnv.holds_saved``);
+    a wait of ``SAVE_SHOWN_S`` or more is in the trace (a slow store's second a call went
+    unexplained)."""
+    if env.holds_saved is None:
+        return
+    since = trio.current_time()
+    await env.holds_saved()
+    if trio.current_time() - since >= SAVE_SHOWN_S:
+        run.waited(since, "its budget hold saved to the store")

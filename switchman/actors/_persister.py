@@ -84,12 +84,15 @@ class LedgerTap:
         self.urgent = trio.Event()
         #: the persister cannot save spend now (its store refuses): nothing waits on it
         self.failing = False
+        #: a save took longer than ``HOLD_SAVE_S``: nothing waits on it until one is done
+        self.slow = False
 
     def mark_saved(self, version: int | None) -> None:
         """The persister saved ``version`` (None: it tried, and the store refused)."""
         self.failing = version is None
         if version is not None:
             self.saved_version = max(self.saved_version, version)
+            self.slow = False
         self._saved.set()
         self._saved = trio.Event()
 
@@ -109,8 +112,11 @@ class LedgerTap:
         an attempt under a budget does before it is sent: a process killed outright then
         counts it once it restarts (saved 50 ms later, the holds of a burst killed in
         between were forgotten, 4 to 11 of 50 attempts the provider had). Not while the
-        store refuses writes: attempts go on, as routing does."""
-        await self.wait_saved(within=HOLD_SAVE_S)
+        store refuses writes, nor while a save is slower than that (once one took longer,
+        until it is done: a store taking 3 s a save added a second to every attempt):
+        attempts go on, as routing does."""
+        if not self.slow and not await self.wait_saved(within=HOLD_SAVE_S):
+            self.slow = not self.failing
 
     def hold(self, ledger: Ledger) -> None:
         held = self.latest is None or ledger.reservations is not self.latest.reservations
