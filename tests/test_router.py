@@ -1344,3 +1344,31 @@ def test_a_cut_call_leads_with_the_cut_told_once_then_what_failed_before_it() ->
     assert rest == run.errors[:1]
     run.errors = [ErrorInfo(code="cancelled", message=gone)]  # nothing before: as it is
     assert _summarise(run) == (run.errors[0],)
+
+
+async def test_a_call_its_provider_turned_away_for_its_rate_budget_is_told_when_to_retry(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A provider's own ``tpm`` used up by the calls in flight: the call it turned away
+    says when its tokens are back (``retry_after_s``; it said nothing, which reads as
+    "not worth retrying", and /v1 sent no retry-after)."""
+    slow = sim_model("slow", SimProfile(latency_ms=2_000))
+    config = fleet(slow)
+    spec = attrs.evolve(config.providers["sim"], tpm=3_000)
+    config = attrs.evolve(config, providers={"sim": spec})
+    results: list[switchman.Result] = []
+    async with switchman.open_router(config) as router:
+
+        async def one(i: int) -> None:
+            call = Call(prompt=f"call {i}", model="slow", params=Params(max_tokens=1_000))
+            results.append(await router.call(call))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(4):
+                nursery.start_soon(one, i)
+    refused = [r for r in results if r.status == "failed"]
+    assert refused and all(r.errors[0].code == "no_eligible_model" for r in refused)
+    for result in refused:
+        assert "rate budget empty" in result.errors[0].message
+        back = result.errors[0].retry_after_s
+        assert back is not None and 0 < back <= 60, result.errors

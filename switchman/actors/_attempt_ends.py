@@ -25,6 +25,9 @@ from switchman._errors import (
     StreamBroken,
 )
 from switchman._result import AttemptRecord, ErrorInfo
+from switchman.actors._callrun import CallRun
+from switchman.actors._env import DispatchEnv
+from switchman.actors._messages import Unavailable
 from switchman.adapters._base import TextDelta
 from switchman.catalog._spec import Config, ModelSpec, RouterConfig
 
@@ -253,3 +256,25 @@ def over_reserved(alias: str, cost_usd: float, reserved_usd: float) -> None:
         cost_usd,
         reserved_usd,
     )
+
+
+def turned_away(
+    env: DispatchEnv, run: CallRun, model: ModelSpec, why: Unavailable, record: AttemptRecord
+) -> None:
+    """``model``'s provider turned the attempt away (``why``): ``record`` (its outcome
+    ``unavailable``) is the trace's, the error says when it may be back (a rate budget's
+    refill: a caller told nothing retried at random, or not at all)."""
+    run.back_at, run.busy = why.retry_at, why.busy
+    record = attrs.evolve(record, error=why.reason)
+    run.attempts.append(record)
+    back = why.retry_at
+    run.errors.append(
+        ErrorInfo(
+            code="no_eligible_model",
+            message=f"{model.alias}: {why.reason}",
+            provider=model.provider,
+            retry_after_s=None if back is None else round(max(back - trio.current_time(), 0.0), 3),
+        )
+    )
+    if env.hub.active:
+        run.event(env, "attempt.finished", **record_data(record))

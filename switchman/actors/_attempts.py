@@ -51,6 +51,7 @@ from switchman.actors._attempt_ends import (
     texts_waiting,
     tighter,
     timed_out,
+    turned_away,
 )
 from switchman.actors._callrun import CallRun, Success
 from switchman.actors._env import DispatchEnv
@@ -608,18 +609,7 @@ async def _exchange(
         after=after,
     )
     if unavailable is not None:
-        run.back_at, run.busy = unavailable.retry_at, unavailable.busy
-        record = AttemptRecord(outcome="unavailable", error=unavailable.reason, **base)
-        run.attempts.append(record)
-        run.errors.append(
-            ErrorInfo(
-                code="no_eligible_model",
-                message=f"{model.alias}: {unavailable.reason}",
-                provider=model.provider,
-            )
-        )
-        if env.hub.active:
-            run.event(env, "attempt.finished", **record_data(record))
+        turned_away(env, run, model, unavailable, AttemptRecord(outcome="unavailable", **base))
         return None
     if end is not None:
         if run.stream and run.redactor is not None:
