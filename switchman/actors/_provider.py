@@ -284,10 +284,11 @@ class _ProviderState:
         if new_breaker is not breaker:  # (a closed breaker admits without a change)
             self._set_breaker(alias, breaker, new_breaker, now)
         self.rate = new_rate
-        upstream = self.same_model.get(alias, (alias,))[0]
-        sent = self.sent.get(upstream, _NOTHING_SENT)
-        sent = (sent[0] + 1, sent[1] + tokens, sent[2] + msg.input_tokens)
-        self.sent[upstream] = self.sent_at[msg.id] = sent
+        if model_rate is not None:  # (counted once the provider said something of it)
+            upstream = self.same_model.get(alias, (alias,))[0]
+            sent = self.sent.get(upstream, _NOTHING_SENT)
+            sent = (sent[0] + 1, sent[1] + tokens, sent[2] + msg.input_tokens)
+            self.sent[upstream] = self.sent_at[msg.id] = sent
         self.in_flight += 1
         self.publish()
         return None
@@ -321,6 +322,8 @@ class _ProviderState:
     def _sent_since(self, msg: AttemptDone) -> tuple[int, float, float]:
         """What was sent to ``msg``'s model after it: not in the counters its answer's
         headers say yet (a burst sent before the first answer came back went past them)."""
+        if not self.sent_at:
+            return _NOTHING_SENT
         at = self.sent_at.pop(msg.id, None)
         if at is None:
             return _NOTHING_SENT
