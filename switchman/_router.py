@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Final
 
 import attrs
 import httpx
@@ -34,7 +34,6 @@ import trio
 
 from switchman._call import INTENTS, Call
 from switchman._channels import open_channel, send_soon
-from switchman._convert import to_jsonable
 from switchman._errors import (
     FieldError,
     RouterFailed,
@@ -43,7 +42,7 @@ from switchman._errors import (
     ValidationError,
 )
 from switchman._logsecrets import hide_secrets
-from switchman._result import Delta, ErrorInfo, Result, TraceEvent, failed
+from switchman._result import Delta, Result, TraceEvent, failed
 from switchman.actors._board import (
     ProviderSnapshot,
     RouterStatus,
@@ -65,7 +64,15 @@ from switchman.actors._messages import (
     SpendQuery,
     Submit,
 )
-from switchman.actors._persister import LedgerTap, Persistence, load_state, run_persister
+from switchman.actors._persister import (
+    BillsInterrupted,
+    LedgerTap,
+    Persistence,
+    bill_interrupted,
+    load_state,
+    run_persister,
+    tell_unclaimed,
+)
 from switchman.actors._provider import run_provider_actor
 from switchman.actors._room import BudgetRoom
 from switchman.catalog._config import api_key, key_missing, load_config, validate_config
@@ -73,7 +80,7 @@ from switchman.catalog._credentials import header_credentials
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
-from switchman.policy._budget import Held, Ledger, unclaimed_spend
+from switchman.policy._budget import Ledger
 from switchman.policy._candidates import (
     canonical_call,
     resolve_target,
@@ -93,61 +100,6 @@ INBOX_SIZE = 256
 log = logging.getLogger("switchman.router")
 _ids = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
-
-
-@runtime_checkable
-class BillsInterrupted(Protocol):
-    """A store of jobs that can give an interrupted job the result that says its cost."""
-
-    async def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int: ...
-
-
-async def _bill_interrupted(
-    store: BillsInterrupted, held: Mapping[str, Held], *, simulated: bool = False
-) -> None:
-    """Give each job a killed process left running the cost its attempts in flight are
-    counted at (what they held: the budgets count it too), and the providers they were
-    sent to, so that ``/jobs`` says where that spend went. A job id no stored job has (an
-    embedded call's) changes nothing."""
-    results = {
-        owner: to_jsonable(
-            Result(
-                call_id="",
-                job_id=owner,
-                status="failed",
-                cost_usd=h.usd,
-                simulated=simulated,
-                errors=(
-                    ErrorInfo(
-                        code="interrupted",
-                        message="switchman stopped while the call ran; its attempts then in"
-                        + (f" flight on {', '.join(h.providers)}" if h.providers else " flight")
-                        + f" are counted at the most they could cost, ${h.usd:.6f}",
-                        provider=h.providers[0] if len(h.providers) == 1 else None,
-                    ),
-                ),
-            )
-        )
-        for owner, h in held.items()
-    }
-    await store.bill_interrupted(results)
-
-
-def _tell_unclaimed(ledger: Ledger, config: Config) -> None:
-    """Log the spend this month of handles no gateway key or caller budget names now: a
-    handle renamed in the config starts its budgets from zero under its new name."""
-    claimed = frozenset(
-        [f"caller:{k.handle}" for k in config.keys]
-        + [f"caller:{h}" for h in config.budgets.callers]
-    )
-    for scope, usd in unclaimed_spend(ledger, claimed, wall_now=time.time()).items():
-        log.warning(
-            "%s spent $%.6f this month, and no gateway key or caller budget names %s now:"
-            " if it was renamed, the budgets of its new name start from zero",
-            scope,
-            usd,
-            scope.removeprefix("caller:"),
-        )
 
 
 def _new_call_id() -> str:
@@ -583,9 +535,9 @@ async def run_router(
     if store is not None:
         initial_ledger, initial_stats, held = await load_state(store)
         if initial_ledger is not None:
-            _tell_unclaimed(initial_ledger, config)
+            tell_unclaimed(initial_ledger, config)
         if held and isinstance(store, BillsInterrupted):
-            await _bill_interrupted(store, held, simulated=config.simulated)
+            await bill_interrupted(store, held, simulated=config.simulated)
     tap = LedgerTap()
     if initial_ledger is not None:
         # saved again at once, as it now is: the holds of attempts a killed process left

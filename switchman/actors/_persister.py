@@ -18,7 +18,10 @@ from typing import Any, Final, Protocol, runtime_checkable
 import attrs
 import trio
 
+from switchman._convert import to_jsonable
+from switchman._result import ErrorInfo, Result
 from switchman.actors._board import StatusBoard
+from switchman.catalog import Config
 from switchman.policy._budget import (
     Held,
     Ledger,
@@ -27,6 +30,7 @@ from switchman.policy._budget import (
     ledger_from_snapshot,
     ledger_snapshot,
     settle_stored,
+    unclaimed_spend,
 )
 from switchman.policy._learning import ModelStats
 from switchman.store import StoreError
@@ -339,3 +343,58 @@ async def run_persister(
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(5.0):
             await flush()
+
+
+@runtime_checkable
+class BillsInterrupted(Protocol):
+    """A store of jobs that can give an interrupted job the result that says its cost."""
+
+    async def bill_interrupted(self, results: Mapping[str, Mapping[str, Any]]) -> int: ...
+
+
+async def bill_interrupted(
+    store: BillsInterrupted, held: Mapping[str, Held], *, simulated: bool = False
+) -> None:
+    """Give each job a killed process left running the cost its attempts in flight are
+    counted at (what they held: the budgets count it too), and the providers they were
+    sent to, so that ``/jobs`` says where that spend went. A job id no stored job has (an
+    embedded call's) changes nothing."""
+    results = {
+        owner: to_jsonable(
+            Result(
+                call_id="",
+                job_id=owner,
+                status="failed",
+                cost_usd=h.usd,
+                simulated=simulated,
+                errors=(
+                    ErrorInfo(
+                        code="interrupted",
+                        message="switchman stopped while the call ran; its attempts then in"
+                        + (f" flight on {', '.join(h.providers)}" if h.providers else " flight")
+                        + f" are counted at the most they could cost, ${h.usd:.6f}",
+                        provider=h.providers[0] if len(h.providers) == 1 else None,
+                    ),
+                ),
+            )
+        )
+        for owner, h in held.items()
+    }
+    await store.bill_interrupted(results)
+
+
+def tell_unclaimed(ledger: Ledger, config: Config) -> None:
+    """Log the spend this month of handles no gateway key or caller budget names now: a
+    handle renamed in the config starts its budgets from zero under its new name."""
+    claimed = frozenset(
+        [f"caller:{k.handle}" for k in config.keys]
+        + [f"caller:{h}" for h in config.budgets.callers]
+    )
+    for scope, usd in unclaimed_spend(ledger, claimed, wall_now=time.time()).items():
+        log.warning(
+            "%s spent $%.6f this month, and no gateway key or caller budget names %s now:"
+            " if it was renamed, the budgets of its new name start from zero",
+            scope,
+            usd,
+            scope.removeprefix("caller:"),
+        )
