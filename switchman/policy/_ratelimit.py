@@ -138,6 +138,13 @@ class ProviderWindow:
     rate: float | None = None
     as_of: float = 0.0
 
+    def short_of(self, need: float) -> bool:
+        """Whether ``need`` cannot be taken now: what remains is below it (a bucket need
+        only be full for more than it holds, and goes into debt)."""
+        if self.rate is not None and self.limit is not None:
+            need = min(need, self.limit)
+        return self.remaining < _EPS or self.remaining < need
+
     def free_at(self, need: float, now: float) -> float:
         """When ``need`` will be there (``reset_at`` for a window without a rate): at
         most ``MAX_HOLD_S`` from ``now``."""
@@ -202,11 +209,11 @@ def rate_admit(
     pr, pt = cur.provider_requests, cur.provider_tokens
     if pr is not None and pr.remaining < 1:
         waits.append(pr.free_at(1.0, now))
-    if pt is not None and (pt.remaining < _EPS or pt.remaining < tokens):  # as rate_blocked_until
+    if pt is not None and pt.short_of(tokens):  # (as rate_blocked_until: < _EPS)
         waits.append(pt.free_at(float(tokens), now))
     pi, po = cur.provider_input, cur.provider_output
     input_tokens = tokens - output_tokens
-    if pi is not None and (pi.remaining < _EPS or pi.remaining < input_tokens):
+    if pi is not None and pi.short_of(input_tokens):
         waits.append(pi.free_at(float(input_tokens), now))
     if po is not None and po.remaining < _EPS:
         waits.append(po.free_at(1.0, now))

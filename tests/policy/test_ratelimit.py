@@ -528,3 +528,19 @@ def test_a_429_holds_its_model_a_moment_whatever_it_says() -> None:
             new_budget(None, None, 0.0), 0.0, {"retry-after": said}, wall_now=WALL, status=429
         )
         assert rate_blocked_until(b, 0.0) == pytest.approx(MIN_429_HOLD_S)
+
+
+def test_a_request_larger_than_a_stated_token_limit_goes_once_the_bucket_is_full() -> None:
+    """A prompt and room above the provider's whole token limit: it waits for a full
+    bucket, then goes (asked to wait 0 s again and again, it was refused for ever)."""
+    said = {
+        "x-ratelimit-limit-tokens": "1000",
+        "x-ratelimit-remaining-tokens": "500",
+        "x-ratelimit-reset-tokens": "1s",
+    }
+    b = rate_observe(new_budget(None, None, 0.0), 0.0, said, wall_now=WALL, status=200)
+    retry_at, _ = rate_admit(b, 0.0, tokens=5_000)
+    assert retry_at == pytest.approx(1.0)  # full at its reset
+    retry_at, after = rate_admit(b, 1.0, tokens=5_000)
+    assert retry_at is None
+    assert rate_admit(after, 1.0, tokens=10)[0] == pytest.approx(1.01)
