@@ -1372,3 +1372,30 @@ async def test_a_call_its_provider_turned_away_for_its_rate_budget_is_told_when_
         assert "rate budget empty" in result.errors[0].message
         back = result.errors[0].retry_after_s
         assert back is not None and 0 < back <= 60, result.errors
+
+
+async def test_a_call_no_model_took_says_when_the_soonest_is_back(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Two models of a route turned away for their providers' ``tpm``, one back in
+    seconds, the other in a minute: the call's lead error says the seconds (it said the
+    last model's minute, fifteen times too long)."""
+    soon = sim_model("soon", SimProfile(latency_ms=2_000), provider="sim-a")
+    late = sim_model("late", SimProfile(latency_ms=2_000), provider="sim-b")
+    config = fleet(soon, late, routes={"r": ("soon", "late")})
+    providers = {  # each holds one such call: back in about 21 s and 41 s
+        "sim-a": attrs.evolve(config.providers["sim-a"], tpm=1_500),
+        "sim-b": attrs.evolve(config.providers["sim-b"], tpm=1_200),
+    }
+    config = attrs.evolve(config, providers=providers)
+    call = Call(prompt="hold", model="r", params=Params(max_tokens=1_000))
+    async with switchman.open_router(config) as router, trio.open_nursery() as nursery:
+        for target in ("soon", "late"):  # take both buckets
+            nursery.start_soon(router.call, attrs.evolve(call, model=target))
+        await trio.sleep(0.1)
+        refused = await router.call(call)
+        nursery.cancel_scope.cancel()
+    assert refused.status == "failed", refused.errors
+    backs = [e.retry_after_s for e in refused.errors[1:]]
+    assert all(b is not None for b in backs) and len(backs) == 2, refused.errors
+    assert refused.errors[0].retry_after_s == min(b for b in backs if b is not None)

@@ -111,6 +111,9 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     if run.over_cap:  # (the call's own cap; a model turned away shares their code)
         over += f"; {run.over_cap} more model(s) not tried: over max_cost_usd"
     stopped = f", and {run.stopped}" if run.stopped else ""
+    back = last.retry_after_s if code == "rate_limited" else None
+    if code == "no_eligible_model":  # the soonest any model left out for now is back
+        back = min((e.retry_after_s for e in errors if e.retry_after_s is not None), default=None)
     lead = ErrorInfo(
         code=code,
         message=f"{len(run.attempts)} attempt(s) failed{stopped}; last: {last.message}"
@@ -118,6 +121,6 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
         + over,
         provider=last.provider,
         status=last.status,
-        retry_after_s=last.retry_after_s if code in ("rate_limited", "no_eligible_model") else None,
+        retry_after_s=back,
     )
     return (lead, *errors)

@@ -68,6 +68,9 @@ class ReadsJobs(Protocol):
 
 #: the longest an attempt under a budget waits for its reservation to be saved
 HOLD_SAVE_S: Final = 1.0
+#: a store whose last save of spend took longer than this is not waited for (a store
+#: taking 0.3 s a save held every budgeted attempt up 0.6 s: the save under way and its own)
+SLOW_SAVE_S: Final = 0.1
 
 
 class LedgerTap:
@@ -88,15 +91,17 @@ class LedgerTap:
         self.urgent = trio.Event()
         #: the persister cannot save spend now (its store refuses): nothing waits on it
         self.failing = False
-        #: a save took longer than ``HOLD_SAVE_S``: nothing waits on it until one is done
+        #: the last save took longer than ``SLOW_SAVE_S`` (or a wait for one, longer than
+        #: ``HOLD_SAVE_S``): nothing waits on the store until a save is quick again
         self.slow = False
 
-    def mark_saved(self, version: int | None) -> None:
-        """The persister saved ``version`` (None: it tried, and the store refused)."""
+    def mark_saved(self, version: int | None, took: float = 0.0) -> None:
+        """The persister saved ``version`` in ``took`` seconds (None: it tried, and the
+        store refused)."""
         self.failing = version is None
         if version is not None:
             self.saved_version = max(self.saved_version, version)
-            self.slow = False
+            self.slow = took > SLOW_SAVE_S
         self._saved.set()
         self._saved = trio.Event()
 
@@ -116,9 +121,8 @@ class LedgerTap:
         an attempt under a budget does before it is sent: a process killed outright then
         counts it once it restarts (saved 50 ms later, the holds of a burst killed in
         between were forgotten, 4 to 11 of 50 attempts the provider had). Not while the
-        store refuses writes, nor while a save is slower than that (once one took longer,
-        until it is done: a store taking 3 s a save added a second to every attempt):
-        attempts go on, as routing does."""
+        store refuses writes, nor while its saves are slow (``SLOW_SAVE_S``; a store taking
+        3 s a save added a second to every attempt): attempts go on, as routing does."""
         if not self.slow and not await self.wait_saved(within=HOLD_SAVE_S):
             self.slow = not self.failing
 
@@ -303,9 +307,10 @@ async def run_persister(
         if tap.version != saved_version and latest is not None:
             version = tap.version
             tap.urgent = trio.Event()  # (asked for from here on: for a later version)
+            began = trio.current_time()
             if await saved("spend", lambda: store.save_spend(ledger_snapshot(latest))):
                 saved_version = version
-                tap.mark_saved(version)
+                tap.mark_saved(version, trio.current_time() - began)
             else:
                 tap.mark_saved(None)
 

@@ -202,6 +202,7 @@ class _ProviderState:
         #: all; per attempt in flight, those counts when it was sent (``_sent_since``)
         self.sent: dict[str, tuple[int, float, float]] = {}
         self.sent_at: dict[int, tuple[int, float, float]] = {}
+        self.counting = spec.kind != "sim"
         self.publish()
 
     def publish(self) -> None:
@@ -284,7 +285,7 @@ class _ProviderState:
         if new_breaker is not breaker:  # (a closed breaker admits without a change)
             self._set_breaker(alias, breaker, new_breaker, now)
         self.rate = new_rate
-        if model_rate is not None:  # (counted once the provider said something of it)
+        if self.counting:  # (the in-process simulator says nothing of its limits)
             upstream = self.same_model.get(alias, (alias,))[0]
             sent = self.sent.get(upstream, _NOTHING_SENT)
             sent = (sent[0] + 1, sent[1] + tokens, sent[2] + msg.input_tokens)
@@ -370,7 +371,8 @@ class _ProviderState:
         if isinstance(msg.error, QuotaExhausted) and msg.error.per_model:
             # the model's own quota (Gemini's per model per day): its siblings on the
             # provider have their own, and serve on
-            wait = clamp_hold(msg.error.retry_after) or MISCONFIGURED_HOLD_S
+            # (a day's quota: its retry delay, if longer than the usual hold)
+            wait = max(clamp_hold(msg.error.retry_after) or 0.0, MISCONFIGURED_HOLD_S)
             hold = ModelHold(reason=msg.error.message, until=now + wait)
             for alias in self.same_model.get(msg.alias, (msg.alias,)):
                 self.holds[alias] = hold

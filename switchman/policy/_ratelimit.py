@@ -405,14 +405,20 @@ def go_duration(text: str) -> float | None:
 def _parse_reset(text: str, *, wall_now: float) -> float | None:
     """Seconds until a reset given as a duration, a Unix time or an RFC 3339 timestamp,
     between 0 and ``MAX_HOLD_S``; ``None`` when unreadable."""
+    return clamp_hold(_reset_seconds(text, wall_now=wall_now))
+
+
+def _reset_seconds(text: str, *, wall_now: float) -> float | None:
+    """Seconds until a reset as the provider said it (negative when past, ``inf`` when too
+    large for a float); ``None`` when unreadable."""
     text = text.strip()
     plain = _decimal(text)
     if plain is not None:
-        return clamp_hold(plain - wall_now if plain > _EPOCH_THRESHOLD else plain)
+        return plain - wall_now if plain > _EPOCH_THRESHOLD else plain
     secs = go_duration(text)
     if secs is None:
         secs = _iso_time(text, wall_now=wall_now)
-    return clamp_hold(secs)
+    return secs
 
 
 def _http_date(text: str, *, wall_now: float) -> float | None:
@@ -456,9 +462,11 @@ def _window(
     than one is left holds for its window's length instead, when its name gives one (the
     most the provider's counter can take to come back, whether its window is a fixed
     minute or a sliding one: asked sooner, it answers 429s for the rest of it). With its
-    limit said, it refills at the rate its reset implies (what is missing of the limit,
-    over the time to its reset), or at the limit over its window's length, or at the rate
-    ``before`` had for that limit (a full counter says no rate)."""
+    limit and its reset said, it refills at the rate they imply (what is missing of the
+    limit, over the time to its reset as said, before any hold's cap: a day's counter
+    refills at a day's pace), or at the rate ``before`` had for that limit (a full counter
+    says no rate). A window named by its length alone (Mistral's minute and month) is a
+    calendar quota, not a bucket: used up, it holds for its length."""
     best: ProviderWindow | None = None
     for remaining_name, reset_name, length, limit_name in families:
         said = _number(h.get(remaining_name))
@@ -466,14 +474,13 @@ def _window(
             continue
         said = max(0.0, said)
         raw_reset = h.get(reset_name) if reset_name is not None else None
-        reset_s = _parse_reset(raw_reset, wall_now=wall_now) if raw_reset is not None else None
+        told = _reset_seconds(raw_reset, wall_now=wall_now) if raw_reset is not None else None
+        reset_s = clamp_hold(told)
         limit = _number(h.get(limit_name)) if limit_name is not None else None
         rate: float | None = None
-        if limit is not None and limit >= 1.0 and said <= limit:
-            if reset_s is not None and reset_s > 0.0 and said < limit:
-                rate = (limit - said) / reset_s
-            elif length is not None:
-                rate = limit / length
+        if limit is not None and limit >= 1.0 and said <= limit and length is None:
+            if told is not None and 0.0 < told < math.inf and said < limit:
+                rate = (limit - said) / told
             elif before is not None and before.limit == limit:
                 rate = before.rate
         if reset_s is None:

@@ -544,3 +544,30 @@ def test_a_request_larger_than_a_stated_token_limit_goes_once_the_bucket_is_full
     retry_at, after = rate_admit(b, 1.0, tokens=5_000)
     assert retry_at is None
     assert rate_admit(after, 1.0, tokens=10)[0] == pytest.approx(1.02)  # (500 a second)
+
+
+def test_a_calendar_quota_used_up_holds_for_its_window() -> None:
+    """Mistral's month and minute counters (no reset said) are calendar quotas, not
+    buckets: used up, they hold for their window (as a bucket at the limit over its
+    length, a used-up month let 112 requests a minute through)."""
+    for said, held in (
+        (
+            {"x-ratelimit-limit-tokens-month": "1e9", "x-ratelimit-remaining-tokens-month": "0"},
+            3600.0,
+        ),
+        ({"x-ratelimit-limit-req-minute": "60", "x-ratelimit-remaining-req-minute": "0"}, 60.0),
+    ):
+        b = rate_observe(new_budget(None, None, 0.0), 0.0, said, wall_now=WALL, status=200)
+        assert rate_blocked_until(b, 0.0) == pytest.approx(held), said
+
+
+def test_a_days_counter_refills_at_a_days_pace() -> None:
+    """Groq's "0 of 1000 a day, reset 24h0m0s": one request every 86.4 s (its reset, held
+    to an hour, made it one every 3.6 s)."""
+    said = {
+        "x-ratelimit-limit-requests": "1000",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "24h0m0s",
+    }
+    b = rate_observe(new_budget(None, None, 0.0), 0.0, said, wall_now=WALL, status=200)
+    assert rate_admit(b, 0.0, tokens=0)[0] == pytest.approx(86.4)
