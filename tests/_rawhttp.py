@@ -25,6 +25,21 @@ async def read_request_body(stream: trio.SocketStream) -> bytes:
     return body
 
 
+#: an OpenAI-style chat completion, "Paris.", and an OpenAI 429's body, for test upstreams
+ANSWER = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1764086400,
+    "model": "groq/b",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+}
+LIMITED = {
+    "error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
+}
+
 #: what a test upstream answers a request (its head and body) with: a status, headers and
 #: a body (its content-length is added)
 Answer = Callable[[h11.Request, bytes], tuple[int, list[tuple[str, str]], bytes]]

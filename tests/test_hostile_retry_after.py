@@ -16,24 +16,11 @@ import trio
 import switchman
 from switchman.policy._ratelimit import DEFAULT_BLOCK_S, MAX_HOLD_S
 from tests._httpfleet import ENV, ask, http_fleet, model
-from tests._rawhttp import serve_h11
+from tests._rawhttp import ANSWER, LIMITED, serve_h11
 from tests.gateway._fakes import running_gateway
 
 #: the retry-after whose 20-digit year raised OverflowError out of the provider actor
 OVERFLOWING_DATE = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
-ANSWER = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1764086400,
-    "model": "groq/b",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-}
-LIMITED = {
-    "error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
-}
 
 
 @attrs.define

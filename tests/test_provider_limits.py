@@ -19,24 +19,10 @@ import trio
 
 import switchman
 from tests._httpfleet import ENV, ask, http_fleet, model
-from tests._rawhttp import serve_h11
+from tests._rawhttp import ANSWER, LIMITED, serve_h11
 
 LIMIT = 5
 WINDOW_S = 1.0
-ANSWER = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1764086400,
-    "model": "m",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-}
-LIMITED = {
-    "error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
-}
-
 Headers = list[tuple[str, str]]
 
 
@@ -93,35 +79,38 @@ async def serve_upstream(
         task_status.started(up)
 
 
-async def _callers(router: switchman.Router, n: int, seconds: float) -> list[switchman.Result]:
-    """``n`` callers of route ``r`` one call after another, for ``seconds``."""
+async def _callers(
+    limited: Callable[[Upstream], tuple[int, Headers]], n: int, seconds: float
+) -> tuple[Upstream, list[switchman.Result]]:
+    """The upstream answering OpenAI's model as ``limited`` says, and the results of ``n``
+    callers of route ``r`` (that model, then Groq's) one call after another, for
+    ``seconds``."""
     results: list[switchman.Result] = []
-    end = trio.current_time() + seconds
 
-    async def caller() -> None:
+    async def caller(router: switchman.Router, end: float) -> None:
         while trio.current_time() < end:
             results.append(await router.call(ask("r")))
             await trio.sleep(0.02)
 
-    async with trio.open_nursery() as nursery:
-        for _ in range(n):
-            nursery.start_soon(caller)
-    return results
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            up = await nursery.start(serve_upstream, limited)
+            models = [model("openai", "m"), model("groq", "b")]
+            config = http_fleet(up, models, routes={"r": ("openai/m", "groq/b")})
+            async with switchman.open_router(config, env=ENV) as router:
+                end = trio.current_time() + seconds
+                async with trio.open_nursery() as callers:
+                    for _ in range(n):
+                        callers.start_soon(caller, router, end)
+            nursery.cancel_scope.cancel()
+    return up, results
 
 
 async def test_a_stated_limit_is_kept_after_each_window_resets() -> None:
     """Thirty callers for four windows: the first burst goes out before the provider has
     said anything, then each window gets its five requests and about no 429 (some fifty
     429s each window, every reset letting everyone through, before)."""
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            up = await nursery.start(serve_upstream, _windowed)
-            config = http_fleet(
-                up, [model("openai", "m"), model("groq", "b")], routes={"r": ("openai/m", "groq/b")}
-            )
-            async with switchman.open_router(config, env=ENV) as router:
-                results = await _callers(router, 30, 4.0)
-            nursery.cancel_scope.cancel()
+    up, results = await _callers(_windowed, 30, 4.0)
     assert all(r.status == "complete" for r in results)
     later = [counts for window, counts in sorted(up.windows.items()) if window >= 1]
     assert len(later) >= 3
@@ -138,15 +127,7 @@ async def test_a_429_saying_retry_after_zero_is_not_asked_again_at_once() -> Non
     def always_429(up: Upstream) -> tuple[int, Headers]:
         return 429, [("retry-after", "0")]
 
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            up = await nursery.start(serve_upstream, always_429)
-            config = http_fleet(
-                up, [model("openai", "m"), model("groq", "b")], routes={"r": ("openai/m", "groq/b")}
-            )
-            async with switchman.open_router(config, env=ENV) as router:
-                results = await _callers(router, 10, 2.0)
-            nursery.cancel_scope.cancel()
+    up, results = await _callers(always_429, 10, 2.0)
     assert all(r.status == "complete" and r.model == "groq/b" for r in results)
     assert len(results) > 200  # (the fallback answered without waiting for it)
     assert up.limited <= 40, up.limited
