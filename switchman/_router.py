@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from types import MappingProxyType
 from typing import Final
 
 import attrs
@@ -300,6 +301,12 @@ class Router:
         (a gateway shows its job ``queued``); no checkpoint."""
         self._here()
         return frozenset(self._board.queued_jobs)
+
+    def started_jobs(self) -> Mapping[str, float]:
+        """The ``job_id`` of each call running that waited for a slot first, with the
+        wall-clock time it took one (a gateway shows it as the job's ``started_at``)."""
+        self._here()
+        return MappingProxyType(dict(self._board.started_jobs))
 
     def status(self) -> RouterStatus:
         """The providers' live state as their actors last published it (breakers, rate

@@ -131,6 +131,8 @@ class StatusBoard:
         self.calls_waiting = 0  # (of those, waiting for a slot: written by its ``Slots``)
         #: the job ids of the calls waiting for a slot (``Router.queued_jobs``)
         self.queued_jobs: set[str] = set()
+        #: ... and of those that took one after waiting and run still: the wall time they did
+        self.started_jobs: dict[str, float] = {}
         #: period -> the window in which the global budget refused the last attempt it
         #: was asked to hold (written by the call tasks: set on a refusal, cleared when it
         #: holds one again)

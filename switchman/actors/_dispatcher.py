@@ -289,6 +289,8 @@ class _Dispatcher:
                             env.board.queued_jobs.add(job)
                         with run.waiting(full):
                             await self.slots.take(who)
+                        if job is not None:  # (its job shows when it started)
+                            env.board.started_jobs[job] = run.wall_at(env, trio.current_time())
                     finally:
                         if job is not None:
                             env.board.queued_jobs.discard(job)
@@ -355,6 +357,8 @@ class _Dispatcher:
         finally:
             if slot:
                 self.slots.release(who)
+            if env.board.started_jobs and msg.job_id is not None:
+                env.board.started_jobs.pop(msg.job_id, None)
         return await self._finish(run, success, eligibility, ranking)
 
     def _select(

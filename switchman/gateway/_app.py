@@ -151,12 +151,15 @@ def job_body(record: JobRecord, view: PlatformView | None = None) -> dict[str, A
     return body
 
 
-def shown(record: JobRecord, queued: frozenset[str]) -> JobRecord:
+def shown(record: JobRecord, router: RouterHandle) -> JobRecord:
     """``record`` as a client is shown it: stored ``running`` (each job is, from its
     submit: one write, not two), but ``queued`` while its call waits for one of the
-    router's slots (in ``queued``), not started yet."""
-    if record.status == "running" and record.job_id in queued:
-        return attrs.evolve(record, status="queued", started_at=None)
+    router's slots, not started yet, and started when it took one."""
+    if record.status == "running":
+        if record.job_id in router.queued_jobs():
+            return attrs.evolve(record, status="queued", started_at=None)
+        if (started := router.started_jobs().get(record.job_id)) is not None:
+            return attrs.evolve(record, started_at=started)
     return record
 
 
@@ -414,7 +417,7 @@ class Gateway:
         record = await self.store.get_job(job_id)
         if record is None or not principal.owns(record.owner):
             raise HttpError(404, "not_found", f"no job {job_id}")
-        return shown(record, self.router.queued_jobs())
+        return shown(record, self.router)
 
     async def _jobs(
         self, principal: Principal, status: JobStatus | None, limit: int
@@ -437,7 +440,7 @@ class Gateway:
                 limit=limit,
             )
             records.sort(key=lambda r: r.submitted_at, reverse=True)
-        records = [shown(r, queued) for r in records]
+        records = [shown(r, self.router) for r in records]
         if status is not None:
             records = [r for r in records if r.status == status]
         return records[:limit]
@@ -477,7 +480,7 @@ class Gateway:
                     await self.runner.wait(job_id)
             record = await self.store.get_job(job_id)
             if record is not None:
-                record = shown(record, self.router.queued_jobs())
+                record = shown(record, self.router)
             if record is not None and record.finished:
                 await send_json(send, 200, job_body(record, self.view(principal)), location)
                 return

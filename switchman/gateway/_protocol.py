@@ -94,6 +94,8 @@ class RouterHandle(Protocol):
 
     def queued_jobs(self) -> frozenset[str]: ...  # jobs whose calls wait for a slot
 
+    def started_jobs(self) -> Mapping[str, float]: ...  # ... and took one: when
+
     async def spend(self, scope: str = "global") -> dict[str, float]: ...
 
     async def feedback(

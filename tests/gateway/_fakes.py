@@ -460,6 +460,9 @@ class FakeRouter:
     def queued_jobs(self) -> frozenset[str]:
         return frozenset(self.queued)
 
+    def started_jobs(self) -> Mapping[str, float]:
+        return {}
+
     def status(self) -> RouterStatus:
         providers = []
         for name, spec in self.config.providers.items():

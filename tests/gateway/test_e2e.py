@@ -528,6 +528,12 @@ async def test_a_job_waiting_for_a_router_slot_shows_queued(tmp_path: Path) -> N
             assert [j["job_id"] for j in running] == ids[:1]
             jobs = (await gw.client.get("/health")).json()["jobs"]
             assert (jobs["queued"], jobs["running"]) == (2, 1)
+            # the second takes the slot as the first ends: running, started then
+            first_done = (await gw.client.get(f"/result/{ids[0]}?wait=20")).json()
+            await trio.sleep(0.3)
+            second = (await gw.client.get(f"/result/{ids[1]}")).json()
+            assert second["status"] == "running"
+            assert second["started_at"] >= first_done["finished_at"] - 0.05
             done = (await gw.client.get(f"/result/{ids[2]}?wait=20")).json()
             assert done["status"] == "complete"
             finished = [(await gw.client.get(f"/result/{j}")).json() for j in ids]
