@@ -76,3 +76,17 @@ async def serve_h11(stream: trio.SocketStream, answer: Answer) -> None:
                 conn.start_next_cycle()
             else:  # the client closed the connection
                 return
+
+
+async def serve_answers(
+    answer: Answer, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve ``answer`` on 127.0.0.1 until cancelled; tells its base URL once listening."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def handle(stream: trio.SocketStream) -> None:
+        await serve_h11(stream, answer)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handle, listeners)
+        task_status.started(f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}")

@@ -16,7 +16,7 @@ import trio
 import switchman
 from switchman.policy._ratelimit import DEFAULT_BLOCK_S, MAX_HOLD_S
 from tests._httpfleet import ENV, ask, http_fleet, model
-from tests._rawhttp import ANSWER, LIMITED, serve_h11
+from tests._rawhttp import ANSWER, LIMITED, serve_answers
 from tests.gateway._fakes import running_gateway
 
 #: the retry-after whose 20-digit year raised OverflowError out of the provider actor
@@ -38,8 +38,7 @@ async def serve_upstream(
     task_status: trio.TaskStatus[Upstream] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve an ``Upstream`` until cancelled: OpenAI 429s with ``headers``, Groq answers."""
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    up = Upstream(base_url=f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}")
+    up = Upstream()
 
     def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         path = head.target.decode("latin-1")
@@ -49,11 +48,8 @@ async def serve_upstream(
             return 429, [json_type, *headers], json.dumps(LIMITED).encode()
         return 200, [json_type], json.dumps(ANSWER).encode()
 
-    async def handle(stream: trio.SocketStream) -> None:
-        await serve_h11(stream, answer)
-
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, handle, listeners)
+        up.base_url = await nursery.start(serve_answers, answer)
         task_status.started(up)
 
 

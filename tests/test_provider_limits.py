@@ -19,7 +19,7 @@ import trio
 
 import switchman
 from tests._httpfleet import ENV, ask, http_fleet, model
-from tests._rawhttp import ANSWER, LIMITED, serve_h11
+from tests._rawhttp import ANSWER, LIMITED, serve_answers
 
 LIMIT = 5
 WINDOW_S = 1.0
@@ -59,8 +59,7 @@ async def serve_upstream(
     task_status: trio.TaskStatus[Upstream] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve an ``Upstream`` until cancelled: OpenAI as ``limited`` says, Groq answers."""
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    up = Upstream(base_url=f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}")
+    up = Upstream()
 
     def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         json_type = ("content-type", "application/json")
@@ -71,11 +70,8 @@ async def serve_upstream(
             return status, [json_type, *headers], json.dumps(payload).encode()
         return 200, [json_type], json.dumps(ANSWER).encode()
 
-    async def handle(stream: trio.SocketStream) -> None:
-        await serve_h11(stream, answer)
-
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, handle, listeners)
+        up.base_url = await nursery.start(serve_answers, answer)
         task_status.started(up)
 
 
