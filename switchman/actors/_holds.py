@@ -152,10 +152,8 @@ async def wait_for_room(
             with trio.move_on_at(min(end, trio.current_time() + ROOM_LOOK_S)):
                 await room.wait()
             fits = room.fits(refused.limit, need_usd)
-            if fits:
-                break
-            if fits is None or trio.current_time() >= end or env.board.calls_waiting:
-                break
+            if fits is not False or trio.current_time() >= end or env.board.calls_waiting:
+                break  # room, or none this period, or no more waiting
     waits = run.waits or []
     if len(waits) >= 2 and waits[-2].reason == reason == waits[-1].reason:
         # one wait, however often it asked in between (the room it saw went to another)

@@ -151,15 +151,16 @@ def job_body(record: JobRecord, view: PlatformView | None = None) -> dict[str, A
     return body
 
 
-def shown(record: JobRecord, router: RouterHandle) -> JobRecord:
+def shown(record: JobRecord, queued: frozenset[str], started: Mapping[str, float]) -> JobRecord:
     """``record`` as a client is shown it: stored ``running`` (each job is, from its
     submit: one write, not two), but ``queued`` while its call waits for one of the
-    router's slots, not started yet, and started when it took one."""
+    router's slots (``queued``), not started yet, and started when it took one
+    (``started``: ``Router.queued_jobs``, ``started_jobs``)."""
     if record.status == "running":
-        if record.job_id in router.queued_jobs():
+        if record.job_id in queued:
             return attrs.evolve(record, status="queued", started_at=None)
-        if (started := router.started_jobs().get(record.job_id)) is not None:
-            return attrs.evolve(record, started_at=started)
+        if (at := started.get(record.job_id)) is not None:
+            return attrs.evolve(record, started_at=at)
     return record
 
 
@@ -417,7 +418,7 @@ class Gateway:
         record = await self.store.get_job(job_id)
         if record is None or not principal.owns(record.owner):
             raise HttpError(404, "not_found", f"no job {job_id}")
-        return shown(record, self.router)
+        return shown(record, self.router.queued_jobs(), self.router.started_jobs())
 
     async def _jobs(
         self, principal: Principal, status: JobStatus | None, limit: int
@@ -440,7 +441,8 @@ class Gateway:
                 limit=limit,
             )
             records.sort(key=lambda r: r.submitted_at, reverse=True)
-        records = [shown(r, self.router) for r in records]
+        started = self.router.started_jobs()
+        records = [shown(r, queued, started) for r in records]
         if status is not None:
             records = [r for r in records if r.status == status]
         return records[:limit]
@@ -480,7 +482,7 @@ class Gateway:
                     await self.runner.wait(job_id)
             record = await self.store.get_job(job_id)
             if record is not None:
-                record = shown(record, self.router)
+                record = shown(record, self.router.queued_jobs(), self.router.started_jobs())
             if record is not None and record.finished:
                 await send_json(send, 200, job_body(record, self.view(principal)), location)
                 return
