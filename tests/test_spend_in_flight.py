@@ -176,6 +176,32 @@ async def test_a_burst_waits_for_the_room_its_own_calls_in_flight_hold(
         assert trio.current_time() == started and not refused.trace.waits
 
 
+async def test_budget_room_goes_to_the_calls_waiting_for_it_in_the_order_they_came(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Twenty calls, 10 ms apart, against a budget that holds four of them at a time: the
+    room each settled call leaves goes to the call that has waited longest (all woken at
+    once, whichever ran first took it, and a call could wait out its whole wait while
+    calls that came after it were answered)."""
+    m = sim_model("m", SimProfile(latency_ms=800.0), input_per_mtok=1.0, output_per_mtok=4.0)
+    config = fleet(m, budgets=BudgetsConfig(global_daily_usd=0.02))
+    results: dict[int, switchman.Result] = {}
+    async with switchman.open_router(config) as router:
+
+        async def one(i: int) -> None:
+            results[i] = await router.call(Call(prompt=f"call {i}", model="m"))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(one, i)
+                await trio.sleep(0.01)
+    assert all(r.status == "complete" for r in results.values())
+    sent = [results[i].trace.attempts[0].started_at for i in range(20)]
+    assert sent == sorted(sent), [sorted(range(20), key=sent.__getitem__)]
+    waited = [sum(w.ms for w in results[i].trace.waits) for i in range(20)]
+    assert max(waited) < 4 * 800.0, waited  # (the fifth group's wait, at the most)
+
+
 async def test_a_wait_for_budget_room_ends_before_the_deadline_and_before_a_slot_is_needed(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -147,13 +147,21 @@ async def wait_for_room(
     if end <= now or env.board.calls_waiting:
         return None
     reason = f"budget room for {alias}: calls in flight held it"
-    with run.waiting(reason):
-        while True:
-            with trio.move_on_at(min(end, trio.current_time() + ROOM_LOOK_S)):
-                await room.wait()
-            fits = room.fits(refused.limit, need_usd)
-            if fits is not False or trio.current_time() >= end or env.board.calls_waiting:
-                break  # room, or none this period, or no more waiting
+    ticket = room.enter(refused.limit, need_usd, run.started)
+    try:
+        with run.waiting(reason):
+            while not ticket.woken.is_set():
+                with trio.move_on_at(min(end, trio.current_time() + ROOM_LOOK_S)):
+                    await ticket.woken.wait()
+                if ticket.woken.is_set() or trio.current_time() >= end:
+                    break
+                if env.board.calls_waiting:
+                    break  # a call needs this one's slot: no more waiting
+                if room.first(ticket):
+                    room.hand_out()  # (a new period's room, with no hold ending)
+    finally:
+        room.leave(ticket)
+    fits = ticket.fits
     waits = run.waits or []
     if len(waits) >= 2 and waits[-2].reason == reason == waits[-1].reason:
         # one wait, however often it asked in between (the room it saw went to another)

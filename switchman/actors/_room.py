@@ -1,53 +1,97 @@
-"""Budget room freed: the ledger tells the calls waiting for it.
+"""Budget room freed: the ledger hands it to the calls waiting for it, in their order.
 
 A burst of calls reserves what each could cost at most; a budget that could pay for most of
 them refused all but a few, its room held by the calls in flight (200 calls at once against
 $0.20: 195 refused, 71% of it left unspent). A call refused only for what calls in flight
 hold waits instead, briefly, for an attempt to settle or give its hold back, and asks again
-(``wait_for_room``)."""
+(``wait_for_room``). The room freed goes to the waiting calls in the order they were
+submitted: woken all at once, whichever ran first took it, and a call could wait its whole
+``BUDGET_WAIT_S`` while calls that came after it were answered."""
 
 from __future__ import annotations
 
+import bisect
 import time
 from typing import Any
 
+import attrs
 import trio
 
 from switchman.policy._budget import Ledger, Limit, remaining_usd, spent_usd
 
 
+@attrs.define(eq=False)
+class RoomTicket:
+    """A call waiting for ``usd`` of ``limit``'s room; ``since``: when it was submitted
+    (the earlier, the sooner it is served). ``fits`` once ``woken``: True when room was
+    handed to it, None when its limit's spend alone leaves less than it needs this period
+    (it never will); False while it waits."""
+
+    limit: Limit
+    usd: float
+    since: float
+    woken: trio.Event = attrs.field(factory=trio.Event)
+    fits: bool | None = False
+
+
 class BudgetRoom:
-    """Called by the ledger actor with the ledger after each change; wakes every call
-    waiting (``wait``) once a reservation ended (settled or released)."""
+    """Called by the ledger actor with the ledger after each change; once a reservation
+    ended (settled or released), hands the room it left to the calls waiting (``enter``)."""
 
     def __init__(self) -> None:
         self._held = 0
-        self._freed: trio.Event | None = None
         self._ledger: Ledger | None = None
+        self._waiting: list[RoomTicket] = []
 
     def __call__(self, ledger: Any) -> None:
         self._ledger = ledger
         held = len(ledger.reservations)
-        if held < self._held and self._freed is not None:
-            self._freed.set()
-            self._freed = None
+        if held < self._held and self._waiting:
+            self.hand_out()
         self._held = held
 
-    def fits(self, limit: Limit, usd: float) -> bool | None:
-        """Whether ``limit`` has ``usd`` left now, as the ledger last stood (the reservation
-        is asked for again only then: a call waking at every hold that ends, and asking,
-        filled its trace with refusals); None when it never will this period, its spend
-        alone leaving less."""
-        ledger = self._ledger
-        if ledger is None:
-            return True
-        now = time.time()
-        if limit.limit_usd - spent_usd(ledger, limit.scope, limit.period, wall_now=now) < usd:
-            return None
-        return remaining_usd(ledger, limit, wall_now=now) >= usd
+    def enter(self, limit: Limit, usd: float, since: float) -> RoomTicket:
+        """Wait in line for ``usd`` of ``limit``'s room (``leave`` when done waiting); the
+        ticket is woken at once when there is room already, or none this period."""
+        ticket = RoomTicket(limit=limit, usd=usd, since=since)
+        bisect.insort(self._waiting, ticket, key=lambda t: t.since)
+        self.hand_out()
+        return ticket
 
-    async def wait(self) -> None:
-        """Return once a reservation ends."""
-        if self._freed is None:
-            self._freed = trio.Event()
-        await self._freed.wait()
+    def leave(self, ticket: RoomTicket) -> None:
+        if ticket in self._waiting:
+            self._waiting.remove(ticket)
+
+    def first(self, ticket: RoomTicket) -> bool:
+        return bool(self._waiting) and self._waiting[0] is ticket
+
+    def hand_out(self) -> None:
+        """The room each waiting call's limit has, as the ledger last stood, to the calls
+        in their order: each whose need fits what is left is woken, and its need counted
+        taken (a later call whose smaller need still fits goes too: one large need does
+        not hold up the rest, and gives up after its ``BUDGET_WAIT_S``); a call whose
+        limit's spend alone leaves less than it needs is woken to give up."""
+        ledger = self._ledger
+        now = time.time()
+        left: dict[Limit, float] = {}
+        waiting = []
+        for ticket in self._waiting:
+            limit = ticket.limit
+            if ledger is None:
+                ticket.fits = True
+            elif limit.limit_usd - spent_usd(ledger, limit.scope, limit.period, wall_now=now) < (
+                ticket.usd
+            ):
+                ticket.fits = None
+            else:
+                room = left.get(limit)
+                if room is None:
+                    room = remaining_usd(ledger, limit, wall_now=now)
+                if room < ticket.usd:
+                    left[limit] = room
+                    waiting.append(ticket)
+                    continue
+                left[limit] = room - ticket.usd
+                ticket.fits = True
+            ticket.woken.set()
+        self._waiting = waiting
