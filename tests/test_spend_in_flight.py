@@ -280,3 +280,26 @@ async def test_a_slow_store_holds_up_an_attempt_a_second_at_most_and_says_so(
     first = [w.reason for w in results[0].trace.waits]
     assert first == ["its budget hold saved to the store"], first
     assert took < 4.0, took  # (virtual time: ten waits of a second were 10.2 s)
+
+
+async def test_an_attempt_reserves_no_more_input_than_its_model_s_window_can_bill() -> None:
+    """A prompt of more bytes than the model's window (its token estimate fits it) is
+    reserved at the window's worth of input, the most any report is billed for: it was
+    reserved a token a byte, at the long-input price, and a budget that covers the most
+    the call could cost refused it."""
+    m = sim_model(
+        "m",
+        context_window=1_000,
+        max_output_tokens=100,
+        input_per_mtok=1_000.0,
+        output_per_mtok=0.0,
+    )
+    prompt = "word " * 600  # 3,000 bytes; about 750 tokens
+    for limit, status in ((1.05, "complete"), (0.95, "failed")):
+        config = fleet(m, budgets=BudgetsConfig(global_daily_usd=limit))
+        async with switchman.open_router(config) as router:
+            result = await router.call(Call(prompt=prompt, model="m", params=Params(max_tokens=10)))
+        assert result.status == status, (limit, result.errors)
+        if status == "failed":  # (the window's worth, $1.00, does not fit $0.95)
+            assert result.errors[0].code == "budget_exceeded"
+            assert "$1.000000 m could cost" in result.errors[0].message

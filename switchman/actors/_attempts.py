@@ -78,6 +78,7 @@ from switchman.catalog._spec import ModelSpec
 from switchman.policy._billing import (
     billed_input_tokens,
     cut_usage,
+    most_bill,
     partial_output_tokens,
     possible_bill,
 )
@@ -90,7 +91,7 @@ from switchman.policy._eligibility import (
     output_tokens,
     request_params,
 )
-from switchman.policy._estimate import CONTINUE_PROMPT, max_input_tokens, most_cost, text_tokens
+from switchman.policy._estimate import CONTINUE_PROMPT, most_cost, text_tokens
 from switchman.policy._retry import decide_after_failure
 
 #: the most characters one token of output can be (runs of spaces or repeated characters
@@ -305,7 +306,7 @@ async def _one_attempt(
     reservation: str | None = None
     if env.limited_scopes.intersection(scopes):
         # the most this attempt can cost, so that no budget is ever overspent
-        estimate = most_cost(model, max_input_tokens(call, run.sent_raw), out_tokens)
+        estimate = most_bill(model, call, run.sent_raw, out_tokens)
         reservation = f"{run.call_id}:{n}"
         # (its job named: a process killed under it bills the job for it)
         refused = await reserve_hold(env, reservation, scopes, estimate, run.job_id or "", n)
@@ -369,7 +370,7 @@ async def _one_attempt(
         return result
     except Exception:  # a bug: the provider may have billed what the call never learned
         if run.handed == n and not settled and not run.cut_usd:
-            most = most_cost(model, max_input_tokens(call, run.sent_raw), out_tokens)
+            most = most_bill(model, call, run.sent_raw, out_tokens)
             log.error(
                 "attempt %d on %s failed inside the router after it was sent: counted at"
                 " the most it could cost, $%.6f",

@@ -9,9 +9,10 @@ spent (the attempt logs a warning). Only a report no request to the model could 
 buggy or hostile upstream's) is held, so that one answer cannot lock every budget for the
 rest of its window.
 
-``most_cost`` is also what an attempt reserves before it runs: its prompt and output room
-at list prices, plus the model's ``max_request_fee_usd`` where its provider bills fees the
-request does not bound (Perplexity's web searches), so concurrent calls cannot overspend.
+``most_bill`` is what an attempt reserves before it runs: its prompt (``max_input_tokens``,
+held to the model's context window as a report is) and output room at list prices (with
+``most_cost``: plus the model's ``max_request_fee_usd`` where its provider bills fees the
+request does not bound, Perplexity's web searches), so concurrent calls cannot overspend.
 
 ``cut_usage`` is what an attempt cut short after its output began (its stream broke or
 stalled, the caller's own deadline passed, the caller left) is billed for when the provider
@@ -30,7 +31,12 @@ import attrs
 from switchman._call import Call
 from switchman._result import Usage
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._estimate import fair_input_tokens, fair_tokens, most_cost
+from switchman.policy._estimate import (
+    fair_input_tokens,
+    fair_tokens,
+    max_input_tokens,
+    most_cost,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -58,6 +64,16 @@ def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
     if cost_usd > most:
         return Bill(usage=usage, cost_usd=most, held=True)
     return Bill(usage=usage, cost_usd=cost_usd, held=held)
+
+
+def most_bill(model: ModelSpec, call: Call, continuation: str, output_tokens: int) -> float:
+    """The most an attempt of ``call`` on ``model`` (sending ``continuation`` again), with
+    room for ``output_tokens``, can be billed: what it reserves. Its input is held to the
+    context window, as ``possible_bill`` holds a report (a prompt of more bytes than the
+    window reserved, at a long-input price, more than any bill could come to)."""
+    return most_cost(
+        model, min(max_input_tokens(call, continuation), model.context_window), output_tokens
+    )
 
 
 def billed_input_tokens(model: ModelSpec, call: Call, continuation: str = "") -> int:
