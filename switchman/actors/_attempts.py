@@ -634,9 +634,12 @@ async def _exchange(
             cost = most_cost(model, usage.input_tokens, usage.output_tokens)
         else:
             cost = model.cost(usage.input_tokens, usage.output_tokens, end.cached_input_tokens)
+            if end.fees is not None:  # its fees as counted, not one a request
+                cost += (end.fees - 1) * model.request_fee_usd
         told = False
         if (
             end.cost_usd is not None  # (a cost from usage in bounds is in bounds)
+            or end.fees is not None
             or usage.input_tokens > model.context_window
             or usage.output_tokens > model.max_output_tokens
         ):

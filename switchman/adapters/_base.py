@@ -59,6 +59,9 @@ class Completion:
     #: ``prompt_cache_hit_tokens``, its ``usage.cached_input_tokens`` (others report cache
     #: hits in their usage too, billed at the input price)
     cached_input_tokens: int = 0
+    #: how many of the model's per-request fees the request ran up, when the provider says
+    #: and not what it cost (Perplexity's ``usage.tool_calls_details.web_search.invocation``)
+    fees: int | None = None
     #: the URLs of the sources the answer cites (Perplexity's search results), in order
     citations: tuple[str, ...] = ()
 
@@ -98,6 +101,9 @@ class StreamEnd:
     #: ``prompt_cache_hit_tokens``, its ``usage.cached_input_tokens`` (others report cache
     #: hits in their usage too, billed at the input price)
     cached_input_tokens: int = 0
+    #: how many of the model's per-request fees the request ran up, when the provider says
+    #: and not what it cost (Perplexity's ``usage.tool_calls_details.web_search.invocation``)
+    fees: int | None = None
     #: the URLs of the sources the answer cites (Perplexity's search results), in order
     citations: tuple[str, ...] = ()
 

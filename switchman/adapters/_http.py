@@ -246,6 +246,7 @@ async def send_attempt(
                         model_id=completion.model_id,
                         cost_usd=completion.cost_usd,
                         cached_input_tokens=completion.cached_input_tokens,
+                        fees=completion.fees,
                         citations=completion.citations,
                     )
                 )

@@ -157,6 +157,8 @@ _USD_PER_TICK: Final = 1e-10
 #: a reported cost is kept below this many ticks (10**20 dollars) before it is a float: one
 #: of 400 digits is still the provider's (garbage) word, held where the attempt is billed
 _MOST_TICKS: Final = 10**30
+#: searches counted at the most from one answer's report (the bill is held anyway)
+_MOST_SEARCHES: Final = 10**6
 
 
 def _ticks_cost(usage: Any) -> float | None:
@@ -528,6 +530,15 @@ def _reported_cost(usage: Any) -> float | None:
     return float(min(total, _MOST_TICKS))  # (held where billed, as xAI's ticks are)
 
 
+def _searches_run(usage: Any) -> int | None:
+    """The web searches a Perplexity answer ran, each a search fee (``usage.
+    tool_calls_details.web_search.invocation``); None when it does not say."""
+    runs = obj(obj(obj(usage).get("tool_calls_details")).get("web_search")).get("invocation")
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 0:
+        return None
+    return min(runs, _MOST_SEARCHES)
+
+
 def _responses_finish(response: dict[str, Any]) -> str | None:
     status = string(response.get("status"))
     if status == "completed":
@@ -593,6 +604,7 @@ class OpenAIResponsesAdapter:
             usage=_responses_usage(data.get("usage")),
             model_id=string(data.get("model")),
             cost_usd=_reported_cost(data.get("usage")),
+            fees=_searches_run(data.get("usage")),
             citations=_citations(data.get("output")) or (),
         )
 
@@ -720,6 +732,7 @@ class _ResponsesStream:
                     usage=_responses_usage(response.get("usage")),
                     model_id=self._model,
                     cost_usd=_reported_cost(response.get("usage")),
+                    fees=_searches_run(response.get("usage")),
                     citations=whole if whole is not None else self._cited(),
                 )
             ]

@@ -413,3 +413,27 @@ async def test_concurrent_perplexity_calls_never_overspend_a_budget(nursery: tri
     assert spent == pytest.approx(0.01513 * len(answered))
     assert spent <= 0.05
     assert answered[0].trace.budget.reserved_usd >= 0.01513
+
+
+@pytest.mark.parametrize(
+    ("searches", "fees"),
+    [({"tool_calls_details": {"web_search": {"invocation": 3}}}, 3), ({}, 1)],
+    ids=["three searches said", "none said"],
+)
+async def test_perplexity_search_fees_without_its_cost_are_billed_as_the_searches_it_ran(
+    nursery: trio.Nursery, searches: Mapping[str, Any], fees: int
+) -> None:
+    """An Agent API answer without ``usage.cost`` that says it ran three searches is billed
+    its tokens and three search fees (it was billed one, whatever it said); one that does
+    not say how many is billed one, the catalog's fee a request."""
+    usage = {"input_tokens": 20, "output_tokens": 50, "total_tokens": 70, **searches}
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"perplexity/sonar": lambda: responses_stream("Paris.", usage)}
+    )
+    call = Call(prompt=PROMPT, model=SONAR.alias, params=Params(max_tokens=100))
+    with trio.fail_after(20):
+        async with switchman.open_router(config(upstream, SONAR), env=ENV) as router:
+            result = await router.call(call)
+    tokens = (20 * 0.25 + 50 * 2.5) / 1e6
+    assert result.status == "complete"
+    assert result.cost_usd == pytest.approx(tokens + fees * 0.005)
