@@ -203,8 +203,7 @@ class _Loader:
         self.errors.extend(FieldError(k, "unknown field") for k in self.data if k not in _TOP_KEYS)
         provider_tables = self.table("providers")
         providers = self.providers(provider_tables)
-        has_key = any(api_key(p, self.env) for p in providers.values() if p.kind != "sim")
-        auto_sim = not has_key
+        auto_sim = not any(self.serves(p, provider_tables) for p in providers.values())
         if auto_sim and SIM_PROVIDER not in providers:
             providers[SIM_PROVIDER] = self.catalog.sim_provider
         sim_seed = self.sim_seed()
@@ -295,6 +294,17 @@ class _Loader:
             elif name not in providers:
                 self.broken_providers.add(name)
         return providers
+
+    def serves(self, p: ProviderSpec, tables: Mapping[str, Any]) -> bool:
+        """Whether ``p`` is a real provider switchman can call: its key is set, or the file
+        configures it and it needs none (a vLLM or Ollama server of the user's, a proxy
+        whose ``headers`` carry the credential). Without one, the simulator serves."""
+        table = tables.get(p.name)
+        if p.kind == "sim" or (isinstance(table, dict) and table.get("enabled") is False):
+            return False
+        if api_key(p, self.env) is not None:
+            return True
+        return isinstance(table, dict) and key_missing(p, self.env) is None
 
     def disabled_reason(self, p: ProviderSpec, tables: Mapping[str, Any]) -> str | None:
         table = tables.get(p.name)

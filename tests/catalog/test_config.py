@@ -89,13 +89,30 @@ def test_some_key_means_real_providers_and_no_sim() -> None:
     assert any(a.startswith("openai/") for a in chain)  # falls back to the provider with a key
 
 
-def test_ollama_alone_does_not_switch_the_simulator_off(tmp_path: Path) -> None:
+def test_a_keyless_provider_the_file_configures_switches_the_simulator_off(
+    tmp_path: Path,
+) -> None:
+    """Ollama, a vLLM server, a proxy whose headers carry its credential: a provider of the
+    file's that needs no key is a real one, and the simulator does not answer beside it
+    (`auto` and the catalog's routes answered simulated text in a real deployment)."""
     config = load(tmp_path, "[providers.ollama]\n")
     assert config.providers["ollama"].disabled_reason is None
-    assert config.providers["sim"].disabled_reason is None
+    assert "sim" not in config.providers
     assert providers_of(config, "local") == {"ollama"}  # its real models are usable
-    assert providers_of(config, "claude") == {"sim"}
+    assert "sim" not in providers_of(config, "claude")  # (none of its providers enabled)
     assert config.simulated is False  # ollama answers for real
+    for table in (
+        '[providers.vllm]\nkind = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n'
+        '[[models]]\nalias = "mine"\nprovider = "vllm"\nmodel_id = "m"\n',
+        '[providers.router]\nkind = "openai"\nbase_url = "https://proxy.example/v1"\n'
+        'api_key_env = "UNSET_PROXY_KEY"\nheaders = { Authorization = "Bearer t-123456789" }\n',
+    ):
+        config = load(tmp_path, table)
+        assert "sim" not in config.providers and not config.simulated, table
+    # configured but disabled, or needing a key that is not set: the simulator serves
+    for table in ("[providers.ollama]\nenabled = false\n", "[providers.openai]\nrpm = 10\n"):
+        config = load(tmp_path, table)
+        assert "sim" in config.providers and config.simulated, table
 
 
 def test_sim_on_request_next_to_real_providers(tmp_path: Path) -> None:
