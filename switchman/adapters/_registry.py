@@ -1,6 +1,9 @@
-"""Choose the adapter for a provider: wire format by ``kind``, quirks by ``name``."""
+"""Choose the adapter for a provider: wire format by ``kind``, quirks by ``name``, or by
+the provider its ``base_url`` reaches."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from switchman.adapters._anthropic import DEFAULT_BASE_URL as ANTHROPIC_BASE_URL
 from switchman.adapters._anthropic import AnthropicAdapter
@@ -25,12 +28,15 @@ def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
     ``provider.base_url`` replaces the wire format's default; ``provider.headers``
     are added to every request. Kind ``openai`` takes per-provider quirks by name
     (openai, xai, mistral, groq, together, deepseek; perplexity speaks the
-    Responses format of its Agent API); any other name gets plain Chat Completions
-    and must give a ``base_url``. Kind ``sim`` has no wire format: ``ValueError``.
+    Responses format of its Agent API), or, under another name, those of the provider
+    whose API its ``base_url`` reaches (a second OpenAI account's ``openai_eu``); any other
+    gets plain Chat Completions and must give a ``base_url``. Kind ``sim`` has no wire
+    format: ``ValueError``.
     """
     name, headers = provider.name, dict(provider.headers)
+    like = name if name in FLAVORS or name == "perplexity" else _reached(provider.base_url)
     match provider.kind:
-        case "openai" if name == "perplexity":
+        case "openai" if like == "perplexity":
             return OpenAIResponsesAdapter(
                 provider=name,
                 base_url=provider.base_url or PERPLEXITY_BASE_URL,
@@ -38,7 +44,7 @@ def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
                 extra_headers=headers,
             )
         case "openai":
-            flavor = FLAVORS.get(name, ChatFlavor())
+            flavor = FLAVORS.get(like or name, ChatFlavor())
             base_url = provider.base_url or flavor.base_url
             if not base_url:
                 raise ValueError(f"provider {name!r} of kind 'openai' needs a base_url")
@@ -74,3 +80,24 @@ def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
             raise ValueError(
                 f"provider {name!r} has kind {provider.kind!r}, which has no HTTP wire format"
             )
+
+
+def _domain(url: str | None) -> str:
+    """The last two labels of ``url``'s host (``openai.com``), lower case; "" for none."""
+    host = (urlsplit(url).hostname or "") if url else ""
+    return ".".join(host.rstrip(".").lower().split(".")[-2:])
+
+
+#: the provider whose quirks a base_url's domain calls for
+_BY_DOMAIN: dict[str, str] = {
+    _domain(url): name
+    for name, url in (
+        *((n, f.base_url) for n, f in FLAVORS.items()),
+        ("perplexity", PERPLEXITY_BASE_URL),
+    )
+}
+
+
+def _reached(base_url: str | None) -> str | None:
+    """The catalog provider whose API ``base_url`` reaches (by its domain), else None."""
+    return _BY_DOMAIN.get(_domain(base_url)) if base_url else None

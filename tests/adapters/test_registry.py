@@ -76,3 +76,27 @@ def test_package_exports_are_sorted_and_complete() -> None:
     public = {n for n in vars(adapters) if not n.startswith("_")}
     modules = {n for n in public if type(getattr(adapters, n)).__name__ == "module"}
     assert set(adapters.__all__) == public - modules
+
+
+@pytest.mark.parametrize(
+    ("base_url", "field", "cls"),
+    [
+        ("https://eu.api.openai.com/v1", "max_completion_tokens", OpenAIChatAdapter),
+        ("https://api.mistral.ai/v1", "random_seed", OpenAIChatAdapter),
+        ("https://api.perplexity.ai", None, OpenAIResponsesAdapter),
+        ("http://127.0.0.1:8000/v1", "max_tokens", OpenAIChatAdapter),
+    ],
+)
+def test_a_second_account_takes_the_quirks_of_the_provider_its_base_url_reaches(
+    base_url: str, field: str | None, cls: type
+) -> None:
+    """``[providers.openai_eu] kind = "openai"`` at OpenAI's API is sent what OpenAI takes
+    (``max_completion_tokens``: its reasoning models refuse ``max_tokens``), a second
+    Mistral account its ``random_seed``; a server of the user's, plain Chat Completions."""
+    adapter = make_adapter(ProviderSpec(name="second", kind="openai", base_url=base_url), "k-1")
+    assert type(adapter) is cls and adapter.provider == "second"
+    request = ProviderRequest(
+        model_id="m", messages=(Message(role="user", content="hi"),), max_tokens=5, seed=3
+    )
+    if field is not None:
+        assert field in adapter.build_request(request).json
