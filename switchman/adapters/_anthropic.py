@@ -188,6 +188,9 @@ class _AnthropicStream:
         self._model: str | None = None
         self._input: dict[str, int] = {}
         self._output = 0
+        #: ``message_delta`` gave the output's count (``message_start``'s is a placeholder,
+        #: a token or so, whatever the answer comes to)
+        self._output_said = False
         self._thinking: Any = None
         self._stop_reason: str | None = None
         self._text = False
@@ -217,12 +220,18 @@ class _AnthropicStream:
             finish_reason=self._stop_reason,
             usage=detailed_usage(
                 sum(self._input.values()),
-                self._output,
+                self._said_output(),
                 self._input.get("cache_read_input_tokens"),
                 self._thinking,
             ),
             model_id=self._model,
         )
+
+    def _said_output(self) -> int:
+        """The output's count as ``message_delta`` gave it; 0 (not said) when it gave none
+        and text came: the attempt then bills the text's bound, as for any answer without
+        usage (``message_start``'s placeholder billed a long answer as 1 token)."""
+        return self._output if self._output_said or not self._text else 0
 
     def _handle(self, sse_events: list[SseEvent], events: list[StreamEvent]) -> None:
         for sse in sse_events:
@@ -263,6 +272,7 @@ class _AnthropicStream:
             # cumulative counts; a field left out (or null) keeps what message_start said
             if usage.get("output_tokens") is not None:
                 self._output = count(usage.get("output_tokens"))
+                self._output_said = True
             if _thinking(usage) is not None:
                 self._thinking = _thinking(usage)
             for name in _INPUT_FIELDS:
@@ -270,7 +280,7 @@ class _AnthropicStream:
                     self._input[name] = count(usage.get(name))
             self._stop_reason = string(delta.get("stop_reason")) or self._stop_reason
             if self._stop_reason == "refusal":
-                billed = (sum(self._input.values()), self._output)
+                billed = (sum(self._input.values()), self._said_output())
                 raise adapter._refused(delta.get("stop_details"), billed)
         elif kind == "message_stop":
             return [self._end()]

@@ -437,3 +437,52 @@ async def test_perplexity_search_fees_without_its_cost_are_billed_as_the_searche
     tokens = (20 * 0.25 + 50 * 2.5) / 1e6
     assert result.status == "complete"
     assert result.cost_usd == pytest.approx(tokens + fees * 0.005)
+
+
+def anthropic_stream(text: str, final_usage: Mapping[str, Any] | None) -> bytes:
+    """Anthropic's named events: ``message_start`` (its usage's output a placeholder), the
+    text, ``message_delta`` with ``final_usage`` (or none), ``message_stop``."""
+    start_usage = {"input_tokens": 12, "output_tokens": 1}
+    delta: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}
+    if final_usage is not None:
+        delta["usage"] = dict(final_usage)
+    events = (
+        ("message_start", {"type": "message_start", "message": {"usage": start_usage}}),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "delta": {"type": "text_delta", "text": text}},
+        ),
+        ("message_delta", delta),
+        ("message_stop", {"type": "message_stop"}),
+    )
+    return "".join(f"event: {e}\ndata: {json.dumps(d)}\n\n" for e, d in events).encode()
+
+
+async def test_an_anthropic_stream_without_its_final_usage_is_billed_as_one_without_usage(
+    nursery: trio.Nursery,
+) -> None:
+    """A ``message_delta`` without usage leaves ``message_start``'s output count, a
+    placeholder of a token: a long answer was billed as 1 token and not marked estimated.
+    It is billed at the bound of an answer without usage, and says so; with its usage, as
+    it says."""
+    text = "The answer is forty-two, and here is why, at some length. " * 4
+    claude = model("anthropic", "claude-x", input_per_mtok=3.0, output_per_mtok=15.0)
+    scripts = {"said": lambda: anthropic_stream(text, {"output_tokens": 20})}
+    scripts["unsaid"] = lambda: anthropic_stream(text, None)
+    upstream: Upstream = await nursery.start(serve_scripted, scripts)
+    results = {}
+    for model_id in ("said", "unsaid"):
+        spec = attrs.evolve(claude, alias=model_id, model_id=model_id)
+        provider = ProviderSpec(
+            name="anthropic", kind="anthropic", base_url=upstream.base_url, api_key_env="MONEY_KEY"
+        )
+        config = Config(providers={"anthropic": provider}, models={model_id: spec})
+        with trio.fail_after(20):
+            async with switchman.open_router(config, env=ENV) as router:
+                results[model_id] = await router.call(Call(prompt=PROMPT, model=model_id))
+    said, unsaid = results["said"], results["unsaid"]
+    assert said.status == unsaid.status == "complete" and said.answer == unsaid.answer == text
+    assert said.usage.output_tokens == 20 and not said.trace.attempts[0].usage_estimated
+    assert unsaid.usage.output_tokens >= len(text) // 4
+    assert unsaid.trace.attempts[0].usage_estimated
+    assert unsaid.cost_usd > said.cost_usd
