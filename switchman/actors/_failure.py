@@ -65,6 +65,20 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     errors = list(run.errors)
     if not errors:
         return (ErrorInfo(code="all_models_failed", message="every model failed"),)
+    if errors[-1].code == "cancelled" and errors[-1].provider is None and len(errors) > 1:
+        # the call was cut (its caller gone, a shutdown): that is the cause, told once, with
+        # what had failed before it (not "N attempt(s) failed; last: <the cut>", which
+        # blamed the cut on the attempts, nor a broken stream's code while a model was
+        # continuing it)
+        cut, before = errors[-1], errors[:-1]
+        prior = before[-1]
+        where = f" ({prior.provider}" + (f", HTTP {prior.status})" if prior.status else ")")
+        lead = ErrorInfo(
+            code="cancelled",
+            message=f"{cut.message}; before it, {len(before)} error(s), the last: "
+            f"{prior.message}" + (where if prior.provider else ""),
+        )
+        return (lead, *before)
     if run.break_error is not None:
         first = run.break_error
         lead = ErrorInfo(
@@ -80,19 +94,6 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
         return tuple(errors)
     if len(errors) == 1:
         return (errors[0],)
-    if errors[-1].code == "cancelled" and errors[-1].provider is None:
-        # the call was cut (its caller gone, a shutdown): that is the cause, told once, with
-        # what had failed before it (not "N attempt(s) failed; last: <the cut>", which
-        # blamed the cut on the attempts)
-        cut, before = errors[-1], errors[:-1]
-        prior = before[-1]
-        where = f" ({prior.provider}" + (f", HTTP {prior.status})" if prior.status else ")")
-        lead = ErrorInfo(
-            code="cancelled",
-            message=f"{cut.message}; before it, {len(before)} error(s), the last: "
-            f"{prior.message}" + (where if prior.provider else ""),
-        )
-        return (lead, *before)
     attempted = [e for e in errors if e.code not in ("budget_exceeded", "no_eligible_model")]
     # the real cause is the last error a provider gave, not a later "breaker open" or
     # budget refusal that only stopped the next try

@@ -148,3 +148,57 @@ async def test_a_call_job_runs_to_its_end_when_its_waiting_client_leaves(
             [job] = await _jobs_when_done(gw, 1)
     assert job["status"] == "complete", job["result"]["errors"]
     assert job["result"]["answer"]
+
+
+def _left_during_the_continuation(base_url: str, chunks: int) -> str:
+    """Read ``chunks`` chunks of text (the cut answer's, then the continuing model's), then
+    close."""
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0) as client:
+        stream = client.chat.completions.create(
+            model="cut-then-long",
+            messages=[{"role": "user", "content": PROMPT}],
+            max_tokens=1_000,
+            stream=True,
+        )
+        read = 0
+        for chunk in stream:
+            read += bool(chunk.choices and chunk.choices[0].delta.content)
+            if read == chunks:
+                break
+        job_id: str = stream.response.headers["x-switchman-job-id"]
+        stream.close()
+        return job_id
+
+
+async def test_a_client_gone_while_a_model_continues_a_broken_stream_is_told_as_cancelled(
+    nursery: trio.Nursery,
+) -> None:
+    """The stream broke after output, the next model was continuing it, and the client
+    left: the job fails ``cancelled`` (its first error was the broken stream's, with a
+    message that no model could continue it, while one was)."""
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    config = http_fleet(
+        server,
+        [model("openai", "cut"), model("openai", "long-600-5")],
+        routes={"cut-then-long": ("openai/cut", LONG)},
+    )
+    with trio.fail_after(30):
+        async with (
+            switchman.open_router(config, env=ENV) as router,
+            open_store(":memory:") as store,
+            running_gateway(router, store=store) as gw,
+        ):
+            async with router.stream(switchman.Call(prompt=PROMPT, model="openai/cut")) as cuts:
+                cut = [event async for event in cuts]  # (its deltas, then its failure)
+            assert isinstance(cut[-1], switchman.Result) and cut[-1].status == "failed"
+            job_id = await trio.to_thread.run_sync(
+                functools.partial(_left_during_the_continuation, gw.base_url, len(cut) + 5)
+            )
+            [job] = await _jobs_when_done(gw, 1)
+    assert job["job_id"] == job_id and job["status"] == "failed"
+    errors = job["result"]["errors"]
+    assert errors[0]["code"] == "cancelled", errors
+    assert errors[0]["message"].startswith(CLIENT_GONE)
+    outcomes = [a["outcome"] for a in job["result"]["trace"]["attempts"]]
+    assert outcomes[0] != "success" and outcomes[-1] == "cancelled", outcomes
+    assert server.requests(LONG)[-1].outcome == "client_closed"
