@@ -567,7 +567,9 @@ async def test_stream_broken_with_nothing_to_continue_ends_with_the_real_cause(
     async with open_fleet(config) as fleet:
         text, result = await fleet.stream("openai/cut")
         sent = delivered_before_break("openai/cut")
-        assert result.status == "failed" and text == result.answer == sent
+        assert result.status == "failed" and text == result.answer
+        # all of it but what the redactor held back where it broke (the word arriving)
+        assert sent.startswith(text) and 0 < len(sent) - len(text) <= 96
         lead = result.errors[0]
         assert "no model could continue" in lead.message
         assert "connection lost after output began" in lead.message

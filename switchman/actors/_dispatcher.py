@@ -33,7 +33,6 @@ from switchman._channels import send_soon
 from switchman._errors import PermissionDenied
 from switchman._result import (
     BudgetTrace,
-    Delta,
     EligibilityTrace,
     ErrorInfo,
     Exclusion,
@@ -436,16 +435,10 @@ class _Dispatcher:
         items: tuple[RedactionItem, ...] = ()
         answer = ""
         if run.stream and run.redactor is not None:
-            tail = run.redactor.flush()
-            if tail:  # sent even when the call failed: the answer is what the caller read
-                run.sent_redacted.append(tail)
-                if env.hub.active:
-                    run.event(env, "attempt.delta", n=len(run.attempts), text=tail)
-                with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-                    try:
-                        await run.reply_to.send(Delta(text=tail))
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass
+            # an answer that ended flushed what the redactor held back as it ended; what it
+            # holds now is a failed stream's, cut where it broke, and is not sent: it may be
+            # a secret's start, too short to be told from prose (a key's first characters,
+            # a private key's block without its END line)
             items = redaction_report(run.redactor.counts).items
             answer = "".join(run.sent_redacted)
         elif success is not None:

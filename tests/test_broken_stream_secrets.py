@@ -1,0 +1,71 @@
+"""A stream that breaks while the redactor holds text back (a word still arriving, a key's
+first characters, a private key's block before its END line) does not send that text: it
+was sent as the call failed, and a key cut where the stream broke went out, its first
+characters too few for a key's shape. The real path: a provider over real HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import h11
+import pytest
+import trio
+
+import switchman
+from switchman import Call
+from switchman.catalog import Config, ModelSpec, ProviderSpec
+from tests._rawhttp import serve_answers
+from tests._simfleet import streamed
+
+ENV = {"CUT_KEY": "sk-cut-test-key-000000000001"}
+
+
+def _cut_after(text: str) -> bytes:
+    """An OpenAI-style stream of ``text`` in 5-character pieces that ends there: no finish
+    reason, no ``[DONE]`` (the connection closed as it broke)."""
+    base = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    lines = [
+        "data: "
+        + json.dumps({**base, "choices": [{"index": 0, "delta": {"content": text[k : k + 5]}}]})
+        + "\n\n"
+        for k in range(0, len(text), 5)
+    ]
+    return "".join(lines).encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "hidden"),
+    [
+        ("Here is your key: sk-proj-AbCdEf12", "Here is your key: ", "AbCdEf12"),
+        (
+            "The key:\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+            "The key:\n",
+            "MIIEvQ",
+        ),
+        ("The capital of France is Par", "The capital of France is ", "Par"),
+    ],
+    ids=["a key's start", "a private key without its end", "a word"],
+)
+async def test_a_broken_stream_does_not_send_what_the_redactor_held_back(
+    nursery: trio.Nursery, text: str, kept: str, hidden: str
+) -> None:
+    def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [("content-type", "text/event-stream")], _cut_after(text)
+
+    base_url = await nursery.start(serve_answers, answer)
+    config = Config(
+        providers={
+            "up": ProviderSpec(name="up", kind="openai", base_url=base_url, api_key_env="CUT_KEY")
+        },
+        models={
+            "m": ModelSpec(
+                alias="m", provider="up", model_id="m", input_per_mtok=1.0, output_per_mtok=1.0
+            )
+        },
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result, sent = await streamed(router, Call(prompt="the key, please", model="m"))
+    assert result.status == "failed"
+    assert sent == result.answer == kept
+    assert hidden not in sent
