@@ -35,6 +35,7 @@ import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -183,6 +184,37 @@ def _beside_the_broken(
     return kept
 
 
+def _domain(url: str | None) -> str:
+    """The last two labels of ``url``'s host (``openai.com``), lower case; "" for none."""
+    host = (urlsplit(url).hostname or "") if url else ""
+    return ".".join(host.rstrip(".").lower().split(".")[-2:])
+
+
+#: what a model the catalog does not have should state, on a provider that bills
+_BILLED_FACTS: Final = ("input_per_mtok", "output_per_mtok", "context_window")
+
+
+def _warn_unsaid(path: str, table: Mapping[str, Any], provider: ProviderSpec) -> None:
+    """Warn of the facts a model the catalog does not have leaves out, on a provider that
+    bills (not the simulator nor Ollama): a price left out is $0, a model no budget or
+    cost cap limits and that ``auto`` ranks cheapest; a window left out is 128,000 tokens."""
+    unsaid = [k for k in _BILLED_FACTS if k not in table]
+    if unsaid and provider.kind not in ("sim", "ollama"):
+        log.warning(
+            "%s (%r on %s) does not say its %s: taken as %s; set them unless that is so",
+            path,
+            table.get("alias"),
+            provider.name,
+            ", ".join(unsaid),
+            ", ".join(
+                "$0 (free: no budget or max_cost_usd limits it)"
+                if k.endswith("per_mtok")
+                else "128000 tokens"
+                for k in unsaid
+            ),
+        )
+
+
 class _Loader:
     """One load: builds the Config from what parses, checks it by ``validate_config``'s
     rules, then raises every error found (TOML's and the rules') or returns it."""
@@ -306,6 +338,33 @@ class _Loader:
             return True
         return isinstance(table, dict) and key_missing(p, self.env) is None
 
+    def same_model(
+        self, table: Mapping[str, Any], providers: Mapping[str, ProviderSpec]
+    ) -> ModelSpec | None:
+        """The catalog's facts (prices, window, output, tier, capabilities) for a model a
+        new provider serves under a catalog model's id: a second OpenAI account's
+        ``gpt-5.5`` is the catalog's. The one model of that id on a catalog provider of the
+        same kind, or of those the one whose API the provider's ``base_url`` reaches (an
+        id two providers serve, at two prices); its alias and provider the table's."""
+        provider = providers.get(str(table.get("provider")))
+        if provider is None or provider.kind in ("sim", "ollama"):
+            return None
+        same = [
+            m
+            for m in self.catalog.models.values()
+            if m.model_id == table.get("model_id")
+            and (home := self.catalog.providers.get(m.provider)) is not None
+            and home.kind == provider.kind
+        ]
+        if len(same) > 1:
+            reached = _domain(provider.base_url)
+            same = [
+                m for m in same if _domain(self.catalog.providers[m.provider].base_url) == reached
+            ]
+        if len(same) != 1:
+            return None
+        return attrs.evolve(same[0], alias=str(table.get("alias")), provider=provider.name)
+
     def disabled_reason(self, p: ProviderSpec, tables: Mapping[str, Any]) -> str | None:
         table = tables.get(p.name)
         if isinstance(table, dict) and table.get("enabled") is False:
@@ -366,7 +425,10 @@ class _Loader:
             )
             spec = None
             if not missing:
-                spec = build_model(table, path=path, errors=self.errors, base=base)
+                like = base or self.same_model(table, providers)
+                spec = build_model(table, path=path, errors=self.errors, base=like)
+                if spec is not None and like is None and spec.provider in providers:
+                    _warn_unsaid(path, table, providers[spec.provider])
             # checked even when the model has other mistakes: every one is reported
             references = model_references(
                 table.get("provider", base.provider if base else None),

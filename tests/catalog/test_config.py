@@ -946,3 +946,68 @@ def test_weights_are_bounded(tmp_path: Path) -> None:
     said = {f.field: f.message for f in exc.value.fields}
     assert set(said) == {"router.weights.trust", "router.weights.cost"}, said
     assert "1000" in said["router.weights.trust"]
+
+
+SECOND_ACCOUNT = """
+[providers.openai_eu]
+kind = "openai"
+base_url = "https://eu.api.openai.com/v1"
+api_key_env = "OPENAI_EU_KEY"
+
+[[models]]
+alias = "eu-gpt"
+provider = "openai_eu"
+model_id = "gpt-5.5"
+"""
+
+
+def test_a_second_accounts_model_takes_the_catalogs_facts_for_its_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model a new provider serves under a catalog model's id has the catalog's prices,
+    window, output and tier (it was free, with a 128,000-token window: no budget limited
+    it and ``auto`` ranked it cheapest); what the table says still wins. An id two
+    providers of the kind serve is the one the base_url reaches."""
+    env = {"OPENAI_EU_KEY": "sk-eu-0123456789abcdef"}
+    with caplog.at_level(logging.WARNING):
+        config = load(tmp_path, SECOND_ACCOUNT + 'trust_tier = "untrusted"\n', env)
+    mine, catalogs = config.models["eu-gpt"], builtin_catalog().models["openai/gpt-5.5"]
+    assert mine.provider == "openai_eu" and mine.model_id == "gpt-5.5"
+    assert (mine.input_per_mtok, mine.output_per_mtok) == (
+        catalogs.input_per_mtok,
+        catalogs.output_per_mtok,
+    )
+    assert mine.input_per_mtok > 0 and mine.context_window == catalogs.context_window
+    assert mine.long_input_above == catalogs.long_input_above
+    assert mine.trust_tier == "untrusted"
+    assert "does not say" not in caplog.text
+    groq_like = (
+        '[providers.fast]\nkind = "openai"\nbase_url = "https://api.groq.com/openai/v1"\n'
+        'api_key_env = "FAST_KEY"\n[[models]]\nalias = "oss"\nprovider = "fast"\n'
+        'model_id = "openai/gpt-oss-120b"\n'
+    )
+    config = load(tmp_path, groq_like, {"FAST_KEY": "gsk-0123456789abcdef"})
+    groq = builtin_catalog().models["groq/openai/gpt-oss-120b"]
+    assert config.models["oss"].input_per_mtok == groq.input_per_mtok
+
+
+def test_a_model_the_catalog_lacks_without_its_prices_or_window_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (
+        '[providers.vllm]\nkind = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n'
+        '[[models]]\nalias = "mine"\nprovider = "vllm"\nmodel_id = "my-model"\n'
+        "input_per_mtok = 0.5\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        config = load(tmp_path, text)
+    assert config.models["mine"].output_per_mtok == 0
+    assert "models[0] ('mine' on vllm) does not say its output_per_mtok, context_window" in (
+        caplog.text
+    )
+    assert "free: no budget or max_cost_usd limits it" in caplog.text
+    caplog.clear()
+    stated = "output_per_mtok = 0\ncontext_window = 8192\n"
+    with caplog.at_level(logging.WARNING):
+        load(tmp_path, text + stated)
+    assert "does not say" not in caplog.text
