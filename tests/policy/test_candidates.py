@@ -146,6 +146,7 @@ def test_a_model_the_catalog_leaves_out_is_told_why() -> None:
     assert "deprecates it on 2026-12-11" in unknown_name("openai/o3", config)
     together = "together/meta-llama/Llama-3.3-70B-Instruct-Turbo"
     assert "Together deprecated it" in unknown_name(together, config)
+    assert "2026-09-15" in unknown_name("together/openai/gpt-oss-20b", config)
     # every id it names is indeed not in the catalog (a shipped id is never called left out)
     shipped = {f"{m.provider}/{m.model_id}" for m in config.models.values()}
     assert config.left_out and not shipped.intersection(config.left_out)
