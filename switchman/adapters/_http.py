@@ -37,6 +37,7 @@ from switchman._errors import (
     AttemptTimeout,
     BadReply,
     BadRequest,
+    ModelNotFound,
     ProviderError,
     ResentFailed,
     StreamBroken,
@@ -218,7 +219,7 @@ async def send_attempt(
             await emit(ResponseStarted(status=status, headers=headers))
             if not 200 <= status < 300:
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
-                raise adapter.parse_error(status, headers, body or b"")
+                raise _where(adapter.parse_error(status, headers, body or b""), request, http)
             if "html" in headers.get("content-type", "").lower():
                 # a login page or a proxy's, though it says 200: no answer is in it
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
@@ -695,3 +696,16 @@ def _transport_error(
     else:
         kind, what = BadReply, "unreadable response"
     return kind(f"{what} ({detail})", provider=provider, status=status)
+
+
+def _where(error: Exception, request: ProviderRequest, http: HttpRequest) -> Exception:
+    """A 404 whose words do not name the model (a server's bare ``Not Found``) with the
+    path it answered: a ``base_url`` without its ``/v1`` looked like a model not served."""
+    if not isinstance(error, ModelNotFound) or request.model_id in error.message:
+        return error
+    path = urllib.parse.urlsplit(http.url).path or "/"
+    return ModelNotFound(
+        f"{error.message} (at {path}: is the provider's base_url its API root?)",
+        provider=error.provider,
+        status=error.status,
+    )

@@ -1,0 +1,49 @@
+"""A 404 that does not name the model is a base_url that points at the wrong path (a vLLM
+server's root without its ``/v1``): the error says which path answered it, where it read
+only ``Not Found`` and every model was held out as not served. The real path: a server
+over real HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import h11
+import pytest
+import trio
+
+import switchman
+from switchman import Call
+from switchman.catalog import Config, ModelSpec, ProviderSpec
+from tests._rawhttp import serve_answers
+
+MISSING = {"error": {"message": "The model `mine` does not exist", "code": "model_not_found"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "told"),
+    [
+        ({"detail": "Not Found"}, "Not Found (at /chat/completions: is the provider's base_url"),
+        (MISSING, "The model `mine` does not exist [model_not_found]"),
+    ],
+    ids=["a bare Not Found", "the model named"],
+)
+async def test_a_404_that_does_not_name_the_model_names_the_path_it_came_from(
+    nursery: trio.Nursery, body: dict[str, object], told: str
+) -> None:
+    def answer(head: h11.Request, _: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 404, [("content-type", "application/json")], json.dumps(body).encode()
+
+    base_url = await nursery.start(serve_answers, answer)
+    config = Config(
+        providers={"vllm": ProviderSpec(name="vllm", kind="openai", base_url=base_url)},
+        models={"mine": ModelSpec(alias="mine", provider="vllm", model_id="mine")},
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env={}) as router:
+            result = await router.call(Call(prompt="hello", model="mine"))
+            held = router.status().providers[0].models[0].held_out
+    assert result.status == "failed"
+    assert result.errors[0].message.startswith(told), result.errors
+    assert held is not None and told in held
+    if "base_url" not in told:
+        assert "base_url" not in result.errors[0].message
