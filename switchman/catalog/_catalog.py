@@ -131,6 +131,23 @@ def build_provider(
             FieldError(_join(path, "kind"), "is required for a provider not in the catalog")
         )
         return None
+    if base is not None and table.get("kind", base.kind) != base.kind and "base_url" not in table:
+        errors.append(
+            FieldError(
+                _join(path, "base_url"),
+                f"is required when kind is not the catalog's ({base.kind!r}): its base_url "
+                "is of that wire format",
+            )
+        )
+        return None
+    if data.get("kind") != "sim" and data.get("base_url") in (None, ""):
+        errors.append(
+            FieldError(
+                _join(path, "base_url"),
+                "is required: the provider's API root (such as http://127.0.0.1:8000/v1)",
+            )
+        )
+        return None
     headers = data.get("headers")
     if isinstance(headers, dict):
         errors.extend(

@@ -1011,3 +1011,18 @@ def test_a_model_the_catalog_lacks_without_its_prices_or_window_is_warned_of(
     with caplog.at_level(logging.WARNING):
         load(tmp_path, text + stated)
     assert "does not say" not in caplog.text
+
+
+def test_a_provider_without_its_base_url_is_told_it_is_required(tmp_path: Path) -> None:
+    """A new provider without a base_url read ``must be an http(s) URL; got ''``; a catalog
+    provider given another kind was told its catalog base_url was wrong, a key the file
+    never wrote."""
+    said = errors(tmp_path, '[providers.vllm]\nkind = "openai"\n')
+    assert said["providers.vllm.base_url"].startswith("is required: the provider's API root")
+    said = errors(tmp_path, '[providers.openai]\nkind = "anthropic"\n')
+    assert said["providers.openai.base_url"] == (
+        "is required when kind is not the catalog's ('openai'): its base_url is of that "
+        "wire format"
+    )
+    moved = '[providers.openai]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9000"\n'
+    assert load(tmp_path, moved).providers["openai"].kind == "anthropic"
