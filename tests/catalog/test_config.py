@@ -1021,8 +1021,7 @@ def test_a_provider_without_its_base_url_is_told_it_is_required(tmp_path: Path) 
     assert said["providers.vllm.base_url"].startswith("is required: the provider's API root")
     said = errors(tmp_path, '[providers.openai]\nkind = "anthropic"\n')
     assert said["providers.openai.base_url"] == (
-        "is required when kind is not the catalog's ('openai'): its base_url is of that "
-        "wire format"
+        "is required when kind is not the catalog's ('openai'): its base_url is of that wire format"
     )
     moved = '[providers.openai]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9000"\n'
     assert load(tmp_path, moved).providers["openai"].kind == "anthropic"
