@@ -132,9 +132,14 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 @contextmanager
 def serving(
-    home: Path, db: Path, *extra: str, env: Mapping[str, str] | None = None
+    home: Path,
+    db: Path,
+    *extra: str,
+    env: Mapping[str, str] | None = None,
+    simulated: bool = True,
 ) -> Iterator[Daemon]:
-    """``switchman serve --port 0 --db DB`` until the block ends (then killed if still up).
+    """``switchman serve --port 0 --db DB`` until the block ends (then killed if still up);
+    its first line says whether it serves the simulator (``simulated``).
 
     Without a ``--config``, the default simulator fleet with a seeded router: its models
     answer a few calls in a hundred with an error or a 429, and a test's calls (many name
@@ -156,7 +161,7 @@ def serving(
         line = _first_line(proc, timeout=30)
         match = re.search(r"serving on http://127\.0\.0\.1:(\d+)", line)
         assert match is not None, f"unexpected first line {line!r}; stderr: {stderr.name}"
-        assert "simulator" in line
+        assert ("simulator" in line) is simulated, line
         port = int(match.group(1))
         deadline = time.monotonic() + 20
         while httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code != 200:

@@ -62,6 +62,29 @@ def test_each_provider_the_file_names_without_its_key_is_told_with_its_variable(
     ) in err
 
 
+def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) -> None:
+    """A second Ollama box under a name of its own (only the provider named ``ollama`` has
+    its pulled models found) and a server whose models the file forgot: each enabled,
+    serving nothing, without a word before."""
+    config = tmp_path / "switchman.toml"
+    config.write_text(
+        '[providers.gpu]\nkind = "ollama"\nbase_url = "http://127.0.0.1:9"\n'
+        '[providers.vllm]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[providers.served]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[[models]]\nalias = "mine"\nprovider = "served"\nmodel_id = "m"\n'
+        "input_per_mtok = 0\noutput_per_mtok = 0\ncontext_window = 8192\n"
+    )
+    with serving(
+        tmp_path, tmp_path / "jobs.db", "--config", str(config), simulated=False
+    ) as daemon:
+        assert httpx.get(f"http://127.0.0.1:{daemon.port}/health", timeout=5).status_code == 200
+    err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
+    told = 'names, serves no model: add [[models]] with provider = "'
+    assert f'provider gpu, which {config} {told}gpu" (only the provider named ollama' in err
+    assert f'provider vllm, which {config} {told}vllm"\n' in err, err
+    assert "provider served," not in err
+
+
 def test_an_open_gateway_on_a_public_address_is_refused_before_anything_starts(
     tmp_path: Path,
 ) -> None:
