@@ -986,6 +986,30 @@ async def test_discovery_keeps_what_the_catalog_knows_of_an_installed_model() ->
     assert found.routes["local"].chain == ("local/llama3.2", "local/mystery:7b")
 
 
+async def test_an_ollama_the_file_configures_has_the_catalogs_models_it_lacks_switched_off() -> (
+    None
+):
+    """``[providers.ollama]`` in the file: the catalog's Ollama models the server has not
+    pulled are switched off as for a detected one (each was a 404 on first use, then held
+    out); a model the file wrote itself is kept as written."""
+    from switchman.catalog._discovery import with_local_models
+
+    config = config_from_dict(
+        {
+            "providers": {"ollama": {"base_url": "http://127.0.0.1:9"}},
+            "models": [{"alias": "mine", "provider": "ollama", "model_id": "mine:7b"}],
+        },
+        env={},
+    )
+    assert config.providers["ollama"].disabled_reason is None  # (configured: not detected)
+    found = with_local_models(config, ["llama3.2:latest"])
+    assert found.models["ollama/llama3.2"].enabled
+    lacking = [a for a, m in config.models.items() if a.startswith("ollama/")]
+    assert len(lacking) > 1
+    assert [a for a in lacking if found.models[a].enabled] == ["ollama/llama3.2"]
+    assert found.models["mine"].enabled
+
+
 async def test_an_installed_catalog_model_is_one_model_under_both_its_names(
     open_fleet: OpenFleet, server: FakeProviderServer
 ) -> None:

@@ -3,7 +3,7 @@
 ``discover_local_models`` asks the configured ``ollama`` provider for its pulled
 models (``GET /api/tags``). When it answers, each model becomes ``local/<name>``
 (``:latest`` dropped from the alias, kept in the model id), the provider is
-enabled and the ``local`` route runs through those models; catalog models of the
+enabled and the ``local`` route runs through those models; the catalog's models of the
 provider that are not installed are disabled, since Ollama cannot serve them.
 When nothing answers in time, the configuration is returned unchanged.
 
@@ -22,6 +22,7 @@ import trio
 
 from switchman.adapters._http import proxied_client, proxy_variables
 from switchman.adapters._ollama import DEFAULT_BASE_URL, discover_ollama_models
+from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._config import NOT_DETECTED
 from switchman.catalog._spec import Config, ModelSpec, RouteSpec
 
@@ -84,8 +85,9 @@ async def discover_local_models(
 def with_local_models(config: Config, names: Sequence[str]) -> Config:
     """``config`` with the Ollama models ``names`` installed (pure; see the module doc).
 
-    Catalog Ollama models that are not installed are disabled when the provider was
-    only "not detected"; explicitly configured ones are kept as written.
+    Catalog Ollama models that are not installed are disabled; ones the file wrote
+    (a ``[[models]]`` entry) are kept as written, unless the provider was only "not
+    detected".
     A name the catalog already knows for the ``ollama`` provider (same model id,
     with or without ``:latest``) takes that entry's model id, context window, output
     limit and capabilities, so ``local/<name>`` and the catalog alias are one model
@@ -94,16 +96,20 @@ def with_local_models(config: Config, names: Sequence[str]) -> Config:
     """
     provider = config.providers[OLLAMA]
     installed = {_short(n) for n in names}
-    # the catalog's own Ollama entries are disabled when not installed; models of an
-    # Ollama provider the user configured explicitly are left as they were written
-    prune = provider.disabled_reason == NOT_DETECTED
+    # the catalog's own Ollama entries are disabled when not installed (the provider
+    # configured in the file or not: each was a 404 on first use, then held out); models
+    # the file wrote itself are left as they were written
+    detected = provider.disabled_reason == NOT_DETECTED
+    catalogs = builtin_catalog().models
     known: dict[str, ModelSpec] = {
         _short(m.model_id): m for m in config.models.values() if m.provider == OLLAMA
     }
     models: dict[str, ModelSpec] = {
         alias: (
             attrs.evolve(m, enabled=False)
-            if prune and m.provider == OLLAMA and _short(m.model_id) not in installed
+            if m.provider == OLLAMA
+            and _short(m.model_id) not in installed
+            and (detected or catalogs.get(alias) == m)
             else m
         )
         for alias, m in config.models.items()
