@@ -34,6 +34,7 @@ from switchman._errors import (
     BudgetExceeded,
     ContextExceeded,
     ProviderError,
+    Refused,
     attempt_outcome,
 )
 from switchman._result import AttemptRecord, Delta, ErrorInfo, Usage, Wait, normal_finish
@@ -92,7 +93,7 @@ from switchman.policy._eligibility import (
     request_params,
 )
 from switchman.policy._estimate import CONTINUE_PROMPT, most_cost, text_tokens
-from switchman.policy._retry import decide_after_failure
+from switchman.policy._retry import RetryDecision, decide_after_failure
 
 #: the most characters one token of output can be (runs of spaces or repeated characters
 #: make long tokens): text past ``max_tokens`` times this is not an answer
@@ -203,6 +204,9 @@ async def run_attempts(
             rng=env.rng,
             content_fallback=content_fallback(env.config, run.call),
         )
+        if isinstance(outcome, Refused) and run.sent_raw and decision.action == "switch":
+            # (the caller has its text: another model would finish what a refusal stopped)
+            decision = RetryDecision(action="stop", reason="a refusal is not continued")
         held = _held_back(env, model, now + decision.delay_s) if decision.action == "retry" else 0
         if held:
             i += 1  # its breaker just opened: a retry would only be refused, after a wait

@@ -81,10 +81,15 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
         return (lead, *before)
     if run.break_error is not None:
         first = run.break_error
+        why = (
+            "the model refused after output was sent, and a refusal is not continued by "
+            "another model (it would finish what the refusal stopped)"
+            if first.code == "refused"
+            else "the stream broke after output was sent and no model could continue it"
+        )
         lead = ErrorInfo(
             code=first.code if first.code != "all_models_failed" else "all_models_failed",
-            message=f"the stream broke after output was sent and no model could continue it: "
-            f"{first.message}" + (f"; {run.stopped}" if run.stopped else ""),
+            message=f"{why}: {first.message}" + (f"; {run.stopped}" if run.stopped else ""),
             provider=first.provider,
             status=first.status,
         )

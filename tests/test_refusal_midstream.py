@@ -1,0 +1,74 @@
+"""A refusal that arrives after the answer began (a ``content_filter`` finish, Anthropic's
+streaming classifiers' ``refusal``) is not continued by another model when the caller
+already has text: the next model was handed the flagged text to finish, and the stitched
+answer came back complete. A caller that does not stream has seen nothing, and gets the
+next model's own answer. The real path: providers over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import h11
+import trio
+
+import switchman
+from switchman import Call
+from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec
+from tests._rawhttp import serve_answers
+from tests._simfleet import streamed
+
+ENV = {"UP_KEY": "sk-up-test-key-000000000001"}
+
+
+def _stream(text: str, finish: str) -> bytes:
+    base = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    events: list[dict[str, Any]] = [
+        {"choices": [{"index": 0, "delta": {"content": text}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+        {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}},
+    ]
+    lines = [f"data: {json.dumps({**base, **e})}\n\n" for e in events] + ["data: [DONE]\n\n"]
+    return "".join(lines).encode()
+
+
+async def test_a_refusal_after_the_answer_began_is_not_continued_elsewhere(
+    nursery: trio.Nursery,
+) -> None:
+    asked: list[str] = []
+
+    def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        model = json.loads(body)["model"]
+        asked.append(model)
+        if model == "filtered":
+            return (
+                200,
+                [("content-type", "text/event-stream")],
+                _stream("Step one: ", "content_filter"),
+            )
+        return 200, [("content-type", "text/event-stream")], _stream("A whole answer.", "stop")
+
+    base_url = await nursery.start(serve_answers, answer)
+    models = {
+        a: ModelSpec(alias=a, provider="up", model_id=a, input_per_mtok=1.0, output_per_mtok=1.0)
+        for a in ("filtered", "other")
+    }
+    config = Config(
+        providers={
+            "up": ProviderSpec(name="up", kind="openai", base_url=base_url, api_key_env="UP_KEY")
+        },
+        models=models,
+        routes={"both": RouteSpec(name="both", chain=("filtered", "other"))},
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result, sent = await streamed(router, Call(prompt="how?", model="both"))
+            assert asked == ["filtered"]  # the next model was not handed the flagged text
+            whole = await router.call(Call(prompt="how?", model="both"))
+    assert result.status == "failed" and sent == result.answer == "Step one: "
+    lead = result.errors[0]
+    assert lead.code == "refused" and "a refusal is not continued by another model" in lead.message
+    assert [a.outcome for a in result.trace.attempts] == ["content_filtered"]
+    # not streamed: the caller saw nothing of it, and the next model answers afresh
+    assert whole.status == "complete" and whole.answer == "A whole answer."
+    assert whole.model == "other" and asked == ["filtered", "filtered", "other"]
