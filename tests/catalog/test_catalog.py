@@ -153,6 +153,9 @@ def test_a_long_prompt_is_priced_as_the_provider_bills_it(cat: Catalog) -> None:
     assert haiku.cost(100_001, 0) == pytest.approx(100_001 * 0.5 / 1e6)
     gemini = cat.models["gemini/gemini-3.1-pro-preview"]
     assert gemini.cost(200_001, 10) == pytest.approx((200_001 * 4.0 + 10 * 18.0) / 1e6)
+    # the alias of the newest Pro, at its prices, billed as it is (a budget reserved half)
+    latest = cat.models["gemini/gemini-pro-latest"]
+    assert latest.cost(250_000, 1_000) == gemini.cost(250_000, 1_000)
     # Perplexity serves gpt-5.4 at its own price, one price at any size
     assert cat.models["perplexity/openai/gpt-5.4"].long_input_above is None
 
