@@ -71,9 +71,14 @@ class ValidationError(SwitchmanError, ValueError):
 
     code = "validation_error"
 
-    def __init__(self, fields: Sequence[FieldError]) -> None:
+    def __init__(self, fields: Sequence[FieldError], *, source: str | None = None) -> None:
         self.fields = tuple(fields)
-        super().__init__("; ".join(f"{f.field}: {f.message}" for f in self.fields))
+        #: where the input came from (a configuration file's path), named in the message
+        self.source = source
+        said = "; ".join(
+            f"{f.field}: {f.message}" if f.field != source else f.message for f in self.fields
+        )
+        super().__init__(f"invalid configuration {source}: {said}" if source else said)
 
     def prefixed(self, prefix: str) -> ValidationError:
         """The same errors with ``prefix.`` before every field path."""

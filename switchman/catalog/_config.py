@@ -137,11 +137,15 @@ def load_config(
         return config_from_dict({}, env=env)
     with open(path, "rb") as f:
         raw = f.read()
+    source = os.fspath(path)
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValidationError([FieldError(os.fspath(path), f"invalid TOML: {exc}")]) from None
-    return config_from_dict(data, env=env)
+        raise ValidationError([FieldError(source, f"invalid TOML: {exc}")], source=source) from None
+    try:
+        return config_from_dict(data, env=env)
+    except ValidationError as exc:  # (the file named: an application may load several)
+        raise ValidationError(exc.fields, source=source) from None
 
 
 def default_config(*, env: Mapping[str, str] | None = None) -> Config:

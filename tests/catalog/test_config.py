@@ -1025,3 +1025,16 @@ def test_a_provider_without_its_base_url_is_told_it_is_required(tmp_path: Path) 
     )
     moved = '[providers.openai]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9000"\n'
     assert load(tmp_path, moved).providers["openai"].kind == "anthropic"
+
+
+def test_an_invalid_files_error_names_the_file(tmp_path: Path) -> None:
+    """An application that loads its configuration is told which file is wrong (the CLI
+    said so; ``str()`` of the error did not)."""
+    with pytest.raises(ValidationError) as exc:
+        load(tmp_path, "[router]\ncapacity = 0\n")
+    path = str(tmp_path / "switchman.toml")
+    assert (
+        str(exc.value)
+        == f"invalid configuration {path}: router.capacity: must be at least 1; got 0"
+    )
+    assert exc.value.source == path and exc.value.fields[0].field == "router.capacity"
