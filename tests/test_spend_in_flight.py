@@ -202,6 +202,56 @@ async def test_budget_room_goes_to_the_calls_waiting_for_it_in_the_order_they_ca
     assert max(waited) < 4 * 800.0, waited  # (the fifth group's wait, at the most)
 
 
+async def test_budget_room_is_kept_for_a_large_call_once_it_has_let_others_pass(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A call needing two thirds of the budget while small calls (3 s each) keep arriving,
+    0.3 s apart: it lets them pass for a second, then the room is kept for it, the small
+    calls submitted after it (waiting, or new) wait behind it. It waited its whole 30 s
+    and was refused, the budget mostly unspent, while a hundred calls after it were
+    answered."""
+    m = sim_model(
+        "m",
+        SimProfile(latency_ms=3_000.0),
+        input_per_mtok=1.0,
+        output_per_mtok=4.0,
+        context_window=64_000,
+        max_output_tokens=32_000,
+    )
+    results: dict[str, switchman.Result] = {}
+    async with switchman.open_router(
+        fleet(m, budgets=BudgetsConfig(global_daily_usd=0.12))
+    ) as router:
+
+        async def one(name: str, max_tokens: int) -> None:
+            call = Call(prompt=name, model="m", params=Params(max_tokens=max_tokens))
+            results[name] = await router.call(call)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(one, f"small {i}", 2_000)
+            await trio.sleep(0.01)
+            nursery.start_soon(one, "big", 20_000)
+            i = 12
+            while "big" not in results:
+                nursery.start_soon(one, f"small {i}", 2_000)
+                await trio.sleep(0.3)
+                i += 1
+    big = results["big"]
+    assert big.status == "complete", big.errors
+    waited = [w for w in big.trace.waits if w.reason.startswith("budget room")]
+    assert len(waited) == 1 and waited[0].ms < 6_000  # its second, then the holds' 3 s
+    assert all(r.status == "complete" for r in results.values())
+    # the small calls that waited behind it say why
+    behind = [
+        w
+        for r in results.values()
+        for w in r.trace.waits or ()
+        if w.reason == "budget room for m: a call waiting since before it held it"
+    ]
+    assert behind
+
+
 async def test_a_wait_for_budget_room_ends_before_the_deadline_and_before_a_slot_is_needed(
     autojump_clock: trio.abc.Clock,
 ) -> None:

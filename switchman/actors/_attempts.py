@@ -313,7 +313,8 @@ async def _one_attempt(
         estimate = most_bill(model, call, run.sent_raw, out_tokens)
         reservation = f"{run.call_id}:{n}"
         # (its job named: a process killed under it bills the job for it)
-        refused = await reserve_hold(env, reservation, scopes, estimate, run.job_id or "", n)
+        owner = run.job_id or ""
+        refused = await reserve_hold(env, reservation, scopes, estimate, owner, n, run.started)
         if refused is not None:
             key = env.keys_by_handle.get(handle)
             message = refusal_message(

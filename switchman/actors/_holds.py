@@ -27,14 +27,18 @@ async def reserve_hold(
     amount: float,
     owner: str = "",
     attempt: int = 0,
+    since: float | None = None,
 ) -> Refusal | None:
     """Ask the ledger to hold ``amount`` on ``scopes`` as reservation ``rid`` (for attempt
     ``attempt`` of job ``owner``, if one): None when it did, else the budget that refused.
-    A ledger that went away refuses (fail closed).
+    A ledger that went away refuses (fail closed). A call submitted at ``since`` is refused
+    a budget whose room is kept for a call before it (``BudgetRoom.kept``): it waits behind.
 
     Cancelled before the answer is read, the hold is released (shielded, bounded): the
     ledger may have made it already, and no one else would.
     """
+    if since is not None and (kept := env.budget_room.kept(scopes, since)) is not None:
+        return kept
     send: trio.MemorySendChannel[Refusal | None]
     receive: trio.MemoryReceiveChannel[Refusal | None]
     send, receive = open_channel(1)
@@ -146,8 +150,9 @@ async def wait_for_room(
     room = env.budget_room
     if end <= now or env.board.calls_waiting:
         return None
-    reason = f"budget room for {alias}: calls in flight held it"
-    ticket = room.enter(refused.limit, need_usd, run.started)
+    held = "a call waiting since before it" if refused.kept else "calls in flight"
+    reason = f"budget room for {alias}: {held} held it"
+    ticket = room.enter(refused.limit, need_usd, run.started, now - waited)
     try:
         with run.waiting(reason):
             while not ticket.woken.is_set():

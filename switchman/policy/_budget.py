@@ -53,6 +53,8 @@ class Refusal:
     limit: Limit
     available_usd: float
     held_usd: float
+    #: what is left is kept for a call that has waited for it since before this one
+    kept: bool = False
 
 
 def refusal(ledger: Ledger, limit: Limit, *, wall_now: float) -> Refusal:
@@ -94,9 +96,10 @@ def refusal_message(refused: Refusal, *, cost: str, figures: bool, wall_now: flo
     held = (
         f" (${refused.held_usd:.6f} more is held for calls in flight)" if refused.held_usd else ""
     )
+    kept = ", kept for a call waiting for it since before this one" if refused.kept else ""
     return (
         f"{limit.scope} {limit.period} budget of ${_plain(limit.limit_usd)} has "
-        f"${refused.available_usd:.6f} left{held}: it cannot cover {cost}"
+        f"${refused.available_usd:.6f} left{held}{kept}: it cannot cover {cost}"
     )
 
 
