@@ -534,6 +534,8 @@ def _searches_run(usage: Any) -> int | None:
     """The web searches a Perplexity answer ran, each a search fee (``usage.
     tool_calls_details.web_search.invocation``); None when it does not say."""
     runs = obj(obj(obj(usage).get("tool_calls_details")).get("web_search")).get("invocation")
+    if isinstance(runs, float) and runs.is_integer():
+        runs = int(runs)  # (2.0: JSON's numbers have no kind)
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 0:
         return None
     return min(runs, _MOST_SEARCHES)

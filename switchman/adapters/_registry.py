@@ -3,6 +3,7 @@ the provider its ``base_url`` reaches."""
 
 from __future__ import annotations
 
+from typing import Final
 from urllib.parse import urlsplit
 
 from switchman.adapters._anthropic import DEFAULT_BASE_URL as ANTHROPIC_BASE_URL
@@ -98,6 +99,17 @@ _BY_DOMAIN: dict[str, str] = {
 }
 
 
+#: hosts under which a provider's own API is served by another's cloud (Azure OpenAI)
+_BY_HOST_SUFFIX: Final = ((".openai.azure.com", "openai"),)
+
+
 def _reached(base_url: str | None) -> str | None:
-    """The catalog provider whose API ``base_url`` reaches (by its domain), else None."""
-    return _BY_DOMAIN.get(_domain(base_url)) if base_url else None
+    """The catalog provider whose API ``base_url`` reaches (by its domain, or Azure
+    OpenAI's hosts), else None."""
+    if not base_url:
+        return None
+    host = (urlsplit(base_url).hostname or "").rstrip(".").lower()
+    for suffix, name in _BY_HOST_SUFFIX:
+        if host.endswith(suffix):
+            return name
+    return _BY_DOMAIN.get(_domain(base_url))

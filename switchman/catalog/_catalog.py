@@ -102,6 +102,15 @@ def _unknown_keys(
     errors.extend(FieldError(_join(path, k), "unknown field") for k in table if k not in allowed)
 
 
+#: an API root of each wire format, for a message asking for one
+_ROOT_EXAMPLES: Final = {
+    "openai": "http://127.0.0.1:8000/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+    "ollama": "http://localhost:11434",
+}
+
+
 def build_provider(
     name: str,
     table: Any,
@@ -144,7 +153,8 @@ def build_provider(
         errors.append(
             FieldError(
                 _join(path, "base_url"),
-                "is required: the provider's API root (such as http://127.0.0.1:8000/v1)",
+                "is required: the provider's API root (such as "
+                f"{_ROOT_EXAMPLES.get(str(data.get('kind')), 'http://127.0.0.1:8000/v1')})",
             )
         )
         return None

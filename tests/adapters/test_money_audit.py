@@ -417,8 +417,12 @@ async def test_concurrent_perplexity_calls_never_overspend_a_budget(nursery: tri
 
 @pytest.mark.parametrize(
     ("searches", "fees"),
-    [({"tool_calls_details": {"web_search": {"invocation": 3}}}, 3), ({}, 1)],
-    ids=["three searches said", "none said"],
+    [
+        ({"tool_calls_details": {"web_search": {"invocation": 3}}}, 3),
+        ({"tool_calls_details": {"web_search": {"invocation": 2.0}}}, 2),
+        ({}, 1),
+    ],
+    ids=["three searches said", "two, as a float", "none said"],
 )
 async def test_perplexity_search_fees_without_its_cost_are_billed_as_the_searches_it_ran(
     nursery: trio.Nursery, searches: Mapping[str, Any], fees: int

@@ -82,6 +82,7 @@ def test_package_exports_are_sorted_and_complete() -> None:
     ("base_url", "field", "cls"),
     [
         ("https://eu.api.openai.com/v1", "max_completion_tokens", OpenAIChatAdapter),
+        ("https://myres.openai.azure.com/openai/v1", "max_completion_tokens", OpenAIChatAdapter),
         ("https://api.mistral.ai/v1", "random_seed", OpenAIChatAdapter),
         ("https://api.perplexity.ai", None, OpenAIResponsesAdapter),
         ("http://127.0.0.1:8000/v1", "max_tokens", OpenAIChatAdapter),

@@ -1070,6 +1070,8 @@ def test_a_provider_without_its_base_url_is_told_it_is_required(tmp_path: Path) 
     never wrote."""
     said = errors(tmp_path, '[providers.vllm]\nkind = "openai"\n')
     assert said["providers.vllm.base_url"].startswith("is required: the provider's API root")
+    said = errors(tmp_path, '[providers.claude_b]\nkind = "anthropic"\n')
+    assert said["providers.claude_b.base_url"].endswith("(such as https://api.anthropic.com)")
     said = errors(tmp_path, '[providers.openai]\nkind = "anthropic"\n')
     assert said["providers.openai.base_url"] == (
         "is required when kind is not the catalog's ('openai'): its base_url is of that wire format"
