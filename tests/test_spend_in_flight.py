@@ -202,6 +202,9 @@ async def test_budget_room_goes_to_the_calls_waiting_for_it_in_the_order_they_ca
     assert max(waited) < 4 * 800.0, waited  # (the fifth group's wait, at the most)
 
 
+_PRICED = ("input_per_mtok", "output_per_mtok", "context_window", "max_output_tokens")
+
+
 async def test_budget_room_is_kept_for_a_large_call_once_it_has_let_others_pass(
     autojump_clock: trio.abc.Clock,
 ) -> None:
@@ -209,7 +212,8 @@ async def test_budget_room_is_kept_for_a_large_call_once_it_has_let_others_pass(
     0.3 s apart: it lets them pass for a second, then the room is kept for it, the small
     calls submitted after it (waiting, or new) wait behind it. It waited its whole 30 s
     and was refused, the budget mostly unspent, while a hundred calls after it were
-    answered."""
+    answered. The small calls name a route whose second model shares the budget: they wait
+    for their first model rather than fall back (the room is kept on both)."""
     m = sim_model(
         "m",
         SimProfile(latency_ms=3_000.0),
@@ -218,13 +222,16 @@ async def test_budget_room_is_kept_for_a_large_call_once_it_has_let_others_pass(
         context_window=64_000,
         max_output_tokens=32_000,
     )
+    other = sim_model("other", m.sim, **{k: getattr(m, k) for k in _PRICED})
+    config = fleet(
+        m, other, budgets=BudgetsConfig(global_daily_usd=0.12), routes={"r": ("m", "other")}
+    )
     results: dict[str, switchman.Result] = {}
-    async with switchman.open_router(
-        fleet(m, budgets=BudgetsConfig(global_daily_usd=0.12))
-    ) as router:
+    async with switchman.open_router(config) as router:
 
         async def one(name: str, max_tokens: int) -> None:
-            call = Call(prompt=name, model="m", params=Params(max_tokens=max_tokens))
+            model = "m" if name == "big" else "r"
+            call = Call(prompt=name, model=model, params=Params(max_tokens=max_tokens))
             results[name] = await router.call(call)
 
         async with trio.open_nursery() as nursery:
@@ -244,12 +251,55 @@ async def test_budget_room_is_kept_for_a_large_call_once_it_has_let_others_pass(
     assert all(r.status == "complete" for r in results.values())
     # the small calls that waited behind it say why
     behind = [
-        w
+        r
         for r in results.values()
         for w in r.trace.waits or ()
-        if w.reason == "budget room for m: a call waiting since before it held it"
+        if w.reason.endswith(": a call waiting since before it held it")
     ]
-    assert behind
+    # behind it, a small call waits for its first model: the second shares the budget
+    assert behind and {r.model for r in behind} == {"m"}
+
+
+async def test_budget_room_is_not_kept_for_a_call_waiting_on_an_older_hold(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The large call waits on a long call's hold, older than its wait: keeping room for
+    it would make the small calls after it wait as long, for nothing (each of them, with a
+    5 s deadline, was refused while the budget had room for five)."""
+    slow = sim_model("slow", SimProfile(latency_ms=50_000.0), **_ROOMY)
+    m = sim_model("m", SimProfile(latency_ms=2_000.0), **_ROOMY)
+    config = fleet(slow, m, budgets=BudgetsConfig(global_daily_usd=0.12), default_hard_ms=60_000)
+    small = Call(prompt="s", model="m", params=Params(max_tokens=4_000), options=_hard(5_000))
+    results: list[switchman.Result] = []
+    async with switchman.open_router(config) as router, trio.open_nursery() as nursery:
+        long = Call(prompt="long", model="slow", params=Params(max_tokens=80_000))
+        nursery.start_soon(router.call, long)
+        await trio.sleep(0.1)
+        big = Call(prompt="big", model="m", params=Params(max_tokens=80_000), options=_hard(15_000))
+
+        async def the_big() -> None:
+            big_waits.extend((await router.call(big)).trace.waits or ())
+
+        big_waits: list[Any] = []
+        nursery.start_soon(the_big)
+        for _ in range(10):
+            await trio.sleep(1.0)
+            results.append(await router.call(small))
+        await trio.sleep(5.0)  # (the large call's deadline has passed)
+        nursery.cancel_scope.cancel()
+    assert [r.status for r in results] == ["complete"] * 10, [r.errors for r in results]
+    assert max(r.latency_ms for r in results) < 2_500
+    assert len(big_waits) == 1  # (it did wait, for room the long call holds)
+
+
+def _hard(ms: int) -> Options:
+    return Options(timeouts=Timeouts(hard_ms=ms))
+
+
+#: $1 a million tokens in and out, room for 80,000 of output: $0.08
+_ROOMY: dict[str, Any] = dict(
+    input_per_mtok=1.0, output_per_mtok=1.0, context_window=200_000, max_output_tokens=100_000
+)
 
 
 async def test_a_wait_for_budget_room_ends_before_the_deadline_and_before_a_slot_is_needed(

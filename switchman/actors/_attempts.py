@@ -163,7 +163,7 @@ async def run_attempts(
             back_at, run.back_at = run.back_at, None
             busy, run.busy = run.busy, False
             later, run.room_later = run.room_later, None
-            if later and i + 1 == len(candidates):  # the budget's room is held: wait for it
+            if later and (i + 1 == len(candidates) or later[0].kept_for_any):  # room held: wait
                 took = await wait_for_room(env, run, model.alias, *later, budget_waited)
                 if took is not None:
                     budget_waited += took

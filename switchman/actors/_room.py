@@ -8,12 +8,15 @@ hold waits instead, briefly, for an attempt to settle or give its hold back, and
 submitted: woken all at once, whichever ran first took it, and a call could wait its whole
 ``BUDGET_WAIT_S`` while calls that came after it were answered. A call whose need does not
 fit yet lets later, smaller ones take what does, for ``PASS_S``; after that the room is kept
-for it: later calls of its budget, waiting or new, wait behind it (under steady traffic of
-small calls, a large one waited its whole 30 s with the budget mostly unspent)."""
+for it while what calls after it hold would make its room (under steady traffic of small
+calls, a large one waited its whole 30 s with the budget mostly unspent): later calls of its
+budget, waiting or new, wait behind it. Room is not kept for a call that waits on holds
+older than its wait (a long call's): the calls behind it would wait as long, for nothing."""
 
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from typing import Any, Final
 
@@ -24,9 +27,11 @@ from switchman.policy._budget import (
     Ledger,
     Limit,
     Refusal,
+    from_nanos,
     remaining_usd,
     reserved_usd,
     spent_usd,
+    window_key,
 )
 
 #: how long a waiting call lets later, smaller ones pass before room is kept for it
@@ -58,18 +63,44 @@ class BudgetRoom:
         self._held = 0
         self._ledger: Ledger | None = None
         self._waiting: list[RoomTicket] = []
+        #: while calls wait: each hold's trio time first seen (a hold made before the
+        #: first of them is not in it, older than any wait)
+        self._seen: dict[str, float] = {}
 
     def __call__(self, ledger: Any) -> None:
         self._ledger = ledger
         held = len(ledger.reservations)
+        if self._waiting:
+            now, seen = trio.current_time(), self._seen
+            self._seen = {rid: seen.get(rid, now) for rid in ledger.reservations}
+        elif self._seen:
+            self._seen = {}
         if held < self._held and self._waiting:
             self.hand_out()
         self._held = held
+
+    def _keeps(self, ticket: RoomTicket, room: float, clock: float, wall: float) -> bool:
+        """Whether room is kept for ``ticket``, which ``room`` does not fit: it has let
+        others pass for ``PASS_S``, and the holds made since it began waiting would, with
+        ``room``, make its need (it is waiting on calls after it, not on older ones)."""
+        if clock - ticket.waiting_since < PASS_S or self._ledger is None:
+            return False
+        limit = ticket.limit
+        window = (limit.scope, window_key(limit.period, wall))
+        later = sum(
+            r.amount_nanos
+            for rid, r in self._ledger.reservations.items()
+            if self._seen.get(rid, -math.inf) > ticket.waiting_since and window in r.windows
+        )
+        return room + from_nanos(later) >= ticket.usd
 
     def enter(self, limit: Limit, usd: float, since: float, waiting_since: float) -> RoomTicket:
         """Wait in line for ``usd`` of ``limit``'s room (``leave`` when done waiting); the
         ticket is woken at once when there is room already, or none this period."""
         ticket = RoomTicket(limit=limit, usd=usd, since=since, waiting_since=waiting_since)
+        if self._ledger is not None:  # the holds there now are older than this wait
+            for rid in self._ledger.reservations:
+                self._seen.setdefault(rid, -math.inf)
         bisect.insort(self._waiting, ticket, key=lambda t: t.since)
         self.hand_out()
         return ticket
@@ -88,16 +119,18 @@ class BudgetRoom:
         ledger = self._ledger
         if not self._waiting or ledger is None:
             return None
-        now = trio.current_time()
-        for ticket in self._waiting:
+        clock, wall = trio.current_time(), time.time()
+        for ticket in self._waiting[:1]:
             if ticket.since >= since:
                 break
             limit = ticket.limit
-            if limit.scope in scopes and now - ticket.waiting_since >= PASS_S:
-                wall = time.time()
+            if limit.scope not in scopes or clock - ticket.waiting_since < PASS_S:
+                continue
+            room = remaining_usd(ledger, limit, wall_now=wall)
+            if room < ticket.usd and self._keeps(ticket, room, clock, wall):
                 return Refusal(
                     limit=limit,
-                    available_usd=remaining_usd(ledger, limit, wall_now=wall),
+                    available_usd=room,
                     held_usd=reserved_usd(ledger, limit.scope, limit.period, wall_now=wall),
                     kept=True,
                 )
@@ -106,10 +139,10 @@ class BudgetRoom:
     def hand_out(self) -> None:
         """The room each waiting call's limit has, as the ledger last stood, to the calls
         in their order: each whose need fits what is left is woken, and its need counted
-        taken (a later call whose smaller need still fits goes too, until the call that
-        does not fit has waited ``PASS_S``: then nothing more of its limit is handed out
-        before it); a call whose limit's spend alone leaves less than it needs is woken to
-        give up."""
+        taken (a later call whose smaller need still fits goes too, unless room is kept
+        for the call that does not fit, ``_keeps``: then nothing more of its limit is
+        handed out before it); a call whose limit's spend alone leaves less than it needs
+        is woken to give up."""
         ledger = self._ledger
         now, clock = time.time(), trio.current_time()
         left: dict[Limit, float] = {}
@@ -127,8 +160,8 @@ class BudgetRoom:
                 if room is None:
                     room = remaining_usd(ledger, limit, wall_now=now)
                 if room < ticket.usd:
-                    # past its turn to let others pass, the room is kept for it
-                    kept = clock - ticket.waiting_since >= PASS_S
+                    # past its turn to let others pass, the room may be kept for it
+                    kept = ticket is self._waiting[0] and self._keeps(ticket, room, clock, now)
                     left[limit] = -1.0 if kept else room
                     waiting.append(ticket)
                     continue

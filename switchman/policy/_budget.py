@@ -56,6 +56,12 @@ class Refusal:
     #: what is left is kept for a call that has waited for it since before this one
     kept: bool = False
 
+    @property
+    def kept_for_any(self) -> bool:
+        """Kept, on a budget every model of a call shares (not a provider's): another
+        model would be refused as well, so the call waits for this one."""
+        return self.kept and not self.limit.scope.startswith("provider:")
+
 
 def refusal(ledger: Ledger, limit: Limit, *, wall_now: float) -> Refusal:
     """The refusal ``limit`` makes, with what is left of it and what is held, as of now."""
