@@ -13,6 +13,7 @@ closes every subscriber's channel, so subscribers see end-of-channel.
 
 from __future__ import annotations
 
+import logging
 import math
 import weakref
 from collections.abc import Callable
@@ -24,6 +25,8 @@ import trio
 from trio.lowlevel import checkpoint_if_cancelled
 
 from switchman._result import TraceEvent
+
+log = logging.getLogger(__name__)
 
 #: which events a subscriber takes (see ``TraceHub.subscribe``)
 Accept = Callable[[TraceEvent], bool]
@@ -195,6 +198,15 @@ class TraceHub:
     def _sweep(self) -> None:
         """Drop the subscribers that closed their receiving end, or dropped it."""
         self._subscribers = [sub for sub in self._subscribers if not sub.gone]
+
+    def tell(self, event: TraceEvent) -> None:
+        """``publish``, and a bug in it logged rather than raised: the call or the actor
+        telling is not failed by its trace (a provider actor crashed, and its calls in
+        flight with it, on a breaker change it could not announce)."""
+        try:
+            self.publish(event)
+        except Exception:
+            log.exception("trace event %s of call %s not published", event.type, event.call_id)
 
     def publish(self, event: TraceEvent) -> None:
         """Deliver to every subscriber with room; never blocks."""

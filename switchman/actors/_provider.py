@@ -513,7 +513,7 @@ class _ProviderState:
             return
         if self.nursery is None:
             for event in events:
-                self.hub.publish(event)
+                self.hub.tell(event)
         else:  # after the call's own attempt.finished, which this outcome caused
             self.nursery.start_soon(_publish_after_the_call, self.hub, events)
 
@@ -756,4 +756,4 @@ async def _publish_after_the_call(hub: TraceHub, events: list[TraceEvent]) -> No
     await trio.lowlevel.checkpoint()
     now = time.time()
     for event in events:
-        hub.publish(attrs.evolve(event, ts=max(event.ts, now)))
+        hub.tell(attrs.evolve(event, ts=max(event.ts, now)))

@@ -11,6 +11,7 @@ import trio
 import switchman
 from switchman import Call
 from switchman.actors._hub import TraceHub
+from switchman.catalog import SimProfile
 from tests._simfleet import fleet, sim_model
 
 
@@ -42,3 +43,45 @@ async def test_a_call_whose_trace_event_cannot_be_published_is_answered(
     assert result.status == "complete", result.errors
     assert "call.completed" in seen and "attempt.started" not in seen
     assert "trace event attempt.started of call" in caplog.text
+
+
+async def test_a_breaker_change_that_cannot_be_announced_fails_no_call(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider actor announces a breaker change: a bug there crashed the actor, and
+    every call in flight on its provider failed with it."""
+    publish = TraceHub.publish
+
+    def broken(self: TraceHub, event: switchman.TraceEvent) -> None:
+        if event.type == "breaker.changed":
+            raise RuntimeError("a bug in tracing")
+        publish(self, event)
+
+    monkeypatch.setattr(TraceHub, "publish", broken)
+    failing = sim_model("failing", SimProfile(error_rate=1.0))
+    slow = sim_model("slow", SimProfile(latency_ms=3_000.0))
+    slow_results: list[switchman.Result] = []
+    with caplog.at_level(logging.ERROR), trio.fail_after(60):
+        async with switchman.open_router(fleet(failing, slow)) as router:
+            events = router.subscribe()
+            async with events, trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    async for _ in events:
+                        pass
+
+                async def one() -> None:
+                    slow_results.append(await router.call(Call(prompt="s", model="slow")))
+
+                nursery.start_soon(watch)
+                async with trio.open_nursery() as calls:
+                    for _ in range(5):
+                        calls.start_soon(one)
+                    await trio.sleep(0.3)
+                    for _ in range(6):  # its breaker opens
+                        await router.call(Call(prompt="f", model="failing"))
+                breaker = {m.alias: m.breaker for p in router.status().providers for m in p.models}
+                nursery.cancel_scope.cancel()
+    assert breaker["failing"] == "open"
+    assert [r.status for r in slow_results] == ["complete"] * 5
+    assert "trace event breaker.changed" in caplog.text and "crashed" not in caplog.text
