@@ -7,9 +7,11 @@ next model's own answer. The real path: providers over real HTTP."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import h11
+import pytest
 import trio
 
 import switchman
@@ -32,8 +34,27 @@ def _stream(text: str, finish: str) -> bytes:
     return "".join(lines).encode()
 
 
+def _error_event_after(text: str) -> bytes:
+    """Text, then an error event of the provider's content policy (no finish reason)."""
+    base = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    first = {**base, "choices": [{"index": 0, "delta": {"content": text}}]}
+    error = {
+        "error": {
+            "message": "The response was filtered due to the content management policy",
+            "type": "invalid_request_error",
+            "code": "content_filter",
+        }
+    }
+    return f"data: {json.dumps(first)}\n\ndata: {json.dumps(error)}\n\n".encode()
+
+
+@pytest.mark.parametrize(
+    "filtered",
+    [lambda: _stream("Step one: ", "content_filter"), lambda: _error_event_after("Step one: ")],
+    ids=["a content_filter finish", "a content-policy error event"],
+)
 async def test_a_refusal_after_the_answer_began_is_not_continued_elsewhere(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, filtered: Callable[[], bytes]
 ) -> None:
     asked: list[str] = []
 
@@ -41,11 +62,7 @@ async def test_a_refusal_after_the_answer_began_is_not_continued_elsewhere(
         model = json.loads(body)["model"]
         asked.append(model)
         if model == "filtered":
-            return (
-                200,
-                [("content-type", "text/event-stream")],
-                _stream("Step one: ", "content_filter"),
-            )
+            return 200, [("content-type", "text/event-stream")], filtered()
         return 200, [("content-type", "text/event-stream")], _stream("A whole answer.", "stop")
 
     base_url = await nursery.start(serve_answers, answer)

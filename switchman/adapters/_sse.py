@@ -617,7 +617,8 @@ def stream_error(
 
     Before any text it maps like an HTTP error of the status its type implies
     (``overloaded_error`` -> 529); after text was emitted it is ``StreamBroken``,
-    naming the cause, because the caller already holds part of the answer.
+    naming the cause, because the caller already holds part of the answer; a content
+    policy's stop then is a ``Refused`` (its output filtered).
     """
     fields = error_fields(payload)
     status = fields.status
@@ -629,6 +630,12 @@ def stream_error(
     if status is None:  # words alone (Ollama's ``{"error": "..."}``): what they say
         status = _status_from_words(fields.message)
     error = classify(provider, status, {}, fields, secret=secret)
+    if output_began and isinstance(error, ContentRejected):
+        # the provider's content policy stopped the answer it had begun: its output was
+        # filtered, a refusal (not a broken stream another model would finish)
+        filtered = Refused(error.message, provider=provider, status=status, content_filtered=True)
+        filtered.billed, filtered.billed_cost_usd = error.billed, error.billed_cost_usd
+        return filtered
     if output_began and not isinstance(error, Refused):
         broken = StreamBroken(
             f"stream failed after output began: {error.message}", provider=provider, status=status
