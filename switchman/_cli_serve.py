@@ -281,7 +281,7 @@ def _tell_out_of_service(path: str, config: Config) -> None:
         provider = config.providers[name]
         if provider.disabled_reason is not None or provider.kind == "sim" or name == "ollama":
             continue  # (the provider named ollama has its pulled models found at start)
-        if not any(m.provider == name and m.enabled for m in config.models.values()):
+        if not any(m.provider == name for m in config.models.values()):  # (off: meant)
             found = " (only the provider named ollama has its pulled models found)"
             log.warning(
                 "provider %s, which %s names, serves no model: add [[models]] with "

@@ -73,6 +73,9 @@ def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) 
         '[providers.served]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
         '[[models]]\nalias = "mine"\nprovider = "served"\nmodel_id = "m"\n'
         "input_per_mtok = 0\noutput_per_mtok = 0\ncontext_window = 8192\n"
+        '[providers.resting]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[[models]]\nalias = "off"\nprovider = "resting"\nmodel_id = "m"\n'
+        "context_window = 8192\nenabled = false\n"
     )
     with serving(
         tmp_path, tmp_path / "jobs.db", "--config", str(config), simulated=False
@@ -83,6 +86,7 @@ def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) 
     assert f'provider gpu, which {config} {told}gpu" (only the provider named ollama' in err
     assert f'provider vllm, which {config} {told}vllm"\n' in err, err
     assert "provider served," not in err
+    assert "provider resting," not in err  # (its one model turned off in the file: meant)
 
 
 def test_an_open_gateway_on_a_public_address_is_refused_before_anything_starts(

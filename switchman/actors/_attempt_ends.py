@@ -30,6 +30,7 @@ from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import Unavailable
 from switchman.adapters._base import TextDelta
 from switchman.catalog._spec import Config, ModelSpec, RouterConfig
+from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 
 
 def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
@@ -278,3 +279,13 @@ def turned_away(
     )
     if env.hub.active:
         run.event(env, "attempt.finished", **record_data(record))
+
+
+def held_back(env: DispatchEnv, model: ModelSpec, when: float) -> float:
+    """When ``model``'s breaker, as its provider last published it, lets it be tried
+    again, if that is past ``when``; else 0."""
+    snapshot = env.board.get(model.provider)
+    if snapshot is None:
+        return 0.0
+    retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, CLOSED_BREAKER))
+    return retry_at if retry_at is not None and retry_at > when else 0.0

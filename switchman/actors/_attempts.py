@@ -43,6 +43,7 @@ from switchman.actors._attempt_ends import (
     callers_own_limit,
     content_fallback,
     error_info,
+    held_back,
     merge_waiting,
     over_reserved,
     record_data,
@@ -83,7 +84,6 @@ from switchman.policy._billing import (
     partial_output_tokens,
     possible_bill,
 )
-from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._budget import NO_LEDGER, refusal_message
 from switchman.policy._eligibility import (
     cap_exceeded,
@@ -207,7 +207,7 @@ async def run_attempts(
         if isinstance(outcome, Refused) and run.sent_raw and decision.action == "switch":
             # (the caller has its text: another model would finish what a refusal stopped)
             decision = RetryDecision(action="stop", reason="a refusal is not continued")
-        held = _held_back(env, model, now + decision.delay_s) if decision.action == "retry" else 0
+        held = held_back(env, model, now + decision.delay_s) if decision.action == "retry" else 0
         if held:
             i += 1  # its breaker just opened: a retry would only be refused, after a wait
             left.add(upstream)
@@ -242,16 +242,6 @@ def _answer_cost(run: CallRun, model: ModelSpec) -> float:
     """What an answer from ``model`` can cost the call: its prompt, as estimated, and its
     output room."""
     return most_cost(model, run.input_tokens, output_tokens(run.call, model, run.input_tokens))
-
-
-def _held_back(env: DispatchEnv, model: ModelSpec, when: float) -> float:
-    """When ``model``'s breaker, as its provider last published it, lets it be tried
-    again, if that is past ``when``; else 0."""
-    snapshot = env.board.get(model.provider)
-    if snapshot is None:
-        return 0.0
-    retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, CLOSED_BREAKER))
-    return retry_at if retry_at is not None and retry_at > when else 0.0
 
 
 def _messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
@@ -330,10 +320,12 @@ async def _one_attempt(
             code = "internal_error" if limit.scope == NO_LEDGER else BudgetExceeded.code
             run.errors.append(ErrorInfo(code=code, message=message))
             run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
-            tell_budget_refusal(env, limit, estimate)
-            # (what calls in flight hold would cover it: it may wait for them, run_attempts)
+            # (what calls in flight hold would cover it: it may wait for them, run_attempts;
+            # else the budget is refusing what it cannot cover, and says so)
             if 0 < estimate <= refused.available_usd + refused.held_usd:
                 run.room_later = (refused, estimate)
+            else:
+                tell_budget_refusal(env, limit, estimate)
             return None
         budget_held(env)
         run.reserved_usd += estimate

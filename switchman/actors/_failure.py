@@ -82,7 +82,7 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
     if run.break_error is not None:
         first = run.break_error
         why = (
-            "the model refused after output was sent, and a refusal is not continued by "
+            "the model refused after its answer began, and a refusal is not continued by "
             "another model (it would finish what the refusal stopped)"
             if first.code == "refused"
             else "the stream broke after output was sent and no model could continue it"

@@ -234,12 +234,13 @@ def _warn_unsaid(path: str, table: Mapping[str, Any], provider: ProviderSpec) ->
     if "context_window" in unsaid:
         taken.append("a window of 128000 tokens")
     log.warning(
-        "%s (%r on %s) does not say its %s: taken as %s; set them unless that is so",
+        "%s (%r on %s) does not say its %s: taken as %s; set %s unless that is so",
         path,
         table.get("alias"),
         provider.name,
         ", ".join(unsaid),
         " and ".join(taken),
+        "it" if len(unsaid) == 1 else "them",
     )
 
 

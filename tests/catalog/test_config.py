@@ -1023,9 +1023,10 @@ def test_a_model_the_catalog_lacks_without_its_prices_or_window_is_warned_of(
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         load(tmp_path, keyless)
-    assert "models[0] ('local' on vllm) does not say its context_window: taken as a window" in (
-        caplog.text
-    )
+    assert (
+        "models[0] ('local' on vllm) does not say its context_window: taken as a window of "
+        "128000 tokens; set it unless that is so"
+    ) in caplog.text
 
 
 def test_a_catalog_id_elsewhere_than_its_providers_api_takes_none_of_its_facts(
