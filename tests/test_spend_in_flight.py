@@ -292,6 +292,27 @@ async def test_budget_room_is_not_kept_for_a_call_waiting_on_an_older_hold(
     assert len(big_waits) == 1  # (it did wait, for room the long call holds)
 
 
+async def test_a_budget_refusing_only_for_what_calls_in_flight_hold_is_not_told_as_refusing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A call refused for room a long call holds (its budget could pay once that ends) did
+    put the global budget on the board as refusing: /health read degraded with two thirds
+    of the day's budget left."""
+    slow = sim_model("slow", SimProfile(latency_ms=50_000.0), **_ROOMY)
+    config = fleet(slow, budgets=BudgetsConfig(global_daily_usd=0.12))
+    async with switchman.open_router(config) as router, trio.open_nursery() as nursery:
+        long = Call(prompt="long", model="slow", params=Params(max_tokens=80_000))
+        nursery.start_soon(router.call, long)
+        await trio.sleep(0.1)
+        soon = Call(
+            prompt="soon", model="slow", params=Params(max_tokens=80_000), options=_hard(3_000)
+        )
+        refused = await router.call(soon)
+        assert refused.errors[0].code == "budget_exceeded"
+        assert router.status().global_budget_refusing == ()
+        nursery.cancel_scope.cancel()
+
+
 def _hard(ms: int) -> Options:
     return Options(timeouts=Timeouts(hard_ms=ms))
 
