@@ -15,17 +15,22 @@ from switchman.catalog import SimProfile
 from tests._simfleet import fleet, sim_model
 
 
-async def test_a_call_whose_trace_event_cannot_be_published_is_answered(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def _break_publishing(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """Every trace event of type ``kind`` raises as it is published (a bug in tracing)."""
     publish = TraceHub.publish
 
     def broken(self: TraceHub, event: switchman.TraceEvent) -> None:
-        if event.type == "attempt.started":
+        if event.type == kind:
             raise RuntimeError("a bug in tracing")
         publish(self, event)
 
     monkeypatch.setattr(TraceHub, "publish", broken)
+
+
+async def test_a_call_whose_trace_event_cannot_be_published_is_answered(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _break_publishing(monkeypatch, "attempt.started")
     seen: list[str] = []
     with caplog.at_level(logging.ERROR), trio.fail_after(10):
         async with switchman.open_router(fleet(sim_model("m"))) as router:
@@ -50,14 +55,7 @@ async def test_a_breaker_change_that_cannot_be_announced_fails_no_call(
 ) -> None:
     """The provider actor announces a breaker change: a bug there crashed the actor, and
     every call in flight on its provider failed with it."""
-    publish = TraceHub.publish
-
-    def broken(self: TraceHub, event: switchman.TraceEvent) -> None:
-        if event.type == "breaker.changed":
-            raise RuntimeError("a bug in tracing")
-        publish(self, event)
-
-    monkeypatch.setattr(TraceHub, "publish", broken)
+    _break_publishing(monkeypatch, "breaker.changed")
     failing = sim_model("failing", SimProfile(error_rate=1.0))
     slow = sim_model("slow", SimProfile(latency_ms=3_000.0))
     slow_results: list[switchman.Result] = []
