@@ -7,7 +7,6 @@ real adapter would, so the router cannot tell it from a network provider.
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Awaitable, Callable
 from types import MappingProxyType
@@ -41,8 +40,10 @@ _DEFAULT_PROFILE: Final = SimProfile()
 _OK: Final = ResponseStarted(status=200, headers=MappingProxyType({}))
 
 
-@functools.lru_cache(maxsize=4096)
 def _error(failure: Failure, provider: str) -> ProviderError:
+    """A new error for each failure: one object raised again and again (it was cached)
+    kept every raise's frames on its traceback, each attempt's request and prompt with
+    them, for the life of the process."""
     match failure.kind:
         case "rate_limited":
             return RateLimited(
