@@ -35,12 +35,12 @@ import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import attrs
 
 from switchman._convert import structure
 from switchman._errors import FieldError, ValidationError
+from switchman.catalog._brought import catalog_facts, priced_by, warn_unsaid
 from switchman.catalog._catalog import (
     SIM_PROVIDER,
     Catalog,
@@ -188,62 +188,6 @@ def _beside_the_broken(
     return kept
 
 
-def _domain(url: str | None) -> str:
-    """The last two labels of ``url``'s host (``openai.com``), lower case; "" for none."""
-    host = (urlsplit(url).hostname or "") if url else ""
-    return ".".join(host.rstrip(".").lower().split(".")[-2:])
-
-
-#: the catalog's prices beside a model's base prices, which a price of the file's replaces
-_PRICE_TIERS: Final = (
-    "long_input_above",
-    "long_input_per_mtok",
-    "long_output_per_mtok",
-    "cached_input_per_mtok",
-)
-
-
-def _priced_by(table: Mapping[str, Any], base: ModelSpec | None) -> ModelSpec | None:
-    """``base`` without its long-input and cached prices when ``table`` sets a price of
-    its own and not them: a second account's ``gpt-5.5`` at $1 kept the catalog's $10
-    long-input tier, ten times the price the file gave."""
-    if base is None or not {"input_per_mtok", "output_per_mtok"} & table.keys():
-        return base
-    cleared: dict[str, Any] = {k: None for k in _PRICE_TIERS if k not in table}
-    return attrs.evolve(base, **cleared)
-
-
-#: what a model the catalog does not have should state, on a provider that bills
-_BILLED_FACTS: Final = ("input_per_mtok", "output_per_mtok", "context_window")
-
-
-def _warn_unsaid(path: str, table: Mapping[str, Any], provider: ProviderSpec) -> None:
-    """Warn of the facts a model the catalog does not have leaves out, on a provider in
-    use that bills (not the simulator nor Ollama; its prices only where the provider has
-    a key to bill): a price left out is $0, a model no budget or cost cap limits and that
-    ``auto`` ranks cheapest; a window left out is 128,000 tokens."""
-    if provider.kind in ("sim", "ollama") or provider.disabled_reason is not None:
-        return
-    keyed = bool(provider.api_key_env) or any(credential_header(name) for name in provider.headers)
-    unsaid = [k for k in _BILLED_FACTS if k not in table and (keyed or k == "context_window")]
-    if not unsaid:
-        return
-    taken = []
-    if any(k.endswith("per_mtok") for k in unsaid):
-        taken.append("$0 (free: no budget or max_cost_usd limits it)")
-    if "context_window" in unsaid:
-        taken.append("a window of 128000 tokens")
-    log.warning(
-        "%s (%r on %s) does not say its %s: taken as %s; set %s unless that is so",
-        path,
-        table.get("alias"),
-        provider.name,
-        ", ".join(unsaid),
-        " and ".join(taken),
-        "it" if len(unsaid) == 1 else "them",
-    )
-
-
 class _Loader:
     """One load: builds the Config from what parses, checks it by ``validate_config``'s
     rules, then raises every error found (TOML's and the rules') or returns it."""
@@ -367,31 +311,6 @@ class _Loader:
             return True
         return isinstance(table, dict) and key_missing(p, self.env) is None
 
-    def same_model(
-        self, table: Mapping[str, Any], providers: Mapping[str, ProviderSpec]
-    ) -> ModelSpec | None:
-        """The catalog's facts (prices, window, output, tier, capabilities) for a model a
-        new provider serves under a catalog model's id at the API of the catalog provider
-        that has it (its ``base_url``'s domain): a second OpenAI account's ``gpt-5.5`` is
-        the catalog's; the same id on a proxy, a router of other providers' models or a
-        server of the user's is not (their prices and fees are their own). Its alias and
-        provider the table's."""
-        provider = providers.get(str(table.get("provider")))
-        if provider is None or provider.kind in ("sim", "ollama"):
-            return None
-        reached = _domain(provider.base_url)
-        same = [
-            m
-            for m in self.catalog.models.values()
-            if m.model_id == table.get("model_id")
-            and (home := self.catalog.providers.get(m.provider)) is not None
-            and home.kind == provider.kind
-            and _domain(home.base_url) == reached
-        ]
-        if len(same) != 1:
-            return None
-        return attrs.evolve(same[0], alias=str(table.get("alias")), provider=provider.name)
-
     def disabled_reason(self, p: ProviderSpec, tables: Mapping[str, Any]) -> str | None:
         table = tables.get(p.name)
         if isinstance(table, dict) and table.get("enabled") is False:
@@ -452,10 +371,10 @@ class _Loader:
             )
             spec = None
             if not missing:
-                like = _priced_by(table, base or self.same_model(table, providers))
+                like = priced_by(table, base or catalog_facts(self.catalog, table, providers))
                 spec = build_model(table, path=path, errors=self.errors, base=like)
                 if spec is not None and like is None and spec.provider in providers:
-                    _warn_unsaid(path, table, providers[spec.provider])
+                    warn_unsaid(path, table, providers[spec.provider])
             # checked even when the model has other mistakes: every one is reported
             references = model_references(
                 table.get("provider", base.provider if base else None),
