@@ -120,21 +120,19 @@ class BudgetRoom:
         if not self._waiting or ledger is None:
             return None
         clock, wall = trio.current_time(), time.time()
-        for ticket in self._waiting[:1]:
-            if ticket.since >= since:
-                break
-            limit = ticket.limit
-            if limit.scope not in scopes or clock - ticket.waiting_since < PASS_S:
-                continue
-            room = remaining_usd(ledger, limit, wall_now=wall)
-            if room < ticket.usd and self._keeps(ticket, room, clock, wall):
-                return Refusal(
-                    limit=limit,
-                    available_usd=room,
-                    held_usd=reserved_usd(ledger, limit.scope, limit.period, wall_now=wall),
-                    kept=True,
-                )
-        return None
+        ticket = self._waiting[0]  # (room is kept for the first in line only)
+        limit = ticket.limit
+        if ticket.since >= since or limit.scope not in scopes:
+            return None
+        room = remaining_usd(ledger, limit, wall_now=wall)
+        if room >= ticket.usd or not self._keeps(ticket, room, clock, wall):
+            return None
+        return Refusal(
+            limit=limit,
+            available_usd=room,
+            held_usd=reserved_usd(ledger, limit.scope, limit.period, wall_now=wall),
+            kept=True,
+        )
 
     def hand_out(self) -> None:
         """The room each waiting call's limit has, as the ledger last stood, to the calls

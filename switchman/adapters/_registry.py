@@ -20,6 +20,7 @@ from switchman.adapters._openai import (
     OpenAIChatAdapter,
     OpenAIResponsesAdapter,
 )
+from switchman.catalog._brought import api_domain
 from switchman.catalog._spec import ProviderSpec
 
 
@@ -83,15 +84,9 @@ def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
             )
 
 
-def _domain(url: str | None) -> str:
-    """The last two labels of ``url``'s host (``openai.com``), lower case; "" for none."""
-    host = (urlsplit(url).hostname or "") if url else ""
-    return ".".join(host.rstrip(".").lower().split(".")[-2:])
-
-
 #: the provider whose quirks a base_url's domain calls for
 _BY_DOMAIN: dict[str, str] = {
-    _domain(url): name
+    api_domain(url): name
     for name, url in (
         *((n, f.base_url) for n, f in FLAVORS.items()),
         ("perplexity", PERPLEXITY_BASE_URL),
@@ -112,4 +107,4 @@ def _reached(base_url: str | None) -> str | None:
     for suffix, name in _BY_HOST_SUFFIX:
         if host.endswith(suffix):
             return name
-    return _BY_DOMAIN.get(_domain(base_url))
+    return _BY_DOMAIN.get(api_domain(base_url))

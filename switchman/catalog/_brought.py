@@ -18,7 +18,7 @@ from switchman.catalog._spec import ModelSpec, ProviderSpec
 log = logging.getLogger(__name__)
 
 
-def _domain(url: str | None) -> str:
+def api_domain(url: str | None) -> str:
     """The last two labels of ``url``'s host (``openai.com``), lower case; "" for none."""
     host = (urlsplit(url).hostname or "") if url else ""
     return ".".join(host.rstrip(".").lower().split(".")[-2:])
@@ -86,14 +86,14 @@ def catalog_facts(
     provider = providers.get(str(table.get("provider")))
     if provider is None or provider.kind in ("sim", "ollama"):
         return None
-    reached = _domain(provider.base_url)
+    reached = api_domain(provider.base_url)
     same = [
         m
         for m in catalog.models.values()
         if m.model_id == table.get("model_id")
         and (home := catalog.providers.get(m.provider)) is not None
         and home.kind == provider.kind
-        and _domain(home.base_url) == reached
+        and api_domain(home.base_url) == reached
     ]
     if len(same) != 1:
         return None
