@@ -279,17 +279,14 @@ def _tell_out_of_service(path: str, config: Config) -> None:
         log.warning("provider %s, which %s names, is out of service: %s", name, path, reason)
     for name in named:
         provider = config.providers[name]
-        if provider.disabled_reason is not None or provider.kind == "sim" or name == "ollama":
-            continue  # (the provider named ollama has its pulled models found at start)
+        if provider.disabled_reason is not None or provider.kind in ("sim", "ollama"):
+            continue  # (an Ollama server's pulled models are found at start: told then)
         if not any(m.provider == name for m in config.models.values()):  # (off: meant)
-            found = " (only the provider named ollama has its pulled models found)"
             log.warning(
-                "provider %s, which %s names, serves no model: add [[models]] with "
-                'provider = "%s"%s',
+                'provider %s, which %s names, serves no model: add [[models]] with provider = "%s"',
                 name,
                 path,
                 name,
-                found if provider.kind == "ollama" else "",
             )
     if config.simulated:
         named_unset = [

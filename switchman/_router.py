@@ -535,8 +535,8 @@ async def run_router(
     else:  # one built in Python meets the same rules as one loaded from TOML
         validate_config(config)
         config = _keys_checked(config, env)
-    if clients is None or "ollama" not in clients:
-        config = await discover_local_models(config)  # a local Ollama joins as local/<name>
+    # an Ollama server that answers joins with its pulled models (local/<name>)
+    config = await discover_local_models(config, env=env, skip=clients or ())
     initial_ledger: Ledger | None = None
     initial_stats: dict[tuple[str, str], ModelStats] = {}
     if store is not None:

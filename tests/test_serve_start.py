@@ -63,9 +63,9 @@ def test_each_provider_the_file_names_without_its_key_is_told_with_its_variable(
 
 
 def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) -> None:
-    """A second Ollama box under a name of its own (only the provider named ``ollama`` has
-    its pulled models found) and a server whose models the file forgot: each enabled,
-    serving nothing, without a word before."""
+    """A second Ollama box under a name of its own that does not answer at start (its
+    pulled models would be found) and a server whose models the file forgot: each
+    enabled, serving nothing, without a word before."""
     config = tmp_path / "switchman.toml"
     config.write_text(
         '[providers.gpu]\nkind = "ollama"\nbase_url = "http://127.0.0.1:9"\n'
@@ -83,7 +83,10 @@ def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) 
         assert httpx.get(f"http://127.0.0.1:{daemon.port}/health", timeout=5).status_code == 200
     err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
     told = 'names, serves no model: add [[models]] with provider = "'
-    assert f'provider gpu, which {config} {told}gpu" (only the provider named ollama' in err
+    assert (
+        "provider gpu serves no model: its Ollama server at http://127.0.0.1:9 listed none "
+        'within 0.5 s of start (GET /api/tags); add [[models]] with provider = "gpu"'
+    ) in err, err
     assert f'provider vllm, which {config} {told}vllm"\n' in err, err
     assert "provider served," not in err
     assert "provider resting," not in err  # (its one model turned off in the file: meant)

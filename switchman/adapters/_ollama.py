@@ -204,15 +204,18 @@ class _OllamaStream:
                 )
 
 
-async def discover_ollama_models(client: httpx.AsyncClient, base_url: str) -> list[str]:
-    """The model names an Ollama server has pulled (``GET {base}/api/tags``).
+async def discover_ollama_models(
+    client: httpx.AsyncClient, base_url: str, headers: Mapping[str, str] | None = None
+) -> list[str]:
+    """The model names an Ollama server has pulled (``GET {base}/api/tags``, with
+    ``headers``: its key, a proxy's).
 
     Returns ``[]`` when nothing answers, the answer is not 200 or not the
     expected JSON; never raises for connection errors or timeouts (the client's
     timeouts apply). Cancellation propagates; the response is closed either way.
     """
     try:
-        response = await client.get(f"{base_url.rstrip('/')}/api/tags")
+        response = await client.get(f"{base_url.rstrip('/')}/api/tags", headers=headers)
     except httpx.HTTPError:
         return []
     if response.status_code != 200:

@@ -1,19 +1,22 @@
 """Discovery of local models: an Ollama server that answers at start joins the catalog.
 
-``discover_local_models`` asks the configured ``ollama`` provider for its pulled
-models (``GET /api/tags``). When it answers, each model becomes ``local/<name>``
-(``:latest`` dropped from the alias, kept in the model id), the provider is
-enabled and the ``local`` route runs through those models; the catalog's models of the
-provider that are not installed are disabled, since Ollama cannot serve them.
-When nothing answers in time, the configuration is returned unchanged.
+``discover_local_models`` asks each configured provider of kind ``ollama`` for its
+pulled models (``GET /api/tags``), all at once. Where one answers, each model becomes
+``local/<name>`` for the provider named ``ollama`` and ``<provider>/<name>`` for any
+other (``:latest`` dropped from the alias, kept in the model id), the provider is
+enabled and the ``local`` route runs through those models (the ``ollama`` provider's
+first); the catalog's models of the ``ollama`` provider that are not installed are
+disabled, since Ollama cannot serve them. Where nothing answers in time, the provider
+is left as it was.
 
-The only I/O is that one request; building the new ``Config`` is pure
-(``with_local_models``).
+The only I/O is those requests; building the new ``Config`` is pure
+(``with_discovered_models``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -23,10 +26,10 @@ import trio
 from switchman.adapters._http import proxied_client, proxy_variables
 from switchman.adapters._ollama import DEFAULT_BASE_URL, discover_ollama_models
 from switchman.catalog._catalog import builtin_catalog
-from switchman.catalog._config import NOT_DETECTED
-from switchman.catalog._spec import Config, ModelSpec, RouteSpec
+from switchman.catalog._config import NOT_DETECTED, api_key
+from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
 
-#: the provider name discovery looks for
+#: the provider whose pulled models are named ``local/<name>`` (any other's, by its name)
 OLLAMA: Final = "ollama"
 #: the alias prefix and route name of discovered models
 LOCAL: Final = "local"
@@ -36,6 +39,8 @@ DISCOVERY_TIMEOUT_S: Final = 0.5
 DEFAULT_CONTEXT_WINDOW: Final = 8192
 #: its output limit
 DEFAULT_MAX_OUTPUT: Final = 4096
+
+log = logging.getLogger("switchman.discovery")
 
 
 def _default_client() -> httpx.AsyncClient:
@@ -53,74 +58,134 @@ def _short(name: str) -> str:
     return name.removesuffix(":latest")
 
 
+def _asked(provider: ProviderSpec) -> bool:
+    """Whether discovery asks ``provider``: an Ollama server enabled or merely "not
+    detected" (one disabled in the configuration stays disabled)."""
+    return provider.kind == "ollama" and provider.disabled_reason in (None, NOT_DETECTED)
+
+
+def _headers(provider: ProviderSpec, env: Mapping[str, str] | None) -> dict[str, str]:
+    """What a chat request to ``provider`` carries for its server to let it in: the key
+    as a bearer token and the configured headers (a proxy in front of a remote Ollama)."""
+    headers = dict(provider.headers)
+    key = api_key(provider, env)
+    if key:
+        headers.setdefault("Authorization", f"Bearer {key}")
+    return headers
+
+
 async def discover_local_models(
     config: Config,
     *,
     client_factory: Callable[[], httpx.AsyncClient] = _default_client,
     timeout_s: float = DISCOVERY_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+    skip: Collection[str] = (),
 ) -> Config:
-    """``config`` with the models an Ollama server has installed, when one answers in time.
+    """``config`` with the models each of its Ollama servers has installed, where one
+    answers in time.
 
-    Looks only when ``config`` has an ``ollama`` provider that is enabled or was
-    merely "not detected" (one disabled in the configuration stays disabled).
-    Asks ``{base_url}/api/tags`` with a client from ``client_factory`` (closed
-    here), bounded by ``timeout_s`` overall. No answer, an error or an empty
-    list: ``config`` unchanged. Cancelled midway, the request is abandoned, the
-    client closed and ``trio.Cancelled`` propagates.
+    Asks ``{base_url}/api/tags`` of every provider of kind ``ollama`` that is enabled or
+    merely "not detected" and not in ``skip``, at once, with one client from
+    ``client_factory`` (closed here), bounded by ``timeout_s`` overall; ``env`` (default
+    ``os.environ``) holds their keys. No answer, an error or an empty list leaves that
+    provider as it was (and a provider other than ``ollama`` that then serves no model is
+    warned of); none found: ``config`` unchanged. Cancelled midway, the requests are
+    abandoned, the client closed and ``trio.Cancelled`` propagates.
     """
-    provider = config.providers.get(OLLAMA)
-    if provider is None or provider.kind != "ollama":
+    asked = [p for name, p in config.providers.items() if name not in skip and _asked(p)]
+    if not asked:
         return config
-    if provider.disabled_reason not in (None, NOT_DETECTED):
-        return config
-    names: list[str] = []
+    found: dict[str, list[str]] = {}
+
+    async def ask(client: httpx.AsyncClient, provider: ProviderSpec) -> None:
+        base_url = provider.base_url or DEFAULT_BASE_URL
+        names = await discover_ollama_models(client, base_url, _headers(provider, env))
+        if names:
+            found[provider.name] = names
+
     async with client_factory() as client:
         with trio.move_on_after(timeout_s):
-            names = await discover_ollama_models(client, provider.base_url or DEFAULT_BASE_URL)
-    if not names:
+            async with trio.open_nursery() as nursery:
+                for provider in asked:
+                    nursery.start_soon(ask, client, provider)
+    for provider in asked:
+        if provider.name != OLLAMA and provider.name not in found:
+            if not any(m.provider == provider.name and m.enabled for m in config.models.values()):
+                log.warning(
+                    "provider %s serves no model: its Ollama server at %s listed none "
+                    "within %.1f s of start (GET /api/tags); add [[models]] with "
+                    'provider = "%s" to serve it anyway',
+                    provider.name,
+                    provider.base_url or DEFAULT_BASE_URL,
+                    timeout_s,
+                    provider.name,
+                )
+    if not found:
         return config
-    return with_local_models(config, names)
+    ordered = {n: found[n] for n in sorted(found, key=lambda n: n != OLLAMA)}
+    return with_discovered_models(config, ordered)
 
 
 def with_local_models(config: Config, names: Sequence[str]) -> Config:
-    """``config`` with the Ollama models ``names`` installed (pure; see the module doc).
+    """``config`` with the models ``names`` the ``ollama`` provider has installed (see
+    ``with_discovered_models``)."""
+    return with_discovered_models(config, {OLLAMA: names})
 
-    Catalog Ollama models that are not installed are disabled; ones the file wrote
-    (a ``[[models]]`` entry) are kept as written, unless the provider was only "not
-    detected".
-    A name the catalog already knows for the ``ollama`` provider (same model id,
-    with or without ``:latest``) takes that entry's model id, context window, output
-    limit and capabilities, so ``local/<name>`` and the catalog alias are one model
-    upstream (one breaker, one learning, attempts counted once); others get
-    ``DEFAULT_CONTEXT_WINDOW``.
+
+def with_discovered_models(config: Config, found: Mapping[str, Sequence[str]]) -> Config:
+    """``config`` with the Ollama models each provider of ``found`` has installed (pure;
+    see the module doc). The ``local`` route runs through them in ``found``'s order.
+
+    Catalog Ollama models that are not installed on the ``ollama`` provider are disabled;
+    ones the file wrote (a ``[[models]]`` entry) are kept as written, unless the provider
+    was only "not detected". An alias the configuration already has is kept as it is
+    (routed through by ``local`` when it is the same provider's).
+    A name the configuration already knows for the provider (same model id, with or
+    without ``:latest``) takes that entry's model id, context window, output limit and
+    capabilities, so the discovered alias and the known one are one model upstream (one
+    breaker, one learning, attempts counted once); a name the catalog knows for Ollama
+    takes its window, output limit and capabilities; others get ``DEFAULT_CONTEXT_WINDOW``.
     """
-    provider = config.providers[OLLAMA]
-    installed = {_short(n) for n in names}
-    # the catalog's own Ollama entries are disabled when not installed (the provider
-    # configured in the file or not: each was a 404 on first use, then held out); models
-    # the file wrote itself are left as they were written
-    detected = provider.disabled_reason == NOT_DETECTED
     catalogs = builtin_catalog().models
-    known: dict[str, ModelSpec] = {
-        _short(m.model_id): m for m in config.models.values() if m.provider == OLLAMA
+    in_catalog: dict[str, ModelSpec] = {
+        _short(m.model_id): m for m in catalogs.values() if m.provider == OLLAMA
     }
-    models: dict[str, ModelSpec] = {
-        alias: (
-            attrs.evolve(m, enabled=False)
-            if m.provider == OLLAMA
-            and _short(m.model_id) not in installed
-            and (detected or catalogs.get(alias) == m)
-            else m
-        )
-        for alias, m in config.models.items()
-    }
+    models = dict(config.models)
+    providers = dict(config.providers)
     chain: list[str] = []
-    for name in dict.fromkeys(names):
-        alias = f"{LOCAL}/{_short(name)}"
-        if alias in chain:
-            continue
-        models[alias] = _local_model(alias, name, known.get(_short(name)))
-        chain.append(alias)
+    for name, names in found.items():
+        provider = providers[name]
+        installed = {_short(n) for n in names}
+        if name == OLLAMA:
+            # the catalog's own entries are disabled when not installed (the provider
+            # configured in the file or not: each was a 404 on first use, then held
+            # out); models the file wrote itself are left as they were written
+            detected = provider.disabled_reason == NOT_DETECTED
+            for alias, m in config.models.items():
+                if (
+                    m.provider == OLLAMA
+                    and _short(m.model_id) not in installed
+                    and (detected or catalogs.get(alias) == m)
+                ):
+                    models[alias] = attrs.evolve(m, enabled=False)
+        known: dict[str, ModelSpec] = {
+            _short(m.model_id): m for m in config.models.values() if m.provider == name
+        }
+        prefix = LOCAL if name == OLLAMA else name
+        for pulled in dict.fromkeys(names):
+            alias = f"{prefix}/{_short(pulled)}"
+            if alias in chain:
+                continue
+            taken = config.models.get(alias)
+            if taken is not None:  # the file's own entry under that name: kept as written
+                if taken.provider == name and taken.enabled:
+                    chain.append(alias)
+                continue
+            mine = known.get(_short(pulled))
+            models[alias] = _local_model(alias, name, pulled, mine, in_catalog.get(_short(pulled)))
+            chain.append(alias)
+        providers[name] = attrs.evolve(provider, disabled_reason=None)
     old = config.routes.get(LOCAL)
     routes: Mapping[str, RouteSpec] = {
         **config.routes,
@@ -130,7 +195,6 @@ def with_local_models(config: Config, names: Sequence[str]) -> Config:
             fallback_on_content_rejection=old.fallback_on_content_rejection if old else False,
         ),
     }
-    providers = {**config.providers, OLLAMA: attrs.evolve(provider, disabled_reason=None)}
     enabled = [p for p in providers.values() if p.disabled_reason is None]
     return attrs.evolve(
         config,
@@ -141,7 +205,10 @@ def with_local_models(config: Config, names: Sequence[str]) -> Config:
     )
 
 
-def _local_model(alias: str, model_id: str, known: ModelSpec | None) -> ModelSpec:
+def _local_model(
+    alias: str, provider: str, model_id: str, mine: ModelSpec | None, listed: ModelSpec | None
+) -> ModelSpec:
+    known = mine if mine is not None else listed
     context = known.context_window if known is not None else DEFAULT_CONTEXT_WINDOW
     max_output = known.max_output_tokens if known is not None else DEFAULT_MAX_OUTPUT
     capabilities: tuple[str, ...] = (LOCAL,)
@@ -149,10 +216,10 @@ def _local_model(alias: str, model_id: str, known: ModelSpec | None) -> ModelSpe
         capabilities += tuple(c for c in known.capabilities if c != LOCAL)
     return ModelSpec(
         alias=alias,
-        provider=OLLAMA,
-        # the catalog's own id for it: Ollama serves "llama3.2" and "llama3.2:latest"
+        provider=provider,
+        # the provider's own id for it: Ollama serves "llama3.2" and "llama3.2:latest"
         # alike, and the provider actor knows two aliases as one model by their id
-        model_id=known.model_id if known is not None else model_id,
+        model_id=mine.model_id if mine is not None else model_id,
         trust_tier="untrusted",
         context_window=context,
         max_output_tokens=min(max_output, context),
