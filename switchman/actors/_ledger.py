@@ -26,6 +26,8 @@ import trio
 from switchman.actors._messages import LedgerMessage, Release, Reserve, Settle, SpendQuery, Spent
 from switchman.catalog._spec import Config
 from switchman.policy._budget import (
+    PERIOD_LONGEST_S,
+    PERIODS,
     Ledger,
     Limit,
     Period,
@@ -36,6 +38,7 @@ from switchman.policy._budget import (
     reserve,
     settle,
     spent_usd,
+    window_key,
 )
 
 _PERIOD_KEYS: dict[str, Period] = {"hourly_usd": "hour", "daily_usd": "day", "monthly_usd": "month"}
@@ -74,6 +77,18 @@ def limits_from_config(config: Config) -> tuple[Limit, ...]:
     return tuple(out)
 
 
+def _pruned(ledger: Ledger, seen: dict[str, float], wall_now: float) -> Ledger:
+    """``ledger`` without the windows that surely ended (``prune``); ``seen`` (window key:
+    when first current, on trio's clock) gains the current windows and loses the rest."""
+    clock = trio.current_time()
+    for period in PERIODS:
+        seen.setdefault(window_key(period, wall_now), clock)
+    for key, since in list(seen.items()):
+        if clock - since >= PERIOD_LONGEST_S[key.partition(":")[0]]:
+            del seen[key]
+    return prune(ledger, wall_now=wall_now, keep=seen)
+
+
 def limited_scopes(limits: Iterable[Limit]) -> frozenset[str]:
     return frozenset(limit.scope for limit in limits)
 
@@ -97,12 +112,20 @@ async def run_ledger(
     without a checkpoint.
     """
     ledger = initial if initial is not None else Ledger()
-    prune_at = -math.inf  # when the current hour ends: ended windows are dropped then
+    # each window key, and when (on trio's clock) it was first current, or loaded: an
+    # ended window is dropped only once its period's longest has passed since then, so a
+    # wall clock stepped forward and back (NTP undoing a jump, a date put right) finds
+    # the spend it made still counted, never the whole budget open again
+    seen = dict.fromkeys((key for _, key in ledger.spent), trio.current_time())
+    hour = -math.inf  # the wall-clock hour pruned in; at a new one (either way), again
+    prune_at = -math.inf  # and on trio's clock at least hourly (a clock stepped back)
     task_status.started()
     async for msg in inbox:
-        if (now := wall()) >= prune_at:
-            ledger = prune(ledger, wall_now=now)
-            prune_at = (math.floor(now / 3600.0) + 1.0) * 3600.0
+        now = wall()
+        if math.floor(now / 3600.0) != hour or trio.current_time() >= prune_at:
+            ledger = _pruned(ledger, seen, now)
+            hour = math.floor(now / 3600.0)
+            prune_at = trio.current_time() + 3600.0
         match msg:
             case Reserve(
                 id=rid, scopes=scopes, amount_usd=amount, reply_to=reply, owner=owner, attempt=n

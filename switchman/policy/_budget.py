@@ -21,8 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -279,8 +279,19 @@ def reserved_usd(ledger: Ledger, scope: str, period: Period, *, wall_now: float)
     return from_nanos(_reserved(ledger, (scope, window_key(period, wall_now))))
 
 
-def prune(ledger: Ledger, *, wall_now: float) -> Ledger:
-    """Drop spend of windows that ended before the current hour / day / month.
+#: the longest each period's window lasts: one seen this long ago has surely ended
+PERIOD_LONGEST_S: Final[Mapping[str, float]] = {
+    "hour": 3600.0,
+    "day": 86_400.0,
+    "month": 31 * 86_400.0,
+}
+
+
+def prune(ledger: Ledger, *, wall_now: float, keep: Collection[str] = ()) -> Ledger:
+    """Drop spend of windows that ended before the current hour / day / month, but for
+    the window keys in ``keep`` (ones the wall clock may yet step back into: the ledger
+    actor keeps each until its period's longest has passed on trio's clock since it was
+    current, so a clock stepped forward and back again finds its spend still counted).
 
     Open reservations are kept; settling one into an old window later records
     that spend again, to be pruned the next time.
@@ -289,7 +300,7 @@ def prune(ledger: Ledger, *, wall_now: float) -> Ledger:
     spent = {
         (scope, key): nanos
         for (scope, key), nanos in ledger.spent.items()
-        if key >= current.get(key.partition(":")[0], "")
+        if key >= current.get(key.partition(":")[0], "") or key in keep
     }
     if len(spent) == len(ledger.spent):
         return ledger

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+from trio.testing import MockClock
 
 from switchman.actors import run_ledger
 from switchman.actors._messages import Release, Reserve, Settle, SpendQuery
@@ -57,9 +58,11 @@ async def test_concurrent_reservations_never_pass_a_limit_together() -> None:
         await send.aclose()
 
 
-async def test_spend_of_ended_windows_is_dropped_each_hour() -> None:
+async def test_spend_of_ended_windows_is_dropped_each_hour(autojump_clock: MockClock) -> None:
     """A year of hourly spend was kept for ever (109,644 entries for twelve scopes), copied
-    on every settle and saved whole after each: ended windows now go once an hour."""
+    on every settle and saved whole after each: ended windows now go once an hour, each
+    once its period's longest has passed on trio's clock since it was current (or loaded:
+    a restarted router cannot know the wall clock was not stepped forward meanwhile)."""
     from switchman.actors._messages import Spent
     from switchman.policy._budget import Ledger, record, window_key
 
@@ -76,28 +79,64 @@ async def test_spend_of_ended_windows_is_dropped_each_hour() -> None:
                 receive,
                 (),
                 initial=old,
-                wall=lambda: clock[0],
+                wall=lambda: clock[0] + trio.current_time(),
                 on_state=states.append,
                 task_status=task_status,  # type: ignore[arg-type]
             )
         )
         reply_send, reply_receive = trio.open_memory_channel[dict[str, float]](1)
 
-        async def spend(usd: float) -> dict[str, float]:
+        async def spend(usd: float) -> set[str]:
             await send.send(Spent(scopes=("global",), actual_usd=usd))
             # the query is answered after the spend is handled (and its state seen)
             await send.send(SpendQuery(scope="global", reply_to=reply_send.clone()))
-            return await reply_receive.receive()
+            await reply_receive.receive()
+            return {key for _, key in states[-1].spent}
 
-        spent = await spend(0.5)
-        assert abs(spent["hour"] - 0.5) < 1e-9
-        kept = {key for _, key in states[-1].spent}
-        now = {window_key(p, WALL) for p in ("hour", "day", "month")}
-        assert kept == now  # this hour's, this day's and this month's: nothing older
-        # an hour on, the last hour's window goes too (the day's and month's stay)
-        clock[0] = WALL + 3600.0
-        await spend(0.25)
-        kept = {key for _, key in states[-1].spent}
-        assert window_key("hour", WALL) not in kept
-        assert window_key("hour", WALL + 3600.0) in kept
+        def now(*periods: str) -> set[str]:
+            return {window_key(p, clock[0] + trio.current_time()) for p in periods}
+
+        clock[0] -= trio.current_time()  # the wall clock reads WALL now
+        assert len(await spend(0.5)) == len(old.spent) + 1  # loaded: kept for now
+        await trio.sleep(3600.0)  # an hour on, the hours loaded and the last one go
+        kept = await spend(0.25)
+        assert {k for k in kept if k.startswith("hour:")} == now("hour")
+        assert window_key("hour", WALL) not in kept and window_key("day", WALL) in kept
+        assert len(kept) > 90  # the ninety days loaded, the months
+        await trio.sleep(86_400.0)
+        kept = await spend(0.25)
+        assert {k for k in kept if not k.startswith("month:")} == now("hour", "day")
+        await trio.sleep(31 * 86_400.0)
+        assert await spend(0.25) == now("hour", "day", "month")  # nothing older
+        await send.aclose()
+
+
+async def test_a_wall_clock_stepped_forward_and_back_finds_its_spend_counted(
+    autojump_clock: MockClock,
+) -> None:
+    """NTP undoing a jump, a wrong date put right: the spend of the window the clock
+    returns to still counts, and the budget is not open again (it was, whole: the window
+    was dropped as ended while the clock was ahead). It goes once it has surely ended,
+    by trio's clock."""
+    limit = Limit(scope="global", period="month", limit_usd=1.0)
+    offset = [WALL - trio.current_time()]
+    send, receive = trio.open_memory_channel[object](0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_ledger(
+                receive,
+                (limit,),
+                wall=lambda: offset[0] + trio.current_time(),
+                task_status=task_status,  # type: ignore[arg-type]
+            )
+        )
+        assert await _reserve(send, "a", 0.9) is None
+        await send.send(Settle(id="a", actual_usd=0.9))
+        offset[0] += 40 * 86_400.0  # forty days ahead, for a minute
+        assert await _reserve(send, "ahead", 0.5) is None  # a new month's budget
+        await send.send(Release(id="ahead"))
+        await trio.sleep(60.0)
+        offset[0] -= 40 * 86_400.0
+        refused = await _reserve(send, "back", 0.5)
+        assert refused is not None and abs(refused.available_usd - 0.1) < 1e-9
         await send.aclose()
