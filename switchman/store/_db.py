@@ -322,14 +322,17 @@ class _Db:
     ) -> bool:
         encoded = None if result is None else json.dumps(result, separators=(",", ":"))
         # (a job not finished has no result: its size is its call's until now; ``started``
-        # given, it began then: SQLite's MAX of a NULL is NULL)
+        # given, it began then: SQLite's MAX of a NULL is NULL). The finish is never before
+        # the start as written here: an UPDATE's right-hand sides read the row as it was
+        # (a queued job's NULL start), so the new start is spelt out in both
+        began = "COALESCE(MAX(?, submitted_at), started_at, MAX(?, submitted_at))"
+        began_by = (started, now)
         cur = self.conn.execute(
             "UPDATE jobs SET status = ?, result = ?, reason = ?,"
-            f" finished_at = {_NOT_BEFORE_START},"
-            " started_at = COALESCE(MAX(?, submitted_at), started_at, MAX(?, submitted_at)),"
+            f" finished_at = MAX(?, {began}), started_at = {began},"
             " size = COALESCE(size, length(call)) + ?"
             " WHERE id = ? AND status IN ('queued', 'running')",
-            (status, encoded, reason, now, started, now, len(encoded or ""), job_id),
+            (status, encoded, reason, now, *began_by, *began_by, len(encoded or ""), job_id),
         )
         return cur.rowcount > 0
 
