@@ -77,6 +77,9 @@ from switchman.store._db import (
 )
 from switchman.store._files import _exclusive, _file_trouble, _identity, _private_file
 
+#: how far ahead of the time that passed the wall clock may be before the log says so
+JUMP_TOLD_S = 60.0
+
 
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
@@ -110,9 +113,12 @@ class JobStore:
         clock: Callable[[], float],
         beat_s: float | None = None,
         fd: int | None = None,
+        elapsed: Callable[[], float] | None = None,
     ) -> None:
         """``fd``: a descriptor of the store's file, held open by the caller for as long as
-        the store is (the heartbeat checks that ``path`` still names that file)."""
+        the store is (the heartbeat checks that ``path`` still names that file).
+        ``elapsed``: a clock that is never stepped (trio's), by which retention ages move
+        no faster than time passes (``_age_now``); None: ``clock`` as it reads."""
         self._db = db
         self._ops, self._queue = trio.open_memory_channel[_Op](_QUEUE)
         self._inserts = 0
@@ -123,6 +129,11 @@ class JobStore:
         self.retention_days = retention_days
         self.retention_mb = retention_mb
         self.clock = clock
+        self._elapsed = elapsed
+        #: the retention clock's last reading, and ``elapsed``'s then
+        self._aged: tuple[float, float] | None = None
+        #: after a step ahead, until when (``elapsed``) ages pass as time does
+        self._hold_until: float | None = None
         self._beat_s = beat_s
         self._fd = fd
         self._identity = None if fd is None else _identity(os.fstat(fd))
@@ -459,13 +470,44 @@ class JobStore:
         jobs kept the store that much above the bound."""
         dropped = await self._run(
             self._db.prune,
-            self.clock(),
+            self._age_now(),
             self.retention_count,
             self.retention_days * 86_400,
             self._max_bytes(),
         )
         self._grown = self._db.over_bytes
         return dropped
+
+    def _age_now(self) -> float:
+        """The time retention ages are counted to: the wall clock, but after a step ahead
+        of the time that passed (NTP righting a clock days behind, a VM resumed), moving
+        on from the reading before it as ``elapsed`` passes, for ``retention_days``: the
+        jobs finished before the step would otherwise read weeks old and be deleted, their
+        results a minute old. Once that many days passed they are old by both clocks, and
+        the wall clock is read again. Stepped back, it follows."""
+        now = self.clock()
+        if self._elapsed is None:
+            return now
+        passed = self._elapsed()
+        if self._aged is not None:
+            then, at = self._aged
+            most = then + (passed - at)
+            if self._hold_until is None and now > most + JUMP_TOLD_S:
+                self._hold_until = passed + self.retention_days * 86_400.0
+                log.warning(
+                    "the wall clock is %.0f s ahead of the time that passed since the job "
+                    "store last pruned: the jobs finished before the step age as time "
+                    "passes, not by the step, for the next %g days (job_retention_days)",
+                    now - most,
+                    self.retention_days,
+                )
+            if self._hold_until is not None:
+                if passed < self._hold_until:
+                    now = min(now, most)
+                else:
+                    self._hold_until = None
+        self._aged = (now, passed)
+        return now
 
     async def save_spend(self, data: Mapping[str, Any]) -> None:
         """Replace the stored spend snapshot with ``data`` (JSON-able values), atomically."""
@@ -494,6 +536,7 @@ async def open_store(
     clock: Callable[[], float] = time.time,
     busy_timeout_s: float = BUSY_TIMEOUT_S,
     beat_s: float | None = None,
+    elapsed: Callable[[], float] | None = None,
 ) -> AsyncIterator[JobStore]:
     """Open (creating if needed) the store at ``path``; ``None`` = :func:`default_db_path`.
 
@@ -504,7 +547,9 @@ async def open_store(
     ``VACUUM``) when it holds at most 256 MB, else it keeps its size and a warning says
     how to convert it. ``":memory:"`` gives a private in-memory store.
     ``busy_timeout_s``: how long a statement waits for another process's write lock;
-    ``beat_s``: the heartbeat's period (``BEAT_S``).
+    ``beat_s``: the heartbeat's period (``BEAT_S``); ``elapsed``: a clock never stepped,
+    by which retention ages pass no faster than time does (None: trio's for the system's
+    wall clock; with a ``clock`` of the caller's own, ages by it as it reads).
     The connection is closed on exit, even when the block is cancelled (the close,
     and one last try to write the finishes kept in memory, are shielded and bounded).
     :class:`StoreError` when the file is in use by another process (under any of its
@@ -532,6 +577,7 @@ async def open_store(
             clock=clock,
             beat_s=beat_s,
             fd=fd,
+            elapsed=trio.current_time if elapsed is None and clock is time.time else elapsed,
         )
         # (the descriptor outlives the connection: closing it while SQLite holds its
         # POSIX locks on the file would drop them, theirs being per process)

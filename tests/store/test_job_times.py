@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pytest
+import trio
+from trio.testing import MockClock
+
 from switchman.store import JobRecord, JobStore, open_store
 
 #: how long the store waits for another process's lock in these tests
@@ -142,3 +146,49 @@ async def test_a_job_stored_running_that_waited_starts_when_its_finish_says(
         assert await store.write_unwritten()
     assert _stored_times(path, "waited") == (1e6, 1e6 + 4, 1e6 + 10)
     assert _stored_times(path, "kept") == (1e6, 1e6 + 7, 1e6 + 10)
+
+
+async def test_a_queued_job_finished_with_its_start_by_a_clock_stepped_back_ends_after_it(
+    tmp_path: Path,
+) -> None:
+    """A job queued behind others began (its start from the call, before the step) and
+    finished after the clock went back an hour: written with its finish before its start
+    (SQLite's UPDATE read the queued row's NULL start), while memory said otherwise."""
+    clock = Clock()
+    path = tmp_path / "jobs.db"
+    async with open_store(path, clock=clock) as store:
+        await _add(store, "queued")
+        clock.t -= 3600
+        assert await store.finish_job("queued", status="complete", result={}, started_at=1e6 + 27)
+        assert _in_order(await store.get_job("queued")) == (1e6, 1e6 + 27, 1e6 + 27)
+    assert _stored_times(path, "queued") == (1e6, 1e6 + 27, 1e6 + 27)
+
+
+async def test_a_wall_clock_stepped_ahead_does_not_age_the_jobs_it_finished(
+    tmp_path: Path, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NTP righting a clock forty days behind (a VM resumed from a snapshot): the jobs
+    finished a minute before read forty days old and were deleted at the next prune, their
+    results with them. They now age as time passes, by trio's clock, for the retention's
+    days; the step is logged once (the store also prunes every five minutes meanwhile)."""
+    clock = Clock()
+    async with open_store(
+        tmp_path / "jobs.db", clock=clock, retention_days=7.0, elapsed=trio.current_time
+    ) as store:
+        await _add(store, "before")
+        assert await store.finish_job("before", status="complete", result={"answer": "x"})
+        await trio.sleep(60.0)
+        clock.t += 60.0 + 40 * 86_400.0
+        await _add(store, "after")
+        assert await store.finish_job("after", status="complete", result={"answer": "y"})
+        assert await store.prune() == 0
+        assert await store.get_job("before") is not None
+        await trio.sleep(6 * 86_400.0)
+        clock.t += 6 * 86_400.0
+        assert await store.prune() == 0  # six days old, as time passed
+        await trio.sleep(2 * 86_400.0)
+        clock.t += 2 * 86_400.0
+        assert await store.prune() == 2  # eight: old by both clocks
+    told = [r for r in caplog.records if "ahead of the time that passed" in r.getMessage()]
+    assert len(told) == 1, told
+    assert told[0].getMessage().startswith("the wall clock is 3456000 s ahead")
