@@ -17,7 +17,8 @@ Three things can hold a request back, all in monotonic seconds (``now``):
 
 Reset and retry times arrive as durations (``"1s"``, ``"6m0s"``, ``"20ms"``,
 ``"2.5"``), RFC 3339 timestamps (Anthropic) or HTTP dates; wall-clock forms are
-turned into ``now``-relative times with ``wall_now`` (Unix seconds). Whatever their
+turned into ``now``-relative times from the response's ``date`` where it has one (the
+server's clock, which they are on), else ``wall_now`` (Unix seconds). Whatever their
 text says, reading them never raises, and no hold is longer than ``MAX_HOLD_S`` (a
 time past it, a number too large for a float, a date in the year 9999: the model is
 asked again after ``MAX_HOLD_S``); ``inf`` and ``nan`` are not read as times at all.
@@ -286,6 +287,7 @@ def rate_observe(
     text never makes this raise).
     """
     h = _lower(headers)
+    wall_now = _server_now(h, wall_now)
     cur = _refill(b, now)
     window = functools.partial(_window, h, now=now, wall_now=wall_now, default_s=default_block_s)
     requests, tokens, input_tokens = sent_since
@@ -332,8 +334,21 @@ def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float |
         return None
     secs = _decimal(raw)
     if secs is None:
-        secs = _http_date(raw, wall_now=wall_now)
+        secs = _http_date(raw, wall_now=_server_now(h, wall_now))
     return clamp_hold(secs)
+
+
+def _server_now(h: Mapping[str, str], wall_now: float) -> float:
+    """The time a response was sent by the clock of the server that sent it (its
+    ``date`` header), where it says: the clock its retry and reset times are on, so ours
+    being off (an hour behind held a model an hour, ahead not at all) does not matter;
+    else ``wall_now``. A ``date`` set to the whole second reads up to a second early,
+    which errs toward holding a little longer."""
+    raw = h.get("date")
+    if raw is None:
+        return wall_now
+    sent = _http_date(raw, wall_now=0.0)
+    return wall_now if sent is None or not math.isfinite(sent) else sent
 
 
 def clamp_hold(seconds: float | None) -> float | None:

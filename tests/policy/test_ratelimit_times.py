@@ -359,3 +359,37 @@ def test_parse_duration_never_raises(text: str) -> None:
     assert secs is None or not math.isnan(secs)
     held = clamp_hold(secs)
     assert held is None or 0.0 <= held <= MAX_HOLD_S
+
+
+# -- times on the server's clock, ours off ----------------------------------------------
+
+
+@pytest.mark.parametrize("ours_off_by", [-86_400.0, -3600.0, 0.0, 3600.0])
+def test_a_retry_date_counts_from_the_responses_own_date(ours_off_by: float) -> None:
+    """Retry-After as a date, reset times as dates: on the provider's clock, which its
+    ``date`` header tells. Ours an hour behind held the model the whole cap (an hour), a
+    day behind too, an hour ahead not at all (asked again at once)."""
+    server = {"date": _http_date(0)}
+    assert parse_retry_after(
+        {**server, "retry-after": _http_date(30)}, wall_now=WALL + ours_off_by
+    ) == pytest.approx(30.0)
+    b = rate_observe(
+        new_budget(None, None, 100.0),
+        100.0,
+        {
+            **server,
+            "retry-after": _http_date(30),
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": _iso(45),
+        },
+        wall_now=WALL + ours_off_by,
+        status=429,
+    )
+    assert b.blocked_until - 100.0 == pytest.approx(30.0)
+    assert rate_blocked_until(b, 100.0) - 100.0 == pytest.approx(45.0)
+
+
+@pytest.mark.parametrize("date", ["", "yesterday", OVERFLOWING_DATE])
+def test_an_unreadable_date_leaves_our_clock(date: str) -> None:
+    headers = {"date": date, "retry-after": _http_date(30)}
+    assert parse_retry_after(headers, wall_now=WALL) == pytest.approx(30.0)
