@@ -745,10 +745,25 @@ def _as_interrupt(signum: int, _frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # the variables are read once parsed: --help prints whatever they hold
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if (
+        args.command == "run"
+        and args.prompt is None
+        and len(extra) == 1
+        and (extra[0] == "-" or not extra[0].startswith("-"))
+    ):  # `run auto --stream "prompt"`: argparse gives an optional positional up at an option
+        args.prompt, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in CLIENT_COMMANDS:
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            with contextlib.suppress(ValueError):  # (``main`` run outside the main thread)
+        with contextlib.suppress(ValueError):  # (``main`` run outside the main thread)
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                # started with ``&`` by a script (a shell without job control ignores
+                # SIGINT in them): trio takes Ctrl-C only from Python's own handler, and the
+                # SIGTERM and SIGHUP raised as one were lost, the client running on
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            for signum in (signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, _as_interrupt)
         # an answer a stdout cannot encode (PYTHONIOENCODING=ascii) loses characters, not
         # the whole answer to a traceback once it is billed

@@ -218,8 +218,13 @@ def test_run_json_prints_the_whole_result(daemon: Daemon) -> None:
     assert result["trace"]["attempts"][-1]["outcome"] == "success"
 
 
-def test_run_stream_prints_the_answer_once_then_the_model(daemon: Daemon) -> None:
-    done = daemon.run("run", "claude", "Explain streaming", "--stream")
+@pytest.mark.parametrize("option_first", [False, True], ids=["", "option-before-prompt"])
+def test_run_stream_prints_the_answer_once_then_the_model(
+    daemon: Daemon, option_first: bool
+) -> None:
+    """``run claude --stream PROMPT`` too (argparse took no prompt after an option)."""
+    args = ("--stream", "Explain streaming") if option_first else ("Explain streaming", "--stream")
+    done = daemon.run("run", "claude", *args)
     assert done.returncode == 0, done.stderr
     model = _answered_by(done.stderr)
     answer = expected_answer(model, "Explain streaming", MAX_TOKENS)
@@ -370,8 +375,14 @@ def test_without_a_daemon_exit_2_and_say_how_to_start_it(
 
 @pytest.mark.parametrize(
     "args",
-    [("run", "--bogus", "claude", "hi"), (), ("frobnicate",), ("demo", "--calls", "0")],
-    ids=["unknown-option", "no-command", "unknown-command", "bad-value"],
+    [
+        ("run", "--bogus", "claude", "hi"),
+        ("run", "claude", "--stream", "hi", "again"),
+        (),
+        ("frobnicate",),
+        ("demo", "--calls", "0"),
+    ],
+    ids=["unknown-option", "two-prompts", "no-command", "unknown-command", "bad-value"],
 )
 def test_usage_errors_exit_2(tmp_path: Path, args: Sequence[str]) -> None:
     done = cli(tmp_path, *args)

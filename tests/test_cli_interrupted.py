@@ -30,7 +30,7 @@ def slow_daemon(tmp_path: Path) -> Iterator[Daemon]:
         yield d
 
 
-def _client(daemon: Daemon, *args: str) -> subprocess.Popen[str]:
+def _client(daemon: Daemon, *args: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLI, *args, "--port", str(daemon.port)],
         env=clean_env(daemon.home),
@@ -38,6 +38,11 @@ def _client(daemon: Daemon, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as a script's `switchman run ... &` starts (a shell without job control has its
+        # background commands ignore SIGINT, and exec keeps that)
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
@@ -116,10 +121,15 @@ def test_a_streamed_call_given_no_wait_names_the_job_it_submitted(
     ],
     ids=["waited", "streamed", "waited-sigterm", "streamed-sighup"],
 )
+@pytest.mark.parametrize("background", [False, True], ids=["", "in-background"])
 def test_ctrl_c_or_a_stop_signal_says_which_job_runs_on_and_exits_128_plus_it(
-    slow_daemon: Daemon, extra: tuple[str, ...], signum: signal.Signals
+    slow_daemon: Daemon, extra: tuple[str, ...], signum: signal.Signals, background: bool
 ) -> None:
-    run = _client(slow_daemon, "run", "sim/sloth", "Interrupt me", *extra)
+    """Also when started in the background by a script (``switchman run ... &``, then
+    ``kill $!``): SIGTERM and SIGHUP were lost there, the client running to its end."""
+    run = _client(
+        slow_daemon, "run", "sim/sloth", "Interrupt me", *extra, sigint_ignored=background
+    )
     try:
         (job_id,) = _running_jobs(slow_daemon, 1)
         time.sleep(1.0)  # waiting on the answer now (a streamed one has begun its text)
