@@ -73,6 +73,7 @@ from switchman._router import Router, RouterClosed, open_router, run_router
 from switchman._version import __version__
 from switchman.actors import ModelStatus, ProviderStatus, RouterStatus, Subscription
 from switchman.catalog import Config, load_config, validate_config
+from switchman.supervisor import SupervisorEscalation
 
 __all__ = [
     "AttemptRecord",
@@ -118,6 +119,7 @@ __all__ = [
     "RouterStatus",
     "StreamBroken",
     "Subscription",
+    "SupervisorEscalation",
     "SwitchmanError",
     "Timeouts",
     "Trace",

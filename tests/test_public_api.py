@@ -78,3 +78,22 @@ def test_every_public_class_and_function_says_what_it_is() -> None:
     assert missing == []
     for member in ("call", "stream", "subscribe", "status", "feedback", "spend", "aclose"):
         assert inspect.getdoc(getattr(switchman.Router, member)), member
+
+
+def test_every_exception_the_readme_names_is_exported() -> None:
+    """The README tells an embedding application what ``open_router`` and calls raise by
+    the names it can catch: ``switchman.X`` (``SupervisorEscalation`` was only in
+    ``switchman.supervisor``)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    named = set(
+        re.findall(r"`(?:switchman\.)?([A-Z][A-Za-z]+(?:Error|Escalation|Closed))`", readme)
+    )
+    assert "SupervisorEscalation" in named and "RouterClosed" in named
+    builtin = {n for n in named if n in dir(__import__("builtins"))}  # KeyError, RuntimeError
+    missing = sorted(
+        n for n in named - builtin if not isinstance(getattr(switchman, n, None), type)
+    )
+    assert missing == []
