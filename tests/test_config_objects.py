@@ -306,8 +306,8 @@ def test_long_input_prices_come_as_a_set_and_stop_support_is_a_model_key() -> No
     with pytest.raises(switchman.ValidationError) as info:
         config_from_dict({"providers": {"sim": {}}, "models": [model]}, env=OPENAI)
     assert {f.field: f.message for f in info.value.fields} == {
-        "models.big.long_input_per_mtok": "is required with long_input_above",
-        "models.big.long_output_per_mtok": "is required with long_input_above",
+        "models[0].long_input_per_mtok": "is required with long_input_above",
+        "models[0].long_output_per_mtok": "is required with long_input_above",
     }
     model.update(long_input_per_mtok=2.0, long_output_per_mtok=8.0, input_per_mtok=1.0)
     model["supports_stop"] = False

@@ -357,7 +357,7 @@ def test_a_limit_or_price_too_large_to_count_is_refused_at_load(tmp_path: Path) 
     problems = {f.field: f.message for f in exc.value.fields}
     assert problems["budgets.global_monthly_usd"] == "must be between 0 and 1e+12; got 1e+300"
     assert problems["budgets.providers.sim.daily_usd"].startswith("must be between 0 and 1e+12")
-    assert problems["models.sim/pricey.input_per_mtok"].startswith("must be between 0 and 1e+06")
+    assert problems["models[0].input_per_mtok"].startswith("must be between 0 and 1e+06")
     # the largest limit taken is counted, to the nano-dollar
     big = load(tmp_path, "[budgets]\nglobal_monthly_usd = 1e12\n")
     assert big.budgets.global_monthly_usd == 1e12
@@ -975,3 +975,33 @@ def test_an_invalid_files_error_names_the_file(tmp_path: Path) -> None:
         == f"invalid configuration {path}: router.capacity: must be at least 1; got 0"
     )
     assert exc.value.source == path and exc.value.fields[0].field == "router.capacity"
+
+
+def test_a_models_mistakes_across_its_fields_are_named_by_its_place_in_the_file(
+    tmp_path: Path,
+) -> None:
+    """The checks across a model's fields named it by alias (``models.m.1.input_per_mtok``),
+    where every other mistake reads ``models[1]...`` as the file has it."""
+    path = write(
+        tmp_path,
+        """
+        [[models]]
+        alias = "fine"
+        provider = "openai"
+        model_id = "a"
+        context_window = 1000
+
+        [[models]]
+        alias = "m.1"
+        provider = "openai"
+        model_id = "b"
+        context_window = 1000
+        input_per_mtok = 2e6
+        request_fee_usd = 0.1
+        max_request_fee_usd = 0.01
+        """,
+    )
+    with pytest.raises(ValidationError) as raised:
+        load_config(path, env={})
+    fields = [e.field for e in raised.value.fields]
+    assert fields == ["models[1].input_per_mtok", "models[1].max_request_fee_usd"], fields
