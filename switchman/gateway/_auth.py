@@ -82,8 +82,8 @@ def _bearer(value: str) -> str | None:
 
 #: the error of a request that :func:`presents_several_keys`
 SEVERAL_KEYS: Final = (
-    "the request presents more than one key (its Authorization and x-api-key headers name"
-    " different keys): send one"
+    "the request presents more than one key (its Authorization and x-api-key headers, or two"
+    " Authorization headers, name different keys): send one"
 )
 
 

@@ -552,7 +552,9 @@ class _Db:
             "the job store %s gives pruned jobs' space back to the disk from now on (%d MB"
             " given back)",
             self.path,
-            (pages - after) * size // MB,
+            # (a store with nothing to give back grows by the pages that map its free
+            # ones: a floor division made that "-1 MB")
+            max(pages - after, 0) * size // MB,
         )
         return True
 
