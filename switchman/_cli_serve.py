@@ -302,9 +302,8 @@ def _tell_out_of_service(path: str, config: Config) -> None:
             }
         )
         log.warning(
-            "no provider of %s has its key set (%s): serving the built-in simulator, whose "
-            "answers are simulated",
-            path,
+            "%s has its key set (%s): serving the built-in simulator, whose answers are simulated",
+            f"no provider of {path}" if named_unset else "no provider",
             ", ".join(unset[:4]) + (", ..." if len(unset) > 4 else ""),
         )
 

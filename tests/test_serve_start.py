@@ -62,6 +62,18 @@ def test_each_provider_the_file_names_without_its_key_is_told_with_its_variable(
     ) in err
 
 
+def test_a_file_that_names_no_provider_is_not_said_to_have_providers(tmp_path: Path) -> None:
+    """A file of budgets alone: the simulator serves, and the warning lists the catalog's
+    variables without calling them the file's providers."""
+    config = tmp_path / "switchman.toml"
+    config.write_text("[budgets]\nglobal_daily_usd = 5.0\n")
+    with serving(tmp_path, tmp_path / "jobs.db", "--config", str(config)) as daemon:
+        assert httpx.get(f"http://127.0.0.1:{daemon.port}/health", timeout=5).status_code == 200
+    err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
+    assert "no provider has its key set (ANTHROPIC_API_KEY, " in err, err
+    assert f"no provider of {config}" not in err
+
+
 def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) -> None:
     """A second Ollama box under a name of its own that does not answer at start (its
     pulled models would be found) and a server whose models the file forgot: each
