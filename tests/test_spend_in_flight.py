@@ -424,3 +424,73 @@ async def test_an_attempt_reserves_no_more_input_than_its_model_s_window_can_bil
         if status == "failed":  # (the window's worth, $1.00, does not fit $0.95)
             assert result.errors[0].code == "budget_exceeded"
             assert "$1.000000 m could cost" in result.errors[0].message
+
+
+@pytest.mark.parametrize("price", [1.2, 1.3])
+async def test_room_that_exactly_covers_a_need_lets_it_in_whatever_the_float_noise(
+    price: float, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The room freed was weighed in whole nano-dollars against the raw estimate: at $1.3
+    a million tokens the estimate reads 0.00043030000000000005, and room of exactly
+    0.0004303 did not cover it. B waited out A2's whole attempt (or, the room being the
+    whole budget, was refused at once), where at $1.2 it went in as A1's hold ended."""
+    import switchman.sim
+    from switchman._errors import BadRequest
+    from switchman._result import Usage
+    from switchman.adapters._base import ResponseStarted, StreamEnd, TextDelta
+    from switchman.policy._billing import most_bill
+    from switchman.policy._budget import from_nanos, to_nanos
+    from switchman.policy._eligibility import output_tokens
+    from switchman.policy._estimate import estimate_input_tokens
+
+    started: list[int] = []
+    a2 = [True]
+
+    async def player(model: Any, request: Any, rng: Any, emit: Any, **_: Any) -> None:
+        started.append(len(started) + 1)
+        if started[-1] == 1:  # A1 holds its room a second, and fails: its hold released
+            await trio.sleep(1.0)
+            raise BadRequest("bad request", provider=model.provider, status=400)
+        await trio.sleep(40.0 if started[-1] == 2 and a2[0] else 0.5)  # A2 holds its room long
+        await emit(ResponseStarted(status=200, headers={}))
+        await emit(TextDelta(text="ok"))
+        await emit(StreamEnd(usage=Usage(input_tokens=10, output_tokens=1), finish_reason="stop"))
+
+    monkeypatch.setattr(switchman.sim, "run_sim_attempt", player)
+    model = sim_model("a", input_per_mtok=price, output_per_mtok=price * 3)
+    call = Call(
+        prompt="hello there",
+        model="a",
+        params=Params(max_tokens=100),
+        options=Options(timeouts=Timeouts(hard_ms=120_000, soft_ms=120_000)),
+    )
+    need = most_bill(model, call, "", output_tokens(call, model, estimate_input_tokens(call)))
+    if price == 1.3:
+        assert need > from_nanos(to_nanos(need))  # (the noise this is about)
+    for attempts in (2, 1):  # the budget two attempts' worth, then one's (the refusal side)
+        started.clear()
+        a2[0] = attempts == 2
+        budget = BudgetsConfig(global_daily_usd=from_nanos(attempts * to_nanos(need)))
+        seconds, result = await _b_after_a1(fleet(model, budgets=budget), call, attempts == 2)
+        assert result.status == "complete", (attempts, result.errors)
+        # in as A1 ended (at 1 s), answered half a second on
+        assert seconds == pytest.approx(1.3, abs=0.05), (attempts, seconds)
+
+
+async def _b_after_a1(config: Any, call: Call, with_a2: bool) -> tuple[float, switchman.Result]:
+    """A1 at once (and A2 just after), B at 0.2 s: how long B took, and its result."""
+    took: dict[str, tuple[float, switchman.Result]] = {}
+    async with switchman.open_router(config) as router:
+
+        async def one(name: str, delay: float) -> None:
+            await trio.sleep(delay)
+            began = trio.current_time()
+            result = await router.call(call)
+            took[name] = (trio.current_time() - began, result)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, "A1", 0.0)
+            if with_a2:
+                nursery.start_soon(one, "A2", 0.01)
+            nursery.start_soon(one, "B", 0.2)
+    return took["B"]

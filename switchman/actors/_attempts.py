@@ -84,7 +84,7 @@ from switchman.policy._billing import (
     partial_output_tokens,
     possible_bill,
 )
-from switchman.policy._budget import NO_LEDGER, refusal_message
+from switchman.policy._budget import NO_LEDGER, refusal_message, to_nanos
 from switchman.policy._eligibility import (
     cap_exceeded,
     fits_window,
@@ -322,7 +322,9 @@ async def _one_attempt(
             run.event(env, "budget.reserved", n=n, alias=model.alias, ok=False, reason=message)
             # (what calls in flight hold would cover it: it may wait for them, run_attempts;
             # else the budget is refusing what it cannot cover, and says so)
-            if 0 < estimate <= refused.available_usd + refused.held_usd:
+            # (in the ledger's whole nano-dollars: a float's noise read exact room as short)
+            need = to_nanos(estimate)
+            if 0 < need <= to_nanos(refused.available_usd) + to_nanos(refused.held_usd):
                 run.room_later = (refused, estimate)
             else:
                 tell_budget_refusal(env, limit, estimate)

@@ -27,10 +27,10 @@ from switchman.policy._budget import (
     Ledger,
     Limit,
     Refusal,
-    from_nanos,
     remaining_usd,
     reserved_usd,
     spent_usd,
+    to_nanos,
     window_key,
 )
 
@@ -53,6 +53,13 @@ class RoomTicket:
     waiting_since: float = 0.0
     woken: trio.Event = attrs.field(factory=trio.Event)
     fits: bool | None = False
+    #: ``usd`` in whole nano-dollars, as the ledger counts it: room is weighed in them (a
+    #: float's noise, 0.00043030000000000005 for 0.0004303, had room that exactly covers a
+    #: need read as too small, the call waiting out another's whole attempt)
+    need: int = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.need = to_nanos(self.usd)
 
 
 class BudgetRoom:
@@ -79,10 +86,11 @@ class BudgetRoom:
             self.hand_out()
         self._held = held
 
-    def _keeps(self, ticket: RoomTicket, room: float, clock: float, wall: float) -> bool:
+    def _keeps(self, ticket: RoomTicket, room: int, clock: float, wall: float) -> bool:
         """Whether room is kept for ``ticket``, which ``room`` does not fit: it has let
         others pass for ``PASS_S``, and the holds made since it began waiting would, with
-        ``room``, make its need (it is waiting on calls after it, not on older ones)."""
+        ``room`` (nano-dollars), make its need (it is waiting on calls after it, not on older
+        ones)."""
         if clock - ticket.waiting_since < PASS_S or self._ledger is None:
             return False
         limit = ticket.limit
@@ -92,7 +100,7 @@ class BudgetRoom:
             for rid, r in self._ledger.reservations.items()
             if self._seen.get(rid, -math.inf) > ticket.waiting_since and window in r.windows
         )
-        return room + from_nanos(later) >= ticket.usd
+        return room + later >= ticket.need
 
     def enter(self, limit: Limit, usd: float, since: float, waiting_since: float) -> RoomTicket:
         """Wait in line for ``usd`` of ``limit``'s room (``leave`` when done waiting); the
@@ -125,7 +133,8 @@ class BudgetRoom:
         if ticket.since >= since or limit.scope not in scopes:
             return None
         room = remaining_usd(ledger, limit, wall_now=wall)
-        if room >= ticket.usd or not self._keeps(ticket, room, clock, wall):
+        left = to_nanos(room)
+        if left >= ticket.need or not self._keeps(ticket, left, clock, wall):
             return None
         return Refusal(
             limit=limit,
@@ -143,27 +152,29 @@ class BudgetRoom:
         is woken to give up."""
         ledger = self._ledger
         now, clock = time.time(), trio.current_time()
-        left: dict[Limit, float] = {}
+        left: dict[Limit, int] = {}  # (nano-dollars)
         waiting = []
         for ticket in self._waiting:
             limit = ticket.limit
             if ledger is None:
                 ticket.fits = True
-            elif limit.limit_usd - spent_usd(ledger, limit.scope, limit.period, wall_now=now) < (
-                ticket.usd
+            elif (
+                to_nanos(limit.limit_usd)
+                - to_nanos(spent_usd(ledger, limit.scope, limit.period, wall_now=now))
+                < ticket.need
             ):
                 ticket.fits = None
             else:
                 room = left.get(limit)
                 if room is None:
-                    room = remaining_usd(ledger, limit, wall_now=now)
-                if room < ticket.usd:
+                    room = to_nanos(remaining_usd(ledger, limit, wall_now=now))
+                if room < ticket.need:
                     # past its turn to let others pass, the room may be kept for it
                     kept = ticket is self._waiting[0] and self._keeps(ticket, room, clock, now)
-                    left[limit] = -1.0 if kept else room
+                    left[limit] = -1 if kept else room
                     waiting.append(ticket)
                     continue
-                left[limit] = room - ticket.usd
+                left[limit] = room - ticket.need
                 ticket.fits = True
             ticket.woken.set()
         self._waiting = waiting
