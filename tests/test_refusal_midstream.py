@@ -18,7 +18,7 @@ import switchman
 from switchman import Call
 from switchman.catalog import Config, ModelSpec, ProviderSpec, RouteSpec
 from tests._rawhttp import serve_answers
-from tests._simfleet import streamed
+from tests._simfleet import routed, sim_model, streamed
 
 ENV = {"UP_KEY": "sk-up-test-key-000000000001"}
 
@@ -89,3 +89,47 @@ async def test_a_refusal_after_the_answer_began_is_not_continued_elsewhere(
     # not streamed: the caller saw nothing of it, and the next model answers afresh
     assert whole.status == "complete" and whole.answer == "A whole answer."
     assert whole.model == "other" and asked == ["filtered", "filtered", "other"]
+
+
+@pytest.mark.parametrize("burst", [63, 64, 65, 131])
+async def test_a_refusal_after_a_burst_that_fills_the_reply_channel_still_fails_refused(
+    burst: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that sends 64 events or more at once, then refuses: the failure was sent
+    without waiting and lost on the full channel, the attempt read as cut by a stopped
+    actor, and the refusal was continued on the next model. A 529 after such a burst was
+    not retried either."""
+    import switchman.sim
+    from switchman._errors import Refused, UpstreamError
+    from switchman._result import Usage
+    from switchman.adapters._base import ResponseStarted, StreamEnd, TextDelta
+
+    ending: list[type[Exception]] = [Refused]
+
+    async def player(model: Any, request: Any, rng: Any, emit: Any, **_: Any) -> None:
+        await emit(ResponseStarted(status=200, headers={}))
+        if model.alias == "b":
+            await emit(TextDelta(text=" and the fallback carried on."))
+            await emit(
+                StreamEnd(usage=Usage(input_tokens=10, output_tokens=3), finish_reason="stop")
+            )
+            return
+        for i in range(burst):
+            await emit(TextDelta(text=f"w{i} "))
+        if ending[0] is Refused:
+            raise Refused("content filter stopped the answer", provider=model.provider, status=200)
+        raise UpstreamError("overloaded", provider=model.provider, status=529)
+
+    monkeypatch.setattr(switchman.sim, "run_sim_attempt", player)
+    with trio.fail_after(30):
+        async with switchman.open_router(routed(sim_model("a"), sim_model("b"))) as router:
+            result, text = await streamed(router, Call(prompt="hi", model="r"))
+            assert (result.status, result.errors[0].code) == ("failed", "refused"), result.errors
+            assert [a.outcome for a in result.trace.attempts] == ["refused"]
+            assert "fallback" not in text
+            ending[0] = UpstreamError  # an overload after the burst: retried, as any 529
+            result = await router.call(Call(prompt="hi", model="r"))
+            assert [(a.alias, a.status_code) for a in result.trace.attempts][:2] == [
+                ("a", 529),
+                ("a", 529),
+            ], result.trace.attempts

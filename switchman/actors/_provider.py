@@ -55,6 +55,7 @@ from switchman.actors._messages import (
     Attempt,
     AttemptDone,
     AttemptFailed,
+    AttemptReply,
     CallersTimeout,
     CancelAttempt,
     Feedback,
@@ -591,6 +592,28 @@ async def run_provider_actor(
                 timer.cancel()
 
 
+#: how long an attempt's failure waits for room behind the events it sent before it
+END_SEND_S: Final = 1.0
+
+
+async def _tell_failed(reply: trio.MemorySendChannel[AttemptReply], failed: AttemptFailed) -> None:
+    """An attempt's last word, its failure, sent even when the events before it fill the
+    channel (its reader is draining them): shielded, for ``END_SEND_S`` at most. It was
+    sent without waiting, and a full channel lost it: the attempt read as cut by a
+    stopped actor, a refusal was continued on another model, a 529 not retried, its
+    bill estimated. A reader that takes nothing that long has stopped reading
+    (``trio.WouldBlock``, as before)."""
+    try:
+        reply.send_nowait(failed)
+        return
+    except trio.WouldBlock:
+        pass
+    with trio.move_on_after(END_SEND_S, shield=True):
+        await reply.send(failed)
+        return
+    raise trio.WouldBlock
+
+
 async def _run_attempt(
     state: _ProviderState,
     msg: Attempt,
@@ -686,13 +709,13 @@ async def _run_attempt(
                     elif trio.current_time() >= msg.deadline + BACKSTOP_S:
                         error = AttemptTimeout("attempt deadline passed", provider=state.spec.name)
                         outcome = "timeout"
-                        reply.send_nowait(AttemptFailed(error=error))
+                        await _tell_failed(reply, AttemptFailed(error=error))
             except ProviderError as exc:
                 error = exc
                 if exc.provider is None:
                     exc.provider = state.spec.name
                 outcome = attempt_outcome(exc)
-                reply.send_nowait(AttemptFailed(error=exc))
+                await _tell_failed(reply, AttemptFailed(error=exc))
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
                 raise  # the caller stopped reading: handled below
             except Exception as exc:  # a bug on our side (e.g. a request we could not
@@ -709,7 +732,7 @@ async def _run_attempt(
                     f"switchman could not complete the attempt: {said}", provider=state.spec.name
                 )
                 outcome = attempt_outcome(error)
-                reply.send_nowait(AttemptFailed(error=error))
+                await _tell_failed(reply, AttemptFailed(error=error))
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
         outcome = "cancelled" if outcome != "success" else outcome
     finally:
