@@ -110,9 +110,17 @@ class Turns:
             collections.OrderedDict()
         )
         self.waiting = 0
+        #: a slot freed while nobody waited: the next call to wait asks at once (it was
+        #: turned away, and the attempt ended before it came to wait: woken by nothing, it
+        #: slept its whole wait with the slot free)
+        self._spare = False
 
     async def wait(self, who: str) -> None:
         """Until ``wake_one`` comes to this call's turn (cancel it to stop waiting)."""
+        if self._spare:
+            self._spare = False
+            await trio.lowlevel.checkpoint()
+            return
         woken = trio.Event()
         queue = self._queues.get(who)
         if queue is None:
@@ -127,12 +135,16 @@ class Turns:
                 self.waiting -= 1
                 if not queue and self._queues.get(who) is queue:
                     del self._queues[who]
+            else:  # woken as it left (its wait ran out): the turn goes to the next
+                self.wake_one()
             raise
 
     def wake_one(self) -> None:
         """An attempt slot freed: the next caller in turn, its oldest waiter, asks for it."""
         if not self._queues:
+            self._spare = True
             return
+        self._spare = False
         who, queue = next(iter(self._queues.items()))
         woken = queue.popleft()
         if queue:

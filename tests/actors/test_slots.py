@@ -90,3 +90,37 @@ async def test_callers_waiting_for_a_provider_are_woken_in_turn() -> None:
         turns.wake_one()  # (nobody left: nothing happens)
     assert order == ["a0", "b0", "a1", "a2"]
     assert turns.waiting == 0
+
+
+async def test_a_slot_freed_before_its_waiter_came_is_not_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A call turned away at a provider's limit whose busy attempt ended before it came to
+    wait: the wake found nobody and the call slept its whole wait (a second) with the
+    slot free. The wake is kept for the next waiter, one at most; a waiter woken as its
+    own wait ran out hands the turn on."""
+    turns = Turns()
+    turns.wake_one()  # (nobody waits yet)
+    turns.wake_one()
+    began = trio.current_time()
+    with trio.fail_after(0.5):
+        await turns.wait("a")  # at once
+    assert trio.current_time() == began
+    with trio.move_on_after(1.0):  # one wake kept, not two
+        await turns.wait("a")
+    assert trio.current_time() == began + 1.0
+    woken: list[str] = []
+
+    async def wait(who: str, seconds: float) -> None:
+        with trio.move_on_after(seconds):
+            await turns.wait(who)
+            woken.append(who)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait, "leaving", 0.5)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(wait, "staying", 5.0)
+        await trio.sleep(0.5)  # the first one's wait runs out as it is woken
+        turns.wake_one()
+    assert woken in (["leaving"], ["staying"])
+    assert turns.waiting == 0
