@@ -96,8 +96,9 @@ def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) 
     err = "".join(p.read_text() for p in tmp_path.glob("serve-*.err"))
     told = 'names, serves no model: add [[models]] with provider = "'
     assert (
-        "provider gpu serves no model: its Ollama server at http://127.0.0.1:9 listed none "
-        'within 0.5 s of start (GET /api/tags); add [[models]] with provider = "gpu"'
+        "provider gpu serves no model: its Ollama server at http://127.0.0.1:9 listed none at "
+        "start (GET /api/tags: no answer (ConnectError)); add [[models]] with "
+        'provider = "gpu"'
     ) in err, err
     assert f'provider vllm, which {config} {told}vllm"\n' in err, err
     assert "provider served," not in err

@@ -208,21 +208,29 @@ async def discover_ollama_models(
     client: httpx.AsyncClient, base_url: str, headers: Mapping[str, str] | None = None
 ) -> list[str]:
     """The model names an Ollama server has pulled (``GET {base}/api/tags``, with
-    ``headers``: its key, a proxy's).
+    ``headers``: its key, a proxy's); ``[]`` when it lists none (``list_ollama_models``)."""
+    names, _ = await list_ollama_models(client, base_url, headers)
+    return names
 
-    Returns ``[]`` when nothing answers, the answer is not 200 or not the
-    expected JSON; never raises for connection errors or timeouts (the client's
-    timeouts apply). Cancellation propagates; the response is closed either way.
+
+async def list_ollama_models(
+    client: httpx.AsyncClient, base_url: str, headers: Mapping[str, str] | None = None
+) -> tuple[list[str], str]:
+    """The model names an Ollama server has pulled, and when there are none, why, in
+    words for a log (``HTTP 401``, ``no answer``, ``an answer that is not its list``).
+
+    Never raises for connection errors or timeouts (the client's timeouts apply; a
+    cancellation propagates); the response is closed either way.
     """
     try:
         response = await client.get(f"{base_url.rstrip('/')}/api/tags", headers=headers)
-    except httpx.HTTPError:
-        return []
+    except httpx.HTTPError as exc:
+        return [], f"no answer ({type(exc).__name__})"
     if response.status_code != 200:
-        return []
+        return [], f"HTTP {response.status_code}"
     try:
         models = obj(load_json(response.content)).get("models")
     except ValueError:
-        return []
+        return [], "an answer that is not its list"
     names = [string(obj(m).get("name")) for m in models] if isinstance(models, list) else []
-    return [n for n in names if n]
+    return [n for n in names if n], "an empty list"

@@ -24,7 +24,7 @@ import httpx
 import trio
 
 from switchman.adapters._http import proxied_client, proxy_variables
-from switchman.adapters._ollama import DEFAULT_BASE_URL, discover_ollama_models
+from switchman.adapters._ollama import DEFAULT_BASE_URL, list_ollama_models
 from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._config import NOT_DETECTED, api_key
 from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
@@ -97,10 +97,13 @@ async def discover_local_models(
     if not asked:
         return config
     found: dict[str, list[str]] = {}
+    why = dict.fromkeys((p.name for p in asked), f"no answer within {timeout_s:g} s")
 
     async def ask(client: httpx.AsyncClient, provider: ProviderSpec) -> None:
         base_url = provider.base_url or DEFAULT_BASE_URL
-        names = await discover_ollama_models(client, base_url, _headers(provider, env))
+        names, why[provider.name] = await list_ollama_models(
+            client, base_url, _headers(provider, env)
+        )
         if names:
             found[provider.name] = names
 
@@ -110,17 +113,26 @@ async def discover_local_models(
                 for provider in asked:
                     nursery.start_soon(ask, client, provider)
     for provider in asked:
-        if provider.name != OLLAMA and provider.name not in found:
-            if not any(m.provider == provider.name and m.enabled for m in config.models.values()):
-                log.warning(
-                    "provider %s serves no model: its Ollama server at %s listed none "
-                    "within %.1f s of start (GET /api/tags); add [[models]] with "
-                    'provider = "%s" to serve it anyway',
-                    provider.name,
-                    provider.base_url or DEFAULT_BASE_URL,
-                    timeout_s,
-                    provider.name,
-                )
+        if provider.name in found or provider.disabled_reason == NOT_DETECTED:
+            continue  # (one the file does not configure is looked for, not expected)
+        where = provider.base_url or DEFAULT_BASE_URL
+        if any(m.provider == provider.name and m.enabled for m in config.models.values()):
+            log.warning(
+                "provider %s lists no model at start (its Ollama server at %s: %s): its "
+                "models are kept, and fail until it serves them",
+                provider.name,
+                where,
+                why[provider.name],
+            )
+        else:
+            log.warning(
+                "provider %s serves no model: its Ollama server at %s listed none at start "
+                '(GET /api/tags: %s); add [[models]] with provider = "%s" to serve it anyway',
+                provider.name,
+                where,
+                why[provider.name],
+                provider.name,
+            )
     if not found:
         return config
     ordered = {n: found[n] for n in sorted(found, key=lambda n: n != OLLAMA)}
@@ -187,14 +199,22 @@ def with_discovered_models(config: Config, found: Mapping[str, Sequence[str]]) -
             chain.append(alias)
         providers[name] = attrs.evolve(provider, disabled_reason=None)
     old = config.routes.get(LOCAL)
-    routes: Mapping[str, RouteSpec] = {
-        **config.routes,
-        LOCAL: RouteSpec(
-            name=LOCAL,
-            chain=tuple(chain),
-            fallback_on_content_rejection=old.fallback_on_content_rejection if old else False,
-        ),
-    }
+    routes: Mapping[str, RouteSpec] = config.routes
+    if old is None or not _written(old, config):
+        routes = {
+            **config.routes,
+            LOCAL: RouteSpec(
+                name=LOCAL,
+                chain=tuple(chain),
+                fallback_on_content_rejection=old.fallback_on_content_rejection if old else False,
+            ),
+        }
+    else:
+        log.info(
+            "the local route is kept as the configuration writes it; the models found on "
+            "the Ollama servers are called by their names (%s)",
+            ", ".join(chain[:4]) + (", ..." if len(chain) > 4 else ""),
+        )
     enabled = [p for p in providers.values() if p.disabled_reason is None]
     return attrs.evolve(
         config,
@@ -202,6 +222,30 @@ def with_discovered_models(config: Config, found: Mapping[str, Sequence[str]]) -
         models=models,
         routes=routes,
         simulated=bool(enabled) and all(p.kind == "sim" for p in enabled),
+    )
+
+
+def _written(route: RouteSpec, config: Config) -> bool:
+    """Whether ``route`` (the ``local`` one) is the file's own: not the catalog's (its
+    Ollama models, or the simulator's stand-ins for them) nor one discovery made."""
+    builtin = builtin_catalog().routes.get(LOCAL)
+    if builtin is not None and tuple(route.chain) == tuple(builtin.chain):
+        return False
+    models = [config.models.get(alias) for alias in route.chain]
+    kinds = {
+        config.providers[m.provider].kind if m.provider in config.providers else ""
+        for m in models
+        if m is not None
+    }
+    return not (
+        kinds <= {"sim"}
+        or (
+            kinds <= {"ollama"}
+            and all(
+                m is not None and m.trust_tier == "untrusted" and LOCAL in m.capabilities
+                for m in models
+            )
+        )
     )
 
 

@@ -72,14 +72,19 @@ async def test_a_second_ollama_box_joins_under_its_own_name_and_the_local_route(
 
 
 async def test_a_box_that_does_not_answer_is_left_as_it_was_and_told(
-    boxes: tuple[FakeProviderServer, FakeProviderServer], caplog: pytest.LogCaptureFixture
+    boxes: tuple[FakeProviderServer, FakeProviderServer],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Each server the file configures that lists nothing is told, with why (nothing
+    answered; a refusal is told by its status): the ``ollama`` provider too, its catalog
+    models kept, failing until it serves them."""
     home, _ = boxes
     config = config_from_dict(
         {
             "providers": {
-                "ollama": {"base_url": home.base_url},
+                "ollama": {"base_url": "http://127.0.0.1:9"},
                 "gpu": {"kind": "ollama", "base_url": "http://127.0.0.1:9"},
+                "home": {"kind": "ollama", "base_url": home.base_url},
                 "off": {"kind": "ollama", "base_url": "http://127.0.0.1:9", "enabled": False},
             }
         },
@@ -87,14 +92,46 @@ async def test_a_box_that_does_not_answer_is_left_as_it_was_and_told(
     )
     with trio.fail_after(2):
         found = await discover_local_models(config, timeout_s=0.3)
-    assert "local/healthy" in found.models
+    assert "home/healthy" in found.models and "local/healthy" not in found.models
+    assert found.routes["local"].chain[0] == "home/healthy"
     assert not [a for a, m in found.models.items() if m.provider in ("gpu", "off")]
-    told = [r.getMessage() for r in caplog.records if r.name == "switchman.discovery"]
+    assert found.models["ollama/llama3.2"].enabled  # (the server may come up)
+    told = sorted(r.getMessage() for r in caplog.records if r.name == "switchman.discovery")
     assert told == [
-        "provider gpu serves no model: its Ollama server at http://127.0.0.1:9 listed none "
-        'within 0.3 s of start (GET /api/tags); add [[models]] with provider = "gpu" to '
-        "serve it anyway"
+        "provider gpu serves no model: its Ollama server at http://127.0.0.1:9 listed none at "
+        "start (GET /api/tags: no answer (ConnectError)); add [[models]] with "
+        'provider = "gpu" to serve it anyway',
+        "provider ollama lists no model at start (its Ollama server at http://127.0.0.1:9: no "
+        "answer (ConnectError)): its models are kept, and fail until it serves them",
     ]
+
+
+async def test_a_local_route_the_file_writes_is_kept(
+    boxes: tuple[FakeProviderServer, FakeProviderServer],
+) -> None:
+    """``[routes.local]`` in the file was replaced by the servers' models without a word;
+    the catalog's own ``local`` route still is."""
+    home, gpu = boxes
+    tables = {
+        "providers": {
+            "ollama": {"base_url": home.base_url},
+            "gpu": {"kind": "ollama", "base_url": gpu.base_url},
+            "openai": {},
+        }
+    }
+    written = config_from_dict(
+        {**tables, "routes": {"local": {"chain": ["openai/gpt-5.4-mini"]}}},
+        env={"OPENAI_API_KEY": "sk-test-0123456789"},
+    )
+    with trio.fail_after(2):
+        found = await discover_local_models(written)
+    assert found.routes["local"] == written.routes["local"]
+    assert "gpu/healthy" in found.models and "local/healthy" in found.models
+    catalogs = config_from_dict(tables, env={"OPENAI_API_KEY": "sk-test-0123456789"})
+    with trio.fail_after(2):
+        found = await discover_local_models(catalogs)
+    assert found.routes["local"].chain[0] == "local/healthy"
+    assert "gpu/healthy" in found.routes["local"].chain
 
 
 def test_what_the_file_and_the_catalog_know_of_a_boxs_model() -> None:
