@@ -51,6 +51,7 @@ from switchman.catalog._catalog import (
     flatten_routes,
 )
 from switchman.catalog._credentials import credential_header
+from switchman.catalog._paths import as_written
 from switchman.catalog._spec import (
     BudgetsConfig,
     Config,
@@ -237,32 +238,13 @@ class _Loader:
             router=router,
             simulated=bool(enabled) and all(p.kind == "sim" for p in enabled),
         )
-        self.errors.extend(map(self.as_written, config_problems(config)))
+        entries = self.data.get("models")
+        self.errors.extend(as_written(e, entries) for e in config_problems(config))
         if self.errors:
             raise ValidationError(
                 _beside_the_broken(self.errors, self.broken_providers, self.broken_models)
             )
         return config
-
-    def as_written(self, error: FieldError) -> FieldError:
-        """``error`` by the file's own path: a ``[[models]]`` entry's by its place in the
-        array (``models[2].input_per_mtok``), where validate_config's rules name the
-        alias (``models.m1.input_per_mtok``; an alias may hold dots, the longest wins)."""
-        entries = self.data.get("models")
-        if not error.field.startswith("models.") or not isinstance(entries, list):
-            return error
-        places = {
-            alias: i
-            for i, entry in enumerate(entries)
-            if isinstance(entry, dict) and isinstance(alias := entry.get("alias"), str)
-        }
-        for alias in sorted(places, key=len, reverse=True):
-            head = f"models.{alias}"
-            if error.field == head or error.field.startswith(f"{head}."):
-                return FieldError(
-                    f"models[{places[alias]}]{error.field[len(head) :]}", error.message
-                )
-        return error
 
     # -- helpers -------------------------------------------------------------
 

@@ -1005,3 +1005,25 @@ def test_a_models_mistakes_across_its_fields_are_named_by_its_place_in_the_file(
         load_config(path, env={})
     fields = [e.field for e in raised.value.fields]
     assert fields == ["models[1].input_per_mtok", "models[1].max_request_fee_usd"], fields
+
+
+def test_a_mistake_is_named_by_the_entry_that_made_it_whatever_the_aliases(
+    tmp_path: Path,
+) -> None:
+    """An alias that is another's with a field after it, and a repeated alias: the
+    mistake is the entry's that made it (the first of a repeated alias, which is kept)."""
+    entry = (
+        '[[models]]\nalias = "{alias}"\nprovider = "openai"\nmodel_id = "x"\n'
+        "context_window = 1000\n{more}\n"
+    )
+    bad = "request_fee_usd = 0.1\nmax_request_fee_usd = 0.01"
+    for second, field in (("m.max_request_fee_usd", "models[0]"), ("m", "models[0]")):
+        path = write(
+            tmp_path,
+            entry.format(alias="m", more=bad) + entry.format(alias=second, more=""),
+        )
+        with pytest.raises(ValidationError) as raised:
+            load_config(path, env={})
+        fields = {e.field for e in raised.value.fields}
+        assert f"{field}.max_request_fee_usd" in fields, (second, fields)
+        assert "models[1].max_request_fee_usd" not in fields and "models[1]" not in fields
