@@ -747,13 +747,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the variables are read once parsed: --help prints whatever they hold
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if (
-        args.command == "run"
-        and args.prompt is None
-        and len(extra) == 1
-        and (extra[0] == "-" or not extra[0].startswith("-"))
-    ):  # `run auto --stream "prompt"`: argparse gives an optional positional up at an option
-        args.prompt, extra = extra[0], []
+    if args.command == "run" and args.prompt is None:
+        # `run auto --stream "prompt"` (or `-- "-x"`): argparse gives an optional
+        # positional up at an option
+        words = extra[1:] if extra[:1] == ["--"] else extra
+        if len(words) == 1 and (words is not extra or not words[0].startswith("-")):
+            args.prompt, extra = words[0], []
+        elif extra == ["-"]:
+            args.prompt, extra = "-", []
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in CLIENT_COMMANDS:
@@ -764,7 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # SIGTERM and SIGHUP raised as one were lost, the client running on
                 signal.signal(signal.SIGINT, signal.default_int_handler)
             for signum in (signal.SIGTERM, signal.SIGHUP):
-                signal.signal(signum, _as_interrupt)
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # (nohup's is kept)
+                    signal.signal(signum, _as_interrupt)
         # an answer a stdout cannot encode (PYTHONIOENCODING=ascii) loses characters, not
         # the whole answer to a traceback once it is billed
         for stream in (sys.stdout, sys.stderr):

@@ -218,16 +218,27 @@ def test_run_json_prints_the_whole_result(daemon: Daemon) -> None:
     assert result["trace"]["attempts"][-1]["outcome"] == "success"
 
 
-@pytest.mark.parametrize("option_first", [False, True], ids=["", "option-before-prompt"])
+@pytest.mark.parametrize(
+    ("args", "prompt"),
+    [
+        (("Explain streaming", "--stream"), "Explain streaming"),
+        (("--stream", "Explain streaming"), "Explain streaming"),
+        (("--port", "{port}", "--stream", "--", "-x marks the spot"), "-x marks the spot"),
+    ],
+    ids=["", "option-before-prompt", "dashed-prompt"],
+)
 def test_run_stream_prints_the_answer_once_then_the_model(
-    daemon: Daemon, option_first: bool
+    daemon: Daemon, args: tuple[str, ...], prompt: str
 ) -> None:
-    """``run claude --stream PROMPT`` too (argparse took no prompt after an option)."""
-    args = ("--stream", "Explain streaming") if option_first else ("Explain streaming", "--stream")
-    done = daemon.run("run", "claude", *args)
+    """``run claude --stream PROMPT`` too (argparse took no prompt after an option), and a
+    prompt that looks like an option after ``--``."""
+    if "{port}" in args:  # (after `--` every word is the prompt's: the port goes first)
+        done = cli(daemon.home, "run", "claude", *(a.format(port=daemon.port) for a in args))
+    else:
+        done = daemon.run("run", "claude", *args)
     assert done.returncode == 0, done.stderr
     model = _answered_by(done.stderr)
-    answer = expected_answer(model, "Explain streaming", MAX_TOKENS)
+    answer = expected_answer(model, prompt, MAX_TOKENS)
     assert done.stdout == answer + "\n"  # streamed, once, alone
 
 

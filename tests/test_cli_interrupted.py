@@ -30,7 +30,9 @@ def slow_daemon(tmp_path: Path) -> Iterator[Daemon]:
         yield d
 
 
-def _client(daemon: Daemon, *args: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+def _client(
+    daemon: Daemon, *args: str, ignored: tuple[signal.Signals, ...] = ()
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLI, *args, "--port", str(daemon.port)],
         env=clean_env(daemon.home),
@@ -39,9 +41,9 @@ def _client(daemon: Daemon, *args: str, sigint_ignored: bool = False) -> subproc
         stderr=subprocess.PIPE,
         text=True,
         # as a script's `switchman run ... &` starts (a shell without job control has its
-        # background commands ignore SIGINT, and exec keeps that)
-        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-        if sigint_ignored
+        # background commands ignore SIGINT, and exec keeps that), or `nohup` (SIGHUP)
+        preexec_fn=(lambda: [signal.signal(s, signal.SIG_IGN) for s in ignored])
+        if ignored
         else None,
     )
 
@@ -128,7 +130,12 @@ def test_ctrl_c_or_a_stop_signal_says_which_job_runs_on_and_exits_128_plus_it(
     """Also when started in the background by a script (``switchman run ... &``, then
     ``kill $!``): SIGTERM and SIGHUP were lost there, the client running to its end."""
     run = _client(
-        slow_daemon, "run", "sim/sloth", "Interrupt me", *extra, sigint_ignored=background
+        slow_daemon,
+        "run",
+        "sim/sloth",
+        "Interrupt me",
+        *extra,
+        ignored=(signal.SIGINT,) if background else (),
     )
     try:
         (job_id,) = _running_jobs(slow_daemon, 1)
@@ -179,3 +186,20 @@ def test_polling_a_job_the_dead_daemon_left_says_why_on_stderr(tmp_path: Path) -
         f"job {job_id} failed: the daemon stopped while it ran (it was killed or crashed)"
     )
     assert json.loads(as_json.stdout)["reason"] == "interrupted"
+
+
+def test_a_client_started_under_nohup_keeps_ignoring_sighup(slow_daemon: Daemon) -> None:
+    """``nohup switchman watch &``: a closed terminal's SIGHUP stopped it all the same
+    (exit 129); it is ignored, as nohup asks, and SIGTERM still stops it."""
+    run = _client(slow_daemon, "run", "sim/sloth", "Keep going", ignored=(signal.SIGHUP,))
+    try:
+        _running_jobs(slow_daemon, 1)
+        time.sleep(1.0)
+        run.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert run.poll() is None, "SIGHUP stopped a client nohup started"
+        run.send_signal(signal.SIGTERM)
+        code, _, err = _ended(run)
+    finally:
+        _stop(run)
+    assert code == 128 + signal.SIGTERM, err

@@ -338,17 +338,25 @@ def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float |
     return clamp_hold(secs)
 
 
+#: how far a response's ``date`` may be from our clock and still be the clock it is on
+DATE_TRUSTED_S: Final = 86_400.0
+
+
 def _server_now(h: Mapping[str, str], wall_now: float) -> float:
     """The time a response was sent by the clock of the server that sent it (its
     ``date`` header), where it says: the clock its retry and reset times are on, so ours
     being off (an hour behind held a model an hour, ahead not at all) does not matter;
-    else ``wall_now``. A ``date`` set to the whole second reads up to a second early,
-    which errs toward holding a little longer."""
+    else ``wall_now``; also when it is more than ``DATE_TRUSTED_S`` from ours (1970, 2100:
+    a server's clock broken, whose dates held a model the whole cap, or not at all). A
+    ``date`` set to the whole second reads up to a second early, which errs toward
+    holding a little longer."""
     raw = h.get("date")
     if raw is None:
         return wall_now
     sent = _http_date(raw, wall_now=0.0)
-    return wall_now if sent is None or not math.isfinite(sent) else sent
+    if sent is None or not abs(sent - wall_now) <= DATE_TRUSTED_S:
+        return wall_now  # (a server's clock a day off is broken, not ours)
+    return sent
 
 
 def clamp_hold(seconds: float | None) -> float | None:

@@ -393,3 +393,13 @@ def test_a_retry_date_counts_from_the_responses_own_date(ours_off_by: float) -> 
 def test_an_unreadable_date_leaves_our_clock(date: str) -> None:
     headers = {"date": date, "retry-after": _http_date(30)}
     assert parse_retry_after(headers, wall_now=WALL) == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize(
+    "server_off_by", [-40 * 365 * 86_400.0, -2 * 86_400.0, 75 * 365 * 86_400.0]
+)
+def test_a_date_far_from_our_clock_is_the_servers_broken_clock(server_off_by: float) -> None:
+    """A ``date`` of 1970 or 2100 (a server's clock broken): held the model the whole cap,
+    or asked it again at once. Past a day from ours, our clock counts."""
+    headers = {"date": _http_date(server_off_by), "retry-after": _http_date(30)}
+    assert parse_retry_after(headers, wall_now=WALL) == pytest.approx(30.0)
