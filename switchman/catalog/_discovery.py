@@ -188,6 +188,15 @@ def with_discovered_models(config: Config, found: Mapping[str, Sequence[str]]) -
         for pulled in dict.fromkeys(names):
             alias = f"{prefix}/{_short(pulled)}"
             if alias in chain:
+                if models[alias].provider != name:  # (a box named "local" beside ollama)
+                    log.warning(
+                        "provider %s's model %s goes without a name: %s is the %s "
+                        "provider's; give the provider another name",
+                        name,
+                        pulled,
+                        alias,
+                        models[alias].provider,
+                    )
                 continue
             taken = config.models.get(alias)
             if taken is not None:  # the file's own entry under that name: kept as written

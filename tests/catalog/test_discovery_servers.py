@@ -163,3 +163,24 @@ def test_what_the_file_and_the_catalog_know_of_a_boxs_model() -> None:
     assert found.models["gpu/x:1b"].context_window == DEFAULT_CONTEXT_WINDOW
     assert found.routes["local"].chain == ("gpu/llama3.2", "gpu/mine", "gpu/x:1b")
     assert found.models["ollama/llama3.2"] == config.models["ollama/llama3.2"]
+
+
+def test_a_box_whose_names_are_another_s_is_told(caplog: pytest.LogCaptureFixture) -> None:
+    """A box named ``local`` beside the ``ollama`` provider: its models' names
+    (``local/<model>``) are the ``ollama`` provider's; it served nothing, without a word."""
+    config = config_from_dict(
+        {
+            "providers": {
+                "ollama": {"base_url": "http://127.0.0.1:9"},
+                "local": {"kind": "ollama", "base_url": "http://127.0.0.1:9"},
+            }
+        },
+        env={},
+    )
+    found = with_discovered_models(config, {"ollama": ["llama3.2"], "local": ["llama3.2"]})
+    assert found.models["local/llama3.2"].provider == "ollama"
+    told = [r.getMessage() for r in caplog.records if r.name == "switchman.discovery"]
+    assert told == [
+        "provider local's model llama3.2 goes without a name: local/llama3.2 is the ollama "
+        "provider's; give the provider another name"
+    ]
