@@ -338,7 +338,7 @@ def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float |
     return clamp_hold(secs)
 
 
-#: how far a response's ``date`` may be from our clock and still be the clock it is on
+#: how far a response's ``date`` may be from our clock before the two are weighed
 DATE_TRUSTED_S: Final = 86_400.0
 
 
@@ -346,17 +346,39 @@ def _server_now(h: Mapping[str, str], wall_now: float) -> float:
     """The time a response was sent by the clock of the server that sent it (its
     ``date`` header), where it says: the clock its retry and reset times are on, so ours
     being off (an hour behind held a model an hour, ahead not at all) does not matter;
-    else ``wall_now``; also when it is more than ``DATE_TRUSTED_S`` from ours (1970, 2100:
-    a server's clock broken, whose dates held a model the whole cap, or not at all). A
-    ``date`` set to the whole second reads up to a second early, which errs toward
-    holding a little longer."""
+    else ``wall_now``. When the two are more than ``DATE_TRUSTED_S`` apart, one clock is
+    broken, and a time the response carries (a retry date, a reset's timestamp) says
+    which: the clock it is near (a ``date`` of 1970 beside a retry date on the true clock
+    is the proxy's broken stamp; a server's clock days off stamps both). A ``date`` set
+    to the whole second reads up to a second early, which errs toward holding longer."""
     raw = h.get("date")
     if raw is None:
         return wall_now
     sent = _http_date(raw, wall_now=0.0)
-    if sent is None or not abs(sent - wall_now) <= DATE_TRUSTED_S:
-        return wall_now  # (a server's clock a day off is broken, not ours)
+    if sent is None or not math.isfinite(sent):
+        return wall_now
+    if abs(sent - wall_now) <= DATE_TRUSTED_S:
+        return sent
+    said = _said_time(h)
+    if said is not None and abs(said - wall_now) < abs(said - sent):
+        return wall_now
     return sent
+
+
+def _said_time(h: Mapping[str, str]) -> float | None:
+    """A point in time a response's headers name (Unix seconds): its retry date, else a
+    reset given as a timestamp; None when they give only durations."""
+    raw = h.get("retry-after")
+    if raw is not None and _decimal(raw) is None:
+        when = _http_date(raw, wall_now=0.0)
+        if when is not None and math.isfinite(when):
+            return when
+    for name, value in h.items():
+        if name.endswith("-reset") and go_duration(value.strip()) is None:
+            when = _reset_seconds(value, wall_now=0.0)
+            if when is not None and _EPOCH_THRESHOLD < when < math.inf:
+                return when
+    return None
 
 
 def clamp_hold(seconds: float | None) -> float | None:

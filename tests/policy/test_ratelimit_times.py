@@ -395,11 +395,39 @@ def test_an_unreadable_date_leaves_our_clock(date: str) -> None:
     assert parse_retry_after(headers, wall_now=WALL) == pytest.approx(30.0)
 
 
+DAYS = 86_400.0
+
+
 @pytest.mark.parametrize(
-    "server_off_by", [-40 * 365 * 86_400.0, -2 * 86_400.0, 75 * 365 * 86_400.0]
+    ("server_off_by", "ours_off_by", "retry_on_servers_clock"),
+    [
+        (-40 * 365 * DAYS, 0.0, False),  # a proxy's `date` of 1970, the retry on true time
+        (75 * 365 * DAYS, 0.0, False),  # one of 2100
+        (-2 * DAYS, 0.0, True),  # a server's clock two days behind stamps both
+        (2 * DAYS, 0.0, True),
+        (-40 * 365 * DAYS, 0.0, True),  # one at 1970 stamps both
+        (0.0, -2 * DAYS, True),  # ours two days off (a VM resumed)
+        (0.0, 2 * DAYS, True),
+    ],
 )
-def test_a_date_far_from_our_clock_is_the_servers_broken_clock(server_off_by: float) -> None:
-    """A ``date`` of 1970 or 2100 (a server's clock broken): held the model the whole cap,
-    or asked it again at once. Past a day from ours, our clock counts."""
-    headers = {"date": _http_date(server_off_by), "retry-after": _http_date(30)}
-    assert parse_retry_after(headers, wall_now=WALL) == pytest.approx(30.0)
+def test_clocks_days_apart_are_weighed_by_the_time_the_response_names(
+    server_off_by: float, ours_off_by: float, retry_on_servers_clock: bool
+) -> None:
+    """A ``date`` days from our clock: one of the two clocks is broken, and the retry
+    date says which (the clock it is near). Whichever it is, the hold is what the server
+    meant: 30 s. The first rule (a far ``date`` ignored) held a model the whole cap, or not
+    at all, when a server's clock was days off, or ours was."""
+    retry_at = server_off_by + 30 if retry_on_servers_clock else 30
+    headers = {"date": _http_date(server_off_by), "retry-after": _http_date(retry_at)}
+    assert parse_retry_after(headers, wall_now=WALL + ours_off_by) == pytest.approx(30.0)
+    resets = {
+        "date": _http_date(server_off_by),
+        "anthropic-ratelimit-requests-remaining": "0",
+        "anthropic-ratelimit-requests-reset": _iso(
+            server_off_by + 45 if retry_on_servers_clock else 45
+        ),
+    }
+    b = rate_observe(
+        new_budget(None, None, 100.0), 100.0, resets, wall_now=WALL + ours_off_by, status=200
+    )
+    assert rate_blocked_until(b, 100.0) - 100.0 == pytest.approx(45.0)
