@@ -209,7 +209,7 @@ def with_discovered_models(config: Config, found: Mapping[str, Sequence[str]]) -
         providers[name] = attrs.evolve(provider, disabled_reason=None)
     old = config.routes.get(LOCAL)
     routes: Mapping[str, RouteSpec] = config.routes
-    if old is None or not _written(old, config):
+    if old is None or not _written(old):
         routes = {
             **config.routes,
             LOCAL: RouteSpec(
@@ -234,28 +234,12 @@ def with_discovered_models(config: Config, found: Mapping[str, Sequence[str]]) -
     )
 
 
-def _written(route: RouteSpec, config: Config) -> bool:
-    """Whether ``route`` (the ``local`` one) is the file's own: not the catalog's (its
-    Ollama models, or the simulator's stand-ins for them) nor one discovery made."""
-    builtin = builtin_catalog().routes.get(LOCAL)
-    if builtin is not None and tuple(route.chain) == tuple(builtin.chain):
-        return False
-    models = [config.models.get(alias) for alias in route.chain]
-    kinds = {
-        config.providers[m.provider].kind if m.provider in config.providers else ""
-        for m in models
-        if m is not None
-    }
-    return not (
-        kinds <= {"sim"}
-        or (
-            kinds <= {"ollama"}
-            and all(
-                m is not None and m.trust_tier == "untrusted" and LOCAL in m.capabilities
-                for m in models
-            )
-        )
-    )
+def _written(route: RouteSpec) -> bool:
+    """Whether ``route`` (the ``local`` one) is the configuration's own: not the catalog's
+    (its Ollama models, or the simulator's stand-ins for them), which discovery replaces."""
+    catalog = builtin_catalog()
+    chains = [r.chain for r in (catalog.routes.get(LOCAL), catalog.sim_routes.get(LOCAL)) if r]
+    return tuple(route.chain) not in [tuple(c) for c in chains]
 
 
 def _local_model(

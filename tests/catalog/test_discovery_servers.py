@@ -119,14 +119,19 @@ async def test_a_local_route_the_file_writes_is_kept(
             "openai": {},
         }
     }
-    written = config_from_dict(
-        {**tables, "routes": {"local": {"chain": ["openai/gpt-5.4-mini"]}}},
-        env={"OPENAI_API_KEY": "sk-test-0123456789"},
-    )
-    with trio.fail_after(2):
-        found = await discover_local_models(written)
-    assert found.routes["local"] == written.routes["local"]
-    assert "gpu/healthy" in found.models and "local/healthy" in found.models
+    for chain in (
+        ["openai/gpt-5.4-mini"],
+        ["ollama/llama3.2"],  # the catalog's models, one of them or in another order
+        ["ollama/qwen3:8b", "ollama/llama3.2"],
+    ):
+        written = config_from_dict(
+            {**tables, "routes": {"local": {"chain": chain}}},
+            env={"OPENAI_API_KEY": "sk-test-0123456789"},
+        )
+        with trio.fail_after(2):
+            found = await discover_local_models(written)
+        assert found.routes["local"] == written.routes["local"], chain
+        assert "gpu/healthy" in found.models and "local/healthy" in found.models
     catalogs = config_from_dict(tables, env={"OPENAI_API_KEY": "sk-test-0123456789"})
     with trio.fail_after(2):
         found = await discover_local_models(catalogs)
