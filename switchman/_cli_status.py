@@ -101,14 +101,19 @@ def providers(args: argparse.Namespace) -> int:
             continue
         # (a key that is not an admin is not shown calls in flight: say nothing then)
         busy = f"  in flight {p['in_flight']}" if "in_flight" in p else ""
-        print(f"{p['name']:<12} {p.get('kind', ''):<10} enabled{busy}")
-        for m in p.get("models", ()):
+        models = p.get("models", ())
+        serving = [m for m in models if m.get("enabled", True)]
+        none = "  serves no model" if not serving else ""
+        print(f"{p['name']:<12} {p.get('kind', ''):<10} enabled{busy}{none}")
+        for m in serving:
             held = m.get("rate_limited_for_s") or 0.0
             limited = f"  rate limited {held:.1f}s more" if held > 0 else ""
             if m.get("held_out"):
                 limited += f"  held out {m.get('held_for_s') or 0:.0f}s more: {m['held_out']}"
             seed = {True: "  seed", False: "  no seed"}.get(m.get("supports_seed"), "")
             print(f"    {m['alias']:<32} breaker {m.get('breaker', '?'):<9}{seed}{limited}")
+        if len(serving) < len(models):  # turned off (in the file, or not pulled by Ollama)
+            print(f"    ({_count(len(models) - len(serving), 'model')} off)")
     return EXIT_OK
 
 

@@ -283,6 +283,21 @@ def test_a_job_left_running_is_polled_and_listed(daemon: Daemon) -> None:
     assert row.endswith("(no_eligible_model)"), row
 
 
+def test_providers_leaves_a_model_turned_off_out_of_those_that_answer(tmp_path: Path) -> None:
+    """A model turned off (in the file; an Ollama model not pulled) was listed with its
+    breaker as if it could answer; it is counted apart."""
+    config = tmp_path / "switchman.toml"
+    config.write_text(
+        '[[models]]\nalias = "sim/resting"\nprovider = "sim"\nmodel_id = "resting"\n'
+        "enabled = false\n"
+    )
+    with serving(tmp_path, tmp_path / "jobs.db", "--config", str(config)) as d:
+        out = d.run("providers").stdout
+    assert "sim/resting" not in out
+    assert re.search(r"^    sim/balanced +breaker closed", out, re.M)
+    assert re.search(r"^    \(1 model off\)$", out, re.M), out
+
+
 def test_health_and_providers(daemon: Daemon) -> None:
     health = daemon.run("health")
     assert health.returncode == 0, health.stderr
