@@ -119,3 +119,19 @@ def url_host(host: str) -> str:
     """``host`` as it goes into a URL or ``host:port``: an IPv6 address in brackets."""
     host = unbracketed(host)
     return f"[{host}]" if ":" in host else host
+
+
+def prompt_after_option(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """``run``'s prompt where argparse left it unread (what it returns stays unread):
+    ``run auto --stream "prompt"``, or ``-- "-x"``; argparse gives an optional positional
+    up at an option."""
+    if args.prompt is not None:
+        return extra
+    words = extra[1:] if extra[:1] == ["--"] else extra
+    if len(words) == 1 and (words is not extra or not words[0].startswith("-")):
+        args.prompt = words[0]
+        return []
+    if extra == ["-"]:
+        args.prompt = "-"
+        return []
+    return extra

@@ -36,6 +36,7 @@ from switchman._cli_args import (
     host_problem,
     latency_arg,
     port_arg,
+    prompt_after_option,
     unbracketed,
     url_host,
     wait_arg,
@@ -747,14 +748,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the variables are read once parsed: --help prints whatever they hold
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "run" and args.prompt is None:
-        # `run auto --stream "prompt"` (or `-- "-x"`): argparse gives an optional
-        # positional up at an option
-        words = extra[1:] if extra[:1] == ["--"] else extra
-        if len(words) == 1 and (words is not extra or not words[0].startswith("-")):
-            args.prompt, extra = words[0], []
-        elif extra == ["-"]:
-            args.prompt, extra = "-", []
+    if args.command == "run":
+        extra = prompt_after_option(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in CLIENT_COMMANDS:
