@@ -53,7 +53,7 @@ from switchman.adapters._base import (
     StreamParser,
     TextDelta,
 )
-from switchman.adapters._pool import LeanPool, LeanTransport, SentTwice
+from switchman.adapters._pool import LeanPool, LeanTransport, SentTwice, system_ssl_context
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
 from switchman.catalog._credentials import header_credentials
 from switchman.catalog._spec import ProviderSpec
@@ -97,6 +97,7 @@ def make_client(provider: ProviderSpec) -> httpx.AsyncClient:
         ),
         limits=limits,
         follow_redirects=False,
+        verify=system_ssl_context(),
     )
     if proxy_variables():
         # a proxy in the environment: httpx's own transports, which honour it and NO_PROXY

@@ -25,6 +25,7 @@ import trio
 
 from switchman.adapters._http import proxied_client, proxy_variables
 from switchman.adapters._ollama import DEFAULT_BASE_URL, list_ollama_models
+from switchman.adapters._pool import system_ssl_context
 from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._config import NOT_DETECTED, api_key
 from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
@@ -45,7 +46,9 @@ log = logging.getLogger("switchman.discovery")
 
 def _default_client() -> httpx.AsyncClient:
     settings: dict[str, Any] = dict(
-        timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S), follow_redirects=False
+        timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S),
+        follow_redirects=False,
+        verify=system_ssl_context(),
     )
     if proxy_variables():  # (one httpx cannot use: asked directly, with a warning)
         client = proxied_client("Ollama discovery", **settings)
