@@ -600,8 +600,12 @@ async def _opened(db: _Db, store: JobStore, *, last_try_s: float) -> AsyncIterat
     try:
         background = trio.CancelScope()
         async with trio.open_nursery() as nursery:
-            await nursery.start(store._serve)
             try:
+                # (started without ``nursery.start`` and inside the ``try`` that closes its
+                # queue: cancelled as it started, the writer stayed in ``start``'s own
+                # nursery, shielded, draining a queue nothing would close: the open hung
+                # for good, Ctrl-C included)
+                nursery.start_soon(store._serve)
                 try:
                     await store.fail_unfinished("interrupted")
                     await store.prune()
