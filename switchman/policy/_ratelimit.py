@@ -306,7 +306,7 @@ def rate_observe(
     if outputs is not None:
         cur = attrs.evolve(cur, provider_output=outputs)
     if status == 429:
-        wait = parse_retry_after(h, wall_now=wall_now)
+        wait = _retry_wait(h, wall_now)  # (``wall_now`` is the server's clock by now)
         if wait is None:
             wait = clamp_hold(retry_after)
         if wait is None:
@@ -325,6 +325,11 @@ def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float |
     words, a date no calendar has). Any text: this never raises.
     """
     h = _lower(headers)
+    return _retry_wait(h, _server_now(h, wall_now))
+
+
+def _retry_wait(h: Mapping[str, str], server_now: float) -> float | None:
+    """``parse_retry_after`` of lower-cased headers, a date counted from ``server_now``."""
     raw_ms = h.get("retry-after-ms")
     ms = _decimal(raw_ms) if raw_ms is not None else None
     if ms is not None:
@@ -334,7 +339,7 @@ def parse_retry_after(headers: Mapping[str, str], *, wall_now: float) -> float |
         return None
     secs = _decimal(raw)
     if secs is None:
-        secs = _http_date(raw, wall_now=_server_now(h, wall_now))
+        secs = _http_date(raw, wall_now=server_now)
     return clamp_hold(secs)
 
 
@@ -354,15 +359,15 @@ def _server_now(h: Mapping[str, str], wall_now: float) -> float:
     raw = h.get("date")
     if raw is None:
         return wall_now
+    said = _said_time(h)
+    if said is None:  # (only durations to read: the date is not parsed, on every answer)
+        return wall_now
     sent = _http_date(raw, wall_now=0.0)
     if sent is None or not math.isfinite(sent):
         return wall_now
-    if abs(sent - wall_now) <= DATE_TRUSTED_S:
+    if abs(sent - wall_now) <= DATE_TRUSTED_S or abs(said - sent) <= abs(said - wall_now):
         return sent
-    said = _said_time(h)
-    if said is not None and abs(said - wall_now) < abs(said - sent):
-        return wall_now
-    return sent
+    return wall_now
 
 
 def _said_time(h: Mapping[str, str]) -> float | None:
@@ -374,9 +379,15 @@ def _said_time(h: Mapping[str, str]) -> float | None:
         if when is not None and math.isfinite(when):
             return when
     for name, value in h.items():
-        if name.endswith("-reset") and go_duration(value.strip()) is None:
-            when = _reset_seconds(value, wall_now=0.0)
-            if when is not None and _EPOCH_THRESHOLD < when < math.inf:
+        if not name.endswith("-reset"):
+            continue
+        plain = _decimal(value.strip())
+        if plain is not None:  # (seconds from now, or Unix seconds past the threshold)
+            if _EPOCH_THRESHOLD < plain < math.inf:
+                return plain
+        elif go_duration(value.strip()) is None:
+            when = _iso_time(value.strip(), wall_now=0.0)
+            if when is not None and math.isfinite(when):
                 return when
     return None
 
