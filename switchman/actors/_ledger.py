@@ -77,10 +77,9 @@ def limits_from_config(config: Config) -> tuple[Limit, ...]:
     return tuple(out)
 
 
-def _pruned(ledger: Ledger, seen: dict[str, float], wall_now: float) -> Ledger:
+def _pruned(ledger: Ledger, seen: dict[str, float], wall_now: float, clock: float) -> Ledger:
     """``ledger`` without the windows that surely ended (``prune``); ``seen`` (window key:
-    when first current, on trio's clock) gains the current windows and loses the rest."""
-    clock = trio.current_time()
+    when first current, on trio's ``clock``) gains the current windows and loses the rest."""
     for period in PERIODS:
         seen.setdefault(window_key(period, wall_now), clock)
     for key, since in list(seen.items()):
@@ -122,10 +121,10 @@ async def run_ledger(
     task_status.started()
     async for msg in inbox:
         now = wall()
-        if math.floor(now / 3600.0) != hour or trio.current_time() >= prune_at:
-            ledger = _pruned(ledger, seen, now)
-            hour = math.floor(now / 3600.0)
-            prune_at = trio.current_time() + 3600.0
+        if (this_hour := math.floor(now / 3600.0)) != hour or trio.current_time() >= prune_at:
+            clock = trio.current_time()
+            ledger = _pruned(ledger, seen, now, clock)
+            hour, prune_at = this_hour, clock + 3600.0
         match msg:
             case Reserve(
                 id=rid, scopes=scopes, amount_usd=amount, reply_to=reply, owner=owner, attempt=n

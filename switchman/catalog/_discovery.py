@@ -92,8 +92,8 @@ async def discover_local_models(
     merely "not detected" and not in ``skip``, at once, with one client from
     ``client_factory`` (closed here), bounded by ``timeout_s`` overall; ``env`` (default
     ``os.environ``) holds their keys. No answer, an error or an empty list leaves that
-    provider as it was (and a provider other than ``ollama`` that then serves no model is
-    warned of); none found: ``config`` unchanged. Cancelled midway, the requests are
+    provider as it was (one the file configures is warned of, with why); none found:
+    ``config`` unchanged. Cancelled midway, the requests are
     abandoned, the client closed and ``trio.Cancelled`` propagates.
     """
     asked = [p for name, p in config.providers.items() if name not in skip and _asked(p)]
