@@ -404,7 +404,13 @@ class Gateway:
         try:
             return await self.runner.submit(call, owner=principal.owner, **kw)
         except Draining:
-            raise HttpError(503, "shutting_down", "the gateway is shutting down") from None
+            # another instance (or this one restarted) may take it in a moment
+            raise HttpError(
+                503,
+                "shutting_down",
+                "the gateway is shutting down; retry shortly",
+                headers=[(b"retry-after", b"1")],
+            ) from None
         except Overloaded as full:
             message = full.said or "too many calls in flight; retry shortly"
             if full.owner_full is not None:

@@ -479,8 +479,9 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     "422": _error("invalid fields or ?wait, each named in details"),
                     **_RATE_LIMITED,
                     "503": _error(
-                        "shutting_down, overloaded (too many calls in flight; retry-after),"
-                        " or store_unavailable (the job store cannot be written; retry-after)",
+                        "shutting_down (retry-after), overloaded (too many calls in flight;"
+                        " retry-after), or store_unavailable (the job store cannot be written;"
+                        " retry-after)",
                         "retry-after",
                     ),
                     **_AUTH_ERRORS,

@@ -46,6 +46,8 @@ async def test_health_and_new_calls_answer_503_while_jobs_drain_then_it_stops_li
             assert health.status_code == 503 and health.json()["status"] == "draining"
             assert refused.status_code == 503
             assert refused.json()["error"]["code"] == "shutting_down"
+            # a client (the openai SDK among them) waits a moment and tries again
+            assert refused.headers["retry-after"] == "1"
             assert polled.status_code == 200 and polled.json()["status"] == "complete"
             await stopped.wait()
             # drained: now the listener is closed
