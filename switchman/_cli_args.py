@@ -135,3 +135,12 @@ def prompt_after_option(args: argparse.Namespace, extra: list[str]) -> list[str]
         args.prompt = "-"
         return []
     return extra
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``parser`` itself if it has none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices.get(command, parser)
+            return found
+    return parser

@@ -31,6 +31,7 @@ import httpx
 from switchman._call import INTENTS
 from switchman._cli_args import (
     MAX_WAIT_S,
+    command_parser,
     count_arg,
     host_arg,
     host_problem,
@@ -750,8 +751,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "run":
         extra = prompt_after_option(args, extra)
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # told with the command's own usage, as its missing arguments are
+        command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in CLIENT_COMMANDS:
         with contextlib.suppress(ValueError):  # (``main`` run outside the main thread)
             if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:

@@ -998,3 +998,25 @@ def test_connections_their_clients_closed_are_let_go_at_once(tmp_path: Path) -> 
         while (held := len(list(fds.iterdir()))) > before + 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert held <= before + 2, (before, held)
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        (["run", "fast", "hi", "--bogus"], "usage: switchman run "),
+        (["jobs", "--zz"], "usage: switchman jobs "),
+        (["serve", "extra"], "usage: switchman serve "),
+    ],
+    ids=["run", "jobs", "serve"],
+)
+def test_an_unknown_argument_is_told_with_its_commands_usage(
+    capsys: pytest.CaptureFixture[str], argv: list[str], usage: str
+) -> None:
+    from switchman.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage), err
+    assert f"switchman {argv[0]}: error: unrecognized arguments: {argv[-1]}" in err
