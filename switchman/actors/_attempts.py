@@ -203,6 +203,10 @@ async def run_attempts(
             deadline=run.deadline,
             rng=env.rng,
             content_fallback=content_fallback(env.config, run.call),
+            nothing_else=not any(
+                (m.provider, m.model_id) not in left and (m.provider, m.model_id) != upstream
+                for m in candidates[i + 1 :]
+            ),
         )
         if isinstance(outcome, Refused) and run.sent_raw and decision.action == "switch":
             # (the caller has its text: another model would finish what a refusal stopped)

@@ -22,6 +22,11 @@ Rules:
   so the calls a 429 turned away do not all come back at the same instant, its reset.)
 * Everything else (refusals, context length, auth, bad request, timeouts, broken
   streams, bad replies): switch. A silent or cut provider is never retried.
+* A stream an error event broke after its text began (``StreamBroken`` with a
+  ``cause``), when no other model is left to continue it (``nothing_else``): decided as
+  its cause would be (an overload or a server error once, after a backoff; a rate limit
+  after its short retry-after), so a call naming one model is continued by it rather
+  than failed on a passing overload. With another model left, that one continues it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from switchman._errors import (
     ProviderError,
     RateLimited,
     Refused,
+    StreamBroken,
     UpstreamError,
 )
 
@@ -86,6 +92,7 @@ def decide_after_failure(
     deadline: float,
     rng: random.Random,
     content_fallback: bool = False,
+    nothing_else: bool = False,
     max_wait_s: float = 5.0,
     backoff_base_s: float = 0.25,
     backoff_cap_s: float = 2.0,
@@ -97,8 +104,23 @@ def decide_after_failure(
     is only offered when its wait ends strictly before it. ``backoff_base_s`` /
     ``backoff_cap_s`` shape the jittered backoff of transient errors, which is
     never below ``MIN_RETRY_GAP_S`` (with the defaults the first retry waits
-    exactly that floor, since its jitter ceiling is 0.25 s).
+    exactly that floor, since its jitter ceiling is 0.25 s). ``nothing_else``: no other
+    model is left to try (see the module's rules on broken streams).
     """
+    cause = error.cause if isinstance(error, StreamBroken) else None
+    if nothing_else and isinstance(cause, UpstreamError | RateLimited):
+        again = decide_after_failure(
+            cause,
+            attempts_on_model=attempts_on_model,
+            now=now,
+            deadline=deadline,
+            rng=rng,
+            max_wait_s=max_wait_s,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
+        )
+        if again.action == "retry":
+            return attrs.evolve(again, reason=f"stream broken by {again.reason}")
     if isinstance(error, ContentRejected):
         if content_fallback:
             return RetryDecision(action="switch", reason="request rejected for its content")

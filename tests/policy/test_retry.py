@@ -119,6 +119,47 @@ def test_never_retried_on_same_model(error: ProviderError, attempts: int) -> Non
     assert d.reason
 
 
+def _broken_by(cause: ProviderError | None) -> StreamBroken:
+    broken = StreamBroken("stream failed after output began")
+    broken.cause = cause
+    return broken
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [UpstreamError("Overloaded", status=529), RateLimited("slow down", retry_after=1.0)],
+    ids=["overloaded", "rate limited"],
+)
+def test_a_broken_stream_with_nothing_else_left_is_decided_as_its_cause(
+    cause: ProviderError,
+) -> None:
+    broken = _broken_by(cause)
+    alone = _decide(broken, nothing_else=True)
+    assert alone.action == "retry" and alone.delay_s >= 0.25
+    assert alone.reason.startswith("stream broken by ")
+    # another model left: it continues the answer at once
+    assert _decide(broken).action == "switch"
+    # once only, and never past the deadline
+    assert _decide(broken, nothing_else=True, attempts=2).action == "switch"
+    assert _decide(broken, nothing_else=True, deadline=100.1).action == "switch"
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        None,  # cut or stalled: no word from the provider
+        UpstreamError("down", status=503, should_retry=False),
+        RateLimited("slow down", retry_after=60.0),
+        BadRequest("bad", status=400),
+    ],
+    ids=["no cause", "should not retry", "long retry-after", "bad request"],
+)
+def test_a_broken_stream_is_not_retried_when_its_cause_would_not_be(
+    cause: ProviderError | None,
+) -> None:
+    assert _decide(_broken_by(cause), nothing_else=True).action == "switch"
+
+
 # -- rate limits --------------------------------------------------------------
 
 
