@@ -4,6 +4,7 @@ every path that writes them. Real SQLite files."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -191,4 +192,6 @@ async def test_a_wall_clock_stepped_ahead_does_not_age_the_jobs_it_finished(
         assert await store.prune() == 2  # eight: old by both clocks
     told = [r for r in caplog.records if "ahead of the time that passed" in r.getMessage()]
     assert len(told) == 1, told
-    assert told[0].getMessage().startswith("the wall clock is 3456000 s ahead")
+    # (about forty days: trio's mock clock may jump ahead while SQLite's thread works)
+    ahead = re.match(r"the wall clock is (\d+) s ahead", told[0].getMessage())
+    assert ahead is not None and abs(int(ahead[1]) - 40 * 86_400) <= 60, told[0].getMessage()
