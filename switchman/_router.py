@@ -54,6 +54,7 @@ from switchman.actors._board import (
 from switchman.actors._dispatcher import STOPPED, run_dispatcher
 from switchman.actors._env import DispatchEnv
 from switchman.actors._hub import Subscription, TraceHub, run_trace_hub
+from switchman.actors._learned import upstreams
 from switchman.actors._ledger import limited_scopes, limits_from_config, run_ledger
 from switchman.actors._messages import (
     CancelCall,
@@ -70,6 +71,7 @@ from switchman.actors._persister import (
     LedgerTap,
     Persistence,
     bill_interrupted,
+    learned_for,
     load_state,
     run_persister,
     tell_unclaimed,
@@ -381,35 +383,39 @@ class Router:
     async def spend(self, scope: str = "global") -> dict[str, float]:
         """USD spent in the current hour, day and month for ``scope``: ``"global"``,
         ``"provider:NAME"`` or ``"caller:HANDLE"`` (``ValidationError`` for anything else,
-        or a provider the configuration does not have; ``RouterClosed`` once the router is
-        closed). A caller's spend is kept for a gateway key's handle or a handle a budget
-        names; any other handle reads zero (it is the caller's own word)."""
+        or a provider the configuration does not have and that spent nothing this month;
+        ``RouterClosed`` once the router is closed). A caller's spend is kept for a gateway
+        key's handle or a handle a budget names; any other handle reads zero (it is the
+        caller's own word)."""
         self._here()
         if self._closed:
             raise RouterClosed()
         kind, _, name = scope.partition(":")
-        if not (
-            scope == "global"
-            or (kind == "provider" and name in self.config.providers)
-            or (kind == "caller" and name)
-        ):
-            raise ValidationError(
-                [
-                    FieldError(
-                        "scope",
-                        f"{scope!r} is not a budget scope: use global, provider:NAME "
-                        f"(one of {', '.join(self.config.providers)}) or caller:HANDLE",
-                    )
-                ]
-            )
+        gone = kind == "provider" and bool(name) and name not in self.config.providers
+        if not (scope == "global" or (kind in ("provider", "caller") and name)):
+            raise self._not_a_scope(scope)
         send, receive = trio.open_memory_channel[dict[str, float]](1)
         async with receive:
             # through the dispatcher: it first hands the ledger the spend it has tracked
             try:
                 await self._dispatch.send(SpendQuery(scope=scope, reply_to=send))
-                return await receive.receive()
+                spent = await receive.receive()
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.EndOfChannel):
                 raise self._gone() from None
+        if gone and not any(spent.values()):  # (one removed since still shows its spend)
+            raise self._not_a_scope(scope)
+        return spent
+
+    def _not_a_scope(self, scope: str) -> ValidationError:
+        return ValidationError(
+            [
+                FieldError(
+                    "scope",
+                    f"{scope!r} is not a budget scope: use global, provider:NAME "
+                    f"(one of {', '.join(self.config.providers)}) or caller:HANDLE",
+                )
+            ]
+        )
 
     def _gone(self) -> SwitchmanError:
         """Why a query the dispatcher took went unanswered: the router closed (its inbox
@@ -539,8 +545,13 @@ async def run_router(
     config = await discover_local_models(config, env=env, skip=clients or ())
     initial_ledger: Ledger | None = None
     initial_stats: dict[tuple[str, str], ModelStats] = {}
+    kept_stats: dict[tuple[str, str], ModelStats] = {}  # of models the config leaves out
+    learned_models = upstreams(config)  # the model each alias's statistics are of
     if store is not None:
-        initial_ledger, initial_stats, held = await load_state(store)
+        initial_ledger, stored_stats, stored_models, held = await load_state(store)
+        placed = learned_for(config, stored_stats, stored_models)
+        initial_stats, kept_stats = placed.stats, placed.kept
+        learned_models.update(placed.kept_upstreams)
         if initial_ledger is not None:
             tell_unclaimed(initial_ledger, config)
         if held and isinstance(store, BillsInterrupted):
@@ -646,7 +657,11 @@ async def run_router(
                         tap,
                         # what was learned about models not running this time (their
                         # provider has no key today, or they left the config for now)
-                        kept={k: v for k, v in initial_stats.items() if k[0] not in running},
+                        kept={
+                            **kept_stats,
+                            **{k: v for k, v in initial_stats.items() if k[0] not in running},
+                        },
+                        upstreams=learned_models,
                     ),
                     shutdown_s=0.0,
                 )

@@ -21,6 +21,7 @@ import trio
 from switchman._convert import to_jsonable
 from switchman._result import ErrorInfo, Result
 from switchman.actors._board import StatusBoard
+from switchman.actors._learned import Placed, place_learned, upstreams
 from switchman.catalog import Config
 from switchman.policy._budget import (
     Held,
@@ -140,16 +141,35 @@ class LedgerTap:
 
 
 def stats_to_json(
-    stats: Mapping[tuple[str, str], ModelStats], *, now: float, wall_now: float
+    stats: Mapping[tuple[str, str], ModelStats],
+    *,
+    now: float,
+    wall_now: float,
+    upstreams: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Statistics as stored: ``updated_at`` is on trio's clock, whose origin differs in
-    every process, so each one is stored as the wall-clock time it stands for."""
+    every process, so each one is stored as the wall-clock time it stands for; each row
+    with the model its alias names (``upstreams``: ``provider/model_id``), so that a
+    config that gives the alias to another model does not hand it this one's record."""
     out: dict[str, Any] = {}
     for (alias, intent), st in stats.items():
         row = attrs.asdict(st)
         row["updated_at"] = wall_now - (now - st.updated_at)
         row["clock"] = "wall"
+        if upstreams is not None and alias in upstreams:
+            row["upstream"] = upstreams[alias]
         out[f"{alias}\t{intent}"] = row
+    return out
+
+
+def stored_upstreams(data: Mapping[str, Any]) -> dict[str, str]:
+    """The model each alias of stored statistics named when they were saved (rows of an
+    older store name none)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        upstream = value.get("upstream") if isinstance(value, Mapping) else None
+        if isinstance(upstream, str):
+            out[key.partition("\t")[0]] = upstream
     return out
 
 
@@ -163,6 +183,7 @@ def stats_from_json(
         alias, _, intent = key.partition("\t")
         try:
             fields = dict(value)
+            fields.pop("upstream", None)
             wall = fields.pop("clock", None) == "wall"
             age = max(0.0, wall_now - float(fields["updated_at"])) if wall else 0.0
             fields["updated_at"] = now - age
@@ -174,9 +195,10 @@ def stats_from_json(
 
 async def load_state(
     store: Persistence,
-) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats], dict[str, Held]]:
-    """Spend and statistics from the last run (empty when none or unreadable), and what the
-    attempts in flight when it stopped held, by the job each was for (``held_by_owner``)."""
+) -> tuple[Ledger | None, dict[tuple[str, str], ModelStats], dict[str, str], dict[str, Held]]:
+    """Spend and statistics from the last run (empty when none or unreadable), the model
+    each alias of those statistics named (``stored_upstreams``), and what the attempts in
+    flight when it stopped held, by the job each was for (``held_by_owner``)."""
     ledger: Ledger | None = None
     held: dict[str, Held] = {}
     try:
@@ -198,7 +220,7 @@ async def load_state(
         log.warning("stored spend unreadable, starting from zero: %s", exc)
     stored = await store.load_stats()
     stats = stats_from_json(stored, now=trio.current_time(), wall_now=time.time())
-    return ledger, stats, held
+    return ledger, stats, stored_upstreams(stored), held
 
 
 async def _settled_by_results(store: ReadsJobs, spend: Mapping[str, Any]) -> dict[str, Any]:
@@ -253,6 +275,7 @@ async def run_persister(
     spend_delay_s: float = 0.05,
     retry_s: float = 1.0,
     kept: Mapping[tuple[str, str], ModelStats] | None = None,
+    upstreams: Mapping[str, str] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Save spend ``spend_delay_s`` after it changes (settles that close together share one
@@ -264,6 +287,7 @@ async def run_persister(
     saved first (``LedgerTap.wait_saved``, which has it saved at once).
     ``kept``: statistics of models that are not running now, saved along unchanged, so a
     run without a provider (its key unset for a day) does not forget what was learned.
+    ``upstreams``: the model each alias names (``stats_to_json``), those of ``kept`` too.
 
     A save that fails (the store refuses it, ``STORE_ERRORS``: its disk full, its lock
     held; or a bug, logged with its traceback) is logged once per streak of failures (and
@@ -319,7 +343,8 @@ async def run_persister(
         await flush_spend()
         stats = all_stats()
         if stats != saved_stats:
-            data = stats_to_json(stats, now=trio.current_time(), wall_now=time.time())
+            now, wall_now = trio.current_time(), time.time()
+            data = stats_to_json(stats, now=now, wall_now=wall_now, upstreams=upstreams)
             if await saved("learned statistics", lambda: store.save_stats(data)):
                 saved_stats = stats
 
@@ -389,13 +414,25 @@ async def bill_interrupted(
 
 
 def tell_unclaimed(ledger: Ledger, config: Config) -> None:
-    """Log the spend this month of handles no gateway key or caller budget names now: a
-    handle renamed in the config starts its budgets from zero under its new name."""
+    """Log the spend this month of handles no gateway key or caller budget names now, and
+    of providers the config no longer has: renamed in the config, they start their budgets
+    from zero under the new name."""
     claimed = frozenset(
         [f"caller:{k.handle}" for k in config.keys]
         + [f"caller:{h}" for h in config.budgets.callers]
+        + [f"provider:{name}" for name in config.providers]
     )
     for scope, usd in unclaimed_spend(ledger, claimed, wall_now=time.time()).items():
+        if scope.startswith("provider:"):
+            log.warning(
+                "%s spent $%.6f this month, and the config has no provider %s now: if it"
+                " was renamed, its budgets start from zero under its new name (the global"
+                " budget still counts it)",
+                scope,
+                usd,
+                scope.removeprefix("provider:"),
+            )
+            continue
         log.warning(
             "%s spent $%.6f this month, and no gateway key or caller budget names %s now:"
             " if it was renamed, the budgets of its new name start from zero",
@@ -403,3 +440,26 @@ def tell_unclaimed(ledger: Ledger, config: Config) -> None:
             usd,
             scope.removeprefix("caller:"),
         )
+
+
+def learned_for(
+    config: Config, stats: Mapping[tuple[str, str], ModelStats], stored: Mapping[str, str]
+) -> Placed:
+    """Stored statistics placed under ``config``'s aliases by the model each was learned of
+    (``place_learned``), saying what moved to another alias and what was forgotten."""
+    placed = place_learned(stats, stored, upstreams(config))
+    for old, new in sorted(placed.moved.items()):
+        log.warning(
+            "what was learned of %s (%s) now counts for %s, which names that model now",
+            old,
+            stored[old],
+            new,
+        )
+    for alias, was in sorted(placed.dropped.items()):
+        log.warning(
+            "what was learned of %s is forgotten: it named %s, and now names %s",
+            alias,
+            was,
+            upstreams(config)[alias],
+        )
+    return placed

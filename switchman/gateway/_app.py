@@ -65,7 +65,7 @@ from switchman.gateway._jobs import (
 from switchman.gateway._limits import Holdings, KeyRates
 from switchman.gateway._local import page_problem
 from switchman.gateway._metrics import GatewayMetrics
-from switchman.gateway._models_view import model_list, not_serving
+from switchman.gateway._models_view import answered_by, model_list, not_serving
 from switchman.gateway._openapi import openapi_document
 from switchman.gateway._outbox import Outboxes
 from switchman.gateway._protocol import RouterHandle
@@ -573,7 +573,7 @@ class Gateway:
                 call_id,
                 float(score),  # type: ignore[arg-type]  # (checked above: a number)
                 intent=intent or call_intent,
-                model=model if isinstance(model, str) and model in self.config.models else None,
+                model=answered_by(result, self.config),
             )
         except ValidationError as exc:  # e.g. an intent switchman does not know
             await self.store.unmark_rated(job_id)
@@ -618,12 +618,15 @@ class Gateway:
         scope for an admin (or a gateway without keys), a key's own otherwise."""
         limits = budget_limits(self.config)
         spent_by: set[str] = set()
-        if principal.sees_everything:  # callers with spend, a key removed since among them
-            stored = await self.store.load_spend()
-            spent_by = spending_callers(stored, wall_now=self.wall_clock())
+        spent_at: set[str] = set()
+        if principal.sees_everything:  # callers and providers with spend, some removed since
+            stored, now = await self.store.load_spend(), self.wall_clock()
+            spent_by = spending_callers(stored, wall_now=now)
+            spent_at = spending_callers(stored, wall_now=now, kind="provider")
+        scopes = budget_scopes(self.config, principal, spent_by=spent_by, spent_at=spent_at)
         budgets = [
             budget_entry(scope, await self.router.spend(scope), limits.get(scope, {}))
-            for scope in budget_scopes(self.config, principal, spent_by=spent_by)
+            for scope in scopes
         ]
         await send_json(send, 200, {"budgets": budgets})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from switchman._call import Call
@@ -66,3 +67,28 @@ def not_serving(config: Config, name: str, principal: Principal) -> str:
             reasons.append(f"{m.alias}: provider {m.provider} is not in service{why}")
     kind = "route" if name in config.routes else "model"
     return f"{kind} {name!r} cannot answer now ({'; '.join(reasons) or 'not in service'})"
+
+
+def answered_by(result: Mapping[str, Any], config: Config) -> str | None:
+    """The alias that names the model that answered a stored result now: its own alias if
+    it still names that model, else one that names it since the config changed (an alias
+    renamed); None when none does (an alias given to another model does not get its
+    rating). The provider's id may be dated (``gpt-4o-2024-08-06`` for ``gpt-4o``)."""
+    alias, provider, said = (
+        result.get("model"),
+        result.get("provider"),
+        result.get("provider_model_id"),
+    )
+    if not isinstance(alias, str) or not isinstance(provider, str):
+        return None
+    named = config.models.get(alias)
+    if not isinstance(said, str):  # (a result stored before it named the model)
+        return alias if named is not None and named.provider == provider else None
+    exact = [
+        m.alias for m in config.models.values() if (m.provider, m.model_id) == (provider, said)
+    ]
+    if exact:
+        return alias if alias in exact else exact[0]
+    if named is not None and named.provider == provider and said.startswith(named.model_id):
+        return alias
+    return None

@@ -1,0 +1,105 @@
+"""What was learned of a model goes with the model, not its alias, when the config changes
+between two runs on one store: an alias given to another model does not hand it the old
+model's record, and a renamed alias keeps it. Unit rules, then a real router on a real
+SQLite store (the simulator)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import trio
+
+import switchman
+from switchman import Call
+from switchman.actors._learned import place_learned
+from switchman.policy._learning import ModelStats
+from switchman.store import open_store
+from tests._simfleet import fleet, sim_model
+
+
+def _st(n: float) -> ModelStats:
+    return ModelStats(n=n)
+
+
+def test_rows_follow_the_model_they_were_learned_of() -> None:
+    stats = {
+        ("same", "chat"): _st(1),
+        ("renamed", "chat"): _st(2),
+        ("reused", "chat"): _st(3),
+        ("gone", "chat"): _st(4),
+        ("older", "chat"): _st(5),  # stored before rows named their model
+    }
+    stored = {
+        "same": "p/a",
+        "renamed": "p/b",
+        "reused": "p/c",
+        "gone": "p/d",
+    }
+    current = {"same": "p/a", "quick": "p/b", "reused": "q/new", "older": "p/e"}
+    placed = place_learned(stats, stored, current)
+    assert placed.stats == {
+        ("same", "chat"): _st(1),
+        ("quick", "chat"): _st(2),  # the alias renamed: the record goes with its model
+        ("older", "chat"): _st(5),
+    }
+    assert placed.moved == {"renamed": "quick"}
+    # "reused" names another model now, and no alias names p/c: forgotten
+    assert placed.dropped == {"reused": "p/c"}
+    # the model no alias names is kept for a config that names it again
+    assert placed.kept == {("gone", "chat"): _st(4)}
+    assert placed.kept_upstreams == {"gone": "p/d"}
+
+
+def test_a_model_with_its_own_record_keeps_it() -> None:
+    """``old`` names what ``fast`` named, and has a record of its own for that intent:
+    its own is the one kept (they are of the same model)."""
+    stats = {("fast", "chat"): _st(1), ("old", "chat"): _st(2), ("fast", "code"): _st(3)}
+    stored = {"fast": "p/a", "old": "p/a"}
+    placed = place_learned(stats, stored, {"fast": "p/new", "old": "p/a"})
+    assert placed.stats == {("old", "chat"): _st(2), ("old", "code"): _st(3)}
+    assert placed.moved == {"fast": "old"} and placed.dropped == {"fast": "p/a"}
+
+
+def _learned(router: switchman.Router) -> dict[str, float]:
+    """Each model's weight of what was learned of it for summaries."""
+    out: dict[str, float] = {}
+    for provider in router.status().providers:
+        for m in provider.models:
+            n = (m.stats.get("summarize") or {}).get("n")
+            out[m.alias] = float(n or 0.0)
+    return out
+
+
+async def test_an_alias_given_to_another_model_does_not_inherit_the_old_ones_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "jobs.db"
+    first = fleet(sim_model("fast", model_id="model-a"), sim_model("other", model_id="model-z"))
+    # "fast" now names a new model; the model it named is "old" now
+    second = fleet(
+        sim_model("fast", model_id="model-new"),
+        sim_model("old", model_id="model-a"),
+        sim_model("other", model_id="model-z"),
+    )
+    # and then "old" is renamed again, to "steady"
+    third = fleet(sim_model("steady", model_id="model-a"), sim_model("other", model_id="model-z"))
+    with trio.fail_after(30):
+        async with open_store(db) as store, switchman.open_router(first, store=store) as r:
+            for _ in range(4):
+                await r.call(Call(prompt="hello", model="fast", intent="summarize"))
+            before = _learned(r)
+        assert before["fast"] > 3
+        with caplog.at_level(logging.WARNING):
+            async with open_store(db) as store, switchman.open_router(second, store=store) as r:
+                after = _learned(r)
+        assert after["fast"] == 0.0  # a new model: nothing learned of it yet
+        assert after["old"] == pytest.approx(before["fast"], rel=0.01)
+        assert any(
+            "what was learned of fast (sim/model-a) now counts for old" in rec.getMessage()
+            for rec in caplog.records
+        ), [rec.getMessage() for rec in caplog.records]
+        async with open_store(db) as store, switchman.open_router(third, store=store) as r:
+            again = _learned(r)
+        assert again["steady"] == pytest.approx(before["fast"], rel=0.01)
