@@ -63,3 +63,44 @@ def test_unclaimed_spend_is_this_month_s_of_unnamed_callers() -> None:
         }
     )
     assert unclaimed_spend(ledger, frozenset({"caller:b"}), wall_now=now) == {"caller:a": 2.0}
+
+
+async def test_a_renamed_providers_spend_is_told_at_start_and_still_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The provider renamed in the config: its budgets start from zero under the new name
+    (the start says so), and its spend this month is still read by its old name, by
+    ``router.spend`` and by an admin's ``GET /budgets``."""
+    from tests.gateway._fakes import running_gateway
+
+    db = tmp_path / "jobs.db"
+    price = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}
+    before = fleet(sim_model("paid", provider="old-sim", **price))
+    after = fleet(sim_model("paid", provider="new-sim", **price))
+    with trio.fail_after(30):
+        async with open_store(db) as store, switchman.open_router(before, store=store) as r:
+            result = await r.call(Call(prompt="pay", model="paid"))
+        assert result.status == "complete" and result.cost_usd > 0
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="switchman.router"):
+            async with (
+                open_store(db) as store,
+                switchman.open_router(after, store=store) as r,
+                running_gateway(r, store=store) as gw,
+            ):
+                old = await r.spend("provider:old-sim")
+                with pytest.raises(switchman.ValidationError, match="not a budget scope"):
+                    await r.spend("provider:never-was")
+                listed = (await gw.client.get("/budgets")).json()["budgets"]
+    told = [rec.getMessage() for rec in caplog.records]
+    assert any(
+        m.startswith(f"provider:old-sim spent ${result.cost_usd:.6f} this month")
+        and "the config has no provider old-sim now" in m
+        for m in told
+    ), told
+    assert old["day"] == pytest.approx(result.cost_usd, abs=1e-9)
+    by_scope = {b["scope"]: b for b in listed}
+    assert by_scope["provider:old-sim"]["spent_usd"]["day"] == pytest.approx(
+        result.cost_usd, abs=1e-9
+    )
+    assert by_scope["provider:new-sim"]["spent_usd"]["day"] == 0.0

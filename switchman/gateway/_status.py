@@ -189,37 +189,47 @@ PERIODS: Final = ("hour", "day", "month")
 
 
 def budget_scopes(
-    config: Config, principal: Principal, *, spent_by: Iterable[str] = ()
+    config: Config,
+    principal: Principal,
+    *,
+    spent_by: Iterable[str] = (),
+    spent_at: Iterable[str] = (),
 ) -> list[str]:
     """The spend scopes ``principal`` may read: every one for the gateway without keys or
     an admin key (global, each provider in service or with a budget, each key's handle,
-    each caller with a budget, and each of ``spent_by``: the handles with spend in the
-    current windows, a key removed since among them); a key's own handle otherwise."""
+    each caller with a budget, each of ``spent_by``: the handles with spend in the current
+    windows, a key removed since among them, and of ``spent_at``: the providers with spend
+    in them, one the config no longer has among them); a key's own handle otherwise."""
     if not principal.sees_everything:
         return [f"caller:{principal.handle}"]
     limited = budget_limits(config)
-    providers = [
-        f"provider:{name}"
+    named = [
+        name
         for name, spec in config.providers.items()
         if spec.disabled_reason is None or f"provider:{name}" in limited
     ]
+    gone = sorted(set(spent_at) - set(config.providers))
+    providers = [f"provider:{name}" for name in [*named, *gone]]
     handles = {k.handle for k in config.keys} | set(config.budgets.callers) | set(spent_by)
     return ["global", *providers, *(f"caller:{h}" for h in sorted(handles))]
 
 
-def spending_callers(snapshot: Mapping[str, Any], *, wall_now: float) -> set[str]:
-    """The handles a stored spend snapshot (the ledger's, as the store keeps it) has spend
-    for in the current hour, day or month (UTC, ``wall_now`` in Unix seconds); none from a
-    snapshot that cannot be read."""
+def spending_callers(
+    snapshot: Mapping[str, Any], *, wall_now: float, kind: str = "caller"
+) -> set[str]:
+    """The handles (``kind`` "provider": the providers) a stored spend snapshot (the
+    ledger's, as the store keeps it) has spend for in the current hour, day or month (UTC,
+    ``wall_now`` in Unix seconds); none from a snapshot that cannot be read."""
     try:
         ledger = ledger_from_snapshot(snapshot)
     except ValueError:
         return set()
     current = {window_key(p, wall_now) for p in PERIODS}
+    prefix = f"{kind}:"
     return {
-        scope.removeprefix("caller:")
+        scope.removeprefix(prefix)
         for (scope, key), nanos in ledger.spent.items()
-        if nanos > 0 and scope.startswith("caller:") and key in current
+        if nanos > 0 and scope.startswith(prefix) and key in current
     }
 
 

@@ -327,13 +327,15 @@ def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
 def unclaimed_spend(
     ledger: Ledger, claimed: frozenset[str], *, wall_now: float
 ) -> dict[str, float]:
-    """This month's spend of each caller scope (``caller:HANDLE``) not in ``claimed``: a
-    handle no key or budget names any more (renamed or removed), whose spend no budget
-    of the new name counts. Sorted by scope."""
+    """This month's spend of each caller or provider scope (``caller:HANDLE``,
+    ``provider:NAME``) not in ``claimed``: a handle no key or budget names any more, a
+    provider the config no longer has (renamed or removed), whose spend no budget of the
+    new name counts. Sorted by scope."""
     month = window_key("month", wall_now)
     out: dict[str, float] = {}
     for (scope, key), nanos in sorted(ledger.spent.items()):
-        if key == month and scope.startswith("caller:") and scope not in claimed and nanos:
+        named = scope.startswith(("caller:", "provider:"))
+        if key == month and named and scope not in claimed and nanos:
             out[scope] = from_nanos(nanos)
     return out
 
