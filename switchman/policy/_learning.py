@@ -39,6 +39,9 @@ import attrs
 SUCCESS_OUTCOMES: Final = frozenset({"success"})
 REFUSAL_OUTCOMES: Final = frozenset({"refused", "content_filtered"})
 FAILURE_OUTCOMES: Final = frozenset({"timeout", "error"})
+#: outcomes that say the model cannot take calls now (its provider turned it away): a
+#: failure in a row, on the short clock, never what the model is (see ``observe``)
+BUSY_OUTCOMES: Final = frozenset({"rate_limited"})
 #: outcomes whose latency says nothing about the model's speed (a fast error)
 _NO_LATENCY_OUTCOMES: Final = frozenset({"error"})
 
@@ -158,9 +161,13 @@ def observe(
     - ``refused`` / ``content_filtered`` count as refusals (not successes);
     - ``timeout`` / ``error`` count as failures (one that came alone, an answer or
       refusal next, becomes ``lasting``: it fades on the long clock);
-    - anything else (``rate_limited``, ``context_exceeded``, ``unavailable``,
-      ``cancelled``) is not the model's doing and is ignored entirely:
-      ``stats`` comes back unchanged (a fresh ``ModelStats()`` if None).
+    - ``rate_limited`` (the provider's 429) counts as a failure in a row, and stays
+      one: it fades on the short clock even when it came alone (a model whose provider
+      turns every call away for an hour cost each call two attempts and a wait, and kept
+      most first attempts; what the model is comes back minutes after its 429s end);
+    - anything else (``context_exceeded``, ``unavailable``, ``cancelled``) is not the
+      model's doing and is ignored entirely: ``stats`` comes back unchanged (a fresh
+      ``ModelStats()`` if None).
 
     Older counts are first decayed to ``now``, then multiplied by ``gamma``.
     ``latency_ms`` / ``ttft_ms`` (when given) feed the EWMAs, except for an
@@ -172,17 +179,20 @@ def observe(
     success = outcome in SUCCESS_OUTCOMES
     refusal = outcome in REFUSAL_OUTCOMES
     failure = outcome in FAILURE_OUTCOMES
-    if not (success or refusal or failure):
+    busy = outcome in BUSY_OUTCOMES
+    if not (success or refusal or failure or busy):
         return stats
     tf = time_decay(cfg, now - stats.updated_at)
     g = cfg.gamma * tf
     ff = failure_decay(cfg, now - stats.updated_at)
     gf = cfg.gamma * ff
-    if outcome in _NO_LATENCY_OUTCOMES:
+    if outcome in _NO_LATENCY_OUTCOMES or busy:
         latency_ms = ttft_ms = None
     lasting = stats.lasting * g
-    running = (stats.failures - stats.lasting) * gf + failure  # (failures in a row)
-    streak = stats.streak + 1 if failure else 0
+    # (failures in a row; a 429 among them, but the streak that moves a lone failure to
+    # the long clock counts only the model's own)
+    running = (stats.failures - stats.lasting) * gf + (failure or busy)
+    streak = stats.streak + 1 if failure else stats.streak if busy else 0
     if stats.streak == 1 and not failure:
         # the model's last failure came alone: what it is, not an outage; it moves to
         # the long clock, at the weight it would have had there

@@ -49,9 +49,24 @@ def test_outcomes_are_counted_by_kind(
     assert s.updated_at == 5.0
 
 
-@pytest.mark.parametrize(
-    "outcome", ["rate_limited", "context_exceeded", "unavailable", "cancelled"]
-)
+def test_a_429_is_a_failure_in_a_row_that_fades_on_the_short_clock_even_alone() -> None:
+    """A model whose provider turns calls away reads less successful while it does (it
+    kept most first attempts, each costing a retry and a wait), and recovers minutes after
+    its 429s end: a lone 429 is not what the model is, as a lone error is."""
+    healthy = obs(None, "success", latency_ms=100.0, ttft_ms=10.0)
+    limited = obs(healthy, "rate_limited", now=1.0, latency_ms=9.0, ttft_ms=9.0)
+    assert limited.failures == pytest.approx(1.0) and limited.streak == 0
+    assert (limited.latency_ms, limited.ttft_ms) == (100.0, 10.0)  # (no speed in a 429)
+    answered = obs(limited, "success", now=2.0)
+    assert answered.lasting == 0.0  # alone, still on the short clock
+    erred = obs(obs(healthy, "error", now=1.0), "success", now=2.0)
+    assert erred.lasting > 0.9  # (a lone error is what the model is)
+    hour = 3_600.0
+    assert decayed(answered, CFG, 2.0 + hour).failures < 0.02
+    assert decayed(erred, CFG, 2.0 + hour).failures > 0.8
+
+
+@pytest.mark.parametrize("outcome", ["context_exceeded", "unavailable", "cancelled"])
 def test_outcomes_not_the_models_fault_are_ignored(outcome: str) -> None:
     before = obs(obs(None, "success", latency_ms=100.0), "error")
     assert obs(before, outcome, now=50.0, latency_ms=9999.0, ttft_ms=9999.0) is before
