@@ -52,9 +52,9 @@ teach success and refusal rates, so their spread narrows as traffic flows, but
 feedback comes only when callers send it, and a draw from its prior alone would
 add the same noise to every score for ever where nobody rates (a dearer twin of
 the best model took over a quarter of the calls). And in ``FRESHEN_SHARE`` of
-rankings (times ``exploration``, up to 1) the model heard from least recently,
-``STALE_S`` ago or more and at most ``FRESHEN_COST`` times the cost of the model
-ranked first, is put first (its ``freshness`` factor lifting its score just above
+rankings (times ``exploration``, up to 1) the model heard from least recently (one
+never tried first), ``STALE_S`` ago or more and at most ``FRESHEN_COST`` times the cost
+of the model ranked first, is put first (its ``freshness`` factor lifting its score just above
 the best): estimates of a model that failed or slowed down for a while would
 otherwise stay as they were for as long as it is not tried, and a recovered model
 never be seen to recover.
@@ -430,15 +430,23 @@ def _freshen(
     now: float,
 ) -> None:
     """Put first the model heard from least recently, if that was ``STALE_S`` ago or more
-    and it costs at most ``FRESHEN_COST`` times the best-ranked one (a model never tried
-    has its own chance: the optimistic prior); its ``freshness`` factor is what lifts it
+    and it costs at most ``FRESHEN_COST`` times the best-ranked one; a model never tried
+    before any (the best-ranked of them): with ``exploration`` low its draw's spread is
+    too narrow to beat a model that answered once, and a cheaper twin of the model tried
+    first went untried for thousands of calls. Its ``freshness`` factor is what lifts it
     there. In place."""
     top_neg, top_i, _ = ranked[0]
     most = max(costs[top_i] * FRESHEN_COST, COST_FLOOR_USD)
     pick, oldest = 0, now - STALE_S
     for k in range(1, len(ranked)):
-        s = found[ranked[k][1]]
-        if s is not None and s.updated_at <= oldest and costs[ranked[k][1]] <= most:
+        i = ranked[k][1]
+        s = found[i]
+        if costs[i] > most:
+            continue
+        if s is None:
+            if oldest > -math.inf:
+                pick, oldest = k, -math.inf
+        elif s.updated_at <= oldest:
             pick, oldest = k, s.updated_at
     if pick:
         neg, i, factors = ranked.pop(pick)

@@ -345,6 +345,30 @@ def test_a_model_not_heard_from_for_a_while_is_put_first_now_and_then() -> None:
     assert [x.alias for x in ranking][:1] == ["good"]
 
 
+@pytest.mark.parametrize("exploration", [0.3, 0.5, 1.0])
+def test_a_model_never_tried_is_put_first_now_and_then_at_any_exploration(
+    exploration: float,
+) -> None:
+    """With ``exploration`` low, an untried model's draw is too narrow to beat a model that
+    answered: a cheaper twin of the model tried first went untried for thousands of calls
+    (0.3: 97-100% of 800 calls to the dearer one). It is put first in the freshening share
+    of rankings, before any model merely not heard from lately."""
+    now = 600.0
+    models, stats = _stale_world(now)
+    models = [*models, model("fresh", input_per_mtok=1.5, output_per_mtok=1.5)]
+    rng = random.Random(11)
+    firsts = [
+        rank(CALL, models, stats, now=now, input_tokens=100, rng=rng, exploration=exploration)[0]
+        for _ in range(5000)
+    ]
+    lifted = [r.alias for r in firsts if "freshness" in r.factors]
+    share = FRESHEN_SHARE * exploration
+    # (a stale model only when the untried one's draw put it first already)
+    assert 0.4 * share < lifted.count("fresh") / len(firsts) <= len(lifted) / len(firsts)
+    assert len(lifted) / len(firsts) < 2 * share
+    assert set(lifted) <= {"fresh", "slow"} and lifted.count("slow") <= lifted.count("fresh")
+
+
 @pytest.mark.parametrize("exploration", [0.0, 1.0])
 def test_a_model_heard_from_lately_or_no_exploration_is_not_put_first(
     exploration: float,
