@@ -147,6 +147,13 @@ OTHER_RUN: Final = (
     "trio.lowlevel.current_trio_token() taken in the router's run)"
 )
 
+#: what opening a router outside a trio run says (asyncio's event loop, most often)
+NOT_TRIO: Final = (
+    "switchman.open_router needs a trio run (trio.run): from asyncio, run the router in a "
+    "thread of its own under trio.run (examples/asyncio_app.py does, cancellation and "
+    "streams included), or call the daemon over HTTP"
+)
+
 
 @attrs.define(eq=False)
 class Router:
@@ -752,8 +759,13 @@ async def open_router(
     Python (as ``load_config`` does for a file); a provider whose key variable is unset is
     disabled, not an error. Each open asks a local Ollama for its models (at most 0.5 s).
     Without ``store`` (``switchman.store.open_store``), spend and learning start afresh.
-    The arguments are ``run_router``'s.
+    The arguments are ``run_router``'s. Outside a trio run (asyncio's), ``RuntimeError``
+    saying how to reach it from there.
     """
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        raise RuntimeError(NOT_TRIO) from None
     try:
         async with trio.open_nursery() as nursery:
             router: Router = await nursery.start(

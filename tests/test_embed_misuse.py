@@ -173,3 +173,18 @@ async def test_feedback_waiting_when_the_block_is_cancelled_hears_the_router_clo
                     await trio.lowlevel.checkpoint()
                     block.cancel()
     assert len(told) == 10 and "unknown" not in told and "closed" in told
+
+
+def test_opening_a_router_under_asyncio_says_what_to_do() -> None:
+    """It raised ``AttributeError: 'RunContext' object has no attribute 'runner'`` from
+    inside trio's nursery: nothing an asyncio developer could act on."""
+    import asyncio
+
+    async def open_it() -> None:
+        async with switchman.open_router():
+            pass
+
+    with pytest.raises(RuntimeError, match="needs a trio run") as info:
+        asyncio.run(open_it())
+    assert "from asyncio, run the router in a thread" in str(info.value)
+    assert "over HTTP" in str(info.value)
