@@ -608,7 +608,18 @@ async def _opened(db: _Db, store: JobStore, *, last_try_s: float) -> AsyncIterat
                 nursery.start_soon(store._serve)
                 try:
                     await store.fail_unfinished("interrupted")
-                    await store.prune()
+                    began = time.monotonic()
+                    if dropped := await store.prune():  # (bounds lowered since: say so)
+                        log.warning(
+                            "the job store deleted %d finished jobs on opening, in %.1f s: "
+                            "more than job_retention_count (%d), job_retention_mb (%g) or "
+                            "older than job_retention_days (%g) allow",
+                            dropped,
+                            time.monotonic() - began,
+                            store.retention_count,
+                            store.retention_mb,
+                            store.retention_days,
+                        )
                     await store._run(db.convert)
                 except (sqlite3.DatabaseError, StoreUnavailable) as exc:  # e.g. read-only
                     reason = exc.reason if isinstance(exc, StoreUnavailable) else exc

@@ -208,6 +208,27 @@ async def test_retention_by_count_keeps_the_newest() -> None:
         assert left == ["j5", "j4", "j3"]
 
 
+async def test_jobs_deleted_on_opening_are_told(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bounds lowered between two runs: the opening deletes the jobs past them (50,000
+    jobs took 5 s, the daemon not yet listening) and now says how many."""
+    db = tmp_path / "jobs.db"
+    async with open_store(db) as store:
+        for i in range(6):
+            await _add(store, f"j{i}")
+            await store.finish_job(f"j{i}", status="complete", result={})
+    with caplog.at_level("WARNING", logger="switchman.store"):
+        async with open_store(db):  # the same bounds: nothing to say
+            pass
+        assert not caplog.records
+        async with open_store(db, retention_count=2) as store:
+            assert len(await store.list_jobs(all_owners=True)) == 2
+    (told,) = caplog.records
+    assert told.getMessage().startswith("the job store deleted 4 finished jobs on opening")
+    assert "job_retention_count (2)" in told.getMessage()
+
+
 async def test_retention_by_count_is_fair_between_owners() -> None:
     """One owner's flood evicts its own oldest jobs, never those of an owner holding
     no more than its share; the old rule kept the newest over everyone."""
