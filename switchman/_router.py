@@ -74,6 +74,7 @@ from switchman.actors._persister import (
     learned_for,
     load_state,
     run_persister,
+    tell_spent_out,
     tell_unclaimed,
 )
 from switchman.actors._provider import run_provider_actor
@@ -561,6 +562,7 @@ async def run_router(
         learned_models.update(placed.kept_upstreams)
         if initial_ledger is not None:
             tell_unclaimed(initial_ledger, config)
+            tell_spent_out(initial_ledger, limits_from_config(config))
         if held and isinstance(store, BillsInterrupted):
             await bill_interrupted(store, held, simulated=config.simulated)
     tap = LedgerTap()

@@ -104,3 +104,31 @@ async def test_a_renamed_providers_spend_is_told_at_start_and_still_shown(
         result.cost_usd, abs=1e-9
     )
     assert by_scope["provider:new-sim"]["spent_usd"]["day"] == 0.0
+
+
+async def test_a_budget_lowered_below_its_spend_is_told_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing was said until the first call was refused."""
+    from switchman.catalog import BudgetsConfig
+
+    db = tmp_path / "jobs.db"
+    paid = sim_model("paid", input_per_mtok=1000.0, output_per_mtok=1000.0)
+    before = fleet(paid, budgets=BudgetsConfig(global_daily_usd=100.0))
+    with trio.fail_after(30):
+        async with open_store(db) as store, switchman.open_router(before, store=store) as r:
+            result = await r.call(Call(prompt="pay", model="paid"))
+        assert result.status == "complete" and result.cost_usd > 0
+        lowered = fleet(paid, budgets=BudgetsConfig(global_daily_usd=result.cost_usd / 2))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="switchman.router"):
+            async with open_store(db) as store, switchman.open_router(before, store=store):
+                pass  # room left: nothing to say
+            assert not caplog.records
+            async with open_store(db) as store, switchman.open_router(lowered, store=store):
+                pass
+    (told,) = caplog.records
+    assert told.getMessage().startswith(
+        f"budget global day: ${result.cost_usd:.6f} spent already of its $"
+    )
+    assert "the calls it covers are refused until " in told.getMessage()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
@@ -26,12 +26,16 @@ from switchman.catalog import Config
 from switchman.policy._budget import (
     Held,
     Ledger,
+    Limit,
     held_by_owner,
     held_in_snapshot,
     ledger_from_snapshot,
     ledger_snapshot,
+    remaining_usd,
     settle_stored,
+    spent_usd,
     unclaimed_spend,
+    window_end,
 )
 from switchman.policy._learning import ModelStats
 from switchman.store import StoreError
@@ -463,3 +467,21 @@ def learned_for(
             upstreams(config)[alias],
         )
     return placed
+
+
+def tell_spent_out(ledger: Ledger, limits: Sequence[Limit]) -> None:
+    """Log each budget whose window was spent out before this start (a limit lowered in
+    the config below what was spent): every call it covers is refused until it resets."""
+    now = time.time()
+    for limit in limits:
+        if remaining_usd(ledger, limit, wall_now=now) > 0:
+            continue
+        log.warning(
+            "budget %s %s: $%.6f spent already of its $%g: the calls it covers are refused"
+            " until %s",
+            limit.scope,
+            limit.period,
+            spent_usd(ledger, limit.scope, limit.period, wall_now=now),
+            limit.limit_usd,
+            window_end(limit.period, now).strftime("%Y-%m-%d %H:%M UTC"),
+        )
