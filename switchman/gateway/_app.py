@@ -333,6 +333,8 @@ class Gateway:
                 self.metrics.refused.labels(code=err.code[:100]).inc()
             if not started:
                 body = _openai.error_body(err) if openai else err.body()
+                with contextlib.suppress(ClientGone):  # (the answer goes out all the same)
+                    await req.drain(self.config.server.max_body_bytes)
                 await send_json(tracked, err.status, body, err.headers)
         except ClientGone:
             status = 499

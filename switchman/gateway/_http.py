@@ -91,6 +91,21 @@ class Request:
             self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
         #: the job this request made, once made (a call refused before it counts as such)
         self.job_id: str | None = None
+        #: whether the body was read to its end (or given up on): nothing more to receive
+        self.consumed = not self._has_body()
+
+    def _has_body(self) -> bool:
+        length = self.headers.get("content-length")
+        return "transfer-encoding" in self.headers or (length is not None and length != "0")
+
+    async def drain(self, limit: int) -> None:
+        """Read and drop a body no handler read (a request refused before it: a wrong key,
+        no such route), as a 413's is: answered with its body unread, a connection is
+        closed, and a client sending its next request on it (32 at once with a wrong key:
+        21 of 4,000) met a disconnect instead of the 401. ``ClientGone`` if it left."""
+        if not self.consumed:
+            self.consumed = True
+            await self._discard(limit, 0)
 
     async def body(self, limit: int) -> bytes:
         """The whole body; ``HttpError(413)`` once it is known to exceed ``limit``.
@@ -101,6 +116,7 @@ class Request:
         module's docstring), so the client reads the 413. ``ClientGone`` when the
         client disconnects first. Cancelled midway, nothing is kept.
         """
+        self.consumed = True  # (read here to its end, or dropped, or given up on)
         declared = self.headers.get("content-length")
         if declared is not None:
             try:

@@ -1,0 +1,61 @@
+"""A request refused before its body was read (a wrong key, no such route) still leaves
+its keep-alive connection usable: the body is read and dropped first, as a 413's is.
+Answered with the body unread, the connection was closed, and a client sending its next
+request on it met a disconnect instead of the 401 (32 clients at once: 21 of 4,000).
+The real hypercorn server on a real socket; the clients (httpx, keeping their
+connections) in a process of their own, as they would be."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import trio
+
+from switchman.catalog import KeySpec
+from tests.gateway._fakes import FakeRouter, make_config, running_gateway
+
+#: 32 clients, each sending 125 requests with a wrong key on its keep-alive connection;
+#: prints what they heard, by status or by the transport error met instead
+CLIENTS = """
+import collections, json, sys
+import httpx, trio
+
+heard = collections.Counter()
+wrong = {"authorization": "Bearer wrong-key-0123456789"}
+
+async def client(base):
+    async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+        for i in range(125):
+            path = "/call" if i % 3 else "/no-such-route"
+            try:
+                r = await c.post(path, json={"prompt": "x", "model": "m"}, headers=wrong)
+                heard[str(r.status_code)] += 1
+            except httpx.TransportError as exc:
+                heard[type(exc).__name__] += 1
+
+async def main(base):
+    async with trio.open_nursery() as nursery:
+        for _ in range(32):
+            nursery.start_soon(client, base)
+
+trio.run(main, sys.argv[1])
+print(json.dumps(heard))
+"""
+
+
+async def test_many_clients_refused_before_their_bodies_are_read_all_hear_why() -> None:
+    keys = (KeySpec(key_env="K", handle="team", secret="the-right-key-0123456789"),)
+    router = FakeRouter(make_config(keys=keys))
+    with trio.fail_after(180):
+        async with running_gateway(router) as gw:
+            done = await trio.run_process(
+                [sys.executable, "-c", CLIENTS, f"http://{gw.host}:{gw.port}"],
+                capture_stdout=True,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+    out = done.stdout.decode()
+    assert done.returncode == 0, out
+    assert json.loads(out.strip().splitlines()[-1]) == {"401": 32 * 125}, out
