@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from benchmarks import (
+    _catalog,
     _failover,
     _gateway,
     _inproc,
@@ -51,6 +52,7 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": _memory.run,
     "failover": _failover.run,
     "learning": _learning.run,
+    "catalog": _catalog.run,
 }
 
 
