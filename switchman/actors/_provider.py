@@ -471,6 +471,11 @@ class _ProviderState:
                     feedback_n=stats.feedback_n,
                     updated_at=stats.updated_at,
                     lasting=stats.lasting,
+                    # (the outage's failures were no evidence of what it is either)
+                    seen=max(
+                        stats.successes + stats.lasting + stats.refusals,
+                        stats.seen - (stats.failures - stats.lasting),
+                    ),
                 )
 
     def announce_half_open(self, alias: str, open_until: float) -> None:

@@ -68,6 +68,9 @@ class ModelStats:
     updated_at: float = 0.0
     lasting: float = 0.0
     streak: int = 0
+    #: the outcomes seen, faded on the long clock only (no ``gamma``): how sure the
+    #: ranking's draws are of the rates, where ``n`` (the last ~33) says what they are
+    seen: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -130,6 +133,7 @@ def decayed(stats: ModelStats, cfg: LearningConfig, now: float) -> ModelStats:
         updated_at=now,
         lasting=lasting,
         streak=stats.streak,
+        seen=stats.seen * f,
     )
 
 
@@ -215,6 +219,7 @@ def observe(
         updated_at=max(now, stats.updated_at),
         lasting=lasting,
         streak=streak,
+        seen=stats.seen * tf + 1.0,
     )
 
 
@@ -248,4 +253,5 @@ def observe_feedback(
         updated_at=max(now, stats.updated_at),
         lasting=lasting,
         streak=stats.streak,
+        seen=stats.seen * tf,
     )

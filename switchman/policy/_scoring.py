@@ -271,9 +271,10 @@ def rank(
         s = found[i]
         latency = ttft = UNKNOWN_SPEED
         if s is None:
-            n = hits = refusals = fb_sum = fb_n = 0.0
+            n = hits = refusals = fb_sum = fb_n = seen = 0.0
         else:
             f = decay[i]
+            seen = s.seen * f
             hits = s.successes * f
             refusals = s.refusals * f
             n = hits + s.lasting * f + (s.failures - s.lasting) * failing[i] + refusals
@@ -291,6 +292,8 @@ def rank(
         success = (hits + s_a) / ab
         rab = n + r_ab
         refused = (refusals + r_a) / rab
+        if seen > n:  # (the draws' spread: all the evidence within the long clock)
+            ab, rab = seen + s_ab, seen + r_ab
         fab = fb_n + f_ab
         feedback = (fb_sum + f_a) / fab
         c_trust = w_trust * TRUST_SCORE[m.trust_tier]

@@ -66,6 +66,19 @@ def test_a_429_is_a_failure_in_a_row_that_fades_on_the_short_clock_even_alone() 
     assert decayed(erred, CFG, 2.0 + hour).failures > 0.8
 
 
+def test_seen_counts_every_outcome_on_the_long_clock_without_gamma() -> None:
+    s = None
+    for i in range(200):
+        s = obs(s, "success" if i % 10 else "error", now=float(i))
+    assert s is not None
+    assert s.n < 34 and s.seen == pytest.approx(200.0, rel=0.01)
+    later = decayed(s, CFG, 199.0 + CFG.half_life_s)
+    assert later.seen == pytest.approx(s.seen / 2, rel=0.01)
+    assert obs(s, "cancelled", now=300.0).seen == s.seen  # (not the model's doing)
+    rated = observe_feedback(s, CFG, now=199.0, score=0.5)
+    assert rated.seen == s.seen
+
+
 @pytest.mark.parametrize("outcome", ["context_exceeded", "unavailable", "cancelled"])
 def test_outcomes_not_the_models_fault_are_ignored(outcome: str) -> None:
     before = obs(obs(None, "success", latency_ms=100.0), "error")

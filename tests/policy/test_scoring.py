@@ -345,6 +345,49 @@ def test_a_model_not_heard_from_for_a_while_is_put_first_now_and_then() -> None:
     assert [x.alias for x in ranking][:1] == ["good"]
 
 
+def test_the_draws_narrow_with_all_that_was_seen_within_the_long_clock() -> None:
+    """Two models alike but for price: with the draws' spread from the last ~33 outcomes
+    alone (``n``), the dearer twin at twice the price took about a quarter of first
+    attempts for ever. Its spread now narrows with every outcome seen within the long
+    half-life (``seen``), what the rates are still read from the last ~33."""
+    from switchman.policy._learning import LearningConfig, observe
+
+    cfg = LearningConfig()
+
+    def answered(k: int) -> ModelStats:
+        s = None
+        for i in range(k):
+            s = observe(s, cfg, now=i * 20.0, outcome="success", latency_ms=0.0, ttft_ms=0.0)
+        assert s is not None
+        return s
+
+    cheap, dear = answered(900), answered(100)
+    assert cheap.n < 34 and cheap.seen > 600 and dear.seen > 90
+    models = [
+        model("cheap", input_per_mtok=1.0, output_per_mtok=4.0),
+        model("dear", input_per_mtok=2.0, output_per_mtok=8.0),
+    ]
+    now = 900 * 20.0
+
+    def dearer_share(stats: dict[tuple[str, str], ModelStats]) -> float:
+        rng = random.Random(5)
+        firsts = [
+            rank(CALL, models, stats, now=now, input_tokens=100, rng=rng)[0].alias
+            for _ in range(4000)
+        ]
+        return firsts.count("dear") / len(firsts)
+
+    sure = dearer_share({("cheap", "unknown"): cheap, ("dear", "unknown"): dear})
+    # (a store saved before ``seen`` was kept reads as before: spread from ``n``)
+    unsure = dearer_share(
+        {
+            ("cheap", "unknown"): attrs.evolve(cheap, seen=0.0),
+            ("dear", "unknown"): attrs.evolve(dear, seen=0.0),
+        }
+    )
+    assert sure < 0.09 and unsure > 0.15 and sure < unsure / 2, (sure, unsure)
+
+
 @pytest.mark.parametrize("exploration", [0.3, 0.5, 1.0])
 def test_a_model_never_tried_is_put_first_now_and_then_at_any_exploration(
     exploration: float,
