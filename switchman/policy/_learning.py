@@ -197,7 +197,7 @@ def observe(
     # the long clock counts only the model's own)
     running = (stats.failures - stats.lasting) * gf + (failure or busy)
     streak = stats.streak + 1 if failure else stats.streak if busy else 0
-    if stats.streak == 1 and not failure:
+    if stats.streak == 1 and not (failure or busy):
         # the model's last failure came alone: what it is, not an outage; it moves to
         # the long clock, at the weight it would have had there
         moved = gf if gf < running else running
