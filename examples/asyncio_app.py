@@ -53,6 +53,8 @@ class AsyncRouter:
         self._open = self._closing = False
 
     async def __aenter__(self) -> AsyncRouter:
+        if hasattr(self, "_thread"):  # (its trio run has one life: entered again, it hung)
+            raise RuntimeError("an AsyncRouter is entered once: make a new one to go on")
         self._loop = asyncio.get_running_loop()
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._ended: asyncio.Future[None] = self._loop.create_future()
@@ -63,6 +65,7 @@ class AsyncRouter:
             await self._opened
         except BaseException:  # opening failed, or we were cancelled while it opened
             await self._shut()
+            self._ended.exception()  # (the same error, raised here: told once)
             raise
         self._open = True
         return self

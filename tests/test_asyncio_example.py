@@ -288,6 +288,24 @@ def test_a_bad_config_raises_on_entering_and_leaves_no_thread(fake: FakeServerTh
     run(main)
 
 
+def test_an_async_router_entered_again_says_so(fake: FakeServerThread) -> None:
+    """Entered twice (nested, or after leaving) it hung the process or served a router
+    closed at once."""
+
+    async def main() -> None:
+        router = app.AsyncRouter(fake.config("healthy"), env=ENV)
+        async with router:
+            with pytest.raises(RuntimeError, match="entered once"):
+                async with router:
+                    pass
+            assert (await router.call(ask("healthy"))).status == "complete"
+        with pytest.raises(RuntimeError, match="entered once"):
+            async with router:
+                pass
+
+    run(main)
+
+
 def test_leaving_the_block_cancels_the_calls_in_flight_and_ends_the_thread(
     fake: FakeServerThread,
 ) -> None:

@@ -188,3 +188,19 @@ def test_opening_a_router_under_asyncio_says_what_to_do() -> None:
         asyncio.run(open_it())
     assert "from asyncio, run the router in a thread" in str(info.value)
     assert "over HTTP" in str(info.value)
+
+
+def test_opening_a_store_under_asyncio_says_what_to_do(tmp_path: object) -> None:
+    """README's store recipe under asyncio raised trio's "must be called from async
+    context" from inside the store."""
+    import asyncio
+    from pathlib import Path
+
+    from switchman.store import open_store
+
+    async def open_it() -> None:
+        async with open_store(Path(str(tmp_path)) / "s.db"):
+            pass
+
+    with pytest.raises(RuntimeError, match="open_store needs a trio run"):
+        asyncio.run(open_it())

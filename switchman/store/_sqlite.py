@@ -553,8 +553,17 @@ async def open_store(
     The connection is closed on exit, even when the block is cancelled (the close,
     and one last try to write the finishes kept in memory, are shielded and bounded).
     :class:`StoreError` when the file is in use by another process (under any of its
-    names: a symlink, a hard link), is not SQLite, or cannot be written.
+    names: a symlink, a hard link), is not SQLite, or cannot be written. Outside a trio
+    run (asyncio's), ``RuntimeError`` saying so.
     """
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        raise RuntimeError(
+            "switchman.store.open_store needs a trio run (trio.run), as the router does: "
+            "from asyncio, open both in a thread of their own under trio.run "
+            "(examples/asyncio_app.py does)"
+        ) from None
     where = str(default_db_path() if path is None else path)
     with contextlib.ExitStack() as owned:
         fd: int | None = None
