@@ -137,8 +137,14 @@ def prompt_after_option(args: argparse.Namespace, extra: list[str]) -> list[str]
     return extra
 
 
-def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
-    """The parser of ``command`` (``parser`` itself if it has none)."""
+def command_parser(
+    parser: argparse.ArgumentParser, command: str, words: list[str], extra: list[str]
+) -> argparse.ArgumentParser:
+    """The parser whose usage tells of ``extra``, the arguments ``words`` (the command
+    line) left unread: ``command``'s, or ``parser``'s own for one before the command."""
+    first = words.index(command) if command in words else len(words)
+    if set(extra) & set(words[:first]):
+        return parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             found: argparse.ArgumentParser = action.choices.get(command, parser)

@@ -751,8 +751,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "run":
         extra = prompt_after_option(args, extra)
-    if extra:  # told with the command's own usage, as its missing arguments are
-        command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # told with the command's own usage (the top-level one's, before it)
+        words = list(sys.argv[1:] if argv is None else argv)
+        told = command_parser(parser, args.command, words, extra)
+        told.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in CLIENT_COMMANDS:
         with contextlib.suppress(ValueError):  # (``main`` run outside the main thread)
             if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
