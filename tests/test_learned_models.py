@@ -45,11 +45,14 @@ def test_rows_follow_the_model_they_were_learned_of() -> None:
         ("older", "chat"): _st(5),
     }
     assert placed.moved == {"renamed": "quick"}
-    # "reused" names another model now, and no alias names p/c: forgotten
-    assert placed.dropped == {"reused": "p/c"}
-    # the model no alias names is kept for a config that names it again
-    assert placed.kept == {("gone", "chat"): _st(4)}
-    assert placed.kept_upstreams == {"gone": "p/d"}
+    # "reused" names another model now, and no alias names p/c: its record is kept under
+    # that model's name, as is that of the model no alias names, for a config naming it
+    assert placed.reassigned == {"reused": "p/c"}
+    assert placed.kept == {("gone", "chat"): _st(4), ("p/c", "chat"): _st(3)}
+    assert placed.kept_upstreams == {"gone": "p/d", "p/c": "p/c"}
+    # an alias that names p/c again gets it back
+    back = place_learned(placed.kept, placed.kept_upstreams, {"again": "p/c"})
+    assert back.stats == {("again", "chat"): _st(3)} and back.moved == {"p/c": "again"}
 
 
 def test_a_model_with_its_own_record_keeps_it() -> None:
@@ -59,7 +62,8 @@ def test_a_model_with_its_own_record_keeps_it() -> None:
     stored = {"fast": "p/a", "old": "p/a"}
     placed = place_learned(stats, stored, {"fast": "p/new", "old": "p/a"})
     assert placed.stats == {("old", "chat"): _st(2), ("old", "code"): _st(3)}
-    assert placed.moved == {"fast": "old"} and placed.dropped == {"fast": "p/a"}
+    # (nothing lost, nothing to say of "fast" but that its record moved)
+    assert placed.moved == {"fast": "old"} and placed.reassigned == {}
 
 
 def _learned(router: switchman.Router) -> dict[str, float]:
@@ -103,3 +107,29 @@ async def test_an_alias_given_to_another_model_does_not_inherit_the_old_ones_rec
         async with open_store(db) as store, switchman.open_router(third, store=store) as r:
             again = _learned(r)
         assert again["steady"] == pytest.approx(before["fast"], rel=0.01)
+
+
+async def test_an_alias_given_back_to_its_model_finds_its_record_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Switched to another model and back (a trial of a new model): its record was
+    forgotten at the switch, for good."""
+    db = tmp_path / "jobs.db"
+    a = fleet(sim_model("fast", model_id="model-a"))
+    b = fleet(sim_model("fast", model_id="model-b"))
+    with trio.fail_after(30):
+        async with open_store(db) as store, switchman.open_router(a, store=store) as r:
+            for _ in range(4):
+                await r.call(Call(prompt="hello", model="fast", intent="summarize"))
+            learned = _learned(r)["fast"]
+        with caplog.at_level(logging.WARNING):
+            async with open_store(db) as store, switchman.open_router(b, store=store) as r:
+                assert _learned(r)["fast"] == 0.0
+                await r.call(Call(prompt="hello", model="fast", intent="summarize"))
+        assert any(
+            "fast names sim/model-b now, learned afresh" in rec.getMessage()
+            for rec in caplog.records
+        ), [rec.getMessage() for rec in caplog.records]
+        async with open_store(db) as store, switchman.open_router(a, store=store) as r:
+            back = _learned(r)["fast"]
+    assert back == pytest.approx(learned, rel=0.01)

@@ -30,14 +30,15 @@ class Placed:
     ``stats``: under the aliases of the config that name the model they were learned of;
     ``kept``: of models the config does not name (kept for a later run that does), with
     ``kept_upstreams`` naming them; ``moved``: an old alias's rows gone to the alias that
-    names its model now; ``dropped``: an alias that names another model now, and the one
-    it named, whose rows no alias names (forgotten)."""
+    names its model now; ``reassigned``: an alias that names another model now, and the one
+    it named, which no alias names: its rows are kept under that model's name
+    (``provider/model_id``), for an alias that names it again."""
 
     stats: dict[Key, ModelStats]
     kept: dict[Key, ModelStats]
     kept_upstreams: dict[str, str]
     moved: dict[str, str]
-    dropped: dict[str, str]
+    reassigned: dict[str, str]
 
 
 def place_learned(
@@ -53,7 +54,7 @@ def place_learned(
     kept: dict[Key, ModelStats] = {}
     kept_upstreams: dict[str, str] = {}
     moved: dict[str, str] = {}
-    dropped: dict[str, str] = {}
+    reassigned: dict[str, str] = {}
     elsewhere: list[tuple[Key, ModelStats]] = []
     for (alias, intent), st in stats.items():
         was, now = stored.get(alias), current.get(alias)
@@ -65,15 +66,24 @@ def place_learned(
             kept[(alias, intent)] = st
     for (alias, intent), st in elsewhere:
         was = stored[alias]
-        heir = next((a for a in by_model.get(was, ()) if (a, intent) not in placed), None)
+        heirs = by_model.get(was, ())
+        heir = next((a for a in heirs if (a, intent) not in placed), None)
         if heir is not None:  # the alias was renamed: its model's record goes with it
             placed[(heir, intent)] = st
             moved[alias] = heir
+        elif heirs:
+            pass  # the alias naming that model now has its own record of it for the intent
         elif alias not in current:
             kept[(alias, intent)] = st
             kept_upstreams[alias] = was
         else:  # the alias names another model now, and no alias names the old one
-            dropped[alias] = was
+            kept.setdefault((was, intent), st)
+            kept_upstreams[was] = was
+            reassigned[alias] = was
     return Placed(
-        stats=placed, kept=kept, kept_upstreams=kept_upstreams, moved=moved, dropped=dropped
+        stats=placed,
+        kept=kept,
+        kept_upstreams=kept_upstreams,
+        moved=moved,
+        reassigned=reassigned,
     )
