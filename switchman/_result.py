@@ -134,6 +134,9 @@ class AttemptRecord:
     #: the provider reported no usage (or not all of it): ``usage`` and ``cost_usd`` are
     #: switchman's bound, at the most the text could have been billed, not its report
     usage_estimated: bool = False
+    #: the model's id at its provider as the config named it then (``alias`` may name
+    #: another model after the config changed; the provider may report a dated id)
+    model_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -540,6 +540,7 @@ class _Dispatcher:
         forgotten (``"rated"`` from then on), so one client cannot outweigh the others by
         rating the same answer again."""
         known = self.recent.pop(msg.call_id, None)
+        remembered = known
         answer: FeedbackAnswer = "unknown"
         if (
             known is None
@@ -548,18 +549,21 @@ class _Dispatcher:
             and msg.call_id not in self.rated
         ):  # forgotten (a restart), but the caller kept who answered it
             known = (msg.model, msg.intent)
-        if known is not None:
+        model = self.env.by_alias.get(known[0]) if known is not None else None
+        inbox = self.env.providers.get(model.provider) if model is not None else None
+        if known is not None and inbox is None:
+            # its provider is not in service this run (no key): nothing could learn of the
+            # score, which must not count as given (the caller may rate it once it is back)
+            if remembered is not None:
+                self.recent[msg.call_id] = remembered
+        elif known is not None and inbox is not None:
             answer = "ok"
             self.rated[msg.call_id] = None
             if len(self.rated) > FEEDBACK_MEMORY:
                 self.rated.popitem(last=False)
             alias, intent = known
             intent = msg.intent or intent  # the caller may say what kind of call it was
-            provider = self.env.by_alias[alias].provider if alias in self.env.by_alias else None
-            if provider is not None:
-                await self.env.providers[provider].send(
-                    Feedback(alias=alias, intent=intent, score=msg.score)
-                )
+            await inbox.send(Feedback(alias=alias, intent=intent, score=msg.score))
         elif msg.call_id in self.rated:
             answer = "rated"
         with msg.reply_to:

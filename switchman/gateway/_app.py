@@ -585,7 +585,8 @@ class Gateway:
             raise HttpError(
                 404,
                 "not_found",
-                f"the model that answered job {job_id} ({model}) is no longer configured",
+                f"the model that answered job {job_id} ({model}) is not in service here: no"
+                " longer configured, or its provider disabled (rate it once it is back)",
             ) from None
         await send_json(send, 200, {"job_id": job_id, "call_id": call_id, "score": score})
 

@@ -70,25 +70,29 @@ def not_serving(config: Config, name: str, principal: Principal) -> str:
 
 
 def answered_by(result: Mapping[str, Any], config: Config) -> str | None:
-    """The alias that names the model that answered a stored result now: its own alias if
+    """The alias that names, now, the model that answered a stored result: its own alias if
     it still names that model, else one that names it since the config changed (an alias
-    renamed); None when none does (an alias given to another model does not get its
-    rating). The provider's id may be dated (``gpt-4o-2024-08-06`` for ``gpt-4o``)."""
-    alias, provider, said = (
-        result.get("model"),
-        result.get("provider"),
-        result.get("provider_model_id"),
-    )
-    if not isinstance(alias, str) or not isinstance(provider, str):
+    renamed); None when none does (an alias given to another model does not get the old
+    one's rating). The model is the answering attempt's ``provider`` and ``model_id`` as the
+    config named them then (a provider reports dated or resolved ids: ``gpt-4o-2024-08-06``,
+    ``gemini-3.8-flash`` for ``gemini-flash-latest``). A result stored before attempts
+    named their model is credited to its alias, if configured, as it was then."""
+    alias = result.get("model")
+    if not isinstance(alias, str):
         return None
-    named = config.models.get(alias)
-    if not isinstance(said, str):  # (a result stored before it named the model)
-        return alias if named is not None and named.provider == provider else None
-    exact = [
-        m.alias for m in config.models.values() if (m.provider, m.model_id) == (provider, said)
-    ]
-    if exact:
-        return alias if alias in exact else exact[0]
-    if named is not None and named.provider == provider and said.startswith(named.model_id):
-        return alias
-    return None
+    trace = result.get("trace")
+    attempts = trace.get("attempts") if isinstance(trace, Mapping) else None
+    answered = next(
+        (
+            a
+            for a in reversed(attempts if isinstance(attempts, list) else [])
+            if isinstance(a, Mapping) and a.get("outcome") == "success"
+        ),
+        None,
+    )
+    model_id = answered.get("model_id") if answered is not None else None
+    if answered is None or not isinstance(model_id, str):
+        return alias if alias in config.models else None
+    upstream = (answered.get("provider"), model_id)
+    same = [m.alias for m in config.models.values() if (m.provider, m.model_id) == upstream]
+    return alias if alias in same else (same[0] if same else None)
