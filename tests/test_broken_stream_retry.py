@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
 import h11
 import pytest
 import trio
@@ -119,3 +120,46 @@ async def test_a_stream_cut_without_a_word_is_not_retried_on_its_model(
             result, sent = await streamed(router, Call(prompt="how?", model="m"))
     assert result.status == "failed" and sent == result.answer == "Step one, "
     assert asked == ["m"]
+
+
+async def test_when_the_models_after_it_cannot_take_the_call_it_continues_itself(
+    nursery: trio.Nursery,
+) -> None:
+    """Another model was listed, but its provider's budget could not cover it: it was never
+    tried, and the call failed on a passing overload all the same."""
+    from switchman.catalog import BudgetsConfig
+
+    asked: list[str] = []
+
+    def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        asked.append(json.loads(body)["model"])
+        if len(asked) == 1:
+            return 200, SSE, _events(_text("Step one, "), OVERLOADED, done=False)
+        return 200, SSE, _whole("step two.")
+
+    base_url = await nursery.start(serve_answers, answer)
+    config = _config(base_url, "first")
+    spent_out = ModelSpec(
+        alias="second", provider="other", model_id="second", input_per_mtok=1.0,
+        output_per_mtok=1.0,
+    )  # fmt: skip
+    config = attrs.evolve(
+        config,
+        providers={
+            **config.providers,
+            "other": attrs.evolve(config.providers["up"], name="other"),
+        },
+        models={**config.models, "second": spent_out},
+        routes={"chain": RouteSpec(name="chain", chain=("first", "second"))},
+        budgets=BudgetsConfig(providers={"other": {"daily_usd": 1e-9}}),
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result, sent = await streamed(router, Call(prompt="how?", model="chain"))
+    assert result.status == "complete", result.errors
+    assert sent == result.answer == "Step one, step two."
+    assert asked == ["first", "first"]
+    attempts = result.trace.attempts
+    assert [(a.alias, a.outcome) for a in attempts][-1] == ("first", "success")
+    last = attempts[-1].after or ""
+    assert last.startswith("retry: stream broken by") and "no model after it" in last, last

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import trio
 
-from switchman._call import Call, Timeouts
+from switchman._call import Call, Message, Timeouts
 from switchman._errors import (
     NO_ANSWER,
     AttemptTimeout,
@@ -31,6 +31,8 @@ from switchman.actors._messages import Unavailable
 from switchman.adapters._base import TextDelta
 from switchman.catalog._spec import Config, ModelSpec, RouterConfig
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
+from switchman.policy._eligibility import output_tokens
+from switchman.policy._estimate import CONTINUE_PROMPT, most_cost
 
 
 def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
@@ -289,3 +291,22 @@ def held_back(env: DispatchEnv, model: ModelSpec, when: float) -> float:
         return 0.0
     retry_at = breaker_retry_at(snapshot.breakers.get(model.alias, CLOSED_BREAKER))
     return retry_at if retry_at is not None and retry_at > when else 0.0
+
+
+def answer_cost(run: CallRun, model: ModelSpec) -> float:
+    """What an answer from ``model`` can cost the call: its prompt, as estimated, and its
+    output room."""
+    return most_cost(model, run.input_tokens, output_tokens(run.call, model, run.input_tokens))
+
+
+def messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
+    """The messages an attempt on ``model`` sends: the call's, and for a continuation of a
+    broken stream the text so far (as the assistant's, and a turn asking to continue for
+    a model that takes no prefill)."""
+    messages = run.call.chat()
+    if not run.sent_raw:
+        return messages
+    prefill = Message(role="assistant", content=run.sent_raw)
+    if model.supports_prefill:
+        return (*messages, prefill)
+    return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))

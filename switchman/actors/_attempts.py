@@ -27,24 +27,26 @@ from typing import Any, Final
 import attrs
 import trio
 
-from switchman._call import Message
-from switchman._channels import open_channel, send_soon
+from switchman._channels import open_channel
 from switchman._errors import (
     AttemptTimeout,
     BudgetExceeded,
     ContextExceeded,
     ProviderError,
     Refused,
+    StreamBroken,
     attempt_outcome,
 )
-from switchman._result import AttemptRecord, Delta, ErrorInfo, Usage, Wait, normal_finish
+from switchman._result import AttemptRecord, ErrorInfo, Usage, Wait, normal_finish
 from switchman.actors._attempt_ends import (
     ClosingCounted,
+    answer_cost,
     callers_own_limit,
     content_fallback,
     error_info,
     held_back,
     merge_waiting,
+    messages_for,
     over_reserved,
     record_data,
     runaway,
@@ -74,6 +76,7 @@ from switchman.actors._messages import (
     CancelAttempt,
     Unavailable,
 )
+from switchman.actors._relay import flush_held_back, forward
 from switchman.actors._slots import Turns
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec
@@ -92,7 +95,7 @@ from switchman.policy._eligibility import (
     output_tokens,
     request_params,
 )
-from switchman.policy._estimate import CONTINUE_PROMPT, most_cost, text_tokens
+from switchman.policy._estimate import most_cost, text_tokens
 from switchman.policy._retry import RetryDecision, decide_after_failure
 
 #: the most characters one token of output can be (runs of spaces or repeated characters
@@ -132,8 +135,33 @@ async def run_attempts(
     paused: Wait | None = None  # the wait for a paused model before asking it again
     billed = 0.0  # what the attempts that failed were billed
     budget_waited = 0.0  # for budget room the calls in flight held
+    #: a stream broken after its text began, switched away from: where it is, the attempts
+    #: made by then, and its error (no model after it tried: it continues itself, once)
+    back: tuple[int, int, ProviderError] | None = None
+    came_back = False
     i = 0
-    while i < len(candidates):
+    while True:
+        if i >= len(candidates):
+            if back is None or sum(tries.values()) != back[1]:
+                return None
+            i, _, broken = back
+            back, came_back = None, True
+            model = candidates[i]
+            now = trio.current_time()
+            again = decide_after_failure(
+                broken,
+                attempts_on_model=tries[(model.provider, model.model_id)],
+                now=now,
+                deadline=run.deadline,
+                rng=env.rng,
+                nothing_else=True,
+            )
+            if again.action != "retry" or held_back(env, model, now + again.delay_s):
+                return None
+            left.discard((model.provider, model.model_id))
+            run.after = f"retry: {again.reason} (no model after it could take the call)"
+            with run.waiting(f"backoff before retrying {model.alias}: {again.reason}"):
+                await trio.sleep(again.delay_s)
         model = candidates[i]
         upstream = (model.provider, model.model_id)
         if upstream in left:
@@ -223,11 +251,13 @@ async def run_attempts(
             with run.waiting(f"backoff before retrying {model.alias}: {decision.reason}"):
                 await trio.sleep(decision.delay_s)
         elif decision.action == "switch":
+            if isinstance(outcome, StreamBroken) and back is None and not came_back:
+                back = (i, sum(tries.values()), outcome)
             i += 1
             left.add(upstream)
             run.after = f"fallback: {decision.reason}"
             billed += outcome.billed_cost_usd or 0.0
-            if billed >= max(FAILED_ANSWERS * _answer_cost(run, candidates[0]), FAILED_FLOOR_USD):
+            if billed >= max(FAILED_ANSWERS * answer_cost(run, candidates[0]), FAILED_FLOOR_USD):
                 why = (
                     f"the call stopped: its failed attempts were billed ${billed:.6f}, "
                     f"{FAILED_ANSWERS} times what an answer could cost or more"
@@ -239,23 +269,6 @@ async def run_attempts(
                 return None
         else:
             return None
-    return None
-
-
-def _answer_cost(run: CallRun, model: ModelSpec) -> float:
-    """What an answer from ``model`` can cost the call: its prompt, as estimated, and its
-    output room."""
-    return most_cost(model, run.input_tokens, output_tokens(run.call, model, run.input_tokens))
-
-
-def _messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
-    messages = run.call.chat()
-    if not run.sent_raw:
-        return messages
-    prefill = Message(role="assistant", content=run.sent_raw)
-    if model.supports_prefill:
-        return (*messages, prefill)
-    return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))
 
 
 async def _one_attempt(
@@ -425,7 +438,7 @@ async def _exchange(
     params["max_tokens"] = out_tokens
     request = ProviderRequest(
         model_id=model.model_id,
-        messages=_messages_for(run, model),
+        messages=messages_for(run, model),
         stream=True,
         context_window=model.context_window,
         **params,
@@ -531,7 +544,7 @@ async def _exchange(
                                 text.append(piece)
                                 if run.stream:
                                     timer.deadline = attempt_deadline  # a slow reader is no stall
-                                    await _forward(env, run, piece, n)
+                                    await forward(env, run, piece, n)
                         case Malformed():
                             malformed += 1
                         case StreamEnd():
@@ -580,6 +593,7 @@ async def _exchange(
                 n=n,
                 alias=model.alias,
                 provider=model.provider,
+                model_id=model.model_id,
                 started_at=wall_started,
                 ended_at=run.wall(env),
                 ttft_ms=ttft * 1000.0 if ttft is not None else None,
@@ -599,13 +613,14 @@ async def _exchange(
     if dedupe and pending and end is not None:  # short answer that never passed the check
         text.append(pending)
         if run.stream:
-            await _forward(env, run, pending, n)
+            await forward(env, run, pending, n)
     ended = run.wall(env)
     ttft_ms = ttft * 1000.0 if ttft is not None else None
     base: dict[str, Any] = dict(
         n=n,
         alias=model.alias,
         provider=model.provider,
+        model_id=model.model_id,
         started_at=wall_started,
         ended_at=ended,
         ttft_ms=ttft_ms,
@@ -619,7 +634,7 @@ async def _exchange(
         if run.stream and run.redactor is not None:
             # the text the redactor still held back is this attempt's: it goes out now,
             # before the attempt is told finished
-            await _flush_held_back(env, run, n)
+            await flush_held_back(env, run, n)
         answer = "".join(text)
         usage = end.usage
         unsaid = usage.output_tokens == 0 and usage.input_tokens == 0
@@ -738,53 +753,6 @@ async def _exchange(
     if env.hub.active:
         run.event(env, "attempt.finished", **record_data(record))
     return error
-
-
-async def _forward(env: DispatchEnv, run: CallRun, piece: str, n: int) -> None:
-    """Hand ``piece`` to the caller's stream through the redactor (hold-back window)."""
-    run.raw_pieces.append(piece)
-    safe = run.redactor.feed(piece) if run.redactor is not None else piece
-    if safe:
-        first = not run.sent_redacted
-        if first:
-            run.first_text_at = trio.current_time()
-        run.sent_redacted.append(safe)
-        if env.hub.active:
-            run.event(env, "attempt.delta", n=n, text=safe)
-        delta = Delta(text=safe)
-        try:
-            if first:
-                # the first text goes out at once: two checkpoints, so the reader surely
-                # runs before the rest is relayed (time to first token)
-                await run.reply_to.send(delta)
-                await trio.lowlevel.checkpoint()
-            else:  # later deltas that arrived together travel on together
-                await send_soon(run.reply_to, delta)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            # the caller left its stream: stop the call (its attempt and reservation too)
-            if run.scope is not None:
-                run.scope.cancel()
-            await trio.lowlevel.checkpoint()
-            raise
-
-
-async def _flush_held_back(env: DispatchEnv, run: CallRun, n: int) -> None:
-    """Send the caller's stream what the redactor held back, once the answer is whole."""
-    assert run.redactor is not None
-    tail = run.redactor.flush()
-    if not tail:
-        return
-    if run.first_text_at is None:  # the whole answer was short enough to be held back
-        run.first_text_at = trio.current_time()
-    run.sent_redacted.append(tail)
-    if env.hub.active:
-        run.event(env, "attempt.delta", n=n, text=tail)
-    # the answer is whole: even at the call's deadline, its end reaches a reader (briefly)
-    with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-        try:
-            await send_soon(run.reply_to, Delta(text=tail))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the caller left; the answer is complete all the same
 
 
 def _cancel_attempt(
