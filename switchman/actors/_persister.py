@@ -450,7 +450,7 @@ def learned_for(
     config: Config, stats: Mapping[tuple[str, str], ModelStats], stored: Mapping[str, str]
 ) -> Placed:
     """Stored statistics placed under ``config``'s aliases by the model each was learned of
-    (``place_learned``), saying what moved to another alias and what was forgotten."""
+    (``place_learned``), saying what moved to another alias and what starts afresh."""
     placed = place_learned(stats, stored, upstreams(config))
     for old, new in sorted(placed.moved.items()):
         log.warning(
@@ -459,12 +459,13 @@ def learned_for(
             stored[old],
             new,
         )
-    for alias, was in sorted(placed.dropped.items()):
+    for alias, was in sorted(placed.reassigned.items()):
         log.warning(
-            "what was learned of %s is forgotten: it named %s, and now names %s",
+            "%s names %s now, learned afresh: what was learned of it when it named %s is"
+            " kept for an alias that names that model again",
             alias,
-            was,
             upstreams(config)[alias],
+            was,
         )
     return placed
 
@@ -474,8 +475,8 @@ def tell_spent_out(ledger: Ledger, limits: Sequence[Limit]) -> None:
     the config below what was spent): every call it covers is refused until it resets."""
     now = time.time()
     for limit in limits:
-        if remaining_usd(ledger, limit, wall_now=now) > 0:
-            continue
+        if limit.limit_usd <= 0 or remaining_usd(ledger, limit, wall_now=now) > 0:
+            continue  # (a zero budget is a door kept shut on purpose: nothing to tell)
         log.warning(
             "budget %s %s: $%.6f spent already of its $%g: the calls it covers are refused"
             " until %s",
