@@ -13,7 +13,7 @@ import trio
 
 import switchman
 from switchman import Call
-from switchman.actors._learned import place_learned
+from switchman.actors._learned import KEPT, place_learned
 from switchman.policy._learning import ModelStats
 from switchman.store import open_store
 from tests._simfleet import fleet, sim_model
@@ -48,11 +48,18 @@ def test_rows_follow_the_model_they_were_learned_of() -> None:
     # "reused" names another model now, and no alias names p/c: its record is kept under
     # that model's name, as is that of the model no alias names, for a config naming it
     assert placed.reassigned == {"reused": "p/c"}
-    assert placed.kept == {("gone", "chat"): _st(4), ("p/c", "chat"): _st(3)}
-    assert placed.kept_upstreams == {"gone": "p/d", "p/c": "p/c"}
-    # an alias that names p/c again gets it back
-    back = place_learned(placed.kept, placed.kept_upstreams, {"again": "p/c"})
-    assert back.stats == {("again", "chat"): _st(3)} and back.moved == {"p/c": "again"}
+    assert placed.kept == {("gone", "chat"): _st(4), (KEPT + "p/c", "chat"): _st(3)}
+    assert placed.kept_upstreams == {"gone": "p/d", KEPT + "p/c": "p/c"}
+    # an alias that names p/c again gets it back; one merely spelled "p/c" naming another
+    # model does not (catalog aliases read provider/model)
+    back = place_learned(placed.kept, placed.kept_upstreams, {"again": "p/c", "p/c": "q/other"})
+    assert back.stats == {("again", "chat"): _st(3)} and back.moved == {KEPT + "p/c": "again"}
+
+
+def test_an_alias_added_beside_another_of_its_model_starts_from_its_record() -> None:
+    """Its first call overwrote the record both share (5.57 learned, 1.0 left)."""
+    placed = place_learned({("b", "chat"): _st(5)}, {"b": "p/m"}, {"a": "p/m", "b": "p/m"})
+    assert placed.stats == {("a", "chat"): _st(5), ("b", "chat"): _st(5)}
 
 
 def test_a_model_with_its_own_record_keeps_it() -> None:
@@ -133,3 +140,27 @@ async def test_an_alias_given_back_to_its_model_finds_its_record_again(
         async with open_store(db) as store, switchman.open_router(a, store=store) as r:
             back = _learned(r)["fast"]
     assert back == pytest.approx(learned, rel=0.01)
+
+
+async def test_feedback_for_a_model_out_of_service_says_so() -> None:
+    """Its provider has no key in this router: the score could go nowhere (it told the
+    caller to pass ``model=``, which it had)."""
+    from switchman.catalog import Config, ModelSpec, ProviderSpec
+
+    config = Config(
+        providers={
+            "up": ProviderSpec(
+                name="up", kind="openai", base_url="http://127.0.0.1:9/v1", api_key_env="NO_KEY"
+            ),
+            "sim": ProviderSpec(name="sim", kind="sim"),
+        },
+        models={
+            "fast": ModelSpec(alias="fast", provider="up", model_id="m"),
+            "other": sim_model("other"),
+        },
+    )
+    async with switchman.open_router(config, env={}) as router:
+        with pytest.raises(switchman.UnknownCall, match="not in service in this router"):
+            await router.feedback("c-old", 0.5, model="fast", intent="summarize")
+        with pytest.raises(switchman.UnknownCall, match="pass model="):
+            await router.feedback("c-old", 0.5)

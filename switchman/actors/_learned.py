@@ -9,6 +9,7 @@ model it was learned of, not to its name. Pure: rows in, rows placed and what to
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 import attrs
 
@@ -41,12 +42,18 @@ class Placed:
     reassigned: dict[str, str]
 
 
+#: the key of a record kept by its model's name (``KEPT + "provider/model_id"``) once its
+#: alias names another model: never an alias (a catalog alias reads ``provider/model``)
+KEPT: Final = "\x00"
+
+
 def place_learned(
     stats: Mapping[Key, ModelStats], stored: Mapping[str, str], current: Mapping[str, str]
 ) -> Placed:
     """Place ``stats`` (with ``stored``, the model each alias named when they were saved;
     a row of an older store names none and stays with its alias) under ``current``, the
-    config's aliases and their models."""
+    config's aliases and their models. Aliases of one model share its record: one added
+    beside another starts from it (its first call would otherwise overwrite it)."""
     by_model: dict[str, list[str]] = {}
     for alias, model in current.items():
         by_model.setdefault(model, []).append(alias)
@@ -77,9 +84,12 @@ def place_learned(
             kept[(alias, intent)] = st
             kept_upstreams[alias] = was
         else:  # the alias names another model now, and no alias names the old one
-            kept.setdefault((was, intent), st)
-            kept_upstreams[was] = was
+            kept.setdefault((KEPT + was, intent), st)
+            kept_upstreams[KEPT + was] = was
             reassigned[alias] = was
+    for (alias, intent), st in list(placed.items()):
+        for sibling in by_model[current[alias]]:
+            placed.setdefault((sibling, intent), st)
     return Placed(
         stats=placed,
         kept=kept,

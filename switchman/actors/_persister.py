@@ -21,7 +21,7 @@ import trio
 from switchman._convert import to_jsonable
 from switchman._result import ErrorInfo, Result
 from switchman.actors._board import StatusBoard
-from switchman.actors._learned import Placed, place_learned, upstreams
+from switchman.actors._learned import KEPT, Placed, place_learned, upstreams
 from switchman.catalog import Config
 from switchman.policy._budget import (
     Held,
@@ -452,7 +452,13 @@ def learned_for(
     """Stored statistics placed under ``config``'s aliases by the model each was learned of
     (``place_learned``), saying what moved to another alias and what starts afresh."""
     placed = place_learned(stats, stored, upstreams(config))
+    now = upstreams(config)
+    found = {new for old, new in placed.moved.items() if old.startswith(KEPT)}
     for old, new in sorted(placed.moved.items()):
+        if old.startswith(KEPT):
+            if new not in placed.reassigned:
+                log.warning("what was learned of %s counts again, for %s", stored[old], new)
+            continue
         log.warning(
             "what was learned of %s (%s) now counts for %s, which names that model now",
             old,
@@ -461,10 +467,11 @@ def learned_for(
         )
     for alias, was in sorted(placed.reassigned.items()):
         log.warning(
-            "%s names %s now, learned afresh: what was learned of it when it named %s is"
-            " kept for an alias that names that model again",
+            "%s names %s now, %s: what was learned of it when it named %s is kept for an"
+            " alias that names that model again",
             alias,
-            upstreams(config)[alias],
+            now[alias],
+            "with what was learned of that model before" if alias in found else "learned afresh",
             was,
         )
     return placed
