@@ -76,7 +76,7 @@ def answered_by(result: Mapping[str, Any], config: Config) -> str | None:
     one's rating). The model is the answering attempt's ``provider`` and ``model_id`` as the
     config named them then (a provider reports dated or resolved ids: ``gpt-4o-2024-08-06``,
     ``gemini-3.8-flash`` for ``gemini-flash-latest``). A result stored before attempts
-    named their model is credited to its alias, if configured, as it was then."""
+    named their model goes by ``_answered_then``."""
     alias = result.get("model")
     if not isinstance(alias, str):
         return None
@@ -92,7 +92,19 @@ def answered_by(result: Mapping[str, Any], config: Config) -> str | None:
     )
     model_id = answered.get("model_id") if answered is not None else None
     if answered is None or not isinstance(model_id, str):
-        return alias if alias in config.models else None
+        return _answered_then(result, alias, config)
     upstream = (answered.get("provider"), model_id)
     same = [m.alias for m in config.models.values() if (m.provider, m.model_id) == upstream]
     return alias if alias in same else (same[0] if same else None)
+
+
+def _answered_then(result: Mapping[str, Any], alias: str, config: Config) -> str | None:
+    """For a result stored before attempts named their model: the alias that names the
+    id its provider reported (``provider_model_id``), else its own alias if it names a
+    model of the same provider (the provider's id may be dated or resolved)."""
+    provider, said = result.get("provider"), result.get("provider_model_id")
+    same = [m.alias for m in config.models.values() if (m.provider, m.model_id) == (provider, said)]
+    if same:
+        return alias if alias in same else same[0]
+    named = config.models.get(alias)
+    return alias if named is not None and named.provider == provider else None
