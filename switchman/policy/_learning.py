@@ -193,10 +193,11 @@ def observe(
     if outcome in _NO_LATENCY_OUTCOMES or busy:
         latency_ms = ttft_ms = None
     lasting = stats.lasting * g
-    # (failures in a row; a 429 among them, but the streak that moves a lone failure to
-    # the long clock counts only the model's own)
+    # (failures in a row, 429s among them)
     running = (stats.failures - stats.lasting) * gf + (failure or busy)
-    streak = stats.streak + 1 if failure else stats.streak if busy else 0
+    # (a 429 ends a streak too: an error before 429s was not alone between answers, and
+    # fades on the short clock with them, not at the next answer onto the long one)
+    streak = stats.streak + 1 if failure else 0
     if stats.streak == 1 and not (failure or busy):
         # the model's last failure came alone: what it is, not an outage; it moves to
         # the long clock, at the weight it would have had there
