@@ -137,11 +137,24 @@ class UnknownCall(SwitchmanError, KeyError):
 
     code = "unknown_call"
 
-    def __init__(self, call_id: str) -> None:
+    def __init__(self, call_id: str, said: str | None = None) -> None:
         super().__init__(call_id)
         self.call_id = call_id
+        self._said = said
+
+    @classmethod
+    def out_of_service(cls, call_id: str) -> UnknownCall:
+        """The model that answered the call is not in service in this router."""
+        said = (
+            f"the model that answered call {call_id!r} is not in service in this router (its"
+            " provider has no key, or the config no longer has it): rate the call once it"
+            " is back"
+        )
+        return cls(call_id, said)
 
     def __str__(self) -> str:
+        if self._said is not None:
+            return self._said
         return (
             f"this router does not know call {self.call_id!r} (it remembers who answered its "
             "last 10,000 calls since it started): pass model= (the result's model) and "

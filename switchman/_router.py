@@ -387,6 +387,8 @@ class Router:
             )
         if answer == "unknown":
             raise UnknownCall(call_id)
+        if answer == "out_of_service":  # (not counted as given: rate it once it is back)
+            raise UnknownCall.out_of_service(call_id)
 
     async def spend(self, scope: str = "global") -> dict[str, float]:
         """USD spent in the current hour, day and month for ``scope``: ``"global"``,

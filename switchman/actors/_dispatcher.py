@@ -556,6 +556,7 @@ class _Dispatcher:
             # score, which must not count as given (the caller may rate it once it is back)
             if remembered is not None:
                 self.recent[msg.call_id] = remembered
+            answer = "out_of_service"
         elif known is not None and inbox is not None:
             answer = "ok"
             self.rated[msg.call_id] = None

@@ -183,7 +183,7 @@ class CancelCall:
 
 #: the dispatcher's answer to feedback: credited, a call it does not know, or one already rated
 #: ``closed``: the router stopped before it could take the feedback
-FeedbackAnswer = Literal["ok", "unknown", "rated", "closed"]
+FeedbackAnswer = Literal["ok", "unknown", "rated", "closed", "out_of_service"]
 
 
 @attrs.frozen(kw_only=True, eq=False)
