@@ -122,8 +122,9 @@ async def test_a_stream_cut_without_a_word_is_not_retried_on_its_model(
     assert asked == ["m"]
 
 
+@pytest.mark.parametrize("again", [False, True], ids=["answers", "breaks again"])
 async def test_when_the_models_after_it_cannot_take_the_call_it_continues_itself(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, again: bool
 ) -> None:
     """Another model was listed, but its provider's budget could not cover it: it was never
     tried, and the call failed on a passing overload all the same."""
@@ -133,7 +134,7 @@ async def test_when_the_models_after_it_cannot_take_the_call_it_continues_itself
 
     def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         asked.append(json.loads(body)["model"])
-        if len(asked) == 1:
+        if len(asked) == 1 or again:
             return 200, SSE, _events(_text("Step one, "), OVERLOADED, done=False)
         return 200, SSE, _whole("step two.")
 
@@ -156,9 +157,14 @@ async def test_when_the_models_after_it_cannot_take_the_call_it_continues_itself
     with trio.fail_after(20):
         async with switchman.open_router(config, env=ENV) as router:
             result, sent = await streamed(router, Call(prompt="how?", model="chain"))
+    assert asked == ["first", "first"]
+    # the model it could not go to is told of once
+    assert [x.alias for x in result.trace.skipped] == ["second"], result.trace.skipped
+    if again:  # (twice on one model at most: the call fails, its text as it was)
+        assert result.status == "failed" and sent == result.answer == "Step one, "
+        return
     assert result.status == "complete", result.errors
     assert sent == result.answer == "Step one, step two."
-    assert asked == ["first", "first"]
     attempts = result.trace.attempts
     assert [(a.alias, a.outcome) for a in attempts][-1] == ("first", "success")
     last = attempts[-1].after or ""

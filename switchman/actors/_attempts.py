@@ -146,6 +146,7 @@ async def run_attempts(
                 return None
             i, _, broken = back
             back, came_back = None, True
+            candidates = candidates[: i + 1]  # (those after it were told of: not again)
             model = candidates[i]
             now = trio.current_time()
             again = decide_after_failure(
