@@ -399,8 +399,9 @@ class _ChatStream:
     def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         adapter = self._adapter
         groq = obj(chunk.get("x_groq"))
-        if "error" in chunk or "error" in groq:
-            payload = chunk if "error" in chunk else {"error": groq["error"]}
+        # (Mistral's errors are objects of their own: {"object": "error", "message", ...})
+        if "error" in chunk or "error" in groq or chunk.get("object") == "error":
+            payload = {"error": groq["error"]} if "error" in groq else chunk
             raise stream_error(
                 adapter.provider, payload, secret=adapter.api_key, output_began=self._text
             )

@@ -398,6 +398,18 @@ async def test_error_event_after_200_is_mapped() -> None:
     assert (info.value.provider, info.value.status) == ("anthropic", 529)
 
 
+async def test_an_error_object_of_mistral_s_shape_in_a_stream_is_an_error() -> None:
+    """Mistral's errors are objects of their own (``{"object": "error", ...}``, no
+    ``error`` key): inside a stream, one was read as a chunk without choices, and the
+    answer as cut without a word, never retried."""
+    error = b'data: {"object":"error","message":"Service unavailable","type":"server_error"}\n\n'
+    mistral = ProviderSpec(name="mistral", kind="openai", base_url="http://provider.test/v1")
+    with pytest.raises(StreamBroken) as info:
+        await attempt(respond(Script(chunk("Paris is") + error)), spec=mistral)
+    assert "Service unavailable" in info.value.message
+    assert isinstance(info.value.cause, UpstreamError)
+
+
 async def test_the_key_never_appears_in_any_error_text() -> None:
     echo = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}"}}).encode()
     with pytest.raises(AuthError) as auth:
