@@ -42,6 +42,8 @@ FAILURE_OUTCOMES: Final = frozenset({"timeout", "error"})
 #: outcomes that say the model cannot take calls now (its provider turned it away): a
 #: failure in a row, on the short clock, never what the model is (see ``observe``)
 BUSY_OUTCOMES: Final = frozenset({"rate_limited"})
+#: ``ModelStats.streak`` when the last outcome was a 429
+AFTER_429: Final = -1
 #: outcomes whose latency says nothing about the model's speed (a fast error)
 _NO_LATENCY_OUTCOMES: Final = frozenset({"error"})
 
@@ -52,7 +54,8 @@ class ModelStats:
 
     ``n`` = successes + failures + refusals. ``lasting`` is the part of ``failures``
     that came alone, between answers (it decays as successes do; the rest as failures
-    do), ``streak`` the failures since the last answer or refusal. Latencies in
+    do), ``streak`` the failures since the last answer or refusal (``AFTER_429`` after a
+    429). Latencies in
     milliseconds, ``None`` until observed. ``updated_at`` is the ``now`` up to
     which the counts are decayed.
     """
@@ -195,9 +198,15 @@ def observe(
     lasting = stats.lasting * g
     # (failures in a row, 429s among them)
     running = (stats.failures - stats.lasting) * gf + (failure or busy)
-    # (a 429 ends a streak too: an error before 429s was not alone between answers, and
-    # fades on the short clock with them, not at the next answer onto the long one)
-    streak = stats.streak + 1 if failure else 0
+    # an error next to 429s, before or after them, was not alone between answers: it fades
+    # on the short clock with them, not at the next answer onto the long one (``AFTER_429``
+    # marks a 429 last: a failure after it starts past one)
+    if busy:
+        streak = AFTER_429
+    elif failure:
+        streak = stats.streak + 1 if stats.streak >= 0 else 2
+    else:
+        streak = 0
     if stats.streak == 1 and not (failure or busy):
         # the model's last failure came alone: what it is, not an outage; it moves to
         # the long clock, at the weight it would have had there

@@ -55,7 +55,7 @@ def test_a_429_is_a_failure_in_a_row_that_fades_on_the_short_clock_even_alone() 
     its 429s end: a lone 429 is not what the model is, as a lone error is."""
     healthy = obs(None, "success", latency_ms=100.0, ttft_ms=10.0)
     limited = obs(healthy, "rate_limited", now=1.0, latency_ms=9.0, ttft_ms=9.0)
-    assert limited.failures == pytest.approx(1.0) and limited.streak == 0
+    assert limited.failures == pytest.approx(1.0) and limited.lasting == 0.0
     assert (limited.latency_ms, limited.ttft_ms) == (100.0, 10.0)  # (no speed in a 429)
     answered = obs(limited, "success", now=2.0)
     assert answered.lasting == 0.0  # alone, still on the short clock
@@ -73,6 +73,13 @@ def test_a_429_is_a_failure_in_a_row_that_fades_on_the_short_clock_even_alone() 
     s = obs(s, "success", now=20.0)
     assert s.lasting == 0.0
     assert decayed(s, CFG, 20.0 + hour).failures < 0.2  # (11 failures: 2 ** -6 of them)
+    # ... and after them (a provider's first answer as it recovers a 500), or among them
+    for first, then in (("rate_limited", "error"), ("error", "rate_limited")):
+        s = obs(obs(obs(healthy, first, now=1.0), then, now=2.0), "error", now=3.0)
+        s = obs(s, "success", now=4.0)
+        assert s.lasting == 0.0, (first, then)
+    # a lone error between answers is still what the model is
+    assert obs(obs(healthy, "error", now=1.0), "success", now=2.0).lasting > 0.9
 
 
 def test_seen_counts_every_outcome_on_the_long_clock_without_gamma() -> None:
