@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from switchman._call import Call
 from switchman.catalog import Config
@@ -100,11 +101,28 @@ def answered_by(result: Mapping[str, Any], config: Config) -> str | None:
 
 def _answered_then(result: Mapping[str, Any], alias: str, config: Config) -> str | None:
     """For a result stored before attempts named their model: the alias that names the
-    id its provider reported (``provider_model_id``), else its own alias if it names a
-    model of the same provider (the provider's id may be dated or resolved)."""
+    id its provider reported (``provider_model_id``, a trailing date aside:
+    ``gpt-4o-2024-08-06`` is ``gpt-4o``), else its own alias where it names a moving id of
+    the same provider (``gemini-flash-latest`` reports the model it resolved to); None
+    when the reported id is another model's."""
     provider, said = result.get("provider"), result.get("provider_model_id")
-    same = [m.alias for m in config.models.values() if (m.provider, m.model_id) == (provider, said)]
+    if not isinstance(said, str):
+        said = ""
+    same = [
+        m.alias
+        for m in config.models.values()
+        if m.provider == provider and _undated(m.model_id) == _undated(said)
+    ]
     if same:
         return alias if alias in same else same[0]
     named = config.models.get(alias)
-    return alias if named is not None and named.provider == provider else None
+    moving = named is not None and named.model_id.endswith("latest")
+    return alias if moving and named is not None and named.provider == provider else None
+
+
+#: a date a provider appends to a model's id (``-2024-08-06``, ``-20241022``)
+_DATED: Final = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
+
+
+def _undated(model_id: str) -> str:
+    return _DATED.sub("", model_id)

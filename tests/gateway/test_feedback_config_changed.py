@@ -113,11 +113,15 @@ def test_the_model_that_answered_is_found_by_what_the_config_named_then() -> Non
     # stored before attempts named their model: the alias naming the reported id, else
     # its own alias if it names a model of the same provider
     older = _stored("fast", "openai", "gpt-4o-mini-2024-07-18", None)
-    assert answered_by(older, config(fast=("openai", "gpt-4o"))) == "fast"
-    assert answered_by(older, config(other=("openai", "gpt-4o"))) is None
+    assert answered_by(older, config(fast=("openai", "gpt-4o-mini"))) == "fast"
+    assert answered_by(older, config(quick=("openai", "gpt-4o-mini"))) == "quick"
+    assert answered_by(older, config(fast=("openai", "gpt-4o"))) is None  # reassigned
     assert answered_by(older, config(fast=("gemini", "gemini-flash-latest"))) is None
     exact = _stored("x", "openai", "gpt-4o", None)
     assert answered_by(exact, config(y=("openai", "gpt-4o"))) == "y"  # renamed
+    assert answered_by(exact, config(x=("openai", "gpt-4"))) is None
+    resolved = _stored("gf", "gemini", "gemini-3.8-flash", None)
+    assert answered_by(resolved, config(gf=("gemini", "gemini-flash-latest"))) == "gf"
 
 
 async def test_feedback_for_a_model_out_of_service_is_refused_and_can_be_given_later(
