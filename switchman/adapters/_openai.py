@@ -259,7 +259,7 @@ class OpenAIChatAdapter:
         except ValueError:
             raise bad_reply(self.provider, "response body is not JSON") from None
         data = obj(data)
-        if "error" in data:
+        if data.get("error") is not None or data.get("object") == "error":
             raise stream_error(self.provider, data, secret=self.api_key, output_began=False)
         choice = first(data.get("choices"))
         if not choice:
@@ -400,8 +400,13 @@ class _ChatStream:
         adapter = self._adapter
         groq = obj(chunk.get("x_groq"))
         # (Mistral's errors are objects of their own: {"object": "error", "message", ...})
-        if "error" in chunk or "error" in groq or chunk.get("object") == "error":
-            payload = {"error": groq["error"]} if "error" in groq else chunk
+        # ("error": null in a chunk is no error)
+        if (
+            chunk.get("error") is not None
+            or groq.get("error") is not None
+            or (chunk.get("object") == "error")
+        ):
+            payload = {"error": groq["error"]} if groq.get("error") is not None else chunk
             raise stream_error(
                 adapter.provider, payload, secret=adapter.api_key, output_began=self._text
             )

@@ -410,6 +410,13 @@ async def test_an_error_object_of_mistral_s_shape_in_a_stream_is_an_error() -> N
     assert isinstance(info.value.cause, UpstreamError)
 
 
+async def test_a_chunk_saying_error_null_is_no_error() -> None:
+    payload = {"model": "m", "error": None, "choices": [{"delta": {"content": "Paris."}}]}
+    text = b"data: " + json.dumps(payload).encode() + b"\n\n"
+    run = await attempt(respond(Script(text + chunk(finish="stop") + b"data: [DONE]\n\n")))
+    assert "Paris." in "".join(getattr(e, "text", "") for e in run.events)
+
+
 async def test_the_key_never_appears_in_any_error_text() -> None:
     echo = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}"}}).encode()
     with pytest.raises(AuthError) as auth:
