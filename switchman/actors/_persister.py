@@ -453,7 +453,8 @@ def learned_for(
     (``place_learned``), saying what moved to another alias and what starts afresh."""
     placed = place_learned(stats, stored, upstreams(config))
     now = upstreams(config)
-    found = {new for old, new in placed.moved.items() if old.startswith(KEPT)}
+    # (an alias given a model starts from any record of it: one kept, or a sibling's)
+    found = {alias for alias, _ in placed.stats}
     for old, new in sorted(placed.moved.items()):
         if old.startswith(KEPT):
             if new not in placed.reassigned:
