@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import trio
 import switchman
 from switchman.catalog import Config
 from switchman.sim import FakeProviderServer, ReceivedRequest, serve_fake_provider
+from tests._examples import run_example
 from tests._httpfleet import ENV, http_fleet, model
 
 ROOT = Path(__file__).parents[1]
@@ -150,15 +150,10 @@ def peak(records: list[ReceivedRequest]) -> int:
 
 
 def test_the_demo_runs_on_the_simulator(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["HOME"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE)], env=env, capture_output=True, text=True, timeout=120
-    )
-    output = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    assert done.returncode == 0, output
-    assert "(simulated)" in done.stdout and "-- answered by sim/" in done.stdout, output
-    assert "cancelled" in done.stdout, output
+    code, out, output = run_example("asyncio_app.py", tmp_path)
+    assert code == 0, output
+    assert "(simulated)" in out and "-- answered by sim/" in out, output
+    assert "cancelled" in out, output
 
 
 def test_two_hundred_calls_run_at_once_not_one_per_thread(fake: FakeServerThread) -> None:

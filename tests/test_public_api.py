@@ -46,21 +46,14 @@ async def test_run_router_in_an_application_nursery(autojump_clock: trio.abc.Clo
 
 
 def test_the_readme_embedding_example_runs_on_the_simulator(tmp_path: object) -> None:
-    import os
-    import subprocess
-    import sys
     from pathlib import Path
 
-    example = Path(__file__).parents[1] / "examples" / "embed.py"
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["HOME"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=60
-    )
-    output = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-    assert done.returncode == 0, output
-    assert "(simulated)" in done.stdout, output
-    assert "-- answered by sim/" in done.stdout, output
+    from tests._examples import run_example
+
+    code, out, output = run_example("embed.py", Path(str(tmp_path)), timeout=60)
+    assert code == 0, output
+    assert "(simulated)" in out, output
+    assert "-- answered by sim/" in out, output
 
 
 def test_every_public_class_and_function_says_what_it_is() -> None:
