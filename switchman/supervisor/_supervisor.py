@@ -283,7 +283,12 @@ class Supervisor:
         child.last_exit = reason
         child.last_error = None if error is None else _describe(error)
         if error is None:
-            _log.info("supervisor %r: child %r exited (%s)", self._name, child.spec.id, reason)
+            # (a child stopped by cancelling it, as one without a ``stop`` is at shutdown,
+            # ended as asked: not news for the operator's log)
+            level = logging.DEBUG if child.stopping and reason == "killed" else logging.INFO
+            _log.log(
+                level, "supervisor %r: child %r exited (%s)", self._name, child.spec.id, reason
+            )
             return
         _log.warning(
             "supervisor %r: child %r crashed: %s", self._name, child.spec.id, child.last_error

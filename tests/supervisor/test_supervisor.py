@@ -294,6 +294,23 @@ async def test_child_ignoring_stop_is_cancelled_after_grace(
     assert stats.child("plain").last_exit == "killed"
 
 
+async def test_a_child_stopped_by_cancelling_it_is_not_news_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A child without ``stop`` is cancelled at shutdown, as meant: every normal stop of a
+    router logged its persister and trace hub as ``exited (killed)`` at INFO."""
+    log: list[str] = []
+    plain = Worker("plain", log)
+    with caplog.at_level(logging.DEBUG, logger="switchman.supervisor"):
+        async with trio.open_nursery() as nursery:
+            sup: Supervisor = await nursery.start(
+                run_supervisor, "root", [plain.spec(with_stop=False)]
+            )
+            await sup.shutdown()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "exited" in r.getMessage()]
+    assert said == [(logging.DEBUG, "supervisor 'root': child 'plain' exited (killed)")]
+
+
 async def test_async_stop_is_awaited_within_grace(autojump_clock: trio.abc.Clock) -> None:
     log: list[str] = []
     w = Worker("w", log)
