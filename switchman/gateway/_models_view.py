@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from switchman._call import Call
 from switchman.catalog import Config
 from switchman.catalog._config import allowed_for
 from switchman.gateway._auth import Principal, call_patterns, model_allowed
+from switchman.policy._candidates import undated
 
 
 def model_list(config: Config, principal: Principal, created: int) -> list[dict[str, Any]]:
@@ -77,7 +77,9 @@ def answered_by(result: Mapping[str, Any], config: Config) -> str | None:
     one's rating). The model is the answering attempt's ``provider`` and ``model_id`` as the
     config named them then (a provider reports dated or resolved ids: ``gpt-4o-2024-08-06``,
     ``gemini-3.8-flash`` for ``gemini-flash-latest``). A result stored before attempts
-    named their model goes by ``_answered_then``."""
+    named their model is matched by the id its provider reported, a trailing date aside,
+    else credited to its own alias where that names a moving ``-latest`` id of the same
+    provider (which reports the model it resolved to)."""
     alias = result.get("model")
     if not isinstance(alias, str):
         return None
@@ -92,37 +94,24 @@ def answered_by(result: Mapping[str, Any], config: Config) -> str | None:
         None,
     )
     model_id = answered.get("model_id") if answered is not None else None
-    if answered is None or not isinstance(model_id, str):
-        return _answered_then(result, alias, config)
-    upstream = (answered.get("provider"), model_id)
-    same = [m.alias for m in config.models.values() if (m.provider, m.model_id) == upstream]
-    return alias if alias in same else (same[0] if same else None)
-
-
-def _answered_then(result: Mapping[str, Any], alias: str, config: Config) -> str | None:
-    """For a result stored before attempts named their model: the alias that names the
-    id its provider reported (``provider_model_id``, a trailing date aside:
-    ``gpt-4o-2024-08-06`` is ``gpt-4o``), else its own alias where it names a moving id of
-    the same provider (``gemini-flash-latest`` reports the model it resolved to); None
-    when the reported id is another model's."""
+    if answered is not None and isinstance(model_id, str):
+        return _naming(config, alias, answered.get("provider"), model_id)
     provider, said = result.get("provider"), result.get("provider_model_id")
-    if not isinstance(said, str):
-        said = ""
-    same = [
-        m.alias
-        for m in config.models.values()
-        if m.provider == provider and _undated(m.model_id) == _undated(said)
-    ]
-    if same:
-        return alias if alias in same else same[0]
+    found = _naming(config, alias, provider, said if isinstance(said, str) else "")
     named = config.models.get(alias)
-    moving = named is not None and named.model_id.endswith("latest")
-    return alias if moving and named is not None and named.provider == provider else None
+    if found is None and named is not None and named.provider == provider:
+        return alias if named.model_id.endswith("latest") else None
+    return found
 
 
-#: a date a provider appends to a model's id (``-2024-08-06``, ``-20241022``)
-_DATED: Final = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
-
-
-def _undated(model_id: str) -> str:
-    return _DATED.sub("", model_id)
+def _naming(config: Config, alias: str, provider: object, model_id: str) -> str | None:
+    """``alias`` if it names ``model_id`` of ``provider``, else the first alias that does:
+    by the id as it is, else by the id without its date; None when none does."""
+    ours = [m for m in config.models.values() if m.provider == provider]
+    for same in (
+        [m.alias for m in ours if m.model_id == model_id],
+        [m.alias for m in ours if undated(m.model_id) == undated(model_id)],
+    ):
+        if same:
+            return alias if alias in same else same[0]
+    return None

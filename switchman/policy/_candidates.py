@@ -87,6 +87,11 @@ _LATEST: Final = ":latest"
 _DATED: Final = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
+def undated(model_id: str) -> str:
+    """``model_id`` without a dated snapshot's suffix (``gpt-4o-2024-08-06``: ``gpt-4o``)."""
+    return _DATED.sub("", model_id)
+
+
 def close_names(
     name: str, config: Config, usable: Callable[[str], bool] | None = None
 ) -> list[str]:
@@ -107,7 +112,7 @@ def close_names(
     if usable is not None:
         names = {n: target for n, target in names.items() if usable(target)}
     names.pop(name, None)  # (never the name asked for: it is not what the caller meant)
-    folded = _DATED.sub("", name.casefold())
+    folded = undated(name.casefold())
     same = [n for n in names if n.casefold() == folded]
     if same:
         return same[:3]

@@ -107,6 +107,9 @@ def test_the_model_that_answered_is_found_by_what_the_config_named_then() -> Non
     assert answered_by(mini, config(fast=("openai", "gpt-4o-mini"))) == "fast"
     renamed = config(quick=("openai", "gpt-4o-mini"), fast=("openai", "gpt-4o"))
     assert answered_by(mini, renamed) == "quick"
+    # a dated id in the config, recorded as it is
+    sonnet = _stored("s", "anthropic", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929")
+    assert answered_by(sonnet, config(s=("anthropic", "claude-sonnet-4-5-20250929"))) == "s"
     latest = _stored("gf", "gemini", "gemini-3.8-flash", "gemini-flash-latest")
     assert answered_by(latest, config(gf=("gemini", "gemini-flash-latest"))) == "gf"
     assert answered_by(latest, config(g=("gemini", "gemini-flash-latest"))) == "g"
