@@ -559,7 +559,7 @@ async def run_router(
     learned_models = upstreams(config)  # the model each alias's statistics are of
     if store is not None:
         initial_ledger, stored_stats, stored_models, held = await load_state(store)
-        placed = learned_for(config, stored_stats, stored_models)
+        placed = learned_for(learned_models, stored_stats, stored_models)
         initial_stats, kept_stats = placed.stats, placed.kept
         learned_models.update(placed.kept_upstreams)
         if initial_ledger is not None:

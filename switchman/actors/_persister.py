@@ -21,7 +21,7 @@ import trio
 from switchman._convert import to_jsonable
 from switchman._result import ErrorInfo, Result
 from switchman.actors._board import StatusBoard
-from switchman.actors._learned import KEPT, Placed, place_learned, upstreams
+from switchman.actors._learned import KEPT, Placed, place_learned
 from switchman.catalog import Config
 from switchman.policy._budget import (
     Held,
@@ -427,32 +427,27 @@ def tell_unclaimed(ledger: Ledger, config: Config) -> None:
         + [f"provider:{name}" for name in config.providers]
     )
     for scope, usd in unclaimed_spend(ledger, claimed, wall_now=time.time()).items():
-        if scope.startswith("provider:"):
-            log.warning(
-                "%s spent $%.6f this month, and the config has no provider %s now: if it"
-                " was renamed, its budgets start from zero under its new name (the global"
-                " budget still counts it)",
-                scope,
-                usd,
-                scope.removeprefix("provider:"),
-            )
-            continue
+        kind, _, name = scope.partition(":")
         log.warning(
-            "%s spent $%.6f this month, and no gateway key or caller budget names %s now:"
-            " if it was renamed, the budgets of its new name start from zero",
+            "%s spent $%.6f this month, and %s %s now: if it was renamed, the budgets of its"
+            " new name start from zero",
             scope,
             usd,
-            scope.removeprefix("caller:"),
-        )
+            "the config has no provider" if kind == "provider" else
+            "no gateway key or caller budget names",
+            name,
+        )  # fmt: skip
 
 
 def learned_for(
-    config: Config, stats: Mapping[tuple[str, str], ModelStats], stored: Mapping[str, str]
+    now: Mapping[str, str],
+    stats: Mapping[tuple[str, str], ModelStats],
+    stored: Mapping[str, str],
 ) -> Placed:
-    """Stored statistics placed under ``config``'s aliases by the model each was learned of
-    (``place_learned``), saying what moved to another alias and what starts afresh."""
-    placed = place_learned(stats, stored, upstreams(config))
-    now = upstreams(config)
+    """Stored statistics placed under the config's aliases (``now``: each alias's model,
+    ``upstreams``) by the model each was learned of (``place_learned``), saying what moved
+    to another alias and what starts afresh."""
+    placed = place_learned(stats, stored, now)
     # (an alias given a model starts from any record of it: one kept, or a sibling's)
     found = {alias for alias, _ in placed.stats}
     for old, new in sorted(placed.moved.items()):
