@@ -16,7 +16,7 @@ import trio
 from switchman.catalog import KeySpec
 from tests.gateway._fakes import FakeRouter, make_config, running_gateway
 
-#: 32 clients, each sending 125 requests with a wrong key on its keep-alive connection;
+#: 32 clients, each sending 250 requests with a wrong key on its keep-alive connection;
 #: prints what they heard, by status or by the transport error met instead
 CLIENTS = """
 import collections, json, sys
@@ -27,7 +27,7 @@ wrong = {"authorization": "Bearer wrong-key-0123456789"}
 
 async def client(base):
     async with httpx.AsyncClient(base_url=base, timeout=10) as c:
-        for i in range(125):
+        for i in range(250):
             path = "/call" if i % 3 else "/no-such-route"
             try:
                 r = await c.post(path, json={"prompt": "x", "model": "m"}, headers=wrong)
@@ -58,4 +58,4 @@ async def test_many_clients_refused_before_their_bodies_are_read_all_hear_why() 
             )
     out = done.stdout.decode()
     assert done.returncode == 0, out
-    assert json.loads(out.strip().splitlines()[-1]) == {"401": 32 * 125}, out
+    assert json.loads(out.strip().splitlines()[-1]) == {"401": 32 * 250}, out
