@@ -1,11 +1,14 @@
 """A 404 that does not name the model is a base_url that points at the wrong path (a vLLM
 server's root without its ``/v1``): the error says which path answered it, where it read
-only ``Not Found`` and every model was held out as not served. The real path: a server
-over real HTTP."""
+only ``Not Found`` and every model was held out as not served. It names the endpoint
+switchman added, never the base URL's own path (an account or a token may be in it, and
+the error reaches callers whose keys may not see the configuration): that goes to the log.
+The real path: a server over real HTTP."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import h11
 import pytest
@@ -22,7 +25,10 @@ MISSING = {"error": {"message": "The model `mine` does not exist", "code": "mode
 @pytest.mark.parametrize(
     ("body", "told"),
     [
-        ({"detail": "Not Found"}, "Not Found (at /chat/completions: is the provider's base_url"),
+        (
+            {"detail": "Not Found"},
+            "Not Found (at the base_url + /chat/completions: is the provider's base_url",
+        ),
         (MISSING, "The model `mine` does not exist [model_not_found]"),
     ],
     ids=["a bare Not Found", "the model named"],
@@ -47,3 +53,29 @@ async def test_a_404_that_does_not_name_the_model_names_the_path_it_came_from(
     assert held is not None and told in held
     if "base_url" not in told:
         assert "base_url" not in result.errors[0].message
+
+
+async def test_the_404_hint_leaves_the_base_urls_own_path_to_the_log(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    def answer(head: h11.Request, _: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 404, [("content-type", "application/json")], b'{"detail": "Not Found"}'
+
+    base_url = await nursery.start(serve_answers, answer)
+    config = Config(
+        providers={
+            "vllm": ProviderSpec(
+                name="vllm", kind="openai", base_url=f"{base_url}/acct-SECRETPATH-0123/v1"
+            )
+        },
+        models={"mine": ModelSpec(alias="mine", provider="vllm", model_id="mine")},
+    )
+    caplog.set_level(logging.WARNING, logger="switchman.http")
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env={}) as router:
+            result = await router.call(Call(prompt="hello", model="mine"))
+            held = router.status().providers[0].models[0].held_out
+    told = result.errors[0].message
+    assert told.startswith("Not Found (at the base_url + /chat/completions: is the"), told
+    assert "SECRETPATH" not in told and held is not None and "SECRETPATH" not in held
+    assert "/acct-SECRETPATH-0123/v1/chat/completions" in caplog.text

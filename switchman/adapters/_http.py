@@ -220,7 +220,9 @@ async def send_attempt(
             await emit(ResponseStarted(status=status, headers=headers))
             if not 200 <= status < 300:
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
-                raise _where(adapter.parse_error(status, headers, body or b""), request, http)
+                raise _where(
+                    adapter.parse_error(status, headers, body or b""), request, http, adapter
+                )
             if "html" in headers.get("content-type", "").lower():
                 # a login page or a proxy's, though it says 200: no answer is in it
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
@@ -699,14 +701,22 @@ def _transport_error(
     return kind(f"{what} ({detail})", provider=provider, status=status)
 
 
-def _where(error: Exception, request: ProviderRequest, http: HttpRequest) -> Exception:
+def _where(
+    error: Exception, request: ProviderRequest, http: HttpRequest, adapter: Adapter
+) -> Exception:
     """A 404 whose words do not name the model (a server's bare ``Not Found``) with the
-    path it answered: a ``base_url`` without its ``/v1`` looked like a model not served."""
+    endpoint it answered at: a ``base_url`` without its ``/v1`` looked like a model not
+    served. The error names only the endpoint switchman added, as the base URL's own path
+    may hold an account or a token and the error reaches callers, whose keys may not see
+    it; the operator's log has the whole path."""
     if not isinstance(error, ModelNotFound) or request.model_id in error.message:
         return error
     path = urllib.parse.urlsplit(http.url).path or "/"
+    root = urllib.parse.urlsplit(getattr(adapter, "base_url", "")).path.rstrip("/")
+    endpoint = path[len(root) :] if root and path.startswith(root) else path
+    _log.warning("%s answered 404 Not Found at %s", error.provider, path)
     return ModelNotFound(
-        f"{error.message} (at {path}: is the provider's base_url its API root?)",
+        f"{error.message} (at the base_url + {endpoint}: is the provider's base_url its API root?)",
         provider=error.provider,
         status=error.status,
     )
