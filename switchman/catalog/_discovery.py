@@ -23,11 +23,13 @@ import attrs
 import httpx
 import trio
 
+from switchman._logsecrets import hide_secrets
 from switchman.adapters._http import proxied_client, proxy_variables
 from switchman.adapters._ollama import DEFAULT_BASE_URL, list_ollama_models
 from switchman.adapters._pool import system_ssl_context
 from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._config import NOT_DETECTED, api_key
+from switchman.catalog._credentials import provider_secrets
 from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
 
 #: the provider whose pulled models are named ``local/<name>`` (any other's, by its name)
@@ -110,11 +112,15 @@ async def discover_local_models(
         if names:
             found[provider.name] = names
 
-    async with client_factory() as client:
-        with trio.move_on_after(timeout_s):
-            async with trio.open_nursery() as nursery:
-                for provider in asked:
-                    nursery.start_soon(ask, client, provider)
+    # the HTTP libraries' debug lines show none of the keys and headers sent, as for every
+    # request the router makes later (an application's DEBUG log, a server echoing them)
+    sent = {v for p in asked for v in provider_secrets(p, api_key(p, env))}
+    with hide_secrets(tuple(sorted(sent, key=lambda v: (-len(v), v)))):
+        async with client_factory() as client:
+            with trio.move_on_after(timeout_s):
+                async with trio.open_nursery() as nursery:
+                    for provider in asked:
+                        nursery.start_soon(ask, client, provider)
     for provider in asked:
         if provider.name in found or provider.disabled_reason == NOT_DETECTED:
             continue  # (one the file does not configure is looked for, not expected)

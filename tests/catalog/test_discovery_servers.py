@@ -4,8 +4,11 @@ asked with its key and headers, and the ``local`` route runs through every serve
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 
+import h11
 import pytest
 import trio
 
@@ -17,8 +20,10 @@ from switchman.catalog._discovery import (
     with_discovered_models,
 )
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
+from tests._rawhttp import serve_answers
 
 KEY = "gpu-box-key-0123456789"
+TOKEN = "proxy-token-SECRET-4455"
 
 
 @pytest.fixture
@@ -189,3 +194,38 @@ def test_a_box_whose_names_are_another_s_is_told(caplog: pytest.LogCaptureFixtur
         "provider local's model llama3.2 goes without a name: local/llama3.2 is the ollama "
         "provider's; give the provider another name"
     ]
+
+
+async def test_the_key_a_box_echoes_is_hidden_from_the_http_libraries_debug_lines(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discovery runs before the router hides its secrets from httpx's and httpcore's log
+    records: a server (or a proxy) echoing the key and headers it was sent put them in an
+    application's DEBUG log."""
+
+    def answer(head: h11.Request, _: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        sent = {k.decode().lower(): v.decode() for k, v in head.headers}
+        echoed = [("x-echo-auth", sent.get("authorization", "")), ("x-echo-token", TOKEN)]
+        body = json.dumps({"models": [{"name": "mine:latest"}]}).encode()
+        return 200, [("content-type", "application/json"), *echoed], body
+
+    base_url = await nursery.start(serve_answers, answer)
+    config = config_from_dict(
+        {
+            "providers": {
+                "gpu": {
+                    "kind": "ollama",
+                    "base_url": base_url,
+                    "api_key_env": "GPU_KEY",
+                    "headers": {"X-Proxy-Token": TOKEN},
+                }
+            }
+        },
+        env={"GPU_KEY": KEY},
+    )
+    caplog.set_level(logging.DEBUG, logger="httpcore")
+    with trio.fail_after(5):
+        found = await discover_local_models(config, env={"GPU_KEY": KEY})
+    assert "gpu/mine" in found.models
+    assert "x-echo-auth" in caplog.text and "[REDACTED]" in caplog.text
+    assert KEY not in caplog.text and TOKEN not in caplog.text
