@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import switchman
-from switchman import Call
+from switchman import Call, Options
 from switchman.catalog import Config, ModelSpec, ProviderSpec
 from tests._rawhttp import serve_answers
 from tests._simfleet import streamed
@@ -69,3 +69,45 @@ async def test_a_broken_stream_does_not_send_what_the_redactor_held_back(
     assert result.status == "failed"
     assert sent == result.answer == kept
     assert hidden not in sent
+
+
+async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_routers_keys(
+    nursery: trio.Nursery,
+) -> None:
+    """The text so far goes to the next model as its prefill: a model that echoed its own
+    provider's key (a prompt injection) handed that key to another provider in clear."""
+    key = ENV["CUT_KEY"]
+    got: list[bytes] = []
+
+    def first(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [("content-type", "text/event-stream")], _cut_after(f"Your key is {key} and ")
+
+    def second(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        got.append(body)
+        end = {"choices": [{"index": 0, "delta": {"content": "then more."}}]}
+        stop = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        sse = "".join(f"data: {json.dumps(e)}\n\n" for e in (end, stop)) + "data: [DONE]\n\n"
+        return 200, [("content-type", "text/event-stream")], sse.encode()
+
+    first_url = await nursery.start(serve_answers, first)
+    second_url = await nursery.start(serve_answers, second)
+    config = Config(
+        providers={
+            "up": ProviderSpec(name="up", kind="openai", base_url=first_url, api_key_env="CUT_KEY"),
+            "other": ProviderSpec(name="other", kind="openai", base_url=second_url),
+        },
+        models={
+            "m": ModelSpec(alias="m", provider="up", model_id="m"),
+            "n": ModelSpec(alias="n", provider="other", model_id="n", supports_prefill=True),
+        },
+    )
+    call = Call(prompt="the key, please", model="m", options=Options(fallback=("n",)))
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result, sent = await streamed(router, call)
+    assert result.status == "complete", result.errors
+    assert sent == result.answer == "Your key is [REDACTED:api_key] and then more."
+    (body,) = got
+    assert key.encode() not in body
+    prefill = json.loads(body)["messages"][-1]
+    assert prefill == {"role": "assistant", "content": "Your key is [REDACTED:api_key] and "}

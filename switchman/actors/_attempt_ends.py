@@ -33,6 +33,7 @@ from switchman.catalog._spec import Config, ModelSpec, RouterConfig
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._eligibility import output_tokens
 from switchman.policy._estimate import CONTINUE_PROMPT, most_cost
+from switchman.policy._known import hide_known
 
 
 def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
@@ -299,14 +300,15 @@ def answer_cost(run: CallRun, model: ModelSpec) -> float:
     return most_cost(model, run.input_tokens, output_tokens(run.call, model, run.input_tokens))
 
 
-def messages_for(run: CallRun, model: ModelSpec) -> tuple[Message, ...]:
+def messages_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> tuple[Message, ...]:
     """The messages an attempt on ``model`` sends: the call's, and for a continuation of a
     broken stream the text so far (as the assistant's, and a turn asking to continue for
-    a model that takes no prefill)."""
+    a model that takes no prefill), the router's own ``secrets`` hidden in it: a model
+    that echoed its provider's key would hand it to the next provider."""
     messages = run.call.chat()
     if not run.sent_raw:
         return messages
-    prefill = Message(role="assistant", content=run.sent_raw)
+    prefill = Message(role="assistant", content=hide_known(run.sent_raw, secrets)[0])
     if model.supports_prefill:
         return (*messages, prefill)
     return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))

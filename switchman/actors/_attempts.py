@@ -439,7 +439,7 @@ async def _exchange(
     params["max_tokens"] = out_tokens
     request = ProviderRequest(
         model_id=model.model_id,
-        messages=messages_for(run, model),
+        messages=messages_for(run, model, env.secrets),
         stream=True,
         context_window=model.context_window,
         **params,
