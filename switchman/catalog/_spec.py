@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
@@ -179,12 +180,27 @@ def _api_root(errors: list[FieldError], kind: object, value: str) -> None:
     )
 
 
+def _unprintable(value: str) -> str | None:
+    """Why ``value`` cannot be a name: a control or format character in it (a line break
+    made every answer's ``x-switchman-model`` header a 500, a tab split the learned
+    records' keys, bidi controls make a log line read otherwise). None if it can."""
+    for at, char in enumerate(value):
+        if unicodedata.category(char) in _UNPRINTABLE:
+            return f"must hold no control or format character; got U+{ord(char):04X} at {at}"
+    return None
+
+
+_UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
 def _name(errors: list[FieldError], name: str, value: object) -> None:
-    """A non-empty string."""
+    """A non-empty string of printable characters."""
     if not isinstance(value, str):
         errors.append(FieldError(name, f"must be a string; got {_kind(value)}"))
     elif not value:
         errors.append(FieldError(name, "must not be empty"))
+    elif (why := _unprintable(value)) is not None:
+        errors.append(FieldError(name, why))
 
 
 def _strings(
@@ -374,6 +390,8 @@ class ModelSpec:
             errors.append(FieldError("alias", f"{alias!r} cannot be an alias"))
         elif len(alias) > MAX_NAME_CHARS:  # (no call could name it)
             errors.append(FieldError("alias", f"must be at most {MAX_NAME_CHARS} characters"))
+        elif (why := _unprintable(alias)) is not None:
+            errors.append(FieldError("alias", why))
         _string(errors, "provider", v.provider)
         _name(errors, "model_id", v.model_id)
         _choice(errors, "trust_tier", v.trust_tier, TRUST_TIERS)

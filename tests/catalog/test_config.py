@@ -1027,3 +1027,42 @@ def test_a_mistake_is_named_by_the_entry_that_made_it_whatever_the_aliases(
         fields = {e.field for e in raised.value.fields}
         assert f"{field}.max_request_fee_usd" in fields, (second, fields)
         assert "models[1].max_request_fee_usd" not in fields and "models[1]" not in fields
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        (
+            {"models": [{"alias": "nl\nmodel", "provider": "sim", "model_id": "m"}]},
+            "models[0].alias",
+        ),
+        ({"models": [{"alias": "tab\tm", "provider": "sim", "model_id": "m"}]}, "models[0].alias"),
+        ({"models": [{"alias": "\x00m", "provider": "sim", "model_id": "m"}]}, "models[0].alias"),
+        (
+            {"models": [{"alias": "m", "provider": "sim", "model_id": "m\u202e"}]},
+            "models[0].model_id",
+        ),
+        ({"providers": {"a\rb": {"kind": "sim"}}}, "providers.a\rb.name"),
+        ({"routes": {"r\u2066": {"chain": ["openai/gpt-6-sol"]}}}, "routes.r\u2066.name"),
+        ({"keys": [{"handle": "te\u2028am", "key_env": "K"}]}, "keys[0].handle"),
+    ],
+    ids=[
+        "line break",
+        "tab",
+        "nul",
+        "bidi override",
+        "carriage return",
+        "bidi isolate",
+        "line separator",
+    ],
+)
+def test_a_name_with_a_control_or_format_character_is_refused_naming_it(
+    data: dict[str, Any], path: str
+) -> None:
+    """A line break in an alias made every answer naming it a 500 (its ``x-switchman-model``
+    header), a tab split the learned records' keys (two more rows at each start), a bidi
+    control makes a log line read otherwise: names are printable."""
+    with pytest.raises(ValidationError) as caught:
+        config_from_dict(data, env={"K": "k" * 32})
+    found = {e.field: e.message for e in caught.value.fields}
+    assert found[path].startswith("must hold no control or format character; got U+"), found
