@@ -23,6 +23,7 @@ import attrs
 import httpx
 import trio
 
+from switchman._call import MAX_NAME_CHARS
 from switchman._logsecrets import hide_secrets
 from switchman.adapters._http import proxied_client, proxy_variables
 from switchman.adapters._ollama import DEFAULT_BASE_URL, list_ollama_models
@@ -30,7 +31,7 @@ from switchman.adapters._pool import system_ssl_context
 from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._config import NOT_DETECTED, api_key
 from switchman.catalog._credentials import provider_secrets
-from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
+from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec, unprintable
 
 #: the provider whose pulled models are named ``local/<name>`` (any other's, by its name)
 OLLAMA: Final = "ollama"
@@ -79,6 +80,22 @@ def _headers(provider: ProviderSpec, env: Mapping[str, str] | None) -> dict[str,
     return headers
 
 
+def _usable(provider: str, name: str) -> bool:
+    """Whether a pulled model's ``name`` can be a model's id and alias (told if not): one a
+    configuration could not give, with a line break (an answer's ``x-switchman-model``
+    header) or past the length a call can name, is left out."""
+    why = unprintable(name)
+    if why is None and len(f"{provider}/{name}") <= MAX_NAME_CHARS:
+        return True
+    log.warning(
+        "provider %s lists a model %r that is left out: its name %s",
+        provider,
+        name[:80],
+        why or f"is longer than {MAX_NAME_CHARS - len(provider) - 1} characters",
+    )
+    return False
+
+
 async def discover_local_models(
     config: Config,
     *,
@@ -109,6 +126,7 @@ async def discover_local_models(
         names, why[provider.name] = await list_ollama_models(
             client, base_url, _headers(provider, env)
         )
+        names = [n for n in names if _usable(provider.name, n)]
         if names:
             found[provider.name] = names
 

@@ -180,7 +180,7 @@ def _api_root(errors: list[FieldError], kind: object, value: str) -> None:
     )
 
 
-def _unprintable(value: str) -> str | None:
+def unprintable(value: str) -> str | None:
     """Why ``value`` cannot be a name: a control or format character in it (a line break
     made every answer's ``x-switchman-model`` header a 500, a tab split the learned
     records' keys, bidi controls make a log line read otherwise). None if it can."""
@@ -199,7 +199,7 @@ def _name(errors: list[FieldError], name: str, value: object) -> None:
         errors.append(FieldError(name, f"must be a string; got {_kind(value)}"))
     elif not value:
         errors.append(FieldError(name, "must not be empty"))
-    elif (why := _unprintable(value)) is not None:
+    elif (why := unprintable(value)) is not None:
         errors.append(FieldError(name, why))
 
 
@@ -390,7 +390,7 @@ class ModelSpec:
             errors.append(FieldError("alias", f"{alias!r} cannot be an alias"))
         elif len(alias) > MAX_NAME_CHARS:  # (no call could name it)
             errors.append(FieldError("alias", f"must be at most {MAX_NAME_CHARS} characters"))
-        elif (why := _unprintable(alias)) is not None:
+        elif (why := unprintable(alias)) is not None:
             errors.append(FieldError("alias", why))
         _string(errors, "provider", v.provider)
         _name(errors, "model_id", v.model_id)

@@ -229,3 +229,24 @@ async def test_the_key_a_box_echoes_is_hidden_from_the_http_libraries_debug_line
     assert "gpu/mine" in found.models
     assert "x-echo-auth" in caplog.text and "[REDACTED]" in caplog.text
     assert KEY not in caplog.text and TOKEN not in caplog.text
+
+
+async def test_a_pulled_model_whose_name_no_configuration_could_give_is_left_out_and_told(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A name with a line break became an alias whose answers were 500s (the
+    ``x-switchman-model`` header); one past a call's name limit, a model no call names."""
+    names = ["mine:latest", "bad\nname:latest", "rtl\u202e:latest", "x" * 300]
+
+    def answer(head: h11.Request, _: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        body = json.dumps({"models": [{"name": n} for n in names]}).encode()
+        return 200, [("content-type", "application/json")], body
+
+    base_url = await nursery.start(serve_answers, answer)
+    config = config_from_dict({"providers": {"gpu": {"kind": "ollama", "base_url": base_url}}})
+    with trio.fail_after(5):
+        found = await discover_local_models(config, env={})
+    assert [a for a in found.models if a.startswith("gpu/")] == ["gpu/mine"]
+    told = [r.getMessage() for r in caplog.records if "is left out" in r.getMessage()]
+    assert len(told) == 3 and "U+000A" in told[0] and "U+202E" in told[1], told
+    assert "longer than 252 characters" in told[2]
