@@ -102,10 +102,20 @@ class Request:
         """Read and drop a body no handler read (a request refused before it: a wrong key,
         no such route), as a 413's is: answered with its body unread, a connection is
         closed, and a client sending its next request on it (32 at once with a wrong key:
-        21 of 4,000) met a disconnect instead of the 401. ``ClientGone`` if it left."""
-        if not self.consumed:
-            self.consumed = True
-            await self._discard(limit, 0)
+        21 of 4,000) met a disconnect instead of the 401. ``ClientGone`` if it left.
+
+        At most a body the route could take (``limit``) is read: one declared longer is
+        not (answered, its connection is closed), nor one its client waits to be asked
+        for (``Expect: 100-continue``, as curl sends a large one): it is not asked."""
+        if self.consumed:
+            return
+        self.consumed = True
+        if "100-continue" in self.headers.get("expect", "").lower():
+            return
+        declared = self.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return
+        await self._discard(limit, 0)
 
     async def body(self, limit: int) -> bytes:
         """The whole body; ``HttpError(413)`` once it is known to exceed ``limit``.
@@ -125,7 +135,7 @@ class Request:
                 raise HttpError(400, "bad_request", "invalid Content-Length header") from None
             if size > limit:
                 if size <= limit * DRAIN_FACTOR:
-                    await self._discard(limit, 0)
+                    await self._discard(limit * DRAIN_FACTOR, 0)
                 raise _too_large(limit)
         chunks: list[bytes] = []
         total = 0
@@ -142,7 +152,7 @@ class Request:
                 if total > limit:
                     chunks.clear()
                     if more:
-                        await self._discard(limit, total)
+                        await self._discard(limit * DRAIN_FACTOR, total)
                     raise _too_large(limit)
                 chunks.append(chunk)
                 if not more:
@@ -151,11 +161,10 @@ class Request:
             408, "request_timeout", f"the request body did not arrive within {BODY_READ_S:g}s"
         )
 
-    async def _discard(self, limit: int, seen: int) -> None:
-        """Read and drop the rest of a body over ``limit`` (``seen`` bytes of it read),
-        up to ``DRAIN_FACTOR * limit`` bytes in all and for ``DRAIN_S`` at most; returns
-        at its end or at either bound. ``ClientGone`` if the client disconnects."""
-        bound = limit * DRAIN_FACTOR
+    async def _discard(self, bound: int, seen: int) -> None:
+        """Read and drop the rest of a body (``seen`` bytes of it read), up to ``bound``
+        bytes in all and for ``DRAIN_S`` at most; returns at its end or at either bound.
+        ``ClientGone`` if the client disconnects."""
         with trio.move_on_after(DRAIN_S):
             while seen <= bound:
                 message = await self.receive()

@@ -14,6 +14,7 @@ import sys
 import trio
 
 from switchman.catalog import KeySpec
+from switchman.gateway._http import DRAIN_S
 from tests.gateway._fakes import FakeRouter, make_config, running_gateway
 
 #: 32 clients, each sending 250 requests with a wrong key on its keep-alive connection;
@@ -59,3 +60,40 @@ async def test_many_clients_refused_before_their_bodies_are_read_all_hear_why() 
     out = done.stdout.decode()
     assert done.returncode == 0, out
     assert json.loads(out.strip().splitlines()[-1]) == {"401": 32 * 250}, out
+
+
+async def _head_only(port: int, lines: list[str]) -> bytes:
+    """Send a request's head and no body; the head of the gateway's final answer (past a
+    ``100 Continue``, which hypercorn sends itself)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+        got = b""
+        while True:
+            while b"\r\n\r\n" not in got:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    return got
+                got += chunk
+            if not got.startswith(b"HTTP/1.1 100"):
+                return got
+            got = got.split(b"\r\n\r\n", 1)[1]
+
+
+async def test_a_refused_request_is_answered_without_reading_a_body_it_could_not_be() -> None:
+    """A body declared longer than the route takes, or one its client waits to be asked for
+    (``Expect: 100-continue``, as curl sends a large one), is not read before the 401: it
+    was read (up to four times the limit, 16 MiB, for up to 3 s), and curl uploaded a
+    whole body it was never going to be asked for."""
+    keys = (KeySpec(key_env="K", handle="team", secret="the-right-key-0123456789"),)
+    config = make_config(keys=keys)
+    head = ["POST /call HTTP/1.1", "host: x", "content-type: application/json"]
+    wrong = "authorization: Bearer wrong-key-0123456789"
+    async with running_gateway(FakeRouter(config)) as gw:
+        with trio.fail_after(DRAIN_S / 2):  # (read, the answer waits for a body never sent)
+            huge = await _head_only(gw.port, [*head, wrong, f"content-length: {100 << 20}"])
+            asked = await _head_only(
+                gw.port, [*head, wrong, "content-length: 3000000", "expect: 100-continue"]
+            )
+    assert huge.startswith(b"HTTP/1.1 401"), huge
+    assert asked.startswith(b"HTTP/1.1 401"), asked
