@@ -580,6 +580,14 @@ class Gateway:
         except ValidationError as exc:  # e.g. an intent switchman does not know
             await self.store.unmark_rated(job_id)
             raise invalid((f.field, f.message) for f in exc.fields) from None
+        except trio.ClosedResourceError:  # (RouterClosed: a stop began meanwhile)
+            await self.store.unmark_rated(job_id)
+            raise HttpError(
+                503,
+                "shutting_down",
+                "the gateway is shutting down; the job stays unrated, rate it again shortly",
+                headers=[(b"retry-after", b"1")],
+            ) from None
         except KeyError:
             await self.store.unmark_rated(job_id)
             raise HttpError(

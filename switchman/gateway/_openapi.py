@@ -576,6 +576,9 @@ _DOCUMENT: Final[dict[str, Any]] = {
                     ),
                     "413": _error("body too large"),
                     "422": _error("invalid fields (score, intent), each named in details"),
+                    "503": _error(
+                        "shutting_down: a stop began; the job stays unrated", "retry-after"
+                    ),
                     **_UNAUTHORIZED,
                 },
             }
