@@ -180,6 +180,11 @@ def _job_summary(record: JobRecord) -> dict[str, Any]:
     return body
 
 
+def _shutting_down(message: str) -> HttpError:
+    """503 ``shutting_down``: another instance (or this one restarted) may take it soon."""
+    return HttpError(503, "shutting_down", message, headers=[(b"retry-after", b"1")])
+
+
 class Gateway:
     """The ASGI app. ``wall_clock`` stamps OpenAI ``created`` fields (a model's is when
     the gateway started)."""
@@ -407,12 +412,7 @@ class Gateway:
             return await self.runner.submit(call, owner=principal.owner, **kw)
         except Draining:
             # another instance (or this one restarted) may take it in a moment
-            raise HttpError(
-                503,
-                "shutting_down",
-                "the gateway is shutting down; retry shortly",
-                headers=[(b"retry-after", b"1")],
-            ) from None
+            raise _shutting_down("the gateway is shutting down; retry shortly") from None
         except Overloaded as full:
             message = full.said or "too many calls in flight; retry shortly"
             if full.owner_full is not None:
@@ -582,11 +582,8 @@ class Gateway:
             raise invalid((f.field, f.message) for f in exc.fields) from None
         except trio.ClosedResourceError:  # (RouterClosed: a stop began meanwhile)
             await self.store.unmark_rated(job_id)
-            raise HttpError(
-                503,
-                "shutting_down",
-                "the gateway is shutting down; the job stays unrated, rate it again shortly",
-                headers=[(b"retry-after", b"1")],
+            raise _shutting_down(
+                "the gateway is shutting down; the job stays unrated, rate it again shortly"
             ) from None
         except KeyError:
             await self.store.unmark_rated(job_id)
