@@ -186,6 +186,8 @@ class ProviderError(SwitchmanError):
         #: cost figure when it gave one. Budgets count it; the result does not.
         self.billed: tuple[int, int] | None = None
         self.billed_cost_usd: float | None = None
+        #: of the input billed, the tokens billed at the model's cached-input price
+        self.billed_cached: int = 0
         #: stream events parsed from the same read before the failure (text that came in
         #: one network read with a provider's error event): delivered before it is raised
         self.events_before: tuple[Any, ...] = ()

@@ -727,12 +727,15 @@ async def _exchange(
             input_tokens=billed_in or cut.input_tokens,
             # (no text and no word of output, as a refusal reports it: none)
             output_tokens=billed_out or (cut.output_tokens if generated else 0),
+            cached_input_tokens=min(error.billed_cached, billed_in),
         )
         if error.billed_cost_usd is None:
             i, o = usage.input_tokens, usage.output_tokens
             # (fees: unsaid, at the most they can be)
             error.billed_cost_usd = (
-                model.cost(i, o) if billed_in or billed_out else most_cost(model, i, o)
+                model.cost(i, o, error.billed_cached)
+                if billed_in or billed_out
+                else most_cost(model, i, o)
             )
         billed = {
             "usage": usage,

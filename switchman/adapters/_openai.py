@@ -189,6 +189,7 @@ def _billed(error: ProviderError, usage: Any, flavor: ChatFlavor) -> ProviderErr
         if tokens.input_tokens or tokens.output_tokens or cost:
             error.billed = (tokens.input_tokens, tokens.output_tokens)
             error.billed_cost_usd = cost
+            error.billed_cached = _billed_cached(tokens, flavor)
     return error
 
 
@@ -271,7 +272,10 @@ class OpenAIChatAdapter:
         refused = self._refused(finish, string(message.get("refusal")))
         if refused is not None:
             raise _billed(refused, usage, flavor)
-        self._check_finish(finish, output_began=False)
+        try:
+            self._check_finish(finish, output_began=False)
+        except ProviderError as failed:  # (billed as its usage says, as a refusal is)
+            raise _billed(failed, usage, flavor) from None
         tokens = _chat_usage(usage, flavor)
         return Completion(
             text=without_think(_content_text(message.get("content"))),
@@ -361,8 +365,8 @@ class _ChatStream:
             return [*events, self._end()]
         raise broken(self._adapter.provider, self._text, "without a finish reason")
 
-    def _bill(self, refused: Refused) -> ProviderError:
-        return _billed(refused, self._reported, self._adapter.flavor)
+    def _bill(self, error: ProviderError) -> ProviderError:
+        return _billed(error, self._reported, self._adapter.flavor)
 
     def _end(self) -> StreamEnd:
         self._done = True
@@ -457,7 +461,12 @@ class _ChatStream:
                 # raises it without). What came before it in this read goes out first.
                 self._refused = refused
                 return events
-            adapter._check_finish(finish, output_began=self._text)
+            try:
+                adapter._check_finish(finish, output_began=self._text)
+            except ProviderError as failed:
+                # the usage its finish chunk carries is what the provider bills (Together's
+                # and Mistral's "error", DeepSeek's "insufficient_system_resource")
+                raise self._bill(failed) if reported else failed from None
         return events
 
 

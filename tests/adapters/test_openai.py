@@ -467,6 +467,39 @@ def test_stream_insufficient_system_resource(text: str, kind: type[ProviderError
         run_stream(adapter("deepseek"), raw)
 
 
+@pytest.mark.parametrize(("text", "kind"), [("", UpstreamError), ("Hello world", StreamBroken)])
+def test_a_failed_finish_carries_the_usage_its_chunk_reports(
+    text: str, kind: type[ProviderError]
+) -> None:
+    """Together's reasoning model ending ``error`` after 2,000 tokens of reasoning: billed
+    as reported, not as the estimate of its two words of text."""
+    usage = {"prompt_tokens": 20, "completion_tokens": 2000, "total_tokens": 2020}
+    raw = _sse(_chunk(text), {**_chunk(finish="error"), "usage": usage})
+    with pytest.raises(kind) as info:
+        run_stream(adapter("together"), raw)
+    assert info.value.billed == (20, 2000)
+    body = {"model": "m", "choices": [{"message": {"content": text}, "finish_reason": "error"}]}
+    with pytest.raises(UpstreamError) as whole:
+        adapter("together").parse_response(body_bytes({**body, "usage": usage}))
+    assert whole.value.billed == (20, 2000)
+
+
+def test_a_deepseek_refusal_carries_its_cache_hits() -> None:
+    usage = {
+        "prompt_tokens": 100,
+        "completion_tokens": 5,
+        "prompt_cache_hit_tokens": 80,
+        "prompt_cache_miss_tokens": 20,
+    }
+    body = {
+        "model": "m",
+        "choices": [{"message": {"content": ""}, "finish_reason": "content_filter"}],
+    }
+    with pytest.raises(Refused) as info:
+        adapter("deepseek").parse_response(body_bytes({**body, "usage": usage}))
+    assert (info.value.billed, info.value.billed_cached) == ((100, 5), 80)
+
+
 def test_stream_error_event_before_output_is_mapped() -> None:
     raw = _sse({"error": {"message": "The server is overloaded", "type": "server_error"}})
     with pytest.raises(UpstreamError) as info:
