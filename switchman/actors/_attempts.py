@@ -662,7 +662,7 @@ async def _exchange(
             or usage.input_tokens > model.context_window
             or usage.output_tokens > model.max_output_tokens
         ):
-            bill = possible_bill(model, usage, cost)
+            bill = possible_bill(model, usage, cost, end.fees)
             if bill.held:
                 told = True
                 log.warning(

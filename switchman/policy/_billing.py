@@ -26,6 +26,8 @@ without usage is billed the same way. Only such attempts pay for the counting.
 
 from __future__ import annotations
 
+from typing import Final
+
 import attrs
 
 from switchman._call import Call
@@ -38,6 +40,11 @@ from switchman.policy._estimate import (
     most_cost,
 )
 
+#: the most request fees one answer's report is billed (Perplexity's searches: $0.50, twenty
+#: times what a request reserves; an answer of its Agent API ran 20): a report of more is
+#: held there, as one of more tokens than the model could produce is
+MOST_FEES: Final = 100
+
 
 @attrs.frozen(kw_only=True)
 class Bill:
@@ -48,9 +55,11 @@ class Bill:
     held: bool
 
 
-def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
+def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float, fees: int | None = None) -> Bill:
     """``usage`` and ``cost_usd`` as reported, held to what a request to ``model`` could
-    have produced (see the module doc)."""
+    have produced (see the module doc); ``fees``: the request fees the provider says the
+    request ran up (Perplexity's searches), which no request bounds: up to ``MOST_FEES``
+    of them count, past the ``max_request_fee_usd`` its reservation held."""
     window, most_out = model.context_window, model.max_output_tokens
     held = usage.input_tokens > window or usage.output_tokens > most_out
     if held:
@@ -61,6 +70,9 @@ def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float) -> Bill:
         most = most_cost(model, usage.input_tokens, usage.output_tokens)
     else:
         most = most_cost(model, window, most_out)
+    if fees is not None and model.request_fee_usd > 0.0:
+        said = min(fees, MOST_FEES) * model.request_fee_usd
+        most += max(said - max(model.max_request_fee_usd or 0.0, model.request_fee_usd), 0.0)
     if cost_usd > most:
         return Bill(usage=usage, cost_usd=most, held=True)
     return Bill(usage=usage, cost_usd=cost_usd, held=held)

@@ -443,6 +443,41 @@ async def test_perplexity_search_fees_without_its_cost_are_billed_as_the_searche
     assert result.cost_usd == pytest.approx(tokens + fees * 0.005)
 
 
+@pytest.mark.parametrize(
+    ("searches", "cost", "billed"),
+    [
+        (20, True, 0.1000255),  # (its cost, as it said it)
+        (20, False, 0.10003),  # (its tokens at list price, and the searches)
+        # (held: the most the model's tokens can cost, and a hundred searches)
+        (10**6, False, most_cost(SONAR, SONAR.context_window, SONAR.max_output_tokens) + 0.475),
+    ],
+    ids=["twenty searches, its cost said", "twenty searches said", "a million said"],
+)
+async def test_an_answer_that_ran_many_searches_is_billed_them_all(
+    nursery: trio.Nursery, searches: int, cost: bool, billed: float
+) -> None:
+    """Twenty searches ($0.10) were held to the five a request reserves ($0.0775, "more
+    than any request could produce"): no request bounds them. A report of more than
+    ``MOST_FEES`` is held there, as one of more tokens than a model makes is."""
+    usage: dict[str, Any] = {
+        "input_tokens": 20,
+        "output_tokens": 10,
+        "total_tokens": 30,
+        "tool_calls_details": {"web_search": {"invocation": searches}},
+    }
+    if cost:
+        usage["cost"] = {"currency": "USD", "total_cost": searches * 0.005 + 0.0000255}
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"perplexity/sonar": lambda: responses_stream("Paris.", usage)}
+    )
+    call = Call(prompt=PROMPT, model=SONAR.alias, params=Params(max_tokens=100))
+    with trio.fail_after(20):
+        async with switchman.open_router(config(upstream, SONAR), env=ENV) as router:
+            result = await router.call(call)
+    assert result.status == "complete"
+    assert result.cost_usd == pytest.approx(billed)
+
+
 def anthropic_stream(text: str, final_usage: Mapping[str, Any] | None) -> bytes:
     """Anthropic's named events: ``message_start`` (its usage's output a placeholder), the
     text, ``message_delta`` with ``final_usage`` (or none), ``message_stop``."""
