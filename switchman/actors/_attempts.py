@@ -48,6 +48,7 @@ from switchman.actors._attempt_ends import (
     merge_waiting,
     messages_for,
     over_reserved,
+    reasoning_unseen,
     record_data,
     runaway,
     stopped,
@@ -586,7 +587,8 @@ async def _exchange(
             billed: dict[str, Any] = {}
             if received or closing.texts:  # output began: billed, whoever left
                 generated = (raw if raw is not None else text) + closing.texts
-                usage = cut_usage(model, call, continued, generated, out_tokens)
+                unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+                usage = cut_usage(model, call, continued, generated, out_tokens, unseen=unseen)
                 # (unsaid: its fees at the most they can be, as its reservation held them)
                 run.cut_usd = most_cost(model, usage.input_tokens, usage.output_tokens)
                 billed = {"usage": usage, "cost_usd": run.cut_usd, "usage_estimated": True}
@@ -642,7 +644,9 @@ async def _exchange(
         estimated = usage.input_tokens == 0 or (usage.output_tokens == 0 and bool(answer))
         if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
             generated = raw if raw is not None else text  # (a continuation's repeat too)
-            usage = attrs.evolve(usage, output_tokens=partial_output_tokens(generated, out_tokens))
+            unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+            out = partial_output_tokens(generated, out_tokens, unseen=unseen)
+            usage = attrs.evolve(usage, output_tokens=out)
         if usage.input_tokens == 0:  # (the bound a cut attempt is billed: fair to plain text)
             usage = attrs.evolve(usage, input_tokens=billed_input_tokens(model, call, continued))
         # what the provider says it billed, when it says (fees included), else list price;
@@ -722,7 +726,9 @@ async def _exchange(
         billed_in, billed_out = error.billed
         # (a continuation's repeat too, and what was sent but left unread)
         generated = (raw if raw is not None else text) + closing.texts
-        cut = cut_usage(model, call, continued, generated, out_tokens)  # where it did not say
+        unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+        # (where it did not say)
+        cut = cut_usage(model, call, continued, generated, out_tokens, unseen=unseen)
         usage = Usage(
             input_tokens=billed_in or cut.input_tokens,
             # (no text and no word of output, as a refusal reports it: none)

@@ -24,6 +24,13 @@ from switchman.catalog._brought import api_domain
 from switchman.catalog._spec import ProviderSpec
 
 
+def thinking_disabled(provider: ProviderSpec) -> bool:
+    """Whether ``provider``'s requests turn its models' thinking off (DeepSeek's flavour of
+    the OpenAI-compatible wire, by name or by the API its ``base_url`` reaches)."""
+    like = provider.name if provider.name in FLAVORS else _reached(provider.base_url)
+    return FLAVORS.get(like or provider.name, ChatFlavor()).disable_thinking
+
+
 def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
     """The adapter for ``provider``, holding ``api_key`` (never shown in its repr).
 

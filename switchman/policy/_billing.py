@@ -94,11 +94,15 @@ def billed_input_tokens(model: ModelSpec, call: Call, continuation: str = "") ->
     return min(fair_input_tokens(call, continuation), model.context_window)
 
 
-def partial_output_tokens(text: list[str], max_tokens: int) -> int:
+def partial_output_tokens(text: list[str], max_tokens: int, *, unseen: bool = False) -> int:
     """What an answer cut short is billed for as output, when the provider did not say: at
     least one token, at most ``max_tokens``, and between them
 
         ceil(ASCII characters / 4) + UTF-8 bytes of the other characters
+
+    ``unseen``: the model may have reasoned before its text without streaming its reasoning
+    (``actors.reasoning_unseen``), billed as output all the same, which may have come to
+    anything up to ``max_tokens``: billed ``max_tokens``, the bound it reserved.
 
     An upper bound that is still fair to plain text: a tokenizer that falls back to bytes
     (every current model family) makes at most one token per byte, so text of other scripts
@@ -106,17 +110,26 @@ def partial_output_tokens(text: list[str], max_tokens: int) -> int:
     billed at its bytes; English text and code, about four characters a token, at that. A
     lone surrogate (a JSON escape no encoder would make) counts as its three bytes.
     """
+    if unseen:
+        return max_tokens
     return min(max(fair_tokens("".join(text)), 1), max_tokens)
 
 
 def cut_usage(
-    model: ModelSpec, call: Call, continuation: str, text: list[str], max_tokens: int
+    model: ModelSpec,
+    call: Call,
+    continuation: str,
+    text: list[str],
+    max_tokens: int,
+    *,
+    unseen: bool = False,
 ) -> Usage:
     """What an attempt of ``call`` on ``model`` cut short after its output ``text`` began is
     billed for, when the provider did not say (see the module doc): as input
     ``billed_input_tokens(model, call, continuation)`` (``continuation``: the answer so far
-    that the attempt sent again); as output ``partial_output_tokens(text, max_tokens)``."""
+    that the attempt sent again); as output ``partial_output_tokens(text, max_tokens,
+    unseen=unseen)``."""
     return Usage(
         input_tokens=billed_input_tokens(model, call, continuation),
-        output_tokens=partial_output_tokens(text, max_tokens),
+        output_tokens=partial_output_tokens(text, max_tokens, unseen=unseen),
     )

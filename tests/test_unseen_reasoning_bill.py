@@ -1,0 +1,74 @@
+"""A reasoning model whose stream is cut short, on a wire that does not stream its
+reasoning (OpenAI's, xAI's, Gemini's...), is billed its whole ``max_tokens`` of output when
+the provider did not say: its reasoning came before the text and is billed as output, and
+was billed as the text received alone (a stream left after its first words: $0.00003 of
+a bill that came to $0.009). A model that does not reason, and one whose reasoning is off
+or shown (Anthropic's, sent no ``thinking``; DeepSeek's, sent ``thinking: disabled``), is
+billed its text as before. The real path: the fake provider server over real HTTP."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import trio
+
+import switchman
+from switchman import Call, Caller, Options, Params, Timeouts
+from switchman.catalog import BudgetsConfig
+from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
+from tests._httpfleet import ENV, MAX_TOKENS, PROMPT, ask, http_fleet, model
+
+
+@pytest.mark.parametrize(
+    ("provider", "reasons", "whole"),
+    [
+        ("openai", True, True),
+        ("xai", True, True),
+        ("gemini", True, True),
+        ("openai", False, False),
+        ("anthropic", True, False),
+        ("deepseek", True, False),
+    ],
+    ids=["openai", "xai", "gemini", "openai, no reasoning", "anthropic", "deepseek"],
+)
+async def test_a_cut_stream_of_a_model_reasoning_unseen_is_billed_its_max_tokens(
+    nursery: trio.Nursery, provider: str, reasons: bool, whole: bool
+) -> None:
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    cut = model(provider, "cut", capabilities=("reason",) if reasons else ())
+    config = http_fleet(server, [cut])
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(ask(cut.alias))
+    assert result.status == "failed"
+    (attempt,) = result.trace.attempts
+    assert attempt.usage_estimated and attempt.usage.output_tokens > 0
+    assert (attempt.usage.output_tokens == MAX_TOKENS) is whole, attempt.usage
+    assert attempt.cost_usd == pytest.approx(
+        cut.cost(attempt.usage.input_tokens, attempt.usage.output_tokens)
+    )
+
+
+async def test_a_caller_leaving_a_reasoning_models_stream_is_billed_its_max_tokens(
+    nursery: trio.Nursery,
+) -> None:
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    stalls = model("openai", "stall", capabilities=("reason",))
+    config = http_fleet(server, [stalls], stall_ms=10_000)
+    config = attrs.evolve(config, budgets=BudgetsConfig(callers={"alice": {"daily_usd": 1.0}}))
+    call = Call(
+        prompt=PROMPT,
+        model=stalls.alias,
+        caller=Caller(handle="alice"),
+        params=Params(max_tokens=MAX_TOKENS),
+        options=Options(timeouts=Timeouts(hard_ms=20_000)),
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            async with router.stream(call) as events:
+                async for _ in events:
+                    break  # (its first words: the caller leaves)
+            await trio.sleep(0.2)
+            spent = (await router.spend("caller:alice"))["day"]
+    most_input = spent - MAX_TOKENS * stalls.output_per_mtok / 1e6
+    assert 0 < most_input < 200 * stalls.input_per_mtok / 1e6, spent
