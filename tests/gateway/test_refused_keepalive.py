@@ -81,10 +81,9 @@ async def _head_only(port: int, lines: list[str]) -> bytes:
 
 
 async def test_a_refused_request_is_answered_without_reading_a_body_it_could_not_be() -> None:
-    """A body declared longer than the route takes, or one its client waits to be asked for
-    (``Expect: 100-continue``, as curl sends a large one), is not read before the 401: it
-    was read (up to four times the limit, 16 MiB, for up to 3 s), and curl uploaded a
-    whole body it was never going to be asked for."""
+    """A body declared longer than four times what the route takes is not read before the
+    401, as a 413's is not: 16 MiB of a 100 MiB one were read, for up to 3 s, and the
+    connection closed all the same."""
     keys = (KeySpec(key_env="K", handle="team", secret="the-right-key-0123456789"),)
     config = make_config(keys=keys)
     head = ["POST /call HTTP/1.1", "host: x", "content-type: application/json"]
@@ -92,8 +91,4 @@ async def test_a_refused_request_is_answered_without_reading_a_body_it_could_not
     async with running_gateway(FakeRouter(config)) as gw:
         with trio.fail_after(DRAIN_S / 2):  # (read, the answer waits for a body never sent)
             huge = await _head_only(gw.port, [*head, wrong, f"content-length: {100 << 20}"])
-            asked = await _head_only(
-                gw.port, [*head, wrong, "content-length: 3000000", "expect: 100-continue"]
-            )
     assert huge.startswith(b"HTTP/1.1 401"), huge
-    assert asked.startswith(b"HTTP/1.1 401"), asked
