@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import re
 import urllib.parse
 import urllib.request
 import zlib
@@ -220,13 +221,14 @@ async def send_attempt(
             await emit(ResponseStarted(status=status, headers=headers))
             if not 200 <= status < 300:
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
-                raise _where(
-                    adapter.parse_error(status, headers, body or b""), request, http, adapter
-                )
+                failed = adapter.parse_error(status, headers, body or b"")
+                raise _unplaced(_where(failed, request, http, adapter), adapter)
             if "html" in headers.get("content-type", "").lower():
                 # a login page or a proxy's, though it says 200: no answer is in it
                 body = await _read_body(chunks, timer, limit=MAX_ERROR_BODY)
-                said = scrub(snippet(body or b""), _secrets_of(http))
+                said = hide_base_url(
+                    scrub(snippet(body or b""), _secrets_of(http)), _base_url(adapter)
+                )
                 raise bad_reply(
                     provider,
                     f"answered {status} with a web page ({headers['content-type']}), not a "
@@ -701,6 +703,40 @@ def _transport_error(
     return kind(f"{what} ({detail})", provider=provider, status=status)
 
 
+def _base_url(adapter: Adapter) -> str:
+    return str(getattr(adapter, "base_url", ""))
+
+
+def hide_base_url(text: str, base_url: str) -> str:
+    """``text`` with the provider's base URL, its path and its host each put as
+    ``<base_url>``: an error reaches callers whose keys may not see the configuration (a
+    path may hold an account or a token), and a redirect's location or a server's 404 page
+    quotes them. The log has them whole."""
+    parts = urllib.parse.urlsplit(base_url)
+    root = parts.path.rstrip("/")
+    scheme = r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?"
+    if parts.netloc:
+        text = re.sub(scheme + re.escape(parts.netloc + root), "<base_url>", text)
+    if root:
+        text = re.sub(re.escape(root) + r"(?=[/\s\"'?#),;:]|$)", "<base_url>", text)
+    if parts.netloc:
+        text = re.sub(scheme + re.escape(parts.netloc), "<base_url>", text)
+    return text
+
+
+def _unplaced(error: Exception, adapter: Adapter) -> Exception:
+    """``error`` with its message's mentions of the provider's base URL hidden
+    (``hide_base_url``), logged whole when there were any."""
+    if not isinstance(error, ProviderError):
+        return error
+    hidden = hide_base_url(error.message, _base_url(adapter))
+    if hidden != error.message:
+        _log.warning("%s answered %s: %s", error.provider, error.status, error.message)
+        error.message = hidden
+        error.args = (hidden,)
+    return error
+
+
 def _where(
     error: Exception, request: ProviderRequest, http: HttpRequest, adapter: Adapter
 ) -> Exception:
@@ -712,7 +748,7 @@ def _where(
     if not isinstance(error, ModelNotFound) or request.model_id in error.message:
         return error
     path = urllib.parse.urlsplit(http.url).path or "/"
-    root = urllib.parse.urlsplit(getattr(adapter, "base_url", "")).path.rstrip("/")
+    root = urllib.parse.urlsplit(_base_url(adapter)).path.rstrip("/")
     endpoint = path[len(root) :] if root and path.startswith(root) else path
     _log.warning("%s answered 404 Not Found at %s", error.provider, path)
     return ModelNotFound(
