@@ -71,12 +71,16 @@ async def test_a_broken_stream_does_not_send_what_the_redactor_held_back(
     assert hidden not in sent
 
 
+@pytest.mark.parametrize("prefill", [True, False], ids=["prefilled", "asked to continue"])
 async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_routers_keys(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, prefill: bool
 ) -> None:
     """The text so far goes to the next model as its prefill: a model that echoed its own
-    provider's key (a prompt injection) handed that key to another provider in clear."""
+    provider's key (a prompt injection) handed that key to another provider in clear. A
+    model that takes no prefill, asked to continue, repeats what it was sent: that repeat,
+    the key hidden in it, is left out as any repeat is."""
     key = ENV["CUT_KEY"]
+    so_far = "Your key is [REDACTED:api_key] and "
     got: list[bytes] = []
 
     def first(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -84,7 +88,8 @@ async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_route
 
     def second(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         got.append(body)
-        end = {"choices": [{"index": 0, "delta": {"content": "then more."}}]}
+        said = "then more." if prefill else f"{so_far}then more."
+        end = {"choices": [{"index": 0, "delta": {"content": said}}]}
         stop = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         sse = "".join(f"data: {json.dumps(e)}\n\n" for e in (end, stop)) + "data: [DONE]\n\n"
         return 200, [("content-type", "text/event-stream")], sse.encode()
@@ -98,7 +103,7 @@ async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_route
         },
         models={
             "m": ModelSpec(alias="m", provider="up", model_id="m"),
-            "n": ModelSpec(alias="n", provider="other", model_id="n", supports_prefill=True),
+            "n": ModelSpec(alias="n", provider="other", model_id="n", supports_prefill=prefill),
         },
     )
     call = Call(prompt="the key, please", model="m", options=Options(fallback=("n",)))
@@ -109,5 +114,5 @@ async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_route
     assert sent == result.answer == "Your key is [REDACTED:api_key] and then more."
     (body,) = got
     assert key.encode() not in body
-    prefill = json.loads(body)["messages"][-1]
-    assert prefill == {"role": "assistant", "content": "Your key is [REDACTED:api_key] and "}
+    messages = json.loads(body)["messages"]
+    assert {"role": "assistant", "content": so_far} in messages[-2:]

@@ -97,6 +97,7 @@ from switchman.policy._eligibility import (
     request_params,
 )
 from switchman.policy._estimate import most_cost, text_tokens
+from switchman.policy._known import hide_known
 from switchman.policy._retry import RetryDecision, decide_after_failure
 
 #: the most characters one token of output can be (runs of spaces or repeated characters
@@ -478,6 +479,8 @@ async def _exchange(
     unavailable: Unavailable | None = None
     # continuing a broken stream without prefill: drop a repeated prefix
     dedupe = bool(run.sent_raw) and not model.supports_prefill
+    # (what it was sent as the answer so far, the router's secrets hidden: what it repeats)
+    repeat = hide_known(run.sent_raw, env.secrets)[0] if dedupe else ""
     pending = ""
     # all the text such a continuation generated, its repeat included: what it is billed
     raw: list[str] | None = [] if dedupe else None
@@ -541,7 +544,7 @@ async def _exchange(
                                 break
                             if dedupe:
                                 pending += piece
-                                piece, pending, dedupe = strip_repeat(run.sent_raw, pending)
+                                piece, pending, dedupe = strip_repeat(repeat, pending)
                             if piece:
                                 text.append(piece)
                                 if run.stream:
