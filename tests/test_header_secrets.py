@@ -208,6 +208,16 @@ def test_credential_headers_are_found_by_name_and_other_headers_are_not() -> Non
     assert header_credentials({}) == ()
 
 
+@pytest.mark.parametrize("scheme", ["Token", "ApiKey", "Key", "Bearer", "DPoP"])
+def test_the_credential_after_any_scheme_is_one(scheme: str) -> None:
+    """Only ``Bearer`` and ``Basic`` were read: ``Token X`` (Replicate's), ``Key X`` (fal's),
+    ``ApiKey X`` (Elastic's) kept ``X`` shown wherever a model echoed it, and sent in a
+    continuation's text to another provider (the whole value, holding a space, is no
+    secret to look for)."""
+    found = header_credentials({"Authorization": f"{scheme} tokSCHEMEsecret0123456789xyz"})
+    assert "tokSCHEMEsecret0123456789xyz" in found
+
+
 @pytest.mark.parametrize(
     ("name", "carries"),
     [

@@ -32,21 +32,25 @@ def credential_header(name: str) -> bool:
 #: secret: replacing it wherever it appears would redact ordinary words (``Basic``, a short
 #: tenant name, a local server's placeholder key ``EMPTY``); no provider issues such keys
 CREDENTIAL_MIN: Final = 8
+#: an authorization scheme's name, before its credentials (RFC 9110's token)
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*")
 
 
 def header_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
     """The credentials among a provider's (or a request's) ``headers``, longest first:
     the values of headers named like a credential (``auth``, ``key``, ``token``,
     ``secret``, ``pass``, ``cookie``, ``credential``, ``signature``, ``session``), and
-    for ``Bearer X`` or ``Basic X`` also ``X``; none shorter than ``CREDENTIAL_MIN``. Other
-    headers (``anthropic-version: 2023-06-01``) are no secret. ``()`` for no headers."""
+    for a scheme's (``Bearer X``, ``Basic X``, ``Token X``, ``ApiKey X``...) also ``X``, each
+    word of it; none shorter than ``CREDENTIAL_MIN``. Other headers
+    (``anthropic-version: 2023-06-01``) are no secret. ``()`` for no headers."""
     found: set[str] = set()
     for name, raw in headers.items():
         if not credential_header(name):
             continue
         value = raw.strip()
         scheme, _, token = value.partition(" ")
-        for v in (value, token.strip() if scheme.lower() in ("bearer", "basic") else ""):
+        words = token.split() if _SCHEME.fullmatch(scheme) else []
+        for v in (value, *words):
             if len(v) >= CREDENTIAL_MIN:
                 found.add(v)
     return tuple(sorted(found, key=lambda v: (-len(v), v)))
