@@ -570,6 +570,7 @@ class Gateway:
         if not await self.store.mark_rated(job_id):
             raise HttpError(409, "already_rated", f"job {job_id} was already rated: it counts once")
         model = result.get("model")
+        counted = False
         try:
             await self.router.feedback(
                 call_id,
@@ -577,22 +578,24 @@ class Gateway:
                 intent=intent or call_intent,
                 model=answered_by(result, self.config),
             )
+            counted = True
         except ValidationError as exc:  # e.g. an intent switchman does not know
-            await self.store.unmark_rated(job_id)
             raise invalid((f.field, f.message) for f in exc.fields) from None
         except trio.ClosedResourceError:  # (RouterClosed: a stop began meanwhile)
-            await self.store.unmark_rated(job_id)
             raise _shutting_down(
                 "the gateway is shutting down; the job stays unrated, rate it again shortly"
             ) from None
         except KeyError:
-            await self.store.unmark_rated(job_id)
             raise HttpError(
                 404,
                 "not_found",
                 f"the model that answered job {job_id} ({model}) is not in service here: no"
                 " longer configured, or its provider disabled (rate it once it is back)",
             ) from None
+        finally:
+            if not counted:  # (however it failed: a crash, the client gone) rateable again
+                with trio.CancelScope(shield=True):
+                    await self.store.unmark_rated(job_id)
         await send_json(send, 200, {"job_id": job_id, "call_id": call_id, "score": score})
 
     # -- state --------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ from typing import Any
 
 import attrs
 import httpx
+import pytest
 import trio
 
+from switchman._errors import RouterFailed
 from switchman._result import Result
 from switchman._version import __version__
 from switchman.catalog import KeySpec
@@ -413,24 +415,35 @@ async def test_unknown_route_is_404_and_wrong_method_405() -> None:
             assert r.status_code == 426
 
 
-async def test_feedback_cut_short_by_a_stop_leaves_the_job_unrated() -> None:
-    """The router closing between the job marked rated and the score given (a stop began)
-    answered 500 and left the job rated for good, its score never counted."""
+@pytest.mark.parametrize(
+    ("raised", "status", "code"),
+    [
+        (trio.ClosedResourceError("the router is closed"), 503, "shutting_down"),
+        (RouterFailed(), 500, "internal_error"),
+    ],
+    ids=["a stop began", "the router failed"],
+)
+async def test_feedback_cut_short_leaves_the_job_unrated(
+    raised: Exception, status: int, code: str
+) -> None:
+    """The router closing (a stop began) or failing between the job marked rated and the
+    score given answered 500 and left the job rated for good, its score never counted."""
     router = FakeRouter(make_config())
     given = router.feedback
 
-    async def closing(*args: Any, **kw: Any) -> None:
+    async def failing(*args: Any, **kw: Any) -> None:
         router.feedback = given  # type: ignore[method-assign]  # (once)
-        raise trio.ClosedResourceError("the router is closed")
+        raise raised
 
     with trio.fail_after(10):
         async with running_gateway(router) as gw:
             r = await gw.client.post("/call?wait=5", json={"prompt": "x", "model": "fast"})
             job_id = r.json()["job_id"]
-            router.feedback = closing  # type: ignore[method-assign]
+            router.feedback = failing  # type: ignore[method-assign]
             r = await gw.client.post(f"/feedback/{job_id}", json={"score": 1})
-            assert (r.status_code, r.headers.get("retry-after")) == (503, "1")
-            assert r.json()["error"]["code"] == "shutting_down"
+            assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+            if status == 503:
+                assert r.headers.get("retry-after") == "1"
             r = await gw.client.post(f"/feedback/{job_id}", json={"score": 1})
             assert r.status_code == 200
             assert [s for _, s, _ in router.feedback_given] == [1.0]
