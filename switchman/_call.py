@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
@@ -153,6 +154,19 @@ def valid_text(value: str) -> str:
     if value.isascii():
         return value
     return _SURROGATE.sub("\ufffd", value)
+
+
+def unprintable(value: str) -> str | None:
+    """Why ``value`` cannot be a name: a control or format character in it (a line break
+    made every answer's ``x-switchman-model`` header a 500, a tab split the learned
+    records' keys, bidi controls make a log line read otherwise). None if it can."""
+    for at, char in enumerate(value):
+        if unicodedata.category(char) in _UNPRINTABLE:
+            return f"must hold no control or format character; got U+{ord(char):04X} at {at}"
+    return None
+
+
+_UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def _text(
@@ -310,7 +324,11 @@ class Caller:
         if not isinstance(v.handle, str) or not v.handle or len(v.handle) > 200:
             errors.append(FieldError("handle", "must be a non-empty string of at most 200 chars"))
         else:
+            found = len(errors)
             _text(errors, "handle", v.handle)
+            # (it names spend, jobs and log lines)
+            if len(errors) == found and (why := unprintable(v.handle)) is not None:
+                errors.append(FieldError("handle", why))
         _text(errors, "account_id", v.account_id, empty=True)
         if v.key_id is not None:
             _text(errors, "key_id", v.key_id, empty=True)

@@ -396,3 +396,13 @@ def test_metadata_is_json_and_held_to_its_size(metadata: Any, field: str, said: 
         Call(prompt="hi", metadata=metadata)
     assert fields(exc)[field] == said
     Call(prompt="hi", metadata={"ok": [1, 2.5, None, True, "x", {"deep": [10**30]}]})
+
+
+@pytest.mark.parametrize("handle", ["te\nam", "te\tam", "team\u202e", "\x00team"])
+def test_a_handle_with_a_control_or_format_character_is_refused(handle: str) -> None:
+    """A handle names spend, budgets, jobs and log lines: a line break or a bidi control in
+    it forges a log line, as one in a configured name does."""
+    with pytest.raises(ValidationError) as caught:
+        Caller(handle=handle)
+    (error,) = caught.value.fields
+    assert error.field == "handle" and "control or format character" in error.message

@@ -23,7 +23,7 @@ import attrs
 import httpx
 import trio
 
-from switchman._call import MAX_NAME_CHARS
+from switchman._call import MAX_NAME_CHARS, unprintable
 from switchman._logsecrets import hide_secrets
 from switchman.adapters._http import proxied_client, proxy_variables
 from switchman.adapters._ollama import DEFAULT_BASE_URL, list_ollama_models
@@ -31,7 +31,7 @@ from switchman.adapters._pool import system_ssl_context
 from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._config import NOT_DETECTED, api_key
 from switchman.catalog._credentials import provider_secrets
-from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec, unprintable
+from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouteSpec
 
 #: the provider whose pulled models are named ``local/<name>`` (any other's, by its name)
 OLLAMA: Final = "ollama"

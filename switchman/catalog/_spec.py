@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
 
 import attrs
 
-from switchman._call import INTENTS, MAX_NAME_CHARS, TRUST_TIERS, Intent, TrustTier
+from switchman._call import INTENTS, MAX_NAME_CHARS, TRUST_TIERS, Intent, TrustTier, unprintable
 from switchman._errors import FieldError
 
 Kind = Literal["openai", "anthropic", "gemini", "ollama", "sim"]
@@ -178,19 +177,6 @@ def _api_root(errors: list[FieldError], kind: object, value: str) -> None:
             f"kind {kind!r}{hint}",
         )
     )
-
-
-def unprintable(value: str) -> str | None:
-    """Why ``value`` cannot be a name: a control or format character in it (a line break
-    made every answer's ``x-switchman-model`` header a 500, a tab split the learned
-    records' keys, bidi controls make a log line read otherwise). None if it can."""
-    for at, char in enumerate(value):
-        if unicodedata.category(char) in _UNPRINTABLE:
-            return f"must hold no control or format character; got U+{ord(char):04X} at {at}"
-    return None
-
-
-_UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def _name(errors: list[FieldError], name: str, value: object) -> None:
@@ -565,6 +551,8 @@ class BudgetsConfig:
                 continue
             for name, limits in tables.items():
                 where = f"{group}.{name}"
+                if isinstance(name, str) and (why := unprintable(name)) is not None:
+                    errors.append(FieldError(where, why))
                 if not isinstance(limits, Mapping):
                     errors.append(FieldError(where, "must be a table"))
                     continue

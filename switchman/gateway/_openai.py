@@ -94,7 +94,16 @@ from typing import Any, Final
 
 import attrs
 
-from switchman._call import INTENTS, Call, Caller, Message, Options, Params, text_problem
+from switchman._call import (
+    INTENTS,
+    Call,
+    Caller,
+    Message,
+    Options,
+    Params,
+    text_problem,
+    unprintable,
+)
 from switchman._convert import MAX_ARRAY, capped, structure
 from switchman._errors import NO_ANSWER, QUOTA_EXHAUSTED, ValidationError
 from switchman._result import Result, Usage
@@ -350,7 +359,7 @@ def chat_request(body: Any) -> ChatRequest:
     if user is not None and (not isinstance(user, str) or len(user) > 200):
         errors.append(("user", "must be a string of at most 200 characters"))
         user = None
-    elif user is not None and (problem := text_problem(user)) is not None:
+    elif user is not None and (problem := text_problem(user) or unprintable(user)) is not None:
         errors.append(("user", problem))
         user = None
     metadata = body.get("metadata")

@@ -1045,6 +1045,7 @@ def test_a_mistake_is_named_by_the_entry_that_made_it_whatever_the_aliases(
         ({"providers": {"a\rb": {"kind": "sim"}}}, "providers.a\rb.name"),
         ({"routes": {"r\u2066": {"chain": ["openai/gpt-6-sol"]}}}, "routes.r\u2066.name"),
         ({"keys": [{"handle": "te\u2028am", "key_env": "K"}]}, "keys[0].handle"),
+        ({"budgets": {"callers": {"te\tam": {"daily_usd": 1}}}}, "budgets.callers.te\tam"),
     ],
     ids=[
         "line break",
@@ -1054,6 +1055,7 @@ def test_a_mistake_is_named_by_the_entry_that_made_it_whatever_the_aliases(
         "carriage return",
         "bidi isolate",
         "line separator",
+        "a budget's handle",
     ],
 )
 def test_a_name_with_a_control_or_format_character_is_refused_naming_it(

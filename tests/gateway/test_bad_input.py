@@ -392,3 +392,16 @@ async def test_a_request_target_in_absolute_form_reaches_its_route() -> None:
                     reply += chunk
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
     assert b'"status"' in reply
+
+
+async def test_a_v1_user_with_a_control_character_is_a_400_naming_it() -> None:
+    """``user`` is the caller's handle on an open gateway: a line break in it would name
+    spend and jobs and write log lines."""
+    router = FakeRouter(make_config())
+    body = {"model": "fast", "messages": [{"role": "user", "content": "x"}], "user": "a\nb"}
+    with trio.fail_after(10):
+        async with running_gateway(router) as gw:
+            r = await gw.client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "user"
+    assert "control or format character" in r.json()["error"]["message"]
