@@ -116,3 +116,42 @@ async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_route
     assert key.encode() not in body
     messages = json.loads(body)["messages"]
     assert {"role": "assistant", "content": so_far} in messages[-2:]
+
+
+async def test_a_stream_broken_inside_a_key_sends_the_next_model_none_of_its_beginning(
+    nursery: trio.Nursery,
+) -> None:
+    """The break cut a key the model echoed: its first characters went to the next
+    provider as the answer so far (39 of 42), the whole key matching nothing."""
+    key = ENV["CUT_KEY"]
+    got: list[bytes] = []
+
+    def first(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [("content-type", "text/event-stream")], _cut_after(f"Key: {key[:-3]}")
+
+    def second(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        got.append(body)
+        stop = {"choices": [{"index": 0, "delta": {"content": "."}, "finish_reason": "stop"}]}
+        sse = f"data: {json.dumps(stop)}\n\ndata: [DONE]\n\n"
+        return 200, [("content-type", "text/event-stream")], sse.encode()
+
+    first_url = await nursery.start(serve_answers, first)
+    second_url = await nursery.start(serve_answers, second)
+    config = Config(
+        providers={
+            "up": ProviderSpec(name="up", kind="openai", base_url=first_url, api_key_env="CUT_KEY"),
+            "other": ProviderSpec(name="other", kind="openai", base_url=second_url),
+        },
+        models={
+            "m": ModelSpec(alias="m", provider="up", model_id="m"),
+            "n": ModelSpec(alias="n", provider="other", model_id="n", supports_prefill=True),
+        },
+    )
+    call = Call(prompt="the key, please", model="m", options=Options(fallback=("n",)))
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            await streamed(router, call)
+    (body,) = got
+    assert key[:12].encode() not in body
+    prefill = json.loads(body)["messages"][-1]
+    assert prefill == {"role": "assistant", "content": "Key: [REDACTED:api_key]"}

@@ -34,7 +34,7 @@ from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouterConfi
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._eligibility import output_tokens
 from switchman.policy._estimate import CONTINUE_PROMPT, most_cost
-from switchman.policy._known import hide_known
+from switchman.policy._known import hide_known_cut
 
 
 def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
@@ -304,12 +304,12 @@ def answer_cost(run: CallRun, model: ModelSpec) -> float:
 def messages_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> tuple[Message, ...]:
     """The messages an attempt on ``model`` sends: the call's, and for a continuation of a
     broken stream the text so far (as the assistant's, and a turn asking to continue for
-    a model that takes no prefill), the router's own ``secrets`` hidden in it: a model
-    that echoed its provider's key would hand it to the next provider."""
+    a model that takes no prefill), the router's own ``secrets`` hidden in it (one the break
+    cut too): a model that echoed its provider's key would hand it to the next provider."""
     messages = run.call.chat()
     if not run.sent_raw:
         return messages
-    prefill = Message(role="assistant", content=hide_known(run.sent_raw, secrets)[0])
+    prefill = Message(role="assistant", content=hide_known_cut(run.sent_raw, secrets))
     if model.supports_prefill:
         return (*messages, prefill)
     return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))

@@ -97,7 +97,7 @@ from switchman.policy._eligibility import (
     request_params,
 )
 from switchman.policy._estimate import most_cost, text_tokens
-from switchman.policy._known import hide_known
+from switchman.policy._known import hide_known_cut
 from switchman.policy._retry import RetryDecision, decide_after_failure
 
 #: the most characters one token of output can be (runs of spaces or repeated characters
@@ -480,7 +480,7 @@ async def _exchange(
     # continuing a broken stream without prefill: drop a repeated prefix
     dedupe = bool(run.sent_raw) and not model.supports_prefill
     # (what it was sent as the answer so far, the router's secrets hidden: what it repeats)
-    repeat = hide_known(run.sent_raw, env.secrets)[0] if dedupe else ""
+    repeat = hide_known_cut(run.sent_raw, env.secrets) if dedupe else ""
     pending = ""
     # all the text such a continuation generated, its repeat included: what it is billed
     raw: list[str] | None = [] if dedupe else None

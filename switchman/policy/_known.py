@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Final
 
 from switchman.policy._patterns_values import tag
 
@@ -32,6 +33,25 @@ def hide_known(text: str, secrets: tuple[str, ...]) -> tuple[str, dict[str, int]
         return text, {}
     hidden, found = _pattern(secrets).subn(tag(KIND), text)
     return hidden, ({KIND: found} if found else {})
+
+
+#: a secret's beginning this long or longer, at the end of a text cut short, is hidden
+#: too: what the rest of the text would have been is not known (``CREDENTIAL_MIN``)
+CUT_SECRET_MIN: Final = 8
+
+
+def hide_known_cut(text: str, secrets: tuple[str, ...]) -> str:
+    """``hide_known``'s text, and a secret's beginning (``CUT_SECRET_MIN`` characters or
+    more) at its end hidden too: ``text`` was cut there (a stream broke), and what follows
+    it, the beginning of a key, goes elsewhere (the next model, as its answer so far)."""
+    hidden = hide_known(text, secrets)[0]
+    if not secrets:
+        return hidden
+    prefixes, _ = _prefixes(secrets)
+    for k in range(min(max(map(len, secrets)) - 1, len(hidden)), CUT_SECRET_MIN - 1, -1):
+        if hidden[-k:] in prefixes:
+            return hidden[:-k] + tag(KIND)
+    return hidden
 
 
 @functools.lru_cache(maxsize=8)

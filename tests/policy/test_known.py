@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchman.policy._known import KnownValues, hide_known
+from switchman.policy._known import KnownValues, hide_known, hide_known_cut
 
 SECRETS = ("Qm7Xk2Lp9Wv4Tn8Rk3Jp6Hs1Df5Ga0Ze", "team-a-gateway-secret-7731")
 TEXT = (
@@ -68,3 +68,19 @@ def test_overlapping_keys_stream_as_whole(pieces: list[str], cuts: list[int]) ->
     whole = streams_as_whole(OVERLAPPING, "".join(pieces), cuts)
     for key in OVERLAPPING:  # (no key is left whole in what was shown)
         assert key not in whole
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("key sk-cut-test-key-000000000001 and", "key [REDACTED:api_key] and"),
+        ("key sk-cut-test-key-0000", "key [REDACTED:api_key]"),  # cut inside it
+        ("key sk-cut-t", "key [REDACTED:api_key]"),  # eight characters of it
+        ("key sk-cut-", "key sk-cut-"),  # seven: too few to tell from a word
+        ("plain text", "plain text"),
+    ],
+)
+def test_a_text_cut_inside_a_secret_hides_its_beginning(text: str, hidden: str) -> None:
+    """A stream that broke inside a key handed its first characters (39 of 42) to the next
+    model as the answer so far."""
+    assert hide_known_cut(text, ("sk-cut-test-key-000000000001",)) == hidden
