@@ -160,6 +160,8 @@ def unprintable(value: str) -> str | None:
     """Why ``value`` cannot be a name: a control or format character in it (a line break
     made every answer's ``x-switchman-model`` header a 500, a tab split the learned
     records' keys, bidi controls make a log line read otherwise). None if it can."""
+    if value.isprintable():  # (in C: none of those, nor a space but ASCII's)
+        return None
     for at, char in enumerate(value):
         if unicodedata.category(char) in _UNPRINTABLE:
             return f"must hold no control or format character; got U+{ord(char):04X} at {at}"
