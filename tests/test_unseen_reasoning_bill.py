@@ -72,3 +72,29 @@ async def test_a_caller_leaving_a_reasoning_models_stream_is_billed_its_max_toke
             spent = (await router.spend("caller:alice"))["day"]
     most_input = spent - MAX_TOKENS * stalls.output_per_mtok / 1e6
     assert 0 < most_input < 200 * stalls.input_per_mtok / 1e6, spent
+
+
+@pytest.mark.parametrize(
+    ("provider", "reasons", "billed"),
+    [("openai", True, True), ("openai", False, False), ("anthropic", True, False)],
+    ids=["openai", "openai, no reasoning", "anthropic"],
+)
+async def test_a_reasoning_model_too_slow_to_its_first_token_is_billed_its_max_tokens(
+    nursery: trio.Nursery, provider: str, reasons: bool, billed: bool
+) -> None:
+    """Silent while it reasons, it answered (200) and was left at its first-token limit
+    with nothing shown: released, though the provider bills what it reasoned."""
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    slow = model(provider, "slow-ttft", capabilities=("reason",) if reasons else ())
+    config = http_fleet(server, [slow])
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(ask(slow.alias, ttft_ms=200))
+    assert result.status == "failed"
+    (attempt,) = result.trace.attempts
+    assert attempt.outcome == "timeout", attempt
+    if billed:
+        assert attempt.usage_estimated and attempt.usage.output_tokens == MAX_TOKENS
+        assert attempt.cost_usd == pytest.approx(slow.cost(attempt.usage.input_tokens, MAX_TOKENS))
+    else:
+        assert attempt.cost_usd == 0.0, attempt

@@ -588,9 +588,11 @@ async def _exchange(
         )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
             billed: dict[str, Any] = {}
-            if received or closing.texts:  # output began: billed, whoever left
+            unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+            # output began (or a reasoning model answering reasoned, unseen): billed,
+            # whoever left
+            if received or closing.texts or (unseen and _answering(status_code)):
                 generated = (raw if raw is not None else text) + closing.texts
-                unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
                 usage = cut_usage(model, call, continued, generated, out_tokens, unseen=unseen)
                 # (unsaid: its fees at the most they can be, as its reservation held them)
                 run.cut_usd = most_cost(model, usage.input_tokens, usage.output_tokens)
@@ -721,7 +723,12 @@ async def _exchange(
     if error.provider is None:
         error.provider = model.provider
     billed = {}
-    if error.billed is None and (received or closing.texts):
+    unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+    # a reasoning model answering may have reasoned, unseen, before it failed (a first
+    # token too late, an error event): billed as if cut (not a refusal: one without usage
+    # is released)
+    thought = unseen and _answering(status_code) and not isinstance(error, Refused)
+    if error.billed is None and (received or closing.texts or thought):
         # the stream broke, stalled or errored after output began: the provider billed
         # what it generated, though the answer is not whole (its usage, when it said)
         error.billed = (0, 0)
@@ -729,13 +736,12 @@ async def _exchange(
         billed_in, billed_out = error.billed
         # (a continuation's repeat too, and what was sent but left unread)
         generated = (raw if raw is not None else text) + closing.texts
-        unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
         # (where it did not say)
         cut = cut_usage(model, call, continued, generated, out_tokens, unseen=unseen)
         usage = Usage(
             input_tokens=billed_in or cut.input_tokens,
             # (no text and no word of output, as a refusal reports it: none)
-            output_tokens=billed_out or (cut.output_tokens if generated else 0),
+            output_tokens=billed_out or (cut.output_tokens if generated or thought else 0),
             cached_input_tokens=min(error.billed_cached, billed_in),
         )
         if error.billed_cost_usd is None:
@@ -766,6 +772,11 @@ async def _exchange(
     if env.hub.active:
         run.event(env, "attempt.finished", **record_data(record))
     return error
+
+
+def _answering(status: int | None) -> bool:
+    """Whether the provider answered the attempt's request (a 2xx): its model ran."""
+    return status is not None and 200 <= status < 300
 
 
 def _cancel_attempt(
