@@ -331,9 +331,10 @@ class _ChatStream:
         self._refusal: list[str] = []
         #: the last usage object a chunk carried: what a refusal is billed
         self._reported: dict[str, Any] | None = None
-        #: a refusal whose finish came before its usage (OpenAI's own chunk, asked for with
-        #: ``stream_options``): raised, billed, when the usage or the stream's end comes
-        self._refused: Refused | None = None
+        #: a refusal or a failed finish that came before its usage (OpenAI's own chunk,
+        #: asked for with ``stream_options``): raised, billed, when the usage or the
+        #: stream's end comes
+        self._ending: ProviderError | None = None
         self._text = False
         self._done = False
         self._think = ThinkBlock()
@@ -354,7 +355,7 @@ class _ChatStream:
         events = collect(self._handle, rest)
         if self._done:
             return events
-        refused = self._refused
+        refused = self._ending
         if refused is None:  # refusal text, and no finish reason
             refused = self._adapter._refused(None, "".join(self._refusal))
         if refused is not None:  # its usage never came, or came before it: billed as said
@@ -386,8 +387,8 @@ class _ChatStream:
             if data is None:
                 continue
             if data.strip() == "[DONE]":
-                if self._refused is not None:
-                    raise self._bill(self._refused)
+                if self._ending is not None:
+                    raise self._bill(self._ending)
                 events.append(self._end())
                 continue
             try:
@@ -403,18 +404,6 @@ class _ChatStream:
     def _chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         adapter = self._adapter
         groq = obj(chunk.get("x_groq"))
-        # (Mistral's errors are objects of their own: {"object": "error", "message", ...})
-        # ("error": null in a chunk is no error)
-        if (
-            chunk.get("error") is not None
-            or groq.get("error") is not None
-            or (chunk.get("object") == "error")
-        ):
-            payload = {"error": groq["error"]} if groq.get("error") is not None else chunk
-            raise stream_error(
-                adapter.provider, payload, secret=adapter.api_key, output_began=self._text
-            )
-        self._model = string(chunk.get("model")) or self._model
         reported = False
         for usage in (chunk.get("usage"), groq.get("usage")):
             if isinstance(usage, dict):
@@ -425,9 +414,23 @@ class _ChatStream:
                 if flavor.cost_in_ticks:
                     self._cost = _ticks_cost(usage)
                 self._cached = _billed_cached(self._usage, flavor)
-        if self._refused is not None:  # refused already: only its usage was waited for
+        # (Mistral's errors are objects of their own: {"object": "error", "message", ...})
+        # ("error": null in a chunk is no error)
+        if (
+            chunk.get("error") is not None
+            or groq.get("error") is not None
+            or (chunk.get("object") == "error")
+        ):
+            payload = {"error": groq["error"]} if groq.get("error") is not None else chunk
+            failed = stream_error(
+                adapter.provider, payload, secret=adapter.api_key, output_began=self._text
+            )
+            # (Groq's usage beside its error: what it billed)
+            raise self._bill(failed) if reported else failed
+        self._model = string(chunk.get("model")) or self._model
+        if self._ending is not None:  # ended already: only its usage was waited for
             if reported:
-                raise self._bill(self._refused)
+                raise self._bill(self._ending)
             return []
         events: list[StreamEvent] = []
         choice = first(chunk.get("choices"))
@@ -459,14 +462,17 @@ class _ChatStream:
                 # OpenAI's usage comes in a chunk of its own after the finish: the provider
                 # bills the refusal, so it is waited for (the end of the stream or ``[DONE]``
                 # raises it without). What came before it in this read goes out first.
-                self._refused = refused
+                self._ending = refused
                 return events
             try:
                 adapter._check_finish(finish, output_began=self._text)
             except ProviderError as failed:
-                # the usage its finish chunk carries is what the provider bills (Together's
-                # and Mistral's "error", DeepSeek's "insufficient_system_resource")
-                raise self._bill(failed) if reported else failed from None
+                # the usage its finish chunk carries, or the chunk after it, is what the
+                # provider bills (Together's and Mistral's "error", DeepSeek's
+                # "insufficient_system_resource"): waited for as a refusal's is
+                if reported:
+                    raise self._bill(failed) from None
+                self._ending = failed
         return events
 
 

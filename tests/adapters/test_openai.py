@@ -484,6 +484,34 @@ def test_a_failed_finish_carries_the_usage_its_chunk_reports(
     assert whole.value.billed == (20, 2000)
 
 
+@pytest.mark.parametrize(("text", "kind"), [("", UpstreamError), ("Hello", StreamBroken)])
+def test_a_failed_finish_waits_for_the_usage_chunk_after_it(
+    text: str, kind: type[ProviderError]
+) -> None:
+    """With ``stream_options.include_usage`` the usage comes in a chunk of its own after
+    the finish (OpenAI's shape, a proxy's): the failure was raised before it, billed an
+    estimate (DeepSeek's: ten times less)."""
+    usage = {"prompt_tokens": 2000, "completion_tokens": 30, "prompt_cache_hit_tokens": 1500}
+    raw = _sse(
+        _chunk(text), _chunk(finish="insufficient_system_resource"), {"choices": [], "usage": usage}
+    )
+    with pytest.raises(kind) as info:
+        run_stream(adapter("deepseek"), raw)
+    assert (info.value.billed, info.value.billed_cached) == ((2000, 30), 1500)
+    cut = _sse(_chunk(text), _chunk(finish="insufficient_system_resource"), done=False)
+    with pytest.raises(kind) as unsaid:  # (the usage never came: the stream's end raises)
+        run_stream(adapter("deepseek"), cut)
+    assert unsaid.value.billed is None
+
+
+def test_groqs_error_beside_its_usage_is_billed_that_usage() -> None:
+    usage = {"prompt_tokens": 1000, "completion_tokens": 3000, "total_tokens": 4000}
+    stopped = {"model": "m", "choices": [], "x_groq": {"error": "stopped", "usage": usage}}
+    with pytest.raises(StreamBroken) as info:
+        run_stream(adapter("groq"), _sse(_chunk("Paris"), stopped))
+    assert info.value.billed == (1000, 3000)
+
+
 def test_a_deepseek_refusal_carries_its_cache_hits() -> None:
     usage = {
         "prompt_tokens": 100,
