@@ -82,6 +82,7 @@ from switchman.actors._slots import Turns
 from switchman.adapters._base import Malformed, ProviderRequest, StreamEnd, TextDelta
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._billing import (
+    MOST_FEES,
     billed_input_tokens,
     cut_usage,
     most_bill,
@@ -675,14 +676,17 @@ async def _exchange(
             if bill.held:
                 told = True
                 log.warning(
-                    "%s reported %d input and %d output tokens, $%.6f: more than any request "
-                    "could produce (context window %d, max output %d); billed $%.6f at most",
+                    "%s reported %d input and %d output tokens%s, $%.6f: more than any "
+                    "request could produce (context window %d, max output %d, %d request "
+                    "fees); billed $%.6f at most",
                     model.alias,
                     usage.input_tokens,
                     usage.output_tokens,
+                    f" and {end.fees} request fees" if end.fees is not None else "",
                     cost,
                     model.context_window,
                     model.max_output_tokens,
+                    MOST_FEES,
                     bill.cost_usd,
                 )
             usage, cost = bill.usage, bill.cost_usd

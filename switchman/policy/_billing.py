@@ -71,6 +71,9 @@ def possible_bill(model: ModelSpec, usage: Usage, cost_usd: float, fees: int | N
     else:
         most = most_cost(model, window, most_out)
     if fees is not None and model.request_fee_usd > 0.0:
+        if fees > MOST_FEES:  # (held at that many: the rest of the fees are not billed)
+            cost_usd = max(cost_usd - (fees - MOST_FEES) * model.request_fee_usd, 0.0)
+            held = True
         said = min(fees, MOST_FEES) * model.request_fee_usd
         most += max(said - max(model.max_request_fee_usd or 0.0, model.request_fee_usd), 0.0)
     if cost_usd > most:

@@ -448,10 +448,16 @@ async def test_perplexity_search_fees_without_its_cost_are_billed_as_the_searche
     [
         (20, True, 0.1000255),  # (its cost, as it said it)
         (20, False, 0.10003),  # (its tokens at list price, and the searches)
-        # (held: the most the model's tokens can cost, and a hundred searches)
-        (10**6, False, most_cost(SONAR, SONAR.context_window, SONAR.max_output_tokens) + 0.475),
+        # (held at a hundred searches: its tokens, and $0.50 of searches)
+        (10**6, False, 0.50003),
+        (150, True, 0.5000255),  # (its cost, less the fifty searches past a hundred)
     ],
-    ids=["twenty searches, its cost said", "twenty searches said", "a million said"],
+    ids=[
+        "twenty searches, its cost said",
+        "twenty searches said",
+        "a million said",
+        "150, its cost said",
+    ],
 )
 async def test_an_answer_that_ran_many_searches_is_billed_them_all(
     nursery: trio.Nursery, searches: int, cost: bool, billed: float
