@@ -400,6 +400,9 @@ class _Connection:
         try:
             async for message in self.out:
                 if message is _CLOSE:
+                    if self.dropped:  # (a stop's: its calls' ends among them, told)
+                        count, self.dropped = self.dropped, 0
+                        await self._send_text({"type": "events.dropped", "count": count})
                     await self._send({"type": "websocket.close", "code": 1001})
                     self.nursery.cancel_scope.cancel()
                     return

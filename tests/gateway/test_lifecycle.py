@@ -114,10 +114,24 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_fails_the_rest(
                 # started (aclose() returns early); close it so no socket leaks
                 await ws._stream.aclose()
 
+    watched: list[dict[str, Any]] = []
+
+    async def watcher(url: str, *, task_status: trio.TaskStatus[None]) -> None:
+        async with open_websocket_url(url) as ws:
+            await ws.send_message(json.dumps({"type": "subscribe"}))
+            watched.append(json.loads(await ws.get_message()))  # (subscribed)
+            task_status.started()
+            try:
+                while True:
+                    watched.append(json.loads(await ws.get_message()))
+            except ConnectionClosed:
+                await ws._stream.aclose()
+
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             host, port = await nursery.start(gateway)
             base = f"http://{host}:{port}"
+            await nursery.start(watcher, f"ws://{host}:{port}/ws")
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                 background = (
                     await client.post("/call", json={"prompt": "bg", "model": "slow"})
@@ -155,6 +169,10 @@ async def test_graceful_shutdown_finishes_in_flight_calls_and_fails_the_rest(
     assert ws_closed == [1001]
     ws_job = await _read_job(db, results[0]["job_id"])
     assert ws_job.reason == "shutdown"
+    # a watcher is sent no trace events once the stop began (the calls that ended in the
+    # grace period among them), and is told how many it missed before the close: it was
+    # closed as if it had seen them all
+    assert watched[-1]["type"] == "events.dropped" and watched[-1]["count"] >= 1, watched
 
 
 async def test_a_websocket_call_while_draining_is_refused() -> None:
