@@ -6,6 +6,7 @@ characters too few for a key's shape. The real path: a provider over real HTTP."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import h11
 import pytest
@@ -71,6 +72,32 @@ async def test_a_broken_stream_does_not_send_what_the_redactor_held_back(
     assert hidden not in sent
 
 
+Answer = Callable[[h11.Request, bytes], tuple[int, list[tuple[str, str]], bytes]]
+
+
+async def _continued(
+    nursery: trio.Nursery, first: Answer, second: Answer, *, prefill: bool
+) -> tuple[switchman.Result, str]:
+    """A streamed call to a model that ``first`` serves (with ``CUT_KEY``), whose fallback
+    another provider's ``second`` serves (taking a prefill or not): its result and text."""
+    first_url = await nursery.start(serve_answers, first)
+    second_url = await nursery.start(serve_answers, second)
+    config = Config(
+        providers={
+            "up": ProviderSpec(name="up", kind="openai", base_url=first_url, api_key_env="CUT_KEY"),
+            "other": ProviderSpec(name="other", kind="openai", base_url=second_url),
+        },
+        models={
+            "m": ModelSpec(alias="m", provider="up", model_id="m"),
+            "n": ModelSpec(alias="n", provider="other", model_id="n", supports_prefill=prefill),
+        },
+    )
+    call = Call(prompt="the key, please", model="m", options=Options(fallback=("n",)))
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            return await streamed(router, call)
+
+
 @pytest.mark.parametrize("prefill", [True, False], ids=["prefilled", "asked to continue"])
 async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_routers_keys(
     nursery: trio.Nursery, prefill: bool
@@ -94,22 +121,7 @@ async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_route
         sse = "".join(f"data: {json.dumps(e)}\n\n" for e in (end, stop)) + "data: [DONE]\n\n"
         return 200, [("content-type", "text/event-stream")], sse.encode()
 
-    first_url = await nursery.start(serve_answers, first)
-    second_url = await nursery.start(serve_answers, second)
-    config = Config(
-        providers={
-            "up": ProviderSpec(name="up", kind="openai", base_url=first_url, api_key_env="CUT_KEY"),
-            "other": ProviderSpec(name="other", kind="openai", base_url=second_url),
-        },
-        models={
-            "m": ModelSpec(alias="m", provider="up", model_id="m"),
-            "n": ModelSpec(alias="n", provider="other", model_id="n", supports_prefill=prefill),
-        },
-    )
-    call = Call(prompt="the key, please", model="m", options=Options(fallback=("n",)))
-    with trio.fail_after(20):
-        async with switchman.open_router(config, env=ENV) as router:
-            result, sent = await streamed(router, call)
+    result, sent = await _continued(nursery, first, second, prefill=prefill)
     assert result.status == "complete", result.errors
     assert sent == result.answer == "Your key is [REDACTED:api_key] and then more."
     (body,) = got
@@ -135,22 +147,7 @@ async def test_a_stream_broken_inside_a_key_sends_the_next_model_none_of_its_beg
         sse = f"data: {json.dumps(stop)}\n\ndata: [DONE]\n\n"
         return 200, [("content-type", "text/event-stream")], sse.encode()
 
-    first_url = await nursery.start(serve_answers, first)
-    second_url = await nursery.start(serve_answers, second)
-    config = Config(
-        providers={
-            "up": ProviderSpec(name="up", kind="openai", base_url=first_url, api_key_env="CUT_KEY"),
-            "other": ProviderSpec(name="other", kind="openai", base_url=second_url),
-        },
-        models={
-            "m": ModelSpec(alias="m", provider="up", model_id="m"),
-            "n": ModelSpec(alias="n", provider="other", model_id="n", supports_prefill=True),
-        },
-    )
-    call = Call(prompt="the key, please", model="m", options=Options(fallback=("n",)))
-    with trio.fail_after(20):
-        async with switchman.open_router(config, env=ENV) as router:
-            await streamed(router, call)
+    await _continued(nursery, first, second, prefill=True)
     (body,) = got
     assert key[:12].encode() not in body
     prefill = json.loads(body)["messages"][-1]
