@@ -76,7 +76,8 @@ class ValidationError(SwitchmanError, ValueError):
         #: where the input came from (a configuration file's path), named in the message
         self.source = source
         said = "; ".join(
-            f"{f.field}: {f.message}" if f.field != source else f.message for f in self.fields
+            f"{_shown(f.field)}: {f.message}" if f.field != source else f.message
+            for f in self.fields
         )
         super().__init__(f"invalid configuration {source}: {said}" if source else said)
 
@@ -88,6 +89,14 @@ class ValidationError(SwitchmanError, ValueError):
                 for f in self.fields
             ]
         )
+
+
+def _shown(path: str) -> str:
+    """``path`` with what is not printable escaped: a name refused for a line break or a
+    bidi control in it is shown in the message (a log line), not obeyed there."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in path)
 
 
 def _join(prefix: str, field: str) -> str:

@@ -1068,3 +1068,4 @@ def test_a_name_with_a_control_or_format_character_is_refused_naming_it(
         config_from_dict(data, env={"K": "k" * 32})
     found = {e.field: e.message for e in caught.value.fields}
     assert found[path].startswith("must hold no control or format character; got U+"), found
+    assert str(caught.value).isprintable()  # (its message, a log line, shows it escaped)
