@@ -132,6 +132,9 @@ class Ledger:
 
     spent: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
     reservations: Mapping[str, Reservation] = attrs.field(factory=dict)
+    #: what the open reservations hold in each window (a sum of ``reservations``, kept as
+    #: they open and close: a reservation read every hold for each window it checked)
+    held: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
 
 
 def to_nanos(usd: float) -> int:
@@ -219,8 +222,11 @@ def reserve(
         owner=owner,
         attempt=attempt,
     )
+    held = dict(ledger.held)
+    for window in windows:
+        held[window] = held.get(window, 0) + amount
     return attrs.evolve(
-        ledger, reservations={**ledger.reservations, reservation_id: reservation}
+        ledger, reservations={**ledger.reservations, reservation_id: reservation}, held=held
     ), None
 
 
@@ -239,7 +245,11 @@ def settle(ledger: Ledger, reservation_id: str, *, actual_usd: float) -> Ledger:
     spent = dict(ledger.spent)
     for window in reservation.windows:
         spent[window] = spent.get(window, 0) + actual
-    return Ledger(spent=spent, reservations=_without(ledger.reservations, reservation_id))
+    return Ledger(
+        spent=spent,
+        reservations=_without(ledger.reservations, reservation_id),
+        held=_unheld(ledger.held, reservation),
+    )
 
 
 def record(ledger: Ledger, scopes: Sequence[str], *, actual_usd: float, wall_now: float) -> Ledger:
@@ -258,9 +268,14 @@ def record(ledger: Ledger, scopes: Sequence[str], *, actual_usd: float, wall_now
 
 def release(ledger: Ledger, reservation_id: str) -> Ledger:
     """Drop a reservation without spend (a failed attempt costs nothing); unknown id: unchanged."""
-    if reservation_id not in ledger.reservations:
+    reservation = ledger.reservations.get(reservation_id)
+    if reservation is None:
         return ledger
-    return attrs.evolve(ledger, reservations=_without(ledger.reservations, reservation_id))
+    return attrs.evolve(
+        ledger,
+        reservations=_without(ledger.reservations, reservation_id),
+        held=_unheld(ledger.held, reservation),
+    )
 
 
 def remaining_usd(ledger: Ledger, limit: Limit, *, wall_now: float) -> float:
@@ -464,8 +479,22 @@ def _used(ledger: Ledger, window: tuple[str, str]) -> int:
 
 
 def _reserved(ledger: Ledger, window: tuple[str, str]) -> int:
-    return sum(r.amount_nanos for r in ledger.reservations.values() if window in r.windows)
+    return ledger.held.get(window, 0)
+
+
+def _unheld(held: Mapping[tuple[str, str], int], gone: Reservation) -> dict[tuple[str, str], int]:
+    """``held`` without what ``gone`` held (a window it leaves empty dropped)."""
+    out = dict(held)
+    for window in gone.windows:
+        left = out.get(window, 0) - gone.amount_nanos
+        if left > 0:
+            out[window] = left
+        else:
+            out.pop(window, None)
+    return out
 
 
 def _without(reservations: Mapping[str, Reservation], rid: str) -> dict[str, Reservation]:
-    return {k: v for k, v in reservations.items() if k != rid}
+    out = dict(reservations)  # (a copy in C: a comprehension read every hold in Python)
+    out.pop(rid, None)
+    return out

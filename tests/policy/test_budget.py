@@ -480,3 +480,39 @@ def test_a_small_limit_reads_as_configured_not_in_an_exponent() -> None:
         )
         said = refusal_message(refused, cost="the $1.000000 x could cost", figures=True, wall_now=t)
         assert said.startswith(f"global day budget of {shown} has $0.000000 left"), said
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["reserve", "settle", "release"]), st.integers(0, 7)),
+        max_size=40,
+    )
+)
+def test_what_is_held_in_each_window_is_the_sum_of_the_open_reservations(
+    steps: list[tuple[str, int]],
+) -> None:
+    """The per-window holds are kept as reservations open and close (a reservation read
+    every hold for each window it checked: 200 holds in flight, 30 µs a reservation)."""
+    scopes = (["global"], ["global", "caller:a"], ["global", "provider:p"])
+    led = Ledger()
+    for n, (step, i) in enumerate(steps):
+        rid = f"r{i}"
+        if step == "reserve" and rid not in led.reservations:
+            led, _ = reserve(
+                led,
+                [],
+                scopes=scopes[i % 3],
+                amount_usd=0.01 * (i + 1),
+                reservation_id=rid,
+                wall_now=T0 + n,
+            )
+        elif step == "settle":
+            led = settle(led, rid, actual_usd=0.005)
+        elif step == "release":
+            led = release(led, rid)
+        summed: dict[tuple[str, str], int] = {}
+        for r in led.reservations.values():
+            for window in r.windows:
+                summed[window] = summed.get(window, 0) + r.amount_nanos
+        assert dict(led.held) == summed
