@@ -8,15 +8,19 @@ billed its text as before. The real path: the fake provider server over real HTT
 
 from __future__ import annotations
 
+import json
+
 import attrs
+import h11
 import pytest
 import trio
 
 import switchman
 from switchman import Call, Caller, Options, Params, Timeouts
-from switchman.catalog import BudgetsConfig
+from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, MAX_TOKENS, PROMPT, ask, http_fleet, model
+from tests._rawhttp import serve_answers
 
 
 @pytest.mark.parametrize(
@@ -98,3 +102,52 @@ async def test_a_reasoning_model_too_slow_to_its_first_token_is_billed_its_max_t
         assert attempt.cost_usd == pytest.approx(slow.cost(attempt.usage.input_tokens, MAX_TOKENS))
     else:
         assert attempt.cost_usd == 0.0, attempt
+
+
+@pytest.mark.parametrize(
+    ("event", "billed"),
+    [
+        ({"message": "Rate limit reached", "code": "rate_limit_exceeded"}, False),
+        ({"message": "Overloaded", "type": "overloaded_error"}, False),
+        ({"message": "The server had an error", "type": "server_error"}, True),
+    ],
+    ids=["a rate limit", "an overload", "a server error"],
+)
+async def test_an_error_event_before_any_text_bills_the_reasoning_only_if_it_ran(
+    nursery: trio.Nursery, event: dict[str, str], billed: bool
+) -> None:
+    """A rate limit or an overload after the 200 says the model did not run: it was
+    billed the whole max_tokens (at gpt-5.4's prices and 128,000 tokens, $1.92), and its
+    bill kept the call's fallbacks from its budget. A server error may come after it ran."""
+
+    def answer(head: h11.Request, _: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        return (
+            200,
+            [("content-type", "text/event-stream")],
+            f"data: {json.dumps({'error': event})}\n\n".encode(),
+        )
+
+    base_url = await nursery.start(serve_answers, answer)
+    thinker = ModelSpec(
+        alias="t",
+        provider="openai",
+        model_id="t",
+        capabilities=("reason",),
+        input_per_mtok=1.0,
+        output_per_mtok=10.0,
+    )
+    config = Config(
+        providers={
+            "openai": ProviderSpec(
+                name="openai", kind="openai", base_url=base_url, api_key_env="OPENAI_TEST_KEY"
+            )
+        },
+        models={"t": thinker},
+    )
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env=ENV) as router:
+            result = await router.call(ask("t"))
+    assert result.status == "failed"
+    first = result.trace.attempts[0]
+    assert (first.usage.output_tokens == MAX_TOKENS) is billed, first
+    assert (first.cost_usd > 0) is billed, first

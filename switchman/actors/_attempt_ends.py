@@ -22,7 +22,9 @@ from switchman._errors import (
     NoAnswerText,
     ProviderError,
     RateLimited,
+    Refused,
     StreamBroken,
+    UpstreamError,
 )
 from switchman._result import AttemptRecord, ErrorInfo
 from switchman.actors._callrun import CallRun
@@ -326,3 +328,17 @@ def reasoning_unseen(model: ModelSpec, provider: ProviderSpec | None) -> bool:
     if provider.kind == "gemini":
         return True
     return provider.kind == "openai" and not thinking_disabled(provider)
+
+
+def answering(status: int | None) -> bool:
+    """Whether the provider answered the attempt's request (a 2xx): its model ran."""
+    return status is not None and 200 <= status < 300
+
+
+def may_have_run(error: ProviderError) -> bool:
+    """Whether the model may have run before ``error`` ended its answer: not when the
+    provider turned it away (a rate limit, an overload, unavailable: it did not run), nor
+    for a refusal (one without usage is released)."""
+    if isinstance(error, Refused | RateLimited):
+        return False
+    return not (isinstance(error, UpstreamError) and error.status in (503, 529))

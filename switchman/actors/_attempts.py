@@ -41,10 +41,12 @@ from switchman._result import AttemptRecord, ErrorInfo, Usage, Wait, normal_fini
 from switchman.actors._attempt_ends import (
     ClosingCounted,
     answer_cost,
+    answering,
     callers_own_limit,
     content_fallback,
     error_info,
     held_back,
+    may_have_run,
     merge_waiting,
     messages_for,
     over_reserved,
@@ -592,7 +594,7 @@ async def _exchange(
             unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
             # output began (or a reasoning model answering reasoned, unseen): billed,
             # whoever left
-            if received or closing.texts or (unseen and _answering(status_code)):
+            if received or closing.texts or (unseen and answering(status_code)):
                 generated = (raw if raw is not None else text) + closing.texts
                 usage = cut_usage(model, call, continued, generated, out_tokens, unseen=unseen)
                 # (unsaid: its fees at the most they can be, as its reservation held them)
@@ -729,9 +731,8 @@ async def _exchange(
     billed = {}
     unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
     # a reasoning model answering may have reasoned, unseen, before it failed (a first
-    # token too late, an error event): billed as if cut (not a refusal: one without usage
-    # is released)
-    thought = unseen and _answering(status_code) and not isinstance(error, Refused)
+    # token too late, an error event): billed as if cut
+    thought = unseen and answering(status_code) and may_have_run(error)
     if error.billed is None and (received or closing.texts or thought):
         # the stream broke, stalled or errored after output began: the provider billed
         # what it generated, though the answer is not whole (its usage, when it said)
@@ -776,11 +777,6 @@ async def _exchange(
     if env.hub.active:
         run.event(env, "attempt.finished", **record_data(record))
     return error
-
-
-def _answering(status: int | None) -> bool:
-    """Whether the provider answered the attempt's request (a 2xx): its model ran."""
-    return status is not None and 200 <= status < 300
 
 
 def _cancel_attempt(
