@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 #: the loggers the HTTP libraries write to (filters are per logger, not inherited)
 _LIBRARIES = ("httpx", "httpcore")
@@ -47,12 +47,14 @@ def _library_loggers() -> list[logging.Logger]:
 
 
 @contextlib.contextmanager
-def hide_secrets(secrets: tuple[str, ...]) -> Iterator[None]:
-    """While the block runs, the HTTP libraries' log records show none of ``secrets``."""
-    if not secrets:
+def hide_secrets(secrets: Iterable[str]) -> Iterator[None]:
+    """While the block runs, the HTTP libraries' log records show none of ``secrets``
+    (longest first: one holding another is replaced whole)."""
+    ordered = tuple(sorted(set(secrets), key=lambda v: (-len(v), v)))
+    if not ordered:
         yield
         return
-    hide = SecretsFilter(secrets)
+    hide = SecretsFilter(ordered)
     loggers = _library_loggers()
     for logger in loggers:
         logger.addFilter(hide)

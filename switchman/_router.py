@@ -469,11 +469,6 @@ def _disabled_snapshot(
     )
 
 
-def _longest_first(values: set[str]) -> tuple[str, ...]:
-    """``values`` longest first: one secret holding another is replaced whole."""
-    return tuple(sorted(values, key=lambda v: (-len(v), v)))
-
-
 def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
     """``config`` (built in Python) with load_config's key rule applied: a provider whose
     API key ``env`` lacks is disabled with the reason load_config gives (``missing API
@@ -714,7 +709,7 @@ async def run_router(
     ]
     # the HTTP libraries' own debug lines show none of the secrets either
     # (those of the headers' credentials too short for ``known_secrets`` included)
-    with hide_secrets(_longest_first({*dispatch_env.secrets, *configured})):
+    with hide_secrets({*dispatch_env.secrets, *configured}):
         async with trio.open_nursery() as nursery:
             root = await nursery.start(
                 functools.partial(

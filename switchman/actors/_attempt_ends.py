@@ -31,8 +31,8 @@ from switchman.actors._callrun import CallRun
 from switchman.actors._env import DispatchEnv
 from switchman.actors._messages import Unavailable
 from switchman.adapters._base import TextDelta
-from switchman.adapters._registry import thinking_disabled
-from switchman.catalog._spec import Config, ModelSpec, ProviderSpec, RouterConfig
+from switchman.adapters._registry import chat_flavor
+from switchman.catalog._spec import Config, ModelSpec, RouterConfig
 from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
 from switchman.policy._eligibility import output_tokens
 from switchman.policy._estimate import CONTINUE_PROMPT, most_cost
@@ -317,17 +317,18 @@ def messages_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> tu
     return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))
 
 
-def reasoning_unseen(model: ModelSpec, provider: ProviderSpec | None) -> bool:
-    """Whether ``model`` (of ``provider``) may reason before its text without streaming the
-    reasoning, billed as output all the same: a reasoning model (capability ``reason``) of
-    the OpenAI-compatible wires (OpenAI's, xAI's, Mistral's thinking chunks, Perplexity's)
-    and Gemini's; not Anthropic's, which switchman sends no ``thinking``, nor DeepSeek's,
-    sent ``thinking: disabled``, nor Ollama's, whose thinking comes as text."""
+def reasoning_unseen(model: ModelSpec, config: Config) -> bool:
+    """Whether ``model`` may reason before its text without streaming the reasoning,
+    billed as output all the same: a reasoning model (capability ``reason``) of the
+    OpenAI-compatible wires (OpenAI's, xAI's, Mistral's thinking chunks, Perplexity's) and
+    Gemini's; not Anthropic's, which switchman sends no ``thinking``, nor DeepSeek's, sent
+    ``thinking: disabled``, nor Ollama's, whose thinking comes as text."""
+    provider = config.providers.get(model.provider)
     if provider is None or "reason" not in model.capabilities:
         return False
     if provider.kind == "gemini":
         return True
-    return provider.kind == "openai" and not thinking_disabled(provider)
+    return provider.kind == "openai" and not chat_flavor(provider).disable_thinking
 
 
 def answering(status: int | None) -> bool:

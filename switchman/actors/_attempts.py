@@ -591,7 +591,7 @@ async def _exchange(
         )
         if isinstance(exc, trio.Cancelled):  # the call's deadline, or the caller left
             billed: dict[str, Any] = {}
-            unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+            unseen = reasoning_unseen(model, env.config)
             # output began (or a reasoning model answering reasoned, unseen): billed,
             # whoever left
             if received or closing.texts or (unseen and answering(status_code)):
@@ -652,7 +652,7 @@ async def _exchange(
         estimated = usage.input_tokens == 0 or (usage.output_tokens == 0 and bool(answer))
         if usage.output_tokens == 0 and answer:  # no usage given: at most what was asked
             generated = raw if raw is not None else text  # (a continuation's repeat too)
-            unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+            unseen = reasoning_unseen(model, env.config)
             out = partial_output_tokens(generated, out_tokens, unseen=unseen)
             usage = attrs.evolve(usage, output_tokens=out)
         if usage.input_tokens == 0:  # (the bound a cut attempt is billed: fair to plain text)
@@ -729,7 +729,7 @@ async def _exchange(
     if error.provider is None:
         error.provider = model.provider
     billed = {}
-    unseen = reasoning_unseen(model, env.config.providers.get(model.provider))
+    unseen = reasoning_unseen(model, env.config)
     # a reasoning model answering may have reasoned, unseen, before it failed (a first
     # token too late, an error event): billed as if cut
     thought = unseen and answering(status_code) and may_have_run(error)

@@ -24,11 +24,16 @@ from switchman.catalog._brought import api_domain
 from switchman.catalog._spec import ProviderSpec
 
 
-def thinking_disabled(provider: ProviderSpec) -> bool:
-    """Whether ``provider``'s requests turn its models' thinking off (DeepSeek's flavour of
-    the OpenAI-compatible wire, by name or by the API its ``base_url`` reaches)."""
-    like = provider.name if provider.name in FLAVORS else _reached(provider.base_url)
-    return FLAVORS.get(like or provider.name, ChatFlavor()).disable_thinking
+def _like(provider: ProviderSpec) -> str | None:
+    """Whose API a provider of kind ``openai`` speaks: its name's, when that is a known
+    provider's, else the one its ``base_url`` reaches (None: plain Chat Completions)."""
+    name = provider.name
+    return name if name in FLAVORS or name == "perplexity" else _reached(provider.base_url)
+
+
+def chat_flavor(provider: ProviderSpec) -> ChatFlavor:
+    """The quirks of the Chat Completions API ``provider`` speaks (``_like``)."""
+    return FLAVORS.get(_like(provider) or provider.name, ChatFlavor())
 
 
 def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
@@ -43,9 +48,8 @@ def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
     format: ``ValueError``.
     """
     name, headers = provider.name, dict(provider.headers)
-    like = name if name in FLAVORS or name == "perplexity" else _reached(provider.base_url)
     match provider.kind:
-        case "openai" if like == "perplexity":
+        case "openai" if _like(provider) == "perplexity":
             return OpenAIResponsesAdapter(
                 provider=name,
                 base_url=provider.base_url or PERPLEXITY_BASE_URL,
@@ -53,7 +57,7 @@ def make_adapter(provider: ProviderSpec, api_key: str | None) -> Adapter:
                 extra_headers=headers,
             )
         case "openai":
-            flavor = FLAVORS.get(like or name, ChatFlavor())
+            flavor = chat_flavor(provider)
             base_url = provider.base_url or flavor.base_url
             if not base_url:
                 raise ValueError(f"provider {name!r} of kind 'openai' needs a base_url")

@@ -132,8 +132,7 @@ async def discover_local_models(
 
     # the HTTP libraries' debug lines show none of the keys and headers sent, as for every
     # request the router makes later (an application's DEBUG log, a server echoing them)
-    sent = {v for p in asked for v in provider_secrets(p, api_key(p, env))}
-    with hide_secrets(tuple(sorted(sent, key=lambda v: (-len(v), v)))):
+    with hide_secrets(v for p in asked for v in provider_secrets(p, api_key(p, env))):
         async with client_factory() as client:
             with trio.move_on_after(timeout_s):
                 async with trio.open_nursery() as nursery:
