@@ -7,6 +7,8 @@ from collections.abc import Callable
 import h11
 import trio
 
+from switchman.catalog import Config, ModelSpec, ProviderSpec
+
 
 async def read_request_body(stream: trio.SocketStream) -> bytes:
     """The body of the HTTP/1.1 request arriving on ``stream`` (by its Content-Length; none
@@ -90,3 +92,16 @@ async def serve_answers(
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handle, listeners)
         task_status.started(f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}")
+
+
+def served_by(base_url: str, *models: ModelSpec, key_env: str | None = None) -> Config:
+    """A config whose ``models`` are served, each by its provider of kind ``openai`` (its
+    name picks the quirks) at ``base_url`` (``serve_answers``'s), with its key in
+    ``key_env``."""
+    providers = {
+        m.provider: ProviderSpec(
+            name=m.provider, kind="openai", base_url=base_url, api_key_env=key_env
+        )
+        for m in models
+    }
+    return Config(providers=providers, models={m.alias: m for m in models})

@@ -16,10 +16,10 @@ import trio
 
 import switchman
 from switchman import Call, Options, Params
-from switchman.catalog import Config, ModelSpec, ProviderSpec
+from switchman.catalog import ModelSpec
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, ask, http_fleet, model
-from tests._rawhttp import serve_answers
+from tests._rawhttp import serve_answers, served_by
 
 
 async def test_a_failed_finish_before_any_text_is_billed_its_reported_prompt(
@@ -83,14 +83,7 @@ async def test_a_deepseek_refusal_bills_its_cache_hits_at_the_cache_hit_price(
         output_per_mtok=1.2,
         cached_input_per_mtok=0.006,
     )
-    config = Config(
-        providers={
-            "deepseek": ProviderSpec(
-                name="deepseek", kind="openai", base_url=base_url, api_key_env="DS_KEY"
-            )
-        },
-        models={"flash": flash},
-    )
+    config = served_by(base_url, flash, key_env="DS_KEY")
     call = Call(prompt="hello", model="flash", params=Params(max_tokens=50))
     with trio.fail_after(20):
         async with switchman.open_router(config, env={"DS_KEY": "sk-ds-test-0123456789"}) as r:

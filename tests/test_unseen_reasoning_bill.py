@@ -17,10 +17,10 @@ import trio
 
 import switchman
 from switchman import Call, Caller, Options, Params, Timeouts
-from switchman.catalog import BudgetsConfig, Config, ModelSpec, ProviderSpec
+from switchman.catalog import BudgetsConfig, ModelSpec
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, MAX_TOKENS, PROMPT, ask, http_fleet, model
-from tests._rawhttp import serve_answers
+from tests._rawhttp import serve_answers, served_by
 
 
 @pytest.mark.parametrize(
@@ -136,14 +136,7 @@ async def test_an_error_event_before_any_text_bills_the_reasoning_only_if_it_ran
         input_per_mtok=1.0,
         output_per_mtok=10.0,
     )
-    config = Config(
-        providers={
-            "openai": ProviderSpec(
-                name="openai", kind="openai", base_url=base_url, api_key_env="OPENAI_TEST_KEY"
-            )
-        },
-        models={"t": thinker},
-    )
+    config = served_by(base_url, thinker, key_env="OPENAI_TEST_KEY")
     with trio.fail_after(20):
         async with switchman.open_router(config, env=ENV) as router:
             result = await router.call(ask("t"))

@@ -400,9 +400,7 @@ class _Connection:
         try:
             async for message in self.out:
                 if message is _CLOSE:
-                    if self.dropped:  # (a stop's: its calls' ends among them, told)
-                        count, self.dropped = self.dropped, 0
-                        await self._send_text({"type": "events.dropped", "count": count})
+                    await self._tell_dropped()  # (a stop's: its calls' ends among them)
                     await self._send({"type": "websocket.close", "code": 1001})
                     self.nursery.cancel_scope.cancel()
                     return
@@ -411,11 +409,15 @@ class _Connection:
                     self._release(message, written=True)
                 else:
                     await self._send_text(message)
-                if self.dropped:
-                    count, self.dropped = self.dropped, 0
-                    await self._send_text({"type": "events.dropped", "count": count})
+                await self._tell_dropped()
         finally:
             self.tell_unsent()
+
+    async def _tell_dropped(self) -> None:
+        """Tell the client how many events it lost since it was last told, if any."""
+        if self.dropped:
+            count, self.dropped = self.dropped, 0
+            await self._send_text({"type": "events.dropped", "count": count})
 
     def tell_unsent(self) -> None:
         """Log the results still queued, or waiting for room, when the connection ends

@@ -415,6 +415,17 @@ async def test_concurrent_perplexity_calls_never_overspend_a_budget(nursery: tri
     assert answered[0].trace.budget.reserved_usd >= 0.01513
 
 
+async def _sonar_answers(nursery: trio.Nursery, usage: Mapping[str, Any]) -> switchman.Result:
+    """The result of one call to Perplexity's sonar, whose answer reports ``usage``."""
+    upstream: Upstream = await nursery.start(
+        serve_scripted, {"perplexity/sonar": lambda: responses_stream("Paris.", usage)}
+    )
+    call = Call(prompt=PROMPT, model=SONAR.alias, params=Params(max_tokens=100))
+    with trio.fail_after(20):
+        async with switchman.open_router(config(upstream, SONAR), env=ENV) as router:
+            return await router.call(call)
+
+
 @pytest.mark.parametrize(
     ("searches", "fees"),
     [
@@ -431,13 +442,7 @@ async def test_perplexity_search_fees_without_its_cost_are_billed_as_the_searche
     its tokens and three search fees (it was billed one, whatever it said); one that does
     not say how many is billed one, the catalog's fee a request."""
     usage = {"input_tokens": 20, "output_tokens": 50, "total_tokens": 70, **searches}
-    upstream: Upstream = await nursery.start(
-        serve_scripted, {"perplexity/sonar": lambda: responses_stream("Paris.", usage)}
-    )
-    call = Call(prompt=PROMPT, model=SONAR.alias, params=Params(max_tokens=100))
-    with trio.fail_after(20):
-        async with switchman.open_router(config(upstream, SONAR), env=ENV) as router:
-            result = await router.call(call)
+    result = await _sonar_answers(nursery, usage)
     tokens = (20 * 0.25 + 50 * 2.5) / 1e6
     assert result.status == "complete"
     assert result.cost_usd == pytest.approx(tokens + fees * 0.005)
@@ -473,13 +478,7 @@ async def test_an_answer_that_ran_many_searches_is_billed_them_all(
     }
     if cost:
         usage["cost"] = {"currency": "USD", "total_cost": searches * 0.005 + 0.0000255}
-    upstream: Upstream = await nursery.start(
-        serve_scripted, {"perplexity/sonar": lambda: responses_stream("Paris.", usage)}
-    )
-    call = Call(prompt=PROMPT, model=SONAR.alias, params=Params(max_tokens=100))
-    with trio.fail_after(20):
-        async with switchman.open_router(config(upstream, SONAR), env=ENV) as router:
-            result = await router.call(call)
+    result = await _sonar_answers(nursery, usage)
     assert result.status == "complete"
     assert result.cost_usd == pytest.approx(billed)
 
