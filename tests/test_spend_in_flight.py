@@ -91,6 +91,59 @@ async def test_an_attempt_under_a_budget_goes_once_its_hold_is_saved(
     assert len(found) == 20 and all(found), found
 
 
+def _sent(router: switchman.Router, provider: str) -> int:
+    """The attempts ``provider`` has been given and not finished."""
+    return sum(p.in_flight for p in router.status().providers if p.name == provider)
+
+
+async def test_a_save_of_holds_writes_the_holds_that_changed_not_all_open(
+    tmp_path: Path,
+) -> None:
+    """With 40 attempts holding (a slow model), each quick call after them saves its own
+    hold as it opens and ends, not the 40 others: every save had written every hold open,
+    20 ms a save with a thousand, which each attempt under a budget waits for. The store
+    still has them all, as a process started after a kill would read them."""
+    from switchman.store import open_store
+
+    slow = sim_model("slow", SimProfile(ttft_ms=3_000.0), input_per_mtok=1.0, provider="p")
+    quick = sim_model("quick", input_per_mtok=1.0)
+    config = fleet(slow, quick, budgets=BudgetsConfig(global_daily_usd=100.0))
+    whole: list[int] = []  # the holds each save of them all wrote
+    changed: list[int] = []  # the holds each save of changes added or dropped
+    with trio.fail_after(30):
+        async with open_store(tmp_path / "server.db") as store:
+            save_spend, save_change = store.save_spend, store.save_spend_change
+
+            async def save_all(data: Any) -> None:
+                whole.append(len(data.get("held", ())))
+                await save_spend(data)
+
+            async def save_some(settled: Any, added: Any, ended: Any) -> None:
+                changed.append(len(added) + len(ended))
+                await save_change(settled, added, ended)
+
+            store.save_spend = save_all  # type: ignore[method-assign]
+            store.save_spend_change = save_some  # type: ignore[method-assign]
+            async with (
+                switchman.open_router(config, store=store) as router,
+                trio.open_nursery() as nursery,
+            ):
+                for i in range(40):
+                    nursery.start_soon(router.call, Call(prompt=f"wait {i}", model="slow"))
+                while _sent(router, "p") < 40:  # noqa: ASYNC110 (no event says so: polled)
+                    await trio.sleep(0.01)
+                whole_before, changed_before = len(whole), len(changed)
+                for i in range(10):
+                    result = await router.call(Call(prompt=f"quick {i}", model="quick"))
+                    assert result.status == "complete", result.errors
+                    assert len((await store.load_spend())["held"]) >= 40
+                assert len(whole) == whole_before, whole[whole_before:]
+                during = changed[changed_before:]
+                assert len(during) >= 10 and max(during) <= 2, during
+            assert "held" not in await store.load_spend()
+    assert len(whole) == 1, whole  # (the first save alone, of the holds then open)
+
+
 async def test_a_store_refusing_writes_does_not_hold_attempts_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -324,19 +324,27 @@ def prune(ledger: Ledger, *, wall_now: float, keep: Collection[str] = ()) -> Led
 
 def ledger_snapshot(ledger: Ledger) -> dict[str, Any]:
     """Settled spend as JSON-able ``{"nano_usd": {scope: {window key: nanos}}}``, and
-    the open reservations as ``"held"``: ``[{"nanos": n, "windows": [[scope, key], ...]}]``
-    (attempts in flight, whose bills a process stopped outright never learns)."""
+    the open reservations as ``"held"``: ``[{"id": id, "nanos": n, "windows": [[scope,
+    key], ...]}]`` (attempts in flight, whose bills a process stopped outright never
+    learns; :func:`hold_entry`)."""
+    snap = settled_snapshot(ledger)
+    if ledger.reservations:
+        snap["held"] = [hold_entry(r) for _, r in sorted(ledger.reservations.items())]
+    return snap
+
+
+def settled_snapshot(ledger: Ledger) -> dict[str, Any]:
+    """:func:`ledger_snapshot` without the reservations: the settled spend alone."""
     out: dict[str, dict[str, int]] = {}
     for (scope, key), nanos in sorted(ledger.spent.items()):
         out.setdefault(scope, {})[key] = nanos
-    snap: dict[str, Any] = {"nano_usd": out}
-    if ledger.reservations:
-        snap["held"] = [
-            {"nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
-            | ({"job": r.owner, "attempt": r.attempt} if r.owner else {})
-            for _, r in sorted(ledger.reservations.items())
-        ]
-    return snap
+    return {"nano_usd": out}
+
+
+def hold_entry(r: Reservation) -> dict[str, Any]:
+    """One open reservation as a snapshot keeps it, with the job and attempt it is for."""
+    entry = {"id": r.id, "nanos": r.amount_nanos, "windows": [list(w) for w in r.windows]}
+    return entry | ({"job": r.owner, "attempt": r.attempt} if r.owner else {})
 
 
 def unclaimed_spend(

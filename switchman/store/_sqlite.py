@@ -40,7 +40,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -511,11 +511,19 @@ class JobStore:
 
     async def save_spend(self, data: Mapping[str, Any]) -> None:
         """Replace the stored spend snapshot with ``data`` (JSON-able values), atomically."""
-        await self._run(self._db.save_kv, "spend", data)
+        await self._run(self._db.save_spend, data)
+
+    async def save_spend_change(
+        self, settled: Mapping[str, Any], added: Mapping[str, Any], ended: Collection[str]
+    ) -> None:
+        """Replace the stored settled spend with ``settled``, add the holds ``added`` (by
+        id) and drop those ``ended``, atomically (``SavesHoldChanges``)."""
+        await self._run(self._db.save_spend_change, settled, added, ended)
 
     async def load_spend(self) -> dict[str, Any]:
-        """The last snapshot given to :meth:`save_spend` (empty when none)."""
-        return await self._run(self._db.load_kv, "spend")
+        """The last snapshot given to :meth:`save_spend`, with the changes given since
+        (empty when none)."""
+        return await self._run(self._db.load_spend)
 
     async def save_stats(self, data: Mapping[str, Any]) -> None:
         """Replace the stored learned-statistics snapshot with ``data``, atomically."""

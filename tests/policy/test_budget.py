@@ -389,6 +389,7 @@ def test_a_hold_in_a_snapshot_is_spent_after_a_restart() -> None:
     snap = ledger_snapshot(led)
     assert snap["held"] == [
         {
+            "id": "a",
             "nanos": 2_000_000_000,
             "windows": [list(w) for w in led.reservations["a"].windows],
         }

@@ -297,6 +297,42 @@ async def test_key_value_snapshots_replace_and_persist(kind: str, tmp_path: Path
         assert await getattr(store, f"load_{other}")() == {}
 
 
+def _hold(rid: str, nanos: int) -> dict[str, object]:
+    return {"id": rid, "nanos": nanos, "windows": [["global", "day:2026-11-27"]]}
+
+
+async def test_holds_saved_as_they_change_read_back_with_the_spend(tmp_path: Path) -> None:
+    """A save of what changed among the holds adds and drops those alone; the snapshot
+    read back is the whole one, after a restart too, and a whole save replaces them all."""
+    path = tmp_path / "s.db"
+    settled = {"nano_usd": {"global": {"day:2026-11-27": 5}}}
+    async with open_store(path) as store:
+        await store.save_spend({**settled, "held": [_hold("a:1", 10), _hold("b:1", 20)]})
+        await store.save_spend_change(settled, {"c:1": _hold("c:1", 30)}, {"a:1"})
+        await store.save_spend_change(
+            {"nano_usd": {"global": {"day:2026-11-27": 6}}}, {"d:2": _hold("d:2", 40)}, ()
+        )
+    async with open_store(path) as store:
+        assert await store.load_spend() == {
+            "nano_usd": {"global": {"day:2026-11-27": 6}},
+            "held": [_hold("b:1", 20), _hold("c:1", 30), _hold("d:2", 40)],
+        }
+        await store.save_spend(settled)  # (no holds open: none stored)
+        assert await store.load_spend() == settled
+
+
+async def test_holds_a_store_from_before_kept_with_its_spend_are_read(tmp_path: Path) -> None:
+    """A store written before holds had a table of their own kept them in the spend
+    snapshot, without ids: read as before, and replaced by the first whole save."""
+    path = tmp_path / "s.db"
+    old = {"nano_usd": {"global": {"day:2026-11-27": 5}}, "held": [{"nanos": 7, "windows": []}]}
+    async with open_store(path) as store:
+        await store._run(store._db.save_kv, "spend", old)  # as the code before wrote it
+        assert await store.load_spend() == old
+        await store.save_spend({**old, "held": [_hold("e:1", 9)]})
+        assert await store.load_spend() == {**old, "held": [_hold("e:1", 9)]}
+
+
 async def test_old_jobs_are_pruned_as_new_ones_arrive() -> None:
     clock = Clock()
     async with open_store(":memory:", clock=clock, retention_count=10) as store:

@@ -22,7 +22,7 @@ from switchman import Call
 from switchman.actors._board import StatusBoard
 from switchman.actors._persister import LedgerTap, run_persister
 from switchman.catalog import SimProfile
-from switchman.policy._budget import Ledger
+from switchman.policy._budget import Ledger, reserve
 from switchman.store import StoreError, StoreUnavailable, open_store
 from tests._simfleet import fleet, sim_model
 
@@ -258,6 +258,63 @@ async def test_the_persister_keeps_what_it_could_not_save_and_saves_it_later(
         nursery.cancel_scope.cancel()
     assert len(_messages(caplog, "cannot save")) == 1  # once for the streak
     assert len(_messages(caplog, "saved again")) == 1
+
+
+class ChangesStore(FlakyStore):
+    """A ``FlakyStore`` that also saves what changed among the holds (the SQLite store's
+    ``save_spend_change``), each save recorded as ``("whole" | "change", held ids)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saves: list[tuple[str, list[str]]] = []
+
+    async def save_spend(self, data: Mapping[str, Any]) -> None:
+        await super().save_spend(data)
+        self.saves.append(("whole", [h["id"] for h in data.get("held", ())]))
+
+    async def save_spend_change(
+        self, settled: Mapping[str, Any], added: Mapping[str, Any], ended: Any
+    ) -> None:
+        await super().save_spend(settled)
+        self.saves.append(("change", [*added, *(f"-{i}" for i in sorted(ended))]))
+
+
+def _holding(*ids: str) -> Ledger:
+    ledger = Ledger()
+    for rid in ids:
+        ledger, _ = reserve(
+            ledger, [], scopes=["global"], amount_usd=1.0, reservation_id=rid, wall_now=0.0
+        )
+    return ledger
+
+
+async def test_holds_are_saved_as_they_change_and_whole_after_a_failed_save(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """After the first save (of every hold), a save writes the holds opened and ended
+    since; one that failed leaves the store's holds unknown, so the next is whole again."""
+    store = ChangesStore()
+    tap = LedgerTap()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_persister, store, StatusBoard(), tap)
+        for ids in (("a", "b"), ("b", "c"), ("c",)):
+            tap.hold(_holding(*ids))
+            await trio.sleep(1)
+        store.full = True
+        tap.hold(_holding("c", "d"))  # refused: the store may have it or not
+        await trio.sleep(0.5)
+        store.full = False
+        await trio.sleep(2)
+        tap.hold(_holding("d", "e"))
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert store.saves == [
+        ("whole", ["a", "b"]),
+        ("change", ["c", "-a"]),
+        ("change", ["-b"]),
+        ("whole", ["c", "d"]),  # (tried again, whole)
+        ("change", ["e", "-c"]),
+    ]
 
 
 async def test_a_restarted_persister_saves_what_its_predecessor_had_not(
