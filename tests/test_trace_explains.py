@@ -241,3 +241,30 @@ async def test_one_teams_flood_waits_behind_itself_not_in_front_of_others(
             nursery.start_soon(one, "b", "b")
     assert 1.0 < done["b"] < 2.2  # the first slot to free, at about 1 s: then its own 1 s
     assert len(done) == 7  # and a's all ran, in their turn
+
+
+async def test_a_failure_names_the_fallbacks_the_call_itself_kept_out(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A route's or a fallback's model left out by what the call asked (its max_tokens
+    above the model's limit) is named in the failure's error with why, not only in the
+    trace: the error had blamed the model tried alone, as if it had been the whole chain.
+    An ``auto`` call's error does not list every other model."""
+    down = sim_model("down", SimProfile(error_rate=1.0), max_output_tokens=30_000)
+    small = sim_model("small", max_output_tokens=8_000)
+    config = fleet(down, small, routes={"r": ("down", "small")})
+    left_out = "not tried: small: max_tokens 20000 above the model's limit of 8000 output tokens"
+    big = Params(max_tokens=20_000)
+    async with switchman.open_router(config) as router:
+        by_route = await router.call(Call(prompt="hi", model="r", params=big))
+        by_fallback = await router.call(
+            Call(prompt="hi", model="down", params=big, options=Options(fallback=("small",)))
+        )
+        fits = await router.call(Call(prompt="hi", model="r", params=Params(max_tokens=100)))
+        anything = await router.call(Call(prompt="hi", model="auto", params=big))
+    for result in (by_route, by_fallback):
+        assert result.status == "failed"
+        assert result.errors[0].message.endswith(left_out), result.errors[0].message
+        assert result.errors[0].code == "all_models_failed" or result.errors[0].provider
+    assert fits.status == "complete" and fits.model == "small"
+    assert anything.status == "failed" and "not tried" not in anything.errors[0].message

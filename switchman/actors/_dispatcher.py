@@ -46,7 +46,7 @@ from switchman._result import (
 from switchman.actors._attempts import SHORT_WAIT_S, run_attempts
 from switchman.actors._callrun import CallRun, Success
 from switchman.actors._env import DispatchEnv
-from switchman.actors._failure import no_eligible, soonest_back, summarise
+from switchman.actors._failure import no_eligible, soonest_back, summarise, told_left_out
 from switchman.actors._messages import (
     CancelCall,
     DispatcherMessage,
@@ -502,7 +502,7 @@ class _Dispatcher:
                     attempts=len(run.attempts),
                 )
             return result
-        errors = summarise(run)
+        errors = told_left_out(summarise(run), run.call, env.config, eligibility.excluded)
         result = Result(
             call_id=run.call_id,
             job_id=run.job_id,

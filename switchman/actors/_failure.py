@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import attrs
+
 from switchman._call import Call
 from switchman._result import ErrorInfo, Exclusion
 from switchman.actors._callrun import CallRun
+from switchman.catalog import Config
 from switchman.catalog._spec import ModelSpec
+from switchman.policy._candidates import resolve_target
 from switchman.policy._eligibility import Eligibility, exclusions_to_tell
 
 
@@ -130,3 +134,33 @@ def summarise(run: CallRun) -> tuple[ErrorInfo, ...]:
         retry_after_s=back,
     )
     return (lead, *errors)
+
+
+def told_left_out(
+    errors: tuple[ErrorInfo, ...], call: Call, config: Config, excluded: Sequence[Exclusion]
+) -> tuple[ErrorInfo, ...]:
+    """``errors`` with the lead's message ending in the models the call named (its
+    route's chain or model, and its ``fallback``) that eligibility left out, each as
+    ``alias: reason`` (the form a key's view of the platform reads): a failure blamed on
+    the models tried, silent on the fallback ``max_tokens`` kept out, sent the caller to
+    the trace. Not for ``auto``, whose every other model would be named, nor for a call
+    no model could take or one cut short (those say why themselves)."""
+    lead = errors[0]
+    if lead.code in ("no_eligible_model", "cancelled") or not excluded:
+        return errors
+    named: list[str] = []
+    target = resolve_target(call.model, config)
+    if target == "route":
+        named += config.routes[call.model].chain
+    elif target == "model":
+        named.append(call.model)
+    for name in call.options.fallback:
+        if name == "auto":
+            break
+        named += config.routes[name].chain if name in config.routes else (name,)
+    why = {e.alias: e.reason for e in excluded}
+    left = [f"{a}: {why[a]}" for a in dict.fromkeys(named) if a in why]
+    if not left:
+        return errors
+    told = attrs.evolve(lead, message=f"{lead.message}; not tried: " + "; ".join(left))
+    return (told, *errors[1:])

@@ -541,3 +541,32 @@ async def test_a_job_waiting_for_a_router_slot_shows_queued(tmp_path: Path) -> N
     assert waited[0] < 0.5 and 1.0 < waited[1] < waited[2], waited
     for job in finished:
         assert job["started_at"] <= job["finished_at"]
+
+
+async def test_a_failure_names_the_fallback_its_max_tokens_kept_out(tmp_path: Path) -> None:
+    """A team key granted a route alone: its call's failure says which of the route's
+    models the request's ``max_tokens`` kept out, with why, through the official SDK."""
+    small = {"alias": "t/small", "provider": "sim", "model_id": "small", "max_output_tokens": 8000}
+    broken = {**PICKY_MODELS[3], "max_output_tokens": 30_000}
+    config = {
+        "keys": [{"key_env": "E2E_KEY_A", "handle": "team-a", "models": ["fallible"]}],
+        "models": [broken, small],
+        "routes": {"fallible": {"chain": ["t/broken", "t/small"]}},
+    }
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, **config) as gw:
+            client = _sdk(gw, "e2e-secret-a")
+            try:
+                with pytest.raises(openai.APIStatusError) as info:
+                    await trio.to_thread.run_sync(
+                        lambda: client.chat.completions.create(
+                            model="fallible",
+                            messages=[{"role": "user", "content": "Say hello"}],
+                            max_tokens=20_000,
+                        )
+                    )
+            finally:
+                client.close()
+    assert "; not tried: t/small: max_tokens 20000 above the model's limit of 8000" in (
+        info.value.message
+    ), info.value.message
