@@ -151,8 +151,11 @@ async def _watch_signals(
                 everything.cancel()
 
 
-async def run_server(config: Config, *, insecure: bool = False) -> None:
-    """Serve until SIGINT or SIGTERM."""
+async def run_server(
+    config: Config, *, insecure: bool = False, config_path: str | None = None
+) -> None:
+    """Serve until SIGINT or SIGTERM; ``config_path``: the file ``config`` was read from,
+    named as the daemon starts."""
     server = config.server
     stop = trio.Event()
     hurry = trio.Event()
@@ -162,7 +165,9 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
         outer.start_soon(backstop.run)
         await outer.start(_watch_signals, stop, hurry, outer.cancel_scope, backstop, within)
         try:
-            await _serve(config, stop, hurry, backstop.outboxes, insecure=insecure)
+            await _serve(
+                config, stop, hurry, backstop.outboxes, insecure=insecure, config_path=config_path
+            )
         finally:  # stopped in time (or failed to start): the backstop has nothing to do
             backstop.done = True
             backstop.scope.cancel()
@@ -170,7 +175,13 @@ async def run_server(config: Config, *, insecure: bool = False) -> None:
 
 
 async def _serve(
-    config: Config, stop: trio.Event, hurry: trio.Event, outboxes: Outboxes, *, insecure: bool
+    config: Config,
+    stop: trio.Event,
+    hurry: trio.Event,
+    outboxes: Outboxes,
+    *,
+    insecure: bool,
+    config_path: str | None = None,
 ) -> None:
     server = config.server
     async with (
@@ -200,11 +211,17 @@ async def _serve(
         enabled = [name for name, p in config.providers.items() if p.disabled_reason is None]
         url = f"http://{url_host(host)}:{port}"
         watch = "" if host == DEFAULT_HOST else f" --host {host}"
+        kept = sum((await store.job_counts()).values())
+        keys = [f"{k.handle} (admin)" if k.admin else k.handle for k in config.keys]
         print(
             f"switchman {__version__} serving on {url}{mode}\n"
             f"  providers: {', '.join(enabled) or 'none'}\n"
             f"  OpenAI-compatible base URL: {url}/v1\n"
-            f"  live traces: switchman watch{watch} --port {port}",
+            f"  live traces: switchman watch{watch} --port {port}\n"
+            f"  config: {config_path or 'none (the defaults)'}\n"
+            f"  store: {store.path} ("
+            + ("new: no jobs, budgets count spend from zero)" if store.created else f"{kept} jobs)")
+            + f"\n  gateway keys: {', '.join(keys) or 'none (open to any caller that reaches it)'}",
             flush=True,
         )
 
@@ -323,7 +340,9 @@ def serve(args: argparse.Namespace) -> int:
     # ExceptionGroup, a traceback and exit 1 instead of ``switchman: ...`` and exit 2
     refused: CliError | None = None
     try:
-        trio.run(functools.partial(run_server, config, insecure=args.insecure))
+        trio.run(
+            functools.partial(run_server, config, insecure=args.insecure, config_path=args.config)
+        )
     except* InsecureBindError as group:
         refused = refused or CliError(str(_first_leaf(group)))
     except* StoreError as group:  # the --db file is in use, not SQLite, or read-only

@@ -55,7 +55,7 @@ from switchman.actors._dispatcher import STOPPED, run_dispatcher
 from switchman.actors._env import DispatchEnv
 from switchman.actors._hub import Subscription, TraceHub, run_trace_hub
 from switchman.actors._learned import upstreams
-from switchman.actors._ledger import limited_scopes, limits_from_config, run_ledger
+from switchman.actors._ledger import limited_scopes, limits_from_config, run_ledger, tell_odd_limits
 from switchman.actors._messages import (
     CancelCall,
     DispatcherMessage,
@@ -552,6 +552,8 @@ async def run_router(
     initial_stats: dict[tuple[str, str], ModelStats] = {}
     kept_stats: dict[tuple[str, str], ModelStats] = {}  # of models the config leaves out
     learned_models = upstreams(config)  # the model each alias's statistics are of
+    limits = limits_from_config(config)
+    tell_odd_limits(limits)  # (likely mistakes, said as the router starts)
     if store is not None:
         initial_ledger, stored_stats, stored_models, held = await load_state(store)
         placed = learned_for(learned_models, stored_stats, stored_models)
@@ -559,7 +561,7 @@ async def run_router(
         learned_models.update(placed.kept_upstreams)
         if initial_ledger is not None:
             tell_unclaimed(initial_ledger, config)
-            tell_spent_out(initial_ledger, limits_from_config(config))
+            tell_spent_out(initial_ledger, limits)
         if held and isinstance(store, BillsInterrupted):
             await bill_interrupted(store, held, simulated=config.simulated)
     tap = LedgerTap()
@@ -573,7 +575,6 @@ async def run_router(
     rng = random.Random(seed)
     dispatch_send, dispatch_recv = trio.open_memory_channel[DispatcherMessage](INBOX_SIZE)
     ledger_send, ledger_recv = trio.open_memory_channel[LedgerMessage](INBOX_SIZE)
-    limits = limits_from_config(config)
     learning = LearningConfig(
         half_life_s=config.router.learning_half_life_s,
         failure_half_life_s=config.router.failure_half_life_s,

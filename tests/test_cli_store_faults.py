@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from switchman.cli import CliError, cli_error
-from tests.test_cli import _first_line, clean_env, cli, serving
+from tests.test_cli import CLI, _first_line, clean_env, cli, serving
 
 SEEDED = "[router]\nseed = 7\n"
 #: the file size limit of the daemon whose disk fills (its store's file, WAL included)
@@ -179,3 +179,53 @@ def test_a_group_of_cli_errors_alone_is_unwrapped() -> None:
     assert cli_error(ExceptionGroup("", [ExceptionGroup("", [first])])) is first
     assert cli_error(ExceptionGroup("", [first, ValueError("bug")])) is None
     assert cli_error(BaseExceptionGroup("", [KeyboardInterrupt()])) is None
+
+
+def _banner(tmp_path: Path, db: Path, err_path: Path) -> list[str]:
+    """The lines ``switchman serve`` prints as it starts on ``db``; then stopped (SIGTERM)."""
+    config = tmp_path / "seeded.toml"
+    config.write_text(SEEDED + '[[keys]]\nkey_env = "K"\nhandle = "ops"\nadmin = true\n')
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", "0", "--db", str(db), "--config", str(config)],
+            env=clean_env(tmp_path) | {"K": "a-gateway-key-long-enough"},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        lines = [_first_line(proc, 30) for _ in range(7)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, err_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert "serving on" in lines[0], lines
+    assert lines[4] == f"  config: {config}\n", lines
+    assert lines[6] == "  gateway keys: ops (admin)\n", lines
+    return lines
+
+
+def test_the_start_names_its_config_and_store_and_a_store_made_anew_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    """The daemon says which config and store it started on, and whether the store is new;
+    one made new where a store was before (its file deleted, or emptied) is a warning: the
+    spend its budgets counted is gone with it (an operator had no word of it before)."""
+    db = tmp_path / "data" / "jobs.db"
+    err = tmp_path / "serve.err"
+    new = f"  store: {db} (new: no jobs, budgets count spend from zero)\n"
+    assert _banner(tmp_path, db, err)[5] == new
+    assert f"the job store {db} is new" in err.read_text()
+    assert _banner(tmp_path, db, err)[5] == f"  store: {db} (0 jobs)\n"
+    assert "where one was before" not in err.read_text()
+    for lost in (db.unlink, lambda: db.write_bytes(b"")):
+        lost()
+        assert _banner(tmp_path, db, err)[5] == new
+        told = err.read_text()
+        assert f"WARNING switchman.store: the job store {db} is new, where one was before" in told
+        assert f"({db}.lock is left)" in told

@@ -106,6 +106,45 @@ async def test_a_renamed_providers_spend_is_told_at_start_and_still_shown(
     assert by_scope["provider:new-sim"]["spent_usd"]["day"] == 0.0
 
 
+async def test_a_provider_renamed_whose_old_name_stays_out_of_service_is_still_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A built-in provider the file renamed stays in the config, disabled (the catalog
+    keeps it): its spend this month is told at start and listed by ``GET /budgets``, as a
+    provider the config no longer has is (it had vanished from both)."""
+    from switchman.catalog import ProviderSpec
+    from tests.gateway._fakes import running_gateway
+
+    db = tmp_path / "jobs.db"
+    price = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}
+    before = fleet(sim_model("paid", provider="mistral", **price))
+    after = fleet(sim_model("paid", provider="mistral_eu", **price))
+    kept = ProviderSpec(name="mistral", kind="sim", disabled_reason="missing API key: set M")
+    after = attrs.evolve(after, providers={**after.providers, "mistral": kept})
+    with trio.fail_after(30):
+        async with open_store(db) as store, switchman.open_router(before, store=store) as r:
+            result = await r.call(Call(prompt="pay", model="paid"))
+        assert result.status == "complete" and result.cost_usd > 0
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="switchman.router"):
+            async with (
+                open_store(db) as store,
+                switchman.open_router(after, store=store) as r,
+                running_gateway(r, store=store) as gw,
+            ):
+                listed = (await gw.client.get("/budgets")).json()["budgets"]
+    told = [rec.getMessage() for rec in caplog.records]
+    assert any(
+        m.startswith(f"provider:mistral spent ${result.cost_usd:.6f} this month")
+        and "provider mistral is out of service (missing API key: set M) now" in m
+        for m in told
+    ), told
+    by_scope = {b["scope"]: b for b in listed}
+    assert by_scope["provider:mistral"]["spent_usd"]["day"] == pytest.approx(
+        result.cost_usd, abs=1e-9
+    )
+
+
 async def test_a_budget_lowered_below_its_spend_is_told_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,3 +171,31 @@ async def test_a_budget_lowered_below_its_spend_is_told_at_start(
         f"budget global day: ${result.cost_usd:.6f} spent already of its $"
     )
     assert "the calls it covers are refused until " in told.getMessage()
+
+
+async def test_budgets_that_are_likely_mistakes_are_told_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A budget of $0, and one no lower than a longer period's of its scope (a month's
+    $5 under a day's $20), started without a word; a key's budget counts as its handle's."""
+    from switchman.catalog import BudgetsConfig
+
+    budgets = BudgetsConfig(
+        global_hourly_usd=50.0,
+        global_daily_usd=20.0,
+        global_monthly_usd=5.0,
+        callers={"zero": {"daily_usd": 0.0}, "fine": {"daily_usd": 3.0, "monthly_usd": 30.0}},
+    )
+    key = KeySpec(key_env="K", handle="fine", secret="s" * 20, daily_usd=40.0)
+    config = fleet(sim_model("m"), budgets=budgets, keys=(key,))
+    with caplog.at_level(logging.WARNING, logger="switchman.router"):
+        async with switchman.open_router(config):
+            pass
+    told = sorted(rec.getMessage() for rec in caplog.records)
+    assert told == [
+        "budget caller:zero day is $0: every call it covers is refused",
+        "budget global day ($20) is not below its month budget ($5): it never refuses a call"
+        " the month one would not; was it meant the other way round?",
+        "budget global hour ($50) is not below its day budget ($20): it never refuses a call"
+        " the day one would not; was it meant the other way round?",
+    ], told

@@ -17,6 +17,8 @@ saved snapshot stay the size of the current windows, not of the process's whole 
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +44,9 @@ from switchman.policy._budget import (
 )
 
 _PERIOD_KEYS: dict[str, Period] = {"hourly_usd": "hour", "daily_usd": "day", "monthly_usd": "month"}
+
+log = logging.getLogger("switchman.router")
+_PERIOD_ORDER: tuple[Period, ...] = ("hour", "day", "month")
 
 
 def limits_from_config(config: Config) -> tuple[Limit, ...]:
@@ -75,6 +80,28 @@ def limits_from_config(config: Config) -> tuple[Limit, ...]:
                     Limit(scope=f"caller:{k.handle}", period=_PERIOD_KEYS[key], limit_usd=value)
                 )
     return tuple(out)
+
+
+def tell_odd_limits(limits: Iterable[Limit]) -> None:
+    """Warn of budgets that are likely mistakes, which start silently otherwise: one of $0
+    (every call it covers is refused), and one no lower than a longer period's of its
+    scope (it never refuses a call that one would not: a monthly $5 under a daily $20)."""
+    least: dict[str, dict[Period, float]] = {}
+    for limit in limits:  # (a scope limited twice in a period: the stricter holds)
+        periods = least.setdefault(limit.scope, {})
+        periods[limit.period] = min(periods.get(limit.period, math.inf), limit.limit_usd)
+    for scope, periods in least.items():
+        shown = sorted(periods.items(), key=lambda p: _PERIOD_ORDER.index(p[0]))
+        for period, usd in shown:
+            if usd == 0:
+                log.warning("budget %s %s is $0: every call it covers is refused", scope, period)
+        for (short, low), (long, high) in itertools.pairwise(shown):
+            if 0 < high <= low:
+                log.warning(
+                    "budget %s %s ($%g) is not below its %s budget ($%g): it never refuses a"
+                    " call the %s one would not; was it meant the other way round?",
+                    scope, short, low, long, high, long,
+                )  # fmt: skip
 
 
 def _pruned(ledger: Ledger, seen: dict[str, float], wall_now: float, clock: float) -> Ledger:

@@ -449,24 +449,32 @@ async def bill_interrupted(
 
 def tell_unclaimed(ledger: Ledger, config: Config) -> None:
     """Log the spend this month of handles no gateway key or caller budget names now, and
-    of providers the config no longer has: renamed in the config, they start their budgets
+    of providers the config no longer has or has out of service (a built-in one the file
+    renamed or dropped stays, disabled): renamed in the config, they start their budgets
     from zero under the new name."""
+    providers = config.providers
+    limited = {f"provider:{name}" for name in config.budgets.providers}
     claimed = frozenset(
         [f"caller:{k.handle}" for k in config.keys]
         + [f"caller:{h}" for h in config.budgets.callers]
-        + [f"provider:{name}" for name in config.providers]
+        + [f"provider:{n}" for n, spec in providers.items() if spec.disabled_reason is None]
+        + [*limited]
     )
     for scope, usd in unclaimed_spend(ledger, claimed, wall_now=time.time()).items():
         kind, _, name = scope.partition(":")
+        if kind != "provider":
+            now = f"no gateway key or caller budget names {name}"
+        elif name in providers:
+            now = f"provider {name} is out of service ({providers[name].disabled_reason})"
+        else:
+            now = f"the config has no provider {name}"
         log.warning(
-            "%s spent $%.6f this month, and %s %s now: if it was renamed, the budgets of its"
-            " new name start from zero",
+            "%s spent $%.6f this month, and %s now: if it was renamed, the budgets of its new"
+            " name start from zero",
             scope,
             usd,
-            "the config has no provider" if kind == "provider" else
-            "no gateway key or caller budget names",
-            name,
-        )  # fmt: skip
+            now,
+        )
 
 
 def learned_for(

@@ -199,7 +199,8 @@ def budget_scopes(
     an admin key (global, each provider in service or with a budget, each key's handle,
     each caller with a budget, each of ``spent_by``: the handles with spend in the current
     windows, a key removed since among them, and of ``spent_at``: the providers with spend
-    in them, one the config no longer has among them); a key's own handle otherwise."""
+    in them, one out of service or the config no longer has among them); a key's own handle
+    otherwise."""
     if not principal.sees_everything:
         return [f"caller:{principal.handle}"]
     limited = budget_limits(config)
@@ -208,7 +209,9 @@ def budget_scopes(
         for name, spec in config.providers.items()
         if spec.disabled_reason is None or f"provider:{name}" in limited
     ]
-    gone = sorted(set(spent_at) - set(config.providers))
+    # (with spend, and out of service: one the config no longer has, or a built-in one
+    # the catalog keeps, disabled, after the file renamed or dropped it)
+    gone = sorted(set(spent_at) - set(named))
     providers = [f"provider:{name}" for name in [*named, *gone]]
     handles = {k.handle for k in config.keys} | set(config.budgets.callers) | set(spent_by)
     return ["global", *providers, *(f"caller:{h}" for h in sorted(handles))]

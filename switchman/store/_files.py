@@ -33,6 +33,22 @@ def _file_trouble(path: str, fd: int, identity: tuple[int, int]) -> str | None:
     return None
 
 
+def earlier_store(where: str) -> tuple[bool, str | None]:
+    """Whether the store file at ``where`` is new (missing, or empty: SQLite makes a new
+    database of it), and for a new one what is left of a store that was there before: its
+    lock file (never removed) or its ``-wal``; None when nothing is."""
+    try:
+        new = os.stat(where).st_size == 0
+    except FileNotFoundError:
+        new = True
+    if not new:
+        return False, None
+    for left in (os.path.realpath(where) + ".lock", where + "-wal"):
+        if os.path.exists(left):
+            return True, left
+    return True, None
+
+
 def _private_file(where: str) -> None:
     """Make ``where`` (and the folders to it) readable by this user only: it holds every
     caller's prompts and answers. Each folder it makes is 0700, the file 0600; an existing

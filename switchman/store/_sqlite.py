@@ -75,7 +75,13 @@ from switchman.store._db import (
     log,
     run_batch_waiting,
 )
-from switchman.store._files import _exclusive, _file_trouble, _identity, _private_file
+from switchman.store._files import (
+    _exclusive,
+    _file_trouble,
+    _identity,
+    _private_file,
+    earlier_store,
+)
 
 #: how far ahead of the time that passed the wall clock may be before the log says so
 JUMP_TOLD_S = 60.0
@@ -114,12 +120,16 @@ class JobStore:
         beat_s: float | None = None,
         fd: int | None = None,
         elapsed: Callable[[], float] | None = None,
+        created: bool = True,
     ) -> None:
         """``fd``: a descriptor of the store's file, held open by the caller for as long as
         the store is (the heartbeat checks that ``path`` still names that file).
+        ``created``: the store was made new as it opened (no file, or an empty one).
         ``elapsed``: a clock that is never stepped (trio's), by which retention ages move
         no faster than time passes (``_age_now``); None: ``clock`` as it reads."""
         self._db = db
+        #: the store was new as it opened: no jobs, no spend (``open_store``)
+        self.created = created
         self._ops, self._queue = trio.open_memory_channel[_Op](_QUEUE)
         self._inserts = 0
         #: bytes of calls stored since the last prune
@@ -575,8 +585,10 @@ async def open_store(
     where = str(default_db_path() if path is None else path)
     with contextlib.ExitStack() as owned:
         fd: int | None = None
+        created, left = True, None
         if where != MEMORY:
             try:
+                created, left = await trio.to_thread.run_sync(earlier_store, where)
                 await trio.to_thread.run_sync(_private_file, where)
                 fd = owned.enter_context(_exclusive(where))
             except OSError as exc:  # a directory that cannot be made, a read-only place...
@@ -595,7 +607,18 @@ async def open_store(
             beat_s=beat_s,
             fd=fd,
             elapsed=trio.current_time if elapsed is None and clock is time.time else elapsed,
+            created=created,
         )
+        if left is not None:  # (a store deleted or emptied: its budgets' spend went with it)
+            log.warning(
+                "the job store %s is new, where one was before (%s is left): its jobs and"
+                " the spend budgets count start from zero; if the file was moved, stop"
+                " switchman and put it back",
+                where,
+                left,
+            )
+        elif where != MEMORY:
+            log.info("the job store %s %s", where, "is new" if created else "is opened")
         # (the descriptor outlives the connection: closing it while SQLite holds its
         # POSIX locks on the file would drop them, theirs being per process)
         async with _opened(db, store, last_try_s=busy_timeout_s + 1.0):
