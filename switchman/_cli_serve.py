@@ -37,10 +37,16 @@ from switchman.gateway._outbox import Outboxes
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
 
+#: the file ``serve`` reads without ``--config``, when the folder it runs in has one
+DEFAULT_CONFIG = "switchman.toml"
+
 
 def _config(args: argparse.Namespace) -> Config:
-    """The configuration ``serve`` runs with; a ``CliError`` (exit 2) for a file that is
-    missing, unreadable or invalid, naming each mistake on its own line."""
+    """The configuration ``serve`` runs with (``args.config`` set to ``DEFAULT_CONFIG``
+    when it was not given and the folder has one); a ``CliError`` (exit 2) for a file that
+    is missing, unreadable or invalid, naming each mistake on its own line."""
+    if not args.config and os.path.isfile(DEFAULT_CONFIG):
+        args.config = DEFAULT_CONFIG
     try:
         config = load_config(args.config) if args.config else load_config(None)
     except FileNotFoundError:

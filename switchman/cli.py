@@ -573,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"0 to 65535, 0: any free port (default: ${PORT_ENV}, else [server] port, else "
         f"{DEFAULT_PORT})",
     )
-    p.add_argument("--config", help="switchman.toml")
+    p.add_argument("--config", help="configuration file (default: ./switchman.toml if any)")
     p.add_argument("--db", help="SQLite file for jobs, spend and learning (':memory:' for none)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys")
     p.add_argument(

@@ -181,13 +181,15 @@ def test_a_group_of_cli_errors_alone_is_unwrapped() -> None:
     assert cli_error(BaseExceptionGroup("", [KeyboardInterrupt()])) is None
 
 
-def _banner(tmp_path: Path, db: Path, err_path: Path) -> list[str]:
-    """The lines ``switchman serve`` prints as it starts on ``db``; then stopped (SIGTERM)."""
-    config = tmp_path / "seeded.toml"
+def _banner(tmp_path: Path, db: Path, err_path: Path, *, named: bool = True) -> list[str]:
+    """The lines ``switchman serve`` prints as it starts on ``db``, with a config of one
+    admin key (``named``: by ``--config``; else as ``./switchman.toml``); then stopped."""
+    config = tmp_path / ("seeded.toml" if named else "switchman.toml")
     config.write_text(SEEDED + '[[keys]]\nkey_env = "K"\nhandle = "ops"\nadmin = true\n')
+    given = ("--config", str(config)) if named else ()
     with err_path.open("w") as err:
         proc = subprocess.Popen(
-            [*CLI, "serve", "--port", "0", "--db", str(db), "--config", str(config)],
+            [*CLI, "serve", "--port", "0", "--db", str(db), *given],
             env=clean_env(tmp_path) | {"K": "a-gateway-key-long-enough"},
             cwd=tmp_path,
             stdout=subprocess.PIPE,
@@ -205,7 +207,7 @@ def _banner(tmp_path: Path, db: Path, err_path: Path) -> list[str]:
         assert proc.stdout is not None
         proc.stdout.close()
     assert "serving on" in lines[0], lines
-    assert lines[4] == f"  config: {config}\n", lines
+    assert lines[4] == f"  config: {config if named else 'switchman.toml'}\n", lines
     assert lines[6] == "  gateway keys: ops (admin)\n", lines
     return lines
 
@@ -229,3 +231,10 @@ def test_the_start_names_its_config_and_store_and_a_store_made_anew_is_warned_of
         told = err.read_text()
         assert f"WARNING switchman.store: the job store {db} is new, where one was before" in told
         assert f"({db}.lock is left)" in told
+
+
+def test_serve_reads_the_switchman_toml_of_its_folder_without_config(tmp_path: Path) -> None:
+    """The configuration section's file, ``switchman.toml``, was ignored unless named with
+    ``--config``: its keys, budgets and models silently left out."""
+    lines = _banner(tmp_path, tmp_path / "jobs.db", tmp_path / "serve.err", named=False)
+    assert lines[6] == "  gateway keys: ops (admin)\n"  # (the file's: none without it)
