@@ -23,9 +23,10 @@ def test_the_configuration_example_loads_with_what_it_says(tmp_path: Path) -> No
     assert config.router.capacity == 1024 and config.router.stall_ms == 15_000
     openai = config.providers["openai"]
     assert (openai.rpm, openai.tpm, openai.disabled_reason) == (500, 200_000, None)
-    fast = config.models["gpt-fast"]
+    fast = config.models["luna-fast"]
     assert fast.capabilities == ("code", "reason") and fast.context_window == 272_000
-    assert config.routes["claude"].chain[-1] == "gpt-fast"
+    assert config.routes["claude"].chain[-1] == "luna-fast"
+    assert config.routes["gpt-fast"].chain  # (the built-in route, not hidden by the model)
     assert config.budgets.global_daily_usd == 50.0
     assert config.budgets.providers["openai"]["daily_usd"] == 20.0
     assert config.budgets.callers["batch-jobs"]["daily_usd"] == 2.0

@@ -390,6 +390,11 @@ class _Loader:
             models[alias] = spec
             if alias in self.catalog.routes:
                 shadowed.add(alias)
+                log.warning(
+                    "%s: alias %r is a built-in route's name too: the model takes it, and the"
+                    " route (%s) is gone; give the model another alias to keep the route",
+                    path, alias, ", ".join(self.catalog.routes[alias].chain),
+                )  # fmt: skip
         return models, shadowed
 
     def routes(

@@ -1069,3 +1069,25 @@ def test_a_name_with_a_control_or_format_character_is_refused_naming_it(
     found = {e.field: e.message for e in caught.value.fields}
     assert found[path].startswith("must hold no control or format character; got U+"), found
     assert str(caught.value).isprintable()  # (its message, a log line, shows it escaped)
+
+
+def test_a_model_alias_that_hides_a_built_in_route_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The README's own example named a model ``gpt-fast``, and the route of that name
+    was gone without a word."""
+    text = """
+        [[models]]
+        alias = "gpt-fast"
+        provider = "openai"
+        model_id = "gpt-6-luna"
+        """
+    with caplog.at_level(logging.WARNING):
+        config = load(tmp_path, text, {"OPENAI_API_KEY": "sk-test-0001"})
+    assert "gpt-fast" in config.models and "gpt-fast" not in config.routes
+    (said,) = [r.getMessage() for r in caplog.records if "route" in r.getMessage()]
+    assert said.startswith(
+        "models[0]: alias 'gpt-fast' is a built-in route's name too: the model takes it, and"
+        " the route (openai/gpt-6-luna, "
+    ), said
+    assert said.endswith("give the model another alias to keep the route")
