@@ -137,7 +137,13 @@ def retry_hint(
                 spec = config.models.get(model.alias)
                 if spec is not None and spec.enabled:
                     waits[model.alias] = _wait(provider, model, now)
-    return min(waits.values())
+    soonest = min(waits.values())
+    own = result.errors[0].retry_after_s if result.errors else None
+    if soonest == 0 and own is not None and own > 0:
+        # one looks free, yet none could take this call: a rate budget with room, not for
+        # this call's tokens (the router said when it would be; no retry-after was sent)
+        return own
+    return soonest
 
 
 def _wait(provider: ProviderStatusLike, model: ModelStatusLike, now: float) -> float:

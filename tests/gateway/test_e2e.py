@@ -570,3 +570,27 @@ async def test_a_failure_names_the_fallback_its_max_tokens_kept_out(tmp_path: Pa
     assert "; not tried: t/small: max_tokens 20000 above the model's limit of 8000" in (
         info.value.message
     ), info.value.message
+
+
+async def test_a_503_for_a_rate_budget_without_room_for_the_call_says_when(
+    tmp_path: Path,
+) -> None:
+    """A provider's ``tpm`` has room, not for this call's tokens: the 503 says when it
+    will, as the router found (it had no ``retry-after``: the provider looked free)."""
+    few = {"alias": "few", "provider": "sim", "model_id": "few", "sim": {"latency_ms": 3000}}
+    config = {"providers": {"sim": {"tpm": 2500}}, "models": [few]}
+    body = {"model": "few", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}]}
+    statuses: list[tuple[int, str | None]] = []
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, **config) as gw:
+
+            async def one() -> None:
+                r = await gw.client.post("/v1/chat/completions", json=body, timeout=20)
+                statuses.append((r.status_code, r.headers.get("retry-after")))
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(4):
+                    nursery.start_soon(one)
+    refused = [after for status, after in statuses if status == 503]
+    assert sorted(s for s, _ in statuses) == [200, 200, 503, 503], statuses
+    assert all(after is not None and 1 <= int(after) <= 60 for after in refused), statuses
