@@ -577,9 +577,15 @@ class Call:
             _text(errors, "model", v.model, max_chars=MAX_NAME_CHARS)
         _choice(errors, "intent", v.intent, Intent)
         _choice(errors, "min_trust", v.min_trust, TrustTier)
-        for name, kind in (("caller", Caller), ("params", Params), ("options", Options)):
-            if not isinstance(getattr(v, name), kind):
-                errors.append(FieldError(name, f"must be a {kind.__name__}"))
+        for name, kind, like in (
+            ("caller", Caller, 'handle="team-a"'),
+            ("params", Params, "max_tokens=200"),
+            ("options", Options, 'fallback=("auto",)'),
+        ):
+            if not isinstance(value := getattr(v, name), kind):
+                shown = f"switchman.{kind.__name__}"
+                problem = f"must be a {shown}, such as {shown}({like}); got {type(value).__name__}"
+                errors.append(FieldError(name, problem))
         _strings(
             errors,
             "capabilities",

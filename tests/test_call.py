@@ -406,3 +406,15 @@ def test_a_handle_with_a_control_or_format_character_is_refused(handle: str) -> 
         Caller(handle=handle)
     (error,) = caught.value.fields
     assert error.field == "handle" and "control or format character" in error.message
+
+
+def test_a_table_where_an_object_belongs_is_named_with_the_class_to_use() -> None:
+    """``Call(options={...})`` as the README's JSON shows them said "must be a Options"."""
+    with pytest.raises(switchman.ValidationError) as info:
+        switchman.Call(prompt="x", options={"fallback": ["auto"]}, params={"max_tokens": 3})
+    said = {f.field: f.message for f in info.value.fields}
+    assert said == {
+        "params": "must be a switchman.Params, such as switchman.Params(max_tokens=200); got dict",
+        "options": 'must be a switchman.Options, such as switchman.Options(fallback=("auto",));'
+        " got dict",
+    }

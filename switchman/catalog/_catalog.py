@@ -23,7 +23,14 @@ import attrs
 from switchman._call import INTENTS
 from switchman._convert import structure
 from switchman._errors import FieldError, ValidationError
-from switchman.catalog._spec import _SIM_RATES, Config, ModelSpec, ProviderSpec, RouteSpec
+from switchman.catalog._spec import (
+    _SIM_RATES,
+    KINDS,
+    Config,
+    ModelSpec,
+    ProviderSpec,
+    RouteSpec,
+)
 
 SIM_PROVIDER: Final = "sim"
 #: keys a provider table may set (``name`` comes from the table's name)
@@ -138,6 +145,12 @@ def build_provider(
     if base is None and "kind" not in table:
         errors.append(
             FieldError(_join(path, "kind"), "is required for a provider not in the catalog")
+        )
+        return None
+    if "kind" in table and table["kind"] not in KINDS:  # (what base_url needs depends on it)
+        got = table["kind"]
+        errors.append(
+            FieldError(_join(path, "kind"), f"must be one of {', '.join(KINDS)}; got {got!r}")
         )
         return None
     if base is not None and table.get("kind", base.kind) != base.kind and "base_url" not in table:

@@ -1091,3 +1091,18 @@ def test_a_model_alias_that_hides_a_built_in_route_is_warned_of(
         " the route (openai/gpt-6-luna, "
     ), said
     assert said.endswith("give the model another alias to keep the route")
+
+
+def test_a_wrong_kind_is_named_though_base_url_is_missing_too(tmp_path: Path) -> None:
+    """Only ``base_url: is required ...`` was said; the kind, once a base_url was added."""
+    text = """
+        [providers.openai]
+        kind = "bogus"
+        [providers.acme]
+        kind = "bogus"
+        """
+    with pytest.raises(ValidationError) as info:
+        load(tmp_path, text, {})
+    said = {f.field: f.message for f in info.value.fields}
+    kinds = "must be one of openai, anthropic, gemini, ollama, sim; got 'bogus'"
+    assert said == {"providers.openai.kind": kinds, "providers.acme.kind": kinds}
