@@ -40,9 +40,9 @@ def _held(db: Path) -> list[dict[str, object]]:
     # (closing: a connection's own "with" commits and leaves it open)
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         row = conn.execute("SELECT value FROM spend WHERE key = 'nano_usd'").fetchone()
-        held = conn.execute("SELECT value FROM spend WHERE key = 'held'").fetchone()
-    assert row is not None or held is None
-    return [] if held is None else list(json.loads(held[0]))
+        held = conn.execute("SELECT value FROM held ORDER BY id").fetchall()
+    assert row is not None or not held
+    return [json.loads(value) for (value,) in held]
 
 
 def _day_spent(port: int) -> float:
@@ -156,6 +156,7 @@ def test_an_attempt_whose_job_was_stored_before_the_kill_counts_at_its_bill(
             time.sleep(0.02)
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             in_flight = conn.execute("SELECT key, value FROM spend").fetchall()
+            holds = conn.execute("SELECT id, value FROM held").fetchall()
         done = httpx.get(f"{base}/result/{job_id}?wait=20", timeout=30).json()
         assert done["status"] == "complete"
         cost = done["result"]["cost_usd"]
@@ -168,6 +169,8 @@ def test_an_attempt_whose_job_was_stored_before_the_kill_counts_at_its_bill(
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("DELETE FROM spend")
         conn.executemany("INSERT INTO spend (key, value) VALUES (?, ?)", in_flight)
+        conn.execute("DELETE FROM held")
+        conn.executemany("INSERT INTO held (id, value) VALUES (?, ?)", holds)
     with serving(tmp_path, db, "--config", str(config)) as again:
         assert _day_spent(again.port) == pytest.approx(cost)
         job = httpx.get(f"http://127.0.0.1:{again.port}/result/{job_id}", timeout=5).json()
