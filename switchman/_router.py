@@ -574,7 +574,9 @@ async def run_router(
     seed = config.router.seed
     rng = random.Random(seed)
     dispatch_send, dispatch_recv = trio.open_memory_channel[DispatcherMessage](INBOX_SIZE)
-    ledger_send, ledger_recv = trio.open_memory_channel[LedgerMessage](INBOX_SIZE)
+    # unbounded, as every sender is: a reservation or query waits for its answer, and each
+    # hold ends in one settle or release; those were dropped past a full inbox's 5 s
+    ledger_send, ledger_recv = trio.open_memory_channel[LedgerMessage](math.inf)
     learning = LearningConfig(
         half_life_s=config.router.learning_half_life_s,
         failure_half_life_s=config.router.failure_half_life_s,

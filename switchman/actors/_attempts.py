@@ -324,7 +324,8 @@ async def _one_attempt(
     if env.limited_scopes.intersection(scopes):
         # the most this attempt can cost, so that no budget is ever overspent
         estimate = most_bill(model, call, run.sent_raw, out_tokens)
-        reservation = f"{run.call_id}:{n}"
+        run.holds += 1
+        reservation = f"{run.call_id}:{n}.{run.holds}"
         # (its job named: a process killed under it bills the job for it)
         owner = run.job_id or ""
         refused = await reserve_hold(env, reservation, scopes, estimate, owner, n, run.started)

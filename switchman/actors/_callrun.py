@@ -56,6 +56,9 @@ class CallRun:
     stopped: str | None = None
     #: the attempt last handed to a provider's actor (its number; 0: none yet)
     handed: int = 0
+    #: budget holds asked for so far: each its own id, though a model paused is asked
+    #: again under one attempt number (a late release must not end the next one's hold)
+    holds: int = 0
     budget_scopes: tuple[str, ...] = ()
     #: raw text already handed to the caller's stream (through the redactor), in pieces
     #: (``+=`` on an attribute copied it whole each time: 3 s for 20,000 pieces)

@@ -158,6 +158,11 @@ async def run_ledger(
             ):
                 with reply:
                     now = wall()
+                    if rid in ledger.reservations:  # (ids are new for each hold: a bug)
+                        # one message must not crash the ledger, and its restart with it:
+                        # the earlier hold is taken to have ended, this one stands
+                        log.error("reservation %s is open already: the earlier released", rid)
+                        ledger = release(ledger, rid)
                     ledger, refused = reserve(
                         ledger,
                         limits,
