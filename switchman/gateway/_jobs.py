@@ -152,6 +152,9 @@ class JobRunner:
         self._chars = 0
         self._job_ids = job_ids
         self._jobs: dict[str, _Job] = {}
+        #: jobs being stored, not yet in ``_jobs``: the runner is not idle while any is (a
+        #: stop closed the jobs' nursery under one, a 500 and its job stored running)
+        self._storing = 0
         self._idle = trio.Event()
         self._idle.set()
         #: set when draining starts (``start_draining``)
@@ -185,6 +188,8 @@ class JobRunner:
         job_id = self._job_ids()
         self._by_owner.take(owner)  # (counted from here: the store's write is a checkpoint)
         self._take_chars(owner, size)
+        self._storing += 1
+        self._idle = trio.Event()
         try:
             # stored as running: the job starts right below (a separate queued -> running
             # write cost a thread round trip before the call could begin)
@@ -203,9 +208,20 @@ class JobRunner:
             self._by_owner.give_back(owner)
             self._take_chars(owner, -size)
             raise
+        finally:
+            self._storing -= 1
+            if not self._jobs and not self._storing:
+                self._idle.set()
         self._jobs[job_id] = _Job(owner=owner, chars=size)
         self._idle = trio.Event()
-        self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
+        try:
+            self._nursery.start_soon(self._run, job_id, call, sink, name=f"job {job_id}")
+        except RuntimeError:  # the jobs' nursery closed during the write (a stop's end)
+            job = self._jobs[job_id]
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLEANUP_S):
+                await self._finish_cancelled(job, job_id, None)
+            self._release(job_id)
+            raise Draining from None
         return job_id
 
     def _check_room(self, owner: str | None, size: int) -> None:
@@ -290,7 +306,7 @@ class JobRunner:
 
     async def wait_idle(self) -> None:
         """Wait until no job is in flight."""
-        while self._jobs:
+        while self._jobs or self._storing:
             await self._idle.wait()
 
     async def cut_short(self, *, within: float = _CUT_S) -> None:
@@ -373,7 +389,7 @@ class JobRunner:
         job.done.set()
         for scope in job.interrupts:
             scope.cancel()
-        if not self._jobs:
+        if not self._jobs and not self._storing:
             self._idle.set()
 
     async def _stream(self, call: Call, job_id: str, sink: StreamSink) -> Result:

@@ -74,3 +74,48 @@ async def test_an_idle_gateway_stops_at_once() -> None:
             began = trio.current_time()
             shutdown.set()
         assert trio.current_time() - began < 5.0  # no job to wait for: no grace spent
+
+
+async def test_a_call_being_stored_as_a_stop_begins_runs_to_its_end() -> None:
+    """A stop that began while a ``POST /call`` was writing its job found no job in flight
+    and closed the jobs' nursery under it: the client got a 500, and the job stayed
+    ``running`` in the store, ``interrupted`` at the next start. Now the stop waits."""
+    from switchman.store import open_store
+
+    router = FakeRouter(make_config(grace_s=5.0))
+    shutdown = trio.Event()
+    async with open_store(":memory:") as store:
+        add_job = store.add_job
+
+        async def slow_add(**kwargs: object) -> None:
+            await trio.sleep(1.0)  # (a busy disk; the stop begins meanwhile)
+            await add_job(**kwargs)  # type: ignore[arg-type]
+
+        store.add_job = slow_add  # type: ignore[method-assign]
+
+        async def gateway(*, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
+            await serve_gateway(
+                router,
+                host="127.0.0.1",
+                port=0,
+                store=store,
+                shutdown_trigger=shutdown.wait,
+                task_status=task_status,
+            )
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                host, port = await nursery.start(gateway)
+                async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+
+                    async def stop_soon() -> None:
+                        await trio.sleep(0.3)
+                        shutdown.set()
+
+                    nursery.start_soon(stop_soon)
+                    answer = await client.post(
+                        "/call?wait=5", json={"prompt": "p", "model": "fast"}
+                    )
+        assert answer.status_code == 200, answer.text
+        job = await store.get_job(answer.json()["job_id"])
+        assert job is not None and job.status == "complete"
