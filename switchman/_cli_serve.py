@@ -36,6 +36,7 @@ from switchman.gateway._hypercorn import raise_file_limit
 from switchman.gateway._outbox import Outboxes
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
+from switchman.store._db import MEMORY
 
 #: the file ``serve`` reads without ``--config``, when the folder it runs in has one
 DEFAULT_CONFIG = "switchman.toml"
@@ -45,8 +46,8 @@ def _config(args: argparse.Namespace) -> Config:
     """The configuration ``serve`` runs with (``args.config`` set to ``DEFAULT_CONFIG``
     when it was not given and the folder has one); a ``CliError`` (exit 2) for a file that
     is missing, unreadable or invalid, naming each mistake on its own line."""
-    if not args.config and os.path.isfile(DEFAULT_CONFIG):
-        args.config = DEFAULT_CONFIG
+    if not args.config and os.path.lexists(DEFAULT_CONFIG):  # (a folder, a broken link:
+        args.config = DEFAULT_CONFIG  # refused as such, not passed over for the defaults)
     try:
         config = load_config(args.config) if args.config else load_config(None)
     except FileNotFoundError:
@@ -224,12 +225,22 @@ async def _serve(
             f"  providers: {', '.join(enabled) or 'none'}\n"
             f"  OpenAI-compatible base URL: {url}/v1\n"
             f"  live traces: switchman watch{watch} --port {port}\n"
-            f"  config: {config_path or 'none (the defaults)'}\n"
-            f"  store: {store.path} ("
-            + ("new: no jobs, budgets count spend from zero)" if store.created else f"{kept} jobs)")
+            + _where_lines(config_path, store.path, store.created, kept)
             + f"\n  gateway keys: {', '.join(keys) or 'none (open to any caller that reaches it)'}",
             flush=True,
         )
+
+
+def _where_lines(config_path: str | None, store: str, created: bool, kept: int) -> str:
+    """The start's lines naming the config file and the store, each by its whole path,
+    and whether the store is new."""
+    config = os.path.abspath(config_path) if config_path else "none (the defaults)"
+    if store == MEMORY:
+        said = "in memory: no job or spend is kept after a stop"
+    else:
+        said = "new: no jobs, budgets count spend from zero" if created else f"{kept} jobs"
+        store = os.path.abspath(store)
+    return f"  config: {config}\n  store: {store} ({said})"
 
 
 #: where ``serve`` reads its log level when ``--log-level`` is not given

@@ -207,7 +207,7 @@ def _banner(tmp_path: Path, db: Path, err_path: Path, *, named: bool = True) -> 
         assert proc.stdout is not None
         proc.stdout.close()
     assert "serving on" in lines[0], lines
-    assert lines[4] == f"  config: {config if named else 'switchman.toml'}\n", lines
+    assert lines[4] == f"  config: {config}\n", lines
     assert lines[6] == "  gateway keys: ops (admin)\n", lines
     return lines
 
@@ -238,3 +238,33 @@ def test_serve_reads_the_switchman_toml_of_its_folder_without_config(tmp_path: P
     ``--config``: its keys, budgets and models silently left out."""
     lines = _banner(tmp_path, tmp_path / "jobs.db", tmp_path / "serve.err", named=False)
     assert lines[6] == "  gateway keys: ops (admin)\n"  # (the file's: none without it)
+
+
+def test_a_switchman_toml_that_cannot_be_read_is_refused_not_passed_over(tmp_path: Path) -> None:
+    """A folder, or a link to nothing, under the name: the defaults were served instead,
+    the keys and budgets meant silently left out."""
+    for make in (lambda p: p.mkdir(), lambda p: p.symlink_to(tmp_path / "gone.toml")):
+        where = tmp_path / "switchman.toml"
+        make(where)
+        done = cli(tmp_path, "serve", "--port", "0", "--db", str(tmp_path / "j.db"), timeout=30)
+        assert done.returncode == 2, done.stdout
+        assert "switchman.toml" in done.stderr, done.stderr
+        where.rmdir() if where.is_dir() and not where.is_symlink() else where.unlink()
+
+
+def test_the_start_names_the_config_and_store_by_their_whole_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative ``db`` is the folder's the daemon runs in: named whole, so an operator
+    sees which; a store in memory says nothing is kept."""
+    from switchman._cli_serve import _where_lines
+
+    monkeypatch.chdir(tmp_path)
+    assert _where_lines("a.toml", "rel.db", True, 0) == (
+        f"  config: {tmp_path / 'a.toml'}\n"
+        f"  store: {tmp_path / 'rel.db'} (new: no jobs, budgets count spend from zero)"
+    )
+    assert _where_lines(None, ":memory:", True, 0) == (
+        "  config: none (the defaults)\n"
+        "  store: :memory: (in memory: no job or spend is kept after a stop)"
+    )

@@ -354,8 +354,9 @@ async def run_persister(
         holds, saved_holds = saved_holds, None
         if holds is None or not isinstance(store, SavesHoldChanges):
             return store.save_spend(ledger_snapshot(latest))
-        now = latest.reservations  # (ids are new for each attempt, a hold never changes)
-        added = {i: hold_entry(now[i]) for i in sorted(now.keys() - holds.keys())}
+        now = latest.reservations  # (a hold never changes: one under an id saved before is
+        # another, made after a release the ledger did not get; its row is written again)
+        added = {i: hold_entry(r) for i, r in now.items() if holds.get(i) is not r}
         ended = holds.keys() - now.keys()
         return store.save_spend_change(settled_snapshot(latest), added, ended)
 
@@ -454,10 +455,13 @@ def tell_unclaimed(ledger: Ledger, config: Config) -> None:
     from zero under the new name."""
     providers = config.providers
     limited = {f"provider:{name}" for name in config.budgets.providers}
+    # (one out of service for want of its key is told so already, where the file names it:
+    # its key unset today is no rename to warn of at each start)
+    serving = [n for n, p in providers.items() if not _out_of_service(p.disabled_reason)]
     claimed = frozenset(
         [f"caller:{k.handle}" for k in config.keys]
         + [f"caller:{h}" for h in config.budgets.callers]
-        + [f"provider:{n}" for n, spec in providers.items() if spec.disabled_reason is None]
+        + [f"provider:{n}" for n in serving]
         + [*limited]
     )
     for scope, usd in unclaimed_spend(ledger, claimed, wall_now=time.time()).items():
@@ -475,6 +479,11 @@ def tell_unclaimed(ledger: Ledger, config: Config) -> None:
             usd,
             now,
         )
+
+
+def _out_of_service(reason: str | None) -> bool:
+    """Whether a provider ``reason`` disabled is out of service for more than its key."""
+    return reason is not None and not reason.startswith(("missing API key", "the API key in"))
 
 
 def learned_for(

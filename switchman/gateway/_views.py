@@ -39,6 +39,9 @@ Replacements = tuple[tuple[str, str], ...]
 #: the ``old`` of the pair whose ``new`` tells the exclusions a key may read, for a "no
 #: eligible model" message left with none (the router chose which to tell among all)
 _TOLD: Final = "\x00told"
+#: how a failure's list of the models it named and eligibility left out begins
+#: (``actors._failure.told_left_out``)
+_NOT_TRIED: Final = "; not tried"
 #: how such a message ends once every exclusion it told was cut
 _BARE: Final = ("no eligible model", "has no eligible member", "for this request")
 
@@ -139,6 +142,8 @@ class PlatformView:
             elif old in text:
                 text = text.replace(old, new)
         text = text.removesuffix(": ")
+        # (a failure's list of the models it named and eligibility left out, all cut)
+        text = text.replace(f"{_NOT_TRIED}: ;", ";").removesuffix(_NOT_TRIED)
         if told and text.endswith(_BARE):
             text = f"{text}: {told}"
         return text

@@ -614,11 +614,13 @@ async def open_store(
                 "the job store %s is new, where one was before (%s is left): its jobs and"
                 " the spend budgets count start from zero; if the file was moved, stop"
                 " switchman and put it back",
-                where,
+                os.path.abspath(where),  # noqa: ASYNC240 (getcwd: no disk wait)
                 left,
             )
         elif where != MEMORY:
-            log.info("the job store %s %s", where, "is new" if created else "is opened")
+            said = "is new" if created else "is opened"
+            whole = os.path.abspath(where)  # noqa: ASYNC240 (getcwd: no disk wait)
+            log.info("the job store %s %s", whole, said)
         # (the descriptor outlives the connection: closing it while SQLite holds its
         # POSIX locks on the file would drop them, theirs being per process)
         async with _opened(db, store, last_try_s=busy_timeout_s + 1.0):

@@ -114,3 +114,26 @@ def test_a_calls_failure_event_is_cut_with_what_its_earlier_events_said() -> Non
         "no eligible model: gpt-x: provider other unavailable; fast: provider sim unavailable"
     )
     assert texts.shown(failed)["message"] == failed["message"]  # the call is forgotten
+
+
+def test_the_models_a_failure_left_out_are_cut_with_their_list_when_none_is_shown() -> None:
+    """``; not tried: ALIAS: reason`` (``told_left_out``) of models the key cannot use:
+    a key left with ``...; not tried`` at the end of its message."""
+    kept_out = [
+        {"alias": "slow", "reason": "max_tokens 20000 above the model's limit of 8000"},
+        {"alias": "fast", "reason": "breaker open for 3.0s more"},
+    ]
+    told = "; ".join(f"{e['alias']}: {e['reason']}" for e in kept_out)
+    body = _failed(f"2 attempt(s) failed; last: boom (sim); not tried: {told}", kept_out)
+    body["errors"][0]["code"] = "all_models_failed"
+    shown = _view("secret-a").result(body)["errors"][0]["message"]
+    assert (
+        shown
+        == "2 attempt(s) failed; last: boom (sim); not tried: fast: breaker open for 3.0s more"
+    )
+    alone = _failed(
+        f"1 attempt(s) failed; last: boom (sim); not tried: {told.split('; ')[0]}", kept_out[:1]
+    )
+    assert _view("secret-a").result(alone)["errors"][0]["message"] == (
+        "1 attempt(s) failed; last: boom (sim)"
+    )

@@ -22,7 +22,7 @@ from switchman import Call
 from switchman.actors._board import StatusBoard
 from switchman.actors._persister import LedgerTap, run_persister
 from switchman.catalog import SimProfile
-from switchman.policy._budget import Ledger, reserve
+from switchman.policy._budget import Ledger, release, reserve
 from switchman.store import StoreError, StoreUnavailable, open_store
 from tests._simfleet import fleet, sim_model
 
@@ -279,12 +279,15 @@ class ChangesStore(FlakyStore):
         self.saves.append(("change", [*added, *(f"-{i}" for i in sorted(ended))]))
 
 
-def _holding(*ids: str) -> Ledger:
-    ledger = Ledger()
+def _holding(ledger: Ledger, *ids: str) -> Ledger:
+    """``ledger`` holding ``ids``: the others released, the new ones reserved."""
+    for rid in set(ledger.reservations) - set(ids):
+        ledger = release(ledger, rid)
     for rid in ids:
-        ledger, _ = reserve(
-            ledger, [], scopes=["global"], amount_usd=1.0, reservation_id=rid, wall_now=0.0
-        )
+        if rid not in ledger.reservations:
+            ledger, _ = reserve(
+                ledger, [], scopes=["global"], amount_usd=1.0, reservation_id=rid, wall_now=0.0
+            )
     return ledger
 
 
@@ -297,15 +300,23 @@ async def test_holds_are_saved_as_they_change_and_whole_after_a_failed_save(
     tap = LedgerTap()
     async with trio.open_nursery() as nursery:
         await nursery.start(run_persister, store, StatusBoard(), tap)
+        ledger = Ledger()
         for ids in (("a", "b"), ("b", "c"), ("c",)):
-            tap.hold(_holding(*ids))
+            tap.hold(ledger := _holding(ledger, *ids))
             await trio.sleep(1)
         store.full = True
-        tap.hold(_holding("c", "d"))  # refused: the store may have it or not
+        tap.hold(ledger := _holding(ledger, "c", "d"))  # refused: the store may have it or not
         await trio.sleep(0.5)
         store.full = False
         await trio.sleep(2)
-        tap.hold(_holding("d", "e"))
+        tap.hold(ledger := _holding(ledger, "d", "e"))
+        await trio.sleep(1)
+        # a hold under an id saved before (made again, its release lost): written again
+        again = release(ledger, "e")
+        ledger, _ = reserve(
+            again, [], scopes=["global"], amount_usd=2.0, reservation_id="e", wall_now=0.0
+        )
+        tap.hold(ledger)
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert store.saves == [
@@ -314,6 +325,7 @@ async def test_holds_are_saved_as_they_change_and_whole_after_a_failed_save(
         ("change", ["-b"]),
         ("whole", ["c", "d"]),  # (tried again, whole)
         ("change", ["e", "-c"]),
+        ("change", ["e"]),
     ]
 
 
