@@ -75,7 +75,27 @@ def _sent_now(sock: trio.socket.SocketType, data: bytes) -> memoryview:
         return view
 
 
-async def _send_watched(sock: trio.socket.SocketType, data: bytes | memoryview) -> None:
+class SlowWrites:
+    """The writes to clients of one server that had to wait (a client reading slowly),
+    and whether they are to end: after a stop's margin for responses, a write no cancel
+    reaches (shielded: a frame cut in the middle would garble what follows) had held the
+    stop up for as long as a slow but steady reader kept reading (7 to 21 s with watchers
+    reading a message a second; then exit 1)."""
+
+    def __init__(self) -> None:
+        self.scopes: set[trio.CancelScope] = set()
+        self.ended = False
+
+    def end(self) -> None:
+        """End every such write now and from now on: their clients are dropped."""
+        self.ended = True
+        for scope in self.scopes:
+            scope.cancel()
+
+
+async def _send_watched(
+    sock: trio.socket.SocketType, data: bytes | memoryview, writes: SlowWrites | None = None
+) -> None:
     """Send ``data`` whole; ``_Stalled`` once the client has read nothing for about
     ``WRITE_STALL_S``. A send that must wait is looked at every half of it: the client is
     still reading if the system holds less for it than at the look before (a socket
@@ -84,8 +104,18 @@ async def _send_watched(sock: trio.socket.SocketType, data: bytes | memoryview) 
     view = memoryview(data)
     held: int | None = None  # what the system held for the client at the last look
     while view:
+        if writes is not None and writes.ended:
+            raise _Stalled
         with trio.move_on_after(WRITE_STALL_S / 2) as waited:
-            sent = await sock.send(view)
+            if writes is not None:
+                writes.scopes.add(waited)
+            try:
+                sent = await sock.send(view)
+            finally:
+                if writes is not None:
+                    writes.scopes.discard(waited)
+        if writes is not None and writes.ended:
+            raise _Stalled
         if not waited.cancelled_caught:
             view, held = view[sent:], None
             continue
@@ -229,7 +259,7 @@ class GuardedTCPServer(TCPServer):
             if isinstance(sock, trio.socket.SocketType):
                 if rest := _sent_now(sock, data):
                     with trio.CancelScope(shield=True):
-                        await _send_watched(sock, rest)
+                        await _send_watched(sock, rest, getattr(self.config, "writes", None))
                 else:
                     await trio.lowlevel.cancel_shielded_checkpoint()
             else:

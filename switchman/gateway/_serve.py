@@ -36,6 +36,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from switchman.gateway._app import Gateway
+from switchman.gateway._hypercorn import SlowWrites
 from switchman.gateway._hypercorn import install as install_guard
 from switchman.gateway._jobs import JobRunner
 from switchman.gateway._metrics import GatewayMetrics
@@ -216,6 +217,10 @@ async def _serve(
         hconfig.accesslog = None
         hconfig.errorlog = logging.getLogger("switchman.gateway.server")
         hconfig.include_server_header = False
+        # the connections' slow writes, ended once a stop's margin is over (hypercorn hands
+        # each connection its config: the one object of this server they share)
+        writes = SlowWrites()
+        hconfig.writes = writes  # type: ignore[attr-defined]
 
         asgi: Any = app  # hypercorn's own ASGI types are narrower than our dict-based ones
         install_guard()  # one socket's close racing its end must not stop the server
@@ -248,6 +253,13 @@ async def _serve(
         await jobs_done.wait()
         app.drained.set()
         shutdown.set()  # now hypercorn stops accepting; open requests get their margin
+        async with trio.open_nursery() as margin:  # (a second signal: no margin)
+            if end_grace is not None:
+                margin.start_soon(_end_on, end_grace, margin.cancel_scope)
+            with trio.move_on_after(RESPONSE_MARGIN_S):
+                await server_done.wait()
+            margin.cancel_scope.cancel()
+        writes.end()  # (a client still being written to, slowly, is dropped)
         await server_done.wait()
         nursery.cancel_scope.cancel()
 
