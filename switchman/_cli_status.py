@@ -107,7 +107,7 @@ def providers(args: argparse.Namespace) -> int:
         print(f"{p['name']:<12} {p.get('kind', ''):<10} enabled{busy}{none}")
         for m in serving:
             held = m.get("rate_limited_for_s") or 0.0
-            limited = f"  rate limited {held:.1f}s more" if held > 0 else ""
+            limited = f"  rate limited {held:.1f}s more" if held >= 0.05 else ""
             if m.get("held_out"):
                 limited += f"  held out {m.get('held_for_s') or 0:.0f}s more: {m['held_out']}"
             seed = {True: "  seed", False: "  no seed"}.get(m.get("supports_seed"), "")

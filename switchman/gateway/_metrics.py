@@ -72,7 +72,8 @@ class GatewayMetrics:
         self.calls = Counter("switchman_calls", "Calls finished, by status", ["status"], registry=r)
         self.attempts = Counter(
             "switchman_attempts",
-            "Attempts finished, by provider, model and outcome",
+            "Attempts finished, by provider, model and outcome (unavailable: none was sent,"
+            " the model paused or its provider busy)",
             ["provider", "model", "outcome"],
             registry=r,
         )
