@@ -129,8 +129,8 @@ def not_running(args: argparse.Namespace, scheme: str = "http") -> CliError:
     """The error for no daemon listening where the client looks, saying how to start one."""
     host = "" if args.host == DEFAULT_HOST else f" --host {args.host}"
     return CliError(
-        f"the switchman daemon is not running at {scheme}://{where(args)}; "
-        f"start it with: switchman serve{host} --port {args.port}"
+        f"the switchman daemon is not running at {scheme}://{where(args)} (or is stopping);"
+        f" start it with: switchman serve{host} --port {args.port}"
     )
 
 

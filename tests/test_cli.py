@@ -814,11 +814,17 @@ def test_switchman_port_says_where_the_clients_look_and_port_wins_over_it(
 ) -> None:
     with _closed_port() as port:
         by_env = cli(tmp_path, "jobs", env={"SWITCHMAN_PORT": str(port)})
-    assert by_env.returncode == 2 and f"not running at http://127.0.0.1:{port};" in by_env.stderr
+    assert (
+        by_env.returncode == 2
+        and f"not running at http://127.0.0.1:{port} (or is stopping);" in by_env.stderr
+    )
     # --port wins (even over a bad variable); serve's help prints whatever it holds
     with _closed_port() as other:
         by_flag = cli(tmp_path, "jobs", "--port", str(other), env={"SWITCHMAN_PORT": "abc"})
-    assert by_flag.returncode == 2 and f"running at http://127.0.0.1:{other};" in by_flag.stderr
+    assert (
+        by_flag.returncode == 2
+        and f"running at http://127.0.0.1:{other} (or is stopping);" in by_flag.stderr
+    )
     served = cli(tmp_path, "serve", "--help", env={"SWITCHMAN_PORT": "abc"})
     assert served.returncode == 0 and "usage: switchman serve" in served.stdout
     bad = cli(tmp_path, "serve", "--db", ":memory:", env={"SWITCHMAN_PORT": "abc"})

@@ -55,7 +55,7 @@ def test_an_ipv6_host_is_bracketed_where_the_daemon_is_looked_for(
     with _closed_v6_port() as port:
         done = cli(tmp_path, *args, env={"SWITCHMAN_HOST": host, "SWITCHMAN_PORT": str(port)})
     assert done.returncode == 2, done.stderr
-    assert f"not running at {url}://[::1]:{port}; " in done.stderr
+    assert f"not running at {url}://[::1]:{port} (or is stopping); " in done.stderr
     assert f"start it with: switchman serve --host ::1 --port {port}" in done.stderr
     assert "Traceback" not in done.stderr
 
