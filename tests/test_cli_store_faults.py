@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from switchman.cli import CliError, cli_error
-from tests.test_cli import CLI, _first_line, clean_env, cli, serving
+from tests.test_cli import CLI, _first_line, _stop, clean_env, cli, serving
 
 SEEDED = "[router]\nseed = 7\n"
 #: the file size limit of the daemon whose disk fills (its store's file, WAL included)
@@ -201,11 +201,7 @@ def _banner(tmp_path: Path, db: Path, err_path: Path, *, named: bool = True) -> 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, err_path.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _stop(proc)
     assert "serving on" in lines[0], lines
     assert lines[4] == f"  config: {config}\n", lines
     assert lines[6] == "  gateway keys: ops (admin)\n", lines

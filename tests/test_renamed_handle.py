@@ -65,6 +65,14 @@ def test_unclaimed_spend_is_this_month_s_of_unnamed_callers() -> None:
     assert unclaimed_spend(ledger, frozenset({"caller:b"}), wall_now=now) == {"caller:a": 2.0}
 
 
+async def _paid(db: Path, config: switchman.Config) -> switchman.Result:
+    """One call of model ``paid`` answered and billed, on a router with the store ``db``."""
+    async with open_store(db) as store, switchman.open_router(config, store=store) as r:
+        result = await r.call(Call(prompt="pay", model="paid"))
+    assert result.status == "complete" and result.cost_usd > 0
+    return result
+
+
 async def test_a_renamed_providers_spend_is_told_at_start_and_still_shown(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -78,9 +86,7 @@ async def test_a_renamed_providers_spend_is_told_at_start_and_still_shown(
     before = fleet(sim_model("paid", provider="old-sim", **price))
     after = fleet(sim_model("paid", provider="new-sim", **price))
     with trio.fail_after(30):
-        async with open_store(db) as store, switchman.open_router(before, store=store) as r:
-            result = await r.call(Call(prompt="pay", model="paid"))
-        assert result.status == "complete" and result.cost_usd > 0
+        result = await _paid(db, before)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="switchman.router"):
             async with (
@@ -124,9 +130,7 @@ async def test_a_provider_renamed_whose_old_name_stays_out_of_service_is_still_s
     kept = ProviderSpec(name="mistral", kind="sim", disabled_reason=why)
     after = attrs.evolve(after, providers={**after.providers, "mistral": kept})
     with trio.fail_after(30):
-        async with open_store(db) as store, switchman.open_router(before, store=store) as r:
-            result = await r.call(Call(prompt="pay", model="paid"))
-        assert result.status == "complete" and result.cost_usd > 0
+        result = await _paid(db, before)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="switchman.router"):
             async with (
