@@ -205,8 +205,9 @@ async def _serve_connection(
             nursery.start_soon(conn.watch_backlog)
             await conn.read_loop(receive)
             nursery.cancel_scope.cancel()
-    finally:  # (once its tasks are done: none gives back any more of it)
+    finally:  # (once its tasks are done: none gives back any more of it, nor waits)
         if conn is not None:
+            conn.tell_unsent()  # (the results it ended owing, those that waited among them)
             gw.outboxes.open.discard(conn)
             conn.give_back_room()
     if conn.gave_up is not None:  # a reader that could not keep up: told why
@@ -229,6 +230,10 @@ class _Connection:
         #: ``_progress`` is set as this socket's own messages are written or dropped
         self.waiting = 0
         self.waiting_results = 0
+        #: results that waited for room until the connection ended (never queued), and
+        #: whether those it ended owing were logged (once: by ``_give_up``, or at its end)
+        self.unsent_results = 0
+        self.told_unsent = False
         self._turn = trio.Lock()
         self._progress = trio.Event()
         #: set while something waits for room
@@ -344,6 +349,9 @@ class _Connection:
                 while not self._fits(size):  # (room: this socket's, or its team's)
                     await self.gw.outboxes.freed(self.principal.owner).wait()
                 self._queue(out)
+        except BaseException:  # (cancelled: the connection ended with it unsent)
+            self.unsent_results += out.kind == "result"
+            raise
         finally:
             self.waiting -= 1
             self.waiting_results -= out.kind == "result"
@@ -372,6 +380,7 @@ class _Connection:
         )
         owed = self.statistics()
         unsent = self._clear() + self.waiting_results
+        self.told_unsent = True
         log.warning(
             "websocket of %s closed (1008): it read too slowly (%d message(s), %d KiB owed,"
             " %d more waited %g s for room); %d result(s) not sent stay in GET /result",
@@ -397,21 +406,23 @@ class _Connection:
                 self._release(message, written=False)
 
     async def write_loop(self) -> None:
-        try:
-            async for message in self.out:
-                if message is _CLOSE:
-                    await self._tell_dropped()  # (a stop's: its calls' ends among them)
-                    await self._send({"type": "websocket.close", "code": 1001})
-                    self.nursery.cancel_scope.cancel()
-                    return
+        async for message in self.out:
+            if message is _CLOSE:
+                await self._tell_dropped()  # (a stop's: its calls' ends among them)
+                await self._send({"type": "websocket.close", "code": 1001})
+                self.nursery.cancel_scope.cancel()
+                return
+            try:
                 if isinstance(message, Text):
                     await self._send({"type": "websocket.send", "text": message.text})
-                    self._release(message, written=True)
                 else:
                     await self._send_text(message)
-                await self._tell_dropped()
-        finally:
-            self.tell_unsent()
+            except BaseException:  # (cut while written: the connection ended)
+                self.unsent_results += kind_of(message) == "result"
+                raise
+            if isinstance(message, Text):
+                self._release(message, written=True)
+            await self._tell_dropped()
 
     async def _tell_dropped(self) -> None:
         """Tell the client how many events it lost since it was last told, if any."""
@@ -423,7 +434,10 @@ class _Connection:
         """Log the results still queued, or waiting for room, when the connection ends
         before sending them (at a stop, a client reading too slowly for the time the
         server has left; at a forced exit, ``Outboxes.tell_unsent``)."""
-        unsent = self._clear() + self.waiting_results
+        if self.told_unsent:
+            return
+        unsent = self._clear() + self.waiting_results + self.unsent_results
+        self.told_unsent = True
         if unsent:
             log.warning(
                 "websocket of %s closed with %d result(s) not sent (the client read too"

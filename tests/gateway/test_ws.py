@@ -14,6 +14,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 
 from switchman._result import TraceEvent
 from switchman.actors import TraceHub
+from switchman.gateway import _ws
 from switchman.gateway._auth import OPEN, Principal
 from switchman.gateway._outbox import Outboxes
 from switchman.gateway._ws import _CLOSE, FOLLOWED, OUTBOX, SUBSCRIPTION_BUFFER, _Connection
@@ -434,10 +435,38 @@ async def test_results_a_connection_could_not_send_are_logged(
         nursery.start_soon(conn.write_loop)
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()  # the server's time to stop ran out
+    conn.tell_unsent()  # (as the connection's end does, once its tasks are done)
+    said = [r.getMessage() for r in caplog.records if r.name == "switchman.gateway"]
+    assert said == [  # (the one being written among them)
+        "websocket of team-a closed with 3 result(s) not sent (the client read too slowly"
+        " or not at all); they stay in GET /result"
+    ]
+
+
+async def test_results_that_waited_for_room_when_the_connection_ended_are_counted(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop drops a socket whose results wait for room behind one being written: the
+    log said 1 result not sent of 12 a client never got (those waiting ended first)."""
+    monkeypatch.setattr(_ws, "OUTBOX_BYTES", 1_000)
+    blocked = trio.Event()
+
+    async def never_sends(message: dict[str, Any]) -> None:
+        await blocked.wait()
+
+    async with trio.open_nursery() as nursery:
+        _, conn = _connection(nursery, never_sends)
+        for i in range(5):  # each larger than the room: one at a time
+            nursery.start_soon(conn._put, {"type": "result", "job_id": f"j{i}", "x": "y" * 900})
+        nursery.start_soon(conn.write_loop)
+        await trio.testing.wait_all_tasks_blocked()
+        assert conn.statistics().waiting == 4
+        nursery.cancel_scope.cancel()
+    conn.tell_unsent()
     said = [r.getMessage() for r in caplog.records if r.name == "switchman.gateway"]
     assert said == [
-        "websocket of team-a closed with 2 result(s) not sent (the client read too slowly"
-        " or not at all); they stay in GET /result"
+        "websocket of the open gateway closed with 5 result(s) not sent (the client read too"
+        " slowly or not at all); they stay in GET /result"
     ]
 
 
