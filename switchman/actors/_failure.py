@@ -11,9 +11,8 @@ import attrs
 from switchman._call import Call
 from switchman._result import ErrorInfo, Exclusion
 from switchman.actors._callrun import CallRun
-from switchman.catalog import Config
+from switchman.catalog import Config, named_aliases
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._candidates import resolve_target
 from switchman.policy._eligibility import Eligibility, exclusions_to_tell
 
 
@@ -148,18 +147,9 @@ def told_left_out(
     lead = errors[0]
     if lead.code in ("no_eligible_model", "cancelled") or not excluded:
         return errors
-    named: list[str] = []
-    target = resolve_target(call.model, config)
-    if target == "route":
-        named += config.routes[call.model].chain
-    elif target == "model":
-        named.append(call.model)
-    for name in call.options.fallback:
-        if name == "auto":
-            break
-        named += config.routes[name].chain if name in config.routes else (name,)
     why = {e.alias: e.reason for e in excluded}
-    left = [f"{a}: {why[a]}" for a in dict.fromkeys(named) if a in why]
+    named = named_aliases(config, (call.model, *call.options.fallback))
+    left = [f"{a}: {why[a]}" for a in named if a in why]
     if not left:
         return errors
     told = attrs.evolve(lead, message=f"{lead.message}; not tried: " + "; ".join(left))

@@ -1,6 +1,12 @@
 """Built-in provider and model catalog, and configuration loading."""
 
-from switchman.catalog._catalog import Catalog, builtin_catalog, load_catalog, resolve
+from switchman.catalog._catalog import (
+    Catalog,
+    builtin_catalog,
+    load_catalog,
+    named_aliases,
+    resolve,
+)
 from switchman.catalog._config import (
     api_key,
     config_from_dict,
@@ -41,6 +47,7 @@ __all__ = [
     "discover_local_models",
     "load_catalog",
     "load_config",
+    "named_aliases",
     "resolve",
     "validate_config",
     "with_local_models",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import Any, Final
 
@@ -459,3 +459,18 @@ def resolve(config: Config, name: str) -> tuple[ModelSpec, ...]:
     if route is not None:
         return tuple(config.models[alias] for alias in route.chain)
     return (config.models[name],)
+
+
+def named_aliases(config: Config, names: Iterable[str]) -> tuple[str, ...]:
+    """The aliases ``names`` stand for (``resolve``), in their order, each once, up to an
+    ``"auto"`` (the dispatcher's: every other model); unknown names are skipped."""
+    out: dict[str, None] = {}
+    for name in names:
+        if name == "auto":
+            break
+        try:
+            models = resolve(config, name)
+        except KeyError:
+            continue
+        out.update((m.alias, None) for m in models)
+    return tuple(out)

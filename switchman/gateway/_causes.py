@@ -35,7 +35,7 @@ from typing import Final, Literal
 
 from switchman._call import Call
 from switchman._result import Exclusion, Result
-from switchman.catalog import Config, resolve
+from switchman.catalog import Config, named_aliases
 from switchman.gateway._auth import model_allowed
 from switchman.gateway._protocol import ModelStatusLike, ProviderStatusLike, RouterStatusLike
 from switchman.policy._eligibility import CONTEXT_EXCLUSION, exclusions_to_tell
@@ -94,15 +94,7 @@ def call_aliases(call: Call, config: Config) -> tuple[str, ...]:
     names = (call.model, *call.options.fallback)
     if "auto" in names:
         return tuple(config.models)
-    out: dict[str, None] = {}
-    for name in names:
-        try:
-            models = resolve(config, name)
-        except KeyError:
-            continue
-        for model in models:
-            out.setdefault(model.alias, None)
-    return tuple(out)
+    return named_aliases(config, names)
 
 
 def retry_hint(
