@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import trio
 
 import switchman
 from switchman.catalog import (
@@ -79,3 +80,16 @@ async def streamed(router: switchman.Router, call: switchman.Call) -> tuple[swit
                 result = event
     assert result is not None, "the stream ended without a result"
     return result, "".join(pieces)
+
+
+async def at_once(router: switchman.Router, calls: list[switchman.Call]) -> list[switchman.Result]:
+    """``calls`` sent together, each from its own task: their results, as they finish."""
+    results: list[switchman.Result] = []
+
+    async def one(call: switchman.Call) -> None:
+        results.append(await router.call(call))
+
+    async with trio.open_nursery() as nursery:
+        for call in calls:
+            nursery.start_soon(one, call)
+    return results

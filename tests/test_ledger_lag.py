@@ -18,7 +18,7 @@ from switchman import Call
 from switchman.actors import _attempts
 from switchman.actors._messages import Settle
 from switchman.catalog import BudgetsConfig, SimProfile
-from tests._simfleet import fleet, sim_model
+from tests._simfleet import at_once, fleet, sim_model
 
 
 async def test_settles_behind_a_lagging_ledger_are_all_counted(
@@ -51,16 +51,10 @@ async def test_settles_behind_a_lagging_ledger_are_all_counted(
     monkeypatch.setattr(router_module, "run_ledger", lagging)
     paid = sim_model("paid", SimProfile(latency_ms=2_000.0), input_per_mtok=100.0)
     config = fleet(paid, budgets=BudgetsConfig(global_daily_usd=1_000.0), capacity=1024)
-    results: list[switchman.Result] = []
     with trio.fail_after(600):
         async with switchman.open_router(config) as router:
-
-            async def one(i: int) -> None:
-                results.append(await router.call(Call(prompt=f"call {i}", model="paid")))
-
-            async with trio.open_nursery() as nursery:
-                for i in range(400):
-                    nursery.start_soon(one, i)
+            calls = [Call(prompt=f"call {i}", model="paid") for i in range(400)]
+            results = await at_once(router, calls)
             await trio.sleep(30.0)  # (the ledger reads again)
             spent = (await router.spend("global"))["day"]
     assert [r.status for r in results] == ["complete"] * 400
@@ -91,15 +85,8 @@ async def test_a_model_asked_again_holds_under_a_new_id_and_a_lost_release_harms
     )
     one_slot = attrs.evolve(config.providers["sim"], max_concurrency=1)
     config = attrs.evolve(config, providers={"sim": one_slot})
-    results: list[switchman.Result] = []
     with trio.fail_after(60):
         async with switchman.open_router(config) as router:
-
-            async def one(i: int) -> None:
-                results.append(await router.call(Call(prompt=f"q{i}", model="slow")))
-
-            async with trio.open_nursery() as nursery:
-                for i in range(8):
-                    nursery.start_soon(one, i)
+            results = await at_once(router, [Call(prompt=f"q{i}", model="slow") for i in range(8)])
     assert [r.status for r in results] == ["complete"] * 8, [r.errors for r in results]
     assert len(reserved) > 8 and len(set(reserved)) == len(reserved), reserved

@@ -15,7 +15,7 @@ import trio
 import switchman
 from switchman import Call, Caller, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, SimProfile
-from tests._simfleet import fleet, sim_model
+from tests._simfleet import at_once, fleet, sim_model
 
 # a model whose answers break after text began (billed), and a slow one to fall back on
 CUTS = sim_model("cuts", SimProfile(cut_rate=1.0), input_per_mtok=1000.0, output_per_mtok=1000.0)
@@ -133,6 +133,7 @@ async def test_a_save_of_holds_writes_the_holds_that_changed_not_all_open(
                 while _sent(router, "p") < 40:  # noqa: ASYNC110 (no event says so: polled)
                     await trio.sleep(0.01)
                 whole_before, changed_before = len(whole), len(changed)
+                assert whole_before == 1, whole  # (the first save alone, of the holds open)
                 for i in range(10):
                     result = await router.call(Call(prompt=f"quick {i}", model="quick"))
                     assert result.status == "complete", result.errors
@@ -141,7 +142,6 @@ async def test_a_save_of_holds_writes_the_holds_that_changed_not_all_open(
                 during = changed[changed_before:]
                 assert len(during) >= 10 and max(during) <= 2, during
             assert "held" not in await store.load_spend()
-    assert len(whole) == 1, whole  # (the first save alone, of the holds then open)
 
 
 async def test_a_store_refusing_writes_does_not_hold_attempts_back(
@@ -201,15 +201,8 @@ async def test_a_burst_waits_for_the_room_its_own_calls_in_flight_hold(
     refused at once, the budget 3% spent). Room the budget has spent is not waited for."""
     m = sim_model("m", SimProfile(latency_ms=800.0), input_per_mtok=1.0, output_per_mtok=4.0)
     config = fleet(m, budgets=BudgetsConfig(global_daily_usd=0.02))
-    results: list[switchman.Result] = []
     async with switchman.open_router(config) as router:
-
-        async def one(i: int) -> None:
-            results.append(await router.call(Call(prompt=f"call {i}", model="m")))
-
-        async with trio.open_nursery() as nursery:
-            for i in range(20):
-                nursery.start_soon(one, i)
+        results = await at_once(router, [Call(prompt=f"call {i}", model="m") for i in range(20)])
         spent = (await router.spend("global"))["day"]
         assert all(r.status == "complete" for r in results), [r.errors for r in results]
         assert spent == pytest.approx(sum(r.cost_usd for r in results)) and spent <= 0.02
