@@ -141,28 +141,31 @@ def test_a_filtered_subscriber_gets_and_loses_only_the_events_it_accepts() -> No
     assert len([broken.receive_nowait() for _ in range(21)]) == 21
 
 
-async def test_a_plain_async_for_reader_keeps_up_with_a_busy_publisher() -> None:
+async def test_a_plain_async_for_reader_keeps_up_with_a_busy_publisher(
+    mock_clock: trio.testing.MockClock,
+) -> None:
     """A busy router publishes several events each time a reader's task runs. A reader
     that let the loop run after each event took one a turn, fell behind for good and
-    lost most of them; ``receive`` now takes what waits without letting go."""
+    lost most of them; ``receive`` now takes what waits without letting go. (On a clock
+    that stands still: a VM's pause past ``SLICE_S`` in a turn, which lets the loop run
+    as it should, had dropped 4 of 1,600 in CI; the slice has its own test below.)"""
     hub = TraceHub()
     got: list[str] = []
     per_turn, turns = 8, 200
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
 
-            async def read(events: Subscription) -> None:
-                async for event in events:
-                    got.append(event.call_id)
+        async def read(events: Subscription) -> None:
+            async for event in events:
+                got.append(event.call_id)
 
-            nursery.start_soon(read, hub.subscribe(buffer=16))
-            await trio.testing.wait_all_tasks_blocked()
-            for turn in range(turns):
-                for i in range(per_turn):
-                    hub.publish(_event(turn * per_turn + i))
-                await trio.lowlevel.checkpoint()
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.cancel_scope.cancel()
+        nursery.start_soon(read, hub.subscribe(buffer=16))
+        await trio.testing.wait_all_tasks_blocked()
+        for turn in range(turns):
+            for i in range(per_turn):
+                hub.publish(_event(turn * per_turn + i))
+            await trio.lowlevel.checkpoint()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
     assert hub.statistics().dropped == 0
     assert got == [str(n) for n in range(per_turn * turns)]
 
