@@ -85,6 +85,8 @@ BACKLOG = 1024
 STOPPED = "the router stopped before the call finished"
 #: how long such a call may take to tell its caller what it did and cost
 STOPPED_REPLY_S = 1.0
+#: why a call ends whose caller left while it waited (its cancel undelivered)
+LEFT = "its caller left while it waited"
 #: a call that waited this long, or longer, for its task to start has that wait traced
 INBOX_WAIT_S = 0.001
 #: how a call's wait for one of the router's capacity slots begins, in its trace's
@@ -188,6 +190,16 @@ class _Dispatcher:
         trust = max(call.min_trust, key.min_trust, key=TRUST_RANK.__getitem__)
         return allowed_for(key.models, call.model, self.env.config.routes), trust
 
+    async def _unless_left(self, run: CallRun, scope: trio.CancelScope) -> None:
+        """End ``run`` as cancelled now when its caller has left (its reply channel has no
+        reader) while the call waited: in an overload, the caller's cancel may have found
+        the inbox full and given up (``Router._cancel``), and the call must not then take
+        a slot and spend for nobody."""
+        if run.reply_to.statistics().open_receive_channels == 0:
+            self.env.cancel_reasons[run.call_id] = LEFT
+            scope.cancel()
+            await trio.lowlevel.checkpoint()  # (raises: the call's scope catches it)
+
     async def run_call(self, msg: Submit, scope: trio.CancelScope) -> None:
         """Run one call and always answer it: a bug in one call fails that call only."""
         with msg.reply_to:
@@ -280,6 +292,7 @@ class _Dispatcher:
             with scope:
                 if now - started >= INBOX_WAIT_S:  # the dispatcher was busy: in the trace
                     run.waited(started, "its turn in the dispatcher's inbox")
+                    await self._unless_left(run, scope)
                 if not self.slots.take_nowait(who):  # wait (bounded by the call's deadline)
                     full = f"{SLOT_WAIT}: the router's {self.slots.capacity} were all taken"
                     job = msg.job_id
@@ -293,6 +306,8 @@ class _Dispatcher:
                     finally:
                         if job is not None:
                             env.board.queued_jobs.discard(job)
+                    slot = True  # (released however the call ends from here)
+                    await self._unless_left(run, scope)
                     now = trio.current_time()
                 slot = True
                 check_redaction_override(call)
