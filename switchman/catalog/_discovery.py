@@ -25,9 +25,6 @@ import trio
 
 from switchman._call import MAX_NAME_CHARS, unprintable
 from switchman._logsecrets import hide_secrets
-from switchman.adapters._http import proxied_client, proxy_variables
-from switchman.adapters._ollama import DEFAULT_BASE_URL, list_ollama_models
-from switchman.adapters._pool import system_ssl_context
 from switchman.catalog._catalog import builtin_catalog
 from switchman.catalog._config import NOT_DETECTED, api_key
 from switchman.catalog._credentials import provider_secrets
@@ -48,6 +45,9 @@ log = logging.getLogger("switchman.discovery")
 
 
 def _default_client() -> httpx.AsyncClient:
+    from switchman.adapters._http import proxied_client, proxy_variables
+    from switchman.adapters._pool import system_ssl_context
+
     settings: dict[str, Any] = dict(
         timeout=httpx.Timeout(DISCOVERY_TIMEOUT_S),
         follow_redirects=False,
@@ -118,6 +118,9 @@ async def discover_local_models(
     asked = [p for name, p in config.providers.items() if name not in skip and _asked(p)]
     if not asked:
         return config
+    # (the adapters build on the catalog: imported here, the catalog imports without them)
+    from switchman.adapters._ollama import DEFAULT_BASE_URL, list_ollama_models
+
     found: dict[str, list[str]] = {}
     why = dict.fromkeys((p.name for p in asked), f"no answer within {timeout_s:g} s")
 
