@@ -1,8 +1,19 @@
-"""``python -m switchman``: the ``switchman`` command (``switchman.cli.main``)."""
+"""``python -m switchman`` and the ``switchman`` command: ``switchman.cli.main``, imported
+here so that a Ctrl-C while the command starts ends it as one after (exit 130), not with
+a traceback of whatever module it was importing."""
 
 from __future__ import annotations
 
-from switchman.cli import main
+import signal
+
+
+def main() -> int:
+    try:
+        from switchman.cli import main as cli_main
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    return cli_main()
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
