@@ -39,8 +39,11 @@ def _held(db: Path) -> list[dict[str, object]]:
     """The reservations the store holds now (read as another process would)."""
     # (closing: a connection's own "with" commits and leaves it open)
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        # (one read transaction: two plain reads saw a save commit between them)
+        conn.execute("BEGIN")
         row = conn.execute("SELECT value FROM spend WHERE key = 'nano_usd'").fetchone()
         held = conn.execute("SELECT value FROM held ORDER BY id").fetchall()
+        conn.rollback()
     assert row is not None or not held
     return [json.loads(value) for (value,) in held]
 
