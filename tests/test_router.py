@@ -567,6 +567,21 @@ def test_only_a_short_pause_inside_the_deadline_is_waited_for() -> None:
     assert _short_wait(other, back, now=0, deadline=9) is None
 
 
+def test_a_wait_names_the_calls_own_paused_model_not_another_of_its_provider() -> None:
+    """``back_at`` has every paused model of the providers a call reaches: the wait's
+    reason names the soonest of the call's own (it named a catalog model outside the
+    call's route, one its key may not use perhaps, as "paused")."""
+    from switchman._result import Exclusion
+    from switchman.actors._dispatcher import _paused
+
+    excluded = [
+        Exclusion(alias="ge", reason="rate budget empty for 0.4s"),
+        Exclusion(alias="oa", reason="breaker open for 3.0s more"),
+    ]
+    back = {"gemini/gemini-4-argon": 0.2, "ge": 0.4, "oa": 3.0}
+    assert _paused(excluded, back) == "ge: rate budget empty for 0.4s"
+
+
 def test_the_lead_error_is_the_providers_real_cause_not_a_later_breaker() -> None:
     from switchman._result import ErrorInfo
     from switchman.actors._failure import summarise as _summarise

@@ -624,10 +624,12 @@ def _trace(
 
 
 def _paused(excluded: Sequence[Exclusion], back_at: Mapping[str, float]) -> str:
-    """What a wait for the soonest of the paused models was for: its exclusion."""
-    soonest = min(back_at, key=back_at.__getitem__)
-    reason = next((e.reason for e in excluded if e.alias == soonest), "paused")
-    return f"{soonest}: {reason}"
+    """What a wait for the soonest of the paused models was for: its exclusion (of the
+    call's own excluded models: ``back_at`` has every paused model of the providers the
+    call reaches, models it never asked for, or may not use, among them)."""
+    paused = [(back_at[e.alias], e.alias, e.reason) for e in excluded if e.alias in back_at]
+    _, alias, reason = min(paused)
+    return f"{alias}: {reason}"
 
 
 def _short_wait(
