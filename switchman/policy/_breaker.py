@@ -8,11 +8,12 @@
     half_open ──(probe fails)──> open           cool-down x cooldown_factor, capped
     half_open ──(probe neutral)──> half_open    probe slot freed; the next admit probes
 
-A trip soon after the breaker closed (within ``window_s``) is a re-trip too: the cool-down
-grows from the last one, never shorter (a model flapping, one probe answered between
-outages, was probed again every base cool-down for ever); a trip later than that starts
-from the base cool-down (a model that answered a minute since has recovered: a blip then
-must not hold it out for the long cool-down its outage grew).
+A trip soon after the breaker closed (within ``window_s``, before the model answered
+``min_calls`` calls) is a re-trip too: the cool-down grows from the last one, never shorter
+(a model flapping, one probe answered between outages, was probed again every base
+cool-down for ever); any other trip starts from the base cool-down (a model that answered
+a minute since, or answered many calls since, has recovered: a new outage must not hold it
+out for the long cool-down its last one grew: 160 s, after 100 answers in its last 10 s).
 
 Only ``"failure"`` outcomes count against a model. ``"neutral"`` outcomes (a
 refusal, a 4xx caused by the request, a context-length error, a rate limit)
@@ -168,10 +169,12 @@ def _should_trip(b: Breaker, cfg: BreakerConfig) -> bool:
 
 
 def _flapping(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
-    """Whether a trip now comes soon after the breaker closed (a re-trip)."""
-    if b.closed_at is None:
+    """Whether a trip now comes soon after the breaker closed, before the model answered
+    ``min_calls`` calls (a re-trip). The window holds the outcomes since the close
+    (cleared then, kept ``window_s``): those answered are its successes."""
+    if b.closed_at is None or now - b.closed_at >= cfg.window_s:
         return False
-    return now - b.closed_at < cfg.window_s
+    return len(b.window) - b.failures_in_window < max(cfg.min_calls, 1)
 
 
 def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:

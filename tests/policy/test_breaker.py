@@ -198,6 +198,26 @@ def test_probe_success_closes_and_resets() -> None:
     assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s)  # type: ignore[operator]
 
 
+def test_a_model_that_answered_calls_since_its_close_trips_afresh() -> None:
+    """A trip within a minute of the close is a re-trip only while the model has not
+    answered ``min_calls`` calls since: one that served well for 47 s and then hung was
+    held out for 160 s, the cool-down its last outage grew, though back after 40."""
+    b = _tripped(0.0)
+    _, b = breaker_admit(b, CFG, 5.0)
+    closed = attrs.evolve(breaker_record(b, CFG, 5.5, "success"), cooldown_s=80.0)
+    served = _feed(closed, ["success"] * CFG.min_calls, start=6.0)
+    b = _feed(served, ["failure"] * CFG.consecutive_failures, start=20.0)
+    assert b.state == "open"
+    assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s)  # type: ignore[operator]
+    # one answer fewer, and it is a re-trip still: the cool-down goes on growing
+    b = _feed(closed, ["success"] * (CFG.min_calls - 1), start=6.0)
+    t = 20.0
+    while b.state == "closed":
+        b = breaker_record(b, CFG, t, "failure")
+        t += 0.1
+    assert b.open_until - b.opened_at == pytest.approx(160.0)  # type: ignore[operator]
+
+
 def test_a_flapping_model_s_cool_down_is_never_shortened() -> None:
     """Outages with one answered probe between them: each trip's cool-down is at least the
     last one's, up to the cap (one good probe brought it back to 5 s, and the model was
