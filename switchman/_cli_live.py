@@ -73,7 +73,9 @@ def format_event(event: dict[str, Any]) -> str:
     if kind == "call.routed" and isinstance(excluded, list):
         shown["excluded"] = _excluded_summary(excluded)
     fields = " ".join(
-        f"{k}={_value(v)}" for k, v in shown.items() if k not in skip and v is not None
+        f"{k}={_value(v)}"
+        for k, v in shown.items()
+        if k not in skip and v is not None and v != {}  # (``redacted`` of most calls: none)
     )
     if kind == "attempt.delta":
         fields = repr(event.get("text", ""))[:60]

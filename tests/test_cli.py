@@ -964,6 +964,8 @@ def test_watch_lines_are_short_and_name_the_job(monkeypatch: pytest.MonkeyPatch)
     assert " 01234567 job_abc " in format_event(accepted) + " "
     done = {"type": "call.completed", "call_id": "c", "cost_usd": 7.2e-05, "latency_ms": 3.78123}
     assert "cost_usd=7.2e-05" in format_event(done) and "latency_ms=3.78123" in format_event(done)
+    assert "redacted" not in format_event({**done, "redacted": {}})  # (most calls: nothing)
+    assert 'redacted={"email": 2}' in format_event({**done, "redacted": {"email": 2}})
 
 
 def test_sighup_stops_the_daemon_gracefully_and_it_logs_with_time_level_and_logger(

@@ -515,6 +515,8 @@ class _Dispatcher:
                     cost_usd=result.cost_usd,
                     latency_ms=round(latency_ms, 3),
                     attempts=len(run.attempts),
+                    # what was hidden of the answer, live (the result has the same counts)
+                    redacted={i.kind: i.count for i in items},
                 )
             return result
         errors = told_left_out(summarise(run), run.call, env.config, eligibility.excluded)
@@ -542,6 +544,7 @@ class _Dispatcher:
             message=errors[0].message,
             attempts=len(run.attempts),
             latency_ms=round(latency_ms, 3),  # a slow failure counts in latency figures too
+            redacted={i.kind: i.count for i in items},  # (of the text it had sent)
         )
         return result
 

@@ -96,6 +96,27 @@ async def test_websocket_sees_the_routing_decisions(tmp_path: Path) -> None:
                 assert expected in types
 
 
+async def test_a_watcher_sees_what_was_redacted_of_an_answer(tmp_path: Path) -> None:
+    """``call.completed`` says what redaction hid (a count per kind), as the result does:
+    a watcher saw no sign of it."""
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw, open_websocket_url(gw.ws_url) as ws:
+            await ws.send_message(json.dumps({"type": "subscribe"}))
+            assert json.loads(await ws.get_message())["type"] == "subscribed"
+            # the simulator's answer opens with the prompt's first words: the address
+            for prompt, hidden in (("write to ann@acme.io today", {"email": 1}), ("hi", {})):
+                body = {"prompt": prompt, "model": "sim/balanced"}
+                job = (await gw.client.post("/call?wait=20", json=body)).json()
+                items = job["result"]["redaction"]["items"]
+                assert {i["kind"]: i["count"] for i in items} == hidden
+                while True:
+                    event = json.loads(await ws.get_message())
+                    if event["type"] == "call.completed":
+                        break
+                assert event["job_id"] == job["job_id"]
+                assert event["redacted"] == hidden
+
+
 async def test_openai_sdk_streams_through_the_real_router(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with real_gateway(tmp_path) as gw:
