@@ -178,7 +178,9 @@ class JobRunner:
         """
         if self.draining:
             raise Draining
-        if len(self._jobs) >= self._max:
+        # (those being stored count: the store's write is a checkpoint, and a burst let
+        # 10 times the bound in while the first of it waited for the store)
+        if len(self._jobs) + self._storing >= self._max:
             raise Overloaded
         held = self._by_owner.held(owner)
         if owner is not None and held >= self._owner_max:
