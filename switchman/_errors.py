@@ -15,7 +15,7 @@
      │                             AttemptTimeout, RateLimited, Refused
      └── ProviderError            one attempt against one provider failed
           ├── RateLimited          429 and friends; ``retry_after`` seconds when known
-          ├── AttemptTimeout       ttft, stall or attempt deadline passed
+          ├── AttemptTimeout       ttft, stall before output, or attempt deadline passed
           ├── UpstreamError        5xx, 529, overloaded; ``status``
           ├── TransientError       connect error or reset before any byte
           │    └── ResentFailed     the pool sent it again on a new connection: failed too
@@ -28,6 +28,11 @@
           │    └── ModelNotFound    404: the provider does not serve this model
           ├── BadReply             malformed body or stream
           └── StreamBroken         stream cut or stalled after output began
+
+Besides the errors of a call, the router's own: ``RouterClosed`` (``feedback`` or
+``spend`` after it closed), ``RouterFailed`` (a part of it failed and restarted meanwhile)
+and ``supervisor.SupervisorEscalation`` (it gave up: its restarts ran out), each a
+``SwitchmanError`` too.
 
 Error codes (``.code``) are the public strings of DESIGN.md; attempt outcomes
 (``.outcome``) are what the trace records for a failed attempt.

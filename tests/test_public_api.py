@@ -128,3 +128,17 @@ def test_each_package_imports_first_on_its_own(name: str) -> None:
     import sys
 
     subprocess.run([sys.executable, "-c", f"import {name}"], timeout=60, check=True)
+
+
+def test_every_exception_switchman_exports_is_a_switchman_error() -> None:
+    """``except switchman.SwitchmanError`` catches whatever switchman raises on purpose
+    (``SupervisorEscalation``, what ``open_router`` raises when the router gives up,
+    was a bare ``Exception``)."""
+    raised = [
+        getattr(switchman, n)
+        for n in switchman.__all__
+        if isinstance(getattr(switchman, n), type)
+        and issubclass(getattr(switchman, n), BaseException)
+    ]
+    assert len(raised) > 20
+    assert [e for e in raised if not issubclass(e, switchman.SwitchmanError)] == []

@@ -13,6 +13,8 @@ from typing import Literal
 
 import attrs
 
+from switchman._errors import SwitchmanError
+
 #: ``permanent``: restarted after any exit; ``transient``: restarted only after a crash
 #: (an exception, including one raised before ``task_status.started``); ``temporary``:
 #: never restarted.
@@ -87,14 +89,17 @@ class SupervisorStatistics:
         raise KeyError(child_id)
 
 
-class SupervisorEscalation(Exception):
-    """A supervisor gave up: its children restarted more often than its intensity allows.
+class SupervisorEscalation(SwitchmanError):
+    """A supervisor gave up: its children restarted more often than its intensity allows
+    (a ``SwitchmanError``: ``except switchman.SwitchmanError`` catches all switchman raises).
 
     Raised by ``run_supervisor`` after it has stopped its remaining children.
     ``supervisor`` is its name, ``child_id`` the child whose exit was one restart too
     many; the child's last exception, if it raised one, is ``__cause__``. To a parent
     supervisor this is just a crash of the child that is the nested supervisor.
     """
+
+    code = "internal_error"
 
     def __init__(self, supervisor: str, child_id: str) -> None:
         super().__init__(supervisor, child_id)
