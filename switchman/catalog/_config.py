@@ -375,6 +375,10 @@ class _Loader:
             if not missing:
                 like = priced_by(table, base or catalog_facts(self.catalog, table, providers))
                 spec = build_model(table, path=path, errors=self.errors, base=like)
+                kind = providers[spec.provider].kind if spec and spec.provider in providers else ""
+                if spec and kind == "anthropic" and "supports_prefill" not in table:
+                    # its wire continues a trailing assistant turn: a cut stream goes on
+                    spec = attrs.evolve(spec, supports_prefill=True)
                 if spec is not None and like is None and spec.provider in providers:
                     warn_unsaid(path, table, providers[spec.provider])
             # checked even when the model has other mistakes: every one is reported

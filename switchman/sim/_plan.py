@@ -27,6 +27,7 @@ import attrs
 from switchman._result import Usage
 from switchman.adapters._base import ProviderRequest
 from switchman.catalog._spec import ModelSpec, SimProfile
+from switchman.policy._estimate import CONTINUE_PROMPT
 
 FailureKind = Literal[
     "rate_limited",
@@ -223,6 +224,16 @@ def _prefilled(answer: _Answer, request: ProviderRequest) -> _Answer:
 
 
 def _answer_for(model: str, request: ProviderRequest) -> _Answer:
+    messages = request.messages
+    if (
+        len(messages) >= 2
+        and messages[-1].role == "user"
+        and messages[-1].content == CONTINUE_PROMPT
+        and messages[-2].role == "assistant"
+    ):
+        # a model without prefill asked to continue its cut answer: it goes on from where
+        # the text stops, as asked (it answered the request afresh, glued to the cut text)
+        request = attrs.evolve(request, messages=messages[:-1])
     answer = _answer(model, _last_user(request), request.max_tokens)
     if request.messages and request.messages[-1].role == "assistant":
         answer = _prefilled(answer, request)

@@ -1106,3 +1106,50 @@ def test_a_wrong_kind_is_named_though_base_url_is_missing_too(tmp_path: Path) ->
     said = {f.field: f.message for f in info.value.fields}
     kinds = "must be one of openai, anthropic, gemini, ollama, sim; got 'bogus'"
     assert said == {"providers.openai.kind": kinds, "providers.acme.kind": kinds}
+
+
+def test_a_model_brought_on_the_anthropic_wire_continues_a_cut_answer_by_prefill(
+    tmp_path: Path,
+) -> None:
+    """The Messages API continues a trailing assistant turn: a model the file brings on a
+    provider of kind ``anthropic`` takes prefill unless it says not (it got the user-turn
+    continuation, less faithful, though the catalog's own Anthropic models take it)."""
+    config = load(
+        tmp_path,
+        """
+        [providers.proxy]
+        kind = "anthropic"
+        base_url = "https://llm.example.com"
+        api_key_env = "PROXY_KEY"
+
+        [[models]]
+        alias = "an"
+        provider = "proxy"
+        model_id = "house-model"
+        context_window = 100000
+        input_per_mtok = 1.0
+        output_per_mtok = 5.0
+
+        [[models]]
+        alias = "an-no"
+        provider = "proxy"
+        model_id = "house-model-2"
+        context_window = 100000
+        input_per_mtok = 1.0
+        output_per_mtok = 5.0
+        supports_prefill = false
+
+        [[models]]
+        alias = "oa"
+        provider = "openai"
+        model_id = "house-model-3"
+        context_window = 100000
+        input_per_mtok = 1.0
+        output_per_mtok = 5.0
+        """,
+        env={"PROXY_KEY": "proxy-secret-000000001", **OPENAI},
+    )
+    assert config.models["an"].supports_prefill is True
+    assert config.models["an-no"].supports_prefill is False
+    assert config.models["oa"].supports_prefill is False
+    assert all(m.supports_prefill for m in config.models.values() if m.provider == "anthropic")

@@ -95,6 +95,21 @@ def test_a_prefill_that_starts_the_answer_is_continued_not_repeated() -> None:
     assert named("healthy", request("hello there", prefill="Nope")).text == full
 
 
+def test_asked_in_a_user_turn_to_continue_its_cut_answer_it_carries_it_on() -> None:
+    """A model that takes no prefill is sent the text so far and a turn asking it to go
+    on: the simulator carries it on, as asked (it answered that turn afresh, and a stream
+    continued on its own model came back as the cut text glued to a new answer)."""
+    from switchman.policy._estimate import CONTINUE_PROMPT
+
+    full = expected_answer("healthy", "hello there", None)
+    prefix = full[:23]
+    cut = request("hello there", prefill=prefix)
+    asked = attrs.evolve(
+        cut, messages=(*cut.messages, Message(role="user", content=CONTINUE_PROMPT))
+    )
+    assert prefix + named("healthy", asked).text == full
+
+
 # -- profiles -------------------------------------------------------------------------------
 
 
