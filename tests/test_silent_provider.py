@@ -5,6 +5,7 @@ else to go is still sent. Real clock, bounded waits."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 import switchman
@@ -60,3 +61,45 @@ async def test_calls_go_around_a_model_whose_attempts_wait_without_an_answer() -
     assert alone.status == "failed"
     # the silent model got the first call's request and the lone call's, not the second's
     assert len(server.requests(SILENT)) == 2
+
+
+async def test_a_model_turned_away_as_silent_is_shown_held_out_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While the provider turns calls away from a silent model, its status says so (held
+    out, why), as its ``/providers``, ``/health`` and metrics read it; and the log says it
+    once (every status said it was fine, breaker closed, for 15 s of an outage)."""
+    async with trio.open_nursery() as nursery:
+        server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+        config = http_fleet(
+            server,
+            [model("openai", "silent"), model("openai", "healthy")],
+            routes={"hangs-first": (SILENT, HEALTHY)},
+            default_ttft_ms=TTFT_MS,
+            default_hard_ms=20_000,
+        )
+        async with switchman.open_router(config, env=ENV) as router, trio.open_nursery() as calls:
+
+            def held_out() -> str | None:
+                (provider,) = [p for p in router.status().providers if p.name == "openai"]
+                (silent,) = [m for m in provider.models if m.alias == SILENT]
+                return silent.held_out
+
+            calls.start_soon(router.call, ask("hangs-first"))
+            await trio.sleep(0.5)
+            assert held_out() is None  # (waiting, not yet past what is expected)
+            await trio.sleep(1.7)  # past half its 3 s limit, unanswered
+            shown = held_out()
+            assert shown is not None and shown.startswith("silent: ")
+            with trio.fail_after(5):
+                turned = await router.call(ask("hangs-first"))
+            assert [a.outcome for a in turned.trace.attempts] == ["unavailable", "success"]
+            await router.call(ask("hangs-first"))
+        assert held_out() is None  # its waiting attempt ended (a timeout)
+        nursery.cancel_scope.cancel()
+    told = [
+        r.getMessage() for r in caplog.records if "the provider may be hanging" in r.getMessage()
+    ]
+    assert len(told) == 1 and told[0].startswith(
+        "provider openai, model openai/silent: silent: "
+    ), told

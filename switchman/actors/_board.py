@@ -18,6 +18,7 @@ from switchman.policy._breaker import Breaker
 from switchman.policy._budget import Period, window_key
 from switchman.policy._learning import LearningConfig, ModelStats, decayed
 from switchman.policy._ratelimit import RateBudget, rate_headroom
+from switchman.policy._silence import Waiting, silence
 
 
 @attrs.frozen(kw_only=True)
@@ -46,6 +47,10 @@ class ProviderSnapshot:
     model_holds: Mapping[str, ModelHold] = attrs.field(factory=dict)
     #: how the provider's statistics fade (status shows them faded to now)
     learning: LearningConfig = attrs.field(factory=LearningConfig)
+    #: the provider's attempts waiting for a first token, and when each upstream model
+    #: last spoke (live views): whether a model is turned away as silent (``silence``)
+    waiting: Mapping[int, Waiting] = attrs.field(factory=dict)
+    heard: Mapping[str, float] = attrs.field(factory=dict)
 
     def misconfigured_at(self, now: float) -> str | None:
         """Why the whole provider is held out at ``now`` (None once the hold has passed:
@@ -172,6 +177,16 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
             }
     held_for, remaining = _held(snap.model_rates.get(model.alias), now)
     hold = snap.held_at(model.alias, now)
+    held_out = hold.reason if hold is not None else None
+    if held_out is None and snap.waiting:  # (turned away while it stays silent)
+        learned = snap.stats.get((model.alias, "*"))
+        held_out = silence(
+            snap.waiting.values(),
+            model.model_id,
+            heard_at=snap.heard.get(model.model_id),
+            learned_ttft_ms=learned.ttft_ms if learned is not None else None,
+            now=now,
+        )
     return ModelStatus(
         alias=model.alias,
         model_id=model.model_id,
@@ -180,7 +195,7 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
         stats=stats,
         rate_limited_for_s=round(held_for, 3),
         provider_remaining=remaining,
-        held_out=hold.reason if hold is not None else None,
+        held_out=held_out,
         held_for_s=round(hold.until - now, 3) if hold is not None else 0.0,
     )
 

@@ -199,11 +199,15 @@ class _ProviderState:
         #: (gave text, or answered at all): what tells a hung model (``policy._silence``)
         self.waiting: dict[int, Waiting] = {}
         self.heard: dict[str, float] = {}
+        #: upstream models told hung in the log (again only after they speak)
+        self.told_silent: set[str] = set()
         #: per upstream model (its first alias), requests, tokens and input tokens sent in
         #: all; per attempt in flight, those counts when it was sent (``_sent_since``)
         self.sent: dict[str, tuple[int, float, float]] = {}
         self.sent_at: dict[int, tuple[int, float, float]] = {}
         self.counting = spec.kind != "sim"
+        self.waiting_view = MappingProxyType(self.waiting)
+        self.heard_view = MappingProxyType(self.heard)
         self.publish()
 
     def publish(self) -> None:
@@ -223,6 +227,8 @@ class _ProviderState:
                 model_rates=dict(self.model_rates) if self.model_rates else _NO_MODEL_RATES,
                 model_holds=dict(self.holds) if self.holds else _NO_HOLDS,
                 learning=self.learning_cfg,
+                waiting=self.waiting_view,  # (live views: status tells a silent model)
+                heard=self.heard_view,
             ),
         )
 
@@ -255,6 +261,9 @@ class _ProviderState:
                 now=now,
             )
             if problem is not None:
+                if model_id not in self.told_silent:  # (once, until it speaks again)
+                    self.told_silent.add(model_id)
+                    log.warning("provider %s, model %s: %s", self.spec.name, model_id, problem)
                 return Unavailable(reason=problem)
         breaker = self.breakers.get(alias, CLOSED_BREAKER)
         admitted, new_breaker = breaker_admit(breaker, self.breaker_cfg, now)
@@ -654,6 +663,7 @@ async def _run_attempt(
                 ttft = now - started
                 state.waiting.pop(msg.id, None)  # it spoke: not hung
                 state.heard[model_id] = now
+                state.told_silent.discard(model_id)
         elif isinstance(event, StreamEnd):
             usage = event.usage
             said = event.model_id
@@ -746,6 +756,7 @@ async def _run_attempt(
             state.cancel_reasons.pop(msg.id, None)
         if state.waiting.pop(msg.id, None) is not None and outcome not in _UNHEARD:
             state.heard[model_id] = trio.current_time()  # it answered (an error is an answer)
+            state.told_silent.discard(model_id)
         state.handle(
             AttemptDone(
                 id=msg.id,
