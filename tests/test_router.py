@@ -555,7 +555,7 @@ async def test_a_named_route_reports_members_whose_provider_is_out_of_service(
 
 def test_only_a_short_pause_inside_the_deadline_is_waited_for() -> None:
     from switchman._result import Exclusion
-    from switchman.actors._dispatcher import _short_wait
+    from switchman.actors._waits import short_wait as _short_wait
 
     paused = [Exclusion(alias="a", reason="rate budget empty for 1.5s")]
     back = {"a": 1.5}
@@ -572,7 +572,7 @@ def test_a_wait_names_the_calls_own_paused_model_not_another_of_its_provider() -
     reason names the soonest of the call's own (it named a catalog model outside the
     call's route, one its key may not use perhaps, as "paused")."""
     from switchman._result import Exclusion
-    from switchman.actors._dispatcher import _paused
+    from switchman.actors._waits import paused_reason as _paused
 
     excluded = [
         Exclusion(alias="ge", reason="rate budget empty for 0.4s"),

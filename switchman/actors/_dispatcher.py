@@ -22,7 +22,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -59,6 +59,7 @@ from switchman.actors._messages import (
 )
 from switchman.actors._slots import Slots
 from switchman.actors._unavailable import unavailable_models
+from switchman.actors._waits import paused_reason, short_wait, too_late
 from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._candidates import plan_attempt_order, reachable
@@ -286,7 +287,7 @@ class _Dispatcher:
         ranking: tuple[Any, ...] = ()
         success: Success | None = None
         scope.deadline = run.deadline  # the call's hard deadline (set before entering: cheaper)
-        slot = False
+        slot = queued = False
         who = call.caller.handle  # (whose turn a freed slot is: see ``Slots``)
         try:
             with scope:
@@ -306,7 +307,7 @@ class _Dispatcher:
                     finally:
                         if job is not None:
                             env.board.queued_jobs.discard(job)
-                    slot = True  # (released however the call ends from here)
+                    slot = queued = True  # (released however the call ends from here)
                     await self._unless_left(run, scope)
                     now = trio.current_time()
                 slot = True
@@ -319,13 +320,13 @@ class _Dispatcher:
                 elig, ranking, candidates = self._select(call, run, patterns, now, back_at)
                 waited = 0.0
                 while not candidates:
-                    wait = _short_wait(elig.excluded, back_at, now, run.deadline)
+                    wait = short_wait(elig.excluded, back_at, now, run.deadline)
                     if wait is None or waited + wait > SHORT_WAIT_S:
                         break
                     # e.g. a 429 paused the provider for a moment, or a half-open breaker's
                     # probe is out: wait for it, briefly, and choose again
                     waited += wait
-                    with run.waiting(_paused(elig.excluded, back_at)):
+                    with run.waiting(paused_reason(elig.excluded, back_at)):
                         await trio.sleep(wait)
                     now = trio.current_time()
                     back_at = {}
@@ -347,6 +348,17 @@ class _Dispatcher:
                 if not candidates:
                     soonest = soonest_back(elig.excluded, back_at, now)
                     run.errors.append(no_eligible(call, elig, env.config.models, soonest))
+                elif queued and (
+                    late := too_late(
+                        call.intent,
+                        candidates,
+                        self._stats(),
+                        now=now,
+                        started=run.started,
+                        deadline=run.deadline,
+                    )
+                ):
+                    run.errors.append(ErrorInfo(code="timeout", message=late))
                 else:
                     success = await run_attempts(env, run, candidates)
             timed_out = success is None and trio.current_time() >= run.deadline
@@ -624,28 +636,6 @@ def _trace(
         waits=tuple(run.waits) if run.waits else (),
         skipped=tuple(run.skipped) if run.skipped else (),
     )
-
-
-def _paused(excluded: Sequence[Exclusion], back_at: Mapping[str, float]) -> str:
-    """What a wait for the soonest of the paused models was for: its exclusion (of the
-    call's own excluded models: ``back_at`` has every paused model of the providers the
-    call reaches, models it never asked for, or may not use, among them)."""
-    paused = [(back_at[e.alias], e.alias, e.reason) for e in excluded if e.alias in back_at]
-    _, alias, reason = min(paused)
-    return f"{alias}: {reason}"
-
-
-def _short_wait(
-    excluded: Any, back_at: Mapping[str, float], now: float, deadline: float
-) -> float | None:
-    """Seconds until the soonest excluded model that is only paused (rate budget, breaker)
-    is back (``back_at``, exact: not the rounded figure its reason shows), when that is
-    short and inside the call's deadline; None otherwise."""
-    waits = [back_at[e.alias] - now for e in excluded if e.alias in back_at]
-    if not waits:
-        return None
-    wait = max(min(waits), 0.0) + 0.001
-    return wait if wait <= SHORT_WAIT_S and now + wait < deadline else None
 
 
 def _out_of_service(env: DispatchEnv, reach: tuple[str, ...] | None) -> tuple[Exclusion, ...]:

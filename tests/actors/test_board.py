@@ -81,8 +81,8 @@ def test_routing_knows_exactly_when_a_paused_model_is_back() -> None:
     from types import SimpleNamespace
 
     from switchman.actors._board import StatusBoard
-    from switchman.actors._dispatcher import _short_wait
     from switchman.actors._unavailable import unavailable_models
+    from switchman.actors._waits import short_wait as _short_wait
 
     said = rate_observe(  # a 429 with Retry-After: 1 at t=0
         new_budget(None, None, 0.0), 0.0, {}, wall_now=1e9, status=429, retry_after=1.0
