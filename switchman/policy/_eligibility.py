@@ -210,7 +210,9 @@ def cap_exceeded(
     estimate = f"estimated cost ${cost:.6f} ({input_tokens} input + {out_tokens} output tokens)"
     if spent > 0.0:
         estimate += f" with ${spent:.6f} already billed to the call"
-    return f"{estimate} above max_cost_usd ${limit:.6f}"
+    # (a cap under a millionth of a dollar in its own figures: $0.000000 said nothing)
+    shown = f"{limit:.6f}" if limit == 0 or limit >= 1e-6 else f"{limit:.2g}"
+    return f"{estimate} above max_cost_usd ${shown}"
 
 
 def check_eligibility(

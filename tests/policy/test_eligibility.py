@@ -225,6 +225,9 @@ def test_cost_limit_uses_input_and_output_room() -> None:
     # minimal verbosity needs less output room, so the same budget fits
     cheap = Call(prompt=prompt, options=Options(max_cost_usd=0.11, verbosity="minimal"))
     assert reason(cheap, m, input_tokens=1000) is None
+    # a cap under a millionth of a dollar is shown in its own figures, not as $0.000000
+    tiny = Call(prompt=prompt, options=Options(max_cost_usd=1e-10))
+    assert str(reason(tiny, m, input_tokens=1000)).endswith("above max_cost_usd $1e-10")
 
 
 def test_cost_limit_counts_other_scripts_by_their_bytes() -> None:
