@@ -456,3 +456,17 @@ def test_plots_are_written(tmp_path: Path) -> None:
         _plots.plot_regret(learning, tmp_path / "c.png"),
     ):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_flood_benchmark_counts_answers_and_refusals(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``python -m benchmarks.flood`` at tiny sizes: a real gateway, clients sending again
+    at once; 40 connections past its 16 jobs get refusals as well as answers."""
+    from benchmarks import flood
+
+    assert flood.main(["--seconds", "1", "--connections", "4,40"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
+    assert [r["connections"] for r in rows] == [4, 40]
+    assert all(r["answers_per_s"] > 0 and r["other_errors"] == 0 for r in rows)
+    assert rows[0]["of_peak"] == 1.0 and rows[1]["refusals_per_s"] > 0
