@@ -16,6 +16,7 @@ provider key set, the built-in simulator answers and every result says so.
 """
 
 import importlib
+import threading
 from typing import TYPE_CHECKING
 
 from switchman._version import __version__
@@ -103,15 +104,28 @@ _WHERE: dict[str, str] = {
     for name in names.split()
 }
 
+#: the subpackages, each an attribute of the package once asked for
+_SUBPACKAGES: frozenset[str] = frozenset(
+    {"actors", "adapters", "catalog", "gateway", "policy", "sim", "store", "supervisor"}
+)
+
 if not TYPE_CHECKING:  # (hidden from type checkers: they see the imports above, and a
     # misspelt name stays an error in an application's own checks)
 
+    #: one import at a time: two threads reaching one module by different names (the
+    #: package of one, a submodule of it by another) deadlocked in CPython's module locks
+    _IMPORTING = threading.RLock()
+
     def __getattr__(name: str) -> object:
         module = _WHERE.get(name)
+        if module is None and name in _SUBPACKAGES:  # (``switchman.store`` after the import)
+            module, name = f"switchman.{name}", ""
         if module is None:
             raise AttributeError(f"module 'switchman' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value  # (once: the next lookup is a plain one)
+        with _IMPORTING:
+            found = importlib.import_module(module)
+        value = getattr(found, name) if name else found
+        globals()[name or module.rsplit(".", 1)[1]] = value  # (the next lookup is plain)
         return value
 
     def __dir__() -> list[str]:

@@ -142,3 +142,34 @@ def test_every_exception_switchman_exports_is_a_switchman_error() -> None:
     ]
     assert len(raised) > 20
     assert [e for e in raised if not issubclass(e, switchman.SwitchmanError)] == []
+
+
+def test_subpackages_and_names_from_many_threads_after_a_bare_import() -> None:
+    """After ``import switchman`` alone, ``switchman.store`` (any subpackage) is there, and
+    threads that reach public names for the first time at once all get them (two first
+    uses by different names deadlocked in CPython's module locks, 3 in 160 starts)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, threading, switchman
+assert switchman.store.open_store and switchman.supervisor.run_supervisor
+names = [n for n in switchman.__all__ if n != "__version__"]
+failed, start = [], threading.Barrier(10)
+def touch(part):
+    start.wait()
+    try:
+        for n in part:
+            getattr(switchman, n)
+    except BaseException as exc:
+        failed.append(repr(exc))
+threads = [threading.Thread(target=touch, args=(names[i::10],)) for i in range(10)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(failed)
+"""
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
