@@ -10,9 +10,10 @@ import signal
 def main() -> int:
     try:
         from switchman.cli import main as cli_main
+
+        return cli_main()  # (it tells Ctrl-C itself once running; this covers its start)
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
-    return cli_main()
 
 
 if __name__ == "__main__":
