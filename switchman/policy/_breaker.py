@@ -8,12 +8,14 @@
     half_open ──(probe fails)──> open           cool-down x cooldown_factor, capped
     half_open ──(probe neutral)──> half_open    probe slot freed; the next admit probes
 
-A trip soon after the breaker closed (within ``window_s``, before the model answered
-``min_calls`` calls) is a re-trip too: the cool-down grows from the last one, never shorter
-(a model flapping, one probe answered between outages, was probed again every base
-cool-down for ever); any other trip starts from the base cool-down (a model that answered
-a minute since, or answered many calls since, has recovered: a new outage must not hold it
-out for the long cool-down its last one grew: 160 s, after 100 answers in its last 10 s).
+A trip soon after the breaker closed (within ``window_s``) is a re-trip too: the cool-down
+grows from the last one, never shorter (a model flapping, one probe answered between
+outages, was probed again every base cool-down for ever). A trip later than that, or
+after the model answered ``min_calls`` calls and stayed in service as long as its last
+cool-down (30 s at most), starts from the base cool-down: the model had recovered, and a
+new outage must not hold it out for the long cool-down its last one grew (160 s, after
+it answered 100 calls in its last 10 s of 47 s in service). A model down 5 s and up 3 s
+still backs off (3 s in service is under its cool-down, however many calls it answered).
 
 Only ``"failure"`` outcomes count against a model. ``"neutral"`` outcomes (a
 refusal, a 4xx caused by the request, a context-length error, a rate limit)
@@ -169,12 +171,17 @@ def _should_trip(b: Breaker, cfg: BreakerConfig) -> bool:
 
 
 def _flapping(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
-    """Whether a trip now comes soon after the breaker closed, before the model answered
-    ``min_calls`` calls (a re-trip). The window holds the outcomes since the close
-    (cleared then, kept ``window_s``): those answered are its successes."""
-    if b.closed_at is None or now - b.closed_at >= cfg.window_s:
+    """Whether a trip now comes soon after the breaker closed (a re-trip): within
+    ``window_s``, unless the model has since answered ``min_calls`` calls and stayed in
+    service at least as long as its last cool-down (half of ``window_s`` at most). The
+    window holds the outcomes since the close (cleared then, kept ``window_s``)."""
+    if b.closed_at is None:
         return False
-    return len(b.window) - b.failures_in_window < max(cfg.min_calls, 1)
+    served = now - b.closed_at
+    if served >= cfg.window_s:
+        return False
+    answered = len(b.window) - b.failures_in_window
+    return answered < max(cfg.min_calls, 1) or served < min(b.cooldown_s, cfg.window_s / 2)
 
 
 def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:

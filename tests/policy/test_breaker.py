@@ -200,22 +200,41 @@ def test_probe_success_closes_and_resets() -> None:
 
 def test_a_model_that_answered_calls_since_its_close_trips_afresh() -> None:
     """A trip within a minute of the close is a re-trip only while the model has not
-    answered ``min_calls`` calls since: one that served well for 47 s and then hung was
-    held out for 160 s, the cool-down its last outage grew, though back after 40."""
+    answered ``min_calls`` calls since and stayed in service as long as its last
+    cool-down (30 s at most): one that served well for 47 s and then hung was held out
+    for 160 s, the cool-down its last outage grew, though back after 40."""
     b = _tripped(0.0)
     _, b = breaker_admit(b, CFG, 5.0)
     closed = attrs.evolve(breaker_record(b, CFG, 5.5, "success"), cooldown_s=80.0)
     served = _feed(closed, ["success"] * CFG.min_calls, start=6.0)
-    b = _feed(served, ["failure"] * CFG.consecutive_failures, start=20.0)
+    b = _feed(served, ["failure"] * CFG.consecutive_failures, start=47.0)
     assert b.state == "open"
     assert b.open_until - b.opened_at == pytest.approx(CFG.cooldown_s)  # type: ignore[operator]
+    # those answers in a service shorter than that: a re-trip, its cool-down growing
+    b = _feed(served, ["failure"] * CFG.consecutive_failures, start=20.0)
+    assert b.open_until - b.opened_at == pytest.approx(160.0)  # type: ignore[operator]
     # one answer fewer, and it is a re-trip still: the cool-down goes on growing
     b = _feed(closed, ["success"] * (CFG.min_calls - 1), start=6.0)
-    t = 20.0
+    t = 47.0
     while b.state == "closed":
         b = breaker_record(b, CFG, t, "failure")
         t += 0.1
     assert b.open_until - b.opened_at == pytest.approx(160.0)  # type: ignore[operator]
+
+
+def test_a_model_down_5_s_and_up_3_s_backs_off_however_many_calls_it_answers() -> None:
+    """Up 3 s between outages, answering 12 calls each time: each trip is a re-trip, its
+    cool-down growing (with the answers alone counted, it was probed every 5 s for ever)."""
+    b = _tripped(0.0)
+    cooldowns = []
+    for _ in range(4):
+        now = b.open_until
+        _, b = breaker_admit(b, CFG, now)
+        b = breaker_record(b, CFG, now, "success")  # the probe: closed
+        b = _feed(b, ["success"] * 12, start=now + 0.1, step=0.25)  # 3 s in service
+        b = _feed(b, ["failure"] * CFG.consecutive_failures, start=now + 3.2)
+        cooldowns.append(b.open_until - b.opened_at)  # type: ignore[operator]
+    assert cooldowns == pytest.approx([10.0, 20.0, 40.0, 80.0])
 
 
 def test_a_flapping_model_s_cool_down_is_never_shortened() -> None:
