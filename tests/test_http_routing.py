@@ -547,18 +547,19 @@ async def test_stream_broken_mid_answer_is_continued_by_the_fallback(
             # it asks only for the room left, so the whole answer keeps to max_tokens
             asked = dig(continuation, MAX_TOKENS_FIELD[fb])
             assert asked == MAX_TOKENS - -(-len(sent) // 4), (route, asked)
+            # the fallback carries the text on: its own answer's words after as many
+            words = answer_of(f"{fb}/healthy").split()[len(sent.split()) :]
+            carried_on = sent + ("" if sent[-1].isspace() else " ") + " ".join(words)
             if fb == "anthropic":  # prefill: the text sent so far, continued
                 assert continuation["messages"][-1] == {"role": "assistant", "content": sent}
-                assert result.answer == sent + answer_of(f"{fb}/healthy")
+                assert result.answer == carried_on
             else:  # no prefill: asked in a user turn to continue it
                 turns = continuation["messages"][-2:]
                 assert turns == [
                     {"role": "assistant", "content": sent},
                     {"role": "user", "content": CONTINUE_PROMPT},
                 ]
-                # (the simulator takes it as a prefill: another model's text is followed
-                # by its own answer, the question's; a real model carries the text on)
-                assert result.answer == sent + answer_of(f"{fb}/healthy")
+                assert result.answer == carried_on
             assert len(fleet.seen(f"{p}/{behaviour}")) in (1, 2)  # never retried itself
 
 

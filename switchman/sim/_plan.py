@@ -203,13 +203,22 @@ def _input_tokens(request: ProviderRequest) -> int:
 
 
 def _prefilled(answer: _Answer, request: ProviderRequest) -> _Answer:
-    """Continue after a trailing assistant message when it is a prefix of the answer."""
+    """Continue after a trailing assistant message: the rest of the answer when it is a
+    prefix of it; else (another model's text, cut) the answer's words after as many as
+    that text has, after a space, as a model carries on the text it is given (it had
+    answered afresh, glued to the text: "...the trade-off betweenSimulated answer...")."""
     last = request.messages[-1] if request.messages else None
     if last is None or last.role != "assistant" or not last.content:
         return answer
-    if not answer.text.startswith(last.content) or answer.text == last.content:
+    if answer.text == last.content:
         return answer
-    rest = answer.text[len(last.content) :]
+    if answer.text.startswith(last.content):
+        rest = answer.text[len(last.content) :]
+    else:
+        after = answer.text.split()[len(last.content.split()) :]
+        if not after:
+            return answer
+        rest = ("" if last.content[-1].isspace() else " ") + " ".join(after)
     lead = rest[: len(rest) - len(rest.lstrip())]
     words = rest.split()
     chunks = list(_chunked(words))

@@ -91,8 +91,11 @@ def test_a_prefill_that_starts_the_answer_is_continued_not_repeated() -> None:
     plan = named("healthy", request("hello there", prefill=prefix))
     assert prefix + plan.text == full
     assert plan.usage.output_tokens == len(full[23:].split())
-    # a prefill that is not a prefix of the answer gets the whole answer
-    assert named("healthy", request("hello there", prefill="Nope")).text == full
+    # another model's text, cut: carried on with the answer's words after as many, spaced
+    other = named("healthy", request("hello there", prefill="Nope, it")).text
+    assert "Nope, it" + other == "Nope, it " + " ".join(full.split()[2:])
+    spaced = named("healthy", request("hello there", prefill="Nope ")).text
+    assert spaced == " ".join(full.split()[1:])
 
 
 def test_asked_in_a_user_turn_to_continue_its_cut_answer_it_carries_it_on() -> None:
