@@ -86,6 +86,9 @@ class ValidationError(SwitchmanError, ValueError):
         )
         super().__init__(f"invalid configuration {source}: {said}" if source else said)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # (pickled across a process pool, copied)
+        return (_validation_error, (self.fields, self.source))
+
     def prefixed(self, prefix: str) -> ValidationError:
         """The same errors with ``prefix.`` before every field path."""
         return ValidationError(
@@ -94,6 +97,10 @@ class ValidationError(SwitchmanError, ValueError):
                 for f in self.fields
             ]
         )
+
+
+def _validation_error(fields: Sequence[FieldError], source: str | None) -> ValidationError:
+    return ValidationError(fields, source=source)
 
 
 def _shown(path: str) -> str:
@@ -118,6 +125,9 @@ class RouterFailed(SwitchmanError):
         super().__init__(
             "the router failed while handling this (a bug, logged; it restarted): try again"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), ())
 
 
 class PermissionDenied(SwitchmanError):

@@ -132,13 +132,16 @@ def validate_call(call: Call, config: Config) -> None:
 
 class RouterClosed(SwitchmanError, trio.ClosedResourceError):
     """``Router.feedback`` or ``Router.spend`` on a router that was closed (a
-    ``trio.ClosedResourceError`` too, as ``feedback`` raised before). A call on a closed
-    router is not an error: it returns a failed result (``cancelled``)."""
+    ``trio.ClosedResourceError`` too). A call on a closed router is not an error: it
+    returns a failed result (``cancelled``)."""
 
     code = "router_closed"
 
     def __init__(self) -> None:
         super().__init__("the router is closed: open a new one (open_router) to go on")
+
+    def __reduce__(self) -> tuple[type[RouterClosed], tuple[()]]:  # (pickled, copied)
+        return (type(self), ())
 
 
 #: what a router used from outside its own trio run says
@@ -680,8 +683,7 @@ async def run_router(
         ),
         ChildSpec(
             id="ledger",
-            # a restarted ledger carries on from the last state it handed out, its open
-            # reservations included
+            # a restarted ledger carries on from the last state it handed out, holds and all
             start=lambda task_status: run_ledger(
                 ledger_recv,
                 limits,

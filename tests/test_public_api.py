@@ -173,3 +173,26 @@ print(failed)
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
         )
         assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_errors_an_application_catches_survive_pickle_and_copy() -> None:
+    """A process pool pickles what a worker raises: ``ValidationError``, ``RouterClosed``
+    and ``RouterFailed`` could not be pickled or copied."""
+    import copy
+    import pickle
+
+    from switchman.supervisor import SupervisorEscalation
+
+    errors = [
+        switchman.ValidationError(
+            [switchman.FieldError("params.seed", "must be an integer")], source="x.toml"
+        ),
+        switchman.RouterClosed(),
+        switchman.RouterFailed(),
+        switchman.UnknownCall("abc"),
+        SupervisorEscalation("root", "dispatcher"),
+    ]
+    for error in errors:
+        for again in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+            assert type(again) is type(error) and str(again) == str(error)
+    assert pickle.loads(pickle.dumps(errors[0])).fields == errors[0].fields
