@@ -5,11 +5,14 @@ else to go is still sent. Real clock, bounded waits."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
 import switchman
 from switchman import Result
+from switchman.catalog import Config
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, ask, http_fleet, model
 
@@ -19,17 +22,22 @@ HEALTHY = "openai/healthy"
 TTFT_MS = 3_000
 
 
+def _fleet(server: FakeProviderServer, **limits: Any) -> Config:
+    """A route trying the silent model first, then a healthy one, over real HTTP."""
+    return http_fleet(
+        server,
+        [model("openai", "silent"), model("openai", "healthy")],
+        routes={"hangs-first": (SILENT, HEALTHY)},
+        default_ttft_ms=TTFT_MS,
+        default_hard_ms=20_000,
+        **limits,
+    )
+
+
 async def test_calls_go_around_a_model_whose_attempts_wait_without_an_answer() -> None:
     async with trio.open_nursery() as nursery:
         server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-        config = http_fleet(
-            server,
-            [model("openai", "silent"), model("openai", "healthy")],
-            routes={"hangs-first": (SILENT, HEALTHY)},
-            default_ttft_ms=TTFT_MS,
-            default_soft_ms=8_000,
-            default_hard_ms=20_000,
-        )
+        config = _fleet(server, default_soft_ms=8_000)
         results: dict[str, Result] = {}
 
         async def call(name: str, target: str, after_s: float) -> None:
@@ -71,13 +79,7 @@ async def test_a_model_turned_away_as_silent_is_shown_held_out_and_logged(
     once (every status said it was fine, breaker closed, for 15 s of an outage)."""
     async with trio.open_nursery() as nursery:
         server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-        config = http_fleet(
-            server,
-            [model("openai", "silent"), model("openai", "healthy")],
-            routes={"hangs-first": (SILENT, HEALTHY)},
-            default_ttft_ms=TTFT_MS,
-            default_hard_ms=20_000,
-        )
+        config = _fleet(server)
         async with switchman.open_router(config, env=ENV) as router, trio.open_nursery() as calls:
 
             def held_out() -> str | None:

@@ -4,7 +4,9 @@ data (``_openapi`` has the routes; a test checks real answers name no field outs
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, get_args
+
+from switchman._call import Intent
 
 
 def ref(name: str) -> dict[str, str]:
@@ -131,22 +133,7 @@ SCHEMAS: Final[dict[str, Any]] = {
             "prompt": {"type": "string"},
             "messages": {"type": "array", "items": ref("Message")},
             "model": {"type": "string", "default": "auto"},
-            "intent": {
-                "enum": [
-                    "lookup",
-                    "summarize",
-                    "extract",
-                    "compare",
-                    "draft",
-                    "classify",
-                    "reason",
-                    "critique",
-                    "translate",
-                    "code",
-                    "unknown",
-                ],
-                "default": "unknown",
-            },
+            "intent": {"enum": list(get_args(Intent)), "default": "unknown"},
             "caller": {
                 "type": "object",
                 "additionalProperties": False,
