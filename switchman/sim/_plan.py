@@ -202,6 +202,11 @@ def _input_tokens(request: ProviderRequest) -> int:
     return max(1, (chars + 3) // 4)
 
 
+#: how many of its last words the simulator ends another model's cut text with, when that
+#: text is longer than its own whole answer
+CLOSING_WORDS: Final = 6
+
+
 def _prefilled(answer: _Answer, request: ProviderRequest) -> _Answer:
     """Continue after a trailing assistant message: the rest of the answer when it is a
     prefix of it; else (another model's text, cut) the answer's words after as many as
@@ -215,9 +220,9 @@ def _prefilled(answer: _Answer, request: ProviderRequest) -> _Answer:
     if answer.text.startswith(last.content):
         rest = answer.text[len(last.content) :]
     else:
-        after = answer.text.split()[len(last.content.split()) :]
-        if not after:
-            return answer
+        words = answer.text.split()
+        # (a cut longer than the whole answer: its last words, to end it, not all of it)
+        after = words[len(last.content.split()) :] or words[-CLOSING_WORDS:]
         rest = ("" if last.content[-1].isspace() else " ") + " ".join(after)
     lead = rest[: len(rest) - len(rest.lstrip())]
     words = rest.split()

@@ -96,6 +96,10 @@ def test_a_prefill_that_starts_the_answer_is_continued_not_repeated() -> None:
     assert "Nope, it" + other == "Nope, it " + " ".join(full.split()[2:])
     spaced = named("healthy", request("hello there", prefill="Nope ")).text
     assert spaced == " ".join(full.split()[1:])
+    # a cut longer than its whole answer is ended with its last words, not answered afresh
+    long_cut = "word " * 200 + "cut"
+    ended = named("healthy", request("hello there", prefill=long_cut)).text
+    assert ended == " " + " ".join(full.split()[-6:]) and ended.endswith(".")
 
 
 def test_asked_in_a_user_turn_to_continue_its_cut_answer_it_carries_it_on() -> None:
