@@ -1,20 +1,9 @@
-"""``python -m switchman`` and the ``switchman`` command: ``switchman.cli.main``, imported
-here so that a Ctrl-C while the command starts ends it as one after (exit 130), not with
-a traceback of whatever module it was importing."""
+"""``python -m switchman``: the ``switchman`` command (``switchman.cli.main``; the installed
+command enters through ``_switchman_command``, which starts it faster)."""
 
 from __future__ import annotations
 
-import signal
-
-
-def main() -> int:
-    try:
-        from switchman.cli import main as cli_main
-
-        return cli_main()  # (it tells Ctrl-C itself once running; this covers its start)
-    except KeyboardInterrupt:
-        return 128 + signal.SIGINT
-
+from switchman.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

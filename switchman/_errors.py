@@ -87,7 +87,7 @@ class ValidationError(SwitchmanError, ValueError):
         super().__init__(f"invalid configuration {source}: {said}" if source else said)
 
     def __reduce__(self) -> tuple[Any, ...]:  # (pickled across a process pool, copied)
-        return (_validation_error, (self.fields, self.source))
+        return (_validation_error, (self.fields, self.source), self.__dict__)  # (notes too)
 
     def prefixed(self, prefix: str) -> ValidationError:
         """The same errors with ``prefix.`` before every field path."""
@@ -127,7 +127,7 @@ class RouterFailed(SwitchmanError):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), ())
+        return (type(self), (), self.__dict__)
 
 
 class PermissionDenied(SwitchmanError):

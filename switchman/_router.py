@@ -140,8 +140,8 @@ class RouterClosed(SwitchmanError, trio.ClosedResourceError):
     def __init__(self) -> None:
         super().__init__("the router is closed: open a new one (open_router) to go on")
 
-    def __reduce__(self) -> tuple[type[RouterClosed], tuple[()]]:  # (pickled, copied)
-        return (type(self), ())
+    def __reduce__(self) -> tuple[type[RouterClosed], tuple[()], dict[str, object]]:
+        return (type(self), (), self.__dict__)  # (pickled, copied: its notes too)
 
 
 #: what a router used from outside its own trio run says
