@@ -135,8 +135,8 @@ if not TYPE_CHECKING:  # (hidden from type checkers: they see the imports above,
         return sorted({*globals(), *__all__})
 
     if "_switchman_command" not in sys.modules:  # (an application, not the command line)
-        for _name, _module in _WHERE.items():
-            globals()[_name] = getattr(importlib.import_module(_module), _name)
+        for _name in _WHERE:
+            __getattr__(_name)
 
 
 __all__ = [

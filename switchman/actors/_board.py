@@ -18,7 +18,7 @@ from switchman.policy._breaker import Breaker
 from switchman.policy._budget import Period, window_key
 from switchman.policy._learning import LearningConfig, ModelStats, decayed
 from switchman.policy._ratelimit import RateBudget, rate_headroom
-from switchman.policy._silence import Waiting, silence
+from switchman.policy._silence import Waiting, model_silence
 
 
 @attrs.frozen(kw_only=True)
@@ -179,13 +179,8 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
     hold = snap.held_at(model.alias, now)
     held_out = hold.reason if hold is not None else None
     if held_out is None and snap.waiting:  # (turned away while it stays silent)
-        learned = snap.stats.get((model.alias, "*"))
-        held_out = silence(
-            snap.waiting.values(),
-            model.model_id,
-            heard_at=snap.heard.get(model.model_id),
-            learned_ttft_ms=learned.ttft_ms if learned is not None else None,
-            now=now,
+        held_out = model_silence(
+            model.alias, model.model_id, snap.waiting, snap.heard, snap.stats, now
         )
     return ModelStatus(
         alias=model.alias,

@@ -92,7 +92,7 @@ from switchman.policy._ratelimit import (
     rate_observe,
     rate_settle,
 )
-from switchman.policy._silence import Waiting, silence
+from switchman.policy._silence import Waiting, model_silence
 
 log = logging.getLogger("switchman.provider")
 
@@ -252,14 +252,7 @@ class _ProviderState:
             )
         if msg.alternatives and self.waiting:
             model_id = msg.model.model_id
-            learned = self.stats.get((alias, "*"))
-            problem = silence(
-                self.waiting.values(),
-                model_id,
-                heard_at=self.heard.get(model_id),
-                learned_ttft_ms=learned.ttft_ms if learned is not None else None,
-                now=now,
-            )
+            problem = model_silence(alias, model_id, self.waiting, self.heard, self.stats, now)
             if problem is not None:
                 if model_id not in self.told_silent:  # (once, until it speaks again)
                     self.told_silent.add(model_id)

@@ -52,6 +52,12 @@ HEALTH: Final = {
 }
 _STRINGS: Final = {"type": "array", "items": {"type": "string"}}
 
+
+def _list_of(**properties: Any) -> dict[str, Any]:
+    """A list of objects with these ``properties``."""
+    return {"type": "array", "items": {"type": "object", "properties": properties}}
+
+
 _TRUST: Final[dict[str, Any]] = {"enum": ["untrusted", "standard", "trusted"]}
 _OPTIONS: Final[dict[str, Any]] = {
     "type": "object",
@@ -100,16 +106,7 @@ SCHEMAS: Final[dict[str, Any]] = {
                 "properties": {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
-                    "details": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "field": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        },
-                    },
+                    "details": _list_of(field={"type": "string"}, message={"type": "string"}),
                     "type": {"type": "string", "description": "OpenAI-compatible routes only"},
                     "param": {"type": ["string", "null"], "description": "/v1 routes only"},
                 },
@@ -193,31 +190,18 @@ SCHEMAS: Final[dict[str, Any]] = {
                 "properties": {
                     "performed": {"type": "boolean"},
                     "items": {
-                        "type": "array",
+                        **_list_of(kind={"type": "string"}, count={"type": "integer"}),
                         "description": "a count per kind hidden of the answer",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "kind": {"type": "string"},
-                                "count": {"type": "integer"},
-                            },
-                        },
                     },
                 },
             },
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "provider": {"type": ["string", "null"]},
-                        "status": {"type": ["integer", "null"]},
-                        "retry_after_s": _NUMBER_OR_NULL,
-                    },
-                },
-            },
+            "errors": _list_of(
+                code={"type": "string"},
+                message={"type": "string"},
+                provider={"type": ["string", "null"]},
+                status={"type": ["integer", "null"]},
+                retry_after_s=_NUMBER_OR_NULL,
+            ),
             "trace": {"type": "object"},
             "simulated": {"type": "boolean"},
             "citations": {
@@ -294,16 +278,10 @@ SCHEMAS: Final[dict[str, Any]] = {
         "maximum). An assistant turn with empty content is dropped.",
         "properties": {
             "model": {"type": "string", "description": "an alias, a route or auto"},
-            "messages": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "role": {"enum": ["system", "developer", "user", "assistant"]},
-                        "content": {"type": ["string", "array"]},
-                    },
-                },
-            },
+            "messages": _list_of(
+                role={"enum": ["system", "developer", "user", "assistant"]},
+                content={"type": ["string", "array"]},
+            ),
             "temperature": {"type": "number"},
             "top_p": {"type": "number"},
             "max_tokens": {"type": "integer"},

@@ -16,8 +16,10 @@ call with nowhere else to go is still sent: waiting may yet be answered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
+
+from switchman.policy._learning import ModelStats
 
 #: a model is suspect once its first token is this many times later than learned
 SILENT_FACTOR: Final = 4.0
@@ -59,4 +61,25 @@ def silence(
     return (
         f"silent: an attempt sent {waited:.1f} s ago has had no answer yet (the provider may"
         " be hanging); another model is tried"
+    )
+
+
+def model_silence(
+    alias: str,
+    model_id: str,
+    waiting: Mapping[int, Waiting],
+    heard: Mapping[str, float],
+    stats: Mapping[tuple[str, str], ModelStats],
+    now: float,
+) -> str | None:
+    """``silence`` of the model ``alias`` (upstream ``model_id``) from a provider's own
+    tables: its attempts waiting, when each model last spoke, what it learned (the actor's
+    admission, and the status its snapshot shows, read the same)."""
+    learned = stats.get((alias, "*"))
+    return silence(
+        waiting.values(),
+        model_id,
+        heard_at=heard.get(model_id),
+        learned_ttft_ms=learned.ttft_ms if learned is not None else None,
+        now=now,
     )
