@@ -5,7 +5,9 @@ from zero). A real router on a real SQLite store, the simulator."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -73,39 +75,56 @@ async def _paid(db: Path, config: switchman.Config) -> switchman.Result:
     return result
 
 
+async def _restarted(
+    db: Path,
+    config: switchman.Config,
+    caplog: pytest.LogCaptureFixture,
+    inside: Callable[[switchman.Router], Awaitable[None]] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """A start on the store ``db`` under ``config``, with its gateway (no keys: an admin's
+    view): each scope ``GET /budgets`` lists, and what the start logged; ``inside`` runs
+    with the router meanwhile."""
+    from tests.gateway._fakes import running_gateway
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="switchman.router"):
+        async with (
+            open_store(db) as store,
+            switchman.open_router(config, store=store) as r,
+            running_gateway(r, store=store) as gw,
+        ):
+            if inside is not None:
+                await inside(r)
+            listed = (await gw.client.get("/budgets")).json()["budgets"]
+    return {b["scope"]: b for b in listed}, [rec.getMessage() for rec in caplog.records]
+
+
 async def test_a_renamed_providers_spend_is_told_at_start_and_still_shown(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The provider renamed in the config: its budgets start from zero under the new name
     (the start says so), and its spend this month is still read by its old name, by
     ``router.spend`` and by an admin's ``GET /budgets``."""
-    from tests.gateway._fakes import running_gateway
-
     db = tmp_path / "jobs.db"
     price = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}
     before = fleet(sim_model("paid", provider="old-sim", **price))
     after = fleet(sim_model("paid", provider="new-sim", **price))
+    spent: dict[str, float] = {}
+
+    async def read_spend(r: switchman.Router) -> None:
+        spent.update(await r.spend("provider:old-sim"))
+        with pytest.raises(switchman.ValidationError, match="not a budget scope"):
+            await r.spend("provider:never-was")
+
     with trio.fail_after(30):
         result = await _paid(db, before)
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="switchman.router"):
-            async with (
-                open_store(db) as store,
-                switchman.open_router(after, store=store) as r,
-                running_gateway(r, store=store) as gw,
-            ):
-                old = await r.spend("provider:old-sim")
-                with pytest.raises(switchman.ValidationError, match="not a budget scope"):
-                    await r.spend("provider:never-was")
-                listed = (await gw.client.get("/budgets")).json()["budgets"]
-    told = [rec.getMessage() for rec in caplog.records]
+        by_scope, told = await _restarted(db, after, caplog, read_spend)
     assert any(
         m.startswith(f"provider:old-sim spent ${result.cost_usd:.6f} this month")
         and "the config has no provider old-sim now" in m
         for m in told
     ), told
-    assert old["day"] == pytest.approx(result.cost_usd, abs=1e-9)
-    by_scope = {b["scope"]: b for b in listed}
+    assert spent["day"] == pytest.approx(result.cost_usd, abs=1e-9)
     assert by_scope["provider:old-sim"]["spent_usd"]["day"] == pytest.approx(
         result.cost_usd, abs=1e-9
     )
@@ -121,7 +140,6 @@ async def test_a_provider_renamed_whose_old_name_stays_out_of_service_is_still_s
     no longer has is (it had vanished from it), and told at start, unless all that keeps it
     out is its key (told already; an unset key is no rename, to warn of at every start)."""
     from switchman.catalog import ProviderSpec
-    from tests.gateway._fakes import running_gateway
 
     db = tmp_path / "jobs.db"
     price = {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}
@@ -131,24 +149,13 @@ async def test_a_provider_renamed_whose_old_name_stays_out_of_service_is_still_s
     after = attrs.evolve(after, providers={**after.providers, "mistral": kept})
     with trio.fail_after(30):
         result = await _paid(db, before)
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="switchman.router"):
-            async with (
-                open_store(db) as store,
-                switchman.open_router(after, store=store) as r,
-                running_gateway(r, store=store) as gw,
-            ):
-                listed = (await gw.client.get("/budgets")).json()["budgets"]
-    told = [
-        m
-        for m in (rec.getMessage() for rec in caplog.records)
-        if m.startswith(f"provider:mistral spent ${result.cost_usd:.6f} this month")
-    ]
+        by_scope, logged = await _restarted(db, after, caplog)
+    said = f"provider:mistral spent ${result.cost_usd:.6f} this month"
+    told = [m for m in logged if m.startswith(said)]
     if why.startswith("missing API key"):
         assert told == []
     else:
         assert len(told) == 1 and f"provider mistral is out of service ({why}) now" in told[0]
-    by_scope = {b["scope"]: b for b in listed}
     assert by_scope["provider:mistral"]["spent_usd"]["day"] == pytest.approx(
         result.cost_usd, abs=1e-9
     )

@@ -9,7 +9,7 @@ import httpx
 import trio
 
 from switchman.gateway import serve_gateway
-from tests.gateway._fakes import FakeRouter, make_config
+from tests.gateway._fakes import FakeRouter, make_config, running_gateway
 
 
 async def test_health_and_new_calls_answer_503_while_jobs_drain_then_it_stops_listening() -> None:
@@ -83,7 +83,6 @@ async def test_a_call_being_stored_as_a_stop_begins_runs_to_its_end() -> None:
     from switchman.store import open_store
 
     router = FakeRouter(make_config(grace_s=5.0))
-    shutdown = trio.Event()
     async with open_store(":memory:") as store:
         add_job = store.add_job
 
@@ -93,29 +92,15 @@ async def test_a_call_being_stored_as_a_stop_begins_runs_to_its_end() -> None:
 
         store.add_job = slow_add  # type: ignore[method-assign]
 
-        async def gateway(*, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
-            await serve_gateway(
-                router,
-                host="127.0.0.1",
-                port=0,
-                store=store,
-                shutdown_trigger=shutdown.wait,
-                task_status=task_status,
-            )
-
         with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
-                host, port = await nursery.start(gateway)
-                async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            async with running_gateway(router, store=store) as gw, trio.open_nursery() as stops:
 
-                    async def stop_soon() -> None:
-                        await trio.sleep(0.3)
-                        shutdown.set()
+                async def stop_soon() -> None:
+                    await trio.sleep(0.3)
+                    gw.shutdown.set()
 
-                    nursery.start_soon(stop_soon)
-                    answer = await client.post(
-                        "/call?wait=5", json={"prompt": "p", "model": "fast"}
-                    )
+                stops.start_soon(stop_soon)
+                answer = await gw.client.post("/call?wait=5", json={"prompt": "p", "model": "fast"})
         assert answer.status_code == 200, answer.text
         job = await store.get_job(answer.json()["job_id"])
         assert job is not None and job.status == "complete"
