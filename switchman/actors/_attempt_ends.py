@@ -19,6 +19,7 @@ from switchman._errors import (
     NO_ANSWER,
     AttemptTimeout,
     BadReply,
+    ContentRejected,
     NoAnswerText,
     ProviderError,
     RateLimited,
@@ -339,7 +340,8 @@ def answering(status: int | None) -> bool:
 def may_have_run(error: ProviderError) -> bool:
     """Whether the model may have run before ``error`` ended its answer: not when the
     provider turned it away (a rate limit, an overload, unavailable: it did not run), nor
-    for a refusal (one without usage is released)."""
-    if isinstance(error, Refused | RateLimited):
+    for a refusal (one without usage is released), nor for a prompt blocked before the
+    model saw it (Gemini's ``promptFeedback.blockReason``: its usage is the prompt's)."""
+    if isinstance(error, Refused | RateLimited | ContentRejected):
         return False
     return not (isinstance(error, UpstreamError) and error.status in (503, 529))

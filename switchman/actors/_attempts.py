@@ -761,7 +761,7 @@ async def _exchange(
         billed = {
             "usage": usage,
             "cost_usd": error.billed_cost_usd,
-            "usage_estimated": not billed_in or (not billed_out and bool(generated)),
+            "usage_estimated": not billed_in or (not billed_out and (bool(generated) or thought)),
         }
     record = AttemptRecord(
         outcome=attempt_outcome(error),  # type: ignore[arg-type]

@@ -266,7 +266,8 @@ class OpenAIChatAdapter:
         if not choice:
             raise bad_reply(self.provider, "response has no choices")
         message = obj(choice.get("message"))
-        finish = string(choice.get("finish_reason")) or None
+        # (xAI's and Together's "" is a finish reason: the whole body came)
+        finish = string(choice.get("finish_reason"))
         flavor = self.flavor
         usage = data.get("usage")
         refused = self._refused(finish, string(message.get("refusal")))
@@ -308,13 +309,17 @@ class OpenAIChatAdapter:
     def _check_finish(self, finish: str | None, *, output_began: bool) -> None:
         """Raise for a provider-side failure (a refusal is raised, billed, before)."""
         if finish in _FAILED_FINISH:
-            if output_began:
-                raise broken(self.provider, True, f"finish reason {finish}")
-            raise UpstreamError(
-                f"the provider could not finish the answer ({finish})",
-                provider=self.provider,
-                status=200,
+            # (DeepSeek's is its capacity, Together's and Mistral's their server's error:
+            # an answer begun is carried on by the model itself when no other is left)
+            message = f"the provider could not finish the answer ({finish})"
+            if not output_began:
+                raise UpstreamError(message, provider=self.provider, status=200)
+            cut = broken(self.provider, True, f"finish reason {finish}")
+            overloaded = finish == "insufficient_system_resource"
+            cut.cause = UpstreamError(
+                message, provider=self.provider, status=503 if overloaded else 500
             )
+            raise cut
 
 
 class _ChatStream:
@@ -324,6 +329,9 @@ class _ChatStream:
         self._adapter = adapter
         self._sse = SseDecoder()
         self._finish: str | None = None
+        #: the last finish reason was "" (xAI, Together): the end only when ``[DONE]``
+        #: follows (a stream cut after it may have been one that says "" in every chunk)
+        self._blank = False
         self._usage = Usage()
         self._cost: float | None = None
         self._cached = 0
@@ -389,6 +397,11 @@ class _ChatStream:
             if data.strip() == "[DONE]":
                 if self._ending is not None:
                     raise self._bill(self._ending)
+                if self._finish is None and self._blank:
+                    self._finish = ""
+                    if held := self._think.end():
+                        self._text = True
+                        events.append(TextDelta(text=held))
                 events.append(self._end())
                 continue
             try:
@@ -442,6 +455,7 @@ class _ChatStream:
         raw = _content_text(delta.get("content"))
         if raw:
             self._finish = None  # more text: the finish reason before it was not the end
+            self._blank = False
             text = self._think.feed(raw)  # (a reasoning block at its start is no answer)
             if text:
                 self._text = True
@@ -449,7 +463,10 @@ class _ChatStream:
         refusal = string(delta.get("refusal"))
         if refusal:
             self._refusal.append(refusal)
-        finish = string(choice.get("finish_reason")) or None
+        finish = string(choice.get("finish_reason"))
+        if finish == "":
+            self._blank = True
+            finish = None
         if finish is not None:
             self._finish = finish
             if held := self._think.end():  # what looked like a block's start was answer
