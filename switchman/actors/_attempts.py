@@ -507,6 +507,7 @@ async def _exchange(
                 reply_to=send,
                 alternatives=leave_room,
                 continues=bool(continued),
+                fresh_look=run.take_fresh_look(model.alias),
             )
             try:
                 inbox.send_nowait(attempt)

@@ -63,6 +63,8 @@ class CallRun:
     #: raw text already handed to the caller's stream (through the redactor), in pieces
     #: (``+=`` on an attribute copied it whole each time: 3 s for 20,000 pieces)
     raw_pieces: list[str] = attrs.field(factory=list)
+    #: the model the ranking put first to hear from it again (``freshness``), until tried
+    fresh_look: str | None = None
     sent_redacted: list[str] = attrs.field(factory=list)
     #: trio time the caller's stream got its first text (whichever attempt sent it)
     first_text_at: float | None = None
@@ -92,6 +94,13 @@ class CallRun:
     #: ``Trace.waits`` and ``Trace.skipped`` (None until the first)
     waits: list[Wait] | None = None
     skipped: list[Exclusion] | None = None
+
+    def take_fresh_look(self, alias: str) -> bool:
+        """Whether an attempt on ``alias`` is the ranking's fresh look at it (once)."""
+        if self.fresh_look != alias:
+            return False
+        self.fresh_look = None
+        return True
 
     @property
     def sent_raw(self) -> str:

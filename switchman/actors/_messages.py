@@ -64,6 +64,9 @@ class Attempt:
     alternatives: bool = False
     #: it continues an answer a broken stream had begun: it may add nothing
     continues: bool = False
+    #: the ranking put the model first to hear from it again (``freshness``): what it
+    #: measures replaces what was learned of its speed (``policy._learning.observe``)
+    fresh_look: bool = False
 
 
 class CallersTimeout(AttemptTimeout):
@@ -105,6 +108,7 @@ class AttemptDone:
     status: int | None = None
     headers: Mapping[str, str] | None = None
     error: ProviderError | None = None
+    fresh_look: bool = False
 
 
 @attrs.frozen(kw_only=True)

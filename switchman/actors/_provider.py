@@ -75,6 +75,7 @@ from switchman.adapters._registry import make_adapter
 from switchman.adapters._sse import scrub
 from switchman.catalog._credentials import provider_secrets
 from switchman.catalog._spec import ModelSpec, ProviderSpec
+from switchman.policy import _learning
 from switchman.policy._breaker import (
     CLOSED_BREAKER,
     Breaker,
@@ -410,6 +411,8 @@ class _ProviderState:
         if isinstance(error, CallersTimeout) and not self._slow(msg, latency_ms):
             learned_as = "cancelled"  # the caller's hurry, not the model's slowness
         for intent in (msg.intent, "*"):
+            if intent == "*" and learned_as in _learning.REFUSAL_OUTCOMES:
+                break  # (what a model refuses is the intent's: not held against the others)
             learned = observe(
                 self.stats.get((msg.alias, intent)),
                 self.learning_cfg,
@@ -417,6 +420,7 @@ class _ProviderState:
                 outcome=learned_as,
                 latency_ms=latency_ms if msg.outcome in ("success", "timeout") else None,
                 ttft_ms=ttft_ms,
+                fresh_look=msg.fresh_look,
             )
             self._learned(msg.alias, intent, learned)
         self.publish()
@@ -763,6 +767,7 @@ async def _run_attempt(
                 status=status,
                 headers=headers,
                 error=error,
+                fresh_look=msg.fresh_look,
             )
         )
 

@@ -23,7 +23,9 @@ Two kinds of forgetting keep the router adaptive:
   again and again.)
 
 Latency and TTFT are EWMAs (``ewma_alpha``); their confidence is carried by
-``n`` (scoring blends them toward a neutral prior as ``n`` decays).
+``n`` (scoring blends them toward a neutral prior as ``n`` decays), their spread by
+the deviations beside them (the ranking's draws of speed). A measure taken because the
+ranking looked again at a model it had not heard from (``fresh_look``) replaces them.
 
 Pure functions over frozen ``ModelStats``; ``now`` is any monotonic clock in
 seconds (the dispatcher passes ``trio.current_time()``).
@@ -74,6 +76,11 @@ class ModelStats:
     #: the outcomes seen, faded on the long clock only (no ``gamma``): how sure the
     #: ranking's draws are of the rates, where ``n`` (the last ~33) says what they are
     seen: float = 0.0
+    #: how far a measure falls from the average before it, averaged as the averages are
+    #: (mean absolute deviation, ms; ``None`` until two measures): how sure the ranking's
+    #: draws are of the model's speed
+    latency_dev: float | None = None
+    ttft_dev: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -137,6 +144,8 @@ def decayed(stats: ModelStats, cfg: LearningConfig, now: float) -> ModelStats:
         lasting=lasting,
         streak=stats.streak,
         seen=stats.seen * f,
+        latency_dev=stats.latency_dev,
+        ttft_dev=stats.ttft_dev,
     )
 
 
@@ -153,6 +162,16 @@ def _ewma(old: float | None, new: float | None, alpha: float, fresh: float) -> f
     return old * keep + new * (1.0 - keep)
 
 
+def _deviation(
+    dev: float | None, old: float | None, new: float | None, alpha: float, fresh: float
+) -> float | None:
+    """The mean absolute deviation ``dev`` with ``new``'s distance from the average
+    ``old`` it is measured against folded in, as ``_ewma`` folds ``new`` in."""
+    if new is None or old is None:
+        return dev
+    return _ewma(dev, abs(new - old), alpha, fresh)
+
+
 def observe(
     stats: ModelStats | None,
     cfg: LearningConfig,
@@ -161,6 +180,7 @@ def observe(
     outcome: str,
     latency_ms: float | None,
     ttft_ms: float | None,
+    fresh_look: bool = False,
 ) -> ModelStats:
     """Add one attempt outcome (an ``AttemptRecord.outcome``) to ``stats``.
 
@@ -179,7 +199,12 @@ def observe(
     Older counts are first decayed to ``now``, then multiplied by ``gamma``.
     ``latency_ms`` / ``ttft_ms`` (when given) feed the EWMAs, except for an
     ``error``, whose quick failure says nothing about speed; a ``timeout``
-    does feed them, as it shows the model was slow.
+    does feed them, as it shows the model was slow. ``fresh_look``: the attempt was
+    the ranking's look at a model it had not heard from for a while (``freshness``): its
+    measures replace the averages (a model ranked last for a slow spell gets about one
+    call in fifty, and its averages, blended a fifth at a time, took a thousand calls to
+    show it had recovered); their deviations keep the distance, so the ranking's draws
+    are unsure of it until more measures come.
     """
     if stats is None:
         stats = ModelStats(updated_at=now)
@@ -216,20 +241,23 @@ def observe(
     successes = stats.successes * g + success
     refusals = stats.refusals * g + refusal
     failures = lasting + running
+    alpha = 1.0 if fresh_look else cfg.ewma_alpha
     return ModelStats(
         n=successes + failures + refusals,
         successes=successes,
         failures=failures,
         refusals=refusals,
         # (how fast it is can change as soon as whether it fails)
-        latency_ms=_ewma(stats.latency_ms, latency_ms, cfg.ewma_alpha, ff),
-        ttft_ms=_ewma(stats.ttft_ms, ttft_ms, cfg.ewma_alpha, ff),
+        latency_ms=_ewma(stats.latency_ms, latency_ms, alpha, ff),
+        ttft_ms=_ewma(stats.ttft_ms, ttft_ms, alpha, ff),
         feedback_sum=stats.feedback_sum * tf,
         feedback_n=stats.feedback_n * tf,
         updated_at=max(now, stats.updated_at),
         lasting=lasting,
         streak=streak,
         seen=stats.seen * tf + 1.0,
+        latency_dev=_deviation(stats.latency_dev, stats.latency_ms, latency_ms, cfg.ewma_alpha, ff),
+        ttft_dev=_deviation(stats.ttft_dev, stats.ttft_ms, ttft_ms, cfg.ewma_alpha, ff),
     )
 
 
@@ -264,4 +292,6 @@ def observe_feedback(
         lasting=lasting,
         streak=stats.streak,
         seen=stats.seen * tf,
+        latency_dev=stats.latency_dev,
+        ttft_dev=stats.ttft_dev,
     )

@@ -41,12 +41,15 @@ feedback rates are drawn around their posterior means instead of taking the
 means: a Gaussian draw with the Beta posterior's standard deviation, clipped to
 0..1 (a cheap stand-in for a Beta draw on the hot path, with real tails so an
 untried model keeps a fair chance); ``exploration`` scales the spread (0 = the
-means). Only a model costing at most ``EXPLORE_COST`` times the model the means put
-first is drawn, save in ``DEAR_SHARE`` of rankings (times ``exploration``) and where
-callers rate the answers (feedback): untried models all look alike, and with some
-sixty of them in a catalog one's draw came out on top in most rankings, so ``auto``
-kept trying the dearest at random (25-35 times the cost of its best choice at a call a
-minute), with nothing to learn from it that callers had asked for.
+means). So are the latency and TTFT averages, by how far their measures stray
+(``ModelStats.latency_dev``, ``SPEED_SD``), each against the fastest drawn, for the
+models that cost about what the leader costs (``SPEED_DRAW_COST``). Only a
+model costing at most ``EXPLORE_COST`` times the model the means put first is drawn,
+save in ``DEAR_SHARE`` of rankings (times ``exploration``) and where callers rate the
+answers (feedback): untried models all look alike, and with some sixty of them in a
+catalog one's draw came out on top in most rankings, so ``auto`` kept trying the dearest
+at random (25-35 times the cost of its best choice at a call a minute), with nothing to
+learn from it that callers had asked for.
 The feedback rate is drawn only for a model that has been rated: calls
 teach success and refusal rates, so their spread narrows as traffic flows, but
 feedback comes only when callers send it, and a draw from its prior alone would
@@ -88,6 +91,19 @@ NEUTRAL: Final = 0.5
 #: exploration alive: a model never tried must be able to outrank a known one)
 UNKNOWN_SPEED: Final = 1.0
 COST_FLOOR_USD: Final = 1e-6
+#: the spread of a draw of a model's speed, per mean absolute deviation of its measures,
+#: over the square root of the measures its average stands for (a normal spread is 1.25
+#: times its mean absolute deviation): two models alike in speed share the calls they are
+#: alike for, where the one whose average was a few milliseconds lower took every call
+#: until its average rose (with latency rising under load, runs of up to 70 to 110 calls
+#: to one model; 55 to 77 drawn)
+SPEED_SD: Final = 1.25
+#: the deviation assumed, per millisecond of the average, before a second measure
+UNSEEN_DEV: Final = 0.25
+#: speeds are drawn for the models that cost at most this many times the model the
+#: averages put first: a dearer model comes first by being faster, not by a draw (drawn,
+#: a twin at 1.5 times the price of one as fast took 28 to 36% of first attempts)
+SPEED_DRAW_COST: Final = 1.1
 #: added to both sides of a latency (TTFT) ratio: differences far below this many
 #: milliseconds are not worth a dearer model, and one slow answer of a model that answers
 #: in 1 ms (against 0.7 ms) must not look like a 7x slower model for ever
@@ -184,6 +200,9 @@ def rank(
         rng = None
     half_life = learning.half_life_s
     failure_half_life = learning.failure_half_life_s
+    # (the measures an average of speed stands for: its weight is gone after as many)
+    ewma_n = (2.0 - learning.ewma_alpha) / learning.ewma_alpha
+    sqrt = math.sqrt
 
     # pass 1: per-model output room, cost, stats and their time decay; the best of each
     outs: list[int] = []
@@ -243,8 +262,7 @@ def rank(
     f_a, f_ab = FEEDBACK_PRIOR[0], FEEDBACK_PRIOR[0] + FEEDBACK_PRIOR[1]
     # the Thompson draws: mean + spread * sd * z, z standard normal (a Gaussian stand-in
     # for the Beta posterior: its tails keep an untried model's chances real)
-    bits = rng.getrandbits if rng is not None else None  # three pool indices per model
-    sqrt = math.sqrt
+    bits = rng.getrandbits if rng is not None else None  # pool indices
     spread = exploration
     asked_set = frozenset(asked)
     # pass 2: each model's fixed factors and its learned rates' means, and the model the
@@ -270,6 +288,8 @@ def rank(
 
         s = found[i]
         latency = ttft = UNKNOWN_SPEED
+        conf = 0.0
+        lat_ms = lat_sd = ttft_ms = ttft_sd = 0.0  # (a measure and how unsure of it)
         if s is None:
             n = hits = refusals = fb_sum = fb_n = seen = 0.0
         else:
@@ -281,12 +301,19 @@ def rank(
             fb_sum = s.feedback_sum * f
             fb_n = s.feedback_n * f
             conf = n / (n + LATENCY_PRIOR_N)
+            unsure = SPEED_SD / sqrt(min(max(n, 1.0), ewma_n))
             if s.latency_ms is not None:
-                raw = (best_latency + LATENCY_FLOOR_MS) / (s.latency_ms + LATENCY_FLOOR_MS)
+                lat_ms = s.latency_ms
+                raw = (best_latency + LATENCY_FLOOR_MS) / (lat_ms + LATENCY_FLOOR_MS)
                 latency = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
+                dev = s.latency_dev if s.latency_dev is not None else UNSEEN_DEV * lat_ms
+                lat_sd = unsure * dev
             if s.ttft_ms is not None:
-                raw = (best_ttft + TTFT_FLOOR_MS) / (s.ttft_ms + TTFT_FLOOR_MS)
+                ttft_ms = s.ttft_ms
+                raw = (best_ttft + TTFT_FLOOR_MS) / (ttft_ms + TTFT_FLOOR_MS)
                 ttft = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
+                dev = s.ttft_dev if s.ttft_dev is not None else UNSEEN_DEV * ttft_ms
+                ttft_sd = unsure * dev
         # Beta posterior means (a / (a + b)) of the success, refusal and feedback rates
         ab = n + s_ab
         success = (hits + s_a) / ab
@@ -325,6 +352,11 @@ def rank(
                 feedback,
                 fab,
                 fb_n,
+                conf,
+                lat_ms,
+                lat_sd,
+                ttft_ms,
+                ttft_sd,
             )
         )
 
@@ -345,15 +377,43 @@ def rank(
         and (rated or rng.random() < DEAR_SHARE * min(spread, 1.0))
     ):
         dearest = math.inf  # (now and then every model's draw: a dearer one may be better)
+    # the speeds drawn, of the models drawn whose speed is known: each against the
+    # fastest drawn (against the fastest average, the model put first by its averages
+    # lost by every draw above them and gained by none below, and models not drawn won)
+    lat_drawn: list[float | None] = [None] * len(rows)
+    ttft_drawn: list[float | None] = [None] * len(rows)
+    fast_lat = fast_ttft = math.inf
+    if bits is not None:
+        alike = max(costs[leader] * SPEED_DRAW_COST, COST_FLOOR_USD)
+        for i, row in enumerate(rows):
+            if costs[i] > alike:
+                continue
+            _, lat_ms, lat_sd, ttft_ms, ttft_sd = row[13:]
+            r = bits(2 * _POOL_BITS)
+            if lat_ms > 0.0:
+                drawn = lat_ms + spread * lat_sd * _NORMALS[r & _POOL_MASK]
+                lat_drawn[i] = drawn = drawn if drawn > 0.0 else 0.0
+                fast_lat = drawn if drawn < fast_lat else fast_lat
+            if ttft_ms > 0.0:
+                drawn = ttft_ms + spread * ttft_sd * _NORMALS[r >> _POOL_BITS]
+                ttft_drawn[i] = drawn = drawn if drawn > 0.0 else 0.0
+                fast_ttft = drawn if drawn < fast_ttft else fast_ttft
     ranked: list[tuple[float, int, tuple[float, ...]]] = []
     for i, row in enumerate(rows):
         c_trust, c_capability, c_cost, c_context, latency, ttft = row[:6]
-        success, ab, refused, rab, feedback, fab, fb_n = row[6:]
+        success, ab, refused, rab, feedback, fab, fb_n = row[6:13]
         if bits is not None and costs[i] <= dearest:
             r = bits(3 * _POOL_BITS)
             z1 = _NORMALS[r & _POOL_MASK]
             z2 = _NORMALS[(r >> _POOL_BITS) & _POOL_MASK]
             z3 = _NORMALS[r >> (2 * _POOL_BITS)]
+            conf = row[13]
+            if (speed := lat_drawn[i]) is not None:
+                raw = (fast_lat + LATENCY_FLOOR_MS) / (speed + LATENCY_FLOOR_MS)
+                latency = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
+            if (speed := ttft_drawn[i]) is not None:
+                raw = (fast_ttft + TTFT_FLOOR_MS) / (speed + TTFT_FLOOR_MS)
+                ttft = UNKNOWN_SPEED + (raw - UNKNOWN_SPEED) * conf
             success += spread * sqrt(success * (1.0 - success) / (ab + 1.0)) * z1
             success = 0.0 if success < 0.0 else 1.0 if success > 1.0 else success
             refused += spread * sqrt(refused * (1.0 - refused) / (rab + 1.0)) * z2

@@ -319,3 +319,35 @@ def test_a_speed_measured_long_ago_gives_way_to_one_measured_now() -> None:
     assert soon.latency_ms == pytest.approx(s.latency_ms * 0.8 + 800 * 0.2, rel=0.01)
     later = observe(s, CFG, now=3_630.0, outcome="success", latency_ms=800.0, ttft_ms=300.0)
     assert later.latency_ms is not None and later.latency_ms < 830.0
+
+
+def test_a_fresh_look_replaces_the_speed_and_its_deviation_keeps_the_distance() -> None:
+    """A model ranked last for a slow spell is looked at again now and then (the ranking's
+    ``freshness``): that measure is what the model is now, not a fifth of it (a recovered
+    model took a thousand calls to show it); how far it fell from the old average stays in
+    the deviation, so the ranking's draws are unsure of the model until more measures
+    come."""
+    s: ModelStats | None = None
+    for k in range(30):
+        s = observe(s, CFG, now=float(k), outcome="success", latency_ms=4_000.0, ttft_ms=1_000.0)
+    assert s is not None and s.latency_dev == pytest.approx(0.0, abs=1e-6)
+    blended = observe(s, CFG, now=30.0, outcome="success", latency_ms=800.0, ttft_ms=200.0)
+    assert blended.latency_ms == pytest.approx(4_000 * 0.8 + 800 * 0.2, rel=0.01)
+    looked = observe(
+        s, CFG, now=30.0, outcome="success", latency_ms=800.0, ttft_ms=200.0, fresh_look=True
+    )
+    assert (looked.latency_ms, looked.ttft_ms) == (800.0, 200.0)
+    assert looked.latency_dev == pytest.approx(0.2 * 3_200, rel=0.01)
+    assert looked.ttft_dev == pytest.approx(0.2 * 800, rel=0.01)
+
+
+def test_the_deviation_of_speed_is_averaged_as_the_speed_is() -> None:
+    s = obs(None, "success", latency_ms=1_000.0, ttft_ms=100.0)
+    assert s.latency_dev is None  # (one measure: no distance yet)
+    s = obs(s, "success", latency_ms=1_500.0, ttft_ms=100.0)
+    assert s.latency_dev == 500.0 and s.ttft_dev == 0.0
+    s = obs(s, "success", latency_ms=1_100.0, ttft_ms=150.0)
+    # |1100 - 1100| (the average before it: 1000 * 0.8 + 1500 * 0.2)
+    assert s.latency_dev == pytest.approx(500.0 * 0.8, rel=1e-6)
+    assert s.ttft_dev == pytest.approx(50.0 * 0.2, rel=1e-6)
+    assert decayed(s, CFG, 3_600.0).latency_dev == s.latency_dev
