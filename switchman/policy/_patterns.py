@@ -50,18 +50,18 @@ from switchman.policy._patterns_credentials import (
 from switchman.policy._patterns_tables import _column_hits, _Columns, names_a_token
 from switchman.policy._patterns_values import (
     _CELL_PROSE,
-    _CODE,
     _KEEP,
     _LENGTH_RULE,
     _PASSWORD_NAME,
     _PASSWORD_SYMBOLS,
-    _PLACEHOLDER,
     _SECRET_KEY_NAME,
     _TOKEN_NAME,
     _bare_value,
     _has_digit,
     _other_script_prose,
     _value_but,
+    is_code,
+    is_placeholder,
 )
 from switchman.policy._patterns_values import KINDS as KINDS
 from switchman.policy._patterns_values import PEM_HOLD_LIMIT as PEM_HOLD_LIMIT
@@ -197,10 +197,16 @@ def before_host(t: str, c: int) -> bool:
 # whitespace but for spaces in a quoted value (``"correct horse 9"``, at most
 # QUOTED_SPACED characters: a stream holds back that long for one): quoted
 # (double, single or backticks: ``Password: `Tr0ub4dor&3` ``), or bare up to a quote,
-# ``, ; & ) ] }``. Markdown's closing ``**`` or ``__`` may stand between the name and
-# its separator or after it (``- **password**: x``, ``**Password:** x``).
-# (the names: _patterns_values)
+# or one of ``, ; & ) ] }`` that does not go on to more of the value: a ``, ; &`` before
+# another name and its ``=`` (``Password=x;Host=db``, ``?password=x&user=y``), a
+# ``) ] }`` before none of the value's characters or a link's ``](`` (a password
+# manager's ``Xk9#mQ2&vL7;pZ`` is one value: its tail had been left). Markdown's closing
+# ``**`` or ``__`` may stand between the name and its separator or after it (``-
+# **password**: x``, ``**Password:** x``). (the names: _patterns_values)
 _BARE = _value_but("\"'`,;&)]}")
+_BARE_ON = (  # (what a bare value goes on through, as said above)
+    rf"[{_BARE}]|(?!&&|\]\()[,;&)\]}}]{{1,2}}(?![A-Za-z_][\w.-]{{1,64}}=)(?=[{_BARE}])"
+)
 # a quoted value's characters: a value's but its quote, a space too if short
 _DQ, _SQ, _BQ = r"\w!#-~", r"\w!-&(-~", r"\w!-_a-~"
 _BOLD = r"(?:\*\*|__)?"  # markdown's closing bold
@@ -221,7 +227,7 @@ def _named_value_pattern(cell_end: str, sep: str = _NAME_SEP) -> str:
         + rf"|`(?P<bq>[{_BQ}]{{1,256}}|[ {_BQ}]{_SPACED})`"
         # a table's cell, after a name's cell: up to its |, spaces and all
         + rf"|(?(pipe)(?P<cell>[^\s|`\"'][^|\n]{{0,{QUOTED_SPACED - 1}}})(?={cell_end})|(?!))"
-        + rf"|(?P<bare>[{_BARE}]{{1,256}}))"
+        + rf"|(?P<bare>(?:{_BARE_ON}){{1,256}}))"
     )
 
 
@@ -476,6 +482,17 @@ def _email_hit(m: re.Match[str]) -> str | None:
     return tag("email")
 
 
+def _in_code_span(m: re.Match[str]) -> bool:
+    """Whether the name of ``m``, a value in backticks after it, opens a code span of its
+    own (a backtick right before its word) that nothing closes before the value's
+    backtick, which is then the span's end (the name and ``=`` in backticks, then prose),
+    not a value's start (the name in backticks, ``:`` and the value in backticks)."""
+    text, start = m.string, m.start()
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_.-"):
+        start -= 1
+    return start > 0 and text[start - 1] == "`" and "`" not in text[start : m.start("bq") - 1]
+
+
 def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
     """The replacement of a value given a secret's name, or None if it is none.
 
@@ -499,6 +516,8 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
     """
     group = next(g for g in ("dq", "sq", "bq", "cell", "bare") if m[g] is not None)
     value = m[group]
+    if group == "bq" and _in_code_span(m):
+        return None  # `DB_PASSWORD=` and `DB_USER=`: its backtick closes the name's span
     if group == "cell":
         value = value.rstrip()
         if " " in value and _CELL_PROSE.match(value):
@@ -512,11 +531,13 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
             value = value.partition("|")[0]  # |password|hunter2!x|
     if group == "bare":
         value = _bare_value(value).rstrip(".")  # the end of a sentence
+    at = m.start(group) + len(value)
+    after = m.string[at : at + 1]  # (a closing bracket a bare value stops before)
     if group in ("bare", "cell") and (
-        not value or _CODE.fullmatch(value) or _other_script_prose(value)
+        not value or is_code(value, after) or _other_script_prose(value)
     ):
         return None
-    if _PLACEHOLDER.fullmatch(value):
+    if is_placeholder(value, after):
         return None
     if kind == "api_key":
         if len(value) < 16 or not _has_digit(value):

@@ -19,13 +19,13 @@ from typing import Final
 
 from switchman.policy._patterns_values import (
     _CELL_PROSE,
-    _CODE,
     _LENGTH_RULE,
     _PASSWORD_NAME,
     _PASSWORD_SYMBOLS,
-    _PLACEHOLDER,
     _SECRET_KEY_NAME,
     _has_digit,
+    is_code,
+    is_placeholder,
 )
 
 #: a table's row longer than this (from its first character but spaces) holds no cut
@@ -239,8 +239,8 @@ def _column_value(value: str, kind: str) -> bool:
         not value
         or (" " in value and _CELL_PROSE.match(value))
         or _LENGTH_RULE.fullmatch(value)
-        or _CODE.fullmatch(value)
-        or _PLACEHOLDER.fullmatch(value)
+        or is_code(value)
+        or is_placeholder(value)
     ):
         return False
     if kind == "api_key":

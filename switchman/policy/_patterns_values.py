@@ -71,6 +71,7 @@ _TOKEN_NAME = (
     r"|[a-z][a-z0-9]{1,31}+(?:[A-Z][a-z0-9]{1,31}+){0,3}(?:Token|Secret)"
     r"|(?:[Aa]ccount|ACCOUNT)[_-]?(?:[Kk]ey|KEY)"
     r"|[Pp]assphrase|PASSPHRASE"
+    r"|[Ss]ecret|SECRET"  # (alone: ``Secret: <an AWS secret key>`` beside its key id)
     r")(?![A-Za-z0-9_-])"
 )
 # A value that stands for a secret rather than being one: wrapped or a variable
@@ -103,8 +104,19 @@ _CELL_PROSE = re.compile(
 _LENGTH_RULE = re.compile(
     r"[0-9]{1,4}[ \t]*(?:-|\u2013|\.\.|to)[ \t]*[0-9]{1,4}(?:[ \t]*(?i:chars?|characters?))?"
 )
-# code rather than a value: a call, an index, a dotted name (os.environ[, self.password)
-_CODE = re.compile(r".*[(\[{].*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+# code rather than a value: a call, an index, a dotted name (os.environ[, self.password,
+# getenv(, {{ vault }}), its names words rather than a password's run of letters and
+# digits (``Ab3xY9kQ(m7Zp``, ``Ab3xY9kQ.m7Zp`` are passwords: see ``is_code``)
+_CODE = re.compile(
+    r"(?P<head>\$?[A-Za-z_]\w*(?:(?:\.|->|::)[A-Za-z_]\w*)*)?(?P<open>[(\[{])(?P<rest>.*)"
+    r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"
+)
+# what the rest of a call or an index never holds, a password often does
+_NOT_CODE = re.compile(r"[!#%^&*+?@|~;</]")
+_NAMES = re.compile(r"[A-Za-z0-9]+")
+# a run of letters and digits as a password has them: a digit, upper and lower case
+_MIXED = re.compile(r"(?=[^.]*[0-9])(?=[^.]*[A-Z])(?=[^.]*[a-z])[^.]*")
+_CLOSER: Final = {"(": ")", "[": "]", "{": "}", "<": ">"}
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%*+/=?@^|~")
 _DIGIT = re.compile(r"[0-9]")
 # Chinese, Japanese and Korean letters (Han, kana, Hangul, and their marks): a value
@@ -119,6 +131,41 @@ _CJK_LETTER = re.compile(
 
 def _has_digit(s: str) -> bool:
     return _DIGIT.search(s) is not None
+
+
+def is_code(value: str, after: str = "") -> bool:
+    """Whether ``value`` (``after`` the text right after it) is code rather than a
+    secret's value: a call, an index or a dotted name whose names are words (a name
+    holding a digit, upper and lower case is a password's run: ``Ab3xY9kQ(m7Zp``), a
+    call's or an index's rest holding none of a password's symbols (``g{oRqG*9h``), or
+    a value opening with a bracket that closes at its end or right after it
+    (``(optional)``, ``{password}``: a value stops before a closing bracket)."""
+    m = _CODE.fullmatch(value)
+    if m is None:
+        return False
+    if m["open"] is None:  # a dotted name
+        return not any(_MIXED.fullmatch(name) for name in value.split("."))
+    if not m["head"]:  # (opens with its bracket)
+        closer = _CLOSER[value[0]]
+        return value.endswith(closer) or after.startswith(closer)
+    rest = m["rest"]
+    return _NOT_CODE.search(rest) is None and not any(
+        _MIXED.fullmatch(name) for name in _NAMES.findall(m["head"] + " " + rest)
+    )
+
+
+def is_placeholder(value: str, after: str = "") -> bool:
+    """Whether ``value`` stands for a secret (``_PLACEHOLDER``), ``after`` the text right
+    after it: not a value opening with a bracket that does not close at its end or right
+    after it (``{m7Zp#Ab3x`` is a password), nor a ``$`` and a password's run of letters
+    and digits (``$Ab3xY9kQ2``)."""
+    if not _PLACEHOLDER.fullmatch(value):
+        return False
+    first = value[0]
+    if first in _CLOSER:
+        closer = _CLOSER[first]
+        return value.endswith(closer) or after.startswith(closer)
+    return not (first == "$" and _MIXED.fullmatch(value[1:]) is not None)
 
 
 def _bare_value(value: str) -> str:
