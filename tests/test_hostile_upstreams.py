@@ -49,7 +49,8 @@ SCRIPTS: dict[str, Callable[[], tuple[bytes, bytes]]] = {
     # a data line that is not JSON: its text is lost
     "bad-json": lambda: _stream(
         _chunk({"content": "Alpha "}),
-        'data: {"choices": [{"delta": {"content": "Beta "\n\n',
+        # (its text, unredacted, is no part of the error: it had been quoted in it)
+        'data: {"choices": [{"delta": {"content": "Beta, mail ops.lead@corp-mail.acme.io"\n\n',
         _chunk({"content": "Gamma."}),
         _chunk({}, "stop", usage=USAGE),
         "data: [DONE]\n\n",
@@ -177,6 +178,7 @@ async def test_a_broken_answer_is_never_a_success_and_the_next_model_answers(
     if not streamed or first in ("html",):  # nothing of the broken answer reached the caller
         assert result.answer == "Paris it is."
     assert "x" * 100 not in result.answer
+    assert "corp-mail" not in json.dumps(result.errors, default=str) + bad.error
 
 
 async def test_a_byte_order_mark_before_the_stream_loses_nothing(nursery: trio.Nursery) -> None:

@@ -35,6 +35,7 @@ from switchman.adapters._sse import (
     detailed_usage,
     load_json,
     map_error,
+    not_json,
     obj,
     stream_error,
     string,
@@ -240,9 +241,7 @@ class _AnthropicStream:
             try:
                 payload = load_json(sse.data)
             except ValueError:
-                events.append(
-                    Malformed(detail=f"{sse.event or 'event'} not JSON: {sse.data[:80]!r}")
-                )
+                events.append(Malformed(detail=f"{sse.event or 'event'} {not_json(sse.data)}"))
                 continue
             if not isinstance(payload, dict):
                 events.append(Malformed(detail=f"{sse.event or 'event'} is not a JSON object"))

@@ -38,6 +38,7 @@ from switchman.adapters._sse import (
     first,
     load_json,
     map_error,
+    not_json,
     obj,
     stream_error,
     string,
@@ -246,7 +247,7 @@ class _GeminiStream:
                 try:
                     chunk = load_json(text)
                 except ValueError:
-                    events.append(Malformed(detail=f"not JSON: {text[:80]!r}"))
+                    events.append(Malformed(detail=not_json(text)))
                     continue
                 if isinstance(chunk, list):
                     chunk = first(chunk)

@@ -33,6 +33,7 @@ from switchman.adapters._sse import (
     collect,
     load_json,
     map_error,
+    not_json,
     obj,
     stream_error,
     string,
@@ -175,7 +176,7 @@ class _OllamaStream:
             try:
                 data = load_json(line)
             except ValueError:
-                events.append(Malformed(detail=f"not JSON: {line[:80]!r}"))
+                events.append(Malformed(detail=not_json(line)))
                 continue
             if not isinstance(data, dict):
                 events.append(Malformed(detail="line is not a JSON object"))

@@ -42,6 +42,7 @@ from switchman.adapters._sse import (
     first,
     load_json,
     map_error,
+    not_json,
     obj,
     stream_error,
     string,
@@ -407,7 +408,7 @@ class _ChatStream:
             try:
                 chunk = load_json(data)
             except ValueError:
-                events.append(Malformed(detail=f"not JSON: {data[:80]!r}"))
+                events.append(Malformed(detail=not_json(data)))
                 continue
             if not isinstance(chunk, dict):
                 events.append(Malformed(detail="chunk is not a JSON object"))
@@ -734,7 +735,7 @@ class _ResponsesStream:
             try:
                 payload = load_json(sse.data)
             except ValueError:
-                events.append(Malformed(detail=f"not JSON: {sse.data[:80]!r}"))
+                events.append(Malformed(detail=not_json(sse.data)))
                 continue
             if not isinstance(payload, dict):
                 events.append(Malformed(detail="event is not a JSON object"))

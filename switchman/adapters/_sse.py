@@ -186,6 +186,12 @@ class SseDecoder:
 # --------------------------------------------------------------------------- JSON access
 
 
+def not_json(data: str) -> str:
+    """What a stream event that is not JSON is said to be: its size, not its text (model
+    output, unredacted: the detail goes into errors, traces and the store)."""
+    return f"not JSON ({len(data):,} characters)"
+
+
 def load_json(body: bytes | str) -> Any:
     """Parse a JSON body, tolerating leading blank keep-alive lines; ``ValueError`` if bad."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
