@@ -111,10 +111,28 @@ def providers(args: argparse.Namespace) -> int:
             if m.get("held_out"):
                 limited += f"  held out {m.get('held_for_s') or 0:.0f}s more: {m['held_out']}"
             seed = {True: "  seed", False: "  no seed"}.get(m.get("supports_seed"), "")
-            print(f"    {m['alias']:<32} breaker {m.get('breaker', '?'):<9}{seed}{limited}")
+            print(
+                f"    {m['alias']:<32} breaker {m.get('breaker', '?'):<9}{seed}{limited}"
+                + _learned(m)
+            )
         if len(serving) < len(models):  # turned off (in the file, or not pulled by Ollama)
             print(f"    ({_count(len(models) - len(serving), 'model')} off)")
     return EXIT_OK
+
+
+def _learned(model: dict[str, Any]) -> str:
+    """What the router learned of ``model`` over all intents, as ``providers`` shows it:
+    how often it answered, how fast, when it was last heard from (``--json``: per
+    intent)."""
+    seen = (model.get("stats") or {}).get("*") or {}
+    parts = []
+    if (rate := seen.get("success_rate")) is not None:
+        parts.append(f"{100 * rate:.0f}% answered")
+    if (latency := seen.get("latency_ms")) is not None:
+        parts.append(f"{latency:,.0f} ms")
+    if (ago := seen.get("heard_s_ago")) is not None:
+        parts.append(f"heard {ago:,.0f}s ago")
+    return "  learned: " + ", ".join(parts) if parts else ""
 
 
 def _usd(amount: float) -> str:

@@ -320,11 +320,22 @@ def test_health_and_providers(daemon: Daemon) -> None:
     assert re.search(
         r"^openai +openai +missing API key: set OPENAI_API_KEY +\(\d+ models\)$", out, re.M
     )
-    assert re.search(r"^    sim/balanced +breaker closed +(no )?seed$", out, re.M)
+    assert re.search(r"^    sim/balanced +breaker closed +(no )?seed( +learned: .*)?$", out, re.M)
     assert re.search(r"^sim +sim +enabled  in flight \d+$", out, re.M)  # (no keys: all shown)
     # what can answer comes first; a provider that cannot is one line, its models not listed
     assert out.index("sim/balanced") < out.index("missing API key")
     assert "openai/" not in out
+
+
+def test_providers_shows_what_was_learned_of_a_model_that_answered(daemon: Daemon) -> None:
+    done = daemon.run("run", "sim/smart", "What is a monad?", "--json")
+    assert done.returncode == 0, done.stderr
+    out = daemon.run("providers").stdout
+    learned = r"  learned: \d+% answered, [\d,]+ ms, heard [\d,]+s ago$"
+    assert re.search(r"^    sim/smart +breaker closed .*" + learned, out, re.M), out
+    body = json.loads(daemon.run("providers", "--json").stdout)
+    (smart,) = [m for p in body["providers"] for m in p["models"] if m["alias"] == "sim/smart"]
+    assert smart["stats"]["*"]["heard_s_ago"] >= 0.0
 
 
 def test_watch_shows_the_events_of_a_call_running_meanwhile(daemon: Daemon) -> None:

@@ -67,8 +67,8 @@ class ModelStatus:
     """One model's live state: ``breaker`` (``closed``, ``open``, ``half_open``) and, open,
     ``retry_at`` on trio's clock (``trio.current_time()``, not wall time) when it admits a
     probe; ``stats`` per intent (``n``, the faded weight of what was learned;
-    ``success_rate``, ``refusal_rate``, ``latency_ms``, ``ttft_ms``, ``feedback``); what the
-    provider's rate limits and holds say of it."""
+    ``success_rate``, ``refusal_rate``, ``latency_ms``, ``ttft_ms``, ``feedback``,
+    ``heard_s_ago``); what the provider's rate limits and holds say of it."""
 
     alias: str
     model_id: str
@@ -160,10 +160,10 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
     if state == "open" and breaker.open_until <= now:
         state = "half_open"
     stats: dict[str, dict[str, float | None]] = {}
-    for (alias, intent), st in snap.stats.items():
+    for (alias, intent), learned in snap.stats.items():
         if alias == model.alias:
             # faded to now as scoring fades them (failures sooner than the rest)
-            st = decayed(st, snap.learning, now)
+            st = decayed(learned, snap.learning, now)
             total = st.successes + st.failures + st.refusals
             stats[intent] = {
                 # the weight of what was learned (each attempt adds 1; older ones count
@@ -174,6 +174,9 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
                 "latency_ms": st.latency_ms,
                 "ttft_ms": st.ttft_ms,
                 "feedback": round(st.feedback_sum / st.feedback_n, 4) if st.feedback_n else None,
+                # (how long the model has not been heard from: a ranking looks at it again
+                # after a while, ``freshness``)
+                "heard_s_ago": round(max(now - learned.updated_at, 0.0), 1),
             }
     held_for, remaining = _held(snap.model_rates.get(model.alias), now)
     hold = snap.held_at(model.alias, now)
