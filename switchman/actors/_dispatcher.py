@@ -412,8 +412,8 @@ class _Dispatcher:
         by_alias = env.by_alias  # every model of the call's eligibility is one of these
         if reach is None:  # every eligible model can be reached: all are scored
             ranking = self._rank(call, run, elig.eligible, now)
-            if ranking and "freshness" in ranking[0].factors:
-                run.fresh_look = ranking[0].alias
+            fresh = ranking and "freshness" in ranking[0].factors
+            run.fresh_look = ranking[0].alias if fresh else None
             order = plan_attempt_order(call, env.config, elig.eligible, ranking)
             return elig, ranking, [by_alias[a] for a in order]
         # a named model or route reaches only its own chain: only those were checked,
