@@ -205,7 +205,7 @@ def before_host(t: str, c: int) -> bool:
 # **password**: x``, ``**Password:** x``). (the names: _patterns_values)
 _BARE = _value_but("\"'`,;&)]}")
 _BARE_ON = (  # (what a bare value goes on through, as said above)
-    rf"[{_BARE}]|(?!&&|\]\()[,;&)\]}}]{{1,2}}(?![A-Za-z_][\w.-]{{1,64}}=)(?=[{_BARE}])"
+    rf"[{_BARE}]|(?!&&|\]\()[,;&)\]}}]{{1,3}}(?![A-Za-z_][\w .-]{{1,64}}=)(?=[{_BARE}])"
 )
 # a quoted value's characters: a value's but its quote, a space too if short
 _DQ, _SQ, _BQ = r"\w!#-~", r"\w!-&(-~", r"\w!-_a-~"
@@ -215,6 +215,8 @@ _NAME_SEP = (
     rf"(?:[ \t]{{0,16}}(?P<sep>=>|:=|[=:]|(?P<pipe>\|)){_BOLD}[ \t]{{0,16}}|[ \t]{{1,16}})"
 )
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
+_STOPS = re.compile(r"[,;&)\]}]")
+_AFTER_EQUALS = re.compile(r"[;&]")  # (Password=x;Persist Security Info=True)
 
 
 def _named_value_pattern(cell_end: str, sep: str = _NAME_SEP) -> str:
@@ -531,6 +533,12 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
             value = value.partition("|")[0]  # |password|hunter2!x|
     if group == "bare":
         value = _bare_value(value).rstrip(".")  # the end of a sentence
+        if value[:1] == "$" and is_placeholder(_STOPS.split(value, 1)[0]):
+            return None  # PGPASSWORD=$PGPASS;psql, $(openssl rand -hex 16)
+        if m["sep"] in ("=", ":=", "=>") and _STOPS.match(value):
+            return None  # s/(password=)[^&]*/: code after =, not a value's start
+        if m["sep"] in ("=", ":="):  # a ; or & after = separates the next key (its name and
+            value = _AFTER_EQUALS.split(value, 1)[0]  # = may lie past the block's end)
     at = m.start(group) + len(value)
     after = m.string[at : at + 1]  # (a closing bracket a bare value stops before)
     if group in ("bare", "cell") and (
@@ -598,6 +606,10 @@ _TOKEN_PLACEHOLDER = re.compile(
 )
 
 
+# what the word secret alone names: a key's shape (an AWS secret key's: 40 of these)
+_KEY_SHAPED = re.compile(r"(?=[^0-9]*[0-9])(?=[^A-Z]*[A-Z])(?=[^a-z]*[a-z])[A-Za-z0-9/+=]{20,}")
+
+
 def _token_hit(m: re.Match[str]) -> str | None:
     """A key's or token's value after its unprefixed name (``_TOKEN_NAMED``) and its ``=``
     or ``:``: as a secret key's (16 characters or more, a digit in them, no
@@ -618,6 +630,9 @@ def _token_hit(m: re.Match[str]) -> str | None:
     name = m.string[m.start() : m.start("sep")]
     if any(w.lower() in _PUBLIC_TOKEN_WORDS for w in _NAME_WORDS.findall(name)):
         return None  # nextPageToken, idempotency_token: no secret
+    if name.strip("\"'`*_ \t").lower() == "secret" and not _KEY_SHAPED.fullmatch(value):
+        return None  # Top secret: Operation2024-Northwind; secret: app-secrets-v2
+
     return _named_value(m, "api_key")
 
 

