@@ -24,7 +24,10 @@ model the call could use (its model, route or fallbacks, every model for
 ``auto``; those its key may use and not left out for the request itself), the
 time until nothing holds it back (breaker ``retry_at``, ``rate_limited_for_s``,
 the provider's empty rate budget, ``held_for_s``); a model whose provider is
-disabled or misconfigured (held out for minutes), or absent, is not back soon.
+disabled or misconfigured (held out for minutes), or absent, is not back soon. A call
+that retried a model, failing again, asks for a second (``RETRIED_WAIT_S``) when a
+model could serve now: the SDK's own backoff had sent a third request to that model
+within 1.35 s of the first.
 """
 
 from __future__ import annotations
@@ -97,6 +100,11 @@ def call_aliases(call: Call, config: Config) -> tuple[str, ...]:
     return named_aliases(config, names)
 
 
+#: the wait a 503 asks for when the call retried a model and it failed again (the first
+#: retry after it comes at least 1.75 s after the model's first attempt)
+RETRIED_WAIT_S: Final = 1.0
+
+
 def retry_hint(
     result: Result,
     call: Call,
@@ -135,7 +143,22 @@ def retry_hint(
         # one looks free, yet none could take this call: a rate budget with room, not for
         # this call's tokens (the router said when it would be; no retry-after was sent)
         return own
+    if soonest == 0 and _retried(result):
+        # the SDK would send it again within half a second: a third request to a model
+        # that just failed twice, within 1.5 s of the first (no tight loops)
+        return RETRIED_WAIT_S
     return soonest
+
+
+def _retried(result: Result) -> bool:
+    """Whether the call tried a model twice, failing both times."""
+    failed: set[str] = set()
+    for attempt in result.trace.attempts:
+        if attempt.outcome != "success":
+            if attempt.alias in failed:
+                return True
+            failed.add(attempt.alias)
+    return False
 
 
 def _wait(provider: ProviderStatusLike, model: ModelStatusLike, now: float) -> float:

@@ -12,7 +12,7 @@ Rules:
   short (``<= max_wait_s``), ends before the deadline and the model had fewer
   than two attempts; otherwise switch.
 * Errors with ``retry_same`` (``UpstreamError``, ``TransientError``): retry once
-  after a jittered backoff of at least ``MIN_RETRY_GAP_S`` (or the provider's own
+  after ``MIN_RETRY_GAP_S`` and a jittered backoff (or the provider's own
   ``retry_after`` on a 503/529 when that is longer and at most ``max_wait_s``) if
   that ends before the deadline; otherwise switch. A provider that says not to retry
   (``x-should-retry: false``) is switched away from at once. Never more than two
@@ -20,6 +20,8 @@ Rules:
   after it may come sooner than ``MIN_RETRY_GAP_S``, still at most twice; it waits a
   little more, up to ``RATE_JITTER`` of it at random and at least ``MIN_429_WAIT_S``,
   so the calls a 429 turned away do not all come back at the same instant, its reset.)
+  With another model left, a retry whose wait would pass ``RETRY_SHARE`` of the call's
+  time left is a switch instead: that time is the other models'.
 * Everything else (refusals, context length, auth, bad request, timeouts, broken
   streams, bad replies): switch. A silent or cut provider is never retried.
 * A stream an error event broke after its text began (``StreamBroken`` with a
@@ -54,6 +56,8 @@ RATE_JITTER = 0.2
 MIN_429_WAIT_S = 0.25
 #: At most this many attempts on one model per call.
 MAX_ATTEMPTS_PER_MODEL = 2
+#: with another model left, a retry waits at most this share of the call's time left
+RETRY_SHARE = 0.5
 
 RetryAction = Literal["retry", "switch", "stop"]
 
@@ -101,12 +105,49 @@ def decide_after_failure(
 
     ``attempts_on_model``: attempts already made on this model in this call,
     the failed one included. ``deadline``: the call's overall deadline; a retry
-    is only offered when its wait ends strictly before it. ``backoff_base_s`` /
-    ``backoff_cap_s`` shape the jittered backoff of transient errors, which is
-    never below ``MIN_RETRY_GAP_S`` (with the defaults the first retry waits
-    exactly that floor, since its jitter ceiling is 0.25 s). ``nothing_else``: no other
+    is only offered when its wait ends strictly before it, and, with another model
+    left (not ``nothing_else``), within ``RETRY_SHARE`` of the time left: a retry that
+    failed again had left the next model a few milliseconds, and the call timed out with
+    a healthy model waiting. ``backoff_base_s`` / ``backoff_cap_s`` shape the jittered
+    backoff of transient errors, added to ``MIN_RETRY_GAP_S``. ``nothing_else``: no other
     model is left to try (see the module's rules on broken streams).
     """
+    decision = _decide(
+        error,
+        attempts_on_model=attempts_on_model,
+        now=now,
+        deadline=deadline,
+        rng=rng,
+        content_fallback=content_fallback,
+        nothing_else=nothing_else,
+        max_wait_s=max_wait_s,
+        backoff_base_s=backoff_base_s,
+        backoff_cap_s=backoff_cap_s,
+    )
+    left = deadline - now
+    if decision.action == "retry" and not nothing_else and decision.delay_s > RETRY_SHARE * left:
+        return RetryDecision(
+            action="switch",
+            reason=f"{decision.reason.partition(', retry in')[0]}: a retry in "
+            f"{decision.delay_s:.2f} s would leave the other models too little of "
+            f"the {left:.2f} s left",
+        )
+    return decision
+
+
+def _decide(
+    error: ProviderError,
+    *,
+    attempts_on_model: int,
+    now: float,
+    deadline: float,
+    rng: random.Random,
+    content_fallback: bool,
+    nothing_else: bool,
+    max_wait_s: float,
+    backoff_base_s: float,
+    backoff_cap_s: float,
+) -> RetryDecision:
     cause = error.cause if isinstance(error, StreamBroken) else None
     if nothing_else and isinstance(cause, UpstreamError | RateLimited):
         again = decide_after_failure(
@@ -115,6 +156,7 @@ def decide_after_failure(
             now=now,
             deadline=deadline,
             rng=rng,
+            nothing_else=True,
             max_wait_s=max_wait_s,
             backoff_base_s=backoff_base_s,
             backoff_cap_s=backoff_cap_s,
@@ -140,7 +182,7 @@ def decide_after_failure(
         jitter = backoff_delay(
             max(1, attempts_on_model), rng, base_s=backoff_base_s, cap_s=backoff_cap_s
         )
-        delay = max(jitter, MIN_RETRY_GAP_S)
+        delay = MIN_RETRY_GAP_S + jitter  # (calls failing together come back apart)
         asked = error.retry_after if isinstance(error, UpstreamError) else None
         if asked is not None and asked > delay:
             if asked > max_wait_s:
@@ -178,7 +220,8 @@ def _after_rate_limit(
     # a little more than it said (calls it turned away together come back apart), inside
     # the deadline
     wait = max(MIN_429_WAIT_S, said) * (1.0 + rng.uniform(0.0, RATE_JITTER))
-    wait = min(wait, max(said, (deadline - now) * 0.99))
+    if now + wait >= deadline:
+        wait = said
     return RetryDecision(
         action="retry", delay_s=wait, reason=f"rate limited, retry in {wait:.2f} s"
     )

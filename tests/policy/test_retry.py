@@ -181,7 +181,7 @@ def test_short_retry_after_is_honoured() -> None:
         (5.01, 1, 0.0, 100.0, 5.0, "switch"),  # longer than max_wait
         (8.0, 1, 0.0, 100.0, 10.0, "retry"),  # caller allows longer waits
         (2.0, 1, 0.0, 2.0, 5.0, "switch"),  # would end exactly at the deadline
-        (2.0, 1, 0.0, 2.001, 5.0, "retry"),  # ends just before it
+        (2.0, 1, 0.0, 2.001, 5.0, "retry"),  # ends just before it (no other model)
         (1.0, 2, 0.0, 100.0, 5.0, "switch"),  # second attempt already made
         (0.0, 1, 0.0, 100.0, 5.0, "retry"),
     ],
@@ -200,6 +200,7 @@ def test_rate_limit_branches(
         now=now,
         deadline=deadline,
         max_wait_s=max_wait,
+        nothing_else=True,
     )
     assert d.action == action
     if action == "retry":
@@ -241,10 +242,12 @@ def test_transient_never_closer_than_gap_nor_more_than_two(seed: int, attempts: 
         assert MIN_RETRY_GAP_S <= d.delay_s <= 2.0
 
 
-def test_first_transient_retry_waits_the_floor_by_default() -> None:
-    # full jitter of the first retry is at most 0.25 s, below the 0.75 s floor
+def test_first_transient_retry_waits_the_floor_and_a_jitter_by_default() -> None:
+    """The floor, and a jitter of at most 0.25 s above it: calls failing together come
+    back apart (every one had waited exactly the floor)."""
     delays = {_decide(UpstreamError("500", status=500), seed=s).delay_s for s in range(40)}
-    assert delays == {MIN_RETRY_GAP_S}
+    assert len(delays) == 40
+    assert all(MIN_RETRY_GAP_S <= d <= MIN_RETRY_GAP_S + 0.25 for d in delays)
 
 
 def test_transient_backoff_uses_the_rng() -> None:
@@ -253,7 +256,7 @@ def test_transient_backoff_uses_the_rng() -> None:
         for s in range(40)
     ]
     assert len({d.delay_s for d in delays}) > 20  # jitter above the floor on most seeds
-    assert all(MIN_RETRY_GAP_S <= d.delay_s <= 2.0 for d in delays)
+    assert all(MIN_RETRY_GAP_S <= d.delay_s <= MIN_RETRY_GAP_S + 2.0 for d in delays)
 
 
 @pytest.mark.parametrize(
@@ -261,15 +264,40 @@ def test_transient_backoff_uses_the_rng() -> None:
     [
         (100.0 + MIN_RETRY_GAP_S, "switch"),
         (100.0 + 0.5, "switch"),
-        (100.0 + MIN_RETRY_GAP_S + 0.001, "retry"),
+        (100.0 + MIN_RETRY_GAP_S + 0.25 + 0.001, "retry"),
     ],
 )
 def test_transient_deadline_edges(deadline: float, action: str) -> None:
-    # base 0.25, first retry: the delay is exactly the 0.75 floor (jitter <= 0.25)
-    d = _decide(TransientError("reset"), now=100.0, deadline=deadline)
+    # base 0.25, first retry: the 0.75 floor and a jitter of at most 0.25; no other model
+    d = _decide(TransientError("reset"), now=100.0, deadline=deadline, nothing_else=True)
     assert d.action == action
     if action == "retry":
         assert 100.0 + d.delay_s < deadline
+
+
+@pytest.mark.parametrize(
+    ("error", "left", "action"),
+    [
+        (RateLimited("429", retry_after=1.0), 1.2, "switch"),
+        (RateLimited("429", retry_after=1.0), 3.0, "retry"),
+        (UpstreamError("503", status=503, retry_after=3.0), 3.2, "switch"),
+        (UpstreamError("503", status=503), 1.0, "switch"),
+        (UpstreamError("503", status=503), 2.5, "retry"),
+    ],
+)
+def test_a_retry_leaves_the_other_models_half_the_time_left(
+    error: ProviderError, left: float, action: str
+) -> None:
+    """With another model left, a retry whose wait would pass half the call's time left
+    is a switch: retried, and failing again, the model had left its fallback a few
+    milliseconds, and the call timed out with a healthy model waiting (5 of 5 calls
+    with a 429 saying 1 s and ``hard_ms`` 1200). Alone, the model is still retried."""
+    d = _decide(error, now=100.0, deadline=100.0 + left)
+    assert d.action == action, d
+    if action == "switch":
+        assert "too little" in d.reason
+        alone = _decide(error, now=100.0, deadline=100.0 + left, nothing_else=True)
+        assert alone.action == "retry"
 
 
 def test_upstream_reason_names_status() -> None:
@@ -283,7 +311,7 @@ def test_an_overloaded_provider_is_waited_for_as_it_asks_or_left_when_it_says_so
     assert (d.action, d.delay_s) == ("retry", 2.0)
     assert _decide(asked, attempts=2).action == "switch"  # still at most twice
     soon = UpstreamError("overloaded", status=503, retry_after=0.1)
-    assert _decide(soon).delay_s == MIN_RETRY_GAP_S  # never closer than the floor
+    assert MIN_RETRY_GAP_S <= _decide(soon).delay_s <= 1.0  # never closer than the floor
     far = UpstreamError("overloaded", status=503, retry_after=30.0)
     d = _decide(far)
     assert d.action == "switch" and "30 s" in d.reason
