@@ -124,14 +124,21 @@ def _learned(model: dict[str, Any]) -> str:
     """What the router learned of ``model`` over all intents, as ``providers`` shows it:
     how often it answered, how fast, when it was last heard from (``--json``: per
     intent)."""
-    seen = (model.get("stats") or {}).get("*") or {}
+    stats = model.get("stats") or {}
+    # each intent's, weighed by what was learned of it ("*", what the model is for intents
+    # it has not served, leaves refusals out: a model refusing half its calls read 100%)
+    each = [s for intent, s in stats.items() if intent != "*" and s.get("n")] or [
+        s for intent, s in stats.items() if intent == "*" and s.get("n")
+    ]
     parts = []
-    if (rate := seen.get("success_rate")) is not None:
-        parts.append(f"{100 * rate:.0f}% answered")
-    if (latency := seen.get("latency_ms")) is not None:
-        parts.append(f"{latency:,.0f} ms")
-    if (ago := seen.get("heard_s_ago")) is not None:
-        parts.append(f"heard {ago:,.0f}s ago")
+    for key, shown in (("success_rate", "{:.0%} answered"), ("latency_ms", "{:,.0f} ms")):
+        known = [(s["n"], s[key]) for s in each if s.get(key) is not None]
+        if known:
+            weight = sum(n for n, _ in known)
+            parts.append(shown.format(sum(n * v for n, v in known) / weight))
+    heard = [s["heard_s_ago"] for s in each if s.get("heard_s_ago") is not None]
+    if heard:
+        parts.append(f"heard {min(heard):,.0f}s ago")
     return "  learned: " + ", ".join(parts) if parts else ""
 
 

@@ -165,3 +165,23 @@ def test_a_results_sources_are_listed_after_it(capsys: pytest.CaptureFixture[str
     out, err = capsys.readouterr()
     assert urls[0] not in out  # the answer alone on stdout
     assert f"[1] {urls[0]}" in err and f"[2] {urls[1]}" in err
+
+
+def test_providers_weighs_what_was_learned_of_each_intent() -> None:
+    """What ``switchman providers`` says a model answered is its intents' rates weighed by
+    what was learned of each: the all-intents entry leaves refusals out (what a model
+    refuses for one intent is not held against it for others), and a model refusing half
+    its calls had read "100% answered"."""
+    from switchman._cli_status import _learned
+
+    model = {
+        "stats": {
+            "*": {"n": 3.0, "success_rate": 1.0, "latency_ms": 60.0, "heard_s_ago": 4.0},
+            "code": {"n": 4.0, "success_rate": 0.5, "latency_ms": 100.0, "heard_s_ago": 9.0},
+            "unknown": {"n": 1.0, "success_rate": 0.0, "latency_ms": None, "heard_s_ago": 4.0},
+        }
+    }
+    assert _learned(model) == "  learned: 40% answered, 100 ms, heard 4s ago"
+    only = {"stats": {"*": {"n": 2.0, "success_rate": 1.0, "latency_ms": 60.0}}}
+    assert _learned(only) == "  learned: 100% answered, 60 ms"
+    assert _learned({"stats": {}}) == _learned({}) == ""

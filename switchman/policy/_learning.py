@@ -25,7 +25,7 @@ Two kinds of forgetting keep the router adaptive:
 Latency and TTFT are EWMAs (``ewma_alpha``); their confidence is carried by
 ``n`` (scoring blends them toward a neutral prior as ``n`` decays), their spread by
 the deviations beside them (the ranking's draws of speed). A measure taken because the
-ranking looked again at a model it had not heard from (``fresh_look``) replaces them.
+ranking looked again at a model it had not heard from (``fresh_look``) counts for half.
 
 Pure functions over frozen ``ModelStats``; ``now`` is any monotonic clock in
 seconds (the dispatcher passes ``trio.current_time()``).
@@ -46,6 +46,10 @@ FAILURE_OUTCOMES: Final = frozenset({"timeout", "error"})
 BUSY_OUTCOMES: Final = frozenset({"rate_limited"})
 #: ``ModelStats.streak`` when the last outcome was a 429
 AFTER_429: Final = -1
+#: the weight a fresh look's measure of speed gets (``observe``): half, not a fifth (a
+#: recovered model took a thousand calls to show it), nor all (a model slow one answer in
+#: five, its one fast answer replacing its average, took 8-10% of the calls, not 1.5%)
+FRESH_LOOK_ALPHA: Final = 0.5
 #: outcomes whose latency says nothing about the model's speed (a fast error)
 _NO_LATENCY_OUTCOMES: Final = frozenset({"error"})
 
@@ -201,10 +205,10 @@ def observe(
     ``error``, whose quick failure says nothing about speed; a ``timeout``
     does feed them, as it shows the model was slow. ``fresh_look``: the attempt was
     the ranking's look at a model it had not heard from for a while (``freshness``): its
-    measures replace the averages (a model ranked last for a slow spell gets about one
-    call in fifty, and its averages, blended a fifth at a time, took a thousand calls to
-    show it had recovered); their deviations keep the distance, so the ranking's draws
-    are unsure of it until more measures come.
+    measures count for half the averages (``FRESH_LOOK_ALPHA``; a model ranked last for a
+    slow spell gets about one call in fifty, and its averages, blended a fifth at a time,
+    took a thousand calls to show it had recovered); their deviations keep the distance,
+    so the ranking's draws are unsure of it until more measures come.
     """
     if stats is None:
         stats = ModelStats(updated_at=now)
@@ -241,7 +245,7 @@ def observe(
     successes = stats.successes * g + success
     refusals = stats.refusals * g + refusal
     failures = lasting + running
-    alpha = 1.0 if fresh_look else cfg.ewma_alpha
+    alpha = max(FRESH_LOOK_ALPHA, cfg.ewma_alpha) if fresh_look else cfg.ewma_alpha
     return ModelStats(
         n=successes + failures + refusals,
         successes=successes,

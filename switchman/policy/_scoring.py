@@ -92,12 +92,13 @@ NEUTRAL: Final = 0.5
 UNKNOWN_SPEED: Final = 1.0
 COST_FLOOR_USD: Final = 1e-6
 #: the spread of a draw of a model's speed, per mean absolute deviation of its measures,
-#: over the square root of the measures its average stands for (a normal spread is 1.25
-#: times its mean absolute deviation): two models alike in speed share the calls they are
-#: alike for, where the one whose average was a few milliseconds lower took every call
-#: until its average rose (with latency rising under load, runs of up to 70 to 110 calls
-#: to one model; 55 to 77 drawn)
-SPEED_SD: Final = 1.25
+#: over the square root of the measures its average stands for (half the spread of the
+#: average's own error, about 1.25 times that: a model whose answers stray far, slow one
+#: time in five, won the draws it lost on average, 8-10% of the calls at 1.25): two
+#: models alike in speed share the calls they are alike for, where the one whose average
+#: was a few milliseconds lower took every call until its average rose (runs of up to 51
+#: to 220 calls to one of three noisy models)
+SPEED_SD: Final = 0.6
 #: the deviation assumed, per millisecond of the average, before a second measure
 UNSEEN_DEV: Final = 0.25
 #: speeds are drawn for the models that cost at most this many times the model the

@@ -321,10 +321,11 @@ def test_a_speed_measured_long_ago_gives_way_to_one_measured_now() -> None:
     assert later.latency_ms is not None and later.latency_ms < 830.0
 
 
-def test_a_fresh_look_replaces_the_speed_and_its_deviation_keeps_the_distance() -> None:
+def test_a_fresh_look_counts_for_half_the_speed_and_its_deviation_keeps_the_distance() -> None:
     """A model ranked last for a slow spell is looked at again now and then (the ranking's
-    ``freshness``): that measure is what the model is now, not a fifth of it (a recovered
-    model took a thousand calls to show it); how far it fell from the old average stays in
+    ``freshness``): that measure counts for half of what the model is now, not a fifth (a
+    recovered model took a thousand calls to show it), nor all (one fast answer of a model
+    slow one time in five made it look fast); how far it fell from the old average stays in
     the deviation, so the ranking's draws are unsure of the model until more measures
     come."""
     s: ModelStats | None = None
@@ -336,7 +337,8 @@ def test_a_fresh_look_replaces_the_speed_and_its_deviation_keeps_the_distance() 
     looked = observe(
         s, CFG, now=30.0, outcome="success", latency_ms=800.0, ttft_ms=200.0, fresh_look=True
     )
-    assert (looked.latency_ms, looked.ttft_ms) == (800.0, 200.0)
+    assert looked.latency_ms == pytest.approx(4_000 * 0.5 + 800 * 0.5, rel=0.01)
+    assert looked.ttft_ms == pytest.approx(1_000 * 0.5 + 200 * 0.5, rel=0.01)
     assert looked.latency_dev == pytest.approx(0.2 * 3_200, rel=0.01)
     assert looked.ttft_dev == pytest.approx(0.2 * 800, rel=0.01)
 
