@@ -32,8 +32,10 @@ from switchman.catalog import Config
 from switchman.gateway._auth import Principal, may_reach
 from switchman.policy._eligibility import exclusions_to_tell
 
-#: how an attempt's error begins when its provider was held out as it was tried
-_HELD_OUT: Final = "provider held out:"
+#: how an attempt's error begins when its provider was held out as it was tried, or its
+#: model turned away as silent (how long another team's call has waited on it: not a
+#: key's to read)
+_HELD_OUT: Final = ("provider held out:", "silent:")
 #: (old, new) text: each ``old`` is replaced, in that order, wherever it appears
 Replacements = tuple[tuple[str, str], ...]
 #: the ``old`` of the pair whose ``new`` tells the exclusions a key may read, for a "no
@@ -82,7 +84,8 @@ class PlatformView:
         return unavailable(provider) if internal_reason(reason, provider) else reason
 
     def attempt_error(self, provider: str, outcome: Any, error: Any) -> Any:
-        """An attempt's error as shown: a held-out provider's reason is cut."""
+        """An attempt's error as shown: a held-out provider's or silent model's reason is
+        cut."""
         if (
             self.limited
             and outcome == "unavailable"

@@ -77,6 +77,21 @@ def test_a_provider_disabled_or_held_out_reads_unavailable_everywhere() -> None:
     assert shown["errors"][0]["code"] == "no_eligible_model"
 
 
+def test_a_model_turned_away_as_silent_reads_unavailable_to_a_key() -> None:
+    """How long a call has waited on a silent model may be another team's call: a key
+    that is not an admin's reads the provider unavailable, as for a held-out one."""
+    silent = "silent: an attempt sent 9.0 s ago has had no answer yet (the provider may be hanging)"
+    attempts = [
+        {"n": 1, "alias": "fast", "provider": "sim", "outcome": "unavailable", "error": silent}
+    ]
+    message = f"1 attempt(s) failed; last: fast: {silent} (sim)"
+    body = _failed(message, [], attempts)
+    shown = _view("secret-a").result(body)
+    assert shown["trace"]["attempts"][0]["error"] == "provider sim unavailable"
+    assert "9.0 s" not in str(shown)
+    assert _view("secret-ops").result(body)["trace"]["attempts"][0]["error"] == silent
+
+
 def test_the_admin_and_the_open_gateway_see_everything() -> None:
     body = _failed("no eligible model: slow: not allowed", [{"alias": "slow", "reason": "x"}])
     assert _view("secret-ops").result(body) is body
