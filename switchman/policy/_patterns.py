@@ -62,6 +62,7 @@ from switchman.policy._patterns_values import (
     _value_but,
     is_code,
     is_placeholder,
+    password_run,
 )
 from switchman.policy._patterns_values import KINDS as KINDS
 from switchman.policy._patterns_values import PEM_HOLD_LIMIT as PEM_HOLD_LIMIT
@@ -216,7 +217,9 @@ _NAME_SEP = (
 )
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
 _STOPS = re.compile(r"[,;&)\]}]")
-_AFTER_EQUALS = re.compile(r"[;&]")  # (Password=x;Persist Security Info=True)
+# a ; or & before a capitalized word ending the value: the next key of a connection
+# string whose name has spaces, its = past the block's end (;Persist Security Info=True)
+_NEXT_KEY = re.compile(r"[;&](?=[A-Z][a-z]+\Z)")
 
 
 def _named_value_pattern(cell_end: str, sep: str = _NAME_SEP) -> str:
@@ -533,12 +536,11 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
             value = value.partition("|")[0]  # |password|hunter2!x|
     if group == "bare":
         value = _bare_value(value).rstrip(".")  # the end of a sentence
-        if value[:1] == "$" and is_placeholder(_STOPS.split(value, 1)[0]):
+        head, _, rest = _STOPS.split(value, 1)[0], None, value
+        if value[:1] == "$" and is_placeholder(head) and not password_run(rest[len(head) :]):
             return None  # PGPASSWORD=$PGPASS;psql, $(openssl rand -hex 16)
-        if m["sep"] in ("=", ":=", "=>") and _STOPS.match(value):
-            return None  # s/(password=)[^&]*/: code after =, not a value's start
-        if m["sep"] in ("=", ":="):  # a ; or & after = separates the next key (its name and
-            value = _AFTER_EQUALS.split(value, 1)[0]  # = may lie past the block's end)
+        if m["sep"] in ("=", ":=") and (key := _NEXT_KEY.search(value)) is not None:
+            value = value[: key.start()]
     at = m.start(group) + len(value)
     after = m.string[at : at + 1]  # (a closing bracket a bare value stops before)
     if group in ("bare", "cell") and (
@@ -607,7 +609,25 @@ _TOKEN_PLACEHOLDER = re.compile(
 
 
 # what the word secret alone names: a key's shape (an AWS secret key's: 40 of these)
-_KEY_SHAPED = re.compile(r"(?=[^0-9]*[0-9])(?=[^A-Z]*[A-Z])(?=[^a-z]*[a-z])[A-Za-z0-9/+=]{20,}")
+_KEY_SHAPED = re.compile(
+    r"(?=[^0-9]*[0-9])(?=[^A-Z]*[A-Z])(?=[^a-z]*[a-z])[A-Za-z0-9/+=]{20,}"  # AWS's
+    r"|[0-9a-fA-F]{32,}"  # a webhook's, a JWT signing secret in hex
+)
+_TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_-]{20,}")
+
+
+def _key_shaped(value: str) -> bool:
+    """Whether the value after the word ``secret`` alone is a key: AWS's shape, hex, or a
+    token of 20 characters or more a fifth of them digits or more (not a code name such as
+    ``Operation2024-Northwind``)."""
+    if _KEY_SHAPED.fullmatch(value):
+        return True
+    return _TOKEN_SHAPED.fullmatch(value) is not None and 5 * len(_DIGITS.findall(value)) >= len(
+        value
+    )
+
+
+_DIGITS = re.compile(r"[0-9]")
 
 
 def _token_hit(m: re.Match[str]) -> str | None:
@@ -630,7 +650,7 @@ def _token_hit(m: re.Match[str]) -> str | None:
     name = m.string[m.start() : m.start("sep")]
     if any(w.lower() in _PUBLIC_TOKEN_WORDS for w in _NAME_WORDS.findall(name)):
         return None  # nextPageToken, idempotency_token: no secret
-    if name.strip("\"'`*_ \t").lower() == "secret" and not _KEY_SHAPED.fullmatch(value):
+    if name.strip("\"'`*_ \t").lower() == "secret" and not _key_shaped(value):
         return None  # Top secret: Operation2024-Northwind; secret: app-secrets-v2
 
     return _named_value(m, "api_key")

@@ -72,7 +72,7 @@ _TOKEN_NAME = (
     r"|(?:[Aa]ccount|ACCOUNT)[_-]?(?:[Kk]ey|KEY)"
     r"|[Pp]assphrase|PASSPHRASE"
     # (alone: ``Secret: <an AWS secret key>`` beside its key id; not an ARN's ``:secret:``)
-    r"|(?<![:/])(?:[Ss]ecret|SECRET)"
+    r"|(?<!:)(?:[Ss]ecret|SECRET)"
     r")(?![A-Za-z0-9_-])"
 )
 # A value that stands for a secret rather than being one: wrapped or a variable
@@ -118,7 +118,7 @@ _NOT_CODE = re.compile(r"[!#%^&*+?@|~;</]")
 # ``\d{4,}``): a pattern matching passwords, not one
 _REGEX = re.compile(r"\\[sSdDwWbB]|\(\?[:=!<]|\[\^|\{\d+,\d*\}|\(\.[*+]\??\)")
 # a format string's field (``{0}``, ``{}``, ``{name}``) at a value's start
-_FIELD = re.compile(r"[{\[<]\w*[}\]>]")
+_FIELD = re.compile(r"[{\[<]\w*[}\]>](?:\\[rnt0])*")
 _NAMES = re.compile(r"[A-Za-z0-9]+")
 # a run of letters and digits as a password has them: a digit, upper and lower case
 _MIXED = re.compile(r"(?=[^.]*[0-9])(?=[^.]*[A-Z])(?=[^.]*[a-z])[^.]*")
@@ -139,6 +139,12 @@ def _has_digit(s: str) -> bool:
     return _DIGIT.search(s) is not None
 
 
+def password_run(text: str) -> bool:
+    """Whether ``text`` holds a run of six letters and digits or more mixing a digit, upper
+    and lower case, as a password does (``Hx7qLp2Vz9Rk``)."""
+    return any(len(name) >= 6 and _MIXED.fullmatch(name) for name in _NAMES.findall(text))
+
+
 def is_code(value: str, after: str = "") -> bool:
     """Whether ``value`` (``after`` the text right after it) is code rather than a
     secret's value: a call, an index or a dotted name whose names are words (a name
@@ -147,8 +153,8 @@ def is_code(value: str, after: str = "") -> bool:
     value opening with a bracket that closes at its end or right after it
     (``(optional)``, ``{password}``: a value stops before a closing bracket), or a
     regular expression (``\\s*(\\S+)``: ``_REGEX``)."""
-    if _REGEX.search(value):
-        return True
+    if _REGEX.search(value):  # (a password a regex's pieces are glued to is none)
+        return not password_run(_REGEX.sub(" ", value))
     m = _CODE.fullmatch(value.lstrip("&*"))  # (a reference, a pointer: &[u8], *buf[0])
     if m is None:
         return False
@@ -157,7 +163,8 @@ def is_code(value: str, after: str = "") -> bool:
     if not m["head"]:  # (opens with its bracket)
         value = value.lstrip("&*")
         closer = _CLOSER[value[0]]
-        return value.endswith(closer) or after.startswith(closer)
+        closed = value.endswith(closer) or after.startswith(closer)
+        return closed and not password_run(value)  # (not [Hx7qLp2Vz9Rk])
     rest = m["rest"]
     return _NOT_CODE.search(rest) is None and not any(
         _MIXED.fullmatch(name) for name in _NAMES.findall(m["head"] + " " + rest)
@@ -171,12 +178,13 @@ def is_placeholder(value: str, after: str = "") -> bool:
     and digits (``$Ab3xY9kQ2``)."""
     if not _PLACEHOLDER.fullmatch(value):
         return False
-    if _FIELD.match(value):
+    if _FIELD.fullmatch(value):
         return True  # "password={0}\r\n".format(x)
     first = value[0]
     if first in _CLOSER:
         closer = _CLOSER[first]
-        return value.endswith(closer) or after.startswith(closer)
+        closed = value.endswith(closer) or after.startswith(closer)
+        return closed and not password_run(value)
     return not (first == "$" and _MIXED.fullmatch(value[1:]) is not None)
 
 
