@@ -235,8 +235,9 @@ class JobRunner:
             return
         if self._chars and self._chars + size > most:
             raise Overloaded(
-                said=f"the calls in flight hold {_mb(self._chars)} of prompts, the most the"
-                f" gateway holds at once ({_mb(most)}); retry shortly"
+                # (not how much: the other teams' prompts are theirs)
+                said=f"the calls in flight hold the most prompt text the gateway holds at"
+                f" once ({_mb(most)}); retry shortly"
             )
         held = self._chars_by_owner.held(owner)
         if owner is not None and held and held + size > most // 2:

@@ -221,7 +221,9 @@ async def test_the_prompt_text_of_calls_in_flight_is_bounded_per_team_and_in_all
             assert a[-1].headers["retry-after"] == "1"
             b = [await call("secret-b") for _ in range(18)]  # the gateway's 2 MiB are full
             assert [r.status_code for r in b] == [202] * 17 + [503]
-            assert "the most the gateway holds at once (2.0 MB)" in b[-1].json()["error"]["message"]
+            said = b[-1].json()["error"]["message"]
+            assert "the most prompt text the gateway holds at once (2.0 MB)" in said
+            assert "1.0 MB" not in said  # (how much the other team holds is not told)
             small = await gw.client.post(
                 "/call", json={"prompt": "hi", "model": "hang"}, headers=bearer("secret-b")
             )
