@@ -206,7 +206,8 @@ def before_host(t: str, c: int) -> bool:
 # **password**: x``, ``**Password:** x``). (the names: _patterns_values)
 _BARE = _value_but("\"'`,;&)]}")
 _BARE_ON = (  # (what a bare value goes on through, as said above)
-    rf"[{_BARE}]|(?!&&|\]\()[,;&)\]}}]{{1,3}}(?![A-Za-z_][\w .-]{{1,64}}=)(?=[{_BARE}])"
+    rf"[{_BARE}]|(?!&&|\]\()[,;&)\]}}]{{1,3}}(?![A-Za-z_][\w .-]{{1,64}}=)"
+    rf"(?!(?<=,)[A-Za-z_]\w{{2,63}}:)(?=[{_BARE}])"  # (,role: in compact code)
 )
 # a quoted value's characters: a value's but its quote, a space too if short
 _DQ, _SQ, _BQ = r"\w!#-~", r"\w!-&(-~", r"\w!-_a-~"
@@ -217,6 +218,7 @@ _NAME_SEP = (
 )
 _SPACED = f"{{1,{QUOTED_SPACED}}}"  # how long a quoted value with spaces may be
 _STOPS = re.compile(r"[,;&)\]}]")
+_COMPARED = re.compile(r"=+\s*[A-Za-z_$][\w.$]*(?:[()\s]|\Z)")  # (==confirm), ==hash(
 # a ; or & before a capitalized word ending the value: the next key of a connection
 # string whose name has spaces, its = past the block's end (;Persist Security Info=True)
 _NEXT_KEY = re.compile(r"[;&](?=[A-Z][a-z]+\Z)")
@@ -521,7 +523,9 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
     """
     group = next(g for g in ("dq", "sq", "bq", "cell", "bare") if m[g] is not None)
     value = m[group]
-    if group == "bq" and _in_code_span(m):
+    if m["sep"] == "=" and _COMPARED.match(value):
+        return None  # password==confirm: a comparison
+    if group == "bq" and value[:1].isspace() and _in_code_span(m):
         return None  # `DB_PASSWORD=` and `DB_USER=`: its backtick closes the name's span
     if group == "cell":
         value = value.rstrip()

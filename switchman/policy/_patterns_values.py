@@ -120,6 +120,7 @@ _REGEX = re.compile(r"\\[sSdDwWbB]|\(\?[:=!<]|\[\^|\{\d+,\d*\}|\(\.[*+]\??\)")
 # a format string's field (``{0}``, ``{}``, ``{name}``) at a value's start
 _FIELD = re.compile(r"[{\[<]\w*[}\]>](?:\\[rnt0])*")
 _NAMES = re.compile(r"[A-Za-z0-9]+")
+_TYPE_ARGS = re.compile(r"[(\[{<]\w*[)\]}>]")  # a bracket of a word alone: [u8], (x), [0]
 # a run of letters and digits as a password has them: a digit, upper and lower case
 _MIXED = re.compile(r"(?=[^.]*[0-9])(?=[^.]*[A-Z])(?=[^.]*[a-z])[^.]*")
 _CLOSER: Final = {"(": ")", "[": "]", "{": "}", "<": ">"}
@@ -163,9 +164,13 @@ def is_code(value: str, after: str = "") -> bool:
     if not m["head"]:  # (opens with its bracket)
         value = value.lstrip("&*")
         closer = _CLOSER[value[0]]
-        closed = value.endswith(closer) or after.startswith(closer)
+        closed = (
+            value.endswith(closer)
+            or after.startswith(closer)
+            or _TYPE_ARGS.match(value) is not None  # (&[u8])->Vec<u8>{)
+        )
         return closed and not password_run(value)  # (not [Hx7qLp2Vz9Rk])
-    rest = m["rest"]
+    rest = m["rest"].replace("?.", ".").removesuffix("+")  # (arr[i]?.pw, pw[:8]+"...")
     return _NOT_CODE.search(rest) is None and not any(
         _MIXED.fullmatch(name) for name in _NAMES.findall(m["head"] + " " + rest)
     )
