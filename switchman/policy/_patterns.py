@@ -198,10 +198,12 @@ def before_host(t: str, c: int) -> bool:
 # whitespace but for spaces in a quoted value (``"correct horse 9"``, at most
 # QUOTED_SPACED characters: a stream holds back that long for one): quoted
 # (double, single or backticks: ``Password: `Tr0ub4dor&3` ``), or bare up to a quote,
-# or one of ``, ; & ) ] }`` that does not go on to more of the value: a ``, ; &`` before
-# another name and its ``=`` (``Password=x;Host=db``, ``?password=x&user=y``), a
-# ``) ] }`` before none of the value's characters or a link's ``](`` (a password
-# manager's ``Xk9#mQ2&vL7;pZ`` is one value: its tail had been left). Markdown's closing
+# or one of ``, ; & ) ] }`` that does not go on to more of the value: one before another
+# name and its ``=`` (``Password=x;Host=db``, ``?password=x&user=y``) or a ``,`` before
+# a name and its ``:`` (``{password:pw1,role:"admin"}``), one before none of the value's
+# characters, a link's ``](`` (a password manager's ``Xk9#mQ2&vL7;pZ`` is one value: its
+# tail had been left); after ``=``, a ``;`` or ``&`` before a capitalized word ending the
+# value (``_NEXT_KEY``); a comparison (``password==x``) is no value. Markdown's closing
 # ``**`` or ``__`` may stand between the name and its separator or after it (``-
 # **password**: x``, ``**Password:** x``). (the names: _patterns_values)
 _BARE = _value_but("\"'`,;&)]}")
@@ -540,8 +542,8 @@ def _named_value(m: re.Match[str], kind: str, row: bool = False) -> str | None:
             value = value.partition("|")[0]  # |password|hunter2!x|
     if group == "bare":
         value = _bare_value(value).rstrip(".")  # the end of a sentence
-        head, _, rest = _STOPS.split(value, 1)[0], None, value
-        if value[:1] == "$" and is_placeholder(head) and not password_run(rest[len(head) :]):
+        head = _STOPS.split(value, 1)[0]  # (a shell variable, then a command after it)
+        if value[:1] == "$" and is_placeholder(head) and not password_run(value[len(head) :]):
             return None  # PGPASSWORD=$PGPASS;psql, $(openssl rand -hex 16)
         if m["sep"] in ("=", ":=") and (key := _NEXT_KEY.search(value)) is not None:
             value = value[: key.start()]
@@ -626,9 +628,8 @@ def _key_shaped(value: str) -> bool:
     ``Operation2024-Northwind``)."""
     if _KEY_SHAPED.fullmatch(value):
         return True
-    return _TOKEN_SHAPED.fullmatch(value) is not None and 5 * len(_DIGITS.findall(value)) >= len(
-        value
-    )
+    digits = len(_DIGITS.findall(value))
+    return _TOKEN_SHAPED.fullmatch(value) is not None and 5 * digits >= len(value)
 
 
 _DIGITS = re.compile(r"[0-9]")
@@ -656,7 +657,6 @@ def _token_hit(m: re.Match[str]) -> str | None:
         return None  # nextPageToken, idempotency_token: no secret
     if name.strip("\"'`*_ \t").lower() == "secret" and not _key_shaped(value):
         return None  # Top secret: Operation2024-Northwind; secret: app-secrets-v2
-
     return _named_value(m, "api_key")
 
 

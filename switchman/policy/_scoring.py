@@ -91,13 +91,12 @@ NEUTRAL: Final = 0.5
 #: exploration alive: a model never tried must be able to outrank a known one)
 UNKNOWN_SPEED: Final = 1.0
 COST_FLOOR_USD: Final = 1e-6
-#: the spread of a draw of a model's speed, per mean absolute deviation of its measures,
-#: over the square root of the measures its average stands for (half the spread of the
-#: average's own error, about 1.25 times that: a model whose answers stray far, slow one
-#: time in five, won the draws it lost on average, 8-10% of the calls at 1.25): two
-#: models alike in speed share the calls they are alike for, where the one whose average
-#: was a few milliseconds lower took every call until its average rose (runs of up to 51
-#: to 220 calls to one of three noisy models)
+#: a draw of a model's speed spreads by this many mean absolute deviations of its
+#: measures, over the square root of the measures its average stands for: about half the
+#: average's own error (1.25). Models alike in speed share the calls they are alike for
+#: (the one whose average was a few milliseconds lower took every call until it rose:
+#: runs of up to 51-220 calls to one of three noisy models), and a model slow one answer
+#: in five does not win by luck (at 1.25 it took 8-10% of the calls)
 SPEED_SD: Final = 0.6
 #: the deviation assumed, per millisecond of the average, before a second measure
 UNSEEN_DEV: Final = 0.25
