@@ -600,6 +600,12 @@ alias = "sim/steady"
 provider = "sim"
 model_id = "steady"
 sim = { latency_ms = 50, ttft_ms = 10 }
+
+[[models]]  # the team's model, made never to fail too (its 1% of 429s without retry-after
+alias = "sim/fast"  # met a test once, as the tests before it on this daemon vary)
+provider = "sim"
+model_id = "fast"
+sim = { latency_ms = 50, ttft_ms = 10 }
 """
 
 
