@@ -628,11 +628,8 @@ def _key_shaped(value: str) -> bool:
     ``Operation2024-Northwind``)."""
     if _KEY_SHAPED.fullmatch(value):
         return True
-    digits = len(_DIGITS.findall(value))
+    digits = sum(ch.isdigit() for ch in value)  # (ASCII: the shape's characters)
     return _TOKEN_SHAPED.fullmatch(value) is not None and 5 * digits >= len(value)
-
-
-_DIGITS = re.compile(r"[0-9]")
 
 
 def _token_hit(m: re.Match[str]) -> str | None:

@@ -163,17 +163,22 @@ def is_code(value: str, after: str = "") -> bool:
         return not any(_MIXED.fullmatch(name) for name in value.replace("?", "").split("."))
     if not m["head"]:  # (opens with its bracket)
         value = value.lstrip("&*")
-        closer = _CLOSER[value[0]]
-        closed = (
-            value.endswith(closer)
-            or after.startswith(closer)
-            or _TYPE_ARGS.match(value) is not None  # (&[u8])->Vec<u8>{)
+        return _bracketed(value, after) or (  # (&[u8])->Vec<u8>{)
+            _TYPE_ARGS.match(value) is not None and not password_run(value)
         )
-        return closed and not password_run(value)  # (not [Hx7qLp2Vz9Rk])
     rest = m["rest"].replace("?.", ".").removesuffix("+")  # (arr[i]?.pw, pw[:8]+"...")
     return _NOT_CODE.search(rest) is None and not any(
         _MIXED.fullmatch(name) for name in _NAMES.findall(m["head"] + " " + rest)
     )
+
+
+def _bracketed(value: str, after: str) -> bool:
+    """Whether ``value``, opening with a bracket, closes it at its end or right after it
+    (``after``: a bare value stops before a closing bracket), no password's run inside
+    (``[Hx7qLp2Vz9Rk]`` is a password)."""
+    closer = _CLOSER[value[0]]
+    closed = value.endswith(closer) or after.startswith(closer)
+    return closed and not password_run(value)
 
 
 def is_placeholder(value: str, after: str = "") -> bool:
@@ -187,9 +192,7 @@ def is_placeholder(value: str, after: str = "") -> bool:
         return True  # "password={0}\r\n".format(x)
     first = value[0]
     if first in _CLOSER:
-        closer = _CLOSER[first]
-        closed = value.endswith(closer) or after.startswith(closer)
-        return closed and not password_run(value)
+        return _bracketed(value, after)
     return not (first == "$" and _MIXED.fullmatch(value[1:]) is not None)
 
 
