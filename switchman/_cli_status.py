@@ -110,6 +110,8 @@ def providers(args: argparse.Namespace) -> int:
             limited = f"  rate limited {held:.1f}s more" if held >= 0.05 else ""
             if m.get("held_out"):
                 limited += f"  held out {m.get('held_for_s') or 0:.0f}s more: {m['held_out']}"
+            if m.get("breaker_opened_by"):
+                limited += f"  ({m['breaker_opened_by']})"
             seed = {True: "  seed", False: "  no seed"}.get(m.get("supports_seed"), "")
             print(
                 f"    {m['alias']:<32} breaker {m.get('breaker', '?'):<9}{seed}{limited}"

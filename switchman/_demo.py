@@ -504,7 +504,8 @@ class LivePrinter:
         d = event.data
         if event.type == "breaker.changed":
             retry = f" (probe in {d['retry_in_s']:g} s)" if d.get("retry_in_s") else ""
-            text = f"breaker {d.get('alias')}: {d.get('from')} -> {d.get('to')}{retry}"
+            why = f": {d['opened_by']}" if d.get("opened_by") and d.get("to") == "open" else ""
+            text = f"breaker {d.get('alias')}: {d.get('from')} -> {d.get('to')}{retry}{why}"
             self.write(f"{self._stamp()}  {self.paint(text, '35;1')}")
         # (a refused budget reservation is shown under its call's line, with its number)
 

@@ -185,3 +185,16 @@ def test_providers_weighs_what_was_learned_of_each_intent() -> None:
     only = {"stats": {"*": {"n": 2.0, "success_rate": 1.0, "latency_ms": 60.0}}}
     assert _learned(only) == "  learned: 100% answered, 60 ms"
     assert _learned({"stats": {}}) == _learned({}) == ""
+
+
+def test_providers_says_what_opened_a_breaker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import switchman.cli
+
+    opened = {"alias": "a/x", "breaker": "open", "breaker_opened_by": "a failure: HTTP 503"}
+    listed = {"providers": [{"name": "a", "kind": "openai", "models": [opened]}]}
+    monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=listed))
+    assert main(["providers"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "breaker open" in line and line.endswith("(a failure: HTTP 503)")

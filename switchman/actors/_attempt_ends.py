@@ -25,6 +25,7 @@ from switchman._errors import (
     RateLimited,
     Refused,
     StreamBroken,
+    TransientError,
     UpstreamError,
 )
 from switchman._result import AttemptRecord, ErrorInfo
@@ -236,6 +237,24 @@ class ClosingCounted:
         if kind is not None:
             self.texts = texts_waiting(self.replies)
         self.replies.close()
+
+
+def failure_label(error: ProviderError | None) -> str:
+    """A failure in a few words, for why a breaker opened: its kind and HTTP status, never
+    the provider's message (a status view shows it to every team that may use the model,
+    and a message can quote the call that met it)."""
+    match error:
+        case None:
+            return ""
+        case AttemptTimeout():
+            return "a timeout"
+        case StreamBroken():
+            return "a stream broken midway"
+        case TransientError():
+            return "a connection failure"
+        case BadReply():
+            return "a reply not in the provider's format"
+    return f"HTTP {error.status}" if error.status else "an error"
 
 
 def error_info(exc: ProviderError) -> ErrorInfo:

@@ -84,6 +84,9 @@ class ModelStatus:
     #: serve it), None when it is not
     held_out: str | None = None
     held_for_s: float = 0.0
+    #: while the breaker is not closed, what opened it (``"5 failures in a row, the last
+    #: HTTP 503"``)
+    breaker_opened_by: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -195,6 +198,7 @@ def model_status(snap: ProviderSnapshot, model: ModelSpec, now: float) -> ModelS
         provider_remaining=remaining,
         held_out=held_out,
         held_for_s=round(hold.until - now, 3) if hold is not None else 0.0,
+        breaker_opened_by=(breaker.opened_by or None) if state != "closed" else None,
     )
 
 

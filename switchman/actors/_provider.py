@@ -46,7 +46,7 @@ from switchman._errors import (
     attempt_outcome,
 )
 from switchman._result import TraceEvent, Usage, finish_is_normal, normal_finish
-from switchman.actors._attempt_ends import abnormal_end, garbled, no_text
+from switchman.actors._attempt_ends import abnormal_end, failure_label, garbled, no_text
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
@@ -269,6 +269,8 @@ class _ProviderState:
                 reason = f"breaker {breaker.state}: its probe is out"
             else:
                 reason = f"breaker {breaker.state} for {retry_at - now:.1f}s more"
+            if breaker.opened_by:
+                reason = f"{reason} ({breaker.opened_by})"
             return Unavailable(reason=reason, retry_at=retry_at)
         room = msg.request.max_tokens or 0
         tokens = msg.input_tokens + room
@@ -345,7 +347,14 @@ class _ProviderState:
         self._set_breaker(
             msg.alias,
             breaker,
-            breaker_record(breaker, self.breaker_cfg, now, outcome, started_at=msg.started_at),
+            breaker_record(
+                breaker,
+                self.breaker_cfg,
+                now,
+                outcome,
+                started_at=msg.started_at,
+                cause=failure_label(error) if outcome == "failure" else "",
+            ),
             now,
         )
         actual = msg.usage.input_tokens + msg.usage.output_tokens if msg.usage else 0
@@ -518,6 +527,7 @@ class _ProviderState:
                                 if new_state == "open" and (r := breaker_retry_at(new)) is not None
                                 else None
                             ),
+                            "opened_by": new.opened_by or None,
                         },
                     )
                 )

@@ -41,7 +41,9 @@ def unavailable_models(
             if b is not None and b.state != "closed":
                 retry_at = breaker_retry_at(b)
                 if b.state == "open" and retry_at is not None and retry_at > now:
-                    out[m.alias] = f"breaker open for {retry_at - now:.1f}s more"
+                    out[m.alias] = f"breaker open for {retry_at - now:.1f}s more" + (
+                        f" ({b.opened_by})" if b.opened_by else ""
+                    )
                     if back_at is not None:
                         back_at[m.alias] = retry_at
                 elif b.probe_in_flight:

@@ -36,6 +36,8 @@ class ModelStatusLike(Protocol):
     def held_out(self) -> str | None: ...  # why the provider said it does not serve it
     @property
     def held_for_s(self) -> float: ...
+    @property
+    def breaker_opened_by(self) -> str | None: ...  # what opened a breaker not closed
 
 
 class ProviderStatusLike(Protocol):

@@ -140,6 +140,7 @@ def providers_body(
                 entry["provider_remaining"] = dict(ml.provider_remaining) if ml is not None else {}
                 entry["held_out"] = ml.held_out if ml is not None else None
                 entry["held_for_s"] = ml.held_for_s if ml is not None else 0.0
+                entry["breaker_opened_by"] = ml.breaker_opened_by if ml is not None else None
                 entry["stats"] = dict(ml.stats) if ml is not None else {}
             # what a call may ask of it: every key needs that to choose its params
             entry["supports_seed"] = m.supports_seed

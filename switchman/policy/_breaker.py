@@ -67,6 +67,8 @@ class Breaker:
     earlier are stale once the breaker is open or half-open.
     ``trips``: how many times this breaker has opened in all (for status).
     ``closed_at``: when its probe last closed it (a trip soon after is a re-trip).
+    ``opened_by``: while open or half-open, what tripped it (``"5 failures in a row, the
+    last HTTP 503"``), from the ``cause`` given to :func:`breaker_record`.
     """
 
     state: BreakerStateName = "closed"
@@ -79,6 +81,7 @@ class Breaker:
     probe_in_flight: bool = False
     probe_started_at: float | None = None
     closed_at: float | None = None
+    opened_by: str = ""
 
     @property
     def failures_in_window(self) -> int:
@@ -115,8 +118,12 @@ def breaker_record(
     outcome: BreakerOutcome,
     *,
     started_at: float | None = None,
+    cause: str = "",
 ) -> Breaker:
     """The breaker after a call to this model ended with ``outcome``.
+
+    ``cause``: what the failure was, in a few words (``"HTTP 503"``, ``"a timeout"``):
+    the open breaker says so in ``opened_by``.
 
     ``started_at`` (optional) is when that call was admitted; when given, the
     outcome of a call admitted before the latest trip is ignored while the
@@ -132,7 +139,13 @@ def breaker_record(
             case "success":  # (its cool-down kept: a trip soon after grows it)
                 return Breaker(trips=b.trips, cooldown_s=b.cooldown_s, closed_at=now)
             case "failure":
-                return _trip(b, cfg, now, grow=True)
+                return _trip(
+                    b,
+                    cfg,
+                    now,
+                    grow=True,
+                    why=f"its probe failed: {cause}" if cause else "its probe failed",
+                )
             case "neutral":
                 return attrs.evolve(b, probe_in_flight=False, probe_started_at=None)
     # closed
@@ -153,8 +166,8 @@ def breaker_record(
         probe_started_at=b.probe_started_at,
         closed_at=b.closed_at,
     )
-    if not ok and _should_trip(b, cfg):
-        return _trip(b, cfg, now, grow=_flapping(b, cfg, now))
+    if not ok and (why := _trip_reason(b, cfg)):
+        return _trip(b, cfg, now, grow=_flapping(b, cfg, now), why=_last(why, cause))
     return b
 
 
@@ -163,11 +176,21 @@ def breaker_retry_at(b: Breaker) -> float | None:
     return b.open_until if b.state == "open" else None
 
 
-def _should_trip(b: Breaker, cfg: BreakerConfig) -> bool:
+def _trip_reason(b: Breaker, cfg: BreakerConfig) -> str:
+    """Why the breaker trips now, or "" when it does not."""
     if b.consecutive_failures >= cfg.consecutive_failures:
-        return True
+        n = b.consecutive_failures
+        return f"{n} failures in a row" if n > 1 else "a failure"
     calls = len(b.window)
-    return calls >= cfg.min_calls and b.failures_in_window / calls >= cfg.failure_rate
+    if calls >= cfg.min_calls and (failed := b.failures_in_window) / calls >= cfg.failure_rate:
+        return f"{failed} of its last {calls} calls failed"
+    return ""
+
+
+def _last(why: str, cause: str) -> str:
+    if not cause:
+        return why
+    return f"a failure: {cause}" if why == "a failure" else f"{why}, the last {cause}"
 
 
 def _flapping(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
@@ -184,7 +207,7 @@ def _flapping(b: Breaker, cfg: BreakerConfig, now: float) -> bool:
     return answered < max(cfg.min_calls, 1) or served < min(b.cooldown_s, cfg.window_s / 2)
 
 
-def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:
+def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool, why: str) -> Breaker:
     base = min(cfg.cooldown_s, cfg.max_cooldown_s)
     if grow and b.cooldown_s > 0:
         cooldown = min(b.cooldown_s * cfg.cooldown_factor, cfg.max_cooldown_s)
@@ -202,6 +225,7 @@ def _trip(b: Breaker, cfg: BreakerConfig, now: float, *, grow: bool) -> Breaker:
         trips=b.trips + 1,
         probe_in_flight=False,
         probe_started_at=None,
+        opened_by=why,
     )
 
 

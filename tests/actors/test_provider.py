@@ -163,7 +163,8 @@ async def test_an_open_breaker_answers_unavailable_with_its_retry_at(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     """A failure opens the breaker (one failure trips it here): the next attempt is
-    turned away at once, with the time its cool-down ends as ``retry_at``."""
+    turned away at once, with the time its cool-down ends as ``retry_at`` and what opened
+    it (its kind and status, never the provider's words: every team sees it)."""
     model = sim_model("a", RECOVERS)
     async with _actor(model, breaker=TRIGGER) as (inbox, board):
         attempt, receive = _attempt(model)
@@ -177,7 +178,8 @@ async def test_an_open_breaker_answers_unavailable_with_its_retry_at(
         await trio.sleep(1.0)
         refusal = await _turned_away(inbox, model)
         assert refusal.retry_at == breaker.open_until
-        assert refusal.reason == "breaker open for 4.0s more"
+        assert refusal.reason == "breaker open for 4.0s more (a failure: HTTP 503)"
+        assert failed.error.message not in refusal.reason
         assert not refusal.busy
 
 
@@ -199,7 +201,7 @@ async def test_half_open_admits_one_probe_whose_success_closes_it(
         assert breaker.state == "half_open" and breaker.probe_in_flight
         now = trio.current_time()
         refusal = await _turned_away(inbox, model)
-        assert refusal.reason == "breaker half_open: its probe is out"
+        assert refusal.reason == "breaker half_open: its probe is out (a failure: HTTP 503)"
         assert refusal.retry_at == pytest.approx(now + PROBE_POLL_S)
         assert isinstance((await _replies(probe_replies))[-1], StreamEnd)
         breaker = _snap(board).breakers["a"]

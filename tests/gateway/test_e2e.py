@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -345,6 +346,13 @@ async def test_a_broken_model_s_503_says_when_its_breaker_lets_calls_through(
                     assert (err.status_code, err.code) == (503, code)
                     # its breaker opened for 20 s: whole seconds, rounded up
                     assert 19 <= int(err.response.headers["retry-after"]) <= 20
+                # and what opened it: the failure's kind, never the provider's words
+                opened_by = re.search(r"\(a failure: (HTTP 5\d\d|a connection failure)\)", str(err))
+                assert opened_by is not None, str(err)
+                providers = (await gw.client.get("/providers")).json()["providers"]
+                broken = [m for p in providers for m in p["models"] if m["alias"] == "t/broken"]
+                assert broken[0]["breaker"] == "open"
+                assert broken[0]["breaker_opened_by"] == opened_by.group(0)[1:-1]
             finally:
                 client.close()
 

@@ -333,3 +333,30 @@ def test_retrip_never_shortens_open_until() -> None:
     b = breaker_record(b, cfg, 6.0, "failure")
     assert b.state == "open"
     assert b.open_until == 1000.0
+
+
+def test_an_open_breaker_says_what_opened_it_until_it_closes() -> None:
+    """``opened_by``: the trip's rule and the kind of its last failure (the cause the
+    caller gives), kept while open and half-open, gone once a probe closes it."""
+    b = Breaker()
+    for i in range(CFG.consecutive_failures):
+        assert b.opened_by == ""
+        b = breaker_record(b, CFG, float(i), "failure", cause="HTTP 503")
+    assert (b.state, b.opened_by) == ("open", "5 failures in a row, the last HTTP 503")
+    ok, b = breaker_admit(b, CFG, b.open_until)
+    assert ok and b.state == "half_open" and b.opened_by.startswith("5 failures")
+    b = breaker_record(b, CFG, b.open_until, "failure", cause="a timeout")
+    assert (b.state, b.opened_by) == ("open", "its probe failed: a timeout")
+    ok, b = breaker_admit(b, CFG, b.open_until)
+    b = breaker_record(b, CFG, b.open_until, "success")
+    assert (b.state, b.opened_by) == ("closed", "")
+
+
+def test_a_failure_rate_trip_says_how_many_failed() -> None:
+    cfg = BreakerConfig(min_calls=4, failure_rate=0.5, consecutive_failures=99)
+    b = Breaker()
+    for t, outcome in enumerate(["success", "failure", "success", "failure"]):
+        b = breaker_record(b, cfg, float(t), outcome)  # type: ignore[arg-type]
+    assert (b.state, b.opened_by) == ("open", "2 of its last 4 calls failed")
+    one = breaker_record(Breaker(), BreakerConfig(consecutive_failures=1), 0.0, "failure")
+    assert one.opened_by == "a failure"
