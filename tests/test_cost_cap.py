@@ -4,6 +4,9 @@ router, the fake provider server over HTTP, and the gateway with the official SD
 
 from __future__ import annotations
 
+import re
+
+import attrs
 import openai
 import pytest
 import trio
@@ -66,6 +69,59 @@ async def test_a_cjk_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent() ->
                 await trio.to_thread.run_sync(ask, "hello " * 3_400)
             finally:
                 client.close()
+
+
+async def test_a_base64_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent() -> None:
+    """Tokenizers cut base64 into a token every 1.4 characters: counted at four characters a
+    token, a 40,000-character prompt priced at a third of its bill, and was sent under a cap
+    it would pass 2.8 times at real counts (cl100k, o200k). Prose as long still fits."""
+    import base64
+    import random
+
+    blob = base64.b64encode(random.Random(5).randbytes(30_000)).decode()  # 40,000 chars
+    config = sim_config(priced("m"))
+    with trio.fail_after(30):
+        async with switchman.open_router(config) as router, running_gateway(router) as gw:
+            client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="x", max_retries=0)
+
+            def ask(prompt: str) -> object:
+                return client.chat.completions.create(
+                    model="m",
+                    messages=[{"role": "user", "content": prompt}],
+                    max_tokens=100,
+                    extra_body={"switchman": {"options": {"max_cost_usd": 0.2}}},
+                )
+
+            try:
+                with pytest.raises(openai.BadRequestError) as caught:
+                    await trio.to_thread.run_sync(ask, blob)
+                assert "max_cost_usd" in str(caught.value)
+                # at least a token every two characters: $0.2 and more at $10/M
+                tokens = int(re.search(r"\((\d+) input", str(caught.value)).group(1))  # type: ignore[union-attr]
+                assert tokens >= len(blob) // 2, str(caught.value)
+                await trio.to_thread.run_sync(ask, "the quick brown fox jumps " * 1_530)
+            finally:
+                client.close()
+
+
+def test_a_prompt_that_may_count_past_a_long_input_threshold_is_capped_at_those_prices() -> None:
+    """A model billing a prompt above ``long_input_above`` whole at dearer prices: a prompt
+    counted just under it may be billed above it (the count is an estimate), so the cap
+    prices it at the long-input prices; one well under it at the usual ones."""
+    from switchman.policy._eligibility import cap_exceeded
+
+    m = attrs.evolve(
+        priced("long"),
+        context_window=1_000_000,
+        long_input_above=100_000,
+        long_input_per_mtok=40.0,
+        long_output_per_mtok=40.0,
+    )
+    near = Call(prompt="the " * 90_000, model="long", options=Options(max_cost_usd=1.5))
+    why = cap_exceeded(near, m, 100)
+    assert why is not None and "at its prices above 100000 input tokens" in why
+    far = Call(prompt="the " * 60_000, model="long", options=Options(max_cost_usd=1.5))
+    assert cap_exceeded(far, m, 100) is None  # 60,000 tokens at $10/M: $0.60
 
 
 async def test_a_capped_call_counts_what_a_cut_attempt_was_billed() -> None:

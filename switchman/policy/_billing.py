@@ -18,8 +18,8 @@ request does not bound, Perplexity's web searches), so concurrent calls cannot o
 stalled, the caller's own deadline passed, the caller left) is billed for when the provider
 did not say: an upper bound, so that a caller cutting its own calls cannot spend past its
 budget on text a provider counts as many tokens (emoji, CJK, rare scripts): its input and
-its output so far each by ``fair_tokens`` (four ASCII characters a token, a token per byte
-of anything else), the input never above ``max_input_tokens``, the very bound its
+its output so far each by ``fair_tokens`` (ASCII at four characters a token or a token a
+piece, whichever is more; a token per byte of anything else), the input never above ``max_input_tokens``, the very bound its
 reservation was made with, nor the model's context window. An answer that ends normally
 without usage is billed the same way. Only such attempts pay for the counting.
 """
@@ -110,7 +110,8 @@ def partial_output_tokens(text: list[str], max_tokens: int, *, unseen: bool = Fa
     An upper bound that is still fair to plain text: a tokenizer that falls back to bytes
     (every current model family) makes at most one token per byte, so text of other scripts
     (emoji, CJK, Cyrillic...), which providers count far above four characters a token, is
-    billed at its bytes; English text and code, about four characters a token, at that. A
+    billed at its bytes; English text and code, about four characters a token, at that, and
+    data tokenizers cut finer (digits, hex, base64) at a token a piece. A
     lone surrogate (a JSON escape no encoder would make) counts as its three bytes.
     """
     if unseen:

@@ -183,6 +183,12 @@ def _exclusion_reason(
     return unavailable.get(model.alias)
 
 
+#: how far above its count a capped call's prompt is taken to be billed, where that decides
+#: a model's long-input prices: ``fair_tokens`` counts base64 at about 0.76 of what
+#: tokenizers make of it
+LONG_INPUT_MARGIN: Final = 4 / 3
+
+
 def cap_exceeded(
     call: Call,
     model: ModelSpec,
@@ -205,9 +211,20 @@ def cap_exceeded(
         fair_input = fair_input_tokens(call, continuation)
     input_tokens = min(fair_input, model.context_window)
     cost = most_cost(model, input_tokens, out_tokens)
+    long_prices = ""
+    above = model.long_input_above
+    if above is not None and input_tokens <= above < min(
+        input_tokens * LONG_INPUT_MARGIN, model.context_window
+    ):  # (the count may be a quarter low: the bill may be at the long-input prices)
+        long_cost = most_cost(model, above + 1, out_tokens)
+        if long_cost > cost:
+            cost, long_prices = long_cost, f", at its prices above {above} input tokens"
     if spent + cost <= limit:
         return None
-    estimate = f"estimated cost ${cost:.6f} ({input_tokens} input + {out_tokens} output tokens)"
+    estimate = (
+        f"estimated cost ${cost:.6f} ({input_tokens} input + {out_tokens} output tokens"
+        f"{long_prices})"
+    )
     if spent > 0.0:
         estimate += f" with ${spent:.6f} already billed to the call"
     # (a cap under a millionth of a dollar in its own figures: $0.000000 said nothing)

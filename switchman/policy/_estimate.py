@@ -9,11 +9,12 @@ Three counts of a call's input, each erring on its own safe side (pure, cheap fo
   against and what ranking prices: too low costs an attempt that the provider refuses as
   too long (the call falls back to a bigger window); too high would exclude a model the
   prompt fits, with no way back, so it is not an upper bound.
-* ``fair_input_tokens``: four ASCII characters a token and a token per *byte* of anything
-  else, plus the framing, never above the bound below. What the cost cap
-  (``max_cost_usd``) is checked against, and what an attempt is billed for when its
-  provider did not say: a script tokenizers count far above four characters a token
-  cannot take a capped call past its cap at list prices.
+* ``fair_input_tokens``: ASCII text at four characters a token or its pieces (see
+  ``fair_tokens``), whichever is more, and a token per *byte* of anything else, plus the
+  framing, never above the bound below. What the cost cap (``max_cost_usd``) is checked
+  against, and what an attempt is billed for when its provider did not say: data that
+  tokenizers cut finer than prose (digits, hex, base64, JSON) or a script they count far
+  above four characters a token cannot take a capped call far past its cap.
 * ``max_input_tokens``: a token per UTF-8 byte plus the framing. Tokenizers that fall back
   to bytes (every current model family) never make more, so it is a bound: what budget
   reservations hold, so that no budget is overspent.
@@ -25,6 +26,7 @@ a provider's own fees can come to (Perplexity's searches).
 from __future__ import annotations
 
 import math
+import re
 from typing import Final
 
 from switchman._call import Call
@@ -43,6 +45,16 @@ CONTINUE_PROMPT: Final = (
 )
 #: the ASCII bytes, deleted to count the bytes of the rest of a text
 _ASCII: Final = bytes(range(128))
+#: the pieces today's tokenizers cut text into before merging within them, each a token
+#: at least: a word with the space before it (lower case, capitalized, or a run of
+#: capitals), up to three digits, any other character (punctuation, a symbol, a character
+#: beyond ASCII), a run of white space. Prose is about a piece a word and four characters a
+#: token; base64, hex, digits, JSON and logs are a piece every one to three characters, as
+#: tokenizers count them (against cl100k and o200k: 0.76-1.26 of their count for such data,
+#: where four characters a token had been 0.33-0.65)
+_PIECES: Final = re.compile(
+    r" ?[A-Z]?[a-z]+| ?[A-Z]+(?![a-z])| ?\d{1,3}| ?[^\sA-Za-z\d]|\s+", re.ASCII
+)
 
 
 def text_tokens(text: str) -> int:
@@ -66,14 +78,18 @@ def estimate_input_tokens(call: Call) -> int:
 
 
 def fair_tokens(text: str) -> int:
-    """``ceil(ASCII characters / 4) + UTF-8 bytes of the other characters``: an upper bound
-    on a text's tokens that is still fair to plain text (a lone surrogate counts as its
-    three bytes)."""
+    """The ASCII characters at ``max(ceil(characters / 4), pieces)`` (``_PIECES``) plus the
+    UTF-8 bytes of the other characters: a text's tokens counted high, yet fair to plain
+    text (a lone surrogate counts as its three bytes). About 0.1 µs a character."""
+    pieces = _PIECES.subn("", text)[1]
     if text.isascii():
-        return math.ceil(len(text) / CHARS_PER_TOKEN)
+        return max(math.ceil(len(text) / CHARS_PER_TOKEN), pieces)
     data = text.encode("utf-8", "surrogatepass")
     other = len(data.translate(None, _ASCII))
-    return math.ceil((len(data) - other) / CHARS_PER_TOKEN) + other
+    ascii_chars = len(data) - other
+    # (each character beyond ASCII is a piece of its own: its bytes count it instead)
+    pieces -= len(text) - ascii_chars
+    return max(math.ceil(ascii_chars / CHARS_PER_TOKEN), pieces) + other
 
 
 def input_texts(call: Call, continuation: str = "") -> list[str]:

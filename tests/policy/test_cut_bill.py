@@ -40,8 +40,9 @@ def test_emoji_are_billed_a_token_per_byte() -> None:
 
 
 def test_mixed_text_adds_the_two_counts() -> None:
-    # 8 ASCII characters (2 tokens) and 3 emoji (12 bytes)
-    assert partial_output_tokens([f"ab{SMILE}cd", f"ef{SMILE}gh{SMILE}"], 1000) == 2 + 12
+    # 8 ASCII characters (2 tokens), but 3 words the emoji split apart (3 pieces: more),
+    # and 3 emoji (12 bytes)
+    assert partial_output_tokens([f"ab{SMILE}cd", f"ef{SMILE}gh{SMILE}"], 1000) == 3 + 12
     # 9 ASCII characters round up: 3 tokens, and one two-byte character
     assert partial_output_tokens(["abcdefghi", "é"], 1000) == 3 + 2
 
