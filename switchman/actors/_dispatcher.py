@@ -62,7 +62,7 @@ from switchman.actors._unavailable import unavailable_models
 from switchman.actors._waits import paused_reason, short_wait, too_late
 from switchman.catalog._config import allowed_for
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._candidates import plan_attempt_order, reachable
+from switchman.policy._candidates import named_aliases, plan_attempt_order, reachable
 from switchman.policy._eligibility import Eligibility, check_eligibility
 from switchman.policy._estimate import estimate_input_tokens
 from switchman.policy._known import KnownValues, hide_known
@@ -405,6 +405,7 @@ class _Dispatcher:
             input_tokens=run.input_tokens,
             unavailable=unavailable_models(env, now, reach, back_at),
             allowed=patterns,
+            named=named_aliases(call, env.config),
         )
         named = _out_of_service(env, reach)
         if named:

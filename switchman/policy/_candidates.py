@@ -191,6 +191,21 @@ def reachable(call: Call, config: Config) -> tuple[str, ...] | None:
     return tuple(order)
 
 
+def named_aliases(call: Call, config: Config) -> frozenset[str]:
+    """The aliases ``call`` names itself: its model, or its route's chain, and each fallback
+    (a route's chain for a route); not what ``"auto"`` opens."""
+    if call.model == "auto" and not call.options.fallback:
+        return frozenset()
+    named: set[str] = set()
+    for name in (call.model, *call.options.fallback):
+        route = config.routes.get(name)
+        if route is not None:
+            named.update(route.chain)
+        elif name != "auto":
+            named.add(name)
+    return frozenset(named)
+
+
 def plan_attempt_order(
     call: Call,
     config: Config,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from fnmatch import translate
 from typing import Any, Final
 
@@ -239,6 +239,7 @@ def check_eligibility(
     input_tokens: int,
     unavailable: Mapping[str, str],
     allowed: Sequence[str] = ("*",),
+    named: Collection[str] = (),
 ) -> Eligibility:
     """Split ``models`` into those that may serve ``call`` and those that may not.
 
@@ -252,7 +253,7 @@ def check_eligibility(
     5. ``params.max_tokens`` above the model's ``max_output_tokens``; without it, the
        model's ``max_output_tokens`` below the verbosity's room
        (``VERBOSITY_OUTPUT_TOKENS``: 256, 1,024, 4,096) when other eligible models have
-       that room (``_roomy``);
+       that room (``_roomy``), unless the call ``named`` it (``named_aliases``);
     6. the context window is below ``input_tokens``, or, on a model whose window holds
        the output too (``context_includes_output``), below ``input_tokens`` plus
        ``output_tokens()``: the caller's ``max_tokens``, else the default budget shrunk
@@ -281,18 +282,21 @@ def check_eligibility(
         else:
             excluded.append(Exclusion(alias=model.alias, reason=reason))
     if call.params.max_tokens is None and len(eligible) > 1:
-        _roomy(call, eligible, excluded)
+        _roomy(call, eligible, excluded, named)
     return Eligibility(eligible=tuple(eligible), excluded=tuple(excluded))
 
 
-def _roomy(call: Call, eligible: list[ModelSpec], excluded: list[Exclusion]) -> None:
+def _roomy(
+    call: Call, eligible: list[ModelSpec], excluded: list[Exclusion], named: Collection[str]
+) -> None:
     """Leave out the models whose output limit is below the call's verbosity's room, when
     others have it (a model below it was sent its own limit, and a "full" answer came back
-    cut short); a model the call named, or a route all of whose models are below it, still
-    serves it (an OpenAI-style request without ``max_tokens`` asks for "full": as long as
-    the model allows)."""
+    cut short), among those ``auto`` brought in: a model the call ``named`` (its model, its
+    route's chain, its fallbacks) serves it at its own limit, as named, before the others
+    (an OpenAI-style request without ``max_tokens`` asks for "full": as long as the model
+    allows)."""
     room = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
-    short = [m for m in eligible if m.max_output_tokens < room]
+    short = [m for m in eligible if m.max_output_tokens < room and m.alias not in named]
     if not short or len(short) == len(eligible):
         return
     for model in short:

@@ -199,6 +199,11 @@ def test_verbosity_prefers_the_models_with_room_for_its_output() -> None:
     )
     alone = check_eligibility(full, [short], input_tokens=100, unavailable={})
     assert [m.alias for m in alone.eligible] == ["short"]
+    # named (as the call's model, in its route or its fallbacks), it serves at its limit
+    named = check_eligibility(
+        full, [short, roomy], input_tokens=100, unavailable={}, named={"short"}
+    )
+    assert [m.alias for m in named.eligible] == ["short", "roomy"]
     minimal = Call(prompt="x", options=Options(verbosity="minimal"))
     assert (
         len(check_eligibility(minimal, [short, roomy], input_tokens=100, unavailable={}).eligible)
