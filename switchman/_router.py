@@ -88,6 +88,7 @@ from switchman.policy._budget import Ledger
 from switchman.policy._candidates import (
     canonical_call,
     resolve_target,
+    unknown_capabilities,
     unknown_name,
 )
 from switchman.policy._intensity import Intensity
@@ -126,6 +127,8 @@ def validate_call(call: Call, config: Config) -> None:
             errors.append(FieldError(f"options.fallback[{i}]", why))
     if call.options.determinism == "strict" and call.params.seed is None:
         errors.append(FieldError("params.seed", "is required when options.determinism is strict"))
+    if call.capabilities:
+        errors += unknown_capabilities(call.capabilities, config)
     if errors:
         raise ValidationError(errors)
 

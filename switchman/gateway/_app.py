@@ -81,7 +81,13 @@ from switchman.gateway._status import (
 )
 from switchman.gateway._views import PlatformView
 from switchman.gateway._ws import serve_websocket
-from switchman.policy._candidates import canonical_call, model_named, resolve_target, unknown_name
+from switchman.policy._candidates import (
+    canonical_call,
+    model_named,
+    resolve_target,
+    unknown_capabilities,
+    unknown_name,
+)
 from switchman.store import JOB_STATUSES, JobRecord, JobStatus, JobStore, StoreUnavailable
 
 log = logging.getLogger("switchman.gateway")
@@ -398,6 +404,10 @@ class Gateway:
         unknown, denied = target_problems(principal, call, self.config)
         if call.options.determinism == "strict" and call.params.seed is None:
             unknown.append(("params.seed", "is required when options.determinism is strict"))
+        if call.capabilities:
+            usable = knows(principal, self.config)
+            for error in unknown_capabilities(call.capabilities, self.config, usable):
+                unknown.append((error.field, error.message))
         if unknown:
             raise invalid(unknown)
         if denied:

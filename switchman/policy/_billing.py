@@ -19,9 +19,10 @@ stalled, the caller's own deadline passed, the caller left) is billed for when t
 did not say: an upper bound, so that a caller cutting its own calls cannot spend past its
 budget on text a provider counts as many tokens (emoji, CJK, rare scripts): its input and
 its output so far each by ``fair_tokens`` (ASCII at four characters a token or a token a
-piece, whichever is more; a token per byte of anything else), the input never above ``max_input_tokens``, the very bound its
-reservation was made with, nor the model's context window. An answer that ends normally
-without usage is billed the same way. Only such attempts pay for the counting.
+piece, whichever is more; a token per byte of anything else), the input never above
+``max_input_tokens``, the very bound its reservation was made with, nor the model's context
+window. An answer that ends normally without usage is billed the same way. Only such
+attempts pay for the counting.
 """
 
 from __future__ import annotations

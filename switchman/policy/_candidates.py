@@ -18,6 +18,7 @@ from typing import Final, Literal
 import attrs
 
 from switchman._call import Call
+from switchman._errors import FieldError
 from switchman._result import Ranked
 from switchman.catalog._spec import Config, ModelSpec
 
@@ -257,3 +258,30 @@ def plan_attempt_order(
         else:
             add(name)
     return tuple(order)
+
+
+def unknown_capabilities(
+    asked: Sequence[str], config: Config, usable: Callable[[str], bool] | None = None
+) -> list[FieldError]:
+    """The capabilities ``asked`` that no configured model offers (a typo, another case:
+    every model would be left out for it), each naming the ones there are (of the models
+    ``usable`` allows, when given: a caller's)."""
+    known = {
+        c
+        for alias, m in config.models.items()
+        if usable is None or usable(alias)
+        for c in m.capabilities
+    }
+    errors = []
+    for i, tag in enumerate(asked):
+        if tag not in known:
+            close = difflib.get_close_matches(tag.casefold(), sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            errors.append(
+                FieldError(
+                    f"capabilities[{i}]",
+                    f"{tag!r}: no model offers it ({hint}the models offer: "
+                    f"{', '.join(sorted(known)) or 'none'})",
+                )
+            )
+    return errors

@@ -153,7 +153,7 @@ def _exclusion_reason(
     if TRUST_RANK[model.trust_tier] < TRUST_RANK[call.min_trust]:
         return f"trust tier {model.trust_tier} below required {call.min_trust}"
     if call.capabilities:
-        missing = [c for c in call.capabilities if c not in model.capabilities]
+        missing = [c for c in dict.fromkeys(call.capabilities) if c not in model.capabilities]
         if missing:
             return f"missing capabilities: {', '.join(missing)}"
     params = call.params

@@ -79,6 +79,7 @@ class ModelStatus:
     provider_remaining: Mapping[str, float | None] = attrs.field(factory=dict)
     held_out: str | None = None
     held_for_s: float = 0.0
+    breaker_opened_by: str | None = None
 
 
 @attrs.frozen(kw_only=True)

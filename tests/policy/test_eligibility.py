@@ -166,6 +166,8 @@ def test_trust_order(tier: Any, min_trust: Any, ok: bool) -> None:
 def test_missing_capabilities_are_all_named() -> None:
     call = Call(prompt="x", capabilities=("vision", "tools", "json"))
     assert reason(call, model(capabilities=("json",))) == "missing capabilities: vision, tools"
+    twice = Call(prompt="x", capabilities=("vision", "vision"))
+    assert reason(twice, model(capabilities=("json",))) == "missing capabilities: vision"
 
 
 def test_verbosity_changes_the_output_room_needed() -> None:
