@@ -612,7 +612,8 @@ async def run_router(
             api_key=api_key(spec, env),
             breaker_cfg=breaker,
             learning_cfg=learning,
-            rng=random.Random(rng.random()),
+            # (a sim provider's own seed, when given, makes its draws its own)
+            rng=random.Random(rng.random() if spec.seed is None else spec.seed),
             client=(clients or {}).get(name),
             initial_stats={k: v for k, v in initial_stats.items() if k[0] in aliases},
         )

@@ -571,7 +571,7 @@ async def run_provider_actor(
         initial_stats or {},
     )
     state.secret = provider_secrets(spec, api_key)
-    rng = rng or random.Random(spec.seed)
+    rng = rng or random.Random(spec.seed)  # (None: from the system's entropy)
     adapter: Adapter | None = None
     play_sim: SimPlayer | None = None
     async with AsyncExitStack() as stack:

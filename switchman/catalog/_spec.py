@@ -297,7 +297,8 @@ class ProviderSpec:
     read_timeout_s: float = 60.0
     #: set by load_config: why the provider cannot be used (missing key), else None
     disabled_reason: str | None = None
-    seed: int = 0  # sim only
+    #: kind sim only: its random draws (None: drawn from the router's)
+    seed: int | None = None
 
     @staticmethod
     def _problems(v: Any) -> list[FieldError]:
@@ -326,7 +327,7 @@ class ProviderSpec:
         _number(errors, "connect_timeout_s", v.connect_timeout_s, 0, strict=True)
         _number(errors, "read_timeout_s", v.read_timeout_s, 0, strict=True)
         _string(errors, "disabled_reason", v.disabled_reason, optional=True)
-        _number(errors, "seed", v.seed, -math.inf, integer=True)
+        _number(errors, "seed", v.seed, -math.inf, integer=True, optional=True)
         return errors
 
 
