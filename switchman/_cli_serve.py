@@ -37,6 +37,7 @@ from switchman.gateway._outbox import Outboxes
 from switchman.gateway._serve import RESPONSE_MARGIN_S
 from switchman.store import StoreError, open_store
 from switchman.store._db import MEMORY
+from switchman.supervisor import SupervisorEscalation
 
 #: the file ``serve`` reads without ``--config``, when the folder it runs in has one
 DEFAULT_CONFIG = "switchman.toml"
@@ -85,6 +86,8 @@ def invalid_config_message(path: str | None, exc: ValidationError) -> str:
 STOP_SLACK_S = 5.0
 #: exit code of a stop that had to leave connections behind
 EXIT_FORCED = 1
+#: the router gave up (its supervisors' restarts came too fast): sysexits' EX_SOFTWARE
+EXIT_GAVE_UP = 70
 #: after a second signal, how long the jobs left have to be ended by the router and
 #: stored with their results (what they were billed) before everything is cancelled
 HURRY_S = 1.0
@@ -369,9 +372,28 @@ def serve(args: argparse.Namespace) -> int:
             f"cannot serve on {url_host(config.server.host)}:{config.server.port}: "
             f"{_first_leaf(group)}"
         )
+    except* SupervisorEscalation as group:  # a part of the router kept crashing (a bug)
+        refused = refused or CliError(
+            f"the router gave up, the daemon stops: {_chain(_first_leaf(group))}; the calls"
+            " in flight were stored failed (a service manager should start it again)",
+            exit_code=EXIT_GAVE_UP,
+        )
     if refused is not None:
         raise refused
     return EXIT_OK
+
+
+def _chain(exc: BaseException) -> str:
+    """An escalation and the causes under it, outermost first, to the crash itself."""
+    said = [str(exc)]
+    cause = exc.__cause__
+    while cause is not None and len(said) < 8:
+        if isinstance(cause, BaseExceptionGroup):
+            cause = _first_leaf(cause)
+            continue
+        said.append(str(cause) if isinstance(cause, SupervisorEscalation) else repr(cause))
+        cause = cause.__cause__
+    return ", after: ".join(said)
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -85,12 +85,7 @@ from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._budget import Ledger
-from switchman.policy._candidates import (
-    canonical_call,
-    resolve_target,
-    unknown_capabilities,
-    unknown_name,
-)
+from switchman.policy._candidates import canonical_call, validate_call
 from switchman.policy._intensity import Intensity
 from switchman.policy._learning import LearningConfig, ModelStats
 from switchman.policy._ratelimit import new_budget
@@ -109,28 +104,6 @@ os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 def _new_call_id() -> str:
     return f"{_ids.getrandbits(64):016x}"
-
-
-def validate_call(call: Call, config: Config) -> None:
-    """What only the configuration can tell: the model, the fallbacks, strict determinism."""
-    errors: list[FieldError] = []
-    if resolve_target(call.model, config) is None:
-        errors.append(FieldError("model", unknown_name(call.model, config)))
-    for i, alias in enumerate(call.options.fallback):
-        if alias != "auto" and (kind := resolve_target(alias, config)) != "model":
-            why = (
-                f"{alias!r} is a route: fallbacks are model aliases (its chain is "
-                f"{', '.join(config.routes[alias].chain)})"
-                if kind == "route"
-                else unknown_name(alias, config, "model alias", config.models.__contains__)
-            )
-            errors.append(FieldError(f"options.fallback[{i}]", why))
-    if call.options.determinism == "strict" and call.params.seed is None:
-        errors.append(FieldError("params.seed", "is required when options.determinism is strict"))
-    if call.capabilities:
-        errors += unknown_capabilities(call.capabilities, config)
-    if errors:
-        raise ValidationError(errors)
 
 
 class RouterClosed(SwitchmanError, trio.ClosedResourceError):
@@ -618,7 +591,13 @@ async def run_router(
             initial_stats={k: v for k, v in initial_stats.items() if k[0] in aliases},
         )
         provider_specs.append(
-            ChildSpec(id=f"provider:{name}", start=start, stop=send.close, shutdown_s=5.0)
+            ChildSpec(
+                id=f"provider:{name}",
+                start=start,
+                stop=send.close,
+                shutdown_s=5.0,
+                on_crash=functools.partial(board.crashed, name),
+            )
         )
 
     in_service = set(inboxes)
@@ -790,7 +769,7 @@ async def open_router(
         only = _single(group)
         if only is None:
             raise
-        raise only from None
+        raise only from only.__cause__  # (the group's context dropped, not its cause)
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -49,7 +49,7 @@ def fleet(
     router_cfg = attrs.evolve(RouterConfig(seed=seed), **router)
     return Config(
         providers={
-            name: ProviderSpec(name=name, kind="sim", seed=seed, max_concurrency=1000)
+            name: ProviderSpec(name=name, kind="sim", max_concurrency=1000)
             for name in sorted({m.provider for m in models})
         },
         models={m.alias: m for m in models},

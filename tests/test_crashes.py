@@ -20,6 +20,7 @@ from switchman.actors._board import StatusBoard
 from switchman.actors._hub import TraceHub, run_trace_hub
 from switchman.catalog import BudgetsConfig, SimProfile
 from switchman.policy._breaker import Breaker, BreakerConfig
+from switchman.policy._intensity import CRASH_HOLD_S
 from switchman.policy._learning import LearningConfig
 from switchman.store import open_store
 
@@ -50,36 +51,68 @@ def _fail_the_first_finish(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_attempts, "normal_finish", buggy)
 
 
-async def test_a_burst_of_provider_crashes_leaves_every_provider_serving(
-    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Six crashes of one provider actor within 30 s: the providers' supervisor gives
-    up and the root restarts it; every provider then serves again (its siblings' inboxes
-    were closed by a graceful stop before, and the router died of the churn)."""
+def _crash_admissions(
+    monkeypatch: pytest.MonkeyPatch, providers: set[str], times: int | None = None
+) -> dict[str, int]:
+    """Provider actors of ``providers`` crash as they admit an attempt (``times`` each at
+    most): the crashes so far, by provider."""
     real_admit = _provider._ProviderState.admit
-    crashes = 0
+    crashes = dict.fromkeys(providers, 0)
 
     def admit(state: _provider._ProviderState, msg: object, now: float) -> object:
-        nonlocal crashes
-        if state.spec.name == "sim-a" and crashes < 6:
-            crashes += 1
+        name = state.spec.name
+        if name in providers and (times is None or crashes[name] < times):
+            crashes[name] += 1
             raise RuntimeError("injected crash")
         return real_admit(state, msg, now)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_provider._ProviderState, "admit", admit)
-    async with switchman.open_router(_two_providers()) as router:
+    return crashes
+
+
+async def test_a_burst_of_provider_crashes_leaves_every_provider_serving(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six crashes of provider actors within 30 s, two of each of three: the providers'
+    supervisor gives up and the root restarts it; every provider then serves again, once
+    the holds their crashes in a row caused have passed (its siblings' inboxes were
+    closed by a graceful stop before, and the router died of the churn)."""
+    crashes = _crash_admissions(monkeypatch, {"sim-a", "sim-b", "sim-c"}, times=2)
+    models = [sim_model(n, FAST, provider=f"sim-{n}") for n in "abcd"]
+    async with switchman.open_router(fleet(*models, routes={"r": tuple("abcd")})) as router:
         quick = Options(timeouts=Timeouts(ttft_ms=1_000))  # (six crashes within 30 s)
-        during = [await router.call(Call(prompt="hi", model="ab", options=quick)) for _ in range(6)]
-        await trio.sleep(1)
-        after_a = await router.call(Call(prompt="hi", model="a"))
-        after_b = await router.call(Call(prompt="hi", model="b"))
-    assert crashes == 6
-    # (the sixth crash restarts every provider: the attempt on b then in flight is cut)
-    assert all(r.status == "complete" and r.model == "b" for r in during[:5])
-    assert after_a.status == "complete" and after_b.status == "complete", (
-        after_a.errors,
-        after_b.errors,
-    )
+        during = [await router.call(Call(prompt="hi", model="r", options=quick)) for _ in range(2)]
+        await trio.sleep(CRASH_HOLD_S + 1)
+        after = [await router.call(Call(prompt="hi", model=n)) for n in "abcd"]
+    assert crashes == {"sim-a": 2, "sim-b": 2, "sim-c": 2}
+    # (the sixth crash restarts every provider: the attempt on d then in flight is cut)
+    assert during[0].status == "complete" and during[0].model == "d"
+    assert all(r.status == "complete" for r in after), [r.errors for r in after]
+
+
+async def test_a_provider_crashing_on_every_attempt_is_held_out_and_the_router_lives_on(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider whose actor crashes on every attempt (a bug its upstream's answers meet),
+    a call a second for two minutes: it had restarted more often than the supervisors
+    allow and the router gave up (``SupervisorEscalation``: a shared gateway exited),
+    failing calls of every provider on the way. Its second crash in a row holds it out,
+    longer each time, its calls going to the fallback; only its own crashes count as its
+    restarts."""
+    crashes = _crash_admissions(monkeypatch, {"sim-a"})
+    async with switchman.open_router(_two_providers()) as router:
+        results = []
+        for _ in range(120):
+            results.append(await router.call(Call(prompt="hi", model="ab")))
+            await trio.sleep(1)
+        status = {p.name: p for p in router.status().providers}
+        held = await router.call(Call(prompt="hi", model="a"))
+    assert all(r.status == "complete" and r.model == "b" for r in results)
+    # holds of 10, 20, 40 s...: a handful of crashes in two minutes, not one a call
+    assert 3 <= crashes["sim-a"] <= 6, crashes
+    assert (status["sim-a"].restarts, status["sim-b"].restarts) == (crashes["sim-a"], 0)
+    said = str(held.errors)
+    assert "its actor crashed" in said and "RuntimeError: injected crash" in said, said
 
 
 async def test_an_attempt_whose_admission_crashed_fails_at_once(
@@ -120,6 +153,7 @@ async def test_a_provider_restarted_with_a_probe_out_lets_the_next_call_probe(
     )
     first.breakers["a"] = Breaker(state="half_open", probe_in_flight=True, probe_started_at=0.0)
     first.publish()
+    board.crashed("sim-a", RuntimeError("injected crash"))  # (as its supervisor tells it)
     restarted = _provider._ProviderState(
         spec, models, board, hub, BreakerConfig(), LearningConfig(), {}
     )

@@ -158,3 +158,33 @@ def test_health_says_when_the_global_budget_has_run_out(tmp_path: Path) -> None:
     assert spent.returncode == 1
     assert spent.stdout.startswith("degraded")
     assert "budget     global: $0.000000 left this day" in spent.stdout
+
+
+def test_a_router_that_gives_up_stops_the_daemon_saying_why(tmp_path: Path) -> None:
+    """A bug that crashes every provider actor as it starts: its supervisors restart it
+    until they give up. The daemon had ended in a 60-line exception group traceback, exit
+    1; it says what gave up and the crash under it, and exits 70 (EX_SOFTWARE)."""
+    import sys
+
+    inject = (
+        "import sys\n"
+        "from switchman.actors import _provider\n"
+        "def broken(*a, **k):\n"
+        "    raise RuntimeError('injected bug')\n"
+        "_provider._ProviderState.__init__ = broken\n"
+        "from switchman.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", inject, "serve", "--port", "0", "--db", str(tmp_path / "j.db")],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 70, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("switchman: the router gave up, the daemon stops: supervisor 'root'")
+    assert "RuntimeError('injected bug')" in last, last
+    assert "Traceback" not in done.stderr

@@ -9,7 +9,7 @@ out; but for the text a reply channel still held when its attempt ended (``texts
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import trio
@@ -31,7 +31,7 @@ from switchman._errors import (
 from switchman._result import AttemptRecord, ErrorInfo
 from switchman.actors._callrun import CallRun
 from switchman.actors._env import DispatchEnv
-from switchman.actors._messages import Unavailable
+from switchman.actors._messages import AttemptFailed, AttemptReply, Unavailable
 from switchman.adapters._base import TextDelta
 from switchman.adapters._registry import chat_flavor
 from switchman.catalog._spec import Config, ModelSpec, RouterConfig
@@ -364,3 +364,25 @@ def may_have_run(error: ProviderError) -> bool:
     if isinstance(error, Refused | RateLimited | ContentRejected):
         return False
     return not (isinstance(error, UpstreamError) and error.status in (503, 529))
+
+
+#: how long an attempt's failure waits for room behind the events it sent before it
+END_SEND_S: Final = 1.0
+
+
+async def tell_failed(reply: trio.MemorySendChannel[AttemptReply], failed: AttemptFailed) -> None:
+    """An attempt's last word, its failure, sent even when the events before it fill the
+    channel (its reader is draining them): shielded, for ``END_SEND_S`` at most. It was
+    sent without waiting, and a full channel lost it: the attempt read as cut by a
+    stopped actor, a refusal was continued on another model, a 529 not retried, its
+    bill estimated. A reader that takes nothing that long has stopped reading
+    (``trio.WouldBlock``, as before)."""
+    try:
+        reply.send_nowait(failed)
+        return
+    except trio.WouldBlock:
+        pass
+    with trio.move_on_after(END_SEND_S, shield=True):
+        await reply.send(failed)
+        return
+    raise trio.WouldBlock

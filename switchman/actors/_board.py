@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Final
 
 import attrs
 
@@ -51,6 +52,13 @@ class ProviderSnapshot:
     #: last spoke (live views): whether a model is turned away as silent (``silence``)
     waiting: Mapping[int, Waiting] = attrs.field(factory=dict)
     heard: Mapping[str, float] = attrs.field(factory=dict)
+    #: its actor's crash (``"Type: message"``), told by its supervisor as the actor ended:
+    #: the actor started after it holds the provider out (``_ProviderState``); None else
+    crashed: str | None = None
+    #: the crashes in a row (each soon after the hold the one before caused ended), and
+    #: when the hold of the last one ends (trio time)
+    crash_streak: int = 0
+    crash_hold_until: float = 0.0
 
     def misconfigured_at(self, now: float) -> str | None:
         """Why the whole provider is held out at ``now`` (None once the hold has passed:
@@ -60,6 +68,17 @@ class ProviderSnapshot:
     def held_at(self, alias: str, now: float) -> ModelHold | None:
         hold = self.model_holds.get(alias) if self.model_holds else None
         return hold if hold is not None and now < hold.until else None
+
+
+#: the most of a crash's message a held-out provider's reason quotes
+CRASH_SAID: Final = 200
+
+
+def _said(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, of each exception a group (a nursery's) holds."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_said(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 @attrs.frozen(kw_only=True)
@@ -130,8 +149,9 @@ def refusing_now(refusing: Mapping[Period, str], wall_now: float) -> tuple[Perio
 
 
 class StatusBoard:
-    """Latest snapshot per provider name. Written only by that provider's actor; the
-    number of calls in flight, written only by the dispatcher."""
+    """Latest snapshot per provider name. Written only by that provider's actor (and by
+    its supervisor, once the actor has crashed: ``crashed``); the number of calls in
+    flight, written only by the dispatcher."""
 
     def __init__(self) -> None:
         self._snapshots: dict[str, ProviderSnapshot] = {}
@@ -148,6 +168,15 @@ class StatusBoard:
 
     def publish(self, name: str, snapshot: ProviderSnapshot) -> None:
         self._snapshots[name] = snapshot
+
+    def crashed(self, name: str, exc: BaseException) -> None:
+        """Provider ``name``'s actor crashed with ``exc`` (its supervisor's ``on_crash``)."""
+        snapshot = self._snapshots.get(name)
+        if snapshot is not None:
+            said = _said(exc)
+            if len(said) > CRASH_SAID:
+                said = said[: CRASH_SAID - 3] + "..."
+            self._snapshots[name] = attrs.evolve(snapshot, crashed=said)
 
     def get(self, name: str) -> ProviderSnapshot | None:
         return self._snapshots.get(name)

@@ -46,7 +46,13 @@ from switchman._errors import (
     attempt_outcome,
 )
 from switchman._result import TraceEvent, Usage, finish_is_normal, normal_finish
-from switchman.actors._attempt_ends import abnormal_end, failure_label, garbled, no_text
+from switchman.actors._attempt_ends import (
+    abnormal_end,
+    failure_label,
+    garbled,
+    no_text,
+    tell_failed,
+)
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
 from switchman.actors._hub import TraceHub
 from switchman.actors._messages import (
@@ -55,7 +61,6 @@ from switchman.actors._messages import (
     Attempt,
     AttemptDone,
     AttemptFailed,
-    AttemptReply,
     CallersTimeout,
     CancelAttempt,
     Feedback,
@@ -84,7 +89,14 @@ from switchman.policy._breaker import (
     breaker_record,
     breaker_retry_at,
 )
-from switchman.policy._learning import LearningConfig, ModelStats, observe, observe_feedback
+from switchman.policy._intensity import crash_hold
+from switchman.policy._learning import (
+    LearningConfig,
+    ModelStats,
+    observe,
+    observe_feedback,
+    outage_forgotten,
+)
 from switchman.policy._ratelimit import (
     RateBudget,
     clamp_hold,
@@ -171,7 +183,8 @@ class _ProviderState:
             self.stats: dict[tuple[str, str], ModelStats] = dict(previous.stats)
             self.model_rates: dict[str, RateBudget] = dict(previous.model_rates)
             self.holds: dict[str, ModelHold] = dict(previous.model_holds)
-            self.restarts = previous.restarts + 1
+            # (counted when it crashed: a restart of every provider is not theirs)
+            self.restarts = previous.restarts + (previous.crashed is not None)
         else:
             self.breakers = {m.alias: Breaker() for m in models}
             self.rate = new_budget(spec.rpm, spec.tpm, now)
@@ -182,8 +195,27 @@ class _ProviderState:
         self.in_flight = 0
         #: when this provider first started (outages of simulated models count from here)
         self.started_at = previous.started_at if previous is not None else now
-        self.misconfigured: str | None = None
-        self.misconfigured_until = 0.0
+        # (a hold outlives a restart: a restart does not make a rejected key good)
+        self.misconfigured: str | None = previous.misconfigured if previous else None
+        self.misconfigured_until = previous.misconfigured_until if previous else 0.0
+        self.crash_streak = previous.crash_streak if previous else 0
+        self.crash_hold_until = previous.crash_hold_until if previous else 0.0
+        if previous is not None and previous.crashed is not None:  # (its own crash)
+            self.crash_streak, self.crash_hold_until = crash_hold(
+                self.crash_streak, self.crash_hold_until, now
+            )
+            if self.crash_hold_until > now:
+                self.misconfigured = (
+                    f"its actor crashed {self.crash_streak} times in a row"
+                    f" (the last: {previous.crashed})"
+                )
+                self.misconfigured_until = self.crash_hold_until
+                log.warning(
+                    "provider %s held out for %.0f s: %s",
+                    spec.name,
+                    self.crash_hold_until - now,
+                    self.misconfigured,
+                )
         self.scopes: dict[int, trio.CancelScope] = {}
         #: the actor's nursery, for the timers that announce a cool-down's end
         self.nursery: trio.Nursery | None = None
@@ -230,6 +262,8 @@ class _ProviderState:
                 learning=self.learning_cfg,
                 waiting=self.waiting_view,  # (live views: status tells a silent model)
                 heard=self.heard_view,
+                crash_streak=self.crash_streak,
+                crash_hold_until=self.crash_hold_until,
             ),
         )
 
@@ -469,29 +503,10 @@ class _ProviderState:
 
     def _forget_outage(self, siblings: tuple[str, ...]) -> None:
         """A breaker closed on its probe's success: what the model did while it failed
-        says nothing of it now, and would keep it ranked last until a long run of answers
-        outweighed it. Its failures and its times (an outage's timeouts fed them) are
-        dropped; what it was before stays: its answers and refusals, the failures that
-        came alone between them, and its feedback (as a model not yet tried, it ranked
-        below a model answering all along for some 25 minutes at a call every 20
-        seconds, until enough answers outweighed the prior)."""
+        is dropped (``outage_forgotten``)."""
         for key, stats in list(self.stats.items()):
             if key[0] in siblings:
-                self.stats[key] = ModelStats(
-                    n=stats.successes + stats.lasting + stats.refusals,
-                    successes=stats.successes,
-                    failures=stats.lasting,
-                    refusals=stats.refusals,
-                    feedback_sum=stats.feedback_sum,
-                    feedback_n=stats.feedback_n,
-                    updated_at=stats.updated_at,
-                    lasting=stats.lasting,
-                    # (the outage's failures were no evidence of what it is either)
-                    seen=max(
-                        stats.successes + stats.lasting + stats.refusals,
-                        stats.seen - (stats.failures - stats.lasting),
-                    ),
-                )
+                self.stats[key] = outage_forgotten(stats)
 
     def announce_half_open(self, alias: str, open_until: float) -> None:
         """The cool-down that ends at ``open_until`` is over and nothing was let through
@@ -613,28 +628,6 @@ async def run_provider_actor(
                 timer.cancel()
 
 
-#: how long an attempt's failure waits for room behind the events it sent before it
-END_SEND_S: Final = 1.0
-
-
-async def _tell_failed(reply: trio.MemorySendChannel[AttemptReply], failed: AttemptFailed) -> None:
-    """An attempt's last word, its failure, sent even when the events before it fill the
-    channel (its reader is draining them): shielded, for ``END_SEND_S`` at most. It was
-    sent without waiting, and a full channel lost it: the attempt read as cut by a
-    stopped actor, a refusal was continued on another model, a 529 not retried, its
-    bill estimated. A reader that takes nothing that long has stopped reading
-    (``trio.WouldBlock``, as before)."""
-    try:
-        reply.send_nowait(failed)
-        return
-    except trio.WouldBlock:
-        pass
-    with trio.move_on_after(END_SEND_S, shield=True):
-        await reply.send(failed)
-        return
-    raise trio.WouldBlock
-
-
 async def _run_attempt(
     state: _ProviderState,
     msg: Attempt,
@@ -731,13 +724,13 @@ async def _run_attempt(
                     elif trio.current_time() >= msg.deadline + BACKSTOP_S:
                         error = AttemptTimeout("attempt deadline passed", provider=state.spec.name)
                         outcome = "timeout"
-                        await _tell_failed(reply, AttemptFailed(error=error))
+                        await tell_failed(reply, AttemptFailed(error=error))
             except ProviderError as exc:
                 error = exc
                 if exc.provider is None:
                     exc.provider = state.spec.name
                 outcome = attempt_outcome(exc)
-                await _tell_failed(reply, AttemptFailed(error=exc))
+                await tell_failed(reply, AttemptFailed(error=exc))
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
                 raise  # the caller stopped reading: handled below
             except Exception as exc:  # a bug on our side (e.g. a request we could not
@@ -754,7 +747,7 @@ async def _run_attempt(
                     f"switchman could not complete the attempt: {said}", provider=state.spec.name
                 )
                 outcome = attempt_outcome(error)
-                await _tell_failed(reply, AttemptFailed(error=error))
+                await tell_failed(reply, AttemptFailed(error=error))
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.WouldBlock):
         outcome = "cancelled" if outcome != "success" else outcome
     finally:

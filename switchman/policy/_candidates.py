@@ -18,7 +18,7 @@ from typing import Final, Literal
 import attrs
 
 from switchman._call import Call
-from switchman._errors import FieldError
+from switchman._errors import FieldError, ValidationError
 from switchman._result import Ranked
 from switchman.catalog._spec import Config, ModelSpec
 
@@ -285,3 +285,25 @@ def unknown_capabilities(
                 )
             )
     return errors
+
+
+def validate_call(call: Call, config: Config) -> None:
+    """What only the configuration can tell: the model, the fallbacks, strict determinism."""
+    errors: list[FieldError] = []
+    if resolve_target(call.model, config) is None:
+        errors.append(FieldError("model", unknown_name(call.model, config)))
+    for i, alias in enumerate(call.options.fallback):
+        if alias != "auto" and (kind := resolve_target(alias, config)) != "model":
+            why = (
+                f"{alias!r} is a route: fallbacks are model aliases (its chain is "
+                f"{', '.join(config.routes[alias].chain)})"
+                if kind == "route"
+                else unknown_name(alias, config, "model alias", config.models.__contains__)
+            )
+            errors.append(FieldError(f"options.fallback[{i}]", why))
+    if call.options.determinism == "strict" and call.params.seed is None:
+        errors.append(FieldError("params.seed", "is required when options.determinism is strict"))
+    if call.capabilities:
+        errors += unknown_capabilities(call.capabilities, config)
+    if errors:
+        raise ValidationError(errors)

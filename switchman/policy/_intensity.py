@@ -1,4 +1,5 @@
-"""Restart intensity of a supervisor: at most ``max_restarts`` restarts in any ``period_s``.
+"""Restart intensity of a supervisor: at most ``max_restarts`` restarts in any ``period_s``;
+and how long a provider whose actor keeps crashing is held out (``crash_hold``).
 
 Erlang/OTP's rule: a supervisor that would restart its children more than
 ``max_restarts`` times within ``period_s`` seconds gives up and escalates to its
@@ -11,6 +12,8 @@ its monotonic clock (``trio.current_time()``) as ``now``.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import attrs
 
@@ -40,3 +43,23 @@ def record_restart(state: Intensity, now: float) -> tuple[bool, Intensity]:
     recent = recent[-(state.max_restarts + 1) :]
     allowed = len(recent) <= state.max_restarts
     return allowed, attrs.evolve(state, restarts=recent)
+
+
+#: a provider whose actor crashed twice in a row is held out this long, doubling with each
+#: crash in a row after, up to ``CRASH_HOLD_MAX_S``; a crash counts in the row when it
+#: comes within ``CRASH_STREAK_S`` of the end of the last one's hold
+CRASH_HOLD_S: Final = 10.0
+CRASH_HOLD_MAX_S: Final = 300.0
+CRASH_STREAK_S: Final = 60.0
+
+
+def crash_hold(streak: int, hold_until: float, now: float) -> tuple[int, float]:
+    """A provider's actor crashed at ``now``, after ``streak`` crashes in a row whose last
+    hold ends at ``hold_until``: the crashes in a row now, and when the provider's hold
+    ends (``now`` for the first: a restart is the remedy for a crash alone). A second
+    crash soon after holds the provider out, longer with each: a provider whose answers
+    meet a bug again and again has its calls go to other models meanwhile, and its
+    crashes never come fast enough to stop the router (its supervisors' intensities)."""
+    streak = streak + 1 if now < hold_until + CRASH_STREAK_S else 1
+    hold = 0.0 if streak == 1 else min(CRASH_HOLD_S * 2 ** (streak - 2), CRASH_HOLD_MAX_S)
+    return streak, now + hold

@@ -299,3 +299,28 @@ def observe_feedback(
         latency_dev=stats.latency_dev,
         ttft_dev=stats.ttft_dev,
     )
+
+
+def outage_forgotten(stats: ModelStats) -> ModelStats:
+    """``stats`` of a model whose breaker closed on its probe's success: what the model did
+    while it failed says nothing of it now, and would keep it ranked last until a long run
+    of answers outweighed it. Its failures and its times (an outage's timeouts fed them)
+    are dropped; what it was before stays: its answers and refusals, the failures that
+    came alone between them, and its feedback (as a model not yet tried, it ranked below a
+    model answering all along for some 25 minutes at a call every 20 seconds, until
+    enough answers outweighed the prior)."""
+    return ModelStats(
+        n=stats.successes + stats.lasting + stats.refusals,
+        successes=stats.successes,
+        failures=stats.lasting,
+        refusals=stats.refusals,
+        feedback_sum=stats.feedback_sum,
+        feedback_n=stats.feedback_n,
+        updated_at=stats.updated_at,
+        lasting=stats.lasting,
+        # (the outage's failures were no evidence of what it is either)
+        seen=max(
+            stats.successes + stats.lasting + stats.refusals,
+            stats.seen - (stats.failures - stats.lasting),
+        ),
+    )

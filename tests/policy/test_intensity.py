@@ -70,3 +70,19 @@ def test_matches_sliding_window_definition(
         in_window = [t for t in history if now - t < period_s]
         assert ok == (len(in_window) <= max_restarts)
         assert len(state.restarts) <= max_restarts + 1
+
+
+def test_a_crash_alone_is_not_held_and_crashes_in_a_row_are_held_longer_each() -> None:
+    from switchman.policy._intensity import CRASH_HOLD_MAX_S, CRASH_STREAK_S, crash_hold
+
+    streak, until = crash_hold(0, 0.0, now=100.0)
+    assert (streak, until) == (1, 100.0)  # a restart is the remedy for one crash
+    streak, until = crash_hold(streak, until, now=101.0)
+    assert (streak, until) == (2, 111.0)
+    streak, until = crash_hold(streak, until, now=112.0)
+    assert (streak, until) == (3, 132.0)
+    for _ in range(10):
+        streak, until = crash_hold(streak, until, now=until)
+    assert crash_hold(streak, until, now=until) == (streak + 1, until + CRASH_HOLD_MAX_S)
+    # long after the last hold ended, a crash is alone again
+    assert crash_hold(streak, until, now=until + CRASH_STREAK_S) == (1, until + CRASH_STREAK_S)
