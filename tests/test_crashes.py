@@ -296,3 +296,25 @@ async def test_a_bug_after_an_answer_without_a_budget_is_spend_all_the_same(
     assert spent > 0 and failed.cost_usd == pytest.approx(spent)
     ends = [e for e in seen if e.type == "call.failed" and e.call_id == failed.call_id]
     assert ends and ends[0].data["code"] == "internal_error"
+
+
+async def test_open_router_gives_up_with_the_escalation_under_it_as_its_cause(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SupervisorEscalation.__cause__`` is the escalation under it, down to the crash
+    (``open_router`` had dropped it, raising the escalation ``from None``)."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr(_provider._ProviderState, "__init__", broken)
+    with pytest.raises(switchman.SupervisorEscalation) as caught:
+        async with switchman.open_router(_two_providers()):
+            pass
+    root = caught.value
+    assert root.supervisor == "root"
+    providers = root.__cause__
+    while isinstance(providers, BaseExceptionGroup):
+        providers = providers.exceptions[0]
+    assert isinstance(providers, switchman.SupervisorEscalation), repr(root.__cause__)
+    assert providers.supervisor == "providers"
