@@ -673,6 +673,7 @@ async def run_router(
                 initial=tap.latest,  # (the stored ledger, handed to the tap at start)
                 on_change=tap,
                 on_state=functools.partial(_held_now, tap, dispatch_env.budget_room),
+                on_stop=tap.ledger_stopped,
                 task_status=task_status,
             ),
             stop=ledger_send.close,

@@ -214,3 +214,41 @@ def test_a_kill_right_after_answers_loses_none_of_their_spend(tmp_path: Path) ->
             daemon.proc.wait(timeout=10)
     with serving(tmp_path, db, "--config", str(config)) as again:
         assert _day_spent(again.port) == pytest.approx(billed, abs=1e-9)
+
+
+async def test_an_embedded_router_cancelled_with_calls_in_flight_leaves_no_hold_behind(
+    tmp_path: Path,
+) -> None:
+    """An application's nursery cancelled around its router (its block left by trio's
+    "stop now") with 20 calls in flight: their holds ended as they were cancelled, but the
+    ledger was cancelled before it took them, and the next start counted each at the most
+    it could cost, 90 times what the calls cost ($0.0824 against $0.0009). Now the next
+    start counts what their results say. A real SQLite store, the simulator."""
+    import trio
+
+    import switchman
+    from switchman import Call
+    from switchman.catalog import BudgetsConfig, SimProfile
+    from switchman.store import open_store
+    from tests._simfleet import fleet, sim_model
+
+    slow = sim_model("slow", SimProfile(latency_ms=8000, ttft_ms=5000))
+    config = fleet(slow, budgets=BudgetsConfig(global_daily_usd=5.0))
+    db = str(tmp_path / "cut.db")
+    results: list[switchman.Result] = []
+    with trio.fail_after(30):
+        async with open_store(db) as store, trio.open_nursery() as outer:
+            with trio.CancelScope() as scope:
+                async with switchman.open_router(config, store=store) as router:
+
+                    async def one(i: int) -> None:
+                        results.append(await router.call(Call(prompt=f"p{i}", model="slow")))
+
+                    for i in range(20):
+                        outer.start_soon(one, i)
+                    await trio.sleep(0.5)
+                    scope.cancel()
+        assert len(results) == 20 and all(r.status == "failed" for r in results)
+        async with open_store(db) as store, switchman.open_router(config, store=store) as router:
+            spent = await router.spend("global")
+    assert spent["day"] == pytest.approx(sum(r.cost_usd for r in results), abs=1e-9)

@@ -130,9 +130,12 @@ async def test_spend_without_a_budget_is_kept_to_the_last_call_across_a_restart(
     assert spent["month"] == pytest.approx(sum(r.cost_usd for r in results))
 
 
-async def test_a_crashed_ledger_restarts_with_the_spend_it_had_settled(
+async def test_a_settle_the_ledger_fails_on_is_counted_and_the_ledger_serves_on(
     autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A bug settling the second call: the ledger had crashed, restarting from the spend it
+    had (the second call's lost, its hold open for good). Its hold ends and its amount
+    counts."""
     from switchman.actors import _ledger
 
     paid = sim_model("paid", SimProfile(latency_ms=10), input_per_mtok=1000.0)
@@ -150,11 +153,13 @@ async def test_a_crashed_ledger_restarts_with_the_spend_it_had_settled(
     monkeypatch.setattr(_ledger, "settle", crash_on_second)
     async with switchman.open_router(config) as router:
         first = await router.call(Call(prompt="one", model="paid"))
-        await router.call(Call(prompt="two", model="paid"))  # its settle crashes the ledger
+        second = await router.call(Call(prompt="two", model="paid"))  # its settle fails
         third = await router.call(Call(prompt="three", model="paid"))
         spent = await router.spend("global")
-    assert first.status == third.status == "complete"
-    assert spent["day"] == pytest.approx(first.cost_usd + third.cost_usd)
+        held = router.status()
+    assert first.status == second.status == third.status == "complete"
+    assert spent["day"] == pytest.approx(first.cost_usd + second.cost_usd + third.cost_usd)
+    assert held.in_flight_calls == 0
 
 
 async def test_a_ledger_crash_mid_load_forgets_no_reservation_and_strands_no_caller(

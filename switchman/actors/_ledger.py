@@ -22,6 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from typing import Final
 
 import trio
 
@@ -127,15 +128,19 @@ async def run_ledger(
     wall: Callable[[], float] = time.time,
     on_change: Callable[[Ledger], None] | None = None,
     on_state: Callable[[Ledger], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve budget messages until the inbox ends.
+    """Serve budget messages until the inbox ends (``on_stop`` is called as it ends, however
+    it does).
 
     Reservations are answered at once on their reply channel (the ``Limit`` that
     refused, or None); the reply channel is closed even when handling the message
     fails, so its caller is never left waiting (it reads the closed channel as a
     refusal). Cancelled midway, nothing is half-applied: every message is handled
-    without a checkpoint.
+    without a checkpoint, and the settles and releases waiting are applied before it ends.
+    A message whose handling fails (a bug) is logged and leaves the ledger as it was, the
+    hold it ends released (``_after_a_bug``).
     """
     ledger = initial if initial is not None else Ledger()
     # each window key, and when (on trio's clock) it was first current, or loaded: an
@@ -146,68 +151,157 @@ async def run_ledger(
     hour = -math.inf  # the wall-clock hour pruned in; at a new one (either way), again
     prune_at = -math.inf  # and on trio's clock at least hourly (a clock stepped back)
     task_status.started()
-    async for msg in inbox:
-        now = wall()
-        if (this_hour := math.floor(now / 3600.0)) != hour or trio.current_time() >= prune_at:
-            clock = trio.current_time()
-            ledger = _pruned(ledger, seen, now, clock)
-            hour, prune_at = this_hour, clock + 3600.0
-        match msg:
-            case Reserve(
-                id=rid, scopes=scopes, amount_usd=amount, reply_to=reply, owner=owner, attempt=n
-            ):
-                with reply:
-                    now = wall()
-                    if rid in ledger.reservations:  # (ids are new for each hold: a bug)
-                        # one message must not crash the ledger, and its restart with it:
-                        # the earlier hold is taken to have ended, this one stands
-                        log.error("reservation %s is open already: the earlier released", rid)
-                        ledger = release(ledger, rid)
-                    ledger, refused = reserve(
-                        ledger,
-                        limits,
+    try:
+        async for msg in inbox:
+            now = wall()
+            if (this_hour := math.floor(now / 3600.0)) != hour or trio.current_time() >= prune_at:
+                clock = trio.current_time()
+                ledger = _pruned(ledger, seen, now, clock)
+                hour, prune_at = this_hour, clock + 3600.0
+            try:  # (one message must not crash the ledger: its state stands)
+                match msg:
+                    case Reserve(
+                        id=rid,
                         scopes=scopes,
                         amount_usd=amount,
-                        reservation_id=rid,
-                        wall_now=now,
+                        reply_to=reply,
                         owner=owner,
                         attempt=n,
-                    )
-                    answer = None if refused is None else refusal(ledger, refused, wall_now=now)
-                    try:
-                        reply.send_nowait(answer)
-                    except (trio.BrokenResourceError, trio.WouldBlock):
-                        # the caller is gone: nobody will settle this
+                    ):
+                        with reply:
+                            now = wall()
+                            if rid in ledger.reservations:  # (ids are new for each hold: a bug)
+                                # one message must not crash the ledger, and its restart with it:
+                                # the earlier hold is taken to have ended, this one stands
+                                log.error(
+                                    "reservation %s is open already: the earlier released", rid
+                                )
+                                ledger = release(ledger, rid)
+                            ledger, refused = reserve(
+                                ledger,
+                                limits,
+                                scopes=scopes,
+                                amount_usd=amount,
+                                reservation_id=rid,
+                                wall_now=now,
+                                owner=owner,
+                                attempt=n,
+                            )
+                            answer = (
+                                None if refused is None else refusal(ledger, refused, wall_now=now)
+                            )
+                            try:
+                                reply.send_nowait(answer)
+                            except (trio.BrokenResourceError, trio.WouldBlock):
+                                # the caller is gone: nobody will settle this
+                                ledger = release(ledger, rid)
+                        if on_state is not None:
+                            on_state(ledger)
+                    case Settle(id=rid, actual_usd=actual):
+                        ledger = settle(ledger, rid, actual_usd=actual)
+                        if on_state is not None:
+                            on_state(ledger)
+                        if on_change is not None:
+                            on_change(ledger)
+                    case Release(id=rid):
                         ledger = release(ledger, rid)
-                if on_state is not None:
-                    on_state(ledger)
-            case Settle(id=rid, actual_usd=actual):
-                ledger = settle(ledger, rid, actual_usd=actual)
-                if on_state is not None:
-                    on_state(ledger)
-                if on_change is not None:
-                    on_change(ledger)
-            case Release(id=rid):
-                ledger = release(ledger, rid)
-                if on_state is not None:
-                    on_state(ledger)
-            case Spent(scopes=scopes, actual_usd=actual, at=at):
-                ledger = record(
-                    ledger, scopes, actual_usd=actual, wall_now=wall() if at is None else at
-                )
-                if on_state is not None:
-                    on_state(ledger)
-                if on_change is not None:
-                    on_change(ledger)
-            case SpendQuery(scope=scope, reply_to=reply):
-                now = wall()
-                with reply:
-                    try:
-                        reply.send_nowait(
-                            {
-                                p: spent_usd(ledger, scope, p, wall_now=now)
-                                for p in ("hour", "day", "month")
-                            }
+                        if on_state is not None:
+                            on_state(ledger)
+                    case Spent(scopes=scopes, actual_usd=actual, at=at):
+                        ledger = record(
+                            ledger, scopes, actual_usd=actual, wall_now=wall() if at is None else at
                         )
-                    except (trio.BrokenResourceError, trio.WouldBlock):
-                        pass
+                        if on_state is not None:
+                            on_state(ledger)
+                        if on_change is not None:
+                            on_change(ledger)
+                    case SpendQuery(scope=scope, reply_to=reply):
+                        now = wall()
+                        with reply:
+                            try:
+                                reply.send_nowait(
+                                    {
+                                        p: spent_usd(ledger, scope, p, wall_now=now)
+                                        for p in ("hour", "day", "month")
+                                    }
+                                )
+                            except (trio.BrokenResourceError, trio.WouldBlock):
+                                pass
+            except Exception as exc:
+                ledger = _after_a_bug(ledger, msg, exc, wall)
+                if on_state is not None:
+                    on_state(ledger)
+                if on_change is not None:
+                    on_change(ledger)
+    except trio.Cancelled:
+        # the router stops now: the holds its calls end as they are cancelled wait in the
+        # inbox, or come in the next scheduler passes; a store would count each at the
+        # most it could cost at the next start (0.08 $ for 20 calls whose bills said 0)
+        ledger, _ = _drained(inbox, ledger, wall)
+        with trio.CancelScope(shield=True), trio.move_on_after(LATE_HOLDS_S):
+            quiet = 0
+            while quiet < QUIET_PASSES:
+                await trio.lowlevel.checkpoint()
+                ledger, taken = _drained(inbox, ledger, wall)
+                quiet = 0 if taken else quiet + 1
+        if on_change is not None:
+            on_change(ledger)
+        raise
+    finally:
+        if on_stop is not None:
+            on_stop()
+
+
+#: cancelled, the ledger takes the holds its calls end for this long at most, until the
+#: inbox stayed empty for ``QUIET_PASSES`` scheduler passes (they come within one or two)
+LATE_HOLDS_S: Final = 0.5
+QUIET_PASSES: Final = 5
+
+
+def _after_a_bug(
+    ledger: Ledger, msg: LedgerMessage, exc: Exception, wall: Callable[[], float]
+) -> Ledger:
+    """Handling ``msg`` raised (a bug): the ledger as it was, but for the hold a settle or a
+    release ends, released, a settle's amount counted in its scopes as spend without a
+    hold (kept, the hold was counted until a restart, and then as spent at the most it
+    could cost; the settle's amount was lost)."""
+    log.error("budget message %s failed: %s: %s", type(msg).__name__, type(exc).__name__, exc)
+    log.debug("the traceback", exc_info=exc)
+    if isinstance(msg, (Settle, Release)):
+        held = ledger.reservations.get(msg.id)
+        try:
+            ledger = release(ledger, msg.id)
+            if isinstance(msg, Settle) and held is not None:
+                ledger = record(ledger, held.scopes, actual_usd=msg.actual_usd, wall_now=wall())
+        except Exception:  # (a bug there too: what could be done, done)
+            pass
+    return ledger
+
+
+def _drained(
+    inbox: trio.MemoryReceiveChannel[LedgerMessage], ledger: Ledger, wall: Callable[[], float]
+) -> tuple[Ledger, int]:
+    """``ledger`` with what waits in ``inbox`` applied, without a checkpoint (the settles,
+    releases and spend; a reservation or a query asked now is answered by closing its
+    reply: a refusal, its caller is being cancelled too), and how many messages it took."""
+    taken = 0
+    while True:
+        try:
+            msg = inbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return ledger, taken
+        taken += 1
+        try:
+            match msg:
+                case Settle(id=rid, actual_usd=actual):
+                    ledger = settle(ledger, rid, actual_usd=actual)
+                case Release(id=rid):
+                    ledger = release(ledger, rid)
+                case Spent(scopes=scopes, actual_usd=actual, at=at):
+                    ledger = record(
+                        ledger, scopes, actual_usd=actual, wall_now=wall() if at is None else at
+                    )
+                case Reserve(reply_to=reply) | SpendQuery(reply_to=reply):
+                    reply.close()
+        except Exception as exc:
+            ledger = _after_a_bug(ledger, msg, exc, wall)

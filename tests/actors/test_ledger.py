@@ -140,3 +140,73 @@ async def test_a_wall_clock_stepped_forward_and_back_finds_its_spend_counted(
         refused = await _reserve(send, "back", 0.5)
         assert refused is not None and abs(refused.available_usd - 0.1) < 1e-9
         await send.aclose()
+
+
+async def test_a_settle_that_fails_counts_its_amount_and_ends_its_hold(
+    monkeypatch: object,
+) -> None:
+    """A bug in settling one attempt: the ledger had crashed and a restart resumed with the
+    hold still open (held for good, counted at its most at the next start) and the amount
+    settled lost. The message is logged; its hold ends, its amount counts; the ledger
+    serves on."""
+    import pytest
+
+    from switchman.actors import _ledger
+
+    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("injected bug in settle")
+
+    mp.setattr(_ledger, "settle", broken)
+    limit = Limit(scope="global", period="day", limit_usd=1.0)
+    send, receive = trio.open_memory_channel[object](0)
+    states: list[object] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_ledger(
+                receive,
+                (limit,),
+                wall=lambda: WALL,
+                on_change=states.append,
+                task_status=task_status,  # type: ignore[arg-type]
+            )
+        )
+        assert await _reserve(send, "a", 0.6) is None
+        await send.send(Settle(id="a", actual_usd=0.25))
+        assert await _reserve(send, "b", 0.7) is None  # the 0.6 held no more: 0.25 + 0.7
+        reply_send, reply_receive = trio.open_memory_channel[dict[str, float]](1)
+        await send.send(SpendQuery(scope="global", reply_to=reply_send))
+        assert abs((await reply_receive.receive())["day"] - 0.25) < 1e-9
+        await send.aclose()
+
+
+async def test_cancelled_it_applies_the_settles_and_releases_waiting_in_its_inbox() -> None:
+    """Cancelled (the router stopped at once), the holds its calls ended as they were
+    cancelled wait in its inbox: applied, and told (``on_change``) before it ends, and
+    ``on_stop`` called: a store had counted each at its most at the next start."""
+    limit = Limit(scope="global", period="day", limit_usd=1.0)
+    send, receive = trio.open_memory_channel[object](16)
+    states: list[object] = []
+    stopped: list[bool] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_ledger(
+                receive,
+                (limit,),
+                wall=lambda: WALL,
+                on_change=states.append,
+                on_stop=lambda: stopped.append(True),
+                task_status=task_status,  # type: ignore[arg-type]
+            )
+        )
+        assert await _reserve(send, "a", 0.5) is None
+        assert await _reserve(send, "b", 0.4) is None
+        send.send_nowait(Settle(id="a", actual_usd=0.1))
+        send.send_nowait(Release(id="b"))
+        nursery.cancel_scope.cancel()
+    last = states[-1]
+    assert last.reservations == {}  # type: ignore[attr-defined]
+    spent = last.spent  # type: ignore[attr-defined]
+    assert [n for (_, key), n in spent.items() if key.startswith("day:")] == [100_000_000]
+    assert stopped == [True]
