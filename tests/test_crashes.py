@@ -189,6 +189,40 @@ async def test_a_crash_of_the_dispatchers_loop_answers_the_message_in_hand(
     assert spent == pytest.approx(first.cost_usd + second.cost_usd)
 
 
+async def test_calls_in_flight_when_the_dispatcher_fails_say_it_failed_not_stopped(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calls in flight when the dispatcher's loop fails end with it: they had said
+    "the router stopped before the call finished" (``cancelled``, as if their caller had
+    left), while the router went on. They say the dispatcher failed and was restarted
+    (``internal_error``: a gateway's 500, which clients retry)."""
+    real = _dispatcher._Dispatcher.feedback
+
+    async def feedback(self: _dispatcher._Dispatcher, msg: object) -> None:
+        raise RuntimeError("injected crash")
+
+    monkeypatch.setattr(_dispatcher._Dispatcher, "feedback", feedback)
+    slow = sim_model("slow", SimProfile(latency_ms=5_000), provider="sim-a")
+    async with switchman.open_router(fleet(slow)) as router:
+        first = await router.call(Call(prompt="hi", model="slow"))
+        results: list[switchman.Result] = []
+        async with trio.open_nursery() as nursery:
+
+            async def one(i: int) -> None:
+                results.append(await router.call(Call(prompt=f"call {i}", model="slow")))
+
+            for i in range(5):
+                nursery.start_soon(one, i)
+            await trio.sleep(1)
+            with pytest.raises(switchman.RouterFailed):
+                await router.feedback(first.call_id, 0.9)
+        monkeypatch.setattr(_dispatcher._Dispatcher, "feedback", real)
+        again = await router.call(Call(prompt="hi again", model="slow"))
+    assert [r.errors[0].code for r in results] == ["internal_error"] * 5
+    assert "dispatcher failed (a bug) and restarted" in results[0].errors[0].message
+    assert again.status == "complete"
+
+
 async def test_a_restarted_trace_hub_takes_subscriptions_again() -> None:
     """The hub's actor ended (a crash: its way out closes every subscription) and its
     supervisor starts it again: subscriptions are taken again (closed for good before)."""

@@ -84,6 +84,8 @@ SPEND_BATCH_S = 0.02
 BACKLOG = 1024
 #: what a call says when the router stopped at once under it (its nursery cancelled)
 STOPPED = "the router stopped before the call finished"
+#: ... and when the dispatcher failed (a bug) and was restarted: the call may be made again
+DISPATCHER_FAILED = "the router's dispatcher failed (a bug) and restarted: make the call again"
 #: how long such a call may take to tell its caller what it did and cost
 STOPPED_REPLY_S = 1.0
 #: why a call ends whose caller left while it waited (its cancel undelivered)
@@ -131,6 +133,8 @@ class _Dispatcher:
         #: calls that may run at once; the others wait for a slot inside their own task,
         #: under their own deadline (the inbox keeps moving: cancels, feedback)
         self.slots = Slots(env.config.router.capacity, env.board)
+        #: its loop failed (a bug): the calls cancelled with it say so, not "stopped"
+        self.failed = False
         #: spend no budget covers, not yet handed to the ledger: per scopes and UTC hour
         #: its attempts began in (which sets its periods), USD
         self.unsent: dict[tuple[tuple[str, ...], int], float] = {}
@@ -372,7 +376,11 @@ class _Dispatcher:
         except trio.Cancelled:
             # the router stops at once (its nursery was cancelled, not this call's scope):
             # the caller still learns what the call did and what its attempts cost
-            run.errors.append(ErrorInfo(code="cancelled", message=STOPPED))
+            run.errors.append(
+                ErrorInfo(code="internal_error", message=DISPATCHER_FAILED)
+                if self.failed
+                else ErrorInfo(code="cancelled", message=STOPPED)
+            )
             with trio.CancelScope(shield=True), trio.move_on_after(STOPPED_REPLY_S):
                 result = await self._finish(run, success, eligibility, ranking)
                 try:
@@ -678,6 +686,7 @@ async def run_dispatcher(
                 raise
             except Exception:  # a bug: the restarted dispatcher serves what waits, but
                 _turn_away(held, None)  # the message in hand would wait for ever
+                dispatcher.failed = True  # (its calls, cancelled with it, say so)
                 raise
             with trio.move_on_after(env.config.server.grace_s):
                 await dispatcher.wait_idle()
