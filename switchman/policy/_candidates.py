@@ -147,10 +147,14 @@ def unknown_name(
     close = close_names(name, config, usable)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
     left_out = builtin_catalog().left_out  # provider/model id -> why
-    why = left_out.get(name)
-    if why is None:  # by the model id alone, when one provider's model has it
-        found = [k for k in left_out if k.split("/", 1)[1] == name]
-        why = left_out[found[0]] if len(found) == 1 else None
+    why = None
+    for asked in dict.fromkeys((name, undated(name))):  # (a dated snapshot of one too)
+        why = left_out.get(asked)
+        if why is None:  # by the model id alone, when one provider's model has it
+            found = [k for k in left_out if k.split("/", 1)[1] == asked]
+            why = left_out[found[0]] if len(found) == 1 else None
+        if why is not None:
+            break
     if why is not None:
         hint = (
             f": the built-in catalog leaves it out ({why}); add it under [[models]] if your"

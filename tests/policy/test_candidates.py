@@ -154,6 +154,9 @@ def test_a_model_the_catalog_leaves_out_is_told_why() -> None:
     assert "DeepSeek" not in unknown_name("groq/deepseek-chat", config)
     assert "OpenAI" not in unknown_name("anthropic/o3", config)
     assert "retired Sonar" in unknown_name("sonar-deep-research", config)
+    # a dated snapshot of a model left out is told why as well
+    dated = unknown_name("claude-sonnet-4-5-20250929", config)
+    assert "the built-in catalog leaves it out (Anthropic deprecates" in dated, dated
 
 
 def test_dated_tagged_and_cased_spellings() -> None:
