@@ -45,8 +45,9 @@ def priced(alias: str, **sim: float) -> ModelSpec:
     )
 
 
-async def test_a_cjk_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent() -> None:
-    """It was sent, and billed three times the cap ($0.06 under a $0.02 cap)."""
+async def _capped_on_v1(over: str, fits: str) -> str:
+    """Through the gateway and the official SDK, under a $0.2 cap at $10/M: ``over`` is
+    refused before it is sent (the refusal's message), ``fits`` is answered."""
     config = sim_config(priced("m"))
     with trio.fail_after(30):
         async with switchman.open_router(config) as router, running_gateway(router) as gw:
@@ -62,13 +63,19 @@ async def test_a_cjk_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent() ->
 
             try:
                 with pytest.raises(openai.BadRequestError) as caught:
-                    await trio.to_thread.run_sync(ask, CJK)
-                assert "max_cost_usd" in str(caught.value)
-                assert "estimated cost $0.601" in str(caught.value)  # 60,020 tokens at $10/M
-                # the same length in ASCII fits (four characters a token)
-                await trio.to_thread.run_sync(ask, "hello " * 3_400)
+                    await trio.to_thread.run_sync(ask, over)
+                await trio.to_thread.run_sync(ask, fits)
             finally:
                 client.close()
+    assert "max_cost_usd" in str(caught.value)
+    return str(caught.value)
+
+
+async def test_a_cjk_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent() -> None:
+    """It was sent, and billed three times the cap ($0.06 under a $0.02 cap). The same
+    length in ASCII fits (four characters a token)."""
+    said = await _capped_on_v1(CJK, "hello " * 3_400)
+    assert "estimated cost $0.601" in said  # 60,020 tokens at $10/M
 
 
 async def test_a_base64_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent() -> None:
@@ -79,29 +86,10 @@ async def test_a_base64_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent()
     import random
 
     blob = base64.b64encode(random.Random(5).randbytes(30_000)).decode()  # 40,000 chars
-    config = sim_config(priced("m"))
-    with trio.fail_after(30):
-        async with switchman.open_router(config) as router, running_gateway(router) as gw:
-            client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key="x", max_retries=0)
-
-            def ask(prompt: str) -> object:
-                return client.chat.completions.create(
-                    model="m",
-                    messages=[{"role": "user", "content": prompt}],
-                    max_tokens=100,
-                    extra_body={"switchman": {"options": {"max_cost_usd": 0.2}}},
-                )
-
-            try:
-                with pytest.raises(openai.BadRequestError) as caught:
-                    await trio.to_thread.run_sync(ask, blob)
-                assert "max_cost_usd" in str(caught.value)
-                # at least a token every two characters: $0.2 and more at $10/M
-                tokens = int(re.search(r"\((\d+) input", str(caught.value)).group(1))  # type: ignore[union-attr]
-                assert tokens >= len(blob) // 2, str(caught.value)
-                await trio.to_thread.run_sync(ask, "the quick brown fox jumps " * 1_530)
-            finally:
-                client.close()
+    said = await _capped_on_v1(blob, "the quick brown fox jumps " * 1_530)
+    # at least a token every two characters: $0.2 and more at $10/M
+    tokens = int(re.search(r"\((\d+) input", said).group(1))  # type: ignore[union-attr]
+    assert tokens >= len(blob) // 2, said
 
 
 def test_a_prompt_that_may_count_past_a_long_input_threshold_is_capped_at_those_prices() -> None:
