@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 from trio.testing import MockClock
 
@@ -143,22 +144,18 @@ async def test_a_wall_clock_stepped_forward_and_back_finds_its_spend_counted(
 
 
 async def test_a_settle_that_fails_counts_its_amount_and_ends_its_hold(
-    monkeypatch: object,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A bug in settling one attempt: the ledger had crashed and a restart resumed with the
     hold still open (held for good, counted at its most at the next start) and the amount
     settled lost. The message is logged; its hold ends, its amount counts; the ledger
     serves on."""
-    import pytest
-
     from switchman.actors import _ledger
-
-    mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("injected bug in settle")
 
-    mp.setattr(_ledger, "settle", broken)
+    monkeypatch.setattr(_ledger, "settle", broken)
     limit = Limit(scope="global", period="day", limit_usd=1.0)
     send, receive = trio.open_memory_channel[object](0)
     states: list[object] = []
