@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
 
 import attrs
 
@@ -52,13 +51,15 @@ class ProviderSnapshot:
     #: last spoke (live views): whether a model is turned away as silent (``silence``)
     waiting: Mapping[int, Waiting] = attrs.field(factory=dict)
     heard: Mapping[str, float] = attrs.field(factory=dict)
-    #: its actor's crash (``"Type: message"``), told by its supervisor as the actor ended:
+    #: its actor's crash (its exception's type), told by its supervisor as the actor ended:
     #: the actor started after it holds the provider out (``_ProviderState``); None else
     crashed: str | None = None
-    #: the crashes in a row (each soon after the hold the one before caused ended), and
-    #: when the hold of the last one ends (trio time)
+    #: the crashes in a row (``policy.crash_hold``), when the hold of the last one ends
+    #: (trio time), and what the actor answered since it started serving, and when
     crash_streak: int = 0
     crash_hold_until: float = 0.0
+    answered: int = 0
+    serving_since: float = 0.0
 
     def misconfigured_at(self, now: float) -> str | None:
         """Why the whole provider is held out at ``now`` (None once the hold has passed:
@@ -70,15 +71,12 @@ class ProviderSnapshot:
         return hold if hold is not None and now < hold.until else None
 
 
-#: the most of a crash's message a held-out provider's reason quotes
-CRASH_SAID: Final = 200
-
-
 def _said(exc: BaseException) -> str:
-    """``Type: message`` of ``exc``, of each exception a group (a nursery's) holds."""
+    """The type of ``exc``, of each exception a group (a nursery's) holds: not its message,
+    which a bug's may take from an upstream's answer (the log has it)."""
     if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_said(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
+        return ", ".join(dict.fromkeys(_said(e) for e in exc.exceptions))
+    return type(exc).__name__
 
 
 @attrs.frozen(kw_only=True)
@@ -173,10 +171,7 @@ class StatusBoard:
         """Provider ``name``'s actor crashed with ``exc`` (its supervisor's ``on_crash``)."""
         snapshot = self._snapshots.get(name)
         if snapshot is not None:
-            said = _said(exc)
-            if len(said) > CRASH_SAID:
-                said = said[: CRASH_SAID - 3] + "..."
-            self._snapshots[name] = attrs.evolve(snapshot, crashed=said)
+            self._snapshots[name] = attrs.evolve(snapshot, crashed=_said(exc))
 
     def get(self, name: str) -> ProviderSnapshot | None:
         return self._snapshots.get(name)

@@ -202,7 +202,10 @@ class _ProviderState:
         self.crash_hold_until = previous.crash_hold_until if previous else 0.0
         if previous is not None and previous.crashed is not None:  # (its own crash)
             self.crash_streak, self.crash_hold_until = crash_hold(
-                self.crash_streak, self.crash_hold_until, now
+                self.crash_streak,
+                now,
+                answered=previous.answered,
+                served_s=now - previous.serving_since,
             )
             if self.crash_hold_until > now:
                 self.misconfigured = (
@@ -216,6 +219,9 @@ class _ProviderState:
                     self.crash_hold_until - now,
                     self.misconfigured,
                 )
+        #: attempts it answered since it began serving (a crash after enough is alone)
+        self.answered = 0
+        self.serving_since = max(now, self.crash_hold_until)
         self.scopes: dict[int, trio.CancelScope] = {}
         #: the actor's nursery, for the timers that announce a cool-down's end
         self.nursery: trio.Nursery | None = None
@@ -264,6 +270,8 @@ class _ProviderState:
                 heard=self.heard_view,
                 crash_streak=self.crash_streak,
                 crash_hold_until=self.crash_hold_until,
+                answered=self.answered,
+                serving_since=self.serving_since,
             ),
         )
 
@@ -444,6 +452,7 @@ class _ProviderState:
             for alias in self.same_model.get(msg.alias, (msg.alias,)):
                 self.holds[alias] = hold
         elif msg.outcome == "success":
+            self.answered += 1
             self.misconfigured = None
             if self.holds:
                 for alias in self.same_model.get(msg.alias, (msg.alias,)):

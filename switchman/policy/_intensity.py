@@ -46,20 +46,24 @@ def record_restart(state: Intensity, now: float) -> tuple[bool, Intensity]:
 
 
 #: a provider whose actor crashed twice in a row is held out this long, doubling with each
-#: crash in a row after, up to ``CRASH_HOLD_MAX_S``; a crash counts in the row when it
-#: comes within ``CRASH_STREAK_S`` of the end of the last one's hold
+#: crash in a row after, up to ``CRASH_HOLD_MAX_S``; a crash counts in the row unless the
+#: actor before it had recovered: answered ``RECOVERED_ANSWERS`` attempts and served
+#: ``RECOVERED_S`` since its start or its hold (a crash every few minutes, answers in
+#: between, is met by restarts alone, as the supervisors' intensities allow)
 CRASH_HOLD_S: Final = 10.0
 CRASH_HOLD_MAX_S: Final = 300.0
-CRASH_STREAK_S: Final = 60.0
+RECOVERED_ANSWERS: Final = 5
+RECOVERED_S: Final = 10.0
 
 
-def crash_hold(streak: int, hold_until: float, now: float) -> tuple[int, float]:
-    """A provider's actor crashed at ``now``, after ``streak`` crashes in a row whose last
-    hold ends at ``hold_until``: the crashes in a row now, and when the provider's hold
-    ends (``now`` for the first: a restart is the remedy for a crash alone). A second
-    crash soon after holds the provider out, longer with each: a provider whose answers
-    meet a bug again and again has its calls go to other models meanwhile, and its
+def crash_hold(streak: int, now: float, *, answered: int, served_s: float) -> tuple[int, float]:
+    """A provider's actor crashed at ``now``, after ``streak`` crashes in a row, having
+    ``answered`` attempts in the ``served_s`` seconds it served: the crashes in a row now,
+    and when the provider's hold ends (``now`` for a crash alone: a restart is its remedy).
+    A crash soon after another holds the provider out, longer with each: a provider whose
+    answers meet a bug again and again has its calls go to other models meanwhile, and its
     crashes never come fast enough to stop the router (its supervisors' intensities)."""
-    streak = streak + 1 if now < hold_until + CRASH_STREAK_S else 1
+    recovered = answered >= RECOVERED_ANSWERS and served_s >= RECOVERED_S
+    streak = 1 if recovered or streak == 0 else streak + 1
     hold = 0.0 if streak == 1 else min(CRASH_HOLD_S * 2 ** (streak - 2), CRASH_HOLD_MAX_S)
     return streak, now + hold

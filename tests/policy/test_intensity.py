@@ -73,16 +73,26 @@ def test_matches_sliding_window_definition(
 
 
 def test_a_crash_alone_is_not_held_and_crashes_in_a_row_are_held_longer_each() -> None:
-    from switchman.policy._intensity import CRASH_HOLD_MAX_S, CRASH_STREAK_S, crash_hold
+    from switchman.policy._intensity import CRASH_HOLD_MAX_S, crash_hold
 
-    streak, until = crash_hold(0, 0.0, now=100.0)
+    quick = {"answered": 0, "served_s": 1.0}
+    streak, until = crash_hold(0, now=100.0, **quick)
     assert (streak, until) == (1, 100.0)  # a restart is the remedy for one crash
-    streak, until = crash_hold(streak, until, now=101.0)
+    streak, until = crash_hold(streak, now=101.0, **quick)
     assert (streak, until) == (2, 111.0)
-    streak, until = crash_hold(streak, until, now=112.0)
+    streak, until = crash_hold(streak, now=112.0, **quick)
     assert (streak, until) == (3, 132.0)
     for _ in range(10):
-        streak, until = crash_hold(streak, until, now=until)
-    assert crash_hold(streak, until, now=until) == (streak + 1, until + CRASH_HOLD_MAX_S)
-    # long after the last hold ended, a crash is alone again
-    assert crash_hold(streak, until, now=until + CRASH_STREAK_S) == (1, until + CRASH_STREAK_S)
+        streak, until = crash_hold(streak, now=until, **quick)
+    assert crash_hold(streak, now=until, **quick) == (streak + 1, until + CRASH_HOLD_MAX_S)
+
+
+def test_a_crash_after_the_provider_recovered_is_alone_again() -> None:
+    """A crash now and then, answers between: restarts alone, never a hold (a provider
+    crashing every 25 s of service, answering in between, was held out most of the time)."""
+    from switchman.policy._intensity import RECOVERED_ANSWERS, RECOVERED_S, crash_hold
+
+    assert crash_hold(6, now=50.0, answered=RECOVERED_ANSWERS, served_s=RECOVERED_S) == (1, 50.0)
+    # answered, but within seconds: crashing fast still; or long, but answering nothing
+    assert crash_hold(2, now=50.0, answered=100, served_s=RECOVERED_S - 1)[0] == 3
+    assert crash_hold(2, now=50.0, answered=RECOVERED_ANSWERS - 1, served_s=600.0)[0] == 3
