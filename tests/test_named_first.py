@@ -44,10 +44,14 @@ async def test_a_named_model_short_of_the_verbosity_s_room_is_tried_first() -> N
             )
             assert result.model == "short", (model, fallback, result.trace.eligibility)
             assert result.trace.attempts[0].alias == "short"
-        # brought in by ``auto`` alone, it is still left out for the roomy one
-        result = await router.call(Call(prompt="hi", model="auto"))
-        assert result.model == "roomy"
-        assert "(others have it)" in str(result.trace.eligibility.excluded)
+        # brought in by ``auto`` alone, it is still left out for the roomy one, a fallback
+        # of ``auto`` naming it included (``auto`` ranks every model: fallbacks add none)
+        for fallback in ((), ("short",)):
+            result = await router.call(
+                Call(prompt="hi", model="auto", options=Options(fallback=fallback))
+            )
+            assert result.model == "roomy"
+            assert "(others have it)" in str(result.trace.eligibility.excluded)
 
 
 async def test_the_sdk_naming_a_short_model_with_a_fallback_gets_that_model() -> None:

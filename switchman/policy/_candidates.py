@@ -198,8 +198,9 @@ def reachable(call: Call, config: Config) -> tuple[str, ...] | None:
 
 def named_aliases(call: Call, config: Config) -> frozenset[str]:
     """The aliases ``call`` names itself: its model, or its route's chain, and each fallback
-    (a route's chain for a route); not what ``"auto"`` opens."""
-    if call.model == "auto" and not call.options.fallback:
+    (a route's chain for a route); none for ``"auto"``, which ranks every model (its
+    fallbacks change nothing) and whatever ``"auto"`` opens."""
+    if call.model == "auto":
         return frozenset()
     named: set[str] = set()
     for name in (call.model, *call.options.fallback):
