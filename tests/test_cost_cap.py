@@ -94,8 +94,11 @@ async def test_a_base64_prompt_over_the_cap_is_refused_on_v1_before_it_is_sent()
 
 def test_a_prompt_that_may_count_past_a_long_input_threshold_is_capped_at_those_prices() -> None:
     """A model billing a prompt above ``long_input_above`` whole at dearer prices: a prompt
-    counted just under it may be billed above it (the count is an estimate), so the cap
-    prices it at the long-input prices; one well under it at the usual ones."""
+    of data (digits here) counted just under it may be billed above it (its count can be a
+    quarter low), so the cap prices it at the long-input prices; one well under it, or
+    prose (counted as tokenizers count it), at the usual ones."""
+    import random
+
     from switchman.policy._eligibility import cap_exceeded
 
     m = attrs.evolve(
@@ -105,11 +108,19 @@ def test_a_prompt_that_may_count_past_a_long_input_threshold_is_capped_at_those_
         long_input_per_mtok=40.0,
         long_output_per_mtok=40.0,
     )
-    near = Call(prompt="the " * 90_000, model="long", options=Options(max_cost_usd=1.5))
-    why = cap_exceeded(near, m, 100)
+    rng = random.Random(1)
+
+    def data(tokens: int) -> str:
+        return " ".join(str(rng.randint(100, 999)) for _ in range(tokens // 2))
+
+    def capped(prompt: str) -> Call:
+        return Call(prompt=prompt, model="long", options=Options(max_cost_usd=1.5))
+
+    why = cap_exceeded(capped(data(90_000)), m, 100)
     assert why is not None and "at its prices above 100000 input tokens" in why
-    far = Call(prompt="the " * 60_000, model="long", options=Options(max_cost_usd=1.5))
-    assert cap_exceeded(far, m, 100) is None  # 60,000 tokens at $10/M: $0.60
+    assert cap_exceeded(capped(data(60_000)), m, 100) is None  # $0.60 at $10/M
+    # prose counted at 90,000 tokens: 90,000 it is, at the usual prices ($0.90)
+    assert cap_exceeded(capped("the " * 90_000), m, 100) is None
 
 
 async def test_a_capped_call_counts_what_a_cut_attempt_was_billed() -> None:

@@ -23,7 +23,7 @@ import attrs
 from switchman._call import TRUST_RANK, Call
 from switchman._result import Exclusion
 from switchman.catalog._spec import ModelSpec
-from switchman.policy._estimate import fair_input_tokens, most_cost
+from switchman.policy._estimate import fair_input, most_cost
 
 #: output room a call needs when it does not set ``params.max_tokens`` (a model must have
 #: it), and what it asks for then; "full" asks for more where there is room
@@ -141,10 +141,11 @@ def _exclusion_reason(
     input_tokens: int,
     unavailable: Mapping[str, str],
     allowed: Sequence[str],
-    cap_input: int,
+    cap_input: tuple[int, bool],
 ) -> str | None:
     """The first eligibility rule ``model`` fails for ``call``, as a reason; None if none
-    (``cap_input``: the call's input as the cost cap counts it, ``fair_input_tokens``)."""
+    (``cap_input``: the call's input as the cost cap counts it and whether it is data,
+    ``fair_input``)."""
     if not model.enabled:
         return "disabled"
     intent = call.intent
@@ -175,7 +176,7 @@ def _exclusion_reason(
     if params.stop and not model.supports_stop:
         return "stop sequences, which the model does not take"
     if call.options.max_cost_usd is not None:
-        over = cap_exceeded(call, model, out, fair_input=cap_input)
+        over = cap_exceeded(call, model, out, counted=cap_input)
         if over is not None:
             return over
     if not is_allowed(model, allowed):
@@ -196,26 +197,29 @@ def cap_exceeded(
     *,
     continuation: str = "",
     spent: float = 0.0,
-    fair_input: int | None = None,
+    counted: tuple[int, bool] | None = None,
 ) -> str | None:
     """Why an attempt of ``call`` on ``model`` asking for ``out_tokens`` could take the call
     past its ``max_cost_usd`` (with ``spent`` USD already billed to earlier attempts of
     it), or None. The input is counted by ``fair_input_tokens`` (a token per byte of text
     in other scripts than ASCII) and priced with the most the model's fees can come to:
     an estimate a prompt in any script is not billed far above at list prices
-    (``fair_input``: that count, when the caller has it already)."""
+    (``counted``: that count and whether it is data, ``fair_input``, when the caller has
+    them already). A prompt of data counted within ``LONG_INPUT_MARGIN`` of the model's
+    ``long_input_above`` is priced at its long-input prices: it may be billed at them."""
     limit = call.options.max_cost_usd
     if limit is None:
         return None
-    if fair_input is None:
-        fair_input = fair_input_tokens(call, continuation)
-    input_tokens = min(fair_input, model.context_window)
+    fair, dense = counted if counted is not None else fair_input(call, continuation)
+    input_tokens = min(fair, model.context_window)
     cost = most_cost(model, input_tokens, out_tokens)
     long_prices = ""
     above = model.long_input_above
-    if above is not None and input_tokens <= above < min(
-        input_tokens * LONG_INPUT_MARGIN, model.context_window
-    ):  # (the count may be a quarter low: the bill may be at the long-input prices)
+    if (
+        dense
+        and above is not None
+        and input_tokens <= above < min(input_tokens * LONG_INPUT_MARGIN, model.context_window)
+    ):  # (data's count may be a quarter low: the bill may be at the long-input prices)
         long_cost = most_cost(model, above + 1, out_tokens)
         if long_cost > cost:
             cost, long_prices = long_cost, f", at its prices above {above} input tokens"
@@ -274,7 +278,7 @@ def check_eligibility(
     eligible: list[ModelSpec] = []
     excluded: list[Exclusion] = []
     # (counted once for every model: the prompt may be long, in a script encoded to count)
-    cap_input = fair_input_tokens(call) if call.options.max_cost_usd is not None else 0
+    cap_input = fair_input(call) if call.options.max_cost_usd is not None else (0, False)
     for model in models:
         reason = _exclusion_reason(call, model, input_tokens, unavailable, allowed, cap_input)
         if reason is None:
