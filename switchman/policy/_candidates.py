@@ -268,27 +268,50 @@ def plan_attempt_order(
 def unknown_capabilities(
     asked: Sequence[str], config: Config, usable: Callable[[str], bool] | None = None
 ) -> list[FieldError]:
-    """The capabilities ``asked`` that no configured model offers (a typo, another case:
-    every model would be left out for it), each naming the ones there are (of the models
-    ``usable`` allows, when given: a caller's)."""
-    known = {
-        c
-        for alias, m in config.models.items()
-        if usable is None or usable(alias)
-        for c in m.capabilities
-    }
+    """The capabilities ``asked`` that no model in service offers (a typo, another case, a
+    provider without its key: every model would be left out for it), each naming the ones
+    there are (of the models ``usable`` allows, when given: a caller's), or the models
+    not in service that offer it, and why they are not."""
+    serving: set[str] = set()
+    idle: dict[str, dict[str, list[str]]] = {}  # capability -> why -> models not in service
+    for alias, m in config.models.items():
+        if usable is not None and not usable(alias):
+            continue
+        provider = config.providers.get(m.provider)
+        why = (
+            "disabled"
+            if not m.enabled
+            else f"provider {m.provider} is not configured"
+            if provider is None
+            else f"provider disabled: {provider.disabled_reason}"
+            if provider.disabled_reason
+            else None
+        )
+        for c in m.capabilities:
+            if why is None:
+                serving.add(c)
+            else:
+                idle.setdefault(c, {}).setdefault(why, []).append(alias)
     errors = []
     for i, tag in enumerate(asked):
-        if tag not in known:
-            close = difflib.get_close_matches(tag.casefold(), sorted(known), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            errors.append(
-                FieldError(
-                    f"capabilities[{i}]",
-                    f"{tag!r}: no model offers it ({hint}the models offer: "
-                    f"{', '.join(sorted(known)) or 'none'})",
-                )
+        if tag in serving:
+            continue
+        if tag in idle:
+            told = "; ".join(
+                ", ".join(aliases[:2])
+                + (f" and {len(aliases) - 2} more" if len(aliases) > 2 else "")
+                + f" ({why})"
+                for why, aliases in idle[tag].items()
             )
+            said = f"{tag!r}: only models not in service offer it: {told}"
+        else:
+            close = difflib.get_close_matches(tag.casefold(), sorted(serving), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            said = (
+                f"{tag!r}: no model offers it ({hint}the models offer: "
+                f"{', '.join(sorted(serving)) or 'none'})"
+            )
+        errors.append(FieldError(f"capabilities[{i}]", said))
     return errors
 
 
