@@ -336,7 +336,7 @@ class _Dispatcher:
                     back_at = {}
                     elig, ranking, candidates = self._select(call, run, patterns, now, back_at)
                 eligibility = EligibilityTrace(
-                    eligible=tuple(m.alias for m in elig.eligible), excluded=elig.excluded
+                    eligible=tuple([m.alias for m in elig.eligible]), excluded=elig.excluded
                 )
                 if env.hub.active:
                     run.event(

@@ -50,11 +50,11 @@ def unavailable_models(
                     out[m.alias] = "breaker half-open: probe in flight"
                     if back_at is not None:  # its outcome is due any moment: ask again
                         back_at[m.alias] = now + PROBE_POLL_S
-            if m.alias not in out and blocked > 0:
+            if blocked > 0 and m.alias not in out:
                 out[m.alias] = f"rate budget empty for {blocked:.1f}s"
                 if back_at is not None:
                     back_at[m.alias] = now + blocked
-            if m.alias not in out and model_rates:
+            if model_rates and m.alias not in out:
                 rate = model_rates.get(m.alias)
                 if rate is not None and (until := rate_blocked_until(rate, now)) > now:
                     out[m.alias] = f"rate limited for {until - now:.1f}s"

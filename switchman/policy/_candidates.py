@@ -240,8 +240,10 @@ def plan_attempt_order(
             order.setdefault(alias, None)
 
     def add_ranking() -> None:
-        for r in ranking:
-            add(r.alias)
+        for r in ranking:  # (``add`` inlined: a whole catalog's ranking goes through here)
+            alias = r.alias
+            if alias in allowed:
+                order.setdefault(alias, None)
 
     target = resolve_target(call.model, config)
     if target == "auto":

@@ -64,14 +64,17 @@ def output_tokens(call: Call, model: ModelSpec, input_tokens: int | None = None)
     "minimal" (256) and "standard" (1,024) are their own floor. Where the window is the
     input's alone, nothing shrinks.
     """
+    # (``a if a < b else b``, not ``min``: a builtin's call, for every model of a catalog)
     wanted = call.params.max_tokens
     limit = model.max_output_tokens
     if wanted is not None:
-        return min(wanted, limit)
+        return wanted if wanted < limit else limit
     verbosity = call.options.verbosity
-    default = min(VERBOSITY_OUTPUT_TOKENS[verbosity], limit)
+    default = VERBOSITY_OUTPUT_TOKENS[verbosity]
+    if default > limit:
+        default = limit
     full = verbosity == "full"
-    out = min(FULL_OUTPUT_TOKENS, limit) if full else default
+    out = (FULL_OUTPUT_TOKENS if limit > FULL_OUTPUT_TOKENS else limit) if full else default
     if input_tokens is None or not model.context_includes_output:
         return out
     window = model.context_window
@@ -179,7 +182,7 @@ def _exclusion_reason(
         over = cap_exceeded(call, model, out, counted=cap_input)
         if over is not None:
             return over
-    if not is_allowed(model, allowed):
+    if "*" not in allowed and not is_allowed(model, allowed):  # (the default: "*")
         return f"not allowed for this caller (allowed: {', '.join(allowed) or 'none'})"
     return unavailable.get(model.alias)
 
