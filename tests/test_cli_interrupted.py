@@ -61,6 +61,28 @@ def _running_jobs(daemon: Daemon, count: int) -> list[str]:
         time.sleep(0.1)
 
 
+def _wait_connected(port: int, count: int) -> None:
+    """Wait (bounded) until ``count`` client connections to ``port`` are established, as
+    Linux lists them (a second's sleep had not been enough on a loaded machine: the
+    client, not yet connected, found the daemon gone instead)."""
+    deadline = time.monotonic() + 20
+    while True:
+        clients = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                remote, state = fields[2], fields[3]
+                clients += state == "01" and int(remote.rsplit(":", 1)[1], 16) == port
+        if clients >= count:
+            return
+        assert time.monotonic() < deadline, f"{clients} of {count} clients connected"
+        time.sleep(0.05)
+
+
 def _ended(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=20)
@@ -77,7 +99,8 @@ def test_the_daemon_dying_mid_wait_names_the_job_and_exits_2(
     try:
         (job_id,) = _running_jobs(slow_daemon, 1)
         poll = _client(slow_daemon, "result", job_id, "--poll")
-        time.sleep(1.0)  # both are waiting on the daemon now
+        _wait_connected(slow_daemon.port, 2)  # both are waiting on the daemon now
+        time.sleep(0.2)  # (their requests sent, past connecting)
         slow_daemon.proc.kill()
         for proc in (run, poll):
             code, out, err = _ended(proc)

@@ -107,7 +107,8 @@ async def test_a_stated_limit_is_kept_after_each_window_resets() -> None:
     said anything, then each window gets its five requests and about no 429 (some fifty
     429s each window, every reset letting everyone through, before)."""
     up, results = await _callers(_windowed, 30, 4.0)
-    assert all(r.status == "complete" for r in results)
+    failed = [r.errors for r in results if r.status != "complete"]
+    assert not failed, failed[:3]
     later = [counts for window, counts in sorted(up.windows.items()) if window >= 1]
     assert len(later) >= 3
     assert sum(answered for answered, _ in later) >= 2 * LIMIT  # the limit is used
