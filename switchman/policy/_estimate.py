@@ -98,20 +98,24 @@ def _fair(text: str) -> tuple[int, int, int]:
     characters a token."""
     if text.isascii():
         quarter = math.ceil(len(text) / CHARS_PER_TOKEN)
-        count = max(quarter, min(_ascii_pieces(text), len(text)))
+        count = max(quarter, min(_ascii_pieces(text, len(text)), len(text)))
         return count, count, quarter
     data = text.encode("utf-8", "surrogatepass")
     other = len(data.translate(None, _ASCII))
     ascii_chars = len(data) - other
     quarter = math.ceil(ascii_chars / CHARS_PER_TOKEN)
-    count = max(quarter, min(_ascii_pieces(text), ascii_chars))
+    count = max(quarter, min(_ascii_pieces(text, ascii_chars), ascii_chars))
     return count + other, count, quarter
 
 
-def _ascii_pieces(text: str) -> int:
-    """The pieces of ``text``'s ASCII (``_PIECES``; each other character is one of its own,
-    not counted). A text above ``_SAMPLED_ABOVE`` characters is counted on ``_SAMPLES``
-    evenly spaced slices of it, ``_SAMPLED_ABOVE`` characters in all, and scaled."""
+def _ascii_pieces(text: str, ascii_chars: int) -> int:
+    """The pieces of ``text``'s ``ascii_chars`` ASCII characters (``_PIECES``; each other
+    character is one of its own, not counted).
+
+    A text above ``_SAMPLED_ABOVE`` characters is counted on ``_SAMPLES`` evenly spaced
+    slices of it, ``_SAMPLED_ABOVE`` characters in all, scaled by its ASCII to the slices'
+    (text made to put its data between the slices is counted low: a caller's own
+    ``max_cost_usd`` alone trusts this count; budgets hold a token a byte)."""
     n = len(text)
     if n <= _SAMPLED_ABOVE:
         sample = text
@@ -119,11 +123,13 @@ def _ascii_pieces(text: str) -> int:
         size, step = _SAMPLED_ABOVE // _SAMPLES, n // _SAMPLES
         sample = "".join(text[i * step : i * step + size] for i in range(_SAMPLES))
     pieces = _PIECES.subn("", sample)[1]
+    sample_ascii = len(sample)
     if not sample.isascii():
-        pieces -= len(sample) - len(sample.encode("ascii", "ignore"))
-    if sample is not text:
-        pieces = math.ceil(pieces * n / len(sample))
-    return pieces
+        sample_ascii = len(sample.encode("ascii", "ignore"))
+        pieces -= len(sample) - sample_ascii
+    if sample is text:
+        return pieces
+    return math.ceil(pieces * ascii_chars / sample_ascii) if sample_ascii else 0
 
 
 def input_texts(call: Call, continuation: str = "") -> list[str]:

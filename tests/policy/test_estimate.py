@@ -7,6 +7,7 @@ import base64
 import math
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,16 +49,27 @@ def test_never_above_a_token_a_byte_nor_below_four_characters_a_token(text: str)
     assert math.ceil(len(text.encode("ascii", "ignore")) / 4) <= count <= len(data)
 
 
-def test_a_long_text_is_counted_on_samples_close_to_its_whole_count() -> None:
+def test_a_long_text_is_counted_on_samples_close_to_its_whole_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Above ``_SAMPLED_ABOVE`` characters the pieces are counted on evenly spaced slices
     (counting a whole 1 MB text held the event loop 35-190 ms): within a few percent of
-    the whole count, for text of one kind and text of two."""
-    from switchman.policy._estimate import _PIECES, _SAMPLED_ABOVE
+    the whole count, for text of one kind and of two, and scaled by its ASCII (prose in the
+    slices and CJK between them had its ASCII counted at a token a character)."""
+    from switchman.policy import _estimate
 
     rng = random.Random(8)
     blob = base64.b64encode(rng.randbytes(300_000)).decode()
-    mixed = (PROSE * 200 + blob[:100_000]) * 2
-    for text in (blob, PROSE * 2_000, mixed):
-        assert len(text) > _SAMPLED_ABOVE
-        whole = max(math.ceil(len(text) / 4), _PIECES.subn("", text)[1])
-        assert abs(fair_tokens(text) - whole) <= 0.05 * whole, (fair_tokens(text), whole)
+    step = 1_000_000 // _estimate._SAMPLES
+    slice_size = _estimate._SAMPLED_ABOVE // _estimate._SAMPLES
+    cjk_between = "".join(
+        (PROSE * 30)[:slice_size] + "中" * (step - slice_size) for _ in range(_estimate._SAMPLES)
+    )
+    texts = (blob, PROSE * 2_000, (PROSE * 200 + blob[:100_000]) * 2, cjk_between)
+    sampled = [_estimate._fair(t) for t in texts]
+    monkeypatch.setattr(_estimate, "_SAMPLED_ABOVE", 10**12)
+    for text, got in zip(texts, sampled, strict=True):
+        assert len(text) > 32_768
+        whole = _estimate._fair(text)
+        assert abs(got[0] - whole[0]) <= 0.05 * whole[0], (got, whole)
+        assert abs(got[1] - whole[1]) <= 0.05 * whole[1], (got, whole)  # (its ASCII)
