@@ -685,7 +685,10 @@ async def run_router(
                 run_supervisor,
                 "providers",
                 provider_specs,
-                intensity=Intensity(max_restarts=5, period_s=30.0),
+                # five a provider: each provider's own crashes are held back by holds
+                # (``policy.crash_hold``), and several crashing alone at once, with answers
+                # between, had given up for all, the root then restarting every provider
+                intensity=Intensity(max_restarts=5 * max(len(provider_specs), 1), period_s=30.0),
             ),
             shutdown_s=10.0,
         ),
