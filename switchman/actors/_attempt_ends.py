@@ -35,7 +35,7 @@ from switchman.actors._messages import AttemptFailed, AttemptReply, Unavailable
 from switchman.adapters._base import TextDelta
 from switchman.adapters._registry import chat_flavor
 from switchman.catalog._spec import Config, ModelSpec, RouterConfig
-from switchman.policy._breaker import CLOSED_BREAKER, breaker_retry_at
+from switchman.policy._breaker import CLOSED_BREAKER, BreakerOutcome, breaker_retry_at
 from switchman.policy._eligibility import output_tokens
 from switchman.policy._estimate import CONTINUE_PROMPT, most_cost
 from switchman.policy._known import hide_known_cut
@@ -237,6 +237,15 @@ class ClosingCounted:
         if kind is not None:
             self.texts = texts_waiting(self.replies)
         self.replies.close()
+
+
+def breaker_outcome(outcome: str, error: ProviderError | None) -> BreakerOutcome:
+    """How an attempt that ended with ``outcome`` counts for its model's breaker."""
+    if outcome == "success":
+        return "success"
+    if error is not None and error.trips_breaker:
+        return "failure"
+    return "neutral"
 
 
 def failure_label(error: ProviderError | None) -> str:

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final
 
 import attrs
 import httpx
@@ -48,6 +48,7 @@ from switchman._errors import (
 from switchman._result import TraceEvent, Usage, finish_is_normal, normal_finish
 from switchman.actors._attempt_ends import (
     abnormal_end,
+    breaker_outcome,
     failure_label,
     garbled,
     no_text,
@@ -128,16 +129,6 @@ _NO_HOLDS: Mapping[str, ModelHold] = MappingProxyType({})
 _NOTHING_SENT: Final = (0, 0.0, 0.0)
 #: ``switchman.sim.run_sim_attempt``'s shape: what a ``kind = "sim"`` provider plays
 SimPlayer = Callable[..., Awaitable[None]]
-
-
-def _breaker_outcome(
-    outcome: str, error: ProviderError | None
-) -> Literal["success", "failure", "neutral"]:
-    if outcome == "success":
-        return "success"
-    if error is not None and error.trips_breaker:
-        return "failure"
-    return "neutral"
 
 
 class _ProviderState:
@@ -385,7 +376,7 @@ class _ProviderState:
         breaker = self.breakers.get(msg.alias, CLOSED_BREAKER)
         # (a stream broken by a rate limit after its text began is the rate limit's)
         error = msg.error.cause or msg.error if msg.error is not None else None
-        outcome = _breaker_outcome(msg.outcome, error)
+        outcome = breaker_outcome(msg.outcome, error)
         self._set_breaker(
             msg.alias,
             breaker,
