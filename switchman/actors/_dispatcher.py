@@ -413,7 +413,8 @@ class _Dispatcher:
             input_tokens=run.input_tokens,
             unavailable=unavailable_models(env, now, reach, back_at),
             allowed=patterns,
-            named=named_aliases(call, env.config),
+            # (what ``_roomy`` keeps: only a call reaching several models can need it)
+            named=named_aliases(call, env.config) if reach is None or len(reach) > 1 else (),
         )
         named = _out_of_service(env, reach)
         if named:
