@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import trio
 from trio.testing import MockClock
@@ -28,11 +30,11 @@ async def test_concurrent_reservations_never_pass_a_limit_together() -> None:
     granted: list[str] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: run_ledger(
+            functools.partial(
+                run_ledger,
                 receive,
                 (limit,),
                 wall=lambda: WALL,
-                task_status=task_status,  # type: ignore[arg-type]
             )
         )
 
@@ -76,13 +78,13 @@ async def test_spend_of_ended_windows_is_dropped_each_hour(autojump_clock: MockC
     send, receive = trio.open_memory_channel[object](0)
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: run_ledger(
+            functools.partial(
+                run_ledger,
                 receive,
                 (),
                 initial=old,
                 wall=lambda: clock[0] + trio.current_time(),
                 on_state=states.append,
-                task_status=task_status,  # type: ignore[arg-type]
             )
         )
         reply_send, reply_receive = trio.open_memory_channel[dict[str, float]](1)
@@ -124,11 +126,11 @@ async def test_a_wall_clock_stepped_forward_and_back_finds_its_spend_counted(
     send, receive = trio.open_memory_channel[object](0)
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: run_ledger(
+            functools.partial(
+                run_ledger,
                 receive,
                 (limit,),
                 wall=lambda: offset[0] + trio.current_time(),
-                task_status=task_status,  # type: ignore[arg-type]
             )
         )
         assert await _reserve(send, "a", 0.9) is None
@@ -161,12 +163,12 @@ async def test_a_settle_that_fails_counts_its_amount_and_ends_its_hold(
     states: list[object] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: run_ledger(
+            functools.partial(
+                run_ledger,
                 receive,
                 (limit,),
                 wall=lambda: WALL,
                 on_change=states.append,
-                task_status=task_status,  # type: ignore[arg-type]
             )
         )
         assert await _reserve(send, "a", 0.6) is None
@@ -188,13 +190,13 @@ async def test_cancelled_it_applies_the_settles_and_releases_waiting_in_its_inbo
     stopped: list[bool] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: run_ledger(
+            functools.partial(
+                run_ledger,
                 receive,
                 (limit,),
                 wall=lambda: WALL,
                 on_change=states.append,
                 on_stop=lambda: stopped.append(True),
-                task_status=task_status,  # type: ignore[arg-type]
             )
         )
         assert await _reserve(send, "a", 0.5) is None
