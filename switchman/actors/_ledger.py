@@ -197,24 +197,12 @@ async def run_ledger(
                                 ledger = release(ledger, rid)
                         if on_state is not None:
                             on_state(ledger)
-                    case Settle(id=rid, actual_usd=actual):
-                        ledger = settle(ledger, rid, actual_usd=actual)
+                    case Settle() | Release() | Spent():
+                        ledger = _applied(ledger, msg, wall)
                         if on_state is not None:
                             on_state(ledger)
-                        if on_change is not None:
-                            on_change(ledger)
-                    case Release(id=rid):
-                        ledger = release(ledger, rid)
-                        if on_state is not None:
-                            on_state(ledger)
-                    case Spent(scopes=scopes, actual_usd=actual, at=at):
-                        ledger = record(
-                            ledger, scopes, actual_usd=actual, wall_now=wall() if at is None else at
-                        )
-                        if on_state is not None:
-                            on_state(ledger)
-                        if on_change is not None:
-                            on_change(ledger)
+                        if on_change is not None and not isinstance(msg, Release):
+                            on_change(ledger)  # (spend changed)
                     case SpendQuery(scope=scope, reply_to=reply):
                         now = wall()
                         with reply:
@@ -293,15 +281,20 @@ def _drained(
         taken += 1
         try:
             match msg:
-                case Settle(id=rid, actual_usd=actual):
-                    ledger = settle(ledger, rid, actual_usd=actual)
-                case Release(id=rid):
-                    ledger = release(ledger, rid)
-                case Spent(scopes=scopes, actual_usd=actual, at=at):
-                    ledger = record(
-                        ledger, scopes, actual_usd=actual, wall_now=wall() if at is None else at
-                    )
+                case Settle() | Release() | Spent():
+                    ledger = _applied(ledger, msg, wall)
                 case Reserve(reply_to=reply) | SpendQuery(reply_to=reply):
                     reply.close()
         except Exception as exc:
             ledger = _after_a_bug(ledger, msg, exc, wall)
+
+
+def _applied(ledger: Ledger, msg: Settle | Release | Spent, wall: Callable[[], float]) -> Ledger:
+    """``ledger`` after a message that ends a hold or counts spend (it answers no one)."""
+    match msg:
+        case Settle(id=rid, actual_usd=actual):
+            return settle(ledger, rid, actual_usd=actual)
+        case Release(id=rid):
+            return release(ledger, rid)
+        case Spent(scopes=scopes, actual_usd=actual, at=at):
+            return record(ledger, scopes, actual_usd=actual, wall_now=wall() if at is None else at)
