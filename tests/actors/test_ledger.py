@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import pytest
 import trio
@@ -14,6 +15,11 @@ from switchman.policy import Limit
 from switchman.policy._budget import Refusal
 
 WALL = 1_800_000_000.0
+
+
+async def _started(nursery: trio.Nursery, *args: Any, **kwargs: Any) -> None:
+    """``run_ledger(*args, **kwargs)`` started in ``nursery``."""
+    await nursery.start(functools.partial(run_ledger, *args, **kwargs))
 
 
 async def _reserve(
@@ -29,14 +35,7 @@ async def test_concurrent_reservations_never_pass_a_limit_together() -> None:
     send, receive = trio.open_memory_channel[object](0)
     granted: list[str] = []
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            functools.partial(
-                run_ledger,
-                receive,
-                (limit,),
-                wall=lambda: WALL,
-            )
-        )
+        await _started(nursery, receive, (limit,), wall=lambda: WALL)
 
         async def ask(i: int) -> None:
             if await _reserve(send, f"r{i}", 0.3) is None:
@@ -77,15 +76,13 @@ async def test_spend_of_ended_windows_is_dropped_each_hour(autojump_clock: MockC
     states: list[Ledger] = []
     send, receive = trio.open_memory_channel[object](0)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            functools.partial(
-                run_ledger,
-                receive,
-                (),
-                initial=old,
-                wall=lambda: clock[0] + trio.current_time(),
-                on_state=states.append,
-            )
+        await _started(
+            nursery,
+            receive,
+            (),
+            initial=old,
+            wall=lambda: clock[0] + trio.current_time(),
+            on_state=states.append,
         )
         reply_send, reply_receive = trio.open_memory_channel[dict[str, float]](1)
 
@@ -125,14 +122,7 @@ async def test_a_wall_clock_stepped_forward_and_back_finds_its_spend_counted(
     offset = [WALL - trio.current_time()]
     send, receive = trio.open_memory_channel[object](0)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            functools.partial(
-                run_ledger,
-                receive,
-                (limit,),
-                wall=lambda: offset[0] + trio.current_time(),
-            )
-        )
+        await _started(nursery, receive, (limit,), wall=lambda: offset[0] + trio.current_time())
         assert await _reserve(send, "a", 0.9) is None
         await send.send(Settle(id="a", actual_usd=0.9))
         offset[0] += 40 * 86_400.0  # forty days ahead, for a minute
@@ -162,15 +152,7 @@ async def test_a_settle_that_fails_counts_its_amount_and_ends_its_hold(
     send, receive = trio.open_memory_channel[object](0)
     states: list[object] = []
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            functools.partial(
-                run_ledger,
-                receive,
-                (limit,),
-                wall=lambda: WALL,
-                on_change=states.append,
-            )
-        )
+        await _started(nursery, receive, (limit,), wall=lambda: WALL, on_change=states.append)
         assert await _reserve(send, "a", 0.6) is None
         await send.send(Settle(id="a", actual_usd=0.25))
         assert await _reserve(send, "b", 0.7) is None  # the 0.6 held no more: 0.25 + 0.7
@@ -189,15 +171,13 @@ async def test_cancelled_it_applies_the_settles_and_releases_waiting_in_its_inbo
     states: list[object] = []
     stopped: list[bool] = []
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            functools.partial(
-                run_ledger,
-                receive,
-                (limit,),
-                wall=lambda: WALL,
-                on_change=states.append,
-                on_stop=lambda: stopped.append(True),
-            )
+        await _started(
+            nursery,
+            receive,
+            (limit,),
+            wall=lambda: WALL,
+            on_change=states.append,
+            on_stop=lambda: stopped.append(True),
         )
         assert await _reserve(send, "a", 0.5) is None
         assert await _reserve(send, "b", 0.4) is None
