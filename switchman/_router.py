@@ -85,7 +85,7 @@ from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
 from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._budget import Ledger
-from switchman.policy._candidates import canonical_call, validate_call
+from switchman.policy._candidates import canonical_call, unserved, validate_call
 from switchman.policy._intensity import Intensity
 from switchman.policy._learning import LearningConfig, ModelStats
 from switchman.policy._ratelimit import new_budget
@@ -604,13 +604,9 @@ async def run_router(
     running = {m.alias for m in config.models.values() if m.provider in in_service}
     models_in_service = tuple(m for m in config.models.values() if m.provider in in_service)
     out_of_service = {
-        m.alias: (
-            f"provider disabled: {prov.disabled_reason}"
-            if (prov := config.providers.get(m.provider)) is not None and prov.disabled_reason
-            else f"provider {m.provider} is not configured"
-        )
+        m.alias: why
         for m in config.models.values()
-        if m.provider not in in_service
+        if m.provider not in in_service and (why := unserved(m, config)) is not None
     }
     #: the credentials in the providers' headers (``header_credentials``)
     configured = [v for p in config.providers.values() for v in header_credentials(p.headers)]

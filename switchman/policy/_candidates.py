@@ -267,6 +267,17 @@ def plan_attempt_order(
     return tuple(order)
 
 
+def unserved(model: ModelSpec, config: Config) -> str | None:
+    """Why ``model``'s provider cannot serve it (disabled, say for a missing key, or not
+    configured at all), as eligibility tells it; None when it can."""
+    provider = config.providers.get(model.provider)
+    if provider is None:
+        return f"provider {model.provider} is not configured"
+    if provider.disabled_reason:
+        return f"provider disabled: {provider.disabled_reason}"
+    return None
+
+
 def unknown_capabilities(
     asked: Sequence[str], config: Config, usable: Callable[[str], bool] | None = None
 ) -> list[FieldError]:
@@ -279,16 +290,7 @@ def unknown_capabilities(
     for alias, m in config.models.items():
         if usable is not None and not usable(alias):
             continue
-        provider = config.providers.get(m.provider)
-        why = (
-            "disabled"
-            if not m.enabled
-            else f"provider {m.provider} is not configured"
-            if provider is None
-            else f"provider disabled: {provider.disabled_reason}"
-            if provider.disabled_reason
-            else None
-        )
+        why = "disabled" if not m.enabled else unserved(m, config)
         for c in m.capabilities:
             if why is None:
                 serving.add(c)
