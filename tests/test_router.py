@@ -127,6 +127,9 @@ async def test_bad_calls_are_rejected_clearly(autojump_clock: trio.abc.Clock) ->
             await router.call(Call(prompt="hi", model="nope"))
         with pytest.raises(switchman.ValidationError, match=r"params\.seed"):
             await router.call(Call(prompt="hi", options=Options(determinism="strict")))
+        warm = Call(prompt="hi", params=Params(temperature=1.2, seed=3))
+        with pytest.raises(switchman.ValidationError, match=r"params\.temperature: is 1\.2, but"):
+            await router.call(attrs.evolve(warm, options=Options(determinism="strict")))
         with pytest.raises(switchman.ValidationError, match=r"options\.fallback\[0\]"):
             await router.call(Call(prompt="hi", model="good", options=Options(fallback=("x",))))
     routed = fleet(GOOD, sim_model("other"), routes={"team": ("good", "other")})

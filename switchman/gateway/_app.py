@@ -85,6 +85,7 @@ from switchman.policy._candidates import (
     canonical_call,
     model_named,
     resolve_target,
+    strictness_problems,
     unknown_capabilities,
     unknown_name,
 )
@@ -402,8 +403,7 @@ class Gateway:
         id is renamed to its alias), allowed ones, its handle."""
         call = canonical_call(call, self.config, knows(principal, self.config))
         unknown, denied = target_problems(principal, call, self.config)
-        if call.options.determinism == "strict" and call.params.seed is None:
-            unknown.append(("params.seed", "is required when options.determinism is strict"))
+        unknown += [(error.field, error.message) for error in strictness_problems(call)]
         if call.capabilities:
             usable = knows(principal, self.config)
             for error in unknown_capabilities(call.capabilities, self.config, usable):

@@ -319,8 +319,28 @@ def unknown_capabilities(
     return errors
 
 
+def strictness_problems(call: Call) -> list[FieldError]:
+    """What determinism ``strict`` needs of a call's params: a seed, and no temperature but 0
+    (it samples at 0: a warmer one given beside it is a mistake told, not overridden)."""
+    if call.options.determinism != "strict":
+        return []
+    errors = []
+    if call.params.seed is None:
+        errors.append(FieldError("params.seed", "is required when options.determinism is strict"))
+    if call.params.temperature not in (None, 0):
+        errors.append(
+            FieldError(
+                "params.temperature",
+                f"is {call.params.temperature:g}, but options.determinism strict samples at "
+                "temperature 0: leave it out, or set determinism best_effort or off",
+            )
+        )
+    return errors
+
+
 def validate_call(call: Call, config: Config) -> None:
-    """What only the configuration can tell: the model, the fallbacks, strict determinism."""
+    """What only the configuration can tell (the model, the fallbacks, capabilities), and
+    strict determinism's needs: a seed, and no temperature but 0."""
     errors: list[FieldError] = []
     if resolve_target(call.model, config) is None:
         errors.append(FieldError("model", unknown_name(call.model, config)))
@@ -333,8 +353,7 @@ def validate_call(call: Call, config: Config) -> None:
                 else unknown_name(alias, config, "model alias", config.models.__contains__)
             )
             errors.append(FieldError(f"options.fallback[{i}]", why))
-    if call.options.determinism == "strict" and call.params.seed is None:
-        errors.append(FieldError("params.seed", "is required when options.determinism is strict"))
+    errors += strictness_problems(call)
     if call.capabilities:
         errors += unknown_capabilities(call.capabilities, config)
     if errors:

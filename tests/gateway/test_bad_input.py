@@ -155,7 +155,16 @@ async def test_unknown_models_are_422_before_a_job_exists() -> None:
             strict = {"prompt": "x", "options": {"determinism": "strict"}}
             r = await gw.client.post("/call", json=strict)
             assert r.status_code == 422 and _fields(r.json()) == {"params.seed"}
+            warm = {**strict, "params": {"temperature": 0.7}}  # strict samples at 0
+            r = await gw.client.post("/call", json=warm)
+            assert r.status_code == 422
+            assert _fields(r.json()) == {"params.seed", "params.temperature"}
+            assert "is 0.7, but options.determinism strict" in r.text
             assert (await gw.client.get("/jobs")).json()["jobs"] == []
+            r = await gw.client.post(
+                "/call", json={**warm, "params": {"temperature": 0, "seed": 1}}
+            )
+            assert r.status_code == 202
 
 
 async def test_an_unknown_model_is_named_beside_the_other_bad_fields() -> None:

@@ -201,3 +201,18 @@ async def test_redaction_off_through_v1_needs_its_whole_override(tmp_path: Path)
             raw = await _create(_sdk(gw), model="sim/balanced", messages=mail)
             answer = raw.parse().choices[0].message.content
             assert "ann@acme.io" not in answer and "[REDACTED:email]" in answer
+
+
+async def test_strict_determinism_beside_a_warm_temperature_is_a_400_naming_it(
+    tmp_path: Path,
+) -> None:
+    strict = {"switchman": {"options": {"determinism": "strict"}}}
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path, models=PICKY_MODELS) as gw:
+            with pytest.raises(openai.BadRequestError) as info:
+                await _create(
+                    _sdk(gw), model="sim/balanced", temperature=0.7, seed=3, extra_body=strict
+                )
+            assert "temperature: is 0.7, but options.determinism strict" in info.value.message
+            raw = await _create(_sdk(gw), model="sim/balanced", seed=3, extra_body=strict)
+            assert raw.headers["x-switchman-model"] == "sim/balanced"
