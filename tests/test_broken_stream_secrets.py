@@ -127,7 +127,9 @@ async def test_a_stream_continued_on_another_provider_sends_it_none_of_the_route
     (body,) = got
     assert key.encode() not in body
     messages = json.loads(body)["messages"]
-    assert {"role": "assistant", "content": so_far} in messages[-2:]
+    # (a prefill without the space it ends with: see test_seam)
+    told = so_far.rstrip() if prefill else so_far
+    assert {"role": "assistant", "content": told} in messages[-2:]
 
 
 async def test_a_stream_broken_inside_a_key_sends_the_next_model_none_of_its_beginning(

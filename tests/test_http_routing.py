@@ -38,6 +38,7 @@ from switchman.sim import (
     plan_from_name,
     serve_fake_provider,
 )
+from switchman.sim._plan import RESTATED_WORDS
 
 from ._httpfleet import (
     BAD_KEY_REPLIES,
@@ -561,6 +562,35 @@ async def test_stream_broken_mid_answer_is_continued_by_the_fallback(
                 ]
                 assert result.answer == carried_on
             assert len(fleet.seen(f"{p}/{behaviour}")) in (1, 2)  # never retried itself
+
+
+async def test_a_continuation_restating_the_cut_texts_end_first_reads_as_one_answer(
+    open_fleet: OpenFleet, server: FakeProviderServer
+) -> None:
+    """A model asked in a user turn to go on often says the cut text's last words again
+    first, a token or a few at a time: the repeat is dropped (it was dropped only when
+    the continuation's first chunk held 20 characters of it, so the caller read it twice)."""
+    providers = ("openai", "gemini", "mistral")
+    models = [model(p, "cut") for p in providers] + [model("deepseek", "restates")]
+    routes = {p: (f"{p}/cut", "deepseek/restates") for p in providers}
+    async with open_fleet(http_fleet(server, models, routes=routes)) as fleet:
+        for route in routes:
+            sent = delivered_before_break(f"{route}/cut")
+            text, result = await fleet.stream(route)
+            assert result.status == "complete", (route, result.errors)
+            words = answer_of("deepseek/restates").split()[len(sent.split()) :]
+            assert text == result.answer == sent + " " + " ".join(words), route
+            # it did say them again, in chunks of two words (each under 20 characters)
+            request = fleet.server.requests("deepseek/restates")[-1]
+            asked = ProviderRequest(
+                model_id="deepseek/restates",
+                messages=tuple(Message(**m) for m in request.body["messages"]),
+                max_tokens=MAX_TOKENS,
+            )
+            plan = plan_from_name("deepseek/restates", asked, now=0.0, state=BehaviourState())
+            restated = " ".join(sent.split()[-RESTATED_WORDS:])
+            assert "".join(plan.delivered).startswith(restated)
+            assert all(len(chunk) < 20 for chunk in plan.chunks[:3])
 
 
 async def test_stream_broken_with_nothing_to_continue_ends_with_the_real_cause(

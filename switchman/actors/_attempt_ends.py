@@ -40,22 +40,101 @@ from switchman.policy._eligibility import output_tokens
 from switchman.policy._estimate import CONTINUE_PROMPT, most_cost
 from switchman.policy._known import hide_known_cut
 
+#: how far back in the text sent a continuation's repeat of it may begin: a model asked to
+#: go on often restates the sentence it was cut in, or the last few, before it goes on
+REPEAT_TAIL: Final = 400
+#: the shortest repeat of the text's end that is dropped (a shorter overlap is as likely
+#: the continuation's own words); a repeat of the whole text is dropped at any length
+MIN_REPEAT: Final = 20
 
-def strip_repeat(sent: str, pending: str) -> tuple[str, str, bool]:
-    """Drop a repeated copy of ``sent`` at the start of a continuation.
 
-    Returns (text to forward now, text still held, still checking?).
+def _may_yet_repeat(tail: str, got: str) -> bool:
+    """Whether ``got`` begins an end of ``tail`` of ``MIN_REPEAT`` or more characters
+    that it does not yet reach: more text may make it a repeat."""
+    at = tail.find(got)
+    while at != -1 and len(tail) - at >= MIN_REPEAT:
+        if len(tail) - at > len(got):
+            return True
+        at = tail.find(got, at + 1)
+    return False
+
+
+def strip_repeat(sent: str, pending: str, *, final: bool = False) -> tuple[str, str, bool]:
+    """Drop a continuation's repeat of ``sent`` (the text the caller already has): the whole
+    of it, or its end from within its last ``REPEAT_TAIL`` characters (``MIN_REPEAT`` or
+    more), at the start of ``pending``, what the continuation has given so far.
+
+    Returns (text to forward now, text still held, still checking?). Text is held while
+    more of it could still make it a repeat; at the continuation's end (``final``) what
+    is held is decided: a piece of ``sent`` alone is a repeat, dropped.
     """
     want = sent.lstrip()
     got = pending.lstrip()
-    if len(got) < len(want) and want.startswith(got):
-        return "", pending, True  # could still be a repeat: keep holding
     if got.startswith(want):
         return got[len(want) :], "", False
-    for k in range(min(len(want), len(got)), 19, -1):  # overlap of the tail, 20+ chars
-        if got.startswith(want[-k:]):
+    tail = want[-REPEAT_TAIL:]
+    if want.startswith(got) or _may_yet_repeat(tail, got):
+        if not final:
+            return "", pending, True  # could still be a repeat: keep holding
+        if want.startswith(got) or len(got) >= MIN_REPEAT:
+            return "", "", False  # it restated what was sent and stopped
+    for k in range(min(len(tail), len(got)), MIN_REPEAT - 1, -1):
+        if got.startswith(tail[-k:]):
             return got[k:], "", False
     return pending, "", False
+
+
+@attrs.define
+class Seam:
+    """Where a continuation of a broken stream joins the text the caller already has.
+
+    It drops a repeat of that text (a model asked in a user turn to go on often restates
+    it first: ``strip_repeat``), and the whitespace the text ended with, should the
+    continuation begin with it again: a prefill is sent without it (Anthropic rejects it),
+    and a model sent ``a way of`` goes on with `` solving``, which would read ``of  solving``
+    (or indented code indented twice) after the ``of `` the caller has.
+    """
+
+    #: the text sent as the answer so far, the router's secrets hidden (what it repeats)
+    sent: str
+    #: whether a repeat is still looked for (a model that takes no prefill)
+    checking: bool
+    #: whitespace still to drop from the start of what the continuation forwards
+    spaces: int
+    pending: str = ""
+
+    def take(self, piece: str) -> str:
+        """What of ``piece``, the continuation's next text, goes to the caller now."""
+        if self.checking:
+            self.pending += piece
+            piece, self.pending, self.checking = strip_repeat(self.sent, self.pending)
+        return self._unspaced(piece)
+
+    def close(self) -> str:
+        """At the continuation's end: what it held goes out, or is dropped as a repeat."""
+        held, self.pending, self.checking = self.pending, "", False
+        return self._unspaced(strip_repeat(self.sent, held, final=True)[0] if held else "")
+
+    def _unspaced(self, piece: str) -> str:
+        if self.spaces and piece:
+            lead = len(piece) - len(piece.lstrip())
+            cut = min(self.spaces, lead)
+            piece = piece[cut:]
+            self.spaces = self.spaces - cut if not piece else 0
+        return piece
+
+
+def seam_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> Seam | None:
+    """The seam of an attempt on ``model`` that continues ``run``'s broken stream; None
+    for an attempt that starts the answer."""
+    if not run.sent_raw:
+        return None
+    sent = hide_known_cut(run.sent_raw, secrets)
+    return Seam(
+        sent=sent,
+        checking=not model.supports_prefill,
+        spaces=len(sent) - len(sent.rstrip()),
+    )
 
 
 def unusable(message: str, provider: str, output_began: bool) -> ProviderError:
@@ -341,8 +420,9 @@ def messages_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> tu
     if not run.sent_raw:
         return messages
     prefill = Message(role="assistant", content=hide_known_cut(run.sent_raw, secrets))
-    if model.supports_prefill:
-        return (*messages, prefill)
+    if model.supports_prefill:  # without the whitespace it ends with (see ``Seam``)
+        content = prefill.content.rstrip()
+        return (*messages, attrs.evolve(prefill, content=content)) if content else messages
     return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))
 
 

@@ -53,8 +53,8 @@ from switchman.actors._attempt_ends import (
     reasoning_unseen,
     record_data,
     runaway,
+    seam_for,
     stopped,
-    strip_repeat,
     texts_waiting,
     tighter,
     timed_out,
@@ -100,7 +100,6 @@ from switchman.policy._eligibility import (
     request_params,
 )
 from switchman.policy._estimate import most_cost, text_tokens
-from switchman.policy._known import hide_known_cut
 from switchman.policy._retry import RetryDecision, decide_after_failure
 
 #: the most characters one token of output can be (runs of spaces or repeated characters
@@ -481,11 +480,9 @@ async def _exchange(
     error: ProviderError | None = None
     end: StreamEnd | None = None
     unavailable: Unavailable | None = None
-    # continuing a broken stream without prefill: drop a repeated prefix
-    dedupe = bool(run.sent_raw) and not model.supports_prefill
-    # (what it was sent as the answer so far, the router's secrets hidden: what it repeats)
-    repeat = hide_known_cut(run.sent_raw, env.secrets) if dedupe else ""
-    pending = ""
+    # continuing a broken stream: its join to the text sent (a repeat of it dropped)
+    seam = seam_for(run, model, env.secrets)
+    dedupe = seam is not None and seam.checking
     # all the text such a continuation generated, its repeat included: what it is billed
     raw: list[str] | None = [] if dedupe else None
     received = 0  # characters of text, against the most max_tokens can produce
@@ -547,9 +544,8 @@ async def _exchange(
                                 error = runaway(model, text, out_tokens, received)
                                 _cancel_attempt(env, model, attempt_id, error)
                                 break
-                            if dedupe:
-                                pending += piece
-                                piece, pending, dedupe = strip_repeat(repeat, pending)
+                            if seam is not None:
+                                piece = seam.take(piece)
                             if piece:
                                 text.append(piece)
                                 if run.stream:
@@ -623,10 +619,10 @@ async def _exchange(
             if env.hub.active:
                 run.event(env, "attempt.finished", **record_data(record))
         raise
-    if dedupe and pending and end is not None:  # short answer that never passed the check
-        text.append(pending)
+    if seam is not None and end is not None and (rest := seam.close()):  # held to the end
+        text.append(rest)
         if run.stream:
-            await forward(env, run, pending, n)
+            await forward(env, run, rest, n)
     ended = run.wall(env)
     ttft_ms = ttft * 1000.0 if ttft is not None else None
     base: dict[str, Any] = dict(

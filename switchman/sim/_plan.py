@@ -237,8 +237,30 @@ def _prefilled(answer: _Answer, request: ProviderRequest) -> _Answer:
     )
 
 
+#: how many of the cut text's last words a ``restates`` model, asked in a user turn to go
+#: on with it, says again before it does (as models often do)
+RESTATED_WORDS: Final = 6
+#: the time between a ``restates`` model's chunks (seconds)
+RESTATE_GAP_S: Final = 0.01
+
+
+def _restating(answer: _Answer, cut: str) -> _Answer:
+    said = cut.split()[-RESTATED_WORDS:]
+    chunks = [" ".join(said[i : i + 2]) + " " for i in range(0, len(said), 2)]
+    if not cut[-1].isspace():  # (its last word as cut, the rest of it after)
+        chunks[-1] = chunks[-1][:-1]
+    return attrs.evolve(
+        answer,
+        text="".join(chunks) + answer.text,
+        chunks=(*chunks, *answer.chunks),
+        words=answer.words + len(said),
+        zero_delays=(0.0,) * len(chunks) + answer.zero_delays,
+    )
+
+
 def _answer_for(model: str, request: ProviderRequest) -> _Answer:
     messages = request.messages
+    cut = ""
     if (
         len(messages) >= 2
         and messages[-1].role == "user"
@@ -248,9 +270,12 @@ def _answer_for(model: str, request: ProviderRequest) -> _Answer:
         # a model without prefill asked to continue its cut answer: it goes on from where
         # the text stops, as asked (it answered the request afresh, glued to the cut text)
         request = attrs.evolve(request, messages=messages[:-1])
+        cut = messages[-2].content if behaviour_name(model) == "restates" else ""
     answer = _answer(model, _last_user(request), request.max_tokens)
     if request.messages and request.messages[-1].role == "assistant":
         answer = _prefilled(answer, request)
+    if cut.strip():
+        answer = _restating(answer, cut)
     if request.stop:
         answer = _stopped(answer, request.stop)
     return answer
@@ -532,6 +557,7 @@ BEHAVIOURS: Final = (
     "long-600-5",
     "thinks-aloud",
     "cached",
+    "restates",
 )
 
 #: what ``thinks-aloud`` writes before its answer, in the answer's text (as Groq's "raw"
@@ -601,7 +627,9 @@ def plan_from_name(
     at least N words, in chunks of four), long-N-MS (the same, MS ms between chunks),
     thinks-aloud (a healthy answer after a ``<think>`` block in its text, ``THINKING``),
     cached (a healthy answer whose usage reports half its prompt, rounded up, read from
-    the provider's cache, where the wire reports cache hits). Anything else is healthy. Each
+    the provider's cache, where the wire reports cache hits), restates (healthy; asked in a
+    user turn to continue a cut answer, it first says that text's last six words again).
+    Anything else is healthy. Each
     wire plays a failure the way its provider does (see the ``_wire_*`` modules).
     """
     name = behaviour_name(model)
@@ -622,6 +650,8 @@ def plan_from_name(
         return attrs.evolve(plan, behaviour=name, malformed_at=_middle(plan))
     if name == "no-terminator":
         return attrs.evolve(plan, behaviour=name, terminator=False)
+    if name == "restates":  # at a token's pace, so a repeat comes in pieces, as it does
+        return attrs.evolve(plan, behaviour=name, delays=(RESTATE_GAP_S,) * len(plan.chunks))
     if name == "refusal":
         return attrs.evolve(_refusal(plan), behaviour=name)
     if name == "thinks-aloud":
