@@ -16,6 +16,7 @@ import attrs
 
 from switchman._errors import ProviderError, Refused
 from switchman.adapters._base import (
+    OPENING_TURN,
     Completion,
     HttpRequest,
     Malformed,
@@ -74,12 +75,14 @@ class AnthropicAdapter:
     def build_request(self, request: ProviderRequest) -> HttpRequest:
         """The Messages body.
 
-        Consecutive turns of one role are joined (the API wants alternation); a
-        trailing assistant turn is the prefill, with trailing whitespace removed
-        (the API rejects it). Temperature is clamped to Anthropic's 0-1 range (a value
-        above 1 is sent as 1.0); ``top_p`` (0-1 on both sides) is sent as it is, unless
-        a temperature is sent too: Claude's models since Sonnet 4.5 reject the two
-        together ("cannot both be specified"), and Anthropic advises setting one.
+        Consecutive turns of one role are joined (the API wants alternation), and a
+        conversation opening with the assistant's turn gets a user turn before it
+        (``OPENING_TURN``: the API wants the user's first); a trailing assistant turn is
+        the prefill, with trailing whitespace removed (the API rejects it). Temperature
+        is clamped to Anthropic's 0-1 range (a value above 1 is sent as 1.0); ``top_p``
+        (0-1 on both sides) is sent as it is, unless a temperature is sent too: Claude's
+        models since Sonnet 4.5 reject the two together ("cannot both be specified"), and
+        Anthropic advises setting one.
         """
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         turns: list[dict[str, Any]] = []
@@ -92,6 +95,8 @@ class AnthropicAdapter:
                 turns.append({"role": m.role, "content": m.content})
         if turns and turns[-1]["role"] == "assistant":
             turns[-1]["content"] = turns[-1]["content"].rstrip()
+        if turns and turns[0]["role"] == "assistant":
+            turns.insert(0, {"role": "user", "content": OPENING_TURN})
         body: dict[str, Any] = {
             "model": request.model_id,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,

@@ -9,12 +9,17 @@ async step lives in ``switchman.adapters._http``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
 from switchman._call import Message
 from switchman._result import Usage
+
+#: the user turn put before a conversation that opens with the assistant's (a chat's
+#: greeting), for the wire formats whose first turn must be the user's (Anthropic answers
+#: 400 "first message must use the user role"; Gemini's turns are ``user`` first too)
+OPENING_TURN: Final = "(the conversation begins)"
 
 
 @attrs.frozen(kw_only=True)

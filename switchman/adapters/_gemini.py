@@ -19,6 +19,7 @@ import attrs
 from switchman._errors import ContentRejected, ProviderError, Refused
 from switchman._result import Usage
 from switchman.adapters._base import (
+    OPENING_TURN,
     Completion,
     HttpRequest,
     Malformed,
@@ -101,7 +102,9 @@ class GeminiAdapter:
     extra_headers: Mapping[str, str] = attrs.field(factory=dict)
 
     def build_request(self, request: ProviderRequest) -> HttpRequest:
-        """The body; consecutive turns of one role become parts of one content."""
+        """The body; consecutive turns of one role become parts of one content, and a
+        conversation opening with the model's turn gets a user turn before it
+        (``OPENING_TURN``)."""
         contents: list[dict[str, Any]] = []
         for m in request.messages:
             if m.role == "system":
@@ -111,6 +114,8 @@ class GeminiAdapter:
                 contents[-1]["parts"].append({"text": m.content})
             else:
                 contents.append({"role": role, "parts": [{"text": m.content}]})
+        if contents and contents[0]["role"] == "model":  # the user's turn first
+            contents.insert(0, {"role": "user", "parts": [{"text": OPENING_TURN}]})
         body: dict[str, Any] = {"contents": contents}
         system = [{"text": m.content} for m in request.messages if m.role == "system"]
         if system:

@@ -133,7 +133,8 @@ class AnthropicWire(Wire):
 
     def parse(self, body: Any, *, path_model: str | None, stream: bool) -> Parsed:
         """Also rejects (400) a turn whose role is not ``user`` or ``assistant`` (a system
-        prompt belongs in the top-level ``system``), a temperature above 1, and
+        prompt belongs in the top-level ``system``), a first turn not the user's, a prefill
+        ending in whitespace, a temperature above 1, and
         ``temperature`` with ``top_p`` (Claude's models since Sonnet 4.5 take one or the
         other)."""
         obj = require_object(body)
@@ -152,6 +153,18 @@ class AnthropicWire(Wire):
                 raise Rejected(self.bad_request(message))
             if role not in ("user", "assistant"):
                 message = f"messages.{i}.role: Input should be 'user' or 'assistant'"
+                raise Rejected(self.bad_request(message))
+            if i == 0 and role != "user":
+                raise Rejected(self.bad_request('messages: first message must use the "user" role'))
+            last = isinstance(items, list) and i == len(items) - 1
+            content = item.get("content")
+            if (
+                last
+                and role == "assistant"
+                and isinstance(content, str)
+                and content != content.rstrip()
+            ):
+                message = "messages: final assistant content cannot end with trailing whitespace"
                 raise Rejected(self.bad_request(message))
         temperature = obj.get("temperature")
         if isinstance(temperature, int | float) and not 0 <= temperature <= 1:

@@ -344,6 +344,21 @@ async def test_a_prefill_continues(provider: str, run: Any) -> None:
     assert got.text == full[20:]
 
 
+@pytest.mark.parametrize("provider", ALL)
+async def test_a_conversation_opening_with_the_assistants_greeting_is_answered(
+    provider: str, run: Any
+) -> None:
+    """A chat's history often opens with the assistant's greeting: Anthropic's API answers
+    400 to a first turn not the user's, so its adapter (and Gemini's) puts one before it."""
+    messages = (
+        Message(role="system", content="Be brief."),
+        Message(role="assistant", content="Hello! How can I help?"),
+        Message(role="user", content=PROMPT),
+    )
+    got = await run(provider, request("healthy", messages=messages))
+    assert got.text == expected_answer("healthy", PROMPT, None)
+
+
 async def test_deepseek_multi_turn_is_accepted(run: Any) -> None:
     messages = (
         Message(role="user", content="Hi"),

@@ -454,12 +454,23 @@ async def test_anthropic_rejects_a_system_turn_and_a_temperature_above_1(
         )
         hot = await client.post("/v1/messages", json=body(temperature=1.5))
         ok = await client.post("/v1/messages", json=body(temperature=1.0, system="be brief"))
+        greeting = {"role": "assistant", "content": "Hello!"}
+        first = await client.post(
+            "/v1/messages", json=body(messages=[greeting, {"role": "user", "content": "x"}])
+        )
+        spaced = {"role": "assistant", "content": "It is "}
+        prefill = await client.post(
+            "/v1/messages", json=body(messages=[{"role": "user", "content": "x"}, spaced])
+        )
     assert system.status_code == 400
     assert system.json()["error"]["type"] == "invalid_request_error"
     assert 'Unexpected role "system"' in system.json()["error"]["message"]
     assert hot.status_code == 400 and "temperature" in hot.json()["error"]["message"]
     assert ok.status_code == 200
-    assert [r.outcome for r in server.requests()] == ["bad_request", "bad_request", "complete"]
+    assert 'first message must use the "user" role' in first.json()["error"]["message"]
+    assert "cannot end with trailing whitespace" in prefill.json()["error"]["message"]
+    outcomes = [r.outcome for r in server.requests()]
+    assert outcomes == ["bad_request", "bad_request", "complete", "bad_request", "bad_request"]
     assert server.requests()[0].model == "healthy"
 
 
