@@ -272,7 +272,10 @@ def check_eligibility(
     8. estimated cost above ``options.max_cost_usd`` (see ``cap_exceeded``);
     9. none of the ``allowed`` patterns match (see ``is_allowed``);
     10. ``unavailable`` names the alias (breaker open, rate budget empty,
-        provider disabled...): its reason is reported verbatim.
+        provider disabled...): its reason is reported verbatim;
+    11. a conversation ending with the assistant's turn (a prefill): a model that takes
+        no prefill, when other eligible models do, unless the call ``named`` it
+        (``_prefilling``).
 
     ``input_tokens`` is passed in (see ``estimate_input_tokens``) so one
     estimate serves the windows here and scoring.
@@ -290,7 +293,32 @@ def check_eligibility(
             excluded.append(Exclusion(alias=model.alias, reason=reason))
     if call.params.max_tokens is None and len(eligible) > 1:
         _roomy(call, eligible, excluded, named)
+    if call.messages is not None and call.messages[-1].role == "assistant" and len(eligible) > 1:
+        _prefilling(eligible, excluded, named)
     return Eligibility(eligible=tuple(eligible), excluded=tuple(excluded))
+
+
+#: why a model is left out of a call whose conversation ends with the assistant's turn
+PREFILL_EXCLUSION: Final = (
+    "the conversation ends with the assistant's turn (a prefill), which the model does not "
+    "continue (others do)"
+)
+
+
+def _prefilling(
+    eligible: list[ModelSpec], excluded: list[Exclusion], named: Collection[str]
+) -> None:
+    """Leave out the models that take no prefill (``supports_prefill``) from a call whose
+    conversation ends with the assistant's turn, when others take it, among those ``auto``
+    brought in: such a model answers that turn afresh (the caller, who meant the answer to
+    go on from it, would join the two), or its API refuses it. A model the call ``named``
+    is sent it as named."""
+    fresh = [m for m in eligible if not m.supports_prefill and m.alias not in named]
+    if not fresh or len(fresh) == len(eligible):
+        return
+    for model in fresh:
+        eligible.remove(model)
+        excluded.append(Exclusion(alias=model.alias, reason=PREFILL_EXCLUSION))
 
 
 def _roomy(

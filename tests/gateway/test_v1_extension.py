@@ -216,3 +216,26 @@ async def test_strict_determinism_beside_a_warm_temperature_is_a_400_naming_it(
             assert "temperature: is 0.7, but options.determinism strict" in info.value.message
             raw = await _create(_sdk(gw), model="sim/balanced", seed=3, extra_body=strict)
             assert raw.headers["x-switchman-model"] == "sim/balanced"
+
+
+async def test_a_conversation_ending_with_the_assistants_turn_is_continued_not_answered_afresh(
+    tmp_path: Path,
+) -> None:
+    """``auto`` sends a prefill only to models that go on from it (the simulator's
+    ``sim/flaky`` and ``sim/refuser`` would answer it afresh), and the trace says why."""
+    messages = [
+        {"role": "user", "content": "Give JSON for Paris"},
+        {"role": "assistant", "content": "{"},
+    ]
+    with trio.fail_after(30):
+        async with real_gateway(tmp_path) as gw:
+            models = gw.router.config.models
+            fresh = {a for a, m in models.items() if m.provider == "sim" and not m.supports_prefill}
+            assert fresh == {"sim/flaky", "sim/refuser"}
+            for _ in range(4):
+                raw = await _create(_sdk(gw), model="auto", messages=messages)
+                assert models[raw.headers["x-switchman-model"]].supports_prefill
+                job = (await gw.client.get(f"/result/{raw.headers['x-request-id']}")).json()
+                out = job["result"]["trace"]["eligibility"]["excluded"]
+                said = {e["alias"] for e in out if "(a prefill)" in e["reason"]}
+                assert said == fresh

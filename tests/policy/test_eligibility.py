@@ -12,6 +12,7 @@ from switchman._result import Exclusion
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._eligibility import (
     FULL_OUTPUT_TOKENS,
+    PREFILL_EXCLUSION,
     VERBOSITY_OUTPUT_TOKENS,
     cap_exceeded,
     check_eligibility,
@@ -214,6 +215,30 @@ def test_verbosity_prefers_the_models_with_room_for_its_output() -> None:
     asked = Call(prompt="x", params=Params(max_tokens=200), options=Options(verbosity="full"))
     assert (
         len(check_eligibility(asked, [short, roomy], input_tokens=100, unavailable={}).eligible)
+        == 2
+    )
+
+
+def test_a_conversation_ending_with_the_assistants_turn_prefers_models_that_continue_it() -> None:
+    """A trailing assistant turn is a prefill the answer goes on from: a model that takes no
+    prefill answers it afresh (the caller, joining the two, read "{" + a whole new answer),
+    so ``auto`` leaves it out when others continue it; named, or alone, it is sent it."""
+    fresh, goes_on = model("fresh"), model("goes-on", supports_prefill=True)
+    turns = (Message(role="user", content="JSON for Paris"), Message(role="assistant", content="{"))
+    call = Call(messages=turns)
+    both = check_eligibility(call, [fresh, goes_on], input_tokens=10, unavailable={})
+    assert [m.alias for m in both.eligible] == ["goes-on"]
+    assert both.excluded == (Exclusion(alias="fresh", reason=PREFILL_EXCLUSION),)
+    assert "a prefill" in PREFILL_EXCLUSION
+    alone = check_eligibility(call, [fresh], input_tokens=10, unavailable={})
+    assert [m.alias for m in alone.eligible] == ["fresh"]
+    named = check_eligibility(
+        call, [fresh, goes_on], input_tokens=10, unavailable={}, named={"fresh"}
+    )
+    assert [m.alias for m in named.eligible] == ["fresh", "goes-on"]
+    asked = Call(messages=(*turns, Message(role="user", content="go on")))
+    assert (
+        len(check_eligibility(asked, [fresh, goes_on], input_tokens=10, unavailable={}).eligible)
         == 2
     )
 
