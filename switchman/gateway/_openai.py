@@ -186,7 +186,8 @@ def _messages(
     raw: Any, errors: list[tuple[str, str]], origin: list[int] | None = None
 ) -> list[Message]:
     """The messages of a request; ``origin`` gets the request's index of each one kept (an
-    empty assistant turn is dropped), so that an error about one names it as sent."""
+    empty assistant or system turn is dropped), so that an error about one names it as
+    sent."""
     if not isinstance(raw, list) or not raw:
         errors.append(("messages", "must be a non-empty array of messages"))
         return []
@@ -214,8 +215,10 @@ def _messages(
         if content is None and calls:
             continue  # the tool call is the error; a null content goes with it
         text = _text(content, where, errors)
-        if role == "assistant" and text is not None and not text.strip():
-            continue  # replayed histories have empty assistant turns: nothing to send
+        if role in ("assistant", "system") and text is not None and not text.strip():
+            # replayed histories have empty assistant turns, and apps an optional system
+            # prompt left empty (OpenAI takes both): nothing to send
+            continue
         if role is not None and text is not None:
             out.append(Message(role=role, content=text))  # type: ignore[arg-type]
             origin.append(i)

@@ -486,6 +486,7 @@ async def test_replayed_empty_assistant_turns_are_dropped_and_logit_bias_refused
 ) -> None:
     router = FakeRouter(make_config())
     history = [
+        {"role": "system", "content": ""},  # an optional system prompt left empty
         {"role": "user", "content": "hello"},
         {"role": "assistant", "content": ""},
         {"role": "user", "content": "hello there"},

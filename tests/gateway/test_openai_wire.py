@@ -166,6 +166,28 @@ def test_an_empty_assistant_turn_of_a_replayed_history_is_dropped(empty: Any) ->
     )
 
 
+@pytest.mark.parametrize("role", ["system", "developer"])
+@pytest.mark.parametrize("empty", ["", "  ", [{"type": "text", "text": ""}]])
+def test_an_optional_instruction_left_empty_is_dropped_as_openai_takes_it(
+    role: str, empty: Any
+) -> None:
+    chat = chat_request(
+        _body(
+            messages=[
+                {"role": role, "content": empty},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "again"},
+            ]
+        )
+    )
+    assert chat.call.messages == (
+        Message(role="user", content="hi"),
+        Message(role="assistant", content="hello"),
+        Message(role="user", content="again"),
+    )
+
+
 def test_instructions_alone_are_answered_as_openai_does() -> None:
     chat = chat_request(
         _body(
