@@ -31,6 +31,13 @@ def _like(provider: ProviderSpec) -> str | None:
     return name if name in FLAVORS or name == "perplexity" else _reached(provider.base_url)
 
 
+def takes_stop(provider: ProviderSpec) -> bool:
+    """Whether ``provider``'s wire takes stop sequences: not Perplexity's Agent API (the
+    Responses format has no ``stop``), whose models a file brings default to
+    ``supports_stop = false``, as the catalog's are."""
+    return not (provider.kind == "openai" and _like(provider) == "perplexity")
+
+
 def chat_flavor(provider: ProviderSpec) -> ChatFlavor:
     """The quirks of the Chat Completions API ``provider`` speaks (``_like``)."""
     return FLAVORS.get(_like(provider) or provider.name, ChatFlavor())

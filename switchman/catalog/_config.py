@@ -40,6 +40,7 @@ import attrs
 
 from switchman._convert import structure
 from switchman._errors import FieldError, ValidationError
+from switchman.adapters._registry import takes_stop
 from switchman.catalog._brought import catalog_facts, priced_by, warn_unsaid
 from switchman.catalog._catalog import (
     SIM_PROVIDER,
@@ -379,6 +380,9 @@ class _Loader:
                 if spec and kind == "anthropic" and "supports_prefill" not in table:
                     # its wire continues a trailing assistant turn: a cut stream goes on
                     spec = attrs.evolve(spec, supports_prefill=True)
+                if spec and kind and "supports_stop" not in table and spec.supports_stop:
+                    if not takes_stop(providers[spec.provider]):  # stop would not be sent
+                        spec = attrs.evolve(spec, supports_stop=False)
                 if spec is not None and like is None and spec.provider in providers:
                     warn_unsaid(path, table, providers[spec.provider])
             # checked even when the model has other mistakes: every one is reported

@@ -1153,3 +1153,34 @@ def test_a_model_brought_on_the_anthropic_wire_continues_a_cut_answer_by_prefill
     assert config.models["an-no"].supports_prefill is False
     assert config.models["oa"].supports_prefill is False
     assert all(m.supports_prefill for m in config.models.values() if m.provider == "anthropic")
+
+
+def test_a_model_brought_on_perplexitys_agent_api_takes_no_stop_sequences(
+    tmp_path: Path,
+) -> None:
+    """Perplexity's Responses wire has no ``stop``: a model the file brings there defaulted
+    to taking stop sequences, so a call with ``stop`` was served without them."""
+    config = load(
+        tmp_path,
+        """
+        [[models]]
+        alias = "pplx/house"
+        provider = "perplexity"
+        model_id = "sonar-house"
+        context_window = 100000
+        input_per_mtok = 1.0
+        output_per_mtok = 5.0
+
+        [[models]]
+        alias = "oa"
+        provider = "openai"
+        model_id = "house-model-3"
+        context_window = 100000
+        input_per_mtok = 1.0
+        output_per_mtok = 5.0
+        """,
+        env={"PERPLEXITY_API_KEY": "pplx-secret-000000001", **OPENAI},
+    )
+    assert config.models["pplx/house"].supports_stop is False
+    assert config.models["oa"].supports_stop is True
+    assert not any(m.supports_stop for m in config.models.values() if m.provider == "perplexity")
