@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -44,6 +43,7 @@ from switchman._errors import (
 )
 from switchman._logsecrets import hide_secrets
 from switchman._result import Delta, Result, TraceEvent, failed
+from switchman._wallclock import anchored_wall_clock
 from switchman.actors._board import (
     ProviderSnapshot,
     RouterStatus,
@@ -90,6 +90,7 @@ from switchman.policy._intensity import Intensity
 from switchman.policy._learning import LearningConfig, ModelStats
 from switchman.policy._ratelimit import new_budget
 from switchman.policy._redaction import known_secrets
+from switchman.store._db import StoreError
 from switchman.supervisor import ChildSpec, Supervisor, run_supervisor
 
 INBOX_SIZE = 256
@@ -470,11 +471,6 @@ def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
     return attrs.evolve(config, providers=providers, simulated=simulated)
 
 
-#: how far the wall clock may have moved from trio's before a trace's times follow it (an
-#: NTP step; a machine resumed from sleep, which trio's monotonic clock does not count)
-REANCHOR_S: Final = 1.0
-
-
 def _held_now(tap: LedgerTap, room: BudgetRoom, ledger: Ledger) -> None:
     """The ledger after a change: its holds to save (``tap``), and the calls waiting for
     budget room woken if one ended (``room``)."""
@@ -482,27 +478,8 @@ def _held_now(tap: LedgerTap, room: BudgetRoom, ledger: Ledger) -> None:
     room(ledger)
 
 
-def _anchored_wall_clock() -> Callable[[], float]:
-    """Wall time for humans that moves with trio's clock: the times of one call's trace
-    agree with its durations, and MockClock tests see it move. Under the system clock it
-    follows the wall clock when that moves more than ``REANCHOR_S`` away (it was anchored
-    once, at start: after a resume from sleep, traces read hours behind their jobs)."""
-    offset = time.time() - trio.current_time()
-    testing = sys.modules.get("trio.testing")  # (not imported for it: 60 ms of imports)
-    if testing is not None and isinstance(trio.lowlevel.current_clock(), testing.MockClock):
-        return lambda: offset + trio.current_time()
-
-    def wall() -> float:
-        nonlocal offset
-        now = trio.current_time()
-        anchored = offset + now
-        real = time.time()
-        if abs(real - anchored) <= REANCHOR_S:
-            return anchored
-        offset = real - now
-        return real
-
-    return wall
+#: the stores routers of this process run on (by id): one store, one router
+_STORES_IN_USE: Final[set[int]] = set()
 
 
 async def run_router(
@@ -514,12 +491,45 @@ async def run_router(
     store: Persistence | None = None,
     task_status: trio.TaskStatus[Router] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a router until ``Router.aclose`` or cancellation; ``task_status.started(router)``.
+    """Run a router until ``Router.aclose`` or cancellation; ``task_status.started(router)``:
+    ``router: switchman.Router = await nursery.start(switchman.run_router, config)``.
 
     ``clients`` maps provider names to httpx clients to use instead of opening
     pooled ones (tests, benchmarks); ``env`` replaces ``os.environ`` for API keys;
-    ``store`` keeps spend and learned statistics across restarts.
+    ``store`` keeps spend and learned statistics across restarts, for one router at a
+    time (a second router on it, its spend written over the first's, is a ``StoreError``).
+    Awaited without ``nursery.start`` (no handle to call it by): ``TypeError``.
     """
+    if task_status is trio.TASK_STATUS_IGNORED:
+        raise TypeError(
+            "run_router runs until closed and hands its router to nursery.start: "
+            "router = await nursery.start(switchman.run_router, config); "
+            "or use `async with switchman.open_router(config) as router`"
+        )
+    if store is not None and id(store) in _STORES_IN_USE:
+        raise StoreError(
+            "this store is in use by another router in this process: two routers on one "
+            "store write their spend over each other's (a budget would count half of it); "
+            "give each router a store of its own file (switchman.store.open_store)"
+        )
+    claimed = store is not None
+    if claimed:
+        _STORES_IN_USE.add(id(store))
+    try:
+        await _run_router(config, clients, env, breaker, store, task_status)
+    finally:
+        if claimed:
+            _STORES_IN_USE.discard(id(store))
+
+
+async def _run_router(
+    config: Config | None,
+    clients: Mapping[str, httpx.AsyncClient] | None,
+    env: Mapping[str, str] | None,
+    breaker: BreakerConfig | None,
+    store: Persistence | None,
+    task_status: trio.TaskStatus[Router],
+) -> None:
     if config is None:
         config = load_config(None, env=env)
     else:  # one built in Python meets the same rules as one loaded from TOML
@@ -623,7 +633,7 @@ async def run_router(
         rng=random.Random(rng.random()),
         learning=learning,
         weights=config.router.weights,
-        wall=_anchored_wall_clock(),
+        wall=anchored_wall_clock(),
         holds_saved=tap.holds_saved if store is not None else None,
         # a model echoing the router's own keys (a prompt injection, a provider's error
         # text in an answer) shows none of them, whatever their shape

@@ -895,7 +895,7 @@ def test_a_second_daemon_on_the_same_db_is_refused_and_the_first_keeps_its_jobs(
     assert job_id is not None, job.stderr
     second = cli(daemon.home, "serve", "--port", "0", "--db", str(daemon.db))
     assert second.returncode == 2
-    assert "is in use by another switchman process" in second.stderr
+    assert "is in use by another switchman store" in second.stderr
     assert "Traceback" not in second.stderr
     done = daemon.run("result", job_id.group(1), "--poll")
     assert done.returncode == 0, done.stdout + done.stderr  # not failed as "interrupted"

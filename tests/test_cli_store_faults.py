@@ -106,8 +106,9 @@ def test_a_second_daemon_on_the_same_store_through_a_hard_link_is_refused(
         done = cli(tmp_path, "serve", "--port", "0", "--db", str(hard), timeout=30)
         assert done.returncode == 2, done.stderr
         assert done.stderr.splitlines()[-1] == (
-            f"switchman: {hard} is in use by another switchman process (it holds a lock on"
-            f" {hard}); give each daemon its own --db"
+            f"switchman: {hard} is in use by another switchman store, in this process or"
+            f" another (it holds a lock on {hard}); give each daemon its own --db, and open"
+            " a file once in a process (one store, one router)"
         )
         assert httpx.get(f"http://127.0.0.1:{first.port}/health", timeout=5).status_code == 200
 

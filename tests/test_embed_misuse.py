@@ -204,3 +204,44 @@ def test_opening_a_store_under_asyncio_says_what_to_do(tmp_path: object) -> None
 
     with pytest.raises(RuntimeError, match="open_store needs a trio run"):
         asyncio.run(open_it())
+
+
+async def test_one_store_handed_to_a_second_router_is_refused_while_the_first_runs(
+    tmp_path: Any,
+) -> None:
+    """Two routers on one store each counted only their own spend and wrote it over the
+    other's: after a restart a budget had half of what was spent. The second is refused;
+    once the first has closed, the store is free again."""
+    from switchman.store import StoreError, open_store
+
+    assert issubclass(StoreError, switchman.SwitchmanError)
+    with trio.fail_after(20):
+        async with open_store(str(tmp_path / "one.db")) as store:
+            async with switchman.open_router(store=store) as first:
+                with pytest.raises(StoreError, match="in use by another router in this process"):
+                    async with switchman.open_router(store=store):
+                        pass  # pragma: no cover
+                assert (await first.call(CALL)).status == "complete"
+            async with switchman.open_router(store=store) as again:
+                assert (await again.call(CALL)).status == "complete"
+
+
+async def test_run_router_awaited_without_a_nursery_says_how_to_start_it() -> None:
+    """It ran forever, with no handle to call it by."""
+    with trio.fail_after(5), pytest.raises(TypeError, match=r"nursery\.start"):
+        await switchman.run_router(None)
+    async with trio.open_nursery() as nursery:
+        router: switchman.Router = await nursery.start(switchman.run_router, None)
+        assert (await router.call(CALL)).status == "complete"
+        await router.aclose()
+
+
+async def test_a_config_given_as_a_path_or_a_dict_says_how_to_make_one() -> None:
+    with pytest.raises(switchman.ValidationError, match=r"got str: from a file, switchman\.load"):
+        async with switchman.open_router("switchman.toml"):  # type: ignore[arg-type]
+            pass  # pragma: no cover
+    with pytest.raises(switchman.ValidationError, match=r"got dict: from a dict, switchman\.cat"):
+        async with switchman.open_router({"router": {}}):  # type: ignore[arg-type]
+            pass  # pragma: no cover
+    with pytest.raises(TypeError, match=r"config_from_dict"):
+        switchman.load_config({"router": {}})  # type: ignore[arg-type]

@@ -74,6 +74,20 @@ def warn_unsaid(path: str, table: Mapping[str, Any], provider: ProviderSpec) -> 
     )
 
 
+def wire_defaults(spec: ModelSpec, table: Mapping[str, Any], provider: ProviderSpec) -> ModelSpec:
+    """A model the file brings, with what its provider's wire decides where the file does
+    not say: an Anthropic wire continues a trailing assistant turn (a cut stream goes on by
+    prefill); Perplexity's Agent API takes no stop sequences (a call with them would be
+    served without)."""
+    from switchman.adapters._registry import takes_stop  # (the adapters import the catalog)
+
+    if provider.kind == "anthropic" and "supports_prefill" not in table:
+        spec = attrs.evolve(spec, supports_prefill=True)
+    if "supports_stop" not in table and spec.supports_stop and not takes_stop(provider):
+        spec = attrs.evolve(spec, supports_stop=False)
+    return spec
+
+
 def catalog_facts(
     catalog: Catalog, table: Mapping[str, Any], providers: Mapping[str, ProviderSpec]
 ) -> ModelSpec | None:

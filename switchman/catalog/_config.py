@@ -40,8 +40,7 @@ import attrs
 
 from switchman._convert import structure
 from switchman._errors import FieldError, ValidationError
-from switchman.adapters._registry import takes_stop
-from switchman.catalog._brought import catalog_facts, priced_by, warn_unsaid
+from switchman.catalog._brought import catalog_facts, priced_by, warn_unsaid, wire_defaults
 from switchman.catalog._catalog import (
     SIM_PROVIDER,
     Catalog,
@@ -123,6 +122,13 @@ def key_problem(value: str) -> str | None:
     return None
 
 
+#: how to make a ``Config`` of what was given in its place
+_MAKE_CONFIG: Final = {
+    "str": "from a file, switchman.load_config(path)",
+    "dict": "from a dict, switchman.catalog.config_from_dict(data)",
+}
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
 ) -> Config:
@@ -137,6 +143,8 @@ def load_config(
     """
     if path is None:
         return config_from_dict({}, env=env)
+    if isinstance(path, Mapping):
+        raise TypeError(f"load_config takes a file's path; got a dict: {_MAKE_CONFIG['dict']}")
     with open(path, "rb") as f:
         raw = f.read()
     source = os.fspath(path)
@@ -376,15 +384,10 @@ class _Loader:
             if not missing:
                 like = priced_by(table, base or catalog_facts(self.catalog, table, providers))
                 spec = build_model(table, path=path, errors=self.errors, base=like)
-                kind = providers[spec.provider].kind if spec and spec.provider in providers else ""
-                if spec and kind == "anthropic" and "supports_prefill" not in table:
-                    # its wire continues a trailing assistant turn: a cut stream goes on
-                    spec = attrs.evolve(spec, supports_prefill=True)
-                if spec and kind and "supports_stop" not in table and spec.supports_stop:
-                    if not takes_stop(providers[spec.provider]):  # stop would not be sent
-                        spec = attrs.evolve(spec, supports_stop=False)
-                if spec is not None and like is None and spec.provider in providers:
-                    warn_unsaid(path, table, providers[spec.provider])
+                if spec is not None and spec.provider in providers:
+                    spec = wire_defaults(spec, table, providers[spec.provider])
+                    if like is None:
+                        warn_unsaid(path, table, providers[spec.provider])
             # checked even when the model has other mistakes: every one is reported
             references = model_references(
                 table.get("provider", base.provider if base else None),
@@ -613,7 +616,9 @@ def config_problems(config: object) -> list[FieldError]:
     name grants the route: :func:`allowed_for`).
     """
     if not isinstance(config, Config):
-        return [FieldError("config", f"must be a Config; got {type(config).__name__}")]
+        got = type(config).__name__
+        how = f": {_MAKE_CONFIG[got]}" if got in _MAKE_CONFIG else ""
+        return [FieldError("config", f"must be a Config; got {got}{how}")]
     errors: list[FieldError] = []
     providers = _section(errors, "providers", config.providers, ProviderSpec, "name")
     models = _section(errors, "models", config.models, ModelSpec, "alias")

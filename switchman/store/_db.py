@@ -14,12 +14,13 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import attrs
 import outcome
 import trio
 
+from switchman._errors import SwitchmanError
 from switchman.store._retention import fair_cap
 
 JobStatus = Literal["queued", "running", "complete", "failed"]
@@ -127,9 +128,12 @@ class JobRecord:
         return self.status in FINISHED
 
 
-class StoreError(Exception):
+class StoreError(SwitchmanError):
     """The store cannot be opened: its file is in use by another process, is not a
-    SQLite database, or cannot be written (:class:`StoreUnavailable`: not now)."""
+    SQLite database, or cannot be written (:class:`StoreUnavailable`: not now); or one
+    store was handed to a second router while the first runs on it."""
+
+    code: ClassVar[str] = "store_error"
 
 
 @attrs.frozen(kw_only=True)

@@ -79,8 +79,9 @@ def _exclusive(where: str) -> Iterator[int]:
     apart from the POSIX locks SQLite takes on it, on Linux)."""
     lock_path = os.path.realpath(where) + ".lock"
     in_use = (
-        f"{where} is in use by another switchman process (it holds {{held}}); "
-        "give each daemon its own --db"
+        f"{where} is in use by another switchman store, in this process or another (it"
+        " holds {held}); give each daemon its own --db, and open a file once in a process"
+        " (one store, one router)"
     )
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -415,12 +415,12 @@ async def test_one_process_at_a_time_owns_a_store_file(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     async with open_store(db) as first:
         await first.add_job(job_id="job_1", owner=None, handle="h", call={"prompt": "x"})
-        with pytest.raises(StoreError, match="in use by another switchman process"):
+        with pytest.raises(StoreError, match="in use by another switchman store"):
             async with open_store(db):
                 pass
         link = tmp_path / "link.db"  # the same file under another name
         link.symlink_to(db)
-        with pytest.raises(StoreError, match="in use by another switchman process"):
+        with pytest.raises(StoreError, match="in use by another switchman store"):
             async with open_store(link):
                 pass
         assert (await first.get_job("job_1")) is not None  # the owner is untouched

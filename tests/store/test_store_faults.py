@@ -199,7 +199,7 @@ async def test_a_second_store_on_the_same_file_through_a_hard_link_is_refused(
     async with open_store(db) as first:
         await first.add_job(job_id="j", owner=None, handle="h", call={})
         os.link(db, hard)
-        with pytest.raises(StoreError, match=r"hard\.db is in use by another switchman process"):
+        with pytest.raises(StoreError, match=r"hard\.db is in use by another switchman store"):
             async with open_store(hard):
                 pass
         assert await first.get_job("j") is not None
