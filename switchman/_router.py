@@ -45,9 +45,9 @@ from switchman._logsecrets import hide_secrets
 from switchman._result import Delta, Result, TraceEvent, failed
 from switchman._wallclock import anchored_wall_clock
 from switchman.actors._board import (
-    ProviderSnapshot,
     RouterStatus,
     StatusBoard,
+    disabled_snapshot,
     provider_status,
     refusing_now,
 )
@@ -83,12 +83,11 @@ from switchman.catalog._config import api_key, key_missing, load_config, validat
 from switchman.catalog._credentials import header_credentials
 from switchman.catalog._discovery import discover_local_models
 from switchman.catalog._spec import Config, ModelSpec
-from switchman.policy._breaker import Breaker, BreakerConfig
+from switchman.policy._breaker import BreakerConfig
 from switchman.policy._budget import Ledger
 from switchman.policy._candidates import canonical_call, unserved, validate_call
 from switchman.policy._intensity import Intensity
 from switchman.policy._learning import LearningConfig, ModelStats
-from switchman.policy._ratelimit import new_budget
 from switchman.policy._redaction import known_secrets
 from switchman.store._db import StoreError
 from switchman.supervisor import ChildSpec, Supervisor, run_supervisor
@@ -437,18 +436,6 @@ class Router:
         await self._root.shutdown()
 
 
-def _disabled_snapshot(
-    spec_models: tuple[ModelSpec, ...], config: Config, name: str
-) -> ProviderSnapshot:
-    return ProviderSnapshot(
-        spec=config.providers[name],
-        models=spec_models,
-        breakers={m.alias: Breaker() for m in spec_models},
-        rate=new_budget(None, None, trio.current_time()),
-        stats={},
-    )
-
-
 def _keys_checked(config: Config, env: Mapping[str, str] | None) -> Config:
     """``config`` (built in Python) with load_config's key rule applied: a provider whose
     API key ``env`` lacks is disabled with the reason load_config gives (``missing API
@@ -580,7 +567,7 @@ async def _run_router(
     for name, spec in config.providers.items():
         models = tuple(by_provider.get(name, ()))
         if spec.disabled_reason is not None or not models:
-            board.publish(name, _disabled_snapshot(models, config, name))
+            board.publish(name, disabled_snapshot(spec, models, trio.current_time()))
             continue
         send, receive = trio.open_memory_channel[ProviderMessage](INBOX_SIZE)
         inboxes[name] = send
@@ -742,11 +729,11 @@ async def open_router(
     """A running router for the duration of the block; closed on the way out.
 
     Left normally or by an exception, it stops taking calls and lets those in flight
-    finish for ``grace_s`` (``aclose``). Left by a cancellation (trio's "stop now": a
-    ``move_on_after`` around the block, a cancelled nursery), its actors stop at once:
-    calls still in flight end failed (``cancelled``, "the router stopped before the call
-    finished") and their trace events end with the hub. To drain on a shutdown signal of
-    your own, ``await router.aclose()`` before cancelling.
+    finish for ``grace_s`` (``aclose``). Left by a cancellation (a ``move_on_after``
+    around it, a cancelled nursery) or Ctrl-C, its actors stop at once: calls in flight
+    end failed (``cancelled``, "the router stopped before the call finished"), their
+    trace events with the hub. To drain on a shutdown signal of your own, ``await
+    router.aclose()`` before cancelling.
 
     An exception raised in the block (``ValidationError`` from ``router.call``, or the
     application's own) comes out as itself, not inside the ``ExceptionGroup`` the
@@ -770,16 +757,30 @@ async def open_router(
                     run_router, config, clients=clients, env=env, breaker=breaker, store=store
                 )
             )
+            interrupted = False
             try:
                 yield router
+            except BaseException as exc:
+                interrupted = _interrupted(exc)
+                raise
             finally:
-                with trio.CancelScope(shield=True):
-                    await router.aclose()
+                if interrupted:  # Ctrl-C: stop now, as a cancellation does, not drain
+                    nursery.cancel_scope.cancel()
+                else:
+                    with trio.CancelScope(shield=True):
+                        await router.aclose()
     except BaseExceptionGroup as group:
         only = _single(group)
         if only is None:
             raise
         raise only from only.__cause__  # (the group's context dropped, not its cause)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or holds) a ``KeyboardInterrupt``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(KeyboardInterrupt) is not None
+    return isinstance(exc, KeyboardInterrupt)
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -245,3 +245,35 @@ async def test_a_config_given_as_a_path_or_a_dict_says_how_to_make_one() -> None
             pass  # pragma: no cover
     with pytest.raises(TypeError, match=r"config_from_dict"):
         switchman.load_config({"router": {}})  # type: ignore[arg-type]
+
+
+async def test_ctrl_c_leaves_the_block_at_once_not_after_the_drain(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A ``KeyboardInterrupt`` out of the block stops the router as a cancellation does:
+    it had drained the calls of the application's other tasks for ``grace_s`` first, the
+    user's Ctrl-C unanswered (10 s, nothing said)."""
+    from switchman.catalog import SimProfile
+
+    from ._simfleet import fleet, sim_model
+
+    slow = sim_model("slow", SimProfile(latency_ms=5_000, ttft_ms=100, error_rate=0.0))
+    results: list[Result] = []
+
+    async def call(router: switchman.Router) -> None:
+        results.append(await router.call(Call(prompt="hi", model="slow")))
+
+    left_at = 0.0
+    interrupted = False
+    try:
+        async with trio.open_nursery() as app, switchman.open_router(fleet(slow)) as router:
+            app.start_soon(call, router)
+            await trio.sleep(1.0)
+            left_at = trio.current_time()
+            raise KeyboardInterrupt
+    except* KeyboardInterrupt:
+        interrupted = True
+    assert interrupted
+    assert trio.current_time() - left_at < 0.5  # (the drain would have run 4 s more)
+    (result,) = results
+    assert result.status == "failed" and result.errors[0].code == "cancelled"

@@ -17,7 +17,7 @@ from switchman.catalog._spec import ModelSpec, ProviderSpec
 from switchman.policy._breaker import Breaker
 from switchman.policy._budget import Period, window_key
 from switchman.policy._learning import LearningConfig, ModelStats, decayed
-from switchman.policy._ratelimit import RateBudget, rate_headroom
+from switchman.policy._ratelimit import RateBudget, new_budget, rate_headroom
 from switchman.policy._silence import Waiting, model_silence
 
 
@@ -245,4 +245,17 @@ def provider_status(snap: ProviderSnapshot, now: float) -> ProviderStatus:
         rate_headroom=rate_headroom(snap.rate, now),
         models=tuple(model_status(snap, m, now) for m in snap.models),
         restarts=snap.restarts,
+    )
+
+
+def disabled_snapshot(
+    spec: ProviderSpec, models: tuple[ModelSpec, ...], now: float
+) -> ProviderSnapshot:
+    """What a provider with no actor (disabled) shows: its models, their breakers closed."""
+    return ProviderSnapshot(
+        spec=spec,
+        models=models,
+        breakers={m.alias: Breaker() for m in models},
+        rate=new_budget(None, None, now),
+        stats={},
     )
