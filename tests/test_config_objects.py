@@ -254,7 +254,9 @@ def test_each_problem_is_named_by_its_path(
 
 
 def test_not_a_config() -> None:
-    assert problems({"router": {}}) == {"config": "must be a Config; got dict"}
+    how = "from a dict, switchman.catalog.config_from_dict(data)"
+    assert problems({"router": {}}) == {"config": f"must be a Config; got dict: {how}"}
+    assert problems(7) == {"config": "must be a Config; got int"}
 
 
 @pytest.mark.parametrize(
