@@ -62,22 +62,21 @@ def _may_yet_repeat(tail: str, got: str) -> bool:
 def strip_repeat(sent: str, pending: str, *, final: bool = False) -> tuple[str, str, bool]:
     """Drop a continuation's repeat of ``sent`` (the text the caller already has): the whole
     of it, or its end from within its last ``REPEAT_TAIL`` characters (``MIN_REPEAT`` or
-    more), at the start of ``pending``, what the continuation has given so far.
+    more), at the start of ``pending``, what the continuation has given so far. The text is
+    compared without the whitespace it ends with (a model restating "...here\n" may go on
+    "...here and more").
 
     Returns (text to forward now, text still held, still checking?). Text is held while
-    more of it could still make it a repeat; at the continuation's end (``final``) what
-    is held is decided: a piece of ``sent`` alone is a repeat, dropped.
+    more of it could still make it a repeat; at the continuation's end (``final``) what is
+    held is forwarded, but for a start of the whole text, a restart that stopped.
     """
-    want = sent.lstrip()
+    want = sent.strip()
     got = pending.lstrip()
     if got.startswith(want):
         return got[len(want) :], "", False
     tail = want[-REPEAT_TAIL:]
-    if want.startswith(got) or _may_yet_repeat(tail, got):
-        if not final:
-            return "", pending, True  # could still be a repeat: keep holding
-        if want.startswith(got) or len(got) >= MIN_REPEAT:
-            return "", "", False  # it restated what was sent and stopped
+    if want.startswith(got) or (not final and _may_yet_repeat(tail, got)):
+        return ("", "", False) if final else ("", pending, True)
     for k in range(min(len(tail), len(got)), MIN_REPEAT - 1, -1):
         if got.startswith(tail[-k:]):
             return got[k:], "", False
@@ -89,24 +88,31 @@ class Seam:
     """Where a continuation of a broken stream joins the text the caller already has.
 
     It drops a repeat of that text (a model asked in a user turn to go on often restates
-    it first: ``strip_repeat``), and the whitespace the text ended with, should the
+    it first: ``strip_repeat``), and the whitespace the text ended with should the
     continuation begin with it again: a prefill is sent without it (Anthropic rejects it),
     and a model sent ``a way of`` goes on with `` solving``, which would read ``of  solving``
-    (or indented code indented twice) after the ``of `` the caller has.
+    after the ``of `` the caller has (only whitespace the same as the text's end is
+    dropped: after ``\n``, a continuation's ``    return x`` keeps its indentation).
     """
 
-    #: the text sent as the answer so far, the router's secrets hidden (what it repeats)
+    #: the answer so far as the model was sent it, the router's secrets hidden (what it
+    #: repeats), without the whitespace it ends with
     sent: str
     #: whether a repeat is still looked for (a model that takes no prefill)
     checking: bool
-    #: whitespace still to drop from the start of what the continuation forwards
-    spaces: int
+    #: the whitespace the text ended with, not yet met again at the continuation's start
+    spaces: str
     pending: str = ""
+    #: how much of the text, from its start, what is held has restated so far (checked a
+    #: piece at a time, as a long restatement comes); -1 once it parted from it
+    restated: int = 0
 
     def take(self, piece: str) -> str:
         """What of ``piece``, the continuation's next text, goes to the caller now."""
         if self.checking:
             self.pending += piece
+            if self._restating(piece):
+                return ""
             piece, self.pending, self.checking = strip_repeat(self.sent, self.pending)
         return self._unspaced(piece)
 
@@ -115,13 +121,36 @@ class Seam:
         held, self.pending, self.checking = self.pending, "", False
         return self._unspaced(strip_repeat(self.sent, held, final=True)[0] if held else "")
 
+    def _restating(self, piece: str) -> bool:
+        """Whether what is held still restates the text from its start, short of its end."""
+        if self.restated < 0:
+            return False
+        said = piece.lstrip() if self.restated == 0 else piece
+        if self.sent.startswith(said, self.restated) and self.restated + len(said) < len(self.sent):
+            self.restated += len(said)
+            return True
+        self.restated = -1
+        return False
+
     def _unspaced(self, piece: str) -> str:
         if self.spaces and piece:
-            lead = len(piece) - len(piece.lstrip())
-            cut = min(self.spaces, lead)
-            piece = piece[cut:]
-            self.spaces = self.spaces - cut if not piece else 0
+            same = 0
+            while same < min(len(piece), len(self.spaces)) and piece[same] == self.spaces[same]:
+                same += 1
+            piece = piece[same:]
+            self.spaces = self.spaces[same:] if not piece else ""
         return piece
+
+
+def so_far(run: CallRun, secrets: tuple[str, ...]) -> tuple[tuple[Message, ...], str]:
+    """The call's messages before the answer, and the answer so far as a continuation is
+    sent it, the router's ``secrets`` hidden: after the caller's own prefill (a last
+    assistant turn), which the answer goes on from, as one turn with it."""
+    messages = run.call.chat()
+    text = hide_known_cut(run.sent_raw, secrets)
+    if messages[-1].role == "assistant":
+        return messages[:-1], messages[-1].content + text
+    return messages, text
 
 
 def seam_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> Seam | None:
@@ -129,12 +158,9 @@ def seam_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> Seam |
     for an attempt that starts the answer."""
     if not run.sent_raw:
         return None
-    sent = hide_known_cut(run.sent_raw, secrets)
-    return Seam(
-        sent=sent,
-        checking=not model.supports_prefill,
-        spaces=len(sent) - len(sent.rstrip()),
-    )
+    text = so_far(run, secrets)[1]
+    sent = text.rstrip()
+    return Seam(sent=sent, checking=not model.supports_prefill, spaces=text[len(sent) :])
 
 
 def unusable(message: str, provider: str, output_began: bool) -> ProviderError:
@@ -416,13 +442,13 @@ def messages_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> tu
     broken stream the text so far (as the assistant's, and a turn asking to continue for
     a model that takes no prefill), the router's own ``secrets`` hidden in it (one the break
     cut too): a model that echoed its provider's key would hand it to the next provider."""
-    messages = run.call.chat()
     if not run.sent_raw:
-        return messages
-    prefill = Message(role="assistant", content=hide_known_cut(run.sent_raw, secrets))
+        return run.call.chat()
+    messages, text = so_far(run, secrets)
     if model.supports_prefill:  # without the whitespace it ends with (see ``Seam``)
-        content = prefill.content.rstrip()
-        return (*messages, attrs.evolve(prefill, content=content)) if content else messages
+        text = text.rstrip()
+        return (*messages, Message(role="assistant", content=text)) if text else messages
+    prefill = Message(role="assistant", content=text)
     return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))
 
 
