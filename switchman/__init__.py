@@ -67,15 +67,21 @@ if TYPE_CHECKING:  # (at run time imported at once, or on first use: see ``_WHER
     )
     from switchman._result import (
         AttemptRecord,
+        BudgetTrace,
         Delta,
+        EligibilityTrace,
         ErrorInfo,
         EventType,
+        Exclusion,
         Outcome,
+        Ranked,
+        RedactionItem,
         RedactionReport,
         Result,
         Trace,
         TraceEvent,
         Usage,
+        Wait,
     )
     from switchman._router import Router, RouterClosed, open_router, run_router
     from switchman.actors import ModelStatus, ProviderStatus, RouterStatus, Subscription
@@ -97,8 +103,9 @@ _WHERE: dict[str, str] = {
         "CallCancelled CallFailed ContentRejected ContextExceeded FieldError NoEligibleModel "
         "PermissionDenied ProviderError QuotaExhausted RateLimited Refused RouterFailed "
         "StreamBroken SwitchmanError TransientError UnknownCall UpstreamError ValidationError",
-        "switchman._result": "AttemptRecord Delta ErrorInfo EventType Outcome RedactionReport "
-        "Result Trace TraceEvent Usage",
+        "switchman._result": "AttemptRecord BudgetTrace Delta EligibilityTrace ErrorInfo "
+        "EventType Exclusion Outcome Ranked RedactionItem RedactionReport Result Trace "
+        "TraceEvent Usage Wait",
         "switchman._router": "Router RouterClosed open_router run_router",
         "switchman.actors": "ModelStatus ProviderStatus RouterStatus Subscription",
         "switchman.catalog": "Config load_config validate_config",
@@ -146,6 +153,7 @@ __all__ = [
     "BadReply",
     "BadRequest",
     "BudgetExceeded",
+    "BudgetTrace",
     "Call",
     "CallCancelled",
     "CallFailed",
@@ -155,8 +163,10 @@ __all__ = [
     "ContextExceeded",
     "Delta",
     "Determinism",
+    "EligibilityTrace",
     "ErrorInfo",
     "EventType",
+    "Exclusion",
     "FieldError",
     "Intent",
     "Message",
@@ -169,7 +179,9 @@ __all__ = [
     "ProviderError",
     "ProviderStatus",
     "QuotaExhausted",
+    "Ranked",
     "RateLimited",
+    "RedactionItem",
     "RedactionMode",
     "RedactionOptions",
     "RedactionOverride",
@@ -195,6 +207,7 @@ __all__ = [
     "Usage",
     "ValidationError",
     "Verbosity",
+    "Wait",
     "__version__",
     "call_from_dict",
     "load_config",

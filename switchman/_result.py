@@ -55,6 +55,8 @@ class Usage:
 
 @attrs.frozen(kw_only=True)
 class RedactionItem:
+    """What redaction replaced in an answer: ``count`` items of one ``kind``."""
+
     kind: str
     count: int
 
@@ -91,18 +93,25 @@ class ErrorInfo:
 
 @attrs.frozen(kw_only=True)
 class Exclusion:
+    """A model left out of a call, and why (``reason``, as the trace says it)."""
+
     alias: str
     reason: str
 
 
 @attrs.frozen(kw_only=True)
 class EligibilityTrace:
+    """The models that could serve a call, and each one left out with its reason."""
+
     eligible: tuple[str, ...] = ()
     excluded: tuple[Exclusion, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
 class Ranked:
+    """A model's place in a call's ranking: its score and, for the first ten, the
+    factors that sum to it."""
+
     alias: str
     score: float
     factors: Mapping[str, float] = attrs.field(factory=dict)
@@ -152,6 +161,8 @@ class Wait:
 
 @attrs.frozen(kw_only=True)
 class BudgetTrace:
+    """What a call held against its budgets (``scopes``) and what it settled at."""
+
     reserved_usd: float = 0.0
     settled_usd: float = 0.0
     scopes: tuple[str, ...] = ()
