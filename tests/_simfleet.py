@@ -9,6 +9,7 @@ import attrs
 import trio
 
 import switchman
+from switchman.actors._callrun import CallRun
 from switchman.catalog import (
     BudgetsConfig,
     Config,
@@ -93,3 +94,19 @@ async def at_once(router: switchman.Router, calls: list[switchman.Call]) -> list
         for call in calls:
             nursery.start_soon(one, call)
     return results
+
+
+def call_run(call: switchman.Call, **fields: Any) -> CallRun:
+    """A call's working state, for the pure steps tested on their own (summaries, merged
+    waits, a continuation's messages): nothing is sent on it."""
+    base: dict[str, Any] = dict(
+        call=call,
+        call_id="c",
+        job_id=None,
+        stream=False,
+        reply_to=None,
+        input_tokens=1,
+        deadline=10.0,
+        started=0.0,
+    )
+    return CallRun(**(base | fields))

@@ -12,27 +12,10 @@ import trio.testing
 
 import switchman
 from switchman import Call, Options, Params, Timeouts
-from switchman.actors._callrun import CallRun
 from switchman.catalog import BudgetsConfig, ServerConfig, SimProfile
 from switchman.sim import expected_answer
 
-from ._simfleet import fleet, routed, sim_model, streamed
-
-
-def _call_run(prompt: str) -> CallRun:
-    """A call's working state, for the pure steps tested on their own (summaries,
-    merged waits): nothing is sent on it."""
-    return CallRun(
-        call=Call(prompt=prompt),
-        call_id="c",
-        job_id=None,
-        stream=False,
-        reply_to=None,  # type: ignore[arg-type]
-        input_tokens=1,
-        deadline=10.0,
-        started=0.0,
-    )
-
+from ._simfleet import call_run, fleet, routed, sim_model, streamed
 
 GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
 
@@ -590,7 +573,7 @@ def test_the_lead_error_is_the_providers_real_cause_not_a_later_breaker() -> Non
     from switchman._result import ErrorInfo
     from switchman.actors._failure import summarise as _summarise
 
-    run = _call_run("x")
+    run = call_run(Call(prompt="x"))
     run.errors = [
         ErrorInfo(code="all_models_failed", message="scheduled outage", provider="a", status=503),
         ErrorInfo(code="no_eligible_model", message="a: breaker open", provider="a"),
@@ -1194,7 +1177,7 @@ def test_asking_again_for_a_paused_model_keeps_one_record() -> None:
     from switchman._result import AttemptRecord, ErrorInfo
     from switchman.actors._attempt_ends import merge_waiting
 
-    run = _call_run("hi")
+    run = call_run(Call(prompt="hi"))
 
     def refused(n: int, at: float, why: str) -> None:
         record = AttemptRecord(
@@ -1321,7 +1304,7 @@ def test_a_model_turned_away_is_not_told_as_over_the_calls_cap() -> None:
     from switchman._result import AttemptRecord, ErrorInfo
     from switchman.actors._failure import summarise as _summarise
 
-    run = _call_run("hi")
+    run = call_run(Call(prompt="hi"))
     for n, alias, outcome, error in ((1, "a", "error", "boom"), (2, "b", "unavailable", "open")):
         run.attempts.append(
             AttemptRecord(
@@ -1352,7 +1335,7 @@ def test_a_cut_call_leads_with_the_cut_told_once_then_what_failed_before_it() ->
     from switchman.actors._failure import summarise as _summarise
 
     gone = "the client disconnected before the answer was complete"
-    run = _call_run("x")
+    run = call_run(Call(prompt="x"))
     run.errors = [
         ErrorInfo(code="rate_limited", message="slow down", provider="openai", status=429),
         ErrorInfo(code="cancelled", message=gone),

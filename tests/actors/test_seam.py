@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from switchman._call import Call, Message
 from switchman.actors._attempt_ends import MIN_REPEAT, Seam, messages_for, seam_for, strip_repeat
-from switchman.actors._callrun import CallRun
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._estimate import CONTINUE_PROMPT
+from tests._simfleet import call_run
 
 SENT = (
     "Recursion is a way of solving a problem by having a function call itself on a "
@@ -121,27 +121,12 @@ def test_strip_repeat_says_when_it_has_decided() -> None:
     assert strip_repeat(SENT, "Another way") == ("Another way", "", False)
 
 
-def _continuing(call: Call, sent: str) -> CallRun:
-    """A call whose stream broke after ``sent`` went to the caller."""
-    return CallRun(
-        call=call,
-        call_id="c",
-        job_id=None,
-        stream=True,
-        reply_to=None,  # type: ignore[arg-type]
-        input_tokens=1,
-        deadline=10.0,
-        started=0.0,
-        raw_pieces=[sent],
-    )
-
-
 def test_a_callers_own_prefill_and_the_answer_so_far_go_on_as_one_turn() -> None:
     """The caller's last assistant turn and the router's prefill went as two turns, which
     Anthropic's adapter joined with a blank line inside the sentence ("The answer is\\n\\n
     42"), and a model without prefill got two assistant turns in a row."""
     turns = (Message(role="user", content="Why 42?"), Message(role="assistant", content="It is"))
-    run = _continuing(Call(messages=turns), " 42, because six times seven ")
+    run = call_run(Call(messages=turns), stream=True, raw_pieces=[" 42, because six times seven "])
     prefilling = ModelSpec(alias="p", provider="x", model_id="p", supports_prefill=True)
     asking = ModelSpec(alias="a", provider="x", model_id="a")
     said = "It is 42, because six times seven"

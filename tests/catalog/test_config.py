@@ -1108,6 +1108,18 @@ def test_a_wrong_kind_is_named_though_base_url_is_missing_too(tmp_path: Path) ->
     assert said == {"providers.openai.kind": kinds, "providers.acme.kind": kinds}
 
 
+#: a model the file brings on OpenAI, whose wire decides nothing of its own
+HOUSE_OPENAI_MODEL = """
+[[models]]
+alias = "oa"
+provider = "openai"
+model_id = "house-model-3"
+context_window = 100000
+input_per_mtok = 1.0
+output_per_mtok = 5.0
+"""
+
+
 def test_a_model_brought_on_the_anthropic_wire_continues_a_cut_answer_by_prefill(
     tmp_path: Path,
 ) -> None:
@@ -1139,14 +1151,8 @@ def test_a_model_brought_on_the_anthropic_wire_continues_a_cut_answer_by_prefill
         output_per_mtok = 5.0
         supports_prefill = false
 
-        [[models]]
-        alias = "oa"
-        provider = "openai"
-        model_id = "house-model-3"
-        context_window = 100000
-        input_per_mtok = 1.0
-        output_per_mtok = 5.0
-        """,
+        """
+        + HOUSE_OPENAI_MODEL,
         env={"PROXY_KEY": "proxy-secret-000000001", **OPENAI},
     )
     assert config.models["an"].supports_prefill is True
@@ -1171,14 +1177,8 @@ def test_a_model_brought_on_perplexitys_agent_api_takes_no_stop_sequences(
         input_per_mtok = 1.0
         output_per_mtok = 5.0
 
-        [[models]]
-        alias = "oa"
-        provider = "openai"
-        model_id = "house-model-3"
-        context_window = 100000
-        input_per_mtok = 1.0
-        output_per_mtok = 5.0
-        """,
+        """
+        + HOUSE_OPENAI_MODEL,
         env={"PERPLEXITY_API_KEY": "pplx-secret-000000001", **OPENAI},
     )
     assert config.models["pplx/house"].supports_stop is False
