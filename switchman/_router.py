@@ -509,6 +509,7 @@ async def run_router(
             _STORES_IN_USE.discard(id(store))
 
 
+@trio.lowlevel.enable_ki_protection  # Ctrl-C reaches the application's task, not ours
 async def _run_router(
     config: Config | None,
     clients: Mapping[str, httpx.AsyncClient] | None,

@@ -205,6 +205,7 @@ class _Dispatcher:
             scope.cancel()
             await trio.lowlevel.checkpoint()  # (raises: the call's scope catches it)
 
+    @trio.lowlevel.enable_ki_protection  # (Ctrl-C: see switchman.supervisor._supervisor)
     async def run_call(self, msg: Submit, scope: trio.CancelScope) -> None:
         """Run one call and always answer it: a bug in one call fails that call only."""
         with msg.reply_to:
@@ -673,6 +674,7 @@ async def run_dispatcher(
         async with trio.open_nursery() as nursery:
             flusher = trio.CancelScope()
 
+            @trio.lowlevel.enable_ki_protection
             async def flush_spend() -> None:
                 with flusher:
                     await dispatcher.flush_spend()

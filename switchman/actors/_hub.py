@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import weakref
 from collections.abc import Callable
 from types import TracebackType
@@ -265,3 +266,16 @@ async def run_trace_hub(
         await trio.sleep_forever()
     finally:
         hub.close()
+
+
+@trio.lowlevel.enable_ki_protection
+async def publish_after_the_call(hub: TraceHub, events: list[TraceEvent]) -> None:
+    """Publish breaker changes a moment later: the outcome that caused one reached its call
+    task first, and that task tells its ``attempt.finished`` in its next step, so a watcher
+    reads the attempt, then what it did to the breaker. Each is stamped as it goes out, so
+    its time is not before those of the events it follows."""
+    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint()
+    now = time.time()
+    for event in events:
+        hub.tell(attrs.evolve(event, ts=max(event.ts, now)))

@@ -55,7 +55,7 @@ from switchman.actors._attempt_ends import (
     tell_failed,
 )
 from switchman.actors._board import ModelHold, ProviderSnapshot, StatusBoard
-from switchman.actors._hub import TraceHub
+from switchman.actors._hub import TraceHub, publish_after_the_call
 from switchman.actors._messages import (
     SLOW_AFTER_MS,
     SLOW_FACTOR,
@@ -552,7 +552,7 @@ class _ProviderState:
             for event in events:
                 self.hub.tell(event)
         else:  # after the call's own attempt.finished, which this outcome caused
-            self.nursery.start_soon(_publish_after_the_call, self.hub, events)
+            self.nursery.start_soon(publish_after_the_call, self.hub, events)
 
 
 async def run_provider_actor(
@@ -628,6 +628,7 @@ async def run_provider_actor(
                 timer.cancel()
 
 
+@trio.lowlevel.enable_ki_protection  # (Ctrl-C: see switchman.supervisor._supervisor)
 async def _run_attempt(
     state: _ProviderState,
     msg: Attempt,
@@ -775,6 +776,7 @@ async def _run_attempt(
         )
 
 
+@trio.lowlevel.enable_ki_protection
 async def _announce_half_open(state: _ProviderState, alias: str, open_until: float) -> None:
     """Wait out a breaker's cool-down, then tell that it is half-open (unless it changed).
     Cancelled when the actor stops taking attempts: a timer never holds up shutdown."""
@@ -785,15 +787,3 @@ async def _announce_half_open(state: _ProviderState, alias: str, open_until: flo
             state.announce_half_open(alias, open_until)
         finally:
             state.timers.discard(scope)
-
-
-async def _publish_after_the_call(hub: TraceHub, events: list[TraceEvent]) -> None:
-    """Publish breaker changes a moment later: the outcome that caused one reached its call
-    task first, and that task tells its ``attempt.finished`` in its next step, so a watcher
-    reads the attempt, then what it did to the breaker. Each is stamped as it goes out, so
-    its time is not before those of the events it follows."""
-    await trio.lowlevel.checkpoint()
-    await trio.lowlevel.checkpoint()
-    now = time.time()
-    for event in events:
-        hub.tell(attrs.evolve(event, ts=max(event.ts, now)))
