@@ -4,6 +4,7 @@ something other than a Call: every caller hears, and nothing hangs."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,7 +195,6 @@ def test_opening_a_store_under_asyncio_says_what_to_do(tmp_path: object) -> None
     """README's store recipe under asyncio raised trio's "must be called from async
     context" from inside the store."""
     import asyncio
-    from pathlib import Path
 
     from switchman.store import open_store
 
@@ -245,6 +245,20 @@ async def test_a_config_given_as_a_path_or_a_dict_says_how_to_make_one() -> None
             pass  # pragma: no cover
     with pytest.raises(TypeError, match=r"config_from_dict"):
         switchman.load_config({"router": {}})  # type: ignore[arg-type]
+    with pytest.raises(switchman.ValidationError, match=r"got PosixPath: from a file"):
+        async with switchman.open_router(Path("switchman.toml")):  # type: ignore[arg-type]
+            pass  # pragma: no cover
+
+
+async def test_a_store_used_after_its_block_says_so(tmp_path: Path) -> None:
+    """It raised a bare ``trio.ClosedResourceError()``."""
+    from switchman.store import StoreError, open_store
+
+    async with open_store(str(tmp_path / "gone.db")) as store:
+        pass
+    with trio.fail_after(10), pytest.raises(StoreError, match="the store is closed: use it inside"):
+        async with switchman.open_router(store=store):
+            pass  # pragma: no cover
 
 
 async def test_ctrl_c_leaves_the_block_at_once_not_after_the_drain(

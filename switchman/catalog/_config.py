@@ -616,9 +616,9 @@ def config_problems(config: object) -> list[FieldError]:
     name grants the route: :func:`allowed_for`).
     """
     if not isinstance(config, Config):
-        got = type(config).__name__
-        how = f": {_MAKE_CONFIG[got]}" if got in _MAKE_CONFIG else ""
-        return [FieldError("config", f"must be a Config; got {got}{how}")]
+        how = "str" if isinstance(config, str | os.PathLike) else type(config).__name__
+        hint = f": {_MAKE_CONFIG[how]}" if how in _MAKE_CONFIG else ""
+        return [FieldError("config", f"must be a Config; got {type(config).__name__}{hint}")]
     errors: list[FieldError] = []
     providers = _section(errors, "providers", config.providers, ProviderSpec, "name")
     models = _section(errors, "models", config.models, ModelSpec, "alias")

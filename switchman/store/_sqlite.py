@@ -180,7 +180,10 @@ class JobStore:
         reply: trio.MemorySendChannel[outcome.Outcome[Any]]
         answer: trio.MemoryReceiveChannel[outcome.Outcome[Any]]
         reply, answer = open_channel(1)
-        await self._ops.send((fn, args, reply))
+        try:
+            await self._ops.send((fn, args, reply))
+        except trio.ClosedResourceError:  # (its ``open_store`` block was left)
+            raise StoreError("the store is closed: use it inside its open_store block") from None
         with answer:
             done = await answer.receive()
         if isinstance(done, outcome.Error) and _unavailable(done.error):
