@@ -1,10 +1,15 @@
-"""The README's configuration example is a configuration switchman loads as it says."""
+"""The README's configuration example loads as it says, and its table of trace events is what
+the router publishes."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from switchman import load_config
+import trio
+
+import switchman
+from switchman import Call, load_config
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -32,3 +37,54 @@ def test_the_configuration_example_loads_with_what_it_says(tmp_path: Path) -> No
     assert config.budgets.callers["batch-jobs"]["daily_usd"] == 2.0
     (key,) = config.keys
     assert (key.handle, key.rpm, key.daily_usd) == ("team-a", 60, 5.0)
+
+
+def _event_table() -> dict[str, set[str]]:
+    """The README's table of trace events: each type and the data keys it names."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("| type | data |")
+    rows = text[start : text.index("\n\n", start)].splitlines()[2:]
+    table = {}
+    for row in rows:
+        _, kind, said, _ = row.split("|")
+        data = re.sub(r"\([^)]*\)", "", said)  # (what each holds, said in brackets)
+        # the keys are the first backquoted word of each comma-separated part
+        keys = {p.split("`")[1].split(":")[0] for p in re.split(r",|;| and ", data) if "`" in p}
+        table[kind.strip().strip("`")] = keys
+    return table
+
+
+async def test_the_trace_events_carry_the_data_the_readme_says(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Every event a run of calls publishes (plain, streamed, failed, budgeted, a breaker
+    opening) has exactly the data keys the README's table gives its type, at most."""
+    from switchman.catalog import BudgetsConfig, SimProfile
+
+    from ._simfleet import fleet, sim_model
+
+    table = _event_table()
+    down = sim_model("down", SimProfile(error_rate=1.0))
+    config = fleet(sim_model("good"), down, budgets=BudgetsConfig(global_daily_usd=10.0))
+    seen: dict[str, set[str]] = {}
+    async with switchman.open_router(config) as router:
+        events = router.subscribe(buffer=10_000)
+        for _ in range(6):
+            await router.call(Call(prompt="hi", model="down"))
+            async with router.stream(Call(prompt="hi", model="good")) as replies:
+                async for _item in replies:
+                    pass
+        await trio.sleep(1)
+        while True:
+            try:
+                event = events.receive_nowait()
+            except trio.WouldBlock:
+                break
+            seen.setdefault(event.type, set()).update(event.data)
+    assert set(seen) <= set(table), set(seen) - set(table)
+    for kind, keys in seen.items():
+        assert keys <= table[kind], (kind, keys - table[kind])
+    told = {"call.accepted", "call.routed", "attempt.started", "attempt.delta", "call.failed"}
+    assert told | {"attempt.finished", "call.completed", "breaker.changed"} <= set(seen)
+    assert seen["breaker.changed"] == table["breaker.changed"]
+    assert seen["attempt.finished"] == table["attempt.finished"]
