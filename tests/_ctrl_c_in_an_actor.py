@@ -2,7 +2,9 @@
 meets it): the next start must read what the calls cost, not each at its most.
 
 Run as its own process by ``test_ctrl_c.py`` (a ``KeyboardInterrupt`` in the test
-process would end the test session): ``python _ctrl_c_in_an_actor.py DB``."""
+process would end the test session): ``python _ctrl_c_in_an_actor.py DB [WHERE]``, WHERE
+``persister`` (its save meets Ctrl-C: the default) or ``writer`` (the store's writer task
+meets it, at the first line it runs once the calls are in flight)."""
 
 import signal
 import sys
@@ -56,10 +58,24 @@ class Tripwire:
         await self.inner.save_spend_change(*args)
 
 
-async def main(db: str) -> None:
+def _in_the_writer(frame: Any, event: str, arg: Any) -> Any:
+    """A trace hook: Ctrl-C at the first line the store's writer task runs."""
+    if frame.f_code.co_filename.endswith("_sqlite.py") and frame.f_code.co_name == "_drain":
+
+        def line(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line":
+                sys.settrace(None)
+                signal.raise_signal(signal.SIGINT)
+            return line
+
+        return line
+    return None
+
+
+async def main(db: str, where: str) -> None:
     call = switchman.Call(prompt="x", model="slow", params=switchman.Params(max_tokens=1000))
     async with open_store(db) as store:
-        wired = Tripwire(store)
+        wired = Tripwire(store) if where == "persister" else store
         try:
             async with (
                 trio.open_nursery() as app,
@@ -67,12 +83,16 @@ async def main(db: str) -> None:
             ):
                 for _ in range(5):
                     app.start_soon(router.call, call)
+                await trio.sleep(0.5)
+                if where == "writer":
+                    sys.settrace(_in_the_writer)
+                    app.start_soon(router.call, call)  # (its hold is saved: the writer runs)
                 await trio.sleep(20)
             print("not interrupted")
         except* KeyboardInterrupt:
-            print("interrupted", wired.saves)
+            print("interrupted", where)
     async with open_store(db) as store, switchman.open_router(CONFIG, store=store) as router:
         print("spent", (await router.spend())["day"])
 
 
-trio.run(main, sys.argv[1])
+trio.run(main, sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "persister")

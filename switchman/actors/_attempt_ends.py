@@ -96,7 +96,7 @@ class Seam:
     """
 
     #: the answer so far as the model was sent it, the router's secrets hidden (what it
-    #: repeats), without the whitespace it ends with
+    #: repeats), without the whitespace it begins and ends with
     sent: str
     #: whether a repeat is still looked for (a model that takes no prefill)
     checking: bool
@@ -159,8 +159,9 @@ def seam_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> Seam |
     if not run.sent_raw:
         return None
     text = so_far(run, secrets)[1]
-    sent = text.rstrip()
-    return Seam(sent=sent, checking=not model.supports_prefill, spaces=text[len(sent) :])
+    sent = text.rstrip()  # (and compared without the whitespace it begins with)
+    spaces = text[len(sent) :]
+    return Seam(sent=sent.lstrip(), checking=not model.supports_prefill, spaces=spaces)
 
 
 def unusable(message: str, provider: str, output_began: bool) -> ProviderError:

@@ -221,6 +221,8 @@ class JobStore:
     def _beat_period(self) -> float:
         return BEAT_S if self._beat_s is None else self._beat_s
 
+    @trio.lowlevel.enable_ki_protection  # (Ctrl-C: as the router's own tasks, see
+    # switchman.supervisor._supervisor: a writer killed mid-write loses the last save)
     async def _serve(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -390,6 +392,7 @@ class JobStore:
             log.info("wrote %d finished job(s) kept in memory to %s", len(written), self.path)
         return not self._pending
 
+    @trio.lowlevel.enable_ki_protection
     async def _retry_forever(self) -> None:
         """Write the finishes kept in memory, every ``RETRY_S`` while there are some."""
         while True:
@@ -439,6 +442,7 @@ class JobStore:
         without a result) that result; how many were. Others are left as they are."""
         return await self._run(self._db.bill_interrupted, results)
 
+    @trio.lowlevel.enable_ki_protection
     async def beat_forever(self) -> None:
         """Record every ``BEAT_S`` seconds that this process is alive: a job it leaves
         running when it is killed is then stored as finished by then, not at the next
@@ -630,6 +634,7 @@ async def open_store(
             yield store
 
 
+@trio.lowlevel.enable_ki_protection
 async def _background(store: JobStore, scope: trio.CancelScope) -> None:
     """The heartbeat, and the retries of the finishes kept in memory, until ``scope``
     is cancelled."""
