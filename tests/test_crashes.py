@@ -121,6 +121,7 @@ async def test_a_provider_crashing_on_every_attempt_is_held_out_and_the_router_l
     # holds of 10, 20, 40 s...: a handful of crashes in two minutes, not one a call
     assert 3 <= crashes["sim-a"] <= 6, crashes
     assert (status["sim-a"].restarts, status["sim-b"].restarts) == (crashes["sim-a"], 0)
+    assert status["sim-a"].held_for_s > 0 and status["sim-b"].held_for_s == 0.0
     said = str(held.errors)
     assert "its actor crashed" in said and "(the last: RuntimeError)" in said, said
     assert "injected crash" not in said  # (a bug's message may quote an upstream: the log)

@@ -122,6 +122,9 @@ class ProviderStatus:
     models: tuple[ModelStatus, ...]
     #: times its actor crashed (a bug) and its supervisor restarted it
     restarts: int = 0
+    #: how long the provider stays held out (a key it rejected, its actor crashing), 0.0
+    #: when it is not held or is disabled for good (no key, ``enabled = false``)
+    held_for_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -245,6 +248,7 @@ def provider_status(snap: ProviderSnapshot, now: float) -> ProviderStatus:
         rate_headroom=rate_headroom(snap.rate, now),
         models=tuple(model_status(snap, m, now) for m in snap.models),
         restarts=snap.restarts,
+        held_for_s=max(snap.misconfigured_until - now, 0.0) if snap.misconfigured else 0.0,
     )
 
 

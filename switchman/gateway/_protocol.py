@@ -57,6 +57,8 @@ class ProviderStatusLike(Protocol):
     def models(self) -> Sequence[ModelStatusLike]: ...
     @property
     def restarts(self) -> int: ...  # its actor's restarts after a crash
+    @property
+    def held_for_s(self) -> float: ...  # how long it stays held out (0.0: not held)
 
 
 class RouterStatusLike(Protocol):

@@ -162,6 +162,9 @@ def providers_body(
             "disabled": reason is not None,
             "models": models,
         }
+        if reason is not None and state is not None and state.held_for_s > 0:
+            # held out for now, not for good: when it is back, told to every key
+            provider["back_in_s"] = round(state.held_for_s, 1)
         if detailed:
             provider.update(
                 disabled_reason=reason,

@@ -92,6 +92,7 @@ class ProviderStatus:
     rate_headroom: Mapping[str, Any] = attrs.field(factory=dict)
     models: tuple[ModelStatus, ...] = ()
     restarts: int = 0
+    held_for_s: float = 0.0
 
 
 @attrs.frozen(kw_only=True)

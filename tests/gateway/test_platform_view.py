@@ -185,3 +185,24 @@ async def test_a_key_is_told_why_its_own_models_were_left_out(nursery: trio.Nurs
         "no eligible model for this request: perplexity/healthy: estimated cost $"
     )
     assert "more" not in v1_message and not any(f"{p}/healthy" in v1_message for p in others)
+
+
+async def test_a_provider_held_out_for_now_says_when_it_is_back_to_every_key(
+    nursery: trio.Nursery,
+) -> None:
+    """A provider held out (its key rejected, its actor crashing) showed a team only
+    ``disabled``, as if for good; it now says when it is back, still not why."""
+    from switchman.actors._provider import MISCONFIGURED_HOLD_S
+
+    with trio.fail_after(30):
+        async with _platform(nursery) as gw:
+            seen = (await gw.client.get("/providers", headers=A)).json()["providers"]
+            openai = next(p for p in seen if p["name"] == "openai")
+            assert openai["disabled"] is True
+            assert 0 < openai["back_in_s"] <= MISCONFIGURED_HOLD_S
+            anthropic = next(p for p in seen if p["name"] == "anthropic")
+            assert anthropic["disabled"] is True and "back_in_s" not in anthropic  # (for good)
+            _assert_nothing_internal(json.dumps(seen))
+            ops = (await gw.client.get("/providers", headers=OPS)).json()["providers"]
+            told = next(p for p in ops if p["name"] == "openai")
+            assert abs(told["back_in_s"] - openai["back_in_s"]) < 5 and told["disabled_reason"]
