@@ -90,8 +90,9 @@ def providers(args: argparse.Namespace) -> int:
 
     # the ones that can answer first, with their models; the others one line each
     def reason_of(p: dict[str, Any]) -> str | None:
-        # admins see the reason; other keys only whether it is disabled
-        return p.get("disabled_reason") or ("disabled" if p.get("disabled") else None)
+        # admins see the reason; other keys whether it is disabled, and when it is back
+        back = f" (back in {p['back_in_s']:g}s)" if p.get("back_in_s") else ""
+        return p.get("disabled_reason") or (f"disabled{back}" if p.get("disabled") else None)
 
     for p in sorted(providers, key=lambda p: reason_of(p) is not None):
         reason = reason_of(p)

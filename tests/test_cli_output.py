@@ -157,6 +157,11 @@ def test_one_model_is_not_models(
     monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=listed))
     assert main(["providers"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("missing API key  (1 model)")
+    # a team's key sees only that it is out, and, held out for now, when it is back
+    listed = {"providers": [{**providers[1], "back_in_s": 8.2}]}
+    monkeypatch.setattr(switchman.cli, "_request", lambda *a, **k: httpx.Response(200, json=listed))
+    assert main(["providers"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("disabled (back in 8.2s)  (1 model)")
 
 
 def test_a_results_sources_are_listed_after_it(capsys: pytest.CaptureFixture[str]) -> None:
