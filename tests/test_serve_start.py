@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import httpx
 
-from tests.test_cli import CLI, clean_env, serving
+from tests.test_cli import cli, serving
 
 NAMED = """
 [providers.mistral]
@@ -108,12 +107,15 @@ def test_a_provider_the_file_names_that_serves_no_model_is_told(tmp_path: Path) 
 def test_an_open_gateway_on_a_public_address_is_refused_before_anything_starts(
     tmp_path: Path,
 ) -> None:
-    done = subprocess.run(
-        [*CLI, "serve", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "j.db")],
-        env=clean_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    done = cli(
+        tmp_path,
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--db",
+        str(tmp_path / "j.db"),
         timeout=60,
     )
     assert done.returncode == 2
@@ -126,14 +128,7 @@ def test_a_store_from_a_newer_switchman_is_refused_with_what_to_do(tmp_path: Pat
     db = tmp_path / "jobs.db"
     with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.execute("PRAGMA user_version = 99")
-    done = subprocess.run(
-        [*CLI, "serve", "--port", "0", "--db", str(db)],
-        env=clean_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli(tmp_path, "serve", "--port", "0", "--db", str(db), timeout=60)
     assert done.returncode == 2, done.stderr
     assert f"cannot use {db} as the job store: a newer switchman wrote it" in done.stderr
     assert "run that version, or give this one another store" in done.stderr
@@ -175,12 +170,15 @@ def test_a_router_that_gives_up_stops_the_daemon_saying_why(tmp_path: Path) -> N
         "from switchman.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", inject, "serve", "--port", "0", "--db", str(tmp_path / "j.db")],
-        env=clean_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    injected = (sys.executable, "-c", inject)
+    done = cli(
+        tmp_path,
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        str(tmp_path / "j.db"),
+        command=injected,
         timeout=60,
     )
     assert done.returncode == 70, done.stderr
