@@ -142,28 +142,6 @@ class Seam:
         return piece
 
 
-def so_far(run: CallRun, secrets: tuple[str, ...]) -> tuple[tuple[Message, ...], str]:
-    """The call's messages before the answer, and the answer so far as a continuation is
-    sent it, the router's ``secrets`` hidden: after the caller's own prefill (a last
-    assistant turn), which the answer goes on from, as one turn with it."""
-    messages = run.call.chat()
-    text = hide_known_cut(run.sent_raw, secrets)
-    if messages[-1].role == "assistant":
-        return messages[:-1], messages[-1].content + text
-    return messages, text
-
-
-def seam_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> Seam | None:
-    """The seam of an attempt on ``model`` that continues ``run``'s broken stream; None
-    for an attempt that starts the answer."""
-    if not run.sent_raw:
-        return None
-    text = so_far(run, secrets)[1]
-    sent = text.rstrip()  # (and compared without the whitespace it begins with)
-    spaces = text[len(sent) :]
-    return Seam(sent=sent.lstrip(), checking=not model.supports_prefill, spaces=spaces)
-
-
 def unusable(message: str, provider: str, output_began: bool) -> ProviderError:
     """An answer that cannot be taken as it is: a stream cut short once text went out
     (continued elsewhere), else a bad reply (another model answers)."""
@@ -438,19 +416,27 @@ def answer_cost(run: CallRun, model: ModelSpec) -> float:
     return most_cost(model, run.input_tokens, output_tokens(run.call, model, run.input_tokens))
 
 
-def messages_for(run: CallRun, model: ModelSpec, secrets: tuple[str, ...]) -> tuple[Message, ...]:
-    """The messages an attempt on ``model`` sends: the call's, and for a continuation of a
-    broken stream the text so far (as the assistant's, and a turn asking to continue for
-    a model that takes no prefill), the router's own ``secrets`` hidden in it (one the break
-    cut too): a model that echoed its provider's key would hand it to the next provider."""
+def messages_for(
+    run: CallRun, model: ModelSpec, secrets: tuple[str, ...]
+) -> tuple[tuple[Message, ...], Seam | None]:
+    """The messages an attempt on ``model`` sends, and for a continuation of a broken stream
+    its ``Seam``. A continuation is sent the text so far as the assistant's (one turn with
+    the caller's own prefill, a last assistant turn, which the answer goes on from), and,
+    for a model that takes no prefill, a turn asking it to continue; the router's own
+    ``secrets`` hidden in it (one the break cut too): a model that echoed its provider's
+    key would hand it to the next provider."""
+    messages = run.call.chat()
     if not run.sent_raw:
-        return run.call.chat()
-    messages, text = so_far(run, secrets)
-    if model.supports_prefill:  # without the whitespace it ends with (see ``Seam``)
-        text = text.rstrip()
-        return (*messages, Message(role="assistant", content=text)) if text else messages
+        return messages, None
+    text = hide_known_cut(run.sent_raw, secrets)
+    if messages[-1].role == "assistant":
+        messages, text = messages[:-1], messages[-1].content + text
+    sent = text.rstrip()  # (compared without the whitespace it begins with too)
+    seam = Seam(sent=sent.lstrip(), checking=not model.supports_prefill, spaces=text[len(sent) :])
+    if model.supports_prefill:  # sent without the whitespace it ends with (see ``Seam``)
+        return ((*messages, Message(role="assistant", content=sent)) if sent else messages), seam
     prefill = Message(role="assistant", content=text)
-    return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT))
+    return (*messages, prefill, Message(role="user", content=CONTINUE_PROMPT)), seam
 
 
 def reasoning_unseen(model: ModelSpec, config: Config) -> bool:

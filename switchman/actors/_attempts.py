@@ -53,7 +53,6 @@ from switchman.actors._attempt_ends import (
     reasoning_unseen,
     record_data,
     runaway,
-    seam_for,
     stopped,
     texts_waiting,
     tighter,
@@ -442,9 +441,11 @@ async def _exchange(
     continued = run.sent_raw  # what this attempt sends again: in its bill's bound if cut
     params = request_params(call, model)
     params["max_tokens"] = out_tokens
+    # a continuation of a broken stream: its join to the text sent (a repeat of it dropped)
+    messages, seam = messages_for(run, model, env.secrets)
     request = ProviderRequest(
         model_id=model.model_id,
-        messages=messages_for(run, model, env.secrets),
+        messages=messages,
         stream=True,
         context_window=model.context_window,
         **params,
@@ -480,8 +481,6 @@ async def _exchange(
     error: ProviderError | None = None
     end: StreamEnd | None = None
     unavailable: Unavailable | None = None
-    # continuing a broken stream: its join to the text sent (a repeat of it dropped)
-    seam = seam_for(run, model, env.secrets)
     dedupe = seam is not None and seam.checking
     # all the text such a continuation generated, its repeat included: what it is billed
     raw: list[str] | None = [] if dedupe else None

@@ -5,7 +5,7 @@ without not doubled."""
 from __future__ import annotations
 
 from switchman._call import Call, Message
-from switchman.actors._attempt_ends import MIN_REPEAT, Seam, messages_for, seam_for, strip_repeat
+from switchman.actors._attempt_ends import MIN_REPEAT, Seam, messages_for, strip_repeat
 from switchman.catalog._spec import ModelSpec
 from switchman.policy._estimate import CONTINUE_PROMPT
 from tests._simfleet import call_run
@@ -130,17 +130,18 @@ def test_a_callers_own_prefill_and_the_answer_so_far_go_on_as_one_turn() -> None
     prefilling = ModelSpec(alias="p", provider="x", model_id="p", supports_prefill=True)
     asking = ModelSpec(alias="a", provider="x", model_id="a")
     said = "It is 42, because six times seven"
-    assert messages_for(run, prefilling, ()) == (
+    assert messages_for(run, prefilling, ())[0] == (
         turns[0],
         Message(role="assistant", content=said),
     )
-    assert messages_for(run, asking, ()) == (
+    messages, seam = messages_for(run, asking, ())
+    assert messages == (
         turns[0],
         Message(role="assistant", content=said + " "),
         Message(role="user", content=CONTINUE_PROMPT),
     )
-    seam = seam_for(run, asking, ())
     assert seam is not None and (seam.sent, seam.spaces) == (said, " ")
+    assert messages_for(call_run(Call(messages=turns)), asking, ()) == (turns, None)  # (fresh)
     # a restatement from the turn's start is dropped as one of the answer's
     assert seam.take(said + " equals it.") == "equals it."
 
@@ -151,7 +152,7 @@ def test_an_answer_beginning_with_whitespace_is_followed_a_piece_at_a_time_too()
     of CPU)."""
     said = "\n\n" + ("All work and no play makes a dull answer. " * 200).rstrip()
     run = call_run(Call(prompt="x"), stream=True, raw_pieces=[said])
-    seam = seam_for(run, ModelSpec(alias="a", provider="x", model_id="a"), ())
+    seam = messages_for(run, ModelSpec(alias="a", provider="x", model_id="a"), ())[1]
     assert seam is not None and seam.sent == said.strip()
     out = [seam.take(p) for p in chunks(said.strip()[:400], 4)]
     assert out == [""] * len(out) and seam.restated == 400
