@@ -414,7 +414,7 @@ class _Dispatcher:
             input_tokens=run.input_tokens,
             unavailable=unavailable_models(env, now, reach, back_at),
             allowed=patterns,
-            # (what ``_roomy`` keeps: only a call reaching several models can need it)
+            # (what ``_prefer_others`` keeps: only a call reaching several models can need it)
             named=named_aliases(call, env.config) if reach is None or len(reach) > 1 else (),
         )
         named = _out_of_service(env, reach)

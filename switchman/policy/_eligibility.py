@@ -260,7 +260,7 @@ def check_eligibility(
     5. ``params.max_tokens`` above the model's ``max_output_tokens``; without it, the
        model's ``max_output_tokens`` below the verbosity's room
        (``VERBOSITY_OUTPUT_TOKENS``: 256, 1,024, 4,096) when other eligible models have
-       that room (``_roomy``), unless the call ``named`` it (``named_aliases``);
+       that room (``_prefer_others``), unless the call ``named`` it (``named_aliases``);
     6. the context window is below ``input_tokens``, or, on a model whose window holds
        the output too (``context_includes_output``), below ``input_tokens`` plus
        ``output_tokens()``: the caller's ``max_tokens``, else the default budget shrunk
@@ -275,7 +275,7 @@ def check_eligibility(
         provider disabled...): its reason is reported verbatim;
     11. a conversation ending with the assistant's turn (a prefill): a model that takes
         no prefill, when other eligible models do, unless the call ``named`` it
-        (``_prefilling``).
+        (``_prefer_others``).
 
     ``input_tokens`` is passed in (see ``estimate_input_tokens``) so one
     estimate serves the windows here and scoring.
@@ -292,57 +292,48 @@ def check_eligibility(
         else:
             excluded.append(Exclusion(alias=model.alias, reason=reason))
     if call.params.max_tokens is None and len(eligible) > 1:
-        _roomy(call, eligible, excluded, named)
+        room = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
+        short = [m for m in eligible if m.max_output_tokens < room and m.alias not in named]
+        _prefer_others(
+            eligible,
+            excluded,
+            short,
+            lambda m: (
+                f"verbosity {call.options.verbosity} needs room for {room} output tokens;"
+                f" the model's limit is {m.max_output_tokens} (others have it)"
+            ),
+        )
     if call.messages is not None and call.messages[-1].role == "assistant" and len(eligible) > 1:
-        _prefilling(eligible, excluded, named)
+        fresh = [m for m in eligible if not m.supports_prefill and m.alias not in named]
+        _prefer_others(eligible, excluded, fresh, lambda m: PREFILL_EXCLUSION)
     return Eligibility(eligible=tuple(eligible), excluded=tuple(excluded))
 
 
-#: why a model is left out of a call whose conversation ends with the assistant's turn
+#: why a model is left out of a call whose conversation ends with the assistant's turn: it
+#: would answer that turn afresh (the caller, who meant the answer to go on from it, would
+#: join the two), or its API refuses it
 PREFILL_EXCLUSION: Final = (
     "the conversation ends with the assistant's turn (a prefill), which the model does not "
     "continue (others do)"
 )
 
 
-def _prefilling(
-    eligible: list[ModelSpec], excluded: list[Exclusion], named: Collection[str]
+def _prefer_others(
+    eligible: list[ModelSpec],
+    excluded: list[Exclusion],
+    lacking: list[ModelSpec],
+    why: Callable[[ModelSpec], str],
 ) -> None:
-    """Leave out the models that take no prefill (``supports_prefill``) from a call whose
-    conversation ends with the assistant's turn, when others take it, among those ``auto``
-    brought in: such a model answers that turn afresh (the caller, who meant the answer to
-    go on from it, would join the two), or its API refuses it. A model the call ``named``
-    is sent it as named."""
-    fresh = [m for m in eligible if not m.supports_prefill and m.alias not in named]
-    if not fresh or len(fresh) == len(eligible):
+    """Leave out the ``lacking`` models (those ``auto`` brought in that lack what the call
+    wants: a model the call named serves it as named, before the others), saying ``why``,
+    when other eligible models have it. The room a verbosity wants (a model below it was
+    sent its own limit, and a "full" answer came back cut short: an OpenAI-style request
+    without ``max_tokens`` asks for "full"); a prefill to continue (``supports_prefill``)."""
+    if not lacking or len(lacking) == len(eligible):
         return
-    for model in fresh:
+    for model in lacking:
         eligible.remove(model)
-        excluded.append(Exclusion(alias=model.alias, reason=PREFILL_EXCLUSION))
-
-
-def _roomy(
-    call: Call, eligible: list[ModelSpec], excluded: list[Exclusion], named: Collection[str]
-) -> None:
-    """Leave out the models whose output limit is below the call's verbosity's room, when
-    others have it (a model below it was sent its own limit, and a "full" answer came back
-    cut short), among those ``auto`` brought in: a model the call ``named`` (its model, its
-    route's chain, its fallbacks) serves it at its own limit, as named, before the others
-    (an OpenAI-style request without ``max_tokens`` asks for "full": as long as the model
-    allows)."""
-    room = VERBOSITY_OUTPUT_TOKENS[call.options.verbosity]
-    short = [m for m in eligible if m.max_output_tokens < room and m.alias not in named]
-    if not short or len(short) == len(eligible):
-        return
-    for model in short:
-        eligible.remove(model)
-        excluded.append(
-            Exclusion(
-                alias=model.alias,
-                reason=f"verbosity {call.options.verbosity} needs room for {room} output"
-                f" tokens; the model's limit is {model.max_output_tokens} (others have it)",
-            )
-        )
+        excluded.append(Exclusion(alias=model.alias, reason=why(model)))
 
 
 def request_params(call: Call, model: ModelSpec, input_tokens: int | None = None) -> dict[str, Any]:
