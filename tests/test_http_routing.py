@@ -529,11 +529,13 @@ async def test_stream_broken_mid_answer_is_continued_by_the_fallback(
 ) -> None:
     providers = ("openai", "gemini", "ollama", "perplexity")
     models = [model(p, behaviour) for p in providers]
-    models += [model("anthropic", "healthy"), model("deepseek", "healthy")]
+    # (DeepSeek takes a prefill, as the catalog's do, by its beta's prefix completion)
+    models += [model("anthropic", "healthy"), model("deepseek", "healthy", supports_prefill=True)]
+    models.append(model("mistral", "healthy"))
     routes = {
         f"{p}-{fb}": (f"{p}/{behaviour}", f"{fb}/healthy")
         for p in providers
-        for fb in ("anthropic", "deepseek")
+        for fb in ("anthropic", "deepseek", "mistral")
     }
     async with open_fleet(http_fleet(server, models, routes=routes)) as fleet:
         for route in routes:
@@ -551,16 +553,23 @@ async def test_stream_broken_mid_answer_is_continued_by_the_fallback(
             # the fallback carries the text on: its own answer's words after as many
             words = answer_of(f"{fb}/healthy").split()[len(sent.split()) :]
             carried_on = sent + ("" if sent[-1].isspace() else " ") + " ".join(words)
-            if fb == "anthropic":  # prefill: the text sent so far, continued
-                assert continuation["messages"][-1] == {"role": "assistant", "content": sent}
-                assert result.answer == carried_on
-            else:  # no prefill: asked in a user turn to continue it
+            if fb == "mistral":  # no prefill: asked in a user turn to continue it
                 turns = continuation["messages"][-2:]
                 assert turns == [
                     {"role": "assistant", "content": sent},
                     {"role": "user", "content": CONTINUE_PROMPT},
                 ]
                 assert result.answer == carried_on
+                continue
+            # prefill: the text sent so far, continued (DeepSeek's marked a prefix)
+            prefilled = {"role": "assistant", "content": sent}
+            if fb == "deepseek":
+                prefilled["prefix"] = True
+                assert fleet.server.requests(f"{fb}/healthy")[-1].path.endswith(
+                    "/beta/chat/completions"
+                )
+            assert continuation["messages"][-1] == prefilled
+            assert result.answer == carried_on
             assert len(fleet.seen(f"{p}/{behaviour}")) in (1, 2)  # never retried itself
 
 

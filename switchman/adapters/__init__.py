@@ -13,10 +13,11 @@ from switchman.adapters._base import (
     StreamParser,
     TextDelta,
 )
+from switchman.adapters._flavors import ChatFlavor
 from switchman.adapters._gemini import GeminiAdapter
 from switchman.adapters._http import make_client, send_attempt
 from switchman.adapters._ollama import OllamaAdapter, discover_ollama_models
-from switchman.adapters._openai import ChatFlavor, OpenAIChatAdapter, OpenAIResponsesAdapter
+from switchman.adapters._openai import OpenAIChatAdapter, OpenAIResponsesAdapter
 from switchman.adapters._registry import make_adapter
 
 __all__ = [

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import attrs
 
+from switchman._call import Message
 from switchman._errors import ProviderError, Refused, UpstreamError
 from switchman._result import Usage
 from switchman.adapters._base import (
@@ -30,6 +31,7 @@ from switchman.adapters._base import (
     StreamEvent,
     TextDelta,
 )
+from switchman.adapters._flavors import ChatFlavor
 from switchman.adapters._sse import (
     SseDecoder,
     SseEvent,
@@ -48,69 +50,6 @@ from switchman.adapters._sse import (
     string,
 )
 from switchman.adapters._think import ThinkBlock, without_think
-
-
-@attrs.frozen(kw_only=True)
-class ChatFlavor:
-    """What one OpenAI-compatible provider does differently from OpenAI's own API."""
-
-    base_url: str = ""
-    #: OpenAI's current models take ``developer`` where others take ``system``
-    system_role: str = "system"
-    #: OpenAI and Groq want ``max_completion_tokens`` (reasoning models reject ``max_tokens``)
-    max_tokens_field: str = "max_tokens"
-    #: Mistral calls it ``random_seed``; DeepSeek documents no seed at all
-    seed_field: str | None = "seed"
-    #: ask for the usage chunk with ``stream_options``; Mistral rejects it, Groq and
-    #: Together send usage anyway (Groq in ``x_groq.usage``)
-    stream_usage_option: bool = True
-    #: Mistral continues a trailing assistant message only when it says ``prefix: true``
-    assistant_prefix: bool = False
-    #: xAI's ``completion_tokens`` leaves out the reasoning tokens it bills as output
-    #: (``total_tokens`` = prompt + completion + reasoning); elsewhere (OpenAI, Groq,
-    #: DeepSeek) ``completion_tokens`` already includes them
-    completion_excludes_reasoning: bool = False
-    #: DeepSeek's V4 models think unless told not to, and while thinking they ignore
-    #: temperature / top_p and want ``reasoning_content`` back on every earlier assistant
-    #: turn (which a continuation's prefill cannot give): send ``thinking: disabled``
-    disable_thinking: bool = False
-    #: xAI reports what it billed, ``usage.cost_in_usd_ticks`` (1e-10 USD a tick, cached
-    #: input discounts and search sources included): that is the attempt's cost
-    cost_in_ticks: bool = False
-    #: DeepSeek reports ``usage.prompt_cache_hit_tokens``, the prompt tokens it bills at
-    #: its cache-hit price (the model's ``cached_input_per_mtok``)
-    cache_hit_tokens: bool = False
-
-
-FLAVORS: Final[Mapping[str, ChatFlavor]] = {
-    "openai": ChatFlavor(
-        base_url="https://api.openai.com/v1",
-        system_role="developer",
-        max_tokens_field="max_completion_tokens",
-    ),
-    "xai": ChatFlavor(
-        base_url="https://api.x.ai/v1", completion_excludes_reasoning=True, cost_in_ticks=True
-    ),
-    "mistral": ChatFlavor(
-        base_url="https://api.mistral.ai/v1",
-        seed_field="random_seed",
-        stream_usage_option=False,
-        assistant_prefix=True,
-    ),
-    "groq": ChatFlavor(
-        base_url="https://api.groq.com/openai/v1",
-        max_tokens_field="max_completion_tokens",
-        stream_usage_option=False,
-    ),
-    "together": ChatFlavor(base_url="https://api.together.xyz/v1", stream_usage_option=False),
-    "deepseek": ChatFlavor(
-        base_url="https://api.deepseek.com",
-        seed_field=None,
-        disable_thinking=True,
-        cache_hit_tokens=True,
-    ),
-}
-PERPLEXITY_BASE_URL: Final = "https://api.perplexity.ai"
 
 #: finish reasons that mean the provider failed to produce the answer
 _FAILED_FINISH: Final = frozenset({"insufficient_system_resource", "error"})
@@ -211,6 +150,17 @@ def _content_text(content: Any) -> str:
     return ""
 
 
+def _systems_first(turns: tuple[Message, ...]) -> tuple[Message, ...]:
+    """The conversation with its system turns as one at its start, when one comes after
+    another role's (joined by a blank line, as Anthropic's top-level ``system`` is)."""
+    roles = [m.role for m in turns]
+    talk_from = next((i for i, role in enumerate(roles) if role != "system"), len(roles))
+    if "system" not in roles[talk_from:]:
+        return turns
+    system = "\n\n".join(m.content for m in turns if m.role == "system")
+    return (Message(role="system", content=system), *(m for m in turns if m.role != "system"))
+
+
 @attrs.frozen(kw_only=True)
 class OpenAIChatAdapter:
     """Chat Completions for one provider; ``api_key`` is never shown in a repr or error."""
@@ -218,19 +168,18 @@ class OpenAIChatAdapter:
     provider: str
     base_url: str
     api_key: str | None = attrs.field(default=None, repr=False)
-    flavor: ChatFlavor = ChatFlavor()
+    flavor: ChatFlavor = attrs.field(factory=ChatFlavor)
     extra_headers: Mapping[str, str] = attrs.field(factory=dict)
 
     def build_request(self, request: ProviderRequest) -> HttpRequest:
         flavor = self.flavor
+        turns = _systems_first(request.messages) if flavor.system_first else request.messages
         messages: list[dict[str, Any]] = [
-            {
-                "role": flavor.system_role if m.role == "system" else m.role,
-                "content": m.content,
-            }
-            for m in request.messages
+            {"role": flavor.system_role if m.role == "system" else m.role, "content": m.content}
+            for m in turns
         ]
-        if flavor.assistant_prefix and messages and messages[-1]["role"] == "assistant":
+        prefix = bool(messages) and messages[-1]["role"] == "assistant"
+        if prefix and (flavor.assistant_prefix or flavor.beta_prefix):
             messages[-1]["prefix"] = True
         body: dict[str, Any] = {"model": request.model_id, "messages": messages}
         if request.temperature is not None:
@@ -250,9 +199,19 @@ class OpenAIChatAdapter:
             body["stream_options"] = {"include_usage": True}
         return HttpRequest(
             method="POST",
-            url=f"{self.base_url.rstrip('/')}/chat/completions",
+            url=self._url(beta=prefix and flavor.beta_prefix),
             headers=_headers(self.api_key, request.stream, self.extra_headers),
             json=body,
+        )
+
+    def _url(self, *, beta: bool) -> str:
+        """``{base}/chat/completions``; DeepSeek's beta (its prefix completion) is
+        ``/beta`` beside the ``/v1`` of a base URL that has one."""
+        base = self.base_url.rstrip("/")
+        return (
+            f"{base.removesuffix('/v1')}/beta/chat/completions"
+            if beta
+            else f"{base}/chat/completions"
         )
 
     def parse_response(self, body: bytes) -> Completion:

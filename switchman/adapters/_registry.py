@@ -9,17 +9,12 @@ from urllib.parse import urlsplit
 from switchman.adapters._anthropic import DEFAULT_BASE_URL as ANTHROPIC_BASE_URL
 from switchman.adapters._anthropic import AnthropicAdapter
 from switchman.adapters._base import Adapter
+from switchman.adapters._flavors import FLAVORS, PERPLEXITY_BASE_URL, ChatFlavor
 from switchman.adapters._gemini import DEFAULT_BASE_URL as GEMINI_BASE_URL
 from switchman.adapters._gemini import GeminiAdapter
 from switchman.adapters._ollama import DEFAULT_BASE_URL as OLLAMA_BASE_URL
 from switchman.adapters._ollama import OllamaAdapter
-from switchman.adapters._openai import (
-    FLAVORS,
-    PERPLEXITY_BASE_URL,
-    ChatFlavor,
-    OpenAIChatAdapter,
-    OpenAIResponsesAdapter,
-)
+from switchman.adapters._openai import OpenAIChatAdapter, OpenAIResponsesAdapter
 from switchman.catalog._brought import api_domain
 from switchman.catalog._spec import ProviderSpec
 
@@ -36,6 +31,14 @@ def takes_stop(provider: ProviderSpec) -> bool:
     Responses format has no ``stop``), whose models a file brings default to
     ``supports_stop = false``, as the catalog's are."""
     return not (provider.kind == "openai" and _like(provider) == "perplexity")
+
+
+def takes_prefill(provider: ProviderSpec) -> bool:
+    """Whether ``provider``'s wire continues a trailing assistant turn (a prefill):
+    Anthropic's, and DeepSeek's by its beta's prefix completion."""
+    if provider.kind == "anthropic":
+        return True
+    return provider.kind == "openai" and chat_flavor(provider).beta_prefix
 
 
 def chat_flavor(provider: ProviderSpec) -> ChatFlavor:

@@ -76,12 +76,15 @@ def warn_unsaid(path: str, table: Mapping[str, Any], provider: ProviderSpec) -> 
 
 def wire_defaults(spec: ModelSpec, table: Mapping[str, Any], provider: ProviderSpec) -> ModelSpec:
     """A model the file brings, with what its provider's wire decides where the file does
-    not say: an Anthropic wire continues a trailing assistant turn (a cut stream goes on by
-    prefill); Perplexity's Agent API takes no stop sequences (a call with them would be
-    served without)."""
-    from switchman.adapters._registry import takes_stop  # (the adapters import the catalog)
+    not say: Anthropic's and DeepSeek's wires continue a trailing assistant turn (a cut
+    stream goes on by prefill); Perplexity's Agent API takes no stop sequences (a call with
+    them would be served without)."""
+    from switchman.adapters._registry import (  # (the adapters import the catalog)
+        takes_prefill,
+        takes_stop,
+    )
 
-    if provider.kind == "anthropic" and "supports_prefill" not in table:
+    if "supports_prefill" not in table and takes_prefill(provider):
         spec = attrs.evolve(spec, supports_prefill=True)
     if "supports_stop" not in table and spec.supports_stop and not takes_stop(provider):
         spec = attrs.evolve(spec, supports_stop=False)

@@ -57,7 +57,7 @@ from switchman.sim._wire import (
     json_reply,
 )
 from switchman.sim._wire_anthropic import AnthropicWire
-from switchman.sim._wire_deepseek import DeepSeekWire
+from switchman.sim._wire_deepseek import DeepSeekBetaWire, DeepSeekWire
 from switchman.sim._wire_gemini import GeminiWire
 from switchman.sim._wire_groq import GroqWire
 from switchman.sim._wire_mistral import MistralWire
@@ -72,6 +72,7 @@ _ANTHROPIC: Final = AnthropicWire()
 _GEMINI: Final = GeminiWire()
 _OLLAMA: Final = OllamaWire()
 _RESPONSES: Final = ResponsesWire()
+_DEEPSEEK_BETA: Final = DeepSeekBetaWire()
 _CHAT: Final[Mapping[str, Wire]] = {
     wire.name: wire
     for wire in (_OPENAI, XaiWire(), MistralWire(), GroqWire(), TogetherWire(), DeepSeekWire())
@@ -336,7 +337,8 @@ def _route(method: str, path: str, flavour: str) -> tuple[Wire, str | None, str]
         flavour = first if first in _CHAT else flavour
     if method == "POST":
         if path.endswith("/chat/completions"):
-            return _CHAT[flavour], None, "chat"
+            beta = flavour == "deepseek" and path.endswith("/beta/chat/completions")
+            return _DEEPSEEK_BETA if beta else _CHAT[flavour], None, "chat"
         if path == "/v1/messages":
             return _ANTHROPIC, None, "chat"
         if path == "/api/chat":

@@ -53,6 +53,8 @@ class DeepSeekWire(OpenAIWire):
 
     name = "deepseek"
     request_id_header = None  # none documented
+    #: the beta's path (``/beta/chat/completions``): a trailing ``prefix`` turn is continued
+    beta: ClassVar[bool] = False
     thinkers: ClassVar[tuple[str, ...]] = ()
     no_stop: ClassVar[tuple[str, ...]] = ()
     fingerprint: ClassVar[str | None] = "fp_sim_prod0623"
@@ -63,9 +65,22 @@ class DeepSeekWire(OpenAIWire):
         return not (isinstance(thinking, dict) and thinking.get("type") == "disabled")
 
     def check(self, obj: Mapping[str, Any], name: str) -> None:
+        """A 400 for a trailing assistant turn but a ``prefix`` one on the beta's path,
+        and for a thinking request whose earlier assistant turns lack their reasoning."""
+        messages = obj.get("messages")
+        last = messages[-1] if isinstance(messages, list) and messages else None
+        if (
+            isinstance(last, dict)
+            and last.get("role") == "assistant"
+            and not (self.beta and last.get("prefix") is True)
+        ):
+            message = (
+                f"The last message of {name} must be a user message, or an assistant"
+                " message with prefix mode on"
+            )
+            raise Rejected(_deepseek(400, message, "invalid_request_error"))
         if not self.thinks(obj, name):
             return
-        messages = obj.get("messages")
         for item in messages if isinstance(messages, list) else ():
             if (
                 isinstance(item, dict)
@@ -207,3 +222,10 @@ class DeepSeekWire(OpenAIWire):
         counts only the answer text that went out, and the reasoning."""
         failed = "insufficient_system_resource"
         return self._final(ex, failed, delivered_tokens(ex.plan)) + self.terminator(ex)
+
+
+class DeepSeekBetaWire(DeepSeekWire):
+    """DeepSeek's beta (``/beta/chat/completions``): as its API, and it continues a
+    trailing assistant turn that says ``prefix: true`` (its prefix completion)."""
+
+    beta = True

@@ -3,6 +3,7 @@ it does not take, usage in every stream's final chunk."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -120,9 +121,23 @@ class MistralWire(PlainTextRefusal):
         return super().parse(body, path_model=path_model, stream=stream)
 
     def check(self, obj: Mapping[str, Any], name: str) -> None:
+        """Also a 400 for a system turn after another role's, and for a conversation
+        ending with the assistant's turn that is not a ``prefix``."""
         extra = _extra_forbidden(obj)
         if extra:
             raise Rejected(_mistral(422, {"detail": extra}, "invalid_request_error", None))
+        messages = [m for m in obj.get("messages") or () if isinstance(m, dict)]
+        roles = [m.get("role") for m in messages]
+        for before, role in itertools.pairwise(roles):
+            if role == "system" and before != "system":
+                message = f"Unexpected role 'system' after role '{before}'"
+                raise Rejected(_mistral(400, message, "invalid_request_message_order", "3230"))
+        if roles and roles[-1] == "assistant" and messages[-1].get("prefix") is not True:
+            message = (
+                "Expected last role User or Tool (or Assistant with prefix True) for serving"
+                " but got assistant"
+            )
+            raise Rejected(_mistral(400, message, "invalid_request_message_order", "3230"))
 
     def reply_id(self, ex: Exchange) -> str:
         return f"cmpl-{reply_hex(ex)}"

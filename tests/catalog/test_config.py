@@ -1158,6 +1158,42 @@ def test_a_model_brought_on_the_anthropic_wire_continues_a_cut_answer_by_prefill
     assert config.models["an"].supports_prefill is True
     assert config.models["an-no"].supports_prefill is False
     assert config.models["oa"].supports_prefill is False
+
+
+def test_a_model_brought_on_deepseeks_wire_continues_a_cut_answer_by_prefill(
+    tmp_path: Path,
+) -> None:
+    """DeepSeek continues a trailing assistant turn by its beta's prefix completion (the
+    adapter sends it there): a model the file brings on its wire takes prefill, as the
+    catalog's DeepSeek models do; Mistral's, whose answer may say the prefix again, not."""
+    config = load(
+        tmp_path,
+        """
+        [providers.ds2]
+        kind = "openai"
+        base_url = "https://api.deepseek.com"
+        api_key_env = "DS2_KEY"
+
+        [[models]]
+        alias = "ds"
+        provider = "ds2"
+        model_id = "deepseek-house"
+        context_window = 100000
+        input_per_mtok = 1.0
+        output_per_mtok = 5.0
+
+        [[models]]
+        alias = "mi"
+        provider = "mistral"
+        model_id = "mistral-house"
+        context_window = 100000
+        input_per_mtok = 1.0
+        output_per_mtok = 5.0
+        """,
+        env={"DS2_KEY": "ds2-secret-0000000001", "MISTRAL_API_KEY": "mistral-secret-000001"},
+    )
+    assert config.models["ds"].supports_prefill is True
+    assert config.models["mi"].supports_prefill is False
     assert all(m.supports_prefill for m in config.models.values() if m.provider == "anthropic")
 
 

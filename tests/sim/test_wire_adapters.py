@@ -359,6 +359,46 @@ async def test_a_conversation_opening_with_the_assistants_greeting_is_answered(
     assert got.text == expected_answer("healthy", PROMPT, None)
 
 
+@pytest.mark.parametrize("provider", ALL)
+async def test_a_system_turn_in_the_middle_of_the_talk_is_accepted(
+    provider: str, run: Any, server: FakeProviderServer
+) -> None:
+    """Chat apps add system reminders mid-conversation; Mistral answers 400 ("Unexpected
+    role 'system' after role 'assistant'"), so its adapter sends them first, as one."""
+    messages = (
+        Message(role="system", content="Be brief."),
+        Message(role="user", content="Hi"),
+        Message(role="assistant", content="Hello."),
+        Message(role="system", content="Answer in French."),
+        Message(role="user", content=PROMPT),
+    )
+    got = await run(provider, request("healthy", messages=messages))
+    assert got.text == expected_answer("healthy", PROMPT, None)
+    if provider == "mistral":
+        sent = server.requests("healthy")[-1].body["messages"]
+        assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+        assert sent[0]["content"] == "Be brief.\n\nAnswer in French."
+
+
+async def test_a_deepseek_prefill_goes_to_its_beta_as_a_prefix(
+    run: Any, server: FakeProviderServer
+) -> None:
+    """DeepSeek refuses a trailing assistant turn (400) but in its beta's prefix completion."""
+    full = expected_answer("healthy", PROMPT, None)
+    messages = (Message(role="user", content=PROMPT), Message(role="assistant", content=full[:20]))
+    assert (await run("deepseek", request("healthy", messages=messages))).text == full[20:]
+    record = server.requests("healthy")[-1]
+    assert record.path == "/deepseek/beta/chat/completions"
+    assert record.body["messages"][-1] == {
+        "role": "assistant",
+        "content": full[:20],
+        "prefix": True,
+    }
+    # a plain conversation stays on the API's own path
+    await run("deepseek", request("healthy"))
+    assert server.requests("healthy")[-1].path == "/deepseek/chat/completions"
+
+
 async def test_deepseek_multi_turn_is_accepted(run: Any) -> None:
     messages = (
         Message(role="user", content="Hi"),
