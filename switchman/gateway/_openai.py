@@ -483,6 +483,9 @@ def switchman_info(result: Result, job_id: str) -> dict[str, Any]:
         "attempts": len(result.trace.attempts),
         "fallbacks": fallbacks(result),
         "cost_usd": result.cost_usd,
+        # a provider reported no usage (or not all) for an attempt billed: its usage and
+        # cost are switchman's bound, at the most the text could have been billed
+        "usage_estimated": any(a.usage_estimated for a in result.trace.attempts),
         "simulated": result.simulated,
         "citations": list(result.citations),
     }
