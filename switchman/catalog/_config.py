@@ -29,11 +29,10 @@ already found mistakes, so all are reported together) and can check a
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
@@ -51,7 +50,9 @@ from switchman.catalog._catalog import (
     flatten_routes,
 )
 from switchman.catalog._credentials import credential_header
-from switchman.catalog._paths import as_written
+from switchman.catalog._keys import allowed_for as allowed_for  # (the gateway's and router's)
+from switchman.catalog._keys import key_clashes, keys_problems, known_pattern
+from switchman.catalog._paths import _join, _one, _under, as_written
 from switchman.catalog._spec import (
     BudgetsConfig,
     Config,
@@ -171,10 +172,6 @@ def config_from_dict(
 ) -> Config:
     """The configuration from already-parsed TOML data (see ``load_config``)."""
     return _Loader(data, os.environ if env is None else env, catalog or builtin_catalog()).load()
-
-
-def _join(path: str, name: str | int) -> str:
-    return f"{path}[{name}]" if isinstance(name, int) else f"{path}.{name}"
 
 
 def _beside_the_broken(
@@ -553,28 +550,6 @@ class _Loader:
         return tuple(out)
 
 
-def allowed_for(
-    patterns: Sequence[str], target: str, routes: Mapping[str, RouteSpec]
-) -> tuple[str, ...]:
-    """A key's allow-list (``KeySpec.models``) for one call to ``target``.
-
-    An entry that names a route grants that route, not its models: a call to the route
-    may try its whole chain (its models are added here, for this call only), while a
-    call naming one of them, ``auto``, or another route through them needs them allowed
-    otherwise. Any other entry (an alias, a provider, a glob) is a pattern as it is.
-    Shared by the gateway's checks and the router's eligibility, so both agree.
-    """
-    route = routes.get(target)
-    if route is None or target not in patterns:
-        return tuple(patterns)
-    granted = [glob.escape(alias) for alias in route.chain]
-    return tuple(dict.fromkeys((*patterns, *granted)))
-
-
-def _is_glob(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
-
-
 def _floats(tables: Mapping[str, Any]) -> dict[str, Any]:
     """Budget amounts as floats (TOML's ``10`` is an int); anything else as it is."""
     return {
@@ -639,26 +614,12 @@ def config_problems(config: object) -> list[FieldError]:
             )
     _one(errors, "budgets", config.budgets, BudgetsConfig)
     errors.extend(budget_references(getattr(config.budgets, "providers", None), providers))
-    errors.extend(_keys_problems(config.keys, models, routes, providers))
+    errors.extend(keys_problems(config.keys, models, routes, providers))
     _one(errors, "server", config.server, ServerConfig)
     _one(errors, "router", config.router, RouterConfig)
     if not isinstance(config.simulated, bool):
         errors.append(FieldError("simulated", "must be true or false"))
     return errors
-
-
-def _under(path: str, errors: Sequence[FieldError]) -> list[FieldError]:
-    return [FieldError(_join(path, e.field) if e.field else path, e.message) for e in errors]
-
-
-def _one(errors: list[FieldError], path: str, value: object, cls: type[Any]) -> bool:
-    """``value`` is a ``cls`` with no problems of its own (noted under ``path`` if not)."""
-    if not isinstance(value, cls):
-        errors.append(FieldError(path, f"must be a {cls.__name__}; got {type(value).__name__}"))
-        return False
-    found = _under(path, cls._problems(value))
-    errors.extend(found)
-    return not found
 
 
 def _section(
@@ -716,83 +677,3 @@ def route_name_problem(name: str, models: Mapping[str, ModelSpec]) -> str | None
     if name == "auto":
         return "'auto' is reserved"
     return None
-
-
-def known_pattern(
-    pattern: str, models: Mapping[str, ModelSpec], providers: Mapping[str, ProviderSpec]
-) -> bool:
-    """Whether a key's allow-list entry is a model alias, a provider name or a glob."""
-    return pattern in models or pattern in providers or _is_glob(pattern)
-
-
-#: what keys sharing a handle (a key being rotated) must agree on
-_SHARED_BY_HANDLE: Final = (
-    "admin",
-    "models",
-    "min_trust",
-    "rpm",
-    "hourly_usd",
-    "daily_usd",
-    "monthly_usd",
-)
-
-
-def key_clashes(keys: Sequence[tuple[int, KeySpec]]) -> list[tuple[int, FieldError]]:
-    """A secret shared, a handle used twice with other settings: ``(i, error)`` for key
-    ``keys[i]`` (``i`` as given: the TOML index for ``load_config``).
-
-    Two keys may share a handle (a key being rotated: the new secret in another
-    variable), and then its jobs, spend and rate, when they agree on everything
-    but ``key_env``."""
-    handles: dict[str, tuple[int, KeySpec]] = {}
-    secrets: dict[str, int] = {}
-    out: list[tuple[int, FieldError]] = []
-    for i, key in keys:
-        if isinstance(key.handle, str) and key.handle:
-            first = handles.setdefault(key.handle, (i, key))
-            differ = [f for f in _SHARED_BY_HANDLE if getattr(key, f) != getattr(first[1], f)]
-            if differ:
-                used = (
-                    f"{key.handle!r} is already used by keys[{first[0]}] with another "
-                    f"{', '.join(differ)}: keys sharing a handle (a key being rotated) "
-                    "must agree on all but key_env"
-                )
-                out.append((i, FieldError(f"keys[{i}].handle", used)))
-        if isinstance(key.secret, str) and key.secret:
-            if key.secret in secrets:
-                same = f"same secret as keys[{secrets[key.secret]}]"
-                out.append((i, FieldError(f"keys[{i}].key_env", same)))
-            secrets.setdefault(key.secret, i)
-    return out
-
-
-def _keys_problems(
-    keys: object,
-    models: Mapping[str, ModelSpec],
-    routes: Mapping[str, RouteSpec],
-    providers: Mapping[str, ProviderSpec],
-) -> list[FieldError]:
-    if isinstance(keys, str) or not isinstance(keys, list | tuple):
-        return [FieldError("keys", f"must be a tuple of KeySpec; got {type(keys).__name__}")]
-    errors: list[FieldError] = []
-    specs: list[tuple[int, KeySpec]] = []
-    for i, key in enumerate(keys):
-        where = f"keys[{i}]"
-        _one(errors, where, key, KeySpec)
-        if not isinstance(key, KeySpec):
-            continue
-        specs.append((i, key))
-        if not key.secret:
-            errors.append(
-                FieldError(f"{where}.secret", "must be set (load_config reads it from key_env)")
-            )
-        if not isinstance(key.models, list | tuple):
-            continue
-        for j, pattern in enumerate(key.models):
-            if not isinstance(pattern, str) or pattern in routes:
-                continue
-            if not known_pattern(pattern, models, providers):
-                message = f"unknown model, route or provider {pattern!r}"
-                errors.append(FieldError(f"{where}.models[{j}]", message))
-    errors.extend(error for _, error in key_clashes(specs))
-    return errors

@@ -1,7 +1,9 @@
-"""The paths of a configuration's mistakes as its file writes them."""
+"""The paths of a configuration's mistakes: a part's own under the part's path, and
+``[[models]]`` entries' as the file writes them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import attrs
@@ -38,3 +40,21 @@ def as_written(error: FieldError, entries: Any) -> FieldError:
 def _field(path: str) -> str:
     """The field a path within a model starts with (``capabilities[0]``: capabilities)."""
     return path.split(".")[0].split("[")[0]
+
+
+def _join(path: str, name: str | int) -> str:
+    return f"{path}[{name}]" if isinstance(name, int) else f"{path}.{name}"
+
+
+def _under(path: str, errors: Sequence[FieldError]) -> list[FieldError]:
+    return [FieldError(_join(path, e.field) if e.field else path, e.message) for e in errors]
+
+
+def _one(errors: list[FieldError], path: str, value: object, cls: type[Any]) -> bool:
+    """``value`` is a ``cls`` with no problems of its own (noted under ``path`` if not)."""
+    if not isinstance(value, cls):
+        errors.append(FieldError(path, f"must be a {cls.__name__}; got {type(value).__name__}"))
+        return False
+    found = _under(path, cls._problems(value))
+    errors.extend(found)
+    return not found

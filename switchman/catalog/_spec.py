@@ -504,7 +504,7 @@ class KeySpec:
     monthly_usd: float | None = None
     #: aliases, provider names and fnmatch globs of models it may call, and names of
     #: routes it may call (a route's name grants the route, its models through it only:
-    #: ``switchman.catalog._config.allowed_for``)
+    #: ``switchman.catalog._keys.allowed_for``)
     models: tuple[str, ...] = ("*",)
     min_trust: TrustTier = "untrusted"
     admin: bool = False
