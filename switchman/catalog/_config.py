@@ -30,6 +30,7 @@ already found mistakes, so all are reported together) and can check a
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -54,6 +55,7 @@ from switchman.catalog._keys import allowed_for as allowed_for  # (the gateway's
 from switchman.catalog._keys import key_clashes, keys_problems, known_pattern
 from switchman.catalog._paths import _join, _one, _under, as_written
 from switchman.catalog._spec import (
+    MAX_INT,
     BudgetsConfig,
     Config,
     KeySpec,
@@ -62,6 +64,7 @@ from switchman.catalog._spec import (
     RouterConfig,
     RouteSpec,
     ServerConfig,
+    _number,
 )
 
 log = logging.getLogger(__name__)
@@ -337,10 +340,9 @@ class _Loader:
         seed = sim.get("seed")
         if seed is None:
             return None
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            self.errors.append(FieldError("sim.seed", "must be an integer"))
-            return None
-        return seed
+        found = len(self.errors)
+        _number(self.errors, "sim.seed", seed, -math.inf, integer=True)
+        return seed if len(self.errors) == found else None
 
     def models(
         self, providers: Mapping[str, ProviderSpec]
@@ -551,10 +553,13 @@ class _Loader:
 
 
 def _floats(tables: Mapping[str, Any]) -> dict[str, Any]:
-    """Budget amounts as floats (TOML's ``10`` is an int); anything else as it is."""
+    """Budget amounts as floats (TOML's ``10`` is an int); anything else as it is (an
+    integer past ``MAX_INT`` too: no float may hold it, and the rules refuse it)."""
     return {
         name: {
-            k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+            k: float(v)
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_INT
+            else v
             for k, v in limits.items()
         }
         if isinstance(limits, Mapping)

@@ -37,6 +37,8 @@ MAX_PRICE_USD: Final = 1e6
 #: only that (not "between 0 and 1e+12")
 BIG: Final = MAX_PRICE_USD
 _INTENT_LIST: Final = ", ".join(sorted(INTENTS))
+#: the largest integer any numeric field takes (a seed, a count): a 64-bit one's
+MAX_INT: Final = 2**63 - 1
 
 
 def _kind(value: object) -> str:
@@ -56,19 +58,32 @@ def _number(
     finite: bool = True,
 ) -> None:
     """A number (an ``int`` if ``integer``; never a bool) of at least ``low`` (above it if
-    ``strict``), at most ``high``; ``None`` only if ``optional``."""
+    ``strict``), at most ``high``; ``None`` only if ``optional``. An integer is at most
+    ``MAX_INT`` either way, whatever the bounds (no float holds a 310-digit one)."""
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
         kind = "an integer" if integer else "a number"
         errors.append(FieldError(name, f"must be {kind}; got {_kind(value)}"))
-    elif math.isnan(value) or (finite and math.isinf(value)):
+    elif isinstance(value, int) and abs(value) > MAX_INT:  # (not echoed: it may be huge)
+        if value > 0:
+            most = high if high is not None and high < MAX_INT else MAX_INT
+            errors.append(FieldError(name, f"must be at most {_bound(most)}"))
+        else:
+            least = low if low > -MAX_INT else -MAX_INT
+            errors.append(FieldError(name, f"must be at least {_bound(least)}"))
+    elif isinstance(value, float) and (math.isnan(value) or (finite and math.isinf(value))):
         errors.append(FieldError(name, "must be finite"))
     elif high is not None and not low <= value <= high and not (high >= BIG and value < low):
         errors.append(FieldError(name, f"must be between {low:g} and {high:g}; got {value!r}"))
     elif value < low or (strict and value == low):
         word = "greater than" if strict else "at least"
         errors.append(FieldError(name, f"must be {word} {low:g}; got {value!r}"))
+
+
+def _bound(value: float) -> str:
+    """A bound as a message gives it: an integer in full, a float as ``%g`` does."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _fraction(value: object) -> bool:

@@ -1,0 +1,72 @@
+"""Configuration mistakes told as errors naming the key, its value's trouble and what was
+expected: never a traceback, never a mistake taken without a word."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import attrs
+import pytest
+
+from switchman._errors import ValidationError
+from switchman.catalog import Config, RouterConfig, load_config, validate_config
+
+HUGE = 10**309  # no float holds it
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config:
+    path = tmp_path / "switchman.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return load_config(path, env={} if env is None else env)
+
+
+def errors(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    with pytest.raises(ValidationError) as exc:
+        load(tmp_path, text, env)
+    return {f.field: f.message for f in exc.value.fields}
+
+
+# -- integers past any bound ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "most"),
+    [
+        ("[router]\ncapacity = {n}\n", "router.capacity", "9223372036854775807"),
+        ("[router]\nseed = -{n}\n", "router.seed", None),
+        ("[server]\nport = {n}\n", "server.port", "65535"),
+        ("[server]\njob_retention_count = {n}\n", "server.job_retention_count", None),
+        ("[sim]\nseed = {n}\n", "sim.seed", None),
+        ("[providers.openai]\nrpm = {n}\n", "providers.openai.rpm", None),
+        ("[budgets.providers.sim]\ndaily_usd = {n}\n", "budgets.providers.sim.daily_usd", "1e+12"),
+        ("[budgets.callers.a]\nhourly_usd = {n}\n", "budgets.callers.a.hourly_usd", "1e+12"),
+        (
+            '[[models]]\nalias = "x"\nprovider = "sim"\nmodel_id = "x"\ncontext_window = {n}\n',
+            "models[0].context_window",
+            None,
+        ),
+        ('[[keys]]\nkey_env = "K"\nhandle = "a"\nrpm = {n}\n', "keys[0].rpm", None),
+    ],
+)
+def test_an_integer_too_large_for_any_field_is_named_not_a_traceback(
+    tmp_path: Path, text: str, field: str, most: str | None
+) -> None:
+    found = errors(tmp_path, text.format(n=HUGE), env={"K": "k" * 32})
+    assert field in found, found
+    message = found[field]
+    assert message.startswith(("must be at most", "must be at least")), message
+    assert str(HUGE) not in message  # (not echoed: 310 digits)
+    if most is not None:
+        assert message == f"must be at most {most}"
+
+
+def test_a_huge_integer_in_a_config_built_in_python_is_named() -> None:
+    config = Config(router=RouterConfig(capacity=HUGE, seed=-HUGE))
+    with pytest.raises(ValidationError) as exc:
+        validate_config(config)
+    found = {f.field: f.message for f in exc.value.fields}
+    assert found["router.capacity"] == "must be at most 9223372036854775807"
+    assert found["router.seed"] == "must be at least -9223372036854775807"
+    fine = attrs.evolve(config, router=RouterConfig(capacity=2**63 - 1, seed=-(2**63 - 1)))
+    validate_config(fine)
