@@ -70,7 +70,7 @@ def key_clashes(keys: Sequence[tuple[int, KeySpec]]) -> list[tuple[int, FieldErr
         if isinstance(key.handle, str) and key.handle:
             first = handles.setdefault(key.handle, (i, key))
             differ = [f for f in _SHARED_BY_HANDLE if getattr(key, f) != getattr(first[1], f)]
-            if differ:
+            if differ and first[1] is not key:  # (itself differs where a value is NaN)
                 used = (
                     f"{key.handle!r} is already used by keys[{first[0]}] with another "
                     f"{', '.join(differ)}: keys sharing a handle (a key being rotated) "

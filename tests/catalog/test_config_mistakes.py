@@ -70,3 +70,22 @@ def test_a_huge_integer_in_a_config_built_in_python_is_named() -> None:
     assert found["router.seed"] == "must be at least -9223372036854775807"
     fine = attrs.evolve(config, router=RouterConfig(capacity=2**63 - 1, seed=-(2**63 - 1)))
     validate_config(fine)
+
+
+# -- gateway keys -----------------------------------------------------------------
+
+
+def test_a_key_with_a_nan_limit_is_told_so_and_not_that_its_handle_is_taken(
+    tmp_path: Path,
+) -> None:
+    found = errors(
+        tmp_path,
+        """
+        [[keys]]
+        key_env = "K"
+        handle = "a"
+        hourly_usd = nan
+        """,
+        env={"K": "k" * 32},
+    )
+    assert found == {"keys[0].hourly_usd": "must be finite"}
