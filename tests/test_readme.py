@@ -34,7 +34,7 @@ def test_the_configuration_example_loads_with_what_it_says(tmp_path: Path) -> No
     assert config.routes["gpt-fast"].chain  # (the built-in route, not hidden by the model)
     assert config.budgets.global_daily_usd == 50.0
     assert config.budgets.providers["openai"]["daily_usd"] == 20.0
-    assert config.budgets.callers["batch-jobs"]["daily_usd"] == 2.0
+    assert config.budgets.callers["team-a"]["daily_usd"] == 2.0
     (key,) = config.keys
     assert (key.handle, key.rpm, key.daily_usd) == ("team-a", 60, 5.0)
 

@@ -51,6 +51,7 @@ from switchman.catalog._catalog import (
     flatten_routes,
 )
 from switchman.catalog._credentials import credential_header
+from switchman.catalog._hints import did_you_mean
 from switchman.catalog._keys import allowed_for as allowed_for  # (the gateway's and router's)
 from switchman.catalog._keys import key_clashes, keys_problems, known_pattern
 from switchman.catalog._paths import _join, _one, _under, as_written
@@ -232,6 +233,7 @@ class _Loader:
         routes = self.routes(providers, models, shadowed, auto_sim=auto_sim)
         budgets = self.budgets(providers)
         keys = self.keys(models, routes, providers)
+        self.caller_budgets(budgets)
         server = self.knobs("server", ServerConfig)
         router = self.knobs("router", RouterConfig)
         enabled = [p for p in providers.values() if p.disabled_reason is None]
@@ -451,6 +453,29 @@ class _Loader:
             return BudgetsConfig()
         return attrs.evolve(
             budgets, providers=_floats(budgets.providers), callers=_floats(budgets.callers)
+        )
+
+    def caller_budgets(self, budgets: BudgetsConfig) -> None:
+        """With ``[[keys]]``, a gateway call's caller is its key's handle (the gateway sets
+        it), so a ``[budgets.callers.NAME]`` naming no key's handle would never apply: an
+        error (a typo'd handle). Without keys, a caller is any handle an application
+        gives (embedding), and every name is taken."""
+        tables = self.data.get("keys")
+        if not isinstance(tables, list) or not tables:
+            return
+        handles = {t["handle"] for t in tables if isinstance(t, dict) and "handle" in t}
+        if not all(isinstance(h, str) for h in handles):
+            return  # (a key's own mistake, reported)
+        callers = budgets.callers if isinstance(budgets.callers, Mapping) else {}
+        self.errors.extend(
+            FieldError(
+                f"budgets.callers.{name}",
+                f"no [[keys]] entry has the handle {name!r}: with gateway keys a call's "
+                f"caller is its key's handle, so this budget would never apply"
+                f"{did_you_mean(name, handles)}",
+            )
+            for name in callers
+            if name not in handles
         )
 
     def keys(

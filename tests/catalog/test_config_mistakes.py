@@ -89,3 +89,41 @@ def test_a_key_with_a_nan_limit_is_told_so_and_not_that_its_handle_is_taken(
         env={"K": "k" * 32},
     )
     assert found == {"keys[0].hourly_usd": "must be finite"}
+
+
+# -- caller budgets beside gateway keys -------------------------------------------------
+
+_TEAM_A = """
+[[keys]]
+key_env = "K"
+handle = "team-a"
+[[keys]]
+key_env = "UNSET"
+handle = "batch"
+"""
+
+
+def test_a_caller_budget_naming_no_keys_handle_is_an_error_with_the_closest_handle(
+    tmp_path: Path,
+) -> None:
+    found = errors(
+        tmp_path,
+        _TEAM_A + "[budgets.callers.team_a]\ndaily_usd = 1\n[budgets.callers.zz]\ndaily_usd = 1\n",
+        env={"K": "k" * 32},
+    )
+    assert set(found) == {"budgets.callers.team_a", "budgets.callers.zz"}, found
+    message = found["budgets.callers.team_a"]
+    assert "'team_a'" in message and "never apply" in message
+    assert message.endswith("(did you mean 'team-a'?)")
+    assert "did you mean" not in found["budgets.callers.zz"]
+
+
+def test_a_caller_budget_for_a_keys_handle_holds_and_without_keys_any_handle_does(
+    tmp_path: Path,
+) -> None:
+    # (a key whose variable is unset is dropped, but its handle is still the file's)
+    text = "[budgets.callers.team-a]\ndaily_usd = 1\n[budgets.callers.batch]\ndaily_usd = 2\n"
+    config = load(tmp_path, _TEAM_A + text, env={"K": "k" * 32})
+    assert set(config.budgets.callers) == {"team-a", "batch"}
+    alone = load(tmp_path, "[budgets.callers.anyone]\ndaily_usd = 1\n")
+    assert set(alone.budgets.callers) == {"anyone"}
