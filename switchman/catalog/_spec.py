@@ -128,6 +128,36 @@ def _env_name(errors: list[FieldError], name: str, value: object, *, optional: b
         )
 
 
+#: an HTTP header's name: RFC 9110's token (its tchar, one or more)
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: what an HTTP header's value may hold here: visible ASCII, spaces and tabs
+_FIELD_VALUE: Final = re.compile(r"[\x20-\x7e\t]*")
+
+
+def _header(errors: list[FieldError], where: str, name: object, value: object) -> None:
+    """An HTTP header a provider is sent with every request: a token for its name, a
+    string of visible ASCII (spaces and tabs too) for its value. The value is never
+    echoed: it may be a credential."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        errors.append(
+            FieldError(
+                where,
+                "is not an HTTP header name: letters, digits and !#$%&'*+-.^_`|~ only "
+                "(no spaces, no colon)",
+            )
+        )
+    if not isinstance(value, str):
+        errors.append(FieldError(where, "must be a string"))
+    elif not _FIELD_VALUE.fullmatch(value):
+        errors.append(
+            FieldError(
+                where,
+                "must be visible ASCII, spaces and tabs (no line break or other control "
+                "character, no letter beyond ASCII); the value is not shown",
+            )
+        )
+
+
 def _plain_url(errors: list[FieldError], name: str, value: str) -> None:
     """No user, password, query or fragment in a provider's URL: keys go in headers,
     from the environment, and what rides in a URL ends up in error messages and logs."""
@@ -334,11 +364,8 @@ class ProviderSpec:
         if not isinstance(v.headers, Mapping):
             errors.append(FieldError("headers", f"must be a table; got {_kind(v.headers)}"))
         else:
-            errors.extend(
-                FieldError(f"headers.{k}", "must be a string")
-                for k, value in v.headers.items()
-                if not isinstance(value, str)
-            )
+            for k, value in v.headers.items():
+                _header(errors, f"headers.{k}", k, value)
         _number(errors, "connect_timeout_s", v.connect_timeout_s, 0, strict=True)
         _number(errors, "read_timeout_s", v.read_timeout_s, 0, strict=True)
         _string(errors, "disabled_reason", v.disabled_reason, optional=True)

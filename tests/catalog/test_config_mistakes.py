@@ -127,3 +127,35 @@ def test_a_caller_budget_for_a_keys_handle_holds_and_without_keys_any_handle_doe
     assert set(config.budgets.callers) == {"team-a", "batch"}
     alone = load(tmp_path, "[budgets.callers.anyone]\ndaily_usd = 1\n")
     assert set(alone.budgets.callers) == {"anyone"}
+
+
+# -- provider headers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "trouble"),
+    [
+        ('"X A" = "v"', "is not an HTTP header name"),
+        ('"X:B" = "v"', "is not an HTTP header name"),
+        ('"" = "v"', "is not an HTTP header name"),
+        ('"X-B" = "line\\nbreak-SECRET"', "must be visible ASCII"),
+        ('"X-B" = "cr\\rSECRET"', "must be visible ASCII"),
+        ('"X-C" = "café-SECRET"', "must be visible ASCII"),
+    ],
+)
+def test_a_header_no_request_could_carry_is_an_error_naming_it_never_its_value(
+    tmp_path: Path, header: str, trouble: str
+) -> None:
+    found = errors(tmp_path, f"[providers.openai]\nheaders = {{ {header} }}\n")
+    name = header.split('"')[1]
+    message = found[f"providers.openai.headers.{name}"]
+    assert message.startswith(trouble), found
+    assert "SECRET" not in " ".join(found.values())
+
+
+def test_a_header_of_visible_ascii_spaces_and_tabs_is_fine(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        '[providers.openai]\nheaders = { "OpenAI-Project" = "proj_1", "X-T" = "a b\\tc!~" }\n',
+    )
+    assert config.providers["openai"].headers["X-T"] == "a b\tc!~"
