@@ -53,7 +53,7 @@ from switchman.catalog._catalog import (
 from switchman.catalog._credentials import credential_header
 from switchman.catalog._hints import did_you_mean
 from switchman.catalog._keys import allowed_for as allowed_for  # (the gateway's and router's)
-from switchman.catalog._keys import key_clashes, keys_problems, known_pattern
+from switchman.catalog._keys import key_clashes, keys_problems, known_pattern, matches_no_model
 from switchman.catalog._paths import _join, _one, _under, as_written
 from switchman.catalog._spec import (
     MAX_INT,
@@ -563,11 +563,21 @@ class _Loader:
         providers: Mapping[str, ProviderSpec],
     ) -> tuple[str, ...]:
         """A key's allow-list: fnmatch patterns over aliases and provider names, and route
-        names, each granting that route (:func:`allowed_for`); a plain name must exist."""
+        names, each granting that route (:func:`allowed_for`); a plain name must exist. A
+        glob or a provider's name allowing no model is warned of (not an error: Ollama's
+        models are found when the router starts)."""
         out: dict[str, None] = {}
         for j, pattern in enumerate(patterns):
             if pattern in routes or known_pattern(pattern, models, providers):
                 out[pattern] = None
+                if pattern not in routes and matches_no_model(pattern, models):
+                    like = [*models, *(f"{p}/*" for p in providers)]
+                    log.warning(
+                        "%s.models[%d]: %r allows no model of the configuration (no alias, "
+                        "provider/alias or provider it matches): the key may call none through "
+                        "it, unless it matches models discovered on Ollama%s",
+                        path, j, pattern, did_you_mean(pattern, like),
+                    )  # fmt: skip
             else:
                 self.errors.append(
                     FieldError(

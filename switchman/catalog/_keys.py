@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Final
 
 from switchman._errors import FieldError
@@ -42,6 +43,18 @@ def known_pattern(
 ) -> bool:
     """Whether a key's allow-list entry is a model alias, a provider name or a glob."""
     return pattern in models or pattern in providers or _is_glob(pattern)
+
+
+def matches_no_model(pattern: str, models: Mapping[str, ModelSpec]) -> bool:
+    """Whether a key's allow-list entry allows none of ``models``: it matches no alias,
+    no ``provider/alias`` (as the router's eligibility matches), and names no provider
+    of one of them."""
+    return not any(
+        pattern == m.provider
+        or fnmatchcase(alias, pattern)
+        or fnmatchcase(f"{m.provider}/{alias}", pattern)
+        for alias, m in models.items()
+    )
 
 
 #: what keys sharing a handle (a key being rotated) must agree on

@@ -565,6 +565,14 @@ class KeySpec:
             _number(errors, name, getattr(v, name), 0, high=MAX_BUDGET_USD, optional=True)
         _number(errors, "rpm", v.rpm, 1, integer=True, optional=True)
         _strings(errors, "models", v.models)
+        if isinstance(v.models, list | tuple) and not v.models and v.admin is not True:
+            errors.append(
+                FieldError(
+                    "models",
+                    'must name at least one model, route or provider ("*" for all): with none '
+                    "the key may call nothing (an admin key may have none: it sees all)",
+                )
+            )
         _choice(errors, "min_trust", v.min_trust, TRUST_TIERS)
         _flag(errors, "admin", v.admin)
         if v.secret is not None and not isinstance(v.secret, str):

@@ -3,6 +3,7 @@ expected: never a traceback, never a mistake taken without a word."""
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -159,3 +160,46 @@ def test_a_header_of_visible_ascii_spaces_and_tabs_is_fine(tmp_path: Path) -> No
         '[providers.openai]\nheaders = { "OpenAI-Project" = "proj_1", "X-T" = "a b\\tc!~" }\n',
     )
     assert config.providers["openai"].headers["X-T"] == "a b\tc!~"
+
+
+# -- what a gateway key allows --------------------------------------------------------------
+
+
+def _key(models: str, *, admin: bool = False) -> str:
+    return (
+        f'[[keys]]\nkey_env = "K"\nhandle = "a"\nmodels = {models}\nadmin = {str(admin).lower()}\n'
+    )
+
+
+def test_a_key_pattern_allowing_no_model_is_warned_of_with_the_closest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="switchman.catalog"):
+        config = load(tmp_path, _key('["opanai/*", "[abc"]'), env={"K": "k" * 32})
+    assert config.keys[0].models == ("opanai/*", "[abc")  # (loaded: Ollama's come later)
+    said = [r.getMessage() for r in caplog.records]
+    assert any(
+        m.startswith("keys[0].models[0]: 'opanai/*' allows no model") and "'openai/*'" in m
+        for m in said
+    ), said
+    assert any(m.startswith("keys[0].models[1]: '[abc' allows no model") for m in said), said
+
+
+def test_a_key_pattern_allowing_a_model_is_not_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="switchman.catalog"):
+        load(tmp_path, _key('["openai/*", "sim/*", "claude", "openai"]'), env={"K": "k" * 32})
+    assert not [r for r in caplog.records if "allows no model" in r.getMessage()]
+
+
+def test_a_key_allowed_no_model_at_all_is_an_error_unless_it_is_an_admin_key(
+    tmp_path: Path,
+) -> None:
+    found = errors(tmp_path, _key("[]"), env={"K": "k" * 32})
+    assert found == {
+        "keys[0].models": 'must name at least one model, route or provider ("*" for all): '
+        "with none the key may call nothing (an admin key may have none: it sees all)"
+    }
+    watcher = load(tmp_path, _key("[]", admin=True), env={"K": "k" * 32})
+    assert watcher.keys[0].models == ()
