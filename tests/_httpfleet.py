@@ -65,7 +65,7 @@ def model(provider: str, behaviour: str, **fields: Any) -> ModelSpec:
         max_output_tokens=4_096,
         input_per_mtok=1.0,
         output_per_mtok=2.0,
-        supports_seed=True,
+        supports_seed=PROVIDERS[provider][0] != "anthropic",  # (Anthropic's wire has none)
         supports_prefill=PROVIDERS[provider][0] == "anthropic",
     )
     base.update(fields)

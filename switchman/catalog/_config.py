@@ -353,7 +353,15 @@ class _Loader:
 
         Returns the models and the built-in route names a user model replaced.
         """
-        models = {a: m for a, m in self.catalog.models.items() if m.provider in providers}
+        # (a catalog model on a provider the file turned kind = "anthropic" takes no seed:
+        # that wire has none, and only the file saying so is a mistake)
+        models = {
+            a: attrs.evolve(m, supports_seed=False)
+            if m.supports_seed and providers[m.provider].kind == "anthropic"
+            else m
+            for a, m in self.catalog.models.items()
+            if m.provider in providers
+        }
         if SIM_PROVIDER in providers:
             models.update(self.catalog.sim_models)
         shadowed: set[str] = set()
@@ -394,6 +402,7 @@ class _Loader:
                 table.get("provider", base.provider if base else None),
                 table.get("sim", base.sim if base else None),
                 providers,
+                supports_seed=table.get("supports_seed", base.supports_seed if base else False),
             )
             self.errors.extend(_under(path, references))
             if spec is None or references:
@@ -640,7 +649,12 @@ def config_problems(config: object) -> list[FieldError]:
     routes = _section(errors, "routes", config.routes, RouteSpec, "name")
     for alias, model in models.items():
         errors.extend(
-            _under(f"models.{alias}", model_references(model.provider, model.sim, providers))
+            _under(
+                f"models.{alias}",
+                model_references(
+                    model.provider, model.sim, providers, supports_seed=model.supports_seed
+                ),
+            )
         )
     for name, route in routes.items():
         problem = route_name_problem(name, models)
@@ -686,9 +700,14 @@ def _section(
 
 
 def model_references(
-    provider: object, sim: object, providers: Mapping[str, ProviderSpec]
+    provider: object,
+    sim: object,
+    providers: Mapping[str, ProviderSpec],
+    *,
+    supports_seed: object = False,
 ) -> list[FieldError]:
-    """A model's provider exists, and only a simulated provider's model has a profile."""
+    """A model's provider exists, only a simulated provider's model has a profile, and
+    no model of a ``kind = "anthropic"`` provider takes a seed (its wire has none)."""
     if not isinstance(provider, str):
         return []  # a wrong type is the model's own problem
     spec = providers.get(provider)
@@ -696,6 +715,14 @@ def model_references(
         return [FieldError("provider", f"unknown provider {provider!r}")]
     if sim is not None and spec.kind != "sim":
         return [FieldError("sim", 'only models of a kind = "sim" provider take a profile')]
+    if supports_seed is True and spec.kind == "anthropic":
+        return [
+            FieldError(
+                "supports_seed",
+                'cannot be true on a kind = "anthropic" provider: its wire has no seed, so '
+                'a call asking determinism = "strict" would be served unseeded',
+            )
+        ]
     return []
 
 

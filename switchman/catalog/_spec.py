@@ -370,6 +370,10 @@ class ProviderSpec:
         _number(errors, "read_timeout_s", v.read_timeout_s, 0, strict=True)
         _string(errors, "disabled_reason", v.disabled_reason, optional=True)
         _number(errors, "seed", v.seed, -math.inf, integer=True, optional=True)
+        if v.seed is not None and v.kind != "sim":
+            errors.append(
+                FieldError("seed", 'is for kind = "sim" only: a real provider draws its own')
+            )
         return errors
 
 

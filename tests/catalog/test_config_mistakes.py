@@ -203,3 +203,46 @@ def test_a_key_allowed_no_model_at_all_is_an_error_unless_it_is_an_admin_key(
     }
     watcher = load(tmp_path, _key("[]", admin=True), env={"K": "k" * 32})
     assert watcher.keys[0].models == ()
+
+
+# -- options of one kind on another --------------------------------------------------------
+
+
+def test_a_seed_on_a_provider_not_of_kind_sim_is_an_error(tmp_path: Path) -> None:
+    found = errors(tmp_path, "[providers.openai]\nseed = 3\n")
+    assert found == {
+        "providers.openai.seed": 'is for kind = "sim" only: a real provider draws its own'
+    }
+    assert load(tmp_path, "[providers.sim]\nseed = 3\n").providers["sim"].seed == 3
+
+
+def test_a_model_said_to_take_a_seed_on_the_anthropic_wire_is_an_error(tmp_path: Path) -> None:
+    text = """
+    [providers.myanth]
+    kind = "anthropic"
+    base_url = "http://127.0.0.1:1"
+    [[models]]
+    alias = "myanth/c"
+    provider = "myanth"
+    model_id = "c"
+    context_window = 100000
+    input_per_mtok = 1.0
+    output_per_mtok = 1.0
+    supports_seed = {seed}
+    """
+    found = errors(tmp_path, text.format(seed="true"))
+    assert set(found) == {"models[0].supports_seed"}, found
+    assert "unseeded" in found["models[0].supports_seed"]
+    config = load(tmp_path, text.format(seed="false"))
+    with pytest.raises(ValidationError) as exc:  # (one built in Python, the same)
+        model = attrs.evolve(config.models["myanth/c"], supports_seed=True)
+        validate_config(attrs.evolve(config, models={**config.models, "myanth/c": model}))
+    assert [f.field for f in exc.value.fields] == ["models.myanth/c.supports_seed"]
+
+
+def test_the_catalogs_models_on_a_provider_turned_anthropic_take_no_seed(tmp_path: Path) -> None:
+    config = load(
+        tmp_path, '[providers.openai]\nkind = "anthropic"\nbase_url = "http://127.0.0.1:1"\n'
+    )
+    on_it = [m for m in config.models.values() if m.provider == "openai"]
+    assert on_it and not any(m.supports_seed for m in on_it)
