@@ -107,7 +107,7 @@ CASES: list[tuple[Callable[[Config], Config], str, str]] = [
     (
         lambda c: attrs.evolve(c, budgets=BudgetsConfig(callers={"bob": {"weekly_usd": 1}})),
         "budgets.callers.bob.weekly_usd",
-        "unknown field",
+        "unknown field (did you mean 'daily_usd'?)",
     ),
     (
         lambda c: attrs.evolve(

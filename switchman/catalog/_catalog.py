@@ -23,6 +23,7 @@ import attrs
 from switchman._call import INTENTS
 from switchman._convert import structure
 from switchman._errors import FieldError, ValidationError
+from switchman.catalog._hints import hinted, unknown_field
 from switchman.catalog._spec import (
     _SIM_RATES,
     KINDS,
@@ -49,6 +50,8 @@ PROVIDER_KEYS: Final = frozenset(
     }
 )
 MODEL_KEYS: Final = frozenset(f.name for f in attrs.fields(ModelSpec))
+#: keys a route table may set (``name`` comes from the table's name)
+_ROUTE_KEYS: Final = frozenset(f.name for f in attrs.fields(RouteSpec)) - {"name"}
 _SIM_TIMES: Final = ("latency_ms", "ttft_ms", "tokens_per_s")
 _INTENT_LIST: Final = ", ".join(sorted(INTENTS))
 
@@ -106,7 +109,7 @@ def _at_least(
 def _unknown_keys(
     errors: list[FieldError], path: str, table: Mapping[str, Any], allowed: frozenset[str]
 ) -> None:
-    errors.extend(FieldError(_join(path, k), "unknown field") for k in table if k not in allowed)
+    errors.extend(unknown_field(_join(path, k), k, allowed) for k in table if k not in allowed)
 
 
 #: an API root of each wire format, for a message asking for one
@@ -181,7 +184,7 @@ def build_provider(
     try:
         spec = structure(data, ProviderSpec)
     except ValidationError as exc:
-        errors.extend(exc.prefixed(path).fields)
+        errors.extend(hinted(exc.prefixed(path).fields, path, ProviderSpec))
         return None
     _at_least(errors, _join(path, "max_concurrency"), spec.max_concurrency, 1)
     _at_least(errors, _join(path, "rpm"), spec.rpm, 1)
@@ -234,7 +237,7 @@ def build_model(
     try:
         spec = structure(data, ModelSpec)
     except ValidationError as exc:
-        errors.extend(exc.prefixed(path).fields)
+        errors.extend(hinted(exc.prefixed(path).fields, path, ModelSpec))
         return None
     if not spec.alias or spec.alias != spec.alias.strip() or spec.alias == "auto":
         errors.append(FieldError(_join(path, "alias"), f"{spec.alias!r} cannot be an alias"))
@@ -277,14 +280,15 @@ def build_route(name: str, table: Any, *, path: str, errors: list[FieldError]) -
         return None
     if "chain" not in table:
         errors.append(FieldError(_join(path, "chain"), "is required"))
+        _unknown_keys(errors, path, table, _ROUTE_KEYS)  # (a misspelt chain among them)
         return None
     if "name" in table:
-        errors.append(FieldError(_join(path, "name"), "unknown field"))
+        errors.append(unknown_field(_join(path, "name"), "name", _ROUTE_KEYS))
         return None
     try:
         route = structure({"name": name, **table}, RouteSpec)
     except ValidationError as exc:
-        errors.extend(exc.prefixed(path).fields)
+        errors.extend(hinted(exc.prefixed(path).fields, path, RouteSpec))
         return None
     if not route.chain:
         errors.append(FieldError(_join(path, "chain"), "must name at least one model"))

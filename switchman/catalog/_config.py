@@ -51,7 +51,7 @@ from switchman.catalog._catalog import (
     flatten_routes,
 )
 from switchman.catalog._credentials import credential_header
-from switchman.catalog._hints import did_you_mean
+from switchman.catalog._hints import did_you_mean, hinted, unknown_field
 from switchman.catalog._keys import allowed_for as allowed_for  # (the gateway's and router's)
 from switchman.catalog._keys import key_clashes, keys_problems, known_pattern, matches_no_model
 from switchman.catalog._paths import _join, _one, _under, as_written
@@ -216,7 +216,7 @@ class _Loader:
     def load(self) -> Config:
         if not isinstance(self.data, Mapping):
             raise ValidationError([FieldError("config", "must be a table")])
-        self.errors.extend(FieldError(k, "unknown field") for k in self.data if k not in _TOP_KEYS)
+        self.errors.extend(unknown_field(k, k, _TOP_KEYS) for k in self.data if k not in _TOP_KEYS)
         provider_tables = self.table("providers")
         providers = self.providers(provider_tables)
         auto_sim = not any(self.serves(p, provider_tables) for p in providers.values())
@@ -281,7 +281,7 @@ class _Loader:
         try:
             return structure(self.table(key), cls)
         except ValidationError as exc:
-            self.errors.extend(exc.prefixed(key).fields)
+            self.errors.extend(hinted(exc.prefixed(key).fields, key, cls))
             return cls()
 
     # -- sections ------------------------------------------------------------
@@ -338,7 +338,7 @@ class _Loader:
 
     def sim_seed(self) -> int | None:
         sim = self.table("sim")
-        self.errors.extend(FieldError(f"sim.{k}", "unknown field") for k in sim if k != "seed")
+        self.errors.extend(unknown_field(f"sim.{k}", k, ("seed",)) for k in sim if k != "seed")
         seed = sim.get("seed")
         if seed is None:
             return None
@@ -457,7 +457,7 @@ class _Loader:
         try:
             budgets = structure(table, BudgetsConfig)
         except ValidationError as exc:
-            self.errors.extend(exc.prefixed("budgets").fields)
+            self.errors.extend(hinted(exc.prefixed("budgets").fields, "budgets", BudgetsConfig))
             self.errors.extend(budget_references(table.get("providers"), providers))
             return BudgetsConfig()
         return attrs.evolve(
@@ -515,7 +515,9 @@ class _Loader:
             try:
                 key = structure(table, KeySpec)
             except ValidationError as exc:
-                self.errors.extend(exc.prefixed(path).fields)
+                self.errors.extend(
+                    hinted(exc.prefixed(path).fields, path, KeySpec, unsaid=frozenset({"secret"}))
+                )
                 continue
             before = len(self.errors)
             problems = _under(path, KeySpec._problems(key))

@@ -23,6 +23,7 @@ import attrs
 
 from switchman._call import INTENTS, MAX_NAME_CHARS, TRUST_TIERS, Intent, TrustTier, unprintable
 from switchman._errors import FieldError
+from switchman.catalog._hints import unknown_field
 
 Kind = Literal["openai", "anthropic", "gemini", "ollama", "sim"]
 KINDS: Final = get_args(Kind)
@@ -615,7 +616,7 @@ class BudgetsConfig:
                     if key in LIMIT_KEYS:
                         _number(errors, f"{where}.{key}", value, 0, high=MAX_BUDGET_USD)
                     else:
-                        errors.append(FieldError(f"{where}.{key}", "unknown field"))
+                        errors.append(unknown_field(f"{where}.{key}", key, LIMIT_KEYS))
         return errors
 
 

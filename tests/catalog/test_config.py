@@ -570,7 +570,7 @@ def test_errors_are_all_reported_at_once_by_toml_path(tmp_path: Path) -> None:
         "server.port": found["server.port"],
         "router.capacity": found["router.capacity"],
         "providers.openai.rpm": found["providers.openai.rpm"],
-        "providers.openai.timeout": "unknown field",
+        "providers.openai.timeout": "unknown field (did you mean 'read_timeout_s'?)",
         "providers.mystery.kind": found["providers.mystery.kind"],
         "providers.weird.kind": found["providers.weird.kind"],
         "models[1].intents[1]": found["models[1].intents[1]"],

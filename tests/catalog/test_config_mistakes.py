@@ -246,3 +246,66 @@ def test_the_catalogs_models_on_a_provider_turned_anthropic_take_no_seed(tmp_pat
     )
     on_it = [m for m in config.models.values() if m.provider == "openai"]
     assert on_it and not any(m.supports_seed for m in on_it)
+
+
+# -- did you mean -------------------------------------------------------------------------
+
+
+def test_every_unknown_field_names_the_closest_known_one(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        """
+        servr = 1
+        [server]
+        prot = 9000
+        [router]
+        capacty = 3
+        [router.weights]
+        costs = 2
+        [sim]
+        sed = 3
+        [providers.openai]
+        api_key_enw = "X"
+        [[models]]
+        alias = "m"
+        provider = "sim"
+        model_id = "m"
+        input_per_mtoks = 1
+        sim = { latency_m = 3 }
+        [budgets]
+        global_dayly_usd = 3
+        [budgets.callers.a]
+        daily = 1
+        [routes.r]
+        chian = ["m"]
+        [[keys]]
+        key_env = "K"
+        handle = "a"
+        modles = ["*"]
+        """,
+        env={"K": "k" * 32},
+    )
+    meant = {
+        "servr": "server",
+        "server.prot": "port",
+        "router.capacty": "capacity",
+        "router.weights.costs": "cost",
+        "sim.sed": "seed",
+        "providers.openai.api_key_enw": "api_key_env",
+        "models[0].input_per_mtoks": "input_per_mtok",
+        "models[0].sim.latency_m": "latency_ms",
+        "budgets.global_dayly_usd": "global_daily_usd",
+        "budgets.callers.a.daily": "daily_usd",
+        "routes.r.chian": "chain",
+        "keys[0].modles": "models",
+    }
+    for field, name in meant.items():
+        assert found.get(field) == f"unknown field (did you mean {name!r}?)", (field, found)
+
+
+def test_an_unknown_field_like_no_known_one_is_only_unknown(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path, '[server]\nzzzz = 1\n[[keys]]\nkey_env = "K"\nhandle = "a"\nsecrt = 1\n'
+    )
+    assert found["server.zzzz"] == "unknown field"
+    assert found["keys[0].secrt"] == "unknown field"  # (never told to write a secret)
