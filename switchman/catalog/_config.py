@@ -154,7 +154,7 @@ def load_config(
         raw = f.read()
     source = os.fspath(path)
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # (a BOM, as some editors write)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValidationError([FieldError(source, f"invalid TOML: {exc}")], source=source) from None
     try:

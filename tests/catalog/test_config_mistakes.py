@@ -309,3 +309,9 @@ def test_an_unknown_field_like_no_known_one_is_only_unknown(tmp_path: Path) -> N
     )
     assert found["server.zzzz"] == "unknown field"
     assert found["keys[0].secrt"] == "unknown field"  # (never told to write a secret)
+
+
+def test_a_file_starting_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "switchman.toml"
+    path.write_bytes(b"\xef\xbb\xbf[router]\ncapacity = 5\n")
+    assert load_config(path, env={}).router.capacity == 5
