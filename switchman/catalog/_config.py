@@ -235,6 +235,8 @@ class _Loader:
         keys = self.keys(models, routes, providers)
         self.caller_budgets(budgets)
         server = self.knobs("server", ServerConfig)
+        if isinstance(server.db, str) and server.db.startswith("~"):  # (as a shell would)
+            server = attrs.evolve(server, db=os.path.expanduser(server.db))
         router = self.knobs("router", RouterConfig)
         enabled = [p for p in providers.values() if p.disabled_reason is None]
         # built from what did parse (a part with a mistake is left out), then checked

@@ -639,6 +639,14 @@ class ServerConfig:
         _number(errors, "port", v.port, 0, high=65535, integer=True)
         _number(errors, "max_body_bytes", v.max_body_bytes, 1, integer=True)
         _string(errors, "db", v.db, optional=True)
+        if v.db == "":
+            errors.append(
+                FieldError(
+                    "db",
+                    'must not be empty: a file\'s path, ":memory:", or left out for the '
+                    "default ($XDG_DATA_HOME/switchman/switchman.db)",
+                )
+            )
         # (none is 0, which would delete each job as it ends: "no limit" is a large number)
         _number(errors, "job_retention_count", v.job_retention_count, 1, integer=True)
         _number(errors, "job_retention_days", v.job_retention_days, 0, strict=True)

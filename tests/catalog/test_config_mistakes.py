@@ -4,6 +4,7 @@ expected: never a traceback, never a mistake taken without a word."""
 from __future__ import annotations
 
 import logging
+import os
 import textwrap
 from pathlib import Path
 
@@ -315,3 +316,14 @@ def test_a_file_starting_with_a_utf8_byte_order_mark_is_read(tmp_path: Path) -> 
     path = tmp_path / "switchman.toml"
     path.write_bytes(b"\xef\xbb\xbf[router]\ncapacity = 5\n")
     assert load_config(path, env={}).router.capacity == 5
+
+
+# -- the store's file ------------------------------------------------------------------------
+
+
+def test_the_stores_path_has_its_tilde_expanded_and_may_not_be_empty(tmp_path: Path) -> None:
+    config = load(tmp_path, '[server]\ndb = "~/sw.db"\n')
+    assert config.server.db == os.path.join(os.path.expanduser("~"), "sw.db")
+    assert load(tmp_path, '[server]\ndb = "rel/sw.db"\n').server.db == "rel/sw.db"
+    found = errors(tmp_path, '[server]\ndb = ""\n')
+    assert set(found) == {"server.db"} and found["server.db"].startswith("must not be empty")
