@@ -168,6 +168,14 @@ def _plain_url(errors: list[FieldError], name: str, value: str) -> None:
     except ValueError:
         errors.append(FieldError(name, "is not a valid URL"))
         return
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:  # (out of range, not a number, or 0: no connection could be made)
+        errors.append(FieldError(name, "has a port that is not a number from 1 to 65535"))
+    if not parts.hostname:
+        errors.append(FieldError(name, "has no host (such as https://api.example.com/v1)"))
     if secret or parts.query or parts.fragment:
         errors.append(
             FieldError(

@@ -327,3 +327,28 @@ def test_the_stores_path_has_its_tilde_expanded_and_may_not_be_empty(tmp_path: P
     assert load(tmp_path, '[server]\ndb = "rel/sw.db"\n').server.db == "rel/sw.db"
     found = errors(tmp_path, '[server]\ndb = ""\n')
     assert set(found) == {"server.db"} and found["server.db"].startswith("must not be empty")
+
+
+# -- base_url ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "trouble"),
+    [
+        ("https:///v1", "has no host"),
+        ("https://:8000/v1", "has no host"),
+        ("https://api.openai.com:99999/v1", "has a port that is not a number from 1 to 65535"),
+        ("https://api.openai.com:0/v1", "has a port that is not a number from 1 to 65535"),
+        ("https://api.openai.com:x/v1", "has a port that is not a number from 1 to 65535"),
+    ],
+)
+def test_a_base_url_no_call_could_reach_is_an_error_naming_it(
+    tmp_path: Path, url: str, trouble: str
+) -> None:
+    found = errors(tmp_path, f'[providers.openai]\nbase_url = "{url}"\n')
+    assert found["providers.openai.base_url"].startswith(trouble), found
+
+
+def test_a_base_url_with_a_host_and_a_port_is_fine(tmp_path: Path) -> None:
+    config = load(tmp_path, '[providers.openai]\nbase_url = "http://[::1]:8000/v1"\n')
+    assert config.providers["openai"].base_url == "http://[::1]:8000/v1"
