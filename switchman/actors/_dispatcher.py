@@ -193,7 +193,8 @@ class _Dispatcher:
         if key is None:
             return ("*",), call.min_trust
         trust = max(call.min_trust, key.min_trust, key=TRUST_RANK.__getitem__)
-        return allowed_for(key.models, call.model, self.env.config.routes), trust
+        config = self.env.config
+        return allowed_for(key.models, call.model, config.routes, config.providers), trust
 
     async def _unless_left(self, run: CallRun, scope: trio.CancelScope) -> None:
         """End ``run`` as cancelled now when its caller has left (its reply channel has no

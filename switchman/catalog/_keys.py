@@ -7,7 +7,7 @@ Shared by ``load_config`` and ``validate_config``; pure and quick, nothing to ca
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
@@ -17,7 +17,10 @@ from switchman.catalog._spec import KeySpec, ModelSpec, ProviderSpec, RouteSpec
 
 
 def allowed_for(
-    patterns: Sequence[str], target: str, routes: Mapping[str, RouteSpec]
+    patterns: Sequence[str],
+    target: str,
+    routes: Mapping[str, RouteSpec],
+    providers: Collection[str] = (),
 ) -> tuple[str, ...]:
     """A key's allow-list (``KeySpec.models``) for one call to ``target``.
 
@@ -27,11 +30,21 @@ def allowed_for(
     otherwise. Any other entry (an alias, a provider, a glob) is a pattern as it is.
     Shared by the gateway's checks and the router's eligibility, so both agree.
     """
+    patterns = (*patterns, *providers_models(patterns, routes, providers))
     route = routes.get(target)
     if route is None or target not in patterns:
-        return tuple(patterns)
+        return patterns
     granted = [glob.escape(alias) for alias in route.chain]
     return tuple(dict.fromkeys((*patterns, *granted)))
+
+
+def providers_models(
+    patterns: Sequence[str], routes: Mapping[str, RouteSpec], providers: Collection[str]
+) -> list[str]:
+    """The glob each name of ``providers`` in ``patterns`` adds, unless it is a route's
+    too (that grants the route): a provider's name allows its every model, as
+    ``openai/*`` does (matching ``provider/alias``)."""
+    return [f"{glob.escape(p)}/*" for p in patterns if p in providers and p not in routes]
 
 
 def _is_glob(pattern: str) -> bool:

@@ -21,6 +21,7 @@ import attrs
 from switchman._call import MAX_FALLBACK, MAX_NAME_CHARS, TRUST_RANK, Call, Caller, TrustTier
 from switchman.catalog import Config, KeySpec
 from switchman.catalog._config import allowed_for
+from switchman.catalog._keys import providers_models
 from switchman.policy import resolve_target
 from switchman.policy._candidates import model_named, unknown_name
 
@@ -135,11 +136,14 @@ def authenticate(keys: Sequence[KeySpec], presented: str | None) -> Principal | 
 
 
 def model_allowed(patterns: Sequence[str], alias: str, config: Config) -> bool:
-    """Whether an fnmatch pattern matches the alias or ``provider/alias`` (a route's name
-    is no pattern: it grants the route, not its models, see :func:`call_patterns`)."""
+    """Whether an fnmatch pattern matches the alias or ``provider/alias``, a provider's
+    name allowing its models (a route's name is no pattern: it grants the route, not its
+    models, see :func:`call_patterns`)."""
     spec = config.models.get(alias)
     names = [alias] if spec is None else [alias, f"{spec.provider}/{alias}"]
-    return any(fnmatchcase(name, p) for p in patterns if p not in config.routes for name in names)
+    patterns = [p for p in patterns if p not in config.routes]
+    patterns += providers_models(patterns, config.routes, config.providers)
+    return any(fnmatchcase(name, p) for p in patterns for name in names)
 
 
 def granted_routes(principal: Principal, config: Config) -> tuple[str, ...]:
@@ -151,7 +155,7 @@ def granted_routes(principal: Principal, config: Config) -> tuple[str, ...]:
 def call_patterns(principal: Principal, call: Call, config: Config) -> tuple[str, ...]:
     """The allow-list for this call: the key's, and the chain of the route it calls when
     the key was granted that route (as the router's eligibility has it)."""
-    return allowed_for(principal.models, call.model, config.routes)
+    return allowed_for(principal.models, call.model, config.routes, config.providers)
 
 
 def may_reach(principal: Principal, alias: str, config: Config) -> bool:

@@ -1,0 +1,64 @@
+"""A gateway key whose ``models`` names a provider may use that provider's models, as
+``openai/*`` allows them, through the real path: HTTP → the gateway → the real router →
+the fake provider server. (The configuration took the name, and then every call of the key
+was refused: ``this key may not use any model``.)"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+import switchman
+from switchman.catalog import KeySpec
+from switchman.catalog._keys import allowed_for
+from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
+from tests._httpfleet import ENV, http_fleet, model
+from tests.gateway._fakes import bearer, running_gateway
+
+TEAM = bearer("secret-team-x")
+PROVIDERS = ("openai", "anthropic", "gemini")
+
+
+async def test_a_key_naming_a_provider_may_use_its_models_and_no_others(
+    nursery: trio.Nursery,
+) -> None:
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    config = http_fleet(
+        server,
+        [model("openai", "healthy"), model("anthropic", "healthy"), model("gemini", "healthy")],
+    )
+    key = KeySpec(key_env="KEY_X", handle="team-x", secret="secret-team-x", models=("anthropic",))
+    config = attrs.evolve(config, keys=(key,))
+    with trio.fail_after(30):
+        async with switchman.open_router(config, env=ENV) as router, running_gateway(router) as gw:
+            c = gw.client
+            auto = await c.post("/call?wait=10", json={"prompt": "x"}, headers=TEAM)
+            named = await c.post(
+                "/call?wait=10", json={"prompt": "x", "model": "anthropic/healthy"}, headers=TEAM
+            )
+            other = await c.post(
+                "/call?wait=10", json={"prompt": "x", "model": "openai/healthy"}, headers=TEAM
+            )
+            listed = await c.get("/v1/models", headers=TEAM)
+    assert auto.json()["result"]["model"] == "anthropic/healthy", auto.text
+    excluded = auto.json()["result"]["trace"]["eligibility"]["excluded"]
+    assert {e["alias"] for e in excluded} <= {"openai/healthy", "gemini/healthy"}
+    assert named.json()["result"]["status"] == "complete", named.text
+    assert other.status_code == 403 and "openai/healthy" in other.text
+    assert [m["id"] for m in listed.json()["data"] if m["id"] != "auto"] == ["anthropic/healthy"]
+
+
+def test_a_routes_name_grants_the_route_not_a_provider_of_that_name() -> None:
+    """``gemini`` is a route's name in the catalog as well as a provider's: a key naming it
+    is granted the route (its chain, for calls to it), as before."""
+    from switchman.catalog import RouteSpec
+
+    routes = {"gemini": RouteSpec(name="gemini", chain=("gemini/a", "anthropic/b"))}
+    assert allowed_for(("gemini",), "auto", routes, PROVIDERS) == ("gemini",)
+    # (an alias is as given)
+    assert allowed_for(("openai", "gpt-x"), "auto", routes, PROVIDERS) == (
+        "openai",
+        "gpt-x",
+        "openai/*",
+    )
+    assert "anthropic/b" in allowed_for(("gemini",), "gemini", routes, PROVIDERS)
