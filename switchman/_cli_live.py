@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -55,6 +58,9 @@ _COLORS = {
 _BUSY = frozenset({"rate_limited", "shutting_down", "overloaded"})
 #: how long past ``--wait`` a streamed call waits for the daemon to name the job it took
 _JOB_ID_WAIT_S = 10.0
+#: how long the daemon has to take the websocket (a stopped or hung daemon accepts the
+#: connection and says nothing: trio-websocket's own connect timeout then never ends)
+CONNECT_S = 10.0
 #: how many names of a list (a call's candidates) a line shows before "+N more"
 _LIST_SHOWN = 5
 
@@ -121,6 +127,21 @@ def _ws_headers() -> list[tuple[bytes, bytes]]:
     return [(b"authorization", f"Bearer {key}".encode())] if key else []
 
 
+@asynccontextmanager
+async def _connected(args: argparse.Namespace) -> AsyncIterator[WebSocketConnection]:
+    """The daemon's websocket, or a ``CliError`` when it has not taken it in
+    ``CONNECT_S`` seconds."""
+    with trio.move_on_after(CONNECT_S) as connecting:
+        async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
+            connecting.deadline = math.inf  # (taken: the rest has its own limits)
+            yield ws
+            return
+    raise CliError(
+        f"the daemon at {where(args)} did not take the websocket within {CONNECT_S:g}s "
+        "(is it stopped, or is something else on that port?)"
+    )
+
+
 async def _watch(args: argparse.Namespace) -> int:
     """Print events until Ctrl-C, ``--count`` events, or (``--job``) the job's result;
     the daemon stopping ends the watch too, with a word on stderr."""
@@ -128,7 +149,7 @@ async def _watch(args: argparse.Namespace) -> int:
     if args.job_id:
         subscribe["job_id"] = args.job_id
     seen = 0
-    async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
+    async with _connected(args) as ws:
         await ws.send_message(json.dumps(subscribe))
         note(f"watching {_ws_url(args)} (Ctrl-C to stop)", "2")
         while True:
@@ -164,7 +185,7 @@ async def _stream(args: argparse.Namespace, call: dict[str, Any], seen: dict[str
     still waits (``_JOB_ID_WAIT_S`` more) for its id. ``seen`` notes the job id as soon
     as it is known, for a caller interrupted meanwhile.
     """
-    async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
+    async with _connected(args) as ws:
         await ws.send_message(json.dumps({"type": "call", "call": call}))
         seen["sent"] = True
         try:

@@ -1,0 +1,67 @@
+"""A daemon that takes the connection and says nothing (stopped with SIGSTOP, hung, or
+another program on its port): ``run --stream`` and ``watch`` give up on the websocket
+with a word and exit 2, as the HTTP commands give up on their requests. (They waited for
+ever: trio-websocket's own connect timeout, in a nursery whose reader task never ends,
+never ended them, and Ctrl-C was lost in it.)"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from switchman import _cli_live
+from switchman.cli import main
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose listener accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                taken.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in taken:
+            conn.close()
+        listener.close()
+
+
+# trio-websocket leaves the socket of a handshake cancelled midway to the garbage
+# collector (a ResourceWarning); the command exits right after, so nothing is held
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize(
+    "args", [("run", "fast", "hi", "--stream"), ("watch", "--count", "1")], ids=["run", "watch"]
+)
+def test_a_silent_daemon_is_given_up_on(
+    args: tuple[str, ...],
+    silent_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(_cli_live, "CONNECT_S", 0.5)
+    monkeypatch.delenv("SWITCHMAN_API_KEY", raising=False)
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--port", str(silent_port)])
+    assert exited.value.code == 2
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{silent_port} did not take the websocket within 0.5s" in err
