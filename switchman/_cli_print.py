@@ -77,13 +77,15 @@ def _print_waits(waits: list[dict[str, Any]], after: int) -> None:
 
 def errors_to_show(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The cause (the first error) and any other error no line already says: each
-    attempt's own error is on its attempt line, so it is not printed again."""
+    attempt's own error is on its attempt line, and each model not tried has its reason
+    on its own line, so neither is printed again."""
     errors = [e for e in result.get("errors") or () if isinstance(e, dict)]
     if not errors:
         return []
-    attempts = (result.get("trace") or {}).get("attempts") or ()
+    trace = result.get("trace") or {}
     said = [str(errors[0].get("message"))]
-    said += [str(a["error"]) for a in attempts if isinstance(a, dict) and a.get("error")]
+    said += [str(a["error"]) for a in trace.get("attempts") or () if a.get("error")]
+    said += [str(skip.get("reason")) for skip in trace.get("skipped") or () if skip.get("reason")]
     shown = [errors[0]]
     for err in errors[1:]:
         message = str(err.get("message"))

@@ -117,6 +117,28 @@ def test_a_result_says_where_its_time_went_and_what_it_did_not_try(
     ]
 
 
+def test_a_failed_calls_reasons_are_each_said_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every model left untried for a spent budget: the cause first, then each model's
+    own line (the other errors said the same again: five reasons printed twice)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    err = _Stream(tty=False)
+    monkeypatch.setattr(sys, "stdout", _Stream(tty=False))
+    monkeypatch.setattr(sys, "stderr", err)
+
+    def spent(alias: str) -> str:
+        return f"the global hour budget cannot cover the ${len(alias)}.0 {alias} could cost"
+
+    skipped = [{"alias": alias, "reason": spent(alias)} for alias in ("a", "bb", "ccc")]
+    errors = [{"code": "budget_exceeded", "message": s["reason"]} for s in skipped]
+    failed = {**RESULT, "status": "failed", "answer": "", "model": None, "errors": errors}
+    print_result({**failed, "trace": {"attempts": [], "skipped": skipped}})
+    lines = err.getvalue().splitlines()
+    assert [line for line in lines if "budget" in line] == [
+        f"error budget_exceeded: {spent('a')}",
+        *(f"  not tried: {alias}: {spent(alias)}" for alias in ("a", "bb", "ccc")),
+    ]
+
+
 def test_python_m_switchman_is_the_command(tmp_path: Path) -> None:
     module = (sys.executable, "-m", "switchman")
     done = cli(tmp_path, "--version", command=module)
