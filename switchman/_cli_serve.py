@@ -47,6 +47,9 @@ def _config(args: argparse.Namespace) -> Config:
     """The configuration ``serve`` runs with (``args.config`` set to ``DEFAULT_CONFIG``
     when it was not given and the folder has one); a ``CliError`` (exit 2) for a file that
     is missing, unreadable or invalid, naming each mistake on its own line."""
+    for flag, given in (("--config", args.config), ("--db", args.db)):
+        if given is not None and not given.strip():  # (a script's unset variable)
+            raise CliError(f"{flag}: the path is empty")
     if not args.config and os.path.lexists(DEFAULT_CONFIG):  # (a folder, a broken link:
         args.config = DEFAULT_CONFIG  # refused as such, not passed over for the defaults)
     try:

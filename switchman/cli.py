@@ -606,9 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--intent",
         default="unknown",
-        choices=INTENTS,
+        choices=sorted(INTENTS),
         metavar="INTENT",
-        help=f"what the call is for, which routing weighs: {', '.join(INTENTS)}",
+        help=f"what the call is for, which routing weighs: {', '.join(sorted(INTENTS))}",
     )
     p.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     p.add_argument(

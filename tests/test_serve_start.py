@@ -9,7 +9,9 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 
+from switchman._call import INTENTS
 from tests.test_cli import cli, serving
 
 NAMED = """
@@ -122,6 +124,22 @@ def test_an_open_gateway_on_a_public_address_is_refused_before_anything_starts(
     assert done.stderr.startswith("switchman: refusing to serve '0.0.0.0' without gateway keys")
     assert "INFO" not in done.stderr  # no supervisor started and stopped first
     assert not (tmp_path / "j.db").exists()
+
+
+@pytest.mark.parametrize("flag", ["--db", "--config"])
+def test_an_empty_path_is_refused_not_taken_for_the_default(tmp_path: Path, flag: str) -> None:
+    """A script's unset variable (``--db "$DB"``) served the shared default store (another
+    daemon's jobs and spend), or the defaults for ``--config``, without a word."""
+    done = cli(tmp_path, "serve", "--port", "0", flag, "", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"switchman: {flag}: the path is empty\n"
+
+
+def test_run_lists_its_intents_in_one_order(tmp_path: Path) -> None:
+    """Sorted (a set's order: each run listed them in another)."""
+    text = " ".join(cli(tmp_path, "run", "--help", timeout=60).stdout.split())
+    listed = text.split("which routing weighs: ", 1)[1].split()[: len(INTENTS)]
+    assert [name.rstrip(",") for name in listed] == sorted(INTENTS)
 
 
 def test_a_store_from_a_newer_switchman_is_refused_with_what_to_do(tmp_path: Path) -> None:
