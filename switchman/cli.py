@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import os
 import re
 import signal
+import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -210,9 +212,13 @@ def _request(
     try:
         with httpx.Client(timeout=timeout, headers=headers) as client:
             return client.request(method, url, **kwargs)
-    except httpx.ConnectError:
+    except httpx.ConnectError as exc:
+        if isinstance(exc.__context__ and exc.__context__.__context__, socket.gaierror):
+            raise CliError(f"cannot find the host {args.host!r}: no address for it") from None
         raise CliError(f"{not_running(args)}{later}") from None
     except httpx.TimeoutException:
+        if path == "/call" and method == "POST":  # (it may have taken the call)
+            later = "; if it took the call, switchman jobs lists it"
         raise CliError(
             f"the daemon at {_base_url(args)} did not answer in {timeout:g}s{later}"
         ) from None
@@ -343,10 +349,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         from switchman._cli_live import stream_call
 
         return stream_call(args, call)
+    patience = min(30.0, args.wait + 10)
     # taken first (wait 0: its job id at once), then waited for: whatever happens to the
     # wait (the daemon stopping, Ctrl-C), the job can be named
-    try:
-        submitted = _json_or_error(_request(args, "POST", "/call", params={"wait": 0}, json=call))
+    try:  # (answered at once: a daemon silent past --wait's 10 s more is not going to)
+        taken = _request(args, "POST", "/call", params={"wait": 0}, json=call, timeout=patience)
+        submitted = _json_or_error(taken)
     except KeyboardInterrupt:
         say_interrupted(None)
         raise
@@ -357,7 +365,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "GET",
             f"/result/{quote(job_id, safe='')}",
             params={"wait": args.wait},
-            timeout=args.wait + 10,
+            timeout=args.wait + patience,
             job_id=job_id,
         )
     except KeyboardInterrupt:
@@ -455,34 +463,23 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_health(args: argparse.Namespace) -> int:
-    from switchman._cli_status import health
+def _imported(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """The command ``name`` of ``switchman.<module>``, imported when it runs (a client
+    starts without what the others need: the server, trio-websocket)."""
 
-    return health(args)
+    def command(args: argparse.Namespace) -> int:
+        run: Callable[[argparse.Namespace], int]
+        run = getattr(importlib.import_module(f"switchman.{module}"), name)
+        return run(args)
 
-
-def cmd_providers(args: argparse.Namespace) -> int:
-    from switchman._cli_status import providers
-
-    return providers(args)
-
-
-def cmd_budgets(args: argparse.Namespace) -> int:
-    from switchman._cli_status import budgets
-
-    return budgets(args)
+    return command
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
-    from switchman._cli_live import watch
-
-    return watch(args)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from switchman._cli_serve import serve
-
-    return serve(args)
+cmd_health = _imported("_cli_status", "health")
+cmd_providers = _imported("_cli_status", "providers")
+cmd_budgets = _imported("_cli_status", "budgets")
+cmd_watch = _imported("_cli_live", "watch")
+cmd_serve = _imported("_cli_serve", "serve")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -65,3 +65,28 @@ def test_a_silent_daemon_is_given_up_on(
     assert time.monotonic() - started < 5
     err = capsys.readouterr().err
     assert f"127.0.0.1:{silent_port} did not take the websocket within 0.5s" in err
+
+
+def test_run_waits_for_a_silent_daemon_no_longer_than_its_wait_and_ten_seconds(
+    silent_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """(It gave the call's submission 30 s whatever ``--wait`` said.)"""
+    monkeypatch.delenv("SWITCHMAN_API_KEY", raising=False)
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "fast", "hi", "--wait", "0", "--port", str(silent_port)])
+    assert exited.value.code == 2
+    assert 9.5 < time.monotonic() - started < 20
+    err = capsys.readouterr().err
+    assert "did not answer in 10s; if it took the call, switchman jobs lists it" in err
+
+
+def test_a_host_no_name_service_knows_is_named_as_such(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """(It was told the daemon was not running there, with a serve command to start it.)"""
+    with pytest.raises(SystemExit) as exited:
+        main(["health", "--host", "nonexistent.invalid"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "switchman: cannot find the host 'nonexistent.invalid': no address for it\n"
