@@ -25,6 +25,8 @@ class ChatFlavor:
     stream_usage_option: bool = True
     #: Mistral continues a trailing assistant message only when it says ``prefix: true``
     assistant_prefix: bool = False
+    #: Mistral's answer to a ``prefix`` turn begins with that turn's text again: dropped
+    echoes_prefix: bool = False
     #: Mistral refuses a system turn after another role's ("Unexpected role 'system'
     #: after role 'assistant'"): every system turn goes first, as one
     system_first: bool = False
@@ -61,6 +63,7 @@ FLAVORS: Final[Mapping[str, ChatFlavor]] = {
         seed_field="random_seed",
         stream_usage_option=False,
         assistant_prefix=True,
+        echoes_prefix=True,
         system_first=True,
     ),
     "groq": ChatFlavor(

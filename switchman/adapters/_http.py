@@ -26,7 +26,7 @@ import re
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Final, cast
 
 import attrs
@@ -54,6 +54,7 @@ from switchman.adapters._base import (
     StreamParser,
     TextDelta,
 )
+from switchman.adapters._echo import Emit, said_again, without_prefill
 from switchman.adapters._pool import LeanPool, LeanTransport, SentTwice, system_ssl_context
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
 from switchman.catalog._credentials import header_credentials
@@ -62,7 +63,6 @@ from switchman.catalog._spec import ProviderSpec
 #: an error body is read up to this many bytes (the message is all we need)
 MAX_ERROR_BODY: Final = 64 * 1024
 
-Emit = Callable[[StreamEvent], Awaitable[None]]
 _log = logging.getLogger("switchman.http")
 
 #: what httpcore raises (it has no common base class); httpx maps the same set
@@ -203,6 +203,9 @@ async def send_attempt(
     ``trio.Cancelled`` propagates. The client stays open; its owner closes it.
     """
     http = adapter.build_request(request)
+    prefill = said_again(getattr(adapter, "flavor", None), request)
+    if prefill is not None:  # (Mistral's answer says the prefill again first)
+        emit = without_prefill(emit, prefill)
     timer = _Timer(ttft_timeout_s, stall_timeout_s)
     provider = adapter.provider
     status: int | None = None

@@ -100,6 +100,14 @@ def _extra_forbidden(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     return extra
 
 
+def _said_again(ex: Exchange) -> str:
+    """A ``prefix`` turn's text, which Mistral's answer begins with again (as its API's
+    users see it: the prefill comes back at the start of the reply); "" for another
+    request."""
+    messages = ex.parsed.request.messages
+    return messages[-1].content if messages and messages[-1].role == "assistant" else ""
+
+
 class MistralWire(PlainTextRefusal):
     """Mistral (providers.md section 5): ``{object: "error", ...}`` errors, 422s for fields
     it does not take, usage in the final chunk whether asked for or not, capacity
@@ -161,7 +169,8 @@ class MistralWire(PlainTextRefusal):
         return obj
 
     def message(self, ex: Exchange) -> dict[str, Any]:
-        return {"role": "assistant", "content": answer_text(ex.plan), "tool_calls": None}
+        content = _said_again(ex) + answer_text(ex.plan)
+        return {"role": "assistant", "content": content, "tool_calls": None}
 
     def whole_body(self, ex: Exchange) -> dict[str, Any]:
         return {
@@ -176,7 +185,8 @@ class MistralWire(PlainTextRefusal):
         }
 
     def head(self, ex: Exchange) -> bytes:
-        return sse(self.chunk(ex, {"role": "assistant", "content": ""}, None))
+        """The role, and the prefix of a ``prefix`` turn, said again first."""
+        return sse(self.chunk(ex, {"role": "assistant", "content": _said_again(ex)}, None))
 
     def finish(self, ex: Exchange) -> bytes:
         """The finish chunk always carries the usage (Mistral takes no ``stream_options``)."""
