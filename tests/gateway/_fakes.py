@@ -543,3 +543,15 @@ async def running_gateway(
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+def sdk_ask(base_url: str, model: str, stream: bool, prompt: str = "capital of France?") -> Any:
+    """One chat completion through the official SDK (run it in a thread): the completion,
+    or the list of a stream's chunks."""
+    import openai
+
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0) as client:
+        messages: Any = [{"role": "user", "content": prompt}]
+        if not stream:
+            return client.chat.completions.create(model=model, messages=messages)
+        return list(client.chat.completions.create(model=model, messages=messages, stream=True))

@@ -7,9 +7,7 @@ completions put them, and in the ``switchman`` object)."""
 from __future__ import annotations
 
 import functools
-from typing import Any
 
-import openai
 import trio
 
 import switchman
@@ -17,18 +15,10 @@ from switchman import Call, Result
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from switchman.sim._wire_perplexity import SOURCES
 from tests._httpfleet import ENV, http_fleet, model
-from tests.gateway._fakes import running_gateway
+from tests.gateway._fakes import running_gateway, sdk_ask
 
 URLS = [url for _, url in SOURCES]
 ALIAS = "perplexity/healthy"
-
-
-def _ask(base_url: str, stream: bool) -> Any:
-    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0) as client:
-        messages: Any = [{"role": "user", "content": "capital of France?"}]
-        if not stream:
-            return client.chat.completions.create(model=ALIAS, messages=messages)
-        return list(client.chat.completions.create(model=ALIAS, messages=messages, stream=True))
 
 
 async def test_a_search_models_sources_reach_the_result_and_the_sdk(
@@ -48,8 +38,12 @@ async def test_a_search_models_sources_reach_the_result_and_the_sdk(
                     if isinstance(item, Result):
                         streamed = item
             other = await router.call(Call(prompt="hi", model="openai/healthy"))
-            completion = await trio.to_thread.run_sync(functools.partial(_ask, gw.base_url, False))
-            chunks = await trio.to_thread.run_sync(functools.partial(_ask, gw.base_url, True))
+            completion = await trio.to_thread.run_sync(
+                functools.partial(sdk_ask, gw.base_url, ALIAS, False)
+            )
+            chunks = await trio.to_thread.run_sync(
+                functools.partial(sdk_ask, gw.base_url, ALIAS, True)
+            )
     assert whole.status == "complete" and list(whole.citations) == URLS
     assert streamed is not None and list(streamed.citations) == URLS
     assert other.citations == ()  # a model that cites nothing

@@ -6,23 +6,13 @@ most its text could cost, and the ``switchman`` object says the figures are a bo
 from __future__ import annotations
 
 import functools
-from typing import Any
 
-import openai
 import trio
 
 import switchman
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, http_fleet, model
-from tests.gateway._fakes import running_gateway
-
-
-def _ask(base_url: str, target: str, stream: bool) -> Any:
-    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0) as client:
-        messages: Any = [{"role": "user", "content": "capital of France?"}]
-        if not stream:
-            return client.chat.completions.create(model=target, messages=messages)
-        return list(client.chat.completions.create(model=target, messages=messages, stream=True))
+from tests.gateway._fakes import running_gateway, sdk_ask
 
 
 async def test_the_sdk_is_told_when_usage_and_cost_are_switchmans_bound(
@@ -37,7 +27,7 @@ async def test_the_sdk_is_told_when_usage_and_cost_are_switchmans_bound(
             switchman.open_router(config, env=ENV) as router,
             running_gateway(router) as gw,
         ):
-            ask = functools.partial(_ask, gw.base_url)
+            ask = functools.partial(sdk_ask, gw.base_url)
             reported = await trio.to_thread.run_sync(ask, "anthropic/healthy", False)
             cut_whole = await trio.to_thread.run_sync(ask, "cut-then-healthy", False)
             cut_streamed = await trio.to_thread.run_sync(ask, "cut-then-healthy", True)
