@@ -206,13 +206,12 @@ class OpenAIChatAdapter:
 
     def _url(self, *, beta: bool) -> str:
         """``{base}/chat/completions``; DeepSeek's beta (its prefix completion) is
-        ``/beta`` beside the ``/v1`` of a base URL that has one."""
+        ``/beta`` beside the ``/v1`` of a base URL that has one, or the base URL itself
+        when it is the beta's (as DeepSeek's guide to prefix completion has it)."""
         base = self.base_url.rstrip("/")
-        return (
-            f"{base.removesuffix('/v1')}/beta/chat/completions"
-            if beta
-            else f"{base}/chat/completions"
-        )
+        if not beta:
+            return f"{base}/chat/completions"
+        return f"{base.removesuffix('/beta').removesuffix('/v1')}/beta/chat/completions"
 
     def parse_response(self, body: bytes) -> Completion:
         try:

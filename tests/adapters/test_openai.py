@@ -146,6 +146,32 @@ def test_deepseek_turns_thinking_off_so_sampling_and_continuations_work() -> Non
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
 
 
+@pytest.mark.parametrize(
+    ("base_url", "prefill_url"),
+    [
+        ("https://api.deepseek.com", "https://api.deepseek.com/beta/chat/completions"),
+        ("https://api.deepseek.com/", "https://api.deepseek.com/beta/chat/completions"),
+        ("https://api.deepseek.com/v1", "https://api.deepseek.com/beta/chat/completions"),
+        # the beta's own base URL, as DeepSeek's guide to prefix completion gives it
+        ("https://api.deepseek.com/beta", "https://api.deepseek.com/beta/chat/completions"),
+        (
+            "https://llm.example.com/deepseek/v1",
+            "https://llm.example.com/deepseek/beta/chat/completions",
+        ),
+    ],
+)
+def test_a_deepseek_prefill_goes_to_the_beta_whatever_the_base_url(
+    base_url: str, prefill_url: str
+) -> None:
+    spec = ProviderSpec(name="deepseek", kind="openai", base_url=base_url)
+    prefilled = (Message(role="user", content="Hi"), Message(role="assistant", content="Hel"))
+    sent = make_adapter(spec, KEY).build_request(request(messages=prefilled))
+    assert sent.url == prefill_url
+    assert sent.json["messages"][-1] == {"role": "assistant", "content": "Hel", "prefix": True}
+    plain = make_adapter(spec, KEY).build_request(request())
+    assert plain.url == f"{base_url.rstrip('/')}/chat/completions"
+
+
 def test_request_leaves_out_unset_parameters() -> None:
     body = (
         adapter("openai")
