@@ -7,7 +7,7 @@ Shared by ``load_config`` and ``validate_config``; pure and quick, nothing to ca
 from __future__ import annotations
 
 import glob
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
@@ -20,7 +20,7 @@ def allowed_for(
     patterns: Sequence[str],
     target: str,
     routes: Mapping[str, RouteSpec],
-    providers: Collection[str] = (),
+    models: Mapping[str, ModelSpec] | None = None,
 ) -> tuple[str, ...]:
     """A key's allow-list (``KeySpec.models``) for one call to ``target``.
 
@@ -30,7 +30,7 @@ def allowed_for(
     otherwise. Any other entry (an alias, a provider, a glob) is a pattern as it is.
     Shared by the gateway's checks and the router's eligibility, so both agree.
     """
-    patterns = (*patterns, *providers_models(patterns, routes, providers))
+    patterns = (*patterns, *providers_models(patterns, routes, models or {}))
     route = routes.get(target)
     if route is None or target not in patterns:
         return patterns
@@ -39,12 +39,15 @@ def allowed_for(
 
 
 def providers_models(
-    patterns: Sequence[str], routes: Mapping[str, RouteSpec], providers: Collection[str]
+    patterns: Sequence[str], routes: Mapping[str, RouteSpec], models: Mapping[str, ModelSpec]
 ) -> list[str]:
-    """The glob each name of ``providers`` in ``patterns`` adds, unless it is a route's
-    too (that grants the route): a provider's name allows its every model, as
-    ``openai/*`` does (matching ``provider/alias``)."""
-    return [f"{glob.escape(p)}/*" for p in patterns if p in providers and p not in routes]
+    """The aliases (as patterns matching only themselves) of the models of each provider
+    ``patterns`` names, unless the name is a route's too (that grants the route): a
+    provider's name allows its models, and no other provider's, whatever their aliases."""
+    named = {p for p in patterns if p not in routes and not _is_glob(p)}
+    if not named:
+        return []
+    return [glob.escape(alias) for alias, m in models.items() if m.provider in named]
 
 
 def _is_glob(pattern: str) -> bool:

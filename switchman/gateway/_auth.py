@@ -142,7 +142,7 @@ def model_allowed(patterns: Sequence[str], alias: str, config: Config) -> bool:
     spec = config.models.get(alias)
     names = [alias] if spec is None else [alias, f"{spec.provider}/{alias}"]
     patterns = [p for p in patterns if p not in config.routes]
-    patterns += providers_models(patterns, config.routes, config.providers)
+    patterns += providers_models(patterns, config.routes, config.models)
     return any(fnmatchcase(name, p) for p in patterns for name in names)
 
 
@@ -155,7 +155,7 @@ def granted_routes(principal: Principal, config: Config) -> tuple[str, ...]:
 def call_patterns(principal: Principal, call: Call, config: Config) -> tuple[str, ...]:
     """The allow-list for this call: the key's, and the chain of the route it calls when
     the key was granted that route (as the router's eligibility has it)."""
-    return allowed_for(principal.models, call.model, config.routes, config.providers)
+    return allowed_for(principal.models, call.model, config.routes, config.models)
 
 
 def may_reach(principal: Principal, alias: str, config: Config) -> bool:

@@ -1,7 +1,7 @@
-"""A gateway key whose ``models`` names a provider may use that provider's models, as
-``openai/*`` allows them, through the real path: HTTP → the gateway → the real router →
-the fake provider server. (The configuration took the name, and then every call of the key
-was refused: ``this key may not use any model``.)"""
+"""A gateway key whose ``models`` names a provider may use that provider's models, and
+no other provider's whatever their aliases, through the real path: HTTP → the gateway →
+the real router → the fake provider server. (The configuration took the name, and then
+every call of the key was refused: ``this key may not use any model``.)"""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import attrs
 import trio
 
 import switchman
-from switchman.catalog import KeySpec
+from switchman.catalog import KeySpec, ModelSpec
 from switchman.catalog._keys import allowed_for
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, http_fleet, model
 from tests.gateway._fakes import bearer, running_gateway
 
 TEAM = bearer("secret-team-x")
-PROVIDERS = ("openai", "anthropic", "gemini")
 
 
 async def test_a_key_naming_a_provider_may_use_its_models_and_no_others(
@@ -27,6 +26,9 @@ async def test_a_key_naming_a_provider_may_use_its_models_and_no_others(
         server,
         [model("openai", "healthy"), model("anthropic", "healthy"), model("gemini", "healthy")],
     )
+    # another provider's model under an alias that begins with the name (Groq's own ids do)
+    lookalike = attrs.evolve(config.models["gemini/healthy"], alias="anthropic/lookalike")
+    config = attrs.evolve(config, models={**config.models, lookalike.alias: lookalike})
     key = KeySpec(key_env="KEY_X", handle="team-x", secret="secret-team-x", models=("anthropic",))
     config = attrs.evolve(config, keys=(key,))
     with trio.fail_after(30):
@@ -40,11 +42,19 @@ async def test_a_key_naming_a_provider_may_use_its_models_and_no_others(
                 "/call?wait=10", json={"prompt": "x", "model": "openai/healthy"}, headers=TEAM
             )
             listed = await c.get("/v1/models", headers=TEAM)
+            lookalike = await c.post(
+                "/call?wait=10", json={"prompt": "x", "model": "anthropic/lookalike"}, headers=TEAM
+            )
     assert auto.json()["result"]["model"] == "anthropic/healthy", auto.text
     excluded = auto.json()["result"]["trace"]["eligibility"]["excluded"]
-    assert {e["alias"] for e in excluded} <= {"openai/healthy", "gemini/healthy"}
+    assert {e["alias"] for e in excluded} <= {
+        "openai/healthy",
+        "gemini/healthy",
+        "anthropic/lookalike",
+    }
     assert named.json()["result"]["status"] == "complete", named.text
     assert other.status_code == 403 and "openai/healthy" in other.text
+    assert lookalike.status_code == 403, lookalike.text
     assert [m["id"] for m in listed.json()["data"] if m["id"] != "auto"] == ["anthropic/healthy"]
 
 
@@ -53,12 +63,19 @@ def test_a_routes_name_grants_the_route_not_a_provider_of_that_name() -> None:
     is granted the route (its chain, for calls to it), as before."""
     from switchman.catalog import RouteSpec
 
+    def spec(alias: str, provider: str) -> ModelSpec:
+        return ModelSpec(
+            alias=alias, provider=provider, model_id=alias, input_per_mtok=1, output_per_mtok=1
+        )
+
+    models = {
+        "gemini/a": spec("gemini/a", "gemini"),
+        "anthropic/b": spec("anthropic/b", "anthropic"),
+        "gpt-x": spec("gpt-x", "openai"),
+        "openai/oss": spec("openai/oss", "groq"),  # (another provider's, by its own id)
+    }
     routes = {"gemini": RouteSpec(name="gemini", chain=("gemini/a", "anthropic/b"))}
-    assert allowed_for(("gemini",), "auto", routes, PROVIDERS) == ("gemini",)
-    # (an alias is as given)
-    assert allowed_for(("openai", "gpt-x"), "auto", routes, PROVIDERS) == (
-        "openai",
-        "gpt-x",
-        "openai/*",
-    )
-    assert "anthropic/b" in allowed_for(("gemini",), "gemini", routes, PROVIDERS)
+    assert allowed_for(("gemini",), "auto", routes, models) == ("gemini",)
+    # a provider's name: its models, each as itself
+    assert allowed_for(("openai",), "auto", routes, models) == ("openai", "gpt-x")
+    assert "anthropic/b" in allowed_for(("gemini",), "gemini", routes, models)
