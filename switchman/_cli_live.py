@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -289,7 +290,9 @@ def _run(fn: Any, *args: Any) -> int:
         ) from None
     except BrokenPipeError:
         raise  # the reader of our output left (``watch | head``): not the daemon's doing
-    except (OSError, HandshakeError):
+    except (OSError, HandshakeError) as exc:
+        if isinstance(exc.__cause__ or exc, socket.gaierror):  # (no address for the host)
+            raise CliError(f"cannot find the host {args[0].host!r}: no address for it") from None
         raise not_running(args[0], "ws") from None
     except ConnectionClosed:
         raise CliError("the daemon closed the connection") from None

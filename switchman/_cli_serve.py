@@ -61,8 +61,8 @@ def _config(args: argparse.Namespace) -> Config:
     except ValidationError as exc:
         raise CliError(invalid_config_message(args.config, exc)) from None
     server = config.server
-    if args.db:
-        server = attrs.evolve(server, db=args.db)
+    if args.db:  # (``--db=~/x.db`` reaches us with its ``~``: the shell expands only a word's)
+        server = attrs.evolve(server, db=os.path.expanduser(args.db))
     if args.host is not None:
         server = attrs.evolve(server, host=args.host)
     if args.port is not None:

@@ -90,3 +90,16 @@ def test_a_host_no_name_service_knows_is_named_as_such(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err == "switchman: cannot find the host 'nonexistent.invalid': no address for it\n"
+
+
+@pytest.mark.parametrize(
+    "args", [("run", "fast", "hi", "--stream"), ("watch", "--count", "1")], ids=["run", "watch"]
+)
+def test_the_websocket_commands_name_a_host_no_name_service_knows(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--host", "nonexistent.invalid"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "switchman: cannot find the host 'nonexistent.invalid': no address for it\n"

@@ -135,6 +135,19 @@ def test_an_empty_path_is_refused_not_taken_for_the_default(tmp_path: Path, flag
     assert done.stderr == f"switchman: {flag}: the path is empty\n"
 
 
+def test_a_db_given_with_its_tilde_is_under_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--db=~/x.db``: the shell expands no ``~`` after ``=``; it made ``./~/x.db``."""
+    from switchman._cli_serve import _config
+    from switchman.cli import build_parser
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["serve", "--db=~/x.db"])
+    assert _config(args).server.db == str(tmp_path / "x.db")
+
+
 def test_run_lists_its_intents_in_one_order(tmp_path: Path) -> None:
     """Sorted (a set's order: each run listed them in another)."""
     text = " ".join(cli(tmp_path, "run", "--help", timeout=60).stdout.split())

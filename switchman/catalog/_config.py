@@ -584,7 +584,7 @@ class _Loader:
             if pattern in routes or known_pattern(pattern, models, providers):
                 out[pattern] = None
                 if pattern not in routes and matches_no_model(pattern, models):
-                    like = [*models, *(f"{p}/*" for p in providers)]
+                    like = [x for x in (*models, *(f"{p}/*" for p in providers)) if x != pattern]
                     log.warning(
                         "%s.models[%d]: %r allows no model of the configuration (no alias, "
                         "provider/alias or provider it matches): the key may call none through "

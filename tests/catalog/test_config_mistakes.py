@@ -186,6 +186,19 @@ def test_a_key_pattern_allowing_no_model_is_warned_of_with_the_closest(
     assert any(m.startswith("keys[0].models[1]: '[abc' allows no model") for m in said), said
 
 
+def test_a_warning_never_offers_the_pattern_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Ollama provider whose models are found when the router starts: ``gpu/*`` allows
+    none yet (warned of), and the closest name to it is itself (it said "did you mean
+    'gpu/*'?")."""
+    gpu = '[providers.gpu]\nkind = "ollama"\nbase_url = "http://127.0.0.1:11434"\n'
+    with caplog.at_level(logging.WARNING, logger="switchman.catalog"):
+        load(tmp_path, gpu + _key('["gpu/*"]'), env={"K": "k" * 32})
+    said = [r.getMessage() for r in caplog.records if "allows no model" in r.getMessage()]
+    assert said and "did you mean 'gpu/*'" not in said[0], said
+
+
 def test_a_key_pattern_allowing_a_model_is_not_warned_of(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
