@@ -102,6 +102,7 @@ from switchman.policy._ratelimit import (
     RateBudget,
     clamp_hold,
     new_budget,
+    own_limits,
     rate_admit,
     rate_observe,
     rate_settle,
@@ -145,6 +146,7 @@ class _ProviderState:
         initial_stats: Mapping[tuple[str, str], ModelStats],
     ) -> None:
         self.spec = spec
+        self.own_limits = own_limits(spec.name, spec.rpm, spec.tpm)  # (named when empty)
         self.models = models
         #: the aliases of each upstream model: two aliases of one model (a catalog entry
         #: and a [[models]] alias for it) share its breaker, its learning, its 429 hold
@@ -317,7 +319,8 @@ class _ProviderState:
         retry_at, new_rate = rate_admit(self.rate, now, tokens=tokens)
         if retry_at is not None:
             return Unavailable(
-                reason=f"rate budget empty for {retry_at - now:.1f}s", retry_at=retry_at
+                reason=f"rate budget empty for {retry_at - now:.1f}s{self.own_limits}",
+                retry_at=retry_at,
             )
         if model_rate is not None:
             self.model_rates[alias] = model_rate

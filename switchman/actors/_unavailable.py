@@ -8,7 +8,7 @@ from collections.abc import Collection
 from switchman.actors._env import DispatchEnv
 from switchman.actors._provider import PROBE_POLL_S
 from switchman.policy._breaker import breaker_retry_at
-from switchman.policy._ratelimit import rate_blocked_until
+from switchman.policy._ratelimit import own_limits, rate_blocked_until
 
 
 def unavailable_models(
@@ -51,7 +51,8 @@ def unavailable_models(
                     if back_at is not None:  # its outcome is due any moment: ask again
                         back_at[m.alias] = now + PROBE_POLL_S
             if blocked > 0 and m.alias not in out:
-                out[m.alias] = f"rate budget empty for {blocked:.1f}s"
+                said = own_limits(name, snap.spec.rpm, snap.spec.tpm)
+                out[m.alias] = f"rate budget empty for {blocked:.1f}s{said}"
                 if back_at is not None:
                     back_at[m.alias] = now + blocked
             if model_rates and m.alias not in out:

@@ -641,3 +641,13 @@ def _number(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def own_limits(name: str, rpm: int | None, tpm: int | None) -> str:
+    """`` (switchman's own rpm 50, tpm 30000 for anthropic: [providers.anthropic])``: which
+    limit a call met, so an empty budget of the router's is not taken for the provider's
+    (``""`` when the provider has none)."""
+    said = [f"{word} {value}" for word, value in (("rpm", rpm), ("tpm", tpm)) if value]
+    if not said:
+        return ""
+    return f" (switchman's own {', '.join(said)} for {name}: [providers.{name}])"

@@ -248,6 +248,8 @@ async def test_an_empty_rate_budget_answers_unavailable_until_it_refills(
             assert isinstance((await _replies(receive))[-1], StreamEnd)
         refusal = await _turned_away(inbox, model)
         assert refusal.reason.startswith("rate budget empty for ")
+        # the router's own limit, named as such: not to be taken for the provider's
+        assert refusal.reason.endswith("s (switchman's own rpm 2 for sim: [providers.sim])")
         assert refusal.retry_at == pytest.approx(t0 + 30.0)
         assert _snap(board).rate.requests < 1.0
         assert refusal.retry_at is not None
