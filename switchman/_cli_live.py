@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import socket
 import sys
 import time
@@ -18,7 +17,7 @@ from trio_websocket import (
     ConnectionRejected,
     HandshakeError,
     WebSocketConnection,
-    open_websocket_url,
+    connect_websocket_url,
 )
 
 from switchman._cli_print import color, note
@@ -62,6 +61,8 @@ _JOB_ID_WAIT_S = 10.0
 #: how long the daemon has to take the websocket (a stopped or hung daemon accepts the
 #: connection and says nothing: trio-websocket's own connect timeout then never ends)
 CONNECT_S = 10.0
+#: how long closing the websocket may take (its close handshake) before it is dropped
+CLOSE_S = 2.0
 #: how many names of a list (a call's candidates) a line shows before "+N more"
 _LIST_SHOWN = 5
 
@@ -131,12 +132,30 @@ def _ws_headers() -> list[tuple[bytes, bytes]]:
 @asynccontextmanager
 async def _connected(args: argparse.Namespace) -> AsyncIterator[WebSocketConnection]:
     """The daemon's websocket, or a ``CliError`` when it has not taken it in
-    ``CONNECT_S`` seconds."""
-    with trio.move_on_after(CONNECT_S) as connecting:
-        async with open_websocket_url(_ws_url(args), extra_headers=_ws_headers()) as ws:
-            connecting.deadline = math.inf  # (taken: the rest has its own limits)
-            yield ws
-            return
+    ``CONNECT_S`` seconds. (Not trio-websocket's ``open_websocket``: its connect timeout,
+    and a Ctrl-C while connecting, are caught in a nursery whose reader task waits on a
+    daemon that says nothing, so neither ended the command.)"""
+    try:
+        async with trio.open_nursery() as nursery:
+            ws: WebSocketConnection | None = None
+            with trio.move_on_after(CONNECT_S):
+                ws = await connect_websocket_url(
+                    nursery, _ws_url(args), extra_headers=_ws_headers()
+                )
+            if ws is not None:
+                try:
+                    yield ws
+                finally:
+                    with trio.move_on_after(CLOSE_S) as closing:
+                        closing.shield = True  # (a Ctrl-C still closes it, briefly)
+                        await ws.aclose()
+                    nursery.cancel_scope.cancel()
+                return
+            nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # as it came: the daemon's error, Ctrl-C, a CliError
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     raise CliError(
         f"the daemon at {where(args)} did not take the websocket within {CONNECT_S:g}s "
         "(is it stopped, or is something else on that port?)"

@@ -6,15 +6,19 @@ never ended them, and Ctrl-C was lost in it.)"""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from switchman import _cli_live
 from switchman.cli import main
+from tests.test_cli import CLI, clean_env
 
 
 @pytest.fixture
@@ -103,3 +107,30 @@ def test_the_websocket_commands_name_a_host_no_name_service_knows(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err == "switchman: cannot find the host 'nonexistent.invalid': no address for it\n"
+
+
+@pytest.mark.parametrize(
+    "args", [("run", "fast", "hi", "--stream"), ("watch",)], ids=["run", "watch"]
+)
+def test_ctrl_c_while_the_websocket_connects_ends_the_command_at_once(
+    args: tuple[str, ...], silent_port: int, tmp_path: Path
+) -> None:
+    """(trio-websocket's open caught the KeyboardInterrupt: the command went on waiting,
+    and ended at the connect limit blaming the daemon.)"""
+    client = subprocess.Popen(
+        [*CLI, *args, "--port", str(silent_port)],
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # (connecting: the listener took the connection, says nothing)
+        started = time.monotonic()
+        client.send_signal(signal.SIGINT)
+        code = client.wait(timeout=8)
+        assert time.monotonic() - started < 3
+    finally:
+        client.kill()
+        client.communicate()
+    assert code == 130
