@@ -80,6 +80,19 @@ def count_arg(text: str) -> int:
     return value
 
 
+#: the most jobs ``GET /jobs`` lists at once (its ``limit``'s upper bound)
+MAX_JOBS = 1000
+
+
+def limit_arg(text: str) -> int:
+    """``jobs --limit``: a whole number from 1 to ``MAX_JOBS`` (checked here, so a wrong
+    one is told without a daemon to ask)."""
+    value = _integer(text)
+    if not 1 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_JOBS}; got {text}")
+    return value
+
+
 def host_problem(host: str, *, port_from: str = "--port") -> str | None:
     """Why ``host`` cannot be where a daemon is (None: it can). A host is a name or an IP
     address, IPv6 with or without brackets, and never carries a port (that is

@@ -38,6 +38,7 @@ from switchman._cli_args import (
     host_arg,
     host_problem,
     latency_arg,
+    limit_arg,
     port_arg,
     prompt_after_option,
     unbracketed,
@@ -642,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--status", choices=["queued", "running", "complete", "failed"], help="only these jobs"
     )
-    p.add_argument("--limit", type=int, default=20, help="at most this many, 1 to 1000 (20)")
+    p.add_argument("--limit", type=limit_arg, default=20, help="at most this many, 1 to 1000 (20)")
     p.add_argument("--json", action="store_true", help="print the jobs as JSON")
     p.set_defaults(func=cmd_jobs)
 

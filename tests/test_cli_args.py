@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from switchman._cli_args import (
+    MAX_JOBS,
     MAX_WAIT_S,
     count_arg,
     host_arg,
@@ -23,9 +24,11 @@ from switchman.cli import main
 
 
 def test_wait_is_a_finite_number_of_seconds_up_to_what_the_daemon_takes() -> None:
+    from switchman.gateway._app import MAX_JOBS_LIMIT
     from switchman.gateway._app import MAX_WAIT_S as DAEMON_MAX
 
     assert MAX_WAIT_S == DAEMON_MAX
+    assert MAX_JOBS == MAX_JOBS_LIMIT  # (jobs --limit: checked as the daemon checks it)
     assert wait_arg("0") == 0.0 and wait_arg("2.5") == 2.5 and wait_arg("300") == 300.0
     for bad, said in (
         ("nan", "not a finite number"),
@@ -106,6 +109,10 @@ def test_an_ipv6_address_is_bracketed_in_urls() -> None:
         (["watch", "--port", "http"], "--port: 'http' is not a whole number"),
         (["watch", "--count", "-1"], "--count: must be 1 or more; got -1"),
         (["watch", "--count", "0"], "--count: must be 1 or more; got 0"),
+        # (told without a daemon to ask: it needed one running to say so)
+        (["jobs", "--limit", "0"], "--limit: must be from 1 to 1000; got 0"),
+        (["jobs", "--limit", "1001"], "--limit: must be from 1 to 1000; got 1001"),
+        (["jobs", "--limit", "all"], "--limit: 'all' is not a whole number"),
     ],
 )
 def test_a_bad_option_is_a_usage_error_before_anything_is_sent(
