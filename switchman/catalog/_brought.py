@@ -74,6 +74,24 @@ def warn_unsaid(path: str, table: Mapping[str, Any], provider: ProviderSpec) -> 
     )
 
 
+def warn_unbilled(path: str, table: Mapping[str, Any], provider: ProviderSpec) -> None:
+    """Warn of a ``cached_input_per_mtok`` the file sets on a wire that does not bill by
+    it: only DeepSeek's reports the prompt tokens it bills at its cache-hit price; other
+    providers' cache hits are billed at the input price (never below the provider's)."""
+    from switchman.adapters._registry import chat_flavor  # (the adapters import the catalog)
+
+    if "cached_input_per_mtok" not in table or provider.kind == "sim":
+        return
+    if provider.kind == "openai" and chat_flavor(provider).cache_hit_tokens:
+        return
+    log.warning(
+        "%s.cached_input_per_mtok: %s's wire does not bill by it (only DeepSeek's reports "
+        "its cache hits that way): prompt tokens read from cache are billed at the input price",
+        path,
+        provider.name,
+    )
+
+
 def wire_defaults(spec: ModelSpec, table: Mapping[str, Any], provider: ProviderSpec) -> ModelSpec:
     """A model the file brings, with what its provider's wire decides where the file does
     not say: Anthropic's and DeepSeek's wires continue a trailing assistant turn (a cut

@@ -40,7 +40,13 @@ import attrs
 
 from switchman._convert import structure
 from switchman._errors import FieldError, ValidationError
-from switchman.catalog._brought import catalog_facts, priced_by, warn_unsaid, wire_defaults
+from switchman.catalog._brought import (
+    catalog_facts,
+    priced_by,
+    warn_unbilled,
+    warn_unsaid,
+    wire_defaults,
+)
 from switchman.catalog._catalog import (
     SIM_PROVIDER,
     Catalog,
@@ -397,6 +403,7 @@ class _Loader:
                 spec = build_model(table, path=path, errors=self.errors, base=like)
                 if spec is not None and spec.provider in providers:
                     spec = wire_defaults(spec, table, providers[spec.provider])
+                    warn_unbilled(path, table, providers[spec.provider])
                     if like is None:
                         warn_unsaid(path, table, providers[spec.provider])
             # checked even when the model has other mistakes: every one is reported

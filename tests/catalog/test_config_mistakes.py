@@ -365,3 +365,23 @@ def test_a_base_url_no_call_could_reach_is_an_error_naming_it(
 def test_a_base_url_with_a_host_and_a_port_is_fine(tmp_path: Path) -> None:
     config = load(tmp_path, '[providers.openai]\nbase_url = "http://[::1]:8000/v1"\n')
     assert config.providers["openai"].base_url == "http://[::1]:8000/v1"
+
+
+def test_a_cache_price_on_a_wire_that_does_not_bill_by_it_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only DeepSeek's wire reports the prompt tokens it bills at its cache-hit price: set
+    on another, the price was ignored without a word (billed at the input price)."""
+    models = "".join(
+        f'[[models]]\nalias = "{alias}"\nprovider = "{provider}"\nmodel_id = "{model_id}"\n'
+        "cached_input_per_mtok = 0.01\n"
+        for alias, provider, model_id in (
+            ("oa", "openai", "gpt-5.5"),
+            ("ds", "deepseek", "deepseek-flash"),
+        )
+    )
+    env = {"OPENAI_API_KEY": "sk-" + "o" * 32, "DEEPSEEK_API_KEY": "sk-" + "d" * 32}
+    with caplog.at_level(logging.WARNING, logger="switchman.catalog"):
+        load(tmp_path, models, env=env)
+    said = [r.getMessage() for r in caplog.records if "cached_input_per_mtok" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("models[0].cached_input_per_mtok: openai's"), said
