@@ -1,15 +1,18 @@
-"""The README's configuration example loads as it says, and its table of trace events is what
-the router publishes."""
+"""The README's configuration examples load as they say (a server of one's own answers a
+call without a key), and its table of trace events is what the router publishes."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import h11
 import trio
 
 import switchman
 from switchman import Call, load_config
+from tests._rawhttp import serve_answers
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -88,3 +91,42 @@ async def test_the_trace_events_carry_the_data_the_readme_says(
     assert told | {"attempt.finished", "call.completed", "breaker.changed"} <= set(seen)
     assert seen["breaker.changed"] == table["breaker.changed"]
     assert seen["attempt.finished"] == table["attempt.finished"]
+
+
+async def test_a_server_of_ones_own_as_the_readme_configures_it_answers_without_a_key(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```toml", text.index("### A server of your own")) + len("```toml")
+    sent: list[h11.Request] = []
+
+    def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        sent.append(head)
+        reply = {
+            "id": "x",
+            "object": "chat.completion",
+            "model": json.loads(body)["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hi."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        }
+        return 200, [("content-type", "application/json")], json.dumps(reply).encode()
+
+    base_url = await nursery.start(serve_answers, answer)
+    block = text[start : text.index("```", start)].replace("http://127.0.0.1:8000", base_url)
+    path = tmp_path / "switchman.toml"
+    path.write_text(block, encoding="utf-8")
+    config = load_config(path, env={})
+    with trio.fail_after(20):
+        async with switchman.open_router(config, env={}) as router:
+            result = await router.call(Call(prompt="Say hi", model="my-llama"))
+    assert result.status == "complete" and result.answer == "Hi.", result.errors
+    assert (result.model, result.provider, result.cost_usd) == ("my-llama", "vllm", 0.0)
+    (head,) = sent
+    assert head.target == b"/v1/chat/completions"
+    assert b"authorization" not in {name.lower() for name, _ in head.headers}
