@@ -244,7 +244,11 @@ def _where_lines(config_path: str | None, store: str, created: bool, kept: int) 
     if store == MEMORY:
         said = "in memory: no job or spend is kept after a stop"
     else:
-        said = "new: no jobs, budgets count spend from zero" if created else f"{kept} jobs"
+        said = (
+            "new: no jobs, budgets count spend from zero"
+            if created
+            else f"{kept} job{'' if kept == 1 else 's'}"
+        )
         store = os.path.abspath(store)
     return f"  config: {config}\n  store: {store} ({said})"
 

@@ -265,3 +265,10 @@ def test_the_start_names_the_config_and_store_by_their_whole_paths(
         "  config: none (the defaults)\n"
         "  store: :memory: (in memory: no job or spend is kept after a stop)"
     )
+
+
+def test_the_banner_counts_one_job_in_the_singular() -> None:
+    from switchman._cli_serve import _where_lines
+
+    assert _where_lines(None, "/x/jobs.db", False, 1).endswith("store: /x/jobs.db (1 job)")
+    assert _where_lines(None, "/x/jobs.db", False, 2).endswith("store: /x/jobs.db (2 jobs)")
