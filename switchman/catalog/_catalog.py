@@ -186,15 +186,8 @@ def build_provider(
     except ValidationError as exc:
         errors.extend(hinted(exc.prefixed(path).fields, path, ProviderSpec))
         return None
-    _at_least(errors, _join(path, "max_concurrency"), spec.max_concurrency, 1)
-    _at_least(errors, _join(path, "rpm"), spec.rpm, 1)
-    _at_least(errors, _join(path, "tpm"), spec.tpm, 1)
-    _at_least(errors, _join(path, "connect_timeout_s"), spec.connect_timeout_s, 0, strict=True)
-    _at_least(errors, _join(path, "read_timeout_s"), spec.read_timeout_s, 0, strict=True)
-    if spec.kind != "sim" and not spec.base_url.startswith(("http://", "https://")):
-        errors.append(
-            FieldError(_join(path, "base_url"), f"must be an http(s) URL; got {spec.base_url!r}")
-        )
+    # (every rule of the spec, so one mistake does not hide another of the same table)
+    errors.extend(FieldError(_join(path, e.field), e.message) for e in ProviderSpec._problems(spec))
     return spec if len(errors) == before else None
 
 

@@ -385,3 +385,13 @@ def test_a_cache_price_on_a_wire_that_does_not_bill_by_it_is_warned_of(
         load(tmp_path, models, env=env)
     said = [r.getMessage() for r in caplog.records if "cached_input_per_mtok" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("models[0].cached_input_per_mtok: openai's"), said
+
+
+def test_two_mistakes_in_one_providers_table_are_both_reported(tmp_path: Path) -> None:
+    """(A limit out of range hid a base URL that is an endpoint's, to be met on the next
+    start.)"""
+    found = errors(
+        tmp_path,
+        '[providers.openai]\nrpm = 0\nbase_url = "https://api.openai.com/v1/chat/completions"\n',
+    )
+    assert set(found) == {"providers.openai.rpm", "providers.openai.base_url"}, found
