@@ -80,6 +80,14 @@ def count_arg(text: str) -> int:
     return value
 
 
+def temperature_arg(text: str) -> float:
+    """``--temperature``: a finite number from 0 to 2 (what every provider's range holds)."""
+    value = _number(text)
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2; got {text}")
+    return value
+
+
 #: the most jobs ``GET /jobs`` lists at once (its ``limit``'s upper bound)
 MAX_JOBS = 1000
 

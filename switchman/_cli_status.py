@@ -1,5 +1,6 @@
-"""``switchman health``, ``providers`` and ``budgets``: the daemon's state, as read from
-its status routes and printed for a person (``--json`` for scripts)."""
+"""``switchman health``, ``providers``, ``budgets``, ``jobs`` and ``result``: the daemon's
+state and its jobs, as read from its routes and printed for a person (``--json`` for
+scripts)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import argparse
 import json
 import sys
 from typing import Any
+from urllib.parse import quote
 
 from switchman import cli
-from switchman._cli_print import color
+from switchman._cli_print import color, usd
 from switchman.cli import API_KEY_ENV, EXIT_FAILED, EXIT_OK
 
 
@@ -166,4 +168,49 @@ def budgets(args: argparse.Namespace) -> int:
         print(f"{b.get('scope', '?'):<24} " + "   ".join(parts))
     # (on stderr: a script reading the lines of stdout meets one line per scope)
     print("spend in the current UTC hour, day and month", file=sys.stderr)
+    return EXIT_OK
+
+
+def result(args: argparse.Namespace) -> int:
+    """``switchman result JOB_ID [--poll]``: the job's result, as ``run`` prints one."""
+    params = {"wait": 30} if args.poll else {}
+    path = f"/result/{quote(args.job_id, safe='')}"
+    while True:
+        resp = cli._request(args, "GET", path, params=params, timeout=40, job_id=args.job_id)
+        data = cli._json_or_error(resp)
+        if not args.poll or data.get("status") in ("complete", "failed"):
+            break
+    status = data.get("status")
+    if status in ("queued", "running") and not args.json:
+        wait = f"switchman result {args.job_id} --poll"
+        print(f"job {args.job_id} is {status}; wait for it with: {wait}", file=sys.stderr)
+        return cli.EXIT_PENDING
+    if "result" not in data and status not in ("queued", "running"):
+        return cli._without_result(data, as_json=args.json)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        if status in ("queued", "running"):
+            return cli.EXIT_PENDING
+        return EXIT_FAILED if status == "failed" else EXIT_OK
+    return cli.print_result(data["result"])
+
+
+def jobs(args: argparse.Namespace) -> int:
+    """``switchman jobs``: the recent jobs, a line each (``--json``: as the daemon lists them)."""
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.status:
+        params["status"] = args.status
+    data = cli._json_or_error(cli._request(args, "GET", "/jobs", params=params))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    jobs = data.get("jobs", data) if isinstance(data, dict) else data
+    for job in jobs:  # summaries: model, requested_model and cost_usd at the top level
+        model = job.get("model") or job.get("requested_model") or "-"
+        why = job.get("reason") or job.get("error_code")  # a failed job says why
+        reason = f"  ({why})" if why else ""
+        print(
+            f"{job['job_id']}  {job['status']:<9} {model:<20} "
+            f"{usd(job.get('cost_usd') or 0.0)}{reason}"
+        )
     return EXIT_OK

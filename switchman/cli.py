@@ -41,6 +41,7 @@ from switchman._cli_args import (
     limit_arg,
     port_arg,
     prompt_after_option,
+    temperature_arg,
     unbracketed,
     url_host,
     wait_arg,
@@ -346,6 +347,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     _unicode_arg("model", args.model)
     prompt = _unicode_arg("prompt", read_prompt(args.prompt))
     call: dict[str, Any] = {"prompt": prompt, "model": args.model, "intent": args.intent}
+    if args.system:  # (then the prompt is the user's turn after it)
+        system = _unicode_arg("system", args.system)
+        del call["prompt"]
+        call["messages"] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": prompt},
+        ]
+    params = {"max_tokens": args.max_tokens, "temperature": args.temperature}
+    if any(v is not None for v in params.values()):
+        call["params"] = {k: v for k, v in params.items() if v is not None}
     if args.stream:
         from switchman._cli_live import stream_call
 
@@ -405,29 +416,6 @@ def job_id_arg(text: str) -> str:
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
-def cmd_result(args: argparse.Namespace) -> int:
-    params = {"wait": 30} if args.poll else {}
-    path = f"/result/{quote(args.job_id, safe='')}"
-    while True:
-        resp = _request(args, "GET", path, params=params, timeout=40, job_id=args.job_id)
-        data = _json_or_error(resp)
-        if not args.poll or data.get("status") in ("complete", "failed"):
-            break
-    status = data.get("status")
-    if status in ("queued", "running") and not args.json:
-        wait = f"switchman result {args.job_id} --poll"
-        print(f"job {args.job_id} is {status}; wait for it with: {wait}", file=sys.stderr)
-        return EXIT_PENDING
-    if "result" not in data and status not in ("queued", "running"):
-        return _without_result(data, as_json=args.json)
-    if args.json:
-        print(json.dumps(data, indent=2))
-        if status in ("queued", "running"):
-            return EXIT_PENDING
-        return EXIT_FAILED if status == "failed" else EXIT_OK
-    return print_result(data["result"])
-
-
 def _without_result(job: dict[str, Any], *, as_json: bool) -> int:
     """A finished job without a result (the daemon stopped under it: ``interrupted``,
     ``shutdown``): the job as JSON with ``--json``, else one line on stderr (stdout is
@@ -444,26 +432,6 @@ def _without_result(job: dict[str, Any], *, as_json: bool) -> int:
     return EXIT_FAILED if status == "failed" else EXIT_OK
 
 
-def cmd_jobs(args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"limit": args.limit}
-    if args.status:
-        params["status"] = args.status
-    data = _json_or_error(_request(args, "GET", "/jobs", params=params))
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return EXIT_OK
-    jobs = data.get("jobs", data) if isinstance(data, dict) else data
-    for job in jobs:  # summaries: model, requested_model and cost_usd at the top level
-        model = job.get("model") or job.get("requested_model") or "-"
-        why = job.get("reason") or job.get("error_code")  # a failed job says why
-        reason = f"  ({why})" if why else ""
-        print(
-            f"{job['job_id']}  {job['status']:<9} {model:<20} "
-            f"{usd(job.get('cost_usd') or 0.0)}{reason}"
-        )
-    return EXIT_OK
-
-
 def _imported(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     """The command ``name`` of ``switchman.<module>``, imported when it runs (a client
     starts without what the others need: the server, trio-websocket)."""
@@ -476,6 +444,8 @@ def _imported(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return command
 
 
+cmd_result = _imported("_cli_status", "result")
+cmd_jobs = _imported("_cli_status", "jobs")
 cmd_health = _imported("_cli_status", "health")
 cmd_providers = _imported("_cli_status", "providers")
 cmd_budgets = _imported("_cli_status", "budgets")
@@ -608,6 +578,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INTENT",
         help=f"what the call is for, which routing weighs: {', '.join(sorted(INTENTS))}",
     )
+    p.add_argument("--system", help="a system prompt the model is given before the prompt")
+    p.add_argument(
+        "--max-tokens", type=count_arg, help="the answer's length at most, in tokens (1 or more)"
+    )
+    p.add_argument("--temperature", type=temperature_arg, help="sampling temperature, 0 to 2")
     p.add_argument("--stream", action="store_true", help="print tokens as they arrive")
     p.add_argument(
         "--json",

@@ -207,6 +207,22 @@ def test_run_prints_the_answer_model_cost_and_attempts(daemon: Daemon) -> None:
     )
 
 
+def test_run_takes_a_system_prompt_a_length_and_a_temperature(daemon: Daemon) -> None:
+    """(The answer stopped at the native 1,024 tokens, with no way to say otherwise.)"""
+    plain = json.loads(daemon.run("run", "sim/fast", "Explain recursion", "--json").stdout)
+    done = daemon.run(
+        "run", "sim/fast", "Explain recursion", "--json",
+        "--system", "Answer in one short sentence, for a child.",
+        "--max-tokens", "5", "--temperature", "0.3",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "complete" and result["finish_reason"] == "length"
+    assert result["usage"]["output_tokens"] == 5
+    # the system turn went with the prompt: more input than the prompt alone
+    assert result["usage"]["input_tokens"] > plain["usage"]["input_tokens"] + 5
+
+
 def test_run_json_prints_the_whole_result(daemon: Daemon) -> None:
     done = daemon.run("run", "gpt", "What is a monad?", "--intent", "reason", "--json")
     assert done.returncode == 0, done.stderr

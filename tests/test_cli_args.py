@@ -113,6 +113,9 @@ def test_an_ipv6_address_is_bracketed_in_urls() -> None:
         (["jobs", "--limit", "0"], "--limit: must be from 1 to 1000; got 0"),
         (["jobs", "--limit", "1001"], "--limit: must be from 1 to 1000; got 1001"),
         (["jobs", "--limit", "all"], "--limit: 'all' is not a whole number"),
+        (["run", "auto", "hi", "--max-tokens", "0"], "--max-tokens: must be 1 or more; got 0"),
+        (["run", "auto", "hi", "--temperature", "2.5"], "--temperature: must be from 0 to 2"),
+        (["run", "auto", "hi", "--temperature", "nan"], "--temperature: 'nan' is not a finite"),
     ],
 )
 def test_a_bad_option_is_a_usage_error_before_anything_is_sent(
