@@ -194,7 +194,7 @@ class _Dispatcher:
             return ("*",), call.min_trust
         trust = max(call.min_trust, key.min_trust, key=TRUST_RANK.__getitem__)
         config = self.env.config
-        return allowed_for(key.models, call.model, config.routes, config.models), trust
+        return allowed_for(key.models, call.model, config.routes, config.providers), trust
 
     async def _unless_left(self, run: CallRun, scope: trio.CancelScope) -> None:
         """End ``run`` as cancelled now when its caller has left (its reply channel has no

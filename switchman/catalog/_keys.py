@@ -7,7 +7,7 @@ Shared by ``load_config`` and ``validate_config``; pure and quick, nothing to ca
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
@@ -20,34 +20,25 @@ def allowed_for(
     patterns: Sequence[str],
     target: str,
     routes: Mapping[str, RouteSpec],
-    models: Mapping[str, ModelSpec] | None = None,
+    providers: Collection[str] = (),
 ) -> tuple[str, ...]:
     """A key's allow-list (``KeySpec.models``) for one call to ``target``.
 
     An entry that names a route grants that route, not its models: a call to the route
     may try its whole chain (its models are added here, for this call only), while a
     call naming one of them, ``auto``, or another route through them needs them allowed
-    otherwise. Any other entry (an alias, a provider, a glob) is a pattern as it is.
-    Shared by the gateway's checks and the router's eligibility, so both agree.
+    otherwise. Any other entry (an alias, a provider, a glob) is a pattern as it is, a
+    provider's name allowing its models (``is_allowed``); a name that is a route's and
+    a provider's (``gemini``) is the route's, and left out of the patterns, where it
+    would read as the provider's. Shared by the gateway's checks and the router's
+    eligibility, so both agree.
     """
-    patterns = (*patterns, *providers_models(patterns, routes, models or {}))
+    kept = tuple(p for p in patterns if not (p in routes and p in providers))
     route = routes.get(target)
     if route is None or target not in patterns:
-        return patterns
+        return kept
     granted = [glob.escape(alias) for alias in route.chain]
-    return tuple(dict.fromkeys((*patterns, *granted)))
-
-
-def providers_models(
-    patterns: Sequence[str], routes: Mapping[str, RouteSpec], models: Mapping[str, ModelSpec]
-) -> list[str]:
-    """The aliases (as patterns matching only themselves) of the models of each provider
-    ``patterns`` names, unless the name is a route's too (that grants the route): a
-    provider's name allows its models, and no other provider's, whatever their aliases."""
-    named = {p for p in patterns if p not in routes and not _is_glob(p)}
-    if not named:
-        return []
-    return [glob.escape(alias) for alias, m in models.items() if m.provider in named]
+    return tuple(dict.fromkeys((*kept, *granted)))
 
 
 def _is_glob(pattern: str) -> bool:

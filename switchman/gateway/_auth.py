@@ -21,7 +21,6 @@ import attrs
 from switchman._call import MAX_FALLBACK, MAX_NAME_CHARS, TRUST_RANK, Call, Caller, TrustTier
 from switchman.catalog import Config, KeySpec
 from switchman.catalog._config import allowed_for
-from switchman.catalog._keys import providers_models
 from switchman.policy import resolve_target
 from switchman.policy._candidates import model_named, unknown_name
 
@@ -140,10 +139,10 @@ def model_allowed(patterns: Sequence[str], alias: str, config: Config) -> bool:
     name allowing its models (a route's name is no pattern: it grants the route, not its
     models, see :func:`call_patterns`)."""
     spec = config.models.get(alias)
+    if spec is not None and spec.provider in patterns and spec.provider not in config.routes:
+        return True
     names = [alias] if spec is None else [alias, f"{spec.provider}/{alias}"]
-    patterns = [p for p in patterns if p not in config.routes]
-    patterns += providers_models(patterns, config.routes, config.models)
-    return any(fnmatchcase(name, p) for p in patterns for name in names)
+    return any(fnmatchcase(name, p) for p in patterns if p not in config.routes for name in names)
 
 
 def granted_routes(principal: Principal, config: Config) -> tuple[str, ...]:
@@ -155,7 +154,7 @@ def granted_routes(principal: Principal, config: Config) -> tuple[str, ...]:
 def call_patterns(principal: Principal, call: Call, config: Config) -> tuple[str, ...]:
     """The allow-list for this call: the key's, and the chain of the route it calls when
     the key was granted that route (as the router's eligibility has it)."""
-    return allowed_for(principal.models, call.model, config.routes, config.models)
+    return allowed_for(principal.models, call.model, config.routes, config.providers)
 
 
 def may_reach(principal: Principal, alias: str, config: Config) -> bool:

@@ -34,7 +34,7 @@ def model_list(config: Config, principal: Principal, created: int) -> list[dict[
                 {"id": alias, "object": "model", "created": created, "owned_by": m.provider}
             )
     for name, r in config.routes.items():
-        route_pats = allowed_for(pats, name, config.routes, config.models)
+        route_pats = allowed_for(pats, name, config.routes, config.providers)
         if any(a in serving and model_allowed(route_pats, a, config) for a in r.chain):
             data.append(
                 {

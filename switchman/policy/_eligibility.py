@@ -130,9 +130,10 @@ def is_allowed(model: ModelSpec, allowed: Sequence[str]) -> bool:
     """Whether a caller allowed ``allowed`` (fnmatch patterns) may use ``model``.
 
     A pattern matches the model's alias (``"claude-*"``) or ``provider/alias``
-    (``"openai/*"``). Matching is case-sensitive, as aliases are.
+    (``"openai/*"``); a provider's name allows that provider's models (and no other's,
+    whatever their aliases). Matching is case-sensitive, as aliases are.
     """
-    if "*" in allowed:
+    if "*" in allowed or model.provider in allowed:
         return True
     match = _matcher(tuple(allowed))
     return match(model.alias) is not None or match(f"{model.provider}/{model.alias}") is not None

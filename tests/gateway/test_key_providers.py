@@ -11,6 +11,7 @@ import trio
 import switchman
 from switchman.catalog import KeySpec, ModelSpec
 from switchman.catalog._keys import allowed_for
+from switchman.policy._eligibility import is_allowed
 from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
 from tests._httpfleet import ENV, http_fleet, model
 from tests.gateway._fakes import bearer, running_gateway
@@ -75,7 +76,17 @@ def test_a_routes_name_grants_the_route_not_a_provider_of_that_name() -> None:
         "openai/oss": spec("openai/oss", "groq"),  # (another provider's, by its own id)
     }
     routes = {"gemini": RouteSpec(name="gemini", chain=("gemini/a", "anthropic/b"))}
-    assert allowed_for(("gemini",), "auto", routes, models) == ("gemini",)
-    # a provider's name: its models, each as itself
-    assert allowed_for(("openai",), "auto", routes, models) == ("openai", "gpt-x")
-    assert "anthropic/b" in allowed_for(("gemini",), "gemini", routes, models)
+    providers = ("gemini", "anthropic", "openai", "groq")
+
+    def allowed(entries: tuple[str, ...], target: str = "auto") -> set[str]:
+        patterns = allowed_for(entries, target, routes, providers)
+        return {alias for alias, m in models.items() if is_allowed(m, patterns)}
+
+    # a route's name (a provider's too) grants the route alone, its chain for calls to it
+    assert allowed(("gemini",)) == set()
+    assert allowed(("gemini",), "gemini") == {"gemini/a", "anthropic/b"}
+    # a provider's name: its models, not another provider's aliased after it
+    assert allowed(("openai",)) == {"gpt-x"}
+    assert allowed(("groq",)) == {"openai/oss"}
+    # (a glob matches an alias or provider/alias, as written: both)
+    assert allowed(("openai/*",)) == {"gpt-x", "openai/oss"}
