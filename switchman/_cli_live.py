@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -310,9 +309,7 @@ def _run(fn: Any, *args: Any) -> int:
     except BrokenPipeError:
         raise  # the reader of our output left (``watch | head``): not the daemon's doing
     except (OSError, HandshakeError) as exc:
-        if isinstance(exc.__cause__ or exc, socket.gaierror):  # (no address for the host)
-            raise CliError(f"cannot find the host {args[0].host!r}: no address for it") from None
-        raise not_running(args[0], "ws") from None
+        raise not_running(args[0], "ws", exc) from None
     except ConnectionClosed:
         raise CliError("the daemon closed the connection") from None
     return code

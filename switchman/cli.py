@@ -129,8 +129,16 @@ def where(args: argparse.Namespace) -> str:
     return f"{url_host(args.host)}:{args.port}"
 
 
-def not_running(args: argparse.Namespace, scheme: str = "http") -> CliError:
-    """The error for no daemon listening where the client looks, saying how to start one."""
+def not_running(
+    args: argparse.Namespace, scheme: str = "http", cause: BaseException | None = None
+) -> CliError:
+    """The error for no daemon listening where the client looks, saying how to start one;
+    or, when the connection failed for want of an address (``cause``, or what it came
+    from, is a ``socket.gaierror``), for a host no name service knows."""
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return CliError(f"cannot find the host {args.host!r}: no address for it")
+        cause = cause.__cause__ or cause.__context__
     host = "" if args.host == DEFAULT_HOST else f" --host {args.host}"
     return CliError(
         f"the switchman daemon is not running at {scheme}://{where(args)} (or is stopping);"
@@ -215,9 +223,7 @@ def _request(
         with httpx.Client(timeout=timeout, headers=headers) as client:
             return client.request(method, url, **kwargs)
     except httpx.ConnectError as exc:
-        if isinstance(exc.__context__ and exc.__context__.__context__, socket.gaierror):
-            raise CliError(f"cannot find the host {args.host!r}: no address for it") from None
-        raise CliError(f"{not_running(args)}{later}") from None
+        raise CliError(f"{not_running(args, cause=exc)}{later}") from None
     except httpx.TimeoutException:
         if path == "/call" and method == "POST":  # (it may have taken the call)
             later = "; if it took the call, switchman jobs lists it"
