@@ -65,7 +65,9 @@ async def test_an_answer_cut_by_a_callers_limit_once_its_text_flowed_was_not_slo
     caller)."""
     async with trio.open_nursery() as nursery:
         server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-        config = http_fleet(server, [model("openai", "long-2000-5")], default_soft_ms=30_000)
+        config = http_fleet(
+            server, [model("openai", "long-2000-5")], default_soft_ms=30_000, default_hard_ms=30_000
+        )
         long = "openai/long-2000-5"  # 500 chunks, 5 ms apart: 2.5 s of answer
         hurried = Call(
             prompt=PROMPT,

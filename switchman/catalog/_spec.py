@@ -718,6 +718,17 @@ class RouterConfig:
         _number(errors, "capacity", v.capacity, 1, integer=True)
         for name in ("default_ttft_ms", "default_soft_ms", "default_hard_ms", "stall_ms"):
             _number(errors, name, getattr(v, name), 1, integer=True)
+        if not errors:
+            # Set above the whole call's, it would never cut anything (a call's own
+            # timeouts are held to the same order); left as it was, it gives way to a
+            # shorter default_hard_ms.
+            fields = attrs.fields_dict(RouterConfig)
+            for name in ("default_ttft_ms", "default_soft_ms"):
+                value = getattr(v, name)
+                if value != fields[name].default and value > v.default_hard_ms:
+                    errors.append(
+                        FieldError(name, f"must not exceed default_hard_ms ({v.default_hard_ms})")
+                    )
         _number(errors, "seed", v.seed, -math.inf, integer=True, optional=True)
         _number(errors, "exploration", v.exploration, 0)
         _number(errors, "learning_half_life_s", v.learning_half_life_s, 0, strict=True)

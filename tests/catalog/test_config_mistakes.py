@@ -395,3 +395,15 @@ def test_two_mistakes_in_one_providers_table_are_both_reported(tmp_path: Path) -
         '[providers.openai]\nrpm = 0\nbase_url = "https://api.openai.com/v1/chat/completions"\n',
     )
     assert set(found) == {"providers.openai.rpm", "providers.openai.base_url"}, found
+
+
+@pytest.mark.parametrize("name", ["default_soft_ms", "default_ttft_ms"])
+def test_a_default_deadline_past_the_whole_calls_is_named(tmp_path: Path, name: str) -> None:
+    """A call's own soft_ms/ttft_ms above its hard_ms is refused; the defaults were taken.
+    One left as it was gives way to a shorter default_hard_ms without a word."""
+    found = errors(tmp_path, f"[router]\ndefault_hard_ms = 5000\n{name} = 9000\n")
+    assert found == {f"router.{name}": "must not exceed default_hard_ms (5000)"}
+    found = errors(tmp_path, f"[router]\n{name} = 200000\n")
+    assert found == {f"router.{name}": "must not exceed default_hard_ms (120000)"}
+    assert load(tmp_path, f"[router]\ndefault_hard_ms = 9000\n{name} = 9000\n")
+    assert load(tmp_path, "[router]\ndefault_hard_ms = 1000\n")
