@@ -73,14 +73,14 @@ def test_every_public_class_and_function_says_what_it_is() -> None:
         assert inspect.getdoc(getattr(switchman.Router, member)), member
 
 
-def test_every_exception_the_readme_names_is_exported() -> None:
-    """The README tells an embedding application what ``open_router`` and calls raise by
+def test_every_exception_the_docs_name_is_exported() -> None:
+    """The docs tell an embedding application what ``open_router`` and calls raise by
     the names it can catch: ``switchman.X`` (``SupervisorEscalation`` was only in
     ``switchman.supervisor``)."""
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "embedding.md").read_text()
     named = set(
         re.findall(r"`(?:switchman\.)?([A-Z][A-Za-z]+(?:Error|Escalation|Closed))`", readme)
     )

@@ -1,5 +1,6 @@
-"""The README's configuration examples load as they say (a server of one's own answers a
-call without a key), and its table of trace events is what the router publishes."""
+"""The documentation's configuration examples load as they say (a server of one's own
+answers a call without a key), its table of trace events is what the router publishes, and
+every link between the README and the docs leads somewhere."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ import switchman
 from switchman import Call, load_config
 from tests._rawhttp import serve_answers
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+CONFIGURATION = DOCS / "configuration.md"
+HTTP_API = DOCS / "http-api.md"
 
 
 def _config_block() -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index("```toml", text.index("### Configuration")) + len("```toml")
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    start = text.index("```toml", text.index("# Configuration")) + len("```toml")
     return text[start : text.index("```", start)]
 
 
@@ -43,8 +48,8 @@ def test_the_configuration_example_loads_with_what_it_says(tmp_path: Path) -> No
 
 
 def _event_table() -> dict[str, set[str]]:
-    """The README's table of trace events: each type and the data keys it names."""
-    text = README.read_text(encoding="utf-8")
+    """The websocket's table of trace events: each type and the data keys it names."""
+    text = HTTP_API.read_text(encoding="utf-8")
     start = text.index("| type | data |")
     rows = text[start : text.index("\n\n", start)].splitlines()[2:]
     table = {}
@@ -61,7 +66,7 @@ async def test_the_trace_events_carry_the_data_the_readme_says(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     """Every event a run of calls publishes (plain, streamed, failed, budgeted, a breaker
-    opening) has exactly the data keys the README's table gives its type, at most."""
+    opening) has exactly the data keys the table gives its type, at most."""
     from switchman.catalog import BudgetsConfig, SimProfile
 
     from ._simfleet import fleet, sim_model
@@ -96,8 +101,8 @@ async def test_the_trace_events_carry_the_data_the_readme_says(
 async def test_a_server_of_ones_own_as_the_readme_configures_it_answers_without_a_key(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    text = README.read_text(encoding="utf-8")
-    start = text.index("```toml", text.index("### A server of your own")) + len("```toml")
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    start = text.index("```toml", text.index("## A server of your own")) + len("```toml")
     sent: list[h11.Request] = []
 
     def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -130,3 +135,40 @@ async def test_a_server_of_ones_own_as_the_readme_configures_it_answers_without_
     (head,) = sent
     assert head.target == b"/v1/chat/completions"
     assert b"authorization" not in {name.lower() for name, _ in head.headers}
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped but hyphens,
+    spaces made hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _prose(text: str) -> str:
+    """The text outside fenced code blocks."""
+    return "".join(part for i, part in enumerate(text.split("```")) if i % 2 == 0)
+
+
+def test_every_link_between_the_readme_and_the_docs_leads_somewhere() -> None:
+    """Each relative link names a file that exists and, with a #fragment, a heading in it;
+    the README links every page of docs/."""
+    pages = [README, *sorted(DOCS.glob("*.md"))]
+    anchors = {
+        page.resolve(): {
+            _slug(line.lstrip("#"))
+            for line in _prose(page.read_text()).splitlines()
+            if line[:1] == "#"
+        }
+        for page in pages
+    }
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", _prose(page.read_text(encoding="utf-8"))):
+            if re.match(r"[a-z]+:", target):
+                continue  # a web address
+            path, _, fragment = target.partition("#")
+            where = (page.parent / path).resolve() if path else page.resolve()
+            if not where.exists() or (fragment and fragment not in anchors.get(where, set())):
+                broken.append(f"{page.name}: {target}")
+    assert broken == []
+    linked = set(re.findall(r"\]\(docs/([\w-]+\.md)", README.read_text(encoding="utf-8")))
+    assert linked == {p.name for p in DOCS.glob("*.md")}
