@@ -564,14 +564,17 @@ class OpenAIResponsesAdapter:
         ``top_p``, ``seed`` and ``stop`` are not sent.
         """
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        body: dict[str, Any] = {
-            "model": request.model_id,
-            "input": [
-                {"role": m.role, "content": m.content}
-                for m in request.messages
-                if m.role != "system"
-            ],
-        }
+        turns: list[dict[str, Any]] = []
+        for m in request.messages:
+            if m.role == "system":
+                continue
+            if turns and turns[-1]["role"] == m.role:
+                # Perplexity wants user and assistant turns to alternate (a 400
+                # ``invalid_message`` otherwise): two in a row are said as one
+                turns[-1]["content"] += "\n\n" + m.content
+            else:
+                turns.append({"role": m.role, "content": m.content})
+        body: dict[str, Any] = {"model": request.model_id, "input": turns}
         if system:
             body["instructions"] = system
         if request.temperature is not None:

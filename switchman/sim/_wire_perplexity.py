@@ -24,6 +24,7 @@ from switchman.sim._wire import (
     BadBody,
     Exchange,
     Parsed,
+    Rejected,
     Reply,
     Wire,
     answer_text,
@@ -50,6 +51,12 @@ def _responses_input(obj: dict[str, Any]) -> list[Any]:
         raise BadBody("input: a string or a list of messages is required")
     return messages
 
+
+#: Perplexity's 400 to two user (or assistant) turns in a row (providers.md section 9)
+ALTERNATE: Final = (
+    "After the (optional) system message(s), user or tool message(s) should alternate with "
+    "assistant message(s)."
+)
 
 #: what the fake bills, as Perplexity's Agent API reports it in ``usage.cost``: the model's list
 #: prices per token (the built-in catalog's, perplexity/sonar's for a model it does not list, such
@@ -91,7 +98,11 @@ class ResponsesWire(Wire):
         model = obj.get("model") or obj.get("preset")
         if not isinstance(model, str) or not model:
             raise BadBody("model: a non-empty string (or a preset) is required")
-        messages = chat_messages(_responses_input(dict(obj)))
+        items = _responses_input(dict(obj))
+        roles = [i.get("role") for i in items if isinstance(i, dict) and i.get("role") != "system"]
+        if any(a == b for a, b in itertools.pairwise(roles)):
+            raise Rejected(json_reply(400, _pplx_error(ALTERNATE, "invalid_message", 400)))
+        messages = chat_messages(items)
         max_tokens = positive_int(obj.get("max_output_tokens"))
         return Parsed(
             model=model,

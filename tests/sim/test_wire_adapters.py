@@ -380,6 +380,24 @@ async def test_a_system_turn_in_the_middle_of_the_talk_is_accepted(
         assert sent[0]["content"] == "Be brief.\n\nAnswer in French."
 
 
+@pytest.mark.parametrize("provider", ALL)
+async def test_two_user_turns_in_a_row_are_answered(
+    provider: str, run: Any, server: FakeProviderServer
+) -> None:
+    """A history with two user turns in a row (a message sent again after a failure, or
+    an empty assistant turn left out): Perplexity answers 400 ``invalid_message`` unless
+    the turns alternate, so its adapter says the two as one."""
+    messages = (
+        Message(role="user", content="Hi"),
+        Message(role="user", content=PROMPT),
+    )
+    got = await run(provider, request("healthy", messages=messages))
+    assert got.text
+    if provider == "perplexity":
+        sent = server.requests("healthy")[-1].body["input"]
+        assert sent == [{"role": "user", "content": f"Hi\n\n{PROMPT}"}]
+
+
 async def test_a_deepseek_prefill_goes_to_its_beta_as_a_prefix(
     run: Any, server: FakeProviderServer
 ) -> None:
