@@ -179,8 +179,16 @@ def _beside(
     )
     # (a set of the paths reported and every path above them: each problem is looked up
     # once, not against every error, which took seconds for arrays of thousands)
-    reported = {e.field for e in errors}
     above = {p for e in errors for p in _ancestors(e.field)}
+    # ... and the items past those told one by one (``[16]: is wrong too, and N more``),
+    # which the class would see as placeholders ("got _Invalid")
+    reported = {e.field for e in errors} | {
+        f"{name}[{i}]"
+        for name, value in values.items()
+        if isinstance(value, tuple)
+        for i, item in enumerate(value)
+        if item is _INVALID
+    }
     return [
         e
         for e in problems(partial)
