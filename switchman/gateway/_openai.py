@@ -210,8 +210,8 @@ def _messages(
         for name in calls:
             errors.append((f"{where}.{name}", "tool and function calls are not supported"))
         content = m.get("content")
-        if role == "assistant" and (content is None or content == []) and not calls:
-            continue  # an empty assistant turn (no tool call either): dropped
+        if role in ("assistant", "system") and (content is None or content == []) and not calls:
+            continue  # an empty assistant or system turn (no tool call either): dropped
         if content is None and calls:
             continue  # the tool call is the error; a null content goes with it
         text = _text(content, where, errors)

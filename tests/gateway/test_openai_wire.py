@@ -167,14 +167,16 @@ def test_an_empty_assistant_turn_of_a_replayed_history_is_dropped(empty: Any) ->
 
 
 @pytest.mark.parametrize("role", ["system", "developer"])
-@pytest.mark.parametrize("empty", ["", "  ", [{"type": "text", "text": ""}]])
+@pytest.mark.parametrize("empty", ["", "  ", [{"type": "text", "text": ""}], [], None, "-"])
 def test_an_optional_instruction_left_empty_is_dropped_as_openai_takes_it(
     role: str, empty: Any
 ) -> None:
+    """An empty instruction, its content null or left out too ("-" here), is no mistake."""
+    instruction = {"role": role} if empty == "-" else {"role": role, "content": empty}
     chat = chat_request(
         _body(
             messages=[
-                {"role": role, "content": empty},
+                instruction,
                 {"role": "user", "content": "hi"},
                 {"role": "assistant", "content": "hello"},
                 {"role": "user", "content": "again"},
