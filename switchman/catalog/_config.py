@@ -590,6 +590,15 @@ class _Loader:
         for j, pattern in enumerate(patterns):
             if pattern in routes or known_pattern(pattern, models, providers):
                 out[pattern] = None
+                if pattern in routes and pattern in providers:
+                    reached = {models[a].provider for a in routes[pattern].chain if a in models}
+                    if reached - {pattern}:
+                        log.warning(
+                            "%s.models[%d]: %r is the route of that name, whose chain reaches "
+                            "%s too, not the provider alone: '%s/*' allows the provider's "
+                            "models only",
+                            path, j, pattern, ", ".join(sorted(reached - {pattern})), pattern,
+                        )  # fmt: skip
                 if pattern not in routes and matches_no_model(pattern, models):
                     like = [x for x in (*models, *(f"{p}/*" for p in providers)) if x != pattern]
                     log.warning(

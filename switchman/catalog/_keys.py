@@ -37,8 +37,18 @@ def allowed_for(
     route = routes.get(target)
     if route is None or target not in patterns:
         return kept
-    granted = [glob.escape(alias) for alias in route.chain]
+    granted = [_alone(alias, providers) for alias in route.chain]
     return tuple(dict.fromkeys((*kept, *granted)))
+
+
+def _alone(alias: str, providers: Collection[str]) -> str:
+    """A pattern matching ``alias`` alone: escaped, and for an alias that is also a
+    provider's name (a one-model server, ``vllm``), a bracket around its first letter, as
+    the bare name would allow every model of that provider (``is_allowed``)."""
+    pattern = glob.escape(alias)
+    if pattern in providers:
+        pattern = f"[{alias[0]}]{glob.escape(alias[1:])}"
+    return pattern
 
 
 def _is_glob(pattern: str) -> bool:

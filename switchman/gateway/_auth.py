@@ -228,6 +228,9 @@ def target_problems(
     for i, alias in enumerate(call.options.fallback):
         field = f"options.fallback[{i}]"
         if alias == "auto":
+            # (as ``model: auto``: a key granted routes alone may not widen its call so)
+            if not may_name(pats, "auto", config):
+                denied.append((field, "this key may not fall back to auto"))
             continue
         if alias not in config.models:
             unknown.append((field, _unknown_fallback(alias, config, principal)))

@@ -407,3 +407,18 @@ def test_a_default_deadline_past_the_whole_calls_is_named(tmp_path: Path, name: 
     assert found == {f"router.{name}": "must not exceed default_hard_ms (120000)"}
     assert load(tmp_path, f"[router]\ndefault_hard_ms = 9000\n{name} = 9000\n")
     assert load(tmp_path, "[router]\ndefault_hard_ms = 1000\n")
+
+
+def test_a_key_naming_a_route_that_is_a_providers_name_is_told_what_it_grants(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``models = ["gemini"]`` reads as the provider, but grants the route of that name,
+    whose chain goes on to other providers' models: said at load, with the pattern that
+    means the provider alone."""
+    text = '[[keys]]\nkey_env = "K"\nhandle = "a"\nmodels = ["gemini", "openai"]\n'
+    with caplog.at_level(logging.WARNING):
+        load(tmp_path, text, env={"K": "k" * 32})
+    told = [r.getMessage() for r in caplog.records if "keys[0].models" in r.getMessage()]
+    assert len(told) == 1, told  # (openai is a provider's name and no route's)
+    assert told[0].startswith("keys[0].models[0]: 'gemini' is the route of that name")
+    assert "'gemini/*' allows the provider's models only" in told[0]

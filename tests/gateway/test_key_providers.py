@@ -90,3 +90,37 @@ def test_a_routes_name_grants_the_route_not_a_provider_of_that_name() -> None:
     assert allowed(("groq",)) == {"openai/oss"}
     # (a glob matches an alias or provider/alias, as written: both)
     assert allowed(("openai/*",)) == {"gpt-x", "openai/oss"}
+
+
+async def test_a_route_granted_alone_reaches_no_other_model_of_a_provider_named_like_its_member(
+    nursery: trio.Nursery,
+) -> None:
+    """A one-model server's alias is often its provider's name (``vllm``). A key granted
+    only the route ``fast`` (chain: that alias) got answers from the provider's other
+    model through ``options.fallback: ["auto"]``: the chain's alias, granted as a bare
+    pattern, read as the whole provider, and a fallback of ``auto`` went unchecked."""
+    from switchman.catalog import RouteSpec
+
+    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
+    config = http_fleet(server, [model("openai", "healthy", alias="openai"), model("openai", "x")])
+    config = attrs.evolve(
+        config,
+        routes={"fast": RouteSpec(name="fast", chain=("openai",))},
+        keys=(KeySpec(key_env="KEY_X", handle="team-x", secret="secret-team-x", models=("fast",)),),
+    )
+    patterns = allowed_for(("fast",), "fast", config.routes, config.providers)
+    assert [a for a, m in config.models.items() if is_allowed(m, patterns)] == ["openai"]
+    with trio.fail_after(30):
+        async with switchman.open_router(config, env=ENV) as router, running_gateway(router) as gw:
+            c = gw.client
+            route = await c.post(
+                "/call?wait=10", json={"prompt": "x", "model": "fast"}, headers=TEAM
+            )
+            widened = await c.post(
+                "/call?wait=10",
+                json={"prompt": "x", "model": "fast", "options": {"fallback": ["auto"]}},
+                headers=TEAM,
+            )
+    assert route.json()["result"]["model"] == "openai", route.text
+    assert widened.status_code == 403, widened.text
+    assert "options.fallback[0]" in widened.text and "auto" in widened.text
