@@ -717,14 +717,21 @@ def hide_base_url(text: str, base_url: str) -> str:
     quotes them. The log has them whole."""
     parts = urllib.parse.urlsplit(base_url)
     root = parts.path.rstrip("/")
+    # (and the path above its /v1 or /beta, where DeepSeek's beta endpoints are built)
+    roots = [r for r in dict.fromkeys((root, _above_version(root))) if r]
     scheme = r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?"
     if parts.netloc:
-        text = re.sub(scheme + re.escape(parts.netloc + root), "<base_url>", text)
-    if root:
-        text = re.sub(re.escape(root) + r"(?=[/\s\"'?#),;:]|$)", "<base_url>", text)
+        for r in roots:
+            text = re.sub(scheme + re.escape(parts.netloc + r), "<base_url>", text)
+    for r in roots:
+        text = re.sub(re.escape(r) + r"(?=[/\s\"'?#),;:]|$)", "<base_url>", text)
     if parts.netloc:
         text = re.sub(scheme + re.escape(parts.netloc), "<base_url>", text)
     return text
+
+
+def _above_version(root: str) -> str:
+    return root.removesuffix("/beta").removesuffix("/v1")
 
 
 def _unplaced(error: Exception, adapter: Adapter) -> Exception:
@@ -748,10 +755,26 @@ def _where(
     served. The error names only the endpoint switchman added, as the base URL's own path
     may hold an account or a token and the error reaches callers, whose keys may not see
     it; the operator's log has the whole path."""
-    if not isinstance(error, ModelNotFound) or request.model_id in error.message:
+    if not isinstance(error, ModelNotFound):
         return error
     path = urllib.parse.urlsplit(http.url).path or "/"
     root = urllib.parse.urlsplit(_base_url(adapter)).path.rstrip("/")
+    flavor = getattr(adapter, "flavor", None)
+    trailing = request.messages[-1].role if request.messages else None
+    if getattr(flavor, "beta_prefix", False) and trailing == "assistant":
+        # DeepSeek's prefix completion, a conversation ending with the assistant's turn:
+        # a base_url (a proxy's) with no /beta beside it; the model serves all else, and
+        # is not held out for it
+        _log.warning("%s answered 404 Not Found at %s", error.provider, path)
+        return BadRequest(
+            f"{error.message} (at its prefix completion, /beta/chat/completions beside the "
+            "base_url's /v1: this base_url serves no /beta, so a conversation ending with "
+            "the assistant's turn cannot be sent to it)",
+            provider=error.provider,
+            status=error.status,
+        )
+    if request.model_id in error.message:
+        return error
     endpoint = path[len(root) :] if root and path.startswith(root) else path
     _log.warning("%s answered 404 Not Found at %s", error.provider, path)
     return ModelNotFound(
