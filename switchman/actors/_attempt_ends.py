@@ -39,6 +39,7 @@ from switchman.policy._breaker import CLOSED_BREAKER, BreakerOutcome, breaker_re
 from switchman.policy._eligibility import output_tokens
 from switchman.policy._estimate import CONTINUE_PROMPT, most_cost
 from switchman.policy._known import hide_known_cut
+from switchman.policy._redaction import redact
 
 #: how far back in the text sent a continuation's repeat of it may begin: a model asked to
 #: go on often restates the sentence it was cut in, or the last few, before it goes on
@@ -488,3 +489,14 @@ async def tell_failed(reply: trio.MemorySendChannel[AttemptReply], failed: Attem
         await reply.send(failed)
         return
     raise trio.WouldBlock
+
+
+def refusal_redacted(error: ProviderError, run: CallRun, env: DispatchEnv) -> None:
+    """A refusal's message is the model's own words, as an answer is: redacted as an
+    answer is before it reaches the result, the trace, the store or a ``/v1`` error (a
+    prompt-injected model put personal data there, unredacted)."""
+    if isinstance(error, Refused) and run.redact:
+        hidden = redact(error.message, env.secrets).text
+        if hidden != error.message:
+            error.message = hidden
+            error.args = (hidden,)

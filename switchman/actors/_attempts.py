@@ -52,6 +52,7 @@ from switchman.actors._attempt_ends import (
     over_reserved,
     reasoning_unseen,
     record_data,
+    refusal_redacted,
     runaway,
     stopped,
     texts_waiting,
@@ -759,6 +760,7 @@ async def _exchange(
             "cost_usd": error.billed_cost_usd,
             "usage_estimated": not billed_in or (not billed_out and (bool(generated) or thought)),
         }
+    refusal_redacted(error, run, env)
     record = AttemptRecord(
         outcome=attempt_outcome(error),  # type: ignore[arg-type]
         status_code=error.status,
