@@ -42,6 +42,16 @@ LIMITED = {
     "error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}
 }
 
+
+def chat_reply(message: dict[str, object]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A test upstream's 200: ``ANSWER`` with ``message`` as its choice's message."""
+    import json
+
+    choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
+    body = {**ANSWER, "choices": [choice]}
+    return 200, [("content-type", "application/json")], json.dumps(body).encode()
+
+
 #: what a test upstream answers a request (its head and body) with: a status, headers and
 #: a body (its content-length is added)
 Answer = Callable[[h11.Request, bytes], tuple[int, list[tuple[str, str]], bytes]]

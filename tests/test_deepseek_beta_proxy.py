@@ -14,7 +14,7 @@ import trio
 import switchman
 from switchman import Call, Message
 from switchman.catalog import config_from_dict
-from tests._rawhttp import serve_answers
+from tests._rawhttp import chat_reply, serve_answers
 
 TOKEN = "acct-SECRETPATHTOKEN8"
 
@@ -28,20 +28,7 @@ async def test_a_404_at_deepseeks_beta_is_the_requests_not_the_models(
         paths.append(head.target)
         if b"/beta/" in head.target:
             return 404, [("content-type", "text/plain")], f"no route {head.target!r}".encode()
-        reply = {
-            "id": "x",
-            "object": "chat.completion",
-            "model": json.loads(body)["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "Hi."},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-        }
-        return 200, [("content-type", "application/json")], json.dumps(reply).encode()
+        return chat_reply({"content": "Hi."})
 
     base_url = await nursery.start(serve_answers, answer)
     env = {"DEEPSEEK_API_KEY": "sk-test-deepseek-0001"}

@@ -12,22 +12,14 @@ import trio
 import switchman
 from switchman import Call
 from switchman.catalog import config_from_dict
-from tests._rawhttp import serve_answers
+from tests._rawhttp import chat_reply, serve_answers
 
 SAID = "I refuse. Reach jane.doe@acme-mail.net or +1 415 555 0134, card 4111 1111 1111 1111."
 
 
 async def test_a_refusals_words_are_redacted_wherever_they_go(nursery: trio.Nursery) -> None:
     def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        message = {"role": "assistant", "content": None, "refusal": SAID}
-        reply = {
-            "id": "x",
-            "object": "chat.completion",
-            "model": json.loads(body)["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
-        }
-        return 200, [("content-type", "application/json")], json.dumps(reply).encode()
+        return chat_reply({"content": None, "refusal": SAID})
 
     base_url = await nursery.start(serve_answers, answer)
     env = {"OPENAI_API_KEY": "sk-test-openai-0001"}

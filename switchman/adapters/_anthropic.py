@@ -24,6 +24,7 @@ from switchman.adapters._base import (
     StreamEnd,
     StreamEvent,
     TextDelta,
+    alternating,
 )
 from switchman.adapters._sse import (
     SseDecoder,
@@ -84,15 +85,7 @@ class AnthropicAdapter:
         models since Sonnet 4.5 reject the two together ("cannot both be specified"), and
         Anthropic advises setting one.
         """
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        turns: list[dict[str, Any]] = []
-        for m in request.messages:
-            if m.role == "system":
-                continue
-            if turns and turns[-1]["role"] == m.role:
-                turns[-1]["content"] += "\n\n" + m.content
-            else:
-                turns.append({"role": m.role, "content": m.content})
+        system, turns = alternating(request.messages)
         if turns and turns[-1]["role"] == "assistant":
             turns[-1]["content"] = turns[-1]["content"].rstrip()
         if turns and turns[0]["role"] == "assistant":

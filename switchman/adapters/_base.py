@@ -22,6 +22,22 @@ from switchman._result import Usage
 OPENING_TURN: Final = "(the conversation begins)"
 
 
+def alternating(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, Any]]]:
+    """``messages`` for a wire that takes the system prompt apart and wants user and
+    assistant turns to alternate (Anthropic, Perplexity): the system turns joined by a
+    blank line, and the other turns with two of one role in a row said as one, joined so."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if turns and turns[-1]["role"] == m.role:
+            turns[-1]["content"] += "\n\n" + m.content
+        else:
+            turns.append({"role": m.role, "content": m.content})
+    return system, turns
+
+
 @attrs.frozen(kw_only=True)
 class ProviderRequest:
     """What one attempt asks of one model, already resolved to the provider's model id.

@@ -30,6 +30,7 @@ from switchman.adapters._base import (
     StreamEnd,
     StreamEvent,
     TextDelta,
+    alternating,
 )
 from switchman.adapters._flavors import ChatFlavor
 from switchman.adapters._sse import (
@@ -563,17 +564,8 @@ class OpenAIResponsesAdapter:
         The Agent API documents ``temperature`` and ``max_output_tokens`` only:
         ``top_p``, ``seed`` and ``stop`` are not sent.
         """
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-        turns: list[dict[str, Any]] = []
-        for m in request.messages:
-            if m.role == "system":
-                continue
-            if turns and turns[-1]["role"] == m.role:
-                # Perplexity wants user and assistant turns to alternate (a 400
-                # ``invalid_message`` otherwise): two in a row are said as one
-                turns[-1]["content"] += "\n\n" + m.content
-            else:
-                turns.append({"role": m.role, "content": m.content})
+        # (Perplexity wants user and assistant turns to alternate: a 400 invalid_message)
+        system, turns = alternating(request.messages)
         body: dict[str, Any] = {"model": request.model_id, "input": turns}
         if system:
             body["instructions"] = system
