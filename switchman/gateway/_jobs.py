@@ -114,6 +114,9 @@ class _Job:
     interrupts: list[trio.CancelScope] = attrs.field(factory=list)
     done: trio.Event = attrs.field(factory=trio.Event)
     result: Result | None = None
+    #: why it was cancelled (``JobRunner.cancel``), perhaps before its call reached the
+    #: router: it never does then
+    cancelled: str | None = None
 
 
 class JobRunner:
@@ -295,6 +298,7 @@ class JobRunner:
         job = self._jobs.get(job_id)
         if job is None or job.result is not None:
             return False
+        job.cancelled = reason
         await self._router.cancel_job(job_id, reason)
         return True
 
@@ -344,6 +348,12 @@ class JobRunner:
 
     async def _execute(self, job_id: str, call: Call, sink: StreamSink | None) -> Result:
         """The router's result for the job; raises only ``trio.Cancelled``."""
+        reason = self._jobs[job_id].cancelled
+        if reason is not None:
+            # (its client left as it came: the router's cancel, sent first, found no call
+            # and was dropped, and the call ran to its end, billed)
+            await trio.lowlevel.checkpoint()
+            return failed_result(job_id, "cancelled", reason)
         try:
             if sink is None:
                 result = await self._router.call(call, job_id=job_id)
