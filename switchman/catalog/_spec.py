@@ -165,8 +165,14 @@ def _plain_url(errors: list[FieldError], name: str, value: str) -> None:
     try:
         parts = urllib.parse.urlsplit(value)
         secret = parts.username is not None or parts.password is not None
-    except ValueError:
-        errors.append(FieldError(name, "is not a valid URL"))
+    except ValueError:  # (its message quotes the host: not shown)
+        host = re.split(r"[/?#]", value.partition("://")[2], maxsplit=1)[0]
+        why = (
+            ": a host in brackets must be an IPv6 address (such as http://[::1]:8000/v1)"
+            if "[" in host or "]" in host
+            else ""
+        )
+        errors.append(FieldError(name, f"is not a valid URL{why}"))
         return
     try:
         port = parts.port
@@ -212,7 +218,10 @@ def _api_root(errors: list[FieldError], kind: object, value: str) -> None:
     every call, and its models' calls quietly falling to others)."""
     if not isinstance(kind, str) or kind not in _ENDPOINTS:
         return
-    path = urllib.parse.urlsplit(value).path.rstrip("/").lower()
+    try:
+        path = urllib.parse.urlsplit(value).path.rstrip("/").lower()
+    except ValueError:  # (``_plain_url`` says it is not a valid URL)
+        return
     tail = next((t for t in _ENDPOINTS[kind] if path.endswith(t)), None)
     inner = _INNER.get(kind)
     if tail is None and inner is not None and inner in path:  # a model's path

@@ -93,3 +93,23 @@ def test_a_gateway_key_secret_is_trimmed_and_an_unusable_one_is_named(tmp_path: 
     assert only.handle == "a" and only.secret == "team-a-secret-0001"
     said = _problems(tmp_path, text, {"GW_B": "bad secret"})
     assert "GW_B holds whitespace" in said and "bad secret" not in said
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[LEAKCANARY-v6]/v1", "http://[::1/LEAKCANARY", "https://LEAKCANARY]:8/v1"]
+)
+def test_a_bracketed_host_that_is_no_ipv6_address_is_one_error_unechoed(
+    tmp_path: Path, url: str
+) -> None:
+    """The base_url's API-root check parsed it again, unguarded: a traceback quoting the host
+    (and serve's exit 1) after the URL check had said it was not valid."""
+    with pytest.raises(ValidationError) as info:
+        _load(tmp_path, f'[providers.openai]\nbase_url = "{url}"\n', {})
+    assert [(f.field, f.message) for f in info.value.fields] == [
+        (
+            "providers.openai.base_url",
+            "is not a valid URL: a host in brackets must be an IPv6 address "
+            "(such as http://[::1]:8000/v1)",
+        )
+    ]
+    assert "LEAKCANARY" not in str(info.value)
