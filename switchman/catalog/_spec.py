@@ -192,6 +192,25 @@ def _plain_url(errors: list[FieldError], name: str, value: str) -> None:
         )
 
 
+def _not_http(value: str) -> str:
+    """Why ``value``, a provider's ``base_url`` not starting ``http://`` or ``https://``,
+    is wrong. It is never echoed (but empty): a key pasted in its place, or a user and
+    password in it, must not reach a log through the error."""
+    if not value:
+        return "must be an http(s) URL; got ''"
+    scheme, sep, _ = value.partition("://")
+    if not sep:
+        why = "it does not start with http:// or https://"
+    elif scheme.lower() in ("http", "https"):
+        why = "its scheme must be written in lower case (http:// or https://)"
+    else:
+        why = "its scheme is not http or https"
+    return (
+        f"must be an http(s) URL (such as https://api.example.com/v1): {why}; the value is "
+        "not shown"
+    )
+
+
 #: the ends of a ``base_url`` that are an endpoint's path, not the API root: each wire
 #: kind adds its own (``/chat/completions``, ``/v1/messages``, ``/models/M:action``,
 #: ``/api/chat``), and would add it again after these
@@ -371,7 +390,9 @@ class ProviderSpec:
         if not isinstance(v.base_url, str):
             errors.append(FieldError("base_url", f"must be a string; got {_kind(v.base_url)}"))
         elif v.kind != "sim" and not v.base_url.startswith(("http://", "https://")):
-            errors.append(FieldError("base_url", f"must be an http(s) URL; got {v.base_url!r}"))
+            errors.append(FieldError("base_url", _not_http(v.base_url)))
+            if "://" in v.base_url:  # (a user or password in it is a mistake of its own)
+                _plain_url(errors, "base_url", v.base_url)
         elif v.base_url:
             _plain_url(errors, "base_url", v.base_url)
             _api_root(errors, v.kind, v.base_url)

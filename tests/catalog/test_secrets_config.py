@@ -113,3 +113,29 @@ def test_a_bracketed_host_that_is_no_ipv6_address_is_one_error_unechoed(
         )
     ]
     assert "LEAKCANARY" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://sk-LEAKCANARY:hunter2@x/v1", "its scheme is not http or https"),
+        (
+            "HTTPS://LEAKCANARY@x/v1",
+            "its scheme must be written in lower case (http:// or https://)",
+        ),
+        ("sk-proj-LEAKCANARY0123456789", "it does not start with http:// or https://"),
+        ("api.openai.com/v1?key=LEAKCANARY", "it does not start with http:// or https://"),
+    ],
+)
+def test_a_base_url_that_is_not_http_is_refused_unechoed(
+    tmp_path: Path, url: str, why: str
+) -> None:
+    """It was quoted back whole: the user and password of ``ftp://user:pw@host``, a key pasted
+    in its place. A user or password in it is told too, as in an http(s) URL."""
+    said = _problems(tmp_path, f'[providers.openai]\nbase_url = "{url}"\n')
+    assert (
+        "providers.openai.base_url: must be an http(s) URL (such as https://api.example.com/v1): "
+        f"{why}; the value is not shown"
+    ) in said
+    credentials = "must not carry a user, a password, a query or a fragment"
+    assert (credentials in said) is ("@" in url)
