@@ -483,40 +483,11 @@ class ModelSpec:
             _flag(errors, name, getattr(v, name))
         long_fields = ("long_input_above", "long_input_per_mtok", "long_output_per_mtok")
         _number(errors, "long_input_above", v.long_input_above, 1, integer=True, optional=True)
-        _number(
-            errors,
-            "long_input_per_mtok",
-            v.long_input_per_mtok,
-            0,
-            high=MAX_PRICE_USD,
-            optional=True,
-        )
-        _number(
-            errors,
-            "long_output_per_mtok",
-            v.long_output_per_mtok,
-            0,
-            high=MAX_PRICE_USD,
-            optional=True,
-        )
-        _number(
-            errors,
-            "cached_input_per_mtok",
-            v.cached_input_per_mtok,
-            0,
-            high=MAX_PRICE_USD,
-            optional=True,
-        )
-        _number(errors, "request_fee_usd", v.request_fee_usd, 0, high=MAX_PRICE_USD)
-        _number(
-            errors,
-            "max_request_fee_usd",
-            v.max_request_fee_usd,
-            0,
-            high=MAX_PRICE_USD,
-            optional=True,
-        )
+        for name in ("long_input_per_mtok", "long_output_per_mtok", "cached_input_per_mtok"):
+            _number(errors, name, getattr(v, name), 0, high=MAX_PRICE_USD, optional=True)
         fee, most = v.request_fee_usd, v.max_request_fee_usd
+        _number(errors, "request_fee_usd", fee, 0, high=MAX_PRICE_USD)
+        _number(errors, "max_request_fee_usd", most, 0, high=MAX_PRICE_USD, optional=True)
         if (
             isinstance(most, int | float)
             and isinstance(fee, int | float)
