@@ -135,28 +135,50 @@ _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE: Final = re.compile(r"[\x20-\x7e\t]*")
 
 
-def _header(errors: list[FieldError], where: str, name: object, value: object) -> None:
+def _header(errors: list[FieldError], name: object, value: object, *, which: str) -> None:
     """An HTTP header a provider is sent with every request: a token for its name, a
-    string of visible ASCII (spaces and tabs too) for its value. The value is never
-    echoed: it may be a credential."""
+    string of visible ASCII (spaces and tabs too) for its value. Neither is echoed if
+    wrong, either may hold a credential (a whole ``Authorization: Bearer KEY`` pasted as a
+    name): a bad name's problems are the table's, its header named by ``which``."""
+    where, whose = f"headers.{name}", ""
     if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        where, whose = "headers", f"{which} value "
+        hint = ' (a header is "Name" = "value", not "Name: value")' if ":" in str(name) else ""
+        unseen = "; the name is not shown" if isinstance(name, str) and name else ""
         errors.append(
             FieldError(
                 where,
-                "is not an HTTP header name: letters, digits and !#$%&'*+-.^_`|~ only "
-                "(no spaces, no colon)",
+                f"{which} name is not an HTTP header name (letters, digits and "
+                f"!#$%&'*+-.^_`|~ only): {_name_trouble(name)}{hint}{unseen}",
             )
         )
     if not isinstance(value, str):
-        errors.append(FieldError(where, "must be a string"))
+        errors.append(FieldError(where, f"{whose}must be a string"))
     elif not _FIELD_VALUE.fullmatch(value):
         errors.append(
             FieldError(
                 where,
-                "must be visible ASCII, spaces and tabs (no line break or other control "
-                "character, no letter beyond ASCII); the value is not shown",
+                f"{whose}must be visible ASCII, spaces and tabs (no line break or other "
+                "control character, no letter beyond ASCII); the value is not shown",
             )
         )
+
+
+#: how a message names a character no header name may hold that ``repr`` would not show well
+_SAID: Final = {" ": "a space", "\t": "a tab", "\\": "a backslash"}
+
+
+def _name_trouble(name: object) -> str:
+    """What is wrong with a header's ``name`` that is no token, without showing it: the
+    characters no name may hold (three at most), each once (a space, ``':'``, ``U+00E9``)."""
+    if not isinstance(name, str) or not name:
+        return "it is empty" if name == "" else f"it is not a string ({_kind(name)})"
+    bad = list(dict.fromkeys(c for c in name if not _TOKEN.fullmatch(c)))
+    said = [_SAID.get(c) or (repr(c) if "!" <= c <= "~" else f"U+{ord(c):04X}") for c in bad[:3]]
+    if len(bad) > 3:
+        said.append(f"{len(bad) - 3} other characters no name may hold")
+    listed = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
+    return f"it holds {listed}"
 
 
 def _plain_url(errors: list[FieldError], name: str, value: str) -> None:
@@ -403,8 +425,9 @@ class ProviderSpec:
         if not isinstance(v.headers, Mapping):
             errors.append(FieldError("headers", f"must be a table; got {_kind(v.headers)}"))
         else:
-            for k, value in v.headers.items():
-                _header(errors, f"headers.{k}", k, value)
+            for n, (k, value) in enumerate(v.headers.items(), 1):
+                which = "the header's" if len(v.headers) == 1 else f"header {n}'s"
+                _header(errors, k, value, which=which)
         _number(errors, "connect_timeout_s", v.connect_timeout_s, 0, strict=True)
         _number(errors, "read_timeout_s", v.read_timeout_s, 0, strict=True)
         _string(errors, "disabled_reason", v.disabled_reason, optional=True)

@@ -139,3 +139,34 @@ def test_a_base_url_that_is_not_http_is_refused_unechoed(
     ) in said
     credentials = "must not carry a user, a password, a query or a fragment"
     assert (credentials in said) is ("@" in url)
+
+
+def test_a_header_name_that_is_not_one_is_never_shown(tmp_path: Path) -> None:
+    """A whole header pasted as a name (``"Authorization: Bearer KEY" = ""``) was quoted in
+    the error's path, the key with it: the error is the table's, saying which header and
+    what its name holds, and so is its value's."""
+    text = (
+        "[providers.openai]\nheaders = { "
+        f'"X-Org" = "acme", "Authorization: Bearer {CANARY}" = "", "{CANARY}\\u00e9" = "\\n" }}\n'
+    )
+    with pytest.raises(ValidationError) as info:
+        _load(tmp_path, text, {})
+    assert "LEAKCANARY" not in str(info.value)
+    said = [(f.field, f.message) for f in info.value.fields]
+    not_a_name = "name is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only): "
+    assert said == [
+        (
+            "providers.openai.headers",
+            f"header 2's {not_a_name}it holds ':' and a space (a header is \"Name\" = "
+            '"value", not "Name: value"); the name is not shown',
+        ),
+        (
+            "providers.openai.headers",
+            f"header 3's {not_a_name}it holds U+00E9; the name is not shown",
+        ),
+        (
+            "providers.openai.headers",
+            "header 3's value must be visible ASCII, spaces and tabs (no line break or other "
+            "control character, no letter beyond ASCII); the value is not shown",
+        ),
+    ]
