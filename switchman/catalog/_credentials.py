@@ -10,9 +10,10 @@ from typing import Final
 
 from switchman.catalog._spec import ProviderSpec
 
-#: the words of a header's name (split at ``-`` and ``_``) that say it carries a credential:
-#: ``X-Api-Key``, ``X-Proxy-Token``, ``Authorization``, ``X-Passphrase``; not
-#: ``X-Passthrough`` or ``X-Bypass-Cache``
+#: the words of a header's name (split at ``-`` and ``_``, and each also at camelCase's
+#: capitals) that say it carries a credential: ``X-Api-Key``, ``xApiKey``, ``X-Proxy-Token``,
+#: ``Authorization``, ``ProxyAuthorization``, ``X-Passphrase``; not ``X-Passthrough`` or
+#: ``X-Bypass-Cache``
 _CREDENTIAL_WORDS: Final = re.compile(
     r"(?:auth(?:orization|entication|n|z)?"
     r"|(?:api|access|secret|private|app|client|account|master|service|subscription)?keys?"
@@ -23,9 +24,19 @@ _CREDENTIAL_WORDS: Final = re.compile(
 )
 
 
+#: the parts of a camelCase word: ``xApiKey`` is x, Api, Key; ``XAuthToken`` X, Auth, Token;
+#: ``APIKey`` API, Key
+_CAMEL_PARTS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
 def credential_header(name: str) -> bool:
-    """Whether a header named ``name`` carries a credential (by a word of its name)."""
-    return any(_CREDENTIAL_WORDS.fullmatch(word) for word in re.split(r"[-_]", name))
+    """Whether a header named ``name`` carries a credential (by a word of its name, or a
+    part of a camelCase word: ``xApiKey``, ``XAuthToken``)."""
+    return any(
+        _CREDENTIAL_WORDS.fullmatch(part)
+        for word in re.split(r"[-_]", name)
+        for part in (word, *_CAMEL_PARTS.findall(word))
+    )
 
 
 #: a credential (a header's value, a provider's key) shorter than this is not taken for a
