@@ -499,14 +499,20 @@ def env_port(env: Mapping[str, str] | None = None) -> int:
 def env_host(env: Mapping[str, str] | None = None) -> str:
     """Where the clients find the daemon: ``SWITCHMAN_HOST``, else 127.0.0.1; a
     ``CliError`` naming the variable when it is not a host name or IP address (one with a
-    port, say: the port is ``SWITCHMAN_PORT``'s)."""
+    port, say: the port is ``SWITCHMAN_PORT``'s; what is before an ``@`` never shown)."""
     raw = (os.environ if env is None else env).get(HOST_ENV)
     if raw is None or not raw.strip():
         return DEFAULT_HOST
-    problem = host_problem(raw.strip(), port_from=PORT_ENV)
+    host = raw.strip()
+    if "@" in host:  # (what is before it is a user and password: never shown)
+        raise CliError(
+            f"{HOST_ENV} must be a host name or IP address, without a user or password (the "
+            f"gateway key goes in {API_KEY_ENV}); got {'***@' + host.rpartition('@')[2]!r}"
+        )
+    problem = host_problem(host, port_from=PORT_ENV)
     if problem is not None:
         raise CliError(f"{HOST_ENV} must be {problem}; got {raw!r}")
-    return unbracketed(raw.strip())
+    return unbracketed(host)
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:

@@ -37,6 +37,27 @@ def test_a_bad_switchman_host_is_a_usage_error_naming_it(
     assert done.stderr == f"switchman: SWITCHMAN_HOST must be {said}; got {host!r}\n"
 
 
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("admin:hunter2SECRET@127.0.0.1", "***@127.0.0.1"),
+        ("https://gw:SECRETpw@example.com:8265/v1", "***@example.com:8265/v1"),
+        (" SECRETuser@localhost\n", "***@localhost"),
+    ],
+)
+@pytest.mark.parametrize("args", [("jobs",), ("watch",)])
+def test_a_switchman_host_with_a_user_or_password_never_shows_them(
+    tmp_path: Path, host: str, shown: str, args: Sequence[str]
+) -> None:
+    """It was quoted back whole, the password with it: what is before the ``@`` is not."""
+    done = cli(tmp_path, *args, env={"SWITCHMAN_HOST": host})
+    assert done.returncode == 2
+    assert done.stderr == (
+        "switchman: SWITCHMAN_HOST must be a host name or IP address, without a user or "
+        f"password (the gateway key goes in SWITCHMAN_API_KEY); got {shown!r}\n"
+    )
+
+
 @contextmanager
 def _closed_v6_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET6) as s:
