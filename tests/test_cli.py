@@ -814,6 +814,28 @@ def test_serve_with_an_invalid_config_names_each_mistake_and_exits_2(
     assert "Traceback" not in done.stderr
 
 
+def test_serve_shows_no_credential_of_an_invalid_config_and_no_traceback(tmp_path: Path) -> None:
+    """A careless operator's file: a whole header pasted as a header's name, a user and
+    password in a base_url that is not http(s), a bracketed host that is no IPv6 address.
+    The first two were quoted back, the last a traceback (exit 1) quoting its host."""
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[providers.openai]\nheaders = { "Authorization: Bearer sk-SECRETHDR01" = "" }\n'
+        '[providers.mistral]\nbase_url = "ftp://sk-SECRETURL02:pw@x/v1"\n'
+        '[providers.deepseek]\nbase_url = "http://[sk-SECRETV6-03]/v1"\n'
+    )
+    done = cli(tmp_path, "serve", "--config", str(config), "--port", "0", "--db", ":memory:")
+    assert done.returncode == 2, done.stderr
+    assert "SECRET" not in done.stderr and "Traceback" not in done.stderr
+    assert [line.split(": ")[0] for line in done.stderr.splitlines()] == [
+        "switchman",
+        "  providers.openai.headers",
+        "  providers.mistral.base_url",
+        "  providers.mistral.base_url",
+        "  providers.deepseek.base_url",
+    ], done.stderr
+
+
 @pytest.mark.parametrize(
     "args", [("jobs",), ("run", "claude", "hi", "--stream")], ids=["jobs", "run-stream"]
 )
