@@ -125,6 +125,11 @@ def host_problem(host: str, *, port_from: str = "--port") -> str | None:
 
 def host_arg(text: str) -> str:
     """``--host``: a host name or IP address (``[::1]`` kept as ``::1``)."""
+    if "@" in text:  # (what is before it is a user and password: never shown)
+        raise argparse.ArgumentTypeError(
+            "must be a host name or IP address, without a user or password; got "
+            f"{'***@' + text.rpartition('@')[2]!r}"
+        )
     problem = host_problem(text)
     if problem is not None:
         raise argparse.ArgumentTypeError(f"must be {problem}; got {text!r}")

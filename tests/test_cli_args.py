@@ -87,6 +87,13 @@ def test_a_host_with_a_port_or_odd_characters_is_refused(host: str, said: str) -
         host_arg(host)
 
 
+def test_a_host_with_a_user_and_password_is_refused_without_showing_them() -> None:
+    for host in ("u:SECRETpw@h", "https://u:SECRETpw@h"):
+        with pytest.raises(argparse.ArgumentTypeError) as info:
+            host_arg(host)
+        assert "SECRET" not in str(info.value) and "'***@h'" in str(info.value)
+
+
 def test_an_ipv6_address_is_bracketed_in_urls() -> None:
     assert url_host("::1") == "[::1]" and url_host("[::1]") == "[::1]"
     assert url_host("127.0.0.1") == "127.0.0.1" and url_host("localhost") == "localhost"

@@ -26,6 +26,7 @@ from switchman._errors import FieldError, ValidationError
 from switchman.catalog._hints import hinted, unknown_field
 from switchman.catalog._spec import (
     _SIM_RATES,
+    _TOKEN,
     KINDS,
     Config,
     ModelSpec,
@@ -176,10 +177,12 @@ def build_provider(
         return None
     headers = data.get("headers")
     if isinstance(headers, dict):
+        # (a name that is none, a whole "Authorization: Bearer KEY", is never shown: the
+        # headers' own check tells it, and its value, without it)
         errors.extend(
             FieldError(_join(_join(path, "headers"), k), "must be a string")
             for k, v in headers.items()
-            if not isinstance(v, str)
+            if not isinstance(v, str) and _TOKEN.fullmatch(k)
         )
     try:
         spec = structure(data, ProviderSpec)

@@ -148,6 +148,7 @@ _NOT_A_NAME = (
         ('"X-B" = "line\\nbreak-SECRET"', "headers.X-B", "must be visible ASCII"),
         ('"X-B" = "cr\\rSECRET"', "headers.X-B", "must be visible ASCII"),
         ('"X-C" = "café-SECRET"', "headers.X-C", "must be visible ASCII"),
+        ('"Authorization: Bearer SECRET" = 5', "headers", "the header's"),
     ],
 )
 def test_a_header_no_request_could_carry_is_an_error_never_showing_its_value(
@@ -157,7 +158,7 @@ def test_a_header_no_request_could_carry_is_an_error_never_showing_its_value(
     ``Authorization: Bearer KEY`` pasted as a name), the table's path named instead."""
     found = errors(tmp_path, f"[providers.openai]\nheaders = {{ {header} }}\n")
     assert found[f"providers.openai.{field}"].startswith(trouble), found
-    assert "SECRET" not in " ".join(found.values())
+    assert "SECRET" not in " ".join(found.values()) + " ".join(found)
 
 
 def test_a_header_of_visible_ascii_spaces_and_tabs_is_fine(tmp_path: Path) -> None:
