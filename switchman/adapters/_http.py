@@ -55,7 +55,7 @@ from switchman.adapters._base import (
     TextDelta,
 )
 from switchman.adapters._echo import Emit, said_again, without_prefill
-from switchman.adapters._pool import LeanPool, LeanTransport, SentTwice, system_ssl_context
+from switchman.adapters._pool import Body, LeanPool, LeanTransport, SentTwice, system_ssl_context
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
 from switchman.catalog._credentials import header_credentials
 from switchman.catalog._spec import ProviderSpec
@@ -298,7 +298,7 @@ async def _open_direct(
         method,
         target.url,
         headers=_request_headers(client.headers.raw, http.headers, target.host, method, body),
-        content=body,
+        content=None if body is None else Body(body),
         extensions={"timeout": client.timeout.as_dict()},
     )
     response = await pool.handle_async_request(sent)

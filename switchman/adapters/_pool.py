@@ -121,9 +121,46 @@ class SentTwice(httpcore.NetworkError):
     there too: the upstream may have had it twice, so it is not sent a third time."""
 
 
+class Body:
+    """A request's body of bytes, sent in one piece, as often as it is sent. httpcore's own
+    for bytes yields them from an async generator: a cancellation as the body was being
+    written left that suspended for the garbage collector, which trio warns of (16 calls in
+    400 cancelled within 3 ms of their start)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __aiter__(self) -> _Once:
+        return _Once(self.data)
+
+
+class _Once:
+    """One pass over a ``Body``: its bytes, then the end."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self.data = self.data, None
+        if data is None:
+            raise StopAsyncIteration
+        return data
+
+
 #: a request whose body is bytes (the adapters' JSON, or httpx's ``json=``): one that can
 #: be sent again
-_BYTES: Final = (type(httpcore.Request("GET", "http://x/", content=b"").stream), httpx.ByteStream)
+_BYTES: Final = (
+    Body,
+    type(httpcore.Request("GET", "http://x/", content=b"").stream),
+    httpx.ByteStream,
+)
 
 
 class LeanPool(httpcore.AsyncConnectionPool):
