@@ -55,7 +55,14 @@ from switchman.adapters._base import (
     TextDelta,
 )
 from switchman.adapters._echo import Emit, said_again, without_prefill
-from switchman.adapters._pool import Body, LeanPool, LeanTransport, SentTwice, system_ssl_context
+from switchman.adapters._pool import (
+    Body,
+    HttpxBody,
+    LeanPool,
+    LeanTransport,
+    SentTwice,
+    system_ssl_context,
+)
 from switchman.adapters._sse import REDACTED, bad_reply, scrub, snippet
 from switchman.catalog._credentials import header_credentials
 from switchman.catalog._spec import ProviderSpec
@@ -272,9 +279,11 @@ async def _open_httpx(
     stack: contextlib.AsyncExitStack, client: httpx.AsyncClient, http: HttpRequest
 ) -> _Opened:
     """Send through httpx's client layer; ``stack`` closes the response."""
-    response = await stack.enter_async_context(
-        client.stream(http.method, http.url, headers=dict(http.headers), json=http.json)
-    )
+    sent = client.build_request(http.method, http.url, headers=dict(http.headers), json=http.json)
+    if http.json is not None:
+        sent.stream = HttpxBody(sent.content)  # (its length as httpx said it)
+    response = await client.send(sent, stream=True)
+    stack.push_async_callback(response.aclose)
     chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
     stack.push_async_callback(_abandon, chunks)
     return response.status_code, dict(response.headers.items()), chunks

@@ -136,6 +136,17 @@ class Body:
         return _Once(self.data)
 
 
+class HttpxBody(httpx.AsyncByteStream):
+    """A ``Body`` as httpx's client layer sends it (through a proxy): its own stream for
+    bytes is an async generator too."""
+
+    def __init__(self, data: bytes) -> None:
+        self._body = Body(data)
+
+    def __aiter__(self) -> _Once:
+        return aiter(self._body)
+
+
 class _Once:
     """One pass over a ``Body``: its bytes, then the end."""
 
