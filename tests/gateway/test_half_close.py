@@ -93,3 +93,22 @@ async def test_a_client_that_half_closes_after_its_request_counts_as_gone(
     assert control.startswith(b"HTTP/1.1 200 ")
     assert answered["status"] == "complete"
     assert [r.outcome for r in server.requests(LONG)] == ["complete"]
+
+
+async def test_a_job_cancelled_before_its_call_reached_the_router_never_starts_it() -> None:
+    """The race above, pinned: the runner's cancel comes before the job's task has run, so
+    the router has no call to cancel (and dropped the cancel); the job must not start one."""
+    from switchman.gateway._jobs import JobRunner
+    from switchman.store import open_store
+    from tests.gateway._fakes import FakeRouter, make_config
+
+    router = FakeRouter(make_config())
+    async with open_store(":memory:") as store, trio.open_nursery() as nursery:
+        runner = JobRunner(router, store, nursery, max_in_flight=4)
+        job_id = await runner.submit(switchman.Call(prompt="hi", model="fast"), owner=None)
+        assert await runner.cancel(job_id, CLIENT_GONE)  # (before the job's task ran)
+        await runner.wait_idle()
+        stored = await store.get_job(job_id)
+    assert router.calls == []
+    assert stored is not None and stored.status == "failed"
+    assert stored.result is not None and stored.result["errors"][0]["code"] == "cancelled"
