@@ -6,6 +6,7 @@ holds the model out (it held it out 300 s for every caller, on anyone's one requ
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 
 import h11
@@ -27,7 +28,10 @@ async def test_a_404_at_deepseeks_beta_is_the_requests_not_the_models(
     def answer(head: h11.Request, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         paths.append(head.target)
         if b"/beta/" in head.target:
-            return 404, [("content-type", "text/plain")], f"no route {head.target!r}".encode()
+            # (the path as servers quote it: whole, without its first slash, encoded)
+            path = head.target.decode()
+            said = f"no route {path}; Cannot POST {path[1:]}; {urllib.parse.quote(path, safe='')}"
+            return 404, [("content-type", "text/plain")], said.encode()
         return chat_reply({"content": "Hi."})
 
     base_url = await nursery.start(serve_answers, answer)
@@ -51,6 +55,7 @@ async def test_a_404_at_deepseeks_beta_is_the_requests_not_the_models(
     assert cut.status == "failed"
     said = " | ".join(e.message for e in cut.errors)
     assert "/beta/chat/completions" in said and "serves no /beta" in said, said
+    assert "Cannot POST <base_url>/beta/chat/completions" in said, said
     assert TOKEN not in json.dumps(switchman.to_jsonable(cut)), said
     assert paths[0] == f"/{TOKEN}/beta/chat/completions".encode()
     # the model serves all else: not held out as a model the provider does not serve

@@ -734,6 +734,9 @@ def hide_base_url(text: str, base_url: str) -> str:
             text = re.sub(scheme + re.escape(parts.netloc + r), "<base_url>", text)
     for r in roots:
         text = re.sub(re.escape(r) + r"(?=[/\s\"'?#),;:]|$)", "<base_url>", text)
+        if len(r) > 8:  # as a server's page may say it too: no leading slash, or encoded
+            text = re.sub(r"(?<![\w/-])" + re.escape(r[1:]) + r"(?![\w-])", "<base_url>", text)
+            text = text.replace(urllib.parse.quote(r, safe=""), "<base_url>")
     if parts.netloc:
         text = re.sub(scheme + re.escape(parts.netloc), "<base_url>", text)
     return text
@@ -776,9 +779,9 @@ def _where(
         # is not held out for it
         _log.warning("%s answered 404 Not Found at %s", error.provider, path)
         return BadRequest(
-            f"{error.message} (at its prefix completion, /beta/chat/completions beside the "
-            "base_url's /v1: this base_url serves no /beta, so a conversation ending with "
-            "the assistant's turn cannot be sent to it)",
+            f"{error.message} (at DeepSeek's prefix completion, /beta/chat/completions, where "
+            "a conversation ending with the assistant's turn goes: a base_url that serves no "
+            "/beta cannot be sent one)",
             provider=error.provider,
             status=error.status,
         )
