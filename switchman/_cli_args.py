@@ -123,6 +123,16 @@ def host_problem(host: str, *, port_from: str = "--port") -> str | None:
     return None
 
 
+def shown_host(text: str) -> str:
+    """``text`` as a bad host's error quotes it: a URL's scheme and host alone (its path
+    or query may hold a token), and nothing of what is no host name at all (a key pasted)."""
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        return repr(f"{scheme}://{re.split(r'[/?#]', rest, maxsplit=1)[0]}/...")
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    return repr(text) if _HOSTNAME.match(bare.partition(":")[0]) else "(not shown)"
+
+
 def host_arg(text: str) -> str:
     """``--host``: a host name or IP address (``[::1]`` kept as ``::1``)."""
     if "@" in text:  # (what is before it is a user and password: never shown)
@@ -132,7 +142,7 @@ def host_arg(text: str) -> str:
         )
     problem = host_problem(text)
     if problem is not None:
-        raise argparse.ArgumentTypeError(f"must be {problem}; got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be {problem}; got {shown_host(text)}")
     return unbracketed(text)
 
 

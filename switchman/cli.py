@@ -41,6 +41,7 @@ from switchman._cli_args import (
     limit_arg,
     port_arg,
     prompt_after_option,
+    shown_host,
     temperature_arg,
     unbracketed,
     url_host,
@@ -511,7 +512,7 @@ def env_host(env: Mapping[str, str] | None = None) -> str:
         )
     problem = host_problem(host, port_from=PORT_ENV)
     if problem is not None:
-        raise CliError(f"{HOST_ENV} must be {problem}; got {raw!r}")
+        raise CliError(f"{HOST_ENV} must be {problem}; got {shown_host(host)}")
     return unbracketed(host)
 
 

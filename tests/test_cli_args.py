@@ -94,6 +94,20 @@ def test_a_host_with_a_user_and_password_is_refused_without_showing_them() -> No
         assert "SECRET" not in str(info.value) and "'***@h'" in str(info.value)
 
 
+def test_a_bad_host_is_quoted_without_what_may_be_a_secret() -> None:
+    """A URL's path or query, and what is no host name at all, are not quoted back."""
+    for host, shown in (
+        ("http://127.0.0.1/?key=SECRET8", "'http://127.0.0.1/...'"),
+        ("https://h/acct-SECRETC/v1", "'https://h/...'"),
+        ("Bearer SECRETB", "(not shown)"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError) as info:
+            host_arg(host)
+        assert "SECRET" not in str(info.value) and str(info.value).endswith(shown)
+    with pytest.raises(argparse.ArgumentTypeError, match="got 'localhost:80'"):
+        host_arg("localhost:80")  # (a plausible host is quoted, to see the typo)
+
+
 def test_an_ipv6_address_is_bracketed_in_urls() -> None:
     assert url_host("::1") == "[::1]" and url_host("[::1]") == "[::1]"
     assert url_host("127.0.0.1") == "127.0.0.1" and url_host("localhost") == "localhost"
