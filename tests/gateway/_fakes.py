@@ -541,6 +541,27 @@ async def running_gateway(
         shutdown.set()
 
 
+@asynccontextmanager
+async def gateway_over_fake(
+    nursery: trio.Nursery, models: Sequence[ModelSpec], **config: Any
+) -> AsyncIterator[tuple[Running, Any]]:
+    """The real gateway over the real router (its ``config`` fields evolved), whose
+    providers are one fake provider server: ``(gateway, server)``."""
+    import switchman
+    from switchman.sim import FakeServerConfig, serve_fake_provider
+    from switchman.store import open_store
+    from tests._httpfleet import ENV, http_fleet
+
+    server = await nursery.start(serve_fake_provider, FakeServerConfig())
+    fleet: Config = attrs.evolve(http_fleet(server, models), **config)
+    async with (
+        switchman.open_router(fleet, env=ENV) as router,
+        open_store(":memory:") as store,
+        running_gateway(router, store=store) as gw,
+    ):
+        yield gw, server
+
+
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 

@@ -6,36 +6,25 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import attrs
 import openai
 import pytest
 import trio
 
-import switchman
-from switchman.catalog import BudgetsConfig, Config, ModelSpec
-from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
-from switchman.store import open_store
-from tests._httpfleet import ENV, PROMPT, PROVIDERS, http_fleet, model
-from tests.gateway._fakes import Running, running_gateway, sdk_ask
+from switchman.catalog import BudgetsConfig, ModelSpec
+from switchman.sim import FakeProviderServer
+from tests._httpfleet import PROMPT, PROVIDERS, model
+from tests.gateway._fakes import Running, gateway_over_fake, sdk_ask
 
 
-@asynccontextmanager
-async def _gateway(
+def _gateway(
     nursery: trio.Nursery, models: Iterable[ModelSpec], **config: Any
-) -> AsyncIterator[tuple[Running, FakeProviderServer]]:
+) -> AbstractAsyncContextManager[tuple[Running, FakeProviderServer]]:
     """The real gateway over the real router, whose providers are one fake server."""
-    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-    fleet: Config = attrs.evolve(http_fleet(server, models), **config)
-    async with (
-        switchman.open_router(fleet, env=ENV) as router,
-        open_store(":memory:") as store,
-        running_gateway(router, store=store) as gw,
-    ):
-        yield gw, server
+    return gateway_over_fake(nursery, list(models), **config)
 
 
 #: $10 per million output tokens: 16,384 of them cost $0.164, 100 of them $0.001

@@ -5,39 +5,30 @@ reached the router before the job's call did, found nothing to cancel and was dr
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import attrs
 import pytest
 import trio
 
 import switchman
-from switchman.catalog import Config, ModelSpec
+from switchman.catalog import ModelSpec
 from switchman.gateway._v1 import CLIENT_GONE
-from switchman.sim import FakeProviderServer, FakeServerConfig, serve_fake_provider
+from switchman.sim import FakeProviderServer
 from switchman.store import open_store
-from tests._httpfleet import ENV, PROMPT, http_fleet, model
-from tests.gateway._fakes import Running, running_gateway
+from tests._httpfleet import PROMPT, model
+from tests.gateway._fakes import Running, gateway_over_fake
 
 #: 150 chunks, 5 ms apart: an answer that takes most of a second
 LONG = "openai/long-600-5"
 
 
-@asynccontextmanager
-async def _gateway(
+def _gateway(
     nursery: trio.Nursery, models: Iterable[ModelSpec], **config: Any
-) -> AsyncIterator[tuple[Running, FakeProviderServer]]:
+) -> AbstractAsyncContextManager[tuple[Running, FakeProviderServer]]:
     """The real gateway over the real router, whose providers are one fake server."""
-    server: FakeProviderServer = await nursery.start(serve_fake_provider, FakeServerConfig())
-    fleet: Config = attrs.evolve(http_fleet(server, models), **config)
-    async with (
-        switchman.open_router(fleet, env=ENV) as router,
-        open_store(":memory:") as store,
-        running_gateway(router, store=store) as gw,
-    ):
-        yield gw, server
+    return gateway_over_fake(nursery, list(models), **config)
 
 
 async def _raw_post(gw: Running, body: dict[str, Any], *, half_close: bool) -> bytes:
@@ -99,7 +90,6 @@ async def test_a_job_cancelled_before_its_call_reached_the_router_never_starts_i
     """The race above, pinned: the runner's cancel comes before the job's task has run, so
     the router has no call to cancel (and dropped the cancel); the job must not start one."""
     from switchman.gateway._jobs import JobRunner
-    from switchman.store import open_store
     from tests.gateway._fakes import FakeRouter, make_config
 
     router = FakeRouter(make_config())
