@@ -244,6 +244,14 @@ class _Loader:
         if isinstance(server.db, str) and server.db.startswith("~"):  # (as a shell would)
             server = attrs.evolve(server, db=os.path.expanduser(server.db))
         router = self.knobs("router", RouterConfig)
+        for name in ("default_ttft_ms", "default_soft_ms"):  # (written out at its default:
+            said = self.table("router").get(name)  # the rule sees only values, in _spec)
+            if said == attrs.fields_dict(RouterConfig)[name].default == getattr(router, name):
+                if said > router.default_hard_ms:
+                    hard = router.default_hard_ms
+                    self.errors.append(
+                        FieldError(f"router.{name}", f"must not exceed default_hard_ms ({hard})")
+                    )
         enabled = [p for p in providers.values() if p.disabled_reason is None]
         # built from what did parse (a part with a mistake is left out), then checked
         # by validate_config's rules: their paths are the TOML ones for these parts

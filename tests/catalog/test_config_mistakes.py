@@ -413,6 +413,10 @@ def test_a_default_deadline_past_the_whole_calls_is_named(tmp_path: Path, name: 
     assert found == {f"router.{name}": "must not exceed default_hard_ms (120000)"}
     assert load(tmp_path, f"[router]\ndefault_hard_ms = 9000\n{name} = 9000\n")
     assert load(tmp_path, "[router]\ndefault_hard_ms = 1000\n")
+    # written out at its default value, it is set all the same
+    default = attrs.fields_dict(RouterConfig)[name].default
+    found = errors(tmp_path, f"[router]\ndefault_hard_ms = 1000\n{name} = {default}\n")
+    assert found == {f"router.{name}": "must not exceed default_hard_ms (1000)"}
 
 
 def test_a_key_naming_a_route_that_is_a_providers_name_is_told_what_it_grants(
