@@ -29,10 +29,18 @@ _CREDENTIAL_WORDS: Final = re.compile(
 _CAMEL_PARTS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
+#: what a credential header's name says run together, in any case (``XAPIKEY``,
+#: ``X-AUTHTOKEN``): words no ordinary header's name holds
+_RUN_TOGETHER: Final = re.compile(
+    r"apikey|accesskey|secretkey|privatekey|subscriptionkey|authtoken|accesstoken|apitoken"
+    r"|sessiontoken|bearertoken|password|passwd|passphrase|authorization|credential"
+)
+
+
 def credential_header(name: str) -> bool:
     """Whether a header named ``name`` carries a credential (by a word of its name, or a
     part of a camelCase word: ``xApiKey``, ``XAuthToken``)."""
-    return any(
+    return _RUN_TOGETHER.search(name.lower()) is not None or any(
         _CREDENTIAL_WORDS.fullmatch(part)
         for word in re.split(r"[-_]", name)
         for part in (word, *_CAMEL_PARTS.findall(word))

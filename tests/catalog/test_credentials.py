@@ -11,7 +11,17 @@ from switchman.catalog._credentials import credential_header, header_credentials
 
 @pytest.mark.parametrize(
     "name",
-    ["xApiKey", "XAuthToken", "ProxyAuthorization", "APIKey", "x-ClientSecret", "sessionId"],
+    [
+        "xApiKey",
+        "XAuthToken",
+        "ProxyAuthorization",
+        "APIKey",
+        "x-ClientSecret",
+        "sessionId",
+        "XAPIKEY",  # (in capitals run together: no camelCase to split at)
+        "X-AUTHTOKEN",
+        "x-subscriptionkey",
+    ],
 )
 def test_a_camel_case_header_name_is_known_for_a_credential(name: str) -> None:
     """Only ``-`` and ``_`` split a name: ``xApiKey``'s value was sent, and shown wherever an
@@ -35,6 +45,8 @@ def test_a_camel_case_header_name_is_known_for_a_credential(name: str) -> None:
         "X-Request-Id",
         "X-Monkey-Id",
         "AuthorName",
+        "X-MONKEY-ID",
+        "X-PASSTHROUGH",
     ],
 )
 def test_other_header_names_are_still_no_credential(name: str) -> None:
