@@ -110,3 +110,13 @@ def call_run(call: switchman.Call, **fields: Any) -> CallRun:
         started=0.0,
     )
     return CallRun(**(base | fields))
+
+
+def drained(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> list[switchman.TraceEvent]:
+    """The events waiting in ``events`` now, without waiting for more."""
+    out = []
+    while True:
+        try:
+            out.append(events.receive_nowait())
+        except trio.WouldBlock:
+            return out

@@ -23,7 +23,7 @@ from switchman.policy._breaker import Breaker, BreakerConfig
 from switchman.policy._learning import LearningConfig
 from switchman.store import open_store
 
-from ._simfleet import fleet, sim_model
+from ._simfleet import drained, fleet, sim_model
 
 FAST = SimProfile(latency_ms=50)
 
@@ -331,12 +331,7 @@ async def test_a_bug_after_an_answer_without_a_budget_is_spend_all_the_same(
         with router.subscribe() as events:
             failed = await router.call(Call(prompt="hi", model="paid"))
             await trio.sleep(1)
-            seen = []
-            while True:
-                try:
-                    seen.append(events.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            seen = drained(events)
         spent = (await router.spend("global"))["day"]
     assert failed.errors[0].code == "internal_error"
     assert spent > 0 and failed.cost_usd == pytest.approx(spent)

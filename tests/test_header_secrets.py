@@ -30,6 +30,7 @@ from switchman.catalog._credentials import (
 )
 from switchman.store import open_store
 from tests._rawhttp import serve_h11
+from tests._simfleet import drained
 from tests._simfleet import streamed as streamed_call
 from tests.gateway._fakes import running_gateway
 
@@ -304,11 +305,7 @@ async def test_the_router_shows_no_credential_an_upstream_echoes(
                 else:
                     result, text = await router.call(call), ""
                 await trio.sleep(0.05)  # the attempt's last events
-                while True:
-                    try:
-                        events.append(feed.receive_nowait())
-                    except trio.WouldBlock:
-                        break
+                events += drained(feed)
             status = router.status()
     assert upstream.seen and upstream.seen[0] == (AZURE, f"Bearer {PROXY}")  # sent, echoed
     assert any(e.type == "attempt.finished" for e in events)

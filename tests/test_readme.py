@@ -69,7 +69,7 @@ async def test_the_trace_events_carry_the_data_the_readme_says(
     opening) has exactly the data keys the table gives its type, at most."""
     from switchman.catalog import BudgetsConfig, SimProfile
 
-    from ._simfleet import fleet, sim_model
+    from ._simfleet import drained, fleet, sim_model
 
     table = _event_table()
     down = sim_model("down", SimProfile(error_rate=1.0))
@@ -83,11 +83,7 @@ async def test_the_trace_events_carry_the_data_the_readme_says(
                 async for _item in replies:
                     pass
         await trio.sleep(1)
-        while True:
-            try:
-                event = events.receive_nowait()
-            except trio.WouldBlock:
-                break
+        for event in drained(events):
             seen.setdefault(event.type, set()).update(event.data)
     assert set(seen) <= set(table), set(seen) - set(table)
     for kind, keys in seen.items():

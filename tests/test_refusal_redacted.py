@@ -13,6 +13,7 @@ import switchman
 from switchman import Call
 from switchman.catalog import config_from_dict
 from tests._rawhttp import chat_reply, serve_answers
+from tests._simfleet import drained
 
 SAID = "I refuse. Reach jane.doe@acme-mail.net or +1 415 555 0134, card 4111 1111 1111 1111."
 
@@ -29,12 +30,7 @@ async def test_a_refusals_words_are_redacted_wherever_they_go(nursery: trio.Nurs
             events = router.subscribe()
             refused = await router.call(Call(prompt="hi", model="openai/gpt-5.4-mini"))
             await trio.sleep(0.1)
-            seen = []
-            while True:
-                try:
-                    seen.append(events.receive_nowait())
-                except trio.WouldBlock:
-                    break
+            seen = drained(events)
             off = await router.call(
                 switchman.call_from_dict(
                     {

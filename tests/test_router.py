@@ -15,7 +15,7 @@ from switchman import Call, Options, Params, Timeouts
 from switchman.catalog import BudgetsConfig, ServerConfig, SimProfile
 from switchman.sim import expected_answer
 
-from ._simfleet import call_run, fleet, routed, sim_model, streamed
+from ._simfleet import call_run, drained, fleet, routed, sim_model, streamed
 
 GOOD = sim_model("good", SimProfile(latency_ms=100, ttft_ms=50))
 
@@ -421,7 +421,7 @@ async def test_cancelling_the_caller_cancels_attempts_and_releases_the_reservati
         assert provider.in_flight == 0
         spent = (await router.spend("global"))["day"]
         assert slow.cost(100, 1) <= spent < estimate  # (a prompt of ~100 tokens)
-        settled = [e.data for e in _drained(events) if e.type == "budget.settled"]
+        settled = [e.data for e in drained(events) if e.type == "budget.settled"]
         assert settled[-1]["amount_usd"] == pytest.approx(spent)
         # what was not billed is free again: a reservation of the same size passes
         with trio.move_on_after(1.0) as scope:
@@ -883,7 +883,7 @@ async def test_a_failed_calls_event_carries_its_latency(autojump_clock: trio.abc
         with router.subscribe() as events:
             result = await router.call(Call(prompt="hi", model="down"))
             await trio.testing.wait_all_tasks_blocked()
-            seen = _drained(events)
+            seen = drained(events)
     assert result.status == "failed"
     (failed,) = [e for e in seen if e.type == "call.failed"]
     assert failed.data["latency_ms"] == pytest.approx(result.latency_ms, abs=0.01)
@@ -1061,7 +1061,7 @@ async def test_the_events_say_why_each_attempt_follows_and_a_release_costs_nothi
         with router.subscribe() as events:
             result = await router.call(Call(prompt="hi", model="r"))
             await trio.testing.wait_all_tasks_blocked()
-            seen = _drained(events)
+            seen = drained(events)
     assert result.status == "complete" and result.model == "good"
     started = [e.data for e in seen if e.type == "attempt.started"]
     assert [s["alias"] for s in started] == ["down", "down", "good"]
@@ -1099,7 +1099,7 @@ async def test_a_breaker_is_told_half_open_when_its_cool_down_ends_and_only_then
             await trio.sleep_until(max(retry_at + 1.0, 6.5))
             changes = [
                 (e.data["from"], e.data["to"])
-                for e in _drained(events)
+                for e in drained(events)
                 if e.type == "breaker.changed"
             ]
             assert changes == [("closed", "open"), ("open", "half_open")]
@@ -1108,20 +1108,10 @@ async def test_a_breaker_is_told_half_open_when_its_cool_down_ends_and_only_then
             await trio.testing.wait_all_tasks_blocked()
             after = [
                 (e.data["from"], e.data["to"])
-                for e in _drained(events)
+                for e in drained(events)
                 if e.type == "breaker.changed"
             ]
     assert after == [("half_open", "closed")]  # the probe's admission is not told again
-
-
-def _drained(events: trio.MemoryReceiveChannel[switchman.TraceEvent]) -> list[switchman.TraceEvent]:
-    """The events waiting in ``events`` now, without waiting for more."""
-    out = []
-    while True:
-        try:
-            out.append(events.receive_nowait())
-        except trio.WouldBlock:
-            return out
 
 
 async def test_the_simulator_stops_at_a_stop_sequence(autojump_clock: trio.abc.Clock) -> None:
@@ -1216,7 +1206,7 @@ async def test_a_trip_is_told_after_the_attempt_that_caused_it(
             for _ in range(4):
                 await router.call(Call(prompt="hi", model="r"))
             await trio.testing.wait_all_tasks_blocked()
-            seen = _drained(events)
+            seen = drained(events)
     kinds = [(e.type, e.data.get("outcome") or e.data.get("to")) for e in seen]
     trip = kinds.index(("breaker.changed", "open"))
     failed = [i for i, k in enumerate(kinds) if k == ("attempt.finished", "error")]
@@ -1240,7 +1230,7 @@ async def test_a_streams_held_back_tail_is_told_before_its_attempt_finished(
                     else:
                         final = event
             await trio.testing.wait_all_tasks_blocked()
-            seen = [e.type for e in _drained(events)]
+            seen = [e.type for e in drained(events)]
     assert final is not None and final.status == "complete"
     assert "".join(deltas) == final.answer
     told = seen.index("attempt.finished")
