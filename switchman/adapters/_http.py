@@ -57,7 +57,6 @@ from switchman.adapters._base import (
 from switchman.adapters._echo import Emit, said_again, without_prefill
 from switchman.adapters._pool import (
     Body,
-    HttpxBody,
     LeanPool,
     LeanTransport,
     SentTwice,
@@ -281,7 +280,7 @@ async def _open_httpx(
     """Send through httpx's client layer; ``stack`` closes the response."""
     sent = client.build_request(http.method, http.url, headers=dict(http.headers), json=http.json)
     if http.json is not None:
-        sent.stream = HttpxBody(sent.content)  # (its length as httpx said it)
+        sent.stream = Body(sent.content)  # (its length as httpx said it)
     response = await client.send(sent, stream=True)
     stack.push_async_callback(response.aclose)
     chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())

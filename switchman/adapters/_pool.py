@@ -121,11 +121,12 @@ class SentTwice(httpcore.NetworkError):
     there too: the upstream may have had it twice, so it is not sent a third time."""
 
 
-class Body:
-    """A request's body of bytes, sent in one piece, as often as it is sent. httpcore's own
-    for bytes yields them from an async generator: a cancellation as the body was being
-    written left that suspended for the garbage collector, which trio warns of (16 calls in
-    400 cancelled within 3 ms of their start)."""
+class Body(httpx.AsyncByteStream):
+    """A request's body of bytes, sent in one piece, as often as it is sent, by httpcore's
+    pool or by httpx's client layer (through a proxy). Their own streams for bytes yield
+    them from an async generator: a cancellation as the body was being written left that
+    suspended for the garbage collector, which trio warns of (16 calls in 400 cancelled
+    within 3 ms of their start)."""
 
     __slots__ = ("data",)
 
@@ -134,17 +135,6 @@ class Body:
 
     def __aiter__(self) -> _Once:
         return _Once(self.data)
-
-
-class HttpxBody(httpx.AsyncByteStream):
-    """A ``Body`` as httpx's client layer sends it (through a proxy): its own stream for
-    bytes is an async generator too."""
-
-    def __init__(self, data: bytes) -> None:
-        self._body = Body(data)
-
-    def __aiter__(self) -> _Once:
-        return aiter(self._body)
 
 
 class _Once:
